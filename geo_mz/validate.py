@@ -1,0 +1,823 @@
+"""Check a layer against its catalog spec and report every problem at once.
+
+Each finding names the file, the row (1-based, in file order), the feature id and the field. The
+checks: missing CRS, unknown/legacy CRS, wrong geometry type, empty or invalid geometry (repaired
+with ``make_valid`` only when asked, and then reported), coordinates outside the expected area,
+missing required fields and values, wrong types, values outside the allowed set or range,
+duplicate ids, non-UTF-8 text, and the standards' warning thresholds named in the spec.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+
+from geo_mz.catalog import FieldSpec, LayerSpec, get_spec
+from geo_mz.errors import CrsError, LayerValidationError, Problem
+from geo_mz.io import read_source
+from geo_mz.projection import (
+    CHINA_DATUMS,
+    LEGACY_DATUMS,
+    STORAGE_CRS,
+    china_datum_to_wgs84,
+    parse_crs,
+)
+
+#: Longitude/latitude box that holds all of China's territory, with a small margin.
+CHINA_BOUNDS = (73.0, 3.0, 136.0, 54.0)
+
+_TRUE = {"true", "t", "yes", "y", "1", "是", "有", "对"}
+_FALSE = {"false", "f", "no", "n", "0", "否", "无", "不"}
+_GEOM_FAMILY = {
+    "Point": ("Point", "MultiPoint"),
+    "LineString": ("LineString", "MultiLineString"),
+    "Polygon": ("Polygon", "MultiPolygon"),
+}
+
+
+@dataclass
+class LayerResult:
+    """A layer after reading and checking: the clean features and every finding.
+
+    Attributes
+    ----------
+    kind
+        Catalog layer name.
+    file
+        Source file as given.
+    gdf
+        Features in the storage CRS (EPSG:4490) with spec dtypes; rows with errors included.
+    problems
+        Errors, warnings and notices, in file order.
+    source_crs
+        The CRS (or China datum) the coordinates were read in.
+    """
+
+    kind: str
+    file: str
+    gdf: gpd.GeoDataFrame
+    problems: list[Problem] = field(default_factory=list)
+    source_crs: str | None = None
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Findings that block an import."""
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings and notices allowed)."""
+        return not self.errors
+
+    def raise_for_errors(self) -> None:
+        """Raise :class:`LayerValidationError` with all problems when there is any error."""
+        if not self.ok:
+            raise LayerValidationError(self.problems)
+
+
+def _ids(gdf: pd.DataFrame, spec: LayerSpec) -> list[str | None]:
+    if spec.id_field not in gdf.columns:
+        return [None] * len(gdf)
+    return [None if _isnull(v) else str(v) for v in gdf[spec.id_field].tolist()]
+
+
+def _isnull(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, str):
+        return v.strip() == ""
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _as_text(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def _coerce(v: Any, ftype: str) -> Any:
+    """Convert one non-null value to the field type; raise ValueError when it cannot be."""
+    if ftype == "string":
+        return _as_text(v)
+    if ftype in ("integer", "float"):
+        if isinstance(v, bool | np.bool_):
+            raise ValueError("a boolean is not a number")
+        x = float(str(v).strip()) if isinstance(v, str) else float(v)
+        if not np.isfinite(x):
+            raise ValueError("not a finite number")
+        if ftype == "integer":
+            if not x.is_integer():
+                raise ValueError("not a whole number")
+            return int(x)
+        return x
+    if ftype == "boolean":
+        if isinstance(v, bool | np.bool_):
+            return bool(v)
+        s = _as_text(v).casefold()
+        if s in _TRUE:
+            return True
+        if s in _FALSE:
+            return False
+        raise ValueError("not a yes/no value")
+    if ftype == "date":
+        if isinstance(v, dt.datetime | pd.Timestamp):
+            return v.date()
+        if isinstance(v, dt.date):
+            return v
+        return dt.date.fromisoformat(_as_text(v)[:10])
+    if ftype == "datetime":
+        if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+            return pd.Timestamp(v)
+        ts = (
+            pd.Timestamp(v)
+            if not isinstance(v, str)
+            else pd.Timestamp(dt.datetime.fromisoformat(v.strip()))
+        )
+        if ts is pd.NaT:
+            raise ValueError("not a date-time")
+        return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
+    raise ValueError(f"unknown type {ftype}")
+
+
+_DTYPES = {"integer": "Int64", "float": "float64", "boolean": "boolean"}
+
+
+def _typed_column(values: list[Any], ftype: str) -> pd.Series:
+    if ftype in _DTYPES:
+        return pd.Series(pd.array(values, dtype=_DTYPES[ftype]))
+    if ftype == "datetime":
+        return pd.Series(pd.to_datetime(pd.Series(values, dtype=object)), dtype="datetime64[ms]")
+    if ftype == "string":
+        return pd.Series(values, dtype="str")
+    return pd.Series(values, dtype=object)
+
+
+def _rename_columns(
+    df: pd.DataFrame, spec: LayerSpec, file: str
+) -> tuple[pd.DataFrame, dict[str, str], list[Problem]]:
+    """Match columns to fields by name, case-insensitively, by title, or by a 10-char DBF name."""
+    problems: list[Problem] = []
+    by_key: dict[str, str] = {}
+    for f in spec.fields:
+        by_key.setdefault(f.name.casefold(), f.name)
+        by_key.setdefault(f.title_zh, f.name)
+        by_key.setdefault(f.title_en.casefold(), f.name)
+        if len(f.name) > 10:  # shapefiles (DBF) cut field names to 10 characters
+            by_key.setdefault(f.name[:10].casefold(), f.name)
+    renames: dict[str, str] = {}
+    present = set(df.columns)
+    for col in df.columns:
+        if col == "geometry" or col in spec.field_names:
+            continue
+        target = by_key.get(str(col).strip()) or by_key.get(str(col).strip().casefold())
+        if target and target not in present and target not in renames.values():
+            renames[col] = target
+            problems.append(
+                Problem(
+                    file,
+                    None,
+                    None,
+                    target,
+                    "renamed_field",
+                    f"column '{col}' read as field '{target}'",
+                    "notice",
+                )
+            )
+    return df.rename(columns=renames), renames, problems
+
+
+def _check_fields(
+    df: pd.DataFrame, spec: LayerSpec, file: str, ids: list[str | None]
+) -> tuple[dict[str, pd.Series], list[Problem]]:
+    problems: list[Problem] = []
+    out: dict[str, pd.Series] = {}
+    n = len(df)
+    absent_optional = []
+    for f in spec.fields:
+        if f.name not in df.columns:
+            if f.required:
+                problems.append(
+                    Problem(
+                        file,
+                        None,
+                        None,
+                        f.name,
+                        "missing_field",
+                        f"required field '{f.name}' ({f.title_zh}) is not in the file; "
+                        f"columns are {[c for c in df.columns if c != 'geometry']}",
+                    )
+                )
+            else:
+                absent_optional.append(f.name)
+            out[f.name] = _typed_column([None] * n, f.type)
+            continue
+        out[f.name] = _check_field(df[f.name].tolist(), f, file, ids, problems)
+    if absent_optional:
+        problems.append(
+            Problem(
+                file,
+                None,
+                None,
+                None,
+                "absent_optional_fields",
+                f"optional fields not in the file, left empty: {absent_optional}",
+                "notice",
+            )
+        )
+    for f in spec.fields:
+        if f.max_field is not None and f.name in df.columns and f.max_field in df.columns:
+            a, b = out[f.name], out[f.max_field]
+            bad = (a > b).fillna(False).to_numpy(dtype=bool)
+            for i in np.flatnonzero(bad):
+                problems.append(
+                    Problem(
+                        file,
+                        int(i) + 1,
+                        ids[i],
+                        f.name,
+                        "exceeds_field",
+                        f"{f.name}={a.iloc[i]} is greater than {f.max_field}={b.iloc[i]}",
+                    )
+                )
+    return out, problems
+
+
+def _check_field(
+    values: list[Any], f: FieldSpec, file: str, ids: list[str | None], problems: list[Problem]
+) -> pd.Series:
+    lookup = f.lookup() if f.values else None
+    codes = [v.code for v in f.values]
+    pattern = re.compile(f.pattern) if f.pattern else None
+    normalised: dict[str, str] = {}
+    clean: list[Any] = []
+    for i, v in enumerate(values):
+        row, fid = i + 1, ids[i]
+        if _isnull(v):
+            if f.required:
+                problems.append(
+                    Problem(
+                        file,
+                        row,
+                        fid,
+                        f.name,
+                        "missing_required",
+                        f"required value of '{f.name}' ({f.title_zh}) is empty",
+                    )
+                )
+            clean.append(None)
+            continue
+        try:
+            x = _coerce(v, f.type)
+        except (ValueError, TypeError, OverflowError) as exc:
+            problems.append(
+                Problem(
+                    file, row, fid, f.name, "wrong_type", f"{v!r} is not a valid {f.type} ({exc})"
+                )
+            )
+            clean.append(None)
+            continue
+        if lookup is not None:
+            code = lookup.get(x) or lookup.get(x.casefold())
+            if code is None:
+                shown = codes if len(codes) <= 12 else [*codes[:12], "..."]
+                problems.append(
+                    Problem(
+                        file,
+                        row,
+                        fid,
+                        f.name,
+                        "not_allowed",
+                        f"{x!r} is not an allowed value; expected one of {shown} "
+                        f"(or their Chinese/English labels)",
+                    )
+                )
+                clean.append(None)
+                continue
+            if code != x:
+                normalised.setdefault(x, code)
+            x = code
+        if pattern is not None and not pattern.fullmatch(x):
+            problems.append(
+                Problem(
+                    file,
+                    row,
+                    fid,
+                    f.name,
+                    "bad_pattern",
+                    f"{x!r} does not match the pattern {f.pattern}",
+                )
+            )
+        if isinstance(x, int | float):
+            if f.min is not None and x < f.min:
+                problems.append(
+                    Problem(
+                        file,
+                        row,
+                        fid,
+                        f.name,
+                        "out_of_range",
+                        f"{x} is below the minimum {f.min} {f.unit or ''}".rstrip(),
+                    )
+                )
+            if f.max is not None and x > f.max:
+                problems.append(
+                    Problem(
+                        file,
+                        row,
+                        fid,
+                        f.name,
+                        "out_of_range",
+                        f"{x} is above the maximum {f.max} {f.unit or ''}".rstrip(),
+                    )
+                )
+            if f.warn_min is not None and x < f.warn_min.value:
+                problems.append(
+                    Problem(
+                        file,
+                        row,
+                        fid,
+                        f.name,
+                        "below_standard",
+                        f"{x} {f.unit or ''}: {f.warn_min.zh} / {f.warn_min.en} "
+                        f"[{f.warn_min.source}]",
+                        "warning",
+                    )
+                )
+            if f.warn_max is not None and x > f.warn_max.value:
+                problems.append(
+                    Problem(
+                        file,
+                        row,
+                        fid,
+                        f.name,
+                        "above_standard",
+                        f"{x} {f.unit or ''}: {f.warn_max.zh} / {f.warn_max.en} "
+                        f"[{f.warn_max.source}]",
+                        "warning",
+                    )
+                )
+        if isinstance(x, str) and ("\ufffd" in x or re.search("[\udc80-\udcff]", x)):
+            problems.append(
+                Problem(
+                    file,
+                    row,
+                    fid,
+                    f.name,
+                    "non_utf8",
+                    "text holds undecodable bytes (shown as \ufffd); re-save as UTF-8",
+                )
+            )
+        clean.append(x)
+    if normalised:
+        examples = ", ".join(f"{k}→{v}" for k, v in list(normalised.items())[:5])
+        problems.append(
+            Problem(
+                file,
+                None,
+                None,
+                f.name,
+                "normalised_labels",
+                f"labels stored as their codes: {examples}",
+                "notice",
+            )
+        )
+    return _typed_column(clean, f.type)
+
+
+def _check_geometry(
+    gs: gpd.GeoSeries,
+    spec: LayerSpec,
+    file: str,
+    ids: list[str | None],
+    *,
+    repair: bool,
+    area: tuple[float, float, float, float] | None,
+    crs_known: bool,
+) -> tuple[np.ndarray, list[Problem]]:
+    problems: list[Problem] = []
+    geoms = np.asarray(gs.values, dtype=object).copy()
+    allowed = _GEOM_FAMILY[spec.geometry]
+    if shapely.has_z(geoms[~shapely.is_missing(geoms)]).any():
+        geoms = shapely.force_2d(geoms)
+        problems.append(
+            Problem(
+                file,
+                None,
+                None,
+                "geometry",
+                "dropped_z",
+                "Z coordinates dropped (layers are stored 2D)",
+                "notice",
+            )
+        )
+    for i, g in enumerate(geoms):
+        row, fid = i + 1, ids[i]
+        if g is None or shapely.is_missing(g) or g.is_empty:
+            problems.append(
+                Problem(
+                    file, row, fid, "geometry", "empty_geometry", "geometry is missing or empty"
+                )
+            )
+            geoms[i] = None
+            continue
+        gtype = g.geom_type
+        if gtype not in allowed:
+            problems.append(
+                Problem(
+                    file,
+                    row,
+                    fid,
+                    "geometry",
+                    "wrong_geometry_type",
+                    f"geometry is {gtype}; layer '{spec.name}' expects {spec.geometry}",
+                )
+            )
+            geoms[i] = None
+            continue
+        if gtype.startswith("Multi") and spec.geometry != "Polygon":
+            if len(g.geoms) != 1:
+                problems.append(
+                    Problem(
+                        file,
+                        row,
+                        fid,
+                        "geometry",
+                        "wrong_geometry_type",
+                        f"{gtype} with {len(g.geoms)} parts; layer '{spec.name}' expects "
+                        f"one {spec.geometry} per feature (split it first)",
+                    )
+                )
+                geoms[i] = None
+                continue
+            g = g.geoms[0]
+        if not g.is_valid:
+            reason = shapely.is_valid_reason(g)
+            if not repair:
+                problems.append(
+                    Problem(
+                        file,
+                        row,
+                        fid,
+                        "geometry",
+                        "invalid_geometry",
+                        f"invalid geometry: {reason} (repair with --repair / repair=True)",
+                    )
+                )
+                geoms[i] = None
+                continue
+            fixed = shapely.make_valid(g)
+            if spec.geometry == "Polygon":
+                parts = [p for p in getattr(fixed, "geoms", [fixed]) if p.geom_type in allowed]
+                fixed = shapely.union_all(parts) if parts else None
+            if fixed is None or fixed.is_empty or fixed.geom_type not in allowed:
+                problems.append(
+                    Problem(
+                        file,
+                        row,
+                        fid,
+                        "geometry",
+                        "invalid_geometry",
+                        f"invalid geometry ({reason}) and make_valid could not repair it",
+                    )
+                )
+                geoms[i] = None
+                continue
+            problems.append(
+                Problem(
+                    file,
+                    row,
+                    fid,
+                    "geometry",
+                    "repaired_geometry",
+                    f"repaired with make_valid: {reason}",
+                    "warning",
+                )
+            )
+            g = fixed
+        if spec.geometry == "Polygon" and g.geom_type == "Polygon":
+            g = shapely.MultiPolygon([g])
+        geoms[i] = g
+    if crs_known and area is not None:
+        minx, miny, maxx, maxy = area
+        present = ~shapely.is_missing(geoms)
+        b = np.full((len(geoms), 4), np.nan)
+        b[present] = shapely.bounds(geoms[present])
+        outside = present & (
+            (b[:, 0] < minx) | (b[:, 2] > maxx) | (b[:, 1] < miny) | (b[:, 3] > maxy)
+        )
+        for i in np.flatnonzero(outside):
+            x, y = b[i, 0], b[i, 1]
+            hint = ""
+            if minx <= y <= maxx and miny <= x <= maxy:
+                hint = "; longitude and latitude look swapped"
+            elif abs(x) > 180 or abs(y) > 90:
+                hint = "; these look like projected metres: is the file's CRS right?"
+            problems.append(
+                Problem(
+                    file,
+                    int(i) + 1,
+                    ids[i],
+                    "geometry",
+                    "outside_area",
+                    f"coordinates ({x:.6f}, {y:.6f}) are outside the expected area "
+                    f"[{minx}, {miny}, {maxx}, {maxy}]{hint}",
+                )
+            )
+    return geoms, problems
+
+
+def check_layer(
+    gdf: gpd.GeoDataFrame,
+    spec: LayerSpec,
+    *,
+    file: str = "<memory>",
+    repair: bool = False,
+    area: tuple[float, float, float, float] | None = CHINA_BOUNDS,
+) -> tuple[gpd.GeoDataFrame, list[Problem]]:
+    """Check features already in the storage CRS against a spec.
+
+    Parameters
+    ----------
+    gdf
+        Features in EPSG:4490 or EPSG:4326 (or without CRS, reported as an error).
+    spec
+        The layer spec.
+    file
+        Name used in messages.
+    repair
+        Repair invalid geometries with ``shapely.make_valid`` (each repair is reported).
+    area
+        Expected lon/lat bounds ``(minx, miny, maxx, maxy)``; China by default, None to skip.
+
+    Returns
+    -------
+    tuple
+        The typed layer (spec fields in spec order, then extra columns, then geometry) and the
+        list of problems.
+    """
+    problems: list[Problem] = []
+    crs_known = gdf.crs is not None
+    if not crs_known:
+        problems.append(
+            Problem(
+                file,
+                None,
+                None,
+                "geometry",
+                "missing_crs",
+                "the file has no CRS; give it with --source-crs (e.g. EPSG:4490, "
+                "EPSG:4326, gcj02, bd09)",
+            )
+        )
+    elif CRS.from_user_input(gdf.crs).is_projected:
+        problems.append(
+            Problem(
+                file,
+                None,
+                None,
+                "geometry",
+                "not_storage_crs",
+                f"features are in projected {gdf.crs.to_string()}; convert to "
+                f"{STORAGE_CRS} before checking (prepare_layer does this)",
+            )
+        )
+        crs_known = False
+    df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    df.columns = [str(c) for c in df.columns]
+    df, _, renamed = _rename_columns(df, spec, file)
+    problems += renamed
+    ids = _ids(df, spec)
+    fields, field_problems = _check_fields(df, spec, file, ids)
+    problems += field_problems
+    # Duplicate ids: every repeat after the first is an error that names the first row.
+    first: dict[str, int] = {}
+    for i, fid in enumerate(ids):
+        if fid is None:
+            continue
+        if fid in first:
+            problems.append(
+                Problem(
+                    file,
+                    i + 1,
+                    fid,
+                    spec.id_field,
+                    "duplicate_id",
+                    f"id {fid!r} already used by row {first[fid] + 1}",
+                )
+            )
+        else:
+            first[fid] = i
+    extras = [c for c in df.columns if c not in spec.field_names]
+    if extras:
+        problems.append(
+            Problem(
+                file,
+                None,
+                None,
+                None,
+                "extra_fields",
+                f"fields not in the '{spec.name}' spec kept as extra attributes: {extras}",
+                "notice",
+            )
+        )
+    geoms, geom_problems = _check_geometry(
+        gdf.geometry, spec, file, ids, repair=repair, area=area, crs_known=crs_known
+    )
+    problems += geom_problems
+    data = {
+        name: s.to_numpy() if not isinstance(s.dtype, pd.api.extensions.ExtensionDtype) else s.array
+        for name, s in fields.items()
+    }
+    for c in extras:
+        data[c] = df[c].to_numpy()
+    out = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(list(geoms)).values, crs=gdf.crs)
+    out.index = gdf.index
+    problems.sort(key=lambda p: p.row if p.row is not None else -1)
+    return out, problems
+
+
+def _resolve_crs(
+    src_crs: CRS | None, source_crs: str | None, file: str, from_file: bool
+) -> tuple[str | None, Problem | None]:
+    """Decide the CRS the coordinates are in; returns (crs or china datum, problem)."""
+    if source_crs is not None and source_crs.lower() in CHINA_DATUMS:
+        if src_crs is not None and not CRS.from_user_input(src_crs).is_geographic:
+            return None, Problem(
+                file,
+                None,
+                None,
+                "geometry",
+                "crs_conflict",
+                f"--source-crs {source_crs} needs degrees, but the file is in "
+                f"projected {src_crs.to_string()}",
+            )
+        return source_crs.lower(), None
+    given = parse_crs(source_crs)
+    if (
+        given is not None
+        and src_crs is not None
+        and from_file
+        and not CRS.from_user_input(src_crs).equals(given)
+    ):
+        return None, Problem(
+            file,
+            None,
+            None,
+            "geometry",
+            "crs_conflict",
+            f"the file says its CRS is {src_crs.to_string()} but --source-crs says "
+            f"{given.to_string()}; fix the file's .prj/CRS or drop --source-crs",
+        )
+    crs = given or src_crs
+    if crs is None:
+        return None, None
+    epsg = CRS.from_user_input(crs).to_epsg()
+    if epsg in LEGACY_DATUMS:
+        return None, Problem(
+            file,
+            None,
+            None,
+            "geometry",
+            "legacy_datum",
+            f"coordinates are on the {LEGACY_DATUMS[epsg]} datum (EPSG:{epsg}); "
+            f"transform them to CGCS2000 with the surveyed 7-parameter set first "
+            f"(a parameter-free transform can be off by 100 m)",
+        )
+    return CRS.from_user_input(crs).to_string(), None
+
+
+def prepare_layer(
+    path: str | Path,
+    kind: str,
+    *,
+    source_crs: str | None = None,
+    layer_name: str | None = None,
+    encoding: str | None = None,
+    lon_field: str | None = None,
+    lat_field: str | None = None,
+    repair: bool = False,
+    area: tuple[float, float, float, float] | None = CHINA_BOUNDS,
+    catalog_dir: str | Path | None = None,
+) -> LayerResult:
+    """Read a file, convert it to the storage CRS and check it against the spec of ``kind``.
+
+    Data problems do not raise: they are all collected in the result (call
+    :meth:`LayerResult.raise_for_errors` or use :func:`load_layer` to raise).
+
+    Parameters
+    ----------
+    path
+        GeoPackage, GeoJSON, Shapefile or CSV (lon/lat columns).
+    kind
+        Catalog layer name, e.g. ``"elder_care"``.
+    source_crs
+        CRS of the coordinates when the file has none (CSV) or to state it: ``EPSG:4490``,
+        ``EPSG:4326``, or ``gcj02`` / ``bd09`` for Amap/echarts or Baidu coordinates, which are
+        converted to WGS84.
+    layer_name, encoding, lon_field, lat_field
+        Passed to :func:`geo_mz.io.read_source`.
+    repair
+        Repair invalid geometries with ``make_valid`` (reported per feature).
+    area
+        Expected lon/lat bounds; features outside are errors.
+    catalog_dir
+        Alternative catalog folder.
+
+    Returns
+    -------
+    LayerResult
+    """
+    spec = get_spec(kind, catalog_dir)
+    src = read_source(
+        path, layer=layer_name, encoding=encoding, lon_field=lon_field, lat_field=lat_field
+    )
+    problems = list(src.problems)
+    gdf = src.gdf
+    file = src.file
+    crs, crs_problem = _resolve_crs(gdf.crs, source_crs, file, src.crs_from_file)
+    if crs_problem is not None:
+        problems.append(crs_problem)
+        gdf = gdf.set_crs(None, allow_override=True)
+        crs_for_check = None
+    elif crs is None:
+        crs_for_check = None
+    else:
+        if crs in CHINA_DATUMS:
+            gdf = china_datum_to_wgs84(gdf.set_crs(None, allow_override=True), crs)  # type: ignore[arg-type]
+        else:
+            gdf = gdf.set_crs(crs, allow_override=True)
+        try:
+            gdf = gdf.to_crs(STORAGE_CRS)
+        except Exception as exc:
+            raise CrsError(f"{file}: cannot transform from {crs} to {STORAGE_CRS}: {exc}") from exc
+        crs_for_check = STORAGE_CRS
+    if crs_for_check is None:
+        gdf = gdf.set_crs(None, allow_override=True)
+    renamed_df, renames, rename_notes = _rename_columns(gdf, spec, file)
+    gdf = gpd.GeoDataFrame(renamed_df, geometry=gdf.geometry.name, crs=gdf.crs)
+    problems = [replace(p, field=renames.get(p.field, p.field)) if p.field else p for p in problems]
+    out, checks = check_layer(gdf, spec, file=file, repair=repair, area=area)
+    # Undecodable text is reported once, by the reader, which knows the original bytes.
+    seen = {(p.row, p.field) for p in problems if p.code == "non_utf8"}
+    checks = [p for p in checks if not (p.code == "non_utf8" and (p.row, p.field) in seen)]
+    checks = rename_notes + checks
+    if crs_problem is not None:
+        checks = [p for p in checks if p.code != "missing_crs"]
+    ids = _ids(out, spec)
+    # Problems found while reading (e.g. a bad coordinate) learn their feature id here.
+    problems = [
+        replace(p, feature_id=ids[p.row - 1])
+        if p.feature_id is None and p.row is not None and 0 < p.row <= len(ids)
+        else p
+        for p in problems
+    ]
+    result_problems = problems + checks
+    result_problems.sort(key=lambda p: p.row if p.row is not None else -1)
+    return LayerResult(kind, file, out, result_problems, crs)
+
+
+def load_layer(path: str | Path, kind: str, **kwargs: Any) -> gpd.GeoDataFrame:
+    """Read and check a layer file; return it in EPSG:4490 or raise with every problem.
+
+    Parameters
+    ----------
+    path
+        The source file.
+    kind
+        Catalog layer name.
+    **kwargs
+        Options of :func:`prepare_layer` (``source_crs``, ``repair``, ``area``, ...).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+
+    Raises
+    ------
+    LayerValidationError
+        Listing all errors, each with file, row, id and field.
+    """
+    result = prepare_layer(path, kind, **kwargs)
+    result.raise_for_errors()
+    return result.gdf
+
+
+def summarize(problems: Sequence[Problem]) -> dict[str, int]:
+    """Count problems by severity."""
+    counts = {"error": 0, "warning": 0, "notice": 0}
+    for p in problems:
+        counts[p.severity] = counts.get(p.severity, 0) + 1
+    return counts

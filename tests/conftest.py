@@ -1,0 +1,58 @@
+"""Shared fixtures: the shared real data folder and small layer-file writers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the checkout; CI always has it, so there it must not be skipped."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{SHARED_DATA} is missing in CI")
+        pytest.skip("../shared/data is not beside this checkout")
+    return SHARED_DATA
+
+
+def feature(props: dict, geometry: dict | None) -> dict:
+    return {"type": "Feature", "properties": props, "geometry": geometry}
+
+
+def point(x: float, y: float) -> dict:
+    return {"type": "Point", "coordinates": [x, y]}
+
+
+def write_geojson(path: Path, features: list[dict], *, crs: str | None = "EPSG:4326") -> Path:
+    fc: dict = {"type": "FeatureCollection", "features": features}
+    if crs is not None and crs != "EPSG:4326":
+        fc["crs"] = {"type": "name", "properties": {"name": crs}}
+    path.write_text(json.dumps(fc, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def care_props(i: int, **over: object) -> dict:
+    """A valid elder_care feature's attributes."""
+    p = {
+        "facility_id": f"F{i}",
+        "name": f"养老院{i}",
+        "kind": "nursing_home",
+        "status": "operating",
+        "beds": 100,
+        "nursing_beds": 60,
+    }
+    p.update(over)
+    return p
+
+
+@pytest.fixture
+def good_care_file(tmp_path: Path) -> Path:
+    feats = [feature(care_props(i), point(113.05 + i * 0.001, 22.60)) for i in range(3)]
+    return write_geojson(tmp_path / "care.geojson", feats)

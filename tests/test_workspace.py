@@ -1,0 +1,209 @@
+import datetime as dt
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+import pytest
+import shapely
+from geopandas.testing import assert_geodataframe_equal
+
+import geo_mz.workspace as workspace_mod
+from geo_mz.errors import LayerValidationError, WorkspaceError
+from geo_mz.workspace import Workspace, file_sha256, open_workspace
+
+from .conftest import care_props, feature, point, write_geojson
+
+PENGJIANG = (112.9, 22.45, 113.25, 22.85)
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return Workspace.create(
+        tmp_path / "ws.gpkg", name="江门市蓬江区", adcode="440703", bounds=PENGJIANG
+    )
+
+
+def markers() -> gpd.GeoDataFrame:
+    """A layer using every field type: string, integer, date, plus nulls."""
+    return gpd.GeoDataFrame(
+        {
+            "marker_id": ["M1", "M2"],
+            "number": ["0304001Q", "0304002Q"],
+            "line_id": ["L0304", "L0304"],
+            "line_name": ["蓬江区—江海区", None],
+            "side_a_adcode": ["440703", "440703"],
+            "side_b_adcode": ["440704", "440704"],
+            "marker_type": ["single", "single"],
+            "status": ["intact", "missing"],
+            "emplaced_year": pd.array([2001, None], dtype="Int64"),
+            "last_inspected": [dt.date(2021, 5, 6), None],
+        },
+        geometry=[shapely.Point(113.1, 22.6), shapely.Point(113.11, 22.59)],
+        crs="EPSG:4490",
+    )
+
+
+def incidents() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {
+            "incident_id": ["I1", "I2"],
+            "kind": ["flood", "road_blocked"],
+            "description": ["水浸街", None],
+            "reported_at": pd.to_datetime(["2026-06-01T08:30:00", "2026-06-01T09:00:00"]).astype(
+                "datetime64[ms]"
+            ),
+            "reporter": ["张三", "李四"],
+            "people_affected": pd.array([12, None], dtype="Int64"),
+            "status": ["reported", "closed"],
+        },
+        geometry=[shapely.Point(113.05, 22.61), shapely.Point(113.06, 22.62)],
+        crs="EPSG:4490",
+    )
+
+
+def shelters() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {
+            "shelter_id": ["S1"],
+            "name": ["白沙公园"],
+            "shelter_class": ["II"],
+            "effective_area_m2": [5000.0],
+            "capacity_persons": pd.array([3000], dtype="Int64"),
+            "is_open": pd.array([None], dtype="boolean"),
+        },
+        geometry=[shapely.Point(113.07, 22.6)],
+        crs="EPSG:4490",
+    )
+
+
+PROV = {"synthetic": True, "source": "test", "method": "hand-made"}
+
+
+def test_new_workspace_records_its_crs_and_area(ws: Workspace):
+    meta = ws.metadata
+    assert meta["storage_crs"] == "EPSG:4490"
+    assert meta["measure_crs"] == "EPSG:4547"  # CGCS2000 3-degree GK CM 114E for Pengjiang
+    assert meta["bounds"] == PENGJIANG
+    assert ws.layers() == []
+    assert Path(ws.path).stat().st_mode & 0o777 != 0o600
+
+
+@pytest.mark.parametrize("make", [markers, incidents, shelters])
+def test_round_trip_geodataframe_geopackage(ws: Workspace, make):
+    gdf = make()
+    kind = {markers: "boundary_markers", incidents: "incidents", shelters: "shelters"}[make]
+    ws.write_layers({kind: gdf}, {kind: PROV})
+    back = ws.read(kind)
+    expected = gdf.reindex(columns=[*ws.read(kind).columns])
+    # optional fields absent from the input come back as empty columns of the right type
+    for col in expected.columns:
+        if expected[col].isna().all() and col != "geometry":
+            expected[col] = back[col]
+    assert_geodataframe_equal(back, expected, check_dtype=True, check_like=False)
+    assert back["geometry"].crs == "EPSG:4490"
+    # and the GeoPackage is a plain one: GDAL/QGIS read it without geo_mz
+    assert len(pyogrio.read_dataframe(ws.path, layer=kind)) == len(gdf)
+
+
+def test_failed_import_leaves_the_geopackage_byte_identical(
+    ws: Workspace, tmp_path: Path, good_care_file: Path
+):
+    ws.import_file(good_care_file, "elder_care")
+    before = file_sha256(ws.path)
+    bad = write_geojson(
+        tmp_path / "bad.geojson",
+        [
+            feature(care_props(1), point(113.05, 22.6)),
+            feature(care_props(2, kind="rocket"), point(113.05, 22.6)),
+        ],
+    )
+    with pytest.raises(LayerValidationError):
+        ws.import_file(bad, "elder_care")
+    assert file_sha256(ws.path) == before
+    assert len(ws.read("elder_care")) == 3
+    assert sorted(p.name for p in ws.path.parent.glob(".*tmp*")) == []
+
+
+def test_outside_the_workspace_area_is_refused(ws: Workspace, tmp_path: Path):
+    far = write_geojson(tmp_path / "far.geojson", [feature(care_props(1), point(116.4, 39.9))])
+    with pytest.raises(LayerValidationError, match="outside the expected area"):
+        ws.import_file(far, "elder_care")
+
+
+def test_a_crash_while_writing_changes_nothing(ws: Workspace, monkeypatch):
+    ws.write_layers({"shelters": shelters()}, {"shelters": PROV})
+    before = file_sha256(ws.path)
+    real = pyogrio.write_dataframe
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(workspace_mod.pyogrio, "write_dataframe", flaky)
+    with pytest.raises(WorkspaceError, match="unchanged"):
+        ws.write_layers(
+            {"boundary_markers": markers(), "incidents": incidents()},
+            {"boundary_markers": PROV, "incidents": PROV},
+        )
+    assert file_sha256(ws.path) == before
+    assert ws.layers() == ["shelters"]
+
+
+def test_one_bad_layer_blocks_the_whole_write(ws: Workspace):
+    bad = markers()
+    bad.loc[1, "number"] = "12"
+    with pytest.raises(LayerValidationError) as exc:
+        ws.write_layers(
+            {"incidents": incidents(), "boundary_markers": bad},
+            {"incidents": PROV, "boundary_markers": PROV},
+        )
+    (err,) = [p for p in exc.value.problems if p.severity == "error"]
+    assert (err.file, err.row, err.field, err.code) == (
+        "boundary_markers",
+        2,
+        "number",
+        "bad_pattern",
+    )
+    assert ws.layers() == []
+
+
+def test_provenance_and_info(ws: Workspace, good_care_file: Path):
+    ws.write_layers({"shelters": shelters()}, {"shelters": PROV})
+    ws.import_file(good_care_file, "elder_care")
+    info = ws.info()
+    assert info["name"] == "江门市蓬江区" and info["adcode"] == "440703"
+    recs = {r["layer"]: r for r in info["layers"]}
+    assert recs["shelters"]["synthetic"] is True and recs["shelters"]["method"] == "hand-made"
+    assert recs["elder_care"]["synthetic"] is False
+    assert recs["elder_care"]["sha256"] == file_sha256(good_care_file)
+    assert recs["elder_care"]["rows"] == 3 and recs["elder_care"]["title_zh"] == "养老服务设施"
+
+
+def test_gcj02_import_is_converted_and_recorded(ws: Workspace, tmp_path: Path):
+    import numpy as np
+
+    from geo_mz.projection import wgs84_to_gcj02
+
+    lon, lat = wgs84_to_gcj02(np.array([113.05]), np.array([22.6]))
+    src = write_geojson(
+        tmp_path / "amap.geojson", [feature(care_props(1), point(float(lon[0]), float(lat[0])))]
+    )
+    ws.import_file(src, "elder_care", source_crs="gcj02")
+    p = ws.read("elder_care").geometry.iloc[0]
+    assert p.x == pytest.approx(113.05, abs=1e-8) and p.y == pytest.approx(22.6, abs=1e-8)
+    assert ws.info()["layers"][0]["source_crs"] == "gcj02"
+
+
+def test_not_a_workspace(tmp_path: Path, good_care_file: Path):
+    with pytest.raises(WorkspaceError, match="no such workspace"):
+        Workspace(tmp_path / "none.gpkg")
+    plain = tmp_path / "plain.gpkg"
+    gpd.read_file(good_care_file).to_file(plain)
+    with pytest.raises(WorkspaceError, match="not a geo_mz workspace"):
+        open_workspace(plain)
+    with pytest.raises(WorkspaceError, match="already exists"):
+        Workspace.create(plain, name="x", adcode="440703", bounds=PENGJIANG)
