@@ -1,0 +1,423 @@
+"""Tests of geo_mz.maps (folium map of layers) and geo_mz.report (the HTML report)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pytest
+from shapely.geometry import LineString, Point, Polygon
+
+from geo_mz.errors import CrsError, Problem
+from geo_mz.maps import layers_map, save_map
+from geo_mz.report import MAX_PROBLEMS_SHOWN, Kpi, LayerCheck, write_report
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def elder_care() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {
+            "facility_id": ["EC001", "EC002"],
+            "name": ["白沙<b>养老院</b>", "潮连助餐点"],
+            "kind": ["nursing_home", "meal_point"],
+            "status": ["operating", "planned"],
+            "beds": [120, None],
+        },
+        geometry=[Point(113.08, 22.60), Point(113.10, 22.62)],
+        crs="EPSG:4490",
+    )
+
+
+@pytest.fixture
+def roads() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {
+            "road_id": ["R1", "R2"],
+            "name": ["建设路", "乡道"],
+            "road_class": ["primary", "rural"],
+            "speed_kmh": [50.0, 30.0],
+            "oneway": [True, False],
+        },
+        geometry=[
+            LineString([(113.07, 22.59), (113.11, 22.63)]),
+            LineString([(113.11, 22.63), (113.12, 22.65)]),
+        ],
+        crs="EPSG:4490",
+    )
+
+
+@pytest.fixture
+def admin_units() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {
+            "adcode": ["440703001", "440703002"],
+            "name": ["白沙街道", "潮连街道"],
+            "level": ["town", "town"],
+            "parent_adcode": ["440703", "440703"],
+        },
+        geometry=[
+            Polygon([(113.05, 22.57), (113.10, 22.57), (113.10, 22.62), (113.05, 22.62)]),
+            Polygon([(113.10, 22.57), (113.15, 22.57), (113.15, 22.66), (113.10, 22.66)]),
+        ],
+        crs="EPSG:4490",
+    )
+
+
+def _population(n: int) -> gpd.GeoDataFrame:
+    rng = np.random.default_rng(42)
+    return gpd.GeoDataFrame(
+        {
+            "cell_id": [f"C{i:05d}" for i in range(n)],
+            "pop_total": rng.uniform(50, 500, n),
+            "pop_60plus": rng.uniform(0, 50, n),
+        },
+        geometry=gpd.points_from_xy(rng.uniform(113.0, 113.2, n), rng.uniform(22.5, 22.7, n)),
+        crs="EPSG:4490",
+    )
+
+
+def _html(m: folium.Map) -> str:
+    return m.get_root().render()
+
+
+def _has(html: str, text: str) -> bool:
+    """Text present literally (legend, our HTML) or JSON-escaped (folium's embedded data)."""
+    return text in html or json.dumps(text)[1:-1] in html
+
+
+def _geojsons(m: folium.Map) -> dict[str, folium.GeoJson]:
+    """Layer (FeatureGroup) name -> its GeoJson child."""
+    out = {}
+    for child in m._children.values():
+        if isinstance(child, folium.FeatureGroup):
+            (gj,) = [c for c in child._children.values() if isinstance(c, folium.GeoJson)]
+            out[child.layer_name] = gj
+    return out
+
+
+# --------------------------------------------------------------------------- maps
+
+
+def test_map_shows_titles_and_labels_not_codes(elder_care, roads, admin_units):
+    m = layers_map({"elder_care": elder_care, "roads": roads, "admin_units": admin_units})
+    html = _html(m)
+    for title in ("养老服务设施", "道路", "行政区划"):
+        assert _has(html, title)
+    assert "养老院" in html  # legend (literal)
+    groups = _geojsons(m)
+    assert set(groups) == {"养老服务设施 (2)", "道路 (2)", "行政区划 (2)"}
+    props = [f["properties"] for f in groups["养老服务设施 (2)"].data["features"]]
+    assert [p["kind"] for p in props] == ["养老院", "助餐点"]
+    assert props[0]["status"] == "运营中"
+    assert props[0]["beds"] == "120 张"  # unit appended
+    assert props[1]["beds"] == ""  # missing value is blank, not "nan"
+    # the codes themselves are nowhere on the map
+    for code in ("nursing_home", "meal_point", "operating", "primary", "town"):
+        assert code not in html
+    # field titles are the popup aliases
+    assert _has(html, "设施类型") and _has(html, "床位数")
+    road_props = groups["道路 (2)"].data["features"][0]["properties"]
+    assert road_props["road_class"] == "主干路"
+    assert road_props["speed_kmh"] == "50 km/h"
+    assert road_props["oneway"] == "是"
+
+
+def test_map_escapes_markup_in_popups(elder_care):
+    m = layers_map({"elder_care": elder_care})
+    (gj,) = _geojsons(m).values()
+    name = gj.data["features"][0]["properties"]["name"]
+    assert name == "白沙&lt;b&gt;养老院&lt;/b&gt;"
+
+
+def test_map_legend_lists_category_colours(elder_care, roads):
+    html = _html(layers_map({"elder_care": elder_care, "roads": roads}))
+    legend = html[html.index('class="gm-legend"') :]
+    assert "图例 Legend" in legend
+    assert "#3f007d" in legend and "养老院" in legend  # nursing_home colour and label
+    assert "#fd8d3c" in legend and "主干路" in legend
+    assert "敬老院" not in legend  # only categories present in the data
+
+
+def test_map_styles_use_catalog_colours(elder_care):
+    m = layers_map({"elder_care": elder_care})
+    html = _html(m)
+    assert '"fillColor": "#3f007d"' in html and '"fillColor": "#fdae6b"' in html
+    assert "circleMarker" in html or "L.CircleMarker" in html
+
+
+def test_map_layers_in_z_order(elder_care, roads, admin_units):
+    m = layers_map({"elder_care": elder_care, "roads": roads, "admin_units": admin_units})
+    assert list(_geojsons(m)) == ["行政区划 (2)", "道路 (2)", "养老服务设施 (2)"]  # z 10, 20, 60
+
+
+def test_map_without_crs_raises_naming_layer(elder_care, roads):
+    bad = elder_care.set_crs(None, allow_override=True)
+    with pytest.raises(CrsError, match="elder_care"):
+        layers_map({"roads": roads, "elder_care": bad})
+
+
+def test_map_reprojects_to_wgs84(elder_care):
+    m = layers_map({"elder_care": elder_care.to_crs("EPSG:3857")})
+    (gj,) = _geojsons(m).values()
+    lon, lat = gj.data["features"][0]["geometry"]["coordinates"]
+    assert lon == pytest.approx(113.08, abs=1e-6) and lat == pytest.approx(22.60, abs=1e-6)
+
+
+def test_map_thins_large_layers_and_says_so():
+    pop = _population(50)
+    m = layers_map({"population": pop}, max_features=10)
+    html = _html(m)
+    ((name, gj),) = _geojsons(m).items()
+    assert name == "人口 (显示 10/50)"
+    assert len(gj.data["features"]) == 10
+    assert "显示 10/50" in html  # legend says it too
+    again = _geojsons(layers_map({"population": pop}, max_features=10))[name]
+    ids = [f["properties"]["cell_id"] for f in gj.data["features"]]
+    assert ids == [f["properties"]["cell_id"] for f in again.data["features"]]  # deterministic
+    assert ids[0] == "C00000" and ids[-1] == "C00049"  # spread over the whole layer
+
+
+def test_map_graduated_ramp_by_quantiles():
+    html = _html(layers_map({"population": _population(100)}))
+    legend = html[html.index('class="gm-legend"') :]
+    assert legend.count("60岁及以上人口:") == 5  # quintile classes
+    assert "#8c2d04" in legend  # the ramp ends in the spec colour
+
+
+def test_map_lang_en(elder_care, roads):
+    m = layers_map({"elder_care": elder_care, "roads": roads}, lang="en")
+    html = _html(m)
+    assert "Legend" in html and "Nursing home" in html
+    groups = _geojsons(m)
+    assert "Elder-care facilities (2)" in groups
+    props = groups["Elder-care facilities (2)"].data["features"][0]["properties"]
+    assert props["kind"] == "Nursing home" and props["beds"] == "120 beds"
+    for zh in ("养老服务设施", "设施类型", "运营中", "主干路"):
+        assert not _has(html, zh)
+
+
+def test_map_offline_by_default_and_optional_tiles(elder_care):
+    m = layers_map({"elder_care": elder_care})
+    assert not any(isinstance(c, folium.TileLayer) for c in m._children.values())
+    assert "tile.openstreetmap" not in _html(m)
+    url = "https://t0.tianditu.gov.cn/vec_w/wmts?tk=KEY&x={x}&y={y}&l={z}"
+    m2 = layers_map({"elder_care": elder_care}, tiles=url, tiles_attribution="© 天地图")
+    assert any(isinstance(c, folium.TileLayer) for c in m2._children.values())
+    assert "t0.tianditu.gov.cn" in _html(m2)
+    with pytest.raises(ValueError, match="tiles_attribution"):
+        layers_map({"elder_care": elder_care}, tiles=url)
+
+
+def test_map_skips_empty_layers_and_fits_bounds(elder_care, roads):
+    empty = roads.iloc[0:0]
+    m = layers_map({"elder_care": elder_care, "roads": empty})
+    assert list(_geojsons(m)) == ["养老服务设施 (2)"]
+    html = _html(m)
+    assert re.search(r"fitBounds\(\s*\[\[22\.6, 113\.08\], \[22\.62, 113\.1\]\]", html)
+    assert "control.scale" in html.lower() or "L.control.scale" in html
+
+
+def test_map_bad_arguments(elder_care):
+    with pytest.raises(ValueError, match="lang"):
+        layers_map({"elder_care": elder_care}, lang="fr")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_features"):
+        layers_map({"elder_care": elder_care}, max_features=0)
+    with pytest.raises(TypeError, match="elder_care"):
+        layers_map({"elder_care": elder_care.drop(columns="geometry")})
+
+
+def test_save_map(tmp_path, elder_care):
+    path = save_map(layers_map({"elder_care": elder_care}), tmp_path / "out" / "map.html")
+    assert path.is_file()
+    assert "图例 Legend" in path.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- report
+
+INFO = {
+    "path": "/x/pengjiang.gpkg",
+    "name": "江门市蓬江区",
+    "adcode": "440703",
+    "storage_crs": "EPSG:4490",
+    "measure_crs": "EPSG:4547",
+    "created_at": "2026-11-23T21:00:00+00:00",
+    "geo_mz_version": "0.1.0",
+    "layers": [
+        {
+            "layer": "elder_care",
+            "title_zh": "养老服务设施",
+            "title_en": "Elder-care facilities",
+            "geometry": "Point",
+            "rows": 120,
+            "synthetic": True,
+            "source": "seeded generator",
+            "method": "random points inside town polygons",
+            "imported_at": "2026-11-23T21:01:00+00:00",
+            "sha256": "0123456789abcdef" * 4,
+        },
+        {
+            "layer": "admin_units",
+            "title_zh": "行政区划",
+            "title_en": "Administrative units",
+            "geometry": "Polygon",
+            "rows": 7,
+            "synthetic": False,
+            "source": "Tianditu",
+            "method": "",
+            "imported_at": "2026-11-23T21:00:30+00:00",
+            "sha256": "",
+        },
+    ],
+}
+
+KPIS = [
+    Kpi("护理型床位占比", "Share of nursing-type beds", 38.5, "%", "≥ 40", False, "江门市养老规划"),
+    Kpi("每千名老年人床位", "Beds per 1,000 elderly", 41.8, "张", "≥ 39", True, "广东省规划"),
+    Kpi("60岁及以上人口", "Population aged 60+", 123456, "人"),
+]
+
+
+def _checks() -> list[LayerCheck]:
+    return [
+        LayerCheck(
+            "elder_care",
+            "elder_care.csv",
+            120,
+            [
+                Problem("elder_care.csv", 17, "EC018", "beds", "below_min", "beds -3 < 0"),
+                Problem(
+                    "elder_care.csv",
+                    22,
+                    "EC023",
+                    "name",
+                    "suspicious",
+                    "name is <script>alert('x')</script>",
+                    "warning",
+                ),
+                Problem(
+                    "elder_care.csv",
+                    30,
+                    "EC031",
+                    "kind",
+                    "label",
+                    "养老院 → nursing_home",
+                    "notice",
+                ),
+            ],
+        ),
+        LayerCheck("admin_units", "towns.geojson", 7, ()),
+    ]
+
+
+def test_layer_check_counts():
+    check = _checks()[0]
+    assert isinstance(check.problems, tuple)
+    assert (check.errors, check.warnings, check.notices) == (1, 1, 1)
+    assert not check.ok and _checks()[1].ok
+
+
+def test_report_contents(tmp_path):
+    path = write_report(
+        tmp_path / "r" / "report.html",
+        info=INFO,
+        validation=_checks(),
+        kpis=KPIS,
+        map_href="map.html",
+    )
+    html = path.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and '<html lang="zh-CN">' in html
+    assert '<meta charset="utf-8">' in html
+    # workspace header
+    for text in ("江门市蓬江区", "440703", "EPSG:4490", "EPSG:4547", "0.1.0"):
+        assert text in html
+    # KPIs: values, units, met / unmet
+    assert "38.5 %" in html and "41.8 张" in html and "123,456 人" in html
+    assert re.search(r'class="unmet"[^>]*>✗', html)
+    assert re.search(r'class="met"[^>]*>✓', html)
+    assert "江门市养老规划" in html
+    # inventory: bilingual heading, synthetic vs real badges, method collapsed
+    assert "图层清单" in html and "Layer inventory" in html
+    assert html.index("图层清单") < html.index("Layer inventory")
+    assert "合成 synthetic" in html and "真实 real" in html
+    assert "<summary>生成/处理方法" in html
+    # validation: counts and problem list with file, row, field
+    assert "elder_care.csv" in html and ">17<" in html and ">beds<" in html
+    assert "below_min" in html and "EC018" in html
+    # escaping: the message's markup shows as text
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    # map link and frame
+    assert 'href="map.html"' in html and '<iframe class="map" src="map.html"' in html
+
+
+def test_report_is_self_contained(tmp_path):
+    html = write_report(tmp_path / "r.html", info=INFO, validation=_checks()).read_text("utf-8")
+    assert "<link" not in html and "<script" not in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert "<iframe" not in html  # no map_href, no frame
+
+
+def test_report_truncates_long_problem_lists(tmp_path):
+    n = MAX_PROBLEMS_SHOWN + 50
+    problems = [
+        Problem("big.gpkg", i, f"F{i}", "pop_total", "below_min", f"value {i} < 0")
+        for i in range(n)
+    ]
+    html = write_report(
+        tmp_path / "r.html",
+        info=INFO,
+        validation=[LayerCheck("population", "big.gpkg", n, problems)],
+    ).read_text("utf-8")
+    problems_section = html[html.index('id="problems"') :]
+    assert problems_section.count("<td><code>big.gpkg</code></td>") == MAX_PROBLEMS_SHOWN
+    assert "另有 50 条未列出" in html and "50 more not listed" in html
+    assert '<details class="problems">' in html  # long list starts collapsed
+    assert "人口" in html  # title from the catalog for a layer not in info
+
+
+def test_report_lang_en(tmp_path):
+    html = write_report(
+        tmp_path / "r.html", info=INFO, validation=_checks(), kpis=KPIS, lang="en"
+    ).read_text("utf-8")
+    assert '<html lang="en">' in html
+    assert html.index("Layer inventory") < html.index("图层清单")
+    assert "Share of nursing-type beds" in html
+    assert html.index("Share of nursing-type beds") < html.index("护理型床位占比")
+
+
+def test_report_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="lang"):
+        write_report(tmp_path / "r.html", info=INFO, validation=[], lang="de")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="map_href"):
+        write_report(tmp_path / "r.html", info=INFO, validation=[], map_href="javascript:alert(1)")
+
+
+def test_report_tolerates_sparse_info(tmp_path):
+    html = write_report(tmp_path / "r.html", info={"name": "测试"}, validation=[]).read_text(
+        "utf-8"
+    )
+    assert "测试 工作空间报告" in html and "—" in html
+
+
+def test_map_layer_without_spec_is_drawn_plainly():
+    gdf = gpd.GeoDataFrame(
+        {"minutes": [15]},
+        geometry=[Polygon([(113, 22.5), (113.1, 22.5), (113.1, 22.6)])],
+        crs="EPSG:4490",
+    )
+    m = layers_map({"isochrones": gdf})
+    ((name, gj),) = _geojsons(m).items()
+    assert name == "isochrones (1)"
+    assert gj.data["features"][0]["properties"] == {"minutes": "15"}
+
+
+def test_map_many_points_in_one_feature_collection():
+    m = layers_map({"population": _population(12_000)})
+    (group,) = [c for c in m._children.values() if isinstance(c, folium.FeatureGroup)]
+    assert len(group._children) == 1  # one GeoJson, not 12,000 markers
+    (gj,) = group._children.values()
+    assert len(gj.data["features"]) == 12_000
