@@ -39,21 +39,29 @@ def bench_gcj(n: int) -> None:
     glon, glat = wgs84_to_gcj02(lon, lat)
     t_np = best_of(lambda: gcj02_to_wgs84(glon, glat))
     m = min(n, 20_000)
-    t_pr = best_of(lambda: [prcoords.gcj_wgs_bored((a, o)) for o, a in zip(glon[:m], glat[:m],
-                                                                           strict=True)], 1)
+    t_pr = best_of(
+        lambda: [prcoords.gcj_wgs_bored((a, o)) for o, a in zip(glon[:m], glat[:m], strict=True)], 1
+    )
     t_pr_scaled = t_pr * n / m
     wlon, _ = gcj02_to_wgs84(glon, glat)
     err_m = float(np.max(np.abs(wlon - lon))) * 111_000
-    print(f"GCJ-02->WGS84 {n:,} points: numpy {t_np:.3f} s, prcoords {t_pr_scaled:.2f} s "
-          f"(measured on {m:,}); ratio {t_pr_scaled / t_np:.0f}x; max round-trip error {err_m:.1e} m")
+    print(
+        f"GCJ-02->WGS84 {n:,} points: numpy {t_np:.3f} s, prcoords {t_pr_scaled:.2f} s "
+        f"(measured on {m:,}); ratio {t_pr_scaled / t_np:.0f}x; max round-trip error {err_m:.1e} m"
+    )
 
 
 def bench_validate(n: int) -> None:
     rng = np.random.default_rng(1)
     pop = rng.uniform(0, 300, n).round()
     gdf = gpd.GeoDataFrame(
-        {"cell_id": [f"P{i:07d}" for i in range(n)], "pop_total": pop,
-         "pop_60plus": (pop * 0.12).round(), "cell_size_m": 100.0, "adcode": "440703002101"},
+        {
+            "cell_id": [f"P{i:07d}" for i in range(n)],
+            "pop_total": pop,
+            "pop_60plus": (pop * 0.12).round(),
+            "cell_size_m": 100.0,
+            "adcode": "440703002101",
+        },
         geometry=gpd.points_from_xy(rng.uniform(112.9, 113.2, n), rng.uniform(22.5, 22.8, n)),
         crs="EPSG:4490",
     )
@@ -62,9 +70,11 @@ def bench_validate(n: int) -> None:
         gdf.to_file(path, layer="population")
         t_read = best_of(lambda: pyogrio.read_dataframe(path))
         t_val = best_of(lambda: prepare_layer(path, "population"))
-    print(f"validate {n:,} population points: bare read {t_read:.2f} s, read + full spec check "
-          f"{t_val:.2f} s; ratio {t_val / t_read:.1f}x the bare read "
-          f"({n / t_val:,.0f} features/s)")
+    print(
+        f"validate {n:,} population points: bare read {t_read:.2f} s, read + full spec check "
+        f"{t_val:.2f} s; ratio {t_val / t_read:.1f}x the bare read "
+        f"({n / t_val:,.0f} features/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -11,13 +11,15 @@ By default the map has **no online base map**: command centres often work offlin
 workspace's own boundaries and roads are the base map. Pass ``tiles`` (e.g. a Tianditu XYZ URL)
 to add one.
 
-Folium itself still loads Leaflet, jQuery and Bootstrap JavaScript/CSS from public CDNs when the
-HTML is opened. A map saved by :func:`save_map` therefore needs network access to display; the
-offline Leaflet (served from ``xstatic-leaflet``) belongs to the web map (``geo-mz serve``).
+Maps work **offline**: folium normally loads Leaflet, jQuery, Bootstrap and Font Awesome from
+public CDNs; these maps need only Leaflet, which :func:`save_map` inlines from the PyPI package
+``xstatic-leaflet`` (with its control images as data URIs), so the saved HTML is one
+self-contained file that opens without a network.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +32,7 @@ import geopandas
 import numpy as np
 import pandas as pd
 import shapely
+import xstatic.pkg.leaflet as xleaflet
 
 from geo_mz.catalog import FieldSpec, LayerSpec, load_catalog
 from geo_mz.errors import CrsError
@@ -517,6 +520,9 @@ def layers_map(
     m = folium.Map(
         location=[0.0, 0.0], zoom_start=2, tiles=None, control_scale=True, prefer_canvas=True
     )
+    # Only Leaflet is needed (no awesome-markers, Bootstrap or jQuery); save_map inlines it.
+    m.default_js = [("leaflet", _LEAFLET_JS)]
+    m.default_css = [("leaflet_css", _LEAFLET_CSS)]
     if tiles is not None:
         folium.TileLayer(
             tiles=tiles,
@@ -538,7 +544,12 @@ def layers_map(
         if shown < n_drawable:
             gdf = gdf.iloc[keep]
             colours = [colours[i] for i in keep]
-        bounds.append(np.asarray(gdf.total_bounds, dtype=float))
+        if name == "admin_units" and "in_jurisdiction" in gdf.columns:
+            # Fit the view to the jurisdiction, not to the (much larger) neighbours around it.
+            own = gdf[gdf["in_jurisdiction"].fillna(False).astype(bool)]
+            bounds.append(np.asarray((own if len(own) else gdf).total_bounds, dtype=float))
+        else:
+            bounds.append(np.asarray(gdf.total_bounds, dtype=float))
 
         if shown < total:
             group_name = text["thinned"].format(title=title, shown=shown, total=total)
@@ -566,8 +577,24 @@ def layers_map(
     return m
 
 
+_LEAFLET_JS = "geo_mz-offline:leaflet.js"
+_LEAFLET_CSS = "geo_mz-offline:leaflet.css"
+
+
+def _leaflet_inline() -> tuple[str, str]:
+    """Leaflet's JS and CSS from xstatic-leaflet, the CSS's images embedded as data URIs."""
+    base = Path(xleaflet.BASE_DIR)
+    js = (base / "leaflet.js").read_text(encoding="utf-8")
+    css = (base / "leaflet.css").read_text(encoding="utf-8")
+    for img in sorted((base / "images").glob("*.png")):
+        data = base64.b64encode(img.read_bytes()).decode("ascii")
+        css = css.replace(f"images/{img.name}", f"data:image/png;base64,{data}")
+    # A literal "</script>" inside inlined JS would end the tag early.
+    return js.replace("</script>", "<\\/script>"), css
+
+
 def save_map(m: folium.Map, path: str | Path) -> Path:
-    """Write a map to a standalone HTML file (UTF-8), creating parent folders.
+    """Write a map to one self-contained HTML file (UTF-8) that works offline.
 
     Parameters
     ----------
@@ -583,5 +610,11 @@ def save_map(m: folium.Map, path: str | Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    m.save(str(path))
+    page = m.get_root().render()
+    js, css = _leaflet_inline()
+    page = page.replace(f'<script src="{_LEAFLET_JS}"></script>', f"<script>{js}</script>")
+    page = page.replace(f'<link rel="stylesheet" href="{_LEAFLET_CSS}"/>', f"<style>{css}</style>")
+    if _LEAFLET_JS in page or _LEAFLET_CSS in page:
+        raise RuntimeError("could not inline Leaflet into the map (folium's template changed?)")
+    path.write_text(page, encoding="utf-8")
     return path

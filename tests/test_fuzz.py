@@ -54,7 +54,7 @@ geometries = st.one_of(
         ),
     ),
 )
-field_names = st.sampled_from(list(care_props(0)) + ["geometry", "名称", "extra"])
+field_names = st.sampled_from([*list(care_props(0)), "geometry", "名称", "extra"])
 
 
 def run(path: Path, **kwargs) -> None:

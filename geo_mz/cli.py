@@ -1,0 +1,287 @@
+"""The ``geo-mz`` command line. Exit codes: 0 ok, 2 bad input, 1 unexpected failure."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import click
+
+from geo_mz.errors import GeoMzError, LayerValidationError, Problem
+
+BAD_INPUT = 2
+
+
+def _echo_problems(problems: Sequence[Problem], *, limit: int = 200) -> None:
+    for p in problems[:limit]:
+        color = {"error": "red", "warning": "yellow"}.get(p.severity)
+        click.secho(str(p), fg=color, err=True)
+    if len(problems) > limit:
+        more = len(problems) - limit
+        click.echo(f"... 另有 {more} 条 / {more} more", err=True)
+
+
+@contextmanager
+def _bad_input() -> Iterator[None]:
+    """Turn geo_mz's named errors into a message and exit code 2 (no traceback)."""
+    try:
+        yield
+    except LayerValidationError as exc:
+        _echo_problems(exc.problems)
+        n = len([p for p in exc.problems if p.severity == "error"])
+        click.secho(
+            f"失败：{n} 个错误 / failed: {n} error(s); nothing was changed", fg="red", err=True
+        )
+        sys.exit(BAD_INPUT)
+    except GeoMzError as exc:
+        click.secho(f"错误 / error: {exc}", fg="red", err=True)
+        sys.exit(BAD_INPUT)
+
+
+def _progress_bar(desc: str) -> tuple[Callable[[str], None], Callable[[], None]]:
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=" 步 step", file=sys.stderr, leave=True)
+
+    def step(msg: str) -> None:
+        bar.set_postfix_str(msg, refresh=False)
+        bar.update(1)
+
+    return step, bar.close
+
+
+source_options = [
+    click.option(
+        "--source-crs",
+        default=None,
+        help="坐标系：EPSG:4490/EPSG:4326，或 gcj02(高德/echarts)、bd09(百度)，将转换为WGS84 / "
+        "CRS of the coordinates: EPSG code, or gcj02 / bd09 (converted to WGS84).",
+    ),
+    click.option(
+        "--layer-name", default=None, help="多图层文件中的图层名 / layer inside a multi-layer file."
+    ),
+    click.option(
+        "--encoding", default=None, help="文本编码(如 gbk) / text encoding when not UTF-8."
+    ),
+    click.option(
+        "--repair",
+        is_flag=True,
+        help="用 make_valid 修复无效几何(逐条报告) / repair invalid geometries (reported).",
+    ),
+]
+
+
+def _with_source_options(f: Callable[..., None]) -> Callable[..., None]:
+    for opt in reversed(source_options):
+        f = opt(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="geo-mz")
+def main() -> None:
+    """geo-mz：民政空间规划与灾害应对 / GIS for civil-affairs bureaus.
+
+    先运行 `geo-mz demo` 生成蓬江区示例工作空间、报告和地图。
+    Start with `geo-mz demo`: it builds the Pengjiang sample workspace, a report and a map.
+    """
+
+
+@main.command()
+@click.option(
+    "--out",
+    "out_dir",
+    default="out",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="输出目录 / output folder.",
+)
+@click.option(
+    "--seed",
+    default=440703,
+    show_default=True,
+    help="合成数据随机种子 / seed of the synthetic layers.",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    default="zh",
+    show_default=True,
+    help="报告和地图语言 / language of report and map.",
+)
+def demo(out_dir: str, seed: int, lang: str) -> None:
+    """生成蓬江区示例工作空间并输出报告和地图 / Build the Pengjiang sample, report and map."""
+    from geo_mz.demo import run_demo
+
+    step, close = _progress_bar("demo")
+    with _bad_input():
+        try:
+            outputs = run_demo(out_dir, seed=seed, lang=lang, progress=step)
+        finally:
+            close()
+    click.echo(f"工作空间 workspace : {outputs.workspace}")
+    click.echo(f"人口栅格 population: {outputs.population_tif}")
+    click.echo(f"地图 map           : {outputs.map}")
+    click.echo(f"报告 report        : {outputs.report}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--layer",
+    "kind",
+    required=True,
+    help="图层类型(见 geo-mz catalog) / layer kind (see geo-mz catalog).",
+)
+@_with_source_options
+@click.option(
+    "--workspace",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="按该工作空间的范围检查坐标 / check coordinates against this workspace's area.",
+)
+@click.option("--json", "as_json", is_flag=True, help="以JSON输出 / print findings as JSON.")
+def validate(
+    file: str,
+    kind: str,
+    source_crs: str | None,
+    layer_name: str | None,
+    encoding: str | None,
+    repair: bool,
+    workspace: str | None,
+    as_json: bool,
+) -> None:
+    """检查图层文件是否符合规范 / Check a layer file against its spec (exit 2 on errors)."""
+    from geo_mz.validate import CHINA_BOUNDS, prepare_layer, summarize
+    from geo_mz.workspace import open_workspace
+
+    with _bad_input():
+        area = open_workspace(workspace).bounds if workspace else CHINA_BOUNDS
+        result = prepare_layer(
+            file,
+            kind,
+            source_crs=source_crs,
+            layer_name=layer_name,
+            encoding=encoding,
+            repair=repair,
+            area=area,
+        )
+    counts = summarize(result.problems)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "file": file,
+                    "layer": kind,
+                    "rows": len(result.gdf),
+                    "counts": counts,
+                    "problems": [p.__dict__ for p in result.problems],
+                },
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
+    else:
+        _echo_problems(result.problems)
+        click.echo(
+            f"{file}: {len(result.gdf)} 条要素 features; {counts['error']} 错误 errors, "
+            f"{counts['warning']} 警告 warnings, {counts['notice']} 提示 notices"
+        )
+    if not result.ok:
+        sys.exit(BAD_INPUT)
+
+
+@main.command(name="import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--layer", "kind", required=True, help="图层类型 / layer kind.")
+@click.option(
+    "--workspace",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="工作空间 GeoPackage / workspace.",
+)
+@_with_source_options
+@click.option(
+    "--synthetic", is_flag=True, help="标记为合成数据 / mark the layer as generated data."
+)
+def import_(
+    file: str,
+    kind: str,
+    workspace: str,
+    source_crs: str | None,
+    layer_name: str | None,
+    encoding: str | None,
+    repair: bool,
+    synthetic: bool,
+) -> None:
+    """导入图层(替换同名图层；出错则不做任何修改) / Import a layer; on any error nothing changes."""
+    from geo_mz.workspace import open_workspace
+
+    with _bad_input():
+        ws = open_workspace(workspace)
+        result = ws.import_file(
+            file,
+            kind,
+            source_crs=source_crs,
+            layer_name=layer_name,
+            encoding=encoding,
+            repair=repair,
+            synthetic=synthetic,
+        )
+    _echo_problems([p for p in result.problems if p.severity != "error"])
+    click.echo(f"已导入 imported {len(result.gdf)} 条 features → {workspace}:{kind}")
+
+
+@main.command()
+@click.argument("workspace", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="以JSON输出 / print as JSON.")
+def info(workspace: str, as_json: bool) -> None:
+    """显示工作空间信息和图层清单 / Show a workspace's metadata and layers."""
+    from geo_mz.workspace import open_workspace
+
+    with _bad_input():
+        data = open_workspace(workspace).info()
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=1))
+        return
+    click.echo(f"{data['name']} ({data['adcode']})  {data['path']}")
+    click.echo(
+        f"存储坐标系 storage CRS: {data['storage_crs']}   "
+        f"量算坐标系 measuring CRS: {data['measure_crs']}"
+    )
+    click.echo(f"创建 created: {data['created_at']}   geo_mz {data['geo_mz_version']}")
+    for rec in data["layers"]:
+        tag = "合成 synthetic" if rec["synthetic"] else "真实 real"
+        click.echo(
+            f"  {rec['layer']:<17} {rec['title_zh']:<10} {rec['rows']:>7}  {tag:<14} "
+            f"{rec['source']}"
+        )
+
+
+@main.command()
+@click.argument("kind", required=False)
+def catalog(kind: str | None) -> None:
+    """列出图层规范，或显示某一图层的字段 / List layer specs, or the fields of one."""
+    from geo_mz.catalog import get_spec, load_catalog
+
+    with _bad_input():
+        if kind is None:
+            for name, spec in load_catalog().items():
+                click.echo(f"{name:<17} {spec.geometry:<10} {spec.title_zh} / {spec.title_en}")
+            return
+        spec = get_spec(kind)
+    click.echo(
+        f"{spec.name}: {spec.title_zh} / {spec.title_en} ({spec.geometry}, id {spec.id_field})"
+    )
+    for f in spec.fields:
+        req = "必填 required" if f.required else ""
+        unit = f" [{f.unit}]" if f.unit else ""
+        click.echo(f"  {f.name:<22} {f.type:<9}{unit:<10} {f.title_zh} / {f.title_en} {req}")
+        for v in f.values:
+            click.echo(f"      {v.code:<22} {v.zh} / {v.en}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
