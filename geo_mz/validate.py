@@ -115,13 +115,29 @@ def _coerce(v: Any, ftype: str) -> Any:
     if ftype in ("integer", "float"):
         if isinstance(v, bool | np.bool_):
             raise ValueError("a boolean is not a number")
+        if ftype == "integer":
+            # Exact for whole numbers given as int or text (no float round trip above 2**53).
+            try:
+                n = (
+                    int(v.strip())
+                    if isinstance(v, str)
+                    else int(v)
+                    if isinstance(v, int | np.integer)
+                    else None
+                )
+            except ValueError:
+                n = None
+            if n is None:
+                x = float(str(v).strip()) if isinstance(v, str) else float(v)
+                if not (np.isfinite(x) and x.is_integer()):
+                    raise ValueError("not a whole number")
+                n = int(x)
+            if abs(n) >= 2**63:
+                raise ValueError("outside the 64-bit integer range")
+            return n
         x = float(str(v).strip()) if isinstance(v, str) else float(v)
         if not np.isfinite(x):
             raise ValueError("not a finite number")
-        if ftype == "integer":
-            if not x.is_integer():
-                raise ValueError("not a whole number")
-            return int(x)
         return x
     if ftype == "boolean":
         if isinstance(v, bool | np.bool_):
@@ -199,317 +215,210 @@ def _rename_columns(
     return df.rename(columns=renames), renames, problems
 
 
-def _check_fields(
-    df: pd.DataFrame, spec: LayerSpec, file: str, ids: list[str | None]
-) -> tuple[dict[str, pd.Series], list[Problem]]:
-    problems: list[Problem] = []
+@dataclass
+class _Findings:
+    """Collects problems of one file; rows are given 0-based and reported 1-based."""
+
+    file: str
+    ids: list[str | None]
+    items: list[Problem] = field(default_factory=list)
+
+    def add(
+        self, i: int | None, name: str | None, code: str, message: str, severity: str = "error"
+    ) -> None:
+        row = None if i is None else int(i) + 1
+        fid = self.ids[i] if i is not None and i < len(self.ids) else None
+        self.items.append(Problem(self.file, row, fid, name, code, message, severity))
+
+
+def _check_fields(df: pd.DataFrame, spec: LayerSpec, found: _Findings) -> dict[str, pd.Series]:
     out: dict[str, pd.Series] = {}
-    n = len(df)
     absent_optional = []
+    columns = [c for c in df.columns if c != "geometry"]
     for f in spec.fields:
-        if f.name not in df.columns:
-            if f.required:
-                problems.append(
-                    Problem(
-                        file,
-                        None,
-                        None,
-                        f.name,
-                        "missing_field",
-                        f"required field '{f.name}' ({f.title_zh}) is not in the file; "
-                        f"columns are {[c for c in df.columns if c != 'geometry']}",
-                    )
-                )
-            else:
-                absent_optional.append(f.name)
-            out[f.name] = _typed_column([None] * n, f.type)
+        if f.name in df.columns:
+            out[f.name] = _check_field(df[f.name].tolist(), f, found)
             continue
-        out[f.name] = _check_field(df[f.name].tolist(), f, file, ids, problems)
-    if absent_optional:
-        problems.append(
-            Problem(
-                file,
+        if f.required:
+            found.add(
                 None,
-                None,
-                None,
-                "absent_optional_fields",
-                f"optional fields not in the file, left empty: {absent_optional}",
-                "notice",
+                f.name,
+                "missing_field",
+                f"required field '{f.name}' ({f.title_zh}) is not in the file; "
+                f"columns are {columns}",
             )
+        else:
+            absent_optional.append(f.name)
+        out[f.name] = _typed_column([None] * len(df), f.type)
+    if absent_optional:
+        found.add(
+            None,
+            None,
+            "absent_optional_fields",
+            f"optional fields not in the file, left empty: {absent_optional}",
+            "notice",
         )
     for f in spec.fields:
         if f.max_field is not None and f.name in df.columns and f.max_field in df.columns:
             a, b = out[f.name], out[f.max_field]
-            bad = (a > b).fillna(False).to_numpy(dtype=bool)
-            for i in np.flatnonzero(bad):
-                problems.append(
-                    Problem(
-                        file,
-                        int(i) + 1,
-                        ids[i],
-                        f.name,
-                        "exceeds_field",
-                        f"{f.name}={a.iloc[i]} is greater than {f.max_field}={b.iloc[i]}",
-                    )
+            for i in np.flatnonzero((a > b).fillna(False).to_numpy(dtype=bool)):
+                found.add(
+                    i,
+                    f.name,
+                    "exceeds_field",
+                    f"{f.name}={a.iloc[i]} is greater than {f.max_field}={b.iloc[i]}",
                 )
-    return out, problems
+    return out
 
 
-def _check_field(
-    values: list[Any], f: FieldSpec, file: str, ids: list[str | None], problems: list[Problem]
-) -> pd.Series:
+def _check_value(
+    x: Any, i: int, f: FieldSpec, pattern: re.Pattern[str] | None, found: _Findings
+) -> None:
+    """Check one coerced value without changing it: pattern, range, thresholds, text."""
+    unit = f" {f.unit}" if f.unit else ""
+    if pattern is not None and not pattern.fullmatch(x):
+        found.add(i, f.name, "bad_pattern", f"{x!r} does not match the pattern {f.pattern}")
+    if isinstance(x, int | float):
+        if f.min is not None and x < f.min:
+            found.add(i, f.name, "out_of_range", f"{x} is below the minimum {f.min}{unit}")
+        if f.max is not None and x > f.max:
+            found.add(i, f.name, "out_of_range", f"{x} is above the maximum {f.max}{unit}")
+        for t, below, code in (
+            (f.warn_min, True, "below_standard"),
+            (f.warn_max, False, "above_standard"),
+        ):
+            if t is not None and (x < t.value if below else x > t.value):
+                found.add(i, f.name, code, f"{x}{unit}: {t.zh} / {t.en} [{t.source}]", "warning")
+    if isinstance(x, str) and ("\ufffd" in x or re.search("[\udc80-\udcff]", x)):
+        found.add(
+            i,
+            f.name,
+            "non_utf8",
+            "text holds undecodable bytes (shown as \ufffd); re-save as UTF-8",
+        )
+
+
+def _check_field(values: list[Any], f: FieldSpec, found: _Findings) -> pd.Series:
     lookup = f.lookup() if f.values else None
     codes = [v.code for v in f.values]
+    shown = codes if len(codes) <= 12 else [*codes[:12], "..."]
     pattern = re.compile(f.pattern) if f.pattern else None
     normalised: dict[str, str] = {}
     clean: list[Any] = []
     for i, v in enumerate(values):
-        row, fid = i + 1, ids[i]
+        clean.append(None)
         if _isnull(v):
             if f.required:
-                problems.append(
-                    Problem(
-                        file,
-                        row,
-                        fid,
-                        f.name,
-                        "missing_required",
-                        f"required value of '{f.name}' ({f.title_zh}) is empty",
-                    )
+                found.add(
+                    i,
+                    f.name,
+                    "missing_required",
+                    f"required value of '{f.name}' ({f.title_zh}) is empty",
                 )
-            clean.append(None)
             continue
         try:
             x = _coerce(v, f.type)
         except (ValueError, TypeError, OverflowError) as exc:
-            problems.append(
-                Problem(
-                    file, row, fid, f.name, "wrong_type", f"{v!r} is not a valid {f.type} ({exc})"
-                )
-            )
-            clean.append(None)
+            found.add(i, f.name, "wrong_type", f"{v!r} is not a valid {f.type} ({exc})")
             continue
         if lookup is not None:
             code = lookup.get(x) or lookup.get(x.casefold())
             if code is None:
-                shown = codes if len(codes) <= 12 else [*codes[:12], "..."]
-                problems.append(
-                    Problem(
-                        file,
-                        row,
-                        fid,
-                        f.name,
-                        "not_allowed",
-                        f"{x!r} is not an allowed value; expected one of {shown} "
-                        f"(or their Chinese/English labels)",
-                    )
+                found.add(
+                    i,
+                    f.name,
+                    "not_allowed",
+                    f"{x!r} is not an allowed value; expected one of {shown} "
+                    f"(or their Chinese/English labels)",
                 )
-                clean.append(None)
                 continue
             if code != x:
                 normalised.setdefault(x, code)
             x = code
-        if pattern is not None and not pattern.fullmatch(x):
-            problems.append(
-                Problem(
-                    file,
-                    row,
-                    fid,
-                    f.name,
-                    "bad_pattern",
-                    f"{x!r} does not match the pattern {f.pattern}",
-                )
-            )
-        if isinstance(x, int | float):
-            if f.min is not None and x < f.min:
-                problems.append(
-                    Problem(
-                        file,
-                        row,
-                        fid,
-                        f.name,
-                        "out_of_range",
-                        f"{x} is below the minimum {f.min} {f.unit or ''}".rstrip(),
-                    )
-                )
-            if f.max is not None and x > f.max:
-                problems.append(
-                    Problem(
-                        file,
-                        row,
-                        fid,
-                        f.name,
-                        "out_of_range",
-                        f"{x} is above the maximum {f.max} {f.unit or ''}".rstrip(),
-                    )
-                )
-            if f.warn_min is not None and x < f.warn_min.value:
-                problems.append(
-                    Problem(
-                        file,
-                        row,
-                        fid,
-                        f.name,
-                        "below_standard",
-                        f"{x} {f.unit or ''}: {f.warn_min.zh} / {f.warn_min.en} "
-                        f"[{f.warn_min.source}]",
-                        "warning",
-                    )
-                )
-            if f.warn_max is not None and x > f.warn_max.value:
-                problems.append(
-                    Problem(
-                        file,
-                        row,
-                        fid,
-                        f.name,
-                        "above_standard",
-                        f"{x} {f.unit or ''}: {f.warn_max.zh} / {f.warn_max.en} "
-                        f"[{f.warn_max.source}]",
-                        "warning",
-                    )
-                )
-        if isinstance(x, str) and ("\ufffd" in x or re.search("[\udc80-\udcff]", x)):
-            problems.append(
-                Problem(
-                    file,
-                    row,
-                    fid,
-                    f.name,
-                    "non_utf8",
-                    "text holds undecodable bytes (shown as \ufffd); re-save as UTF-8",
-                )
-            )
-        clean.append(x)
+        _check_value(x, i, f, pattern, found)
+        clean[-1] = x
     if normalised:
         examples = ", ".join(f"{k}→{v}" for k, v in list(normalised.items())[:5])
-        problems.append(
-            Problem(
-                file,
-                None,
-                None,
-                f.name,
-                "normalised_labels",
-                f"labels stored as their codes: {examples}",
-                "notice",
-            )
+        found.add(
+            None, f.name, "normalised_labels", f"labels stored as their codes: {examples}", "notice"
         )
     return _typed_column(clean, f.type)
+
+
+def _one_geometry(g: Any, i: int, spec: LayerSpec, repair: bool, found: _Findings) -> Any:
+    """Return the geometry to store for row ``i`` (None when it is an error)."""
+    allowed = _GEOM_FAMILY[spec.geometry]
+    if g is None or shapely.is_missing(g) or g.is_empty:
+        found.add(i, "geometry", "empty_geometry", "geometry is missing or empty")
+        return None
+    gtype = g.geom_type
+    if gtype not in allowed:
+        found.add(
+            i,
+            "geometry",
+            "wrong_geometry_type",
+            f"geometry is {gtype}; layer '{spec.name}' expects {spec.geometry}",
+        )
+        return None
+    if gtype.startswith("Multi") and spec.geometry != "Polygon":
+        if len(g.geoms) != 1:
+            found.add(
+                i,
+                "geometry",
+                "wrong_geometry_type",
+                f"{gtype} with {len(g.geoms)} parts; layer '{spec.name}' expects one "
+                f"{spec.geometry} per feature (split it first)",
+            )
+            return None
+        g = g.geoms[0]
+    if not g.is_valid:
+        reason = shapely.is_valid_reason(g)
+        if not repair:
+            found.add(
+                i,
+                "geometry",
+                "invalid_geometry",
+                f"invalid geometry: {reason} (repair with --repair / repair=True)",
+            )
+            return None
+        fixed = shapely.make_valid(g)
+        if spec.geometry == "Polygon":
+            parts = [p for p in getattr(fixed, "geoms", [fixed]) if p.geom_type in allowed]
+            fixed = shapely.union_all(parts) if parts else None
+        if fixed is None or fixed.is_empty or fixed.geom_type not in allowed:
+            found.add(
+                i,
+                "geometry",
+                "invalid_geometry",
+                f"invalid geometry ({reason}) and make_valid could not repair it",
+            )
+            return None
+        found.add(
+            i, "geometry", "repaired_geometry", f"repaired with make_valid: {reason}", "warning"
+        )
+        g = fixed
+    if spec.geometry == "Polygon" and g.geom_type == "Polygon":
+        g = shapely.MultiPolygon([g])
+    return g
 
 
 def _check_geometry(
     gs: gpd.GeoSeries,
     spec: LayerSpec,
-    file: str,
-    ids: list[str | None],
+    found: _Findings,
     *,
     repair: bool,
     area: tuple[float, float, float, float] | None,
     crs_known: bool,
-) -> tuple[np.ndarray, list[Problem]]:
-    problems: list[Problem] = []
+) -> np.ndarray:
     geoms = np.asarray(gs.values, dtype=object).copy()
-    allowed = _GEOM_FAMILY[spec.geometry]
     if shapely.has_z(geoms[~shapely.is_missing(geoms)]).any():
         geoms = shapely.force_2d(geoms)
-        problems.append(
-            Problem(
-                file,
-                None,
-                None,
-                "geometry",
-                "dropped_z",
-                "Z coordinates dropped (layers are stored 2D)",
-                "notice",
-            )
+        found.add(
+            None, "geometry", "dropped_z", "Z coordinates dropped (layers are stored 2D)", "notice"
         )
     for i, g in enumerate(geoms):
-        row, fid = i + 1, ids[i]
-        if g is None or shapely.is_missing(g) or g.is_empty:
-            problems.append(
-                Problem(
-                    file, row, fid, "geometry", "empty_geometry", "geometry is missing or empty"
-                )
-            )
-            geoms[i] = None
-            continue
-        gtype = g.geom_type
-        if gtype not in allowed:
-            problems.append(
-                Problem(
-                    file,
-                    row,
-                    fid,
-                    "geometry",
-                    "wrong_geometry_type",
-                    f"geometry is {gtype}; layer '{spec.name}' expects {spec.geometry}",
-                )
-            )
-            geoms[i] = None
-            continue
-        if gtype.startswith("Multi") and spec.geometry != "Polygon":
-            if len(g.geoms) != 1:
-                problems.append(
-                    Problem(
-                        file,
-                        row,
-                        fid,
-                        "geometry",
-                        "wrong_geometry_type",
-                        f"{gtype} with {len(g.geoms)} parts; layer '{spec.name}' expects "
-                        f"one {spec.geometry} per feature (split it first)",
-                    )
-                )
-                geoms[i] = None
-                continue
-            g = g.geoms[0]
-        if not g.is_valid:
-            reason = shapely.is_valid_reason(g)
-            if not repair:
-                problems.append(
-                    Problem(
-                        file,
-                        row,
-                        fid,
-                        "geometry",
-                        "invalid_geometry",
-                        f"invalid geometry: {reason} (repair with --repair / repair=True)",
-                    )
-                )
-                geoms[i] = None
-                continue
-            fixed = shapely.make_valid(g)
-            if spec.geometry == "Polygon":
-                parts = [p for p in getattr(fixed, "geoms", [fixed]) if p.geom_type in allowed]
-                fixed = shapely.union_all(parts) if parts else None
-            if fixed is None or fixed.is_empty or fixed.geom_type not in allowed:
-                problems.append(
-                    Problem(
-                        file,
-                        row,
-                        fid,
-                        "geometry",
-                        "invalid_geometry",
-                        f"invalid geometry ({reason}) and make_valid could not repair it",
-                    )
-                )
-                geoms[i] = None
-                continue
-            problems.append(
-                Problem(
-                    file,
-                    row,
-                    fid,
-                    "geometry",
-                    "repaired_geometry",
-                    f"repaired with make_valid: {reason}",
-                    "warning",
-                )
-            )
-            g = fixed
-        if spec.geometry == "Polygon" and g.geom_type == "Polygon":
-            g = shapely.MultiPolygon([g])
-        geoms[i] = g
+        geoms[i] = _one_geometry(g, i, spec, repair, found)
     if crs_known and area is not None:
         minx, miny, maxx, maxy = area
         present = ~shapely.is_missing(geoms)
@@ -525,18 +434,14 @@ def _check_geometry(
                 hint = "; longitude and latitude look swapped"
             elif abs(x) > 180 or abs(y) > 90:
                 hint = "; these look like projected metres: is the file's CRS right?"
-            problems.append(
-                Problem(
-                    file,
-                    int(i) + 1,
-                    ids[i],
-                    "geometry",
-                    "outside_area",
-                    f"coordinates ({x:.6f}, {y:.6f}) are outside the expected area "
-                    f"[{minx}, {miny}, {maxx}, {maxy}]{hint}",
-                )
+            found.add(
+                i,
+                "geometry",
+                "outside_area",
+                f"coordinates ({x:.6f}, {y:.6f}) are outside the expected area "
+                f"[{minx}, {miny}, {maxx}, {maxy}]{hint}",
             )
-    return geoms, problems
+    return geoms
 
 
 def check_layer(
@@ -568,75 +473,51 @@ def check_layer(
         The typed layer (spec fields in spec order, then extra columns, then geometry) and the
         list of problems.
     """
-    problems: list[Problem] = []
-    crs_known = gdf.crs is not None
-    if not crs_known:
-        problems.append(
-            Problem(
-                file,
-                None,
-                None,
-                "geometry",
-                "missing_crs",
-                "the file has no CRS; give it with --source-crs (e.g. EPSG:4490, "
-                "EPSG:4326, gcj02, bd09)",
-            )
-        )
-    elif CRS.from_user_input(gdf.crs).is_projected:
-        problems.append(
-            Problem(
-                file,
-                None,
-                None,
-                "geometry",
-                "not_storage_crs",
-                f"features are in projected {gdf.crs.to_string()}; convert to "
-                f"{STORAGE_CRS} before checking (prepare_layer does this)",
-            )
-        )
-        crs_known = False
     df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
     df.columns = [str(c) for c in df.columns]
     df, _, renamed = _rename_columns(df, spec, file)
-    problems += renamed
     ids = _ids(df, spec)
-    fields, field_problems = _check_fields(df, spec, file, ids)
-    problems += field_problems
+    found = _Findings(file, ids, list(renamed))
+    crs_known = gdf.crs is not None
+    if not crs_known:
+        found.add(
+            None,
+            "geometry",
+            "missing_crs",
+            "the file has no CRS; give it with --source-crs (e.g. EPSG:4490, EPSG:4326, "
+            "gcj02, bd09)",
+        )
+    elif CRS.from_user_input(gdf.crs).is_projected:
+        found.add(
+            None,
+            "geometry",
+            "not_storage_crs",
+            f"features are in projected {gdf.crs.to_string()}; convert to {STORAGE_CRS} "
+            f"before checking (prepare_layer does this)",
+        )
+        crs_known = False
+    fields = _check_fields(df, spec, found)
     # Duplicate ids: every repeat after the first is an error that names the first row.
     first: dict[str, int] = {}
     for i, fid in enumerate(ids):
-        if fid is None:
-            continue
-        if fid in first:
-            problems.append(
-                Problem(
-                    file,
-                    i + 1,
-                    fid,
-                    spec.id_field,
-                    "duplicate_id",
-                    f"id {fid!r} already used by row {first[fid] + 1}",
-                )
+        if fid is not None and fid in first:
+            found.add(
+                i, spec.id_field, "duplicate_id", f"id {fid!r} already used by row {first[fid] + 1}"
             )
-        else:
+        elif fid is not None:
             first[fid] = i
     extras = [c for c in df.columns if c not in spec.field_names]
     if extras:
-        problems.append(
-            Problem(
-                file,
-                None,
-                None,
-                None,
-                "extra_fields",
-                f"fields not in the '{spec.name}' spec kept as extra attributes: {extras}",
-                "notice",
-            )
+        found.add(
+            None,
+            None,
+            "extra_fields",
+            f"fields not in the '{spec.name}' spec kept as extra attributes: {extras}",
+            "notice",
         )
-    geoms, geom_problems = _check_geometry(
-        gdf.geometry, spec, file, ids, repair=repair, area=area, crs_known=crs_known
+    geoms = _check_geometry(
+        gdf.geometry, spec, found, repair=repair, area=area, crs_known=crs_known
     )
-    problems += geom_problems
     data = {
         name: s.to_numpy() if not isinstance(s.dtype, pd.api.extensions.ExtensionDtype) else s.array
         for name, s in fields.items()
@@ -645,7 +526,7 @@ def check_layer(
         data[c] = df[c].to_numpy()
     out = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(list(geoms)).values, crs=gdf.crs)
     out.index = gdf.index
-    problems.sort(key=lambda p: p.row if p.row is not None else -1)
+    problems = sorted(found.items, key=lambda p: p.row if p.row is not None else -1)
     return out, problems
 
 
