@@ -236,16 +236,34 @@ def _ramp(base: str, n: int) -> list[str]:
     return out
 
 
-def _graduated(values: pd.Series, base: str, unit: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """Colour per feature by quantile class, and the legend swatches."""
-    nums = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+def _graduated(
+    values: pd.Series,
+    base: str,
+    unit: str,
+    fixed_breaks: Sequence[float] | None = None,
+    fixed_colors: Sequence[str] | None = None,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Colour per feature by class (the spec's fixed breaks, else quintiles), and the swatches."""
+    nums = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan).copy()
+    nums[np.isinf(nums)] = np.nan
     valid = ~np.isnan(nums)
     if not valid.any():
         return [NO_DATA_COLOR] * len(nums), []
-    breaks = np.unique(np.quantile(nums[valid], GRADUATED_QUANTILES))
+    if fixed_breaks:
+        breaks = np.asarray(fixed_breaks, dtype=float)
+        colours = list(fixed_colors or _ramp(base, len(breaks) + 1))
+        if len(colours) != len(breaks) + 1:
+            raise ValueError(f"symbology has {len(breaks)} breaks but {len(colours)} colors")
+        lo_hi = [
+            min(float(nums[valid].min()), breaks[0]),
+            *map(float, breaks),
+            max(float(nums[valid].max()), breaks[-1]),
+        ]
+    else:
+        breaks = np.unique(np.quantile(nums[valid], GRADUATED_QUANTILES))
+        colours = _ramp(base, len(breaks) + 1)
+        lo_hi = [float(nums[valid].min()), *map(float, breaks), float(nums[valid].max())]
     classes = np.digitize(nums, breaks, right=True)
-    colours = _ramp(base, len(breaks) + 1)
-    lo_hi = [float(nums[valid].min()), *map(float, breaks), float(nums[valid].max())]
     swatches = []
     suffix = f" {unit}" if unit else ""
     for k, colour in enumerate(colours):
@@ -269,7 +287,9 @@ def _colours(
     base = str(sym.get("color", DEFAULT_COLOR))
     if spec is not None and style == "graduated" and fname in gdf.columns:
         f = spec.field(fname)
-        colours, swatches = _graduated(gdf[fname], base, unit_label(f.unit, lang))
+        colours, swatches = _graduated(
+            gdf[fname], base, unit_label(f.unit, lang), sym.get("breaks"), sym.get("colors")
+        )
         if any(c == NO_DATA_COLOR for c in colours):
             swatches.append((NO_DATA_COLOR, _TEXT[lang]["no_data"]))
         field_title = f.title_zh if lang == "zh" else f.title_en

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from shapely.geometry import LineString, Point, Polygon
 
+from geo_mz.catalog import default_catalog_dir, load_catalog, load_spec
 from geo_mz.errors import CrsError, Problem
 from geo_mz.maps import layers_map, save_map
 from geo_mz.report import MAX_PROBLEMS_SHOWN, Kpi, LayerCheck, write_report
@@ -189,6 +190,26 @@ def test_map_graduated_ramp_by_quantiles():
     assert "#8c2d04" in legend  # the ramp ends in the spec colour
 
 
+def test_map_graduated_fixed_breaks_from_the_spec(tmp_path):
+    cat = {k: v for k, v in load_catalog().items()}
+    spec_file = tmp_path / "population.toml"
+    text = (default_catalog_dir() / "population.toml").read_text(encoding="utf-8")
+    spec_file.write_text(
+        text.replace(
+            'style = "graduated"',
+            'style = "graduated"\nbreaks = [10.0, 20.0]\n'
+            'colors = ["#111111", "#222222", "#333333"]',
+        ),
+        encoding="utf-8",
+    )
+    cat["population"] = load_spec(spec_file)
+    html = _html(layers_map({"population": _population(100)}, catalog=cat))
+    legend = html[html.index('class="gm-legend"') :]
+    assert legend.count("60岁及以上人口:") == 3
+    for colour in ("#111111", "#222222", "#333333"):
+        assert colour in legend
+
+
 def test_map_lang_en(elder_care, roads):
     m = layers_map({"elder_care": elder_care, "roads": roads}, lang="en")
     html = _html(m)
@@ -234,7 +255,11 @@ def test_map_bad_arguments(elder_care):
 def test_save_map(tmp_path, elder_care):
     path = save_map(layers_map({"elder_care": elder_care}), tmp_path / "out" / "map.html")
     assert path.is_file()
-    assert "图例 Legend" in path.read_text(encoding="utf-8")
+    page = path.read_text(encoding="utf-8")
+    assert "图例 Legend" in page
+    # self-contained: Leaflet inlined, no script or stylesheet from the network
+    assert not re.search(r'<(script|link)[^>]+(src|href)="https?://', page)
+    assert "L.map(" in page and "leaflet-control-layers" in page
 
 
 # --------------------------------------------------------------------------- report
