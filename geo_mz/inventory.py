@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 
 from geo_mz.report import Kpi
+from geo_mz.standards import (
+    BEDS_PER_1000_MIN,
+    FIXED_SHELTER_SHARE_MIN,
+    NURSING_SHARE_MIN,
+    RESIDENTIAL_KINDS,
+    SHELTER_AREA_PER_PERSON_MIN_M2,
+)
 
-#: Default thresholds with their sources (STANDARDS.md); a bureau may override them.
-BEDS_PER_1000_MIN = 40.0  # GB 50437-2007 (2018) §3.2.1, SOURCED (copy)
-NURSING_SHARE_MIN = 0.55  # 《"十四五"国家老龄事业发展和养老服务体系规划》, SOURCED
-SHELTER_AREA_PER_PERSON_MIN_M2 = 1.5  # GB 21734-2008 §5.4, SOURCED
-FIXED_SHELTER_SHARE_MIN = 0.15  # general code §4.2.2 via cabr-fire.com, SOURCED (value)
-RESIDENTIAL_KINDS = ("nursing_home", "care_home", "township_home", "district_centre", "town_centre")
 FIXED_CLASSES = ("fixed_short", "fixed_mid", "fixed_long", "central")
 
 
