@@ -38,6 +38,8 @@ test: system-packages lint
 bench: setup
 	$(BIN)/pip install -q -e ".[dev,bench]"
 	$(BIN)/python bench/bench_foundation.py
+	$(BIN)/python bench/bench_network.py
+	$(BIN)/python bench/bench_isochrones.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache .hypothesis

@@ -6,10 +6,12 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import click
 
 from geo_mz.errors import GeoMzError, LayerValidationError, Problem
+from geo_mz.report import Kpi
 
 BAD_INPUT = 2
 
@@ -125,6 +127,7 @@ def demo(out_dir: str, seed: int, lang: str) -> None:
     click.echo(f"人口栅格 population: {outputs.population_tif}")
     click.echo(f"地图 map           : {outputs.map}")
     click.echo(f"报告 report        : {outputs.report}")
+    click.echo(f"养老服务圈 coverage: {outputs.coverage_gpkg}, {outputs.coverage_xlsx}")
 
 
 @main.command()
@@ -258,6 +261,221 @@ def info(workspace: str, as_json: bool) -> None:
             f"  {rec['layer']:<17} {rec['title_zh']:<10} {rec['rows']:>7}  {tag:<14} "
             f"{rec['source']}"
         )
+
+
+def _echo_kpis(kpis: Sequence[Kpi]) -> None:
+    for k in kpis:
+        mark = {True: "✓", False: "✗", None: " "}[k.met]
+        target = f"  (目标 target {k.target})" if k.target else ""
+        click.echo(f"  {mark} {k.label_zh} {k.label_en}: {k.value} {k.unit}{target}")
+
+
+def _circle_settings(kinds: str | None, statuses: str, walk_speed: float | None) -> Any:
+    from geo_mz.circle15 import CircleSettings
+
+    opts: dict[str, Any] = {"statuses": tuple(x for x in statuses.split(",") if x)}
+    if kinds:
+        opts["kinds"] = tuple(x for x in kinds.split(",") if x)
+    if walk_speed is not None:
+        opts["walk_speed_kmh"] = walk_speed
+    return CircleSettings(**opts)
+
+
+circle_options = [
+    click.option(
+        "--workspace",
+        required=True,
+        type=click.Path(dir_okay=False),
+        help="工作空间 GeoPackage / workspace.",
+    ),
+    click.option(
+        "--out",
+        "out_dir",
+        default="out",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="输出目录 / output folder.",
+    ),
+    click.option(
+        "--kinds",
+        default=None,
+        help="计入的设施类型(逗号分隔，默认社区养老服务设施) / facility kinds that count "
+        "(comma-separated; default: community centres).",
+    ),
+    click.option(
+        "--statuses",
+        default="operating",
+        show_default=True,
+        help="计入的设施状态 / facility statuses that count.",
+    ),
+    click.option(
+        "--walk-speed",
+        type=float,
+        default=None,
+        help="老人步行速度 km/h(默认3.2) / elderly walking speed (default 3.2).",
+    ),
+    click.option(
+        "--lang",
+        type=click.Choice(["zh", "en"]),
+        default="zh",
+        show_default=True,
+        help="输出语言 / output language.",
+    ),
+]
+
+
+def _with_circle_options(f: Callable[..., None]) -> Callable[..., None]:
+    for opt in reversed(circle_options):
+        f = opt(f)
+    return f
+
+
+@main.command()
+@_with_circle_options
+def coverage(
+    workspace: str,
+    out_dir: str,
+    kinds: str | None,
+    statuses: str,
+    walk_speed: float | None,
+    lang: str,
+) -> None:
+    """15分钟养老服务圈覆盖分析 / 15-minute elder-care circle: coverage, gaps, beds.
+
+    写出 coverage.gpkg、coverage.xlsx 和 coverage_map.html。
+    Writes coverage.gpkg, coverage.xlsx and coverage_map.html.
+    """
+    from geo_mz.circle15 import analyse_circle, write_circle_outputs
+    from geo_mz.workspace import open_workspace
+
+    step, close = _progress_bar("coverage")
+    with _bad_input():
+        try:
+            layers = open_workspace(workspace).read_all()
+            result = analyse_circle(
+                layers, _circle_settings(kinds, statuses, walk_speed), progress=step
+            )
+            step("写出结果 writing outputs")
+            paths = write_circle_outputs(out_dir, layers, result, lang=lang)  # type: ignore[arg-type]
+        finally:
+            close()
+    _echo_kpis(result.kpis)
+    for kind, path in paths.items():
+        click.echo(f"{kind:<5} {path}")
+
+
+@main.command()
+@_with_circle_options
+@click.option(
+    "--k",
+    "k",
+    type=int,
+    default=5,
+    show_default=True,
+    help="新增设施数(最大覆盖模型) / number of new centres (maximal covering).",
+)
+@click.option(
+    "--model",
+    type=click.Choice(["mclp", "lscp"]),
+    default="mclp",
+    show_default=True,
+    help="mclp 最大覆盖 / maximal covering; lscp 最少设施全覆盖 / set covering.",
+)
+@click.option(
+    "--candidates",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="候选点文件(默认村居委会驻地) / candidate points file (default: village seats).",
+)
+@click.option("--candidates-crs", default=None, help="候选点文件坐标系 / CRS of that file.")
+@click.option(
+    "--capacity",
+    type=float,
+    default=None,
+    help="每处新设施可服务老人数(有容量约束) / aged 60+ each new centre can serve.",
+)
+@click.option(
+    "--time-limit",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="求解时限(秒) / solver time limit (s).",
+)
+def siting(
+    workspace: str,
+    out_dir: str,
+    kinds: str | None,
+    statuses: str,
+    walk_speed: float | None,
+    lang: str,
+    k: int,
+    model: str,
+    candidates: str | None,
+    candidates_crs: str | None,
+    capacity: float | None,
+    time_limit: float,
+) -> None:
+    """新增养老服务设施选址 / Site new elder-care centres (MCLP or LSCP, HiGHS or greedy).
+
+    写出 siting.gpkg、siting.xlsx 和 siting_map.html。
+    Writes siting.gpkg, siting.xlsx and siting_map.html.
+    """
+    from geo_mz.circle15 import analyse_circle, propose_sites, siting_kpis, write_circle_outputs
+    from geo_mz.workspace import open_workspace
+
+    step, close = _progress_bar("siting")
+    with _bad_input():
+        try:
+            layers = open_workspace(workspace).read_all()
+            cand = _read_points(candidates, candidates_crs) if candidates else None
+            result = analyse_circle(
+                layers, _circle_settings(kinds, statuses, walk_speed), progress=step
+            )
+            step("求解选址模型 solving the siting model")
+            sites = propose_sites(
+                layers,
+                result,
+                k=k if model == "mclp" else None,
+                model=model,
+                candidates=cand,  # type: ignore[arg-type]
+                capacity_places=capacity,
+                time_limit_s=time_limit,
+            )
+            step("写出结果 writing outputs")
+            result.kpis += siting_kpis(sites, result)
+            paths = write_circle_outputs(
+                out_dir,
+                layers,
+                result,
+                sites,
+                lang=lang,  # type: ignore[arg-type]
+                prefix="siting",
+            )
+        finally:
+            close()
+    _echo_kpis(result.kpis)
+    for r in sites.itertuples():
+        click.echo(f"  {r.rank:>3}. {r.name}  +{r.gain_pop_60plus:,.0f} 人 aged 60+")
+    for kind, path in paths.items():
+        click.echo(f"{kind:<5} {path}")
+
+
+def _read_points(path: str, crs: str | None) -> Any:
+    """Candidate points from any supported file, in EPSG:4490 (errors name the file)."""
+    from geo_mz.errors import CrsError
+    from geo_mz.io import read_source
+    from geo_mz.projection import STORAGE_CRS, china_datum_to_wgs84, parse_crs
+
+    gdf = read_source(path).gdf
+    if crs in ("gcj02", "bd09"):
+        gdf = china_datum_to_wgs84(gdf, crs)  # type: ignore[arg-type]
+    elif crs is not None:
+        gdf = gdf.set_crs(parse_crs(crs), allow_override=True)
+    if gdf.crs is None:
+        raise CrsError(f"{path}: no CRS; give it with --candidates-crs")
+    if not gdf.geom_type.eq("Point").all():
+        raise GeoMzError(f"{path}: candidate sites must be points")
+    return gdf.to_crs(STORAGE_CRS)
 
 
 @main.command()

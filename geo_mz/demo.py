@@ -6,11 +6,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from geo_mz.catalog import load_catalog
+from geo_mz.circle15 import (
+    analyse_circle,
+    overlay_layers,
+    propose_sites,
+    report_tables,
+    result_catalog,
+    siting_kpis,
+    write_circle_outputs,
+)
 from geo_mz.datasets.pengjiang import build_pengjiang, write_population_geotiff
 from geo_mz.inventory import headline_kpis
 from geo_mz.maps import layers_map, save_map
-from geo_mz.report import LayerCheck, write_report
+from geo_mz.report import LayerCheck, unique_kpis, write_report
 from geo_mz.workspace import Workspace
+
+#: New elder-care centres the demo proposes (maximal covering; local choice for the example).
+DEMO_NEW_CENTRES = 5
 
 #: Margin around the real admin units for the workspace's expected area, in degrees (~5 km).
 AREA_MARGIN_DEG = 0.05
@@ -24,6 +37,8 @@ class DemoOutputs:
     report: Path
     map: Path
     population_tif: Path
+    coverage_gpkg: Path
+    coverage_xlsx: Path
 
 
 def run_demo(
@@ -73,16 +88,26 @@ def run_demo(
     tif = write_population_geotiff(sample.population_grid, out / "population_100m.tif")
     say("读取工作空间 reading the workspace back")
     stored = ws.read_all()
+    circle = analyse_circle(stored, progress=progress)
+    say("选址 siting new centres")
+    sites = propose_sites(stored, circle, k=DEMO_NEW_CENTRES)
+    say("写出分析结果 writing coverage outputs")
+    files = write_circle_outputs(out, stored, circle, sites, lang=lang)  # type: ignore[arg-type]
     say("绘制地图 drawing the map")
-    map_path = save_map(layers_map(stored, lang=lang), out / "map.html")  # type: ignore[arg-type]
+    everything = {**stored, **overlay_layers(circle, sites)}
+    catalog = {**load_catalog(), **result_catalog()}
+    the_map = layers_map(everything, catalog=catalog, lang=lang)  # type: ignore[arg-type]
+    map_path = save_map(the_map, out / "map.html")
     say("编写报告 writing the report")
     checks = [LayerCheck(k, r.file, len(r.gdf), tuple(r.problems)) for k, r in results.items()]
+    kpis = headline_kpis(stored) + circle.kpis + siting_kpis(sites, circle)
     report = write_report(
         out / "report.html",
         info=ws.info(),
         validation=checks,
-        kpis=headline_kpis(stored),
+        kpis=unique_kpis(kpis),
         map_href=map_path.name,
         lang=lang,  # type: ignore[arg-type]
+        tables=report_tables(circle, sites, lang=lang),  # type: ignore[arg-type]
     )
-    return DemoOutputs(ws.path, report, map_path, tif)
+    return DemoOutputs(ws.path, report, map_path, tif, files["gpkg"], files["xlsx"])

@@ -64,6 +64,7 @@ _UNITS: dict[str, tuple[str, str]] = {
     "m": ("m", "m"),
     "m2": ("m²", "m²"),
     "km/h": ("km/h", "km/h"),
+    "min": ("分钟", "min"),
 }
 
 _TEXT: dict[str, dict[str, str]] = {
@@ -170,6 +171,12 @@ def format_value(value: Any, spec_field: FieldSpec | None, lang: Lang = "zh") ->
     text = _TEXT[lang]
     if spec_field is not None and spec_field.values:
         return spec_field.label(value, lang)
+    if (
+        spec_field is not None
+        and spec_field.unit == "share"
+        and isinstance(value, int | float | np.integer | np.floating)
+    ):
+        return f"{float(value) * 100:.1f} %"  # shares are stored 0-1 and read as percentages
     if isinstance(value, bool | np.bool_):
         out = text["yes"] if value else text["no"]
     elif isinstance(value, int | np.integer):
@@ -242,6 +249,7 @@ def _graduated(
     unit: str,
     fixed_breaks: Sequence[float] | None = None,
     fixed_colors: Sequence[str] | None = None,
+    scale: float = 1.0,
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """Colour per feature by class (the spec's fixed breaks, else quintiles), and the swatches."""
     nums = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan).copy()
@@ -269,7 +277,7 @@ def _graduated(
     for k, colour in enumerate(colours):
         if not np.any(valid & (classes == k)):
             continue
-        lo, hi = _format_number(lo_hi[k]), _format_number(lo_hi[k + 1])
+        lo, hi = _format_number(lo_hi[k] * scale), _format_number(lo_hi[k + 1] * scale)
         swatches.append((colour, f"{lo}{suffix}" if lo == hi else f"{lo} – {hi}{suffix}"))
     per_feature = [
         colours[c] if ok else NO_DATA_COLOR for c, ok in zip(classes, valid, strict=True)
@@ -287,8 +295,14 @@ def _colours(
     base = str(sym.get("color", DEFAULT_COLOR))
     if spec is not None and style == "graduated" and fname in gdf.columns:
         f = spec.field(fname)
+        share = f.unit == "share"  # stored 0-1, shown as percentages
         colours, swatches = _graduated(
-            gdf[fname], base, unit_label(f.unit, lang), sym.get("breaks"), sym.get("colors")
+            gdf[fname],
+            base,
+            "%" if share else unit_label(f.unit, lang),
+            sym.get("breaks"),
+            sym.get("colors"),
+            scale=100.0 if share else 1.0,
         )
         if any(c == NO_DATA_COLOR for c in colours):
             swatches.append((NO_DATA_COLOR, _TEXT[lang]["no_data"]))

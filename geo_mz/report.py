@@ -33,6 +33,40 @@ _SEVERITY_ORDER = {"error": 0, "warning": 1, "notice": 2}
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
+def unique_kpis(kpis: Sequence[Kpi]) -> list[Kpi]:
+    """Keep the first of figures that share an English label (analyses can overlap)."""
+    seen: set[str] = set()
+    out = []
+    for k in kpis:
+        if k.label_en not in seen:
+            seen.add(k.label_en)
+            out.append(k)
+    return out
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    """A table of results shown in the report (e.g. coverage per town).
+
+    Attributes
+    ----------
+    title_zh, title_en
+        Heading in Chinese and English.
+    columns
+        Column headings, already in the display language(s).
+    rows
+        Cell texts, already formatted (units, percentages); escaped when rendered.
+    note
+        A line under the table (method, source, what is left out).
+    """
+
+    title_zh: str
+    title_en: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    note: str = ""
+
+
 @dataclass(frozen=True)
 class LayerCheck:
     """The validation outcome of one layer.
@@ -274,6 +308,7 @@ def render_report(
     lang: Lang = "zh",
     title: str | None = None,
     generated_at: datetime | None = None,
+    tables: Sequence[ReportTable] = (),
 ) -> str:
     """Render the report HTML as a string; see :func:`write_report` for the parameters.
 
@@ -334,6 +369,7 @@ def render_report(
         name=name,
         layers=layers,
         kpis=list(kpis),
+        tables=list(tables),
         checks=_check_rows(validation, titles, lang),
         totals=totals,
         features_total=sum(int(item.get("rows") or 0) for item in layers),
@@ -352,6 +388,7 @@ def write_report(
     map_href: str | None = None,
     lang: Lang = "zh",
     title: str | None = None,
+    tables: Sequence[ReportTable] = (),
 ) -> Path:
     """Write the workspace report as one self-contained HTML file.
 
@@ -373,6 +410,8 @@ def write_report(
         Link to the map HTML (best relative to the report), shown as a link and an iframe.
     lang
         Primary language, ``"zh"`` (default) or ``"en"``; headings carry both.
+    tables
+        Result tables (e.g. coverage per town) shown after the indicators.
     title
         Page title; ``"<name> 工作空间报告 Workspace report"`` when None.
 
@@ -393,6 +432,7 @@ def write_report(
         map_href=map_href,
         lang=lang,
         title=title,
+        tables=tables,
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
