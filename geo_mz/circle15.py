@@ -181,6 +181,20 @@ def analyse_circle(
     )
     kpis = coverage.coverage_kpis(towns) + coverage.coverage_kpis(villages)[1:]
     kpis += capacity.beds_kpis(beds)
+    if e2 is not None:
+        over = int(e2.centres["over_capacity"].sum())
+        kpis.append(
+            Kpi(
+                "超负荷养老机构",
+                "Residential homes over capacity",
+                f"{over}/{len(e2.centres)}",
+                "",
+                "0",
+                over == 0,
+                "E2SFCA (Luo & Qi 2009), 40 beds per 1,000 aged 60+ "
+                "in each catchment (GB 50437 §3.2.1)",
+            )
+        )
     return CircleResult(
         s,
         net,
@@ -485,6 +499,10 @@ def write_excel(
         gaps = pd.DataFrame(result.gaps.drop(columns="geometry")).head(500)
         headed(gaps, specs["coverage_gaps"]).to_excel(xl, sheet_name="缺口 gaps", index=False)
         result.beds.to_excel(xl, sheet_name="床位 beds", index=False)
+        if result.e2sfca is not None:
+            # Supply and demand of each residential home within its catchment (E2SFCA step 1).
+            homes = pd.DataFrame(result.e2sfca.centres.drop(columns="geometry"))
+            homes.to_excel(xl, sheet_name="机构供需 E2SFCA", index=False)
         if sites is not None:
             s = pd.DataFrame(sites.drop(columns="geometry"))
             s["lon"], s["lat"] = sites.geometry.x, sites.geometry.y
