@@ -65,6 +65,9 @@ class CircleSettings:
         Hexagon size of the gap map (local choice).
     isochrone_buffer_m
         Reach off the street into the blocks when drawing isochrones (local choice).
+    places_per_1000
+        Day-service places a circle needs per 1,000 aged 60+ for capacity-adjusted coverage
+        (local choice, by analogy with GB 50437's 40 beds per 1,000; no national figure found).
     """
 
     kinds: tuple[str, ...] = coverage.COMMUNITY_KINDS
@@ -75,6 +78,7 @@ class CircleSettings:
     max_snap_m: float = 500.0
     gap_cell_m: float = 500.0
     isochrone_buffer_m: float = 50.0
+    places_per_1000: float = 40.0
 
 
 @dataclass
@@ -145,6 +149,15 @@ def analyse_circle(
     centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
     say("计算步行时间 walking times to the nearest centre")
     times = coverage.access_times(net, centres, layers["population"], max_snap_m=s.max_snap_m)
+    if "places" in centres.columns and centres["places"].notna().all():
+        # A centre with fewer places than its circle needs does not count as full coverage.
+        times = capacity.capacity_adjusted_coverage(
+            times,
+            centres,
+            capacity_field="places",
+            demand_per_1000=s.places_per_1000,
+            threshold_min=max(s.thresholds_min),
+        )
     say("统计各镇街、村居覆盖率 coverage per town and village")
     units = layers["admin_units"]
     kw: dict[str, Any] = {"thresholds_min": s.thresholds_min, "targets": s.targets}
@@ -180,6 +193,19 @@ def analyse_circle(
         capacity.e2sfca(net, residential, layers["population"]) if residential is not None else None
     )
     kpis = coverage.coverage_kpis(towns) + coverage.coverage_kpis(villages)[1:]
+    if "share_capacity_adj" in towns.columns:
+        adj = float(towns.iloc[-1]["share_capacity_adj"])
+        kpis.append(
+            Kpi(
+                "按服务名额折算的15分钟覆盖率",
+                "15-min share, capacity-adjusted",
+                round(adj * 100, 1),
+                "%",
+                "",
+                None,
+                f"centres' places vs {s.places_per_1000:g} per 1,000 aged 60+ (local choice)",
+            )
+        )
     kpis += capacity.beds_kpis(beds)
     if e2 is not None:
         over = int(e2.centres["over_capacity"].sum())
@@ -417,6 +443,7 @@ TOWN_COLUMNS = (
     "share_5min",
     "share_10min",
     "share_15min",
+    "share_capacity_adj",
     "target_share",
     "meets_target",
     "shortfall_persons",
@@ -431,7 +458,8 @@ def report_tables(
     specs = result_catalog()
     towns = result.table_towns.copy()
     towns.loc[towns["level"] == "total", "urban_rural"] = None
-    cols, rows = _display(towns, specs["coverage_units"], lang, TOWN_COLUMNS)
+    present = [c for c in TOWN_COLUMNS if c in towns.columns]
+    cols, rows = _display(towns, specs["coverage_units"], lang, present)
     s = result.settings
     note = (
         f"步行速度 {s.walk_speed_kmh:g} km/h；设施类型 {', '.join(s.kinds)}；状态 "

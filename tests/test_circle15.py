@@ -51,6 +51,16 @@ def test_tables_add_up(result):
     assert set(result.centres["kind"]) <= set(CircleSettings().kinds)
 
 
+def test_capacity_never_adds_coverage(layers, result):
+    towns = result.table_towns
+    assert (towns["share_capacity_adj"] <= towns["share_15min"] + 1e-12).all()
+    short = layers["elder_care"].copy()
+    short["places"] = short["places"].where(short["kind"] != "town_centre", 1)
+    tight = analyse_circle({**layers, "elder_care": short})
+    assert tight.table_towns.iloc[-1]["share_capacity_adj"] < towns.iloc[-1]["share_capacity_adj"]
+    assert tight.table_towns.iloc[-1]["share_15min"] == towns.iloc[-1]["share_15min"]
+
+
 def test_faster_walkers_are_covered_more(layers, result):
     quick = analyse_circle(layers, CircleSettings(walk_speed_kmh=4.0))
     assert quick.table_towns.iloc[-1]["share_15min"] > result.table_towns.iloc[-1]["share_15min"]

@@ -109,6 +109,16 @@ CELL_M = 100.0
 SHELTERS_N, SHELTER_AREA_M2, SHELTER_CAPACITY = 61, 110_000, 60_000
 #: Shelters per town, in the order of pengjiang_streets.csv: local choice (≥1 each, 61 in all).
 SHELTERS_PER_TOWN = (14, 4, 12, 13, 7, 11)
+#: Places (elders served) of the day-service kinds: local choice for the sample.
+PLACES_BY_KIND = {
+    "district_centre": 200,
+    "town_centre": 120,
+    "home_care_centre": 80,
+    "day_care_centre": 40,
+    "rural_happiness_home": 30,
+    "meal_point": 0,
+}
+
 #: Residential elder-care beds in total: local choice (the brief's "about 3,100").
 BEDS_TOTAL = 3_100
 #: Nursing-type share of those beds: the national 2025 target ≥55 % (STANDARDS.md §B).
@@ -512,6 +522,9 @@ def _elder_care(geo: DistrictGeo, rng: np.random.Generator) -> Rows:
         if r["operator_type"] == "public":
             town = geo.town_names[geo.vil_town[vil[i]]]
             r["operator"] = "蓬江区民政局" if r["kind"] == "district_centre" else f"{town}人民政府"
+        # Places for day services (residential homes: their beds). Fixed per kind, no draws, so
+        # the other layers keep their random streams (local choice).
+        r["places"] = PLACES_BY_KIND.get(r["kind"], r.get("beds") or 0)
     return _finish(geo, rows, xy, rng)
 
 
