@@ -38,6 +38,7 @@ CHINA_BOUNDS = (73.0, 3.0, 136.0, 54.0)
 
 _TRUE = {"true", "t", "yes", "y", "1", "是", "有", "对"}
 _FALSE = {"false", "f", "no", "n", "0", "否", "无", "不"}
+_RESERVED_COLUMNS = {"fid", "geom", "geometry", "ogc_fid"}
 _GEOM_FAMILY = {
     "Point": ("Point", "MultiPoint"),
     "LineString": ("LineString", "MultiLineString"),
@@ -507,6 +508,20 @@ def check_layer(
         elif fid is not None:
             first[fid] = i
     extras = [c for c in df.columns if c not in spec.field_names]
+    reserved = [c for c in extras if c.casefold() in _RESERVED_COLUMNS]
+    if reserved:
+        # GeoPackage keeps its own fid and geometry columns: an attribute of that name cannot be
+        # stored, so it is kept under a new name rather than lost.
+        df = df.rename(columns={c: f"{c}_attr" for c in reserved})
+        extras = [f"{c}_attr" if c in reserved else c for c in extras]
+        found.add(
+            None,
+            None,
+            "renamed_field",
+            f"columns {reserved} clash with GeoPackage's fid/geometry columns; kept as "
+            f"{[f'{c}_attr' for c in reserved]}",
+            "notice",
+        )
     if extras:
         found.add(
             None,

@@ -11,6 +11,7 @@ import shapely
 
 from geo_mz.errors import LayerReadError, LayerValidationError
 from geo_mz.validate import load_layer, prepare_layer
+from geo_mz.workspace import Workspace
 
 from .conftest import care_props, feature, point, write_geojson
 
@@ -249,3 +250,37 @@ def test_missing_file_and_ambiguous_layers(tmp_path: Path, good_care_file: Path)
     with pytest.raises(LayerReadError, match=r"2 layers"):
         prepare_layer(two, "elder_care")
     assert prepare_layer(two, "elder_care", layer_name="b").ok
+
+
+def test_real_beijing_township_shapefile(shared_data: Path, tmp_path: Path):
+    """331 real town polygons: Chinese DBF text decodes; missing spec fields are named."""
+    shp = shared_data / "towns_beijing/beijing_township_boundaries.shp"
+    raw = prepare_layer(shp, "admin_units")
+    assert len(raw.gdf) == 331
+    assert {(p.field, p.code) for p in raw.errors} == {
+        ("adcode", "missing_field"),
+        ("name", "missing_field"),
+        ("level", "missing_field"),
+    }
+    assert "建外街道" in set(raw.gdf["乡"])
+    # the planner's fix: add the fields the spec needs, then it validates
+    gdf = gpd.read_file(shp)
+    gdf["adcode"] = [f"110000{i:03d}" for i in range(len(gdf))]
+    gdf["名称"] = gdf["乡"]  # a Chinese column title maps to the field
+    gdf["level"] = "乡级(镇/街道)"  # and a Chinese label to its code
+    fixed = tmp_path / "beijing.shp"
+    write_shp(gdf, fixed, "UTF-8")
+    result = prepare_layer(fixed, "admin_units")
+    assert result.ok, result.errors[:3]
+    assert "geom_attr" in result.gdf.columns  # the DBF's own 'geom' text column is not lost
+    assert set(result.gdf["level"]) == {"town"}
+    assert result.gdf.geom_type.eq("MultiPolygon").all()
+    minx, miny, maxx, maxy = result.gdf.total_bounds
+    ws = Workspace.create(
+        tmp_path / "bj.gpkg",
+        name="北京市",
+        adcode="110000",
+        bounds=(minx - 0.1, miny - 0.1, maxx + 0.1, maxy + 0.1),
+    )
+    ws.import_file(fixed, "admin_units")
+    assert len(ws.read("admin_units")) == 331
