@@ -1,0 +1,243 @@
+"""Gazetteer loading and search on the real division tables (../shared/data/placenames)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from geo_mz.gazetteer import (
+    LEVELS,
+    PLACE_READINGS,
+    GazetteerIndex,
+    build_index,
+    load_gazetteer,
+    name_pinyin,
+    search,
+)
+
+
+@pytest.fixture(scope="module")
+def folder(shared_data: Path) -> Path:
+    path = shared_data / "placenames"
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is missing in CI")
+        pytest.skip(f"{path} is missing")
+    return path
+
+
+@pytest.fixture(scope="module")
+def gaz(folder: Path) -> pd.DataFrame:
+    return load_gazetteer(folder)
+
+
+@pytest.fixture(scope="module")
+def index(gaz: pd.DataFrame) -> GazetteerIndex:
+    return build_index(gaz)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_columns_and_levels(gaz: pd.DataFrame) -> None:
+    assert list(gaz.columns) == [
+        "code",
+        "name",
+        "level",
+        "parent_code",
+        "full_name",
+        "pinyin",
+        "initials",
+    ]
+    assert set(gaz["level"]) == set(LEVELS)
+    assert gaz["code"].is_unique
+    assert gaz[["code", "name", "full_name", "pinyin", "initials"]].notna().all().all()
+    lengths = gaz.groupby("level")["code"].agg(lambda c: set(c.str.len()))
+    assert lengths.to_dict() == {
+        "province": {2},
+        "city": {4},
+        "county": {6},
+        "town": {9},
+        "village": {12},
+    }
+
+
+def test_counts_match_the_files(gaz: pd.DataFrame, folder: Path) -> None:
+    provinces = pd.read_csv(folder / "provinces.csv", dtype=str)
+    assert (gaz["level"] == "province").sum() == len(provinces)
+    assert 30 <= len(provinces) <= 34
+    assert gaz.loc[gaz["level"] == "province", "parent_code"].isna().all()
+
+
+def test_pengjiang_subtree(gaz: pd.DataFrame) -> None:
+    sub = gaz[gaz["code"].str.startswith("440703")]
+    counts = sub["level"].value_counts().to_dict()
+    assert counts == {"county": 1, "town": 6, "village": 139}
+    towns = set(sub.loc[sub["level"] == "town", "code"])
+    villages = sub[sub["level"] == "village"]
+    assert set(villages["parent_code"]) <= towns
+
+
+def test_full_name_chain(gaz: pd.DataFrame) -> None:
+    row = gaz.set_index("code").loc["440703101"]
+    assert row["name"] == "棠下镇"
+    assert "广东省 江门市 蓬江区 棠下镇" in row["full_name"]
+    village = gaz[gaz["parent_code"] == "440703101"].iloc[0]
+    assert village["full_name"].startswith("广东省 江门市 蓬江区 棠下镇 ")
+
+
+def test_full_name_skips_placeholder_cities(gaz: pd.DataFrame) -> None:
+    dongcheng = gaz.set_index("code").loc["110101"]
+    assert dongcheng["full_name"] == "北京市 东城区"
+    assert not gaz.loc[gaz["level"] != "city", "full_name"].str.contains("市辖区").any()
+
+
+def test_pinyin_and_initials(gaz: pd.DataFrame) -> None:
+    row = gaz.set_index("code").loc["440703101"]
+    assert row["pinyin"] == "tang xia zhen"
+    assert row["initials"] == "txz"
+    assert gaz["pinyin"].str.fullmatch(r"[a-z0-9]+( [a-z0-9]+)*|").all()
+    sample = gaz.sample(20_000, random_state=0)
+    first = sample["pinyin"].str.split(" ").map(lambda s: "".join(x[:1] for x in s))
+    assert (first == sample["initials"]).all()
+    zero = gaz.set_index("name").loc["八五〇农场", "pinyin"]
+    assert zero == "ba wu ling nong chang"
+
+
+@pytest.mark.parametrize(
+    ("name", "pinyin"),
+    [
+        ("六安市", "lu an shi"),
+        ("蚌埠市", "beng bu shi"),
+        ("丽水市", "li shui shi"),
+        ("番禺区", "pan yu qu"),
+        ("涡阳县", "guo yang xian"),
+        ("铅山县", "yan shan xian"),
+        ("重庆市", "chong qing shi"),
+    ],
+)
+def test_polyphonic_place_names(gaz: pd.DataFrame, name: str, pinyin: str) -> None:
+    readings = set(gaz.loc[gaz["name"] == name, "pinyin"])
+    assert readings == {pinyin}
+    assert name_pinyin(name) == pinyin
+
+
+def test_override_table_is_consistent() -> None:
+    for key, reading in PLACE_READINGS.items():
+        assert len(key) == len(reading)
+        assert all(r.isascii() and r.islower() for r in reading)
+
+
+# --------------------------------------------------------------------------- search
+
+
+def test_search_characters_with_code_prefix(index: GazetteerIndex) -> None:
+    res = search(index, "棠下", code_prefix="440703")
+    assert list(res.columns) == ["code", "name", "level", "full_name", "match", "score"]
+    assert res.iloc[0]["code"] == "440703101"
+    assert res.iloc[0]["name"] == "棠下镇"
+    assert res.iloc[0]["match"] == "prefix"
+    assert res["code"].str.startswith("440703").all()
+
+
+def test_search_exact_name(index: GazetteerIndex) -> None:
+    res = search(index, "蓬江区")
+    assert res.iloc[0]["code"] == "440703"
+    assert res.iloc[0]["match"] == "exact"
+    assert res.iloc[0]["score"] == 100
+
+
+def test_search_pinyin(index: GazetteerIndex) -> None:
+    res = search(index, "tangxia")
+    assert "440703101" in set(res["code"])
+    assert set(res["match"]) == {"pinyin"}
+    assert search(index, "tangxia", code_prefix="440703").iloc[0]["code"] == "440703101"
+    # spaces and tones (marks or digits) are ignored
+    for q in ["tang xia", "táng xià", "tang2 xia4"]:
+        assert search(index, q, code_prefix="440703").iloc[0]["code"] == "440703101"
+
+
+def test_search_initials(index: GazetteerIndex) -> None:
+    res = search(index, "txz", limit=50)
+    assert "440703101" in set(res["code"])
+    assert set(res["match"]) == {"initials"}
+    res = search(index, "txz", code_prefix="4407")
+    assert res.iloc[0]["code"] == "440703101"
+
+
+def test_search_fuzzy(index: GazetteerIndex) -> None:
+    res = search(index, "棠下城")  # a typo that is not a homophone
+    assert res.iloc[0]["code"] == "440703101"
+    assert res.iloc[0]["match"] == "fuzzy"
+    assert search(index, "棠下城", fuzzy=False).empty
+
+
+def test_search_homophone_typo(index: GazetteerIndex) -> None:
+    # 真 zhen for 镇 zhen: same sound, found through the pinyin tier (above fuzzy)
+    res = search(index, "棠下真")
+    hit = res[res["code"] == "440703101"]
+    assert len(hit) == 1
+    assert hit.iloc[0]["match"] == "pinyin"
+
+
+def test_exact_characters_outrank_homophones(index: GazetteerIndex, gaz: pd.DataFrame) -> None:
+    # 塘下镇 (Rui'an, 330381101) and 棠下镇 (Pengjiang) are both "tang xia zhen" towns; the
+    # homophone has the lower code, so only the tier puts the typed characters first.
+    both = gaz[gaz["code"].isin(["330381101", "440703101"])]
+    assert set(both["pinyin"]) == {"tang xia zhen"}
+    assert set(both["name"]) == {"塘下镇", "棠下镇"}
+    res = search(index, "棠下镇", levels=["town"])
+    assert res.iloc[0]["code"] == "440703101"
+    homophone = res.index[res["code"] == "330381101"]
+    assert len(homophone) == 1
+    assert homophone[0] > 0
+    assert res.loc[homophone[0], "match"] == "pinyin"
+
+
+def test_exact_characters_outrank_village_homophones(
+    index: GazetteerIndex, gaz: pd.DataFrame
+) -> None:
+    # a pair of Pengjiang/Jiangmen-area village names that differ in characters only
+    villages = gaz[(gaz["level"] == "village") & gaz["code"].str.startswith("4407")]
+    first = villages.drop_duplicates("name")  # keeps the lowest code of each name
+    groups = first.groupby("pinyin").filter(lambda g: g["name"].nunique() == 2)
+    pair = groups[groups["pinyin"] == groups["pinyin"].iloc[0]].sort_values("code")
+    # query the name with the higher code, so code order alone would put the other first
+    other, typed = pair["name"].tolist()
+    res = search(index, typed, code_prefix="4407", levels=["village"], limit=500, fuzzy=False)
+    assert (res["name"] == typed).any() and (res["name"] == other).any()
+    last_typed = res.index[res["name"] == typed].max()
+    first_other = res.index[res["name"] == other].min()
+    assert last_typed < first_other
+
+
+def test_levels_filter(index: GazetteerIndex) -> None:
+    res = search(index, "棠下", levels=["village"], limit=50)
+    assert not res.empty
+    assert set(res["level"]) == {"village"}
+    with pytest.raises(ValueError, match="unknown levels"):
+        search(index, "棠下", levels=["hamlet"])
+
+
+def test_code_prefix_filter(index: GazetteerIndex) -> None:
+    res = search(index, "村", code_prefix="440703101", limit=200)
+    assert not res.empty
+    assert res["code"].str.startswith("440703101").all()
+    assert search(index, "棠下", code_prefix="11").query("name == '棠下镇'").empty
+
+
+def test_ranking_ties_by_level_then_code(index: GazetteerIndex) -> None:
+    res = search(index, "棠下", limit=100)
+    for _, grp in res.groupby("score", sort=False):
+        ranks = grp["level"].map(LEVELS.index).tolist()
+        assert ranks == sorted(ranks)
+    assert res["score"].is_monotonic_decreasing
+
+
+def test_limit_and_empty(index: GazetteerIndex) -> None:
+    assert len(search(index, "村", limit=7)) == 7
+    assert search(index, "").empty
+    assert search(index, "zzzzqqqq", fuzzy=False).empty
