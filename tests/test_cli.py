@@ -71,3 +71,12 @@ def test_catalog_lists_layers_and_fields():
     assert "elder_care" in out and "应急避难场所" in out
     out = invoke("catalog", "elder_care").output
     assert "农村幸福院" in out and "rural_happiness_home" in out
+
+
+def test_names_search_uses_the_shipped_gazetteer():
+    res = invoke("names", "search", "棠下", "--code-prefix", "440703", "--limit", "3")
+    assert res.exit_code == 0, res.output
+    first = res.stdout.splitlines()[0]
+    assert first.startswith("440703101") and "广东省 江门市 蓬江区 棠下镇" in first
+    res = invoke("names", "search", "棠下", "--level", "nowhere")
+    assert res.exit_code == 2
