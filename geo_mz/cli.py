@@ -281,6 +281,22 @@ def _circle_settings(kinds: str | None, statuses: str, walk_speed: float | None)
     return CircleSettings(**opts)
 
 
+def _analyse(
+    workspace: str,
+    kinds: str | None,
+    statuses: str,
+    walk_speed: float | None,
+    step: Callable[[str], None],
+) -> tuple[Any, Any]:
+    """Open the workspace and run the 15-minute circle (shared by coverage and siting)."""
+    from geo_mz.circle15 import analyse_circle
+    from geo_mz.workspace import open_workspace
+
+    layers = open_workspace(workspace).read_all()
+    settings = _circle_settings(kinds, statuses, walk_speed)
+    return layers, analyse_circle(layers, settings, progress=step)
+
+
 circle_options = [
     click.option(
         "--workspace",
@@ -345,16 +361,12 @@ def coverage(
     写出 coverage.gpkg、coverage.xlsx 和 coverage_map.html。
     Writes coverage.gpkg, coverage.xlsx and coverage_map.html.
     """
-    from geo_mz.circle15 import analyse_circle, write_circle_outputs
-    from geo_mz.workspace import open_workspace
+    from geo_mz.circle15 import write_circle_outputs
 
     step, close = _progress_bar("coverage")
     with _bad_input():
         try:
-            layers = open_workspace(workspace).read_all()
-            result = analyse_circle(
-                layers, _circle_settings(kinds, statuses, walk_speed), progress=step
-            )
+            layers, result = _analyse(workspace, kinds, statuses, walk_speed, step)
             step("写出结果 writing outputs")
             paths = write_circle_outputs(out_dir, layers, result, lang=lang)  # type: ignore[arg-type]
         finally:
@@ -420,17 +432,13 @@ def siting(
     写出 siting.gpkg、siting.xlsx 和 siting_map.html。
     Writes siting.gpkg, siting.xlsx and siting_map.html.
     """
-    from geo_mz.circle15 import analyse_circle, propose_sites, siting_kpis, write_circle_outputs
-    from geo_mz.workspace import open_workspace
+    from geo_mz.circle15 import propose_sites, siting_kpis, write_circle_outputs
 
     step, close = _progress_bar("siting")
     with _bad_input():
         try:
-            layers = open_workspace(workspace).read_all()
             cand = _read_points(candidates, candidates_crs) if candidates else None
-            result = analyse_circle(
-                layers, _circle_settings(kinds, statuses, walk_speed), progress=step
-            )
+            layers, result = _analyse(workspace, kinds, statuses, walk_speed, step)
             step("求解选址模型 solving the siting model")
             sites = propose_sites(
                 layers,
