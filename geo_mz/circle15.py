@@ -10,9 +10,7 @@ coverage``, ``geo-mz siting``, ``geo-mz demo`` and the notebooks.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,26 +18,25 @@ from typing import Any, Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
-import shapely
 
 from geo_mz import capacity, coverage, isochrones, siting
-from geo_mz.catalog import LayerSpec, default_catalog_dir, load_catalog
-from geo_mz.errors import GeoMzError, LayerValidationError
-from geo_mz.maps import format_value, layers_map, save_map
+from geo_mz.catalog import load_catalog
+from geo_mz.errors import GeoMzError
+from geo_mz.maps import layers_map, save_map
 from geo_mz.network import ELDERLY_WALK_SPEED_KMH, Network, network_from_roads
-from geo_mz.projection import measure_crs_for
 from geo_mz.report import Kpi, ReportTable, unique_kpis
+from geo_mz.results import (
+    conform,
+    display_table,
+    headed,
+    kpi_frame,
+    result_catalog,
+    write_gpkg,
+)
 from geo_mz.standards import COVERAGE_THRESHOLDS_MIN, RESIDENTIAL_KINDS, TARGET_SHARE
-from geo_mz.validate import check_layer
 
 Lang = Literal["zh", "en"]
 STORAGE_CRS = "EPSG:4490"
-
-
-def result_catalog() -> dict[str, LayerSpec]:
-    """Specs of the analysis output layers (``layers/results/``)."""
-    return load_catalog(default_catalog_dir() / "results")
 
 
 @dataclass(frozen=True)
@@ -348,92 +345,19 @@ def siting_kpis(sites: gpd.GeoDataFrame, result: CircleResult) -> list[Kpi]:
 # ------------------------------------------------------------------------------------ outputs
 
 
-def _conform(kind: str, gdf: gpd.GeoDataFrame, specs: Mapping[str, LayerSpec]) -> gpd.GeoDataFrame:
-    """Give an output layer its spec's columns and types; any error here is a bug, not input."""
-    spec = specs[kind]
-    cols = [f.name for f in spec.fields if f.name in gdf.columns]
-    g = gpd.GeoDataFrame(gdf[cols], geometry=gdf.geometry.values, crs=gdf.crs).to_crs(STORAGE_CRS)
-    bad = ~g.is_valid.to_numpy()
-    if bad.any():
-        # Reprojecting valid metric polygons to degrees can fold near-coincident vertices into
-        # tiny self-intersections; repair them, but only if the area stays the same.
-        # method="structure" rebuilds rings as area (linework can turn a fold into a hole).
-        repaired = shapely.make_valid(
-            g.geometry.values[bad], method="structure", keep_collapsed=False
-        )
-        fixed = gpd.GeoSeries(repaired, crs=STORAGE_CRS).apply(_polygonal)
-        metric = measure_crs_for(g)
-        before = g.geometry[bad].to_crs(metric).area.to_numpy()
-        after = fixed.to_crs(metric).area.to_numpy()
-        if np.any(np.abs(after - before) > 1e-6 * np.maximum(before, 1.0) + 1.0):
-            raise GeoMzError(f"{kind}: invalid output geometry could not be repaired losslessly")
-        g.loc[bad, g.geometry.name] = fixed.to_numpy()
-    num = g.select_dtypes("number").columns
-    g[num] = g[num].replace([np.inf, -np.inf], np.nan)
-    out, problems = check_layer(g, spec, file=kind, area=None)
-    errors = [p for p in problems if p.severity == "error"]
-    if errors:
-        raise LayerValidationError(errors)
-    return out
-
-
-def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
-    parts = [
-        p for p in getattr(geom, "geoms", [geom]) if p.geom_type in ("Polygon", "MultiPolygon")
-    ]
-    return shapely.union_all(parts) if parts else geom
-
-
 def output_layers(
     result: CircleResult, sites: gpd.GeoDataFrame | None = None
 ) -> dict[str, gpd.GeoDataFrame]:
     """Return the result layers as written to the GeoPackage, each checked against its spec."""
     specs = result_catalog()
     out = {
-        "coverage_units": _conform("coverage_units", result.units, specs),
-        "isochrones": _conform("isochrones", result.rings, specs),
-        "coverage_gaps": _conform("coverage_gaps", result.gaps, specs),
+        "coverage_units": conform("coverage_units", result.units, specs),
+        "isochrones": conform("isochrones", result.rings, specs),
+        "coverage_gaps": conform("coverage_gaps", result.gaps, specs),
     }
     if sites is not None:
-        out["proposed_sites"] = _conform("proposed_sites", sites, specs)
+        out["proposed_sites"] = conform("proposed_sites", sites, specs)
     return out
-
-
-def write_gpkg(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame]) -> Path:
-    """Write result layers into a new GeoPackage in one atomic step."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gpkg", dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)
-    try:
-        for name, gdf in layers.items():
-            pyogrio.write_dataframe(
-                gdf,
-                tmp,
-                layer=name,
-                promote_to_multi=True if gdf.geom_type.str.contains("Polygon").any() else None,
-            )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def _display(
-    df: pd.DataFrame, spec: LayerSpec, lang: Lang, columns: Sequence[str]
-) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
-    heads, fields = [], []
-    for c in columns:
-        f = spec.field(c)
-        heads.append(f"{f.title_zh} {f.title_en}" if lang == "zh" else f"{f.title_en} {f.title_zh}")
-        fields.append(f)
-    rows = tuple(
-        tuple(format_value(r[c], f, lang) for c, f in zip(columns, fields, strict=True))
-        for r in df.to_dict("records")
-    )
-    return tuple(heads), rows
 
 
 TOWN_COLUMNS = (
@@ -459,7 +383,7 @@ def report_tables(
     towns = result.table_towns.copy()
     towns.loc[towns["level"] == "total", "urban_rural"] = None
     present = [c for c in TOWN_COLUMNS if c in towns.columns]
-    cols, rows = _display(towns, specs["coverage_units"], lang, present)
+    cols, rows = display_table(towns, specs["coverage_units"], lang, present)
     s = result.settings
     note = (
         f"步行速度 {s.walk_speed_kmh:g} km/h；设施类型 {', '.join(s.kinds)}；状态 "
@@ -475,7 +399,7 @@ def report_tables(
         )
     ]
     if sites is not None and len(sites):
-        cols, rows = _display(
+        cols, rows = display_table(
             sites,
             specs["proposed_sites"],
             lang,
@@ -499,25 +423,9 @@ def write_excel(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
 
-    def headed(df: pd.DataFrame, spec: LayerSpec) -> pd.DataFrame:
-        names = {f.name: f"{f.title_zh} {f.title_en}" for f in spec.fields}
-        return df.rename(columns=lambda c: names.get(c, c))
-
     unit_cols = [f.name for f in specs["coverage_units"].fields]
     with pd.ExcelWriter(path, engine="openpyxl") as xl:
-        pd.DataFrame(
-            [
-                {
-                    "指标 indicator": f"{k.label_zh} {k.label_en}",
-                    "值 value": k.value,
-                    "单位 unit": k.unit,
-                    "目标 target": k.target,
-                    "达标 met": k.met,
-                    "依据 source": k.source,
-                }
-                for k in result.kpis
-            ]
-        ).to_excel(xl, sheet_name="指标 KPIs", index=False)
+        kpi_frame(result.kpis).to_excel(xl, sheet_name="指标 KPIs", index=False)
         for name, table in (
             ("镇街 towns", result.table_towns),
             ("村居 villages", result.table_villages),
