@@ -153,6 +153,14 @@ class Network:
         """KD-tree of ``node_xy``, built on first use and kept with this network."""
         return cKDTree(self.node_xy)
 
+    @functools.cached_property
+    def arc_lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """Arcs sorted by ``tail * n + head`` (fastest first): keys and arc ids, for paths."""
+        tails, heads = _arc_nodes(self)
+        key = tails * np.int64(self.n_nodes) + heads
+        order = np.lexsort((self.arc_time_min, key))
+        return key[order], order.astype(np.int64)
+
     def __repr__(self) -> str:
         return (
             f"Network(mode={self.mode!r}, crs={self.crs!r}, n_nodes={self.n_nodes}, "
@@ -650,16 +658,57 @@ def with_closures(
     arc_forward = net.arc_forward[arc_keep]
     arc_time = net.arc_time_min[arc_keep] * factor[arc_edge]
     speed = np.where(np.isfinite(factor), net.edge_speed_kmh / factor, net.edge_speed_kmh)
-    tails = np.where(arc_forward, net.edge_u[arc_edge], net.edge_v[arc_edge])
-    heads = np.where(arc_forward, net.edge_v[arc_edge], net.edge_u[arc_edge])
     return dataclasses.replace(
         net,
         edge_speed_kmh=speed,
         arc_edge=arc_edge,
         arc_forward=arc_forward,
         arc_time_min=arc_time,
-        graph=_csr_min(tails, heads, arc_time, net.n_nodes),
+        graph=_graph_update(net, keep, factor),
     )
+
+
+def _graph_update(net: Network, keep: np.ndarray, factor: np.ndarray) -> sp.csr_matrix:
+    """``net.graph`` with only the entries of changed edges recomputed (no re-sort, no rebuild).
+
+    A closure touches a handful of the millions of entries: their (tail, head) pairs get the
+    minimum over their remaining parallel arcs, ``inf`` when none is left (csgraph never relaxes
+    an infinite arc, so it acts as absent). Sharing ``indices``/``indptr`` keeps a re-audit after
+    one closure from paying for a full CSR construction.
+    """
+    changed_edge = ~keep | (factor != 1.0)
+    arcs = np.flatnonzero(changed_edge[net.arc_edge])
+    g = net.graph
+    if len(arcs) == 0:
+        return g
+    tails, heads = _arc_nodes(net)
+    n = np.int64(net.n_nodes)
+    pair = np.unique(tails[arcs] * n + heads[arcs])
+    keys, order = net.arc_lookup
+    lo, hi = np.searchsorted(keys, pair, side="left"), np.searchsorted(keys, pair, side="right")
+    # Every arc of each touched pair (parallel arcs included), with its new time.
+    counts = hi - lo
+    members = order[
+        np.repeat(lo, counts)
+        + np.arange(counts.sum())
+        - np.repeat(np.cumsum(counts) - counts, counts)
+    ]
+    e = net.arc_edge[members]
+    t = np.where(keep[e], net.arc_time_min[members] * factor[e], np.inf)
+    new_w = np.minimum.reduceat(t, np.cumsum(counts) - counts) if len(t) else t
+    pt, ph = pair // n, pair % n
+    start = g.indptr[pt]
+    # Column indices are sorted within each row (built by _csr_min): search each row's slice.
+    pos = np.array(
+        [
+            s + np.searchsorted(g.indices[s:end], h)
+            for s, end, h in zip(start, g.indptr[pt + 1], ph, strict=True)
+        ],
+        dtype=np.int64,
+    )
+    data = g.data.copy()
+    data[pos] = new_w
+    return sp.csr_matrix((data, g.indices, g.indptr), shape=g.shape)
 
 
 def closed_edges_by_geometry(
@@ -849,16 +898,38 @@ def shortest_path_arcs(net: Network, source: int, target: int) -> tuple[float, n
     path = [int(t)]
     while path[-1] != s:
         path.append(int(pred[path[-1]]))
-    nodes = np.array(path[::-1], dtype=np.int64)
-    tails, heads = _arc_nodes(net)
-    n = np.int64(net.n_nodes)
-    key = tails * n + heads
-    want = nodes[:-1] * n + nodes[1:]
-    cand = np.flatnonzero(np.isin(key, want))
-    cand = cand[np.lexsort((net.arc_time_min[cand], key[cand]))]
-    ck = key[cand]
-    arcs = cand[np.searchsorted(ck, want)]
-    return float(dist[t]), arcs.astype(np.int64)
+    return float(dist[t]), path_arcs(net, np.array(path[::-1], dtype=np.int64))
+
+
+def path_arcs(net: Network, nodes: np.ndarray) -> np.ndarray:
+    """Find the fastest arc between each pair of consecutive nodes of a path.
+
+    Parameters
+    ----------
+    net
+        The network.
+    nodes
+        Node indices in travel order (e.g. from a shortest-path tree).
+
+    Returns
+    -------
+    numpy.ndarray
+        Arc ids in travel order (parallel arcs: the fastest), for :func:`route_geometry`.
+
+    Raises
+    ------
+    NetworkError
+        If two consecutive nodes are not joined by an arc.
+    """
+    nodes = _check_nodes(net, nodes, "nodes")
+    if len(nodes) < 2:
+        return np.empty(0, dtype=np.int64)
+    keys, arcs = net.arc_lookup
+    want = nodes[:-1] * np.int64(net.n_nodes) + nodes[1:]
+    pos = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
+    if len(keys) == 0 or np.any(keys[pos] != want):
+        raise NetworkError("consecutive path nodes are not joined by an arc")
+    return arcs[pos]
 
 
 def route_geometry(net: Network, arcs: np.ndarray) -> shapely.LineString:
