@@ -22,6 +22,14 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def pengjiang_layers() -> dict:
+    """The Pengjiang sample's layers, built once per session (read-only: copy before editing)."""
+    from geo_mz.datasets.pengjiang import build_pengjiang
+
+    return build_pengjiang().layers
+
+
 def feature(props: dict, geometry: dict | None) -> dict:
     return {"type": "Feature", "properties": props, "geometry": geometry}
 
