@@ -233,9 +233,10 @@ def load_spec(path: str | Path) -> LayerSpec:
     )
     if spec.name != path.stem:
         raise LayerSpecError(f"{where}: name '{spec.name}' must equal the file name '{path.stem}'")
-    sym_field = spec.symbology.get("field")
-    if sym_field is not None and sym_field not in names:
-        raise LayerSpecError(f"{where}: symbology field '{sym_field}' is not a field")
+    for key in ("field", "size_field"):
+        sym_field = spec.symbology.get(key)
+        if sym_field is not None and sym_field not in names:
+            raise LayerSpecError(f"{where}: symbology {key} '{sym_field}' is not a field")
     return spec
 
 

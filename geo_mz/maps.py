@@ -344,6 +344,20 @@ def _style(spec: LayerSpec | None, geometry: str, colour: str) -> dict[str, Any]
     return style
 
 
+def _size_by_field(styles: list[dict[str, Any]], gdf: Any, spec: LayerSpec) -> None:
+    """Scale point radii by ``size_field`` (area ∝ value) from ``radius`` up to ``max_radius``."""
+    field = spec.symbology.get("size_field")
+    if not field or field not in gdf.columns or not len(styles):
+        return
+    v = pd.to_numeric(gdf[field], errors="coerce").to_numpy(dtype=float)
+    top = float(np.nanmax(v, initial=0.0)) or 1.0
+    r0 = float(spec.symbology.get("radius", 5))
+    r1 = float(spec.symbology.get("max_radius", 3 * r0))
+    share = np.sqrt(np.clip(np.nan_to_num(v, nan=0.0), 0.0, None) / top)
+    for style, x in zip(styles, share, strict=True):
+        style["radius"] = r0 + (r1 - r0) * float(x)
+
+
 def _popup_fields(
     gdf: geopandas.GeoDataFrame, spec: LayerSpec | None, lang: Lang
 ) -> list[tuple[str, str, FieldSpec | None, Any]]:
@@ -445,6 +459,8 @@ def _add_layer(
     fields = _popup_fields(gdf, spec, lang)
     data = _feature_collection(gdf, fields, lang)
     styles = [_style(spec, geometry, c) for c in colours]
+    if geometry == "Point" and spec is not None:
+        _size_by_field(styles, gdf, spec)
     popup = (
         folium.GeoJsonPopup(
             fields=[f[0] for f in fields],

@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import folium
 import geopandas as gpd
@@ -745,20 +745,6 @@ def excel_tables(
     return out
 
 
-def _size_points(m: folium.Map, title: str, radii: np.ndarray) -> None:
-    """Give the points of the layer titled ``title`` their own radius (Leaflet honours it)."""
-    for group in m._children.values():
-        if isinstance(group, folium.FeatureGroup) and str(group.layer_name).startswith(title):
-            for gj in group._children.values():
-                if isinstance(gj, folium.GeoJson) and getattr(gj, "style", False):
-                    base = gj.style_function
-
-                    def sized(feature: dict, base: Any = base) -> dict:
-                        return {**base(feature), "radius": float(radii[int(feature["id"])])}
-
-                    gj.style_function = sized
-
-
 def shelter_map(
     base_layers: Mapping[str, gpd.GeoDataFrame],
     adequacy: AdequacyResult | None = None,
@@ -769,7 +755,8 @@ def shelter_map(
     """Map the shelters (sized by capacity) with the analyses' layers over the base layers.
 
     Villages coloured by the share of people within reach, assignment lines, unplaced people
-    by reason, and shelters coloured by load share after an evacuation (else by class).
+    by reason, and shelters coloured by load share after an evacuation (else by class), sized
+    by capacity.
     """
     layers = {k: base_layers[k] for k in ("admin_units", "water", "roads") if k in base_layers}
     outs = output_layers(adequacy, evacuation)
@@ -777,20 +764,10 @@ def shelter_map(
         units = outs.pop("shelter_units")
         layers["shelter_units"] = units[units["level"] == "village"]
     layers.update(outs)
-    cat = {**load_catalog(), **result_catalog()}
-    if "shelter_load" in layers:
-        name, cap = "shelter_load", layers["shelter_load"]["capacity_persons"]
-    elif adequacy is not None:
+    if "shelter_load" not in layers and adequacy is not None:
         layers["shelters"] = adequacy.shelters.to_crs(STORAGE_CRS)
-        name, cap = "shelters", layers["shelters"]["capacity_used_persons"]
-    else:
-        name, cap = "", pd.Series(dtype=float)
-    m = layers_map(layers, catalog=cat, lang=lang)
-    if name:
-        c = cap.to_numpy(dtype=float)
-        radii = 4.0 + 12.0 * np.sqrt(c / max(float(np.nanmax(c, initial=0)), 1.0))
-        _size_points(m, cat[name].title(lang), radii)
-    return m
+    # Shelters are sized by capacity through their specs' symbology ``size_field``.
+    return layers_map(layers, catalog={**load_catalog(), **result_catalog()}, lang=lang)
 
 
 def write_shelter_outputs(
