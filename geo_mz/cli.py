@@ -4,55 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import click
 
-from geo_mz.errors import GeoMzError, LayerValidationError, Problem
-from geo_mz.report import Kpi
-
-BAD_INPUT = 2
-
-
-def _echo_problems(problems: Sequence[Problem], *, limit: int = 200) -> None:
-    for p in problems[:limit]:
-        color = {"error": "red", "warning": "yellow"}.get(p.severity)
-        click.secho(str(p), fg=color, err=True)
-    if len(problems) > limit:
-        more = len(problems) - limit
-        click.echo(f"... 另有 {more} 条 / {more} more", err=True)
-
-
-@contextmanager
-def _bad_input() -> Iterator[None]:
-    """Turn geo_mz's named errors into a message and exit code 2 (no traceback)."""
-    try:
-        yield
-    except LayerValidationError as exc:
-        _echo_problems(exc.problems)
-        n = len([p for p in exc.problems if p.severity == "error"])
-        click.secho(
-            f"失败：{n} 个错误 / failed: {n} error(s); nothing was changed", fg="red", err=True
-        )
-        sys.exit(BAD_INPUT)
-    except GeoMzError as exc:
-        click.secho(f"错误 / error: {exc}", fg="red", err=True)
-        sys.exit(BAD_INPUT)
-
-
-def _progress_bar(desc: str) -> tuple[Callable[[str], None], Callable[[], None]]:
-    from tqdm import tqdm
-
-    bar = tqdm(desc=desc, unit=" 步 step", file=sys.stderr, leave=True)
-
-    def step(msg: str) -> None:
-        bar.set_postfix_str(msg, refresh=False)
-        bar.update(1)
-
-    return step, bar.close
-
+from geo_mz.cli_common import (
+    BAD_INPUT,
+    bad_input,
+    echo_kpis,
+    echo_problems,
+    progress_bar,
+    read_points,
+)
+from geo_mz.cli_relief import relief, shelters
 
 source_options = [
     click.option(
@@ -117,8 +82,8 @@ def demo(out_dir: str, seed: int, lang: str) -> None:
     """生成蓬江区示例工作空间并输出报告和地图 / Build the Pengjiang sample, report and map."""
     from geo_mz.demo import run_demo
 
-    step, close = _progress_bar("demo")
-    with _bad_input():
+    step, close = progress_bar("demo")
+    with bad_input():
         try:
             outputs = run_demo(out_dir, seed=seed, lang=lang, progress=step)
         finally:
@@ -128,6 +93,9 @@ def demo(out_dir: str, seed: int, lang: str) -> None:
     click.echo(f"地图 map           : {outputs.map}")
     click.echo(f"报告 report        : {outputs.report}")
     click.echo(f"养老服务圈 coverage: {outputs.coverage_gpkg}, {outputs.coverage_xlsx}")
+    click.echo(f"洪水情景 flood     : {outputs.flood_tif}")
+    click.echo(f"救灾送达 relief    : {', '.join(str(p) for p in outputs.relief.values())}")
+    click.echo(f"避难场所 shelters  : {', '.join(str(p) for p in outputs.shelters.values())}")
 
 
 @main.command()
@@ -160,7 +128,7 @@ def validate(
     from geo_mz.validate import CHINA_BOUNDS, prepare_layer, summarize
     from geo_mz.workspace import open_workspace
 
-    with _bad_input():
+    with bad_input():
         area = open_workspace(workspace).bounds if workspace else CHINA_BOUNDS
         result = prepare_layer(
             file,
@@ -187,7 +155,7 @@ def validate(
             )
         )
     else:
-        _echo_problems(result.problems)
+        echo_problems(result.problems)
         click.echo(
             f"{file}: {len(result.gdf)} 条要素 features; {counts['error']} 错误 errors, "
             f"{counts['warning']} 警告 warnings, {counts['notice']} 提示 notices"
@@ -222,7 +190,7 @@ def import_(
     """导入图层(替换同名图层；出错则不做任何修改) / Import a layer; on any error nothing changes."""
     from geo_mz.workspace import open_workspace
 
-    with _bad_input():
+    with bad_input():
         ws = open_workspace(workspace)
         result = ws.import_file(
             file,
@@ -233,7 +201,7 @@ def import_(
             repair=repair,
             synthetic=synthetic,
         )
-    _echo_problems([p for p in result.problems if p.severity != "error"])
+    echo_problems([p for p in result.problems if p.severity != "error"])
     click.echo(f"已导入 imported {len(result.gdf)} 条 features → {workspace}:{kind}")
 
 
@@ -244,7 +212,7 @@ def info(workspace: str, as_json: bool) -> None:
     """显示工作空间信息和图层清单 / Show a workspace's metadata and layers."""
     from geo_mz.workspace import open_workspace
 
-    with _bad_input():
+    with bad_input():
         data = open_workspace(workspace).info()
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=1))
@@ -261,13 +229,6 @@ def info(workspace: str, as_json: bool) -> None:
             f"  {rec['layer']:<17} {rec['title_zh']:<10} {rec['rows']:>7}  {tag:<14} "
             f"{rec['source']}"
         )
-
-
-def _echo_kpis(kpis: Sequence[Kpi]) -> None:
-    for k in kpis:
-        mark = {True: "✓", False: "✗", None: " "}[k.met]
-        target = f"  (目标 target {k.target})" if k.target else ""
-        click.echo(f"  {mark} {k.label_zh} {k.label_en}: {k.value} {k.unit}{target}")
 
 
 def _circle_settings(kinds: str | None, statuses: str, walk_speed: float | None) -> Any:
@@ -363,15 +324,15 @@ def coverage(
     """
     from geo_mz.circle15 import write_circle_outputs
 
-    step, close = _progress_bar("coverage")
-    with _bad_input():
+    step, close = progress_bar("coverage")
+    with bad_input():
         try:
             layers, result = _analyse(workspace, kinds, statuses, walk_speed, step)
             step("写出结果 writing outputs")
             paths = write_circle_outputs(out_dir, layers, result, lang=lang)  # type: ignore[arg-type]
         finally:
             close()
-    _echo_kpis(result.kpis)
+    echo_kpis(result.kpis)
     for kind, path in paths.items():
         click.echo(f"{kind:<5} {path}")
 
@@ -434,10 +395,10 @@ def siting(
     """
     from geo_mz.circle15 import propose_sites, siting_kpis, write_circle_outputs
 
-    step, close = _progress_bar("siting")
-    with _bad_input():
+    step, close = progress_bar("siting")
+    with bad_input():
         try:
-            cand = _read_points(candidates, candidates_crs) if candidates else None
+            cand = read_points(candidates, candidates_crs) if candidates else None
             layers, result = _analyse(workspace, kinds, statuses, walk_speed, step)
             step("求解选址模型 solving the siting model")
             sites = propose_sites(
@@ -461,29 +422,11 @@ def siting(
             )
         finally:
             close()
-    _echo_kpis(result.kpis)
+    echo_kpis(result.kpis)
     for r in sites.itertuples():
         click.echo(f"  {r.rank:>3}. {r.name}  +{r.gain_pop_60plus:,.0f} 人 aged 60+")
     for kind, path in paths.items():
         click.echo(f"{kind:<5} {path}")
-
-
-def _read_points(path: str, crs: str | None) -> Any:
-    """Candidate points from any supported file, in EPSG:4490 (errors name the file)."""
-    from geo_mz.errors import CrsError
-    from geo_mz.io import read_source
-    from geo_mz.projection import STORAGE_CRS, china_datum_to_wgs84, parse_crs
-
-    gdf = read_source(path).gdf
-    if crs in ("gcj02", "bd09"):
-        gdf = china_datum_to_wgs84(gdf, crs)  # type: ignore[arg-type]
-    elif crs is not None:
-        gdf = gdf.set_crs(parse_crs(crs), allow_override=True)
-    if gdf.crs is None:
-        raise CrsError(f"{path}: no CRS; give it with --candidates-crs")
-    if not gdf.geom_type.eq("Point").all():
-        raise GeoMzError(f"{path}: candidate sites must be points")
-    return gdf.to_crs(STORAGE_CRS)
 
 
 @main.group()
@@ -521,7 +464,7 @@ def names_search(
     from geo_mz.datasets import sample_dir
     from geo_mz.gazetteer import build_index, load_gazetteer, search
 
-    with _bad_input():
+    with bad_input():
         index = build_index(load_gazetteer(folder or sample_dir()))
         hits = search(index, query, code_prefix=code_prefix, levels=levels or None, limit=limit)
     if len(hits) == 0:
@@ -537,7 +480,7 @@ def catalog(kind: str | None) -> None:
     """列出图层规范，或显示某一图层的字段 / List layer specs, or the fields of one."""
     from geo_mz.catalog import get_spec, load_catalog
 
-    with _bad_input():
+    with bad_input():
         if kind is None:
             for name, spec in load_catalog().items():
                 click.echo(f"{name:<17} {spec.geometry:<10} {spec.title_zh} / {spec.title_en}")
@@ -553,6 +496,9 @@ def catalog(kind: str | None) -> None:
         for v in f.values:
             click.echo(f"      {v.code:<22} {v.zh} / {v.en}")
 
+
+main.add_command(relief)
+main.add_command(shelters)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

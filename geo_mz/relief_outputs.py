@@ -296,3 +296,38 @@ def write_relief_outputs(
             relief_map(base_layers, a, scenario, proposed, lang=lang), out / f"{prefix}_map.html"
         ),
     }
+
+
+def write_plan_outputs(
+    out_dir: str | Path,
+    base_layers: Mapping[str, gpd.GeoDataFrame],
+    plan: Any,
+    *,
+    lang: Lang = "zh",
+    prefix: str = "plan",
+) -> dict[str, Path]:
+    """Write a delivery plan: ``{prefix}.gpkg`` (routes, stops), ``.xlsx`` and ``_map.html``."""
+    from geo_mz.delivery import delivery_kpis
+    from geo_mz.delivery import output_layers as plan_layers
+
+    out = Path(out_dir)
+    layers = plan_layers(plan)
+    specs = result_catalog()
+    xlsx = out / f"{prefix}.xlsx"
+    xlsx.parent.mkdir(parents=True, exist_ok=True)
+    with pd.ExcelWriter(xlsx, engine="openpyxl") as xl:
+        kpi_frame(delivery_kpis(plan)).to_excel(xl, sheet_name="指标 KPIs", index=False)
+        for name, sheet in (("delivery_routes", "路线 routes"), ("delivery_stops", "送达点 stops")):
+            t = pd.DataFrame(layers[name].drop(columns="geometry"))
+            headed(t, specs[name]).to_excel(xl, sheet_name=sheet, index=False)
+        plan.unmet.to_excel(xl, sheet_name="未满足 unmet", index=False)
+        plan.allocation.to_excel(xl, sheet_name="分配 allocation", index=False)
+    shown = {k: base_layers[k] for k in ("admin_units", "water", "roads") if k in base_layers}
+    shown["relief_stores"] = base_layers["relief_stores"]
+    shown.update(layers)
+    the_map = layers_map(shown, catalog={**load_catalog(), **specs}, lang=lang)
+    return {
+        "gpkg": write_gpkg(out / f"{prefix}.gpkg", layers),
+        "xlsx": xlsx,
+        "map": save_map(the_map, out / f"{prefix}_map.html"),
+    }
