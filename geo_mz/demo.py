@@ -16,10 +16,24 @@ from geo_mz.circle15 import (
     siting_kpis,
     write_circle_outputs,
 )
-from geo_mz.datasets.pengjiang import build_pengjiang, write_population_geotiff
+from geo_mz.datasets.pengjiang import (
+    SampleWorkspace,
+    build_pengjiang,
+    write_population_geotiff,
+)
+from geo_mz.disruption import from_flood_raster, synthetic_flood_raster
 from geo_mz.inventory import headline_kpis
 from geo_mz.maps import layers_map, save_map
+from geo_mz.network import network_from_roads
+from geo_mz.relief import ReliefSettings, audit_kpis, reaudit, run_audit, workspace_targets
+from geo_mz.relief_outputs import overlay_layers as relief_overlays
+from geo_mz.relief_outputs import report_tables as relief_tables
+from geo_mz.relief_outputs import scenario_kpis, write_relief_outputs
 from geo_mz.report import LayerCheck, unique_kpis, write_report
+from geo_mz.shelters import ShelterSettings, evacuate, shelter_adequacy, write_shelter_outputs
+from geo_mz.shelters import output_layers as shelter_layers
+from geo_mz.shelters import report_tables as shelter_tables
+from geo_mz.validate import LayerResult
 from geo_mz.workspace import Workspace
 
 #: New elder-care centres the demo proposes (maximal covering; local choice for the example).
@@ -39,6 +53,38 @@ class DemoOutputs:
     population_tif: Path
     coverage_gpkg: Path
     coverage_xlsx: Path
+    flood_tif: Path
+    relief: dict[str, Path]
+    shelters: dict[str, Path]
+
+
+def sample_workspace(
+    path: str | Path, *, seed: int = 440703, progress: Callable[[str], None] | None = None
+) -> tuple[Workspace, SampleWorkspace, dict[str, LayerResult]]:
+    """Build the Pengjiang sample and write it as a workspace (overwriting ``path``).
+
+    Returns
+    -------
+    tuple
+        The workspace, the generated sample (layers, provenance, population grid, metadata) and
+        the validation result of every layer written.
+    """
+    say = progress or (lambda _msg: None)
+    sample = build_pengjiang(seed=seed, progress=progress)
+    say("创建工作空间 creating the workspace")
+    units = sample.layers["admin_units"]
+    minx, miny, maxx, maxy = units.to_crs(4490).total_bounds
+    m = AREA_MARGIN_DEG
+    ws = Workspace.create(
+        path,
+        name=str(sample.metadata["name"]),
+        adcode=str(sample.metadata["adcode"]),
+        bounds=(minx - m, miny - m, maxx + m, maxy + m),
+        overwrite=True,
+        extra={k: v for k, v in sample.metadata.items() if k not in ("name", "adcode")},
+    )
+    say("校验并写入图层 validating and writing layers")
+    return ws, sample, ws.write_layers(sample.layers, sample.provenance)
 
 
 def run_demo(
@@ -69,21 +115,7 @@ def run_demo(
     say = progress or (lambda _msg: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sample = build_pengjiang(seed=seed, progress=progress)
-    say("创建工作空间 creating the workspace")
-    units = sample.layers["admin_units"]
-    minx, miny, maxx, maxy = units.to_crs(4490).total_bounds
-    m = AREA_MARGIN_DEG
-    ws = Workspace.create(
-        out / "pengjiang.gpkg",
-        name=str(sample.metadata["name"]),
-        adcode=str(sample.metadata["adcode"]),
-        bounds=(minx - m, miny - m, maxx + m, maxy + m),
-        overwrite=True,
-        extra={k: v for k, v in sample.metadata.items() if k not in ("name", "adcode")},
-    )
-    say("校验并写入图层 validating and writing layers")
-    results = ws.write_layers(sample.layers, sample.provenance)
+    ws, sample, results = sample_workspace(out / "pengjiang.gpkg", seed=seed, progress=progress)
     say("写出人口栅格 writing the population raster")
     tif = write_population_geotiff(sample.population_grid, out / "population_100m.tif")
     say("读取工作空间 reading the workspace back")
@@ -93,14 +125,57 @@ def run_demo(
     sites = propose_sites(stored, circle, k=DEMO_NEW_CENTRES)
     say("写出分析结果 writing coverage outputs")
     files = write_circle_outputs(out, stored, circle, sites, lang=lang)  # type: ignore[arg-type]
+    say("救灾物资送达核查 auditing relief delivery")
+    meta = ws.metadata
+    rs = ReliefSettings(targets=workspace_targets(meta))
+    normal = run_audit(stored, rs, measure_crs=meta["measure_crs"], progress=progress)
+    say("洪水情景 flood scenario (synthetic depth raster)")
+    units = stored["admin_units"]
+    district = units[(units["level"] == "county") & units["in_jurisdiction"].fillna(False)]
+    flood_tif = synthetic_flood_raster(
+        stored["water"], district, out / "flood_depth.tif", crs=meta["measure_crs"], seed=seed
+    )
+    flood = reaudit(normal, from_flood_raster(normal.network, flood_tif), name="洪水 flood")
+    relief_files = write_relief_outputs(out, stored, normal, flood, lang=lang)  # type: ignore[arg-type]
+    say("避难场所 shelters: adequacy and evacuation")
+    ss = ShelterSettings()
+    walk = network_from_roads(
+        stored["roads"],
+        mode="walk",
+        walk_speed_kmh=ss.walk_speed_kmh,
+        measure_crs=meta["measure_crs"],
+    )
+    adequacy = shelter_adequacy(stored["shelters"], units, stored["population"], walk, ss)
+    evac = evacuate(stored["population"], stored["shelters"], walk, ss, units=units)
+    shelter_files = write_shelter_outputs(out, stored, adequacy, evac, lang=lang)  # type: ignore[arg-type]
     say("绘制地图 drawing the map")
-    everything = {**stored, **overlay_layers(circle, sites)}
+    sh = shelter_layers(adequacy, evac)
+    everything = {
+        **stored,
+        **overlay_layers(circle, sites),
+        **relief_overlays(normal, flood),
+        "shelter_load": sh["shelter_load"],
+        "evacuation_unassigned": sh["evacuation_unassigned"],
+    }
     catalog = {**load_catalog(), **result_catalog()}
     the_map = layers_map(everything, catalog=catalog, lang=lang)  # type: ignore[arg-type]
     map_path = save_map(the_map, out / "map.html")
     say("编写报告 writing the report")
     checks = [LayerCheck(k, r.file, len(r.gdf), tuple(r.problems)) for k, r in results.items()]
-    kpis = headline_kpis(stored) + circle.kpis + siting_kpis(sites, circle)
+    kpis = (
+        headline_kpis(stored)
+        + circle.kpis
+        + siting_kpis(sites, circle)
+        + audit_kpis(normal)
+        + scenario_kpis(normal, flood)
+        + adequacy.kpis
+        + evac.kpis
+    )
+    tables = (
+        report_tables(circle, sites, lang=lang)  # type: ignore[arg-type]
+        + relief_tables(normal, flood, lang=lang)  # type: ignore[arg-type]
+        + shelter_tables(adequacy, evac, lang=lang)  # type: ignore[arg-type]
+    )
     report = write_report(
         out / "report.html",
         info=ws.info(),
@@ -108,6 +183,16 @@ def run_demo(
         kpis=unique_kpis(kpis),
         map_href=map_path.name,
         lang=lang,  # type: ignore[arg-type]
-        tables=report_tables(circle, sites, lang=lang),  # type: ignore[arg-type]
+        tables=tables,
     )
-    return DemoOutputs(ws.path, report, map_path, tif, files["gpkg"], files["xlsx"])
+    return DemoOutputs(
+        ws.path,
+        report,
+        map_path,
+        tif,
+        files["gpkg"],
+        files["xlsx"],
+        flood_tif,
+        relief_files,
+        shelter_files,
+    )
