@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
 import rasterio
 from click.testing import CliRunner
@@ -51,6 +52,20 @@ def test_report_shows_computed_figures_and_validation(demo_out: Path):
     )
     assert "GB 21734-2008 §5.4" in html  # the small-shelter warnings, with their source
     assert 'href="map.html"' in html
+
+
+def test_demo_audits_relief_under_a_flood_and_shelters(demo_out: Path):
+    with rasterio.open(demo_out / "flood_depth.tif") as src:
+        assert src.tags()["SYNTHETIC"] == "yes"
+    changes = gpd.read_file(demo_out / "relief.gpkg", layer="relief_changes")
+    closures = gpd.read_file(demo_out / "relief.gpkg", layer="road_closures")
+    assert (changes["change"] == "cut_off").any() and len(closures) > 0
+    html = (demo_out / "report.html").read_text(encoding="utf-8")
+    assert "镇(街)级储备库3小时送达村居" in html and "江门市蓬江区“大民政”" in html
+    assert "Villages cut off in the scenario" in html
+    assert "Fixed-shelter capacity / population" in html
+    for name in ("relief_map.html", "shelters_map.html", "shelters.xlsx", "relief.xlsx"):
+        assert (demo_out / name).stat().st_size > 0, name
 
 
 def test_same_seed_same_workspace(demo_out: Path, tmp_path: Path):
