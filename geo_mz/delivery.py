@@ -8,9 +8,11 @@ Steps, each a function so the CLI, the demo and notebooks can stop after any of 
 3. :func:`allocate` — a min-cost flow (:func:`geo_mz.flow.assign`) of kits from store stock to
    demand points: as many kits as possible, then as few late kits as possible, then the least
    arrival time;
-4. :func:`plan_routes` — per store, an OR-Tools capacitated vehicle-routing problem with a time
-   dimension over the stops allocated to it; reports routes, stops (arrival, margin to the
-   target) and every kit not delivered with its reason.
+4. :func:`plan_routes` — per store and trip, an OR-Tools capacitated vehicle-routing problem
+   with a time dimension (:mod:`geo_mz.vrp`) over the kits allocated to it and not yet carried:
+   a truck back from a trip reloads and goes again (``trips_per_vehicle``); reports routes
+   (one per trip), stops (arrival, margin to the target) and every kit not delivered with its
+   reason.
 
 Targets are counted from the dispatch order: ``dispatch_prep_min`` for loading, then driving and
 unloading (``service_min_per_stop``). A store's target is that of its level (STANDARDS.md §C).
@@ -19,10 +21,11 @@ unloading (``service_min_per_stop``). A store's target is that of its level (STA
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -41,6 +44,7 @@ from geo_mz.network import (
 )
 from geo_mz.report import Kpi, ReportTable
 from geo_mz.results import conform, display_table, result_catalog
+from geo_mz.vrp import RoutingModelError, pieces, solve_trip, visits
 
 Lang = Literal["zh", "en"]
 STORAGE_CRS = "EPSG:4490"
@@ -55,12 +59,6 @@ DELIVERY_TARGET_H: Mapping[str, float] = MappingProxyType(
 BASIC_NEEDS_H = 10.0
 STORE_LEVELS = ("central", "province", "city", "county", "township")
 UNMET_REASONS = ("unreachable", "no stock", "no vehicle capacity", "dropped by routing")
-
-# Routing objective weights (local choice): a late second costs 100, one second less until a
-# vehicle's last unloading is worth 10 seconds of extra driving; dropping a kit costs more than
-# any lateness it could avoid (set per problem in _solve_store).
-_LATE_PER_S = 100
-_SPAN_PER_S = 10
 
 
 class DeliveryError(GeoMzError, ValueError):
@@ -79,6 +77,12 @@ class DeliverySettings:
         Minutes from the dispatch order until the vehicles leave: 30, local choice.
     service_min_per_stop
         Unloading minutes per vehicle visit: 15, local choice.
+    trips_per_vehicle
+        Trips each vehicle may make: 3, local choice (a truck returns, reloads and goes again
+        while the target allows; later trips may still run past it and are flagged late). 1 =
+        one trip per vehicle, no reloading.
+    reload_min
+        Minutes of loading at the store between two trips of a vehicle: 20, local choice.
     target_h_by_level
         Delivery target in hours by store level: county 6 / city 8 / province 10, SOURCED
         (STANDARDS.md §C). A level not listed (township, central: no national target) falls back
@@ -89,8 +93,8 @@ class DeliverySettings:
     allocation_engine
         ``"networkx"`` (network simplex, as the issue asks) or ``"ortools"``; same optimum.
     vrp_time_limit_s
-        Guided-local-search time per store: at most 5 s and 0.05 s per routing piece, local
-        choice (small problems converge in well under a second).
+        Guided-local-search time per store and trip: at most 5 s and 0.05 s per routing piece,
+        local choice (small problems converge in well under a second).
     vehicle_speed_factor
         Multiplies the network's speeds (times are divided by it), like the network's own
         ``disaster_factor``: 1.0 = the network's road-class speeds (already derated if the
@@ -107,6 +111,8 @@ class DeliverySettings:
     kits_per_person: float = 1.0
     dispatch_prep_min: float = 30.0
     service_min_per_stop: float = 15.0
+    trips_per_vehicle: int = 3
+    reload_min: float = 20.0
     target_h_by_level: Mapping[str, float] = field(default_factory=lambda: dict(DELIVERY_TARGET_H))
     basic_needs_h: float = BASIC_NEEDS_H
     allocation_engine: Literal["networkx", "ortools"] = "networkx"
@@ -117,7 +123,7 @@ class DeliverySettings:
 
     def __post_init__(self) -> None:
         pos = ("kits_per_person", "basic_needs_h", "vrp_time_limit_s", "vehicle_speed_factor")
-        nonneg = ("dispatch_prep_min", "service_min_per_stop", "max_snap_m")
+        nonneg = ("dispatch_prep_min", "service_min_per_stop", "reload_min", "max_snap_m")
         bad = [f"`{n}` must be > 0" for n in (*pos, "access_speed_kmh") if not getattr(self, n) > 0]
         bad += [f"`{n}` must be >= 0" for n in nonneg if not getattr(self, n) >= 0]
         bad += [
@@ -125,6 +131,9 @@ class DeliverySettings:
             for k, v in self.target_h_by_level.items()
             if not v > 0
         ]
+        trips = self.trips_per_vehicle
+        if isinstance(trips, bool) or not isinstance(trips, numbers.Integral) or trips < 1:
+            bad.append("`trips_per_vehicle` must be a whole number >= 1")
         if self.allocation_engine not in ("networkx", "ortools"):
             bad.append("`allocation_engine` must be 'networkx' or 'ortools'")
         if bad:
@@ -141,10 +150,11 @@ def target_min(level: str, settings: DeliverySettings | None = None) -> float:
 class DeliveryPlan:
     """Everything :func:`plan_routes` produced (GeoDataFrames in EPSG:4490).
 
-    ``allocation`` is the :func:`allocate` table; ``routes`` one row per vehicle trip; ``stops``
-    one row per vehicle visit; ``unmet`` one row per demand point short of kits (``reason`` joins
-    the :data:`UNMET_REASONS` that apply); ``stores`` kits per store; ``solver`` the OR-Tools
-    status per store.
+    ``allocation`` is the :func:`allocate` table; ``routes`` one row per vehicle trip (``trip``
+    1, 2, ...); ``stops`` one row per vehicle visit; ``unmet`` one row per demand point short of
+    kits (``reason`` joins the :data:`UNMET_REASONS` that apply); ``stores`` kits, vehicles and
+    trips per store; ``solver`` the OR-Tools status per store (the distinct statuses of its
+    trips, joined by "; ").
     """
 
     settings: DeliverySettings
@@ -205,6 +215,9 @@ def check_stores(
 ) -> pd.DataFrame:
     """Validate a ``relief_stores`` layer; return store_id, name, level, stock, fleet, target.
 
+    ``fleet_kits`` = vehicles_n × vehicle_capacity_kits × ``trips_per_vehicle``: the kits the
+    store's vehicles can carry over all their trips.
+
     Raises
     ------
     DeliveryError
@@ -232,7 +245,7 @@ def check_stores(
         out[col] = _integers(stores, col, "store_id", problems)
     _points_ok(stores, "store_id", problems)
     _raise("relief_stores", problems)
-    out["fleet_kits"] = out["vehicles_n"] * out["vehicle_capacity_kits"]
+    out["fleet_kits"] = out["vehicles_n"] * out["vehicle_capacity_kits"] * s.trips_per_vehicle
     out["target_min"] = [target_min(lv, s) for lv in out["level"]]
     return out.reset_index(drop=True)
 
@@ -399,7 +412,8 @@ def allocate(
     """Allocate kits from store stock to demand points by min-cost flow.
 
     The cost of a kit is its direct arrival time (``dispatch_prep_min`` + driving). A store
-    sends at most min(stock, vehicles_n × vehicle_capacity_kits): each vehicle makes one trip.
+    sends at most min(stock, vehicles_n × vehicle_capacity_kits × trips_per_vehicle): each
+    vehicle makes up to ``trips_per_vehicle`` trips (``fleet_kits`` of :func:`check_stores`).
     :func:`geo_mz.flow.assign` first maximises the kits placed. With ``within_target`` a late
     pair (arrival beyond the store level's target) also costs a penalty larger than any
     reassignment of on-time kits can save, so among maximum allocations the one with the fewest
@@ -427,7 +441,8 @@ def allocate(
         arrival after the order), target_min, late, unmet_kits = 0, reason = "". Then one row per
         point short of kits: store_id None, kits 0, unmet_kits, reason ("unreachable": no store
         reaches it; "no stock": the stores reaching it are empty; "no vehicle capacity": they
-        have stock but their vehicles are full). Per point, kits + unmet_kits = demand_kits.
+        have stock but their vehicles are full over all their trips). Per point, kits +
+        unmet_kits = demand_kits.
     """
     s = settings or DeliverySettings()
     st = check_stores(stores, s)
@@ -482,80 +497,89 @@ def allocate(
 # --------------------------------------------------------------------------- routing
 
 
-def _pieces(kits: int, capacity: int) -> list[int]:
-    """Cut a stop's kits into routing pieces: whole vehicle loads, then 1, 2, 4, ... + the rest.
+class _Trip(NamedTuple):
+    """One vehicle trip of a store: visits ``[location, kits]`` and their times in minutes."""
 
-    Any amount up to the remainder is a sum of some of its pieces, so the solver can split a stop
-    between vehicles in any proportion and fill every vehicle exactly.
-    """
-    out = [capacity] * ((kits - 1) // capacity) if kits > 0 else []
-    rest, size = kits - sum(out), 1
-    while rest >= size:
-        out.append(size)
-        rest, size = rest - size, size * 2
-    return out + [rest] * (rest > 0)
+    trip: int
+    vehicle: int
+    depart: float
+    visits: list[list[int]]
+    arrive: list[float]
+    end: float
 
 
-def _solve_store(
-    leg_min: np.ndarray,
-    piece_loc: np.ndarray,
-    piece_kits: np.ndarray,
+def _arrivals(
+    locs: list[int], leg: np.ndarray, depart: float, service: float
+) -> tuple[list[float], float]:
+    """Arrival minutes after the order at each visited location, and when unloading ends."""
+    t, prev, out = depart, 0, []
+    for j in locs:
+        t += leg[prev, j]
+        out.append(t)
+        t += service
+        prev = j
+    return out, t
+
+
+def _store_trips(
+    leg: np.ndarray,
+    kits: np.ndarray,
     vehicles: int,
     capacity: int,
     target: float,
     s: DeliverySettings,
-) -> tuple[list[list[int]], str]:
-    """CVRP with a time dimension for one store (location 0); return pieces per vehicle."""
-    from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+) -> tuple[list[_Trip], np.ndarray, str]:
+    """Trips 1, 2, ... of one store's vehicles until its kits are carried or trips run out.
 
-    n = 1 + len(piece_loc)
-    loc = np.concatenate([[0], piece_loc]).astype(np.int64)
-    sec = np.where(np.isfinite(leg_min), np.rint(leg_min * 60.0), -1).astype(np.int64)
-    service, prep = round(s.service_min_per_stop * 60), round(s.dispatch_prep_min * 60)
-    horizon = prep + n * (int(sec.max()) + service) + 1
-    sec[sec < 0] = horizon + 1  # an unreachable leg cannot fit in the horizon
-    transit = sec[loc][:, loc]
-    other = loc[:, None] != loc[None, :]
-    other[0, :] = False  # no unloading at the store
-    transit += np.where(other, service, 0)  # unload once per visit, when leaving for elsewhere
-    transit[1:, 0] = service  # open routes: "back to the store" is only the last unloading
-    transit[0, 0] = 0
-    manager = pywrapcp.RoutingIndexManager(n, vehicles, 0)
-    routing = pywrapcp.RoutingModel(manager)
-    tr = routing.RegisterTransitMatrix(transit.tolist())
-    routing.SetArcCostEvaluatorOfAllVehicles(tr)
-    load = routing.RegisterUnaryTransitVector([0, *piece_kits.tolist()])
-    routing.AddDimensionWithVehicleCapacity(load, 0, [capacity] * vehicles, True, "Load")
-    routing.AddDimension(tr, 0, horizon, False, "Time")
-    time = routing.GetDimensionOrDie("Time")
-    time.SetGlobalSpanCostCoefficient(_SPAN_PER_S)
-    for v in range(vehicles):
-        time.CumulVar(routing.Start(v)).SetValue(prep)
-    # dropping a kit must cost more than the lateness, span and driving serving it can add
-    drop_per_kit = (n + 2) * horizon * (_LATE_PER_S + _SPAN_PER_S + 1) + 1
-    if drop_per_kit * int(piece_kits.sum()) > 2**61:
-        raise DeliveryError(f"{n - 1} routing pieces are too many for one model: split the demand")
-    target_s = round(target * 60)
-    for node in range(1, n):
-        idx = manager.NodeToIndex(node)
-        time.SetCumulVarSoftUpperBound(idx, target_s, _LATE_PER_S)
-        routing.AddDisjunction([idx], drop_per_kit * int(piece_kits[node - 1]))
-    p = pywrapcp.DefaultRoutingSearchParameters()
-    p.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC
-    p.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
-    p.time_limit.FromMilliseconds(max(1, round(min(s.vrp_time_limit_s, 0.05 * n) * 1000)))
-    sol = routing.SolveWithParameters(p)
-    status = routing_enums_pb2.RoutingSearchStatus.Value.Name(routing.status())
-    if sol is None:
-        return [[] for _ in range(vehicles)], status
-    routes = []
-    for v in range(vehicles):
-        seq, idx = [], sol.Value(routing.NextVar(routing.Start(v)))
-        while not routing.IsEnd(idx):
-            seq.append(manager.IndexToNode(idx) - 1)
-            idx = sol.Value(routing.NextVar(idx))
-        routes.append(seq)
-    return routes, status
+    ``leg`` is the minutes matrix of the store (0) and its points (1..m), ``kits`` the kits
+    allocated to each point. Every vehicle is free at ``dispatch_prep_min``; after a trip it is
+    free again when the last unloading ends + the drive back to the store + ``reload_min``. Each
+    trip routes the kits still left with the vehicles' free times as their start times.
+
+    Returns
+    -------
+    tuple
+        The trips, the kits left per point (dropped by routing) and the solver statuses.
+    """
+    left = np.asarray(kits, dtype=np.int64).copy()
+    free = np.full(vehicles, float(s.dispatch_prep_min))
+    trips: list[_Trip] = []
+    statuses: list[str] = []
+    for trip in range(1, s.trips_per_vehicle + 1):
+        ready = np.flatnonzero(np.isfinite(free))  # a vehicle with no road back stays out
+        if left.sum() == 0 or len(ready) == 0:
+            break
+        cuts = [pieces(int(x), capacity) for x in left]
+        loc = [j for j, c in enumerate(cuts, start=1) for _ in c]
+        kit = [x for c in cuts for x in c]
+        try:
+            routes, status = solve_trip(
+                leg,
+                np.array(loc),
+                np.array(kit),
+                capacity,
+                free[ready].tolist(),
+                target,
+                s.service_min_per_stop,
+                s.vrp_time_limit_s,
+            )
+        except RoutingModelError as exc:
+            raise DeliveryError(str(exc)) from exc
+        statuses.append(status)
+        carried = 0
+        for v, seq in zip(ready, routes, strict=True):
+            vis = visits(seq, loc, kit)
+            if not vis:
+                continue
+            arrive, end = _arrivals([j for j, _ in vis], leg, free[v], s.service_min_per_stop)
+            trips.append(_Trip(trip, int(v) + 1, float(free[v]), vis, arrive, end))
+            for j, x in vis:
+                left[j - 1] -= x
+                carried += x
+            free[v] = end + leg[vis[-1][0], 0] + s.reload_min
+        if carried == 0:  # nothing fits any more: another trip would not help either
+            break
+    return trips, left, "; ".join(dict.fromkeys(statuses))
 
 
 def _route_line(
@@ -575,28 +599,6 @@ def _route_line(
     return shapely.LineString(c)
 
 
-def _visits(seq: list[int], loc: list[int], kits: list[int]) -> list[list[int]]:
-    """Merge pieces unloaded in a row at one location into visits ``[location, kits]``."""
-    out: list[list[int]] = []
-    for q in seq:
-        if out and out[-1][0] == loc[q]:
-            out[-1][1] += kits[q]
-        else:
-            out.append([loc[q], kits[q]])
-    return out
-
-
-def _arrivals(locs: list[int], leg: np.ndarray, s: DeliverySettings) -> tuple[list[float], float]:
-    """Arrival minutes after the order at each visited location, and when unloading ends."""
-    t, prev, out = s.dispatch_prep_min, 0, []
-    for j in locs:
-        t += leg[prev, j]
-        out.append(t)
-        t += s.service_min_per_stop
-        prev = j
-    return out, t
-
-
 def plan_routes(
     net: Network,
     stores: gpd.GeoDataFrame,
@@ -604,20 +606,28 @@ def plan_routes(
     allocation: pd.DataFrame,
     settings: DeliverySettings | None = None,
 ) -> DeliveryPlan:
-    """Route each store's vehicles over the stops allocated to it (OR-Tools CVRP + time).
+    """Route each store's vehicles, trip by trip, over the kits allocated to it (OR-Tools).
 
-    Per store: ``vehicles_n`` vehicles of ``vehicle_capacity_kits``, one trip each (no return
-    to reload). Every vehicle leaves at ``dispatch_prep_min``; each visit adds
-    ``service_min_per_stop``; a route ends at its last stop (no return leg). A stop's kits are
-    cut into whole vehicle loads plus pieces of 1, 2, 4, ... kits (:func:`_pieces`), so a stop
-    larger than a vehicle gets several visits and any stop may be split between vehicles to fill
-    them exactly; pieces unloaded in a row at one place are one visit. Arrival after the store
-    level's target is a soft bound (a large penalty per late second): late stops are served and
-    flagged ``late``. A piece may be dropped at a penalty above any lateness, so only capacity
-    drops kits; they are listed in ``unmet`` as "dropped by routing". Objective: dropped kits ≫
-    late seconds > span (10 per second) > driving seconds. First solution PATH_CHEAPEST_ARC, then
-    GUIDED_LOCAL_SEARCH for ``vrp_time_limit_s`` per store. Reported times are recomputed in
-    float minutes along the chosen routes.
+    Per store: ``vehicles_n`` vehicles of ``vehicle_capacity_kits``, each making up to
+    ``trips_per_vehicle`` trips, planned one trip after another (:func:`_store_trips`). On trip 1
+    every vehicle leaves at ``dispatch_prep_min``; each visit adds ``service_min_per_stop``; a
+    route ends at its last stop. A vehicle then drives back to the store (network time from its
+    last stop), reloads for ``reload_min`` and may leave on trip k + 1 with the kits trip k could
+    not carry; a vehicle that made no trip k is still free when it was. A vehicle free only after
+    the target still goes: its stops are late and flagged. Each trip is one OR-Tools model
+    (:func:`geo_mz.vrp.solve_trip`, per-vehicle start times): a stop's kits are cut into whole
+    vehicle loads plus pieces of 1, 2, 4, ... kits (:func:`geo_mz.vrp.pieces`), so a stop larger
+    than a vehicle gets several visits and any stop may be split between vehicles to fill them
+    exactly; pieces unloaded in a row at one place are one visit. Arrival after the store level's
+    target is a soft bound (a large penalty per late second). A piece is dropped only when no
+    vehicle has room for it; it goes on the next trip, and kits still left after the last trip
+    are listed in ``unmet`` as "dropped by routing" (the allocation already keeps each store
+    within vehicles × capacity × trips, so this is rare). Objective per trip: dropped kits ≫ late
+    seconds > span (10 per second) > driving seconds. First solution PATH_CHEAPEST_ARC, then
+    GUIDED_LOCAL_SEARCH for ``vrp_time_limit_s`` per store and trip. Reported times are
+    recomputed in float minutes along the chosen routes; a route's ``depart_min`` is when it
+    leaves the store and ``duration_min`` runs to its last unloading (the drive back is not part
+    of the route line).
 
     Parameters
     ----------
@@ -667,33 +677,23 @@ def plan_routes(
             continue
         nodes = np.concatenate([[s_node[k]], d_node[pts]])
         leg = _leg_minutes(net, nodes, np.concatenate([[s_off[k]], d_off[pts]]), s)
-        cuts = [_pieces(x, cap) for x in mine["kits"].astype(int)]
-        loc = [j for j, c in enumerate(cuts, start=1) for _ in c]
-        kits = [x for c in cuts for x in c]
-        routes, status[sid] = _solve_store(leg, np.array(loc), np.array(kits), nveh, cap, target, s)
-        served = np.zeros(len(loc), dtype=bool)
-        for v, seq in enumerate(routes, start=1):
-            served[seq] = True
-            visits = _visits(seq, loc, kits)
-            if not visits:
-                continue
-            arrive, end = _arrivals([j for j, _ in visits], leg, s)
-            for n_seq, ((j, x), a) in enumerate(zip(visits, arrive, strict=True), start=1):
+        trips, left, status[sid] = _store_trips(
+            leg, mine["kits"].to_numpy(np.int64), nveh, cap, target, s
+        )
+        xy = np.vstack([s_xy[k], d_xy[pts]])
+        for t in trips:
+            rid = f"{sid}-{t.vehicle}-{t.trip}"
+            for n_seq, ((j, x), a) in enumerate(zip(t.visits, t.arrive, strict=True), start=1):
                 p = pts[j - 1]
-                stop_rows.append((f"{sid}-{v}-{n_seq}", f"{sid}-{v}", n_seq, need.index[p],
-                                  names[p], sid, v, x, a, target, target - a,
+                stop_rows.append((f"{rid}-{n_seq}", rid, n_seq, need.index[p], names[p], sid,
+                                  t.vehicle, t.trip, x, a, target, target - a,
                                   a > target + 1e-9, shapely.Point(d_xy[p])))  # fmt: skip
-            line = _route_line(
-                net, np.vstack([s_xy[k], d_xy[pts]]), nodes, [0, *(j for j, _ in visits)]
-            )
-            late_n = sum(a > target + 1e-9 for a in arrive)
-            route_rows.append((f"{sid}-{v}", sid, store["name"], v, len(visits),
-                               sum(x for _, x in visits), cap, s.dispatch_prep_min,
-                               end - s.dispatch_prep_min, line.length / 1e3, late_n,
-                               line))  # fmt: skip
-        dropped += [
-            (pts[loc[q] - 1], kits[q], "dropped by routing") for q in np.flatnonzero(~served)
-        ]
+            line = _route_line(net, xy, nodes, [0, *(j for j, _ in t.visits)])
+            late_n = sum(a > target + 1e-9 for a in t.arrive)
+            route_rows.append((rid, sid, store["name"], t.vehicle, t.trip, len(t.visits),
+                               sum(x for _, x in t.visits), cap, t.depart, t.end - t.depart,
+                               line.length / 1e3, late_n, line))  # fmt: skip
+        dropped += [(pts[j], int(x), "dropped by routing") for j, x in enumerate(left) if x > 0]
     stops = _frame(stop_rows, STOP_COLUMNS, net.crs)
     routes_gdf = _frame(route_rows, ROUTE_COLUMNS, net.crs)
     unmet = _unmet(need, names, allocation, stops, dropped)
@@ -701,7 +701,8 @@ def plan_routes(
     for col, values in (
         ("allocated_kits", alloc.groupby("store_id")["kits"].sum()),
         ("delivered_kits", stops.groupby("store_id")["kits"].sum()),
-        ("vehicles_used", routes_gdf.groupby("store_id").size()),
+        ("vehicles_used", routes_gdf.groupby("store_id")["vehicle"].nunique()),
+        ("trips", routes_gdf.groupby("store_id").size()),
     ):
         by_store[col] = values.reindex(by_store["store_id"], fill_value=0).to_numpy(np.int64)
     plan = DeliveryPlan(s, demand, allocation, routes_gdf, stops, unmet, by_store, [], status)
@@ -709,15 +710,15 @@ def plan_routes(
     return plan
 
 
-STOP_COLUMNS = ("stop_id", "route_id", "seq", "point_id", "name", "store_id", "vehicle", "kits")
-STOP_COLUMNS += ("arrival_min", "target_min", "margin_min", "late")
-ROUTE_COLUMNS = ("route_id", "store_id", "store_name", "vehicle", "stops_n", "kits")
+STOP_COLUMNS = ("stop_id", "route_id", "seq", "point_id", "name", "store_id", "vehicle", "trip")
+STOP_COLUMNS += ("kits", "arrival_min", "target_min", "margin_min", "late")
+ROUTE_COLUMNS = ("route_id", "store_id", "store_name", "vehicle", "trip", "stops_n", "kits")
 ROUTE_COLUMNS += ("capacity_kits", "depart_min", "duration_min", "length_km", "late_stops")
 
 
 def _frame(rows: list[tuple], columns: tuple[str, ...], crs: str) -> gpd.GeoDataFrame:
     df = pd.DataFrame(rows, columns=[*columns, "geometry"])
-    ints = ("vehicle", "seq", "kits", "stops_n", "late_stops", "capacity_kits")
+    ints = ("vehicle", "trip", "seq", "kits", "stops_n", "late_stops", "capacity_kits")
     df = df.astype({c: "int64" for c in ints if c in df} | ({"late": bool} if "late" in df else {}))
     geom = gpd.GeoSeries(df.pop("geometry").tolist(), crs=crs)
     return gpd.GeoDataFrame(df, geometry=geom.values, crs=crs).to_crs(STORAGE_CRS)
@@ -795,8 +796,8 @@ def delivery_kpis(plan: DeliveryPlan) -> list[Kpi]:
     ]  # fmt: skip
 
 
-_ROUTE_TABLE = ("route_id", "store_name", "stops_n", "kits", "capacity_kits", "duration_min")
-_ROUTE_TABLE += ("length_km", "late_stops")
+_ROUTE_TABLE = ("route_id", "store_name", "trip", "stops_n", "kits", "capacity_kits")
+_ROUTE_TABLE += ("depart_min", "duration_min", "length_km", "late_stops")
 _STOP_TABLE = ("route_id", "seq", "name", "kits", "arrival_min", "target_min", "margin_min", "late")
 _UNMET_TITLES = {
     "point_id": ("需求点编号", "Demand point ID"),
@@ -818,10 +819,13 @@ _REASON_ZH = {
 def report_tables(plan: DeliveryPlan, *, lang: Lang = "zh") -> list[ReportTable]:
     """Report tables: routes, stops and unmet demand (headings Chinese first for ``zh``)."""
     specs, s, zh = result_catalog(), plan.settings, lang == "zh"
+    n, r = s.trips_per_vehicle, s.reload_min
     note = (
         f"调令后 {s.dispatch_prep_min:g} 分钟出车，每点卸货 {s.service_min_per_stop:g} 分钟，"
-        f"每车一趟 / vehicles leave {s.dispatch_prep_min:g} min after the order, unload "
-        f"{s.service_min_per_stop:g} min per stop, one trip each"
+        + (f"每车至多 {n} 趟、返库装车 {r:g} 分钟" if n > 1 else "每车一趟")
+        + f" / vehicles leave {s.dispatch_prep_min:g} min after the order, unload "
+        f"{s.service_min_per_stop:g} min per stop, "
+        + (f"up to {n} trips each, reloading {r:g} min at the store" if n > 1 else "one trip each")
     )
     rc, rr = display_table(plan.routes, specs["delivery_routes"], lang, _ROUTE_TABLE)
     sc, sr = display_table(plan.stops, specs["delivery_stops"], lang, _STOP_TABLE)

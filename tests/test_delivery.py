@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import geopandas as gpd
@@ -15,7 +16,6 @@ from geo_mz.delivery import (
     UNMET_REASONS,
     DeliveryError,
     DeliverySettings,
-    _pieces,
     allocate,
     demand_from,
     output_layers,
@@ -27,6 +27,7 @@ from geo_mz.delivery import (
     travel_time_matrix,
 )
 from geo_mz.network import network_from_roads, to_networkx
+from geo_mz.vrp import pieces
 
 X0, Y0 = 500_000.0, 3_400_000.0  # EPSG:4547 near Wuhan
 CRS = "EPSG:4547"
@@ -149,6 +150,11 @@ def test_bad_inputs_name_the_row_and_field(net):
         allocate(stores({"stock_kits": 10}), dm, np.ones((2, 1)))
     with pytest.raises(DeliveryError, match="vrp_time_limit_s"):
         DeliverySettings(vrp_time_limit_s=0)
+    for trips in (0, 1.5, True):
+        with pytest.raises(DeliveryError, match="trips_per_vehicle"):
+            DeliverySettings(trips_per_vehicle=trips)
+    with pytest.raises(DeliveryError, match="reload_min"):
+        DeliverySettings(reload_min=-1)
 
 
 def test_targets_follow_standards():
@@ -195,25 +201,38 @@ def test_within_target_prefers_on_time_kits():
     assert alone.set_index("point_id")["late"].to_dict() == {"B": True, "C": False}
 
 
-def test_unreachable_and_fleet_limits_are_reasons(net):
+@pytest.mark.parametrize(("trips", "short"), [(1, 60), (3, 20)])
+def test_unreachable_and_fleet_limits_are_reasons(net, trips, short):
     far = villages(A=5, B=80)
     far.geometry = [shapely.Point(X0 + 50_000, Y0), far.geometry.iloc[1]]
     dm = demand_from(far, "people")
-    st = stores({"stock_kits": 100, "vehicles_n": 1, "vehicle_capacity_kits": 50})
-    al = allocate(st, dm, store_times(net, st, dm))
+    st = stores({"stock_kits": 100, "vehicles_n": 1, "vehicle_capacity_kits": 20})
+    s = DeliverySettings(trips_per_vehicle=trips)
+    al = allocate(st, dm, store_times(net, st, dm), s)
     why = al[al["unmet_kits"] > 0].set_index("point_id")
     assert why["reason"].to_dict() == {"A": "unreachable", "B": "no vehicle capacity"}
-    assert why["unmet_kits"].to_dict() == {"A": 5, "B": 30}
+    assert why["unmet_kits"].to_dict() == {"A": 5, "B": short}  # fleet 20 kits × trips
 
 
 # --------------------------------------------------------------------------- routing
 
 
 def check_plan(plan, st, dm) -> None:
-    """Capacities hold and every demand kit is delivered or listed as unmet."""
+    """Capacities and trip times hold; every demand kit is delivered or listed as unmet."""
+    s, r = plan.settings, plan.routes
     cap = st.set_index("store_id")["vehicle_capacity_kits"]
-    assert (plan.routes["kits"] <= plan.routes["store_id"].map(cap)).all()
-    assert (plan.routes.groupby("store_id").size() <= st.set_index("store_id")["vehicles_n"]).all()
+    assert (r["kits"] <= r["store_id"].map(cap)).all()  # per trip
+    assert (r["vehicle"] <= r["store_id"].map(st.set_index("store_id")["vehicles_n"])).all()
+    assert r["trip"].between(1, s.trips_per_vehicle).all()
+    assert not r.duplicated(["store_id", "vehicle", "trip"]).any() and r["route_id"].is_unique
+    assert plan.stops["stop_id"].is_unique
+    for _, v in r.sort_values("trip").groupby(["store_id", "vehicle"]):
+        assert v["trip"].tolist() == list(range(1, len(v) + 1))  # trips numbered without gaps
+        end = (v["depart_min"] + v["duration_min"]).to_numpy()
+        assert (v["depart_min"].to_numpy()[1:] >= end[:-1] + s.reload_min - 1e-9).all()
+    np.testing.assert_allclose(r.query("trip == 1")["depart_min"], s.dispatch_prep_min)
+    trip_of = r.set_index("route_id")["trip"]
+    assert (plan.stops["trip"] == plan.stops["route_id"].map(trip_of)).all()
     by_route = plan.stops.groupby("route_id")["kits"].sum()
     assert by_route.to_dict() == plan.routes.set_index("route_id")["kits"].to_dict()
     delivered = plan.stops.groupby("point_id")["kits"].sum()
@@ -250,7 +269,7 @@ def test_a_stop_larger_than_a_vehicle_gets_several_visits(net):
     assert len(plan.stops) == 3 and plan.stops["kits"].sum() == 130
     assert (plan.stops["kits"] <= 60).all()
     np.testing.assert_allclose(plan.stops["arrival_min"], 30 + 1.0)
-    assert sum(_pieces(130, 60)) == 130 and max(_pieces(130, 60)) == 60
+    assert sum(pieces(130, 60)) == 130 and max(pieces(130, 60)) == 60
 
 
 def test_time_target_late_stop_and_route_geometry(net):
@@ -296,11 +315,15 @@ def test_routing_drops_are_listed_and_custom_allocations_checked(net):
 
 def test_outputs_follow_their_specs(net):
     dm = demand_from(villages(A=30, B=40, D=5), "people")
-    st = stores({"stock_kits": 60, "vehicles_n": 2, "vehicle_capacity_kits": 40})
+    st = stores({"stock_kits": 60, "vehicles_n": 2, "vehicle_capacity_kits": 20})
     plan = plan_delivery(net, st, dm, DeliverySettings(**FAST))
+    check_plan(plan, st, dm)
+    assert plan.routes["trip"].max() == 2  # 60 kits, 2 vehicles of 20: two trips
     layers = output_layers(plan)
     assert set(layers) == {"delivery_routes", "delivery_stops"}
     assert len(layers["delivery_stops"]) == len(plan.stops)
+    assert {"trip", "depart_min"} <= set(layers["delivery_routes"].columns)
+    assert "trip" in layers["delivery_stops"].columns
     assert (layers["delivery_routes"].geom_type == "LineString").all()
     tables = report_tables(plan)
     assert [t.title_zh for t in tables] == [
@@ -308,7 +331,8 @@ def test_outputs_follow_their_specs(net):
         "救灾物资送达点",
         "未满足的物资需求",
     ]
-    assert tables[0].columns[0] == "路线编号 Route ID"
+    assert tables[0].columns[0] == "路线编号 Route ID" and "趟次 Trip" in tables[0].columns
+    assert "每车至多 3 趟" in tables[0].note
     assert tables[2].rows[0][-1] == "库存不足"
     en = report_tables(plan, lang="en")
     assert en[0].columns[0] == "Route ID 路线编号" and en[2].rows[0][-1] == "no stock"
@@ -333,18 +357,28 @@ def test_pengjiang_shelters_from_town_and_county_store(pengjiang):
     st = layers["relief_stores"]
     st = st[st["store_id"].isin(["RS01", "RS02"])]  # county store, 白沙 store
     dm = demand_from(sh, "people")
+    need = int(dm["demand_kits"].sum())
+    fleet = int((st["vehicles_n"] * st["vehicle_capacity_kits"]).sum())
+    assert need == 1304 and fleet == 1240 and st["stock_kits"].sum() >= need
+    # one trip per vehicle (the old plan): the fleet cannot carry everything
     t0 = time.perf_counter()
-    plan = plan_delivery(net, st, dm, DeliverySettings(vrp_time_limit_s=1.0))
+    one = plan_delivery(net, st, dm, DeliverySettings(trips_per_vehicle=1, vrp_time_limit_s=0.5))
+    check_plan(one, st, dm)
+    assert one.unmet["unmet_kits"].sum() >= need - fleet
+    assert "no vehicle capacity" in set(one.unmet["reason"])
+    assert not one.stops["late"].any()  # a few km in town: far inside 6 h / 10 h
+    # trucks go back and reload (3 trips): every kit arrives, still well inside the targets
+    plan = plan_delivery(net, st, dm, DeliverySettings(vrp_time_limit_s=0.5))
     assert time.perf_counter() - t0 < 10
     check_plan(plan, st, dm)
-    fleet = int((st["vehicles_n"] * st["vehicle_capacity_kits"]).sum())
-    need = int(dm["demand_kits"].sum())
-    assert need == 1304 and fleet == 1240
-    assert plan.unmet["unmet_kits"].sum() >= need - fleet
-    assert "no vehicle capacity" in set(plan.unmet["reason"])
-    assert not plan.stops["late"].any()  # a few km in town: far inside 6 h / 10 h
+    share = {k.label_en: k.value for k in plan.kpis}["Kits delivered share"]
+    assert share > {k.label_en: k.value for k in one.kpis}["Kits delivered share"]
+    assert plan.stops["kits"].sum() > one.stops["kits"].sum() and plan.routes["trip"].max() > 1
+    assert plan.unmet.empty and share == 100
+    assert not plan.stops["late"].any()
     layers_out = output_layers(plan)
-    assert len(layers_out["delivery_routes"]) == len(plan.routes) <= 6
+    assert len(layers_out["delivery_routes"]) == len(plan.routes) <= 6 * 3
+    assert len(output_layers(one)["delivery_routes"]) == len(one.routes) <= 6
 
 
 def test_pengjiang_matrix_in_chunks_matches_dijkstra(pengjiang):
@@ -355,3 +389,84 @@ def test_pengjiang_matrix_in_chunks_matches_dijkstra(pengjiang):
     src, dst = rng.integers(0, net.n_nodes, 150), rng.integers(0, net.n_nodes, 40)
     want = dijkstra(net.graph, directed=True, indices=src)[:, dst]
     np.testing.assert_array_equal(travel_time_matrix(net, src, dst), want)
+
+
+# --------------------------------------------------------------------------- multi-trip vehicles
+
+# S -> D one-way 4 km rural (8 min); back D -> E 3 km (6 min), E -> S 5 km (10 min): 16 min
+E = (3000, -4000)
+LOOP = gpd.GeoDataFrame(
+    [
+        {**road("d1", "rural", S, D), "oneway": True},
+        {**road("d2", "rural", D, E), "oneway": False},
+        {**road("d3", "rural", E, S), "oneway": False},
+    ],
+    crs=CRS,
+)
+
+
+@pytest.fixture(scope="module")
+def loop():
+    return network_from_roads(LOOP, mode="drive", measure_crs=CRS)
+
+
+def test_one_vehicle_makes_three_trips(loop):
+    t = travel_time_matrix(loop, [node(loop, S), node(loop, D)], [node(loop, D), node(loop, S)])
+    np.testing.assert_allclose([t[0, 0], t[1, 1]], [8.0, 16.0])  # out 8 min, back 16 min
+    dm = demand_from(villages(D=25), "people")
+    st = stores({"stock_kits": 100, "vehicles_n": 1, "vehicle_capacity_kits": 10})
+    s = DeliverySettings(target_h_by_level={"county": 2.0}, **FAST)  # 120 min
+    assert (s.trips_per_vehicle, s.reload_min) == (3, 20.0)
+    plan = plan_delivery(loop, st, dm, s)
+    check_plan(plan, st, dm)
+    r = plan.routes.sort_values("trip")
+    assert r["trip"].tolist() == [1, 2, 3] and r["kits"].tolist() == [10, 10, 5]
+    assert r["route_id"].tolist() == ["S1-1-1", "S1-1-2", "S1-1-3"]
+    # trip 1: leaves 30, arrives 38, unloads until 53; back 16 → 69; reload 20 → leaves 89
+    # trip 2: arrives 97, done 112; back 128, leaves 148; trip 3 arrives 156 (late: 120)
+    np.testing.assert_allclose(r["depart_min"], [30.0, 89.0, 148.0])
+    np.testing.assert_allclose(r["duration_min"], [23.0, 23.0, 23.0])
+    end1 = r["depart_min"].iloc[0] + r["duration_min"].iloc[0]
+    assert r["depart_min"].iloc[1] == pytest.approx(end1 + t[1, 1] + s.reload_min)
+    stops = plan.stops.sort_values("trip")
+    assert stops["trip"].tolist() == [1, 2, 3] and stops["kits"].tolist() == [10, 10, 5]
+    np.testing.assert_allclose(stops["arrival_min"], [38.0, 97.0, 156.0])
+    assert stops["late"].tolist() == [False, False, True]  # a late trip still goes, flagged
+    assert r["late_stops"].tolist() == [0, 0, 1]
+    assert plan.unmet.empty
+    assert plan.stores[["vehicles_used", "trips", "fleet_kits"]].iloc[0].tolist() == [1, 3, 30]
+    k = {k.label_en: k for k in plan.kpis}
+    assert k["Kits delivered share"].value == 100 and k["Latest arrival"].value == 2.6
+    # one trip per vehicle: the old plan, 15 kits short for want of vehicle capacity
+    one = plan_delivery(loop, st, dm, DeliverySettings(trips_per_vehicle=1, **FAST))
+    check_plan(one, st, dm)
+    assert one.routes["kits"].tolist() == [10] and one.routes["trip"].tolist() == [1]
+    np.testing.assert_allclose(one.stops["arrival_min"], [38.0])
+    assert one.unmet[["unmet_kits", "reason"]].values.tolist() == [[15, "no vehicle capacity"]]
+    assert "每车一趟" in report_tables(one)[0].note
+
+
+def test_trips_respect_capacity_and_return_times(net):
+    dm = demand_from(villages(A=12, B=9, C=14), "people")
+    st = stores({"stock_kits": 100, "vehicles_n": 2, "vehicle_capacity_kits": 10})
+    s = DeliverySettings(trips_per_vehicle=2, reload_min=5.0, **FAST)
+    plan = plan_delivery(net, st, dm, s)
+    check_plan(plan, st, dm)
+    assert plan.unmet.empty and plan.stops["kits"].sum() == 35
+    r = plan.routes
+    assert (r["kits"] <= 10).all() and r.groupby("trip").size().max() <= 2
+    assert r.query("trip == 1")["kits"].tolist() == [10, 10]  # trip 1 fills both vehicles
+    # a later trip leaves when the last unloading is done + the drive back + reloading
+    last = plan.stops.sort_values("seq").groupby("route_id")["point_id"].last()
+    for _, v in r.sort_values("trip").groupby("vehicle"):
+        for a, b in itertools.pairwise(v.itertuples()):
+            back = FROM_S[last[a.route_id]]  # the roads are two-way: back = out
+            want = a.depart_min + a.duration_min + back + s.reload_min
+            assert b.depart_min == pytest.approx(want)
+    by_stop = plan.stops.set_index("stop_id")
+    for rt in r.itertuples():  # arrivals follow from each trip's own departure
+        first = by_stop[(by_stop["route_id"] == rt.route_id) & (by_stop["seq"] == 1)].iloc[0]
+        assert first["arrival_min"] == pytest.approx(rt.depart_min + FROM_S[first["point_id"]])
+    # allocation caps a store at vehicles × capacity × trips
+    al = allocate(st.assign(stock_kits=100), demand_from(villages(A=50), "people"), [[1.0]], s)
+    assert al["kits"].sum() == 40 and al["reason"].tolist() == ["", "no vehicle capacity"]
