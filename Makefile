@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python bench/bench_foundation.py
 	$(BIN)/python bench/bench_network.py
 	$(BIN)/python bench/bench_isochrones.py
+	$(BIN)/python bench/bench_relief.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache .hypothesis
