@@ -143,14 +143,32 @@ def _settings(ws: Any, targets: tuple[str, ...], match: str | None, prep: Any, f
     return s
 
 
-def _run(workspace: str, targets, match, prep, factor, step) -> tuple[dict, Any]:
+def _run(workspace: str, targets, match, prep, factor, step) -> tuple[dict, Any, dict]:
     from geo_mz.relief import run_audit
     from geo_mz.workspace import open_workspace
 
     ws = open_workspace(workspace)
     layers = ws.read_all()
     s = _settings(ws, targets, match, prep, factor)
-    return layers, run_audit(layers, s, measure_crs=ws.metadata.get("measure_crs"), progress=step)
+    a = run_audit(layers, s, measure_crs=ws.metadata.get("measure_crs"), progress=step)
+    return layers, a, ws.info()
+
+
+def _report(paths: dict, info: Any, kpis: list, tables: list, lang: str, title: str) -> None:
+    """Add ``report`` (HTML: figures, tables and the map) beside the map in ``paths``."""
+    from geo_mz.report import write_report
+
+    out = paths["map"].with_name(paths["map"].name.replace("_map.html", "_report.html"))
+    paths["report"] = write_report(
+        out,
+        info=info,
+        validation=[],
+        kpis=kpis,
+        map_href=paths["map"].name,
+        lang=lang,  # type: ignore[arg-type]
+        title=title,
+        tables=tables,
+    )
 
 
 def _disruption(
@@ -217,14 +235,19 @@ def relief_audit(workspace, out_dir, lang, targets, match, dispatch_min, disaste
     写出 relief.gpkg、relief.xlsx、relief_map.html / writes relief.gpkg, .xlsx, _map.html.
     """
     from geo_mz.relief import audit_kpis
+    from geo_mz.relief_outputs import report_tables as relief_tables
     from geo_mz.relief_outputs import write_relief_outputs
 
     step, close = progress_bar("relief audit")
     with bad_input():
         try:
-            layers, a = _run(workspace, targets, match, dispatch_min, disaster_factor, step)
+            layers, a, info = _run(workspace, targets, match, dispatch_min, disaster_factor, step)
             step("写出结果 writing outputs")
             paths = write_relief_outputs(out_dir, layers, a, lang=lang)
+            _report(
+                paths, info, audit_kpis(a), relief_tables(a, lang=lang), lang,
+                "救灾物资送达时限核查 Relief delivery audit",
+            )  # fmt: skip
         finally:
             close()
     echo_kpis(audit_kpis(a))
@@ -255,12 +278,13 @@ def relief_scenario(
     例 e.g.: geo-mz relief scenario --workspace out/pengjiang.gpkg --flood out/flood_depth.tif
     """
     from geo_mz.relief import audit_kpis, reaudit
+    from geo_mz.relief_outputs import report_tables as relief_tables
     from geo_mz.relief_outputs import scenario_kpis, write_relief_outputs
 
     step, close = progress_bar("relief scenario")
     with bad_input():
         try:
-            layers, a = _run(workspace, targets, match, dispatch_min, disaster_factor, step)
+            layers, a, info = _run(workspace, targets, match, dispatch_min, disaster_factor, step)
             step("读取封路情景 reading the closures")
             d = _disruption(
                 layers, a, flood, close_depth, close_roads, closures, buffer_m, use_incidents
@@ -269,6 +293,11 @@ def relief_scenario(
             scen = reaudit(a, d, name=name)
             step("写出结果 writing outputs")
             paths = write_relief_outputs(out_dir, layers, a, scen, lang=lang, prefix="scenario")
+            _report(
+                paths, info, audit_kpis(scen) + scenario_kpis(a, scen),
+                relief_tables(a, scen, lang=lang), lang,
+                f"灾情情景 {name} Scenario: relief delivery",
+            )  # fmt: skip
         finally:
             close()
     echo_kpis(audit_kpis(scen) + scenario_kpis(a, scen))
@@ -315,12 +344,13 @@ def relief_preposition(
     可叠加灾情情景(--flood 等) / optionally under a scenario (--flood etc.).
     """
     from geo_mz.relief import audit_kpis, preposition, reaudit
+    from geo_mz.relief_outputs import report_tables as relief_tables
     from geo_mz.relief_outputs import write_relief_outputs
 
     step, close = progress_bar("relief preposition")
     with bad_input():
         try:
-            layers, a = _run(workspace, targets, match, dispatch_min, disaster_factor, step)
+            layers, a, info = _run(workspace, targets, match, dispatch_min, disaster_factor, step)
             scen = None
             if flood or close_roads or closures or use_incidents:
                 d = _disruption(
@@ -341,6 +371,10 @@ def relief_preposition(
             paths = write_relief_outputs(
                 out_dir, layers, a, scen, sites, lang=lang, prefix="preposition"
             )
+            _report(
+                paths, info, audit_kpis(basis), relief_tables(a, scen, lang=lang), lang,
+                "新增救灾物资储备点选址 Siting new relief stores",
+            )  # fmt: skip
         finally:
             close()
     echo_kpis(audit_kpis(basis))
@@ -455,13 +489,14 @@ def relief_plan(
     from dataclasses import replace
 
     from geo_mz.delivery import DeliverySettings, delivery_kpis, demand_from, plan_delivery
+    from geo_mz.delivery import report_tables as plan_tables
     from geo_mz.relief import reaudit
     from geo_mz.relief_outputs import write_plan_outputs
 
     step, close = progress_bar("relief plan")
     with bad_input():
         try:
-            layers, a = _run(workspace, targets, match, dispatch_min, disaster_factor, step)
+            layers, a, info = _run(workspace, targets, match, dispatch_min, disaster_factor, step)
             net = a.network
             if flood or close_roads or closures or use_incidents:
                 d = _disruption(
@@ -481,6 +516,10 @@ def relief_plan(
             plan = plan_delivery(net, layers["relief_stores"], demand, s)
             step("写出结果 writing outputs")
             paths = write_plan_outputs(out_dir, layers, plan, lang=lang)
+            _report(
+                paths, info, delivery_kpis(plan), plan_tables(plan, lang=lang), lang,
+                "救灾物资配送计划 Relief delivery plan",
+            )  # fmt: skip
         finally:
             close()
     echo_kpis(delivery_kpis(plan))
@@ -494,7 +533,7 @@ def shelters() -> None:
     """应急避难场所：容量、覆盖与疏散安置 / Shelters: capacity, adequacy, evacuation."""
 
 
-def _shelter_run(workspace: str, step: Callable[[str], None]) -> tuple[dict, Any, Any]:
+def _shelter_run(workspace: str, step: Callable[[str], None]) -> tuple[dict, Any, Any, dict]:
     from geo_mz.network import network_from_roads
     from geo_mz.shelters import ShelterSettings
     from geo_mz.workspace import open_workspace
@@ -509,7 +548,7 @@ def _shelter_run(workspace: str, step: Callable[[str], None]) -> tuple[dict, Any
         walk_speed_kmh=s.walk_speed_kmh,
         measure_crs=ws.metadata.get("measure_crs"),
     )
-    return layers, s, net
+    return layers, s, net, ws.info()
 
 
 @shelters.command(name="adequacy")
@@ -518,17 +557,22 @@ def _shelter_run(workspace: str, step: Callable[[str], None]) -> tuple[dict, Any
 @lang_option
 def shelters_adequacy(workspace: str, out_dir: str, lang: str) -> None:
     """各镇街、村居避难场所配置与容量核查 / Shelter adequacy per town and village."""
+    from geo_mz.shelters import report_tables as shelter_tables
     from geo_mz.shelters import shelter_adequacy, write_shelter_outputs
 
     step, close = progress_bar("shelters adequacy")
     with bad_input():
         try:
-            layers, s, net = _shelter_run(workspace, step)
+            layers, s, net, info = _shelter_run(workspace, step)
             step("核查 checking")
             ad = shelter_adequacy(
                 layers["shelters"], layers["admin_units"], layers["population"], net, s
             )
             paths = write_shelter_outputs(out_dir, layers, ad, None, lang=lang)
+            _report(
+                paths, info, ad.kpis, shelter_tables(ad, None, lang=lang), lang,
+                "应急避难场所配置核查 Shelter adequacy",
+            )  # fmt: skip
         finally:
             close()
     echo_kpis(ad.kpis)
@@ -556,11 +600,12 @@ def shelters_adequacy(workspace: str, out_dir: str, lang: str) -> None:
 def shelters_evacuate(workspace: str, out_dir: str, lang: str, unit: str, engine: str) -> None:
     """按步行时间和容量将人口分配到避难场所 / Assign people to shelters by walk time."""
     from geo_mz.shelters import evacuate, write_shelter_outputs
+    from geo_mz.shelters import report_tables as shelter_tables
 
     step, close = progress_bar("shelters evacuate")
     with bad_input():
         try:
-            layers, s, net = _shelter_run(workspace, step)
+            layers, s, net, info = _shelter_run(workspace, step)
             step("分配 assigning")
             ev = evacuate(
                 layers["population"],
@@ -572,6 +617,10 @@ def shelters_evacuate(workspace: str, out_dir: str, lang: str, unit: str, engine
                 units=layers["admin_units"],
             )
             paths = write_shelter_outputs(out_dir, layers, None, ev, lang=lang, prefix="evacuation")
+            _report(
+                paths, info, ev.kpis, shelter_tables(None, ev, lang=lang), lang,
+                "疏散安置 Evacuation to shelters",
+            )  # fmt: skip
         finally:
             close()
     echo_kpis(ev.kpis)

@@ -44,6 +44,8 @@ def test_audit_writes_layers_sheets_and_map(ws: Path, tmp_path: Path):
     assert len(towns) == 6 * 2  # six towns, two targets
     html = (tmp_path / "relief_map.html").read_text(encoding="utf-8")
     assert "救灾物资送达时间核查" in html  # the audit layer, titled from its spec
+    report = (tmp_path / "relief_report.html").read_text(encoding="utf-8")
+    assert 'href="relief_map.html"' in report and "Relief delivery per town" in report
 
 
 def test_flood_scenario_lists_what_changed(ws: Path, tmp_path: Path):
