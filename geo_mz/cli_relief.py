@@ -8,6 +8,7 @@ map into ``--out``, prints the headline figures, and exits 2 on bad input.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import click
@@ -143,13 +144,14 @@ def _settings(ws: Any, targets: tuple[str, ...], match: str | None, prep: Any, f
     return s
 
 
-def _run(workspace: str, targets, match, prep, factor, step) -> tuple[dict, Any, dict]:
+def _run(o: SimpleNamespace, step: Callable[[str], None]) -> tuple[dict, Any, dict]:
+    """Open the workspace and audit it with the command's target options."""
     from geo_mz.relief import run_audit
     from geo_mz.workspace import open_workspace
 
-    ws = open_workspace(workspace)
+    ws = open_workspace(o.workspace)
     layers = ws.read_all()
-    s = _settings(ws, targets, match, prep, factor)
+    s = _settings(ws, o.targets, o.match, o.dispatch_min, o.disaster_factor)
     a = run_audit(layers, s, measure_crs=ws.metadata.get("measure_crs"), progress=step)
     return layers, a, ws.info()
 
@@ -171,18 +173,17 @@ def _report(paths: dict, info: Any, kpis: list, tables: list, lang: str, title: 
     )
 
 
-def _disruption(
-    layers: dict,
-    a: Any,
-    flood: str | None,
-    close_depth: float | None,
-    close_roads: str | None,
-    closures: str | None,
-    buffer_m: float,
-    use_incidents: bool,
-) -> Any:
+def _has_scenario(o: SimpleNamespace) -> bool:
+    return bool(o.flood or o.close_roads or o.closures or o.use_incidents)
+
+
+def _disruption(layers: dict, a: Any, o: SimpleNamespace) -> Any:
+    """Combine the command's closures: flood raster, road ids, closure areas, incidents."""
     from geo_mz import disruption as dis
     from geo_mz.io import read_source
+
+    flood, close_depth, close_roads = o.flood, o.close_depth, o.close_roads
+    closures, buffer_m, use_incidents = o.closures, o.buffer_m, o.use_incidents
 
     parts = []
     if flood:
@@ -229,11 +230,12 @@ def relief() -> None:
 
 @relief.command(name="audit")
 @_apply(relief_options)
-def relief_audit(workspace, out_dir, lang, targets, match, dispatch_min, disaster_factor) -> None:
+def relief_audit(**opts: Any) -> None:
     """核查各村居与避难场所的送达时间 / Audit delivery times to villages and shelters.
 
     写出 relief.gpkg、relief.xlsx、relief_map.html / writes relief.gpkg, .xlsx, _map.html.
     """
+    o = SimpleNamespace(**opts)
     from geo_mz.relief import audit_kpis
     from geo_mz.relief_outputs import report_tables as relief_tables
     from geo_mz.relief_outputs import write_relief_outputs
@@ -241,11 +243,11 @@ def relief_audit(workspace, out_dir, lang, targets, match, dispatch_min, disaste
     step, close = progress_bar("relief audit")
     with bad_input():
         try:
-            layers, a, info = _run(workspace, targets, match, dispatch_min, disaster_factor, step)
+            layers, a, info = _run(o, step)
             step("写出结果 writing outputs")
-            paths = write_relief_outputs(out_dir, layers, a, lang=lang)
+            paths = write_relief_outputs(o.out_dir, layers, a, lang=o.lang)
             _report(
-                paths, info, audit_kpis(a), relief_tables(a, lang=lang), lang,
+                paths, info, audit_kpis(a), relief_tables(a, lang=o.lang), o.lang,
                 "救灾物资送达时限核查 Relief delivery audit",
             )  # fmt: skip
         finally:
@@ -257,26 +259,12 @@ def relief_audit(workspace, out_dir, lang, targets, match, dispatch_min, disaste
 @relief.command(name="scenario")
 @_apply(relief_options + scenario_options)
 @click.option("--name", default="scenario", show_default=True, help="情景名 / scenario name.")
-def relief_scenario(
-    workspace,
-    out_dir,
-    lang,
-    targets,
-    match,
-    dispatch_min,
-    disaster_factor,
-    flood,
-    close_depth,
-    close_roads,
-    closures,
-    buffer_m,
-    use_incidents,
-    name,
-) -> None:
+def relief_scenario(**opts: Any) -> None:
     """灾情情景：封路后重新核查并比较 / Re-audit with closures and show what changed.
 
     例 e.g.: geo-mz relief scenario --workspace out/pengjiang.gpkg --flood out/flood_depth.tif
     """
+    o = SimpleNamespace(**opts)
     from geo_mz.relief import audit_kpis, reaudit
     from geo_mz.relief_outputs import report_tables as relief_tables
     from geo_mz.relief_outputs import scenario_kpis, write_relief_outputs
@@ -284,19 +272,17 @@ def relief_scenario(
     step, close = progress_bar("relief scenario")
     with bad_input():
         try:
-            layers, a, info = _run(workspace, targets, match, dispatch_min, disaster_factor, step)
+            layers, a, info = _run(o, step)
             step("读取封路情景 reading the closures")
-            d = _disruption(
-                layers, a, flood, close_depth, close_roads, closures, buffer_m, use_incidents
-            )
+            d = _disruption(layers, a, o)
             step("重新核查 re-auditing")
-            scen = reaudit(a, d, name=name)
+            scen = reaudit(a, d, name=o.name)
             step("写出结果 writing outputs")
-            paths = write_relief_outputs(out_dir, layers, a, scen, lang=lang, prefix="scenario")
+            paths = write_relief_outputs(o.out_dir, layers, a, scen, lang=o.lang, prefix="scenario")
             _report(
                 paths, info, audit_kpis(scen) + scenario_kpis(a, scen),
-                relief_tables(a, scen, lang=lang), lang,
-                f"灾情情景 {name} Scenario: relief delivery",
+                relief_tables(a, scen, lang=o.lang), o.lang,
+                f"灾情情景 {o.name} Scenario: relief delivery",
             )  # fmt: skip
         finally:
             close()
@@ -320,29 +306,12 @@ def relief_scenario(
     help="候选点文件(默认村居中心) / candidate points (default: village centres).",
 )
 @click.option("--candidates-crs", default=None, help="候选点坐标系 / CRS of that file.")
-def relief_preposition(
-    workspace,
-    out_dir,
-    lang,
-    targets,
-    match,
-    dispatch_min,
-    disaster_factor,
-    flood,
-    close_depth,
-    close_roads,
-    closures,
-    buffer_m,
-    use_incidents,
-    level,
-    k,
-    candidates,
-    candidates_crs,
-) -> None:
+def relief_preposition(**opts: Any) -> None:
     """新增储备点选址：使最多村居在时限内 / Site new stores bringing most villages in target.
 
     可叠加灾情情景(--flood 等) / optionally under a scenario (--flood etc.).
     """
+    o = SimpleNamespace(**opts)
     from geo_mz.relief import audit_kpis, preposition, reaudit
     from geo_mz.relief_outputs import report_tables as relief_tables
     from geo_mz.relief_outputs import write_relief_outputs
@@ -350,29 +319,27 @@ def relief_preposition(
     step, close = progress_bar("relief preposition")
     with bad_input():
         try:
-            layers, a, info = _run(workspace, targets, match, dispatch_min, disaster_factor, step)
+            layers, a, info = _run(o, step)
             scen = None
-            if flood or close_roads or closures or use_incidents:
-                d = _disruption(
-                    layers, a, flood, close_depth, close_roads, closures, buffer_m, use_incidents
-                )
+            if _has_scenario(o):
+                d = _disruption(layers, a, o)
                 scen = reaudit(a, d, name="scenario")
             basis = scen or a
             cand = (
-                read_points(candidates, candidates_crs)
-                if candidates
+                read_points(o.candidates, o.candidates_crs)
+                if o.candidates
                 else basis.points[basis.points["kind"] == "village"].rename(
                     columns={"point_id": "site_id"}
                 )
             )
             step("求解选址 solving the siting model")
-            sites = preposition(basis, cand, level=level, k=k)
+            sites = preposition(basis, cand, level=o.level, k=o.k)
             step("写出结果 writing outputs")
             paths = write_relief_outputs(
-                out_dir, layers, a, scen, sites, lang=lang, prefix="preposition"
+                o.out_dir, layers, a, scen, sites, lang=o.lang, prefix="preposition"
             )
             _report(
-                paths, info, audit_kpis(basis), relief_tables(a, scen, lang=lang), lang,
+                paths, info, audit_kpis(basis), relief_tables(a, scen, lang=o.lang), o.lang,
                 "新增救灾物资储备点选址 Siting new relief stores",
             )  # fmt: skip
         finally:
@@ -460,32 +427,13 @@ def _demand(
 @click.option(
     "--time-limit", type=float, default=5.0, show_default=True, help="每库求解时限(秒) / per store."
 )
-def relief_plan(
-    workspace,
-    out_dir,
-    lang,
-    targets,
-    match,
-    dispatch_min,
-    disaster_factor,
-    flood,
-    close_depth,
-    close_roads,
-    closures,
-    buffer_m,
-    use_incidents,
-    affected,
-    people_field,
-    towns,
-    share,
-    kits_per_person,
-    time_limit,
-) -> None:
+def relief_plan(**opts: Any) -> None:
     """配送计划：库存分配(最小费用流)与车辆路线(OR-Tools) / Delivery plan: allocation + routes.
 
     例 e.g.: geo-mz relief plan --workspace out/pengjiang.gpkg --towns 440703005 --flood
     out/flood_depth.tif
     """
+    o = SimpleNamespace(**opts)
     from dataclasses import replace
 
     from geo_mz.delivery import DeliverySettings, delivery_kpis, demand_from, plan_delivery
@@ -496,28 +444,26 @@ def relief_plan(
     step, close = progress_bar("relief plan")
     with bad_input():
         try:
-            layers, a, info = _run(workspace, targets, match, dispatch_min, disaster_factor, step)
+            layers, a, info = _run(o, step)
             net = a.network
-            if flood or close_roads or closures or use_incidents:
-                d = _disruption(
-                    layers, a, flood, close_depth, close_roads, closures, buffer_m, use_incidents
-                )
+            if _has_scenario(o):
+                d = _disruption(layers, a, o)
                 net = reaudit(a, d).network
             s = DeliverySettings(
-                kits_per_person=kits_per_person,
+                kits_per_person=o.kits_per_person,
                 target_h_by_level={t.level: t.hours for t in a.settings.targets},
-                vrp_time_limit_s=time_limit,
+                vrp_time_limit_s=o.time_limit,
             )
             s = replace(s, dispatch_prep_min=a.settings.dispatch_prep_min)
             demand = demand_from(
-                _demand(layers, a, affected, people_field, towns, share), "people", s
+                _demand(layers, a, o.affected, o.people_field, o.towns, o.share), "people", s
             )
             step("分配与排线 allocating and routing")
             plan = plan_delivery(net, layers["relief_stores"], demand, s)
             step("写出结果 writing outputs")
-            paths = write_plan_outputs(out_dir, layers, plan, lang=lang)
+            paths = write_plan_outputs(o.out_dir, layers, plan, lang=o.lang)
             _report(
-                paths, info, delivery_kpis(plan), plan_tables(plan, lang=lang), lang,
+                paths, info, delivery_kpis(plan), plan_tables(plan, lang=o.lang), o.lang,
                 "救灾物资配送计划 Relief delivery plan",
             )  # fmt: skip
         finally:
