@@ -17,6 +17,7 @@ from geo_mz.cli_common import (
     progress_bar,
     read_points,
 )
+from geo_mz.cli_boundaries import boundaries
 from geo_mz.cli_relief import relief, shelters
 
 source_options = [
@@ -497,6 +498,7 @@ def catalog(kind: str | None) -> None:
             click.echo(f"      {v.code:<22} {v.zh} / {v.en}")
 
 
+main.add_command(boundaries)
 main.add_command(relief)
 main.add_command(shelters)
 

@@ -1,0 +1,134 @@
+"""Boundary topology QA benchmark: geo_mz.boundaries.qa vs a naive all-pairs overlay, same run.
+
+Settings
+--------
+1. **Real counties**: the echarts county polygons of Jiangmen (7) and Quzhou (6), GCJ-02
+   converted to WGS84 (../shared/data/boundaries; the only real county sets on this machine,
+   so "all counties of one province" is stood in for by these two cities).
+2. **Synthetic coverages** of N = 100, 500 and 2,000 units: the Voronoi cells of N random points
+   in a 60 km square (EPSG:4547), clipped to it, with planted perturbations: 2 % of the units
+   grown by 5 m (overlaps with every neighbour), 2 % with a 40 × 40 m notch cut at a vertex
+   (gaps), 1 % shrunk by 3 m (gaps all round and neighbours that no longer touch).
+
+Measured
+--------
+* ``qa`` (STRtree pairs, ``coverage_is_valid`` fast path, relate pre-filter, union holes,
+  near-but-not-touching pairs) and ``repair`` (``coverage_clean``);
+* the peer: a naive all-pairs overlay: ``shapely.intersection`` of every pair i < j (vectorised,
+  no index, no pre-filter), keeping polygonal pieces, plus the union's holes for gaps. For large N
+  the all-pairs part is timed on a random sample of pairs and scaled (the factor is printed).
+
+Run: ``.venv/bin/python bench/bench_boundaries.py [--sizes 100 500 2000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from geo_mz.boundaries import prepare_units, qa, read_layer_file, repair
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "boundaries"
+CRS = "EPSG:4547"
+
+
+def timed(fn, repeat: int = 3):
+    best, out = np.inf, None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def naive_overlay(geoms: np.ndarray, max_pairs: int, rng: np.random.Generator):
+    """All-pairs intersection (timed on a sample when there are too many pairs) + union holes."""
+    n = len(geoms)
+    i, j = np.triu_indices(n, k=1)
+    total = len(i)
+    scale = 1.0
+    if total > max_pairs:
+        pick = rng.choice(total, max_pairs, replace=False)
+        i, j = i[pick], j[pick]
+        scale = total / max_pairs
+    t0 = time.perf_counter()
+    inter = shapely.intersection(geoms[i], geoms[j])
+    area = shapely.area(inter)
+    n_overlap = int((area > 0.01).sum())
+    t_pairs = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    union = shapely.union_all(geoms)
+    holes = [r for p in shapely.get_parts(union) for r in p.interiors]
+    t_union = time.perf_counter() - t0
+    return t_pairs * scale + t_union, n_overlap, len(holes), scale
+
+
+def voronoi_coverage(n: int, rng: np.random.Generator, side_m: float = 60_000.0):
+    x0, y0 = 380_000.0, 2_470_000.0
+    frame = shapely.box(x0, y0, x0 + side_m, y0 + side_m)
+    pts = shapely.multipoints(rng.uniform([x0, y0], [x0 + side_m, y0 + side_m], (n, 2)))
+    cells = shapely.get_parts(shapely.voronoi_polygons(pts, extend_to=frame))
+    cells = shapely.intersection(cells, frame)
+    cells = np.array([shapely.set_precision(c, 0.001) for c in cells], dtype=object)
+    k = max(1, n // 50)
+    order = rng.permutation(n)
+    grown, notched, shrunk = order[:k], order[k : 2 * k], order[2 * k : 2 * k + max(1, n // 100)]
+    for g in grown:
+        cells[g] = shapely.buffer(cells[g], 5.0, join_style="mitre")
+    for g in notched:
+        x, y = np.asarray(cells[g].exterior.coords)[0]
+        cells[g] = shapely.difference(cells[g], shapely.box(x - 20, y - 20, x + 20, y + 20))
+    for g in shrunk:
+        cells[g] = shapely.buffer(cells[g], -3.0, join_style="mitre")
+    gdf = gpd.GeoDataFrame(
+        {"adcode": [f"{440703000000 + i}" for i in range(n)], "name": [f"U{i}" for i in range(n)]},
+        geometry=list(cells),
+        crs=CRS,
+    )
+    return gdf, {"grown": len(grown), "notched": len(notched), "shrunk": len(shrunk)}
+
+
+def report(label: str, units: gpd.GeoDataFrame, rng: np.random.Generator, max_pairs: int) -> None:
+    u = prepare_units(units)
+    t_qa, q = timed(lambda: qa(u))
+    t_rep, r = timed(lambda: repair(u, gap_width_m=50.0), repeat=1)
+    t_naive, n_ov, n_holes, scale = naive_overlay(u.geometry.to_numpy(), max_pairs, rng)
+    kinds = q.findings["kind"].value_counts().to_dict()
+    scaled = f" (scaled x{scale:.0f})" if scale > 1 else ""
+    print(
+        f"{label:<28} n={len(u):>5}  qa {t_qa:7.3f} s  repair {t_rep:7.3f} s  "
+        f"naive all-pairs {t_naive:8.3f} s{scaled}  "
+        f"ratio naive/qa {t_naive / t_qa:6.1f}"
+    )
+    print(f"{'':<28} findings {kinds}; naive: {n_ov} overlapping pairs, {n_holes} union holes; ")
+    print(f"{'':<28} repair valid={r.coverage_valid}, units changed {len(r.changes)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[100, 500, 2000])
+    ap.add_argument("--max-pairs", type=int, default=2_500_000)
+    ap.add_argument("--seed", type=int, default=6)
+    a = ap.parse_args()
+    rng = np.random.default_rng(a.seed)
+    print(f"shapely {shapely.__version__}, GEOS {shapely.geos_version_string}")
+    for f, label in (
+        ("guang3_dong1_jiang1_men2.geojson", "Jiangmen counties (real)"),
+        ("zhe4_jiang1_qu2_zhou1.geojson", "Quzhou counties (real)"),
+    ):
+        if (SHARED / f).exists():
+            g = read_layer_file(SHARED / f, source_crs="gcj02").rename(columns={"id": "adcode"})
+            report(label, g, rng, a.max_pairs)
+    for n in a.sizes:
+        g, planted = voronoi_coverage(n, rng)
+        label = f"Voronoi +{planted['grown']} notch {planted['notched']} -{planted['shrunk']}"
+        report(label, g, rng, a.max_pairs)
+
+
+if __name__ == "__main__":
+    main()
