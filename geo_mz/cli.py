@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from geo_mz.cli_boundaries import boundaries
 from geo_mz.cli_common import (
     BAD_INPUT,
     bad_input,
@@ -17,7 +18,6 @@ from geo_mz.cli_common import (
     progress_bar,
     read_points,
 )
-from geo_mz.cli_boundaries import boundaries
 from geo_mz.cli_relief import relief, shelters
 
 source_options = [
