@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from geo_mz.cli_boundaries import boundaries
+from geo_mz.cli_burial import burial
 from geo_mz.cli_common import (
     BAD_INPUT,
     bad_input,
@@ -97,6 +98,8 @@ def demo(out_dir: str, seed: int, lang: str) -> None:
     click.echo(f"洪水情景 flood     : {outputs.flood_tif}")
     click.echo(f"救灾送达 relief    : {', '.join(str(p) for p in outputs.relief.values())}")
     click.echo(f"避难场所 shelters  : {', '.join(str(p) for p in outputs.shelters.values())}")
+    click.echo(f"高程 DEM (synthetic): {outputs.dem_tif}")
+    click.echo(f"节地生态安葬 burial: {', '.join(str(p) for p in outputs.burial.values())}")
 
 
 @main.command()
@@ -499,6 +502,7 @@ def catalog(kind: str | None) -> None:
 
 
 main.add_command(boundaries)
+main.add_command(burial)
 main.add_command(relief)
 main.add_command(shelters)
 

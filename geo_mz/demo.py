@@ -6,6 +6,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from geo_mz.burial import (
+    burial_suitability,
+    capacity_kpis,
+    site_capacity,
+    suitability_kpis,
+    town_summary,
+    write_burial_outputs,
+)
+from geo_mz.burial import output_layers as burial_layers
+from geo_mz.burial import report_tables as burial_tables
 from geo_mz.catalog import load_catalog
 from geo_mz.circle15 import (
     analyse_circle,
@@ -16,6 +26,7 @@ from geo_mz.circle15 import (
     siting_kpis,
     write_circle_outputs,
 )
+from geo_mz.datasets.dem import write_synthetic_dem
 from geo_mz.datasets.pengjiang import (
     SampleWorkspace,
     build_pengjiang,
@@ -56,6 +67,8 @@ class DemoOutputs:
     flood_tif: Path
     relief: dict[str, Path]
     shelters: dict[str, Path]
+    dem_tif: Path
+    burial: dict[str, Path]
 
 
 def sample_workspace(
@@ -148,6 +161,11 @@ def run_demo(
     adequacy = shelter_adequacy(stored["shelters"], units, stored["population"], walk, ss)
     evac = evacuate(stored["population"], stored["shelters"], walk, ss, units=units)
     shelter_files = write_shelter_outputs(out, stored, adequacy, evac, lang=lang)  # type: ignore[arg-type]
+    say("节地生态安葬选址 tree-burial suitability (synthetic DEM)")
+    dem_tif = write_synthetic_dem(sample.dem, out / "dem_30m.tif", seed=seed)
+    suit = burial_suitability(stored, dem_tif, measure_crs=meta["measure_crs"])
+    bcap = site_capacity(stored["burial_sites"], admin_units=units, suitability=suit)
+    burial_files = write_burial_outputs(out, stored, suit, bcap, lang=lang)  # type: ignore[arg-type]
     say("绘制地图 drawing the map")
     sh = shelter_layers(adequacy, evac)
     everything = {
@@ -156,6 +174,7 @@ def run_demo(
         **relief_overlays(normal, flood),
         "shelter_load": sh["shelter_load"],
         "evacuation_unassigned": sh["evacuation_unassigned"],
+        **burial_layers(suit, bcap),
     }
     catalog = {**load_catalog(), **result_catalog()}
     the_map = layers_map(everything, catalog=catalog, lang=lang)  # type: ignore[arg-type]
@@ -170,11 +189,16 @@ def run_demo(
         + scenario_kpis(normal, flood)
         + adequacy.kpis
         + evac.kpis
+        + suitability_kpis(suit, stored["burial_sites"])
+        + capacity_kpis(bcap)
     )
     tables = (
         report_tables(circle, sites, lang=lang)  # type: ignore[arg-type]
         + relief_tables(normal, flood, lang=lang)  # type: ignore[arg-type]
         + shelter_tables(adequacy, evac, lang=lang)  # type: ignore[arg-type]
+        + burial_tables(
+            suit, bcap, town_summary(bcap, units, candidates=suit.candidates), lang=lang
+        )  # type: ignore[arg-type]
     )
     report = write_report(
         out / "report.html",
@@ -195,4 +219,6 @@ def run_demo(
         flood_tif,
         relief_files,
         shelter_files,
+        dem_tif,
+        burial_files,
     )

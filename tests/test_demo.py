@@ -68,6 +68,15 @@ def test_demo_audits_relief_under_a_flood_and_shelters(demo_out: Path):
         assert (demo_out / name).stat().st_size > 0, name
 
 
+def test_demo_ranks_tree_burial_land_on_its_synthetic_dem(demo_out: Path):
+    with rasterio.open(demo_out / "dem_30m.tif") as src:
+        assert src.tags()["SYNTHETIC"] == "yes" and src.crs.to_epsg() == 4547
+    cand = gpd.read_file(demo_out / "burial.gpkg", layer="burial_candidates")
+    assert len(cand) > 0 and (cand.to_crs(4547).area >= 3000 * 0.999).all()
+    html = (demo_out / "report.html").read_text(encoding="utf-8")
+    assert "殡葬管理条例" in html  # exclusion rules cite their source
+
+
 def test_same_seed_same_workspace(demo_out: Path, tmp_path: Path):
     again = run_demo(tmp_path / "again")
     a, b = Workspace(demo_out / "pengjiang.gpkg"), Workspace(again.workspace)

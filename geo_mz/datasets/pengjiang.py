@@ -89,7 +89,9 @@ from geo_mz.datasets._synth import (
     PopulationGrid,
     write_population_geotiff,
 )
+from geo_mz.datasets.dem import landuse_provenance, pengjiang_dem, pengjiang_landuse
 from geo_mz.relief import PENGJIANG_TARGETS, targets_to_json
+from geo_mz.terrain import DemGrid
 
 __all__ = ["PopulationGrid", "SampleWorkspace", "build_pengjiang", "write_population_geotiff"]
 
@@ -170,12 +172,16 @@ class SampleWorkspace:
         The 100 m raster behind the ``population`` points.
     metadata
         ``name``, ``adcode``, ``seed`` and generation facts.
+    dem
+        The synthetic 30 m elevation grid the ``landuse`` layer was classified on
+        (:mod:`geo_mz.datasets.dem`); write it with ``write_synthetic_dem``.
     """
 
     layers: dict[str, gpd.GeoDataFrame]
     provenance: dict[str, dict[str, object]]
     population_grid: PopulationGrid
     metadata: dict[str, object]
+    dem: DemGrid | None = None
 
 
 _TO_M = Transformer.from_crs(STORAGE_CRS, MEASURE_CRS, always_xy=True)
@@ -805,6 +811,9 @@ def build_pengjiang(
     layers["population"] = sy.spec_frame("population", pop_cols, pop_geoms, m)
     layers["hazards"] = sy.spec_frame("hazards", {}, [], STORAGE_CRS)
     layers["incidents"] = sy.spec_frame("incidents", {}, [], STORAGE_CRS)
+    say("生成合成高程与土地利用 generating the synthetic DEM and land use")
+    dem = pengjiang_dem(layers, seed=seed)
+    layers["landuse"] = pengjiang_landuse(layers, dem, seed=seed)
     layers = dict(sorted(layers.items()))
     mixed = ("admin_units", "place_names", "boundary_markers")
     provenance: dict[str, dict[str, object]] = {
@@ -818,7 +827,9 @@ def build_pengjiang(
             "method": _METHOD[k],
         }
         for k in layers
+        if k != "landuse"
     }
+    provenance["landuse"] = landuse_provenance(seed)
     metadata: dict[str, object] = {
         "name": DISTRICT_FULL_NAME,
         "adcode": DISTRICT_ADCODE,
@@ -837,4 +848,4 @@ def build_pengjiang(
         # The district plan's delivery targets (区级 5 h, 镇街 3 h), read by geo_mz.relief.
         "relief_targets": targets_to_json(PENGJIANG_TARGETS),
     }
-    return SampleWorkspace(layers, provenance, grid, metadata)
+    return SampleWorkspace(layers, provenance, grid, metadata, dem)
