@@ -19,6 +19,7 @@ from geo_mz.cli_common import (
     progress_bar,
     read_points,
 )
+from geo_mz.cli_names import names
 from geo_mz.cli_relief import relief, shelters
 
 source_options = [
@@ -433,51 +434,6 @@ def siting(
         click.echo(f"{kind:<5} {path}")
 
 
-@main.group()
-def names() -> None:
-    """地名：检索 / Place names: gazetteer search."""
-
-
-@names.command(name="search")
-@click.argument("query")
-@click.option(
-    "--code-prefix", default=None, help="区划代码前缀，如 440703 / admin code prefix, e.g. 440703."
-)
-@click.option(
-    "--level",
-    "levels",
-    multiple=True,
-    type=click.Choice(["province", "city", "county", "town", "village"]),
-    help="层级(可重复) / level (repeatable).",
-)
-@click.option("--limit", default=20, show_default=True, help="结果数 / number of results.")
-@click.option(
-    "--data",
-    "folder",
-    default=None,
-    type=click.Path(file_okay=False),
-    help="地名数据目录(默认随包数据) / place-name tables folder (default: shipped).",
-)
-def names_search(
-    query: str, code_prefix: str | None, levels: tuple[str, ...], limit: int, folder: str | None
-) -> None:
-    """按汉字、拼音、首字母或模糊检索地名 / Search names by characters, pinyin, initials, fuzzy.
-
-    例 e.g.: geo-mz names search 棠下 --code-prefix 440703; geo-mz names search tangxia
-    """
-    from geo_mz.datasets import sample_dir
-    from geo_mz.gazetteer import build_index, load_gazetteer, search
-
-    with bad_input():
-        index = build_index(load_gazetteer(folder or sample_dir()))
-        hits = search(index, query, code_prefix=code_prefix, levels=levels or None, limit=limit)
-    if len(hits) == 0:
-        click.echo("无结果 / no match")
-        return
-    for h in hits.itertuples():
-        click.echo(f"{h.code:<13} {h.name}  [{h.match} {h.score:g}]  {h.full_name}")
-
-
 @main.command()
 @click.argument("kind", required=False)
 def catalog(kind: str | None) -> None:
@@ -503,6 +459,7 @@ def catalog(kind: str | None) -> None:
 
 main.add_command(boundaries)
 main.add_command(burial)
+main.add_command(names)
 main.add_command(relief)
 main.add_command(shelters)
 

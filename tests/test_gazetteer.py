@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,9 +15,16 @@ from geo_mz.gazetteer import (
     PLACE_READINGS,
     GazetteerIndex,
     build_index,
+    index_cache_path,
+    index_frame,
     load_gazetteer,
+    load_index,
     name_pinyin,
+    names_pinyin,
     search,
+    search_arrays,
+    search_scan,
+    subtree,
 )
 
 
@@ -241,3 +250,135 @@ def test_limit_and_empty(index: GazetteerIndex) -> None:
     assert len(search(index, "村", limit=7)) == 7
     assert search(index, "").empty
     assert search(index, "zzzzqqqq", fuzzy=False).empty
+
+
+# --------------------------------------------------------------------------- 周郡村, fast search
+
+
+def test_search_finds_zhoujun_village(index: GazetteerIndex) -> None:
+    zhoujun = "440703101213"  # 广东省 江门市 蓬江区 棠下镇 周郡村委会
+    res = search(index, "zhoujun")
+    assert res.iloc[0]["code"] == zhoujun
+    assert res.iloc[0]["match"] == "pinyin"
+    assert res.iloc[0]["full_name"] == "广东省 江门市 蓬江区 棠下镇 周郡村委会"
+    # initials: thousands of units start with "zj"; within Pengjiang it is the one
+    res = search(index, "zj", code_prefix="440703")
+    assert list(res["code"]) == [zhoujun]
+    assert res.iloc[0]["match"] == "initials"
+    assert zhoujun in set(search(index, "zjc", levels=["village"], code_prefix="4407")["code"])
+    # a homophone typo (君 for 郡) is found through the pinyin tier, first nationally
+    res = search(index, "周君村")
+    assert res.iloc[0]["code"] == zhoujun
+    assert res.iloc[0]["match"] == "pinyin"
+
+
+QUERIES = [
+    ("棠下", {}),
+    ("zhoujun", {}),
+    ("周君村", {}),
+    ("棠下城", {}),
+    ("村", {"code_prefix": "440703101", "limit": 200}),
+    ("txz", {"code_prefix": "4407"}),
+    ("棠下镇", {"levels": ["town"], "code_prefix": "44"}),
+    ("tang xia", {"code_prefix": "44"}),
+    ("zjc", {"code_prefix": "4407", "levels": ["village"]}),
+    ("tangxiacheng", {"code_prefix": "44"}),
+    ("周郡村委会", {"levels": ["village"], "code_prefix": "440703101"}),
+    ("〇", {"code_prefix": "23"}),
+]
+
+
+@pytest.mark.parametrize(("query", "kw"), QUERIES)
+def test_search_equals_the_reference_scan(index: GazetteerIndex, query: str, kw: dict) -> None:
+    got = search(index, query, **kw)
+    want = search_scan(index, query, **kw)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+
+
+def test_search_arrays_matches_search(index: GazetteerIndex) -> None:
+    cols = search_arrays(index, "棠下", code_prefix="440703")
+    df = search(index, "棠下", code_prefix="440703")
+    assert list(cols["code"]) == list(df["code"])
+    assert list(cols["score"]) == list(df["score"])
+
+
+def test_names_pinyin_and_subtree(index: GazetteerIndex, gaz: pd.DataFrame) -> None:
+    assert names_pinyin(["六安市", "周郡", "六安市"]) == ["lu an shi", "zhou jun", "lu an shi"]
+    sub = subtree(index, "440703101", ["village"])
+    assert len(sub) == (gaz["parent_code"] == "440703101").sum()
+    assert set(sub["level"]) == {"village"}
+    assert sub["parent_code"].eq("440703101").all()
+    assert sub.loc[sub["code"] == "440703101213", "pinyin"].iloc[0] == "zhou jun cun wei hui"
+
+
+# --------------------------------------------------------------------------- cache
+
+
+@pytest.fixture
+def small_folder(tmp_path: Path) -> Path:
+    """The shipped national provinces/cities/counties with the Pengjiang towns and villages."""
+    from geo_mz.datasets import sample_dir
+
+    src = sample_dir()
+    out = tmp_path / "data"
+    out.mkdir()
+    for stem in ("provinces", "cities", "areas"):
+        shutil.copy(src / f"{stem}.csv", out / f"{stem}.csv")
+    shutil.copy(src / "pengjiang_streets.csv", out / "streets.csv")
+    shutil.copy(src / "pengjiang_villages.csv", out / "villages.csv")
+    return out
+
+
+COLUMNS = ["code", "name", "full_name", "level", "level_rank", "pinyin", "syllables", "initials"]
+
+
+def test_cache_is_written_then_reused(small_folder: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = load_index(small_folder, cache_dir=cache)
+    assert first.origin["from_cache"] is False
+    path = Path(first.origin["cache_path"])
+    assert path.is_dir() and path.parent == cache
+    assert path == index_cache_path(small_folder, cache)
+    stamp = (path / "meta.json").stat().st_mtime_ns
+    second = load_index(small_folder, cache_dir=cache)
+    assert second.origin["from_cache"] is True
+    assert second.origin["key"] == first.origin["key"]
+    assert (path / "meta.json").stat().st_mtime_ns == stamp  # read, not rewritten
+    # the cached arrays are those of build_index
+    built = build_index(load_gazetteer(small_folder))
+    for col in COLUMNS:
+        a, b = getattr(second, col), getattr(built, col)
+        assert a.dtype == b.dtype, col
+        assert np.array_equal(a, b), col
+    pd.testing.assert_frame_equal(index_frame(second), load_gazetteer(small_folder))
+    # and search the same
+    fresh = load_index(small_folder, cache_dir=cache)
+    for q, kw in [("zhoujun", {}), ("周君村", {}), ("棠下", {"levels": ["town"]}), ("zj", {})]:
+        pd.testing.assert_frame_equal(search(fresh, q, **kw), search(built, q, **kw))
+
+
+def test_cache_is_invalidated_when_data_change(small_folder: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = load_index(small_folder, cache_dir=cache)
+    with open(small_folder / "villages.csv", "a", encoding="utf-8") as f:
+        f.write("440703101999,试验村委会,440703101,44,4407,440703\n")
+    second = load_index(small_folder, cache_dir=cache)
+    assert second.origin["from_cache"] is False
+    assert second.origin["key"] != first.origin["key"]
+    assert len(second) == len(first) + 1
+    assert search(second, "shiyan", code_prefix="440703").iloc[0]["code"] == "440703101999"
+    assert load_index(small_folder, cache_dir=cache).origin["from_cache"] is True
+    # --rebuild and a damaged cache both build anew
+    assert load_index(small_folder, cache_dir=cache, rebuild=True).origin["from_cache"] is False
+    path = Path(second.origin["cache_path"])
+    (path / "a_post_items.npy").unlink()
+    again = load_index(small_folder, cache_dir=cache)
+    assert again.origin["from_cache"] is False
+    assert (path / "a_post_items.npy").is_file()
+
+
+def test_no_cache(small_folder: Path, tmp_path: Path) -> None:
+    index = load_index(small_folder, cache_dir=tmp_path / "c", use_cache=False)
+    assert index.origin["cache_path"] is None
+    assert not (tmp_path / "c").exists()
+    assert search(index, "棠下镇").iloc[0]["code"] == "440703101"
