@@ -22,6 +22,17 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _gazetteer_cache(tmp_path_factory):
+    """Keep the gazetteer index cache (~200 MB) out of the user's home during tests.
+
+    Set in ``os.environ`` so notebook kernels started by the tests share it; built once per run.
+    """
+    if "GEO_MZ_CACHE_DIR" not in os.environ:
+        os.environ["GEO_MZ_CACHE_DIR"] = str(tmp_path_factory.mktemp("geo_mz_cache"))
+    yield
+
+
 @pytest.fixture(scope="session")
 def pengjiang_layers() -> dict:
     """The Pengjiang sample's layers, built once per session (read-only: copy before editing)."""
