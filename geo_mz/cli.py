@@ -21,6 +21,7 @@ from geo_mz.cli_common import (
 )
 from geo_mz.cli_names import names
 from geo_mz.cli_relief import relief, shelters
+from geo_mz.cli_webmap import serve, users
 
 source_options = [
     click.option(
@@ -462,6 +463,8 @@ main.add_command(burial)
 main.add_command(names)
 main.add_command(relief)
 main.add_command(shelters)
+main.add_command(serve)
+main.add_command(users)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,230 @@
+"""The web map's API as one framework-neutral object: requests in, plain responses out.
+
+Built from :class:`webmap.settings.Settings`; a web framework adapter (``webmap.app``) only
+turns HTTP into :class:`ApiRequest` and :class:`ApiResponse` back into HTTP, authenticates
+the user and checks the CSRF token of cookie sessions. Role checks happen here, on every write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from webmap.core import edits, features
+from webmap.core.errors import (
+    ApiError,
+    BadRequestError,
+    ForbiddenError,
+    MethodNotAllowedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+    field_error,
+)
+from webmap.core.events import EventBus, parse_last_event_id, stream
+from webmap.core.gpkg import GpkgStore
+from webmap.core.http import OPENAPI_JSON, ApiRequest, ApiResponse
+from webmap.core.layers import CLOSURES, INCIDENTS, SHELTERS, allowed_methods, write_rule
+from webmap.core.mapdata import MapData
+from webmap.core.openapi import openapi_document
+from webmap.core.store import FeatureStore
+from webmap.core.users import User, UserStore
+from webmap.settings import Settings
+
+Handler = Callable[..., ApiResponse]
+
+_WRITES: dict[tuple[str, str], Handler] = {
+    (INCIDENTS, "POST"): edits.create_incident,
+    (CLOSURES, "POST"): edits.create_closure,
+    (CLOSURES, "DELETE"): edits.delete_closure,
+    (SHELTERS, "PATCH"): edits.patch_shelter,
+}
+AUDIT_MAX_LIMIT = 1000
+
+
+def error_response(exc: ApiError) -> ApiResponse:
+    """Build the JSON response of an API error."""
+    return ApiResponse(exc.status, exc.body(), dict(exc.headers))
+
+
+class WebMapAPI:
+    """Everything the web map answers, independent of the web framework.
+
+    Parameters
+    ----------
+    settings
+        The application settings.
+    store
+        The feature store; a :class:`webmap.core.gpkg.GpkgStore` on ``settings.workspace``
+        when None.
+    users
+        The users database; ``settings.users_db`` when None.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: FeatureStore | None = None,
+        users: UserStore | None = None,
+    ) -> None:
+        self.settings = settings
+        assert settings.journal_db is not None and settings.users_db is not None
+        self.store = store or GpkgStore(settings.workspace, settings.journal_db)
+        self.users = users or UserStore(settings.users_db)
+        self.bus = EventBus(self.store.last_event_id())
+        self.mapdata = MapData(self.store, settings)
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def call(self, handler: Handler, req: ApiRequest, *args: Any) -> ApiResponse:
+        """Run a handler; turn :class:`ApiError` into its JSON response."""
+        try:
+            return handler(req, *args)
+        except ApiError as exc:
+            return error_response(exc)
+
+    def _may_read(self, req: ApiRequest) -> None:
+        if req.user is None and not self.settings.anonymous_read:
+            raise UnauthorizedError("log in to see the map and its data")
+
+    def _collection(self, cid: str) -> None:
+        if cid not in self.store.layer_names():
+            raise NotFoundError(
+                f"no collection {cid!r}; collections are {self.store.layer_names()}",
+                code="no_collection",
+            )
+
+    # -- reads (OGC API - Features) -----------------------------------------------------------
+    def landing(self, req: ApiRequest) -> ApiResponse:
+        """Landing page."""
+        self._may_read(req)
+        return features.landing(self.store, req)
+
+    def conformance(self, req: ApiRequest) -> ApiResponse:
+        """Conformance classes."""
+        self._may_read(req)
+        return features.conformance(self.store, req)
+
+    def collections(self, req: ApiRequest) -> ApiResponse:
+        """All collections."""
+        self._may_read(req)
+        return features.collections(self.store, req, self.settings.default_lang)
+
+    def collection(self, req: ApiRequest, cid: str) -> ApiResponse:
+        """One collection."""
+        self._may_read(req)
+        return features.collection(self.store, req, cid, self.settings.default_lang)
+
+    def items(self, req: ApiRequest, cid: str) -> ApiResponse:
+        """Return a page of features."""
+        self._may_read(req)
+        return features.items(self.store, req, cid)
+
+    def item(self, req: ApiRequest, cid: str, fid: str) -> ApiResponse:
+        """One feature with its ETag."""
+        self._may_read(req)
+        return features.item(self.store, req, cid, fid)
+
+    def openapi(self, req: ApiRequest) -> ApiResponse:
+        """Return the OpenAPI 3.0 document."""
+        return ApiResponse(body=openapi_document(self.store, req.base_url), media_type=OPENAPI_JSON)
+
+    # -- map page data ------------------------------------------------------------------------
+    def map_config(self, req: ApiRequest) -> ApiResponse:
+        """Layer list and settings for the map page."""
+        self._may_read(req)
+        return self.mapdata.config(req)
+
+    def map_layer(self, req: ApiRequest, cid: str) -> ApiResponse:
+        """One styled layer for the map page."""
+        self._may_read(req)
+        self._collection(cid)
+        return self.mapdata.layer(req, cid)
+
+    def map_summary(self, req: ApiRequest) -> ApiResponse:
+        """Headline figures and incident list for the side panel."""
+        self._may_read(req)
+        return self.mapdata.summary(req)
+
+    # -- writes -------------------------------------------------------------------------------
+    def write(self, req: ApiRequest, cid: str, fid: str | None = None) -> ApiResponse:
+        """POST to a collection, or PATCH / DELETE one of its features; role-checked."""
+        self._collection(cid)
+        rule = write_rule(cid, req.method)
+        handler = _WRITES.get((cid, req.method))
+        if rule is None or handler is None or (fid is None) != (req.method == "POST"):
+            offered = allowed_methods(cid)
+            here = [m for m in offered if (m == "POST") == (fid is None)]
+            where = "items" if fid is None else "an item"
+            raise MethodNotAllowedError(
+                f"{req.method} is not offered on {where} of '{cid}' (writes offered: {offered})",
+                headers={"Allow": ", ".join(["GET", *here])},
+            )
+        if req.user is None:
+            raise UnauthorizedError(f"log in as {rule.role} or higher to {req.method} {cid}")
+        if not req.user.can(rule.role):
+            raise ForbiddenError(
+                f"role {req.user.role} may not {req.method} {cid}; {rule.role} or higher may",
+                code="role_forbidden",
+            )
+        if len(req.body) > self.settings.max_body_bytes:
+            raise PayloadTooLargeError(
+                f"the body has {len(req.body)} bytes; at most {self.settings.max_body_bytes}"
+            )
+        args = () if fid is None else (fid,)
+        response = handler(self.store, self.settings, req, *args)
+        self.bus.publish(int(response.headers["X-Event-Id"]))
+        return response
+
+    # -- audit, events, login -----------------------------------------------------------------
+    def audit(self, req: ApiRequest) -> ApiResponse:
+        """Audit-log rows, newest first (admin only): ``limit``, ``offset``, ``layer``."""
+        if req.user is None:
+            raise UnauthorizedError("log in as admin to read the audit log")
+        if not req.user.can("admin"):
+            raise ForbiddenError("only admin may read the audit log", code="role_forbidden")
+        features.check_params(req, frozenset({"limit", "offset", "layer", "f"}))
+        limit = features.int_param(req, "limit", 100, 1, AUDIT_MAX_LIMIT)
+        offset = features.int_param(req, "offset", 0, 0, 2**31)
+        rows = self.store.audit_rows(limit=limit, offset=offset, layer=req.args.get("layer"))
+        return ApiResponse(body={"rows": rows, "limit": limit, "offset": offset})
+
+    def events(self, req: ApiRequest) -> Iterator[str]:
+        """Open the event stream; raise :class:`ApiError` (before streaming) on a bad request."""
+        self._may_read(req)
+        features.check_params(req, frozenset({"since"}))
+        last = parse_last_event_id(req.header("Last-Event-ID"), req.args.get("since"))
+        return stream(
+            self.store,
+            self.bus,
+            last_id=last,
+            keepalive_s=self.settings.sse_keepalive_s,
+            max_s=self.settings.sse_max_s,
+        )
+
+    def login(self, req: ApiRequest) -> User:
+        """Check a ``{"username", "password"}`` body; the adapter starts the session."""
+        body = req.json()
+        if not isinstance(body, dict):
+            raise BadRequestError("the body must be {username, password}")
+        name, password = body.get("username"), body.get("password")
+        if not isinstance(name, str) or not isinstance(password, str):
+            raise BadRequestError(
+                "username and password are required",
+                errors=[
+                    field_error(k, "missing_required", "a string")
+                    for k in ("username", "password")
+                    if not isinstance(body.get(k), str)
+                ],
+            )
+        user = self.users.authenticate(name, password)
+        if user is None:
+            raise UnauthorizedError("wrong user name or password", code="bad_credentials")
+        return user
+
+    def close(self) -> None:
+        """End open event streams (the server is stopping)."""
+        self.bus.close()
+
+
+__all__ = ["AUDIT_MAX_LIMIT", "WebMapAPI", "error_response"]

@@ -1,0 +1,129 @@
+"""API errors: each class carries its HTTP status and a stable code (as pygeoapi's error.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error the API reports to the client as JSON ``{code, description, errors}``.
+
+    Parameters
+    ----------
+    message
+        What went wrong, for people (English; the map page shows it as is).
+    errors
+        Per-field findings: dicts with ``field`` (e.g. ``"properties.kind"``), ``code`` and
+        ``message``.
+    headers
+        Extra response headers (e.g. ``Allow`` for 405).
+    """
+
+    status = 500
+    code = "server_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: Sequence[Mapping[str, Any]] = (),
+        headers: Mapping[str, str] | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = [dict(e) for e in errors]
+        self.headers = dict(headers or {})
+        if code is not None:
+            self.code = code
+
+    def body(self) -> dict[str, Any]:
+        """Return the JSON body sent to the client."""
+        out: dict[str, Any] = {"code": self.code, "description": self.message}
+        if self.errors:
+            out["errors"] = self.errors
+        return out
+
+
+class BadRequestError(ApiError):
+    """Malformed request: bad query parameter, body not JSON, not a GeoJSON Feature."""
+
+    status = 400
+    code = "bad_request"
+
+
+class UnauthorizedError(ApiError):
+    """No (valid) login for an operation that needs one."""
+
+    status = 401
+    code = "login_required"
+
+
+class ForbiddenError(ApiError):
+    """Logged in, but the role may not do this (or the CSRF token is missing)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFoundError(ApiError):
+    """No such collection or feature."""
+
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowedError(ApiError):
+    """The collection does not accept this write."""
+
+    status = 405
+    code = "method_not_allowed"
+
+
+class ConflictError(ApiError):
+    """The edit is based on a stale version (``If-Match``), or the id already exists."""
+
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLargeError(ApiError):
+    """The request body is larger than the configured limit."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(ApiError):
+    """A write whose body is not JSON."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class UnprocessableError(ApiError):
+    """Well-formed but invalid: value not allowed, geometry invalid or outside the area."""
+
+    status = 422
+    code = "invalid_feature"
+
+
+def field_error(field: str, code: str, message: str) -> dict[str, str]:
+    """One per-field finding for :attr:`ApiError.errors`."""
+    return {"field": field, "code": code, "message": message}
+
+
+__all__ = [
+    "ApiError",
+    "BadRequestError",
+    "ConflictError",
+    "ForbiddenError",
+    "MethodNotAllowedError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "UnauthorizedError",
+    "UnprocessableError",
+    "UnsupportedMediaTypeError",
+    "field_error",
+]

@@ -1,0 +1,326 @@
+"""The GeoPackage backend: a :class:`geo_mz.workspace.Workspace` plus a SQLite journal.
+
+Workspace layers (incidents, shelters, ...) are rewritten with the workspace's atomic
+``write_layers`` (checked copy, then one ``os.replace``). The web map's road closures, the
+feature versions, the audit log and the events live in the journal. One edit at a time
+(a process-wide lock): the journal transaction is opened first, the workspace is written, then
+the journal commits; if that commit fails the workspace layer is written back, so an edit is
+never half-applied. Correct for **one server process**; several processes need PostGIS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_mz.errors import LayerValidationError
+from geo_mz.workspace import Workspace, conform_types
+from webmap.core.errors import ConflictError, NotFoundError, UnprocessableError, field_error
+from webmap.core.geojson import etag_matches, features_of, jsonable, make_etag
+from webmap.core.journal import Journal
+from webmap.core.layers import CLOSURES, closure_spec, layer_spec
+from webmap.core.store import Builder, Change, Event, FeatureStore, Op
+
+LONLAT = "OGC:CRS84"
+_LONLAT_STORAGE = (4490, 4326)
+_EDIT_METHOD = "edited in the web map"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def lonlat(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return the frame with CRS84 coordinates.
+
+    CGCS2000 (EPSG:4490) and WGS84 coordinates are the same numbers at map precision (pyproj's
+    transformation between them is the identity), so lon/lat storage is only relabelled.
+    """
+    if gdf.crs is not None and gdf.crs.to_epsg() in _LONLAT_STORAGE:
+        return gdf.set_crs(LONLAT, allow_override=True)
+    return gdf.to_crs(LONLAT)
+
+
+def _concat(parts: list[gpd.GeoDataFrame], like: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return like.iloc[0:0]
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return gpd.GeoDataFrame(out, geometry=like.geometry.name, crs=like.crs)
+
+
+def _stored_value(value: Any) -> Any:
+    """JSON value for the closure table: like the API's, but times as naive UTC ISO text."""
+    if isinstance(value, pd.Timestamp) and value is not pd.NaT:
+        return value.isoformat(timespec="seconds")
+    return jsonable(value)
+
+
+class GpkgStore(FeatureStore):
+    """Serve and edit a GeoPackage workspace (one server process).
+
+    Parameters
+    ----------
+    workspace
+        The workspace ``.gpkg``.
+    journal
+        The journal SQLite file (created when missing).
+    """
+
+    def __init__(self, workspace: str | Path, journal: str | Path) -> None:
+        self.ws = Workspace(workspace)
+        self.journal = Journal(journal)
+        self.storage_crs = str(self.ws.metadata["storage_crs"])
+        self._cache_lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self._gen = itertools.count(1)
+        self._cache: dict[str, tuple[int, gpd.GeoDataFrame]] = {}
+        self._meta: dict[str, Any] = self.ws.metadata
+        self._names: list[str] | None = None
+        self._area: tuple[shapely.Geometry | None] | None = None
+        self._stamp = self._file_stamp()
+
+    # -- cache ------------------------------------------------------------------------------
+    def _file_stamp(self) -> tuple[int, int, int]:
+        st = os.stat(self.ws.path)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _sync(self) -> None:
+        """Forget what was read from the workspace if the file changed outside this store."""
+        stamp = self._file_stamp()
+        if stamp != self._stamp:
+            self._cache = {k: v for k, v in self._cache.items() if k == CLOSURES}
+            self._names, self._area = None, None
+            self._meta = self.ws.metadata
+            self._stamp = stamp
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Workspace metadata (name, adcode, CRSs, lon/lat bounds...)."""
+        with self._cache_lock:
+            self._sync()
+            return dict(self._meta)
+
+    def layer_names(self) -> list[str]:
+        """List the stored catalog layers plus ``road_closures``, sorted by name."""
+        with self._cache_lock:
+            self._sync()
+            if self._names is None:
+                names = [n for n in self.ws.layers() if layer_spec(n) is not None]
+                self._names = sorted({*names, CLOSURES})
+            return list(self._names)
+
+    def spec(self, name: str) -> Any:
+        """Return the spec of a served layer; KeyError otherwise."""
+        spec = layer_spec(name) if name in self.layer_names() else None
+        if spec is None:
+            raise KeyError(name)
+        return spec
+
+    def frame(self, name: str) -> gpd.GeoDataFrame:
+        """Return the whole layer in CRS84 (cached until it changes)."""
+        return self._cached(name)[1]
+
+    def token(self, name: str) -> int:
+        """Return the generation number of the cached layer."""
+        return self._cached(name)[0]
+
+    def _cached(self, name: str) -> tuple[int, gpd.GeoDataFrame]:
+        self.spec(name)
+        with self._cache_lock:
+            self._sync()
+            if name not in self._cache:
+                if name == CLOSURES:
+                    with self.journal.read() as conn:
+                        storage = self._closures(conn)
+                else:
+                    storage = self.ws.read(name)
+                self._cache[name] = (next(self._gen), lonlat(storage))
+            return self._cache[name]
+
+    def jurisdiction(self) -> shapely.Geometry | None:
+        """Union of the admin units marked ``in_jurisdiction`` (lon/lat), or None."""
+        with self._cache_lock:
+            self._sync()
+            if self._area is None:
+                area = None
+                if "admin_units" in self.layer_names():
+                    units = self.frame("admin_units")
+                    if "in_jurisdiction" in units.columns:
+                        own = units[units["in_jurisdiction"].fillna(False).to_numpy(dtype=bool)]
+                        if len(own):
+                            area = shapely.union_all(own.geometry.to_numpy())
+                            shapely.prepare(area)
+                self._area = (area,)
+            return self._area[0]
+
+    # -- reading one feature ----------------------------------------------------------------
+    def current(self, layer: str, fid: str) -> tuple[dict[str, Any] | None, str | None]:
+        """Return the feature ``fid`` as GeoJSON and its ETag."""
+        spec = self.spec(layer)
+        g = self.frame(layer)
+        hit = np.flatnonzero(g[spec.id_field].astype(str).to_numpy() == fid)
+        if not len(hit):
+            return None, None
+        feature = features_of(g.iloc[hit[:1]], spec.id_field)[0]
+        with self.journal.read() as conn:
+            version = Journal.version(conn, layer, fid)
+        return feature, make_etag(version, feature)
+
+    # -- storage ----------------------------------------------------------------------------
+    def _closures(self, conn: sqlite3.Connection) -> gpd.GeoDataFrame:
+        spec = closure_spec()
+        rows = Journal.closure_rows(conn)
+        data = {f.name: [p.get(f.name) for p, _ in rows] for f in spec.fields}
+        geoms = shapely.from_wkt([w for _, w in rows]) if rows else np.array([], dtype=object)
+        g = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms), crs=self.storage_crs)
+        return conform_types(g, spec)
+
+    def _write_workspace(self, layer: str, frame: gpd.GeoDataFrame) -> None:
+        recs = self.ws.layer_records()
+        rec = recs[recs["layer"] == layer].iloc[0].to_dict()
+        method = str(rec.get("method") or "")
+        prov = {
+            "synthetic": bool(rec.get("synthetic")),
+            "source": str(rec.get("source") or ""),
+            "method": method if _EDIT_METHOD in method else f"{method}; {_EDIT_METHOD}",
+            "source_crs": str(rec.get("source_crs") or ""),
+            "sha256": str(rec.get("sha256") or ""),
+        }
+        try:
+            self.ws.write_layers({layer: frame.reset_index(drop=True)}, {layer: prov})
+        except LayerValidationError as exc:
+            errors = [
+                field_error(f"properties.{p.field}" if p.field else "feature", p.code, p.message)
+                for p in exc.problems
+                if p.severity == "error"
+            ]
+            raise UnprocessableError(
+                f"the layer '{layer}' would break its spec; nothing was changed", errors=errors
+            ) from exc
+
+    # -- editing ----------------------------------------------------------------------------
+    def apply(
+        self,
+        layer: str,
+        fid: str,
+        *,
+        op: Op,
+        build: Builder,
+        user: str,
+        role: str,
+        if_match: str | None = None,
+    ) -> Change:
+        """Apply one edit atomically (see :meth:`FeatureStore.apply`)."""
+        spec = self.spec(layer)
+        own = layer == CLOSURES
+        with self._write_lock, self.journal.begin() as conn:
+            with self._cache_lock:
+                self._sync()  # notice outside changes before this edit moves the stamp on
+            storage = self._closures(conn) if own else self.ws.read(layer)
+            ids = storage[spec.id_field].astype(str).to_numpy()
+            hit = np.flatnonzero(ids == fid)
+            before_row = storage.iloc[hit[:1]] if len(hit) else None
+            before = None
+            if before_row is not None:
+                before = features_of(lonlat(before_row), spec.id_field)[0]
+            version = Journal.version(conn, layer, fid)
+            etag = make_etag(version, before) if before is not None else None
+            if op == "create" and before is not None:
+                raise ConflictError(f"{layer} {fid!r} exists already", code="id_exists")
+            if op != "create" and before is None:
+                raise NotFoundError(f"no feature {fid!r} in collection '{layer}'")
+            if op != "create" and if_match is not None and not etag_matches(if_match, etag):
+                raise ConflictError(
+                    f"{layer} {fid!r} was changed by someone else (If-Match {if_match} is stale; "
+                    f"current ETag {etag}); reload it and edit again",
+                    code="stale_version",
+                    headers={"ETag": str(etag)},
+                )
+            after_row = build(before_row)
+            if after_row is not None:
+                after_row = after_row.to_crs(self.storage_crs)
+            i = int(hit[0]) if len(hit) else len(storage)
+            middle = [] if after_row is None else [after_row]
+            new = _concat([storage.iloc[:i], *middle, storage.iloc[i + 1 :]], storage)
+            after = None
+            if after_row is not None:
+                after = features_of(lonlat(after_row), spec.id_field)[0]
+            new_etag = make_etag(version + 1, after) if after is not None else None
+            at = _now()
+            data = {
+                "op": op,
+                "layer": layer,
+                "id": fid,
+                "version": version + 1,
+                "etag": new_etag,
+                "feature": after,
+                "by": user,
+                "at": at,
+            }
+            event_id = Journal.add_event(conn, at, data)
+            Journal.add_audit(
+                conn,
+                at=at,
+                user=user,
+                role=role,
+                action=op,
+                layer=layer,
+                fid=fid,
+                version=version + 1,
+                before=before,
+                after=after,
+                event_id=event_id,
+            )
+            Journal.set_version(conn, layer, fid, version + 1)
+            if own:
+                if before_row is not None:
+                    Journal.delete_closure(conn, fid)
+                if after_row is not None:
+                    props = {
+                        f.name: _stored_value(after_row[f.name].iloc[0])
+                        for f in spec.fields
+                        if f.name in after_row.columns
+                    }
+                    Journal.put_closure(conn, fid, props, after_row.geometry.iloc[0].wkt)
+                conn.commit()
+            else:
+                self._write_workspace(layer, new)
+                try:
+                    conn.commit()
+                except sqlite3.Error:
+                    self._write_workspace(layer, storage)  # put the layer back as it was
+                    raise
+            with self._cache_lock:
+                if not own:
+                    self._stamp = self._file_stamp()  # our own write: other layers stay valid
+                self._cache[layer] = (next(self._gen), lonlat(new.reset_index(drop=True)))
+        return Change(Event(event_id, data), new_etag, after)
+
+    # -- logs -------------------------------------------------------------------------------
+    def events_since(self, after_id: int, *, limit: int = 500) -> list[Event]:
+        """Events after ``after_id``, oldest first."""
+        return [Event(i, d) for i, d in self.journal.events_since(after_id, limit)]
+
+    def last_event_id(self) -> int:
+        """Newest event id (0 when none)."""
+        return self.journal.last_event_id()
+
+    def audit_rows(
+        self, *, limit: int = 100, offset: int = 0, layer: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Audit rows, newest first."""
+        return self.journal.audit(limit, offset, layer)
+
+
+__all__ = ["GpkgStore", "lonlat"]

@@ -1,0 +1,74 @@
+"""Feature styles, legends and popup texts for the web map, taken from ``geo_mz.maps``.
+
+The notebook/report maps (folium) and the web map must look the same, so the colour, size and
+legend logic is not repeated here: this module is the one place that calls into
+``geo_mz.maps``. Its helpers for per-feature styles are not public yet (``_colours``,
+``_style``, ``_size_by_field``, ``_popup_fields``); when ``geo_mz.maps`` exposes them, only this
+file changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+
+from geo_mz import maps
+from geo_mz.catalog import LayerSpec
+
+
+@dataclass(frozen=True)
+class Symbology:
+    """How one layer is drawn: a style per feature, its legend, and popup field titles."""
+
+    styles: list[dict[str, Any]]
+    legend: dict[str, Any]
+    fields: list[tuple[str, str]]
+    texts: dict[str, list[str]]
+
+
+def _kind(geom_type: str | None) -> str:
+    if geom_type is None:
+        return "Point"
+    return "Polygon" if "Polygon" in geom_type else "LineString" if "Line" in geom_type else "Point"
+
+
+def symbolize(gdf: gpd.GeoDataFrame, spec: LayerSpec, lang: str) -> Symbology:
+    """Style every feature of a layer as ``geo_mz.maps`` does, plus legend and popup texts.
+
+    Parameters
+    ----------
+    gdf
+        The whole layer (styles of graduated layers depend on all its values).
+    spec
+        Its spec (symbology, fields, labels).
+    lang
+        ``"zh"`` or ``"en"``.
+
+    Returns
+    -------
+    Symbology
+        ``styles[i]`` is a Leaflet path style of row ``i`` (``radius`` for points);
+        ``texts[field][i]`` its popup text (plain text, not HTML).
+    """
+    title = spec.title(lang)
+    colours, swatches = maps._colours(gdf, spec, title, lang)  # type: ignore[arg-type]
+    kinds = [_kind(t) for t in gdf.geom_type.tolist()] if len(gdf) else []
+    styles = [maps._style(spec, k, c) for k, c in zip(kinds, colours, strict=True)]
+    if spec.geometry == "Point":
+        maps._size_by_field(styles, gdf, spec)
+    fields = maps._popup_fields(gdf, spec, lang)  # type: ignore[arg-type]
+    texts = {
+        key: [maps.format_value(v, f, lang) for v in gdf[col].tolist()]  # type: ignore[arg-type]
+        for key, _, f, col in fields
+    }
+    legend = {
+        "title": title,
+        "geometry": spec.geometry,
+        "swatches": [[c, label] for c, label in swatches],
+    }
+    return Symbology(styles, legend, [(key, t) for key, t, _, _ in fields], texts)
+
+
+__all__ = ["Symbology", "symbolize"]
