@@ -25,12 +25,17 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Debian packages the tests use: Chromium (the browser test of the offline map) and CJK fonts.
+# Debian packages the tests use: Chromium and its driver (browser tests of the offline map and
+# the web map), CJK fonts, and PostgreSQL with PostGIS (the web map's PostGIS backend tests start
+# a throwaway cluster themselves).
+DEB_PACKAGES = chromium chromium-driver fonts-noto-cjk postgresql postgresql-15-postgis-3
 system-packages:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian packages: chromium fonts-noto-cjk"; \
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
 
 test: system-packages lint
 	$(BIN)/pytest
