@@ -267,7 +267,9 @@ def names_report(
     例 e.g.: geo-mz names report --code-prefix 440703 --out out/names
     """
     from geo_mz.gazetteer import subtree
-    from geo_mz.names_check import check_names, load_rules, write_names_report
+    from geo_mz.names_check import check_names
+    from geo_mz.names_report import write_names_report
+    from geo_mz.names_rules import load_rules
     from geo_mz.report import Kpi
 
     with bad_input():

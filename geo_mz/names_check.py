@@ -33,26 +33,44 @@ A name is split into its committee title (村民委员会, 居委会 ...: stripp
 class), its 通名 (the longest generic part of its level at the end) and its 专名 (the rest).
 Village classes are 村 and 社区 (others: 其他); towns form one class (乡、镇、街道 names must
 differ within a county whatever their 通名); county- and city-level units form one class.
+
+Modules
+-------
+This module holds the checks and re-exports the rest of the public API:
+:mod:`geo_mz.names_rules` reads the rules and parses names, :mod:`geo_mz.names_report` writes
+the reports (:func:`county_summary`, :func:`report_tables`, :func:`write_excel`,
+:func:`write_names_report`).
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from geo_mz.errors import GeoMzError
 from geo_mz.gazetteer import LEVELS, GazetteerIndex, names_pinyin, subtree
-from geo_mz.report import Kpi, ReportTable, write_report
+from geo_mz.names_report import county_summary, report_tables, write_excel, write_names_report
+from geo_mz.names_rules import (
+    _SCOPE_ZH,
+    CHECKS,
+    NamesError,
+    ParsedName,
+    Rules,
+    TermList,
+    _parse,
+    _parse_table,
+    _specific_pinyin,
+    load_rules,
+    parse_name,
+)
+from geo_mz.names_rules import CheckSpec as CheckSpec
+from geo_mz.names_rules import rules_path as rules_path
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -75,21 +93,6 @@ __all__ = [
     "write_names_report",
 ]
 
-#: Check keys in report order.
-CHECKS: tuple[str, ...] = (
-    "duplicate",
-    "homophone",
-    "big",
-    "foreign",
-    "odd_word",
-    "traditional",
-    "rare_char",
-    "mixed_script",
-    "number_name",
-    "missing_generic",
-    "code_type",
-)
-
 #: Columns of the findings table.
 FINDING_COLUMNS: tuple[str, ...] = (
     "code",
@@ -111,284 +114,10 @@ FINDING_COLUMNS: tuple[str, ...] = (
     "source",
 )
 
-_SEVERITY_ORDER = {"error": 0, "warning": 1, "notice": 2}
-_SCOPE_ZH = {"national": "全国", "county": "县(市、区)内", "town": "乡镇(街道)内", "name": "名称"}
 _NUMERALS = frozenset("一二三四五六七八九十百千万零〇两壹贰叁肆伍陆柒捌玖拾第")
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _DIGIT = re.compile(r"[0-9]")
-
-
-class NamesError(GeoMzError, ValueError):
-    """Bad input to a place-name check (unknown level or parent, empty name, bad rules)."""
-
-
-# --------------------------------------------------------------------------- rules
-
-
-@dataclass(frozen=True)
-class CheckSpec:
-    """One check as the rules file describes it."""
-
-    key: str
-    zh: str
-    en: str
-    flag: str
-    rule: str
-    source: str
-
-
-@dataclass(frozen=True)
-class TermList:
-    """A word list of the 大/洋/怪 checks, with the rule and source it comes from."""
-
-    name: str
-    check: str
-    source: str
-    condition: str
-    terms: tuple[str, ...]
-    provinces: tuple[str, ...] = ()
-    homophones: bool = False
-
-
-@dataclass(frozen=True)
-class Rules:
-    """The standardisation rules read from ``placename_rules.toml``.
-
-    Attributes
-    ----------
-    checks
-        Check key -> :class:`CheckSpec` (heading, flag, rule, resolved source text).
-    lists
-        Word lists of the big / foreign / odd_word checks.
-    exemptions
-        Names (or 专名) exempt from the word lists.
-    generic
-        Level -> generic parts (通名), longest first.
-    placeholders
-        Names of the division tables that stand for a level and are not checked.
-    committee
-        (title suffix, implied class) pairs, longest first.
-    village_category, town_category
-        Generic part -> class.
-    code_ranges
-        Level -> class -> ranges of the last code segment.
-    traditional
-        Traditional or variant character -> simplified character.
-    allow_chars
-        Characters the character checks accept.
-    path
-        The file read.
-    """
-
-    checks: Mapping[str, CheckSpec]
-    lists: tuple[TermList, ...]
-    exemptions: frozenset[str]
-    generic: Mapping[str, tuple[str, ...]]
-    placeholders: frozenset[str]
-    committee: tuple[tuple[str, str], ...]
-    village_category: Mapping[str, str]
-    town_category: Mapping[str, str]
-    code_ranges: Mapping[str, Mapping[str, tuple[tuple[int, int], ...]]]
-    traditional: Mapping[str, str]
-    allow_chars: frozenset[str]
-    path: Path = field(default=Path())
-
-
-def rules_path() -> Path:
-    """Path of the shipped ``placename_rules.toml``."""
-    from geo_mz.catalog import default_catalog_dir
-
-    return default_catalog_dir() / "rules" / "placename_rules.toml"
-
-
-def _longest_first(items: Iterable[str]) -> tuple[str, ...]:
-    return tuple(sorted(set(items), key=lambda s: (-len(s), s)))
-
-
-def load_rules(path: str | Path | None = None) -> Rules:
-    """Read the standardisation rules.
-
-    Parameters
-    ----------
-    path : str or Path, optional
-        A rules TOML file; default the shipped ``layers/rules/placename_rules.toml``.
-
-    Returns
-    -------
-    Rules
-
-    Raises
-    ------
-    NamesError
-        If the file is missing or malformed (unknown check, source or level).
-    """
-    return _load_rules(str(Path(path) if path else rules_path()))
-
-
-@lru_cache(maxsize=8)
-def _load_rules(path_str: str) -> Rules:
-    path = Path(path_str)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise NamesError(f"cannot read the place-name rules {path}: {exc}") from exc
-    try:
-        sources = dict(data["sources"])
-
-        def src(keys: str | Sequence[str]) -> str:
-            keys = [keys] if isinstance(keys, str) else list(keys)
-            missing = [k for k in keys if k not in sources]
-            if missing:
-                raise NamesError(f"{path}: unknown source key(s) {missing}")
-            return "; ".join(sources[k] for k in keys)
-
-        checks = {}
-        for key in CHECKS:
-            c = data["checks"][key]
-            checks[key] = CheckSpec(key, c["zh"], c["en"], c["flag"], c["rule"], src(c["source"]))
-        lists = []
-        for item in data.get("lists", []):
-            if item["check"] not in ("big", "foreign", "odd_word"):
-                raise NamesError(f"{path}: list {item['name']} has unknown check {item['check']}")
-            lists.append(
-                TermList(
-                    name=item["name"],
-                    check=item["check"],
-                    source=src(item["source"]),
-                    condition=item.get("condition", ""),
-                    terms=tuple(item["terms"]),
-                    provinces=tuple(item.get("provinces", ())),
-                    homophones=bool(item.get("homophones", False)),
-                )
-            )
-        gen = data["generic"]
-        generic = {lv: _longest_first(gen[lv]) for lv in LEVELS}
-        committee = tuple(sorted(data["committee"].items(), key=lambda kv: (-len(kv[0]), kv[0])))
-        code_ranges = {
-            lv: {cat: tuple((int(a), int(b)) for a, b in rs) for cat, rs in cats.items()}
-            for lv, cats in data.get("code_ranges", {}).items()
-        }
-        chars = data.get("characters", {})
-        table = chars.get("traditional_table")
-        traditional = _read_char_table(path.parent / table) if table else {}
-    except KeyError as exc:
-        raise NamesError(f"{path}: missing key {exc}") from exc
-    return Rules(
-        checks=checks,
-        lists=tuple(lists),
-        exemptions=frozenset(data.get("exemptions", {}).get("names", [])),
-        generic=generic,
-        placeholders=frozenset(gen.get("placeholders", [])),
-        committee=committee,
-        village_category=dict(data.get("village_category", {})),
-        town_category=dict(data.get("town_category", {})),
-        code_ranges=code_ranges,
-        traditional=traditional,
-        allow_chars=frozenset(chars.get("allow", "")),
-        path=path,
-    )
-
-
-def _read_char_table(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line or line.startswith("#"):
-            continue
-        trad, simp = line.split("\t")[:2]
-        out[trad] = simp
-    return out
-
-
-# --------------------------------------------------------------------------- names
-
-
-@dataclass(frozen=True)
-class ParsedName:
-    """A name split into its parts.
-
-    Attributes
-    ----------
-    name
-        The name as given.
-    specific
-        专名: the proper part, compared by the duplicate and homophone checks.
-    generic
-        通名 found at the end (``""`` when none).
-    committee
-        Committee title stripped from a village name (``"村委会"``), or ``""``.
-    category
-        Class within which duplicates count: ``村``/``社区``/``其他`` for villages, ``乡级`` for
-        towns, ``县级及以上`` for counties and cities, ``省级`` for provinces.
-    kind
-        Town or village type for the code-range check (``街道``, ``镇``, ``乡``, ``社区``,
-        ``村``) or ``""``.
-    """
-
-    name: str
-    specific: str
-    generic: str
-    committee: str
-    category: str
-    kind: str
-
-
-def parse_name(name: str, level: str, rules: Rules | None = None) -> ParsedName:
-    """Split a name into 专名, 通名 and committee title.
-
-    Parameters
-    ----------
-    name : str
-        The name.
-    level : str
-        One of :data:`geo_mz.gazetteer.LEVELS`.
-    rules : Rules, optional
-        Default :func:`load_rules`.
-
-    Returns
-    -------
-    ParsedName
-
-    Raises
-    ------
-    NamesError
-        If ``level`` is unknown.
-    """
-    if level not in LEVELS:
-        raise NamesError(f"unknown level {level!r}; use one of {LEVELS}")
-    return _parse(str(name), level, rules or load_rules())
-
-
-def _parse(name: str, level: str, rules: Rules) -> ParsedName:
-    base, committee, implied = name, "", ""
-    if level == "village":
-        for suffix, cat in rules.committee:
-            if name.endswith(suffix) and len(name) > len(suffix):
-                base, committee, implied = name[: -len(suffix)], suffix, cat
-                break
-    generic = ""
-    for g in rules.generic[level]:
-        if base.endswith(g) and len(base) > len(g):
-            # a committee title fixes the class: 门头村社区居委会 is the community 门头村
-            own = rules.village_category.get(g, "其他") if level == "village" else ""
-            if implied in ("村", "社区") and own != implied:
-                continue
-            generic = g
-            break
-    specific = base[: -len(generic)] if generic else base
-    kind = ""
-    if level == "village":
-        category = implied if implied in ("村", "社区") else ""
-        category = category or rules.village_category.get(generic, "") or "其他"
-        kind = category if category in ("村", "社区") else ""
-    elif level == "town":
-        category = "乡级"
-        kind = rules.town_category.get(generic, "")
-    elif level in ("county", "city"):
-        category = "县级及以上"
-    else:
-        category = "省级"
-    return ParsedName(name, specific, generic, committee, category, kind)
 
 
 # --------------------------------------------------------------------------- checks
@@ -448,40 +177,6 @@ def _full_names(t: pd.DataFrame, names: pd.Series, parent: pd.Series) -> np.ndar
             p = parent.get(p)
         out.append(" ".join(reversed(chain)))
     return np.array(out, dtype=object)
-
-
-def _parse_table(t: pd.DataFrame, rules: Rules) -> pd.DataFrame:
-    """Add specific/generic/committee/category/kind and the 专名 pinyin."""
-    pairs = list(dict.fromkeys(zip(t["name"], t["level"], strict=True)))
-    parsed = {p: _parse(p[0], p[1], rules) for p in pairs}
-    keys = list(zip(t["name"], t["level"], strict=True))
-    for col in ("specific", "generic", "committee", "category", "kind"):
-        t[col] = [getattr(parsed[k], col) for k in keys]
-    t["specific_pinyin"] = _specific_pinyin(t["name"], t["specific"], t["pinyin"])
-    return t
-
-
-def _specific_pinyin(names: Iterable[str], specifics: Iterable[str], pinyin: Iterable[str]) -> list:
-    """Read the 专名: the first syllables of the name's own reading.
-
-    When every character of the name has one syllable the 专名's syllables are taken from the
-    name's reading (the gazetteer's); otherwise the 专名 is read on its own.
-    """
-    out: list[str | None] = []
-    redo = []
-    for k, (name, spec, py) in enumerate(zip(names, specifics, pinyin, strict=True)):
-        toks = py.split(" ") if py else []
-        if len(toks) == len(name):
-            out.append(" ".join(toks[: len(spec)]))
-        else:
-            out.append(None)
-            redo.append(k)
-    if redo:
-        specs = list(specifics) if not isinstance(specifics, list) else specifics
-        read = names_pinyin([specs[k] for k in redo])
-        for k, r in zip(redo, read, strict=True):
-            out[k] = r
-    return out
 
 
 def _finding(row: Mapping[str, Any], check: str, rules: Rules, **kw: Any) -> dict[str, Any]:
@@ -812,319 +507,6 @@ def _working_set(index: GazetteerIndex, code_prefix: str | None) -> pd.DataFrame
     county = code_prefix[:6]
     below = subtree(index, county, ["town", "village"])
     return pd.concat([upper, below], ignore_index=True).sort_values("code", ignore_index=True)
-
-
-# --------------------------------------------------------------------------- reports
-
-
-def county_summary(findings: pd.DataFrame) -> pd.DataFrame:
-    """Count the findings per county: one row per county, one column per check, a total.
-
-    Parameters
-    ----------
-    findings : pandas.DataFrame
-        From :func:`check_names`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``county_code``, ``county_name``, one column per check of :data:`CHECKS` (number of
-        findings), ``total`` and ``units`` (distinct units with a finding); sorted by county
-        code.  City- and province-level findings are counted under ``county_code`` ``""``.
-    """
-    cols = ["county_code", "county_name", *CHECKS, "total", "units"]
-    if findings.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-    f = findings.assign(
-        county_code=findings["county_code"].fillna(""),
-        county_name=findings["county_name"].fillna("(县级以上 above county)"),
-    )
-    counts = pd.crosstab([f["county_code"], f["county_name"]], f["check"])
-    counts = counts.reindex(columns=list(CHECKS), fill_value=0)
-    counts["total"] = counts.sum(axis=1)
-    counts["units"] = f.groupby(["county_code", "county_name"])["code"].nunique()
-    return counts.reset_index()[cols].sort_values("county_code", ignore_index=True)
-
-
-def _check_label(check: str, rules: Rules, lang: str) -> str:
-    spec = rules.checks[check]
-    return f"{spec.zh} {spec.en}" if lang == "zh" else f"{spec.en} {spec.zh}"
-
-
-def report_tables(
-    findings: pd.DataFrame,
-    *,
-    rules: Rules | None = None,
-    lang: Literal["zh", "en"] = "zh",
-    max_cases: int = 100,
-    max_counties: int = 300,
-) -> list[ReportTable]:
-    """Tables of the place-name report: summary per check, per county, and the cases.
-
-    Parameters
-    ----------
-    findings : pandas.DataFrame
-        From :func:`check_names`.
-    rules : Rules, optional
-        For the headings, rules and sources; default :func:`load_rules`.
-    lang : {"zh", "en"}
-        Language first in the headings.
-    max_cases : int, default 100
-        Cases listed per check (errors first); the note says how many more there are.
-    max_counties : int, default 300
-        Counties listed (most findings first).
-
-    Returns
-    -------
-    list of geo_mz.report.ReportTable
-    """
-    rules = rules or load_rules()
-    tables = []
-    by_check = findings["check"].value_counts() if not findings.empty else pd.Series(dtype=int)
-    units = (
-        findings.groupby("check")["code"].nunique() if not findings.empty else pd.Series(dtype=int)
-    )
-    rows = []
-    for check in CHECKS:
-        spec = rules.checks[check]
-        rows.append(
-            (
-                _check_label(check, rules, lang),
-                spec.flag,
-                f"{int(by_check.get(check, 0)):,}",
-                f"{int(units.get(check, 0)):,}",
-                spec.rule,
-                spec.source,
-            )
-        )
-    tables.append(
-        ReportTable(
-            "检查汇总",
-            "Findings by check",
-            ("检查 Check", "类型 Flag", "问题 Findings", "地名 Units", "规则 Rule", "依据 Source"),
-            tuple(rows),
-            note="重名/同音: 一组中每个地名各记一条 / each member of a group is one finding.",
-        )
-    )
-    summary = county_summary(findings)
-    if not summary.empty:
-        top = summary.sort_values(["total", "county_code"], ascending=[False, True])
-        top = top.head(max_counties)
-        heads = ("代码 Code", "县 County", *(rules.checks[c].zh for c in CHECKS), "合计 Total")
-        body = tuple(
-            (
-                str(r["county_code"]),
-                str(r["county_name"]),
-                *(f"{int(r[c]):,}" for c in CHECKS),
-                f"{int(r['total']):,}",
-            )
-            for _, r in top.iterrows()
-        )
-        more = len(summary) - len(top)
-        tables.append(
-            ReportTable(
-                "按县统计",
-                "Findings per county",
-                heads,
-                body,
-                note=f"另有 {more} 个县未列出 / {more} more counties not listed" if more else "",
-            )
-        )
-    for check in CHECKS:
-        sub = findings[findings["check"] == check] if not findings.empty else findings
-        if sub.empty:
-            continue
-        sub = sub.assign(_s=sub["severity"].map(_SEVERITY_ORDER)).sort_values(
-            ["_s", "county_code", "code"], na_position="first"
-        )
-        shown = sub.head(max_cases)
-        body = tuple(
-            (
-                str(r["code"]),
-                str(r["full_name"]),
-                str(r["severity"]),
-                _SCOPE_ZH.get(str(r["scope"]), str(r["scope"])),
-                str(r["detail"]),
-                _short(str(r["related_names"])),
-            )
-            for _, r in shown.iterrows()
-        )
-        more = len(sub) - len(shown)
-        spec = rules.checks[check]
-        tables.append(
-            ReportTable(
-                f"{spec.zh}：问题清单",
-                f"{spec.en}: cases",
-                (
-                    "代码 Code",
-                    "地名 Name",
-                    "级别 Severity",
-                    "范围 Scope",
-                    "说明 Detail",
-                    "相关 Related",
-                ),
-                body,
-                note=(f"另有 {more:,} 条见 Excel / {more:,} more in the workbook. " if more else "")
-                + f"依据 Source: {spec.source}",
-            )
-        )
-    return tables
-
-
-def _short(text: str, limit: int = 4) -> str:
-    parts = [p for p in text.split(";") if p]
-    if len(parts) <= limit:
-        return "；".join(parts)
-    return "；".join(parts[:limit]) + f" …(+{len(parts) - limit})"
-
-
-_EXCEL_HEADINGS = {
-    "code": "代码 code",
-    "name": "名称 name",
-    "full_name": "全称 full name",
-    "level": "层级 level",
-    "county_code": "县代码 county code",
-    "county_name": "县 county",
-    "check": "检查 check",
-    "check_zh": "检查(中) check (zh)",
-    "flag": "类型 flag",
-    "severity": "级别 severity",
-    "scope": "范围 scope",
-    "scope_code": "范围代码 scope code",
-    "related_codes": "相关代码 related codes",
-    "related_names": "相关地名 related names",
-    "detail": "说明 detail",
-    "rule": "规则 rule",
-    "source": "依据 source",
-}
-_EXCEL_MAX_ROWS = 1_000_000
-
-
-def write_excel(findings: pd.DataFrame, path: str | Path, *, rules: Rules | None = None) -> Path:
-    """Write the findings as an Excel workbook.
-
-    Sheets: ``汇总 summary`` (per check), ``按县 counties`` (:func:`county_summary`) and
-    ``问题 findings`` (every finding; cut at 1,000,000 rows).
-
-    Parameters
-    ----------
-    findings : pandas.DataFrame
-        From :func:`check_names`.
-    path : str or Path
-        Target ``.xlsx`` (parent folders are created).
-    rules : Rules, optional
-        For the check headings and sources.
-
-    Returns
-    -------
-    Path
-    """
-    rules = rules or load_rules()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    summary = pd.DataFrame(
-        [
-            {
-                "检查 check": c,
-                "名称 name": _check_label(c, rules, "zh"),
-                "类型 flag": rules.checks[c].flag,
-                "问题 findings": int((findings["check"] == c).sum()) if len(findings) else 0,
-                "规则 rule": rules.checks[c].rule,
-                "依据 source": rules.checks[c].source,
-            }
-            for c in CHECKS
-        ]
-    )
-    counties = county_summary(findings).rename(
-        columns={c: rules.checks[c].zh + " " + c for c in CHECKS}
-    )
-    with pd.ExcelWriter(path, engine="openpyxl") as xl:
-        summary.to_excel(xl, sheet_name="汇总 summary", index=False)
-        counties.to_excel(xl, sheet_name="按县 counties", index=False)
-        findings.head(_EXCEL_MAX_ROWS).rename(columns=_EXCEL_HEADINGS).to_excel(
-            xl, sheet_name="问题 findings", index=False
-        )
-    return path
-
-
-def write_names_report(
-    findings: pd.DataFrame,
-    out_dir: str | Path,
-    *,
-    name: str,
-    adcode: str = "",
-    units_checked: int | None = None,
-    lang: Literal["zh", "en"] = "zh",
-    rules: Rules | None = None,
-) -> dict[str, Path]:
-    """Write the place-name report: HTML, Excel workbook and findings CSV.
-
-    Parameters
-    ----------
-    findings : pandas.DataFrame
-        From :func:`check_names`.
-    out_dir : str or Path
-        Output folder (created).
-    name : str
-        Area name for the title (``"蓬江区"``).
-    adcode : str, default ""
-        Area code shown in the report.
-    units_checked : int, optional
-        Number of units checked, shown as an indicator.
-    lang : {"zh", "en"}
-        Language first.
-    rules : Rules, optional
-        Default :func:`load_rules`.
-
-    Returns
-    -------
-    dict of str to Path
-        ``html`` (names_report.html), ``xlsx`` (names_findings.xlsx), ``csv``
-        (names_findings.csv, UTF-8 with BOM for Excel).
-    """
-    rules = rules or load_rules()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    kpis = []
-    if units_checked is not None:
-        kpis.append(Kpi("检查地名数", "Units checked", int(units_checked)))
-    kpis.append(Kpi("问题数", "Findings", len(findings)))
-    kpis.append(
-        Kpi(
-            "有问题的地名",
-            "Units with findings",
-            int(findings["code"].nunique()) if len(findings) else 0,
-        )
-    )
-    for flag in ("DUP", "BIG", "FOREIGN", "ODD", "GENERIC", "CODE"):
-        n = int((findings["flag"] == flag).sum()) if len(findings) else 0
-        zh = {
-            "DUP": "重",
-            "BIG": "大",
-            "FOREIGN": "洋",
-            "ODD": "怪",
-            "GENERIC": "通名",
-            "CODE": "代码",
-        }[flag]
-        kpis.append(Kpi(f"{zh} ({flag})", f"{flag} findings", n, source="placename_rules.toml"))
-    title = (
-        f"{name} 地名规范化检查 Place-name check"
-        if lang == "zh"
-        else f"{name} place-name check 地名规范化检查"
-    )
-    html = write_report(
-        out / "names_report.html",
-        info={"name": name, "adcode": adcode, "layers": [], "path": str(rules.path)},
-        validation=[],
-        kpis=kpis,
-        lang=lang,
-        title=title,
-        tables=report_tables(findings, rules=rules, lang=lang),
-    )
-    xlsx = write_excel(findings, out / "names_findings.xlsx", rules=rules)
-    csv = out / "names_findings.csv"
-    findings.to_csv(csv, index=False, encoding="utf-8-sig")
-    return {"html": html, "xlsx": xlsx, "csv": csv}
 
 
 # --------------------------------------------------------------------------- proposals
