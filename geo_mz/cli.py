@@ -20,6 +20,7 @@ from geo_mz.cli_common import (
     read_points,
 )
 from geo_mz.cli_names import names
+from geo_mz.cli_postgis import webmap_group
 from geo_mz.cli_relief import relief, shelters
 from geo_mz.cli_webmap import serve, users
 
@@ -465,6 +466,7 @@ main.add_command(relief)
 main.add_command(shelters)
 main.add_command(serve)
 main.add_command(users)
+main.add_command(webmap_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -38,7 +38,7 @@ def _fail(exc: Exception) -> None:
     sys.exit(BAD_INPUT)
 
 
-def secret_key_for(workspace: Path, key_file: str | None) -> str:
+def secret_key_for(workspace: Path | None, key_file: str | None) -> str:
     """Return the session secret: ``$GEO_MZ_SECRET_KEY``, else a key file (made once, mode 0600).
 
     The default file is ``<workspace stem>.secret`` beside the workspace, so sessions survive
@@ -47,7 +47,9 @@ def secret_key_for(workspace: Path, key_file: str | None) -> str:
     env = os.environ.get(SECRET_ENV)
     if env:
         return env
-    path = Path(key_file) if key_file else workspace.with_name(f"{workspace.stem}.secret")
+    if workspace is None and not key_file:
+        raise ValueError(f"without --workspace give --secret-key-file or ${SECRET_ENV}")
+    path = Path(key_file) if key_file else workspace.with_name(f"{workspace.stem}.secret")  # type: ignore[union-attr]
     if path.is_file():
         return path.read_text(encoding="utf-8").strip()
     key = secrets.token_urlsafe(32)
@@ -60,9 +62,17 @@ def secret_key_for(workspace: Path, key_file: str | None) -> str:
 @click.command()
 @click.option(
     "--workspace",
-    required=True,
+    default=None,
     type=click.Path(exists=True, dir_okay=False),
-    help="工作空间 GeoPackage / the workspace to serve.",
+    help="工作空间 GeoPackage / the workspace to serve (or --database).",
+)
+@click.option(
+    "--database",
+    "database_url",
+    default=None,
+    envvar="GEO_MZ_DATABASE_URL",
+    help="PostGIS 库 / serve postgresql://... (made by `geo-mz webmap import`) instead; "
+    "several server processes may share it [env GEO_MZ_DATABASE_URL].",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="监听地址 / address.")
 @click.option("--port", default=8000, show_default=True, type=int, help="端口 / port.")
@@ -102,7 +112,8 @@ def secret_key_for(workspace: Path, key_file: str | None) -> str:
 )
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
 def serve(
-    workspace: str,
+    workspace: str | None,
+    database_url: str | None,
     host: str,
     port: int,
     users_db: str | None,
@@ -123,11 +134,14 @@ def serve(
 
     from webmap import Settings, SettingsError, create_app
 
-    ws = Path(workspace)
+    ws = Path(workspace) if workspace else None
+    if ws is None and not database_url:
+        _fail(ValueError("give --workspace W.gpkg or --database postgresql://..."))
     with bad_input():
         try:
             settings = Settings(
                 workspace=ws,
+                database_url=database_url,
                 secret_key=secret_key_for(ws, secret_key_file),
                 users_db=Path(users_db) if users_db else None,
                 journal_db=Path(journal_db) if journal_db else None,
@@ -136,7 +150,7 @@ def serve(
                 anonymous_read=not login_required,
                 default_lang=lang,  # type: ignore[arg-type]
             )
-        except (SettingsError, OSError) as exc:
+        except (SettingsError, ValueError, OSError) as exc:
             _fail(exc)
         app = create_app(settings)
     api = app.extensions["webmap"]

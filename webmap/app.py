@@ -128,6 +128,7 @@ def make_blueprint(api: WebMapAPI) -> Blueprint:
     bp.add_url_rule("/map/config", "map_config", lambda: run("map_config"))
     bp.add_url_rule("/map/summary", "map_summary", lambda: run("map_summary"))
     bp.add_url_rule("/map/layers/<cid>", "map_layer", lambda cid: run("map_layer", cid))
+    bp.add_url_rule("/names/search", "names_search", lambda: run("names_search"))
 
     @bp.route("/collections/<cid>/items", methods=_ITEM_METHODS)
     def items(cid: str) -> Response:

@@ -28,7 +28,7 @@ class Settings:
     Parameters
     ----------
     workspace
-        The workspace GeoPackage (``.gpkg``) served and edited.
+        The workspace GeoPackage (``.gpkg``) served and edited; None with ``database_url``.
     secret_key
         Signs session cookies; at least 16 characters, kept across restarts to keep sessions.
     users_db
@@ -62,9 +62,13 @@ class Settings:
         Send the session cookie only over HTTPS (turn on behind TLS).
     default_lang
         Language of the map page and labels when the request names none.
+    database_url
+        ``postgresql://...`` of a PostGIS database made by ``geo-mz webmap import``: serve it
+        instead of the GeoPackage (several server processes may share it). ``workspace`` may
+        then be None (``users_db`` is required then); the journal is not used.
     """
 
-    workspace: Path
+    workspace: Path | None
     secret_key: str
     users_db: Path | None = None
     journal_db: Path | None = None
@@ -79,15 +83,25 @@ class Settings:
     sse_max_s: float = 300.0
     secure_cookies: bool = False
     default_lang: Lang = "zh"
+    database_url: str | None = None
 
     def __post_init__(self) -> None:
-        ws = Path(self.workspace)
+        ws = None if self.workspace is None else Path(self.workspace)
         object.__setattr__(self, "workspace", ws)
-        users = Path(self.users_db) if self.users_db else _default_beside(ws, "users.sqlite")
-        journal = Path(self.journal_db) if self.journal_db else _default_beside(ws, "webmap.sqlite")
+        beside = (lambda suffix: _default_beside(ws, suffix)) if ws else (lambda suffix: None)
+        users = Path(self.users_db) if self.users_db else beside("users.sqlite")
+        journal = Path(self.journal_db) if self.journal_db else beside("webmap.sqlite")
         object.__setattr__(self, "users_db", users)
         object.__setattr__(self, "journal_db", journal)
         problems = []
+        if self.database_url is not None and not str(self.database_url).startswith(
+            ("postgresql://", "postgres://")
+        ):
+            problems.append("`database_url` must be a postgresql:// URL")
+        if ws is None and not self.database_url:
+            problems.append("give `workspace` (GeoPackage) or `database_url` (PostGIS)")
+        if users is None:
+            problems.append("`users_db` is required when there is no `workspace`")
         if not isinstance(self.secret_key, str) or len(self.secret_key) < MIN_SECRET_CHARS:
             problems.append(f"`secret_key` must be a string of at least {MIN_SECRET_CHARS} chars")
         for name in ("max_body_bytes", "max_vertices", "max_text_chars", "max_map_features"):
@@ -102,7 +116,7 @@ class Settings:
             problems.append(f"`default_lang` was {self.default_lang!r} but must be 'zh' or 'en'")
         if self.tiles_url is not None and not self.tiles_url.startswith(("http://", "https://")):
             problems.append(f"`tiles_url` was {self.tiles_url!r} but must be an http(s) URL")
-        if users == journal or ws in (users, journal):
+        if (users is not None and users == journal) or (ws is not None and ws in (users, journal)):
             problems.append("`workspace`, `users_db` and `journal_db` must be different files")
         if problems:
             raise SettingsError("invalid web-map settings: " + "; ".join(problems))

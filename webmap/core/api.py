@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from webmap.core import edits, features
+from webmap.core import backend, edits, features
 from webmap.core.errors import (
     ApiError,
     BadRequestError,
@@ -22,11 +22,12 @@ from webmap.core.errors import (
     field_error,
 )
 from webmap.core.events import EventBus, parse_last_event_id, stream
-from webmap.core.gpkg import GpkgStore
 from webmap.core.http import OPENAPI_JSON, ApiRequest, ApiResponse
 from webmap.core.layers import CLOSURES, INCIDENTS, SHELTERS, allowed_methods, write_rule
 from webmap.core.mapdata import MapData
+from webmap.core.names import NameSearch
 from webmap.core.openapi import openapi_document
+from webmap.core.overlays import with_overlays
 from webmap.core.store import FeatureStore
 from webmap.core.users import User, UserStore
 from webmap.settings import Settings
@@ -69,11 +70,14 @@ class WebMapAPI:
         users: UserStore | None = None,
     ) -> None:
         self.settings = settings
-        assert settings.journal_db is not None and settings.users_db is not None
-        self.store = store or GpkgStore(settings.workspace, settings.journal_db)
+        assert settings.users_db is not None
+        self._backend = store or backend.open_store(settings)  # GeoPackage or PostGIS
+        self.store = with_overlays(self._backend)  # + read-only boundary overlays
         self.users = users or UserStore(settings.users_db)
         self.bus = EventBus(self.store.last_event_id())
+        backend.listen(self._backend, self.bus.publish)  # other processes' edits (PostGIS)
         self.mapdata = MapData(self.store, settings)
+        self.names = NameSearch(self.store)
 
     # -- plumbing ---------------------------------------------------------------------------
     def call(self, handler: Handler, req: ApiRequest, *args: Any) -> ApiResponse:
@@ -145,6 +149,11 @@ class WebMapAPI:
         """Headline figures and incident list for the side panel."""
         self._may_read(req)
         return self.mapdata.summary(req)
+
+    def names_search(self, req: ApiRequest) -> ApiResponse:
+        """Place-name search (503 while the gazetteer index is being built)."""
+        self._may_read(req)
+        return self.names.search(req)
 
     # -- writes -------------------------------------------------------------------------------
     def write(self, req: ApiRequest, cid: str, fid: str | None = None) -> ApiResponse:
@@ -225,6 +234,7 @@ class WebMapAPI:
     def close(self) -> None:
         """End open event streams (the server is stopping)."""
         self.bus.close()
+        backend.close(self._backend)
 
 
 __all__ = ["AUDIT_MAX_LIMIT", "WebMapAPI", "error_response"]

@@ -18,6 +18,7 @@ from webmap.core.features import check_params, lang_of, parse_bbox, select
 from webmap.core.geojson import features_of, jsonable
 from webmap.core.http import ApiRequest, ApiResponse
 from webmap.core.layers import CLOSURES, INCIDENTS, SHELTERS, allowed_methods, layer_spec
+from webmap.core.overlays import visible_by_default
 from webmap.core.store import FeatureStore
 from webmap.core.symbology import Symbology, symbolize
 from webmap.core.users import ROLE_LABELS
@@ -76,7 +77,7 @@ class MapData:
                     "count": n,
                     "z": int(spec.symbology.get("z", 50)),
                     "big": n > self.settings.max_map_features,
-                    "visible": n <= self.settings.max_map_features,
+                    "visible": n <= self.settings.max_map_features and visible_by_default(name),
                     "writes": allowed_methods(name),
                 }
             )

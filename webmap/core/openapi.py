@@ -8,6 +8,7 @@ import geo_mz
 from geo_mz.catalog import FieldSpec, LayerSpec
 from webmap.core.http import GEOJSON
 from webmap.core.layers import WRITE_RULES, allowed_methods, write_rule
+from webmap.core.names import names_paths
 from webmap.core.openapi_base import (
     base_components,
     errors,
@@ -181,6 +182,7 @@ def openapi_document(store: FeatureStore, base_url: str) -> dict[str, Any]:
         The document, JSON-serialisable.
     """
     paths = service_paths()
+    paths.update(names_paths())
     for cid in store.layer_names():
         spec = store.spec(cid)
         layer_paths = _read_paths(cid, spec)

@@ -197,7 +197,16 @@ def service_paths() -> dict[str, Any]:
                 "the map page)",
                 "operationId": "landing",
                 "parameters": [p("f"), p("lang")],
-                "responses": {"200": {"description": "landing page", **json_body(obj)}},
+                "responses": {
+                    "200": {
+                        "description": "landing page (JSON), or the map page (HTML)",
+                        "content": {
+                            JSON: {"schema": obj},
+                            "text/html": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **errors("400"),
+                },
             }
         },
         "/conformance": {
@@ -235,7 +244,8 @@ def service_paths() -> dict[str, Any]:
                     "200": {
                         "description": "text/event-stream",
                         "content": {"text/event-stream": {}},
-                    }
+                    },
+                    **errors("400", "401"),
                 },
             }
         },
@@ -270,7 +280,15 @@ def service_paths() -> dict[str, Any]:
                 "summary": "audit log, newest first (admin)",
                 "operationId": "audit",
                 "security": [{"cookieAuth": []}, {"basicAuth": []}],
-                "responses": {"200": {"description": "audit rows", **json_body(obj)}},
+                "parameters": [
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "layer", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "audit rows", **json_body(obj)},
+                    **errors("400", "401", "403"),
+                },
             }
         },
     }

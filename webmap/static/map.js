@@ -49,6 +49,7 @@
   $("live").title = t("live");
 
   var map = L.map("map", { preferCanvas: true, zoomSnap: 0.5 });
+  window.geoMzMap = { map: map, state: st }; // read-only hook for the browser tests
   L.control.scale({ metric: true, imperial: false }).addTo(map);
   var control = L.control.layers(null, null, { collapsed: false }).addTo(map);
   var legend = L.control({ position: "bottomright" });
@@ -193,7 +194,9 @@
     });
   };
   $("logout").onclick = function () { call("POST", "logout", {}).then(function () { showSession({}); }); };
-  map.on("click", function (e) {
+  // "preclick": a click on a feature opens its popup and stops "click", and the area's
+  // polygons cover the whole jurisdiction, so "click" alone never picked a place.
+  map.on("preclick", function (e) {
     if (!can("reporter")) return;
     st.at = e.latlng;
     if (st.marker) st.marker.setLatLng(e.latlng); else st.marker = L.marker(e.latlng).addTo(map);

@@ -1,0 +1,598 @@
+"""The PostGIS backend: several server processes share one database (psycopg 3 + PostGIS).
+
+Schema ``geo_mz`` (made by :func:`import_workspace`):
+
+- ``workspace``: one row, the workspace metadata (``jsonb``).
+- ``layers``: one row per served layer: ``name``, ``id_field``, ``columns`` (the attribute
+  columns in order, ``jsonb``), ``position`` and ``gen`` (from the sequence ``layer_gen``,
+  bumped in every edit of the layer; the :meth:`PostgisStore.token` of the layer).
+- ``"layer_<name>"``: one table per layer: ``seq`` (order of the features), ``fid`` (the
+  layer's id field as text, unique), ``properties`` (``jsonb``: every attribute, times as naive
+  UTC ISO text, dates as ISO dates; typed back with the layer spec on reading) and
+  ``geom geometry(Geometry, 4490)`` (CGCS2000 lon/lat, GiST-indexed). Road closures are a layer
+  table like the others.
+- ``events`` (``bigserial`` id, ``json`` data: the text is kept as written), ``audit_log`` and
+  ``feature_versions``: as in the GeoPackage backend's SQLite journal.
+
+An edit is one database transaction: a transaction-level advisory lock (so event ids commit in
+order and a stream never skips one), ``SELECT ... FOR UPDATE`` of the feature and its version,
+the optimistic ``If-Match`` check, the row write, the version, audit row and event, then
+``pg_notify('geo_mz_events', '<event id>')``, delivered by PostgreSQL only on commit. Each
+process runs one listener thread (``LISTEN geo_mz_events``) that wakes its
+:class:`webmap.core.events.EventBus`; the events table is the replay source for
+``Last-Event-ID``, so an edit made through any process reaches the maps of every process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_mz.workspace import Workspace, conform_types
+from webmap.core.errors import ConflictError, NotFoundError
+from webmap.core.geojson import etag_matches, features_of, make_etag
+from webmap.core.gpkg import _stored_value, lonlat
+from webmap.core.layers import CLOSURES, closure_spec, layer_spec
+from webmap.core.store import Builder, Change, Event, FeatureStore, Op
+
+SCHEMA = "geo_mz"
+CHANNEL = "geo_mz_events"
+SRID = 4490
+EDIT_LOCK = 0x67656F6D7A  # advisory lock key of edits (local choice: "geomz")
+POOL_IDLE = 8
+"""Idle connections kept per process (more are opened under load and closed afterwards)."""
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RuntimeError(
+            "the PostGIS backend needs psycopg 3: pip install 'psycopg[binary]>=3.1'"
+        ) from exc
+    return psycopg
+
+
+def _sql() -> Any:
+    from psycopg import sql
+
+    return sql
+
+
+def _table(name: str) -> Any:
+    sql = _sql()
+    return sql.Identifier(SCHEMA, f"layer_{name}")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def _dumps(obj: Any) -> str | None:
+    return None if obj is None else json.dumps(obj, ensure_ascii=False, allow_nan=False)
+
+
+def _props(row: pd.Series, columns: list[str]) -> str:
+    return json.dumps({c: _stored_value(row[c]) for c in columns}, ensure_ascii=False)
+
+
+_DDL = f"""
+CREATE EXTENSION IF NOT EXISTS postgis;
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {SCHEMA}.workspace (
+    id integer PRIMARY KEY CHECK (id = 1),
+    metadata jsonb NOT NULL,
+    source text NOT NULL,
+    imported_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE SEQUENCE IF NOT EXISTS {SCHEMA}.layer_gen;
+CREATE TABLE IF NOT EXISTS {SCHEMA}.layers (
+    name text PRIMARY KEY,
+    id_field text NOT NULL,
+    columns jsonb NOT NULL,
+    position integer NOT NULL,
+    gen bigint NOT NULL DEFAULT nextval('{SCHEMA}.layer_gen')
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.events (
+    id bigserial PRIMARY KEY,
+    at text NOT NULL,
+    data json NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.audit_log (
+    id bigserial PRIMARY KEY,
+    at text NOT NULL,
+    "user" text NOT NULL,
+    role text NOT NULL,
+    action text NOT NULL,
+    layer text NOT NULL,
+    fid text NOT NULL,
+    version integer NOT NULL,
+    before json,
+    after json,
+    event_id bigint NOT NULL REFERENCES {SCHEMA}.events(id)
+);
+CREATE INDEX IF NOT EXISTS audit_log_layer ON {SCHEMA}.audit_log (layer, fid);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.feature_versions (
+    layer text NOT NULL,
+    fid text NOT NULL,
+    version integer NOT NULL,
+    PRIMARY KEY (layer, fid)
+);
+"""
+
+
+def _create_layer_table(cur: Any, name: str) -> None:
+    sql = _sql()
+    t = _table(name)
+    cur.execute(
+        sql.SQL(
+            "CREATE TABLE {t} (seq bigserial PRIMARY KEY, fid text NOT NULL UNIQUE, "
+            "properties jsonb NOT NULL, geom geometry(Geometry, {srid}))"
+        ).format(t=t, srid=sql.Literal(SRID))
+    )
+    cur.execute(
+        sql.SQL("CREATE INDEX {i} ON {t} USING gist (geom)").format(
+            i=sql.Identifier(f"layer_{name}_geom"), t=t
+        )
+    )
+
+
+def import_workspace(conn_url: str, workspace_path: str | Path, *, replace: bool = False) -> int:
+    """Load a GeoPackage workspace into PostGIS (schema ``geo_mz``).
+
+    Parameters
+    ----------
+    conn_url
+        ``postgresql://...`` of a database where the ``postgis`` extension exists or may be
+        created.
+    workspace_path
+        The workspace ``.gpkg``.
+    replace
+        Drop what the database holds already (layers, events, audit log); without it a database
+        that holds a workspace is refused.
+
+    Returns
+    -------
+    int
+        Number of layers imported (road closures included).
+    """
+    psycopg = _psycopg()
+    sql = _sql()
+    ws = Workspace(workspace_path)
+    meta = dict(ws.metadata)
+    names = [n for n in ws.layers() if layer_spec(n) is not None]
+    with psycopg.connect(conn_url) as conn, conn.cursor() as cur:
+        if replace:
+            cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
+        cur.execute(_DDL)
+        cur.execute(f"SELECT count(*) FROM {SCHEMA}.workspace")
+        if cur.fetchone()[0]:
+            raise ValueError(
+                f"the database already holds a workspace (schema {SCHEMA}); import with replace"
+            )
+        meta["storage_crs"] = f"EPSG:{SRID}"
+        cur.execute(
+            f"INSERT INTO {SCHEMA}.workspace (id, metadata, source) VALUES (1, %s, %s)",
+            (json.dumps(meta, ensure_ascii=False, default=str), str(workspace_path)),
+        )
+        frames: dict[str, gpd.GeoDataFrame] = {}
+        for n in names:
+            g = ws.read(n)
+            if g.crs is not None and g.crs.to_epsg() not in (SRID, 4326):
+                g = g.to_crs(f"EPSG:{SRID}")
+            frames[n] = g
+        frames[CLOSURES] = gpd.GeoDataFrame(
+            {f.name: [] for f in closure_spec().fields},
+            geometry=gpd.GeoSeries([], crs=f"EPSG:{SRID}"),
+        )
+        for pos, (n, g) in enumerate(sorted(frames.items())):
+            spec = layer_spec(n)
+            assert spec is not None
+            columns = [c for c in g.columns if c != g.geometry.name]
+            cur.execute(
+                f"INSERT INTO {SCHEMA}.layers (name, id_field, columns, position) "
+                "VALUES (%s, %s, %s, %s)",
+                (n, spec.id_field, json.dumps(columns), pos),
+            )
+            _create_layer_table(cur, n)
+            geoms = shapely.set_srid(g.geometry.to_numpy(), SRID)
+            ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True) if len(g) else []
+            ids = g[spec.id_field].astype(str).tolist() if len(g) else []
+            copy_sql = sql.SQL("COPY {t} (fid, properties, geom) FROM STDIN").format(t=_table(n))
+            with cur.copy(copy_sql) as copy:
+                for i, (_, row) in enumerate(g.iterrows()):
+                    copy.write_row((ids[i], _props(row, columns), ewkb[i]))
+        conn.commit()
+    return len(frames)
+
+
+class _Pool:
+    """A minimal connection pool (autocommit connections; broken ones are dropped)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def conn(self) -> Iterator[Any]:
+        psycopg = _psycopg()
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None or conn.closed:
+            conn = psycopg.connect(self.url, autocommit=True)
+        try:
+            yield conn
+        except BaseException:
+            if not conn.closed and conn.info.transaction_status != 0:  # not IDLE
+                conn.close()
+            raise
+        finally:
+            if not conn.closed:
+                with self._lock:
+                    if len(self._idle) < POOL_IDLE:
+                        self._idle.append(conn)
+                        conn = None
+                if conn is not None:
+                    conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for c in idle:
+            c.close()
+
+
+class PostgisStore(FeatureStore):
+    """Serve and edit a workspace imported into PostGIS (any number of server processes).
+
+    Parameters
+    ----------
+    url
+        ``postgresql://...`` of a database made by :func:`import_workspace`.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pool = _Pool(url)
+        self._cache_lock = threading.RLock()
+        self._cache: dict[str, tuple[int, gpd.GeoDataFrame]] = {}
+        self._area: tuple[int, shapely.Geometry | None] | None = None
+        self._stop = threading.Event()
+        self._listener: threading.Thread | None = None
+        self._subscribers: list[Callable[[int], None]] = []
+        with self._pool.conn() as conn:
+            row = conn.execute(f"SELECT metadata FROM {SCHEMA}.workspace WHERE id = 1").fetchone()
+            if row is None:
+                raise ValueError(f"{url}: no workspace imported (geo-mz webmap import)")
+            meta = dict(row[0])
+            if isinstance(meta.get("bounds"), list):
+                meta["bounds"] = tuple(meta["bounds"])
+            self._meta = meta
+            rows = conn.execute(
+                f"SELECT name, id_field, columns FROM {SCHEMA}.layers ORDER BY name"
+            ).fetchall()
+        self._layers = {str(n): (str(idf), list(cols)) for n, idf, cols in rows}
+        self.storage_crs = f"EPSG:{SRID}"
+
+    # -- reading ----------------------------------------------------------------------------
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Workspace metadata as imported (storage CRS EPSG:4490)."""
+        return dict(self._meta)
+
+    def layer_names(self) -> list[str]:
+        """Return the served layers, sorted by name (road closures included)."""
+        return sorted(self._layers)
+
+    def spec(self, name: str) -> Any:
+        """Return the spec of a served layer; KeyError otherwise."""
+        spec = layer_spec(name) if name in self._layers else None
+        if spec is None:
+            raise KeyError(name)
+        return spec
+
+    def _gen(self, name: str) -> int:
+        with self._pool.conn() as conn:
+            row = conn.execute(
+                f"SELECT gen FROM {SCHEMA}.layers WHERE name = %s", (name,)
+            ).fetchone()
+        return int(row[0])
+
+    def _rows_frame(self, name: str, rows: list[tuple[Any, ...]]) -> gpd.GeoDataFrame:
+        """Typed frame (storage CRS) of ``(properties, wkb)`` rows."""
+        spec = self.spec(name)
+        columns = self._layers[name][1]
+        data = {c: [p.get(c) for p, _ in rows] for c in columns}
+        wkb = [None if w is None else bytes(w) for _, w in rows]
+        geoms = shapely.from_wkb(wkb) if rows else np.array([], dtype=object)
+        g = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms), crs=self.storage_crs)
+        if not rows:
+            g = g.astype({c: object for c in columns})
+        return conform_types(g, spec)
+
+    def _read(self, conn: Any, name: str) -> gpd.GeoDataFrame:
+        sql = _sql()
+        rows = conn.execute(
+            sql.SQL("SELECT properties, ST_AsBinary(geom) FROM {t} ORDER BY seq").format(
+                t=_table(name)
+            )
+        ).fetchall()
+        return self._rows_frame(name, rows)
+
+    def _cached(self, name: str) -> tuple[int, gpd.GeoDataFrame]:
+        self.spec(name)
+        gen = self._gen(name)
+        with self._cache_lock:
+            hit = self._cache.get(name)
+            if hit is not None and hit[0] == gen:
+                return hit
+        with self._pool.conn() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            row = conn.execute(
+                f"SELECT gen FROM {SCHEMA}.layers WHERE name = %s", (name,)
+            ).fetchone()
+            gen, frame = int(row[0]), lonlat(self._read(conn, name))
+        with self._cache_lock:
+            self._cache[name] = (gen, frame)
+        return gen, frame
+
+    def frame(self, name: str) -> gpd.GeoDataFrame:
+        """Return the whole layer in CRS84 (cached per process until its generation changes)."""
+        return self._cached(name)[1]
+
+    def token(self, name: str) -> int:
+        """Return the layer's generation number (shared by every process)."""
+        return self._cached(name)[0]
+
+    def jurisdiction(self) -> shapely.Geometry | None:
+        """Union of the admin units marked ``in_jurisdiction`` (lon/lat), or None."""
+        if "admin_units" not in self._layers:
+            return None
+        gen, units = self._cached("admin_units")
+        with self._cache_lock:
+            if self._area is not None and self._area[0] == gen:
+                return self._area[1]
+        area = None
+        if "in_jurisdiction" in units.columns:
+            own = units[units["in_jurisdiction"].fillna(False).to_numpy(dtype=bool)]
+            if len(own):
+                area = shapely.union_all(own.geometry.to_numpy())
+                shapely.prepare(area)
+        with self._cache_lock:
+            self._area = (gen, area)
+        return area
+
+    def _version(self, conn: Any, layer: str, fid: str, *, lock: bool = False) -> int:
+        row = conn.execute(
+            f"SELECT version FROM {SCHEMA}.feature_versions WHERE layer = %s AND fid = %s"
+            + (" FOR UPDATE" if lock else ""),
+            (layer, fid),
+        ).fetchone()
+        return int(row[0]) if row else 1
+
+    def _one(self, conn: Any, layer: str, fid: str, *, lock: bool = False) -> Any:
+        sql = _sql()
+        q = sql.SQL("SELECT properties, ST_AsBinary(geom) FROM {t} WHERE fid = %s").format(
+            t=_table(layer)
+        )
+        if lock:
+            q = q + sql.SQL(" FOR UPDATE")
+        row = conn.execute(q, (fid,)).fetchone()
+        return None if row is None else self._rows_frame(layer, [row])
+
+    def current(self, layer: str, fid: str) -> tuple[dict[str, Any] | None, str | None]:
+        """Return the feature ``fid`` as GeoJSON and its ETag (read in one snapshot)."""
+        spec = self.spec(layer)
+        with self._pool.conn() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            row = self._one(conn, layer, fid)
+            if row is None:
+                return None, None
+            version = self._version(conn, layer, fid)
+        feature = features_of(lonlat(row), spec.id_field)[0]
+        return feature, make_etag(version, feature)
+
+    # -- editing ----------------------------------------------------------------------------
+    def apply(
+        self,
+        layer: str,
+        fid: str,
+        *,
+        op: Op,
+        build: Builder,
+        user: str,
+        role: str,
+        if_match: str | None = None,
+    ) -> Change:
+        """Apply one edit in one database transaction (see :meth:`FeatureStore.apply`)."""
+        sql = _sql()
+        spec = self.spec(layer)
+        columns = self._layers[layer][1]
+        with self._pool.conn() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (EDIT_LOCK,))
+            before_row = self._one(conn, layer, fid, lock=True)
+            before = None
+            if before_row is not None:
+                before = features_of(lonlat(before_row), spec.id_field)[0]
+            version = self._version(conn, layer, fid, lock=True)
+            etag = make_etag(version, before) if before is not None else None
+            if op == "create" and before is not None:
+                raise ConflictError(f"{layer} {fid!r} exists already", code="id_exists")
+            if op != "create" and before is None:
+                raise NotFoundError(f"no feature {fid!r} in collection '{layer}'")
+            if op != "create" and if_match is not None and not etag_matches(if_match, etag):
+                raise ConflictError(
+                    f"{layer} {fid!r} was changed by someone else (If-Match {if_match} is stale; "
+                    f"current ETag {etag}); reload it and edit again",
+                    code="stale_version",
+                    headers={"ETag": str(etag)},
+                )
+            after_row = build(before_row)
+            after = None
+            if after_row is not None:
+                if after_row.crs is not None and after_row.crs.to_epsg() in (SRID, 4326):
+                    after_row = after_row.set_crs(self.storage_crs, allow_override=True)
+                else:
+                    after_row = after_row.to_crs(self.storage_crs)
+                after = features_of(lonlat(after_row), spec.id_field)[0]
+                cols = [c for c in columns if c in after_row.columns]
+                props = _props(after_row.iloc[0], cols)
+                geom = shapely.to_wkb(after_row.geometry.iloc[0])
+                if before_row is None:
+                    conn.execute(
+                        sql.SQL(
+                            "INSERT INTO {t} (fid, properties, geom) "
+                            "VALUES (%s, %s, ST_SetSRID(ST_GeomFromWKB(%s), {srid}))"
+                        ).format(t=_table(layer), srid=sql.Literal(SRID)),
+                        (fid, props, geom),
+                    )
+                else:
+                    conn.execute(
+                        sql.SQL(
+                            "UPDATE {t} SET properties = %s, "
+                            "geom = ST_SetSRID(ST_GeomFromWKB(%s), {srid}) WHERE fid = %s"
+                        ).format(t=_table(layer), srid=sql.Literal(SRID)),
+                        (props, geom, fid),
+                    )
+            else:
+                conn.execute(
+                    sql.SQL("DELETE FROM {t} WHERE fid = %s").format(t=_table(layer)), (fid,)
+                )
+            new_etag = make_etag(version + 1, after) if after is not None else None
+            at = _now()
+            data = {
+                "op": op,
+                "layer": layer,
+                "id": fid,
+                "version": version + 1,
+                "etag": new_etag,
+                "feature": after,
+                "by": user,
+                "at": at,
+            }
+            event_id = int(
+                conn.execute(
+                    f"INSERT INTO {SCHEMA}.events (at, data) VALUES (%s, %s) RETURNING id",
+                    (at, _dumps(data)),
+                ).fetchone()[0]
+            )
+            conn.execute(
+                f'INSERT INTO {SCHEMA}.audit_log (at, "user", role, action, layer, fid, version, '
+                "before, after, event_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    at,
+                    user,
+                    role,
+                    op,
+                    layer,
+                    fid,
+                    version + 1,
+                    _dumps(before),
+                    _dumps(after),
+                    event_id,
+                ),
+            )
+            conn.execute(
+                f"INSERT INTO {SCHEMA}.feature_versions (layer, fid, version) VALUES (%s, %s, %s) "
+                "ON CONFLICT (layer, fid) DO UPDATE SET version = excluded.version",
+                (layer, fid, version + 1),
+            )
+            conn.execute(
+                f"UPDATE {SCHEMA}.layers SET gen = nextval('{SCHEMA}.layer_gen') WHERE name = %s",
+                (layer,),
+            )
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(event_id)))
+        return Change(Event(event_id, data), new_etag, after)
+
+    # -- logs -------------------------------------------------------------------------------
+    def events_since(self, after_id: int, *, limit: int = 500) -> list[Event]:
+        """Events after ``after_id``, oldest first."""
+        with self._pool.conn() as conn:
+            rows = conn.execute(
+                f"SELECT id, data FROM {SCHEMA}.events WHERE id > %s ORDER BY id LIMIT %s",
+                (int(after_id), int(limit)),
+            ).fetchall()
+        return [Event(int(i), d) for i, d in rows]
+
+    def last_event_id(self) -> int:
+        """Newest event id (0 when none)."""
+        with self._pool.conn() as conn:
+            row = conn.execute(f"SELECT max(id) FROM {SCHEMA}.events").fetchone()
+        return int(row[0] or 0)
+
+    def audit_rows(
+        self, *, limit: int = 100, offset: int = 0, layer: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Audit rows, newest first (same shape as the GeoPackage backend's)."""
+        q = (
+            f'SELECT id, at, "user", role, action, layer, fid, version, before, after, event_id '
+            f"FROM {SCHEMA}.audit_log"
+        )
+        params: list[Any] = []
+        if layer is not None:
+            q += " WHERE layer = %s"
+            params.append(layer)
+        q += " ORDER BY id DESC LIMIT %s OFFSET %s"
+        params += [int(limit), int(offset)]
+        with self._pool.conn() as conn:
+            rows = conn.execute(q, params).fetchall()
+        keys = ("id", "at", "user", "role", "action", "layer", "fid", "version")
+        out = []
+        for r in rows:
+            rec = dict(zip(keys, r[:8], strict=True))
+            rec["before"], rec["after"], rec["event_id"] = r[8], r[9], int(r[10])
+            rec["id"] = int(rec["id"])
+            out.append(rec)
+        return out
+
+    # -- live updates across processes ------------------------------------------------------
+    def listen(self, publish: Callable[[int], None]) -> None:
+        """Call ``publish(event_id)`` for every event committed by any process."""
+        self._subscribers.append(publish)
+        if self._listener is None:
+            self._listener = threading.Thread(
+                target=self._listen_loop, name="geo-mz-postgis-listen", daemon=True
+            )
+            self._listener.start()
+
+    def _publish(self, event_id: int) -> None:
+        for fn in list(self._subscribers):
+            fn(event_id)
+
+    def _listen_loop(self) -> None:
+        psycopg = _psycopg()
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    # (Re)connected: anything committed meanwhile is in the log.
+                    self._publish(self.last_event_id())
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            try:
+                                self._publish(int(note.payload))
+                            except ValueError:
+                                continue
+            except psycopg.Error:
+                self._stop.wait(1.0)
+
+    def close(self) -> None:
+        """Stop the listener thread and close the connections."""
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.join(timeout=5)
+        self._pool.close()
+
+
+__all__ = ["CHANNEL", "SCHEMA", "PostgisStore", "import_workspace"]
