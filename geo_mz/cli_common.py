@@ -14,6 +14,26 @@ from geo_mz.report import Kpi
 
 BAD_INPUT = 2
 
+#: Options most analysis commands share.
+workspace_option = click.option(
+    "--workspace", required=True, type=click.Path(dir_okay=False), help="工作空间 / workspace."
+)
+out_option = click.option(
+    "--out",
+    "out_dir",
+    default="out",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="输出目录 / output folder.",
+)
+lang_option = click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    default="zh",
+    show_default=True,
+    help="输出语言 / output language.",
+)
+
 
 def echo_problems(problems: Sequence[Problem], *, limit: int = 200) -> None:
     """Print problems to stderr, errors red and warnings yellow, at most ``limit``."""

@@ -13,25 +13,14 @@ from typing import Any
 
 import click
 
-from geo_mz.cli_common import bad_input, echo_kpis, progress_bar, read_points
-
-workspace_option = click.option(
-    "--workspace", required=True, type=click.Path(dir_okay=False), help="工作空间 / workspace."
-)
-out_option = click.option(
-    "--out",
-    "out_dir",
-    default="out",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="输出目录 / output folder.",
-)
-lang_option = click.option(
-    "--lang",
-    type=click.Choice(["zh", "en"]),
-    default="zh",
-    show_default=True,
-    help="输出语言 / output language.",
+from geo_mz.cli_common import (
+    bad_input,
+    echo_kpis,
+    lang_option,
+    out_option,
+    progress_bar,
+    read_points,
+    workspace_option,
 )
 
 relief_options = [
