@@ -150,6 +150,8 @@ def test_map_loads_with_its_layers(new_page, server):
     # the layer switcher lists every layer by its Chinese catalog title
     labels = page.locator(".leaflet-control-layers-overlays label").all_inner_texts()
     labels = [s.strip() for s in labels]
+    assert "救灾物资送达核查" in labels  # the relief-audit overlay of analysis.js
+    labels = [s for s in labels if s != "救灾物资送达核查"]
     assert len(labels) == len(cfg["layers"])
     for info, label in zip(cfg["layers"], labels, strict=True):
         assert label.startswith(info["title"]["zh"]), (label, info["title"])
@@ -273,4 +275,14 @@ def test_a_reconnecting_browser_gets_the_events_it_missed(new_page, server):
     # it asked to resume after the last event it had seen, by the Last-Event-ID header
     resumed = [int(h["last-event-id"]) for h in streams if "last-event-id" in h]
     assert seen in resumed and min(resumed) >= seen, streams
+    assert page.js_errors == []  # type: ignore[attr-defined]
+
+
+def test_relief_audit_overlay_and_figure(new_page, server):
+    page = new_page()
+    expect(page.locator("#analysis-figures dt")).to_contain_text("村居超时/断路")
+    expect(page.locator("#analysis-figures dd")).to_contain_text(" / ")
+    box = page.locator(".leaflet-control-layers-overlays label", has_text="救灾物资送达核查")
+    box.locator("input").check()
+    expect(box.locator("input")).to_be_checked()
     assert page.js_errors == []  # type: ignore[attr-defined]

@@ -128,7 +128,14 @@ def make_blueprint(api: WebMapAPI) -> Blueprint:
     bp.add_url_rule("/map/config", "map_config", lambda: run("map_config"))
     bp.add_url_rule("/map/summary", "map_summary", lambda: run("map_summary"))
     bp.add_url_rule("/map/layers/<cid>", "map_layer", lambda cid: run("map_layer", cid))
+    bp.add_url_rule(
+        "/map/tiles/<cid>/<int:z>/<int:x>/<int:y>.json",
+        "map_tile",
+        lambda cid, z, x, y: run("map_tile", cid, str(z), str(x), str(y)),
+    )
     bp.add_url_rule("/names/search", "names_search", lambda: run("names_search"))
+    bp.add_url_rule("/analysis/relief", "analysis_relief", lambda: run("analysis_relief"))
+    bp.add_url_rule("/analysis/coverage", "analysis_coverage", lambda: run("analysis_coverage"))
 
     @bp.route("/collections/<cid>/items", methods=_ITEM_METHODS)
     def items(cid: str) -> Response:

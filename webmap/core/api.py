@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from webmap.core import backend, edits, features
+from webmap.core.analysis import Analysis, coverage_response, relief_response
 from webmap.core.errors import (
     ApiError,
     BadRequestError,
@@ -29,6 +30,7 @@ from webmap.core.names import NameSearch
 from webmap.core.openapi import openapi_document
 from webmap.core.overlays import with_overlays
 from webmap.core.store import FeatureStore
+from webmap.core.tiles import TileCache
 from webmap.core.users import User, UserStore
 from webmap.settings import Settings
 
@@ -77,7 +79,9 @@ class WebMapAPI:
         self.bus = EventBus(self.store.last_event_id())
         backend.listen(self._backend, self.bus.publish)  # other processes' edits (PostGIS)
         self.mapdata = MapData(self.store, settings)
+        self.tiles = TileCache(self.store, self.mapdata.symbology)
         self.names = NameSearch(self.store)
+        self.analysis = Analysis(self.store, self.bus)  # relief audit with closures, coverage
 
     # -- plumbing ---------------------------------------------------------------------------
     def call(self, handler: Handler, req: ApiRequest, *args: Any) -> ApiResponse:
@@ -150,6 +154,22 @@ class WebMapAPI:
         self._may_read(req)
         return self.mapdata.summary(req)
 
+    def analysis_relief(self, req: ApiRequest) -> ApiResponse:
+        """Relief audit with the current closures (``webmap.core.analysis``)."""
+        self._may_read(req)
+        return relief_response(self.analysis)
+
+    def analysis_coverage(self, req: ApiRequest) -> ApiResponse:
+        """KPIs of the 15-minute elder-care circle."""
+        self._may_read(req)
+        return coverage_response(self.analysis)
+
+    def map_tile(self, req: ApiRequest, cid: str, z: str, x: str, y: str) -> ApiResponse:
+        """One tile of a layer for the map page: clipped, simplified by zoom, cached (ETag)."""
+        self._may_read(req)
+        self._collection(cid)
+        return self.tiles.tile(req, cid, int(z), int(x), int(y))
+
     def names_search(self, req: ApiRequest) -> ApiResponse:
         """Place-name search (503 while the gazetteer index is being built)."""
         self._may_read(req)
@@ -181,8 +201,11 @@ class WebMapAPI:
                 f"the body has {len(req.body)} bytes; at most {self.settings.max_body_bytes}"
             )
         args = () if fid is None else (fid,)
+        token_before = self.tiles.token(cid)
         response = handler(self.store, self.settings, req, *args)
+        self.tiles.after_write(cid, token_before, int(response.headers["X-Event-Id"]))
         self.bus.publish(int(response.headers["X-Event-Id"]))
+        self.analysis.edited(cid)  # re-run the relief audit in the background, push `analysis`
         return response
 
     # -- audit, events, login -----------------------------------------------------------------
@@ -209,6 +232,7 @@ class WebMapAPI:
             last_id=last,
             keepalive_s=self.settings.sse_keepalive_s,
             max_s=self.settings.sse_max_s,
+            live=self.analysis.live,
         )
 
     def login(self, req: ApiRequest) -> User:
@@ -234,6 +258,7 @@ class WebMapAPI:
     def close(self) -> None:
         """End open event streams (the server is stopping)."""
         self.bus.close()
+        self.analysis.close()
         backend.close(self._backend)
 
 

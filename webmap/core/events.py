@@ -21,6 +21,8 @@ REPLAY_BATCH = 500
 """Events read from the log per query while replaying."""
 RETRY_MS = 2000
 """Reconnection delay suggested to browsers (``retry:``), in milliseconds (local choice)."""
+Live = Callable[[int | None], tuple[int, list[str]]]
+"""Live-only chunks after a sequence number (see :func:`stream`)."""
 
 
 class EventBus:
@@ -36,6 +38,7 @@ class EventBus:
         self._cond = threading.Condition()
         self._latest = int(last_id)
         self._closed = False
+        self._pokes = 0  # wake-ups without a stored event (live-only analysis events)
 
     @property
     def latest(self) -> int:
@@ -54,11 +57,28 @@ class EventBus:
             self._latest = max(self._latest, int(event_id))
             self._cond.notify_all()
 
-    def wait(self, after_id: int, timeout_s: float) -> bool:
-        """Wait until an event newer than ``after_id`` exists; False on timeout."""
+    @property
+    def pokes(self) -> int:
+        """How many times :meth:`poke` was called."""
+        with self._cond:
+            return self._pokes
+
+    def poke(self) -> None:
+        """Wake every waiting stream for a live-only event (not in the event log)."""
+        with self._cond:
+            self._pokes += 1
+            self._cond.notify_all()
+
+    def wait(self, after_id: int, timeout_s: float, pokes: int | None = None) -> bool:
+        """Wait until an event newer than ``after_id`` exists (or a poke after ``pokes``)."""
         with self._cond:
             return self._cond.wait_for(
-                lambda: self._latest > after_id or self._closed, timeout=timeout_s
+                lambda: (
+                    self._latest > after_id
+                    or self._closed
+                    or (pokes is not None and self._pokes != pokes)
+                ),
+                timeout=timeout_s,
             )
 
     def close(self) -> None:
@@ -99,6 +119,7 @@ def stream(
     keepalive_s: float,
     max_s: float,
     clock: Callable[[], float] = time.monotonic,
+    live: Live | None = None,
 ) -> Iterator[str]:
     """Open an event stream: replay after ``last_id``, then live events and keep-alives.
 
@@ -116,6 +137,9 @@ def stream(
         Seconds after which the stream ends (the client reconnects and replays).
     clock
         Monotonic clock (for tests).
+    live
+        Source of live-only chunks (``webmap.core.analysis.Analysis.live``): called with the
+        last sequence seen (None at the start), returns the new sequence and chunks to send.
 
     Returns
     -------
@@ -126,7 +150,8 @@ def stream(
     newest = store.last_event_id()
     reset = last_id is not None and last_id > newest
     start = newest if last_id is None or reset else last_id
-    return _events(store, bus, start, reset, keepalive_s, clock() + max_s, clock)
+    seen = live(None)[0] if live is not None else 0
+    return _events(store, bus, start, reset, keepalive_s, clock() + max_s, clock, live, seen)
 
 
 def _events(
@@ -137,6 +162,8 @@ def _events(
     keepalive_s: float,
     deadline: float,
     clock: Callable[[], float],
+    live: Live | None = None,
+    seen: int = 0,
 ) -> Iterator[str]:
     yield f"retry: {RETRY_MS}\n\n"
     if reset:
@@ -149,10 +176,14 @@ def _events(
             last_id = ev.id
         if len(events) == REPLAY_BATCH:
             continue
+        poked = bus.pokes
+        if live is not None:
+            seen, chunks = live(seen)
+            yield from chunks
         remaining = deadline - clock()
         if remaining <= 0 or bus.closed:
             return
-        if not bus.wait(last_id, min(keepalive_s, remaining)):
+        if not bus.wait(last_id, min(keepalive_s, remaining), poked if live else None):
             yield ": keepalive\n\n"
 
 

@@ -30,6 +30,7 @@ from webmap.core.geojson import etag_matches, features_of, jsonable, make_etag
 from webmap.core.journal import Journal
 from webmap.core.layers import CLOSURES, closure_spec, layer_spec
 from webmap.core.store import Builder, Change, Event, FeatureStore, Op
+from webmap.core.tilemath import edit_bboxes
 
 LONLAT = "OGC:CRS84"
 _LONLAT_STORAGE = (4490, 4326)
@@ -265,6 +266,7 @@ class GpkgStore(FeatureStore):
                 "version": version + 1,
                 "etag": new_etag,
                 "feature": after,
+                "bboxes": edit_bboxes(before, after),  # what maps and tile caches redraw
                 "by": user,
                 "at": at,
             }

@@ -21,6 +21,7 @@ from webmap.core.layers import CLOSURES, INCIDENTS, SHELTERS, allowed_methods, l
 from webmap.core.overlays import visible_by_default
 from webmap.core.store import FeatureStore
 from webmap.core.symbology import Symbology, symbolize
+from webmap.core.tiles import TILED_MIN_FEATURES
 from webmap.core.users import ROLE_LABELS
 from webmap.settings import Settings
 
@@ -77,6 +78,7 @@ class MapData:
                     "count": n,
                     "z": int(spec.symbology.get("z", 50)),
                     "big": n > self.settings.max_map_features,
+                    "tiled": n > TILED_MIN_FEATURES,  # the page loads it by tile
                     "visible": n <= self.settings.max_map_features and visible_by_default(name),
                     "writes": allowed_methods(name),
                 }

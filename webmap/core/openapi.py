@@ -6,6 +6,7 @@ from typing import Any
 
 import geo_mz
 from geo_mz.catalog import FieldSpec, LayerSpec
+from webmap.core.analysis import analysis_paths
 from webmap.core.http import GEOJSON
 from webmap.core.layers import WRITE_RULES, allowed_methods, write_rule
 from webmap.core.names import names_paths
@@ -17,6 +18,7 @@ from webmap.core.openapi_base import (
     service_paths,
 )
 from webmap.core.store import FeatureStore
+from webmap.core.tiles import tile_paths
 
 _TYPES = {
     "string": {"type": "string"},
@@ -183,6 +185,8 @@ def openapi_document(store: FeatureStore, base_url: str) -> dict[str, Any]:
     """
     paths = service_paths()
     paths.update(names_paths())
+    paths.update(analysis_paths())
+    paths.update(tile_paths())
     for cid in store.layer_names():
         spec = store.spec(cid)
         layer_paths = _read_paths(cid, spec)

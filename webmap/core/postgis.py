@@ -44,6 +44,7 @@ from webmap.core.geojson import etag_matches, features_of, make_etag
 from webmap.core.gpkg import _stored_value, lonlat
 from webmap.core.layers import CLOSURES, closure_spec, layer_spec
 from webmap.core.store import Builder, Change, Event, FeatureStore, Op
+from webmap.core.tilemath import edit_bboxes
 
 SCHEMA = "geo_mz"
 CHANNEL = "geo_mz_events"
@@ -478,6 +479,7 @@ class PostgisStore(FeatureStore):
                 "version": version + 1,
                 "etag": new_etag,
                 "feature": after,
+                "bboxes": edit_bboxes(before, after),  # what maps and tile caches redraw
                 "by": user,
                 "at": at,
             }

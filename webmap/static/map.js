@@ -52,6 +52,7 @@
   window.geoMzMap = { map: map, state: st }; // read-only hook for the browser tests
   L.control.scale({ metric: true, imperial: false }).addTo(map);
   var control = L.control.layers(null, null, { collapsed: false }).addTo(map);
+  window.geoMzMap.control = control; // analysis.js adds its overlay here
   var legend = L.control({ position: "bottomright" });
   legend.onAdd = function () { var d = L.DomUtil.create("div", "legend"); L.DomEvent.disableScrollPropagation(d); return d; };
   legend.addTo(map);
@@ -102,11 +103,22 @@
     });
     st.groups[info.id] = g;
     st.meta[info.id] = { info: info, title: info.title[lang], fields: [] };
+    if (info.tiled && window.GeoMzTiles) st.meta[info.id].tiles = tileLoader(info.id, g); // tiles.js
     control.addOverlay(g, info.title[lang] + (info.writes.length ? "" : " (" + info.count + ")"));
     if (info.visible) g.addTo(map);
   }
+  function tileLoader(id, g) {
+    return new window.GeoMzTiles.TileLoader({ map: map, group: g,
+      url: function (z, x, y) { return "map/tiles/" + id + "/" + z + "/" + x + "/" + y + ".json?lang=" + lang; },
+      fetchJson: function (path) { return call("GET", path); },
+      onBody: function (body) {
+        st.meta[id].fields = body.fields;
+        if (!st.legends[id]) { st.legends[id] = { legend: body.legend, note: "" }; drawLegend(); }
+      } });
+  }
   function loadLayer(id) {
     if (!st.meta[id] || !map.hasLayer(st.groups[id])) return Promise.resolve();
+    if (st.meta[id].tiles) return st.meta[id].tiles.update();
     var info = st.meta[id].info, q = "map/layers/" + id + "?lang=" + lang;
     if (info.big) q += "&bbox=" + map.getBounds().pad(0.2).toBBoxString().split(",").map(function (x) {
       return Math.max(-180, Math.min(180, Number(x))).toFixed(6); }).join(",");
@@ -134,7 +146,7 @@
   }
   map.on("overlayadd", function (e) { for (var id in st.groups) if (st.groups[id] === e.layer) loadLayer(id); });
   map.on("overlayremove", drawLegend);
-  map.on("moveend", function () { st.config.layers.forEach(function (i) { if (i.big) loadLayer(i.id); }); });
+  map.on("moveend", function () { st.config.layers.forEach(function (i) { if (i.big || i.tiled) loadLayer(i.id); }); });
 
   function loadSummary() {
     return call("GET", "map/summary?lang=" + lang).then(function (r) {
@@ -171,10 +183,19 @@
   }
   function connect() {
     var es = new EventSource(base + "events?since=" + st.lastId);
-    es.onopen = function () { $("live").className = "on"; };
+    es.onopen = function () { $("live").className = "on"; document.dispatchEvent(new CustomEvent("geomz:live")); };
     es.onerror = function () { $("live").className = "off"; };
-    es.addEventListener("change", function (e) { st.lastId = Number(e.lastEventId); refresh([JSON.parse(e.data).layer]); });
-    es.addEventListener("reset", function () { refresh(Object.keys(st.groups)); });
+    es.addEventListener("change", function (e) {
+      var d = JSON.parse(e.data), m = st.meta[d.layer];
+      st.lastId = Number(e.lastEventId);
+      if (m && m.tiles && map.hasLayer(st.groups[d.layer])) m.tiles.invalidate(d.bboxes); // refetch touched tiles
+      refresh([d.layer]);
+    });
+    es.addEventListener("reset", function () {
+      Object.keys(st.meta).forEach(function (id) { if (st.meta[id].tiles) st.meta[id].tiles.clear(); });
+      refresh(Object.keys(st.groups));
+    });
+    es.addEventListener("analysis", function (e) { document.dispatchEvent(new CustomEvent("geomz:analysis", { detail: JSON.parse(e.data) })); });
   }
 
   function showSession(s) {

@@ -1,0 +1,446 @@
+"""Analysis endpoints: the relief audit with the current road closures, and coverage KPIs.
+
+The normal relief audit (``geo_mz.relief.run_audit``) runs once per process on first use and is
+kept. The current closures — the ``road_closures`` layer plus the open ``road_blocked``
+incidents, buffered :data:`INCIDENT_BUFFER_M` — become a ``geo_mz.disruption`` scenario and
+``geo_mz.relief.reaudit`` repairs only the searches they touch. Results are cached by the
+source layers' tokens, so any process (PostGIS too) answers with the current closures.
+
+After a closure or incident write (once the analysis has been used in this process: the map
+page reads it when it opens), :meth:`Analysis.edited` recomputes the scenario in a
+background thread (bursts coalesce into one run) and pushes a **live-only** SSE event
+``analysis`` with the summary. Analysis events carry no ``id:`` (they are derived, not edits):
+they are not stored in the event log, are not replayed on reconnect, and do not move the
+client's ``Last-Event-ID``; a page that (re)connects reads ``/analysis/relief`` instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from webmap.core.errors import ApiError
+from webmap.core.events import EventBus
+from webmap.core.geojson import features_of, jsonable
+from webmap.core.http import ApiResponse
+from webmap.core.layers import CLOSURES, INCIDENTS
+from webmap.core.openapi_base import errors, json_body, ref
+from webmap.core.store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+INCIDENT_BUFFER_M = 30.0
+"""Road blocked around an open ``road_blocked`` incident, metres (local choice)."""
+LINE_BUFFER_M = 5.0
+"""Tolerance around a closure line drawn on the map, metres (local choice: drawing precision)."""
+SLOW_FACTOR = 2.0
+"""Travel-time factor of a closure with ``effect = slowed`` (local choice: half speed)."""
+DEBOUNCE_S = 0.25
+"""Wait after a write before re-running the analysis, seconds (coalesces bursts)."""
+RELIEF_LAYERS = ("roads", "relief_stores", "admin_units", "villages", "population", "shelters")
+CIRCLE_LAYERS = ("roads", "population", "elder_care", "admin_units")
+
+
+class AnalysisUnavailableError(ApiError):
+    """The workspace lacks what an analysis needs: 409 naming the layer."""
+
+    status = 409
+    code = "analysis_unavailable"
+
+
+def _frame_json(g: gpd.GeoDataFrame, kind: str, id_field: str) -> list[dict[str, Any]]:
+    g = g.to_crs("OGC:CRS84") if g.crs is not None else g
+    feats = features_of(g, id_field)
+    for f in feats:
+        f["properties"]["feature_type"] = kind
+    return feats
+
+
+class Analysis:
+    """Relief audit and coverage results for one store, cached and pushed live.
+
+    Parameters
+    ----------
+    store
+        The feature store (layers in lon/lat).
+    bus
+        The event bus; :meth:`EventBus.poke` wakes the streams for a live ``analysis`` event.
+    """
+
+    def __init__(self, store: FeatureStore, bus: EventBus) -> None:
+        self.store = store
+        self.bus = bus
+        self._lock = threading.RLock()
+        self._base: tuple[tuple[Any, ...], Any] | None = None
+        self._scenario: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self._coverage: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None
+        self._cond = threading.Condition()
+        self._dirty = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._seq = 0
+        self._live: str | None = None
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def _layers(self, names: tuple[str, ...]) -> dict[str, gpd.GeoDataFrame]:
+        have = set(self.store.layer_names())
+        crs = str(self.store.metadata.get("storage_crs") or "EPSG:4490")
+        return {n: self.store.frame(n).to_crs(crs) for n in names if n in have}
+
+    def _tokens(self, names: tuple[str, ...]) -> tuple[Any, ...]:
+        have = set(self.store.layer_names())
+        return tuple(self.store.token(n) if n in have else None for n in names)
+
+    def base_audit(self) -> Any:
+        """Return the normal relief audit (run once, again only if its source layers change)."""
+        from geo_mz import relief
+
+        key = self._tokens(RELIEF_LAYERS)
+        with self._lock:
+            if self._base is None or self._base[0] != key:
+                meta = self.store.metadata
+                try:
+                    targets = relief.workspace_targets(meta)
+                    a = relief.run_audit(
+                        self._layers(RELIEF_LAYERS),
+                        relief.ReliefSettings(targets=targets),
+                        measure_crs=meta.get("measure_crs"),
+                    )
+                except relief.ReliefError as exc:
+                    raise AnalysisUnavailableError(str(exc)) from exc
+                self._base = (key, a)
+            return self._base[1]
+
+    def closures_frame(self) -> gpd.GeoDataFrame:
+        """Return the current closures (lon/lat): road_closures plus open road_blocked incidents."""
+        parts = []
+        names = set(self.store.layer_names())
+        if CLOSURES in names:
+            c = self.store.frame(CLOSURES)
+            if len(c):
+                effect = c["effect"] if "effect" in c else pd.Series("closed", index=c.index)
+                parts.append(
+                    gpd.GeoDataFrame(
+                        {"effect": effect.fillna("closed").astype(str), "source": "closure"},
+                        geometry=c.geometry.values,
+                        crs=c.crs,
+                    )
+                )
+        if INCIDENTS in names:
+            i = self.store.frame(INCIDENTS)
+            if len(i) and "kind" in i:
+                status = i["status"] if "status" in i else pd.Series("", index=i.index)
+                keep = (i["kind"].astype(str) == "road_blocked") & (status.astype(str) != "closed")
+                if keep.any():
+                    parts.append(
+                        gpd.GeoDataFrame(
+                            {"effect": "closed", "source": "incident"},
+                            geometry=i.geometry.values[keep.to_numpy()],
+                            crs=i.crs,
+                        )
+                    )
+        if not parts:
+            return gpd.GeoDataFrame({"effect": [], "source": []}, geometry=[], crs="OGC:CRS84")
+        return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
+
+    def disruption(self, base: Any, closures: gpd.GeoDataFrame) -> Any:
+        """Turn the closures into a ``geo_mz.disruption`` scenario on the base audit's network."""
+        from geo_mz import disruption as dis
+
+        net = base.network
+        out = [dis.no_disruption(net)]
+        gtype = closures.geom_type.to_numpy().astype(str)
+        src = closures["source"].to_numpy().astype(str)
+        eff = closures["effect"].to_numpy().astype(str)
+        point = np.isin(gtype, ("Point", "MultiPoint"))
+        line = np.char.find(gtype, "LineString") >= 0
+        for mask, buf in (
+            (point, INCIDENT_BUFFER_M),
+            (line & ~point, LINE_BUFFER_M),
+            (~point & ~line, 0.0),
+        ):
+            for effect in ("closed", "slowed"):
+                sel = mask & (eff == effect)
+                if not sel.any():
+                    continue
+                reason = "incident" if (src[sel] == "incident").all() else "closure"
+                d = dis.from_polygons(net, closures[sel], buffer_m=buf, reason=reason)
+                if effect == "slowed":
+                    d = dis.Disruption(
+                        np.zeros(len(d), bool),
+                        np.where(d.closed, SLOW_FACTOR, 1.0),
+                        np.where(d.closed, "slowed", "").astype(object),
+                    )
+                out.append(d)
+        return dis.combine(*out)
+
+    # -- relief ---------------------------------------------------------------------------------
+    def relief(self) -> dict[str, Any]:
+        """Return the relief audit with the current closures as JSON (cached per layer tokens)."""
+        base = self.base_audit()
+        key = (*(self._base[0] if self._base else ()), *self._tokens((CLOSURES, INCIDENTS)))
+        with self._lock:
+            if self._scenario is None or self._scenario[0] != key:
+                self._scenario = (key, self._compute(base, key))
+            return self._scenario[1]
+
+    def _compute(self, base: Any, key: tuple[Any, ...]) -> dict[str, Any]:
+        from geo_mz import relief, relief_outputs
+
+        closures = self.closures_frame()
+        d = self.disruption(base, closures)
+        scen = (
+            relief.reaudit(base, d, name="current closures") if d.n_closed or d.n_slowed else base
+        )
+        table = scen.table
+        villages = table[table["kind"].astype(str) == "village"]
+        counts: dict[str, dict[str, int]] = {}
+        counts_all: dict[str, dict[str, int]] = {}
+        for t in scen.settings.targets:
+            counts[t.key] = {
+                s: int(((villages["target"] == t.key) & (villages["status"] == s)).sum())
+                for s in relief.STATUSES
+            }
+            counts_all[t.key] = {
+                s: int(((table["target"] == t.key) & (table["status"] == s)).sum())
+                for s in relief.STATUSES
+            }
+        changes = relief.compare(base, scen)
+        vchg = changes[changes["kind"].astype(str) == "village"]
+        falls_out = sorted(set(vchg.loc[vchg["change"] == "falls_out", "point_id"].astype(str)))
+        cut_off = sorted(set(vchg.loc[vchg["change"] == "cut_off", "point_id"].astype(str)))
+        late_or_cut = sorted(
+            set(villages.loc[villages["status"] != "meets", "point_id"].astype(str))
+        )
+        worst = relief_outputs.worst_per_point(scen)
+        changed_ids = set(changes["point_id"].astype(str))
+        worst["changed"] = worst["point_id"].astype(str).isin(changed_ids)
+        feats = _frame_json(worst, "point", "row_id")
+        if len(changes):
+            feats += _frame_json(relief_outputs.detour_layer(base, scen), "route", "route_id")
+        cols = ["point_id", "kind", "name", "town_name", "target", "status_before",
+                "status_after", "time_before_min", "time_after_min", "change"]  # fmt: skip
+        change_rows = [
+            {c: jsonable(v) for c, v in zip(cols, row, strict=True)}
+            for row in changes[cols].itertuples(index=False)
+        ]
+        summary = {
+            "scenario": "normal" if scen is base else scen.scenario,
+            "version": ":".join("-" if k is None else str(k) for k in key),
+            "closures": len(closures),
+            "edges_closed": int(d.n_closed),
+            "edges_slowed": int(d.n_slowed),
+            "villages": int(villages["point_id"].nunique()),
+            "villages_late_or_cut_off": len(late_or_cut),
+            "falls_out": len(falls_out),
+            "cut_off": len(cut_off),
+            "counts": counts,
+        }
+        return {
+            **summary,
+            "targets": [
+                {
+                    "key": t.key,
+                    "level": t.level,
+                    "hours": t.hours,
+                    "match": t.match,
+                    "source": t.source,
+                }
+                for t in scen.settings.targets
+            ],
+            "counts_all_points": counts_all,
+            "falls_out_ids": falls_out,
+            "cut_off_ids": cut_off,
+            "changes": change_rows,
+            "recomputed": {k: int(v) for k, v in scen.recomputed.items()},
+            "features": {"type": "FeatureCollection", "features": feats},
+            "statuses": _status_styles(),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Return the headline part of :meth:`relief` (what the live event carries)."""
+        r = self.relief()
+        keys = ("scenario", "version", "closures", "edges_closed", "edges_slowed", "villages",
+                "villages_late_or_cut_off", "falls_out", "cut_off", "counts")  # fmt: skip
+        return {k: r[k] for k in keys}
+
+    # -- coverage -------------------------------------------------------------------------------
+    def coverage(self) -> list[dict[str, Any]]:
+        """KPIs of the 15-minute elder-care circle (cached per source-layer tokens)."""
+        from geo_mz.circle15 import analyse_circle
+
+        key = self._tokens(CIRCLE_LAYERS)
+        with self._lock:
+            if self._coverage is None or self._coverage[0] != key:
+                layers = self._layers(CIRCLE_LAYERS)
+                missing = [n for n in CIRCLE_LAYERS if n not in layers or layers[n].empty]
+                if missing:
+                    raise AnalysisUnavailableError(
+                        f"the 15-minute circle analysis needs the layers {missing}"
+                    )
+                kpis = analyse_circle(layers).kpis
+                self._coverage = (key, [_kpi_json(k) for k in kpis])
+            return self._coverage[1]
+
+    # -- live updates ---------------------------------------------------------------------------
+    def edited(self, layer: str) -> None:
+        """Note a committed write: recompute in the background if it can change the relief audit."""
+        if layer not in (CLOSURES, INCIDENTS) or self._base is None:
+            return  # nobody has used the analysis yet (a map page loads it when it opens)
+        with self._cond:
+            if self._closed:
+                return
+            self._dirty = True
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._worker, name="webmap-analysis", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _worker(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._dirty or self._closed)
+                if self._closed:
+                    return
+                # let the write's own event go out first; a burst of writes coalesces here
+                self._cond.wait_for(lambda: self._closed, timeout=DEBOUNCE_S)
+                self._dirty = False
+            try:
+                data = self.summary()
+            except Exception:  # keep serving; the GET endpoint reports the error
+                log.exception("relief re-analysis failed")
+                continue
+            chunk = "event: analysis\ndata: " + json.dumps(data, ensure_ascii=False) + "\n\n"
+            with self._cond:
+                self._seq += 1
+                self._live = chunk
+            self.bus.poke()
+
+    def live(self, after: int | None) -> tuple[int, list[str]]:
+        """For an event stream: the newest analysis event after sequence ``after``.
+
+        ``after=None`` starts a stream: returns the current sequence and nothing.
+        """
+        with self._cond:
+            if after is None or self._seq <= after or self._live is None:
+                return self._seq, []
+            return self._seq, [self._live]
+
+    def close(self) -> None:
+        """Stop the background thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+def _status_styles() -> list[dict[str, Any]]:
+    """Colours and labels of the ``relief_audit`` status values (its result spec)."""
+    from geo_mz.results import result_catalog
+
+    spec = result_catalog()["relief_audit"]
+    field = next(f for f in spec.fields if f.name == "status")
+    return [{"code": v.code, "zh": v.zh, "en": v.en, "color": v.color} for v in field.values]
+
+
+def _kpi_json(k: Any) -> dict[str, Any]:
+    d = k.__dict__ if hasattr(k, "__dict__") else dict(k)
+    return {str(a): jsonable(v) for a, v in d.items()}
+
+
+def relief_response(analysis: Analysis) -> ApiResponse:
+    """``GET /analysis/relief``."""
+    return ApiResponse(body=analysis.relief())
+
+
+def coverage_response(analysis: Analysis) -> ApiResponse:
+    """``GET /analysis/coverage``."""
+    return ApiResponse(body={"kpis": analysis.coverage()})
+
+
+def analysis_paths() -> dict[str, Any]:
+    """OpenAPI paths of ``/analysis/relief`` and ``/analysis/coverage``."""
+    counts = {"type": "object", "additionalProperties": {"type": "object"}}
+    integer = {"type": "integer"}
+    relief_body = {
+        "type": "object",
+        "required": ["scenario", "targets", "counts", "falls_out", "cut_off", "features"],
+        "properties": {
+            "scenario": {"type": "string"},
+            "version": {"type": "string"},
+            "closures": integer,
+            "edges_closed": integer,
+            "edges_slowed": integer,
+            "villages": integer,
+            "villages_late_or_cut_off": integer,
+            "falls_out": integer,
+            "cut_off": integer,
+            "counts": counts,
+            "counts_all_points": counts,
+            "targets": {"type": "array", "items": {"type": "object"}},
+            "falls_out_ids": {"type": "array", "items": {"type": "string"}},
+            "cut_off_ids": {"type": "array", "items": {"type": "string"}},
+            "changes": {"type": "array", "items": {"type": "object"}},
+            "recomputed": {"type": "object"},
+            "features": {"type": "object"},
+            "statuses": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    unavailable = {
+        "description": "the workspace lacks a layer the analysis needs",
+        **json_body(ref("schemas", "exception")),
+    }
+    return {
+        "/analysis/relief": {
+            "get": {
+                "summary": "relief audit (3 h / 5 h delivery targets) with the current road "
+                "closures and open road_blocked incidents: counts per target and status, "
+                "villages falling out or cut off versus normal, worst status per point and the "
+                "changed routes (GeoJSON, CRS84); live updates as SSE `analysis` events",
+                "operationId": "analysisRelief",
+                "responses": {
+                    "200": {"description": "the audit", **json_body(relief_body)},
+                    **errors("401"),
+                    "409": unavailable,
+                },
+            }
+        },
+        "/analysis/coverage": {
+            "get": {
+                "summary": "15-minute elder-care circle KPIs (geo_mz.circle15)",
+                "operationId": "analysisCoverage",
+                "responses": {
+                    "200": {
+                        "description": "the KPIs",
+                        **json_body(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "kpis": {"type": "array", "items": {"type": "object"}}
+                                },
+                            }
+                        ),
+                    },
+                    **errors("401"),
+                    "409": unavailable,
+                },
+            }
+        },
+    }
+
+
+__all__ = [
+    "INCIDENT_BUFFER_M",
+    "Analysis",
+    "AnalysisUnavailableError",
+    "analysis_paths",
+    "coverage_response",
+    "relief_response",
+]
