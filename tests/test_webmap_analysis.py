@@ -122,3 +122,86 @@ def test_closing_the_bridges_cuts_villages_off_and_pushes_an_event(app):
 def test_openapi_documents_the_analysis_paths(app):
     doc = app.test_client().get("/openapi").json
     assert "/analysis/relief" in doc["paths"] and "/analysis/coverage" in doc["paths"]
+
+
+def shelter_places_free(client) -> tuple[int, str]:
+    """Σ(capacity − occupancy) over the open shelters (all when none is open), from the layer."""
+    feats = client.get("/collections/shelters/items?limit=1000").json["features"]
+    props = [f["properties"] for f in feats]
+    is_open = [p.get("is_open") is not False for p in props]  # unknown counts as open
+    basis = "open" if any(is_open) else "all"
+    rows = [p for p, o in zip(props, is_open, strict=True) if o or basis == "all"]
+    free = sum(max((p["capacity_persons"] or 0) - (p["occupancy_persons"] or 0), 0) for p in rows)
+    return free, basis
+
+
+def test_coverage_layers_rings_and_gaps_with_spec_fields(app):
+    from geo_mz.results import result_catalog
+
+    client = app.test_client()
+    r = client.get("/analysis/coverage/layers?lang=en")
+    assert r.status_code == 200, r.json
+    layers = r.json["layers"]
+    assert set(layers) == {"isochrones", "coverage_gaps"}
+    specs = result_catalog()
+    rings = layers["isochrones"]
+    assert rings["type"] == "FeatureCollection"
+    assert sorted(f["properties"]["threshold_min"] for f in rings["features"]) == [5, 10, 15]
+    ring_colors = {v.code: v.color for v in specs["isochrones"].field("ring").values}
+    for f in rings["features"]:
+        assert f["style"]["fillColor"].lower() == ring_colors[f["properties"]["ring"]].lower()
+        lon, lat = shapely.geometry.shape(f["geometry"]).representative_point().coords[0]
+        assert 112 < lon < 114 and 22 < lat < 23  # CRS84
+    gaps = layers["coverage_gaps"]
+    assert gaps["features"] and gaps["symbology"] == dict(specs["coverage_gaps"].symbology)
+    names = set(specs["coverage_gaps"].field_names)
+    for f in gaps["features"]:
+        assert names <= set(f["properties"]) and f["id"] == f["properties"]["gap_id"]
+        assert f["style"] and f["popup"]
+    assert gaps["legend"]["swatches"] and rings["legend"]["swatches"]
+    assert client.get("/analysis/coverage/layers?lang=en").json == r.json  # cached
+    assert client.get("/analysis/coverage/layers?lang=xx").status_code == 400
+
+
+def test_summary_figures_coverage_share_and_shelter_places_free(app):
+    client = app.test_client()
+    cov = client.get("/analysis/coverage").json
+    kpi = next(k for k in cov["kpis"] if k["label_en"] == "Aged 60+ within 15 min walk")
+    assert cov["share_60plus_15min"]["value"] == kpi["value"] and kpi["unit"] == "%"
+    live = client.get("/map/summary").json["live"]
+    free, basis = shelter_places_free(client)
+    assert live["shelter_places_free"] == free and live["shelter_places_basis"] == basis
+
+
+def test_occupancy_patch_lowers_places_free_by_that_amount(app):
+    client = app.test_client()
+    r = client.post("/login", json={"username": "commander1", "password": PASSWORD})
+    assert r.status_code == 200, r.json
+    csrf = {"X-CSRF-Token": r.json["csrf_token"]}
+    before = client.get("/map/summary").json["live"]
+    feats = client.get("/collections/shelters/items?limit=1000").json["features"]
+    counted = [
+        f
+        for f in feats
+        if before["shelter_places_basis"] == "all" or f["properties"].get("is_open") is not False
+    ]
+    target = next(
+        f
+        for f in counted
+        if (f["properties"]["capacity_persons"] or 0) - (f["properties"]["occupancy_persons"] or 0)
+        >= 10
+    )
+    occ = target["properties"]["occupancy_persons"] or 0
+    url = f"/collections/shelters/items/{target['id']}"
+    r = client.patch(url, json={"occupancy_persons": occ + 7}, headers=csrf)
+    assert r.status_code == 200, r.json
+    after = client.get("/map/summary").json["live"]
+    assert after["shelter_places_basis"] == before["shelter_places_basis"]
+    assert after["shelter_places_free"] == before["shelter_places_free"] - 7
+    assert after["shelter_places_free"] == shelter_places_free(client)[0]
+
+
+def test_openapi_documents_the_coverage_layers_path(app):
+    doc = app.test_client().get("/openapi").json
+    op = doc["paths"]["/analysis/coverage/layers"]["get"]
+    assert op["operationId"] == "analysisCoverageLayers" and "200" in op["responses"]

@@ -151,7 +151,9 @@ def test_map_loads_with_its_layers(new_page, server):
     labels = page.locator(".leaflet-control-layers-overlays label").all_inner_texts()
     labels = [s.strip() for s in labels]
     assert "救灾物资送达核查" in labels  # the relief-audit overlay of analysis.js
-    labels = [s for s in labels if s != "救灾物资送达核查"]
+    assert "15分钟养老服务圈" in labels and "养老服务缺口" in labels  # coverage overlays
+    analysis = {"救灾物资送达核查", "15分钟养老服务圈", "养老服务缺口"}
+    labels = [s for s in labels if s not in analysis]
     assert len(labels) == len(cfg["layers"])
     for info, label in zip(cfg["layers"], labels, strict=True):
         assert label.startswith(info["title"]["zh"]), (label, info["title"])
@@ -280,8 +282,10 @@ def test_a_reconnecting_browser_gets_the_events_it_missed(new_page, server):
 
 def test_relief_audit_overlay_and_figure(new_page, server):
     page = new_page()
-    expect(page.locator("#analysis-figures dt")).to_contain_text("村居超时/断路")
-    expect(page.locator("#analysis-figures dd")).to_contain_text(" / ")
+    expect(page.locator("#analysis-figures dt").first).to_contain_text("村居超时/断路")
+    expect(page.locator("#analysis-figures dd").first).to_contain_text(" / ")
+    expect(page.locator("#analysis-figures dt").nth(1)).to_contain_text("15分钟覆盖率")
+    expect(page.locator("#analysis-figures dd").nth(1)).to_contain_text("%")
     box = page.locator(".leaflet-control-layers-overlays label", has_text="救灾物资送达核查")
     box.locator("input").check()
     expect(box.locator("input")).to_be_checked()

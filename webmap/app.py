@@ -136,6 +136,11 @@ def make_blueprint(api: WebMapAPI) -> Blueprint:
     bp.add_url_rule("/names/search", "names_search", lambda: run("names_search"))
     bp.add_url_rule("/analysis/relief", "analysis_relief", lambda: run("analysis_relief"))
     bp.add_url_rule("/analysis/coverage", "analysis_coverage", lambda: run("analysis_coverage"))
+    bp.add_url_rule(
+        "/analysis/coverage/layers",
+        "analysis_coverage_layers",
+        lambda: run("analysis_coverage_layers"),
+    )
 
     @bp.route("/collections/<cid>/items", methods=_ITEM_METHODS)
     def items(cid: str) -> Response:

@@ -45,6 +45,10 @@ DEBOUNCE_S = 0.25
 """Wait after a write before re-running the analysis, seconds (coalesces bursts)."""
 RELIEF_LAYERS = ("roads", "relief_stores", "admin_units", "villages", "population", "shelters")
 CIRCLE_LAYERS = ("roads", "population", "elder_care", "admin_units")
+CIRCLE_OVERLAYS = ("isochrones", "coverage_gaps")
+"""Result layers of the 15-minute circle served by ``/analysis/coverage/layers``."""
+SHARE_15MIN_KPI = "Aged 60+ within 15 min walk"
+"""``label_en`` of the circle KPI shown as the side panel's coverage share."""
 
 
 class AnalysisUnavailableError(ApiError):
@@ -79,7 +83,7 @@ class Analysis:
         self._lock = threading.RLock()
         self._base: tuple[tuple[Any, ...], Any] | None = None
         self._scenario: tuple[tuple[Any, ...], dict[str, Any]] | None = None
-        self._coverage: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None
+        self._coverage: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._cond = threading.Condition()
         self._dirty = False
         self._closed = False
@@ -271,9 +275,9 @@ class Analysis:
         return {k: r[k] for k in keys}
 
     # -- coverage -------------------------------------------------------------------------------
-    def coverage(self) -> list[dict[str, Any]]:
-        """KPIs of the 15-minute elder-care circle (cached per source-layer tokens)."""
-        from geo_mz.circle15 import analyse_circle
+    def _circle(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Run the 15-minute circle once per source-layer tokens: KPIs and result layers."""
+        from geo_mz.circle15 import analyse_circle, output_layers
 
         key = self._tokens(CIRCLE_LAYERS)
         with self._lock:
@@ -284,9 +288,65 @@ class Analysis:
                     raise AnalysisUnavailableError(
                         f"the 15-minute circle analysis needs the layers {missing}"
                     )
-                kpis = analyse_circle(layers).kpis
-                self._coverage = (key, [_kpi_json(k) for k in kpis])
-            return self._coverage[1]
+                result = analyse_circle(layers)
+                out = output_layers(result)
+                entry = {
+                    "kpis": [_kpi_json(k) for k in result.kpis],
+                    "frames": {n: out[n].to_crs("OGC:CRS84") for n in CIRCLE_OVERLAYS},
+                    "json": {},  # per language, built on first request
+                }
+                self._coverage = (key, entry)
+            return self._coverage
+
+    def coverage(self) -> list[dict[str, Any]]:
+        """KPIs of the 15-minute elder-care circle (cached per source-layer tokens)."""
+        return self._circle()[1]["kpis"]
+
+    def coverage_share(self) -> dict[str, Any] | None:
+        """Return the KPI "aged 60+ within 15 min walk" (the panel's coverage share), if any."""
+        return next((k for k in self.coverage() if k.get("label_en") == SHARE_15MIN_KPI), None)
+
+    def coverage_layers(self, lang: str) -> dict[str, Any]:
+        """Return the circle's ``isochrones`` and ``coverage_gaps`` as styled CRS84 GeoJSON.
+
+        Styles, legend and popup texts come from the layers' result specs
+        (``geo_mz.results.result_catalog``) through :func:`webmap.core.symbology.symbolize`,
+        as for the map's own layers. Cached with the KPIs (same run, same tokens).
+        """
+        from geo_mz.results import result_catalog
+        from webmap.core.symbology import symbolize
+
+        key, entry = self._circle()
+        with self._lock:
+            hit = entry["json"].get(lang)
+        if hit is not None:
+            return hit
+        specs = result_catalog()
+        layers: dict[str, Any] = {}
+        for name in CIRCLE_OVERLAYS:
+            g, spec = entry["frames"][name], specs[name]
+            sym = symbolize(g, spec, lang)
+            feats = features_of(g, spec.id_field)
+            for i, f in enumerate(feats):
+                f["style"] = sym.styles[i]
+                f["popup"] = {k: sym.texts[k][i] for k, _ in sym.fields if sym.texts[k][i] != ""}
+            layers[name] = {
+                "type": "FeatureCollection",
+                "id": name,
+                "title": {"zh": spec.title_zh, "en": spec.title_en},
+                "symbology": dict(spec.symbology),
+                "legend": sym.legend,
+                "fields": [list(f) for f in sym.fields],
+                "features": feats,
+            }
+        body = {
+            "version": ":".join("-" if k is None else str(k) for k in key),
+            "lang": lang,
+            "layers": layers,
+        }
+        with self._lock:
+            entry["json"][lang] = body
+        return body
 
     # -- live updates ---------------------------------------------------------------------------
     def edited(self, layer: str) -> None:
@@ -361,12 +421,19 @@ def relief_response(analysis: Analysis) -> ApiResponse:
 
 
 def coverage_response(analysis: Analysis) -> ApiResponse:
-    """``GET /analysis/coverage``."""
-    return ApiResponse(body={"kpis": analysis.coverage()})
+    """``GET /analysis/coverage``: the KPIs and, apart, the 15-minute coverage share."""
+    return ApiResponse(
+        body={"kpis": analysis.coverage(), "share_60plus_15min": analysis.coverage_share()}
+    )
+
+
+def coverage_layers_response(analysis: Analysis, lang: str) -> ApiResponse:
+    """``GET /analysis/coverage/layers``."""
+    return ApiResponse(body=analysis.coverage_layers(lang))
 
 
 def analysis_paths() -> dict[str, Any]:
-    """OpenAPI paths of ``/analysis/relief`` and ``/analysis/coverage``."""
+    """OpenAPI paths of ``/analysis/relief``, ``/analysis/coverage`` and its ``/layers``."""
     counts = {"type": "object", "additionalProperties": {"type": "object"}}
     integer = {"type": "integer"}
     relief_body = {
@@ -423,12 +490,49 @@ def analysis_paths() -> dict[str, Any]:
                             {
                                 "type": "object",
                                 "properties": {
-                                    "kpis": {"type": "array", "items": {"type": "object"}}
+                                    "kpis": {"type": "array", "items": {"type": "object"}},
+                                    "share_60plus_15min": {
+                                        "type": ["object", "null"],
+                                        "description": "the KPI 'Aged 60+ within 15 min walk'",
+                                    },
                                 },
                             }
                         ),
                     },
                     **errors("401"),
+                    "409": unavailable,
+                },
+            }
+        },
+        "/analysis/coverage/layers": {
+            "get": {
+                "summary": "15-minute elder-care circle result layers as GeoJSON (CRS84): "
+                "`isochrones` (0-5 / 5-10 / 10-15 min walking rings) and `coverage_gaps`, each "
+                "a FeatureCollection with its spec symbology and legend; every feature carries "
+                "its Leaflet `style` and `popup` texts (computed with the KPIs, cached)",
+                "operationId": "analysisCoverageLayers",
+                "parameters": [ref("parameters", "lang")],
+                "responses": {
+                    "200": {
+                        "description": "the layers",
+                        **json_body(
+                            {
+                                "type": "object",
+                                "required": ["layers"],
+                                "properties": {
+                                    "version": {"type": "string"},
+                                    "lang": {"type": "string"},
+                                    "layers": {
+                                        "type": "object",
+                                        "properties": {
+                                            n: {"type": "object"} for n in CIRCLE_OVERLAYS
+                                        },
+                                    },
+                                },
+                            }
+                        ),
+                    },
+                    **errors("400", "401"),
                     "409": unavailable,
                 },
             }
@@ -441,6 +545,7 @@ __all__ = [
     "Analysis",
     "AnalysisUnavailableError",
     "analysis_paths",
+    "coverage_layers_response",
     "coverage_response",
     "relief_response",
 ]

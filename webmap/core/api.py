@@ -11,7 +11,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from webmap.core import backend, edits, features
-from webmap.core.analysis import Analysis, coverage_response, relief_response
+from webmap.core.analysis import (
+    Analysis,
+    coverage_layers_response,
+    coverage_response,
+    relief_response,
+)
 from webmap.core.errors import (
     ApiError,
     BadRequestError,
@@ -163,6 +168,13 @@ class WebMapAPI:
         """KPIs of the 15-minute elder-care circle."""
         self._may_read(req)
         return coverage_response(self.analysis)
+
+    def analysis_coverage_layers(self, req: ApiRequest) -> ApiResponse:
+        """Serve the 15-minute circle's isochrone rings and coverage gaps, styled, as GeoJSON."""
+        self._may_read(req)
+        features.check_params(req, frozenset({"lang"}))
+        lang = features.lang_of(req, self.settings.default_lang)
+        return coverage_layers_response(self.analysis, lang)
 
     def map_tile(self, req: ApiRequest, cid: str, z: str, x: str, y: str) -> ApiResponse:
         """One tile of a layer for the map page: clipped, simplified by zoom, cached (ETag)."""

@@ -174,11 +174,15 @@ class MapData:
         if SHELTERS in names:
             sh = self.store.frame(SHELTERS)
             open_ = sh["is_open"].fillna(True).to_numpy(dtype=bool) if len(sh) else []
-            cap = pd.to_numeric(sh["capacity_persons"]).fillna(0).to_numpy()[open_]
-            occ = pd.to_numeric(sh["occupancy_persons"]).fillna(0).to_numpy()[open_]
+            # places free over the open shelters; over all of them when none is open yet
+            basis = "open" if np.any(open_) or not len(sh) else "all"
+            sel = open_ if basis == "open" else np.ones(len(sh), dtype=bool)
+            cap = pd.to_numeric(sh["capacity_persons"]).fillna(0).to_numpy()[sel]
+            occ = pd.to_numeric(sh["occupancy_persons"]).fillna(0).to_numpy()[sel]
             live.update(
                 shelters_total=len(sh),
                 shelters_open=int(np.sum(open_)),
+                shelter_places_basis=basis,
                 shelter_capacity=int(cap.sum()),
                 shelter_occupancy=int(occ.sum()),
                 shelter_places_free=int(np.clip(cap - occ, 0, None).sum()),

@@ -6,14 +6,14 @@
     zh: { figures: "态势概览", incidents: "灾情报告", report: "上报灾情", kind: "类型", description: "描述",
       people: "受影响人数", submit: "提交", click_map: "请在地图上点击灾情位置", login: "登录", logout: "退出",
       username: "用户名", password: "密码", live: "实时连接", saved: "已提交", where: "位置已选",
-      closures: "道路中断", shelters_open: "启用避难场所", places_free: "避难场所空余床位",
+      closures: "道路中断", shelters_open: "启用避难场所", places_free: "避难场所空余床位", places_all: "（按全部场所，暂无启用）",
       occupancy: "当前安置人数", incidents_open: "未办结灾情", set: "更新", lift: "解除中断",
       stale: "已被他人修改，已重新载入，请再试", legend: "图例", shown: "显示" },
     en: { figures: "Situation", incidents: "Incident reports", report: "Report an incident", kind: "Kind",
       description: "Description", people: "People affected", submit: "Submit",
       click_map: "Click the map where it happened", login: "Log in", logout: "Log out", username: "User",
       password: "Password", live: "Live connection", saved: "Sent", where: "Location set",
-      closures: "Road closures", shelters_open: "Shelters open", places_free: "Shelter places free",
+      closures: "Road closures", shelters_open: "Shelters open", places_free: "Shelter places free", places_all: " (all shelters: none open)",
       occupancy: "Occupancy", incidents_open: "Open incidents", set: "Update", lift: "Lift closure",
       stale: "Changed by someone else; reloaded, try again", legend: "Legend", shown: "showing" }
   };
@@ -155,7 +155,9 @@
       dl.textContent = ""; kl.textContent = ""; ol.textContent = "";
       [["incidents_open", live.incidents_open], ["closures", live.closures], ["shelters_open", live.shelters_open],
        ["occupancy", live.shelter_occupancy], ["places_free", live.shelter_places_free]].forEach(function (p) {
-        if (p[1] === undefined) return; dl.appendChild(el("dt", t(p[0]))); dl.appendChild(el("dd", String(p[1])));
+        if (p[1] === undefined) return;
+        var note = p[0] === "places_free" && live.shelter_places_basis === "all" ? t("places_all") : "";
+        dl.appendChild(el("dt", t(p[0]))); dl.appendChild(el("dd", String(p[1]) + note));
       });
       r.body.kpis.forEach(function (k) {
         kl.appendChild(el("dt", k.label));
