@@ -37,7 +37,7 @@ import xstatic.pkg.leaflet as xleaflet
 from geo_mz.catalog import FieldSpec, LayerSpec, load_catalog
 from geo_mz.errors import CrsError
 
-__all__ = ["format_value", "layers_map", "save_map", "unit_label"]
+__all__ = ["feature_styles", "format_value", "layers_map", "save_map", "unit_label"]
 
 Lang = Literal["zh", "en"]
 
@@ -356,6 +356,40 @@ def _size_by_field(styles: list[dict[str, Any]], gdf: Any, spec: LayerSpec) -> N
     share = np.sqrt(np.clip(np.nan_to_num(v, nan=0.0), 0.0, None) / top)
     for style, x in zip(styles, share, strict=True):
         style["radius"] = r0 + (r1 - r0) * float(x)
+
+
+def feature_styles(
+    gdf: geopandas.GeoDataFrame,
+    spec: LayerSpec,
+    lang: Lang,
+    kinds: Sequence[str] | None = None,
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]], list[tuple[str, str, Any, Any]]]:
+    """Style a layer's features from its spec, as the folium maps do (shared with the web map).
+
+    Parameters
+    ----------
+    gdf
+        The whole layer (graduated classes depend on all its values).
+    spec
+        Its layer spec (symbology, fields, labels).
+    lang
+        ``"zh"`` or ``"en"`` for legend labels and popup titles.
+    kinds
+        Geometry kind per row (``"Point"``, ``"LineString"``, ``"Polygon"``); the spec's
+        geometry for every row when None.
+
+    Returns
+    -------
+    tuple
+        Leaflet path styles per row (``radius`` for points, sized by ``size_field``), legend
+        swatches ``(colour, label)``, and popup fields ``(key, title, field spec, column)``.
+    """
+    colours, swatches = _colours(gdf, spec, spec.title(lang), lang)
+    kinds = list(kinds) if kinds is not None else [spec.geometry] * len(colours)
+    styles = [_style(spec, k, c) for k, c in zip(kinds, colours, strict=True)]
+    if spec.geometry == "Point":
+        _size_by_field(styles, gdf, spec)
+    return styles, swatches, _popup_fields(gdf, spec, lang)
 
 
 def _popup_fields(

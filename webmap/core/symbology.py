@@ -53,12 +53,8 @@ def symbolize(gdf: gpd.GeoDataFrame, spec: LayerSpec, lang: str) -> Symbology:
         ``texts[field][i]`` its popup text (plain text, not HTML).
     """
     title = spec.title(lang)
-    colours, swatches = maps._colours(gdf, spec, title, lang)  # type: ignore[arg-type]
     kinds = [_kind(t) for t in gdf.geom_type.tolist()] if len(gdf) else []
-    styles = [maps._style(spec, k, c) for k, c in zip(kinds, colours, strict=True)]
-    if spec.geometry == "Point":
-        maps._size_by_field(styles, gdf, spec)
-    fields = maps._popup_fields(gdf, spec, lang)  # type: ignore[arg-type]
+    styles, swatches, fields = maps.feature_styles(gdf, spec, lang, kinds)  # type: ignore[arg-type]
     texts = {
         key: [maps.format_value(v, f, lang) for v in gdf[col].tolist()]  # type: ignore[arg-type]
         for key, _, f, col in fields
