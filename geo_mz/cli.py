@@ -16,6 +16,8 @@ from geo_mz.cli_common import (
     bad_input,
     echo_kpis,
     echo_problems,
+    lang_option,
+    out_option,
     progress_bar,
     read_points,
 )
@@ -272,14 +274,7 @@ circle_options = [
         type=click.Path(dir_okay=False),
         help="工作空间 GeoPackage / workspace.",
     ),
-    click.option(
-        "--out",
-        "out_dir",
-        default="out",
-        show_default=True,
-        type=click.Path(file_okay=False),
-        help="输出目录 / output folder.",
-    ),
+    out_option,
     click.option(
         "--kinds",
         default=None,
@@ -298,13 +293,7 @@ circle_options = [
         default=None,
         help="老人步行速度 km/h(默认3.2) / elderly walking speed (default 3.2).",
     ),
-    click.option(
-        "--lang",
-        type=click.Choice(["zh", "en"]),
-        default="zh",
-        show_default=True,
-        help="输出语言 / output language.",
-    ),
+    lang_option,
 ]
 
 

@@ -23,7 +23,7 @@ import click
 import geopandas as gpd
 import pandas as pd
 
-from geo_mz.cli_common import bad_input, echo_kpis, progress_bar
+from geo_mz.cli_common import bad_input, echo_kpis, lang_option, out_option, progress_bar
 from geo_mz.report import Kpi, ReportTable
 
 Lang = Literal["zh", "en"]
@@ -469,21 +469,8 @@ input_options = [
         help="界桩文件(默认工作空间 boundary_markers) / marker file.",
     ),
     click.option("--markers-crs", default=None, help="界桩文件坐标系 / CRS of --markers."),
-    click.option(
-        "--out",
-        "out_dir",
-        default="out",
-        show_default=True,
-        type=click.Path(file_okay=False),
-        help="输出目录 / output folder.",
-    ),
-    click.option(
-        "--lang",
-        type=click.Choice(["zh", "en"]),
-        default="zh",
-        show_default=True,
-        help="输出语言 / output language.",
-    ),
+    out_option,
+    lang_option,
 ]
 
 

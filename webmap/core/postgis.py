@@ -39,8 +39,8 @@ import pandas as pd
 import shapely
 
 from geo_mz.workspace import Workspace, conform_types
-from webmap.core.errors import ConflictError, NotFoundError
-from webmap.core.geojson import etag_matches, features_of, make_etag
+from webmap.core.edits_common import check_preconditions
+from webmap.core.geojson import features_of, make_etag
 from webmap.core.gpkg import _stored_value, lonlat
 from webmap.core.layers import CLOSURES, closure_spec, layer_spec
 from webmap.core.store import Builder, Change, Event, FeatureStore, Op
@@ -428,17 +428,7 @@ class PostgisStore(FeatureStore):
                 before = features_of(lonlat(before_row), spec.id_field)[0]
             version = self._version(conn, layer, fid, lock=True)
             etag = make_etag(version, before) if before is not None else None
-            if op == "create" and before is not None:
-                raise ConflictError(f"{layer} {fid!r} exists already", code="id_exists")
-            if op != "create" and before is None:
-                raise NotFoundError(f"no feature {fid!r} in collection '{layer}'")
-            if op != "create" and if_match is not None and not etag_matches(if_match, etag):
-                raise ConflictError(
-                    f"{layer} {fid!r} was changed by someone else (If-Match {if_match} is stale; "
-                    f"current ETag {etag}); reload it and edit again",
-                    code="stale_version",
-                    headers={"ETag": str(etag)},
-                )
+            check_preconditions(layer, fid, op, before, etag, if_match)
             after_row = build(before_row)
             after = None
             if after_row is not None:
