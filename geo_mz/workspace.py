@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -32,6 +32,9 @@ from geo_mz.catalog import LayerSpec, get_spec, load_catalog
 from geo_mz.errors import LayerReadError, LayerValidationError, Problem, WorkspaceError
 from geo_mz.projection import STORAGE_CRS, gk_zone_crs
 from geo_mz.validate import LayerResult, check_layer, prepare_layer
+
+if TYPE_CHECKING:
+    from geo_mz.workspace_postgis import PostgisWorkspace
 
 META_TABLE = "geo_mz_workspace"
 LAYERS_TABLE = "geo_mz_layers"
@@ -189,21 +192,14 @@ class Workspace:
             raise WorkspaceError(f"storage CRS must be EPSG:4490 or EPSG:4326, not {storage_crs}")
         if path.exists() and not overwrite:
             raise WorkspaceError(f"{path}: already exists (use overwrite=True / --overwrite)")
-        minx, miny, maxx, maxy = (float(b) for b in bounds)
-        if not (minx < maxx and miny < maxy):
-            raise WorkspaceError(f"bounds {bounds} are not (minx, miny, maxx, maxy)")
-        meta = {
-            "name": name,
-            "adcode": adcode,
-            "storage_crs": storage_crs,
-            "measure_crs": measure_crs or gk_zone_crs((minx + maxx) / 2),
-            "bounds": json.dumps([minx, miny, maxx, maxy]),
-            "created_at": _now(),
-            "geo_mz_version": geo_mz.__version__,
-            "format": "geo_mz workspace 1",
-        }
-        for k, v in (extra or {}).items():
-            meta[k] = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+        meta = _new_metadata(
+            name=name,
+            adcode=adcode,
+            bounds=bounds,
+            measure_crs=measure_crs,
+            storage_crs=storage_crs,
+            extra=extra,
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.gpkg", dir=path.parent)
         os.close(fd)
@@ -266,12 +262,29 @@ class Workspace:
         """
         if kind not in self.layers():
             raise WorkspaceError(f"{self.path}: no layer '{kind}'; layers are {self.layers()}")
-        gdf = pyogrio.read_dataframe(self.path, layer=kind, bbox=bbox)
+        gdf = pyogrio.read_dataframe(self.path, layer=kind, bbox=bbox, fid_as_index=True)
+        # A spatial filter returns rows in R-tree order; keep the stored order, which results
+        # (sums, ties) may depend on.
+        gdf = gdf.sort_index(kind="stable").reset_index(drop=True)
         return conform_types(gdf, get_spec(kind))
 
     def read_all(self) -> dict[str, gpd.GeoDataFrame]:
         """All stored layers by name."""
         return {k: self.read(k) for k in self.layers()}
+
+    def extent(self, kind: str) -> tuple[float, float, float, float]:
+        """Lon/lat ``(minx, miny, maxx, maxy)`` of a layer's features (NaNs when it has none)."""
+        if kind not in self.layers():
+            raise WorkspaceError(f"{self.path}: no layer '{kind}'; layers are {self.layers()}")
+        _, b = pyogrio.read_bounds(self.path, layer=kind)
+        if b.shape[1] == 0 or np.isnan(b).all():
+            return (np.nan, np.nan, np.nan, np.nan)
+        return (
+            float(np.nanmin(b[0])),
+            float(np.nanmin(b[1])),
+            float(np.nanmax(b[2])),
+            float(np.nanmax(b[3])),
+        )
 
     def info(self) -> dict[str, Any]:
         """Summarise for people and reports: metadata plus one record per layer."""
@@ -490,15 +503,53 @@ class Workspace:
             pyogrio.write_dataframe(table[_LAYER_COLUMNS].astype(object), tmp, layer=LAYERS_TABLE)
 
 
+def _new_metadata(
+    *,
+    name: str,
+    adcode: str,
+    bounds: tuple[float, float, float, float],
+    measure_crs: str | None,
+    storage_crs: str,
+    extra: Mapping[str, Any] | None,
+) -> dict[str, str]:
+    """Metadata of a new workspace (either backend), checked."""
+    if storage_crs not in ("EPSG:4490", "EPSG:4326"):
+        raise WorkspaceError(f"storage CRS must be EPSG:4490 or EPSG:4326, not {storage_crs}")
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    if not (minx < maxx and miny < maxy):
+        raise WorkspaceError(f"bounds {bounds} are not (minx, miny, maxx, maxy)")
+    meta = {
+        "name": name,
+        "adcode": adcode,
+        "storage_crs": storage_crs,
+        "measure_crs": measure_crs or gk_zone_crs((minx + maxx) / 2),
+        "bounds": json.dumps([minx, miny, maxx, maxy]),
+        "created_at": _now(),
+        "geo_mz_version": geo_mz.__version__,
+        "format": "geo_mz workspace 1",
+    }
+    for k, v in (extra or {}).items():
+        meta[k] = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+    return meta
+
+
 def _write_meta(path: Path, meta: Mapping[str, str]) -> None:
     df = pd.DataFrame({"key": list(meta), "value": [str(v) for v in meta.values()]}, dtype=object)
     pyogrio.write_dataframe(df, path, layer=META_TABLE)
 
 
-def open_workspace(path: str | Path) -> Workspace:
-    """Open a workspace (GeoPackage path). A PostGIS URL will be accepted here later."""
+def open_workspace(path: str | Path) -> Workspace | PostgisWorkspace:
+    """Open a workspace: a GeoPackage path, or a PostGIS URL.
+
+    ``postgresql://user:password@host:port/dbname#schema`` (or ``postgres://``) opens a
+    :class:`geo_mz.workspace_postgis.PostgisWorkspace`; the ``#schema`` fragment names the
+    workspace's schema (``geo_mz_ws`` when absent) and is stripped before connecting. Needs the
+    ``postgis`` extra (psycopg 3).
+    """
     if str(path).startswith(("postgresql://", "postgres://")):
-        raise WorkspaceError("PostGIS workspaces are not available yet (see the web-map issue)")
+        from geo_mz.workspace_postgis import PostgisWorkspace
+
+        return PostgisWorkspace(str(path))
     return Workspace(path)
 
 

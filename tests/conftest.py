@@ -33,6 +33,41 @@ def _gazetteer_cache(tmp_path_factory):
     yield
 
 
+def _pg_unavailable(why: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"PostGIS tests must run in CI: {why} (apt-get install postgresql postgis)")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A throwaway PostgreSQL cluster with PostGIS for the session (failing, not skipped, in CI)."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _pg_unavailable("psycopg 3 is not installed")
+    from webmap.testing_postgis import ClusterUnavailableError, temp_cluster
+
+    cm = temp_cluster()
+    try:
+        url = cm.__enter__()
+    except ClusterUnavailableError as exc:
+        _pg_unavailable(str(exc))
+    try:
+        yield url
+    finally:
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def sample_ws(tmp_path_factory):
+    """The embedded sample workspace (GeoPackage), built once per session; read-only."""
+    from geo_mz.demo import sample_workspace
+
+    ws, _, _ = sample_workspace(tmp_path_factory.mktemp("sample_ws") / "sample.gpkg")
+    return ws
+
+
 @pytest.fixture(scope="session")
 def pengjiang_layers() -> dict:
     """The Pengjiang sample's layers, built once per session (read-only: copy before editing)."""

@@ -24,32 +24,6 @@ from webmap.testing import PASSWORD, SECRET, fresh_settings, sample_base
 SH_COMPARED, SH_EDITED = "SH001", "SH002"
 
 
-def _unavailable(why: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"PostGIS tests must run in CI: {why} (apt-get install postgresql postgis)")
-    pytest.skip(why)
-
-
-@pytest.fixture(scope="session")
-def pg_url():
-    """A throwaway PostgreSQL cluster with PostGIS; stopped at the end of the session."""
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        _unavailable("psycopg 3 is not installed")
-    from webmap.testing_postgis import ClusterUnavailableError, temp_cluster
-
-    cm = temp_cluster()
-    try:
-        url = cm.__enter__()
-    except ClusterUnavailableError as exc:
-        _unavailable(str(exc))
-    try:
-        yield url
-    finally:
-        cm.__exit__(None, None, None)
-
-
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
