@@ -50,6 +50,7 @@ __all__ = [
     "Repair",
     "enclosed_gaps",
     "findings_layer",
+    "number_findings",
     "prepare_units",
     "qa",
     "qa_kpis",
@@ -579,6 +580,18 @@ def _findings_frame(rows: list[dict], crs: object) -> gpd.GeoDataFrame:
     df.insert(0, "finding_id", [f"F{i + 1:04d}" for i in range(len(df))])
     df["sliver_of"] = df["sliver_of"].astype(object).where(df["sliver_of"].notna(), None)
     return gpd.GeoDataFrame(df[[*_FINDING_COLS, "geometry"]], geometry="geometry", crs=crs)
+
+
+def number_findings(findings: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Sort findings as :func:`qa` does and number them ``F0001``… (e.g. gathered from parts).
+
+    Parameters
+    ----------
+    findings
+        Finding rows (with or without ``finding_id``) and their geometry, one CRS.
+    """
+    rows = pd.DataFrame(findings.drop(columns=["finding_id"], errors="ignore")).to_dict("records")
+    return _findings_frame(rows, getattr(findings, "crs", None))
 
 
 def _invalid_edges(u: gpd.GeoDataFrame, cov_valid: bool | None) -> gpd.GeoDataFrame:

@@ -347,6 +347,7 @@ def _assemble(
     loop_tol_m: float,
     access_speed_kmh: float,
     dropped: dict[str, int],
+    keep_all: bool = False,
 ) -> Network:
     """Build a Network from usable edges whose end nodes are already labelled.
 
@@ -377,12 +378,12 @@ def _assemble(
     connection = "weak" if mode == "walk" else "strong"
     ncomp, label = connected_components(adj, directed=True, connection=connection)
     big = int(np.argmax(np.bincount(label)))
-    in_big = label == big
+    in_big = np.ones(n, dtype=bool) if keep_all else label == big
     ekeep = in_big[ku] & in_big[kv]
     dropped = {
         "nodes": int(n - in_big.sum()),
         "edges": int((~ekeep).sum()),
-        "components": int(ncomp - 1),
+        "components": 0 if keep_all else int(ncomp - 1),
         **dropped,
     }
 
@@ -447,6 +448,7 @@ def network_from_roads(
     drive_speeds_kmh: Mapping[str, float | None] | None = None,
     disaster_factor: float = 1.0,
     snap_tol_m: float = 0.5,
+    components: str = "largest",
 ) -> Network:
     """Build a walking or driving network from a roads layer (layers/roads.toml).
 
@@ -474,11 +476,16 @@ def network_from_roads(
     snap_tol_m
         End points closer than this are merged into one node (single linkage, so chains of close
         points merge). Interior vertices never connect.
+    components
+        ``"largest"`` keeps the largest connected component; ``"all"`` keeps every edge. A
+        partition of a larger network (:mod:`geo_mz.partition`) needs ``"all"``: which
+        component is the largest is a property of the whole network, not of a piece of it.
 
     Returns
     -------
     Network
-        The largest (walk: weakly, drive: strongly) connected component; see ``dropped``.
+        The largest (walk: weakly, drive: strongly) connected component, or everything with
+        ``components="all"``; see ``dropped``.
 
     Raises
     ------
@@ -495,6 +502,8 @@ def network_from_roads(
     disaster_factor = _check_positive("disaster_factor", disaster_factor)
     if not np.isfinite(snap_tol_m) or snap_tol_m < 0:
         raise NetworkError(f"`snap_tol_m` was {snap_tol_m!r} but must be >= 0")
+    if components not in ("largest", "all"):
+        raise NetworkError(f"`components` was {components!r} but must be 'largest' or 'all'")
     problems = []
     geom_arr = np.asarray(roads.geometry.values)
     bad = np.flatnonzero(
@@ -560,6 +569,7 @@ def network_from_roads(
         loop_tol_m=snap_tol_m,
         access_speed_kmh=walk_speed_kmh if mode == "walk" else WALK_SPEED_KMH,
         dropped=dropped,
+        keep_all=components == "all",
     )
 
 

@@ -188,7 +188,10 @@ class ReliefSettings:
 
 
 def audit_points(
-    layers: Mapping[str, gpd.GeoDataFrame], *, shelters: bool = True
+    layers: Mapping[str, gpd.GeoDataFrame],
+    *,
+    shelters: bool = True,
+    measure_crs: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Villages (population-weighted centres) and shelters to audit.
 
@@ -199,6 +202,9 @@ def audit_points(
         optionally ``population`` (cells with ``pop_total`` and ``adcode``) and ``shelters``.
     shelters
         Audit the shelters too.
+    measure_crs
+        Projected CRS of the weighted centres; the GK zone of the villages' centre when None
+        (a partitioned run passes the workspace's, so every piece computes the same points).
 
     Returns
     -------
@@ -218,7 +224,7 @@ def audit_points(
     towns = units[units["level"] == "town"].set_index("adcode")["name"]
     from geo_mz.projection import measure_crs_for
 
-    metric = measure_crs_for(vil)
+    metric = measure_crs or measure_crs_for(vil)
     pts = vil.geometry.to_crs(metric).representative_point()
     pop = np.zeros(len(vil))
     pop_layer = layers.get("population")
@@ -538,7 +544,8 @@ def run_audit(
     say = progress or (lambda _m: None)
     say("构建车行路网 building the drive network")
     net = drive_network(layers["roads"], settings, measure_crs=measure_crs)
-    return audit(audit_points(layers), layers["relief_stores"], net, settings, progress=progress)
+    points = audit_points(layers, measure_crs=measure_crs)
+    return audit(points, layers["relief_stores"], net, settings, progress=progress)
 
 
 # --------------------------------------------------------------------------- scenarios
