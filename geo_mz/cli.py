@@ -24,6 +24,7 @@ from geo_mz.cli_common import (
 from geo_mz.cli_names import names
 from geo_mz.cli_postgis import webmap_group
 from geo_mz.cli_relief import relief, shelters
+from geo_mz.cli_scale import scale
 from geo_mz.cli_webmap import serve, users
 
 source_options = [
@@ -453,6 +454,7 @@ main.add_command(burial)
 main.add_command(names)
 main.add_command(relief)
 main.add_command(shelters)
+main.add_command(scale)
 main.add_command(serve)
 main.add_command(users)
 main.add_command(webmap_group)

@@ -1,0 +1,193 @@
+"""Partitioned runs: Dask LocalCluster, GeoPackage run store, failures, reruns, the CLI."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from geo_mz import coverage, scale
+from geo_mz.circle15 import CircleSettings
+from geo_mz.cli import main
+from geo_mz.network import network_from_roads
+from geo_mz.scale_store import GpkgRunStore, RunStoreError, open_run_store
+
+
+@pytest.fixture(scope="module")
+def sample(sample_ws):
+    return sample_ws
+
+
+@pytest.fixture(scope="module")
+def whole_times(sample):
+    s = CircleSettings()
+    layers = sample.read_all()
+    net = network_from_roads(
+        layers["roads"],
+        mode="walk",
+        walk_speed_kmh=s.walk_speed_kmh,
+        measure_crs=sample.metadata["measure_crs"],
+    )
+    centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
+    return coverage.access_times(net, centres, layers["population"], max_snap_m=s.max_snap_m)
+
+
+def _opts(ws) -> dict:
+    return {"settings": CircleSettings(), "measure_crs": ws.metadata["measure_crs"]}
+
+
+def _check_times(got: gpd.GeoDataFrame, whole: gpd.GeoDataFrame) -> None:
+    g = got.set_index("cell_id").loc[whole["cell_id"]]
+    np.testing.assert_array_equal(g["walk_min"].to_numpy(float), whole["walk_min"].to_numpy())
+    assert (g["nearest_centre"].astype(str).to_numpy() == whole["nearest_centre"].astype(str)).all()
+    assert g["too_far"].dtype == bool and g["walk_min"].dtype == np.float64
+
+
+@pytest.mark.slow
+def test_local_cluster_run_equals_the_whole_district_and_reruns_nothing(
+    sample, whole_times, tmp_path
+):
+    parts = scale.parts_of(sample.read("admin_units"), "town")
+    store = tmp_path / "runs.gpkg"
+    seen: list[tuple[int, int, str, str]] = []
+    res = scale.run_partitioned(
+        "coverage", sample.path, parts, store=store, options=_opts(sample), level="town",
+        workers=2, progress=lambda *a: seen.append(a),
+    )  # fmt: skip
+    assert res.ok and res.workers == 2
+    assert sorted(res.parts["status"]) == ["done"] * 6
+    assert [s[0] for s in seen] == list(range(1, 7)) and {s[1] for s in seen} == {6}
+    # Two worker processes did the work.
+    st = open_run_store(store).status(res.run_key)
+    assert st["worker"].nunique() == 2
+    _check_times(scale.gather(store, res.run_key, "times"), whole_times)
+    again = scale.run_partitioned(
+        "coverage", sample.path, parts, store=store, options=_opts(sample), level="town",
+        workers=2,
+    )  # fmt: skip
+    assert again.run_key == res.run_key
+    assert set(again.parts["status"]) == {"skipped"}
+
+
+def test_in_process_run_a_failing_part_and_its_rerun(sample, whole_times, tmp_path):
+    parts = scale.parts_of(sample.read("admin_units"), "town")
+    store = tmp_path / "runs.gpkg"
+    opts = _opts(sample)
+    # A real failure: a measuring CRS that is geographic is refused by the network builder.
+    bad = {**opts, "measure_crs": "EPSG:4490"}
+    first = scale.run_partitioned("coverage", sample.path, parts[:2], store=store, options=bad,
+                                  workers=0)  # fmt: skip
+    assert not first.ok and len(first.failed) == 2
+    assert first.failed["error"].str.contains("geographic").all()
+    st = open_run_store(store).status(first.run_key)
+    assert (st["status"] == "failed").all() and st["error"].str.contains("Traceback").all()
+    # Good options: a part that fails while others finish is rerun alone.
+    with_bad_part = [*parts[:2], scale.Part("440703999", "无此镇", parts[0].geometry)]
+    run1 = scale.run_partitioned("coverage", sample.path, with_bad_part, store=store,
+                                 options=opts, workers=0)  # fmt: skip
+    status = dict(zip(run1.parts["part"], run1.parts["status"], strict=True))
+    assert status == {parts[0].code: "done", parts[1].code: "done", "440703999": "done"}
+    run2 = scale.run_partitioned("coverage", sample.path, parts, store=store, options=opts,
+                                 workers=0)  # fmt: skip
+    assert run2.run_key == run1.run_key
+    status = dict(zip(run2.parts["part"], run2.parts["status"], strict=True))
+    assert [status[p.code] for p in parts[:2]] == ["skipped", "skipped"]
+    assert all(status[p.code] == "done" for p in parts[2:])
+    got = scale.gather(store, run2.run_key, "times")
+    _check_times(got, whole_times)
+    # The empty part is kept as done with no rows, never dropped silently.
+    rows = open_run_store(store).status(run2.run_key).set_index("part").loc["440703999", "rows"]
+    assert '"times": {"n": 0' in rows
+
+
+def test_rerun_after_a_crash_between_rows_and_status(sample, tmp_path):
+    parts = scale.parts_of(sample.read("admin_units"), "town")[:1]
+    store = tmp_path / "runs.gpkg"
+    res = scale.run_partitioned("coverage", sample.path, parts, store=store,
+                                options=_opts(sample), workers=0)  # fmt: skip
+    n = len(scale.gather(store, res.run_key, "times"))
+    # As if the process died after writing rows but before marking the part done.
+    with sqlite3.connect(store) as db:
+        db.execute("DELETE FROM geo_mz_run_parts")
+    again = scale.run_partitioned("coverage", sample.path, parts, store=store,
+                                  options=_opts(sample), workers=0)  # fmt: skip
+    assert list(again.parts["status"]) == ["done"]
+    assert len(scale.gather(store, res.run_key, "times")) == n  # replaced, not doubled
+
+
+def test_changed_data_or_options_start_a_new_run(sample, tmp_path):
+    opts = _opts(sample)
+    k1 = scale.run_key("coverage", sample, opts, "town")
+    k2 = scale.run_key("coverage", sample, {**opts, "buffer_m": 999.0}, "town")
+    k3 = scale.run_key("relief", sample, opts, "town")
+    assert len({k1, k2, k3}) == 3
+    assert k1 == scale.run_key("coverage", sample, dict(opts), "town")
+
+
+def test_store_round_trips_types_inf_and_nulls(tmp_path):
+    rs = GpkgRunStore(tmp_path / "s.gpkg")
+    rs.begin("k", {"job": "t"})
+    df = gpd.GeoDataFrame(
+        {
+            "f": [1.5, np.inf, np.nan],
+            "i": np.array([1, 2, 3], dtype=np.int64),
+            "b": [True, False, True],
+            "s": ["a", None, "中文"],
+        },
+        geometry=gpd.points_from_xy([113.0, 113.1, 113.2], [22.5, 22.6, 22.7]),
+        crs="EPSG:4490",
+    )
+    rs.save("k", "p1", {"x": df, "y": pd.DataFrame({"n": [1.0]})}, {"job": "t", "seconds": 1})
+    got = rs.gather("k", "x")
+    np.testing.assert_array_equal(got["f"].to_numpy(), df["f"].to_numpy())
+    assert got["i"].dtype == np.int64 and got["b"].dtype == bool
+    assert got["s"].tolist() == ["a", None, "中文"]
+    assert got.geometry.geom_equals_exact(df.geometry, 0).all()
+    assert "geometry" not in rs.gather("k", "y").columns
+    with pytest.raises(RunStoreError, match=r"run store is a \.gpkg"):
+        open_run_store(tmp_path / "x.csv")
+    ws_file = tmp_path / "plain.gpkg"
+    gpd.GeoDataFrame({"a": [1]}, geometry=df.geometry[:1]).to_file(ws_file)
+    with pytest.raises(RunStoreError, match="not a run store"):
+        GpkgRunStore(ws_file)
+
+
+def test_parts_errors_name_the_problem(sample):
+    units = sample.read("admin_units")
+    with pytest.raises(scale.ScaleError, match="no province units"):
+        scale.parts_of(units, "province")
+    assert [p.code for p in scale.parts_of(units, "town", codes=["4407031"])] == [
+        "440703101",
+        "440703102",
+        "440703103",
+    ]
+    with pytest.raises(scale.ScaleError, match="unknown job"):
+        scale.run_partitioned("nope", sample.path, [], store="x.gpkg")
+
+
+@pytest.mark.slow
+def test_cli_scale_run_writes_map_gpkg_and_status(sample, tmp_path):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(
+        main,
+        ["scale", "run", "relief", "--workspace", str(sample.path), "--by", "town",
+         "--out", str(out), "--workers", "0", "--lang", "en"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "Parts done: 6/6" in r.output
+    for name in ("scale_relief.gpkg", "scale_relief_map.html", "scale_relief_parts.csv"):
+        assert (out / name).stat().st_size > 0
+    parts = pd.read_csv(out / "scale_relief_parts.csv")
+    assert set(parts["status"]) == {"done"} and parts["kpi"].between(0, 1).all()
+    html = (out / "scale_relief_map.html").read_text(encoding="utf-8")
+    assert "Partitioned run by part" in html
+    st = CliRunner().invoke(main, ["scale", "status", "--store", str(out / "runs.gpkg")])
+    assert st.exit_code == 0 and "'done': 6" in st.output
+    bad = CliRunner().invoke(
+        main, ["scale", "run", "coverage", "--workspace", str(tmp_path / "none.gpkg")]
+    )
+    assert bad.exit_code == 2 and "no such workspace" in bad.output

@@ -1,0 +1,92 @@
+"""PostGIS as the shared store of a partitioned run: workers read the workspace and write their
+parts from the database, each part in one transaction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+
+from geo_mz import relief, scale
+from geo_mz.partition import max_drive_kmh
+from geo_mz.scale_store import PostgisRunStore, RunStoreError, open_run_store
+
+
+@pytest.fixture(scope="module")
+def pg_ws(pg_url, sample_ws) -> str:
+    from geo_mz.workspace_postgis import PostgisWorkspace
+
+    PostgisWorkspace.from_workspace(sample_ws, pg_url, schema="scale_ws", replace=True)
+    return f"{pg_url}#scale_ws"
+
+
+def _relief_opts(ws) -> dict:
+    s = relief.ReliefSettings(targets=relief.workspace_targets(ws.metadata))
+    return {"settings": s, "measure_crs": ws.metadata["measure_crs"],
+            "vmax_kmh": max_drive_kmh(ws.read("roads"), s)}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_cluster_run_on_postgis_equals_the_geopackage_run(pg_url, pg_ws, sample_ws, tmp_path):
+    from geo_mz.workspace import open_workspace
+
+    pg = open_workspace(pg_ws)
+    parts = scale.parts_of(pg.read("admin_units"), "town")
+    opts = _relief_opts(pg)
+    store = f"{pg_url}#runs_a"
+    res = scale.run_partitioned("relief", pg_ws, parts, store=store, options=opts, workers=2,
+                                level="town")  # fmt: skip
+    assert res.ok, res.failed
+    st = open_run_store(store).status(res.run_key)
+    assert st["worker"].nunique() == 2 and (st["status"] == "done").all()
+    got = scale.gather(store, res.run_key, "audit")
+    whole = relief.run_audit(
+        sample_ws.read_all(), opts["settings"], measure_crs=opts["measure_crs"]
+    ).table
+    key = ["target", "point_id"]
+    m = whole.merge(pd.DataFrame(got), on=key, suffixes=("", "_p"), validate="1:1")
+    assert len(m) == len(whole)
+    np.testing.assert_array_equal(m["time_min"].to_numpy(float), m["time_min_p"].to_numpy(float))
+    assert (m["status"] == m["status_p"]).all()
+    assert got["meets"].dtype == bool and got["population"].dtype == np.float64
+    # The same job on the GeoPackage gives the same rows (the workspaces are equal).
+    local = scale.run_partitioned("relief", sample_ws.path, parts, store=tmp_path / "r.gpkg",
+                                  options=opts, workers=0)  # fmt: skip
+    lg = scale.gather(tmp_path / "r.gpkg", local.run_key, "audit")
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(lg.drop(columns="geometry")), pd.DataFrame(got.drop(columns="geometry"))
+    )
+
+
+def test_a_part_is_one_transaction_and_a_rerun_replaces_it(pg_url, pg_ws):
+    from geo_mz.workspace import open_workspace
+
+    pg = open_workspace(pg_ws)
+    parts = scale.parts_of(pg.read("admin_units"), "town")[:2]
+    opts = _relief_opts(pg)
+    store = f"{pg_url}#runs_b"
+    res = scale.run_partitioned("relief", pg_ws, parts, store=store, options=opts, workers=0)
+    n = len(scale.gather(store, res.run_key, "audit"))
+    rs = PostgisRunStore(pg_url, schema="runs_b")
+    # A save that fails half-way (a frame the database cannot take) leaves the old rows.
+    bad = {"audit": pd.DataFrame({"x": [1.0]}), "other": pd.DataFrame({"y": ["a\x00b"]})}
+    with pytest.raises(psycopg.Error):
+        rs.save(res.run_key, parts[0].code, bad, {"job": "relief"})
+    assert len(scale.gather(store, res.run_key, "audit")) == n
+    assert rs.done(res.run_key) == {p.code for p in parts}
+    # Rerun after forgetting one part: only that part is computed, rows replaced not doubled.
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM runs_b.geo_mz_run_parts WHERE part = %s", (parts[1].code,))
+    again = scale.run_partitioned("relief", pg_ws, parts, store=store, options=opts, workers=0)
+    assert dict(zip(again.parts["part"], again.parts["status"], strict=True)) == {
+        parts[0].code: "skipped",
+        parts[1].code: "done",
+    }
+    assert len(scale.gather(store, res.run_key, "audit")) == n
+
+
+def test_unreachable_store_names_the_host_not_the_password():
+    with pytest.raises(RunStoreError) as err:
+        open_run_store("postgresql://geo:s3cret@127.0.0.1:1/nowhere#runs")
+    assert "s3cret" not in str(err.value) and "127.0.0.1" in str(err.value)
