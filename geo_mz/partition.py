@@ -434,6 +434,11 @@ def boundary_part(
     lvl = all_units[(all_units["level"] == level).to_numpy()]
     if "in_jurisdiction" in lvl.columns:
         lvl = lvl[lvl["in_jurisdiction"].astype("boolean").fillna(True).to_numpy(bool)]
+    geoms = lvl.geometry.values
+    empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    # A unit with no polygon cannot be checked: listed with the part's figures, not dropped.
+    no_geometry = sorted(lvl.loc[empty & _own(lvl, part.code), "adcode"].astype(str))
+    lvl = lvl[~empty]
     own = _own(lvl, part.code)
     if not own.any():
         raise PartitionError(f"part {part.code}: no {level} units with codes starting so")
@@ -445,7 +450,12 @@ def boundary_part(
     for _ in range(MAX_ROUNDS):
         cut = make_cut(core, crs, b)
         near = lvl[own | shapely.intersects(cut.polygon, lvl.geometry.to_crs(crs).values)]
-        q = boundaries.qa(near, code_field="adcode", name_field="name", measure_crs=crs)
+        q = boundaries.qa(
+            near[["adcode", "name", near.geometry.name]],  # only these: qa prepares the rest
+            code_field="adcode",
+            name_field="name",
+            measure_crs=crs,
+        )
         f = q.findings
         mine = np.isin(_owner(f["units"]), list(own_codes))
         f = f[mine]
@@ -462,6 +472,7 @@ def boundary_part(
     edges = q.invalid_edges
     edges = edges[edges["code"].astype(str).isin(own_codes)].to_crs(STORAGE_CRS)
     log |= {"units": len(own_codes), "neighbours": int(len(near) - own.sum()), "crs": crs,
+            "units_without_geometry": no_geometry,
             "coverage_valid": q.coverage_valid}  # fmt: skip
     return {"findings": findings, "invalid_edges": edges.reset_index(drop=True)}, log
 

