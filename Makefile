@@ -26,12 +26,13 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 # Debian packages the tests use: Chromium and its driver (browser tests of the offline map and
-# the web map), CJK fonts, and PostgreSQL with PostGIS (the web map's PostGIS backend tests start
-# a throwaway cluster themselves).
+# the web map), CJK fonts, PostgreSQL with PostGIS (the PostGIS tests start a throwaway cluster
+# themselves), and npm when no npm is on the PATH (it fetches the national county polygons).
 DEB_PACKAGES = chromium chromium-driver fonts-noto-cjk postgresql postgresql-15-postgis-3
 system-packages:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if ! command -v npm >/dev/null 2>&1; then missing="$$missing npm"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
@@ -46,6 +47,7 @@ bench: setup
 	$(BIN)/python bench/bench_network.py
 	$(BIN)/python bench/bench_isochrones.py
 	$(BIN)/python bench/bench_relief.py
+	$(BIN)/python bench/bench_scale.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache .hypothesis

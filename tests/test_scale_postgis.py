@@ -90,3 +90,24 @@ def test_unreachable_store_names_the_host_not_the_password():
     with pytest.raises(RunStoreError) as err:
         open_run_store("postgresql://geo:s3cret@127.0.0.1:1/nowhere#runs")
     assert "s3cret" not in str(err.value) and "127.0.0.1" in str(err.value)
+
+
+def test_cli_push_run_and_status_on_postgis(pg_url, sample_ws, tmp_path):
+    from click.testing import CliRunner
+
+    from geo_mz.cli import main
+
+    target = f"{pg_url}#cli_ws"
+    r = CliRunner().invoke(main, ["scale", "push", str(sample_ws.path), target, "--replace"])
+    assert r.exit_code == 0, r.output
+    assert "s3cret" not in r.output and "admin_units" in r.output
+    store = f"{pg_url}#cli_runs"
+    r = CliRunner().invoke(
+        main,
+        ["scale", "run", "boundaries", "--workspace", target, "--by", "town", "--store", store,
+         "--out", str(tmp_path), "--workers", "0", "--lang", "en"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "Parts done: 6/6" in r.output
+    st = CliRunner().invoke(main, ["scale", "status", "--store", store])
+    assert st.exit_code == 0 and "'done': 6" in st.output
