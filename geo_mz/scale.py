@@ -248,6 +248,12 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         yield client
 
 
+def _redacted(ref: str) -> str:
+    from geo_mz.workspace_postgis import redact_url
+
+    return redact_url(ref) if ref.startswith("postgres") else ref
+
+
 def _largest_first(parts: Sequence[Part]) -> list[Part]:
     # Big parts first, so the last tasks of a run are short ones and no worker idles long.
     return sorted(parts, key=lambda p: -float(p.geometry.area))
@@ -306,7 +312,7 @@ def run_partitioned(
     opts = dict(options or {})
     key = run_key(job, ws, opts, level)
     rs: RunStore = open_run_store(store)
-    rs.begin(key, {"job": job, "level": level, "workspace": _safe_ref(ws_ref),
+    rs.begin(key, {"job": job, "level": level, "workspace": _redacted(ws_ref),
                    "options": _plain(opts), "parts": len(parts)})  # fmt: skip
     already = rs.done(key)
     todo = _largest_first([p for p in parts if p.code not in already])
@@ -359,12 +365,6 @@ def run_partitioned(
     order = {p.code: i for i, p in enumerate(parts)}
     table = table.sort_values("part", key=lambda s: s.map(order)).reset_index(drop=True)
     return RunResult(job, key, rs.ref, table, time.perf_counter() - t0, n_workers)
-
-
-def _safe_ref(ref: str) -> str:
-    from geo_mz.scale_store import _safe
-
-    return _safe(ref)
 
 
 def gather(store: str | Path | RunStore, key: str, layer: str) -> gpd.GeoDataFrame:

@@ -49,6 +49,14 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
+def _part_row(
+    run_key: str, part: str, status: str, error: str | None, rows: str, info: Mapping[str, Any]
+) -> tuple:
+    """Return the values of one ``geo_mz_run_parts`` row, in column order."""
+    seconds = float(info.get("seconds", np.nan))
+    return (run_key, part, status, error, rows, seconds, str(info.get("worker", "")), _now())
+
+
 def _dtype_name(s: pd.Series) -> str:
     if pd.api.types.is_bool_dtype(s):
         return "boolean"
@@ -272,16 +280,7 @@ class GpkgRunStore:
         with self._db() as db:
             db.execute(
                 f"INSERT OR REPLACE INTO {PARTS} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_key,
-                    part,
-                    status,
-                    error,
-                    rows,
-                    float(info.get("seconds", np.nan)),
-                    str(info.get("worker", "")),
-                    _now(),
-                ),
+                _part_row(run_key, part, status, error, rows, info),
             )
 
     def fail(self, run_key: str, part: str, error: str, info: Mapping[str, Any]) -> None:
@@ -373,7 +372,12 @@ class PostgisRunStore:
                 finally:
                     conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (schema,))
         except psycopg.OperationalError as exc:
-            raise RunStoreError(f"cannot reach the run store database: {_safe(exc)}") from exc
+            from geo_mz.workspace_postgis import clean_error, redact_url
+
+            raise RunStoreError(
+                f"{redact_url(url)}#{schema}: cannot reach the run store database "
+                f"({clean_error(exc, url)})"
+            ) from exc
 
     @staticmethod
     def _sql(text: str) -> Any:
@@ -505,16 +509,7 @@ class PostgisRunStore:
                 "error = EXCLUDED.error, rows = EXCLUDED.rows, seconds = EXCLUDED.seconds, "
                 "worker = EXCLUDED.worker, finished_at = EXCLUDED.finished_at"
             ).format(self._id(self.schema, PARTS)),
-            (
-                run_key,
-                part,
-                status,
-                error,
-                rows,
-                float(info.get("seconds", np.nan)),
-                str(info.get("worker", "")),
-                _now(),
-            ),
+            _part_row(run_key, part, status, error, rows, info),
         )
 
     def fail(self, run_key: str, part: str, error: str, info: Mapping[str, Any]) -> None:
@@ -598,18 +593,13 @@ def _psycopg() -> Any:
     return psycopg
 
 
-def _safe(exc: Exception) -> str:
-    """Return an error message without the password a connection URL may carry."""
-    import re
-
-    return re.sub(r"(postgres(?:ql)?://[^:/@\s]+):[^@\s]+@", r"\1:***@", str(exc))
-
-
 def open_run_store(ref: str | Path) -> RunStore:
     """Open (creating if needed) a run store: a ``.gpkg`` path or ``postgresql://…[#schema]``."""
     text = str(ref)
     if text.startswith(("postgresql://", "postgres://")):
-        url, _, schema = text.partition("#")
+        from geo_mz.workspace_postgis import split_workspace_url
+
+        url, schema = split_workspace_url(text)
         return PostgisRunStore(url, schema=schema or "geo_mz_runs")
     if not text.endswith(".gpkg"):
         raise RunStoreError(f"{text}: a run store is a .gpkg file or a postgresql:// URL")

@@ -552,13 +552,13 @@ class PostgisWorkspace:
                         )
             except _psycopg().Error as exc:
                 raise WorkspaceError(
-                    f"{self.path}: the write failed ({_clean(exc, self._url)}); "
+                    f"{self.path}: the write failed ({clean_error(exc, self._url)}); "
                     "the workspace is unchanged"
                 ) from exc
 
 
-def _clean(exc: BaseException, url: str) -> str:
-    """One-line message of a database error with any password from ``url`` hidden."""
+def clean_error(exc: BaseException, url: str) -> str:
+    """Return a one-line message of a database error with any password from ``url`` hidden."""
     msg = " ".join(str(exc).split())
     pw = _password(url)
     if pw:
@@ -578,14 +578,14 @@ def _connect(url: str, schema: str) -> Iterator[Any]:
     except (psycopg.Error, ValueError) as exc:
         raise WorkspaceError(
             f"{redact_url(url)} (schema '{schema}'): cannot connect to the database "
-            f"({_clean(exc, url)})"
+            f"({clean_error(exc, url)})"
         ) from exc
     with conn:
         try:
             yield conn
         except psycopg.Error as exc:
             raise WorkspaceError(
-                f"{redact_url(url)}#{schema}: database error ({_clean(exc, url)})"
+                f"{redact_url(url)}#{schema}: database error ({clean_error(exc, url)})"
             ) from exc
 
 
@@ -654,7 +654,8 @@ def _init_schema(
                 [(str(k), str(v)) for k, v in meta.items()],
             )
     except _psycopg().Error as exc:
-        raise WorkspaceError(f"{where}: cannot create the workspace ({_clean(exc, url)})") from exc
+        msg = f"{where}: cannot create the workspace ({clean_error(exc, url)})"
+        raise WorkspaceError(msg) from exc
 
 
 class _Target:
@@ -708,7 +709,7 @@ class _Target:
         except _psycopg().Error as exc:
             raise WorkspaceError(
                 f"{redact_url(self.url)}#{self.schema}: writing layer '{kind}' failed "
-                f"({_clean(exc, self.url)}); the workspace is unchanged"
+                f"({clean_error(exc, self.url)}); the workspace is unchanged"
             ) from exc
 
     def record(self, rec: Mapping[str, Any]) -> None:
@@ -743,6 +744,7 @@ __all__ = [
     "DEFAULT_SCHEMA",
     "PG_TYPES",
     "PostgisWorkspace",
+    "clean_error",
     "redact_url",
     "split_workspace_url",
 ]
