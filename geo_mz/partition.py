@@ -174,15 +174,22 @@ def _own(gdf: gpd.GeoDataFrame, code: str, field: str = "adcode") -> np.ndarray:
     return gdf[field].astype("string").fillna("").str.startswith(code).to_numpy(bool)
 
 
-def _units_of_part(units: gpd.GeoDataFrame, part: Part) -> gpd.GeoDataFrame:
-    """Return the part's own units and their ancestors (for names), in stored order."""
+def _units_of_part(ws: Any, part: Part) -> gpd.GeoDataFrame:
+    """Read the part's own units and their ancestors (for names), in stored order.
+
+    Read by the part's bounding box: a part must not read the whole nation's units.
+    """
+    units = ws.read("admin_units", bbox=tuple(shapely.bounds(part.geometry)))
     code = units["adcode"].astype(str)
     keep = code.str.startswith(part.code) | code.map(lambda c: part.code.startswith(c))
     return units[keep.to_numpy(bool)]
 
 
 def roads_extent(ws: Any) -> tuple[float, float, float, float]:
-    """Lon/lat extent of the workspace's roads (whole network = a cut that contains it)."""
+    """Lon/lat extent of the workspace's roads (whole network = a cut that contains it).
+
+    Reads every road's bounds: a partitioned run computes it once and hands it to the parts.
+    """
     return tuple(float(v) for v in ws.extent("roads"))
 
 
@@ -196,6 +203,7 @@ def coverage_part(
     settings: CircleSettings | None = None,
     measure_crs: str | None = None,
     buffer_m: float = 2000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     """Compute the 15-minute circle's walking times and unit tables of one part.
 
@@ -213,6 +221,8 @@ def coverage_part(
     buffer_m
         First buffer round the part (doubled while answers are unproven). 2 km: a 15-minute
         walk at 3.2 km/h is 800 m, so the circle's points are proven in the first round.
+    roads_bbox
+        Lon/lat extent of the whole roads layer (:func:`roads_extent`); read when None.
 
     Returns
     -------
@@ -225,11 +235,11 @@ def coverage_part(
     crs = measure_crs or measure_crs_for(
         gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
     )
-    units = _units_of_part(ws.read("admin_units"), part)
+    units = _units_of_part(ws, part)
     core_bbox = _bbox_of(units[_own(units, part.code)], part)
     pop = ws.read("population", bbox=core_bbox)
     pop = pop[_own(pop, part.code)]
-    extent = roads_extent(ws)
+    extent = roads_bbox or roads_extent(ws)
     xy_all = np.column_stack(
         [pop.geometry.to_crs(crs).x.to_numpy(), pop.geometry.to_crs(crs).y.to_numpy()]
     )
@@ -316,6 +326,7 @@ def relief_part(
     measure_crs: str | None = None,
     vmax_kmh: float,
     buffer_m: float = 20000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     """Audit one part's villages and shelters: the relief table's rows per point and target.
 
@@ -335,6 +346,8 @@ def relief_part(
     buffer_m
         First buffer (doubled while answers are unproven). Delivery routes are hours long, so
         relief parts read far more road than coverage parts.
+    roads_bbox
+        Lon/lat extent of the whole roads layer (:func:`roads_extent`); read when None.
 
     Returns
     -------
@@ -345,7 +358,7 @@ def relief_part(
     crs = measure_crs or measure_crs_for(
         gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
     )
-    units = _units_of_part(ws.read("admin_units"), part)
+    units = _units_of_part(ws, part)
     bbox = _bbox_of(units[_own(units, part.code)], part)
     layers = {"admin_units": units, "population": ws.read("population", bbox=bbox)}
     if "shelters" in ws.layers():
@@ -353,7 +366,7 @@ def relief_part(
     points = relief.audit_points(layers, measure_crs=crs)
     points = points[_own(points, part.code)].reset_index(drop=True)
     stores = ws.read("relief_stores")
-    extent = roads_extent(ws)
+    extent = roads_bbox or roads_extent(ws)
     xy_all = np.column_stack(
         [points.geometry.to_crs(crs).x.to_numpy(), points.geometry.to_crs(crs).y.to_numpy()]
     )
@@ -430,25 +443,35 @@ def boundary_part(
         :func:`geo_mz.boundaries.number_findings` numbers the gathered whole) and
         ``invalid_edges``, and round figures.
     """
-    all_units = ws.read("admin_units") if units is None else units
-    lvl = all_units[(all_units["level"] == level).to_numpy()]
-    if "in_jurisdiction" in lvl.columns:
-        lvl = lvl[lvl["in_jurisdiction"].astype("boolean").fillna(True).to_numpy(bool)]
+
+    def level_units(bbox: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+        # Read by bounding box: a province must not read the whole nation's units.
+        frame = ws.read("admin_units", bbox=bbox) if units is None else units
+        lvl = frame[(frame["level"] == level).to_numpy()]
+        if "in_jurisdiction" in lvl.columns:
+            lvl = lvl[lvl["in_jurisdiction"].astype("boolean").fillna(True).to_numpy(bool)]
+        return lvl
+
+    lvl = level_units(tuple(shapely.bounds(part.geometry)))
     geoms = lvl.geometry.values
     empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     # A unit with no polygon cannot be checked: listed with the part's figures, not dropped.
     no_geometry = sorted(lvl.loc[empty & _own(lvl, part.code), "adcode"].astype(str))
-    lvl = lvl[~empty]
-    own = _own(lvl, part.code)
-    if not own.any():
+    own_units = lvl[~empty & _own(lvl, part.code)]
+    if own_units.empty:
         raise PartitionError(f"part {part.code}: no {level} units with codes starting so")
-    crs = measure_crs or measure_crs_for(lvl[own])
-    own_codes = set(lvl.loc[own, "adcode"].astype(str))
-    core = shapely.union_all(lvl[own].to_crs(STORAGE_CRS).geometry.to_numpy())
+    crs = measure_crs or measure_crs_for(own_units)
+    own_codes = set(own_units["adcode"].astype(str))
+    core = shapely.union_all(own_units.to_crs(STORAGE_CRS).geometry.to_numpy())
     b = float(buffer_m)
     log: dict[str, Any] = {"rounds": 0, "buffer_m": []}
     for _ in range(MAX_ROUNDS):
         cut = make_cut(core, crs, b)
+        lvl = level_units(cut.lonlat_bbox)
+        lvl = lvl[
+            ~(shapely.is_missing(lvl.geometry.values) | shapely.is_empty(lvl.geometry.values))
+        ]
+        own = _own(lvl, part.code)
         near = lvl[own | shapely.intersects(cut.polygon, lvl.geometry.to_crs(crs).values)]
         q = boundaries.qa(
             near[["adcode", "name", near.geometry.name]],  # only these: qa prepares the rest

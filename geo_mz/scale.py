@@ -311,6 +311,10 @@ def run_partitioned(
     ws = open_workspace(ws_ref)
     opts = dict(options or {})
     key = run_key(job, ws, opts, level)
+    task_opts = dict(opts)
+    if job in ("coverage", "relief") and "roads_bbox" not in opts:
+        # Once here rather than in every part: it reads the bounds of every road.
+        task_opts["roads_bbox"] = tuple(float(v) for v in ws.extent("roads"))
     rs: RunStore = open_run_store(store)
     rs.begin(key, {"job": job, "level": level, "workspace": _redacted(ws_ref),
                    "options": _plain(opts), "parts": len(parts)})  # fmt: skip
@@ -341,7 +345,7 @@ def run_partitioned(
     n_workers = 0
     if workers == 0 and not scheduler:
         for i, p in enumerate(todo, start=1):
-            finish(run_part(job, ws_ref, None, key, p, opts), i)
+            finish(run_part(job, ws_ref, None, key, p, task_opts), i)
     elif todo:
         from dask.distributed import as_completed
 
@@ -349,7 +353,7 @@ def run_partitioned(
         with dask_client(scheduler, workers) as client:
             n_workers = len(client.scheduler_info().get("workers", {}))
             futures = {
-                client.submit(run_part, job, ws_ref, on_workers, key, p, opts,
+                client.submit(run_part, job, ws_ref, on_workers, key, p, task_opts,
                               key=f"{key}-{p.code}", pure=False, retries=1): p
                 for p in todo
             }  # fmt: skip

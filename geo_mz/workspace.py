@@ -246,7 +246,14 @@ class Workspace:
 
     def layers(self) -> list[str]:
         """Names of the catalog layers stored in this workspace."""
-        return [str(x) for x in self.layer_records()["layer"].tolist()]
+        # Every write replaces the file (os.replace), so its identity and time tell whether the
+        # list read last is still true; a partitioned run reads layers many times per part.
+        st = self.path.stat()
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = getattr(self, "_layers_seen", None)
+        if cached is None or cached[0] != stamp:
+            self._layers_seen = (stamp, [str(x) for x in self.layer_records()["layer"].tolist()])
+        return list(self._layers_seen[1])
 
     def read(
         self, kind: str, *, bbox: tuple[float, float, float, float] | None = None
