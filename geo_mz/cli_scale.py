@@ -118,7 +118,7 @@ def run(
     from tqdm import tqdm
 
     from geo_mz.scale import run_partitioned
-    from geo_mz.scale_outputs import run_kpis, write_run_outputs
+    from geo_mz.scale_outputs import points_left_out, run_kpis, write_run_outputs
     from geo_mz.workspace import open_workspace
 
     with bad_input():
@@ -140,9 +140,18 @@ def run(
         )  # fmt: skip
         bar.close()
         paths = write_run_outputs(job, result, parts, out_dir, lang=lang)  # type: ignore[arg-type]
+        left = None if code_list else points_left_out(job, ws, result)
     summary_kpis = run_kpis(job, result, _summary(paths["gpkg"]))
     click.echo(f"运行 run {result.run_key} · 结果库 store {result.store}")
     echo_kpis(summary_kpis)
+    if left is not None and left[0] != left[1]:
+        click.secho(
+            f"  ! {left[1] - left[0]} 个点不属于任何分区（代码不符或在分区范围外）/ "
+            f"{left[1] - left[0]} of {left[1]} points belong to no part (no part's code, or "
+            "outside their part's box)",
+            fg="yellow",
+            err=True,
+        )
     for name, path in paths.items():
         click.echo(f"  {name}: {path}")
     if not result.ok:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -14,6 +15,7 @@ from geo_mz.partition import Part
 from geo_mz.projection import STORAGE_CRS
 from geo_mz.report import Kpi
 from geo_mz.scale import RunResult, gather
+from geo_mz.scale_store import open_run_store
 
 Lang = Literal["zh", "en"]
 
@@ -48,6 +50,29 @@ def _part_kpi(job: str, gathered: dict[str, pd.DataFrame], parts: Sequence[Part]
     f = gathered["findings"]
     counts = f.groupby("part").size() if not f.empty else pd.Series(dtype=float)
     return counts.reindex(codes).fillna(0).astype(float)
+
+
+def points_left_out(job: str, ws: Any, result: RunResult) -> tuple[int, int] | None:
+    """Points of the workspace that no part computed, for a run over every part.
+
+    A part takes the points whose code starts with its own (read within its bounding box);
+    a point with no such code, or lying outside its part's box, belongs to none. Returns
+    (points in the parts, points in the workspace), or None for jobs without points.
+    """
+    if job not in ("coverage", "relief") or not result.ok:
+        return None
+    st = open_run_store(result.store).status(result.run_key)
+    done = st[st["status"] == "done"]
+    n = int(sum(json.loads(r or "{}").get("info", {}).get("points", 0) for r in done["rows"]))
+    rec = ws.layer_records().set_index("layer")["rows"]
+    if job == "coverage":
+        total = int(rec.get("population", 0))
+    else:
+        units = ws.read("admin_units")
+        inj = units.get("in_jurisdiction", pd.Series(True, index=units.index)).fillna(True)
+        total = int(((units["level"] == "village") & inj.astype(bool)).sum())
+        total += int(rec.get("shelters", 0))
+    return n, total
 
 
 def part_summary(
@@ -142,4 +167,4 @@ def write_run_outputs(
     return paths
 
 
-__all__ = ["OUTPUT_LAYERS", "part_summary", "run_kpis", "write_run_outputs"]
+__all__ = ["OUTPUT_LAYERS", "part_summary", "points_left_out", "run_kpis", "write_run_outputs"]

@@ -220,3 +220,18 @@ def test_any_scheduler_by_address_or_environment(sample, whole_times, tmp_path, 
     with pytest.raises(scale.ScaleError, match="cannot reach the Dask scheduler"):
         scale.run_partitioned("coverage", sample.path, parts, store=tmp_path / "c.gpkg",
                               options=_opts(sample))  # fmt: skip
+
+
+def test_points_no_part_computed_are_counted(sample, tmp_path):
+    from geo_mz.scale_outputs import points_left_out
+
+    parts = scale.parts_of(sample.read("admin_units"), "town")
+    n_pop = int(sample.layer_records().set_index("layer").loc["population", "rows"])
+    full = scale.run_partitioned("coverage", sample.path, parts, store=tmp_path / "a.gpkg",
+                                 options=_opts(sample), workers=0)  # fmt: skip
+    assert points_left_out("coverage", sample, full) == (n_pop, n_pop)
+    # Leave one town out: its people are in no part, and the check says how many.
+    some = scale.run_partitioned("coverage", sample.path, parts[1:], store=tmp_path / "b.gpkg",
+                                 options=_opts(sample), workers=0)  # fmt: skip
+    first = sample.read("population")["adcode"].astype(str).str.startswith(parts[0].code).sum()
+    assert points_left_out("coverage", sample, some) == (n_pop - first, n_pop)
