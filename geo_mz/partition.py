@@ -240,9 +240,7 @@ def coverage_part(
     pop = ws.read("population", bbox=core_bbox)
     pop = pop[_own(pop, part.code)]
     extent = roads_bbox or roads_extent(ws)
-    xy_all = np.column_stack(
-        [pop.geometry.to_crs(crs).x.to_numpy(), pop.geometry.to_crs(crs).y.to_numpy()]
-    )
+    xy_all = shapely.get_coordinates(pop.geometry.to_crs(crs).values)
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
         cut = make_cut(part.geometry, crs, b)
@@ -367,9 +365,7 @@ def relief_part(
     points = points[_own(points, part.code)].reset_index(drop=True)
     stores = ws.read("relief_stores")
     extent = roads_bbox or roads_extent(ws)
-    xy_all = np.column_stack(
-        [points.geometry.to_crs(crs).x.to_numpy(), points.geometry.to_crs(crs).y.to_numpy()]
-    )
+    xy_all = shapely.get_coordinates(points.geometry.to_crs(crs).values)
     last_leg_m_per_min = s.last_leg_kmh * 1000.0 / 60.0
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
