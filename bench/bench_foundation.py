@@ -2,7 +2,7 @@
 
 1. GCJ-02 -> WGS84: geo_mz's vectorised numpy inverse vs the per-point ``prcoords`` library
    (its exact iterative inverse, ``gcj_wgs_bored``), on the same points.
-2. Checking a layer against its spec: ``geo_mz.validate.prepare_layer`` vs a bare
+2. Checking a layer against its spec: ``geo_mz.core.validate.prepare_layer`` vs a bare
    ``pyogrio.read_dataframe`` of the same GeoPackage (the cost of validation over reading).
 
 Run: ``make bench`` (or ``python bench/bench_foundation.py [n_points]``).
@@ -20,8 +20,8 @@ import numpy as np
 import prcoords
 import pyogrio
 
-from geo_mz.projection import gcj02_to_wgs84, wgs84_to_gcj02
-from geo_mz.validate import prepare_layer
+from geo_mz.core.projection import gcj02_to_wgs84, wgs84_to_gcj02
+from geo_mz.core.validate import prepare_layer
 
 
 def best_of(fn, repeat: int = 3) -> float:

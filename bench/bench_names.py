@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from geo_mz.datasets import sample_dir
-from geo_mz.gazetteer import build_index, load_gazetteer, load_index, search, search_scan
+from geo_mz.names.gazetteer import build_index, load_gazetteer, load_index, search, search_scan
 
 KINDS = ("chinese", "substring", "pinyin", "pinyin_spaced", "initials", "prefix", "typo_han")
 KINDS += ("typo_pinyin",)

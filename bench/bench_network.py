@@ -40,7 +40,7 @@ import shapely
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
-from geo_mz.network import (
+from geo_mz.network.graph import (
     ELDERLY_WALK_SPEED_KMH,
     Network,
     multi_source_times,

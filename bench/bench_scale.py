@@ -25,10 +25,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from geo_mz import coverage, scale
-from geo_mz.circle15 import CircleSettings
-from geo_mz.network import network_from_roads
-from geo_mz.scale_store import open_run_store
+from geo_mz.eldercare import coverage
+from geo_mz.scale import runner as scale
+from geo_mz.eldercare.circle15 import CircleSettings
+from geo_mz.network.graph import network_from_roads
+from geo_mz.scale.store import open_run_store
 
 
 def _startup(workers: int) -> float:
@@ -119,7 +120,7 @@ def province(tmp: Path, code: str, postgis: bool) -> None:
     print(f"   parts in process / whole province in one process: "
           f"{df.iloc[0]['wall_s'] / whole:.1f}×")  # fmt: skip
     if postgis:
-        from geo_mz.workspace_postgis import PostgisWorkspace
+        from geo_mz.core.workspace_postgis import PostgisWorkspace
         from webmap.testing_postgis import temp_cluster
 
         with temp_cluster() as url:
@@ -131,7 +132,7 @@ def province(tmp: Path, code: str, postgis: bool) -> None:
 
 
 def national_qa(tmp: Path) -> None:
-    from geo_mz import boundaries
+    from geo_mz.boundaries import qa as boundaries
     from geo_mz.datasets.china_counties import national_counties
     from geo_mz.datasets.county_workload import write_workload
 

@@ -83,7 +83,7 @@ def echarts_counties(_gazetteer_cache):
         if os.environ.get("CI"):
             pytest.fail("npm is missing in CI (make system-packages installs it)")
         pytest.skip("npm is not installed")
-    from geo_mz.gazetteer_cache import default_cache_dir
+    from geo_mz.names.cache import default_cache_dir
 
     # The session cache (see _gazetteer_cache), which notebook kernels share: one fetch a run.
     cache = default_cache_dir()

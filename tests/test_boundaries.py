@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from pyproj import Geod
 from shapely.geometry import box
 
-from geo_mz.boundaries import (
+from geo_mz.boundaries.qa import (
     QA_DEFAULTS,
     BoundaryError,
     QaSettings,
@@ -33,7 +33,7 @@ from geo_mz.boundaries import (
     repaired_layer,
     repairs_layer,
 )
-from geo_mz.boundary_lines import (
+from geo_mz.boundaries.lines import (
     InspectSettings,
     extract_lines,
     inspect_lines,
@@ -44,7 +44,7 @@ from geo_mz.boundary_lines import (
     marker_layer,
     normalise_line_id,
 )
-from geo_mz.cli_boundaries import boundaries
+from geo_mz.cli.boundaries import boundaries
 
 CRS = "EPSG:4547"
 X0, Y0 = 400_000.0, 2_500_000.0
@@ -516,7 +516,7 @@ def test_sample_town_level_tiles_exactly_and_markers_sit_on_their_lines(pengjian
 
 @pytest.fixture(scope="module")
 def small_ws(pengjiang_layers: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from geo_mz.workspace import Workspace
+    from geo_mz.core.workspace import Workspace
 
     layers = {k: pengjiang_layers[k] for k in ("admin_units", "boundary_markers")}
     minx, miny, maxx, maxy = layers["admin_units"].to_crs(4490).total_bounds
@@ -577,8 +577,8 @@ def test_cli_bad_input_exits_2(small_ws: Path, tmp_path: Path):
 
 
 def test_defaults_name_their_source():
-    import geo_mz.boundaries as b
-    import geo_mz.boundary_lines as bl
+    import geo_mz.boundaries.qa as b
+    import geo_mz.boundaries.lines as bl
 
     assert "local choice" in (b.QaSettings.__doc__ or "")
     assert "UNSOURCED" in (bl.InspectSettings.__doc__ or "")

@@ -27,11 +27,11 @@ from geo_mz.burial import (
     site_capacity,
     town_summary,
 )
-from geo_mz.catalog import load_catalog
-from geo_mz.cli_burial import burial
+from geo_mz.core.catalog import load_catalog
+from geo_mz.cli.burial import burial
 from geo_mz.datasets.dem import pengjiang_dem, pengjiang_landuse, write_synthetic_dem
-from geo_mz.errors import CrsError, GeoMzError
-from geo_mz.terrain import (
+from geo_mz.core.errors import CrsError, GeoMzError
+from geo_mz.core.terrain import (
     DemGrid,
     distance_m,
     grid_for_bounds,
@@ -42,8 +42,8 @@ from geo_mz.terrain import (
     within_m,
     write_raster,
 )
-from geo_mz.validate import check_layer
-from geo_mz.workspace import Workspace
+from geo_mz.core.validate import check_layer
+from geo_mz.core.workspace import Workspace
 
 M = "EPSG:4547"
 

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from geo_mz.catalog import default_catalog_dir, get_spec, load_catalog, load_spec
-from geo_mz.errors import LayerSpecError
-from geo_mz.validate import prepare_layer
+from geo_mz.core.catalog import default_catalog_dir, get_spec, load_catalog, load_spec
+from geo_mz.core.errors import LayerSpecError
+from geo_mz.core.validate import prepare_layer
 
 from .conftest import care_props, feature, point, write_geojson
 

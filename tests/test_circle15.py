@@ -8,7 +8,7 @@ import pyogrio
 import pytest
 from click.testing import CliRunner
 
-from geo_mz.circle15 import (
+from geo_mz.eldercare.circle15 import (
     CircleSettings,
     analyse_circle,
     output_layers,
@@ -17,10 +17,10 @@ from geo_mz.circle15 import (
     siting_kpis,
     write_circle_outputs,
 )
-from geo_mz.cli import main
+from geo_mz.cli.main import main
 from geo_mz.datasets.pengjiang import build_pengjiang
-from geo_mz.errors import GeoMzError
-from geo_mz.workspace import Workspace
+from geo_mz.core.errors import GeoMzError
+from geo_mz.core.workspace import Workspace
 
 
 @pytest.fixture(scope="module")

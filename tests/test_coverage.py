@@ -1,4 +1,4 @@
-"""Tests of geo_mz.coverage: hand-checkable networks, then the Pengjiang sample."""
+"""Tests of geo_mz.eldercare.coverage: hand-checkable networks, then the Pengjiang sample."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo_mz import capacity as cap
-from geo_mz import coverage as cv
-from geo_mz.errors import CrsError, GeoMzError
-from geo_mz.network import (
+from geo_mz.eldercare import capacity as cap
+from geo_mz.eldercare import coverage as cv
+from geo_mz.core.errors import CrsError, GeoMzError
+from geo_mz.network.graph import (
     ELDERLY_WALK_SPEED_KMH,
     network_from_roads,
     snap_points,
     to_networkx,
 )
-from geo_mz.report import Kpi
+from geo_mz.outputs.report import Kpi
 
 X0, Y0 = 500_000.0, 2_500_000.0  # EPSG:4547 (CGCS2000 GK CM 114E), near Jiangmen
 CRS = "EPSG:4547"
@@ -248,7 +248,7 @@ def test_select_centres_filters():
 
 
 def test_kinds_match_catalog():
-    from geo_mz.catalog import get_spec
+    from geo_mz.core.catalog import get_spec
 
     spec = get_spec("elder_care")
     kind = next(f for f in spec.fields if f.name == "kind")

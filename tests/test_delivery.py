@@ -1,4 +1,4 @@
-"""Tests of geo_mz.delivery: a hand-made drive network, then the real Pengjiang sample."""
+"""Tests of geo_mz.relief.delivery: a hand-made drive network, then the real Pengjiang sample."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo_mz.delivery import (
+from geo_mz.relief.delivery import (
     UNMET_REASONS,
     DeliveryError,
     DeliverySettings,
@@ -26,8 +26,8 @@ from geo_mz.delivery import (
     target_min,
     travel_time_matrix,
 )
-from geo_mz.network import network_from_roads, to_networkx
-from geo_mz.vrp import pieces
+from geo_mz.network.graph import network_from_roads, to_networkx
+from geo_mz.network.vrp import pieces
 
 X0, Y0 = 500_000.0, 3_400_000.0  # EPSG:4547 near Wuhan
 CRS = "EPSG:4547"

@@ -1,4 +1,4 @@
-"""Tests of geo_mz.disruption on hand-made networks and hand-made rasters."""
+"""Tests of geo_mz.network.disruption on hand-made networks and hand-made rasters."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import shapely
 from affine import Affine
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-from geo_mz.disruption import (
+from geo_mz.network.disruption import (
     FLOOD_CLOSE_DEPTH_M,
     FLOOD_SLOW_FROM_M,
     Disruption,
@@ -24,8 +24,8 @@ from geo_mz.disruption import (
     no_disruption,
     synthetic_flood_raster,
 )
-from geo_mz.errors import CrsError, GeoMzError
-from geo_mz.network import Network, multi_source_times, network_from_roads
+from geo_mz.core.errors import CrsError, GeoMzError
+from geo_mz.network.graph import Network, multi_source_times, network_from_roads
 
 X0, Y0 = 500_000.0, 3_400_000.0  # EPSG:4547 (CGCS2000 GK CM 114E)
 CRS = "EPSG:4547"

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo_mz.flow import FlowError, assign
+from geo_mz.network.flow import FlowError, assign
 
 ENGINES = ("ortools", "networkx")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo_mz.errors import GeoMzError
-from geo_mz.validate import LayerResult, prepare_layer
+from geo_mz.core.errors import GeoMzError
+from geo_mz.core.validate import LayerResult, prepare_layer
 
 from .conftest import care_props, feature, point
 

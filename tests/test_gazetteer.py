@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_mz.gazetteer import (
+from geo_mz.names.gazetteer import (
     LEVELS,
     PLACE_READINGS,
     GazetteerIndex,

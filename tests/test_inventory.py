@@ -2,7 +2,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from geo_mz.inventory import headline_kpis
+from geo_mz.outputs.inventory import headline_kpis
 
 
 def gdf(rows: list[dict], geoms: list) -> gpd.GeoDataFrame:

@@ -1,4 +1,4 @@
-"""Tests of geo_mz.isochrones: hand networks, a river, the Pengjiang sample, random networks."""
+"""Tests of geo_mz.network.isochrones: hand networks, a river, the Pengjiang sample, random networks."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import shapely
 
 from geo_mz.datasets.pengjiang import CHAOLIAN, build_pengjiang
-from geo_mz.errors import CrsError, GeoMzError
-from geo_mz.isochrones import (
+from geo_mz.core.errors import CrsError, GeoMzError
+from geo_mz.network.isochrones import (
     QUAD_SEGS,
     IsochroneError,
     _pieces,
@@ -19,7 +19,7 @@ from geo_mz.isochrones import (
     points_in_isochrones,
     reached_edges,
 )
-from geo_mz.network import (
+from geo_mz.network.graph import (
     WALK_SPEED_KMH,
     Network,
     multi_source_times,

@@ -1,4 +1,4 @@
-"""Tests of geo_mz.maps (folium map of layers) and geo_mz.report (the HTML report)."""
+"""Tests of geo_mz.outputs.maps (folium map of layers) and geo_mz.outputs.report (the HTML report)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from shapely.geometry import LineString, Point, Polygon
 
-from geo_mz.catalog import default_catalog_dir, load_catalog, load_spec
-from geo_mz.errors import CrsError, Problem
-from geo_mz.maps import layers_map, save_map
-from geo_mz.report import MAX_PROBLEMS_SHOWN, Kpi, LayerCheck, write_report
+from geo_mz.core.catalog import default_catalog_dir, load_catalog, load_spec
+from geo_mz.core.errors import CrsError, Problem
+from geo_mz.outputs.maps import layers_map, save_map
+from geo_mz.outputs.report import MAX_PROBLEMS_SHOWN, Kpi, LayerCheck, write_report
 
 # --------------------------------------------------------------------------- fixtures
 

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 from shapely.geometry import Point
 
-from geo_mz.gazetteer import build_index, load_gazetteer, load_index, name_pinyin
-from geo_mz.names_check import (
+from geo_mz.names.gazetteer import build_index, load_gazetteer, load_index, name_pinyin
+from geo_mz.names.check import (
     CHECKS,
     FINDING_COLUMNS,
     NamesError,
@@ -29,7 +29,7 @@ from geo_mz.names_check import (
     report_tables,
     write_names_report,
 )
-from geo_mz.report import ReportTable
+from geo_mz.outputs.report import ReportTable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -402,7 +402,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def _run(*args: str):
-    from geo_mz.cli_names import names
+    from geo_mz.cli.names import names
 
     return CliRunner().invoke(names, list(args))
 

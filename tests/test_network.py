@@ -1,4 +1,4 @@
-"""Tests of geo_mz.network: hand-checkable networks, then real Helsinki (OSM) and Wuhan roads."""
+"""Tests of geo_mz.network.graph: hand-checkable networks, then real Helsinki (OSM) and Wuhan roads."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from pyproj import Geod
 from scipy.sparse.csgraph import connected_components
 
-from geo_mz.errors import CrsError, GeoMzError
-from geo_mz.network import (
+from geo_mz.core.errors import CrsError, GeoMzError
+from geo_mz.network.graph import (
     DRIVE_SPEEDS_KMH,
     ELDERLY_WALK_SPEED_KMH,
     WALK_SPEED_KMH,
@@ -36,7 +36,7 @@ from geo_mz.network import (
     to_networkx,
     with_closures,
 )
-from geo_mz.osm import oneway_direction, parse_maxspeed_kmh
+from geo_mz.network.osm import oneway_direction, parse_maxspeed_kmh
 
 X0, Y0 = 500_000.0, 3_400_000.0  # EPSG:4547 (CGCS2000 GK CM 114E) near Wuhan
 CRS = "EPSG:4547"

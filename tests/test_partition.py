@@ -10,10 +10,13 @@ import pytest
 import shapely
 from shapely.geometry import LineString, Point, box
 
-from geo_mz import boundaries, coverage, partition, relief
-from geo_mz.circle15 import CircleSettings
-from geo_mz.network import network_from_roads
-from geo_mz.workspace import Workspace
+from geo_mz.boundaries import qa as boundaries
+from geo_mz.eldercare import coverage
+from geo_mz.scale import partition
+from geo_mz.relief import audit as relief
+from geo_mz.eldercare.circle15 import CircleSettings
+from geo_mz.network.graph import network_from_roads
+from geo_mz.core.workspace import Workspace
 
 METRIC = "EPSG:4547"  # CGCS2000 3° GK, CM 114°E: the sample's measuring CRS
 X0, Y0 = 404_000.0, 2_500_000.0  # near Pengjiang
@@ -160,7 +163,7 @@ def sample(sample_ws):
 
 
 def _town_parts(ws: Workspace) -> list[partition.Part]:
-    from geo_mz.scale import parts_of
+    from geo_mz.scale.runner import parts_of
 
     return parts_of(ws.read("admin_units"), "town")
 

@@ -8,8 +8,8 @@ import shapely
 from pyproj import CRS
 from scipy.spatial import cKDTree
 
-from geo_mz.errors import CrsError
-from geo_mz.projection import (
+from geo_mz.core.errors import CrsError
+from geo_mz.core.projection import (
     bd09_to_wgs84,
     china_datum_to_wgs84,
     gcj02_to_bd09,
@@ -20,7 +20,7 @@ from geo_mz.projection import (
     wgs84_to_bd09,
     wgs84_to_gcj02,
 )
-from geo_mz.validate import prepare_layer
+from geo_mz.core.validate import prepare_layer
 
 RNG = np.random.default_rng(7)
 LON = RNG.uniform(75, 134, 300)

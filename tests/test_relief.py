@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo_mz import disruption, relief
-from geo_mz.network import network_from_osm, network_from_roads, to_networkx
-from geo_mz.relief import ReliefError, ReliefSettings, Target
+from geo_mz.network import disruption
+from geo_mz.relief import audit as relief
+from geo_mz.network.graph import network_from_osm, network_from_roads, to_networkx
+from geo_mz.relief.audit import ReliefError, ReliefSettings, Target
 
 CRS = "EPSG:4547"
 X0, Y0 = 500_000.0, 2_500_000.0

@@ -14,7 +14,7 @@ import rasterio
 import shapely
 from geopandas.testing import assert_geodataframe_equal
 
-from geo_mz.catalog import load_catalog
+from geo_mz.core.catalog import load_catalog
 from geo_mz.datasets import available, get_path
 from geo_mz.datasets.pengjiang import (
     PopulationGrid,
@@ -22,8 +22,8 @@ from geo_mz.datasets.pengjiang import (
     build_pengjiang,
     write_population_geotiff,
 )
-from geo_mz.errors import GeoMzError
-from geo_mz.validate import check_layer
+from geo_mz.core.errors import GeoMzError
+from geo_mz.core.validate import check_layer
 
 M = "EPSG:4547"
 TOWNS = {

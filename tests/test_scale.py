@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from geo_mz import coverage, scale
-from geo_mz.circle15 import CircleSettings
-from geo_mz.cli import main
-from geo_mz.network import network_from_roads
-from geo_mz.scale_store import GpkgRunStore, RunStoreError, open_run_store
+from geo_mz.eldercare import coverage
+from geo_mz.scale import runner as scale
+from geo_mz.eldercare.circle15 import CircleSettings
+from geo_mz.cli.main import main
+from geo_mz.network.graph import network_from_roads
+from geo_mz.scale.store import GpkgRunStore, RunStoreError, open_run_store
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +224,7 @@ def test_any_scheduler_by_address_or_environment(sample, whole_times, tmp_path, 
 
 
 def test_points_no_part_computed_are_counted(sample, tmp_path):
-    from geo_mz.scale_outputs import points_left_out
+    from geo_mz.scale.outputs import points_left_out
 
     parts = scale.parts_of(sample.read("admin_units"), "town")
     n_pop = int(sample.layer_records().set_index("layer").loc["population", "rows"])

@@ -8,14 +8,15 @@ import pandas as pd
 import psycopg
 import pytest
 
-from geo_mz import relief, scale
-from geo_mz.partition import max_drive_kmh
-from geo_mz.scale_store import PostgisRunStore, RunStoreError, open_run_store
+from geo_mz.relief import audit as relief
+from geo_mz.scale import runner as scale
+from geo_mz.scale.partition import max_drive_kmh
+from geo_mz.scale.store import PostgisRunStore, RunStoreError, open_run_store
 
 
 @pytest.fixture(scope="module")
 def pg_ws(pg_url, sample_ws) -> str:
-    from geo_mz.workspace_postgis import PostgisWorkspace
+    from geo_mz.core.workspace_postgis import PostgisWorkspace
 
     PostgisWorkspace.from_workspace(sample_ws, pg_url, schema="scale_ws", replace=True)
     return f"{pg_url}#scale_ws"
@@ -29,7 +30,7 @@ def _relief_opts(ws) -> dict:
 
 @pytest.mark.slow
 def test_cluster_run_on_postgis_equals_the_geopackage_run(pg_url, pg_ws, sample_ws, tmp_path):
-    from geo_mz.workspace import open_workspace
+    from geo_mz.core.workspace import open_workspace
 
     pg = open_workspace(pg_ws)
     parts = scale.parts_of(pg.read("admin_units"), "town")
@@ -60,7 +61,7 @@ def test_cluster_run_on_postgis_equals_the_geopackage_run(pg_url, pg_ws, sample_
 
 
 def test_a_part_is_one_transaction_and_a_rerun_replaces_it(pg_url, pg_ws):
-    from geo_mz.workspace import open_workspace
+    from geo_mz.core.workspace import open_workspace
 
     pg = open_workspace(pg_ws)
     parts = scale.parts_of(pg.read("admin_units"), "town")[:2]
@@ -95,7 +96,7 @@ def test_unreachable_store_names_the_host_not_the_password():
 def test_cli_push_run_and_status_on_postgis(pg_url, sample_ws, tmp_path):
     from click.testing import CliRunner
 
-    from geo_mz.cli import main
+    from geo_mz.cli.main import main
 
     target = f"{pg_url}#cli_ws"
     r = CliRunner().invoke(main, ["scale", "push", str(sample_ws.path), target, "--replace"])

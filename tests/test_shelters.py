@@ -1,4 +1,4 @@
-"""Tests of geo_mz.shelters: capacity by hand, a hand-made walk network, the Pengjiang sample."""
+"""Tests of geo_mz.relief.shelters: capacity by hand, a hand-made walk network, the Pengjiang sample."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 import shapely
 
 from geo_mz.datasets.pengjiang import build_pengjiang
-from geo_mz.network import network_from_roads
-from geo_mz.results import result_catalog
-from geo_mz.shelters import (
+from geo_mz.network.graph import network_from_roads
+from geo_mz.outputs.results import result_catalog
+from geo_mz.relief.shelters import (
     ShelterError,
     ShelterSettings,
     evacuate,
@@ -27,7 +27,7 @@ from geo_mz.shelters import (
     shelter_map,
     write_shelter_outputs,
 )
-from geo_mz.validate import check_layer
+from geo_mz.core.validate import check_layer
 
 X0, Y0 = 500_000.0, 2_500_000.0  # EPSG:4547 (CGCS2000 GK CM 114E), Pearl River Delta
 CRS = "EPSG:4547"

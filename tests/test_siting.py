@@ -1,4 +1,4 @@
-"""Tests of geo_mz.siting: brute force on small instances, hand examples, networkx, Pengjiang."""
+"""Tests of geo_mz.network.siting: brute force on small instances, hand examples, networkx, Pengjiang."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ import scipy.sparse as sp
 import shapely
 
 from geo_mz.datasets.pengjiang import build_pengjiang
-from geo_mz.errors import GeoMzError
-from geo_mz.network import (
+from geo_mz.core.errors import GeoMzError
+from geo_mz.network.graph import (
     ELDERLY_WALK_SPEED_KMH,
     network_from_roads,
     snap_points,
     to_networkx,
 )
-from geo_mz.siting import (
+from geo_mz.network.siting import (
     ZERO_TIME_MIN,
     SitingError,
     SitingResult,
@@ -295,7 +295,7 @@ def test_coverage_matrix_equals_networkx(mode):
                 assert dense[j, i] == 0.0  # absent
     assert 0 < n_in < 90 and cov.nnz == n_in
     # chunked Dijkstra gives the same matrix
-    import geo_mz.siting as siting
+    import geo_mz.network.siting as siting
 
     old = siting.CELL_BUDGET
     try:

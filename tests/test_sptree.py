@@ -1,4 +1,4 @@
-"""Tests of geo_mz.sptree: hand-checked forests, repairs against full re-runs, networkx check."""
+"""Tests of geo_mz.network.sptree: hand-checked forests, repairs against full re-runs, networkx check."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo_mz import sptree
-from geo_mz.network import multi_source_times, network_from_osm, with_closures
-from geo_mz.sptree import Forest, changed_pairs, grow, path_to, repair
+from geo_mz.network import sptree
+from geo_mz.network.graph import multi_source_times, network_from_osm, with_closures
+from geo_mz.network.sptree import Forest, changed_pairs, grow, path_to, repair
 
 INF = np.inf
 

@@ -9,9 +9,9 @@ import pyogrio
 import pytest
 import shapely
 
-from geo_mz.errors import LayerReadError, LayerValidationError
-from geo_mz.validate import load_layer, prepare_layer
-from geo_mz.workspace import Workspace
+from geo_mz.core.errors import LayerReadError, LayerValidationError
+from geo_mz.core.validate import load_layer, prepare_layer
+from geo_mz.core.workspace import Workspace
 
 from .conftest import care_props, feature, point, write_geojson
 

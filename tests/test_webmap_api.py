@@ -228,7 +228,7 @@ def test_map_config_layers_and_form_choices(client):
 
 
 def test_map_layer_styles_from_catalog_symbology(client):
-    from geo_mz.catalog import get_spec
+    from geo_mz.core.catalog import get_spec
 
     r = client.get("/map/layers/shelters?lang=zh")
     assert r.status_code == 200

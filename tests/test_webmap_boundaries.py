@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("flask")
 
-from geo_mz.results import result_catalog
-from geo_mz.validate import check_layer
+from geo_mz.outputs.results import result_catalog
+from geo_mz.core.validate import check_layer
 from webmap import create_app
 from webmap.core.geojson import CRS84
 from webmap.core.overlays import OVERLAYS

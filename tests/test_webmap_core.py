@@ -15,7 +15,7 @@ pytest.importorskip("flask")
 
 from click.testing import CliRunner
 
-from geo_mz.cli_webmap import serve, users
+from geo_mz.cli.webmap import serve, users
 from webmap import Settings, SettingsError, WebMapAPI
 from webmap.core.errors import BadRequestError
 from webmap.core.events import EventBus, parse_last_event_id

@@ -11,7 +11,7 @@ pytest.importorskip("flask")
 
 import shapely
 
-from geo_mz.workspace import Workspace
+from geo_mz.core.workspace import Workspace
 from webmap import create_app
 from webmap.testing import PASSWORD, fresh_settings, sample_base
 

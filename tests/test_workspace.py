@@ -8,9 +8,9 @@ import pytest
 import shapely
 from geopandas.testing import assert_geodataframe_equal
 
-import geo_mz.workspace as workspace_mod
-from geo_mz.errors import LayerValidationError, WorkspaceError
-from geo_mz.workspace import Workspace, file_sha256, open_workspace
+import geo_mz.core.workspace as workspace_mod
+from geo_mz.core.errors import LayerValidationError, WorkspaceError
+from geo_mz.core.workspace import Workspace, file_sha256, open_workspace
 
 from .conftest import care_props, feature, point, write_geojson
 
@@ -186,7 +186,7 @@ def test_provenance_and_info(ws: Workspace, good_care_file: Path):
 def test_gcj02_import_is_converted_and_recorded(ws: Workspace, tmp_path: Path):
     import numpy as np
 
-    from geo_mz.projection import wgs84_to_gcj02
+    from geo_mz.core.projection import wgs84_to_gcj02
 
     lon, lat = wgs84_to_gcj02(np.array([113.05]), np.array([22.6]))
     src = write_geojson(

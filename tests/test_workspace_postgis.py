@@ -14,8 +14,8 @@ import pytest
 import shapely
 from geopandas.testing import assert_geodataframe_equal
 
-from geo_mz.errors import LayerValidationError, WorkspaceError
-from geo_mz.workspace import Workspace, open_workspace
+from geo_mz.core.errors import LayerValidationError, WorkspaceError
+from geo_mz.core.workspace import Workspace, open_workspace
 
 PROV = {"synthetic": True, "source": "test", "method": "hand-made"}
 PENGJIANG = (112.9, 22.45, 113.25, 22.85)
@@ -29,7 +29,7 @@ def sample_gpkg(sample_ws) -> Workspace:
 @pytest.fixture(scope="session")
 def copied(pg_url, sample_gpkg):
     """The sample copied into schema ``sample``, with the copy's time and row count."""
-    from geo_mz.workspace_postgis import PostgisWorkspace
+    from geo_mz.core.workspace_postgis import PostgisWorkspace
 
     lines: list[str] = []
     t0 = time.perf_counter()
@@ -95,7 +95,7 @@ def test_bbox_read_equals_the_geopackage(copied, sample_gpkg, bbox):
 
 def test_bbox_is_a_true_intersection_like_pyogrio(pg_url, tmp_path):
     """pyogrio (GDAL + GEOS) drops a feature whose envelope, but not its geometry, meets the box."""
-    from geo_mz.workspace_postgis import PostgisWorkspace
+    from geo_mz.core.workspace_postgis import PostgisWorkspace
 
     gws = Workspace.create(tmp_path / "l.gpkg", name="x", adcode="440703", bounds=PENGJIANG)
     pws = PostgisWorkspace.create(
@@ -193,7 +193,7 @@ def shelters(area: float = 5000.0) -> gpd.GeoDataFrame:
 @pytest.fixture
 def pair(pg_url, tmp_path, request):
     """A fresh GeoPackage and PostGIS workspace with the same metadata."""
-    from geo_mz.workspace_postgis import PostgisWorkspace
+    from geo_mz.core.workspace_postgis import PostgisWorkspace
 
     schema = f"t_{request.node.name.split('[')[0][-40:]}".lower()
     gws = Workspace.create(
@@ -314,7 +314,7 @@ def test_a_locked_table_times_out_and_rolls_back(pair, pg_url):
     """Another session holds a lock on the second layer: the write gives up, nothing changes."""
     import psycopg
 
-    from geo_mz.workspace_postgis import PostgisWorkspace
+    from geo_mz.core.workspace_postgis import PostgisWorkspace
 
     _, pws = pair
     pws.write_layers(
@@ -353,7 +353,7 @@ def test_import_file_goes_through_the_same_checks(pair, tmp_path):
 
 
 def test_open_workspace_dispatches_on_the_url(copied, pg_url):
-    from geo_mz.workspace_postgis import PostgisWorkspace
+    from geo_mz.core.workspace_postgis import PostgisWorkspace
 
     ws = open_workspace(f"{pg_url}#sample")
     assert isinstance(ws, PostgisWorkspace) and ws.schema == "sample"
@@ -379,7 +379,7 @@ def test_unreachable_server_names_the_host_not_the_password():
 
 
 def test_password_is_hidden_everywhere(pg_url):
-    from geo_mz.workspace_postgis import redact_url, split_workspace_url
+    from geo_mz.core.workspace_postgis import redact_url, split_workspace_url
 
     assert redact_url("postgresql://u:p%40ss@h:5/db?password=x&sslmode=require") == (
         "postgresql://u:***@h:5/db?password=***&sslmode=require"
@@ -396,7 +396,7 @@ def test_importing_geo_mz_does_not_import_psycopg():
     import sys
 
     code = (
-        "import sys, geo_mz, geo_mz.workspace, geo_mz.workspace_postgis, geo_mz.cli; "
+        "import sys, geo_mz, geo_mz.core.workspace, geo_mz.core.workspace_postgis, geo_mz.cli.main; "
         "assert 'psycopg' not in sys.modules, 'psycopg imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)

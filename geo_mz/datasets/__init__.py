@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from geo_mz.catalog import default_catalog_dir
-from geo_mz.errors import LayerReadError
+from geo_mz.core.catalog import default_catalog_dir
+from geo_mz.core.errors import LayerReadError
 
 __all__ = ["available", "get_path", "sample_dir"]
 

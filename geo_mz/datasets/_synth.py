@@ -24,8 +24,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
-from geo_mz.catalog import get_spec
-from geo_mz.errors import LayerSpecError
+from geo_mz.core.catalog import get_spec
+from geo_mz.core.errors import LayerSpecError
 
 #: Storage CRS of every layer (CGCS2000, STANDARDS.md §G).
 STORAGE_CRS = "EPSG:4490"

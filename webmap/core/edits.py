@@ -2,7 +2,7 @@
 
 Every write is checked in full before anything is stored: the body is a GeoJSON Feature (or a
 merge patch), only the properties the rule allows, text within the size limit, values allowed
-by the layer spec (``geo_mz.validate.check_layer``), a valid geometry inside the workspace's
+by the layer spec (``geo_mz.core.validate.check_layer``), a valid geometry inside the workspace's
 area and touching the jurisdiction. Findings come back together, each naming its field.
 """
 
@@ -18,8 +18,8 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from geo_mz.catalog import LayerSpec
-from geo_mz.validate import check_layer
+from geo_mz.core.catalog import LayerSpec
+from geo_mz.core.validate import check_layer
 from webmap.core.errors import BadRequestError, UnprocessableError, field_error
 from webmap.core.geojson import parse_feature, parse_geometry
 from webmap.core.http import ApiRequest, ApiResponse

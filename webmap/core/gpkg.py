@@ -1,4 +1,4 @@
-"""The GeoPackage backend: a :class:`geo_mz.workspace.Workspace` plus a SQLite journal.
+"""The GeoPackage backend: a :class:`geo_mz.core.workspace.Workspace` plus a SQLite journal.
 
 Workspace layers (incidents, shelters, ...) are rewritten with the workspace's atomic
 ``write_layers`` (checked copy, then one ``os.replace``). The web map's road closures, the
@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_mz.errors import LayerValidationError
-from geo_mz.workspace import Workspace, conform_types
+from geo_mz.core.errors import LayerValidationError
+from geo_mz.core.workspace import Workspace, conform_types
 from webmap.core.edits_common import check_preconditions
 from webmap.core.errors import UnprocessableError, field_error
 from webmap.core.geojson import features_of, jsonable, make_etag

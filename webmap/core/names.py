@@ -1,6 +1,6 @@
 """Place-name search for the map page: ``GET /names/search`` over the national gazetteer.
 
-The index comes from :func:`geo_mz.gazetteer.load_index` (memory-mapped from its disk cache;
+The index comes from :func:`geo_mz.names.gazetteer.load_index` (memory-mapped from its disk cache;
 the first build takes ~15-20 s). It is loaded in a background thread on the first request, and
 until it is ready the endpoint answers 503 ``index_building`` with ``Retry-After`` instead of
 holding the request. One index per process and cache folder (``GEO_MZ_CACHE_DIR``), shared by
@@ -63,7 +63,7 @@ class _Loader:
 
     def _load(self) -> None:
         try:
-            from geo_mz.gazetteer import load_index
+            from geo_mz.names.gazetteer import load_index
 
             index = load_index()
         except Exception as exc:  # reported to the client; a later request retries
@@ -177,8 +177,8 @@ class NameSearch:
 
     def search(self, req: ApiRequest) -> ApiResponse:
         """Search names by characters, pinyin or initials: ``q``, ``code_prefix``, ``limit``."""
-        from geo_mz.gazetteer import search
-        from geo_mz.gazetteer_index import LEVELS
+        from geo_mz.names.gazetteer import search
+        from geo_mz.names.index import LEVELS
 
         check_params(req, PARAMS)
         q = _text(req, "q", MAX_QUERY_CHARS, "a place name, its pinyin or initials")

@@ -2,16 +2,16 @@
 
 :class:`OverlayStore` wraps any :class:`webmap.core.store.FeatureStore` and serves four more
 layers, each with its analysis output spec (``layers/results/*.toml``, via
-:func:`geo_mz.results.result_catalog`), so OGC API items, the OpenAPI document and the map page
+:func:`geo_mz.outputs.results.result_catalog`), so OGC API items, the OpenAPI document and the map page
 treat them like any other layer. They have no write rules: every write to them is 405.
 
 - ``boundary_lines``: shared lines and outer borders of the county-level and town-level units
-  (:func:`geo_mz.boundary_lines.extract_lines`, :func:`~geo_mz.boundary_lines.lines_layer`).
+  (:func:`geo_mz.boundaries.lines.extract_lines`, :func:`~geo_mz.boundaries.lines.lines_layer`).
 - ``boundary_findings``: coverage QA of the town level (against the workspace's own county) and
-  of the village level (:func:`geo_mz.boundaries.qa`, :func:`~geo_mz.boundaries.findings_layer`);
+  of the village level (:func:`geo_mz.boundaries.qa.qa`, :func:`~geo_mz.boundaries.qa.findings_layer`);
   finding ids are prefixed with the level (``town-F0001``) so both levels fit one layer.
 - ``boundary_marker_report`` and ``boundary_line_issues``: the joint-inspection checks of the
-  boundary markers along the county lines (:func:`geo_mz.boundary_lines.inspect_lines`).
+  boundary markers along the county lines (:func:`geo_mz.boundaries.lines.inspect_lines`).
 
 Each is computed on first use and cached until a layer it is built from changes (the inner
 store's :meth:`~webmap.core.store.FeatureStore.token`, which changes when the workspace file
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_mz.catalog import LayerSpec
+from geo_mz.core.catalog import LayerSpec
 from webmap.core.geojson import features_of, make_etag
 from webmap.core.store import Builder, Change, Event, FeatureStore, Op
 
@@ -66,7 +66,7 @@ def visible_by_default(name: str) -> bool:
 
 def overlay_spec(name: str) -> LayerSpec:
     """Return the result spec of an overlay layer."""
-    from geo_mz.results import result_catalog
+    from geo_mz.outputs.results import result_catalog
 
     return result_catalog()[name]
 
@@ -99,8 +99,8 @@ def _concat(parts: list[gpd.GeoDataFrame], name: str) -> gpd.GeoDataFrame:
 
 def compute_lines(units: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
     """``boundary_lines`` of the county and town levels of ``units`` (any CRS)."""
-    from geo_mz.boundaries import prepare_units
-    from geo_mz.boundary_lines import extract_lines, lines_layer
+    from geo_mz.boundaries.qa import prepare_units
+    from geo_mz.boundaries.lines import extract_lines, lines_layer
 
     parts = []
     for level in LINE_LEVELS:
@@ -112,7 +112,7 @@ def compute_lines(units: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
 
 def compute_findings(units: gpd.GeoDataFrame, adcode: str) -> dict[str, gpd.GeoDataFrame]:
     """``boundary_findings`` of the town level (within county ``adcode``) and village level."""
-    from geo_mz.boundaries import findings_layer, qa
+    from geo_mz.boundaries.qa import findings_layer, qa
 
     parts = []
     for level in QA_LEVELS:
@@ -133,8 +133,8 @@ def compute_markers(
     units: gpd.GeoDataFrame, markers: gpd.GeoDataFrame
 ) -> dict[str, gpd.GeoDataFrame]:
     """``boundary_marker_report`` and ``boundary_line_issues`` along the county lines."""
-    from geo_mz.boundaries import prepare_units
-    from geo_mz.boundary_lines import extract_lines, inspect_lines, issues_layer, marker_layer
+    from geo_mz.boundaries.qa import prepare_units
+    from geo_mz.boundaries.lines import extract_lines, inspect_lines, issues_layer, marker_layer
 
     county = _level(units, "county")
     if not len(county) or not len(markers):

@@ -1,9 +1,9 @@
-"""Feature styles, legends and popup texts for the web map, taken from ``geo_mz.maps``.
+"""Feature styles, legends and popup texts for the web map, taken from ``geo_mz.outputs.maps``.
 
 The notebook/report maps (folium) and the web map must look the same, so the colour, size and
 legend logic is not repeated here: this module is the one place that calls into
-``geo_mz.maps``. Its helpers for per-feature styles are not public yet (``_colours``,
-``_style``, ``_size_by_field``, ``_popup_fields``); when ``geo_mz.maps`` exposes them, only this
+``geo_mz.outputs.maps``. Its helpers for per-feature styles are not public yet (``_colours``,
+``_style``, ``_size_by_field``, ``_popup_fields``); when ``geo_mz.outputs.maps`` exposes them, only this
 file changes.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import geopandas as gpd
 
-from geo_mz import maps
-from geo_mz.catalog import LayerSpec
+from geo_mz.outputs import maps
+from geo_mz.core.catalog import LayerSpec
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def _kind(geom_type: str | None) -> str:
 
 
 def symbolize(gdf: gpd.GeoDataFrame, spec: LayerSpec, lang: str) -> Symbology:
-    """Style every feature of a layer as ``geo_mz.maps`` does, plus legend and popup texts.
+    """Style every feature of a layer as ``geo_mz.outputs.maps`` does, plus legend and popup texts.
 
     Parameters
     ----------

@@ -1,0 +1,2 @@
+"""TODO."""
+from geo_mz.cli.main import main

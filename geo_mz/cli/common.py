@@ -1,0 +1,101 @@
+"""Helpers shared by the ``geo-mz`` command files: errors to exit code 2, progress, output."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from geo_mz.core.errors import GeoMzError, LayerValidationError, Problem
+from geo_mz.outputs.report import Kpi
+
+BAD_INPUT = 2
+
+#: Options most analysis commands share.
+workspace_option = click.option(
+    "--workspace", required=True, type=click.Path(dir_okay=False), help="工作空间 / workspace."
+)
+out_option = click.option(
+    "--out",
+    "out_dir",
+    default="out",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="输出目录 / output folder.",
+)
+lang_option = click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    default="zh",
+    show_default=True,
+    help="输出语言 / output language.",
+)
+
+
+def echo_problems(problems: Sequence[Problem], *, limit: int = 200) -> None:
+    """Print problems to stderr, errors red and warnings yellow, at most ``limit``."""
+    for p in problems[:limit]:
+        color = {"error": "red", "warning": "yellow"}.get(p.severity)
+        click.secho(str(p), fg=color, err=True)
+    if len(problems) > limit:
+        more = len(problems) - limit
+        click.echo(f"... 另有 {more} 条 / {more} more", err=True)
+
+
+@contextmanager
+def bad_input() -> Iterator[None]:
+    """Turn geo_mz's named errors into a message and exit code 2 (no traceback)."""
+    try:
+        yield
+    except LayerValidationError as exc:
+        echo_problems(exc.problems)
+        n = len([p for p in exc.problems if p.severity == "error"])
+        click.secho(
+            f"失败：{n} 个错误 / failed: {n} error(s); nothing was changed", fg="red", err=True
+        )
+        sys.exit(BAD_INPUT)
+    except GeoMzError as exc:
+        click.secho(f"错误 / error: {exc}", fg="red", err=True)
+        sys.exit(BAD_INPUT)
+
+
+def progress_bar(desc: str) -> tuple[Callable[[str], None], Callable[[], None]]:
+    """Return a step(message) callback and a close() for a tqdm bar on stderr."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=" 步 step", file=sys.stderr, leave=True)
+
+    def step(msg: str) -> None:
+        bar.set_postfix_str(msg, refresh=False)
+        bar.update(1)
+
+    return step, bar.close
+
+
+def echo_kpis(kpis: Sequence[Kpi]) -> None:
+    """Print headline figures, ✓/✗ against their targets."""
+    for k in kpis:
+        mark = {True: "✓", False: "✗", None: " "}[k.met]
+        target = f"  (目标 target {k.target})" if k.target else ""
+        click.echo(f"  {mark} {k.label_zh} {k.label_en}: {k.value} {k.unit}{target}")
+
+
+def read_points(path: str, crs: str | None) -> Any:
+    """Candidate points from any supported file, in EPSG:4490 (errors name the file)."""
+    from geo_mz.core.errors import CrsError
+    from geo_mz.core.io import read_source
+    from geo_mz.core.projection import STORAGE_CRS, china_datum_to_wgs84, parse_crs
+
+    gdf = read_source(path).gdf
+    if crs in ("gcj02", "bd09"):
+        gdf = china_datum_to_wgs84(gdf, crs)  # type: ignore[arg-type]
+    elif crs is not None:
+        gdf = gdf.set_crs(parse_crs(crs), allow_override=True)
+    if gdf.crs is None:
+        raise CrsError(f"{path}: no CRS; give it with --candidates-crs")
+    if not gdf.geom_type.eq("Point").all():
+        raise GeoMzError(f"{path}: candidate sites must be points")
+    return gdf.to_crs(STORAGE_CRS)

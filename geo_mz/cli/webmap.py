@@ -1,0 +1,265 @@
+"""``geo-mz serve`` (the live web map, served by waitress) and ``geo-mz users`` (its accounts).
+
+flask and waitress are the ``[web]`` extra: they are imported only when these commands run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import click
+
+from geo_mz.cli.common import BAD_INPUT, bad_input
+
+SECRET_ENV = "GEO_MZ_SECRET_KEY"
+DEFAULT_THREADS = 64
+"""Waitress worker threads: every open map holds one for its event stream (local choice)."""
+
+
+def _need_web() -> None:
+    try:
+        import flask  # noqa: F401
+        import waitress  # noqa: F401
+    except ImportError as exc:
+        click.secho(
+            "错误 / error: the web map needs flask and waitress: "
+            f"pip install 'geo-mz[web]' ({exc})",
+            fg="red",
+            err=True,
+        )
+        sys.exit(BAD_INPUT)
+
+
+def _fail(exc: Exception) -> None:
+    click.secho(f"错误 / error: {exc}", fg="red", err=True)
+    sys.exit(BAD_INPUT)
+
+
+def secret_key_for(workspace: Path | None, key_file: str | None) -> str:
+    """Return the session secret: ``$GEO_MZ_SECRET_KEY``, else a key file (made once, mode 0600).
+
+    The default file is ``<workspace stem>.secret`` beside the workspace, so sessions survive
+    a restart of the server.
+    """
+    env = os.environ.get(SECRET_ENV)
+    if env:
+        return env
+    if workspace is None and not key_file:
+        raise ValueError(f"without --workspace give --secret-key-file or ${SECRET_ENV}")
+    path = Path(key_file) if key_file else workspace.with_name(f"{workspace.stem}.secret")  # type: ignore[union-attr]
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+@click.command()
+@click.option(
+    "--workspace",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="工作空间 GeoPackage / the workspace to serve (or --database).",
+)
+@click.option(
+    "--database",
+    "database_url",
+    default=None,
+    envvar="GEO_MZ_DATABASE_URL",
+    help="PostGIS 库 / serve postgresql://... (made by `geo-mz webmap import`) instead; "
+    "several server processes may share it [env GEO_MZ_DATABASE_URL].",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="监听地址 / address.")
+@click.option("--port", default=8000, show_default=True, type=int, help="端口 / port.")
+@click.option(
+    "--users",
+    "users_db",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="用户库 / users SQLite file [default: <workspace>.users.sqlite beside it].",
+)
+@click.option(
+    "--journal",
+    "journal_db",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="审计与事件库 / audit+event SQLite [default: <workspace>.webmap.sqlite].",
+)
+@click.option("--tiles", default=None, help="可选底图 XYZ 地址 / optional XYZ tile URL template.")
+@click.option("--tiles-attribution", default="", help="底图署名 / tile attribution.")
+@click.option(
+    "--login-required",
+    is_flag=True,
+    help="未登录不可查看 / people must log in to see the map.",
+)
+@click.option(
+    "--secret-key-file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help=f"会话密钥文件 / session secret file (or ${SECRET_ENV}) [default: <workspace>.secret].",
+)
+@click.option(
+    "--threads",
+    default=DEFAULT_THREADS,
+    show_default=True,
+    type=click.IntRange(4, 1024),
+    help="工作线程 / worker threads (each open map uses one).",
+)
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+def serve(
+    workspace: str | None,
+    database_url: str | None,
+    host: str,
+    port: int,
+    users_db: str | None,
+    journal_db: str | None,
+    tiles: str | None,
+    tiles_attribution: str,
+    login_required: bool,
+    secret_key_file: str | None,
+    threads: int,
+    lang: str,
+) -> None:
+    """启动灾害应急指挥网页地图 / serve the live web map of a workspace.
+
+    OGC API - Features at /collections, the map at /, live updates at /events.
+    """
+    _need_web()
+    import waitress
+
+    from webmap import Settings, SettingsError, create_app
+
+    ws = Path(workspace) if workspace else None
+    if ws is None and not database_url:
+        _fail(ValueError("give --workspace W.gpkg or --database postgresql://..."))
+    with bad_input():
+        try:
+            settings = Settings(
+                workspace=ws,
+                database_url=database_url,
+                secret_key=secret_key_for(ws, secret_key_file),
+                users_db=Path(users_db) if users_db else None,
+                journal_db=Path(journal_db) if journal_db else None,
+                tiles_url=tiles,
+                tiles_attribution=tiles_attribution,
+                anonymous_read=not login_required,
+                default_lang=lang,  # type: ignore[arg-type]
+            )
+        except (SettingsError, ValueError, OSError) as exc:
+            _fail(exc)
+        app = create_app(settings)
+    api = app.extensions["webmap"]
+    if not api.users.all():
+        click.echo(
+            "提示 / note: no users yet; add one with "
+            f"`geo-mz users add NAME --role admin --workspace {workspace}`",
+            err=True,
+        )
+    click.echo(f"地图 / map: http://{host}:{port}/   (Ctrl-C 停止 / to stop)", err=True)
+    try:
+        waitress.serve(app, host=host, port=port, threads=threads, ident="geo-mz")
+    finally:
+        api.close()
+
+
+@click.group()
+def users() -> None:
+    """管理网页地图用户 / manage the web map's users (roles: viewer, reporter, commander, admin)."""
+
+
+def _users_db(workspace: str | None, users_db: str | None) -> Path:
+    from webmap.settings import users_db_for
+
+    if users_db:
+        return Path(users_db)
+    if workspace:
+        return users_db_for(workspace)
+    _fail(ValueError("give --workspace (users file beside it) or --users FILE"))
+    raise AssertionError  # unreachable: _fail exits
+
+
+_workspace_opt = click.option(
+    "--workspace",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="工作空间 / the workspace (users file beside it).",
+)
+_users_opt = click.option(
+    "--users", "users_db", default=None, type=click.Path(dir_okay=False), help="用户库 / file."
+)
+
+
+@users.command("add")
+@click.argument("name")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["viewer", "reporter", "commander", "admin"]),
+    help="角色 / role.",
+)
+@_workspace_opt
+@_users_opt
+@click.option(
+    "--password",
+    prompt="密码 / password",
+    hide_input=True,
+    confirmation_prompt=True,
+    help="密码(不给则提示输入) / password (prompted when not given).",
+)
+@click.option("--overwrite", is_flag=True, help="重置已有用户 / reset an existing user.")
+def users_add(
+    name: str,
+    role: str,
+    workspace: str | None,
+    users_db: str | None,
+    password: str,
+    overwrite: bool,
+) -> None:
+    """添加用户 / add a user NAME with a role."""
+    _need_web()
+    from webmap.core.users import UserError, UserStore
+
+    path = _users_db(workspace, users_db)
+    try:
+        user = UserStore(path).add(name, role, password, overwrite=overwrite)
+    except UserError as exc:
+        _fail(exc)
+    click.echo(f"已添加 / added: {user.name} ({user.role}) → {path}")
+
+
+@users.command("list")
+@_workspace_opt
+@_users_opt
+def users_list(workspace: str | None, users_db: str | None) -> None:
+    """列出用户 / list users."""
+    _need_web()
+    from webmap.core.users import UserStore
+
+    for u in UserStore(_users_db(workspace, users_db)).all():
+        off = "  (停用 disabled)" if u["disabled"] else ""
+        click.echo(f"{u['name']}\t{u['role']}\t{u['created_at']}{off}")
+
+
+@users.command("disable")
+@click.argument("name")
+@_workspace_opt
+@_users_opt
+@click.option("--enable", is_flag=True, help="重新启用 / enable again.")
+def users_disable(name: str, workspace: str | None, users_db: str | None, enable: bool) -> None:
+    """停用用户 / disable (or --enable) a user."""
+    _need_web()
+    from webmap.core.users import UserError, UserStore
+
+    try:
+        UserStore(_users_db(workspace, users_db)).set_disabled(name, not enable)
+    except UserError as exc:
+        _fail(exc)
+    click.echo(f"{name}: {'enabled' if enable else 'disabled'}")
+
+
+__all__ = ["secret_key_for", "serve", "users"]

@@ -1,0 +1,277 @@
+"""The layer catalog: reads the TOML specs in ``layers/`` into typed, validated objects."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from geo_mz.core.errors import LayerSpecError
+
+FieldType = Literal["string", "integer", "float", "boolean", "date", "datetime"]
+FIELD_TYPES: tuple[str, ...] = ("string", "integer", "float", "boolean", "date", "datetime")
+GEOMETRY_TYPES: tuple[str, ...] = ("Point", "LineString", "Polygon")
+
+
+@dataclass(frozen=True)
+class AllowedValue:
+    """One allowed code of an enumerated field, with its labels."""
+
+    code: str
+    zh: str
+    en: str
+    color: str | None = None
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A standard's threshold on a numeric field, reported as a warning."""
+
+    value: float
+    source: str
+    zh: str
+    en: str
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One attribute of a layer."""
+
+    name: str
+    type: FieldType
+    title_zh: str
+    title_en: str
+    required: bool = False
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+    max_field: str | None = None
+    pattern: str | None = None
+    values: tuple[AllowedValue, ...] = ()
+    warn_min: Threshold | None = None
+    warn_max: Threshold | None = None
+
+    def lookup(self) -> dict[str, str]:
+        """Map every accepted spelling (code, Chinese label, English label) to its code."""
+        out: dict[str, str] = {}
+        for v in self.values:
+            out[v.code] = v.code
+            out[v.zh] = v.code
+            out[v.en.casefold()] = v.code
+        return out
+
+    def label(self, code: Any, lang: str = "zh") -> str:
+        """Return the label of ``code`` in ``lang``, or the code itself when unknown."""
+        for v in self.values:
+            if v.code == code:
+                return v.zh if lang == "zh" else v.en
+        return "" if code is None else str(code)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """The spec of one layer type: identity, geometry, id field, fields and symbology."""
+
+    name: str
+    version: int
+    title_zh: str
+    title_en: str
+    geometry: str
+    id_field: str
+    fields: tuple[FieldSpec, ...]
+    symbology: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    path: Path | None = None
+
+    def field(self, name: str) -> FieldSpec:
+        """Return the spec of field ``name``."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise LayerSpecError(
+            f"layer '{self.name}' has no field '{name}'; fields are {self.field_names}"
+        )
+
+    @property
+    def field_names(self) -> list[str]:
+        """Names of all fields, in spec order."""
+        return [f.name for f in self.fields]
+
+    def title(self, lang: str = "zh") -> str:
+        """Title in ``lang`` (``zh`` or ``en``)."""
+        return self.title_zh if lang == "zh" else self.title_en
+
+    def color_of(self, code: Any) -> str:
+        """Map colour of a feature whose symbology field has value ``code``."""
+        sym = self.symbology
+        default = str(sym.get("color", "#3388ff"))
+        if sym.get("style") == "categorical" and sym.get("field"):
+            for v in self.field(str(sym["field"])).values:
+                if v.code == code and v.color:
+                    return v.color
+        return default
+
+
+def default_catalog_dir() -> Path:
+    """Directory holding the shipped layer specs.
+
+    In a wheel the specs are packaged as ``geo_mz/_layers``; in a source checkout (editable
+    install) they are the repository's ``layers/`` folder.
+    """
+    package = Path(__file__).resolve().parent.parent  # geo_mz/, this module is geo_mz/core/
+    here = package
+    for candidate in (package / "_layers", package.parent / "layers"):
+        if (candidate / "elder_care.toml").is_file():
+            return candidate
+    raise LayerSpecError(
+        f"no layer catalog found next to {here} (looked for _layers/ and ../layers/)"
+    )
+
+
+def _need(d: dict[str, Any], key: str, where: str) -> Any:
+    if key not in d:
+        raise LayerSpecError(f"{where}: missing key '{key}'")
+    return d[key]
+
+
+def _threshold(raw: Any, where: str) -> Threshold | None:
+    if raw is None:
+        return None
+    try:
+        return Threshold(float(raw["value"]), str(raw["source"]), str(raw["zh"]), str(raw["en"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LayerSpecError(f"{where}: threshold needs value, source, zh, en ({exc})") from exc
+
+
+def _field(raw: dict[str, Any], where: str) -> FieldSpec:
+    name = str(_need(raw, "name", where))
+    where = f"{where}, field '{name}'"
+    ftype = str(_need(raw, "type", where))
+    if ftype not in FIELD_TYPES:
+        raise LayerSpecError(f"{where}: type '{ftype}' is not one of {list(FIELD_TYPES)}")
+    title = raw.get("title", {})
+    values = tuple(
+        AllowedValue(str(v["code"]), str(v["zh"]), str(v["en"]), v.get("color"))
+        for v in raw.get("values", [])
+    )
+    if values and ftype != "string":
+        raise LayerSpecError(f"{where}: allowed values are only supported on string fields")
+    pattern = raw.get("pattern")
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise LayerSpecError(f"{where}: bad pattern {pattern!r}: {exc}") from exc
+    return FieldSpec(
+        name=name,
+        type=ftype,  # type: ignore[arg-type]
+        title_zh=str(title.get("zh", name)),
+        title_en=str(title.get("en", name)),
+        required=bool(raw.get("required", False)),
+        unit=raw.get("unit"),
+        min=raw.get("min"),
+        max=raw.get("max"),
+        max_field=raw.get("max_field"),
+        pattern=pattern,
+        values=values,
+        warn_min=_threshold(raw.get("warn_min"), where),
+        warn_max=_threshold(raw.get("warn_max"), where),
+    )
+
+
+def load_spec(path: str | Path) -> LayerSpec:
+    """Read and check one layer spec file.
+
+    Parameters
+    ----------
+    path
+        A ``.toml`` layer spec.
+
+    Returns
+    -------
+    LayerSpec
+
+    Raises
+    ------
+    LayerSpecError
+        If the file is not valid TOML or breaks the spec schema (see ``layers/README.md``).
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise LayerSpecError(f"{path}: cannot read layer spec: {exc}") from exc
+    where = str(path)
+    geometry = str(_need(raw, "geometry", where))
+    if geometry not in GEOMETRY_TYPES:
+        raise LayerSpecError(f"{where}: geometry '{geometry}' is not one of {list(GEOMETRY_TYPES)}")
+    fields = tuple(_field(f, where) for f in _need(raw, "fields", where))
+    names = [f.name for f in fields]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise LayerSpecError(f"{where}: duplicate field names {dupes}")
+    id_field = str(_need(raw, "id_field", where))
+    if id_field not in names:
+        raise LayerSpecError(f"{where}: id_field '{id_field}' is not among the fields {names}")
+    for f in fields:
+        if f.max_field is not None and f.max_field not in names:
+            raise LayerSpecError(f"{where}, field '{f.name}': max_field '{f.max_field}' unknown")
+    title = _need(raw, "title", where)
+    spec = LayerSpec(
+        name=str(_need(raw, "name", where)),
+        version=int(raw.get("version", 1)),
+        title_zh=str(title.get("zh", "")),
+        title_en=str(title.get("en", "")),
+        geometry=geometry,
+        id_field=id_field,
+        fields=fields,
+        symbology=dict(raw.get("symbology", {})),
+        description=str(raw.get("description", "")),
+        path=path,
+    )
+    if spec.name != path.stem:
+        raise LayerSpecError(f"{where}: name '{spec.name}' must equal the file name '{path.stem}'")
+    for key in ("field", "size_field"):
+        sym_field = spec.symbology.get(key)
+        if sym_field is not None and sym_field not in names:
+            raise LayerSpecError(f"{where}: symbology {key} '{sym_field}' is not a field")
+    return spec
+
+
+@cache
+def _load_catalog_cached(directory: str) -> dict[str, LayerSpec]:
+    specs = {}
+    for p in sorted(Path(directory).glob("*.toml")):
+        spec = load_spec(p)
+        specs[spec.name] = spec
+    if not specs:
+        raise LayerSpecError(f"no layer specs (*.toml) in {directory}")
+    return specs
+
+
+def load_catalog(directory: str | Path | None = None) -> dict[str, LayerSpec]:
+    """Load every layer spec of a catalog directory.
+
+    Parameters
+    ----------
+    directory
+        Folder of ``*.toml`` specs; the shipped catalog when None.
+
+    Returns
+    -------
+    dict
+        Layer name to :class:`LayerSpec`, sorted by name.
+    """
+    d = Path(directory) if directory is not None else default_catalog_dir()
+    return dict(_load_catalog_cached(str(d.resolve())))
+
+
+def get_spec(kind: str, directory: str | Path | None = None) -> LayerSpec:
+    """Return the spec of layer type ``kind``; the error lists the known kinds."""
+    catalog = load_catalog(directory)
+    if kind not in catalog:
+        raise LayerSpecError(f"unknown layer kind '{kind}'; expected one of {sorted(catalog)}")
+    return catalog[kind]

@@ -1,0 +1,719 @@
+"""Check a layer against its catalog spec and report every problem at once.
+
+Each finding names the file, the row (1-based, in file order), the feature id and the field. The
+checks: missing CRS, unknown/legacy CRS, wrong geometry type, empty or invalid geometry (repaired
+with ``make_valid`` only when asked, and then reported), coordinates outside the expected area,
+missing required fields and values, wrong types, values outside the allowed set or range,
+duplicate ids, non-UTF-8 text, and the standards' warning thresholds named in the spec.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+
+from geo_mz.core.catalog import FieldSpec, LayerSpec, get_spec
+from geo_mz.core.errors import CrsError, LayerValidationError, Problem
+from geo_mz.core.io import read_source
+from geo_mz.core.projection import (
+    CHINA_DATUMS,
+    LEGACY_DATUMS,
+    STORAGE_CRS,
+    china_datum_to_wgs84,
+    parse_crs,
+)
+
+#: Longitude/latitude box that holds all of China's territory, with a small margin.
+CHINA_BOUNDS = (73.0, 3.0, 136.0, 54.0)
+
+_TRUE = {"true", "t", "yes", "y", "1", "是", "有", "对"}
+_FALSE = {"false", "f", "no", "n", "0", "否", "无", "不"}
+_RESERVED_COLUMNS = {"fid", "geom", "geometry", "ogc_fid"}
+_GEOM_FAMILY = {
+    "Point": ("Point", "MultiPoint"),
+    "LineString": ("LineString", "MultiLineString"),
+    "Polygon": ("Polygon", "MultiPolygon"),
+}
+
+
+@dataclass
+class LayerResult:
+    """A layer after reading and checking: the clean features and every finding.
+
+    Attributes
+    ----------
+    kind
+        Catalog layer name.
+    file
+        Source file as given.
+    gdf
+        Features in the storage CRS (EPSG:4490) with spec dtypes; rows with errors included.
+    problems
+        Errors, warnings and notices, in file order.
+    source_crs
+        The CRS (or China datum) the coordinates were read in.
+    """
+
+    kind: str
+    file: str
+    gdf: gpd.GeoDataFrame
+    problems: list[Problem] = field(default_factory=list)
+    source_crs: str | None = None
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Findings that block an import."""
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings and notices allowed)."""
+        return not self.errors
+
+    def raise_for_errors(self) -> None:
+        """Raise :class:`LayerValidationError` with all problems when there is any error."""
+        if not self.ok:
+            raise LayerValidationError(self.problems)
+
+
+def _ids(gdf: pd.DataFrame, spec: LayerSpec) -> list[str | None]:
+    if spec.id_field not in gdf.columns:
+        return [None] * len(gdf)
+    return [None if _isnull(v) else str(v) for v in gdf[spec.id_field].tolist()]
+
+
+def _isnull(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, str):
+        return v.strip() == ""
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _as_text(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def _coerce(v: Any, ftype: str) -> Any:
+    """Convert one non-null value to the field type; raise ValueError when it cannot be."""
+    if ftype == "string":
+        return _as_text(v)
+    if ftype in ("integer", "float"):
+        if isinstance(v, bool | np.bool_):
+            raise ValueError("a boolean is not a number")
+        if ftype == "integer":
+            # Exact for whole numbers given as int or text (no float round trip above 2**53).
+            try:
+                n = (
+                    int(v.strip())
+                    if isinstance(v, str)
+                    else int(v)
+                    if isinstance(v, int | np.integer)
+                    else None
+                )
+            except ValueError:
+                n = None
+            if n is None:
+                x = float(str(v).strip()) if isinstance(v, str) else float(v)
+                if not (np.isfinite(x) and x.is_integer()):
+                    raise ValueError("not a whole number")
+                n = int(x)
+            if abs(n) >= 2**63:
+                raise ValueError("outside the 64-bit integer range")
+            return n
+        x = float(str(v).strip()) if isinstance(v, str) else float(v)
+        if not np.isfinite(x):
+            raise ValueError("not a finite number")
+        return x
+    if ftype == "boolean":
+        if isinstance(v, bool | np.bool_):
+            return bool(v)
+        s = _as_text(v).casefold()
+        if s in _TRUE:
+            return True
+        if s in _FALSE:
+            return False
+        raise ValueError("not a yes/no value")
+    if ftype == "date":
+        if isinstance(v, dt.datetime | pd.Timestamp):
+            return v.date()
+        if isinstance(v, dt.date):
+            return v
+        return dt.date.fromisoformat(_as_text(v)[:10])
+    if ftype == "datetime":
+        if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+            return pd.Timestamp(v)
+        ts = (
+            pd.Timestamp(v)
+            if not isinstance(v, str)
+            else pd.Timestamp(dt.datetime.fromisoformat(v.strip()))
+        )
+        if ts is pd.NaT:
+            raise ValueError("not a date-time")
+        return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
+    raise ValueError(f"unknown type {ftype}")
+
+
+_DTYPES = {"integer": "Int64", "float": "float64", "boolean": "boolean"}
+
+
+def _typed_column(values: list[Any], ftype: str) -> pd.Series:
+    if ftype in _DTYPES:
+        return pd.Series(pd.array(values, dtype=_DTYPES[ftype]))
+    if ftype == "datetime":
+        return pd.Series(pd.to_datetime(pd.Series(values, dtype=object)), dtype="datetime64[ms]")
+    if ftype == "string":
+        return pd.Series(values, dtype="str")
+    return pd.Series(values, dtype=object)
+
+
+def _rename_columns(
+    df: pd.DataFrame, spec: LayerSpec, file: str
+) -> tuple[pd.DataFrame, dict[str, str], list[Problem]]:
+    """Match columns to fields by name, case-insensitively, by title, or by a 10-char DBF name."""
+    problems: list[Problem] = []
+    by_key: dict[str, str] = {}
+    for f in spec.fields:
+        by_key.setdefault(f.name.casefold(), f.name)
+        by_key.setdefault(f.title_zh, f.name)
+        by_key.setdefault(f.title_en.casefold(), f.name)
+        if len(f.name) > 10:  # shapefiles (DBF) cut field names to 10 characters
+            by_key.setdefault(f.name[:10].casefold(), f.name)
+    renames: dict[str, str] = {}
+    present = set(df.columns)
+    for col in df.columns:
+        if col == "geometry" or col in spec.field_names:
+            continue
+        target = by_key.get(str(col).strip()) or by_key.get(str(col).strip().casefold())
+        if target and target not in present and target not in renames.values():
+            renames[col] = target
+            problems.append(
+                Problem(
+                    file,
+                    None,
+                    None,
+                    target,
+                    "renamed_field",
+                    f"column '{col}' read as field '{target}'",
+                    "notice",
+                )
+            )
+    return df.rename(columns=renames), renames, problems
+
+
+@dataclass
+class _Findings:
+    """Collects problems of one file; rows are given 0-based and reported 1-based."""
+
+    file: str
+    ids: list[str | None]
+    items: list[Problem] = field(default_factory=list)
+
+    def add(
+        self, i: int | None, name: str | None, code: str, message: str, severity: str = "error"
+    ) -> None:
+        row = None if i is None else int(i) + 1
+        fid = self.ids[i] if i is not None and i < len(self.ids) else None
+        self.items.append(Problem(self.file, row, fid, name, code, message, severity))
+
+
+def _check_fields(df: pd.DataFrame, spec: LayerSpec, found: _Findings) -> dict[str, pd.Series]:
+    out: dict[str, pd.Series] = {}
+    absent_optional = []
+    columns = [c for c in df.columns if c != "geometry"]
+    for f in spec.fields:
+        if f.name in df.columns:
+            out[f.name] = _check_field(df[f.name].tolist(), f, found)
+            continue
+        if f.required:
+            found.add(
+                None,
+                f.name,
+                "missing_field",
+                f"required field '{f.name}' ({f.title_zh}) is not in the file; "
+                f"columns are {columns}",
+            )
+        else:
+            absent_optional.append(f.name)
+        out[f.name] = _typed_column([None] * len(df), f.type)
+    if absent_optional:
+        found.add(
+            None,
+            None,
+            "absent_optional_fields",
+            f"optional fields not in the file, left empty: {absent_optional}",
+            "notice",
+        )
+    for f in spec.fields:
+        if f.max_field is not None and f.name in df.columns and f.max_field in df.columns:
+            a, b = out[f.name], out[f.max_field]
+            for i in np.flatnonzero((a > b).fillna(False).to_numpy(dtype=bool)):
+                found.add(
+                    i,
+                    f.name,
+                    "exceeds_field",
+                    f"{f.name}={a.iloc[i]} is greater than {f.max_field}={b.iloc[i]}",
+                )
+    return out
+
+
+def _check_value(
+    x: Any, i: int, f: FieldSpec, pattern: re.Pattern[str] | None, found: _Findings
+) -> None:
+    """Check one coerced value without changing it: pattern, range, thresholds, text."""
+    unit = f" {f.unit}" if f.unit else ""
+    if pattern is not None and not pattern.fullmatch(x):
+        found.add(i, f.name, "bad_pattern", f"{x!r} does not match the pattern {f.pattern}")
+    if isinstance(x, int | float):
+        if f.min is not None and x < f.min:
+            found.add(i, f.name, "out_of_range", f"{x} is below the minimum {f.min}{unit}")
+        if f.max is not None and x > f.max:
+            found.add(i, f.name, "out_of_range", f"{x} is above the maximum {f.max}{unit}")
+        for t, below, code in (
+            (f.warn_min, True, "below_standard"),
+            (f.warn_max, False, "above_standard"),
+        ):
+            if t is not None and (x < t.value if below else x > t.value):
+                found.add(i, f.name, code, f"{x}{unit}: {t.zh} / {t.en} [{t.source}]", "warning")
+    if isinstance(x, str) and ("\ufffd" in x or re.search("[\udc80-\udcff]", x)):
+        found.add(
+            i,
+            f.name,
+            "non_utf8",
+            "text holds undecodable bytes (shown as \ufffd); re-save as UTF-8",
+        )
+
+
+def _check_field(values: list[Any], f: FieldSpec, found: _Findings) -> pd.Series:
+    lookup = f.lookup() if f.values else None
+    codes = [v.code for v in f.values]
+    shown = codes if len(codes) <= 12 else [*codes[:12], "..."]
+    pattern = re.compile(f.pattern) if f.pattern else None
+    normalised: dict[str, str] = {}
+    clean: list[Any] = []
+    for i, v in enumerate(values):
+        clean.append(None)
+        if _isnull(v):
+            if f.required:
+                found.add(
+                    i,
+                    f.name,
+                    "missing_required",
+                    f"required value of '{f.name}' ({f.title_zh}) is empty",
+                )
+            continue
+        try:
+            x = _coerce(v, f.type)
+        except (ValueError, TypeError, OverflowError) as exc:
+            found.add(i, f.name, "wrong_type", f"{v!r} is not a valid {f.type} ({exc})")
+            continue
+        if lookup is not None:
+            code = lookup.get(x) or lookup.get(x.casefold())
+            if code is None:
+                found.add(
+                    i,
+                    f.name,
+                    "not_allowed",
+                    f"{x!r} is not an allowed value; expected one of {shown} "
+                    f"(or their Chinese/English labels)",
+                )
+                continue
+            if code != x:
+                normalised.setdefault(x, code)
+            x = code
+        _check_value(x, i, f, pattern, found)
+        clean[-1] = x
+    if normalised:
+        examples = ", ".join(f"{k}→{v}" for k, v in list(normalised.items())[:5])
+        found.add(
+            None, f.name, "normalised_labels", f"labels stored as their codes: {examples}", "notice"
+        )
+    return _typed_column(clean, f.type)
+
+
+def _one_geometry(g: Any, i: int, spec: LayerSpec, repair: bool, found: _Findings) -> Any:
+    """Return the geometry to store for row ``i`` (None when it is an error)."""
+    allowed = _GEOM_FAMILY[spec.geometry]
+    if g is None or shapely.is_missing(g) or g.is_empty:
+        found.add(i, "geometry", "empty_geometry", "geometry is missing or empty")
+        return None
+    gtype = g.geom_type
+    if gtype not in allowed:
+        found.add(
+            i,
+            "geometry",
+            "wrong_geometry_type",
+            f"geometry is {gtype}; layer '{spec.name}' expects {spec.geometry}",
+        )
+        return None
+    if gtype.startswith("Multi") and spec.geometry != "Polygon":
+        if len(g.geoms) != 1:
+            found.add(
+                i,
+                "geometry",
+                "wrong_geometry_type",
+                f"{gtype} with {len(g.geoms)} parts; layer '{spec.name}' expects one "
+                f"{spec.geometry} per feature (split it first)",
+            )
+            return None
+        g = g.geoms[0]
+    if not g.is_valid:
+        reason = shapely.is_valid_reason(g)
+        if not repair:
+            found.add(
+                i,
+                "geometry",
+                "invalid_geometry",
+                f"invalid geometry: {reason} (repair with --repair / repair=True)",
+            )
+            return None
+        fixed = shapely.make_valid(g)
+        if spec.geometry == "Polygon":
+            parts = [p for p in getattr(fixed, "geoms", [fixed]) if p.geom_type in allowed]
+            fixed = shapely.union_all(parts) if parts else None
+        if fixed is None or fixed.is_empty or fixed.geom_type not in allowed:
+            found.add(
+                i,
+                "geometry",
+                "invalid_geometry",
+                f"invalid geometry ({reason}) and make_valid could not repair it",
+            )
+            return None
+        found.add(
+            i, "geometry", "repaired_geometry", f"repaired with make_valid: {reason}", "warning"
+        )
+        g = fixed
+    if spec.geometry == "Polygon" and g.geom_type == "Polygon":
+        g = shapely.MultiPolygon([g])
+    return g
+
+
+def _check_geometry(
+    gs: gpd.GeoSeries,
+    spec: LayerSpec,
+    found: _Findings,
+    *,
+    repair: bool,
+    area: tuple[float, float, float, float] | None,
+    crs_known: bool,
+) -> np.ndarray:
+    geoms = np.asarray(gs.values, dtype=object).copy()
+    if shapely.has_z(geoms[~shapely.is_missing(geoms)]).any():
+        geoms = shapely.force_2d(geoms)
+        found.add(
+            None, "geometry", "dropped_z", "Z coordinates dropped (layers are stored 2D)", "notice"
+        )
+    for i, g in enumerate(geoms):
+        geoms[i] = _one_geometry(g, i, spec, repair, found)
+    if crs_known and area is not None:
+        minx, miny, maxx, maxy = area
+        present = ~shapely.is_missing(geoms)
+        b = np.full((len(geoms), 4), np.nan)
+        b[present] = shapely.bounds(geoms[present])
+        outside = present & (
+            (b[:, 0] < minx) | (b[:, 2] > maxx) | (b[:, 1] < miny) | (b[:, 3] > maxy)
+        )
+        for i in np.flatnonzero(outside):
+            x, y = b[i, 0], b[i, 1]
+            hint = ""
+            if minx <= y <= maxx and miny <= x <= maxy:
+                hint = "; longitude and latitude look swapped"
+            elif abs(x) > 180 or abs(y) > 90:
+                hint = "; these look like projected metres: is the file's CRS right?"
+            found.add(
+                i,
+                "geometry",
+                "outside_area",
+                f"coordinates ({x:.6f}, {y:.6f}) are outside the expected area "
+                f"[{minx}, {miny}, {maxx}, {maxy}]{hint}",
+            )
+    return geoms
+
+
+def check_layer(
+    gdf: gpd.GeoDataFrame,
+    spec: LayerSpec,
+    *,
+    file: str = "<memory>",
+    repair: bool = False,
+    area: tuple[float, float, float, float] | None = CHINA_BOUNDS,
+) -> tuple[gpd.GeoDataFrame, list[Problem]]:
+    """Check features already in the storage CRS against a spec.
+
+    Parameters
+    ----------
+    gdf
+        Features in EPSG:4490 or EPSG:4326 (or without CRS, reported as an error).
+    spec
+        The layer spec.
+    file
+        Name used in messages.
+    repair
+        Repair invalid geometries with ``shapely.make_valid`` (each repair is reported).
+    area
+        Expected lon/lat bounds ``(minx, miny, maxx, maxy)``; China by default, None to skip.
+
+    Returns
+    -------
+    tuple
+        The typed layer (spec fields in spec order, then extra columns, then geometry) and the
+        list of problems.
+    """
+    df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    df.columns = [str(c) for c in df.columns]
+    df, _, renamed = _rename_columns(df, spec, file)
+    ids = _ids(df, spec)
+    found = _Findings(file, ids, list(renamed))
+    crs_known = gdf.crs is not None
+    if not crs_known:
+        found.add(
+            None,
+            "geometry",
+            "missing_crs",
+            "the file has no CRS; give it with --source-crs (e.g. EPSG:4490, EPSG:4326, "
+            "gcj02, bd09)",
+        )
+    elif CRS.from_user_input(gdf.crs).is_projected:
+        found.add(
+            None,
+            "geometry",
+            "not_storage_crs",
+            f"features are in projected {gdf.crs.to_string()}; convert to {STORAGE_CRS} "
+            f"before checking (prepare_layer does this)",
+        )
+        crs_known = False
+    fields = _check_fields(df, spec, found)
+    # Duplicate ids: every repeat after the first is an error that names the first row.
+    first: dict[str, int] = {}
+    for i, fid in enumerate(ids):
+        if fid is not None and fid in first:
+            found.add(
+                i, spec.id_field, "duplicate_id", f"id {fid!r} already used by row {first[fid] + 1}"
+            )
+        elif fid is not None:
+            first[fid] = i
+    extras = [c for c in df.columns if c not in spec.field_names]
+    reserved = [c for c in extras if c.casefold() in _RESERVED_COLUMNS]
+    if reserved:
+        # GeoPackage keeps its own fid and geometry columns: an attribute of that name cannot be
+        # stored, so it is kept under a new name rather than lost.
+        df = df.rename(columns={c: f"{c}_attr" for c in reserved})
+        extras = [f"{c}_attr" if c in reserved else c for c in extras]
+        found.add(
+            None,
+            None,
+            "renamed_field",
+            f"columns {reserved} clash with GeoPackage's fid/geometry columns; kept as "
+            f"{[f'{c}_attr' for c in reserved]}",
+            "notice",
+        )
+    if extras:
+        found.add(
+            None,
+            None,
+            "extra_fields",
+            f"fields not in the '{spec.name}' spec kept as extra attributes: {extras}",
+            "notice",
+        )
+    geoms = _check_geometry(
+        gdf.geometry, spec, found, repair=repair, area=area, crs_known=crs_known
+    )
+    data = {
+        name: s.to_numpy() if not isinstance(s.dtype, pd.api.extensions.ExtensionDtype) else s.array
+        for name, s in fields.items()
+    }
+    for c in extras:
+        data[c] = df[c].to_numpy()
+    out = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(list(geoms)).values, crs=gdf.crs)
+    out.index = gdf.index
+    problems = sorted(found.items, key=lambda p: p.row if p.row is not None else -1)
+    return out, problems
+
+
+def _resolve_crs(
+    src_crs: CRS | None, source_crs: str | None, file: str, from_file: bool
+) -> tuple[str | None, Problem | None]:
+    """Decide the CRS the coordinates are in; returns (crs or china datum, problem)."""
+    if source_crs is not None and source_crs.lower() in CHINA_DATUMS:
+        if src_crs is not None and not CRS.from_user_input(src_crs).is_geographic:
+            return None, Problem(
+                file,
+                None,
+                None,
+                "geometry",
+                "crs_conflict",
+                f"--source-crs {source_crs} needs degrees, but the file is in "
+                f"projected {src_crs.to_string()}",
+            )
+        return source_crs.lower(), None
+    given = parse_crs(source_crs)
+    if (
+        given is not None
+        and src_crs is not None
+        and from_file
+        and not CRS.from_user_input(src_crs).equals(given)
+    ):
+        return None, Problem(
+            file,
+            None,
+            None,
+            "geometry",
+            "crs_conflict",
+            f"the file says its CRS is {src_crs.to_string()} but --source-crs says "
+            f"{given.to_string()}; fix the file's .prj/CRS or drop --source-crs",
+        )
+    crs = given or src_crs
+    if crs is None:
+        return None, None
+    epsg = CRS.from_user_input(crs).to_epsg()
+    if epsg in LEGACY_DATUMS:
+        return None, Problem(
+            file,
+            None,
+            None,
+            "geometry",
+            "legacy_datum",
+            f"coordinates are on the {LEGACY_DATUMS[epsg]} datum (EPSG:{epsg}); "
+            f"transform them to CGCS2000 with the surveyed 7-parameter set first "
+            f"(a parameter-free transform can be off by 100 m)",
+        )
+    return CRS.from_user_input(crs).to_string(), None
+
+
+def prepare_layer(
+    path: str | Path,
+    kind: str,
+    *,
+    source_crs: str | None = None,
+    layer_name: str | None = None,
+    encoding: str | None = None,
+    lon_field: str | None = None,
+    lat_field: str | None = None,
+    repair: bool = False,
+    area: tuple[float, float, float, float] | None = CHINA_BOUNDS,
+    catalog_dir: str | Path | None = None,
+) -> LayerResult:
+    """Read a file, convert it to the storage CRS and check it against the spec of ``kind``.
+
+    Data problems do not raise: they are all collected in the result (call
+    :meth:`LayerResult.raise_for_errors` or use :func:`load_layer` to raise).
+
+    Parameters
+    ----------
+    path
+        GeoPackage, GeoJSON, Shapefile or CSV (lon/lat columns).
+    kind
+        Catalog layer name, e.g. ``"elder_care"``.
+    source_crs
+        CRS of the coordinates when the file has none (CSV) or to state it: ``EPSG:4490``,
+        ``EPSG:4326``, or ``gcj02`` / ``bd09`` for Amap/echarts or Baidu coordinates, which are
+        converted to WGS84.
+    layer_name, encoding, lon_field, lat_field
+        Passed to :func:`geo_mz.core.io.read_source`.
+    repair
+        Repair invalid geometries with ``make_valid`` (reported per feature).
+    area
+        Expected lon/lat bounds; features outside are errors.
+    catalog_dir
+        Alternative catalog folder.
+
+    Returns
+    -------
+    LayerResult
+    """
+    spec = get_spec(kind, catalog_dir)
+    src = read_source(
+        path, layer=layer_name, encoding=encoding, lon_field=lon_field, lat_field=lat_field
+    )
+    problems = list(src.problems)
+    gdf = src.gdf
+    file = src.file
+    crs, crs_problem = _resolve_crs(gdf.crs, source_crs, file, src.crs_from_file)
+    if crs_problem is not None:
+        problems.append(crs_problem)
+        gdf = gdf.set_crs(None, allow_override=True)
+        crs_for_check = None
+    elif crs is None:
+        crs_for_check = None
+    else:
+        if crs in CHINA_DATUMS:
+            gdf = china_datum_to_wgs84(gdf.set_crs(None, allow_override=True), crs)  # type: ignore[arg-type]
+        else:
+            gdf = gdf.set_crs(crs, allow_override=True)
+        try:
+            gdf = gdf.to_crs(STORAGE_CRS)
+        except Exception as exc:
+            raise CrsError(f"{file}: cannot transform from {crs} to {STORAGE_CRS}: {exc}") from exc
+        crs_for_check = STORAGE_CRS
+    if crs_for_check is None:
+        gdf = gdf.set_crs(None, allow_override=True)
+    renamed_df, renames, rename_notes = _rename_columns(gdf, spec, file)
+    gdf = gpd.GeoDataFrame(renamed_df, geometry=gdf.geometry.name, crs=gdf.crs)
+    problems = [replace(p, field=renames.get(p.field, p.field)) if p.field else p for p in problems]
+    out, checks = check_layer(gdf, spec, file=file, repair=repair, area=area)
+    # Undecodable text is reported once, by the reader, which knows the original bytes.
+    seen = {(p.row, p.field) for p in problems if p.code == "non_utf8"}
+    checks = [p for p in checks if not (p.code == "non_utf8" and (p.row, p.field) in seen)]
+    checks = rename_notes + checks
+    if crs_problem is not None:
+        checks = [p for p in checks if p.code != "missing_crs"]
+    ids = _ids(out, spec)
+    # Problems found while reading (e.g. a bad coordinate) learn their feature id here.
+    problems = [
+        replace(p, feature_id=ids[p.row - 1])
+        if p.feature_id is None and p.row is not None and 0 < p.row <= len(ids)
+        else p
+        for p in problems
+    ]
+    result_problems = problems + checks
+    result_problems.sort(key=lambda p: p.row if p.row is not None else -1)
+    return LayerResult(kind, file, out, result_problems, crs)
+
+
+def load_layer(path: str | Path, kind: str, **kwargs: Any) -> gpd.GeoDataFrame:
+    """Read and check a layer file; return it in EPSG:4490 or raise with every problem.
+
+    Parameters
+    ----------
+    path
+        The source file.
+    kind
+        Catalog layer name.
+    **kwargs
+        Options of :func:`prepare_layer` (``source_crs``, ``repair``, ``area``, ...).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+
+    Raises
+    ------
+    LayerValidationError
+        Listing all errors, each with file, row, id and field.
+    """
+    result = prepare_layer(path, kind, **kwargs)
+    result.raise_for_errors()
+    return result.gdf
+
+
+def summarize(problems: Sequence[Problem]) -> dict[str, int]:
+    """Count problems by severity."""
+    counts = {"error": 0, "warning": 0, "notice": 0}
+    for p in problems:
+        counts[p.severity] = counts.get(p.severity, 0) + 1
+    return counts

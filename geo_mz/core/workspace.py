@@ -1,0 +1,570 @@
+"""The workspace: one GeoPackage holding all layers of one jurisdiction plus their metadata.
+
+Layers are stored in EPSG:4490 (CGCS2000), one table per catalog layer. Two attribute tables hold
+the metadata: ``geo_mz_workspace`` (name, adcode, storage and measuring CRS, expected area, ...)
+and ``geo_mz_layers`` (per layer: rows, source, method, ``synthetic``, source CRS, sha256, time).
+
+Every write is atomic: it goes to a copy beside the file, is checked, and replaces the file in one
+``os.replace``. A failed write or import leaves the original byte-identical. The public methods
+are the interface a PostGIS backend will implement too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+
+import geo_mz
+from geo_mz.core.catalog import LayerSpec, get_spec, load_catalog
+from geo_mz.core.errors import LayerReadError, LayerValidationError, Problem, WorkspaceError
+from geo_mz.core.projection import STORAGE_CRS, gk_zone_crs
+from geo_mz.core.validate import LayerResult, check_layer, prepare_layer
+
+if TYPE_CHECKING:
+    from geo_mz.core.workspace_postgis import PostgisWorkspace
+
+META_TABLE = "geo_mz_workspace"
+LAYERS_TABLE = "geo_mz_layers"
+_GPKG_GEOMETRY = {"Point": "Point", "LineString": "LineString", "Polygon": "MultiPolygon"}
+_LAYER_COLUMNS = [
+    "layer",
+    "spec_version",
+    "rows",
+    "synthetic",
+    "source",
+    "method",
+    "source_crs",
+    "sha256",
+    "imported_at",
+]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _to_storage_frame(gdf: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:
+    """Prepare a checked layer for GeoPackage: dates as ISO text (GPKG has no portable DATE)."""
+    out = gdf.copy()
+    for f in spec.fields:
+        if f.type == "date" and f.name in out.columns:
+            out[f.name] = pd.Series(
+                [
+                    None if v is None or (isinstance(v, float) and np.isnan(v)) else v.isoformat()
+                    for v in out[f.name].tolist()
+                ],
+                index=out.index,
+                dtype=object,
+            )
+    return out
+
+
+def conform_types(gdf: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:
+    """Give a layer read from storage the dtypes its spec promises.
+
+    GeoPackage keeps integers and booleans with nulls as floats and dates as text; this turns
+    them back into ``Int64``, ``boolean`` and ``datetime.date``.
+    """
+    out = gdf.copy()
+    for f in spec.fields:
+        if f.name not in out.columns:
+            continue
+        s = out[f.name]
+        if f.type == "integer":
+            out[f.name] = pd.array(pd.to_numeric(s), dtype="Int64")
+        elif f.type == "float":
+            out[f.name] = pd.to_numeric(s).astype("float64")
+        elif f.type == "boolean":
+            out[f.name] = pd.array(
+                [None if pd.isna(v) else bool(v) for v in s.tolist()], dtype="boolean"
+            )
+        elif f.type == "date":
+            out[f.name] = pd.Series(
+                [
+                    None if not isinstance(v, str) else dt.date.fromisoformat(v[:10])
+                    for v in s.tolist()
+                ],
+                index=out.index,
+                dtype=object,
+            )
+        elif f.type == "datetime":
+            out[f.name] = pd.to_datetime(s).astype("datetime64[ms]")
+        else:
+            out[f.name] = pd.Series(
+                [None if pd.isna(v) else str(v) for v in s.tolist()], index=out.index, dtype="str"
+            )
+    return out
+
+
+class Workspace:
+    """A jurisdiction's layers in one GeoPackage file.
+
+    Open an existing workspace with ``Workspace(path)``; make a new one with
+    :meth:`Workspace.create`.
+
+    Parameters
+    ----------
+    path
+        The ``.gpkg`` file.
+
+    Raises
+    ------
+    WorkspaceError
+        If the file does not exist or is not a geo_mz workspace.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise WorkspaceError(
+                f"{self.path}: no such workspace (create one with geo-mz demo or Workspace.create)"
+            )
+        try:
+            names = [str(n) for n in pyogrio.list_layers(self.path)[:, 0]]
+        except Exception as exc:
+            raise WorkspaceError(f"{self.path}: not a GeoPackage ({exc})") from exc
+        if META_TABLE not in names:
+            raise WorkspaceError(
+                f"{self.path}: a GeoPackage but not a geo_mz workspace (no {META_TABLE} table)"
+            )
+
+    # -- creation ---------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        name: str,
+        adcode: str,
+        bounds: tuple[float, float, float, float],
+        measure_crs: str | None = None,
+        storage_crs: str = STORAGE_CRS,
+        overwrite: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Workspace:
+        """Create an empty workspace.
+
+        Parameters
+        ----------
+        path
+            New ``.gpkg`` file.
+        name
+            Jurisdiction name, e.g. ``"江门市蓬江区"``.
+        adcode
+            Its GB/T 2260 code, e.g. ``"440703"``.
+        bounds
+            Expected lon/lat area ``(minx, miny, maxx, maxy)``: imported features outside it are
+            errors (catches swapped axes, wrong CRS and projected coordinates).
+        measure_crs
+            Projected CRS for lengths and areas; the CGCS2000 3-degree Gauss-Kruger zone of the
+            area's centre when None.
+        storage_crs
+            ``EPSG:4490`` (default, CGCS2000) or ``EPSG:4326``.
+        overwrite
+            Replace an existing file.
+        extra
+            More metadata to record (e.g. the sample's seed).
+        """
+        path = Path(path)
+        if storage_crs not in ("EPSG:4490", "EPSG:4326"):
+            raise WorkspaceError(f"storage CRS must be EPSG:4490 or EPSG:4326, not {storage_crs}")
+        if path.exists() and not overwrite:
+            raise WorkspaceError(f"{path}: already exists (use overwrite=True / --overwrite)")
+        meta = _new_metadata(
+            name=name,
+            adcode=adcode,
+            bounds=bounds,
+            measure_crs=measure_crs,
+            storage_crs=storage_crs,
+            extra=extra,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.gpkg", dir=path.parent)
+        os.close(fd)
+        os.unlink(tmp)
+        try:
+            _write_meta(Path(tmp), meta)
+            pyogrio.write_dataframe(
+                pd.DataFrame({c: pd.Series([], dtype=object) for c in _LAYER_COLUMNS}),
+                tmp,
+                layer=LAYERS_TABLE,
+            )
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a workspace is a normal file
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return cls(path)
+
+    # -- reading -----------------------------------------------------------------------------
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Workspace metadata (name, adcode, CRSs, bounds, ...)."""
+        df = pyogrio.read_dataframe(self.path, layer=META_TABLE)
+        meta: dict[str, Any] = dict(
+            zip(df["key"].astype(str), df["value"].astype(str), strict=True)
+        )
+        meta["bounds"] = tuple(json.loads(meta["bounds"]))
+        return meta
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """Expected lon/lat area of the workspace's features."""
+        return self.metadata["bounds"]
+
+    def layer_records(self) -> pd.DataFrame:
+        """Return the ``geo_mz_layers`` table: one row per stored layer with its provenance."""
+        df = pyogrio.read_dataframe(self.path, layer=LAYERS_TABLE)
+        if len(df):
+            df["rows"] = df["rows"].astype(int)
+            df["synthetic"] = df["synthetic"].astype(str).str.lower().isin(["1", "true"])
+        return df
+
+    def layers(self) -> list[str]:
+        """Names of the catalog layers stored in this workspace."""
+        # Every write replaces the file (os.replace), so its identity and time tell whether the
+        # list read last is still true; a partitioned run reads layers many times per part.
+        st = self.path.stat()
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = getattr(self, "_layers_seen", None)
+        if cached is None or cached[0] != stamp:
+            self._layers_seen = (stamp, [str(x) for x in self.layer_records()["layer"].tolist()])
+        return list(self._layers_seen[1])
+
+    def read(
+        self, kind: str, *, bbox: tuple[float, float, float, float] | None = None
+    ) -> gpd.GeoDataFrame:
+        """Read one layer, typed as its spec says.
+
+        Parameters
+        ----------
+        kind
+            Catalog layer name.
+        bbox
+            Optional lon/lat filter ``(minx, miny, maxx, maxy)``.
+        """
+        if kind not in self.layers():
+            raise WorkspaceError(f"{self.path}: no layer '{kind}'; layers are {self.layers()}")
+        gdf = pyogrio.read_dataframe(self.path, layer=kind, bbox=bbox, fid_as_index=True)
+        # A spatial filter returns rows in R-tree order; keep the stored order, which results
+        # (sums, ties) may depend on.
+        gdf = gdf.sort_index(kind="stable").reset_index(drop=True)
+        return conform_types(gdf, get_spec(kind))
+
+    def read_all(self) -> dict[str, gpd.GeoDataFrame]:
+        """All stored layers by name."""
+        return {k: self.read(k) for k in self.layers()}
+
+    def extent(self, kind: str) -> tuple[float, float, float, float]:
+        """Lon/lat ``(minx, miny, maxx, maxy)`` of a layer's features (NaNs when it has none)."""
+        if kind not in self.layers():
+            raise WorkspaceError(f"{self.path}: no layer '{kind}'; layers are {self.layers()}")
+        _, b = pyogrio.read_bounds(self.path, layer=kind)
+        if b.shape[1] == 0 or np.isnan(b).all():
+            return (np.nan, np.nan, np.nan, np.nan)
+        return (
+            float(np.nanmin(b[0])),
+            float(np.nanmin(b[1])),
+            float(np.nanmax(b[2])),
+            float(np.nanmax(b[3])),
+        )
+
+    def info(self) -> dict[str, Any]:
+        """Summarise for people and reports: metadata plus one record per layer."""
+        meta = self.metadata
+        catalog = load_catalog()
+        layers = []
+        for rec in self.layer_records().to_dict("records"):
+            spec = catalog.get(rec["layer"])
+            layers.append(
+                {
+                    "layer": rec["layer"],
+                    "title_zh": spec.title_zh if spec else rec["layer"],
+                    "title_en": spec.title_en if spec else rec["layer"],
+                    "geometry": spec.geometry if spec else "",
+                    "rows": int(rec["rows"]),
+                    "synthetic": bool(rec["synthetic"]),
+                    "source": rec["source"],
+                    "method": rec["method"],
+                    "source_crs": rec["source_crs"],
+                    "imported_at": rec["imported_at"],
+                    "sha256": rec["sha256"],
+                }
+            )
+        return {
+            "path": str(self.path),
+            "name": meta["name"],
+            "adcode": meta["adcode"],
+            "storage_crs": meta["storage_crs"],
+            "measure_crs": meta["measure_crs"],
+            "bounds": list(meta["bounds"]),
+            "created_at": meta["created_at"],
+            "geo_mz_version": meta["geo_mz_version"],
+            "layers": layers,
+        }
+
+    # -- writing -----------------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[Path]:
+        """Yield a private copy to write to; replace the workspace with it only on success."""
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp.gpkg", dir=self.path.parent
+        )
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            shutil.copy2(self.path, tmp)  # keeps the file mode
+            yield tmp
+            Workspace(
+                tmp
+            )  # the copy must still open as a workspace before it replaces the original
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def check(
+        self, layers: Mapping[str, gpd.GeoDataFrame], *, file_prefix: str = "", repair: bool = False
+    ) -> dict[str, LayerResult]:
+        """Check in-memory layers against their specs and this workspace's area (no write)."""
+        results = {}
+        for kind, gdf in layers.items():
+            spec = get_spec(kind)
+            g = gdf if gdf.crs is None else gdf.to_crs(self.metadata["storage_crs"])
+            out, problems = check_layer(
+                g, spec, file=f"{file_prefix}{kind}", repair=repair, area=self.bounds
+            )
+            results[kind] = LayerResult(
+                kind,
+                f"{file_prefix}{kind}",
+                out,
+                problems,
+                None if gdf.crs is None else gdf.crs.to_string(),
+            )
+        return results
+
+    def write_layers(
+        self,
+        layers: Mapping[str, gpd.GeoDataFrame],
+        provenance: Mapping[str, Mapping[str, Any]],
+        *,
+        repair: bool = False,
+    ) -> dict[str, LayerResult]:
+        """Check layers and write them all in one atomic step (each replaces its stored layer).
+
+        Parameters
+        ----------
+        layers
+            Catalog layer name to features (any CRS; stored in the workspace's storage CRS).
+        provenance
+            Per layer: ``synthetic`` (bool), ``source`` and ``method`` (text), optional
+            ``source_crs`` and ``sha256``.
+        repair
+            Repair invalid geometries (reported).
+
+        Returns
+        -------
+        dict
+            The check result per layer (with warnings and notices).
+
+        Raises
+        ------
+        LayerValidationError
+            If any layer has an error; nothing is written then.
+        """
+        missing = [k for k in layers if k not in provenance]
+        if missing:
+            raise WorkspaceError(f"no provenance given for layers {missing}")
+        results = self.check(layers, repair=repair)
+        errors = [p for r in results.values() for p in r.errors]
+        if errors:
+            raise LayerValidationError([p for r in results.values() for p in r.problems])
+        self._commit({k: (r.gdf, provenance[k]) for k, r in results.items()})
+        return results
+
+    def import_file(
+        self,
+        path: str | Path,
+        kind: str,
+        *,
+        source_crs: str | None = None,
+        layer_name: str | None = None,
+        encoding: str | None = None,
+        repair: bool = False,
+        synthetic: bool = False,
+        method: str = "imported",
+    ) -> LayerResult:
+        """Import one file as layer ``kind`` (replacing what is stored), or change nothing.
+
+        Parameters
+        ----------
+        path
+            Source file (GeoPackage, GeoJSON, Shapefile, CSV with lon/lat).
+        kind
+            Catalog layer name.
+        source_crs
+            See :func:`geo_mz.core.validate.prepare_layer`; ``gcj02``/``bd09`` are converted.
+        layer_name, encoding
+            Which layer of a multi-layer file; text encoding when not UTF-8.
+        repair
+            Repair invalid geometries (reported).
+        synthetic
+            Mark the layer as generated data.
+        method
+            How the data was produced, for the provenance record.
+
+        Returns
+        -------
+        LayerResult
+            With warnings and notices.
+
+        Raises
+        ------
+        LayerValidationError
+            With every problem, if any is an error. The workspace is then unchanged.
+        LayerReadError
+            If the file cannot be read at all.
+        """
+        result = prepare_layer(
+            path,
+            kind,
+            source_crs=source_crs,
+            layer_name=layer_name,
+            encoding=encoding,
+            repair=repair,
+            area=self.bounds,
+        )
+        result.raise_for_errors()
+        prov = {
+            "synthetic": synthetic,
+            "source": str(path),
+            "method": method,
+            "source_crs": result.source_crs or "",
+            "sha256": file_sha256(path),
+        }
+        self._commit({kind: (result.gdf, prov)})
+        return result
+
+    def _commit(self, items: Mapping[str, tuple[gpd.GeoDataFrame, Mapping[str, Any]]]) -> None:
+        records = self.layer_records()
+        records = records[~records["layer"].isin(list(items))] if len(records) else records
+        new_rows = []
+        with self._transaction() as tmp:
+            for kind, (gdf, prov) in items.items():
+                spec = get_spec(kind)
+                frame = _to_storage_frame(gdf.reset_index(drop=True), spec)
+                try:
+                    pyogrio.write_dataframe(
+                        frame,
+                        tmp,
+                        layer=kind,
+                        geometry_type=_GPKG_GEOMETRY[spec.geometry],
+                        promote_to_multi=spec.geometry == "Polygon",
+                    )
+                except Exception as exc:
+                    raise WorkspaceError(
+                        f"{self.path}: writing layer '{kind}' failed ({exc}); "
+                        f"the workspace is unchanged"
+                    ) from exc
+                new_rows.append(
+                    {
+                        "layer": kind,
+                        "spec_version": str(spec.version),
+                        "rows": str(len(gdf)),
+                        "synthetic": "1" if prov.get("synthetic") else "0",
+                        "source": str(prov.get("source", "")),
+                        "method": str(prov.get("method", "")),
+                        "source_crs": str(prov.get("source_crs", "")),
+                        "sha256": str(prov.get("sha256", "")),
+                        "imported_at": _now(),
+                    }
+                )
+            table = pd.concat([records.astype(str), pd.DataFrame(new_rows)], ignore_index=True)
+            table = table.sort_values("layer").reset_index(drop=True)
+            pyogrio.write_dataframe(table[_LAYER_COLUMNS].astype(object), tmp, layer=LAYERS_TABLE)
+
+
+def _new_metadata(
+    *,
+    name: str,
+    adcode: str,
+    bounds: tuple[float, float, float, float],
+    measure_crs: str | None,
+    storage_crs: str,
+    extra: Mapping[str, Any] | None,
+) -> dict[str, str]:
+    """Metadata of a new workspace (either backend), checked."""
+    if storage_crs not in ("EPSG:4490", "EPSG:4326"):
+        raise WorkspaceError(f"storage CRS must be EPSG:4490 or EPSG:4326, not {storage_crs}")
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    if not (minx < maxx and miny < maxy):
+        raise WorkspaceError(f"bounds {bounds} are not (minx, miny, maxx, maxy)")
+    meta = {
+        "name": name,
+        "adcode": adcode,
+        "storage_crs": storage_crs,
+        "measure_crs": measure_crs or gk_zone_crs((minx + maxx) / 2),
+        "bounds": json.dumps([minx, miny, maxx, maxy]),
+        "created_at": _now(),
+        "geo_mz_version": geo_mz.__version__,
+        "format": "geo_mz workspace 1",
+    }
+    for k, v in (extra or {}).items():
+        meta[k] = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+    return meta
+
+
+def _write_meta(path: Path, meta: Mapping[str, str]) -> None:
+    df = pd.DataFrame({"key": list(meta), "value": [str(v) for v in meta.values()]}, dtype=object)
+    pyogrio.write_dataframe(df, path, layer=META_TABLE)
+
+
+def open_workspace(path: str | Path) -> Workspace | PostgisWorkspace:
+    """Open a workspace: a GeoPackage path, or a PostGIS URL.
+
+    ``postgresql://user:password@host:port/dbname#schema`` (or ``postgres://``) opens a
+    :class:`geo_mz.core.workspace_postgis.PostgisWorkspace`; the ``#schema`` fragment names the
+    workspace's schema (``geo_mz_ws`` when absent) and is stripped before connecting. Needs the
+    ``postgis`` extra (psycopg 3).
+    """
+    if str(path).startswith(("postgresql://", "postgres://")):
+        from geo_mz.core.workspace_postgis import PostgisWorkspace
+
+        return PostgisWorkspace(str(path))
+    return Workspace(path)
+
+
+__all__ = [
+    "LayerReadError",
+    "Problem",
+    "Workspace",
+    "conform_types",
+    "file_sha256",
+    "open_workspace",
+]

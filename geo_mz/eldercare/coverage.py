@@ -1,0 +1,718 @@
+"""Elder-care coverage: walking times to centres, coverage per unit, gaps, beds and E2SFCA.
+
+The 15-minute elder-care circle (15分钟养老服务圈, STANDARDS.md §B) on a walking
+:class:`~geo_mz.network.graph.Network`:
+
+* :func:`access_times` - ONE multi-source Dijkstra pass from all centres gives every node its
+  time to the nearest centre; a population point's time = its straight walk to its node + that
+  node time (which includes the centre's own straight walk to its node). Times run from the
+  centre outwards; on walk networks (two-way arcs) that equals the walk to the centre.
+* :func:`coverage_by_unit` / :func:`coverage_kpis` - aged-60+ population within 5/10/15 min per
+  town or village against the plan targets, plus a district total row.
+* :func:`gaps` - uncovered aged-60+ people in hexagons, and hexagon clusters, ranked by people.
+* capacity (beds per 1,000, E2SFCA) is in :mod:`geo_mz.eldercare.capacity`.
+
+Thresholds are **inclusive**: a point is covered within ``t`` minutes when
+``walk_min <= t + 1e-9`` (the tolerance only absorbs float noise), so a point exactly 15.0 min
+away is inside the 15-min circle. Unreachable points have ``walk_min = inf``; points farther than
+``max_snap_m`` from the network are flagged ``too_far`` and kept (their long straight walk
+counts). Speeds: the network's own (build it with ``ELDERLY_WALK_SPEED_KMH`` = 3.2 km/h, DERIVED
+in STANDARDS.md §B, so 15 min = 800 m, the strict end of GB 50180's 800-1,000 m) unless
+``walk_speed_kmh`` re-times a walk network. Inputs are never mutated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from geo_mz.core.errors import CrsError, GeoMzError
+from geo_mz.network.graph import Network, Snapped, multi_source_times, snap_points, with_closures
+from geo_mz.outputs.report import Kpi
+from geo_mz.core.standards import COVERAGE_THRESHOLDS_MIN, RESIDENTIAL_KINDS, TARGET_SHARE
+
+__all__ = [
+    "COMMUNITY_KINDS",
+    "COVERAGE_THRESHOLDS_MIN",
+    "ELDER_CARE_KINDS",
+    "RESIDENTIAL_KINDS",
+    "TARGET_SHARE",
+    "CoverageError",
+    "NoCentresError",
+    "access_times",
+    "coverage_by_unit",
+    "coverage_kpis",
+    "gaps",
+    "node_times",
+    "select_centres",
+]
+
+#: Kind codes of layers/elder_care.toml.
+ELDER_CARE_KINDS: tuple[str, ...] = (
+    "district_centre",
+    "town_centre",
+    "home_care_centre",
+    "day_care_centre",
+    "township_home",
+    "nursing_home",
+    "care_home",
+    "meal_point",
+    "rural_happiness_home",
+)
+#: Kinds that count as a community elder-care centre (社区养老服务设施) for the 15-min circle
+#: (local choice): the district and town comprehensive centres, home-care and day-care centres
+#: and rural happiness homes all offer day services to elders living at home. Excluded: meal
+#: points (助餐点: one service only) and the residential institutions (敬老院/养老院/护理院),
+#: which serve their residents; their beds count in :func:`beds_by_unit` and :func:`e2sfca`.
+COMMUNITY_KINDS: tuple[str, ...] = (
+    "district_centre",
+    "town_centre",
+    "home_care_centre",
+    "day_care_centre",
+    "rural_happiness_home",
+)
+
+STORAGE_CRS = "EPSG:4490"
+_TOL_MIN = 1e-9  # inclusive thresholds: absorbs float noise only
+_TOL_PERSONS = 1e-6
+
+
+class CoverageError(GeoMzError, ValueError):
+    """A coverage analysis cannot run as asked (missing columns, bad options)."""
+
+
+class NoCentresError(CoverageError):
+    """No centre is left after filtering facilities by kind and status."""
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+def _check_gdf(obj: object, what: str, columns: Sequence[str] = ()) -> gpd.GeoDataFrame:
+    if not isinstance(obj, gpd.GeoDataFrame):
+        raise TypeError(f"`{what}` must be a GeoDataFrame, got {type(obj).__name__}")
+    if obj.crs is None:
+        raise CrsError(f"`{what}` has no CRS; set it with .set_crs(...), e.g. 'EPSG:4490'")
+    missing = [c for c in columns if c not in obj.columns]
+    if missing:
+        raise CoverageError(f"`{what}` lacks column(s) {missing}; it has {list(obj.columns)}")
+    return obj
+
+
+def _positive(name: str, value: float) -> float:
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise CoverageError(f"`{name}` was {value!r} but must be a positive, finite number")
+    return v
+
+
+def _numbers(df: pd.DataFrame, col: str, what: str, *, nan_ok: bool = False) -> np.ndarray:
+    x = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = np.flatnonzero((np.isnan(x) & (not nan_ok)) | (x < 0))
+    if len(bad):
+        raise CoverageError(
+            f"`{what}` column {col!r} must be numbers >= 0; rows {bad[:10].tolist()} are not"
+        )
+    return np.nan_to_num(x, nan=0.0)
+
+
+def _metric_crs(crs: str) -> CRS:
+    c = CRS.from_user_input(crs)
+    if not c.is_projected or c.axis_info[0].unit_name not in ("metre", "meter"):
+        raise CrsError(f"`crs` {c.to_string()} is not a projected CRS in metres (e.g. EPSG:4547)")
+    return c
+
+
+def _ids(centres: gpd.GeoDataFrame, id_field: str) -> np.ndarray:
+    ids = centres[id_field] if id_field in centres.columns else centres.index.to_series()
+    arr = ids.to_numpy(dtype=object)
+    if pd.Series(arr).duplicated().any():
+        raise CoverageError(f"centre ids ({id_field!r} or the index) must be unique")
+    return arr
+
+
+# --------------------------------------------------------------------------- centres and times
+
+
+def select_centres(
+    facilities: gpd.GeoDataFrame,
+    *,
+    kinds: Sequence[str] | None = None,
+    statuses: Sequence[str] | None = ("operating",),
+) -> gpd.GeoDataFrame:
+    """Filter elder-care facilities by kind and status.
+
+    Parameters
+    ----------
+    facilities
+        The ``elder_care`` layer (``kind`` and ``status`` columns).
+    kinds
+        Kind codes to keep; None keeps every kind. ``COMMUNITY_KINDS`` for the 15-min circle.
+    statuses
+        Status codes to keep; default only ``"operating"`` (existing centres); None keeps all.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The selected rows (a copy, same index and CRS).
+
+    Raises
+    ------
+    NoCentresError
+        If nothing is left; the message names the filter and what the layer holds.
+    """
+    _check_gdf(facilities, "facilities", ("kind", "status"))
+    for name, vals, allowed in (
+        ("kinds", kinds, ELDER_CARE_KINDS),
+        ("statuses", statuses, ("operating", "under_construction", "planned", "closed")),
+    ):
+        if isinstance(vals, str):
+            raise TypeError(f"`{name}` must be a sequence of codes, not the string {vals!r}")
+        unknown = sorted(set(vals or ()) - set(allowed))
+        if unknown:
+            raise CoverageError(f"`{name}` has unknown codes {unknown}; allowed: {list(allowed)}")
+    keep = np.ones(len(facilities), dtype=bool)
+    if kinds is not None:
+        keep &= facilities["kind"].isin(list(kinds)).to_numpy()
+    if statuses is not None:
+        keep &= facilities["status"].isin(list(statuses)).to_numpy()
+    if not keep.any():
+        held = facilities.groupby(["kind", "status"]).size().to_dict()
+        raise NoCentresError(
+            f"no facility matches kinds={None if kinds is None else list(kinds)} and "
+            f"statuses={None if statuses is None else list(statuses)}; the layer holds "
+            f"{held or 'nothing'} (kind, status): count"
+        )
+    return facilities.loc[keep].copy()
+
+
+def _retimed(net: Network, walk_speed_kmh: float | None) -> tuple[Network, float]:
+    """Re-time the network at ``walk_speed_kmh`` (walk only); return it and the snap speed."""
+    if walk_speed_kmh is None:
+        return net, float(net.access_speed_kmh)
+    v = _positive("walk_speed_kmh", walk_speed_kmh)
+    if net.mode != "walk":
+        raise CoverageError("`walk_speed_kmh` re-times walk networks only; this one is 'drive'")
+    factor = net.edge_speed_kmh / v
+    if np.allclose(factor, 1.0, rtol=0, atol=1e-12):
+        return net, v
+    return with_closures(net, slow_factor=factor), v
+
+
+def _snap_centres(
+    net: Network, centres: gpd.GeoDataFrame, max_snap_m: float, speed: float
+) -> Snapped:
+    _check_gdf(centres, "centres")
+    if len(centres) == 0:
+        raise NoCentresError("`centres` is empty: select at least one centre")
+    return snap_points(net, centres, max_snap_m=max_snap_m, access_speed_kmh=speed)
+
+
+def node_times(
+    net: Network,
+    centres: gpd.GeoDataFrame,
+    *,
+    max_snap_m: float = 500.0,
+    walk_speed_kmh: float | None = None,
+    limit_min: float = np.inf,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Time from the nearest centre to every node, in one multi-source pass (for isochrones).
+
+    Parameters
+    ----------
+    net
+        A walking network.
+    centres
+        Centre points with a CRS.
+    max_snap_m
+        Centres farther from every node are ``too_far`` (kept; their straight walk counts).
+    walk_speed_kmh
+        Re-time the walk network and the snap legs at this speed; None keeps the network's.
+    limit_min
+        Stop beyond this time (nodes farther get ``inf``).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``time_min`` per node (inf if unreached) and the positional index into ``centres`` of the
+        nearest centre (-1 if unreached).
+    """
+    net2, v = _retimed(net, walk_speed_kmh)
+    cs = _snap_centres(net2, centres, max_snap_m, v)
+    return multi_source_times(net2, cs.node, source_offset_min=cs.offset_min, limit_min=limit_min)
+
+
+def access_times(
+    net: Network,
+    centres: gpd.GeoDataFrame,
+    population: gpd.GeoDataFrame,
+    *,
+    max_snap_m: float = 500.0,
+    walk_speed_kmh: float | None = None,
+    id_field: str = "facility_id",
+) -> gpd.GeoDataFrame:
+    """Time every population point's walk to its nearest centre (one Dijkstra pass).
+
+    Parameters
+    ----------
+    net
+        A walking network (built at ``ELDERLY_WALK_SPEED_KMH`` for elder care).
+    centres
+        Centre points (e.g. from :func:`select_centres`), any CRS.
+    population
+        Population points, any CRS (reprojected internally, returned as given).
+    max_snap_m
+        Snap limit in metres (local choice 500): farther points are flagged, never dropped.
+    walk_speed_kmh
+        Re-time the walk network and the snap legs at this speed; None keeps the network's.
+    id_field
+        Centre id column (default ``facility_id``; the index if absent).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``population`` (same index and CRS) plus ``walk_min`` (float, inf if unreachable) =
+        point's snap walk + network time + centre's snap walk, ``nearest_centre`` (id or None),
+        ``snap_m`` (the point's straight walk to its node) and ``too_far`` (snap > max_snap_m).
+    """
+    _check_gdf(population, "population")
+    net2, v = _retimed(net, walk_speed_kmh)
+    cs = _snap_centres(net2, centres, max_snap_m, v)
+    ids = _ids(centres, id_field)
+    t_node, near = multi_source_times(net2, cs.node, source_offset_min=cs.offset_min)
+    ps = snap_points(net2, population, max_snap_m=max_snap_m, access_speed_kmh=v)
+    walk = t_node[ps.node] + ps.offset_min
+    idx = near[ps.node]
+    nearest = np.full(len(idx), None, dtype=object)
+    nearest[idx >= 0] = ids[idx[idx >= 0]]
+    out = population.copy()
+    out["walk_min"] = walk
+    out["nearest_centre"] = pd.Series(nearest, index=out.index, dtype=object)
+    out["snap_m"] = ps.offset_m
+    out["too_far"] = ps.too_far
+    return out
+
+
+# --------------------------------------------------------------------------- units
+
+
+def _units_of(units: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
+    _check_gdf(units, "units", ("adcode", "name", "level"))
+    levels = sorted(units["level"].dropna().unique().tolist())
+    if level not in levels:
+        raise CoverageError(f"`level` was {level!r} but `units` has levels {levels}")
+    keep = units["level"] == level
+    if "in_jurisdiction" in units.columns:
+        keep &= units["in_jurisdiction"].astype("boolean").fillna(True)
+    u = units.loc[keep.to_numpy(dtype=bool)].sort_values("adcode").reset_index(drop=True)
+    u["adcode"] = u["adcode"].astype(str)
+    dup = sorted(set(u.loc[u["adcode"].duplicated(), "adcode"]))
+    if dup:
+        raise CoverageError(f"the {level} units repeat adcodes {dup[:10]}")
+    if u["adcode"].str.len().nunique() != 1:
+        raise CoverageError(f"the {level} units' adcodes differ in length; cannot join by prefix")
+    if "urban_rural" not in u.columns:
+        u["urban_rural"] = None
+    return u
+
+
+def _assign(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.ndarray:
+    """Position of each point's unit in ``units`` (-1: none).
+
+    By the points' ``adcode`` prefix (as long as the units' codes) where a point has one; points
+    without an adcode are joined spatially (first unit intersecting them). A point whose adcode
+    matches no unit stays unassigned (it belongs to another area), it is not re-joined in space.
+    """
+    length = len(units["adcode"].iloc[0]) if len(units) else 0
+    pos = np.full(len(points), -1, dtype=np.int64)
+    has = np.zeros(len(points), dtype=bool)
+    if "adcode" in points.columns and len(units):
+        fact, uniq = pd.factorize(points["adcode"])  # few distinct codes: slice those only
+        ucode = [str(c) for c in uniq]
+        upos = pd.Index(units["adcode"]).get_indexer([c[:length] for c in ucode])
+        uhas = np.array([len(c) >= length for c in ucode] + [False], dtype=bool)
+        has = uhas[fact]  # fact -1 (missing) picks the trailing False
+        pos[has] = upos[fact[has]]
+    rest = np.flatnonzero(~has)
+    if len(rest) and len(units):
+        geoms = units.geometry.to_crs(points.crs) if units.crs != points.crs else units.geometry
+        tree = shapely.STRtree(np.asarray(geoms.values))
+        pi, ui = tree.query(np.asarray(points.geometry.values)[rest], predicate="intersects")
+        first = pd.Series(ui).groupby(pi).min()
+        pos[rest[first.index.to_numpy()]] = first.to_numpy()
+    return pos
+
+
+def _mode_by_weight(group: np.ndarray, value: np.ndarray, weight: np.ndarray, k: int) -> list:
+    """Per group 0..k-1, the value with the largest total weight (None if no weight)."""
+    vi, uniq = pd.factorize(value)
+    ok = vi >= 0
+    out: list = [None] * k
+    if ok.any():
+        m = coo_matrix((weight[ok], (group[ok], vi[ok])), shape=(k, len(uniq))).tocsr()
+        best = np.asarray(m.argmax(axis=1)).ravel()
+        top = m.max(axis=1).toarray().ravel()
+        out = [uniq[b] if t > 0 else None for b, t in zip(best, top, strict=True)]
+    return out
+
+
+def _frame_rows(u: gpd.GeoDataFrame, level: str, extra: bool) -> pd.DataFrame:
+    ur = [None if pd.isna(x) else x for x in u["urban_rural"].astype(object)]
+    recs = list(zip([level] * len(u), u["adcode"], u["name"], ur, strict=True))
+    if extra:
+        recs.append(("unassigned", None, "未归属 unassigned", None))
+    codes = {str(c)[:6] for c in u["adcode"]}
+    recs.append(("total", codes.pop() if len(codes) == 1 else None, "合计 total", None))
+    return pd.DataFrame(recs, columns=["level", "adcode", "name", "urban_rural"], dtype=object)
+
+
+def coverage_by_unit(
+    times: gpd.GeoDataFrame,
+    units: gpd.GeoDataFrame,
+    *,
+    level: str,
+    thresholds_min: Sequence[float] = COVERAGE_THRESHOLDS_MIN,
+    targets: Mapping[str, float] = TARGET_SHARE,
+    target_min: float = 15.0,
+    pop_field: str = "pop_60plus",
+) -> pd.DataFrame:
+    """Coverage table per town or village, plus a district total row.
+
+    Parameters
+    ----------
+    times
+        Output of :func:`access_times` (``walk_min``, ``nearest_centre``, ``pop_field``).
+    units
+        ``admin_units`` (adcode, name, level, urban_rural); rows with ``in_jurisdiction`` False
+        are ignored.
+    level
+        ``"town"`` or ``"village"`` (any level present in ``units``).
+    thresholds_min
+        Circles in minutes, inclusive (see the module docstring).
+    targets
+        Target share within ``target_min`` by ``urban_rural``; a unit with another or no value
+        gets the strictest target (local choice).
+    target_min
+        The circle the target applies to; must be one of ``thresholds_min``.
+    pop_field
+        Population column to count.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per unit (sorted by adcode; units without people have NaN shares and NA
+        ``meets_target``), then an ``unassigned`` row if some points fall in no unit, then the
+        ``total`` row = the sum of the rows above. Columns: level, adcode, name, urban_rural,
+        ``pop_field``, covered_{t}min / share_{t}min per threshold, target_share, meets_target,
+        shortfall_persons (ceil(target x pop) - covered, >= 0; the total sums the units, so a
+        surplus in one unit never offsets another), mean_walk_min (population-weighted, reachable
+        points only), nearest_centre (the centre nearest to most of the unit's people),
+        unreachable_pop, too_far_pop; with ``covered_pop_adjusted`` in ``times`` (from
+        :func:`capacity_adjusted_coverage`) also covered_capacity_adj / share_capacity_adj.
+
+    Notes
+    -----
+    Points join units by the first digits of their 12-digit ``adcode`` (9 for towns, 12 for
+    villages); points without an adcode join spatially.
+    """
+    _check_gdf(times, "times", ("walk_min", "nearest_centre", pop_field))
+    ths = sorted({_positive("thresholds_min", t) for t in thresholds_min})
+    if float(target_min) not in ths:
+        raise CoverageError(f"`target_min` {target_min!r} must be one of {ths}")
+    if not targets or any(not 0 <= float(x) <= 1 for x in targets.values()):
+        raise CoverageError(f"`targets` must map urban_rural codes to shares in [0, 1]: {targets}")
+    u = _units_of(units, level)
+    pos = _assign(times, u)
+    k = len(u) + 1
+    g = np.where(pos >= 0, pos, len(u))
+    pop = _numbers(times, pop_field, "times")
+    walk = pd.to_numeric(times["walk_min"]).to_numpy(dtype=float)
+
+    def bsum(w: np.ndarray) -> np.ndarray:
+        return np.bincount(g, weights=w, minlength=k)
+
+    reach = np.isfinite(walk)
+    pop_u = bsum(pop)
+    cols: dict[str, np.ndarray] = {pop_field: pop_u}
+    for t in ths:
+        cov = bsum(pop * (walk <= t + _TOL_MIN))
+        cols[f"covered_{t:g}min"] = cov
+    strict = max(float(x) for x in targets.values())
+    ur = [*u["urban_rural"].astype(object), None]
+    target = np.array([float(targets.get(x, strict)) if isinstance(x, str) else strict for x in ur])
+    required = np.ceil(target * pop_u - _TOL_PERSONS)
+    covered_t = cols[f"covered_{float(target_min):g}min"]
+    shortfall = np.maximum(required - covered_t, 0.0)
+    walk_w = bsum(np.where(reach, walk, 0.0) * pop)
+    reach_pop = bsum(pop * reach)
+    unreach = bsum(pop * ~reach)
+    too_far = times["too_far"].to_numpy(dtype=bool) if "too_far" in times.columns else 0 * pop
+    too_far_pop = bsum(pop * too_far)
+    adj = None
+    if "covered_pop_adjusted" in times.columns:
+        adj = bsum(pd.to_numeric(times["covered_pop_adjusted"]).to_numpy(dtype=float))
+    near = times["nearest_centre"].to_numpy(dtype=object)
+    nearest = _mode_by_weight(g, near, pop, k)
+    all_near = _mode_by_weight(np.zeros(len(g), np.int64), near, pop, 1)[0]
+
+    extra = bool(pop_u[-1] > 0 or (pos < 0).any())
+    sel = np.r_[np.arange(len(u)), [len(u)] if extra else []].astype(np.int64)
+    rows = _frame_rows(u, level, extra)
+
+    def with_total(x: np.ndarray) -> np.ndarray:
+        return np.r_[x[sel], x[sel].sum()]
+
+    p = with_total(pop_u)
+    safe = np.where(p > 0, p, np.nan)
+    rows[pop_field] = p
+    for t in ths:
+        c = with_total(cols[f"covered_{t:g}min"])
+        rows[f"covered_{t:g}min"] = c
+        rows[f"share_{t:g}min"] = c / safe
+    req = with_total(required)
+    rows["target_share"] = np.r_[target[sel], req[-1] / safe[-1]]
+    sf = with_total(shortfall)
+    meets = pd.array(sf <= _TOL_PERSONS, dtype="boolean")
+    meets[p <= 0] = pd.NA
+    rows["meets_target"] = meets
+    rows["shortfall_persons"] = sf
+    rp = with_total(reach_pop)
+    rows["mean_walk_min"] = with_total(walk_w) / np.where(rp > 0, rp, np.nan)
+    rows["nearest_centre"] = pd.Series([nearest[i] for i in sel] + [all_near], dtype=object)
+    rows["unreachable_pop"] = with_total(unreach)
+    rows["too_far_pop"] = with_total(too_far_pop)
+    if adj is not None:
+        rows["covered_capacity_adj"] = with_total(adj)
+        rows["share_capacity_adj"] = with_total(adj) / safe
+    return rows
+
+
+def _pct(x: float) -> float:
+    return round(100.0 * x, 1) if np.isfinite(x) else float("nan")
+
+
+_SRC_CIRCLE = (
+    '《"十四五"公共服务规划》15分钟养老服务圈; GB 50180-2018 life circles (STANDARDS.md §B)'
+)
+_SRC_TARGET = "local plan targets 100 % urban / 95 % rural (DESIGN.md), configurable"
+_LEVEL_ZH = {"town": ("镇街", "towns/streets"), "village": ("村居", "villages/communities")}
+
+
+def coverage_kpis(
+    table: pd.DataFrame, *, pop_field: str = "pop_60plus", target_min: float = 15.0
+) -> list[Kpi]:
+    """Headline coverage figures of a :func:`coverage_by_unit` table.
+
+    Parameters
+    ----------
+    table
+        The coverage table (its ``total`` row and unit rows are used).
+    pop_field
+        The population column of the table.
+    target_min
+        The circle the target applies to.
+
+    Returns
+    -------
+    list of Kpi
+        District share within each circle (the target one against the population-weighted
+        target), units meeting the target, uncovered and shortfall persons, mean walk time,
+        unreachable people.
+    """
+    need = ["level", pop_field, f"share_{float(target_min):g}min", "meets_target"]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise CoverageError(f"`table` lacks column(s) {missing}: pass a coverage_by_unit table")
+    tot = table[table["level"] == "total"].iloc[0]
+    units = table[~table["level"].isin(["total", "unassigned"])]
+    level = str(units["level"].iloc[0]) if len(units) else "unit"
+    zh, en = _LEVEL_ZH.get(level, (level, level))
+    out: list[Kpi] = []
+    for col in [c for c in table.columns if c.startswith("share_") and c.endswith("min")]:
+        t = col[len("share_") : -len("min")]
+        share = float(tot[col])
+        if float(t) == float(target_min):
+            tgt = float(tot["target_share"])
+            met = bool(tot["meets_target"]) if not pd.isna(tot["meets_target"]) else None
+            out.append(
+                Kpi(f"{t}分钟养老服务圈覆盖率(60岁以上)", f"Aged 60+ within {t} min walk",
+                    _pct(share), "%", f"≥ {_pct(tgt)}", met, f"{_SRC_CIRCLE}; {_SRC_TARGET}")
+            )  # fmt: skip
+        else:
+            out.append(
+                Kpi(f"{t}分钟步行覆盖率(60岁以上)", f"Aged 60+ within {t} min walk",
+                    _pct(share), "%", "", None, "GB 50180-2018 life circles (STANDARDS.md §B)")
+            )  # fmt: skip
+    with_pop = units[units[pop_field] > 0]
+    n_ok = int(with_pop["meets_target"].fillna(False).astype(bool).sum())
+    out.append(
+        Kpi(f"覆盖达标{zh}", f"{en.capitalize()} meeting the target", f"{n_ok}/{len(with_pop)}",
+            "", f"{len(with_pop)}/{len(with_pop)}", n_ok == len(with_pop), _SRC_TARGET)
+    )  # fmt: skip
+    uncovered = float(tot[pop_field] - tot[f"covered_{float(target_min):g}min"])
+    out.append(Kpi("未覆盖老年人口", "Aged 60+ not covered", round(uncovered), "人"))
+    out.append(
+        Kpi("达标缺口人数", "Persons short of the target", round(float(tot["shortfall_persons"])),
+            "人", "0", float(tot["shortfall_persons"]) <= 0, _SRC_TARGET)
+    )  # fmt: skip
+    mean = float(tot["mean_walk_min"])
+    out.append(Kpi("平均步行时间", "Mean walk to nearest centre", round(mean, 1), "分钟"))
+    if float(tot["unreachable_pop"]) > 0:
+        out.append(
+            Kpi("路网不可达老年人口", "Aged 60+ unreachable on the network",
+                round(float(tot["unreachable_pop"])), "人")
+        )  # fmt: skip
+    return out
+
+
+# --------------------------------------------------------------------------- gaps
+
+
+_SQ3 = math.sqrt(3.0)
+# Corners of a pointy-top hexagon as integer multiples: x = (√3/2)s·(2q + r + a), y = (s/2)(3r + b)
+_CORNER_A = np.array([1, 0, -1, -1, 0, 1])
+_CORNER_B = np.array([1, 2, 1, -1, -2, -1])
+_NEIGHBOURS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, -1), (-1, 1))
+
+
+def _hex_axial(xy: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Axial (q, r) of the pointy-top hexagon (centre-to-corner ``s``) holding each point."""
+    qf = (_SQ3 / 3.0 * xy[:, 0] - xy[:, 1] / 3.0) / s
+    rf = (2.0 / 3.0 * xy[:, 1]) / s
+    xf, zf = qf, rf
+    yf = -xf - zf
+    rx, ry, rz = np.round(xf), np.round(yf), np.round(zf)
+    dx, dy, dz = np.abs(rx - xf), np.abs(ry - yf), np.abs(rz - zf)
+    fix_x = (dx > dy) & (dx > dz)
+    fix_z = ~fix_x & ~(dy > dz)
+    rx = np.where(fix_x, -ry - rz, rx)
+    rz = np.where(fix_z, -rx - ry, rz)
+    return rx.astype(np.int64), rz.astype(np.int64)
+
+
+def _hex_polygons(q: np.ndarray, r: np.ndarray, s: float) -> np.ndarray:
+    """Hexagons from integer corner multiples, so shared edges have identical coordinates."""
+    xs = (_SQ3 / 2.0 * s) * (2 * q[:, None] + r[:, None] + _CORNER_A[None, :])
+    ys = (s / 2.0) * (3 * r[:, None] + _CORNER_B[None, :])
+    ring = np.stack([xs, ys], axis=-1)
+    ring = np.concatenate([ring, ring[:, :1]], axis=1)
+    return shapely.polygons(ring)
+
+
+def gaps(
+    times: gpd.GeoDataFrame,
+    *,
+    crs: str,
+    threshold_min: float = 15.0,
+    cell_size_m: float = 500.0,
+    level: Literal["hex", "cluster"] = "hex",
+    pop_field: str = "pop_60plus",
+) -> gpd.GeoDataFrame:
+    """Uncovered aged-60+ people in hexagons, or clusters of adjacent hexagons, ranked by people.
+
+    Parameters
+    ----------
+    times
+        Output of :func:`access_times`.
+    crs
+        Projected metric CRS of the hexagon grid, e.g. ``"EPSG:4547"``.
+    threshold_min
+        Points with ``walk_min > threshold_min`` (inf included) are uncovered.
+    cell_size_m
+        Distance between the centres of neighbouring hexagons (flat-to-flat width; local
+        choice 500 m). Pointy-top hexagons on a fixed grid anchored at the CRS origin.
+    level
+        ``"hex"``: one row per hexagon holding uncovered people. ``"cluster"``: edge-adjacent
+        hexagons merged (connected components of the hex adjacency), one row per cluster.
+    pop_field
+        Population column.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        In EPSG:4490, ranked by uncovered people (descending; ties by id): ``gap_id`` (``H0001``
+        / ``C001``), ``rank``, ``{pop_field}_uncovered``, ``n_cells`` (population points),
+        ``mean_walk_min`` (population-weighted over the reachable uncovered people; ``inf`` =
+        every uncovered person there is unreachable), ``unreachable_pop``; hex rows also carry
+        ``cluster_id``, cluster rows ``n_hex``.
+    """
+    _check_gdf(times, "times", ("walk_min", pop_field))
+    metric = _metric_crs(crs)
+    s = _positive("cell_size_m", cell_size_m) / _SQ3
+    thr = float(threshold_min)
+    if level not in ("hex", "cluster"):
+        raise CoverageError(f"`level` was {level!r} but is expected to be 'hex' or 'cluster'")
+    pop = _numbers(times, pop_field, "times")
+    walk = pd.to_numeric(times["walk_min"]).to_numpy(dtype=float)
+    unc = (walk > thr + _TOL_MIN) & (pop > 0)
+    name = f"{pop_field}_uncovered"
+    cols = ["gap_id", "rank", name, "n_cells", "mean_walk_min", "unreachable_pop"]
+    cols += ["cluster_id"] if level == "hex" else ["n_hex"]
+    if not unc.any():
+        empty = {c: pd.Series([], dtype=object if "id" in c else float) for c in cols}
+        return gpd.GeoDataFrame(empty, geometry=gpd.GeoSeries([], crs=STORAGE_CRS))
+    pts = times.geometry[unc].to_crs(metric)
+    q, r = _hex_axial(shapely.get_coordinates(np.asarray(pts.values)), s)
+    keys, inv = np.unique(np.column_stack([q, r]), axis=0, return_inverse=True)
+    inv = inv.ravel()
+    h = len(keys)
+    p, w = pop[unc], walk[unc]
+    reach = np.isfinite(w)
+    agg = pd.DataFrame(
+        {
+            name: np.bincount(inv, p, h),
+            "n_cells": np.bincount(inv, minlength=h),
+            "_ww": np.bincount(inv, np.where(reach, w * p, 0.0), h),
+            "_wp": np.bincount(inv, p * reach, h),
+            "unreachable_pop": np.bincount(inv, p * ~reach, h),
+        }
+    )
+    # Hex adjacency -> clusters.
+    index = pd.MultiIndex.from_arrays([keys[:, 0], keys[:, 1]])
+    src, dst = [], []
+    for dq, dr in _NEIGHBOURS:
+        nb = index.get_indexer(pd.MultiIndex.from_arrays([keys[:, 0] + dq, keys[:, 1] + dr]))
+        ok = nb >= 0
+        src.append(np.flatnonzero(ok))
+        dst.append(nb[ok])
+    a, b = np.concatenate(src), np.concatenate(dst)
+    adj = coo_matrix((np.ones(len(a)), (a, b)), shape=(h, h))
+    _, comp = connected_components(adj, directed=False)
+    polys = _hex_polygons(keys[:, 0], keys[:, 1], s)
+    if level == "cluster":
+        agg["_comp"] = comp
+        agg = agg.groupby("_comp", sort=True).agg(
+            **{c: (c, "sum") for c in (name, "n_cells", "_ww", "_wp", "unreachable_pop")},
+            n_hex=(name, "size"),
+        )
+        polys = np.array([shapely.coverage_union_all(polys[comp == c]) for c in agg.index])
+        order_key = agg.index.to_numpy()
+    else:
+        order_key = np.arange(h)
+    wp = agg["_wp"].to_numpy()
+    agg["mean_walk_min"] = np.where(wp > 0, agg["_ww"].to_numpy() / np.where(wp > 0, wp, 1), np.inf)
+    order = np.lexsort((order_key, -agg[name].to_numpy()))
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(1, len(order) + 1)
+    agg["rank"] = rank
+    if level == "hex":
+        comp_rank = pd.Series(agg[name].to_numpy()).groupby(comp).sum()
+        c_order = np.lexsort((comp_rank.index.to_numpy(), -comp_rank.to_numpy()))
+        c_id = np.empty(len(c_order), dtype=object)
+        c_id[c_order] = [f"C{i + 1:03d}" for i in range(len(c_order))]
+        agg["cluster_id"] = c_id[comp]
+        agg["gap_id"] = [f"H{i:04d}" for i in rank]
+    else:
+        agg["gap_id"] = [f"C{i:03d}" for i in rank]
+    out = gpd.GeoDataFrame(agg[cols].reset_index(drop=True), geometry=polys, crs=metric)
+    out = out.iloc[order].reset_index(drop=True)
+    return out.to_crs(STORAGE_CRS)

@@ -1,0 +1,329 @@
+"""Place-name check reports: summary per county, report tables, Excel workbook and HTML report.
+
+The writers take the findings table of :func:`geo_mz.names.check.check_names`; headings, rules
+and sources come from :class:`geo_mz.names.rules.Rules`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from geo_mz.names.rules import _SCOPE_ZH, CHECKS, Rules, load_rules
+from geo_mz.outputs.report import Kpi, ReportTable, write_report
+
+__all__ = ["county_summary", "report_tables", "write_excel", "write_names_report"]
+
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "notice": 2}
+
+
+def county_summary(findings: pd.DataFrame) -> pd.DataFrame:
+    """Count the findings per county: one row per county, one column per check, a total.
+
+    Parameters
+    ----------
+    findings : pandas.DataFrame
+        From :func:`check_names`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``county_code``, ``county_name``, one column per check of :data:`CHECKS` (number of
+        findings), ``total`` and ``units`` (distinct units with a finding); sorted by county
+        code.  City- and province-level findings are counted under ``county_code`` ``""``.
+    """
+    cols = ["county_code", "county_name", *CHECKS, "total", "units"]
+    if findings.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    f = findings.assign(
+        county_code=findings["county_code"].fillna(""),
+        county_name=findings["county_name"].fillna("(县级以上 above county)"),
+    )
+    counts = pd.crosstab([f["county_code"], f["county_name"]], f["check"])
+    counts = counts.reindex(columns=list(CHECKS), fill_value=0)
+    counts["total"] = counts.sum(axis=1)
+    counts["units"] = f.groupby(["county_code", "county_name"])["code"].nunique()
+    return counts.reset_index()[cols].sort_values("county_code", ignore_index=True)
+
+
+def _check_label(check: str, rules: Rules, lang: str) -> str:
+    spec = rules.checks[check]
+    return f"{spec.zh} {spec.en}" if lang == "zh" else f"{spec.en} {spec.zh}"
+
+
+def report_tables(
+    findings: pd.DataFrame,
+    *,
+    rules: Rules | None = None,
+    lang: Literal["zh", "en"] = "zh",
+    max_cases: int = 100,
+    max_counties: int = 300,
+) -> list[ReportTable]:
+    """Tables of the place-name report: summary per check, per county, and the cases.
+
+    Parameters
+    ----------
+    findings : pandas.DataFrame
+        From :func:`check_names`.
+    rules : Rules, optional
+        For the headings, rules and sources; default :func:`load_rules`.
+    lang : {"zh", "en"}
+        Language first in the headings.
+    max_cases : int, default 100
+        Cases listed per check (errors first); the note says how many more there are.
+    max_counties : int, default 300
+        Counties listed (most findings first).
+
+    Returns
+    -------
+    list of geo_mz.outputs.report.ReportTable
+    """
+    rules = rules or load_rules()
+    tables = []
+    by_check = findings["check"].value_counts() if not findings.empty else pd.Series(dtype=int)
+    units = (
+        findings.groupby("check")["code"].nunique() if not findings.empty else pd.Series(dtype=int)
+    )
+    rows = []
+    for check in CHECKS:
+        spec = rules.checks[check]
+        rows.append(
+            (
+                _check_label(check, rules, lang),
+                spec.flag,
+                f"{int(by_check.get(check, 0)):,}",
+                f"{int(units.get(check, 0)):,}",
+                spec.rule,
+                spec.source,
+            )
+        )
+    tables.append(
+        ReportTable(
+            "检查汇总",
+            "Findings by check",
+            ("检查 Check", "类型 Flag", "问题 Findings", "地名 Units", "规则 Rule", "依据 Source"),
+            tuple(rows),
+            note="重名/同音: 一组中每个地名各记一条 / each member of a group is one finding.",
+        )
+    )
+    summary = county_summary(findings)
+    if not summary.empty:
+        top = summary.sort_values(["total", "county_code"], ascending=[False, True])
+        top = top.head(max_counties)
+        heads = ("代码 Code", "县 County", *(rules.checks[c].zh for c in CHECKS), "合计 Total")
+        body = tuple(
+            (
+                str(r["county_code"]),
+                str(r["county_name"]),
+                *(f"{int(r[c]):,}" for c in CHECKS),
+                f"{int(r['total']):,}",
+            )
+            for _, r in top.iterrows()
+        )
+        more = len(summary) - len(top)
+        tables.append(
+            ReportTable(
+                "按县统计",
+                "Findings per county",
+                heads,
+                body,
+                note=f"另有 {more} 个县未列出 / {more} more counties not listed" if more else "",
+            )
+        )
+    for check in CHECKS:
+        sub = findings[findings["check"] == check] if not findings.empty else findings
+        if sub.empty:
+            continue
+        sub = sub.assign(_s=sub["severity"].map(_SEVERITY_ORDER)).sort_values(
+            ["_s", "county_code", "code"], na_position="first"
+        )
+        shown = sub.head(max_cases)
+        body = tuple(
+            (
+                str(r["code"]),
+                str(r["full_name"]),
+                str(r["severity"]),
+                _SCOPE_ZH.get(str(r["scope"]), str(r["scope"])),
+                str(r["detail"]),
+                _short(str(r["related_names"])),
+            )
+            for _, r in shown.iterrows()
+        )
+        more = len(sub) - len(shown)
+        spec = rules.checks[check]
+        tables.append(
+            ReportTable(
+                f"{spec.zh}：问题清单",
+                f"{spec.en}: cases",
+                (
+                    "代码 Code",
+                    "地名 Name",
+                    "级别 Severity",
+                    "范围 Scope",
+                    "说明 Detail",
+                    "相关 Related",
+                ),
+                body,
+                note=(f"另有 {more:,} 条见 Excel / {more:,} more in the workbook. " if more else "")
+                + f"依据 Source: {spec.source}",
+            )
+        )
+    return tables
+
+
+def _short(text: str, limit: int = 4) -> str:
+    parts = [p for p in text.split(";") if p]
+    if len(parts) <= limit:
+        return "；".join(parts)
+    return "；".join(parts[:limit]) + f" …(+{len(parts) - limit})"
+
+
+_EXCEL_HEADINGS = {
+    "code": "代码 code",
+    "name": "名称 name",
+    "full_name": "全称 full name",
+    "level": "层级 level",
+    "county_code": "县代码 county code",
+    "county_name": "县 county",
+    "check": "检查 check",
+    "check_zh": "检查(中) check (zh)",
+    "flag": "类型 flag",
+    "severity": "级别 severity",
+    "scope": "范围 scope",
+    "scope_code": "范围代码 scope code",
+    "related_codes": "相关代码 related codes",
+    "related_names": "相关地名 related names",
+    "detail": "说明 detail",
+    "rule": "规则 rule",
+    "source": "依据 source",
+}
+_EXCEL_MAX_ROWS = 1_000_000
+
+
+def write_excel(findings: pd.DataFrame, path: str | Path, *, rules: Rules | None = None) -> Path:
+    """Write the findings as an Excel workbook.
+
+    Sheets: ``汇总 summary`` (per check), ``按县 counties`` (:func:`county_summary`) and
+    ``问题 findings`` (every finding; cut at 1,000,000 rows).
+
+    Parameters
+    ----------
+    findings : pandas.DataFrame
+        From :func:`check_names`.
+    path : str or Path
+        Target ``.xlsx`` (parent folders are created).
+    rules : Rules, optional
+        For the check headings and sources.
+
+    Returns
+    -------
+    Path
+    """
+    rules = rules or load_rules()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    summary = pd.DataFrame(
+        [
+            {
+                "检查 check": c,
+                "名称 name": _check_label(c, rules, "zh"),
+                "类型 flag": rules.checks[c].flag,
+                "问题 findings": int((findings["check"] == c).sum()) if len(findings) else 0,
+                "规则 rule": rules.checks[c].rule,
+                "依据 source": rules.checks[c].source,
+            }
+            for c in CHECKS
+        ]
+    )
+    counties = county_summary(findings).rename(
+        columns={c: rules.checks[c].zh + " " + c for c in CHECKS}
+    )
+    with pd.ExcelWriter(path, engine="openpyxl") as xl:
+        summary.to_excel(xl, sheet_name="汇总 summary", index=False)
+        counties.to_excel(xl, sheet_name="按县 counties", index=False)
+        findings.head(_EXCEL_MAX_ROWS).rename(columns=_EXCEL_HEADINGS).to_excel(
+            xl, sheet_name="问题 findings", index=False
+        )
+    return path
+
+
+def write_names_report(
+    findings: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    name: str,
+    adcode: str = "",
+    units_checked: int | None = None,
+    lang: Literal["zh", "en"] = "zh",
+    rules: Rules | None = None,
+) -> dict[str, Path]:
+    """Write the place-name report: HTML, Excel workbook and findings CSV.
+
+    Parameters
+    ----------
+    findings : pandas.DataFrame
+        From :func:`check_names`.
+    out_dir : str or Path
+        Output folder (created).
+    name : str
+        Area name for the title (``"蓬江区"``).
+    adcode : str, default ""
+        Area code shown in the report.
+    units_checked : int, optional
+        Number of units checked, shown as an indicator.
+    lang : {"zh", "en"}
+        Language first.
+    rules : Rules, optional
+        Default :func:`load_rules`.
+
+    Returns
+    -------
+    dict of str to Path
+        ``html`` (names_report.html), ``xlsx`` (names_findings.xlsx), ``csv``
+        (names_findings.csv, UTF-8 with BOM for Excel).
+    """
+    rules = rules or load_rules()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    kpis = []
+    if units_checked is not None:
+        kpis.append(Kpi("检查地名数", "Units checked", int(units_checked)))
+    kpis.append(Kpi("问题数", "Findings", len(findings)))
+    kpis.append(
+        Kpi(
+            "有问题的地名",
+            "Units with findings",
+            int(findings["code"].nunique()) if len(findings) else 0,
+        )
+    )
+    for flag in ("DUP", "BIG", "FOREIGN", "ODD", "GENERIC", "CODE"):
+        n = int((findings["flag"] == flag).sum()) if len(findings) else 0
+        zh = {
+            "DUP": "重",
+            "BIG": "大",
+            "FOREIGN": "洋",
+            "ODD": "怪",
+            "GENERIC": "通名",
+            "CODE": "代码",
+        }[flag]
+        kpis.append(Kpi(f"{zh} ({flag})", f"{flag} findings", n, source="placename_rules.toml"))
+    title = (
+        f"{name} 地名规范化检查 Place-name check"
+        if lang == "zh"
+        else f"{name} place-name check 地名规范化检查"
+    )
+    html = write_report(
+        out / "names_report.html",
+        info={"name": name, "adcode": adcode, "layers": [], "path": str(rules.path)},
+        validation=[],
+        kpis=kpis,
+        lang=lang,
+        title=title,
+        tables=report_tables(findings, rules=rules, lang=lang),
+    )
+    xlsx = write_excel(findings, out / "names_findings.xlsx", rules=rules)
+    csv = out / "names_findings.csv"
+    findings.to_csv(csv, index=False, encoding="utf-8-sig")
+    return {"html": html, "xlsx": xlsx, "csv": csv}

@@ -1,0 +1,188 @@
+"""OpenStreetMap PBF extracts (read with pyrosm) as :class:`geo_mz.network.graph.Network` networks.
+
+Topology comes from OSM itself: pyrosm (``get_network(nodes=True)``) splits every way into one
+segment per pair of consecutive intersection nodes, with ``u``/``v`` OSM node ids; ways connect
+exactly where they share an OSM node, so bridges and tunnels crossing other roads stay apart.
+
+Tag mapping (local choices, documented here and in ``OSM_HIGHWAY_CLASSES``):
+
+* ``highway`` -> catalog road class: ``*_link`` as its road; ``unclassified`` and ``track`` ->
+  ``rural``; ``living_street``/``service``/``road`` -> ``residential``; paths, steps, pedestrian
+  areas, corridors, elevators -> ``footway``; anything else -> ``residential``.
+* ``oneway`` (drive only): ``yes``/``true``/``1`` -> drawn direction only, ``-1``/``reverse`` ->
+  against it, ``junction=roundabout|circular`` without ``oneway`` -> drawn direction; the rest
+  two-way. Walking ignores ``oneway``.
+* ``maxspeed`` (drive only): the first number, ``mph`` converted; ``none``/``signals``/zone codes
+  fall back to the class speed.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_mz.network.graph import (
+    WALK_SPEED_KMH,
+    Mode,
+    Network,
+    NetworkError,
+    _assemble,
+    _check_mode,
+    _check_positive,
+    _mode_speeds,
+    _to_metric,
+)
+
+#: OSM ``highway`` value -> catalog road class (local mapping; see the module docstring).
+OSM_HIGHWAY_CLASSES: Mapping[str, str] = {
+    "motorway": "motorway",
+    "motorway_link": "motorway",
+    "trunk": "trunk",
+    "trunk_link": "trunk",
+    "primary": "primary",
+    "primary_link": "primary",
+    "secondary": "secondary",
+    "secondary_link": "secondary",
+    "tertiary": "tertiary",
+    "tertiary_link": "tertiary",
+    "residential": "residential",
+    "living_street": "residential",
+    "service": "residential",
+    "road": "residential",
+    "unclassified": "rural",
+    "track": "rural",
+    "footway": "footway",
+    "pedestrian": "footway",
+    "path": "footway",
+    "steps": "footway",
+    "trail": "footway",
+    "corridor": "footway",
+    "elevator": "footway",
+    "cycleway": "footway",
+    "bridleway": "footway",
+    "sidewalk": "footway",
+    "crossing": "footway",
+}
+_FALLBACK_CLASS = "residential"
+_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(mph)?", re.IGNORECASE)
+_MPH_KMH = 1.609344
+
+
+def parse_maxspeed_kmh(values: pd.Series) -> np.ndarray:
+    """OSM ``maxspeed`` strings as km/h floats (NaN when absent or not numeric).
+
+    ``"50"`` -> 50, ``"30 mph"`` -> 48.28, ``"40;60"`` -> 40 (the first), ``"none"`` -> NaN.
+    """
+    out = np.full(len(values), np.nan)
+    for i, raw in enumerate(values.to_numpy(dtype=object)):
+        if not isinstance(raw, str):
+            continue
+        m = _NUMBER.match(raw)
+        if m:
+            out[i] = float(m.group(1)) * (_MPH_KMH if m.group(2) else 1.0)
+    out[out <= 0] = np.nan
+    return out
+
+
+def oneway_direction(oneway: pd.Series, junction: pd.Series | None = None) -> np.ndarray:
+    """Travel direction code from OSM tags: 1 drawn direction only, -1 against it, 0 both."""
+    ow = oneway.astype(object).where(oneway.notna(), "").astype(str).str.strip().str.lower()
+    out = np.zeros(len(ow), dtype=np.int8)
+    out[ow.isin(["yes", "true", "1"]).to_numpy()] = 1
+    out[ow.isin(["-1", "reverse"]).to_numpy()] = -1
+    if junction is not None:
+        jn = junction.astype(object).where(junction.notna(), "").astype(str).str.lower()
+        out[((ow == "") & jn.isin(["roundabout", "circular"])).to_numpy()] = 1
+    return out
+
+
+def read_osm_network(
+    pbf: str | Path,
+    *,
+    mode: Mode,
+    bounding_box: Sequence[float] | None = None,
+    walk_speed_kmh: float = WALK_SPEED_KMH,
+    drive_speeds_kmh: Mapping[str, float | None] | None = None,
+    disaster_factor: float = 1.0,
+    measure_crs: str | None = None,
+) -> Network:
+    """Build a network from an OSM extract; see :func:`geo_mz.network.graph.network_from_osm`."""
+    _check_mode(mode)
+    walk_speed_kmh = _check_positive("walk_speed_kmh", walk_speed_kmh)
+    disaster_factor = _check_positive("disaster_factor", disaster_factor)
+    path = Path(pbf)
+    if not path.is_file():
+        raise FileNotFoundError(f"OSM extract {path} does not exist")
+    if bounding_box is not None and len(bounding_box) != 4:
+        raise NetworkError(
+            f"`bounding_box` was {bounding_box!r}; expected (min_lon, min_lat, max_lon, max_lat)"
+        )
+    import pyrosm
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        osm = pyrosm.OSM(
+            str(path), bounding_box=None if bounding_box is None else list(bounding_box)
+        )
+        result = osm.get_network(
+            network_type="walking" if mode == "walk" else "driving",
+            nodes=True,
+            extra_attributes=["junction"] if mode == "drive" else None,
+        )
+    edges = result[1] if isinstance(result, tuple) else result
+    if edges is None or len(edges) == 0:
+        notes = "; ".join(str(w.message) for w in caught)
+        raise NetworkError(f"no {mode} network in {path} (bounding_box={bounding_box}) {notes}")
+    for w in caught:  # nothing is hidden: pyrosm's own warnings are passed on
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if edges.crs is None:
+        edges = edges.set_crs("EPSG:4326")
+    proj, crs = _to_metric(edges, measure_crs, f"OSM network of {path.name}")
+    geoms = shapely.force_2d(np.asarray(proj.geometry.values))
+    highway = edges["highway"].astype(object).where(edges["highway"].notna(), "")
+    classes = highway.map(lambda h: OSM_HIGHWAY_CLASSES.get(h, _FALLBACK_CLASS)).to_numpy(object)
+    maxspeed = (
+        parse_maxspeed_kmh(edges["maxspeed"])
+        if mode == "drive" and "maxspeed" in edges.columns
+        else None
+    )
+    speed, usable = _mode_speeds(
+        mode, classes, maxspeed, walk_speed_kmh, drive_speeds_kmh, disaster_factor
+    )
+    direction = np.zeros(len(edges), dtype=np.int8)
+    if mode == "drive" and "oneway" in edges.columns:
+        junction = edges["junction"] if "junction" in edges.columns else None
+        direction = oneway_direction(edges["oneway"], junction)
+    use = np.flatnonzero(usable & ~shapely.is_empty(geoms))
+    if len(use) == 0:
+        raise NetworkError(f"no way in {path} is usable for mode {mode!r}")
+    osm_ids, label = np.unique(
+        np.concatenate([edges["u"].to_numpy(np.int64)[use], edges["v"].to_numpy(np.int64)[use]]),
+        return_inverse=True,
+    )
+    u, v = label[: len(use)], label[len(use) :]
+    node_xy = np.empty((len(osm_ids), 2))
+    node_xy[u] = shapely.get_coordinates(shapely.get_point(geoms[use], 0))
+    node_xy[v] = shapely.get_coordinates(shapely.get_point(geoms[use], -1))
+    return _assemble(
+        mode=mode,
+        crs=crs,
+        geoms=geoms[use],
+        u=u,
+        v=v,
+        node_xy=node_xy,
+        edge_id=edges["id"].astype(str).to_numpy(dtype=object)[use],
+        edge_class=classes[use],
+        speed_kmh=speed[use],
+        direction=direction[use],
+        snap_ends=False,
+        loop_tol_m=0.0,
+        access_speed_kmh=walk_speed_kmh if mode == "walk" else WALK_SPEED_KMH,
+        dropped={"not_in_mode": int(len(edges) - len(use))},
+    )

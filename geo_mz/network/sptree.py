@@ -1,0 +1,392 @@
+"""Shortest-path forests on a CSR travel-time graph, repaired incrementally after closures.
+
+:func:`grow` runs one multi-source Dijkstra (``scipy.sparse.csgraph.dijkstra``, ``min_only``)
+with one *virtual node per source* whose single arc carries that source's offset (its own leg to
+the network), exactly as :func:`geo_mz.network.graph.multi_source_times` does, and keeps the whole
+result as a :class:`Forest`: best time, predecessor and winning source of every node.
+
+:func:`repair` updates a forest after arc weights only *increased* (road closures, slow-downs
+from :func:`geo_mz.network.graph.with_closures`), the decremental case of Ramalingam and Reps'
+dynamic shortest paths:
+
+1. :func:`changed_pairs` lists the arcs whose weight rose or that vanished (position by
+   position in the rows that kept their arc count, by sorted keys in the few rows that lost
+   arcs; linear numpy passes, no sorting of the whole graph). An arc that is not in the
+   forest cannot matter: no time can shrink, and every tree path avoiding changed tree arcs
+   keeps its length, so it stays optimal.
+2. The *affected* set ``D`` is every forest descendant of the heads of changed tree arcs (one
+   breadth-first search over the tree, stored as a CSR matrix, from a virtual root linked to
+   those heads). Nodes outside ``D`` keep their time, predecessor and source.
+3. Each ``d`` in ``D`` gets a seed: the best ``dist[x] + w'(x, d)`` over its in-arcs from
+   reached nodes ``x`` outside ``D``, or its own source offset if ``d`` is a source node.
+4. One Dijkstra on the subgraph induced by ``D`` plus a virtual root whose arcs carry these
+   (absolute) seeds, under the same limit, gives the new times; predecessors are mapped back to
+   global node ids and winning sources follow by pointer jumping up the new predecessors.
+
+Why: a re-audit after one closure only touches the nodes whose fastest route used it, usually
+a tiny part of a city, so the cost is that of ``D`` and its in-arcs plus a few linear numpy
+passes over the arrays, instead of a full O(n log n) Dijkstra. Decreases or new arcs may
+shorten routes anywhere, so :func:`repair` refuses them (use :func:`grow`).
+
+Times are minutes; a forest is any valid shortest-path forest (ties go to either side).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import breadth_first_order, dijkstra
+
+__all__ = ["Forest", "changed_pairs", "grow", "path_to", "repair"]
+
+
+@dataclass(frozen=True, eq=False)
+class Forest:
+    """A shortest-path forest from several sources over ``n`` nodes (see the module docstring)."""
+
+    sources: np.ndarray  #: (k,) int64 node indices of the sources
+    offset_min: np.ndarray  #: (k,) float64 time added at each source (its own leg), >= 0
+    limit_min: float  #: search limit used (inf = none)
+    dist_min: np.ndarray  #: (n,) float64 best time from any source; inf if unreached
+    pred: np.ndarray  #: (n,) int64 predecessor; -1 for roots (entered from a source) and unreached
+    source: np.ndarray  #: (n,) int64 index into ``sources`` of the winner; -1 if unreached
+
+
+def _as_csr(graph: sp.spmatrix | sp.sparray, name: str) -> sp.csr_matrix:
+    """Square float64 CSR view of ``graph``; reject non-sparse input, NaN or negative weights."""
+    if not sp.issparse(graph):
+        raise ValueError(f"`{name}` must be a scipy sparse matrix, got {type(graph).__name__}")
+    g = graph.tocsr()
+    if g.shape[0] != g.shape[1]:
+        raise ValueError(f"`{name}` must be square, got shape {g.shape}")
+    if g.dtype != np.float64:
+        g = g.astype(np.float64)
+    if not np.all(g.data >= 0):
+        raise ValueError(f"`{name}` has NaN or negative weights; travel times must be >= 0")
+    return g
+
+
+_ONLY_UP = "repair handles only weight increases and closures; use grow on the new graph"
+#: Up to this many rows whose arc count changed, diff the blocks between them as slices.
+_MAX_BLOCKS = 1500
+
+
+def _entries(g: sp.csr_matrix, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique ``tail * n + head`` keys of the finite arcs of ``g`` (of ``rows``), weights.
+
+    Duplicate entries count as parallel arcs (the minimum wins, as in csgraph); ``inf`` entries
+    count as absent.
+    """
+    n = g.shape[0]
+    cnt = np.diff(g.indptr)
+    if rows is None:
+        tails, keys, w = np.repeat(np.arange(n), cnt), g.indices, g.data
+    else:
+        cnt = cnt[rows]
+        pos = np.arange(cnt.sum()) + np.repeat(g.indptr[rows] - (np.cumsum(cnt) - cnt), cnt)
+        tails, keys, w = np.repeat(rows, cnt), g.indices[pos], g.data[pos]
+    keys = tails.astype(np.int64) * n + keys
+    if not g.has_canonical_format:
+        order = np.lexsort((w, keys))
+        keys, w = keys[order], w[order]
+        first = np.r_[True, keys[1:] != keys[:-1]]
+        keys, w = keys[first], w[first]
+    finite = np.isfinite(w)
+    return keys[finite], w[finite]
+
+
+def _merge(ko: np.ndarray, wo: np.ndarray, kn: np.ndarray, wn: np.ndarray) -> np.ndarray:
+    """Keys of ``ko`` that vanished from or grew in ``kn`` (both sorted unique)."""
+    pos = np.minimum(np.searchsorted(ko, kn), max(len(ko) - 1, 0))
+    if len(kn) and (len(ko) == 0 or np.any(ko[pos] != kn)):
+        raise ValueError(f"new_graph has arcs absent from old_graph; {_ONLY_UP}")
+    if np.any(wn < wo[pos]):
+        raise ValueError(f"some arc weights decreased in new_graph; {_ONLY_UP}")
+    gone = np.ones(len(ko), dtype=bool)  # vanished, or kept with a larger weight
+    gone[pos] = wn > wo[pos]
+    return ko[gone]
+
+
+def changed_pairs(
+    old_graph: sp.csr_matrix, new_graph: sp.csr_matrix
+) -> tuple[np.ndarray, np.ndarray]:
+    """Arcs whose weight increased or vanished from ``old_graph`` to ``new_graph``.
+
+    Parameters
+    ----------
+    old_graph, new_graph
+        ``(n, n)`` sparse travel-time matrices (``inf`` entries count as absent).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(tails, heads)``, int64, sorted by tail then head.
+
+    Raises
+    ------
+    ValueError
+        On a shape mismatch, or if any weight decreased or an arc appeared (only increases are
+        handled incrementally; use :func:`grow` on the new graph instead).
+    """
+    old, new = _as_csr(old_graph, "old_graph"), _as_csr(new_graph, "new_graph")
+    if old.shape != new.shape:
+        raise ValueError(f"graph shapes differ: old {old.shape}, new {new.shape}")
+    return _changed(old, new)
+
+
+def _grew(
+    old: sp.csr_matrix, new: sp.csr_matrix, po: slice | np.ndarray, pn: slice | np.ndarray
+) -> np.ndarray | None:
+    """Keys of the arcs at old positions ``po`` (new ``pn``) that grew; None if columns differ."""
+    if not np.array_equal(old.indices[po], new.indices[pn]):
+        return None
+    wo, wn = old.data[po], new.data[pn]
+    if np.any(wn < wo):
+        raise ValueError(f"some arc weights decreased in new_graph; {_ONLY_UP}")
+    idx = np.flatnonzero(wn > wo)
+    up = (po.start + idx if isinstance(po, slice) else po[idx]).astype(old.indptr.dtype)
+    tails = np.searchsorted(old.indptr, up, side="right") - 1  # same dtypes: no haystack copy
+    return tails.astype(np.int64) * old.shape[0] + old.indices[up]
+
+
+def _changed(old: sp.csr_matrix, new: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`changed_pairs` of two validated CSR matrices of the same shape.
+
+    Rows keeping their arc count sit at a constant shift between the two matrices in blocks
+    between the few rows whose count changed (closures only remove entries), so they are
+    compared position by position: as slices for a few blocks, else in one vectorised pass.
+    Only the rows whose count changed, or non-canonical input, are diffed by sorted keys.
+    """
+    n = old.shape[0]
+    cnt_o, cnt_n = np.diff(old.indptr), np.diff(new.indptr)
+    odd = np.flatnonzero(cnt_o != cnt_n)
+    hits: list[np.ndarray | None] = []
+    if not (old.has_canonical_format and new.has_canonical_format):
+        hits.append(None)
+    elif len(odd) <= _MAX_BLOCKS:
+        for a, b in zip(np.r_[0, odd + 1], np.r_[odd, n], strict=True):
+            oa, ob, na = old.indptr[a], old.indptr[b], new.indptr[a]
+            if a < b and oa < ob:
+                hits.append(_grew(old, new, slice(oa, ob), slice(na, na + ob - oa)))
+    else:
+        jump = np.zeros(old.nnz + 1, dtype=np.int64)  # shift old -> new position after odd rows
+        np.add.at(jump, old.indptr[odd + 1], cnt_n[odd] - cnt_o[odd])
+        mark = np.zeros(old.nnz + 1, dtype=np.int64)  # entries of odd rows
+        np.add.at(mark, old.indptr[odd], 1)
+        np.add.at(mark, old.indptr[odd + 1], -1)
+        po = np.flatnonzero(np.cumsum(mark[:-1]) == 0)
+        hits.append(_grew(old, new, po, po + np.cumsum(jump[:-1])[po]))
+    if any(h is None for h in hits):
+        hit = _merge(*_entries(old), *_entries(new))
+    else:
+        hits.append(_merge(*_entries(old, odd), *_entries(new, odd)))
+        hit = np.sort(np.concatenate(hits))
+    return hit // n, hit % n
+
+
+def grow(
+    graph: sp.csr_matrix,
+    sources: np.ndarray,
+    offset_min: np.ndarray | None = None,
+    *,
+    limit_min: float = np.inf,
+) -> Forest:
+    """Shortest-path forest from several sources in one Dijkstra pass.
+
+    Parameters
+    ----------
+    graph
+        ``(n, n)`` sparse matrix of arc travel times in minutes (explicit zeros are arcs).
+    sources
+        ``(k,)`` node indices, k >= 1; several may share a node (the smaller offset wins).
+    offset_min
+        ``(k,)`` minutes added at each source, finite and >= 0 (default 0).
+    limit_min
+        Stop searching beyond this time; farther nodes are unreached (``inf``).
+
+    Returns
+    -------
+    Forest
+        Times, predecessors and winning sources of every node.
+    """
+    g = _as_csr(graph, "graph")
+    n = g.shape[0]
+    src = np.asarray(sources)
+    if src.size and not np.issubdtype(src.dtype, np.integer):
+        raise ValueError(f"`sources` must be integer node indices, got dtype {src.dtype}")
+    src = src.astype(np.int64).ravel()
+    k = len(src)
+    if k == 0 or src.min() < 0 or src.max() >= n:
+        raise ValueError(f"`sources` must be a non-empty array of node indices in [0, {n})")
+    off = np.zeros(k) if offset_min is None else np.asarray(offset_min, np.float64).ravel()
+    if off.shape != src.shape or not np.all(np.isfinite(off) & (off >= 0)):
+        raise ValueError(f"`offset_min` must be {k} finite values >= 0")
+    limit = float(limit_min)
+    if not limit >= 0:
+        raise ValueError(f"`limit_min` was {limit_min!r} but must be >= 0")
+    if len(np.unique(src)) == 1:
+        # One source node (the common case: one store per area): search from it directly and
+        # add the offset, instead of copying the whole graph to append a virtual node.
+        best = int(np.argmin(off))
+        dist, pred = (
+            dijkstra(
+                g, indices=int(src[0]), return_predecessors=True, limit=max(limit - off[best], -0.0)
+            )
+            if limit >= off[best]
+            else (np.full(n, np.inf), np.full(n, -9999))
+        )
+        dist = np.asarray(dist, dtype=np.float64) + off[best]
+        pred = np.asarray(pred, dtype=np.int64)
+        out = ~np.isfinite(dist)
+        pred[(pred < 0) | out] = -1
+        return Forest(src, off, limit, dist, pred, np.where(out, -1, best))
+    indptr = np.concatenate([g.indptr, g.indptr[-1] + np.arange(1, k + 1)]).astype(np.int64)
+    aug = sp.csr_matrix(
+        (np.concatenate([g.data, off]), np.concatenate([g.indices, src]), indptr),
+        shape=(n + k, n + k),
+    )
+    dist, pred, win = dijkstra(
+        aug, indices=np.arange(n, n + k), min_only=True, return_predecessors=True, limit=limit
+    )
+    dist = np.asarray(dist[:n], dtype=np.float64)
+    pred = np.asarray(pred[:n], dtype=np.int64)
+    out = ~np.isfinite(dist)
+    pred[(pred >= n) | out] = -1
+    source = np.where(out, -1, np.asarray(win[:n], dtype=np.int64) - n)
+    return Forest(src, off, limit, dist, pred, source)
+
+
+def _descendants(pred: np.ndarray, heads: np.ndarray) -> np.ndarray:
+    """All forest descendants of ``heads`` (heads included), by one BFS of the tree."""
+    n = len(pred)
+    child = np.flatnonzero(pred >= 0)
+    rows = np.concatenate([pred[child], np.full(len(heads), n)])
+    cols = np.concatenate([child, np.sort(heads)])  # rows stay sorted: no re-sort
+    tree = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n + 1, n + 1))
+    order = breadth_first_order(tree, n, directed=True, return_predecessors=False)
+    return np.asarray(order[1:], dtype=np.int64)
+
+
+def repair(
+    forest: Forest,
+    old_graph: sp.csr_matrix,
+    new_graph: sp.csr_matrix,
+    *,
+    changed: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[Forest, np.ndarray]:
+    """Update a forest grown on ``old_graph`` for ``new_graph`` (weights only increased).
+
+    Parameters
+    ----------
+    forest
+        Forest valid for ``old_graph`` (from :func:`grow` or an earlier :func:`repair`).
+    old_graph, new_graph
+        ``(n, n)`` travel-time matrices; ``new_graph`` may only have larger weights or missing
+        arcs (e.g. :func:`geo_mz.network.graph.with_closures` of the old network).
+    changed
+        ``changed_pairs(old_graph, new_graph)`` when already known: repairing many forests
+        after one closure compares the graphs once, and a forest none of whose tree arcs
+        changed then costs only a lookup of those pairs.
+
+    Returns
+    -------
+    tuple
+        The forest valid for ``new_graph`` (``forest`` itself if no tree arc changed) and the
+        int64 nodes whose time changed (newly unreachable ones included).
+
+    Raises
+    ------
+    ValueError
+        On a shape mismatch, or if a weight decreased or an arc appeared (use :func:`grow`).
+    """
+    n = forest.dist_min.shape[0]
+    if changed is not None:
+        tails, heads = (np.asarray(x, dtype=np.int64) for x in changed)
+        if len(heads) == 0 or not np.any(forest.pred[heads] == tails):
+            return forest, np.empty(0, dtype=np.int64)
+    old, new = _as_csr(old_graph, "old_graph"), _as_csr(new_graph, "new_graph")
+    if old.shape != (n, n) or new.shape != (n, n):
+        raise ValueError(
+            f"graph shapes old {old.shape}, new {new.shape} do not match the forest's {n} nodes"
+        )
+    if changed is None:
+        tails, heads = _changed(old, new)
+    heads = heads[forest.pred[heads] == tails]
+    if len(heads) == 0:
+        return forest, np.empty(0, dtype=np.int64)
+    dist, pred, source = forest.dist_min, forest.pred, forest.source
+    aff = _descendants(pred, heads)
+    m = len(aff)
+    loc = np.full(n, -1, dtype=np.int64)
+    loc[aff] = np.arange(m)
+    in_d = loc >= 0
+    # In-arcs of D (scan of the head column of every arc; tails from indptr, sorted entries).
+    ent = np.flatnonzero(in_d[new.indices]).astype(new.indptr.dtype)
+    et = np.searchsorted(new.indptr, ent, side="right").astype(np.int64) - 1
+    eh, ew = loc[new.indices[ent]], new.data[ent]
+    inner = in_d[et]
+    # Seeds: boundary arcs from reached nodes outside D, and the virtual arcs of sources in D.
+    b = ~inner & np.isfinite(dist[et])
+    s_in = np.flatnonzero(in_d[forest.sources])
+    c_loc = np.concatenate([eh[b], loc[forest.sources[s_in]]])
+    c_val = np.concatenate([dist[et[b]] + ew[b], forest.offset_min[s_in]])
+    c_pred = np.concatenate([et[b], np.full(len(s_in), -1)])
+    c_src = np.concatenate([source[et[b]], s_in])
+    order = np.lexsort((c_val, c_loc))
+    first = order[np.r_[True, c_loc[order][1:] != c_loc[order][:-1]]] if len(order) else order
+    first = first[np.isfinite(c_val[first])]
+    seed_pred, seed_src = np.full((2, m), -1, dtype=np.int64)
+    seed_pred[c_loc[first]], seed_src[c_loc[first]] = c_pred[first], c_src[first]
+    # Subgraph induced by D plus a virtual root m carrying the seeds, as CSR (zeros kept).
+    r = np.concatenate([loc[et[inner]], np.full(len(first), m)])
+    c = np.concatenate([eh[inner], c_loc[first]])
+    w = np.concatenate([ew[inner], c_val[first]])
+    o = np.argsort(r, kind="stable")
+    indptr = np.zeros(m + 2, dtype=np.int64)
+    np.cumsum(np.bincount(r, minlength=m + 1), out=indptr[1:])
+    sub = sp.csr_matrix((w[o], c[o], indptr), shape=(m + 1, m + 1))
+    sd, sp_ = dijkstra(sub, indices=m, return_predecessors=True, limit=forest.limit_min)
+    sd, sp_ = np.asarray(sd[:m], np.float64), np.asarray(sp_[:m], np.int64)
+    reached = np.isfinite(sd)
+    inside = reached & (sp_ >= 0) & (sp_ < m)
+    from_root = reached & (sp_ == m)
+    new_pred = np.where(inside, aff[np.clip(sp_, 0, m - 1)], np.where(from_root, seed_pred, -1))
+    # Winners: pointer jumping up the new predecessors until leaving D.
+    up = np.where(inside, sp_, np.arange(m))
+    while not np.array_equal(nxt := up[up], up):
+        up = nxt
+    new_src = np.where(reached, np.where(from_root, seed_src, -1)[up], -1)
+    dist2, pred2, source2 = dist.copy(), pred.copy(), source.copy()
+    dist2[aff], pred2[aff], source2[aff] = sd, new_pred, new_src
+    changed = np.sort(aff[sd != dist[aff]])
+    out = Forest(forest.sources, forest.offset_min, forest.limit_min, dist2, pred2, source2)
+    return out, changed
+
+
+def path_to(forest: Forest, node: int) -> np.ndarray:
+    """Node sequence from the winning source's node to ``node`` (empty if unreached).
+
+    Parameters
+    ----------
+    forest
+        The forest.
+    node
+        Target node index.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 nodes, source node first and ``node`` last.
+    """
+    n = forest.dist_min.shape[0]
+    v = int(node)
+    if not 0 <= v < n:
+        raise ValueError(f"`node` was {node!r} but must be in [0, {n})")
+    if not np.isfinite(forest.dist_min[v]):
+        return np.empty(0, dtype=np.int64)
+    out = [v]
+    while (v := int(forest.pred[v])) >= 0:
+        out.append(v)
+    return np.array(out[::-1], dtype=np.int64)

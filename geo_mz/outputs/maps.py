@@ -1,0 +1,704 @@
+"""Notebook and report maps: workspace layers drawn with folium, styled from the layer catalog.
+
+Every layer becomes one folium ``FeatureGroup`` holding a single ``GeoJson`` FeatureCollection, so
+maps with tens of thousands of features stay usable. Colours, sizes and draw order come from the
+layer's ``[symbology]`` in ``layers/*.toml``; popups show field titles and enumerated values as
+labels in the chosen language (Chinese first), with units.
+
+Notes
+-----
+By default the map has **no online base map**: command centres often work offline, so the
+workspace's own boundaries and roads are the base map. Pass ``tiles`` (e.g. a Tianditu XYZ URL)
+to add one.
+
+Maps work **offline**: folium normally loads Leaflet, jQuery, Bootstrap and Font Awesome from
+public CDNs; these maps need only Leaflet, which :func:`save_map` inlines from the PyPI package
+``xstatic-leaflet`` (with its control images as data URIs), so the saved HTML is one
+self-contained file that opens without a network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import folium
+import geopandas
+import numpy as np
+import pandas as pd
+import shapely
+import xstatic.pkg.leaflet as xleaflet
+
+from geo_mz.core.catalog import FieldSpec, LayerSpec, load_catalog
+from geo_mz.core.errors import CrsError
+
+__all__ = ["feature_styles", "format_value", "layers_map", "save_map", "unit_label"]
+
+Lang = Literal["zh", "en"]
+
+DEFAULT_COLOR = "#3388ff"
+"""Leaflet's default path colour, used when a spec gives none (local choice)."""
+NO_DATA_COLOR = "#bdbdbd"
+"""Colour of features whose graduated value is missing (local choice)."""
+GRADUATED_QUANTILES = (0.2, 0.4, 0.6, 0.8)
+"""Class breaks of a ``graduated`` layer: quintiles of the field (local choice)."""
+COORD_DECIMALS = 6
+"""Decimals of degrees kept in the embedded GeoJSON (1e-6° ≈ 0.1 m; keeps the HTML small)."""
+DEFAULT_Z = 50
+"""Draw order of a layer without a spec (catalog z values run from 5 to 90)."""
+
+_UNITS: dict[str, tuple[str, str]] = {
+    # catalog unit -> (zh, en) as shown after a value
+    "bed": ("张", "beds"),
+    "person": ("人", "people"),
+    "lane": ("条", "lanes"),
+    "kit": ("套", "kits"),
+    "vehicle": ("辆", "vehicles"),
+    "plot": ("穴", "plots"),
+    "burial/yr": ("穴/年", "burials/yr"),
+    "m": ("m", "m"),
+    "m2": ("m²", "m²"),
+    "km/h": ("km/h", "km/h"),
+    "min": ("分钟", "min"),
+}
+
+_TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "yes": "是",
+        "no": "否",
+        "empty": "（空）",
+        "no_data": "无数据",
+        "legend": "图例 Legend",
+        "base_map": "底图",
+        "count": "{title} ({n})",
+        "thinned": "{title} (显示 {shown}/{total})",
+        "shown_note": "显示 {shown}/{total} 个要素",
+        "thinned_note": "（超过 {max} 个，均匀抽稀）",
+        "no_geometry_note": "（{n} 个无几何）",
+    },
+    "en": {
+        "yes": "Yes",
+        "no": "No",
+        "empty": "(empty)",
+        "no_data": "No data",
+        "legend": "Legend 图例",
+        "base_map": "Base map",
+        "count": "{title} ({n})",
+        "thinned": "{title} (showing {shown} of {total})",
+        "shown_note": "showing {shown} of {total} features",
+        "thinned_note": " (over {max}: evenly thinned)",
+        "no_geometry_note": " ({n} without geometry)",
+    },
+}
+
+
+@dataclass
+class _LegendEntry:
+    """What the legend says about one layer."""
+
+    title: str
+    geometry: str
+    swatches: list[tuple[str, str]] = field(default_factory=list)  # (colour, label)
+    note: str = ""
+
+
+def _check_lang(lang: str) -> None:
+    if lang not in ("zh", "en"):
+        raise ValueError(f"`lang` was {lang!r} but is expected to be 'zh' or 'en'")
+
+
+def unit_label(unit: str | None, lang: Lang = "zh") -> str:
+    """Return how a catalog unit is written after a value in ``lang``.
+
+    Parameters
+    ----------
+    unit
+        The ``unit`` of a field spec (``"bed"``, ``"m2"``, ...), or None.
+    lang
+        ``"zh"`` or ``"en"``.
+
+    Returns
+    -------
+    str
+        The unit as displayed (``"张"``, ``"m²"``...); ``""`` when ``unit`` is None; an unknown
+        unit is shown as written in the spec.
+    """
+    if not unit:
+        return ""
+    zh, en = _UNITS.get(unit, (unit, unit))
+    return zh if lang == "zh" else en
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # lists, arrays: not a scalar missing value
+        return False
+
+
+def _format_number(value: float) -> str:
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def format_value(value: Any, spec_field: FieldSpec | None, lang: Lang = "zh") -> str:
+    """Format one attribute value for display: label of a code, number with unit, yes/no.
+
+    Parameters
+    ----------
+    value
+        The stored value.
+    spec_field
+        Its field spec, or None for a column the catalog does not describe.
+    lang
+        ``"zh"`` or ``"en"``.
+
+    Returns
+    -------
+    str
+        Plain text (not HTML-escaped); ``""`` for a missing value.
+    """
+    if _is_missing(value):
+        return ""
+    text = _TEXT[lang]
+    if spec_field is not None and spec_field.values:
+        return spec_field.label(value, lang)
+    if (
+        spec_field is not None
+        and spec_field.unit == "share"
+        and isinstance(value, int | float | np.integer | np.floating)
+    ):
+        return f"{float(value) * 100:.1f} %"  # shares are stored 0-1 and read as percentages
+    if isinstance(value, bool | np.bool_):
+        out = text["yes"] if value else text["no"]
+    elif isinstance(value, int | np.integer):
+        out = str(int(value))
+    elif isinstance(value, float | np.floating):
+        out = _format_number(float(value))
+    elif hasattr(value, "isoformat"):
+        out = value.isoformat()
+    else:
+        out = str(value)
+    unit = unit_label(spec_field.unit if spec_field is not None else None, lang)
+    return f"{out} {unit}" if unit else out
+
+
+def _geometry_kind(spec: LayerSpec | None, gdf: geopandas.GeoDataFrame) -> str:
+    if spec is not None:
+        return spec.geometry
+    types = gdf.geometry.geom_type.dropna()
+    first = str(types.iloc[0]) if len(types) else "Point"
+    return first.removeprefix("Multi") if first != "GeometryCollection" else "Polygon"
+
+
+def _prepare(name: str, gdf: geopandas.GeoDataFrame) -> tuple[geopandas.GeoDataFrame, int] | None:
+    """Check type and CRS, drop features without geometry, convert to EPSG:4326."""
+    if not isinstance(gdf, geopandas.GeoDataFrame):
+        raise TypeError(
+            f"layer '{name}' was a {type(gdf).__name__} but is expected to be a GeoDataFrame"
+        )
+    total = len(gdf)
+    if total == 0:
+        return None
+    if gdf.crs is None:
+        raise CrsError(
+            f"layer '{name}' has no CRS; set the one its coordinates are in first, e.g. "
+            f"gdf.set_crs('EPSG:4490') (CGCS2000), then map it"
+        )
+    geoms = gdf.geometry
+    keep = ~(geoms.isna() | geoms.is_empty)
+    gdf = gdf.loc[keep.to_numpy()]
+    if len(gdf) == 0:
+        return None
+    if gdf.crs.to_epsg() != 4326:
+        gdf = gdf.to_crs("EPSG:4326")
+    return gdf, total
+
+
+def _thin(n: int, max_features: int) -> np.ndarray:
+    """Positions of at most ``max_features`` features spread evenly over ``n`` (deterministic)."""
+    if n <= max_features:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_features).round().astype(np.int64))
+
+
+def _ramp(base: str, n: int) -> list[str]:
+    """``n`` colours from a pale tint of ``base`` to ``base`` itself."""
+    rgb = np.array([int(base.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)], dtype=float)
+    pale = rgb + (255.0 - rgb) * 0.85
+    if n == 1:
+        return [base]
+    out = []
+    for t in np.linspace(0.0, 1.0, n):
+        c = np.round(pale + (rgb - pale) * t).astype(int)
+        out.append("#{:02x}{:02x}{:02x}".format(*c))
+    return out
+
+
+def _graduated(
+    values: pd.Series,
+    base: str,
+    unit: str,
+    fixed_breaks: Sequence[float] | None = None,
+    fixed_colors: Sequence[str] | None = None,
+    scale: float = 1.0,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Colour per feature by class (the spec's fixed breaks, else quintiles), and the swatches."""
+    nums = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan).copy()
+    nums[np.isinf(nums)] = np.nan
+    valid = ~np.isnan(nums)
+    if not valid.any():
+        return [NO_DATA_COLOR] * len(nums), []
+    if fixed_breaks:
+        breaks = np.asarray(fixed_breaks, dtype=float)
+        colours = list(fixed_colors or _ramp(base, len(breaks) + 1))
+        if len(colours) != len(breaks) + 1:
+            raise ValueError(f"symbology has {len(breaks)} breaks but {len(colours)} colors")
+        lo_hi = [
+            min(float(nums[valid].min()), breaks[0]),
+            *map(float, breaks),
+            max(float(nums[valid].max()), breaks[-1]),
+        ]
+    else:
+        breaks = np.unique(np.quantile(nums[valid], GRADUATED_QUANTILES))
+        colours = _ramp(base, len(breaks) + 1)
+        lo_hi = [float(nums[valid].min()), *map(float, breaks), float(nums[valid].max())]
+    classes = np.digitize(nums, breaks, right=True)
+    swatches = []
+    suffix = f" {unit}" if unit else ""
+    for k, colour in enumerate(colours):
+        if not np.any(valid & (classes == k)):
+            continue
+        lo, hi = _format_number(lo_hi[k] * scale), _format_number(lo_hi[k + 1] * scale)
+        swatches.append((colour, f"{lo}{suffix}" if lo == hi else f"{lo} – {hi}{suffix}"))
+    per_feature = [
+        colours[c] if ok else NO_DATA_COLOR for c, ok in zip(classes, valid, strict=True)
+    ]
+    return per_feature, swatches
+
+
+def _colours(
+    gdf: geopandas.GeoDataFrame, spec: LayerSpec | None, title: str, lang: Lang
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Colour of every feature and the legend swatches, from the spec's symbology."""
+    sym = spec.symbology if spec is not None else {}
+    style = sym.get("style", "single")
+    fname = sym.get("field")
+    base = str(sym.get("color", DEFAULT_COLOR))
+    if spec is not None and style == "graduated" and fname in gdf.columns:
+        f = spec.field(fname)
+        share = f.unit == "share"  # stored 0-1, shown as percentages
+        colours, swatches = _graduated(
+            gdf[fname],
+            base,
+            "%" if share else unit_label(f.unit, lang),
+            sym.get("breaks"),
+            sym.get("colors"),
+            scale=100.0 if share else 1.0,
+        )
+        if any(c == NO_DATA_COLOR for c in colours):
+            swatches.append((NO_DATA_COLOR, _TEXT[lang]["no_data"]))
+        field_title = f.title_zh if lang == "zh" else f.title_en
+        swatches = [(c, f"{field_title}: {label}") for c, label in swatches]
+        return colours, swatches
+    if spec is not None and style == "categorical" and fname in gdf.columns:
+        f = spec.field(fname)
+        raw = gdf[fname].tolist()
+        colours = [spec.color_of(None if _is_missing(v) else v) for v in raw]
+        present = {None if _is_missing(v) else v for v in raw}
+        swatches = []
+        for v in f.values:  # spec order first
+            if v.code in present:
+                swatches.append((spec.color_of(v.code), v.zh if lang == "zh" else v.en))
+                present.discard(v.code)
+        for v in sorted(present, key=lambda x: (x is None, str(x))):  # codes outside the spec
+            label = _TEXT[lang]["empty"] if v is None else str(v)
+            swatches.append((spec.color_of(v), label))
+        return colours, swatches
+    return [base] * len(gdf), [(base, title)]
+
+
+def _style(spec: LayerSpec | None, geometry: str, colour: str) -> dict[str, Any]:
+    sym = spec.symbology if spec is not None else {}
+    weight = sym.get("weight", 1 if geometry == "Point" else 2)
+    if geometry == "LineString":
+        return {"color": colour, "weight": weight, "opacity": 0.9}
+    style: dict[str, Any] = {
+        "color": colour,
+        "weight": weight,
+        "opacity": 1.0 if weight else 0.0,
+        "fill": True,
+        "fillColor": str(sym["fill_color"]) if "fill_color" in sym else colour,
+        "fillOpacity": float(sym.get("fill_opacity", 0.8 if geometry == "Point" else 0.2)),
+    }
+    if geometry == "Point":
+        style["radius"] = float(sym.get("radius", 5))
+    return style
+
+
+def _size_by_field(styles: list[dict[str, Any]], gdf: Any, spec: LayerSpec) -> None:
+    """Scale point radii by ``size_field`` (area ∝ value) from ``radius`` up to ``max_radius``."""
+    field = spec.symbology.get("size_field")
+    if not field or field not in gdf.columns or not len(styles):
+        return
+    v = pd.to_numeric(gdf[field], errors="coerce").to_numpy(dtype=float)
+    top = float(np.nanmax(v, initial=0.0)) or 1.0
+    r0 = float(spec.symbology.get("radius", 5))
+    r1 = float(spec.symbology.get("max_radius", 3 * r0))
+    share = np.sqrt(np.clip(np.nan_to_num(v, nan=0.0), 0.0, None) / top)
+    for style, x in zip(styles, share, strict=True):
+        style["radius"] = r0 + (r1 - r0) * float(x)
+
+
+def feature_styles(
+    gdf: geopandas.GeoDataFrame,
+    spec: LayerSpec,
+    lang: Lang,
+    kinds: Sequence[str] | None = None,
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]], list[tuple[str, str, Any, Any]]]:
+    """Style a layer's features from its spec, as the folium maps do (shared with the web map).
+
+    Parameters
+    ----------
+    gdf
+        The whole layer (graduated classes depend on all its values).
+    spec
+        Its layer spec (symbology, fields, labels).
+    lang
+        ``"zh"`` or ``"en"`` for legend labels and popup titles.
+    kinds
+        Geometry kind per row (``"Point"``, ``"LineString"``, ``"Polygon"``); the spec's
+        geometry for every row when None.
+
+    Returns
+    -------
+    tuple
+        Leaflet path styles per row (``radius`` for points, sized by ``size_field``), legend
+        swatches ``(colour, label)``, and popup fields ``(key, title, field spec, column)``.
+    """
+    colours, swatches = _colours(gdf, spec, spec.title(lang), lang)
+    kinds = list(kinds) if kinds is not None else [spec.geometry] * len(colours)
+    styles = [_style(spec, k, c) for k, c in zip(kinds, colours, strict=True)]
+    if spec.geometry == "Point":
+        _size_by_field(styles, gdf, spec)
+    return styles, swatches, _popup_fields(gdf, spec, lang)
+
+
+def _popup_fields(
+    gdf: geopandas.GeoDataFrame, spec: LayerSpec | None, lang: Lang
+) -> list[tuple[str, str, FieldSpec | None, Any]]:
+    """(property key, title in ``lang``, field spec, column) of every attribute in the popups.
+
+    With a spec: its fields present in the data, in spec order. Without: every column as is.
+    """
+    geom_col = gdf.geometry.name
+    if spec is None:
+        return [(str(c), str(c), None, c) for c in gdf.columns if c != geom_col]
+    return [
+        (f.name, f.title_zh if lang == "zh" else f.title_en, f, f.name)
+        for f in spec.fields
+        if f.name in gdf.columns
+    ]
+
+
+def _feature_collection(
+    gdf: geopandas.GeoDataFrame,
+    fields: Sequence[tuple[str, str, FieldSpec | None, Any]],
+    lang: Lang,
+) -> dict[str, Any]:
+    """One FeatureCollection; properties are display strings, HTML-escaped.
+
+    Folium's popups insert property values with ``innerHTML``, so every value is escaped here:
+    a field report containing markup must show as text.
+    """
+    geoms = shapely.transform(gdf.geometry.to_numpy(), lambda xy: np.round(xy, COORD_DECIMALS))
+    geojson = shapely.to_geojson(geoms)
+    columns = {
+        key: [html.escape(format_value(v, f, lang)) for v in gdf[column].tolist()]
+        for key, _, f, column in fields
+    }
+    features = []
+    for i, g in enumerate(geojson):
+        props = {name: values[i] for name, values in columns.items()}
+        features.append(
+            {"type": "Feature", "id": i, "properties": props, "geometry": json.loads(g)}
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _style_function(styles: Sequence[dict[str, Any]]) -> Callable[[dict], dict[str, Any]]:
+    def style_function(feature: dict) -> dict[str, Any]:
+        return dict(styles[int(feature["id"])])
+
+    return style_function
+
+
+def _legend_html(entries: Sequence[_LegendEntry], lang: Lang) -> str:
+    """Build the fixed-position legend box: one block per layer, a swatch per category."""
+    esc = html.escape
+    blocks = []
+    for e in entries:
+        rows = []
+        for colour, label in e.swatches:
+            if e.geometry == "Point":
+                shape = "border-radius:50%;width:10px;height:10px;"
+            elif e.geometry == "LineString":
+                shape = "width:16px;height:3px;margin:6px 0;"
+            else:
+                shape = "width:14px;height:10px;opacity:.8;"
+            rows.append(
+                '<div class="gm-row"><span class="gm-sw" style="background:'
+                f'{esc(colour)};{shape}"></span>{esc(label)}</div>'
+            )
+        note = f'<div class="gm-note">{esc(e.note)}</div>' if e.note else ""
+        blocks.append(f'<div class="gm-layer"><b>{esc(e.title)}</b>{note}{"".join(rows)}</div>')
+    return (
+        "<style>"
+        ".gm-legend{position:fixed;bottom:28px;right:10px;z-index:1000;background:#fff;"
+        "padding:6px 10px;border:1px solid #999;border-radius:4px;font:12px/1.4 sans-serif;"
+        "max-height:60vh;max-width:280px;overflow:auto;box-shadow:0 1px 4px rgba(0,0,0,.3)}"
+        ".gm-legend summary{font-weight:bold;cursor:pointer}"
+        ".gm-layer{margin-top:4px}.gm-note{color:#a33;font-size:11px}"
+        ".gm-row{display:flex;align-items:center;gap:6px;margin-left:4px}"
+        ".gm-sw{display:inline-block;flex:none;border:1px solid #555}"
+        "</style>"
+        f'<div class="gm-legend" lang="{"zh-CN" if lang == "zh" else "en"}">'
+        f"<details open><summary>{esc(_TEXT[lang]['legend'])}</summary>"
+        f"{''.join(blocks)}</details></div>"
+    )
+
+
+def _add_layer(
+    m: folium.Map,
+    gdf: geopandas.GeoDataFrame,
+    spec: LayerSpec | None,
+    geometry: str,
+    colours: Sequence[str],
+    group_name: str,
+    pane: str,
+    z: int,
+    lang: Lang,
+) -> None:
+    """Add one layer as a FeatureGroup holding a single styled GeoJson, in its own pane."""
+    folium.map.CustomPane(pane, z_index=400 + min(max(z, 0), 150), pointer_events=True).add_to(m)
+    group = folium.FeatureGroup(name=group_name, show=True).add_to(m)
+    fields = _popup_fields(gdf, spec, lang)
+    data = _feature_collection(gdf, fields, lang)
+    styles = [_style(spec, geometry, c) for c in colours]
+    if geometry == "Point" and spec is not None:
+        _size_by_field(styles, gdf, spec)
+    popup = (
+        folium.GeoJsonPopup(
+            fields=[f[0] for f in fields],
+            aliases=[html.escape(f[1]) for f in fields],
+            max_width=360,
+        )
+        if fields
+        else None
+    )
+    label_field = spec.symbology.get("label_field") if spec is not None else None
+    tooltip = (
+        folium.GeoJsonTooltip(fields=[label_field], labels=False)
+        if label_field is not None and label_field in gdf.columns
+        else None
+    )
+    marker = None
+    if geometry == "Point":
+        marker = folium.CircleMarker(radius=float(styles[0].get("radius", 5)))
+        marker.options["pane"] = pane  # folium drops unknown path options; Leaflet reads it
+    folium.GeoJson(
+        data,
+        name=group_name,
+        control=False,
+        style_function=_style_function(styles),
+        marker=marker,
+        popup=popup,
+        tooltip=tooltip,
+        pane=pane,
+    ).add_to(group)
+
+
+def layers_map(
+    layers: Mapping[str, geopandas.GeoDataFrame],
+    *,
+    catalog: Mapping[str, LayerSpec] | None = None,
+    lang: Lang = "zh",
+    tiles: str | None = None,
+    tiles_attribution: str | None = None,
+    max_features: int = 20000,
+) -> folium.Map:
+    """Draw workspace layers on one folium map, styled by the layer catalog.
+
+    Parameters
+    ----------
+    layers
+        Layer name (a catalog name such as ``"elder_care"``) to its features, in any CRS.
+        Empty layers are left out. A name the catalog does not know is drawn in one colour,
+        with its columns as they are.
+    catalog
+        Layer specs by name; the shipped catalog when None.
+    lang
+        Language of layer titles, popups and legend: ``"zh"`` (default) or ``"en"``.
+    tiles
+        An XYZ tile URL (e.g. Tianditu) or a folium tile name for a base map. None (default):
+        no online base map, so the map works offline.
+    tiles_attribution
+        Attribution of ``tiles``; required for a tile URL.
+    max_features
+        Most features drawn per layer. A larger layer is thinned to evenly spaced features and
+        its name says so (``"显示 N/M"``).
+
+    Returns
+    -------
+    folium.Map
+        One ``FeatureGroup`` per layer (named with its title and feature count), drawn in the
+        symbology ``z`` order, with a layer control, a scale bar and a legend; fitted to the
+        layers' bounds.
+
+    Raises
+    ------
+    CrsError
+        If a non-empty layer has no CRS.
+    TypeError
+        If a layer is not a GeoDataFrame.
+    ValueError
+        If ``lang`` or ``max_features`` is invalid, or a tile URL has no attribution.
+
+    Notes
+    -----
+    Points are drawn as circle markers sized by ``radius``; lines and polygons by ``weight``,
+    ``fill_color`` and ``fill_opacity``. A ``categorical`` layer is coloured per value of its
+    symbology field (legend in catalog order), a ``graduated`` one by the field's quintiles on a
+    ramp ending in the spec's ``color``. Each layer sits in its own map pane, so toggling layers
+    keeps the draw order.
+    """
+    _check_lang(lang)
+    if not isinstance(max_features, int | np.integer) or max_features < 1:
+        raise ValueError(f"`max_features` was {max_features!r} but must be a positive integer")
+    if tiles is not None and tiles_attribution is None and ("{z}" in tiles or "://" in tiles):
+        raise ValueError(
+            f"`tiles` was the URL {tiles!r} but `tiles_attribution` is None; tile providers "
+            "require an attribution (e.g. '© 天地图 Tianditu')"
+        )
+    specs = dict(load_catalog() if catalog is None else catalog)
+    text = _TEXT[lang]
+
+    prepared = []
+    for name, gdf in layers.items():
+        ready = _prepare(name, gdf)
+        if ready is None:
+            continue
+        spec = specs.get(name)
+        z = int(spec.symbology.get("z", DEFAULT_Z)) if spec is not None else DEFAULT_Z
+        prepared.append((z, name, spec, *ready))
+    prepared.sort(key=lambda item: (item[0], item[1]))
+
+    m = folium.Map(
+        location=[0.0, 0.0], zoom_start=2, tiles=None, control_scale=True, prefer_canvas=True
+    )
+    # Only Leaflet is needed (no awesome-markers, Bootstrap or jQuery); save_map inlines it.
+    m.default_js = [("leaflet", _LEAFLET_JS)]
+    m.default_css = [("leaflet_css", _LEAFLET_CSS)]
+    if tiles is not None:
+        folium.TileLayer(
+            tiles=tiles,
+            attr=tiles_attribution,
+            name=text["base_map"],
+            overlay=False,
+            control=True,
+        ).add_to(m)
+
+    legend: list[_LegendEntry] = []
+    bounds: list[np.ndarray] = []
+    for z, name, spec, gdf, total in prepared:
+        title = spec.title(lang) if spec is not None else name
+        geometry = _geometry_kind(spec, gdf)
+        colours, swatches = _colours(gdf, spec, title, lang)
+        n_drawable = len(gdf)
+        keep = _thin(n_drawable, int(max_features))
+        shown = len(keep)
+        if shown < n_drawable:
+            gdf = gdf.iloc[keep]
+            colours = [colours[i] for i in keep]
+        if name == "admin_units" and "in_jurisdiction" in gdf.columns:
+            # Fit the view to the jurisdiction, not to the (much larger) neighbours around it.
+            own = gdf[gdf["in_jurisdiction"].fillna(False).astype(bool)]
+            bounds.append(np.asarray((own if len(own) else gdf).total_bounds, dtype=float))
+        else:
+            bounds.append(np.asarray(gdf.total_bounds, dtype=float))
+
+        if shown < total:
+            group_name = text["thinned"].format(title=title, shown=shown, total=total)
+            note = text["shown_note"].format(shown=shown, total=total)
+            if shown < n_drawable:
+                note += text["thinned_note"].format(max=max_features)
+            if n_drawable < total:
+                note += text["no_geometry_note"].format(n=total - n_drawable)
+        else:
+            group_name, note = text["count"].format(title=title, n=total), ""
+        legend.append(
+            _LegendEntry(title=group_name, geometry=geometry, swatches=swatches, note=note)
+        )
+
+        _add_layer(m, gdf, spec, geometry, colours, group_name, f"geo_mz_{len(legend)}", z, lang)
+
+    if bounds:
+        b = np.vstack(bounds)
+        south, west = float(b[:, 1].min()), float(b[:, 0].min())
+        north, east = float(b[:, 3].max()), float(b[:, 2].max())
+        m.location = [(south + north) / 2, (west + east) / 2]
+        m.fit_bounds([[south, west], [north, east]], max_zoom=16)
+    folium.LayerControl(collapsed=False).add_to(m)
+    m.get_root().html.add_child(folium.Element(_legend_html(legend[::-1], lang)))
+    return m
+
+
+_LEAFLET_JS = "geo_mz-offline:leaflet.js"
+_LEAFLET_CSS = "geo_mz-offline:leaflet.css"
+
+
+def _leaflet_inline() -> tuple[str, str]:
+    """Leaflet's JS and CSS from xstatic-leaflet, the CSS's images embedded as data URIs."""
+    base = Path(xleaflet.BASE_DIR)
+    js = (base / "leaflet.js").read_text(encoding="utf-8")
+    css = (base / "leaflet.css").read_text(encoding="utf-8")
+    for img in sorted((base / "images").glob("*.png")):
+        data = base64.b64encode(img.read_bytes()).decode("ascii")
+        css = css.replace(f"images/{img.name}", f"data:image/png;base64,{data}")
+    # A literal "</script>" inside inlined JS would end the tag early.
+    return js.replace("</script>", "<\\/script>"), css
+
+
+def save_map(m: folium.Map, path: str | Path) -> Path:
+    """Write a map to one self-contained HTML file (UTF-8) that works offline.
+
+    Parameters
+    ----------
+    m
+        The map, e.g. from :func:`layers_map`.
+    path
+        Target ``.html`` file; overwritten if it exists.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page = m.get_root().render()
+    js, css = _leaflet_inline()
+    page = page.replace(f'<script src="{_LEAFLET_JS}"></script>', f"<script>{js}</script>")
+    page = page.replace(f'<link rel="stylesheet" href="{_LEAFLET_CSS}"/>', f"<style>{css}</style>")
+    if _LEAFLET_JS in page or _LEAFLET_CSS in page:
+        raise RuntimeError("could not inline Leaflet into the map (folium's template changed?)")
+    path.write_text(page, encoding="utf-8")
+    return path

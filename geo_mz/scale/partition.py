@@ -1,0 +1,520 @@
+"""One part of a large area (a county, a town, a province), computed alone and exactly.
+
+A partitioned run computes each part from the workspace rows around it: the part's own points
+(population, villages, units) and the roads, centres and neighbouring units within a buffer.
+The answer for a point is the same as on the whole network when the search that produced it
+cannot have left the buffer, which each part checks for every point instead of assuming it:
+
+- a time ``t`` found for a point ``p`` that snapped ``s`` metres to its node is exact if
+  ``s + 2·t·v_max`` is at most the distance from ``p`` to the edge of the cut (``v_max`` the
+  fastest speed of the whole layer). Every road piece of a route that short lies inside the
+  cut, and so do the snap circles of every centre or store that could serve ``p`` as fast, so
+  the route and its end points are the same as on the whole network;
+- a point whose network component lies wholly inside the cut (no node within 1 m of its edge)
+  has the same component, centres and times as on the whole network, reachable or not;
+- a cut that contains the whole roads layer is the whole network.
+
+Points that pass none of these are computed again with the buffer doubled, until all pass
+(a part never returns an answer it has not proved). The network of a part keeps every
+component (``components="all"``): which component is the largest is a property of the whole
+network, which a part cannot see; on a network of one component, as the sample's, both agree.
+
+Boundary QA parts keep the findings whose lowest unit code is one of the part's own units;
+gaps must lie inside the cut (then every unit around them is in the part), else the part is
+checked again with a doubled buffer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.sparse.csgraph import connected_components
+
+from geo_mz.boundaries import qa as boundaries
+from geo_mz.eldercare import coverage
+from geo_mz.relief import audit as relief
+from geo_mz.eldercare.circle15 import CircleSettings
+from geo_mz.core.errors import GeoMzError
+from geo_mz.network.graph import DRIVE_SPEEDS_KMH, Network, network_from_roads, snap_points
+from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
+
+SLACK_M = 2.0
+"""Metres added to every proof radius: node merging (0.5 m) and float rounding."""
+MAX_ROUNDS = 12
+"""Doublings of the buffer before a part gives up (2^12 × the first buffer)."""
+
+
+class PartitionError(GeoMzError, RuntimeError):
+    """A part that cannot be computed: no units, or no exact answer within the rounds."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """A part: its code (the adcode prefix of everything in it), name and area (EPSG:4490)."""
+
+    code: str
+    name: str
+    geometry: shapely.Geometry
+
+
+# --------------------------------------------------------------------------- the cut
+
+
+@dataclass
+class Cut:
+    """The area read for a part: the convex hull of its core, buffered, in the measuring CRS."""
+
+    crs: str
+    polygon: shapely.Geometry
+    buffer_m: float
+
+    @property
+    def lonlat_bbox(self) -> tuple[float, float, float, float]:
+        """The bounding box of the cut in EPSG:4490 (a superset of the cut, for reading)."""
+        poly = gpd.GeoSeries([shapely.segmentize(self.polygon, 500.0)], crs=self.crs)
+        return tuple(float(v) for v in poly.to_crs(STORAGE_CRS).total_bounds)
+
+    def contains_extent(self, extent: tuple[float, float, float, float]) -> bool:
+        """Whether the lon/lat box ``extent`` lies wholly inside the cut."""
+        box = shapely.segmentize(shapely.box(*extent), 0.01)
+        return bool(
+            self.polygon.contains(gpd.GeoSeries([box], crs=STORAGE_CRS).to_crs(self.crs)[0])
+        )
+
+    def room_m(self, xy: np.ndarray) -> np.ndarray:
+        """Distance from each point to the edge of the cut (0 outside it)."""
+        pts = shapely.points(xy)
+        d = shapely.distance(shapely.boundary(self.polygon), pts)
+        return np.where(shapely.contains_xy(self.polygon, xy[:, 0], xy[:, 1]), d, 0.0)
+
+
+def make_cut(core: shapely.Geometry, crs: str, buffer_m: float) -> Cut:
+    """Return the cut of a part: its core (EPSG:4490) as a convex hull in ``crs``, buffered."""
+    hull = gpd.GeoSeries([core], crs=STORAGE_CRS).to_crs(crs).iloc[0].convex_hull
+    return Cut(crs, shapely.buffer(hull, buffer_m), float(buffer_m))
+
+
+def _in_cut(gdf: gpd.GeoDataFrame, cut: Cut) -> gpd.GeoDataFrame:
+    geoms = gdf.geometry.to_crs(cut.crs).values
+    shapely.prepare(cut.polygon)
+    return gdf[shapely.intersects(cut.polygon, np.asarray(geoms))]
+
+
+def complete_nodes(net: Network, cut: Cut) -> np.ndarray:
+    """Per node: its (weak) component has no node within 1 m of the cut's edge or outside."""
+    _, label = connected_components(net.graph, directed=True, connection="weak")
+    inner = shapely.buffer(cut.polygon, -1.0)
+    inside = shapely.contains_xy(inner, net.node_xy[:, 0], net.node_xy[:, 1])
+    bad = np.bincount(label, weights=~inside, minlength=label.max() + 1) > 0
+    return ~bad[label]
+
+
+def proven(
+    net: Network,
+    cut: Cut,
+    xy: np.ndarray,
+    node: np.ndarray,
+    snap_m: np.ndarray,
+    travel_min: np.ndarray,
+    vmax_kmh: float,
+    full: bool,
+) -> np.ndarray:
+    """Which answers are the whole network's (see the module docstring)."""
+    if full:
+        return np.ones(len(xy), dtype=bool)
+    v = vmax_kmh * 1000.0 / 60.0
+    with np.errstate(invalid="ignore"):
+        need = snap_m + 2.0 * travel_min * v + SLACK_M
+    ok = np.isfinite(need) & (cut.room_m(xy) >= need)
+    return ok | complete_nodes(net, cut)[node]
+
+
+def _rounds(
+    n: int,
+    compute: Callable[[np.ndarray, float], tuple[pd.DataFrame, np.ndarray, dict]],
+    buffer_m: float,
+    what: str,
+) -> tuple[pd.DataFrame, dict]:
+    """Compute positions ``0..n-1`` with a growing buffer until every answer is proven.
+
+    ``compute(todo, buffer_m)`` returns rows with a ``_pos`` column, a proven flag per row and
+    round figures; rows of a position are kept only when all of them are proven.
+    """
+    todo = np.arange(n)
+    b = float(buffer_m)
+    kept: list[pd.DataFrame] = []
+    log: dict[str, Any] = {"rounds": 0, "buffer_m": [], "recomputed": []}
+    for _ in range(MAX_ROUNDS):
+        rows, ok, figures = compute(todo, b)
+        log["rounds"] += 1
+        log["buffer_m"].append(b)
+        log["recomputed"].append(len(todo))
+        for k, v in figures.items():
+            log[k] = log.get(k, 0) + v
+        bad_pos = np.unique(rows.loc[~ok, "_pos"].to_numpy())
+        kept.append(rows[~rows["_pos"].isin(bad_pos)])
+        todo = bad_pos
+        if len(todo) == 0:
+            break
+        b *= 2.0
+    else:
+        raise PartitionError(
+            f"{what}: {len(todo)} answer(s) not proven exact after {MAX_ROUNDS} rounds "
+            f"(buffer {b / 2:.0f} m); is the roads layer's extent recorded?"
+        )
+    out = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame({"_pos": []})
+    return out, log
+
+
+def _own(gdf: gpd.GeoDataFrame, code: str, field: str = "adcode") -> np.ndarray:
+    return gdf[field].astype("string").fillna("").str.startswith(code).to_numpy(bool)
+
+
+def _units_of_part(ws: Any, part: Part) -> gpd.GeoDataFrame:
+    """Read the part's own units and their ancestors (for names), in stored order.
+
+    Read by the part's bounding box: a part must not read the whole nation's units.
+    """
+    units = ws.read("admin_units", bbox=tuple(shapely.bounds(part.geometry)))
+    code = units["adcode"].astype(str)
+    keep = code.str.startswith(part.code) | code.map(lambda c: part.code.startswith(c))
+    return units[keep.to_numpy(bool)]
+
+
+def roads_extent(ws: Any) -> tuple[float, float, float, float]:
+    """Lon/lat extent of the workspace's roads (whole network = a cut that contains it).
+
+    Reads every road's bounds: a partitioned run computes it once and hands it to the parts.
+    """
+    return tuple(float(v) for v in ws.extent("roads"))
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+def coverage_part(
+    ws: Any,
+    part: Part,
+    *,
+    settings: CircleSettings | None = None,
+    measure_crs: str | None = None,
+    buffer_m: float = 2000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Compute the 15-minute circle's walking times and unit tables of one part.
+
+    Parameters
+    ----------
+    ws
+        A workspace (GeoPackage or PostGIS) with ``roads``, ``population``, ``elder_care`` and
+        ``admin_units``.
+    part
+        The part; its population is the rows whose ``adcode`` starts with ``part.code``.
+    settings
+        Circle options (walking speed, centre kinds/statuses, snap limit, thresholds).
+    measure_crs
+        Projected CRS; the workspace's, else the GK zone of the part.
+    buffer_m
+        First buffer round the part (doubled while answers are unproven). 2 km: a 15-minute
+        walk at 3.2 km/h is 800 m, so the circle's points are proven in the first round.
+    roads_bbox
+        Lon/lat extent of the whole roads layer (:func:`roads_extent`); read when None.
+
+    Returns
+    -------
+    tuple
+        Frames ``times`` (each population row with ``walk_min``, ``nearest_centre``,
+        ``snap_m``, ``too_far``) and ``units`` (:func:`geo_mz.eldercare.coverage.coverage_by_unit` rows
+        of the part's towns and villages), and figures of the rounds.
+    """
+    s = settings or CircleSettings()
+    crs = measure_crs or measure_crs_for(
+        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
+    )
+    units = _units_of_part(ws, part)
+    core_bbox = _bbox_of(units[_own(units, part.code)], part)
+    pop = ws.read("population", bbox=core_bbox)
+    pop = pop[_own(pop, part.code)]
+    extent = roads_bbox or roads_extent(ws)
+    xy_all = shapely.get_coordinates(pop.geometry.to_crs(crs).values)
+
+    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
+        cut = make_cut(part.geometry, crs, b)
+        roads = _in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        net = network_from_roads(
+            roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh, measure_crs=crs,
+            components="all",
+        )  # fmt: skip
+        centres = coverage.select_centres(
+            _in_cut(ws.read("elder_care", bbox=cut.lonlat_bbox), cut),
+            kinds=s.kinds,
+            statuses=s.statuses,
+        )
+        sub = pop.iloc[todo]
+        sn = snap_points(net, sub, max_snap_m=s.max_snap_m)
+        if len(centres):
+            t = coverage.access_times(net, centres, sub, max_snap_m=s.max_snap_m)
+        else:
+            t = sub.assign(
+                walk_min=np.inf, nearest_centre=None, snap_m=sn.offset_m, too_far=sn.too_far
+            )
+        ok = proven(
+            net, cut, xy_all[todo], sn.node, sn.offset_m, t["walk_min"].to_numpy(float),
+            float(net.access_speed_kmh), cut.contains_extent(extent),
+        )  # fmt: skip
+        t = t.assign(_pos=todo)
+        return t, ok, {"roads_read": len(roads)}
+
+    times, log = _rounds(len(pop), compute, buffer_m, f"coverage part {part.code}")
+    times = times.sort_values("_pos").drop(columns="_pos")
+    times = gpd.GeoDataFrame(times, geometry=pop.geometry.name, crs=pop.crs)
+    tables = []
+    for level in ("county", "town", "village"):
+        own = units[_own(units, part.code) & (units["level"] == level).to_numpy()]
+        if own.empty or times.empty:
+            continue
+        tab = coverage.coverage_by_unit(
+            times, own, level=level, thresholds_min=s.thresholds_min, targets=s.targets
+        )
+        tables.append(tab[tab["level"] == level])
+    unit_rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame({"adcode": []})
+    shape = units.to_crs(STORAGE_CRS).drop_duplicates("adcode").set_index("adcode").geometry
+    unit_rows = gpd.GeoDataFrame(
+        unit_rows, geometry=shape.reindex(unit_rows["adcode"].astype(str)).values, crs=STORAGE_CRS
+    )
+    keep = ["walk_min", "nearest_centre", "snap_m", "too_far"]
+    id_cols = [c for c in ("cell_id", "adcode", "pop_total", "pop_60plus") if c in times]
+    out_times = gpd.GeoDataFrame(
+        times[[*id_cols, *keep]].reset_index(drop=True),
+        geometry=times.geometry.reset_index(drop=True).values,
+        crs=times.crs,
+    )
+    log |= {"points": len(times), "crs": crs}
+    return {"times": out_times, "units": unit_rows}, log
+
+
+def _bbox_of(units: gpd.GeoDataFrame, part: Part) -> tuple[float, float, float, float]:
+    geoms = [part.geometry, *units.to_crs(STORAGE_CRS).geometry.tolist()]
+    return tuple(float(v) for v in gpd.GeoSeries(geoms, crs=STORAGE_CRS).total_bounds)
+
+
+# --------------------------------------------------------------------------- relief
+
+
+def max_drive_kmh(roads: gpd.GeoDataFrame, settings: relief.ReliefSettings) -> float:
+    """Return the fastest truck speed of ``roads`` (class table or ``speed_kmh``), derated."""
+    table = {**DRIVE_SPEEDS_KMH, **dict(settings.drive_speeds_kmh or {})}
+    top = max(v for v in table.values() if v is not None)
+    if "speed_kmh" in roads.columns:
+        own = pd.to_numeric(roads["speed_kmh"]).max()
+        if pd.notna(own):
+            top = max(top, float(own))
+    return max(top * settings.disaster_factor, settings.last_leg_kmh)
+
+
+def relief_part(
+    ws: Any,
+    part: Part,
+    *,
+    settings: relief.ReliefSettings | None = None,
+    measure_crs: str | None = None,
+    vmax_kmh: float,
+    buffer_m: float = 20000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Audit one part's villages and shelters: the relief table's rows per point and target.
+
+    Parameters
+    ----------
+    ws
+        A workspace with ``roads``, ``relief_stores``, ``admin_units`` (and optionally
+        ``population`` and ``shelters``).
+    part
+        The part; its points are the villages and shelters whose codes start with its code.
+    settings
+        Audit options (targets, speeds, dispatch time).
+    measure_crs
+        Projected CRS; the workspace's, else the GK zone of the part.
+    vmax_kmh
+        Fastest truck speed of the whole roads layer (:func:`max_drive_kmh`), for the proof.
+    buffer_m
+        First buffer (doubled while answers are unproven). Delivery routes are hours long, so
+        relief parts read far more road than coverage parts.
+    roads_bbox
+        Lon/lat extent of the whole roads layer (:func:`roads_extent`); read when None.
+
+    Returns
+    -------
+    tuple
+        Frame ``audit`` (the rows of :func:`geo_mz.relief.audit.audit`'s table) and round figures.
+    """
+    s = settings or relief.ReliefSettings()
+    crs = measure_crs or measure_crs_for(
+        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
+    )
+    units = _units_of_part(ws, part)
+    bbox = _bbox_of(units[_own(units, part.code)], part)
+    layers = {"admin_units": units, "population": ws.read("population", bbox=bbox)}
+    if "shelters" in ws.layers():
+        layers["shelters"] = ws.read("shelters", bbox=bbox)
+    points = relief.audit_points(layers, measure_crs=crs)
+    points = points[_own(points, part.code)].reset_index(drop=True)
+    stores = ws.read("relief_stores")
+    extent = roads_bbox or roads_extent(ws)
+    xy_all = shapely.get_coordinates(points.geometry.to_crs(crs).values)
+    last_leg_m_per_min = s.last_leg_kmh * 1000.0 / 60.0
+
+    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
+        cut = make_cut(part.geometry, crs, b)
+        roads = _in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        net = relief.drive_network(roads, s, measure_crs=crs, components="all")
+        a = relief.audit(points.iloc[todo].reset_index(drop=True), stores, net, s)
+        tab = a.table
+        pos = tab["_point"].to_numpy()
+        travel = tab["time_min"].to_numpy(float) - s.dispatch_prep_min
+        travel = np.where(np.isnan(travel), np.inf, travel)
+        ok = proven(
+            net, cut, xy_all[todo][pos], a.point_node[pos],
+            a.point_offset_min[pos] * last_leg_m_per_min, travel, vmax_kmh,
+            cut.contains_extent(extent),
+        )  # fmt: skip
+        ok |= (tab["status"] == "no_store").to_numpy()
+        rows = tab.drop(columns=["_store"]).assign(_pos=todo[pos])
+        return rows, ok, {"roads_read": len(roads)}
+
+    rows, log = _rounds(len(points), compute, buffer_m, f"relief part {part.code}")
+    order = {t.key: i for i, t in enumerate(s.targets)}
+    rows = rows.assign(_t=rows["target"].map(order)).sort_values(["_t", "_pos"], kind="stable")
+    rows = rows.drop(columns=["_t", "_pos", "_point"]).reset_index(drop=True)
+    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=STORAGE_CRS)
+    log |= {"points": len(points), "crs": crs}
+    return {"audit": out}, log
+
+
+# --------------------------------------------------------------------------- boundaries
+
+
+def _owner(units_text: pd.Series) -> np.ndarray:
+    return np.array([min(str(u).split(",")) if u else "" for u in units_text], dtype=object)
+
+
+def boundary_part(
+    ws: Any,
+    part: Part,
+    *,
+    level: str,
+    settings: boundaries.QaSettings = boundaries.QA_DEFAULTS,
+    measure_crs: str | None = None,
+    buffer_m: float = 5000.0,
+    units: gpd.GeoDataFrame | None = None,
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Boundary QA findings owned by one part's units of ``level``.
+
+    Parameters
+    ----------
+    ws
+        A workspace with ``admin_units`` (or None with ``units`` given).
+    part
+        The part; its units are those of ``level`` whose ``adcode`` starts with its code.
+    level
+        The level checked as a coverage (e.g. ``county`` across a province).
+    settings
+        QA tolerances.
+    measure_crs
+        Projected CRS; the GK zone of each part's units when None.
+    buffer_m
+        Neighbours within this distance are checked with the part (doubled while a gap the
+        part owns reaches the edge).
+    units
+        The units to check, instead of reading ``admin_units`` from ``ws``.
+
+    Returns
+    -------
+    tuple
+        Frames ``findings`` (as :func:`geo_mz.boundaries.qa.qa`, in EPSG:4490, without ids:
+        :func:`geo_mz.boundaries.qa.number_findings` numbers the gathered whole) and
+        ``invalid_edges``, and round figures.
+    """
+
+    def level_units(bbox: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+        # Read by bounding box: a province must not read the whole nation's units.
+        frame = ws.read("admin_units", bbox=bbox) if units is None else units
+        lvl = frame[(frame["level"] == level).to_numpy()]
+        if "in_jurisdiction" in lvl.columns:
+            lvl = lvl[lvl["in_jurisdiction"].astype("boolean").fillna(True).to_numpy(bool)]
+        return lvl
+
+    lvl = level_units(tuple(shapely.bounds(part.geometry)))
+    geoms = lvl.geometry.values
+    empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    # A unit with no polygon cannot be checked: listed with the part's figures, not dropped.
+    no_geometry = sorted(lvl.loc[empty & _own(lvl, part.code), "adcode"].astype(str))
+    own_units = lvl[~empty & _own(lvl, part.code)]
+    if own_units.empty:
+        raise PartitionError(f"part {part.code}: no {level} units with codes starting so")
+    crs = measure_crs or measure_crs_for(own_units)
+    own_codes = set(own_units["adcode"].astype(str))
+    core = shapely.union_all(own_units.to_crs(STORAGE_CRS).geometry.to_numpy())
+    b = float(buffer_m)
+    log: dict[str, Any] = {"rounds": 0, "buffer_m": []}
+    for _ in range(MAX_ROUNDS):
+        cut = make_cut(core, crs, b)
+        lvl = level_units(cut.lonlat_bbox)
+        lvl = lvl[
+            ~(shapely.is_missing(lvl.geometry.values) | shapely.is_empty(lvl.geometry.values))
+        ]
+        own = _own(lvl, part.code)
+        near = lvl[own | shapely.intersects(cut.polygon, lvl.geometry.to_crs(crs).values)]
+        q = boundaries.qa(
+            near[["adcode", "name", near.geometry.name]],  # only these: qa prepares the rest
+            code_field="adcode",
+            name_field="name",
+            measure_crs=crs,
+        )
+        f = q.findings
+        mine = np.isin(_owner(f["units"]), list(own_codes))
+        f = f[mine]
+        log["rounds"] += 1
+        log["buffer_m"].append(b)
+        gap = f["kind"].eq("gap") | f["sliver_of"].eq("gap")
+        inside = shapely.within(f.geometry.values, shapely.buffer(cut.polygon, -SLACK_M))
+        if (inside | ~gap.to_numpy()).all():
+            break
+        b *= 2.0
+    else:
+        raise PartitionError(f"boundary part {part.code}: gaps still reach the cut's edge")
+    findings = f.drop(columns="finding_id").to_crs(STORAGE_CRS).reset_index(drop=True)
+    edges = q.invalid_edges
+    edges = edges[edges["code"].astype(str).isin(own_codes)].to_crs(STORAGE_CRS)
+    log |= {"units": len(own_codes), "neighbours": int(len(near) - own.sum()), "crs": crs,
+            "units_without_geometry": no_geometry,
+            "coverage_valid": q.coverage_valid}  # fmt: skip
+    return {"findings": findings, "invalid_edges": edges.reset_index(drop=True)}, log
+
+
+JOBS: Mapping[str, Callable[..., tuple[dict[str, pd.DataFrame], dict[str, Any]]]] = {
+    "coverage": coverage_part,
+    "relief": relief_part,
+    "boundaries": boundary_part,
+}
+"""The partitioned jobs by name."""
+
+__all__ = [
+    "JOBS",
+    "Cut",
+    "Part",
+    "PartitionError",
+    "boundary_part",
+    "complete_nodes",
+    "coverage_part",
+    "make_cut",
+    "max_drive_kmh",
+    "proven",
+    "relief_part",
+]

@@ -1,0 +1,391 @@
+"""Partitioned runs on Dask: each county (or town, or province) one task, results in a run store.
+
+``run_partitioned("coverage", "ws.gpkg", by="county", store="runs.gpkg")`` cuts the
+workspace's units of one level into parts (:mod:`geo_mz.scale.partition`), sends one task per part
+to a Dask cluster — a ``LocalCluster`` of this machine by default, any scheduler by address
+(``scheduler=`` or ``$GEO_MZ_DASK_SCHEDULER``) — and keeps each part's results in a run store
+(:mod:`geo_mz.scale.store`) as soon as it is done. A part that raises is recorded with its error
+and the others go on; running the same job again skips the parts already done, so a failed
+part is rerun alone. ``workers=0`` runs the parts one by one in this process, without Dask (the
+reference the benchmark compares with).
+
+Workers open the workspace and the store themselves from their references (a GeoPackage path
+every worker can read, or a ``postgresql://`` URL): only the part's code and outline travel
+with a task. With a PostGIS store the workers also write their results, each part in one
+transaction; with a GeoPackage store this process writes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo_mz.core.errors import GeoMzError
+from geo_mz.scale.partition import JOBS, Part
+from geo_mz.core.projection import STORAGE_CRS
+from geo_mz.scale.store import RunStore, open_run_store
+
+SCHEDULER_ENV = "GEO_MZ_DASK_SCHEDULER"
+
+
+class ScaleError(GeoMzError, RuntimeError):
+    """A partitioned run that cannot start: unknown job or level, no parts, no cluster."""
+
+
+@dataclass
+class RunResult:
+    """What a partitioned run did.
+
+    Attributes
+    ----------
+    job, run_key
+        The job and the run's key in the store (same job, workspace data and options: same key).
+    store
+        The run store's reference.
+    parts
+        One row per part: ``part``, ``name``, ``status`` (``done``, ``failed`` or ``skipped``:
+        done by an earlier run), ``seconds``, ``error``.
+    seconds
+        Wall time of the run.
+    workers
+        Dask workers used (0: in this process).
+    """
+
+    job: str
+    run_key: str
+    store: str
+    parts: pd.DataFrame
+    seconds: float
+    workers: int
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        """The parts that failed, with their errors."""
+        return self.parts[self.parts["status"] == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every part is done (now or earlier)."""
+        return bool(self.failed.empty)
+
+
+# --------------------------------------------------------------------------- parts
+
+
+def parts_of(
+    units: gpd.GeoDataFrame, level: str, *, codes: Sequence[str] | None = None
+) -> list[Part]:
+    """Return the parts of a run: the units of ``level`` (in jurisdiction), optionally some codes.
+
+    Parameters
+    ----------
+    units
+        ``admin_units`` rows (``adcode``, ``name``, ``level``).
+    level
+        ``province``, ``city``, ``county``, ``town`` or ``village``.
+    codes
+        Keep only these codes (or codes starting with them: ``["44"]`` is Guangdong's parts).
+    """
+    if "level" not in units.columns:
+        raise ScaleError("admin_units: no 'level' field to cut parts by")
+    sel = units[(units["level"] == level).to_numpy()]
+    if "in_jurisdiction" in sel.columns:
+        sel = sel[sel["in_jurisdiction"].astype("boolean").fillna(True).to_numpy(bool)]
+    if codes:
+        code = sel["adcode"].astype(str)
+        sel = sel[np.logical_or.reduce([code.str.startswith(str(c)).to_numpy() for c in codes])]
+    if sel.empty:
+        have = sorted(set(units["level"].astype(str)))
+        raise ScaleError(f"no {level} units to cut parts from (levels here: {have}; codes {codes})")
+    dup = sel["adcode"][sel["adcode"].duplicated()].tolist()
+    if dup:
+        raise ScaleError(f"{level} units repeat codes {dup[:10]}: parts need unique codes")
+    sel = sel.to_crs(STORAGE_CRS)
+    return [
+        Part(str(r.adcode), str(r.name), r.geometry)
+        for r in sel[["adcode", "name", "geometry"]].itertuples(index=False)
+    ]
+
+
+def province_parts(counties: gpd.GeoDataFrame) -> list[Part]:
+    """One part per province (code = the 2-digit prefix) from county units."""
+    c = counties.to_crs(STORAGE_CRS)
+    prov = c["adcode"].astype(str).str[:2]
+    out = []
+    for code, grp in c.groupby(prov, sort=True):
+        names = grp.get("province_name")
+        name = str(names.iloc[0]) if names is not None else str(code)
+        out.append(Part(str(code), name, grp.geometry.union_all()))
+    return out
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _plain(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return _plain(asdict(obj))
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in sorted(obj.items())}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float | int | str | bool) or obj is None:
+        return obj
+    return str(obj)
+
+
+def run_key(job: str, ws: Any, options: Mapping[str, Any], level: str) -> str:
+    """Return the run's key: a hash of the job, the level, the options and the workspace's layers.
+
+    Layer records carry each layer's sha256 and import time, so a changed layer starts a new
+    run rather than mixing results of two data versions.
+    """
+    rec = ws.layer_records()
+    cols = [c for c in ("layer", "rows", "sha256", "imported_at") if c in rec.columns]
+    payload = {
+        "job": job,
+        "level": level,
+        "options": _plain(dict(options)),
+        "workspace": str(ws.metadata.get("adcode")),
+        "layers": rec[cols].astype(str).to_dict("records"),
+    }
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+    return f"{job}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+def run_part(
+    job: str,
+    workspace: str,
+    store: str | None,
+    key: str,
+    part: Part,
+    options: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Compute one part (on a worker); never raises: a failure comes back as a record.
+
+    With ``store`` given the results are saved there by this call; otherwise they come back
+    in ``frames`` for the caller to save.
+    """
+    from geo_mz.core.workspace import open_workspace
+
+    t0 = time.perf_counter()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        ws = open_workspace(workspace)
+        frames, log = JOBS[job](ws, part, **options)
+        info = {"job": job, "name": part.name, "seconds": time.perf_counter() - t0,
+                "worker": worker, **log}  # fmt: skip
+        if store is not None:
+            open_run_store(store).save(key, part.code, frames, info)
+            return {"part": part.code, "ok": True, "info": info}
+        return {"part": part.code, "ok": True, "info": info, "frames": frames}
+    except Exception as exc:
+        return {
+            "part": part.code,
+            "ok": False,
+            "error": f"{type(exc).__name__}: {exc}",
+            "trace": traceback.format_exc(limit=6),
+            "info": {
+                "job": job,
+                "name": part.name,
+                "seconds": time.perf_counter() - t0,
+                "worker": worker,
+            },
+        }
+
+
+@contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
+    """Yield a Dask client: to ``scheduler`` (or ``$GEO_MZ_DASK_SCHEDULER``), else a LocalCluster.
+
+    The local cluster has ``workers`` single-threaded worker processes (default: one per CPU),
+    no dashboard and quiet logs.
+    """
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ScaleError("partitioned runs need Dask: pip install 'geo-mz[scale]'") from exc
+    import logging
+
+    address = scheduler or os.environ.get(SCHEDULER_ENV)
+    if address:
+        try:
+            client = Client(address, timeout="20s")
+        except OSError as exc:
+            raise ScaleError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = workers or os.cpu_count() or 1
+    with (
+        LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.CRITICAL,  # a heartbeat racing the shutdown logs ERROR
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def _redacted(ref: str) -> str:
+    from geo_mz.core.workspace_postgis import redact_url
+
+    return redact_url(ref) if ref.startswith("postgres") else ref
+
+
+def _largest_first(parts: Sequence[Part]) -> list[Part]:
+    # Big parts first, so the last tasks of a run are short ones and no worker idles long.
+    return sorted(parts, key=lambda p: -float(p.geometry.area))
+
+
+def run_partitioned(
+    job: str,
+    workspace: str | Path,
+    parts: Sequence[Part],
+    *,
+    store: str | Path,
+    options: Mapping[str, Any] | None = None,
+    level: str = "",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int, str, str], None] | None = None,
+) -> RunResult:
+    """Run ``job`` over ``parts`` on Dask and keep each part's results in ``store``.
+
+    Parameters
+    ----------
+    job
+        ``coverage``, ``relief`` or ``boundaries`` (:data:`geo_mz.scale.partition.JOBS`).
+    workspace
+        The workspace every worker opens: a GeoPackage path (on a shared disk for a real
+        cluster) or a ``postgresql://…#schema`` URL.
+    parts
+        From :func:`parts_of` / :func:`province_parts`.
+    store
+        Run store: a ``.gpkg`` path or a ``postgresql://…#schema`` URL.
+    options
+        Keyword options of the job's part function (settings, measure CRS, buffer).
+    level
+        The parts' level, recorded with the run.
+    scheduler
+        Dask scheduler address; None: ``$GEO_MZ_DASK_SCHEDULER`` or a LocalCluster.
+    workers
+        LocalCluster worker processes (default: one per CPU); 0 runs in this process.
+    progress
+        Called after each part with (parts finished, parts to run, part code, status).
+
+    Returns
+    -------
+    RunResult
+    """
+    from geo_mz.core.workspace import open_workspace
+
+    if job not in JOBS:
+        raise ScaleError(f"unknown job {job!r}; jobs are {sorted(JOBS)}")
+    if not parts:
+        raise ScaleError("no parts to run")
+    ws_ref = (
+        str(workspace) if str(workspace).startswith("postgres") else str(Path(workspace).resolve())
+    )
+    ws = open_workspace(ws_ref)
+    opts = dict(options or {})
+    key = run_key(job, ws, opts, level)
+    task_opts = dict(opts)
+    if job in ("coverage", "relief") and "roads_bbox" not in opts:
+        # Once here rather than in every part: it reads the bounds of every road.
+        task_opts["roads_bbox"] = tuple(float(v) for v in ws.extent("roads"))
+    rs: RunStore = open_run_store(store)
+    rs.begin(key, {"job": job, "level": level, "workspace": _redacted(ws_ref),
+                   "options": _plain(opts), "parts": len(parts)})  # fmt: skip
+    already = rs.done(key)
+    todo = _largest_first([p for p in parts if p.code not in already])
+    rows = [
+        {"part": p.code, "name": p.name, "status": "skipped", "seconds": np.nan, "error": None}
+        for p in parts
+        if p.code in already
+    ]
+    say = progress or (lambda *_a: None)
+    t0 = time.perf_counter()
+
+    def finish(res: Mapping[str, Any], n_done: int) -> None:
+        info = dict(res.get("info", {}))
+        if res["ok"]:
+            if "frames" in res:
+                rs.save(key, res["part"], res["frames"], info)
+            status, error = "done", None
+        else:
+            error = f"{res['error']}\n{res.get('trace', '')}".strip()
+            rs.fail(key, res["part"], error, info)
+            status, error = "failed", res["error"]
+        rows.append({"part": res["part"], "name": info.get("name"), "status": status,
+                     "seconds": info.get("seconds", np.nan), "error": error})  # fmt: skip
+        say(n_done, len(todo), res["part"], status)
+
+    n_workers = 0
+    if workers == 0 and not scheduler:
+        for i, p in enumerate(todo, start=1):
+            finish(run_part(job, ws_ref, None, key, p, task_opts), i)
+    elif todo:
+        from dask.distributed import as_completed
+
+        on_workers = rs.ref if rs.writes_on_workers else None
+        with dask_client(scheduler, workers) as client:
+            n_workers = len(client.scheduler_info().get("workers", {}))
+            futures = {
+                client.submit(run_part, job, ws_ref, on_workers, key, p, task_opts,
+                              key=f"{key}-{p.code}", pure=False, retries=1): p
+                for p in todo
+            }  # fmt: skip
+            for i, fut in enumerate(as_completed(futures), start=1):
+                p = futures[fut]
+                try:
+                    res = fut.result()
+                except Exception as exc:
+                    res = {"part": p.code, "ok": False, "error": f"{type(exc).__name__}: {exc}",
+                           "info": {"job": job, "name": p.name}}  # fmt: skip
+                finish(res, i)
+    table = pd.DataFrame(rows, columns=["part", "name", "status", "seconds", "error"])
+    order = {p.code: i for i, p in enumerate(parts)}
+    table = table.sort_values("part", key=lambda s: s.map(order)).reset_index(drop=True)
+    return RunResult(job, key, rs.ref, table, time.perf_counter() - t0, n_workers)
+
+
+def gather(store: str | Path | RunStore, key: str, layer: str) -> gpd.GeoDataFrame:
+    """Every done part's rows of one result layer (``times``, ``units``, ``audit``, …)."""
+    rs = open_run_store(store) if isinstance(store, str | Path) else store
+    return rs.gather(key, layer)
+
+
+__all__ = [
+    "SCHEDULER_ENV",
+    "RunResult",
+    "ScaleError",
+    "dask_client",
+    "gather",
+    "parts_of",
+    "province_parts",
+    "run_key",
+    "run_part",
+    "run_partitioned",
+]
