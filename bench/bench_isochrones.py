@@ -41,8 +41,9 @@ import shapely
 from scipy.sparse.csgraph import dijkstra
 
 from geo_mz.network import isochrones as iso_mod
+from geo_mz.network.graph import Network, _csr_min, network_from_roads
+from geo_mz.network.paths import multi_source_times
 from geo_mz.network.isochrones import QUAD_SEGS, _substrings, isochrones
-from geo_mz.network.graph import Network, _csr_min, multi_source_times, network_from_roads
 
 SPACING_M = 100.0
 SPEED_KMH = 4.0

@@ -31,10 +31,11 @@ import numpy as np
 import shapely
 from scipy.sparse.csgraph import dijkstra
 
-from geo_mz.relief import audit as relief
 from geo_mz.network import sptree
 from geo_mz.network.disruption import from_edge_ids
-from geo_mz.network.graph import network_from_roads, to_networkx
+from geo_mz.network.graph import network_from_roads
+from geo_mz.network.paths import to_networkx
+from geo_mz.relief import audit as relief
 from geo_mz.relief.audit import ReliefSettings, Target
 
 TARGETS = (Target("county", 5.0, "own", "bench"), Target("township", 3.0, "own", "bench"))

@@ -26,9 +26,9 @@ from pathlib import Path
 import pandas as pd
 
 from geo_mz.eldercare import coverage
-from geo_mz.scale import runner as scale
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network.graph import network_from_roads
+from geo_mz.scale import runner as scale
 from geo_mz.scale.store import open_run_store
 
 

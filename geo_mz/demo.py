@@ -17,6 +17,15 @@ from geo_mz.burial import (
 from geo_mz.burial import output_layers as burial_layers
 from geo_mz.burial import report_tables as burial_tables
 from geo_mz.core.catalog import load_catalog
+from geo_mz.core.results import LayerCheck, unique_kpis
+from geo_mz.core.validate import LayerResult
+from geo_mz.core.workspace import Workspace
+from geo_mz.datasets.dem import write_synthetic_dem
+from geo_mz.datasets.pengjiang import (
+    SampleWorkspace,
+    build_pengjiang,
+    write_population_geotiff,
+)
 from geo_mz.eldercare.circle15 import (
     analyse_circle,
     overlay_layers,
@@ -26,26 +35,23 @@ from geo_mz.eldercare.circle15 import (
     siting_kpis,
     write_circle_outputs,
 )
-from geo_mz.datasets.dem import write_synthetic_dem
-from geo_mz.datasets.pengjiang import (
-    SampleWorkspace,
-    build_pengjiang,
-    write_population_geotiff,
-)
 from geo_mz.network.disruption import from_flood_raster, synthetic_flood_raster
+from geo_mz.network.graph import network_from_roads
 from geo_mz.outputs.inventory import headline_kpis
 from geo_mz.outputs.maps import layers_map, save_map
-from geo_mz.network.graph import network_from_roads
-from geo_mz.relief.audit import ReliefSettings, audit_kpis, reaudit, run_audit, workspace_targets
 from geo_mz.outputs.relief import overlay_layers as relief_overlays
 from geo_mz.outputs.relief import report_tables as relief_tables
 from geo_mz.outputs.relief import scenario_kpis, write_relief_outputs
-from geo_mz.outputs.report import LayerCheck, unique_kpis, write_report
-from geo_mz.relief.shelters import ShelterSettings, evacuate, shelter_adequacy, write_shelter_outputs
+from geo_mz.outputs.report import write_report
+from geo_mz.relief.audit import ReliefSettings, audit_kpis, reaudit, run_audit, workspace_targets
+from geo_mz.relief.shelters import (
+    ShelterSettings,
+    evacuate,
+    shelter_adequacy,
+    write_shelter_outputs,
+)
 from geo_mz.relief.shelters import output_layers as shelter_layers
 from geo_mz.relief.shelters import report_tables as shelter_tables
-from geo_mz.core.validate import LayerResult
-from geo_mz.core.workspace import Workspace
 
 #: New elder-care centres the demo proposes (maximal covering; local choice for the example).
 DEMO_NEW_CENTRES = 5

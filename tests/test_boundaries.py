@@ -20,6 +20,17 @@ from click.testing import CliRunner
 from pyproj import Geod
 from shapely.geometry import box
 
+from geo_mz.boundaries.lines import (
+    InspectSettings,
+    extract_lines,
+    inspect_lines,
+    inspection_kpis,
+    issues_layer,
+    line_summary,
+    lines_layer,
+    marker_layer,
+    normalise_line_id,
+)
 from geo_mz.boundaries.qa import (
     QA_DEFAULTS,
     BoundaryError,
@@ -32,17 +43,6 @@ from geo_mz.boundaries.qa import (
     repair,
     repaired_layer,
     repairs_layer,
-)
-from geo_mz.boundaries.lines import (
-    InspectSettings,
-    extract_lines,
-    inspect_lines,
-    inspection_kpis,
-    issues_layer,
-    line_summary,
-    lines_layer,
-    marker_layer,
-    normalise_line_id,
 )
 from geo_mz.cli.boundaries import boundaries
 
@@ -577,8 +577,8 @@ def test_cli_bad_input_exits_2(small_ws: Path, tmp_path: Path):
 
 
 def test_defaults_name_their_source():
-    import geo_mz.boundaries.qa as b
     import geo_mz.boundaries.lines as bl
+    import geo_mz.boundaries.qa as b
 
     assert "local choice" in (b.QaSettings.__doc__ or "")
     assert "UNSOURCED" in (bl.InspectSettings.__doc__ or "")

@@ -27,9 +27,8 @@ from geo_mz.burial import (
     site_capacity,
     town_summary,
 )
-from geo_mz.core.catalog import load_catalog
 from geo_mz.cli.burial import burial
-from geo_mz.datasets.dem import pengjiang_dem, pengjiang_landuse, write_synthetic_dem
+from geo_mz.core.catalog import load_catalog
 from geo_mz.core.errors import CrsError, GeoMzError
 from geo_mz.core.terrain import (
     DemGrid,
@@ -44,6 +43,7 @@ from geo_mz.core.terrain import (
 )
 from geo_mz.core.validate import check_layer
 from geo_mz.core.workspace import Workspace
+from geo_mz.datasets.dem import pengjiang_dem, pengjiang_landuse, write_synthetic_dem
 
 M = "EPSG:4547"
 

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import shapely
 
+from geo_mz.core.errors import LayerReadError
 from geo_mz.datasets import china_counties as cc
 from geo_mz.datasets import get_path
-from geo_mz.core.errors import LayerReadError
 
 JIANGMEN = "guang3_dong1_jiang1_men2.geojson"
 QUZHOU = "zhe4_jiang1_qu2_zhou1.geojson"

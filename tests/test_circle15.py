@@ -8,6 +8,10 @@ import pyogrio
 import pytest
 from click.testing import CliRunner
 
+from geo_mz.cli.main import main
+from geo_mz.core.errors import GeoMzError
+from geo_mz.core.workspace import Workspace
+from geo_mz.datasets.pengjiang import build_pengjiang
 from geo_mz.eldercare.circle15 import (
     CircleSettings,
     analyse_circle,
@@ -17,10 +21,6 @@ from geo_mz.eldercare.circle15 import (
     siting_kpis,
     write_circle_outputs,
 )
-from geo_mz.cli.main import main
-from geo_mz.datasets.pengjiang import build_pengjiang
-from geo_mz.core.errors import GeoMzError
-from geo_mz.core.workspace import Workspace
 
 
 @pytest.fixture(scope="module")

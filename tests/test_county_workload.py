@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo_mz.eldercare import coverage as cv
+from geo_mz.core.workspace import Workspace
 from geo_mz.datasets import county_workload as cw
 from geo_mz.datasets.china_counties import read_echarts_counties
+from geo_mz.eldercare import coverage as cv
 from geo_mz.network.graph import ELDERLY_WALK_SPEED_KMH, network_from_roads
-from geo_mz.core.workspace import Workspace
 
 
 @pytest.fixture(scope="module")

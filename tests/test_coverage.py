@@ -14,16 +14,12 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from geo_mz.core.errors import CrsError, GeoMzError
+from geo_mz.core.results import Kpi
 from geo_mz.eldercare import capacity as cap
 from geo_mz.eldercare import coverage as cv
-from geo_mz.core.errors import CrsError, GeoMzError
-from geo_mz.network.graph import (
-    ELDERLY_WALK_SPEED_KMH,
-    network_from_roads,
-    snap_points,
-    to_networkx,
-)
-from geo_mz.outputs.report import Kpi
+from geo_mz.network.graph import ELDERLY_WALK_SPEED_KMH, network_from_roads
+from geo_mz.network.paths import snap_points, to_networkx
 
 X0, Y0 = 500_000.0, 2_500_000.0  # EPSG:4547 (CGCS2000 GK CM 114E), near Jiangmen
 CRS = "EPSG:4547"

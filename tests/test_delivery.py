@@ -12,6 +12,9 @@ import pandas as pd
 import pytest
 import shapely
 
+from geo_mz.network.graph import network_from_roads
+from geo_mz.network.paths import to_networkx
+from geo_mz.network.vrp import pieces
 from geo_mz.relief.delivery import (
     UNMET_REASONS,
     DeliveryError,
@@ -26,8 +29,6 @@ from geo_mz.relief.delivery import (
     target_min,
     travel_time_matrix,
 )
-from geo_mz.network.graph import network_from_roads, to_networkx
-from geo_mz.network.vrp import pieces
 
 X0, Y0 = 500_000.0, 3_400_000.0  # EPSG:4547 near Wuhan
 CRS = "EPSG:4547"

@@ -12,10 +12,10 @@ import rasterio
 from click.testing import CliRunner
 from geopandas.testing import assert_geodataframe_equal
 
-from geo_mz.core.catalog import load_catalog
 from geo_mz.cli.main import main
-from geo_mz.demo import run_demo
+from geo_mz.core.catalog import load_catalog
 from geo_mz.core.workspace import Workspace
+from geo_mz.demo import run_demo
 
 
 @pytest.fixture(scope="module")

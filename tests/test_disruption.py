@@ -12,6 +12,7 @@ import shapely
 from affine import Affine
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
+from geo_mz.core.errors import CrsError, GeoMzError
 from geo_mz.network.disruption import (
     FLOOD_CLOSE_DEPTH_M,
     FLOOD_SLOW_FROM_M,
@@ -24,8 +25,8 @@ from geo_mz.network.disruption import (
     no_disruption,
     synthetic_flood_raster,
 )
-from geo_mz.core.errors import CrsError, GeoMzError
-from geo_mz.network.graph import Network, multi_source_times, network_from_roads
+from geo_mz.network.graph import Network, network_from_roads
+from geo_mz.network.paths import multi_source_times
 
 X0, Y0 = 500_000.0, 3_400_000.0  # EPSG:4547 (CGCS2000 GK CM 114E)
 CRS = "EPSG:4547"

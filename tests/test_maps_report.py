@@ -13,8 +13,9 @@ from shapely.geometry import LineString, Point, Polygon
 
 from geo_mz.core.catalog import default_catalog_dir, load_catalog, load_spec
 from geo_mz.core.errors import CrsError, Problem
+from geo_mz.core.results import Kpi, LayerCheck
 from geo_mz.outputs.maps import layers_map, save_map
-from geo_mz.outputs.report import MAX_PROBLEMS_SHOWN, Kpi, LayerCheck, write_report
+from geo_mz.outputs.report import MAX_PROBLEMS_SHOWN, write_report
 
 # --------------------------------------------------------------------------- fixtures
 

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from shapely.geometry import Point
 
-from geo_mz.names.gazetteer import build_index, load_gazetteer, load_index, name_pinyin
+from geo_mz.core.results import ReportTable
 from geo_mz.names.check import (
     CHECKS,
     FINDING_COLUMNS,
@@ -29,7 +29,7 @@ from geo_mz.names.check import (
     report_tables,
     write_names_report,
 )
-from geo_mz.outputs.report import ReportTable
+from geo_mz.names.gazetteer import build_index, load_gazetteer, load_index, name_pinyin
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,6 +15,8 @@ import shapely
 from geopandas.testing import assert_geodataframe_equal
 
 from geo_mz.core.catalog import load_catalog
+from geo_mz.core.errors import GeoMzError
+from geo_mz.core.validate import check_layer
 from geo_mz.datasets import available, get_path
 from geo_mz.datasets.pengjiang import (
     PopulationGrid,
@@ -22,8 +24,6 @@ from geo_mz.datasets.pengjiang import (
     build_pengjiang,
     write_population_geotiff,
 )
-from geo_mz.core.errors import GeoMzError
-from geo_mz.core.validate import check_layer
 
 M = "EPSG:4547"
 TOWNS = {

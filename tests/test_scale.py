@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from geo_mz.eldercare import coverage
-from geo_mz.scale import runner as scale
-from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.cli.main import main
+from geo_mz.eldercare import coverage
+from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network.graph import network_from_roads
+from geo_mz.scale import runner as scale
 from geo_mz.scale.store import GpkgRunStore, RunStoreError, open_run_store
 
 

@@ -8,12 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 from geo_mz.boundaries import qa as boundaries
-from geo_mz.eldercare import coverage
-from geo_mz.scale import runner as scale
-from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.cli.main import main
 from geo_mz.datasets.county_workload import write_workload
+from geo_mz.eldercare import coverage
+from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network.graph import network_from_roads
+from geo_mz.scale import runner as scale
 
 pytestmark = pytest.mark.slow
 

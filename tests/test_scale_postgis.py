@@ -30,7 +30,7 @@ def _relief_opts(ws) -> dict:
 
 @pytest.mark.slow
 def test_cluster_run_on_postgis_equals_the_geopackage_run(pg_url, pg_ws, sample_ws, tmp_path):
-    from geo_mz.core.workspace import open_workspace
+    from geo_mz.core.workspaces import open_workspace
 
     pg = open_workspace(pg_ws)
     parts = scale.parts_of(pg.read("admin_units"), "town")
@@ -61,7 +61,7 @@ def test_cluster_run_on_postgis_equals_the_geopackage_run(pg_url, pg_ws, sample_
 
 
 def test_a_part_is_one_transaction_and_a_rerun_replaces_it(pg_url, pg_ws):
-    from geo_mz.core.workspace import open_workspace
+    from geo_mz.core.workspaces import open_workspace
 
     pg = open_workspace(pg_ws)
     parts = scale.parts_of(pg.read("admin_units"), "town")[:2]

@@ -13,14 +13,10 @@ import pytest
 import scipy.sparse as sp
 import shapely
 
-from geo_mz.datasets.pengjiang import build_pengjiang
 from geo_mz.core.errors import GeoMzError
-from geo_mz.network.graph import (
-    ELDERLY_WALK_SPEED_KMH,
-    network_from_roads,
-    snap_points,
-    to_networkx,
-)
+from geo_mz.datasets.pengjiang import build_pengjiang
+from geo_mz.network.graph import ELDERLY_WALK_SPEED_KMH, network_from_roads
+from geo_mz.network.paths import snap_points, to_networkx
 from geo_mz.network.siting import (
     ZERO_TIME_MIN,
     SitingError,

@@ -136,7 +136,7 @@ def shelter_places_free(client) -> tuple[int, str]:
 
 
 def test_coverage_layers_rings_and_gaps_with_spec_fields(app):
-    from geo_mz.outputs.results import result_catalog
+    from geo_mz.core.results import result_catalog
 
     client = app.test_client()
     r = client.get("/analysis/coverage/layers?lang=en")

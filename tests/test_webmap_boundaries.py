@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("flask")
 
-from geo_mz.outputs.results import result_catalog
+from geo_mz.core.results import result_catalog
 from geo_mz.core.validate import check_layer
 from webmap import create_app
 from webmap.core.geojson import CRS84

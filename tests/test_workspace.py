@@ -10,7 +10,8 @@ from geopandas.testing import assert_geodataframe_equal
 
 import geo_mz.core.workspace as workspace_mod
 from geo_mz.core.errors import LayerValidationError, WorkspaceError
-from geo_mz.core.workspace import Workspace, file_sha256, open_workspace
+from geo_mz.core.workspace import Workspace, file_sha256
+from geo_mz.core.workspaces import open_workspace
 
 from .conftest import care_props, feature, point, write_geojson
 

@@ -15,7 +15,8 @@ import shapely
 from geopandas.testing import assert_geodataframe_equal
 
 from geo_mz.core.errors import LayerValidationError, WorkspaceError
-from geo_mz.core.workspace import Workspace, open_workspace
+from geo_mz.core.workspace import Workspace
+from geo_mz.core.workspaces import open_workspace
 
 PROV = {"synthetic": True, "source": "test", "method": "hand-made"}
 PENGJIANG = (112.9, 22.45, 113.25, 22.85)

@@ -38,7 +38,7 @@ from shapely.ops import substring
 
 from geo_mz.boundaries.qa import GAP_WIDTH_M, BoundaryError, prepare_units, repair
 from geo_mz.core.projection import STORAGE_CRS
-from geo_mz.outputs.report import Kpi
+from geo_mz.core.results import Kpi
 
 __all__ = [
     "MARKER_NUMBER",
@@ -245,7 +245,7 @@ def line_summary(lines: gpd.GeoDataFrame) -> pd.DataFrame:
 
 def lines_layer(lines: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Return the lines as the ``boundary_lines`` layer (EPSG:4490, end points in lon/lat)."""
-    from geo_mz.outputs.results import conform, result_catalog
+    from geo_mz.core.results import conform, result_catalog
 
     g = lines.copy()
     for end in ("start", "end"):
@@ -925,13 +925,13 @@ def inspection_kpis(ins: Inspection) -> list[Kpi]:
 
 def marker_layer(ins: Inspection) -> gpd.GeoDataFrame:
     """Return the marker checks as the ``boundary_marker_report`` layer (EPSG:4490)."""
-    from geo_mz.outputs.results import conform, result_catalog
+    from geo_mz.core.results import conform, result_catalog
 
     return conform("boundary_marker_report", ins.markers, result_catalog())
 
 
 def issues_layer(ins: Inspection) -> gpd.GeoDataFrame:
     """Return the line issues as the ``boundary_line_issues`` layer (EPSG:4490)."""
-    from geo_mz.outputs.results import conform, result_catalog
+    from geo_mz.core.results import conform, result_catalog
 
     return conform("boundary_line_issues", ins.issues, result_catalog())

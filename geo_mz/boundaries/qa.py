@@ -40,7 +40,7 @@ import shapely
 
 from geo_mz.core.errors import CrsError, GeoMzError
 from geo_mz.core.projection import STORAGE_CRS, china_datum_to_wgs84, measure_crs_for, parse_crs
-from geo_mz.outputs.report import Kpi
+from geo_mz.core.results import Kpi
 
 __all__ = [
     "QA_DEFAULTS",
@@ -662,7 +662,7 @@ def qa_kpis(q: Qa) -> list[Kpi]:
 
 def findings_layer(q: Qa) -> gpd.GeoDataFrame:
     """Return the findings as the ``boundary_findings`` layer (EPSG:4490, with lon/lat of each)."""
-    from geo_mz.outputs.results import conform, result_catalog
+    from geo_mz.core.results import conform, result_catalog
 
     f = q.findings.copy()
     pts = gpd.GeoSeries(shapely.point_on_surface(f.geometry.to_numpy()), crs=f.crs)
@@ -893,14 +893,14 @@ def repair_kpis(r: Repair) -> list[Kpi]:
 
 def repairs_layer(r: Repair) -> gpd.GeoDataFrame:
     """Return the per-unit changes as the ``boundary_repairs`` layer (EPSG:4490)."""
-    from geo_mz.outputs.results import conform, result_catalog
+    from geo_mz.core.results import conform, result_catalog
 
     return conform("boundary_repairs", r.changes, result_catalog())
 
 
 def repaired_layer(r: Repair) -> gpd.GeoDataFrame:
     """Return the proposed coverage as the ``boundary_repaired`` layer (EPSG:4490)."""
-    from geo_mz.outputs.results import conform, result_catalog
+    from geo_mz.core.results import conform, result_catalog
 
     a = r.after.rename(columns={"code": "unit"})
     a["area_m2"] = a.area.to_numpy()

@@ -20,15 +20,6 @@ suitability analysis (:mod:`geo_mz.burial.suitability`), capacity and use
 from __future__ import annotations
 
 from geo_mz.burial.capacity import capacity_kpis, site_capacity, town_summary
-from geo_mz.outputs.burial import TOWN_HEADINGS as TOWN_HEADINGS
-from geo_mz.outputs.burial import Lang as Lang
-from geo_mz.outputs.burial import (
-    burial_map,
-    output_layers,
-    report_tables,
-    write_burial_outputs,
-    write_excel,
-)
 from geo_mz.burial.rules import (
     BurialRules,
     BurialRulesError,
@@ -42,6 +33,15 @@ from geo_mz.burial.suitability import (
     check_sites,
     slope_score,
     suitability_kpis,
+)
+from geo_mz.outputs.burial import TOWN_HEADINGS as TOWN_HEADINGS
+from geo_mz.outputs.burial import Lang as Lang
+from geo_mz.outputs.burial import (
+    burial_map,
+    output_layers,
+    report_tables,
+    write_burial_outputs,
+    write_excel,
 )
 
 __all__ = [

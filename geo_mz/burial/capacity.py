@@ -18,7 +18,7 @@ import pandas as pd
 from geo_mz.burial.rules import BurialRules, load_rules
 from geo_mz.burial.suitability import Suitability, check_sites
 from geo_mz.core.projection import measure_crs_for
-from geo_mz.outputs.report import Kpi
+from geo_mz.core.results import Kpi
 
 __all__ = ["capacity_kpis", "site_capacity", "town_summary"]
 

@@ -26,7 +26,7 @@ from geo_mz.burial.rules import BurialRules, BurialRulesError, ExclusionRule, lo
 from geo_mz.core.catalog import load_catalog
 from geo_mz.core.errors import CrsError, GeoMzError
 from geo_mz.core.projection import measure_crs_for
-from geo_mz.outputs.report import Kpi
+from geo_mz.core.results import Kpi
 from geo_mz.core.terrain import (
     DemGrid,
     distance_m,

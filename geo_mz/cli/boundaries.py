@@ -24,7 +24,7 @@ import geopandas as gpd
 import pandas as pd
 
 from geo_mz.cli.common import bad_input, echo_kpis, lang_option, out_option, progress_bar
-from geo_mz.outputs.report import Kpi, ReportTable
+from geo_mz.core.results import Kpi, ReportTable
 
 Lang = Literal["zh", "en"]
 
@@ -79,7 +79,7 @@ def _xlsx_sheet(xl: pd.ExcelWriter, df: pd.DataFrame, name: str, startrow: int =
 
 
 def _table(df: pd.DataFrame, kind: str, cols: tuple[str, ...], lang: Lang) -> tuple:
-    from geo_mz.outputs.results import display_table, result_catalog
+    from geo_mz.core.results import display_table, result_catalog
 
     return display_table(df.head(MAX_REPORT_ROWS), result_catalog()[kind], lang, cols)
 
@@ -109,8 +109,8 @@ def _write_report(
 
 def _map(layers: dict[str, gpd.GeoDataFrame], lang: Lang) -> Any:
     from geo_mz.core.catalog import load_catalog
+    from geo_mz.core.results import result_catalog
     from geo_mz.outputs.maps import layers_map
-    from geo_mz.outputs.results import result_catalog
 
     return layers_map(
         {k: v for k, v in layers.items() if len(v)},
@@ -129,8 +129,9 @@ def write_qa_outputs(
 ) -> dict[str, Path]:
     """Write a :class:`geo_mz.boundaries.qa.Qa`: GeoPackage, workbook, map and HTML report."""
     from geo_mz.boundaries.qa import findings_layer, qa_kpis
+    from geo_mz.core.results import headed, kpi_frame, result_catalog
+    from geo_mz.outputs.files import write_gpkg
     from geo_mz.outputs.maps import save_map
-    from geo_mz.outputs.results import headed, kpi_frame, result_catalog, write_gpkg
 
     out = Path(out_dir)
     f = findings_layer(q)
@@ -201,8 +202,9 @@ def write_lines_outputs(
 ) -> dict[str, Path]:
     """Write extracted lines: ``.gpkg``, ``.xlsx`` (one row per line), map and report."""
     from geo_mz.boundaries.lines import line_summary, lines_layer
+    from geo_mz.core.results import headed, result_catalog
+    from geo_mz.outputs.files import write_gpkg
     from geo_mz.outputs.maps import save_map
-    from geo_mz.outputs.results import headed, result_catalog, write_gpkg
 
     out = Path(out_dir)
     lay = lines_layer(lines)
@@ -255,8 +257,9 @@ def write_inspection_outputs(
     per line (one sheet with a line column past :data:`MAX_LINE_SHEETS` lines).
     """
     from geo_mz.boundaries.lines import inspection_kpis, issues_layer, lines_layer, marker_layer
+    from geo_mz.core.results import headed, kpi_frame, result_catalog
+    from geo_mz.outputs.files import write_gpkg
     from geo_mz.outputs.maps import save_map
-    from geo_mz.outputs.results import headed, kpi_frame, result_catalog, write_gpkg
 
     out = Path(out_dir)
     specs = result_catalog()
@@ -336,8 +339,9 @@ def write_repair_outputs(
 ) -> dict[str, Path]:
     """Write a repair proposal: the proposed units and the changes (never over the source)."""
     from geo_mz.boundaries.qa import repair_kpis, repaired_layer, repairs_layer
+    from geo_mz.core.results import headed, kpi_frame, result_catalog
+    from geo_mz.outputs.files import write_gpkg
     from geo_mz.outputs.maps import save_map
-    from geo_mz.outputs.results import headed, kpi_frame, result_catalog, write_gpkg
 
     out = Path(out_dir)
     changes = repairs_layer(rep)
@@ -401,7 +405,7 @@ def load_source(o: SimpleNamespace) -> Source:
         raise click.UsageError("给出 --workspace 或 --file 之一 / give --workspace or --file")
     markers = read_layer_file(o.markers, source_crs=o.markers_crs) if o.markers else None
     if o.workspace:
-        from geo_mz.core.workspace import open_workspace
+        from geo_mz.core.workspaces import open_workspace
 
         ws = open_workspace(o.workspace)
         admin = ws.read("admin_units")
@@ -574,8 +578,8 @@ def boundaries_lines(**opts: Any) -> None:
     not a clean coverage.
     """
     o = SimpleNamespace(**opts)
-    from geo_mz.boundaries.qa import GAP_WIDTH_M
     from geo_mz.boundaries.lines import extract_lines
+    from geo_mz.boundaries.qa import GAP_WIDTH_M
 
     step, close = progress_bar("boundaries lines")
     with bad_input():
@@ -642,8 +646,13 @@ def boundaries_inspect(**opts: Any) -> None:
     --previous lines_2016.gpkg --out out/inspect
     """
     o = SimpleNamespace(**opts)
+    from geo_mz.boundaries.lines import (
+        InspectSettings,
+        extract_lines,
+        inspect_lines,
+        inspection_kpis,
+    )
     from geo_mz.boundaries.qa import GAP_WIDTH_M, read_layer_file
-    from geo_mz.boundaries.lines import InspectSettings, extract_lines, inspect_lines, inspection_kpis
 
     step, close = progress_bar("boundaries inspect")
     with bad_input():

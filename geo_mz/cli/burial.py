@@ -42,7 +42,7 @@ landuse_option = click.option(
 def _open(workspace: str, rules_path: str | None, landuse: str | None) -> tuple[Any, dict, Any]:
     from geo_mz.burial import load_rules
     from geo_mz.core.validate import load_layer
-    from geo_mz.core.workspace import open_workspace
+    from geo_mz.core.workspaces import open_workspace
 
     ws = open_workspace(workspace)
     layers = ws.read_all()
@@ -146,9 +146,9 @@ def burial_sample_data_cmd(workspace: str, out_dir: str, seed: int) -> None:
 
     仅用于示例工作空间 / for the Pengjiang sample workspace only (SYNTHETIC data).
     """
+    from geo_mz.core.workspaces import open_workspace
     from geo_mz.datasets.dem import pengjiang_dem, pengjiang_landuse, write_synthetic_dem
-    from geo_mz.outputs.results import write_gpkg
-    from geo_mz.core.workspace import open_workspace
+    from geo_mz.outputs.files import write_gpkg
 
     with bad_input():
         layers = open_workspace(workspace).read_all()

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from geo_mz.core.errors import GeoMzError, LayerValidationError, Problem
-from geo_mz.outputs.report import Kpi
+from geo_mz.core.results import Kpi
 
 BAD_INPUT = 2
 

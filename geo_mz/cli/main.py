@@ -136,7 +136,7 @@ def validate(
 ) -> None:
     """检查图层文件是否符合规范 / Check a layer file against its spec (exit 2 on errors)."""
     from geo_mz.core.validate import CHINA_BOUNDS, prepare_layer, summarize
-    from geo_mz.core.workspace import open_workspace
+    from geo_mz.core.workspaces import open_workspace
 
     with bad_input():
         area = open_workspace(workspace).bounds if workspace else CHINA_BOUNDS
@@ -198,7 +198,7 @@ def import_(
     synthetic: bool,
 ) -> None:
     """导入图层(替换同名图层；出错则不做任何修改) / Import a layer; on any error nothing changes."""
-    from geo_mz.core.workspace import open_workspace
+    from geo_mz.core.workspaces import open_workspace
 
     with bad_input():
         ws = open_workspace(workspace)
@@ -220,7 +220,7 @@ def import_(
 @click.option("--json", "as_json", is_flag=True, help="以JSON输出 / print as JSON.")
 def info(workspace: str, as_json: bool) -> None:
     """显示工作空间信息和图层清单 / Show a workspace's metadata and layers."""
-    from geo_mz.core.workspace import open_workspace
+    from geo_mz.core.workspaces import open_workspace
 
     with bad_input():
         data = open_workspace(workspace).info()
@@ -260,8 +260,8 @@ def _analyse(
     step: Callable[[str], None],
 ) -> tuple[Any, Any]:
     """Open the workspace and run the 15-minute circle (shared by coverage and siting)."""
+    from geo_mz.core.workspaces import open_workspace
     from geo_mz.eldercare.circle15 import analyse_circle
-    from geo_mz.core.workspace import open_workspace
 
     layers = open_workspace(workspace).read_all()
     settings = _circle_settings(kinds, statuses, walk_speed)

@@ -266,11 +266,11 @@ def names_report(
 
     例 e.g.: geo-mz names report --code-prefix 440703 --out out/names
     """
-    from geo_mz.names.gazetteer import subtree
+    from geo_mz.core.results import Kpi
     from geo_mz.names.check import check_names
+    from geo_mz.names.gazetteer import subtree
     from geo_mz.names.report import write_names_report
     from geo_mz.names.rules import load_rules
-    from geo_mz.outputs.report import Kpi
 
     with bad_input():
         index = _index(folder, rebuild)

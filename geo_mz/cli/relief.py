@@ -135,8 +135,8 @@ def _settings(ws: Any, targets: tuple[str, ...], match: str | None, prep: Any, f
 
 def _run(o: SimpleNamespace, step: Callable[[str], None]) -> tuple[dict, Any, dict]:
     """Open the workspace and audit it with the command's target options."""
+    from geo_mz.core.workspaces import open_workspace
     from geo_mz.relief.audit import run_audit
-    from geo_mz.core.workspace import open_workspace
 
     ws = open_workspace(o.workspace)
     layers = ws.read_all()
@@ -168,8 +168,8 @@ def _has_scenario(o: SimpleNamespace) -> bool:
 
 def _disruption(layers: dict, a: Any, o: SimpleNamespace) -> Any:
     """Combine the command's closures: flood raster, road ids, closure areas, incidents."""
-    from geo_mz.network import disruption as dis
     from geo_mz.core.io import read_source
+    from geo_mz.network import disruption as dis
 
     flood, close_depth, close_roads = o.flood, o.close_depth, o.close_roads
     closures, buffer_m, use_incidents = o.closures, o.buffer_m, o.use_incidents
@@ -225,9 +225,9 @@ def relief_audit(**opts: Any) -> None:
     写出 relief.gpkg、relief.xlsx、relief_map.html / writes relief.gpkg, .xlsx, _map.html.
     """
     o = SimpleNamespace(**opts)
-    from geo_mz.relief.audit import audit_kpis
     from geo_mz.outputs.relief import report_tables as relief_tables
     from geo_mz.outputs.relief import write_relief_outputs
+    from geo_mz.relief.audit import audit_kpis
 
     step, close = progress_bar("relief audit")
     with bad_input():
@@ -254,9 +254,9 @@ def relief_scenario(**opts: Any) -> None:
     例 e.g.: geo-mz relief scenario --workspace out/pengjiang.gpkg --flood out/flood_depth.tif
     """
     o = SimpleNamespace(**opts)
-    from geo_mz.relief.audit import audit_kpis, reaudit
     from geo_mz.outputs.relief import report_tables as relief_tables
     from geo_mz.outputs.relief import scenario_kpis, write_relief_outputs
+    from geo_mz.relief.audit import audit_kpis, reaudit
 
     step, close = progress_bar("relief scenario")
     with bad_input():
@@ -301,9 +301,9 @@ def relief_preposition(**opts: Any) -> None:
     可叠加灾情情景(--flood 等) / optionally under a scenario (--flood etc.).
     """
     o = SimpleNamespace(**opts)
-    from geo_mz.relief.audit import audit_kpis, preposition, reaudit
     from geo_mz.outputs.relief import report_tables as relief_tables
     from geo_mz.outputs.relief import write_relief_outputs
+    from geo_mz.relief.audit import audit_kpis, preposition, reaudit
 
     step, close = progress_bar("relief preposition")
     with bad_input():
@@ -425,10 +425,10 @@ def relief_plan(**opts: Any) -> None:
     o = SimpleNamespace(**opts)
     from dataclasses import replace
 
+    from geo_mz.outputs.relief import write_plan_outputs
+    from geo_mz.relief.audit import reaudit
     from geo_mz.relief.delivery import DeliverySettings, delivery_kpis, demand_from, plan_delivery
     from geo_mz.relief.delivery import report_tables as plan_tables
-    from geo_mz.relief.audit import reaudit
-    from geo_mz.outputs.relief import write_plan_outputs
 
     step, close = progress_bar("relief plan")
     with bad_input():
@@ -469,9 +469,9 @@ def shelters() -> None:
 
 
 def _shelter_run(workspace: str, step: Callable[[str], None]) -> tuple[dict, Any, Any, dict]:
+    from geo_mz.core.workspaces import open_workspace
     from geo_mz.network.graph import network_from_roads
     from geo_mz.relief.shelters import ShelterSettings
-    from geo_mz.core.workspace import open_workspace
 
     ws = open_workspace(workspace)
     layers = ws.read_all()

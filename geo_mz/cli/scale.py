@@ -42,8 +42,8 @@ def _options(job: str, ws: Any, by: str, level: str | None, buffer_km: float | N
 
         opts["settings"] = CircleSettings()
     elif job == "relief":
-        from geo_mz.scale.partition import max_drive_kmh
         from geo_mz.relief.audit import ReliefSettings, workspace_targets
+        from geo_mz.scale.partition import max_drive_kmh
 
         s = ReliefSettings(targets=workspace_targets(ws.metadata))
         opts["settings"] = s
@@ -117,9 +117,9 @@ def run(
     """
     from tqdm import tqdm
 
-    from geo_mz.scale.runner import run_partitioned
+    from geo_mz.core.workspaces import open_workspace
     from geo_mz.scale.outputs import points_left_out, run_kpis, write_run_outputs
-    from geo_mz.core.workspace import open_workspace
+    from geo_mz.scale.runner import run_partitioned
 
     with bad_input():
         ws = open_workspace(workspace)

@@ -75,3 +75,8 @@ class LayerValidationError(GeoMzError, ValueError):
 
 class WorkspaceError(GeoMzError, ValueError):
     """A workspace is missing, not a geo_mz workspace, or a write to it failed."""
+
+
+class UnitsError(GeoMzError, ValueError):
+    """Administrative units that cannot be used as reporting units (level, codes, columns)."""
+

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -33,13 +33,10 @@ from geo_mz.core.errors import LayerReadError, LayerValidationError, Problem, Wo
 from geo_mz.core.projection import STORAGE_CRS, gk_zone_crs
 from geo_mz.core.validate import LayerResult, check_layer, prepare_layer
 
-if TYPE_CHECKING:
-    from geo_mz.core.workspace_postgis import PostgisWorkspace
-
 META_TABLE = "geo_mz_workspace"
 LAYERS_TABLE = "geo_mz_layers"
-_GPKG_GEOMETRY = {"Point": "Point", "LineString": "LineString", "Polygon": "MultiPolygon"}
-_LAYER_COLUMNS = [
+GPKG_GEOMETRY = {"Point": "Point", "LineString": "LineString", "Polygon": "MultiPolygon"}
+LAYER_COLUMNS = [
     "layer",
     "spec_version",
     "rows",
@@ -52,7 +49,7 @@ _LAYER_COLUMNS = [
 ]
 
 
-def _now() -> str:
+def now_iso() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
@@ -192,7 +189,7 @@ class Workspace:
             raise WorkspaceError(f"storage CRS must be EPSG:4490 or EPSG:4326, not {storage_crs}")
         if path.exists() and not overwrite:
             raise WorkspaceError(f"{path}: already exists (use overwrite=True / --overwrite)")
-        meta = _new_metadata(
+        meta = new_metadata(
             name=name,
             adcode=adcode,
             bounds=bounds,
@@ -207,7 +204,7 @@ class Workspace:
         try:
             _write_meta(Path(tmp), meta)
             pyogrio.write_dataframe(
-                pd.DataFrame({c: pd.Series([], dtype=object) for c in _LAYER_COLUMNS}),
+                pd.DataFrame({c: pd.Series([], dtype=object) for c in LAYER_COLUMNS}),
                 tmp,
                 layer=LAYERS_TABLE,
             )
@@ -484,7 +481,7 @@ class Workspace:
                         frame,
                         tmp,
                         layer=kind,
-                        geometry_type=_GPKG_GEOMETRY[spec.geometry],
+                        geometry_type=GPKG_GEOMETRY[spec.geometry],
                         promote_to_multi=spec.geometry == "Polygon",
                     )
                 except Exception as exc:
@@ -502,15 +499,15 @@ class Workspace:
                         "method": str(prov.get("method", "")),
                         "source_crs": str(prov.get("source_crs", "")),
                         "sha256": str(prov.get("sha256", "")),
-                        "imported_at": _now(),
+                        "imported_at": now_iso(),
                     }
                 )
             table = pd.concat([records.astype(str), pd.DataFrame(new_rows)], ignore_index=True)
             table = table.sort_values("layer").reset_index(drop=True)
-            pyogrio.write_dataframe(table[_LAYER_COLUMNS].astype(object), tmp, layer=LAYERS_TABLE)
+            pyogrio.write_dataframe(table[LAYER_COLUMNS].astype(object), tmp, layer=LAYERS_TABLE)
 
 
-def _new_metadata(
+def new_metadata(
     *,
     name: str,
     adcode: str,
@@ -531,7 +528,7 @@ def _new_metadata(
         "storage_crs": storage_crs,
         "measure_crs": measure_crs or gk_zone_crs((minx + maxx) / 2),
         "bounds": json.dumps([minx, miny, maxx, maxy]),
-        "created_at": _now(),
+        "created_at": now_iso(),
         "geo_mz_version": geo_mz.__version__,
         "format": "geo_mz workspace 1",
     }
@@ -545,19 +542,6 @@ def _write_meta(path: Path, meta: Mapping[str, str]) -> None:
     pyogrio.write_dataframe(df, path, layer=META_TABLE)
 
 
-def open_workspace(path: str | Path) -> Workspace | PostgisWorkspace:
-    """Open a workspace: a GeoPackage path, or a PostGIS URL.
-
-    ``postgresql://user:password@host:port/dbname#schema`` (or ``postgres://``) opens a
-    :class:`geo_mz.core.workspace_postgis.PostgisWorkspace`; the ``#schema`` fragment names the
-    workspace's schema (``geo_mz_ws`` when absent) and is stripped before connecting. Needs the
-    ``postgis`` extra (psycopg 3).
-    """
-    if str(path).startswith(("postgresql://", "postgres://")):
-        from geo_mz.core.workspace_postgis import PostgisWorkspace
-
-        return PostgisWorkspace(str(path))
-    return Workspace(path)
 
 
 __all__ = [
@@ -566,5 +550,4 @@ __all__ = [
     "Workspace",
     "conform_types",
     "file_sha256",
-    "open_workspace",
 ]

@@ -45,14 +45,14 @@ from geo_mz.core.catalog import LayerSpec, get_spec
 from geo_mz.core.errors import WorkspaceError
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.workspace import (
-    _GPKG_GEOMETRY,
-    _LAYER_COLUMNS,
+    GPKG_GEOMETRY,
+    LAYER_COLUMNS,
     LAYERS_TABLE,
     META_TABLE,
     Workspace,
-    _new_metadata,
-    _now,
     conform_types,
+    new_metadata,
+    now_iso,
 )
 
 DEFAULT_SCHEMA = "geo_mz_ws"
@@ -330,7 +330,7 @@ class PostgisWorkspace:
         """
         conn_url, fragment = split_workspace_url(str(url))
         schema = schema or fragment or DEFAULT_SCHEMA
-        meta = _new_metadata(
+        meta = new_metadata(
             name=name,
             adcode=adcode,
             bounds=bounds,
@@ -380,7 +380,7 @@ class PostgisWorkspace:
                 gdf = ws.read(kind)
                 say(f"{kind}: {len(gdf)} rows")
                 target.write_layer(kind, gdf)
-                target.record({c: rec[c] for c in _LAYER_COLUMNS})
+                target.record({c: rec[c] for c in LAYER_COLUMNS})
         say(f"copied {len(records)} layers to {redact_url(conn_url)}#{schema}")
         return cls(conn_url, schema=schema)
 
@@ -401,16 +401,16 @@ class PostgisWorkspace:
     bounds = Workspace.bounds
 
     def _records(self, conn: Any) -> pd.DataFrame:
-        cols = _sql().SQL(", ").join(_sql().Identifier(c) for c in _LAYER_COLUMNS)
+        cols = _sql().SQL(", ").join(_sql().Identifier(c) for c in LAYER_COLUMNS)
         rows = conn.execute(
             _sql()
             .SQL('SELECT {} FROM {} ORDER BY layer COLLATE "C"')
             .format(cols, self._table(LAYERS_TABLE))
         ).fetchall()
         if not rows:
-            return pd.DataFrame({c: pd.Series([], dtype=object) for c in _LAYER_COLUMNS})
+            return pd.DataFrame({c: pd.Series([], dtype=object) for c in LAYER_COLUMNS})
         data: dict[str, pd.Series] = {}
-        for i, c in enumerate(_LAYER_COLUMNS):
+        for i, c in enumerate(LAYER_COLUMNS):
             values = [r[i] for r in rows]
             if c == "rows":
                 data[c] = pd.Series(values, dtype="int64")
@@ -547,7 +547,7 @@ class PostgisWorkspace:
                                 "method": str(prov.get("method", "")),
                                 "source_crs": str(prov.get("source_crs", "")),
                                 "sha256": str(prov.get("sha256", "")),
-                                "imported_at": _now(),
+                                "imported_at": now_iso(),
                             }
                         )
             except _psycopg().Error as exc:
@@ -671,7 +671,7 @@ class _Target:
         frame = gdf.reset_index(drop=True)
         columns = [str(c) for c in frame.columns if c != frame.geometry.name]
         types = [_column_type(c, frame[c], spec) for c in columns]
-        gtype = _GPKG_GEOMETRY[spec.geometry]
+        gtype = GPKG_GEOMETRY[spec.geometry]
         t = sql.Identifier(self.schema, kind)
         defs = [sql.SQL("fid bigint PRIMARY KEY")]
         defs += [
@@ -715,12 +715,12 @@ class _Target:
     def record(self, rec: Mapping[str, Any]) -> None:
         """Insert or replace the layer's ``geo_mz_layers`` row."""
         sql = _sql()
-        cols = sql.SQL(", ").join(sql.Identifier(c) for c in _LAYER_COLUMNS)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in LAYER_COLUMNS)
         updates = sql.SQL(", ").join(
-            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in _LAYER_COLUMNS[1:]
+            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in LAYER_COLUMNS[1:]
         )
         values = []
-        for c in _LAYER_COLUMNS:
+        for c in LAYER_COLUMNS:
             v = rec[c]
             if c == "rows":
                 v = int(v)
@@ -733,7 +733,7 @@ class _Target:
             sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (layer) DO UPDATE SET {}").format(
                 sql.Identifier(self.schema, LAYERS_TABLE),
                 cols,
-                sql.SQL(", ").join([sql.Placeholder()] * len(_LAYER_COLUMNS)),
+                sql.SQL(", ").join([sql.Placeholder()] * len(LAYER_COLUMNS)),
                 updates,
             ),
             values,

@@ -63,9 +63,8 @@ import pyogrio
 import shapely
 from shapely.geometry import shape
 
-from geo_mz.datasets import get_path
+from geo_mz.core.data import default_cache_dir, get_path
 from geo_mz.core.errors import GeoMzError, LayerReadError
-from geo_mz.names.cache import default_cache_dir
 from geo_mz.core.projection import STORAGE_CRS, gcj02_to_wgs84
 
 __all__ = [

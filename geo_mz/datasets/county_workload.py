@@ -56,10 +56,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_mz.datasets import _synth as sy
 from geo_mz.core.errors import GeoMzError
 from geo_mz.core.projection import STORAGE_CRS, gk_zone_crs
 from geo_mz.core.workspace import Workspace
+from geo_mz.datasets import _synth as sy
 
 __all__ = [
     "GENERATOR",

@@ -43,7 +43,6 @@ import shapely
 from pyproj import Transformer
 from scipy import ndimage
 
-from geo_mz.datasets._synth import spec_frame
 from geo_mz.core.terrain import (
     DemGrid,
     grid_for_bounds,
@@ -52,6 +51,7 @@ from geo_mz.core.terrain import (
     slope_deg,
     write_raster,
 )
+from geo_mz.datasets._synth import spec_frame
 
 __all__ = [
     "DEM_CELL_M",

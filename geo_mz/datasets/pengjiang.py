@@ -81,8 +81,9 @@ import shapely
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
+from geo_mz.core.data import get_path
+from geo_mz.core.terrain import DemGrid
 from geo_mz.datasets import _synth as sy
-from geo_mz.datasets import get_path
 from geo_mz.datasets._synth import (
     STORAGE_CRS,
     DistrictGeo,
@@ -91,7 +92,6 @@ from geo_mz.datasets._synth import (
 )
 from geo_mz.datasets.dem import landuse_provenance, pengjiang_dem, pengjiang_landuse
 from geo_mz.relief.audit import PENGJIANG_TARGETS, targets_to_json
-from geo_mz.core.terrain import DemGrid
 
 __all__ = ["PopulationGrid", "SampleWorkspace", "build_pengjiang", "write_population_geotiff"]
 

@@ -19,26 +19,26 @@ import numpy as np
 import pandas as pd
 from scipy.sparse.csgraph import dijkstra
 
-from geo_mz.eldercare.coverage import (
-    _TOL_MIN,
-    _TOL_PERSONS,
+from geo_mz.core.results import Kpi
+from geo_mz.core.standards import BEDS_PER_1000_MIN, NURSING_SHARE_MIN
+from geo_mz.core.units import assign_to_units, units_of_level
+from geo_mz.eldercare._common import (
+    TOL_MIN,
+    TOL_PERSONS,
     CoverageError,
     NoCentresError,
-    _assign,
-    _check_gdf,
-    _frame_rows,
-    _ids,
-    _numbers,
-    _pct,
-    _positive,
-    _retimed,
-    _snap_centres,
-    _units_of,
-    select_centres,
+    centre_ids,
+    check_gdf,
+    check_positive,
+    frame_rows,
+    nonneg_numbers,
+    pct,
+    retimed,
+    snap_centres,
 )
-from geo_mz.network.graph import Network, Snapped, snap_points
-from geo_mz.outputs.report import Kpi
-from geo_mz.core.standards import BEDS_PER_1000_MIN, NURSING_SHARE_MIN
+from geo_mz.eldercare.coverage import select_centres
+from geo_mz.network.graph import Network, Snapped
+from geo_mz.network.paths import snap_points
 
 __all__ = ["E2sfcaResult", "beds_by_unit", "beds_kpis", "capacity_adjusted_coverage", "e2sfca"]
 
@@ -93,29 +93,29 @@ def beds_by_unit(
         people), beds_shortfall (ceil(norm x pop / 1000) - beds, >= 0), meets_nursing_target
         (NA without beds); an ``unassigned`` row when something falls in no unit; ``total``.
     """
-    _check_gdf(facilities, "facilities", ("kind", "status"))
-    _check_gdf(population, "population", (pop_field,))
+    check_gdf(facilities, "facilities", ("kind", "status"))
+    check_gdf(population, "population", (pop_field,))
     try:
         fac = select_centres(facilities, kinds=kinds, statuses=statuses)
     except NoCentresError:
         fac = facilities.iloc[:0]
-    u = _units_of(units, level)
+    u = units_of_level(units, level)
     k = len(u) + 1
-    fpos, ppos = _assign(fac, u), _assign(population, u)
+    fpos, ppos = assign_to_units(fac, u), assign_to_units(population, u)
     fg, pg = np.where(fpos >= 0, fpos, len(u)), np.where(ppos >= 0, ppos, len(u))
-    beds_f = _numbers(fac, "beds", "facilities", nan_ok=True) if "beds" in fac else 0 * fg
+    beds_f = nonneg_numbers(fac, "beds", "facilities", nan_ok=True) if "beds" in fac else 0 * fg
     nurse_f = (
-        _numbers(fac, "nursing_beds", "facilities", nan_ok=True)
+        nonneg_numbers(fac, "nursing_beds", "facilities", nan_ok=True)
         if "nursing_beds" in fac
         else 0 * fg
     )
-    pop = np.bincount(pg, _numbers(population, pop_field, "population"), k)
+    pop = np.bincount(pg, nonneg_numbers(population, pop_field, "population"), k)
     beds = np.bincount(fg, beds_f, k)
     nursing = np.bincount(fg, nurse_f, k)
     count = np.bincount(fg, minlength=k).astype(float)
     extra = bool((fpos < 0).any() or (ppos < 0).any())
     sel = np.r_[np.arange(len(u)), [len(u)] if extra else []].astype(np.int64)
-    rows = _frame_rows(u, level, extra)
+    rows = frame_rows(u, level, extra)
 
     def with_total(x: np.ndarray) -> np.ndarray:
         return np.r_[x[sel], x[sel].sum()]
@@ -129,7 +129,7 @@ def beds_by_unit(
     rows["beds_per_1000"] = b / safe_p * 1000.0
     rows["nursing_beds_per_1000"] = nb / safe_p * 1000.0
     rows["nursing_share"] = nb / safe_b
-    need = np.ceil(beds_min_per_1000 * p / 1000.0 - _TOL_PERSONS)
+    need = np.ceil(beds_min_per_1000 * p / 1000.0 - TOL_PERSONS)
     short = np.maximum(need - b, 0.0)
     short[-1] = short[:-1].sum()
     meets_b = pd.array(short <= 0, dtype="boolean")
@@ -163,7 +163,7 @@ def beds_kpis(table: pd.DataFrame) -> list[Kpi]:
     return [
         Kpi("每千名老人床位", "Beds per 1,000 aged 60+", round(per, 1), "张/千人", f"≥ {tb:g}",
             per >= tb, "GB 50437-2007 (2018) §3.2.1"),
-        Kpi("护理型床位占比", "Nursing-type bed share", _pct(share), "%", f"≥ {_pct(tn):g}",
+        Kpi("护理型床位占比", "Nursing-type bed share", pct(share), "%", f"≥ {pct(tn):g}",
             share >= tn, '《"十四五"国家老龄事业发展和养老服务体系规划》'),
     ]  # fmt: skip
 
@@ -190,17 +190,17 @@ def _pairs_within(
     js, ps_, ts = [], [], []
     for start in range(0, len(cs.node), rows):
         off = cs.offset_min[start : start + rows]
-        lim = limit - float(off.min()) + _TOL_MIN
+        lim = limit - float(off.min()) + TOL_MIN
         if lim < 0:
             continue
         d = dijkstra(net.graph, directed=True, indices=cs.node[start : start + rows], limit=lim)
-        r, c = np.nonzero(d + off[:, None] <= limit + _TOL_MIN)
+        r, c = np.nonzero(d + off[:, None] <= limit + TOL_MIN)
         dd, cnt = d[r, c] + off[r], counts[c]
         tot = int(cnt.sum())
         first = np.repeat(ptr[c] - (np.cumsum(cnt) - cnt), cnt)
         pts = order[first + np.arange(tot)]
         t = np.repeat(dd, cnt) + ps.offset_min[pts]
-        ok = t <= limit + _TOL_MIN
+        ok = t <= limit + TOL_MIN
         js.append(np.repeat(start + r, cnt)[ok])
         ps_.append(pts[ok])
         ts.append(t[ok])
@@ -268,18 +268,18 @@ def e2sfca(
         ``supply_per_1000``,
         ``over_capacity`` (demand_places > capacity), ``snap_m``, ``too_far``.
     """
-    _check_gdf(population, "population", (pop_field,))
-    _check_gdf(centres, "centres", (capacity_field,))
+    check_gdf(population, "population", (pop_field,))
+    check_gdf(centres, "centres", (capacity_field,))
     if decay not in ("gaussian", "linear", "step"):
         raise CoverageError(f"`decay` was {decay!r}; expected 'gaussian', 'linear' or 'step'")
-    t0 = _positive("catchment_min", catchment_min)
+    t0 = check_positive("catchment_min", catchment_min)
     need = float(demand_per_1000)
-    cap = _numbers(centres, capacity_field, "centres")
-    net2, v = _retimed(net, walk_speed_kmh)
-    cs = _snap_centres(net2, centres, max_snap_m, v)
+    cap = nonneg_numbers(centres, capacity_field, "centres")
+    net2, v = retimed(net, walk_speed_kmh)
+    cs = snap_centres(net2, centres, max_snap_m, v)
     ps = snap_points(net2, population, max_snap_m=max_snap_m, access_speed_kmh=v)
-    pop = _numbers(population, pop_field, "population")
-    j, i, t = _pairs_within(net2, cs, ps, t0, _positive("max_block_mb", max_block_mb))
+    pop = nonneg_numbers(population, pop_field, "population")
+    j, i, t = _pairs_within(net2, cs, ps, t0, check_positive("max_block_mb", max_block_mb))
     w = _decay(t, t0, decay)
     nc, npop = len(centres), len(population)
     demand_w = np.bincount(j, pop[i] * w, nc)
@@ -342,14 +342,14 @@ def capacity_adjusted_coverage(
         ``covered_pop`` and ``covered_pop_adjusted`` (persons); :func:`coverage_by_unit` sums the
         latter into ``covered_capacity_adj`` / ``share_capacity_adj``.
     """
-    _check_gdf(times, "times", ("walk_min", "nearest_centre", pop_field))
-    _check_gdf(centres, "centres", (capacity_field,))
-    ids = pd.Index(_ids(centres, id_field))
-    cap = _numbers(centres, capacity_field, "centres")
-    pop = _numbers(times, pop_field, "times")
+    check_gdf(times, "times", ("walk_min", "nearest_centre", pop_field))
+    check_gdf(centres, "centres", (capacity_field,))
+    ids = pd.Index(centre_ids(centres, id_field))
+    cap = nonneg_numbers(centres, capacity_field, "centres")
+    pop = nonneg_numbers(times, pop_field, "times")
     walk = pd.to_numeric(times["walk_min"]).to_numpy(dtype=float)
     near = times["nearest_centre"].to_numpy(dtype=object)
-    covered = walk <= float(threshold_min) + _TOL_MIN
+    covered = walk <= float(threshold_min) + TOL_MIN
     j = np.full(len(times), -1, dtype=np.int64)
     j[covered] = ids.get_indexer(pd.Index(near[covered], dtype=object))
     unknown = covered & (j < 0)

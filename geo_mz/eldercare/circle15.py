@@ -19,22 +19,24 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_mz.eldercare import capacity, coverage
-from geo_mz.network import isochrones, siting
 from geo_mz.core.catalog import load_catalog
 from geo_mz.core.errors import GeoMzError
-from geo_mz.outputs.maps import layers_map, save_map
-from geo_mz.network.graph import ELDERLY_WALK_SPEED_KMH, Network, network_from_roads
-from geo_mz.outputs.report import Kpi, ReportTable, unique_kpis
-from geo_mz.outputs.results import (
+from geo_mz.core.results import (
+    Kpi,
+    ReportTable,
     conform,
     display_table,
     headed,
     kpi_frame,
     result_catalog,
-    write_gpkg,
+    unique_kpis,
 )
 from geo_mz.core.standards import COVERAGE_THRESHOLDS_MIN, RESIDENTIAL_KINDS, TARGET_SHARE
+from geo_mz.eldercare import capacity, coverage
+from geo_mz.network import isochrones, siting
+from geo_mz.network.graph import ELDERLY_WALK_SPEED_KMH, Network, network_from_roads
+from geo_mz.outputs.files import write_gpkg
+from geo_mz.outputs.maps import layers_map, save_map
 
 Lang = Literal["zh", "en"]
 STORAGE_CRS = "EPSG:4490"

@@ -35,10 +35,26 @@ from pyproj import CRS
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from geo_mz.core.errors import CrsError, GeoMzError
-from geo_mz.network.graph import Network, Snapped, multi_source_times, snap_points, with_closures
-from geo_mz.outputs.report import Kpi
+from geo_mz.core.errors import CrsError
+from geo_mz.core.results import Kpi
 from geo_mz.core.standards import COVERAGE_THRESHOLDS_MIN, RESIDENTIAL_KINDS, TARGET_SHARE
+from geo_mz.core.units import assign_to_units, units_of_level
+from geo_mz.eldercare._common import (
+    TOL_MIN,
+    TOL_PERSONS,
+    CoverageError,
+    NoCentresError,
+    centre_ids,
+    check_gdf,
+    check_positive,
+    frame_rows,
+    nonneg_numbers,
+    pct,
+    retimed,
+    snap_centres,
+)
+from geo_mz.network.graph import Network
+from geo_mz.network.paths import multi_source_times, snap_points
 
 __all__ = [
     "COMMUNITY_KINDS",
@@ -82,47 +98,19 @@ COMMUNITY_KINDS: tuple[str, ...] = (
 )
 
 STORAGE_CRS = "EPSG:4490"
-_TOL_MIN = 1e-9  # inclusive thresholds: absorbs float noise only
-_TOL_PERSONS = 1e-6
 
 
-class CoverageError(GeoMzError, ValueError):
-    """A coverage analysis cannot run as asked (missing columns, bad options)."""
 
 
-class NoCentresError(CoverageError):
-    """No centre is left after filtering facilities by kind and status."""
 
 
 # --------------------------------------------------------------------------- validation helpers
 
 
-def _check_gdf(obj: object, what: str, columns: Sequence[str] = ()) -> gpd.GeoDataFrame:
-    if not isinstance(obj, gpd.GeoDataFrame):
-        raise TypeError(f"`{what}` must be a GeoDataFrame, got {type(obj).__name__}")
-    if obj.crs is None:
-        raise CrsError(f"`{what}` has no CRS; set it with .set_crs(...), e.g. 'EPSG:4490'")
-    missing = [c for c in columns if c not in obj.columns]
-    if missing:
-        raise CoverageError(f"`{what}` lacks column(s) {missing}; it has {list(obj.columns)}")
-    return obj
 
 
-def _positive(name: str, value: float) -> float:
-    v = float(value)
-    if not math.isfinite(v) or v <= 0:
-        raise CoverageError(f"`{name}` was {value!r} but must be a positive, finite number")
-    return v
 
 
-def _numbers(df: pd.DataFrame, col: str, what: str, *, nan_ok: bool = False) -> np.ndarray:
-    x = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    bad = np.flatnonzero((np.isnan(x) & (not nan_ok)) | (x < 0))
-    if len(bad):
-        raise CoverageError(
-            f"`{what}` column {col!r} must be numbers >= 0; rows {bad[:10].tolist()} are not"
-        )
-    return np.nan_to_num(x, nan=0.0)
 
 
 def _metric_crs(crs: str) -> CRS:
@@ -132,12 +120,6 @@ def _metric_crs(crs: str) -> CRS:
     return c
 
 
-def _ids(centres: gpd.GeoDataFrame, id_field: str) -> np.ndarray:
-    ids = centres[id_field] if id_field in centres.columns else centres.index.to_series()
-    arr = ids.to_numpy(dtype=object)
-    if pd.Series(arr).duplicated().any():
-        raise CoverageError(f"centre ids ({id_field!r} or the index) must be unique")
-    return arr
 
 
 # --------------------------------------------------------------------------- centres and times
@@ -170,7 +152,7 @@ def select_centres(
     NoCentresError
         If nothing is left; the message names the filter and what the layer holds.
     """
-    _check_gdf(facilities, "facilities", ("kind", "status"))
+    check_gdf(facilities, "facilities", ("kind", "status"))
     for name, vals, allowed in (
         ("kinds", kinds, ELDER_CARE_KINDS),
         ("statuses", statuses, ("operating", "under_construction", "planned", "closed")),
@@ -195,26 +177,8 @@ def select_centres(
     return facilities.loc[keep].copy()
 
 
-def _retimed(net: Network, walk_speed_kmh: float | None) -> tuple[Network, float]:
-    """Re-time the network at ``walk_speed_kmh`` (walk only); return it and the snap speed."""
-    if walk_speed_kmh is None:
-        return net, float(net.access_speed_kmh)
-    v = _positive("walk_speed_kmh", walk_speed_kmh)
-    if net.mode != "walk":
-        raise CoverageError("`walk_speed_kmh` re-times walk networks only; this one is 'drive'")
-    factor = net.edge_speed_kmh / v
-    if np.allclose(factor, 1.0, rtol=0, atol=1e-12):
-        return net, v
-    return with_closures(net, slow_factor=factor), v
 
 
-def _snap_centres(
-    net: Network, centres: gpd.GeoDataFrame, max_snap_m: float, speed: float
-) -> Snapped:
-    _check_gdf(centres, "centres")
-    if len(centres) == 0:
-        raise NoCentresError("`centres` is empty: select at least one centre")
-    return snap_points(net, centres, max_snap_m=max_snap_m, access_speed_kmh=speed)
 
 
 def node_times(
@@ -246,8 +210,8 @@ def node_times(
         ``time_min`` per node (inf if unreached) and the positional index into ``centres`` of the
         nearest centre (-1 if unreached).
     """
-    net2, v = _retimed(net, walk_speed_kmh)
-    cs = _snap_centres(net2, centres, max_snap_m, v)
+    net2, v = retimed(net, walk_speed_kmh)
+    cs = snap_centres(net2, centres, max_snap_m, v)
     return multi_source_times(net2, cs.node, source_offset_min=cs.offset_min, limit_min=limit_min)
 
 
@@ -284,10 +248,10 @@ def access_times(
         point's snap walk + network time + centre's snap walk, ``nearest_centre`` (id or None),
         ``snap_m`` (the point's straight walk to its node) and ``too_far`` (snap > max_snap_m).
     """
-    _check_gdf(population, "population")
-    net2, v = _retimed(net, walk_speed_kmh)
-    cs = _snap_centres(net2, centres, max_snap_m, v)
-    ids = _ids(centres, id_field)
+    check_gdf(population, "population")
+    net2, v = retimed(net, walk_speed_kmh)
+    cs = snap_centres(net2, centres, max_snap_m, v)
+    ids = centre_ids(centres, id_field)
     t_node, near = multi_source_times(net2, cs.node, source_offset_min=cs.offset_min)
     ps = snap_points(net2, population, max_snap_m=max_snap_m, access_speed_kmh=v)
     walk = t_node[ps.node] + ps.offset_min
@@ -305,51 +269,8 @@ def access_times(
 # --------------------------------------------------------------------------- units
 
 
-def _units_of(units: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
-    _check_gdf(units, "units", ("adcode", "name", "level"))
-    levels = sorted(units["level"].dropna().unique().tolist())
-    if level not in levels:
-        raise CoverageError(f"`level` was {level!r} but `units` has levels {levels}")
-    keep = units["level"] == level
-    if "in_jurisdiction" in units.columns:
-        keep &= units["in_jurisdiction"].astype("boolean").fillna(True)
-    u = units.loc[keep.to_numpy(dtype=bool)].sort_values("adcode").reset_index(drop=True)
-    u["adcode"] = u["adcode"].astype(str)
-    dup = sorted(set(u.loc[u["adcode"].duplicated(), "adcode"]))
-    if dup:
-        raise CoverageError(f"the {level} units repeat adcodes {dup[:10]}")
-    if u["adcode"].str.len().nunique() != 1:
-        raise CoverageError(f"the {level} units' adcodes differ in length; cannot join by prefix")
-    if "urban_rural" not in u.columns:
-        u["urban_rural"] = None
-    return u
 
 
-def _assign(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.ndarray:
-    """Position of each point's unit in ``units`` (-1: none).
-
-    By the points' ``adcode`` prefix (as long as the units' codes) where a point has one; points
-    without an adcode are joined spatially (first unit intersecting them). A point whose adcode
-    matches no unit stays unassigned (it belongs to another area), it is not re-joined in space.
-    """
-    length = len(units["adcode"].iloc[0]) if len(units) else 0
-    pos = np.full(len(points), -1, dtype=np.int64)
-    has = np.zeros(len(points), dtype=bool)
-    if "adcode" in points.columns and len(units):
-        fact, uniq = pd.factorize(points["adcode"])  # few distinct codes: slice those only
-        ucode = [str(c) for c in uniq]
-        upos = pd.Index(units["adcode"]).get_indexer([c[:length] for c in ucode])
-        uhas = np.array([len(c) >= length for c in ucode] + [False], dtype=bool)
-        has = uhas[fact]  # fact -1 (missing) picks the trailing False
-        pos[has] = upos[fact[has]]
-    rest = np.flatnonzero(~has)
-    if len(rest) and len(units):
-        geoms = units.geometry.to_crs(points.crs) if units.crs != points.crs else units.geometry
-        tree = shapely.STRtree(np.asarray(geoms.values))
-        pi, ui = tree.query(np.asarray(points.geometry.values)[rest], predicate="intersects")
-        first = pd.Series(ui).groupby(pi).min()
-        pos[rest[first.index.to_numpy()]] = first.to_numpy()
-    return pos
 
 
 def _mode_by_weight(group: np.ndarray, value: np.ndarray, weight: np.ndarray, k: int) -> list:
@@ -365,14 +286,6 @@ def _mode_by_weight(group: np.ndarray, value: np.ndarray, weight: np.ndarray, k:
     return out
 
 
-def _frame_rows(u: gpd.GeoDataFrame, level: str, extra: bool) -> pd.DataFrame:
-    ur = [None if pd.isna(x) else x for x in u["urban_rural"].astype(object)]
-    recs = list(zip([level] * len(u), u["adcode"], u["name"], ur, strict=True))
-    if extra:
-        recs.append(("unassigned", None, "未归属 unassigned", None))
-    codes = {str(c)[:6] for c in u["adcode"]}
-    recs.append(("total", codes.pop() if len(codes) == 1 else None, "合计 total", None))
-    return pd.DataFrame(recs, columns=["level", "adcode", "name", "urban_rural"], dtype=object)
 
 
 def coverage_by_unit(
@@ -424,17 +337,17 @@ def coverage_by_unit(
     Points join units by the first digits of their 12-digit ``adcode`` (9 for towns, 12 for
     villages); points without an adcode join spatially.
     """
-    _check_gdf(times, "times", ("walk_min", "nearest_centre", pop_field))
-    ths = sorted({_positive("thresholds_min", t) for t in thresholds_min})
+    check_gdf(times, "times", ("walk_min", "nearest_centre", pop_field))
+    ths = sorted({check_positive("thresholds_min", t) for t in thresholds_min})
     if float(target_min) not in ths:
         raise CoverageError(f"`target_min` {target_min!r} must be one of {ths}")
     if not targets or any(not 0 <= float(x) <= 1 for x in targets.values()):
         raise CoverageError(f"`targets` must map urban_rural codes to shares in [0, 1]: {targets}")
-    u = _units_of(units, level)
-    pos = _assign(times, u)
+    u = units_of_level(units, level)
+    pos = assign_to_units(times, u)
     k = len(u) + 1
     g = np.where(pos >= 0, pos, len(u))
-    pop = _numbers(times, pop_field, "times")
+    pop = nonneg_numbers(times, pop_field, "times")
     walk = pd.to_numeric(times["walk_min"]).to_numpy(dtype=float)
 
     def bsum(w: np.ndarray) -> np.ndarray:
@@ -444,12 +357,12 @@ def coverage_by_unit(
     pop_u = bsum(pop)
     cols: dict[str, np.ndarray] = {pop_field: pop_u}
     for t in ths:
-        cov = bsum(pop * (walk <= t + _TOL_MIN))
+        cov = bsum(pop * (walk <= t + TOL_MIN))
         cols[f"covered_{t:g}min"] = cov
     strict = max(float(x) for x in targets.values())
     ur = [*u["urban_rural"].astype(object), None]
     target = np.array([float(targets.get(x, strict)) if isinstance(x, str) else strict for x in ur])
-    required = np.ceil(target * pop_u - _TOL_PERSONS)
+    required = np.ceil(target * pop_u - TOL_PERSONS)
     covered_t = cols[f"covered_{float(target_min):g}min"]
     shortfall = np.maximum(required - covered_t, 0.0)
     walk_w = bsum(np.where(reach, walk, 0.0) * pop)
@@ -466,7 +379,7 @@ def coverage_by_unit(
 
     extra = bool(pop_u[-1] > 0 or (pos < 0).any())
     sel = np.r_[np.arange(len(u)), [len(u)] if extra else []].astype(np.int64)
-    rows = _frame_rows(u, level, extra)
+    rows = frame_rows(u, level, extra)
 
     def with_total(x: np.ndarray) -> np.ndarray:
         return np.r_[x[sel], x[sel].sum()]
@@ -481,7 +394,7 @@ def coverage_by_unit(
     req = with_total(required)
     rows["target_share"] = np.r_[target[sel], req[-1] / safe[-1]]
     sf = with_total(shortfall)
-    meets = pd.array(sf <= _TOL_PERSONS, dtype="boolean")
+    meets = pd.array(sf <= TOL_PERSONS, dtype="boolean")
     meets[p <= 0] = pd.NA
     rows["meets_target"] = meets
     rows["shortfall_persons"] = sf
@@ -496,8 +409,6 @@ def coverage_by_unit(
     return rows
 
 
-def _pct(x: float) -> float:
-    return round(100.0 * x, 1) if np.isfinite(x) else float("nan")
 
 
 _SRC_CIRCLE = (
@@ -545,12 +456,12 @@ def coverage_kpis(
             met = bool(tot["meets_target"]) if not pd.isna(tot["meets_target"]) else None
             out.append(
                 Kpi(f"{t}分钟养老服务圈覆盖率(60岁以上)", f"Aged 60+ within {t} min walk",
-                    _pct(share), "%", f"≥ {_pct(tgt)}", met, f"{_SRC_CIRCLE}; {_SRC_TARGET}")
+                    pct(share), "%", f"≥ {pct(tgt)}", met, f"{_SRC_CIRCLE}; {_SRC_TARGET}")
             )  # fmt: skip
         else:
             out.append(
                 Kpi(f"{t}分钟步行覆盖率(60岁以上)", f"Aged 60+ within {t} min walk",
-                    _pct(share), "%", "", None, "GB 50180-2018 life circles (STANDARDS.md §B)")
+                    pct(share), "%", "", None, "GB 50180-2018 life circles (STANDARDS.md §B)")
             )  # fmt: skip
     with_pop = units[units[pop_field] > 0]
     n_ok = int(with_pop["meets_target"].fillna(False).astype(bool).sum())
@@ -645,15 +556,15 @@ def gaps(
         every uncovered person there is unreachable), ``unreachable_pop``; hex rows also carry
         ``cluster_id``, cluster rows ``n_hex``.
     """
-    _check_gdf(times, "times", ("walk_min", pop_field))
+    check_gdf(times, "times", ("walk_min", pop_field))
     metric = _metric_crs(crs)
-    s = _positive("cell_size_m", cell_size_m) / _SQ3
+    s = check_positive("cell_size_m", cell_size_m) / _SQ3
     thr = float(threshold_min)
     if level not in ("hex", "cluster"):
         raise CoverageError(f"`level` was {level!r} but is expected to be 'hex' or 'cluster'")
-    pop = _numbers(times, pop_field, "times")
+    pop = nonneg_numbers(times, pop_field, "times")
     walk = pd.to_numeric(times["walk_min"]).to_numpy(dtype=float)
-    unc = (walk > thr + _TOL_MIN) & (pop > 0)
+    unc = (walk > thr + TOL_MIN) & (pop > 0)
     name = f"{pop_field}_uncovered"
     cols = ["gap_id", "rank", name, "n_cells", "mean_walk_min", "unreachable_pop"]
     cols += ["cluster_id"] if level == "hex" else ["n_hex"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from geo_mz.core.data import default_cache_dir
 from geo_mz.names.index import _AUX_ARRAYS, LEVELS, GazetteerIndex, _Strings, _tables
 from geo_mz.names.pinyin import _CHAR_TOKENS, _divergent_phrases, _seed_memos
 
@@ -38,25 +39,6 @@ _KEY_MODULES = (
 )
 
 
-def default_cache_dir() -> Path:
-    """Folder of the gazetteer index cache.
-
-    Returns
-    -------
-    pathlib.Path
-        ``$GEO_MZ_CACHE_DIR`` when set; else the user cache folder of ``geo_mz``
-        (``platformdirs.user_cache_dir`` when platformdirs is installed, otherwise
-        ``$XDG_CACHE_HOME/geo_mz`` or ``~/.cache/geo_mz``).  Not created here.
-    """
-    env = os.environ.get("GEO_MZ_CACHE_DIR")
-    if env:
-        return Path(env)
-    try:
-        from platformdirs import user_cache_dir
-    except ImportError:
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        return Path(base) / "geo_mz"
-    return Path(user_cache_dir("geo_mz", appauthor=False))
 
 
 def _data_files(folder: Path) -> list[Path]:
@@ -212,7 +194,7 @@ def _read_cache(path: Path, key: str) -> GazetteerIndex | None:
 
 def _default_folder(folder: str | Path | None) -> Path:
     if folder is None:
-        from geo_mz.datasets import sample_dir
+        from geo_mz.core.data import sample_dir
 
         return sample_dir()
     return Path(folder)

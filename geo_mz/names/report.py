@@ -11,8 +11,9 @@ from typing import Literal
 
 import pandas as pd
 
+from geo_mz.core.results import Kpi, ReportTable
 from geo_mz.names.rules import _SCOPE_ZH, CHECKS, Rules, load_rules
-from geo_mz.outputs.report import Kpi, ReportTable, write_report
+from geo_mz.outputs.report import write_report
 
 __all__ = ["county_summary", "report_tables", "write_excel", "write_names_report"]
 

@@ -35,8 +35,9 @@ from rasterio.windows import Window
 from scipy.ndimage import distance_transform_edt, gaussian_filter
 
 from geo_mz.core.errors import CrsError, GeoMzError
-from geo_mz.network.graph import Network, with_closures
 from geo_mz.core.projection import parse_crs
+from geo_mz.network.graph import Network
+from geo_mz.network.paths import with_closures
 
 #: Water depth (m) from which a road is closed to ordinary vehicles and light trucks. LOCAL
 #: CHOICE / UNSOURCED: common road-safety guidance that ordinary cars should not drive through

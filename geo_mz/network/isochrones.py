@@ -54,8 +54,8 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from geo_mz.core.errors import CrsError, GeoMzError
-from geo_mz.network.graph import Network
 from geo_mz.core.projection import parse_crs
+from geo_mz.network.graph import Network
 
 #: Walk from the street to the doors, m. LOCAL CHOICE (no standard found); configurable.
 BUFFER_M = 50.0

@@ -32,11 +32,11 @@ from geo_mz.network.graph import (
     Mode,
     Network,
     NetworkError,
-    _assemble,
-    _check_mode,
-    _check_positive,
-    _mode_speeds,
-    _to_metric,
+    assemble,
+    check_mode,
+    check_positive,
+    mode_speeds,
+    to_metric,
 )
 
 #: OSM ``highway`` value -> catalog road class (local mapping; see the module docstring).
@@ -113,9 +113,9 @@ def read_osm_network(
     measure_crs: str | None = None,
 ) -> Network:
     """Build a network from an OSM extract; see :func:`geo_mz.network.graph.network_from_osm`."""
-    _check_mode(mode)
-    walk_speed_kmh = _check_positive("walk_speed_kmh", walk_speed_kmh)
-    disaster_factor = _check_positive("disaster_factor", disaster_factor)
+    check_mode(mode)
+    walk_speed_kmh = check_positive("walk_speed_kmh", walk_speed_kmh)
+    disaster_factor = check_positive("disaster_factor", disaster_factor)
     path = Path(pbf)
     if not path.is_file():
         raise FileNotFoundError(f"OSM extract {path} does not exist")
@@ -143,7 +143,7 @@ def read_osm_network(
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if edges.crs is None:
         edges = edges.set_crs("EPSG:4326")
-    proj, crs = _to_metric(edges, measure_crs, f"OSM network of {path.name}")
+    proj, crs = to_metric(edges, measure_crs, f"OSM network of {path.name}")
     geoms = shapely.force_2d(np.asarray(proj.geometry.values))
     highway = edges["highway"].astype(object).where(edges["highway"].notna(), "")
     classes = highway.map(lambda h: OSM_HIGHWAY_CLASSES.get(h, _FALLBACK_CLASS)).to_numpy(object)
@@ -152,7 +152,7 @@ def read_osm_network(
         if mode == "drive" and "maxspeed" in edges.columns
         else None
     )
-    speed, usable = _mode_speeds(
+    speed, usable = mode_speeds(
         mode, classes, maxspeed, walk_speed_kmh, drive_speeds_kmh, disaster_factor
     )
     direction = np.zeros(len(edges), dtype=np.int8)
@@ -170,7 +170,7 @@ def read_osm_network(
     node_xy = np.empty((len(osm_ids), 2))
     node_xy[u] = shapely.get_coordinates(shapely.get_point(geoms[use], 0))
     node_xy[v] = shapely.get_coordinates(shapely.get_point(geoms[use], -1))
-    return _assemble(
+    return assemble(
         mode=mode,
         crs=crs,
         geoms=geoms[use],
@@ -185,4 +185,44 @@ def read_osm_network(
         loop_tol_m=0.0,
         access_speed_kmh=walk_speed_kmh if mode == "walk" else WALK_SPEED_KMH,
         dropped={"not_in_mode": int(len(edges) - len(use))},
+    )
+
+
+def network_from_osm(
+    pbf: str | Path,
+    *,
+    mode: Mode,
+    bounding_box: Sequence[float] | None = None,
+    walk_speed_kmh: float = WALK_SPEED_KMH,
+    drive_speeds_kmh: Mapping[str, float | None] | None = None,
+    disaster_factor: float = 1.0,
+    measure_crs: str | None = None,
+) -> Network:
+    """Build a walking or driving network from an OpenStreetMap PBF extract (via pyrosm).
+
+    Parameters
+    ----------
+    pbf
+        Path of the ``.osm.pbf`` file.
+    mode
+        ``"walk"`` (pyrosm ``walking``) or ``"drive"`` (pyrosm ``driving``).
+    bounding_box
+        ``(min_lon, min_lat, max_lon, max_lat)`` to read only part of the file.
+    walk_speed_kmh, drive_speeds_kmh, disaster_factor, measure_crs
+        As in :func:`network_from_roads`. ``maxspeed`` tags win over the class table.
+
+    Returns
+    -------
+    Network
+        Nodes are OSM nodes (ways sharing an OSM node connect; nothing is merged by distance);
+        ``edge_id`` is the OSM way id as str. See :mod:`geo_mz.network.osm` for the tag mapping.
+    """
+    return read_osm_network(
+        pbf,
+        mode=mode,
+        bounding_box=bounding_box,
+        walk_speed_kmh=walk_speed_kmh,
+        drive_speeds_kmh=drive_speeds_kmh,
+        disaster_factor=disaster_factor,
+        measure_crs=measure_crs,
     )

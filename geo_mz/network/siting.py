@@ -38,7 +38,8 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse.csgraph import dijkstra
 
 from geo_mz.core.errors import GeoMzError
-from geo_mz.network.graph import Network, Snapped, snap_points
+from geo_mz.network.graph import Network, Snapped
+from geo_mz.network.paths import snap_points
 
 Method = Literal["auto", "milp", "greedy"]
 Direction = Literal["to_candidate", "from_candidate"]

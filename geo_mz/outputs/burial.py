@@ -21,10 +21,19 @@ from geo_mz.burial.capacity import capacity_kpis, town_summary
 from geo_mz.burial.rules import BurialRules, load_rules
 from geo_mz.burial.suitability import Suitability, suitability_kpis
 from geo_mz.core.catalog import load_catalog
-from geo_mz.outputs.maps import layers_map, save_map
-from geo_mz.outputs.report import Kpi, ReportTable, write_report
-from geo_mz.outputs.results import conform, display_table, headed, kpi_frame, result_catalog, write_gpkg
+from geo_mz.core.results import (
+    Kpi,
+    ReportTable,
+    conform,
+    display_table,
+    headed,
+    kpi_frame,
+    result_catalog,
+)
 from geo_mz.core.terrain import write_raster
+from geo_mz.outputs.files import write_gpkg
+from geo_mz.outputs.maps import layers_map, save_map
+from geo_mz.outputs.report import write_report
 
 __all__ = [
     "burial_map",

@@ -13,7 +13,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_mz.outputs.report import Kpi
+from geo_mz.core.results import Kpi
 from geo_mz.core.standards import (
     BEDS_PER_1000_MIN,
     FIXED_SHELTER_SHARE_MIN,

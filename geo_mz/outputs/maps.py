@@ -35,9 +35,10 @@ import shapely
 import xstatic.pkg.leaflet as xleaflet
 
 from geo_mz.core.catalog import FieldSpec, LayerSpec, load_catalog
+from geo_mz.core.display import format_number, format_value, is_missing, unit_label
 from geo_mz.core.errors import CrsError
 
-__all__ = ["feature_styles", "format_value", "layers_map", "save_map", "unit_label"]
+__all__ = ["feature_styles", "layers_map", "save_map"]
 
 Lang = Literal["zh", "en"]
 
@@ -52,20 +53,6 @@ COORD_DECIMALS = 6
 DEFAULT_Z = 50
 """Draw order of a layer without a spec (catalog z values run from 5 to 90)."""
 
-_UNITS: dict[str, tuple[str, str]] = {
-    # catalog unit -> (zh, en) as shown after a value
-    "bed": ("张", "beds"),
-    "person": ("人", "people"),
-    "lane": ("条", "lanes"),
-    "kit": ("套", "kits"),
-    "vehicle": ("辆", "vehicles"),
-    "plot": ("穴", "plots"),
-    "burial/yr": ("穴/年", "burials/yr"),
-    "m": ("m", "m"),
-    "m2": ("m²", "m²"),
-    "km/h": ("km/h", "km/h"),
-    "min": ("分钟", "min"),
-}
 
 _TEXT: dict[str, dict[str, str]] = {
     "zh": {
@@ -112,83 +99,12 @@ def _check_lang(lang: str) -> None:
         raise ValueError(f"`lang` was {lang!r} but is expected to be 'zh' or 'en'")
 
 
-def unit_label(unit: str | None, lang: Lang = "zh") -> str:
-    """Return how a catalog unit is written after a value in ``lang``.
-
-    Parameters
-    ----------
-    unit
-        The ``unit`` of a field spec (``"bed"``, ``"m2"``, ...), or None.
-    lang
-        ``"zh"`` or ``"en"``.
-
-    Returns
-    -------
-    str
-        The unit as displayed (``"张"``, ``"m²"``...); ``""`` when ``unit`` is None; an unknown
-        unit is shown as written in the spec.
-    """
-    if not unit:
-        return ""
-    zh, en = _UNITS.get(unit, (unit, unit))
-    return zh if lang == "zh" else en
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):  # lists, arrays: not a scalar missing value
-        return False
 
 
-def _format_number(value: float) -> str:
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def format_value(value: Any, spec_field: FieldSpec | None, lang: Lang = "zh") -> str:
-    """Format one attribute value for display: label of a code, number with unit, yes/no.
-
-    Parameters
-    ----------
-    value
-        The stored value.
-    spec_field
-        Its field spec, or None for a column the catalog does not describe.
-    lang
-        ``"zh"`` or ``"en"``.
-
-    Returns
-    -------
-    str
-        Plain text (not HTML-escaped); ``""`` for a missing value.
-    """
-    if _is_missing(value):
-        return ""
-    text = _TEXT[lang]
-    if spec_field is not None and spec_field.values:
-        return spec_field.label(value, lang)
-    if (
-        spec_field is not None
-        and spec_field.unit == "share"
-        and isinstance(value, int | float | np.integer | np.floating)
-    ):
-        return f"{float(value) * 100:.1f} %"  # shares are stored 0-1 and read as percentages
-    if isinstance(value, bool | np.bool_):
-        out = text["yes"] if value else text["no"]
-    elif isinstance(value, int | np.integer):
-        out = str(int(value))
-    elif isinstance(value, float | np.floating):
-        out = _format_number(float(value))
-    elif hasattr(value, "isoformat"):
-        out = value.isoformat()
-    else:
-        out = str(value)
-    unit = unit_label(spec_field.unit if spec_field is not None else None, lang)
-    return f"{out} {unit}" if unit else out
 
 
 def _geometry_kind(spec: LayerSpec | None, gdf: geopandas.GeoDataFrame) -> str:
@@ -277,7 +193,7 @@ def _graduated(
     for k, colour in enumerate(colours):
         if not np.any(valid & (classes == k)):
             continue
-        lo, hi = _format_number(lo_hi[k] * scale), _format_number(lo_hi[k + 1] * scale)
+        lo, hi = format_number(lo_hi[k] * scale), format_number(lo_hi[k + 1] * scale)
         swatches.append((colour, f"{lo}{suffix}" if lo == hi else f"{lo} – {hi}{suffix}"))
     per_feature = [
         colours[c] if ok else NO_DATA_COLOR for c, ok in zip(classes, valid, strict=True)
@@ -312,8 +228,8 @@ def _colours(
     if spec is not None and style == "categorical" and fname in gdf.columns:
         f = spec.field(fname)
         raw = gdf[fname].tolist()
-        colours = [spec.color_of(None if _is_missing(v) else v) for v in raw]
-        present = {None if _is_missing(v) else v for v in raw}
+        colours = [spec.color_of(None if is_missing(v) else v) for v in raw]
+        present = {None if is_missing(v) else v for v in raw}
         swatches = []
         for v in f.values:  # spec order first
             if v.code in present:

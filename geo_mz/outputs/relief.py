@@ -17,10 +17,18 @@ import numpy as np
 import pandas as pd
 
 from geo_mz.core.catalog import load_catalog
+from geo_mz.core.results import (
+    Kpi,
+    ReportTable,
+    conform,
+    display_table,
+    headed,
+    kpi_frame,
+    result_catalog,
+)
+from geo_mz.outputs.files import write_gpkg
 from geo_mz.outputs.maps import layers_map, save_map
 from geo_mz.relief.audit import Audit, audit_kpis, compare, routes, town_summary
-from geo_mz.outputs.report import Kpi, ReportTable
-from geo_mz.outputs.results import conform, display_table, headed, kpi_frame, result_catalog, write_gpkg
 
 Lang = Literal["zh", "en"]
 

@@ -8,9 +8,7 @@ Everything is HTML-escaped (jinja2 autoescape).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -18,9 +16,11 @@ from typing import Any, Literal
 import jinja2
 
 from geo_mz.core.catalog import load_catalog
-from geo_mz.core.errors import LayerSpecError, Problem
+from geo_mz.core.display import format_kpi_value
+from geo_mz.core.errors import LayerSpecError
+from geo_mz.core.results import Kpi, LayerCheck, ReportTable
 
-__all__ = ["MAX_PROBLEMS_SHOWN", "Kpi", "LayerCheck", "write_report"]
+__all__ = ["MAX_PROBLEMS_SHOWN", "render_report", "write_report"]
 
 Lang = Literal["zh", "en"]
 
@@ -33,146 +33,14 @@ _SEVERITY_ORDER = {"error": 0, "warning": 1, "notice": 2}
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def unique_kpis(kpis: Sequence[Kpi]) -> list[Kpi]:
-    """Keep the first of figures that share an English label (analyses can overlap)."""
-    seen: set[str] = set()
-    out = []
-    for k in kpis:
-        if k.label_en not in seen:
-            seen.add(k.label_en)
-            out.append(k)
-    return out
 
 
-@dataclass(frozen=True)
-class ReportTable:
-    """A table of results shown in the report (e.g. coverage per town).
-
-    Attributes
-    ----------
-    title_zh, title_en
-        Heading in Chinese and English.
-    columns
-        Column headings, already in the display language(s).
-    rows
-        Cell texts, already formatted (units, percentages); escaped when rendered.
-    note
-        A line under the table (method, source, what is left out).
-    """
-
-    title_zh: str
-    title_en: str
-    columns: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    note: str = ""
 
 
-@dataclass(frozen=True)
-class LayerCheck:
-    """The validation outcome of one layer.
-
-    Attributes
-    ----------
-    layer
-        Catalog name of the layer, e.g. ``"elder_care"``.
-    file
-        The source file or workspace table that was checked.
-    rows
-        Number of features checked.
-    problems
-        Every finding: errors, warnings and notices.
-    """
-
-    layer: str
-    file: str
-    rows: int
-    problems: tuple[Problem, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.problems, tuple):
-            object.__setattr__(self, "problems", tuple(self.problems))
-
-    def _count(self, severity: str) -> int:
-        return sum(1 for p in self.problems if p.severity == severity)
-
-    @property
-    def errors(self) -> int:
-        """Number of problems with severity ``"error"``."""
-        return self._count("error")
-
-    @property
-    def warnings(self) -> int:
-        """Number of problems with severity ``"warning"``."""
-        return self._count("warning")
-
-    @property
-    def notices(self) -> int:
-        """Number of problems with severity ``"notice"``."""
-        return self._count("notice")
-
-    @property
-    def ok(self) -> bool:
-        """True when the layer has no errors (warnings and notices do not block)."""
-        return self.errors == 0
 
 
-@dataclass(frozen=True)
-class Kpi:
-    """One planning indicator, e.g. the share of elderly within 15 minutes of a centre.
-
-    Attributes
-    ----------
-    label_zh, label_en
-        What is measured, in Chinese and English.
-    value
-        The measured value.
-    unit
-        Unit shown after the value (``"%"``, ``"张/千人"``...).
-    target
-        The target as text, e.g. ``"≥ 40"``; empty when there is none.
-    met
-        Whether the target is met; None when there is no target.
-    source
-        The standard or plan the target comes from.
-    """
-
-    label_zh: str
-    label_en: str
-    value: float | int | str
-    unit: str = ""
-    target: str = ""
-    met: bool | None = None
-    source: str = ""
-
-    def label(self, lang: Lang = "zh") -> str:
-        """Label in ``lang``."""
-        return self.label_zh if lang == "zh" else self.label_en
 
 
-def format_kpi_value(value: Any) -> str:
-    """Format a KPI value: integers with thousands separators, floats with up to 2 decimals.
-
-    Parameters
-    ----------
-    value
-        A number or text.
-
-    Returns
-    -------
-    str
-        ``"12,345"``, ``"41.8"``, ``"—"`` for None/NaN, or ``str(value)``.
-    """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e15:
-            return f"{int(value):,}"
-        return f"{value:,.2f}".rstrip("0").rstrip(".")
-    return str(value)
 
 
 def _bi(zh: str, en: str, lang: Lang) -> dict[str, str]:

@@ -37,17 +37,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_mz.network import sptree
 from geo_mz.core.errors import GeoMzError
-from geo_mz.network.graph import (
-    WALK_SPEED_KMH,
-    Network,
-    network_from_roads,
-    path_arcs,
-    route_geometry,
-    snap_points,
-)
-from geo_mz.outputs.report import Kpi
+from geo_mz.core.results import Kpi
+from geo_mz.network import sptree
+from geo_mz.network.graph import WALK_SPEED_KMH, Network, network_from_roads
+from geo_mz.network.paths import path_arcs, route_geometry, snap_points
 
 Match = Literal["own", "any"]
 STORAGE_CRS = "EPSG:4490"

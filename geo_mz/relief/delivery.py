@@ -34,16 +34,10 @@ import shapely
 from scipy.sparse.csgraph import dijkstra
 
 from geo_mz.core.errors import GeoMzError
+from geo_mz.core.results import Kpi, ReportTable, conform, display_table, result_catalog
 from geo_mz.network.flow import assign
-from geo_mz.network.graph import (
-    WALK_SPEED_KMH,
-    Network,
-    route_geometry,
-    shortest_path_arcs,
-    snap_points,
-)
-from geo_mz.outputs.report import Kpi, ReportTable
-from geo_mz.outputs.results import conform, display_table, result_catalog
+from geo_mz.network.graph import WALK_SPEED_KMH, Network
+from geo_mz.network.paths import route_geometry, shortest_path_arcs, snap_points
 from geo_mz.network.vrp import RoutingModelError, pieces, solve_trip, visits
 
 Lang = Literal["zh", "en"]

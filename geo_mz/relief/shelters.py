@@ -35,15 +35,24 @@ import pandas as pd
 import shapely
 from scipy.sparse.csgraph import dijkstra
 
-from geo_mz.network import flow
 from geo_mz.core.catalog import LayerSpec, load_catalog
-from geo_mz.eldercare.coverage import _assign, _units_of
 from geo_mz.core.errors import GeoMzError
-from geo_mz.outputs.maps import layers_map, save_map
-from geo_mz.network.graph import WALK_SPEED_KMH, Network, Snapped, snap_points
-from geo_mz.outputs.report import Kpi, ReportTable
-from geo_mz.outputs.results import conform, display_table, headed, kpi_frame, result_catalog, write_gpkg
+from geo_mz.core.results import (
+    Kpi,
+    ReportTable,
+    conform,
+    display_table,
+    headed,
+    kpi_frame,
+    result_catalog,
+)
 from geo_mz.core.standards import FIXED_SHELTER_SHARE_MIN, SHELTER_AREA_PER_PERSON_MIN_M2
+from geo_mz.eldercare.coverage import assign_to_units, units_of_level
+from geo_mz.network import flow
+from geo_mz.network.graph import WALK_SPEED_KMH, Network, Snapped
+from geo_mz.network.paths import snap_points
+from geo_mz.outputs.files import write_gpkg
+from geo_mz.outputs.maps import layers_map, save_map
 
 Lang = Literal["zh", "en"]
 STORAGE_CRS = "EPSG:4490"
@@ -411,8 +420,8 @@ def shelter_adequacy(
     pts = gpd.GeoDataFrame(geometry=cap.geometry.values, crs=cap.crs)  # no adcode: in space
     tables, polys = {}, []
     for level in ("town", "village"):
-        u = _units_of(units, level)
-        t = _unit_table(u, level, _assign(population, u), _assign(pts, u), people, served, cap,
+        u = units_of_level(units, level)
+        t = _unit_table(u, level, assign_to_units(population, u), assign_to_units(pts, u), people, served, cap,
                         pk, pt, s)  # fmt: skip
         tables[level] = t
         polys.append(gpd.GeoDataFrame(t.iloc[:-1], geometry=list(u.geometry), crs=u.crs))

@@ -11,9 +11,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_mz.scale.partition import Part
 from geo_mz.core.projection import STORAGE_CRS
-from geo_mz.outputs.report import Kpi
+from geo_mz.core.results import Kpi
+from geo_mz.scale.partition import Part
 from geo_mz.scale.runner import RunResult, gather
 from geo_mz.scale.store import open_run_store
 
@@ -138,8 +138,9 @@ def write_run_outputs(
     dict
         ``gpkg``, ``csv`` and ``map`` paths.
     """
+    from geo_mz.core.results import result_catalog
+    from geo_mz.outputs.files import write_gpkg
     from geo_mz.outputs.maps import layers_map, save_map
-    from geo_mz.outputs.results import result_catalog, write_gpkg
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -37,12 +37,13 @@ import shapely
 from scipy.sparse.csgraph import connected_components
 
 from geo_mz.boundaries import qa as boundaries
-from geo_mz.eldercare import coverage
-from geo_mz.relief import audit as relief
-from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.core.errors import GeoMzError
-from geo_mz.network.graph import DRIVE_SPEEDS_KMH, Network, network_from_roads, snap_points
 from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
+from geo_mz.eldercare import coverage
+from geo_mz.eldercare.circle15 import CircleSettings
+from geo_mz.network.graph import DRIVE_SPEEDS_KMH, Network, network_from_roads
+from geo_mz.network.paths import snap_points
+from geo_mz.relief import audit as relief
 
 SLACK_M = 2.0
 """Metres added to every proof radius: node merging (0.5 m) and float rounding."""

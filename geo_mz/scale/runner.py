@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from geo_mz.core.errors import GeoMzError
-from geo_mz.scale.partition import JOBS, Part
 from geo_mz.core.projection import STORAGE_CRS
+from geo_mz.scale.partition import JOBS, Part
 from geo_mz.scale.store import RunStore, open_run_store
 
 SCHEDULER_ENV = "GEO_MZ_DASK_SCHEDULER"
@@ -182,7 +182,7 @@ def run_part(
     With ``store`` given the results are saved there by this call; otherwise they come back
     in ``frames`` for the caller to save.
     """
-    from geo_mz.core.workspace import open_workspace
+    from geo_mz.core.workspaces import open_workspace
 
     t0 = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -299,7 +299,7 @@ def run_partitioned(
     -------
     RunResult
     """
-    from geo_mz.core.workspace import open_workspace
+    from geo_mz.core.workspaces import open_workspace
 
     if job not in JOBS:
         raise ScaleError(f"unknown job {job!r}; jobs are {sorted(JOBS)}")

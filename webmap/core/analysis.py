@@ -195,8 +195,8 @@ class Analysis:
             return self._scenario[1]
 
     def _compute(self, base: Any, key: tuple[Any, ...]) -> dict[str, Any]:
-        from geo_mz.relief import audit as relief
         from geo_mz.outputs import relief as relief_outputs
+        from geo_mz.relief import audit as relief
 
         closures = self.closures_frame()
         d = self.disruption(base, closures)
@@ -311,10 +311,10 @@ class Analysis:
         """Return the circle's ``isochrones`` and ``coverage_gaps`` as styled CRS84 GeoJSON.
 
         Styles, legend and popup texts come from the layers' result specs
-        (``geo_mz.outputs.results.result_catalog``) through :func:`webmap.core.symbology.symbolize`,
+        (``geo_mz.core.results.result_catalog``) through :func:`webmap.core.symbology.symbolize`,
         as for the map's own layers. Cached with the KPIs (same run, same tokens).
         """
-        from geo_mz.outputs.results import result_catalog
+        from geo_mz.core.results import result_catalog
         from webmap.core.symbology import symbolize
 
         key, entry = self._circle()
@@ -404,7 +404,7 @@ class Analysis:
 
 def _status_styles() -> list[dict[str, Any]]:
     """Colours and labels of the ``relief_audit`` status values (its result spec)."""
-    from geo_mz.outputs.results import result_catalog
+    from geo_mz.core.results import result_catalog
 
     spec = result_catalog()["relief_audit"]
     field = next(f for f in spec.fields if f.name == "status")

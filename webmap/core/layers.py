@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from geo_mz.core.catalog import FieldSpec, LayerSpec, load_catalog
-from geo_mz.outputs.results import result_catalog
+from geo_mz.core.results import result_catalog
 from webmap.core.users import Role
 
 INCIDENTS = "incidents"

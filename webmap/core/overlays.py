@@ -2,7 +2,7 @@
 
 :class:`OverlayStore` wraps any :class:`webmap.core.store.FeatureStore` and serves four more
 layers, each with its analysis output spec (``layers/results/*.toml``, via
-:func:`geo_mz.outputs.results.result_catalog`), so OGC API items, the OpenAPI document and the map page
+:func:`geo_mz.core.results.result_catalog`), so OGC API items, the OpenAPI document and the map page
 treat them like any other layer. They have no write rules: every write to them is 405.
 
 - ``boundary_lines``: shared lines and outer borders of the county-level and town-level units
@@ -66,7 +66,7 @@ def visible_by_default(name: str) -> bool:
 
 def overlay_spec(name: str) -> LayerSpec:
     """Return the result spec of an overlay layer."""
-    from geo_mz.outputs.results import result_catalog
+    from geo_mz.core.results import result_catalog
 
     return result_catalog()[name]
 
@@ -99,8 +99,8 @@ def _concat(parts: list[gpd.GeoDataFrame], name: str) -> gpd.GeoDataFrame:
 
 def compute_lines(units: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
     """``boundary_lines`` of the county and town levels of ``units`` (any CRS)."""
-    from geo_mz.boundaries.qa import prepare_units
     from geo_mz.boundaries.lines import extract_lines, lines_layer
+    from geo_mz.boundaries.qa import prepare_units
 
     parts = []
     for level in LINE_LEVELS:
@@ -133,8 +133,8 @@ def compute_markers(
     units: gpd.GeoDataFrame, markers: gpd.GeoDataFrame
 ) -> dict[str, gpd.GeoDataFrame]:
     """``boundary_marker_report`` and ``boundary_line_issues`` along the county lines."""
-    from geo_mz.boundaries.qa import prepare_units
     from geo_mz.boundaries.lines import extract_lines, inspect_lines, issues_layer, marker_layer
+    from geo_mz.boundaries.qa import prepare_units
 
     county = _level(units, "county")
     if not len(county) or not len(markers):

@@ -14,8 +14,9 @@ from typing import Any
 
 import geopandas as gpd
 
-from geo_mz.outputs import maps
 from geo_mz.core.catalog import LayerSpec
+from geo_mz.core.display import format_value
+from geo_mz.outputs import maps
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def symbolize(gdf: gpd.GeoDataFrame, spec: LayerSpec, lang: str) -> Symbology:
     kinds = [_kind(t) for t in gdf.geom_type.tolist()] if len(gdf) else []
     styles, swatches, fields = maps.feature_styles(gdf, spec, lang, kinds)  # type: ignore[arg-type]
     texts = {
-        key: [maps.format_value(v, f, lang) for v in gdf[col].tolist()]  # type: ignore[arg-type]
+        key: [format_value(v, f, lang) for v in gdf[col].tolist()]  # type: ignore[arg-type]
         for key, _, f, col in fields
     }
     legend = {

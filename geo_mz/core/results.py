@@ -1,33 +1,146 @@
-"""Shared plumbing of analysis outputs: result-layer specs, conforming, tables, files.
+"""The result model: headline figures (KPIs), report tables, and the specs of result layers.
 
-Every analysis (15-minute circle, relief audit, shelters, delivery plans) writes its layers
-against a spec in ``layers/results/`` so the GeoPackage, the Excel sheets, the report and the
-map all read their titles, units and symbology from one place.
+Every analysis returns its figures as :class:`Kpi` and its tables as :class:`ReportTable`, and
+gives each output layer the columns and types of its spec in ``layers/results/``
+(:func:`conform`), so the GeoPackage, the Excel sheets, the report and the maps (all in
+:mod:`geo_mz.outputs`) read titles, units and symbology from one place.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
 
 from geo_mz.core.catalog import LayerSpec, default_catalog_dir, load_catalog
-from geo_mz.core.errors import GeoMzError, LayerValidationError
-from geo_mz.outputs.maps import format_value
+from geo_mz.core.display import format_value
+from geo_mz.core.errors import GeoMzError, LayerValidationError, Problem
 from geo_mz.core.projection import measure_crs_for
-from geo_mz.outputs.report import Kpi
 from geo_mz.core.validate import check_layer
 
 Lang = Literal["zh", "en"]
 STORAGE_CRS = "EPSG:4490"
+
+
+def unique_kpis(kpis: Sequence[Kpi]) -> list[Kpi]:
+    """Keep the first of figures that share an English label (analyses can overlap)."""
+    seen: set[str] = set()
+    out = []
+    for k in kpis:
+        if k.label_en not in seen:
+            seen.add(k.label_en)
+            out.append(k)
+    return out
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    """A table of results shown in the report (e.g. coverage per town).
+
+    Attributes
+    ----------
+    title_zh, title_en
+        Heading in Chinese and English.
+    columns
+        Column headings, already in the display language(s).
+    rows
+        Cell texts, already formatted (units, percentages); escaped when rendered.
+    note
+        A line under the table (method, source, what is left out).
+    """
+
+    title_zh: str
+    title_en: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class LayerCheck:
+    """The validation outcome of one layer.
+
+    Attributes
+    ----------
+    layer
+        Catalog name of the layer, e.g. ``"elder_care"``.
+    file
+        The source file or workspace table that was checked.
+    rows
+        Number of features checked.
+    problems
+        Every finding: errors, warnings and notices.
+    """
+
+    layer: str
+    file: str
+    rows: int
+    problems: tuple[Problem, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.problems, tuple):
+            object.__setattr__(self, "problems", tuple(self.problems))
+
+    def _count(self, severity: str) -> int:
+        return sum(1 for p in self.problems if p.severity == severity)
+
+    @property
+    def errors(self) -> int:
+        """Number of problems with severity ``"error"``."""
+        return self._count("error")
+
+    @property
+    def warnings(self) -> int:
+        """Number of problems with severity ``"warning"``."""
+        return self._count("warning")
+
+    @property
+    def notices(self) -> int:
+        """Number of problems with severity ``"notice"``."""
+        return self._count("notice")
+
+    @property
+    def ok(self) -> bool:
+        """True when the layer has no errors (warnings and notices do not block)."""
+        return self.errors == 0
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One planning indicator, e.g. the share of elderly within 15 minutes of a centre.
+
+    Attributes
+    ----------
+    label_zh, label_en
+        What is measured, in Chinese and English.
+    value
+        The measured value.
+    unit
+        Unit shown after the value (``"%"``, ``"张/千人"``...).
+    target
+        The target as text, e.g. ``"≥ 40"``; empty when there is none.
+    met
+        Whether the target is met; None when there is no target.
+    source
+        The standard or plan the target comes from.
+    """
+
+    label_zh: str
+    label_en: str
+    value: float | int | str
+    unit: str = ""
+    target: str = ""
+    met: bool | None = None
+    source: str = ""
+
+    def label(self, lang: Lang = "zh") -> str:
+        """Label in ``lang``."""
+        return self.label_zh if lang == "zh" else self.label_en
 
 
 def result_catalog() -> dict[str, LayerSpec]:
@@ -71,28 +184,6 @@ def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
     return shapely.union_all(parts) if parts else geom
 
 
-def write_gpkg(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame]) -> Path:
-    """Write result layers into a new GeoPackage in one atomic step."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gpkg", dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)
-    try:
-        for name, gdf in layers.items():
-            pyogrio.write_dataframe(
-                gdf,
-                tmp,
-                layer=name,
-                promote_to_multi=True if gdf.geom_type.str.contains("Polygon").any() else None,
-            )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def display_table(
     df: pd.DataFrame, spec: LayerSpec, lang: Lang, columns: Sequence[str]
 ) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
@@ -133,10 +224,13 @@ def kpi_frame(kpis: Sequence[Kpi]) -> pd.DataFrame:
 
 
 __all__ = [
+    "Kpi",
+    "LayerCheck",
+    "ReportTable",
     "conform",
     "display_table",
     "headed",
     "kpi_frame",
     "result_catalog",
-    "write_gpkg",
+    "unique_kpis",
 ]
