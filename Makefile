@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: setup system-packages demo test lint bench clean
+.PHONY: setup system-packages demo test lint docs bench clean
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/.installed: pyproject.toml
@@ -41,6 +41,14 @@ system-packages:
 test: system-packages lint
 	$(BIN)/pytest
 
+# The documentation (docs/): API reference and the notebooks, executed; every warning is an error.
+# -E: a fresh environment each time, so every notebook runs and every warning is reported.
+SPHINXOPTS ?= -W --keep-going -n -E
+docs: setup
+	@$(BIN)/python -c 'import sphinx, numpydoc, myst_nb, furo' 2>/dev/null || \
+	  $(BIN)/pip install -q -e ".[docs]"
+	$(BIN)/sphinx-build $(SPHINXOPTS) -b html -d docs/_build/doctrees docs docs/_build/html
+
 bench: setup
 	$(BIN)/pip install -q -e ".[dev,bench]"
 	$(BIN)/python bench/bench_foundation.py
@@ -50,4 +58,4 @@ bench: setup
 	$(BIN)/python bench/bench_scale.py
 
 clean:
-	rm -rf out .pytest_cache .ruff_cache .hypothesis
+	rm -rf out .pytest_cache .ruff_cache .hypothesis docs/_build

@@ -41,8 +41,8 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from geo_mz.network.graph import ELDERLY_WALK_SPEED_KMH, Network, network_from_roads
-from geo_mz.network.paths import multi_source_times, snap_points, to_networkx
 from geo_mz.network.osm import network_from_osm
+from geo_mz.network.paths import multi_source_times, snap_points, to_networkx
 
 LIMIT_MIN = 15.0
 EGO_MAX = 100

@@ -12,10 +12,7 @@ from geo_mz.burial import (
     site_capacity,
     suitability_kpis,
     town_summary,
-    write_burial_outputs,
 )
-from geo_mz.burial import output_layers as burial_layers
-from geo_mz.burial import report_tables as burial_tables
 from geo_mz.core.catalog import load_catalog
 from geo_mz.core.results import LayerCheck, unique_kpis
 from geo_mz.core.validate import LayerResult
@@ -33,23 +30,22 @@ from geo_mz.eldercare.circle15 import (
     report_tables,
     result_catalog,
     siting_kpis,
-    write_circle_outputs,
 )
 from geo_mz.network.disruption import from_flood_raster, synthetic_flood_raster
 from geo_mz.network.graph import network_from_roads
+from geo_mz.outputs.burial import output_layers as burial_layers
+from geo_mz.outputs.burial import report_tables as burial_tables
+from geo_mz.outputs.burial import write_burial_outputs
+from geo_mz.outputs.eldercare import write_circle_outputs
 from geo_mz.outputs.inventory import headline_kpis
 from geo_mz.outputs.maps import layers_map, save_map
 from geo_mz.outputs.relief import overlay_layers as relief_overlays
 from geo_mz.outputs.relief import report_tables as relief_tables
 from geo_mz.outputs.relief import scenario_kpis, write_relief_outputs
 from geo_mz.outputs.report import write_report
+from geo_mz.outputs.shelters import write_shelter_outputs
 from geo_mz.relief.audit import ReliefSettings, audit_kpis, reaudit, run_audit, workspace_targets
-from geo_mz.relief.shelters import (
-    ShelterSettings,
-    evacuate,
-    shelter_adequacy,
-    write_shelter_outputs,
-)
+from geo_mz.relief.shelters import ShelterSettings, evacuate, shelter_adequacy
 from geo_mz.relief.shelters import output_layers as shelter_layers
 from geo_mz.relief.shelters import report_tables as shelter_tables
 

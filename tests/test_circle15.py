@@ -19,8 +19,8 @@ from geo_mz.eldercare.circle15 import (
     propose_sites,
     report_tables,
     siting_kpis,
-    write_circle_outputs,
 )
+from geo_mz.outputs.eldercare import write_circle_outputs
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import shapely
 from geo_mz.core.errors import CrsError, GeoMzError
 from geo_mz.datasets.pengjiang import CHAOLIAN, build_pengjiang
 from geo_mz.network.graph import WALK_SPEED_KMH, Network, network_from_roads
-from geo_mz.network.paths import multi_source_times, snap_points, with_closures
 from geo_mz.network.isochrones import (
     QUAD_SEGS,
     IsochroneError,
@@ -21,6 +20,7 @@ from geo_mz.network.isochrones import (
     points_in_isochrones,
     reached_edges,
 )
+from geo_mz.network.paths import multi_source_times, snap_points, with_closures
 
 X0, Y0 = 500_000.0, 3_400_000.0
 CRS = "EPSG:4547"

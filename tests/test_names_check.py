@@ -27,9 +27,9 @@ from geo_mz.names.check import (
     load_rules,
     parse_name,
     report_tables,
-    write_names_report,
 )
 from geo_mz.names.gazetteer import build_index, load_gazetteer, load_index, name_pinyin
+from geo_mz.outputs.names import write_names_report
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,10 +18,26 @@ from pyproj import Geod
 from scipy.sparse.csgraph import connected_components
 
 from geo_mz.core.errors import CrsError, GeoMzError
-from geo_mz.network.graph import DRIVE_SPEEDS_KMH, ELDERLY_WALK_SPEED_KMH, WALK_SPEED_KMH, Network, NetworkError, Snapped, network_from_roads
-from geo_mz.network.paths import closed_edges_by_geometry, edges_frame, multi_source_times, route_geometry, shortest_path_arcs, snap_points, to_networkx, with_closures
-from geo_mz.network.osm import network_from_osm
-from geo_mz.network.osm import oneway_direction, parse_maxspeed_kmh
+from geo_mz.network.graph import (
+    DRIVE_SPEEDS_KMH,
+    ELDERLY_WALK_SPEED_KMH,
+    WALK_SPEED_KMH,
+    Network,
+    NetworkError,
+    Snapped,
+    network_from_roads,
+)
+from geo_mz.network.osm import network_from_osm, oneway_direction, parse_maxspeed_kmh
+from geo_mz.network.paths import (
+    closed_edges_by_geometry,
+    edges_frame,
+    multi_source_times,
+    route_geometry,
+    shortest_path_arcs,
+    snap_points,
+    to_networkx,
+    with_closures,
+)
 
 X0, Y0 = 500_000.0, 3_400_000.0  # EPSG:4547 (CGCS2000 GK CM 114E) near Wuhan
 CRS = "EPSG:4547"

@@ -10,8 +10,8 @@ import pytest
 import shapely
 
 from geo_mz.network import disruption
-from geo_mz.network.osm import network_from_osm
 from geo_mz.network.graph import network_from_roads
+from geo_mz.network.osm import network_from_osm
 from geo_mz.network.paths import to_networkx
 from geo_mz.relief import audit as relief
 from geo_mz.relief.audit import ReliefError, ReliefSettings, Target

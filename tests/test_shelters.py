@@ -16,6 +16,7 @@ from geo_mz.core.results import result_catalog
 from geo_mz.core.validate import check_layer
 from geo_mz.datasets.pengjiang import build_pengjiang
 from geo_mz.network.graph import network_from_roads
+from geo_mz.outputs.shelters import shelter_map, write_shelter_outputs
 from geo_mz.relief.shelters import (
     ShelterError,
     ShelterSettings,
@@ -25,8 +26,6 @@ from geo_mz.relief.shelters import (
     report_tables,
     shelter_adequacy,
     shelter_capacity,
-    shelter_map,
-    write_shelter_outputs,
 )
 
 X0, Y0 = 500_000.0, 2_500_000.0  # EPSG:4547 (CGCS2000 GK CM 114E), Pearl River Delta

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo_mz.network import sptree
-from geo_mz.network.paths import multi_source_times, with_closures
 from geo_mz.network.osm import network_from_osm
+from geo_mz.network.paths import multi_source_times, with_closures
 from geo_mz.network.sptree import Forest, changed_pairs, grow, path_to, repair
 
 INF = np.inf

@@ -7,14 +7,14 @@ workspace's measure CRS; slope is computed (Horn's method); exclusion rules from
 cells are scored (slope, road access, distance to settlements) and connected regions above a
 minimum area become candidate polygons. Capacity (:func:`site_capacity`): plots or niches per
 site from area and plot size, used against capacity, years until full, per-town summary against
-the plan's targets. Outputs: :func:`write_burial_outputs` (GeoPackage, Excel, map, report,
+the plan's targets. Outputs: :func:`geo_mz.outputs.write_burial_outputs` (GeoPackage, Excel, map, report,
 score GeoTIFF).
 
 Modules
 -------
 This module is the public API: it re-exports the rules (:mod:`geo_mz.burial.rules`), the
 suitability analysis (:mod:`geo_mz.burial.suitability`), capacity and use
-(:mod:`geo_mz.burial.capacity`) and the outputs (:mod:`geo_mz.outputs.burial`).
+(:mod:`geo_mz.burial.capacity`); the files and map are written by :mod:`geo_mz.outputs.burial`.
 """
 
 from __future__ import annotations
@@ -34,33 +34,19 @@ from geo_mz.burial.suitability import (
     slope_score,
     suitability_kpis,
 )
-from geo_mz.outputs.burial import TOWN_HEADINGS as TOWN_HEADINGS
-from geo_mz.outputs.burial import Lang as Lang
-from geo_mz.outputs.burial import (
-    burial_map,
-    output_layers,
-    report_tables,
-    write_burial_outputs,
-    write_excel,
-)
 
 __all__ = [
     "BurialRules",
     "BurialRulesError",
     "ExclusionRule",
     "Suitability",
-    "burial_map",
     "burial_suitability",
     "capacity_kpis",
     "check_sites",
     "default_rules_path",
     "load_rules",
-    "output_layers",
-    "report_tables",
     "site_capacity",
     "slope_score",
     "suitability_kpis",
     "town_summary",
-    "write_burial_outputs",
-    "write_excel",
 ]

@@ -82,7 +82,7 @@ def burial_suitability_cmd(
     例 e.g.: geo-mz burial suitability --workspace out/pengjiang.gpkg --dem out/dem_30m.tif
     """
     from geo_mz.burial import burial_suitability, site_capacity, suitability_kpis
-    from geo_mz.burial import write_burial_outputs as write
+    from geo_mz.outputs.burial import write_burial_outputs as write
 
     step, close = progress_bar("burial suitability")
     with bad_input():
@@ -121,7 +121,7 @@ def burial_capacity_cmd(workspace: str, out_dir: str, lang: str, rules_path: str
     例 e.g.: geo-mz burial capacity --workspace out/pengjiang.gpkg --out out
     """
     from geo_mz.burial import BurialRulesError, capacity_kpis, site_capacity
-    from geo_mz.burial import write_burial_outputs as write
+    from geo_mz.outputs.burial import write_burial_outputs as write
 
     with bad_input():
         ws, layers, rules = _open(workspace, rules_path, None)

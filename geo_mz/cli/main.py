@@ -319,7 +319,7 @@ def coverage(
     写出 coverage.gpkg、coverage.xlsx 和 coverage_map.html。
     Writes coverage.gpkg, coverage.xlsx and coverage_map.html.
     """
-    from geo_mz.eldercare.circle15 import write_circle_outputs
+    from geo_mz.outputs.eldercare import write_circle_outputs
 
     step, close = progress_bar("coverage")
     with bad_input():
@@ -390,7 +390,8 @@ def siting(
     写出 siting.gpkg、siting.xlsx 和 siting_map.html。
     Writes siting.gpkg, siting.xlsx and siting_map.html.
     """
-    from geo_mz.eldercare.circle15 import propose_sites, siting_kpis, write_circle_outputs
+    from geo_mz.eldercare.circle15 import propose_sites, siting_kpis
+    from geo_mz.outputs.eldercare import write_circle_outputs
 
     step, close = progress_bar("siting")
     with bad_input():

@@ -269,8 +269,8 @@ def names_report(
     from geo_mz.core.results import Kpi
     from geo_mz.names.check import check_names
     from geo_mz.names.gazetteer import subtree
-    from geo_mz.names.report import write_names_report
     from geo_mz.names.rules import load_rules
+    from geo_mz.outputs.names import write_names_report
 
     with bad_input():
         index = _index(folder, rebuild)

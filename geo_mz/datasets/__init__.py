@@ -14,7 +14,6 @@ synthetic coverage workload (streets, population, centres, towns) inside each co
 
 from __future__ import annotations
 
-
 from geo_mz.core.data import available, get_path, sample_dir
 
 __all__ = ["available", "get_path", "sample_dir"]

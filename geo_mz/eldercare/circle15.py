@@ -12,22 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_mz.core.catalog import load_catalog
 from geo_mz.core.errors import GeoMzError
 from geo_mz.core.results import (
     Kpi,
     ReportTable,
     conform,
     display_table,
-    headed,
-    kpi_frame,
     result_catalog,
     unique_kpis,
 )
@@ -35,8 +31,6 @@ from geo_mz.core.standards import COVERAGE_THRESHOLDS_MIN, RESIDENTIAL_KINDS, TA
 from geo_mz.eldercare import capacity, coverage
 from geo_mz.network import isochrones, siting
 from geo_mz.network.graph import ELDERLY_WALK_SPEED_KMH, Network, network_from_roads
-from geo_mz.outputs.files import write_gpkg
-from geo_mz.outputs.maps import layers_map, save_map
 
 Lang = Literal["zh", "en"]
 STORAGE_CRS = "EPSG:4490"
@@ -414,39 +408,6 @@ def report_tables(
     return tables
 
 
-def write_excel(
-    path: str | Path,
-    result: CircleResult,
-    sites: gpd.GeoDataFrame | None = None,
-    *,
-    lang: Lang = "zh",
-) -> Path:
-    """Write the tables to an Excel workbook, headings in Chinese and English."""
-    specs = result_catalog()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    unit_cols = [f.name for f in specs["coverage_units"].fields]
-    with pd.ExcelWriter(path, engine="openpyxl") as xl:
-        kpi_frame(result.kpis).to_excel(xl, sheet_name="指标 KPIs", index=False)
-        for name, table in (
-            ("镇街 towns", result.table_towns),
-            ("村居 villages", result.table_villages),
-        ):
-            t = table[[c for c in unit_cols if c in table.columns]]
-            headed(t, specs["coverage_units"]).to_excel(xl, sheet_name=name, index=False)
-        gaps = pd.DataFrame(result.gaps.drop(columns="geometry")).head(500)
-        headed(gaps, specs["coverage_gaps"]).to_excel(xl, sheet_name="缺口 gaps", index=False)
-        result.beds.to_excel(xl, sheet_name="床位 beds", index=False)
-        if result.e2sfca is not None:
-            # Supply and demand of each residential home within its catchment (E2SFCA step 1).
-            homes = pd.DataFrame(result.e2sfca.centres.drop(columns="geometry"))
-            homes.to_excel(xl, sheet_name="机构供需 E2SFCA", index=False)
-        if sites is not None:
-            s = pd.DataFrame(sites.drop(columns="geometry"))
-            s["lon"], s["lat"] = sites.geometry.x, sites.geometry.y
-            headed(s, specs["proposed_sites"]).to_excel(xl, sheet_name="选址 sites", index=False)
-    return path
 
 
 def overlay_layers(
@@ -458,37 +419,5 @@ def overlay_layers(
     return {"coverage_units": units[units["level"] == "village"], **outs}
 
 
-def circle_map(
-    base_layers: Mapping[str, gpd.GeoDataFrame],
-    result: CircleResult,
-    sites: gpd.GeoDataFrame | None = None,
-    *,
-    lang: Lang = "zh",
-) -> Any:
-    """Map of the circle over the base layers (boundaries, water, roads) with the centres."""
-    layers: dict[str, gpd.GeoDataFrame] = {
-        k: base_layers[k] for k in ("admin_units", "water", "roads") if k in base_layers
-    }
-    layers["elder_care"] = result.centres
-    layers.update(overlay_layers(result, sites))
-    return layers_map(layers, catalog={**load_catalog(), **result_catalog()}, lang=lang)
 
 
-def write_circle_outputs(
-    out_dir: str | Path,
-    base_layers: Mapping[str, gpd.GeoDataFrame],
-    result: CircleResult,
-    sites: gpd.GeoDataFrame | None = None,
-    *,
-    lang: Lang = "zh",
-    prefix: str = "coverage",
-) -> dict[str, Path]:
-    """Write ``{prefix}.gpkg``, ``{prefix}.xlsx`` and ``{prefix}_map.html`` into ``out_dir``."""
-    out = Path(out_dir)
-    return {
-        "gpkg": write_gpkg(out / f"{prefix}.gpkg", output_layers(result, sites)),
-        "xlsx": write_excel(out / f"{prefix}.xlsx", result, sites, lang=lang),
-        "map": save_map(
-            circle_map(base_layers, result, sites, lang=lang), out / f"{prefix}_map.html"
-        ),
-    }

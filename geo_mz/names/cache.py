@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from geo_mz.core.data import default_cache_dir
-from geo_mz.names.index import _AUX_ARRAYS, LEVELS, GazetteerIndex, _Strings, _tables
-from geo_mz.names.pinyin import _CHAR_TOKENS, _divergent_phrases, _seed_memos
+from geo_mz.names.index import AUX_ARRAYS, LEVELS, GazetteerIndex, StringTable, index_tables
+from geo_mz.names.pinyin import CHAR_TOKENS, divergent_phrases, seed_memos
 
 __all__ = ["INDEX_CACHE_FORMAT", "default_cache_dir", "index_cache_key", "index_cache_path"]
 
@@ -101,25 +101,25 @@ def index_cache_key(folder: str | Path) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def _save_cache(path: Path, index: GazetteerIndex, meta: dict[str, Any]) -> None:
+def save_cache(path: Path, index: GazetteerIndex, meta: dict[str, Any]) -> None:
     """Write the index as a folder of ``.npy`` files (renamed into place when complete)."""
-    aux = _tables(index)
+    aux = index_tables(index)
     arrays: dict[str, np.ndarray] = {"level_rank": np.asarray(index.level_rank)}
     packed = {
-        "divergent": _Strings.pack(sorted(_divergent_phrases())),
-        "token_chars": _Strings.pack(list(_CHAR_TOKENS)),
-        "token_values": _Strings.pack(list(_CHAR_TOKENS.values())),
+        "divergent": StringTable.pack(sorted(divergent_phrases())),
+        "token_chars": StringTable.pack(list(CHAR_TOKENS)),
+        "token_values": StringTable.pack(list(CHAR_TOKENS.values())),
     }
     for col in _STRING_COLUMNS:
         raw = index._raw(col)
-        packed[col] = raw if isinstance(raw, _Strings) else _Strings.pack(raw.tolist())
+        packed[col] = raw if isinstance(raw, StringTable) else StringTable.pack(raw.tolist())
     newline = []
     for key, st in packed.items():
         arrays[f"s_{key}"] = np.asarray(st.buf)
         arrays[f"o_{key}"] = np.asarray(st.off)
         if st.has_newline:
             newline.append(key)
-    for key in _AUX_ARRAYS:
+    for key in AUX_ARRAYS:
         arrays[f"a_{key}"] = np.asarray(aux[key])
     meta = {**meta, "has_newline": newline, "arrays": sorted(arrays)}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +149,7 @@ def _save_cache(path: Path, index: GazetteerIndex, meta: dict[str, Any]) -> None
             shutil.rmtree(q, ignore_errors=True)
 
 
-def _read_cache(path: Path, key: str) -> GazetteerIndex | None:
+def read_cache(path: Path, key: str) -> GazetteerIndex | None:
     """Read the index stored at ``path``; None when it is missing, stale or unreadable."""
     try:
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
@@ -160,7 +160,7 @@ def _read_cache(path: Path, key: str) -> GazetteerIndex | None:
         }
         newline = set(meta.get("has_newline", []))
         strings = {
-            k[2:]: _Strings(arrays[k], arrays[f"o_{k[2:]}"], has_newline=k[2:] in newline)
+            k[2:]: StringTable(arrays[k], arrays[f"o_{k[2:]}"], has_newline=k[2:] in newline)
             for k in arrays
             if k.startswith("s_")
         }
@@ -168,7 +168,7 @@ def _read_cache(path: Path, key: str) -> GazetteerIndex | None:
         level_rank = np.asarray(arrays["level_rank"])
         if len(level_rank) != n or any(len(strings[c]) != n for c in _STRING_COLUMNS):
             return None
-        aux = {k: arrays[f"a_{k}"] for k in _AUX_ARRAYS}
+        aux = {k: arrays[f"a_{k}"] for k in AUX_ARRAYS}
     except (OSError, ValueError, KeyError, TypeError):
         return None
     levels = np.empty(len(LEVELS), dtype=object)
@@ -184,7 +184,7 @@ def _read_cache(path: Path, key: str) -> GazetteerIndex | None:
         initials=strings["initials"],
     )
     index._aux.update(aux, n=n)
-    _seed_memos(
+    seed_memos(
         lambda: strings["divergent"].materialize().tolist(),
         strings["token_chars"].materialize().tolist(),
         strings["token_values"].materialize().tolist(),
@@ -192,7 +192,7 @@ def _read_cache(path: Path, key: str) -> GazetteerIndex | None:
     return index
 
 
-def _default_folder(folder: str | Path | None) -> Path:
+def default_folder(folder: str | Path | None) -> Path:
     if folder is None:
         from geo_mz.core.data import sample_dir
 
@@ -220,5 +220,5 @@ def index_cache_path(folder: str | Path | None = None, cache_dir: str | Path | N
     FileNotFoundError
         If one of the five tables is missing.
     """
-    key = index_cache_key(_default_folder(folder))
+    key = index_cache_key(default_folder(folder))
     return Path(cache_dir or default_cache_dir()) / f"gazetteer-{key[:24]}"

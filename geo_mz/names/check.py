@@ -38,8 +38,8 @@ Modules
 -------
 This module holds the checks and re-exports the rest of the public API:
 :mod:`geo_mz.names.rules` reads the rules and parses names, :mod:`geo_mz.names.report` writes
-the reports (:func:`county_summary`, :func:`report_tables`, :func:`write_excel`,
-:func:`write_names_report`).
+the reports (:func:`county_summary`, :func:`report_tables`; the files are written by
+:func:`geo_mz.outputs.write_names_report`).
 """
 
 from __future__ import annotations
@@ -55,19 +55,19 @@ import numpy as np
 import pandas as pd
 
 from geo_mz.names.gazetteer import LEVELS, GazetteerIndex, names_pinyin, subtree
-from geo_mz.names.report import county_summary, report_tables, write_excel, write_names_report
+from geo_mz.names.report import county_summary, report_tables
 from geo_mz.names.rules import (
-    _SCOPE_ZH,
     CHECKS,
+    SCOPE_ZH,
     NamesError,
     ParsedName,
     Rules,
     TermList,
-    _parse,
-    _parse_table,
-    _specific_pinyin,
     load_rules,
     parse_name,
+    parse_parts,
+    parse_table,
+    specific_pinyin,
 )
 from geo_mz.names.rules import CheckSpec as CheckSpec
 from geo_mz.names.rules import rules_path as rules_path
@@ -89,8 +89,6 @@ __all__ = [
     "load_rules",
     "parse_name",
     "report_tables",
-    "write_excel",
-    "write_names_report",
 ]
 
 #: Columns of the findings table.
@@ -115,7 +113,7 @@ FINDING_COLUMNS: tuple[str, ...] = (
 )
 
 _NUMERALS = frozenset("一二三四五六七八九十百千万零〇两壹贰叁肆伍陆柒捌玖拾第")
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
+HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _DIGIT = re.compile(r"[0-9]")
 
@@ -340,7 +338,7 @@ def _char_classes(chars: Iterable[str], rules: Rules) -> dict[str, str]:
             continue
         if ch in rules.traditional:
             out[ch] = "traditional"
-        elif _HAN.match(ch):
+        elif HAN.match(ch):
             try:
                 ch.encode("gb2312")
             except UnicodeEncodeError:
@@ -472,7 +470,7 @@ def check_names(
         t["pinyin"] = table.set_index("code")["pinyin"].reindex(t["code"]).to_numpy()
     else:
         t["pinyin"] = names_pinyin(t["name"].tolist())
-    t = _parse_table(t, rules)
+    t = parse_table(t, rules)
     report = (
         t["code"].str.startswith(code_prefix).to_numpy()
         if code_prefix
@@ -671,9 +669,9 @@ def check_proposal(
             f"a {level} belongs to a {want_parent}; {parent_code} ({parent['name']}) is a "
             f"{parent['level']}"
         )
-    parsed = _parse(name, level, rules)
+    parsed = parse_parts(name, level, rules)
     name_reading = names_pinyin([name])[0]
-    reading = _specific_pinyin([name], [parsed.specific], [name_reading])[0]
+    reading = specific_pinyin([name], [parsed.specific], [name_reading])[0]
     reasons: list[Reason] = []
     chain = f"{parent['full_name']} {name}"
 
@@ -695,14 +693,14 @@ def check_proposal(
         if existing.empty:
             continue
         parts = [
-            _parse(n, lv, rules) for n, lv in zip(existing["name"], existing["level"], strict=True)
+            parse_parts(n, lv, rules) for n, lv in zip(existing["name"], existing["level"], strict=True)
         ]
         spec = np.array([p.specific for p in parts], dtype=object)
         cat = np.array([p.category for p in parts], dtype=object)
         same_class = cat == parsed.category
         dup = same_class & (spec == parsed.specific)
         py = existing["pinyin"] if "pinyin" in existing else names_pinyin(existing["name"])
-        sounds = np.array(_specific_pinyin(existing["name"], spec.tolist(), py), dtype=object)
+        sounds = np.array(specific_pinyin(existing["name"], spec.tolist(), py), dtype=object)
         hom = same_class & (sounds == reading) & (spec != parsed.specific) & bool(reading)
         full = existing["full_name"] if "full_name" in existing else existing["name"]
         for mask, check in ((dup, "duplicate"), (hom, "homophone")):
@@ -712,7 +710,7 @@ def check_proposal(
             codes = tuple(hit["code"])
             names_ = tuple(full[mask])
             seen.update(codes)
-            where = _SCOPE_ZH[scope]
+            where = SCOPE_ZH[scope]
             if check == "duplicate":
                 msg = f"{where}已有同名(专名“{parsed.specific}”)地名: " + "；".join(
                     f"{n} ({c})" for c, n in zip(codes, names_, strict=True)
@@ -782,7 +780,7 @@ def _nearby(
     near = gdf[(dist <= radius_m).to_numpy()].assign(_d=dist[dist <= radius_m].to_numpy())
     if near.empty:
         return []
-    others = [_parse(str(n), level, rules) for n in near["name"]]
+    others = [parse_parts(str(n), level, rules) for n in near["name"]]
     spec = np.array([p.specific for p in others], dtype=object)
     sounds = np.array(names_pinyin(spec.tolist()), dtype=object)
     same = (near["name"].astype(str).to_numpy() == name) | (spec == parsed.specific)

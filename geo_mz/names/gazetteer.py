@@ -79,38 +79,38 @@ import numpy as np
 
 from geo_mz.names.cache import (
     INDEX_CACHE_FORMAT,
-    _default_folder,
-    _read_cache,
-    _save_cache,
     default_cache_dir,
+    default_folder,
     index_cache_key,
     index_cache_path,
+    read_cache,
+    save_cache,
 )
 from geo_mz.names.index import (
     LEVELS,
     GazetteerIndex,
-    _prefix_slice,
-    _tables,
     build_index,
     index_frame,
+    index_tables,
+    prefix_slice,
     subtree,
 )
 from geo_mz.names.pinyin import (
-    _HAN,
+    HAN,
     PLACE_READINGS,
-    _pinyin_many,
     name_pinyin,
     names_pinyin,
+    pinyin_many,
 )
 from geo_mz.names.search import (
-    _FUZZY_SCALE,
-    _OUT_COLUMNS,
-    _TIER,
     FUZZY_BUDGET,
     FUZZY_CUTOFF,
+    FUZZY_SCALE,
     FUZZY_SCORED,
-    _ends_on_syllable,
-    _latin_query,
+    OUT_COLUMNS,
+    TIER,
+    ends_on_syllable,
+    latin_query,
     search_arrays,
 )
 
@@ -224,7 +224,7 @@ def load_gazetteer(folder: str | Path) -> pd.DataFrame:
             )
         )
     gaz = pd.concat(frames, ignore_index=True)
-    gaz["pinyin"], gaz["initials"] = _pinyin_many(gaz["name"])
+    gaz["pinyin"], gaz["initials"] = pinyin_many(gaz["name"])
     gaz = gaz.sort_values("code", kind="stable", ignore_index=True)
     return gaz
 
@@ -268,21 +268,21 @@ def load_index(
         If one of the five tables is missing.
     """
     start = time.perf_counter()
-    folder = _default_folder(folder)
+    folder = default_folder(folder)
     key = index_cache_key(folder)
     path = Path(cache_dir or default_cache_dir()) / f"gazetteer-{key[:24]}"
     index = None
     if use_cache and not rebuild and path.is_dir():
-        index = _read_cache(path, key)
+        index = read_cache(path, key)
     from_cache = index is not None
     if index is None:
         index = build_index(load_gazetteer(folder))
-        _tables(index)
+        index_tables(index)
         if use_cache:
             meta = {"key": key, "format": INDEX_CACHE_FORMAT, "n": len(index)}
             meta["folder"] = str(folder.resolve())
             try:
-                _save_cache(path, index, meta)
+                save_cache(path, index, meta)
             except OSError:
                 path = None  # type: ignore[assignment]  # read-only cache folder: go on
     index._aux["origin"] = {
@@ -349,7 +349,7 @@ def search(
         index, query, code_prefix=code_prefix, levels=levels, limit=limit, fuzzy=fuzzy
     )
     if len(cols["code"]) == 0:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in _OUT_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in OUT_COLUMNS})
     return pd.DataFrame(cols)
 
 
@@ -402,11 +402,11 @@ def search_scan(
     if limit < 0:
         raise ValueError("limit must be >= 0")
     query = unicodedata.normalize("NFKC", query).strip()
-    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in _OUT_COLUMNS})
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in OUT_COLUMNS})
     if not query or limit == 0 or len(index) == 0:
         return empty
 
-    sl = _prefix_slice(index.code, code_prefix) if code_prefix else slice(0, len(index))
+    sl = prefix_slice(index.code, code_prefix) if code_prefix else slice(0, len(index))
     pos = np.arange(sl.start, sl.stop)
     if levels is not None:
         unknown = set(levels) - set(LEVELS)
@@ -427,7 +427,7 @@ def search_scan(
         score[take] = values[take] if isinstance(values, np.ndarray) else values
         match[take] = tier
 
-    is_han = bool(_HAN.search(query))
+    is_han = bool(HAN.search(query))
     if is_han:
         contains = names.str.contains(query, regex=False).to_numpy(bool)
         idx = np.flatnonzero(contains)
@@ -436,37 +436,37 @@ def search_scan(
         prefix = np.zeros(len(pos), bool)
         exact[idx] = (sub == query).to_numpy(bool)
         prefix[idx] = sub.str.startswith(query).to_numpy(bool)
-        assign(exact, "exact", _TIER["exact"])
-        assign(prefix, "prefix", _TIER["prefix"])
-        assign(contains, "contains", _TIER["contains"])
+        assign(exact, "exact", TIER["exact"])
+        assign(prefix, "prefix", TIER["prefix"])
+        assign(contains, "contains", TIER["contains"])
         qpy = name_pinyin(query).replace(" ", "")
     else:
-        qpy = _latin_query(query)
+        qpy = latin_query(query)
         low = names.str.lower()
         contains = low.str.contains(query.lower(), regex=False).to_numpy(bool)
-        assign(contains & (low == query.lower()).to_numpy(bool), "exact", _TIER["exact"])
-        assign(contains, "contains", _TIER["contains"])
+        assign(contains & (low == query.lower()).to_numpy(bool), "exact", TIER["exact"])
+        assign(contains, "contains", TIER["contains"])
 
     if qpy:
         pstart = pys.str.startswith(qpy).to_numpy(bool)
         idx = np.flatnonzero(pstart)
         n = len(qpy)
         sylls = index.syllables[pos[idx]]
-        ends = np.array([_ends_on_syllable(s, n) for s in sylls], dtype=bool)
+        ends = np.array([ends_on_syllable(s, n) for s in sylls], dtype=bool)
         full = np.array([len(s) - s.count(" ") == n for s in sylls], dtype=bool)
         pexact = np.zeros(len(pos), bool)
         pbound = np.zeros(len(pos), bool)
         pexact[idx] = full
         pbound[idx] = ends
-        assign(pexact, "pinyin", _TIER["pinyin_exact"])
-        assign(pbound, "pinyin", _TIER["pinyin_syllable_prefix"])
-        assign(pstart, "pinyin", _TIER["pinyin_prefix"])
+        assign(pexact, "pinyin", TIER["pinyin_exact"])
+        assign(pbound, "pinyin", TIER["pinyin_syllable_prefix"])
+        assign(pstart, "pinyin", TIER["pinyin_prefix"])
         if not is_han:
             inis = pd.Series(index.initials[pos], dtype="string")
             istart = inis.str.startswith(qpy).to_numpy(bool)
             iexact = istart & (inis.str.len().to_numpy(float) == n)
-            assign(iexact, "initials", _TIER["initials_exact"])
-            assign(istart, "initials", _TIER["initials_prefix"])
+            assign(iexact, "initials", TIER["initials_exact"])
+            assign(istart, "initials", TIER["initials_prefix"])
 
     if fuzzy and int((score >= 0).sum()) < limit:
         from rapidfuzz import fuzz, process
@@ -484,7 +484,7 @@ def search_scan(
             if hits:
                 where = np.array([h[2] for h in hits], dtype=np.int64)
                 vals = np.zeros(len(pos))
-                vals[where] = [h[1] * _FUZZY_SCALE for h in hits]
+                vals[where] = [h[1] * FUZZY_SCALE for h in hits]
                 mask = np.zeros(len(pos), bool)
                 mask[where] = True
                 assign(mask, "fuzzy", vals)

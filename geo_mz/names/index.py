@@ -1,8 +1,8 @@
 """The gazetteer's search index: columns sorted by code, and the lookup tables of search.
 
 :class:`GazetteerIndex` holds the columns as object arrays, or packed in one UTF-8 buffer
-(:class:`_Strings`, memory-mapped from the cache) that is decoded only where read.
-:func:`_tables` builds the integer lookup tables of :func:`geo_mz.names.gazetteer.search` (sorted
+(:class:`StringTable`, memory-mapped from the cache) that is decoded only where read.
+:func:`index_tables` builds the integer lookup tables of :func:`geo_mz.names.gazetteer.search` (sorted
 keys, posting lists of characters and character pairs) on first use; :func:`index_frame` and
 :func:`subtree` turn an index back into a table.  Searching is in :mod:`geo_mz.names.search`,
 the on-disk cache in :mod:`geo_mz.names.cache`.
@@ -26,7 +26,7 @@ __all__ = ["LEVELS", "GazetteerIndex", "build_index", "index_frame", "subtree"]
 LEVELS: tuple[str, ...] = ("province", "city", "county", "town", "village")
 
 
-class _Strings:
+class StringTable:
     """UTF-8 strings packed in one buffer: random access without building every ``str``.
 
     ``buf`` holds the strings each followed by a newline; ``off[i]`` is where string ``i``
@@ -41,7 +41,7 @@ class _Strings:
         self._array: np.ndarray | None = None
 
     @classmethod
-    def pack(cls, values: Sequence[str]) -> _Strings:
+    def pack(cls, values: Sequence[str]) -> StringTable:
         """Pack strings into one buffer."""
         items = [str(v) for v in values]
         data = [v.encode("utf-8", "surrogatepass") + b"\n" for v in items]
@@ -88,9 +88,9 @@ class _Strings:
 
 
 class _View:
-    """Strings of a :class:`_Strings` (or object array) in another order: ``base[idx[i]]``."""
+    """Strings of a :class:`StringTable` (or object array) in another order: ``base[idx[i]]``."""
 
-    def __init__(self, base: _Strings | np.ndarray, idx: np.ndarray) -> None:
+    def __init__(self, base: StringTable | np.ndarray, idx: np.ndarray) -> None:
         self.base = base
         self.idx = np.asarray(idx, dtype=np.int64)
 
@@ -102,17 +102,17 @@ class _View:
 
     def take(self, j: np.ndarray) -> list[str]:
         """Decode the strings at positions ``j`` of the view."""
-        return _take(self.base, self.idx[np.asarray(j, dtype=np.int64)])
+        return index_take(self.base, self.idx[np.asarray(j, dtype=np.int64)])
 
 
-def _take(col: Any, idx: np.ndarray) -> list[str]:
-    """Strings of an object array, :class:`_Strings` or :class:`_View` at ``idx``."""
+def index_take(col: Any, idx: np.ndarray) -> list[str]:
+    """Strings of an object array, :class:`StringTable` or :class:`_View` at ``idx``."""
     if isinstance(col, np.ndarray):
         return col[np.asarray(idx, dtype=np.int64)].tolist()
     return col.take(idx)
 
 
-def _bisect_left(keys: Any, q: str) -> int:
+def bisect_left(keys: Any, q: str) -> int:
     if isinstance(keys, np.ndarray):
         return int(np.searchsorted(keys, q, side="left"))
     return bisect.bisect_left(keys, q)
@@ -196,7 +196,7 @@ class GazetteerIndex:
         return f"GazetteerIndex({len(self)} units)"
 
     def _raw(self, name: str) -> Any:
-        """Return a column as stored: an object array or packed :class:`_Strings`."""
+        """Return a column as stored: an object array or packed :class:`StringTable`."""
         return self._data[name]
 
     @property
@@ -239,9 +239,9 @@ def build_index(gaz: pd.DataFrame) -> GazetteerIndex:
     )
 
 
-def _prefix_slice(codes: Any, prefix: str) -> slice:
-    lo = _bisect_left(codes, prefix)
-    hi = _bisect_left(codes, prefix + "\U0010ffff")
+def prefix_slice(codes: Any, prefix: str) -> slice:
+    lo = bisect_left(codes, prefix)
+    hi = bisect_left(codes, prefix + "\U0010ffff")
     return slice(lo, hi)
 
 
@@ -255,12 +255,12 @@ def _prefix_slice(codes: Any, prefix: str) -> slice:
 _LATIN_NAME = re.compile(r"[^\u3400-\u9fff\uf900-\ufaff]")
 #: Letters and digits of the pinyin columns, for the letter-count filter of the fuzzy tier.
 _PY_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-_PY_COL = np.full(256, -1, dtype=np.int16)
+PY_COL = np.full(256, -1, dtype=np.int16)
 for _i, _c in enumerate(_PY_ALPHABET):
-    _PY_COL[ord(_c)] = _i
+    PY_COL[ord(_c)] = _i
 _BIGRAM_FLAG = np.int64(1) << np.int64(42)
 
-_AUX_ARRAYS = (
+AUX_ARRAYS = (
     "by_rank",
     "level_bounds",
     "nm_off",
@@ -390,7 +390,7 @@ def _letter_counts(keys: list[str], lengths: np.ndarray) -> np.ndarray:
     """Count each letter/digit of :data:`_PY_ALPHABET` per key: shape (36, len(keys))."""
     k = len(keys)
     buf = np.frombuffer("".join(keys).encode("ascii", "replace"), dtype=np.uint8)
-    cols = _PY_COL[buf].astype(np.int64)
+    cols = PY_COL[buf].astype(np.int64)
     owner = np.repeat(np.arange(k, dtype=np.int64), lengths)
     ok = cols >= 0
     flat = np.bincount(cols[ok] * k + owner[ok], minlength=len(_PY_ALPHABET) * k)
@@ -422,11 +422,11 @@ def _postings(name_r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return keys[starts], post_off, items.astype(np.int32)
 
 
-def _char_key(ch: str) -> int:
+def char_key(ch: str) -> int:
     return ord(ch)
 
 
-def _bigram_key(a: str, b: str) -> int:
+def bigram_key(a: str, b: str) -> int:
     return int(_BIGRAM_FLAG) | (ord(a) << 21) | ord(b)
 
 
@@ -443,7 +443,7 @@ def _finish_aux(index: GazetteerIndex, aux: dict[str, Any]) -> dict[str, Any]:
     aux["ini_key"] = _reorder(
         index._raw("initials"), by_rank[aux["ini_items"][aux["ini_off"][:-1]]]
     )
-    aux["latin_low"] = [s.lower() for s in _take(name, by_rank[aux["latin_r"]])]
+    aux["latin_low"] = [s.lower() for s in index_take(name, by_rank[aux["latin_r"]])]
     return aux
 
 
@@ -454,7 +454,7 @@ def _reorder(col: Any, idx: np.ndarray) -> Any:
     return _View(col, idx)
 
 
-def _tables(index: GazetteerIndex) -> dict[str, Any]:
+def index_tables(index: GazetteerIndex) -> dict[str, Any]:
     """Return the search tables of ``index``, built on first use."""
     aux = index._aux
     if "by_rank" not in aux or aux.get("n") != len(index):
@@ -464,7 +464,7 @@ def _tables(index: GazetteerIndex) -> dict[str, Any]:
     return aux
 
 
-def _objects(values: list[str]) -> np.ndarray:
+def index_objects(values: list[str]) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
@@ -533,7 +533,7 @@ def subtree(
     """
     import pandas as pd
 
-    sl = _prefix_slice(index._raw("code"), code_prefix) if code_prefix else slice(0, len(index))
+    sl = prefix_slice(index._raw("code"), code_prefix) if code_prefix else slice(0, len(index))
     pos = np.arange(sl.start, sl.stop, dtype=np.int64)
     if levels is not None:
         unknown = set(levels) - set(LEVELS)
@@ -542,18 +542,18 @@ def subtree(
         wanted = [LEVELS.index(lv) for lv in levels]
         pos = pos[np.isin(np.asarray(index.level_rank)[pos], wanted)]
     rank = np.asarray(index.level_rank)[pos].astype(np.int64)
-    codes = _take(index._raw("code"), pos)
+    codes = index_take(index._raw("code"), pos)
     cut = [0, 2, 4, 6, 9]
     return pd.DataFrame(
         {
-            "code": _objects(codes),
-            "name": _objects(_take(index._raw("name"), pos)),
-            "level": _objects([LEVELS[r] for r in rank.tolist()]),
-            "parent_code": _objects(
+            "code": index_objects(codes),
+            "name": index_objects(index_take(index._raw("name"), pos)),
+            "level": index_objects([LEVELS[r] for r in rank.tolist()]),
+            "parent_code": index_objects(
                 [c[: cut[r]] if cut[r] else None for c, r in zip(codes, rank.tolist(), strict=True)]
             ),
-            "full_name": _objects(_take(index._raw("full_name"), pos)),
-            "pinyin": _objects(_take(index._raw("syllables"), pos)),
-            "initials": _objects(_take(index._raw("initials"), pos)),
+            "full_name": index_objects(index_take(index._raw("full_name"), pos)),
+            "pinyin": index_objects(index_take(index._raw("syllables"), pos)),
+            "initials": index_objects(index_take(index._raw("initials"), pos)),
         }
     )

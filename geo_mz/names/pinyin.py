@@ -48,10 +48,10 @@ PLACE_READINGS: dict[str, tuple[str, ...]] = {
 }
 
 _ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
-def _toneless(reading: str) -> str:
+def toneless(reading: str) -> str:
     """Strip tone marks from a pinyin reading; ü becomes ``v``."""
     reading = reading.replace("ü", "v").replace("ǖ", "v").replace("ǘ", "v")
     reading = reading.replace("ǚ", "v").replace("ǜ", "v")
@@ -60,8 +60,8 @@ def _toneless(reading: str) -> str:
 
 
 #: Readings of single characters already looked up (filled from the index cache as well).
-_CHAR_TOKENS: dict[str, str] = {}
-#: :func:`_divergent_phrases` once computed (or read from the index cache).
+CHAR_TOKENS: dict[str, str] = {}
+#: :func:`divergent_phrases` once computed (or read from the index cache).
 _DIVERGENT: frozenset[str] | None = None
 _PHRASE_TABLES: tuple[frozenset[str], dict[str, tuple[str, ...]]] | None = None
 
@@ -71,11 +71,11 @@ def _char_token(ch: str) -> str:
 
     Han characters get pypinyin's default reading (dropped if pypinyin has none), 〇 reads
     ``ling``, and other characters are NFKC-folded (full-width ０ -> 0) and kept only if they
-    are ASCII letters or digits.  Readings are memoised in :data:`_CHAR_TOKENS`.
+    are ASCII letters or digits.  Readings are memoised in :data:`CHAR_TOKENS`.
     """
-    tok = _CHAR_TOKENS.get(ch)
+    tok = CHAR_TOKENS.get(ch)
     if tok is None:
-        tok = _CHAR_TOKENS[ch] = _char_token_uncached(ch)
+        tok = CHAR_TOKENS[ch] = _char_token_uncached(ch)
     return tok
 
 
@@ -84,13 +84,13 @@ def _char_token_uncached(ch: str) -> str:
 
     if ch == "〇":
         return "ling"
-    if _HAN.match(ch):
+    if HAN.match(ch):
         reading = lazy_pinyin(ch)[0].lower()
         return reading if reading.isascii() and reading.isalnum() else ""
     return "".join(c for c in unicodedata.normalize("NFKC", ch).lower() if c in _ASCII_ALNUM)
 
 
-def _divergent_phrases() -> frozenset[str]:
+def divergent_phrases() -> frozenset[str]:
     """Phrases of pypinyin's dictionary whose reading differs from their characters' defaults."""
     global _DIVERGENT
     if _DIVERGENT is None:
@@ -109,7 +109,7 @@ def _compute_divergent_phrases() -> frozenset[str]:
             if ch not in cache:
                 cache[ch] = _char_token(ch)
             default.append(cache[ch])
-        if [_toneless(r[0]) for r in readings] != default:
+        if [toneless(r[0]) for r in readings] != default:
             out.add(phrase)
     return frozenset(out)
 
@@ -124,7 +124,7 @@ def _tokens(name: str, char_map: dict[str, str], use_phrases: bool) -> list[str]
             toks = [char_map[c] for c in name]
         pairs = zip(toks, name, strict=True)
         toks = [
-            t if _HAN.match(c) and t.isascii() and t.isalnum() else char_map[c] for t, c in pairs
+            t if HAN.match(c) and t.isascii() and t.isalnum() else char_map[c] for t, c in pairs
         ]
     else:
         toks = [char_map[c] for c in name]
@@ -161,7 +161,7 @@ def _phrase_tables() -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:
     """First-two-character pre-filter and phrases by first character, built once."""
     global _PHRASE_TABLES
     if _PHRASE_TABLES is None:
-        phrases = {p for p in _divergent_phrases() if len(p) >= 2} | set(PLACE_READINGS)
+        phrases = {p for p in divergent_phrases() if len(p) >= 2} | set(PLACE_READINGS)
         _PHRASE_TABLES = (frozenset(p[:2] for p in phrases), _by_first_char(phrases))
     return _PHRASE_TABLES
 
@@ -183,7 +183,7 @@ def _read_names(distinct: list[str]) -> tuple[list[str], list[str]]:
     return pys, inis
 
 
-def _pinyin_many(names: pd.Series) -> tuple[pd.Series, pd.Series]:
+def pinyin_many(names: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Pinyin and initials of many names, computed once per distinct name."""
     import pandas as pd
 
@@ -229,14 +229,14 @@ def names_pinyin(names: Sequence[str]) -> list[str]:
     return [reading[str(n)] for n in names]
 
 
-def _seed_memos(divergent: Callable[[], list[str]], chars: list[str], tokens: list[str]) -> None:
+def seed_memos(divergent: Callable[[], list[str]], chars: list[str], tokens: list[str]) -> None:
     """Fill the reading memos from the index cache; what is already computed is kept.
 
-    ``divergent`` (the phrases of :func:`_divergent_phrases`) is called only when those have
-    not been computed yet; ``chars`` and ``tokens`` are :data:`_CHAR_TOKENS`' keys and values.
+    ``divergent`` (the phrases of :func:`divergent_phrases`) is called only when those have
+    not been computed yet; ``chars`` and ``tokens`` are :data:`CHAR_TOKENS`' keys and values.
     """
     global _DIVERGENT
     if _DIVERGENT is None:
         _DIVERGENT = frozenset(divergent())
     for ch, tok in zip(chars, tokens, strict=True):
-        _CHAR_TOKENS.setdefault(ch, tok)
+        CHAR_TOKENS.setdefault(ch, tok)

@@ -3,7 +3,7 @@
 :func:`load_rules` reads ``layers/rules/placename_rules.toml`` (word lists, generic parts,
 committee titles, code ranges and the sources they come from) into :class:`Rules`;
 :func:`parse_name` splits a name into 专名, 通名 and committee title by those rules, and
-:func:`_specific_pinyin` reads the 专名.  The checks are in :mod:`geo_mz.names.check`, the
+:func:`specific_pinyin` reads the 专名.  The checks are in :mod:`geo_mz.names.check`, the
 reports in :mod:`geo_mz.names.report`.
 """
 
@@ -49,7 +49,7 @@ CHECKS: tuple[str, ...] = (
     "code_type",
 )
 
-_SCOPE_ZH = {"national": "全国", "county": "县(市、区)内", "town": "乡镇(街道)内", "name": "名称"}
+SCOPE_ZH = {"national": "全国", "county": "县(市、区)内", "town": "乡镇(街道)内", "name": "名称"}
 
 
 class NamesError(GeoMzError, ValueError):
@@ -289,10 +289,10 @@ def parse_name(name: str, level: str, rules: Rules | None = None) -> ParsedName:
     """
     if level not in LEVELS:
         raise NamesError(f"unknown level {level!r}; use one of {LEVELS}")
-    return _parse(str(name), level, rules or load_rules())
+    return parse_parts(str(name), level, rules or load_rules())
 
 
-def _parse(name: str, level: str, rules: Rules) -> ParsedName:
+def parse_parts(name: str, level: str, rules: Rules) -> ParsedName:
     base, committee, implied = name, "", ""
     if level == "village":
         for suffix, cat in rules.committee:
@@ -324,18 +324,18 @@ def _parse(name: str, level: str, rules: Rules) -> ParsedName:
     return ParsedName(name, specific, generic, committee, category, kind)
 
 
-def _parse_table(t: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+def parse_table(t: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     """Add specific/generic/committee/category/kind and the 专名 pinyin."""
     pairs = list(dict.fromkeys(zip(t["name"], t["level"], strict=True)))
-    parsed = {p: _parse(p[0], p[1], rules) for p in pairs}
+    parsed = {p: parse_parts(p[0], p[1], rules) for p in pairs}
     keys = list(zip(t["name"], t["level"], strict=True))
     for col in ("specific", "generic", "committee", "category", "kind"):
         t[col] = [getattr(parsed[k], col) for k in keys]
-    t["specific_pinyin"] = _specific_pinyin(t["name"], t["specific"], t["pinyin"])
+    t["specific_pinyin"] = specific_pinyin(t["name"], t["specific"], t["pinyin"])
     return t
 
 
-def _specific_pinyin(names: Iterable[str], specifics: Iterable[str], pinyin: Iterable[str]) -> list:
+def specific_pinyin(names: Iterable[str], specifics: Iterable[str], pinyin: Iterable[str]) -> list:
     """Read the 专名: the first syllables of the name's own reading.
 
     When every character of the name has one syllable the 专名's syllables are taken from the

@@ -16,18 +16,18 @@ from typing import Any
 import numpy as np
 
 from geo_mz.names.index import (
-    _PY_COL,
     LEVELS,
+    PY_COL,
     GazetteerIndex,
-    _bigram_key,
-    _bisect_left,
-    _char_key,
-    _objects,
-    _prefix_slice,
-    _tables,
-    _take,
+    bigram_key,
+    bisect_left,
+    char_key,
+    index_objects,
+    index_tables,
+    index_take,
+    prefix_slice,
 )
-from geo_mz.names.pinyin import _HAN, _toneless, name_pinyin
+from geo_mz.names.pinyin import HAN, name_pinyin, toneless
 
 __all__ = ["FUZZY_BUDGET", "FUZZY_CUTOFF", "FUZZY_SCORED", "search_arrays"]
 
@@ -38,7 +38,7 @@ FUZZY_BUDGET: int = 12_000
 #: Most distinct names or readings a fuzzy search scores with rapidfuzz.
 FUZZY_SCORED: int = 2_000
 
-_TIER = {
+TIER = {
     "exact": 100.0,
     "prefix": 90.0,
     "contains": 80.0,
@@ -48,19 +48,19 @@ _TIER = {
     "initials_exact": 55.0,
     "initials_prefix": 50.0,
 }
-_FUZZY_SCALE = 0.45
-_OUT_COLUMNS = ["code", "name", "level", "full_name", "match", "score"]
+FUZZY_SCALE = 0.45
+OUT_COLUMNS = ["code", "name", "level", "full_name", "match", "score"]
 #: Up to this many units in the search area the fuzzy tier scores every one of them.
 _FUZZY_DIRECT_MAX = 5_000
 
 
-def _latin_query(query: str) -> str:
+def latin_query(query: str) -> str:
     """Normalise a Latin query: tones, tone digits, spaces and apostrophes removed."""
-    q = _toneless(query)
+    q = toneless(query)
     return re.sub(r"[\s'’\-_1-5]", "", q)
 
 
-def _ends_on_syllable(syllables: str, n: int) -> bool:
+def ends_on_syllable(syllables: str, n: int) -> bool:
     """Whether the first ``n`` letters of ``syllables`` (spaces not counted) end a syllable."""
     total = 0
     for syl in syllables.split(" "):
@@ -84,7 +84,7 @@ def _rank_ranges(
             raise ValueError(f"unknown levels {sorted(unknown)}; use {LEVELS}")
         wanted = sorted({LEVELS.index(lv) for lv in levels})  # type: ignore[assignment]
     bounds = t["level_bounds"]
-    sl = _prefix_slice(index._raw("code"), code_prefix) if code_prefix else None
+    sl = prefix_slice(index._raw("code"), code_prefix) if code_prefix else None
     out = []
     for lv in wanted:
         a, b = int(bounds[lv]), int(bounds[lv + 1])
@@ -174,7 +174,7 @@ class _Hits:
 
 
 def _key_range(keys: Any, prefix: str) -> tuple[int, int]:
-    return _bisect_left(keys, prefix), _bisect_left(keys, prefix + "\U0010ffff")
+    return bisect_left(keys, prefix), bisect_left(keys, prefix + "\U0010ffff")
 
 
 def _tier_characters(t: dict[str, Any], q: str, hits: _Hits, ranges: Any) -> None:
@@ -182,21 +182,21 @@ def _tier_characters(t: dict[str, Any], q: str, hits: _Hits, ranges: Any) -> Non
     a, b = _key_range(t["nm_key"], q)
     off, items = t["nm_off"], t["nm_items"]
     if a < b and t["nm_key"][a] == q:
-        hits.add(_slice_sorted(items[off[a] : off[a + 1]], ranges), _TIER["exact"], "exact")
+        hits.add(_slice_sorted(items[off[a] : off[a + 1]], ranges), TIER["exact"], "exact")
         a += 1
     if hits.need <= 0:
         return
     if a < b:
         pre = hits.drop_seen(_in_ranges(items[off[a] : off[b]], ranges))
-        hits.add(np.sort(pre), _TIER["prefix"], "prefix")
+        hits.add(np.sort(pre), TIER["prefix"], "prefix")
     if hits.need <= 0:
         return
     # contains: scan the rarest character pair's postings in rank order, checking each name
     keys, poff, pitems = t["post_key"], t["post_off"], t["post_items"]
     if len(q) == 1:
-        wanted = [_char_key(q)]
+        wanted = [char_key(q)]
     else:
-        wanted = [_bigram_key(q[i], q[i + 1]) for i in range(len(q) - 1)]
+        wanted = [bigram_key(q[i], q[i + 1]) for i in range(len(q) - 1)]
     lists = []
     for key in wanted:
         i = int(np.searchsorted(keys, key))
@@ -216,12 +216,12 @@ def _tier_characters(t: dict[str, Any], q: str, hits: _Hits, ranges: Any) -> Non
         start += step
         step = min(step * 4, 65_536)
         if verify and len(chunk):
-            ok = np.fromiter((q in s for s in _take(name_r, chunk)), bool, count=len(chunk))
+            ok = np.fromiter((q in s for s in index_take(name_r, chunk)), bool, count=len(chunk))
             chunk = chunk[ok]
         found.append(chunk[:need])
         need -= len(found[-1])
     if found:
-        hits.add(np.concatenate(found), _TIER["contains"], "contains")
+        hits.add(np.concatenate(found), TIER["contains"], "contains")
 
 
 def _tier_latin_names(t: dict[str, Any], query: str, hits: _Hits, ranges: Any) -> None:
@@ -238,7 +238,7 @@ def _tier_latin_names(t: dict[str, Any], query: str, hits: _Hits, ranges: Any) -
     tier = np.array(tiers, dtype=np.int64)
     keep = _range_mask(r_arr, ranges)
     r_arr, tier = r_arr[keep], tier[keep]
-    scores = np.where(tier == 0, _TIER["exact"], _TIER["contains"])
+    scores = np.where(tier == 0, TIER["exact"], TIER["contains"])
     match = np.where(tier == 0, "exact", "contains").astype(object)
     hits.take_best(r_arr, tier, scores, match)
 
@@ -257,8 +257,8 @@ def _tier_pinyin(t: dict[str, Any], qpy: str, index: GazetteerIndex, hits: _Hits
     long_ = np.flatnonzero(t["py_long"][g])
     if n > 64 and len(long_):
         first = t["by_rank"][t["py_items"][t["py_off"][g[long_]]]]
-        syl = _take(index._raw("syllables"), first)
-        bound[long_] = [_ends_on_syllable(s, n) for s in syl]
+        syl = index_take(index._raw("syllables"), first)
+        bound[long_] = [ends_on_syllable(s, n) for s in syl]
     tier = np.where(t["py_len"][g] == n, 0, np.where(bound, 1, 2))
     off = t["py_off"]
     items = t["py_items"][off[a] : off[b]].astype(np.int64)
@@ -267,7 +267,7 @@ def _tier_pinyin(t: dict[str, Any], qpy: str, index: GazetteerIndex, hits: _Hits
         keep = _range_mask(items, ranges)
         items, item_tier = items[keep], item_tier[keep]
     scores = np.array(
-        [_TIER["pinyin_exact"], _TIER["pinyin_syllable_prefix"], _TIER["pinyin_prefix"]]
+        [TIER["pinyin_exact"], TIER["pinyin_syllable_prefix"], TIER["pinyin_prefix"]]
     )[item_tier]
     hits.take_best(items, item_tier, scores, "pinyin")
 
@@ -285,7 +285,7 @@ def _tier_initials(t: dict[str, Any], qpy: str, hits: _Hits, ranges: Any) -> Non
     if ranges is not None:
         keep = _range_mask(items, ranges)
         items, item_tier = items[keep], item_tier[keep]
-    scores = np.where(item_tier == 0, _TIER["initials_exact"], _TIER["initials_prefix"])
+    scores = np.where(item_tier == 0, TIER["initials_exact"], TIER["initials_prefix"])
     hits.take_best(items, item_tier, scores.astype(float), "initials")
 
 
@@ -314,8 +314,8 @@ def _char_posts(t: dict[str, Any], target: str) -> list[tuple[int, int, np.ndarr
         weights[ch] = weights.get(ch, 0) + 1
     posts = []
     for ch, w in weights.items():
-        i = int(np.searchsorted(keys, _char_key(ch)))
-        if i < len(keys) and keys[i] == _char_key(ch):
+        i = int(np.searchsorted(keys, char_key(ch)))
+        if i < len(keys) and keys[i] == char_key(ch):
             posts.append((int(poff[i + 1] - poff[i]), w, pitems[poff[i] : poff[i + 1]]))
     posts.sort(key=lambda p: p[0])
     return posts
@@ -398,7 +398,7 @@ def _fuzzy_han(
         keep = chosen[inverse]
         cand = cand[keep]
         ids, inverse = np.unique(t["nm_of_rank"][cand], return_inverse=True)
-    idx, sc = _fuzzy_scores(target, _take(t["nm_key"], ids))
+    idx, sc = _fuzzy_scores(target, index_take(t["nm_key"], ids))
     score_of = np.full(len(ids), -1.0)
     score_of[idx] = sc
     item_sc = score_of[inverse]
@@ -426,7 +426,7 @@ def _fuzzy_pinyin(
     bound = np.zeros(len(lens), dtype=np.int32)
     counts: dict[int, int] = {}
     for ch in target:
-        col = int(_PY_COL[ord(ch)]) if ord(ch) < 256 else -1
+        col = int(PY_COL[ord(ch)]) if ord(ch) < 256 else -1
         if col >= 0:
             counts[col] = counts.get(col, 0) + 1
     for col, w in counts.items():
@@ -439,7 +439,7 @@ def _fuzzy_pinyin(
         keys = np.sort(keys[np.argpartition(-upper, FUZZY_SCORED - 1)[:FUZZY_SCORED]])
     if sub is not None:
         keys = sub[keys]
-    idx, sc = _fuzzy_scores(target, _take(t["pyd_key"], keys))
+    idx, sc = _fuzzy_scores(target, index_take(t["pyd_key"], keys))
     keys, pyd_g, off = keys[idx], t["pyd_g"], t["py_off"]
     lo, hi = off[pyd_g[keys]], off[pyd_g[keys + 1]]
     sizes = (hi - lo).astype(np.int64)
@@ -468,7 +468,7 @@ def _tier_fuzzy(
         else:
             cand = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in ranges])
         cand = hits.drop_seen(cand)
-        idx, sc = _fuzzy_scores(target, _take(t["name_r"] if is_han else t["pinyin_r"], cand))
+        idx, sc = _fuzzy_scores(target, index_take(t["name_r"] if is_han else t["pinyin_r"], cand))
         ranks = cand[idx]
     elif is_han:
         ranks, sc = _fuzzy_han(t, target, hits, ranges)
@@ -477,7 +477,7 @@ def _tier_fuzzy(
     if len(ranks) == 0:
         return
     order = np.lexsort((ranks, -sc))[: hits.need]
-    hits.add(ranks[order], sc[order] * _FUZZY_SCALE, "fuzzy")
+    hits.add(ranks[order], sc[order] * FUZZY_SCALE, "fuzzy")
 
 
 def search_arrays(
@@ -509,10 +509,10 @@ def search_arrays(
     if limit < 0:
         raise ValueError("limit must be >= 0")
     query = unicodedata.normalize("NFKC", query).strip()
-    empty = {c: np.zeros(0, dtype=float if c == "score" else object) for c in _OUT_COLUMNS}
+    empty = {c: np.zeros(0, dtype=float if c == "score" else object) for c in OUT_COLUMNS}
     if not query or limit == 0 or len(index) == 0:
         return empty
-    t = _tables(index)
+    t = index_tables(index)
     if levels is None and not code_prefix:
         ranges = None
         allowed = len(index)
@@ -523,12 +523,12 @@ def search_arrays(
             return empty
 
     hits = _Hits(limit)
-    is_han = bool(_HAN.search(query))
+    is_han = bool(HAN.search(query))
     if is_han:
         _tier_characters(t, query, hits, ranges)
         qpy = name_pinyin(query).replace(" ", "") if hits.need > 0 else ""
     else:
-        qpy = _latin_query(query)
+        qpy = latin_query(query)
         _tier_latin_names(t, query, hits, ranges)
     if qpy and hits.need > 0:
         _tier_pinyin(t, qpy, index, hits, ranges)
@@ -542,10 +542,10 @@ def search_arrays(
     ranks = np.concatenate(hits.ranks)
     sel = t["by_rank"][ranks].astype(np.int64)
     return {
-        "code": _objects(_take(index._raw("code"), sel)),
-        "name": _objects(_take(index._raw("name"), sel)),
-        "level": _objects([LEVELS[r] for r in index.level_rank[sel].tolist()]),
-        "full_name": _objects(_take(index._raw("full_name"), sel)),
+        "code": index_objects(index_take(index._raw("code"), sel)),
+        "name": index_objects(index_take(index._raw("name"), sel)),
+        "level": index_objects([LEVELS[r] for r in index.level_rank[sel].tolist()]),
+        "full_name": index_objects(index_take(index._raw("full_name"), sel)),
         "match": np.concatenate(hits.matches).astype(object),
         "score": np.round(np.concatenate(hits.scores), 2),
     }

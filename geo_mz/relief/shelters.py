@@ -25,17 +25,15 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
-import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 from scipy.sparse.csgraph import dijkstra
 
-from geo_mz.core.catalog import LayerSpec, load_catalog
+from geo_mz.core.catalog import LayerSpec
 from geo_mz.core.errors import GeoMzError
 from geo_mz.core.results import (
     Kpi,
@@ -51,8 +49,6 @@ from geo_mz.eldercare.coverage import assign_to_units, units_of_level
 from geo_mz.network import flow
 from geo_mz.network.graph import WALK_SPEED_KMH, Network, Snapped
 from geo_mz.network.paths import snap_points
-from geo_mz.outputs.files import write_gpkg
-from geo_mz.outputs.maps import layers_map, save_map
 
 Lang = Literal["zh", "en"]
 STORAGE_CRS = "EPSG:4490"
@@ -754,53 +750,8 @@ def excel_tables(
     return out
 
 
-def shelter_map(
-    base_layers: Mapping[str, gpd.GeoDataFrame],
-    adequacy: AdequacyResult | None = None,
-    evacuation: EvacuationResult | None = None,
-    *,
-    lang: Lang = "zh",
-) -> folium.Map:
-    """Map the shelters (sized by capacity) with the analyses' layers over the base layers.
-
-    Villages coloured by the share of people within reach, assignment lines, unplaced people
-    by reason, and shelters coloured by load share after an evacuation (else by class), sized
-    by capacity.
-    """
-    layers = {k: base_layers[k] for k in ("admin_units", "water", "roads") if k in base_layers}
-    outs = output_layers(adequacy, evacuation)
-    if "shelter_units" in outs:
-        units = outs.pop("shelter_units")
-        layers["shelter_units"] = units[units["level"] == "village"]
-    layers.update(outs)
-    if "shelter_load" not in layers and adequacy is not None:
-        layers["shelters"] = adequacy.shelters.to_crs(STORAGE_CRS)
-    # Shelters are sized by capacity through their specs' symbology ``size_field``.
-    return layers_map(layers, catalog={**load_catalog(), **result_catalog()}, lang=lang)
 
 
-def write_shelter_outputs(
-    out_dir: str | Path,
-    base_layers: Mapping[str, gpd.GeoDataFrame],
-    adequacy: AdequacyResult | None = None,
-    evacuation: EvacuationResult | None = None,
-    *,
-    lang: Lang = "zh",
-    prefix: str = "shelters",
-) -> dict[str, Path]:
-    """Write ``{prefix}.gpkg``, ``{prefix}.xlsx`` and ``{prefix}_map.html`` into ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    xlsx = out / f"{prefix}.xlsx"
-    with pd.ExcelWriter(xlsx, engine="openpyxl") as xl:
-        for sheet, df in excel_tables(adequacy, evacuation).items():
-            df.to_excel(xl, sheet_name=sheet, index=False)
-    return {
-        "gpkg": write_gpkg(out / f"{prefix}.gpkg", output_layers(adequacy, evacuation)),
-        "xlsx": xlsx,
-        "map": save_map(shelter_map(base_layers, adequacy, evacuation, lang=lang),
-                        out / f"{prefix}_map.html"),
-    }  # fmt: skip
 
 
 __all__ = [
@@ -814,6 +765,4 @@ __all__ = [
     "report_tables",
     "shelter_adequacy",
     "shelter_capacity",
-    "shelter_map",
-    "write_shelter_outputs",
 ]
