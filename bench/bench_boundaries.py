@@ -1,4 +1,4 @@
-"""Boundary topology QA benchmark: geo_mz.boundaries.qa.qa vs a naive all-pairs overlay, same run.
+"""Boundary topology QA benchmark: boundaries.topology.qa vs a naive all-pairs overlay, same run.
 
 Settings
 --------
@@ -31,7 +31,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geo_mz.boundaries.qa import prepare_units, qa, read_layer_file, repair
+from geo_mz.boundaries.topology import prepare_units, qa, read_layer_file, repair
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "boundaries"
 CRS = "EPSG:4547"

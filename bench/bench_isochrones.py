@@ -40,9 +40,9 @@ import numpy as np
 import shapely
 from scipy.sparse.csgraph import dijkstra
 
-from geo_mz.network import isochrones as iso_mod
+from geo_mz.network import isochrone as iso_mod
 from geo_mz.network.graph import Network, _csr_min, network_from_roads
-from geo_mz.network.isochrones import QUAD_SEGS, _substrings, isochrones
+from geo_mz.network.isochrone import QUAD_SEGS, _substrings, isochrones
 from geo_mz.network.paths import multi_source_times
 
 SPACING_M = 100.0

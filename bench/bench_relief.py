@@ -35,8 +35,8 @@ from geo_mz.network import sptree
 from geo_mz.network.disruption import from_edge_ids
 from geo_mz.network.graph import network_from_roads
 from geo_mz.network.paths import to_networkx
-from geo_mz.relief import audit as relief
-from geo_mz.relief.audit import ReliefSettings, Target
+from geo_mz.relief import drive_audit as relief
+from geo_mz.relief.drive_audit import ReliefSettings, Target
 
 TARGETS = (Target("county", 5.0, "own", "bench"), Target("township", 3.0, "own", "bench"))
 SETTINGS = ReliefSettings(targets=TARGETS)

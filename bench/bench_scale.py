@@ -132,7 +132,7 @@ def province(tmp: Path, code: str, postgis: bool) -> None:
 
 
 def national_qa(tmp: Path) -> None:
-    from geo_mz.boundaries import qa as boundaries
+    from geo_mz.boundaries import topology as boundaries
     from geo_mz.datasets.china_counties import national_counties
     from geo_mz.datasets.county_workload import write_workload
 

@@ -44,7 +44,13 @@ from geo_mz.outputs.relief import report_tables as relief_tables
 from geo_mz.outputs.relief import scenario_kpis, write_relief_outputs
 from geo_mz.outputs.report import write_report
 from geo_mz.outputs.shelters import write_shelter_outputs
-from geo_mz.relief.audit import ReliefSettings, audit_kpis, reaudit, run_audit, workspace_targets
+from geo_mz.relief.drive_audit import (
+    ReliefSettings,
+    audit_kpis,
+    reaudit,
+    run_audit,
+    workspace_targets,
+)
 from geo_mz.relief.shelters import ShelterSettings, evacuate, shelter_adequacy
 from geo_mz.relief.shelters import output_layers as shelter_layers
 from geo_mz.relief.shelters import report_tables as shelter_tables

@@ -76,5 +76,6 @@ def fingerprint(out: Path) -> dict:
 
 
 if __name__ == "__main__":
-    json.dump(fingerprint(Path(sys.argv[1])), sys.stdout, indent=1, ensure_ascii=False, sort_keys=True)
+    fp = fingerprint(Path(sys.argv[1]))
+    json.dump(fp, sys.stdout, indent=1, ensure_ascii=False, sort_keys=True)
     sys.stdout.write("\n")

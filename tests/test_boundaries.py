@@ -31,7 +31,7 @@ from geo_mz.boundaries.lines import (
     marker_layer,
     normalise_line_id,
 )
-from geo_mz.boundaries.qa import (
+from geo_mz.boundaries.topology import (
     QA_DEFAULTS,
     BoundaryError,
     QaSettings,
@@ -578,7 +578,7 @@ def test_cli_bad_input_exits_2(small_ws: Path, tmp_path: Path):
 
 def test_defaults_name_their_source():
     import geo_mz.boundaries.lines as bl
-    import geo_mz.boundaries.qa as b
+    import geo_mz.boundaries.topology as b
 
     assert "local choice" in (b.QaSettings.__doc__ or "")
     assert "UNSOURCED" in (bl.InspectSettings.__doc__ or "")

@@ -1,4 +1,4 @@
-"""Tests of geo_mz.network.isochrones: hand networks, a river, the Pengjiang sample, random networks."""
+"""Tests of network.isochrone: hand networks, a river, the Pengjiang sample, random networks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import shapely
 from geo_mz.core.errors import CrsError, GeoMzError
 from geo_mz.datasets.pengjiang import CHAOLIAN, build_pengjiang
 from geo_mz.network.graph import WALK_SPEED_KMH, Network, network_from_roads
-from geo_mz.network.isochrones import (
+from geo_mz.network.isochrone import (
     QUAD_SEGS,
     IsochroneError,
     _pieces,

@@ -1,4 +1,4 @@
-"""Tests of geo_mz.outputs.maps (folium map of layers) and geo_mz.outputs.report (the HTML report)."""
+"""Tests of outputs.maps (folium map of layers) and geo_mz.outputs.report (the HTML report)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of geo_mz.network.graph: hand-checkable networks, then real Helsinki (OSM) and Wuhan roads."""
+"""Tests of network.graph: hand-checkable networks, then real Helsinki (OSM) and Wuhan roads."""
 
 from __future__ import annotations
 

@@ -10,12 +10,12 @@ import pytest
 import shapely
 from shapely.geometry import LineString, Point, box
 
-from geo_mz.boundaries import qa as boundaries
+from geo_mz.boundaries import topology as boundaries
 from geo_mz.core.workspace import Workspace
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network.graph import network_from_roads
-from geo_mz.relief import audit as relief
+from geo_mz.relief import drive_audit as relief
 from geo_mz.scale import partition
 
 METRIC = "EPSG:4547"  # CGCS2000 3° GK, CM 114°E: the sample's measuring CRS

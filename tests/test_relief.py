@@ -13,8 +13,8 @@ from geo_mz.network import disruption
 from geo_mz.network.graph import network_from_roads
 from geo_mz.network.osm import network_from_osm
 from geo_mz.network.paths import to_networkx
-from geo_mz.relief import audit as relief
-from geo_mz.relief.audit import ReliefError, ReliefSettings, Target
+from geo_mz.relief import drive_audit as relief
+from geo_mz.relief.drive_audit import ReliefError, ReliefSettings, Target
 
 CRS = "EPSG:4547"
 X0, Y0 = 500_000.0, 2_500_000.0

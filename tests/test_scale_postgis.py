@@ -8,7 +8,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from geo_mz.relief import audit as relief
+from geo_mz.relief import drive_audit as relief
 from geo_mz.scale import runner as scale
 from geo_mz.scale.partition import max_drive_kmh
 from geo_mz.scale.store import PostgisRunStore, RunStoreError, open_run_store

@@ -1,4 +1,4 @@
-"""Tests of geo_mz.relief.shelters: capacity by hand, a hand-made walk network, the Pengjiang sample."""
+"""Tests of relief.shelters: capacity by hand, a hand-made walk network, the Pengjiang sample."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of geo_mz.network.siting: brute force on small instances, hand examples, networkx, Pengjiang."""
+"""Tests of network.siting: brute force on small instances, hand examples, networkx, Pengjiang."""
 
 from __future__ import annotations
 

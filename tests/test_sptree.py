@@ -1,4 +1,4 @@
-"""Tests of geo_mz.network.sptree: hand-checked forests, repairs against full re-runs, networkx check."""
+"""Tests of network.sptree: hand-checked forests, repairs against full re-runs, networkx check."""
 
 from __future__ import annotations
 

@@ -397,7 +397,7 @@ def test_importing_geo_mz_does_not_import_psycopg():
     import sys
 
     code = (
-        "import sys, geo_mz, geo_mz.core.workspace, geo_mz.core.workspace_postgis, geo_mz.cli.main; "
+        "import sys, geo_mz, geo_mz.core.workspace, geo_mz.core.workspace_postgis, geo_mz.cli; "
         "assert 'psycopg' not in sys.modules, 'psycopg imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)

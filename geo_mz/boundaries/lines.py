@@ -36,7 +36,7 @@ import pandas as pd
 import shapely
 from shapely.ops import substring
 
-from geo_mz.boundaries.qa import GAP_WIDTH_M, BoundaryError, prepare_units, repair
+from geo_mz.boundaries.topology import GAP_WIDTH_M, BoundaryError, prepare_units, repair
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.results import Kpi
 
@@ -131,14 +131,14 @@ def extract_lines(
     Parameters
     ----------
     units
-        Polygons of one level (any CRS), or the ``units`` of a :class:`geo_mz.boundaries.qa.Qa`.
+        Polygons of one level (any CRS), or the ``units`` of a :class:`geo_mz.boundaries.Qa`.
     code_field, name_field, measure_crs
-        As for :func:`geo_mz.boundaries.qa.prepare_units`.
+        As for :func:`geo_mz.boundaries.prepare_units`.
     include_outer
         Also return each unit's border that no other unit shares.
     repair_first
         Lines need a clean coverage (identical shared edges). None (default): if the units
-        are not one, extract from the :func:`geo_mz.boundaries.qa.repair` proposal and mark the
+        are not one, extract from the :func:`geo_mz.boundaries.repair` proposal and mark the
         rows ``from_repair``; True: always; False: raise instead.
     gap_width_m
         Passed to the repair.

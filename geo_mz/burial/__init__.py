@@ -7,8 +7,8 @@ workspace's measure CRS; slope is computed (Horn's method); exclusion rules from
 cells are scored (slope, road access, distance to settlements) and connected regions above a
 minimum area become candidate polygons. Capacity (:func:`site_capacity`): plots or niches per
 site from area and plot size, used against capacity, years until full, per-town summary against
-the plan's targets. Outputs: :func:`geo_mz.outputs.write_burial_outputs` (GeoPackage, Excel, map, report,
-score GeoTIFF).
+the plan's targets. Outputs: :func:`geo_mz.outputs.write_burial_outputs` (GeoPackage, Excel,
+map, report, score GeoTIFF).
 
 Modules
 -------

@@ -208,7 +208,7 @@ def burial_suitability(
         layer leaves its rules unapplied and says so in ``notes``.
     dem
         A DEM file (GeoTIFF, any projected or geographic CRS, elevations in metres), resampled
-        onto the rules' grid in ``measure_crs``; or a :class:`~geo_mz.core.terrain.DemGrid` already
+        onto the rules' grid in ``measure_crs``; or a :class:`~geo_mz.core.DemGrid` already
         in ``measure_crs`` (used as it is).
     rules
         From :func:`load_rules`; the shipped rules when None.

@@ -1,2 +1,5 @@
-"""TODO."""
+"""The ``geo-mz`` command: one module per command group, over the library's public API."""
+
 from geo_mz.cli.main import main
+
+__all__ = ["main"]

@@ -127,8 +127,8 @@ def write_qa_outputs(
     lang: Lang = "zh",
     prefix: str = "boundary_qa",
 ) -> dict[str, Path]:
-    """Write a :class:`geo_mz.boundaries.qa.Qa`: GeoPackage, workbook, map and HTML report."""
-    from geo_mz.boundaries.qa import findings_layer, qa_kpis
+    """Write a :class:`geo_mz.boundaries.Qa`: GeoPackage, workbook, map and HTML report."""
+    from geo_mz.boundaries.topology import findings_layer, qa_kpis
     from geo_mz.core.results import headed, kpi_frame, result_catalog
     from geo_mz.outputs.files import write_gpkg
     from geo_mz.outputs.maps import save_map
@@ -251,7 +251,7 @@ def write_inspection_outputs(
     lang: Lang = "zh",
     prefix: str = "boundary_inspect",
 ) -> dict[str, Path]:
-    """Write an :class:`geo_mz.boundaries.lines.Inspection`: GeoPackage, workbook, map, report.
+    """Write an :class:`geo_mz.boundaries.Inspection`: GeoPackage, workbook, map, report.
 
     The GeoPackage has the lines, the marker checks and the line issues; the workbook a sheet
     per line (one sheet with a line column past :data:`MAX_LINE_SHEETS` lines).
@@ -338,7 +338,7 @@ def write_repair_outputs(
     prefix: str = "boundary_repair",
 ) -> dict[str, Path]:
     """Write a repair proposal: the proposed units and the changes (never over the source)."""
-    from geo_mz.boundaries.qa import repair_kpis, repaired_layer, repairs_layer
+    from geo_mz.boundaries.topology import repair_kpis, repaired_layer, repairs_layer
     from geo_mz.core.results import headed, kpi_frame, result_catalog
     from geo_mz.outputs.files import write_gpkg
     from geo_mz.outputs.maps import save_map
@@ -399,7 +399,7 @@ def write_repair_outputs(
 
 def load_source(o: SimpleNamespace) -> Source:
     """Units of one level from ``--workspace``/``--level`` or ``--file``, plus markers."""
-    from geo_mz.boundaries.qa import BoundaryError, read_layer_file
+    from geo_mz.boundaries.topology import BoundaryError, read_layer_file
 
     if bool(o.workspace) == bool(o.file):
         raise click.UsageError("给出 --workspace 或 --file 之一 / give --workspace or --file")
@@ -493,7 +493,7 @@ def _echo_paths(paths: dict) -> None:
 
 
 def _units(src: Source, o: SimpleNamespace) -> gpd.GeoDataFrame:
-    from geo_mz.boundaries.qa import prepare_units
+    from geo_mz.boundaries.topology import prepare_units
 
     return prepare_units(
         src.units, code_field=o.code_field, name_field=o.name_field, measure_crs=src.measure_crs
@@ -525,7 +525,7 @@ def boundaries_qa(**opts: Any) -> None:
     例 e.g.: geo-mz boundaries qa --workspace out/pengjiang.gpkg --level town --out out/qa
     """
     o = SimpleNamespace(**opts)
-    from geo_mz.boundaries.qa import QA_DEFAULTS, qa, qa_kpis
+    from geo_mz.boundaries.topology import QA_DEFAULTS, qa, qa_kpis
 
     step, close = progress_bar("boundaries qa")
     with bad_input():
@@ -579,7 +579,7 @@ def boundaries_lines(**opts: Any) -> None:
     """
     o = SimpleNamespace(**opts)
     from geo_mz.boundaries.lines import extract_lines
-    from geo_mz.boundaries.qa import GAP_WIDTH_M
+    from geo_mz.boundaries.topology import GAP_WIDTH_M
 
     step, close = progress_bar("boundaries lines")
     with bad_input():
@@ -652,7 +652,7 @@ def boundaries_inspect(**opts: Any) -> None:
         inspect_lines,
         inspection_kpis,
     )
-    from geo_mz.boundaries.qa import GAP_WIDTH_M, read_layer_file
+    from geo_mz.boundaries.topology import GAP_WIDTH_M, read_layer_file
 
     step, close = progress_bar("boundaries inspect")
     with bad_input():
@@ -699,7 +699,7 @@ def boundaries_repair(**opts: Any) -> None:
     --gap-width-m 150 --out out/repair
     """
     o = SimpleNamespace(**opts)
-    from geo_mz.boundaries.qa import GAP_WIDTH_M, repair, repair_kpis
+    from geo_mz.boundaries.topology import GAP_WIDTH_M, repair, repair_kpis
 
     step, close = progress_bar("boundaries repair")
     with bad_input():

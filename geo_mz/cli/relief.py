@@ -111,7 +111,7 @@ def _apply(options: list[Any]) -> Callable[[Callable[..., None]], Callable[..., 
 def _settings(ws: Any, targets: tuple[str, ...], match: str | None, prep: Any, factor: Any) -> Any:
     from dataclasses import replace
 
-    from geo_mz.relief.audit import ReliefError, ReliefSettings, Target, workspace_targets
+    from geo_mz.relief.drive_audit import ReliefError, ReliefSettings, Target, workspace_targets
 
     tg = workspace_targets(ws.metadata)
     if targets:
@@ -136,7 +136,7 @@ def _settings(ws: Any, targets: tuple[str, ...], match: str | None, prep: Any, f
 def _run(o: SimpleNamespace, step: Callable[[str], None]) -> tuple[dict, Any, dict]:
     """Open the workspace and audit it with the command's target options."""
     from geo_mz.core.workspaces import open_workspace
-    from geo_mz.relief.audit import run_audit
+    from geo_mz.relief.drive_audit import run_audit
 
     ws = open_workspace(o.workspace)
     layers = ws.read_all()
@@ -227,7 +227,7 @@ def relief_audit(**opts: Any) -> None:
     o = SimpleNamespace(**opts)
     from geo_mz.outputs.relief import report_tables as relief_tables
     from geo_mz.outputs.relief import write_relief_outputs
-    from geo_mz.relief.audit import audit_kpis
+    from geo_mz.relief.drive_audit import audit_kpis
 
     step, close = progress_bar("relief audit")
     with bad_input():
@@ -256,7 +256,7 @@ def relief_scenario(**opts: Any) -> None:
     o = SimpleNamespace(**opts)
     from geo_mz.outputs.relief import report_tables as relief_tables
     from geo_mz.outputs.relief import scenario_kpis, write_relief_outputs
-    from geo_mz.relief.audit import audit_kpis, reaudit
+    from geo_mz.relief.drive_audit import audit_kpis, reaudit
 
     step, close = progress_bar("relief scenario")
     with bad_input():
@@ -303,7 +303,7 @@ def relief_preposition(**opts: Any) -> None:
     o = SimpleNamespace(**opts)
     from geo_mz.outputs.relief import report_tables as relief_tables
     from geo_mz.outputs.relief import write_relief_outputs
-    from geo_mz.relief.audit import audit_kpis, preposition, reaudit
+    from geo_mz.relief.drive_audit import audit_kpis, preposition, reaudit
 
     step, close = progress_bar("relief preposition")
     with bad_input():
@@ -348,7 +348,7 @@ def _demand(
     """Demand points: a file, villages of given towns × a displaced share, or occupied shelters."""
     import geopandas as gpd
 
-    from geo_mz.relief.audit import ReliefError
+    from geo_mz.relief.drive_audit import ReliefError
 
     if affected:
         return read_points(affected, None).rename(columns={people_field: "people"})
@@ -426,9 +426,9 @@ def relief_plan(**opts: Any) -> None:
     from dataclasses import replace
 
     from geo_mz.outputs.relief import write_plan_outputs
-    from geo_mz.relief.audit import reaudit
     from geo_mz.relief.delivery import DeliverySettings, delivery_kpis, demand_from, plan_delivery
     from geo_mz.relief.delivery import report_tables as plan_tables
+    from geo_mz.relief.drive_audit import reaudit
 
     step, close = progress_bar("relief plan")
     with bad_input():

@@ -42,7 +42,7 @@ def _options(job: str, ws: Any, by: str, level: str | None, buffer_km: float | N
 
         opts["settings"] = CircleSettings()
     elif job == "relief":
-        from geo_mz.relief.audit import ReliefSettings, workspace_targets
+        from geo_mz.relief.drive_audit import ReliefSettings, workspace_targets
         from geo_mz.scale.partition import max_drive_kmh
 
         s = ReliefSettings(targets=workspace_targets(ws.metadata))

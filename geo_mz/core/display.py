@@ -58,7 +58,7 @@ def unit_label(unit: str | None, lang: Lang = "zh") -> str:
 
 
 def is_missing(value: Any) -> bool:
-    """True for None and scalar missing values (NaN, NaT, pd.NA); lists and arrays are not."""
+    """Tell whether a value is None or a scalar missing value (NaN, NaT, pd.NA); arrays are not."""
     if value is None:
         return True
     try:
@@ -68,7 +68,7 @@ def is_missing(value: Any) -> bool:
 
 
 def format_number(value: float) -> str:
-    """A number with at most 2 decimals and no trailing zeros (``12``, ``41.8``)."""
+    """Write a number with at most 2 decimals and no trailing zeros (``12``, ``41.8``)."""
     if float(value).is_integer():
         return str(int(value))
     return f"{value:.2f}".rstrip("0").rstrip(".")

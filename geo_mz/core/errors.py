@@ -79,4 +79,3 @@ class WorkspaceError(GeoMzError, ValueError):
 
 class UnitsError(GeoMzError, ValueError):
     """Administrative units that cannot be used as reporting units (level, codes, columns)."""
-

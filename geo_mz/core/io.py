@@ -1,7 +1,7 @@
 """Read layer sources (GeoPackage, GeoJSON, Shapefile, CSV with lon/lat) into GeoDataFrames.
 
 Reading never raises a raw GDAL, pandas or Unicode error: a file that cannot be read at all raises
-:class:`~geo_mz.core.errors.LayerReadError` naming the file; text that is not valid UTF-8 is located to
+:class:`~geo_mz.core.LayerReadError` naming the file; text that is not valid UTF-8 is located to
 its row and field and returned as a problem, so the validator can report it with everything else.
 """
 

@@ -28,7 +28,7 @@ def _check_units(units: object) -> gpd.GeoDataFrame:
 
 
 def units_of_level(units: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
-    """The units of one level, in jurisdiction, sorted by code, with string adcodes.
+    """Select the units of one level, in jurisdiction, sorted by code, with string adcodes.
 
     Parameters
     ----------

@@ -624,7 +624,7 @@ def prepare_layer(
         ``EPSG:4326``, or ``gcj02`` / ``bd09`` for Amap/echarts or Baidu coordinates, which are
         converted to WGS84.
     layer_name, encoding, lon_field, lat_field
-        Passed to :func:`geo_mz.core.io.read_source`.
+        Passed to :func:`geo_mz.core.read_source`.
     repair
         Repair invalid geometries with ``make_valid`` (reported per feature).
     area

@@ -426,7 +426,7 @@ class Workspace:
         kind
             Catalog layer name.
         source_crs
-            See :func:`geo_mz.core.validate.prepare_layer`; ``gcj02``/``bd09`` are converted.
+            See :func:`geo_mz.core.prepare_layer`; ``gcj02``/``bd09`` are converted.
         layer_name, encoding
             Which layer of a multi-layer file; text encoding when not UTF-8.
         repair
@@ -540,8 +540,6 @@ def new_metadata(
 def _write_meta(path: Path, meta: Mapping[str, str]) -> None:
     df = pd.DataFrame({"key": list(meta), "value": [str(v) for v in meta.values()]}, dtype=object)
     pyogrio.write_dataframe(df, path, layer=META_TABLE)
-
-
 
 
 __all__ = [

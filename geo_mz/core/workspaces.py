@@ -21,7 +21,7 @@ def open_workspace(path: str | Path) -> Workspace | PostgisWorkspace:
     """Open a workspace: a GeoPackage path, or a PostGIS URL.
 
     ``postgresql://user:password@host:port/dbname#schema`` (or ``postgres://``) opens a
-    :class:`geo_mz.core.workspace_postgis.PostgisWorkspace`; the ``#schema`` fragment names the
+    :class:`geo_mz.core.PostgisWorkspace`; the ``#schema`` fragment names the
     workspace's schema (``geo_mz_ws`` when absent) and is stripped before connecting. Needs the
     ``postgis`` extra (psycopg 3).
     """

@@ -17,9 +17,3 @@ from __future__ import annotations
 from geo_mz.core.data import available, get_path, sample_dir
 
 __all__ = ["available", "get_path", "sample_dir"]
-
-
-
-
-
-

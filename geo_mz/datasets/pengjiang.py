@@ -91,7 +91,7 @@ from geo_mz.datasets._synth import (
     write_population_geotiff,
 )
 from geo_mz.datasets.dem import landuse_provenance, pengjiang_dem, pengjiang_landuse
-from geo_mz.relief.audit import PENGJIANG_TARGETS, targets_to_json
+from geo_mz.relief.drive_audit import PENGJIANG_TARGETS, targets_to_json
 
 __all__ = ["PopulationGrid", "SampleWorkspace", "build_pengjiang", "write_population_geotiff"]
 
@@ -845,7 +845,7 @@ def build_pengjiang(
         "road_fragments_dropped": geo.info["road_fragments_dropped"],
         "real_sources": _REAL_SOURCE,
         "synthetic_layers": [k for k, p in provenance.items() if p["synthetic"]],
-        # The district plan's delivery targets (区级 5 h, 镇街 3 h), read by geo_mz.relief.audit.
+        # The district plan's delivery targets (区级 5 h, 镇街 3 h), read by the relief audit.
         "relief_targets": targets_to_json(PENGJIANG_TARGETS),
     }
     return SampleWorkspace(layers, provenance, grid, metadata, dem)

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from geo_mz.core.errors import CrsError, GeoMzError
-from geo_mz.network.graph import Network, Snapped, snap_points, with_closures
+from geo_mz.network.graph import Network, Snapped
+from geo_mz.network.paths import snap_points, with_closures
 
 TOL_MIN = 1e-9  # inclusive thresholds: absorbs float noise only
 

@@ -5,7 +5,7 @@
 * :func:`e2sfca` - enhanced two-step floating catchment (Luo & Qi 2009) on network times, so a
   centre already over capacity does not count as full access.
 * :func:`capacity_adjusted_coverage` - covered population weighted by min(1, capacity / demand)
-  of the serving centre, for :func:`geo_mz.eldercare.coverage.coverage_by_unit`.
+  of the serving centre, for :func:`geo_mz.eldercare.coverage_by_unit`.
 """
 
 from __future__ import annotations

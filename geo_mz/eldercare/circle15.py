@@ -2,9 +2,11 @@
 
 Steps (each a function of its own module; this module only chains them and writes outputs):
 walking network at the elderly speed (:mod:`geo_mz.network.graph`) → walk time of every population
-cell to the nearest community centre and coverage per town and village (:mod:`geo_mz.eldercare.coverage`)
-→ isochrone rings (:mod:`geo_mz.network.isochrones`) → gaps → beds per 1,000 aged 60+ and E2SFCA
-(:mod:`geo_mz.eldercare.capacity`) → optional new sites (:mod:`geo_mz.network.siting`). Used by ``geo-mz
+cell to the nearest community centre and coverage per town and village
+(:mod:`geo_mz.eldercare.coverage`)
+→ isochrone rings (:mod:`geo_mz.network.isochrone`) → gaps → beds per 1,000 aged 60+ and E2SFCA
+(:mod:`geo_mz.eldercare.capacity`) → optional new sites (:mod:`geo_mz.network.siting`). Used by
+``geo-mz
 coverage``, ``geo-mz siting``, ``geo-mz demo`` and the notebooks.
 """
 
@@ -29,7 +31,8 @@ from geo_mz.core.results import (
 )
 from geo_mz.core.standards import COVERAGE_THRESHOLDS_MIN, RESIDENTIAL_KINDS, TARGET_SHARE
 from geo_mz.eldercare import capacity, coverage
-from geo_mz.network import isochrones, siting
+from geo_mz.network import isochrone as isochrones
+from geo_mz.network import siting
 from geo_mz.network.graph import ELDERLY_WALK_SPEED_KMH, Network, network_from_roads
 
 Lang = Literal["zh", "en"]
@@ -274,7 +277,7 @@ def propose_sites(
     capacity_places
         Places per new centre (aged 60+ it can serve); uncapacitated when None.
     **solver
-        Passed to :func:`geo_mz.network.siting.site_centres` (``method``, ``time_limit_s``...).
+        Passed to :func:`geo_mz.network.site_centres` (``method``, ``time_limit_s``...).
 
     Returns
     -------
@@ -408,8 +411,6 @@ def report_tables(
     return tables
 
 
-
-
 def overlay_layers(
     result: CircleResult, sites: gpd.GeoDataFrame | None = None
 ) -> dict[str, gpd.GeoDataFrame]:
@@ -417,7 +418,3 @@ def overlay_layers(
     outs = output_layers(result, sites)
     units = outs.pop("coverage_units")
     return {"coverage_units": units[units["level"] == "village"], **outs}
-
-
-
-

@@ -1,7 +1,7 @@
 """Elder-care coverage: walking times to centres, coverage per unit, gaps, beds and E2SFCA.
 
 The 15-minute elder-care circle (15分钟养老服务圈, STANDARDS.md §B) on a walking
-:class:`~geo_mz.network.graph.Network`:
+:class:`~geo_mz.network.Network`:
 
 * :func:`access_times` - ONE multi-source Dijkstra pass from all centres gives every node its
   time to the nearest centre; a population point's time = its straight walk to its node + that
@@ -100,17 +100,7 @@ COMMUNITY_KINDS: tuple[str, ...] = (
 STORAGE_CRS = "EPSG:4490"
 
 
-
-
-
-
 # --------------------------------------------------------------------------- validation helpers
-
-
-
-
-
-
 
 
 def _metric_crs(crs: str) -> CRS:
@@ -118,8 +108,6 @@ def _metric_crs(crs: str) -> CRS:
     if not c.is_projected or c.axis_info[0].unit_name not in ("metre", "meter"):
         raise CrsError(f"`crs` {c.to_string()} is not a projected CRS in metres (e.g. EPSG:4547)")
     return c
-
-
 
 
 # --------------------------------------------------------------------------- centres and times
@@ -175,10 +163,6 @@ def select_centres(
             f"{held or 'nothing'} (kind, status): count"
         )
     return facilities.loc[keep].copy()
-
-
-
-
 
 
 def node_times(
@@ -269,10 +253,6 @@ def access_times(
 # --------------------------------------------------------------------------- units
 
 
-
-
-
-
 def _mode_by_weight(group: np.ndarray, value: np.ndarray, weight: np.ndarray, k: int) -> list:
     """Per group 0..k-1, the value with the largest total weight (None if no weight)."""
     vi, uniq = pd.factorize(value)
@@ -284,8 +264,6 @@ def _mode_by_weight(group: np.ndarray, value: np.ndarray, weight: np.ndarray, k:
         top = m.max(axis=1).toarray().ravel()
         out = [uniq[b] if t > 0 else None for b, t in zip(best, top, strict=True)]
     return out
-
-
 
 
 def coverage_by_unit(
@@ -407,8 +385,6 @@ def coverage_by_unit(
         rows["covered_capacity_adj"] = with_total(adj)
         rows["share_capacity_adj"] = with_total(adj) / safe
     return rows
-
-
 
 
 _SRC_CIRCLE = (

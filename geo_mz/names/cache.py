@@ -1,6 +1,6 @@
 """On-disk cache of the gazetteer index: its key, its folder of ``.npy`` arrays, save and read.
 
-:func:`geo_mz.names.gazetteer.load_index` builds an index once and keeps it here; later loads
+:func:`geo_mz.names.load_index` builds an index once and keeps it here; later loads
 memory-map the arrays (``allow_pickle=False``) and decode only the strings a search returns.
 The key (:func:`index_cache_key`) covers the data files and the code of the gazetteer modules,
 so changed data or code never reads a stale cache.
@@ -35,10 +35,8 @@ _KEY_MODULES = (
     "cache",
     "index",
     "pinyin",
-    "search",
+    "search_tiers",
 )
-
-
 
 
 def _data_files(folder: Path) -> list[Path]:

@@ -1,7 +1,7 @@
 """Place-name standardisation checks (不规范地名清理) and naming-proposal checks.
 
 :func:`check_names` runs every check over a gazetteer table
-(:func:`geo_mz.names.gazetteer.load_gazetteer`, :func:`geo_mz.names.gazetteer.index_frame`, or any table
+(:func:`geo_mz.names.load_gazetteer`, :func:`geo_mz.names.index_frame`, or any table
 with ``code``, ``name`` and ``level``) and
 returns one row per finding; :func:`check_proposal` checks a proposed new name against the same
 rules and the existing names of its area (and, given a point, the place names nearby).
@@ -429,10 +429,10 @@ def check_names(
     Parameters
     ----------
     table : pandas.DataFrame or GazetteerIndex
-        Columns ``code``, ``name``, ``level`` (one of :data:`geo_mz.names.gazetteer.LEVELS`), and
+        Columns ``code``, ``name``, ``level`` (one of :data:`geo_mz.names.LEVELS`), and
         optionally ``parent_code`` (else taken from the code structure), ``full_name`` (else
-        built from the parent chain); e.g. :func:`geo_mz.names.gazetteer.load_gazetteer`.  An index
-        is read with :func:`geo_mz.names.gazetteer.subtree`.
+        built from the parent chain); e.g. :func:`geo_mz.names.load_gazetteer`.  An index
+        is read with :func:`geo_mz.names.subtree`.
     code_prefix : str, optional
         Report only units whose code starts with this (e.g. ``"440703"``).  The scopes still use
         the whole table: county-level names are compared nationally, villages within their
@@ -634,7 +634,7 @@ def check_proposal(
     parent_code : str
         Code of the unit it will belong to (a town for a village, a county for a town ...).
     gazetteer : pandas.DataFrame or GazetteerIndex
-        Existing names: :func:`geo_mz.names.gazetteer.load_index` (fast) or a table with ``code``,
+        Existing names: :func:`geo_mz.names.load_index` (fast) or a table with ``code``,
         ``name``, ``level`` (and ``full_name``).
     point : shapely Point or (lon, lat), optional
         Where the place is (EPSG:4490/4326).
@@ -693,7 +693,8 @@ def check_proposal(
         if existing.empty:
             continue
         parts = [
-            parse_parts(n, lv, rules) for n, lv in zip(existing["name"], existing["level"], strict=True)
+            parse_parts(n, lv, rules)
+            for n, lv in zip(existing["name"], existing["level"], strict=True)
         ]
         spec = np.array([p.specific for p in parts], dtype=object)
         cat = np.array([p.category for p in parts], dtype=object)

@@ -63,7 +63,7 @@ Modules
 -------
 This module is the public API (everything below is importable from here); the machinery lives
 beside it: :mod:`geo_mz.names.pinyin` (readings), :mod:`geo_mz.names.index` (the index
-and its lookup tables), :mod:`geo_mz.names.search` (the fast search tiers) and
+and its lookup tables), :mod:`geo_mz.names.search_tiers` (the fast search tiers) and
 :mod:`geo_mz.names.cache` (the on-disk cache).
 """
 
@@ -102,7 +102,7 @@ from geo_mz.names.pinyin import (
     names_pinyin,
     pinyin_many,
 )
-from geo_mz.names.search import (
+from geo_mz.names.search_tiers import (
     FUZZY_BUDGET,
     FUZZY_CUTOFF,
     FUZZY_SCALE,

@@ -2,9 +2,9 @@
 
 :class:`GazetteerIndex` holds the columns as object arrays, or packed in one UTF-8 buffer
 (:class:`StringTable`, memory-mapped from the cache) that is decoded only where read.
-:func:`index_tables` builds the integer lookup tables of :func:`geo_mz.names.gazetteer.search` (sorted
+:func:`index_tables` builds the integer lookup tables of :func:`geo_mz.names.search` (sorted
 keys, posting lists of characters and character pairs) on first use; :func:`index_frame` and
-:func:`subtree` turn an index back into a table.  Searching is in :mod:`geo_mz.names.search`,
+:func:`subtree` turn an index back into a table.  Searching is in :mod:`geo_mz.names.search_tiers`,
 the on-disk cache in :mod:`geo_mz.names.cache`.
 """
 

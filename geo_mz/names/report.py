@@ -1,7 +1,7 @@
 """Place-name check reports: summary per county, report tables, Excel workbook and HTML report.
 
-The writers take the findings table of :func:`geo_mz.names.check.check_names`; headings, rules
-and sources come from :class:`geo_mz.names.rules.Rules`.
+The writers take the findings table of :func:`geo_mz.names.check_names`; headings, rules
+and sources come from :class:`geo_mz.names.Rules`.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def county_summary(findings: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_label(check: str, rules: Rules, lang: str) -> str:
+    """Return the bilingual title of a check, ``lang``'s first."""
     spec = rules.checks[check]
     return f"{spec.zh} {spec.en}" if lang == "zh" else f"{spec.en} {spec.zh}"
 
@@ -177,9 +178,3 @@ def _short(text: str, limit: int = 4) -> str:
     if len(parts) <= limit:
         return "；".join(parts)
     return "；".join(parts[:limit]) + f" …(+{len(parts) - limit})"
-
-
-
-
-
-

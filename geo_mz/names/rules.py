@@ -274,7 +274,7 @@ def parse_name(name: str, level: str, rules: Rules | None = None) -> ParsedName:
     name : str
         The name.
     level : str
-        One of :data:`geo_mz.names.gazetteer.LEVELS`.
+        One of :data:`geo_mz.names.LEVELS`.
     rules : Rules, optional
         Default :func:`load_rules`.
 

@@ -1,6 +1,6 @@
 """Road disruption scenarios: which edges a flood, hazard or incident closes or slows down.
 
-A :class:`Disruption` is a set of edge-aligned arrays for one :class:`~geo_mz.network.graph.Network`
+A :class:`Disruption` is a set of edge-aligned arrays for one :class:`~geo_mz.network.Network`
 (``closed``, travel-time ``slow_factor``, a short ``reason`` code per edge and, for floods, the
 ``max_depth_m`` found along each edge). It is built from
 
@@ -9,7 +9,7 @@ A :class:`Disruption` is a set of edge-aligned arrays for one :class:`~geo_mz.ne
 * a flood-depth raster (:func:`from_flood_raster`), sampled along every edge;
 
 combined with :func:`combine` and applied with :meth:`Disruption.apply`, which calls
-:func:`geo_mz.network.graph.with_closures` (so node and edge indices stay valid and cut-off nodes are
+:func:`geo_mz.network.with_closures` (so node and edge indices stay valid and cut-off nodes are
 simply unreachable). :func:`synthetic_flood_raster` writes a seeded, clearly tagged SYNTHETIC depth
 raster for demonstrations and tests; it is not a hydraulic model.
 """

@@ -1,7 +1,8 @@
 """Capacitated assignment by min-cost flow: people to shelters, relief kits to villages.
 
 One small helper shared by the evacuation assignment (:mod:`geo_mz.relief.shelters`) and the relief
-allocation (:mod:`geo_mz.relief.delivery`). Supply points ``i`` (people, demand for kits) are assigned to
+allocation (:mod:`geo_mz.relief.delivery`). Supply points ``i`` (people, demand for kits) are
+assigned to
 capacitated targets ``j`` (shelter places, store stock) along the allowed pairs only, moving as
 much as capacity allows and, among all such maximum assignments, the one of least total cost.
 

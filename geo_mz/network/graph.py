@@ -180,11 +180,13 @@ class Snapped:
 
 
 def check_mode(mode: str) -> None:
+    """Raise NetworkError unless ``mode`` is ``"walk"`` or ``"drive"``."""
     if mode not in MODES:
         raise NetworkError(f"`mode` was {mode!r} but is expected to be one of {list(MODES)}")
 
 
 def check_positive(name: str, value: float) -> float:
+    """Return ``value`` as a float; raise NetworkError unless it is positive and finite."""
     v = float(value)
     if not np.isfinite(v) or v <= 0:
         raise NetworkError(f"`{name}` was {value!r} but must be a positive, finite number")
@@ -238,6 +240,7 @@ def _default_measure_crs(gdf: gpd.GeoDataFrame) -> CRS:
 def to_metric(
     gdf: gpd.GeoDataFrame, measure_crs: str | None, what: str
 ) -> tuple[gpd.GeoDataFrame, str]:
+    """Reproject ``gdf`` to ``measure_crs`` (chosen for the data when None), with the CRS."""
     if gdf.crs is None:
         raise CrsError(f"{what} has no CRS; set it with .set_crs(...) before building a network")
     target = parse_crs(measure_crs) if measure_crs is not None else _default_measure_crs(gdf)
@@ -254,6 +257,7 @@ def to_metric(
 
 
 def geoms_in(net: Network, data: gpd.GeoDataFrame | gpd.GeoSeries, what: str) -> np.ndarray:
+    """Return the geometries of ``data`` in the network's CRS (a CRS is required)."""
     if isinstance(data, gpd.GeoDataFrame):
         geoms = data.geometry
     elif isinstance(data, gpd.GeoSeries):
@@ -571,34 +575,10 @@ def network_from_roads(
     )
 
 
-
-
 # --------------------------------------------------------------------------- closures
-
-
-
-
-
-
 
 
 # --------------------------------------------------------------------------- queries
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 # --------------------------------------------------------------------------- export
-
-
-
-

@@ -1,4 +1,4 @@
-"""OpenStreetMap PBF extracts (read with pyrosm) as :class:`geo_mz.network.graph.Network` networks.
+"""OpenStreetMap PBF extracts (read with pyrosm) as :class:`geo_mz.network.Network` networks.
 
 Topology comes from OSM itself: pyrosm (``get_network(nodes=True)``) splits every way into one
 segment per pair of consecutive intersection nodes, with ``u``/``v`` OSM node ids; ways connect
@@ -112,7 +112,7 @@ def read_osm_network(
     disaster_factor: float = 1.0,
     measure_crs: str | None = None,
 ) -> Network:
-    """Build a network from an OSM extract; see :func:`geo_mz.network.graph.network_from_osm`."""
+    """Build a network from an OSM extract; see :func:`geo_mz.network.network_from_osm`."""
     check_mode(mode)
     walk_speed_kmh = check_positive("walk_speed_kmh", walk_speed_kmh)
     disaster_factor = check_positive("disaster_factor", disaster_factor)

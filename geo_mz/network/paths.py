@@ -1,4 +1,4 @@
-"""Closures, snapping and shortest paths on a :class:`~geo_mz.network.graph.Network`.
+"""Closures, snapping and shortest paths on a :class:`~geo_mz.network.Network`.
 
 :func:`snap_points` ties points to their nearest node (the straight walk counts),
 :func:`multi_source_times` runs one multi-source Dijkstra pass (``min_only``), and

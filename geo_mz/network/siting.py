@@ -3,7 +3,7 @@
 Two entry levels (STYLE.md guideline 15): the core :func:`mclp` / :func:`lscp` take a coverage
 matrix (``n_candidates x n_demand``, non-zero = the candidate serves that demand point, e.g. the
 travel times of :func:`coverage_matrix`); :func:`site_centres` builds that matrix from layers and
-a :class:`~geo_mz.network.graph.Network`. Each input check is written once (``_check_*``) and runs once,
+a :class:`~geo_mz.network.Network`. Each input check is written once (``_check_*``) and runs once,
 before any geometry or solver work.
 
 Solvers (``method``)
@@ -224,7 +224,7 @@ def coverage_matrix(
     """Travel times in minutes between candidates and demand points within ``max_min``.
 
     Time = walk from the demand point to its snap node + network time + walk from the
-    candidate's node to the candidate (:func:`geo_mz.network.graph.snap_points`). All candidates go into
+    candidate's node to the candidate (:func:`geo_mz.network.snap_points`). All candidates go into
     one ``scipy.sparse.csgraph.dijkstra(indices=..., limit=...)`` call; when its dense
     ``candidates x network-nodes`` result would exceed ``CELL_BUDGET`` cells (128 MB) they are
     split into chunks of that size, one call each. Only reached nodes are then expanded to the

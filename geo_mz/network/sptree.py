@@ -2,11 +2,11 @@
 
 :func:`grow` runs one multi-source Dijkstra (``scipy.sparse.csgraph.dijkstra``, ``min_only``)
 with one *virtual node per source* whose single arc carries that source's offset (its own leg to
-the network), exactly as :func:`geo_mz.network.graph.multi_source_times` does, and keeps the whole
+the network), exactly as :func:`geo_mz.network.multi_source_times` does, and keeps the whole
 result as a :class:`Forest`: best time, predecessor and winning source of every node.
 
 :func:`repair` updates a forest after arc weights only *increased* (road closures, slow-downs
-from :func:`geo_mz.network.graph.with_closures`), the decremental case of Ramalingam and Reps'
+from :func:`geo_mz.network.with_closures`), the decremental case of Ramalingam and Reps'
 dynamic shortest paths:
 
 1. :func:`changed_pairs` lists the arcs whose weight rose or that vanished (position by
@@ -284,7 +284,7 @@ def repair(
         Forest valid for ``old_graph`` (from :func:`grow` or an earlier :func:`repair`).
     old_graph, new_graph
         ``(n, n)`` travel-time matrices; ``new_graph`` may only have larger weights or missing
-        arcs (e.g. :func:`geo_mz.network.graph.with_closures` of the old network).
+        arcs (e.g. :func:`geo_mz.network.with_closures` of the old network).
     changed
         ``changed_pairs(old_graph, new_graph)`` when already known: repairing many forests
         after one closure compares the graphs once, and a forest none of whose tree arcs

@@ -1,6 +1,7 @@
 """One trip of a store's vehicles: an OR-Tools capacitated vehicle-routing problem with time.
 
-The routing half of :mod:`geo_mz.relief.delivery` (which plans the trips one after another and reports
+The routing half of :mod:`geo_mz.relief.delivery` (which plans the trips one after another and
+reports
 them). Location 0 is the store, 1..m the demand points it serves; a point's kits come as
 *pieces* (:func:`pieces`) so that it can be split between vehicles. Each vehicle leaves the
 store at its own minute (a truck back from an earlier trip leaves later), routes are open (they

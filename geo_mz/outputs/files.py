@@ -20,12 +20,6 @@ Lang = Literal["zh", "en"]
 STORAGE_CRS = "EPSG:4490"
 
 
-
-
-
-
-
-
 def write_gpkg(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame]) -> Path:
     """Write result layers into a new GeoPackage in one atomic step."""
     path = Path(path)
@@ -46,12 +40,6 @@ def write_gpkg(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame]) -> Path
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
-
-
-
-
-
-
 
 
 __all__ = ["write_gpkg"]

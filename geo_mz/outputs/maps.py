@@ -99,14 +99,6 @@ def _check_lang(lang: str) -> None:
         raise ValueError(f"`lang` was {lang!r} but is expected to be 'zh' or 'en'")
 
 
-
-
-
-
-
-
-
-
 def _geometry_kind(spec: LayerSpec | None, gdf: geopandas.GeoDataFrame) -> str:
     if spec is not None:
         return spec.geometry

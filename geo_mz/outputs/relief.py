@@ -1,6 +1,7 @@
 """Files, tables and maps of the relief audit: GeoPackage, Excel, report tables, a map.
 
-Kept apart from :mod:`geo_mz.relief.audit` (the analysis) so the analysis reads in one sitting. Every
+Kept apart from :mod:`geo_mz.relief.drive_audit` (the analysis) so the analysis reads in one
+sitting. Every
 layer is conformed to its spec in ``layers/results/`` (relief_audit, relief_routes,
 relief_changes, road_closures, proposed_stores), which also gives the map its colours and the
 sheets their "中文 English" headings.
@@ -28,7 +29,7 @@ from geo_mz.core.results import (
 )
 from geo_mz.outputs.files import write_gpkg
 from geo_mz.outputs.maps import layers_map, save_map
-from geo_mz.relief.audit import Audit, audit_kpis, compare, routes, town_summary
+from geo_mz.relief.drive_audit import Audit, audit_kpis, compare, routes, town_summary
 
 Lang = Literal["zh", "en"]
 
@@ -75,7 +76,7 @@ def routes_layer(a: Audit, rows: np.ndarray | None = None) -> gpd.GeoDataFrame:
 
 
 def changes_layer(base: Audit, scenario: Audit) -> gpd.GeoDataFrame:
-    """Return :func:`geo_mz.relief.audit.compare` as the ``relief_changes`` layer."""
+    """Return :func:`geo_mz.relief.compare` as the ``relief_changes`` layer."""
     c = compare(base, scenario)
     c["change_id"] = c["point_id"].astype(str) + ":" + c["target"].astype(str)
     return conform("relief_changes", c, result_catalog())

@@ -33,16 +33,6 @@ _SEVERITY_ORDER = {"error": 0, "warning": 1, "notice": 2}
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-
-
-
-
-
-
-
-
-
-
 def _bi(zh: str, en: str, lang: Lang) -> dict[str, str]:
     """Make a bilingual text: the primary language first, the other after."""
     return {"first": zh, "second": en} if lang == "zh" else {"first": en, "second": zh}

@@ -4,12 +4,13 @@ Steps, each a function so the CLI, the demo and notebooks can stop after any of 
 
 1. :func:`demand_from` — kits needed per demand point (people × ``kits_per_person``, rounded up);
 2. :func:`store_times` / :func:`travel_time_matrix` — truck minutes store → point on a drive
-   :class:`~geo_mz.network.graph.Network` (scipy Dijkstra from each distinct origin node);
-3. :func:`allocate` — a min-cost flow (:func:`geo_mz.network.flow.assign`) of kits from store stock to
+   :class:`~geo_mz.network.Network` (scipy Dijkstra from each distinct origin node);
+3. :func:`allocate` — a min-cost flow (:func:`geo_mz.network.assign`) of kits from store stock to
    demand points: as many kits as possible, then as few late kits as possible, then the least
    arrival time;
 4. :func:`plan_routes` — per store and trip, an OR-Tools capacitated vehicle-routing problem
-   with a time dimension (:mod:`geo_mz.network.vrp`) over the kits allocated to it and not yet carried:
+   with a time dimension (:mod:`geo_mz.network.vrp`) over the kits allocated to it and not yet
+   carried:
    a truck back from a trip reloads and goes again (``trips_per_vehicle``); reports routes
    (one per trip), stops (arrival, margin to the target) and every kit not delivered with its
    reason.
@@ -408,7 +409,7 @@ def allocate(
     The cost of a kit is its direct arrival time (``dispatch_prep_min`` + driving). A store
     sends at most min(stock, vehicles_n × vehicle_capacity_kits × trips_per_vehicle): each
     vehicle makes up to ``trips_per_vehicle`` trips (``fleet_kits`` of :func:`check_stores`).
-    :func:`geo_mz.network.flow.assign` first maximises the kits placed. With ``within_target`` a late
+    :func:`geo_mz.network.assign` first maximises the kits placed. With ``within_target`` a late
     pair (arrival beyond the store level's target) also costs a penalty larger than any
     reassignment of on-time kits can save, so among maximum allocations the one with the fewest
     late kits wins; late pairs are used only for demand that on-time stock cannot meet, and are
@@ -609,8 +610,8 @@ def plan_routes(
     last stop), reloads for ``reload_min`` and may leave on trip k + 1 with the kits trip k could
     not carry; a vehicle that made no trip k is still free when it was. A vehicle free only after
     the target still goes: its stops are late and flagged. Each trip is one OR-Tools model
-    (:func:`geo_mz.network.vrp.solve_trip`, per-vehicle start times): a stop's kits are cut into whole
-    vehicle loads plus pieces of 1, 2, 4, ... kits (:func:`geo_mz.network.vrp.pieces`), so a stop larger
+    (:func:`geo_mz.network.solve_trip`, per-vehicle start times): a stop's kits are cut into whole
+    vehicle loads plus pieces of 1, 2, 4, ... kits (:func:`geo_mz.network.pieces`), so a stop larger
     than a vehicle gets several visits and any stop may be split between vehicles to fill them
     exactly; pieces unloaded in a row at one place are one visit. Arrival after the store level's
     target is a soft bound (a large penalty per late second). A piece is dropped only when no

@@ -10,7 +10,7 @@ Three steps, each a function (STANDARDS.md §A gives every number and its source
   capacity against the population, the fixed-shelter share against the 15 % rule and the share
   of people within a shelter's service distance along the walking network.
 * :func:`evacuate`: people to shelters by walking time under capacity (min-cost max-flow,
-  :func:`geo_mz.network.flow.assign`), only within each shelter's service distance.
+  :func:`geo_mz.network.assign`), only within each shelter's service distance.
 
 Service distances are network distances. A walk is the straight leg from the person to the
 nearest network node, the network path, then the straight leg from the shelter's node to the
@@ -45,7 +45,7 @@ from geo_mz.core.results import (
     result_catalog,
 )
 from geo_mz.core.standards import FIXED_SHELTER_SHARE_MIN, SHELTER_AREA_PER_PERSON_MIN_M2
-from geo_mz.eldercare.coverage import assign_to_units, units_of_level
+from geo_mz.core.units import assign_to_units, units_of_level
 from geo_mz.network import flow
 from geo_mz.network.graph import WALK_SPEED_KMH, Network, Snapped
 from geo_mz.network.paths import snap_points
@@ -388,7 +388,7 @@ def shelter_adequacy(
         ``population`` cell points (``settings.people`` and ``adcode``; cells join units by
         their 12-digit adcode, cells without one in space).
     net
-        Walking network at ``settings.walk_speed_kmh`` (:func:`geo_mz.network.graph.network_from_roads`).
+        Walking network at ``settings.walk_speed_kmh`` (:func:`geo_mz.network.network_from_roads`).
     settings
         Options; :class:`ShelterSettings` defaults when None.
 
@@ -417,8 +417,8 @@ def shelter_adequacy(
     tables, polys = {}, []
     for level in ("town", "village"):
         u = units_of_level(units, level)
-        t = _unit_table(u, level, assign_to_units(population, u), assign_to_units(pts, u), people, served, cap,
-                        pk, pt, s)  # fmt: skip
+        t = _unit_table(u, level, assign_to_units(population, u), assign_to_units(pts, u), people,
+                        served, cap, pk, pt, s)  # fmt: skip
         tables[level] = t
         polys.append(gpd.GeoDataFrame(t.iloc[:-1], geometry=list(u.geometry), crs=u.crs))
     towns, villages = tables["town"], tables["village"]
@@ -555,7 +555,8 @@ def evacuate(
         ``"villages"``: one source per village at its people-weighted centre (coarse: a village
         is often wider than a 500 m service distance).
     engine
-        ``"ortools"`` (default) or ``"networkx"`` (same optimum, slower; see :mod:`geo_mz.network.flow`).
+        ``"ortools"`` (default) or ``"networkx"`` (same optimum, slower; see
+        :mod:`geo_mz.network.flow`).
     units
         ``admin_units`` for village names in the unassigned table (optional).
 
@@ -748,10 +749,6 @@ def excel_tables(
         )
         out["疏散线 lines"] = sheet(evacuation.lines, specs["evacuation"])
     return out
-
-
-
-
 
 
 __all__ = [

@@ -36,14 +36,14 @@ import pandas as pd
 import shapely
 from scipy.sparse.csgraph import connected_components
 
-from geo_mz.boundaries import qa as boundaries
+from geo_mz.boundaries import topology as boundaries
 from geo_mz.core.errors import GeoMzError
 from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network.graph import DRIVE_SPEEDS_KMH, Network, network_from_roads
 from geo_mz.network.paths import snap_points
-from geo_mz.relief import audit as relief
+from geo_mz.relief import drive_audit as relief
 
 SLACK_M = 2.0
 """Metres added to every proof radius: node merging (0.5 m) and float rounding."""
@@ -231,7 +231,7 @@ def coverage_part(
     -------
     tuple
         Frames ``times`` (each population row with ``walk_min``, ``nearest_centre``,
-        ``snap_m``, ``too_far``) and ``units`` (:func:`geo_mz.eldercare.coverage.coverage_by_unit` rows
+        ``snap_m``, ``too_far``) and ``units`` (:func:`geo_mz.eldercare.coverage_by_unit` rows
         of the part's towns and villages), and figures of the rounds.
     """
     s = settings or CircleSettings()
@@ -353,7 +353,7 @@ def relief_part(
     Returns
     -------
     tuple
-        Frame ``audit`` (the rows of :func:`geo_mz.relief.audit.audit`'s table) and round figures.
+        Frame ``audit`` (the rows of :func:`geo_mz.relief.audit`'s table) and round figures.
     """
     s = settings or relief.ReliefSettings()
     crs = measure_crs or measure_crs_for(
@@ -438,8 +438,8 @@ def boundary_part(
     Returns
     -------
     tuple
-        Frames ``findings`` (as :func:`geo_mz.boundaries.qa.qa`, in EPSG:4490, without ids:
-        :func:`geo_mz.boundaries.qa.number_findings` numbers the gathered whole) and
+        Frames ``findings`` (as :func:`geo_mz.boundaries.qa`, in EPSG:4490, without ids:
+        :func:`geo_mz.boundaries.number_findings` numbers the gathered whole) and
         ``invalid_edges``, and round figures.
     """
 

@@ -276,7 +276,7 @@ def run_partitioned(
     Parameters
     ----------
     job
-        ``coverage``, ``relief`` or ``boundaries`` (:data:`geo_mz.scale.partition.JOBS`).
+        ``coverage``, ``relief`` or ``boundaries`` (:data:`geo_mz.scale.JOBS`).
     workspace
         The workspace every worker opens: a GeoPackage path (on a shared disk for a real
         cluster) or a ``postgresql://…#schema`` URL.

@@ -1,9 +1,11 @@
 """Analysis endpoints: the relief audit with the current road closures, and coverage KPIs.
 
-The normal relief audit (``geo_mz.relief.audit.run_audit``) runs once per process on first use and is
+The normal relief audit (``geo_mz.relief.drive_audit.run_audit``) runs once per process on first
+use and is
 kept. The current closures — the ``road_closures`` layer plus the open ``road_blocked``
 incidents, buffered :data:`INCIDENT_BUFFER_M` — become a ``geo_mz.network.disruption`` scenario and
-``geo_mz.relief.audit.reaudit`` repairs only the searches they touch. Results are cached by the
+``geo_mz.relief.drive_audit.reaudit`` repairs only the searches they touch. Results are cached by
+the
 source layers' tokens, so any process (PostGIS too) answers with the current closures.
 
 After a closure or incident write (once the analysis has been used in this process: the map
@@ -103,7 +105,7 @@ class Analysis:
 
     def base_audit(self) -> Any:
         """Return the normal relief audit (run once, again only if its source layers change)."""
-        from geo_mz.relief import audit as relief
+        from geo_mz.relief import drive_audit as relief
 
         key = self._tokens(RELIEF_LAYERS)
         with self._lock:
@@ -154,7 +156,7 @@ class Analysis:
         return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
 
     def disruption(self, base: Any, closures: gpd.GeoDataFrame) -> Any:
-        """Turn the closures into a ``geo_mz.network.disruption`` scenario on the base audit's network."""
+        """Turn the closures into a disruption scenario on the base audit's network."""
         from geo_mz.network import disruption as dis
 
         net = base.network
@@ -196,7 +198,7 @@ class Analysis:
 
     def _compute(self, base: Any, key: tuple[Any, ...]) -> dict[str, Any]:
         from geo_mz.outputs import relief as relief_outputs
-        from geo_mz.relief import audit as relief
+        from geo_mz.relief import drive_audit as relief
 
         closures = self.closures_frame()
         d = self.disruption(base, closures)

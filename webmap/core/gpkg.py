@@ -1,4 +1,4 @@
-"""The GeoPackage backend: a :class:`geo_mz.core.workspace.Workspace` plus a SQLite journal.
+"""The GeoPackage backend: a :class:`geo_mz.core.Workspace` plus a SQLite journal.
 
 Workspace layers (incidents, shelters, ...) are rewritten with the workspace's atomic
 ``write_layers`` (checked copy, then one ``os.replace``). The web map's road closures, the
@@ -61,7 +61,7 @@ def _concat(parts: list[gpd.GeoDataFrame], like: gpd.GeoDataFrame) -> gpd.GeoDat
     return gpd.GeoDataFrame(out, geometry=like.geometry.name, crs=like.crs)
 
 
-def _stored_value(value: Any) -> Any:
+def stored_value(value: Any) -> Any:
     """JSON value for the closure table: like the API's, but times as naive UTC ISO text."""
     if isinstance(value, pd.Timestamp) and value is not pd.NaT:
         return value.isoformat(timespec="seconds")
@@ -281,7 +281,7 @@ class GpkgStore(FeatureStore):
                     Journal.delete_closure(conn, fid)
                 if after_row is not None:
                     props = {
-                        f.name: _stored_value(after_row[f.name].iloc[0])
+                        f.name: stored_value(after_row[f.name].iloc[0])
                         for f in spec.fields
                         if f.name in after_row.columns
                     }

@@ -1,6 +1,6 @@
 """Place-name search for the map page: ``GET /names/search`` over the national gazetteer.
 
-The index comes from :func:`geo_mz.names.gazetteer.load_index` (memory-mapped from its disk cache;
+The index comes from :func:`geo_mz.names.load_index` (memory-mapped from its disk cache;
 the first build takes ~15-20 s). It is loaded in a background thread on the first request, and
 until it is ready the endpoint answers 503 ``index_building`` with ``Retry-After`` instead of
 holding the request. One index per process and cache folder (``GEO_MZ_CACHE_DIR``), shared by

@@ -2,16 +2,16 @@
 
 :class:`OverlayStore` wraps any :class:`webmap.core.store.FeatureStore` and serves four more
 layers, each with its analysis output spec (``layers/results/*.toml``, via
-:func:`geo_mz.core.results.result_catalog`), so OGC API items, the OpenAPI document and the map page
+:func:`geo_mz.core.result_catalog`), so OGC API items, the OpenAPI document and the map page
 treat them like any other layer. They have no write rules: every write to them is 405.
 
 - ``boundary_lines``: shared lines and outer borders of the county-level and town-level units
-  (:func:`geo_mz.boundaries.lines.extract_lines`, :func:`~geo_mz.boundaries.lines.lines_layer`).
+  (:func:`geo_mz.boundaries.extract_lines`, :func:`~geo_mz.boundaries.lines_layer`).
 - ``boundary_findings``: coverage QA of the town level (against the workspace's own county) and
-  of the village level (:func:`geo_mz.boundaries.qa.qa`, :func:`~geo_mz.boundaries.qa.findings_layer`);
+  of the village level (:func:`geo_mz.boundaries.qa`, :func:`~geo_mz.boundaries.findings_layer`);
   finding ids are prefixed with the level (``town-F0001``) so both levels fit one layer.
 - ``boundary_marker_report`` and ``boundary_line_issues``: the joint-inspection checks of the
-  boundary markers along the county lines (:func:`geo_mz.boundaries.lines.inspect_lines`).
+  boundary markers along the county lines (:func:`geo_mz.boundaries.inspect_lines`).
 
 Each is computed on first use and cached until a layer it is built from changes (the inner
 store's :meth:`~webmap.core.store.FeatureStore.token`, which changes when the workspace file
@@ -100,7 +100,7 @@ def _concat(parts: list[gpd.GeoDataFrame], name: str) -> gpd.GeoDataFrame:
 def compute_lines(units: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
     """``boundary_lines`` of the county and town levels of ``units`` (any CRS)."""
     from geo_mz.boundaries.lines import extract_lines, lines_layer
-    from geo_mz.boundaries.qa import prepare_units
+    from geo_mz.boundaries.topology import prepare_units
 
     parts = []
     for level in LINE_LEVELS:
@@ -112,7 +112,7 @@ def compute_lines(units: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
 
 def compute_findings(units: gpd.GeoDataFrame, adcode: str) -> dict[str, gpd.GeoDataFrame]:
     """``boundary_findings`` of the town level (within county ``adcode``) and village level."""
-    from geo_mz.boundaries.qa import findings_layer, qa
+    from geo_mz.boundaries.topology import findings_layer, qa
 
     parts = []
     for level in QA_LEVELS:
@@ -134,7 +134,7 @@ def compute_markers(
 ) -> dict[str, gpd.GeoDataFrame]:
     """``boundary_marker_report`` and ``boundary_line_issues`` along the county lines."""
     from geo_mz.boundaries.lines import extract_lines, inspect_lines, issues_layer, marker_layer
-    from geo_mz.boundaries.qa import prepare_units
+    from geo_mz.boundaries.topology import prepare_units
 
     county = _level(units, "county")
     if not len(county) or not len(markers):

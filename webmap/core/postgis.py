@@ -41,7 +41,7 @@ import shapely
 from geo_mz.core.workspace import Workspace, conform_types
 from webmap.core.edits_common import check_preconditions
 from webmap.core.geojson import features_of, make_etag
-from webmap.core.gpkg import _stored_value, lonlat
+from webmap.core.gpkg import lonlat, stored_value
 from webmap.core.layers import CLOSURES, closure_spec, layer_spec
 from webmap.core.store import Builder, Change, Event, FeatureStore, Op
 from webmap.core.tilemath import edit_bboxes
@@ -84,7 +84,7 @@ def _dumps(obj: Any) -> str | None:
 
 
 def _props(row: pd.Series, columns: list[str]) -> str:
-    return json.dumps({c: _stored_value(row[c]) for c in columns}, ensure_ascii=False)
+    return json.dumps({c: stored_value(row[c]) for c in columns}, ensure_ascii=False)
 
 
 _DDL = f"""

@@ -3,7 +3,8 @@
 The notebook/report maps (folium) and the web map must look the same, so the colour, size and
 legend logic is not repeated here: this module is the one place that calls into
 ``geo_mz.outputs.maps``. Its helpers for per-feature styles are not public yet (``_colours``,
-``_style``, ``_size_by_field``, ``_popup_fields``); when ``geo_mz.outputs.maps`` exposes them, only this
+``_style``, ``_size_by_field``, ``_popup_fields``); when ``geo_mz.outputs.maps`` exposes them, only
+this
 file changes.
 """
 

@@ -8,7 +8,7 @@ finds where (:func:`qa`) and proposes a clean version (:func:`repair`), which is
 silently: it is returned, and written, as a separate layer.
 
 Every length and area is measured in a projected CRS (the CGCS2000 3-degree Gauss-Krüger zone
-of the data's centre, :func:`geo_mz.core.projection.measure_crs_for`, unless one is given).
+of the data's centre, :func:`geo_mz.core.measure_crs_for`, unless one is given).
 
 Tolerances
 ----------
@@ -156,10 +156,10 @@ def read_layer_file(
     Parameters
     ----------
     path
-        GeoPackage, GeoJSON, Shapefile or CSV (read with :func:`geo_mz.core.io.read_source`).
+        GeoPackage, GeoJSON, Shapefile or CSV (read with :func:`geo_mz.core.read_source`).
     source_crs
         ``"gcj02"`` / ``"bd09"`` for Amap/echarts/Baidu coordinates (converted with
-        :func:`geo_mz.core.projection.china_datum_to_wgs84`), any CRS PROJ understands to override
+        :func:`geo_mz.core.china_datum_to_wgs84`), any CRS PROJ understands to override
         the file's, or None to use the file's.
     layer
         Layer name inside a multi-layer file.

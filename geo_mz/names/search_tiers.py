@@ -1,6 +1,6 @@
 """Fast gazetteer search: the match tiers over an index's lookup tables, without pandas.
 
-:func:`search_arrays` runs the tiers of :func:`geo_mz.names.gazetteer.search` (characters, Latin
+:func:`search_arrays` runs the tiers of :func:`geo_mz.names.search` (characters, Latin
 names, pinyin, initials, fuzzy) on the tables of :mod:`geo_mz.names.index`, each tier
 adding its best rows until ``limit`` is reached.  The tiers and the fuzzy tier's budget are
 described in the module docstring of :mod:`geo_mz.names.gazetteer` (Search tiers, Speed).

@@ -1,6 +1,6 @@
 """Isochrone polygons drawn from the reached street network, partial edges cut at the exact point.
 
-One multi-source pass (:func:`geo_mz.network.graph.multi_source_times`) gives every node its time to
+One multi-source pass (:func:`geo_mz.network.multi_source_times`) gives every node its time to
 the nearest centre. From those node times :func:`reached_edges` cuts the network at ``max_min``
 (from a node reached at ``t`` an edge is followed for ``(max_min - t) * speed`` metres, one-way
 drive edges only forwards; an edge reached from both ends is whole once the parts meet) and
@@ -612,7 +612,7 @@ def reached_edges(net: Network, node_time_min: np.ndarray, *, max_min: float) ->
         The network the times were computed on.
     node_time_min
         ``(n,)`` minutes from the nearest centre per node (``inf`` unreached): the first result
-        of :func:`geo_mz.network.graph.multi_source_times` (run with ``limit_min >= max_min``).
+        of :func:`geo_mz.network.multi_source_times` (run with ``limit_min >= max_min``).
     max_min
         Time budget, minutes.
 
@@ -669,7 +669,7 @@ def isochrones(
     net
         The network the times were computed on (projected metric CRS).
     node_time_min
-        ``(n,)`` minutes per node from :func:`geo_mz.network.graph.multi_source_times`.
+        ``(n,)`` minutes per node from :func:`geo_mz.network.multi_source_times`.
     nearest
         ``(n,)`` nearest centre per node (its second result); needed for ``per_source``.
     thresholds_min

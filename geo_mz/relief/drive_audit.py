@@ -553,7 +553,7 @@ def reaudit(base: Audit, disruption: Any, *, name: str = "scenario") -> Audit:
     base
         The audit on the undisrupted (or less disrupted) network.
     disruption
-        A :class:`geo_mz.network.disruption.Disruption` on ``base.network`` (closures and slow-downs
+        A :class:`geo_mz.network.Disruption` on ``base.network`` (closures and slow-downs
         only make arcs slower, which is what makes repair exact).
     name
         Scenario label kept in ``Audit.scenario``.
@@ -764,7 +764,7 @@ def preposition(
 
     A new store serves whatever it reaches within the level's target (like ``match="any"``);
     villages already within the target count for nothing. The choice is a maximal covering
-    problem solved by :func:`geo_mz.network.siting.mclp` (HiGHS MILP, greedy fallback) on a coverage
+    problem solved by :func:`geo_mz.network.mclp` (HiGHS MILP, greedy fallback) on a coverage
     matrix of one time-limited search per candidate.
 
     Parameters
