@@ -120,3 +120,17 @@ def test_map_draws_offline_in_a_real_browser(demo_out: Path, tmp_path: Path):
     assert "leaflet-control-scale" in dom
     assert "<canvas" in dom
     assert "图例" in dom
+
+
+def test_demo_outputs_match_the_recorded_fingerprint(demo_out: Path):
+    """Every layer and raster the demo writes equals the fingerprint recorded before the package
+    reorganisation (tests/data/demo_fingerprint.json): a move of code changes no value."""
+    import json
+
+    from tests.demo_fingerprint import fingerprint
+
+    recorded = json.loads((Path(__file__).parent / "data" / "demo_fingerprint.json").read_text())
+    now = fingerprint(demo_out)
+    assert sorted(now) == sorted(recorded)
+    changed = [k for k in recorded if now[k] != recorded[k]]
+    assert not changed, f"changed outputs: {changed}"

@@ -23,6 +23,9 @@ from geo_mz.relief.delivery import (
     travel_time_matrix,
 )
 from geo_mz.relief.drive_audit import (
+    NATIONAL_TARGETS,
+    PENGJIANG_TARGETS,
+    STATUSES,
     Audit,
     ReliefError,
     ReliefSettings,
@@ -42,6 +45,7 @@ from geo_mz.relief.drive_audit import (
     workspace_targets,
 )
 from geo_mz.relief.shelters import (
+    STAGES,
     AdequacyResult,
     EvacuationResult,
     ShelterError,
@@ -55,6 +59,10 @@ from geo_mz.relief.shelters import (
 __all__ = [
     "BASIC_NEEDS_H",
     "DELIVERY_TARGET_H",
+    "NATIONAL_TARGETS",
+    "PENGJIANG_TARGETS",
+    "STAGES",
+    "STATUSES",
     "UNMET_REASONS",
     "AdequacyResult",
     "Audit",
@@ -94,3 +102,4 @@ __all__ = [
     "travel_time_matrix",
     "workspace_targets",
 ]
+

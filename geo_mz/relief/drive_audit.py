@@ -833,3 +833,27 @@ def preposition(
         geometry=cand.geometry.values[chosen],
         crs=STORAGE_CRS,
     )
+
+
+__all__ = [
+    "NATIONAL_TARGETS",
+    "PENGJIANG_TARGETS",
+    "STATUSES",
+    "Audit",
+    "ReliefError",
+    "ReliefSettings",
+    "Target",
+    "audit",
+    "audit_kpis",
+    "audit_points",
+    "compare",
+    "drive_network",
+    "preposition",
+    "reaudit",
+    "routes",
+    "run_audit",
+    "targets_from_json",
+    "targets_to_json",
+    "town_summary",
+    "workspace_targets",
+]

@@ -752,6 +752,7 @@ def excel_tables(
 
 
 __all__ = [
+    "STAGES",
     "AdequacyResult",
     "EvacuationResult",
     "ShelterError",

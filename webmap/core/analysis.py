@@ -280,7 +280,7 @@ class Analysis:
     # -- coverage -------------------------------------------------------------------------------
     def _circle(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Run the 15-minute circle once per source-layer tokens: KPIs and result layers."""
-        from geo_mz.eldercare.circle15 import analyse_circle, output_layers
+        from geo_mz.eldercare import analyse_circle, output_layers
 
         key = self._tokens(CIRCLE_LAYERS)
         with self._lock:
@@ -316,7 +316,7 @@ class Analysis:
         (``geo_mz.core.results.result_catalog``) through :func:`webmap.core.symbology.symbolize`,
         as for the map's own layers. Cached with the KPIs (same run, same tokens).
         """
-        from geo_mz.core.results import result_catalog
+        from geo_mz.core import result_catalog
         from webmap.core.symbology import symbolize
 
         key, entry = self._circle()
@@ -406,7 +406,7 @@ class Analysis:
 
 def _status_styles() -> list[dict[str, Any]]:
     """Colours and labels of the ``relief_audit`` status values (its result spec)."""
-    from geo_mz.core.results import result_catalog
+    from geo_mz.core import result_catalog
 
     spec = result_catalog()["relief_audit"]
     field = next(f for f in spec.fields if f.name == "status")

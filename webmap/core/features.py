@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_mz.core.catalog import LayerSpec
+from geo_mz.core import LayerSpec
 from webmap.core.errors import BadRequestError, NotFoundError, field_error
 from webmap.core.geojson import CRS84, features_of
 from webmap.core.http import GEOJSON, JSON, OPENAPI_JSON, ApiRequest, ApiResponse

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geo_mz.outputs.inventory import headline_kpis
+from geo_mz.outputs import headline_kpis
 from webmap.core.features import check_params, lang_of, parse_bbox, select
 from webmap.core.geojson import features_of, jsonable
 from webmap.core.http import ApiRequest, ApiResponse

@@ -63,7 +63,7 @@ class _Loader:
 
     def _load(self) -> None:
         try:
-            from geo_mz.names.gazetteer import load_index
+            from geo_mz.names import load_index
 
             index = load_index()
         except Exception as exc:  # reported to the client; a later request retries
@@ -177,8 +177,8 @@ class NameSearch:
 
     def search(self, req: ApiRequest) -> ApiResponse:
         """Search names by characters, pinyin or initials: ``q``, ``code_prefix``, ``limit``."""
-        from geo_mz.names.gazetteer import search
-        from geo_mz.names.index import LEVELS
+        from geo_mz.names import search
+        from geo_mz.names import LEVELS
 
         check_params(req, PARAMS)
         q = _text(req, "q", MAX_QUERY_CHARS, "a place name, its pinyin or initials")

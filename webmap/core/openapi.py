@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import geo_mz
-from geo_mz.core.catalog import FieldSpec, LayerSpec
+from geo_mz.core import FieldSpec, LayerSpec
 from webmap.core.analysis import analysis_paths
 from webmap.core.http import GEOJSON
 from webmap.core.layers import WRITE_RULES, allowed_methods, write_rule

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_mz.core.catalog import LayerSpec
+from geo_mz.core import LayerSpec
 from webmap.core.geojson import features_of, make_etag
 from webmap.core.store import Builder, Change, Event, FeatureStore, Op
 
@@ -66,7 +66,7 @@ def visible_by_default(name: str) -> bool:
 
 def overlay_spec(name: str) -> LayerSpec:
     """Return the result spec of an overlay layer."""
-    from geo_mz.core.results import result_catalog
+    from geo_mz.core import result_catalog
 
     return result_catalog()[name]
 
@@ -99,8 +99,8 @@ def _concat(parts: list[gpd.GeoDataFrame], name: str) -> gpd.GeoDataFrame:
 
 def compute_lines(units: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
     """``boundary_lines`` of the county and town levels of ``units`` (any CRS)."""
-    from geo_mz.boundaries.lines import extract_lines, lines_layer
-    from geo_mz.boundaries.topology import prepare_units
+    from geo_mz.boundaries import extract_lines, lines_layer
+    from geo_mz.boundaries import prepare_units
 
     parts = []
     for level in LINE_LEVELS:
@@ -112,7 +112,7 @@ def compute_lines(units: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
 
 def compute_findings(units: gpd.GeoDataFrame, adcode: str) -> dict[str, gpd.GeoDataFrame]:
     """``boundary_findings`` of the town level (within county ``adcode``) and village level."""
-    from geo_mz.boundaries.topology import findings_layer, qa
+    from geo_mz.boundaries import findings_layer, qa
 
     parts = []
     for level in QA_LEVELS:
@@ -133,8 +133,8 @@ def compute_markers(
     units: gpd.GeoDataFrame, markers: gpd.GeoDataFrame
 ) -> dict[str, gpd.GeoDataFrame]:
     """``boundary_marker_report`` and ``boundary_line_issues`` along the county lines."""
-    from geo_mz.boundaries.lines import extract_lines, inspect_lines, issues_layer, marker_layer
-    from geo_mz.boundaries.topology import prepare_units
+    from geo_mz.boundaries import extract_lines, inspect_lines, issues_layer, marker_layer
+    from geo_mz.boundaries import prepare_units
 
     county = _level(units, "county")
     if not len(county) or not len(markers):

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_mz.core.workspace import Workspace, conform_types
+from geo_mz.core import Workspace, conform_types
 from webmap.core.edits_common import check_preconditions
 from webmap.core.geojson import features_of, make_etag
 from webmap.core.gpkg import lonlat, stored_value

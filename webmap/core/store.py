@@ -14,7 +14,7 @@ from typing import Any, Literal
 import geopandas as gpd
 import shapely
 
-from geo_mz.core.catalog import LayerSpec
+from geo_mz.core import LayerSpec
 
 Op = Literal["create", "update", "delete"]
 

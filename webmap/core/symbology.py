@@ -15,8 +15,8 @@ from typing import Any
 
 import geopandas as gpd
 
-from geo_mz.core.catalog import LayerSpec
-from geo_mz.core.display import format_value
+from geo_mz.core import LayerSpec
+from geo_mz.core import format_value
 from geo_mz.outputs import maps
 
 
