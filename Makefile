@@ -21,9 +21,12 @@ setup: $(BIN)/.installed
 demo: setup
 	$(BIN)/geo-mz demo --out out
 
+# ruff, then the package layering (import-linter contract in pyproject.toml: lower layers never
+# import higher ones; analysis packages never import each other).
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # Debian packages the tests use: Chromium and its driver (browser tests of the offline map and
 # the web map), CJK fonts, PostgreSQL with PostGIS (the PostGIS tests start a throwaway cluster
