@@ -31,7 +31,9 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geo_mz.boundaries.topology import prepare_units, qa, read_layer_file, repair
+from geo_mz.boundaries.coverage_repair import repair
+from geo_mz.boundaries.topology import qa
+from geo_mz.boundaries.units import prepare_units, read_layer_file
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "boundaries"
 CRS = "EPSG:4547"

@@ -20,30 +20,12 @@ from click.testing import CliRunner
 from pyproj import Geod
 from shapely.geometry import box
 
-from geo_mz.boundaries.lines import (
-    InspectSettings,
-    extract_lines,
-    inspect_lines,
-    inspection_kpis,
-    issues_layer,
-    line_summary,
-    lines_layer,
-    marker_layer,
-    normalise_line_id,
-)
-from geo_mz.boundaries.topology import (
-    QA_DEFAULTS,
-    BoundaryError,
-    QaSettings,
-    findings_layer,
-    prepare_units,
-    qa,
-    qa_kpis,
-    read_layer_file,
-    repair,
-    repaired_layer,
-    repairs_layer,
-)
+from geo_mz.boundaries.coverage_repair import repair, repaired_layer, repairs_layer
+from geo_mz.boundaries.inspection import inspect_lines, inspection_kpis, issues_layer, marker_layer
+from geo_mz.boundaries.lines import extract_lines, line_summary, lines_layer, normalise_line_id
+from geo_mz.boundaries.markers import InspectSettings
+from geo_mz.boundaries.topology import QA_DEFAULTS, QaSettings, findings_layer, qa, qa_kpis
+from geo_mz.boundaries.units import BoundaryError, prepare_units, read_layer_file
 from geo_mz.cli.boundaries import boundaries
 
 CRS = "EPSG:4547"
@@ -577,7 +559,7 @@ def test_cli_bad_input_exits_2(small_ws: Path, tmp_path: Path):
 
 
 def test_defaults_name_their_source():
-    import geo_mz.boundaries.lines as bl
+    import geo_mz.boundaries.markers as bl
     import geo_mz.boundaries.topology as b
 
     assert "local choice" in (b.QaSettings.__doc__ or "")

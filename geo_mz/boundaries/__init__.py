@@ -5,37 +5,33 @@ repair, boundary lines between neighbours, boundary markers (界桩) and the joi
 (联检) report.
 """
 
-from geo_mz.boundaries.lines import (
-    MARKER_NUMBER,
-    Inspection,
-    InspectSettings,
-    extract_lines,
-    inspect_lines,
-    inspection_kpis,
-    issues_layer,
-    line_summary,
-    lines_layer,
-    marker_layer,
-    normalise_line_id,
-)
-from geo_mz.boundaries.topology import (
-    QA_DEFAULTS,
-    BoundaryError,
-    Qa,
-    QaSettings,
+from geo_mz.boundaries.coverage_repair import (
     Repair,
-    enclosed_gaps,
-    findings_layer,
-    number_findings,
-    prepare_units,
-    qa,
-    qa_kpis,
-    read_layer_file,
     repair,
     repair_kpis,
     repaired_layer,
     repairs_layer,
 )
+from geo_mz.boundaries.inspection import (
+    Inspection,
+    inspect_lines,
+    inspection_kpis,
+    issues_layer,
+    marker_layer,
+)
+from geo_mz.boundaries.lines import extract_lines, line_summary, lines_layer, normalise_line_id
+from geo_mz.boundaries.markers import MARKER_NUMBER, InspectSettings
+from geo_mz.boundaries.topology import (
+    QA_DEFAULTS,
+    Qa,
+    QaSettings,
+    enclosed_gaps,
+    findings_layer,
+    number_findings,
+    qa,
+    qa_kpis,
+)
+from geo_mz.boundaries.units import BoundaryError, prepare_units, read_layer_file
 
 __all__ = [
     "MARKER_NUMBER",

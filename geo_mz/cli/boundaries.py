@@ -256,7 +256,8 @@ def write_inspection_outputs(
     The GeoPackage has the lines, the marker checks and the line issues; the workbook a sheet
     per line (one sheet with a line column past :data:`MAX_LINE_SHEETS` lines).
     """
-    from geo_mz.boundaries.lines import inspection_kpis, issues_layer, lines_layer, marker_layer
+    from geo_mz.boundaries.inspection import inspection_kpis, issues_layer, marker_layer
+    from geo_mz.boundaries.lines import lines_layer
     from geo_mz.core.results import headed, kpi_frame, result_catalog
     from geo_mz.outputs.files import write_gpkg
     from geo_mz.outputs.maps import save_map
@@ -338,7 +339,7 @@ def write_repair_outputs(
     prefix: str = "boundary_repair",
 ) -> dict[str, Path]:
     """Write a repair proposal: the proposed units and the changes (never over the source)."""
-    from geo_mz.boundaries.topology import repair_kpis, repaired_layer, repairs_layer
+    from geo_mz.boundaries.coverage_repair import repair_kpis, repaired_layer, repairs_layer
     from geo_mz.core.results import headed, kpi_frame, result_catalog
     from geo_mz.outputs.files import write_gpkg
     from geo_mz.outputs.maps import save_map
@@ -399,7 +400,7 @@ def write_repair_outputs(
 
 def load_source(o: SimpleNamespace) -> Source:
     """Units of one level from ``--workspace``/``--level`` or ``--file``, plus markers."""
-    from geo_mz.boundaries.topology import BoundaryError, read_layer_file
+    from geo_mz.boundaries.units import BoundaryError, read_layer_file
 
     if bool(o.workspace) == bool(o.file):
         raise click.UsageError("给出 --workspace 或 --file 之一 / give --workspace or --file")
@@ -493,7 +494,7 @@ def _echo_paths(paths: dict) -> None:
 
 
 def _units(src: Source, o: SimpleNamespace) -> gpd.GeoDataFrame:
-    from geo_mz.boundaries.topology import prepare_units
+    from geo_mz.boundaries.units import prepare_units
 
     return prepare_units(
         src.units, code_field=o.code_field, name_field=o.name_field, measure_crs=src.measure_crs
@@ -578,8 +579,8 @@ def boundaries_lines(**opts: Any) -> None:
     not a clean coverage.
     """
     o = SimpleNamespace(**opts)
+    from geo_mz.boundaries.coverage_repair import GAP_WIDTH_M
     from geo_mz.boundaries.lines import extract_lines
-    from geo_mz.boundaries.topology import GAP_WIDTH_M
 
     step, close = progress_bar("boundaries lines")
     with bad_input():
@@ -646,13 +647,11 @@ def boundaries_inspect(**opts: Any) -> None:
     --previous lines_2016.gpkg --out out/inspect
     """
     o = SimpleNamespace(**opts)
-    from geo_mz.boundaries.lines import (
-        InspectSettings,
-        extract_lines,
-        inspect_lines,
-        inspection_kpis,
-    )
-    from geo_mz.boundaries.topology import GAP_WIDTH_M, read_layer_file
+    from geo_mz.boundaries.coverage_repair import GAP_WIDTH_M
+    from geo_mz.boundaries.inspection import inspect_lines, inspection_kpis
+    from geo_mz.boundaries.lines import extract_lines
+    from geo_mz.boundaries.markers import InspectSettings
+    from geo_mz.boundaries.units import read_layer_file
 
     step, close = progress_bar("boundaries inspect")
     with bad_input():
@@ -699,7 +698,7 @@ def boundaries_repair(**opts: Any) -> None:
     --gap-width-m 150 --out out/repair
     """
     o = SimpleNamespace(**opts)
-    from geo_mz.boundaries.topology import GAP_WIDTH_M, repair, repair_kpis
+    from geo_mz.boundaries.coverage_repair import GAP_WIDTH_M, repair, repair_kpis
 
     step, close = progress_bar("boundaries repair")
     with bad_input():

@@ -1,0 +1,201 @@
+"""Reading and preparing one level of administrative units for the boundary checks.
+
+:func:`prepare_units` turns a polygon layer of one level (the towns of a county, the counties of
+a province) into the form every boundary check works on: one row per unit code with ``code``,
+``name`` and valid polygonal geometry in a projected measuring CRS (the CGCS2000 3-degree
+Gauss-Krüger zone of the data's centre, :func:`geo_mz.core.measure_crs_for`, unless one is
+given), noting where and why the geometry as given was invalid; :func:`read_layer_file` reads
+any GIS file into EPSG:4490 (converting GCJ-02/BD-09 coordinates when told), and
+:class:`BoundaryError` is raised for units that cannot be checked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_mz.boundaries._geometry import polygonal
+from geo_mz.core.errors import CrsError, GeoMzError
+from geo_mz.core.projection import STORAGE_CRS, china_datum_to_wgs84, measure_crs_for, parse_crs
+
+__all__ = [
+    "BoundaryError",
+    "prepare_units",
+    "read_layer_file",
+]
+
+CODE_FIELDS = ("adcode", "code", "id", "区划代码", "gb")
+NAME_FIELDS = ("name", "名称", "NAME")
+
+
+class BoundaryError(GeoMzError, ValueError):
+    """Units that cannot be checked: no code field, non-polygon rows, no CRS."""
+
+
+def read_layer_file(
+    path: str | Path, *, source_crs: str | None = None, layer: str | None = None
+) -> gpd.GeoDataFrame:
+    """Read any GIS file into EPSG:4490, converting GCJ-02/BD-09 coordinates when told.
+
+    Parameters
+    ----------
+    path
+        GeoPackage, GeoJSON, Shapefile or CSV (read with :func:`geo_mz.core.read_source`).
+    source_crs
+        ``"gcj02"`` / ``"bd09"`` for Amap/echarts/Baidu coordinates (converted with
+        :func:`geo_mz.core.china_datum_to_wgs84`), any CRS PROJ understands to override
+        the file's, or None to use the file's.
+    layer
+        Layer name inside a multi-layer file.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        In EPSG:4490 (WGS84 and CGCS2000 agree to well under a metre, STANDARDS.md §G).
+
+    Raises
+    ------
+    CrsError
+        If the file has no CRS and none is given.
+    """
+    from geo_mz.core.io import read_source
+
+    gdf = read_source(path, layer=layer).gdf
+    if source_crs in ("gcj02", "bd09"):
+        gdf = china_datum_to_wgs84(gdf, source_crs)  # type: ignore[arg-type]
+    elif source_crs is not None:
+        gdf = gdf.set_crs(parse_crs(source_crs), allow_override=True)
+    if gdf.crs is None:
+        raise CrsError(f"{path}: no CRS; give one (e.g. EPSG:4490, or gcj02 for Amap/echarts)")
+    return gdf.to_crs(STORAGE_CRS)
+
+
+def _pick_field(gdf: gpd.GeoDataFrame, wanted: str | None, names: Sequence[str], what: str) -> str:
+    cols = [c for c in gdf.columns if c != gdf.geometry.name]
+    if wanted is not None:
+        if wanted not in cols:
+            raise BoundaryError(f"no column '{wanted}' for the unit {what}; columns are {cols}")
+        return wanted
+    low = {str(c).casefold(): c for c in cols}
+    for n in names:
+        if n.casefold() in low:
+            return str(low[n.casefold()])
+    raise BoundaryError(f"no unit {what} column (looked for {list(names)}); columns are {cols}")
+
+
+_REASON_XY = re.compile(r"\[\s*([-+\d.eE]+)[ ,]+([-+\d.eE]+)")
+
+
+def prepare_units(
+    units: gpd.GeoDataFrame,
+    *,
+    code_field: str | None = None,
+    name_field: str | None = None,
+    measure_crs: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Units in the measuring CRS with ``code``, ``name`` and valid polygonal geometry.
+
+    Rows sharing a code are merged into one unit (a unit split over several rows).
+
+    Parameters
+    ----------
+    units
+        Polygons of one level, in any CRS.
+    code_field, name_field
+        Columns of the unit code and name; found among ``adcode, code, id, 区划代码`` and
+        ``name, 名称`` when None (a missing name column gives empty names).
+    measure_crs
+        Projected CRS for lengths and areas; the GK zone of the data's centre when None.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Index 0..n-1; ``code``, ``name``, ``valid_input`` (validity of the geometry as given),
+        ``invalid_reason``, ``error_x``, ``error_y`` (error location in the measuring CRS),
+        ``geometry`` (``make_valid(method="structure")`` where needed).
+
+    Raises
+    ------
+    BoundaryError
+        No units, no code column, empty or non-polygon geometry.
+    CrsError
+        No CRS.
+    """
+    if units.crs is None:
+        raise CrsError("units have no CRS; set one before checking them")
+    if len(units) == 0:
+        raise BoundaryError("no units to check")
+    code_c = _pick_field(units, code_field, CODE_FIELDS, "code")
+    try:
+        name_c: str | None = _pick_field(units, name_field, NAME_FIELDS, "name")
+    except BoundaryError:
+        if name_field is not None:
+            raise
+        name_c = None
+    geoms = np.asarray(units.geometry.values, dtype=object)
+    bad = [
+        i
+        for i, g in enumerate(geoms)
+        if g is None or g.is_empty or g.geom_type not in ("Polygon", "MultiPolygon")
+    ]
+    if bad:
+        raise BoundaryError(
+            f"{len(bad)} unit(s) without polygon geometry (rows {bad[:10]}); "
+            "a coverage is made of polygons"
+        )
+    target = parse_crs(measure_crs or measure_crs_for(units))
+    assert target is not None
+    if not target.is_projected:
+        raise CrsError(f"measuring CRS {target.to_string()} is geographic; use a projected CRS")
+    reasons = shapely.is_valid_reason(geoms)
+    valid = shapely.is_valid(geoms)
+    locs = []
+    for g, r in zip(geoms, reasons, strict=True):
+        m = _REASON_XY.search(str(r))
+        locs.append(shapely.Point(float(m[1]), float(m[2])) if m else g.representative_point())
+    loc_m = gpd.GeoSeries(locs, crs=units.crs).to_crs(target)
+    metric = gpd.GeoSeries(geoms, crs=units.crs).to_crs(target).to_numpy()
+    fix = ~shapely.is_valid(metric)
+    if fix.any():
+        metric[fix] = [
+            polygonal(g)
+            for g in shapely.make_valid(metric[fix], method="structure", keep_collapsed=False)
+        ]
+    df = pd.DataFrame(
+        {
+            "code": units[code_c].astype(str).to_numpy(),
+            "name": units[name_c].astype(str).to_numpy() if name_c else "",
+            "valid_input": valid,
+            "invalid_reason": np.where(valid, "", reasons.astype(str)),
+            "error_x": loc_m.x.to_numpy(),
+            "error_y": loc_m.y.to_numpy(),
+        }
+    )
+    out = gpd.GeoDataFrame(df, geometry=list(metric), crs=target)
+    if out["code"].duplicated().any():
+        out = _merge_duplicate_codes(out)
+    return out.reset_index(drop=True)
+
+
+def _merge_duplicate_codes(g: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    rows = []
+    for code, grp in g.groupby("code", sort=False):
+        first = grp.iloc[0]
+        rows.append(
+            {
+                "code": code,
+                "name": first["name"],
+                "valid_input": bool(grp["valid_input"].all()),
+                "invalid_reason": "; ".join(r for r in grp["invalid_reason"] if r),
+                "error_x": first["error_x"],
+                "error_y": first["error_y"],
+                "geometry": polygonal(shapely.union_all(grp.geometry.to_numpy())),
+            }
+        )
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=g.crs)
