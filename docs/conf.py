@@ -18,7 +18,7 @@ sys.path.insert(0, str(DOCS / "_ext"))
 
 project = "geo_mz"
 author = "geo_mz contributors"
-copyright = "geo_mz contributors"  # noqa: A001 (the name Sphinx reads)
+copyright = "geo_mz contributors"
 release = geo_mz.__version__
 version = release
 language = "en"  # UI strings; the text itself is Chinese and English, as in the README

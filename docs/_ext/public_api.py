@@ -22,6 +22,7 @@ class PublicApi(SphinxDirective):
     has_content = False
 
     def run(self) -> list[nodes.Node]:
+        """Import the package and parse an autosummary of its ``__all__``."""
         name = self.arguments[0]
         try:
             module = importlib.import_module(name)
