@@ -18,8 +18,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from geo_mz.core import LayerSpec
-from geo_mz.core import check_layer
+from geo_mz.core import LayerSpec, check_layer
 from webmap.core.errors import BadRequestError, UnprocessableError, field_error
 from webmap.core.geojson import parse_feature, parse_geometry
 from webmap.core.http import ApiRequest, ApiResponse

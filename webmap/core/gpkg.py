@@ -23,8 +23,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_mz.core import LayerValidationError
-from geo_mz.core import Workspace, conform_types
+from geo_mz.core import LayerValidationError, Workspace, conform_types
 from webmap.core.edits_common import check_preconditions
 from webmap.core.errors import UnprocessableError, field_error
 from webmap.core.geojson import features_of, jsonable, make_etag

@@ -12,8 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from functools import cache
 
-from geo_mz.core import FieldSpec, LayerSpec, load_catalog
-from geo_mz.core import result_catalog
+from geo_mz.core import FieldSpec, LayerSpec, load_catalog, result_catalog
 from webmap.core.users import Role
 
 INCIDENTS = "incidents"

@@ -177,8 +177,7 @@ class NameSearch:
 
     def search(self, req: ApiRequest) -> ApiResponse:
         """Search names by characters, pinyin or initials: ``q``, ``code_prefix``, ``limit``."""
-        from geo_mz.names import search
-        from geo_mz.names import LEVELS
+        from geo_mz.names import LEVELS, search
 
         check_params(req, PARAMS)
         q = _text(req, "q", MAX_QUERY_CHARS, "a place name, its pinyin or initials")

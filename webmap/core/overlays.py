@@ -99,8 +99,7 @@ def _concat(parts: list[gpd.GeoDataFrame], name: str) -> gpd.GeoDataFrame:
 
 def compute_lines(units: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
     """``boundary_lines`` of the county and town levels of ``units`` (any CRS)."""
-    from geo_mz.boundaries import extract_lines, lines_layer
-    from geo_mz.boundaries import prepare_units
+    from geo_mz.boundaries import extract_lines, lines_layer, prepare_units
 
     parts = []
     for level in LINE_LEVELS:
@@ -133,8 +132,13 @@ def compute_markers(
     units: gpd.GeoDataFrame, markers: gpd.GeoDataFrame
 ) -> dict[str, gpd.GeoDataFrame]:
     """``boundary_marker_report`` and ``boundary_line_issues`` along the county lines."""
-    from geo_mz.boundaries import extract_lines, inspect_lines, issues_layer, marker_layer
-    from geo_mz.boundaries import prepare_units
+    from geo_mz.boundaries import (
+        extract_lines,
+        inspect_lines,
+        issues_layer,
+        marker_layer,
+        prepare_units,
+    )
 
     county = _level(units, "county")
     if not len(county) or not len(markers):

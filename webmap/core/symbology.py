@@ -15,8 +15,7 @@ from typing import Any
 
 import geopandas as gpd
 
-from geo_mz.core import LayerSpec
-from geo_mz.core import format_value
+from geo_mz.core import LayerSpec, format_value
 from geo_mz.outputs import maps
 
 
