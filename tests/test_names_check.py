@@ -22,13 +22,13 @@ from geo_mz.names.check import (
     FINDING_COLUMNS,
     NamesError,
     check_names,
-    check_proposal,
     county_summary,
     load_rules,
     parse_name,
     report_tables,
 )
 from geo_mz.names.gazetteer import build_index, load_gazetteer, load_index, name_pinyin
+from geo_mz.names.proposal import check_proposal
 from geo_mz.outputs.names import write_names_report
 
 REPO = Path(__file__).resolve().parents[1]

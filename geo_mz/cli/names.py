@@ -177,7 +177,7 @@ def names_check(
 
     例 e.g.: geo-mz names check 新安村 --level village --parent 440703101
     """
-    from geo_mz.names.check import check_proposal
+    from geo_mz.names.proposal import check_proposal
 
     with bad_input():
         point = _point(lon, lat)

@@ -81,7 +81,7 @@ HILL_WEIGHT = {
 SEAT_TOWNS = ("440703101", "440703102", "440703103")
 #: Keep-out distance of restrictive land-use classes around existing burial sites, m.
 SITE_CLEARANCE_M = 150.0
-#: Centre of the urban core (lon, lat), as in geo_mz.datasets.pengjiang: local choice.
+#: Centre of the urban core (lon, lat), as in geo_mz.datasets._pengjiang_geography: local choice.
 CORE_LONLAT = (113.080, 22.602)
 
 LANDUSE_METHOD = (

@@ -11,10 +11,7 @@ from geo_mz.names.cache import (
 )
 from geo_mz.names.check import (
     FINDING_COLUMNS,
-    ProposalResult,
-    Reason,
     check_names,
-    check_proposal,
 )
 from geo_mz.names.gazetteer import (
     load_gazetteer,
@@ -33,6 +30,11 @@ from geo_mz.names.pinyin import (
     PLACE_READINGS,
     name_pinyin,
     names_pinyin,
+)
+from geo_mz.names.proposal import (
+    ProposalResult,
+    Reason,
+    check_proposal,
 )
 from geo_mz.names.report import (
     check_label,
