@@ -5,44 +5,44 @@ with roads closed), delivery plans for the stores' vehicles, shelter capacity an
 and evacuation that respects capacity.
 """
 
-from geo_mz.relief.delivery import (
+from geo_mz.relief.audit_engine import (
+    STATUSES,
+    Audit,
+    audit,
+    audit_points,
+    drive_network,
+    reaudit,
+    routes,
+    run_audit,
+)
+from geo_mz.relief.audit_targets import (
+    NATIONAL_TARGETS,
+    PENGJIANG_TARGETS,
+    ReliefError,
+    ReliefSettings,
+    Target,
+    targets_from_json,
+    targets_to_json,
+    workspace_targets,
+)
+from geo_mz.relief.delivery import plan_delivery
+from geo_mz.relief.delivery_allocation import allocate, check_stores, demand_from
+from geo_mz.relief.delivery_report import delivery_kpis
+from geo_mz.relief.delivery_routing import plan_routes, store_times, travel_time_matrix
+from geo_mz.relief.delivery_settings import (
     BASIC_NEEDS_H,
     DELIVERY_TARGET_H,
     UNMET_REASONS,
     DeliveryError,
     DeliveryPlan,
     DeliverySettings,
-    allocate,
-    check_stores,
-    delivery_kpis,
-    demand_from,
-    plan_delivery,
-    plan_routes,
-    store_times,
     target_min,
-    travel_time_matrix,
 )
 from geo_mz.relief.drive_audit import (
-    NATIONAL_TARGETS,
-    PENGJIANG_TARGETS,
-    STATUSES,
-    Audit,
-    ReliefError,
-    ReliefSettings,
-    Target,
-    audit,
     audit_kpis,
-    audit_points,
     compare,
-    drive_network,
     preposition,
-    reaudit,
-    routes,
-    run_audit,
-    targets_from_json,
-    targets_to_json,
     town_summary,
-    workspace_targets,
 )
 from geo_mz.relief.shelters import (
     STAGES,
@@ -102,4 +102,3 @@ __all__ = [
     "travel_time_matrix",
     "workspace_targets",
 ]
-
