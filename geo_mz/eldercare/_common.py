@@ -9,7 +9,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_mz.core.errors import CrsError, GeoMzError
+from geo_mz.core.errors import CrsError, GeoMzError, UnitsError
+from geo_mz.core.units import units_of_level
 from geo_mz.network.graph import Network, Snapped
 from geo_mz.network.paths import snap_points, with_closures
 
@@ -97,3 +98,11 @@ def frame_rows(u: gpd.GeoDataFrame, level: str, extra: bool) -> pd.DataFrame:
 
 def pct(x: float) -> float:
     return round(100.0 * x, 1) if np.isfinite(x) else float("nan")
+
+
+def coverage_units(units: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
+    """:func:`geo_mz.core.units_of_level`, its errors raised as :class:`CoverageError`."""
+    try:
+        return units_of_level(units, level)
+    except UnitsError as exc:
+        raise CoverageError(str(exc)) from exc

@@ -21,7 +21,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from geo_mz.core.results import Kpi
 from geo_mz.core.standards import BEDS_PER_1000_MIN, NURSING_SHARE_MIN
-from geo_mz.core.units import assign_to_units, units_of_level
+from geo_mz.core.units import assign_to_units
 from geo_mz.eldercare._common import (
     TOL_MIN,
     TOL_PERSONS,
@@ -30,6 +30,7 @@ from geo_mz.eldercare._common import (
     centre_ids,
     check_gdf,
     check_positive,
+    coverage_units,
     frame_rows,
     nonneg_numbers,
     pct,
@@ -99,7 +100,7 @@ def beds_by_unit(
         fac = select_centres(facilities, kinds=kinds, statuses=statuses)
     except NoCentresError:
         fac = facilities.iloc[:0]
-    u = units_of_level(units, level)
+    u = coverage_units(units, level)
     k = len(u) + 1
     fpos, ppos = assign_to_units(fac, u), assign_to_units(population, u)
     fg, pg = np.where(fpos >= 0, fpos, len(u)), np.where(ppos >= 0, ppos, len(u))

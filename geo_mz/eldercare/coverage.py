@@ -38,7 +38,7 @@ from scipy.sparse.csgraph import connected_components
 from geo_mz.core.errors import CrsError
 from geo_mz.core.results import Kpi
 from geo_mz.core.standards import COVERAGE_THRESHOLDS_MIN, RESIDENTIAL_KINDS, TARGET_SHARE
-from geo_mz.core.units import assign_to_units, units_of_level
+from geo_mz.core.units import assign_to_units
 from geo_mz.eldercare._common import (
     TOL_MIN,
     TOL_PERSONS,
@@ -47,6 +47,7 @@ from geo_mz.eldercare._common import (
     centre_ids,
     check_gdf,
     check_positive,
+    coverage_units,
     frame_rows,
     nonneg_numbers,
     pct,
@@ -321,7 +322,7 @@ def coverage_by_unit(
         raise CoverageError(f"`target_min` {target_min!r} must be one of {ths}")
     if not targets or any(not 0 <= float(x) <= 1 for x in targets.values()):
         raise CoverageError(f"`targets` must map urban_rural codes to shares in [0, 1]: {targets}")
-    u = units_of_level(units, level)
+    u = coverage_units(units, level)
     pos = assign_to_units(times, u)
     k = len(u) + 1
     g = np.where(pos >= 0, pos, len(u))
