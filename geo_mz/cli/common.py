@@ -99,3 +99,18 @@ def read_points(path: str, crs: str | None) -> Any:
     if not gdf.geom_type.eq("Point").all():
         raise GeoMzError(f"{path}: candidate sites must be points")
     return gdf.to_crs(STORAGE_CRS)
+
+
+def analysis_layers(ws: Any) -> dict[str, Any]:
+    """Read a workspace's layers for an analysis, completing units where only codes exist.
+
+    Towns and villages that have no polygon but coded points (village seats, population by
+    unit) get approximate areas (:func:`geo_mz.core.complete_units`), named from the workspace's
+    unit register; what was approximated or is missing is printed, never hidden.
+    """
+    from geo_mz.core.units import complete_units, unit_register
+
+    layers, notes = complete_units(ws.read_all(), unit_register(ws.metadata))
+    for note in notes:
+        click.echo(f"注意 note: {note}", err=True)
+    return layers

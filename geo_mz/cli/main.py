@@ -13,6 +13,7 @@ from geo_mz.cli.boundaries import boundaries
 from geo_mz.cli.burial import burial
 from geo_mz.cli.common import (
     BAD_INPUT,
+    analysis_layers,
     bad_input,
     echo_kpis,
     echo_problems,
@@ -21,6 +22,7 @@ from geo_mz.cli.common import (
     progress_bar,
     read_points,
 )
+from geo_mz.cli.init import init
 from geo_mz.cli.names import names
 from geo_mz.cli.postgis import webmap_group
 from geo_mz.cli.relief import relief, shelters
@@ -220,11 +222,24 @@ def import_(
 @click.option("--json", "as_json", is_flag=True, help="以JSON输出 / print as JSON.")
 def info(workspace: str, as_json: bool) -> None:
     """显示工作空间信息和图层清单 / Show a workspace's metadata and layers."""
+    from geo_mz.core.readiness import readiness
     from geo_mz.core.workspaces import open_workspace
 
     with bad_input():
-        data = open_workspace(workspace).info()
+        ws = open_workspace(workspace)
+        data = ws.info()
+        ready = readiness(ws)
     if as_json:
+        data["readiness"] = {
+            r.analysis: {
+                "ready": r.ready,
+                "inputs": [
+                    {"input": n.layer, "required": n.required, "present": ok, "note": note}
+                    for n, ok, note in r.present
+                ],
+            }
+            for r in ready
+        }
         click.echo(json.dumps(data, ensure_ascii=False, indent=1))
         return
     click.echo(f"{data['name']} ({data['adcode']})  {data['path']}")
@@ -239,6 +254,11 @@ def info(workspace: str, as_json: bool) -> None:
             f"  {rec['layer']:<17} {rec['title_zh']:<10} {rec['rows']:>7}  {tag:<14} "
             f"{rec['source']}"
         )
+    click.echo("分析所需 what each analysis needs (✓ present ✗ missing · optional):")
+    for r in ready:
+        click.echo(f"  {r.line()}")
+        for hint in r.hints():
+            click.echo(f"      → {hint}")
 
 
 def _circle_settings(kinds: str | None, statuses: str, walk_speed: float | None) -> Any:
@@ -260,12 +280,15 @@ def _analyse(
     step: Callable[[str], None],
 ) -> tuple[Any, Any]:
     """Open the workspace and run the 15-minute circle (shared by coverage and siting)."""
+    from geo_mz.core.units import unit_register
     from geo_mz.core.workspaces import open_workspace
     from geo_mz.eldercare.circle15 import analyse_circle
 
-    layers = open_workspace(workspace).read_all()
+    ws = open_workspace(workspace)
+    layers = analysis_layers(ws)
     settings = _circle_settings(kinds, statuses, walk_speed)
-    return layers, analyse_circle(layers, settings, progress=step)
+    result = analyse_circle(layers, settings, register=unit_register(ws.metadata), progress=step)
+    return layers, result
 
 
 circle_options = [
@@ -451,6 +474,7 @@ def catalog(kind: str | None) -> None:
 
 
 main.add_command(boundaries)
+main.add_command(init)
 main.add_command(burial)
 main.add_command(names)
 main.add_command(relief)

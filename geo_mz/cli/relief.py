@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from geo_mz.cli.common import (
+    analysis_layers,
     bad_input,
     echo_kpis,
     lang_option,
@@ -139,7 +140,7 @@ def _run(o: SimpleNamespace, step: Callable[[str], None]) -> tuple[dict, Any, di
     from geo_mz.relief.drive_audit import run_audit
 
     ws = open_workspace(o.workspace)
-    layers = ws.read_all()
+    layers = analysis_layers(ws)
     s = _settings(ws, o.targets, o.match, o.dispatch_min, o.disaster_factor)
     a = run_audit(layers, s, measure_crs=ws.metadata.get("measure_crs"), progress=step)
     return layers, a, ws.info()
@@ -474,7 +475,7 @@ def _shelter_run(workspace: str, step: Callable[[str], None]) -> tuple[dict, Any
     from geo_mz.relief.shelters import ShelterSettings
 
     ws = open_workspace(workspace)
-    layers = ws.read_all()
+    layers = analysis_layers(ws)
     s = ShelterSettings()
     step("构建步行路网 building the walking network")
     net = network_from_roads(

@@ -82,6 +82,8 @@ from geo_mz.core.terrain import (
 )
 from geo_mz.core.units import (
     assign_to_units,
+    complete_units,
+    unit_register,
     units_of_level,
 )
 from geo_mz.core.validate import (
@@ -132,6 +134,7 @@ __all__ = [
     "Workspace",
     "WorkspaceError",
     "assign_to_units",
+    "complete_units",
     "available",
     "bd09_to_gcj02",
     "bd09_to_wgs84",
@@ -178,6 +181,7 @@ __all__ = [
     "to_measure_crs",
     "unique_kpis",
     "unit_label",
+    "unit_register",
     "units_of_level",
     "wgs84_to_bd09",
     "wgs84_to_gcj02",

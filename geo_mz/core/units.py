@@ -6,6 +6,10 @@ Coverage, shelter adequacy and the relief audit all report per town (镇/街道)
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import Any
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -13,7 +17,7 @@ import shapely
 
 from geo_mz.core.errors import CrsError, UnitsError
 
-__all__ = ["assign_to_units", "units_of_level"]
+__all__ = ["assign_to_units", "complete_units", "unit_register", "units_of_level"]
 
 
 def _check_units(units: object) -> gpd.GeoDataFrame:
@@ -93,3 +97,160 @@ def assign_to_units(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.nda
         first = pd.Series(ui).groupby(pi).min()
         pos[rest[first.index.to_numpy()]] = first.to_numpy()
     return pos
+
+
+def unit_register(metadata: Mapping[str, Any]) -> pd.DataFrame | None:
+    """Return the towns and villages a workspace was initialised with (``geo-mz init``).
+
+    Parameters
+    ----------
+    metadata
+        ``Workspace.metadata``.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        ``adcode``, ``name``, ``level`` (``town``/``village``), ``parent_adcode`` from the
+        national gazetteer, polygons or not; None for a workspace made without a register.
+    """
+    data, cols = metadata.get("unit_register"), metadata.get("unit_register_columns")
+    if not data or not cols:
+        return None
+    try:
+        rows = json.loads(data) if isinstance(data, str) else data
+        columns = json.loads(cols) if isinstance(cols, str) else cols
+        return pd.DataFrame(rows, columns=columns).astype(str)
+    except (ValueError, TypeError) as exc:
+        raise UnitsError(f"workspace metadata unit_register is unreadable: {exc}") from exc
+
+
+_SEED_CATEGORIES = ("village_seat", "admin_division")
+
+
+def _seeds(layers: Mapping[str, gpd.GeoDataFrame], digits: int) -> gpd.GeoDataFrame:
+    """Points that carry a unit code of ``digits`` digits: place names, then population cells."""
+    parts = []
+    names = layers.get("place_names")
+    if names is not None and len(names) and "adcode" in names.columns:
+        sel = names[names["category"].isin(_SEED_CATEGORIES)] if "category" in names else names
+        code = sel["adcode"].astype("string")
+        sel = sel[code.str.len() == digits]
+        parts.append(gpd.GeoDataFrame({"adcode": sel["adcode"].astype(str).to_numpy(),
+                                       "name": sel["name"].astype(str).to_numpy()},
+                                      geometry=sel.geometry.to_numpy(), crs=sel.crs))  # fmt: skip
+    pop = layers.get("population")
+    if pop is not None and len(pop) and "adcode" in pop.columns:
+        code = pop["adcode"].astype("string")
+        sel = pop[code.str.len() >= digits]
+        parts.append(gpd.GeoDataFrame({"adcode": sel["adcode"].astype(str).str[:digits].to_numpy(),
+                                       "name": None},
+                                      geometry=sel.geometry.to_numpy(), crs=sel.crs))  # fmt: skip
+    parts = [p.to_crs("EPSG:4490") for p in parts if len(p)]
+    if not parts:
+        return gpd.GeoDataFrame({"adcode": [], "name": []}, geometry=[], crs="EPSG:4490")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _cells(seeds: gpd.GeoDataFrame, within: shapely.Geometry, metric: str) -> gpd.GeoDataFrame:
+    """Voronoi cells of the seeds inside ``within``, dissolved per code (area in metres)."""
+    pts = seeds.to_crs(metric)
+    xy = shapely.get_coordinates(pts.geometry.to_numpy())
+    xy, first = np.unique(np.round(xy, 3), axis=0, return_index=True)  # one cell per location
+    codes = pts["adcode"].to_numpy()[first]
+    area = gpd.GeoSeries([within], crs="EPSG:4490").to_crs(metric).iloc[0]
+    if len(xy) == 1:
+        cells = np.array([area])
+    else:
+        env = shapely.box(*area.buffer(1000.0).bounds)
+        coll = shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=env, ordered=True)
+        cells = shapely.intersection(np.asarray(shapely.get_parts(coll)), area)
+    out = gpd.GeoDataFrame({"adcode": codes}, geometry=cells, crs=metric).dissolve("adcode")
+    return out.reset_index().to_crs("EPSG:4490")
+
+
+def complete_units(
+    layers: Mapping[str, gpd.GeoDataFrame], register: pd.DataFrame | None = None
+) -> tuple[dict[str, gpd.GeoDataFrame], list[str]]:
+    """Add approximate town and village areas where a workspace has only codes and points.
+
+    Few bureaus hold village polygons, and many not even town polygons. Where a level has no
+    polygon in ``admin_units`` but points carry its codes — village/community seats in
+    ``place_names`` (12-digit ``adcode``), or population cells with 9/12-digit codes (a
+    population imported by unit) — each unit gets the union of the Voronoi cells of its points,
+    inside its town (villages) or the district, marked ``approximate = True``. Units are never
+    invented: a level with neither polygons nor coded points stays absent (and is noted).
+
+    Parameters
+    ----------
+    layers
+        Workspace layers (``admin_units``, optionally ``place_names`` and ``population``).
+    register
+        The workspace's unit register (:func:`unit_register`): names for the units.
+
+    Returns
+    -------
+    tuple
+        The layers with ``admin_units`` completed (a new dict; inputs are not changed), and
+        notes saying what was added or is missing (Chinese and English).
+    """
+    admin = layers.get("admin_units")
+    if admin is None or admin.empty:
+        return dict(layers), []
+    from geo_mz.core.projection import measure_crs_for
+
+    admin = admin.to_crs("EPSG:4490")
+    inj = admin.get("in_jurisdiction", pd.Series(True, index=admin.index))
+    inside = admin[inj.astype("boolean").fillna(True).to_numpy(dtype=bool)]
+    names = {} if register is None else dict(zip(register["adcode"], register["name"], strict=True))
+    notes: list[str] = []
+    added = []
+    top = inside[~inside["level"].isin(["town", "village"])]
+    if top.empty:
+        return dict(layers), ["admin_units: 没有辖区边界 / no jurisdiction polygon above towns"]
+    district = shapely.union_all(top.geometry.to_numpy())
+    metric = measure_crs_for(top)
+    for level, digits, parent_digits in (("town", 9, 6), ("village", 12, 9)):
+        if (inside["level"] == level).any():
+            continue
+        seeds = _seeds(layers, digits)
+        if seeds.empty:
+            n_reg = 0 if register is None else int((register["level"] == level).sum())
+            notes.append(
+                f"{level}: 没有面，也没有带{digits}位代码的点 / no polygons and no points with "
+                f"{digits}-digit codes" + (f" ({n_reg} in the register)" if n_reg else "")
+            )
+            continue
+        parents = pd.concat([inside, *added], ignore_index=True)
+        parents = parents[parents["adcode"].astype(str).str.len() == parent_digits]
+        pieces = []
+        for code, group in seeds.groupby(seeds["adcode"].str[:parent_digits]):
+            hit = parents[parents["adcode"].astype(str) == code]
+            within = hit.geometry.iloc[0] if len(hit) else district
+            pieces.append(_cells(group, shapely.intersection(within, district), metric))
+        cells = pd.concat(pieces, ignore_index=True)
+        cells = cells[~cells.geometry.is_empty]
+        seed_names = seeds.dropna(subset=["name"]).drop_duplicates("adcode")
+        seed_names = dict(zip(seed_names["adcode"], seed_names["name"], strict=True))
+        new = gpd.GeoDataFrame(
+            {
+                "adcode": cells["adcode"].to_numpy(),
+                "name": [names.get(c) or seed_names.get(c) or c for c in cells["adcode"]],
+                "level": level,
+                "parent_adcode": cells["adcode"].str[:parent_digits].to_numpy(),
+                "in_jurisdiction": True,
+                "approximate": True,
+            },
+            geometry=cells.geometry.to_numpy(),
+            crs="EPSG:4490",
+        )
+        added.append(new)
+        notes.append(
+            f"{level}: {len(new)} 个单元用其点的泰森多边形近似(approximate) / {len(new)} units "
+            "approximated by the Voronoi cells of their points (marked approximate)"
+        )
+    out = dict(layers)
+    if added:
+        if "approximate" not in admin.columns:
+            admin = admin.assign(approximate=False)
+        out["admin_units"] = pd.concat([admin, *added], ignore_index=True)
+    return out, notes

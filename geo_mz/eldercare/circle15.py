@@ -30,6 +30,7 @@ from geo_mz.core.results import (
     unique_kpis,
 )
 from geo_mz.core.standards import COVERAGE_THRESHOLDS_MIN, RESIDENTIAL_KINDS, TARGET_SHARE
+from geo_mz.core.units import complete_units
 from geo_mz.eldercare import capacity, coverage
 from geo_mz.network import isochrone as isochrones
 from geo_mz.network import siting
@@ -95,6 +96,7 @@ class CircleResult:
     beds: pd.DataFrame
     e2sfca: capacity.E2sfcaResult | None
     kpis: list[Kpi]
+    notes: list[str] = field(default_factory=list)  # units approximated or missing
 
 
 def _need(layers: Mapping[str, gpd.GeoDataFrame], *names: str) -> None:
@@ -114,6 +116,9 @@ def _unit_polygons(table: pd.DataFrame, units: gpd.GeoDataFrame) -> gpd.GeoDataF
         geometry=list(polys.reindex(rows["adcode"]).values),
         crs=units.crs,
     )
+    if "approximate" in units.columns:  # areas drawn from coded points, not surveyed polygons
+        flag = units.set_index("adcode")["approximate"].astype("boolean").fillna(False)
+        out["approximate"] = flag.reindex(rows["adcode"]).fillna(False).to_numpy(dtype=bool)
     return out
 
 
@@ -121,6 +126,7 @@ def analyse_circle(
     layers: Mapping[str, gpd.GeoDataFrame],
     settings: CircleSettings | None = None,
     *,
+    register: pd.DataFrame | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CircleResult:
     """Run the 15-minute elder-care circle analysis on workspace layers.
@@ -131,16 +137,22 @@ def analyse_circle(
         Workspace layers; needs ``roads``, ``population``, ``elder_care`` and ``admin_units``.
     settings
         Options; :class:`CircleSettings` defaults when None.
+    register
+        The workspace's unit register (:func:`geo_mz.core.unit_register`): names of towns and
+        villages approximated from coded points (:func:`geo_mz.core.complete_units`).
     progress
         Called with a short message before each step.
 
     Returns
     -------
     CircleResult
+        Village tables are empty when the workspace has no village units (``notes`` says so).
     """
     s = settings or CircleSettings()
     say = progress or (lambda _m: None)
     _need(layers, "roads", "population", "elder_care", "admin_units")
+    # Towns/villages without polygons get approximate areas from their coded points.
+    layers, notes = complete_units(layers, register)
     say("构建步行路网 building the walking network")
     net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh)
     centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
@@ -158,8 +170,19 @@ def analyse_circle(
     say("统计各镇街、村居覆盖率 coverage per town and village")
     units = layers["admin_units"]
     kw: dict[str, Any] = {"thresholds_min": s.thresholds_min, "targets": s.targets}
+    levels = set(units["level"])
+    if "town" not in levels:
+        raise GeoMzError(
+            "admin_units: 没有镇街单元，也无法近似 / no town units, and none can be approximated: "
+            + "; ".join(notes)
+            + " — give town polygons (geo-mz init --units) or population by town code"
+        )
     towns = coverage.coverage_by_unit(times, units, level="town", **kw)
-    villages = coverage.coverage_by_unit(times, units, level="village", **kw)
+    villages = (
+        coverage.coverage_by_unit(times, units, level="village", **kw)
+        if "village" in levels
+        else towns.iloc[0:0]
+    )
     unit_layer = pd.concat(
         [_unit_polygons(towns, units), _unit_polygons(villages, units)], ignore_index=True
     )
@@ -189,7 +212,9 @@ def analyse_circle(
     e2 = (
         capacity.e2sfca(net, residential, layers["population"]) if residential is not None else None
     )
-    kpis = coverage.coverage_kpis(towns) + coverage.coverage_kpis(villages)[1:]
+    kpis = coverage.coverage_kpis(towns) + (
+        coverage.coverage_kpis(villages)[1:] if len(villages) else []
+    )
     if "share_capacity_adj" in towns.columns:
         adj = float(towns.iloc[-1]["share_capacity_adj"])
         kpis.append(
@@ -232,6 +257,7 @@ def analyse_circle(
         beds,
         e2,
         unique_kpis(kpis),
+        notes,
     )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo_mz.core.units import complete_units
 from geo_mz.network import sptree
 from geo_mz.network.graph import Network, network_from_roads
 from geo_mz.network.paths import path_arcs, route_geometry, snap_points
@@ -63,11 +64,16 @@ def audit_points(
     units = layers.get("admin_units")
     if units is None or units.empty:
         raise ReliefError("admin_units: the layer is missing or empty (villages are audited)")
-    units = units.to_crs(STORAGE_CRS)
+    # Villages without polygons: approximate areas from village seats / coded population.
+    units = complete_units(layers)[0]["admin_units"].to_crs(STORAGE_CRS)
     inj = units.get("in_jurisdiction", pd.Series(True, index=units.index)).fillna(True).astype(bool)
     vil = units[(units["level"] == "village") & inj].reset_index(drop=True)
     if vil.empty:
-        raise ReliefError("admin_units: no village-level units in the jurisdiction to audit")
+        raise ReliefError(
+            "admin_units: 辖区内没有村居单元可审计 / no village-level units in the jurisdiction to "
+            "audit: import village polygons (geo-mz init --units) or village seats with 12-digit "
+            "codes (place_names, category village_seat), or population by village code"
+        )
     towns = units[units["level"] == "town"].set_index("adcode")["name"]
     from geo_mz.core.projection import measure_crs_for
 

@@ -45,7 +45,7 @@ from geo_mz.core.results import (
     result_catalog,
 )
 from geo_mz.core.standards import FIXED_SHELTER_SHARE_MIN, SHELTER_AREA_PER_PERSON_MIN_M2
-from geo_mz.core.units import assign_to_units, units_of_level
+from geo_mz.core.units import assign_to_units, complete_units, units_of_level
 from geo_mz.network import flow
 from geo_mz.network.graph import WALK_SPEED_KMH, Network, Snapped
 from geo_mz.network.paths import snap_points
@@ -415,13 +415,23 @@ def shelter_adequacy(
     served[pt] = True
     pts = gpd.GeoDataFrame(geometry=cap.geometry.values, crs=cap.crs)  # no adcode: in space
     tables, polys = {}, []
-    for level in ("town", "village"):
+    # Towns/villages without polygons get approximate areas from coded population points.
+    units = complete_units({"admin_units": units, "population": population})[0]["admin_units"]
+    levels = [lv for lv in ("town", "village") if (units["level"] == lv).any()]
+    if "town" not in levels:
+        raise ShelterError(
+            "admin_units: 没有镇街单元 / no town units (give town polygons with geo-mz init "
+            "--units, or population by town code)"
+        )
+    for level in levels:
         u = units_of_level(units, level)
         t = _unit_table(u, level, assign_to_units(population, u), assign_to_units(pts, u), people,
                         served, cap, pk, pt, s)  # fmt: skip
         tables[level] = t
         polys.append(gpd.GeoDataFrame(t.iloc[:-1], geometry=list(u.geometry), crs=u.crs))
-    towns, villages = tables["town"], tables["village"]
+    towns = tables["town"]
+    # No village units: an empty village table (and the towns' village counts stay unknown).
+    villages = tables.get("village", towns.iloc[0:0].copy())
     vil = villages.iloc[:-1]
     k = len(str(towns["adcode"].iloc[0])) if len(towns) > 1 else 9
     by_town = vil.groupby(vil["adcode"].str[:k])
@@ -433,6 +443,8 @@ def shelter_adequacy(
         len(vil),
         int((~vil["has_shelter"]).sum()),
     ]
+    if "village" not in tables:
+        towns[["n_villages", "villages_without_shelter"]] = pd.NA
     polys[0] = polys[0].assign(**towns.iloc[:-1][["n_villages", "villages_without_shelter"]])
     layer = pd.concat([p.to_crs(STORAGE_CRS) for p in polys], ignore_index=True)
     return AdequacyResult(s, cap, layer, towns, villages, _adequacy_kpis(towns, villages, s))
@@ -445,7 +457,7 @@ def _pct(x: float) -> float:
 def _adequacy_kpis(towns: pd.DataFrame, villages: pd.DataFrame, s: ShelterSettings) -> list[Kpi]:
     tot = towns.iloc[-1]
     no_t = int((~towns.iloc[:-1]["has_shelter"]).sum())
-    no_v = int((~villages.iloc[:-1]["has_shelter"]).sum())
+    no_v = int((~villages.iloc[:-1]["has_shelter"]).sum()) if len(villages) else 0
     fixed = float(tot["fixed_capacity_share"])
     return [
         Kpi("固定避难容量/规划人口", "Fixed-shelter capacity / population", _pct(fixed), "%",
@@ -456,8 +468,11 @@ def _adequacy_kpis(towns: pd.DataFrame, villages: pd.DataFrame, s: ShelterSettin
             round(float(tot["area_per_person_m2"]), 3), "m²/人"),
         Kpi("无避难场所的镇街", "Towns without a shelter", f"{no_t}/{len(towns) - 1}", "", "0",
             no_t == 0, f"inside or within service distance ({_SRC_DIST})"),
-        Kpi("无避难场所的村居", "Villages without a shelter", f"{no_v}/{len(villages) - 1}",
-            "", "0", no_v == 0, f"inside or within service distance ({_SRC_DIST})"),
+        Kpi("无避难场所的村居", "Villages without a shelter",
+            f"{no_v}/{len(villages) - 1}" if len(villages) else "—", "", "0",
+            no_v == 0 if len(villages) else None,
+            f"inside or within service distance ({_SRC_DIST})"
+            if len(villages) else "no village units in the workspace"),
         Kpi("服务距离外人口", "Population outside service distance",
             round(float(tot["pop_unserved"])), "人", "0", bool(tot["pop_unserved"] <= 0),
             f"walk {s.walk_speed_kmh:g} km/h on the road network; {_SRC_DIST}"),
