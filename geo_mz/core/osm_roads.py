@@ -1,0 +1,688 @@
+"""OpenStreetMap files (XML, PBF, or GeoJSON/GPKG lines) as a roads layer noded at junctions.
+
+Issue 14: an OSM export imported as roads collapses without a word, because OSM ways are not
+split at junctions (a junction is a node *shared* mid-way) while
+:func:`geo_mz.network.network_from_roads` connects line *end points* only. :func:`read_osm_roads`
+reads ways with pyosmium (streaming, node locations in pyosmium's index, one flat array per
+coordinate, no Python object per node) and splits them:
+
+* **OSM XML / PBF**: every way is cut at each node that kept highway ways use two or more times
+  (a junction, or a way touching itself), so every piece ends at a junction or a way end. Ways
+  connect only through shared node ids, as in OSM: a bridge crossing a street shares no node
+  and stays unconnected (tested); what OSM joins with a shared node stays joined, even across
+  ``bridge``/``tunnel``/``layer`` (``OsmImportReport.mixed_level_junctions`` counts those, a
+  likely tagging error worth a look).
+* **GeoJSON / GPKG / Shapefile of OSM lines** (Overpass, QuickOSM, GDAL's OSM driver with its
+  ``other_tags``) have no node ids: lines are cut where their vertices coincide *exactly*, but
+  only between lines on the same level (``layer``, ``bridge``, ``tunnel``) or where one of them
+  ends there (a bridge's end on the street). Interior vertices of lines on different levels
+  never join.
+
+The tag profile (which ways, which class, access, one-way, speed) is
+:mod:`geo_mz.core.osm_profile`, shared with the pyrosm network reader (:mod:`geo_mz.network.osm`);
+its public names are re-exported here.
+"""
+
+from __future__ import annotations
+
+import array
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS, Transformer
+from shapely.geometry.base import BaseGeometry
+
+from geo_mz.core.errors import LayerReadError
+from geo_mz.core.io import read_source
+from geo_mz.core.osm_profile import (
+    OSM_PROFILE,
+    TAG_KEYS,
+    HighwayRule,
+    WayClass,
+    classify_way,
+    maxspeed_kmh,
+    oneway_code,
+)
+from geo_mz.core.projection import STORAGE_CRS, parse_crs
+from geo_mz.core.roads_quality import (
+    MIN_LARGEST_SHARE,
+    MIN_POP_REACH,
+    RoadsQuality,
+    default_measure_crs,
+    population_within_m,
+    roads_quality,
+)
+
+__all__ = [
+    "MIN_LARGEST_SHARE",
+    "MIN_POP_REACH",
+    "OSM_PROFILE",
+    "HighwayRule",
+    "OsmImportError",
+    "OsmImportReport",
+    "WayClass",
+    "classify_way",
+    "maxspeed_kmh",
+    "oneway_code",
+    "population_within_m",
+    "read_osm_roads",
+    "roads_quality",
+]
+
+
+class OsmImportError(LayerReadError):
+    """An OSM file cannot be turned into roads (not OSM, no highway, no ``highway`` column)."""
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class OsmImportReport:
+    """What :func:`read_osm_roads` read, kept, excluded and wrote, and how well it connects.
+
+    ``walk``/``drive`` are :func:`~geo_mz.core.roads_quality.roads_quality` of the written
+    layer (the network :func:`geo_mz.network.network_from_roads` will build from it);
+    ``drive`` is None when no piece is drivable.
+    """
+
+    file: str  #: the file as given
+    source: str  #: "osm" (XML/PBF, node ids) or "lines" (GeoJSON/GPKG, coinciding vertices)
+    highway_ways: int  #: ways (lines) with a highway tag read
+    ways_kept: int  #: of those, ways written as at least one piece
+    excluded: dict[str, int]  #: ways left out, by reason
+    unknown_highways: dict[str, int]  #: highway values absent from OSM_PROFILE, with counts
+    missing_nodes: int  #: node references without a location in the file (cut by the extract)
+    reclassed: dict[str, int]  #: ways written with another class for their access
+    mixed_level_junctions: int  #: shared nodes joining ways of different layer/bridge/tunnel
+    pieces: int  #: pieces written
+    pieces_outside_clip: int  #: pieces dropped by the clip
+    length_km: float  #: total length written
+    measure_crs: str  #: CRS lengths and the clip margin were measured in
+    walk: RoadsQuality  #: quality of the walking network
+    drive: RoadsQuality | None = None  #: quality of the driving network
+    notes: list[str] = field(default_factory=list)  #: "中文 / English" remarks
+
+    @property
+    def ok(self) -> bool:
+        """True when the walking network meets every threshold (see ``walk.problems``)."""
+        return self.walk.ok
+
+    @property
+    def problems(self) -> list[str]:
+        """Threshold problems of the walking network ("中文 / English")."""
+        return list(self.walk.problems)
+
+    def lines(self, lang: Literal["zh", "en", "both"] = "both") -> list[str]:
+        """Human-readable report lines for the CLI; ``"both"`` gives each in Chinese, then English.
+
+        Parameters
+        ----------
+        lang
+            ``"zh"``, ``"en"`` or ``"both"``.
+
+        Returns
+        -------
+        list of str
+        """
+        if lang == "both":
+            zh, en = self.lines("zh"), self.lines("en")
+            return [x for pair in zip(zh, en, strict=True) for x in pair]
+        z = lang == "zh"
+        excl = ", ".join(f"{k} {v}" for k, v in sorted(self.excluded.items())) or (
+            "无" if z else "none"
+        )
+        out = [
+            (
+                f"{self.file}：读取 {self.highway_ways} 条 highway 路线，保留 {self.ways_kept} 条，"
+                f"打断为 {self.pieces} 段，共 {self.length_km:.2f} km"
+                if z
+                else f"{self.file}: {self.highway_ways} highway ways read, {self.ways_kept} kept, "
+                f"split into {self.pieces} pieces, {self.length_km:.2f} km"
+            ),
+            f"排除：{excl}" if z else f"excluded: {excl}",
+            (
+                f"缺少坐标的节点引用 {self.missing_nodes} 个；"
+                f"裁剪去掉 {self.pieces_outside_clip} 段；"
+                f"跨层共用节点 {self.mixed_level_junctions} 个"
+                if z
+                else f"{self.missing_nodes} node references without a location; "
+                f"{self.pieces_outside_clip} pieces outside the clip; "
+                f"{self.mixed_level_junctions} shared nodes joining different levels"
+            ),
+        ]
+        if self.reclassed:
+            items = ", ".join(f"{k} {v}" for k, v in sorted(self.reclassed.items()))
+            out.append(f"按通行权改写道路等级：{items}" if z else f"class set by access: {items}")
+        if self.unknown_highways:
+            items = ", ".join(f"{k} {v}" for k, v in sorted(self.unknown_highways.items()))
+            out.append(f"未知 highway 值：{items}" if z else f"unknown highway values: {items}")
+        for q in (self.walk, self.drive):
+            if q is not None:
+                out.extend(q.lines("zh" if z else "en"))
+        for note in self.notes:
+            zh_text, _, en_text = note.partition(" / ")
+            out.append(zh_text if z else (en_text or zh_text))
+        return out
+
+
+# --------------------------------------------------------------------------- collecting ways
+
+
+class _Ways:
+    """Kept ways as flat columns: vertices (node key, lon, lat), runs, per-way attributes."""
+
+    def __init__(self) -> None:
+        self.refs = array.array("q")
+        self.lon = array.array("d")
+        self.lat = array.array("d")
+        self.run_start = array.array("q")
+        self.run_way = array.array("q")
+        self.way_id = array.array("q")  # -1 when unknown
+        self.way_row = array.array("q")  # source row (lines input) or -1
+        self.cls = array.array("b")
+        self.hw = array.array("h")
+        self.walk = array.array("b")
+        self.drive = array.array("b")
+        self.oneway = array.array("b")
+        self.speed = array.array("d")
+        self.source = array.array("b")
+        self.lanes = array.array("i")  # -1 when unknown
+        self.bridge = array.array("b")
+        self.tunnel = array.array("b")
+        self.layer = array.array("i")
+        self.names: dict[int, str] = {}
+        self.highways: dict[str, int] = {}
+        self.highway_ways = 0
+        self.excluded: Counter[str] = Counter()
+        self.unknown: Counter[str] = Counter()
+        self.reclassed: Counter[str] = Counter()
+        self.missing_nodes = 0
+
+    def exclude(self, wc: WayClass) -> None:
+        self.excluded[wc.excluded or "excluded"] += 1
+        if wc.excluded == "unknown_highway":
+            self.unknown[wc.highway] += 1
+
+    def add_way(self, way_id: int, row: int, wc: WayClass) -> None:
+        """Append the attributes of a way whose runs were just added."""
+        w = len(self.way_id)
+        self.way_id.append(way_id)
+        self.way_row.append(row)
+        self.cls.append(_CLASS_CODE[wc.road_class])  # type: ignore[index]
+        self.hw.append(self.highways.setdefault(wc.highway, len(self.highways)))
+        self.walk.append(wc.walk)
+        self.drive.append(wc.drive)
+        self.oneway.append(wc.oneway)
+        self.speed.append(wc.speed_kmh)
+        self.source.append(_SOURCES.index(wc.speed_source))
+        self.lanes.append(wc.lanes if wc.lanes is not None and wc.lanes >= 0 else -1)
+        self.bridge.append(wc.bridge)
+        self.tunnel.append(wc.tunnel)
+        self.layer.append(wc.layer)
+        if wc.name:
+            self.names[w] = wc.name
+        base = OSM_PROFILE[wc.highway].road_class
+        if wc.road_class != base:
+            self.reclassed[f"{wc.highway}: {base} -> {wc.road_class}"] += 1
+
+    def add_run(self, refs: list[int], lon: list[float], lat: list[float]) -> bool:
+        if len(refs) < 2:
+            return False
+        self.run_start.append(len(self.refs))
+        self.run_way.append(len(self.way_id))
+        self.refs.extend(refs)
+        self.lon.extend(lon)
+        self.lat.extend(lat)
+        return True
+
+
+_CLASSES = ("motorway", "trunk", "primary", "secondary", "tertiary", "residential", "rural")
+_CLASSES += ("footway",)
+_CLASS_CODE = {c: i for i, c in enumerate(_CLASSES)}
+_SOURCES = ("", "profile", "maxspeed")
+_OSM_SUFFIXES = (".osm", ".pbf", ".osm.bz2", ".osm.gz", ".o5m", ".opl")
+
+
+def _ticker(progress: Any) -> Callable[[int], None]:
+    if progress is None:
+        return lambda n: None
+    update = getattr(progress, "update", None)
+    if callable(update):
+        return update
+    if callable(progress):
+        return progress
+    raise TypeError(f"`progress` must be a callable or a tqdm bar, got {type(progress).__name__}")
+
+
+def _read_osm(path: Path, tick: Callable[[int], None]) -> _Ways:
+    """Stream an OSM XML/PBF file with pyosmium: highway ways only, node locations indexed."""
+    import osmium
+
+    ways = _Ways()
+    every = 10_000
+
+    class Handler(osmium.SimpleHandler):  # type: ignore[misc]
+        def way(self, w: Any) -> None:
+            ways.highway_ways += 1
+            if ways.highway_ways % every == 0:
+                tick(every)
+            wc = classify_way(w.tags)
+            if wc.excluded is not None:
+                ways.exclude(wc)
+                return
+            refs: list[int] = []
+            lon: list[float] = []
+            lat: list[float] = []
+            kept = False
+            prev = None
+            for nr in w.nodes:
+                ref = nr.ref
+                if ref == prev:
+                    continue
+                prev = ref
+                loc = nr.location
+                if not loc.valid():
+                    ways.missing_nodes += 1
+                    kept |= ways.add_run(refs, lon, lat)
+                    refs, lon, lat, prev = [], [], [], None
+                    continue
+                refs.append(ref)
+                lon.append(loc.lon)
+                lat.append(loc.lat)
+            kept |= ways.add_run(refs, lon, lat)
+            if kept:
+                ways.add_way(w.id, -1, wc)
+            else:
+                ways.exclude(wc._replace(excluded="missing_nodes"))
+
+    name = path.name.lower()
+    fmt = "pbf" if name.endswith(".pbf") else ("osm" if name.endswith(".osm") else None)
+    src = osmium.io.File(str(path), fmt) if fmt else osmium.io.File(str(path))
+    try:
+        Handler().apply_file(src, locations=True, filters=[osmium.filter.KeyFilter("highway")])
+    except (RuntimeError, ValueError, osmium.InvalidLocationError) as exc:
+        raise OsmImportError(
+            f"{path}: 不是可读取的 OSM 文件（XML 或 PBF）/ not a readable OSM file (XML or PBF): "
+            f"{exc}"
+        ) from exc
+    tick(ways.highway_ways % every)
+    return ways
+
+
+_OTHER_TAGS = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
+_ID_COLUMNS = ("osm_id", "osm_way_id", "@id", "id", "full_id")
+_WAY_ID = re.compile(r"(?:way/|w)?(\d+)(?:\.0)?")
+
+
+def _cell(v: Any) -> str | None:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        return None
+    return str(v)
+
+
+def _way_id(raw: Any) -> int:
+    s = _cell(raw)
+    m = _WAY_ID.fullmatch(s.strip()) if s is not None else None
+    return int(m.group(1)) if m else -1
+
+
+def _read_lines(path: Path, layer: str | None, tick: Callable[[int], None]) -> _Ways:
+    """OSM lines from a vector file: tags from columns (and GDAL's ``other_tags``)."""
+    try:
+        gdf = read_source(path, layer=layer).gdf
+    except LayerReadError as exc:
+        raise OsmImportError(
+            f"{path}: 不是可读取的 OSM 文件或 OSM 线图层 / not a readable OSM file or layer of "
+            f"OSM lines: {exc}"
+        ) from exc
+    by_lower = {str(c).lower(): c for c in gdf.columns if c != gdf.geometry.name}
+    if "highway" not in by_lower:
+        raise OsmImportError(
+            f"{path}: 缺少 'highway' 字段，不是 OSM 道路线 / has no 'highway' column, so it is "
+            f"not a layer of OSM roads (columns: {list(by_lower.values())}); export the ways "
+            "with their highway tag (Overpass, QuickOSM) or give the .osm/.pbf file"
+        )
+    if gdf.crs is None:
+        raise OsmImportError(f"{path}: 没有坐标系 / has no CRS; OSM lines are EPSG:4326")
+    crs = CRS.from_user_input(gdf.crs)
+    if crs.to_epsg() not in (4326, 4490):
+        gdf = gdf.to_crs("EPSG:4326")
+    columns = {k: gdf[by_lower[k]].to_numpy(dtype=object) for k in TAG_KEYS if k in by_lower}
+    other = gdf[by_lower["other_tags"]].to_numpy(dtype=object) if "other_tags" in by_lower else None
+    id_col = next((by_lower[c] for c in _ID_COLUMNS if c in by_lower), None)
+    ids = gdf[id_col].to_numpy(dtype=object) if id_col is not None else None
+    geoms = np.asarray(gdf.geometry.values)
+    is_line = np.isin(shapely.get_type_id(geoms), (1, 5)) & ~shapely.is_empty(geoms)
+    ways = _Ways()
+    keep_rows = np.zeros(len(gdf), dtype=bool)
+    for i in range(len(gdf)):
+        tags: dict[str, str | None] = {k: _cell(col[i]) for k, col in columns.items()}
+        if other is not None and isinstance(other[i], str):
+            for k, v in _OTHER_TAGS.findall(other[i]):
+                if k in TAG_KEYS and tags.get(k) is None:
+                    tags[k] = v
+        ways.highway_ways += tags.get("highway") is not None
+        wc = classify_way(tags)
+        if wc.excluded is None and not is_line[i]:
+            wc = wc._replace(excluded="not_a_line")
+        if wc.excluded is not None:
+            if tags.get("highway") is not None:
+                ways.exclude(wc)
+            continue
+        keep_rows[i] = True
+        ways.add_way(_way_id(ids[i]) if ids is not None else -1, i, wc)
+        if (i + 1) % 10_000 == 0:
+            tick(10_000)
+    tick(len(gdf) % 10_000)
+    rows = np.flatnonzero(keep_rows)
+    parts, part_way = shapely.get_parts(shapely.force_2d(geoms[rows]), return_index=True)
+    coords, vpart = shapely.get_coordinates(parts, return_index=True)
+    same = np.zeros(len(coords), dtype=bool)
+    same[1:] = (vpart[1:] == vpart[:-1]) & (coords[1:] == coords[:-1]).all(axis=1)
+    coords, vpart = coords[~same], vpart[~same]
+    nverts = np.bincount(vpart, minlength=len(parts))
+    ok = nverts >= 2
+    vkeep = ok[vpart]
+    coords, vpart = coords[vkeep], vpart[vkeep]
+    starts = np.flatnonzero(np.r_[True, vpart[1:] != vpart[:-1]]) if len(vpart) else vpart
+    ways.lon, ways.lat = coords[:, 0].copy(), coords[:, 1].copy()  # type: ignore[assignment]
+    ways.run_start = starts.astype(np.int64)  # type: ignore[assignment]
+    ways.run_way = part_way[ok].astype(np.int64)  # type: ignore[assignment]
+    lost = np.setdiff1d(np.arange(len(rows)), ways.run_way)
+    if len(lost):
+        ways.excluded["no_length"] += len(lost)
+    return ways
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+@dataclass
+class _Pieces:
+    way: np.ndarray  # way index of each piece
+    vidx: np.ndarray  # vertex indices of all pieces, concatenated (reversed where one-way -1)
+    piece_of_vertex: np.ndarray
+    mixed_level_junctions: int
+
+
+def _split(ways: _Ways, source: str) -> _Pieces:
+    """Cut every run at its break vertices (junctions, ends); return pieces as vertex indices."""
+    lon = np.asarray(ways.lon, dtype=np.float64)
+    n = len(lon)
+    run_start = np.asarray(ways.run_start, dtype=np.int64)
+    run_way = np.asarray(ways.run_way, dtype=np.int64)
+    bounds = np.r_[run_start, n]
+    run_of = np.repeat(np.arange(len(run_start)), np.diff(bounds))
+    is_end = np.zeros(n, dtype=bool)
+    is_end[run_start] = True
+    is_end[bounds[1:] - 1] = True
+    way_level = pd.factorize(
+        pd.MultiIndex.from_arrays(
+            [
+                np.asarray(ways.layer, dtype=np.int64),
+                np.asarray(ways.bridge, dtype=bool),
+                np.asarray(ways.tunnel, dtype=bool),
+            ]
+        )
+    )[0].astype(np.int64)
+    level = way_level[run_way[run_of]]
+    if source == "osm":
+        key = np.asarray(ways.refs, dtype=np.int64)
+    else:
+        lat = np.asarray(ways.lat, dtype=np.float64)
+        key = np.unique(np.column_stack([lon, lat]), axis=0, return_inverse=True)[1].ravel()
+    _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+    inv = inv.ravel()
+    shared = cnt[inv] >= 2
+    sh = np.flatnonzero(shared)
+    per_node = pd.DataFrame({"node": inv[sh], "level": level[sh], "end": is_end[sh]})
+    stats = per_node.groupby("node").agg(
+        lo=("level", "min"), hi=("level", "max"), ends=("end", "sum")
+    )
+    same_level = per_node.groupby(["node", "level"])["end"].transform("size").to_numpy() >= 2
+    ends_here = stats["ends"].reindex(per_node["node"]).to_numpy() > 0
+    mixed = int(((stats["lo"] != stats["hi"]) & (stats["ends"] == 0)).sum())
+    brk = is_end.copy()
+    if source == "osm":
+        brk[sh] = True  # OSM: a shared node is a junction, whatever the levels
+        mixed_count = mixed
+    else:
+        brk[sh] |= same_level | ends_here  # lines: same level, or where one of them ends
+        mixed_count = 0
+    bidx = np.flatnonzero(brk)
+    r = run_of[bidx]
+    cont = r[1:] == r[:-1]
+    p_start, p_end, p_run = bidx[:-1][cont], bidx[1:][cont], r[:-1][cont]
+    p_way = run_way[p_run]
+    lengths = p_end - p_start + 1
+    offsets = np.cumsum(lengths) - lengths
+    piece_of_vertex = np.repeat(np.arange(len(p_start)), lengths)
+    within = np.arange(int(lengths.sum())) - offsets[piece_of_vertex]
+    backward = np.asarray(ways.oneway, dtype=np.int8)[p_way] == -1
+    vidx = np.where(
+        backward[piece_of_vertex],
+        p_end[piece_of_vertex] - within,
+        p_start[piece_of_vertex] + within,
+    )
+    return _Pieces(p_way, vidx, piece_of_vertex, mixed_count)
+
+
+# --------------------------------------------------------------------------- the reader
+
+
+def _clip_area(clip: Any, margin_m: float, to_metric: Transformer) -> BaseGeometry:
+    if isinstance(clip, gpd.GeoDataFrame | gpd.GeoSeries):
+        if clip.crs is None:
+            raise OsmImportError("裁剪范围没有坐标系 / the clip has no CRS; set it first")
+        clip = clip.to_crs("EPSG:4326").union_all()
+    if not isinstance(clip, BaseGeometry) or clip.is_empty:
+        raise OsmImportError(
+            "`clip` must be a non-empty shapely geometry in lon/lat (EPSG:4490/4326) or a "
+            f"GeoDataFrame/GeoSeries with a CRS, got {type(clip).__name__}"
+        )
+    metric = shapely.transform(clip, lambda xy: np.column_stack(to_metric.transform(*xy.T)))
+    area = metric.buffer(float(margin_m)) if margin_m > 0 else metric
+    shapely.prepare(area)
+    return area
+
+
+def read_osm_roads(
+    path: str | Path,
+    *,
+    clip: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries | None = None,
+    margin_m: float = 1000.0,
+    measure_crs: str | None = None,
+    progress: Callable[[int], Any] | Any | None = None,
+    population: gpd.GeoDataFrame | None = None,
+    layer: str | None = None,
+    fill_speeds: bool = True,
+) -> tuple[gpd.GeoDataFrame, OsmImportReport]:
+    """Read OSM roads into a roads layer split at junctions, with a report of what happened.
+
+    Parameters
+    ----------
+    path
+        ``.osm`` (XML), ``.osm.pbf``/``.pbf`` (also ``.osm.bz2``/``.osm.gz``/``.o5m``), read with
+        pyosmium; or a GeoJSON/GPKG/Shapefile of OSM lines with a ``highway`` column (tags as
+        columns and/or GDAL's ``other_tags``), split where vertices coincide exactly.
+    clip
+        Keep only pieces touching this area (typically the district boundary): a shapely
+        geometry in lon/lat (EPSG:4490/4326), or a GeoDataFrame/GeoSeries with a CRS. Pieces are
+        never cut, so every kept end is a real junction or way end.
+    margin_m
+        The clip area is buffered by this many metres in ``measure_crs`` (roads just outside the
+        district still carry trips inside it).
+    measure_crs
+        Projected CRS for lengths and the margin; default the CGCS2000 GK zone of the data's
+        centre (UTM outside China).
+    progress
+        Optional progress: a tqdm bar (``.update(n)``) or a callable, given the number of ways
+        read since the last call (every 10,000 ways).
+    population
+        Optional population points (``pop_total``): fills ``population_reach`` of the report.
+    layer
+        Layer of a multi-layer vector file (GPKG).
+    fill_speeds
+        True (default): ``speed_kmh`` is ``maxspeed`` or the profile speed of the way's highway
+        value. False: only tagged ``maxspeed`` (else empty, so ``network_from_roads`` uses its
+        class table and ``drive_speeds_kmh``).
+
+    Returns
+    -------
+    tuple of (geopandas.GeoDataFrame, OsmImportReport)
+        The roads layer in EPSG:4490, one LineString per piece: the layers/roads.toml fields
+        ``road_id`` (``"w<way id>-<piece>"``, or ``"r<row>-<piece>"`` for lines without an id),
+        ``name``, ``road_class``, ``speed_kmh``, ``oneway`` (drawn direction; ``oneway=-1`` pieces
+        are reversed), ``lanes``, ``bridge``, ``tunnel``; then the extra columns ``osm_way_id``,
+        ``highway``, ``layer``, ``walk``, ``drive``, ``speed_source`` (kept by the workspace
+        import as extra attributes). And the report.
+
+    Raises
+    ------
+    OsmImportError
+        The file is not OSM (or not readable), has no highway way (or none usable), a vector
+        file has no ``highway`` column, or nothing is left inside the clip. Messages name the
+        file, Chinese first.
+    FileNotFoundError
+        If ``path`` does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: 文件不存在 / file does not exist")
+    margin_m = float(margin_m)
+    if not np.isfinite(margin_m) or margin_m < 0:
+        raise OsmImportError(f"`margin_m` was {margin_m!r}; it must be >= 0 metres")
+    tick = _ticker(progress)
+    is_osm = path.name.lower().endswith(_OSM_SUFFIXES)
+    ways = _read_osm(path, tick) if is_osm else _read_lines(path, layer, tick)
+    if ways.highway_ways == 0:
+        raise OsmImportError(f"{path}: 文件中没有 highway 道路 / the file has no highway way")
+    if len(ways.way_id) == 0:
+        reasons = ", ".join(f"{k} {v}" for k, v in ways.excluded.most_common())
+        raise OsmImportError(
+            f"{path}: {ways.highway_ways} 条 highway 路线全部被排除 / all {ways.highway_ways} "
+            f"highway ways were excluded ({reasons})"
+        )
+    pieces = _split(ways, "osm" if is_osm else "lines")
+    lon = np.asarray(ways.lon, dtype=np.float64)[pieces.vidx]
+    lat = np.asarray(ways.lat, dtype=np.float64)[pieces.vidx]
+    if measure_crs is None:
+        measure_crs = default_measure_crs(
+            (lon.min() + lon.max()) / 2.0, (lat.min() + lat.max()) / 2.0
+        )
+    target = parse_crs(measure_crs)
+    assert target is not None
+    if not target.is_projected:
+        raise OsmImportError(f"measure_crs {measure_crs} 是地理坐标系 / is geographic")
+    to_metric = Transformer.from_crs("EPSG:4326", target, always_xy=True)
+    x, y = to_metric.transform(lon, lat)
+    pv = pieces.piece_of_vertex
+    seg = np.hypot(np.diff(x), np.diff(y))
+    seg[pv[1:] != pv[:-1]] = 0.0
+    length_m = np.bincount(pv[1:], weights=seg, minlength=len(pieces.way))
+    keep = length_m > 0
+    n_zero = int((~keep).sum())
+    outside = 0
+    if clip is not None:
+        area = _clip_area(clip, margin_m, to_metric)
+        metric = shapely.linestrings(np.column_stack([x, y]), indices=pv)
+        inside = shapely.intersects(metric, area)
+        outside = int((keep & ~inside).sum())
+        keep &= inside
+        del metric
+    if not keep.any():
+        raise OsmImportError(
+            f"{path}: 裁剪范围（含 {margin_m:.0f} m 缓冲）内没有道路 / no road piece lies within "
+            f"the clip area (buffered by {margin_m:.0f} m)"
+        )
+    vkeep = keep[pv]
+    new_id = np.cumsum(keep) - 1
+    geoms = shapely.linestrings(
+        np.column_stack([lon[vkeep], lat[vkeep]]), indices=new_id[pv[vkeep]]
+    )
+    roads = _frame(ways, pieces.way[keep], geoms, fill_speeds)
+    walk_q = roads_quality(roads, population=population, mode="walk", measure_crs=measure_crs)
+    drive_q = None
+    if roads["drive"].any():
+        drive_q = roads_quality(roads, mode="drive", measure_crs=measure_crs)
+    notes = []
+    if n_zero:
+        notes.append(
+            f"{n_zero} 段长度为零（重复节点），已略去 / {n_zero} zero-length pieces (duplicate "
+            "nodes) left out"
+        )
+    if ways.missing_nodes:
+        notes.append(
+            f"{ways.missing_nodes} 个节点引用在文件中没有坐标，路线在此断开 / {ways.missing_nodes} "
+            "node references have no location in the file (ways cut by the extract); ways are "
+            "broken there"
+        )
+    report = OsmImportReport(
+        file=str(path),
+        source="osm" if is_osm else "lines",
+        highway_ways=int(ways.highway_ways),
+        ways_kept=len(ways.way_id),
+        excluded=dict(ways.excluded.most_common()),
+        unknown_highways=dict(ways.unknown.most_common()),
+        missing_nodes=int(ways.missing_nodes),
+        reclassed=dict(ways.reclassed.most_common()),
+        mixed_level_junctions=pieces.mixed_level_junctions,
+        pieces=len(roads),
+        pieces_outside_clip=outside,
+        length_km=float(length_m[keep].sum() / 1000.0),
+        measure_crs=target.to_string() if target.to_epsg() is None else f"EPSG:{target.to_epsg()}",
+        walk=walk_q,
+        drive=drive_q,
+        notes=notes,
+    )
+    return roads, report
+
+
+def _frame(ways: _Ways, way: np.ndarray, geoms: np.ndarray, fill_speeds: bool) -> gpd.GeoDataFrame:
+    """Build the roads layer of the kept pieces (``way``: way index of each piece, in order)."""
+    way_id = np.asarray(ways.way_id, dtype=np.int64)[way]
+    row = np.asarray(ways.way_row, dtype=np.int64)[way]
+    known = way_id >= 0
+    key = np.where(known, way_id, -row - 1)
+    number = pd.Series(key).groupby(key).cumcount().to_numpy() + 1
+    prefix = np.where(known, "w", "r")
+    base = np.where(known, way_id, row + 1).astype(str)
+    road_id = np.char.add(np.char.add(np.char.add(prefix, base), "-"), number.astype(str))
+    names = np.array([ways.names.get(int(w)) for w in way], dtype=object)
+    highways = np.array(list(ways.highways), dtype=object)
+    source = np.array(_SOURCES, dtype=object)[np.asarray(ways.source, dtype=np.int64)[way]]
+    speed = np.asarray(ways.speed, dtype=np.float64)[way]
+    if not fill_speeds:
+        speed = np.where(source == "maxspeed", speed, np.nan)
+        source = np.where(source == "maxspeed", source, "")
+    lanes = np.asarray(ways.lanes, dtype=np.int64)[way]
+    oneway = np.asarray(ways.oneway, dtype=np.int8)[way]
+    frame = {
+        "road_id": road_id.astype(object),
+        "name": names,
+        "road_class": np.array(_CLASSES, dtype=object)[np.asarray(ways.cls, dtype=np.int64)[way]],
+        "speed_kmh": speed,
+        "oneway": oneway != 0,
+        "lanes": pd.array(np.where(lanes >= 0, lanes, 0), dtype="Int64"),
+        "bridge": np.asarray(ways.bridge, dtype=bool)[way],
+        "tunnel": np.asarray(ways.tunnel, dtype=bool)[way],
+        "osm_way_id": pd.array(np.where(known, way_id, 0), dtype="Int64"),
+        "highway": highways[np.asarray(ways.hw, dtype=np.int64)[way]],
+        "layer": np.asarray(ways.layer, dtype=np.int64)[way],
+        "walk": np.asarray(ways.walk, dtype=bool)[way],
+        "drive": np.asarray(ways.drive, dtype=bool)[way],
+        "speed_source": source.astype(object),
+    }
+    frame["lanes"][lanes < 0] = pd.NA
+    frame["osm_way_id"][~known] = pd.NA
+    gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326").values)
+    return gdf.to_crs(STORAGE_CRS)
