@@ -4,29 +4,41 @@ Topology comes from OSM itself: pyrosm (``get_network(nodes=True)``) splits ever
 segment per pair of consecutive intersection nodes, with ``u``/``v`` OSM node ids; ways connect
 exactly where they share an OSM node, so bridges and tunnels crossing other roads stay apart.
 
-Tag mapping (local choices, documented here and in ``OSM_HIGHWAY_CLASSES``):
+Tag mapping: the profile of :mod:`geo_mz.core.osm_profile`, shared with the roads importer
+:func:`geo_mz.core.osm_roads.read_osm_roads`:
 
-* ``highway`` -> catalog road class: ``*_link`` as its road; ``unclassified`` and ``track`` ->
-  ``rural``; ``living_street``/``service``/``road`` -> ``residential``; paths, steps, pedestrian
-  areas, corridors, elevators -> ``footway``; anything else -> ``residential``.
+* ``highway`` -> catalog road class (``OSM_HIGHWAY_CLASSES``, derived from ``OSM_PROFILE``):
+  ``*_link`` as its road; ``unclassified`` and ``track`` -> ``rural``;
+  ``living_street``/``service``/``road`` -> ``residential``; paths, steps, pedestrian areas,
+  corridors, elevators -> ``footway``; anything else pyrosm returns -> ``residential``.
 * ``oneway`` (drive only): ``yes``/``true``/``1`` -> drawn direction only, ``-1``/``reverse`` ->
   against it, ``junction=roundabout|circular`` without ``oneway`` -> drawn direction; the rest
   two-way. Walking ignores ``oneway``.
 * ``maxspeed`` (drive only): the first number, ``mph`` converted; ``none``/``signals``/zone codes
   fall back to the class speed.
+
+Access tags (``foot=no``, ``access=private``) are left to pyrosm's own network filters here; the
+roads importer applies them itself.
 """
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 import shapely
 
+from geo_mz.core.osm_profile import (
+    ONEWAY_BACKWARD,
+    ONEWAY_FORWARD,
+    ROUNDABOUT_JUNCTIONS,
+    highway_classes,
+    maxspeed_kmh,
+)
 from geo_mz.network.graph import (
     WALK_SPEED_KMH,
     Mode,
@@ -39,39 +51,11 @@ from geo_mz.network.graph import (
     to_metric,
 )
 
-#: OSM ``highway`` value -> catalog road class (local mapping; see the module docstring).
-OSM_HIGHWAY_CLASSES: Mapping[str, str] = {
-    "motorway": "motorway",
-    "motorway_link": "motorway",
-    "trunk": "trunk",
-    "trunk_link": "trunk",
-    "primary": "primary",
-    "primary_link": "primary",
-    "secondary": "secondary",
-    "secondary_link": "secondary",
-    "tertiary": "tertiary",
-    "tertiary_link": "tertiary",
-    "residential": "residential",
-    "living_street": "residential",
-    "service": "residential",
-    "road": "residential",
-    "unclassified": "rural",
-    "track": "rural",
-    "footway": "footway",
-    "pedestrian": "footway",
-    "path": "footway",
-    "steps": "footway",
-    "trail": "footway",
-    "corridor": "footway",
-    "elevator": "footway",
-    "cycleway": "footway",
-    "bridleway": "footway",
-    "sidewalk": "footway",
-    "crossing": "footway",
-}
+#: OSM ``highway`` value -> catalog road class: the classes of ``OSM_PROFILE`` (see the module
+#: docstring); values it excludes or lacks fall back to ``residential`` (pyrosm's own filters
+#: already leave out construction, proposed, ... ways).
+OSM_HIGHWAY_CLASSES: Mapping[str, str] = MappingProxyType(highway_classes())
 _FALLBACK_CLASS = "residential"
-_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(mph)?", re.IGNORECASE)
-_MPH_KMH = 1.609344
 
 
 def parse_maxspeed_kmh(values: pd.Series) -> np.ndarray:
@@ -81,12 +65,9 @@ def parse_maxspeed_kmh(values: pd.Series) -> np.ndarray:
     """
     out = np.full(len(values), np.nan)
     for i, raw in enumerate(values.to_numpy(dtype=object)):
-        if not isinstance(raw, str):
-            continue
-        m = _NUMBER.match(raw)
-        if m:
-            out[i] = float(m.group(1)) * (_MPH_KMH if m.group(2) else 1.0)
-    out[out <= 0] = np.nan
+        kmh = maxspeed_kmh(raw)
+        if kmh is not None:
+            out[i] = kmh
     return out
 
 
@@ -94,11 +75,11 @@ def oneway_direction(oneway: pd.Series, junction: pd.Series | None = None) -> np
     """Travel direction code from OSM tags: 1 drawn direction only, -1 against it, 0 both."""
     ow = oneway.astype(object).where(oneway.notna(), "").astype(str).str.strip().str.lower()
     out = np.zeros(len(ow), dtype=np.int8)
-    out[ow.isin(["yes", "true", "1"]).to_numpy()] = 1
-    out[ow.isin(["-1", "reverse"]).to_numpy()] = -1
+    out[ow.isin(ONEWAY_FORWARD).to_numpy()] = 1
+    out[ow.isin(ONEWAY_BACKWARD).to_numpy()] = -1
     if junction is not None:
         jn = junction.astype(object).where(junction.notna(), "").astype(str).str.lower()
-        out[((ow == "") & jn.isin(["roundabout", "circular"])).to_numpy()] = 1
+        out[((ow == "") & jn.isin(ROUNDABOUT_JUNCTIONS)).to_numpy()] = 1
     return out
 
 
