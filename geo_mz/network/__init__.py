@@ -59,6 +59,10 @@ from geo_mz.network.paths import (
     to_networkx,
     with_closures,
 )
+from geo_mz.network.quality import (
+    NetworkQuality,
+    network_quality,
+)
 from geo_mz.network.siting import (
     SitingError,
     SitingResult,
@@ -94,6 +98,7 @@ __all__ = [
     "IsochroneError",
     "Network",
     "NetworkError",
+    "NetworkQuality",
     "RoutingModelError",
     "SitingError",
     "SitingResult",
@@ -120,6 +125,7 @@ __all__ = [
     "multi_source_times",
     "network_from_osm",
     "network_from_roads",
+    "network_quality",
     "no_disruption",
     "oneway_direction",
     "parse_maxspeed_kmh",
