@@ -51,9 +51,9 @@ from geo_mz.relief.drive_audit import (
     run_audit,
     workspace_targets,
 )
+from geo_mz.relief.shelter_tables import output_layers as shelter_layers
+from geo_mz.relief.shelter_tables import report_tables as shelter_tables
 from geo_mz.relief.shelters import ShelterSettings, evacuate, shelter_adequacy
-from geo_mz.relief.shelters import output_layers as shelter_layers
-from geo_mz.relief.shelters import report_tables as shelter_tables
 
 #: New elder-care centres the demo proposes (maximal covering; local choice for the example).
 DEMO_NEW_CENTRES = 5

@@ -17,13 +17,11 @@ from geo_mz.core.validate import check_layer
 from geo_mz.datasets.pengjiang import build_pengjiang
 from geo_mz.network.graph import network_from_roads
 from geo_mz.outputs.shelters import shelter_map, write_shelter_outputs
+from geo_mz.relief.shelter_tables import excel_tables, output_layers, report_tables
 from geo_mz.relief.shelters import (
     ShelterError,
     ShelterSettings,
     evacuate,
-    excel_tables,
-    output_layers,
-    report_tables,
     shelter_adequacy,
     shelter_capacity,
 )

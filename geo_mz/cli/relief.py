@@ -494,7 +494,7 @@ def _shelter_run(workspace: str, step: Callable[[str], None]) -> tuple[dict, Any
 def shelters_adequacy(workspace: str, out_dir: str, lang: str) -> None:
     """各镇街、村居避难场所配置与容量核查 / Shelter adequacy per town and village."""
     from geo_mz.outputs.shelters import write_shelter_outputs
-    from geo_mz.relief.shelters import report_tables as shelter_tables
+    from geo_mz.relief.shelter_tables import report_tables as shelter_tables
     from geo_mz.relief.shelters import shelter_adequacy
 
     step, close = progress_bar("shelters adequacy")
@@ -537,8 +537,8 @@ def shelters_adequacy(workspace: str, out_dir: str, lang: str) -> None:
 def shelters_evacuate(workspace: str, out_dir: str, lang: str, unit: str, engine: str) -> None:
     """按步行时间和容量将人口分配到避难场所 / Assign people to shelters by walk time."""
     from geo_mz.outputs.shelters import write_shelter_outputs
+    from geo_mz.relief.shelter_tables import report_tables as shelter_tables
     from geo_mz.relief.shelters import evacuate
-    from geo_mz.relief.shelters import report_tables as shelter_tables
 
     step, close = progress_bar("shelters evacuate")
     with bad_input():

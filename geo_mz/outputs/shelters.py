@@ -15,7 +15,8 @@ from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.results import result_catalog
 from geo_mz.outputs.files import write_gpkg
 from geo_mz.outputs.maps import layers_map, save_map
-from geo_mz.relief.shelters import AdequacyResult, EvacuationResult, excel_tables, output_layers
+from geo_mz.relief.shelter_tables import excel_tables, output_layers
+from geo_mz.relief.shelters import AdequacyResult, EvacuationResult
 
 Lang = Literal["zh", "en"]
 

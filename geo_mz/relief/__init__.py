@@ -44,6 +44,7 @@ from geo_mz.relief.drive_audit import (
     preposition,
     town_summary,
 )
+from geo_mz.relief.shelter_tables import excel_tables
 from geo_mz.relief.shelters import (
     STAGES,
     AdequacyResult,
@@ -51,7 +52,6 @@ from geo_mz.relief.shelters import (
     ShelterError,
     ShelterSettings,
     evacuate,
-    excel_tables,
     shelter_adequacy,
     shelter_capacity,
 )

@@ -33,16 +33,9 @@ import pandas as pd
 import shapely
 from scipy.sparse.csgraph import dijkstra
 
-from geo_mz.core.catalog import LayerSpec
 from geo_mz.core.errors import GeoMzError
 from geo_mz.core.results import (
     Kpi,
-    ReportTable,
-    conform,
-    display_table,
-    headed,
-    kpi_frame,
-    result_catalog,
 )
 from geo_mz.core.standards import FIXED_SHELTER_SHARE_MIN, SHELTER_AREA_PER_PERSON_MIN_M2
 from geo_mz.core.units import assign_to_units, complete_units, units_of_level
@@ -66,9 +59,9 @@ REASONS = {
     "no_shelter_within": ("服务距离内无避难场所", "no shelter within service distance"),
     "shelters_full": ("可达避难场所已满", "shelters within reach full"),
 }
-_SRC_AREA = "GB 21734-2008 §5.4, SOURCED"
-_SRC_SHARE = "general code §4.2.2 (cabr-fire.com copy), SOURCED value"
-_SRC_DIST = "GB 51143-2015 Table 3.2.x service distances, UNSOURCED (recalled)"
+SRC_AREA = "GB 21734-2008 §5.4, SOURCED"
+SRC_SHARE = "general code §4.2.2 (cabr-fire.com copy), SOURCED value"
+SRC_DIST = "GB 51143-2015 Table 3.2.x service distances, UNSOURCED (recalled)"
 _TOL = 1e-9
 
 
@@ -240,11 +233,11 @@ def shelter_capacity(
         w = []
         if a < s.min_area_m2:
             w.append(f"有效避难面积{a:,.0f} m²不足{s.min_area_m2:,.0f} m² / effective area "
-                     f"{a:,.0f} m² under {s.min_area_m2:,.0f} m² ({_SRC_AREA})")  # fmt: skip
+                     f"{a:,.0f} m² under {s.min_area_m2:,.0f} m² ({SRC_AREA})")  # fmt: skip
         if o:
             w.append(f"登记容量{r:,.0f}人超过按{q:g} m²/人计算的{c:,}人 / recorded "
                      f"capacity {r:,.0f} above {c:,} at {q:g} m²/person "
-                     f"({_SRC_AREA}); {c:,} used")  # fmt: skip
+                     f"({SRC_AREA}); {c:,} used")  # fmt: skip
         notes.append("; ".join(w))
     out["warnings"] = notes
     return out
@@ -462,20 +455,20 @@ def _adequacy_kpis(towns: pd.DataFrame, villages: pd.DataFrame, s: ShelterSettin
     return [
         Kpi("固定避难容量/规划人口", "Fixed-shelter capacity / population", _pct(fixed), "%",
             f"≥ {_pct(s.fixed_share_min)}", bool(fixed >= s.fixed_share_min - _TOL),
-            f"{_SRC_SHARE}; capacity at {s.per_capita_m2:g} m²/person ({_SRC_AREA})"),
+            f"{SRC_SHARE}; capacity at {s.per_capita_m2:g} m²/person ({SRC_AREA})"),
         Kpi("避难容量/人口", "Shelter capacity / population", _pct(tot["capacity_ratio"]), "%"),
         Kpi("人均有效避难面积", "Effective shelter area per person",
             round(float(tot["area_per_person_m2"]), 3), "m²/人"),
         Kpi("无避难场所的镇街", "Towns without a shelter", f"{no_t}/{len(towns) - 1}", "", "0",
-            no_t == 0, f"inside or within service distance ({_SRC_DIST})"),
+            no_t == 0, f"inside or within service distance ({SRC_DIST})"),
         Kpi("无避难场所的村居", "Villages without a shelter",
             f"{no_v}/{len(villages) - 1}" if len(villages) else "—", "", "0",
             no_v == 0 if len(villages) else None,
-            f"inside or within service distance ({_SRC_DIST})"
+            f"inside or within service distance ({SRC_DIST})"
             if len(villages) else "no village units in the workspace"),
         Kpi("服务距离外人口", "Population outside service distance",
             round(float(tot["pop_unserved"])), "人", "0", bool(tot["pop_unserved"] <= 0),
-            f"walk {s.walk_speed_kmh:g} km/h on the road network; {_SRC_DIST}"),
+            f"walk {s.walk_speed_kmh:g} km/h on the road network; {SRC_DIST}"),
         Kpi("服务距离内人口比例", "Population within service distance",
             _pct(tot["pop_served_share"]), "%"),
     ]  # fmt: skip
@@ -645,9 +638,48 @@ def evacuate(
         crs=net.crs,
     ).to_crs(STORAGE_CRS)
     total, placed = int(src["people"].sum()), int(a.load.sum())
+    if total == 0 or placed == 0:
+        raise ShelterError(_why_nobody_placed(total, len(np.unique(pt)), ss, cap, net, s))
     kpis = _evacuation_kpis(load, unassigned, total, placed, a.total_cost, s)
     return EvacuationResult(s, engine, unit, load, lines, unassigned, total, placed,
                             a.total_cost, time.perf_counter() - t0, kpis)  # fmt: skip
+
+
+def _why_nobody_placed(
+    total: int,
+    reachable_sources: int,
+    ss: Snapped,
+    cap: gpd.GeoDataFrame,
+    net: Network,
+    s: ShelterSettings,
+) -> str:
+    """Explain an evacuation that placed nobody (instead of "0 % placed, nan minutes")."""
+    if total == 0:
+        return (
+            f"人口图层没有人 / the population layer holds no people "
+            f"(column {s.people!r} sums to 0): nothing to evacuate"
+        )
+    far = int(ss.too_far.sum())
+    kept, dropped = net.n_nodes, int(net.dropped.get("nodes", 0))
+    hints = []
+    if far:
+        hints.append(
+            f"{far}/{len(cap)} 个避难场所距步行路网超过 {s.max_snap_m:g} m / shelters "
+            f"farther than {s.max_snap_m:g} m from the walking network (wrong datum? "
+            "GCJ-02 lists need --source-crs gcj02)"
+        )
+    if dropped > kept:
+        hints.append(
+            f"路网只保留了最大连通分量的 {kept} 个节点，丢弃 {dropped} 个 / the walking "
+            f"network kept {kept} nodes of its largest component and dropped {dropped}: "
+            "roads not split at junctions? (import OSM files as roads, they are split)"
+        )
+    if not hints:
+        hints.append("检查避难场所容量与服务距离 / check shelter capacities and service distances")
+    return (f"疏散无法计算：{total} 人中无人能在服务距离内到达有容量的避难场所 / evacuation "
+            f"cannot be computed: none of {total} people reaches a shelter with capacity within "
+            f"its service distance ({reachable_sources} population sources reach one at all); "
+            + "; ".join(hints))  # fmt: skip
 
 
 def _evacuation_kpis(
@@ -660,7 +692,7 @@ def _evacuation_kpis(
 ) -> list[Kpi]:
     by = un.groupby("reason")["persons_unassigned"].sum()
     full = int((load["status"] == "full").sum())
-    src = f"min-cost max-flow (geo_mz.network.flow); {_SRC_DIST}; walk {s.walk_speed_kmh:g} km/h"
+    src = f"min-cost max-flow (geo_mz.network.flow); {SRC_DIST}; walk {s.walk_speed_kmh:g} km/h"
     return [
         Kpi("疏散安置率", "People placed in a shelter", _pct(placed / total) if total else
             float("nan"), "%", "100", placed == total, src),
@@ -678,94 +710,6 @@ def _evacuation_kpis(
 # ------------------------------------------------------------------------------------ outputs
 
 
-def output_layers(
-    adequacy: AdequacyResult | None = None, evacuation: EvacuationResult | None = None
-) -> dict[str, gpd.GeoDataFrame]:
-    """Return the result layers as written to the GeoPackage, each checked against its spec."""
-    specs = result_catalog()
-    out = {}
-    if adequacy is not None:
-        out["shelter_units"] = conform("shelter_units", adequacy.units, specs)
-    if evacuation is not None:
-        out["shelter_load"] = conform("shelter_load", evacuation.load, specs)
-        out["evacuation"] = conform("evacuation", evacuation.lines, specs)
-        out["evacuation_unassigned"] = conform(
-            "evacuation_unassigned", evacuation.unassigned, specs
-        )
-    return out
-
-
-TOWN_COLUMNS = ("name", "population", "n_shelters_inside", "capacity_persons",
-                "fixed_capacity_persons", "fixed_capacity_share", "meets_fixed_share",
-                "pop_served_share", "n_villages", "villages_without_shelter")  # fmt: skip
-LOAD_COLUMNS = ("shelter_id", "name", "class_gb51143", "capacity_persons", "assigned_persons",
-                "load_share", "status", "mean_walk_min")  # fmt: skip
-UNASSIGNED_COLUMNS = ("name", "adcode", "persons_unassigned", "reason")
-
-
-def report_tables(
-    adequacy: AdequacyResult | None = None,
-    evacuation: EvacuationResult | None = None,
-    *,
-    lang: Lang = "zh",
-    max_rows: int = 30,
-) -> list[ReportTable]:
-    """Report tables: adequacy per town, shelter load and unplaced people (largest first)."""
-    specs = result_catalog()
-    tables = []
-    if adequacy is not None:
-        s = adequacy.settings
-        cols, rows = display_table(adequacy.table_towns, specs["shelter_units"], lang, TOWN_COLUMNS)
-        note = (f"容量按{s.per_capita_m2:g} m²/人 ({_SRC_AREA})；固定避难容量目标≥"
-                f"{_pct(s.fixed_share_min)}% ({_SRC_SHARE})；服务距离 {_SRC_DIST}")  # fmt: skip
-        tables.append(ReportTable("应急避难场所：各镇街容量与服务覆盖",
-                                  "Emergency shelters: capacity and reach per town",
-                                  cols, rows, note))  # fmt: skip
-    if evacuation is not None:
-        ld = evacuation.load.sort_values("load_share", ascending=False).head(max_rows)
-        cols, rows = display_table(ld, specs["shelter_load"], lang, LOAD_COLUMNS)
-        tables.append(ReportTable("疏散安置：避难场所负荷", "Evacuation: shelter load",
-                                  cols, rows, f"engine {evacuation.engine}, unit "
-                                  f"{evacuation.unit}; first {max_rows} by load"))  # fmt: skip
-        un = evacuation.unassigned.sort_values("persons_unassigned", ascending=False)
-        cols, rows = display_table(
-            un.head(max_rows), result_catalog()["evacuation_unassigned"], lang, UNASSIGNED_COLUMNS
-        )
-        tables.append(
-            ReportTable(
-                "疏散安置：未安置人口（按村居）",
-                "Evacuation: people not placed, per village",
-                cols,
-                rows,
-            )
-        )
-    return tables
-
-
-def excel_tables(
-    adequacy: AdequacyResult | None = None, evacuation: EvacuationResult | None = None
-) -> dict[str, pd.DataFrame]:
-    """Full tables by sheet name, headed "中文 English" (KPIs, towns, villages, shelters...)."""
-    specs = result_catalog()
-
-    def sheet(df: pd.DataFrame, spec: LayerSpec) -> pd.DataFrame:
-        return headed(pd.DataFrame(df[[f.name for f in spec.fields if f.name in df]]), spec)
-
-    kpis = (adequacy.kpis if adequacy else []) + (evacuation.kpis if evacuation else [])
-    out = {"指标 KPIs": kpi_frame(kpis)}
-    if adequacy is not None:
-        out["镇街 towns"] = sheet(adequacy.table_towns, specs["shelter_units"])
-        out["村居 villages"] = sheet(adequacy.table_villages, specs["shelter_units"])
-        out["场所容量 capacity"] = pd.DataFrame(adequacy.shelters.drop(columns="geometry"))
-    if evacuation is not None:
-        out["场所负荷 load"] = sheet(evacuation.load, specs["shelter_load"])
-        out["未安置 unassigned"] = sheet(
-            evacuation.unassigned, result_catalog()["evacuation_unassigned"]
-        )
-        out["疏散线 lines"] = sheet(evacuation.lines, specs["evacuation"])
-    return out
-
-
 __all__ = [
     "STAGES",
     "AdequacyResult",
@@ -773,9 +717,6 @@ __all__ = [
     "ShelterError",
     "ShelterSettings",
     "evacuate",
-    "excel_tables",
-    "output_layers",
-    "report_tables",
     "shelter_adequacy",
     "shelter_capacity",
 ]
