@@ -116,9 +116,13 @@ def _unit_polygons(table: pd.DataFrame, units: gpd.GeoDataFrame) -> gpd.GeoDataF
         geometry=list(polys.reindex(rows["adcode"]).values),
         crs=units.crs,
     )
-    if "approximate" in units.columns:  # areas drawn from coded points, not surveyed polygons
-        flag = units.set_index("adcode")["approximate"].astype("boolean").fillna(False)
-        out["approximate"] = flag.reindex(rows["adcode"]).fillna(False).to_numpy(dtype=bool)
+    # True where the area was drawn from coded points (complete_units), not a surveyed polygon
+    flag = (
+        units.set_index("adcode")["approximate"].astype("boolean").fillna(False)
+        if "approximate" in units.columns
+        else pd.Series(False, index=units["adcode"], dtype="boolean")
+    )
+    out["approximate"] = flag.reindex(rows["adcode"]).fillna(False).to_numpy(dtype=bool)
     return out
 
 
