@@ -45,8 +45,9 @@ test: system-packages lint
 	$(BIN)/pytest
 
 # The documentation (docs/): API reference and the notebooks, executed; every warning is an error.
-# -E: a fresh environment each time, so every notebook runs and every warning is reported.
-SPHINXOPTS ?= -W --keep-going -n -E
+# -E: a fresh environment each time, so every notebook runs and every warning is reported;
+# -T: a failing notebook cell prints its traceback (nb_execution_raise_on_error stops the build).
+SPHINXOPTS ?= -W --keep-going -n -E -T
 docs: setup
 	@$(BIN)/python -c 'import sphinx, numpydoc, myst_nb, furo' 2>/dev/null || \
 	  $(BIN)/pip install -q -e ".[docs]"

@@ -103,7 +103,7 @@ def repair(
     units
         Polygons of one level, any CRS, or the ``units`` of a :class:`geo_mz.boundaries.Qa`.
     gap_width_m
-        Gaps narrower than this are closed (:data:`GAP_WIDTH_M`, local choice).
+        Gaps narrower than this are closed (``GAP_WIDTH_M``, local choice).
     snap_m
         Vertices closer than this are snapped together; None lets GEOS choose a tiny distance
         from the data's extent (``coverage_clean``) or disables snapping (``polygonize``).

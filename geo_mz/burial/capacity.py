@@ -145,7 +145,7 @@ def town_summary(
     rules
         ``[targets.towns]`` (optional per-town targets) and the district targets (total row).
     candidates
-        Candidate polygons (:attr:`Suitability.candidates`) counted per town.
+        Candidate polygons (``candidates`` of :class:`Suitability`) counted per town.
 
     Returns
     -------

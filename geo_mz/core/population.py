@@ -666,8 +666,8 @@ def population_from_raster(
         share of people aged 60+ in the 7th national census (第七次全国人口普查).
     aged_share_by_unit
         Aged 60+ share per unit: a mapping or Series ``adcode -> share``, or a DataFrame with a
-        code column and a share column (names as in :data:`CODE_FIELD_ALIASES`,
-        :data:`SHARE_FIELD_ALIASES`). Each point takes the share of the unit it lies in
+        code column and a share column (names as in ``CODE_FIELD_ALIASES``,
+        ``SHARE_FIELD_ALIASES``). Each point takes the share of the unit it lies in
         (:func:`geo_mz.core.assign_to_units`; the level follows the codes' length: 9 digits
         town, 12 village). Needs ``units``.
     units
@@ -1036,8 +1036,8 @@ def population_from_units(
         A DataFrame, or a CSV (UTF-8 or GBK/GB18030) or XLSX file, one row per unit: its code
         (9 digits for a town, 12 for a village), total and aged 60+ counts (whole numbers).
         Headers may be the field names or the Chinese ones bureaus use: see
-        :data:`TOTAL_FIELD_ALIASES` (户籍人口, 总人口, ...), :data:`AGED_FIELD_ALIASES`
-        (60岁以上, 60周岁及以上人口, ...) and :data:`CODE_FIELD_ALIASES` (区划代码, ...); a
+        ``TOTAL_FIELD_ALIASES`` (户籍人口, 总人口, ...), ``AGED_FIELD_ALIASES``
+        (60岁以上, 60周岁及以上人口, ...) and ``CODE_FIELD_ALIASES`` (区划代码, ...); a
         trailing unit such as ``(人)`` is ignored.
     units
         The ``admin_units`` layer (``adcode``, ``name``, ``level``, polygons, with a CRS).

@@ -206,7 +206,7 @@ def index_cache_path(folder: str | Path | None = None, cache_dir: str | Path | N
     folder : str or Path, optional
         Data folder; default the shipped ``layers/sample``.
     cache_dir : str or Path, optional
-        Cache folder; default :func:`default_cache_dir`.
+        Cache folder; default :func:`geo_mz.core.default_cache_dir`.
 
     Returns
     -------

@@ -251,7 +251,7 @@ def load_index(
     folder : str or Path, optional
         Folder with the division tables; default the shipped ``layers/sample``.
     cache_dir : str or Path, optional
-        Cache folder; default :func:`default_cache_dir`.
+        Cache folder; default :func:`geo_mz.core.default_cache_dir`.
     rebuild : bool, default False
         Build the index even if a current cache exists (and replace the cache).
     use_cache : bool, default True

@@ -40,7 +40,7 @@ class SitingResult:
     covered: float  #: demand covered by existing + new centres
     objective: float  #: MCLP: demand covered by the new sites; LSCP: number of sites
     bound: float  #: proven upper (MCLP) / lower (LSCP) bound on the optimum
-    gap: float  #: |objective - bound| / objective, 0 when proven optimal
+    gap: float  #: ``|objective - bound| / objective``, 0 when proven optimal
     method: str  #: "milp-highs" or "greedy"
     status: str  #: solver message
     model: str = "mclp"  #: "mclp", "mclp-capacitated" or "lscp"

@@ -88,7 +88,7 @@ def burial_map(
 ) -> Any:
     """Folium map: boundaries, water, main roads, land use, exclusions, candidates, sites.
 
-    ``results`` are :func:`output_layers` of ``suit`` and ``capacity`` when already computed.
+    ``results`` are ``output_layers()`` of ``suit`` and ``capacity`` when already computed.
     """
     layers = {k: base_layers[k] for k in ("admin_units", "water", "landuse") if k in base_layers}
     if "roads" in base_layers:
@@ -253,7 +253,8 @@ def write_burial_outputs(
     base_layers
         Workspace layers for the map (and town names, jurisdiction).
     suit, capacity
-        From :func:`burial_suitability` and :func:`site_capacity` (either may be None).
+        From :func:`geo_mz.burial.burial_suitability` and :func:`geo_mz.burial.site_capacity`
+        (either may be None).
     rules
         Targets and capacity notes; those of ``suit`` (else the shipped rules) when None.
     info

@@ -45,7 +45,7 @@ def write_excel(findings: pd.DataFrame, path: str | Path, *, rules: Rules | None
     Parameters
     ----------
     findings : pandas.DataFrame
-        From :func:`check_names`.
+        From :func:`geo_mz.names.check_names`.
     path : str or Path
         Target ``.xlsx`` (parent folders are created).
     rules : Rules, optional
@@ -98,7 +98,7 @@ def write_names_report(
     Parameters
     ----------
     findings : pandas.DataFrame
-        From :func:`check_names`.
+        From :func:`geo_mz.names.check_names`.
     out_dir : str or Path
         Output folder (created).
     name : str
@@ -110,7 +110,7 @@ def write_names_report(
     lang : {"zh", "en"}
         Language first.
     rules : Rules, optional
-        Default :func:`load_rules`.
+        Default :func:`geo_mz.names.load_rules`.
 
     Returns
     -------

@@ -218,7 +218,7 @@ def plan_routes(
     """Route each store's vehicles, trip by trip, over the kits allocated to it (OR-Tools).
 
     Per store: ``vehicles_n`` vehicles of ``vehicle_capacity_kits``, each making up to
-    ``trips_per_vehicle`` trips, planned one trip after another (:func:`_store_trips`). On trip 1
+    ``trips_per_vehicle`` trips, planned one trip after another (``_store_trips``). On trip 1
     every vehicle leaves at ``dispatch_prep_min``; each visit adds ``service_min_per_stop``; a
     route ends at its last stop. A vehicle then drives back to the store (network time from its
     last stop), reloads for ``reload_min`` and may leave on trip k + 1 with the kits trip k could

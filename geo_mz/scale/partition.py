@@ -225,7 +225,7 @@ def coverage_part(
         First buffer round the part (doubled while answers are unproven). 2 km: a 15-minute
         walk at 3.2 km/h is 800 m, so the circle's points are proven in the first round.
     roads_bbox
-        Lon/lat extent of the whole roads layer (:func:`roads_extent`); read when None.
+        Lon/lat extent of the whole roads layer (``roads_extent()``); read when None.
 
     Returns
     -------
@@ -348,7 +348,7 @@ def relief_part(
         First buffer (doubled while answers are unproven). Delivery routes are hours long, so
         relief parts read far more road than coverage parts.
     roads_bbox
-        Lon/lat extent of the whole roads layer (:func:`roads_extent`); read when None.
+        Lon/lat extent of the whole roads layer (``roads_extent()``); read when None.
 
     Returns
     -------
