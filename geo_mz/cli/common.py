@@ -114,3 +114,52 @@ def analysis_layers(ws: Any) -> dict[str, Any]:
     for note in notes:
         click.echo(f"注意 note: {note}", err=True)
     return layers
+
+
+strict_option = click.option(
+    "--strict",
+    is_flag=True,
+    help="路网质量不达标时失败(最大连通分量<90%长度或<50%人口可达) / fail when the road network "
+    "fails its quality checks (largest component < 90 % of the length, < 50 % of people reached).",
+)
+
+
+def check_network(net: Any, layers: Any, *, strict: bool) -> list[Kpi]:
+    """Check the network an analysis ran on; warn loudly, or stop under ``--strict``.
+
+    Returns the figures as KPIs for the report and the Excel sheet (✗ when a threshold of
+    :mod:`geo_mz.core.roads_quality` is missed), so the warning travels with the results.
+    """
+    from geo_mz.core.roads_quality import MIN_LARGEST_SHARE, MIN_POP_REACH
+    from geo_mz.network import network_quality
+
+    q = network_quality(net, roads=layers.get("roads"), population=layers.get("population"))
+    share = q.length_share if q.length_share is not None else q.node_share
+    src = "local choice (geo_mz.core.roads_quality)"
+    kpis = [
+        Kpi("路网最大连通分量占比", "Largest network component, share of the roads",
+            round(share * 100, 1), "%", f"≥ {MIN_LARGEST_SHARE * 100:g}",
+            bool(share >= MIN_LARGEST_SHARE), src),
+    ]  # fmt: skip
+    if q.population_snapped is not None:
+        kpis.append(
+            Kpi(
+                "路网可达人口比例",
+                f"Population within {q.max_snap_m:g} m of the network",
+                round(q.population_snapped * 100, 1),
+                "%",
+                f"≥ {MIN_POP_REACH * 100:g}",
+                bool(q.population_snapped >= MIN_POP_REACH),
+                src,
+            )
+        )
+    for problem in q.problems:
+        click.secho(f"⚠ 路网质量 network quality: {problem}", err=True, fg="red", bold=True)
+    if q.problems and strict:
+        click.echo(
+            "--strict: 路网未通过质量检查，未写出结果 / the network failed its checks; "
+            "nothing was written",
+            err=True,
+        )
+        raise SystemExit(BAD_INPUT)
+    return kpis

@@ -15,13 +15,16 @@ from geo_mz.cli.common import (
     BAD_INPUT,
     analysis_layers,
     bad_input,
+    check_network,
     echo_kpis,
     echo_problems,
     lang_option,
     out_option,
     progress_bar,
     read_points,
+    strict_option,
 )
+from geo_mz.cli.fetch import fetch
 from geo_mz.cli.init import init
 from geo_mz.cli.names import names
 from geo_mz.cli.postgis import webmap_group
@@ -40,7 +43,36 @@ source_options = [
         "--layer-name", default=None, help="多图层文件中的图层名 / layer inside a multi-layer file."
     ),
     click.option(
+        "--sheet",
+        default=None,
+        help="Excel(.xlsx)工作表名，默认第一个 / sheet of an XLSX workbook (default: the first).",
+    ),
+    click.option(
         "--encoding", default=None, help="文本编码(如 gbk) / text encoding when not UTF-8."
+    ),
+    click.option(
+        "--lon-field",
+        default=None,
+        help="经度列名(未自动识别时) / longitude column of a CSV/XLSX list when not detected.",
+    ),
+    click.option(
+        "--lat-field",
+        default=None,
+        help="纬度列名(未自动识别时) / latitude column of a CSV/XLSX list when not detected.",
+    ),
+    click.option(
+        "--default",
+        "defaults",
+        multiple=True,
+        metavar="FIELD=VALUE",
+        help="为文件缺少的字段或空值赋值，可重复；编号字段可用 auto 按行号编号 / value for a "
+        "field the file lacks or leaves empty (repeatable); ID_FIELD=auto numbers the rows.",
+    ),
+    click.option(
+        "--clip",
+        is_flag=True,
+        help="只保留辖区内的行，辖区外的逐行列出 / keep the rows inside the workspace's "
+        "district and list the others instead of failing.",
     ),
     click.option(
         "--repair",
@@ -54,6 +86,46 @@ def _with_source_options(f: Callable[..., None]) -> Callable[..., None]:
     for opt in reversed(source_options):
         f = opt(f)
     return f
+
+
+def _source_kwargs(
+    layer_name: str | None,
+    sheet: str | None,
+    lon_field: str | None,
+    lat_field: str | None,
+    defaults: tuple[str, ...],
+) -> dict[str, Any]:
+    """Turn the shared source options into keyword arguments of the library."""
+    from geo_mz.core.defaults import parse_defaults
+    from geo_mz.core.errors import LayerReadError
+
+    if layer_name is not None and sheet is not None and layer_name != sheet:
+        raise LayerReadError(
+            f"--layer-name {layer_name} 与 --sheet {sheet} 不一致 / --layer-name and --sheet "
+            f"name different layers; give one"
+        )
+    return {
+        "layer_name": sheet if sheet is not None else layer_name,
+        "lon_field": lon_field,
+        "lat_field": lat_field,
+        "defaults": parse_defaults(defaults) or None,
+    }
+
+
+def _echo_result(result: Any) -> None:
+    """Print a result's warnings and notices, then the rows a clip left out, in full."""
+    echo_problems(
+        [p for p in result.problems if p.severity != "error" and p.code != "outside_district"]
+    )
+    if result.clipped is not None and len(result.clipped):
+        click.echo(
+            f"辖区外未导入 {len(result.clipped)} 行 / {len(result.clipped)} rows outside the "
+            f"district, left out ({result.district}):",
+            err=True,
+        )
+        click.echo("  row\tid\tlon\tlat\tdistance_km", err=True)
+        for r in result.clipped.itertuples(index=False):
+            click.echo(f"  {r.row}\t{r.id}\t{r.lon}\t{r.lat}\t{r.distance_km}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -131,28 +203,44 @@ def validate(
     kind: str,
     source_crs: str | None,
     layer_name: str | None,
+    sheet: str | None,
     encoding: str | None,
+    lon_field: str | None,
+    lat_field: str | None,
+    defaults: tuple[str, ...],
+    clip: bool,
     repair: bool,
     workspace: str | None,
     as_json: bool,
 ) -> None:
     """检查图层文件是否符合规范 / Check a layer file against its spec (exit 2 on errors)."""
+    from geo_mz.core.errors import WorkspaceError
     from geo_mz.core.validate import CHINA_BOUNDS, prepare_layer, summarize
+    from geo_mz.core.workspace import district_of, reference_layer
     from geo_mz.core.workspaces import open_workspace
 
     with bad_input():
-        area = open_workspace(workspace).bounds if workspace else CHINA_BOUNDS
+        if clip and not workspace:
+            raise WorkspaceError(
+                "--clip 需要 --workspace / --clip needs --workspace (the district)"
+            )
+        ws = open_workspace(workspace) if workspace else None
+        reference, reference_name = reference_layer(ws, kind) if ws else (None, ("道路", "roads"))
         result = prepare_layer(
             file,
             kind,
             source_crs=source_crs,
-            layer_name=layer_name,
             encoding=encoding,
             repair=repair,
-            area=area,
+            area=ws.bounds if ws else CHINA_BOUNDS,
+            clip_to=district_of(ws) if ws and clip else None,
+            reference=reference,
+            reference_name=reference_name,
+            **_source_kwargs(layer_name, sheet, lon_field, lat_field, defaults),
         )
     counts = summarize(result.problems)
     if as_json:
+        clipped = None if result.clipped is None else result.clipped.to_dict("records")
         click.echo(
             json.dumps(
                 {
@@ -161,13 +249,18 @@ def validate(
                     "rows": len(result.gdf),
                     "counts": counts,
                     "problems": [p.__dict__ for p in result.problems],
+                    "district": result.district,
+                    "clipped": clipped,
+                    "datum": None if result.datum is None else result.datum.verdict,
                 },
                 ensure_ascii=False,
                 indent=1,
+                default=str,
             )
         )
     else:
-        echo_problems(result.problems)
+        echo_problems([p for p in result.problems if p.severity == "error"])
+        _echo_result(result)
         click.echo(
             f"{file}: {len(result.gdf)} 条要素 features; {counts['error']} 错误 errors, "
             f"{counts['warning']} 警告 warnings, {counts['notice']} 提示 notices"
@@ -195,7 +288,12 @@ def import_(
     workspace: str,
     source_crs: str | None,
     layer_name: str | None,
+    sheet: str | None,
     encoding: str | None,
+    lon_field: str | None,
+    lat_field: str | None,
+    defaults: tuple[str, ...],
+    clip: bool,
     repair: bool,
     synthetic: bool,
 ) -> None:
@@ -208,13 +306,15 @@ def import_(
             file,
             kind,
             source_crs=source_crs,
-            layer_name=layer_name,
             encoding=encoding,
             repair=repair,
             synthetic=synthetic,
+            clip=clip,
+            **_source_kwargs(layer_name, sheet, lon_field, lat_field, defaults),
         )
-    echo_problems([p for p in result.problems if p.severity != "error"])
-    click.echo(f"已导入 imported {len(result.gdf)} 条 features → {workspace}:{kind}")
+    _echo_result(result)
+    left = "" if result.clipped is None else f"; 辖区外 {len(result.clipped)} 行未导入 left out"
+    click.echo(f"已导入 imported {len(result.gdf)} 条 features → {workspace}:{kind}{left}")
 
 
 @main.command()
@@ -278,6 +378,7 @@ def _analyse(
     statuses: str,
     walk_speed: float | None,
     step: Callable[[str], None],
+    strict: bool = False,
 ) -> tuple[Any, Any]:
     """Open the workspace and run the 15-minute circle (shared by coverage and siting)."""
     from geo_mz.core.units import unit_register
@@ -288,10 +389,14 @@ def _analyse(
     layers = analysis_layers(ws)
     settings = _circle_settings(kinds, statuses, walk_speed)
     result = analyse_circle(layers, settings, register=unit_register(ws.metadata), progress=step)
+    result.kpis.extend(check_network(result.network, layers, strict=strict))
+    for note in result.notes:
+        click.echo(f"注意 note: {note}", err=True)
     return layers, result
 
 
 circle_options = [
+    strict_option,
     click.option(
         "--workspace",
         required=True,
@@ -330,6 +435,7 @@ def _with_circle_options(f: Callable[..., None]) -> Callable[..., None]:
 @main.command()
 @_with_circle_options
 def coverage(
+    strict: bool,
     workspace: str,
     out_dir: str,
     kinds: str | None,
@@ -347,7 +453,7 @@ def coverage(
     step, close = progress_bar("coverage")
     with bad_input():
         try:
-            layers, result = _analyse(workspace, kinds, statuses, walk_speed, step)
+            layers, result = _analyse(workspace, kinds, statuses, walk_speed, step, strict)
             step("写出结果 writing outputs")
             paths = write_circle_outputs(out_dir, layers, result, lang=lang)  # type: ignore[arg-type]
         finally:
@@ -395,6 +501,7 @@ def coverage(
     help="求解时限(秒) / solver time limit (s).",
 )
 def siting(
+    strict: bool,
     workspace: str,
     out_dir: str,
     kinds: str | None,
@@ -420,7 +527,7 @@ def siting(
     with bad_input():
         try:
             cand = read_points(candidates, candidates_crs) if candidates else None
-            layers, result = _analyse(workspace, kinds, statuses, walk_speed, step)
+            layers, result = _analyse(workspace, kinds, statuses, walk_speed, step, strict)
             step("求解选址模型 solving the siting model")
             sites = propose_sites(
                 layers,
@@ -476,6 +583,7 @@ def catalog(kind: str | None) -> None:
 main.add_command(boundaries)
 main.add_command(init)
 main.add_command(burial)
+main.add_command(fetch)
 main.add_command(names)
 main.add_command(relief)
 main.add_command(shelters)

@@ -16,11 +16,13 @@ import click
 from geo_mz.cli.common import (
     analysis_layers,
     bad_input,
+    check_network,
     echo_kpis,
     lang_option,
     out_option,
     progress_bar,
     read_points,
+    strict_option,
     workspace_option,
 )
 
@@ -28,6 +30,7 @@ relief_options = [
     workspace_option,
     out_option,
     lang_option,
+    strict_option,
     click.option(
         "--target",
         "targets",
@@ -143,6 +146,7 @@ def _run(o: SimpleNamespace, step: Callable[[str], None]) -> tuple[dict, Any, di
     layers = analysis_layers(ws)
     s = _settings(ws, o.targets, o.match, o.dispatch_min, o.disaster_factor)
     a = run_audit(layers, s, measure_crs=ws.metadata.get("measure_crs"), progress=step)
+    o.network_kpis = check_network(a.network, layers, strict=o.strict)
     return layers, a, ws.info()
 
 
@@ -237,12 +241,12 @@ def relief_audit(**opts: Any) -> None:
             step("写出结果 writing outputs")
             paths = write_relief_outputs(o.out_dir, layers, a, lang=o.lang)
             _report(
-                paths, info, audit_kpis(a), relief_tables(a, lang=o.lang), o.lang,
-                "救灾物资送达时限核查 Relief delivery audit",
+                paths, info, audit_kpis(a) + o.network_kpis, relief_tables(a, lang=o.lang),
+                o.lang, "救灾物资送达时限核查 Relief delivery audit",
             )  # fmt: skip
         finally:
             close()
-    echo_kpis(audit_kpis(a))
+    echo_kpis(audit_kpis(a) + o.network_kpis)
     _echo_paths(paths)
 
 
@@ -469,7 +473,9 @@ def shelters() -> None:
     """应急避难场所：容量、覆盖与疏散安置 / Shelters: capacity, adequacy, evacuation."""
 
 
-def _shelter_run(workspace: str, step: Callable[[str], None]) -> tuple[dict, Any, Any, dict]:
+def _shelter_run(
+    workspace: str, step: Callable[[str], None], strict: bool = False
+) -> tuple[dict, Any, Any, dict, list]:
     from geo_mz.core.workspaces import open_workspace
     from geo_mz.network.graph import network_from_roads
     from geo_mz.relief.shelters import ShelterSettings
@@ -484,14 +490,16 @@ def _shelter_run(workspace: str, step: Callable[[str], None]) -> tuple[dict, Any
         walk_speed_kmh=s.walk_speed_kmh,
         measure_crs=ws.metadata.get("measure_crs"),
     )
-    return layers, s, net, ws.info()
+    net_kpis = check_network(net, layers, strict=strict)
+    return layers, s, net, ws.info(), net_kpis
 
 
 @shelters.command(name="adequacy")
 @workspace_option
 @out_option
 @lang_option
-def shelters_adequacy(workspace: str, out_dir: str, lang: str) -> None:
+@strict_option
+def shelters_adequacy(workspace: str, out_dir: str, lang: str, strict: bool) -> None:
     """各镇街、村居避难场所配置与容量核查 / Shelter adequacy per town and village."""
     from geo_mz.outputs.shelters import write_shelter_outputs
     from geo_mz.relief.shelter_tables import report_tables as shelter_tables
@@ -500,19 +508,19 @@ def shelters_adequacy(workspace: str, out_dir: str, lang: str) -> None:
     step, close = progress_bar("shelters adequacy")
     with bad_input():
         try:
-            layers, s, net, info = _shelter_run(workspace, step)
+            layers, s, net, info, net_kpis = _shelter_run(workspace, step, strict)
             step("核查 checking")
             ad = shelter_adequacy(
                 layers["shelters"], layers["admin_units"], layers["population"], net, s
             )
             paths = write_shelter_outputs(out_dir, layers, ad, None, lang=lang)
             _report(
-                paths, info, ad.kpis, shelter_tables(ad, None, lang=lang), lang,
+                paths, info, ad.kpis + net_kpis, shelter_tables(ad, None, lang=lang), lang,
                 "应急避难场所配置核查 Shelter adequacy",
             )  # fmt: skip
         finally:
             close()
-    echo_kpis(ad.kpis)
+    echo_kpis(ad.kpis + net_kpis)
     _echo_paths(paths)
 
 
@@ -520,6 +528,7 @@ def shelters_adequacy(workspace: str, out_dir: str, lang: str) -> None:
 @workspace_option
 @out_option
 @lang_option
+@strict_option
 @click.option(
     "--unit",
     type=click.Choice(["cells", "villages"]),
@@ -534,7 +543,9 @@ def shelters_adequacy(workspace: str, out_dir: str, lang: str) -> None:
     show_default=True,
     help="最小费用流求解器 / min-cost-flow solver.",
 )
-def shelters_evacuate(workspace: str, out_dir: str, lang: str, unit: str, engine: str) -> None:
+def shelters_evacuate(
+    workspace: str, out_dir: str, lang: str, strict: bool, unit: str, engine: str
+) -> None:
     """按步行时间和容量将人口分配到避难场所 / Assign people to shelters by walk time."""
     from geo_mz.outputs.shelters import write_shelter_outputs
     from geo_mz.relief.shelter_tables import report_tables as shelter_tables
@@ -543,7 +554,7 @@ def shelters_evacuate(workspace: str, out_dir: str, lang: str, unit: str, engine
     step, close = progress_bar("shelters evacuate")
     with bad_input():
         try:
-            layers, s, net, info = _shelter_run(workspace, step)
+            layers, s, net, info, net_kpis = _shelter_run(workspace, step, strict)
             step("分配 assigning")
             ev = evacuate(
                 layers["population"],
@@ -556,10 +567,10 @@ def shelters_evacuate(workspace: str, out_dir: str, lang: str, unit: str, engine
             )
             paths = write_shelter_outputs(out_dir, layers, None, ev, lang=lang, prefix="evacuation")
             _report(
-                paths, info, ev.kpis, shelter_tables(None, ev, lang=lang), lang,
+                paths, info, ev.kpis + net_kpis, shelter_tables(None, ev, lang=lang), lang,
                 "疏散安置 Evacuation to shelters",
             )  # fmt: skip
         finally:
             close()
-    echo_kpis(ev.kpis)
+    echo_kpis(ev.kpis + net_kpis)
     _echo_paths(paths)
