@@ -96,6 +96,10 @@ _METHOD_ZH = {
     "dasymetric": "分区密度法: 按单元内道路可达面积(或建筑面积)分配, 每单元整数合计不变 — ",
 }
 
+#: Segments per quarter circle of the road buffers (geopandas' default; the polygon lies
+#: inside the true circle, at most road_reach_m * (1 - cos(pi / 64)), 0.06 %, short of it).
+_QUAD_SEGS = 16
+
 #: Rows of a raster read at once (x the window's width, at most about 4 M cells per read).
 _CHUNK_CELLS = 4_000_000
 
@@ -409,6 +413,19 @@ def _largest_remainder(
 # --- inputs -------------------------------------------------------------------------------------
 
 
+def _polygonal(g: Any) -> Any:
+    """Keep the polygons of ``g``; an empty polygon if it has none.
+
+    An intersection can add the lines and points where two outlines touch.
+    """
+    if isinstance(g, shapely.Polygon | shapely.MultiPolygon):
+        return g
+    polys = [
+        p for p in shapely.get_parts(g) if isinstance(p, shapely.Polygon | shapely.MultiPolygon)
+    ]
+    return shapely.union_all(polys) if polys else shapely.Polygon()
+
+
 def _boundary_4490(boundary: Any) -> Any:
     if isinstance(boundary, gpd.GeoDataFrame | gpd.GeoSeries):
         if boundary.crs is None:
@@ -508,7 +525,7 @@ def _read_table(table: Any, encoding: str | None) -> tuple[pd.DataFrame, str]:
         raise PopulationError(f"{file}: 文件不存在 / no such file")
     suffix = p.suffix.lower()
     try:
-        if suffix in (".xlsx", ".xlsm", ".xls"):
+        if suffix in (".xlsx", ".xlsm"):
             return pd.read_excel(p, dtype=str), file
         if suffix in (".csv", ".txt"):
             for enc in [encoding] if encoding else ["utf-8-sig", "gb18030"]:
@@ -521,7 +538,10 @@ def _read_table(table: Any, encoding: str | None) -> tuple[pd.DataFrame, str]:
         if isinstance(exc, PopulationError):
             raise
         raise PopulationError(f"{file}: 无法读取表格 / cannot read the table ({exc})") from exc
-    raise PopulationError(f"{file}: 表格须为 CSV 或 XLSX / the table must be .csv or .xlsx")
+    raise PopulationError(
+        f"{file}: 表格须为 CSV 或 XLSX(.xls 请另存为 .xlsx) / the table must be .csv or .xlsx "
+        "(save an .xls as .xlsx)"
+    )
 
 
 # --- raster -------------------------------------------------------------------------------------
@@ -731,6 +751,11 @@ def population_from_raster(
             + "aged_share (the district's 60+ share from the bureau's statistics, e.g. the 7th "
             "census, like 0.21), aged_share_by_unit (a share per town/village code, with "
             "units=) or aged_raster (a 60+ count raster on the same grid)"
+        )
+    if units is not None and aged_share_by_unit is None:
+        raise PopulationError(
+            "units 只与 aged_share_by_unit 一起使用 / `units` is only used with "
+            "`aged_share_by_unit`; leave it out (points are joined to units downstream)"
         )
     share = _check_share(aged_share, "aged_share") if aged_share is not None else None
     poly_s = _boundary_4490(boundary)
@@ -1000,7 +1025,13 @@ def _geoms_m(gdf: Any, what: str, kinds: tuple[str, ...], mcrs: CRS) -> np.ndarr
     wrong = sorted(set(g.geom_type) - set(kinds))
     if wrong:
         raise PopulationError(f"`{what}` 的几何类型不对 / must hold {kinds}, has {wrong}")
-    return np.asarray(g.to_numpy())
+    geoms = np.asarray(g.to_numpy())
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():  # e.g. self-touching building outlines: repaired, their polygons kept
+        geoms[bad] = [
+            _polygonal(x) if "Polygon" in kinds[0] else x for x in shapely.make_valid(geoms[bad])
+        ]
+    return geoms
 
 
 def population_from_units(
@@ -1023,12 +1054,17 @@ def population_from_units(
 
     Each unit's counts (户籍 household-registration statistics, or any count per unit) are
     spread over the cells of a ``cell_m`` grid (in the measuring CRS, origin at multiples of
-    ``cell_m``) inside the unit's polygon, in proportion to the cell's *populated area*: the
-    part of the cell inside the unit and within ``road_reach_m`` of a road of ``roads``
-    (straight-line buffer of the road lines); with ``buildings``, the building footprint area
-    in that part instead. Counts are integers (largest remainder, ties to the earlier cell)
-    whose sum per unit equals the table's count exactly; the aged 60+ are spread in proportion
-    to the totals, never more than a point's total.
+    ``cell_m``) inside the unit's polygon, in proportion to each cell's *populated area*:
+
+    * the part of the cell inside the unit (no ``roads``, no ``buildings``);
+    * with ``roads``: the part inside the unit and within ``road_reach_m`` of a road (the
+      buffer of the road lines, 16 segments per quarter circle);
+    * with ``buildings``: the building footprint area in that part instead (footprints
+      within reach of a road when ``roads`` is given too).
+
+    Counts are integers (largest remainder, ties to the earlier cell) whose sum per unit
+    equals the table's count exactly; the aged 60+ are spread in proportion to the totals the
+    same way, never more than a point's total.
 
     Parameters
     ----------
@@ -1117,8 +1153,6 @@ def population_from_units(
             f"{c} {u.loc[by_code[c], 'name']} 在表中没有数据, 人口未知(未计为零) / unit {c} has "
             "no row in the table: its population is unknown (no points; not counted as zero)"
         )
-    if u.crs is None:
-        raise CrsError("`units` has no CRS")
     lon = float(np.mean(u.geometry.to_crs(4326).total_bounds[[0, 2]]))
     mcrs = _measure_crs(measure_crs, lon)
     u_m = np.asarray(u.geometry.to_crs(mcrs).to_numpy())
@@ -1130,6 +1164,14 @@ def population_from_units(
         [f"roads≤{road_reach_m:g}m"] if road_g is not None else []
     )
     basis_name = "+".join(basis) or "area"
+    lack_zh = "".join(
+        (["没有建筑"] if bld_g is not None else [])
+        + ([f"{road_reach_m:g} 米内没有道路"] if road_g is not None else [])
+    )
+    lack = " or ".join(
+        (["no buildings"] if bld_g is not None else [])
+        + ([f"no roads within {road_reach_m:g} m"] if road_g is not None else [])
+    )
     pieces: list[pd.DataFrame] = []
     table_rows: list[tuple[Any, ...]] = []
     moved_n = 0
@@ -1138,22 +1180,23 @@ def population_from_units(
         if k and k % 50 == 0:
             say(f"  {k}/{len(rows)}")
         i = by_code[r.code]
-        unit = u_m[i] if u_m[i].is_valid else shapely.make_valid(u_m[i])
+        unit = u_m[i] if u_m[i].is_valid else _polygonal(shapely.make_valid(u_m[i]))
         name = str(u.loc[i, "name"])
         region, used = unit, basis_name
         if bld_g is not None:
             near_b = bld_g[bld_t.query(unit, predicate="intersects")]
-            region = shapely.intersection(region, shapely.union_all(near_b))
+            region = _polygonal(shapely.intersection(region, shapely.union_all(near_b)))
         if road_g is not None:
             reach_box = shapely.buffer(shapely.envelope(unit), road_reach_m)
             near_r = road_g[road_t.query(reach_box, predicate="intersects")]
-            region = shapely.intersection(
-                region, shapely.buffer(shapely.GeometryCollection(list(near_r)), road_reach_m)
+            reach = shapely.buffer(
+                shapely.GeometryCollection(list(near_r)), road_reach_m, quad_segs=_QUAD_SEGS
             )
+            region = _polygonal(shapely.intersection(region, reach))
         if basis and shapely.area(region) <= 0:
             warnings.append(
-                f"{r.code} {name}: 附近没有建筑或道路, 按全部面积分配 / unit {r.code} {name} has "
-                f"no {' or '.join(basis)} in reach: its counts are spread over its whole area"
+                f"{r.code} {name}: {lack_zh}, 按全部面积分配 / unit {r.code} {name} has {lack}: "
+                "its counts are spread over its whole area"
             )
             region, used = unit, "area (fallback)"
         n_pts = 0
