@@ -58,6 +58,7 @@ from geo_mz.core.roads_quality import (
     RoadsQuality,
     default_measure_crs,
     population_within_m,
+    roads_qualities,
     roads_quality,
 )
 
@@ -425,21 +426,17 @@ def _split(ways: _Ways, source: str) -> _Pieces:
     is_end = np.zeros(n, dtype=bool)
     is_end[run_start] = True
     is_end[bounds[1:] - 1] = True
-    way_level = pd.factorize(
-        pd.MultiIndex.from_arrays(
-            [
-                np.asarray(ways.layer, dtype=np.int64),
-                np.asarray(ways.bridge, dtype=bool),
-                np.asarray(ways.tunnel, dtype=bool),
-            ]
-        )
-    )[0].astype(np.int64)
+    layer = np.asarray(ways.layer, dtype=np.int64)
+    bridge = np.asarray(ways.bridge, dtype=np.int64)
+    tunnel = np.asarray(ways.tunnel, dtype=np.int64)
+    way_level = np.unique(layer * 4 + bridge * 2 + tunnel, return_inverse=True)[1].ravel()
     level = way_level[run_way[run_of]]
     if source == "osm":
         key = np.asarray(ways.refs, dtype=np.int64)
     else:
         lat = np.asarray(ways.lat, dtype=np.float64)
-        key = np.unique(np.column_stack([lon, lat]), axis=0, return_inverse=True)[1].ravel()
+        xy = np.ascontiguousarray(np.column_stack([lon, lat])).view(np.complex128).ravel()
+        key = np.unique(xy, return_inverse=True)[1].ravel()  # exact (lon, lat) as one number
     _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
     inv = inv.ravel()
     shared = cnt[inv] >= 2
@@ -609,11 +606,9 @@ def read_osm_roads(
     geoms = shapely.linestrings(
         np.column_stack([lon[vkeep], lat[vkeep]]), indices=new_id[pv[vkeep]]
     )
-    roads = _frame(ways, pieces.way[keep], geoms, fill_speeds)
-    walk_q = roads_quality(roads, population=population, mode="walk", measure_crs=measure_crs)
-    drive_q = None
-    if roads["drive"].any():
-        drive_q = roads_quality(roads, mode="drive", measure_crs=measure_crs)
+    roads = _frame(ways, pieces.way, keep, geoms, fill_speeds)
+    modes = ("walk", "drive") if roads["drive"].any() else ("walk",)
+    quality = roads_qualities(roads, modes=modes, population=population, measure_crs=measure_crs)
     notes = []
     if n_zero:
         notes.append(
@@ -640,24 +635,39 @@ def read_osm_roads(
         pieces_outside_clip=outside,
         length_km=float(length_m[keep].sum() / 1000.0),
         measure_crs=target.to_string() if target.to_epsg() is None else f"EPSG:{target.to_epsg()}",
-        walk=walk_q,
-        drive=drive_q,
+        walk=quality["walk"],
+        drive=quality.get("drive"),
         notes=notes,
     )
     return roads, report
 
 
-def _frame(ways: _Ways, way: np.ndarray, geoms: np.ndarray, fill_speeds: bool) -> gpd.GeoDataFrame:
-    """Build the roads layer of the kept pieces (``way``: way index of each piece, in order)."""
-    way_id = np.asarray(ways.way_id, dtype=np.int64)[way]
-    row = np.asarray(ways.way_row, dtype=np.int64)[way]
+def _frame(
+    ways: _Ways, way: np.ndarray, keep: np.ndarray, geoms: np.ndarray, fill_speeds: bool
+) -> gpd.GeoDataFrame:
+    """Build the roads layer of the kept pieces.
+
+    ``way`` is the way index of every piece (in order along each way), ``keep`` the pieces
+    written; pieces are numbered along their way before the clip, so ids do not depend on it.
+    """
+    all_id = np.asarray(ways.way_id, dtype=np.int64)[way]
+    all_row = np.asarray(ways.way_row, dtype=np.int64)[way]
+    key = np.where(all_id >= 0, all_id, -all_row - 1)
+    number = (pd.Series(key).groupby(key).cumcount().to_numpy() + 1)[keep]
+    way, way_id, row = way[keep], all_id[keep], all_row[keep]
     known = way_id >= 0
-    key = np.where(known, way_id, -row - 1)
-    number = pd.Series(key).groupby(key).cumcount().to_numpy() + 1
-    prefix = np.where(known, "w", "r")
-    base = np.where(known, way_id, row + 1).astype(str)
-    road_id = np.char.add(np.char.add(np.char.add(prefix, base), "-"), number.astype(str))
-    names = np.array([ways.names.get(int(w)) for w in way], dtype=object)
+    base = np.where(known, way_id, row + 1).tolist()
+    road_id = np.array(
+        [
+            f"{'w' if k else 'r'}{b}-{m}"
+            for k, b, m in zip(known.tolist(), base, number.tolist(), strict=True)
+        ],
+        dtype=object,
+    )
+    way_names = np.full(len(ways.way_id), None, dtype=object)
+    if ways.names:
+        way_names[np.fromiter(ways.names, dtype=np.int64)] = list(ways.names.values())
+    names = way_names[way]
     highways = np.array(list(ways.highways), dtype=object)
     source = np.array(_SOURCES, dtype=object)[np.asarray(ways.source, dtype=np.int64)[way]]
     speed = np.asarray(ways.speed, dtype=np.float64)[way]
@@ -667,7 +677,7 @@ def _frame(ways: _Ways, way: np.ndarray, geoms: np.ndarray, fill_speeds: bool) -
     lanes = np.asarray(ways.lanes, dtype=np.int64)[way]
     oneway = np.asarray(ways.oneway, dtype=np.int8)[way]
     frame = {
-        "road_id": road_id.astype(object),
+        "road_id": road_id,
         "name": names,
         "road_class": np.array(_CLASSES, dtype=object)[np.asarray(ways.cls, dtype=np.int64)[way]],
         "speed_kmh": speed,
@@ -685,4 +695,13 @@ def _frame(ways: _Ways, way: np.ndarray, geoms: np.ndarray, fill_speeds: bool) -
     frame["lanes"][lanes < 0] = pd.NA
     frame["osm_way_id"][~known] = pd.NA
     gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326").values)
-    return gdf.to_crs(STORAGE_CRS)
+    return (
+        gdf.set_crs(STORAGE_CRS, allow_override=True) if _same_datum() else gdf.to_crs(STORAGE_CRS)
+    )
+
+
+def _same_datum() -> bool:
+    """Whether PROJ maps WGS84 lon/lat to CGCS2000 unchanged (it does: ballpark, < 1 m)."""
+    lon, lat = np.array([73.5, 114.0, 135.0]), np.array([18.0, 22.5, 53.5])
+    x, y = Transformer.from_crs("EPSG:4326", STORAGE_CRS, always_xy=True).transform(lon, lat)
+    return bool(np.array_equal(x, lon) and np.array_equal(y, lat))

@@ -170,9 +170,11 @@ def _metric_target(gdf: gpd.GeoSeries, measure_crs: str | None, what: str) -> CR
 
 def _cluster_ends(xy: np.ndarray, tol_m: float) -> np.ndarray:
     """Node label of each point: exact duplicates and chains closer than ``tol_m`` merge."""
-    uniq, inv = np.unique(xy, axis=0, return_inverse=True)
+    flat = np.ascontiguousarray(xy, dtype=np.float64).view(np.complex128).ravel()
+    uniq_c, inv = np.unique(flat, return_inverse=True)  # (x, y) as one sortable number
     inv = inv.ravel()
-    if tol_m > 0 and len(uniq) > 1:
+    if tol_m > 0 and len(uniq_c) > 1:
+        uniq = np.column_stack([uniq_c.real, uniq_c.imag])
         pairs = cKDTree(uniq).query_pairs(tol_m, output_type="ndarray")
         if len(pairs):
             n = len(uniq)
@@ -289,8 +291,8 @@ def roads_quality(
     Returns
     -------
     RoadsQuality
-        With ``problems`` naming each threshold missed (``MIN_LARGEST_SHARE`` for length and
-        nodes, ``MIN_POP_REACH``).
+        With ``problems`` naming the threshold missed (``MIN_LARGEST_SHARE`` of the length,
+        ``MIN_POP_REACH``).
 
     Raises
     ------
@@ -299,36 +301,115 @@ def roads_quality(
     CrsError
         Without CRS.
     """
+    return roads_qualities(
+        roads,
+        modes=(mode,),
+        population=population,
+        reach_dist_m=reach_dist_m,
+        snap_tol_m=snap_tol_m,
+        measure_crs=measure_crs,
+    )[mode]
+
+
+def roads_qualities(
+    roads: gpd.GeoDataFrame,
+    *,
+    modes: tuple[QualityMode, ...] = ("walk", "drive"),
+    population: gpd.GeoDataFrame | None = None,
+    reach_dist_m: float = REACH_DIST_M,
+    snap_tol_m: float = SNAP_TOL_M,
+    measure_crs: str | None = None,
+) -> dict[str, RoadsQuality]:
+    """:func:`roads_quality` for several modes, projecting the layer once.
+
+    Parameters
+    ----------
+    roads, population, reach_dist_m, snap_tol_m, measure_crs
+        As in :func:`roads_quality`.
+    modes
+        The modes to check, e.g. ``("walk", "drive")``.
+
+    Returns
+    -------
+    dict
+        Mode -> RoadsQuality.
+
+    Raises
+    ------
+    RoadsQualityError
+        Not a GeoDataFrame, unknown mode, ``road_class`` missing, or no usable line in a mode.
+    CrsError
+        Without CRS.
+    """
     if not isinstance(roads, gpd.GeoDataFrame):
         raise RoadsQualityError(f"`roads` must be a GeoDataFrame, got {type(roads).__name__}")
-    if mode not in ("walk", "drive", "all"):
-        raise RoadsQualityError(f"`mode` was {mode!r}; expected 'walk', 'drive' or 'all'")
+    bad = [m for m in modes if m not in ("walk", "drive", "all")]
+    if bad or not modes:
+        raise RoadsQualityError(f"`modes` was {modes!r}; expected 'walk', 'drive' or 'all'")
     target = _metric_target(roads.geometry, measure_crs, "roads")
-    rows = np.flatnonzero(_mode_rows(roads, mode))
-    geoms = np.asarray(roads.geometry.values)[rows]
-    is_line = np.isin(shapely.get_type_id(geoms), (1, 5)) & ~shapely.is_empty(geoms)
-    rows, geoms = rows[is_line], geoms[is_line]
-    if len(rows) == 0:
-        raise RoadsQualityError(f"道路图层没有可用于{mode}的线 / no usable {mode} line in roads")
-    proj = np.asarray(gpd.GeoSeries(geoms, crs=roads.crs).to_crs(target).values)
-    parts, owner = shapely.get_parts(shapely.force_2d(proj), return_index=True)
+    usable = {m: _mode_rows(roads, m) for m in modes}
+    geoms = np.asarray(roads.geometry.values)
+    rows = np.flatnonzero(np.isin(shapely.get_type_id(geoms), (1, 5)) & ~shapely.is_empty(geoms))
+    lines = gpd.GeoSeries(geoms[rows], crs=roads.crs)
+    proj = np.asarray(lines.values if CRS(roads.crs) == target else lines.to_crs(target).values)
+    if (shapely.get_type_id(proj) == 5).any():
+        parts, owner = shapely.get_parts(proj, return_index=True)
+        nonempty = ~shapely.is_empty(parts)
+        parts, owner = parts[nonempty], owner[nonempty]
+    else:
+        parts, owner = proj, np.arange(len(proj))
+    if shapely.has_z(parts).any():
+        parts = shapely.force_2d(parts)
     length_m = shapely.length(parts)
-    keep = length_m > 0
-    parts, owner, length_m = parts[keep], owner[keep], length_m[keep]
-    ends = shapely.get_coordinates(
-        np.concatenate([shapely.get_point(parts, 0), shapely.get_point(parts, -1)])
-    )
+    coords, vpart = shapely.get_coordinates(parts, return_index=True)
+    first = np.flatnonzero(np.r_[True, vpart[1:] != vpart[:-1]])
+    last = np.r_[first[1:] - 1, len(vpart) - 1]
+    ends = np.concatenate([coords[first], coords[last]])  # every part is a non-empty line
+    part_row = rows[owner]
+    one = np.zeros(len(parts), dtype=bool)
+    if "oneway" in roads.columns:
+        oneway = roads["oneway"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+        one = oneway[part_row]
+    out = {}
+    k_all = len(parts)
+    for mode in modes:
+        sel = np.flatnonzero(usable[mode][part_row] & (length_m > 0))
+        if len(sel) == 0:
+            raise RoadsQualityError(
+                f"道路图层没有可用于{mode}的线 / no usable {mode} line in roads"
+            )
+        xy = np.concatenate([ends[sel], ends[k_all + sel]])
+        out[mode] = _quality(
+            mode,
+            xy,
+            length_m[sel],
+            one[sel] if mode == "drive" else np.zeros(len(sel), dtype=bool),
+            parts[sel],
+            target,
+            population,
+            reach_dist_m,
+            snap_tol_m,
+        )
+    return out
+
+
+def _quality(
+    mode: str,
+    ends: np.ndarray,
+    length_m: np.ndarray,
+    one: np.ndarray,
+    parts: np.ndarray,
+    target: CRS,
+    population: gpd.GeoDataFrame | None,
+    reach_dist_m: float,
+    snap_tol_m: float,
+) -> RoadsQuality:
     label = _cluster_ends(ends, snap_tol_m)
-    k = len(parts)
+    k = len(length_m)
     used, inv = np.unique(label, return_inverse=True)
     u, v = inv[:k], inv[k:]
     n = len(used)
     degree = np.bincount(inv, minlength=n)
-    if mode == "drive" and "oneway" in roads.columns:
-        oneway = roads["oneway"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-        one = oneway[rows][owner]
-    else:
-        one = np.zeros(k, dtype=bool)
     tails = np.concatenate([u, v[~one]])
     heads = np.concatenate([v, u[~one]])
     adj = sp.coo_matrix((np.ones(len(tails)), (tails, heads)), shape=(n, n)).tocsr()
