@@ -173,6 +173,19 @@ def test_nodata_cells_are_excluded(worldpop, pengjiang):
     assert not ids & set(pts["cell_id"])
     assert (pts["pop_total"] > 0).all()
     assert rep.source_total < v[v > 0].sum()  # never reads -99999 as people
+    assert [w for w in rep.warnings if "12 cells" in w and "no data" in w]
+
+
+def test_raster_covering_part_of_the_district(tmp_path, pengjiang):
+    t, w, h = _grid_over(pengjiang.bounds, D3, 0)
+    v = _counts(h, w // 2, 3)  # only the western half of the district's box
+    path = _write(tmp_path / "west.tif", v, t, "EPSG:4326")
+    pts, rep = population_from_raster(path, boundary=pengjiang, aged_share=0.2)
+    assert pts.geometry.x.max() < t.c + (w // 2) * D3  # nothing east of the raster's edge
+    assert [x for x in rep.warnings if "does not cover the whole boundary" in x]
+    ref = _overlay_inside(_cells_in_crs(v, t, "EPSG:4326", GK), pengjiang, GK)
+    assert rep.inside_total == pytest.approx(ref.sum(), rel=1e-9)
+    assert rep.inside_total + rep.outside_total == pytest.approx(v.sum(), rel=1e-9)
 
 
 @pytest.mark.parametrize("crs", ["EPSG:32649", GK])

@@ -795,6 +795,12 @@ def population_from_raster(
             f"{file}: 边界内没有人口 / no people inside the boundary "
             f"({acc['cells_read']:,} cells read, {acc['source']:,.1f} people in them)"
         )
+    if acc["nodata_inside"]:
+        n = acc["nodata_inside"]
+        acc["warnings"].append(
+            f"{file}: 边界内 {n} 个栅格单元无数据, 按无人计 / {n} cells with their centre inside "
+            "the boundary have no data (nodata or NaN): counted as nobody"
+        )
     to_s = Transformer.from_crs(mcrs, CRS.from_user_input(STORAGE_CRS), always_xy=True)
     lon, lat = to_s.transform(x_m, y_m)
     cell_size = np.sqrt(cell_m2)
@@ -848,6 +854,7 @@ def population_from_raster(
         aged_method=how,
         cells_read=acc["cells_read"],
         moved_points=int(moved.sum()),
+        warnings=tuple(acc["warnings"]),
         by_unit=by_unit,
     )
     say(f"人口点 {len(gdf):,} 个 / {len(gdf):,} population points")
@@ -872,10 +879,14 @@ def _raster_cells(
     to_m = _transformer(rcrs, mcrs)
     t = src.transform
     minx, miny, maxx, maxy = poly_r.bounds
-    col0 = max(0, math.floor((minx - t.c) / t.a))
-    col1 = min(src.width, math.ceil((maxx - t.c) / t.a))
-    row0 = max(0, math.floor((maxy - t.f) / t.e))
-    row1 = min(src.height, math.ceil((miny - t.f) / t.e))
+    full = (
+        math.floor((minx - t.c) / t.a),
+        math.ceil((maxx - t.c) / t.a),
+        math.floor((maxy - t.f) / t.e),
+        math.ceil((miny - t.f) / t.e),
+    )
+    col0, col1 = max(0, full[0]), min(src.width, full[1])
+    row0, row1 = max(0, full[2]), min(src.height, full[3])
     if col1 <= col0 or row1 <= row0:
         raise PopulationError(
             f"{file}: 栅格与边界不相交 / the raster (bounds {tuple(src.bounds)}, {src.crs}) does "
@@ -891,7 +902,14 @@ def _raster_cells(
         "area_m2": 0.0,
         "area_n": 0,
         "crs": rcrs.to_string(),
+        "nodata_inside": 0,
+        "warnings": [],
     }
+    if (col0, col1, row0, row1) != full:
+        acc["warnings"].append(
+            f"{file}: 栅格未覆盖整个边界, 覆盖不到的部分按无人计 / the raster does not cover the "
+            "whole boundary: the part outside it counts as nobody"
+        )
     out: list[tuple[np.ndarray, ...]] = []
     for r0 in range(row0, row1, step):
         rows = min(step, row1 - r0)
@@ -938,6 +956,7 @@ def _raster_cells(
             aged = np.minimum(aged, values)
         acc["source"] += float(values[people].sum())
         tw = _window_transform(t, col0, r0)
+        acc["nodata_inside"] += int((_burn(poly_r, tw, (rows, width), False) & ~valid).sum())
         row_m2 = _row_areas_m2(tw, rows, width // 2, to_m)
         ov = _overlap(poly_r, poly_m, tw, (rows, width), people, band_r, to_m, row_m2)
         frac = np.minimum(ov.area_m2 / ov.cell_m2, 1.0)
@@ -1193,7 +1212,7 @@ def population_from_units(
                 shapely.GeometryCollection(list(near_r)), road_reach_m, quad_segs=_QUAD_SEGS
             )
             region = _polygonal(shapely.intersection(region, reach))
-        if basis and shapely.area(region) <= 0:
+        if basis and shapely.area(region) < 1.0:  # under 1 m2: no populated area to speak of
             warnings.append(
                 f"{r.code} {name}: {lack_zh}, 按全部面积分配 / unit {r.code} {name} has {lack}: "
                 "its counts are spread over its whole area"
