@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -15,15 +16,48 @@ FieldType = Literal["string", "integer", "float", "boolean", "date", "datetime"]
 FIELD_TYPES: tuple[str, ...] = ("string", "integer", "float", "boolean", "date", "datetime")
 GEOMETRY_TYPES: tuple[str, ...] = ("Point", "LineString", "Polygon")
 
+_SPACE = re.compile(r"\s+")
+_TRAILING_BRACKET = re.compile(r"[(\[【][^()\[\]【】]*[)\]】]$")
+
+
+def text_key(text: object) -> str:
+    """Normalise a header or a value for tolerant matching.
+
+    Full-width (全角) letters, digits and brackets become half-width and Roman-numeral
+    characters become letters (Unicode NFKC: ``Ⅲ类`` → ``III类``, ``３`` → ``3``), case is
+    folded and all white space is removed.
+
+    Parameters
+    ----------
+    text
+        Any value; non-strings are matched by their ``str()``.
+
+    Returns
+    -------
+    str
+    """
+    return _SPACE.sub("", unicodedata.normalize("NFKC", str(text))).casefold()
+
+
+def strip_unit(key: str) -> str:
+    """Drop a trailing bracketed part of a normalised key: ``容纳人数(人)`` → ``容纳人数``."""
+    out = key
+    while True:
+        shorter = _TRAILING_BRACKET.sub("", out)
+        if shorter == out or not shorter:
+            return out
+        out = shorter
+
 
 @dataclass(frozen=True)
 class AllowedValue:
-    """One allowed code of an enumerated field, with its labels."""
+    """One allowed code of an enumerated field, with its labels and accepted synonyms."""
 
     code: str
     zh: str
     en: str
     color: str | None = None
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,15 +87,28 @@ class FieldSpec:
     values: tuple[AllowedValue, ...] = ()
     warn_min: Threshold | None = None
     warn_max: Threshold | None = None
+    aliases: tuple[str, ...] = ()
+    default: Any = None
 
     def lookup(self) -> dict[str, str]:
-        """Map every accepted spelling (code, Chinese label, English label) to its code."""
+        """Map every accepted spelling of an allowed value, as ``text_key()``, to its code.
+
+        Accepted: the code, the Chinese and English labels, the value's ``aliases`` in the spec,
+        and the labels without a trailing bracketed note (``Ⅲ类(<10天/临时)`` → ``Ⅲ类``) where
+        that is not another value's spelling. Matching ignores case, width and white space.
+        """
         out: dict[str, str] = {}
         for v in self.values:
-            out[v.code] = v.code
-            out[v.zh] = v.code
-            out[v.en.casefold()] = v.code
+            for spelling in (v.code, v.zh, v.en, *v.aliases):
+                out[text_key(spelling)] = v.code
+        for v in self.values:
+            for label in (v.zh, v.en):
+                out.setdefault(strip_unit(text_key(label)), v.code)
         return out
+
+    def match(self, value: Any) -> str | None:
+        """Return the code ``value`` spells, or None when it is not an allowed value."""
+        return self.lookup().get(text_key(value))
 
     def label(self, code: Any, lang: str = "zh") -> str:
         """Return the label of ``code`` in ``lang``, or the code itself when unknown."""
@@ -85,6 +132,36 @@ class LayerSpec:
     symbology: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     path: Path | None = None
+    id_prefix: str = ""
+
+    def header_keys(self) -> dict[str, str]:
+        """Map every accepted column heading, as ``text_key()``, to its field name.
+
+        Accepted: the field's name, Chinese and English titles, its ``aliases`` in the spec, and
+        the first 10 characters of a long name (shapefile DBF columns are cut to 10).
+        """
+        out: dict[str, str] = {}
+        for f in self.fields:
+            for heading in (f.name, f.title_zh, f.title_en, *f.aliases):
+                out.setdefault(text_key(heading), f.name)
+            if len(f.name) > 10:
+                out.setdefault(text_key(f.name[:10]), f.name)
+        return out
+
+    def match_header(self, heading: str) -> str | None:
+        """Field a column heading names, or None.
+
+        Case, width and white space are ignored, and a trailing unit in brackets is
+        dropped when the full heading is not known: ``可容纳人数（人）`` → ``capacity_persons``.
+        """
+        keys = self.header_keys()
+        key = text_key(heading)
+        return keys.get(key) or keys.get(strip_unit(key))
+
+    def auto_id(self, row: int, *, width: int = 4, prefix: str | None = None) -> str:
+        """Make an identifier from a 1-based file row: ``S0001`` for row 1 of a shelters list."""
+        lead = self.id_prefix if prefix is None else prefix
+        return f"{lead}{row:0{width}d}"
 
     def field(self, name: str) -> FieldSpec:
         """Return the spec of field ``name``."""
@@ -154,11 +231,22 @@ def _field(raw: dict[str, Any], where: str) -> FieldSpec:
         raise LayerSpecError(f"{where}: type '{ftype}' is not one of {list(FIELD_TYPES)}")
     title = raw.get("title", {})
     values = tuple(
-        AllowedValue(str(v["code"]), str(v["zh"]), str(v["en"]), v.get("color"))
+        AllowedValue(
+            str(v["code"]),
+            str(v["zh"]),
+            str(v["en"]),
+            v.get("color"),
+            _strings(v.get("aliases", []), f"{where}, value '{v['code']}' aliases"),
+        )
         for v in raw.get("values", [])
     )
     if values and ftype != "string":
         raise LayerSpecError(f"{where}: allowed values are only supported on string fields")
+    _check_value_spellings(values, where)
+    required = bool(raw.get("required", False))
+    default = raw.get("default")
+    if default is not None:
+        _check_default(default, ftype, values, required, where)
     pattern = raw.get("pattern")
     if pattern is not None:
         try:
@@ -170,7 +258,7 @@ def _field(raw: dict[str, Any], where: str) -> FieldSpec:
         type=ftype,  # type: ignore[arg-type]
         title_zh=str(title.get("zh", name)),
         title_en=str(title.get("en", name)),
-        required=bool(raw.get("required", False)),
+        required=required,
         unit=raw.get("unit"),
         min=raw.get("min"),
         max=raw.get("max"),
@@ -179,7 +267,62 @@ def _field(raw: dict[str, Any], where: str) -> FieldSpec:
         values=values,
         warn_min=_threshold(raw.get("warn_min"), where),
         warn_max=_threshold(raw.get("warn_max"), where),
+        aliases=_strings(raw.get("aliases", []), f"{where}: aliases"),
+        default=default,
     )
+
+
+def _strings(raw: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x.strip() for x in raw):
+        raise LayerSpecError(f"{where} must be a list of non-empty strings, not {raw!r}")
+    return tuple(raw)
+
+
+def _check_value_spellings(values: tuple[AllowedValue, ...], where: str) -> None:
+    """Refuse a spelling (code, label or alias) that would name two different codes."""
+    seen: dict[str, str] = {}
+    for v in values:
+        for spelling in (v.code, v.zh, v.en, *v.aliases):
+            key = text_key(spelling)
+            if seen.setdefault(key, v.code) != v.code:
+                raise LayerSpecError(
+                    f"{where}: '{spelling}' would mean both '{seen[key]}' and '{v.code}'"
+                )
+
+
+def _check_default(
+    default: Any, ftype: str, values: tuple[AllowedValue, ...], required: bool, where: str
+) -> None:
+    if required:
+        raise LayerSpecError(
+            f"{where}: a required field cannot have a default (the user supplies it with "
+            f"--default FIELD=VALUE)"
+        )
+    ok = {
+        "string": isinstance(default, str),
+        "integer": isinstance(default, int) and not isinstance(default, bool),
+        "float": isinstance(default, int | float) and not isinstance(default, bool),
+        "boolean": isinstance(default, bool),
+    }.get(ftype, isinstance(default, str))
+    if not ok:
+        raise LayerSpecError(f"{where}: default {default!r} is not a {ftype}")
+    if values and default not in {v.code for v in values}:
+        raise LayerSpecError(f"{where}: default {default!r} is not one of the allowed codes")
+
+
+def _check_headers(fields: tuple[FieldSpec, ...], where: str) -> None:
+    """Refuse a field alias that is also another field's name, title or alias."""
+    owner: dict[str, str] = {}
+    for f in fields:
+        for heading in (f.name, f.title_zh, f.title_en):
+            owner.setdefault(text_key(heading), f.name)
+    for f in fields:
+        for alias in f.aliases:
+            key = text_key(alias)
+            if owner.setdefault(key, f.name) != f.name:
+                raise LayerSpecError(
+                    f"{where}, field '{f.name}': alias '{alias}' already names field '{owner[key]}'"
+                )
 
 
 def load_spec(path: str | Path) -> LayerSpec:
@@ -213,6 +356,7 @@ def load_spec(path: str | Path) -> LayerSpec:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise LayerSpecError(f"{where}: duplicate field names {dupes}")
+    _check_headers(fields, where)
     id_field = str(_need(raw, "id_field", where))
     if id_field not in names:
         raise LayerSpecError(f"{where}: id_field '{id_field}' is not among the fields {names}")
@@ -231,6 +375,7 @@ def load_spec(path: str | Path) -> LayerSpec:
         symbology=dict(raw.get("symbology", {})),
         description=str(raw.get("description", "")),
         path=path,
+        id_prefix=str(raw.get("id_prefix", str(_need(raw, "name", where))[:1].upper())),
     )
     if spec.name != path.stem:
         raise LayerSpecError(f"{where}: name '{spec.name}' must equal the file name '{path.stem}'")
