@@ -5,13 +5,19 @@ checks: missing CRS, unknown/legacy CRS, wrong geometry type, empty or invalid g
 with ``make_valid`` only when asked, and then reported), coordinates outside the expected area,
 missing required fields and values, wrong types, values outside the allowed set or range,
 duplicate ids, non-UTF-8 text, and the standards' warning thresholds named in the spec.
+
+Columns are matched to fields by name, title or the spec's ``aliases``, and enumerated values by
+code, label or the value's ``aliases``, ignoring case, width (全角) and white space; every such
+reading is reported as a notice. Before the checks, :func:`prepare_layer` can fill absent fields
+(:mod:`geo_mz.core.defaults`), keep only the rows inside a district (:mod:`geo_mz.core.clip`) and
+compare the points with a reference layer for a GCJ-02/BD-09 mix-up (:mod:`geo_mz.core.datum`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +28,10 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from geo_mz.core.catalog import FieldSpec, LayerSpec, get_spec
+from geo_mz.core.catalog import FieldSpec, LayerSpec, get_spec, text_key
+from geo_mz.core.clip import District, clip_rows, source_coordinates
+from geo_mz.core.datum import DatumCheck, check_datum, declared_reading
+from geo_mz.core.defaults import apply_defaults, fill_notices
 from geo_mz.core.errors import CrsError, LayerValidationError, Problem
 from geo_mz.core.io import read_source
 from geo_mz.core.projection import (
@@ -62,6 +71,13 @@ class LayerResult:
         Errors, warnings and notices, in file order.
     source_crs
         The CRS (or China datum) the coordinates were read in.
+    clipped
+        With a clip: the rows left out because they lie outside the district (``row``, ``id``,
+        ``lon``, ``lat`` as in the file, ``distance_km``); None without a clip.
+    district
+        With a clip: which area the rows were clipped to (Chinese / English).
+    datum
+        The datum check against the reference layer, when it applied.
     """
 
     kind: str
@@ -69,6 +85,9 @@ class LayerResult:
     gdf: gpd.GeoDataFrame
     problems: list[Problem] = field(default_factory=list)
     source_crs: str | None = None
+    clipped: pd.DataFrame | None = None
+    district: str | None = None
+    datum: DatumCheck | None = None
 
     @property
     def errors(self) -> list[Problem]:
@@ -185,21 +204,14 @@ def _typed_column(values: list[Any], ftype: str) -> pd.Series:
 def _rename_columns(
     df: pd.DataFrame, spec: LayerSpec, file: str
 ) -> tuple[pd.DataFrame, dict[str, str], list[Problem]]:
-    """Match columns to fields by name, case-insensitively, by title, or by a 10-char DBF name."""
+    """Match columns to fields by name, title or alias (see :meth:`LayerSpec.match_header`)."""
     problems: list[Problem] = []
-    by_key: dict[str, str] = {}
-    for f in spec.fields:
-        by_key.setdefault(f.name.casefold(), f.name)
-        by_key.setdefault(f.title_zh, f.name)
-        by_key.setdefault(f.title_en.casefold(), f.name)
-        if len(f.name) > 10:  # shapefiles (DBF) cut field names to 10 characters
-            by_key.setdefault(f.name[:10].casefold(), f.name)
     renames: dict[str, str] = {}
     present = set(df.columns)
     for col in df.columns:
         if col == "geometry" or col in spec.field_names:
             continue
-        target = by_key.get(str(col).strip()) or by_key.get(str(col).strip().casefold())
+        target = spec.match_header(str(col))
         if target and target not in present and target not in renames.values():
             renames[col] = target
             problems.append(
@@ -209,7 +221,7 @@ def _rename_columns(
                     None,
                     target,
                     "renamed_field",
-                    f"column '{col}' read as field '{target}'",
+                    f"列 '{col}' 读作字段 '{target}' / column '{col}' read as field '{target}'",
                     "notice",
                 )
             )
@@ -218,16 +230,22 @@ def _rename_columns(
 
 @dataclass
 class _Findings:
-    """Collects problems of one file; rows are given 0-based and reported 1-based."""
+    """Collects problems of one file; rows are given 0-based and reported as file rows."""
 
     file: str
     ids: list[str | None]
     items: list[Problem] = field(default_factory=list)
+    rows: Sequence[int] | None = None
+    layer: str = ""
+
+    def row(self, i: int) -> int:
+        """Return the 1-based file row of the ``i``-th feature."""
+        return int(self.rows[i]) if self.rows is not None else int(i) + 1
 
     def add(
         self, i: int | None, name: str | None, code: str, message: str, severity: str = "error"
     ) -> None:
-        row = None if i is None else int(i) + 1
+        row = None if i is None else self.row(i)
         fid = self.ids[i] if i is not None and i < len(self.ids) else None
         self.items.append(Problem(self.file, row, fid, name, code, message, severity))
 
@@ -245,8 +263,9 @@ def _check_fields(df: pd.DataFrame, spec: LayerSpec, found: _Findings) -> dict[s
                 None,
                 f.name,
                 "missing_field",
-                f"required field '{f.name}' ({f.title_zh}) is not in the file; "
-                f"columns are {columns}",
+                f"必填字段 '{f.name}'（{f.title_zh}）不在文件中；可用 --default {f.name}=值 补上 / "
+                f"required field '{f.name}' ({f.title_zh}) is not in the file; columns are "
+                f"{columns}; supply it with --default {f.name}=VALUE (defaults= in Python)",
             )
         else:
             absent_optional.append(f.name)
@@ -256,7 +275,8 @@ def _check_fields(df: pd.DataFrame, spec: LayerSpec, found: _Findings) -> dict[s
             None,
             None,
             "absent_optional_fields",
-            f"optional fields not in the file, left empty: {absent_optional}",
+            f"文件中没有这些可选字段，留空 / optional fields not in the file, left empty: "
+            f"{absent_optional}",
             "notice",
         )
     for f in spec.fields:
@@ -323,14 +343,15 @@ def _check_field(values: list[Any], f: FieldSpec, found: _Findings) -> pd.Series
             found.add(i, f.name, "wrong_type", f"{v!r} is not a valid {f.type} ({exc})")
             continue
         if lookup is not None:
-            code = lookup.get(x) or lookup.get(x.casefold())
+            code = lookup.get(text_key(x))
             if code is None:
                 found.add(
                     i,
                     f.name,
                     "not_allowed",
-                    f"{x!r} is not an allowed value; expected one of {shown} "
-                    f"(or their Chinese/English labels)",
+                    f"{x!r} 不是允许的值，应为 {shown}（或其中文/英文名称、别名）/ {x!r} is not an "
+                    f"allowed value; expected one of {shown} (or their Chinese/English labels "
+                    f"or aliases; see geo-mz catalog {found.layer})",
                 )
                 continue
             if code != x:
@@ -339,9 +360,14 @@ def _check_field(values: list[Any], f: FieldSpec, found: _Findings) -> pd.Series
         _check_value(x, i, f, pattern, found)
         clean[-1] = x
     if normalised:
-        examples = ", ".join(f"{k}→{v}" for k, v in list(normalised.items())[:5])
+        examples = ", ".join(f"{k}→{v}" for k, v in list(normalised.items())[:8])
+        more = f" (+{len(normalised) - 8})" if len(normalised) > 8 else ""
         found.add(
-            None, f.name, "normalised_labels", f"labels stored as their codes: {examples}", "notice"
+            None,
+            f.name,
+            "normalised_labels",
+            f"按代码存储 / labels stored as their codes: {examples}{more}",
+            "notice",
         )
     return _typed_column(clean, f.type)
 
@@ -452,6 +478,7 @@ def check_layer(
     file: str = "<memory>",
     repair: bool = False,
     area: tuple[float, float, float, float] | None = CHINA_BOUNDS,
+    row_numbers: Sequence[int] | None = None,
 ) -> tuple[gpd.GeoDataFrame, list[Problem]]:
     """Check features already in the storage CRS against a spec.
 
@@ -467,6 +494,9 @@ def check_layer(
         Repair invalid geometries with ``shapely.make_valid`` (each repair is reported).
     area
         Expected lon/lat bounds ``(minx, miny, maxx, maxy)``; China by default, None to skip.
+    row_numbers
+        The 1-based file row of each feature, when it is not ``i + 1`` (rows were left out by
+        a clip, or blank rows of a sheet).
 
     Returns
     -------
@@ -478,7 +508,7 @@ def check_layer(
     df.columns = [str(c) for c in df.columns]
     df, _, renamed = _rename_columns(df, spec, file)
     ids = _ids(df, spec)
-    found = _Findings(file, ids, list(renamed))
+    found = _Findings(file, ids, list(renamed), row_numbers, spec.name)
     crs_known = gdf.crs is not None
     if not crs_known:
         found.add(
@@ -503,7 +533,11 @@ def check_layer(
     for i, fid in enumerate(ids):
         if fid is not None and fid in first:
             found.add(
-                i, spec.id_field, "duplicate_id", f"id {fid!r} already used by row {first[fid] + 1}"
+                i,
+                spec.id_field,
+                "duplicate_id",
+                f"编号 {fid!r} 与第 {found.row(first[fid])} 行重复 / id {fid!r} already used by "
+                f"row {found.row(first[fid])}",
             )
         elif fid is not None:
             first[fid] = i
@@ -607,16 +641,22 @@ def prepare_layer(
     repair: bool = False,
     area: tuple[float, float, float, float] | None = CHINA_BOUNDS,
     catalog_dir: str | Path | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    clip_to: District | None = None,
+    reference: gpd.GeoDataFrame | None = None,
+    reference_name: tuple[str, str] = ("道路", "roads"),
 ) -> LayerResult:
     """Read a file, convert it to the storage CRS and check it against the spec of ``kind``.
 
     Data problems do not raise: they are all collected in the result (call
-    :meth:`LayerResult.raise_for_errors` or use :func:`load_layer` to raise).
+    :meth:`LayerResult.raise_for_errors` or use :func:`load_layer` to raise). The steps, in
+    order: read; convert the CRS; match columns to fields; fill defaults; compare the points with
+    the reference layer (datum check); clip to the district; check every row that is left.
 
     Parameters
     ----------
     path
-        GeoPackage, GeoJSON, Shapefile or CSV (lon/lat columns).
+        GeoPackage, GeoJSON, Shapefile, or a CSV/XLSX list with longitude/latitude columns.
     kind
         Catalog layer name, e.g. ``"elder_care"``.
     source_crs
@@ -624,13 +664,24 @@ def prepare_layer(
         ``EPSG:4326``, or ``gcj02`` / ``bd09`` for Amap/echarts or Baidu coordinates, which are
         converted to WGS84.
     layer_name, encoding, lon_field, lat_field
-        Passed to :func:`geo_mz.core.read_source`.
+        Passed to :func:`geo_mz.core.read_source` (``layer_name`` is the sheet of an XLSX).
     repair
         Repair invalid geometries with ``make_valid`` (reported per feature).
     area
         Expected lon/lat bounds; features outside are errors.
     catalog_dir
         Alternative catalog folder.
+    defaults
+        Values for fields the file lacks or leaves empty, by field name, e.g.
+        ``{"capacity_persons": 1000, "shelter_id": "auto"}`` (see :mod:`geo_mz.core.defaults`).
+    clip_to
+        Keep only the rows inside this district; the others are listed in
+        :attr:`LayerResult.clipped` and as notices instead of being errors.
+    reference
+        A layer in a true datum to compare points with (the workspace's roads); with None the
+        datum check reports that it was not possible.
+    reference_name
+        Chinese and English name of the reference, for messages.
 
     Returns
     -------
@@ -643,6 +694,8 @@ def prepare_layer(
     problems = list(src.problems)
     gdf = src.gdf
     file = src.file
+    rows = list(src.row_numbers) if src.row_numbers is not None else list(range(1, len(gdf) + 1))
+    source_xy = source_coordinates(gdf.geometry)
     crs, crs_problem = _resolve_crs(gdf.crs, source_crs, file, src.crs_from_file)
     if crs_problem is not None:
         problems.append(crs_problem)
@@ -663,26 +716,75 @@ def prepare_layer(
     if crs_for_check is None:
         gdf = gdf.set_crs(None, allow_override=True)
     renamed_df, renames, rename_notes = _rename_columns(gdf, spec, file)
-    gdf = gpd.GeoDataFrame(renamed_df, geometry=gdf.geometry.name, crs=gdf.crs)
     problems = [replace(p, field=renames.get(p.field, p.field)) if p.field else p for p in problems]
-    out, checks = check_layer(gdf, spec, file=file, repair=repair, area=area)
+    attrs, fills = apply_defaults(
+        pd.DataFrame(renamed_df.drop(columns=gdf.geometry.name)), spec, defaults, rows=rows
+    )
+    gdf = gpd.GeoDataFrame(attrs, geometry=gdf.geometry.values, crs=gdf.crs)
+    all_ids = _ids(gdf, spec)
+    notes = list(rename_notes)
+    datum = None
+    declared = declared_reading(crs) if crs_for_check is not None else None
+    if spec.geometry == "Point" and declared is not None:
+        datum = check_datum(
+            source_xy[:, 0], source_xy[:, 1], declared, reference, reference_name=reference_name
+        )
+        notes.append(datum.problem(file))
+    keep = np.ones(len(gdf), dtype=bool)
+    clipped = None
+    if clip_to is not None and crs_for_check is not None:
+        keep, clipped, clip_notes = clip_rows(
+            gdf.geometry, clip_to, file=file, rows=rows, ids=all_ids, source_xy=source_xy
+        )
+        notes += clip_notes
+        if len(gdf) and not keep.any():
+            notes.append(
+                Problem(
+                    file,
+                    None,
+                    None,
+                    "geometry",
+                    "nothing_inside",
+                    f"没有一行在辖区内：坐标系（--source-crs）或工作空间对吗？/ no row lies inside "
+                    f"the district ({clip_to.label_en}): is --source-crs right, is it the right "
+                    f"workspace?",
+                )
+            )
+    notes += fill_notices(fills, keep, file=file, ids=all_ids)
+    kept_rows = [r for r, k in zip(rows, keep, strict=True) if k]
+    kept = gdf[keep].reset_index(drop=True)
+    out, checks = check_layer(
+        kept, spec, file=file, repair=repair, area=area, row_numbers=kept_rows
+    )
     # Undecodable text is reported once, by the reader, which knows the original bytes.
     seen = {(p.row, p.field) for p in problems if p.code == "non_utf8"}
     checks = [p for p in checks if not (p.code == "non_utf8" and (p.row, p.field) in seen)]
-    checks = rename_notes + checks
+    checks = notes + checks
     if crs_problem is not None:
         checks = [p for p in checks if p.code != "missing_crs"]
-    ids = _ids(out, spec)
-    # Problems found while reading (e.g. a bad coordinate) learn their feature id here.
+    id_of_row = dict(zip(rows, all_ids, strict=True))
+    # Problems found while reading (e.g. a bad coordinate) learn their feature id here; those of
+    # rows left out by the clip are dropped with the rows (the clip lists the rows themselves).
+    dropped = set(rows) - set(kept_rows)
     problems = [
-        replace(p, feature_id=ids[p.row - 1])
-        if p.feature_id is None and p.row is not None and 0 < p.row <= len(ids)
+        replace(p, feature_id=id_of_row.get(p.row))
+        if p.feature_id is None and p.row is not None
         else p
         for p in problems
+        if p.row is None or p.row not in dropped
     ]
     result_problems = problems + checks
     result_problems.sort(key=lambda p: p.row if p.row is not None else -1)
-    return LayerResult(kind, file, out, result_problems, crs)
+    return LayerResult(
+        kind,
+        file,
+        out,
+        result_problems,
+        crs,
+        clipped,
+        clip_to.label if clip_to is not None else None,
+        datum,
+    )
 
 
 def load_layer(path: str | Path, kind: str, **kwargs: Any) -> gpd.GeoDataFrame:

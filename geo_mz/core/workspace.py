@@ -29,6 +29,7 @@ import pyogrio
 
 import geo_mz
 from geo_mz.core.catalog import LayerSpec, get_spec, load_catalog
+from geo_mz.core.clip import District, district_from_layers
 from geo_mz.core.errors import LayerReadError, LayerValidationError, Problem, WorkspaceError
 from geo_mz.core.projection import STORAGE_CRS, gk_zone_crs
 from geo_mz.core.validate import LayerResult, check_layer, prepare_layer
@@ -413,33 +414,49 @@ class Workspace:
         source_crs: str | None = None,
         layer_name: str | None = None,
         encoding: str | None = None,
+        lon_field: str | None = None,
+        lat_field: str | None = None,
         repair: bool = False,
         synthetic: bool = False,
         method: str = "imported",
+        clip: bool = False,
+        defaults: Mapping[str, Any] | None = None,
     ) -> LayerResult:
         """Import one file as layer ``kind`` (replacing what is stored), or change nothing.
+
+        Points are compared with the workspace's ``roads`` layer for a GCJ-02/BD-09 mix-up
+        (:mod:`geo_mz.core.datum`; a warning, never a refusal).
 
         Parameters
         ----------
         path
-            Source file (GeoPackage, GeoJSON, Shapefile, CSV with lon/lat).
+            Source file (GeoPackage, GeoJSON, Shapefile, CSV/XLSX list with lon/lat).
         kind
             Catalog layer name.
         source_crs
             See :func:`geo_mz.core.prepare_layer`; ``gcj02``/``bd09`` are converted.
         layer_name, encoding
-            Which layer of a multi-layer file; text encoding when not UTF-8.
+            Which layer of a multi-layer file (the sheet of an XLSX); text encoding when not
+            UTF-8.
+        lon_field, lat_field
+            A list's coordinate columns when their names are not recognised.
         repair
             Repair invalid geometries (reported).
         synthetic
             Mark the layer as generated data.
         method
             How the data was produced, for the provenance record.
+        clip
+            Keep only the rows inside the workspace's district (:func:`district_of`) and list
+            the others in :attr:`LayerResult.clipped` and as notices, instead of failing on them.
+        defaults
+            Values for fields the file lacks or leaves empty, e.g.
+            ``{"capacity_persons": 1000, "shelter_id": "auto"}`` (:mod:`geo_mz.core.defaults`).
 
         Returns
         -------
         LayerResult
-            With warnings and notices.
+            With warnings and notices (and the rows left out by the clip).
 
         Raises
         ------
@@ -448,20 +465,32 @@ class Workspace:
         LayerReadError
             If the file cannot be read at all.
         """
+        reference, reference_name = reference_layer(self, kind)
         result = prepare_layer(
             path,
             kind,
             source_crs=source_crs,
             layer_name=layer_name,
             encoding=encoding,
+            lon_field=lon_field,
+            lat_field=lat_field,
             repair=repair,
             area=self.bounds,
+            defaults=defaults,
+            clip_to=district_of(self) if clip else None,
+            reference=reference,
+            reference_name=reference_name,
         )
         result.raise_for_errors()
+        how = [method]
+        if result.clipped is not None:
+            how.append(f"clipped to {result.district}: {len(result.clipped)} rows outside left out")
+        if defaults:
+            how.append("defaults " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
         prov = {
             "synthetic": synthetic,
             "source": str(path),
-            "method": method,
+            "method": "; ".join(how),
             "source_crs": result.source_crs or "",
             "sha256": file_sha256(path),
         }
@@ -507,6 +536,52 @@ class Workspace:
             pyogrio.write_dataframe(table[LAYER_COLUMNS].astype(object), tmp, layer=LAYERS_TABLE)
 
 
+def district_of(ws: Any) -> District:
+    """Return the district a list is clipped to in a workspace (either backend).
+
+    Its ``admin_units`` rows whose code is the workspace's adcode, else its county-level rows,
+    else its expected bounds (see :func:`geo_mz.core.clip.district_from_layers`).
+
+    Parameters
+    ----------
+    ws
+        A :class:`Workspace` or :class:`geo_mz.core.PostgisWorkspace`.
+
+    Returns
+    -------
+    District
+    """
+    meta = ws.metadata
+    units = ws.read("admin_units") if "admin_units" in ws.layers() else None
+    return district_from_layers(
+        units,
+        adcode=str(meta["adcode"]),
+        bounds=tuple(meta["bounds"]),
+        measure_crs=str(meta["measure_crs"]),
+    )
+
+
+def reference_layer(ws: Any, kind: str) -> tuple[gpd.GeoDataFrame | None, tuple[str, str]]:
+    """Return the layer points of ``kind`` are compared with in the datum check: the roads.
+
+    Parameters
+    ----------
+    ws
+        A workspace (either backend).
+    kind
+        The layer being imported (the roads are not compared with themselves).
+
+    Returns
+    -------
+    tuple
+        The roads (None when the workspace has none) and their Chinese and English names.
+    """
+    name = ("道路", "roads")
+    if kind == "roads" or "roads" not in ws.layers():
+        return None, name
+    return ws.read("roads"), name
+
+
 def new_metadata(
     *,
     name: str,
@@ -547,5 +622,7 @@ __all__ = [
     "Problem",
     "Workspace",
     "conform_types",
+    "district_of",
     "file_sha256",
+    "reference_layer",
 ]
