@@ -686,3 +686,32 @@ def test_units_without_per_unit_shares_is_an_error(worldpop, pengjiang):
         population_from_raster(
             worldpop[0], boundary=pengjiang, aged_share=0.2, units=_strips(pengjiang)
         )
+
+
+def test_the_sample_workspaces_own_raster(tmp_path):
+    """The Pengjiang sample's 2-band raster (total, aged 60+) back to points: same cells."""
+    from geo_mz.datasets.pengjiang import build_pengjiang, write_population_geotiff
+
+    sample = build_pengjiang()
+    tif = write_population_geotiff(sample.population_grid, tmp_path / "population_100m.tif")
+    units = sample.layers["admin_units"]
+    district = units.loc[units["adcode"] == "440703"]
+    pts, rep = population_from_raster(tif, boundary=district, aged_raster=tif, aged_band=2)
+    layer = sample.layers["population"]
+    assert rep.source_total == layer["pop_total"].sum() == 750_000
+    assert rep.inside_total + rep.outside_total == pytest.approx(750_000, rel=1e-12)
+    assert len(pts) == len(layer) and rep.moved_points == 0
+
+    # the same cell centres; interior cells equal, edge cells lose their part outside
+    def key(g: gpd.GeoDataFrame) -> pd.MultiIndex:
+        m = g.to_crs(GK).geometry
+        return pd.MultiIndex.from_arrays([np.round(m.x, 3), np.round(m.y, 3)])
+
+    mine = pd.Series(pts["pop_total"].to_numpy(), index=key(pts))
+    theirs = pd.Series(layer["pop_total"].to_numpy(), index=key(layer))
+    assert set(mine.index) == set(theirs.index)
+    diff = theirs.loc[mine.index].to_numpy() - mine.to_numpy()
+    assert (diff >= -1e-9).all() and (np.abs(diff) < 1e-9).mean() > 0.95
+    assert rep.outside_total == pytest.approx(diff.sum(), rel=1e-9)
+    assert rep.aged_total <= layer["pop_60plus"].sum()
+    print(f"\nsample raster: {len(pts):,} points, {rep.outside_total:,.1f} people clipped off")
