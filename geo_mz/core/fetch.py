@@ -700,12 +700,13 @@ def fetch_osm(
         Overpass interpreter URL; default ``$GEO_MZ_OVERPASS_URL`` or :data:`DEFAULT_OVERPASS`.
         The query is POSTed as the form field ``data``.
     extract_url
-        URL of a ready extract instead of a query, e.g. Geofabrik's
-        ``https://download.geofabrik.de/asia/china/guangdong-latest.osm.pbf`` or a BBBike
-        extract: the sensible choice for a whole city or province (Overpass is for a district).
+        URL of a ready extract instead of a query (copy the link of a ``.osm.pbf`` from
+        download.geofabrik.de, Asia → China, or from a BBBike extract): the sensible choice for
+        a whole city or province (Overpass is for a district).
     sha256
         Expected sha256 of the extract (only with ``extract_url``: Overpass answers change
         with every edit of the map). Without it the computed hash is reported, not verified.
+        Pin a dated file, not a ``-latest`` one, which changes every day.
     margin_deg
         Widen ``bbox`` by this many degrees on every side (0.01° ≈ 1 km), so the roads just
         outside the district, which still carry trips inside it, are included.
