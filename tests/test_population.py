@@ -609,6 +609,8 @@ def test_chinese_headers_csv_gbk_and_xlsx(tmp_path, beijing):
     )  # fmt: skip
     csv = tmp_path / "户籍人口.csv"
     cn.to_csv(csv, index=False, encoding="gbk")
+    with csv.open("a", encoding="gbk") as f:
+        f.write(",,,\n")  # a blank row at the end, as spreadsheets leave
     xlsx = tmp_path / "户籍人口.xlsx"
     cn.to_excel(xlsx, index=False)
     for src in (csv, xlsx, cn):
@@ -636,6 +638,12 @@ def test_table_errors_all_at_once(beijing):
     with pytest.raises(PopulationError, match="codes with no town polygon") as e:
         population_from_units(extra, units, level="town")
     assert e.value.problems == ["110100998", "110100999"]
+    summed = pd.concat(
+        [table, pd.DataFrame({"adcode": ["合计"], "pop_total": [table["pop_total"].sum()],
+                              "pop_60plus": [table["pop_60plus"].sum()]})], ignore_index=True,
+    )  # fmt: skip
+    with pytest.raises(PopulationError, match=r"row 4, 'adcode'.*not a numeric code: '合计'"):
+        population_from_units(summed, units, level="town")
     with pytest.raises(PopulationError, match="no total column"):
         population_from_units(table.rename(columns={"pop_total": "x"}), units, level="town")
 

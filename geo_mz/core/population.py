@@ -996,6 +996,8 @@ def _parse_rows(df: pd.DataFrame, file: str, code_c: str, total_c: str, aged_c: 
     ):
         where = f"{file} 第 {i} 行 / row {i}"
         code = _code_text(code_v)
+        if code is None and _count(tot_v) is None and _count(aged_v) is None:
+            continue  # a blank row (spreadsheets keep some at the end)
         if code is None or not code.isdigit():
             problems.append(f"{where}, '{code_c}': 代码无效 / not a numeric code: {code_v!r}")
             continue
@@ -1093,7 +1095,8 @@ def population_from_units(
         Headers may be the field names or the Chinese ones bureaus use: see
         ``TOTAL_FIELD_ALIASES`` (户籍人口, 总人口, ...), ``AGED_FIELD_ALIASES``
         (60岁以上, 60周岁及以上人口, ...) and ``CODE_FIELD_ALIASES`` (区划代码, ...); a
-        trailing unit such as ``(人)`` is ignored.
+        trailing unit such as ``(人)`` is ignored. Blank rows are skipped; a total row (合计)
+        is an error (no code): remove it. Rows are numbered from 1 under the header.
     units
         The ``admin_units`` layer (``adcode``, ``name``, ``level``, polygons, with a CRS).
     level
