@@ -8,6 +8,7 @@ import geopandas as gpd
 import pyogrio
 import pytest
 import shapely
+from click.testing import CliRunner
 
 from geo_mz.core.errors import LayerReadError, LayerValidationError
 from geo_mz.core.validate import load_layer, prepare_layer
@@ -284,3 +285,49 @@ def test_real_beijing_township_shapefile(shared_data: Path, tmp_path: Path):
     )
     ws.import_file(fixed, "admin_units")
     assert len(ws.read("admin_units")) == 331
+
+
+def test_tolerant_values_in_memory_layers_too(tmp_path: Path):
+    """check_layer (web map edits, workspace writes) reads the spec's aliases and full width."""
+    from geo_mz.core.catalog import get_spec
+    from geo_mz.core.validate import check_layer
+
+    gdf = gpd.GeoDataFrame(
+        {
+            "编号": ["S1", "S2"],
+            "名称": ["a", "b"],
+            "类别": ["Ⅲ类", "２类"],
+            "有效面积": [3000.0, 3000.0],
+            "容纳人数": [10, 10],
+        },
+        geometry=[shapely.Point(113.05, 22.6), shapely.Point(113.06, 22.6)],
+        crs=4490,
+    )
+    out, problems = check_layer(gdf, get_spec("shelters"), file="edit", row_numbers=[7, 9])
+    assert not [p for p in problems if p.severity == "error"]
+    assert out["shelter_class"].tolist() == ["III", "II"]
+    bad = gdf.assign(类别=["Ⅳ类", "II"])
+    _, problems = check_layer(bad, get_spec("shelters"), file="edit", row_numbers=[7, 9])
+    (err,) = [p for p in problems if p.severity == "error"]
+    assert (err.row, err.feature_id, err.field, err.code) == (
+        7,
+        "S1",
+        "shelter_class",
+        "not_allowed",
+    )
+
+
+def test_missing_lon_column_names_an_option_that_exists(tmp_path: Path):
+    from geo_mz.cli.main import main as cli
+
+    src = tmp_path / "list.csv"
+    src.write_text("设施编号,名称,设施类型,状态,东经度数,北纬度数\nA1,x,敬老院,运营中,113.1,22.6\n")
+    with pytest.raises(LayerReadError) as exc:
+        prepare_layer(src, "elder_care", source_crs="EPSG:4490")
+    assert str(src) in str(exc.value) and "--lon-field" in str(exc.value)
+    help_text = CliRunner().invoke(cli, ["validate", "--help"]).output
+    assert "--lon-field" in help_text and "--lat-field" in help_text
+    ok = prepare_layer(
+        src, "elder_care", source_crs="EPSG:4490", lon_field="东经度数", lat_field="北纬度数"
+    )
+    assert ok.ok, ok.errors

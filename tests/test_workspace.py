@@ -208,3 +208,92 @@ def test_not_a_workspace(tmp_path: Path, good_care_file: Path):
         open_workspace(plain)
     with pytest.raises(WorkspaceError, match="already exists"):
         Workspace.create(plain, name="x", adcode="440703", bounds=PENGJIANG)
+
+
+def district_units() -> gpd.GeoDataFrame:
+    """Pengjiang as one hand-made county polygon and a neighbour outside the jurisdiction."""
+    return gpd.GeoDataFrame(
+        {
+            "adcode": ["440703", "440704"],
+            "name": ["蓬江区", "江海区"],
+            "level": ["county", "county"],
+            "in_jurisdiction": pd.array([True, False], dtype="boolean"),
+        },
+        geometry=[shapely.box(112.95, 22.5, 113.1, 22.7), shapely.box(113.1, 22.5, 113.2, 22.7)],
+        crs="EPSG:4490",
+    )
+
+
+def list_csv(path: Path) -> Path:
+    path.write_text(
+        "编号,经度,纬度\nP1,113.0,22.6\nP2,113.15,22.6\nP3,113.05,22.65\nP4,113.2,22.8\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_import_with_clip_and_defaults(ws: Workspace, tmp_path: Path):
+    ws.write_layers({"admin_units": district_units()}, {"admin_units": PROV})
+    src = list_csv(tmp_path / "list.csv")
+    fill = {"name": "x", "shelter_class": "三类", "effective_area_m2": 3000, "capacity_persons": 9}
+    result = ws.import_file(src, "shelters", source_crs="EPSG:4490", clip=True, defaults=fill)
+    assert result.gdf["shelter_id"].tolist() == ["P1", "P3"]
+    assert result.clipped[["row", "id"]].values.tolist() == [[2, "P2"], [4, "P4"]]
+    assert result.clipped["distance_km"].iloc[0] == pytest.approx(5.14, abs=0.05)  # 0.05° east
+    assert "440703 蓬江区" in result.district
+    assert ws.read("shelters")["shelter_class"].tolist() == ["III", "III"]
+    assert "clipped to" in ws.layer_records().set_index("layer").loc["shelters", "method"]
+    # the datum check had no roads to compare with, and says so
+    assert result.datum.verdict == "not_possible"
+
+
+def test_failed_clipped_import_leaves_the_geopackage_byte_identical(ws: Workspace, tmp_path: Path):
+    ws.write_layers({"admin_units": district_units()}, {"admin_units": PROV})
+    before = file_sha256(ws.path)
+    src = list_csv(tmp_path / "list.csv")
+    with pytest.raises(LayerValidationError) as exc:  # no name, class, area or capacity
+        ws.import_file(src, "shelters", source_crs="EPSG:4490", clip=True)
+    missing = {p.field for p in exc.value.problems if p.code == "missing_field"}
+    assert missing == {"name", "shelter_class", "effective_area_m2", "capacity_persons"}
+    assert file_sha256(ws.path) == before
+    assert sorted(p.name for p in ws.path.parent.glob(".*tmp*")) == []
+
+
+def test_district_and_reference_of_a_workspace(ws: Workspace):
+    from geo_mz.core.workspace import district_of, reference_layer
+
+    d = district_of(ws)
+    assert d.source == "bounds" and d.geometry.bounds == PENGJIANG
+    assert reference_layer(ws, "shelters") == (None, ("道路", "roads"))
+    units = district_units()
+    ws.write_layers({"admin_units": units}, {"admin_units": PROV})
+    d = district_of(ws)
+    assert d.source == "admin_units" and d.geometry.equals(units.geometry.iloc[0])
+    assert d.measure_crs == "EPSG:4547"
+    # without the workspace's own code, the county units inside the jurisdiction
+    ws.write_layers(
+        {"admin_units": units.assign(adcode=["440799", "440704"])}, {"admin_units": PROV}
+    )
+    assert district_of(ws).geometry.equals(units.geometry.iloc[0])
+
+
+def test_clipped_import_is_the_same_on_postgis(pg_url, ws: Workspace, tmp_path: Path):
+    from geo_mz.core.workspace_postgis import PostgisWorkspace
+
+    pws = PostgisWorkspace.create(
+        pg_url,
+        schema="t_clip",
+        name="江门市蓬江区",
+        adcode="440703",
+        bounds=PENGJIANG,
+        replace=True,
+    )
+    src = list_csv(tmp_path / "list.csv")
+    fill = {"name": "x", "shelter_class": "3", "effective_area_m2": 3000, "capacity_persons": 9}
+    for w in (ws, pws):
+        w.write_layers({"admin_units": district_units()}, {"admin_units": PROV})
+    g = ws.import_file(src, "shelters", source_crs="EPSG:4490", clip=True, defaults=fill)
+    p = pws.import_file(src, "shelters", source_crs="EPSG:4490", clip=True, defaults=fill)
+    assert g.problems == p.problems
+    assert p.clipped.equals(g.clipped) and p.district == g.district
+    assert pws.read("shelters")["shelter_id"].tolist() == ["P1", "P3"]
