@@ -1,27 +1,20 @@
-"""Population points from a count raster (WorldPop) or from the counts per town or village.
+"""Population points from a count raster (WorldPop), and the public face of population making.
 
-Two sources give the ``population`` layer (one point per populated cell, ``pop_total`` and
-``pop_60plus``, EPSG:4490) that coverage and shelter adequacy sum per unit:
-
-* :func:`population_from_raster`: a raster of people per cell (WorldPop: EPSG:4326, 3"; or any
-  projected grid) becomes one point per populated cell, clipped to the district by the exact
-  area of each edge cell inside it. The raster is not resampled, so the people inside plus the
-  people outside equal the cells read.
-* :func:`population_from_units`: the household-registration (户籍) counts a bureau holds per
-  town (9-digit code) or village (12-digit code) are spread over cells inside each unit
-  dasymetrically: by the unit's area within reach of a road (or by building footprints), with
-  integer counts whose sum per unit equals the table exactly.
-
-Both return the points and a :class:`PopulationReport` (totals, what was clipped, how the aged
-60+ were derived, warnings), whose :meth:`PopulationReport.lines` the command line prints.
+:func:`population_from_raster` turns a raster of people per cell (WorldPop: EPSG:4326, 3"; or
+any projected grid) into the ``population`` layer that coverage and shelter adequacy sum per
+unit (one point per populated cell, ``pop_total`` and ``pop_60plus``, EPSG:4490), clipped to the
+district by the exact area of each edge cell inside it; the raster is not resampled, so the
+people inside plus the people outside equal the cells read. The other source, counts per town or
+village spread dasymetrically (:func:`population_from_units`, in
+:mod:`geo_mz.core.population_units`), and what both share (:class:`PopulationError`,
+:class:`PopulationReport`, whose :meth:`PopulationReport.lines` the command line prints, and the
+table column aliases) are importable from here as well.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +24,30 @@ import numpy as np
 import pandas as pd
 import rasterio
 import rasterio.errors
-import rasterio.features
 import rasterio.windows
 import shapely
 from pyproj import CRS, Transformer
 
-from geo_mz.core.display import Lang
-from geo_mz.core.errors import CrsError, GeoMzError
-from geo_mz.core.projection import STORAGE_CRS, gk_zone_crs, parse_crs
+from geo_mz.core._population_common import (
+    AGED_FIELD_ALIASES,
+    CODE_FIELD_ALIASES,
+    SHARE_FIELD_ALIASES,
+    TOTAL_FIELD_ALIASES,
+    PopulationError,
+    PopulationReport,
+    Progress,
+    burn,
+    cell_boxes,
+    code_text,
+    find_column,
+    measuring_crs,
+    overlap,
+    place_points,
+    progress_fn,
+)
+from geo_mz.core.errors import CrsError
+from geo_mz.core.population_units import population_from_units
+from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.units import assign_to_units, units_of_level
 
 __all__ = [
@@ -52,192 +61,13 @@ __all__ = [
     "population_from_units",
 ]
 
-Progress = Callable[[str], None]
-
-# fmt: off
-#: Column names accepted for a unit table's total count (compared after stripping blanks and a
-#: trailing unit in brackets, e.g. ``户籍人口(人)``, case-insensitively).
-TOTAL_FIELD_ALIASES: tuple[str, ...] = (
-    "pop_total", "total", "population", "户籍人口", "户籍总人口", "户籍人口数",
-    "总人口", "人口", "人口数", "人口总数", "常住人口",
-)
-
-#: Column names accepted for a unit table's aged 60+ count.
-AGED_FIELD_ALIASES: tuple[str, ...] = (
-    "pop_60plus", "aged_60plus", "aged", "60岁以上", "60岁及以上", "60周岁以上",
-    "60周岁及以上", "60岁以上人口", "60岁及以上人口", "60周岁以上人口",
-    "60周岁及以上人口", "60岁以上老年人口", "60岁及以上老年人口",
-    "60周岁及以上老年人口", "60周岁以上老年人口", "老年人口",
-)
-
-#: Column names accepted for a unit code (GB/T 2260 + statistical 9/12-digit codes).
-CODE_FIELD_ALIASES: tuple[str, ...] = (
-    "adcode", "code", "区划代码", "统计用区划代码", "行政区划代码", "代码", "编码",
-)
-
-#: Column names accepted for the aged 60+ share in an ``aged_share_by_unit`` table.
-SHARE_FIELD_ALIASES: tuple[str, ...] = (
-    "aged_share", "share", "60岁以上占比", "60岁及以上人口占比",
-    "60周岁及以上人口占比", "老年人口占比", "老龄化率",
-)
-
 _LEVEL_OF_LENGTH = {6: "county", 9: "town", 12: "village"}
-
-#: Columns of ``PopulationReport.by_unit`` for a table.
-_BY_UNIT = (
-    "adcode", "name", "pop_total", "pop_60plus", "points", "weight_basis", "unit_area_m2",
-    "eligible_area_m2",
-)
-# fmt: on
-
-#: Chinese gloss of ``PopulationReport.method`` (by its first word) for the command line.
-_METHOD_ZH = {
-    "raster": "栅格单元按边缘格网的精确面积裁剪到边界, 不重采样 — ",
-    "dasymetric": "分区密度法: 按单元内道路可达面积(或建筑面积)分配, 每单元整数合计不变 — ",
-}
-
-#: Segments per quarter circle of the road buffers (geopandas' default; the polygon lies
-#: inside the true circle, at most road_reach_m * (1 - cos(pi / 64)), 0.06 %, short of it).
-_QUAD_SEGS = 16
 
 #: Rows of a raster read at once (x the window's width, at most about 4 M cells per read).
 _CHUNK_CELLS = 4_000_000
 
 
-class PopulationError(GeoMzError, ValueError):
-    """Population input that cannot be turned into population points (names the file and cell).
-
-    Attributes
-    ----------
-    problems
-        Every finding, one line each (all of them, not only the first).
-    """
-
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
-        self.problems = list(problems or [])
-        if self.problems:
-            shown = "\n".join(f"  - {p}" for p in self.problems[:50])
-            more = len(self.problems) - 50
-            message += (
-                "\n" + shown + (f"\n  ... 另有 {more} 项 / and {more} more" if more > 0 else "")
-            )
-        super().__init__(message)
-
-
-@dataclass(frozen=True, eq=False)
-class PopulationReport:
-    """What :func:`population_from_raster` or :func:`population_from_units` did, in figures.
-
-    Attributes
-    ----------
-    method
-        How the points were made, e.g. ``"raster cells clipped to the boundary by area"`` or
-        ``"dasymetric: ... road-reachable area ..."``.
-    source
-        The raster file or the table (file path, or ``"<DataFrame>"``).
-    source_crs
-        CRS of the raster (or of the units layer).
-    measure_crs
-        The projected CRS in which areas were measured (a CGCS2000 Gauss-Krüger zone).
-    cell_size_m
-        Cell size in metres (for a geographic raster: the square root of the mean cell area).
-    cells
-        Number of points made (populated cells, or cell parts per unit).
-    source_total
-        People in the source: for a raster, every valid cell read (the window over the
-        boundary's bounding box; the rest of the file is never read); for a table, its sum.
-    inside_total
-        People in the points (for a raster: inside the boundary after clipping edge cells).
-    outside_total
-        People read but outside the boundary (0 for a table).
-    aged_total
-        Aged 60+ in the points.
-    aged_method
-        How the aged 60+ were derived (the share and its source, the table column, the raster).
-    cells_read
-        Raster cells read (the window), 0 for a table.
-    moved_points
-        Points not at their cell centre: the centre lay outside the boundary (raster) or outside
-        the unit's populated area (table), so the point sits inside the part that counts.
-    warnings
-        Findings that did not stop the run, Chinese first then English (units without a row,
-        units without a road in reach, ...).
-    by_unit
-        Per unit (tables, and rasters with per-unit shares): code, name, counts, points, what
-        the counts were spread by and the areas; None otherwise.
-    """
-
-    method: str
-    source: str
-    source_crs: str
-    measure_crs: str
-    cell_size_m: float
-    cells: int
-    source_total: float
-    inside_total: float
-    outside_total: float
-    aged_total: float
-    aged_method: str
-    cells_read: int = 0
-    moved_points: int = 0
-    warnings: tuple[str, ...] = ()
-    by_unit: pd.DataFrame | None = field(default=None, repr=False)
-
-    @property
-    def aged_share(self) -> float:
-        """Aged 60+ as a share of the people in the points (0–1)."""
-        return self.aged_total / self.inside_total if self.inside_total > 0 else math.nan
-
-    def lines(self, lang: Lang = "zh") -> list[str]:
-        """Return the report as lines of text for the command line.
-
-        Parameters
-        ----------
-        lang
-            ``"zh"`` (Chinese, the default) or ``"en"``.
-
-        Returns
-        -------
-        list of str
-            Source and method, totals, aged 60+, then each warning.
-        """
-        zh = lang == "zh"
-        read = self.cells_read
-        rows = [
-            ("人口来源", "Population source", self.source),
-            (
-                "方法",
-                "Method",
-                (_METHOD_ZH.get(self.method.split(":")[0], "") if zh else "") + self.method,
-            ),
-            ("坐标系", "CRS", self.source_crs),
-            ("量测坐标系", "Measured in", self.measure_crs),
-            ("格网边长约", "Cell size about", f"{self.cell_size_m:,.1f} m"),
-            ("人口点", "Population points", f"{self.cells:,}"),
-            ("读取栅格单元", "Raster cells read", f"{read:,}" if read else ""),
-            ("来源总人口", "Source total", f"{self.source_total:,.1f}"),
-            ("边界内(人口点合计)", "Inside (in the points)", f"{self.inside_total:,.1f}"),
-            ("边界外(已裁去)", "Outside (clipped off)", f"{self.outside_total:,.1f}"),
-            ("60岁及以上", "Aged 60+", f"{self.aged_total:,.1f} ({self.aged_share:.2%})"),
-            ("60岁及以上来源", "Aged 60+ from", _half(self.aged_method, zh)),
-            ("不在格网中心的点", "Points off their cell centre", f"{self.moved_points:,}"),
-        ]
-        out = [f"{z if zh else e}: {v}" for z, e, v in rows if v]
-        out += [("警告: " if zh else "Warning: ") + _half(w, zh) for w in self.warnings]
-        return out
-
-
-def _half(text: str, zh: bool) -> str:
-    """Return the Chinese or the English half of a ``"中文 / English"`` text (all if one)."""
-    first, sep, second = text.partition(" / ")
-    return text if not sep else (first if zh else second)
-
-
-# --- shared geometry ----------------------------------------------------------------------------
-
-
-def _say(progress: Progress | None) -> Progress:
-    return progress if progress is not None else (lambda _msg: None)
+# --- inputs -------------------------------------------------------------------------------------
 
 
 def _transformer(src: Any, dst: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -251,179 +81,8 @@ def _transformer(src: Any, dst: Any) -> Callable[[np.ndarray], np.ndarray]:
     return fn
 
 
-def _measure_crs(measure_crs: str | None, lon: float) -> CRS:
-    target = parse_crs(measure_crs or gk_zone_crs(lon))
-    assert target is not None
-    if not target.is_projected:
-        raise CrsError(
-            f"量测坐标系 {target.to_string()} 不是投影坐标系 / measuring CRS "
-            f"{target.to_string()} is geographic; give a projected CRS such as EPSG:4547"
-        )
-    return target
-
-
-def _boxes(t: affine.Affine, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Polygons of cells ``(rows, cols)`` of a north-up grid, in the grid's CRS."""
-    x0 = t.c + cols * t.a
-    y0 = t.f + rows * t.e
-    return shapely.box(x0, y0 + t.e, x0 + t.a, y0)
-
-
 def _window_transform(t: affine.Affine, col0: int, row0: int) -> affine.Affine:
     return affine.Affine(t.a, 0.0, t.c + col0 * t.a, 0.0, t.e, t.f + row0 * t.e)
-
-
-@dataclass
-class _Overlap:
-    """Cells of a grid that overlap a polygon, with the area of each inside it."""
-
-    rows: np.ndarray
-    cols: np.ndarray
-    area_m2: np.ndarray  # part of the cell inside the polygon
-    cell_m2: np.ndarray  # the whole cell
-    parts: np.ndarray  # object: the inside part (measuring CRS) of partial cells, None if whole
-
-
-def _burn(geom: Any, t: affine.Affine, shape: tuple[int, int], all_touched: bool) -> np.ndarray:
-    if shapely.is_empty(geom) or shape[0] == 0 or shape[1] == 0:
-        return np.zeros(shape, dtype=bool)
-    out = rasterio.features.rasterize(
-        [(geom, 1)], out_shape=shape, transform=t, fill=0, all_touched=all_touched, dtype="uint8"
-    )
-    return out.astype(bool)
-
-
-def _overlap(
-    poly_grid: Any,
-    poly_m: Any,
-    t: affine.Affine,
-    shape: tuple[int, int],
-    candidates: np.ndarray | None,
-    band: float,
-    to_m: Callable[[np.ndarray], np.ndarray] | None,
-    whole_cell_m2: np.ndarray,
-) -> _Overlap:
-    """Exact overlap of grid cells with a polygon, measured in the measuring CRS.
-
-    Cells whose centre is inside ``poly_grid`` (the polygon in the grid's CRS) and that are
-    more than ``band`` (grid units) from its outline are whole (rasterio.features, vectorised);
-    only the cells near the outline are cut with shapely in the measuring CRS (``poly_m``), so
-    the result does not depend on how the two CRSs bend the outline between its vertices.
-    ``whole_cell_m2`` holds the area of a whole cell per grid row.
-    """
-    cand = np.ones(shape, dtype=bool) if candidates is None else candidates
-    inside = _burn(poly_grid, t, shape, all_touched=False)
-    near = _burn(shapely.buffer(shapely.boundary(poly_grid), band), t, shape, all_touched=True)
-    r1, c1 = np.nonzero(inside & ~near & cand)
-    r2, c2 = np.nonzero(near & cand)
-    boxes = _boxes(t, r2, c2)
-    if to_m is not None and len(boxes):
-        boxes = shapely.transform(boxes, to_m)
-    shapely.prepare(poly_m)
-    whole = shapely.contains(poly_m, boxes)
-    part = ~whole & shapely.intersects(poly_m, boxes)
-    pieces = _cut(boxes[part], r2[part], c2[part], poly_m)
-    piece_m2 = shapely.area(pieces)
-    keep = piece_m2 > 0
-    box_m2 = shapely.area(boxes)
-    parts = np.empty(len(r1) + int(whole.sum()) + int(keep.sum()), dtype=object)
-    parts[len(r1) + int(whole.sum()) :] = pieces[keep]
-    return _Overlap(
-        rows=np.concatenate([r1, r2[whole], r2[part][keep]]),
-        cols=np.concatenate([c1, c2[whole], c2[part][keep]]),
-        area_m2=np.concatenate([whole_cell_m2[r1], box_m2[whole], piece_m2[keep]]),
-        cell_m2=np.concatenate([whole_cell_m2[r1], box_m2[whole], box_m2[part][keep]]),
-        parts=parts,
-    )
-
-
-def _cut(boxes: np.ndarray, rows: np.ndarray, cols: np.ndarray, poly_m: Any) -> np.ndarray:
-    """Intersect cells with a polygon, cutting the polygon into blocks of 32 x 32 cells first.
-
-    Each cell is then cut against the small piece of its block instead of the whole outline
-    (a district or a road buffer can have 10^4-10^5 vertices): same result, far faster.
-    """
-    if not len(boxes):
-        return boxes.copy()
-    key = (rows // 32) * (int(cols.max()) // 32 + 1) + cols // 32
-    uniq, inv = np.unique(key, return_inverse=True)
-    b = shapely.bounds(boxes)
-    lo = np.full((len(uniq), 2), np.inf)
-    hi = np.full((len(uniq), 2), -np.inf)
-    np.minimum.at(lo, inv, b[:, :2])
-    np.maximum.at(hi, inv, b[:, 2:])
-    local = shapely.intersection(poly_m, shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))
-    return shapely.intersection(boxes, local[inv])
-
-
-def _place_points(
-    cx_m: np.ndarray, cy_m: np.ndarray, parts: np.ndarray, region_m: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Place one point per cell: its centre, or inside the part that counts.
-
-    A partial cell whose centre is outside ``region_m`` gets a point inside its part (shapely
-    ``point_on_surface``). Returns x, y and the mask of moved points.
-    """
-    x, y = cx_m.copy(), cy_m.copy()
-    is_part = np.array([p is not None for p in parts], dtype=bool)
-    idx = np.flatnonzero(is_part)
-    shapely.prepare(region_m)
-    out = ~shapely.contains_xy(region_m, x[idx], y[idx])
-    moved = np.zeros(len(x), dtype=bool)
-    if out.any():
-        pts = shapely.point_on_surface(parts[idx[out]].astype(object))
-        x[idx[out]] = shapely.get_x(pts)
-        y[idx[out]] = shapely.get_y(pts)
-        moved[idx[out]] = True
-    return x, y, moved
-
-
-def _largest_remainder(
-    weights: np.ndarray, total: int, cap: np.ndarray | None = None
-) -> np.ndarray:
-    """Integers proportional to ``weights`` summing exactly to ``total`` (Hamilton's method).
-
-    Ties go to the earlier position (deterministic); ``cap`` bounds each integer (the aged 60+
-    of a point never exceed its total).
-    """
-    w = np.asarray(weights, dtype=np.float64)
-    if total == 0:
-        return np.zeros(len(w), dtype=np.int64)
-    quota = w * (total / w.sum())
-    out = np.floor(quota).astype(np.int64)
-    if cap is not None:
-        out = np.minimum(out, cap)
-    left = int(total - out.sum())
-    while left > 0:
-        room = (w > 0) if cap is None else (w > 0) & (out < cap)
-        order = np.argsort(-(quota - out), kind="stable")
-        order = order[room[order]][:left]
-        if not len(order):  # only if the caps cannot hold the total: a bug, not bad input
-            raise GeoMzError(f"内部错误: 无法分配 {total} / internal: cannot allocate {total}")
-        out[order] += 1
-        left -= len(order)
-    while left < 0:  # float rounding pushed a floor over (never seen; kept exact anyway)
-        order = np.argsort(quota - out, kind="stable")
-        order = order[out[order] > 0][:-left]
-        out[order] -= 1
-        left += len(order)
-    return out
-
-
-# --- inputs -------------------------------------------------------------------------------------
-
-
-def _polygonal(g: Any) -> Any:
-    """Keep the polygons of ``g``; an empty polygon if it has none.
-
-    An intersection can add the lines and points where two outlines touch.
-    """
-    if isinstance(g, shapely.Polygon | shapely.MultiPolygon):
-        return g
-    polys = [
-        p for p in shapely.get_parts(g) if isinstance(p, shapely.Polygon | shapely.MultiPolygon)
-    ]
-    return shapely.union_all(polys) if polys else shapely.Polygon()
 
 
 def _boundary_4490(boundary: Any) -> Any:
@@ -463,85 +122,6 @@ def _check_share(value: Any, what: str) -> float:
             f"{what} 须在 0 到 1 之间 / {what} must be a share between 0 and 1, got {s!r}{hint}"
         )
     return s
-
-
-def _norm(name: Any) -> str:
-    s = str(name).strip().removeprefix("\ufeff")
-    s = re.sub(r"[(（][^()（）]*[)）]$", "", s).strip()
-    return re.sub(r"\s+", "", s).casefold()
-
-
-def _find_column(
-    cols: list[str], wanted: str | None, aliases: tuple[str, ...], what: str, file: str
-) -> str:
-    if wanted is not None and wanted in cols:
-        return wanted
-    names = {_norm(a) for a in aliases} | ({_norm(wanted)} if wanted else set())
-    hits = [c for c in cols if _norm(c) in names]
-    if len(hits) == 1:
-        return hits[0]
-    if len(hits) > 1:
-        raise PopulationError(
-            f"{file}: {what}列不唯一 {hits} / several columns could be the {what} column: "
-            f"{hits}; name the one to use"
-        )
-    raise PopulationError(
-        f"{file}: 找不到{what}列 / no {what} column"
-        + (f" '{wanted}'" if wanted else "")
-        + f" (accepted names: {list(aliases)}); columns are {cols}"
-    )
-
-
-def _code_text(v: Any) -> str | None:
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
-        return None
-    if isinstance(v, int | np.integer):
-        return str(int(v))
-    if isinstance(v, float | np.floating):
-        return str(int(v)) if float(v).is_integer() else str(v)
-    s = str(v).strip()
-    return s.removesuffix(".0") if re.fullmatch(r"\d+\.0", s) else (s or None)
-
-
-def _count(v: Any) -> float | None:
-    if v is None or v is pd.NA or (isinstance(v, str) and not v.strip()):
-        return None
-    try:
-        x = float(str(v).replace(",", "").strip()) if isinstance(v, str) else float(v)
-    except (TypeError, ValueError):
-        return math.nan
-    return None if math.isnan(x) and not isinstance(v, str) else x
-
-
-def _read_table(table: Any, encoding: str | None) -> tuple[pd.DataFrame, str]:
-    if isinstance(table, pd.DataFrame):
-        return table.reset_index(drop=True), "<DataFrame>"
-    if not isinstance(table, str | Path):
-        raise TypeError(
-            f"`table` must be a DataFrame or a CSV/XLSX path, got {type(table).__name__}"
-        )
-    p, file = Path(table), str(table)
-    if not p.is_file():
-        raise PopulationError(f"{file}: 文件不存在 / no such file")
-    suffix = p.suffix.lower()
-    try:
-        if suffix in (".xlsx", ".xlsm"):
-            return pd.read_excel(p, dtype=str), file
-        if suffix in (".csv", ".txt"):
-            for enc in [encoding] if encoding else ["utf-8-sig", "gb18030"]:
-                try:
-                    return pd.read_csv(p, dtype=str, encoding=enc, keep_default_na=False), file
-                except UnicodeDecodeError:
-                    continue
-            raise PopulationError(f"{file}: 无法识别文本编码 / cannot decode; give encoding=")
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        if isinstance(exc, PopulationError):
-            raise
-        raise PopulationError(f"{file}: 无法读取表格 / cannot read the table ({exc})") from exc
-    raise PopulationError(
-        f"{file}: 表格须为 CSV 或 XLSX(.xls 请另存为 .xlsx) / the table must be .csv or .xlsx "
-        "(save an .xls as .xlsx)"
-    )
 
 
 # --- raster -------------------------------------------------------------------------------------
@@ -584,7 +164,7 @@ def _read_chunk(src: Any, win: rasterio.windows.Window, band: int) -> tuple[np.n
 def _row_areas_m2(
     t: affine.Affine, rows: int, col_mid: int, to_m: Callable[[np.ndarray], np.ndarray]
 ) -> np.ndarray:
-    boxes = _boxes(t, np.arange(rows), np.full(rows, col_mid))
+    boxes = cell_boxes(t, np.arange(rows), np.full(rows, col_mid))
     return shapely.area(shapely.transform(boxes, to_m))
 
 
@@ -599,8 +179,8 @@ def _aged_shares_by_unit(
         )
     if isinstance(shares, pd.DataFrame):
         cols = [str(c) for c in shares.columns]
-        cc = _find_column(cols, None, CODE_FIELD_ALIASES, "code", "aged_share_by_unit")
-        sc = _find_column(cols, None, SHARE_FIELD_ALIASES, "share", "aged_share_by_unit")
+        cc = find_column(cols, None, CODE_FIELD_ALIASES, "code", "aged_share_by_unit")
+        sc = find_column(cols, None, SHARE_FIELD_ALIASES, "share", "aged_share_by_unit")
         table = dict(zip(shares[cc], shares[sc], strict=True))
     elif isinstance(shares, pd.Series):
         table = shares.to_dict()
@@ -608,7 +188,7 @@ def _aged_shares_by_unit(
         table = dict(shares)
     else:
         raise TypeError("`aged_share_by_unit` must be a mapping, Series or DataFrame code -> share")
-    share = {_code_text(k): _check_share(v, f"aged_share_by_unit[{k}]") for k, v in table.items()}
+    share = {code_text(k): _check_share(v, f"aged_share_by_unit[{k}]") for k, v in table.items()}
     lengths = {len(c or "") for c in share}
     if len(lengths) != 1 or next(iter(lengths)) not in _LEVEL_OF_LENGTH:
         raise PopulationError(
@@ -730,7 +310,7 @@ def population_from_raster(
     point counts in a unit of the district (``PopulationReport.moved_points``).
     ``PopulationReport.source_total`` is the total of the window read, not of the whole file.
     """
-    say = _say(progress)
+    say = progress_fn(progress)
     file = str(path)
     given = [
         n
@@ -759,7 +339,7 @@ def population_from_raster(
         )
     share = _check_share(aged_share, "aged_share") if aged_share is not None else None
     poly_s = _boundary_4490(boundary)
-    mcrs = _measure_crs(measure_crs, shapely.centroid(poly_s).x)
+    mcrs = measuring_crs(measure_crs, shapely.centroid(poly_s).x)
     poly_m = shapely.transform(poly_s, _transformer(STORAGE_CRS, mcrs))
     say(f"读取人口栅格 reading the population raster {file}")
     src = _open(path, "人口栅格 population raster")
@@ -956,9 +536,9 @@ def _raster_cells(
             aged = np.minimum(aged, values)
         acc["source"] += float(values[people].sum())
         tw = _window_transform(t, col0, r0)
-        acc["nodata_inside"] += int((_burn(poly_r, tw, (rows, width), False) & ~valid).sum())
+        acc["nodata_inside"] += int((burn(poly_r, tw, (rows, width), False) & ~valid).sum())
         row_m2 = _row_areas_m2(tw, rows, width // 2, to_m)
-        ov = _overlap(poly_r, poly_m, tw, (rows, width), people, band_r, to_m, row_m2)
+        ov = overlap(poly_r, poly_m, tw, (rows, width), people, band_r, to_m, row_m2)
         frac = np.minimum(ov.area_m2 / ov.cell_m2, 1.0)
         v = values[ov.rows, ov.cols]
         hit = np.zeros((rows, width), dtype=bool)
@@ -969,341 +549,9 @@ def _raster_cells(
         cx = tw.c + (ov.cols + 0.5) * tw.a
         cy = tw.f + (ov.rows + 0.5) * tw.e
         cxy = to_m(np.column_stack([cx, cy])) if len(cx) else np.zeros((0, 2))
-        x_m, y_m, moved = _place_points(cxy[:, 0], cxy[:, 1], ov.parts, poly_m)
+        x_m, y_m, moved = place_points(cxy[:, 0], cxy[:, 1], ov.parts, poly_m)
         a = aged[ov.rows, ov.cols] * frac if aged is not None else np.zeros(len(v))
         out.append((ov.rows + r0, ov.cols + col0, v * frac, a, ov.cell_m2, x_m, y_m, moved))
     order_cols = [np.concatenate([o[i] for o in out]) for i in range(8)]
     order = np.lexsort((order_cols[1], order_cols[0]))
     return (*[c[order] for c in order_cols], acc)
-
-
-# --- units (户籍 statistics) --------------------------------------------------------------------
-
-
-@dataclass
-class _Row:
-    code: str
-    total: int
-    aged: int
-
-
-def _parse_rows(df: pd.DataFrame, file: str, code_c: str, total_c: str, aged_c: str) -> list[_Row]:
-    problems: list[str] = []
-    rows: list[_Row] = []
-    seen: dict[str, int] = {}
-    for i, (code_v, tot_v, aged_v) in enumerate(
-        zip(df[code_c], df[total_c], df[aged_c], strict=True), start=1
-    ):
-        where = f"{file} 第 {i} 行 / row {i}"
-        code = _code_text(code_v)
-        if code is None and _count(tot_v) is None and _count(aged_v) is None:
-            continue  # a blank row (spreadsheets keep some at the end)
-        if code is None or not code.isdigit():
-            problems.append(f"{where}, '{code_c}': 代码无效 / not a numeric code: {code_v!r}")
-            continue
-        if code in seen:
-            problems.append(
-                f"{where}, '{code_c}': 代码 {code} 重复(第 {seen[code]} 行) / duplicate code "
-                f"{code} (first in row {seen[code]})"
-            )
-            continue
-        seen[code] = i
-        counts = []
-        for col, v in ((total_c, tot_v), (aged_c, aged_v)):
-            x = _count(v)
-            if x is None or math.isnan(x) or x < 0 or not float(x).is_integer():
-                problems.append(
-                    f"{where} ({code}), '{col}': 须为非负整数 / must be a whole count >= 0, "
-                    f"got {v!r}"
-                )
-                counts.append(None)
-            else:
-                counts.append(int(x))
-        tot, aged = counts
-        if tot is not None and aged is not None and aged > tot:
-            problems.append(
-                f"{where} ({code}): 60岁以上 {aged} 多于总人口 {tot} / aged 60+ {aged} exceed "
-                f"the total {tot}"
-            )
-        if tot is not None and aged is not None:
-            rows.append(_Row(code, tot, aged))
-    if problems:
-        raise PopulationError(
-            f"{file}: 人口表有 {len(problems)} 处错误 / errors in the table", problems
-        )
-    return rows
-
-
-def _geoms_m(gdf: Any, what: str, kinds: tuple[str, ...], mcrs: CRS) -> np.ndarray | None:
-    if gdf is None:
-        return None
-    if not isinstance(gdf, gpd.GeoDataFrame | gpd.GeoSeries):
-        raise TypeError(f"`{what}` must be a GeoDataFrame, got {type(gdf).__name__}")
-    if gdf.crs is None:
-        raise CrsError(f"{what} 没有坐标系 / `{what}` has no CRS; set it, e.g. .set_crs(4490)")
-    g = gdf.geometry.to_crs(mcrs)
-    g = g[~(g.isna() | g.is_empty)]
-    wrong = sorted(set(g.geom_type) - set(kinds))
-    if wrong:
-        raise PopulationError(f"`{what}` 的几何类型不对 / must hold {kinds}, has {wrong}")
-    geoms = np.asarray(g.to_numpy())
-    bad = ~shapely.is_valid(geoms)
-    if bad.any():  # e.g. self-touching building outlines: repaired, their polygons kept
-        geoms[bad] = [
-            _polygonal(x) if "Polygon" in kinds[0] else x for x in shapely.make_valid(geoms[bad])
-        ]
-    return geoms
-
-
-def population_from_units(
-    table: pd.DataFrame | str | Path,
-    units: gpd.GeoDataFrame,
-    *,
-    level: str,
-    code_field: str = "adcode",
-    total_field: str | None = None,
-    aged_field: str | None = None,
-    roads: gpd.GeoDataFrame | None = None,
-    buildings: gpd.GeoDataFrame | None = None,
-    cell_m: float = 100.0,
-    road_reach_m: float = 500.0,
-    measure_crs: str | None = None,
-    encoding: str | None = None,
-    progress: Progress | None = None,
-) -> tuple[gpd.GeoDataFrame, PopulationReport]:
-    """Make population points from counts per town or village, spread dasymetrically per unit.
-
-    Each unit's counts (户籍 household-registration statistics, or any count per unit) are
-    spread over the cells of a ``cell_m`` grid (in the measuring CRS, origin at multiples of
-    ``cell_m``) inside the unit's polygon, in proportion to each cell's *populated area*:
-
-    * the part of the cell inside the unit (no ``roads``, no ``buildings``);
-    * with ``roads``: the part inside the unit and within ``road_reach_m`` of a road (the
-      buffer of the road lines, 16 segments per quarter circle);
-    * with ``buildings``: the building footprint area in that part instead (footprints
-      within reach of a road when ``roads`` is given too).
-
-    Counts are integers (largest remainder, ties to the earlier cell) whose sum per unit
-    equals the table's count exactly; the aged 60+ are spread in proportion to the totals the
-    same way, never more than a point's total.
-
-    Parameters
-    ----------
-    table
-        A DataFrame, or a CSV (UTF-8 or GBK/GB18030) or XLSX file, one row per unit: its code
-        (9 digits for a town, 12 for a village), total and aged 60+ counts (whole numbers).
-        Headers may be the field names or the Chinese ones bureaus use: see
-        ``TOTAL_FIELD_ALIASES`` (户籍人口, 总人口, ...), ``AGED_FIELD_ALIASES``
-        (60岁以上, 60周岁及以上人口, ...) and ``CODE_FIELD_ALIASES`` (区划代码, ...); a
-        trailing unit such as ``(人)`` is ignored. Blank rows are skipped; a total row (合计)
-        is an error (no code): remove it. Rows are numbered from 1 under the header.
-    units
-        The ``admin_units`` layer (``adcode``, ``name``, ``level``, polygons, with a CRS).
-    level
-        The level of the table's codes: ``"town"`` or ``"village"``.
-    code_field, total_field, aged_field
-        Column names; the code, total and aged columns are found by their aliases when the
-        name given is not a column (or is None).
-    roads
-        Road lines (any CRS). None: the whole unit area counts.
-    buildings
-        Building footprints (polygons, any CRS). None: area, not footprints, is the weight.
-    cell_m
-        Cell size of the grid in metres.
-    road_reach_m
-        How far from a road people live, in metres (local choice; 500 m by default).
-    measure_crs
-        Projected CRS for the grid and areas; default the Gauss-Krüger zone of the units'
-        centre.
-    encoding
-        Text encoding of a CSV table when not UTF-8 or GB18030.
-    progress
-        Called with a short message at each step.
-
-    Returns
-    -------
-    tuple
-        The points (``cell_id`` ``U{adcode}-{k:06d}``, ``pop_total``, ``pop_60plus`` (whole
-        numbers as floats), ``cell_size_m``, ``adcode`` of the unit; EPSG:4490) and the
-        :class:`PopulationReport` (``by_unit``: counts, points, weight basis and areas per unit).
-
-    Raises
-    ------
-    PopulationError
-        Rows with a bad or duplicate code, a count that is not a whole number ≥ 0, or more aged
-        than people (every bad row at once); codes with no unit polygon (all listed); a table
-        with nobody in it.
-    UnitsError
-        ``level`` is not in ``units``, or its codes repeat.
-
-    Notes
-    -----
-    A unit with no populated area (no road within reach, no building) falls back to its whole
-    area, and a unit polygon with no row is left without points: both are named in
-    ``PopulationReport.warnings``; a unit's population is never set to zero silently. A point
-    lies at its cell centre unless the centre is outside the populated part of the cell; then
-    it lies inside that part, so every point is inside its unit (and within reach of a road).
-    """
-    say = _say(progress)
-    if not cell_m > 0 or not road_reach_m > 0:
-        raise PopulationError(
-            f"cell_m ({cell_m!r}) 与 road_reach_m ({road_reach_m!r}) 须 > 0 / must be > 0"
-        )
-    df, file = _read_table(table, encoding)
-    cols = [str(c) for c in df.columns]
-    df.columns = cols
-    code_c = _find_column(cols, code_field, CODE_FIELD_ALIASES, "code", file)
-    total_c = _find_column(cols, total_field, TOTAL_FIELD_ALIASES, "total", file)
-    aged_c = _find_column(cols, aged_field, AGED_FIELD_ALIASES, "aged 60+", file)
-    rows = _parse_rows(df, file, code_c, total_c, aged_c)
-    u = units_of_level(units, level)
-    by_code = {c: i for i, c in enumerate(u["adcode"])}
-    length = len(u["adcode"].iloc[0]) if len(u) else 0
-    unknown = [r.code for r in rows if r.code not in by_code]
-    if unknown:
-        raise PopulationError(
-            f"{file}: {len(unknown)} 个代码没有对应的{level}区划面 / codes with no {level} polygon "
-            f"in `units` ({level} codes there have {length} digits)",
-            unknown,
-        )
-    if sum(r.total for r in rows) == 0:
-        raise PopulationError(f"{file}: 表中总人口为 0 / the table has nobody in it")
-    warnings: list[str] = []
-    no_row = sorted(set(u["adcode"]) - {r.code for r in rows})
-    for c in no_row:
-        warnings.append(
-            f"{c} {u.loc[by_code[c], 'name']} 在表中没有数据, 人口未知(未计为零) / unit {c} has "
-            "no row in the table: its population is unknown (no points; not counted as zero)"
-        )
-    lon = float(np.mean(u.geometry.to_crs(4326).total_bounds[[0, 2]]))
-    mcrs = _measure_crs(measure_crs, lon)
-    u_m = np.asarray(u.geometry.to_crs(mcrs).to_numpy())
-    road_g = _geoms_m(roads, "roads", ("LineString", "MultiLineString"), mcrs)
-    bld_g = _geoms_m(buildings, "buildings", ("Polygon", "MultiPolygon"), mcrs)
-    road_t = shapely.STRtree(road_g) if road_g is not None else None
-    bld_t = shapely.STRtree(bld_g) if bld_g is not None else None
-    basis = (["buildings"] if bld_g is not None else []) + (
-        [f"roads≤{road_reach_m:g}m"] if road_g is not None else []
-    )
-    basis_name = "+".join(basis) or "area"
-    lack_zh = "".join(
-        (["没有建筑"] if bld_g is not None else [])
-        + ([f"{road_reach_m:g} 米内没有道路"] if road_g is not None else [])
-    )
-    lack = " or ".join(
-        (["no buildings"] if bld_g is not None else [])
-        + ([f"no roads within {road_reach_m:g} m"] if road_g is not None else [])
-    )
-    pieces: list[pd.DataFrame] = []
-    table_rows: list[tuple[Any, ...]] = []
-    moved_n = 0
-    say(f"分配 {len(rows)} 个单元的人口 spreading {len(rows)} units over {cell_m:g} m cells")
-    for k, r in enumerate(sorted(rows, key=lambda x: x.code)):
-        if k and k % 50 == 0:
-            say(f"  {k}/{len(rows)}")
-        i = by_code[r.code]
-        unit = u_m[i] if u_m[i].is_valid else _polygonal(shapely.make_valid(u_m[i]))
-        name = str(u.loc[i, "name"])
-        region, used = unit, basis_name
-        if bld_g is not None:
-            near_b = bld_g[bld_t.query(unit, predicate="intersects")]
-            region = _polygonal(shapely.intersection(region, shapely.union_all(near_b)))
-        if road_g is not None:
-            reach_box = shapely.buffer(shapely.envelope(unit), road_reach_m)
-            near_r = road_g[road_t.query(reach_box, predicate="intersects")]
-            reach = shapely.buffer(
-                shapely.GeometryCollection(list(near_r)), road_reach_m, quad_segs=_QUAD_SEGS
-            )
-            region = _polygonal(shapely.intersection(region, reach))
-        if basis and shapely.area(region) < 1.0:  # under 1 m2: no populated area to speak of
-            warnings.append(
-                f"{r.code} {name}: {lack_zh}, 按全部面积分配 / unit {r.code} {name} has {lack}: "
-                "its counts are spread over its whole area"
-            )
-            region, used = unit, "area (fallback)"
-        n_pts = 0
-        if r.total:
-            pts, moved = _spread(r, region, cell_m)
-            moved_n += moved
-            pieces.append(pts)
-            n_pts = len(pts)
-        table_rows.append((r.code, name, r.total, r.aged, n_pts, used, unit.area, region.area))
-    for c in no_row:
-        area = u_m[by_code[c]].area
-        name = str(u.loc[by_code[c], "name"])
-        table_rows.append((c, name, math.nan, math.nan, 0, "unknown (no row)", area, math.nan))
-    allpts = pd.concat(pieces, ignore_index=True)
-    to_s = Transformer.from_crs(mcrs, CRS.from_user_input(STORAGE_CRS), always_xy=True)
-    lon_a, lat_a = to_s.transform(allpts["x"].to_numpy(), allpts["y"].to_numpy())
-    gdf = gpd.GeoDataFrame(
-        {
-            "cell_id": allpts["cell_id"].to_numpy(),
-            "pop_total": allpts["pop_total"].to_numpy(dtype=float),
-            "pop_60plus": allpts["pop_60plus"].to_numpy(dtype=float),
-            "cell_size_m": np.full(len(allpts), float(cell_m)),
-            "adcode": allpts["adcode"].to_numpy(),
-        },
-        geometry=gpd.points_from_xy(lon_a, lat_a),
-        crs=STORAGE_CRS,
-    )
-    spread_by = {
-        "area": "unit area",
-        "buildings": "building footprint area",
-    }.get(basis_name, "building footprint area" if bld_g is not None else "road-reachable area")
-    reach = f" (≤ {road_reach_m:g} m from a road)" if road_g is not None else ""
-    total = float(sum(r.total for r in rows))
-    report = PopulationReport(
-        method=f"dasymetric: {level} counts spread over {cell_m:g} m cells by {spread_by}{reach},"
-        " integers per unit (largest remainder)",
-        source=file,
-        source_crs=CRS.from_user_input(u.crs).to_string(),
-        measure_crs=mcrs.to_string(),
-        cell_size_m=float(cell_m),
-        cells=len(gdf),
-        source_total=total,
-        inside_total=float(gdf["pop_total"].sum()),
-        outside_total=0.0,
-        aged_total=float(gdf["pop_60plus"].sum()),
-        aged_method=f"表格列 '{aged_c}' / table column '{aged_c}'",
-        moved_points=moved_n,
-        warnings=tuple(warnings),
-        by_unit=pd.DataFrame(table_rows, columns=list(_BY_UNIT)).sort_values(
-            "adcode", ignore_index=True
-        ),
-    )
-    say(f"人口点 {len(gdf):,} 个 / {len(gdf):,} population points")
-    return gdf, report
-
-
-def _spread(r: _Row, region: Any, cell_m: float) -> tuple[pd.DataFrame, int]:
-    """Cells of the unit's populated ``region`` (measuring CRS) with the unit's counts."""
-    minx, miny, maxx, maxy = region.bounds
-    x0 = math.floor(minx / cell_m) * cell_m
-    y1 = math.ceil(maxy / cell_m) * cell_m
-    ncols = max(1, math.ceil((maxx - x0) / cell_m))
-    nrows = max(1, math.ceil((y1 - miny) / cell_m))
-    t = affine.Affine(cell_m, 0.0, x0, 0.0, -cell_m, y1)
-    whole = np.full(nrows, cell_m * cell_m)
-    ov = _overlap(region, region, t, (nrows, ncols), None, 0.05 * cell_m, None, whole)
-    order = np.lexsort((ov.cols, ov.rows))
-    rows, cols, area, parts = ov.rows[order], ov.cols[order], ov.area_m2[order], ov.parts[order]
-    total = _largest_remainder(area, r.total)
-    aged = _largest_remainder(total.astype(float), r.aged, cap=total)
-    keep = total > 0
-    cx = x0 + (cols[keep] + 0.5) * cell_m
-    cy = y1 - (rows[keep] + 0.5) * cell_m
-    x, y, moved = _place_points(cx, cy, parts[keep], region)
-    n = int(keep.sum())
-    return (
-        pd.DataFrame(
-            {
-                "cell_id": [f"U{r.code}-{j:06d}" for j in range(1, n + 1)],
-                "pop_total": total[keep],
-                "pop_60plus": aged[keep],
-                "adcode": r.code,
-                "x": x,
-                "y": y,
-            }
-        ),
-        int(moved.sum()),
-    )
