@@ -282,7 +282,11 @@ def _bool_column(values: pd.Series) -> np.ndarray:
 
 def _cluster_points(xy: np.ndarray, tol_m: float) -> tuple[np.ndarray, np.ndarray]:
     """Label points merged within ``tol_m`` (single linkage); return labels and cluster means."""
-    uniq, inv = np.unique(xy, axis=0, return_inverse=True)
+    # Exact duplicates first: each (x, y) viewed as one complex number sorts like the rows of
+    # np.unique(xy, axis=0) (x, then y) and gives the same labels, several times faster.
+    flat = np.ascontiguousarray(xy, dtype=np.float64).view(np.complex128).ravel()
+    uniq_c, inv = np.unique(flat, return_inverse=True)
+    uniq = np.column_stack([uniq_c.real, uniq_c.imag])
     inv = inv.ravel()
     if tol_m > 0 and len(uniq) > 1:
         pairs = cKDTree(uniq).query_pairs(tol_m, output_type="ndarray")
@@ -299,9 +303,24 @@ def _cluster_points(xy: np.ndarray, tol_m: float) -> tuple[np.ndarray, np.ndarra
     return inv.astype(np.int64), uniq
 
 
+def _end_points(parts: np.ndarray) -> np.ndarray:
+    """First then last vertex of every line, as a (2k, 2) array (k = len(parts))."""
+    coords, owner = shapely.get_coordinates(parts, return_index=True)
+    first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]]) if len(owner) else owner
+    if len(first) != len(parts):  # an empty part: the slow path, as before
+        return shapely.get_coordinates(
+            np.concatenate([shapely.get_point(parts, i) for i in (0, -1)])
+        )
+    last = np.r_[first[1:] - 1, len(owner) - 1]
+    return np.concatenate([coords[first], coords[last]])
+
+
 def _csr_min(tails: np.ndarray, heads: np.ndarray, w: np.ndarray, n: int) -> sp.csr_matrix:
     """CSR matrix of ``w`` keeping the minimum over duplicate (tail, head) pairs."""
-    order = np.lexsort((w, heads, tails))
+    key = tails.astype(np.int64) * np.int64(n) + heads
+    order = np.argsort(key, kind="stable")
+    if np.any(key[order][1:] == key[order][:-1]):  # parallel arcs: the fastest first
+        order = np.lexsort((w, heads, tails))
     t, h, x = tails[order], heads[order], w[order]
     first = np.ones(len(t), dtype=bool)
     first[1:] = (t[1:] != t[:-1]) | (h[1:] != h[:-1])
@@ -360,9 +379,16 @@ def assemble(
         coords, owner = shapely.get_coordinates(geoms, return_index=True)
         starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
         ends = np.r_[starts[1:] - 1, len(owner) - 1]
-        coords[starts] = node_xy[u[owner[starts]]]
-        coords[ends] = node_xy[v[owner[ends]]]
-        geoms = shapely.set_coordinates(geoms.copy(), coords)
+        new_start, new_end = node_xy[u[owner[starts]]], node_xy[v[owner[ends]]]
+        moved = np.zeros(len(geoms), dtype=bool)  # only lines whose end moved are rewritten
+        moved[owner[starts][(coords[starts] != new_start).any(axis=1)]] = True
+        moved[owner[ends][(coords[ends] != new_end).any(axis=1)]] = True
+        if moved.any():
+            coords[starts] = new_start
+            coords[ends] = new_end
+            sel = np.flatnonzero(moved)
+            geoms = geoms.copy()
+            geoms[sel] = shapely.set_coordinates(geoms[sel].copy(), coords[moved[owner]])
     length_m = shapely.length(geoms)
     degenerate = (length_m <= 0) | ((u == v) & (length_m <= 2 * loop_tol_m))
     dropped = {**dropped, "zero_length": int(degenerate.sum())}
@@ -536,8 +562,13 @@ def network_from_roads(
         raise NetworkError("roads cannot be built into a network:\n  - " + "\n  - ".join(problems))
 
     proj, crs = to_metric(roads, measure_crs, "roads")
-    parts, row = shapely.get_parts(np.asarray(proj.geometry.values), return_index=True)
-    parts = shapely.force_2d(parts)
+    geoms = np.asarray(proj.geometry.values)
+    if np.all(shapely.get_type_id(geoms) == 1):  # LineStrings only: each row is its own part
+        parts, row = geoms, np.arange(len(geoms))
+    else:
+        parts, row = shapely.get_parts(geoms, return_index=True)
+    if shapely.has_z(parts).any():
+        parts = shapely.force_2d(parts)
     ids = roads["road_id"] if "road_id" in roads.columns else roads.index.to_series()
     edge_id = ids.to_numpy(dtype=object)[row]
     edge_class = classes[row]
@@ -554,7 +585,7 @@ def network_from_roads(
     if len(use) == 0:
         raise NetworkError(f"no road class in `roads` is usable for mode {mode!r}")
     parts = parts[use]
-    ends = shapely.get_coordinates(np.concatenate([shapely.get_point(parts, i) for i in (0, -1)]))
+    ends = _end_points(parts)
     label, node_xy = _cluster_points(ends, snap_tol_m)
     return assemble(
         mode=mode,
