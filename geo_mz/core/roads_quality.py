@@ -350,41 +350,48 @@ def roads_qualities(
     usable = {m: _mode_rows(roads, m) for m in modes}
     geoms = np.asarray(roads.geometry.values)
     rows = np.flatnonzero(np.isin(shapely.get_type_id(geoms), (1, 5)) & ~shapely.is_empty(geoms))
-    lines = gpd.GeoSeries(geoms[rows], crs=roads.crs)
-    proj = np.asarray(lines.values if CRS(roads.crs) == target else lines.to_crs(target).values)
-    if (shapely.get_type_id(proj) == 5).any():
-        parts, owner = shapely.get_parts(proj, return_index=True)
+    parts, owner = geoms[rows], np.arange(len(rows))
+    if (shapely.get_type_id(parts) == 5).any():
+        parts, owner = shapely.get_parts(parts, return_index=True)
         nonempty = ~shapely.is_empty(parts)
         parts, owner = parts[nonempty], owner[nonempty]
-    else:
-        parts, owner = proj, np.arange(len(proj))
-    if shapely.has_z(parts).any():
-        parts = shapely.force_2d(parts)
-    length_m = shapely.length(parts)
+    # Measured on coordinate arrays, not on reprojected geometries: a 5 M-piece layer stays a
+    # few arrays of floats instead of a second copy of every geometry.
     coords, vpart = shapely.get_coordinates(parts, return_index=True)
+    if CRS(roads.crs) != target:
+        tr = Transformer.from_crs(roads.crs, target, always_xy=True)
+        coords = np.column_stack(tr.transform(coords[:, 0], coords[:, 1]))
+    k_all = len(parts)
+    seg = np.hypot(*np.diff(coords, axis=0).T)
+    seg[vpart[1:] != vpart[:-1]] = 0.0
+    length_m = np.bincount(vpart[1:], weights=seg, minlength=k_all)
     first = np.flatnonzero(np.r_[True, vpart[1:] != vpart[:-1]])
     last = np.r_[first[1:] - 1, len(vpart) - 1]
     ends = np.concatenate([coords[first], coords[last]])  # every part is a non-empty line
     part_row = rows[owner]
-    one = np.zeros(len(parts), dtype=bool)
+    one = np.zeros(k_all, dtype=bool)
     if "oneway" in roads.columns:
         oneway = roads["oneway"].astype("boolean").fillna(False).to_numpy(dtype=bool)
         one = oneway[part_row]
     out = {}
-    k_all = len(parts)
     for mode in modes:
         sel = np.flatnonzero(usable[mode][part_row] & (length_m > 0))
         if len(sel) == 0:
             raise RoadsQualityError(
                 f"道路图层没有可用于{mode}的线 / no usable {mode} line in roads"
             )
-        xy = np.concatenate([ends[sel], ends[k_all + sel]])
+        lines = None
+        if population is not None:  # metric lines of this mode, for the reach query
+            in_sel = np.zeros(k_all, dtype=bool)
+            in_sel[sel] = True
+            vsel = in_sel[vpart]
+            lines = shapely.linestrings(coords[vsel], indices=np.cumsum(in_sel)[vpart[vsel]] - 1)
         out[mode] = _quality(
             mode,
-            xy,
+            np.concatenate([ends[sel], ends[k_all + sel]]),
             length_m[sel],
             one[sel] if mode == "drive" else np.zeros(len(sel), dtype=bool),
-            parts[sel],
+            lines,
             target,
             population,
             reach_dist_m,
@@ -398,7 +405,7 @@ def _quality(
     ends: np.ndarray,
     length_m: np.ndarray,
     one: np.ndarray,
-    parts: np.ndarray,
+    parts: np.ndarray | None,
     target: CRS,
     population: gpd.GeoDataFrame | None,
     reach_dist_m: float,
@@ -421,7 +428,7 @@ def _quality(
     edge_in = in_big[u] & in_big[v]
     total_m = float(length_m.sum())
     reach = None
-    if population is not None:
+    if population is not None and parts is not None:
         reach = population_within_m(
             gpd.GeoSeries(parts, crs=target),
             population,
