@@ -65,7 +65,7 @@ _TO_WGS84: dict[str, Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nda
 
 @dataclass(frozen=True)
 class DatumCheck:
-    """The outcome of :func:`check_datum`.
+    """The outcome of ``check_datum`` (in :mod:`geo_mz.core.datum`).
 
     Attributes
     ----------
@@ -77,7 +77,7 @@ class DatumCheck:
     best
         The reading that fits best when the verdict is ``suspect`` or ``fits``.
     points_used
-        Points within :data:`NEAR_M` of the reference under some reading.
+        Points within ``NEAR_M`` (500 m) of the reference under some reading.
     median_m
         Median distance to the reference per reading, over the points used.
     closer_share

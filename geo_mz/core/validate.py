@@ -676,7 +676,7 @@ def prepare_layer(
         ``{"capacity_persons": 1000, "shelter_id": "auto"}`` (see :mod:`geo_mz.core.defaults`).
     clip_to
         Keep only the rows inside this district; the others are listed in
-        :attr:`LayerResult.clipped` and as notices instead of being errors.
+        ``LayerResult.clipped`` and as notices instead of being errors.
     reference
         A layer in a true datum to compare points with (the workspace's roads); with None the
         datum check reports that it was not possible.

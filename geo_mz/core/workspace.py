@@ -447,8 +447,8 @@ class Workspace:
         method
             How the data was produced, for the provenance record.
         clip
-            Keep only the rows inside the workspace's district (:func:`district_of`) and list
-            the others in :attr:`LayerResult.clipped` and as notices, instead of failing on them.
+            Keep only the rows inside the workspace's district (``district_of`` in this module)
+            and list the others in ``LayerResult.clipped`` and as notices, instead of failing.
         defaults
             Values for fields the file lacks or leaves empty, e.g.
             ``{"capacity_persons": 1000, "shelter_id": "auto"}`` (:mod:`geo_mz.core.defaults`).
