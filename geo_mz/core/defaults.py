@@ -21,6 +21,7 @@ import pandas as pd
 
 from geo_mz.core.catalog import LayerSpec
 from geo_mz.core.errors import LayerSpecError, Problem
+from geo_mz.core.field_values import is_null
 
 AUTO = "auto"
 
@@ -56,17 +57,6 @@ def parse_defaults(items: Sequence[str]) -> dict[str, str]:
             raise LayerSpecError(f"--default {name} 给了两次 / --default {name} is given twice")
         out[name] = value.strip()
     return out
-
-
-def _empty(v: Any) -> bool:
-    if v is None:
-        return True
-    if isinstance(v, str):
-        return v.strip() == ""
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
 
 
 def _resolve(spec: LayerSpec, name: str) -> str:
@@ -134,7 +124,7 @@ def apply_defaults(
                     f"the id field '{spec.id_field}' can be numbered automatically"
                 )
             if present:
-                mask = np.array([_empty(v) for v in out[f.name].tolist()], dtype=bool)
+                mask = np.array([is_null(v) for v in out[f.name].tolist()], dtype=bool)
             else:
                 mask = np.ones(n, dtype=bool)
             column = out[f.name].astype(object).tolist() if present else [None] * n

@@ -15,7 +15,6 @@ compare the points with a reference layer for a GCJ-02/BD-09 mix-up (:mod:`geo_m
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,6 +32,7 @@ from geo_mz.core.clip import District, clip_rows, source_coordinates
 from geo_mz.core.datum import DatumCheck, check_datum, declared_reading
 from geo_mz.core.defaults import apply_defaults, fill_notices
 from geo_mz.core.errors import CrsError, LayerValidationError, Problem
+from geo_mz.core.field_values import coerce_value, is_null, typed_column
 from geo_mz.core.io import read_source
 from geo_mz.core.projection import (
     CHINA_DATUMS,
@@ -45,8 +45,6 @@ from geo_mz.core.projection import (
 #: Longitude/latitude box that holds all of China's territory, with a small margin.
 CHINA_BOUNDS = (73.0, 3.0, 136.0, 54.0)
 
-_TRUE = {"true", "t", "yes", "y", "1", "是", "有", "对"}
-_FALSE = {"false", "f", "no", "n", "0", "否", "无", "不"}
 _RESERVED_COLUMNS = {"fid", "geom", "geometry", "ogc_fid"}
 _GEOM_FAMILY = {
     "Point": ("Point", "MultiPoint"),
@@ -108,97 +106,7 @@ class LayerResult:
 def _ids(gdf: pd.DataFrame, spec: LayerSpec) -> list[str | None]:
     if spec.id_field not in gdf.columns:
         return [None] * len(gdf)
-    return [None if _isnull(v) else str(v) for v in gdf[spec.id_field].tolist()]
-
-
-def _isnull(v: Any) -> bool:
-    if v is None:
-        return True
-    if isinstance(v, str):
-        return v.strip() == ""
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
-
-
-def _as_text(v: Any) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v).strip()
-
-
-def _coerce(v: Any, ftype: str) -> Any:
-    """Convert one non-null value to the field type; raise ValueError when it cannot be."""
-    if ftype == "string":
-        return _as_text(v)
-    if ftype in ("integer", "float"):
-        if isinstance(v, bool | np.bool_):
-            raise ValueError("a boolean is not a number")
-        if ftype == "integer":
-            # Exact for whole numbers given as int or text (no float round trip above 2**53).
-            try:
-                n = (
-                    int(v.strip())
-                    if isinstance(v, str)
-                    else int(v)
-                    if isinstance(v, int | np.integer)
-                    else None
-                )
-            except ValueError:
-                n = None
-            if n is None:
-                x = float(str(v).strip()) if isinstance(v, str) else float(v)
-                if not (np.isfinite(x) and x.is_integer()):
-                    raise ValueError("not a whole number")
-                n = int(x)
-            if abs(n) >= 2**63:
-                raise ValueError("outside the 64-bit integer range")
-            return n
-        x = float(str(v).strip()) if isinstance(v, str) else float(v)
-        if not np.isfinite(x):
-            raise ValueError("not a finite number")
-        return x
-    if ftype == "boolean":
-        if isinstance(v, bool | np.bool_):
-            return bool(v)
-        s = _as_text(v).casefold()
-        if s in _TRUE:
-            return True
-        if s in _FALSE:
-            return False
-        raise ValueError("not a yes/no value")
-    if ftype == "date":
-        if isinstance(v, dt.datetime | pd.Timestamp):
-            return v.date()
-        if isinstance(v, dt.date):
-            return v
-        return dt.date.fromisoformat(_as_text(v)[:10])
-    if ftype == "datetime":
-        if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
-            return pd.Timestamp(v)
-        ts = (
-            pd.Timestamp(v)
-            if not isinstance(v, str)
-            else pd.Timestamp(dt.datetime.fromisoformat(v.strip()))
-        )
-        if ts is pd.NaT:
-            raise ValueError("not a date-time")
-        return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
-    raise ValueError(f"unknown type {ftype}")
-
-
-_DTYPES = {"integer": "Int64", "float": "float64", "boolean": "boolean"}
-
-
-def _typed_column(values: list[Any], ftype: str) -> pd.Series:
-    if ftype in _DTYPES:
-        return pd.Series(pd.array(values, dtype=_DTYPES[ftype]))
-    if ftype == "datetime":
-        return pd.Series(pd.to_datetime(pd.Series(values, dtype=object)), dtype="datetime64[ms]")
-    if ftype == "string":
-        return pd.Series(values, dtype="str")
-    return pd.Series(values, dtype=object)
+    return [None if is_null(v) else str(v) for v in gdf[spec.id_field].tolist()]
 
 
 def _rename_columns(
@@ -269,7 +177,7 @@ def _check_fields(df: pd.DataFrame, spec: LayerSpec, found: _Findings) -> dict[s
             )
         else:
             absent_optional.append(f.name)
-        out[f.name] = _typed_column([None] * len(df), f.type)
+        out[f.name] = typed_column([None] * len(df), f.type)
     if absent_optional:
         found.add(
             None,
@@ -328,7 +236,7 @@ def _check_field(values: list[Any], f: FieldSpec, found: _Findings) -> pd.Series
     clean: list[Any] = []
     for i, v in enumerate(values):
         clean.append(None)
-        if _isnull(v):
+        if is_null(v):
             if f.required:
                 found.add(
                     i,
@@ -338,7 +246,7 @@ def _check_field(values: list[Any], f: FieldSpec, found: _Findings) -> pd.Series
                 )
             continue
         try:
-            x = _coerce(v, f.type)
+            x = coerce_value(v, f.type)
         except (ValueError, TypeError, OverflowError) as exc:
             found.add(i, f.name, "wrong_type", f"{v!r} is not a valid {f.type} ({exc})")
             continue
@@ -369,7 +277,7 @@ def _check_field(values: list[Any], f: FieldSpec, found: _Findings) -> pd.Series
             f"按代码存储 / labels stored as their codes: {examples}{more}",
             "notice",
         )
-    return _typed_column(clean, f.type)
+    return typed_column(clean, f.type)
 
 
 def _one_geometry(g: Any, i: int, spec: LayerSpec, repair: bool, found: _Findings) -> Any:
