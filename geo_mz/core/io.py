@@ -410,8 +410,9 @@ def _read_xlsx(
     start = next((i for i, n in enumerate(filled) if n >= 2), None)
     if start is None:
         raise LayerReadError(
-            f"{file}: 工作表 '{sheet}' 没有表头和数据 / sheet '{sheet}' holds no table (a header "
-            f"row and data rows)"
+            f"{file}: 工作表 '{sheet}' 没有表头和数据，用 --sheet 选择（共 {names}）/ sheet "
+            f"'{sheet}' holds no table (a header row and data rows); pick the sheet with --sheet "
+            f"(sheets are {names})"
         )
     if start > 0:
         problems.append(
