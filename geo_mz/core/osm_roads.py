@@ -189,23 +189,12 @@ class _Ways:
         self.run_way = array.array("q")
         self.way_id = array.array("q")  # -1 when unknown
         self.way_row = array.array("q")  # source row (lines input) or -1
-        self.cls = array.array("b")
-        self.hw = array.array("h")
-        self.walk = array.array("b")
-        self.drive = array.array("b")
-        self.oneway = array.array("b")
-        self.speed = array.array("d")
-        self.source = array.array("b")
-        self.lanes = array.array("i")  # -1 when unknown
-        self.bridge = array.array("b")
-        self.tunnel = array.array("b")
-        self.layer = array.array("i")
+        self.way_kind = array.array("i")  # index into kinds: the way's attributes but its name
+        self.kinds: dict[tuple, int] = {}  # WayClass without name -> kind index
         self.names: dict[int, str] = {}
-        self.highways: dict[str, int] = {}
         self.highway_ways = 0
         self.excluded: Counter[str] = Counter()
         self.unknown: Counter[str] = Counter()
-        self.reclassed: Counter[str] = Counter()
         self.missing_nodes = 0
 
     def exclude(self, wc: WayClass) -> None:
@@ -214,26 +203,38 @@ class _Ways:
             self.unknown[wc.highway] += 1
 
     def add_way(self, way_id: int, row: int, wc: WayClass) -> None:
-        """Append the attributes of a way whose runs were just added."""
-        w = len(self.way_id)
+        """Append a way whose runs were just added (its attributes stored once per kind)."""
+        kind = self.kinds.setdefault(wc[:-1], len(self.kinds))
+        if wc.name:
+            self.names[len(self.way_id)] = wc.name
         self.way_id.append(way_id)
         self.way_row.append(row)
-        self.cls.append(_CLASS_CODE[wc.road_class])  # type: ignore[index]
-        self.hw.append(self.highways.setdefault(wc.highway, len(self.highways)))
-        self.walk.append(wc.walk)
-        self.drive.append(wc.drive)
-        self.oneway.append(wc.oneway)
-        self.speed.append(wc.speed_kmh)
-        self.source.append(_SOURCES.index(wc.speed_source))
-        self.lanes.append(wc.lanes if wc.lanes is not None and wc.lanes >= 0 else -1)
-        self.bridge.append(wc.bridge)
-        self.tunnel.append(wc.tunnel)
-        self.layer.append(wc.layer)
-        if wc.name:
-            self.names[w] = wc.name
-        base = OSM_PROFILE[wc.highway].road_class
-        if wc.road_class != base:
-            self.reclassed[f"{wc.highway}: {base} -> {wc.road_class}"] += 1
+        self.way_kind.append(kind)
+
+    def column(self, name: str) -> np.ndarray:
+        """One WayClass field for every way, as an array (object for strings, -1 for no lanes)."""
+        i = WayClass._fields.index(name)
+        table = np.array([k[i] for k in self.kinds], dtype=object)
+        if name in ("walk", "drive", "bridge", "tunnel"):
+            table = table.astype(bool)
+        elif name in ("oneway", "layer"):
+            table = table.astype(np.int64)
+        elif name == "speed_kmh":
+            table = table.astype(np.float64)
+        elif name == "lanes":  # -1 when unknown
+            table = np.array([-1 if v is None or v < 0 else v for v in table], dtype=np.int64)
+        return table[np.asarray(self.way_kind, dtype=np.int64)]
+
+    def reclassed(self) -> Counter[str]:
+        """Ways written with another class than their highway's (see the access rule)."""
+        counts = np.bincount(np.asarray(self.way_kind, dtype=np.int64), minlength=len(self.kinds))
+        out: Counter[str] = Counter()
+        for kind, i in self.kinds.items():
+            wc = WayClass(*kind, None)
+            base = OSM_PROFILE[wc.highway].road_class
+            if wc.road_class != base and counts[i]:
+                out[f"{wc.highway}: {base} -> {wc.road_class}"] += int(counts[i])
+        return out
 
     def add_run(self, refs: list[int], lon: list[float], lat: list[float]) -> bool:
         if len(refs) < 2:
@@ -246,10 +247,6 @@ class _Ways:
         return True
 
 
-_CLASSES = ("motorway", "trunk", "primary", "secondary", "tertiary", "residential", "rural")
-_CLASSES += ("footway",)
-_CLASS_CODE = {c: i for i, c in enumerate(_CLASSES)}
-_SOURCES = ("", "profile", "maxspeed")
 _OSM_SUFFIXES = (".osm", ".pbf", ".osm.bz2", ".osm.gz", ".o5m", ".opl")
 
 
@@ -270,13 +267,19 @@ def _read_osm(path: Path, tick: Callable[[int], None]) -> _Ways:
 
     ways = _Ways()
     every = 10_000
+    alone: dict[str, WayClass] = {}
 
     class Handler(osmium.SimpleHandler):  # type: ignore[misc]
         def way(self, w: Any) -> None:
             ways.highway_ways += 1
             if ways.highway_ways % every == 0:
                 tick(every)
-            wc = classify_way(w.tags)
+            tags = w.tags
+            if len(tags) == 1:  # only its highway tag (common): classified once per value
+                hw = tags.get("highway")
+                wc = alone.get(hw) or alone.setdefault(hw, classify_way({"highway": hw}))
+            else:
+                wc = classify_way(tags)
             if wc.excluded is not None:
                 ways.exclude(wc)
                 return
@@ -426,9 +429,9 @@ def _split(ways: _Ways, source: str) -> _Pieces:
     is_end = np.zeros(n, dtype=bool)
     is_end[run_start] = True
     is_end[bounds[1:] - 1] = True
-    layer = np.asarray(ways.layer, dtype=np.int64)
-    bridge = np.asarray(ways.bridge, dtype=np.int64)
-    tunnel = np.asarray(ways.tunnel, dtype=np.int64)
+    layer = ways.column("layer")
+    bridge = ways.column("bridge").astype(np.int64)
+    tunnel = ways.column("tunnel").astype(np.int64)
     way_level = np.unique(layer * 4 + bridge * 2 + tunnel, return_inverse=True)[1].ravel()
     level = way_level[run_way[run_of]]
     if source == "osm":
@@ -464,7 +467,7 @@ def _split(ways: _Ways, source: str) -> _Pieces:
     offsets = np.cumsum(lengths) - lengths
     piece_of_vertex = np.repeat(np.arange(len(p_start)), lengths)
     within = np.arange(int(lengths.sum())) - offsets[piece_of_vertex]
-    backward = np.asarray(ways.oneway, dtype=np.int8)[p_way] == -1
+    backward = ways.column("oneway")[p_way] == -1
     vidx = np.where(
         backward[piece_of_vertex],
         p_end[piece_of_vertex] - within,
@@ -629,7 +632,7 @@ def read_osm_roads(
         excluded=dict(ways.excluded.most_common()),
         unknown_highways=dict(ways.unknown.most_common()),
         missing_nodes=int(ways.missing_nodes),
-        reclassed=dict(ways.reclassed.most_common()),
+        reclassed=dict(ways.reclassed().most_common()),
         mixed_level_junctions=pieces.mixed_level_junctions,
         pieces=len(roads),
         pieces_outside_clip=outside,
@@ -668,28 +671,26 @@ def _frame(
     if ways.names:
         way_names[np.fromiter(ways.names, dtype=np.int64)] = list(ways.names.values())
     names = way_names[way]
-    highways = np.array(list(ways.highways), dtype=object)
-    source = np.array(_SOURCES, dtype=object)[np.asarray(ways.source, dtype=np.int64)[way]]
-    speed = np.asarray(ways.speed, dtype=np.float64)[way]
+    source = ways.column("speed_source")[way]
+    speed = ways.column("speed_kmh")[way]
     if not fill_speeds:
         speed = np.where(source == "maxspeed", speed, np.nan)
         source = np.where(source == "maxspeed", source, "")
-    lanes = np.asarray(ways.lanes, dtype=np.int64)[way]
-    oneway = np.asarray(ways.oneway, dtype=np.int8)[way]
+    lanes = ways.column("lanes")[way]
     frame = {
         "road_id": road_id,
         "name": names,
-        "road_class": np.array(_CLASSES, dtype=object)[np.asarray(ways.cls, dtype=np.int64)[way]],
+        "road_class": ways.column("road_class")[way],
         "speed_kmh": speed,
-        "oneway": oneway != 0,
+        "oneway": ways.column("oneway")[way] != 0,
         "lanes": pd.array(np.where(lanes >= 0, lanes, 0), dtype="Int64"),
-        "bridge": np.asarray(ways.bridge, dtype=bool)[way],
-        "tunnel": np.asarray(ways.tunnel, dtype=bool)[way],
+        "bridge": ways.column("bridge")[way],
+        "tunnel": ways.column("tunnel")[way],
         "osm_way_id": pd.array(np.where(known, way_id, 0), dtype="Int64"),
-        "highway": highways[np.asarray(ways.hw, dtype=np.int64)[way]],
-        "layer": np.asarray(ways.layer, dtype=np.int64)[way],
-        "walk": np.asarray(ways.walk, dtype=bool)[way],
-        "drive": np.asarray(ways.drive, dtype=bool)[way],
+        "highway": ways.column("highway")[way],
+        "layer": ways.column("layer")[way],
+        "walk": ways.column("walk")[way],
+        "drive": ways.column("drive")[way],
         "speed_source": source.astype(object),
     }
     frame["lanes"][lanes < 0] = pd.NA
