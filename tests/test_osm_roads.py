@@ -353,6 +353,15 @@ def test_progress_callable_and_tqdm_like():
     assert bar.n == 516
 
 
+def test_progress_of_a_lines_file_counts_its_rows(tmp_path):
+    raw = longgang_raw_lines()
+    path = tmp_path / "lines.gpkg"
+    raw.to_file(path, driver="GPKG")
+    seen: list[int] = []
+    _, report = read_osm_roads(path, progress=seen.append)
+    assert sum(seen) == len(raw) and report.highway_ways == len(raw)
+
+
 # --------------------------------------------------------------------------- real: Helsinki PBF
 
 

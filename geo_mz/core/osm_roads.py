@@ -369,6 +369,8 @@ def _read_lines(path: Path, layer: str | None, tick: Callable[[int], None]) -> _
     ways = _Ways()
     keep_rows = np.zeros(len(gdf), dtype=bool)
     for i in range(len(gdf)):
+        if i and i % 10_000 == 0:
+            tick(10_000)
         tags: dict[str, str | None] = {k: _cell(col[i]) for k, col in columns.items()}
         if other is not None and isinstance(other[i], str):
             for k, v in _OTHER_TAGS.findall(other[i]):
@@ -384,9 +386,7 @@ def _read_lines(path: Path, layer: str | None, tick: Callable[[int], None]) -> _
             continue
         keep_rows[i] = True
         ways.add_way(_way_id(ids[i]) if ids is not None else -1, i, wc)
-        if (i + 1) % 10_000 == 0:
-            tick(10_000)
-    tick(len(gdf) % 10_000)
+    tick(len(gdf) - 10_000 * ((len(gdf) - 1) // 10_000) if len(gdf) else 0)
     rows = np.flatnonzero(keep_rows)
     parts, part_way = shapely.get_parts(shapely.force_2d(geoms[rows]), return_index=True)
     coords, vpart = shapely.get_coordinates(parts, return_index=True)
@@ -401,9 +401,9 @@ def _read_lines(path: Path, layer: str | None, tick: Callable[[int], None]) -> _
     ways.lon, ways.lat = coords[:, 0].copy(), coords[:, 1].copy()  # type: ignore[assignment]
     ways.run_start = starts.astype(np.int64)  # type: ignore[assignment]
     ways.run_way = part_way[ok].astype(np.int64)  # type: ignore[assignment]
-    lost = np.setdiff1d(np.arange(len(rows)), ways.run_way)
-    if len(lost):
-        ways.excluded["no_length"] += len(lost)
+    lost = len(rows) - len(np.unique(ways.run_way))
+    if lost:
+        ways.excluded["no_length"] += lost
     return ways
 
 
@@ -526,7 +526,8 @@ def read_osm_roads(
         centre (UTM outside China).
     progress
         Optional progress: a tqdm bar (``.update(n)``) or a callable, given the number of ways
-        read since the last call (every 10,000 ways).
+        (rows of a vector file) read since the last call, every 10,000; the calls add up to
+        all highway ways (all rows).
     population
         Optional population points (``pop_total``): fills ``population_reach`` of the report.
     layer
@@ -566,7 +567,7 @@ def read_osm_roads(
     ways = _read_osm(path, tick) if is_osm else _read_lines(path, layer, tick)
     if ways.highway_ways == 0:
         raise OsmImportError(f"{path}: 文件中没有 highway 道路 / the file has no highway way")
-    if len(ways.way_id) == 0:
+    if len(ways.run_start) == 0:
         reasons = ", ".join(f"{k} {v}" for k, v in ways.excluded.most_common())
         raise OsmImportError(
             f"{path}: {ways.highway_ways} 条 highway 路线全部被排除 / all {ways.highway_ways} "
@@ -628,7 +629,7 @@ def read_osm_roads(
         file=str(path),
         source="osm" if is_osm else "lines",
         highway_ways=int(ways.highway_ways),
-        ways_kept=len(ways.way_id),
+        ways_kept=len(np.unique(np.asarray(ways.run_way, dtype=np.int64))),
         excluded=dict(ways.excluded.most_common()),
         unknown_highways=dict(ways.unknown.most_common()),
         missing_nodes=int(ways.missing_nodes),
