@@ -30,6 +30,7 @@ from geo_mz.cli.names import names
 from geo_mz.cli.postgis import webmap_group
 from geo_mz.cli.relief import relief, shelters
 from geo_mz.cli.scale import scale
+from geo_mz.cli.sources import with_source_import_options
 from geo_mz.cli.webmap import serve, users
 
 source_options = [
@@ -282,6 +283,7 @@ def validate(
 @click.option(
     "--synthetic", is_flag=True, help="标记为合成数据 / mark the layer as generated data."
 )
+@with_source_import_options
 def import_(
     file: str,
     kind: str,
@@ -296,12 +298,24 @@ def import_(
     clip: bool,
     repair: bool,
     synthetic: bool,
+    **raw: Any,
 ) -> None:
-    """导入图层(替换同名图层；出错则不做任何修改) / Import a layer; on any error nothing changes."""
+    r"""导入图层(替换同名图层；出错则不做任何修改) / Import a layer; on any error nothing changes.
+
+    \b
+    也接受原始数据 / also takes raw sources:
+      roads:      OSM .osm/.osm.pbf, or lines with a `highway` column (split at junctions)
+      population: a count raster (.tif) with --aged-share/--aged-share-table/--aged-raster,
+                  or a table of unit codes with --by-unit (户籍: total, aged 60+)
+    """
+    from geo_mz.cli.sources import import_raw
     from geo_mz.core.workspaces import open_workspace
 
     with bad_input():
         ws = open_workspace(workspace)
+        raw.update(layer_name=sheet or layer_name, encoding=encoding)
+        if import_raw(ws, file, kind, workspace, raw):
+            return
         result = ws.import_file(
             file,
             kind,

@@ -108,8 +108,18 @@ def _need(layers: Mapping[str, gpd.GeoDataFrame], *names: str) -> None:
         )
 
 
+def _district_level(units: gpd.GeoDataFrame) -> str:
+    """Return the jurisdiction's own level (county or city), for a district without towns."""
+    inj = units.get("in_jurisdiction", pd.Series(True, index=units.index))
+    own = units[inj.astype("boolean").fillna(True).to_numpy(dtype=bool)]
+    for level in ("county", "city", "province"):
+        if (own["level"] == level).any():
+            return level
+    raise GeoMzError("admin_units: 没有辖区单元 / no unit of the jurisdiction")
+
+
 def _unit_polygons(table: pd.DataFrame, units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    rows = table[table["level"].isin(["town", "village"])]
+    rows = table[~table["level"].isin(["total", "unassigned"])]
     polys = units.set_index("adcode").geometry
     out = gpd.GeoDataFrame(
         rows.reset_index(drop=True),
@@ -175,13 +185,13 @@ def analyse_circle(
     units = layers["admin_units"]
     kw: dict[str, Any] = {"thresholds_min": s.thresholds_min, "targets": s.targets}
     levels = set(units["level"])
-    if "town" not in levels:
-        raise GeoMzError(
-            "admin_units: 没有镇街单元，也无法近似 / no town units, and none can be approximated: "
-            + "; ".join(notes)
-            + " — give town polygons (geo-mz init --units) or population by town code"
+    top = "town" if "town" in levels else _district_level(units)
+    if top != "town":
+        notes.append(
+            f"没有镇街单元：按全区统计 / no town units: figures for the district as a whole "
+            f"(level {top}); give town polygons (geo-mz init --units) or population by town code"
         )
-    towns = coverage.coverage_by_unit(times, units, level="town", **kw)
+    towns = coverage.coverage_by_unit(times, units, level=top, **kw)
     villages = (
         coverage.coverage_by_unit(times, units, level="village", **kw)
         if "village" in levels
@@ -207,7 +217,7 @@ def analyse_circle(
         level="cluster",
     )
     say("床位与可达性 beds and E2SFCA")
-    beds = capacity.beds_by_unit(layers["elder_care"], units, layers["population"], level="town")
+    beds = capacity.beds_by_unit(layers["elder_care"], units, layers["population"], level=top)
     residential = (
         coverage.select_centres(layers["elder_care"], kinds=RESIDENTIAL_KINDS, statuses=s.statuses)
         if np.isin(layers["elder_care"]["kind"], RESIDENTIAL_KINDS).any()

@@ -411,18 +411,20 @@ def shelter_adequacy(
     # Towns/villages without polygons get approximate areas from coded population points.
     units = complete_units({"admin_units": units, "population": population})[0]["admin_units"]
     levels = [lv for lv in ("town", "village") if (units["level"] == lv).any()]
-    if "town" not in levels:
-        raise ShelterError(
-            "admin_units: 没有镇街单元 / no town units (give town polygons with geo-mz init "
-            "--units, or population by town code)"
-        )
+    if "town" not in levels:  # no towns: the district as a whole is the top reporting unit
+        inj = units.get("in_jurisdiction", pd.Series(True, index=units.index))
+        own = units[inj.astype("boolean").fillna(True).to_numpy(dtype=bool)]
+        top = next((lv for lv in ("county", "city") if (own["level"] == lv).any()), None)
+        if top is None:
+            raise ShelterError("admin_units: 没有辖区单元 / no unit of the jurisdiction")
+        levels = [top, *levels]
     for level in levels:
         u = units_of_level(units, level)
         t = _unit_table(u, level, assign_to_units(population, u), assign_to_units(pts, u), people,
                         served, cap, pk, pt, s)  # fmt: skip
         tables[level] = t
         polys.append(gpd.GeoDataFrame(t.iloc[:-1], geometry=list(u.geometry), crs=u.crs))
-    towns = tables["town"]
+    towns = tables[levels[0]]
     # No village units: an empty village table (and the towns' village counts stay unknown).
     villages = tables.get("village", towns.iloc[0:0].copy())
     vil = villages.iloc[:-1]
