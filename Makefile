@@ -41,8 +41,10 @@ system-packages:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
 
+# The tests, then the documentation with every warning an error (its notebooks executed).
 test: system-packages lint
 	$(BIN)/pytest
+	$(MAKE) docs
 
 # The documentation (docs/): API reference and the notebooks, executed; every warning is an error.
 # -E: a fresh environment each time, so every notebook runs and every warning is reported;

@@ -17,11 +17,21 @@ from geo_mz.core.catalog import (
     load_catalog,
     load_spec,
 )
+from geo_mz.core.clip import (
+    District,
+)
 from geo_mz.core.data import (
     available,
     default_cache_dir,
     get_path,
     sample_dir,
+)
+from geo_mz.core.datum import (
+    DatumCheck,
+    check_datum,
+)
+from geo_mz.core.defaults import (
+    parse_defaults,
 )
 from geo_mz.core.display import (
     format_kpi_value,
@@ -40,9 +50,23 @@ from geo_mz.core.errors import (
     UnitsError,
     WorkspaceError,
 )
+from geo_mz.core.fetch import (
+    fetch_osm,
+    fetch_worldpop,
+)
+from geo_mz.core.import_sources import (
+    import_population_raster,
+    import_population_units,
+    import_roads_osm,
+)
 from geo_mz.core.io import (
     SourceData,
     read_source,
+)
+from geo_mz.core.osm_roads import (
+    OsmImportError,
+    OsmImportReport,
+    read_osm_roads,
 )
 from geo_mz.core.population import (
     PopulationError,
@@ -63,6 +87,10 @@ from geo_mz.core.projection import (
     wgs84_to_bd09,
     wgs84_to_gcj02,
 )
+from geo_mz.core.readiness import (
+    Readiness,
+    readiness,
+)
 from geo_mz.core.results import (
     Kpi,
     LayerCheck,
@@ -73,6 +101,10 @@ from geo_mz.core.results import (
     kpi_frame,
     result_catalog,
     unique_kpis,
+)
+from geo_mz.core.roads_quality import (
+    RoadsQuality,
+    roads_quality,
 )
 from geo_mz.core.terrain import (
     DemGrid,
@@ -102,6 +134,7 @@ from geo_mz.core.validate import (
 from geo_mz.core.workspace import (
     Workspace,
     conform_types,
+    district_of,
     file_sha256,
 )
 from geo_mz.core.workspace_postgis import (
@@ -121,7 +154,9 @@ __all__ = [
     "PG_TYPES",
     "AllowedValue",
     "CrsError",
+    "DatumCheck",
     "DemGrid",
+    "District",
     "FieldSpec",
     "GeoMzError",
     "Kpi",
@@ -131,11 +166,15 @@ __all__ = [
     "LayerSpec",
     "LayerSpecError",
     "LayerValidationError",
+    "OsmImportError",
+    "OsmImportReport",
     "PopulationError",
     "PopulationReport",
     "PostgisWorkspace",
     "Problem",
+    "Readiness",
     "ReportTable",
+    "RoadsQuality",
     "SourceData",
     "Threshold",
     "UnitsError",
@@ -145,6 +184,7 @@ __all__ = [
     "available",
     "bd09_to_gcj02",
     "bd09_to_wgs84",
+    "check_datum",
     "check_layer",
     "china_datum_to_wgs84",
     "clean_error",
@@ -155,6 +195,9 @@ __all__ = [
     "default_catalog_dir",
     "display_table",
     "distance_m",
+    "district_of",
+    "fetch_osm",
+    "fetch_worldpop",
     "file_sha256",
     "format_kpi_value",
     "format_number",
@@ -166,6 +209,9 @@ __all__ = [
     "gk_zone_crs",
     "grid_for_bounds",
     "headed",
+    "import_population_raster",
+    "import_population_units",
+    "import_roads_osm",
     "is_missing",
     "kpi_frame",
     "load_catalog",
@@ -175,15 +221,19 @@ __all__ = [
     "measure_crs_for",
     "open_workspace",
     "parse_crs",
+    "parse_defaults",
     "population_from_raster",
     "population_from_units",
     "prepare_layer",
     "rasterize_mask",
     "read_dem",
+    "read_osm_roads",
     "read_source",
+    "readiness",
     "redact_url",
     "region_polygons",
     "result_catalog",
+    "roads_quality",
     "sample_dir",
     "slope_deg",
     "split_workspace_url",
