@@ -162,6 +162,13 @@ def test_strict_stops_on_a_collapsed_network(longgang, tmp_path, shared_data):
     )  # fmt: skip
     assert run.exit_code == 2
     assert "network quality" in run.output and not (tmp_path / "o").exists()
+    # without --strict the results are written, and the map itself carries the warning
+    out = _run("shelters", "adequacy", "--workspace", bad, "--out", tmp_path / "o2")
+    assert "✗ 路网最大连通分量占比" in out
+    page = (tmp_path / "o2" / "shelters_map.html").read_text(encoding="utf-8")
+    assert "geo-mz-network-warning" in page and "路网质量不达标" in page
+    report = (tmp_path / "o2" / "shelters_report.html").read_text(encoding="utf-8")
+    assert "路网最大连通分量占比" in report
 
 
 # --------------------------------------------------------------------------- Beijing towns

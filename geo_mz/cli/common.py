@@ -13,6 +13,7 @@ from geo_mz.core.errors import GeoMzError, LayerValidationError, Problem
 from geo_mz.core.results import Kpi
 
 BAD_INPUT = 2
+_NETWORK_SOURCE = "local choice (geo_mz.core.roads_quality)"  # marks the network KPIs
 
 #: Options most analysis commands share.
 workspace_option = click.option(
@@ -135,7 +136,7 @@ def check_network(net: Any, layers: Any, *, strict: bool) -> list[Kpi]:
 
     q = network_quality(net, roads=layers.get("roads"), population=layers.get("population"))
     share = q.length_share if q.length_share is not None else q.node_share
-    src = "local choice (geo_mz.core.roads_quality)"
+    src = _NETWORK_SOURCE
     kpis = [
         Kpi("路网最大连通分量占比", "Largest network component, share of the roads",
             round(share * 100, 1), "%", f"≥ {MIN_LARGEST_SHARE * 100:g}",
@@ -163,3 +164,30 @@ def check_network(net: Any, layers: Any, *, strict: bool) -> list[Kpi]:
         )
         raise SystemExit(BAD_INPUT)
     return kpis
+
+
+def flag_maps(paths: dict[str, Any], kpis: Sequence[Kpi]) -> None:
+    """Put a red banner on the written maps when the network failed its checks.
+
+    The figures travel in the report and Excel already; a map is what command staff look at
+    first, so a result computed on a broken network says so on the map itself.
+    """
+    import html
+    from pathlib import Path
+
+    failed = [k for k in kpis if k.source == _NETWORK_SOURCE and k.met is False]
+    if not failed:
+        return
+    text = "；".join(f"{k.label_zh} {k.value}{k.unit}（目标 {k.target}）" for k in failed)
+    text_en = "; ".join(f"{k.label_en} {k.value}{k.unit} (target {k.target})" for k in failed)
+    banner = (
+        '<div id="geo-mz-network-warning" style="position:fixed;top:8px;left:60px;right:300px;'
+        "z-index:10000;background:#b10026;color:#fff;padding:8px 12px;font:14px sans-serif;"
+        'border-radius:4px">⚠ 路网质量不达标，结果不可靠 / the road network failed its checks, '
+        f"results are unreliable: {html.escape(text)} / {html.escape(text_en)}</div>"
+    )
+    for key, path in paths.items():
+        p = Path(path)
+        if key == "map" or p.name.endswith("_map.html"):
+            page = p.read_text(encoding="utf-8")
+            p.write_text(page.replace("</body>", banner + "\n</body>", 1), encoding="utf-8")

@@ -18,6 +18,7 @@ from geo_mz.cli.common import (
     check_network,
     echo_kpis,
     echo_problems,
+    flag_maps,
     lang_option,
     out_option,
     progress_bar,
@@ -472,6 +473,7 @@ def coverage(
             paths = write_circle_outputs(out_dir, layers, result, lang=lang)  # type: ignore[arg-type]
         finally:
             close()
+    flag_maps(paths, result.kpis)
     echo_kpis(result.kpis)
     for kind, path in paths.items():
         click.echo(f"{kind:<5} {path}")

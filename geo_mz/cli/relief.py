@@ -18,6 +18,7 @@ from geo_mz.cli.common import (
     bad_input,
     check_network,
     echo_kpis,
+    flag_maps,
     lang_option,
     out_option,
     progress_bar,
@@ -246,6 +247,7 @@ def relief_audit(**opts: Any) -> None:
             )  # fmt: skip
         finally:
             close()
+    flag_maps(paths, o.network_kpis)
     echo_kpis(audit_kpis(a) + o.network_kpis)
     _echo_paths(paths)
 
@@ -520,6 +522,7 @@ def shelters_adequacy(workspace: str, out_dir: str, lang: str, strict: bool) -> 
             )  # fmt: skip
         finally:
             close()
+    flag_maps(paths, net_kpis)
     echo_kpis(ad.kpis + net_kpis)
     _echo_paths(paths)
 
@@ -572,5 +575,6 @@ def shelters_evacuate(
             )  # fmt: skip
         finally:
             close()
+    flag_maps(paths, net_kpis)
     echo_kpis(ev.kpis + net_kpis)
     _echo_paths(paths)
