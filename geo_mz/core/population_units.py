@@ -377,9 +377,9 @@ def population_from_units(
         if road_g is not None:
             reach_box = shapely.buffer(shapely.envelope(unit), road_reach_m)
             near_r = road_g[road_t.query(reach_box, predicate="intersects")]
-            reach = shapely.buffer(
-                shapely.GeometryCollection(list(near_r)), road_reach_m, quad_segs=_QUAD_SEGS
-            )
+            # Buffer each road, then union: the same area as buffering the collection at once,
+            # hundreds of times faster (GEOS unions the buffers pairwise as a cascade).
+            reach = shapely.union_all(shapely.buffer(near_r, road_reach_m, quad_segs=_QUAD_SEGS))
             region = _polygonal(shapely.intersection(region, reach))
         if basis and shapely.area(region) < 1.0:  # under 1 m2: no populated area to speak of
             warnings.append(
