@@ -121,6 +121,20 @@ def test_every_package_exports_its_public_api(name: str):
     assert not [n for n in exported if _is_private(n)]
 
 
+@pytest.mark.parametrize("name", PACKAGES)
+def test_no_exported_name_hides_a_module_of_the_package(name: str):
+    """``from geo_mz.relief import drive_audit`` must give the module, never a function."""
+    import pkgutil
+    import types
+
+    package = importlib.import_module(name)
+    for sub in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{name}.{sub.name}")
+        assert isinstance(getattr(package, sub.name), types.ModuleType), (
+            f"{name}.{sub.name} is shadowed by an exported name of the same name"
+        )
+
+
 def test_importing_the_library_starts_nothing_heavy():
     code = (
         "import sys, geo_mz, geo_mz.core, geo_mz.network, geo_mz.eldercare, geo_mz.relief;"

@@ -8,7 +8,7 @@ import pyogrio
 import pytest
 from click.testing import CliRunner
 
-from geo_mz.cli.main import main
+from geo_mz.cli import main
 from geo_mz.core.errors import GeoMzError
 from geo_mz.core.workspace import Workspace
 from geo_mz.datasets.pengjiang import build_pengjiang

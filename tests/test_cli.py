@@ -3,7 +3,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from geo_mz.cli.main import main
+from geo_mz.cli import main
 from geo_mz.core.workspace import Workspace, file_sha256
 
 from .conftest import care_props, feature, point, write_geojson

@@ -10,7 +10,7 @@ import pyogrio
 import pytest
 from click.testing import CliRunner
 
-from geo_mz.cli.main import main
+from geo_mz.cli import main
 from geo_mz.demo import sample_workspace
 from geo_mz.network.disruption import synthetic_flood_raster
 

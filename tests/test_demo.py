@@ -12,7 +12,7 @@ import rasterio
 from click.testing import CliRunner
 from geopandas.testing import assert_geodataframe_equal
 
-from geo_mz.cli.main import main
+from geo_mz.cli import main
 from geo_mz.core.catalog import load_catalog
 from geo_mz.core.workspace import Workspace
 from geo_mz.demo import run_demo

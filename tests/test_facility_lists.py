@@ -20,7 +20,7 @@ import pytest
 import shapely
 from click.testing import CliRunner
 
-from geo_mz.cli.main import main
+from geo_mz.cli import main
 from geo_mz.core.catalog import load_spec, text_key
 from geo_mz.core.clip import district_from_layers
 from geo_mz.core.datum import check_datum

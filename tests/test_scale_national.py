@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from geo_mz.boundaries import topology as boundaries
-from geo_mz.cli.main import main
+from geo_mz.cli import main
 from geo_mz.datasets.county_workload import write_workload
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings

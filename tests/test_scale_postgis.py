@@ -96,7 +96,7 @@ def test_unreachable_store_names_the_host_not_the_password():
 def test_cli_push_run_and_status_on_postgis(pg_url, sample_ws, tmp_path):
     from click.testing import CliRunner
 
-    from geo_mz.cli.main import main
+    from geo_mz.cli import main
 
     target = f"{pg_url}#cli_ws"
     r = CliRunner().invoke(main, ["scale", "push", str(sample_ws.path), target, "--replace"])

@@ -318,7 +318,7 @@ def test_tolerant_values_in_memory_layers_too(tmp_path: Path):
 
 
 def test_missing_lon_column_names_an_option_that_exists(tmp_path: Path):
-    from geo_mz.cli.main import main as cli
+    from geo_mz.cli import main as cli
 
     src = tmp_path / "list.csv"
     src.write_text("设施编号,名称,设施类型,状态,东经度数,北纬度数\nA1,x,敬老院,运营中,113.1,22.6\n")

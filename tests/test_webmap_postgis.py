@@ -132,7 +132,7 @@ def test_optimistic_concurrency_409(pg_app):
 
 # -- two server processes -----------------------------------------------------------------
 def _serve(db: str, users: Path, port: int, log: Path) -> subprocess.Popen:
-    code = "import sys; from geo_mz.cli.main import main; sys.exit(main())"
+    code = "import sys; from geo_mz.cli import main; sys.exit(main())"
     cmd = [sys.executable, "-c", code, "serve", "--database", db, "--users", str(users)]
     cmd += ["--port", str(port), "--threads", "8", "--lang", "en"]
     env = {**os.environ, "GEO_MZ_SECRET_KEY": SECRET}
@@ -259,7 +259,7 @@ def test_two_server_processes_see_each_others_edits(db, base, tmp_path):
 def test_cli_import_refuses_a_database_that_holds_a_workspace(db, base):
     from click.testing import CliRunner
 
-    from geo_mz.cli.main import main
+    from geo_mz.cli import main
 
     ws = str(base / "pengjiang.gpkg")
     r = CliRunner().invoke(main, ["webmap", "import", ws, "--database", db])

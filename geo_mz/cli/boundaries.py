@@ -1,6 +1,6 @@
 """``geo-mz boundaries ...``: topology QA, boundary lines, joint inspection, repair proposal.
 
-Registered on the main group by :mod:`geo_mz.cli.main` (the click group is :data:`boundaries`).
+Registered on the main group by :mod:`geo_mz.cli.app` (the click group is :data:`boundaries`).
 Each command reads one level of admin units from a workspace (``--workspace W --level town``)
 or a file (``--file F``, ``--source-crs gcj02`` for Amap/echarts coordinates), writes a
 GeoPackage, an Excel workbook, an offline map and an HTML report into ``--out``, prints the

@@ -1,6 +1,6 @@
 """``geo-mz burial ...``: tree-burial land suitability, site capacity, sample DEM and land use.
 
-Registered on the main group by :mod:`geo_mz.cli.main` (``main.add_command(burial)``). Every command
+Registered on the main group by :mod:`geo_mz.cli.app` (``main.add_command(burial)``). Every command
 reads a workspace, writes a GeoPackage, an Excel workbook, an offline map and an HTML report
 into ``--out``, prints the headline figures, and exits 2 on bad input.
 """

@@ -1,6 +1,6 @@
 """``geo-mz names ...``: gazetteer search, naming-proposal check and standardisation report.
 
-The :data:`names` click group is registered on the main group by :mod:`geo_mz.cli.main`.  Every
+The :data:`names` click group is registered on the main group by :mod:`geo_mz.cli.app`.  Every
 command reads the gazetteer index through :func:`geo_mz.names.load_index`: the first call
 builds it (~20 s for the national names) and caches it in the user cache folder
 (``$GEO_MZ_CACHE_DIR`` overrides it); later calls answer in a fraction of a second.

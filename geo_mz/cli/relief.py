@@ -1,6 +1,6 @@
 """``geo-mz relief ...`` and ``geo-mz shelters ...``: delivery audit, scenarios, plans, shelters.
 
-Registered on the main group by :mod:`geo_mz.cli.main`; kept apart so each command file reads in one
+Registered on the main group by :mod:`geo_mz.cli.app`; kept apart so each command file reads in one
 sitting. Every command reads a workspace, writes a GeoPackage, an Excel workbook and an offline
 map into ``--out``, prints the headline figures, and exits 2 on bad input.
 """

@@ -1,6 +1,6 @@
 """``geo-mz scale ...``: coverage, relief audit and boundary QA per county/town/province on Dask.
 
-Registered on the main group by :mod:`geo_mz.cli.main`. ``scale run`` cuts a workspace into parts,
+Registered on the main group by :mod:`geo_mz.cli.app`. ``scale run`` cuts a workspace into parts,
 runs one Dask task per part (a LocalCluster of this machine unless ``--scheduler`` or
 ``$GEO_MZ_DASK_SCHEDULER`` names one), keeps every part's results in a run store as it
 finishes, and writes a map, a GeoPackage and a status table. Running it again skips the parts

@@ -19,6 +19,7 @@ from geo_mz.core.catalog import (
 )
 from geo_mz.core.clip import (
     District,
+    district_from_layers,
 )
 from geo_mz.core.data import (
     available,
@@ -29,6 +30,7 @@ from geo_mz.core.data import (
 from geo_mz.core.datum import (
     DatumCheck,
     check_datum,
+    declared_reading,
 )
 from geo_mz.core.defaults import (
     parse_defaults,
@@ -51,8 +53,14 @@ from geo_mz.core.errors import (
     WorkspaceError,
 )
 from geo_mz.core.fetch import (
+    DEFAULT_OVERPASS,
+    OsmFetch,
+    RasterFetch,
+    check_osm_xml,
+    download,
     fetch_osm,
     fetch_worldpop,
+    overpass_query,
 )
 from geo_mz.core.import_sources import (
     import_population_raster,
@@ -87,10 +95,6 @@ from geo_mz.core.projection import (
     wgs84_to_bd09,
     wgs84_to_gcj02,
 )
-from geo_mz.core.readiness import (
-    Readiness,
-    readiness,
-)
 from geo_mz.core.results import (
     Kpi,
     LayerCheck,
@@ -104,7 +108,6 @@ from geo_mz.core.results import (
 )
 from geo_mz.core.roads_quality import (
     RoadsQuality,
-    roads_quality,
 )
 from geo_mz.core.terrain import (
     DemGrid,
@@ -150,6 +153,7 @@ from geo_mz.core.workspaces import (
 )
 
 __all__ = [
+    "DEFAULT_OVERPASS",
     "DEFAULT_SCHEMA",
     "PG_TYPES",
     "AllowedValue",
@@ -166,13 +170,14 @@ __all__ = [
     "LayerSpec",
     "LayerSpecError",
     "LayerValidationError",
+    "OsmFetch",
     "OsmImportError",
     "OsmImportReport",
     "PopulationError",
     "PopulationReport",
     "PostgisWorkspace",
     "Problem",
-    "Readiness",
+    "RasterFetch",
     "ReportTable",
     "RoadsQuality",
     "SourceData",
@@ -186,16 +191,20 @@ __all__ = [
     "bd09_to_wgs84",
     "check_datum",
     "check_layer",
+    "check_osm_xml",
     "china_datum_to_wgs84",
     "clean_error",
     "complete_units",
     "conform",
     "conform_types",
+    "declared_reading",
     "default_cache_dir",
     "default_catalog_dir",
     "display_table",
     "distance_m",
+    "district_from_layers",
     "district_of",
+    "download",
     "fetch_osm",
     "fetch_worldpop",
     "file_sha256",
@@ -220,6 +229,7 @@ __all__ = [
     "mask_polygon",
     "measure_crs_for",
     "open_workspace",
+    "overpass_query",
     "parse_crs",
     "parse_defaults",
     "population_from_raster",
@@ -229,11 +239,9 @@ __all__ = [
     "read_dem",
     "read_osm_roads",
     "read_source",
-    "readiness",
     "redact_url",
     "region_polygons",
     "result_catalog",
-    "roads_quality",
     "sample_dir",
     "slope_deg",
     "split_workspace_url",

@@ -11,7 +11,7 @@ machine has internet, this module saves the two inputs most districts lack:
 * **Population**: :func:`fetch_worldpop` downloads a WorldPop-style GeoTIFF of people per cell,
   checks it is a single-band count raster with a CRS, and optionally crops it to a bounding box.
 
-This module gathers the public names; the code lives in :mod:`geo_mz.core.fetch_osm` (roads),
+This module gathers the public names; the code lives in :mod:`geo_mz.core.overpass` (roads),
 :mod:`geo_mz.core.fetch_raster` (population rasters) and a package-internal download core
 (:func:`download`, :func:`download_file`, the errors).
 
@@ -42,7 +42,13 @@ from geo_mz.core._fetch_common import (
     download,
     download_file,
 )
-from geo_mz.core.fetch_osm import (
+from geo_mz.core.fetch_raster import (
+    RasterFetch,
+    RasterSummary,
+    check_count_raster,
+    fetch_worldpop,
+)
+from geo_mz.core.overpass import (
     DEFAULT_OVERPASS,
     OVERPASS_ENV,
     OsmFetch,
@@ -51,12 +57,6 @@ from geo_mz.core.fetch_osm import (
     fetch_osm,
     overpass_endpoint,
     overpass_query,
-)
-from geo_mz.core.fetch_raster import (
-    RasterFetch,
-    RasterSummary,
-    check_count_raster,
-    fetch_worldpop,
 )
 
 __all__ = [

@@ -90,7 +90,7 @@ class OsmImportError(LayerReadError):
 class OsmImportReport:
     """What :func:`read_osm_roads` read, kept, excluded and wrote, and how well it connects.
 
-    ``walk``/``drive`` are :func:`~geo_mz.core.roads_quality.roads_quality` of the written
+    ``walk``/``drive`` are ``roads_quality`` (:mod:`geo_mz.core.roads_quality`) of the written
     layer (the network :func:`geo_mz.network.network_from_roads` will build from it);
     ``drive`` is None when no piece is drivable.
     """
