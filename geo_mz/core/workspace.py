@@ -540,7 +540,7 @@ def district_of(ws: Any) -> District:
     """Return the district a list is clipped to in a workspace (either backend).
 
     Its ``admin_units`` rows whose code is the workspace's adcode, else its county-level rows,
-    else its expected bounds (see :func:`geo_mz.core.clip.district_from_layers`).
+    else its expected bounds (see :func:`geo_mz.core.district_from_layers`).
 
     Parameters
     ----------
