@@ -444,19 +444,24 @@ def _split(ways: _Ways, source: str) -> _Pieces:
     inv = inv.ravel()
     shared = cnt[inv] >= 2
     sh = np.flatnonzero(shared)
-    per_node = pd.DataFrame({"node": inv[sh], "level": level[sh], "end": is_end[sh]})
-    stats = per_node.groupby("node").agg(
-        lo=("level", "min"), hi=("level", "max"), ends=("end", "sum")
-    )
-    same_level = per_node.groupby(["node", "level"])["end"].transform("size").to_numpy() >= 2
-    ends_here = stats["ends"].reindex(per_node["node"]).to_numpy() > 0
-    mixed = int(((stats["lo"] != stats["hi"]) & (stats["ends"] == 0)).sum())
+    # occurrences of shared nodes sorted by node, then level: per node its lowest and highest
+    # level and its way ends; per (node, level) how many ways meet there
+    order = np.lexsort((level[sh], inv[sh]))
+    node, lev = inv[sh][order], level[sh][order]
+    m = len(order)
+    node_first = np.flatnonzero(np.r_[True, node[1:] != node[:-1]]) if m else order
+    node_last = np.r_[node_first[1:] - 1, m - 1] if m else order
+    ends = np.add.reduceat(is_end[sh][order].astype(np.int64), node_first) if m else order
     brk = is_end.copy()
     if source == "osm":
         brk[sh] = True  # OSM: a shared node is a junction, whatever the levels
-        mixed_count = mixed
-    else:
-        brk[sh] |= same_level | ends_here  # lines: same level, or where one of them ends
+        mixed_count = int(((lev[node_first] != lev[node_last]) & (ends == 0)).sum())
+    else:  # lines: cut where ways of one level meet, or where one of them ends
+        grp = np.flatnonzero(np.r_[True, (node[1:] != node[:-1]) | (lev[1:] != lev[:-1])])
+        size = np.diff(np.r_[grp, m])
+        cut = np.repeat(size, size) >= 2
+        cut |= np.repeat(ends, np.diff(np.r_[node_first, m])) > 0
+        brk[sh[order[cut]]] = True
         mixed_count = 0
     bidx = np.flatnonzero(brk)
     r = run_of[bidx]
@@ -576,6 +581,8 @@ def read_osm_roads(
     pieces = _split(ways, "osm" if is_osm else "lines")
     lon = np.asarray(ways.lon, dtype=np.float64)[pieces.vidx]
     lat = np.asarray(ways.lat, dtype=np.float64)[pieces.vidx]
+    ways.refs, ways.lon, ways.lat = array.array("q"), array.array("d"), array.array("d")
+    pieces.vidx = np.empty(0, dtype=np.int64)  # vertices live in lon/lat now: free the copies
     if measure_crs is None:
         measure_crs = default_measure_crs(
             (lon.min() + lon.max()) / 2.0, (lat.min() + lat.max()) / 2.0
@@ -600,6 +607,7 @@ def read_osm_roads(
         outside = int((keep & ~inside).sum())
         keep &= inside
         del metric
+    del x, y, seg
     if not keep.any():
         raise OsmImportError(
             f"{path}: 裁剪范围（含 {margin_m:.0f} m 缓冲）内没有道路 / no road piece lies within "
@@ -610,6 +618,8 @@ def read_osm_roads(
     geoms = shapely.linestrings(
         np.column_stack([lon[vkeep], lat[vkeep]]), indices=new_id[pv[vkeep]]
     )
+    del lon, lat, vkeep, new_id, pv
+    pieces.piece_of_vertex = np.empty(0, dtype=np.int64)
     roads = _frame(ways, pieces.way, keep, geoms, fill_speeds)
     modes = ("walk", "drive") if roads["drive"].any() else ("walk",)
     quality = roads_qualities(roads, modes=modes, population=population, measure_crs=measure_crs)
