@@ -28,6 +28,19 @@ Part 2: ``network_from_roads`` on a roads GeoPackage of ~2 M lines (noded grid s
 ``pyogrio.read_dataframe`` of that file (target in issue 14: build <= 3x one read), in-process,
 best of 2.
 
+Measured on the 2-CPU, 23 GB development machine (shared with other jobs, so +-30 %),
+2026-12-06, all peers in one run, 16 GiB address-space cap per subprocess:
+
+* (a) Longgang (513 ways): file -> walking network geo_mz 0.19 s, pyrosm 0.07 s, OSMnx 0.82 s
+  (median of 3); peak RSS 211 / 130 / 188 MiB.
+* (b) city of 101,289 ways: geo_mz 7.5 s (read 5.8 + build 1.9), pyrosm 14.5 s (get_network 2.1
+  + to_graph 12.4), OSMnx 134 s; peak RSS 0.86 / 2.1 / 2.1 GiB; routing 0.06 s vs 1.8 s.
+* (c) city of 1,007,472 ways (5.0 M pieces): geo_mz 72-84 s (read 45-60 + build 24-27), peak
+  RSS 6.7 GiB (reading alone 4.1 GiB); pyrosm and OSMnx both fail with MemoryError under the
+  16 GiB cap while building their networkx graph; pyrosm's get_network alone takes 26 s and
+  3.2 GiB (geo_mz's reading 1.7x slower: one Python call per way and per node in pyosmium).
+* network_from_roads on 2,002,000 lines: 5.9 s vs one pyogrio read 4.6 s (1.3x; target <= 3x).
+
 Run: ``.venv/bin/python bench/bench_osm.py [--ways 1000000] [--mid-ways 100000] [--repeat 3]
 [--big-repeat 1] [--lines 2000000] [--osmnx-timeout 1800] [--mem-cap-gib 16]``.
 """
@@ -150,6 +163,28 @@ def run_geo_mz(path: str) -> dict:
     }
 
 
+def run_pyrosm_edges(path: str) -> dict:
+    """Pyrosm's reading alone (``get_network``): its edges, no routable graph."""
+    import warnings
+
+    import pyrosm
+
+    warnings.simplefilter("ignore")
+    t0 = time.perf_counter()
+    osm = pyrosm.OSM(path)
+    nodes, edges = osm.get_network(network_type="walking", nodes=True)
+    t1 = time.perf_counter()
+    return {
+        "read_s": t1 - t0,
+        "build_s": 0.0,
+        "route_s": 0.0,
+        "nodes": len(nodes),
+        "edges": len(edges),
+        "length_km": float(edges["length"].sum() / 1000),
+        "reached": 0,
+    }
+
+
 def run_pyrosm(path: str) -> dict:
     import warnings
 
@@ -213,7 +248,12 @@ def run_osmnx(path: str) -> dict:
     }
 
 
-PEERS = {"geo_mz": run_geo_mz, "pyrosm": run_pyrosm, "osmnx": run_osmnx}
+PEERS = {
+    "geo_mz": run_geo_mz,
+    "pyrosm": run_pyrosm,
+    "osmnx": run_osmnx,
+    "pyrosm_edges": run_pyrosm_edges,
+}
 
 
 def child(peer: str, path: str, warm: str, cap_gib: float) -> None:
@@ -272,7 +312,16 @@ def report(name: str, results: dict[str, dict | None]) -> None:
             f"{r['length_km']:9.1f} {r['reached']:9.0f}"
         )
     mine = results.get("geo_mz")
-    peers = {p: r for p, r in results.items() if p != "geo_mz" and r and "failed" not in r}
+    edges_only = results.get("pyrosm_edges")
+    if mine and "failed" not in mine and edges_only and "failed" not in edges_only:
+        ratio = edges_only["read_s"] / mine["read_s"]
+        said = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+        print(f"reading alone (file -> pieces/edges) vs pyrosm get_network: geo_mz {said}")
+    peers = {
+        p: r
+        for p, r in results.items()
+        if p not in ("geo_mz", "pyrosm_edges") and r and "failed" not in r
+    }
     if mine and "failed" not in mine and peers:
         for key, label in (("net_s", "file->network"), ("total_s", "whole pipeline")):
             best = min(peers, key=lambda p: peers[p][key])
@@ -385,6 +434,8 @@ def main() -> None:
             "geo_mz": measure("geo_mz", pbf, warm_pbf, reps, 3600, cap),
             "pyrosm": measure("pyrosm", pbf, warm_pbf, reps, 3600, cap),
             "osmnx": measure("osmnx", xml, warm_xml, reps, osmnx_timeout, cap),
+            # pyrosm's reading alone: the figure to compare with geo_mz's "read" column
+            "pyrosm_edges": measure("pyrosm_edges", pbf, warm_pbf, reps, 3600, cap),
         }
         report(
             f"({label}) generated city, {info['ways']:,} ways, {reps} run(s) per peer "
