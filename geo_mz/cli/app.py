@@ -608,5 +608,20 @@ main.add_command(serve)
 main.add_command(users)
 main.add_command(webmap_group)
 
+
+def _same_help_everywhere(group: click.Group) -> None:
+    """Give every command ``-h`` as well as ``--help``, also when invoked on its own.
+
+    Click builds a command's help option once, from the first context it runs in; a command run
+    directly (a test, a plugin) would otherwise keep ``--help`` only for the rest of the process.
+    """
+    for cmd in group.commands.values():
+        cmd.context_settings.setdefault("help_option_names", ["-h", "--help"])
+        if isinstance(cmd, click.Group):
+            _same_help_everywhere(cmd)
+
+
+_same_help_everywhere(main)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
