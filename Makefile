@@ -62,6 +62,7 @@ bench: setup
 	$(BIN)/python bench/bench_isochrones.py
 	$(BIN)/python bench/bench_relief.py
 	$(BIN)/python bench/bench_scale.py
+	$(BIN)/python bench/bench_osm.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache .hypothesis docs/_build
