@@ -1,6 +1,6 @@
 """Administrative boundaries (行政区域界线) and their joint inspection.
 
-Administrative boundaries: topology QA of neighbouring units (gaps, overlaps, slivers),
+Topology QA of neighbouring units (gaps, overlaps, slivers),
 repair, boundary lines between neighbours, boundary markers (界桩) and the joint-inspection
 (联检) report.
 """

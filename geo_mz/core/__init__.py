@@ -1,6 +1,6 @@
 """The foundation every job stands on.
 
-The foundation every job stands on: the layer catalog, reading and validating files, the
+It holds the layer catalog, reading and validating files, the
 workspace (GeoPackage or PostGIS), CRS handling, errors, standards, rasters, reporting units and
 the result model (KPIs, report tables, result-layer specs).
 

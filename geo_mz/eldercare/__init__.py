@@ -1,6 +1,6 @@
 """The 15-minute elder-care circle (15分钟养老服务圈).
 
-The 15-minute elder-care circle (15分钟养老服务圈): walking times to centres, coverage per town
+Walking times to centres, coverage per town
 and village, gaps, beds per 1,000 aged 60+ and E2SFCA, and where new centres should go.
 """
 

@@ -1,6 +1,6 @@
 """Place names (地名): the national gazetteer and the standardisation checks.
 
-Place names: the national gazetteer (search in 汉字, pinyin, initials, fuzzy), and the checks of
+The national gazetteer (search in 汉字, pinyin, initials, fuzzy), and the checks of
 proposed and existing names against the 2022 地名管理条例 and the 不规范地名 rules (大、洋、怪、重).
 """
 

@@ -1,6 +1,6 @@
 """Road networks and the engines that run on them.
 
-Road networks and the engines that run on them: graphs from a roads layer or OpenStreetMap,
+Graphs from a roads layer or OpenStreetMap,
 snapping, multi-source shortest paths, shortest-path forests, isochrones, road closures and
 floods, min-cost flow, vehicle routing, and location models (MCLP, LSCP) for siting.
 

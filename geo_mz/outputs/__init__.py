@@ -1,6 +1,6 @@
 """What people read: maps, reports and result files.
 
-What people read: folium maps, the HTML report, GeoPackage/Excel result files, and each
+Folium maps, the HTML report, GeoPackage/Excel result files, and each
 analysis' files and maps (elder-care circle, relief, shelters, burial, place names).
 
 Analyses return data; this package writes it. It may import every analysis package, and none of

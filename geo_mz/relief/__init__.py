@@ -1,6 +1,6 @@
 """Relief delivery (3 h / 5 h targets) and shelters.
 
-Relief delivery and shelters: the 3 h / 5 h delivery audit of every village and shelter (also
+The 3 h / 5 h delivery audit of every village and shelter (also
 with roads closed), delivery plans for the stores' vehicles, shelter capacity and adequacy,
 and evacuation that respects capacity.
 """

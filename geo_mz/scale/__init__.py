@@ -1,6 +1,6 @@
 """Province and nation runs, in parts, on Dask.
 
-Province and nation runs: one job per county/town/province part, proven equal to the whole-area
+One job per county/town/province part, proven equal to the whole-area
 run, on Dask (a LocalCluster or any scheduler), with GeoPackage or PostGIS run stores.
 """
 
