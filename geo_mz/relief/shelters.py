@@ -452,6 +452,11 @@ def _pct(x: float) -> float:
 def _adequacy_kpis(towns: pd.DataFrame, villages: pd.DataFrame, s: ShelterSettings) -> list[Kpi]:
     tot = towns.iloc[-1]
     no_t = int((~towns.iloc[:-1]["has_shelter"]).sum())
+    # a district without town units reports for itself as a whole (see shelter_adequacy)
+    whole = len(towns) > 1 and towns.iloc[0]["level"] != "town"
+    top_zh, top_en = (
+        ("区县(无镇街单元)", "Districts (no town units)") if whole else ("镇街", "Towns")
+    )
     no_v = int((~villages.iloc[:-1]["has_shelter"]).sum()) if len(villages) else 0
     fixed = float(tot["fixed_capacity_share"])
     return [
@@ -461,8 +466,8 @@ def _adequacy_kpis(towns: pd.DataFrame, villages: pd.DataFrame, s: ShelterSettin
         Kpi("避难容量/人口", "Shelter capacity / population", _pct(tot["capacity_ratio"]), "%"),
         Kpi("人均有效避难面积", "Effective shelter area per person",
             round(float(tot["area_per_person_m2"]), 3), "m²/人"),
-        Kpi("无避难场所的镇街", "Towns without a shelter", f"{no_t}/{len(towns) - 1}", "", "0",
-            no_t == 0, f"inside or within service distance ({SRC_DIST})"),
+        Kpi(f"无避难场所的{top_zh}", f"{top_en} without a shelter", f"{no_t}/{len(towns) - 1}",
+            "", "0", no_t == 0, f"inside or within service distance ({SRC_DIST})"),
         Kpi("无避难场所的村居", "Villages without a shelter",
             f"{no_v}/{len(villages) - 1}" if len(villages) else "—", "", "0",
             no_v == 0 if len(villages) else None,
