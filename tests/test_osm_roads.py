@@ -63,15 +63,21 @@ def ref_keep(tags: dict[str, str]) -> bool:
 
 @functools.cache
 def xml_reference(path: Path, keep_ids: frozenset[int] | None = None) -> dict:
-    """Pieces from node-id sequences, parsed with xml.etree (independent of pyosmium).
+    """Pieces from node-id sequences, parsed with xml.etree (independent of pyosmium and GDAL).
 
     Ways are those of ``ref_keep`` (or exactly ``keep_ids``); a way is broken where its nodes
     are missing from the file (an extract's edge); pieces end where a node is used twice.
+    Nodes at one location count as one node (the lowest id).
     """
     root = ET.parse(path).getroot()
     nodes = {
         int(n.get("id")): (float(n.get("lon")), float(n.get("lat"))) for n in root.iter("node")
     }
+    # one node per location: distinct nodes stacked on one spot (OSM duplicates) are one junction
+    first_at: dict[tuple[float, float], int] = {}
+    for i in sorted(nodes):
+        first_at.setdefault(nodes[i], i)
+    same_spot = {i: first_at[xy] for i, xy in nodes.items()}
     ways, runs, levels = {}, [], {}
     for w in root.iter("way"):
         tags = {t.get("k"): t.get("v") for t in w.iter("tag")}
@@ -80,7 +86,7 @@ def xml_reference(path: Path, keep_ids: frozenset[int] | None = None) -> dict:
             continue
         refs: list[int] = []
         for nd in w.iter("nd"):
-            r = int(nd.get("ref"))
+            r = same_spot.get(int(nd.get("ref")), int(nd.get("ref")))
             if not refs or refs[-1] != r:
                 refs.append(r)
         ways[wid] = refs
@@ -101,11 +107,8 @@ def xml_reference(path: Path, keep_ids: frozenset[int] | None = None) -> dict:
             if i == len(run) - 1 or used[run[i]] >= 2:
                 pieces.append((wid, run[start : i + 1]))
                 start = i
-    # distinct nodes of kept ways sharing one coordinate (OSM duplicates)
-    by_xy: dict[tuple[float, float], set[int]] = {}
-    for r in used:
-        by_xy.setdefault(nodes[r], set()).add(r)
-    dup_xy = {xy for xy, ids in by_xy.items() if len(ids) > 1}
+    # distinct nodes of the file stacked on one location (OSM duplicates; one node above)
+    dup_xy = {xy for xy, i in first_at.items() if sum(1 for j in same_spot if nodes[j] == xy) > 1}
     # shared nodes interior to every run using them, on ways of different levels
     where: dict[int, list[tuple[tuple, bool]]] = {}
     for wid, run in runs:
@@ -269,16 +272,16 @@ def test_geojson_of_the_split_result_gives_the_same_network(tmp_path):
     again, rep2 = read_osm_roads(path)
     assert rep2.source == "lines"
     assert rep2.length_km == pytest.approx(report.length_km, rel=1e-9)
-    # extra cuts happen only at coordinates of distinct OSM nodes that coincide
+    # stacked OSM nodes are one location in both readings: the same cuts
     ends_old, ends_new = piece_ends(roads), piece_ends(again)
-    extra = ends_new - ends_old
-    assert ends_old <= ends_new and extra <= ref["dup_xy"]
-    assert len(again) >= len(roads)
+    assert ends_old == ends_new
+    assert ref["dup_xy"]  # Longgang has a duplicate node (two parking aisles), joined in both
+    assert len(again) == len(roads)
     for mode in ("walk", "drive"):
         a = network_from_roads(roads, mode=mode, components="all")
         b = network_from_roads(again, mode=mode, components="all")
         assert b.edge_length_m.sum() == pytest.approx(a.edge_length_m.sum(), rel=1e-9)
-        assert a.n_nodes <= b.n_nodes <= a.n_nodes + len(extra)
+        assert a.n_nodes == b.n_nodes
 
 
 def piece_ends(roads: gpd.GeoDataFrame) -> set[tuple[float, float]]:
@@ -307,7 +310,7 @@ def test_raw_osm_lines_from_gdal_split_like_the_xml(tmp_path):
     ends = {"xml": piece_ends(roads), "lines": piece_ends(lines)}
     mixed_xy = {ref["nodes"][r] for r in ref["mixed"]}
     assert ends["xml"] - ends["lines"] == mixed_xy
-    assert ends["lines"] - ends["xml"] <= ref["dup_xy"]
+    assert ends["lines"] - ends["xml"] == set()
 
 
 def test_clip_keeps_only_roads_inside_the_margin():

@@ -58,6 +58,10 @@ class LayerReadError(GeoMzError, ValueError):
     """A source file cannot be read at all (missing, garbage, wrong format)."""
 
 
+class OsmImportError(LayerReadError):
+    """An OSM file cannot be turned into roads (not OSM, no highway, no ``highway`` column)."""
+
+
 class CrsError(GeoMzError, ValueError):
     """A CRS is missing, unknown or unsuitable for the operation."""
 

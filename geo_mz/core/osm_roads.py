@@ -3,15 +3,18 @@
 Issue 14: an OSM export imported as roads collapses without a word, because OSM ways are not
 split at junctions (a junction is a node *shared* mid-way) while
 :func:`geo_mz.network.network_from_roads` connects line *end points* only. :func:`read_osm_roads`
-reads ways with pyosmium (streaming, node locations in pyosmium's index, one flat array per
-coordinate, no Python object per node) and splits them:
+reads highway ways (GDAL's OSM driver, checked against a way-only pyosmium pass; node by
+node with pyosmium where a way has a node reference without a location, see
+``geo_mz.core._osm_ways``) and splits them:
 
-* **OSM XML / PBF**: every way is cut at each node that kept highway ways use two or more times
-  (a junction, or a way touching itself), so every piece ends at a junction or a way end. Ways
-  connect only through shared node ids, as in OSM: a bridge crossing a street shares no node
-  and stays unconnected (tested); what OSM joins with a shared node stays joined, even across
-  ``bridge``/``tunnel``/``layer`` (``OsmImportReport.mixed_level_junctions`` counts those, a
-  likely tagging error worth a look).
+* **OSM XML / PBF**: every way is cut at each node location that kept highway ways use two or
+  more times (a junction, or a way touching itself), so every piece ends at a junction or a
+  way end. Ways connect only where they share a node location, as in OSM: a bridge crossing a
+  street shares no node and stays unconnected (tested); what OSM joins with a shared node stays
+  joined, even across ``bridge``/``tunnel``/``layer`` (``OsmImportReport.mixed_level_junctions``
+  counts those, a likely tagging error worth a look). Two distinct nodes stacked on one spot
+  (an OSM "duplicate node", e.g. two parking aisles in 龙岗 drawn three days apart) join too:
+  a router should see them as one junction.
 * **GeoJSON / GPKG / Shapefile of OSM lines** (Overpass, QuickOSM, GDAL's OSM driver with its
   ``other_tags``) have no node ids: lines are cut where their vertices coincide *exactly*, but
   only between lines on the same level (``layer``, ``bridge``, ``tunnel``) or where one of them
@@ -26,8 +29,6 @@ its public names are re-exported here.
 from __future__ import annotations
 
 import array
-import re
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,14 +38,21 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
-from geo_mz.core.errors import LayerReadError
-from geo_mz.core.io import read_source
+from geo_mz.core._osm_ways import (
+    GDAL_SUFFIXES,
+    OSM_SUFFIXES,
+    Ways,
+    read_lines,
+    read_osm_gdal,
+    read_osm_pyosmium,
+    ticker,
+)
+from geo_mz.core.errors import OsmImportError
 from geo_mz.core.osm_profile import (
     OSM_PROFILE,
-    TAG_KEYS,
     HighwayRule,
     WayClass,
     classify_way,
@@ -77,10 +85,6 @@ __all__ = [
     "read_osm_roads",
     "roads_quality",
 ]
-
-
-class OsmImportError(LayerReadError):
-    """An OSM file cannot be turned into roads (not OSM, no highway, no ``highway`` column)."""
 
 
 # --------------------------------------------------------------------------- report
@@ -175,238 +179,6 @@ class OsmImportReport:
         return out
 
 
-# --------------------------------------------------------------------------- collecting ways
-
-
-class _Ways:
-    """Kept ways as flat columns: vertices (node key, lon, lat), runs, per-way attributes."""
-
-    def __init__(self) -> None:
-        self.refs = array.array("q")
-        self.lon = array.array("d")
-        self.lat = array.array("d")
-        self.run_start = array.array("q")
-        self.run_way = array.array("q")
-        self.way_id = array.array("q")  # -1 when unknown
-        self.way_row = array.array("q")  # source row (lines input) or -1
-        self.way_kind = array.array("i")  # index into kinds: the way's attributes but its name
-        self.kinds: dict[tuple, int] = {}  # WayClass without name -> kind index
-        self.names: dict[int, str] = {}
-        self.highway_ways = 0
-        self.excluded: Counter[str] = Counter()
-        self.unknown: Counter[str] = Counter()
-        self.missing_nodes = 0
-
-    def exclude(self, wc: WayClass) -> None:
-        self.excluded[wc.excluded or "excluded"] += 1
-        if wc.excluded == "unknown_highway":
-            self.unknown[wc.highway] += 1
-
-    def add_way(self, way_id: int, row: int, wc: WayClass) -> None:
-        """Append a way whose runs were just added (its attributes stored once per kind)."""
-        kind = self.kinds.setdefault(wc[:-1], len(self.kinds))
-        if wc.name:
-            self.names[len(self.way_id)] = wc.name
-        self.way_id.append(way_id)
-        self.way_row.append(row)
-        self.way_kind.append(kind)
-
-    def column(self, name: str) -> np.ndarray:
-        """One WayClass field for every way, as an array (object for strings, -1 for no lanes)."""
-        i = WayClass._fields.index(name)
-        table = np.array([k[i] for k in self.kinds], dtype=object)
-        if name in ("walk", "drive", "bridge", "tunnel"):
-            table = table.astype(bool)
-        elif name in ("oneway", "layer"):
-            table = table.astype(np.int64)
-        elif name == "speed_kmh":
-            table = table.astype(np.float64)
-        elif name == "lanes":  # -1 when unknown
-            table = np.array([-1 if v is None or v < 0 else v for v in table], dtype=np.int64)
-        return table[np.asarray(self.way_kind, dtype=np.int64)]
-
-    def reclassed(self) -> Counter[str]:
-        """Ways written with another class than their highway's (see the access rule)."""
-        counts = np.bincount(np.asarray(self.way_kind, dtype=np.int64), minlength=len(self.kinds))
-        out: Counter[str] = Counter()
-        for kind, i in self.kinds.items():
-            wc = WayClass(*kind, None)
-            base = OSM_PROFILE[wc.highway].road_class
-            if wc.road_class != base and counts[i]:
-                out[f"{wc.highway}: {base} -> {wc.road_class}"] += int(counts[i])
-        return out
-
-    def add_run(self, refs: list[int], lon: list[float], lat: list[float]) -> bool:
-        if len(refs) < 2:
-            return False
-        self.run_start.append(len(self.refs))
-        self.run_way.append(len(self.way_id))
-        self.refs.extend(refs)
-        self.lon.extend(lon)
-        self.lat.extend(lat)
-        return True
-
-
-_OSM_SUFFIXES = (".osm", ".pbf", ".osm.bz2", ".osm.gz", ".o5m", ".opl")
-
-
-def _ticker(progress: Any) -> Callable[[int], None]:
-    if progress is None:
-        return lambda n: None
-    update = getattr(progress, "update", None)
-    if callable(update):
-        return update
-    if callable(progress):
-        return progress
-    raise TypeError(f"`progress` must be a callable or a tqdm bar, got {type(progress).__name__}")
-
-
-def _read_osm(path: Path, tick: Callable[[int], None]) -> _Ways:
-    """Stream an OSM XML/PBF file with pyosmium: highway ways only, node locations indexed."""
-    import osmium
-
-    ways = _Ways()
-    every = 10_000
-    alone: dict[str, WayClass] = {}
-
-    class Handler(osmium.SimpleHandler):  # type: ignore[misc]
-        def way(self, w: Any) -> None:
-            ways.highway_ways += 1
-            if ways.highway_ways % every == 0:
-                tick(every)
-            tags = w.tags
-            if len(tags) == 1:  # only its highway tag (common): classified once per value
-                hw = tags.get("highway")
-                wc = alone.get(hw) or alone.setdefault(hw, classify_way({"highway": hw}))
-            else:
-                wc = classify_way(tags)
-            if wc.excluded is not None:
-                ways.exclude(wc)
-                return
-            refs: list[int] = []
-            lon: list[float] = []
-            lat: list[float] = []
-            kept = False
-            prev = None
-            for nr in w.nodes:
-                ref = nr.ref
-                if ref == prev:
-                    continue
-                prev = ref
-                loc = nr.location
-                if not loc.valid():
-                    ways.missing_nodes += 1
-                    kept |= ways.add_run(refs, lon, lat)
-                    refs, lon, lat, prev = [], [], [], None
-                    continue
-                refs.append(ref)
-                lon.append(loc.lon)
-                lat.append(loc.lat)
-            kept |= ways.add_run(refs, lon, lat)
-            if kept:
-                ways.add_way(w.id, -1, wc)
-            else:
-                ways.exclude(wc._replace(excluded="missing_nodes"))
-
-    name = path.name.lower()
-    fmt = "pbf" if name.endswith(".pbf") else ("osm" if name.endswith(".osm") else None)
-    src = osmium.io.File(str(path), fmt) if fmt else osmium.io.File(str(path))
-    try:
-        Handler().apply_file(src, locations=True, filters=[osmium.filter.KeyFilter("highway")])
-    except (RuntimeError, ValueError, osmium.InvalidLocationError) as exc:
-        raise OsmImportError(
-            f"{path}: 不是可读取的 OSM 文件（XML 或 PBF）/ not a readable OSM file (XML or PBF): "
-            f"{exc}"
-        ) from exc
-    tick(ways.highway_ways % every)
-    return ways
-
-
-_OTHER_TAGS = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
-_ID_COLUMNS = ("osm_id", "osm_way_id", "@id", "id", "full_id")
-_WAY_ID = re.compile(r"(?:way/|w)?(\d+)(?:\.0)?")
-
-
-def _cell(v: Any) -> str | None:
-    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
-        return None
-    return str(v)
-
-
-def _way_id(raw: Any) -> int:
-    s = _cell(raw)
-    m = _WAY_ID.fullmatch(s.strip()) if s is not None else None
-    return int(m.group(1)) if m else -1
-
-
-def _read_lines(path: Path, layer: str | None, tick: Callable[[int], None]) -> _Ways:
-    """OSM lines from a vector file: tags from columns (and GDAL's ``other_tags``)."""
-    try:
-        gdf = read_source(path, layer=layer).gdf
-    except LayerReadError as exc:
-        raise OsmImportError(
-            f"{path}: 不是可读取的 OSM 文件或 OSM 线图层 / not a readable OSM file or layer of "
-            f"OSM lines: {exc}"
-        ) from exc
-    by_lower = {str(c).lower(): c for c in gdf.columns if c != gdf.geometry.name}
-    if "highway" not in by_lower:
-        raise OsmImportError(
-            f"{path}: 缺少 'highway' 字段，不是 OSM 道路线 / has no 'highway' column, so it is "
-            f"not a layer of OSM roads (columns: {list(by_lower.values())}); export the ways "
-            "with their highway tag (Overpass, QuickOSM) or give the .osm/.pbf file"
-        )
-    if gdf.crs is None:
-        raise OsmImportError(f"{path}: 没有坐标系 / has no CRS; OSM lines are EPSG:4326")
-    crs = CRS.from_user_input(gdf.crs)
-    if crs.to_epsg() not in (4326, 4490):
-        gdf = gdf.to_crs("EPSG:4326")
-    columns = {k: gdf[by_lower[k]].to_numpy(dtype=object) for k in TAG_KEYS if k in by_lower}
-    other = gdf[by_lower["other_tags"]].to_numpy(dtype=object) if "other_tags" in by_lower else None
-    id_col = next((by_lower[c] for c in _ID_COLUMNS if c in by_lower), None)
-    ids = gdf[id_col].to_numpy(dtype=object) if id_col is not None else None
-    geoms = np.asarray(gdf.geometry.values)
-    is_line = np.isin(shapely.get_type_id(geoms), (1, 5)) & ~shapely.is_empty(geoms)
-    ways = _Ways()
-    keep_rows = np.zeros(len(gdf), dtype=bool)
-    for i in range(len(gdf)):
-        if i and i % 10_000 == 0:
-            tick(10_000)
-        tags: dict[str, str | None] = {k: _cell(col[i]) for k, col in columns.items()}
-        if other is not None and isinstance(other[i], str):
-            for k, v in _OTHER_TAGS.findall(other[i]):
-                if k in TAG_KEYS and tags.get(k) is None:
-                    tags[k] = v
-        ways.highway_ways += tags.get("highway") is not None
-        wc = classify_way(tags)
-        if wc.excluded is None and not is_line[i]:
-            wc = wc._replace(excluded="not_a_line")
-        if wc.excluded is not None:
-            if tags.get("highway") is not None:
-                ways.exclude(wc)
-            continue
-        keep_rows[i] = True
-        ways.add_way(_way_id(ids[i]) if ids is not None else -1, i, wc)
-    tick(len(gdf) - 10_000 * ((len(gdf) - 1) // 10_000) if len(gdf) else 0)
-    rows = np.flatnonzero(keep_rows)
-    parts, part_way = shapely.get_parts(shapely.force_2d(geoms[rows]), return_index=True)
-    coords, vpart = shapely.get_coordinates(parts, return_index=True)
-    same = np.zeros(len(coords), dtype=bool)
-    same[1:] = (vpart[1:] == vpart[:-1]) & (coords[1:] == coords[:-1]).all(axis=1)
-    coords, vpart = coords[~same], vpart[~same]
-    nverts = np.bincount(vpart, minlength=len(parts))
-    ok = nverts >= 2
-    vkeep = ok[vpart]
-    coords, vpart = coords[vkeep], vpart[vkeep]
-    starts = np.flatnonzero(np.r_[True, vpart[1:] != vpart[:-1]]) if len(vpart) else vpart
-    ways.lon, ways.lat = coords[:, 0].copy(), coords[:, 1].copy()  # type: ignore[assignment]
-    ways.run_start = starts.astype(np.int64)  # type: ignore[assignment]
-    ways.run_way = part_way[ok].astype(np.int64)  # type: ignore[assignment]
-    lost = len(rows) - len(np.unique(ways.run_way))
-    if lost:
-        ways.excluded["no_length"] += lost
-    return ways
-
-
 # --------------------------------------------------------------------------- splitting
 
 
@@ -418,7 +190,7 @@ class _Pieces:
     mixed_level_junctions: int
 
 
-def _split(ways: _Ways, source: str) -> _Pieces:
+def _split(ways: Ways, source: str) -> _Pieces:
     """Cut every run at its break vertices (junctions, ends); return pieces as vertex indices."""
     lon = np.asarray(ways.lon, dtype=np.float64)
     n = len(lon)
@@ -567,11 +339,25 @@ def read_osm_roads(
     margin_m = float(margin_m)
     if not np.isfinite(margin_m) or margin_m < 0:
         raise OsmImportError(f"`margin_m` was {margin_m!r}; it must be >= 0 metres")
-    tick = _ticker(progress)
-    is_osm = path.name.lower().endswith(_OSM_SUFFIXES)
-    ways = _read_osm(path, tick) if is_osm else _read_lines(path, layer, tick)
+    tick = ticker(progress)
+    name = path.name.lower()
+    is_osm = name.endswith(OSM_SUFFIXES)
+    notes = []
+    if is_osm and name.endswith(GDAL_SUFFIXES):
+        ways, why = read_osm_gdal(path, tick)
+        if ways is None:
+            notes.append(
+                f"逐节点精确读取（较慢）：{why} / read node by node (exact, slower): {why}"
+            )
+            ways = read_osm_pyosmium(path, lambda n: None)
+    elif is_osm:
+        ways = read_osm_pyosmium(path, tick)
+    else:
+        ways = read_lines(path, layer, tick)
     if ways.highway_ways == 0:
         raise OsmImportError(f"{path}: 文件中没有 highway 道路 / the file has no highway way")
+    if is_osm:
+        ways.key_by_location()
     if len(ways.run_start) == 0:
         reasons = ", ".join(f"{k} {v}" for k, v in ways.excluded.most_common())
         raise OsmImportError(
@@ -607,7 +393,7 @@ def read_osm_roads(
         outside = int((keep & ~inside).sum())
         keep &= inside
         del metric
-    del x, y, seg
+    del seg
     if not keep.any():
         raise OsmImportError(
             f"{path}: 裁剪范围（含 {margin_m:.0f} m 缓冲）内没有道路 / no road piece lies within "
@@ -615,15 +401,21 @@ def read_osm_roads(
         )
     vkeep = keep[pv]
     new_id = np.cumsum(keep) - 1
-    geoms = shapely.linestrings(
-        np.column_stack([lon[vkeep], lat[vkeep]]), indices=new_id[pv[vkeep]]
-    )
-    del lon, lat, vkeep, new_id, pv
+    vpiece = new_id[pv[vkeep]]
+    geoms = shapely.linestrings(np.column_stack([lon[vkeep], lat[vkeep]]), indices=vpiece)
+    metric_xy = np.column_stack([x[vkeep], y[vkeep]])
+    del lon, lat, x, y, vkeep, new_id, pv
     pieces.piece_of_vertex = np.empty(0, dtype=np.int64)
     roads = _frame(ways, pieces.way, keep, geoms, fill_speeds)
     modes = ("walk", "drive") if roads["drive"].any() else ("walk",)
-    quality = roads_qualities(roads, modes=modes, population=population, measure_crs=measure_crs)
-    notes = []
+    quality = roads_qualities(
+        roads,
+        modes=modes,
+        population=population,
+        measure_crs=measure_crs,
+        metric_coords=(metric_xy, vpiece),
+    )
+    del metric_xy, vpiece
     if n_zero:
         notes.append(
             f"{n_zero} 段长度为零（重复节点），已略去 / {n_zero} zero-length pieces (duplicate "
@@ -657,7 +449,7 @@ def read_osm_roads(
 
 
 def _frame(
-    ways: _Ways, way: np.ndarray, keep: np.ndarray, geoms: np.ndarray, fill_speeds: bool
+    ways: Ways, way: np.ndarray, keep: np.ndarray, geoms: np.ndarray, fill_speeds: bool
 ) -> gpd.GeoDataFrame:
     """Build the roads layer of the kept pieces.
 

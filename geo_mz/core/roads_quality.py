@@ -171,8 +171,8 @@ def _metric_target(gdf: gpd.GeoSeries, measure_crs: str | None, what: str) -> CR
 def _cluster_ends(xy: np.ndarray, tol_m: float) -> np.ndarray:
     """Node label of each point: exact duplicates and chains closer than ``tol_m`` merge."""
     flat = np.ascontiguousarray(xy, dtype=np.float64).view(np.complex128).ravel()
-    uniq_c, inv = np.unique(flat, return_inverse=True)  # (x, y) as one sortable number
-    inv = inv.ravel()
+    # (x, y) as one hashable number; hashing, not sorting: labels only need to be distinct
+    inv, uniq_c = pd.factorize(flat)
     if tol_m > 0 and len(uniq_c) > 1:
         uniq = np.column_stack([uniq_c.real, uniq_c.imag])
         pairs = cKDTree(uniq).query_pairs(tol_m, output_type="ndarray")
@@ -319,6 +319,7 @@ def roads_qualities(
     reach_dist_m: float = REACH_DIST_M,
     snap_tol_m: float = SNAP_TOL_M,
     measure_crs: str | None = None,
+    metric_coords: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, RoadsQuality]:
     """:func:`roads_quality` for several modes, projecting the layer once.
 
@@ -328,6 +329,11 @@ def roads_qualities(
         As in :func:`roads_quality`.
     modes
         The modes to check, e.g. ``("walk", "drive")``.
+    metric_coords
+        Optional ``(xy, row)``: the vertices of every row of ``roads`` (single LineStrings,
+        none empty) already in ``measure_crs`` (required then), and the row of each vertex, as
+        :func:`shapely.get_coordinates` with ``return_index`` gives them. Saves reprojecting
+        a layer the caller has just built from projected coordinates.
 
     Returns
     -------
@@ -346,22 +352,31 @@ def roads_qualities(
     bad = [m for m in modes if m not in ("walk", "drive", "all")]
     if bad or not modes:
         raise RoadsQualityError(f"`modes` was {modes!r}; expected 'walk', 'drive' or 'all'")
+    if metric_coords is not None and measure_crs is None:
+        raise RoadsQualityError("`metric_coords` needs the `measure_crs` they are in")
     target = _metric_target(roads.geometry, measure_crs, "roads")
     usable = {m: _mode_rows(roads, m) for m in modes}
-    geoms = np.asarray(roads.geometry.values)
-    rows = np.flatnonzero(np.isin(shapely.get_type_id(geoms), (1, 5)) & ~shapely.is_empty(geoms))
-    parts, owner = geoms[rows], np.arange(len(rows))
-    if (shapely.get_type_id(parts) == 5).any():
-        parts, owner = shapely.get_parts(parts, return_index=True)
-        nonempty = ~shapely.is_empty(parts)
-        parts, owner = parts[nonempty], owner[nonempty]
-    # Measured on coordinate arrays, not on reprojected geometries: a 5 M-piece layer stays a
-    # few arrays of floats instead of a second copy of every geometry.
-    coords, vpart = shapely.get_coordinates(parts, return_index=True)
-    if CRS(roads.crs) != target:
-        tr = Transformer.from_crs(roads.crs, target, always_xy=True)
-        coords = np.column_stack(tr.transform(coords[:, 0], coords[:, 1]))
-    k_all = len(parts)
+    if metric_coords is not None:
+        coords, vpart = metric_coords
+        rows = owner = np.arange(len(roads))
+        k_all = len(roads)
+    else:
+        geoms = np.asarray(roads.geometry.values)
+        rows = np.flatnonzero(
+            np.isin(shapely.get_type_id(geoms), (1, 5)) & ~shapely.is_empty(geoms)
+        )
+        parts, owner = geoms[rows], np.arange(len(rows))
+        if (shapely.get_type_id(parts) == 5).any():
+            parts, owner = shapely.get_parts(parts, return_index=True)
+            nonempty = ~shapely.is_empty(parts)
+            parts, owner = parts[nonempty], owner[nonempty]
+        # Measured on coordinate arrays, not on reprojected geometries: a 5 M-piece layer stays
+        # a few arrays of floats instead of a second copy of every geometry.
+        coords, vpart = shapely.get_coordinates(parts, return_index=True)
+        if CRS(roads.crs) != target:
+            tr = Transformer.from_crs(roads.crs, target, always_xy=True)
+            coords = np.column_stack(tr.transform(coords[:, 0], coords[:, 1]))
+        k_all = len(parts)
     seg = np.hypot(*np.diff(coords, axis=0).T)
     seg[vpart[1:] != vpart[:-1]] = 0.0
     length_m = np.bincount(vpart[1:], weights=seg, minlength=k_all)
