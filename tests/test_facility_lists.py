@@ -100,14 +100,16 @@ def longgang_roads(shared_data: Path) -> gpd.GeoDataFrame:
     )
 
 
-def make_ws(path: Path, units: gpd.GeoDataFrame | None, roads=None) -> Workspace:
+def make_ws(
+    path: Path, units: gpd.GeoDataFrame | None, roads=None, adcode: str = "440307"
+) -> Workspace:
     minx, miny, maxx, maxy = (
         units.total_bounds if units is not None else (114.04, 22.58, 114.36, 22.82)
     )
     ws = Workspace.create(
         path,
-        name="深圳市龙岗区",
-        adcode="440307",
+        name="深圳市龙岗区" if adcode == "440307" else f"深圳 {adcode}",
+        adcode=adcode,
         bounds=(minx - 0.02, miny - 0.02, maxx + 0.02, maxy + 0.02),
     )
     layers = {}
@@ -243,6 +245,75 @@ def test_datum_check_on_real_shelters_and_the_real_longgang_roads(
     assert "m" in note.message and "roads" in note.message
     # read as WGS84 the clip keeps the raw positions: counted independently as well
     assert set(wrong.gdf["shelter_id"]) == inside_ids(shared_data, longgang, convert=False)
+    # the boundary signal: a city's list crosses a district's boundary both ways (no verdict)
+    as_gcj = inside_ids(shared_data, longgang, convert=True)
+    as_wgs = inside_ids(shared_data, longgang, convert=False)
+    assert wrong.datum.area_crossings["gcj02"] == (len(as_gcj - as_wgs), len(as_wgs - as_gcj))
+    assert wrong.datum.area_crossings["gcj02"] == (3, 2)
+    assert "district boundary" in note.message
+
+
+@pytest.fixture(scope="module")
+def shenzhen(shared_data: Path) -> gpd.GeoDataFrame:
+    """深圳市 (440300) as one admin_units polygon: the union of its real district polygons."""
+    districts = gpd.read_file(shared_data / DISTRICTS).to_crs("EPSG:4326")
+    return gpd.GeoDataFrame(
+        {"adcode": ["440300"], "name": ["深圳市"], "level": ["city"]},
+        geometry=[districts.union_all()],
+        crs="EPSG:4326",
+    )
+
+
+def test_datum_check_by_the_boundary_of_the_city_whose_list_it_is(
+    shared_data: Path, tmp_path: Path, shenzhen
+):
+    """深圳's own list read in the wrong datum pushes coastal shelters out of 深圳, never in.
+
+    No roads: the boundary alone decides. Read as WGS84, 7 of the 462 Amap-geocoded shelters
+    fall outside the city (into Hong Kong or the sea) that lie inside after GCJ-02 → WGS84, and
+    none the other way: a one-sided sign test gives p = 0.5^7 = 0.008 <= 0.01, a warning that
+    names GCJ-02. Declared right (gcj02), no warning. Counts cross-checked with geopandas.
+    """
+    ws = make_ws(tmp_path / "sz.gpkg", shenzhen, adcode="440300")
+    src = shared_data / SHELTERS
+    as_gcj = inside_ids(shared_data, shenzhen, convert=True)
+    as_wgs = inside_ids(shared_data, shenzhen, convert=False)
+    assert (len(as_gcj - as_wgs), len(as_wgs - as_gcj)) == (7, 0)
+    wrong = ws.import_file(src, "shelters", source_crs="EPSG:4326", clip=True, defaults=FILL)
+    assert wrong.datum.verdict == "suspect" and wrong.datum.best == "gcj02"
+    assert wrong.datum.area_crossings["gcj02"] == (7, 0)
+    (w,) = [p for p in wrong.problems if p.code == "datum_suspect"]
+    assert w.severity == "warning" and "--source-crs gcj02" in w.message
+    assert "p = 0.008" in w.message and "GCJ-02" in w.message
+    right = ws.import_file(src, "shelters", source_crs="gcj02", clip=True, defaults=FILL)
+    assert right.datum.verdict != "suspect"
+    assert right.datum.area_crossings["wgs84"] == (0, 7)
+    assert not [p for p in right.problems if p.code == "datum_suspect"]
+    assert len(right.gdf) == len(raw_ids(shared_data)) == 462
+
+
+def raw_ids(shared_data: Path) -> set[str]:
+    return set(pd.read_csv(shared_data / SHELTERS)["sid"])
+
+
+def test_boundary_signal_needs_one_sided_crossings():
+    """Synthetic: a square district; points shifted across its edge one way, or both ways."""
+    area = shapely.box(114.0, 22.5, 114.1, 22.6)
+    rng = np.random.default_rng(3)
+    lon = rng.uniform(114.0, 114.1, 200)
+    lat = rng.uniform(22.5, 22.6, 200)
+    gx, gy = wgs84_to_gcj02(lon, lat)  # an Amap export of points inside the district
+    one_way = check_datum(gx, gy, "wgs84", None, area=area)
+    a, b = one_way.area_crossings["gcj02"]
+    assert one_way.verdict == "suspect" and one_way.best == "gcj02" and a >= 7 and b == 0
+    # a list spreading far beyond the district: crossings both ways, no verdict
+    lon2 = np.r_[lon, rng.uniform(113.9, 114.2, 400)]
+    lat2 = np.r_[lat, rng.uniform(22.4, 22.7, 400)]
+    both = check_datum(*wgs84_to_gcj02(lon2, lat2), "wgs84", None, area=area)
+    _a2, b2 = both.area_crossings["gcj02"]
+    assert b2 > 0 and both.verdict == "not_possible"
+    right = check_datum(lon, lat, "wgs84", None, area=area)
+    assert right.verdict != "suspect" and right.area_crossings["gcj02"][0] == 0
 
 
 def points_on_roads(roads: gpd.GeoDataFrame, n: int = 40) -> tuple[np.ndarray, np.ndarray]:

@@ -635,7 +635,14 @@ def prepare_layer(
     declared = declared_reading(crs) if crs_for_check is not None else None
     if spec.geometry == "Point" and declared is not None:
         datum = check_datum(
-            source_xy[:, 0], source_xy[:, 1], declared, reference, reference_name=reference_name
+            source_xy[:, 0],
+            source_xy[:, 1],
+            declared,
+            reference,
+            reference_name=reference_name,
+            area=clip_to.geometry
+            if clip_to is not None and clip_to.source == "admin_units"
+            else None,
         )
         notes.append(datum.problem(file))
     keep = np.ones(len(gdf), dtype=bool)
