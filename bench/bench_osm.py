@@ -394,6 +394,7 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=2_000_000)
     ap.add_argument("--osmnx-timeout", type=float, default=1800.0)
     ap.add_argument("--tmp", default=None)
+    ap.add_argument("--no-big", action="store_true", help="skip the 1 M-way city (c)")
     args = ap.parse_args()
     if args.peer:
         child(args.peer, args.file, args.warm, args.mem_cap_gib)
@@ -418,10 +419,10 @@ def main() -> None:
         "osmnx": measure("osmnx", LONGGANG, warm_xml, args.repeat, 600, cap),
     }
     report(f"(a) Longgang export: {LONGGANG.name} (XML; PBF copy for pyrosm)", results)
-    for label, ways, seed, reps, osmnx_timeout in (
-        ("b", args.mid_ways, 15, args.repeat, args.osmnx_timeout),
-        ("c", args.ways, 14, args.big_repeat, args.osmnx_timeout),
-    ):
+    cities = [("b", args.mid_ways, 15, args.repeat, args.osmnx_timeout)]
+    if not args.no_big:
+        cities.append(("c", args.ways, 14, args.big_repeat, args.osmnx_timeout))
+    for label, ways, seed, reps, osmnx_timeout in cities:
         pbf, xml = tmp / f"city_{ways}.osm.pbf", tmp / f"city_{ways}.osm"
         t = time.perf_counter()
         info = generate_city(pbf, ways, seed, xml=xml)
