@@ -2,8 +2,9 @@
 
 Pipelines, each peer on the same files in the same run:
 
-* **geo_mz**: ``read_osm_roads(path)`` (pyosmium, split at shared nodes, quality report) ->
-  ``network_from_roads(roads, mode="walk")`` -> ``multi_source_times`` from 5 random nodes.
+* **geo_mz**: ``read_osm_roads(path)`` (GDAL's OSM driver checked by a way-only pyosmium pass,
+  split at shared node locations, quality report) -> ``network_from_roads(roads, mode="walk")``
+  -> ``multi_source_times`` from 5 random nodes.
 * **pyrosm**: ``OSM(pbf).get_network(network_type="walking", nodes=True)`` ->
   ``osm.to_graph(nodes, edges, graph_type="networkx")`` -> networkx
   ``multi_source_dijkstra_path_length`` (weight ``length``) from 5 random nodes. PBF only.
@@ -29,17 +30,20 @@ Part 2: ``network_from_roads`` on a roads GeoPackage of ~2 M lines (noded grid s
 best of 2.
 
 Measured on the 2-CPU, 23 GB development machine (shared with other jobs, so +-30 %),
-2026-12-06, all peers in one run, 16 GiB address-space cap per subprocess:
+2026-12-06, all peers in one run, 16 GiB address-space cap per subprocess, median of 3:
 
-* (a) Longgang (513 ways): file -> walking network geo_mz 0.19 s, pyrosm 0.07 s, OSMnx 0.82 s
-  (median of 3); peak RSS 211 / 130 / 188 MiB.
-* (b) city of 101,289 ways: geo_mz 7.5 s (read 5.8 + build 1.9), pyrosm 14.5 s (get_network 2.1
-  + to_graph 12.4), OSMnx 134 s; peak RSS 0.86 / 2.1 / 2.1 GiB; routing 0.06 s vs 1.8 s.
-* (c) city of 1,007,472 ways (5.0 M pieces): geo_mz 72-84 s (read 45-60 + build 24-27), peak
-  RSS 6.7 GiB (reading alone 4.1 GiB); pyrosm and OSMnx both fail with MemoryError under the
-  16 GiB cap while building their networkx graph; pyrosm's get_network alone takes 26 s and
-  3.2 GiB (geo_mz's reading 1.7x slower: one Python call per way and per node in pyosmium).
-* network_from_roads on 2,002,000 lines: 5.9 s vs one pyogrio read 4.6 s (1.3x; target <= 3x).
+* (a) Longgang (516 ways, XML): file -> walking network geo_mz 0.28 s, pyrosm 0.07 s (PBF),
+  OSMnx 0.77 s; peak RSS 330 / 130 / 186 MiB. A small file is all fixed cost (GDAL's driver
+  opens a node index, ~0.1 s): geo_mz is 3.9x slower than pyrosm here, 2.8x faster than OSMnx.
+* (b) city of 101,289 ways: geo_mz 4.7 s (read 2.8 + build 1.9), pyrosm 14.4 s (get_network
+  1.9 + to_graph 11.0 + routing 1.5), OSMnx 129 s; peak RSS 0.86 / 2.1 / 2.1 GiB; geo_mz 3.0x
+  faster than pyrosm end to end (target 5x: not met). Reading alone geo_mz 2.8 s vs pyrosm's
+  get_network 2.0 s: the read includes splitting, the layer's columns and the quality report
+  of both modes. (Before the GDAL reader: read 5.8 s, 1.9x.)
+* (c) city of 1,007,472 ways: see the closing note of this session (geo_mz alone; last full
+  run: pyrosm and OSMnx both fail with MemoryError under the 16 GiB cap while building their
+  networkx graph; pyrosm's get_network alone 26 s and 3.2 GiB).
+* network_from_roads on 2,002,000 lines: 7.7 s vs one pyogrio read 4.8 s (1.6x; target <= 3x).
 
 Run: ``.venv/bin/python bench/bench_osm.py [--ways 1000000] [--mid-ways 100000] [--repeat 3]
 [--big-repeat 1] [--lines 2000000] [--osmnx-timeout 1800] [--mem-cap-gib 16]``.
