@@ -5,8 +5,10 @@ the metadata: ``geo_mz_workspace`` (name, adcode, storage and measuring CRS, exp
 and ``geo_mz_layers`` (per layer: rows, source, method, ``synthetic``, source CRS, sha256, time).
 
 Every write is atomic: it goes to a copy beside the file, is checked, and replaces the file in one
-``os.replace``. A failed write or import leaves the original byte-identical. The public methods
-are the interface a PostGIS backend will implement too.
+``os.replace``. A failed write or import leaves the original byte-identical; a killed one leaves
+the original too, and its copy is removed when the workspace is next opened (the copy's owner
+lock, ``geo_mz.core.temp_copies``). The public methods are the interface a PostGIS backend will
+implement too.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,7 @@ from geo_mz.core.catalog import LayerSpec, get_spec, load_catalog
 from geo_mz.core.clip import District, district_from_layers
 from geo_mz.core.errors import LayerReadError, LayerValidationError, Problem, WorkspaceError
 from geo_mz.core.projection import STORAGE_CRS, gk_zone_crs
+from geo_mz.core.temp_copies import Removed, clean_stale_temps, owned_temp
 from geo_mz.core.validate import LayerResult, check_layer, prepare_layer
 
 META_TABLE = "geo_mz_workspace"
@@ -127,6 +129,12 @@ class Workspace:
     path
         The ``.gpkg`` file.
 
+    Attributes
+    ----------
+    removed_temps
+        Temporary copies of writes killed mid-way (owner gone) that opening removed; also
+        logged as warnings.
+
     Raises
     ------
     WorkspaceError
@@ -135,18 +143,10 @@ class Workspace:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise WorkspaceError(
-                f"{self.path}: no such workspace (create one with geo-mz demo or Workspace.create)"
-            )
-        try:
-            names = [str(n) for n in pyogrio.list_layers(self.path)[:, 0]]
-        except Exception as exc:
-            raise WorkspaceError(f"{self.path}: not a GeoPackage ({exc})") from exc
-        if META_TABLE not in names:
-            raise WorkspaceError(
-                f"{self.path}: a GeoPackage but not a geo_mz workspace (no {META_TABLE} table)"
-            )
+        _check_workspace_file(self.path)
+        # Copies left by writers that were killed mid-write (their owner lock is free); a live
+        # writer's copy stays. Logged, and kept here for callers that report it.
+        self.removed_temps: list[Removed] = clean_stale_temps(self.path)
 
     # -- creation ---------------------------------------------------------------------------
     @classmethod
@@ -199,23 +199,14 @@ class Workspace:
             extra=extra,
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.gpkg", dir=path.parent)
-        os.close(fd)
-        os.unlink(tmp)
-        try:
-            _write_meta(Path(tmp), meta)
+        with owned_temp(path) as tmp:
+            _write_meta(tmp, meta)
             pyogrio.write_dataframe(
                 pd.DataFrame({c: pd.Series([], dtype=object) for c in LAYER_COLUMNS}),
                 tmp,
                 layer=LAYERS_TABLE,
             )
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a workspace is a normal file
             os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         return cls(path)
 
     # -- reading -----------------------------------------------------------------------------
@@ -328,24 +319,18 @@ class Workspace:
     # -- writing -----------------------------------------------------------------------------
     @contextmanager
     def _transaction(self) -> Iterator[Path]:
-        """Yield a private copy to write to; replace the workspace with it only on success."""
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp.gpkg", dir=self.path.parent
-        )
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
+        """Yield a private copy to write to; replace the workspace with it only on success.
+
+        The copy is owned (``owned_temp``): removed here on failure, and by the next open when
+        this process is killed before the end.
+        """
+        with owned_temp(self.path) as tmp:
             shutil.copy2(self.path, tmp)  # keeps the file mode
             yield tmp
-            Workspace(
-                tmp
-            )  # the copy must still open as a workspace before it replaces the original
+            _check_workspace_file(tmp)  # the copy must open as a workspace to replace the file
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
 
     def check(
         self, layers: Mapping[str, gpd.GeoDataFrame], *, file_prefix: str = "", repair: bool = False
@@ -610,6 +595,22 @@ def new_metadata(
     for k, v in (extra or {}).items():
         meta[k] = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
     return meta
+
+
+def _check_workspace_file(path: Path) -> None:
+    """Raise ``WorkspaceError`` unless ``path`` is a GeoPackage with the workspace tables."""
+    if not path.is_file():
+        raise WorkspaceError(
+            f"{path}: no such workspace (create one with geo-mz demo or Workspace.create)"
+        )
+    try:
+        names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+    except Exception as exc:
+        raise WorkspaceError(f"{path}: not a GeoPackage ({exc})") from exc
+    if META_TABLE not in names:
+        raise WorkspaceError(
+            f"{path}: a GeoPackage but not a geo_mz workspace (no {META_TABLE} table)"
+        )
 
 
 def _write_meta(path: Path, meta: Mapping[str, str]) -> None:
