@@ -6,8 +6,10 @@ to a Dask cluster — a ``LocalCluster`` of this machine by default, any schedul
 (``scheduler=`` or ``$GEO_MZ_DASK_SCHEDULER``) — and keeps each part's results in a run store
 (:mod:`geo_mz.scale.store`) as soon as it is done. A part that raises is recorded with its error
 and the others go on; running the same job again skips the parts already done, so a failed
-part is rerun alone. ``workers=0`` runs the parts one by one in this process, without Dask (the
-reference the benchmark compares with).
+part is rerun alone. The run's key holds a digest of every layer's data (:func:`run_key`), so
+after an edit of the workspace by any tool a rerun computes every part again. ``workers=0``
+runs the parts one by one in this process, without Dask (the reference the benchmark compares
+with).
 
 Workers open the workspace and the store themselves from their references (a GeoPackage path
 every worker can read, or a ``postgresql://`` URL): only the part's code and outline travel
@@ -34,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from geo_mz.core.errors import GeoMzError
+from geo_mz.core.layer_digest import DIGEST_VERSION, layer_digests
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.scale.partition import JOBS, Part
 from geo_mz.scale.store import RunStore, open_run_store
@@ -147,20 +150,75 @@ def _plain(obj: Any) -> Any:
     return str(obj)
 
 
-def run_key(job: str, ws: Any, options: Mapping[str, Any], level: str) -> str:
-    """Return the run's key: a hash of the job, the level, the options and the workspace's layers.
+def _workspace_ref(workspace: Any) -> str:
+    """Return the reference a workspace is opened by: a GeoPackage path or a PostGIS URL."""
+    if isinstance(workspace, str | Path):
+        text = str(workspace)
+        return text if text.startswith("postgres") else str(Path(text).resolve())
+    ref = str(workspace.path)
+    if ref.startswith("postgres") and "***" in ref:
+        # The open workspace shows its URL with the password hidden; the digest needs it.
+        raise ScaleError(
+            f"{ref}: 请给出工作空间的 URL（含密码）而不是打开的工作空间 / give the workspace's "
+            "URL (with its password), not the open workspace, to compute the run key"
+        )
+    return ref if ref.startswith("postgres") else str(Path(ref).resolve())
 
-    Layer records carry each layer's sha256 and import time, so a changed layer starts a new
-    run rather than mixing results of two data versions.
+
+def run_key(
+    job: str,
+    workspace: Any,
+    options: Mapping[str, Any],
+    level: str,
+    *,
+    digests: Mapping[str, str] | None = None,
+) -> str:
+    """Return the run's key: a hash of the job, the level, the options and the workspace's data.
+
+    The data enter as a digest of each layer's stored rows and columns
+    (``geo_mz.core.layer_digest.layer_digests``), not as the layer records geo_mz writes on
+    import: a layer edited by any tool (QGIS, pyogrio, SQL) gives a new key, so a rerun
+    computes every part again instead of reporting the results of the old data as done.
+    Reading the same data again gives the same key. The workspace's metadata enter too.
+
+    Parameters
+    ----------
+    job, options, level
+        As for :func:`run_partitioned`.
+    workspace
+        A GeoPackage path, a ``postgresql://…#schema`` URL (with its password, if it needs
+        one), or an open GeoPackage workspace.
+    digests
+        The layer digests when already computed (by ``layer_digests`` of the same workspace).
+
+    Returns
+    -------
+    str
+        ``<job>-<16 hex digits>``.
     """
-    rec = ws.layer_records()
-    cols = [c for c in ("layer", "rows", "sha256", "imported_at") if c in rec.columns]
+    from geo_mz.core.workspaces import open_workspace
+
+    ref = _workspace_ref(workspace)
+    ws = workspace if not isinstance(workspace, str | Path) else open_workspace(ref)
+    if digests is None:
+        digests = layer_digests(ref)
+    return _key(job, ws.metadata, options, level, digests)
+
+
+def _key(
+    job: str,
+    metadata: Mapping[str, Any],
+    options: Mapping[str, Any],
+    level: str,
+    digests: Mapping[str, str],
+) -> str:
     payload = {
         "job": job,
         "level": level,
         "options": _plain(dict(options)),
-        "workspace": str(ws.metadata.get("adcode")),
-        "layers": rec[cols].astype(str).to_dict("records"),
+        "workspace": _plain(dict(metadata)),
+        "digest_version": DIGEST_VERSION,
+        "layers": dict(digests),
     }
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False)
     return f"{job}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
@@ -310,14 +368,18 @@ def run_partitioned(
     )
     ws = open_workspace(ws_ref)
     opts = dict(options or {})
-    key = run_key(job, ws, opts, level)
+    t_key = time.perf_counter()
+    digests = layer_digests(ws_ref)
+    key = _key(job, ws.metadata, opts, level, digests)
+    key_seconds = time.perf_counter() - t_key
     task_opts = dict(opts)
     if job in ("coverage", "relief") and "roads_bbox" not in opts:
         # Once here rather than in every part: it reads the bounds of every road.
         task_opts["roads_bbox"] = tuple(float(v) for v in ws.extent("roads"))
     rs: RunStore = open_run_store(store)
     rs.begin(key, {"job": job, "level": level, "workspace": _redacted(ws_ref),
-                   "options": _plain(opts), "parts": len(parts)})  # fmt: skip
+                   "options": _plain(opts), "parts": len(parts), "layers": digests,
+                   "key_seconds": round(key_seconds, 3)})  # fmt: skip
     already = rs.done(key)
     todo = _largest_first([p for p in parts if p.code not in already])
     rows = [
