@@ -173,7 +173,11 @@ def test_coverage_by_town_equals_the_whole_district(sample):
     s = CircleSettings()
     layers = sample.read_all()
     net = network_from_roads(
-        layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh, measure_crs=crs
+        layers["roads"],
+        mode="walk",
+        walk_speed_kmh=s.walk_speed_kmh,
+        measure_crs=crs,
+        components="all",
     )
     centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
     whole = coverage.access_times(net, centres, layers["population"], max_snap_m=s.max_snap_m)

@@ -168,7 +168,12 @@ def analyse_circle(
     # Towns/villages without polygons get approximate areas from their coded points.
     layers, notes = complete_units(layers, register)
     say("构建步行路网 building the walking network")
-    net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh)
+    # Every component is kept: a cell whose nearest road is a piece joined to no centre is
+    # unreachable (counted in unreachable_pop), not moved to the largest component; the same
+    # rule as a partitioned run (geo_mz.scale.partition), so both give the same figures.
+    net = network_from_roads(
+        layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh, components="all"
+    )
     centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
     say("计算步行时间 walking times to the nearest centre")
     times = coverage.access_times(net, centres, layers["population"], max_snap_m=s.max_snap_m)

@@ -372,14 +372,20 @@ def _table(a: Audit) -> gpd.GeoDataFrame:
 def drive_network(
     roads: gpd.GeoDataFrame, settings: ReliefSettings | None = None, **kw: Any
 ) -> Network:
-    """Build the relief trucks' network: class speeds × the disaster derating, one-way rules."""
+    """Build the relief trucks' network: class speeds × the disaster derating, one-way rules.
+
+    Every component is kept (``components="all"`` unless ``kw`` says otherwise): a village
+    whose nearest road is a piece not joined to its store's is ``cut_off`` in the audit, not
+    moved to the largest component, and a partitioned audit (:mod:`geo_mz.scale.partition`),
+    which cannot see which component is the largest, gives the same rows.
+    """
     s = settings or ReliefSettings()
     return network_from_roads(
         roads,
         mode="drive",
         drive_speeds_kmh=s.drive_speeds_kmh,
         disaster_factor=s.disaster_factor,
-        **kw,
+        **{"components": "all", **kw},
     )
 
 

@@ -15,9 +15,24 @@ cannot have left the buffer, which each part checks for every point instead of a
 - a cut that contains the whole roads layer is the whole network.
 
 Points that pass none of these are computed again with the buffer doubled, until all pass
-(a part never returns an answer it has not proved). The network of a part keeps every
-component (``components="all"``): which component is the largest is a property of the whole
-network, which a part cannot see; on a network of one component, as the sample's, both agree.
+(a part never returns an answer it has not proved).
+
+**Components.** The whole and the parts keep every component of the network
+(``components="all"``; :func:`geo_mz.eldercare.analyse_circle` and
+:func:`geo_mz.relief.run_audit` build theirs so too), and a point whose nearest road is a piece
+joined to no centre or store is unreachable (``walk_min`` inf, counted in ``unreachable_pop``;
+relief status ``cut_off``). Keeping only the largest component instead would move such a point
+to the next road of the largest component and count it as served: a cell on an isolated 6 m
+road would be "covered" by a centre it has no mapped way to, and an island's villages would be
+reached by trucks over the sea. Unreachable people are a finding to report (the network checks
+count the components, the KPIs the people), and a part could not tell which component is the
+largest anyway: that is a property of the whole network.
+
+For the second rule to hold, the centres and stores that snap into the component must snap so
+on the whole network too: each that does in the part must have its snap circle inside the cut
+(every whole-network node within it is in the part). Every centre and store is snapped for this,
+not only those inside the cut: a centre outside the cut whose nearest road anywhere is a piece
+inside it serves that piece's points on the whole network.
 
 Boundary QA parts keep the findings whose lowest unit code is one of the part's own units;
 gaps must lie inside the cut (then every unit around them is in the part), else the part is
@@ -107,12 +122,21 @@ def _in_cut(gdf: gpd.GeoDataFrame, cut: Cut) -> gpd.GeoDataFrame:
     return gdf[shapely.intersects(cut.polygon, np.asarray(geoms))]
 
 
-def complete_nodes(net: Network, cut: Cut) -> np.ndarray:
-    """Per node: its (weak) component has no node within 1 m of the cut's edge or outside."""
+def complete_nodes(net: Network, cut: Cut, *, source_xy: np.ndarray | None = None) -> np.ndarray:
+    """Per node: its (weak) component is the whole network's (see the module docstring).
+
+    A component is complete when no node of it is within 1 m of the cut's edge or outside, and
+    every source (centre, store; ``source_xy`` in the cut's CRS) whose nearest node is in it
+    has its snap circle inside the cut.
+    """
     _, label = connected_components(net.graph, directed=True, connection="weak")
     inner = shapely.buffer(cut.polygon, -1.0)
     inside = shapely.contains_xy(inner, net.node_xy[:, 0], net.node_xy[:, 1])
     bad = np.bincount(label, weights=~inside, minlength=label.max() + 1) > 0
+    if source_xy is not None and len(source_xy):
+        dist, node = net.node_tree.query(np.asarray(source_xy, dtype=float))
+        unsure = np.asarray(dist) + SLACK_M > cut.room_m(np.asarray(source_xy, dtype=float))
+        bad[label[np.asarray(node)[unsure]]] = True
     return ~bad[label]
 
 
@@ -125,15 +149,23 @@ def proven(
     travel_min: np.ndarray,
     vmax_kmh: float,
     full: bool,
+    *,
+    source_xy: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Which answers are the whole network's (see the module docstring)."""
+    """Which answers are the whole network's (see the module docstring).
+
+    ``source_xy``: every centre or store of the whole layer (in the cut's CRS), for the
+    complete-component rule; a point's own snap circle must lie inside the cut for that rule.
+    """
     if full:
         return np.ones(len(xy), dtype=bool)
     v = vmax_kmh * 1000.0 / 60.0
+    room = cut.room_m(xy)
     with np.errstate(invalid="ignore"):
         need = snap_m + 2.0 * travel_min * v + SLACK_M
-    ok = np.isfinite(need) & (cut.room_m(xy) >= need)
-    return ok | complete_nodes(net, cut)[node]
+    ok = np.isfinite(need) & (room >= need)
+    own_snap = snap_m + SLACK_M <= room
+    return ok | (complete_nodes(net, cut, source_xy=source_xy)[node] & own_snap)
 
 
 def _rounds(
@@ -244,6 +276,10 @@ def coverage_part(
     pop = pop[_own(pop, part.code)]
     extent = roads_bbox or roads_extent(ws)
     xy_all = shapely.get_coordinates(pop.geometry.to_crs(crs).values)
+    # Every centre, for the proof (one outside the cut may snap into a piece inside it); an
+    # error here, as in the whole run, when the layer holds no centre of the kinds asked for.
+    all_centres = coverage.select_centres(ws.read("elder_care"), kinds=s.kinds, statuses=s.statuses)
+    centre_xy = shapely.get_coordinates(all_centres.geometry.to_crs(crs).values)
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
         cut = make_cut(part.geometry, crs, b)
@@ -252,11 +288,7 @@ def coverage_part(
             roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh, measure_crs=crs,
             components="all",
         )  # fmt: skip
-        centres = coverage.select_centres(
-            _in_cut(ws.read("elder_care", bbox=cut.lonlat_bbox), cut),
-            kinds=s.kinds,
-            statuses=s.statuses,
-        )
+        centres = _in_cut(all_centres, cut)
         sub = pop.iloc[todo]
         sn = snap_points(net, sub, max_snap_m=s.max_snap_m)
         if len(centres):
@@ -267,7 +299,7 @@ def coverage_part(
             )
         ok = proven(
             net, cut, xy_all[todo], sn.node, sn.offset_m, t["walk_min"].to_numpy(float),
-            float(net.access_speed_kmh), cut.contains_extent(extent),
+            float(net.access_speed_kmh), cut.contains_extent(extent), source_xy=centre_xy,
         )  # fmt: skip
         t = t.assign(_pos=todo)
         return t, ok, {"roads_read": len(roads)}
@@ -367,6 +399,7 @@ def relief_part(
     points = relief.audit_points(layers, measure_crs=crs)
     points = points[_own(points, part.code)].reset_index(drop=True)
     stores = ws.read("relief_stores")
+    store_xy = shapely.get_coordinates(stores.geometry.to_crs(crs).values)
     extent = roads_bbox or roads_extent(ws)
     xy_all = shapely.get_coordinates(points.geometry.to_crs(crs).values)
     last_leg_m_per_min = s.last_leg_kmh * 1000.0 / 60.0
@@ -383,7 +416,7 @@ def relief_part(
         ok = proven(
             net, cut, xy_all[todo][pos], a.point_node[pos],
             a.point_offset_min[pos] * last_leg_m_per_min, travel, vmax_kmh,
-            cut.contains_extent(extent),
+            cut.contains_extent(extent), source_xy=store_xy,
         )  # fmt: skip
         ok |= (tab["status"] == "no_store").to_numpy()
         rows = tab.drop(columns=["_store"]).assign(_pos=todo[pos])
