@@ -257,3 +257,119 @@ def test_a_centre_outside_the_cut_that_snaps_into_a_complete_component(far_centr
     assert got["nearest_centre"].iloc[0] == "C"
     # The first cut held P's whole component but not C, and said so by computing again.
     assert log["rounds"] >= 2
+
+
+# --------------------------------------------------------------------------- real roads
+
+MOSS_CLASSES = {"trunk": "trunk", "trunk_link": "trunk", "primary": "primary",
+                "tertiary": "tertiary", "tertiary_link": "tertiary",
+                "residential": "residential"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def wuhan_ws(shared_data, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """Real Wuhan 光谷 roads (30 drive components at 0.5 m) with hand-made units and people.
+
+    Two towns (west, east halves of the roads' box) of two villages each, a population point
+    every 150 m, three centres, a district store and a store per town (all made up).
+    """
+    import warnings
+
+    with warnings.catch_warnings():  # duplicate feature ids between roads and junctions
+        warnings.simplefilter("ignore", RuntimeWarning)
+        raw = gpd.read_file(shared_data / "roads" / "wuhan_guanggu_roadnet_mosstool.geojson")
+    lines = raw[raw.geom_type == "LineString"].reset_index(drop=True)
+    roads = gpd.GeoDataFrame(
+        {"road_id": lines["id"].astype(str), "road_class": lines["highway"].map(MOSS_CLASSES),
+         "speed_kmh": lines["max_speed"] * 3.6},
+        geometry=lines.geometry, crs=lines.crs,
+    ).to_crs(METRIC)  # fmt: skip
+    x0, y0, x1, y1 = roads.total_bounds + np.array([-300, -300, 300, 300])
+    xm, ym = (x0 + x1) / 2, (y0 + y1) / 2
+    towns = [box(x0, y0, xm, y1), box(xm, y0, x1, y1)]
+    villages = [box(x0, y0, xm, ym), box(x0, ym, xm, y1), box(xm, y0, x1, ym), box(xm, ym, x1, y1)]
+    t_codes, v_codes = (
+        ["420111001", "420111002"],
+        [f"42011100{t}00{v}" for t in (1, 2) for v in (1, 2)],
+    )
+    units = gpd.GeoDataFrame(
+        {"adcode": ["420111", *t_codes, *v_codes], "name": ["区", "西", "东", "a", "b", "c", "d"],
+         "level": ["county", "town", "town", *["village"] * 4],
+         "parent_adcode": ["420100", "420111", "420111", *[t_codes[0]] * 2, *[t_codes[1]] * 2]},
+        geometry=[box(x0, y0, x1, y1), *towns, *villages], crs=METRIC,
+    )  # fmt: skip
+    gx, gy = np.meshgrid(np.arange(x0 + 75, x1, 150), np.arange(y0 + 75, y1, 150))
+    pts = gpd.GeoSeries(gpd.points_from_xy(gx.ravel(), gy.ravel()), crs=METRIC)
+    vil = np.array([next(k for k, v in enumerate(villages) if v.covers(p)) for p in pts])
+    pop = gpd.GeoDataFrame(
+        {"cell_id": [f"W{n}" for n in range(len(pts))], "pop_total": 100.0, "pop_60plus": 20.0,
+         "adcode": np.array(v_codes)[vil]},
+        geometry=pts.values, crs=METRIC,
+    )  # fmt: skip
+    cx = [x0 + (x1 - x0) * f for f in (0.2, 0.5, 0.8)]
+    centres = gpd.GeoDataFrame(
+        {"facility_id": ["C1", "C2", "C3"], "name": ["c1", "c2", "c3"],
+         "kind": ["day_care_centre"] * 3, "status": ["operating"] * 3},
+        geometry=gpd.points_from_xy(cx, [y0 + (y1 - y0) * f for f in (0.3, 0.6, 0.4)]),
+        crs=METRIC,
+    )  # fmt: skip
+    stores = gpd.GeoDataFrame(
+        {"store_id": ["S0", "S1", "S2"], "name": ["district", "west", "east"],
+         "level": ["county", "township", "township"], "adcode": ["420111", *t_codes]},
+        geometry=gpd.points_from_xy([xm, (x0 + xm) / 2, (xm + x1) / 2], [ym, ym, y0 + 400]),
+        crs=METRIC,
+    )  # fmt: skip
+    layers = {"roads": roads, "population": pop, "elder_care": centres,
+              "relief_stores": stores, "admin_units": units}  # fmt: skip
+    layers = {k: v.to_crs("EPSG:4490") for k, v in layers.items()}
+    minx, miny, maxx, maxy = layers["admin_units"].total_bounds
+    path = tmp_path_factory.mktemp("wuhan") / "wuhan.gpkg"
+    ws = Workspace.create(path, name="wuhan", adcode="420111",
+                          bounds=(minx - 0.01, miny - 0.01, maxx + 0.01, maxy + 0.01),
+                          measure_crs=METRIC)  # fmt: skip
+    ws.write_layers(layers, {k: PROV for k in layers})
+    return ws
+
+
+def test_real_roads_of_many_components_whole_equals_parts(wuhan_ws):
+    ws = wuhan_ws
+    layers = ws.read_all()
+    s = CircleSettings()
+    drive = relief.drive_network(layers["roads"], measure_crs=METRIC)
+    walk = network_from_roads(layers["roads"], mode="walk", measure_crs=METRIC, components="all")
+    n_drive = connected_components(drive.graph, directed=True, connection="strong")[0]
+    n_walk = connected_components(walk.graph, directed=True, connection="weak")[0]
+    assert n_drive == 30 and n_walk > 1  # the real file's pieces, all kept
+    parts = _town_parts(ws)
+    assert len(parts) == 2
+    # Coverage: the single-process circle vs the two towns.
+    whole = analyse_circle(layers, s)
+    got = pd.concat(
+        [partition.coverage_part(ws, p, settings=s, measure_crs=METRIC)[0]["times"] for p in parts],
+        ignore_index=True,
+    ).set_index("cell_id")
+    ref = whole.times.set_index("cell_id")
+    got = got.loc[ref.index]
+    np.testing.assert_array_equal(got["walk_min"].to_numpy(), ref["walk_min"].to_numpy())
+    assert _texts(got["nearest_centre"]) == _texts(ref["nearest_centre"])
+    walk_min = ref["walk_min"].to_numpy()
+    assert np.isfinite(walk_min).any() and np.isinf(walk_min).any()  # both kinds compared
+    # Relief: the single-process audit vs the two towns.
+    rs = relief.ReliefSettings(targets=relief.PENGJIANG_TARGETS)
+    audit = relief.run_audit(layers, rs, measure_crs=METRIC).table
+    vmax = partition.max_drive_kmh(layers["roads"], rs)
+    rows = pd.concat(
+        [partition.relief_part(ws, p, settings=rs, measure_crs=METRIC, vmax_kmh=vmax)[0]["audit"]
+         for p in parts],
+        ignore_index=True,
+    )  # fmt: skip
+    m = audit.merge(pd.DataFrame(rows), on=["target", "point_id"], suffixes=("", "_p"),
+                    validate="1:1")  # fmt: skip
+    assert len(m) == len(audit) == len(rows)
+    np.testing.assert_array_equal(m["time_min"].to_numpy(float), m["time_min_p"].to_numpy(float))
+    assert _texts(m["status"]) == _texts(m["status_p"])
+    assert _texts(m["store_id"]) == _texts(m["store_id_p"])
+    assert m["status"].eq("cut_off").any() and m["status"].ne("cut_off").any()
+    print(f"\nWuhan: {n_drive} drive / {n_walk} walk components; unreachable aged 60+ "
+          f"{whole.table_towns['unreachable_pop'].iloc[-1]:.0f}; relief status "
+          f"{audit['status'].value_counts().to_dict()}")  # fmt: skip
