@@ -12,7 +12,6 @@ import pytest
 
 from geo_mz.names.gazetteer import (
     LEVELS,
-    PLACE_READINGS,
     GazetteerIndex,
     build_index,
     index_cache_path,
@@ -21,6 +20,7 @@ from geo_mz.names.gazetteer import (
     load_index,
     name_pinyin,
     names_pinyin,
+    place_readings,
     search,
     search_arrays,
     search_scan,
@@ -126,6 +126,13 @@ def test_pinyin_and_initials(gaz: pd.DataFrame) -> None:
         ("涡阳县", "guo yang xian"),
         ("铅山县", "yan shan xian"),
         ("重庆市", "chong qing shi"),
+        # place-name polyphones of the lexicon (layers/rules/place_readings.csv)
+        ("长治市", "chang zhi shi"),
+        ("都匀市", "du yun shi"),
+        ("佛山市", "fo shan shi"),
+        ("什邡市", "shi fang shi"),
+        ("漯河市", "luo he shi"),
+        ("长子县", "zhang zi xian"),
     ],
 )
 def test_polyphonic_place_names(gaz: pd.DataFrame, name: str, pinyin: str) -> None:
@@ -134,10 +141,28 @@ def test_polyphonic_place_names(gaz: pd.DataFrame, name: str, pinyin: str) -> No
     assert name_pinyin(name) == pinyin
 
 
-def test_override_table_is_consistent() -> None:
-    for key, reading in PLACE_READINGS.items():
-        assert len(key) == len(reading)
-        assert all(r.isascii() and r.islower() for r in reading)
+def test_lexicon_is_consistent() -> None:
+    entries = place_readings()
+    assert len(entries) > 50
+    for e in entries:
+        assert len(e.text) == len(e.syllables)
+        assert all(r.isascii() and r.islower() for r in e.syllables)
+        assert e.source
+
+
+def test_regional_readings_in_the_gazetteer(gaz: pd.DataFrame) -> None:
+    # 圩 is xu (a market) in Guangdong, wei (a dyke) in Jiangsu; 六合 is lu he only in Nanjing
+    by = gaz.set_index("code")["pinyin"]
+    xinxu = gaz[(gaz["name"] == "新圩镇") & (gaz["level"] == "town")]
+    readings = {c[:2]: by[c] for c in xinxu["code"]}
+    assert readings["44"] == "xin xu zhen"
+    assert readings["36"] == "xin xu zhen" or readings["36"] == "xin wei zhen"
+    dawei = gaz[(gaz["name"] == "大圩镇") & gaz["code"].str.startswith("3401")]
+    assert set(dawei["pinyin"]) == {"da wei zhen"}
+    assert by["320116"] == "lu he qu"
+    liuhe = gaz[(gaz["name"] == "六合镇") & ~gaz["code"].str.startswith("3201")]
+    assert len(liuhe) > 0 and set(liuhe["pinyin"]) == {"liu he zhen"}
+    assert by["440606004"] == "le liu jie dao"  # 顺德区勒流街道
 
 
 # --------------------------------------------------------------------------- search
@@ -167,6 +192,14 @@ def test_search_pinyin(index: GazetteerIndex) -> None:
     # spaces and tones (marks or digits) are ignored
     for q in ["tang xia", "táng xià", "tang2 xia4"]:
         assert search(index, q, code_prefix="440703").iloc[0]["code"] == "440703101"
+
+
+def test_search_pinyin_reads_place_name_polyphones(index: GazetteerIndex) -> None:
+    # 勒流 is le liu, 东涌 (广州南沙) dong chong: pypinyin alone reads lei liu, dong yong
+    assert search(index, "leliu", code_prefix="4406").iloc[0]["code"] == "440606004"
+    assert "440606004" not in set(search(index, "leiliu", code_prefix="4406")["code"])
+    hits = search(index, "dongchong", code_prefix="44", limit=50)
+    assert "东涌镇" in set(hits.loc[hits["match"] == "pinyin", "name"])
 
 
 def test_search_initials(index: GazetteerIndex) -> None:

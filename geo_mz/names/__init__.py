@@ -27,9 +27,10 @@ from geo_mz.names.index import (
     subtree,
 )
 from geo_mz.names.pinyin import (
-    PLACE_READINGS,
+    PlaceReading,
     name_pinyin,
     names_pinyin,
+    place_readings,
 )
 from geo_mz.names.proposal import (
     ProposalResult,
@@ -67,11 +68,11 @@ __all__ = [
     "FUZZY_SCORED",
     "INDEX_CACHE_FORMAT",
     "LEVELS",
-    "PLACE_READINGS",
     "CheckSpec",
     "GazetteerIndex",
     "NamesError",
     "ParsedName",
+    "PlaceReading",
     "ProposalResult",
     "Reason",
     "Rules",
@@ -90,6 +91,7 @@ __all__ = [
     "name_pinyin",
     "names_pinyin",
     "parse_name",
+    "place_readings",
     "report_tables",
     "rules_path",
     "search",

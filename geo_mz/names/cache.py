@@ -19,7 +19,7 @@ import numpy as np
 
 from geo_mz.core.data import default_cache_dir
 from geo_mz.names.index import AUX_ARRAYS, LEVELS, GazetteerIndex, StringTable, index_tables
-from geo_mz.names.pinyin import CHAR_TOKENS, divergent_phrases, seed_memos
+from geo_mz.names.pinyin import CHAR_TOKENS, divergent_phrases, lexicon_digest, seed_memos
 
 __all__ = ["INDEX_CACHE_FORMAT", "default_cache_dir", "index_cache_key", "index_cache_path"]
 
@@ -72,9 +72,9 @@ def index_cache_key(folder: str | Path) -> str:
     -------
     str
         sha256 (hex) over :data:`INDEX_CACHE_FORMAT`, the geo_mz version, the sha256 of the
-        source of each gazetteer module (``geo_mz/gazetteer*.py``), the pypinyin version
-        (readings depend on it) and the name and sha256 of each data file.  Any change to one
-        of them gives a new key.
+        source of each gazetteer module (``geo_mz/gazetteer*.py``), the pypinyin version and
+        the place-name reading lexicon (readings depend on them) and the name and sha256 of
+        each data file.  Any change to one of them gives a new key.
 
     Raises
     ------
@@ -94,6 +94,7 @@ def index_cache_key(folder: str | Path) -> str:
         f"geo_mz={geo_mz.__version__}",
         *(f"module={m}:{_sha256(Path(__file__).with_name(f'{m}.py'))}" for m in _KEY_MODULES),
         f"pypinyin={pypinyin_version}",
+        f"place_readings={lexicon_digest()}",
     ]
     parts += [f"{p.name}={_sha256(p)}" for p in _data_files(Path(folder))]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -316,7 +316,7 @@ def check_names(
     if "pinyin" in table.columns:
         t["pinyin"] = table.set_index("code")["pinyin"].reindex(t["code"]).to_numpy()
     else:
-        t["pinyin"] = names_pinyin(t["name"].tolist())
+        t["pinyin"] = names_pinyin(t["name"].tolist(), t["code"].tolist())
     t = parse_table(t, rules)
     report = (
         t["code"].str.startswith(code_prefix).to_numpy()

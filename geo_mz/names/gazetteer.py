@@ -9,10 +9,16 @@ Pinyin
 Readings come from pypinyin.  Doing ``lazy_pinyin`` on ~720,000 names costs ~70 µs a name, so the
 work is cached: each distinct character is read once (its default reading), and a name is only
 handed to ``lazy_pinyin`` (which uses pypinyin's phrase dictionary) when it contains a phrase whose
-phrase reading differs from the characters' default readings.  The result is identical to calling
-``lazy_pinyin`` on every name.  Afterwards :data:`PLACE_READINGS` is applied by substring: place
-names have readings of their own (六安 *lu an*, 番禺 *pan yu* ...) that a general dictionary gets
-wrong.  Because the override is by substring, a village called 六安村 also reads *lu an cun*.
+phrase reading differs from the characters' default readings (the same result as calling
+``lazy_pinyin`` on every name).  Afterwards the place-name lexicon
+(``layers/rules/place_readings.csv``, :func:`place_readings`) is applied: place names read
+polyphones their own way, and a general dictionary gets them wrong (长治 *chang zhi*, 都匀 *du
+yun*, 勒流 *le liu*, 石佛 *shi fo*, 新圩 *xin xu* in Guangdong, 六安 *lu an* ...).  An entry
+is a character (its reading in every place name) or a phrase (longer phrases first), may hold
+in a region only (code prefixes: 圩 *xu* in 44/45/46/35 ..., *wei* elsewhere; 六合 *lu he*
+only in Nanjing 3201), and cites its source (《现代汉语词典》 place-name readings, the
+official romanisation of county-level names).  Names read without a code (a search query)
+take the entry without regions, else the first regional one.
 
 ü is written ``v`` (pypinyin's tone-less convention).  〇 reads ``ling``.  Other non-Han letters and
 digits are NFKC-folded (full-width ０ -> 0) and kept as lower-case tokens of their own;
@@ -97,10 +103,11 @@ from geo_mz.names.index import (
 )
 from geo_mz.names.pinyin import (
     HAN,
-    PLACE_READINGS,
+    PlaceReading,
     name_pinyin,
     names_pinyin,
     pinyin_many,
+    place_readings,
 )
 from geo_mz.names.search_tiers import (
     FUZZY_BUDGET,
@@ -123,8 +130,8 @@ __all__ = [
     "FUZZY_SCORED",
     "INDEX_CACHE_FORMAT",
     "LEVELS",
-    "PLACE_READINGS",
     "GazetteerIndex",
+    "PlaceReading",
     "build_index",
     "default_cache_dir",
     "index_cache_key",
@@ -134,6 +141,7 @@ __all__ = [
     "load_index",
     "name_pinyin",
     "names_pinyin",
+    "place_readings",
     "search",
     "search_arrays",
     "search_scan",
@@ -224,7 +232,7 @@ def load_gazetteer(folder: str | Path) -> pd.DataFrame:
             )
         )
     gaz = pd.concat(frames, ignore_index=True)
-    gaz["pinyin"], gaz["initials"] = pinyin_many(gaz["name"])
+    gaz["pinyin"], gaz["initials"] = pinyin_many(gaz["name"], gaz["code"])
     gaz = gaz.sort_values("code", kind="stable", ignore_index=True)
     return gaz
 

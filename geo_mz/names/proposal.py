@@ -196,7 +196,7 @@ def check_proposal(
             f"{parent['level']}"
         )
     parsed = parse_parts(name, level, rules)
-    name_reading = names_pinyin([name])[0]
+    name_reading = names_pinyin([name], [str(parent_code)])[0]
     reading = specific_pinyin([name], [parsed.specific], [name_reading])[0]
     reasons: list[Reason] = []
     chain = f"{parent['full_name']} {name}"
@@ -226,7 +226,11 @@ def check_proposal(
         cat = np.array([p.category for p in parts], dtype=object)
         same_class = cat == parsed.category
         dup = same_class & (spec == parsed.specific)
-        py = existing["pinyin"] if "pinyin" in existing else names_pinyin(existing["name"])
+        py = (
+            existing["pinyin"]
+            if "pinyin" in existing
+            else names_pinyin(existing["name"], existing["code"])
+        )
         sounds = np.array(specific_pinyin(existing["name"], spec.tolist(), py), dtype=object)
         hom = same_class & (sounds == reading) & (spec != parsed.specific) & bool(reading)
         full = existing["full_name"] if "full_name" in existing else existing["name"]
@@ -276,7 +280,9 @@ def check_proposal(
         reasons.append(Reason(f["check"], "refuse", f["detail"], f["rule"], f["source"]))
 
     if point is not None and place_names is not None and len(place_names):
-        reasons += _nearby(parsed, reading, name, level, point, place_names, radius_m, rules)
+        reasons += _nearby(
+            parsed, reading, name, level, point, place_names, radius_m, rules, str(parent_code)
+        )
     return ProposalResult(
         name, level, str(parent_code), str(parent["full_name"]), parsed, tuple(reasons)
     )
@@ -291,6 +297,7 @@ def _nearby(
     place_names: gpd.GeoDataFrame,
     radius_m: float,
     rules: Rules,
+    region: str,
 ) -> list[Reason]:
     import geopandas as gpd
     from shapely.geometry import Point
@@ -309,7 +316,7 @@ def _nearby(
         return []
     others = [parse_parts(str(n), level, rules) for n in near["name"]]
     spec = np.array([p.specific for p in others], dtype=object)
-    sounds = np.array(names_pinyin(spec.tolist()), dtype=object)
+    sounds = np.array(names_pinyin(spec.tolist(), [region] * len(spec)), dtype=object)
     same = (near["name"].astype(str).to_numpy() == name) | (spec == parsed.specific)
     homo = ~same & (sounds == reading) & bool(reading)
     out = []
