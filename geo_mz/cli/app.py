@@ -20,6 +20,8 @@ from geo_mz.cli.common import (
     echo_problems,
     flag_maps,
     lang_option,
+    missing_extra_message,
+    only_with,
     out_option,
     progress_bar,
     read_points,
@@ -130,7 +132,25 @@ def _echo_result(result: Any) -> None:
             click.echo(f"  {r.row}\t{r.id}\t{r.lon}\t{r.lat}\t{r.distance_km}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The ``geo-mz`` group: a missing optional package is a message naming its extra.
+
+    Commands check their optional packages up front (``need_extra``); this catches any import
+    of one that slips past, so a user never meets a ``ModuleNotFoundError`` traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            msg = missing_extra_message(exc.name or "")
+            if msg is None:
+                raise
+            click.secho(f"错误 / error: {msg}", fg="red", err=True)
+            sys.exit(BAD_INPUT)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="geo-mz")
 def main() -> None:
     """geo-mz：民政空间规划与灾害应对 / GIS for civil-affairs bureaus.
@@ -301,14 +321,14 @@ def import_(
     synthetic: bool,
     **raw: Any,
 ) -> None:
-    r"""导入图层(替换同名图层；出错则不做任何修改) / Import a layer; on any error nothing changes.
+    """导入图层(替换同名图层；出错则不做任何修改) / Import a layer; on any error nothing changes.
 
     \b
     也接受原始数据 / also takes raw sources:
       roads:      OSM .osm/.osm.pbf, or lines with a `highway` column (split at junctions)
       population: a count raster (.tif) with --aged-share/--aged-share-table/--aged-raster,
                   or a table of unit codes with --by-unit (户籍: total, aged 60+)
-    """
+    """  # noqa: D301
     from geo_mz.cli.sources import import_raw
     from geo_mz.core.workspaces import open_workspace
 
@@ -539,6 +559,9 @@ def siting(
     from geo_mz.eldercare.circle15 import propose_sites, siting_kpis
     from geo_mz.outputs.eldercare import write_circle_outputs
 
+    only_with(
+        k=(model == "mclp", "--model mclp"), candidates_crs=(bool(candidates), "--candidates")
+    )
     step, close = progress_bar("siting")
     with bad_input():
         try:

@@ -23,7 +23,14 @@ import click
 import geopandas as gpd
 import pandas as pd
 
-from geo_mz.cli.common import bad_input, echo_kpis, lang_option, out_option, progress_bar
+from geo_mz.cli.common import (
+    bad_input,
+    echo_kpis,
+    lang_option,
+    only_with,
+    out_option,
+    progress_bar,
+)
 from geo_mz.core.results import Kpi, ReportTable
 
 Lang = Literal["zh", "en"]
@@ -404,6 +411,12 @@ def load_source(o: SimpleNamespace) -> Source:
 
     if bool(o.workspace) == bool(o.file):
         raise click.UsageError("给出 --workspace 或 --file 之一 / give --workspace or --file")
+    only_with(
+        markers_crs=(bool(o.markers), "--markers"),
+        source_crs=(bool(o.file), "--file"),
+        layer_name=(bool(o.file), "--file"),
+        previous_crs=(bool(getattr(o, "previous", None)), "--previous"),
+    )
     markers = read_layer_file(o.markers, source_crs=o.markers_crs) if o.markers else None
     if o.workspace:
         from geo_mz.core.workspaces import open_workspace

@@ -36,6 +36,95 @@ lang_option = click.option(
 )
 
 
+#: Optional packages and the extra of ``pyproject.toml`` that installs each.
+OPTIONAL_EXTRAS = {
+    "dask": "scale",
+    "distributed": "scale",
+    "psycopg": "postgis",
+    "flask": "web",
+    "waitress": "web",
+}
+
+
+def missing_extra_message(module: str) -> str | None:
+    """Say which extra installs a missing optional package (bilingual), else None.
+
+    ``module`` is the name a ``ModuleNotFoundError`` carries (``dask.distributed`` counts as
+    ``dask``); a module that belongs to no extra gives None (a broken install, not a choice).
+    """
+    root = module.split(".")[0]
+    extra = OPTIONAL_EXTRAS.get(root)
+    if extra is None:
+        return None
+    return (
+        f"缺少可选依赖 {root}，请安装：pip install 'geo-mz[{extra}]' / the optional package "
+        f"{root} is not installed: pip install 'geo-mz[{extra}]'"
+    )
+
+
+def need_extra(*modules: str, what: str, instead: str = "") -> None:
+    """Exit with code 2 and say which extra to install when an optional package is missing.
+
+    Parameters
+    ----------
+    modules
+        Modules to import, e.g. ``"dask.distributed"``; each must belong to
+        :data:`OPTIONAL_EXTRAS`.
+    what
+        What needs them, "中文 / English", e.g. "分区并行 / partitioned runs".
+    instead
+        What the user can do without them, "中文 / English" (printed after the install line).
+    """
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            msg = missing_extra_message(module) or f"{module} cannot be imported"
+            click.secho(f"错误 / error: {what}: {msg}", fg="red", err=True)
+            if instead:
+                click.echo(f"  或 / or: {instead}", err=True)
+            sys.exit(BAD_INPUT)
+
+
+def only_with(**rules: tuple[bool, str]) -> None:
+    """Stop (exit 2) when an option is given on the command line where it has no effect.
+
+    Parameters
+    ----------
+    rules
+        Per parameter name: (whether it takes effect in this call, what it needs), e.g.
+        ``close_depth=(bool(flood), "--flood")``. Defaults never trip it, only options the
+        user typed (or set through their environment variable).
+    """
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    for name, (applies, needs) in rules.items():
+        if applies or ctx.get_parameter_source(name) not in given:
+            continue
+        flag = next((p.opts[0] for p in ctx.command.params if p.name == name), name)
+        raise click.UsageError(
+            f"{flag} 只在 {needs} 时起作用，请去掉它或加上 {needs} / {flag} has an effect only "
+            f"with {needs}; drop it or add {needs}"
+        )
+
+
+def note(message: str, *, fg: str | None = None) -> None:
+    """Print a line on stderr on a line of its own, also while a progress bar is drawn."""
+    from tqdm import tqdm
+
+    with tqdm.external_write_mode(file=sys.stderr):
+        click.secho(message, fg=fg, err=True)
+
+
+def warn(message: str) -> None:
+    """Print a warning the user must see (yellow, on stderr): "中文 / English"."""
+    note(f"⚠ 注意 / warning: {message}", fg="yellow")
+
+
 def echo_problems(problems: Sequence[Problem], *, limit: int = 200) -> None:
     """Print problems to stderr, errors red and warnings yellow, at most ``limit``."""
     for p in problems[:limit]:
@@ -112,8 +201,8 @@ def analysis_layers(ws: Any) -> dict[str, Any]:
     from geo_mz.core.units import complete_units, unit_register
 
     layers, notes = complete_units(ws.read_all(), unit_register(ws.metadata))
-    for note in notes:
-        click.echo(f"注意 note: {note}", err=True)
+    for text in notes:
+        note(f"注意 note: {text}")
     return layers
 
 

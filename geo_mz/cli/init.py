@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from geo_mz.cli.common import bad_input, lang_option
+from geo_mz.cli.common import bad_input, lang_option, only_with
 
 
 @click.command()
@@ -87,6 +87,12 @@ def init(
         return
     if not code or not out:
         raise click.UsageError("--code 和 --out 必填 / --code and --out are required")
+    only_with(
+        code_field=(bool(boundary), "--boundary"),
+        source_crs=(bool(boundary), "--boundary"),
+        units_code_field=(bool(units), "--units"),
+        units_source_crs=(bool(units), "--units"),
+    )
     with bad_input():
         _, report = init_district(
             code,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from geo_mz.cli.common import bad_input
+from geo_mz.cli.common import bad_input, need_extra
 
 
 @click.group("webmap")
@@ -31,6 +31,7 @@ def webmap_group() -> None:
 )
 def webmap_import(workspace: str, database_url: str, replace: bool) -> None:
     """导入工作空间到 PostGIS / import WORKSPACE (.gpkg) into the database."""
+    need_extra("psycopg", what="导入 PostGIS / importing into PostGIS")
     from webmap.core.postgis import import_workspace
 
     with bad_input():

@@ -20,12 +20,14 @@ from geo_mz.cli.common import (
     echo_kpis,
     flag_maps,
     lang_option,
+    only_with,
     out_option,
     progress_bar,
     read_points,
     strict_option,
     workspace_option,
 )
+from geo_mz.cli.relief_targets import audit_settings, warn_levels
 
 relief_options = [
     workspace_option,
@@ -37,16 +39,25 @@ relief_options = [
         "targets",
         multiple=True,
         metavar="LEVEL=HOURS",
-        help="送达时限，可重复，如 township=3 county=5(默认取工作空间设置，否则国家指导意见 "
-        "县6/市8/省10小时) / delivery target, repeatable (default: the workspace's, else the "
-        "national county 6 / city 8 / province 10 h).",
+        help="送达时限，可重复，如 township=3；只替换该级别，其余保留 (默认：工作空间设置，否则"
+        "国家指导意见 县6/市8/省10小时) / delivery target, repeatable, e.g. township=3; replaces "
+        "that level's target and keeps the others (the workspace's, else the national county 6 / "
+        "city 8 / province 10 h).",
+    ),
+    click.option(
+        "--only-targets",
+        is_flag=True,
+        help="只用 --target 给出的时限，不保留其他级别 / use only the --target levels, dropping "
+        "the workspace's (or national) targets of other levels.",
     ),
     click.option(
         "--match",
         type=click.Choice(["own", "any"]),
         default=None,
-        help="own：核查本辖区储备库；any：最近的同级储备库 / check against the store of the "
-        "point's own area, or the nearest store of that level.",
+        help="own：只算本辖区 (代码前缀) 储备库；any：任一储备库 (核查取最近的同级库)。默认："
+        "核查按时限设置 (own)，配送计划 any / own: only stores of the point's own area (code "
+        "prefix); any: any store (the audit takes the nearest of the level). Default: as the "
+        "targets say (own) for audits, any for plan.",
     ),
     click.option(
         "--dispatch-min",
@@ -113,39 +124,17 @@ def _apply(options: list[Any]) -> Callable[[Callable[..., None]], Callable[..., 
     return deco
 
 
-def _settings(ws: Any, targets: tuple[str, ...], match: str | None, prep: Any, factor: Any) -> Any:
-    from dataclasses import replace
-
-    from geo_mz.relief.drive_audit import ReliefError, ReliefSettings, Target, workspace_targets
-
-    tg = workspace_targets(ws.metadata)
-    if targets:
-        parsed = []
-        for t in targets:
-            level, _, hours = t.partition("=")
-            try:
-                parsed.append(Target(level.strip(), float(hours), "own", "command line"))
-            except ValueError:
-                raise ReliefError(f"--target {t!r}: write LEVEL=HOURS, e.g. township=3") from None
-        tg = tuple(parsed)
-    if match:
-        tg = tuple(replace(t, match=match) for t in tg)
-    s = ReliefSettings(targets=tg)
-    if prep is not None:
-        s = replace(s, dispatch_prep_min=prep)
-    if factor is not None:
-        s = replace(s, disaster_factor=factor)
-    return s
-
-
-def _run(o: SimpleNamespace, step: Callable[[str], None]) -> tuple[dict, Any, dict]:
+def _run(
+    o: SimpleNamespace, step: Callable[[str], None], *, plan: bool = False
+) -> tuple[dict, Any, dict]:
     """Open the workspace and audit it with the command's target options."""
     from geo_mz.core.workspaces import open_workspace
     from geo_mz.relief.drive_audit import run_audit
 
     ws = open_workspace(o.workspace)
     layers = analysis_layers(ws)
-    s = _settings(ws, o.targets, o.match, o.dispatch_min, o.disaster_factor)
+    s = audit_settings(ws, o)
+    warn_levels(layers.get("relief_stores"), s.targets, plan=plan)
     a = run_audit(layers, s, measure_crs=ws.metadata.get("measure_crs"), progress=step)
     o.network_kpis = check_network(a.network, layers, strict=o.strict)
     return layers, a, ws.info()
@@ -165,6 +154,15 @@ def _report(paths: dict, info: Any, kpis: list, tables: list, lang: str, title: 
         lang=lang,  # type: ignore[arg-type]
         title=title,
         tables=tables,
+    )
+
+
+def _only_with(o: SimpleNamespace, **more: tuple[bool, str]) -> None:
+    """Refuse scenario options that the other options make ineffective (and ``more``)."""
+    only_with(
+        close_depth=(bool(o.flood), "--flood"),
+        buffer_m=(bool(o.closures or o.use_incidents), "--closures / --use-incidents"),
+        **more,
     )
 
 
@@ -261,6 +259,7 @@ def relief_scenario(**opts: Any) -> None:
     例 e.g.: geo-mz relief scenario --workspace out/pengjiang.gpkg --flood out/flood_depth.tif
     """
     o = SimpleNamespace(**opts)
+    _only_with(o)
     from geo_mz.outputs.relief import report_tables as relief_tables
     from geo_mz.outputs.relief import scenario_kpis, write_relief_outputs
     from geo_mz.relief.drive_audit import audit_kpis, reaudit
@@ -308,6 +307,7 @@ def relief_preposition(**opts: Any) -> None:
     可叠加灾情情景(--flood 等) / optionally under a scenario (--flood etc.).
     """
     o = SimpleNamespace(**opts)
+    _only_with(o, candidates_crs=(bool(o.candidates), "--candidates"))
     from geo_mz.outputs.relief import report_tables as relief_tables
     from geo_mz.outputs.relief import write_relief_outputs
     from geo_mz.relief.drive_audit import audit_kpis, preposition, reaudit
@@ -364,7 +364,10 @@ def _demand(
         codes = tuple(c for c in towns.split(",") if c)
         v = pts[(pts["kind"] == "village") & pts["adcode"].str.startswith(codes)].copy()
         if v.empty:
-            raise ReliefError(f"--towns {towns}: no village has a code starting with these")
+            raise ReliefError(
+                f"--towns {towns}：没有村居的代码以这些开头，请用镇街代码(如 440703005) / no "
+                "village has a code starting with these; give town codes, e.g. 440703005"
+            )
         v["people"] = v["population"] * share
         return v
     sh = layers.get("shelters")
@@ -374,14 +377,11 @@ def _demand(
         and (sh["occupancy_persons"].fillna(0) > 0).any()
     ):
         occ = sh[sh["occupancy_persons"].fillna(0) > 0]
+        cols = {"point_id": occ["shelter_id"], "name": occ["name"]}
+        if "adcode" in occ:  # the shelter's area, for --match own
+            cols["adcode"] = occ["adcode"]
         return gpd.GeoDataFrame(
-            {
-                "point_id": occ["shelter_id"],
-                "name": occ["name"],
-                "people": occ["occupancy_persons"],
-            },
-            geometry=occ.geometry.values,
-            crs=occ.crs,
+            {**cols, "people": occ["occupancy_persons"]}, geometry=occ.geometry.values, crs=occ.crs
         )
     raise click.UsageError(
         "需要需求：--affected 文件、--towns 代码，或工作空间中有安置人数的避难场所 / give demand: "
@@ -430,8 +430,12 @@ def relief_plan(**opts: Any) -> None:
     out/flood_depth.tif
     """
     o = SimpleNamespace(**opts)
-    from dataclasses import replace
-
+    _only_with(o, people_field=(bool(o.affected), "--affected"), share=(bool(o.towns), "--towns"))
+    if o.affected and o.towns:
+        raise click.UsageError(
+            "--affected 与 --towns 只能给一个 / give --affected or --towns, not both (the file "
+            "would be used and the towns ignored)"
+        )
     from geo_mz.outputs.relief import write_plan_outputs
     from geo_mz.relief.delivery import DeliverySettings, delivery_kpis, demand_from, plan_delivery
     from geo_mz.relief.delivery import report_tables as plan_tables
@@ -440,17 +444,18 @@ def relief_plan(**opts: Any) -> None:
     step, close = progress_bar("relief plan")
     with bad_input():
         try:
-            layers, a, info = _run(o, step)
+            layers, a, info = _run(o, step, plan=True)
             net = a.network
             if _has_scenario(o):
                 d = _disruption(layers, a, o)
                 net = reaudit(a, d).network
             s = DeliverySettings(
                 kits_per_person=o.kits_per_person,
+                dispatch_prep_min=a.settings.dispatch_prep_min,
                 target_h_by_level={t.level: t.hours for t in a.settings.targets},
                 vrp_time_limit_s=o.time_limit,
+                match=o.match or "any",
             )
-            s = replace(s, dispatch_prep_min=a.settings.dispatch_prep_min)
             demand = demand_from(
                 _demand(layers, a, o.affected, o.people_field, o.towns, o.share), "people", s
             )

@@ -17,7 +17,15 @@ from typing import Any
 
 import click
 
-from geo_mz.cli.common import bad_input, echo_kpis, lang_option, out_option
+from geo_mz.cli.common import (
+    bad_input,
+    echo_kpis,
+    lang_option,
+    need_extra,
+    only_with,
+    out_option,
+    progress_bar,
+)
 
 #: The level a boundary QA checks inside a part of each level (local choice: one level down).
 QA_LEVEL_BELOW = {"province": "county", "city": "county", "county": "town", "town": "village"}
@@ -109,18 +117,27 @@ def run(
     out_dir: str,
     lang: str,
 ) -> None:
-    r"""按分区运行覆盖分析、救灾时效审计或边界检查 / run a job per part on Dask.
+    """按分区运行覆盖分析、救灾时效审计或边界检查 / run a job per part on Dask.
 
     \b
     例 e.g.  geo-mz scale run coverage --workspace out/sample_workspace.gpkg --by town
              geo-mz scale run boundaries --workspace national.gpkg --by province
-    """
+    """  # noqa: D301
     from tqdm import tqdm
 
     from geo_mz.core.workspaces import open_workspace
     from geo_mz.scale.outputs import points_left_out, run_kpis, write_run_outputs
     from geo_mz.scale.runner import run_partitioned
 
+    only_with(level=(job == "boundaries", "scale run boundaries"))
+    if workers != 0 or scheduler:
+        need_extra(
+            "dask.distributed",
+            what="分区并行计算 / partitioned runs on Dask",
+            instead="--workers 0 在本进程中逐个分区计算 / --workers 0 runs the parts one by one "
+            "in this process",
+        )
+    _need_postgis(workspace, store)
     with bad_input():
         ws = open_workspace(workspace)
         code_list = [c.strip() for c in codes.split(",") if c.strip()] if codes else None
@@ -129,7 +146,7 @@ def run(
         store = store or str(Path(out_dir) / "runs.gpkg")
         bar = tqdm(total=len(parts), desc=f"{job} 分区 parts", unit=" 区", file=sys.stderr)
 
-        def step(i: int, n: int, part: str, status: str) -> None:
+        def step(_done: int, n: int, part: str, status: str) -> None:
             bar.total = n
             bar.set_postfix_str(f"{part} {status}", refresh=False)
             bar.update(1)
@@ -166,6 +183,12 @@ def run(
         sys.exit(1)
 
 
+def _need_postgis(*refs: str | None) -> None:
+    """Check for psycopg when a workspace or store is a ``postgresql://`` URL."""
+    if any(r and r.startswith(("postgresql://", "postgres://")) for r in refs):
+        need_extra("psycopg", what="PostGIS 工作空间或结果库 / a PostGIS workspace or run store")
+
+
 def _summary(gpkg: Path) -> Any:
     import pyogrio
 
@@ -179,6 +202,7 @@ def status(store: str, run_key: str | None) -> None:
     """列出运行与各分区状态 / list runs and the state of their parts."""
     from geo_mz.scale.store import open_run_store
 
+    _need_postgis(store)
     with bad_input():
         rs = open_run_store(store)
         runs = rs.runs()
@@ -222,10 +246,20 @@ def national(
     from geo_mz.datasets.china_counties import national_counties
     from geo_mz.datasets.county_workload import write_workload
 
+    step, close = progress_bar("全国县界 national counties")
+
+    def say(msg: str) -> None:
+        # one call per county file of the package (~390): count them on the bar, don't list them
+        if msg.endswith(".geojson"):
+            step(msg)
+        else:
+            click.echo(msg, err=True)
+
     with bad_input():
-        counties = national_counties(
-            tarball=Path(tarball) if tarball else None, progress=lambda m: click.echo(m, err=True)
-        )
+        try:
+            counties = national_counties(tarball=Path(tarball) if tarball else None, progress=say)
+        finally:
+            close()
         if codes:
             wanted = tuple(c.strip() for c in codes.split(",") if c.strip())
             counties = counties[counties["adcode"].fillna("").str.startswith(wanted)]
@@ -260,6 +294,7 @@ def push(workspace: str, url: str, replace: bool) -> None:
     from geo_mz.core.workspace_postgis import PostgisWorkspace
 
     base, _, schema = url.partition("#")
+    need_extra("psycopg", what="复制到 PostGIS / copying into PostGIS")
     with bad_input():
         pg = PostgisWorkspace.from_workspace(
             Workspace(workspace), base, schema=schema or "geo_mz_ws", replace=replace

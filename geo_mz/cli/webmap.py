@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from geo_mz.cli.common import BAD_INPUT, bad_input
+from geo_mz.cli.common import BAD_INPUT, bad_input, need_extra
 
 SECRET_ENV = "GEO_MZ_SECRET_KEY"
 DEFAULT_THREADS = 64
@@ -20,17 +20,7 @@ DEFAULT_THREADS = 64
 
 
 def _need_web() -> None:
-    try:
-        import flask  # noqa: F401
-        import waitress  # noqa: F401
-    except ImportError as exc:
-        click.secho(
-            "错误 / error: the web map needs flask and waitress: "
-            f"pip install 'geo-mz[web]' ({exc})",
-            fg="red",
-            err=True,
-        )
-        sys.exit(BAD_INPUT)
+    need_extra("flask", "waitress", what="网页地图 / the web map")
 
 
 def _fail(exc: Exception) -> None:
@@ -134,6 +124,8 @@ def serve(
 
     from webmap import Settings, SettingsError, create_app
 
+    if database_url:
+        need_extra("psycopg", what="PostGIS 数据库 / serving a PostGIS database")
     ws = Path(workspace) if workspace else None
     if ws is None and not database_url:
         _fail(ValueError("give --workspace W.gpkg or --database postgresql://..."))

@@ -22,12 +22,22 @@ __all__ = ["assign_to_units", "complete_units", "unit_register", "units_of_level
 
 def _check_units(units: object) -> gpd.GeoDataFrame:
     if not isinstance(units, gpd.GeoDataFrame):
-        raise TypeError(f"`units` must be a GeoDataFrame, got {type(units).__name__}")
+        raise TypeError(
+            f"区划单元须为 GeoDataFrame，实为 {type(units).__name__} / `units` must be a "
+            f"GeoDataFrame, got {type(units).__name__}"
+        )
     if units.crs is None:
-        raise CrsError("`units` has no CRS; set it with .set_crs(...), e.g. 'EPSG:4490'")
+        raise CrsError(
+            "区划单元没有坐标系，请先设置，如 .set_crs('EPSG:4490') / `units` has no CRS; set it "
+            "with .set_crs(...), e.g. 'EPSG:4490'"
+        )
     missing = [c for c in ("adcode", "name", "level") if c not in units.columns]
     if missing:
-        raise UnitsError(f"`units` lacks column(s) {missing}; it has {list(units.columns)}")
+        raise UnitsError(
+            f"区划单元 admin_units 缺少字段 {missing}，请在导入的文件中补上 / the admin_units "
+            f"layer lacks field(s) {missing} (it has {list(units.columns)}); add them to the "
+            "imported file"
+        )
     return units
 
 
@@ -56,7 +66,12 @@ def units_of_level(units: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
     _check_units(units)
     levels = sorted(units["level"].dropna().unique().tolist())
     if level not in levels:
-        raise UnitsError(f"`level` was {level!r} but `units` has levels {levels}")
+        raise UnitsError(
+            f"区划单元 admin_units 中没有 {level} 级单元 (现有 {levels})，请导入该级区划面或改用"
+            f"现有级别 / the admin_units layer has no {level} units (it has {levels}): import "
+            f"the {level} polygons (geo-mz import FILE --layer admin_units), or choose one of "
+            f"{levels}"
+        )
     keep = units["level"] == level
     if "in_jurisdiction" in units.columns:
         keep &= units["in_jurisdiction"].astype("boolean").fillna(True)
@@ -64,9 +79,17 @@ def units_of_level(units: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
     u["adcode"] = u["adcode"].astype(str)
     dup = sorted(set(u.loc[u["adcode"].duplicated(), "adcode"]))
     if dup:
-        raise UnitsError(f"the {level} units repeat adcodes {dup[:10]}")
+        raise UnitsError(
+            f"{level} 级区划代码重复 {dup[:10]}，请在 admin_units 中每个代码只保留一个单元 / the "
+            f"{level} units repeat adcodes {dup[:10]}; keep one unit per code in admin_units"
+        )
     if u["adcode"].str.len().nunique() != 1:
-        raise UnitsError(f"the {level} units' adcodes differ in length; cannot join by prefix")
+        raise UnitsError(
+            f"{level} 级区划代码长度不一，无法按代码前缀归属，请统一为 GB/T 2260 代码 (乡镇9位、"
+            f"村居12位) / the {level} units' adcodes differ in length, so points cannot be "
+            "joined by code prefix; use GB/T 2260 codes of one length (9 digits for towns, 12 "
+            "for villages)"
+        )
     if "urban_rural" not in u.columns:
         u["urban_rural"] = None
     return u
@@ -121,7 +144,11 @@ def unit_register(metadata: Mapping[str, Any]) -> pd.DataFrame | None:
         columns = json.loads(cols) if isinstance(cols, str) else cols
         return pd.DataFrame(rows, columns=columns).astype(str)
     except (ValueError, TypeError) as exc:
-        raise UnitsError(f"workspace metadata unit_register is unreadable: {exc}") from exc
+        raise UnitsError(
+            f"工作空间元数据 unit_register 无法读取，请用 geo-mz init 重建工作空间 / the "
+            f"workspace's unit_register metadata is unreadable ({exc}); rebuild the workspace "
+            "with geo-mz init"
+        ) from exc
 
 
 _SEED_CATEGORIES = ("village_seat", "admin_division")

@@ -34,7 +34,7 @@ from geo_mz.relief.delivery_settings import (
 def check_stores(
     stores: gpd.GeoDataFrame, settings: DeliverySettings | None = None
 ) -> pd.DataFrame:
-    """Validate a ``relief_stores`` layer; return store_id, name, level, stock, fleet, target.
+    """Validate a ``relief_stores`` layer; return ids, names, levels, stock, fleet, target, adcode.
 
     ``fleet_kits`` = vehicles_n × vehicle_capacity_kits × ``trips_per_vehicle``: the kits the
     store's vehicles can carry over all their trips.
@@ -65,10 +65,40 @@ def check_stores(
     for col in ("stock_kits", "vehicles_n", "vehicle_capacity_kits"):
         out[col] = integers(stores, col, "store_id", problems)
     points_ok(stores, "store_id", problems)
+    out["adcode"] = _codes(stores)
+    no_code = (out["adcode"] == "").to_numpy()
+    if s.match == "own" and no_code.any():
+        problems.append(
+            "区划代码 adcode 缺失或为空，按本辖区分配需要它，请补上或改用 --match any / field "
+            "'adcode' is missing or empty: match='own' (--match own) needs each store's area "
+            f"code; fill it in, or use match='any': {rows(stores, no_code, 'store_id')}"
+        )
     raise_problems("relief_stores", problems)
     out["fleet_kits"] = out["vehicles_n"] * out["vehicle_capacity_kits"] * s.trips_per_vehicle
     out["target_min"] = [target_min(lv, s) for lv in out["level"]]
     return out.reset_index(drop=True)
+
+
+def _codes(df: pd.DataFrame) -> pd.Series:
+    """Return the ``adcode`` column as strings ("" where missing or the column is absent)."""
+    if "adcode" not in df.columns:
+        return pd.Series("", index=df.index, dtype=object)
+    return df["adcode"].map(lambda v: "" if pd.isna(v) else str(v).strip())
+
+
+def _own_area(st: pd.DataFrame, demand: gpd.GeoDataFrame) -> np.ndarray:
+    """``(n_stores, n_demand)``: True where the store's adcode is a prefix of the point's."""
+    code = _codes(demand)
+    if (code == "").any():
+        raise DeliveryError(
+            "需求点缺少区划代码 adcode，无法按本辖区分配，请补上 adcode 字段或改用 --match any / "
+            "demand points without an 'adcode' cannot be matched to their own area's store "
+            "(match='own', --match own): give the points an adcode field, or use match='any': "
+            + rows(demand, (code == "").to_numpy(), "point_id")
+        )
+    return np.array([code.str.startswith(c).to_numpy(bool) for c in st["adcode"]]).reshape(
+        len(st), len(demand)
+    )
 
 
 _ID_COLUMNS = ("point_id", "shelter_id", "incident_id", "village_id", "name_id", "adcode")
@@ -130,11 +160,10 @@ def demand_from(
     # round first: 300 × 0.1 is 30.000000000000004 in floating point, which must stay 30 kits
     kits = np.ceil(np.round(people * s.kits_per_person, 6)).astype(np.int64)
     names = points[name_col].astype(str).to_numpy() if name_col in points else ids
-    return gpd.GeoDataFrame(
-        {"point_id": ids, "name": names, "people": people, "demand_kits": kits},
-        geometry=points.geometry.values,
-        crs=points.crs,
-    )
+    cols = {"point_id": ids, "name": names, "people": people, "demand_kits": kits}
+    if "adcode" in points.columns:  # kept for match="own"
+        cols["adcode"] = _codes(points).to_numpy()
+    return gpd.GeoDataFrame(cols, geometry=points.geometry.values, crs=points.crs)
 
 
 # --------------------------------------------------------------------------- allocation
@@ -180,7 +209,8 @@ def allocate(
         One row per (store, point) with kits: store_id, point_id, name, kits, time_min (direct
         arrival after the order), target_min, late, unmet_kits = 0, reason = "". Then one row per
         point short of kits: store_id None, kits 0, unmet_kits, reason ("unreachable": no store
-        reaches it; "no stock": the stores reaching it are empty; "no vehicle capacity": they
+        reaches it; "no store of its area": with ``match="own"``, only stores of other areas
+        reach it; "no stock": the stores reaching it are empty; "no vehicle capacity": they
         have stock but their vehicles are full over all their trips). Per point, kits +
         unmet_kits = demand_kits.
     """
@@ -194,6 +224,9 @@ def allocate(
         raise DeliveryError("`times_min` must be >= 0 (inf for unreachable), without NaN")
     need = demand["demand_kits"].to_numpy(dtype=np.int64)
     cap = np.minimum(st["stock_kits"], st["fleet_kits"]).to_numpy(dtype=np.int64)
+    reached = np.isfinite(t).any(axis=0)
+    if s.match == "own":
+        t = np.where(_own_area(st, demand), t, np.inf)
     si, pj = np.nonzero(np.isfinite(t))
     arrival = s.dispatch_prep_min + t[si, pj]
     target = st["target_min"].to_numpy()[si]
@@ -214,7 +247,7 @@ def allocate(
     for p in short:
         reach = si[pj == p]
         if len(reach) == 0:
-            reasons.append("unreachable")
+            reasons.append("no store of its area" if reached[p] else "unreachable")
         else:
             reasons.append("no vehicle capacity" if (left[reach] > 0).any() else "no stock")
     pts = np.concatenate([f["i"].to_numpy(), short]).astype(np.int64)

@@ -48,6 +48,7 @@ _UNMET_TITLES = {
 }
 _REASON_ZH = {
     "unreachable": "路网不可达",
+    "no store of its area": "本辖区无储备库可达",
     "no stock": "库存不足",
     "no vehicle capacity": "运力不足",
     "dropped by routing": "路径规划未装运",

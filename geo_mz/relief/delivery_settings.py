@@ -33,7 +33,13 @@ DELIVERY_TARGET_H: Mapping[str, float] = MappingProxyType(
 #: 规划》); the fallback for levels without a national delivery target (township, central).
 BASIC_NEEDS_H = 10.0
 STORE_LEVELS = ("central", "province", "city", "county", "township")
-UNMET_REASONS = ("unreachable", "no stock", "no vehicle capacity", "dropped by routing")
+UNMET_REASONS = (
+    "unreachable",
+    "no store of its area",
+    "no stock",
+    "no vehicle capacity",
+    "dropped by routing",
+)
 
 
 class DeliveryError(GeoMzError, ValueError):
@@ -81,6 +87,13 @@ class DeliverySettings:
     max_snap_m
         A store or point farther than this from every road node is unreachable: 2,000 m, local
         choice (the relief audit's snap limit).
+    match
+        ``"any"`` (default): a store sends kits to any demand point it reaches, as a bureau does
+        in a disaster. ``"own"``: only to points of its own area, its ``adcode`` a prefix of the
+        point's (a town store supplies its town, the district store the whole district), as the
+        relief audit's ``match="own"``; stores and demand points then need an ``adcode``, and a
+        point that a store reaches but no store of its area does is unmet with the reason
+        "no store of its area".
     """
 
     kits_per_person: float = 1.0
@@ -95,6 +108,7 @@ class DeliverySettings:
     vehicle_speed_factor: float = 1.0
     access_speed_kmh: float = WALK_SPEED_KMH
     max_snap_m: float = 2000.0
+    match: Literal["any", "own"] = "any"
 
     def __post_init__(self) -> None:
         pos = ("kits_per_person", "basic_needs_h", "vrp_time_limit_s", "vehicle_speed_factor")
@@ -111,6 +125,8 @@ class DeliverySettings:
             bad.append("`trips_per_vehicle` must be a whole number >= 1")
         if self.allocation_engine not in ("networkx", "ortools"):
             bad.append("`allocation_engine` must be 'networkx' or 'ortools'")
+        if self.match not in ("any", "own"):
+            bad.append(f"`match` must be 'any' or 'own', got {self.match!r}")
         if bad:
             raise DeliveryError("bad delivery settings:\n  - " + "\n  - ".join(bad))
 
