@@ -66,18 +66,50 @@ def test_overlays_are_listed_with_result_titles(client):
     assert en["boundary_lines"]["title"] == "Boundary lines"
 
 
+# Features each overlay has on the sample. The marker rows are the sample's boundary_markers
+# (checked below against the GeoPackage itself), the lines include the 5 shared county lines
+# (test_boundary_lines_of_the_sample); lines and line issues are otherwise this sample's
+# numbers. Its towns and villages tile the district, so QA legitimately finds nothing: that is
+# the only overlay allowed to be empty (tests/test_webmap_failures.py checks the tiling
+# independently, and that a failed computation is a 500, not an empty layer).
+EXPECTED_FEATURES = {
+    "boundary_lines": 24,
+    "boundary_findings": 0,
+    "boundary_marker_report": 42,
+    "boundary_line_issues": 4,
+}
+
+
+def test_every_overlay_has_an_expected_count():
+    assert set(EXPECTED_FEATURES) == set(OVERLAYS)
+
+
 @pytest.mark.parametrize("cid", OVERLAYS)
 def test_overlay_items_conform_to_their_specs(client, cid):
+    r = client.get(f"/collections/{cid}/items?limit=1")
+    assert r.status_code == 200, r.json  # computed: a failure would be a 500, never 0 features
     feats = _all_items(client, cid)
+    assert len(feats) == EXPECTED_FEATURES[cid] == r.json["numberMatched"]
     spec = result_catalog()[cid]
     assert len({f["id"] for f in feats}) == len(feats)
     assert all(f["id"] == f["properties"][spec.id_field] for f in feats)
-    if feats:
-        g = _frame(feats)
-        _, problems = check_layer(g, spec, file=cid, area=None)
-        assert [p for p in problems if p.severity == "error"] == []
-        minx, miny, maxx, maxy = g.total_bounds
-        assert 112 < minx < maxx < 114 and 22 < miny < maxy < 23.5
+    if EXPECTED_FEATURES[cid] == 0:
+        return
+    g = _frame(feats)
+    _, problems = check_layer(g, spec, file=cid, area=None)
+    assert [p for p in problems if p.severity == "error"] == []
+    minx, miny, maxx, maxy = g.total_bounds
+    assert 112 < minx < maxx < 114 and 22 < miny < maxy < 23.5
+
+
+def test_marker_report_counts_the_workspace_markers(client, base):
+    """The 42 marker rows are the sample's boundary markers, read straight from the GeoPackage."""
+    import pyogrio
+
+    markers = pyogrio.read_dataframe(base / "pengjiang.gpkg", layer="boundary_markers")
+    assert len(markers) == EXPECTED_FEATURES["boundary_marker_report"]
+    ids = {f["id"] for f in _all_items(client, "boundary_marker_report")}
+    assert ids == set(markers["marker_id"].astype(str))
 
 
 def test_boundary_lines_of_the_sample(client):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import xstatic.pkg.leaflet as xleaflet
 from flask import Blueprint, Flask, Response, render_template, request, send_from_directory, session
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 import geo_mz
 from webmap.core.api import WebMapAPI, error_response
@@ -216,6 +216,27 @@ def _http_error(exc: HTTPException) -> Response:
     return to_flask(body)
 
 
+def _server_error(exc: InternalServerError) -> Response:
+    """Answer an exception no handler turned into an API error: JSON 500, never HTML.
+
+    The core raises :class:`ApiError` for what it foresees (a failed overlay or analysis is
+    ``overlay_failed`` / ``analysis_failed``); this is the net under everything else, so the
+    map page still gets a message it can show in red. Flask has logged the traceback.
+    """
+    orig = exc.original_exception
+    if isinstance(orig, ApiError):  # raised outside WebMapAPI.call (e.g. while streaming)
+        return to_flask(error_response(orig))
+    cause = f"{type(orig).__name__}: {orig}" if orig is not None else "unknown"
+    body = {
+        "code": "server_error",
+        "description": f"服务器内部错误（{cause}），详情见服务器日志；请联系系统管理员。"
+        f" / Internal server error ({cause}); the server log has the details; tell the "
+        "system administrator.",
+        "cause": cause,
+    }
+    return to_flask(ApiResponse(500, body))
+
+
 def create_app(settings: Settings, *, api: WebMapAPI | None = None) -> Flask:
     """Build the flask application for one workspace.
 
@@ -245,6 +266,7 @@ def create_app(settings: Settings, *, api: WebMapAPI | None = None) -> Flask:
     app.extensions["webmap"] = api
     app.register_blueprint(make_blueprint(api))
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(InternalServerError, _server_error)
     return app
 
 

@@ -14,6 +14,12 @@ background thread (bursts coalesce into one run) and pushes a **live-only** SSE 
 ``analysis`` with the summary. Analysis events carry no ``id:`` (they are derived, not edits):
 they are not stored in the event log, are not replayed on reconnect, and do not move the
 client's ``Last-Event-ID``; a page that (re)connects reads ``/analysis/relief`` instead.
+When that background run fails, the event is ``analysis_error`` with the error's JSON body.
+
+An analysis that cannot be computed from the workspace is an error, never an empty result:
+a missing layer is 409 (:class:`AnalysisUnavailableError`), a failure of the computation is
+500 (:class:`AnalysisFailedError`, "中文 / English" naming the analysis, its source layers and
+the cause). A failure is cached like a result, until one of its source layers changes.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from webmap.core.errors import ApiError
+from webmap.core.errors import ApiError, ComputationFailedError
 from webmap.core.events import EventBus
 from webmap.core.geojson import features_of, jsonable
 from webmap.core.http import ApiResponse
@@ -60,6 +66,44 @@ class AnalysisUnavailableError(ApiError):
     code = "analysis_unavailable"
 
 
+class AnalysisFailedError(ComputationFailedError):
+    """An analysis could not be computed from the workspace's layers (HTTP 500).
+
+    The JSON body has ``code`` ``analysis_failed``, ``description`` ("中文 / English"),
+    ``analysis`` (``relief`` or ``coverage``), ``sources`` (the layers it reads) and ``cause``.
+    """
+
+    code = "analysis_failed"
+
+
+_ANALYSES = {
+    "relief": ("救灾物资送达核查", "relief audit", RELIEF_LAYERS),
+    "coverage": ("15分钟养老服务圈", "15-minute elder-care circle", CIRCLE_LAYERS),
+}
+
+
+def analysis_failure(analysis: str, exc: BaseException) -> AnalysisFailedError:
+    """Build the error of an analysis (``relief`` or ``coverage``) whose computation raised."""
+    zh, en, layers = _ANALYSES[analysis]
+    cause = f"{type(exc).__name__}: {exc}"
+    err = AnalysisFailedError(
+        f"{zh}无法计算：{cause}。请检查工作区图层 {'、'.join(layers)} 的几何与属性，"
+        f"修正后重新导入。 / The {en} could not be computed: {cause}. Check the geometries and "
+        f"fields of the workspace layers {', '.join(layers)}, fix them and import them again.",
+        extra={"analysis": analysis, "sources": list(layers), "cause": cause},
+    )
+    err.__cause__ = exc
+    return err
+
+
+def _raise_if_failed(result: Any) -> Any:
+    """Return a cached result, or raise (a copy of) the cached failure."""
+    if isinstance(result, AnalysisFailedError):
+        # a fresh instance per request: one raised exception is not shared by threads
+        raise AnalysisFailedError(result.message, extra=result.extra) from result.__cause__
+    return result
+
+
 def _frame_json(g: gpd.GeoDataFrame, kind: str, id_field: str) -> list[dict[str, Any]]:
     g = g.to_crs("OGC:CRS84") if g.crs is not None else g
     feats = features_of(g, id_field)
@@ -85,7 +129,8 @@ class Analysis:
         self._lock = threading.RLock()
         self._base: tuple[tuple[Any, ...], Any] | None = None
         self._scenario: tuple[tuple[Any, ...], dict[str, Any]] | None = None
-        self._coverage: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        # (source tokens, result or the AnalysisFailedError it failed with)
+        self._coverage: tuple[tuple[Any, ...], Any] | None = None
         self._cond = threading.Condition()
         self._dirty = False
         self._closed = False
@@ -120,8 +165,11 @@ class Analysis:
                     )
                 except relief.ReliefError as exc:
                     raise AnalysisUnavailableError(str(exc)) from exc
+                except Exception as exc:  # e.g. roads that make no network: cached, reported
+                    log.exception("relief audit failed")
+                    a = analysis_failure("relief", exc)
                 self._base = (key, a)
-            return self._base[1]
+            return _raise_if_failed(self._base[1])
 
     def closures_frame(self) -> gpd.GeoDataFrame:
         """Return the current closures (lon/lat): road_closures plus open road_blocked incidents."""
@@ -193,8 +241,13 @@ class Analysis:
         key = (*(self._base[0] if self._base else ()), *self._tokens((CLOSURES, INCIDENTS)))
         with self._lock:
             if self._scenario is None or self._scenario[0] != key:
-                self._scenario = (key, self._compute(base, key))
-            return self._scenario[1]
+                try:
+                    result: Any = self._compute(base, key)
+                except Exception as exc:  # e.g. closures the network cannot take: reported
+                    log.exception("relief audit with the current closures failed")
+                    result = analysis_failure("relief", exc)
+                self._scenario = (key, result)
+            return _raise_if_failed(self._scenario[1])
 
     def _compute(self, base: Any, key: tuple[Any, ...]) -> dict[str, Any]:
         from geo_mz.outputs import relief as relief_outputs
@@ -291,15 +344,20 @@ class Analysis:
                     raise AnalysisUnavailableError(
                         f"the 15-minute circle analysis needs the layers {missing}"
                     )
-                result = analyse_circle(layers)
-                out = output_layers(result)
-                entry = {
-                    "kpis": [_kpi_json(k) for k in result.kpis],
-                    "frames": {n: out[n].to_crs("OGC:CRS84") for n in CIRCLE_OVERLAYS},
-                    "json": {},  # per language, built on first request
-                }
+                entry: Any
+                try:
+                    result = analyse_circle(layers)
+                    out = output_layers(result)
+                    entry = {
+                        "kpis": [_kpi_json(k) for k in result.kpis],
+                        "frames": {n: out[n].to_crs("OGC:CRS84") for n in CIRCLE_OVERLAYS},
+                        "json": {},  # per language, built on first request
+                    }
+                except Exception as exc:  # e.g. elder-care points without geometry: reported
+                    log.exception("15-minute circle failed")
+                    entry = analysis_failure("coverage", exc)
                 self._coverage = (key, entry)
-            return self._coverage
+            return self._coverage[0], _raise_if_failed(self._coverage[1])
 
     def coverage(self) -> list[dict[str, Any]]:
         """KPIs of the 15-minute elder-care circle (cached per source-layer tokens)."""
@@ -378,10 +436,13 @@ class Analysis:
                 self._dirty = False
             try:
                 data = self.summary()
-            except Exception:  # keep serving; the GET endpoint reports the error
-                log.exception("relief re-analysis failed")
-                continue
-            chunk = "event: analysis\ndata: " + json.dumps(data, ensure_ascii=False) + "\n\n"
+                event = "analysis"
+            except Exception as exc:  # the open pages show it (red note, figure marked stale)
+                err = exc if isinstance(exc, ApiError) else analysis_failure("relief", exc)
+                if not isinstance(exc, ApiError):
+                    log.exception("relief re-analysis failed")
+                data, event = {**err.body(), "status": err.status}, "analysis_error"
+            chunk = f"event: {event}\ndata: " + json.dumps(data, ensure_ascii=False) + "\n\n"
             with self._cond:
                 self._seq += 1
                 self._live = chunk
@@ -467,6 +528,11 @@ def analysis_paths() -> dict[str, Any]:
         "description": "the workspace lacks a layer the analysis needs",
         **json_body(ref("schemas", "exception")),
     }
+    failed = {
+        "description": "the analysis could not be computed from the workspace's layers "
+        "(`analysis_failed`: the body names the analysis, its source layers and the cause)",
+        **json_body(ref("schemas", "exception")),
+    }
     return {
         "/analysis/relief": {
             "get": {
@@ -479,6 +545,7 @@ def analysis_paths() -> dict[str, Any]:
                     "200": {"description": "the audit", **json_body(relief_body)},
                     **errors("401"),
                     "409": unavailable,
+                    "500": failed,
                 },
             }
         },
@@ -504,6 +571,7 @@ def analysis_paths() -> dict[str, Any]:
                     },
                     **errors("401"),
                     "409": unavailable,
+                    "500": failed,
                 },
             }
         },
@@ -537,6 +605,7 @@ def analysis_paths() -> dict[str, Any]:
                     },
                     **errors("400", "401"),
                     "409": unavailable,
+                    "500": failed,
                 },
             }
         },
@@ -546,7 +615,9 @@ def analysis_paths() -> dict[str, Any]:
 __all__ = [
     "INCIDENT_BUFFER_M",
     "Analysis",
+    "AnalysisFailedError",
     "AnalysisUnavailableError",
+    "analysis_failure",
     "analysis_paths",
     "coverage_layers_response",
     "coverage_response",

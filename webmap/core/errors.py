@@ -12,12 +12,17 @@ class ApiError(Exception):
     Parameters
     ----------
     message
-        What went wrong, for people (English; the map page shows it as is).
+        What went wrong, for people: "中文 / English" for errors a user meets (the map page
+        shows it as is).
     errors
         Per-field findings: dicts with ``field`` (e.g. ``"properties.kind"``), ``code`` and
         ``message``.
     headers
         Extra response headers (e.g. ``Allow`` for 405).
+    code
+        Overrides the class's machine-readable code.
+    extra
+        More machine-readable members of the JSON body (e.g. ``layer``, ``cause``).
     """
 
     status = 500
@@ -30,17 +35,19 @@ class ApiError(Exception):
         errors: Sequence[Mapping[str, Any]] = (),
         headers: Mapping[str, str] | None = None,
         code: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.errors = [dict(e) for e in errors]
         self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
         if code is not None:
             self.code = code
 
     def body(self) -> dict[str, Any]:
         """Return the JSON body sent to the client."""
-        out: dict[str, Any] = {"code": self.code, "description": self.message}
+        out: dict[str, Any] = {**self.extra, "code": self.code, "description": self.message}
         if self.errors:
             out["errors"] = self.errors
         return out
@@ -109,6 +116,18 @@ class UnprocessableError(ApiError):
     code = "invalid_feature"
 
 
+class ComputationFailedError(ApiError):
+    """A layer or figure the server computes from the workspace could not be computed: 500.
+
+    Raised instead of serving an empty or default result, so a failed computation never looks
+    like "no findings". The body names what failed (``layer`` or ``analysis``), the workspace
+    layers it is computed from (``sources``) and why (``cause``); the message says what to do.
+    """
+
+    status = 500
+    code = "computation_failed"
+
+
 def field_error(field: str, code: str, message: str) -> dict[str, str]:
     """One per-field finding for :attr:`ApiError.errors`."""
     return {"field": field, "code": code, "message": message}
@@ -117,6 +136,7 @@ def field_error(field: str, code: str, message: str) -> dict[str, str]:
 __all__ = [
     "ApiError",
     "BadRequestError",
+    "ComputationFailedError",
     "ConflictError",
     "ForbiddenError",
     "MethodNotAllowedError",

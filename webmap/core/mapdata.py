@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from geo_mz.outputs import headline_kpis
+from webmap.core.errors import ComputationFailedError
 from webmap.core.features import check_params, lang_of, parse_bbox, select
 from webmap.core.geojson import features_of, jsonable
 from webmap.core.http import ApiRequest, ApiResponse
@@ -69,18 +70,22 @@ class MapData:
         layers = []
         for name in self.store.layer_names():
             spec = self.store.spec(name)
-            n = len(self.store.frame(name))
+            try:
+                n, error = len(self.store.frame(name)), None
+            except ComputationFailedError as exc:  # listed with its error; the page shows it
+                n, error = 0, exc.body()
             layers.append(
                 {
                     "id": name,
                     "title": {"zh": spec.title_zh, "en": spec.title_en},
                     "geometry": spec.geometry,
-                    "count": n,
+                    "count": None if error else n,
                     "z": int(spec.symbology.get("z", 50)),
                     "big": n > self.settings.max_map_features,
                     "tiled": n > TILED_MIN_FEATURES,  # the page loads it by tile
                     "visible": n <= self.settings.max_map_features and visible_by_default(name),
                     "writes": allowed_methods(name),
+                    "error": error,  # a layer that could not be computed (overlays)
                 }
             )
         layers.sort(key=lambda x: x["z"])

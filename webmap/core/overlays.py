@@ -15,7 +15,10 @@ treat them like any other layer. They have no write rules: every write to them i
 
 Each is computed on first use and cached until a layer it is built from changes (the inner
 store's :meth:`~webmap.core.store.FeatureStore.token`, which changes when the workspace file
-changes). A workspace the analysis cannot handle gives an empty overlay (logged), not an error.
+changes). A workspace the analysis cannot handle raises :class:`OverlayError` (HTTP 500 with
+a "中文 / English" message naming the overlay, its source layers and the cause), cached like a
+result until a source layer changes: a failed computation is never served as an empty overlay,
+which would read as "no findings". An overlay that was computed and found nothing is empty.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import pandas as pd
 import shapely
 
 from geo_mz.core import LayerSpec
+from webmap.core.errors import ComputationFailedError
 from webmap.core.geojson import features_of, make_etag
 from webmap.core.store import Builder, Change, Event, FeatureStore, Op
 
@@ -57,6 +61,35 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     LINE_ISSUES: (UNITS, MARKER_LAYER),
 }
 _GROUP = {LINES: "lines", FINDINGS: "findings", MARKERS: "markers", LINE_ISSUES: "markers"}
+
+
+class OverlayError(ComputationFailedError):
+    """A boundary overlay could not be computed from the workspace (HTTP 500).
+
+    The JSON body has ``code`` ``overlay_failed``, ``description`` ("中文 / English": which
+    overlay, which layers it is built from, the cause, what to do), ``layer`` (the overlay),
+    ``sources`` (its workspace layers) and ``cause`` (the analysis's own message).
+    """
+
+    code = "overlay_failed"
+
+
+def overlay_failure(group: str, exc: BaseException) -> OverlayError:
+    """Build the error of an overlay group (``lines``, ``findings``, ``markers``) that failed."""
+    names = [n for n, g in _GROUP.items() if g == group]
+    sources = _NEEDS[names[0]]
+    zh = "、".join(overlay_spec(n).title_zh for n in names)
+    en = ", ".join(overlay_spec(n).title_en for n in names)
+    cause = f"{type(exc).__name__}: {exc}"
+    layers = "、".join(sources)
+    return OverlayError(
+        f"{zh}（{'、'.join(names)}）无法计算：{cause}。"
+        f"请检查工作区图层 {layers} 的几何与属性（例如 geo-mz boundaries qa），修正后重新导入。"
+        f" / {en} ({', '.join(names)}) could not be computed: {cause}. "
+        f"Check the geometries and fields of the workspace layer(s) {', '.join(sources)} "
+        "(e.g. with geo-mz boundaries qa), fix them and import them again.",
+        extra={"layer": names[0], "layers": names, "sources": list(sources), "cause": cause},
+    )
 
 
 def visible_by_default(name: str) -> bool:
@@ -162,7 +195,10 @@ class OverlayStore(FeatureStore):
         self.inner = inner
         self._lock = threading.RLock()
         self._gen = itertools.count(1)
-        self._cache: dict[str, tuple[tuple[Any, ...], int, dict[str, gpd.GeoDataFrame]]] = {}
+        # group -> (source tokens, generation, layers by name, or the error they failed with)
+        self._cache: dict[
+            str, tuple[tuple[Any, ...], int, dict[str, gpd.GeoDataFrame] | OverlayError]
+        ] = {}
 
     def __getattr__(self, name: str) -> Any:
         # Only called for attributes not found here: the inner store's own (ws, journal...).
@@ -189,16 +225,37 @@ class OverlayStore(FeatureStore):
         return self.inner.spec(name)
 
     def frame(self, name: str) -> gpd.GeoDataFrame:
-        """Return the layer in lon/lat; overlays are computed on first use and cached."""
+        """Return the layer in lon/lat; overlays are computed on first use and cached.
+
+        Raises
+        ------
+        OverlayError
+            The overlay could not be computed from the workspace (until its sources change).
+        """
         if name in OVERLAYS:
             return self._overlay(name)[1]
         return self.inner.frame(name)
 
     def token(self, name: str) -> int:
-        """Return a number that changes whenever the layer (or an overlay's sources) changes."""
+        """Return a number that changes whenever the layer (or an overlay's sources) changes.
+
+        Raises :class:`OverlayError` for an overlay that could not be computed.
+        """
         if name in OVERLAYS:
             return self._overlay(name)[0]
         return self.inner.token(name)
+
+    def overlay_error(self, name: str) -> OverlayError | None:
+        """Return the error of an overlay that could not be computed, None when it was.
+
+        Computes the overlay when it is not cached; for listings that show every layer and
+        mark a failed one instead of failing as a whole.
+        """
+        try:
+            self._overlay(name)
+        except OverlayError as exc:
+            return exc
+        return None
 
     # -- overlays ---------------------------------------------------------------------------
     def _overlay(self, name: str) -> tuple[int, gpd.GeoDataFrame]:
@@ -211,21 +268,30 @@ class OverlayStore(FeatureStore):
             if hit is None or hit[0] != key:
                 hit = (key, next(self._gen), self._compute(group))
                 self._cache[group] = hit
-            return hit[1], hit[2][name]
+            result = hit[2]
+            if isinstance(result, OverlayError):
+                # a fresh instance per request: one raised exception is not shared by threads
+                raise OverlayError(result.message, extra=result.extra) from result.__cause__
+            return hit[1], result[name]
 
-    def _compute(self, group: str) -> dict[str, gpd.GeoDataFrame]:
-        units = self.inner.frame(UNITS)
+    def _compute(self, group: str) -> dict[str, gpd.GeoDataFrame] | OverlayError:
+        """Compute an overlay group; return (not raise) its error so that it is cached too."""
         jobs: dict[str, Callable[[], dict[str, gpd.GeoDataFrame]]] = {
-            "lines": lambda: compute_lines(units),
-            "findings": lambda: compute_findings(units, str(self.inner.metadata.get("adcode", ""))),
-            "markers": lambda: compute_markers(units, self.inner.frame(MARKER_LAYER)),
+            "lines": lambda: compute_lines(self.inner.frame(UNITS)),
+            "findings": lambda: compute_findings(
+                self.inner.frame(UNITS), str(self.inner.metadata.get("adcode", ""))
+            ),
+            "markers": lambda: compute_markers(
+                self.inner.frame(UNITS), self.inner.frame(MARKER_LAYER)
+            ),
         }
         try:
             return jobs[group]()
-        except Exception:  # a workspace the analysis cannot handle: serve the overlay empty
-            log.exception("boundary overlay %r could not be computed; serving it empty", group)
-            names = [n for n, g in _GROUP.items() if g == group]
-            return {n: _empty(n) for n in names}
+        except Exception as exc:  # any failure of the analysis or of reading its layers
+            log.exception("boundary overlay %r could not be computed", group)
+            err = overlay_failure(group, exc)
+            err.__cause__ = exc
+            return err
 
     # -- reading one feature ----------------------------------------------------------------
     def current(self, layer: str, fid: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -295,10 +361,12 @@ __all__ = [
     "MARKERS",
     "OVERLAYS",
     "VISIBLE_BY_DEFAULT",
+    "OverlayError",
     "OverlayStore",
     "compute_findings",
     "compute_lines",
     "compute_markers",
+    "overlay_failure",
     "overlay_spec",
     "visible_by_default",
     "with_overlays",

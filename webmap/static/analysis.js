@@ -1,20 +1,34 @@
 /* geo_mz web map: the relief-audit overlay (/analysis/relief) and its headline figure, refreshed
    on live `analysis` events (dispatched by map.js as `geomz:analysis`); the 15-minute circle's
    overlays (/analysis/coverage/layers, loaded on first toggle) and its coverage share
-   (/analysis/coverage). Text via textContent only. */
+   (/analysis/coverage). Text via textContent only.
+   A request that fails, or a live `analysis_error` event (the background re-run failed), shows
+   a red note on the map with the server's message; a figure or overlay from an earlier success
+   stays only marked stale ("已过期 / stale"). */
 (function () {
   "use strict";
   var hook = window.geoMzMap;
   if (!hook || !hook.map) return;
-  var map = hook.map, base = document.body.dataset.base || "/";
+  var map = hook.map;
   var en = document.body.dataset.lang === "en";
   var T = en
     ? { layer: "Relief audit (3 h / 5 h delivery)", late: "Villages late or cut off", cut: "cut off", out: "fell out", route: "Detour",
-        circle: "15-minute circle", gaps: "Coverage gaps", share: "Aged 60+ within 15 min" }
+        circle: "15-minute circle", gaps: "Coverage gaps", share: "Aged 60+ within 15 min",
+        failed: "could not be computed", stale: "stale", kept: "Shown: the last result that was computed (stale)." }
     : { layer: "救灾物资送达核查", late: "村居超时/断路", cut: "断路", out: "新超时", route: "绕行路线",
-        circle: "15分钟养老服务圈", gaps: "养老服务缺口", share: "15分钟覆盖率(60岁以上)" };
+        circle: "15分钟养老服务圈", gaps: "养老服务缺口", share: "15分钟覆盖率(60岁以上)",
+        failed: "无法计算", stale: "已过期", kept: "仍显示上次计算成功的结果（已过期）。" };
   var group = L.layerGroup(), colors = {}, labels = {}, on = false, timer = null;
-  var relief = null, share = null;
+  var relief = null, share = null, stale = { relief: false, share: false };
+  hook.state.analysis = stale; // for the browser tests
+  function get(path) { return hook.call("GET", path); } // {ok, status, body}; never rejects
+  // A failed request: red note; what was shown before stays, marked stale.
+  function failed(key, title, r, had) {
+    stale[key] = had;
+    hook.note("analysis:" + key, title + " " + T.failed, hook.problem(r) + (had ? "\n" + T.kept : ""));
+    render();
+  }
+  function loaded(key) { stale[key] = false; hook.clearNote("analysis:" + key); }
   var cov = { isochrones: L.layerGroup(), coverage_gaps: L.layerGroup() }, covLoad = null;
 
   function popup(p) {
@@ -47,16 +61,19 @@
     var dl = document.getElementById("analysis-figures"), s = relief;
     if (!dl) return;
     dl.textContent = "";
-    if (s) row(dl, T.late, s.villages_late_or_cut_off + " / " + s.villages + (s.cut_off || s.falls_out ? " (" + T.cut + " " + s.cut_off + ", " + T.out + " " + s.falls_out + ")" : ""),
-      s.villages_late_or_cut_off ? "unmet" : "met");
-    if (share) row(dl, T.share, share.value + " " + share.unit + (share.target ? " (" + share.target + ")" : ""),
-      share.met === true ? "met" : share.met === false ? "unmet" : "");
+    var old = function (k) { return stale[k] ? " (" + T.stale + ")" : ""; };
+    if (s) row(dl, T.late + old("relief"), s.villages_late_or_cut_off + " / " + s.villages + (s.cut_off || s.falls_out ? " (" + T.cut + " " + s.cut_off + ", " + T.out + " " + s.falls_out + ")" : ""),
+      stale.relief ? "stale" : s.villages_late_or_cut_off ? "unmet" : "met");
+    if (share) row(dl, T.share + old("share"), share.value + " " + share.unit + (share.target ? " (" + share.target + ")" : ""),
+      stale.share ? "stale" : share.met === true ? "met" : share.met === false ? "unmet" : "");
   }
-  function figure(s) { relief = s; render(); }
+  function figure(s) { relief = s; loaded("relief"); render(); }
   function loadShare() {
-    return fetch(base + "analysis/coverage", { credentials: "same-origin" }).then(function (r) {
-      return r.ok ? r.json() : null;
-    }).then(function (b) { if (b && b.share_60plus_15min) { share = b.share_60plus_15min; render(); } }).catch(function () {});
+    return get("analysis/coverage").then(function (r) {
+      if (!r.ok) { failed("share", T.share, r, !!share); return; }
+      loaded("share");
+      share = r.body.share_60plus_15min; render();
+    });
   }
   function covPopup(f, fields) {
     var d = document.createElement("div"), p = f.popup || {};
@@ -68,10 +85,11 @@
   }
   function loadCoverage() {
     if (covLoad) return covLoad;
-    covLoad = fetch(base + "analysis/coverage/layers?lang=" + (en ? "en" : "zh"), { credentials: "same-origin" }).then(function (r) {
-      return r.ok ? r.json() : null;
-    }).then(function (b) {
-      if (!b) { covLoad = null; return; }
+    covLoad = get("analysis/coverage/layers?lang=" + (en ? "en" : "zh")).then(function (r) {
+      // nothing was drawn: the rings stay empty, the note says why; the next toggle retries
+      if (!r.ok) { covLoad = null; failed("coverage_layers", T.circle, r, false); return; }
+      loaded("coverage_layers");
+      var b = r.body;
       Object.keys(cov).forEach(function (id) {
         var fc = b.layers[id], fields = fc.fields || [];
         L.geoJSON(fc, {
@@ -79,13 +97,14 @@
           onEachFeature: function (f, lyr) { lyr.bindPopup(function () { return covPopup(f, fields); }); }
         }).addTo(cov[id]);
       });
-    }).catch(function () { covLoad = null; });
+    });
     return covLoad;
   }
   function load() {
-    return fetch(base + "analysis/relief", { credentials: "same-origin" }).then(function (r) {
-      return r.ok ? r.json() : null;
-    }).then(function (b) { if (!b) return; figure(b); if (on) draw(b); }).catch(function () {});
+    return get("analysis/relief").then(function (r) {
+      if (!r.ok) { failed("relief", T.layer, r, !!relief); return; } // the overlay keeps its last draw
+      figure(r.body); if (on) draw(r.body);
+    });
   }
   function soon() { clearTimeout(timer); timer = setTimeout(load, 200); }
 
@@ -100,6 +119,7 @@
   });
   map.on("overlayremove", function (e) { if (e.layer === group) { on = false; group.clearLayers(); } });
   document.addEventListener("geomz:analysis", function (e) { figure(e.detail); soon(); });
+  document.addEventListener("geomz:analysis-error", function (e) { failed("relief", T.layer, { status: e.detail.status, body: e.detail }, !!relief); });
   document.addEventListener("geomz:live", soon);
   load();
   loadShare();

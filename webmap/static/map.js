@@ -1,5 +1,7 @@
 /* geo_mz web map: layers, legend, side panel, login, incident reports, live updates (SSE).
-   All text from the server is inserted with textContent (never as HTML). */
+   All text from the server is inserted with textContent (never as HTML).
+   A request that fails (a layer, a tile, the figures, an analysis) shows a red note on the map
+   with the server's message; a layer keeps its last good data only marked stale (legend). */
 (function () {
   "use strict";
   var T = {
@@ -8,14 +10,18 @@
       username: "用户名", password: "密码", live: "实时连接", saved: "已提交", where: "位置已选",
       closures: "道路中断", shelters_open: "启用避难场所", places_free: "避难场所空余床位", places_all: "（按全部场所，暂无启用）",
       occupancy: "当前安置人数", incidents_open: "未办结灾情", set: "更新", lift: "解除中断",
-      stale: "已被他人修改，已重新载入，请再试", legend: "图例", shown: "显示" },
+      stale: "已被他人修改，已重新载入，请再试", legend: "图例", shown: "显示",
+      failed: "加载失败", outdated: "已过期", kept: "地图上仍是上次成功载入的数据（已过期，见图例）。",
+      broken: "计算失败", close: "关闭", offline: "无法连接服务器", config: "地图配置", more: "点击查看全文" },
     en: { figures: "Situation", incidents: "Incident reports", report: "Report an incident", kind: "Kind",
       description: "Description", people: "People affected", submit: "Submit",
       click_map: "Click the map where it happened", login: "Log in", logout: "Log out", username: "User",
       password: "Password", live: "Live connection", saved: "Sent", where: "Location set",
       closures: "Road closures", shelters_open: "Shelters open", places_free: "Shelter places free", places_all: " (all shelters: none open)",
       occupancy: "Occupancy", incidents_open: "Open incidents", set: "Update", lift: "Lift closure",
-      stale: "Changed by someone else; reloaded, try again", legend: "Legend", shown: "showing" }
+      stale: "Changed by someone else; reloaded, try again", legend: "Legend", shown: "showing",
+      failed: "failed to load", outdated: "stale", kept: "The map still shows the last data that loaded (stale, see the legend).",
+      broken: "failed", close: "Close", offline: "cannot reach the server", config: "Map configuration", more: "Click for the whole message" }
   };
   var base = document.body.dataset.base || "/";
   var lang = document.body.dataset.lang === "en" ? "en" : "zh";
@@ -33,9 +39,13 @@
     if (etag) h["If-Match"] = etag;
     return fetch(base + path, { method: method, headers: h, credentials: "same-origin",
       body: body === undefined ? undefined : JSON.stringify(body) }).then(function (r) {
-      return (r.status === 204 ? Promise.resolve(null) : r.json()).then(function (b) {
+      return (r.status === 204 ? Promise.resolve("null") : r.text()).then(function (txt) {
+        var b;
+        try { b = JSON.parse(txt); } catch (e) { b = { code: "not_json", description: "HTTP " + r.status + " " + r.statusText }; }
         return { ok: r.ok, status: r.status, body: b, etag: r.headers.get("ETag") };
       });
+    }, function (e) { // no answer at all (server down, network): a failed response too
+      return { ok: false, status: 0, body: { code: "network", description: t("offline") + " (" + e.message + ")" }, etag: null };
     });
   }
   function problem(r) {
@@ -53,6 +63,28 @@
   L.control.scale({ metric: true, imperial: false }).addTo(map);
   var control = L.control.layers(null, null, { collapsed: false }).addTo(map);
   window.geoMzMap.control = control; // analysis.js adds its overlay here
+  // Red notes on the map: one per failing thing (key), replaced when it fails again, removed
+  // when it loads again. Also used by analysis.js (window.geoMzMap.note / clearNote).
+  var notes = L.DomUtil.create("div", "map-notes", map.getContainer());
+  notes.setAttribute("role", "alert");
+  L.DomEvent.disableClickPropagation(notes); L.DomEvent.disableScrollPropagation(notes);
+  st.notes = {};
+  function note(key, title, detail) {
+    var box = st.notes[key];
+    if (!box) {
+      box = el("div", null, "map-note"); box.dataset.key = key; box.title = t("more");
+      box.onclick = function () { box.classList.toggle("open"); }; // the whole message
+      notes.appendChild(box); st.notes[key] = box;
+    }
+    box.textContent = "";
+    var x = el("button", "×", "close"); x.type = "button"; x.title = t("close");
+    x.onclick = function (ev) { ev.stopPropagation(); clearNote(key); };
+    box.appendChild(x); box.appendChild(el("b", title));
+    if (detail) box.appendChild(el("div", detail));
+  }
+  function clearNote(key) { var box = st.notes[key]; if (box) { notes.removeChild(box); delete st.notes[key]; } }
+  window.geoMzMap.note = note; window.geoMzMap.clearNote = clearNote;
+  window.geoMzMap.call = call; window.geoMzMap.problem = problem;
   var legend = L.control({ position: "bottomright" });
   legend.onAdd = function () { var d = L.DomUtil.create("div", "legend"); L.DomEvent.disableScrollPropagation(d); return d; };
   legend.addTo(map);
@@ -104,8 +136,22 @@
     st.groups[info.id] = g;
     st.meta[info.id] = { info: info, title: info.title[lang], fields: [] };
     if (info.tiled && window.GeoMzTiles) st.meta[info.id].tiles = tileLoader(info.id, g); // tiles.js
-    control.addOverlay(g, info.title[lang] + (info.writes.length ? "" : " (" + info.count + ")"));
+    var count = info.error ? " (⚠ " + t("broken") + ")" : info.writes.length ? "" : " (" + info.count + ")";
+    control.addOverlay(g, info.title[lang] + count);
+    if (info.error) layerFailed(info.id, { status: 500, body: info.error }); // listed, not computed
     if (info.visible) g.addTo(map);
+  }
+  // A layer request failed: red note; data drawn before stays only marked stale in the legend.
+  function layerFailed(id, r) {
+    var stale = st.groups[id].getLayers().length > 0;
+    st.meta[id].failed = true;
+    if (st.legends[id]) { st.legends[id].stale = stale; drawLegend(); }
+    note("layer:" + id, st.meta[id].title + " " + t("failed"), problem(r) + (stale ? "\n" + t("kept") : ""));
+  }
+  function layerLoaded(id) {
+    st.meta[id].failed = false;
+    if (st.legends[id]) st.legends[id].stale = false;
+    clearNote("layer:" + id);
   }
   function tileLoader(id, g) {
     return new window.GeoMzTiles.TileLoader({ map: map, group: g,
@@ -113,8 +159,10 @@
       fetchJson: function (path) { return call("GET", path); },
       onBody: function (body) {
         st.meta[id].fields = body.fields;
+        if (st.meta[id].failed) { layerLoaded(id); drawLegend(); }
         if (!st.legends[id]) { st.legends[id] = { legend: body.legend, note: "" }; drawLegend(); }
-      } });
+      },
+      onError: function (r) { layerFailed(id, r); } });
   }
   function loadLayer(id) {
     if (!st.meta[id] || !map.hasLayer(st.groups[id])) return Promise.resolve();
@@ -123,10 +171,11 @@
     if (info.big) q += "&bbox=" + map.getBounds().pad(0.2).toBBoxString().split(",").map(function (x) {
       return Math.max(-180, Math.min(180, Number(x))).toFixed(6); }).join(",");
     return call("GET", q).then(function (r) {
-      if (!r.ok) return;
+      if (!r.ok) { layerFailed(id, r); return; }
       st.meta[id].fields = r.body.fields;
       st.legends[id] = { legend: r.body.legend, note: r.body.shown < r.body.total ? t("shown") + " " + r.body.shown + "/" + r.body.total : "" };
       st.groups[id].clearLayers().addData(r.body);
+      layerLoaded(id);
       drawLegend();
     });
   }
@@ -136,7 +185,8 @@
     st.config.layers.slice().reverse().forEach(function (info) {
       var entry = st.legends[info.id];
       if (!entry || !entry.legend.swatches.length || !map.hasLayer(st.groups[info.id])) return;
-      box.appendChild(el("b", entry.legend.title + (entry.note ? " (" + entry.note + ")" : "")));
+      box.appendChild(el("b", entry.legend.title + (entry.note ? " (" + entry.note + ")" : "") +
+        (entry.stale ? " — " + t("outdated") : ""), entry.stale ? "stale" : null));
       entry.legend.swatches.forEach(function (s) {
         var row = el("div"), sw = el("i", null, entry.legend.geometry);
         sw.style.background = s[0]; row.appendChild(sw); row.appendChild(document.createTextNode(s[1]));
@@ -150,7 +200,8 @@
 
   function loadSummary() {
     return call("GET", "map/summary?lang=" + lang).then(function (r) {
-      if (!r.ok) return;
+      if (!r.ok) { note("summary", t("figures") + " " + t("failed"), problem(r)); return; }
+      clearNote("summary");
       var live = r.body.live, dl = $("live-figures"), kl = $("kpi-list"), ol = $("incident-list");
       dl.textContent = ""; kl.textContent = ""; ol.textContent = "";
       [["incidents_open", live.incidents_open], ["closures", live.closures], ["shelters_open", live.shelters_open],
@@ -198,6 +249,8 @@
       refresh(Object.keys(st.groups));
     });
     es.addEventListener("analysis", function (e) { document.dispatchEvent(new CustomEvent("geomz:analysis", { detail: JSON.parse(e.data) })); });
+    // the background re-run of the relief audit failed: analysis.js shows it (red note, stale)
+    es.addEventListener("analysis_error", function (e) { document.dispatchEvent(new CustomEvent("geomz:analysis-error", { detail: JSON.parse(e.data) })); });
   }
 
   function showSession(s) {
@@ -240,6 +293,7 @@
   };
 
   call("GET", "map/config?lang=" + lang).then(function (r) {
+    if (!r.ok && (r.status >= 500 || r.status === 0)) note("config", t("config") + " " + t("failed"), problem(r));
     if (!r.ok) { $("auth-msg").textContent = problem(r); return call("GET", "session").then(function (s) { st.config = { roles: {} }; showSession(s.body); }); }
     st.config = r.body; st.lastId = r.body.last_event_id;
     $("title").textContent = r.body.name + (lang === "zh" ? " 灾害应急指挥地图" : " disaster command map");

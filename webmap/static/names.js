@@ -60,8 +60,9 @@
     if (local && local.checked && cfg && cfg.adcode) path += "&code_prefix=" + encodeURIComponent(String(cfg.adcode).replace(/(00)+$/, "") || cfg.adcode);
     get(path).then(function (r) {
       if (my !== seq) return; // a newer query was typed
-      if (r.status === 503) {
-        msg.textContent = t("building");
+      if (r.status === 503) { // being built, or failed to load (shown as such); both retried
+        var failed = r.body && r.body.code === "index_failed";
+        msg.textContent = failed ? r.body.description : t("building");
         timer = setTimeout(run, 1000 * (parseInt(r.retry, 10) || 5));
         return;
       }

@@ -18,7 +18,8 @@
   function meets(a, b) { return a[0] <= b[2] && b[0] <= a[2] && a[1] <= b[3] && b[1] <= a[3]; }
 
   /* opts: map, group (an L.geoJSON whose options draw the features), url(z, x, y) → path,
-     fetchJson(path) → Promise of {ok, body}, onBody(body) (fields and legend). */
+     fetchJson(path) → Promise of {ok, status, body}, onBody(body) (fields and legend),
+     onError(response) (a tile request failed: the page shows it). */
   function TileLoader(opts) {
     this.o = opts; this.tiles = {}; this.gen = 0;
   }
@@ -33,7 +34,8 @@
     var self = this, key = t.join("/"), gen = this.gen, old = this.tiles[key];
     if (old && !force) return Promise.resolve();
     return this.o.fetchJson(this.o.url(t[0], t[1], t[2])).then(function (r) {
-      if (!r.ok || gen !== self.gen) return;
+      if (gen !== self.gen) return;
+      if (!r.ok) { if (self.o.onError) self.o.onError(r); return; } // a tile drawn before stays
       var cur = self.tiles[key];
       if (cur) self.o.group.removeLayer(cur.layer);
       var lyr = L.geoJSON(r.body, self.o.group.options);
