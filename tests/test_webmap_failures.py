@@ -16,8 +16,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -281,6 +283,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+WAIT_MS = 60_000  # for what needs an analysis run on a cold server (seconds on 2 CPUs)
 SCREENSHOTS = Path(os.environ.get("GEO_MZ_SCREENSHOTS", "/tmp/geo_mz_screenshots"))
 
 
@@ -299,34 +302,52 @@ def _browser_or_skip():
     return sync_playwright
 
 
-@pytest.mark.slow
-def test_the_map_shows_failures_as_red_notes(base, tmp_path):
+@contextmanager
+def map_page(settings) -> Iterator[Any]:
+    """Serve the workspace and open the map page in Chromium; yield the page (errors noted)."""
     sync_playwright = _browser_or_skip()
-    from playwright.sync_api import expect
-
     pytest.importorskip("waitress")
-    settings = fresh_settings(base, tmp_path / "page")
-    rewrite(settings.workspace, "admin_units", town_as_outline)
-    rewrite(settings.workspace, "roads", roads_without_geometry)
     app = create_app(settings)
     with running_server(app, threads=16) as url, sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        page = b.new_page(locale="zh-CN", viewport={"width": 1280, "height": 800})
-        page.set_default_timeout(30_000)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url + "/")
-        page.wait_for_function("() => window.geoMzMap && window.geoMzMap.state.config")
+        try:
+            page = b.new_page(locale="zh-CN", viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(30_000)
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.js_errors = errors
+            page.root = url
+            page.goto(url + "/")
+            page.wait_for_function("() => window.geoMzMap && window.geoMzMap.state.config")
+            yield page
+        finally:
+            b.close()
+
+
+def screenshot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name))
+
+
+@pytest.mark.slow
+def test_the_map_shows_failures_as_red_notes(base, tmp_path):
+    from playwright.sync_api import expect
+
+    settings = fresh_settings(base, tmp_path / "page")
+    rewrite(settings.workspace, "admin_units", town_as_outline)
+    rewrite(settings.workspace, "roads", roads_without_geometry)
+    with map_page(settings) as page:
         notes = page.locator(".map-notes .map-note")
         lines = notes.filter(has_text="行政区域界线 加载失败")
-        expect(lines).to_have_count(1)
+        expect(lines).to_have_count(1, timeout=WAIT_MS)
         expect(lines).to_contain_text("无法计算")  # the server's message, Chinese first
         expect(lines).to_contain_text("could not be computed")
         expect(lines).to_contain_text("admin_units")
         relief = notes.filter(has_text="救灾物资送达核查 无法计算")
-        expect(relief).to_have_count(1)
+        expect(relief).to_have_count(1, timeout=WAIT_MS)
         expect(relief).to_contain_text("roads")
-        expect(notes.filter(has_text="15分钟覆盖率(60岁以上) 无法计算")).to_have_count(1)
+        share = notes.filter(has_text="15分钟覆盖率(60岁以上) 无法计算")
+        expect(share).to_have_count(1, timeout=WAIT_MS)
         # it is red, and on the map
         color = lines.evaluate("e => getComputedStyle(e).borderLeftColor")
         assert color == "rgb(215, 25, 28)", color
@@ -336,14 +357,43 @@ def test_the_map_shows_failures_as_red_notes(base, tmp_path):
         expect(label.first).to_contain_text("⚠ 计算失败")
         # nothing is drawn for it, and the working layers are
         page.wait_for_function("() => window.geoMzMap.state.groups.shelters.getLayers().length")
-        assert (
-            page.evaluate("() => window.geoMzMap.state.groups.boundary_lines.getLayers().length")
-            == 0
-        )
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "webmap_failure_notes.png"))
+        drawn = "() => window.geoMzMap.state.groups.boundary_lines.getLayers().length"
+        assert page.evaluate(drawn) == 0
+        screenshot(page, "webmap_failure_notes.png")
         # a note can be closed
         lines.locator("button.close").click()
         expect(lines).to_have_count(0)
-        assert errors == []
-        b.close()
+        assert page.js_errors == []
+
+
+@pytest.mark.slow
+def test_a_failed_rerun_marks_the_shown_figure_stale(base, tmp_path):
+    """The page had a relief figure; the re-run after a closure fails: red note, figure stale."""
+    from playwright.sync_api import expect
+
+    settings = fresh_settings(base, tmp_path / "stale", sse_keepalive_s=0.5)
+    with map_page(settings) as page:
+        late = page.locator("#analysis-figures dd").first
+        expect(late).to_contain_text(" / ", timeout=WAIT_MS)  # the relief figure, computed
+        expect(page.locator("#live")).to_have_class("on")
+        shown = late.inner_text()
+        rewrite(settings.workspace, "roads", roads_without_geometry)  # edited in another tool
+        area = shapely.box(112.99, 22.69, 113.01, 22.71)
+        feature = {
+            "type": "Feature",
+            "geometry": json.loads(shapely.to_geojson(area)),
+            "properties": {"reason": "测试封闭"},
+        }
+        r = requests.post(
+            f"{page.root}{CLOSURES}", json=feature, auth=("commander1", PASSWORD), timeout=30
+        )
+        assert r.status_code == 201, r.text
+        note = page.locator(".map-note", has_text="救灾物资送达核查 无法计算")
+        expect(note).to_have_count(1, timeout=WAIT_MS)  # pushed: analysis_error, no reload
+        expect(note).to_contain_text("仍显示上次计算成功的结果（已过期）")
+        dt = page.locator("#analysis-figures dt").first
+        expect(dt).to_contain_text("已过期")
+        expect(late).to_have_class("stale")
+        assert late.inner_text() == shown  # the last good number, kept but marked
+        screenshot(page, "webmap_failure_stale.png")
+        assert page.js_errors == []
