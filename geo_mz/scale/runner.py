@@ -183,11 +183,13 @@ def run_key(
 
     Parameters
     ----------
-    job, options, level
+    job
         As for :func:`run_partitioned`.
     workspace
         A GeoPackage path, a ``postgresql://…#schema`` URL (with its password, if it needs
         one), or an open GeoPackage workspace.
+    options, level
+        As for :func:`run_partitioned`.
     digests
         The layer digests when already computed (by ``layer_digests`` of the same workspace).
 
