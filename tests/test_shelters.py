@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import geopandas as gpd
@@ -112,6 +113,8 @@ def test_capacity_from_area_and_stages():
         ]
     )
     cap = shelter_capacity(sh)
+    # recorded and computed side by side; NA where the list records nothing
+    assert cap["capacity_recorded_persons"].tolist() == [pd.NA, 500, 2500]
     assert cap["capacity_calc_persons"].tolist() == [1999, 600, 2000]
     assert cap["capacity_used_persons"].tolist() == [1999, 500, 2000]
     assert cap["capacity_over_standard"].tolist() == [False, False, True]
@@ -304,7 +307,10 @@ def test_sample_adequacy(sample):
     people = layers["population"]["pop_total"].sum()
     total = ad.table_towns.iloc[-1]
     assert total["population"] == pytest.approx(people) == 750_000
-    assert total["capacity_persons"] == pytest.approx(cap.sum()) == 60_000
+    # 60,000 recorded, less what the over-recorded sites list beyond their area's capacity
+    excess = (sh["capacity_persons"] - np.floor(sh["effective_area_m2"] / 1.5)).clip(lower=0)
+    assert excess.sum() > 0
+    assert total["capacity_persons"] == pytest.approx(cap.sum()) == 60_000 - excess.sum()
     assert total["fixed_capacity_share"] == pytest.approx(fixed.sum() / people)
     kpi = {k.label_en: k for k in ad.kpis}
     assert kpi["Fixed-shelter capacity / population"].value == round(100 * fixed.sum() / people, 1)
@@ -328,6 +334,41 @@ def test_sample_evacuation_respects_capacity(sample):
         ev.lines["walk_min"].to_numpy() <= limit[ev.lines["shelter_id"]].to_numpy() + 1e-6
     ).all()
     assert set(ev.unassigned["reason"]) == {"no_shelter_within", "shelters_full"}
+
+
+def test_sample_shows_recorded_beside_computed_capacity(sample):
+    """The sample records some sites above GB 21734's 1.5 m²/person: the load layer, the report
+    and the warnings show both figures, and the evacuation uses the smaller."""
+    layers, _, ad, ev = sample
+    sh = layers["shelters"].set_index("shelter_id")
+    load = output_layers(evacuation=ev)["shelter_load"].set_index("shelter_id")
+    calc = np.floor(sh["effective_area_m2"] / 1.5).astype(int)  # independent of the analysis
+    assert (load["capacity_recorded_persons"] == sh["capacity_persons"][load.index]).all()
+    assert (load["capacity_calc_persons"] == calc[load.index]).all()
+    over = sh.index[sh["capacity_persons"] > calc]
+    assert len(over) == 8  # this seed; indoor community sites recorded by headcount
+    assert set(load.index[load["capacity_over_standard"]]) == set(over)
+    used = np.minimum(sh["capacity_persons"], calc)[load.index]
+    assert (load["capacity_persons"] == used).all()
+    assert (load.loc[over, "assigned_persons"] <= calc[over]).all()
+    assert load.loc[over, "warnings"].str.contains("GB 21734-2008 §5.4").all()
+    # the report lists every over-recorded site with both figures
+    tables = report_tables(ad, ev)
+    table = next(t for t in tables if "recorded capacity above" in t.title_en)
+    assert len(table.rows) == len(over)
+    assert {r[0] for r in table.rows} == set(over)
+    heads = list(table.columns)
+    rec_i, calc_i = (
+        heads.index("登记容量 Capacity recorded"),
+        heads.index("按标准计算容量 Capacity by area (GB 21734)"),
+    )
+    for row in table.rows:
+        sid = row[0]
+        assert re.sub(r"\D", "", row[rec_i]) == str(sh.loc[sid, "capacity_persons"])
+        assert re.sub(r"\D", "", row[calc_i]) == str(calc[sid])
+    # the load table of the report carries both columns too
+    load_table = next(t for t in tables if t.title_en == "Evacuation: shelter load")
+    assert "登记容量 Capacity recorded" in load_table.columns
 
 
 @pytest.mark.parametrize("unit", ["cells", "villages"])

@@ -26,7 +26,9 @@ from geo_mz.datasets._pengjiang_geography import DISTRICT_ADCODE, MEASURE_CRS
 from geo_mz.datasets._synth import DistrictGeo, PopulationGrid
 
 __all__ = [
+    "BEDS_TOTAL",
     "CELL_M",
+    "NURSING_SHARE_BY_KIND",
     "POP_60PLUS",
     "POP_TOTAL",
     "Rows",
@@ -49,6 +51,13 @@ CELL_M = 100.0
 SHELTERS_N, SHELTER_AREA_M2, SHELTER_CAPACITY = 61, 110_000, 60_000
 #: Shelters per town, in the order of pengjiang_streets.csv: local choice (≥1 each, 61 in all).
 SHELTERS_PER_TOWN = (14, 4, 12, 13, 7, 11)
+#: Recorded capacity of a shelter = its effective area over the m² per person its list used,
+#: drawn per site from this range (local assumption; the plan's mean is 1.83 m²/person).
+RECORDED_M2_PER_PERSON = (1.6, 2.2)
+#: Indoor community sites (综合楼) whose list counts persons at a standing or temporary-stage
+#: density instead (local assumption): the share of them, and their m² per person. Those under
+#: GB 21734's 1.5 m² record more people than the standard allows; the analysis flags them.
+HEADCOUNT_SHARE, HEADCOUNT_M2_PER_PERSON = 0.4, (0.9, 1.4)
 #: Places (elders served) of the day-service kinds: local choice for the sample.
 PLACES_BY_KIND = {
     "district_centre": 200,
@@ -59,10 +68,19 @@ PLACES_BY_KIND = {
     "meal_point": 0,
 }
 
-#: Residential elder-care beds in total: local choice (the brief's "about 3,100").
+#: Residential elder-care beds in total: the district's stock as the brief states it ("about
+#: 3,100"), an input; beds per 1,000 aged 60+ (37.3 with ``POP_60PLUS``) follow from it.
 BEDS_TOTAL = 3_100
-#: Nursing-type share of those beds: the national 2025 target ≥55 % (STANDARDS.md §B).
-NURSING_SHARE = 0.55
+#: Nursing-type share (护理型床位) of each home's beds, drawn uniformly per home from its kind's
+#: range: local assumption, unsourced. A 护理院 is a medical nursing institution, nearly all beds
+#: nursing-type; private and public-private homes sit around half; a township 敬老院 houses
+#: mostly self-reliant 特困 residents. The district's share is the bed-weighted sum of these
+#: draws: it is computed, never set to the national ≥55 % target (STANDARDS.md §B).
+NURSING_SHARE_BY_KIND = {
+    "care_home": (0.85, 0.95),
+    "nursing_home": (0.42, 0.58),
+    "township_home": (0.30, 0.45),
+}
 #: Rural happiness homes (农村幸福院): local choice.
 HAPPINESS_HOMES = 27
 
@@ -175,15 +193,14 @@ def elder_care(geo: DistrictGeo, rng: np.random.Generator) -> Rows:
         op = str(rng.choice(["private", "public_private"]))
         add(kind, f"{sy.specific_name(geo.vil_names[v])}{label}", at_village(v, 200, 800), op,
             rng.uniform(100, 450))  # fmt: skip
-    # Beds: exactly BEDS_TOTAL over the residential kinds, NURSING_SHARE of them nursing-type,
-    # spread by a per-kind weight (local choice).
+    # Beds: exactly BEDS_TOTAL (the stock, an input) over the residential kinds, in proportion
+    # to the sizes drawn above. Nursing-type beds: each home's beds times its own draw from
+    # NURSING_SHARE_BY_KIND, rounded; their total (and so the district's share) is whatever the
+    # draws give, with no rescaling toward a target.
     res = [i for i, r in enumerate(rows) if r["beds"] > 0]
     beds = sy.largest_remainder(np.array([rows[i]["beds"] for i in res]), BEDS_TOTAL)
-    share = {"care_home": (0.85, 0.95), "nursing_home": (0.42, 0.58), "township_home": (0.3, 0.45)}
-    weight = np.array(
-        [b * rng.uniform(*share[rows[i]["kind"]]) for i, b in zip(res, beds, strict=True)]
-    )
-    nursing = sy.largest_remainder(weight, round(NURSING_SHARE * BEDS_TOTAL), cap=beds)
+    home_share = np.array([rng.uniform(*NURSING_SHARE_BY_KIND[rows[i]["kind"]]) for i in res])
+    nursing = np.minimum(np.rint(beds * home_share).astype(np.int64), beds)
     for r in rows:
         r["beds"], r["nursing_beds"] = 0, 0
     for i, b, n in zip(res, beds, nursing, strict=True):
@@ -214,8 +231,6 @@ def shelters(geo: DistrictGeo, rng: np.random.Generator) -> Rows:
         rng.uniform(600, 1_900, SHELTERS_N - len(big)), SHELTER_AREA_M2 - sum(big)
     )
     areas = np.array(big + small.tolist(), dtype=np.int64)[rng.permutation(SHELTERS_N)]
-    # Capacity proportional to area (the plan's 1.83 m²/person, above GB 21734's 1.5).
-    capacity = sy.largest_remainder(areas.astype(float), SHELTER_CAPACITY)
     towns = [t for t, n in enumerate(SHELTERS_PER_TOWN) for _ in range(n)]
     used: set[tuple[int, str]] = set()
     rows: list[dict[str, Any]] = []
@@ -243,10 +258,20 @@ def shelters(geo: DistrictGeo, rng: np.random.Generator) -> Rows:
             "class_gb51143": gb,
             "site_type": site,
             "effective_area_m2": float(area),
-            "capacity_persons": int(capacity[k]),
             "occupancy_persons": 0,
             "is_open": False,
         })  # fmt: skip
+    # Recorded capacity: each site's area over the m² per person its list used, scaled so the 61
+    # sum to the plan's SHELTER_CAPACITY. Its draws come from a child stream (Generator.spawn,
+    # which leaves the parent's stream untouched), so the other layers keep their draws.
+    sub = rng.spawn(1)[0]
+    m2pp = sub.uniform(*RECORDED_M2_PER_PERSON, SHELTERS_N)
+    indoor = np.array([r["site_type"] == "community_centre" for r in rows])
+    head = indoor & (sub.random(SHELTERS_N) < HEADCOUNT_SHARE)
+    m2pp[head] = sub.uniform(*HEADCOUNT_M2_PER_PERSON, int(head.sum()))
+    capacity = sy.largest_remainder(areas / m2pp, SHELTER_CAPACITY)
+    for r, c in zip(rows, capacity, strict=True):
+        r["capacity_persons"] = int(c)
     return _finish(geo, rows, xy, rng)
 
 

@@ -55,9 +55,14 @@ the order of the steps below, so a seed fixes the whole workspace)
 7. **Facilities** at (or 50-1,500 m from) seats, always on land: 1 district centre, 6 town
    centres, 27 rural happiness homes, day-care, home-care and meal points in urban
    communities, 3 township homes (one per 镇), nursing and care homes holding exactly
-   ``BEDS_TOTAL`` beds (55 % nursing-type); 61 shelters (≥1 per town) with exactly
-   ``SHELTER_AREA_M2`` and ``SHELTER_CAPACITY`` in total (capacity ∝ area; the plan's mean of
-   1,803 m² forces most sites under GB 21734's 2,000 m², which the catalog warns about); 1
+   ``BEDS_TOTAL`` beds (the district's stock, an input), each home's nursing-type beds its beds
+   times a share drawn from its kind's range (``NURSING_SHARE_BY_KIND``), so the district's
+   nursing share is computed, not set to the ≥55 % target; 61 shelters (≥1 per town) with
+   exactly ``SHELTER_AREA_M2`` and ``SHELTER_CAPACITY`` in total (the plan's mean of 1,803 m²
+   forces most sites under GB 21734's 2,000 m², which the catalog warns about), each recorded
+   at its own m² per person (``RECORDED_M2_PER_PERSON``; some indoor community sites at a
+   headcount density under GB 21734's 1.5 m², which the shelter analysis flags; these draws
+   come from a child stream, ``Generator.spawn``, which leaves the main stream as it was); 1
    district and 6 town relief stores; 5 eco-burial sites (3 tree, 2 memorial halls) in
    杜阮/棠下 ≥ 8 km from the core, ≥ 2 km from water, ≥ 500 m from village seats and primary
    roads, touching no road. Counts, sizes and attributes are local choices unless named.
@@ -163,8 +168,10 @@ _METHOD = {  # one line per layer; the steps are those of the module docstring
     "water": "Xi River band along the free district edge; channel around Chaolian (step 2)",
     "roads": "warped jittered lattice, thinned, 3 bridges, classes from routes (step 5)",
     "population": "100 m kernel-density grid with exact integer totals (step 6)",
-    "elder_care": "facilities at or near seats, 3,100 beds in total (step 7)",
-    "shelters": "61 sites at village seats, 110,000 m², 60,000 persons (step 7)",
+    "elder_care": "facilities at or near seats, 3,100 beds in total, nursing-type beds drawn "
+    "per home (step 7)",
+    "shelters": "61 sites at village seats, 110,000 m², 60,000 persons recorded at per-site "
+    "m²/person (step 7)",
     "relief_stores": "1 district and 6 town stores near the core and seats (step 7)",
     "burial_sites": "5 sites in 杜阮/棠下 outside the exclusion buffers (step 7)",
     "boundary_markers": "points every ~1.75 km on the real shared lines (step 8)",

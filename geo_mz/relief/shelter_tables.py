@@ -58,8 +58,13 @@ TOWN_COLUMNS = ("name", "population", "n_shelters_inside", "capacity_persons",
                 "pop_served_share", "n_villages", "villages_without_shelter")  # fmt: skip
 
 
-LOAD_COLUMNS = ("shelter_id", "name", "class_gb51143", "capacity_persons", "assigned_persons",
-                "load_share", "status", "mean_walk_min")  # fmt: skip
+LOAD_COLUMNS = ("shelter_id", "name", "class_gb51143", "capacity_recorded_persons",
+                "capacity_calc_persons", "capacity_persons", "assigned_persons", "load_share",
+                "status", "mean_walk_min")  # fmt: skip
+
+#: Columns of the table of shelters whose recorded capacity exceeds the area's (GB 21734).
+OVER_COLUMNS = ("shelter_id", "name", "effective_area_m2", "capacity_recorded_persons",
+                "capacity_calc_persons", "capacity_persons")  # fmt: skip
 
 
 UNASSIGNED_COLUMNS = ("name", "adcode", "persons_unassigned", "reason")
@@ -83,6 +88,7 @@ def report_tables(
         tables.append(ReportTable("应急避难场所：各镇街容量与服务覆盖",
                                   "Emergency shelters: capacity and reach per town",
                                   cols, rows, note))  # fmt: skip
+        tables += _over_recorded_table(adequacy, lang, max_rows)
     if evacuation is not None:
         ld = evacuation.load.sort_values("load_share", ascending=False).head(max_rows)
         cols, rows = display_table(ld, specs["shelter_load"], lang, LOAD_COLUMNS)
@@ -102,6 +108,28 @@ def report_tables(
             )
         )
     return tables
+
+
+def _over_recorded_table(adequacy: AdequacyResult, lang: Lang, max_rows: int) -> list[ReportTable]:
+    """List the shelters whose list records more people than their area holds, both figures."""
+    cap = adequacy.shelters
+    over = cap[cap["capacity_over_standard"].astype(bool)]
+    if over.empty:
+        return []
+    s = adequacy.settings
+    n_rec = int(cap["capacity_recorded_persons"].notna().sum())
+    note = (f"计算容量 = 有效避难面积 ÷ {s.per_capita_m2:g} m²/人 ({SRC_AREA})；"
+            f"分析采用两者中较小者。{len(over)}/{n_rec} 个登记容量高于计算容量 / "
+            f"{len(over)} of {n_rec} recorded capacities exceed the area's; the analysis uses "
+            "the smaller")  # fmt: skip
+    # the load spec titles these columns; capacity_persons there is the capacity used
+    shown = over.assign(capacity_persons=over["capacity_used_persons"])
+    shown = shown.assign(excess=shown["capacity_recorded_persons"] - shown["capacity_calc_persons"])
+    shown = shown.sort_values(["excess", "shelter_id"], ascending=[False, True]).head(max_rows)
+    cols, rows = display_table(shown, result_catalog()["shelter_load"], lang, OVER_COLUMNS)
+    return [ReportTable("应急避难场所：登记容量高于按面积计算的容量",
+                        "Emergency shelters: recorded capacity above the area's (GB 21734)",
+                        cols, rows, note)]  # fmt: skip
 
 
 def excel_tables(
@@ -130,6 +158,7 @@ def excel_tables(
 
 __all__ = [
     "LOAD_COLUMNS",
+    "OVER_COLUMNS",
     "TOWN_COLUMNS",
     "UNASSIGNED_COLUMNS",
     "excel_tables",

@@ -165,10 +165,12 @@ def shelter_capacity(
     Returns
     -------
     geopandas.GeoDataFrame
-        The shelters (index reset) plus ``class_gb51143_used``, ``capacity_calc_persons`` =
-        floor(area / per-capita area of ``capacity_basis``), ``capacity_used_persons`` (the
-        smaller of recorded and computed; computed when nothing is recorded),
-        ``capacity_over_standard`` (recorded > computed), ``cap_<stage>_persons`` for each of
+        The shelters (index reset) plus ``class_gb51143_used``, ``capacity_recorded_persons``
+        (the recorded ``capacity_persons``, NA where none is recorded),
+        ``capacity_calc_persons`` = floor(area / per-capita area of ``capacity_basis``),
+        ``capacity_used_persons`` (the smaller of recorded and computed; computed when nothing
+        is recorded), ``capacity_over_standard`` (recorded > computed: the list records more
+        people than the area holds), ``cap_<stage>_persons`` for each of
         ``STAGES``, ``service_m``, ``service_min`` and ``warnings`` (text naming the source).
 
     Raises
@@ -218,8 +220,12 @@ def shelter_capacity(
         pc = np.full(len(out), float(s.per_capita_m2))
     calc = np.floor(area / pc + _TOL).astype(np.int64)  # 2,999 / 1.5 -> 1,999
     out["class_gb51143_used"] = cls.to_numpy(dtype=object)
-    out["capacity_calc_persons"] = calc
     has = np.isfinite(rec)
+    # recorded and computed side by side, so a reader sees both, not only the one used
+    out["capacity_recorded_persons"] = pd.array(
+        [int(r) if h else pd.NA for r, h in zip(rec, has, strict=True)], dtype="Int64"
+    )
+    out["capacity_calc_persons"] = calc
     out["capacity_used_persons"] = np.where(has, np.minimum(np.nan_to_num(rec), calc), calc)
     out["capacity_used_persons"] = out["capacity_used_persons"].astype(np.int64)
     over = has & (np.nan_to_num(rec) > calc)
