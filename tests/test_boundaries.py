@@ -27,6 +27,7 @@ from geo_mz.boundaries.markers import InspectSettings
 from geo_mz.boundaries.topology import QA_DEFAULTS, QaSettings, findings_layer, qa, qa_kpis
 from geo_mz.boundaries.units import BoundaryError, prepare_units, read_layer_file
 from geo_mz.cli.boundaries import boundaries
+from geo_mz.core.errors import LayerValidationError
 
 CRS = "EPSG:4547"
 X0, Y0 = 400_000.0, 2_500_000.0
@@ -288,6 +289,33 @@ def test_repair_of_planted_coverage_both_methods():
         assert c["removed_m2"].sum() == pytest.approx(1_000.0, abs=1e-3)
     with pytest.raises(BoundaryError):
         repair(units(g), method="nope")  # type: ignore[arg-type]
+
+
+def test_repair_names_the_input_row_of_an_empty_code(tmp_path: Path):
+    """Issue 18: an empty code was reported after the repair, as 'boundary_repaired, row 9'."""
+    u = units([sq(i, j) for j in range(4) for i in range(3)])
+    u.loc[9, "adcode"] = ""
+    u.loc[3, "adcode"] = None
+    # Checked first: the code error comes even with a method that would be refused later.
+    with pytest.raises(LayerValidationError) as err:
+        repair(u, method="nope", source="towns.gpkg")  # type: ignore[arg-type]
+    got = [(p.file, p.row, p.field, p.code) for p in err.value.problems]
+    assert got == [("towns.gpkg", r, "adcode", "empty_unit_code") for r in (3, 9)]
+    assert "区划代码为空（镇10）" in str(err.value.problems[1])
+    assert "the unit code is empty (镇10)" in str(err.value.problems[1])
+    # A selection keeps the input's row numbers; a named code column is the one checked.
+    part = u.iloc[6:].rename(columns={"adcode": "区划"})
+    with pytest.raises(LayerValidationError) as err:
+        repair(part, code_field="区划")
+    assert [(p.row, p.field) for p in err.value.problems] == [(9, "区划")]
+    # From the command line: the file's row and column, no output written.
+    src = tmp_path / "towns.gpkg"
+    u.to_file(src)
+    res = run("repair", "--file", str(src), "--out", str(tmp_path / "out"))
+    assert res.exit_code == 2
+    assert f"{src}, row 9, field 'adcode'" in res.output and "row 3" in res.output
+    assert "boundary_repaired" not in res.output
+    assert not (tmp_path / "out" / "boundary_repair.gpkg").exists()
 
 
 # --- lines ---------------------------------------------------------------------------------------

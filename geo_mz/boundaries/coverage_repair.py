@@ -29,7 +29,8 @@ from geo_mz.boundaries._geometry import (
     units_union,
 )
 from geo_mz.boundaries.topology import QA_DEFAULTS, enclosed_gaps
-from geo_mz.boundaries.units import BoundaryError, prepare_units
+from geo_mz.boundaries.units import CODE_FIELDS, NAME_FIELDS, BoundaryError, prepare_units
+from geo_mz.core.errors import LayerValidationError, Problem
 from geo_mz.core.results import Kpi
 
 __all__ = [
@@ -91,6 +92,7 @@ def repair(
     name_field: str | None = None,
     measure_crs: str | None = None,
     noise_m2: float = QA_DEFAULTS.noise_m2,
+    source: str = "units",
 ) -> Repair:
     """Propose a topologically clean version of a coverage; the input is left untouched.
 
@@ -115,11 +117,20 @@ def repair(
     noise_m2
         Changed pieces smaller than this are not counted
         (:data:`geo_mz.boundaries.QA_DEFAULTS`).
+    source
+        The units' file or table, named in errors.
 
     Returns
     -------
     Repair
+
+    Raises
+    ------
+    LayerValidationError
+        Before any computation, when a unit's code is empty: one problem per row of
+        ``units`` (its index label, the 0-based row of the file read), naming the code column.
     """
+    _check_codes(units, code_field, name_field, source)
     u = units if "valid_input" in units.columns else None
     if u is None:
         u = prepare_units(
@@ -151,6 +162,54 @@ def repair(
         float(gap_width_m),
         snap_m,
     )
+
+
+def _column(units: gpd.GeoDataFrame, wanted: str | None, names: tuple[str, ...]) -> str | None:
+    """Return the column ``prepare_units`` takes for the code or name (None: there is none)."""
+    if wanted is not None:
+        return wanted if wanted in units.columns else None
+    cols = {str(c).casefold(): str(c) for c in units.columns if c != units.geometry.name}
+    return next((cols[n.casefold()] for n in names if n.casefold() in cols), None)
+
+
+def _check_codes(
+    units: gpd.GeoDataFrame, code_field: str | None, name_field: str | None, source: str
+) -> None:
+    """Refuse units with an empty code, naming the input row and column.
+
+    The output layers need a code per unit: found there, after the computation, the error
+    would name an output row instead.
+    """
+    if "valid_input" in units.columns:  # prepared already: its rows are the units
+        field, name_c = "code", "name"
+    else:
+        field = _column(units, code_field, CODE_FIELDS)
+        name_c = _column(units, name_field, NAME_FIELDS)
+    if field is None:
+        return  # no code column: prepare_units says so
+    codes = units[field]
+    empty = codes.isna().to_numpy() | (codes.astype(str).str.strip() == "").to_numpy()
+    problems = []
+    for pos in np.flatnonzero(empty):
+        label = units.index[pos]
+        row = int(label) if isinstance(label, int | np.integer) else int(pos)
+        name = units[name_c].iloc[pos] if name_c else None
+        name = "" if name is None or pd.isna(name) else str(name)
+        problems.append(
+            Problem(
+                source,
+                row,
+                None,
+                field,
+                "empty_unit_code",
+                f"区划代码为空{f'（{name}）' if name else ''}：请补上代码，或指定代码列"
+                f"（code_field / --code-field） / the unit code is empty"
+                f"{f' ({name})' if name else ''}: fill it in, or name the code column "
+                "(code_field / --code-field)",
+            )
+        )
+    if problems:
+        raise LayerValidationError(problems)
 
 
 def _repair_polygonize(

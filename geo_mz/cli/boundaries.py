@@ -719,7 +719,17 @@ def boundaries_repair(**opts: Any) -> None:
             src = load_source(o)
             step("修复 repairing")
             gw = GAP_WIDTH_M if o.gap_width_m is None else o.gap_width_m
-            rep = repair(_units(src, o), gap_width_m=gw, snap_m=o.snap_m, method=o.method)
+            # The raw units: repair checks their codes first and names the input row.
+            rep = repair(
+                src.units,
+                code_field=o.code_field,
+                name_field=o.name_field,
+                measure_crs=src.measure_crs,
+                source=str(o.file or f"{o.workspace}: admin_units"),
+                gap_width_m=gw,
+                snap_m=o.snap_m,
+                method=o.method,
+            )
             step("写出结果 writing outputs")
             paths = write_repair_outputs(o.out_dir, rep, info=src.info, lang=o.lang)
         finally:
