@@ -204,7 +204,7 @@ def test_openapi_has_overlays_and_name_search(client):
 
 
 def test_page_has_the_name_search_box(client):
-    html = client.get("/").get_data(as_text=True)
+    html = client.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)  # a browser
     assert 'id="name-q"' in html and "地名检索 / search place names" in html
     assert "/static/names.js" in html
     with client.get("/static/names.js") as js:
