@@ -156,8 +156,8 @@ def _groups(target: Path) -> dict[str, list[Path]]:
     groups: dict[str, list[Path]] = {}
     try:
         entries = list(os.scandir(target.parent))
-    except FileNotFoundError:
-        return groups
+    except (FileNotFoundError, PermissionError):
+        return groups  # a folder that cannot be listed has no copies this process could remove
     for entry in entries:
         m = pattern.match(entry.name)
         if m:
