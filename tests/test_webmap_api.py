@@ -37,7 +37,7 @@ def test_landing_page_json_and_map_html(client):
     assert "/vendor/leaflet/leaflet.js" in html and "/static/map.js" in html
     assert "cdn" not in html.lower() and "unpkg" not in html
     assert "English" in html and 'lang="zh-CN"' in html
-    assert 'lang="en"' in client.get("/?lang=en").get_data(as_text=True)
+    assert 'lang="en"' in client.get("/?lang=en&f=html").get_data(as_text=True)
 
 
 def test_static_files_are_served_offline(client):
@@ -70,8 +70,9 @@ def test_collections_list_every_layer_with_titles_extent_crs(client):
         assert name in cols
     sh = cols["shelters"]
     assert sh["title"] == "应急避难场所" and sh["titles"]["en"] == "Emergency shelters"
-    assert sh["crs"] == ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"]
-    assert sh["storageCrs"].endswith("/4490")
+    assert sh["crs"][0] == "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+    assert sh["storageCrs"] == "http://www.opengis.net/def/crs/EPSG/0/4490"
+    assert sh["storageCrs"] in sh["crs"]  # Part 2: the storage CRS is one the client may ask
     minx, miny, maxx, maxy = sh["extent"]["spatial"]["bbox"][0]
     assert 112 < minx < maxx < 114 and 22 < miny < maxy < 23
     assert sh["writes"] == ["PATCH"] and cols["road_closures"]["writes"] == ["POST", "DELETE"]

@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 import geo_mz
 from webmap.core.api import WebMapAPI, error_response
 from webmap.core.errors import ApiError, ForbiddenError, UnauthorizedError
+from webmap.core.features import prefers_html
 from webmap.core.http import ApiRequest, ApiResponse
 from webmap.core.users import User
 from webmap.settings import Settings
@@ -106,12 +107,8 @@ def make_blueprint(api: WebMapAPI) -> Blueprint:
 
     @bp.get("/")
     def index() -> Response | str:
-        wants_json = request.args.get("f") in ("json", "geojson") or (
-            request.accept_mimetypes.best_match(["text/html", "application/json"])
-            == "application/json"
-        )
-        if wants_json:
-            return run("landing")
+        if not prefers_html(request.headers.get("Accept"), request.args.get("f")):
+            return run("landing")  # JSON for */*, application/json, no Accept (OGC clients)
         lang = request.args.get("lang", api.settings.default_lang)
         return render_template(
             "index.html",
@@ -123,6 +120,10 @@ def make_blueprint(api: WebMapAPI) -> Blueprint:
     bp.add_url_rule("/conformance", "conformance", lambda: run("conformance"))
     bp.add_url_rule("/collections", "collections", lambda: run("collections"))
     bp.add_url_rule("/collections/<cid>", "collection", lambda cid: run("collection", cid))
+    bp.add_url_rule(
+        "/collections/<cid>/queryables", "queryables", lambda cid: run("queryables", cid)
+    )
+    bp.add_url_rule("/collections/<cid>/schema", "schema", lambda cid: run("schema", cid))
     bp.add_url_rule("/openapi", "openapi", lambda: run("openapi"))
     bp.add_url_rule("/audit", "audit", lambda: run("audit"))
     bp.add_url_rule("/map/config", "map_config", lambda: run("map_config"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -11,6 +12,9 @@ Lang = Literal["zh", "en"]
 
 MIN_SECRET_CHARS = 16
 """Shortest accepted session secret (local choice; use ``secrets.token_urlsafe(32)``)."""
+
+
+_ORIGIN = re.compile(r"^(\*|https?://[^/\s?#]+)$")
 
 
 class SettingsError(ValueError):
@@ -66,6 +70,10 @@ class Settings:
         ``postgresql://...`` of a PostGIS database made by ``geo-mz webmap import``: serve it
         instead of the GeoPackage (several server processes may share it). ``workspace`` may
         then be None (``users_db`` is required then); the journal is not used.
+    cors_origins
+        Origins (``https://host[:port]``) whose web pages may read the API across origins
+        (CORS, read-only requests: GET/HEAD; never with credentials, so such a page sees only
+        what anonymous users may). ``("*",)`` (the default): any origin; ``()``: none.
     """
 
     workspace: Path | None
@@ -84,6 +92,7 @@ class Settings:
     secure_cookies: bool = False
     default_lang: Lang = "zh"
     database_url: str | None = None
+    cors_origins: tuple[str, ...] = ("*",)
 
     def __post_init__(self) -> None:
         ws = None if self.workspace is None else Path(self.workspace)
@@ -112,6 +121,13 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 problems.append(f"`{name}` was {value!r} but must be a positive number of seconds")
+        object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
+        for origin in self.cors_origins:
+            if not isinstance(origin, str) or not _ORIGIN.match(origin):
+                problems.append(
+                    f"`cors_origins` has {origin!r}: each must be '*' or scheme://host[:port] "
+                    "without a path"
+                )
         if self.default_lang not in ("zh", "en"):
             problems.append(f"`default_lang` was {self.default_lang!r} but must be 'zh' or 'en'")
         if self.tiles_url is not None and not self.tiles_url.startswith(("http://", "https://")):

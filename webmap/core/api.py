@@ -55,6 +55,31 @@ def error_response(exc: ApiError) -> ApiResponse:
     return ApiResponse(exc.status, exc.body(), dict(exc.headers))
 
 
+_CORS_METHODS = frozenset({"GET", "HEAD"})
+_CORS_EXPOSED = "Content-Crs, ETag, Location, X-Event-Id"
+
+
+def cors_headers(settings: Settings, req: ApiRequest) -> dict[str, str]:
+    """CORS headers for a read-only request from an allowed origin (none for writes).
+
+    ``Settings.cors_origins`` lists the origins whose pages may read the API (``*``: any);
+    credentials are never allowed, so a cross-origin page reads only what anonymous users may.
+    """
+    origin = req.header("Origin")
+    allowed = settings.cors_origins
+    if req.method not in _CORS_METHODS or not origin or not allowed:
+        return {}
+    if "*" in allowed:
+        return {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": _CORS_EXPOSED}
+    if origin not in allowed:
+        return {"Vary": "Origin"}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Expose-Headers": _CORS_EXPOSED,
+        "Vary": "Origin",
+    }
+
+
 class WebMapAPI:
     """Everything the web map answers, independent of the web framework.
 
@@ -90,11 +115,13 @@ class WebMapAPI:
 
     # -- plumbing ---------------------------------------------------------------------------
     def call(self, handler: Handler, req: ApiRequest, *args: Any) -> ApiResponse:
-        """Run a handler; turn :class:`ApiError` into its JSON response."""
+        """Run a handler; turn :class:`ApiError` into its JSON response; add CORS to reads."""
         try:
-            return handler(req, *args)
+            response = handler(req, *args)
         except ApiError as exc:
-            return error_response(exc)
+            response = error_response(exc)
+        response.headers.update(cors_headers(self.settings, req))
+        return response
 
     def _may_read(self, req: ApiRequest) -> None:
         if req.user is None and not self.settings.anonymous_read:
@@ -137,6 +164,16 @@ class WebMapAPI:
         """One feature with its ETag."""
         self._may_read(req)
         return features.item(self.store, req, cid, fid)
+
+    def queryables(self, req: ApiRequest, cid: str) -> ApiResponse:
+        """Return the collection's queryables (OGC API - Features Part 3)."""
+        self._may_read(req)
+        return features.collection_queryables(self.store, req, cid)
+
+    def schema(self, req: ApiRequest, cid: str) -> ApiResponse:
+        """Return the collection's schema (``profile=geojson``: as a GeoJSON Feature)."""
+        self._may_read(req)
+        return features.collection_schema(self.store, req, cid)
 
     def openapi(self, req: ApiRequest) -> ApiResponse:
         """Return the OpenAPI 3.0 document."""
@@ -249,7 +286,7 @@ class WebMapAPI:
 
     def login(self, req: ApiRequest) -> User:
         """Check a ``{"username", "password"}`` body; the adapter starts the session."""
-        body = req.json()
+        body = req.json(max_bytes=self.settings.max_body_bytes)  # bounded before decoding
         if not isinstance(body, dict):
             raise BadRequestError("the body must be {username, password}")
         name, password = body.get("username"), body.get("password")
@@ -274,4 +311,4 @@ class WebMapAPI:
         backend.close(self._backend)
 
 
-__all__ = ["AUDIT_MAX_LIMIT", "WebMapAPI", "error_response"]
+__all__ = ["AUDIT_MAX_LIMIT", "WebMapAPI", "cors_headers", "error_response"]

@@ -1,9 +1,16 @@
-"""OGC API - Features, Part 1 (Core + GeoJSON + OAS 3.0) over a :class:`FeatureStore`."""
+"""OGC API - Features over a :class:`FeatureStore`: Parts 1, 2 (CRS) and 3 (queryables).
+
+Part 1: Core, GeoJSON, OAS 3.0. Part 2: CRS by reference (``crs``, ``bbox-crs``,
+``Content-Crs``). Part 3 basics: queryables, as JSON Schema and as query parameters.
+
+``/conformance`` declares exactly these classes; GDAL's OAPIF driver (QGIS) and OWSLib read every
+collection (see ``tests/test_webmap_ogc_clients.py``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,6 +20,7 @@ import pandas as pd
 import shapely
 
 from geo_mz.core import LayerSpec
+from webmap.core import ogc_crs, queryables
 from webmap.core.errors import BadRequestError, NotFoundError, field_error
 from webmap.core.geojson import CRS84, features_of
 from webmap.core.http import GEOJSON, JSON, OPENAPI_JSON, ApiRequest, ApiResponse
@@ -23,13 +31,18 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
 )
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 """Items per page: 100 by default, at most 10,000 (OGC lets the server choose; local choice)."""
-STORAGE_CRS_URI = "http://www.opengis.net/def/crs/EPSG/0/{epsg}"
-ITEMS_PARAMS = frozenset({"bbox", "limit", "offset", "datetime", "f", "lang"})
+ITEMS_PARAMS = frozenset({"bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "f", "lang"})
+"""Query parameters of ``items`` besides the collection's queryables."""
+ITEM_PARAMS = frozenset({"crs", "f", "lang"})
 COMMON_PARAMS = frozenset({"f", "lang"})
+SCHEMA_PARAMS = frozenset({"f", "profile"})
 
 
 def lang_of(req: ApiRequest, default: str) -> str:
@@ -60,6 +73,38 @@ def check_params(req: ApiRequest, allowed: frozenset[str]) -> None:
         )
 
 
+def prefers_html(accept: str | None, f: str | None) -> bool:
+    """Whether ``/`` should answer with the map page rather than the landing page JSON.
+
+    HTML only for ``f=html`` or when the client prefers ``text/html`` to JSON: a browser does
+    (``text/html,...,*/*;q=0.8``); GDAL (``application/json``), OWSLib and curl (``*/*``) and a
+    request without ``Accept`` get JSON, as for every other API path.
+    """
+    if f is not None:
+        return f == "html"
+    if not accept:
+        return False
+    q_html = q_json = 0.0
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        media = media.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media in ("text/html", "application/xhtml+xml"):
+            q_html = max(q_html, q)
+        elif media in (JSON, GEOJSON, "application/*"):
+            q_json = max(q_json, q)
+        elif media == "*/*":
+            q_json = max(q_json, q)  # JSON wins a tie: the API is the default
+    return q_html > q_json
+
+
 def _link(href: str, rel: str, media: str, title: str) -> dict[str, str]:
     return {"href": href, "rel": rel, "type": media, "title": title}
 
@@ -79,7 +124,7 @@ def landing(store: FeatureStore, req: ApiRequest) -> ApiResponse:
                 _link(f"{base}openapi", "service-desc", OPENAPI_JSON, "API definition"),
                 _link(f"{base}conformance", "conformance", JSON, "conformance classes"),
                 _link(f"{base}collections", "data", JSON, "collections"),
-                _link(base, "alternate", "text/html", "地图 map"),
+                _link(f"{base}?f=html", "alternate", "text/html", "地图 map"),
                 _link(f"{base}events", "related", "text/event-stream", "live updates (SSE)"),
             ],
         }
@@ -103,13 +148,12 @@ def _spec_or_404(store: FeatureStore, cid: str) -> LayerSpec:
 
 
 def collection_info(store: FeatureStore, cid: str, base: str, lang: str) -> dict[str, Any]:
-    """One collection's description: titles, extent, CRS, links, writes offered."""
+    """One collection's description: titles, extent, CRS list, links, writes offered."""
     spec = _spec_or_404(store, cid)
     g = store.frame(cid)
     bounds = store.metadata["bounds"]
     if len(g) and not g.geometry.is_empty.all():
         bounds = [float(x) for x in g.total_bounds]
-    epsg = str(store.metadata.get("storage_crs", "EPSG:4490")).split(":")[-1]
     temporal = _temporal_field(spec)
     extent: dict[str, Any] = {"spatial": {"bbox": [list(bounds)], "crs": CRS84}}
     if temporal and len(g) and g[temporal].notna().any():
@@ -119,6 +163,8 @@ def collection_info(store: FeatureStore, cid: str, base: str, lang: str) -> dict
             "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
         }
     geometry = "/".join(CLOSURE_GEOMETRIES) if cid == CLOSURES else spec.geometry
+    here = f"{base}collections/{cid}"
+    schema = queryables.SCHEMA_JSON
     return {
         "id": cid,
         "title": spec.title(lang),
@@ -129,12 +175,15 @@ def collection_info(store: FeatureStore, cid: str, base: str, lang: str) -> dict
         "idField": spec.id_field,
         "numberOfFeatures": len(g),
         "extent": extent,
-        "crs": [CRS84],
-        "storageCrs": STORAGE_CRS_URI.format(epsg=epsg),
+        "crs": ogc_crs.supported_crs(store.metadata),
+        "storageCrs": ogc_crs.storage_crs(store.metadata),
         "writes": allowed_methods(cid),
         "links": [
-            _link(f"{base}collections/{cid}", "self", JSON, spec.title(lang)),
-            _link(f"{base}collections/{cid}/items", "items", GEOJSON, spec.title(lang)),
+            _link(here, "self", JSON, spec.title(lang)),
+            _link(f"{here}/items", "items", GEOJSON, spec.title(lang)),
+            _link(f"{here}/queryables", queryables.QUERYABLES_REL, schema, "queryables"),
+            _link(f"{here}/schema", queryables.SCHEMA_REL, schema, "schema"),
+            _link(f"{here}/schema?profile=geojson", "describedby", schema, "GeoJSON schema"),
         ],
     }
 
@@ -162,6 +211,31 @@ def collection(store: FeatureStore, req: ApiRequest, cid: str, default_lang: str
     return ApiResponse(body=collection_info(store, cid, req.base_url, lang_of(req, default_lang)))
 
 
+def collection_queryables(store: FeatureStore, req: ApiRequest, cid: str) -> ApiResponse:
+    """Describe the collection's queryables (JSON Schema); each is an ``items`` parameter too."""
+    check_params(req, COMMON_PARAMS)
+    spec = _spec_or_404(store, cid)
+    return ApiResponse(
+        body=queryables.queryables_doc(cid, spec, req.base_url),
+        media_type=queryables.SCHEMA_JSON,
+    )
+
+
+def collection_schema(store: FeatureStore, req: ApiRequest, cid: str) -> ApiResponse:
+    """Describe the collection's schema; ``profile=geojson``: as a GeoJSON Feature schema."""
+    check_params(req, SCHEMA_PARAMS)
+    spec = _spec_or_404(store, cid)
+    profile = req.args.get("profile", "properties")
+    if profile not in ("properties", "geojson"):
+        raise BadRequestError(
+            f"`profile` 为 {profile!r}，应为 properties 或 geojson / `profile` was {profile!r} "
+            "but must be properties or geojson",
+            errors=[field_error("profile", "bad_value", "properties or geojson")],
+        )
+    make = queryables.feature_schema_doc if profile == "geojson" else queryables.schema_doc
+    return ApiResponse(body=make(cid, spec, req.base_url), media_type=queryables.SCHEMA_JSON)
+
+
 def int_param(req: ApiRequest, name: str, default: int, lo: int, hi: int) -> int:
     """Read a whole-number query parameter in ``lo..hi`` (400 otherwise), or ``default``."""
     raw = req.args.get(name)
@@ -179,24 +253,9 @@ def int_param(req: ApiRequest, name: str, default: int, lo: int, hi: int) -> int
     return value
 
 
-def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
-    """Parse ``minx,miny,maxx,maxy`` in CRS84 (400 unless four numbers in lon/lat order)."""
-    if raw is None:
-        return None
-    try:
-        vals = [float(x) for x in raw.split(",")]
-    except ValueError:
-        vals = []
-    ok = len(vals) == 4 and all(math.isfinite(v) for v in vals)
-    if ok:
-        minx, miny, maxx, maxy = vals
-        ok = -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90
-    if not ok:
-        raise BadRequestError(
-            f"`bbox` was {raw!r} but must be minx,miny,maxx,maxy in degrees (CRS84), min <= max",
-            errors=[field_error("bbox", "bad_bbox", "four numbers lon/lat")],
-        )
-    return vals[0], vals[1], vals[2], vals[3]
+def parse_bbox(raw: str | None, bbox_crs: str = CRS84) -> tuple[float, float, float, float] | None:
+    """Parse a 2D or 3D ``bbox`` (in ``bbox_crs``, CRS84 by default) into a lon/lat box (400)."""
+    return ogc_crs.parse_bbox(raw, bbox_crs)
 
 
 def _parse_instant(text: str) -> pd.Timestamp | None:
@@ -243,9 +302,15 @@ def select(
     *,
     bbox: tuple[float, float, float, float] | None,
     when: tuple[pd.Timestamp | None, pd.Timestamp | None] | None,
+    where: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Row positions of ``g`` matching the filters, in layer order."""
+    """Row positions of ``g`` matching the filters, in layer order.
+
+    ``where`` is an optional boolean mask of the rows (e.g. the queryables' equalities).
+    """
     keep = np.ones(len(g), dtype=bool)
+    if where is not None:
+        keep &= where
     if bbox is not None and len(g):
         hits = g.sindex.query(shapely.box(*bbox), predicate="intersects")
         mask = np.zeros(len(g), dtype=bool)
@@ -255,7 +320,9 @@ def select(
     if when is not None and field is not None and len(g):
         t = pd.to_datetime(g[field])
         lo, hi = when
-        ok = t.notna().to_numpy()
+        # copy=True: under pandas copy-on-write to_numpy() may hand out a read-only view, and
+        # the in-place `&=` below would fail on it ("output array is read-only").
+        ok = t.notna().to_numpy(dtype=bool, copy=True)
         if lo is not None:
             ok &= (t >= lo).fillna(False).to_numpy(dtype=bool)
         if hi is not None:
@@ -264,18 +331,32 @@ def select(
     return np.flatnonzero(keep)
 
 
+def _crs_params(store: FeatureStore, req: ApiRequest) -> tuple[str, str]:
+    offered = ogc_crs.supported_crs(store.metadata)
+    crs = ogc_crs.parse_crs(req.args.get("crs"), offered, "crs")
+    bbox_crs = ogc_crs.parse_crs(req.args.get("bbox-crs"), offered, "bbox-crs")
+    return crs, bbox_crs
+
+
 def items(store: FeatureStore, req: ApiRequest, cid: str) -> ApiResponse:
-    """Return a page of a collection's features (``bbox``, ``datetime``, ``limit``, ``offset``)."""
-    check_params(req, ITEMS_PARAMS)
+    """Return a page of a collection's features.
+
+    Parameters (query): ``bbox`` (4 or 6 numbers) in ``bbox-crs``, ``datetime``, ``limit``,
+    ``offset``, ``crs`` (the response's CRS, named in ``Content-Crs``) and one equality per
+    queryable (``?kind=flood``).
+    """
     spec = _spec_or_404(store, cid)
+    check_params(req, ITEMS_PARAMS | {f.name for f in queryables.queryable_fields(spec)})
     limit = int_param(req, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = int_param(req, "offset", 0, 0, 2**31)
-    bbox = parse_bbox(req.args.get("bbox"))
+    crs, bbox_crs = _crs_params(store, req)
+    bbox = parse_bbox(req.args.get("bbox"), bbox_crs)
     when = parse_datetime(req.args.get("datetime"))
     g = store.frame(cid)
-    rows = select(g, spec, bbox=bbox, when=when)
+    where = queryables.filter_mask(g, spec, dict(req.args))
+    rows = select(g, spec, bbox=bbox, when=when, where=where)
     page = rows[offset : offset + limit]
-    feats = features_of(g.iloc[page], spec.id_field)
+    feats = features_of(g.iloc[page], spec.id_field, crs=crs)
     base = f"{req.base_url}collections/{cid}/items"
     keep = {k: v for k, v in req.args.items() if k not in ("offset", "limit")}
 
@@ -296,22 +377,30 @@ def items(store: FeatureStore, req: ApiRequest, cid: str) -> ApiResponse:
         "timeStamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "links": links,
     }
-    return ApiResponse(body=body, media_type=GEOJSON)
+    return ApiResponse(body=body, headers=ogc_crs.content_crs(crs), media_type=GEOJSON)
 
 
 def item(store: FeatureStore, req: ApiRequest, cid: str, fid: str) -> ApiResponse:
     """One feature by its id field, with its ETag (send it back as ``If-Match`` to edit)."""
-    check_params(req, COMMON_PARAMS)
+    check_params(req, ITEM_PARAMS)
     _spec_or_404(store, cid)
+    crs, _ = _crs_params(store, req)
     feature, etag = store.current(cid, fid)
     if feature is None:
         raise NotFoundError(f"no feature {fid!r} in collection {cid!r}", code="no_feature")
     feature = dict(feature)
+    if crs != CRS84 and feature.get("geometry") is not None:
+        geom = shapely.from_geojson(json.dumps(feature["geometry"]))
+        moved = ogc_crs.to_crs(np.array([geom]), crs)[0]
+        places = ogc_crs.decimals(crs)
+        moved = shapely.transform(moved, lambda xy: np.round(xy, places))
+        feature["geometry"] = json.loads(shapely.to_geojson(moved))
     feature["links"] = [
         _link(f"{req.base_url}collections/{cid}/items/{fid}", "self", GEOJSON, "this feature"),
         _link(f"{req.base_url}collections/{cid}", "collection", JSON, "collection"),
     ]
-    return ApiResponse(body=feature, headers={"ETag": str(etag)}, media_type=GEOJSON)
+    headers = {"ETag": str(etag), **ogc_crs.content_crs(crs)}
+    return ApiResponse(body=feature, headers=headers, media_type=GEOJSON)
 
 
 __all__ = [
@@ -321,6 +410,8 @@ __all__ = [
     "check_params",
     "collection",
     "collection_info",
+    "collection_queryables",
+    "collection_schema",
     "collections",
     "conformance",
     "int_param",
@@ -330,5 +421,6 @@ __all__ = [
     "lang_of",
     "parse_bbox",
     "parse_datetime",
+    "prefers_html",
     "select",
 ]

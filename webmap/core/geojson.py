@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from webmap.core import ogc_crs
 from webmap.core.errors import (
     BadRequestError,
     PayloadTooLargeError,
@@ -21,9 +22,9 @@ from webmap.core.errors import (
     field_error,
 )
 
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-"""OGC URI of lon/lat WGS84, the CRS of every GeoJSON the API returns (RFC 7946)."""
-COORD_DECIMALS = 7
+CRS84 = ogc_crs.CRS84
+"""OGC URI of lon/lat WGS84, the default CRS of the GeoJSON the API returns (RFC 7946)."""
+COORD_DECIMALS = ogc_crs.DEGREE_DECIMALS
 """Decimals of degrees in responses (1e-7° ≈ 1 cm; local choice)."""
 
 _DEPTH = {
@@ -55,7 +56,7 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def features_of(gdf: gpd.GeoDataFrame, id_field: str) -> list[dict[str, Any]]:
+def features_of(gdf: gpd.GeoDataFrame, id_field: str, *, crs: str = CRS84) -> list[dict[str, Any]]:
     """GeoJSON features of a lon/lat frame, ``id`` from ``id_field``, coordinates rounded.
 
     Parameters
@@ -64,6 +65,9 @@ def features_of(gdf: gpd.GeoDataFrame, id_field: str) -> list[dict[str, Any]]:
         Features in lon/lat (CRS84 or EPSG:4490/4326 coordinates).
     id_field
         Column holding each feature's id.
+    crs
+        CRS URI to write the coordinates in (OGC API - Features Part 2): CRS84 (lon/lat, the
+        default), EPSG:4490/4326 (lat/lon) or a projected CRS offered by ``ogc_crs``.
 
     Returns
     -------
@@ -72,8 +76,9 @@ def features_of(gdf: gpd.GeoDataFrame, id_field: str) -> list[dict[str, Any]]:
     """
     if len(gdf) == 0:
         return []
-    geoms = gdf.geometry.to_numpy()
-    rounded = shapely.transform(geoms, lambda xy: np.round(xy, COORD_DECIMALS))
+    geoms = ogc_crs.to_crs(gdf.geometry.to_numpy(), crs)
+    places = ogc_crs.decimals(crs)
+    rounded = shapely.transform(geoms, lambda xy: np.round(xy, places))
     geojson = shapely.to_geojson(rounded)
     columns = [c for c in gdf.columns if c != gdf.geometry.name]
     values = {c: [jsonable(v) for v in gdf[c].tolist()] for c in columns}

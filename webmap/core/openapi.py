@@ -10,6 +10,7 @@ from webmap.core.analysis import analysis_paths
 from webmap.core.http import GEOJSON
 from webmap.core.layers import WRITE_RULES, allowed_methods, write_rule
 from webmap.core.names import names_paths
+from webmap.core.ogc_crs import CRS84H, supported_crs
 from webmap.core.openapi_base import (
     base_components,
     errors,
@@ -17,6 +18,7 @@ from webmap.core.openapi_base import (
     ref,
     service_paths,
 )
+from webmap.core.queryables import SCHEMA_JSON, field_schema, queryable_fields
 from webmap.core.store import FeatureStore
 from webmap.core.tiles import tile_paths
 
@@ -58,11 +60,56 @@ def properties_schema(spec: LayerSpec, fields: tuple[str, ...] | None = None) ->
     return out
 
 
-def _read_paths(cid: str, spec: LayerSpec) -> dict[str, Any]:
+def _crs_param(name: str, offered: list[str], doc: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "description": doc,
+        "style": "form",
+        "explode": False,
+        "schema": {"type": "string", "format": "uri", "enum": offered},
+    }
+
+
+def _queryable_params(spec: LayerSpec) -> list[dict[str, Any]]:
+    out = []
+    for f in queryable_fields(spec):
+        schema = {k: v for k, v in field_schema(f).items() if k in ("type", "enum")}
+        out.append(
+            {
+                "name": f.name,
+                "in": "query",
+                "description": f"{f.title_zh} / {f.title_en}: equal to (queryable)",
+                "schema": schema,
+            }
+        )
+    return out
+
+
+def _read_paths(cid: str, spec: LayerSpec, offered: list[str]) -> dict[str, Any]:
     p = lambda n: ref("parameters", n)  # noqa: E731
     fc = ref("schemas", "featureCollectionGeoJSON")
     feat = ref("schemas", "featureGeoJSON")
     title = f"{spec.title_zh} {spec.title_en}"
+    content_crs = {
+        "Content-Crs": {
+            "description": "CRS of the coordinates, as <uri> (OGC API - Features Part 2)",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    }
+    crs = _crs_param("crs", offered, "CRS of the response coordinates (default CRS84, lon/lat)")
+    bbox_crs = _crs_param(
+        "bbox-crs", [*offered, CRS84H], "CRS of bbox, in its axis order (default CRS84)"
+    )
+    schema_doc = {"content": {SCHEMA_JSON: {"schema": {"type": "object"}}}}
+    profile = {
+        "name": "profile",
+        "in": "query",
+        "description": "properties (default; x-ogc-role per property) or geojson (a Feature)",
+        "schema": {"type": "string", "enum": ["properties", "geojson"]},
+    }
+    items_params = [p("bbox"), bbox_crs, crs, p("limit"), p("offset"), p("datetime")]
     return {
         f"/collections/{cid}": {
             "get": {
@@ -79,14 +126,42 @@ def _read_paths(cid: str, spec: LayerSpec) -> dict[str, Any]:
                 },
             }
         },
+        f"/collections/{cid}/queryables": {
+            "get": {
+                "summary": f"{title}: queryables (JSON Schema; each is an items parameter)",
+                "operationId": f"queryables_{cid}",
+                "tags": [cid],
+                "parameters": [p("lang"), p("f")],
+                "responses": {
+                    "200": {"description": "queryables", **schema_doc},
+                    **errors("400", "404"),
+                },
+            }
+        },
+        f"/collections/{cid}/schema": {
+            "get": {
+                "summary": f"{title}: schema of the features (JSON Schema)",
+                "operationId": f"schema_{cid}",
+                "tags": [cid],
+                "parameters": [profile, p("f")],
+                "responses": {
+                    "200": {"description": "schema", **schema_doc},
+                    **errors("400", "404"),
+                },
+            }
+        },
         f"/collections/{cid}/items": {
             "get": {
                 "summary": f"{title}: features",
                 "operationId": f"get_{cid}_items",
                 "tags": [cid],
-                "parameters": [p(n) for n in ("bbox", "limit", "offset", "datetime", "lang", "f")],
+                "parameters": [*items_params, p("lang"), p("f"), *_queryable_params(spec)],
                 "responses": {
-                    "200": {"description": "a page of features", **json_body(fc, GEOJSON)},
+                    "200": {
+                        "description": "a page of features",
+                        "headers": content_crs,
+                        **json_body(fc, GEOJSON),
+                    },
                     **errors("400", "404"),
                 },
             }
@@ -96,10 +171,11 @@ def _read_paths(cid: str, spec: LayerSpec) -> dict[str, Any]:
                 "summary": f"{title}: one feature by {spec.id_field}",
                 "operationId": f"get_{cid}_item",
                 "tags": [cid],
-                "parameters": [p("featureId"), p("lang"), p("f")],
+                "parameters": [p("featureId"), crs, p("lang"), p("f")],
                 "responses": {
                     "200": {
                         "description": "the feature (ETag header: its version)",
+                        "headers": content_crs,
                         **json_body(feat, GEOJSON),
                     },
                     **errors("400", "404"),
@@ -183,13 +259,14 @@ def openapi_document(store: FeatureStore, base_url: str) -> dict[str, Any]:
     dict
         The document, JSON-serialisable.
     """
+    offered = supported_crs(store.metadata)
     paths = service_paths()
     paths.update(names_paths())
     paths.update(analysis_paths())
     paths.update(tile_paths())
     for cid in store.layer_names():
         spec = store.spec(cid)
-        layer_paths = _read_paths(cid, spec)
+        layer_paths = _read_paths(cid, spec, offered)
         _write_ops(cid, spec, layer_paths)
         paths.update(layer_paths)
     meta = store.metadata
@@ -201,7 +278,8 @@ def openapi_document(store: FeatureStore, base_url: str) -> dict[str, Any]:
         "info": {
             "title": f"{meta.get('name', '')} 灾害应急指挥地图 API",
             "version": geo_mz.__version__,
-            "description": "OGC API - Features (Part 1) over the geo_mz workspace, with writes "
+            "description": "OGC API - Features (Part 1 Core, Part 2 CRS, Part 3 queryables) over "
+            "the geo_mz workspace, with writes "
             f"({', '.join(f'{r.method} {r.layer}' for r in WRITE_RULES)}), live updates at "
             "/events (SSE) and role-based login.",
         },

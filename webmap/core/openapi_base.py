@@ -117,10 +117,11 @@ def base_components() -> dict[str, Any]:
         "bbox": {
             "name": "bbox",
             "in": q,
-            "description": "minx,miny,maxx,maxy in CRS84 degrees",
+            "description": "minx,miny,maxx,maxy (or minx,miny,minz,maxx,maxy,maxz) in the axis "
+            "order of bbox-crs (CRS84: lon,lat degrees; EPSG:4490: lat,lon)",
             "style": "form",
             "explode": False,
-            "schema": {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number"}},
+            "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
         },
         "limit": {
             "name": "limit",
@@ -193,10 +194,17 @@ def service_paths() -> dict[str, Any]:
     return {
         "/": {
             "get": {
-                "summary": "landing page (JSON with ?f=json or Accept: application/json; else "
-                "the map page)",
+                "summary": "landing page (JSON); the map page (HTML) with ?f=html or when the "
+                "client prefers text/html (a browser)",
                 "operationId": "landing",
-                "parameters": [p("f"), p("lang")],
+                "parameters": [
+                    {
+                        "name": "f",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["json", "geojson", "html"]},
+                    },
+                    p("lang"),
+                ],
                 "responses": {
                     "200": {
                         "description": "landing page (JSON), or the map page (HTML)",
