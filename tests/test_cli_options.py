@@ -217,6 +217,26 @@ def test_options_without_effect_in_the_call_stop_it(ws: Path, tmp_path: Path, ar
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("layer", "args", "says"),
+    [
+        ("elder_care", ["--aged-share", "0.2"], "--aged-share has an effect only with --layer"),
+        ("population", ["--cell-m", "50"], "--cell-m has an effect only with --by-unit"),
+        ("population", ["--margin-m", "500"], "--margin-m has an effect only with --layer roads"),
+        ("roads", ["--by-unit"], "--by-unit has an effect only with --layer population"),
+    ],
+)
+def test_import_raw_source_options_need_their_source(ws: Path, tmp_path: Path, layer, args, says):
+    copy = tmp_path / "ws.gpkg"
+    copy.write_bytes(ws.read_bytes())
+    before = copy.read_bytes()
+    table = tmp_path / "list.csv"
+    table.write_text("id,name,lon,lat\n1,a,113.05,22.6\n", encoding="utf-8")
+    res = invoke("import", str(table), "--layer", layer, "--workspace", str(copy), *args)
+    assert res.exit_code == 2 and says in res.output and "只在" in res.output
+    assert copy.read_bytes() == before  # nothing written
+
+
 def test_plan_refuses_both_demand_sources(ws: Path, tmp_path: Path):
     pts = tmp_path / "affected.gpkg"
     gpd.read_file(ws, layer="shelters").head(2).assign(people=10).to_file(pts)

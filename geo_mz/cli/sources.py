@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from geo_mz.cli.common import echo_problems
+from geo_mz.cli.common import echo_problems, only_with
 
 source_import_options = [
     click.option("--by-unit", is_flag=True,
@@ -72,7 +72,23 @@ def import_raw(ws: Any, file: str, kind: str, workspace: str, o: dict[str, Any])
     from geo_mz.core import import_sources as src
 
     suffix = Path(file).suffix.lower()
-    if kind == "roads" and src.is_osm_source(file, o.get("layer_name")):
+    osm = kind == "roads" and src.is_osm_source(file, o.get("layer_name"))
+    units = kind == "population" and bool(o["by_unit"])
+    raster = kind == "population" and not units and suffix in src.RASTER_SUFFIXES
+    need_raster = "--layer population (.tif)"
+    only_with(
+        margin_m=(osm, "--layer roads (OSM)"),
+        by_unit=(kind == "population", "--layer population"),
+        level=(units, "--by-unit"),
+        cell_m=(units, "--by-unit"),
+        road_reach_m=(units, "--by-unit"),
+        aged_share=(raster, need_raster),
+        aged_share_table=(raster, need_raster),
+        aged_raster=(raster, need_raster),
+        aged_band=(raster, need_raster),
+        band=(raster, need_raster),
+    )
+    if osm:
         from tqdm import tqdm
 
         with tqdm(desc="OSM", unit=" elements", unit_scale=True, leave=False) as bar:
