@@ -6,8 +6,11 @@ label CRS84: the two differ by centimetres, below what the web map resolves). A 
 - ``CRS84`` (lon/lat; the default, RFC 7946 GeoJSON),
 - its storage CRS ``EPSG:4490`` and ``EPSG:4326``, both **lat/lon** as the EPSG registry defines
   their axes (Part 2 /req/crs/crs-uri; GDAL swaps them back for QGIS),
-- the workspace's metric CRS (e.g. ``EPSG:4547``, CGCS2000 3-degree Gauss-Kruger) and Web
-  Mercator ``EPSG:3857``, both easting/northing.
+- the workspace's metric CRS (e.g. ``EPSG:4547``, CGCS2000 3-degree Gauss-Kruger, whose EPSG
+  axis order is **northing, easting**) and Web Mercator ``EPSG:3857`` (easting, northing).
+
+Coordinates are always written, and ``bbox`` read, in the axis order the EPSG registry gives
+the CRS (pyproj's ``axis_info``), as Part 2 requires; only CRS84 is lon/lat.
 
 Responses name their CRS in the ``Content-Crs`` header (``<uri>``), as Part 2 requires.
 """
@@ -31,8 +34,8 @@ CRS84H = "http://www.opengis.net/def/crs/OGC/0/CRS84h"
 EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{code}"
 STORAGE_EPSG = 4490
 """CGCS2000 geographic, the workspace storage CRS when its metadata names none."""
-_LAT_LON = frozenset({4326, 4490})
-"""Geographic EPSG CRSs offered: both have latitude as their first axis."""
+_GEOGRAPHIC = frozenset({4326, 4490})
+"""Geographic EPSG CRSs offered (the storage CRS is one of them)."""
 _EXTRA = (4326, 3857)
 _URI = re.compile(
     r"^(?:https?://www\.opengis\.net/def/crs/(?P<auth>EPSG|OGC)/(?P<ver>[0-9.]+)/(?P<code>\w+)"
@@ -133,15 +136,22 @@ def _code(uri: str) -> int | None:
     return int(uri.rsplit("/", 1)[-1])
 
 
+@lru_cache(maxsize=32)
+def _north_first(code: int) -> bool:
+    axes = pyproj.CRS.from_epsg(code).axis_info
+    return bool(axes) and axes[0].direction in ("north", "south")
+
+
 def is_lat_lon(uri: str) -> bool:
-    """Whether coordinates in ``uri`` are written latitude first (EPSG:4490, EPSG:4326)."""
-    return _code(uri) in _LAT_LON
+    """Whether coordinates in ``uri`` are written north first (EPSG:4490, 4326, 4547...)."""
+    code = _code(uri)
+    return code is not None and _north_first(code)
 
 
 def is_projected(uri: str) -> bool:
     """Whether ``uri`` is a projected (metre) CRS."""
     code = _code(uri)
-    return code is not None and code not in _LAT_LON
+    return code is not None and code not in _GEOGRAPHIC
 
 
 @lru_cache(maxsize=16)
@@ -160,25 +170,28 @@ def decimals(uri: str) -> int:
 
 
 def to_crs(geoms: np.ndarray, uri: str) -> np.ndarray:
-    """Write lon/lat geometries in ``uri``: unchanged, axes swapped, or projected."""
+    """Write lon/lat geometries in ``uri``, in its EPSG axis order."""
     if uri in (CRS84, CRS84H):
         return geoms
+    if is_projected(uri):
+        transformer = _to_projected(_code(uri))
+
+        def project(xy: np.ndarray) -> np.ndarray:
+            x, y = transformer.transform(xy[:, 0], xy[:, 1])  # easting, northing
+            return np.column_stack([x, y])
+
+        geoms = shapely.transform(geoms, project)
     if is_lat_lon(uri):
-        return shapely.transform(geoms, lambda xy: xy[:, ::-1])
-    transformer = _to_projected(_code(uri))
-
-    def project(xy: np.ndarray) -> np.ndarray:
-        x, y = transformer.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([x, y])
-
-    return shapely.transform(geoms, project)
+        geoms = shapely.transform(geoms, lambda xy: xy[:, ::-1])
+    return geoms
 
 
 def _bbox_error(raw: str, why: str) -> BadRequestError:
     return BadRequestError(
         f"`bbox` 为 {raw!r}：{why}；应为 minx,miny,maxx,maxy（或含高程的 6 个数），按 bbox-crs "
         f"的轴序 / `bbox` was {raw!r}: {why}; use minx,miny,maxx,maxy (or 6 numbers with "
-        "heights) in the axis order of bbox-crs (CRS84: lon,lat; EPSG:4490: lat,lon)",
+        "heights) in the axis order of bbox-crs (CRS84: lon,lat; EPSG:4490: lat,lon; "
+        "EPSG:4547: northing,easting)",
         errors=[field_error("bbox", "bad_bbox", why)],
     )
 
@@ -214,14 +227,14 @@ def parse_bbox(raw: str | None, bbox_crs: str = CRS84) -> tuple[float, float, fl
     a0, a1, b0, b1 = vals
     if a0 > b0 or a1 > b1:
         raise _bbox_error(raw, "a minimum is above its maximum")
+    if is_lat_lon(bbox_crs):
+        a0, a1, b0, b1 = a1, a0, b1, b0  # north first -> east first
     if is_projected(bbox_crs):
         t = _from_projected(_code(bbox_crs))
         lo_lon, lo_lat, hi_lon, hi_lat = t.transform_bounds(a0, a1, b0, b1, densify_pts=21)
         if not all(math.isfinite(v) for v in (lo_lon, lo_lat, hi_lon, hi_lat)):
             raise _bbox_error(raw, "outside the area of the CRS")
         return lo_lon, lo_lat, hi_lon, hi_lat
-    if is_lat_lon(bbox_crs):
-        a0, a1, b0, b1 = a1, a0, b1, b0  # lat,lon -> lon,lat
     if not (-180 <= a0 <= b0 <= 180 and -90 <= a1 <= b1 <= 90):
         raise _bbox_error(raw, "outside -180..180 / -90..90 degrees")
     return a0, a1, b0, b1

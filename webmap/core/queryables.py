@@ -70,10 +70,11 @@ def field_schema(f: FieldSpec) -> dict[str, Any]:
 
 def _geometry_schema(cid: str, spec: LayerSpec) -> dict[str, Any]:
     kinds = CLOSURE_GEOMETRIES if cid == CLOSURES else (spec.geometry,)
-    # The stores keep single and multi parts alike (a Polygon layer holds MultiPolygons).
+    # Lines and polygons may be stored as multi-part (a Polygon layer holds MultiPolygons);
+    # point layers hold single points.
     formats: list[str] = []
     for kind in kinds:
-        for k in (kind, f"Multi{kind}"):
+        for k in (kind,) if kind == "Point" else (kind, f"Multi{kind}"):
             if k in _GEOMETRY_FORMATS and _GEOMETRY_FORMATS[k] not in formats:
                 formats.append(_GEOMETRY_FORMATS[k])
     if len(formats) == 1:
