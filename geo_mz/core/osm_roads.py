@@ -39,7 +39,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import Transformer
+from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 
 from geo_mz.core._osm_ways import (
@@ -113,19 +113,24 @@ class OsmImportReport:
     pieces_outside_clip: int  #: pieces dropped by the clip
     length_km: float  #: total length written
     measure_crs: str  #: CRS lengths and the clip margin were measured in
-    walk: RoadsQuality  #: quality of the walking network
+    walk: RoadsQuality | None  #: quality of the walking network (None: not asked for)
     drive: RoadsQuality | None = None  #: quality of the driving network
     notes: list[str] = field(default_factory=list)  #: "中文 / English" remarks
 
     @property
     def ok(self) -> bool:
-        """True when the walking network meets every threshold (see ``walk.problems``)."""
+        """True when the walking network meets every threshold (see ``walk.problems``).
+
+        Raises ValueError when the quality was not computed (``read_osm_roads(quality=False)``).
+        """
+        if self.walk is None:
+            raise ValueError("the network quality was not computed (quality=False)")
         return self.walk.ok
 
     @property
     def problems(self) -> list[str]:
-        """Threshold problems of the walking network ("中文 / English")."""
-        return list(self.walk.problems)
+        """Threshold problems of the walking network ("中文 / English"); empty when unchecked."""
+        return list(self.walk.problems) if self.walk is not None else []
 
     def lines(self, lang: Literal["zh", "en", "both"] = "both") -> list[str]:
         """Human-readable report lines for the CLI; ``"both"`` gives each in Chinese, then English.
@@ -283,6 +288,8 @@ def read_osm_roads(
     population: gpd.GeoDataFrame | None = None,
     layer: str | None = None,
     fill_speeds: bool = True,
+    quality: bool = True,
+    in_measure_crs: bool = False,
 ) -> tuple[gpd.GeoDataFrame, OsmImportReport]:
     """Read OSM roads into a roads layer split at junctions, with a report of what happened.
 
@@ -314,11 +321,19 @@ def read_osm_roads(
         True (default): ``speed_kmh`` is ``maxspeed`` or the profile speed of the way's highway
         value. False: only tagged ``maxspeed`` (else empty, so ``network_from_roads`` uses its
         class table and ``drive_speeds_kmh``).
+    quality
+        True (default): measure the walking and driving networks the layer makes (the report's
+        ``walk``/``drive``). False leaves them None (a caller building its network at once,
+        as ``geo_mz.network.network_from_osm`` does, gets the same figures from the network).
+    in_measure_crs
+        False (default): the layer in EPSG:4490, as stored. True: in ``measure_crs``, built from
+        the projected coordinates (no second reprojection when a network is built at once).
 
     Returns
     -------
     tuple of (geopandas.GeoDataFrame, OsmImportReport)
-        The roads layer in EPSG:4490, one LineString per piece: the layers/roads.toml fields
+        The roads layer in EPSG:4490 (``measure_crs`` with ``in_measure_crs``), one LineString
+        per piece: the layers/roads.toml fields
         ``road_id`` (``"w<way id>-<piece>"``, or ``"r<row>-<piece>"`` for lines without an id),
         ``name``, ``road_class``, ``speed_kmh``, ``oneway`` (drawn direction; ``oneway=-1`` pieces
         are reversed), ``lanes``, ``bridge``, ``tunnel``; then the extra columns ``osm_way_id``,
@@ -403,19 +418,24 @@ def read_osm_roads(
     vkeep = keep[pv]
     new_id = np.cumsum(keep) - 1
     vpiece = new_id[pv[vkeep]]
-    geoms = shapely.linestrings(np.column_stack([lon[vkeep], lat[vkeep]]), indices=vpiece)
     metric_xy = np.column_stack([x[vkeep], y[vkeep]])
+    if in_measure_crs:
+        geoms = shapely.linestrings(metric_xy, indices=vpiece)
+    else:
+        geoms = shapely.linestrings(np.column_stack([lon[vkeep], lat[vkeep]]), indices=vpiece)
     del lon, lat, x, y, vkeep, new_id, pv
     pieces.piece_of_vertex = np.empty(0, dtype=np.int64)
-    roads = _frame(ways, pieces.way, keep, geoms, fill_speeds)
+    roads = _frame(ways, pieces.way, keep, geoms, fill_speeds, target if in_measure_crs else None)
     modes = ("walk", "drive") if roads["drive"].any() else ("walk",)
-    quality = roads_qualities(
-        roads,
-        modes=modes,
-        population=population,
-        measure_crs=measure_crs,
-        metric_coords=(metric_xy, vpiece),
-    )
+    checked: dict[str, RoadsQuality] = {}
+    if quality:
+        checked = roads_qualities(
+            roads,
+            modes=modes,
+            population=population,
+            measure_crs=measure_crs,
+            metric_coords=(metric_xy, vpiece),
+        )
     del metric_xy, vpiece
     if n_zero:
         notes.append(
@@ -442,17 +462,22 @@ def read_osm_roads(
         pieces_outside_clip=outside,
         length_km=float(length_m[keep].sum() / 1000.0),
         measure_crs=target.to_string() if target.to_epsg() is None else f"EPSG:{target.to_epsg()}",
-        walk=quality["walk"],
-        drive=quality.get("drive"),
+        walk=checked.get("walk"),
+        drive=checked.get("drive"),
         notes=notes,
     )
     return roads, report
 
 
 def _frame(
-    ways: Ways, way: np.ndarray, keep: np.ndarray, geoms: np.ndarray, fill_speeds: bool
+    ways: Ways,
+    way: np.ndarray,
+    keep: np.ndarray,
+    geoms: np.ndarray,
+    fill_speeds: bool,
+    metric: CRS | None = None,
 ) -> gpd.GeoDataFrame:
-    """Build the roads layer of the kept pieces.
+    """Build the roads layer of the kept pieces (geometries in lon/lat, or in ``metric``).
 
     ``way`` is the way index of every piece (in order along each way), ``keep`` the pieces
     written; pieces are numbered along their way before the clip, so ids do not depend on it.
@@ -499,6 +524,8 @@ def _frame(
     }
     frame["lanes"][lanes < 0] = pd.NA
     frame["osm_way_id"][~known] = pd.NA
+    if metric is not None:
+        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=metric).values)
     gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326").values)
     return (
         gdf.set_crs(STORAGE_CRS, allow_override=True) if _same_datum() else gdf.to_crs(STORAGE_CRS)

@@ -1,4 +1,9 @@
-"""OpenStreetMap PBF extracts (read with pyrosm) as :class:`geo_mz.network.Network` networks.
+"""OpenStreetMap files as :class:`geo_mz.network.Network` networks, straight from the file.
+
+:func:`network_from_osm` reads with the roads importer's reader and profile by default
+(:func:`geo_mz.core.read_osm_roads`: GDAL's OSM driver checked by pyosmium, access tags applied,
+ways split at shared node locations), building the network from the projected pieces without
+writing a layer. ``reader="pyrosm"`` keeps the pyrosm reader described below.
 
 Topology comes from OSM itself: pyrosm (``get_network(nodes=True)``) splits every way into one
 segment per pair of consecutive intersection nodes, with ``u``/``v`` OSM node ids; ways connect
@@ -27,6 +32,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -39,6 +45,7 @@ from geo_mz.core.osm_profile import (
     highway_classes,
     maxspeed_kmh,
 )
+from geo_mz.core.osm_roads import read_osm_roads
 from geo_mz.network.graph import (
     WALK_SPEED_KMH,
     Mode,
@@ -48,6 +55,7 @@ from geo_mz.network.graph import (
     check_mode,
     check_positive,
     mode_speeds,
+    network_from_roads,
     to_metric,
 )
 
@@ -170,40 +178,100 @@ def read_osm_network(
 
 
 def network_from_osm(
-    pbf: str | Path,
+    path: str | Path,
     *,
     mode: Mode,
+    reader: Literal["geo_mz", "pyrosm"] = "geo_mz",
     bounding_box: Sequence[float] | None = None,
+    clip: Any = None,
+    margin_m: float = 0.0,
     walk_speed_kmh: float = WALK_SPEED_KMH,
     drive_speeds_kmh: Mapping[str, float | None] | None = None,
     disaster_factor: float = 1.0,
     measure_crs: str | None = None,
+    components: Literal["largest", "all"] = "largest",
+    progress: Any = None,
 ) -> Network:
-    """Build a walking or driving network from an OpenStreetMap PBF extract (via pyrosm).
+    """Build a walking or driving network straight from an OpenStreetMap file.
 
     Parameters
     ----------
-    pbf
-        Path of the ``.osm.pbf`` file.
+    path
+        With ``reader="geo_mz"`` (default): any file :func:`geo_mz.core.read_osm_roads` reads
+        (``.osm``, ``.osm.pbf``, ``.o5m``, compressed XML, GeoJSON/GPKG of OSM lines). With
+        ``reader="pyrosm"``: an ``.osm.pbf`` file.
     mode
-        ``"walk"`` (pyrosm ``walking``) or ``"drive"`` (pyrosm ``driving``).
+        ``"walk"`` or ``"drive"``.
+    reader
+        ``"geo_mz"``: the roads importer's reader and tag profile (the same network as
+        ``network_from_roads(read_osm_roads(path))``, access tags applied, ways split at shared
+        node locations), without writing a layer or measuring its quality, and without a second
+        reprojection. ``"pyrosm"``: pyrosm's ``get_network`` and its own filters (see
+        :mod:`geo_mz.network.osm`).
     bounding_box
-        ``(min_lon, min_lat, max_lon, max_lat)`` to read only part of the file.
+        ``(min_lon, min_lat, max_lon, max_lat)``: only roads touching it (pyrosm: read only
+        that part of the file).
+    clip, margin_m, progress
+        ``reader="geo_mz"`` only, as in :func:`geo_mz.core.read_osm_roads` (``clip`` wins
+        over ``bounding_box``); the margin defaults to 0 here.
     walk_speed_kmh, drive_speeds_kmh, disaster_factor, measure_crs
         As in :func:`network_from_roads`. ``maxspeed`` tags win over the class table.
+    components
+        As in :func:`network_from_roads` (``reader="geo_mz"``; pyrosm keeps the largest).
 
     Returns
     -------
     Network
-        Nodes are OSM nodes (ways sharing an OSM node connect; nothing is merged by distance);
-        ``edge_id`` is the OSM way id as str. See :mod:`geo_mz.network.osm` for the tag mapping.
+        ``reader="geo_mz"``: ``edge_id`` is the importer's ``road_id`` (``w<way id>-<piece>``).
+        ``reader="pyrosm"``: nodes are OSM nodes, ``edge_id`` the OSM way id as str.
+
+    Raises
+    ------
+    NetworkError
+        Unknown reader, an option the reader does not take, no usable way.
+    geo_mz.core.OsmImportError
+        The file cannot be read as OSM roads (``reader="geo_mz"``).
     """
-    return read_osm_network(
-        pbf,
+    if reader == "pyrosm":
+        if clip is not None or components != "largest":
+            raise NetworkError(
+                "reader='pyrosm' takes no `clip` and keeps the largest component; use "
+                "reader='geo_mz'"
+            )
+        return read_osm_network(
+            path,
+            mode=mode,
+            bounding_box=bounding_box,
+            walk_speed_kmh=walk_speed_kmh,
+            drive_speeds_kmh=drive_speeds_kmh,
+            disaster_factor=disaster_factor,
+            measure_crs=measure_crs,
+        )
+    if reader != "geo_mz":
+        raise NetworkError(f"`reader` was {reader!r}; expected 'geo_mz' or 'pyrosm'")
+    check_mode(mode)
+    if clip is None and bounding_box is not None:
+        if len(bounding_box) != 4:
+            raise NetworkError(
+                f"`bounding_box` was {bounding_box!r}; expected (min_lon, min_lat, max_lon, "
+                "max_lat)"
+            )
+        clip = shapely.box(*(float(b) for b in bounding_box))
+    roads, report = read_osm_roads(
+        path,
+        clip=clip,
+        margin_m=margin_m,
+        measure_crs=measure_crs,
+        progress=progress,
+        quality=False,
+        in_measure_crs=True,
+    )
+    return network_from_roads(
+        roads,
         mode=mode,
-        bounding_box=bounding_box,
         walk_speed_kmh=walk_speed_kmh,
         drive_speeds_kmh=drive_speeds_kmh,
         disaster_factor=disaster_factor,
-        measure_crs=measure_crs,
+        measure_crs=report.measure_crs,
+        components=components,
     )
