@@ -272,3 +272,239 @@ def test_map_summary_headline_figures(client):
 def test_session_anonymous(client):
     r = client.get("/session")
     assert r.json == {"user": None, "role": None, "csrf_token": None}
+
+
+# -- OGC API - Features Part 2/3, content negotiation, CORS, hostile bodies (issue 15) ---------
+
+EPSG4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+
+def _basic(name: str) -> dict[str, str]:
+    import base64
+
+    from webmap.testing import PASSWORD
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{PASSWORD}".encode()).decode()}
+
+
+@pytest.fixture(scope="module")
+def with_incidents(base, tmp_path_factory):
+    """A client whose incidents layer has three reports at known times."""
+    app = create_app(fresh_settings(base, tmp_path_factory.mktemp("webmap_incidents")))
+    c = app.test_client()
+    for lon, lat, when in [
+        (113.05, 22.60, "2024-07-01T08:00:00Z"),
+        (113.08, 22.65, "2024-07-02T09:30:00+08:00"),  # 01:30 UTC
+        (113.02, 22.62, "2024-07-03T10:00:00Z"),
+    ]:
+        r = c.post(
+            "/collections/incidents/items",
+            json={
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                "properties": {"kind": "flood", "reported_at": when},
+            },
+            headers=_basic("reporter1"),
+        )
+        assert r.status_code == 201, r.json
+    yield c
+    app.extensions["webmap"].close()
+
+
+def test_datetime_filter_on_a_layer_with_features(with_incidents):
+    """Was a 500 (read-only array under pandas copy-on-write) once the layer had features."""
+    c = with_incidents
+
+    def matched(q: str) -> int:
+        r = c.get(f"/collections/incidents/items?datetime={q}")
+        assert r.status_code == 200, r.json
+        return r.json["numberMatched"]
+
+    assert matched("2024-07-01T00:00:00Z/..") == 3
+    assert matched("../2024-07-02T00:00:00Z") == 1
+    assert matched("2024-07-02T00:00:00Z/2024-07-02T23:59:59Z") == 1  # 01:30 UTC
+    assert matched("2024-07-01T08:00:00Z") == 1  # an instant
+    assert matched("2024-07-03T10:00:01Z/..") == 0
+    interval = c.get("/collections/incidents").json["extent"]["temporal"]["interval"]
+    assert interval == [["2024-07-01T08:00:00Z", "2024-07-03T10:00:00Z"]]
+
+
+def test_conformance_declares_crs_and_queryables(client):
+    classes = client.get("/conformance").json["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs" in classes
+    for c in ("queryables", "queryables-query-parameters"):
+        assert f"http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/{c}" in classes
+
+
+def test_crs_parameter_answers_with_content_crs_and_lat_lon_order(client):
+    plain = client.get("/collections/shelters/items?limit=3")
+    assert plain.headers["Content-Crs"] == f"<{CRS84}>"
+    for value in (EPSG4490, "EPSG:4490", "https://www.opengis.net/def/crs/EPSG/0/4490"):
+        r = client.get("/collections/shelters/items", query_string={"limit": 3, "crs": value})
+        assert r.status_code == 200 and r.headers["Content-Crs"] == f"<{EPSG4490}>"
+        for a, b in zip(plain.json["features"], r.json["features"], strict=True):
+            assert b["geometry"]["coordinates"] == a["geometry"]["coordinates"][::-1]
+    fid = plain.json["features"][0]["id"]
+    one = client.get(f"/collections/shelters/items/{fid}", query_string={"crs": EPSG4490})
+    assert one.headers["Content-Crs"] == f"<{EPSG4490}>" and "ETag" in one.headers
+    assert (
+        one.json["geometry"]["coordinates"]
+        == plain.json["features"][0]["geometry"]["coordinates"][::-1]
+    )
+    # CRS84 explicitly, and the Gauss-Kruger metres of the workspace (northing first)
+    r = client.get("/collections/shelters/items", query_string={"limit": 1, "crs": CRS84})
+    assert r.json["features"][0]["geometry"] == plain.json["features"][0]["geometry"]
+    gk = "http://www.opengis.net/def/crs/EPSG/0/4547"
+    r = client.get("/collections/shelters/items", query_string={"limit": 1, "crs": gk})
+    north, east = r.json["features"][0]["geometry"]["coordinates"]
+    assert 2_400_000 < north < 2_600_000 and 300_000 < east < 500_000
+    for bad in ("EPSG:2385", "http://www.opengis.net/def/crs/EPSG/0/99999", "wgs84"):
+        r = client.get("/collections/shelters/items", query_string={"crs": bad})
+        assert r.status_code == 400 and r.json["errors"][0]["field"] == "crs", bad
+        assert "/" in r.json["description"]  # 中文 / English
+
+
+def test_bbox_crs_and_3d_bbox_select_the_same_features(client):
+    def ids(**q) -> list[str]:
+        r = client.get("/collections/roads/items", query_string={"limit": 10000, **q})
+        assert r.status_code == 200, r.json
+        return sorted(f["id"] for f in r.json["features"])
+
+    lon0, lat0, lon1, lat1 = 113.0, 22.55, 113.1, 22.65
+    two_d = ids(bbox=f"{lon0},{lat0},{lon1},{lat1}")
+    assert two_d and two_d == ids(bbox=f"{lon0},{lat0},-50,{lon1},{lat1},5000")
+    assert two_d == ids(bbox=f"{lat0},{lon0},{lat1},{lon1}", **{"bbox-crs": EPSG4490})
+    assert two_d == ids(bbox=f"{lon0},{lat0},{lon1},{lat1}", **{"bbox-crs": CRS84})
+    for bad in ("1,2,3,4,5", "113,22,10,113.1,22.1,0"):  # 5 numbers; min height > max
+        r = client.get(f"/collections/roads/items?bbox={bad}")
+        assert r.status_code == 400 and r.json["errors"][0]["field"] == "bbox", bad
+    r = client.get(f"/collections/roads/items?bbox=1,2,3,4&bbox-crs={EPSG4490}x")
+    assert r.status_code == 400 and r.json["errors"][0]["field"] == "bbox-crs"
+
+
+def test_storage_crs_is_in_every_crs_list(client):
+    for col in client.get("/collections").json["collections"]:
+        assert col["storageCrs"] in col["crs"] and col["crs"][0] == CRS84
+        rels = {link["rel"] for link in col["links"]}
+        assert {"items", "describedby", "http://www.opengis.net/def/rel/ogc/1.0/queryables"} <= rels
+
+
+def test_queryables_schema_and_queryable_parameters(client):
+    r = client.get("/collections/shelters/queryables")
+    assert r.status_code == 200 and r.mimetype == "application/schema+json"
+    props = r.json["properties"]
+    assert props["shelter_class"]["type"] == "string" and "effective_area_m2" not in props
+    r = client.get("/collections/shelters/schema")
+    assert r.json["properties"]["shelter_id"]["x-ogc-role"] == "id"
+    assert r.json["properties"]["geometry"]["x-ogc-role"] == "primary-geometry"
+    feature = client.get("/collections/shelters/schema?profile=geojson").json
+    assert "shelter_class" in feature["properties"]["properties"]["properties"]
+    assert client.get("/collections/nope/queryables").status_code == 404
+    assert client.get("/collections/shelters/schema?profile=xsd").status_code == 400
+    # equality filters, cross-checked against the full page
+    everything = client.get("/collections/shelters/items?limit=1000").json["features"]
+    want = sum(1 for f in everything if f["properties"]["shelter_class"] == "I")
+    r = client.get("/collections/shelters/items?shelter_class=I&limit=1000")
+    assert r.json["numberMatched"] == want > 0
+    assert "shelter_class=I" in r.json["links"][0]["href"]
+    want = sum(1 for f in everything if f["properties"]["is_open"] is False)
+    assert client.get("/collections/shelters/items?is_open=false").json["numberMatched"] == want
+    r = client.get("/collections/shelters/items?capacity_persons=lots")
+    assert r.status_code == 400 and r.json["errors"][0]["field"] == "capacity_persons"
+    assert client.get("/collections/shelters/items?is_open=maybe").status_code == 400
+    # a float field is not a queryable: still an unknown parameter
+    assert client.get("/collections/shelters/items?effective_area_m2=1").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("accept", "f", "html"),
+    [
+        ("*/*", None, False),  # OWSLib, curl
+        (None, None, False),  # no Accept at all
+        ("application/json", None, False),  # GDAL
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", None, True),
+        ("text/html", None, True),
+        ("application/json;q=0.5, text/html", None, True),
+        ("text/html;q=0.5, application/json", None, False),
+        ("*/*", "html", True),
+        ("text/html", "json", False),
+    ],
+)
+def test_landing_page_negotiation(client, accept, f, html):
+    headers = {} if accept is None else {"Accept": accept}
+    r = client.get("/", headers=headers, query_string={} if f is None else {"f": f})
+    assert r.status_code == 200
+    assert r.mimetype == ("text/html" if html else "application/json")
+
+
+def test_cors_on_reads_only_and_configurable(base, tmp_path_factory):
+    app = create_app(fresh_settings(base, tmp_path_factory.mktemp("webmap_cors")))
+    c = app.test_client()
+    origin = {"Origin": "https://gis.example.org"}
+    r = c.get("/collections/shelters/items?limit=1", headers=origin)
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Content-Crs" in r.headers["Access-Control-Expose-Headers"]
+    assert "Access-Control-Allow-Credentials" not in r.headers
+    assert "Access-Control-Allow-Origin" not in c.get("/collections").headers  # no Origin
+    w = c.post("/collections/incidents/items", json={}, headers={**origin, **_basic("reporter1")})
+    assert w.status_code == 400 and "Access-Control-Allow-Origin" not in w.headers
+    app.extensions["webmap"].close()
+    only = ("https://gis.example.org",)
+    app = create_app(
+        fresh_settings(base, tmp_path_factory.mktemp("webmap_cors2"), cors_origins=only)
+    )
+    c = app.test_client()
+    r = c.get("/collections", headers=origin)
+    assert r.headers["Access-Control-Allow-Origin"] == "https://gis.example.org"
+    assert "Origin" in r.headers["Vary"]
+    r = c.get("/collections", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in r.headers
+    app.extensions["webmap"].close()
+    app = create_app(fresh_settings(base, tmp_path_factory.mktemp("webmap_cors3"), cors_origins=()))
+    r = app.test_client().get("/collections", headers=origin)
+    assert "Access-Control-Allow-Origin" not in r.headers
+    app.extensions["webmap"].close()
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_deeply_nested_json_is_refused_before_decoding(client):
+    """A 100k-deep body was a RecursionError (500), also on anonymous POST /login."""
+    r = client.post("/login", data=DEEP, content_type="application/json")
+    assert r.status_code == 400 and r.json["code"] == "json_too_deep"
+    assert "嵌套" in r.json["description"] and "nested" in r.json["description"]
+    r = client.post(
+        "/collections/incidents/items",
+        data=b'{"type": "Feature", "properties": ' + DEEP + b"}",
+        content_type="application/geo+json",
+        headers=_basic("reporter1"),
+    )
+    assert r.status_code == 400 and r.json["code"] == "json_too_deep"
+    # the same depth inside a string is only text
+    body = json.dumps({"username": "[" * 100_000, "password": "x"})
+    r = client.post("/login", data=body, content_type="application/json")
+    assert r.status_code == 401 and r.json["code"] == "bad_credentials"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"username": NaN, "password": "x"}', b'{"username": 1' + b"1" * 5000 + b"}", b"\xff\xfe"],
+)
+def test_unreadable_json_is_a_400(client, body):
+    r = client.post("/login", data=body, content_type="application/json")
+    assert r.status_code == 400 and r.json["code"] == "invalid_json", body[:40]
+
+
+def test_oversized_login_body_is_a_413(base, tmp_path_factory):
+    app = create_app(
+        fresh_settings(base, tmp_path_factory.mktemp("webmap_big"), max_body_bytes=1000)
+    )
+    r = app.test_client().post(
+        "/login",
+        data=json.dumps({"username": "a" * 2000, "password": "x"}),
+        content_type="application/json",
+    )
+    assert r.status_code == 413 and r.is_json
+    app.extensions["webmap"].close()
