@@ -144,6 +144,29 @@ def _rss_mib() -> float:
 
 
 def run_geo_mz(path: str) -> dict:
+    """File -> walking network in one call (``network_from_osm``); "read" is the whole call."""
+    from geo_mz.network import multi_source_times
+    from geo_mz.network.osm import network_from_osm
+
+    t0 = time.perf_counter()
+    net = network_from_osm(path, mode="walk")
+    t2 = time.perf_counter()
+    src = np.random.default_rng(0).choice(net.n_nodes, SOURCES, replace=False)
+    times, _ = multi_source_times(net, src)
+    t3 = time.perf_counter()
+    return {
+        "read_s": t2 - t0,
+        "build_s": 0.0,
+        "route_s": t3 - t2,
+        "nodes": net.n_nodes,
+        "edges": net.n_edges,
+        "length_km": float(net.edge_length_m.sum() / 1000),
+        "reached": int(np.isfinite(times).sum()),
+    }
+
+
+def run_geo_mz_import(path: str) -> dict:
+    """The import path: the roads layer with its quality report, then its network."""
     from geo_mz.core.osm_roads import read_osm_roads
     from geo_mz.network import multi_source_times, network_from_roads
 
@@ -254,6 +277,7 @@ def run_osmnx(path: str) -> dict:
 
 PEERS = {
     "geo_mz": run_geo_mz,
+    "geo_mz_import": run_geo_mz_import,
     "pyrosm": run_pyrosm,
     "osmnx": run_osmnx,
     "pyrosm_edges": run_pyrosm_edges,
@@ -296,10 +320,11 @@ def measure(
 
 def report(name: str, results: dict[str, dict | None]) -> None:
     print(f"\n## {name}")
-    print("(read: file -> edges; build: geo_mz network_from_roads, pyrosm to_graph, osmnx")
-    print(" to_undirected; route: 5-source multi-source shortest paths)")
+    print("(read: file -> edges (geo_mz: the whole network_from_osm call); build:")
+    print(" geo_mz_import network_from_roads, pyrosm to_graph, osmnx to_undirected;")
+    print(" route: 5-source multi-source shortest paths)")
     print(
-        f"{'peer':8} {'file->net s':>11} {'(read':>8} {'build)':>8} {'route s':>8} "
+        f"{'peer':13} {'file->net s':>11} {'(read':>8} {'build)':>8} {'route s':>8} "
         f"{'total s':>8} {'maxRSS MiB':>10} {'base MiB':>9} {'nodes':>9} {'edges':>9} "
         f"{'km':>9} {'reached':>9}"
     )
@@ -307,31 +332,35 @@ def report(name: str, results: dict[str, dict | None]) -> None:
         if r is None:
             continue
         if "failed" in r:
-            print(f"{peer:8} FAILED: {r['failed']}")
+            print(f"{peer:13} FAILED: {r['failed']}")
             continue
         print(
-            f"{peer:8} {r['net_s']:11.2f} {r['read_s']:8.2f} {r['build_s']:8.2f} "
+            f"{peer:13} {r['net_s']:11.2f} {r['read_s']:8.2f} {r['build_s']:8.2f} "
             f"{r['route_s']:8.3f} {r['total_s']:8.2f} {r['maxrss_mib']:10.0f} "
             f"{r['rss_base_mib']:9.0f} {r['nodes']:9.0f} {r['edges']:9.0f} "
             f"{r['length_km']:9.1f} {r['reached']:9.0f}"
         )
     mine = results.get("geo_mz")
+    imported = results.get("geo_mz_import")
     edges_only = results.get("pyrosm_edges")
-    if mine and "failed" not in mine and edges_only and "failed" not in edges_only:
-        ratio = edges_only["read_s"] / mine["read_s"]
+    if imported and "failed" not in imported and edges_only and "failed" not in edges_only:
+        ratio = edges_only["read_s"] / imported["read_s"]
         said = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
         print(f"reading alone (file -> pieces/edges) vs pyrosm get_network: geo_mz {said}")
     peers = {
         p: r
         for p, r in results.items()
-        if p not in ("geo_mz", "pyrosm_edges") and r and "failed" not in r
+        if p not in ("geo_mz", "geo_mz_import", "pyrosm_edges") and r and "failed" not in r
     }
-    if mine and "failed" not in mine and peers:
+    for name, ours in (("geo_mz", mine), ("geo_mz_import", imported)):
+        if not ours or "failed" in ours or not peers:
+            continue
         for key, label in (("net_s", "file->network"), ("total_s", "whole pipeline")):
             best = min(peers, key=lambda p: peers[p][key])
-            ratio = peers[best][key] / mine[key]
+            ratio = peers[best][key] / ours[key]
             said = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
-            print(f"geo_mz vs the faster peer ({best}), {label}: geo_mz {said}")
+            print(f"{name} vs the faster peer ({best}), {label}: {name} {said}")
+    if mine and "failed" not in mine and peers:
         best = min(peers, key=lambda p: peers[p]["maxrss_mib"])
         print(
             f"geo_mz vs leanest peer ({best}), peak RSS: "
@@ -419,6 +448,7 @@ def main() -> None:
     print(f"address-space cap per subprocess: {cap:g} GiB (RLIMIT_AS; the machine has no swap)")
     results = {
         "geo_mz": measure("geo_mz", LONGGANG, warm_xml, args.repeat, 600, cap),
+        "geo_mz_import": measure("geo_mz_import", LONGGANG, warm_xml, args.repeat, 600, cap),
         "pyrosm": measure("pyrosm", lg_pbf, warm_pbf, args.repeat, 600, cap),
         "osmnx": measure("osmnx", LONGGANG, warm_xml, args.repeat, 600, cap),
     }
@@ -437,6 +467,7 @@ def main() -> None:
         )
         results = {
             "geo_mz": measure("geo_mz", pbf, warm_pbf, reps, 3600, cap),
+            "geo_mz_import": measure("geo_mz_import", pbf, warm_pbf, reps, 3600, cap),
             "pyrosm": measure("pyrosm", pbf, warm_pbf, reps, 3600, cap),
             "osmnx": measure("osmnx", xml, warm_xml, reps, osmnx_timeout, cap),
             # pyrosm's reading alone: the figure to compare with geo_mz's "read" column
