@@ -190,7 +190,9 @@ def test_county_summary_and_report_tables(gd_findings: pd.DataFrame) -> None:
     assert (summary[list(CHECKS)].sum(axis=1) == summary["total"]).all()
     assert summary["total"].sum() == len(gd_findings)
     pj = summary[summary["county_code"] == "440703"].iloc[0]
-    assert pj["homophone"] == 2 and pj["rare_char"] == 1
+    # 石滘村: 滘 is outside GB 2312 but a regional standard place-name character, not rare
+    assert pj["homophone"] == 2 and pj["rare_char"] == 0
+    assert not ((gd_findings["name"] == "石滘村委会") & (gd_findings["check"] == "rare_char")).any()
     tables = report_tables(gd_findings, max_cases=5)
     assert all(isinstance(t, ReportTable) for t in tables)
     assert tables[0].title_en == "Findings by check"
@@ -241,7 +243,7 @@ def test_planted_characters_and_scripts() -> None:
     t = _table(
         [
             ("440703101201", "崙上村委会", "village"),  # traditional/variant 崙 -> 仑
-            ("440703101202", "石滘村委会", "village"),  # 滘 is outside GB 2312
+            ("440703101202", "石𬒈村委会", "village"),  # 𬒈 is outside GB 2312 and not regional
             ("440703101203", "A区社区居委会", "village"),
             ("440703101204", "幸福·家园社区", "village"),
             ("440703101205", "复兴路23号社区", "village"),
@@ -263,7 +265,7 @@ def test_planted_characters_and_scripts() -> None:
     }
     detail = f.set_index(["code", "check"])["detail"]
     assert "崙→仑" in detail[("440703101201", "traditional")]
-    assert "U+6ED8" in detail[("440703101202", "rare_char")]
+    assert "U+2C488" in detail[("440703101202", "rare_char")]
     assert "字母 A" in detail[("440703101203", "mixed_script")]
     assert "符号 ·" in detail[("440703101204", "mixed_script")]
 

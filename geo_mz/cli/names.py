@@ -24,6 +24,43 @@ from geo_mz.cli.common import bad_input, echo_kpis, progress_bar
 REFUSED = 4
 
 _LEVELS = ("province", "city", "county", "town", "village")
+#: Name classes of ``names check --class`` (geo_mz.names.NAME_CLASSES, without importing it).
+_CLASSES = (
+    "admin",
+    "village",
+    "residential",
+    "road",
+    "building",
+    "bridge",
+    "square",
+    "park",
+    "station",
+)
+
+
+def _read_names_table(path: str) -> Any:
+    """Read a table of names from CSV, Excel or any vector file (errors name the file)."""
+    import pandas as pd
+
+    low = path.lower()
+    try:
+        if low.endswith((".csv", ".txt")):
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        elif low.endswith((".xlsx", ".xls")):
+            table = pd.read_excel(path, dtype=str).fillna("")
+        else:
+            from geo_mz.core.io import read_source
+
+            table = pd.DataFrame(read_source(path).gdf.drop(columns="geometry", errors="ignore"))
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"无法读取 {path} / cannot read {path}: {exc}") from exc
+    if "name" not in table.columns:
+        raise click.BadParameter(
+            f"{path}: 缺少 name 列 / no 'name' column "
+            f"(columns: {', '.join(map(str, table.columns))})"
+        )
+    return table
+
 
 data_option = click.option(
     "--data",
@@ -127,17 +164,35 @@ def _point(lon: float | None, lat: float | None) -> Any:
 @names.command(name="check")
 @click.argument("name")
 @click.option(
+    "--class",
+    "name_class",
+    type=click.Choice(list(_CLASSES)),
+    default="admin",
+    show_default=True,
+    help="地名类别: 行政区划、村、居民区、道路、建筑物、桥梁、广场、公园、站场 / class of the "
+    "name.",
+)
+@click.option(
     "--level",
-    required=True,
+    default=None,
     type=click.Choice(["city", "county", "town", "village"]),
-    help="拟命名地名的层级 / level of the new unit.",
+    help="拟命名行政区划的层级(--class admin 必填) / level of the new unit (required for "
+    "--class admin).",
 )
 @click.option(
     "--parent",
     "parent_code",
-    required=True,
-    help="上级区划代码(村→乡镇9位，乡镇→县6位) / code of the parent unit (a town for a "
-    "village, a county for a town ...).",
+    default=None,
+    help="上级区划代码(村→乡镇9位，乡镇→县6位; 其他类别: 所在县6位或市4位) / code of the "
+    "parent unit (admin: a town for a village ...; other classes: the county or city).",
+)
+@click.option(
+    "--existing",
+    "existing_file",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="其他类别: 同一县(道路: 同一市)的现有地名表(含 name 列) / other classes: existing "
+    "names of the area (a name column) for the duplicate and homophone checks.",
 )
 @click.option("--lon", type=float, default=None, help="经度(CGCS2000) / longitude.")
 @click.option("--lat", type=float, default=None, help="纬度(CGCS2000) / latitude.")
@@ -161,8 +216,10 @@ def _point(lon: float | None, lat: float | None) -> Any:
 @rebuild_option
 def names_check(
     name: str,
-    level: str,
-    parent_code: str,
+    name_class: str,
+    level: str | None,
+    parent_code: str | None,
+    existing_file: str | None,
     lon: float | None,
     lat: float | None,
     place_names_file: str | None,
@@ -173,10 +230,23 @@ def names_check(
 ) -> None:
     """审核拟用地名 / Check a proposed name before approval.
 
+    行政区划(--class admin)与全国区划表比对; 其他类别(居民区、道路、建筑物 ...)检查大、洋、怪,
+    给出 --existing 时还检查重名同音。每条问题列出类别、规则、命中部分和修改建议。
+    Admin names are compared with the national tables; other classes are checked for 大/洋/怪
+    (and 重 against --existing). Each finding names the category, rule, matched part and a fix.
+
     退出码 exit code: 0 可用 acceptable, 4 不予通过 refused, 2 输入有误 bad input.
 
-    例 e.g.: geo-mz names check 新安村 --level village --parent 440703101
+    例 e.g.: geo-mz names check 新安村 --level village --parent 440703101;
+    geo-mz names check 维也纳花园 --class residential --parent 440703
     """
+    if name_class != "admin":
+        _check_other_class(name, name_class, parent_code, existing_file, as_json)
+        return
+    if level is None or parent_code is None:
+        raise click.BadParameter(
+            "--class admin 须给出 --level 和 --parent / --class admin needs --level and --parent"
+        )
     from geo_mz.names.proposal import check_proposal
 
     with bad_input():
@@ -232,6 +302,54 @@ def names_check(
         sys.exit(REFUSED)
 
 
+def _check_other_class(
+    name: str,
+    name_class: str,
+    area_code: str | None,
+    existing_file: str | None,
+    as_json: bool,
+) -> None:
+    """``names check --class residential|road|...``: the class checks of one proposed name."""
+    from geo_mz.names.class_check import check_class_proposal
+    from geo_mz.names.classes import load_class_rules
+
+    with bad_input():
+        existing = _read_names_table(existing_file) if existing_file else None
+        found = check_class_proposal(name, name_class, existing=existing, area_code=area_code)
+        zh = load_class_rules().classes[name_class].zh
+    refused = found["severity"].isin(["error", "warning"]).any() if len(found) else False
+    if as_json:
+        cols = ["check", "check_zh", "flag", "severity", "matched", "detail", "rule", "source"]
+        cols += ["suggestion", "related_names"]
+        click.echo(
+            json.dumps(
+                {
+                    "name": name,
+                    "class": name_class,
+                    "ok": not refused,
+                    "findings": found[cols].to_dict("records"),
+                },
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
+    else:
+        verdict = "不予通过 REFUSED" if refused else "可用 ACCEPTABLE"
+        color = "red" if refused else "green"
+        click.secho(f"{zh} {name}: {verdict}", fg=color, bold=True)
+        for _, r in found.iterrows():
+            mark = "!" if r["severity"] == "notice" else "✗"
+            click.echo(f"  {mark} [{r['flag']} {r['check_zh']}] {r['detail']}")
+            click.echo(f"      命中 matched: {r['matched']}")
+            click.echo(f"      建议 fix: {r['suggestion']}")
+            click.echo(f"      规则 rule: {r['rule']}")
+            click.echo(f"      依据 source: {r['source']}")
+        if found.empty:
+            click.echo("  未发现问题 / no findings")
+    if refused:
+        sys.exit(REFUSED)
+
+
 @names.command(name="report")
 @click.option(
     "--code-prefix",
@@ -254,18 +372,44 @@ def names_check(
     show_default=True,
     help="报告语言 / report language.",
 )
+@click.option(
+    "--names",
+    "names_file",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="其他类别地名表(CSV/Excel/矢量; name 列, 可含 class、code、county_code 列) / a table "
+    "of names of any class (name; optional class, code, county_code).",
+)
+@click.option(
+    "--class",
+    "name_class",
+    type=click.Choice(list(_CLASSES)),
+    default=None,
+    help="--names 表中所有地名的类别(表中无 class 列时) / class of every name of --names.",
+)
 @data_option
 @rebuild_option
 def names_report(
-    code_prefix: str | None, out_dir: str, lang: str, folder: str | None, rebuild: bool
+    code_prefix: str | None,
+    out_dir: str,
+    lang: str,
+    names_file: str | None,
+    name_class: str | None,
+    folder: str | None,
+    rebuild: bool,
 ) -> None:
     """不规范地名检查报告(按县) / Standardisation report per county: HTML, Excel, CSV.
 
     检查重名、同音、大洋怪、繁体/生僻字/字母数字符号、缺通名、代码段。
     Checks duplicates, homophones, 大/洋/怪 words, characters, missing 通名, code ranges.
+    --names: 居民区、道路、建筑物等任一类别的地名表 / a table of names of any class.
 
-    例 e.g.: geo-mz names report --code-prefix 440703 --out out/names
+    例 e.g.: geo-mz names report --code-prefix 440703 --out out/names;
+    geo-mz names report --names estates.csv --class residential
     """
+    if names_file is not None:
+        _report_other_classes(names_file, name_class, out_dir, lang)
+        return
     from geo_mz.core.results import Kpi
     from geo_mz.names.check import check_names
     from geo_mz.names.gazetteer import subtree
@@ -301,6 +445,38 @@ def names_report(
     counts = findings["check"].value_counts() if len(findings) else {}
     kpis = [Kpi("检查地名数", "Units checked", units), Kpi("问题数", "Findings", len(findings))]
     rules = load_rules()
+    kpis += [Kpi(rules.checks[c].zh, str(c), int(n)) for c, n in dict(counts).items()]
+    echo_kpis(kpis)
+    for kind, path in paths.items():
+        click.echo(f"{kind:<5} {path}")
+
+
+def _report_other_classes(names_file: str, name_class: str | None, out_dir: str, lang: str) -> None:
+    """``names report --names FILE``: the report of a table of names of any class."""
+    from pathlib import Path
+
+    from geo_mz.core.results import Kpi
+    from geo_mz.names.class_check import check_class_names
+    from geo_mz.names.rules import load_rules
+    from geo_mz.outputs.names import write_names_report
+
+    with bad_input():
+        table = _read_names_table(names_file)
+        findings = check_class_names(table, name_class=name_class)
+        paths = write_names_report(
+            findings,
+            out_dir,
+            name=Path(names_file).stem,
+            adcode="",
+            units_checked=len(table),
+            lang=lang,  # type: ignore[arg-type]
+        )
+    rules = load_rules()
+    counts = findings["check"].value_counts() if len(findings) else {}
+    kpis = [
+        Kpi("检查地名数", "Names checked", len(table)),
+        Kpi("问题数", "Findings", len(findings)),
+    ]
     kpis += [Kpi(rules.checks[c].zh, str(c), int(n)) for c, n in dict(counts).items()]
     echo_kpis(kpis)
     for kind, path in paths.items():

@@ -8,7 +8,11 @@ against the same rules and the existing names of its area (and, given a point, t
 nearby).
 
 The rules, their word lists and the sources they come from are data, not code:
-``layers/rules/placename_rules.toml`` (see :func:`load_rules`).
+``layers/rules/placename_rules.toml`` (see :func:`load_rules`) and, for the lexicons of every
+class of name (居民区, 道路, 建筑物 ...), ``layers/rules/placename_classes.toml`` (see
+:func:`geo_mz.names.load_class_rules`; tables of such names are checked by
+:func:`geo_mz.names.check_class_names`).  Every finding names its category (``flag``), the
+rule and its source, the matched part (``matched``) and a suggested fix (``suggestion``).
 
 Checks
 ------
@@ -19,11 +23,19 @@ duplicate           DUP (重)    same 专名 (proper part), same class, same sco
                                 above nationally; towns within a county; villages within a town
                                 (errors); villages of different towns of one county (notices)
 homophone           DUP (重)    same tone-less pinyin of the 专名, other characters, same scopes
-big                 BIG (大)    restricted words (宇宙, 中央, 天安门 and its homophones ...)
-foreign             FOREIGN     foreign place names (维也纳, 巴黎 ...)
+big                 BIG (大)    restricted words (宇宙, 中央, 天安门 and its homophones; 帝景, 皇庭,
+                                至尊 and their variant spellings 缔景, 凰庭 ...); a residential
+                                compound or building called 城/广场/中心
+foreign             FOREIGN     foreign place and personal names (维也纳, 巴黎, 拿破仑 ...)
+transliteration     FOREIGN     a run of transliteration characters (non-admin classes)
 odd_word            ODD (怪)    feudal words (皇帝, 帝都 ...)
+vulgar              ODD (怪)    vulgar or ominous words (屎, 尿, 鬼, 死人 ...)
+pun                 ODD (怪)    an idiom written with other characters of the same sound
+generic_mismatch    ODD (怪)    stacked generic parts (XX广场花园)
 traditional         ODD (怪)    traditional or variant characters (OpenCC character table)
-rare_char           ODD (怪)    Han characters outside GB 2312
+rare_char           ODD (怪)    Han characters outside GB 2312 (regional standard place-name
+                                characters such as 滘, 垱, 碶 excepted)
+hard_to_read        ODD (怪)    two or more characters outside GB 2312 level 1 (non-admin classes)
 mixed_script        ODD (怪)    Latin letters, Arabic digits or symbols (·, -, brackets ...)
 number_name         ODD (怪)    a 专名 of numerals only
 missing_generic     GENERIC     no 通名 of its level (村/社区, 镇/乡/街道, 区/县/市/旗 ...)
@@ -55,12 +67,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from geo_mz.names._class_checks import class_checks
 from geo_mz.names._name_checks import (
+    FINDING_COLUMNS,
     character_findings,
     finding,
     structure_findings,
     term_findings,
 )
+from geo_mz.names.classes import ClassRules, load_class_rules
 from geo_mz.names.gazetteer import LEVELS, GazetteerIndex, names_pinyin, subtree
 from geo_mz.names.proposal import ProposalResult, Reason, check_proposal
 from geo_mz.names.report import county_summary, report_tables
@@ -91,27 +106,6 @@ __all__ = [
     "parse_name",
     "report_tables",
 ]
-
-#: Columns of the findings table.
-FINDING_COLUMNS: tuple[str, ...] = (
-    "code",
-    "name",
-    "full_name",
-    "level",
-    "county_code",
-    "county_name",
-    "check",
-    "check_zh",
-    "flag",
-    "severity",
-    "scope",
-    "scope_code",
-    "related_codes",
-    "related_names",
-    "detail",
-    "rule",
-    "source",
-)
 
 
 # --------------------------------------------------------------------------- checks
@@ -259,6 +253,8 @@ def _group_findings(
                         related_codes=";".join(col["code"][j] for j in others),
                         related_names=";".join(col["full_name"][j] for j in others),
                         detail=detail,
+                        matched=me_spec,
+                        suggestion="更名以示区别: 用当地历史地名、地理特征或区片名, 不加序数",
                     )
                 )
     return out
@@ -270,6 +266,7 @@ def check_names(
     code_prefix: str | None = None,
     rules: Rules | None = None,
     checks: Sequence[str] | None = None,
+    class_rules: ClassRules | None = None,
 ) -> pd.DataFrame:
     """Run the standardisation checks over a table of names.
 
@@ -288,6 +285,9 @@ def check_names(
         Default :func:`load_rules`.
     checks : sequence of str, optional
         Only these checks (from :data:`CHECKS`).
+    class_rules : ClassRules, optional
+        The lexicons of every class; default :func:`geo_mz.names.load_class_rules` (divisions
+        are checked as class ``admin``, villages as ``village``).
 
     Returns
     -------
@@ -330,6 +330,11 @@ def check_names(
         rows += _group_findings(t, rules, report, homophone=True)
     if wanted & {"big", "foreign", "odd_word"}:
         rows += [r for r in term_findings(t, rules, report) if r["check"] in wanted]
+    # the class lexicons (夸大 compounds, foreign names, vulgar words ...) for divisions/villages
+    t["name_class"] = np.where(t["level"] == "village", "village", "admin")
+    seen = {(r["code"], r["check"], r["matched"]) for r in rows}
+    extra = class_checks(t, rules, class_rules or load_class_rules(), report, wanted)
+    rows += [r for r in extra if (r["code"], r["check"], r["matched"]) not in seen]
     if wanted & {"traditional", "rare_char", "mixed_script"}:
         rows += [r for r in character_findings(t, rules, report) if r["check"] in wanted]
     if wanted & {"number_name", "missing_generic", "code_type"}:

@@ -40,16 +40,27 @@ CHECKS: tuple[str, ...] = (
     "homophone",
     "big",
     "foreign",
+    "transliteration",
     "odd_word",
+    "vulgar",
+    "pun",
+    "generic_mismatch",
     "traditional",
     "rare_char",
+    "hard_to_read",
     "mixed_script",
     "number_name",
     "missing_generic",
     "code_type",
 )
 
-SCOPE_ZH = {"national": "全国", "county": "县(市、区)内", "town": "乡镇(街道)内", "name": "名称"}
+SCOPE_ZH = {
+    "national": "全国",
+    "city": "市内",
+    "county": "县(市、区)内",
+    "town": "乡镇(街道)内",
+    "name": "名称",
+}
 
 
 class NamesError(GeoMzError, ValueError):
@@ -109,7 +120,8 @@ class Rules:
     traditional
         Traditional or variant character -> simplified character.
     allow_chars
-        Characters the character checks accept.
+        Characters the character checks accept (``allow`` and the regional standard place-name
+        characters of ``regional_table``: 滘, 垱, 碶 ...).
     path
         The file read.
     """
@@ -205,6 +217,10 @@ def _load_rules(path_str: str) -> Rules:
         chars = data.get("characters", {})
         table = chars.get("traditional_table")
         traditional = _read_char_table(path.parent / table) if table else {}
+        regional = chars.get("regional_table")
+        allow = set(chars.get("allow", ""))
+        if regional:
+            allow |= {c for c in _read_char_table(path.parent / regional) if len(c) == 1}
     except KeyError as exc:
         raise NamesError(f"{path}: missing key {exc}") from exc
     return Rules(
@@ -218,7 +234,7 @@ def _load_rules(path_str: str) -> Rules:
         town_category=dict(data.get("town_category", {})),
         code_ranges=code_ranges,
         traditional=traditional,
-        allow_chars=frozenset(chars.get("allow", "")),
+        allow_chars=frozenset(allow),
         path=path,
     )
 
