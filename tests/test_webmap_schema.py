@@ -3,7 +3,9 @@
 Every operation of ``GET /openapi`` is called with generated requests against the flask app
 (WSGI, no socket): no response may be a server error (5xx), and every response must match the
 document (status code, content type, headers, body schema). Reads run anonymously; writes run
-as a commander using HTTP Basic (scripts need no CSRF token), on a copy of the sample workspace.
+as a commander using HTTP Basic (scripts need no CSRF token), on a copy of the sample workspace
+whose incidents and road closures have features. The document carries every ``items``
+parameter: ``bbox`` (2D/3D), ``bbox-crs``, ``crs``, ``datetime`` and the queryables.
 """
 
 from __future__ import annotations
@@ -61,8 +63,41 @@ def app(tmp_path_factory: pytest.TempPathFactory):
     )
     app = create_app(settings_)
     app.test_client().get("/names/search?q=x")  # starts building the place-name index
+    fill_empty_layers(app)
     yield app
     app.extensions["webmap"].close()
+
+
+def fill_empty_layers(app) -> None:
+    """Give incidents and road closures features, so reads (datetime, crs, bbox) touch rows.
+
+    A datetime filter on the empty incidents layer once hid a 500 that only a layer with
+    features raised.
+    """
+    client = app.test_client()
+    for i, when in enumerate(("2024-07-01T08:00:00Z", "2024-07-02T09:30:00Z", None)):
+        props = {"kind": "flood", "description": f"schema test {i}"}
+        if when:
+            props["reported_at"] = when
+        r = client.post(
+            "/collections/incidents/items",
+            json={
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [113.05 + i / 100, 22.6]},
+                "properties": props,
+            },
+            headers=basic("reporter1"),
+        )
+        assert r.status_code == 201, r.json
+    line = {"type": "LineString", "coordinates": [[113.0, 22.7], [113.004, 22.701]]}
+    r = client.post(
+        "/collections/road_closures/items",
+        json={"type": "Feature", "geometry": line, "properties": {"reason": "积水"}},
+        headers=basic("commander1"),
+    )
+    assert r.status_code == 201, r.json
+    for name in ("incidents", "road_closures"):
+        assert client.get(f"/collections/{name}/items").json["numberMatched"] > 0
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +158,28 @@ def test_reads_match_the_document(app, api_schema):
     wait_for_name_index(app)
     failures = run_operations(api_schema, ("GET",), {})
     assert not failures, "\n\n".join(failures)
+
+
+def test_items_document_the_ogc_parameters(app):
+    """The generated requests above cover crs, bbox-crs, datetime and the queryables."""
+    doc = app.test_client().get("/openapi").json
+    params = doc["paths"]["/collections/incidents/items"]["get"]["parameters"]
+    names = {p.get("name") or p["$ref"].rsplit("/", 1)[-1] for p in params}
+    assert {"bbox", "bbox-crs", "crs", "datetime", "kind", "status"} <= names
+
+
+def test_reads_with_every_crs_match_the_document(app, api_schema):
+    """Known-good crs/bbox-crs/datetime requests on the non-empty incidents layer."""
+    operation = api_schema["/collections/incidents/items"]["GET"]
+    crs_list = app.test_client().get("/collections/incidents").json["crs"]
+    for crs in crs_list:
+        when = "2024-07-01T00:00:00Z/2024-12-31T00:00:00Z"  # the two dated reports
+        case = operation.Case(query={"crs": crs, "datetime": when})
+        response = case.call_and_validate(checks=CHECKS)
+        assert response.status_code == 200, response.text
+        got = {k.lower(): v for k, v in response.headers.items()}["content-crs"]
+        assert got in (f"<{crs}>", [f"<{crs}>"])
+        assert response.json()["numberMatched"] == 2
 
 
 def test_admin_reads_match_the_document(api_schema):
