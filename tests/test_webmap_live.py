@@ -167,7 +167,8 @@ def test_push_reaches_a_waiting_stream_within_a_second(base, tmp_path):
 def test_real_server_serves_map_api_and_live_events(base, tmp_path):
     app = create_app(fresh_settings(base, tmp_path / "ws", sse_keepalive_s=0.5))
     with running_server(app) as root:
-        with urllib.request.urlopen(f"{root}/", timeout=10) as r:
+        page_req = urllib.request.Request(f"{root}/", headers={"Accept": "text/html"})
+        with urllib.request.urlopen(page_req, timeout=10) as r:  # as a browser asks
             page = r.read().decode()
             assert r.status == 200 and "leaflet.js" in page
         with urllib.request.urlopen(f"{root}/collections", timeout=10) as r:
