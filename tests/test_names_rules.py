@@ -213,3 +213,18 @@ def test_cli_check_class_and_report_names(tmp_path: Path) -> None:
     found = pd.read_csv(tmp_path / "r" / "names_findings.csv", dtype=str)
     assert set(found["check"]) == {"foreign", "homophone"}
     assert found["suggestion"].notna().all()
+
+
+@pytest.mark.slow
+def test_national_division_tables_few_new_flags(shared_data: Path) -> None:
+    # the class lexicons over all 665,276 divisions and villages: what they add is almost only
+    # communities named after housing estates (御景湾社区, 莱茵小镇社区, 巴黎印象社区 ...)
+    from geo_mz.names import load_gazetteer
+
+    gaz = load_gazetteer(shared_data / "placenames")
+    f = check_names(gaz, checks=NEW_CHECKS)
+    lists = "guidance|first_rank|countries|cities|features|persons|vulgar|ominous|feudal|script"
+    new = f[f["rule"].str.contains(lists)]
+    assert 50 < new["code"].nunique() < 0.0005 * len(gaz)
+    estates = new["name"].str.contains("社区|居委会|小区|生活区")
+    assert estates.mean() > 0.8, new.loc[~estates, "name"].tolist()
