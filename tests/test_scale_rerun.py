@@ -324,3 +324,14 @@ def test_postgis_reruns_after_sql_edits_recompute_every_part(pg_url, pg_ws):
     assert set(_statuses(with_road).values()) == {"done"}
     again = _run(ws, parts, store, pg_ws)
     assert again.run_key == with_road.run_key and set(_statuses(again).values()) == {"skipped"}
+
+
+def test_counts_follow_the_data_not_the_layer_records(ws):
+    """points_left_out's totals: a layer appended by another tool is counted as it is now."""
+    before = ws.count("shelters")
+    assert before == int(ws.layer_records().set_index("layer")["rows"]["shelters"])
+    extra = ws.read("shelters").iloc[[0, 1]].copy()
+    extra["shelter_id"] = ["X1", "X2"]
+    pyogrio.write_dataframe(extra, ws.path, layer="shelters", append=True)
+    assert ws.count("shelters") == before + 2 == len(ws.read("shelters"))
+    assert int(ws.layer_records().set_index("layer")["rows"]["shelters"]) == before  # stale

@@ -144,7 +144,7 @@ def repair(
         new = shapely.coverage_clean(geoms, gap_width=float(gap_width_m), snapping_distance=snap)
         new = np.array([polygonal(g) for g in new], dtype=object)
     elif method == "polygonize":
-        new = _repair_polygonize(geoms, gap_width_m, snap_m, noise_m2)
+        new = _repair_polygonize(geoms, gap_width_m, snap_m)
     else:
         raise BoundaryError(f"repair method {method!r} is not auto, coverage_clean or polygonize")
     after = u[["code", "name"]].copy()
@@ -212,9 +212,7 @@ def _check_codes(
         raise LayerValidationError(problems)
 
 
-def _repair_polygonize(
-    geoms: np.ndarray, gap_width_m: float, snap_m: float | None, noise_m2: float
-) -> np.ndarray:
+def _repair_polygonize(geoms: np.ndarray, gap_width_m: float, snap_m: float | None) -> np.ndarray:
     """Node every border, polygonize, give each face to one unit, dissolve per unit."""
     grid = float(snap_m) if snap_m else None
     g = shapely.set_precision(geoms, grid) if grid else geoms

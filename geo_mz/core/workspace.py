@@ -268,6 +268,16 @@ class Workspace:
         """All stored layers by name."""
         return {k: self.read(k) for k in self.layers()}
 
+    def count(self, kind: str) -> int:
+        """Rows of a layer as stored now (counted, not taken from its layer record).
+
+        A layer edited by another tool (QGIS, pyogrio, SQL) has a stale record; this count
+        is not.
+        """
+        if kind not in self.layers():
+            raise WorkspaceError(f"{self.path}: no layer '{kind}'; layers are {self.layers()}")
+        return int(pyogrio.read_info(self.path, layer=kind, force_feature_count=True)["features"])
+
     def extent(self, kind: str) -> tuple[float, float, float, float]:
         """Lon/lat ``(minx, miny, maxx, maxy)`` of a layer's features (NaNs when it has none)."""
         if kind not in self.layers():

@@ -429,6 +429,14 @@ class PostgisWorkspace:
         """Names of the catalog layers stored in this workspace."""
         return [str(x) for x in self.layer_records()["layer"].tolist()]
 
+    def count(self, kind: str) -> int:
+        """Rows of a layer as stored now (counted, not taken from its layer record)."""
+        if kind not in self.layers():
+            raise WorkspaceError(f"{self}: no layer '{kind}'; layers are {self.layers()}")
+        with self._reading() as conn:
+            q = _sql().SQL("SELECT count(*) FROM {}").format(self._table(kind))
+            return int(conn.execute(q).fetchone()[0])
+
     def _read(
         self,
         conn: Any,

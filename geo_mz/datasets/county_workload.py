@@ -345,7 +345,7 @@ def _links(county: Any, ss: list[_Settlement]) -> list[tuple[int, int, Any]]:
 # --------------------------------------------------------------------------- layers
 
 
-def _town_name(county_name: str, k: int) -> str:
+def _town_name(k: int) -> str:
     num = _DIGITS[k - 1] if k <= len(_DIGITS) else str(k)
     return f"合成{num}镇"
 
@@ -518,7 +518,7 @@ def county_layers(
     lanes = {"primary": 4, "secondary": 2, "residential": 1, "rural": 2}
     for s in ss:
         town_code = f"{code}{s.k:03d}"
-        town_name = _town_name(name, s.k)
+        town_name = _town_name(s.k)
         for e, (klass, rname) in enumerate(zip(s.klass, s.names, strict=True)):
             road_cols["road_id"].append(f"{code}-S{s.k}-R{e + 1:04d}")
             road_cols["name"].append(f"{town_name}{rname}")
@@ -545,7 +545,7 @@ def county_layers(
         admin_geoms.append(s.town)
     for a, b, line in _links(county_m, ss):
         road_cols["road_id"].append(f"{code}-L{ss[a].k}-{ss[b].k}")
-        road_cols["name"].append(f"{_town_name(name, ss[a].k)}至{_town_name(name, ss[b].k)}公路")
+        road_cols["name"].append(f"{_town_name(ss[a].k)}至{_town_name(ss[b].k)}公路")
         road_cols["road_class"].append("rural")
         road_cols["lanes"].append(lanes["rural"])
         road_geoms.append(line)

@@ -192,11 +192,11 @@ def pengjiang_dem(
     z = plain + hill * relief
     z[wet] = 0.5
     # 3. graded burial sites
-    z = _grade_sites(z, transform, m["burial_sites"].geometry, cell_m)
+    z = _grade_sites(z, transform, m["burial_sites"].geometry)
     return DemGrid(z, transform, MEASURE_CRS)
 
 
-def _grade_sites(z: np.ndarray, transform: Any, sites: Any, cell_m: float) -> np.ndarray:
+def _grade_sites(z: np.ndarray, transform: Any, sites: Any) -> np.ndarray:
     """Blend the surface around each site into a plane of at most 8° (terraced sites)."""
     rows, cols = z.shape
     xs = transform.c + (np.arange(cols) + 0.5) * transform.a

@@ -22,10 +22,8 @@ def write_excel(
     path: str | Path,
     result: CircleResult,
     sites: gpd.GeoDataFrame | None = None,
-    *,
-    lang: Lang = "zh",
 ) -> Path:
-    """Write the tables to an Excel workbook, headings in Chinese and English."""
+    """Write the tables to an Excel workbook, headings in Chinese and English (always both)."""
     specs = result_catalog()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +80,7 @@ def write_circle_outputs(
     out = Path(out_dir)
     return {
         "gpkg": write_gpkg(out / f"{prefix}.gpkg", output_layers(result, sites)),
-        "xlsx": write_excel(out / f"{prefix}.xlsx", result, sites, lang=lang),
+        "xlsx": write_excel(out / f"{prefix}.xlsx", result, sites),
         "map": save_map(
             circle_map(base_layers, result, sites, lang=lang), out / f"{prefix}_map.html"
         ),

@@ -64,14 +64,15 @@ def points_left_out(job: str, ws: Any, result: RunResult) -> tuple[int, int] | N
     st = open_run_store(result.store).status(result.run_key)
     done = st[st["status"] == "done"]
     n = int(sum(json.loads(r or "{}").get("info", {}).get("points", 0) for r in done["rows"]))
-    rec = ws.layer_records().set_index("layer")["rows"]
+    # counted now, not from the layer records: a layer edited by another tool has stale records
+    layers = set(ws.layers())
     if job == "coverage":
-        total = int(rec.get("population", 0))
+        total = ws.count("population") if "population" in layers else 0
     else:
         units = ws.read("admin_units")
         inj = units.get("in_jurisdiction", pd.Series(True, index=units.index)).fillna(True)
         total = int(((units["level"] == "village") & inj.astype(bool)).sum())
-        total += int(rec.get("shelters", 0))
+        total += ws.count("shelters") if "shelters" in layers else 0
     return n, total
 
 

@@ -509,6 +509,7 @@ def boundary_part(
             near[["adcode", "name", near.geometry.name]],  # only these: qa prepares the rest
             code_field="adcode",
             name_field="name",
+            settings=settings,
             measure_crs=crs,
         )
         f = q.findings
