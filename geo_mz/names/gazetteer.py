@@ -6,7 +6,7 @@ its initials so that a search box can take characters, pinyin or initials.
 
 Pinyin
 ------
-Readings come from pypinyin.  Doing ``lazy_pinyin`` on ~720,000 names costs ~70 µs a name, so the
+Readings come from pypinyin.  Doing ``lazy_pinyin`` on ~665,000 names costs ~70 µs a name, so the
 work is cached: each distinct character is read once (its default reading), and a name is only
 handed to ``lazy_pinyin`` (which uses pypinyin's phrase dictionary) when it contains a phrase whose
 phrase reading differs from the characters' default readings (the same result as calling
