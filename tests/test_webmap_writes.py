@@ -17,6 +17,7 @@ from webmap.testing import PASSWORD, fresh_settings, sample_base
 
 INCIDENTS = "/collections/incidents/items"
 CLOSURES = "/collections/road_closures/items"
+ANY = {"If-Match": "*"}  # PATCH and DELETE need If-Match (428 without); `*` matches any version
 POINT = {"type": "Point", "coordinates": [113.08, 22.60]}
 LINE = {"type": "LineString", "coordinates": [[113.08, 22.60], [113.081, 22.601]]}
 SQUARE = {
@@ -341,7 +342,9 @@ def test_commander_marks_and_lifts_closures(app, api, base, tmp_path):
     r = client.delete(f"{CLOSURES}/{line_id}", headers=csrf | {"If-Match": etag})
     assert r.status_code == 204
     assert client.get(f"{CLOSURES}/{line_id}").status_code == 404
-    assert client.delete(f"{CLOSURES}/{line_id}", headers=csrf).status_code == 404
+    r = client.delete(f"{CLOSURES}/{line_id}", headers=csrf)
+    assert r.status_code == 428 and r.json["code"] == "if_match_required"  # before the 404
+    assert client.delete(f"{CLOSURES}/{line_id}", headers=csrf | ANY).status_code == 404
     assert client.get("/map/summary").json["live"]["closures"] == 1
 
 
@@ -396,8 +399,12 @@ def test_shelter_occupancy_patch_with_if_match(app, api):
     r = client.patch(url, json={"occupancy_persons": 121}, headers=csrf | {"If-Match": new_etag})
     assert r.status_code == 200, r.json  # ... and from the stored file
     assert create_app(api.settings).test_client().get(url).headers["ETag"] == r.headers["ETag"]
-    # merge-patch with a properties member, without If-Match
+    # without If-Match: 428, nothing changed; `If-Match: *` overwrites on purpose
     r = client.patch(url, json={"properties": {"occupancy_persons": capacity}}, headers=csrf)
+    assert r.status_code == 428 and r.json["code"] == "if_match_required"
+    assert "If-Match" in r.json["description"]
+    assert client.get(url).json["properties"]["occupancy_persons"] == 121
+    r = client.patch(url, json={"properties": {"occupancy_persons": capacity}}, headers=csrf | ANY)
     assert r.status_code == 200
     stored = Workspace(api.settings.workspace)
     row = stored.read("shelters").set_index("shelter_id").loc["SH001"]
@@ -424,7 +431,7 @@ def test_bad_shelter_patch(refusing, patch, status, field, code):
     app, clients = refusing
     api = app.extensions["webmap"]
     client, csrf = clients["commander1"]
-    r = client.patch("/collections/shelters/items/SH001", json=patch, headers=csrf)
+    r = client.patch("/collections/shelters/items/SH001", json=patch, headers=csrf | ANY)
     assert r.status_code == status, r.json
     assert r.json["errors"][0]["field"] == field and r.json["errors"][0]["code"] == code
     assert api.store.last_event_id() == 0 and api.store.audit_rows() == []
@@ -433,7 +440,7 @@ def test_bad_shelter_patch(refusing, patch, status, field, code):
 def test_patch_unknown_shelter_is_404(refusing):
     client, csrf = refusing[1]["commander1"]
     r = client.patch(
-        "/collections/shelters/items/NOPE", json={"occupancy_persons": 1}, headers=csrf
+        "/collections/shelters/items/NOPE", json={"occupancy_persons": 1}, headers=csrf | ANY
     )
     assert r.status_code == 404
 
@@ -463,9 +470,11 @@ def test_audit_log_records_who_what_before_after(app):
     cmd, csrf = login(app, "commander1")
     url = "/collections/shelters/items/SH003"
     before = cmd.get(url).json["properties"]["occupancy_persons"]
-    assert cmd.patch(url, json={"occupancy_persons": 33}, headers=csrf).status_code == 200
+    etag = {"If-Match": cmd.get(url).headers["ETag"]}
+    assert cmd.patch(url, json={"occupancy_persons": 33}, headers=csrf | etag).status_code == 200
     fid = cmd.post(CLOSURES, json=closure(), headers=csrf).json["id"]
-    assert cmd.delete(f"{CLOSURES}/{fid}", headers=csrf).status_code == 204
+    etag = {"If-Match": cmd.get(f"{CLOSURES}/{fid}").headers["ETag"]}
+    assert cmd.delete(f"{CLOSURES}/{fid}", headers=csrf | etag).status_code == 204
     assert cmd.get("/audit").status_code == 403
     assert app.test_client().get("/audit").status_code == 401
     admin, _ = login(app, "admin1")

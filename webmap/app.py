@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import xstatic.pkg.leaflet as xleaflet
-from flask import Blueprint, Flask, Response, render_template, request, send_from_directory, session
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    render_template,
+    request,
+    send_from_directory,
+    session,
+)
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 import geo_mz
@@ -20,12 +30,15 @@ from webmap.core.api import WebMapAPI, error_response
 from webmap.core.errors import ApiError, ForbiddenError, UnauthorizedError
 from webmap.core.features import prefers_html
 from webmap.core.http import ApiRequest, ApiResponse
+from webmap.core.security import security_headers
+from webmap.core.throttle import LoginThrottle
 from webmap.core.users import User
 from webmap.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_COOKIE = "geo_mz_session"
+_THROTTLE = "webmap_login_throttle"
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _ITEM_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -39,14 +52,43 @@ def to_flask(resp: ApiResponse) -> Response:
     )
 
 
+def _throttle(api: WebMapAPI) -> LoginThrottle:
+    """Return the app's failed-login counters (``webmap.core.throttle``), made on first use."""
+    found = current_app.extensions.get(_THROTTLE)
+    if found is None:
+        s = api.settings
+        assert s.users_db is not None
+        found = LoginThrottle(s.users_db, s.login_max_failures, s.login_window_s)
+        current_app.extensions[_THROTTLE] = found
+    return found
+
+
+def _checked_login(api: WebMapAPI, name: str, authenticate: Callable[[], User]) -> User:
+    """Run ``authenticate`` unless the name or address is locked; count its failure (401)."""
+    throttle, address = _throttle(api), request.remote_addr or "unknown"
+    throttle.check(name, address)  # 429 before any password hashing
+    try:
+        user = authenticate()
+    except UnauthorizedError:
+        throttle.failed(name, address)
+        raise
+    throttle.succeeded(name, address)
+    return user
+
+
+def _basic_user(api: WebMapAPI, name: str, password: str) -> User:
+    user = api.users.authenticate(name, password)
+    if user is None:
+        raise UnauthorizedError("wrong user name or password", code="bad_credentials")
+    return user
+
+
 def _current_user(api: WebMapAPI) -> tuple[User | None, str]:
     """Return the user and how they authenticated: ``basic``, ``session`` or ``none``."""
     auth = request.authorization
     if auth is not None and auth.type == "basic":
-        user = api.users.authenticate(auth.username or "", auth.password or "")
-        if user is None:
-            raise UnauthorizedError("wrong user name or password", code="bad_credentials")
-        return user, "basic"
+        name, password = auth.username or "", auth.password or ""
+        return _checked_login(api, name, lambda: _basic_user(api, name, password)), "basic"
     name = session.get("user")
     if isinstance(name, str):
         user = api.users.get(name)
@@ -166,7 +208,11 @@ def make_blueprint(api: WebMapAPI) -> Blueprint:
     @bp.post("/login")
     def login() -> Response:
         try:
-            user = api.login(api_request(api, csrf=False))
+            req = api_request(api, csrf=False)
+            body = req.json(max_bytes=api.settings.max_body_bytes)  # bounded before decoding
+            name = body.get("username") if isinstance(body, dict) else None
+            name = name if isinstance(name, str) else ""
+            user = _checked_login(api, name, lambda: api.login(req))
         except ApiError as exc:
             return to_flask(error_response(exc))
         session.clear()
@@ -268,6 +314,14 @@ def create_app(settings: Settings, *, api: WebMapAPI | None = None) -> Flask:
     app.register_blueprint(make_blueprint(api))
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(InternalServerError, _server_error)
+    headers = security_headers(settings)
+
+    @app.after_request
+    def _secure(response: Response) -> Response:
+        for key, value in headers.items():  # every response: HTML, JSON, static, errors
+            response.headers.setdefault(key, value)
+        return response
+
     return app
 
 

@@ -74,6 +74,18 @@ class Settings:
         Origins (``https://host[:port]``) whose web pages may read the API across origins
         (CORS, read-only requests: GET/HEAD; never with credentials, so such a page sees only
         what anonymous users may). ``("*",)`` (the default): any origin; ``()``: none.
+    login_max_failures
+        Failed logins (``POST /login`` or HTTP Basic) of one user name from one client address
+        within ``login_window_s`` after which that pair is refused with 429 and
+        ``Retry-After``, even with the right password, until the window passes. Four times as
+        many failures from one address (any names), or of one name (any addresses), lock that
+        address or that name the same way. A successful login clears its name's counts.
+    login_window_s
+        Seconds over which failed logins are counted (see ``login_max_failures``).
+    closure_confirm_share
+        A new road closure covering more than this share (0..1) of the district's area or of
+        its road length is refused with 409 ``confirm_required`` until sent again with
+        ``"confirm": true``; 1 turns the check off.
     """
 
     workspace: Path | None
@@ -93,6 +105,9 @@ class Settings:
     default_lang: Lang = "zh"
     database_url: str | None = None
     cors_origins: tuple[str, ...] = ("*",)
+    login_max_failures: int = 5
+    login_window_s: float = 300.0
+    closure_confirm_share: float = 0.2
 
     def __post_init__(self) -> None:
         ws = None if self.workspace is None else Path(self.workspace)
@@ -113,14 +128,23 @@ class Settings:
             problems.append("`users_db` is required when there is no `workspace`")
         if not isinstance(self.secret_key, str) or len(self.secret_key) < MIN_SECRET_CHARS:
             problems.append(f"`secret_key` must be a string of at least {MIN_SECRET_CHARS} chars")
-        for name in ("max_body_bytes", "max_vertices", "max_text_chars", "max_map_features"):
+        for name in (
+            "max_body_bytes",
+            "max_vertices",
+            "max_text_chars",
+            "max_map_features",
+            "login_max_failures",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 problems.append(f"`{name}` was {value!r} but must be a positive integer")
-        for name in ("sse_keepalive_s", "sse_max_s"):
+        for name in ("sse_keepalive_s", "sse_max_s", "login_window_s"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 problems.append(f"`{name}` was {value!r} but must be a positive number of seconds")
+        share = self.closure_confirm_share
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+            problems.append(f"`closure_confirm_share` was {share!r} but must lie in (0, 1]")
         object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
         for origin in self.cors_origins:
             if not isinstance(origin, str) or not _ORIGIN.match(origin):

@@ -19,7 +19,9 @@ import pandas as pd
 import shapely
 
 from geo_mz.core import LayerSpec, check_layer
-from webmap.core.errors import BadRequestError, UnprocessableError, field_error
+from webmap.core.closure_share import closure_share
+from webmap.core.edits_common import require_if_match
+from webmap.core.errors import BadRequestError, ConflictError, UnprocessableError, field_error
 from webmap.core.geojson import parse_feature, parse_geometry
 from webmap.core.http import ApiRequest, ApiResponse
 from webmap.core.layers import CLOSURES, INCIDENTS, SHELTERS, WriteRule, closure_spec, write_rule
@@ -192,10 +194,23 @@ def create_incident(store: FeatureStore, settings: Settings, req: ApiRequest) ->
 
 
 def create_closure(store: FeatureStore, settings: Settings, req: ApiRequest) -> ApiResponse:
-    """POST a road closure (commander or higher): a line or polygon with a ``reason``."""
+    """POST a road closure (commander or higher): a line or polygon with a ``reason``.
+
+    A closure covering more than ``Settings.closure_confirm_share`` of the district (its area,
+    or the length of its roads) is refused with 409 ``confirm_required`` and the share, until
+    it is sent again with ``"confirm": true`` beside ``properties`` (commander or higher): a
+    slip of the mouse must not close the whole county.
+    """
     rule = write_rule(CLOSURES, "POST")
     assert rule is not None and req.user is not None
-    props, geom_obj = parse_feature(req.json())
+    body = req.json()
+    props, geom_obj = parse_feature(body)
+    confirm = body.get("confirm", False)
+    if not isinstance(confirm, bool):
+        raise BadRequestError(
+            "`confirm` must be true or false",
+            errors=[field_error("confirm", "wrong_type", f"got {type(confirm).__name__}")],
+        )
     _check_keys(props, rule, settings)
     geom = parse_geometry(
         geom_obj,
@@ -212,6 +227,7 @@ def create_closure(store: FeatureStore, settings: Settings, req: ApiRequest) -> 
         "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s"),
     }
     row = check_row(spec, values, geom, store)
+    _confirm_large(store, settings, row.geometry.iloc[0], confirm and req.user.can("commander"))
     change = store.apply(
         CLOSURES,
         fid,
@@ -223,11 +239,34 @@ def create_closure(store: FeatureStore, settings: Settings, req: ApiRequest) -> 
     return _feature_response(201, change, req.base_url, CLOSURES)
 
 
+def _confirm_large(
+    store: FeatureStore, settings: Settings, geom: shapely.Geometry, confirmed: bool
+) -> None:
+    """Refuse (409 ``confirm_required``) a closure above the share of the district, unconfirmed."""
+    limit = settings.closure_confirm_share
+    if confirmed or limit >= 1:
+        return
+    shares = closure_share(store, geom)
+    share = max(shares.values(), default=0.0)
+    if share <= limit:
+        return
+    pct, lim = f"{share:.0%}", f"{limit:.0%}"
+    raise ConflictError(
+        f'该封路范围占辖区的 {pct}（超过 {lim}）；确认无误请在请求中加 "confirm": true 后重新提交'
+        f" / this closure covers {pct} of the district (more than {lim}); if that is "
+        'intended, send it again with "confirm": true',
+        code="confirm_required",
+        extra={"share": round(share, 6), "threshold": limit}
+        | {k: round(v, 6) for k, v in shares.items()},
+    )
+
+
 def delete_closure(
     store: FeatureStore, settings: Settings, req: ApiRequest, fid: str
 ) -> ApiResponse:
-    """DELETE (lift) a road closure (commander or higher); honours ``If-Match``."""
+    """DELETE (lift) a road closure (commander or higher); ``If-Match`` required (428)."""
     assert req.user is not None
+    if_match = require_if_match(req.header("If-Match"), CLOSURES, fid)
     change = store.apply(
         CLOSURES,
         fid,
@@ -235,7 +274,7 @@ def delete_closure(
         build=lambda _before: None,
         user=req.user.name,
         role=req.user.role,
-        if_match=req.header("If-Match"),
+        if_match=if_match,
     )
     return ApiResponse(204, None, {"X-Event-Id": str(change.event.id)})
 
@@ -246,10 +285,12 @@ def patch_shelter(
     """PATCH a shelter's ``occupancy_persons`` / ``is_open`` (commander or higher).
 
     The body is a JSON merge patch of the properties, either ``{"occupancy_persons": 120}`` or
-    ``{"properties": {...}}``. Occupancy must lie in 0..``capacity_persons``.
+    ``{"properties": {...}}``. Occupancy must lie in 0..``capacity_persons``. ``If-Match`` is
+    required (428 without it).
     """
     rule = write_rule(SHELTERS, "PATCH")
     assert rule is not None and req.user is not None
+    if_match = require_if_match(req.header("If-Match"), SHELTERS, fid)
     body = req.json()
     if not isinstance(body, dict):
         raise BadRequestError(
@@ -304,7 +345,7 @@ def patch_shelter(
         build=build,
         user=req.user.name,
         role=req.user.role,
-        if_match=req.header("If-Match"),
+        if_match=if_match,
     )
     return _feature_response(200, change, req.base_url, SHELTERS)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from webmap.core.errors import ConflictError, NotFoundError
+from webmap.core.errors import ApiError, ConflictError, NotFoundError
 from webmap.core.geojson import etag_matches
 
 
@@ -31,3 +31,31 @@ def check_preconditions(
             code="stale_version",
             headers={"ETag": str(etag)},
         )
+
+
+class PreconditionRequiredError(ApiError):
+    """428: an edit of an existing feature came without ``If-Match`` (RFC 6585)."""
+
+    status = 428
+    code = "if_match_required"
+
+
+def require_if_match(if_match: str | None, layer: str, fid: str) -> str:
+    """Return the client's ``If-Match``, or refuse the edit with 428 when it sent none.
+
+    Without it two people editing the same feature would overwrite each other unseen (a lost
+    update). ``If-Match: *`` is accepted: the client says explicitly that it overwrites
+    whatever is stored.
+
+    Raises
+    ------
+    PreconditionRequiredError
+        When ``if_match`` is missing or blank.
+    """
+    if if_match is None or not if_match.strip():
+        raise PreconditionRequiredError(
+            f"修改或删除 {layer} {fid!r} 须带 If-Match 请求头（先 GET 该要素，取其 ETag）"
+            f" / changing or deleting {layer} {fid!r} needs an If-Match header: GET the "
+            "feature first and send its ETag (or `*` to overwrite whatever is stored)",
+        )
+    return if_match
