@@ -30,20 +30,25 @@ Part 2: ``network_from_roads`` on a roads GeoPackage of ~2 M lines (noded grid s
 best of 2.
 
 Measured on the 2-CPU, 23 GB development machine (shared with other jobs, so +-30 %),
-2026-12-06, all peers in one run, 16 GiB address-space cap per subprocess, median of 3:
+2026-12-06, all peers in one run, 16 GiB address-space cap per subprocess, median of 3.
+"geo_mz" is ``network_from_osm(path, mode="walk")`` (file -> network in one call);
+"geo_mz_import" the import path (``read_osm_roads`` with its quality report, then
+``network_from_roads``), which a bureau runs once to keep the layer in its workspace:
 
-* (a) Longgang (516 ways, XML): file -> walking network geo_mz 0.28 s, pyrosm 0.07 s (PBF),
-  OSMnx 0.77 s; peak RSS 330 / 130 / 186 MiB. A small file is all fixed cost (GDAL's driver
-  opens a node index, ~0.1 s): geo_mz is 3.9x slower than pyrosm here, 2.8x faster than OSMnx.
-* (b) city of 101,289 ways: geo_mz 4.7 s (read 2.8 + build 1.9), pyrosm 14.4 s (get_network
-  1.9 + to_graph 11.0 + routing 1.5), OSMnx 129 s; peak RSS 0.86 / 2.1 / 2.1 GiB; geo_mz 3.0x
-  faster than pyrosm end to end (target 5x: not met). Reading alone geo_mz 2.8 s vs pyrosm's
-  get_network 2.0 s: the read includes splitting, the layer's columns and the quality report
-  of both modes. (Before the GDAL reader: read 5.8 s, 1.9x.)
-* (c) city of 1,007,472 ways: see the closing note of this session (geo_mz alone; last full
-  run: pyrosm and OSMnx both fail with MemoryError under the 16 GiB cap while building their
-  networkx graph; pyrosm's get_network alone 26 s and 3.2 GiB).
-* network_from_roads on 2,002,000 lines: 7.7 s vs one pyogrio read 4.8 s (1.6x; target <= 3x).
+* (a) Longgang (516 ways, XML): file -> walking network geo_mz 0.13 s (import path 0.17 s),
+  pyrosm 0.07 s (PBF), OSMnx 0.70 s; peak RSS 330 / 130 / 186 MiB. A file this small is all
+  fixed cost (GDAL's driver opens a node index): geo_mz is 1.9x slower than pyrosm here,
+  5.4x faster than OSMnx.
+* (b) city of 101,289 ways: geo_mz 3.17 s file -> network, 3.23 s with routing; import path
+  4.36 s (read 2.60 + build 1.84); pyrosm 14.9 s (get_network 1.9 + to_graph 12.9) + routing
+  1.6 s; OSMnx 130 s. geo_mz vs pyrosm: 4.7x faster file -> network, 5.1x the whole
+  pipeline (import path 3.4x / 3.7x); peak RSS 0.74 vs 2.1 GiB. Before this session's GDAL
+  reader the import path took 7.5 s (1.9x).
+* (c) city of 1,007,472 ways: pyrosm and OSMnx both fail with MemoryError under the 16 GiB cap
+  while building their networkx graph (pyrosm's get_network alone: 26 s, 3.2 GiB); geo_mz's
+  import path completes in ~105 s at 6.6 GiB peak on a loaded machine (not re-measured quiet).
+* network_from_roads on 200,344 lines: 1.12 s vs one pyogrio read 1.39 s (0.8x; on 2,002,000
+  lines 7.7 s vs 4.8 s, 1.6x; target <= 3x).
 
 Run: ``.venv/bin/python bench/bench_osm.py [--ways 1000000] [--mid-ways 100000] [--repeat 3]
 [--big-repeat 1] [--lines 2000000] [--osmnx-timeout 1800] [--mem-cap-gib 16]``.
