@@ -28,6 +28,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 import geo_mz
 from webmap.core.api import WebMapAPI, error_response
 from webmap.core.errors import ApiError, ForbiddenError, UnauthorizedError
+from webmap.core.events import parse_last_event_id
 from webmap.core.features import prefers_html
 from webmap.core.http import ApiRequest, ApiResponse
 from webmap.core.security import security_headers
@@ -38,6 +39,8 @@ from webmap.settings import Settings
 HERE = Path(__file__).resolve().parent
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_COOKIE = "geo_mz_session"
+ASYNC_EVENTS = "geo_mz.events"
+"""ASGI scope key with which ``webmap.asgi`` asks the ``/events`` view only to check a request."""
 _THROTTLE = "webmap_login_throttle"
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _ITEM_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -195,8 +198,17 @@ def make_blueprint(api: WebMapAPI) -> Blueprint:
 
     @bp.get("/events")
     def events() -> Response:
+        # Under `geo-mz serve` (webmap.asgi) the event loop streams the body: this view only
+        # checks the request and tells it where to start (ASYNC_EVENTS in the ASGI scope).
+        handoff = request.environ.get("asgi.scope", {}).get(ASYNC_EVENTS)
         try:
-            stream = api.events(api_request(api))
+            req = api_request(api)
+            stream = api.events(req)  # raises ApiError (401, 400) before any streaming
+            if isinstance(handoff, dict):
+                handoff["last_id"] = parse_last_event_id(
+                    req.header("Last-Event-ID"), req.args.get("since")
+                )
+                stream = iter(())  # not started: the threaded stream is never run
         except ApiError as exc:
             return to_flask(error_response(exc))
         return Response(

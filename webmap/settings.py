@@ -62,6 +62,14 @@ class Settings:
     sse_max_s
         Seconds after which an event stream ends; the browser reconnects with
         ``Last-Event-ID`` and misses nothing.
+    sse_max_streams
+        Most event streams open at once in one server process; past it ``/events`` answers
+        503 with ``Retry-After`` (each open map holds one stream).
+    sse_max_streams_per_client
+        Most event streams open at once from one client address (behind a reverse proxy the
+        address it forwards in ``X-Forwarded-For``; a whole office behind one NAT shares it).
+    sse_retry_after_s
+        Seconds a refused client is told to wait (``Retry-After``) before it tries again.
     secure_cookies
         Send the session cookie only over HTTPS (turn on behind TLS).
     default_lang
@@ -101,6 +109,9 @@ class Settings:
     max_map_features: int = 10_000
     sse_keepalive_s: float = 15.0
     sse_max_s: float = 300.0
+    sse_max_streams: int = 2_000
+    sse_max_streams_per_client: int = 100
+    sse_retry_after_s: int = 5
     secure_cookies: bool = False
     default_lang: Lang = "zh"
     database_url: str | None = None
@@ -152,6 +163,10 @@ class Settings:
                     f"`cors_origins` has {origin!r}: each must be '*' or scheme://host[:port] "
                     "without a path"
                 )
+        for name in ("sse_max_streams", "sse_max_streams_per_client", "sse_retry_after_s"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                problems.append(f"`{name}` was {value!r} but must be a positive integer")
         if self.default_lang not in ("zh", "en"):
             problems.append(f"`default_lang` was {self.default_lang!r} but must be 'zh' or 'en'")
         if self.tiles_url is not None and not self.tiles_url.startswith(("http://", "https://")):

@@ -43,6 +43,8 @@ OPTIONAL_EXTRAS = {
     "psycopg": "postgis",
     "flask": "web",
     "waitress": "web",
+    "uvicorn": "web",
+    "a2wsgi": "web",
 }
 
 

@@ -1,6 +1,6 @@
-"""``geo-mz serve`` (the live web map, served by waitress) and ``geo-mz users`` (its accounts).
+"""``geo-mz serve`` (the live web map, served by uvicorn) and ``geo-mz users`` (its accounts).
 
-flask and waitress are the ``[web]`` extra: they are imported only when these commands run.
+flask, uvicorn and a2wsgi are the ``[web]`` extra: imported only when these commands run.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import click
 from geo_mz.cli.common import BAD_INPUT, bad_input, need_extra
 
 SECRET_ENV = "GEO_MZ_SECRET_KEY"
-DEFAULT_THREADS = 64
-"""Waitress worker threads: every open map holds one for its event stream (local choice)."""
+DEFAULT_THREADS = 16
+"""Worker threads for flask requests; live event streams run on the event loop and use none
+(same as ``webmap.asgi.DEFAULT_THREADS``; kept here so ``--help`` needs no web import)."""
 
 
 def _need_web() -> None:
-    need_extra("flask", "waitress", what="网页地图 / the web map")
+    need_extra("flask", "uvicorn", "a2wsgi", what="网页地图 / the web map")
 
 
 def _fail(exc: Exception) -> None:
@@ -98,7 +99,7 @@ def secret_key_for(workspace: Path | None, key_file: str | None) -> str:
     default=DEFAULT_THREADS,
     show_default=True,
     type=click.IntRange(4, 1024),
-    help="工作线程 / worker threads (each open map uses one).",
+    help="请求工作线程 / worker threads for requests (live maps use none).",
 )
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
 def serve(
@@ -120,9 +121,8 @@ def serve(
     OGC API - Features at /collections, the map at /, live updates at /events.
     """
     _need_web()
-    import waitress
-
     from webmap import Settings, SettingsError, create_app
+    from webmap.asgi import serve as serve_asgi
 
     if database_url:
         need_extra("psycopg", what="PostGIS 数据库 / serving a PostGIS database")
@@ -153,10 +153,7 @@ def serve(
             err=True,
         )
     click.echo(f"地图 / map: http://{host}:{port}/   (Ctrl-C 停止 / to stop)", err=True)
-    try:
-        waitress.serve(app, host=host, port=port, threads=threads, ident="geo-mz")
-    finally:
-        api.close()
+    serve_asgi(app, host=host, port=port, threads=threads)  # closes the API when it stops
 
 
 @click.group()

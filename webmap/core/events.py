@@ -5,6 +5,11 @@ A stream first replays every event after the client's ``Last-Event-ID``, then wa
 process's :class:`EventBus`; an edit wakes all waiting streams at once, so a change reaches
 every open map well within a second. The log is re-read on every wake and every keep-alive,
 so nothing is lost between a replay and the wait.
+
+That is the threaded stream (one server thread per open map), kept for WSGI servers and tests.
+``geo-mz serve`` streams from an event loop instead (``webmap.core.streams``): the bus also
+calls plain listeners (:meth:`EventBus.subscribe`) from whichever thread committed or was
+notified (a flask worker, the PostGIS ``LISTEN`` thread), and one listener wakes the loop.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class EventBus:
         self._latest = int(last_id)
         self._closed = False
         self._pokes = 0  # wake-ups without a stored event (live-only analysis events)
+        self._listeners: list[Callable[[], None]] = []
 
     @property
     def latest(self) -> int:
@@ -51,11 +57,32 @@ class EventBus:
         """Whether :meth:`close` was called (streams then end)."""
         return self._closed
 
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every publish, poke and close, from the caller's thread.
+
+        A listener must return at once and never block (e.g. ``loop.call_soon_threadsafe``).
+        """
+        with self._cond:
+            self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[], None]) -> None:
+        """Stop calling ``listener`` (no error when it was not subscribed)."""
+        with self._cond:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _tell(self) -> None:
+        with self._cond:
+            listeners = list(self._listeners)
+        for listener in listeners:  # outside the lock: a listener may read `latest`
+            listener()
+
     def publish(self, event_id: int) -> None:
         """Announce a committed event: wake every waiting stream."""
         with self._cond:
             self._latest = max(self._latest, int(event_id))
             self._cond.notify_all()
+        self._tell()
 
     @property
     def pokes(self) -> int:
@@ -68,6 +95,7 @@ class EventBus:
         with self._cond:
             self._pokes += 1
             self._cond.notify_all()
+        self._tell()
 
     def wait(self, after_id: int, timeout_s: float, pokes: int | None = None) -> bool:
         """Wait until an event newer than ``after_id`` exists (or a poke after ``pokes``)."""
@@ -86,6 +114,7 @@ class EventBus:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        self._tell()
 
 
 def parse_last_event_id(header: str | None, since: str | None) -> int | None:

@@ -1,10 +1,23 @@
-"""Users and roles in a small SQLite file, with salted scrypt password hashes (werkzeug)."""
+"""Users and roles in a small SQLite file, with salted scrypt password hashes (werkzeug).
+
+Scripts authenticate with HTTP Basic on every request, and scrypt costs ~80 ms by design. So a
+password that was verified is remembered for :data:`CREDENTIAL_TTL_S` seconds, in memory only,
+as ``HMAC-SHA256(process key, name, password)`` together with the stored hash it matched: no
+plaintext and no fast unkeyed hash of the password is kept, the key is random per process and
+never leaves it, and an entry counts only while the stored hash is unchanged (a new password
+or a disabled user stops it at once, in every process, because the row is read every time).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
+import secrets
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -26,6 +39,10 @@ ROLE_LABELS: dict[str, tuple[str, str]] = {
 
 MIN_PASSWORD_CHARS = 8
 """Shortest accepted password (local choice)."""
+CREDENTIAL_TTL_S = 300.0
+"""Seconds a verified name and password are trusted without scrypt (local choice)."""
+CREDENTIAL_CACHE_SIZE = 1_024
+"""Most remembered credentials per process (the oldest are forgotten first)."""
 _NAME = re.compile(r"^[\w.\-@]{1,64}$")  # \w includes CJK characters
 
 _SCHEMA = """
@@ -75,6 +92,18 @@ class UserStore:
         self.path = Path(path)
         with self._connect() as conn:
             conn.execute(_SCHEMA)
+        self._key = secrets.token_bytes(32)  # keys the credential cache; never stored
+        self._verified: dict[bytes, tuple[str, float]] = {}  # HMAC -> (stored hash, expiry)
+        self._lock = threading.Lock()
+
+    def _mac(self, name: str, password: str) -> bytes:
+        msg = name.encode("utf-8") + b"\0" + password.encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, msg, hashlib.sha256).digest()
+
+    def _forget(self) -> None:
+        """Drop every remembered credential (keyed by HMAC, one user's cannot be singled out)."""
+        with self._lock:
+            self._verified.clear()
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -108,6 +137,7 @@ class UserStore:
         if len(password) < MIN_PASSWORD_CHARS:
             raise UserError(f"the password must have at least {MIN_PASSWORD_CHARS} characters")
         digest = generate_password_hash(password, method="scrypt")
+        self._forget()
         now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
         with self._connect() as conn:
             exists = conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone()
@@ -138,8 +168,22 @@ class UserStore:
         if row is None:
             check_password_hash(_DUMMY_HASH, password)  # no timing hint that the name is unknown
             return None
-        if not check_password_hash(row[2], password) or row[1] not in ROLES:
+        if row[1] not in ROLES:
             return None
+        mac, now = self._mac(name, password), time.monotonic()
+        with self._lock:
+            hit = self._verified.get(mac)
+        if hit is not None and hit[1] > now and hmac.compare_digest(hit[0], row[2]):
+            return User(row[0], row[1])  # verified recently against this very hash
+        if not check_password_hash(row[2], password):
+            return None
+        with self._lock:
+            if len(self._verified) >= CREDENTIAL_CACHE_SIZE:
+                for key in [k for k, (_, exp) in self._verified.items() if exp <= now]:
+                    del self._verified[key]
+                while len(self._verified) >= CREDENTIAL_CACHE_SIZE:
+                    del self._verified[next(iter(self._verified))]  # oldest first
+            self._verified[mac] = (row[2], now + CREDENTIAL_TTL_S)
         return User(row[0], row[1])
 
     def all(self) -> list[dict[str, object]]:
@@ -160,6 +204,7 @@ class UserStore:
             )
             if cur.rowcount == 0:
                 raise UserError(f"no user {name!r}")
+        self._forget()
 
 
 _DUMMY_HASH = (

@@ -1,0 +1,289 @@
+"""Serving the web map: flask for requests, an asyncio stream endpoint for ``/events``, uvicorn.
+
+Why this stack. Under a threaded WSGI server every open map held a server thread for its event
+stream, so 70 open maps starved every other request. Here:
+
+* **uvicorn** (ASGI, asyncio) owns the sockets. ``/events`` is a coroutine per open map on one
+  event loop (:class:`webmap.core.streams.StreamHub`): no thread per client, one event-log read
+  per edit for all of them, heartbeats from one timer.
+* **flask stays as it is** for every other request, run by **a2wsgi**'s WSGI-to-ASGI adapter on
+  a bounded pool of worker threads. The request handlers are CPU and C-library work (GDAL,
+  SQLite, shapely) that must not run on the loop; a thread pool keeps them off it.
+* The event bus is a ``threading.Condition`` that flask workers and the PostGIS ``LISTEN``
+  thread publish to; the hub subscribes one listener that wakes the loop with
+  ``call_soon_threadsafe``. So PostGIS's ``LISTEN/NOTIFY`` (a blocking psycopg connection in its
+  own thread) needs no async driver, and each process wakes its streams on any process's edit.
+* Not gevent: monkey-patching would put the flask handlers and the streams on one hub, where a
+  1,000-feature page or a GDAL call (C code that does not yield) stalls every stream, and
+  psycopg/SQLite would need green-thread support. Not waitress: its I/O loop spins over
+  connections a worker is still writing, and each stream holds a worker thread.
+
+The ``/events`` route is still flask's: the adapter first runs the flask request (session
+cookie or HTTP Basic, ``anonymous_read``, parameters, ``Last-Event-ID``) on a worker thread with
+a marker in the scope; the flask view validates, records the event id to start after, and
+answers an empty 200 whose headers (cookies, security headers, CORS) the stream then uses. Any
+error response is passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from a2wsgi import WSGIMiddleware
+
+from webmap.app import ASYNC_EVENTS
+from webmap.core.streams import StreamHub, StreamsFullError
+
+DEFAULT_THREADS = 16
+"""Worker threads for flask requests (event streams need none; local choice: more threads only
+contend for the GIL on 2-4 cores)."""
+EVENTS_PATH = "/events"
+_DROP = frozenset({b"content-length", b"transfer-encoding"})
+
+Scope = dict[str, Any]
+
+
+class WebMapASGI:
+    """The ASGI application: ``/events`` on the event loop, everything else through flask.
+
+    Parameters
+    ----------
+    app
+        The flask application from ``webmap.create_app``.
+    threads
+        Worker threads for flask requests.
+    """
+
+    def __init__(self, app: Any, *, threads: int = DEFAULT_THREADS) -> None:
+        api = app.extensions["webmap"]
+        s = api.settings
+        self.flask = app
+        self.api = api
+        self.hub = StreamHub(
+            api.store,
+            api.bus,
+            live=api.analysis.live,
+            heartbeat_s=s.sse_keepalive_s,
+            max_s=s.sse_max_s,
+            max_streams=s.sse_max_streams,
+            max_per_client=s.sse_max_streams_per_client,
+            retry_after_s=s.sse_retry_after_s,
+        )
+        self.wsgi = WSGIMiddleware(app, workers=threads)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        """Serve one ASGI connection (HTTP or lifespan)."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            path = scope["path"]
+            root = scope.get("root_path", "")
+            if path == EVENTS_PATH or (root and path == root + EVENTS_PATH):
+                await self._events(scope, receive, send)
+                return
+        await self.wsgi(scope, receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.hub.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.hub.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _events(self, scope: Scope, receive: Any, send: Any) -> None:
+        addr = (scope.get("client") or ("unknown", 0))[0]
+        try:
+            client = self.hub.admit(addr)
+        except StreamsFullError as exc:
+            await _refuse(send, str(exc), exc.retry_after_s)
+            return
+        watcher: asyncio.Task[None] | None = None
+        try:
+            holder: dict[str, Any] = {}
+            captured: list[dict[str, Any]] = []
+
+            async def capture(message: dict[str, Any]) -> None:
+                captured.append(message)
+
+            await self.wsgi({**scope, ASYNC_EVENTS: holder}, receive, capture)
+            start = captured[0] if captured else None
+            if "last_id" not in holder or start is None or start.get("status") != 200:
+                for message in captured:  # an error (401, 400, ...) exactly as flask made it
+                    await send(message)
+                return
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in _DROP]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            if scope["method"] == "HEAD":
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            watcher = asyncio.create_task(_watch_disconnect(receive, client.end))
+            async for text in self.hub.stream(client, holder["last_id"]):
+                await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            self.hub.release(client)
+
+
+async def _watch_disconnect(receive: Any, on_disconnect: Any) -> None:
+    """End the stream as soon as the server reports the client gone (no write needed)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            on_disconnect()
+            return
+
+
+async def _refuse(send: Any, message: str, retry_after_s: int) -> None:
+    import json
+
+    body = json.dumps(
+        {"code": "too_many_streams", "description": message}, ensure_ascii=False
+    ).encode()
+    headers = [
+        (b"content-type", b"application/json; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(retry_after_s).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _config(asgi: WebMapASGI, *, host: str, port: int, log_level: str) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        asgi,
+        host=host,
+        port=port,
+        lifespan="on",
+        ws="none",
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        backlog=4096,
+    )
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn, ending the event streams first when asked to stop (they never end alone)."""
+
+        asgi: WebMapASGI
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            self.asgi.hub.stop_soon()
+            super().handle_exit(sig, frame)
+
+    return Server
+
+
+def serve(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    threads: int = DEFAULT_THREADS,
+    log_level: str = "warning",
+) -> None:
+    """Serve the web map until Ctrl-C / SIGTERM (what ``geo-mz serve`` runs).
+
+    Parameters
+    ----------
+    app
+        The flask application from ``webmap.create_app``; its API is closed on return.
+    host, port
+        Where to listen.
+    threads
+        Worker threads for flask requests (event streams use none).
+    log_level
+        uvicorn's log level.
+    """
+    _raise_open_files_limit()
+    asgi = WebMapASGI(app, threads=threads)
+    server = _server_class()(_config(asgi, host=host, port=port, log_level=log_level))
+    server.asgi = asgi
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it handled; the server has stopped cleanly
+    finally:
+        asgi.wsgi.executor.shutdown(wait=False)
+        asgi.api.close()
+
+
+@contextlib.contextmanager
+def running(app: Any, *, threads: int = 8, host: str = "127.0.0.1") -> Iterator[tuple[str, Any]]:
+    """Serve ``app`` exactly as :func:`serve` does, on a free port in a thread (tests, benches).
+
+    Parameters
+    ----------
+    app
+        The flask application.
+    threads
+        Worker threads for flask requests.
+    host
+        Loopback address to listen on.
+
+    Yields
+    ------
+    tuple of (str, WebMapASGI)
+        The root URL and the ASGI application (``.hub.open_streams`` counts open streams).
+    """
+    _raise_open_files_limit()
+    asgi = WebMapASGI(app, threads=threads)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    server = _server_class()(_config(asgi, host=host, port=port, log_level="warning"))
+    server.asgi = asgi
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="webmap-asgi", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("服务器未能启动 / the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}", asgi
+    finally:
+        asgi.hub.stop_soon()
+        server.should_exit = True
+        thread.join(timeout=15)
+        asgi.wsgi.executor.shutdown(wait=False)
+        asgi.api.close()
+        sock.close()
+
+
+def _raise_open_files_limit() -> None:
+    """Each open map is a socket: lift the soft open-files limit to the hard one (Unix)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = 65_536 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+__all__ = ["DEFAULT_THREADS", "WebMapASGI", "running", "serve"]
