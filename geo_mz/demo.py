@@ -36,12 +36,17 @@ from geo_mz.network.graph import network_from_roads
 from geo_mz.outputs.burial import output_layers as burial_layers
 from geo_mz.outputs.burial import report_tables as burial_tables
 from geo_mz.outputs.burial import write_burial_outputs
-from geo_mz.outputs.eldercare import write_circle_outputs
+from geo_mz.outputs.eldercare import CIRCLE_MAP_Z, write_circle_outputs
 from geo_mz.outputs.inventory import headline_kpis
-from geo_mz.outputs.maps import layers_map, save_map
+from geo_mz.outputs.maps import SIMPLIFY_M, layers_map, save_map
 from geo_mz.outputs.relief import overlay_layers as relief_overlays
+from geo_mz.outputs.relief import (
+    relief_units,
+    relief_units_spec,
+    scenario_kpis,
+    write_relief_outputs,
+)
 from geo_mz.outputs.relief import report_tables as relief_tables
-from geo_mz.outputs.relief import scenario_kpis, write_relief_outputs
 from geo_mz.outputs.report import write_report
 from geo_mz.outputs.shelters import write_shelter_outputs
 from geo_mz.relief.drive_audit import (
@@ -57,6 +62,17 @@ from geo_mz.relief.shelters import ShelterSettings, evacuate, shelter_adequacy
 
 #: New elder-care centres the demo proposes (maximal covering; local choice for the example).
 DEMO_NEW_CENTRES = 5
+
+#: Layers on when the overview map.html opens: boundaries (with place labels), water, roads,
+#: the 15-minute coverage per village and the elder-care centres. The others (population as a
+#: density raster, relief per village, shelters, burial, ...) are in its layer control, off.
+DEMO_MAP_ON = frozenset({"admin_units", "water", "roads", "coverage_units", "elder_care"})
+
+#: Road classes drawn on the overview map (the analyses' maps draw every road).
+OVERVIEW_ROADS = ("motorway", "trunk", "primary", "secondary", "tertiary")
+
+#: Layers left off the overview map (each is on its analysis' map): keeps map.html under 3 MB.
+OVERVIEW_LEFT_OUT = ("landuse", "burial_exclusions")
 
 #: Margin around the real admin units for the workspace's expected area, in degrees (~5 km).
 AREA_MARGIN_DEG = 0.05
@@ -184,8 +200,23 @@ def run_demo(
         "evacuation_unassigned": sh["evacuation_unassigned"],
         **burial_layers(suit, bcap),
     }
-    catalog = {**load_catalog(), **result_catalog()}
-    the_map = layers_map(everything, catalog=catalog, lang=lang)  # type: ignore[arg-type]
+    everything["relief_units"] = relief_units(flood, units)
+    # The overview shows the district: main roads only (every road is on the analyses' maps),
+    # no land use and no burial exclusion zones (detailed outlines, on burial_map.html).
+    roads = everything["roads"]
+    everything["roads"] = roads[roads["road_class"].isin(OVERVIEW_ROADS)]
+    for name in OVERVIEW_LEFT_OUT:
+        everything.pop(name, None)
+    catalog = {**load_catalog(), **result_catalog(), "relief_units": relief_units_spec()}
+    the_map = layers_map(
+        everything,
+        catalog=catalog,
+        lang=lang,  # type: ignore[arg-type]
+        show=DEMO_MAP_ON,
+        z=CIRCLE_MAP_Z,
+        rasters=("population",),
+        simplify_m=SIMPLIFY_M,
+    )
     map_path = save_map(the_map, out / "map.html")
     say("编写报告 writing the report")
     checks = [LayerCheck(k, r.file, len(r.gdf), tuple(r.problems)) for k, r in results.items()]

@@ -97,8 +97,9 @@ def _geojsons(m: folium.Map) -> dict[str, folium.GeoJson]:
     out = {}
     for child in m._children.values():
         if isinstance(child, folium.FeatureGroup):
-            (gj,) = [c for c in child._children.values() if isinstance(c, folium.GeoJson)]
-            out[child.layer_name] = gj
+            found = [c for c in child._children.values() if isinstance(c, folium.GeoJson)]
+            if found:  # the place labels and density rasters are groups without GeoJson
+                (out[child.layer_name],) = found
     return out
 
 

@@ -32,7 +32,7 @@ from geo_mz.core.results import (
 )
 from geo_mz.core.terrain import write_raster
 from geo_mz.outputs.files import write_gpkg
-from geo_mz.outputs.maps import layers_map, save_map
+from geo_mz.outputs.maps import SIMPLIFY_M, layers_map, save_map
 from geo_mz.outputs.report import write_report
 
 __all__ = [
@@ -44,6 +44,11 @@ __all__ = [
 ]
 
 Lang = Literal["zh", "en"]
+
+#: Layers on when the burial map opens; the rest are listed in its layer control, off.
+BURIAL_MAP_ON = frozenset(
+    {"admin_units", "water", "roads", "burial_candidates", "burial_capacity", "burial_sites"}
+)
 
 TOWN_HEADINGS = {
     "town_name": "镇街 Town",
@@ -89,6 +94,7 @@ def burial_map(
     """Folium map: boundaries, water, main roads, land use, exclusions, candidates, sites.
 
     ``results`` are ``output_layers()`` of ``suit`` and ``capacity`` when already computed.
+    Land use and the exclusion zones are in the layer control, off.
     """
     layers = {k: base_layers[k] for k in ("admin_units", "water", "landuse") if k in base_layers}
     if "roads" in base_layers:
@@ -97,7 +103,13 @@ def burial_map(
     layers.update(output_layers(suit, capacity) if results is None else results)
     if capacity is None and "burial_sites" in base_layers:
         layers["burial_sites"] = base_layers["burial_sites"]
-    return layers_map(layers, catalog={**load_catalog(), **result_catalog()}, lang=lang)
+    return layers_map(
+        layers,
+        catalog={**load_catalog(), **result_catalog()},
+        lang=lang,
+        show=BURIAL_MAP_ON,
+        simplify_m=SIMPLIFY_M,
+    )
 
 
 def _fmt(v: Any, share: bool = False) -> str:

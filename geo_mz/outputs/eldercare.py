@@ -13,9 +13,16 @@ from geo_mz.core.catalog import load_catalog
 from geo_mz.core.results import headed, kpi_frame, result_catalog
 from geo_mz.eldercare.circle15 import CircleResult, output_layers, overlay_layers
 from geo_mz.outputs.files import write_gpkg
-from geo_mz.outputs.maps import layers_map, save_map
+from geo_mz.outputs.maps import SIMPLIFY_M, layers_map, save_map
 
 Lang = Literal["zh", "en"]
+
+#: Layers on when the circle map opens; the rest are listed in its layer control, off.
+CIRCLE_MAP_ON = frozenset(
+    {"admin_units", "water", "isochrones", "coverage_gaps", "elder_care", "proposed_sites"}
+)
+#: Rings above the gaps (catalog z 14) and roads (20), below the centres (60).
+CIRCLE_MAP_Z = {"isochrones": 22}
 
 
 def write_excel(
@@ -58,13 +65,26 @@ def circle_map(
     *,
     lang: Lang = "zh",
 ) -> Any:
-    """Map of the circle over the base layers (boundaries, water, roads) with the centres."""
+    """Map of the circle over the base layers (boundaries, water, roads) with the centres.
+
+    On when it opens: boundaries, the walking rings (drawn above the gaps and roads, so the
+    gaps read as "outside the rings"), the gaps, the centres and proposed sites. The roads
+    (every street, which would hide the rings) and the coverage share per village (a
+    choropleth) are in the layer control, off.
+    """
     layers: dict[str, gpd.GeoDataFrame] = {
         k: base_layers[k] for k in ("admin_units", "water", "roads") if k in base_layers
     }
     layers["elder_care"] = result.centres
     layers.update(overlay_layers(result, sites))
-    return layers_map(layers, catalog={**load_catalog(), **result_catalog()}, lang=lang)
+    return layers_map(
+        layers,
+        catalog={**load_catalog(), **result_catalog()},
+        lang=lang,
+        show=CIRCLE_MAP_ON,
+        z=CIRCLE_MAP_Z,
+        simplify_m=SIMPLIFY_M,
+    )
 
 
 def write_circle_outputs(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +37,7 @@ import xstatic.pkg.leaflet as xleaflet
 from geo_mz.core.catalog import FieldSpec, LayerSpec, load_catalog
 from geo_mz.core.display import format_number, format_value, is_missing, unit_label
 from geo_mz.core.errors import CrsError
+from geo_mz.outputs import _cartography as carto
 
 __all__ = ["feature_styles", "layers_map", "save_map"]
 
@@ -50,8 +51,13 @@ GRADUATED_QUANTILES = (0.2, 0.4, 0.6, 0.8)
 """Class breaks of a ``graduated`` layer: quintiles of the field (local choice)."""
 COORD_DECIMALS = 6
 """Decimals of degrees kept in the embedded GeoJSON (1e-6° ≈ 0.1 m; keeps the HTML small)."""
+SIMPLIFIED_DECIMALS = 5
+"""Decimals kept for lines and polygons simplified by ``simplify_m`` (1e-5° ≈ 1 m)."""
 DEFAULT_Z = 50
 """Draw order of a layer without a spec (catalog z values run from 5 to 90)."""
+SIMPLIFY_M = 5.0
+"""Simplification of the analyses' offline maps, in metres: under 2 px up to zoom 15, and it
+keeps the demo's overview map under 3 MB (local choice)."""
 
 
 _TEXT: dict[str, dict[str, str]] = {
@@ -67,6 +73,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "shown_note": "显示 {shown}/{total} 个要素",
         "thinned_note": "（超过 {max} 个，均匀抽稀）",
         "no_geometry_note": "（{n} 个无几何）",
+        "labels": "地名标注",
     },
     "en": {
         "yes": "Yes",
@@ -80,6 +87,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "shown_note": "showing {shown} of {total} features",
         "thinned_note": " (over {max}: evenly thinned)",
         "no_geometry_note": " ({n} without geometry)",
+        "labels": "Place labels",
     },
 }
 
@@ -92,6 +100,7 @@ class _LegendEntry:
     geometry: str
     swatches: list[tuple[str, str]] = field(default_factory=list)  # (colour, label)
     note: str = ""
+    group: str = ""  # JS name of the layer's FeatureGroup: the block shows while it is on
 
 
 def _check_lang(lang: str) -> None:
@@ -321,13 +330,14 @@ def _feature_collection(
     gdf: geopandas.GeoDataFrame,
     fields: Sequence[tuple[str, str, FieldSpec | None, Any]],
     lang: Lang,
+    decimals: int = COORD_DECIMALS,
 ) -> dict[str, Any]:
     """One FeatureCollection; properties are display strings, HTML-escaped.
 
     Folium's popups insert property values with ``innerHTML``, so every value is escaped here:
     a field report containing markup must show as text.
     """
-    geoms = shapely.transform(gdf.geometry.to_numpy(), lambda xy: np.round(xy, COORD_DECIMALS))
+    geoms = shapely.transform(gdf.geometry.to_numpy(), lambda xy: np.round(xy, decimals))
     geojson = shapely.to_geojson(geoms)
     columns = {
         key: [html.escape(format_value(v, f, lang)) for v in gdf[column].tolist()]
@@ -367,12 +377,16 @@ def _legend_html(entries: Sequence[_LegendEntry], lang: Lang) -> str:
                 f'{esc(colour)};{shape}"></span>{esc(label)}</div>'
             )
         note = f'<div class="gm-note">{esc(e.note)}</div>' if e.note else ""
-        blocks.append(f'<div class="gm-layer"><b>{esc(e.title)}</b>{note}{"".join(rows)}</div>')
+        data = f' data-gm-group="{esc(e.group)}"' if e.group else ""
+        blocks.append(
+            f'<div class="gm-layer"{data}><b>{esc(e.title)}</b>{note}{"".join(rows)}</div>'
+        )
     return (
         "<style>"
-        ".gm-legend{position:fixed;bottom:28px;right:10px;z-index:1000;background:#fff;"
+        ".gm-legend{position:fixed;bottom:56px;left:10px;z-index:1000;background:#fff;"
         "padding:6px 10px;border:1px solid #999;border-radius:4px;font:12px/1.4 sans-serif;"
-        "max-height:60vh;max-width:280px;overflow:auto;box-shadow:0 1px 4px rgba(0,0,0,.3)}"
+        "max-height:calc(100vh - 160px);max-width:280px;overflow:auto;"
+        "box-shadow:0 1px 4px rgba(0,0,0,.3)}"
         ".gm-legend summary{font-weight:bold;cursor:pointer}"
         ".gm-layer{margin-top:4px}.gm-note{color:#a33;font-size:11px}"
         ".gm-row{display:flex;align-items:center;gap:6px;margin-left:4px}"
@@ -394,12 +408,14 @@ def _add_layer(
     pane: str,
     z: int,
     lang: Lang,
-) -> None:
+    show: bool = True,
+    decimals: int = COORD_DECIMALS,
+) -> folium.FeatureGroup:
     """Add one layer as a FeatureGroup holding a single styled GeoJson, in its own pane."""
-    folium.map.CustomPane(pane, z_index=400 + min(max(z, 0), 150), pointer_events=True).add_to(m)
-    group = folium.FeatureGroup(name=group_name, show=True).add_to(m)
+    _pane(m, pane, z)
+    group = folium.FeatureGroup(name=group_name, show=show).add_to(m)
     fields = _popup_fields(gdf, spec, lang)
-    data = _feature_collection(gdf, fields, lang)
+    data = _feature_collection(gdf, fields, lang, decimals)
     styles = [_style(spec, geometry, c) for c in colours]
     if geometry == "Point" and spec is not None:
         _size_by_field(styles, gdf, spec)
@@ -432,6 +448,55 @@ def _add_layer(
         tooltip=tooltip,
         pane=pane,
     ).add_to(group)
+    return group
+
+
+def _pane(m: folium.Map, pane: str, z: int) -> None:
+    folium.map.CustomPane(pane, z_index=400 + min(max(z, 0), 150), pointer_events=True).add_to(m)
+
+
+def _add_raster(
+    m: folium.Map,
+    gdf: geopandas.GeoDataFrame,
+    spec: LayerSpec | None,
+    title: str,
+    pane: str,
+    z: int,
+    lang: Lang,
+    show: bool,
+) -> tuple[folium.FeatureGroup, list[tuple[str, str]]]:
+    """Draw a point layer as a density raster (image overlay); return its group and swatches.
+
+    The value per cell is the mean of the symbology field per point, as a density per km² when
+    the points carry their ``cell_size_m`` (a population grid), classed by quintiles on the
+    spec's colour ramp.
+    """
+    sym = spec.symbology if spec is not None else {}
+    fname = sym.get("field")
+    if fname not in gdf.columns:
+        raise ValueError(
+            f"图层“{title}”无法绘制为密度栅格：缺少符号化字段 {fname!r}；请检查图层规格 / "
+            f"layer '{title}' cannot be drawn as a density raster: its symbology field "
+            f"{fname!r} is missing; check the layer spec or leave it out of `rasters`"
+        )
+    values = carto.numeric(gdf[fname])
+    per_km2 = "cell_size_m" in gdf.columns
+    if per_km2:
+        values = values / carto.numeric(gdf["cell_size_m"]) ** 2 * 1e6
+    grid, bounds = carto.density_grid(gdf, values)
+    cells = grid[np.isfinite(grid)]
+    breaks = np.unique(np.quantile(cells, GRADUATED_QUANTILES)) if len(cells) else np.array([])
+    colours = _ramp(str(sym.get("color", DEFAULT_COLOR)), len(breaks) + 1)
+    _, swatches = _graduated(pd.Series(cells), colours[-1], "", list(breaks), colours)
+    f = spec.field(fname) if spec is not None else None
+    field_title = (f.title_zh if lang == "zh" else f.title_en) if f is not None else str(fname)
+    unit = " /km²" if per_km2 else ""
+    swatches = [(c, f"{field_title}: {label}{unit}") for c, label in swatches]
+    _pane(m, pane, z)
+    group = folium.FeatureGroup(name=title, show=show).add_to(m)
+    classes = carto.raster_classes(grid, breaks)
+    carto.raster_overlay(grid, bounds, classes, colours, title, pane).add_to(group)
+    return group, swatches
 
 
 def layers_map(
@@ -442,6 +507,11 @@ def layers_map(
     tiles: str | None = None,
     tiles_attribution: str | None = None,
     max_features: int = 20000,
+    show: Collection[str] | None = None,
+    z: Mapping[str, int] | None = None,
+    rasters: Collection[str] = (),
+    labels: bool = True,
+    simplify_m: float = 0.0,
 ) -> folium.Map:
     """Draw workspace layers on one folium map, styled by the layer catalog.
 
@@ -463,13 +533,29 @@ def layers_map(
     max_features
         Most features drawn per layer. A larger layer is thinned to evenly spaced features and
         its name says so (``"显示 N/M"``).
+    show
+        Names of the layers switched on when the map opens (the map's subject and its
+        boundaries); the others are listed in the layer control, off. None (default): all on.
+    z
+        Draw order per layer name, overriding the catalog's ``z`` for this map (e.g. rings
+        above the gaps they explain).
+    rasters
+        Names of point layers drawn as a density raster (an image of the mean of their
+        symbology field per ~250 m cell, per km² for a population grid) instead of one marker
+        per point.
+    labels
+        Label towns (always) and the jurisdiction's villages (from zoom 13) when an
+        ``admin_units`` layer is drawn; the labels are a layer of their own in the control.
+    simplify_m
+        Simplify lines and polygons to about this many metres (0: as they are); a few metres
+        are invisible at district zoom and make the file much smaller.
 
     Returns
     -------
     folium.Map
         One ``FeatureGroup`` per layer (named with its title and feature count), drawn in the
         symbology ``z`` order, with a layer control, a scale bar and a legend; fitted to the
-        layers' bounds.
+        jurisdiction (``admin_units`` with ``in_jurisdiction``), else to the layers' bounds.
 
     Raises
     ------
@@ -482,6 +568,7 @@ def layers_map(
 
     Notes
     -----
+    The legend shows the blocks of the layers that are on, and follows the layer control.
     Points are drawn as circle markers sized by ``radius``; lines and polygons by ``weight``,
     ``fill_color`` and ``fill_opacity``. A ``categorical`` layer is coloured per value of its
     symbology field (legend in catalog order), a ``graduated`` one by the field's quintiles on a
@@ -505,12 +592,17 @@ def layers_map(
         if ready is None:
             continue
         spec = specs.get(name)
-        z = int(spec.symbology.get("z", DEFAULT_Z)) if spec is not None else DEFAULT_Z
-        prepared.append((z, name, spec, *ready))
+        spec_z = int(spec.symbology.get("z", DEFAULT_Z)) if spec is not None else DEFAULT_Z
+        prepared.append((carto.z_of(name, spec_z, z), name, spec, *ready))
     prepared.sort(key=lambda item: (item[0], item[1]))
 
     m = folium.Map(
-        location=[0.0, 0.0], zoom_start=2, tiles=None, control_scale=True, prefer_canvas=True
+        location=[0.0, 0.0],
+        zoom_start=2,
+        tiles=None,
+        control_scale=True,
+        prefer_canvas=True,
+        zoom_snap=0.25,  # fit the jurisdiction closely, not to the next whole zoom below
     )
     # Only Leaflet is needed (no awesome-markers, Bootstrap or jQuery); save_map inlines it.
     m.default_js = [("leaflet", _LEAFLET_JS)]
@@ -526,9 +618,24 @@ def layers_map(
 
     legend: list[_LegendEntry] = []
     bounds: list[np.ndarray] = []
-    for z, name, spec, gdf, total in prepared:
+    unknown = sorted(set(rasters) - set(layers))
+    if unknown:
+        raise ValueError(f"`rasters` names layers that are not given: {unknown}")
+    home: np.ndarray | None = None
+    for layer_z, name, spec, gdf, total in prepared:
         title = spec.title(lang) if spec is not None else name
         geometry = _geometry_kind(spec, gdf)
+        on = show is None or name in show
+        pane = f"geo_mz_{len(legend) + 1}"
+        if name in rasters:
+            group, swatches = _add_raster(m, gdf, spec, title, pane, layer_z, lang, on)
+            legend.append(_LegendEntry(title, "Polygon", swatches, group=group.get_name()))
+            bounds.append(np.asarray(gdf.total_bounds, dtype=float))
+            continue
+        if simplify_m > 0 and geometry != "Point":
+            gdf = gdf.set_geometry(
+                gdf.geometry.simplify(simplify_m / 111_320.0, preserve_topology=True)
+            )
         colours, swatches = _colours(gdf, spec, title, lang)
         n_drawable = len(gdf)
         keep = _thin(n_drawable, int(max_features))
@@ -537,8 +644,11 @@ def layers_map(
             gdf = gdf.iloc[keep]
             colours = [colours[i] for i in keep]
         if name == "admin_units" and "in_jurisdiction" in gdf.columns:
-            # Fit the view to the jurisdiction, not to the (much larger) neighbours around it.
+            # Fit the view to the jurisdiction alone, not to the (much larger) neighbours, rivers
+            # or regional layers around it.
             own = gdf[gdf["in_jurisdiction"].fillna(False).astype(bool)]
+            if len(own):
+                home = np.asarray(own.total_bounds, dtype=float)
             bounds.append(np.asarray((own if len(own) else gdf).total_bounds, dtype=float))
         else:
             bounds.append(np.asarray(gdf.total_bounds, dtype=float))
@@ -552,12 +662,22 @@ def layers_map(
                 note += text["no_geometry_note"].format(n=total - n_drawable)
         else:
             group_name, note = text["count"].format(title=title, n=total), ""
-        legend.append(
-            _LegendEntry(title=group_name, geometry=geometry, swatches=swatches, note=note)
+        simplified = simplify_m > 0 and geometry != "Point"
+        decimals = SIMPLIFIED_DECIMALS if simplified else COORD_DECIMALS
+        group = _add_layer(
+            m, gdf, spec, geometry, colours, group_name, pane, layer_z, lang, on, decimals
         )
+        legend.append(
+            _LegendEntry(group_name, geometry, swatches, note=note, group=group.get_name())
+        )
+        if name == "admin_units" and labels:
+            places = carto.place_labels(gdf)
+            if places:
+                g = folium.FeatureGroup(name=text["labels"], show=on).add_to(m)
+                carto.PlaceLabels(places, m.get_name()).add_to(g)
 
-        _add_layer(m, gdf, spec, geometry, colours, group_name, f"geo_mz_{len(legend)}", z, lang)
-
+    if home is not None:
+        bounds = [home]
     if bounds:
         b = np.vstack(bounds)
         south, west = float(b[:, 1].min()), float(b[:, 0].min())
@@ -566,6 +686,8 @@ def layers_map(
         m.fit_bounds([[south, west], [north, east]], max_zoom=16)
     folium.LayerControl(collapsed=False).add_to(m)
     m.get_root().html.add_child(folium.Element(_legend_html(legend[::-1], lang)))
+    m.get_root().html.add_child(folium.Element(carto.LABEL_CSS))
+    carto.LegendSync([e.group for e in legend]).add_to(m)
     return m
 
 
@@ -602,7 +724,8 @@ def save_map(m: folium.Map, path: str | Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    page = m.get_root().render()
+    with carto.compact_json():
+        page = m.get_root().render()
     js, css = _leaflet_inline()
     page = page.replace(f'<script src="{_LEAFLET_JS}"></script>', f"<script>{js}</script>")
     page = page.replace(f'<link rel="stylesheet" href="{_LEAFLET_CSS}"/>', f"<style>{css}</style>")

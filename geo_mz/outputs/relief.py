@@ -9,6 +9,7 @@ sheets their "中文 English" headings.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +18,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_mz.core.catalog import load_catalog
+from geo_mz.core.catalog import LayerSpec, load_catalog
 from geo_mz.core.results import (
     Kpi,
     ReportTable,
@@ -28,10 +29,24 @@ from geo_mz.core.results import (
     result_catalog,
 )
 from geo_mz.outputs.files import write_gpkg
-from geo_mz.outputs.maps import layers_map, save_map
+from geo_mz.outputs.maps import SIMPLIFY_M, layers_map, save_map
 from geo_mz.relief.drive_audit import Audit, audit_kpis, compare, routes, town_summary
 
 Lang = Literal["zh", "en"]
+
+#: Layers on when the relief map opens; the rest are listed in its layer control, off.
+RELIEF_MAP_ON = frozenset(
+    {
+        "admin_units",
+        "water",
+        "roads",
+        "relief_units",
+        "relief_stores",
+        "road_closures",
+        "relief_routes",
+        "proposed_stores",
+    }
+)
 
 #: Worst first: the status a point shows on the map when its targets disagree.
 _SEVERITY = {"cut_off": 0, "no_store": 1, "misses": 2, "meets": 3}
@@ -242,6 +257,44 @@ def overlay_layers(
     return layers
 
 
+def relief_units(a: Audit, admin_units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Village polygons with the worst delivery status of their village centre (a choropleth).
+
+    Parameters
+    ----------
+    a
+        The audit (or scenario) shown.
+    admin_units
+        Workspace boundaries; villages are joined to audited points by adcode.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per audited village: the columns of ``worst_per_point`` on the village's
+        polygon (CRS of ``admin_units``); draw it with ``relief_units_spec()``.
+    """
+    worst = worst_per_point(a)
+    worst = pd.DataFrame(worst[worst["kind"] == "village"].drop(columns="geometry"))
+    villages = admin_units.loc[admin_units["level"] == "village", ["adcode", "geometry"]]
+    out = villages.merge(worst, left_on="adcode", right_on="point_id", how="inner")
+    return gpd.GeoDataFrame(out.drop(columns="adcode"), geometry="geometry", crs=villages.crs)
+
+
+def relief_units_spec() -> LayerSpec:
+    """Map spec of ``relief_units``: the audit's fields and status colours, on polygons."""
+    base = result_catalog()["relief_audit"]
+    sym = {k: v for k, v in base.symbology.items() if k not in ("radius", "label_field")}
+    sym.update(weight=1, fill_opacity=0.55, z=12)
+    return dataclasses.replace(
+        base,
+        name="relief_units",
+        title_zh="村（社区）救灾物资送达状态",
+        title_en="Relief delivery per village",
+        geometry="Polygon",
+        symbology=sym,
+    )
+
+
 def relief_map(
     base_layers: Mapping[str, gpd.GeoDataFrame],
     a: Audit,
@@ -250,11 +303,20 @@ def relief_map(
     *,
     lang: Lang = "zh",
 ) -> Any:
-    """Map of the audit (or scenario) over boundaries, water, roads, stores and shelters."""
+    """Map of the audit (or scenario) over boundaries, water, roads, stores and shelters.
+
+    On when it opens: boundaries, each village coloured by its worst status (meets target /
+    late / cut off), stores, closures and detours; the audited points and the changes are in
+    the layer control, off.
+    """
     layers = {k: base_layers[k] for k in ("admin_units", "water", "roads") if k in base_layers}
     layers["relief_stores"] = a.stores
+    if "admin_units" in base_layers:
+        shown = scenario if scenario is not None else a
+        layers["relief_units"] = relief_units(shown, base_layers["admin_units"])
     layers.update(overlay_layers(a, scenario, proposed))
-    return layers_map(layers, catalog={**load_catalog(), **result_catalog()}, lang=lang)
+    catalog = {**load_catalog(), **result_catalog(), "relief_units": relief_units_spec()}
+    return layers_map(layers, catalog=catalog, lang=lang, show=RELIEF_MAP_ON, simplify_m=SIMPLIFY_M)
 
 
 def write_excel(

@@ -14,11 +14,24 @@ from geo_mz.core.catalog import load_catalog
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.results import result_catalog
 from geo_mz.outputs.files import write_gpkg
-from geo_mz.outputs.maps import layers_map, save_map
+from geo_mz.outputs.maps import SIMPLIFY_M, layers_map, save_map
 from geo_mz.relief.shelter_tables import excel_tables, output_layers
 from geo_mz.relief.shelters import AdequacyResult, EvacuationResult
 
 Lang = Literal["zh", "en"]
+
+#: Layers on when the shelter map opens; the rest are listed in its layer control, off.
+SHELTER_MAP_ON = frozenset(
+    {
+        "admin_units",
+        "water",
+        "roads",
+        "shelter_units",
+        "shelters",
+        "shelter_load",
+        "evacuation_unassigned",
+    }
+)
 
 
 def shelter_map(
@@ -32,7 +45,7 @@ def shelter_map(
 
     Villages coloured by the share of people within reach, assignment lines, unplaced people
     by reason, and shelters coloured by load share after an evacuation (else by class), sized
-    by capacity.
+    by capacity. The assignment lines are in the layer control, off.
     """
     layers = {k: base_layers[k] for k in ("admin_units", "water", "roads") if k in base_layers}
     outs = output_layers(adequacy, evacuation)
@@ -43,7 +56,13 @@ def shelter_map(
     if "shelter_load" not in layers and adequacy is not None:
         layers["shelters"] = adequacy.shelters.to_crs(STORAGE_CRS)
     # Shelters are sized by capacity through their specs' symbology ``size_field``.
-    return layers_map(layers, catalog={**load_catalog(), **result_catalog()}, lang=lang)
+    return layers_map(
+        layers,
+        catalog={**load_catalog(), **result_catalog()},
+        lang=lang,
+        show=SHELTER_MAP_ON,
+        simplify_m=SIMPLIFY_M,
+    )
 
 
 def write_shelter_outputs(
