@@ -216,15 +216,17 @@ def serve(
     """
     _raise_open_files_limit()
     asgi = WebMapASGI(app, threads=threads)
+    sock = _listen(host, port, asgi.hub.heartbeat_s)
     server = _server_class()(_config(asgi, host=host, port=port, log_level=log_level))
     server.asgi = asgi
     try:
-        server.run()
+        server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the Ctrl-C it handled; the server has stopped cleanly
     finally:
         asgi.wsgi.executor.shutdown(wait=False)
         asgi.api.close()
+        sock.close()
 
 
 @contextlib.contextmanager
@@ -247,9 +249,7 @@ def running(app: Any, *, threads: int = 8, host: str = "127.0.0.1") -> Iterator[
     """
     _raise_open_files_limit()
     asgi = WebMapASGI(app, threads=threads)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    sock = _listen(host, 0, asgi.hub.heartbeat_s)
     port = sock.getsockname()[1]
     server = _server_class()(_config(asgi, host=host, port=port, log_level="warning"))
     server.asgi = asgi
@@ -271,6 +271,25 @@ def running(app: Any, *, threads: int = 8, host: str = "127.0.0.1") -> Iterator[
         asgi.wsgi.executor.shutdown(wait=False)
         asgi.api.close()
         sock.close()
+
+
+def _listen(host: str, port: int, heartbeat_s: float) -> socket.socket:
+    """Open the listening socket; connections inherit a give-up time for unacknowledged data.
+
+    A map whose computer vanished (no FIN, no RST) would keep its stream until TCP gives up,
+    ~15 minutes: with ``TCP_USER_TIMEOUT`` (Linux) a heartbeat left unacknowledged for two
+    heartbeats closes the connection, and the stream is freed.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if user_timeout is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, user_timeout, int(2 * heartbeat_s * 1000))
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
 
 
 def _raise_open_files_limit() -> None:

@@ -1,0 +1,282 @@
+"""Live-stream benchmark: ``geo-mz serve`` (as the README runs it) vs a bare async SSE app.
+
+Settings
+--------
+* **geo-mz**: ``geo-mz serve --workspace pengjiang.gpkg`` in its own process (uvicorn, flask
+  behind a2wsgi, ``/events`` on the event loop), the Pengjiang sample workspace. Each event is a
+  real edit: ``POST /collections/incidents/items`` with HTTP Basic (credentials cached after
+  the first), committed to the GeoPackage and the journal, then pushed to every stream.
+* **bare**: a pure-ASGI app on the same uvicorn (no flask, no store): ``POST /publish`` puts a
+  600-byte event on every open stream's queue. The floor for any Python SSE server here.
+* Clients: N raw sockets (HTTP/1.0 ``GET /events``) in one asyncio process, spread over
+  loopback addresses 127.0.0.1-20 (geo-mz caps streams per address; 1,000 maps from 20
+  offices). ``E`` events, one every ``--gap`` seconds, sent one at a time by a writer thread.
+
+Measured
+--------
+* delivery latency, p50 and p99 over all clients x events: from the writer sending the request
+  to each client having read the event (for geo-mz this includes committing the edit, see the
+  write latency; the server publishes before it answers, so clients usually have the event
+  before the writer has its ``201``);
+* fan-out p99: from the first client having an event to each other client having it (the
+  streaming layer alone, without the commit);
+* events lost: N x E minus the (client, event id) pairs received;
+* write latency (request sent to response read), p50.
+
+Run: ``.venv/bin/python bench/bench_sse.py [--clients 200 1000] [--events 20]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ADDRS = [f"127.0.0.{i}" for i in range(1, 21)]
+ID_LINE = re.compile(rb"^id: (\d+)$", re.MULTILINE)
+
+
+# -- the bare server (run in its own process) ------------------------------------------------
+def bare_app():
+    queues: set[asyncio.Queue] = set()
+    state = {"n": 0}
+    pad = "x" * 500
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["path"] == "/publish":
+            while (await receive()).get("more_body"):
+                pass
+            state["n"] += 1
+            chunk = f'id: {state["n"]}\nevent: change\ndata: {{"pad": "{pad}"}}\n\n'.encode()
+            for q in queues:
+                q.put_nowait(chunk)
+            eid = [(b"x-event-id", str(state["n"]).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": eid})
+            await send({"type": "http.response.body", "body": b"ok"})
+            return
+        q: asyncio.Queue = asyncio.Queue()
+        queues.add(q)
+        gone = asyncio.Event()
+
+        async def watch():
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+            q.put_nowait(b"")
+
+        task = asyncio.create_task(watch())
+        try:
+            headers = [(b"content-type", b"text/event-stream")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send(
+                {"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True}
+            )
+            while not gone.is_set():
+                chunk = await q.get()
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            task.cancel()
+            queues.discard(q)
+
+    return app
+
+
+def run_bare(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(bare_app(), host="127.0.0.1", port=port, log_level="warning", backlog=4096)
+
+
+# -- servers ------------------------------------------------------------------------------------
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("server did not start")
+
+
+def start_geomz(tmp: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
+    from webmap.testing import PASSWORD, SECRET, fresh_settings, sample_base
+
+    base = sample_base(tmp / "base")
+    settings = fresh_settings(base, tmp / "ws")
+    port = free_port()
+    code = "import sys; from geo_mz.cli import main; sys.exit(main())"
+    cmd = [sys.executable, "-c", code, "serve", "--workspace", str(settings.workspace)]
+    cmd += ["--port", str(port)]
+    env = {**os.environ, "GEO_MZ_SECRET_KEY": SECRET}
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
+    root = f"http://127.0.0.1:{port}"
+    wait_ready(root + "/conformance", proc)
+    auth = "Basic " + base64.b64encode(f"reporter1:{PASSWORD}".encode()).decode()
+    return proc, root, {"Authorization": auth, "Content-Type": "application/geo+json"}
+
+
+def start_bare() -> tuple[subprocess.Popen, str, dict[str, str]]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--bare-server", str(port)])
+    root = f"http://127.0.0.1:{port}"
+    wait_ready(root + "/publish", proc)
+    return proc, root, {}
+
+
+# -- clients ------------------------------------------------------------------------------------
+async def client(root: str, src: str, arrivals: dict[int, float], ready: asyncio.Event) -> None:
+    host, port = root.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port), local_addr=(src, 0))
+    writer.write(b"GET /events HTTP/1.0\r\nHost: bench\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    if b" 200 " not in head.split(b"\r\n", 1)[0]:
+        raise RuntimeError(head.decode(errors="replace"))
+    ready.set()
+    buf = b""
+    try:
+        while data := await reader.read(65536):
+            now = time.perf_counter()
+            buf += data
+            cut = buf.rfind(b"\n\n")
+            if cut < 0:
+                continue
+            for m in ID_LINE.findall(buf[:cut]):
+                arrivals.setdefault(int(m), now)
+            buf = buf[cut + 2 :]
+    finally:
+        writer.close()
+
+
+def measure(root: str, headers: dict[str, str], n: int, events: int, gap: float, bare: bool):
+    path = "/publish" if bare else "/collections/incidents/items"
+    body = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [113.08, 22.6]},
+        "properties": {"kind": "fire", "description": "bench"},
+    }
+    done: list[tuple[int, float, float]] = []  # (event id, sent, answered)
+
+    def writer(first_id: int) -> None:
+        for i in range(events):
+            req = urllib.request.Request(
+                root + path, data=json.dumps(body).encode(), headers=headers, method="POST"
+            )
+            t0 = time.perf_counter()
+            with urllib.request.urlopen(req, timeout=60) as r:
+                r.read()
+                eid = int(r.headers.get("X-Event-Id") or first_id + i)
+            done.append((eid, t0, time.perf_counter()))
+            time.sleep(gap)
+
+    async def run() -> list[dict[int, float]]:
+        arrivals = [{} for _ in range(n)]
+        readies = [asyncio.Event() for _ in range(n)]
+        tasks = [
+            asyncio.create_task(client(root, ADDRS[i % len(ADDRS)], arrivals[i], readies[i]))
+            for i in range(n)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
+        # the first event id of this run: bare counts from 1 per process, geo-mz answers it
+        thread = threading.Thread(target=writer, args=(1,))
+        thread.start()
+        while thread.is_alive():
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(3.0)  # let the last event reach everyone
+        for t in tasks:
+            t.cancel()
+        return arrivals
+
+    arrivals = asyncio.run(run())
+    lat, spread, lost = [], [], 0
+    for eid, sent, _ in done:
+        got = [arr[eid] for arr in arrivals if eid in arr]
+        lost += len(arrivals) - len(got)
+        lat += [t - sent for t in got]
+        spread += [t - min(got) for t in got] if got else []
+    writes = [a - s for _, s, a in done]
+    return np.array(lat) * 1000, np.array(spread) * 1000, lost, float(np.median(writes)) * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, nargs="+", default=[200, 1000])
+    ap.add_argument("--events", type=int, default=20)
+    ap.add_argument("--gap", type=float, default=0.25, help="seconds between events")
+    ap.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.bare_server is not None:
+        run_bare(args.bare_server)
+        return
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    import uvicorn
+
+    print(
+        f"bench_sse: {platform.python_version()}, uvicorn {uvicorn.__version__}, "
+        f"{os.cpu_count()} CPUs; clients {args.clients}, {args.events} events "
+        f"{args.gap} s apart; clients in one asyncio process over {len(ADDRS)} loopback addresses"
+    )
+    print(
+        f"{'server':8} {'clients':>7} {'p50 ms':>8} {'p99 ms':>8} {'fan p99 ms':>10} "
+        f"{'lost':>6} {'write p50 ms':>13}"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="bench_sse_"))
+    try:
+        for n in args.clients:
+            for name in ("geo-mz", "bare"):
+                proc, root, headers = (
+                    start_geomz(tmp / f"g{n}") if name == "geo-mz" else start_bare()
+                )
+                try:
+                    lat, spread, lost, write_ms = measure(
+                        root, headers, n, args.events, args.gap, name == "bare"
+                    )
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=30)
+                p50, p99 = (np.percentile(lat, q) if len(lat) else np.nan for q in (50, 99))
+                fan99 = np.percentile(spread, 99) if len(spread) else np.nan
+                print(
+                    f"{name:8} {n:>7} {p50:8.1f} {p99:8.1f} {fan99:10.1f} {lost:>6} "
+                    f"{write_ms:13.1f}",
+                    flush=True,
+                )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
