@@ -19,7 +19,7 @@ from webmap.core.features import check_params, lang_of, parse_bbox, select
 from webmap.core.geojson import features_of, jsonable
 from webmap.core.http import ApiRequest, ApiResponse
 from webmap.core.layers import CLOSURES, INCIDENTS, SHELTERS, allowed_methods, layer_spec
-from webmap.core.overlays import visible_by_default
+from webmap.core.overlays import FINDINGS, visible_by_default
 from webmap.core.store import FeatureStore
 from webmap.core.symbology import Symbology, symbolize
 from webmap.core.tiles import TILED_MIN_FEATURES
@@ -29,6 +29,42 @@ from webmap.settings import Settings
 INCIDENT_LIST_MAX = 50
 """Incidents listed in the side panel, newest first (local choice)."""
 _KPI_LAYERS = ("population", "elder_care", "shelters", "relief_stores", "admin_units")
+BASE_POLYGON_MAX_Z = 20
+"""Polygon layers drawn below this ``z`` (water, land use, admin units) are the base map: drawn
+non-interactive so a click never opens their popup instead of a shelter's (issue 16)."""
+
+
+def pane_of(name: str, geometry: str, z: int, tiled: bool) -> tuple[str, bool]:
+    """Choose the map pane a layer is drawn in and whether its features take clicks.
+
+    Parameters
+    ----------
+    name
+        Layer id.
+    geometry
+        ``"Point"``, ``"LineString"`` or ``"Polygon"``.
+    z
+        Draw order of its symbology.
+    tiled
+        Loaded by tile (large point layers are drawn as non-interactive dots).
+
+    Returns
+    -------
+    tuple[str, bool]
+        Pane name (``polygons`` < ``findings`` < ``dots`` < ``lines`` < ``closures`` <
+        ``points`` < ``incidents``; the page gives each a z-index) and interactivity.
+    """
+    if name == INCIDENTS:
+        return "incidents", True
+    if name == CLOSURES:
+        return "closures", True
+    if geometry == "Polygon":
+        if name == FINDINGS:
+            return "findings", True
+        return "polygons", z >= BASE_POLYGON_MAX_Z
+    if geometry == "LineString":
+        return "lines", True
+    return ("dots", False) if tiled else ("points", True)
 
 
 class MapData:
@@ -74,13 +110,17 @@ class MapData:
                 n, error = len(self.store.frame(name)), None
             except ComputationFailedError as exc:  # listed with its error; the page shows it
                 n, error = 0, exc.body()
+            z = int(spec.symbology.get("z", 50))
+            pane, interactive = pane_of(name, spec.geometry, z, n > TILED_MIN_FEATURES)
             layers.append(
                 {
                     "id": name,
                     "title": {"zh": spec.title_zh, "en": spec.title_en},
                     "geometry": spec.geometry,
                     "count": None if error else n,
-                    "z": int(spec.symbology.get("z", 50)),
+                    "z": z,
+                    "pane": pane,  # drawn above lower panes whatever the load order
+                    "interactive": interactive,
                     "big": n > self.settings.max_map_features,
                     "tiled": n > TILED_MIN_FEATURES,  # the page loads it by tile
                     "visible": n <= self.settings.max_map_features and visible_by_default(name),
@@ -229,4 +269,4 @@ class MapData:
         )
 
 
-__all__ = ["INCIDENT_LIST_MAX", "MapData"]
+__all__ = ["BASE_POLYGON_MAX_Z", "INCIDENT_LIST_MAX", "MapData", "pane_of"]

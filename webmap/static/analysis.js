@@ -26,10 +26,21 @@
   function failed(key, title, r, had) {
     stale[key] = had;
     hook.note("analysis:" + key, title + " " + T.failed, hook.problem(r) + (had ? "\n" + T.kept : ""));
-    render();
+    render(); redrawLegend();
   }
   function loaded(key) { stale[key] = false; hook.clearNote("analysis:" + key); }
   var cov = { isochrones: L.layerGroup(), coverage_gaps: L.layerGroup() }, covLoad = null;
+  // own panes (map.js): the relief audit above the roads, the 15-minute rings above the gaps
+  var po = hook.paneOptions || function () { return {}; }, rings = {};
+  if (hook.paneOptions) {
+    map.createPane("geomz-rings").style.zIndex = 407;
+    rings = { pane: "geomz-rings", renderer: L.svg({ pane: "geomz-rings" }) };
+  }
+  var paneOf = { relief: po("relief"), coverage_gaps: po("coverage"), isochrones: rings };
+  var legends = { relief: { layer: group, legend: null }, isochrones: { layer: cov.isochrones, legend: null },
+    coverage_gaps: { layer: cov.coverage_gaps, legend: null } };
+  hook.extraLegends = [legends.relief, legends.isochrones, legends.coverage_gaps];
+  function redrawLegend() { legends.relief.stale = stale.relief; if (hook.drawLegend) hook.drawLegend(); }
 
   function popup(p) {
     var d = document.createElement("div"), h = document.createElement("h3"), tx = document.createElement("div");
@@ -40,17 +51,20 @@
   }
   function draw(body) {
     (body.statuses || []).forEach(function (s) { colors[s.code] = s.color; labels[s.code] = en ? s.en : s.zh; });
+    legends.relief.legend = { title: T.layer, geometry: "Point", swatches: (body.statuses || []).map(function (s) {
+      return [s.color, en ? s.en : s.zh]; }).concat([["#2166ac", T.route]]) };
     group.clearLayers();
-    L.geoJSON(body.features, {
+    L.geoJSON(body.features, L.extend({
       pointToLayer: function (f, ll) {
         var c = colors[f.properties.status] || "#888";
-        return L.circleMarker(ll, { radius: f.properties.changed ? 7 : 5, color: "#333", weight: f.properties.changed ? 2 : 0.5, fillColor: c, fillOpacity: 0.9 });
+        return L.circleMarker(ll, L.extend({ radius: f.properties.changed ? 7 : 5, color: "#333", weight: f.properties.changed ? 2 : 0.5, fillColor: c, fillOpacity: 0.9 }, paneOf.relief));
       },
       style: function () { return { color: "#2166ac", weight: 3, dashArray: "6 4" }; },
       onEachFeature: function (f, lyr) {
         lyr.bindPopup(f.properties.feature_type === "route" ? function () { var d = document.createElement("div"); d.textContent = T.route + " · " + (f.properties.route_id || ""); return d; } : function () { return popup(f.properties); });
       }
-    }).addTo(group);
+    }, paneOf.relief)).addTo(group);
+    redrawLegend();
   }
   function row(dl, label, text, cls) {
     var dt = document.createElement("dt"), dd = document.createElement("dd");
@@ -92,11 +106,14 @@
       var b = r.body;
       Object.keys(cov).forEach(function (id) {
         var fc = b.layers[id], fields = fc.fields || [];
-        L.geoJSON(fc, {
+        // titled as in the layer list, so the entry is found by the toggle's name
+        legends[id].legend = fc.legend && L.extend({}, fc.legend, { title: id === "isochrones" ? T.circle : T.gaps });
+        L.geoJSON(fc, L.extend({
           style: function (f) { return f.style || {}; },
           onEachFeature: function (f, lyr) { lyr.bindPopup(function () { return covPopup(f, fields); }); }
-        }).addTo(cov[id]);
+        }, paneOf[id])).addTo(cov[id]);
       });
+      redrawLegend();
     });
     return covLoad;
   }
