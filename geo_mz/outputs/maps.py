@@ -484,6 +484,7 @@ def _add_raster(
     if per_km2:
         values = values / carto.numeric(gdf["cell_size_m"]) ** 2 * 1e6
     grid, bounds = carto.density_grid(gdf, values)
+    grid[grid <= 0] = np.nan  # cells without people stay clear, as on a dot-density map
     cells = grid[np.isfinite(grid)]
     breaks = np.unique(np.quantile(cells, GRADUATED_QUANTILES)) if len(cells) else np.array([])
     colours = _ramp(str(sym.get("color", DEFAULT_COLOR)), len(breaks) + 1)
