@@ -448,3 +448,97 @@ def test_map_many_points_in_one_feature_collection():
     assert len(group._children) == 1  # one GeoJson, not 12,000 markers
     (gj,) = group._children.values()
     assert len(gj.data["features"]) == 12_000
+
+
+# --------------------------------------------------------------------------- cartography
+
+
+def _groups(m: folium.Map) -> dict[str, folium.FeatureGroup]:
+    return {c.layer_name: c for c in m._children.values() if isinstance(c, folium.FeatureGroup)}
+
+
+def _pane_z(m: folium.Map) -> dict[str, int]:
+    return {c.name: c.z_index for c in m._children.values() if isinstance(c, folium.map.CustomPane)}
+
+
+def test_map_show_switches_only_the_named_layers_on(elder_care, roads, admin_units):
+    layers = {"elder_care": elder_care, "roads": roads, "admin_units": admin_units}
+    m = layers_map(layers, show={"admin_units", "elder_care"})
+    shown = {name: g.show for name, g in _groups(m).items()}
+    assert shown == {
+        "行政区划 (2)": True,
+        "地名标注": True,  # the labels follow their boundaries
+        "道路 (2)": False,
+        "养老服务设施 (2)": True,
+    }
+    # by default (notebooks) every layer is on
+    assert all(g.show for g in _groups(layers_map(layers)).values())
+
+
+def test_map_z_override_puts_a_layer_above_another(elder_care, roads, admin_units):
+    layers = {"roads": roads, "admin_units": admin_units}
+    gj = _geojsons(layers_map(layers))
+    panes = _pane_z(layers_map(layers))
+    z_default = {n: panes[g.options["pane"]] for n, g in gj.items()}
+    assert z_default["行政区划 (2)"] < z_default["道路 (2)"]
+    m = layers_map(layers, z={"admin_units": 30})
+    panes = _pane_z(m)
+    z = {n: panes[g.options["pane"]] for n, g in _geojsons(m).items()}
+    assert z["行政区划 (2)"] > z["道路 (2)"]
+
+
+def test_map_population_as_a_density_raster():
+    pop = _population(2000)
+    m = layers_map({"population": pop}, rasters=("population",))
+    assert _geojsons(m) == {}  # no marker at all
+    (group,) = _groups(m).values()
+    (overlay,) = [
+        c for c in group._children.values() if isinstance(c, folium.raster_layers.ImageOverlay)
+    ]
+    assert overlay.url.startswith("data:image/png;base64,")
+    html = _html(m)
+    assert "/km²" not in html  # no cell_size_m column: mean per point, not a density
+    with pytest.raises(ValueError, match="rasters"):
+        layers_map({"population": pop}, rasters=("elder_care",))
+
+
+def test_density_grid_means_per_cell_cross_checked():
+    from geo_mz.outputs._cartography import density_grid
+
+    # 4 points in one 1 km Web Mercator cell, 1 point in another: means 2.5 and 10
+    xs = [0.0, 100.0, 200.0, 300.0, 5000.0]
+    ys = [0.0, 100.0, 200.0, 300.0, 5000.0]
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(xs, ys), crs="EPSG:3857")
+    grid, (south, west, north, east) = density_grid(pts, np.array([1, 2, 3, 4, 10.0]), 1000.0)
+    values = grid[np.isfinite(grid)]
+    assert sorted(values.tolist()) == [2.5, 10.0]
+    assert np.isnan(grid).sum() == grid.size - 2
+    assert south < 0 < north and west < 0 < east  # bounds in degrees around the points
+
+
+def test_map_labels_towns_escaped(admin_units):
+    units = admin_units.copy()
+    units.loc[0, "name"] = "白沙<b>街道</b>"
+    html = _html(layers_map({"admin_units": units}))
+    assert "\\u0026lt;b\\u0026gt;" in html  # escaped for HTML, then for the script
+    assert "白沙<b>街道</b>" not in html
+    assert not _html(layers_map({"admin_units": units}, labels=False)).count("gm_labels")
+
+
+def test_map_legend_blocks_follow_their_groups(elder_care, roads):
+    m = layers_map({"elder_care": elder_care, "roads": roads}, show={"roads"})
+    html = _html(m)
+    for g in _groups(m).values():
+        assert f'data-gm-group="{g.get_name()}"' in html
+    assert 'map.on("overlayadd overlayremove", sync)' in html
+
+
+def test_save_map_writes_compact_utf8_json(tmp_path, elder_care):
+    m = layers_map({"elder_care": elder_care})
+    path = save_map(m, tmp_path / "m.html")
+    page = path.read_text(encoding="utf-8")
+    assert "潮连助餐点" in page  # Chinese as UTF-8, not \\u escapes
+    assert '"features":[' in page and '"features": [' not in page
+    assert "<b>" not in page.split("养老院")[0][-20:]  # the escaped markup stays escaped
+    # the setting is restored: rendering outside save_map is folium's default again
+    assert '"features": [' in _html(m)
