@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ MAX_BACKLOG = 5_000
 """Chunks a stream may have queued unsent; a client that far behind is dropped and replays on
 reconnect (local choice: a page that cannot keep up is better reloaded than buffered)."""
 KEEPALIVE = ": keepalive\n\n"
+LOG_RETRY_S = 1.0
+"""Seconds before the hub reads the event log again after a failed read."""
+log = logging.getLogger(__name__)
 
 
 class StreamsFullError(Exception):
@@ -123,7 +127,6 @@ class StreamHub:
         self.clock = clock
         self.clients: set[Client] = set()
         self.per_addr: collections.Counter[str] = collections.Counter()
-        self.delivered = 0  # chunks queued to streams (events and analysis), for the benchmark
         self._recent: collections.deque[tuple[int, str]] = collections.deque(maxlen=RECENT_EVENTS)
         self._cursor = 0  # newest event id read by the hub
         self._floor = 0  # `_recent` holds every event with floor < id <= cursor
@@ -187,7 +190,6 @@ class StreamHub:
     def _fan_out(self, event_id: int | None, chunk: str) -> None:
         for client in self.clients:
             client.push(event_id, chunk)
-        self.delivered += len(self.clients)
 
     async def _read_log(self) -> None:
         assert self._kick is not None
@@ -198,9 +200,20 @@ class StreamHub:
                 self.shutdown()
                 return
             while True:  # read on every wake, as the threaded stream does: nothing slips by
-                events = await asyncio.to_thread(
-                    self.store.events_since, self._cursor, limit=REPLAY_BATCH
-                )
+                try:
+                    events = await asyncio.to_thread(
+                        self.store.events_since, self._cursor, limit=REPLAY_BATCH
+                    )
+                except Exception:  # e.g. the database restarting: streams wait, then catch up
+                    log.exception(
+                        "读取事件日志失败，%s 秒后重试 / reading the event log failed;"
+                        " retrying in %s s",
+                        LOG_RETRY_S,
+                        LOG_RETRY_S,
+                    )
+                    await asyncio.sleep(LOG_RETRY_S)
+                    self._kick.set()
+                    break
                 for ev in events:
                     chunk = format_event(ev)
                     if len(self._recent) == self._recent.maxlen:
