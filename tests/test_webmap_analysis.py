@@ -193,7 +193,8 @@ def test_occupancy_patch_lowers_places_free_by_that_amount(app):
     )
     occ = target["properties"]["occupancy_persons"] or 0
     url = f"/collections/shelters/items/{target['id']}"
-    r = client.patch(url, json={"occupancy_persons": occ + 7}, headers=csrf)
+    etag = client.get(url).headers["ETag"]  # PATCH needs If-Match (428 without)
+    r = client.patch(url, json={"occupancy_persons": occ + 7}, headers=csrf | {"If-Match": etag})
     assert r.status_code == 200, r.json
     after = client.get("/map/summary").json["live"]
     assert after["shelter_places_basis"] == before["shelter_places_basis"]

@@ -8,6 +8,7 @@ covering a large share of the district, and edits that write only the changed fe
 from __future__ import annotations
 
 import base64
+import sqlite3
 import time
 
 import pytest
@@ -20,6 +21,7 @@ import pyproj
 import shapely
 from shapely.geometry import mapping
 
+from geo_mz.core.temp_copies import temp_files
 from geo_mz.core.workspace import Workspace
 from webmap import create_app
 from webmap.testing import PASSWORD, fresh_settings, sample_base
@@ -233,3 +235,57 @@ def test_a_line_closure_counts_its_share_of_the_road_length(base, tmp_path):
     assert r.json["road_share"] == pytest.approx(expected, rel=0.01)
     assert "area_share" not in r.json
     assert client.post(CLOSURES, json={**body, "confirm": True}, headers=csrf).status_code == 201
+
+
+# -- an edit writes the one changed feature ------------------------------------------------------
+PAGE = 4096
+
+
+def changed_pages(old: bytes, new: bytes) -> int:
+    n = max(len(old), len(new))
+    old, new = old.ljust(n, b"\0"), new.ljust(n, b"\0")
+    return sum(old[i : i + PAGE] != new[i : i + PAGE] for i in range(0, n, PAGE))
+
+
+def raw_rows(path, layer: str) -> dict[int, tuple]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        return {r[0]: r for r in conn.execute(f'SELECT * FROM "{layer}" ORDER BY fid')}
+
+
+def test_an_edit_writes_the_one_feature_and_leaves_the_other_rows_bytes(base, tmp_path):
+    app = create_app(fresh_settings(base, tmp_path / "ws"))
+    path = app.extensions["webmap"].settings.workspace
+    client, csrf = session(app, "commander1")
+    before_file, before_rows = path.read_bytes(), raw_rows(path, "shelters")
+    inode = path.stat().st_ino
+    etag = client.get(SHELTER).headers["ETag"]
+    r = client.patch(SHELTER, json={"occupancy_persons": 77}, headers=csrf | {"If-Match": etag})
+    assert r.status_code == 200, r.json
+    after_rows = raw_rows(path, "shelters")
+    edited = [k for k in before_rows if before_rows[k] != after_rows[k]]
+    assert len(edited) == 1 and after_rows.keys() == before_rows.keys()
+    old, new = before_rows[edited[0]], after_rows[edited[0]]
+    names = [c[1] for c in sqlite3.connect(path).execute("PRAGMA table_info(shelters)")]
+    assert [n for n, a, b in zip(names, old, new, strict=True) if a != b] == ["occupancy_persons"]
+    # a few pages changed (the row, the layer record, gpkg_contents), not the layer's hundreds
+    assert changed_pages(before_file, path.read_bytes()) <= 8
+    assert path.stat().st_ino != inode  # still the atomic copy-and-replace
+    assert temp_files(path) == []
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    ws = Workspace(path)
+    rec = ws.layer_records().set_index("layer").loc["shelters"]
+    assert int(rec["rows"]) == len(before_rows) and "edited in the web map" in rec["method"]
+    row = ws.read("shelters").set_index("shelter_id").loc["SH001"]
+    assert row["occupancy_persons"] == 77
+    # a new incident is inserted with its types and found through the spatial index
+    point = {"type": "Point", "coordinates": [113.08, 22.6]}
+    body = {"type": "Feature", "geometry": point, "properties": {"kind": "flood"}}
+    reporter, rcsrf = session(app, "reporter1")
+    r = reporter.post("/collections/incidents/items", json=body, headers=rcsrf)
+    assert r.status_code == 201, r.json
+    found = Workspace(path).read("incidents", bbox=(113.079, 22.599, 113.081, 22.601))
+    assert found["incident_id"].tolist() == [r.json["id"]]
+    sent = r.json["properties"]["reported_at"]  # naive UTC, sent with a Z
+    assert str(found["reported_at"].iloc[0]) == sent.removesuffix("Z").replace("T", " ")
+    assert found["reporter"].iloc[0] == "reporter1"

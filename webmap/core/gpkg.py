@@ -1,11 +1,13 @@
 """The GeoPackage backend: a :class:`geo_mz.core.Workspace` plus a SQLite journal.
 
-Workspace layers (incidents, shelters, ...) are rewritten with the workspace's atomic
-``write_layers`` (checked copy, then one ``os.replace``). The web map's road closures, the
-feature versions, the audit log and the events live in the journal. One edit at a time
-(a process-wide lock): the journal transaction is opened first, the workspace is written, then
-the journal commits; if that commit fails the workspace layer is written back, so an edit is
-never half-applied. Correct for **one server process**; several processes need PostGIS.
+An edit of a workspace layer (incidents, shelters, ...) writes its one row into a copy of the
+workspace that then replaces it in one ``os.replace`` (``webmap.core.gpkg_rows``; the whole
+layer through ``Workspace.write_layers`` when the table does not fit a one-row write). The web
+map's road closures, the feature versions, the audit log and the events live in the journal.
+One edit at a time (a process-wide lock): the journal transaction is opened first, the
+workspace is written, then the journal commits; if that commit fails the workspace layer is
+written back, so an edit is never half-applied. Correct for **one server process**; several
+processes need PostGIS.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 
 from geo_mz.core import LayerValidationError, Workspace, conform_types
 from webmap.core.edits_common import check_preconditions
 from webmap.core.errors import UnprocessableError, field_error
 from webmap.core.geojson import features_of, jsonable, make_etag
+from webmap.core.gpkg_rows import EDIT_METHOD, RowWriteUnsupported, write_row
 from webmap.core.journal import Journal
 from webmap.core.layers import CLOSURES, closure_spec, layer_spec
 from webmap.core.store import Builder, Change, Event, FeatureStore, Op
@@ -34,7 +38,6 @@ from webmap.core.tilemath import edit_bboxes
 
 LONLAT = "OGC:CRS84"
 _LONLAT_STORAGE = (4490, 4326)
-_EDIT_METHOD = "edited in the web map"
 
 
 def _now() -> str:
@@ -187,17 +190,40 @@ class GpkgStore(FeatureStore):
         g = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms), crs=self.storage_crs)
         return conform_types(g, spec)
 
-    def _write_workspace(self, layer: str, frame: gpd.GeoDataFrame) -> None:
+    def _provenance(self, layer: str) -> dict[str, Any]:
         recs = self.ws.layer_records()
         rec = recs[recs["layer"] == layer].iloc[0].to_dict()
         method = str(rec.get("method") or "")
-        prov = {
+        return {
             "synthetic": bool(rec.get("synthetic")),
             "source": str(rec.get("source") or ""),
-            "method": method if _EDIT_METHOD in method else f"{method}; {_EDIT_METHOD}",
+            "method": method if EDIT_METHOD in method else f"{method}; {EDIT_METHOD}",
             "source_crs": str(rec.get("source_crs") or ""),
             "sha256": str(rec.get("sha256") or ""),
         }
+
+    def _write_feature(
+        self,
+        layer: str,
+        fid: str,
+        after_row: gpd.GeoDataFrame | None,
+        new: gpd.GeoDataFrame,
+    ) -> None:
+        """Write the one changed row (``webmap.core.gpkg_rows``), else the whole layer."""
+        try:
+            write_row(
+                self.ws.path,
+                layer,
+                self.spec(layer),
+                fid,
+                after_row,
+                self._provenance(layer)["method"],
+            )
+        except RowWriteUnsupported:
+            self._write_workspace(layer, new)  # e.g. a spec field the stored table lacks
+
+    def _write_workspace(self, layer: str, frame: gpd.GeoDataFrame) -> None:
+        prov = self._provenance(layer)
         try:
             self.ws.write_layers({layer: frame.reset_index(drop=True)}, {layer: prov})
         except LayerValidationError as exc:
@@ -228,7 +254,13 @@ class GpkgStore(FeatureStore):
         with self._write_lock, self.journal.begin() as conn:
             with self._cache_lock:
                 self._sync()  # notice outside changes before this edit moves the stamp on
-            storage = self._closures(conn) if own else self.ws.read(layer)
+            if own:
+                storage = self._closures(conn)
+            elif pyproj.CRS(self.storage_crs).to_epsg() in _LONLAT_STORAGE:
+                # the cached layer is the file's (synced above); lon/lat storage: same numbers
+                storage = self.frame(layer).set_crs(self.storage_crs, allow_override=True)
+            else:
+                storage = self.ws.read(layer)
             ids = storage[spec.id_field].astype(str).to_numpy()
             hit = np.flatnonzero(ids == fid)
             before_row = storage.iloc[hit[:1]] if len(hit) else None
@@ -287,7 +319,7 @@ class GpkgStore(FeatureStore):
                     Journal.put_closure(conn, fid, props, after_row.geometry.iloc[0].wkt)
                 conn.commit()
             else:
-                self._write_workspace(layer, new)
+                self._write_feature(layer, fid, after_row, new)
                 try:
                     conn.commit()
                 except sqlite3.Error:
