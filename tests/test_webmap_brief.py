@@ -10,6 +10,7 @@ the extent the user was looking at. Screenshots and the PDF go to ``$GEO_MZ_SCRE
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import urllib.request
@@ -39,7 +40,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     _unavailable("the playwright package is missing: pip install playwright")
 
 from webmap import create_app  # noqa: E402
-from webmap.testing import fresh_settings, running_server, sample_base  # noqa: E402
+from webmap.testing import PASSWORD, fresh_settings, running_server, sample_base  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +65,12 @@ def page(server):
         b = p.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
         )
-        context = b.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
+        # A browser far from Beijing: the brief must still print Beijing time.
+        context = b.new_context(
+            locale="zh-CN",
+            timezone_id="America/New_York",
+            viewport={"width": 1280, "height": 800},
+        )
         context.set_default_timeout(15_000)
         pg = context.new_page()
         errors: list[str] = []
@@ -79,6 +85,24 @@ def page(server):
         yield pg
         context.close()
         b.close()
+
+
+def _post_incident(server: str, description: str) -> None:
+    """Report an incident as a script does (HTTP Basic), not through the page."""
+    body = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [VIEW[1], VIEW[0]]},
+        "properties": {"kind": "fire", "description": description},
+    }
+    token = base64.b64encode(f"reporter1:{PASSWORD}".encode()).decode()
+    req = urllib.request.Request(
+        server + "/collections/incidents/items",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 201
 
 
 def _summary(server: str) -> dict:
@@ -100,12 +124,13 @@ def test_one_click_brief_then_print_layout(page, server):
     assert page.locator("#print-brief-btn").is_visible()
     assert not _visible(page, "#print-brief")
 
+    _post_incident(server, "简报测试：仓库起火")
     page.locator("#print-brief-btn").click()
     page.wait_for_function("() => window.__printed === 1")
     text = page.locator("#print-brief").inner_text()
     summary = _summary(server)
     assert "北京时间" in text and "(UTC+8)" in text
-    # the time printed is Beijing time now, whatever the machine's zone (UTC here)
+    # the time printed is Beijing time now, whatever the browser's zone (New York here)
     now = datetime.now(UTC) + timedelta(hours=8)
     stamps = {(now + timedelta(minutes=d)).strftime("%Y-%m-%d %H:%M") for d in (-1, 0, 1)}
     assert any(s in text for s in stamps), text[:200]
@@ -114,6 +139,10 @@ def test_one_click_brief_then_print_layout(page, server):
     for k in summary["kpis"][:3]:  # the server's own planning figures
         assert k["label"] in text
     assert "图幅范围" in text
+    assert summary["live"]["incidents_open"] >= 1
+    (line,) = [x for x in text.splitlines() if "简报测试：仓库起火" in x]  # the new incident
+    reported = datetime.fromisoformat(summary["incidents"][0]["reported_at"].replace("Z", "+00:00"))
+    assert (reported + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M") in line  # Beijing time
 
     page.emulate_media(media="print")
     page.wait_for_timeout(400)

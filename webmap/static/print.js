@@ -45,6 +45,12 @@
     return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute;
   }
 
+  /** A stored time stamp: ISO 8601; one without an offset is UTC (how the server stores them). */
+  function utc(iso) {
+    var s = String(iso);
+    return new Date(/(Z|[+-]\d\d:?\d\d)$/.test(s) ? s : s + "Z");
+  }
+
   function brief() {
     var b = document.getElementById("print-brief");
     if (!b) {
@@ -76,7 +82,7 @@
       s1.appendChild(dl1);
       var inc = (summary.incidents || []).slice(0, MAX_INCIDENTS), ol = el("ol");
       inc.forEach(function (i) {
-        var when = i.reported_at ? beijing(new Date(i.reported_at)) : "";
+        var when = i.reported_at ? beijing(utc(i.reported_at)) : "";
         ol.appendChild(el("li", [i.kind_label, i.status_label, i.description || "", when]
           .filter(Boolean).join(" · ")));
       });
