@@ -171,6 +171,7 @@ def click_shelters(page: Page, label: str) -> None:
         expect(popup.locator("h3")).to_have_text(SHELTER_TITLE)
         expect(popup.locator("form input[type=number]")).to_be_visible()
         if i == 0:
+            page.wait_for_timeout(400)  # the popup's fade-in
             shot(page, f"shelter_popup_{label}")
         page.evaluate("() => { window.geoMzMap.map.closePopup(); }")
         expect(popup).to_have_count(0)

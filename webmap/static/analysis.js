@@ -52,7 +52,7 @@
   function draw(body) {
     (body.statuses || []).forEach(function (s) { colors[s.code] = s.color; labels[s.code] = en ? s.en : s.zh; });
     legends.relief.legend = { title: T.layer, geometry: "Point", swatches: (body.statuses || []).map(function (s) {
-      return [s.color, en ? s.en : s.zh]; }).concat([["#2166ac", T.route]]) };
+      return [s.color, en ? s.en : s.zh]; }).concat([["#2166ac", T.route, "LineString"]]) };
     group.clearLayers();
     L.geoJSON(body.features, L.extend({
       pointToLayer: function (f, ll) {

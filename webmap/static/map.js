@@ -266,7 +266,7 @@
       if (!map.hasLayer(x.layer) || !x.legend) return;
       body.appendChild(el("b", x.legend.title + (x.stale ? " — " + t("outdated") : ""), x.stale ? "stale" : null));
       x.legend.swatches.forEach(function (s) {
-        var row = el("div"); swatch(row, x.legend.geometry, s[0]); row.appendChild(document.createTextNode(s[1])); body.appendChild(row);
+        var row = el("div"); swatch(row, s[2] || x.legend.geometry, s[0]); row.appendChild(document.createTextNode(s[1])); body.appendChild(row);
       });
     });
     st.config.layers.slice().reverse().forEach(function (info) {
@@ -313,8 +313,8 @@
         kl.appendChild(el("dd", k.value + " " + k.unit + (k.target ? " (" + k.target + ")" : ""), k.met === true ? "met" : k.met === false ? "unmet" : ""));
       });
       r.body.incidents.forEach(function (i) {
-        var li = el("li"), dot = el("span", null, "dot"); dot.style.background = i.color;
-        li.appendChild(dot); li.appendChild(document.createTextNode(i.kind_label + " · " + i.status_label));
+        var li = el("li"), pin = incidentIcon(kindOf(i.kind)).options.html; // the map's pin
+        li.appendChild(pin); li.appendChild(document.createTextNode(i.kind_label + " · " + i.status_label));
         li.appendChild(el("small", (i.description || "") + " — " + (i.reporter || "") + " " + bjTime(i.reported_at || "")));
         li.onclick = function () { if (i.lat != null) map.setView([i.lat, i.lon], Math.max(map.getZoom(), 15)); };
         ol.appendChild(li);
@@ -366,7 +366,7 @@
     st.reportMode = !!on && can("reporter");
     document.body.classList.toggle("report-mode", st.reportMode);
     var b = $("report-mode"); b.setAttribute("aria-pressed", String(st.reportMode));
-    b.textContent = "📍 " + t(st.reportMode ? "mode_on" : "mode_off");
+    b.textContent = t(st.reportMode ? "mode_on" : "mode_off");
     // SVG features let clicks through by CSS (map.css); the polygons' canvas asks each
     // feature's options.interactive on every click, so they are switched here
     ((st.config || {}).layers || []).forEach(function (i) {
