@@ -542,3 +542,19 @@ def test_save_map_writes_compact_utf8_json(tmp_path, elder_care):
     assert "<b>" not in page.split("养老院")[0][-20:]  # the escaped markup stays escaped
     # the setting is restored: rendering outside save_map is folium's default again
     assert '"features": [' in _html(m)
+
+
+def test_place_labels_leave_villages_out_beyond_the_limit(monkeypatch):
+    from geo_mz.outputs import _cartography as carto
+
+    cells = [Polygon([(i, 0), (i + 1, 0), (i + 1, 1), (i, 1)]) for i in range(6)]
+    units = gpd.GeoDataFrame(
+        {"name": [f"U{i}" for i in range(6)], "level": ["town"] * 2 + ["village"] * 4},
+        geometry=cells,
+        crs="EPSG:4326",
+    )
+    assert len(carto.place_labels(units)) == 6
+    monkeypatch.setattr(carto, "MAX_LABELS", 3)
+    assert [x[3] for x in carto.place_labels(units)] == ["t", "t"]
+    monkeypatch.setattr(carto, "MAX_LABELS", 1)
+    assert carto.place_labels(units) == []

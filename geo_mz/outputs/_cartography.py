@@ -26,6 +26,8 @@ RASTER_OPACITY = 0.75
 """Opacity of a density raster over the base layers (local choice)."""
 VILLAGE_LABEL_ZOOM = 13
 """Zoom from which village names are shown (town names show at every zoom; local choice)."""
+MAX_LABELS = 2000
+"""Most place labels on one map: villages are left out beyond it, then towns (local choice)."""
 LABEL_PANE_Z = 640
 """Labels sit above every layer pane (400 + catalog z ≤ 550) and below popups (700)."""
 
@@ -124,6 +126,7 @@ def place_labels(admin_units: geopandas.GeoDataFrame) -> list[list]:
 
     Labels sit on a point inside each unit (``representative_point``), so a crescent-shaped
     town is labelled on itself. Neighbouring villages are left out: they are context only.
+    Over ``MAX_LABELS`` labels, villages are left out; over it with towns alone, all are.
     """
     if "level" not in admin_units.columns or "name" not in admin_units.columns:
         return []
@@ -136,6 +139,10 @@ def place_labels(admin_units: geopandas.GeoDataFrame) -> list[list]:
     else:
         keep |= level.eq("village")
     units = units[keep.to_numpy() & units["name"].notna().to_numpy()]
+    if len(units) > MAX_LABELS:  # a province's villages: label its towns only
+        units = units[units["level"].astype(str).eq("town").to_numpy()]
+    if len(units) > MAX_LABELS:  # a whole country's towns would bury the map
+        return []
     pts = units.geometry.representative_point()
     return [
         [round(float(p.y), 5), round(float(p.x), 5), html.escape(str(n)), str(lv)[0]]
