@@ -180,6 +180,13 @@ def make_blueprint(api: WebMapAPI) -> Blueprint:
         lambda cid, z, x, y: run("map_tile", cid, str(z), str(x), str(y)),
     )
     bp.add_url_rule("/names/search", "names_search", lambda: run("names_search"))
+    bp.add_url_rule("/map/incidents", "map_incidents", lambda: run("map_incidents"))
+    bp.add_url_rule(
+        "/analysis/closure-preview",
+        "closure_preview",
+        lambda: run("closure_preview"),
+        methods=["POST"],
+    )
     bp.add_url_rule("/analysis/relief", "analysis_relief", lambda: run("analysis_relief"))
     bp.add_url_rule("/analysis/coverage", "analysis_coverage", lambda: run("analysis_coverage"))
     bp.add_url_rule(

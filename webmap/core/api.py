@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from webmap.core import backend, edits, features
+from webmap.core import backend, closures, edits, features, incidents
 from webmap.core.analysis import (
     Analysis,
     coverage_layers_response,
@@ -36,14 +36,17 @@ from webmap.core.openapi import openapi_document
 from webmap.core.overlays import with_overlays
 from webmap.core.store import FeatureStore
 from webmap.core.tiles import TileCache
-from webmap.core.users import User, UserStore
+from webmap.core.users import ROLE_LABELS, User, UserStore
 from webmap.settings import Settings
 
 Handler = Callable[..., ApiResponse]
 
 _WRITES: dict[tuple[str, str], Handler] = {
     (INCIDENTS, "POST"): edits.create_incident,
+    (INCIDENTS, "PATCH"): incidents.patch_incident,
+    (INCIDENTS, "DELETE"): incidents.delete_incident,
     (CLOSURES, "POST"): edits.create_closure,
+    (CLOSURES, "PATCH"): closures.patch_closure,
     (CLOSURES, "DELETE"): edits.delete_closure,
     (SHELTERS, "PATCH"): edits.patch_shelter,
 }
@@ -219,6 +222,17 @@ class WebMapAPI:
         self._collection(cid)
         return self.tiles.tile(req, cid, int(z), int(x), int(y))
 
+    def map_incidents(self, req: ApiRequest) -> ApiResponse:
+        """Every incident with its town, counts per town and the lifecycle rules."""
+        self._may_read(req)
+        self._collection(INCIDENTS)
+        return incidents.incident_list(self.store, req, self.settings.default_lang)
+
+    def closure_preview(self, req: ApiRequest) -> ApiResponse:
+        """List the roads a drawn closure would cut (the relief engine's rule; stores nothing)."""
+        self._may_read(req)
+        return closures.closure_preview(self.analysis, self.store, self.settings, req)
+
     def names_search(self, req: ApiRequest) -> ApiResponse:
         """Place-name search (503 while the gazetteer index is being built)."""
         self._may_read(req)
@@ -242,7 +256,9 @@ class WebMapAPI:
             raise UnauthorizedError(f"log in as {rule.role} or higher to {req.method} {cid}")
         if not req.user.can(rule.role):
             raise ForbiddenError(
-                f"role {req.user.role} may not {req.method} {cid}; {rule.role} or higher may",
+                f"{ROLE_LABELS[req.user.role][0]}无权执行此操作（{req.method} {cid}），须"
+                f"{ROLE_LABELS[rule.role][0]}或更高权限 / role {req.user.role} may not "
+                f"{req.method} {cid}; {rule.role} or higher may",
                 code="role_forbidden",
             )
         if len(req.body) > self.settings.max_body_bytes:

@@ -42,7 +42,13 @@ WRITE_RULES: tuple[WriteRule, ...] = (
         ("incident_id", "kind", "description", "people_affected", "status", "reported_at"),
         ("kind",),
     ),
+    # lifecycle steps need a commander, a reporter may correct their own report (incidents.py)
+    WriteRule(
+        INCIDENTS, "PATCH", "reporter", ("status", "assigned_to", "description", "people_affected")
+    ),
+    WriteRule(INCIDENTS, "DELETE", "admin"),
     WriteRule(CLOSURES, "POST", "commander", ("closure_id", "reason", "effect"), ("reason",)),
+    WriteRule(CLOSURES, "PATCH", "commander", ("reason", "effect")),  # and the geometry
     WriteRule(CLOSURES, "DELETE", "commander"),
     WriteRule(SHELTERS, "PATCH", "commander", ("occupancy_persons", "is_open")),
 )
