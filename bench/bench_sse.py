@@ -6,7 +6,8 @@ Settings
   behind a2wsgi, ``/events`` on the event loop), the Pengjiang sample workspace. Each event is a
   real edit: ``POST /collections/incidents/items`` with HTTP Basic (credentials cached after
   the first), committed to the GeoPackage and the journal, then pushed to every stream.
-* **bare**: a pure-ASGI app on the same uvicorn (no flask, no store): ``POST /publish`` puts a
+* **bare**: a pure-ASGI app on the same uvicorn set-up (h11, uvloop when installed; no flask,
+  no store): ``POST /publish`` puts a
   600-byte event on every open stream's queue. The floor for any Python SSE server here.
 * Clients: N raw sockets (HTTP/1.0 ``GET /events``) in one asyncio process, spread over
   loopback addresses 127.0.0.1-20 (geo-mz caps streams per address; 1,000 maps from 20
@@ -104,7 +105,9 @@ def bare_app():
 def run_bare(port: int) -> None:
     import uvicorn
 
-    uvicorn.run(bare_app(), host="127.0.0.1", port=port, log_level="warning", backlog=4096)
+    uvicorn.run(  # the same uvicorn set-up as geo-mz serve (webmap.asgi)
+        bare_app(), host="127.0.0.1", port=port, log_level="warning", backlog=4096, http="h11"
+    )
 
 
 # -- servers ------------------------------------------------------------------------------------
@@ -244,8 +247,14 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     import uvicorn
 
+    try:
+        import uvloop
+
+        loop = f"uvloop {uvloop.__version__}"
+    except ImportError:
+        loop = "asyncio"
     print(
-        f"bench_sse: {platform.python_version()}, uvicorn {uvicorn.__version__}, "
+        f"bench_sse: {platform.python_version()}, uvicorn {uvicorn.__version__} (h11, {loop}), "
         f"{os.cpu_count()} CPUs; clients {args.clients}, {args.events} events "
         f"{args.gap} s apart; clients in one asyncio process over {len(ADDRS)} loopback addresses"
     )

@@ -170,6 +170,7 @@ def _config(asgi: WebMapASGI, *, host: str, port: int, log_level: str) -> Any:
         host=host,
         port=port,
         lifespan="on",
+        http="h11",  # uvicorn's httptools protocol sends chunked bodies to HTTP/1.0 clients
         ws="none",
         log_level=log_level,
         access_log=False,
