@@ -57,9 +57,14 @@ def basic(name: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory):
     base = sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
-    # short event streams: GET /events returns after a fraction of a second
+    # short event streams: GET /events returns after a fraction of a second; the generated
+    # wrong logins (one client address) must not lock the address for the tests after them
     settings_ = fresh_settings(
-        base, tmp_path_factory.mktemp("schema_ws"), sse_keepalive_s=0.05, sse_max_s=0.2
+        base,
+        tmp_path_factory.mktemp("schema_ws"),
+        sse_keepalive_s=0.05,
+        sse_max_s=0.2,
+        login_max_failures=1_000_000,
     )
     app = create_app(settings_)
     app.test_client().get("/names/search?q=x")  # starts building the place-name index
