@@ -227,7 +227,8 @@ def create_closure(store: FeatureStore, settings: Settings, req: ApiRequest) -> 
         "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s"),
     }
     row = check_row(spec, values, geom, store)
-    _confirm_large(store, settings, row.geometry.iloc[0], confirm and req.user.can("commander"))
+    confirmed = confirm and req.user.can("commander")
+    confirm_large_closure(store, settings, row.geometry.iloc[0], confirmed)
     change = store.apply(
         CLOSURES,
         fid,
@@ -239,10 +240,28 @@ def create_closure(store: FeatureStore, settings: Settings, req: ApiRequest) -> 
     return _feature_response(201, change, req.base_url, CLOSURES)
 
 
-def _confirm_large(
+def confirm_large_closure(
     store: FeatureStore, settings: Settings, geom: shapely.Geometry, confirmed: bool
 ) -> None:
-    """Refuse (409 ``confirm_required``) a closure above the share of the district, unconfirmed."""
+    """Refuse a closure covering more of the district than allowed, unless confirmed.
+
+    Parameters
+    ----------
+    store
+        The workspace (district, roads).
+    settings
+        Gives ``closure_confirm_share`` (1: never ask).
+    geom
+        The closure, lon/lat.
+    confirmed
+        The client sent ``"confirm": true`` and may (commander or higher).
+
+    Raises
+    ------
+    ConflictError
+        409 ``confirm_required`` with ``share``, ``threshold``, ``area_share`` (polygons) and
+        ``road_share`` (when the workspace has roads).
+    """
     limit = settings.closure_confirm_share
     if confirmed or limit >= 1:
         return
@@ -354,6 +373,7 @@ __all__ = [
     "FUTURE_TOLERANCE",
     "JURISDICTION_TOLERANCE_DEG",
     "check_row",
+    "confirm_large_closure",
     "create_closure",
     "create_incident",
     "delete_closure",
