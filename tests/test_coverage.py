@@ -227,7 +227,7 @@ def test_errors_are_clear():
         cv.access_times(net, cen.iloc[:0], population())
     with pytest.raises(CrsError, match="metres"):
         cv.gaps(cv.access_times(net, cen, population()), crs="EPSG:4490")
-    with pytest.raises(cv.CoverageError, match="level"):
+    with pytest.raises(cv.CoverageError, match=r"没有 city 级单元.*/ the admin_units .* no city"):
         cv.coverage_by_unit(cv.access_times(net, cen, population()), units(), level="city")
 
 

@@ -207,4 +207,5 @@ def test_real_server_serves_map_api_and_live_events(base, tmp_path):
         with urllib.request.urlopen(post, timeout=10) as r:
             assert r.status == 201 and r.headers["Location"].startswith(root)
         listener.join(timeout=10)
-        assert got and got[0][0] - sent < 1.0 and "真实服务器" in got[0][1]
+        # delivery time is measured in bench/ (never asserted as wall-clock in a unit test)
+        assert got and got[0][0] >= sent and "真实服务器" in got[0][1]
