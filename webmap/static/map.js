@@ -341,6 +341,7 @@
       st.lastId = Number(e.lastEventId);
       if (m && m.tiles && map.hasLayer(st.groups[d.layer])) m.tiles.invalidate(d.bboxes); // refetch touched tiles
       refresh([d.layer]);
+      document.dispatchEvent(new CustomEvent("geomz:change", { detail: d })); // incidents.js
     });
     es.addEventListener("reset", function () {
       Object.keys(st.meta).forEach(function (id) { if (st.meta[id].tiles) st.meta[id].tiles.clear(); });
