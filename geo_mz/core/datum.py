@@ -33,12 +33,13 @@ points inside; it can only add a warning, never overrule the roads.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import geopandas as gpd
 import numpy as np
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from geo_mz.core.errors import Problem
 from geo_mz.core.projection import bd09_to_wgs84, gcj02_to_wgs84, gk_zone_crs
@@ -143,8 +144,8 @@ def check_datum(
     declared: str,
     reference: gpd.GeoDataFrame | None,
     *,
-    reference_name: tuple[str, str] = ("道路", "roads"),
-    area: shapely.Geometry | None = None,
+    reference_name: Sequence[str] = ("道路", "roads"),
+    area: BaseGeometry | None = None,
 ) -> DatumCheck:
     """Say whether points fit a reference layer (or the district) better in another datum.
 
@@ -205,7 +206,7 @@ def check_datum(
 
 
 def _area_signal(
-    lon: np.ndarray, lat: np.ndarray, declared: str, area: shapely.Geometry
+    lon: np.ndarray, lat: np.ndarray, declared: str, area: BaseGeometry
 ) -> tuple[dict[str, tuple[int, int]], str | None, float]:
     """Points crossing the district boundary per reading, and the reading the test favours."""
     from scipy.stats import binomtest
@@ -231,7 +232,7 @@ def _road_check(
     lat: np.ndarray,
     declared: str,
     reference: gpd.GeoDataFrame | None,
-    reference_name: tuple[str, str],
+    reference_name: Sequence[str],
 ) -> DatumCheck:
     """Check the roads signal (see the module docstring)."""
     ref_zh, ref_en = reference_name
