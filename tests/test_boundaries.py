@@ -645,3 +645,34 @@ def test_qa_reads_a_gbk_shapefile_with_encoding(tmp_path):
         boundaries, ["qa", "--workspace", "x.gpkg", "--encoding", "gbk", "--out", str(out)]
     )
     assert wrong.exit_code == 2 and "--encoding" in wrong.output
+
+
+def test_an_overlap_made_by_a_folding_ring_is_reported():
+    """A ring that folds over its neighbour (common in quantised GCJ-02 rings) is invalid, and
+    the area it folds over is still an overlap of the two units, with its area (issue 17).
+
+    GEOS ``make_valid(method="structure")`` keeps every piece a ring encloses with a non-zero
+    winding number, so no folded piece is lost before the overlap search; the bowtie below
+    folds 30,000 m² over B (two triangles of 15,000 m²).
+    """
+    x0, y0 = 500_000.0, 2_500_000.0
+
+    def poly(pts):
+        return shapely.Polygon([(x0 + x, y0 + y) for x, y in pts])
+
+    a = poly([(0, 0), (1000, 0), (1000, 400), (1300, 600), (1300, 400), (1000, 600),
+              (1000, 1000), (0, 1000), (0, 0)])  # fmt: skip
+    b = poly([(1000, 0), (2000, 0), (2000, 1000), (1000, 1000)])
+    assert not a.is_valid
+    units = gpd.GeoDataFrame(
+        {"code": ["A", "B"], "name": ["甲", "乙"]}, geometry=[a, b], crs="EPSG:4547"
+    )
+    q = qa(units, measure_crs="EPSG:4547")
+    over = q.findings[q.findings["kind"] == "overlap"]
+    folded = shapely.intersection(shapely.make_valid(a), b).area  # independent: 30,000 m²
+    assert folded == pytest.approx(30_000.0)
+    assert over["area_m2"].sum() == pytest.approx(folded, rel=0.01)
+    assert set(zip(over["unit_a"], over["unit_b"], strict=True)) == {("A", "B")}
+    (inv,) = q.findings[q.findings["kind"] == "invalid"].itertuples()
+    fold_point = shapely.Point(x0 + 1150, y0 + 500)  # where the ring crosses itself
+    assert inv.geometry.contains(fold_point) and "Self-intersection" in inv.detail
