@@ -229,6 +229,7 @@ def test_an_incident_goes_through_every_state_on_the_page(open_page, server):
     expect(row).to_have_class("inc-item new")  # the new one is highlighted
     assert commander.evaluate("() => window.geoMzMap.incidents.beeps") >= 1
     assert commander.evaluate("() => window.geoMzMap.incidents.muted") is True  # default muted
+    row.scroll_into_view_if_needed()
     shot(commander, "5_incident_reported")
     # the reporter sees no lifecycle buttons, and the API refuses them in both languages
     rrow = reporter.locator(f"#incident-desk-list li[data-id='{fid}']")
@@ -317,6 +318,7 @@ def test_filters_change_the_visible_incidents(open_page, server):
     n_town = items.count()
     counts = page.locator(f"#incident-counts tr[data-town='{CHAOLIAN}'] td").inner_text()
     assert counts.endswith(f"/ {n_town}")
+    page.locator("#incident-desk").scroll_into_view_if_needed()
     shot(page, "7_filtered_by_town")
     page.locator("#inc-filter-town").select_option("")
     page.locator("#inc-filter-time").select_option("1")  # all reported just now
