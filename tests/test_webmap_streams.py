@@ -378,3 +378,59 @@ def test_refused_and_bad_stream_requests_leave_no_stream_behind(base, tmp_path):
             time.sleep(0.02)
         assert asgi.hub.open_streams == 0
         assert get(root, "/conformance")[0] == 200  # other routes still go through flask
+
+
+def test_geo_mz_serve_runs_the_async_stack_with_its_caps_and_stops_cleanly(base, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from webmap.testing import SECRET
+    from webmap.testing_postgis import free_port
+
+    settings = fresh_settings(base, tmp_path / "ws")
+    port = free_port()
+    code = "import sys; from geo_mz.cli import main; sys.exit(main())"
+    cmd = [sys.executable, "-c", code, "serve", "--workspace", str(settings.workspace)]
+    cmd += ["--port", str(port), "--max-streams-per-ip", "1"]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "GEO_MZ_SECRET_KEY": SECRET},
+        )
+    root = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text(errors="replace")
+            try:
+                with urllib.request.urlopen(root + "/conformance", timeout=2) as r:
+                    assert r.headers["server"] == "uvicorn"
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text(errors="replace")
+                time.sleep(0.2)
+
+        async def scenario() -> tuple[Stream, Stream]:
+            first = await Stream().open(root)
+            second = await Stream().open(root)
+            await asyncio.sleep(0.2)
+            proc.send_signal(signal.SIGINT)  # Ctrl-C with a stream open: it ends, server stops
+            await asyncio.wait_for(first.task, 15)
+            first.close()
+            second.close()
+            return first, second
+
+        first, second = asyncio.run(scenario())
+        assert first.status == 200 and first.text.startswith("retry: 2000")
+        assert second.status == 503 and re.search(r"(?im)^retry-after: 5\r$", second.headers)
+        assert proc.wait(timeout=20) == 0
+        assert "Traceback" not in log.read_text(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

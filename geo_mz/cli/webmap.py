@@ -101,6 +101,23 @@ def secret_key_for(workspace: Path | None, key_file: str | None) -> str:
     type=click.IntRange(4, 1024),
     help="请求工作线程 / worker threads for requests (live maps use none).",
 )
+@click.option(
+    "--max-streams",
+    default=2_000,
+    show_default=True,
+    type=click.IntRange(1),
+    metavar="N",
+    help="实时连接上限 / most live map streams at once (503 + Retry-After past it).",
+)
+@click.option(
+    "--max-streams-per-ip",
+    "max_streams_per_client",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1),
+    metavar="N",
+    help="每个地址的实时连接上限 / most live streams from one client address.",
+)
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
 def serve(
     workspace: str | None,
@@ -114,6 +131,8 @@ def serve(
     login_required: bool,
     secret_key_file: str | None,
     threads: int,
+    max_streams: int,
+    max_streams_per_client: int,
     lang: str,
 ) -> None:
     """启动灾害应急指挥网页地图 / serve the live web map of a workspace.
@@ -141,6 +160,8 @@ def serve(
                 tiles_attribution=tiles_attribution,
                 anonymous_read=not login_required,
                 default_lang=lang,  # type: ignore[arg-type]
+                sse_max_streams=max_streams,
+                sse_max_streams_per_client=max_streams_per_client,
             )
         except (SettingsError, ValueError, OSError) as exc:
             _fail(exc)
