@@ -248,3 +248,29 @@ def test_closure_preview_lists_the_cut_roads_and_matches_the_saved_closure(app):
     assert 0 < relief["edges_closed"] < preview["edges"]
     r = c.delete(f"{CLOSURES}/{fid}", headers=auth("commander1") | {"If-Match": r.headers["ETag"]})
     assert r.status_code == 204
+
+
+def test_a_resolved_road_blocked_report_no_longer_cuts_the_road(app):
+    """The relief audit closes roads at open road_blocked reports only (resolved = reopened)."""
+    ws = Workspace(app.extensions["webmap"].settings.workspace)
+    roads = ws.read("roads")
+    bridge = roads[roads["name"] == "潮连一桥"].to_crs("OGC:CRS84").geometry.iloc[0]
+    mid = bridge.interpolate(0.5, normalized=True)
+    c = app.test_client()
+    before = c.get("/analysis/relief").json["edges_closed"]
+    fid, etag = report(app, [round(mid.x, 7), round(mid.y, 7)], kind="road_blocked")
+    blocked = c.get("/analysis/relief").json["edges_closed"]
+    assert blocked > before
+    for body in (
+        {"status": "verified"},
+        {"status": "assigned", "assigned_to": CHAOLIAN},
+        {"status": "resolved"},
+    ):
+        r = patch(app, fid, body, "commander1", etag)
+        assert r.status_code == 200, r.json
+        etag = r.headers["ETag"]
+    assert c.get("/analysis/relief").json["edges_closed"] == before
+    live = c.get("/map/summary").json["live"]
+    items = c.get(ITEMS, query_string={"limit": 1000}).json["features"]
+    open_ = [f for f in items if f["properties"]["status"] not in ("resolved", "closed")]
+    assert live["incidents_open"] == len(open_)

@@ -190,11 +190,14 @@ class Analysis:
             i = self.store.frame(INCIDENTS)
             if len(i) and "kind" in i:
                 status = i["status"] if "status" in i else pd.Series("", index=i.index)
-                keep = (i["kind"].astype(str) == "road_blocked") & (status.astype(str) != "closed")
+                # a resolved (road reopened) or closed report no longer cuts the road
+                done = status.astype(str).isin(["resolved", "closed"])
+                keep = (i["kind"].astype(str) == "road_blocked") & ~done
                 if keep.any():
+                    n = int(keep.sum())
                     parts.append(
                         gpd.GeoDataFrame(
-                            {"effect": "closed", "source": "incident"},
+                            {"effect": ["closed"] * n, "source": ["incident"] * n},
                             geometry=i.geometry.values[keep.to_numpy()],
                             crs=i.crs,
                         )

@@ -236,7 +236,8 @@ class MapData:
         if INCIDENTS in names:
             inc = self.store.frame(INCIDENTS)
             live["incidents_total"] = len(inc)
-            live["incidents_open"] = int((inc["status"] != "closed").sum()) if len(inc) else 0
+            done = inc["status"].astype(str).isin(["resolved", "closed"]) if len(inc) else None
+            live["incidents_open"] = int((~done).sum()) if done is not None else 0
             spec = self.store.spec(INCIDENTS)
             order = inc.sort_values("reported_at", ascending=False).head(INCIDENT_LIST_MAX)
             kind_f, status_f = spec.field("kind"), spec.field("status")
