@@ -190,7 +190,8 @@ def _write_ops(cid: str, spec: LayerSpec, paths: dict[str, Any]) -> None:
     feat = ref("schemas", "featureGeoJSON")
     security = [{"cookieAuth": []}, {"basicAuth": []}]
     item_path = f"/collections/{cid}/items/{{featureId}}"
-    writes = errors("400", "401", "403", "404", "409", "413", "415", "422")
+    writes = errors("400", "401", "403", "404", "409", "413", "415", "422", "429")
+    changes = {**writes, **errors("428")}  # PATCH/DELETE without If-Match
     for method in allowed_methods(cid):
         rule = write_rule(cid, method)
         assert rule is not None
@@ -230,7 +231,7 @@ def _write_ops(cid: str, spec: LayerSpec, paths: dict[str, Any]) -> None:
                 "requestBody": {"required": True, **json_body(props)},
                 "responses": {
                     "200": {"description": "updated", **json_body(feat, GEOJSON)},
-                    **writes,
+                    **changes,
                 },
             }
         elif method == "DELETE":
@@ -240,7 +241,7 @@ def _write_ops(cid: str, spec: LayerSpec, paths: dict[str, Any]) -> None:
                 "tags": [cid],
                 "security": security,
                 "parameters": [p("featureId"), p("ifMatch"), p("csrf")],
-                "responses": {"204": {"description": "deleted"}, **writes},
+                "responses": {"204": {"description": "deleted"}, **changes},
             }
 
 

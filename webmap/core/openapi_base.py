@@ -18,6 +18,8 @@ _ERRORS = {
     "413": "body or geometry too large",
     "415": "body is not JSON",
     "422": "invalid feature: each finding names its field",
+    "428": "If-Match missing: PATCH and DELETE need the version they change",
+    "429": "too many failed logins from this user or address: wait Retry-After seconds",
 }
 
 
@@ -264,7 +266,7 @@ def service_paths() -> dict[str, Any]:
                 "requestBody": {"required": True, **json_body(login)},
                 "responses": {
                     "200": {"description": "logged in", **json_body(obj)},
-                    **errors("401"),
+                    **errors("400", "401", "413", "429"),
                 },
             }
         },
@@ -295,7 +297,7 @@ def service_paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {"description": "audit rows", **json_body(obj)},
-                    **errors("400", "401", "403"),
+                    **errors("400", "401", "403", "429"),
                 },
             }
         },
