@@ -75,7 +75,11 @@ def test_collections_list_every_layer_with_titles_extent_crs(client):
     assert sh["storageCrs"] in sh["crs"]  # Part 2: the storage CRS is one the client may ask
     minx, miny, maxx, maxy = sh["extent"]["spatial"]["bbox"][0]
     assert 112 < minx < maxx < 114 and 22 < miny < maxy < 23
-    assert sh["writes"] == ["PATCH"] and cols["road_closures"]["writes"] == ["POST", "PATCH", "DELETE"]
+    assert sh["writes"] == ["PATCH"] and cols["road_closures"]["writes"] == [
+        "POST",
+        "PATCH",
+        "DELETE",
+    ]
     assert cols["road_closures"]["title"] == "道路中断与受阻路段"
     en = client.get("/collections?lang=en").json["collections"]
     assert {c["id"]: c["title"] for c in en}["shelters"] == "Emergency shelters"

@@ -22,22 +22,11 @@ import pytest
 pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.browser import launch, require_browser
+
 SHOTS = Path(os.environ.get("GEO_MZ_SCREENSHOTS", "/tmp/geo_mz_screenshots"))
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (required on CI)", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-if not CHROMIUM.is_file():
-    _unavailable(f"{CHROMIUM} is missing: apt-get install chromium")
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    _unavailable("the playwright package is missing: pip install playwright")
+require_browser()
+from playwright.sync_api import sync_playwright  # noqa: E402
 
 from webmap import create_app  # noqa: E402
 from webmap.testing import PASSWORD, fresh_settings, running_server, sample_base  # noqa: E402
@@ -62,9 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def page(server):
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
+        b = launch(p)
         # A browser far from Beijing: the brief must still print Beijing time.
         context = b.new_context(
             locale="zh-CN",

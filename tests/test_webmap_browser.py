@@ -14,41 +14,18 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, require_browser
 
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (required on CI)", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-if not CHROMIUM.is_file():
-    _unavailable(f"{CHROMIUM} is missing: apt-get install chromium")
-try:
-    from playwright.sync_api import Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    _unavailable("the playwright package is missing: pip install playwright")
+require_browser()
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 from webmap import create_app  # noqa: E402
 from webmap.testing import PASSWORD, fresh_settings, running_server, sample_base  # noqa: E402
@@ -57,7 +34,6 @@ pytestmark = pytest.mark.slow
 
 # A point inside Pengjiang (the jurisdiction) and clear of the map's controls, as lon, lat.
 INSIDE = (113.0, 22.7)
-TIMEOUT_MS = 15_000
 
 
 @pytest.fixture(scope="module")

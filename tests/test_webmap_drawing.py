@@ -26,7 +26,7 @@ import pytest
 pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
-from tests.test_webmap_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 
 try:
     from playwright.sync_api import Page, expect, sync_playwright

@@ -27,31 +27,10 @@ import pytest
 pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.browser import launch, require_browser
 
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (required on CI)", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-if not CHROMIUM.is_file():
-    _unavailable(f"{CHROMIUM} is missing: apt-get install chromium")
-try:
-    from playwright.sync_api import Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    _unavailable("the playwright package is missing: pip install playwright")
+require_browser()
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 from webmap import create_app  # noqa: E402
 from webmap.testing import PASSWORD, fresh_settings, running_server, sample_base  # noqa: E402
@@ -78,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        b = launch(p)
         yield b
         b.close()
 

@@ -12,32 +12,18 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("flask")
 pytest.importorskip("uvicorn")
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
+from tests.browser import launch, require_browser
 
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (required on CI)", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-if not CHROMIUM.is_file():
-    _unavailable(f"{CHROMIUM} is missing: apt-get install chromium")
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    _unavailable("the playwright package is missing: pip install playwright")
+require_browser()
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from webmap import create_app  # noqa: E402
 from webmap.asgi import running  # noqa: E402
@@ -72,7 +58,7 @@ def test_open_page_gets_live_and_missed_events_from_the_async_stream(tmp_path_fa
     )
     app = create_app(settings)
     with running(app) as (root, asgi), sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        browser = launch(p)
         try:
             context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
             context.set_default_timeout(20_000)
