@@ -197,8 +197,9 @@ def test_cli_users_add_list_disable(tmp_path):
     assert r.exit_code == 2 and "--workspace" in r.output
 
 
-def test_cli_serve_builds_the_app_and_hands_it_to_waitress(base, tmp_path, monkeypatch):
-    import waitress
+def test_cli_serve_builds_the_app_and_hands_it_to_uvicorn(base, tmp_path, monkeypatch):
+    """The command's options reach the app; serving itself is tested in test_webmap_streams."""
+    import webmap.asgi
 
     settings = fresh_settings(base, tmp_path / "ws")
     served: dict = {}
@@ -206,7 +207,7 @@ def test_cli_serve_builds_the_app_and_hands_it_to_waitress(base, tmp_path, monke
     def fake_serve(app, **kw):
         served.update(kw, app=app)
 
-    monkeypatch.setattr(waitress, "serve", fake_serve)
+    monkeypatch.setattr(webmap.asgi, "serve", fake_serve)
     monkeypatch.delenv("GEO_MZ_SECRET_KEY", raising=False)
     r = CliRunner().invoke(
         serve,
@@ -221,7 +222,7 @@ def test_cli_serve_builds_the_app_and_hands_it_to_waitress(base, tmp_path, monke
         ],
     )
     assert r.exit_code == 0, r.output
-    assert served["port"] == 8123 and served["host"] == "127.0.0.1" and served["threads"] == 64
+    assert served["port"] == 8123 and served["host"] == "127.0.0.1" and served["threads"] == 16
     api = served["app"].extensions["webmap"]
     assert api.settings.tiles_url.startswith("https://tiles.example")
     assert not api.settings.anonymous_read
