@@ -293,7 +293,8 @@ def _without(modules: str, *args: str) -> subprocess.CompletedProcess:
         ("psycopg", ["scale", "push", "{ws}", "postgresql://nobody@nowhere/db"], "postgis"),
         ("psycopg", ["webmap", "import", "{ws}", "--database", "postgresql://x/y"], "postgis"),
         ("flask", ["serve", "--workspace", "{ws}"], "web"),
-        ("waitress", ["users", "list", "--workspace", "{ws}"], "web"),
+        ("uvicorn", ["users", "list", "--workspace", "{ws}"], "web"),
+        ("a2wsgi", ["serve", "--workspace", "{ws}"], "web"),
     ],
 )
 def test_a_missing_optional_package_names_its_extra(ws: Path, modules, args, extra):
