@@ -30,6 +30,7 @@ from tests.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 
 try:
     from playwright.sync_api import Page, expect, sync_playwright
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 except ImportError:  # pragma: no cover - test_webmap_browser skips the module already
     pytest.skip("playwright is missing", allow_module_level=True)
 
@@ -352,7 +353,24 @@ def test_shelter_closed_and_opened_from_its_popup(open_page, server):
     was_open = was_open["properties"]["is_open"] is not False
     expect(toggle).to_have_text("关闭场所" if was_open else "启用场所")
     shot(page, "8_shelter_popup")
-    toggle.click()
+
+    def is_open() -> bool:
+        got = api(url, "GET", f"/collections/shelters/items/{sid}", "commander1")[1]
+        return got["properties"]["is_open"] is not False
+
+    def click_toggle(before: bool) -> None:
+        # live events re-render the popup: a click may land on a button being replaced
+        for _ in range(5):
+            try:
+                page.locator(".leaflet-popup .shelter-toggle").click(timeout=3000)
+                return
+            except PlaywrightTimeoutError:
+                if is_open() != before:
+                    return  # the click went through before the popup was replaced
+                open_popup()
+        raise AssertionError("the shelter toggle could not be clicked")
+
+    click_toggle(was_open)
     for want in (not was_open, was_open):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -368,4 +386,4 @@ def test_shelter_closed_and_opened_from_its_popup(open_page, server):
                 "启用中" if want else "未启用"
             )
             shot(page, "9_shelter_toggled")
-            page.locator(".leaflet-popup .shelter-toggle").click()
+            click_toggle(want)
