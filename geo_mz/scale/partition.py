@@ -116,7 +116,8 @@ def make_cut(core: shapely.Geometry, crs: str, buffer_m: float) -> Cut:
     return Cut(crs, shapely.buffer(hull, buffer_m), float(buffer_m))
 
 
-def _in_cut(gdf: gpd.GeoDataFrame, cut: Cut) -> gpd.GeoDataFrame:
+def in_cut(gdf: gpd.GeoDataFrame, cut: Cut) -> gpd.GeoDataFrame:
+    """Return the rows of ``gdf`` whose geometry meets the cut (any CRS; compared in the cut's)."""
     geoms = gdf.geometry.to_crs(cut.crs).values
     shapely.prepare(cut.polygon)
     return gdf[shapely.intersects(cut.polygon, np.asarray(geoms))]
@@ -168,7 +169,7 @@ def proven(
     return ok | (complete_nodes(net, cut, source_xy=source_xy)[node] & own_snap)
 
 
-def _rounds(
+def prove_rounds(
     n: int,
     compute: Callable[[np.ndarray, float], tuple[pd.DataFrame, np.ndarray, dict]],
     buffer_m: float,
@@ -205,11 +206,12 @@ def _rounds(
     return out, log
 
 
-def _own(gdf: gpd.GeoDataFrame, code: str, field: str = "adcode") -> np.ndarray:
+def own_rows(gdf: gpd.GeoDataFrame, code: str, field: str = "adcode") -> np.ndarray:
+    """Return a mask of the rows whose ``field`` code starts with the part's ``code``."""
     return gdf[field].astype("string").fillna("").str.startswith(code).to_numpy(bool)
 
 
-def _units_of_part(ws: Any, part: Part) -> gpd.GeoDataFrame:
+def units_of_part(ws: Any, part: Part) -> gpd.GeoDataFrame:
     """Read the part's own units and their ancestors (for names), in stored order.
 
     Read by the part's bounding box: a part must not read the whole nation's units.
@@ -270,10 +272,10 @@ def coverage_part(
     crs = measure_crs or measure_crs_for(
         gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
     )
-    units = _units_of_part(ws, part)
-    core_bbox = _bbox_of(units[_own(units, part.code)], part)
+    units = units_of_part(ws, part)
+    core_bbox = part_bbox(units[own_rows(units, part.code)], part)
     pop = ws.read("population", bbox=core_bbox)
-    pop = pop[_own(pop, part.code)]
+    pop = pop[own_rows(pop, part.code)]
     extent = roads_bbox or roads_extent(ws)
     xy_all = shapely.get_coordinates(pop.geometry.to_crs(crs).values)
     # Every centre, for the proof (one outside the cut may snap into a piece inside it); an
@@ -283,12 +285,12 @@ def coverage_part(
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
         cut = make_cut(part.geometry, crs, b)
-        roads = _in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
         net = network_from_roads(
             roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh, measure_crs=crs,
             components="all",
         )  # fmt: skip
-        centres = _in_cut(all_centres, cut)
+        centres = in_cut(all_centres, cut)
         sub = pop.iloc[todo]
         sn = snap_points(net, sub, max_snap_m=s.max_snap_m)
         if len(centres):
@@ -304,12 +306,12 @@ def coverage_part(
         t = t.assign(_pos=todo)
         return t, ok, {"roads_read": len(roads)}
 
-    times, log = _rounds(len(pop), compute, buffer_m, f"coverage part {part.code}")
+    times, log = prove_rounds(len(pop), compute, buffer_m, f"coverage part {part.code}")
     times = times.sort_values("_pos").drop(columns="_pos")
     times = gpd.GeoDataFrame(times, geometry=pop.geometry.name, crs=pop.crs)
     tables = []
     for level in ("county", "town", "village"):
-        own = units[_own(units, part.code) & (units["level"] == level).to_numpy()]
+        own = units[own_rows(units, part.code) & (units["level"] == level).to_numpy()]
         if own.empty or times.empty:
             continue
         tab = coverage.coverage_by_unit(
@@ -332,7 +334,8 @@ def coverage_part(
     return {"times": out_times, "units": unit_rows}, log
 
 
-def _bbox_of(units: gpd.GeoDataFrame, part: Part) -> tuple[float, float, float, float]:
+def part_bbox(units: gpd.GeoDataFrame, part: Part) -> tuple[float, float, float, float]:
+    """Return the lon/lat box of a part's polygon and its units (to read its own rows by box)."""
     geoms = [part.geometry, *units.to_crs(STORAGE_CRS).geometry.tolist()]
     return tuple(float(v) for v in gpd.GeoSeries(geoms, crs=STORAGE_CRS).total_bounds)
 
@@ -391,13 +394,13 @@ def relief_part(
     crs = measure_crs or measure_crs_for(
         gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
     )
-    units = _units_of_part(ws, part)
-    bbox = _bbox_of(units[_own(units, part.code)], part)
+    units = units_of_part(ws, part)
+    bbox = part_bbox(units[own_rows(units, part.code)], part)
     layers = {"admin_units": units, "population": ws.read("population", bbox=bbox)}
     if "shelters" in ws.layers():
         layers["shelters"] = ws.read("shelters", bbox=bbox)
     points = relief.audit_points(layers, measure_crs=crs)
-    points = points[_own(points, part.code)].reset_index(drop=True)
+    points = points[own_rows(points, part.code)].reset_index(drop=True)
     stores = ws.read("relief_stores")
     store_xy = shapely.get_coordinates(stores.geometry.to_crs(crs).values)
     extent = roads_bbox or roads_extent(ws)
@@ -406,7 +409,7 @@ def relief_part(
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
         cut = make_cut(part.geometry, crs, b)
-        roads = _in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
         net = relief.drive_network(roads, s, measure_crs=crs, components="all")
         a = relief.audit(points.iloc[todo].reset_index(drop=True), stores, net, s)
         tab = a.table
@@ -422,7 +425,7 @@ def relief_part(
         rows = tab.drop(columns=["_store"]).assign(_pos=todo[pos])
         return rows, ok, {"roads_read": len(roads)}
 
-    rows, log = _rounds(len(points), compute, buffer_m, f"relief part {part.code}")
+    rows, log = prove_rounds(len(points), compute, buffer_m, f"relief part {part.code}")
     order = {t.key: i for i, t in enumerate(s.targets)}
     rows = rows.assign(_t=rows["target"].map(order)).sort_values(["_t", "_pos"], kind="stable")
     rows = rows.drop(columns=["_t", "_pos", "_point"]).reset_index(drop=True)
@@ -488,8 +491,8 @@ def boundary_part(
     geoms = lvl.geometry.values
     empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     # A unit with no polygon cannot be checked: listed with the part's figures, not dropped.
-    no_geometry = sorted(lvl.loc[empty & _own(lvl, part.code), "adcode"].astype(str))
-    own_units = lvl[~empty & _own(lvl, part.code)]
+    no_geometry = sorted(lvl.loc[empty & own_rows(lvl, part.code), "adcode"].astype(str))
+    own_units = lvl[~empty & own_rows(lvl, part.code)]
     if own_units.empty:
         raise PartitionError(f"part {part.code}: no {level} units with codes starting so")
     crs = measure_crs or measure_crs_for(own_units)
@@ -503,7 +506,7 @@ def boundary_part(
         lvl = lvl[
             ~(shapely.is_missing(lvl.geometry.values) | shapely.is_empty(lvl.geometry.values))
         ]
-        own = _own(lvl, part.code)
+        own = own_rows(lvl, part.code)
         near = lvl[own | shapely.intersects(cut.polygon, lvl.geometry.to_crs(crs).values)]
         q = boundaries.qa(
             near[["adcode", "name", near.geometry.name]],  # only these: qa prepares the rest
@@ -548,8 +551,14 @@ __all__ = [
     "boundary_part",
     "complete_nodes",
     "coverage_part",
+    "in_cut",
     "make_cut",
     "max_drive_kmh",
+    "own_rows",
+    "part_bbox",
+    "prove_rounds",
     "proven",
     "relief_part",
+    "roads_extent",
+    "units_of_part",
 ]
