@@ -4,6 +4,7 @@ One job per county/town/province part, proven equal to the whole-area
 run, on Dask (a LocalCluster or any scheduler), with GeoPackage or PostGIS run stores.
 """
 
+from geo_mz.scale.jobs import ALL_ORDER, JOBS, two_pass
 from geo_mz.scale.outputs import (
     OUTPUT_LAYERS,
     part_summary,
@@ -12,7 +13,6 @@ from geo_mz.scale.outputs import (
     write_run_outputs,
 )
 from geo_mz.scale.partition import (
-    JOBS,
     Cut,
     Part,
     PartitionError,
@@ -46,6 +46,7 @@ from geo_mz.scale.store import (
 )
 
 __all__ = [
+    "ALL_ORDER",
     "JOBS",
     "OUTPUT_LAYERS",
     "SCHEDULER_ENV",
@@ -77,5 +78,6 @@ __all__ = [
     "run_kpis",
     "run_part",
     "run_partitioned",
+    "two_pass",
     "write_run_outputs",
 ]

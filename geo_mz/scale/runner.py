@@ -19,10 +19,13 @@ transaction; with a GeoPackage store this process writes them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import inspect
 import json
 import os
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,7 +41,8 @@ import pandas as pd
 from geo_mz.core.errors import GeoMzError
 from geo_mz.core.layer_digest import DIGEST_VERSION, layer_digests
 from geo_mz.core.projection import STORAGE_CRS
-from geo_mz.scale.partition import JOBS, Part
+from geo_mz.scale.jobs import JOBS, job_function, pass_names, reduce_first_pass, two_pass
+from geo_mz.scale.partition import Part
 from geo_mz.scale.store import RunStore, open_run_store
 
 SCHEDULER_ENV = "GEO_MZ_DASK_SCHEDULER"
@@ -229,6 +233,29 @@ def _key(
 # --------------------------------------------------------------------------- tasks
 
 
+def _reset_peak_rss() -> None:
+    # Linux resets the process's peak resident set (VmHWM) when "5" is written to clear_refs
+    # (since 4.0), so each part's peak is its own, not the worker's peak so far.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident memory of this process since the last reset, MiB (NaN where unknown)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return float("nan")
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB elsewhere
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1)
+
+
 def run_part(
     job: str,
     workspace: str,
@@ -248,9 +275,10 @@ def run_part(
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
         ws = open_workspace(workspace)
-        frames, log = JOBS[job](ws, part, **options)
+        _reset_peak_rss()
+        frames, log = job_function(job)(ws, part, **options)
         info = {"job": job, "name": part.name, "seconds": time.perf_counter() - t0,
-                "worker": worker, **log}  # fmt: skip
+                "worker": worker, "peak_rss_mib": _peak_rss_mib(), **log}  # fmt: skip
         if store is not None:
             open_run_store(store).save(key, part.code, frames, info)
             return {"part": part.code, "ok": True, "info": info}
@@ -330,13 +358,16 @@ def run_partitioned(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: Callable[[int, int, str, str], None] | None = None,
+    client: Any = None,
 ) -> RunResult:
     """Run ``job`` over ``parts`` on Dask and keep each part's results in ``store``.
 
     Parameters
     ----------
     job
-        ``coverage``, ``relief`` or ``boundaries`` (:data:`geo_mz.scale.JOBS`).
+        A name in :data:`geo_mz.scale.JOBS` (``coverage``, ``relief``, ``boundaries`` …). A
+        two-pass job (:mod:`geo_mz.scale.jobs`) runs its first pass on every part, folds the
+        results, then its second pass; the result is the second pass's.
     workspace
         The workspace every worker opens: a GeoPackage path (on a shared disk for a real
         cluster) or a ``postgresql://…#schema`` URL.
@@ -354,6 +385,8 @@ def run_partitioned(
         LocalCluster worker processes (default: one per CPU); 0 runs in this process.
     progress
         Called after each part with (parts finished, parts to run, part code, status).
+    client
+        A Dask client to use instead of starting one (several jobs on one cluster).
 
     Returns
     -------
@@ -372,52 +405,122 @@ def run_partitioned(
     opts = dict(options or {})
     t_key = time.perf_counter()
     digests = layer_digests(ws_ref)
-    key = _key(job, ws.metadata, opts, level, digests)
     key_seconds = time.perf_counter() - t_key
     task_opts = dict(opts)
-    if job in ("coverage", "relief") and "roads_bbox" not in opts:
+    steps = pass_names(job) if two_pass(job) else (job,)
+    takes_bbox = all("roads_bbox" in inspect.signature(job_function(j)).parameters for j in steps)
+    if takes_bbox and "roads_bbox" not in opts:
         # Once here rather than in every part: it reads the bounds of every road.
         task_opts["roads_bbox"] = tuple(float(v) for v in ws.extent("roads"))
     rs: RunStore = open_run_store(store)
-    rs.begin(key, {"job": job, "level": level, "workspace": _redacted(ws_ref),
-                   "options": _plain(opts), "parts": len(parts), "layers": digests,
-                   "key_seconds": round(key_seconds, 3)})  # fmt: skip
-    already = rs.done(key)
-    todo = _largest_first([p for p in parts if p.code not in already])
-    rows = [
-        {"part": p.code, "name": p.name, "status": "skipped", "seconds": np.nan, "error": None}
-        for p in parts
-        if p.code in already
-    ]
-    say = progress or (lambda *_a: None)
+    local = workers == 0 and not scheduler and client is None
     t0 = time.perf_counter()
-
-    def finish(res: Mapping[str, Any], n_done: int) -> None:
-        info = dict(res.get("info", {}))
-        if res["ok"]:
-            if "frames" in res:
-                rs.save(key, res["part"], res["frames"], info)
-            status, error = "done", None
+    with contextlib.ExitStack() as stack:
+        if client is None and not local:
+            client = stack.enter_context(dask_client(scheduler, workers))
+        run = _Run(ws_ref, rs, parts, client, progress)
+        if not two_pass(job):
+            key = _key(job, ws.metadata, opts, level, digests)
+            table = run.tasks(job, key, task_opts, _meta(job, level, ws_ref, opts, digests,
+                                                       len(parts), key_seconds))  # fmt: skip
         else:
-            error = f"{res['error']}\n{res.get('trace', '')}".strip()
-            rs.fail(key, res["part"], error, info)
-            status, error = "failed", res["error"]
-        rows.append({"part": res["part"], "name": info.get("name"), "status": status,
-                     "seconds": info.get("seconds", np.nan), "error": error})  # fmt: skip
-        say(n_done, len(todo), res["part"], status)
+            first, second = pass_names(job)
+            key1 = _key(first, ws.metadata, opts, level, digests)
+            table = run.tasks(first, key1, task_opts, _meta(first, level, ws_ref, opts, digests,
+                                                          len(parts), key_seconds))  # fmt: skip
+            key = _key(second, ws.metadata, opts, level, digests)
+            if (table["status"] != "failed").all():
+                layers = sorted(_schemas_of(rs, key1))
+                shared = reduce_first_pass(job, {n: rs.gather(key1, n) for n in layers})
+                table = run.tasks(second, key, {**task_opts, "shared": shared},
+                                  _meta(second, level, ws_ref, opts, digests, len(parts),
+                                        key_seconds))  # fmt: skip
+    return RunResult(job, key, rs.ref, table, time.perf_counter() - t0, run.n_workers)
 
-    n_workers = 0
-    if workers == 0 and not scheduler:
-        for i, p in enumerate(todo, start=1):
-            finish(run_part(job, ws_ref, None, key, p, task_opts), i)
-    elif todo:
-        from dask.distributed import as_completed
 
-        on_workers = rs.ref if rs.writes_on_workers else None
-        with dask_client(scheduler, workers) as client:
-            n_workers = len(client.scheduler_info().get("workers", {}))
+def _meta(
+    job: str,
+    level: str,
+    ws_ref: str,
+    opts: Mapping[str, Any],
+    digests: Mapping[str, str],
+    n_parts: int,
+    key_seconds: float,
+) -> dict[str, Any]:
+    return {"job": job, "level": level, "workspace": _redacted(ws_ref),
+            "options": _plain(opts), "parts": n_parts, "layers": dict(digests),
+            "key_seconds": round(key_seconds, 3)}  # fmt: skip
+
+
+def _schemas_of(rs: RunStore, key: str) -> set[str]:
+    st = rs.status(key)
+    names: set[str] = set()
+    for rows in st.loc[st["status"] == "done", "rows"]:
+        names |= set(json.loads(rows or "{}").get("layers", {}))
+    return names
+
+
+class _Run:
+    """The tasks of one run: parts sent to Dask (or computed here), results kept as they come."""
+
+    def __init__(
+        self,
+        ws_ref: str,
+        rs: RunStore,
+        parts: Sequence[Part],
+        client: Any,
+        progress: Callable[[int, int, str, str], None] | None,
+    ) -> None:
+        self.ws_ref, self.rs, self.parts, self.client = ws_ref, rs, parts, client
+        self.say = progress or (lambda *_a: None)
+        self.n_workers = 0
+
+    def tasks(
+        self, job: str, key: str, task_opts: Mapping[str, Any], meta: Mapping[str, Any]
+    ) -> pd.DataFrame:
+        rs, parts = self.rs, self.parts
+        rs.begin(key, meta)
+        already = rs.done(key)
+        todo = _largest_first([p for p in parts if p.code not in already])
+        rows = [
+            {
+                "part": p.code,
+                "name": p.name,
+                "status": "skipped",
+                "seconds": np.nan,
+                "error": None,
+                "peak_rss_mib": np.nan,
+            }
+            for p in parts
+            if p.code in already
+        ]
+
+        def finish(res: Mapping[str, Any], n_done: int) -> None:
+            info = dict(res.get("info", {}))
+            if res["ok"]:
+                if "frames" in res:
+                    rs.save(key, res["part"], res["frames"], info)
+                status, error = "done", None
+            else:
+                error = f"{res['error']}\n{res.get('trace', '')}".strip()
+                rs.fail(key, res["part"], error, info)
+                status, error = "failed", res["error"]
+            rows.append({"part": res["part"], "name": info.get("name"), "status": status,
+                         "seconds": info.get("seconds", np.nan), "error": error,
+                         "peak_rss_mib": info.get("peak_rss_mib", np.nan)})  # fmt: skip
+            self.say(n_done, len(todo), res["part"], status)
+
+        if self.client is None:
+            for i, p in enumerate(todo, start=1):
+                finish(run_part(job, self.ws_ref, None, key, p, task_opts), i)
+        elif todo:
+            from dask.distributed import as_completed
+
+            client = self.client
+            on_workers = rs.ref if rs.writes_on_workers else None
+            self.n_workers = len(client.scheduler_info().get("workers", {}))
             futures = {
-                client.submit(run_part, job, ws_ref, on_workers, key, p, task_opts,
+                client.submit(run_part, job, self.ws_ref, on_workers, key, p, task_opts,
                               key=f"{key}-{p.code}", pure=False, retries=1): p
                 for p in todo
             }  # fmt: skip
@@ -429,10 +532,10 @@ def run_partitioned(
                     res = {"part": p.code, "ok": False, "error": f"{type(exc).__name__}: {exc}",
                            "info": {"job": job, "name": p.name}}  # fmt: skip
                 finish(res, i)
-    table = pd.DataFrame(rows, columns=["part", "name", "status", "seconds", "error"])
-    order = {p.code: i for i, p in enumerate(parts)}
-    table = table.sort_values("part", key=lambda s: s.map(order)).reset_index(drop=True)
-    return RunResult(job, key, rs.ref, table, time.perf_counter() - t0, n_workers)
+        columns = ["part", "name", "status", "seconds", "error", "peak_rss_mib"]
+        table = pd.DataFrame(rows, columns=columns)
+        order = {p.code: i for i, p in enumerate(parts)}
+        return table.sort_values("part", key=lambda s: s.map(order)).reset_index(drop=True)
 
 
 def gather(store: str | Path | RunStore, key: str, layer: str) -> gpd.GeoDataFrame:
