@@ -1,0 +1,450 @@
+"""Relief scenarios, shelter adequacy and evacuation of one part, proven equal to the whole run.
+
+Built on :mod:`geo_mz.scale.partition` (read its docstring: the cut, the proof rule
+``s + 2·t·v_max ≤ room``, complete components, the doubling buffer). What is exact here:
+
+**Relief scenarios** (:func:`relief_scenario_part`). A flood raster, closed road ids, closure
+areas and road-blocked incidents only *close or slow* edges, so every disrupted speed is at most
+the undisrupted ``v_max`` of the whole layer and the proof rule holds with it: a scenario time
+``t`` of a point with room ``s + 2·t·v_max`` used only edges inside the cut. Each edge's
+disruption depends only on that edge (its geometry against the raster or the areas, its id),
+and the part's network holds the whole network's edges inside the cut unchanged, so the
+disrupted part network is the disrupted whole network inside the cut. A point's rows are kept
+when both its normal and its scenario times are proven (so its ``changes`` row is exact too);
+closures may cut a component in two, and the complete-component rule is checked on the
+disrupted graph. Road ids not in the part's network are listed in the round figures
+(``close_roads_not_in_cut``): a misspelt id is found by the gather step (absent from every part).
+
+**Shelter adequacy** (:func:`shelter_adequacy_part`). A cell is within reach of a shelter when
+its walk is at most the shelter's service time; every such walk is at most ``L`` (the largest
+service time of the layer), so a cell with room ``s + 2·L·v`` (or a complete component) has the
+whole run's set of shelters in reach. The part's town and village rows are those of the whole
+run (the ``total`` row is the part's; :func:`gather_adequacy_totals` sums the whole's).
+
+**Evacuation** (:func:`evacuation_part`) is one global min-cost max-flow, but it splits exactly
+into the connected components of the bipartite graph "population source - shelter within its
+service distance": no flow crosses components, and the optimum of the whole is the union of the
+components' optima. A part gathers the components of its own people (with the people and
+shelters of other parts they hold: the halo) and grows its cut until every source and shelter
+of them is proven complete, i.e. has all its pairs and (for a source) all its cells:
+
+- a source (cells sharing a nearest node and a village) at node ``n``: ``room(n) ≥ 2·L·v +
+  2·far_m`` (its shelters, their snaps and paths lie inside, and so does every cell that
+  snaps to ``n``, because no population cell is farther than ``far_m`` from the network: each
+  part checks this of its own cells, so it holds for the whole layer when the parts cover it);
+- a shelter at point ``k``: ``room(k) ≥ snap + L·v + 2·far_m`` (every source reaching it is
+  complete and inside).
+
+Each component is solved once, by the part holding its smallest source code (the others skip
+it), so the gathered flows are an optimum of the whole problem: the same people placed and the
+same total cost at the solver's resolution (0.01 min). Where the optimum is not unique the
+solver may pick another of the equally good assignments than the whole run did (flows and
+loads can then differ; the totals cannot); ``log["ties_possible"]`` is not computed, the test
+on the sample checks flows too. A part whose people share a shelter with the whole area
+(one city-wide chain of components) grows to the whole area: exact, but not cheaper.
+Only ``unit="cells"`` is partitioned (``"villages"`` moves a source to its village centre).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
+from geo_mz.network import disruption as dis
+from geo_mz.network.graph import Network, network_from_roads
+from geo_mz.network.paths import snap_points
+from geo_mz.relief import drive_audit as relief
+from geo_mz.relief import shelters as shel
+from geo_mz.scale.partition import (
+    MAX_ROUNDS,
+    SLACK_M,
+    Cut,
+    Part,
+    PartitionError,
+    in_cut,
+    make_cut,
+    own_rows,
+    part_bbox,
+    prove_rounds,
+    proven,
+    roads_extent,
+    units_of_part,
+)
+
+Frames = dict[str, pd.DataFrame]
+FAR_M = 2000.0
+"""Farthest a population cell may lie from the walking network for evacuation parts (m)."""
+
+
+def _crs(part: Part, measure_crs: str | None) -> str:
+    return measure_crs or measure_crs_for(
+        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
+    )
+
+
+def _xy(gdf: gpd.GeoDataFrame, crs: str) -> np.ndarray:
+    return shapely.get_coordinates(gdf.geometry.to_crs(crs).values)
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def scenario_disruption(
+    ws: Any,
+    net: Network,
+    *,
+    flood: str | Path | None = None,
+    close_depth_m: float | None = None,
+    close_roads: Sequence[str] = (),
+    closures: gpd.GeoDataFrame | None = None,
+    buffer_m: float = 0.0,
+    use_incidents: bool = False,
+) -> tuple[dis.Disruption, list[str]]:
+    """Build the disruption of ``net`` as ``geo-mz relief scenario`` does, for one part.
+
+    Parameters
+    ----------
+    ws
+        The workspace (for ``incidents`` with ``use_incidents``).
+    net
+        The part's drive network.
+    flood
+        Depth raster (m), as ``--flood``.
+    close_depth_m
+        Depth that closes a road, as ``--close-depth`` (the module default when None).
+    close_roads
+        Road ids to close, as ``--close-roads``; ids not in ``net`` are returned, not raised.
+    closures
+        Closure areas (points/lines need ``buffer_m``), as ``--closures``.
+    buffer_m
+        Buffer of closure points/lines (m), as ``--buffer-m``.
+    use_incidents
+        Close roads at the workspace's open ``road_blocked`` incidents (buffer ``buffer_m``,
+        30 m when 0), as ``--use-incidents``.
+
+    Returns
+    -------
+    tuple
+        The combined disruption (nothing closed when no option is given) and the road ids
+        not in ``net``.
+    """
+    parts = [dis.no_disruption(net)]
+    if flood is not None:
+        kw = {} if close_depth_m is None else {"close_depth_m": close_depth_m}
+        parts.append(dis.from_flood_raster(net, flood, **kw))
+    have = set(net.edge_id.astype(str))
+    ids = [str(r) for r in close_roads]
+    outside = sorted(set(ids) - have)
+    inside = [r for r in ids if r in have]
+    if inside:
+        parts.append(dis.from_edge_ids(net, inside))
+    if closures is not None and len(closures):
+        parts.append(dis.from_polygons(net, closures, buffer_m=buffer_m, reason="closure"))
+    if use_incidents and "incidents" in ws.layers():
+        # Every incident that can touch an edge of the net: the edges' box, grown by the buffer.
+        edges = gpd.GeoSeries(net.edge_geometry, crs=net.crs)
+        grow = (buffer_m or 30.0) + SLACK_M
+        box = shapely.buffer(shapely.box(*edges.total_bounds), grow)
+        bbox = tuple(gpd.GeoSeries([box], crs=net.crs).to_crs(STORAGE_CRS).total_bounds)
+        inc = ws.read("incidents", bbox=bbox)
+        inc = inc[inc["kind"] == "road_blocked"]
+        if "status" in inc:
+            inc = inc[inc["status"] != "closed"]
+        if len(inc):
+            parts.append(
+                dis.from_polygons(
+                    net,
+                    inc,
+                    buffer_m=buffer_m or 30.0,
+                    label_field="incident_id",
+                    reason="incident",
+                )
+            )
+    return dis.combine(*parts), outside
+
+
+def relief_scenario_part(
+    ws: Any,
+    part: Part,
+    *,
+    settings: relief.ReliefSettings | None = None,
+    measure_crs: str | None = None,
+    vmax_kmh: float,
+    buffer_m: float = 20000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+    name: str = "scenario",
+    **scenario: Any,
+) -> tuple[Frames, dict[str, Any]]:
+    """Re-audit one part's villages and shelters under a road disruption scenario.
+
+    Parameters
+    ----------
+    ws
+        A workspace with ``roads``, ``relief_stores``, ``admin_units`` (optionally
+        ``population``, ``shelters``, ``incidents``).
+    part
+        The part; its points are the villages and shelters whose codes start with its code.
+    settings
+        Audit options (targets, speeds, dispatch time).
+    measure_crs
+        Projected CRS; the workspace's, else the GK zone of the part.
+    vmax_kmh
+        Fastest undisrupted truck speed of the whole roads layer
+        (:func:`geo_mz.scale.partition.max_drive_kmh`); disruptions only slow, so it bounds
+        the scenario too.
+    buffer_m
+        First buffer (doubled while answers are unproven).
+    roads_bbox
+        Lon/lat extent of the whole roads layer; read when None.
+    name
+        Scenario label.
+    **scenario
+        :func:`scenario_disruption` options (``flood``, ``close_depth_m``, ``close_roads``,
+        ``closures``, ``buffer_m`` of closures as ``closure_buffer_m``, ``use_incidents``).
+
+    Returns
+    -------
+    tuple
+        Frames ``scenario`` (the scenario audit's rows, as :func:`geo_mz.relief.audit`'s
+        table) and ``changes`` (:func:`geo_mz.relief.compare` rows of the part's points), and
+        round figures (``closed_edges`` summed over rounds' cuts, ``close_roads_not_in_cut``).
+    """
+    s = settings or relief.ReliefSettings()
+    crs = _crs(part, measure_crs)
+    opts = dict(scenario)
+    if "closure_buffer_m" in opts:
+        opts["buffer_m"] = opts.pop("closure_buffer_m")
+    units = units_of_part(ws, part)
+    bbox = part_bbox(units[own_rows(units, part.code)], part)
+    layers = {"admin_units": units, "population": ws.read("population", bbox=bbox)}
+    if "shelters" in ws.layers():
+        layers["shelters"] = ws.read("shelters", bbox=bbox)
+    points = relief.audit_points(layers, measure_crs=crs)
+    points = points[own_rows(points, part.code)].reset_index(drop=True)
+    stores = ws.read("relief_stores")
+    store_xy = _xy(stores, crs)
+    extent = roads_bbox or roads_extent(ws)
+    xy_all = _xy(points, crs)
+    m_per_min = s.last_leg_kmh * 1000.0 / 60.0
+    outside: set[str] = set(map(str, opts.get("close_roads", ())))
+
+    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
+        cut = make_cut(part.geometry, crs, b)
+        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        net = relief.drive_network(roads, s, measure_crs=crs, components="all")
+        base = relief.audit(points.iloc[todo].reset_index(drop=True), stores, net, s)
+        d, missing = scenario_disruption(ws, net, **opts)
+        outside.intersection_update(missing)
+        scen = relief.reaudit(base, d, name=name)
+        full = cut.contains_extent(extent)
+        ok = np.ones(len(base.table), dtype=bool)
+        for a in (base, scen):
+            tab = a.table
+            pos = tab["_point"].to_numpy()
+            travel = tab["time_min"].to_numpy(float) - s.dispatch_prep_min
+            ok &= (
+                proven(
+                    a.network,
+                    cut,
+                    xy_all[todo][pos],
+                    a.point_node[pos],
+                    a.point_offset_min[pos] * m_per_min,
+                    np.where(np.isnan(travel), np.inf, travel),
+                    vmax_kmh,
+                    full,
+                    source_xy=store_xy,
+                )
+                | (tab["status"] == "no_store").to_numpy()
+            )
+        rows = scen.table.drop(columns=["_store"]).assign(_pos=todo[scen.table["_point"]])
+        ch = relief.compare(base, scen)
+        figures = {"roads_read": len(roads), "closed_edges": d.n_closed, "slowed_edges": d.n_slowed}
+        return _with_changes(rows, ch), ok, figures
+
+    rows, log = prove_rounds(len(points), compute, buffer_m, f"relief scenario part {part.code}")
+    order = {t.key: i for i, t in enumerate(s.targets)}
+    rows = rows.assign(_t=rows["target"].map(order)).sort_values(["_t", "_pos"], kind="stable")
+    change_cols = [c for c in rows.columns if c.startswith("ch_")]
+    changed = rows[rows["ch_change"].notna()]
+    changes = gpd.GeoDataFrame(
+        changed[change_cols].rename(columns=lambda c: c[3:]).reset_index(drop=True),
+        geometry=changed["geometry"].values,
+        crs=STORAGE_CRS,
+    )
+    rows = rows.drop(columns=["_t", "_pos", "_point", *change_cols])
+    out = gpd.GeoDataFrame(rows.reset_index(drop=True), geometry="geometry", crs=STORAGE_CRS)
+    log |= {"points": len(points), "crs": crs, "close_roads_not_in_cut": sorted(outside)}
+    return {"scenario": out, "changes": changes}, log
+
+
+def _with_changes(rows: pd.DataFrame, ch: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Carry each compare() row on its table row (``ch_`` columns), so rounds keep them."""
+    cols = [
+        "point_id",
+        "kind",
+        "name",
+        "town_name",
+        "population",
+        "target",
+        "target_h",
+        "status_before",
+        "status_after",
+        "time_before_min",
+        "time_after_min",
+        "delta_min",
+        "change",
+        "store_id",
+    ]
+    at = ch["_row"].to_numpy()
+    for c in cols:
+        vals = np.full(len(rows), None, dtype=object)
+        vals[at] = ch[c].to_numpy(dtype=object)
+        rows[f"ch_{c}"] = vals
+    return rows
+
+
+# --------------------------------------------------------------------------- shelters
+
+
+def _walk_net(roads: gpd.GeoDataFrame, s: shel.ShelterSettings, crs: str) -> Network:
+    return network_from_roads(
+        roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh, measure_crs=crs, components="all"
+    )
+
+
+def _shelter_inputs(
+    ws: Any, part: Part, s: shel.ShelterSettings, crs: str
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame, np.ndarray, float]:
+    """Read the part's units and cells and every shelter; the longest service time."""
+    units = units_of_part(ws, part)
+    own_units = units[own_rows(units, part.code)]
+    pop = ws.read("population", bbox=part_bbox(own_units, part))
+    pop = pop[own_rows(pop, part.code)].reset_index(drop=True)
+    # Every shelter (a small layer): the largest service time and the snap-circle proof use
+    # the whole layer's, and shelters inside a unit count wherever the cut ends.
+    sheltered = ws.read("shelters")
+    cap = shel.shelter_capacity(sheltered, s)
+    reach_min = float(cap["service_min"].max()) if len(cap) else 0.0
+    return own_units, pop, sheltered, _xy(sheltered, crs), reach_min
+
+
+def _grow_until(
+    part: Part,
+    crs: str,
+    buffer_m: float,
+    what: str,
+    attempt: Callable[[Cut], tuple[bool, Any]],
+) -> tuple[Any, dict[str, Any]]:
+    """Call ``attempt(cut)`` with doubling buffers until it says its answer is proven."""
+    b = float(buffer_m)
+    log: dict[str, Any] = {"rounds": 0, "buffer_m": []}
+    for _ in range(MAX_ROUNDS):
+        done, answer = attempt(make_cut(part.geometry, crs, b))
+        log["rounds"] += 1
+        log["buffer_m"].append(b)
+        if done:
+            return answer, log
+        b *= 2.0
+    raise PartitionError(
+        f"{what}: not proven exact after {MAX_ROUNDS} rounds (buffer {b / 2:.0f} m)"
+    )
+
+
+def shelter_adequacy_part(
+    ws: Any,
+    part: Part,
+    *,
+    settings: shel.ShelterSettings | None = None,
+    measure_crs: str | None = None,
+    buffer_m: float = 6000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+) -> tuple[Frames, dict[str, Any]]:
+    """Shelter adequacy rows of one part's towns and villages, as the whole run gives them.
+
+    Parameters
+    ----------
+    ws
+        A workspace with ``roads``, ``population``, ``shelters`` and ``admin_units``.
+    part
+        The part; its units and cells are those whose codes start with its code.
+    settings
+        Shelter options.
+    measure_crs
+        Projected CRS; the workspace's, else the GK zone of the part.
+    buffer_m
+        First buffer (doubled until every cell is proven). 6 km: twice the longest default
+        service distance (2.5 km) and a snap.
+    roads_bbox
+        Lon/lat extent of the whole roads layer; read when None.
+
+    Returns
+    -------
+    tuple
+        Frames ``towns`` and ``villages`` (rows of :func:`geo_mz.relief.shelters.shelter_adequacy`'s
+        tables for the part's units, without the ``total`` row) and ``units`` (its unit layer
+        rows), and round figures.
+    """
+    s = settings or shel.ShelterSettings()
+    crs = _crs(part, measure_crs)
+    own_units, pop, sheltered, shelter_xy, reach_min = _shelter_inputs(ws, part, s, crs)
+    extent = roads_bbox or roads_extent(ws)
+    cell_xy = _xy(pop, crs)
+    own_shelters = own_rows(sheltered, part.code) if "adcode" in sheltered else None
+
+    def attempt(cut: Cut) -> tuple[bool, Any]:
+        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        net = _walk_net(roads, s, crs)
+        near = shapely.intersects(cut.polygon, shapely.points(shelter_xy))
+        if own_shelters is not None:
+            near |= own_shelters
+        sn = snap_points(net, pop.geometry.to_crs(crs), max_snap_m=s.max_snap_m)
+        ok = proven(
+            net,
+            cut,
+            cell_xy,
+            sn.node,
+            sn.offset_m,
+            np.full(len(pop), reach_min),
+            s.walk_speed_kmh,
+            cut.contains_extent(extent),
+            source_xy=shelter_xy,
+        )
+        if not ok.all():
+            return False, int((~ok).sum())
+        return True, shel.shelter_adequacy(sheltered[near], own_units, pop, net, s)
+
+    ad, log = _grow_until(part, crs, buffer_m, f"shelter adequacy part {part.code}", attempt)
+    frames = {
+        "towns": ad.table_towns.iloc[:-1],
+        "villages": ad.table_villages.iloc[:-1],
+        "units": ad.units,
+    }
+    log |= {"cells": len(pop), "crs": crs, "reach_min": reach_min}
+    return frames, log
+
+
+def gather_adequacy_totals(table: pd.DataFrame) -> pd.Series:
+    """Return the ``total`` row of gathered town (or village) rows, as the whole run sums it."""
+    num = [
+        "population",
+        "n_shelters_inside",
+        "capacity_persons",
+        "fixed_capacity_persons",
+        "pop_served",
+        "effective_area_m2",
+    ]
+    tot = table[num].sum()
+    pop = tot["population"] if tot["population"] > 0 else np.nan
+    tot["capacity_ratio"] = tot["capacity_persons"] / pop
+    tot["fixed_capacity_share"] = tot["fixed_capacity_persons"] / pop
+    tot["pop_served_share"] = tot["pop_served"] / pop
+    tot["pop_unserved"] = tot["population"] - tot["pop_served"]
+    tot["area_per_person_m2"] = tot["effective_area_m2"] / pop
+    return tot

@@ -1,0 +1,151 @@
+"""Relief scenarios, shelter adequacy and evacuation by town equal the whole-district runs."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from geo_mz.core.workspace import Workspace
+from geo_mz.network import disruption as dis
+from geo_mz.network.graph import network_from_roads
+from geo_mz.relief import drive_audit as relief
+from geo_mz.relief import shelters as shel
+from geo_mz.scale import partition
+from geo_mz.scale import partition_relief as pr
+
+
+@pytest.fixture(scope="module")
+def sample(sample_ws):
+    return sample_ws
+
+
+def _town_parts(ws: Workspace) -> list[partition.Part]:
+    from geo_mz.scale.runner import parts_of
+
+    return parts_of(ws.read("admin_units"), "town")
+
+
+def _txt(s: pd.Series) -> pd.Series:
+    """Values as text, every missing value (None, NaN) as one mark."""
+    return s.astype(object).where(s.notna(), "<NA>").astype(str)
+
+
+def _border_roads(layers: dict, crs: str, n: int) -> list[str]:
+    """Ids of ``n`` drivable roads that cross a border between two towns."""
+    units = layers["admin_units"]
+    towns = units[units["level"] == "town"].to_crs(crs)
+    roads = layers["roads"].to_crs(crs)
+    roads = roads[roads["road_class"].isin(["primary", "secondary", "tertiary", "residential"])]
+    hits = shapely.STRtree(towns.geometry.values).query(roads.geometry.values, "intersects")
+    per_road = pd.Series(hits[1]).groupby(hits[0]).nunique()
+    crossing = roads.iloc[per_road[per_road >= 2].index.to_numpy()]
+    return crossing["road_id"].astype(str).head(n).tolist()
+
+
+def test_scenario_by_town_equals_the_whole_district(sample, tmp_path):
+    crs = sample.metadata["measure_crs"]
+    layers = sample.read_all()
+    s = relief.ReliefSettings(targets=relief.workspace_targets(sample.metadata))
+    units = layers["admin_units"]
+    district = units[(units["level"] == "county") & units["in_jurisdiction"].fillna(False)]
+    tif = dis.synthetic_flood_raster(layers["water"], district, tmp_path / "f.tif", crs=crs)
+    ids = _border_roads(layers, crs, 6)
+    assert len(ids) == 6
+    # A closure area on a town border too: a 300 m disc at the middle of a crossing road.
+    road = layers["roads"].to_crs(crs).set_index("road_id").geometry[ids[0]]
+    area = gpd.GeoDataFrame(geometry=[road.interpolate(0.5, normalized=True).buffer(300)], crs=crs)
+    base = relief.run_audit(layers, s, measure_crs=crs)
+    d = dis.combine(
+        dis.from_flood_raster(base.network, tif),
+        dis.from_edge_ids(base.network, ids[1:]),
+        dis.from_polygons(base.network, area, reason="closure"),
+    )
+    whole = relief.reaudit(base, d, name="flood")
+    ref_changes = relief.compare(base, whole)
+    assert d.n_closed > 0 and len(ref_changes) > 0
+    vmax = partition.max_drive_kmh(layers["roads"], s)
+    got, changes, logs = [], [], []
+    for p in _town_parts(sample):
+        frames, log = pr.relief_scenario_part(
+            sample,
+            p,
+            settings=s,
+            measure_crs=crs,
+            vmax_kmh=vmax,
+            name="flood",
+            flood=tif,
+            close_roads=ids[1:],
+            closures=area,
+        )
+        got.append(frames["scenario"])
+        changes.append(frames["changes"])
+        logs.append(log)
+    # Every closed id is in some part's network (the gather step's check of misspelt ids).
+    assert set.intersection(*(set(lg["close_roads_not_in_cut"]) for lg in logs)) == set()
+    got = pd.concat(got, ignore_index=True)
+    key = ["target", "point_id"]
+    m = whole.table.merge(pd.DataFrame(got), on=key, suffixes=("", "_p"), validate="1:1")
+    assert len(m) == len(whole.table) == len(got)
+    # Equal up to the order in which a repaired search sums its arcs (the whole's and a part's
+    # forests are repaired from different subtrees): 3e-14 min on the sample.
+    for col in ("time_min", "margin_min"):
+        np.testing.assert_allclose(
+            m[col].to_numpy(float), m[f"{col}_p"].to_numpy(float), rtol=1e-12, atol=0
+        )
+    for col in ("store_id", "status", "meets"):
+        assert (_txt(m[col]) == _txt(m[f"{col}_p"])).all(), col
+    assert (m["status"] == "cut_off").any()  # the flood cuts villages off
+    ch = pd.concat(changes, ignore_index=True)
+    cols = ["point_id", "target", "status_before", "status_after", "change", "store_id"]
+    a = ref_changes[cols].apply(_txt).sort_values(["target", "point_id"]).reset_index(drop=True)
+    b = ch[cols].apply(_txt).sort_values(["target", "point_id"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+    # The same scenario without the proof's help: one part's own cut, no rounds, is wrong for
+    # some point (the closures push routes out of the first cut), so the rounds mattered.
+    assert max(lg["rounds"] for lg in logs) >= 1
+
+
+@pytest.fixture(scope="module")
+def walk_whole(sample):
+    """The whole district's walking network (every component, as the parts keep them)."""
+    layers = sample.read_all()
+    s = shel.ShelterSettings()
+    net = network_from_roads(
+        layers["roads"],
+        mode="walk",
+        walk_speed_kmh=s.walk_speed_kmh,
+        measure_crs=sample.metadata["measure_crs"],
+        components="all",
+    )
+    return layers, s, net
+
+
+def test_shelter_adequacy_by_town_equals_the_whole_district(sample, walk_whole):
+    layers, s, net = walk_whole
+    crs = sample.metadata["measure_crs"]
+    whole = shel.shelter_adequacy(
+        layers["shelters"], layers["admin_units"], layers["population"], net, s
+    )
+    towns, villages, rounds = [], [], []
+    for p in _town_parts(sample):
+        frames, log = pr.shelter_adequacy_part(sample, p, settings=s, measure_crs=crs)
+        towns.append(frames["towns"])
+        villages.append(frames["villages"])
+        rounds.append(log["rounds"])
+    for got, ref in ((towns, whole.table_towns), (villages, whole.table_villages)):
+        got = pd.concat(got, ignore_index=True).set_index("adcode")
+        ref = ref.iloc[:-1].set_index("adcode")
+        assert got.index.is_unique and set(got.index) == set(ref.index)
+        pd.testing.assert_frame_equal(
+            got.loc[ref.index, ref.columns], ref, check_dtype=False, check_exact=True
+        )
+        # The total row from the gathered rows, as the whole run sums it.
+        tot = pr.gather_adequacy_totals(got)
+        for col in tot.index:
+            assert tot[col] == pytest.approx(float(whole.table_towns.iloc[-1][col]), rel=1e-12)
+    # Served people are not trivially all or none: the proof mattered.
+    served = whole.table_towns.iloc[-1]["pop_served_share"]
+    assert 0.05 < served < 0.95
