@@ -21,8 +21,9 @@ import shapely
 
 from geo_mz.core import LayerSpec
 from webmap.core import ogc_crs, queryables
+from webmap.core.columnar import collection_json, features_json
 from webmap.core.errors import BadRequestError, NotFoundError, field_error
-from webmap.core.geojson import CRS84, features_of
+from webmap.core.geojson import CRS84
 from webmap.core.http import GEOJSON, JSON, OPENAPI_JSON, ApiRequest, ApiResponse
 from webmap.core.layers import CLOSURE_GEOMETRIES, CLOSURES, allowed_methods
 from webmap.core.store import FeatureStore
@@ -356,7 +357,7 @@ def items(store: FeatureStore, req: ApiRequest, cid: str) -> ApiResponse:
     where = queryables.filter_mask(g, spec, dict(req.args))
     rows = select(g, spec, bbox=bbox, when=when, where=where)
     page = rows[offset : offset + limit]
-    feats = features_of(g.iloc[page], spec.id_field, crs=crs)
+    feats = features_json(g.iloc[page], spec.id_field, crs=crs)  # column by column, as text
     base = f"{req.base_url}collections/{cid}/items"
     keep = {k: v for k, v in req.args.items() if k not in ("offset", "limit")}
 
@@ -369,14 +370,14 @@ def items(store: FeatureStore, req: ApiRequest, cid: str) -> ApiResponse:
     if offset > 0:
         links.append(_link(href(max(offset - limit, 0)), "prev", GEOJSON, "previous page"))
     links.append(_link(f"{req.base_url}collections/{cid}", "collection", JSON, spec.title()))
-    body = {
-        "type": "FeatureCollection",
-        "features": feats,
+    members = {
         "numberMatched": len(rows),
-        "numberReturned": len(feats),
+        "numberReturned": len(page),
         "timeStamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "links": links,
     }
+    # The body is the JSON text itself: the features are never turned into dicts to be dumped.
+    body = collection_json(feats, members)
     return ApiResponse(body=body, headers=ogc_crs.content_crs(crs), media_type=GEOJSON)
 
 

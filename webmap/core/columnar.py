@@ -1,0 +1,293 @@
+"""Columnar GeoJSON: a page of features encoded column by column, straight to JSON text.
+
+:func:`webmap.core.geojson.features_of` builds one dict per feature (a Python call per value, a
+GeoJSON string per geometry parsed back with ``json.loads``) and the response is dumped again.
+Here every property column becomes JSON-able Python values in bulk (numpy / pandas, one call a
+column), all values of the page are encoded by **one** ``json.dumps`` call, geometries are
+written from their coordinate arrays (``shapely.to_ragged_array``) with the same shortest
+round-trip float text, and the page is assembled by one ``str.join`` over a token table.
+
+The result equals, once parsed, what ``features_of`` gives for the same frame and CRS (checked
+property by property in ``tests/test_webmap_columnar.py``, also against hypothesis-made frames).
+Geometries the fast path does not cover (collections, rings, empty parts, non-finite
+coordinates) and object columns of mixed types go through the per-value path, row by row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from webmap.core import ogc_crs
+from webmap.core.geojson import CRS84, jsonable
+
+_SEP = "\x00"
+"""Item separator of the bulk ``json.dumps``: JSON escapes every control character in strings,
+so an unescaped NUL can only be a separator."""
+
+_TYPE_DEPTH = {
+    shapely.GeometryType.POINT: ("Point", 0),
+    shapely.GeometryType.LINESTRING: ("LineString", 1),
+    shapely.GeometryType.POLYGON: ("Polygon", 2),
+    shapely.GeometryType.MULTIPOINT: ("MultiPoint", 1),
+    shapely.GeometryType.MULTILINESTRING: ("MultiLineString", 2),
+    shapely.GeometryType.MULTIPOLYGON: ("MultiPolygon", 3),
+}
+"""Geometry types written from coordinate arrays, with their array nesting below a position."""
+
+
+def _dumps_each(values: Sequence[Any]) -> list[str]:
+    """JSON text of each value, from one ``json.dumps`` call (C loop, no Python per value)."""
+    if not values:
+        return []
+    text = json.dumps(
+        values if isinstance(values, list) else list(values),
+        ensure_ascii=False,
+        allow_nan=False,
+        separators=(_SEP, ":"),
+    )
+    return text[1:-1].split(_SEP)
+
+
+def _floats(arr: np.ndarray) -> list[Any]:
+    """Python floats of ``arr``; NaN and ±inf become None (JSON null), as ``jsonable`` does."""
+    out = arr.tolist()
+    for i in np.flatnonzero(~np.isfinite(arr)).tolist():  # only the few missing values
+        out[i] = None
+    return out
+
+
+def _iso_seconds(stamps: np.ndarray) -> list[Any]:
+    """``YYYY-MM-DDTHH:MM:SSZ`` of naive UTC datetime64 values (None for NaT)."""
+    text = np.datetime_as_string(stamps.astype("datetime64[s]"), unit="s")
+    out = np.char.add(text.astype(object), "Z")
+    out[np.isnat(stamps)] = None
+    return out.tolist()
+
+
+def column_values(series: pd.Series) -> list[Any]:
+    """Return the JSON-able values of one column, converted in bulk by dtype.
+
+    Equal, value by value, to :func:`webmap.core.geojson.jsonable` of each element: missing →
+    None, numbers → Python numbers (NaN/inf → None), datetimes → ``...Z`` ISO text in UTC,
+    dates → ISO dates, other objects → their ``str``. Object columns of mixed types fall back
+    to ``jsonable`` per value.
+
+    Parameters
+    ----------
+    series
+        One property column.
+
+    Returns
+    -------
+    list
+        One JSON-able value per row.
+    """
+    dtype = series.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return column_values(series.astype(object))
+    if dtype.kind == "M":
+        return _iso_seconds(series.to_numpy())
+    if isinstance(dtype, np.dtype):
+        if dtype.kind == "f":
+            return _floats(series.to_numpy())
+        if dtype.kind in "iub":
+            return series.to_numpy().tolist()
+    if isinstance(dtype, pd.StringDtype):
+        return series.to_numpy(dtype=object, na_value=None).tolist()
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "iubf":
+        out = series.to_numpy(dtype=object, na_value=None, copy=True)
+        if dtype.kind == "f":
+            filled = series.to_numpy(dtype="float64", na_value=0.0)
+            out[~np.isfinite(filled)] = None
+        return out.tolist()
+    return _object_values(series)
+
+
+def _object_values(series: pd.Series) -> list[Any]:
+    kind = pd.api.types.infer_dtype(series, skipna=True)
+    if kind in ("string", "empty"):
+        values = series.to_numpy(dtype=object, copy=True)
+        values[series.isna().to_numpy()] = None
+        return values.tolist()
+    if kind == "date":
+        missing = series.isna().to_numpy()
+        days = np.array(series.where(~missing, None).tolist(), dtype="datetime64[D]")
+        text = np.datetime_as_string(days, unit="D").astype(object)
+        text[missing] = None
+        return text.tolist()
+    return [jsonable(v) for v in series.tolist()]  # mixed: the per-value rules, row by row
+
+
+def _starts(offsets: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Coordinate index where each element of each nesting level starts, innermost first."""
+    out = []
+    index = None
+    for off in offsets:
+        begin = np.asarray(off[:-1], dtype=np.int64)
+        index = begin if index is None else index[begin]
+        out.append(index)
+    return out
+
+
+def _regular(offsets: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Which of the ``n`` geometries have no empty part or ring (written from the arrays)."""
+    ok = np.ones(n, dtype=bool)
+    owner = np.arange(n)  # geometry of each element of the level, outermost level first
+    for lvl in range(len(offsets) - 1, -1, -1):
+        if lvl < len(offsets) - 1:
+            owner = np.repeat(owner, np.diff(offsets[lvl + 1]))
+        ok[owner[np.diff(offsets[lvl]) == 0]] = False
+    return ok
+
+
+def _group_texts(
+    coords: np.ndarray, offsets: Sequence[np.ndarray], name: str, depth: int, places: int
+) -> list[str]:
+    """GeoJSON text of each geometry of one type from its ragged arrays (no empty part)."""
+    flat = json.dumps(np.round(coords, places).tolist(), separators=(",", ":"))
+    positions = flat[2:-2].split("],[")  # "x,y" of every position: only numbers, no "],["
+    opening = '{"type":"' + name + '","coordinates":' + "[" * (depth + 1)
+    closing = "]" * (depth + 1) + "}"
+    seps = np.full(len(positions), "],[", dtype=object)
+    starts = _starts(offsets) if depth else [np.arange(len(positions))]
+    for level, begin in enumerate(starts[:-1], start=2):  # part/ring starts inside a geometry
+        seps[begin] = "]" * level + ",[" + "[" * (level - 1)
+    seps[starts[-1]] = closing + _SEP + opening
+    seps[0] = opening
+    tokens = np.empty(2 * len(positions), dtype=object)
+    tokens[0::2] = seps
+    tokens[1::2] = np.array(positions, dtype=object)
+    return ("".join(tokens.tolist()) + closing).split(_SEP)
+
+
+def geometry_texts(geoms: np.ndarray, *, crs: str = CRS84) -> list[str]:
+    """Return the GeoJSON text of each geometry, in ``crs`` and rounded as the API writes them.
+
+    Parameters
+    ----------
+    geoms
+        Shapely geometries in lon/lat (None allowed: written ``null``).
+    crs
+        CRS URI of the output (see :func:`webmap.core.ogc_crs.to_crs`).
+
+    Returns
+    -------
+    list of str
+        One JSON text per geometry: equal, once parsed, to ``shapely.to_geojson`` of the
+        geometry moved to ``crs`` and rounded to ``ogc_crs.decimals(crs)`` places.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    out = np.full(len(geoms), "null", dtype=object)
+    if len(geoms) == 0:
+        return []
+    present = ~shapely.is_missing(geoms)
+    moved = geoms.copy()
+    moved[present] = ogc_crs.to_crs(geoms[present], crs)
+    places = ogc_crs.decimals(crs)
+    type_ids = shapely.get_type_id(moved)
+    finite = np.ones(len(geoms), dtype=bool)
+    finite[present] = ~np.isnan(shapely.bounds(moved[present])).any(axis=1) | shapely.is_empty(
+        moved[present]
+    )
+    slow = present & (shapely.is_empty(moved) | ~finite)
+    for type_id, (name, depth) in _TYPE_DEPTH.items():
+        rows = np.flatnonzero((type_ids == type_id) & present & ~slow)
+        if len(rows) == 0:
+            continue
+        _, coords, offsets = shapely.to_ragged_array(moved[rows], include_z=False)
+        if depth:
+            ok = _regular(offsets, len(rows))
+            if not ok.all():  # an empty part or ring: those geometries go the slow way
+                slow[rows[~ok]] = True
+                rows = rows[ok]
+                if len(rows) == 0:
+                    continue
+                _, coords, offsets = shapely.to_ragged_array(moved[rows], include_z=False)
+        out[rows] = np.array(_group_texts(coords, offsets, name, depth, places), dtype=object)
+    known = np.isin(type_ids, list(_TYPE_DEPTH))
+    slow |= present & ~known
+    for i in np.flatnonzero(slow).tolist():  # collections, empties: the per-geometry writer
+        rounded = shapely.transform(moved[i], lambda xy: np.round(xy, places))
+        out[i] = json.dumps(json.loads(shapely.to_geojson(rounded)), allow_nan=False)
+    return out.tolist()
+
+
+def features_json(gdf: gpd.GeoDataFrame, id_field: str, *, crs: str = CRS84) -> str:
+    """Return the JSON array text of the features of ``gdf``, encoded column by column.
+
+    Parameters
+    ----------
+    gdf
+        Features in lon/lat (CRS84 or EPSG:4490/4326 coordinates).
+    id_field
+        Column holding each feature's id (``id`` is its text; null when missing or absent).
+    crs
+        CRS URI to write the coordinates in (OGC API - Features Part 2).
+
+    Returns
+    -------
+    str
+        ``[{"type":"Feature","id":...,"geometry":...,"properties":{...}}, ...]``: equal, once
+        parsed, to :func:`webmap.core.geojson.features_of` of the same arguments.
+    """
+    n = len(gdf)
+    if n == 0:
+        return "[]"
+    columns = [c for c in gdf.columns if c != gdf.geometry.name]
+    values: list[Any] = []
+    ids: list[Any] = [None] * n
+    for c in columns:
+        col = column_values(gdf[c])
+        if c == id_field:
+            text = np.array(list(map(str, col)), dtype=object)
+            text[np.equal(np.array(col, dtype=object), None)] = None
+            ids = text.tolist()
+        values.extend(col)
+    values.extend(ids)
+    frags = np.array(_dumps_each(values), dtype=object).reshape(len(columns) + 1, n)
+    width = 5 + 2 * len(columns)
+    table = np.empty((n, width), dtype=object)
+    table[:, 0] = ',{"type":"Feature","id":'
+    table[0, 0] = '{"type":"Feature","id":'
+    table[:, 1] = frags[-1]
+    table[:, 2] = ',"geometry":'
+    table[:, 3] = np.array(geometry_texts(gdf.geometry.to_numpy(), crs=crs), dtype=object)
+    for j, c in enumerate(columns):
+        key = json.dumps(str(c), ensure_ascii=False) + ":"
+        table[:, 4 + 2 * j] = ("," if j else ',"properties":{') + key
+        table[:, 5 + 2 * j] = frags[j]
+    table[:, width - 1] = "}}" if columns else ',"properties":{}}'
+    return "[" + "".join(table.ravel().tolist()) + "]"
+
+
+def collection_json(features: str, members: dict[str, Any]) -> str:
+    """Return a FeatureCollection's text: encoded ``features`` spliced into the other members.
+
+    Parameters
+    ----------
+    features
+        The JSON array text from :func:`features_json`.
+    members
+        Every other member (``numberMatched``, ``links``...), encoded with ``json.dumps``.
+
+    Returns
+    -------
+    str
+        ``{"type":"FeatureCollection","features":[...], ...members}``.
+    """
+    rest = json.dumps(members, ensure_ascii=False, allow_nan=False)
+    head = '{"type":"FeatureCollection","features":' + features
+    return head + ("}" if rest == "{}" else "," + rest[1:])
+
+
+__all__ = ["collection_json", "column_values", "features_json", "geometry_texts"]
