@@ -44,14 +44,125 @@ __all__ = ["Forest", "changed_pairs", "grow", "path_to", "repair"]
 
 @dataclass(frozen=True, eq=False)
 class Forest:
-    """A shortest-path forest from several sources over ``n`` nodes (see the module docstring)."""
+    """A shortest-path forest from several sources (see the module docstring).
+
+    Only the nodes the search *reached* are stored, in ascending order, each with its time,
+    its predecessor (as a position in ``nodes``) and its winning source: 20 bytes per reached
+    node, so a time-limited search costs memory in proportion to what it explored, not to the
+    graph. Read times, sources and predecessors of any nodes with :meth:`time_at`,
+    :meth:`source_at` and :meth:`pred_at`; :attr:`dist_min`, :attr:`pred` and :attr:`source`
+    expand them to whole-graph arrays (a new ``(n,)`` array on every access).
+    """
 
     sources: np.ndarray  #: (k,) int64 node indices of the sources
     offset_min: np.ndarray  #: (k,) float64 time added at each source (its own leg), >= 0
     limit_min: float  #: search limit used (inf = none)
-    dist_min: np.ndarray  #: (n,) float64 best time from any source; inf if unreached
-    pred: np.ndarray  #: (n,) int64 predecessor; -1 for roots (entered from a source) and unreached
-    source: np.ndarray  #: (n,) int64 index into ``sources`` of the winner; -1 if unreached
+    n_nodes: int  #: number of nodes of the graph
+    nodes: np.ndarray  #: (m,) int32 reached nodes, ascending
+    node_time_min: np.ndarray  #: (m,) float64 best time from any source of each reached node
+    node_pred_pos: np.ndarray  #: (m,) int32 position in ``nodes`` of the predecessor; -1 = root
+    node_source: np.ndarray  #: (m,) int32 index into ``sources`` of the winner
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the per-node arrays (``nodes`` and the three arrays beside it)."""
+        arrays = (self.nodes, self.node_time_min, self.node_pred_pos, self.node_source)
+        return int(sum(a.nbytes for a in arrays))
+
+    def positions(self, nodes: np.ndarray) -> np.ndarray:
+        """Positions in ``nodes`` of the given node indices; -1 for unreached ones.
+
+        Parameters
+        ----------
+        nodes
+            Node indices in ``[0, n_nodes)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 positions, the shape of ``nodes``.
+        """
+        q = np.asarray(nodes, dtype=np.int64)
+        if len(self.nodes) == 0:
+            return np.full(q.shape, -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.nodes, q), len(self.nodes) - 1)
+        return np.where(self.nodes[pos] == q, pos, -1)
+
+    def time_at(self, nodes: np.ndarray) -> np.ndarray:
+        """Best times (float64 minutes) of the given nodes; ``inf`` where unreached."""
+        return _take(self.node_time_min, self.positions(nodes), np.inf, np.float64)
+
+    def source_at(self, nodes: np.ndarray) -> np.ndarray:
+        """Winning sources (int64 indices into ``sources``) of the given nodes; -1 if unreached."""
+        return _take(self.node_source, self.positions(nodes), -1, np.int64)
+
+    def pred_at(self, nodes: np.ndarray) -> np.ndarray:
+        """Predecessor nodes (int64) of the given nodes; -1 for roots and unreached nodes."""
+        pp = _take(self.node_pred_pos, self.positions(nodes), -1, np.int64)
+        return _take(self.nodes, pp, -1, np.int64)
+
+    @property
+    def dist_min(self) -> np.ndarray:
+        """(n,) float64 best time of every node; ``inf`` if unreached (built on each access)."""
+        out = np.full(self.n_nodes, np.inf)
+        out[self.nodes] = self.node_time_min
+        return out
+
+    @property
+    def pred(self) -> np.ndarray:
+        """(n,) int64 predecessor of every node; -1 for roots and unreached (built on access)."""
+        out = np.full(self.n_nodes, -1, dtype=np.int64)
+        pp = self.node_pred_pos
+        out[self.nodes] = np.where(pp >= 0, self.nodes[np.maximum(pp, 0)], -1)
+        return out
+
+    @property
+    def source(self) -> np.ndarray:
+        """(n,) int64 winning source of every node; -1 if unreached (built on each access)."""
+        out = np.full(self.n_nodes, -1, dtype=np.int64)
+        out[self.nodes] = self.node_source
+        return out
+
+
+def _take(values: np.ndarray, pos: np.ndarray, fill: float, dtype: type) -> np.ndarray:
+    """``values[pos]`` as ``dtype``, ``fill`` where ``pos < 0``."""
+    out = np.full(pos.shape, fill, dtype=dtype)
+    hit = pos >= 0
+    out[hit] = values[pos[hit]]
+    return out
+
+
+def _compact(
+    src: np.ndarray,
+    off: np.ndarray,
+    limit: float,
+    dist: np.ndarray,
+    pred: np.ndarray,
+    win: np.ndarray | int,
+    n: int,
+    add_min: float = 0.0,
+    win_base: int = 0,
+) -> Forest:
+    """Keep the reached nodes among the first ``n`` of a search's whole-graph output.
+
+    ``dist`` are times (``add_min`` is added to them), ``pred`` predecessor nodes (negative
+    or ``>= n``: entered from a source), ``win`` the winning source of each node (minus
+    ``win_base``: the virtual source nodes' ids), or one source for all.
+    """
+    reached = np.flatnonzero(np.isfinite(dist[:n]))
+    nodes = reached.astype(np.int32)
+    p = np.asarray(pred[reached], dtype=np.int64)
+    root = (p < 0) | (p >= n)
+    pos = np.searchsorted(nodes, p).astype(np.int32)  # every predecessor is itself reached
+    pos[root] = -1
+    if isinstance(win, np.ndarray):
+        source = (win[reached].astype(np.int64) - win_base).astype(np.int32)
+    else:
+        source = np.full(len(reached), win, dtype=np.int32)
+    time = np.asarray(dist[reached], dtype=np.float64)
+    if add_min:
+        time += add_min
+    return Forest(src, off, limit, n, nodes, time, pos, source)
 
 
 def _as_csr(graph: sp.spmatrix | sp.sparray, name: str) -> sp.csr_matrix:
@@ -68,6 +179,8 @@ def _as_csr(graph: sp.spmatrix | sp.sparray, name: str) -> sp.csr_matrix:
     return g
 
 
+#: Forests index nodes with int32 (as csgraph does).
+_MAX_NODES = int(np.iinfo(np.int32).max)
 _ONLY_UP = "repair handles only weight increases and closures; use grow on the new graph"
 #: Up to this many rows whose arc count changed, diff the blocks between them as slices.
 _MAX_BLOCKS = 1500
@@ -226,46 +339,42 @@ def grow(
     limit = float(limit_min)
     if not limit >= 0:
         raise ValueError(f"`limit_min` was {limit_min!r} but must be >= 0")
+    if n > _MAX_NODES:
+        raise ValueError(
+            f"graph has {n} nodes; forests index nodes as int32 (at most {_MAX_NODES})"
+        )
     if len(np.unique(src)) == 1:
         # One source node (the common case: one store per area): search from it directly and
         # add the offset, instead of copying the whole graph to append a virtual node.
         best = int(np.argmin(off))
-        dist, pred = (
-            dijkstra(
-                g, indices=int(src[0]), return_predecessors=True, limit=max(limit - off[best], -0.0)
-            )
-            if limit >= off[best]
-            else (np.full(n, np.inf), np.full(n, -9999))
+        if limit < off[best]:
+            return _compact(src, off, limit, np.full(0, np.inf), np.zeros(0), best, n)
+        dist, pred = dijkstra(
+            g, indices=int(src[0]), return_predecessors=True, limit=max(limit - off[best], -0.0)
         )
-        dist = np.asarray(dist, dtype=np.float64) + off[best]
-        pred = np.asarray(pred, dtype=np.int64)
-        out = ~np.isfinite(dist)
-        pred[(pred < 0) | out] = -1
-        return Forest(src, off, limit, dist, pred, np.where(out, -1, best))
-    indptr = np.concatenate([g.indptr, g.indptr[-1] + np.arange(1, k + 1)]).astype(np.int64)
+        return _compact(src, off, limit, dist, pred, best, n, add_min=off[best])
+    # Keep the index dtype of the graph (int32) so csgraph takes the copy as it is.
+    idx = np.int32 if g.nnz + k <= _MAX_NODES and n + k <= _MAX_NODES else np.int64
+    indptr = np.concatenate([g.indptr, g.indptr[-1] + np.arange(1, k + 1)]).astype(idx)
     aug = sp.csr_matrix(
-        (np.concatenate([g.data, off]), np.concatenate([g.indices, src]), indptr),
+        (np.concatenate([g.data, off]), np.concatenate([g.indices, src]).astype(idx), indptr),
         shape=(n + k, n + k),
     )
     dist, pred, win = dijkstra(
         aug, indices=np.arange(n, n + k), min_only=True, return_predecessors=True, limit=limit
     )
-    dist = np.asarray(dist[:n], dtype=np.float64)
-    pred = np.asarray(pred[:n], dtype=np.int64)
-    out = ~np.isfinite(dist)
-    pred[(pred >= n) | out] = -1
-    source = np.where(out, -1, np.asarray(win[:n], dtype=np.int64) - n)
-    return Forest(src, off, limit, dist, pred, source)
+    del aug
+    return _compact(src, off, limit, dist, pred, win, n, win_base=n)
 
 
-def _descendants(pred: np.ndarray, heads: np.ndarray) -> np.ndarray:
-    """All forest descendants of ``heads`` (heads included), by one BFS of the tree."""
-    n = len(pred)
-    child = np.flatnonzero(pred >= 0)
-    rows = np.concatenate([pred[child], np.full(len(heads), n)])
-    cols = np.concatenate([child, np.sort(heads)])  # rows stay sorted: no re-sort
-    tree = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n + 1, n + 1))
-    order = breadth_first_order(tree, n, directed=True, return_predecessors=False)
+def _descendants(forest: Forest, heads: np.ndarray) -> np.ndarray:
+    """Positions of all forest descendants of the positions ``heads`` (included), by one BFS."""
+    m = len(forest.nodes)
+    child = np.flatnonzero(forest.node_pred_pos >= 0)
+    rows = np.concatenate([forest.node_pred_pos[child], np.full(len(heads), m)])
+    cols = np.concatenate([child, np.sort(heads)])
+    tree = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(m + 1, m + 1))
+    order = breadth_first_order(tree, m, directed=True, return_predecessors=False)
     return np.asarray(order[1:], dtype=np.int64)
 
 
@@ -301,10 +410,10 @@ def repair(
     ValueError
         On a shape mismatch, or if a weight decreased or an arc appeared (use :func:`grow`).
     """
-    n = forest.dist_min.shape[0]
+    n = forest.n_nodes
     if changed is not None:
         tails, heads = (np.asarray(x, dtype=np.int64) for x in changed)
-        if len(heads) == 0 or not np.any(forest.pred[heads] == tails):
+        if len(heads) == 0 or not np.any(forest.pred_at(heads) == tails):
             return forest, np.empty(0, dtype=np.int64)
     old, new = _as_csr(old_graph, "old_graph"), _as_csr(new_graph, "new_graph")
     if old.shape != (n, n) or new.shape != (n, n):
@@ -313,11 +422,12 @@ def repair(
         )
     if changed is None:
         tails, heads = _changed(old, new)
-    heads = heads[forest.pred[heads] == tails]
+    heads = heads[forest.pred_at(heads) == tails]
     if len(heads) == 0:
         return forest, np.empty(0, dtype=np.int64)
-    dist, pred, source = forest.dist_min, forest.pred, forest.source
-    aff = _descendants(pred, heads)
+    f = forest
+    aff_pos = _descendants(f, f.positions(heads))  # positions in the forest's arrays
+    aff = f.nodes[aff_pos].astype(np.int64)
     m = len(aff)
     loc = np.full(n, -1, dtype=np.int64)
     loc[aff] = np.arange(m)
@@ -328,12 +438,15 @@ def repair(
     eh, ew = loc[new.indices[ent]], new.data[ent]
     inner = in_d[et]
     # Seeds: boundary arcs from reached nodes outside D, and the virtual arcs of sources in D.
-    b = ~inner & np.isfinite(dist[et])
-    s_in = np.flatnonzero(in_d[forest.sources])
-    c_loc = np.concatenate([eh[b], loc[forest.sources[s_in]]])
-    c_val = np.concatenate([dist[et[b]] + ew[b], forest.offset_min[s_in]])
-    c_pred = np.concatenate([et[b], np.full(len(s_in), -1)])
-    c_src = np.concatenate([source[et[b]], s_in])
+    out_d = et[~inner]
+    t_out = f.time_at(out_d)
+    b = np.isfinite(t_out)
+    eb = out_d[b]
+    s_in = np.flatnonzero(in_d[f.sources])
+    c_loc = np.concatenate([eh[~inner][b], loc[f.sources[s_in]]])
+    c_val = np.concatenate([t_out[b] + ew[~inner][b], f.offset_min[s_in]])
+    c_pred = np.concatenate([eb, np.full(len(s_in), -1)])
+    c_src = np.concatenate([f.source_at(eb), s_in])
     order = np.lexsort((c_val, c_loc))
     first = order[np.r_[True, c_loc[order][1:] != c_loc[order][:-1]]] if len(order) else order
     first = first[np.isfinite(c_val[first])]
@@ -347,7 +460,7 @@ def repair(
     indptr = np.zeros(m + 2, dtype=np.int64)
     np.cumsum(np.bincount(r, minlength=m + 1), out=indptr[1:])
     sub = sp.csr_matrix((w[o], c[o], indptr), shape=(m + 1, m + 1))
-    sd, sp_ = dijkstra(sub, indices=m, return_predecessors=True, limit=forest.limit_min)
+    sd, sp_ = dijkstra(sub, indices=m, return_predecessors=True, limit=f.limit_min)
     sd, sp_ = np.asarray(sd[:m], np.float64), np.asarray(sp_[:m], np.int64)
     reached = np.isfinite(sd)
     inside = reached & (sp_ >= 0) & (sp_ < m)
@@ -358,11 +471,29 @@ def repair(
     while not np.array_equal(nxt := up[up], up):
         up = nxt
     new_src = np.where(reached, np.where(from_root, seed_src, -1)[up], -1)
-    dist2, pred2, source2 = dist.copy(), pred.copy(), source.copy()
-    dist2[aff], pred2[aff], source2[aff] = sd, new_pred, new_src
-    changed = np.sort(aff[sd != dist[aff]])
-    out = Forest(forest.sources, forest.offset_min, forest.limit_min, dist2, pred2, source2)
-    return out, changed
+    changed = np.sort(aff[sd != f.node_time_min[aff_pos]])
+    return _replaced(f, aff_pos, sd, f.positions(new_pred), new_src), changed
+
+
+def _replaced(
+    f: Forest, at: np.ndarray, time: np.ndarray, pred_pos: np.ndarray, source: np.ndarray
+) -> Forest:
+    """``f`` with the entries at positions ``at`` replaced; those now unreached dropped.
+
+    ``pred_pos`` are positions in ``f`` (-1 = root). A kept node never hangs on a dropped one
+    (a dropped node's descendants were all in ``at``), so positions only shift down.
+    """
+    nodes, pos = f.nodes, f.node_pred_pos.copy()
+    t2, s2 = f.node_time_min.copy(), f.node_source.copy()
+    t2[at], pos[at], s2[at] = time, pred_pos, source
+    gone = at[~np.isfinite(time)]
+    if len(gone):
+        keep = np.ones(len(nodes), dtype=bool)
+        keep[gone] = False
+        shift = np.cumsum(~keep)
+        pos = np.where(pos >= 0, pos - shift[np.maximum(pos, 0)], -1)[keep].astype(np.int32)
+        nodes, t2, s2 = nodes[keep], t2[keep], s2[keep]
+    return Forest(f.sources, f.offset_min, f.limit_min, f.n_nodes, nodes, t2, pos, s2)
 
 
 def path_to(forest: Forest, node: int) -> np.ndarray:
@@ -380,13 +511,14 @@ def path_to(forest: Forest, node: int) -> np.ndarray:
     numpy.ndarray
         int64 nodes, source node first and ``node`` last.
     """
-    n = forest.dist_min.shape[0]
+    n = forest.n_nodes
     v = int(node)
     if not 0 <= v < n:
         raise ValueError(f"`node` was {node!r} but must be in [0, {n})")
-    if not np.isfinite(forest.dist_min[v]):
-        return np.empty(0, dtype=np.int64)
-    out = [v]
-    while (v := int(forest.pred[v])) >= 0:
-        out.append(v)
-    return np.array(out[::-1], dtype=np.int64)
+    p = int(forest.positions(np.array([v]))[0])
+    up = forest.node_pred_pos
+    out = []
+    while p >= 0:
+        out.append(p)
+        p = int(up[p])
+    return forest.nodes[out[::-1]].astype(np.int64)

@@ -220,7 +220,7 @@ def _grow(
     limit = 1.5 * _lower_bound_min(net, src, off, dst) + 1.0
     for _ in range(4):
         f = sptree.grow(net.graph, src, off, limit_min=limit)
-        if np.all(np.isfinite(f.dist_min[dst])):
+        if np.all(np.isfinite(f.time_at(dst))):
             return f
         limit *= 2.0
     return sptree.grow(net.graph, src, off)
@@ -320,8 +320,8 @@ def _table(a: Audit) -> gpd.GeoDataFrame:
         served = np.zeros(n, dtype=bool)
         for g in (g for g in a.groups if g.target is t):
             node = a.point_node[g.points]
-            d = g.forest.dist_min[node] + a.point_offset_min[g.points] + s.dispatch_prep_min
-            win = g.forest.source[node]
+            d = g.forest.time_at(node) + a.point_offset_min[g.points] + s.dispatch_prep_min
+            win = g.forest.source_at(node)
             better = d < time[g.points]
             time[g.points[better]] = d[better]
             store[g.points[better]] = np.where(win[better] >= 0, g.stores[win[better]], -1)
@@ -435,7 +435,7 @@ def reaudit(base: Audit, disruption: Any, *, name: str = "scenario") -> Audit:
         f, moved = sptree.repair(g.forest, base.network.graph, new_net.graph, changed=changed)
         repaired += int(len(moved) > 0)
         if np.isfinite(f.limit_min) and not np.all(
-            np.isfinite(f.dist_min[base.point_node[g.points]])
+            np.isfinite(f.time_at(base.point_node[g.points]))
         ):
             # A point pushed beyond this search's limit: search that area again, further.
             f = _grow(new_net, f.sources, f.offset_min, base.point_node[g.points], True)
@@ -491,7 +491,7 @@ def routes(a: Audit, rows: np.ndarray | None = None) -> gpd.GeoDataFrame:
         pi, si = int(point[r]), int(store[r])
         g = owner.get((target[r], pi))
         node = int(a.point_node[pi])
-        if si < 0 or g is None or not np.isfinite(g.forest.dist_min[node]):
+        if si < 0 or g is None or not np.isfinite(g.forest.time_at(np.array([node]))[0]):
             continue
         nodes = sptree.path_to(g.forest, node)
         mid = (

@@ -228,7 +228,7 @@ def preposition(
     cover = np.zeros((len(candidates), len(pts)), dtype=bool)
     for c in range(len(candidates)):
         f = sptree.grow(net.graph, cs.node[c : c + 1], cs.offset_min[c : c + 1], limit_min=budget)
-        cover[c] = f.dist_min[a.point_node[pts]] + a.point_offset_min[pts] <= budget
+        cover[c] = f.time_at(a.point_node[pts]) + a.point_offset_min[pts] <= budget
     demand = pop if weight == "population" else np.ones(len(pts))
     res = mclp(cover.astype(np.float64), demand, k=min(k, len(candidates)), already_covered=met)
     cand = candidates.to_crs(STORAGE_CRS).reset_index(drop=True)
