@@ -32,13 +32,14 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
 
 from webmap.app import ASYNC_EVENTS
 from webmap.core.streams import StreamHub, StreamsFullError
+from webmap.workers import WORKER_HEADER, can_fork, listen_sockets, supervise, watch_journal
 
 DEFAULT_THREADS = 16
 """Worker threads for flask requests (event streams need none; local choice: more threads only
@@ -58,9 +59,12 @@ class WebMapASGI:
         The flask application from ``webmap.create_app``.
     threads
         Worker threads for flask requests.
+    worker
+        This process's number (1..N) when ``geo-mz serve`` runs several; every response then
+        names it in an ``X-Worker`` header. 0: the only process, no header.
     """
 
-    def __init__(self, app: Any, *, threads: int = DEFAULT_THREADS) -> None:
+    def __init__(self, app: Any, *, threads: int = DEFAULT_THREADS, worker: int = 0) -> None:
         api = app.extensions["webmap"]
         s = api.settings
         self.flask = app
@@ -76,12 +80,15 @@ class WebMapASGI:
             retry_after_s=s.sse_retry_after_s,
         )
         self.wsgi = WSGIMiddleware(app, workers=threads)
+        self.worker_header = (WORKER_HEADER, str(worker).encode()) if worker else None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         """Serve one ASGI connection (HTTP or lifespan)."""
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if self.worker_header is not None:
+            send = _with_header(send, self.worker_header)
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             path = scope["path"]
             root = scope.get("root_path", "")
@@ -135,6 +142,15 @@ class WebMapASGI:
             if watcher is not None:
                 watcher.cancel()
             self.hub.release(client)
+
+
+def _with_header(send: Any, header: tuple[bytes, bytes]) -> Any:
+    async def wrapped(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), header]}
+        await send(message)
+
+    return wrapped
 
 
 async def _watch_disconnect(receive: Any, on_disconnect: Any) -> None:
@@ -201,23 +217,52 @@ def serve(
     port: int = 8000,
     threads: int = DEFAULT_THREADS,
     log_level: str = "warning",
+    workers: int = 1,
+    make_app: Callable[[], Any] | None = None,
 ) -> None:
     """Serve the web map until Ctrl-C / SIGTERM (what ``geo-mz serve`` runs).
 
     Parameters
     ----------
     app
-        The flask application from ``webmap.create_app``; its API is closed on return.
+        The flask application from ``webmap.create_app``; its API is closed on return (with
+        several workers: before they start, each worker building its own with ``make_app``).
     host, port
         Where to listen.
     threads
-        Worker threads for flask requests (event streams use none).
+        Worker threads for flask requests, per process (event streams use none).
     log_level
         uvicorn's log level.
+    workers
+        Server processes (forked, one ``SO_REUSEPORT`` socket each; see ``webmap.workers``).
+    make_app
+        Builds a worker's flask application; required when ``workers`` > 1.
+
+    Raises
+    ------
+    RuntimeError
+        Several workers on a platform without ``fork`` (Windows).
+    SystemExit
+        With status 1 when the workers keep failing to start.
     """
     _raise_open_files_limit()
+    if workers > 1:
+        if make_app is None or not can_fork():
+            app.extensions["webmap"].close()
+            raise RuntimeError(
+                "此平台不支持多个工作进程，请用 --workers 1 / several workers need fork "
+                "(Linux, macOS); use --workers 1"
+            )
+        _serve_workers(app, make_app, host, port, threads, log_level, workers)
+        return
     asgi = WebMapASGI(app, threads=threads)
     sock = _listen(host, port, asgi.hub.heartbeat_s)
+    _run(asgi, sock, log_level)
+
+
+def _run(asgi: WebMapASGI, sock: socket.socket, log_level: str) -> None:
+    """Serve on ``sock`` in this process until stopped, then release the app."""
+    host, port = sock.getsockname()[:2]
     server = _server_class()(_config(asgi, host=host, port=port, log_level=log_level))
     server.asgi = asgi
     try:
@@ -228,6 +273,45 @@ def serve(
         asgi.wsgi.executor.shutdown(wait=False)
         asgi.api.close()
         sock.close()
+
+
+def _serve_workers(
+    app: Any,
+    make_app: Callable[[], Any],
+    host: str,
+    port: int,
+    threads: int,
+    log_level: str,
+    workers: int,
+) -> None:
+    api = app.extensions["webmap"]
+    heartbeat_s = api.settings.sse_keepalive_s
+    poll_journal = not api.settings.database_url  # PostGIS workers LISTEN instead
+    api.close()  # the supervisor serves nothing: each worker builds its own app after fork
+    socks = listen_sockets(host, port, workers, lambda s: _set_user_timeout(s, heartbeat_s))
+
+    def run(index: int, sock: socket.socket) -> None:
+        for other in socks:
+            if other is not sock:
+                other.close()
+        asgi = WebMapASGI(make_app(), threads=threads, worker=index)
+        stop = threading.Event()
+        if poll_journal:
+            threading.Thread(
+                target=watch_journal, args=(asgi.api, stop), name="webmap-journal", daemon=True
+            ).start()
+        try:
+            _run(asgi, sock, log_level)
+        finally:
+            stop.set()
+
+    try:
+        status = supervise(socks, workers, run)
+    finally:
+        for sock in socks:
+            sock.close()
+    if status:
+        raise SystemExit(status)
 
 
 @contextlib.contextmanager
@@ -284,13 +368,17 @@ def _listen(host: str, port: int, heartbeat_s: float) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)
-    if user_timeout is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, user_timeout, int(2 * heartbeat_s * 1000))
+    _set_user_timeout(sock, heartbeat_s)
     sock.bind((host, port))
     sock.listen(4096)
     sock.set_inheritable(True)
     return sock
+
+
+def _set_user_timeout(sock: socket.socket, heartbeat_s: float) -> None:
+    user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if user_timeout is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, user_timeout, int(2 * heartbeat_s * 1000))
 
 
 def _raise_open_files_limit() -> None:

@@ -102,6 +102,14 @@ def secret_key_for(workspace: Path | None, key_file: str | None) -> str:
     help="请求工作线程 / worker threads for requests (live maps use none).",
 )
 @click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(1, 64),
+    metavar="N",
+    help="服务进程数 / server processes [default: one per CPU with --database, 1 for a "
+    "GeoPackage].",
+)
+@click.option(
     "--max-streams",
     default=2_000,
     show_default=True,
@@ -131,6 +139,7 @@ def serve(
     login_required: bool,
     secret_key_file: str | None,
     threads: int,
+    workers: int | None,
     max_streams: int,
     max_streams_per_client: int,
     lang: str,
@@ -138,6 +147,7 @@ def serve(
     """启动灾害应急指挥网页地图 / serve the live web map of a workspace.
 
     OGC API - Features at /collections, the map at /, live updates at /events.
+    Stream caps (--max-streams, --max-streams-per-ip) count per process.
     """
     _need_web()
     from webmap import Settings, SettingsError, create_app
@@ -173,8 +183,34 @@ def serve(
             f"`geo-mz users add NAME --role admin --workspace {workspace}`",
             err=True,
         )
+    if workers is None:
+        workers = default_workers(database=bool(database_url))
     click.echo(f"地图 / map: http://{host}:{port}/   (Ctrl-C 停止 / to stop)", err=True)
-    serve_asgi(app, host=host, port=port, threads=threads)  # closes the API when it stops
+    if workers == 1:
+        serve_asgi(app, host=host, port=port, threads=threads)  # closes the API when it stops
+        return
+    click.echo(f"服务进程 / server processes: {workers}", err=True)
+    try:  # each worker builds its own app after fork (connections, threads, caches)
+        serve_asgi(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            workers=workers,
+            make_app=lambda: create_app(settings),
+        )
+    except RuntimeError as exc:
+        _fail(exc)
+
+
+def default_workers(*, database: bool) -> int:
+    """Server processes when ``--workers`` is not given.
+
+    PostGIS: one per CPU (every process ``LISTEN``s for the others' edits). GeoPackage: one,
+    until its store drops cached road closures that another process changed (its workers
+    already relay each other's events; see ``webmap.workers``); ``--workers N`` is explicit.
+    """
+    return max(1, os.cpu_count() or 1) if database else 1
 
 
 @click.group()
@@ -272,4 +308,4 @@ def users_disable(name: str, workspace: str | None, users_db: str | None, enable
     click.echo(f"{name}: {'enabled' if enable else 'disabled'}")
 
 
-__all__ = ["secret_key_for", "serve", "users"]
+__all__ = ["default_workers", "secret_key_for", "serve", "users"]
