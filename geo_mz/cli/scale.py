@@ -77,8 +77,14 @@ def scale() -> None:
     """分区并行计算（Dask）/ partitioned runs per county, town or province on Dask."""
 
 
+def _job_names() -> list[str]:
+    from geo_mz.scale.jobs import JOBS
+
+    return [*JOBS, "all"]
+
+
 @scale.command(name="run")
-@click.argument("job", type=click.Choice(["coverage", "relief", "boundaries"]))
+@click.argument("job", type=click.Choice(_job_names()))
 @click.option("--workspace", required=True, help="工作空间：GeoPackage 或 postgresql://…#schema.")
 @click.option(
     "--by",
@@ -117,12 +123,16 @@ def run(
     out_dir: str,
     lang: str,
 ) -> None:
-    """按分区运行覆盖分析、救灾时效审计或边界检查 / run a job per part on Dask.
+    """按分区运行各项分析（all=全部）/ run a job, or all of them, per part on Dask.
 
     \b
     例 e.g.  geo-mz scale run coverage --workspace out/sample_workspace.gpkg --by town
              geo-mz scale run boundaries --workspace national.gpkg --by province
+             geo-mz scale run all --workspace guangdong.gpkg --by county --out out/gd
     """  # noqa: D301
+    if job == "all":
+        _run_all(workspace, by, codes, level, store, scheduler, workers, buffer_km, out_dir, lang)
+        return
     from tqdm import tqdm
 
     from geo_mz.core.workspaces import open_workspace
@@ -177,6 +187,74 @@ def run(
         click.secho(
             f"{len(result.failed)} 个分区失败，重新运行同一命令只重算它们 / "
             f"{len(result.failed)} part(s) failed; the same command reruns only those",
+            fg="red",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def _run_all(
+    workspace: str,
+    by: str,
+    codes: str | None,
+    level: str | None,
+    store: str | None,
+    scheduler: str | None,
+    workers: int | None,
+    buffer_km: float | None,
+    out_dir: str,
+    lang: str,
+) -> None:
+    """``scale run all``: every job on one cluster, then the province report and map."""
+    from tqdm import tqdm
+
+    from geo_mz.core.workspaces import open_workspace
+    from geo_mz.scale.jobs import ALL_ORDER
+    from geo_mz.scale.province import JOB_TITLES, run_all, write_province_outputs
+
+    if workers != 0 or scheduler:
+        need_extra(
+            "dask.distributed",
+            what="分区并行计算 / partitioned runs on Dask",
+            instead="--workers 0 在本进程中逐个分区计算 / --workers 0 runs the parts one by one "
+            "in this process",
+        )
+    _need_postgis(workspace, store)
+    with bad_input():
+        ws = open_workspace(workspace)
+        code_list = [c.strip() for c in codes.split(",") if c.strip()] if codes else None
+        parts = _parts(ws, by, code_list, None)
+        opts = {job: _options(job, ws, by, level, buffer_km) for job in ALL_ORDER}
+        store = store or str(Path(out_dir) / "runs.gpkg")
+        bar = tqdm(total=len(parts) * len(ALL_ORDER), desc="all 分区 parts", unit=" 区",
+                   file=sys.stderr)  # fmt: skip
+
+        def step(job: str, _done: int, _n: int, part: str, status: str) -> None:
+            bar.set_postfix_str(f"{job} {part} {status}", refresh=False)
+            bar.update(1)
+
+        results = run_all(
+            workspace, parts, store=store, options=opts, jobs=ALL_ORDER, level=by,
+            scheduler=scheduler, workers=workers, progress=step,
+        )  # fmt: skip
+        bar.close()
+        paths = write_province_outputs(results, parts, out_dir, lang=lang)  # type: ignore[arg-type]
+    failed = 0
+    for job, res in results.items():
+        zh, en = JOB_TITLES.get(job, (job, job))
+        n_bad = len(res.failed)
+        failed += n_bad
+        mark = "✓" if n_bad == 0 else "✗"
+        click.echo(f"  {mark} {zh} / {en}: {len(res.parts) - n_bad}/{len(res.parts)} "
+                   f"分区 parts · {res.seconds:.1f} s · run {res.run_key}")  # fmt: skip
+        for r in res.failed.itertuples():
+            click.secho(f"    ✗ {r.part} {r.name}: {r.error}", fg="red", err=True)
+    for name in ("report", "map", "gpkg", "csv"):
+        click.echo(f"  {name}: {paths[name]}")
+    if failed:
+        click.secho(
+            f"{failed} 个分区失败，重新运行同一命令只重算它们 / "
+            f"{failed} part(s) failed; the same command reruns only those",
             fg="red",
             err=True,
         )

@@ -1,0 +1,231 @@
+"""Every analysis over every part on one cluster, and one province report and map of them all.
+
+``geo-mz scale run all`` calls :func:`run_all`: the jobs of :data:`geo_mz.scale.ALL_ORDER` one
+after the other on one Dask cluster (started once), each into the same run store, then
+:func:`write_province_outputs` writes each job's own outputs (as ``scale run <job>`` does) and
+``scale_all.gpkg`` / ``scale_all_parts.csv`` / ``scale_all_map.html`` / ``scale_all_report.html``:
+one row per part with every job's status, headline figure, seconds and peak memory, and a map
+with one layer per job (the parts coloured by that job's figure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import html
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo_mz.core.projection import STORAGE_CRS
+from geo_mz.scale.jobs import ALL_ORDER, JOBS
+from geo_mz.scale.outputs import KPI_NAMES, OUTPUT_LAYERS, part_summary, write_run_outputs
+from geo_mz.scale.partition import Part
+from geo_mz.scale.runner import RunResult, ScaleError, dask_client, gather, run_partitioned
+
+Lang = Literal["zh", "en"]
+
+#: Job titles in the province report and map (Chinese, English).
+JOB_TITLES = {
+    "coverage": ("15分钟养老服务圈覆盖率", "15-minute elder-care coverage"),
+    "relief": ("救灾物资送达时限达标率", "Relief delivery within target"),
+    "boundaries": ("边界拓扑问题", "Boundary topology findings"),
+}
+
+
+def run_all(
+    workspace: str | Path,
+    parts: Sequence[Part],
+    *,
+    store: str | Path,
+    options: Mapping[str, Mapping[str, Any]],
+    jobs: Sequence[str] | None = None,
+    level: str = "",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: Callable[[str, int, int, str, str], None] | None = None,
+) -> dict[str, RunResult]:
+    """Run several partitioned jobs over the same parts on one Dask cluster.
+
+    Parameters
+    ----------
+    workspace, parts, store, level, scheduler, workers
+        As for :func:`geo_mz.scale.run_partitioned`.
+    options
+        Options per job name (each job's part-function options).
+    jobs
+        The jobs to run, in order; :data:`geo_mz.scale.ALL_ORDER` when None.
+    progress
+        Called after each part with (job, parts finished, parts to run, part code, status).
+
+    Returns
+    -------
+    dict
+        Job name → :class:`geo_mz.scale.RunResult`, in the order run. A job whose parts fail
+        does not stop the others (each is rerun alone by the same command).
+    """
+    names = list(jobs or ALL_ORDER)
+    unknown = [j for j in names if j not in JOBS]
+    if unknown:
+        raise ScaleError(f"unknown job(s) {unknown}; jobs are {sorted(JOBS)}")
+    results: dict[str, RunResult] = {}
+    with contextlib.ExitStack() as stack:
+        client = None
+        if workers != 0 or scheduler:
+            client = stack.enter_context(dask_client(scheduler, workers))
+        for job in names:
+            say = None
+            if progress is not None:
+                say = (lambda j: lambda *a: progress(j, *a))(job)  # bind the job's name
+            results[job] = run_partitioned(
+                job, workspace, parts, store=store, options=options.get(job, {}), level=level,
+                workers=0 if client is None else None, client=client, progress=say,
+            )  # fmt: skip
+    return results
+
+
+def province_table(results: Mapping[str, RunResult], parts: Sequence[Part]) -> gpd.GeoDataFrame:
+    """One row per part: for every job its status, headline figure, seconds and peak memory.
+
+    Columns ``<job>_status``, ``<job>_kpi`` (the figure :data:`geo_mz.scale.outputs.KPI_NAMES`
+    names), ``<job>_seconds`` and ``<job>_peak_rss_mib``, plus ``part``, ``name`` and the part
+    polygons (EPSG:4490).
+    """
+    table = pd.DataFrame({"part": [p.code for p in parts], "name": [p.name for p in parts]})
+    for job, res in results.items():
+        layers = OUTPUT_LAYERS.get(job, ())
+        gathered = {n: gather(res.store, res.run_key, n) for n in layers}
+        summary = part_summary(job, res, parts, gathered) if job in KPI_NAMES else None
+        st = res.parts.set_index("part")
+        table[f"{job}_status"] = [
+            str(st.loc[p.code, "status"]) if p.code in st.index else "failed" for p in parts
+        ]
+        if summary is not None:
+            table[f"{job}_kpi"] = summary["kpi"].to_numpy(float)
+        table[f"{job}_seconds"] = st["seconds"].reindex(table["part"]).to_numpy(float)
+        if "peak_rss_mib" in st:
+            table[f"{job}_peak_rss_mib"] = st["peak_rss_mib"].reindex(table["part"]).to_numpy(float)
+    return gpd.GeoDataFrame(table, geometry=[p.geometry for p in parts], crs=STORAGE_CRS)
+
+
+def _job_layer(table: gpd.GeoDataFrame, job: str) -> gpd.GeoDataFrame:
+    kpi = table.get(f"{job}_kpi", pd.Series(np.nan, index=table.index))
+    return gpd.GeoDataFrame(
+        {
+            "part": table["part"],
+            "name": table["name"],
+            "status": table[f"{job}_status"],
+            "kpi": kpi.to_numpy(float),
+            "kpi_name": KPI_NAMES.get(job, job),
+            "seconds": table[f"{job}_seconds"],
+        },
+        geometry=table.geometry.values,
+        crs=table.crs,
+    )
+
+
+def write_province_outputs(
+    results: Mapping[str, RunResult],
+    parts: Sequence[Part],
+    out_dir: str | Path,
+    *,
+    lang: Lang = "zh",
+) -> dict[str, Path]:
+    """Write each job's outputs and the province's: GeoPackage, CSV, map and report.
+
+    Returns
+    -------
+    dict
+        ``<job>_gpkg``, ``<job>_csv``, ``<job>_map`` per job with outputs, and ``gpkg``,
+        ``csv``, ``map``, ``report`` of the province.
+    """
+    from geo_mz.core.results import result_catalog
+    from geo_mz.outputs.files import write_gpkg
+    from geo_mz.outputs.maps import layers_map, save_map
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for job, res in results.items():
+        if job in OUTPUT_LAYERS:
+            for name, path in write_run_outputs(job, res, parts, out, lang=lang).items():
+                paths[f"{job}_{name}"] = path
+    table = province_table(results, parts)
+    paths["gpkg"] = write_gpkg(out / "scale_all.gpkg", {"scale_all_parts": table})
+    csv = out / "scale_all_parts.csv"
+    table.drop(columns="geometry").to_csv(csv, index=False, encoding="utf-8-sig")
+    paths["csv"] = csv
+    base = result_catalog()["scale_parts"]
+    catalog: dict[str, Any] = {}
+    shown: dict[str, gpd.GeoDataFrame] = {}
+    for job in results:
+        if f"{job}_status" not in table:
+            continue
+        zh, en = JOB_TITLES.get(job, (job, job))
+        name = f"scale_parts_{job}"
+        catalog[name] = dataclasses.replace(base, name=name, title_zh=zh, title_en=en)
+        shown[name] = _job_layer(table, job)
+    first = next(iter(shown), None)
+    m = layers_map(shown, catalog=catalog, lang=lang, show=[first] if first else None)
+    paths["map"] = save_map(m, out / "scale_all_map.html")
+    paths["report"] = _write_report(out / "scale_all_report.html", table, results, lang)
+    return paths
+
+
+def _write_report(
+    path: Path, table: gpd.GeoDataFrame, results: Mapping[str, RunResult], lang: Lang
+) -> Path:
+    """Write a one-page HTML report: per job its parts done/failed, time, speed and figures."""
+    zh = lang == "zh"
+    rows = []
+    for job, res in results.items():
+        st = res.parts["status"]
+        run = int((st != "skipped").sum())
+        per_min = 60.0 * run / res.seconds if res.seconds > 0 and run else float("nan")
+        kpi = table.get(f"{job}_kpi")
+        med = float(kpi.median()) if kpi is not None and kpi.notna().any() else float("nan")
+        peak = table.get(f"{job}_peak_rss_mib")
+        peak_max = float(peak.max()) if peak is not None and peak.notna().any() else float("nan")
+        title = JOB_TITLES.get(job, (job, job))[0 if zh else 1]
+        rows.append(
+            f"<tr><td>{html.escape(title)}</td><td>{int((st != 'failed').sum())}/{len(st)}</td>"
+            f"<td>{int((st == 'failed').sum())}</td><td>{res.seconds:.1f}</td>"
+            f"<td>{per_min:.1f}</td><td>{med:.3g}</td><td>{peak_max:.0f}</td>"
+            f"<td><code>{html.escape(res.run_key)}</code></td></tr>"
+        )
+    head = (
+        ["分析 Analysis", "完成 Done", "失败 Failed", "用时 s", "分区/分钟 parts/min",
+         "指标中位数 median figure", "峰值内存 MiB peak", "运行 run"]
+        if zh
+        else ["Analysis 分析", "Done 完成", "Failed 失败", "Seconds 用时", "Parts/min 分区/分钟",
+              "Median figure 指标中位数", "Peak MiB 峰值内存", "Run 运行"]
+    )  # fmt: skip
+    parts_html = table.drop(columns="geometry").to_html(
+        index=False, na_rep="—", float_format=lambda v: f"{v:.3g}", border=0
+    )
+    title = "分区运行总报告 Province run report" if zh else "Province run report 分区运行总报告"
+    text = (
+        "<!doctype html><html lang='{lang}'><head><meta charset='utf-8'>"
+        "<title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}"
+        "table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;"
+        "text-align:right}}</style></head><body><h1>{title}</h1>"
+        "<p><a href='scale_all_map.html'>{map}</a></p><table><tr>{head}</tr>{rows}</table>"
+        "<h2>{per_part}</h2>{parts}</body></html>"
+    ).format(
+        lang="zh-CN" if zh else "en",
+        title=title,
+        map="地图 Map" if zh else "Map 地图",
+        head="".join(f"<th>{html.escape(h)}</th>" for h in head),
+        rows="".join(rows),
+        per_part="各分区 Parts" if zh else "Parts 各分区",
+        parts=parts_html,
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+__all__ = ["JOB_TITLES", "province_table", "run_all", "write_province_outputs"]

@@ -1,0 +1,106 @@
+"""``geo-mz scale run all``: every job over the same parts, one province report and map.
+
+Checks that the province table carries each job's figure as the job's own outputs compute it,
+that a rerun skips every part, and that a two-pass job (first pass on every part, a reduce,
+then a second pass) gives the whole-area answer.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+from click.testing import CliRunner
+
+from geo_mz.cli import main
+from geo_mz.scale import jobs as scale_jobs
+from geo_mz.scale.partition import own_rows
+from geo_mz.scale.runner import gather, parts_of, run_partitioned
+
+CODES = "440703002,440703005"  # two street parts (街道): small, so the run takes seconds
+
+
+@pytest.fixture(scope="module")
+def ws_copy(sample_ws, tmp_path_factory):
+    path = tmp_path_factory.mktemp("all") / "ws.gpkg"
+    shutil.copy(sample_ws.path, path)
+    return path
+
+
+def test_run_all_writes_one_province_table_map_and_report(ws_copy, tmp_path):
+    out = tmp_path / "out"
+    args = ["scale", "run", "all", "--workspace", str(ws_copy), "--by", "town",
+            "--codes", CODES, "--workers", "0", "--out", str(out)]  # fmt: skip
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    table = pyogrio.read_dataframe(out / "scale_all.gpkg", layer="scale_all_parts")
+    assert sorted(table["part"]) == sorted(CODES.split(","))
+    for job in ("coverage", "relief", "boundaries"):
+        assert (table[f"{job}_status"] == "done").all()
+        own = pd.read_csv(out / f"scale_{job}_parts.csv", dtype={"part": str})
+        mine = table.set_index("part")[f"{job}_kpi"]
+        assert np.allclose(mine.reindex(own["part"]).to_numpy(float), own["kpi"], equal_nan=True)
+        assert (table[f"{job}_peak_rss_mib"] > 0).all()
+    # the coverage figure is the share of the part's own aged 60+ within 15 min, from its times
+    times = gather(out / "runs.gpkg", _key(out, "coverage"), "times")
+    for code, share in table.set_index("part")["coverage_kpi"].items():
+        t = times[times["part"] == code]
+        within = t.loc[t["walk_min"] <= 15.0, "pop_60plus"].sum() / t["pop_60plus"].sum()
+        assert share == pytest.approx(within, rel=1e-9)
+    html = (out / "scale_all_map.html").read_text(encoding="utf-8")
+    for title in ("15分钟养老服务圈覆盖率", "救灾物资送达时限达标率", "边界拓扑问题"):
+        assert title in html
+    report = (out / "scale_all_report.html").read_text(encoding="utf-8")
+    assert report.count("<tr><td>") == 3 and "scale_all_map.html" in report
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    rerun = pyogrio.read_dataframe(out / "scale_all.gpkg", layer="scale_all_parts")
+    assert (rerun[[f"{j}_status" for j in ("coverage", "relief", "boundaries")]] == "skipped").all(
+        axis=None
+    )
+
+
+def _key(out, job: str) -> str:
+    from geo_mz.scale.store import open_run_store
+
+    runs = open_run_store(out / "runs.gpkg").runs()
+    return str(runs.loc[runs["job"] == job, "run_key"].iloc[-1])
+
+
+class _Shares:
+    """A two-pass job: each part's share of the whole run's aged 60+ (needs every part)."""
+
+    @staticmethod
+    def first(ws, part, **_opts):
+        pop = ws.read("population")
+        n = float(pop.loc[own_rows(pop, part.code), "pop_60plus"].sum())
+        return {"totals": pd.DataFrame({"pop_60plus": [n]})}, {}
+
+    @staticmethod
+    def reduce(frames):
+        return float(frames["totals"]["pop_60plus"].sum())
+
+    @staticmethod
+    def second(ws, part, *, shared, **_opts):
+        pop = ws.read("population")
+        n = float(pop.loc[own_rows(pop, part.code), "pop_60plus"].sum())
+        return {"share": pd.DataFrame({"share": [n / shared]})}, {}
+
+
+def test_a_two_pass_job_sees_every_part_before_its_second_pass(ws_copy, tmp_path, monkeypatch):
+    monkeypatch.setitem(scale_jobs.JOBS, "shares", _Shares)
+    units = gpd.read_file(ws_copy, layer="admin_units")
+    parts = parts_of(units, "town")
+    res = run_partitioned("shares", ws_copy, parts, store=tmp_path / "runs.gpkg", workers=0)
+    assert res.ok and res.run_key.startswith("shares:2-")
+    shares = gather(tmp_path / "runs.gpkg", res.run_key, "share")
+    pop = gpd.read_file(ws_copy, layer="population")
+    for p in parts:
+        want = pop.loc[own_rows(pop, p.code), "pop_60plus"].sum() / pop["pop_60plus"].sum()
+        got = shares.loc[shares["part"] == p.code, "share"].iloc[0]
+        assert got == pytest.approx(want, rel=1e-12)
+    assert shares["share"].sum() == pytest.approx(1.0)
