@@ -28,6 +28,7 @@ from geo_mz.boundaries._geometry import (
     units_around,
     units_union,
 )
+from geo_mz.boundaries.linework import fold_destinations
 from geo_mz.boundaries.topology import QA_DEFAULTS, enclosed_gaps
 from geo_mz.boundaries.units import CODE_FIELDS, NAME_FIELDS, BoundaryError, prepare_units
 from geo_mz.core.errors import LayerValidationError, Problem
@@ -64,6 +65,11 @@ class Repair:
         ``"coverage_clean"`` or ``"polygonize"``.
     gap_width_m, snap_m
         The tolerances used.
+    folds
+        Where a unit's ring folds over itself, per piece: ``unit``, ``name``, ``lies_in``,
+        ``goes_to`` (the unit proposed to get the piece; None where both units' rings fold
+        and the longest-border rule decides), ``goes_to_name``, ``area_m2``, ``reason``,
+        geometry (:func:`geo_mz.boundaries.linework.fold_destinations`).
     """
 
     before: gpd.GeoDataFrame
@@ -74,6 +80,7 @@ class Repair:
     method: str
     gap_width_m: float
     snap_m: float | None
+    folds: gpd.GeoDataFrame | None = None
 
 
 #: Gaps narrower than this are merged into a neighbour by :func:`repair`: 20 m (local choice:
@@ -96,9 +103,11 @@ def repair(
 ) -> Repair:
     """Propose a topologically clean version of a coverage; the input is left untouched.
 
-    Overlaps go to the unit with the longest border along the overlap, gaps narrower than
-    ``gap_width_m`` to the neighbour with the longest shared border (wider gaps are left and
-    listed), and shared edges end up identical.
+    A piece where a unit's ring folds over itself into a neighbour that encloses it without
+    folding goes to the neighbour (``Repair.folds`` lists every folded piece and where it
+    goes). Other overlaps go to the unit with the longest border along the overlap, gaps
+    narrower than ``gap_width_m`` to the neighbour with the longest shared border (wider gaps
+    are left and listed), and shared edges end up identical.
 
     Parameters
     ----------
@@ -138,7 +147,8 @@ def repair(
         )
     if method == "auto":
         method = "coverage_clean" if shapely_has("coverage_clean") else "polygonize"
-    geoms = u.geometry.to_numpy()
+    folds = fold_destinations(u, noise_m2)
+    geoms = _give_folds_away(u, folds)
     if method == "coverage_clean":
         snap = -1.0 if snap_m is None else float(snap_m)
         new = shapely.coverage_clean(geoms, gap_width=float(gap_width_m), snapping_distance=snap)
@@ -161,7 +171,21 @@ def repair(
         method,
         float(gap_width_m),
         snap_m,
+        folds,
     )
+
+
+def _give_folds_away(u: gpd.GeoDataFrame, folds: gpd.GeoDataFrame) -> np.ndarray:
+    """Take each folded piece that belongs to a neighbour out of the folding unit."""
+    geoms = u.geometry.to_numpy().copy()
+    away = folds[folds["goes_to"].notna() & (folds["goes_to"] != folds["unit"])]
+    if len(away) == 0:
+        return geoms
+    at = {str(c): k for k, c in enumerate(u["code"])}
+    for code, grp in away.groupby("unit"):
+        k = at[str(code)]
+        geoms[k] = polygonal(shapely.difference(geoms[k], shapely.union_all(grp.geometry.values)))
+    return geoms
 
 
 def _column(units: gpd.GeoDataFrame, wanted: str | None, names: tuple[str, ...]) -> str | None:

@@ -37,6 +37,7 @@ import pandas as pd
 import shapely
 
 from geo_mz.boundaries._geometry import polygons, shapely_has, units_around, units_union
+from geo_mz.boundaries.linework import fold_destinations
 from geo_mz.boundaries.units import prepare_units
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.results import Kpi
@@ -165,15 +166,46 @@ def _overlaps(units: gpd.GeoDataFrame, tree: shapely.STRtree, s: QaSettings) -> 
         return []
     # Interiors intersect in 2 dimensions: an overlap (touching pairs are dropped cheaply).
     two_d = shapely.relate_pattern(geoms[left], geoms[right], "2********")
+    folds = units["fold"].to_numpy() if "fold" in units.columns else [None] * len(units)
     out = []
     for i, j in zip(left[two_d], right[two_d], strict=True):
         inter = shapely.intersection(geoms[i], geoms[j])
         for p in polygons(inter, s.noise_m2):
             kind = "overlap" if p.area >= s.sliver_tol_m2 else "sliver"
-            f = _finding(kind, p, units, [int(i), int(j)], area=p.area)
+            f = _finding(
+                kind,
+                p,
+                units,
+                [int(i), int(j)],
+                area=p.area,
+                detail=_fold_note(p, units, folds, (i, j), s),
+            )
             f["sliver_of"] = "overlap" if kind == "sliver" else None
             out.append(f)
     return out
+
+
+def _fold_note(
+    piece: shapely.Geometry,
+    units: gpd.GeoDataFrame,
+    folds: Sequence,
+    pair: tuple[int, int],
+    s: QaSettings,
+) -> str:
+    """Say which unit's folded ring made (part of) an overlap piece."""
+    notes = []
+    for k in pair:
+        f = folds[k]
+        if f is None:
+            continue
+        a = shapely.intersection(piece, f).area
+        if a > s.noise_m2:
+            code, name = units["code"].iat[k], units["name"].iat[k]
+            notes.append(
+                f"{_m2(a)} m² 由 {code} {name} 的环自身折叠造成 / {_m2(a)} m² made by "
+                f"{code} {name}'s ring folding over itself"
+            )
+    return "; ".join(notes)
 
 
 def enclosed_gaps(union: shapely.Geometry, min_area: float = 0.0) -> list[shapely.Geometry]:
@@ -245,12 +277,46 @@ def _not_touching(units: gpd.GeoDataFrame, tree: shapely.STRtree, s: QaSettings)
     return out
 
 
+def _m2(a: float) -> str:
+    return f"{a:,.0f}" if a >= 10 else f"{a:.2f}"
+
+
 def _invalid(units: gpd.GeoDataFrame, s: QaSettings) -> list[dict]:
+    """One finding per invalid unit: its folded pieces when its rings fold, else a circle."""
     out = []
+    code_at = {str(c): k for k, c in enumerate(units["code"])}
+    dest = fold_destinations(units, s.noise_m2)
     for i in np.flatnonzero(~units["valid_input"].to_numpy(bool)):
         r = units.iloc[i]
-        mark = shapely.Point(r["error_x"], r["error_y"]).buffer(s.mark_radius_m)
-        out.append(_finding("invalid", mark, units, [int(i)], detail=str(r["invalid_reason"])))
+        mine = dest[dest["unit"] == r["code"]]
+        detail = str(r["invalid_reason"])
+        if len(mine) == 0:
+            mark = shapely.Point(r["error_x"], r["error_y"]).buffer(s.mark_radius_m)
+            out.append(_finding("invalid", mark, units, [int(i)], detail=detail))
+            continue
+        fold = shapely.union_all(mine.geometry.to_numpy())
+        around = [int(i)] + [code_at[c] for c in dict.fromkeys(mine["lies_in"]) if c]
+        go = []
+        for (to, to_name), grp in mine.groupby(["goes_to", "goes_to_name"], dropna=False):
+            area = _m2(float(grp["area_m2"].sum()))
+            if to is None or pd.isna(to):
+                go.append(
+                    (
+                        f"{area} m² 两单位都折叠，按最长公共边",
+                        f"{area} m² folded by both: longest shared border",
+                    )
+                )
+            elif to == r["code"]:
+                go.append((f"{area} m² 留在本单位", f"{area} m² stays with this unit"))
+            else:
+                go.append(
+                    (f"{area} m² 应划归 {to} {to_name}", f"{area} m² should go to {to} {to_name}")
+                )
+        detail += (
+            f"; 环自身折叠 {_m2(fold.area)} m²：{'；'.join(z for z, _ in go)} / the ring folds "
+            f"over itself, {_m2(fold.area)} m²: {'; '.join(e for _, e in go)}"
+        )
+        out.append(_finding("invalid", fold, units, around, area=fold.area, detail=detail))
     return out
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 import shapely
 
 from geo_mz.boundaries._geometry import polygonal
+from geo_mz.boundaries.linework import raw_region
 from geo_mz.core.errors import CrsError, GeoMzError
 from geo_mz.core.projection import STORAGE_CRS, china_datum_to_wgs84, measure_crs_for, parse_crs
 
@@ -160,7 +161,11 @@ def prepare_units(
     geopandas.GeoDataFrame
         Index 0..n-1; ``code``, ``name``, ``valid_input`` (validity of the geometry as given),
         ``invalid_reason``, ``error_x``, ``error_y`` (error location in the measuring CRS),
-        ``geometry`` (``make_valid(method="structure")`` where needed).
+        ``fold`` (the folded pieces of an invalid unit's rings, a polygon, else None),
+        ``fold_m2`` and ``geometry``: as given where valid; for an invalid unit, the region
+        its raw rings enclose by the non-zero or the even-odd rule
+        (``geo_mz.boundaries.linework.raw_region``), so that no folded piece is dropped
+        before the overlap and gap checks.
 
     Raises
     ------
@@ -217,12 +222,9 @@ def prepare_units(
         locs.append(shapely.Point(float(m[1]), float(m[2])) if m else g.representative_point())
     loc_m = gpd.GeoSeries(locs, crs=units.crs).to_crs(target)
     metric = gpd.GeoSeries(geoms, crs=units.crs).to_crs(target).to_numpy()
-    fix = ~shapely.is_valid(metric)
-    if fix.any():
-        metric[fix] = [
-            polygonal(g)
-            for g in shapely.make_valid(metric[fix], method="structure", keep_collapsed=False)
-        ]
+    folds = np.full(len(metric), None, dtype=object)
+    for i in np.flatnonzero(~shapely.is_valid(metric)):
+        metric[i], folds[i] = _region_of_raw_rings(metric[i])
     df = pd.DataFrame(
         {
             "code": units[code_c].astype(str).to_numpy(),
@@ -233,6 +235,8 @@ def prepare_units(
             "error_y": loc_m.y.to_numpy(),
         }
     )
+    df["fold"] = folds
+    df["fold_m2"] = [0.0 if f is None else float(f.area) for f in folds]
     out = gpd.GeoDataFrame(df, geometry=list(metric), crs=target)
     if out["code"].duplicated().any():
         out = _merge_duplicate_codes(out)
@@ -251,7 +255,24 @@ def _merge_duplicate_codes(g: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
                 "invalid_reason": "; ".join(r for r in grp["invalid_reason"] if r),
                 "error_x": first["error_x"],
                 "error_y": first["error_y"],
+                "fold": _union_or_none([f for f in grp["fold"] if f is not None]),
+                "fold_m2": float(grp["fold_m2"].sum()),
                 "geometry": polygonal(shapely.union_all(grp.geometry.to_numpy())),
             }
         )
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=g.crs)
+
+
+def _region_of_raw_rings(g: shapely.Geometry) -> tuple[shapely.Geometry, shapely.Geometry | None]:
+    """Raw-ring region and folded pieces of an invalid polygon (see :mod:`.linework`)."""
+    try:
+        region, fold = raw_region(g)
+    except shapely.errors.GEOSException:
+        # Noding failed on near-coincident rings: GEOS' own repair is all there is left.
+        return polygonal(shapely.make_valid(g, method="structure", keep_collapsed=False)), None
+    region = polygonal(region)
+    return region, (fold if not fold.is_empty else None)
+
+
+def _union_or_none(parts: list) -> shapely.Geometry | None:
+    return polygonal(shapely.union_all(parts)) if parts else None
