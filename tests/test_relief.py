@@ -246,3 +246,92 @@ def test_bad_stores_name_row_and_field(base):
         relief.audit(points(), bad, base.network, SETTINGS)
     with pytest.raises(ReliefError, match="drive network"):
         relief.audit(points(), stores(), network_from_roads(roads(), mode="walk"), SETTINGS)
+
+
+def grid_case(side: int, n_towns: int, n_villages: int, seed: int = 5):
+    """A jittered ``side`` x ``side`` grid (100 m; every 10th line primary), ``n_towns`` x
+    ``n_towns`` towns each with its store near the centre, villages at random points."""
+    rng = np.random.default_rng(seed)
+    jj, ii = np.meshgrid(np.arange(side), np.arange(side))
+    xy = np.stack([X0 + jj * 100.0, Y0 + ii * 100.0], axis=-1) + rng.uniform(
+        -20, 20, (side, side, 2)
+    )
+    h = np.stack([xy[:, :-1], xy[:, 1:]], axis=2).reshape(-1, 2, 2)
+    v = np.stack([xy[:-1, :], xy[1:, :]], axis=2).reshape(-1, 2, 2)
+    major = np.concatenate(
+        [
+            np.repeat(np.arange(side) % 10 == 0, side - 1),
+            np.tile(np.arange(side) % 10 == 0, side - 1),
+        ]
+    )
+    rd = gpd.GeoDataFrame(
+        {
+            "road_id": np.arange(len(major)).astype(str),
+            "road_class": np.where(major, "primary", "rural"),
+        },
+        geometry=shapely.linestrings(np.concatenate([h, v])),
+        crs=CRS,
+    )
+    block = side * 100.0 / n_towns
+    town = [f"{COUNTY}{i + 1:03d}" for i in range(n_towns**2)]
+    cx = X0 + (np.arange(n_towns**2) % n_towns + 0.5) * block
+    cy = Y0 + (np.arange(n_towns**2) // n_towns + 0.5) * block
+    st = gpd.GeoDataFrame(
+        {"store_id": town, "name": town, "level": "township", "adcode": town},
+        geometry=shapely.points(cx, cy),
+        crs=CRS,
+    )
+    vx, vy = rng.uniform(50, side * 100.0 - 150, (2, n_villages)) + np.array([[X0], [Y0]])
+    ti = np.minimum((vx - X0) // block, n_towns - 1) + n_towns * np.minimum(
+        (vy - Y0) // block, n_towns - 1
+    )
+    vt = [town[int(i)] for i in ti]
+    pts = gpd.GeoDataFrame(
+        {
+            "point_id": [f"V{i}" for i in range(n_villages)],
+            "kind": "village",
+            "name": "v",
+            "adcode": [f"{t}{i % 900 + 100}" for i, t in enumerate(vt)],
+            "town_adcode": vt,
+            "town_name": "",
+            "population": 1.0,
+        },
+        geometry=shapely.points(vx, vy),
+        crs=CRS,
+    )
+    return relief.drive_network(rd, SETTINGS), st, pts
+
+
+def test_audit_memory_follows_the_explored_nodes():
+    """100 town stores on a 10,000-node grid: each search keeps only the nodes it reached
+    (20 bytes each), so the audit's traced peak stays within those plus a few bytes per graph
+    node and per point; whole-graph arrays per search (24 bytes x nodes x searches, 22.9 MiB
+    here) would not fit. Times agree with a full scipy search from each store."""
+    import tracemalloc
+
+    from scipy.sparse.csgraph import dijkstra
+
+    net, st, pts = grid_case(100, 10, 500)
+    s = ReliefSettings(targets=(Target("township", 3.0, "own", "test"),))
+    relief.audit(pts, st, net, s)  # warm caches (snapping index, imports) outside the trace
+    tracemalloc.start()
+    try:
+        a = relief.audit(pts, st, net, s)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(a.groups) == pts["town_adcode"].nunique() > 90
+    explored = sum(len(g.forest.nodes) for g in a.groups)
+    assert all(g.forest.nbytes == 20 * len(g.forest.nodes) for g in a.groups)
+    assert explored < 0.25 * net.n_nodes * len(a.groups)
+    bound = 20 * explored + 64 * net.n_nodes + 4096 * len(pts)
+    assert peak <= bound, (peak, bound)
+    assert bound < 24 * net.n_nodes * len(a.groups) / 4
+    # independent check: one unlimited scipy search per store
+    full = dijkstra(net.graph, indices=a.store_node)
+    want = np.full(len(pts), np.inf)
+    for g in a.groups:
+        (si,) = g.stores
+        t = full[si, a.point_node[g.points]] + a.store_offset_min[si] + a.point_offset_min[g.points]
+        want[g.points] = t + s.dispatch_prep_min
+    np.testing.assert_allclose(a.table["time_min"].to_numpy(float), want, rtol=0, atol=1e-9)

@@ -50,25 +50,46 @@ def brute_changed(old: sp.csr_matrix, new: sp.csr_matrix) -> set[tuple[int, int]
     return {(int(t), int(v)) for t, v in zip(*np.nonzero(ho & (~hn | (nw > o))), strict=True)}
 
 
+def check_compact(f: Forest) -> None:
+    """The forest stores its reached nodes only, ascending, int32, 20 bytes a node; the lookups
+    and the whole-graph views agree."""
+    m = len(f.nodes)
+    assert f.nodes.dtype == np.int32 and f.node_pred_pos.dtype == np.int32
+    assert f.node_source.dtype == np.int32 and f.node_time_min.dtype == np.float64
+    assert np.all(np.diff(f.nodes) > 0)
+    assert np.all(np.isfinite(f.node_time_min))
+    assert np.all((f.node_pred_pos >= -1) & (f.node_pred_pos < m))
+    assert f.nbytes == 20 * m
+    dist, pred, source = f.dist_min, f.pred, f.source
+    assert dist.shape == pred.shape == source.shape == (f.n_nodes,)
+    assert np.isfinite(dist).sum() == m
+    every = np.arange(f.n_nodes)
+    np.testing.assert_array_equal(f.time_at(every), dist)
+    np.testing.assert_array_equal(f.pred_at(every), pred)
+    np.testing.assert_array_equal(f.source_at(every), source)
+
+
 def check_forest(f: Forest, g: sp.csr_matrix) -> None:
     """Every reached node is a root at its source's offset or hangs on a tight arc of ``g``."""
+    check_compact(f)
+    dist_min, pred, source = f.dist_min, f.pred, f.source  # whole-graph views, built once
     dense = g.toarray()
     has = g.copy()
     has.data[:] = 1.0
     has = has.toarray() > 0
-    reached = np.isfinite(f.dist_min)
-    assert np.all(f.dist_min[reached] <= f.limit_min)
-    assert np.all(f.pred[~reached] == -1) and np.all(f.source[~reached] == -1)
+    reached = np.isfinite(dist_min)
+    assert np.all(dist_min[reached] <= f.limit_min)
+    assert np.all(pred[~reached] == -1) and np.all(source[~reached] == -1)
     for v in np.flatnonzero(reached):
-        p, s = f.pred[v], f.source[v]
+        p, s = pred[v], source[v]
         assert 0 <= s < len(f.sources)
         if p < 0:
             assert f.sources[s] == v
-            assert f.dist_min[v] == f.offset_min[s]
+            assert dist_min[v] == f.offset_min[s]
         else:
             assert has[p, v]
-            assert abs(f.dist_min[v] - (f.dist_min[p] + dense[p, v])) <= 1e-9
-            assert f.source[p] == s
+            assert abs(dist_min[v] - (dist_min[p] + dense[p, v])) <= 1e-9
+            assert source[p] == s
 
 
 # ------------------------------------------------------------------ hand-checkable graphs
@@ -333,3 +354,37 @@ def test_helsinki_closures_match_network(mode):
         assert len(changed) > 0
         check_forest(f, after.graph)
         before = after
+
+
+def test_limited_search_stores_only_reached_nodes():
+    """A time-limited search on a 60 x 60 grid keeps only the nodes within the limit (checked
+    against networkx's cutoff search), 20 bytes each; paths add up to the stored times."""
+    rng = np.random.default_rng(11)
+    side = 60
+    arcs = grid(side, rng)
+    g = csr(side * side, arcs)
+    src, off = np.array([side * 30 + 30, side * 30 + 33]), np.array([0.5, 0.0])
+    f = grow(g, src, off, limit_min=8.0)
+    check_forest(f, g)
+    nxg = nx.DiGraph()
+    nxg.add_weighted_edges_from(arcs)
+    nxg.add_weighted_edges_from(("root", int(s), o) for s, o in zip(src, off, strict=True))
+    ref = nx.single_source_dijkstra_path_length(nxg, "root", cutoff=8.0)
+    expect = {v: t for v, t in ref.items() if isinstance(v, int)}
+    np.testing.assert_array_equal(f.nodes, sorted(expect))
+    np.testing.assert_allclose(f.node_time_min, [expect[v] for v in sorted(expect)], atol=1e-9)
+    assert 0 < len(f.nodes) < side * side // 4
+    assert f.nbytes == 20 * len(expect)
+    dense = g.toarray()
+    for v in rng.choice(f.nodes, 20, replace=False):
+        path = path_to(f, int(v))
+        s = int(f.source_at(np.array([v]))[0])
+        assert path[0] == src[s] and path[-1] == v
+        total = off[s] + dense[path[:-1], path[1:]].sum()
+        assert abs(total - f.time_at(np.array([v]))[0]) <= 1e-9
+    outside = np.setdiff1d(np.arange(side * side), f.nodes)[:5]
+    assert np.all(np.isinf(f.time_at(outside))) and np.all(f.source_at(outside) == -1)
+    assert np.all(f.pred_at(outside) == -1) and path_to(f, int(outside[0])).size == 0
+    # beyond every source's offset: nothing reached, nothing stored
+    empty = grow(g, src[:1], [3.0], limit_min=2.0)
+    assert len(empty.nodes) == 0 and empty.nbytes == 0 and np.all(np.isinf(empty.dist_min))

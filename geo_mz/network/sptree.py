@@ -2,8 +2,14 @@
 
 :func:`grow` runs one multi-source Dijkstra (``scipy.sparse.csgraph.dijkstra``, ``min_only``)
 with one *virtual node per source* whose single arc carries that source's offset (its own leg to
-the network), exactly as :func:`geo_mz.network.multi_source_times` does, and keeps the whole
-result as a :class:`Forest`: best time, predecessor and winning source of every node.
+the network), exactly as :func:`geo_mz.network.multi_source_times` does, and keeps the result
+as a :class:`Forest`: best time, predecessor and winning source of every node it *reached*.
+
+Memory: a forest stores only its reached nodes (sorted int32 ids, float64 times, int32
+predecessor positions, int32 sources: 20 bytes a node), not whole-graph arrays, because a
+province audit keeps thousands of time-limited searches that each reach a small part of the
+graph (one relief audit of 504k nodes x 100 stores: 1.16 GiB traced with whole-graph arrays,
+59 MiB with these). Each search still needs csgraph's whole-graph output for a moment.
 
 :func:`repair` updates a forest after arc weights only *increased* (road closures, slow-downs
 from :func:`geo_mz.network.with_closures`), the decremental case of Ramalingam and Reps'

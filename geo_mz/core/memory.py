@@ -1,0 +1,94 @@
+"""Peak memory of the running process, for run tables and benchmarks.
+
+:func:`peak_rss_mib` reads the process's peak resident set size (the most physical memory it
+has held at once), :func:`reset_peak_rss` starts a new peak where the system allows it, so
+a worker can report the peak of each part it computes::
+
+    reset_peak_rss()
+    compute_one_part()
+    info["peak_rss_mib"] = peak_rss_mib()
+
+On Linux the peak is ``VmHWM`` of ``/proc/self/status``, which ``reset_peak_rss`` resets
+(``/proc/self/clear_refs``, Linux 4.0 and later). Elsewhere it is ``getrusage``'s
+``ru_maxrss`` (kibibytes on Linux, bytes on macOS), the peak since the process started, and
+:func:`reset_peak_rss` returns False. Windows has neither; there the peak comes from
+``psutil`` when it is installed.
+
+Threads share the process: with several parts computed at once in one worker, each part's
+peak is the process's peak while it ran (an upper bound for that part).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+__all__ = ["peak_rss_mib", "reset_peak_rss"]
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_HWM = re.compile(r"^VmHWM:\s+(\d+)\s+kB", re.MULTILINE)
+
+
+def _status_peak_kib() -> int | None:
+    """``VmHWM`` in KiB from ``/proc/self/status``; None where there is no such file/line."""
+    try:
+        text = _STATUS.read_text()
+    except OSError:
+        return None
+    m = _HWM.search(text)
+    return int(m.group(1)) if m else None
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process, in MiB.
+
+    Returns
+    -------
+    float
+        The most physical memory the process has held at once since it started, or since
+        the last :func:`reset_peak_rss` that returned True.
+
+    Raises
+    ------
+    OSError
+        On a system that reports no peak (Windows without ``psutil``).
+    """
+    kib = _status_peak_kib()
+    if kib is not None:
+        return kib / 1024
+    try:
+        import resource
+    except ImportError:
+        resource = None
+    if resource is not None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    try:
+        import psutil
+    except ImportError as exc:
+        raise OSError(
+            "无法读取进程内存峰值：本系统没有 resource 模块，请安装 psutil / cannot read the "
+            "peak memory of this process: no `resource` module here; install psutil"
+        ) from exc
+    return psutil.Process().memory_info().peak_wset / 2**20
+
+
+def reset_peak_rss() -> bool:
+    """Start a new peak: set the peak resident set size to the current one (Linux only).
+
+    Returns
+    -------
+    bool
+        True if the peak was reset; False where the system keeps one peak for the process's
+        lifetime (then :func:`peak_rss_mib` keeps reporting that).
+    """
+    if _status_peak_kib() is None:
+        return False
+    try:
+        # "5" resets the high-water mark of the resident set (proc(5), Linux >= 4.0).
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
