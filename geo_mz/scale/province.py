@@ -36,6 +36,13 @@ JOB_TITLES = {
     "boundaries": ("边界拓扑问题", "Boundary topology findings"),
 }
 
+#: Short job names for the column headings of the per-part table.
+SHORT_TITLES = {
+    "coverage": ("覆盖", "coverage"),
+    "relief": ("救灾", "relief"),
+    "boundaries": ("边界", "boundaries"),
+}
+
 
 def run_all(
     workspace: str | Path,
@@ -188,13 +195,14 @@ def _write_report(
         per_min = 60.0 * run / res.seconds if res.seconds > 0 and run else float("nan")
         kpi = table.get(f"{job}_kpi")
         med = float(kpi.median()) if kpi is not None and kpi.notna().any() else float("nan")
+        med_text = f"{100 * med:.1f} %" if job in ("coverage", "relief") else f"{med:.3g}"
         peak = table.get(f"{job}_peak_rss_mib")
         peak_max = float(peak.max()) if peak is not None and peak.notna().any() else float("nan")
         title = JOB_TITLES.get(job, (job, job))[0 if zh else 1]
         rows.append(
             f"<tr><td>{html.escape(title)}</td><td>{int((st != 'failed').sum())}/{len(st)}</td>"
             f"<td>{int((st == 'failed').sum())}</td><td>{res.seconds:.1f}</td>"
-            f"<td>{per_min:.1f}</td><td>{med:.3g}</td><td>{peak_max:.0f}</td>"
+            f"<td>{per_min:.1f}</td><td>{med_text}</td><td>{peak_max:.0f}</td>"
             f"<td><code>{html.escape(res.run_key)}</code></td></tr>"
         )
     head = (
@@ -204,7 +212,18 @@ def _write_report(
         else ["Analysis 分析", "Done 完成", "Failed 失败", "Seconds 用时", "Parts/min 分区/分钟",
               "Median figure 指标中位数", "Peak MiB 峰值内存", "Run 运行"]
     )  # fmt: skip
-    parts_html = table.drop(columns="geometry").to_html(
+    shown = table.drop(columns="geometry").copy()
+    names = {"part": "代码 code", "name": "名称 name"}
+    for job in results:
+        label = SHORT_TITLES.get(job, (job, job))[0 if zh else 1]
+        pct = job in ("coverage", "relief")
+        if f"{job}_kpi" in shown and pct:
+            shown[f"{job}_kpi"] = 100 * shown[f"{job}_kpi"]
+        names |= {f"{job}_status": f"{label} · 状态 status",
+                  f"{job}_kpi": f"{label} · {'%' if pct else '数 n'}",
+                  f"{job}_seconds": f"{label} · 秒 s",
+                  f"{job}_peak_rss_mib": f"{label} · MiB"}  # fmt: skip
+    parts_html = shown.rename(columns=names).to_html(
         index=False, na_rep="—", float_format=lambda v: f"{v:.3g}", border=0
     )
     title = "分区运行总报告 Province run report" if zh else "Province run report 分区运行总报告"
@@ -212,7 +231,7 @@ def _write_report(
         "<!doctype html><html lang='{lang}'><head><meta charset='utf-8'>"
         "<title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}"
         "table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;"
-        "text-align:right}}</style></head><body><h1>{title}</h1>"
+        "text-align:right;white-space:nowrap}}</style></head><body><h1>{title}</h1>"
         "<p><a href='scale_all_map.html'>{map}</a></p><table><tr>{head}</tr>{rows}</table>"
         "<h2>{per_part}</h2>{parts}</body></html>"
     ).format(
@@ -228,4 +247,4 @@ def _write_report(
     return path
 
 
-__all__ = ["JOB_TITLES", "province_table", "run_all", "write_province_outputs"]
+__all__ = ["JOB_TITLES", "SHORT_TITLES", "province_table", "run_all", "write_province_outputs"]
