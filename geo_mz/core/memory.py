@@ -1,8 +1,8 @@
 """Peak memory of the running process, for run tables and benchmarks.
 
 :func:`peak_rss_mib` reads the process's peak resident set size (the most physical memory it
-has held at once), :func:`reset_peak_rss` starts a new peak where the system allows it, so
-a worker can report the peak of each part it computes::
+has held at once), :func:`rss_mib` the current one, and :func:`reset_peak_rss` starts a new
+peak where the system allows it, so a worker can report the peak of each part it computes::
 
     reset_peak_rss()
     compute_one_part()
@@ -24,21 +24,48 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["peak_rss_mib", "reset_peak_rss"]
+__all__ = ["peak_rss_mib", "reset_peak_rss", "rss_mib"]
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _HWM = re.compile(r"^VmHWM:\s+(\d+)\s+kB", re.MULTILINE)
+_RSS = re.compile(r"^VmRSS:\s+(\d+)\s+kB", re.MULTILINE)
 
 
-def _status_peak_kib() -> int | None:
-    """``VmHWM`` in KiB from ``/proc/self/status``; None where there is no such file/line."""
+def _status_kib(pattern: re.Pattern[str] = _HWM) -> int | None:
+    """Read a ``Vm...`` line in KiB from ``/proc/self/status``; None where there is no such line."""
     try:
         text = _STATUS.read_text()
     except OSError:
         return None
-    m = _HWM.search(text)
+    m = pattern.search(text)
     return int(m.group(1)) if m else None
+
+
+def rss_mib() -> float:
+    """Resident set size of this process now, in MiB.
+
+    Returns
+    -------
+    float
+        Physical memory held now (``VmRSS`` on Linux, ``psutil`` elsewhere).
+
+    Raises
+    ------
+    OSError
+        Outside Linux when ``psutil`` is not installed.
+    """
+    kib = _status_kib(_RSS)
+    if kib is not None:
+        return kib / 1024
+    try:
+        import psutil
+    except ImportError as exc:
+        raise OSError(
+            "无法读取进程内存：请安装 psutil / cannot read the memory of this process here: "
+            "install psutil"
+        ) from exc
+    return psutil.Process().memory_info().rss / 2**20
 
 
 def peak_rss_mib() -> float:
@@ -55,7 +82,7 @@ def peak_rss_mib() -> float:
     OSError
         On a system that reports no peak (Windows without ``psutil``).
     """
-    kib = _status_peak_kib()
+    kib = _status_kib()
     if kib is not None:
         return kib / 1024
     try:
@@ -84,7 +111,7 @@ def reset_peak_rss() -> bool:
         True if the peak was reset; False where the system keeps one peak for the process's
         lifetime (then :func:`peak_rss_mib` keeps reporting that).
     """
-    if _status_peak_kib() is None:
+    if _status_kib() is None:
         return False
     try:
         # "5" resets the high-water mark of the resident set (proc(5), Linux >= 4.0).
