@@ -149,3 +149,48 @@ def test_shelter_adequacy_by_town_equals_the_whole_district(sample, walk_whole):
     # Served people are not trivially all or none: the proof mattered.
     served = whole.table_towns.iloc[-1]["pop_served_share"]
     assert 0.05 < served < 0.95
+
+
+def _cost(lines: pd.DataFrame) -> int:
+    """Person-minutes at the solver's resolution (0.01 min), as the flow minimises them."""
+    return int(np.rint(lines["walk_min"].to_numpy() * 100).astype(np.int64) @ lines["persons"])
+
+
+def test_evacuation_by_town_is_an_optimum_of_the_whole_district(sample, walk_whole):
+    layers, s, net = walk_whole
+    crs = sample.metadata["measure_crs"]
+    whole = shel.evacuate(
+        layers["population"], layers["shelters"], net, s, units=layers["admin_units"]
+    )
+    frames, logs = [], []
+    extent = partition.roads_extent(sample)
+    for p in _town_parts(sample):
+        f, log = pr.evacuation_part(sample, p, settings=s, measure_crs=crs, roads_bbox=extent)
+        frames.append(f)
+        logs.append(log)
+    order = layers["shelters"]["shelter_id"].tolist()
+    got = pr.gather_evacuation(frames, crs, shelter_order=order)
+    # People of one town share shelters with another's: parts solved such components with a
+    # halo (sources of other towns), and the towns that do not own them skipped them.
+    assert sum(lg["halo_sources"] for lg in logs) > 0
+    assert sum(lg["shared_components"] for lg in logs) > 0
+    # The optimum's value: people placed and person-minutes (solver resolution).
+    assert int(got["lines"]["persons"].sum()) == whole.assigned
+    assert 0 < whole.assigned < whole.total_people  # shelters fill up: capacity binds
+    assert _cost(got["lines"]) == _cost(whole.lines)
+    # The loads and the unplaced people per village are the whole run's too (not implied by
+    # the value: people of two villages at one node may swap shelters at equal cost, and do).
+    ref, mine = whole.load.set_index("shelter_id"), got["load"].set_index("shelter_id")
+    assert list(mine.index) == list(ref.index) == order
+    for col in ("assigned_persons", "capacity_persons", "status"):
+        assert (mine[col].astype(str) == ref[col].astype(str)).all(), col
+    # Feasible in the whole's terms: every flow within its shelter's service time.
+    limit = ref["service_min"].reindex(got["lines"]["shelter_id"]).to_numpy()
+    assert (got["lines"]["walk_min"].to_numpy() <= limit + 1e-9).all()
+    u_ref = whole.unassigned.set_index(["adcode", "reason"])
+    u_got = got["unassigned"].set_index(["adcode", "reason"])
+    assert list(u_got.index) == list(u_ref.index)
+    assert (u_got["persons_unassigned"] == u_ref["persons_unassigned"]).all()
+    assert (u_got["unassigned_id"] == u_ref["unassigned_id"]).all()
+    dist = u_got.to_crs(crs).geometry.distance(u_ref.to_crs(crs).geometry, align=False)
+    assert dist.max() < 1e-6  # metres
