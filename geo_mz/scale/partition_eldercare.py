@@ -1,0 +1,751 @@
+"""The rest of the 15-minute circle per part: capacity, E2SFCA, isochrone rings and gaps.
+
+Each builds on the proof rules of :mod:`geo_mz.scale.partition` (a time is the whole
+network's when ``s + 2·t·v_max`` fits in the cut, or its component is complete):
+
+- **capacity-adjusted coverage** and **E2SFCA** need every person within a centre's catchment,
+  wherever they live, so they run in two passes (:class:`TwoPassJob`): pass 1 gives each
+  centre's demand from the part's own proven people, a reduce sums it over all parts, pass 2
+  uses the summed demand. E2SFCA's (centre, point) pairs within the catchment ``t0`` are
+  proven per point with ``t = t0``: every route and centre that could be within ``t0`` of the
+  point then lies in the cut;
+- **isochrone rings** are drawn per part on its cut network and clipped to the part's polygon.
+  Inside the polygon a ring depends only on the streets within ``buffer_m`` of it and their end
+  nodes' times; the part grows its cut until each such street lies in the cut and both its
+  nodes are proven (``t`` taken as ``min(t, 15 min)``: a node proven later than 15 min is so
+  on the whole network too, and reaches nothing). The gathered rings (:func:`merge_rings`) are
+  the whole run's rings inside the parts' polygons;
+- **gap hexagons** are computed from the gathered uncovered people (proven times) with
+  :func:`geo_mz.eldercare.gaps` itself, so hexagon cells and clusters are the whole run's.
+
+Rows that belong to no single part (a centre, a hexagon, a cluster) are written by one
+owner: the part whose polygon holds the centre (lowest code on a shared border), else the
+lowest code among the parts that gave it demand or people, else the lowest code of the run.
+
+What "equal" means: times, pairs, cells, counts, ids, ranks and people (integer counts) are
+the same values; sums of float products (demand, access, mean walk) agree to 1e-12 relative
+(the parts add them in another order); rings agree to 1e-6 of their area.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.sparse.csgraph import dijkstra
+
+from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
+from geo_mz.core.standards import BEDS_PER_1000_MIN, RESIDENTIAL_KINDS
+from geo_mz.eldercare import capacity, coverage
+from geo_mz.eldercare.circle15 import CircleSettings
+from geo_mz.network import isochrone as isochrones
+from geo_mz.network.graph import network_from_roads
+from geo_mz.network.paths import snap_points
+from geo_mz.scale.partition import (
+    MAX_ROUNDS,
+    SLACK_M,
+    Part,
+    PartitionError,
+    coverage_part,
+    in_cut,
+    make_cut,
+    own_rows,
+    part_bbox,
+    prove_rounds,
+    proven,
+    roads_extent,
+    units_of_part,
+)
+
+Frames = dict[str, pd.DataFrame]
+TOL_MIN = 1e-9
+"""Inclusive thresholds, as in :mod:`geo_mz.eldercare` (absorbs float noise only)."""
+POP = "pop_60plus"
+
+
+# --------------------------------------------------------------------------- two passes
+
+
+@dataclass(frozen=True)
+class TwoPassJob:
+    """A job whose parts need a figure summed over all parts (a centre's catchment demand).
+
+    Attributes
+    ----------
+    first
+        ``first(ws, part, **options) -> (frames, log)``: the part's own contributions.
+    reduce
+        ``reduce(frames_by_layer) -> shared``: every part's first-pass rows, one frame per
+        layer, to a small picklable value.
+    second
+        ``second(ws, part, *, shared, first=None, **options) -> (frames, log)``: the part's
+        results; ``first`` (the part's own first-pass frames, when the runner kept them)
+        saves computing the part's times again.
+    """
+
+    first: Callable[..., tuple[Frames, dict[str, Any]]]
+    reduce: Callable[[Frames], Any]
+    second: Callable[..., tuple[Frames, dict[str, Any]]]
+
+
+def concat_frames(frames: Sequence[Frames]) -> Frames:
+    """Stack the parts' frames layer by layer (GeoDataFrames stay GeoDataFrames)."""
+    out: Frames = {}
+    for name in dict.fromkeys(k for f in frames for k in f):
+        got = [f[name] for f in frames if name in f]
+        cat = pd.concat(got, ignore_index=True)
+        geo = next((g for g in got if isinstance(g, gpd.GeoDataFrame)), None)
+        if geo is not None and not isinstance(cat, gpd.GeoDataFrame):
+            cat = gpd.GeoDataFrame(cat, geometry=geo.geometry.name, crs=geo.crs)
+        out[name] = cat
+    return out
+
+
+def run_two_pass_in_process(
+    job: TwoPassJob, ws: Any, parts: Sequence[Part], **options: Any
+) -> tuple[Frames, dict[str, Any]]:
+    """Run a :class:`TwoPassJob` over ``parts`` in this process, one part after another.
+
+    Returns
+    -------
+    tuple
+        The second pass's frames of every part, stacked per layer, and the logs
+        (``first``/``second``: part code -> log; ``shared``: the reduced value).
+    """
+    firsts = {p.code: job.first(ws, p, **options) for p in parts}
+    shared = job.reduce(concat_frames([f for f, _ in firsts.values()]))
+    seconds = {
+        p.code: job.second(ws, p, shared=shared, first=firsts[p.code][0], **options) for p in parts
+    }
+    log = {"first": {k: v[1] for k, v in firsts.items()},
+           "first_frames": {k: v[0] for k, v in firsts.items()},
+           "second": {k: v[1] for k, v in seconds.items()}, "shared": shared}  # fmt: skip
+    return concat_frames([f for f, _ in seconds.values()]), log
+
+
+def _part_row(part: Part, **extra: Any) -> pd.DataFrame:
+    return pd.DataFrame([{"part": part.code, **extra}])
+
+
+def _owners(rows: pd.DataFrame, parts: pd.DataFrame) -> dict[str, Any]:
+    """Owner of each key (see the module docstring): inside first, then contributors."""
+    r = rows.assign(_out=~rows["inside"].astype(bool)).sort_values(["_out", "part"])
+    owner = r.drop_duplicates("key").set_index("key")["part"].to_dict()
+    return {"owner": owner, "default_owner": str(parts["part"].min())}
+
+
+def _is_owner(keys: Sequence[Any], shared: Mapping[str, Any], part: Part) -> np.ndarray:
+    own = shared["owner"]
+    return np.array([own.get(k, shared["default_owner"]) == part.code for k in keys], dtype=bool)
+
+
+def _crs(ws: Any, part: Part, measure_crs: str | None) -> str:
+    return measure_crs or measure_crs_for(
+        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
+    )
+
+
+def _ids(centres: gpd.GeoDataFrame) -> np.ndarray:
+    col = centres["facility_id"] if "facility_id" in centres.columns else centres.index.to_series()
+    return col.to_numpy(dtype=object)
+
+
+def _capacity(centres: gpd.GeoDataFrame, field: str) -> np.ndarray:
+    if field not in centres.columns:
+        raise PartitionError(
+            f"elder_care 缺少容量字段 {field!r} / elder_care has no {field!r} field"
+        )
+    x = pd.to_numeric(centres[field], errors="coerce").to_numpy(float, na_value=np.nan)
+    bad = ~(x >= 0)
+    if bad.any():
+        ids = _ids(centres)[bad][:10].tolist()
+        raise PartitionError(
+            f"elder_care 字段 {field!r} 须为非负数：设施 {ids} / elder_care field {field!r} "
+            f"must be a number >= 0; facilities {ids} are not"
+        )
+    return x
+
+
+def _inside(centres: gpd.GeoDataFrame, part: Part) -> np.ndarray:
+    pts = centres.geometry.to_crs(STORAGE_CRS).values
+    return shapely.covers(part.geometry, np.asarray(pts))
+
+
+def _unit_tables(times: gpd.GeoDataFrame, ws: Any, part: Part, s: CircleSettings) -> pd.DataFrame:
+    """Return the part's own towns' and villages' coverage rows (as ``coverage_part``)."""
+    units = units_of_part(ws, part)
+    tables = []
+    for level in ("county", "town", "village"):
+        own = units[own_rows(units, part.code) & (units["level"] == level).to_numpy()]
+        if own.empty or times.empty:
+            continue
+        tab = coverage.coverage_by_unit(
+            times, own, level=level, thresholds_min=s.thresholds_min, targets=s.targets
+        )
+        tables.append(tab[tab["level"] == level])
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame({"adcode": []})
+
+
+# --------------------------------------------------------------------------- capacity
+
+
+def capacity_first(
+    ws: Any,
+    part: Part,
+    *,
+    settings: CircleSettings | None = None,
+    measure_crs: str | None = None,
+    buffer_m: float = 2000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+    capacity_field: str = "places",
+) -> tuple[Frames, dict[str, Any]]:
+    """Pass 1 of capacity-adjusted coverage: covered aged 60+ per serving centre.
+
+    Returns
+    -------
+    tuple
+        Frames ``demand`` (``part``, ``key`` = centre id, ``inside``, ``covered_pop``),
+        ``times`` (:func:`geo_mz.scale.partition.coverage_part`'s) and ``parts``; the log.
+    """
+    s = settings or CircleSettings()
+    frames, log = coverage_part(ws, part, settings=s, measure_crs=measure_crs,
+                                buffer_m=buffer_m, roads_bbox=roads_bbox)  # fmt: skip
+    times = frames["times"]
+    centres = coverage.select_centres(ws.read("elder_care"), kinds=s.kinds, statuses=s.statuses)
+    _capacity(centres, capacity_field)
+    ids = pd.Index(_ids(centres))
+    covered = times["walk_min"].to_numpy(float) <= max(s.thresholds_min) + TOL_MIN
+    j = ids.get_indexer(pd.Index(times["nearest_centre"].to_numpy(object)[covered]))
+    pop = times[POP].to_numpy(float)[covered]
+    demand = np.bincount(j, pop, len(ids))
+    inside = _inside(centres, part)
+    keep = (np.bincount(j, minlength=len(ids)) > 0) | inside
+    rows = pd.DataFrame({"part": part.code, "key": ids[keep], "inside": inside[keep],
+                         "covered_pop": demand[keep]})  # fmt: skip
+    return {"demand": rows, "times": times, "parts": _part_row(part)}, log
+
+
+def capacity_reduce(frames: Frames) -> dict[str, Any]:
+    """Sum the parts' covered aged 60+ per centre; name each centre's owner."""
+    d = frames["demand"]
+    total = d.groupby("key", sort=False)["covered_pop"].sum()
+    return {"covered_pop": total.to_dict(), **_owners(d, frames["parts"])}
+
+
+def capacity_second(
+    ws: Any,
+    part: Part,
+    *,
+    shared: Mapping[str, Any],
+    first: Frames | None = None,
+    settings: CircleSettings | None = None,
+    measure_crs: str | None = None,
+    buffer_m: float = 2000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+    capacity_field: str = "places",
+) -> tuple[Frames, dict[str, Any]]:
+    """Pass 2: :func:`geo_mz.eldercare.capacity_adjusted_coverage` with the run's demand.
+
+    The whole function computes the factors: it is given the part's points (with no people,
+    so they add no demand) and one point per centre holding the run's covered people.
+
+    Returns
+    -------
+    tuple
+        Frames ``times`` (+ ``capacity_factor``, ``covered_pop``, ``covered_pop_adjusted``),
+        ``units`` (coverage rows with ``covered_capacity_adj``/``share_capacity_adj``) and
+        ``centres`` (the centres this part owns: ``capacity``, ``covered_pop``,
+        ``demand_places``, ``capacity_factor``); the log.
+    """
+    s = settings or CircleSettings()
+    log: dict[str, Any] = {}
+    if first is None:
+        first, log = capacity_first(ws, part, settings=s, measure_crs=measure_crs,
+                                    buffer_m=buffer_m, roads_bbox=roads_bbox,
+                                    capacity_field=capacity_field)  # fmt: skip
+    times = first["times"]
+    centres = coverage.select_centres(ws.read("elder_care"), kinds=s.kinds, statuses=s.statuses)
+    ids = _ids(centres)
+    need = float(s.places_per_1000)
+    glob = pd.Series(shared["covered_pop"], dtype=float).reindex(ids).fillna(0.0).to_numpy()
+    ghost = gpd.GeoDataFrame({"walk_min": 0.0, "nearest_centre": ids, POP: glob},
+                             geometry=centres.geometry.values, crs=centres.crs)  # fmt: skip
+    mine = gpd.GeoDataFrame({"walk_min": times["walk_min"].to_numpy(float),
+                             "nearest_centre": times["nearest_centre"].to_numpy(object), POP: 0.0},
+                            geometry=times.geometry.values, crs=times.crs)  # fmt: skip
+    both = gpd.GeoDataFrame(pd.concat([mine, ghost.to_crs(times.crs)], ignore_index=True),
+                            crs=times.crs)  # fmt: skip
+    adj = capacity.capacity_adjusted_coverage(
+        both, centres, capacity_field=capacity_field, demand_per_1000=need,
+        threshold_min=max(s.thresholds_min),
+    )  # fmt: skip
+    f = adj["capacity_factor"].to_numpy(float)
+    pop = times[POP].to_numpy(float)
+    covered = ~np.isnan(f[: len(times)])  # the factor is NaN exactly when not covered
+    out = times.copy()
+    out["capacity_factor"] = f[: len(times)]
+    out["covered_pop"] = pop * covered
+    out["covered_pop_adjusted"] = np.where(covered, pop * np.nan_to_num(f[: len(times)]), 0.0)
+    units = _unit_tables(out, ws, part, s)
+    own = _is_owner(ids, shared, part)
+    factor = f[len(times) :]
+    c = centres[own]
+    c_out = gpd.GeoDataFrame(
+        {"facility_id": ids[own], "name": c.get("name"),
+         "capacity": _capacity(c, capacity_field), "covered_pop": glob[own],
+         "demand_places": glob[own] * need / 1000.0, "capacity_factor": factor[own]},
+        geometry=c.geometry.to_crs(STORAGE_CRS).values, crs=STORAGE_CRS,
+    )  # fmt: skip
+    return {"times": out, "units": units, "centres": c_out}, log | {"centres_owned": int(own.sum())}
+
+
+CAPACITY = TwoPassJob(capacity_first, capacity_reduce, capacity_second)
+"""Capacity-adjusted coverage in two passes."""
+
+
+# --------------------------------------------------------------------------- E2SFCA
+
+
+def decay_weight(t: np.ndarray, t0: float, decay: str) -> np.ndarray:
+    """``W(t)`` of :func:`geo_mz.eldercare.e2sfca` (step, linear or Gaussian), same arithmetic."""
+    x = np.clip(t / t0, 0.0, 1.0)
+    if decay == "step":
+        return np.ones_like(x)
+    if decay == "linear":
+        return 1.0 - x
+    e = math.exp(-0.5)
+    return np.clip((np.exp(-0.5 * x * x) - e) / (1.0 - e), 0.0, 1.0)
+
+
+def _residential(ws: Any, s: CircleSettings, kinds: Sequence[str]) -> gpd.GeoDataFrame:
+    return coverage.select_centres(ws.read("elder_care"), kinds=tuple(kinds), statuses=s.statuses)
+
+
+def e2sfca_pairs(
+    ws: Any,
+    part: Part,
+    centres: gpd.GeoDataFrame,
+    *,
+    settings: CircleSettings,
+    crs: str,
+    catchment_min: float,
+    buffer_m: float,
+    roads_bbox: tuple[float, float, float, float] | None,
+    max_block_mb: float = 256.0,
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame, dict[str, Any]]:
+    """Return the part's people and every proven (centre, point) pair within the catchment.
+
+    Returns
+    -------
+    tuple
+        The part's population rows (+ ``snap_m``, ``too_far``), pairs (``point`` position,
+        ``centre`` position in ``centres``, ``time_min``, as :func:`geo_mz.eldercare.e2sfca`
+        adds them) and the round figures.
+    """
+    s = settings
+    t0 = float(catchment_min)
+    units = units_of_part(ws, part)
+    pop = ws.read("population", bbox=part_bbox(units[own_rows(units, part.code)], part))
+    pop = pop[own_rows(pop, part.code)].reset_index(drop=True)
+    xy = shapely.get_coordinates(pop.geometry.to_crs(crs).values)
+    c_xy = shapely.get_coordinates(centres.geometry.to_crs(crs).values)
+    extent = roads_bbox or roads_extent(ws)
+
+    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
+        cut = make_cut(part.geometry, crs, b)
+        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        net = network_from_roads(roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh,
+                                 measure_crs=crs, components="all")  # fmt: skip
+        v = float(net.access_speed_kmh)
+        ps = snap_points(net, pop.iloc[todo], max_snap_m=s.max_snap_m, access_speed_kmh=v)
+        pos = np.flatnonzero(shapely.intersects(cut.polygon, shapely.points(c_xy)))
+        js, ps_, ts = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)]
+        if len(pos):
+            cs = snap_points(net, centres.iloc[pos], max_snap_m=s.max_snap_m, access_speed_kmh=v)
+            rows = max(1, int(max_block_mb * 2**20 // (8 * max(net.n_nodes, len(todo)))))
+            for a in range(0, len(pos), rows):
+                off = cs.offset_min[a : a + rows]
+                if t0 - float(off.min()) + TOL_MIN < 0:
+                    continue  # every centre of the block walks longer than t0 to its road
+                d = dijkstra(net.graph, directed=True, indices=cs.node[a : a + rows],
+                             limit=t0 - float(off.min()) + TOL_MIN)  # fmt: skip
+                t = (d[:, ps.node] + off[:, None]) + ps.offset_min[None, :]
+                r, c = np.nonzero(t <= t0 + TOL_MIN)
+                js.append(pos[a + r])
+                ps_.append(c)
+                ts.append(t[r, c])
+        j, i, t = (np.concatenate(x) for x in (js, ps_, ts))
+        ok = proven(net, cut, xy[todo], ps.node, ps.offset_m, np.full(len(todo), t0 + TOL_MIN),
+                    v, cut.contains_extent(extent), source_xy=c_xy)  # fmt: skip
+        # One row per point (centre -1) so that a point with no pair is proven too.
+        none, nan = np.full(len(todo), -1), np.full(len(j), np.nan)
+        out = pd.DataFrame({"_pos": np.r_[todo, todo[i]], "centre": np.r_[none, j],
+                            "time_min": np.r_[none * np.nan, t], "snap_m": np.r_[ps.offset_m, nan],
+                            "too_far": np.r_[ps.too_far, np.zeros(len(j), bool)]})  # fmt: skip
+        return out, np.r_[ok, ok[i]], {"roads_read": len(roads)}
+
+    rows, log = prove_rounds(len(pop), compute, buffer_m, f"e2sfca part {part.code}")
+    head = rows[rows["centre"] < 0].sort_values("_pos")
+    pop["snap_m"] = head["snap_m"].to_numpy(float)
+    pop["too_far"] = head["too_far"].to_numpy(bool)
+    pairs = rows[rows["centre"] >= 0].rename(columns={"_pos": "point"})
+    # e2sfca adds each point's terms in centre order: the same order here.
+    pairs = pairs.sort_values(["centre", "point"], kind="stable")[["point", "centre", "time_min"]]
+    return pop, pairs.reset_index(drop=True), log
+
+
+def e2sfca_first(
+    ws: Any,
+    part: Part,
+    *,
+    settings: CircleSettings | None = None,
+    measure_crs: str | None = None,
+    buffer_m: float = 2000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+    kinds: Sequence[str] = RESIDENTIAL_KINDS,
+    capacity_field: str = "beds",
+    catchment_min: float = 15.0,
+    decay: str = "gaussian",
+    demand_per_1000: float = BEDS_PER_1000_MIN,
+) -> tuple[Frames, dict[str, Any]]:
+    """Pass 1 of E2SFCA: each centre's demand ``Σ P_i W(t_ij)`` from the part's own people.
+
+    Options as :func:`geo_mz.eldercare.e2sfca` (its defaults) and
+    :func:`geo_mz.scale.partition.coverage_part`; ``kinds`` selects the centres.
+
+    Returns
+    -------
+    tuple
+        Frames ``demand`` (``part``, ``key`` = centre id, ``inside``, ``demand_weighted``,
+        ``demand_pop``), ``points``, ``pairs`` and ``parts``; the round figures.
+    """
+    s = settings or CircleSettings()
+    if decay not in ("gaussian", "linear", "step"):
+        raise PartitionError(f"`decay` was {decay!r}; expected 'gaussian', 'linear' or 'step'")
+    crs = _crs(ws, part, measure_crs)
+    centres = _residential(ws, s, kinds)
+    _capacity(centres, capacity_field)
+    pop, pairs, log = e2sfca_pairs(ws, part, centres, settings=s, crs=crs,
+                                   catchment_min=catchment_min, buffer_m=buffer_m,
+                                   roads_bbox=roads_bbox)  # fmt: skip
+    j, i = pairs["centre"].to_numpy(), pairs["point"].to_numpy()
+    w = decay_weight(pairs["time_min"].to_numpy(float), float(catchment_min), decay)
+    p = pd.to_numeric(pop[POP]).to_numpy(float)
+    n = len(centres)
+    inside = _inside(centres, part)
+    keep = (np.bincount(j, minlength=n) > 0) | inside
+    demand = pd.DataFrame({"part": part.code, "key": _ids(centres)[keep], "inside": inside[keep],
+                           "demand_weighted": np.bincount(j, p[i] * w, n)[keep],
+                           "demand_pop": np.bincount(j, p[i], n)[keep]})  # fmt: skip
+    frames = {"demand": demand, "points": pop, "pairs": pairs.assign(weight=w),
+              "parts": _part_row(part)}  # fmt: skip
+    return frames, log | {"points": len(pop), "pairs": len(pairs), "crs": crs}
+
+
+def e2sfca_reduce(frames: Frames) -> dict[str, Any]:
+    """Sum the parts' demand per centre; name each centre's owner."""
+    d = frames["demand"]
+    g = d.groupby("key", sort=False)
+    sums = {c: g[c].sum().to_dict() for c in ("demand_weighted", "demand_pop")}
+    return sums | _owners(d, frames["parts"])
+
+
+def e2sfca_second(
+    ws: Any,
+    part: Part,
+    *,
+    shared: Mapping[str, Any],
+    first: Frames | None = None,
+    settings: CircleSettings | None = None,
+    measure_crs: str | None = None,
+    buffer_m: float = 2000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+    kinds: Sequence[str] = RESIDENTIAL_KINDS,
+    capacity_field: str = "beds",
+    catchment_min: float = 15.0,
+    decay: str = "gaussian",
+    demand_per_1000: float = BEDS_PER_1000_MIN,
+) -> tuple[Frames, dict[str, Any]]:
+    """Pass 2 of E2SFCA: ``A_i = Σ_j R_j W(t_ij)`` with the run's ratios ``R_j``.
+
+    Returns
+    -------
+    tuple
+        Frames ``population`` (the part's people + ``access_score``, ``centres_in_reach``,
+        ``snap_m``, ``too_far``) and ``centres`` (the centres this part owns, with the columns
+        of :func:`geo_mz.eldercare.e2sfca`'s centres); the log.
+    """
+    s = settings or CircleSettings()
+    opts = {"settings": s, "measure_crs": measure_crs, "buffer_m": buffer_m,
+            "roads_bbox": roads_bbox, "kinds": kinds, "capacity_field": capacity_field,
+            "catchment_min": catchment_min, "decay": decay}  # fmt: skip
+    log: dict[str, Any] = {}
+    if first is None:
+        first, log = e2sfca_first(ws, part, demand_per_1000=demand_per_1000, **opts)
+    centres = _residential(ws, s, kinds)
+    ids, cap = _ids(centres), _capacity(centres, capacity_field)
+    dw = pd.Series(shared["demand_weighted"], dtype=float).reindex(ids).fillna(0.0).to_numpy()
+    dp = pd.Series(shared["demand_pop"], dtype=float).reindex(ids).fillna(0.0).to_numpy()
+    ratio = np.where(dw > 0, cap / np.where(dw > 0, dw, 1.0), np.nan)
+    pop, pairs = first["points"], first["pairs"]
+    j, i, w = (pairs[c].to_numpy() for c in ("centre", "point", "weight"))
+    p_out = pop.copy()
+    p_out["access_score"] = np.bincount(i, np.nan_to_num(ratio)[j] * w, len(pop)) * 1000.0
+    p_out["centres_in_reach"] = np.bincount(i, w > 0, len(pop)).astype(np.int64)
+    own = _is_owner(ids, shared, part)
+    need = float(demand_per_1000)
+    c_out = centres[own].copy()
+    c_out["capacity"] = cap[own]
+    c_out["demand_pop"] = dp[own]
+    c_out["demand_weighted"] = dw[own]
+    c_out["demand_places"] = dw[own] * need / 1000.0
+    c_out["supply_ratio"] = ratio[own]
+    c_out["supply_per_1000"] = ratio[own] * 1000.0
+    c_out["over_capacity"] = dw[own] * need / 1000.0 > cap[own] + 1e-9
+    snap, snap_log = centre_snaps(ws, part, c_out, settings=s, crs=_crs(ws, part, measure_crs),
+                                  buffer_m=buffer_m, roads_bbox=roads_bbox)  # fmt: skip
+    c_out["snap_m"], c_out["too_far"] = snap["snap_m"].to_numpy(), snap["too_far"].to_numpy()
+    return {"population": p_out, "centres": c_out.reset_index(drop=True)}, log | {
+        "centres_owned": int(own.sum()), "centre_snap_rounds": snap_log["rounds"]}  # fmt: skip
+
+
+def centre_snaps(
+    ws: Any,
+    part: Part,
+    centres: gpd.GeoDataFrame,
+    *,
+    settings: CircleSettings,
+    crs: str,
+    buffer_m: float,
+    roads_bbox: tuple[float, float, float, float] | None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Each centre's snap to the whole network: proven once its snap circle lies in the cut."""
+    if len(centres) == 0:
+        return pd.DataFrame({"snap_m": [], "too_far": []}), {"rounds": 0}
+    xy = shapely.get_coordinates(centres.geometry.to_crs(crs).values)
+    extent = roads_bbox or roads_extent(ws)
+    core = shapely.union_all([part.geometry, *centres.geometry.to_crs(STORAGE_CRS).values])
+
+    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
+        cut = make_cut(core, crs, b)
+        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        net = network_from_roads(roads, mode="walk", walk_speed_kmh=settings.walk_speed_kmh,
+                                 measure_crs=crs, components="all")  # fmt: skip
+        sn = snap_points(net, centres.iloc[todo], max_snap_m=settings.max_snap_m)
+        ok = (sn.offset_m + SLACK_M <= cut.room_m(xy[todo])) | cut.contains_extent(extent)
+        rows = pd.DataFrame({"_pos": todo, "snap_m": sn.offset_m, "too_far": sn.too_far})
+        return rows, ok, {}
+
+    rows, log = prove_rounds(len(centres), compute, buffer_m, f"centre snaps {part.code}")
+    return rows.sort_values("_pos").reset_index(drop=True), log
+
+
+E2SFCA = TwoPassJob(e2sfca_first, e2sfca_reduce, e2sfca_second)
+"""E2SFCA in two passes."""
+
+
+# --------------------------------------------------------------------------- rings
+
+
+def rings_part(
+    ws: Any,
+    part: Part,
+    *,
+    settings: CircleSettings | None = None,
+    measure_crs: str | None = None,
+    buffer_m: float = 2000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+) -> tuple[Frames, dict[str, Any]]:
+    """Isochrone rings of the circle inside one part's polygon (see the module docstring).
+
+    Returns
+    -------
+    tuple
+        Frame ``rings`` (``part``, ``threshold_min``, ``ring``, ``area_m2`` in the measuring
+        CRS, ``geometry`` in EPSG:4490: the part's piece of each ring; :func:`merge_rings`
+        joins the pieces) and the round figures.
+    """
+    s = settings or CircleSettings()
+    crs = _crs(ws, part, measure_crs)
+    top = max(s.thresholds_min)
+    tile = gpd.GeoSeries([part.geometry], crs=STORAGE_CRS).to_crs(crs).iloc[0]
+    near_tile = shapely.buffer(tile, s.isochrone_buffer_m + SLACK_M)
+    shapely.prepare(near_tile)
+    centres = coverage.select_centres(ws.read("elder_care"), kinds=s.kinds, statuses=s.statuses)
+    c_xy = shapely.get_coordinates(centres.geometry.to_crs(crs).values)
+    extent = roads_bbox or roads_extent(ws)
+    b = float(buffer_m)
+    log: dict[str, Any] = {"rounds": 0, "buffer_m": [], "roads_read": 0}
+    for _ in range(MAX_ROUNDS):
+        cut = make_cut(part.geometry, crs, b)
+        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        log["rounds"] += 1
+        log["buffer_m"].append(b)
+        log["roads_read"] += len(roads)
+        net = network_from_roads(roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh,
+                                 measure_crs=crs, components="all")  # fmt: skip
+        here = in_cut(centres, cut)
+        if len(here):
+            t, nearest = coverage.node_times(net, here, max_snap_m=s.max_snap_m)
+        else:
+            t, nearest = np.full(net.n_nodes, np.inf), np.full(net.n_nodes, -1)
+        full = cut.contains_extent(extent)
+        n = net.n_nodes
+        node_ok = proven(net, cut, net.node_xy, np.arange(n), np.zeros(n), np.minimum(t, top),
+                         float(net.access_speed_kmh), full, source_xy=c_xy)  # fmt: skip
+        geoms = net.edge_geometry
+        near = shapely.intersects(near_tile, geoms)
+        inner = shapely.buffer(cut.polygon, -SLACK_M)
+        edge_ok = node_ok[net.edge_u[near]] & node_ok[net.edge_v[near]]
+        edge_ok &= shapely.within(geoms[near], inner) | full
+        if edge_ok.all():
+            break
+        b *= 2.0
+    else:
+        raise PartitionError(f"rings part {part.code}: streets near the part not proven "
+                             f"after {MAX_ROUNDS} rounds (buffer {b / 2:.0f} m)")  # fmt: skip
+    rings = isochrones.isochrones(net, t, nearest, thresholds_min=s.thresholds_min,
+                                  buffer_m=s.isochrone_buffer_m, crs_out=crs)  # fmt: skip
+    pieces = shapely.intersection(np.asarray(rings.geometry.values), tile)
+    out = gpd.GeoDataFrame(
+        {"part": part.code, "threshold_min": rings["threshold_min"].to_numpy(float),
+         "ring": rings["ring"].to_numpy(object), "area_m2": shapely.area(pieces)},
+        geometry=pieces, crs=crs,
+    ).to_crs(STORAGE_CRS)  # fmt: skip
+    return {"rings": out}, log | {"crs": crs, "nodes": n}
+
+
+def polygonal(geoms: Any) -> np.ndarray:
+    """Make polygons valid, keeping only their area (a reprojection may leave bow-ties)."""
+    out = []
+    for g in shapely.make_valid(np.asarray(geoms), method="structure", keep_collapsed=False):
+        parts = shapely.get_parts(shapely.get_parts(g))  # collections of multipolygons too
+        out.append(shapely.multipolygons(parts[shapely.get_type_id(parts) == 3]))
+    return np.array(out, dtype=object)
+
+
+def merge_rings(pieces: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
+    """Join the parts' ring pieces into one row per ring (areas in ``crs``, geometry EPSG:4490)."""
+    p = pieces.to_crs(crs)
+    rows = []
+    for (k, ring), g in p.groupby(["threshold_min", "ring"], sort=True):
+        # Pieces meet along the part borders; back from EPSG:4490 their shared edges differ
+        # by float noise, so join them on a 1 µm grid (GEOS's robust snap-rounding overlay).
+        geom = shapely.union_all(polygonal(g.geometry.values), grid_size=1e-6)
+        rows.append({"threshold_min": k, "ring": ring, "area_m2": geom.area, "geometry": geom})
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs).to_crs(STORAGE_CRS)
+
+
+# --------------------------------------------------------------------------- gaps
+
+
+def gaps_first(
+    ws: Any,
+    part: Part,
+    *,
+    settings: CircleSettings | None = None,
+    measure_crs: str | None = None,
+    buffer_m: float = 2000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+    grid_crs: str | None = None,
+) -> tuple[Frames, dict[str, Any]]:
+    """Pass 1 of the gap map: the part's people beyond the circle (proven walking times).
+
+    ``grid_crs``: the hexagon grid's CRS, one for the whole run (default ``measure_crs``,
+    else the workspace's measuring CRS).
+    """
+    s = settings or CircleSettings()
+    grid = grid_crs or measure_crs or ws.metadata.get("measure_crs")
+    if not grid:
+        raise PartitionError("缺口网格需要统一的投影坐标系 / the gap grid needs one CRS for "
+                             "the whole run: pass grid_crs (e.g. EPSG:4547)")  # fmt: skip
+    frames, log = coverage_part(ws, part, settings=s, measure_crs=measure_crs,
+                                buffer_m=buffer_m, roads_bbox=roads_bbox)  # fmt: skip
+    t = frames["times"]
+    # A superset of gaps()'s own test (walk > threshold + tolerance); gaps() filters again.
+    far = (t["walk_min"].to_numpy(float) > max(s.thresholds_min)) & (t[POP].to_numpy(float) > 0)
+    pts = t.loc[far, ["cell_id", POP, "walk_min", t.geometry.name]].assign(part=part.code)
+    parts = _part_row(part, grid_crs=str(grid), threshold_min=float(max(s.thresholds_min)),
+                      cell_size_m=float(s.gap_cell_m))  # fmt: skip
+    return {"gap_points": pts, "parts": parts}, log
+
+
+def gaps_reduce(frames: Frames) -> dict[str, Any]:
+    """:func:`geo_mz.eldercare.gaps` on every part's uncovered people; owners per row."""
+    parts = frames["parts"]
+    cfg = parts[["grid_crs", "threshold_min", "cell_size_m"]].drop_duplicates()
+    if len(cfg) != 1:
+        raise PartitionError(f"parts disagree on the gap grid: {cfg.to_dict('records')}")
+    grid, thr, size = cfg.iloc[0]
+    pts = frames["gap_points"]
+    out: dict[str, Any] = {"default_owner": str(parts["part"].min())}
+    for level in ("hex", "cluster"):
+        g = coverage.gaps(pts, crs=grid, threshold_min=thr, cell_size_m=size, level=level)
+        hit_pt, hit_g = shapely.STRtree(np.asarray(g.geometry.values)).query(
+            np.asarray(pts.geometry.to_crs(g.crs).values), predicate="intersects"
+        )
+        who = pd.Series(pts["part"].to_numpy(object)[hit_pt]).groupby(hit_g).min()
+        g["owner"] = who.reindex(range(len(g))).fillna(out["default_owner"]).to_numpy(object)
+        out[level] = g
+    return out
+
+
+def gaps_second(
+    ws: Any, part: Part, *, shared: Mapping[str, Any], first: Frames | None = None, **_: Any
+) -> tuple[Frames, dict[str, Any]]:
+    """Pass 2 of the gap map: the hexagons and clusters this part owns (nothing to compute).
+
+    Returns
+    -------
+    tuple
+        Frames ``gaps`` (hexagons, as :func:`geo_mz.eldercare.gaps`) and ``gap_clusters``.
+    """
+    frames = {}
+    for level, name in (("hex", "gaps"), ("cluster", "gap_clusters")):
+        g = shared[level]
+        frames[name] = g[g["owner"] == part.code].drop(columns="owner").reset_index(drop=True)
+    return frames, {"gaps": len(frames["gaps"])}
+
+
+GAPS = TwoPassJob(gaps_first, gaps_reduce, gaps_second)
+"""The gap map in two passes (pass 2 only hands out the rows)."""
+
+
+ELDERCARE_JOBS: Mapping[str, TwoPassJob | Callable[..., tuple[Frames, dict[str, Any]]]] = {
+    "capacity": CAPACITY,
+    "e2sfca": E2SFCA,
+    "rings": rings_part,
+    "gaps": GAPS,
+}
+"""The elder-care jobs by name: part functions or :class:`TwoPassJob`."""
+
+__all__ = [
+    "CAPACITY",
+    "E2SFCA",
+    "ELDERCARE_JOBS",
+    "GAPS",
+    "TwoPassJob",
+    "capacity_first",
+    "capacity_reduce",
+    "capacity_second",
+    "centre_snaps",
+    "concat_frames",
+    "decay_weight",
+    "e2sfca_first",
+    "e2sfca_pairs",
+    "e2sfca_reduce",
+    "e2sfca_second",
+    "gaps_first",
+    "gaps_reduce",
+    "gaps_second",
+    "merge_rings",
+    "polygonal",
+    "rings_part",
+    "run_two_pass_in_process",
+]
