@@ -214,7 +214,8 @@ def linework_cells(geoms: Sequence[shapely.Geometry] | np.ndarray) -> gpd.GeoDat
     cells = cells[shapely.area(cells) > 0]
     pts = shapely.point_on_surface(cells)
     x, y = shapely.get_x(pts), shapely.get_y(pts)
-    tree = shapely.STRtree(shapely.envelope(arr))
+    # Envelopes of all rings: a hole may stick out of its shell.
+    tree = shapely.STRtree(shapely.envelope(shapely.boundary(arr)))
     cell_i, unit_i = tree.query(pts, predicate="intersects")
     inside = np.zeros(len(cell_i), dtype=bool)
     fold = np.zeros(len(cell_i), dtype=bool)
