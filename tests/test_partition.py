@@ -186,7 +186,7 @@ def test_coverage_by_town_equals_the_whole_district(sample):
         frames, log = partition.coverage_part(sample, part, settings=s, measure_crs=crs)
         times.append(frames["times"])
         units.append(frames["units"])
-        rounds.append(log["rounds"])
+        rounds.append(log["recomputed"])
     got = pd.concat(times, ignore_index=True).set_index("cell_id")
     ref = whole.set_index("cell_id")
     assert len(got) == len(ref) and got.index.is_unique
@@ -268,3 +268,65 @@ def test_boundary_qa_by_town_equals_the_whole_district(sample, tmp_path):
     assert shapely.hausdorff_distance(a, b).max() < 1e-6  # metres
     edges = pd.concat([f["invalid_edges"] for f in parts], ignore_index=True)
     assert sorted(edges["code"]) == sorted(whole.invalid_edges["code"])
+
+
+def test_an_unsure_source_bounds_the_times_a_complete_component_proves():
+    # A road wholly inside the cut; a centre outside the cut 2,549.5 m from the road's nearest
+    # node. On the whole network it may snap elsewhere, so it can change no answer below its
+    # snap leg: 2.5495 min at 60 km/h. Above that, only the radius rule could prove a time.
+    roads = gpd.GeoDataFrame(
+        {"road_id": ["a"], "road_class": ["residential"]},
+        geometry=[LineString([(0, 0), (1000, 0)])],
+        crs=METRIC,
+    )
+    net = network_from_roads(roads, mode="walk", measure_crs=METRIC, components="all")
+    cut = partition.Cut(METRIC, box(-2000, -2000, 3000, 2000), 2000.0)
+    source = np.array([[500.0, 2500.0]])
+    leg = np.hypot(500.0, 2500.0) / 1000.0
+    below = partition.exact_below_min(net, cut, 60.0, source_xy=source)
+    np.testing.assert_allclose(below, leg)
+    assert not partition.complete_nodes(net, cut, source_xy=source).any()
+    assert partition.complete_nodes(net, cut).all()
+    xy = np.zeros((4, 2))
+    times = np.array([2.5, leg, 2.6, np.inf])
+    ok = partition.proven(net, cut, xy, np.zeros(4, dtype=int), np.zeros(4), times, 60.0,
+                          full=False, source_xy=source)  # fmt: skip
+    assert ok.tolist() == [True, False, False, False]
+    # Without the outside source every answer of the component is the whole's, unreachable too.
+    assert partition.proven(net, cut, xy, np.zeros(4, dtype=int), np.zeros(4), times, 60.0,
+                            full=False).all()  # fmt: skip
+    # A component that reaches the cut's edge proves nothing by this rule.
+    edge = partition.Cut(METRIC, box(-2000, -2000, 999.5, 2000), 2000.0)
+    assert np.isneginf(partition.exact_below_min(net, edge, 60.0)).all()
+
+
+def test_generated_counties_equal_the_whole_in_one_round(tmp_path):
+    # Four generated counties side by side (10 km squares near 蓬江): every part's times are
+    # the whole network's, and round 1 proves nearly every point although the other counties'
+    # centres lie outside each cut (they only bound the times the part proves).
+    from geo_mz.datasets.county_workload import write_workload
+    from geo_mz.scale.runner import parts_of
+
+    squares = [_moved(box(x, y, x + 10_000, y + 10_000)) for x in (0, 10_000) for y in (0, 10_000)]
+    counties = _lonlat(squares, adcode=["440703", "440704", "440705", "440781"],
+                       name=["甲", "乙", "丙", "丁"])  # fmt: skip
+    ws = write_workload(tmp_path / "four.gpkg", counties)
+    s = CircleSettings()
+    crs = ws.metadata["measure_crs"]
+    layers = ws.read_all()
+    net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh,
+                             measure_crs=crs, components="all")  # fmt: skip
+    centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
+    whole = coverage.access_times(net, centres, layers["population"], max_snap_m=s.max_snap_m)
+    got, rounds = [], []
+    for part in parts_of(layers["admin_units"], "county"):
+        frames, log = partition.coverage_part(ws, part, settings=s, measure_crs=crs)
+        got.append(frames["times"])
+        rounds.append(log["recomputed"])
+    g = pd.concat(got).set_index("cell_id").loc[whole["cell_id"]]
+    np.testing.assert_array_equal(g["walk_min"].to_numpy(float), whole["walk_min"].to_numpy())
+    assert (g["nearest_centre"].astype(str) == whole["nearest_centre"].astype(str).values).all()
+    # Round 1 proves all but a handful (before, a centre outside the cut spoiled the proof of
+    # its nearest node's whole component, and most parts ran 2-3 rounds).
+    again = sum(sum(r[1:]) for r in rounds)
+    assert len(rounds) == 4 and again <= 0.001 * sum(r[0] for r in rounds)

@@ -32,7 +32,11 @@ For the second rule to hold, the centres and stores that snap into the component
 on the whole network too: each that does in the part must have its snap circle inside the cut
 (every whole-network node within it is in the part). Every centre and store is snapped for this,
 not only those inside the cut: a centre outside the cut whose nearest road anywhere is a piece
-inside it serves that piece's points on the whole network.
+inside it serves that piece's points on the whole network. A source that is not so sure spoils
+only the answers it could change: on the whole network it snaps either to the same node as in
+the part or to a node outside it, so no time below its snap leg (``d / v_max``) depends on it
+(:func:`exact_below_min`). Without this bound a part lost the whole component nearest to any
+far-away centre, and most parts needed two or three rounds.
 
 Boundary QA parts keep the findings whose lowest unit code is one of the part's own units;
 gaps must lie inside the cut (then every unit around them is in the part), else the part is
@@ -130,15 +134,39 @@ def complete_nodes(net: Network, cut: Cut, *, source_xy: np.ndarray | None = Non
     every source (centre, store; ``source_xy`` in the cut's CRS) whose nearest node is in it
     has its snap circle inside the cut.
     """
+    return np.isposinf(exact_below_min(net, cut, 1.0, source_xy=source_xy))
+
+
+def exact_below_min(
+    net: Network, cut: Cut, vmax_kmh: float, *, source_xy: np.ndarray | None = None
+) -> np.ndarray:
+    """Per node: the time below which an answer in the node's component is the whole's.
+
+    ``-inf`` for a component that reaches the cut's edge (within 1 m) or leaves it. For the
+    others, the whole network's component is the part's; its sources (centres, stores;
+    ``source_xy`` in the cut's CRS, every source of the whole layer) differ from the part's
+    only by *unsure* ones, whose snap circle is not inside the cut: one of those snaps into
+    the component on the whole network only at the node it snaps to in the part (a nearer
+    whole-network node would be in the part), so it reaches no point of the component in
+    less than its snap leg, ``d / v_max``. An answer found within less than the smallest such
+    leg of the component sees the same sources as on the whole network; ``inf`` when the
+    component has no unsure source (then every answer is exact, unreachable ones included).
+    """
     _, label = connected_components(net.graph, directed=True, connection="weak")
+    n_comp = int(label.max()) + 1 if len(label) else 0
     inner = shapely.buffer(cut.polygon, -1.0)
     inside = shapely.contains_xy(inner, net.node_xy[:, 0], net.node_xy[:, 1])
-    bad = np.bincount(label, weights=~inside, minlength=label.max() + 1) > 0
-    if source_xy is not None and len(source_xy):
-        dist, node = net.node_tree.query(np.asarray(source_xy, dtype=float))
-        unsure = np.asarray(dist) + SLACK_M > cut.room_m(np.asarray(source_xy, dtype=float))
-        bad[label[np.asarray(node)[unsure]]] = True
-    return ~bad[label]
+    bound = np.full(n_comp, np.inf)
+    if source_xy is not None and len(source_xy) and len(label):
+        sxy = np.asarray(source_xy, dtype=float)
+        dist, node = net.node_tree.query(sxy)
+        dist, node = np.asarray(dist, dtype=float), np.asarray(node)
+        unsure = dist + SLACK_M > cut.room_m(sxy)
+        m_per_min = float(vmax_kmh) * 1000.0 / 60.0
+        np.minimum.at(bound, label[node[unsure]], dist[unsure] / m_per_min)
+    bad = np.bincount(label, weights=~inside, minlength=n_comp) > 0
+    bound[bad] = -np.inf
+    return bound[label]
 
 
 def proven(
@@ -166,7 +194,11 @@ def proven(
         need = snap_m + 2.0 * travel_min * v + SLACK_M
     ok = np.isfinite(need) & (room >= need)
     own_snap = snap_m + SLACK_M <= room
-    return ok | (complete_nodes(net, cut, source_xy=source_xy)[node] & own_snap)
+    below = exact_below_min(net, cut, vmax_kmh, source_xy=source_xy)[node]
+    # Strictly below: a tie with an unsure source could name another nearest centre.
+    with np.errstate(invalid="ignore"):
+        seen_same = (travel_min < below) | np.isposinf(below)
+    return ok | (seen_same & own_snap)
 
 
 def prove_rounds(
@@ -551,6 +583,7 @@ __all__ = [
     "boundary_part",
     "complete_nodes",
     "coverage_part",
+    "exact_below_min",
     "in_cut",
     "make_cut",
     "max_drive_kmh",
