@@ -15,6 +15,7 @@ from geo_mz.relief import drive_audit as relief
 from geo_mz.relief import shelters as shel
 from geo_mz.scale import partition
 from geo_mz.scale import partition_relief as pr
+from geo_mz.scale import partition_shelters as ps
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +132,7 @@ def test_shelter_adequacy_by_town_equals_the_whole_district(sample, walk_whole):
     )
     towns, villages, rounds = [], [], []
     for p in _town_parts(sample):
-        frames, log = pr.shelter_adequacy_part(sample, p, settings=s, measure_crs=crs)
+        frames, log = ps.shelter_adequacy_part(sample, p, settings=s, measure_crs=crs)
         towns.append(frames["towns"])
         villages.append(frames["villages"])
         rounds.append(log["rounds"])
@@ -143,7 +144,7 @@ def test_shelter_adequacy_by_town_equals_the_whole_district(sample, walk_whole):
             got.loc[ref.index, ref.columns], ref, check_dtype=False, check_exact=True
         )
         # The total row from the gathered rows, as the whole run sums it.
-        tot = pr.gather_adequacy_totals(got)
+        tot = ps.gather_adequacy_totals(got)
         for col in tot.index:
             assert tot[col] == pytest.approx(float(whole.table_towns.iloc[-1][col]), rel=1e-12)
     # Served people are not trivially all or none: the proof mattered.
@@ -165,11 +166,11 @@ def test_evacuation_by_town_is_an_optimum_of_the_whole_district(sample, walk_who
     frames, logs = [], []
     extent = partition.roads_extent(sample)
     for p in _town_parts(sample):
-        f, log = pr.evacuation_part(sample, p, settings=s, measure_crs=crs, roads_bbox=extent)
+        f, log = ps.evacuation_part(sample, p, settings=s, measure_crs=crs, roads_bbox=extent)
         frames.append(f)
         logs.append(log)
     order = layers["shelters"]["shelter_id"].tolist()
-    got = pr.gather_evacuation(frames, crs, shelter_order=order)
+    got = ps.gather_evacuation(frames, crs, shelter_order=order)
     # People of one town share shelters with another's: parts solved such components with a
     # halo (sources of other towns), and the towns that do not own them skipped them.
     assert sum(lg["halo_sources"] for lg in logs) > 0

@@ -1,0 +1,544 @@
+"""Shelter adequacy and evacuation of one part, proven equal to the whole-area run.
+
+Built on :mod:`geo_mz.scale.partition` (read its docstring: the cut, the proof rule
+``s + 2·t·v_max ≤ room``, complete components, the doubling buffer). Walking networks keep
+every component, as the parts must (:mod:`geo_mz.scale.partition`).
+
+**Shelter adequacy** (:func:`shelter_adequacy_part`). A cell is within reach of a shelter when
+its walk is at most the shelter's service time; every such walk is at most ``L`` (the largest
+service time of the layer), so a cell with room ``s + 2·L·v`` (or a complete component) has the
+whole run's set of shelters in reach. The part's town and village rows are those of the whole
+run (the ``total`` row is the part's; :func:`gather_adequacy_totals` sums the whole's).
+
+**Evacuation** (:func:`evacuation_part`) is one global min-cost max-flow, but it splits exactly
+into the connected components of the bipartite graph "population source - shelter within its
+service distance": no flow crosses components, and the optimum of the whole is the union of the
+components' optima. A part gathers the components of its own people (with the people and
+shelters of other parts they hold: the halo) and grows its cut until every source and shelter
+of them is proven complete, i.e. has all its pairs and (for a source) all its cells:
+
+- a source (cells sharing a nearest node and a village) at node ``n``: ``room(n) ≥ 2·L·v +
+  2·far_m`` (its shelters, their snaps and paths lie inside, and so does every cell that
+  snaps to ``n``, because no population cell is farther than ``far_m`` from the network: each
+  part checks this of its own cells, so it holds for the whole layer when the parts cover it);
+- a shelter at point ``k``: ``room(k) ≥ snap + L·v + 2·far_m`` (every source reaching it is
+  complete and inside).
+
+Each component is solved once, by the part holding its smallest source code (the others skip
+it), so the gathered flows are an optimum of the whole problem: the same people placed and the
+same total cost at the solver's resolution (0.01 min). That is what is guaranteed. Where the
+optimum is not unique the solver may pick another equally good assignment than the whole run
+did: on the Pengjiang sample people of two villages at one node swap shelters at equal cost,
+so a few shelters' mean walks differ, while the loads per shelter and the people left
+unplaced per village came out equal. A part whose people share shelters with the whole area
+(one city-wide chain of components) grows to the whole area: exact, but not cheaper
+(``log["halo_sources"]``, ``log["rounds"]`` show it).
+Only ``unit="cells"`` is partitioned (``"villages"`` moves a source to its village centre).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components, dijkstra
+
+from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
+from geo_mz.network.graph import Network, network_from_roads
+from geo_mz.network.paths import snap_points
+from geo_mz.relief import shelters as shel
+from geo_mz.scale.partition import (
+    MAX_ROUNDS,
+    SLACK_M,
+    Cut,
+    Part,
+    PartitionError,
+    in_cut,
+    make_cut,
+    own_rows,
+    part_bbox,
+    proven,
+    roads_extent,
+    units_of_part,
+)
+
+Frames = dict[str, pd.DataFrame]
+FAR_M = 2000.0
+"""Farthest a population cell may lie from the walking network for evacuation parts (m)."""
+
+
+def _crs(part: Part, measure_crs: str | None) -> str:
+    return measure_crs or measure_crs_for(
+        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
+    )
+
+
+def _xy(gdf: gpd.GeoDataFrame, crs: str) -> np.ndarray:
+    return shapely.get_coordinates(gdf.geometry.to_crs(crs).values)
+
+
+# --------------------------------------------------------------------------- shelters
+
+
+def _walk_net(roads: gpd.GeoDataFrame, s: shel.ShelterSettings, crs: str) -> Network:
+    return network_from_roads(
+        roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh, measure_crs=crs, components="all"
+    )
+
+
+def _shelter_inputs(
+    ws: Any, part: Part, s: shel.ShelterSettings, crs: str
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame, np.ndarray, float]:
+    """Read the part's units and cells and every shelter; the longest service time."""
+    units = units_of_part(ws, part)
+    own_units = units[own_rows(units, part.code)]
+    pop = ws.read("population", bbox=part_bbox(own_units, part))
+    pop = pop[own_rows(pop, part.code)].reset_index(drop=True)
+    # Every shelter (a small layer): the largest service time and the snap-circle proof use
+    # the whole layer's, and shelters inside a unit count wherever the cut ends.
+    sheltered = ws.read("shelters")
+    cap = shel.shelter_capacity(sheltered, s)
+    reach_min = float(cap["service_min"].max()) if len(cap) else 0.0
+    return own_units, pop, sheltered, _xy(sheltered, crs), reach_min
+
+
+def _grow_until(
+    part: Part,
+    crs: str,
+    buffer_m: float,
+    what: str,
+    attempt: Callable[[Cut], tuple[bool, Any]],
+) -> tuple[Any, dict[str, Any]]:
+    """Call ``attempt(cut)`` with doubling buffers until it says its answer is proven."""
+    b = float(buffer_m)
+    log: dict[str, Any] = {"rounds": 0, "buffer_m": []}
+    for _ in range(MAX_ROUNDS):
+        done, answer = attempt(make_cut(part.geometry, crs, b))
+        log["rounds"] += 1
+        log["buffer_m"].append(b)
+        if done:
+            return answer, log
+        b *= 2.0
+    raise PartitionError(
+        f"{what}: not proven exact after {MAX_ROUNDS} rounds (buffer {b / 2:.0f} m)"
+    )
+
+
+def shelter_adequacy_part(
+    ws: Any,
+    part: Part,
+    *,
+    settings: shel.ShelterSettings | None = None,
+    measure_crs: str | None = None,
+    buffer_m: float = 6000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+) -> tuple[Frames, dict[str, Any]]:
+    """Shelter adequacy rows of one part's towns and villages, as the whole run gives them.
+
+    Parameters
+    ----------
+    ws
+        A workspace with ``roads``, ``population``, ``shelters`` and ``admin_units``.
+    part
+        The part; its units and cells are those whose codes start with its code.
+    settings
+        Shelter options.
+    measure_crs
+        Projected CRS; the workspace's, else the GK zone of the part.
+    buffer_m
+        First buffer (doubled until every cell is proven). 6 km: twice the longest default
+        service distance (2.5 km) and a snap.
+    roads_bbox
+        Lon/lat extent of the whole roads layer; read when None.
+
+    Returns
+    -------
+    tuple
+        Frames ``towns`` and ``villages`` (rows of :func:`geo_mz.relief.shelters.shelter_adequacy`'s
+        tables for the part's units, without the ``total`` row) and ``units`` (its unit layer
+        rows), and round figures.
+    """
+    s = settings or shel.ShelterSettings()
+    crs = _crs(part, measure_crs)
+    own_units, pop, sheltered, shelter_xy, reach_min = _shelter_inputs(ws, part, s, crs)
+    extent = roads_bbox or roads_extent(ws)
+    cell_xy = _xy(pop, crs)
+    own_shelters = own_rows(sheltered, part.code) if "adcode" in sheltered else None
+
+    def attempt(cut: Cut) -> tuple[bool, Any]:
+        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        net = _walk_net(roads, s, crs)
+        near = shapely.intersects(cut.polygon, shapely.points(shelter_xy))
+        if own_shelters is not None:
+            near |= own_shelters
+        sn = snap_points(net, pop.geometry.to_crs(crs), max_snap_m=s.max_snap_m)
+        ok = proven(
+            net,
+            cut,
+            cell_xy,
+            sn.node,
+            sn.offset_m,
+            np.full(len(pop), reach_min),
+            s.walk_speed_kmh,
+            cut.contains_extent(extent),
+            source_xy=shelter_xy,
+        )
+        if not ok.all():
+            return False, int((~ok).sum())
+        return True, shel.shelter_adequacy(sheltered[near], own_units, pop, net, s)
+
+    ad, log = _grow_until(part, crs, buffer_m, f"shelter adequacy part {part.code}", attempt)
+    frames = {
+        "towns": ad.table_towns.iloc[:-1],
+        "villages": ad.table_villages.iloc[:-1],
+        "units": ad.units,
+    }
+    log |= {"cells": len(pop), "crs": crs, "reach_min": reach_min}
+    return frames, log
+
+
+def gather_adequacy_totals(table: pd.DataFrame) -> pd.Series:
+    """Return the ``total`` row of gathered town (or village) rows, as the whole run sums it."""
+    num = [
+        "population",
+        "n_shelters_inside",
+        "capacity_persons",
+        "fixed_capacity_persons",
+        "pop_served",
+        "effective_area_m2",
+    ]
+    tot = table[num].sum()
+    pop = tot["population"] if tot["population"] > 0 else np.nan
+    tot["capacity_ratio"] = tot["capacity_persons"] / pop
+    tot["fixed_capacity_share"] = tot["fixed_capacity_persons"] / pop
+    tot["pop_served_share"] = tot["pop_served"] / pop
+    tot["pop_unserved"] = tot["population"] - tot["pop_served"]
+    tot["area_per_person_m2"] = tot["effective_area_m2"] / pop
+    return tot
+
+
+# --------------------------------------------------------------------------- evacuation
+
+
+def _cell_sources(
+    pop: gpd.GeoDataFrame, net: Network, s: shel.ShelterSettings
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Group cells as ``evacuate(unit="cells")`` does: per node, village and too-far flag.
+
+    Returns the sources (``node``, ``adcode``, ``people``, ``offset`` minutes), each cell's
+    source (-1 for cells without people) and each cell's snap distance (m).
+    """
+    sn = snap_points(net, pop.geometry.to_crs(net.crs), max_snap_m=s.max_snap_m)
+    people = np.rint(pd.to_numeric(pop[s.people]).to_numpy(float)).astype(np.int64)
+    code = pop["adcode"].astype("string").fillna("").to_numpy(dtype=object)
+    df = pd.DataFrame({"node": sn.node, "adcode": code, "far": sn.too_far, "people": people})
+    df["w"] = df["people"] + 1e-9
+    df["wo"] = sn.offset_min * df["w"]
+    key = df.groupby(["node", "adcode", "far"], sort=True).ngroup().to_numpy()
+    g = (
+        df.assign(k=key)
+        .groupby("k")
+        .agg(
+            node=("node", "first"),
+            adcode=("adcode", "first"),
+            people=("people", "sum"),
+            w=("w", "sum"),
+            wo=("wo", "sum"),
+        )
+    )
+    g["offset"] = g["wo"] / g["w"]
+    live = g["people"].to_numpy() > 0
+    keep = np.cumsum(live) - 1
+    cell_src = np.where(live[key], keep[key], -1)
+    return g[live].reset_index(drop=True), cell_src, sn.offset_m
+
+
+def _pairs(
+    net: Network, src: pd.DataFrame, k_node: np.ndarray, k_off: np.ndarray, k_lim: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (source, shelter) within the shelter's service time, with a hair of slack.
+
+    A superset of ``evacuate``'s pairs by at most the float tolerance: components built on it
+    can only be larger, never split a component of the whole.
+    """
+    g = net.graph.T.tocsr()
+    si, ki = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    node, off = src["node"].to_numpy(np.int64), src["offset"].to_numpy(float)
+    for start in range(0, len(k_node), 64):
+        kk = np.arange(start, min(start + 64, len(k_node)))
+        budget = float((k_lim[kk] - k_off[kk]).max())
+        if budget < 0:
+            continue
+        d = dijkstra(g, directed=True, indices=k_node[kk], limit=budget + 1e-6)
+        walk = d[:, node] + k_off[kk, None] + off[None, :]
+        r, c = np.nonzero(walk <= k_lim[kk, None] + 1e-6)
+        ki.append(kk[r])
+        si.append(c.astype(np.int64))
+    return np.concatenate(si), np.concatenate(ki)
+
+
+def _idle_load(cap: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Load rows of shelters nobody can reach (as ``evacuate`` writes unused shelters)."""
+    load = cap.copy()
+    load["capacity_persons"] = cap["capacity_used_persons"].to_numpy(np.int64)
+    load["class_gb51143"] = load["class_gb51143_used"]
+    load["assigned_persons"] = 0
+    load["load_share"] = np.where(load["capacity_persons"] > 0, 0.0, np.nan)
+    load["spare_persons"] = load["capacity_persons"]
+    load["status"] = "unused"
+    load["mean_walk_min"] = np.nan
+    load["max_walk_min"] = np.nan
+    return load.to_crs(STORAGE_CRS)
+
+
+def evacuation_part(
+    ws: Any,
+    part: Part,
+    *,
+    settings: shel.ShelterSettings | None = None,
+    measure_crs: str | None = None,
+    buffer_m: float = 12000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+    far_m: float = FAR_M,
+    engine: str = "ortools",
+) -> tuple[Frames, dict[str, Any]]:
+    """Evacuate the flow components one part owns: exact pieces of the whole optimum.
+
+    Parameters
+    ----------
+    ws
+        A workspace with ``roads``, ``population`` (with ``adcode``), ``shelters`` and
+        ``admin_units``.
+    part
+        The part; it solves the components whose smallest source code starts with its code.
+    settings
+        Shelter options.
+    measure_crs
+        Projected CRS; the workspace's, else the GK zone of the part.
+    buffer_m
+        First buffer (doubled until the part's components are proven whole).
+    roads_bbox
+        Lon/lat extent of the whole roads layer; read when None.
+    far_m
+        No population cell lies farther than this from the walking network (checked for the
+        part's cells; see the module docstring).
+    engine
+        Min-cost-flow solver (:func:`geo_mz.relief.shelters.evacuate`).
+
+    Returns
+    -------
+    tuple
+        Frames ``load`` (shelters of the owned components and unreachable own shelters),
+        ``lines`` (flows; ids renumbered by :func:`gather_evacuation`) and ``unassigned``
+        (per village and reason, ``x_m``/``y_m`` the people-weighted centre in
+        ``measure_crs``), and figures: ``components`` owned, ``halo_sources`` (sources of
+        other parts in them), ``shared_components`` (holding own people, owned elsewhere).
+    """
+    s = settings or shel.ShelterSettings()
+    crs = _crs(part, measure_crs)
+    own_units, pop_own, sheltered, shelter_xy, reach_min = _shelter_inputs(ws, part, s, crs)
+    extent = roads_bbox or roads_extent(ws)
+    cap_all = shel.shelter_capacity(sheltered, s)
+    v = s.walk_speed_kmh * 1000.0 / 60.0
+    if "adcode" in sheltered:
+        own_k = own_rows(sheltered, part.code)
+    else:
+        own_k = shapely.within(shapely.points(_xy(sheltered, STORAGE_CRS)), part.geometry)
+
+    def attempt(cut: Cut) -> tuple[bool, Any]:
+        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        net = _walk_net(roads, s, crs)
+        pop = in_cut(ws.read("population", bbox=cut.lonlat_bbox), cut).reset_index(drop=True)
+        src, cell_src, cell_off_m = _cell_sources(pop, net, s)
+        kin = np.flatnonzero(shapely.intersects(cut.polygon, shapely.points(shelter_xy)))
+        ks = snap_points(net, cap_all.geometry.iloc[kin].to_crs(crs), max_snap_m=s.max_snap_m)
+        lim = cap_all["service_min"].to_numpy(float)[kin]
+        pi, pk = _pairs(net, src, ks.node, ks.offset_min, lim)
+        n = len(src)
+        adj = coo_matrix((np.ones(len(pi)), (pi, n + pk)), shape=(n + len(kin),) * 2)
+        _, comp = connected_components(adj, directed=False)
+        own_src = src["adcode"].astype(str).str.startswith(part.code).to_numpy()
+        mine = np.isin(comp, comp[:n][own_src])
+        mine[n:] |= own_k[kin]  # own shelters, reachable or not
+        # Everything read: the cut holds every road and every cell (read the latter only then).
+        full = cut.contains_extent(extent) and cut.contains_extent(ws.extent("population"))
+        room_src = cut.room_m(net.node_xy[src["node"].to_numpy()])
+        room_k = cut.room_m(shelter_xy[kin])
+        ok_src = room_src >= 2 * reach_min * v + 2 * far_m + SLACK_M
+        ok_k = room_k >= ks.offset_m + reach_min * v + 2 * far_m + SLACK_M
+        ok = full or bool(ok_src[mine[:n]].all() and ok_k[mine[n:]].all())
+        if not ok:
+            return False, None
+        cells = np.flatnonzero(np.isin(cell_src, np.flatnonzero(mine[:n])))
+        far = cells[cell_off_m[cells] > far_m]
+        sure = cut.room_m(_xy(pop.iloc[far], crs)) >= cell_off_m[far] + SLACK_M
+        if not full and not sure.all():
+            return False, None  # the snap itself is not yet the whole network's
+        too_far = far
+        if len(too_far):
+            raise PartitionError(
+                f"疏散分区 {part.code}：{len(too_far)} 个人口格网距步行路网超过 {far_m:g} m / "
+                f"evacuation part {part.code}: {len(too_far)} population cell(s) (e.g. "
+                f"cell_id {pop['cell_id'].iloc[too_far[0]] if 'cell_id' in pop else too_far[0]})"
+                f" lie more than {far_m:g} m from the walking network; pass a larger far_m"
+            )
+        return True, (net, pop, src, cell_src, comp, kin, own_src)
+
+    (net, pop, src, cell_src, comp, kin, own_src), log = _grow_until(
+        part, crs, buffer_m, f"evacuation part {part.code}", attempt
+    )
+    n = len(src)
+    codes = src["adcode"].astype(str).to_numpy()
+    # The owner of a component: the part of its smallest source code (ranks: no string min).
+    rank, uniq = pd.factorize(codes, sort=True)
+    low = np.full(comp.max() + 1 if len(comp) else 0, len(uniq), dtype=np.int64)
+    np.minimum.at(low, comp[:n], rank)
+    mine_code = np.array([str(c).startswith(part.code) for c in uniq] + [False])
+    owned = set(np.flatnonzero(mine_code[low]).tolist())
+    solve_k = mine_code[low[comp[n:]]]
+    solve_src = np.isin(comp[:n], list(owned))
+    with_k = set(comp[n:][solve_k].tolist())
+    flow_src = solve_src & np.isin(comp[:n], list(with_k))
+    caps = cap_all["capacity_used_persons"].to_numpy(np.int64)
+    loads, lines = [], []
+    unassigned = []
+    if flow_src.any() and caps[kin[solve_k]].sum() > 0:
+        ev = shel.evacuate(
+            pop.iloc[np.flatnonzero(np.isin(cell_src, np.flatnonzero(flow_src)))],
+            sheltered.iloc[kin[solve_k]],
+            net,
+            s,
+            unit="cells",
+            engine=engine,
+            units=own_units,
+        )
+        loads.append(ev.load)
+        lines.append(ev.lines)
+        un = ev.unassigned.to_crs(crs)
+        unassigned.append(
+            pd.DataFrame(
+                {
+                    "adcode": un["adcode"],
+                    "reason": un["reason"],
+                    "persons_unassigned": un["persons_unassigned"],
+                    "x_m": un.geometry.x,
+                    "y_m": un.geometry.y,
+                }
+            )
+        )
+    else:
+        flow_src[:] = False
+    idle_k = ~np.isin(np.arange(len(kin)), np.flatnonzero(solve_k)) & own_k[kin]
+    idle_k &= ~np.isin(comp[n:], comp[:n])  # reached by nobody at all
+    rest = solve_src & ~flow_src  # no shelter within reach (or none with room)
+    if rest.any():
+        reason = np.where(
+            np.isin(comp[:n][rest], list(with_k)), "shelters_full", "no_shelter_within"
+        )
+        cells = np.flatnonzero(np.isin(cell_src, np.flatnonzero(rest)))
+        xy = _xy(pop.iloc[cells], crs)
+        p = np.rint(pd.to_numeric(pop[s.people]).to_numpy(float)[cells])
+        df = pd.DataFrame(
+            {
+                "adcode": codes[cell_src[cells]],
+                "reason": reason[np.searchsorted(np.flatnonzero(rest), cell_src[cells])],
+                "persons_unassigned": p,
+                "x_m": xy[:, 0] * p,
+                "y_m": xy[:, 1] * p,
+            }
+        )
+        df = df[df["persons_unassigned"] > 0].groupby(["adcode", "reason"], as_index=False).sum()
+        df["x_m"] /= df["persons_unassigned"]
+        df["y_m"] /= df["persons_unassigned"]
+        unassigned.append(df)
+    if idle_k.any() or (solve_k.any() and not flow_src.any()):
+        idle = idle_k | (solve_k & ~flow_src.any())
+        loads.append(_idle_load(cap_all.iloc[kin[idle]]))
+    frames = {
+        "load": pd.concat(loads, ignore_index=True) if loads else _idle_load(cap_all.iloc[:0]),
+        "lines": pd.concat(lines, ignore_index=True) if lines else pd.DataFrame(),
+        "unassigned": pd.concat(unassigned, ignore_index=True)
+        if unassigned
+        else pd.DataFrame(columns=["adcode", "reason", "persons_unassigned", "x_m", "y_m"]),
+    }
+    log |= {
+        "cells": len(pop_own),
+        "crs": crs,
+        "components": len(owned),
+        "halo_sources": int((solve_src & ~own_src).sum()),
+        "shared_components": len(set(comp[:n][own_src].tolist()) - owned),
+    }
+    return frames, log
+
+
+def gather_evacuation(
+    frames: Sequence[Frames], measure_crs: str, *, shelter_order: Sequence[str] | None = None
+) -> dict[str, gpd.GeoDataFrame]:
+    """Merge the parts' evacuation frames into the whole run's ``load``, ``lines``, ``unassigned``.
+
+    Parameters
+    ----------
+    frames
+        The frames of :func:`evacuation_part`, one mapping per part.
+    measure_crs
+        The CRS the parts gave ``x_m``/``y_m`` in.
+    shelter_order
+        Shelter ids in the layer's order (the whole run's ``load`` order); by id when None.
+
+    Returns
+    -------
+    dict
+        ``load`` (one row per shelter), ``lines`` (``line_id`` and ``source_id`` numbered
+        anew: a part's sources are not numbered as the whole's) and ``unassigned`` (per
+        village and reason, people-weighted centres, ``unassigned_id`` as the whole run's).
+    """
+    load = pd.concat([f["load"] for f in frames], ignore_index=True)
+    if load["shelter_id"].duplicated().any():
+        dup = load.loc[load["shelter_id"].duplicated(), "shelter_id"].tolist()[:10]
+        raise PartitionError(f"shelters solved by two parts: {dup} (overlapping part codes?)")
+    order = list(shelter_order) if shelter_order is not None else sorted(load["shelter_id"])
+    load = load.set_index("shelter_id").loc[[i for i in order if i in set(load["shelter_id"])]]
+    load = gpd.GeoDataFrame(load.reset_index(), geometry="geometry", crs=STORAGE_CRS)
+    # A part numbers its own sources: S000001 of two parts are two sources.
+    parts = [
+        f["lines"].assign(_src=f["lines"]["source_id"] + f"@{i}")
+        for i, f in enumerate(frames)
+        if len(f["lines"])
+    ]
+    lines = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if len(lines):
+        lines = lines.sort_values(["adcode", "shelter_id", "walk_min"], kind="stable")
+        lines["line_id"] = [f"L{i + 1:06d}" for i in range(len(lines))]
+        lines["source_id"] = [f"S{i + 1:06d}" for i in pd.factorize(lines.pop("_src"))[0]]
+        lines = gpd.GeoDataFrame(lines.reset_index(drop=True), geometry="geometry", crs=STORAGE_CRS)
+    un = pd.concat([f["unassigned"] for f in frames], ignore_index=True)
+    un = un.assign(wx=un["x_m"] * un["persons_unassigned"], wy=un["y_m"] * un["persons_unassigned"])
+    g = un.groupby(["adcode", "reason"], sort=True)[["persons_unassigned", "wx", "wy"]].sum()
+    g = g.reset_index()
+    unassigned = gpd.GeoDataFrame(
+        {
+            "unassigned_id": [f"U{n + 1:04d}" for n in range(len(g))],
+            "adcode": g["adcode"].to_numpy(dtype=object),
+            "persons_unassigned": g["persons_unassigned"].to_numpy(dtype=np.int64),
+            "reason": g["reason"].to_numpy(dtype=object),
+        },
+        geometry=gpd.points_from_xy(
+            g["wx"] / g["persons_unassigned"], g["wy"] / g["persons_unassigned"]
+        ),
+        crs=measure_crs,
+    ).to_crs(STORAGE_CRS)
+    return {"load": load, "lines": lines, "unassigned": unassigned}
+
+
+__all__ = [
+    "FAR_M",
+    "evacuation_part",
+    "gather_adequacy_totals",
+    "gather_evacuation",
+    "shelter_adequacy_part",
+]
