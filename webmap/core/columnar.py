@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from json.encoder import encode_basestring
 from typing import Any
 
 import geopandas as gpd
@@ -128,6 +129,131 @@ def _object_values(series: pd.Series) -> list[Any]:
     return [jsonable(v) for v in series.tolist()]  # mixed: the per-value rules, row by row
 
 
+def _with_nulls(texts: list[str], missing: np.ndarray) -> list[str]:
+    for i in np.flatnonzero(missing).tolist():  # only the missing values
+        texts[i] = "null"
+    return texts
+
+
+def _missing(series: pd.Series) -> np.ndarray:
+    return np.asarray(series.array.isna(), dtype=bool)
+
+
+def _strings_json(series: pd.Series) -> list[str]:
+    missing = _missing(series)
+    values = series.to_numpy(dtype=object, na_value="", copy=True)
+    if missing.any():
+        values[missing] = ""
+    return _with_nulls(list(map(encode_basestring, values.tolist())), missing)
+
+
+def column_json(series: pd.Series) -> list[str]:
+    """Return the JSON text of each value of one column, made column-wise.
+
+    Equal, once parsed, to ``json.dumps`` of :func:`column_values`: numbers through the C
+    ``repr`` of Python numbers (shortest round-trip), text through the C string escaper of the
+    ``json`` module, each mapped over the whole column; missing values → ``null``.
+
+    Parameters
+    ----------
+    series
+        One property column.
+
+    Returns
+    -------
+    list of str
+        One JSON text per row.
+    """
+    dtype = series.dtype
+    if isinstance(dtype, pd.StringDtype):
+        return _strings_json(series)
+    if isinstance(dtype, np.dtype) and dtype.kind in "fiub":
+        arr = series.to_numpy()
+        if dtype.kind == "b":
+            return np.where(arr, "true", "false").astype(object).tolist()
+        if dtype.kind == "f":
+            return _with_nulls(list(map(float.__repr__, arr.tolist())), ~np.isfinite(arr))
+        return list(map(int.__repr__, arr.tolist()))
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "fiub":
+        missing = _missing(series)
+        if dtype.kind == "b":
+            arr = series.to_numpy(dtype=bool, na_value=False)
+            return _with_nulls(np.where(arr, "true", "false").astype(object).tolist(), missing)
+        if dtype.kind == "f":
+            arr = series.to_numpy(dtype="float64", na_value=np.nan)
+            texts = list(map(float.__repr__, arr.tolist()))
+            return _with_nulls(texts, missing | ~np.isfinite(arr))
+        ints = series.to_numpy(dtype=object, na_value=0)
+        return _with_nulls(list(map(int.__repr__, ints.tolist())), missing)
+    if dtype.kind == "O" and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        return _strings_json(series)
+    return _dumps_each(column_values(series))  # dates, times, mixed objects
+
+
+def _id_json(series: pd.Series, texts: list[str]) -> list[str]:
+    """JSON of each feature ``id``: the text of its id value (``str``), null when missing."""
+    if isinstance(series.dtype, pd.StringDtype) or (
+        series.dtype.kind == "O" and pd.api.types.infer_dtype(series, skipna=True) == "string"
+    ):
+        return texts  # text ids: their JSON already
+    values = column_values(series)
+    missing = np.array(texts, dtype=object) == "null"
+    ids = np.array(list(map(str, values)), dtype=object)
+    ids[missing] = ""
+    return _with_nulls(list(map(encode_basestring, ids.tolist())), missing)
+
+
+_DIGITS4 = np.frombuffer(
+    "".join(f"{i:04d}" for i in range(10_000)).encode("ascii"), dtype=np.uint8
+).reshape(10_000, 4)
+"""ASCII digits of 0000..9999: numbers are cut into base-10,000 chunks and looked up here."""
+
+
+def _digits(values: np.ndarray, n: int) -> np.ndarray:
+    """ASCII digits of non-negative ints, zero-padded to ``n`` places: shape ``(*values, n)``."""
+    chunks = -(-n // 4)
+    out = np.empty((*values.shape, 4 * chunks), dtype=np.uint8)
+    rest = values
+    for c in range(chunks - 1, -1, -1):  # least significant chunk last
+        rest, chunk = np.divmod(rest, 10_000)
+        out[..., 4 * c : 4 * c + 4] = _DIGITS4[chunk]
+    return out[..., 4 * chunks - n :]
+
+
+def _fixed_texts(xy: np.ndarray, places: int) -> list[str] | None:
+    """``"x,y"`` of each position rounded to ``places`` decimals, formatted by numpy.
+
+    ``np.round`` gives the double nearest to ``k / 10**places`` (``k = rint(v * 10**places)``);
+    the decimal text of ``k`` with the point moved ``places`` to the left parses back to that
+    same double, so the text is exact without a ``repr`` per number. The digits are looked up
+    per 4-digit chunk into a byte table, NUL where a zero is not written (leading zeros, and
+    trailing decimals but the first). None when a value is too large for exact integer
+    arithmetic (the caller then uses ``repr``).
+    """
+    k = np.rint(xy * 10.0**places)
+    if not np.all(np.abs(k) < 2.0**52):
+        return None
+    k = k.astype(np.int64)
+    whole, frac = np.divmod(np.abs(k), 10**places)
+    n_int = len(str(int(whole.max(initial=0))))
+    zero = ord("0")
+    table = np.zeros((len(xy), 2, n_int + places + 3), dtype=np.uint8)  # NUL: not written
+    table[:, :, 0] = np.where(k < 0, ord("-"), 0)
+    head = _digits(whole, n_int)
+    lead = np.logical_and.accumulate(head == zero, axis=-1)
+    lead[:, :, -1] = False  # "0.5": the units digit is always written
+    table[:, :, 1 : n_int + 1] = np.where(lead, 0, head)
+    table[:, :, n_int + 1] = ord(".")
+    tail = _digits(frac, places)
+    trail = np.logical_and.accumulate(tail[:, :, ::-1] == zero, axis=-1)[:, :, ::-1]
+    trail[:, :, 0] = False  # "113.0": one decimal is always written
+    table[:, :, n_int + 2 : n_int + 2 + places] = np.where(trail, 0, tail)
+    table[:, 0, -1] = ord(",")
+    table[:, 1, -1] = 1  # \x01 ends a position
+    text = table[table != 0].tobytes().decode("ascii")
+    return text.split("\x01")[:-1]
+
+
 def _starts(offsets: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Coordinate index where each element of each nesting level starts, innermost first."""
     out = []
@@ -154,8 +280,10 @@ def _group_texts(
     coords: np.ndarray, offsets: Sequence[np.ndarray], name: str, depth: int, places: int
 ) -> list[str]:
     """GeoJSON text of each geometry of one type from its ragged arrays (no empty part)."""
-    flat = json.dumps(np.round(coords, places).tolist(), separators=(",", ":"))
-    positions = flat[2:-2].split("],[")  # "x,y" of every position: only numbers, no "],["
+    positions = _fixed_texts(coords, places)
+    if positions is None:  # beyond exact integers: Python's shortest round-trip text
+        flat = json.dumps(np.round(coords, places).tolist(), separators=(",", ":"))
+        positions = flat[2:-2].split("],[")  # "x,y" of every position: numbers only
     opening = '{"type":"' + name + '","coordinates":' + "[" * (depth + 1)
     closing = "]" * (depth + 1) + "}"
     seps = np.full(len(positions), "],[", dtype=object)
@@ -164,10 +292,10 @@ def _group_texts(
         seps[begin] = "]" * level + ",[" + "[" * (level - 1)
     seps[starts[-1]] = closing + _SEP + opening
     seps[0] = opening
-    tokens = np.empty(2 * len(positions), dtype=object)
-    tokens[0::2] = seps
-    tokens[1::2] = np.array(positions, dtype=object)
-    return ("".join(tokens.tolist()) + closing).split(_SEP)
+    tokens: list[str] = [""] * (2 * len(positions))
+    tokens[0::2] = seps.tolist()
+    tokens[1::2] = positions
+    return ("".join(tokens) + closing).split(_SEP)
 
 
 def geometry_texts(geoms: np.ndarray, *, crs: str = CRS84) -> list[str]:
@@ -243,31 +371,24 @@ def features_json(gdf: gpd.GeoDataFrame, id_field: str, *, crs: str = CRS84) -> 
     n = len(gdf)
     if n == 0:
         return "[]"
-    columns = [c for c in gdf.columns if c != gdf.geometry.name]
-    values: list[Any] = []
-    ids: list[Any] = [None] * n
-    for c in columns:
-        col = column_values(gdf[c])
-        if c == id_field:
-            text = np.array(list(map(str, col)), dtype=object)
-            text[np.equal(np.array(col, dtype=object), None)] = None
-            ids = text.tolist()
-        values.extend(col)
-    values.extend(ids)
-    frags = np.array(_dumps_each(values), dtype=object).reshape(len(columns) + 1, n)
+    geometry = gdf.geometry.name
+    columns = [(c, s) for c, s in gdf.items() if c != geometry]  # no frame copy
     width = 5 + 2 * len(columns)
-    table = np.empty((n, width), dtype=object)
-    table[:, 0] = ',{"type":"Feature","id":'
-    table[0, 0] = '{"type":"Feature","id":'
-    table[:, 1] = frags[-1]
-    table[:, 2] = ',"geometry":'
-    table[:, 3] = np.array(geometry_texts(gdf.geometry.to_numpy(), crs=crs), dtype=object)
-    for j, c in enumerate(columns):
+    tokens: list[str] = [""] * (n * width)  # one row of tokens per feature, joined once
+    tokens[0::width] = [',{"type":"Feature","id":'] * n
+    tokens[0] = '{"type":"Feature","id":'
+    tokens[1::width] = ["null"] * n
+    tokens[2::width] = [',"geometry":'] * n
+    tokens[3::width] = geometry_texts(gdf.geometry.to_numpy(), crs=crs)
+    for j, (c, series) in enumerate(columns):
         key = json.dumps(str(c), ensure_ascii=False) + ":"
-        table[:, 4 + 2 * j] = ("," if j else ',"properties":{') + key
-        table[:, 5 + 2 * j] = frags[j]
-    table[:, width - 1] = "}}" if columns else ',"properties":{}}'
-    return "[" + "".join(table.ravel().tolist()) + "]"
+        tokens[4 + 2 * j :: width] = [("," if j else ',"properties":{') + key] * n
+        texts = column_json(series)
+        tokens[5 + 2 * j :: width] = texts
+        if c == id_field:
+            tokens[1::width] = _id_json(series, texts)
+    tokens[width - 1 :: width] = ["}}" if columns else ',"properties":{}}'] * n
+    return "[" + "".join(tokens) + "]"
 
 
 def collection_json(features: str, members: dict[str, Any]) -> str:
@@ -290,4 +411,4 @@ def collection_json(features: str, members: dict[str, Any]) -> str:
     return head + ("}" if rest == "{}" else "," + rest[1:])
 
 
-__all__ = ["collection_json", "column_values", "features_json", "geometry_texts"]
+__all__ = ["collection_json", "column_json", "column_values", "features_json", "geometry_texts"]
