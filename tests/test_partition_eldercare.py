@@ -15,7 +15,9 @@ import pytest
 import shapely
 
 from geo_mz.eldercare.circle15 import CircleSettings, analyse_circle
+from geo_mz.scale import partition, partition_rings
 from geo_mz.scale import partition_eldercare as pe
+from geo_mz.scale.partition_twopass import run_two_pass_in_process
 from geo_mz.scale.runner import parts_of
 from tests.test_partition_components import pieces_ws  # noqa: F401  (a fixture)
 
@@ -32,13 +34,23 @@ def run(pieces_ws):  # noqa: F811
     return ws, crs, whole, parts
 
 
+@pytest.fixture(scope="module")
+def part_times(run):
+    """Each town's proven times, computed once and given to the capacity and gap jobs."""
+    ws, crs, _, parts = run
+    return {p.code: partition.coverage_part(ws, p, settings=S, measure_crs=crs)[0]["times"]
+            for p in parts}  # fmt: skip
+
+
 def _texts(values: pd.Series) -> list[str | None]:
     return [None if pd.isna(v) else str(v) for v in values]
 
 
-def test_capacity_adjusted_coverage_by_town_equals_the_whole(run):
+def test_capacity_adjusted_coverage_by_town_equals_the_whole(run, part_times):
     ws, crs, whole, parts = run
-    got, log = pe.run_two_pass_in_process(pe.CAPACITY, ws, parts, settings=S, measure_crs=crs)
+    got, log = run_two_pass_in_process(
+        pe.CAPACITY, ws, parts, settings=S, measure_crs=crs, part_times=part_times
+    )
     ref = whole.times.set_index("cell_id")
     t = got["times"].set_index("cell_id").loc[ref.index]
     for col in ("capacity_factor", "covered_pop", "covered_pop_adjusted"):
@@ -64,11 +76,15 @@ def test_capacity_adjusted_coverage_by_town_equals_the_whole(run):
         cols = ["covered_capacity_adj", "share_capacity_adj", "covered_15min", "unreachable_pop"]
         pd.testing.assert_frame_equal(pd.DataFrame(u.loc[r.index, cols]), r[cols],
                                       check_dtype=False, check_exact=True)  # fmt: skip
+    # Pass 2 on its own (no first-pass frames, no times given) computes the times again.
+    alone, _ = pe.CAPACITY.second(ws, parts[1], shared=log["shared"], settings=S, measure_crs=crs)
+    a = alone["times"].set_index("cell_id")
+    np.testing.assert_array_equal(a["covered_pop_adjusted"], t.loc[a.index, "covered_pop_adjusted"])
 
 
 def test_e2sfca_by_town_equals_the_whole(run):
     ws, crs, whole, parts = run
-    got, log = pe.run_two_pass_in_process(pe.E2SFCA, ws, parts, settings=S, measure_crs=crs)
+    got, log = run_two_pass_in_process(pe.E2SFCA, ws, parts, settings=S, measure_crs=crs)
     ref_p = whole.e2sfca.population.set_index("cell_id")
     p = got["population"].set_index("cell_id")
     assert len(p) == len(ref_p) and p.index.is_unique
@@ -99,9 +115,11 @@ def test_e2sfca_by_town_equals_the_whole(run):
     np.testing.assert_array_equal(alone["population"]["access_score"], mine["access_score"])
 
 
-def test_gaps_by_town_equal_the_whole(run):
+def test_gaps_by_town_equal_the_whole(run, part_times):
     ws, crs, whole, parts = run
-    got, _ = pe.run_two_pass_in_process(pe.GAPS, ws, parts, settings=S, measure_crs=crs)
+    got, _ = run_two_pass_in_process(
+        pe.GAPS, ws, parts, settings=S, measure_crs=crs, part_times=part_times
+    )
     for name, ref in (("gaps", whole.gaps), ("gap_clusters", whole.gap_clusters)):
         g = got[name].sort_values("rank").reset_index(drop=True)
         assert len(g) == len(ref) >= (10 if name == "gaps" else 2), name
@@ -118,17 +136,17 @@ def test_isochrone_rings_by_town_equal_the_whole_inside_the_towns(run):
     ws, crs, whole, parts = run
     pieces, rounds = [], []
     for part in parts:
-        frames, log = pe.rings_part(ws, part, settings=S, measure_crs=crs)
+        frames, log = partition_rings.rings_part(ws, part, settings=S, measure_crs=crs)
         pieces.append(frames["rings"])
         rounds.append(log["rounds"])
-    merged = pe.merge_rings(pd.concat(pieces, ignore_index=True), crs).to_crs(crs)
+    merged = partition_rings.merge_rings(pd.concat(pieces, ignore_index=True), crs).to_crs(crs)
     area = shapely.union_all(gpd.GeoSeries([p.geometry for p in parts], crs=4490).to_crs(crs))
     ref = whole.rings.to_crs(crs)  # back from EPSG:4490: float noise may make it invalid
-    ref = ref.set_geometry(pe.polygonal(ref.geometry.values))
-    area = pe.polygonal([area])[0]
+    ref = ref.set_geometry(partition_rings.polygonal(ref.geometry.values))
+    area = partition_rings.polygonal([area])[0]
     assert merged["ring"].tolist() == ref["ring"].tolist()
     for got_g, ref_g in zip(merged.geometry, ref.geometry, strict=True):
-        want = pe.polygonal([shapely.intersection(ref_g, area, grid_size=1e-6)])[0]
+        want = partition_rings.polygonal([shapely.intersection(ref_g, area, grid_size=1e-6)])[0]
         assert want.area > 1e5  # m²: a real ring, not an empty one
         # Equal within 1e-6 of the ring's area (pieces are joined along the town borders).
         diff = shapely.symmetric_difference(got_g, want, grid_size=1e-6).area

@@ -4,17 +4,13 @@ Each builds on the proof rules of :mod:`geo_mz.scale.partition` (a time is the w
 network's when ``s + 2·t·v_max`` fits in the cut, or its component is complete):
 
 - **capacity-adjusted coverage** and **E2SFCA** need every person within a centre's catchment,
-  wherever they live, so they run in two passes (:class:`TwoPassJob`): pass 1 gives each
+  wherever they live, so they run in two passes (:class:`geo_mz.scale.partition_twopass.TwoPassJob`): pass 1 gives each
   centre's demand from the part's own proven people, a reduce sums it over all parts, pass 2
   uses the summed demand. E2SFCA's (centre, point) pairs within the catchment ``t0`` are
   proven per point with ``t = t0``: every route and centre that could be within ``t0`` of the
   point then lies in the cut;
-- **isochrone rings** are drawn per part on its cut network and clipped to the part's polygon.
-  Inside the polygon a ring depends only on the streets within ``buffer_m`` of it and their end
-  nodes' times; the part grows its cut until each such street lies in the cut and both its
-  nodes are proven (``t`` taken as ``min(t, 15 min)``: a node proven later than 15 min is so
-  on the whole network too, and reaches nothing). The gathered rings (:func:`merge_rings`) are
-  the whole run's rings inside the parts' polygons;
+- **isochrone rings** are drawn per part and clipped to its polygon
+  (:mod:`geo_mz.scale.partition_rings`);
 - **gap hexagons** are computed from the gathered uncovered people (proven times) with
   :func:`geo_mz.eldercare.gaps` itself, so hexagon cells and clusters are the whole run's.
 
@@ -31,7 +27,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -44,11 +39,9 @@ from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
 from geo_mz.core.standards import BEDS_PER_1000_MIN, RESIDENTIAL_KINDS
 from geo_mz.eldercare import capacity, coverage
 from geo_mz.eldercare.circle15 import CircleSettings
-from geo_mz.network import isochrone as isochrones
 from geo_mz.network.graph import network_from_roads
 from geo_mz.network.paths import snap_points
 from geo_mz.scale.partition import (
-    MAX_ROUNDS,
     SLACK_M,
     Part,
     PartitionError,
@@ -62,71 +55,12 @@ from geo_mz.scale.partition import (
     roads_extent,
     units_of_part,
 )
+from geo_mz.scale.partition_rings import rings_part
+from geo_mz.scale.partition_twopass import Frames, TwoPassJob
 
-Frames = dict[str, pd.DataFrame]
 TOL_MIN = 1e-9
 """Inclusive thresholds, as in :mod:`geo_mz.eldercare` (absorbs float noise only)."""
 POP = "pop_60plus"
-
-
-# --------------------------------------------------------------------------- two passes
-
-
-@dataclass(frozen=True)
-class TwoPassJob:
-    """A job whose parts need a figure summed over all parts (a centre's catchment demand).
-
-    Attributes
-    ----------
-    first
-        ``first(ws, part, **options) -> (frames, log)``: the part's own contributions.
-    reduce
-        ``reduce(frames_by_layer) -> shared``: every part's first-pass rows, one frame per
-        layer, to a small picklable value.
-    second
-        ``second(ws, part, *, shared, first=None, **options) -> (frames, log)``: the part's
-        results; ``first`` (the part's own first-pass frames, when the runner kept them)
-        saves computing the part's times again.
-    """
-
-    first: Callable[..., tuple[Frames, dict[str, Any]]]
-    reduce: Callable[[Frames], Any]
-    second: Callable[..., tuple[Frames, dict[str, Any]]]
-
-
-def concat_frames(frames: Sequence[Frames]) -> Frames:
-    """Stack the parts' frames layer by layer (GeoDataFrames stay GeoDataFrames)."""
-    out: Frames = {}
-    for name in dict.fromkeys(k for f in frames for k in f):
-        got = [f[name] for f in frames if name in f]
-        cat = pd.concat(got, ignore_index=True)
-        geo = next((g for g in got if isinstance(g, gpd.GeoDataFrame)), None)
-        if geo is not None and not isinstance(cat, gpd.GeoDataFrame):
-            cat = gpd.GeoDataFrame(cat, geometry=geo.geometry.name, crs=geo.crs)
-        out[name] = cat
-    return out
-
-
-def run_two_pass_in_process(
-    job: TwoPassJob, ws: Any, parts: Sequence[Part], **options: Any
-) -> tuple[Frames, dict[str, Any]]:
-    """Run a :class:`TwoPassJob` over ``parts`` in this process, one part after another.
-
-    Returns
-    -------
-    tuple
-        The second pass's frames of every part, stacked per layer, and the logs
-        (``first``/``second``: part code -> log; ``shared``: the reduced value).
-    """
-    firsts = {p.code: job.first(ws, p, **options) for p in parts}
-    shared = job.reduce(concat_frames([f for f, _ in firsts.values()]))
-    seconds = {
-        p.code: job.second(ws, p, shared=shared, first=firsts[p.code][0], **options) for p in parts
-    }
-    log = {"first": {k: v[1] for k, v in firsts.items()},
-           "first_frames": {k: v[0] for k, v in firsts.items()},
-           "second": {k: v[1] for k, v in seconds.items()}, "shared": shared}  # fmt: skip
-    return concat_frames([f for f, _ in seconds.values()]), log
 
 
 def _part_row(part: Part, **extra: Any) -> pd.DataFrame:
@@ -192,6 +126,27 @@ def _unit_tables(times: gpd.GeoDataFrame, ws: Any, part: Part, s: CircleSettings
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame({"adcode": []})
 
 
+def proven_times(
+    ws: Any,
+    part: Part,
+    s: CircleSettings,
+    measure_crs: str | None,
+    buffer_m: float,
+    roads_bbox: tuple[float, float, float, float] | None,
+    part_times: Mapping[str, gpd.GeoDataFrame] | None,
+) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Return the part's proven walking times: ``part_times[part.code]`` or computed anew.
+
+    ``part_times``: part code -> :func:`geo_mz.scale.partition.coverage_part`'s ``times``
+    from a coverage run with the same settings (so one run's times serve every job).
+    """
+    if part_times is not None and part.code in part_times:
+        return part_times[part.code], {"times": "given"}
+    frames, log = coverage_part(ws, part, settings=s, measure_crs=measure_crs,
+                                buffer_m=buffer_m, roads_bbox=roads_bbox)  # fmt: skip
+    return frames["times"], log
+
+
 # --------------------------------------------------------------------------- capacity
 
 
@@ -204,8 +159,12 @@ def capacity_first(
     buffer_m: float = 2000.0,
     roads_bbox: tuple[float, float, float, float] | None = None,
     capacity_field: str = "places",
+    part_times: Mapping[str, gpd.GeoDataFrame] | None = None,
 ) -> tuple[Frames, dict[str, Any]]:
     """Pass 1 of capacity-adjusted coverage: covered aged 60+ per serving centre.
+
+    Options as :func:`geo_mz.scale.partition.coverage_part`; ``capacity_field`` the centres'
+    places; ``part_times`` as :func:`proven_times`.
 
     Returns
     -------
@@ -214,9 +173,7 @@ def capacity_first(
         ``times`` (:func:`geo_mz.scale.partition.coverage_part`'s) and ``parts``; the log.
     """
     s = settings or CircleSettings()
-    frames, log = coverage_part(ws, part, settings=s, measure_crs=measure_crs,
-                                buffer_m=buffer_m, roads_bbox=roads_bbox)  # fmt: skip
-    times = frames["times"]
+    times, log = proven_times(ws, part, s, measure_crs, buffer_m, roads_bbox, part_times)
     centres = coverage.select_centres(ws.read("elder_care"), kinds=s.kinds, statuses=s.statuses)
     _capacity(centres, capacity_field)
     ids = pd.Index(_ids(centres))
@@ -249,6 +206,7 @@ def capacity_second(
     buffer_m: float = 2000.0,
     roads_bbox: tuple[float, float, float, float] | None = None,
     capacity_field: str = "places",
+    part_times: Mapping[str, gpd.GeoDataFrame] | None = None,
 ) -> tuple[Frames, dict[str, Any]]:
     """Pass 2: :func:`geo_mz.eldercare.capacity_adjusted_coverage` with the run's demand.
 
@@ -268,7 +226,8 @@ def capacity_second(
     if first is None:
         first, log = capacity_first(ws, part, settings=s, measure_crs=measure_crs,
                                     buffer_m=buffer_m, roads_bbox=roads_bbox,
-                                    capacity_field=capacity_field)  # fmt: skip
+                                    capacity_field=capacity_field,
+                                    part_times=part_times)  # fmt: skip
     times = first["times"]
     centres = coverage.select_centres(ws.read("elder_care"), kinds=s.kinds, statuses=s.statuses)
     ids = _ids(centres)
@@ -482,12 +441,12 @@ def e2sfca_second(
         of :func:`geo_mz.eldercare.e2sfca`'s centres); the log.
     """
     s = settings or CircleSettings()
-    opts = {"settings": s, "measure_crs": measure_crs, "buffer_m": buffer_m,
-            "roads_bbox": roads_bbox, "kinds": kinds, "capacity_field": capacity_field,
-            "catchment_min": catchment_min, "decay": decay}  # fmt: skip
     log: dict[str, Any] = {}
     if first is None:
-        first, log = e2sfca_first(ws, part, demand_per_1000=demand_per_1000, **opts)
+        first, log = e2sfca_first(ws, part, settings=s, measure_crs=measure_crs,
+                                  buffer_m=buffer_m, roads_bbox=roads_bbox, kinds=kinds,
+                                  capacity_field=capacity_field, catchment_min=catchment_min,
+                                  decay=decay)  # fmt: skip
     centres = _residential(ws, s, kinds)
     ids, cap = _ids(centres), _capacity(centres, capacity_field)
     dw = pd.Series(shared["demand_weighted"], dtype=float).reindex(ids).fillna(0.0).to_numpy()
@@ -500,14 +459,12 @@ def e2sfca_second(
     p_out["centres_in_reach"] = np.bincount(i, w > 0, len(pop)).astype(np.int64)
     own = _is_owner(ids, shared, part)
     need = float(demand_per_1000)
-    c_out = centres[own].copy()
-    c_out["capacity"] = cap[own]
-    c_out["demand_pop"] = dp[own]
-    c_out["demand_weighted"] = dw[own]
-    c_out["demand_places"] = dw[own] * need / 1000.0
-    c_out["supply_ratio"] = ratio[own]
-    c_out["supply_per_1000"] = ratio[own] * 1000.0
-    c_out["over_capacity"] = dw[own] * need / 1000.0 > cap[own] + 1e-9
+    places = dw[own] * need / 1000.0
+    c_out = centres[own].assign(
+        capacity=cap[own], demand_pop=dp[own], demand_weighted=dw[own], demand_places=places,
+        supply_ratio=ratio[own], supply_per_1000=ratio[own] * 1000.0,
+        over_capacity=places > cap[own] + 1e-9,
+    )  # fmt: skip
     snap, snap_log = centre_snaps(ws, part, c_out, settings=s, crs=_crs(ws, part, measure_crs),
                                   buffer_m=buffer_m, roads_bbox=roads_bbox)  # fmt: skip
     c_out["snap_m"], c_out["too_far"] = snap["snap_m"].to_numpy(), snap["too_far"].to_numpy()
@@ -550,98 +507,6 @@ E2SFCA = TwoPassJob(e2sfca_first, e2sfca_reduce, e2sfca_second)
 """E2SFCA in two passes."""
 
 
-# --------------------------------------------------------------------------- rings
-
-
-def rings_part(
-    ws: Any,
-    part: Part,
-    *,
-    settings: CircleSettings | None = None,
-    measure_crs: str | None = None,
-    buffer_m: float = 2000.0,
-    roads_bbox: tuple[float, float, float, float] | None = None,
-) -> tuple[Frames, dict[str, Any]]:
-    """Isochrone rings of the circle inside one part's polygon (see the module docstring).
-
-    Returns
-    -------
-    tuple
-        Frame ``rings`` (``part``, ``threshold_min``, ``ring``, ``area_m2`` in the measuring
-        CRS, ``geometry`` in EPSG:4490: the part's piece of each ring; :func:`merge_rings`
-        joins the pieces) and the round figures.
-    """
-    s = settings or CircleSettings()
-    crs = _crs(ws, part, measure_crs)
-    top = max(s.thresholds_min)
-    tile = gpd.GeoSeries([part.geometry], crs=STORAGE_CRS).to_crs(crs).iloc[0]
-    near_tile = shapely.buffer(tile, s.isochrone_buffer_m + SLACK_M)
-    shapely.prepare(near_tile)
-    centres = coverage.select_centres(ws.read("elder_care"), kinds=s.kinds, statuses=s.statuses)
-    c_xy = shapely.get_coordinates(centres.geometry.to_crs(crs).values)
-    extent = roads_bbox or roads_extent(ws)
-    b = float(buffer_m)
-    log: dict[str, Any] = {"rounds": 0, "buffer_m": [], "roads_read": 0}
-    for _ in range(MAX_ROUNDS):
-        cut = make_cut(part.geometry, crs, b)
-        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
-        log["rounds"] += 1
-        log["buffer_m"].append(b)
-        log["roads_read"] += len(roads)
-        net = network_from_roads(roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh,
-                                 measure_crs=crs, components="all")  # fmt: skip
-        here = in_cut(centres, cut)
-        if len(here):
-            t, nearest = coverage.node_times(net, here, max_snap_m=s.max_snap_m)
-        else:
-            t, nearest = np.full(net.n_nodes, np.inf), np.full(net.n_nodes, -1)
-        full = cut.contains_extent(extent)
-        n = net.n_nodes
-        node_ok = proven(net, cut, net.node_xy, np.arange(n), np.zeros(n), np.minimum(t, top),
-                         float(net.access_speed_kmh), full, source_xy=c_xy)  # fmt: skip
-        geoms = net.edge_geometry
-        near = shapely.intersects(near_tile, geoms)
-        inner = shapely.buffer(cut.polygon, -SLACK_M)
-        edge_ok = node_ok[net.edge_u[near]] & node_ok[net.edge_v[near]]
-        edge_ok &= shapely.within(geoms[near], inner) | full
-        if edge_ok.all():
-            break
-        b *= 2.0
-    else:
-        raise PartitionError(f"rings part {part.code}: streets near the part not proven "
-                             f"after {MAX_ROUNDS} rounds (buffer {b / 2:.0f} m)")  # fmt: skip
-    rings = isochrones.isochrones(net, t, nearest, thresholds_min=s.thresholds_min,
-                                  buffer_m=s.isochrone_buffer_m, crs_out=crs)  # fmt: skip
-    pieces = shapely.intersection(np.asarray(rings.geometry.values), tile)
-    out = gpd.GeoDataFrame(
-        {"part": part.code, "threshold_min": rings["threshold_min"].to_numpy(float),
-         "ring": rings["ring"].to_numpy(object), "area_m2": shapely.area(pieces)},
-        geometry=pieces, crs=crs,
-    ).to_crs(STORAGE_CRS)  # fmt: skip
-    return {"rings": out}, log | {"crs": crs, "nodes": n}
-
-
-def polygonal(geoms: Any) -> np.ndarray:
-    """Make polygons valid, keeping only their area (a reprojection may leave bow-ties)."""
-    out = []
-    for g in shapely.make_valid(np.asarray(geoms), method="structure", keep_collapsed=False):
-        parts = shapely.get_parts(shapely.get_parts(g))  # collections of multipolygons too
-        out.append(shapely.multipolygons(parts[shapely.get_type_id(parts) == 3]))
-    return np.array(out, dtype=object)
-
-
-def merge_rings(pieces: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
-    """Join the parts' ring pieces into one row per ring (areas in ``crs``, geometry EPSG:4490)."""
-    p = pieces.to_crs(crs)
-    rows = []
-    for (k, ring), g in p.groupby(["threshold_min", "ring"], sort=True):
-        # Pieces meet along the part borders; back from EPSG:4490 their shared edges differ
-        # by float noise, so join them on a 1 µm grid (GEOS's robust snap-rounding overlay).
-        geom = shapely.union_all(polygonal(g.geometry.values), grid_size=1e-6)
-        rows.append({"threshold_min": k, "ring": ring, "area_m2": geom.area, "geometry": geom})
-    return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs).to_crs(STORAGE_CRS)
-
-
 # --------------------------------------------------------------------------- gaps
 
 
@@ -654,20 +519,19 @@ def gaps_first(
     buffer_m: float = 2000.0,
     roads_bbox: tuple[float, float, float, float] | None = None,
     grid_crs: str | None = None,
+    part_times: Mapping[str, gpd.GeoDataFrame] | None = None,
 ) -> tuple[Frames, dict[str, Any]]:
     """Pass 1 of the gap map: the part's people beyond the circle (proven walking times).
 
     ``grid_crs``: the hexagon grid's CRS, one for the whole run (default ``measure_crs``,
-    else the workspace's measuring CRS).
+    else the workspace's measuring CRS); ``part_times`` as :func:`proven_times`.
     """
     s = settings or CircleSettings()
     grid = grid_crs or measure_crs or ws.metadata.get("measure_crs")
     if not grid:
         raise PartitionError("缺口网格需要统一的投影坐标系 / the gap grid needs one CRS for "
                              "the whole run: pass grid_crs (e.g. EPSG:4547)")  # fmt: skip
-    frames, log = coverage_part(ws, part, settings=s, measure_crs=measure_crs,
-                                buffer_m=buffer_m, roads_bbox=roads_bbox)  # fmt: skip
-    t = frames["times"]
+    t, log = proven_times(ws, part, s, measure_crs, buffer_m, roads_bbox, part_times)
     # A superset of gaps()'s own test (walk > threshold + tolerance); gaps() filters again.
     far = (t["walk_min"].to_numpy(float) > max(s.thresholds_min)) & (t[POP].to_numpy(float) > 0)
     pts = t.loc[far, ["cell_id", POP, "walk_min", t.geometry.name]].assign(part=part.code)
@@ -730,12 +594,10 @@ __all__ = [
     "E2SFCA",
     "ELDERCARE_JOBS",
     "GAPS",
-    "TwoPassJob",
     "capacity_first",
     "capacity_reduce",
     "capacity_second",
     "centre_snaps",
-    "concat_frames",
     "decay_weight",
     "e2sfca_first",
     "e2sfca_pairs",
@@ -744,8 +606,5 @@ __all__ = [
     "gaps_first",
     "gaps_reduce",
     "gaps_second",
-    "merge_rings",
-    "polygonal",
-    "rings_part",
-    "run_two_pass_in_process",
+    "proven_times",
 ]

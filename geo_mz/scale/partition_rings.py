@@ -1,0 +1,133 @@
+"""Isochrone rings of the 15-minute circle per part, proven equal to the whole run's.
+
+A part draws the rings on its cut network (:mod:`geo_mz.scale.partition`) and keeps their
+piece inside its own polygon. Inside the polygon a ring depends only on the streets within
+``buffer_m`` (50 m) of it and on their end nodes' times (:func:`geo_mz.network.isochrones`);
+the part grows its cut until each such street lies in the cut and both its nodes are proven
+by the rule ``2·min(t, t_max)·v ≤ room`` or a complete component (``t_max``: the widest
+ring; a node proven later than ``t_max`` is so on the whole network too, and reaches
+nothing). :func:`merge_rings` joins the pieces: the whole run's rings inside the parts'
+polygons (they reach beyond them, along the roads of the buffer, only in the whole run),
+equal to 1e-6 of their area (the pieces meet along the part borders).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
+from geo_mz.eldercare import coverage
+from geo_mz.eldercare.circle15 import CircleSettings
+from geo_mz.network import isochrone as isochrones
+from geo_mz.network.graph import network_from_roads
+from geo_mz.scale.partition import (
+    MAX_ROUNDS,
+    SLACK_M,
+    Part,
+    PartitionError,
+    in_cut,
+    make_cut,
+    proven,
+    roads_extent,
+)
+
+# --------------------------------------------------------------------------- rings
+
+
+def rings_part(
+    ws: Any,
+    part: Part,
+    *,
+    settings: CircleSettings | None = None,
+    measure_crs: str | None = None,
+    buffer_m: float = 2000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Isochrone rings of the circle inside one part's polygon (see the module docstring).
+
+    Returns
+    -------
+    tuple
+        Frame ``rings`` (``part``, ``threshold_min``, ``ring``, ``area_m2`` in the measuring
+        CRS, ``geometry`` in EPSG:4490: the part's piece of each ring; :func:`merge_rings`
+        joins the pieces) and the round figures.
+    """
+    s = settings or CircleSettings()
+    crs = measure_crs or measure_crs_for(
+        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
+    )
+    top = max(s.thresholds_min)
+    tile = gpd.GeoSeries([part.geometry], crs=STORAGE_CRS).to_crs(crs).iloc[0]
+    near_tile = shapely.buffer(tile, s.isochrone_buffer_m + SLACK_M)
+    shapely.prepare(near_tile)
+    centres = coverage.select_centres(ws.read("elder_care"), kinds=s.kinds, statuses=s.statuses)
+    c_xy = shapely.get_coordinates(centres.geometry.to_crs(crs).values)
+    extent = roads_bbox or roads_extent(ws)
+    b = float(buffer_m)
+    log: dict[str, Any] = {"rounds": 0, "buffer_m": [], "roads_read": 0}
+    for _ in range(MAX_ROUNDS):
+        cut = make_cut(part.geometry, crs, b)
+        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        log["rounds"] += 1
+        log["buffer_m"].append(b)
+        log["roads_read"] += len(roads)
+        net = network_from_roads(roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh,
+                                 measure_crs=crs, components="all")  # fmt: skip
+        here = in_cut(centres, cut)
+        if len(here):
+            t, nearest = coverage.node_times(net, here, max_snap_m=s.max_snap_m)
+        else:
+            t, nearest = np.full(net.n_nodes, np.inf), np.full(net.n_nodes, -1)
+        full = cut.contains_extent(extent)
+        n = net.n_nodes
+        node_ok = proven(net, cut, net.node_xy, np.arange(n), np.zeros(n), np.minimum(t, top),
+                         float(net.access_speed_kmh), full, source_xy=c_xy)  # fmt: skip
+        geoms = net.edge_geometry
+        near = shapely.intersects(near_tile, geoms)
+        inner = shapely.buffer(cut.polygon, -SLACK_M)
+        edge_ok = node_ok[net.edge_u[near]] & node_ok[net.edge_v[near]]
+        edge_ok &= shapely.within(geoms[near], inner) | full
+        if edge_ok.all():
+            break
+        b *= 2.0
+    else:
+        raise PartitionError(f"rings part {part.code}: streets near the part not proven "
+                             f"after {MAX_ROUNDS} rounds (buffer {b / 2:.0f} m)")  # fmt: skip
+    rings = isochrones.isochrones(net, t, nearest, thresholds_min=s.thresholds_min,
+                                  buffer_m=s.isochrone_buffer_m, crs_out=crs)  # fmt: skip
+    pieces = shapely.intersection(np.asarray(rings.geometry.values), tile)
+    out = gpd.GeoDataFrame(
+        {"part": part.code, "threshold_min": rings["threshold_min"].to_numpy(float),
+         "ring": rings["ring"].to_numpy(object), "area_m2": shapely.area(pieces)},
+        geometry=pieces, crs=crs,
+    ).to_crs(STORAGE_CRS)  # fmt: skip
+    return {"rings": out}, log | {"crs": crs, "nodes": n}
+
+
+def polygonal(geoms: Any) -> np.ndarray:
+    """Make polygons valid, keeping only their area (a reprojection may leave bow-ties)."""
+    out = []
+    for g in shapely.make_valid(np.asarray(geoms), method="structure", keep_collapsed=False):
+        parts = shapely.get_parts(shapely.get_parts(g))  # collections of multipolygons too
+        out.append(shapely.multipolygons(parts[shapely.get_type_id(parts) == 3]))
+    return np.array(out, dtype=object)
+
+
+def merge_rings(pieces: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
+    """Join the parts' ring pieces into one row per ring (areas in ``crs``, geometry EPSG:4490)."""
+    p = pieces.to_crs(crs)
+    rows = []
+    for (k, ring), g in p.groupby(["threshold_min", "ring"], sort=True):
+        # Pieces meet along the part borders; back from EPSG:4490 their shared edges differ
+        # by float noise, so join them on a 1 µm grid (GEOS's robust snap-rounding overlay).
+        geom = shapely.union_all(polygonal(g.geometry.values), grid_size=1e-6)
+        rows.append({"threshold_min": k, "ring": ring, "area_m2": geom.area, "geometry": geom})
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs).to_crs(STORAGE_CRS)
+
+
+__all__ = ["merge_rings", "polygonal", "rings_part"]
