@@ -1,9 +1,9 @@
 """Relief scenarios, shelter adequacy and evacuation of one part, proven equal to the whole run.
 
-Built on :mod:`geo_mz.scale.partition` (read its docstring: the cut, the proof rule
+Built on ``geo_mz.scale.partition`` (read its docstring: the cut, the proof rule
 ``s + 2·t·v_max ≤ room``, complete components, the doubling buffer). What is exact here:
 
-**Relief scenarios** (:func:`relief_scenario_part`). A flood raster, closed road ids, closure
+**Relief scenarios** (``relief_scenario_part``). A flood raster, closed road ids, closure
 areas and road-blocked incidents only *close or slow* edges, so every disrupted speed is at most
 the undisrupted ``v_max`` of the whole layer and the proof rule holds with it: a scenario time
 ``t`` of a point with room ``s + 2·t·v_max`` used only edges inside the cut. Each edge's
@@ -15,8 +15,8 @@ closures may cut a component in two, and the complete-component rule is checked 
 disrupted graph. Road ids not in the part's network are listed in the round figures
 (``close_roads_not_in_cut``): a misspelt id is found by the gather step (absent from every part).
 
-Shelter adequacy and evacuation parts are in :mod:`geo_mz.scale.partition_shelters`;
-:data:`RELIEF_JOBS` names all three.
+Shelter adequacy and evacuation parts are in ``geo_mz.scale.partition_shelters``;
+``RELIEF_JOBS`` names all three.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def relief_scenario_part(
         Projected CRS; the workspace's, else the GK zone of the part.
     vmax_kmh
         Fastest undisrupted truck speed of the whole roads layer
-        (:func:`geo_mz.scale.partition.max_drive_kmh`); disruptions only slow, so it bounds
+        (:func:`geo_mz.scale.max_drive_kmh`); disruptions only slow, so it bounds
         the scenario too.
     buffer_m
         First buffer (doubled while answers are unproven).
@@ -174,7 +174,7 @@ def relief_scenario_part(
     name
         Scenario label.
     **scenario
-        :func:`scenario_disruption` options (``flood``, ``close_depth_m``, ``close_roads``,
+        ``scenario_disruption`` options (``flood``, ``close_depth_m``, ``close_roads``,
         ``closures``, ``buffer_m`` of closures as ``closure_buffer_m``, ``use_incidents``).
 
     Returns

@@ -1,16 +1,16 @@
 """Shelter adequacy and evacuation of one part, proven equal to the whole-area run.
 
-Built on :mod:`geo_mz.scale.partition` (read its docstring: the cut, the proof rule
+Built on ``geo_mz.scale.partition`` (read its docstring: the cut, the proof rule
 ``s + 2·t·v_max ≤ room``, complete components, the doubling buffer). Walking networks keep
-every component, as the parts must (:mod:`geo_mz.scale.partition`).
+every component, as the parts must (``geo_mz.scale.partition``).
 
-**Shelter adequacy** (:func:`shelter_adequacy_part`). A cell is within reach of a shelter when
+**Shelter adequacy** (``shelter_adequacy_part``). A cell is within reach of a shelter when
 its walk is at most the shelter's service time; every such walk is at most ``L`` (the largest
 service time of the layer), so a cell with room ``s + 2·L·v`` (or a complete component) has the
 whole run's set of shelters in reach. The part's town and village rows are those of the whole
-run (the ``total`` row is the part's; :func:`gather_adequacy_totals` sums the whole's).
+run (the ``total`` row is the part's; ``gather_adequacy_totals`` sums the whole's).
 
-**Evacuation** (:func:`evacuation_part`) is one global min-cost max-flow, but it splits exactly
+**Evacuation** (``evacuation_part``) is one global min-cost max-flow, but it splits exactly
 into the connected components of the bipartite graph "population source - shelter within its
 service distance": no flow crosses components, and the optimum of the whole is the union of the
 components' optima. A part gathers the components of its own people (with the people and
@@ -159,7 +159,7 @@ def shelter_adequacy_part(
     Returns
     -------
     tuple
-        Frames ``towns`` and ``villages`` (rows of :func:`geo_mz.relief.shelters.shelter_adequacy`'s
+        Frames ``towns`` and ``villages`` (rows of :func:`geo_mz.relief.shelter_adequacy`'s
         tables for the part's units, without the ``total`` row) and ``units`` (its unit layer
         rows), and round figures.
     """
@@ -328,13 +328,13 @@ def evacuation_part(
         No population cell lies farther than this from the walking network (checked for the
         part's cells; see the module docstring).
     engine
-        Min-cost-flow solver (:func:`geo_mz.relief.shelters.evacuate`).
+        Min-cost-flow solver (:func:`geo_mz.relief.evacuate`).
 
     Returns
     -------
     tuple
         Frames ``load`` (shelters of the owned components and unreachable own shelters),
-        ``lines`` (flows; ids renumbered by :func:`gather_evacuation`) and ``unassigned``
+        ``lines`` (flows; ids renumbered by ``gather_evacuation``) and ``unassigned``
         (per village and reason, ``x_m``/``y_m`` the people-weighted centre in
         ``measure_crs``), and figures: ``components`` owned, ``halo_sources`` (sources of
         other parts in them), ``shared_components`` (holding own people, owned elsewhere).
@@ -484,7 +484,7 @@ def gather_evacuation(
     Parameters
     ----------
     frames
-        The frames of :func:`evacuation_part`, one mapping per part.
+        The frames of ``evacuation_part``, one mapping per part.
     measure_crs
         The CRS the parts gave ``x_m``/``y_m`` in.
     shelter_order
