@@ -236,3 +236,55 @@ def test_points_no_part_computed_are_counted(sample, tmp_path):
                                  options=_opts(sample), workers=0)  # fmt: skip
     first = sample.read("population")["adcode"].astype(str).str.startswith(parts[0].code).sum()
     assert points_left_out("coverage", sample, some) == (n_pop - first, n_pop)
+
+
+def _save_parts(store: str, parts: list[str]) -> None:
+    # What a worker does: open the store itself, save its parts.
+    rs = open_run_store(store)
+    for p in parts:
+        df = gpd.GeoDataFrame(
+            {"part_no": [int(p)] * 3, "x": [0.5, np.inf, np.nan]},
+            geometry=gpd.points_from_xy([113.0] * 3, [22.0 + int(p) / 100] * 3),
+            crs="EPSG:4490",
+        )
+        rs.save("k", p, {"times": df}, {"job": "t", "seconds": 0.1})
+
+
+def test_workers_write_their_own_part_files_merged_into_one_geopackage(tmp_path):
+    import multiprocessing as mp
+
+    store = tmp_path / "runs.gpkg"
+    rs = GpkgRunStore(store)
+    assert rs.writes_on_workers
+    rs.begin("k", {"job": "t"})
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(target=_save_parts, args=(str(store), [str(i) for i in range(w, 12, 2)]))
+        for w in (0, 1)
+    ]  # fmt: skip
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert rs.done("k") == {str(i) for i in range(12)}
+    assert len(list((tmp_path / "runs.parts" / "k").glob("*.gpkg"))) == 12
+    got = rs.gather("k", "times")
+    # Merged: the part files are gone and the store's own table holds every row, in order.
+    assert not list((tmp_path / "runs.parts" / "k").glob("*.gpkg"))
+    assert got["part"].tolist() == sorted([str(i) for i in range(12)] * 3)
+    assert (got["part_no"].astype(str) == got["part"]).all()
+    np.testing.assert_array_equal(got["x"].to_numpy(), np.tile([0.5, np.inf, np.nan], 12))
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT count(*) FROM t_times").fetchone()[0] == 36
+    # Saved again (a rerun): replaced, not doubled; a part with no rows loses its old ones.
+    _save_parts(str(store), ["3"])
+    rs.save("k", "4", {"times": gpd.GeoDataFrame({"part_no": []}, geometry=[], crs=4490)},
+            {"job": "t"})  # fmt: skip
+    got = rs.gather("k", "times")
+    assert len(got) == 33 and (got["part"] == "3").sum() == 3 and "4" not in set(got["part"])
+    # A part file whose part is not marked done (the worker died first) is not merged.
+    _save_parts(str(store), ["5"])
+    with sqlite3.connect(store) as db:
+        db.execute("DELETE FROM geo_mz_run_parts WHERE part = '5'")
+    assert "5" not in set(rs.gather("k", "times")["part"])

@@ -9,18 +9,20 @@ A run store holds, per run (a job over one workspace with one set of options, na
 - one table per result layer, ``<job>_<layer>``, with ``run_key``, ``part`` and ``seq`` (the
   row's order within its part) besides the layer's own columns; geometry in EPSG:4490.
 
-:meth:`RunStore.save` replaces a part's rows of every layer and marks it done. In PostGIS that
-is one transaction, written by the worker that computed the part, so a failed or killed part
-leaves no rows behind and can be rerun alone. The GeoPackage store is written by the one
-process that drives the run (SQLite has one writer); it deletes the part's old rows before
-appending and marks the part done last, so a crash in between leaves a part that is not done
-and is computed again on the rerun.
+:meth:`RunStore.save` replaces a part's rows of every layer and marks it done, on the worker
+that computed the part (``writes_on_workers``), so no single writer holds the run back. In
+PostGIS that is one transaction, so a failed or killed part leaves no rows behind and can be
+rerun alone. The GeoPackage store gives each part a GeoPackage of its own, written whole and
+renamed into place, then marks the part done (one short SQLite write); a crash in between leaves
+a part that is not done and is computed again on the rerun. :meth:`GpkgRunStore.gather` merges
+the parts done since into the store's tables first, so the store ends as one GeoPackage.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -182,20 +184,36 @@ def _finish_gather(df: pd.DataFrame, geoms: Any, schema: Mapping[str, str]) -> g
 
 
 class GpkgRunStore:
-    """Run results in one GeoPackage file, written by the process that drives the run."""
+    """Run results in a GeoPackage; each worker writes its parts to a GeoPackage of their own.
 
-    writes_on_workers = False
+    A part's rows go to ``<store>.parts/<run_key>/<part>.gpkg`` (written whole, then renamed
+    into place), and the part is marked done in the store's ``geo_mz_run_parts`` (one short
+    SQLite write), so workers save side by side with no single writer. :meth:`gather` first
+    moves the parts done since into the store's layer tables (one append per layer), so the
+    store ends as one GeoPackage holding every result.
+    """
+
+    writes_on_workers = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.ref = str(self.path)
+        self.parts_dir = self.path.with_suffix(".parts")
         if self.path.exists():
             try:
-                names = {str(n) for n in pyogrio.list_layers(self.path)[:, 0]}
-            except Exception as exc:
+                with self._db() as db:
+                    names = {
+                        str(r[0])
+                        for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    }
+            except sqlite3.DatabaseError as exc:
                 raise RunStoreError(f"{self.path}: not a GeoPackage run store ({exc})") from exc
+            if "gpkg_contents" not in names:
+                raise RunStoreError(f"{self.path}: not a GeoPackage run store (no gpkg_contents)")
             if RUNS not in names:
                 raise RunStoreError(f"{self.path}: a GeoPackage but not a run store (no {RUNS})")
+            if PARTS in names:
+                return  # opened once per part on the workers: no write when nothing is new
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             empty = pd.DataFrame(
@@ -213,7 +231,14 @@ class GpkgRunStore:
         return sqlite3.connect(self.path, timeout=60)
 
     def _tables(self) -> set[str]:
-        return {str(n) for n in pyogrio.list_layers(self.path)[:, 0]}
+        with self._db() as db:
+            rows = db.execute("SELECT table_name FROM gpkg_contents").fetchall()
+        return {str(r[0]) for r in rows}
+
+    def part_file(self, run_key: str, part: str) -> Path:
+        """Return the GeoPackage a part's rows are written to until :meth:`gather` merges them."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in part)
+        return self.parts_dir / run_key / f"{safe}.gpkg"
 
     def begin(self, run_key: str, meta: Mapping[str, Any]) -> None:
         """Record a run (once; a rerun keeps the first record)."""
@@ -240,33 +265,44 @@ class GpkgRunStore:
         frames: Mapping[str, pd.DataFrame],
         info: Mapping[str, Any],
     ) -> None:
-        """Replace the part's rows in every layer table, then mark the part done."""
+        """Write the part's GeoPackage (replacing an earlier one), then mark the part done.
+
+        Called on the worker that computed the part. A crash before the mark leaves a part
+        that is not done: the rerun computes it again and replaces its file.
+        """
         job = str(info.get("job", "run"))
-        tables = self._tables()
-        with self._db() as db:
-            db.execute(f"DELETE FROM {PARTS} WHERE run_key = ? AND part = ?", (run_key, part))
-            for name in frames:
-                table = f"{job}_{name}"
-                if table in tables:
-                    db.execute(
-                        f'DELETE FROM "{table}" WHERE run_key = ? AND part = ?', (run_key, part)
-                    )
+        target = self.part_file(run_key, part)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.gpkg")
+        tmp.unlink(missing_ok=True)
+        written = False
         for name, frame in frames.items():
             rows = _storable(frame, run_key, part)
             if len(rows) == 0:
                 continue
-            table = f"{job}_{name}"
             pyogrio.write_dataframe(
-                rows,
-                self.path,
-                layer=table,
-                driver="GPKG",
-                append=table in tables,
-                geometry_type="Unknown",
-                promote_to_multi=False,
-            )
-            tables.add(table)
+                rows, tmp, layer=f"{job}_{name}", driver="GPKG", append=written,
+                geometry_type="Unknown", promote_to_multi=False,
+                layer_options={"SPATIAL_INDEX": "NO"},
+            )  # fmt: skip
+            written = True
+        if written:
+            os.replace(tmp, target)
+        else:
+            # No rows at all: no file to merge, so the part's old rows go now.
+            target.unlink(missing_ok=True)
+            self._delete_rows(run_key, [part])
         self._mark(run_key, part, "done", None, _rows_info(frames, info), info)
+
+    def _delete_rows(self, run_key: str, parts: list[str]) -> None:
+        tables = self._tables() - {RUNS}
+        marks = ",".join("?" * len(parts))
+        with self._db() as db:
+            for table in tables:
+                db.execute(
+                    f'DELETE FROM "{table}" WHERE run_key = ? AND part IN ({marks})',
+                    (run_key, *parts),
+                )
 
     def _mark(
         self,
@@ -305,8 +341,42 @@ class GpkgRunStore:
                 f"SELECT run_key, job, meta, started_at FROM {RUNS} ORDER BY started_at", db
             )
 
+    def merge(self, run_key: str) -> int:
+        """Move the part files of done parts into the store's layer tables; return how many.
+
+        Per layer: the merged parts' old rows are deleted, then all their new rows appended
+        at once. A part's file is removed only after its rows are in, so a crash in between
+        merges it again (its rows are replaced, not doubled).
+        """
+        folder = self.parts_dir / run_key
+        if not folder.is_dir():
+            return 0
+        # Only parts marked done: a file whose part failed or was never marked is not merged.
+        by_file = {self.part_file(run_key, p): p for p in self.done(run_key)}
+        files = {by_file[f]: f for f in sorted(folder.glob("*.gpkg")) if f in by_file}
+        if not files:
+            return 0
+        by_table: dict[str, list[gpd.GeoDataFrame]] = {}
+        for f in files.values():
+            for name in pyogrio.list_layers(f)[:, 0]:
+                by_table.setdefault(str(name), []).append(pyogrio.read_dataframe(f, layer=name))
+        self._delete_rows(run_key, list(files))
+        tables = self._tables()
+        for table, frames in by_table.items():
+            rows = pd.concat(frames, ignore_index=True)
+            rows = gpd.GeoDataFrame(rows, geometry=rows.geometry.name, crs=STORAGE_CRS)
+            pyogrio.write_dataframe(
+                rows, self.path, layer=table, driver="GPKG", append=table in tables,
+                geometry_type="Unknown", promote_to_multi=False,
+            )  # fmt: skip
+            tables.add(table)
+        for f in files.values():
+            f.unlink()
+        return len(files)
+
     def gather(self, run_key: str, layer: str) -> gpd.GeoDataFrame:
-        """All done parts' rows of one layer, by part then row order."""
+        """All done parts' rows of one layer, by part then row order (merging new parts first)."""
+        self.merge(run_key)
         st = self.status(run_key)
         schema = _schemas(st).get(layer, {})
         job = self._job(run_key)
