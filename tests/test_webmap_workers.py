@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,7 +29,6 @@ if not hasattr(os, "fork"):
 
 from geo_mz.core import Workspace
 from webmap.testing import PASSWORD, SECRET, fresh_settings, sample_base
-from webmap.testing_postgis import free_port
 
 AUTH = "Basic " + base64.b64encode(f"reporter1:{PASSWORD}".encode()).decode()
 
@@ -103,17 +103,20 @@ async def read_until(reader: asyncio.StreamReader, needle: str, timeout_s: float
 
 def test_two_workers_serve_reads_and_share_live_edits_then_stop_cleanly(base, tmp_path):
     settings = fresh_settings(base, tmp_path / "ws")
-    port = free_port()
-    root = f"http://127.0.0.1:{port}"
     code = "import sys; from geo_mz.cli import main; sys.exit(main())"
     cmd = [sys.executable, "-c", code, "serve", "--workspace", str(settings.workspace)]
-    cmd += ["--port", str(port), "--workers", "2", "--threads", "4"]
+    cmd += ["--port", "0", "--workers", "2", "--threads", "4"]  # the server prints its port
     log = tmp_path / "serve.log"
     with log.open("wb") as fh:
         env = {**os.environ, "GEO_MZ_SECRET_KEY": SECRET}
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 60
+        while not (m := re.search(r"port: (\d+)", log.read_text(errors="replace"))):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        port = int(m.group(1))
+        root = f"http://127.0.0.1:{port}"
         while True:
             assert proc.poll() is None, log.read_text(errors="replace")
             try:

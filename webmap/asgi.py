@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -257,6 +258,8 @@ def serve(
         return
     asgi = WebMapASGI(app, threads=threads)
     sock = _listen(host, port, asgi.hub.heartbeat_s)
+    if port == 0:  # the address printed before binding had no port yet
+        print(f"端口 / port: {sock.getsockname()[1]}", file=sys.stderr, flush=True)
     _run(asgi, sock, log_level)
 
 
@@ -289,6 +292,8 @@ def _serve_workers(
     poll_journal = not api.settings.database_url  # PostGIS workers LISTEN instead
     api.close()  # the supervisor serves nothing: each worker builds its own app after fork
     socks = listen_sockets(host, port, workers, lambda s: _set_user_timeout(s, heartbeat_s))
+    if port == 0:  # the address printed before binding had no port yet
+        print(f"端口 / port: {socks[0].getsockname()[1]}", file=sys.stderr, flush=True)
 
     def run(index: int, sock: socket.socket) -> None:
         for other in socks:

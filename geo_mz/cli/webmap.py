@@ -210,7 +210,10 @@ def default_workers(*, database: bool) -> int:
     until its store drops cached road closures that another process changed (its workers
     already relay each other's events; see ``webmap.workers``); ``--workers N`` is explicit.
     """
-    return max(1, os.cpu_count() or 1) if database else 1
+    if not database:
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cpus or 1)
 
 
 @click.group()
