@@ -8,10 +8,12 @@ incidents, buffered :data:`INCIDENT_BUFFER_M` — become a ``geo_mz.network.disr
 the
 source layers' tokens, so any process (PostGIS too) answers with the current closures.
 
-After a closure or incident write (once the analysis has been used in this process: the map
-page reads it when it opens), :meth:`Analysis.edited` recomputes the scenario in a
-background thread (bursts coalesce into one run) and pushes a **live-only** SSE event
-``analysis`` with the summary. Analysis events carry no ``id:`` (they are derived, not edits):
+After a closure or incident edit, made through this process or (under PostGIS) any other, the
+scenario is recomputed in a background thread (bursts coalesce into one run;
+:mod:`webmap.core.analysis_live`, once the analysis has been used in this process: the map page
+reads it when it opens) and a **live-only** SSE event ``analysis`` with the summary is pushed to
+this process's streams and, under PostGIS, relayed to every other process's. Analysis events
+carry no ``id:`` (they are derived, not edits):
 they are not stored in the event log, are not replayed on reconnect, and do not move the
 client's ``Last-Event-ID``; a page that (re)connects reads ``/analysis/relief`` instead.
 When that background run fails, the event is ``analysis_error`` with the error's JSON body.
@@ -24,7 +26,6 @@ the cause). A failure is cached like a result, until one of its source layers ch
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import Any
@@ -33,6 +34,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from webmap.core.analysis_live import DEBOUNCE_S as DEBOUNCE_S
+from webmap.core.analysis_live import LiveAnalysis
 from webmap.core.errors import ApiError, ComputationFailedError
 from webmap.core.events import EventBus
 from webmap.core.geojson import features_of, jsonable
@@ -49,8 +52,6 @@ LINE_BUFFER_M = 5.0
 """Tolerance around a closure line drawn on the map, metres (local choice: drawing precision)."""
 SLOW_FACTOR = 2.0
 """Travel-time factor of a closure with ``effect = slowed`` (local choice: half speed)."""
-DEBOUNCE_S = 0.25
-"""Wait after a write before re-running the analysis, seconds (coalesces bursts)."""
 RELIEF_LAYERS = ("roads", "relief_stores", "admin_units", "villages", "population", "shelters")
 CIRCLE_LAYERS = ("roads", "population", "elder_care", "admin_units")
 CIRCLE_OVERLAYS = ("isochrones", "coverage_gaps")
@@ -131,12 +132,13 @@ class Analysis:
         self._scenario: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         # (source tokens, result or the AnalysisFailedError it failed with)
         self._coverage: tuple[tuple[Any, ...], Any] | None = None
-        self._cond = threading.Condition()
-        self._dirty = False
-        self._closed = False
-        self._thread: threading.Thread | None = None
-        self._seq = 0
-        self._live: str | None = None
+        self._feed = LiveAnalysis(
+            store,
+            bus,
+            self.summary,
+            lambda: self._base is not None,
+            lambda exc: analysis_failure("relief", exc),
+        )
 
     # -- inputs ---------------------------------------------------------------------------------
     def _layers(self, names: tuple[str, ...]) -> dict[str, gpd.GeoDataFrame]:
@@ -169,6 +171,7 @@ class Analysis:
                     log.exception("relief audit failed")
                     a = analysis_failure("relief", exc)
                 self._base = (key, a)
+                self._feed.start_watching()  # from now on, edits re-run it
             return _raise_if_failed(self._base[1])
 
     def closures_frame(self) -> gpd.GeoDataFrame:
@@ -415,57 +418,22 @@ class Analysis:
     # -- live updates ---------------------------------------------------------------------------
     def edited(self, layer: str) -> None:
         """Note a committed write: recompute in the background if it can change the relief audit."""
-        if layer not in (CLOSURES, INCIDENTS) or self._base is None:
-            return  # nobody has used the analysis yet (a map page loads it when it opens)
-        with self._cond:
-            if self._closed:
-                return
-            self._dirty = True
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._worker, name="webmap-analysis", daemon=True
-                )
-                self._thread.start()
-            self._cond.notify_all()
+        self._feed.edited(layer)
 
-    def _worker(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._dirty or self._closed)
-                if self._closed:
-                    return
-                # let the write's own event go out first; a burst of writes coalesces here
-                self._cond.wait_for(lambda: self._closed, timeout=DEBOUNCE_S)
-                self._dirty = False
-            try:
-                data = self.summary()
-                event = "analysis"
-            except Exception as exc:  # the open pages show it (red note, figure marked stale)
-                err = exc if isinstance(exc, ApiError) else analysis_failure("relief", exc)
-                if not isinstance(exc, ApiError):
-                    log.exception("relief re-analysis failed")
-                data, event = {**err.body(), "status": err.status}, "analysis_error"
-            chunk = f"event: {event}\ndata: " + json.dumps(data, ensure_ascii=False) + "\n\n"
-            with self._cond:
-                self._seq += 1
-                self._live = chunk
-            self.bus.poke()
+    def relay(self, chunk: str) -> None:
+        """Send an ``analysis`` event computed by another server process to this one's streams."""
+        self._feed.relay(chunk)
 
     def live(self, after: int | None) -> tuple[int, list[str]]:
         """For an event stream: the newest analysis event after sequence ``after``.
 
         ``after=None`` starts a stream: returns the current sequence and nothing.
         """
-        with self._cond:
-            if after is None or self._seq <= after or self._live is None:
-                return self._seq, []
-            return self._seq, [self._live]
+        return self._feed.live(after)
 
     def close(self) -> None:
         """Stop the background thread."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+        self._feed.close()
 
 
 def _status_styles() -> list[dict[str, Any]]:

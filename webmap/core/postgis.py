@@ -13,6 +13,9 @@ Schema ``geo_mz`` (made by :func:`import_workspace`):
   table like the others.
 - ``events`` (``bigserial`` id, ``json`` data: the text is kept as written), ``audit_log`` and
   ``feature_versions``: as in the GeoPackage backend's SQLite journal.
+- ``live_events``: live-only events one process shares with the others (the relief
+  re-analysis after a closure; :meth:`PostgisStore.share_live`), announced as ``live <seq>`` on
+  the same channel. Not replayed; only the newest :data:`LIVE_KEEP` are kept.
 
 An edit is one database transaction: a transaction-level advisory lock (so event ids commit in
 order and a stream never skips one), ``SELECT ... FOR UPDATE`` of the feature and its version,
@@ -20,14 +23,18 @@ the optimistic ``If-Match`` check, the row write, the version, audit row and eve
 ``pg_notify('geo_mz_events', '<event id>')``, delivered by PostgreSQL only on commit. Each
 process runs one listener thread (``LISTEN geo_mz_events``) that wakes its
 :class:`webmap.core.events.EventBus`; the events table is the replay source for
-``Last-Event-ID``, so an edit made through any process reaches the maps of every process.
+``Last-Event-ID``, so an edit made through any process reaches the maps of every process. The
+same listener hands other processes' ``analysis`` events to :meth:`PostgisStore.listen_live`
+subscribers, so a map gets them whichever process its stream is on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +59,10 @@ SRID = 4490
 EDIT_LOCK = 0x67656F6D7A  # advisory lock key of edits (local choice: "geomz")
 POOL_IDLE = 8
 """Idle connections kept per process (more are opened under load and closed afterwards)."""
+LIVE_PREFIX = "live "
+"""Payload prefix of a shared live-only event (``live <seq>``); a plain number is an edit."""
+LIVE_KEEP = 100
+"""Relayed live-only events kept in ``live_events`` (only the newest is ever read; local choice)."""
 
 
 def _psycopg() -> Any:
@@ -130,6 +141,13 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.feature_versions (
     PRIMARY KEY (layer, fid)
 );
 """
+_LIVE_DDL = f"""
+CREATE TABLE IF NOT EXISTS {SCHEMA}.live_events (
+    seq bigserial PRIMARY KEY,
+    origin text NOT NULL,
+    chunk text NOT NULL
+);
+"""
 
 
 def _create_layer_table(cur: Any, name: str) -> None:
@@ -175,7 +193,7 @@ def import_workspace(conn_url: str, workspace_path: str | Path, *, replace: bool
     with psycopg.connect(conn_url) as conn, conn.cursor() as cur:
         if replace:
             cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
-        cur.execute(_DDL)
+        cur.execute(_DDL + _LIVE_DDL)
         cur.execute(f"SELECT count(*) FROM {SCHEMA}.workspace")
         if cur.fetchone()[0]:
             raise ValueError(
@@ -272,6 +290,8 @@ class PostgisStore(FeatureStore):
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
         self._subscribers: list[Callable[[int], None]] = []
+        self._relays: list[Callable[[str], None]] = []
+        self._origin = uuid.uuid4().hex  # this process, so it skips its own relayed events
         with self._pool.conn() as conn:
             row = conn.execute(f"SELECT metadata FROM {SCHEMA}.workspace WHERE id = 1").fetchone()
             if row is None:
@@ -280,6 +300,9 @@ class PostgisStore(FeatureStore):
             if isinstance(meta.get("bounds"), list):
                 meta["bounds"] = tuple(meta["bounds"])
             self._meta = meta
+            with conn.transaction():  # databases imported before live_events existed
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (EDIT_LOCK,))
+                conn.execute(_LIVE_DDL)
             rows = conn.execute(
                 f"SELECT name, id_field, columns FROM {SCHEMA}.layers ORDER BY name"
             ).fetchall()
@@ -552,6 +575,44 @@ class PostgisStore(FeatureStore):
     def listen(self, publish: Callable[[int], None]) -> None:
         """Call ``publish(event_id)`` for every event committed by any process."""
         self._subscribers.append(publish)
+        self._start_listener()
+
+    def listen_live(self, relay: Callable[[str], None]) -> None:
+        """Call ``relay(chunk)`` with every live-only event another process shares.
+
+        Parameters
+        ----------
+        relay
+            Gets the event's ``text/event-stream`` text (see :meth:`share_live`), on the
+            listener thread; it must return quickly.
+        """
+        self._relays.append(relay)
+        self._start_listener()
+
+    def share_live(self, chunk: str) -> None:
+        """Send a live-only event (an ``analysis`` result) to the streams of every other process.
+
+        The text goes in ``live_events`` and its number out on the events channel, delivered on
+        commit; each other process's listener reads it and hands it to its ``relay`` functions.
+        Not a replayable edit: it has no event id and never enters the ``events`` table.
+
+        Parameters
+        ----------
+        chunk
+            The event's ``text/event-stream`` text.
+        """
+        with self._pool.conn() as conn, conn.transaction():
+            seq = int(
+                conn.execute(
+                    f"INSERT INTO {SCHEMA}.live_events (origin, chunk) VALUES (%s, %s) "
+                    "RETURNING seq",
+                    (self._origin, chunk),
+                ).fetchone()[0]
+            )
+            conn.execute(f"DELETE FROM {SCHEMA}.live_events WHERE seq <= %s", (seq - LIVE_KEEP,))
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{LIVE_PREFIX}{seq}"))
+
+    def _start_listener(self) -> None:
         if self._listener is None:
             self._listener = threading.Thread(
                 target=self._listen_loop, name="geo-mz-postgis-listen", daemon=True
@@ -561,6 +622,24 @@ class PostgisStore(FeatureStore):
     def _publish(self, event_id: int) -> None:
         for fn in list(self._subscribers):
             fn(event_id)
+
+    def _relay(self, seq: int) -> None:
+        with self._pool.conn() as conn:
+            row = conn.execute(
+                f"SELECT origin, chunk FROM {SCHEMA}.live_events WHERE seq = %s", (seq,)
+            ).fetchone()
+        if row is None or row[0] == self._origin:
+            return  # pruned already (a newer one follows), or this process's own
+        for fn in list(self._relays):
+            fn(str(row[1]))
+
+    def _notified(self, payload: str) -> None:
+        if payload.startswith(LIVE_PREFIX):
+            with contextlib.suppress(ValueError):
+                self._relay(int(payload[len(LIVE_PREFIX) :]))
+            return
+        with contextlib.suppress(ValueError):  # not ours: some other client's notification
+            self._publish(int(payload))
 
     def _listen_loop(self) -> None:
         psycopg = _psycopg()
@@ -572,10 +651,7 @@ class PostgisStore(FeatureStore):
                     self._publish(self.last_event_id())
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
-                            try:
-                                self._publish(int(note.payload))
-                            except ValueError:
-                                continue
+                            self._notified(note.payload)
             except psycopg.Error:
                 self._stop.wait(1.0)
 
@@ -587,4 +663,4 @@ class PostgisStore(FeatureStore):
         self._pool.close()
 
 
-__all__ = ["CHANNEL", "SCHEMA", "PostgisStore", "import_workspace"]
+__all__ = ["CHANNEL", "LIVE_KEEP", "LIVE_PREFIX", "SCHEMA", "PostgisStore", "import_workspace"]
