@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -67,6 +68,7 @@ class Journal:
         with closing(self._open()) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+        self._local = threading.local()
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
@@ -75,9 +77,21 @@ class Journal:
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """Open a connection for reading (autocommit; closed afterwards)."""
-        with closing(self._open()) as conn:
+        """Yield this thread's reading connection (autocommit; kept open for the next read).
+
+        Opening a SQLite connection in WAL mode (file, ``-shm`` mapping, pragmas) costs more
+        than the small reads the event streams make on every edit and reconnect, so each
+        thread keeps one. Autocommit: every statement reads the newest committed state.
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._open()
+        try:
             yield conn
+        except sqlite3.Error:
+            self._local.conn = None  # do not reuse a connection that failed
+            conn.close()
+            raise
 
     @contextmanager
     def begin(self) -> Iterator[sqlite3.Connection]:

@@ -289,7 +289,12 @@ class StreamHub:
         """
         await self.start()
         yield f"retry: {RETRY_MS}\n\n"
-        if last_id is not None and self._floor <= last_id <= self._cursor:
+        if last_id is None:
+            # start with the next event: no query. Every event up to the bus's newest id is
+            # committed and announced; those the hub has not read yet reach this client's queue
+            # and are skipped there (id <= cur), so a reconnect storm costs no database reads.
+            cur = max(self._cursor, self.bus.latest)
+        elif self._floor <= last_id <= self._cursor:
             cur = self._cursor  # everything after last_id is in memory, up to the cursor
             missed = [chunk for eid, chunk in self._recent if eid > last_id]
             if missed:
