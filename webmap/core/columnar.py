@@ -282,7 +282,7 @@ def _group_texts(
     """GeoJSON text of each geometry of one type from its ragged arrays (no empty part)."""
     positions = _fixed_texts(coords, places)
     if positions is None:  # beyond exact integers: Python's shortest round-trip text
-        flat = json.dumps(np.round(coords, places).tolist(), separators=(",", ":"))
+        flat = json.dumps(np.round(coords, places).tolist(), separators=(",", ":"), allow_nan=False)
         positions = flat[2:-2].split("],[")  # "x,y" of every position: numbers only
     opening = '{"type":"' + name + '","coordinates":' + "[" * (depth + 1)
     closing = "]" * (depth + 1) + "}"
@@ -324,9 +324,8 @@ def geometry_texts(geoms: np.ndarray, *, crs: str = CRS84) -> list[str]:
     places = ogc_crs.decimals(crs)
     type_ids = shapely.get_type_id(moved)
     finite = np.ones(len(geoms), dtype=bool)
-    finite[present] = ~np.isnan(shapely.bounds(moved[present])).any(axis=1) | shapely.is_empty(
-        moved[present]
-    )
+    bounds = shapely.bounds(moved[present])
+    finite[present] = np.isfinite(bounds).all(axis=1) | shapely.is_empty(moved[present])
     slow = present & (shapely.is_empty(moved) | ~finite)
     for type_id, (name, depth) in _TYPE_DEPTH.items():
         rows = np.flatnonzero((type_ids == type_id) & present & ~slow)
