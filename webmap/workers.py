@@ -117,7 +117,7 @@ def watch_journal(api: Any, stop: threading.Event, interval_s: float = JOURNAL_P
     cursor = api.store.last_event_id()
     conn = sqlite3.connect(journal, timeout=10, check_same_thread=False)
     version = None
-    failing = False
+    failing = warned = False
     try:
         while not stop.wait(interval_s):
             try:
@@ -145,6 +145,14 @@ def watch_journal(api: Any, stop: threading.Event, interval_s: float = JOURNAL_P
             for layer in layers:
                 if callable(forget):
                     forget(layer)
+                elif layer == "road_closures" and not warned:
+                    warned = True
+                    log.warning(
+                        "此存储无法丢弃缓存的道路封闭，其他进程的封闭编辑在本进程可能过时；"
+                        "GeoPackage 请用 --workers 1 / this store cannot drop its cached road "
+                        "closures: other processes' closure edits may look stale here; run a "
+                        "GeoPackage with --workers 1"
+                    )
                 api.analysis.edited(layer)
             api.bus.publish(cursor)
     finally:
