@@ -4,11 +4,12 @@ Each builds on the proof rules of :mod:`geo_mz.scale.partition` (a time is the w
 network's when ``s + 2·t·v_max`` fits in the cut, or its component is complete):
 
 - **capacity-adjusted coverage** and **E2SFCA** need every person within a centre's catchment,
-  wherever they live, so they run in two passes (:class:`geo_mz.scale.partition_twopass.TwoPassJob`): pass 1 gives each
-  centre's demand from the part's own proven people, a reduce sums it over all parts, pass 2
-  uses the summed demand. E2SFCA's (centre, point) pairs within the catchment ``t0`` are
-  proven per point with ``t = t0``: every route and centre that could be within ``t0`` of the
-  point then lies in the cut;
+  wherever they live, so they run in two passes
+  (:class:`geo_mz.scale.partition_twopass.TwoPassJob`): pass 1 gives each centre's demand
+  from the part's own proven people, a reduce sums it over all parts, pass 2 uses the sums.
+  E2SFCA's (centre, point) pairs within the catchment ``t0`` are proven per point with
+  ``t = t0``: every route and centre that could be within ``t0`` of the point then lies in
+  the cut;
 - **isochrone rings** are drawn per part and clipped to its polygon
   (:mod:`geo_mz.scale.partition_rings`);
 - **gap hexagons** are computed from the gathered uncovered people (proven times) with
@@ -179,6 +180,12 @@ def capacity_first(
     ids = pd.Index(_ids(centres))
     covered = times["walk_min"].to_numpy(float) <= max(s.thresholds_min) + TOL_MIN
     j = ids.get_indexer(pd.Index(times["nearest_centre"].to_numpy(object)[covered]))
+    if (j < 0).any():
+        bad = sorted({str(x) for x in times["nearest_centre"].to_numpy(object)[covered][j < 0]})
+        raise PartitionError(
+            f"部分 {part.code} 的步行时间指向不在所选设施中的中心 {bad[:10]} / part {part.code}: "
+            f"times name centres not among the selected ones {bad[:10]} (other settings?)"
+        )
     pop = times[POP].to_numpy(float)[covered]
     demand = np.bincount(j, pop, len(ids))
     inside = _inside(centres, part)
