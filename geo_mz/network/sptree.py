@@ -157,9 +157,13 @@ def _compact(
     """
     reached = np.flatnonzero(np.isfinite(dist[:n]))
     nodes = reached.astype(np.int32)
-    p = np.asarray(pred[reached], dtype=np.int64)
+    p = np.asarray(pred[reached])
     root = (p < 0) | (p >= n)
-    pos = np.searchsorted(nodes, p).astype(np.int32)  # every predecessor is itself reached
+    # Position of each reached node; only those entries are written (and read: every
+    # predecessor is itself reached), so the rest of this whole-graph array is never touched.
+    where = np.empty(n, dtype=np.int32)
+    where[reached] = np.arange(len(reached), dtype=np.int32)
+    pos = where[np.where(root, reached, p)]
     pos[root] = -1
     if isinstance(win, np.ndarray):
         source = (win[reached].astype(np.int64) - win_base).astype(np.int32)
@@ -171,7 +175,7 @@ def _compact(
     return Forest(src, off, limit, n, nodes, time, pos, source)
 
 
-def _as_csr(graph: sp.spmatrix | sp.sparray, name: str) -> sp.csr_matrix:
+def _as_csr(graph: sp.spmatrix | sp.sparray, name: str, check: bool = True) -> sp.csr_matrix:
     """Square float64 CSR view of ``graph``; reject non-sparse input, NaN or negative weights."""
     if not sp.issparse(graph):
         raise ValueError(f"`{name}` must be a scipy sparse matrix, got {type(graph).__name__}")
@@ -180,7 +184,7 @@ def _as_csr(graph: sp.spmatrix | sp.sparray, name: str) -> sp.csr_matrix:
         raise ValueError(f"`{name}` must be square, got shape {g.shape}")
     if g.dtype != np.float64:
         g = g.astype(np.float64)
-    if not np.all(g.data >= 0):
+    if check and not np.all(g.data >= 0):
         raise ValueError(f"`{name}` has NaN or negative weights; travel times must be >= 0")
     return g
 
@@ -311,6 +315,7 @@ def grow(
     offset_min: np.ndarray | None = None,
     *,
     limit_min: float = np.inf,
+    check_weights: bool = True,
 ) -> Forest:
     """Shortest-path forest from several sources in one Dijkstra pass.
 
@@ -324,13 +329,17 @@ def grow(
         ``(k,)`` minutes added at each source, finite and >= 0 (default 0).
     limit_min
         Stop searching beyond this time; farther nodes are unreached (``inf``).
+    check_weights
+        Scan every arc for NaN or negative weights (an O(arcs) pass). Many time-limited
+        searches on one graph already checked (a network's own graph) may skip it: the
+        search itself then costs about what it explores, plus csgraph's setup.
 
     Returns
     -------
     Forest
-        Times, predecessors and winning sources of every node.
+        Times, predecessors and winning sources of the reached nodes.
     """
-    g = _as_csr(graph, "graph")
+    g = _as_csr(graph, "graph", check_weights)
     n = g.shape[0]
     src = np.asarray(sources)
     if src.size and not np.issubdtype(src.dtype, np.integer):
@@ -354,7 +363,7 @@ def grow(
         # add the offset, instead of copying the whole graph to append a virtual node.
         best = int(np.argmin(off))
         if limit < off[best]:
-            return _compact(src, off, limit, np.full(0, np.inf), np.zeros(0), best, n)
+            return _compact(src, off, limit, np.full(0, np.inf), np.zeros(0, np.int64), best, n)
         dist, pred = dijkstra(
             g, indices=int(src[0]), return_predecessors=True, limit=max(limit - off[best], -0.0)
         )

@@ -203,27 +203,45 @@ class Audit:
     recomputed: dict[str, int] = field(default_factory=dict)
 
 
-def _lower_bound_min(net: Network, src: np.ndarray, off: np.ndarray, dst: np.ndarray) -> float:
+def _top_speed_kmh(net: Network) -> float:
+    return float(np.nanmax(net.edge_speed_kmh)) if net.n_edges else 1.0
+
+
+def _lower_bound_min(
+    net: Network, src: np.ndarray, off: np.ndarray, dst: np.ndarray, vmax: float | None = None
+) -> float:
     """Bound from below the time from the sources to the farthest destination node."""
-    vmax = float(np.nanmax(net.edge_speed_kmh)) if net.n_edges else 1.0
+    vmax = _top_speed_kmh(net) if vmax is None else vmax
     d = np.hypot(*(net.node_xy[dst][:, None, :] - net.node_xy[src][None, :, :]).transpose(2, 0, 1))
     t = d * 0.06 / vmax + off[None, :]
     return float(t.min(axis=1).max()) if len(dst) else 0.0
 
 
 def _grow(
-    net: Network, src: np.ndarray, off: np.ndarray, dst: np.ndarray, own: bool
+    net: Network,
+    src: np.ndarray,
+    off: np.ndarray,
+    dst: np.ndarray,
+    own: bool,
+    *,
+    checked: bool = False,
+    vmax_kmh: float | None = None,
 ) -> sptree.Forest:
-    """Search only as far as the group's own points need: limit from a lower bound, doubled."""
+    """Search only as far as the group's own points need: limit from a lower bound, doubled.
+
+    ``checked``: the network's weights were already checked, and ``vmax_kmh`` is its top
+    speed (both once per audit, not per search).
+    """
+    kw = {"check_weights": not checked}
     if not own:
-        return sptree.grow(net.graph, src, off)
-    limit = 1.5 * _lower_bound_min(net, src, off, dst) + 1.0
+        return sptree.grow(net.graph, src, off, **kw)
+    limit = 1.5 * _lower_bound_min(net, src, off, dst, vmax_kmh) + 1.0
     for _ in range(4):
-        f = sptree.grow(net.graph, src, off, limit_min=limit)
+        f = sptree.grow(net.graph, src, off, limit_min=limit, **kw)
         if np.all(np.isfinite(f.time_at(dst))):
             return f
         limit *= 2.0
-    return sptree.grow(net.graph, src, off)
+    return sptree.grow(net.graph, src, off, **kw)
 
 
 def _groups(
@@ -232,7 +250,10 @@ def _groups(
     points: gpd.GeoDataFrame,
 ) -> list[tuple[Target, str, np.ndarray, np.ndarray]]:
     out = []
-    pcode = points["adcode"].astype(str).to_numpy()
+    pcode = points["adcode"].astype(str)
+    # Points by code prefix of each length in use: one pass per length, not one per area
+    # (a province has thousands of areas and a hundred thousand points).
+    by_prefix: dict[int, dict[str, np.ndarray]] = {}
     level = stores["level"].astype(str).to_numpy()
     scode = stores["adcode"].astype(str).to_numpy()
     for t in targets:
@@ -243,7 +264,10 @@ def _groups(
             out.append((t, "*", rows, np.arange(len(points))))
             continue
         for area in sorted(set(scode[rows])):
-            pts = np.flatnonzero(np.char.startswith(pcode.astype(str), area))
+            if len(area) not in by_prefix:
+                head = pcode.str.slice(0, len(area)).to_numpy()
+                by_prefix[len(area)] = pd.Series(np.arange(len(head))).groupby(head).indices
+            pts = np.asarray(by_prefix[len(area)].get(area, []), dtype=np.int64)
             if len(pts):
                 out.append((t, area, rows[scode[rows] == area], pts))
     return out
@@ -288,9 +312,17 @@ def audit(
     ss = snap_points(net, stores, max_snap_m=s.max_snap_m, access_speed_kmh=s.last_leg_kmh)
     ps = snap_points(net, points, max_snap_m=s.max_snap_m, access_speed_kmh=s.last_leg_kmh)
     say("计算配送时间 computing delivery times")
-    groups = []
+    if not np.all(net.graph.data >= 0):
+        raise ReliefError(
+            "车行路网有负的或无效的通行时间 / the drive network has negative or NaN travel "
+            "times: check the roads' lengths and speeds"
+        )
+    groups, vmax = [], _top_speed_kmh(net)
     for t, area, srow, prow in _groups(s.targets, stores, points):
-        forest = _grow(net, ss.node[srow], ss.offset_min[srow], ps.node[prow], t.match == "own")
+        own = t.match == "own"
+        forest = _grow(
+            net, ss.node[srow], ss.offset_min[srow], ps.node[prow], own, checked=True, vmax_kmh=vmax
+        )
         groups.append(_Group(t, area, srow, prow, forest))
     a = Audit(
         settings=s,
