@@ -186,7 +186,7 @@ def test_coverage_by_town_equals_the_whole_district(sample):
         frames, log = partition.coverage_part(sample, part, settings=s, measure_crs=crs)
         times.append(frames["times"])
         units.append(frames["units"])
-        rounds.append(log["recomputed"])
+        rounds.append(log["rounds"])
     got = pd.concat(times, ignore_index=True).set_index("cell_id")
     ref = whole.set_index("cell_id")
     assert len(got) == len(ref) and got.index.is_unique
