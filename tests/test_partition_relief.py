@@ -214,3 +214,37 @@ def test_evacuation_by_town_is_an_optimum_of_the_whole_district(sample, walk_who
     assert (u_got["unassigned_id"] == u_ref["unassigned_id"]).all()
     dist = u_got.to_crs(crs).geometry.distance(u_ref.to_crs(crs).geometry, align=False)
     assert dist.max() < 1e-6  # metres
+
+
+def test_scenario_disruption_reads_every_incident_that_touches_the_part(sample, tmp_path):
+    import shutil
+
+    path = tmp_path / "copy.gpkg"
+    shutil.copy(sample.path, path)
+    ws = Workspace(path)
+    crs = ws.metadata["measure_crs"]
+    part = _town_parts(ws)[0]
+    cut = partition.make_cut(part.geometry, crs, 2000.0)
+    roads = partition.in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+    net = relief.drive_network(roads, measure_crs=crs)
+    # Incidents at the far ends of roads that leave the cut: outside the cut, still on an
+    # edge of the part's network.
+    lines = gpd.GeoSeries(net.edge_geometry, crs=crs)
+    beyond = lines[~lines.within(cut.polygon)].difference(cut.polygon)
+    ends = shapely.points(np.vstack([shapely.get_coordinates(g)[[0, -1]] for g in beyond]))
+    # Two beyond even the box the part reads its roads by (a read by that box would miss them).
+    x0, y0, x1, y1 = cut.lonlat_bbox
+    ll = shapely.get_coordinates(gpd.GeoSeries(ends, crs=crs).to_crs("EPSG:4490").values)
+    out_box = ~((ll[:, 0] >= x0) & (ll[:, 0] <= x1) & (ll[:, 1] >= y0) & (ll[:, 1] <= y1))
+    assert out_box.sum() >= 2
+    pts = [*ends[out_box][:2], ends[~out_box][0]]
+    inc = gpd.GeoDataFrame(
+        {"incident_id": ["I1", "I2", "I3"], "kind": "road_blocked",
+         "status": ["reported", "verified", "closed"], "reported_at": "2026-01-01T00:00:00"},
+        geometry=pts, crs=crs,
+    ).to_crs("EPSG:4490")  # fmt: skip
+    ws.write_layers({"incidents": inc}, {"incidents": {"synthetic": True, "source": "test"}})
+    d, missing = pr.scenario_disruption(ws, net, use_incidents=True)
+    ref = dis.from_polygons(net, inc[inc["status"] != "closed"], buffer_m=30.0, reason="incident")
+    assert missing == [] and d.n_closed > 0
+    np.testing.assert_array_equal(d.closed, ref.closed)
