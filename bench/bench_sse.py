@@ -22,9 +22,14 @@ Measured
 * fan-out p99: from the first client having an event to each other client having it (the
   streaming layer alone, without the commit);
 * events lost: N x E minus the (client, event id) pairs received;
-* write latency (request sent to response read), p50.
+* write latency (request sent to response read), p50 and p99;
+* the same with reconnects: each client drops its stream after every k-th event (1/k of the
+  clients at each event) and reconnects at once with ``Last-Event-ID``; the missed events come
+  from the replay (geo-mz: its memory of recent events or the log; bare: a list). The latency of
+  a replayed event counts from its write, so it includes the reconnection.
 
-Run: ``.venv/bin/python bench/bench_sse.py [--clients 200 1000] [--events 20]``.
+Run: ``.venv/bin/python bench/bench_sse.py [--clients 200 1000] [--events 20]
+[--reconnect-every 4]``. The machine running it should be otherwise idle: the clients share it.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ ID_LINE = re.compile(rb"^id: (\d+)$", re.MULTILINE)
 def bare_app():
     queues: set[asyncio.Queue] = set()
     state = {"n": 0}
+    history: list[bytes] = []  # every event, for Last-Event-ID replay (as geo-mz does)
     pad = "x" * 500
 
     async def app(scope, receive, send):
@@ -68,6 +74,7 @@ def bare_app():
                 pass
             state["n"] += 1
             chunk = f'id: {state["n"]}\nevent: change\ndata: {{"pad": "{pad}"}}\n\n'.encode()
+            history.append(chunk)
             for q in queues:
                 q.put_nowait(chunk)
             eid = [(b"x-event-id", str(state["n"]).encode())]
@@ -91,6 +98,10 @@ def bare_app():
             await send(
                 {"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True}
             )
+            last = dict(scope["headers"]).get(b"last-event-id")
+            if last is not None and history[int(last) :]:
+                missed = b"".join(history[int(last) :])  # ids are 1, 2, ...: index = id - 1
+                await send({"type": "http.response.body", "body": missed, "more_body": True})
             while not gone.is_set():
                 chunk = await q.get()
                 if chunk:
@@ -158,30 +169,61 @@ def start_bare() -> tuple[subprocess.Popen, str, dict[str, str]]:
 
 
 # -- clients ------------------------------------------------------------------------------------
-async def client(root: str, src: str, arrivals: dict[int, float], ready: asyncio.Event) -> None:
+async def client(
+    root: str,
+    src: str,
+    arrivals: dict[int, float],
+    ready: asyncio.Event,
+    reconnect_every: int,
+    offset: int,
+    counts: list[int],
+) -> None:
+    """One map: read events; with ``reconnect_every`` > 0, drop the connection after every
+    ``reconnect_every``-th event (staggered by ``offset``) and reconnect with Last-Event-ID."""
     host, port = root.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port), local_addr=(src, 0))
-    writer.write(b"GET /events HTTP/1.0\r\nHost: bench\r\n\r\n")
-    head = await reader.readuntil(b"\r\n\r\n")
-    if b" 200 " not in head.split(b"\r\n", 1)[0]:
-        raise RuntimeError(head.decode(errors="replace"))
-    ready.set()
-    buf = b""
-    try:
-        while data := await reader.read(65536):
-            now = time.perf_counter()
-            buf += data
-            cut = buf.rfind(b"\n\n")
-            if cut < 0:
-                continue
-            for m in ID_LINE.findall(buf[:cut]):
-                arrivals.setdefault(int(m), now)
-            buf = buf[cut + 2 :]
-    finally:
-        writer.close()
+    last: int | None = None
+    while True:
+        reader, writer = await asyncio.open_connection(host, int(port), local_addr=(src, 0))
+        head_lines = "GET /events HTTP/1.0\r\nHost: bench\r\n"
+        if last is not None:
+            head_lines += f"Last-Event-ID: {last}\r\n"
+        writer.write((head_lines + "\r\n").encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        if b" 200 " not in head.split(b"\r\n", 1)[0]:
+            raise RuntimeError(head.decode(errors="replace"))
+        counts[0] += 1
+        ready.set()
+        buf = b""
+        drop = False
+        try:
+            while not drop and (data := await reader.read(65536)):
+                now = time.perf_counter()
+                buf += data
+                cut = buf.rfind(b"\n\n")
+                if cut < 0:
+                    continue
+                for m in ID_LINE.findall(buf[:cut]):
+                    eid = int(m)
+                    arrivals.setdefault(eid, now)
+                    last = eid if last is None else max(last, eid)
+                    if reconnect_every and (eid + offset) % reconnect_every == 0:
+                        drop = True
+                buf = buf[cut + 2 :]
+        finally:
+            writer.close()
+        if not drop:
+            return
 
 
-def measure(root: str, headers: dict[str, str], n: int, events: int, gap: float, bare: bool):
+def measure(
+    root: str,
+    headers: dict[str, str],
+    n: int,
+    events: int,
+    gap: float,
+    bare: bool,
+    reconnect_every: int = 0,
+):
     path = "/publish" if bare else "/collections/incidents/items"
     body = {
         "type": "Feature",
@@ -202,11 +244,23 @@ def measure(root: str, headers: dict[str, str], n: int, events: int, gap: float,
             done.append((eid, t0, time.perf_counter()))
             time.sleep(gap)
 
+    counts = [0]  # connections made (first ones and reconnects)
+
     async def run() -> list[dict[int, float]]:
         arrivals = [{} for _ in range(n)]
         readies = [asyncio.Event() for _ in range(n)]
         tasks = [
-            asyncio.create_task(client(root, ADDRS[i % len(ADDRS)], arrivals[i], readies[i]))
+            asyncio.create_task(
+                client(
+                    root,
+                    ADDRS[i % len(ADDRS)],
+                    arrivals[i],
+                    readies[i],
+                    reconnect_every,
+                    i,
+                    counts,
+                )
+            )
             for i in range(n)
         ]
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
@@ -227,8 +281,8 @@ def measure(root: str, headers: dict[str, str], n: int, events: int, gap: float,
         lost += len(arrivals) - len(got)
         lat += [t - sent for t in got]
         spread += [t - min(got) for t in got] if got else []
-    writes = [a - s for _, s, a in done]
-    return np.array(lat) * 1000, np.array(spread) * 1000, lost, float(np.median(writes)) * 1000
+    writes = np.array([a - s for _, s, a in done]) * 1000
+    return np.array(lat) * 1000, np.array(spread) * 1000, lost, writes, counts[0] - n
 
 
 def main() -> None:
@@ -236,6 +290,13 @@ def main() -> None:
     ap.add_argument("--clients", type=int, nargs="+", default=[200, 1000])
     ap.add_argument("--events", type=int, default=20)
     ap.add_argument("--gap", type=float, default=0.25, help="seconds between events")
+    ap.add_argument(
+        "--reconnect-every",
+        type=int,
+        default=4,
+        help="in the reconnect runs each client drops its stream after every k-th event "
+        "(staggered: 1/k of the clients per event) and reconnects with Last-Event-ID; 0: none",
+    )
     ap.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_server is not None:
@@ -255,34 +316,43 @@ def main() -> None:
         loop = "asyncio"
     print(
         f"bench_sse: {platform.python_version()}, uvicorn {uvicorn.__version__} (h11, {loop}), "
-        f"{os.cpu_count()} CPUs; clients {args.clients}, {args.events} events "
-        f"{args.gap} s apart; clients in one asyncio process over {len(ADDRS)} loopback addresses"
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; clients {args.clients}, "
+        f"{args.events} events {args.gap} s apart; clients in one asyncio process over "
+        f"{len(ADDRS)} loopback addresses; a fresh server per row, the order of the two servers "
+        "alternating; latency measured from the start of the write request"
     )
     print(
-        f"{'server':8} {'clients':>7} {'p50 ms':>8} {'p99 ms':>8} {'fan p99 ms':>10} "
-        f"{'lost':>6} {'write p50 ms':>13}"
+        f"{'server':8} {'clients':>7} {'reconnect':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'fan p99 ms':>10} {'lost':>6} {'reconnects':>10} {'write p50':>9} {'write p99':>9}"
     )
+    modes = [0] + ([args.reconnect_every] if args.reconnect_every else [])
     tmp = Path(tempfile.mkdtemp(prefix="bench_sse_"))
+    row = 0
     try:
         for n in args.clients:
-            for name in ("geo-mz", "bare"):
-                proc, root, headers = (
-                    start_geomz(tmp / f"g{n}") if name == "geo-mz" else start_bare()
-                )
-                try:
-                    lat, spread, lost, write_ms = measure(
-                        root, headers, n, args.events, args.gap, name == "bare"
+            for every in modes:
+                names = ["geo-mz", "bare"] if row % 2 == 0 else ["bare", "geo-mz"]
+                row += 1
+                for name in names:
+                    proc, root, headers = (
+                        start_geomz(tmp / f"g{n}_{every}") if name == "geo-mz" else start_bare()
                     )
-                finally:
-                    proc.terminate()
-                    proc.wait(timeout=30)
-                p50, p99 = (np.percentile(lat, q) if len(lat) else np.nan for q in (50, 99))
-                fan99 = np.percentile(spread, 99) if len(spread) else np.nan
-                print(
-                    f"{name:8} {n:>7} {p50:8.1f} {p99:8.1f} {fan99:10.1f} {lost:>6} "
-                    f"{write_ms:13.1f}",
-                    flush=True,
-                )
+                    try:
+                        lat, spread, lost, writes, again = measure(
+                            root, headers, n, args.events, args.gap, name == "bare", every
+                        )
+                    finally:
+                        proc.terminate()
+                        proc.wait(timeout=30)
+                    p50, p99 = (np.percentile(lat, q) if len(lat) else np.nan for q in (50, 99))
+                    fan99 = np.percentile(spread, 99) if len(spread) else np.nan
+                    w50, w99 = np.percentile(writes, 50), np.percentile(writes, 99)
+                    label = f"every {every}" if every else "no"
+                    print(
+                        f"{name:8} {n:>7} {label:>9} {p50:8.1f} {p99:8.1f} {fan99:10.1f} "
+                        f"{lost:>6} {again:>10} {w50:9.1f} {w99:9.1f}",
+                        flush=True,
+                    )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -5,6 +5,7 @@ sample and seconds on 60,000 shelters; here the workspace is copied (an owned te
 ``geo_mz.core.temp_copies``, as every workspace write), the one row is updated, inserted or
 deleted in the copy with SQLite, the copy is synced and replaces the file in one ``os.replace``.
 So a kill at any moment leaves the old or the new file, and the next open removes the copy.
+SQLite's own syncs are off on the copy: the one ``fsync`` before the rename is what counts.
 
 The row is written in the copy only, never in the live file: GDAL (pyogrio) reads the live
 workspace in this process with its own SQLite library, and closing a GDAL handle drops every
@@ -90,6 +91,21 @@ def _connect(path: Path) -> sqlite3.Connection:
     for name, i in (("ST_MinX", 0), ("ST_MinY", 1), ("ST_MaxX", 2), ("ST_MaxY", 3)):
         conn.create_function(name, 1, _bound(i), deterministic=True)
     return conn
+
+
+def _private_copy_pragmas(conn: sqlite3.Connection) -> None:
+    """Let SQLite skip its own syncs and its rollback-journal file on the private copy.
+
+    Safe here because nobody can see the copy before :func:`write_row` has fsynced it and
+    renamed it over the workspace: a crash before that leaves the old workspace untouched and
+    the copy is removed on the next open, whatever state SQLite left it in. The rollback
+    journal is kept in memory, so a refused edit still rolls back. A copy in WAL mode keeps its
+    journal mode (that one is stored in the file) and only syncs less.
+    """
+    conn.execute("PRAGMA synchronous = OFF")
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    if str(mode).lower() != "wal":
+        conn.execute("PRAGMA journal_mode = MEMORY")
 
 
 def sql_value(value: Any, kind: str) -> Any:
@@ -226,6 +242,7 @@ def write_row(
     with owned_temp(target) as tmp:
         shutil.copy2(target, tmp)  # keeps the file mode; other rows' bytes stay as they are
         with closing(_connect(tmp)) as conn:
+            _private_copy_pragmas(conn)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 _apply(conn, layer, spec, fid, after, method)
