@@ -138,7 +138,7 @@ def proven_times(
 ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """Return the part's proven walking times: ``part_times[part.code]`` or computed anew.
 
-    ``part_times``: part code -> :func:`geo_mz.scale.partition.coverage_part`'s ``times``
+    ``part_times``: part code -> :func:`geo_mz.scale.coverage_part`'s ``times``
     from a coverage run with the same settings (so one run's times serve every job).
     """
     if part_times is not None and part.code in part_times:
@@ -161,17 +161,19 @@ def capacity_first(
     roads_bbox: tuple[float, float, float, float] | None = None,
     capacity_field: str = "places",
     part_times: Mapping[str, gpd.GeoDataFrame] | None = None,
+    keep_part_rows: bool = False,
 ) -> tuple[Frames, dict[str, Any]]:
     """Pass 1 of capacity-adjusted coverage: covered aged 60+ per serving centre.
 
-    Options as :func:`geo_mz.scale.partition.coverage_part`; ``capacity_field`` the centres'
-    places; ``part_times`` as :func:`proven_times`.
+    Options as :func:`geo_mz.scale.coverage_part`; ``capacity_field`` the centres'
+    places; ``part_times`` as ``proven_times``; ``keep_part_rows`` adds the part's ``times``
+    for its own second pass (its ``first``), not for the reduce.
 
     Returns
     -------
     tuple
         Frames ``demand`` (``part``, ``key`` = centre id, ``inside``, ``covered_pop``),
-        ``times`` (:func:`geo_mz.scale.partition.coverage_part`'s) and ``parts``; the log.
+        ``parts`` (and ``times``); the log.
     """
     s = settings or CircleSettings()
     times, log = proven_times(ws, part, s, measure_crs, buffer_m, roads_bbox, part_times)
@@ -192,7 +194,8 @@ def capacity_first(
     keep = (np.bincount(j, minlength=len(ids)) > 0) | inside
     rows = pd.DataFrame({"part": part.code, "key": ids[keep], "inside": inside[keep],
                          "covered_pop": demand[keep]})  # fmt: skip
-    return {"demand": rows, "times": times, "parts": _part_row(part)}, log
+    frames = {"demand": rows, "parts": _part_row(part)}
+    return frames | ({"times": times} if keep_part_rows else {}), log
 
 
 def capacity_reduce(frames: Frames) -> dict[str, Any]:
@@ -230,12 +233,9 @@ def capacity_second(
     """
     s = settings or CircleSettings()
     log: dict[str, Any] = {}
-    if first is None:
-        first, log = capacity_first(ws, part, settings=s, measure_crs=measure_crs,
-                                    buffer_m=buffer_m, roads_bbox=roads_bbox,
-                                    capacity_field=capacity_field,
-                                    part_times=part_times)  # fmt: skip
-    times = first["times"]
+    first = first or {}
+    times = first["times"] if "times" in first else proven_times(
+        ws, part, s, measure_crs, buffer_m, roads_bbox, part_times)[0]  # fmt: skip
     centres = coverage.select_centres(ws.read("elder_care"), kinds=s.kinds, statuses=s.statuses)
     ids = _ids(centres)
     need = float(s.places_per_1000)
@@ -379,17 +379,19 @@ def e2sfca_first(
     catchment_min: float = 15.0,
     decay: str = "gaussian",
     demand_per_1000: float = BEDS_PER_1000_MIN,
+    keep_part_rows: bool = False,
 ) -> tuple[Frames, dict[str, Any]]:
     """Pass 1 of E2SFCA: each centre's demand ``Σ P_i W(t_ij)`` from the part's own people.
 
     Options as :func:`geo_mz.eldercare.e2sfca` (its defaults) and
-    :func:`geo_mz.scale.partition.coverage_part`; ``kinds`` selects the centres.
+    :func:`geo_mz.scale.coverage_part`; ``kinds`` selects the centres; ``keep_part_rows``
+    adds the part's ``points`` and ``pairs`` for its own second pass (not for the reduce).
 
     Returns
     -------
     tuple
         Frames ``demand`` (``part``, ``key`` = centre id, ``inside``, ``demand_weighted``,
-        ``demand_pop``), ``points``, ``pairs`` and ``parts``; the round figures.
+        ``demand_pop``) and ``parts`` (and ``points``, ``pairs``); the round figures.
     """
     s = settings or CircleSettings()
     if decay not in ("gaussian", "linear", "step"):
@@ -409,8 +411,9 @@ def e2sfca_first(
     demand = pd.DataFrame({"part": part.code, "key": _ids(centres)[keep], "inside": inside[keep],
                            "demand_weighted": np.bincount(j, p[i] * w, n)[keep],
                            "demand_pop": np.bincount(j, p[i], n)[keep]})  # fmt: skip
-    frames = {"demand": demand, "points": pop, "pairs": pairs.assign(weight=w),
-              "parts": _part_row(part)}  # fmt: skip
+    frames = {"demand": demand, "parts": _part_row(part)}
+    if keep_part_rows:
+        frames |= {"points": pop, "pairs": pairs.assign(weight=w)}
     return frames, log | {"points": len(pop), "pairs": len(pairs), "crs": crs}
 
 
@@ -449,11 +452,11 @@ def e2sfca_second(
     """
     s = settings or CircleSettings()
     log: dict[str, Any] = {}
-    if first is None:
+    if first is None or "pairs" not in first:
         first, log = e2sfca_first(ws, part, settings=s, measure_crs=measure_crs,
                                   buffer_m=buffer_m, roads_bbox=roads_bbox, kinds=kinds,
                                   capacity_field=capacity_field, catchment_min=catchment_min,
-                                  decay=decay)  # fmt: skip
+                                  decay=decay, keep_part_rows=True)  # fmt: skip
     centres = _residential(ws, s, kinds)
     ids, cap = _ids(centres), _capacity(centres, capacity_field)
     dw = pd.Series(shared["demand_weighted"], dtype=float).reindex(ids).fillna(0.0).to_numpy()
@@ -531,7 +534,7 @@ def gaps_first(
     """Pass 1 of the gap map: the part's people beyond the circle (proven walking times).
 
     ``grid_crs``: the hexagon grid's CRS, one for the whole run (default ``measure_crs``,
-    else the workspace's measuring CRS); ``part_times`` as :func:`proven_times`.
+    else the workspace's measuring CRS); ``part_times`` as ``proven_times``.
     """
     s = settings or CircleSettings()
     grid = grid_crs or measure_crs or ws.metadata.get("measure_crs")
@@ -594,7 +597,7 @@ ELDERCARE_JOBS: Mapping[str, TwoPassJob | Callable[..., tuple[Frames, dict[str, 
     "rings": rings_part,
     "gaps": GAPS,
 }
-"""The elder-care jobs by name: part functions or :class:`TwoPassJob`."""
+"""The elder-care jobs by name: part functions or two-pass jobs (``TwoPassJob``)."""
 
 __all__ = [
     "CAPACITY",

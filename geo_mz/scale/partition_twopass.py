@@ -9,6 +9,7 @@ part's rows) and hands its small result to every part of pass 2;
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +60,11 @@ def concat_frames(frames: Sequence[Frames]) -> Frames:
 def run_two_pass_in_process(
     job: TwoPassJob, ws: Any, parts: Sequence[Part], **options: Any
 ) -> tuple[Frames, dict[str, Any]]:
-    """Run a :class:`TwoPassJob` over ``parts`` in this process, one part after another.
+    """Run a two-pass job over ``parts`` in this process, one part after another.
+
+    Any object with ``first``, ``reduce`` and ``second`` (``TwoPassJob``) will do; a first
+    pass with a ``keep_part_rows`` option is asked to keep the part's own rows, and a second
+    pass with a ``first`` option is given them.
 
     Returns
     -------
@@ -67,11 +72,18 @@ def run_two_pass_in_process(
         The second pass's frames of every part, stacked per layer, and the logs
         (``first``/``second``: part code -> log; ``shared``: the reduced value).
     """
-    firsts = {p.code: job.first(ws, p, **options) for p in parts}
+    # A first pass that can keep the part's own rows (times, pairs) for its second pass is
+    # asked to (a Dask run does not keep them: its second pass computes them again).
+    keep = "keep_part_rows" in inspect.signature(job.first).parameters
+    extra = {"keep_part_rows": True} if keep else {}
+    firsts = {p.code: job.first(ws, p, **options, **extra) for p in parts}
     shared = job.reduce(concat_frames([f for f, _ in firsts.values()]))
+    takes_first = "first" in inspect.signature(job.second).parameters
     seconds = {
-        p.code: job.second(ws, p, shared=shared, first=firsts[p.code][0], **options) for p in parts
-    }
+        p.code: job.second(ws, p, shared=shared, **options,
+                           **({"first": firsts[p.code][0]} if takes_first else {}))
+        for p in parts
+    }  # fmt: skip
     log = {"first": {k: v[1] for k, v in firsts.items()},
            "first_frames": {k: v[0] for k, v in firsts.items()},
            "second": {k: v[1] for k, v in seconds.items()}, "shared": shared}  # fmt: skip
