@@ -248,3 +248,11 @@ def test_scenario_disruption_reads_every_incident_that_touches_the_part(sample, 
     ref = dis.from_polygons(net, inc[inc["status"] != "closed"], buffer_m=30.0, reason="incident")
     assert missing == [] and d.n_closed > 0
     np.testing.assert_array_equal(d.closed, ref.closed)
+
+
+def test_evacuation_refuses_cells_farther_than_far_m(sample):
+    # Other parts' proofs rest on no cell lying farther than far_m from the network.
+    part = _town_parts(sample)[0]
+    with pytest.raises(partition.PartitionError, match=r"far_m") as err:
+        ps.evacuation_part(sample, part, measure_crs=sample.metadata["measure_crs"], far_m=20.0)
+    assert "疏散分区" in str(err.value) and "cell_id" in str(err.value)

@@ -374,18 +374,20 @@ def evacuation_part(
         ok = full or bool(ok_src[mine[:n]].all() and ok_k[mine[n:]].all())
         if not ok:
             return False, None
+        if full:  # every road and cell read: nothing rests on far_m
+            return True, (net, pop, src, cell_src, comp, kin, own_src)
         cells = np.flatnonzero(np.isin(cell_src, np.flatnonzero(mine[:n])))
         far = cells[cell_off_m[cells] > far_m]
-        sure = cut.room_m(_xy(pop.iloc[far], crs)) >= cell_off_m[far] + SLACK_M
-        if not full and not sure.all():
+        if not (cut.room_m(_xy(pop.iloc[far], crs)) >= cell_off_m[far] + SLACK_M).all():
             return False, None  # the snap itself is not yet the whole network's
-        too_far = far
-        if len(too_far):
+        if len(far):
+            # Other parts' proofs rest on far_m (a cell that far snaps to their nodes).
+            first = pop["cell_id"].iloc[far[0]] if "cell_id" in pop else far[0]
             raise PartitionError(
-                f"疏散分区 {part.code}：{len(too_far)} 个人口格网距步行路网超过 {far_m:g} m / "
-                f"evacuation part {part.code}: {len(too_far)} population cell(s) (e.g. "
-                f"cell_id {pop['cell_id'].iloc[too_far[0]] if 'cell_id' in pop else too_far[0]})"
-                f" lie more than {far_m:g} m from the walking network; pass a larger far_m"
+                f"疏散分区 {part.code}：{len(far)} 个人口格网距步行路网超过 {far_m:g} m / "
+                f"evacuation part {part.code}: {len(far)} population cell(s) (e.g. cell_id "
+                f"{first}) lie more than {far_m:g} m from the walking network; pass a larger "
+                "far_m to every part"
             )
         return True, (net, pop, src, cell_src, comp, kin, own_src)
 
