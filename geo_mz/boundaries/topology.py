@@ -468,6 +468,13 @@ def qa_kpis(q: Qa) -> list[Kpi]:
             source="shapely.coverage_is_valid",
         ),
         Kpi("几何无效", "Invalid geometries", n("invalid"), target="0", met=n("invalid") == 0),
+        Kpi(
+            "环自身折叠的面积",
+            "Area where rings fold over themselves",
+            round(float(f.loc[k == "invalid", "area_m2"].fillna(0.0).sum()), 1),
+            "m²",
+            source="非零环绕或奇偶规则 non-zero or even-odd rule of the raw rings",
+        ),
         Kpi("重叠", "Overlaps", n("overlap"), target="0", met=n("overlap") == 0),
         Kpi("重叠面积", "Overlap area", area("overlap"), "m²"),
         Kpi("缝隙", "Gaps", n("gap"), target="0", met=n("gap") == 0),
