@@ -58,6 +58,8 @@ def test_scenario_by_town_equals_the_whole_district(sample, tmp_path):
     # A closure area on a town border too: a 300 m disc at the middle of a crossing road.
     road = layers["roads"].to_crs(crs).set_index("road_id").geometry[ids[0]]
     area = gpd.GeoDataFrame(geometry=[road.interpolate(0.5, normalized=True).buffer(300)], crs=crs)
+    closure_file = tmp_path / "closure.gpkg"  # as the command line gives it: a file
+    area.to_file(closure_file)
     base = relief.run_audit(layers, s, measure_crs=crs)
     d = dis.combine(
         dis.from_flood_raster(base.network, tif),
@@ -79,7 +81,7 @@ def test_scenario_by_town_equals_the_whole_district(sample, tmp_path):
             name="flood",
             flood=tif,
             close_roads=ids[1:],
-            closures=area,
+            closures=closure_file,
         )
         got.append(frames["scenario"])
         changes.append(frames["changes"])

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo_mz.core.io import read_source
 from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
 from geo_mz.network import disruption as dis
 from geo_mz.network.graph import Network
@@ -71,7 +72,7 @@ def scenario_disruption(
     flood: str | Path | None = None,
     close_depth_m: float | None = None,
     close_roads: Sequence[str] = (),
-    closures: gpd.GeoDataFrame | None = None,
+    closures: gpd.GeoDataFrame | str | Path | None = None,
     buffer_m: float = 0.0,
     use_incidents: bool = False,
 ) -> tuple[dis.Disruption, list[str]]:
@@ -90,7 +91,8 @@ def scenario_disruption(
     close_roads
         Road ids to close, as ``--close-roads``; ids not in ``net`` are returned, not raised.
     closures
-        Closure areas (points/lines need ``buffer_m``), as ``--closures``.
+        Closure areas (points/lines need ``buffer_m``), as ``--closures``: a frame or a
+        file (a path keeps a run's options small and hashable).
     buffer_m
         Buffer of closure points/lines (m), as ``--buffer-m``.
     use_incidents
@@ -113,6 +115,8 @@ def scenario_disruption(
     inside = [r for r in ids if r in have]
     if inside:
         parts.append(dis.from_edge_ids(net, inside))
+    if isinstance(closures, str | Path):
+        closures = read_source(closures).gdf
     if closures is not None and len(closures):
         parts.append(dis.from_polygons(net, closures, buffer_m=buffer_m, reason="closure"))
     if use_incidents and "incidents" in ws.layers():
