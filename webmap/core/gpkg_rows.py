@@ -258,6 +258,23 @@ def write_row(
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+    _sync_directory(target.parent)
+
+
+def _sync_directory(path: Path) -> None:
+    """Make a rename in ``path`` durable (POSIX) before the journal commits the edit's event.
+
+    Otherwise a power cut could keep the journal's event (synced on commit) but lose the
+    rename, and the maps would have been told of a feature the workspace does not hold.
+    """
+    flag = getattr(os, "O_DIRECTORY", None)
+    if flag is None:  # Windows: no directory handles to sync (NTFS logs the rename)
+        return
+    fd = os.open(path, os.O_RDONLY | flag)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 __all__ = ["EDIT_METHOD", "RowWriteUnsupported", "gpkg_blob", "sql_value", "write_row"]
