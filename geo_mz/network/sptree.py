@@ -88,11 +88,13 @@ class Forest:
         numpy.ndarray
             int64 positions, the shape of ``nodes``.
         """
-        q = np.asarray(nodes, dtype=np.int64)
+        q = np.asarray(nodes)
         if len(self.nodes) == 0:
             return np.full(q.shape, -1, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.nodes, q), len(self.nodes) - 1)
-        return np.where(self.nodes[pos] == q, pos, -1)
+        inside = (q >= 0) & (q < self.n_nodes)
+        q32 = np.where(inside, q, 0).astype(np.int32)  # same dtype: no copy of ``nodes``
+        pos = np.minimum(np.searchsorted(self.nodes, q32), len(self.nodes) - 1)
+        return np.where(inside & (self.nodes[pos] == q32), pos, -1).astype(np.int64)
 
     def time_at(self, nodes: np.ndarray) -> np.ndarray:
         """Best times (float64 minutes) of the given nodes; ``inf`` where unreached."""
