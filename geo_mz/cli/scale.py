@@ -27,39 +27,6 @@ from geo_mz.cli.common import (
     progress_bar,
 )
 
-#: The level a boundary QA checks inside a part of each level (local choice: one level down).
-QA_LEVEL_BELOW = {"province": "county", "city": "county", "county": "town", "town": "village"}
-#: Wider than one 3° Gauss–Krüger zone: measure each part in its own zone (a single zone
-#: distorts lengths by more than 1 % some 700 km from its meridian).
-ONE_ZONE_DEG = 3.0
-
-
-def _measure_crs(ws: Any) -> str | None:
-    minx, _, maxx, _ = ws.bounds
-    if maxx - minx > ONE_ZONE_DEG:
-        return None
-    return ws.metadata.get("measure_crs")
-
-
-def _options(job: str, ws: Any, by: str, level: str | None, buffer_km: float | None) -> dict:
-    opts: dict[str, Any] = {"measure_crs": _measure_crs(ws)}
-    if buffer_km is not None:
-        opts["buffer_m"] = buffer_km * 1000.0
-    if job == "coverage":
-        from geo_mz.eldercare.circle15 import CircleSettings
-
-        opts["settings"] = CircleSettings()
-    elif job == "relief":
-        from geo_mz.relief.drive_audit import ReliefSettings, workspace_targets
-        from geo_mz.scale.partition import max_drive_kmh
-
-        s = ReliefSettings(targets=workspace_targets(ws.metadata))
-        opts["settings"] = s
-        opts["vmax_kmh"] = max_drive_kmh(ws.read("roads"), s)
-    else:
-        opts["level"] = level or QA_LEVEL_BELOW.get(by, "village")
-    return opts
-
 
 def _parts(ws: Any, by: str, codes: list[str] | None, qa_level: str | None) -> list:
     from geo_mz.scale.runner import parts_of, province_parts
@@ -137,6 +104,7 @@ def run(
 
     from geo_mz.core.workspaces import open_workspace
     from geo_mz.scale.outputs import points_left_out, run_kpis, write_run_outputs
+    from geo_mz.scale.province import job_options
     from geo_mz.scale.runner import run_partitioned
 
     only_with(level=(job == "boundaries", "scale run boundaries"))
@@ -152,7 +120,7 @@ def run(
         ws = open_workspace(workspace)
         code_list = [c.strip() for c in codes.split(",") if c.strip()] if codes else None
         parts = _parts(ws, by, code_list, level if job == "boundaries" else None)
-        opts = _options(job, ws, by, level, buffer_km)
+        opts = job_options(job, ws, by, level, buffer_km)
         store = store or str(Path(out_dir) / "runs.gpkg")
         bar = tqdm(total=len(parts), desc=f"{job} 分区 parts", unit=" 区", file=sys.stderr)
 
@@ -210,7 +178,7 @@ def _run_all(
 
     from geo_mz.core.workspaces import open_workspace
     from geo_mz.scale.jobs import ALL_ORDER
-    from geo_mz.scale.province import JOB_TITLES, run_all, write_province_outputs
+    from geo_mz.scale.province import JOB_TITLES, job_options, run_all, write_province_outputs
 
     if workers != 0 or scheduler:
         need_extra(
@@ -224,7 +192,7 @@ def _run_all(
         ws = open_workspace(workspace)
         code_list = [c.strip() for c in codes.split(",") if c.strip()] if codes else None
         parts = _parts(ws, by, code_list, None)
-        opts = {job: _options(job, ws, by, level, buffer_km) for job in ALL_ORDER}
+        opts = {job: job_options(job, ws, by, level, buffer_km) for job in ALL_ORDER}
         store = store or str(Path(out_dir) / "runs.gpkg")
         bar = tqdm(total=len(parts) * len(ALL_ORDER), desc="all 分区 parts", unit=" 区",
                    file=sys.stderr)  # fmt: skip

