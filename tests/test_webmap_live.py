@@ -209,3 +209,60 @@ def test_real_server_serves_map_api_and_live_events(base, tmp_path):
         listener.join(timeout=10)
         # delivery time is measured in bench/ (never asserted as wall-clock in a unit test)
         assert got and got[0][0] >= sent and "真实服务器" in got[0][1]
+
+
+# -- live analysis events: noticed through the bus, sent once, never older ------------------
+def _closure_row(app):
+    """A small closure row on the first road of the sample (built as the API would)."""
+    import geopandas as gpd
+
+    from webmap.core.layers import closure_spec
+
+    api = app.extensions["webmap"]
+    road = api.store.frame("roads").geometry.iloc[0]
+    spec = closure_spec("LineString")
+    values = {"closure_id": "RC-T1", "reason": "测试", "effect": "closed", "created_by": "t"}
+    return gpd.GeoDataFrame(
+        {f.name: [values.get(f.name)] for f in spec.fields}, geometry=[road], crs="EPSG:4490"
+    )
+
+
+def test_an_edit_made_elsewhere_is_noticed_through_the_bus_and_sent_once(app):
+    """Like another process's edit: committed to the store, announced only on the bus."""
+    from webmap.core.analysis_live import LiveAnalysis, version_key
+    from webmap.core.events import EventBus
+
+    api = app.extensions["webmap"]
+    bus = EventBus(api.store.last_event_id())
+    runs: list[int] = []
+
+    def compute() -> dict:
+        runs.append(1)
+        return {"version": f"{len(runs)}:-", "closures": len(api.store.frame("road_closures"))}
+
+    feed = LiveAnalysis(api.store, bus, compute, lambda: True, lambda e: e)  # type: ignore[arg-type]
+    feed.start_watching()
+    try:
+        seq0, _ = feed.live(None)
+        row = _closure_row(app)
+        change = api.store.apply(
+            "road_closures", "RC-T1", op="create", build=lambda _b: row, user="t", role="admin"
+        )
+        bus.publish(change.event.id)  # what the PostGIS listener does for another process
+        deadline = time.monotonic() + 20
+        while feed.live(seq0)[0] == seq0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seq1, chunks = feed.live(seq0)
+        assert chunks and chunks[0].startswith("event: analysis\n"), chunks
+        assert json.loads(chunks[0].split("data: ", 1)[1])["closures"] == 1
+        pokes = bus.pokes
+        assert feed.offer(chunks[0], version_key("1:-")) is False  # the same text: once only
+        assert feed.offer("event: analysis\ndata: {}\n\n", version_key("0:-")) is False  # older
+        assert bus.pokes == pokes
+        newer = 'event: analysis\ndata: {"version": "5:-"}\n\n'
+        feed.relay(newer)  # another process's newer result goes out
+        assert feed.live(seq1) == (seq1 + 1, [newer]) and bus.pokes == pokes + 1
+        feed.relay("event: analysis\ndata: {not json\n\n")  # unreadable: dropped, no error
+        assert feed.live(seq1 + 1) == (seq1 + 1, [])
+    finally:
+        feed.close()
