@@ -269,8 +269,10 @@ def _pairs(
     g = net.graph.T.tocsr()
     si, ki = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     node, off = src["node"].to_numpy(np.int64), src["offset"].to_numpy(float)
-    for start in range(0, len(k_node), 64):
-        kk = np.arange(start, min(start + 64, len(k_node)))
+    # Shelters a chunk: the dense chunk × nodes array stays under 4 M values (32 MiB).
+    chunk = max(1, 4_000_000 // max(net.n_nodes, 1))
+    for start in range(0, len(k_node), chunk):
+        kk = np.arange(start, min(start + chunk, len(k_node)))
         budget = float((k_lim[kk] - k_off[kk]).max())
         if budget < 0:
             continue
