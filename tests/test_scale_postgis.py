@@ -112,3 +112,48 @@ def test_cli_push_run_and_status_on_postgis(pg_url, sample_ws, tmp_path):
     assert "Parts done: 6/6" in r.output
     st = CliRunner().invoke(main, ["scale", "status", "--store", store])
     assert st.exit_code == 0 and "'done': 6" in st.output
+
+
+def _advisory_locks(conn) -> int:
+    q = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+    return int(conn.execute(q).fetchone()[0])
+
+
+def test_reads_reuse_pooled_connections_and_a_snapshot_takes_one_lock(pg_ws, sample_ws):
+    from geo_mz.core.errors import WorkspaceError
+    from geo_mz.core.workspace_postgis import close_pool, pooled_connection, split_workspace_url
+    from geo_mz.core.workspaces import open_workspace
+
+    url, _ = split_workspace_url(pg_ws)
+    close_pool()
+    pg = open_workspace(pg_ws)
+    pg.read("elder_care")
+    with pooled_connection(url) as conn:
+        pid = conn.info.backend_pid
+        # The read gave its shared lock back before its connection went back to the pool.
+        assert _advisory_locks(conn) == 0
+    for _ in range(5):
+        pg.read("elder_care", bbox=(113.0, 22.5, 113.2, 22.7))
+    with pooled_connection(url) as conn:
+        assert conn.info.backend_pid == pid  # one connection for all those reads
+    # A snapshot: every read on one connection, in one transaction, under one lock.
+    with pg.snapshot():
+        a = pg.read("roads", bbox=(113.0, 22.5, 113.1, 22.6))
+        b = pg.read("population", bbox=(113.0, 22.5, 113.1, 22.6))
+        with psycopg.connect(url, autocommit=True) as other:
+            held = other.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock'"
+            ).fetchone()[0]
+        assert held == 1
+    ref = sample_ws.read("roads", bbox=(113.0, 22.5, 113.1, 22.6))
+    pd.testing.assert_frame_equal(pd.DataFrame(a.drop(columns="geometry")),
+                                  pd.DataFrame(ref.drop(columns="geometry")))  # fmt: skip
+    assert len(b) == len(sample_ws.read("population", bbox=(113.0, 22.5, 113.1, 22.6)))
+    # A read that fails closes its connection (its lock goes with it): a writer is not held.
+    with pytest.raises(WorkspaceError, match="no layer"):
+        pg.read("no_such_layer")
+    with pooled_connection(url) as conn:
+        assert _advisory_locks(conn) == 0
+        conn.execute("SET lock_timeout = '5s'")
+        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (0x676D7A, pg.schema))
+    assert close_pool() >= 1

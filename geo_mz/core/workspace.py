@@ -118,6 +118,9 @@ def conform_types(gdf: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:
     return out
 
 
+_LAYERS_SEEN: dict[str, tuple[tuple[int, int, int], list[str]]] = {}
+
+
 class Workspace:
     """A jurisdiction's layers in one GeoPackage file.
 
@@ -237,12 +240,24 @@ class Workspace:
         """Names of the catalog layers stored in this workspace."""
         # Every write replaces the file (os.replace), so its identity and time tell whether the
         # list read last is still true; a partitioned run reads layers many times per part.
+        # Kept per file, not per object: a worker opens the workspace again for every part.
         st = self.path.stat()
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        cached = getattr(self, "_layers_seen", None)
+        key = str(self.path.resolve())
+        cached = _LAYERS_SEEN.get(key)
         if cached is None or cached[0] != stamp:
-            self._layers_seen = (stamp, [str(x) for x in self.layer_records()["layer"].tolist()])
-        return list(self._layers_seen[1])
+            cached = (stamp, [str(x) for x in self.layer_records()["layer"].tolist()])
+            _LAYERS_SEEN[key] = cached
+        return list(cached[1])
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Workspace]:
+        """Read several layers together (as the PostGIS workspace's ``snapshot``).
+
+        A GeoPackage is replaced whole by every write (a new file renamed into place), so each
+        read is already of one version; this block only gives both backends one interface.
+        """
+        yield self
 
     def read(
         self, kind: str, *, bbox: tuple[float, float, float, float] | None = None

@@ -28,11 +28,14 @@ may be given as the URL's fragment, ``postgresql://host/db#my_schema`` (see
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import math
+import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -284,22 +287,77 @@ class PostgisWorkspace:
 
     @contextmanager
     def _connect(self) -> Iterator[Any]:
-        """Yield an autocommit connection; connection failures become WorkspaceError."""
-        with _connect(self._url, self.schema) as conn:
-            yield conn
+        """Yield an autocommit connection of this process's pool; errors become WorkspaceError."""
+        psycopg = _psycopg()
+        entered = False
+        try:
+            with pooled_connection(self._url) as conn:
+                entered = True
+                yield conn
+        except (psycopg.Error, ValueError) as exc:
+            if not entered:
+                raise WorkspaceError(
+                    f"{redact_url(self._url)} (schema '{self.schema}'): cannot connect to the "
+                    f"database ({clean_error(exc, self._url)})"
+                ) from exc
+            if not isinstance(exc, psycopg.Error):
+                raise
+            raise WorkspaceError(
+                f"{redact_url(self._url)}#{self.schema}: database error "
+                f"({clean_error(exc, self._url)})"
+            ) from exc
 
     @contextmanager
     def _reading(self) -> Iterator[Any]:
-        """Yield a read-only repeatable-read transaction no writer of this workspace overlaps."""
+        """Yield a read-only repeatable-read transaction no writer of this workspace overlaps.
+
+        Inside :meth:`snapshot`, the snapshot's transaction (no new lock or transaction).
+        """
+        snap = getattr(self, "_snapshot_conn", None)
+        if snap is not None and snap[0] == threading.get_ident():
+            yield snap[1]
+            return
         psycopg = _psycopg()
         with self._connect() as conn:
+            # The shared lock is the session's: taken before the transaction (so the snapshot
+            # is taken after any writer has committed), given back before the connection
+            # returns to the pool. A failure closes the connection instead, which frees it.
             conn.execute(
                 "SELECT pg_advisory_lock_shared(%s, hashtext(%s))", (_LOCK_CLASS, self.schema)
             )
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
-            with conn.transaction():
-                yield conn
+            try:
+                with conn.transaction():
+                    yield conn
+            finally:
+                # Back to the defaults for the pool's next user; a broken connection is
+                # closed by the pool whatever these do.
+                with suppress(psycopg.Error):
+                    conn.isolation_level = None
+                    conn.read_only = None
+            conn.execute(
+                "SELECT pg_advisory_unlock_shared(%s, hashtext(%s))", (_LOCK_CLASS, self.schema)
+            )
+
+    @contextmanager
+    def snapshot(self) -> Iterator[PostgisWorkspace]:
+        """Read several layers from one snapshot, on one connection, under one shared lock.
+
+        ``with ws.snapshot(): ws.read(...); ws.read(...)``: every read inside sees the same
+        data (no writer's commit in between) and costs no new connection, transaction or
+        lock; a partitioned run reads each part's inputs so. Writers wait until it ends.
+        """
+        snap = getattr(self, "_snapshot_conn", None)
+        if snap is not None and snap[0] == threading.get_ident():
+            yield self
+            return
+        with self._reading() as conn:
+            self._snapshot_conn = (threading.get_ident(), conn)
+            try:
+                yield self
+            finally:
+                self._snapshot_conn = None
 
     # -- creation ----------------------------------------------------------------------------
     @classmethod
@@ -574,6 +632,69 @@ def clean_error(exc: BaseException, url: str) -> str:
     return msg
 
 
+_POOL: dict[tuple[int, str], list[Any]] = {}
+_POOL_LOCK = threading.Lock()
+POOL_SIZE = 4
+"""Idle connections kept per database URL in each process (a Dask worker reuses them)."""
+
+
+def close_pool() -> int:
+    """Close this process's idle pooled connections (also run at exit); return how many."""
+    with _POOL_LOCK:
+        mine = [k for k in _POOL if k[0] == os.getpid()]
+        conns = [c for k in mine for c in _POOL.pop(k)]
+    for c in conns:
+        c.close()
+    return len(conns)
+
+
+atexit.register(close_pool)
+
+
+@contextmanager
+def pooled_connection(url: str) -> Iterator[Any]:
+    """Yield an autocommit connection to ``url`` from this process's pool.
+
+    A worker that reads and writes many parts opens a connection once, not once per read: the
+    connection goes back to the pool when the block ends cleanly with no transaction open and
+    is closed otherwise (an error, a transaction left open, a full pool). Keyed by the process
+    too, so a forked process never shares its parent's sockets. psycopg errors pass through.
+    """
+    psycopg = _psycopg()
+    key = (os.getpid(), url)
+    conn = None
+    with _POOL_LOCK:
+        idle = _POOL.setdefault(key, [])
+        while idle and conn is None:
+            c = idle.pop()
+            if not c.closed and c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                conn = c
+            else:
+                c.close()
+    if conn is None:
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in url:
+            kwargs["connect_timeout"] = CONNECT_TIMEOUT
+        conn = psycopg.connect(url, **kwargs)
+    clean = False
+    try:
+        yield conn
+        clean = True
+    finally:
+        keep = (
+            clean
+            and not conn.closed
+            and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        )
+        with _POOL_LOCK:
+            idle = _POOL.setdefault(key, [])
+            if keep and len(idle) < POOL_SIZE:
+                idle.append(conn)
+                conn = None
+        if conn is not None:
+            conn.close()
+
+
 @contextmanager
 def _connect(url: str, schema: str) -> Iterator[Any]:
     """Yield an autocommit connection; psycopg errors become WorkspaceError (password hidden)."""
@@ -751,8 +872,11 @@ class _Target:
 __all__ = [
     "DEFAULT_SCHEMA",
     "PG_TYPES",
+    "POOL_SIZE",
     "PostgisWorkspace",
     "clean_error",
+    "close_pool",
+    "pooled_connection",
     "redact_url",
     "split_workspace_url",
 ]

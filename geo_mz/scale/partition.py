@@ -45,7 +45,8 @@ checked again with a doubled buffer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,6 +239,19 @@ def prove_rounds(
     return out, log
 
 
+@contextmanager
+def read_once(ws: Any) -> Iterator[Any]:
+    """Yield ``ws`` for reading a part's inputs together: one snapshot where it has them.
+
+    A PostGIS workspace reads them on one pooled connection in one transaction, under one
+    shared lock (``PostgisWorkspace.snapshot``); a GeoPackage, or any workspace without
+    ``snapshot``, reads as usual.
+    """
+    snapshot = getattr(ws, "snapshot", None)
+    with snapshot() if snapshot is not None else nullcontext(ws) as w:
+        yield w
+
+
 def own_rows(gdf: gpd.GeoDataFrame, code: str, field: str = "adcode") -> np.ndarray:
     """Return a mask of the rows whose ``field`` code starts with the part's ``code``."""
     return gdf[field].astype("string").fillna("").str.startswith(code).to_numpy(bool)
@@ -304,20 +318,24 @@ def coverage_part(
     crs = measure_crs or measure_crs_for(
         gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
     )
-    units = units_of_part(ws, part)
-    core_bbox = part_bbox(units[own_rows(units, part.code)], part)
-    pop = ws.read("population", bbox=core_bbox)
+    with read_once(ws) as ws:
+        units = units_of_part(ws, part)
+        core_bbox = part_bbox(units[own_rows(units, part.code)], part)
+        pop = ws.read("population", bbox=core_bbox)
+        extent = roads_bbox or roads_extent(ws)
+        # Every centre, for the proof (one outside the cut may snap into a piece inside it);
+        # an error here, as in the whole run, when the layer holds no centre of those kinds.
+        centres_read = ws.read("elder_care")
+        first_roads = ws.read("roads", bbox=make_cut(part.geometry, crs, buffer_m).lonlat_bbox)
     pop = pop[own_rows(pop, part.code)]
-    extent = roads_bbox or roads_extent(ws)
     xy_all = shapely.get_coordinates(pop.geometry.to_crs(crs).values)
-    # Every centre, for the proof (one outside the cut may snap into a piece inside it); an
-    # error here, as in the whole run, when the layer holds no centre of the kinds asked for.
-    all_centres = coverage.select_centres(ws.read("elder_care"), kinds=s.kinds, statuses=s.statuses)
+    all_centres = coverage.select_centres(centres_read, kinds=s.kinds, statuses=s.statuses)
     centre_xy = shapely.get_coordinates(all_centres.geometry.to_crs(crs).values)
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
         cut = make_cut(part.geometry, crs, b)
-        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        read = first_roads if b == buffer_m else ws.read("roads", bbox=cut.lonlat_bbox)
+        roads = in_cut(read, cut)
         net = network_from_roads(
             roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh, measure_crs=crs,
             components="all",
@@ -426,22 +444,25 @@ def relief_part(
     crs = measure_crs or measure_crs_for(
         gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
     )
-    units = units_of_part(ws, part)
-    bbox = part_bbox(units[own_rows(units, part.code)], part)
-    layers = {"admin_units": units, "population": ws.read("population", bbox=bbox)}
-    if "shelters" in ws.layers():
-        layers["shelters"] = ws.read("shelters", bbox=bbox)
+    with read_once(ws) as ws:
+        units = units_of_part(ws, part)
+        bbox = part_bbox(units[own_rows(units, part.code)], part)
+        layers = {"admin_units": units, "population": ws.read("population", bbox=bbox)}
+        if "shelters" in ws.layers():
+            layers["shelters"] = ws.read("shelters", bbox=bbox)
+        stores = ws.read("relief_stores")
+        extent = roads_bbox or roads_extent(ws)
+        first_roads = ws.read("roads", bbox=make_cut(part.geometry, crs, buffer_m).lonlat_bbox)
     points = relief.audit_points(layers, measure_crs=crs)
     points = points[own_rows(points, part.code)].reset_index(drop=True)
-    stores = ws.read("relief_stores")
     store_xy = shapely.get_coordinates(stores.geometry.to_crs(crs).values)
-    extent = roads_bbox or roads_extent(ws)
     xy_all = shapely.get_coordinates(points.geometry.to_crs(crs).values)
     last_leg_m_per_min = s.last_leg_kmh * 1000.0 / 60.0
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
         cut = make_cut(part.geometry, crs, b)
-        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        read = first_roads if b == buffer_m else ws.read("roads", bbox=cut.lonlat_bbox)
+        roads = in_cut(read, cut)
         net = relief.drive_network(roads, s, measure_crs=crs, components="all")
         a = relief.audit(points.iloc[todo].reset_index(drop=True), stores, net, s)
         tab = a.table
@@ -591,6 +612,7 @@ __all__ = [
     "part_bbox",
     "prove_rounds",
     "proven",
+    "read_once",
     "relief_part",
     "roads_extent",
     "units_of_part",

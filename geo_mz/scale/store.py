@@ -420,7 +420,13 @@ class PostgisRunStore:
         self.ref = f"{url}#{schema}"
         psycopg = _psycopg()
         try:
-            with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            with self._connect() as conn:
+                # Opened once per part on the workers: no lock and no DDL when it is there.
+                there = conn.execute(
+                    "SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{PARTS}"',)
+                ).fetchone()[0]
+                if there:
+                    return
                 conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (schema,))
                 try:
                     conn.execute(
@@ -462,7 +468,11 @@ class PostgisRunStore:
         return sql.Identifier(*names)
 
     def _connect(self) -> Any:
-        return _psycopg().connect(self.url, connect_timeout=10)
+        # This process's pool (a worker saves many parts): autocommit, so a write that must
+        # be one transaction says so (``conn.transaction()``).
+        from geo_mz.core.workspace_postgis import pooled_connection
+
+        return pooled_connection(self.url)
 
     def begin(self, run_key: str, meta: Mapping[str, Any]) -> None:
         """Record a run (once; a rerun keeps the first record)."""
