@@ -275,3 +275,12 @@ def test_collection_text_splices_the_other_members():
         "links": [{"title": "页"}],
     }
     assert _strict(collection_json("[]", {})) == {"type": "FeatureCollection", "features": []}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames(), st.data())
+def test_rows_of_a_frame_equal_the_per_row_encoder_of_those_rows(frame, data):
+    g, id_field = frame
+    rows = np.array(data.draw(st.lists(st.integers(0, len(g) - 1), max_size=6)), dtype=np.int64)
+    expect = features_of(g.iloc[rows], id_field)
+    assert _strict(features_json(g, id_field, rows=rows)) == expect

@@ -357,7 +357,7 @@ def items(store: FeatureStore, req: ApiRequest, cid: str) -> ApiResponse:
     where = queryables.filter_mask(g, spec, dict(req.args))
     rows = select(g, spec, bbox=bbox, when=when, where=where)
     page = rows[offset : offset + limit]
-    feats = features_json(g.iloc[page], spec.id_field, crs=crs)  # column by column, as text
+    feats = features_json(g, spec.id_field, crs=crs, rows=page)  # column by column, as text
     base = f"{req.base_url}collections/{cid}/items"
     keep = {k: v for k, v in req.args.items() if k not in ("offset", "limit")}
 
