@@ -30,6 +30,7 @@ import pyogrio
 import requests
 import shapely
 
+from tests import browser
 from webmap import create_app
 from webmap.testing import PASSWORD, fresh_settings, running_server, sample_base
 
@@ -272,33 +273,14 @@ def test_an_unforeseen_exception_is_json_too(base, tmp_path):
 
 
 # -- the map page in a real browser -----------------------------------------------------------
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WAIT_MS = 60_000  # for what needs an analysis run on a cold server (seconds on 2 CPUs)
 SCREENSHOTS = Path(os.environ.get("GEO_MZ_SCREENSHOTS", "/tmp/geo_mz_screenshots"))
 
 
 def _browser_or_skip():
-    reason = None
-    if not CHROMIUM.is_file():
-        reason = f"{CHROMIUM} is missing: apt-get install chromium"
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - depends on the environment
-        reason = "the playwright package is missing: pip install playwright"
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (required on CI)", pytrace=False)
-        pytest.skip(reason)
+    browser.require_browser()
+    from playwright.sync_api import sync_playwright
+
     return sync_playwright
 
 
@@ -309,7 +291,7 @@ def map_page(settings) -> Iterator[Any]:
     pytest.importorskip("waitress")
     app = create_app(settings)
     with running_server(app, threads=16) as url, sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        b = browser.launch(p)
         try:
             page = b.new_page(locale="zh-CN", viewport={"width": 1280, "height": 800})
             page.set_default_timeout(30_000)
