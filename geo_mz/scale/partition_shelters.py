@@ -68,6 +68,15 @@ from geo_mz.scale.partition import (
 )
 
 Frames = dict[str, pd.DataFrame]
+_NO_LINES = gpd.GeoDataFrame(
+    {c: pd.Series(dtype=t) for c, t in (
+        ("line_id", object), ("source_id", object), ("adcode", object),
+        ("village_name", object), ("shelter_id", object), ("shelter_name", object),
+        ("persons", "int64"), ("walk_min", float),
+    )},
+    geometry=gpd.GeoSeries([], crs=STORAGE_CRS),
+)  # fmt: skip
+"""The ``lines`` of a part that places nobody (the columns ``evacuate`` writes)."""
 FAR_M = 2000.0
 """Farthest a population cell may lie from the walking network for evacuation parts (m)."""
 
@@ -465,7 +474,7 @@ def evacuation_part(
         loads.append(_idle_load(cap_all.iloc[kin[idle]]))
     frames = {
         "load": pd.concat(loads, ignore_index=True) if loads else _idle_load(cap_all.iloc[:0]),
-        "lines": pd.concat(lines, ignore_index=True) if lines else pd.DataFrame(),
+        "lines": pd.concat(lines, ignore_index=True) if lines else _NO_LINES.copy(),
         "unassigned": pd.concat(unassigned, ignore_index=True)
         if unassigned
         else pd.DataFrame(columns=["adcode", "reason", "persons_unassigned", "x_m", "y_m"]),
