@@ -108,13 +108,7 @@ def run(
     from geo_mz.scale.runner import run_partitioned
 
     only_with(level=(job == "boundaries", "scale run boundaries"))
-    if workers != 0 or scheduler:
-        need_extra(
-            "dask.distributed",
-            what="分区并行计算 / partitioned runs on Dask",
-            instead="--workers 0 在本进程中逐个分区计算 / --workers 0 runs the parts one by one "
-            "in this process",
-        )
+    _need_dask(workers, scheduler)
     _need_postgis(workspace, store)
     with bad_input():
         ws = open_workspace(workspace)
@@ -180,13 +174,7 @@ def _run_all(
     from geo_mz.scale.jobs import ALL_ORDER
     from geo_mz.scale.province import JOB_TITLES, job_options, run_all, write_province_outputs
 
-    if workers != 0 or scheduler:
-        need_extra(
-            "dask.distributed",
-            what="分区并行计算 / partitioned runs on Dask",
-            instead="--workers 0 在本进程中逐个分区计算 / --workers 0 runs the parts one by one "
-            "in this process",
-        )
+    _need_dask(workers, scheduler)
     _need_postgis(workspace, store)
     with bad_input():
         ws = open_workspace(workspace)
@@ -227,6 +215,17 @@ def _run_all(
             err=True,
         )
         sys.exit(1)
+
+
+def _need_dask(workers: int | None, scheduler: str | None) -> None:
+    """Check for Dask unless the parts run in this process (``--workers 0``)."""
+    if workers != 0 or scheduler:
+        need_extra(
+            "dask.distributed",
+            what="分区并行计算 / partitioned runs on Dask",
+            instead="--workers 0 在本进程中逐个分区计算 / --workers 0 runs the parts one by one "
+            "in this process",
+        )
 
 
 def _need_postgis(*refs: str | None) -> None:
