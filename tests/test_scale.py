@@ -288,3 +288,31 @@ def test_workers_write_their_own_part_files_merged_into_one_geopackage(tmp_path)
     with sqlite3.connect(store) as db:
         db.execute("DELETE FROM geo_mz_run_parts WHERE part = '5'")
     assert "5" not in set(rs.gather("k", "times")["part"])
+
+
+def test_read_conversions_on_whole_arrays_equal_value_by_value():
+    # conform_types runs on every read of every part; its array paths must give what the
+    # value-by-value definition gives (None if missing else bool(v) / str(v)).
+    from types import SimpleNamespace
+
+    from geo_mz.core.workspace import conform_types
+
+    cols = {
+        "s_obj": pd.Series(["a", None, np.nan, "中文"], dtype=object),
+        "s_mixed": pd.Series([1, "b", None, 2.5], dtype=object),
+        "s_num": pd.Series([1.0, np.nan, 3.0, 4.0]),
+        "b_float": pd.Series([1.0, 0.0, np.nan, 2.0]),
+        "b_bool": pd.Series([True, False, True, False]),
+        "b_obj": pd.Series([True, None, False, 1], dtype=object),
+        "b_int": pd.Series([0, 1, 5, 0]),
+    }
+    df = gpd.GeoDataFrame(cols, geometry=gpd.points_from_xy(range(4), range(4)), crs=4490)
+    fields = [SimpleNamespace(name=n, type="string" if n[0] == "s" else "boolean") for n in cols]
+    spec = SimpleNamespace(fields=fields)  # conform_types needs only the fields' names and types
+    got = conform_types(df, spec)
+    for n, s in cols.items():
+        if n.startswith("s_"):
+            want = pd.Series([None if pd.isna(v) else str(v) for v in s], dtype="str")
+        else:
+            want = pd.Series(pd.array([None if pd.isna(v) else bool(v) for v in s], "boolean"))
+        pd.testing.assert_series_equal(got[n], want, check_names=False)

@@ -97,9 +97,7 @@ def conform_types(gdf: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:
         elif f.type == "float":
             out[f.name] = pd.to_numeric(s).astype("float64")
         elif f.type == "boolean":
-            out[f.name] = pd.array(
-                [None if pd.isna(v) else bool(v) for v in s.tolist()], dtype="boolean"
-            )
+            out[f.name] = _booleans(s)
         elif f.type == "date":
             out[f.name] = pd.Series(
                 [
@@ -112,10 +110,32 @@ def conform_types(gdf: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:
         elif f.type == "datetime":
             out[f.name] = pd.to_datetime(s).astype("datetime64[ms]")
         else:
-            out[f.name] = pd.Series(
-                [None if pd.isna(v) else str(v) for v in s.tolist()], index=out.index, dtype="str"
-            )
+            out[f.name] = _strings(s)
     return out
+
+
+# The two conversions below run on every read of every layer (a partitioned run reads per
+# part): done on whole arrays when the values allow it, else value by value as before.
+
+
+def _booleans(s: pd.Series) -> pd.arrays.BooleanArray:
+    """``None`` for missing values, else ``bool(v)``, as a nullable boolean array."""
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
+        missing = s.isna().to_numpy()
+        values = s.to_numpy(dtype=float, na_value=0.0) != 0.0
+        return pd.arrays.BooleanArray(values, missing)
+    return pd.array([None if pd.isna(v) else bool(v) for v in s.tolist()], dtype="boolean")
+
+
+def _strings(s: pd.Series) -> pd.Series:
+    """``None`` for missing values, else ``str(v)``, as a ``str`` series."""
+    if pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+        values = s.to_numpy(dtype=object, copy=True)
+        values[pd.isna(values)] = None
+        return pd.Series(values, index=s.index, dtype="str")
+    return pd.Series(
+        [None if pd.isna(v) else str(v) for v in s.tolist()], index=s.index, dtype="str"
+    )
 
 
 _LAYERS_SEEN: dict[str, tuple[tuple[int, int, int], list[str]]] = {}
