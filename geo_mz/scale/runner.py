@@ -25,7 +25,6 @@ import inspect
 import json
 import os
 import socket
-import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,6 +39,7 @@ import pandas as pd
 
 from geo_mz.core.errors import GeoMzError
 from geo_mz.core.layer_digest import DIGEST_VERSION, layer_digests
+from geo_mz.core.memory import peak_rss_mib, reset_peak_rss
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.scale.jobs import JOBS, job_function, pass_names, reduce_first_pass, two_pass
 from geo_mz.scale.partition import Part
@@ -233,29 +233,6 @@ def _key(
 # --------------------------------------------------------------------------- tasks
 
 
-def _reset_peak_rss() -> None:
-    # Linux resets the process's peak resident set (VmHWM) when "5" is written to clear_refs
-    # (since 4.0), so each part's peak is its own, not the worker's peak so far.
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def _peak_rss_mib() -> float:
-    """Peak resident memory of this process since the last reset, MiB (NaN where unknown)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows
-        return float("nan")
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB elsewhere
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1)
-
-
 def run_part(
     job: str,
     workspace: str,
@@ -275,10 +252,10 @@ def run_part(
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
         ws = open_workspace(workspace)
-        _reset_peak_rss()
+        reset_peak_rss()
         frames, log = job_function(job)(ws, part, **options)
         info = {"job": job, "name": part.name, "seconds": time.perf_counter() - t0,
-                "worker": worker, "peak_rss_mib": _peak_rss_mib(), **log}  # fmt: skip
+                "worker": worker, "peak_rss_mib": round(peak_rss_mib(), 1), **log}  # fmt: skip
         if store is not None:
             open_run_store(store).save(key, part.code, frames, info)
             return {"part": part.code, "ok": True, "info": info}
