@@ -264,6 +264,11 @@ def supervise(
                 status, stopping = 1, True
                 continue
             start(index)
+    except BaseException:  # e.g. fork failed: leave no worker behind
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        raise
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)

@@ -209,6 +209,16 @@ def default_workers(*, database: bool) -> int:
     PostGIS: one per CPU (every process ``LISTEN``s for the others' edits). GeoPackage: one,
     until its store drops cached road closures that another process changed (its workers
     already relay each other's events; see ``webmap.workers``); ``--workers N`` is explicit.
+
+    Parameters
+    ----------
+    database
+        Whether the server reads a PostGIS database (else a GeoPackage).
+
+    Returns
+    -------
+    int
+        Server processes.
     """
     if not database:
         return 1
