@@ -258,3 +258,97 @@ def test_evacuation_refuses_cells_farther_than_far_m(sample):
     with pytest.raises(partition.PartitionError, match=r"far_m") as err:
         ps.evacuation_part(sample, part, measure_crs=sample.metadata["measure_crs"], far_m=20.0)
     assert "疏散分区" in str(err.value) and "cell_id" in str(err.value)
+
+
+# --------------------------------------------------------------------------- by hand
+
+METRIC = "EPSG:4547"
+X0, Y0 = 404_000.0, 2_500_000.0  # near Pengjiang
+
+
+def _lonlat(geoms: list, **cols: list) -> gpd.GeoDataFrame:
+    moved = [shapely.transform(g, lambda xy: xy + np.array([X0, Y0])) for g in geoms]
+    return gpd.GeoDataFrame(cols, geometry=moved, crs=METRIC).to_crs("EPSG:4490")
+
+
+@pytest.fixture(scope="module")
+def border_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """Towns A (x 0-1 km) and B (x 1-2 km) on a 6 km road; shelter S on their border.
+
+    A's 300 people reach only S (100 m; T is 600 m away, beyond its 500 m service); B's 300
+    reach S (100 m) and T (400 m). S holds 400, T 200. The optimum places everyone: A's 300
+    and 100 of B's at S, B's other 200 at T: 1,800 person-minutes at 4 km/h (15 m/min).
+    """
+    # In 100 m pieces: people and shelters snap to the nodes at their feet.
+    pieces = [shapely.LineString([(x, 0), (x + 100, 0)]) for x in range(0, 6000, 100)]
+    roads = _lonlat(pieces, road_id=[f"R{i}" for i in range(60)], road_class=["residential"] * 60)
+    pop = _lonlat(
+        [shapely.Point(900, 0), shapely.Point(1100, 0)],
+        cell_id=["a", "b"],
+        pop_total=[300.0, 300.0],
+        pop_60plus=[50.0, 50.0],
+        cell_size_m=[100, 100],
+        adcode=["440703002001", "440703005001"],
+    )
+    shelters = _lonlat(
+        [shapely.Point(1000, 0), shapely.Point(1500, 0)],
+        shelter_id=["S", "T"],
+        name=["S", "T"],
+        class_gb51143=["emergency"] * 2,
+        shelter_class=["III"] * 2,
+        capacity_persons=[400, 200],
+        effective_area_m2=[600.0, 300.0],
+        adcode=["440703002001", "440703005001"],
+    )
+    boxes = [shapely.box(0, -100, 1000, 100), shapely.box(1000, -100, 2000, 100)]
+    units = _lonlat(
+        [*boxes, *boxes],
+        adcode=["440703002", "440703005", "440703002001", "440703005001"],
+        name=["A", "B", "a", "b"],
+        level=["town"] * 2 + ["village"] * 2,
+        parent_adcode=["440703"] * 2 + ["440703002", "440703005"],
+    )
+    path = tmp_path_factory.mktemp("border") / "border.gpkg"
+    x0, y0, x1, y1 = roads.total_bounds
+    ws = Workspace.create(
+        path,
+        name="border",
+        adcode="440703",
+        bounds=(x0 - 0.01, y0 - 0.01, x1 + 0.01, y1 + 0.01),
+        measure_crs=METRIC,
+    )
+    layers = {"roads": roads, "population": pop, "shelters": shelters, "admin_units": units}
+    prov = {"synthetic": True, "source": "test", "method": "hand-built"}
+    ws.write_layers(layers, {k: prov for k in layers})
+    return ws
+
+
+def test_evacuation_across_a_border_by_hand(border_ws):
+    units = border_ws.read("admin_units")
+    towns = units[units["level"] == "town"]
+    parts = [
+        partition.Part(c, n, g)
+        for c, n, g in zip(towns["adcode"], towns["name"], towns.geometry, strict=True)
+    ]
+    frames, logs = [], []
+    for p in parts:
+        f, log = ps.evacuation_part(border_ws, p, measure_crs=METRIC, buffer_m=500.0, far_m=100.0)
+        frames.append(f)
+        logs.append(log)
+    got = ps.gather_evacuation(frames, METRIC, shelter_order=["S", "T"])
+    load = got["load"].set_index("shelter_id")["assigned_persons"]
+    assert load.to_dict() == {"S": 400, "T": 200}
+    lines = got["lines"]
+    assert lines["persons"].sum() == 600
+    assert (lines["persons"] * lines["walk_min"]).sum() == pytest.approx(1800.0, abs=1e-6)
+    by = lines.groupby(["adcode", "shelter_id"])["persons"].sum().to_dict()
+    assert by == {
+        ("440703002001", "S"): 300,
+        ("440703005001", "S"): 100,
+        ("440703005001", "T"): 200,
+    }
+    # A owns the component (smallest code) and solved it with B's people as its halo; B
+    # skipped it. A grew its cut from 500 m until B's people and T were proven inside.
+    assert (logs[0]["components"], logs[0]["halo_sources"]) == (1, 1)
+    assert (logs[1]["components"], logs[1]["shared_components"]) == (0, 1)
+    assert logs[0]["rounds"] >= 3 and len(got["unassigned"]) == 0
