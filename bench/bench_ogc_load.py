@@ -456,10 +456,9 @@ def main() -> None:
         servers = start_servers(tmp, ws, peer, only, args.geomz_threads)
         try:
             for name, s in servers.items():
-                shown = [
-                    Path(c).name if c.startswith("/") and "-" not in c[1:2] else c for c in s["cmd"]
-                ]
-                print(f"# {name}: {' '.join(shown[2:])}")
+                cmd = s["cmd"]  # python -c <geo-mz main> ... / python -m gunicorn ...
+                shown = ["geo-mz", *cmd[3:]] if cmd[1] == "-c" else cmd[2:]
+                print(f"# {name}: {' '.join(shown)}")
             check_same(servers, plist["bbox"][0], plist["pages"][5])
             results: dict[tuple[str, str], list[dict]] = {}
             names = list(servers)
