@@ -14,7 +14,10 @@ import pandas as pd
 import pytest
 import shapely
 
+from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings, analyse_circle
+from geo_mz.network import isochrone
+from geo_mz.network.graph import network_from_roads
 from geo_mz.scale import partition, partition_rings
 from geo_mz.scale import partition_eldercare as pe
 from geo_mz.scale.partition_twopass import run_two_pass_in_process
@@ -164,3 +167,34 @@ def test_isochrone_rings_by_town_equal_the_whole_inside_the_towns(run):
     assert any(shapely.difference(g, area, grid_size=1e-6).area > 1.0 for g in ref.geometry)
     assert min(rounds) >= 2
     print(f"rounds per town {rounds}")
+
+
+def test_rings_from_one_small_cut_would_differ(run):
+    """The control: without growing the cut, a town's rings are wrong (the proof matters)."""
+    ws, crs, whole, parts = run
+    part = next(p for p in parts if p.code == "440703101")
+    cut = partition.make_cut(part.geometry, crs, 200.0)
+    roads = partition.in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+    net = network_from_roads(roads, mode="walk", walk_speed_kmh=S.walk_speed_kmh,
+                             measure_crs=crs, components="all")  # fmt: skip
+    centres = coverage.select_centres(ws.read("elder_care"), kinds=S.kinds, statuses=S.statuses)
+    t, near = coverage.node_times(net, partition.in_cut(centres, cut), max_snap_m=S.max_snap_m)
+    naive = isochrone.isochrones(net, t, near, thresholds_min=S.thresholds_min, crs_out=crs)
+    tile = gpd.GeoSeries([part.geometry], crs=4490).to_crs(crs).iloc[0]
+    ref = partition_rings.polygonal(whole.rings.to_crs(crs).geometry.values)
+
+    def clip(g: shapely.Geometry) -> shapely.Geometry:
+        g = partition_rings.polygonal([g])[0]
+        return partition_rings.polygonal([shapely.intersection(g, tile, grid_size=1e-6)])[0]
+
+    def off(rings: np.ndarray) -> list[float]:
+        return [shapely.symmetric_difference(clip(a), clip(b), grid_size=1e-6).area
+                for a, b in zip(rings, ref, strict=True)]  # fmt: skip
+
+    # Streets of the town reached from centres beyond the 200 m cut: tens of thousands of m².
+    assert max(off(naive.geometry.values)) > 10_000.0
+    # The part started from the same 200 m cut grows it until the proof holds: right.
+    frames, log = partition_rings.rings_part(ws, part, settings=S, measure_crs=crs, buffer_m=200.0)
+    mine = frames["rings"].to_crs(crs).geometry.values
+    assert log["rounds"] >= 3
+    assert max(off(mine)) <= 1e-6 * max(g.area for g in ref)

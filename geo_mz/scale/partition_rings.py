@@ -100,7 +100,7 @@ def rings_part(
                              f"after {MAX_ROUNDS} rounds (buffer {b / 2:.0f} m)")  # fmt: skip
     rings = isochrones.isochrones(net, t, nearest, thresholds_min=s.thresholds_min,
                                   buffer_m=s.isochrone_buffer_m, crs_out=crs)  # fmt: skip
-    pieces = shapely.intersection(np.asarray(rings.geometry.values), tile)
+    pieces = polygonal(shapely.intersection(np.asarray(rings.geometry.values), tile))
     out = gpd.GeoDataFrame(
         {"part": part.code, "threshold_min": rings["threshold_min"].to_numpy(float),
          "ring": rings["ring"].to_numpy(object), "area_m2": shapely.area(pieces)},
