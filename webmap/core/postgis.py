@@ -37,26 +37,32 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 
-from geo_mz.core import Workspace, conform_types
+from geo_mz.core import conform_types
 from webmap.core.edits_common import check_preconditions
 from webmap.core.geojson import features_of, make_etag
-from webmap.core.gpkg import lonlat, stored_value
-from webmap.core.layers import CLOSURES, closure_spec, layer_spec
+from webmap.core.gpkg import lonlat
+from webmap.core.layers import layer_spec
+from webmap.core.postgis_schema import (
+    CHANNEL,
+    EDIT_LOCK,
+    LIVE_DDL,
+    SCHEMA,
+    SRID,
+    import_workspace,
+    layer_table,
+    props_json,
+    psycopg_module,
+    sql_module,
+)
 from webmap.core.store import Builder, Change, Event, FeatureStore, Op
 from webmap.core.tilemath import edit_bboxes
 
-SCHEMA = "geo_mz"
-CHANNEL = "geo_mz_events"
-SRID = 4490
-EDIT_LOCK = 0x67656F6D7A  # advisory lock key of edits (local choice: "geomz")
 POOL_IDLE = 8
 """Idle connections kept per process (more are opened under load and closed afterwards)."""
 LIVE_PREFIX = "live "
@@ -65,174 +71,12 @@ LIVE_KEEP = 100
 """Relayed live-only events kept in ``live_events`` (only the newest is ever read; local choice)."""
 
 
-def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError(
-            "the PostGIS backend needs psycopg 3: pip install 'psycopg[binary]>=3.1'"
-        ) from exc
-    return psycopg
-
-
-def _sql() -> Any:
-    from psycopg import sql
-
-    return sql
-
-
-def _table(name: str) -> Any:
-    sql = _sql()
-    return sql.Identifier(SCHEMA, f"layer_{name}")
-
-
 def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
 def _dumps(obj: Any) -> str | None:
     return None if obj is None else json.dumps(obj, ensure_ascii=False, allow_nan=False)
-
-
-def _props(row: pd.Series, columns: list[str]) -> str:
-    return json.dumps({c: stored_value(row[c]) for c in columns}, ensure_ascii=False)
-
-
-_DDL = f"""
-CREATE EXTENSION IF NOT EXISTS postgis;
-CREATE SCHEMA IF NOT EXISTS {SCHEMA};
-CREATE TABLE IF NOT EXISTS {SCHEMA}.workspace (
-    id integer PRIMARY KEY CHECK (id = 1),
-    metadata jsonb NOT NULL,
-    source text NOT NULL,
-    imported_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE SEQUENCE IF NOT EXISTS {SCHEMA}.layer_gen;
-CREATE TABLE IF NOT EXISTS {SCHEMA}.layers (
-    name text PRIMARY KEY,
-    id_field text NOT NULL,
-    columns jsonb NOT NULL,
-    position integer NOT NULL,
-    gen bigint NOT NULL DEFAULT nextval('{SCHEMA}.layer_gen')
-);
-CREATE TABLE IF NOT EXISTS {SCHEMA}.events (
-    id bigserial PRIMARY KEY,
-    at text NOT NULL,
-    data json NOT NULL
-);
-CREATE TABLE IF NOT EXISTS {SCHEMA}.audit_log (
-    id bigserial PRIMARY KEY,
-    at text NOT NULL,
-    "user" text NOT NULL,
-    role text NOT NULL,
-    action text NOT NULL,
-    layer text NOT NULL,
-    fid text NOT NULL,
-    version integer NOT NULL,
-    before json,
-    after json,
-    event_id bigint NOT NULL REFERENCES {SCHEMA}.events(id)
-);
-CREATE INDEX IF NOT EXISTS audit_log_layer ON {SCHEMA}.audit_log (layer, fid);
-CREATE TABLE IF NOT EXISTS {SCHEMA}.feature_versions (
-    layer text NOT NULL,
-    fid text NOT NULL,
-    version integer NOT NULL,
-    PRIMARY KEY (layer, fid)
-);
-"""
-_LIVE_DDL = f"""
-CREATE TABLE IF NOT EXISTS {SCHEMA}.live_events (
-    seq bigserial PRIMARY KEY,
-    origin text NOT NULL,
-    chunk text NOT NULL
-);
-"""
-
-
-def _create_layer_table(cur: Any, name: str) -> None:
-    sql = _sql()
-    t = _table(name)
-    cur.execute(
-        sql.SQL(
-            "CREATE TABLE {t} (seq bigserial PRIMARY KEY, fid text NOT NULL UNIQUE, "
-            "properties jsonb NOT NULL, geom geometry(Geometry, {srid}))"
-        ).format(t=t, srid=sql.Literal(SRID))
-    )
-    cur.execute(
-        sql.SQL("CREATE INDEX {i} ON {t} USING gist (geom)").format(
-            i=sql.Identifier(f"layer_{name}_geom"), t=t
-        )
-    )
-
-
-def import_workspace(conn_url: str, workspace_path: str | Path, *, replace: bool = False) -> int:
-    """Load a GeoPackage workspace into PostGIS (schema ``geo_mz``).
-
-    Parameters
-    ----------
-    conn_url
-        ``postgresql://...`` of a database where the ``postgis`` extension exists or may be
-        created.
-    workspace_path
-        The workspace ``.gpkg``.
-    replace
-        Drop what the database holds already (layers, events, audit log); without it a database
-        that holds a workspace is refused.
-
-    Returns
-    -------
-    int
-        Number of layers imported (road closures included).
-    """
-    psycopg = _psycopg()
-    sql = _sql()
-    ws = Workspace(workspace_path)
-    meta = dict(ws.metadata)
-    names = [n for n in ws.layers() if layer_spec(n) is not None]
-    with psycopg.connect(conn_url) as conn, conn.cursor() as cur:
-        if replace:
-            cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
-        cur.execute(_DDL + _LIVE_DDL)
-        cur.execute(f"SELECT count(*) FROM {SCHEMA}.workspace")
-        if cur.fetchone()[0]:
-            raise ValueError(
-                f"the database already holds a workspace (schema {SCHEMA}); import with replace"
-            )
-        meta["storage_crs"] = f"EPSG:{SRID}"
-        cur.execute(
-            f"INSERT INTO {SCHEMA}.workspace (id, metadata, source) VALUES (1, %s, %s)",
-            (json.dumps(meta, ensure_ascii=False, default=str), str(workspace_path)),
-        )
-        frames: dict[str, gpd.GeoDataFrame] = {}
-        for n in names:
-            g = ws.read(n)
-            if g.crs is not None and g.crs.to_epsg() not in (SRID, 4326):
-                g = g.to_crs(f"EPSG:{SRID}")
-            frames[n] = g
-        frames[CLOSURES] = gpd.GeoDataFrame(
-            {f.name: [] for f in closure_spec().fields},
-            geometry=gpd.GeoSeries([], crs=f"EPSG:{SRID}"),
-        )
-        for pos, (n, g) in enumerate(sorted(frames.items())):
-            spec = layer_spec(n)
-            assert spec is not None
-            columns = [c for c in g.columns if c != g.geometry.name]
-            cur.execute(
-                f"INSERT INTO {SCHEMA}.layers (name, id_field, columns, position) "
-                "VALUES (%s, %s, %s, %s)",
-                (n, spec.id_field, json.dumps(columns), pos),
-            )
-            _create_layer_table(cur, n)
-            geoms = shapely.set_srid(g.geometry.to_numpy(), SRID)
-            ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True) if len(g) else []
-            ids = g[spec.id_field].astype(str).tolist() if len(g) else []
-            copy_sql = sql.SQL("COPY {t} (fid, properties, geom) FROM STDIN").format(t=_table(n))
-            with cur.copy(copy_sql) as copy:
-                for i, (_, row) in enumerate(g.iterrows()):
-                    copy.write_row((ids[i], _props(row, columns), ewkb[i]))
-        conn.commit()
-    return len(frames)
 
 
 class _Pool:
@@ -245,7 +89,7 @@ class _Pool:
 
     @contextmanager
     def conn(self) -> Iterator[Any]:
-        psycopg = _psycopg()
+        psycopg = psycopg_module()
         with self._lock:
             conn = self._idle.pop() if self._idle else None
         if conn is None or conn.closed:
@@ -302,7 +146,7 @@ class PostgisStore(FeatureStore):
             self._meta = meta
             with conn.transaction():  # databases imported before live_events existed
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (EDIT_LOCK,))
-                conn.execute(_LIVE_DDL)
+                conn.execute(LIVE_DDL)
             rows = conn.execute(
                 f"SELECT name, id_field, columns FROM {SCHEMA}.layers ORDER BY name"
             ).fetchall()
@@ -346,10 +190,10 @@ class PostgisStore(FeatureStore):
         return conform_types(g, spec)
 
     def _read(self, conn: Any, name: str) -> gpd.GeoDataFrame:
-        sql = _sql()
+        sql = sql_module()
         rows = conn.execute(
             sql.SQL("SELECT properties, ST_AsBinary(geom) FROM {t} ORDER BY seq").format(
-                t=_table(name)
+                t=layer_table(name)
             )
         ).fetchall()
         return self._rows_frame(name, rows)
@@ -406,9 +250,9 @@ class PostgisStore(FeatureStore):
         return int(row[0]) if row else 1
 
     def _one(self, conn: Any, layer: str, fid: str, *, lock: bool = False) -> Any:
-        sql = _sql()
+        sql = sql_module()
         q = sql.SQL("SELECT properties, ST_AsBinary(geom) FROM {t} WHERE fid = %s").format(
-            t=_table(layer)
+            t=layer_table(layer)
         )
         if lock:
             q = q + sql.SQL(" FOR UPDATE")
@@ -440,7 +284,7 @@ class PostgisStore(FeatureStore):
         if_match: str | None = None,
     ) -> Change:
         """Apply one edit in one database transaction (see :meth:`FeatureStore.apply`)."""
-        sql = _sql()
+        sql = sql_module()
         spec = self.spec(layer)
         columns = self._layers[layer][1]
         with self._pool.conn() as conn, conn.transaction():
@@ -461,14 +305,14 @@ class PostgisStore(FeatureStore):
                     after_row = after_row.to_crs(self.storage_crs)
                 after = features_of(lonlat(after_row), spec.id_field)[0]
                 cols = [c for c in columns if c in after_row.columns]
-                props = _props(after_row.iloc[0], cols)
+                props = props_json(after_row.iloc[0], cols)
                 geom = shapely.to_wkb(after_row.geometry.iloc[0])
                 if before_row is None:
                     conn.execute(
                         sql.SQL(
                             "INSERT INTO {t} (fid, properties, geom) "
                             "VALUES (%s, %s, ST_SetSRID(ST_GeomFromWKB(%s), {srid}))"
-                        ).format(t=_table(layer), srid=sql.Literal(SRID)),
+                        ).format(t=layer_table(layer), srid=sql.Literal(SRID)),
                         (fid, props, geom),
                     )
                 else:
@@ -476,12 +320,12 @@ class PostgisStore(FeatureStore):
                         sql.SQL(
                             "UPDATE {t} SET properties = %s, "
                             "geom = ST_SetSRID(ST_GeomFromWKB(%s), {srid}) WHERE fid = %s"
-                        ).format(t=_table(layer), srid=sql.Literal(SRID)),
+                        ).format(t=layer_table(layer), srid=sql.Literal(SRID)),
                         (props, geom, fid),
                     )
             else:
                 conn.execute(
-                    sql.SQL("DELETE FROM {t} WHERE fid = %s").format(t=_table(layer)), (fid,)
+                    sql.SQL("DELETE FROM {t} WHERE fid = %s").format(t=layer_table(layer)), (fid,)
                 )
             new_etag = make_etag(version + 1, after) if after is not None else None
             at = _now()
@@ -642,7 +486,7 @@ class PostgisStore(FeatureStore):
             self._publish(int(payload))
 
     def _listen_loop(self) -> None:
-        psycopg = _psycopg()
+        psycopg = psycopg_module()
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.url, autocommit=True) as conn:
