@@ -140,7 +140,7 @@ def raw_city_files(tarball: Path) -> tuple[list[gpd.GeoDataFrame], int]:
             rows, geoms = [], []
             for k, f in enumerate(fc["features"]):
                 g = f.get("geometry")
-                if not g or "encodeOffsets" in g:
+                if not g or "Polygon" not in g["type"] or _compressed(g):
                     skipped += 1
                     continue
                 geom = _polygon_as_given(g)
@@ -159,6 +159,14 @@ def raw_city_files(tarball: Path) -> tuple[list[gpd.GeoDataFrame], int]:
             )
             out.append(gpd.GeoDataFrame(rows, geometry=list(arr), crs="EPSG:4490"))
     return out, skipped
+
+
+def _compressed(g: dict) -> bool:
+    """Rings in echarts' compressed string encoding (two files of the package)."""
+    c = g["coordinates"]
+    if g["type"] == "MultiPolygon":
+        c = c[0] if c else []
+    return bool(c) and isinstance(c[0], str)
 
 
 def _polygon_as_given(g: dict) -> shapely.Geometry | None:

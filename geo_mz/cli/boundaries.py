@@ -167,6 +167,8 @@ def write_qa_outputs(
         f"{q.units.crs.to_string()} / slivers < {s.sliver_tol_m2:g} m², touch tolerance "
         f"{s.near_tol_m:g} m (local choices); gaps "
         + ("against the given extent" if q.extent_used else "= space the units enclose")
+        + "；无效单位按原始环计数(非零环绕或奇偶规则)，不先修复 / invalid units are counted "
+        "from their rings as given (non-zero or even-odd rule), not repaired first"
     )
     tables = [ReportTable("拓扑检查问题", "Topology findings", h, r, note)]
     paths["report"] = _write_report(
