@@ -99,14 +99,16 @@ class Qa:
     ----------
     units
         The checked units in the measuring CRS: ``code``, ``name``, ``valid_input``,
-        ``invalid_reason``, ``geometry`` (made valid where the input was not).
+        ``invalid_reason``, ``fold``, ``fold_m2`` and ``geometry`` (where the input was
+        invalid: the region its rings enclose as given, see
+        :func:`geo_mz.boundaries.prepare_units`).
     findings
         One row per finding, in the measuring CRS: ``finding_id``, ``kind`` (one of
         ``invalid, overlap, gap, sliver, not_touching``), ``sliver_of``, ``unit_a``,
         ``name_a``, ``unit_b``, ``name_b``, ``units`` (every unit around, comma-separated),
         ``area_m2``, ``width_m`` (2·area/perimeter), ``distance_m``, ``detail``, ``geometry``
-        (the overlap or gap polygon; a circle round an invalid geometry's error; the strip
-        between units that do not touch).
+        (the overlap or gap polygon; the folded piece of an invalid geometry, or a circle round
+        its error; the strip between units that do not touch).
     coverage_valid
         ``shapely.coverage_is_valid`` of the (made-valid) units: no overlaps and identical
         shared edges. None when the installed shapely has no coverage functions.
@@ -351,8 +353,11 @@ def qa(
     Returns
     -------
     Qa
-        Findings of kind ``invalid`` (geometry not valid as given: each is then repaired with
-        ``make_valid`` for the rest of the checks), ``overlap`` (area in two units, one row per
+        Findings of kind ``invalid`` (geometry not valid as given; the finding is the piece
+        where the unit's ring folds over itself, with its area and the unit it should go to,
+        or a circle round the error where nothing folds; the other checks use the region the
+        rings enclose as given, by the non-zero or the even-odd rule, so a fold into a
+        neighbour is an overlap of the two), ``overlap`` (area in two units, one row per
         connected piece and pair), ``gap`` (area in none; units around ranked by shared
         border), ``sliver`` (an overlap or gap piece under ``sliver_tol_m2``; ``sliver_of``
         says which) and ``not_touching`` (units within ``near_tol_m`` of each other that do
