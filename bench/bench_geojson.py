@@ -101,9 +101,9 @@ class MemoryStore:
         return [LAYER]
 
 
-def per_row_features(g: gpd.GeoDataFrame, id_field: str, *, crs: str) -> list[dict[str, Any]]:
-    """The handler's encoder before the columnar one (a dict per feature)."""
-    return features_of(g, id_field, crs=crs)
+def per_row_page(g: gpd.GeoDataFrame, id_field: str, rows: np.ndarray, *, crs: str) -> Any:
+    """The handler's encoder before the columnar one (``g.iloc[page]``, a dict per feature)."""
+    return features_of(g.iloc[rows], id_field, crs=crs)
 
 
 def per_row_collection(feats: list[dict[str, Any]], members: dict[str, Any]) -> str:
@@ -112,20 +112,30 @@ def per_row_collection(feats: list[dict[str, Any]], members: dict[str, Any]) -> 
     return json.dumps(body, ensure_ascii=False, allow_nan=False)
 
 
-def handler(store: MemoryStore, old: bool) -> Callable[[ApiRequest], str]:
-    """The items handler with the old or the new encoder, returning the response text."""
+def columnar_page(g: gpd.GeoDataFrame, id_field: str, rows: np.ndarray, *, crs: str) -> str:
+    """The columnar encoder on the page's rows only (no texts kept between requests)."""
+    return features_json(g, id_field, crs=crs, rows=rows)
+
+
+ENCODERS = {
+    "per-row (old)": (per_row_page, per_row_collection),
+    "columnar, per page": (columnar_page, collection_json),
+    "columnar, cached texts": (features.page_json, collection_json),
+}
+"""The encoder calls the items handler makes: before, now without and with the layer's texts."""
+
+
+def handler(store: MemoryStore, encoder: str) -> Callable[[ApiRequest], str]:
+    """The items handler with one of ``ENCODERS``, returning the response text."""
+    page, collection = ENCODERS[encoder]
 
     def run(req: ApiRequest) -> str:
-        saved = features.features_json, features.collection_json
-        if old:  # swap the two encoder calls of the handler for the previous ones
-            features.features_json, features.collection_json = (
-                per_row_features,
-                per_row_collection,
-            )
+        saved = features.page_json, features.collection_json
+        features.page_json, features.collection_json = page, collection
         try:
             resp: ApiResponse = features.items(store, req, LAYER)  # type: ignore[arg-type]
         finally:
-            features.features_json, features.collection_json = saved
+            features.page_json, features.collection_json = saved
         assert resp.status == 200, resp.body
         return resp.text()
 
@@ -206,9 +216,7 @@ def main() -> None:
     page = g.iloc[start : start + args.limit]
     crs84 = features.CRS84
     sides = {
-        "per-row (old)": lambda: per_row_collection(
-            per_row_features(page, "shelter_id", crs=crs84), {}
-        ),
+        "per-row (old)": lambda: per_row_collection(features_of(page, "shelter_id", crs=crs84), {}),
         "columnar (new)": lambda: collection_json(features_json(page, "shelter_id", crs=crs84), {}),
         "gdf.to_json()": page.to_json,
         "pyogrio GeoJSON": lambda: pyogrio_text(page),
@@ -221,29 +229,29 @@ def main() -> None:
         print(f"   {name:18s} {s * 1e3:8.2f} ms   x{s / base:5.2f}")
 
     print("\n2. items handler alone (no HTTP), response text made; req/s (higher is better)")
-    old_run, new_run = handler(store, old=True), handler(store, old=False)
+    runs = {name: handler(store, name) for name in ENCODERS}
     for kind, count in (("page", 20), ("bbox", 100)):
         reqs = requests(kind, args.n, count, args.seed)
-        for req in reqs[:3]:
-            assert json.loads(old_run(req))["features"] == json.loads(new_run(req))["features"]
+        first = [json.loads(runs["per-row (old)"](r))["features"] for r in reqs[:3]]
+        for name, run in runs.items():
+            assert [json.loads(run(r))["features"] for r in reqs[:3]] == first, name
         res = timed_rounds(
             {
-                "old": lambda reqs=reqs: [old_run(r) for r in reqs],
-                "new": lambda reqs=reqs: [new_run(r) for r in reqs],
+                name: (lambda run=run, reqs=reqs: [run(r) for r in reqs])
+                for name, run in runs.items()
             },
             args.rounds,
             1,
         )
         label = "pages limit=1000" if kind == "page" else "bbox 0.02 deg limit=100"
-        rates = {k: count / v for k, v in res.items()}
-        print(
-            f"   {label:24s} old {rates['old']:8.1f} req/s   new {rates['new']:8.1f} req/s   "
-            f"x{rates['new'] / rates['old']:.2f}"
-        )
+        old = count / res["per-row (old)"]
+        print(f"   {label}:")
+        for name, s in res.items():
+            print(f"      {name:24s} {count / s:8.1f} req/s   x{count / s / old:.2f}")
     if args.profile:
         reqs = requests("page", args.n, 20, args.seed + 1)
-        profile(old_run, reqs, "old encoder, pages limit=1000")
-        profile(new_run, reqs, "columnar encoder, pages limit=1000")
+        for name, run in runs.items():
+            profile(run, reqs, f"{name}, pages limit=1000")
 
 
 if __name__ == "__main__":

@@ -284,3 +284,23 @@ def test_rows_of_a_frame_equal_the_per_row_encoder_of_those_rows(frame, data):
     rows = np.array(data.draw(st.lists(st.integers(0, len(g) - 1), max_size=6)), dtype=np.int64)
     expect = features_of(g.iloc[rows], id_field)
     assert _strict(features_json(g, id_field, rows=rows)) == expect
+
+
+def test_cached_texts_give_the_same_pages_and_follow_a_new_frame(store):
+    """Pages from the layer's encoded texts equal the per-page encoder; a changed frame is
+    re-encoded (the old texts are never served for the new object)."""
+    from webmap.core import columnar_cache
+
+    g = store.frame("shelters")
+    rows = np.array([5, 0, 3, len(g) - 1])
+    for crs in CRSS[:2]:
+        expect = features_json(g, "shelter_id", crs=crs, rows=rows)
+        for _ in range(3):  # seen once: per page; then encoded whole; then from the texts
+            assert columnar_cache.page_json(g, "shelter_id", rows, crs=crs) == expect
+    assert columnar_cache.cached_bytes() > 0
+    changed = g.copy()
+    changed.loc[changed.index[0], "name"] = 'new "name" 新'
+    for _ in range(3):
+        page = _strict(columnar_cache.page_json(changed, "shelter_id", np.array([0])))
+        assert page[0]["properties"]["name"] == 'new "name" 新'
+    assert columnar_cache.page_json(g, "shelter_id", np.array([], dtype=int)) == "[]"

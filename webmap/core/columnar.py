@@ -349,6 +349,35 @@ def geometry_texts(geoms: np.ndarray, *, crs: str = CRS84) -> list[str]:
     return out.tolist()
 
 
+def _feature_tokens(
+    gdf: gpd.GeoDataFrame, id_field: str, crs: str, rows: np.ndarray | None, sep: str
+) -> list[str]:
+    """Tokens of the features' text, one row of tokens per feature, ``sep`` between features."""
+    n = len(gdf) if rows is None else len(rows)
+    geometry = gdf.geometry.name
+    geoms = gdf.geometry.to_numpy()
+    columns = [(c, s) for c, s in gdf.items() if c != geometry]  # no frame copy
+    if rows is not None:
+        geoms = geoms[rows]
+        columns = [(c, pd.Series(s.array.take(rows), name=c, copy=False)) for c, s in columns]
+    width = 5 + 2 * len(columns)
+    tokens: list[str] = [""] * (n * width)
+    tokens[0::width] = [sep + '{"type":"Feature","id":'] * n
+    tokens[0] = '{"type":"Feature","id":'
+    tokens[1::width] = ["null"] * n
+    tokens[2::width] = [',"geometry":'] * n
+    tokens[3::width] = geometry_texts(geoms, crs=crs)
+    for j, (c, series) in enumerate(columns):
+        key = json.dumps(str(c), ensure_ascii=False) + ":"
+        tokens[4 + 2 * j :: width] = [("," if j else ',"properties":{') + key] * n
+        texts = column_json(series)
+        tokens[5 + 2 * j :: width] = texts
+        if c == id_field:
+            tokens[1::width] = _id_json(series, texts)
+    tokens[width - 1 :: width] = ["}}" if columns else ',"properties":{}}'] * n
+    return tokens
+
+
 def features_json(
     gdf: gpd.GeoDataFrame,
     id_field: str,
@@ -376,31 +405,35 @@ def features_json(
         ``[{"type":"Feature","id":...,"geometry":...,"properties":{...}}, ...]``: equal, once
         parsed, to :func:`webmap.core.geojson.features_of` of the same rows and arguments.
     """
-    n = len(gdf) if rows is None else len(rows)
-    if n == 0:
+    if (len(gdf) if rows is None else len(rows)) == 0:
         return "[]"
-    geometry = gdf.geometry.name
-    geoms = gdf.geometry.to_numpy()
-    columns = [(c, s) for c, s in gdf.items() if c != geometry]  # no frame copy
-    if rows is not None:
-        geoms = geoms[rows]
-        columns = [(c, pd.Series(s.array.take(rows), name=c, copy=False)) for c, s in columns]
-    width = 5 + 2 * len(columns)
-    tokens: list[str] = [""] * (n * width)  # one row of tokens per feature, joined once
-    tokens[0::width] = [',{"type":"Feature","id":'] * n
-    tokens[0] = '{"type":"Feature","id":'
-    tokens[1::width] = ["null"] * n
-    tokens[2::width] = [',"geometry":'] * n
-    tokens[3::width] = geometry_texts(geoms, crs=crs)
-    for j, (c, series) in enumerate(columns):
-        key = json.dumps(str(c), ensure_ascii=False) + ":"
-        tokens[4 + 2 * j :: width] = [("," if j else ',"properties":{') + key] * n
-        texts = column_json(series)
-        tokens[5 + 2 * j :: width] = texts
-        if c == id_field:
-            tokens[1::width] = _id_json(series, texts)
-    tokens[width - 1 :: width] = ["}}" if columns else ',"properties":{}}'] * n
-    return "[" + "".join(tokens) + "]"
+    return "[" + "".join(_feature_tokens(gdf, id_field, crs, rows, ",")) + "]"
+
+
+def feature_texts(gdf: gpd.GeoDataFrame, id_field: str, *, crs: str = CRS84) -> np.ndarray:
+    """Return the JSON text of each feature of ``gdf`` (an object array, one ``str`` a row).
+
+    Made column by column like :func:`features_json`, then cut at the features' boundaries:
+    a page is then ``",".join(texts[rows])``.
+
+    Parameters
+    ----------
+    gdf
+        Features in lon/lat.
+    id_field
+        Column holding each feature's id.
+    crs
+        CRS URI to write the coordinates in.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``len(gdf)`` texts of GeoJSON Features.
+    """
+    out = np.empty(len(gdf), dtype=object)
+    if len(gdf):
+        out[:] = "".join(_feature_tokens(gdf, id_field, crs, None, _SEP)).split(_SEP)
+    return out
 
 
 def collection_json(features: str, members: dict[str, Any]) -> str:
@@ -423,4 +456,11 @@ def collection_json(features: str, members: dict[str, Any]) -> str:
     return head + ("}" if rest == "{}" else "," + rest[1:])
 
 
-__all__ = ["collection_json", "column_json", "column_values", "features_json", "geometry_texts"]
+__all__ = [
+    "collection_json",
+    "column_json",
+    "column_values",
+    "feature_texts",
+    "features_json",
+    "geometry_texts",
+]

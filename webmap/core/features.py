@@ -21,7 +21,8 @@ import shapely
 
 from geo_mz.core import LayerSpec
 from webmap.core import ogc_crs, queryables
-from webmap.core.columnar import collection_json, features_json
+from webmap.core.columnar import collection_json
+from webmap.core.columnar_cache import page_json
 from webmap.core.errors import BadRequestError, NotFoundError, field_error
 from webmap.core.geojson import CRS84
 from webmap.core.http import GEOJSON, JSON, OPENAPI_JSON, ApiRequest, ApiResponse
@@ -357,7 +358,7 @@ def items(store: FeatureStore, req: ApiRequest, cid: str) -> ApiResponse:
     where = queryables.filter_mask(g, spec, dict(req.args))
     rows = select(g, spec, bbox=bbox, when=when, where=where)
     page = rows[offset : offset + limit]
-    feats = features_json(g, spec.id_field, crs=crs, rows=page)  # column by column, as text
+    feats = page_json(g, spec.id_field, page, crs=crs)  # encoded column by column, as text
     base = f"{req.base_url}collections/{cid}/items"
     keep = {k: v for k, v in req.args.items() if k not in ("offset", "limit")}
 
