@@ -279,6 +279,13 @@ def border_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     reach S (100 m) and T (400 m). S holds 400, T 200. The optimum places everyone: A's 300
     and 100 of B's at S, B's other 200 at T: 1,800 person-minutes at 4 km/h (15 m/min).
     """
+    return _border_workspace(
+        tmp_path_factory.mktemp("border"), {"S": (1000, 400), "T": (1500, 200)}
+    )
+
+
+def _border_workspace(folder, shelter_at: dict) -> Workspace:
+    """The two towns, their people, and shelters ``id: (x, capacity)`` (emergency class)."""
     # In 100 m pieces: people and shelters snap to the nodes at their feet.
     pieces = [shapely.LineString([(x, 0), (x + 100, 0)]) for x in range(0, 6000, 100)]
     roads = _lonlat(pieces, road_id=[f"R{i}" for i in range(60)], road_class=["residential"] * 60)
@@ -290,15 +297,16 @@ def border_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
         cell_size_m=[100, 100],
         adcode=["440703002001", "440703005001"],
     )
+    ids = list(shelter_at)
     shelters = _lonlat(
-        [shapely.Point(1000, 0), shapely.Point(1500, 0)],
-        shelter_id=["S", "T"],
-        name=["S", "T"],
-        class_gb51143=["emergency"] * 2,
-        shelter_class=["III"] * 2,
-        capacity_persons=[400, 200],
-        effective_area_m2=[600.0, 300.0],
-        adcode=["440703002001", "440703005001"],
+        [shapely.Point(x, 0) for x, _ in shelter_at.values()],
+        shelter_id=ids,
+        name=ids,
+        class_gb51143=["emergency"] * len(ids),
+        shelter_class=["III"] * len(ids),
+        capacity_persons=[c for _, c in shelter_at.values()],
+        effective_area_m2=[1.5 * c for _, c in shelter_at.values()],
+        adcode=["440703002001" if x <= 1000 else "440703005001" for x, _ in shelter_at.values()],
     )
     boxes = [shapely.box(0, -100, 1000, 100), shapely.box(1000, -100, 2000, 100)]
     units = _lonlat(
@@ -308,7 +316,7 @@ def border_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
         level=["town"] * 2 + ["village"] * 2,
         parent_adcode=["440703"] * 2 + ["440703002", "440703005"],
     )
-    path = tmp_path_factory.mktemp("border") / "border.gpkg"
+    path = folder / "border.gpkg"
     x0, y0, x1, y1 = roads.total_bounds
     ws = Workspace.create(
         path,
@@ -352,3 +360,26 @@ def test_evacuation_across_a_border_by_hand(border_ws):
     assert (logs[0]["components"], logs[0]["halo_sources"]) == (1, 1)
     assert (logs[1]["components"], logs[1]["shared_components"]) == (0, 1)
     assert logs[0]["rounds"] >= 3 and len(got["unassigned"]) == 0
+
+
+def test_a_shelter_that_never_fills_joins_nobody(tmp_path):
+    # One shelter U on the border holding 1,000: everyone reaches it, it cannot fill, so each
+    # town solves its own people alone (no halo) and the loads add up.
+    ws = _border_workspace(tmp_path, {"U": (1000, 1000)})
+    units = ws.read("admin_units")
+    towns = units[units["level"] == "town"]
+    frames, logs = [], []
+    for c, name, g in zip(towns["adcode"], towns["name"], towns.geometry, strict=True):
+        part = partition.Part(c, name, g)
+        f, log = ps.evacuation_part(ws, part, measure_crs=METRIC, buffer_m=500.0, far_m=100.0)
+        frames.append(f)
+        logs.append(log)
+    assert [(lg["components"], lg["halo_sources"], lg["free_shelters"]) for lg in logs] == [
+        (1, 0, 1),
+        (1, 0, 1),
+    ]
+    got = ps.gather_evacuation(frames, METRIC)
+    u = got["load"].set_index("shelter_id").loc["U"]
+    assert (u["assigned_persons"], u["spare_persons"], u["status"]) == (600, 400, "partial")
+    assert u["mean_walk_min"] == pytest.approx(1.5, rel=1e-9)  # 100 m at 4 km/h, everyone
+    assert got["lines"]["persons"].sum() == 600 and got["lines"]["source_id"].nunique() == 2

@@ -24,6 +24,12 @@ of them is proven complete, i.e. has all its pairs and (for a source) all its ce
 - a shelter at point ``k``: ``room(k) ≥ snap + L·v + 2·far_m`` (every source reaching it is
   complete and inside).
 
+A shelter that holds everyone who can reach it (proven: all its people are in the part's
+problem) never fills, so it couples nobody: its people are split into components as if it were
+unlimited, each component offers it at full capacity, and ``gather_evacuation`` sums its loads
+(and raises if they ever exceeded its capacity). Only shelters that can fill chain people
+together.
+
 Each component is solved once, by the part holding its smallest source code (the others skip
 it), so the gathered flows are an optimum of the whole problem: the same people placed and the
 same total cost at the solver's resolution (0.01 min). That is what is guaranteed. Where the
@@ -355,6 +361,7 @@ def evacuation_part(
     own_units, pop_own, sheltered, shelter_xy, reach_min = _shelter_inputs(ws, part, s, crs)
     extent = roads_bbox or roads_extent(ws)
     cap_all = shel.shelter_capacity(sheltered, s)
+    caps = cap_all["capacity_used_persons"].to_numpy(np.int64)
     v = s.walk_speed_kmh * 1000.0 / 60.0
     if "adcode" in sheltered:
         own_k = own_rows(sheltered, part.code)
@@ -371,22 +378,30 @@ def evacuation_part(
         lim = cap_all["service_min"].to_numpy(float)[kin]
         pi, pk = _pairs(net, src, ks.node, ks.offset_min, lim)
         n = len(src)
-        adj = coo_matrix((np.ones(len(pi)), (pi, n + pk)), shape=(n + len(kin),) * 2)
+        # Everything read: the cut holds every road and every cell (read the latter only then).
+        full = cut.contains_extent(extent) and cut.contains_extent(ws.extent("population"))
+        room_src = cut.room_m(net.node_xy[src["node"].to_numpy()])
+        ok_src = room_src >= 2 * reach_min * v + 2 * far_m + SLACK_M
+        ok_k = cut.room_m(shelter_xy[kin]) >= ks.offset_m + reach_min * v + 2 * far_m + SLACK_M
+        # A proven shelter that holds everyone who can reach it never fills: it joins nobody.
+        reach_people = np.bincount(
+            pk, weights=src["people"].to_numpy(float)[pi], minlength=len(kin)
+        )
+        free = (full | ok_k) & (caps[kin] >= reach_people)
+        bind = ~free[pk]
+        adj = coo_matrix(
+            (np.ones(int(bind.sum())), (pi[bind], n + pk[bind])), shape=(n + len(kin),) * 2
+        )
         _, comp = connected_components(adj, directed=False)
         own_src = src["adcode"].astype(str).str.startswith(part.code).to_numpy()
         mine = np.isin(comp, comp[:n][own_src])
         mine[n:] |= own_k[kin]  # own shelters, reachable or not
-        # Everything read: the cut holds every road and every cell (read the latter only then).
-        full = cut.contains_extent(extent) and cut.contains_extent(ws.extent("population"))
-        room_src = cut.room_m(net.node_xy[src["node"].to_numpy()])
-        room_k = cut.room_m(shelter_xy[kin])
-        ok_src = room_src >= 2 * reach_min * v + 2 * far_m + SLACK_M
-        ok_k = room_k >= ks.offset_m + reach_min * v + 2 * far_m + SLACK_M
+        mine[n + pk[free[pk] & mine[:n][pi]]] = True  # free shelters of those people
         ok = full or bool(ok_src[mine[:n]].all() and ok_k[mine[n:]].all())
         if not ok:
             return False, None
         if full:  # every road and cell read: nothing rests on far_m
-            return True, (net, pop, src, cell_src, comp, kin, own_src)
+            return True, (net, pop, src, cell_src, comp, kin, own_src, pi, pk, free)
         cells = np.flatnonzero(np.isin(cell_src, np.flatnonzero(mine[:n])))
         far = cells[cell_off_m[cells] > far_m]
         if not (cut.room_m(_xy(pop.iloc[far], crs)) >= cell_off_m[far] + SLACK_M).all():
@@ -400,9 +415,9 @@ def evacuation_part(
                 f"{first}) lie more than {far_m:g} m from the walking network; pass a larger "
                 "far_m to every part"
             )
-        return True, (net, pop, src, cell_src, comp, kin, own_src)
+        return True, (net, pop, src, cell_src, comp, kin, own_src, pi, pk, free)
 
-    (net, pop, src, cell_src, comp, kin, own_src), log = _grow_until(
+    (net, pop, src, cell_src, comp, kin, own_src, pi, pk, free), log = _grow_until(
         part, crs, buffer_m, f"evacuation part {part.code}", attempt
     )
     n = len(src)
@@ -413,11 +428,11 @@ def evacuation_part(
     np.minimum.at(low, comp[:n], rank)
     mine_code = np.array([str(c).startswith(part.code) for c in uniq] + [False])
     owned = set(np.flatnonzero(mine_code[low]).tolist())
-    solve_k = mine_code[low[comp[n:]]]
     solve_src = np.isin(comp[:n], list(owned))
-    with_k = set(comp[n:][solve_k].tolist())
-    flow_src = solve_src & np.isin(comp[:n], list(with_k))
-    caps = cap_all["capacity_used_persons"].to_numpy(np.int64)
+    solve_k = mine_code[low[comp[n:]]]  # binding shelters of owned components
+    solve_k[pk[free[pk] & solve_src[pi]]] = True  # and the free ones their people reach
+    has_pair = np.isin(np.arange(n), pi)
+    flow_src = solve_src & has_pair
     loads, lines = [], []
     unassigned = []
     if flow_src.any() and caps[kin[solve_k]].sum() > 0:
@@ -446,13 +461,10 @@ def evacuation_part(
         )
     else:
         flow_src[:] = False
-    idle_k = ~np.isin(np.arange(len(kin)), np.flatnonzero(solve_k)) & own_k[kin]
-    idle_k &= ~np.isin(comp[n:], comp[:n])  # reached by nobody at all
+    idle_k = own_k[kin] & ~np.isin(np.arange(len(kin)), pk)  # reached by nobody at all
     rest = solve_src & ~flow_src  # no shelter within reach (or none with room)
     if rest.any():
-        reason = np.where(
-            np.isin(comp[:n][rest], list(with_k)), "shelters_full", "no_shelter_within"
-        )
+        reason = np.where(has_pair[rest], "shelters_full", "no_shelter_within")
         cells = np.flatnonzero(np.isin(cell_src, np.flatnonzero(rest)))
         xy = _xy(pop.iloc[cells], crs)
         p = np.rint(pd.to_numeric(pop[s.people]).to_numpy(float)[cells])
@@ -485,8 +497,31 @@ def evacuation_part(
         "components": len(owned),
         "halo_sources": int((solve_src & ~own_src).sum()),
         "shared_components": len(set(comp[:n][own_src].tolist()) - owned),
+        "free_shelters": int((solve_k & free).sum()),
     }
     return frames, log
+
+
+def _sum_free_shelters(load: pd.DataFrame) -> pd.DataFrame:
+    """One row per shelter: a free shelter's loads from several parts summed (the rest once)."""
+    dup = load["shelter_id"].duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return load
+    rows = load[dup].copy()
+    rows["_pmin"] = rows["mean_walk_min"].fillna(0.0) * rows["assigned_persons"]
+    g = rows.groupby("shelter_id", sort=False)
+    one = g.first()
+    one["assigned_persons"] = g["assigned_persons"].sum()
+    one["max_walk_min"] = g["max_walk_min"].max()
+    cap, got = one["capacity_persons"].to_numpy(), one["assigned_persons"].to_numpy()
+    if (got > cap).any():  # a free shelter holds everyone who can reach it: never
+        raise PartitionError(f"free shelters over-filled: {list(one.index[got > cap][:10])}")
+    one["mean_walk_min"] = np.where(got > 0, g["_pmin"].sum() / np.maximum(got, 1), np.nan)
+    one["load_share"] = np.where(cap > 0, got / np.maximum(cap, 1), np.nan)
+    one["spare_persons"] = cap - got
+    one["status"] = np.where(got == 0, "unused", np.where(got >= cap, "full", "partial"))
+    merged = one.drop(columns="_pmin").reset_index()[load.columns]
+    return pd.concat([load[~dup], merged], ignore_index=True)
 
 
 def gather_evacuation(
@@ -510,10 +545,7 @@ def gather_evacuation(
         anew: a part's sources are not numbered as the whole's) and ``unassigned`` (per
         village and reason, people-weighted centres, ``unassigned_id`` as the whole run's).
     """
-    load = pd.concat([f["load"] for f in frames], ignore_index=True)
-    if load["shelter_id"].duplicated().any():
-        dup = load.loc[load["shelter_id"].duplicated(), "shelter_id"].tolist()[:10]
-        raise PartitionError(f"shelters solved by two parts: {dup} (overlapping part codes?)")
+    load = _sum_free_shelters(pd.concat([f["load"] for f in frames], ignore_index=True))
     order = list(shelter_order) if shelter_order is not None else sorted(load["shelter_id"])
     load = load.set_index("shelter_id").loc[[i for i in order if i in set(load["shelter_id"])]]
     load = gpd.GeoDataFrame(load.reset_index(), geometry="geometry", crs=STORAGE_CRS)
