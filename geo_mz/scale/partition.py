@@ -48,6 +48,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -252,6 +253,30 @@ def read_once(ws: Any) -> Iterator[Any]:
         yield w
 
 
+_SOURCES: dict[tuple[str, str], tuple[tuple[int, int, int], gpd.GeoDataFrame]] = {}
+
+
+def source_layer(ws: Any, kind: str) -> gpd.GeoDataFrame:
+    """Read a whole layer of sources (``elder_care``, ``relief_stores``) every part needs.
+
+    Every part reads the whole layer for its proof; a worker keeps the one it read from a
+    GeoPackage while the file is unchanged (same inode, time and size: every geo_mz write
+    replaces the file, and an edit in place changes its time), so it reads it once and not once
+    per part. Other workspaces (PostGIS: inside the part's snapshot) are read each time.
+    """
+    path = getattr(ws, "path", None)
+    if not isinstance(path, Path) or not path.is_file():
+        return ws.read(kind)
+    st = path.stat()
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    key = (str(path.resolve()), kind)
+    hit = _SOURCES.get(key)
+    if hit is None or hit[0] != stamp:
+        hit = (stamp, ws.read(kind))
+        _SOURCES[key] = hit
+    return hit[1].copy()
+
+
 def own_rows(gdf: gpd.GeoDataFrame, code: str, field: str = "adcode") -> np.ndarray:
     """Return a mask of the rows whose ``field`` code starts with the part's ``code``."""
     return gdf[field].astype("string").fillna("").str.startswith(code).to_numpy(bool)
@@ -325,7 +350,7 @@ def coverage_part(
         extent = roads_bbox or roads_extent(ws)
         # Every centre, for the proof (one outside the cut may snap into a piece inside it);
         # an error here, as in the whole run, when the layer holds no centre of those kinds.
-        centres_read = ws.read("elder_care")
+        centres_read = source_layer(ws, "elder_care")
         first_roads = ws.read("roads", bbox=make_cut(part.geometry, crs, buffer_m).lonlat_bbox)
     pop = pop[own_rows(pop, part.code)]
     xy_all = shapely.get_coordinates(pop.geometry.to_crs(crs).values)
@@ -450,7 +475,7 @@ def relief_part(
         layers = {"admin_units": units, "population": ws.read("population", bbox=bbox)}
         if "shelters" in ws.layers():
             layers["shelters"] = ws.read("shelters", bbox=bbox)
-        stores = ws.read("relief_stores")
+        stores = source_layer(ws, "relief_stores")
         extent = roads_bbox or roads_extent(ws)
         first_roads = ws.read("roads", bbox=make_cut(part.geometry, crs, buffer_m).lonlat_bbox)
     points = relief.audit_points(layers, measure_crs=crs)
@@ -615,5 +640,6 @@ __all__ = [
     "read_once",
     "relief_part",
     "roads_extent",
+    "source_layer",
     "units_of_part",
 ]
