@@ -107,13 +107,15 @@ def _walk_net(roads: gpd.GeoDataFrame, s: shel.ShelterSettings, crs: str) -> Net
 
 
 def _shelter_inputs(
-    ws: Any, part: Part, s: shel.ShelterSettings, crs: str
-) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame, np.ndarray, float]:
-    """Read the part's units and cells and every shelter; the longest service time."""
+    ws: Any, part: Part, s: shel.ShelterSettings, crs: str, *, cells: bool = True
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None, gpd.GeoDataFrame, np.ndarray, float]:
+    """Read the part's units and (``cells``) cells, every shelter; the longest service time."""
     units = units_of_part(ws, part)
     own_units = units[own_rows(units, part.code)]
-    pop = ws.read("population", bbox=part_bbox(own_units, part))
-    pop = pop[own_rows(pop, part.code)].reset_index(drop=True)
+    pop = None
+    if cells:
+        pop = ws.read("population", bbox=part_bbox(own_units, part))
+        pop = pop[own_rows(pop, part.code)].reset_index(drop=True)
     # Every shelter (a small layer): the largest service time and the snap-circle proof use
     # the whole layer's, and shelters inside a unit count wherever the cut ends.
     sheltered = ws.read("shelters")
@@ -358,7 +360,7 @@ def evacuation_part(
     """
     s = settings or shel.ShelterSettings()
     crs = _crs(part, measure_crs)
-    own_units, pop_own, sheltered, shelter_xy, reach_min = _shelter_inputs(ws, part, s, crs)
+    own_units, _, sheltered, shelter_xy, reach_min = _shelter_inputs(ws, part, s, crs, cells=False)
     extent = roads_bbox or roads_extent(ws)
     cap_all = shel.shelter_capacity(sheltered, s)
     caps = cap_all["capacity_used_persons"].to_numpy(np.int64)
@@ -492,7 +494,7 @@ def evacuation_part(
         else pd.DataFrame(columns=["adcode", "reason", "persons_unassigned", "x_m", "y_m"]),
     }
     log |= {
-        "cells": len(pop_own),
+        "cells": int(own_rows(pop, part.code).sum()),
         "crs": crs,
         "components": len(owned),
         "halo_sources": int((solve_src & ~own_src).sum()),
