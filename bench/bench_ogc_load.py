@@ -342,6 +342,44 @@ def drain(root: str, path: str) -> None:
         r.read()
 
 
+# -- CPU per request, in this process (load-independent) ----------------------------------------
+def cpu_costs(tmp: Path, ws: Path, peer: Path, plist: dict[str, list], k: int) -> None:
+    """CPU milliseconds per request of each app called in-process on one thread (no HTTP).
+
+    The figure the box's load does not change much: on a shared machine the wrk rates move with
+    the other work, the CPU a request needs does not.
+    """
+    from webmap import create_app
+    from webmap.settings import Settings
+    from webmap.testing import SECRET
+
+    os.environ.update(pygeoapi_config(tmp / "cpu", peer, 5000))
+    os.environ["PEER_GPKG"] = str(peer)
+    from pygeoapi.flask_app import APP
+
+    apps = {
+        "geo-mz": create_app(Settings(workspace=ws, secret_key=SECRET)),
+        "pygeoapi": APP,
+        "flask+pyogrio": peer_app(),
+    }
+    print("\n## CPU per request, in-process, one thread (ms; HTTP server not included)")
+    print("| app | bbox limit=100 | page limit=1000 |")
+    print("|---|---:|---:|")
+    for name, app in apps.items():
+        client = app.test_client()
+        row = []
+        for kind in ("bbox", "pages"):
+            for path in plist[kind][:3]:
+                client.get(path, headers={"Accept": ACCEPT})
+            t = time.process_time()
+            for path in plist[kind][3 : 3 + k]:
+                r = client.get(path, headers={"Accept": ACCEPT})
+                assert r.status_code == 200, (name, path, r.data[:200])
+            row.append((time.process_time() - t) / k * 1000)
+        print(f"| {name} | {row[0]:.1f} | {row[1]:.1f} |", flush=True)
+    apps["geo-mz"].extensions["webmap"].close()
+
+
 # -- idle streams (held by a separate process) --------------------------------------------------
 async def hold_streams(root: str, n: int) -> None:
     host, port = root.removeprefix("http://").split(":")
@@ -432,6 +470,7 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=1000)
     ap.add_argument("--servers", default="geo-mz,geo-mz -w2,pygeoapi,flask+pyogrio")
     ap.add_argument("--geomz-threads", type=int, help="geo-mz serve --threads (default: its own)")
+    ap.add_argument("--cpu", type=int, default=30, help="requests per app for CPU/request; 0: no")
     ap.add_argument("--hold-streams", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -453,6 +492,9 @@ def main() -> None:
         ws, peer, bounds = make_data(tmp, args.points)
         print(f"# data made in {time.perf_counter() - t:.1f} s")
         plist = paths(bounds, args.points)
+        if args.cpu:
+            (tmp / "cpu").mkdir()
+            cpu_costs(tmp, ws, peer, plist, args.cpu)
         servers = start_servers(tmp, ws, peer, only, args.geomz_threads)
         try:
             for name, s in servers.items():
