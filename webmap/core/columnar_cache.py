@@ -3,10 +3,10 @@
 The stores hand out one cached frame per layer until it changes (a change makes a new frame
 object), so the text of each feature, made column by column by
 :func:`webmap.core.columnar.feature_texts`, stays valid as long as that frame object lives.
-The first request that sees a frame a **second** time encodes the whole layer in the requested
-CRS; later pages only pick their rows' texts. Frames seen once (or larger than the budget) are
-encoded page by page. Entries die with their frame (weak references, dropped at the next
-insert) and the least recently used ones are dropped past ``MAX_BYTES``.
+The first request that sees a frame a **second** time starts encoding the whole layer in the
+requested CRS in a background thread; once done, pages only pick their rows' texts. Frames
+seen once (or larger than the budget) are encoded page by page. Entries die with their frame
+(weak references, dropped at the next insert); the least recently used go past ``MAX_BYTES``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ _Key = tuple[int, str, str]
 _lock = threading.Lock()
 _entries: OrderedDict[_Key, tuple[weakref.ref, np.ndarray, int]] = OrderedDict()
 _seen: OrderedDict[_Key, weakref.ref] = OrderedDict()  # frames met once
-_building: dict[_Key, threading.Lock] = {}
+_building: set[_Key] = set()  # layers being encoded now
 _total_bytes = 0
 
 
@@ -71,21 +71,28 @@ def _texts(gdf: gpd.GeoDataFrame, id_field: str, crs: str) -> np.ndarray | None:
         found = _live(key, gdf)
         if found is not None:
             return found
-        if len(gdf) > MAX_ROWS or not _seen_before(key, gdf):
+        if len(gdf) > MAX_ROWS or key in _building or not _seen_before(key, gdf):
             return None
-        building = _building.setdefault(key, threading.Lock())
-    with building:  # one thread encodes a layer; the others wait for its texts
-        with _lock:
-            found = _live(key, gdf)
-        if found is not None:
-            return found
+        _building.add(key)
+    # Encoded in the background (about a second per 100k points): no request waits for it,
+    # pages are encoded one by one meanwhile.
+    worker = threading.Thread(
+        target=_build, args=(key, gdf, id_field, crs), name="webmap-encode", daemon=True
+    )
+    worker.start()
+    return None
+
+
+def _build(key: _Key, gdf: gpd.GeoDataFrame, id_field: str, crs: str) -> None:
+    try:
         texts = feature_texts(gdf, id_field, crs=crs)
         size = int(sum(map(sys.getsizeof, texts.tolist()))) + texts.nbytes
         with _lock:
-            _building.pop(key, None)
             if size <= MAX_BYTES:
                 _insert(key, gdf, texts, size)
-        return texts
+    finally:
+        with _lock:
+            _building.discard(key)
 
 
 def page_json(gdf: gpd.GeoDataFrame, id_field: str, rows: np.ndarray, *, crs: str = CRS84) -> str:
