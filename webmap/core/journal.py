@@ -81,11 +81,17 @@ class Journal:
 
         Opening a SQLite connection in WAL mode (file, ``-shm`` mapping, pragmas) costs more
         than the small reads the event streams make on every edit and reconnect, so each
-        thread keeps one. Autocommit: every statement reads the newest committed state.
+        thread keeps one (reopened if the file was replaced). Autocommit: every statement reads
+        the newest committed state.
         """
+        st = self.path.stat()
+        ident = (st.st_dev, st.st_ino)  # a journal replaced under the server is opened anew
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or getattr(self._local, "ident", None) != ident:
+            if conn is not None:
+                conn.close()
             conn = self._local.conn = self._open()
+            self._local.ident = ident
         try:
             yield conn
         except sqlite3.Error:
