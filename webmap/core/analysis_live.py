@@ -122,6 +122,8 @@ class LiveAnalysis:
     def _touched(self) -> bool:
         """Read the events since last time; True if one changed the closures or incidents."""
         found = False
+        if self.cursor is None or self.bus.latest <= self.cursor:
+            return False  # a poke or a repeat: nothing new announced, no query
         while self.cursor is not None:
             events = self.store.events_since(self.cursor, limit=REPLAY_BATCH)
             for ev in events:
