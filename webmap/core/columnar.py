@@ -1,16 +1,19 @@
-"""Columnar GeoJSON: a page of features encoded column by column, straight to JSON text.
+"""Columnar GeoJSON: features encoded column by column, straight to JSON text.
 
 :func:`webmap.core.geojson.features_of` builds one dict per feature (a Python call per value, a
 GeoJSON string per geometry parsed back with ``json.loads``) and the response is dumped again.
-Here every property column becomes JSON-able Python values in bulk (numpy / pandas, one call a
-column), all values of the page are encoded by **one** ``json.dumps`` call, geometries are
-written from their coordinate arrays (``shapely.to_ragged_array``) with the same shortest
-round-trip float text, and the page is assembled by one ``str.join`` over a token table.
+Here each property column becomes its JSON texts in one pass (numbers through the C ``repr``
+of Python numbers, text through the ``json`` module's C string escaper, each mapped over the
+whole column; missing → ``null``), geometries are written from their coordinate arrays
+(``shapely.to_ragged_array``) with digits cut by numpy from the rounded integers, and the
+features are assembled by one ``str.join`` over a token table. No value is converted by Python
+code of its own and nothing is parsed back.
 
 The result equals, once parsed, what ``features_of`` gives for the same frame and CRS (checked
-property by property in ``tests/test_webmap_columnar.py``, also against hypothesis-made frames).
-Geometries the fast path does not cover (collections, rings, empty parts, non-finite
-coordinates) and object columns of mixed types go through the per-value path, row by row.
+on every sample layer and CRS and on hypothesis-made frames in
+``tests/test_webmap_columnar.py``). Geometries the fast path does not cover (collections,
+empty parts, coordinates outside the CRS) and object columns of mixed types or dates go the
+per-value way. :mod:`webmap.core.columnar_cache` keeps the texts of a whole layer.
 """
 
 from __future__ import annotations
