@@ -41,7 +41,16 @@ from geo_mz.eldercare.coverage import select_centres
 from geo_mz.network.graph import Network, Snapped
 from geo_mz.network.paths import snap_points
 
-__all__ = ["E2sfcaResult", "beds_by_unit", "beds_kpis", "capacity_adjusted_coverage", "e2sfca"]
+__all__ = [
+    "TOL_MIN",
+    "E2sfcaResult",
+    "beds_by_unit",
+    "beds_kpis",
+    "capacity_adjusted_coverage",
+    "decay_weight",
+    "e2sfca",
+    "pairs_within",
+]
 
 
 class E2sfcaResult(NamedTuple):
@@ -169,7 +178,23 @@ def beds_kpis(table: pd.DataFrame) -> list[Kpi]:
     ]  # fmt: skip
 
 
-def _decay(t: np.ndarray, t0: float, decay: str) -> np.ndarray:
+def decay_weight(t: np.ndarray, t0: float, decay: str) -> np.ndarray:
+    """Return E2SFCA's distance decay ``W(t)`` for times ``t`` within the catchment ``t0``.
+
+    Parameters
+    ----------
+    t
+        Times (minutes), at most ``t0`` (larger times are clipped to ``t0``: weight 0 or 1).
+    t0
+        Catchment (minutes).
+    decay
+        ``"step"`` (1), ``"linear"`` (``1 - t/t0``) or ``"gaussian"`` (see :func:`e2sfca`).
+
+    Returns
+    -------
+    numpy.ndarray
+        The weights, in [0, 1].
+    """
     x = np.clip(t / t0, 0.0, 1.0)
     if decay == "step":
         return np.ones_like(x)
@@ -179,10 +204,31 @@ def _decay(t: np.ndarray, t0: float, decay: str) -> np.ndarray:
     return np.clip((np.exp(-0.5 * x * x) - e) / (1.0 - e), 0.0, 1.0)
 
 
-def _pairs_within(
+def pairs_within(
     net: Network, cs: Snapped, ps: Snapped, limit: float, max_block_mb: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(centre, point, time) for every pair within ``limit`` minutes, blockwise."""
+    """Return every (centre, point, time) pair within ``limit`` minutes, blockwise.
+
+    The time is the centre's snap walk + the network time + the point's snap walk, kept when
+    at most ``limit`` (+ ``TOL_MIN``); the partitioned E2SFCA uses the same arithmetic.
+
+    Parameters
+    ----------
+    net
+        The walking network (its graph in minutes).
+    cs, ps
+        The centres' and the points' snaps to ``net`` (``node``, ``offset_min``).
+    limit
+        Catchment (minutes), inclusive.
+    max_block_mb
+        Memory cap of one dense Dijkstra block (``rows x n_nodes x 8`` bytes).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Centre positions, point positions and times, ordered by centre block, then by the
+        centre and node within a block.
+    """
     n = net.n_nodes
     order = np.argsort(ps.node, kind="stable")
     counts = np.bincount(ps.node, minlength=n)
@@ -280,8 +326,8 @@ def e2sfca(
     cs = snap_centres(net2, centres, max_snap_m, v)
     ps = snap_points(net2, population, max_snap_m=max_snap_m, access_speed_kmh=v)
     pop = nonneg_numbers(population, pop_field, "population")
-    j, i, t = _pairs_within(net2, cs, ps, t0, check_positive("max_block_mb", max_block_mb))
-    w = _decay(t, t0, decay)
+    j, i, t = pairs_within(net2, cs, ps, t0, check_positive("max_block_mb", max_block_mb))
+    w = decay_weight(t, t0, decay)
     nc, npop = len(centres), len(population)
     demand_w = np.bincount(j, pop[i] * w, nc)
     ratio = np.where(demand_w > 0, cap / np.where(demand_w > 0, demand_w, 1.0), np.nan)

@@ -26,7 +26,6 @@ the same values; sums of float products (demand, access, mean walk) agree to 1e-
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -34,7 +33,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy.sparse.csgraph import dijkstra
 
 from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
 from geo_mz.core.standards import BEDS_PER_1000_MIN, RESIDENTIAL_KINDS
@@ -59,7 +57,7 @@ from geo_mz.scale.partition import (
 from geo_mz.scale.partition_rings import rings_part
 from geo_mz.scale.partition_twopass import Frames, TwoPassJob
 
-TOL_MIN = 1e-9
+TOL_MIN = capacity.TOL_MIN
 """Inclusive thresholds, as in :mod:`geo_mz.eldercare` (absorbs float noise only)."""
 POP = "pop_60plus"
 
@@ -278,17 +276,6 @@ CAPACITY = TwoPassJob(capacity_first, capacity_reduce, capacity_second)
 # --------------------------------------------------------------------------- E2SFCA
 
 
-def decay_weight(t: np.ndarray, t0: float, decay: str) -> np.ndarray:
-    """``W(t)`` of :func:`geo_mz.eldercare.e2sfca` (step, linear or Gaussian), same arithmetic."""
-    x = np.clip(t / t0, 0.0, 1.0)
-    if decay == "step":
-        return np.ones_like(x)
-    if decay == "linear":
-        return 1.0 - x
-    e = math.exp(-0.5)
-    return np.clip((np.exp(-0.5 * x * x) - e) / (1.0 - e), 0.0, 1.0)
-
-
 def _residential(ws: Any, s: CircleSettings, kinds: Sequence[str]) -> gpd.GeoDataFrame:
     return coverage.select_centres(ws.read("elder_care"), kinds=tuple(kinds), statuses=s.statuses)
 
@@ -331,22 +318,12 @@ def e2sfca_pairs(
         v = float(net.access_speed_kmh)
         ps = snap_points(net, pop.iloc[todo], max_snap_m=s.max_snap_m, access_speed_kmh=v)
         pos = np.flatnonzero(shapely.intersects(cut.polygon, shapely.points(c_xy)))
-        js, ps_, ts = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)]
+        j, i, t = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
         if len(pos):
             cs = snap_points(net, centres.iloc[pos], max_snap_m=s.max_snap_m, access_speed_kmh=v)
-            rows = max(1, int(max_block_mb * 2**20 // (8 * max(net.n_nodes, len(todo)))))
-            for a in range(0, len(pos), rows):
-                off = cs.offset_min[a : a + rows]
-                if t0 - float(off.min()) + TOL_MIN < 0:
-                    continue  # every centre of the block walks longer than t0 to its road
-                d = dijkstra(net.graph, directed=True, indices=cs.node[a : a + rows],
-                             limit=t0 - float(off.min()) + TOL_MIN)  # fmt: skip
-                t = (d[:, ps.node] + off[:, None]) + ps.offset_min[None, :]
-                r, c = np.nonzero(t <= t0 + TOL_MIN)
-                js.append(pos[a + r])
-                ps_.append(c)
-                ts.append(t[r, c])
-        j, i, t = (np.concatenate(x) for x in (js, ps_, ts))
+            # The whole run's pair search (same blocks' arithmetic and tolerance).
+            jj, i, t = capacity.pairs_within(net, cs, ps, t0, max_block_mb)
+            j = pos[jj]
         ok = proven(net, cut, xy[todo], ps.node, ps.offset_m, np.full(len(todo), t0 + TOL_MIN),
                     v, cut.contains_extent(extent), source_xy=c_xy)  # fmt: skip
         # One row per point (centre -1) so that a point with no pair is proven too.
@@ -402,8 +379,8 @@ def e2sfca_first(
     pop, pairs, log = e2sfca_pairs(ws, part, centres, settings=s, crs=crs,
                                    catchment_min=catchment_min, buffer_m=buffer_m,
                                    roads_bbox=roads_bbox)  # fmt: skip
-    j, i = pairs["centre"].to_numpy(), pairs["point"].to_numpy()
-    w = decay_weight(pairs["time_min"].to_numpy(float), float(catchment_min), decay)
+    j, i = pairs["centre"].to_numpy(np.int64), pairs["point"].to_numpy(np.int64)
+    w = capacity.decay_weight(pairs["time_min"].to_numpy(float), float(catchment_min), decay)
     p = pd.to_numeric(pop[POP]).to_numpy(float)
     n = len(centres)
     inside = _inside(centres, part)
@@ -608,7 +585,6 @@ __all__ = [
     "capacity_reduce",
     "capacity_second",
     "centre_snaps",
-    "decay_weight",
     "e2sfca_first",
     "e2sfca_pairs",
     "e2sfca_reduce",
