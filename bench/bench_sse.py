@@ -23,6 +23,9 @@ Measured
   streaming layer alone, without the commit);
 * events lost: N x E minus the (client, event id) pairs received;
 * write latency (request sent to response read), p50 and p99;
+* the server's CPU milliseconds per event while the writes run (``/proc``: the write, its
+  fan-out to every client and any reconnects): a figure the other tenants of a shared machine
+  disturb much less than the wall-clock latencies;
 * the same with reconnects: each client drops its stream after every k-th event (1/k of the
   clients at each event) and reconnects at once with ``Last-Event-ID``; the missed events come
   from the replay (geo-mz: its memory of recent events or the log; bare: a list). The latency of
@@ -215,6 +218,15 @@ async def client(
             return
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
     root: str,
     headers: dict[str, str],
@@ -223,6 +235,7 @@ def measure(
     gap: float,
     bare: bool,
     reconnect_every: int = 0,
+    pid: int = 0,
 ):
     path = "/publish" if bare else "/collections/incidents/items"
     body = {
@@ -245,6 +258,7 @@ def measure(
             time.sleep(gap)
 
     counts = [0]  # connections made (first ones and reconnects)
+    cpu = [0.0, 0.0]  # the server's CPU seconds when the writes start and end
 
     async def run() -> list[dict[int, float]]:
         arrivals = [{} for _ in range(n)]
@@ -266,9 +280,11 @@ def measure(
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
         # the first event id of this run: bare counts from 1 per process, geo-mz answers it
         thread = threading.Thread(target=writer, args=(1,))
+        cpu[0] = cpu_s(pid)
         thread.start()
         while thread.is_alive():
             await asyncio.sleep(0.05)
+        cpu[1] = cpu_s(pid)
         await asyncio.sleep(3.0)  # let the last event reach everyone
         for t in tasks:
             t.cancel()
@@ -282,7 +298,8 @@ def measure(
         lat += [t - sent for t in got]
         spread += [t - min(got) for t in got] if got else []
     writes = np.array([a - s for _, s, a in done]) * 1000
-    return np.array(lat) * 1000, np.array(spread) * 1000, lost, writes, counts[0] - n
+    cpu_ms = (cpu[1] - cpu[0]) * 1000 / max(len(done), 1)  # per event: write + fan-out (+ idle)
+    return np.array(lat) * 1000, np.array(spread) * 1000, lost, writes, counts[0] - n, cpu_ms
 
 
 def main() -> None:
@@ -323,7 +340,8 @@ def main() -> None:
     )
     print(
         f"{'server':8} {'clients':>7} {'reconnect':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'fan p99 ms':>10} {'lost':>6} {'reconnects':>10} {'write p50':>9} {'write p99':>9}"
+        f"{'fan p99 ms':>10} {'lost':>6} {'reconnects':>10} {'write p50':>9} {'write p99':>9} "
+        f"{'CPU/event':>9}"
     )
     modes = [0] + ([args.reconnect_every] if args.reconnect_every else [])
     tmp = Path(tempfile.mkdtemp(prefix="bench_sse_"))
@@ -338,8 +356,8 @@ def main() -> None:
                         start_geomz(tmp / f"g{n}_{every}") if name == "geo-mz" else start_bare()
                     )
                     try:
-                        lat, spread, lost, writes, again = measure(
-                            root, headers, n, args.events, args.gap, name == "bare", every
+                        lat, spread, lost, writes, again, cpu_ms = measure(
+                            root, headers, n, args.events, args.gap, name == "bare", every, proc.pid
                         )
                     finally:
                         proc.terminate()
@@ -350,7 +368,7 @@ def main() -> None:
                     label = f"every {every}" if every else "no"
                     print(
                         f"{name:8} {n:>7} {label:>9} {p50:8.1f} {p99:8.1f} {fan99:10.1f} "
-                        f"{lost:>6} {again:>10} {w50:9.1f} {w99:9.1f}",
+                        f"{lost:>6} {again:>10} {w50:9.1f} {w99:9.1f} {cpu_ms:9.1f}",
                         flush=True,
                     )
     finally:
