@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo_mz.boundaries._geometry import polygonal
+
 __all__ = [
     "CellCount",
     "count_points",
@@ -278,7 +280,8 @@ def fold_destinations(units: gpd.GeoDataFrame, noise_m2: float = 0.01) -> gpd.Ge
         for j in tree.query(folds[i], predicate="intersects"):
             if j == i:
                 continue
-            piece = shapely.intersection(folds[i], geoms[j])
+            # Polygonal part only: a mixed collection is no valid input to the next overlay.
+            piece = polygonal(shapely.intersection(folds[i], geoms[j]))
             if piece.area <= noise_m2:
                 continue
             rest = shapely.difference(rest, geoms[j])
