@@ -1,4 +1,4 @@
-"""``geo-mz scale ...``: coverage, relief audit and boundary QA per county/town/province on Dask.
+"""``geo-mz scale ...``: every analysis per county/town/province on Dask.
 
 Registered on the main group by :mod:`geo_mz.cli.app`. ``scale run`` cuts a workspace into parts,
 runs one Dask task per part (a LocalCluster of this machine unless ``--scheduler`` or
@@ -75,6 +75,35 @@ def _job_names() -> list[str]:
     help="本机进程数（默认每核一个；0=不用Dask）/ local worker processes (0: in-process).",
 )
 @click.option("--buffer-km", type=float, default=None, help="首轮缓冲区 / first buffer (km).")
+@click.option(
+    "--flood",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="relief_scenario：洪水深度栅格 (m) / flood depth raster (m).",
+)
+@click.option(
+    "--close-depth",
+    type=float,
+    default=None,
+    help="relief_scenario：封闭道路的水深 (m) / depth that closes a road (m).",
+)
+@click.option(
+    "--closures",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="relief_scenario：封闭区域文件 / closure areas (a file).",
+)
+@click.option(
+    "--close-roads",
+    default=None,
+    help="relief_scenario：封闭的道路编号，逗号分隔 / road ids to close, comma-separated.",
+)
+@click.option(
+    "--closure-buffer-m",
+    type=float,
+    default=None,
+    help="relief_scenario：封闭点/线的缓冲 (m) / buffer of closure points and lines (m).",
+)
 @out_option
 @lang_option
 def run(
@@ -87,18 +116,37 @@ def run(
     scheduler: str | None,
     workers: int | None,
     buffer_km: float | None,
+    flood: str | None,
+    close_depth: float | None,
+    closures: str | None,
+    close_roads: str | None,
+    closure_buffer_m: float | None,
     out_dir: str,
     lang: str,
 ) -> None:
     """按分区运行各项分析（all=全部）/ run a job, or all of them, per part on Dask.
 
+    all = coverage, capacity, e2sfca, rings, gaps, relief, shelter_adequacy, evacuation and
+    boundaries; with --flood, --closures or --close-roads also relief_scenario.
+
     \b
     例 e.g.  geo-mz scale run coverage --workspace out/sample_workspace.gpkg --by town
              geo-mz scale run boundaries --workspace national.gpkg --by province
+             geo-mz scale run relief_scenario --workspace ws.gpkg --closures closed.geojson
              geo-mz scale run all --workspace guangdong.gpkg --by county --out out/gd
     """  # noqa: D301
+    scenario = _scenario(flood, close_depth, closures, close_roads, closure_buffer_m)
+    takes_scenario = job in ("relief_scenario", "all")
+    only_with(
+        flood=(takes_scenario, "scale run relief_scenario|all"),
+        close_depth=(takes_scenario and flood is not None, "--flood"),
+        closures=(takes_scenario, "scale run relief_scenario|all"),
+        close_roads=(takes_scenario, "scale run relief_scenario|all"),
+        closure_buffer_m=(takes_scenario and closures is not None, "--closures"),
+    )
     if job == "all":
-        _run_all(workspace, by, codes, level, store, scheduler, workers, buffer_km, out_dir, lang)
+        _run_all(workspace, by, codes, level, store, scheduler, workers, buffer_km, out_dir, lang,
+                 scenario)  # fmt: skip
         return
     from tqdm import tqdm
 
@@ -114,7 +162,7 @@ def run(
         ws = open_workspace(workspace)
         code_list = [c.strip() for c in codes.split(",") if c.strip()] if codes else None
         parts = _parts(ws, by, code_list, level if job == "boundaries" else None)
-        opts = job_options(job, ws, by, level, buffer_km)
+        opts = job_options(job, ws, by, level, buffer_km, scenario=scenario)
         store = store or str(Path(out_dir) / "runs.gpkg")
         bar = tqdm(total=len(parts), desc=f"{job} 分区 parts", unit=" 区", file=sys.stderr)
 
@@ -128,7 +176,7 @@ def run(
             scheduler=scheduler, workers=workers, progress=step,
         )  # fmt: skip
         bar.close()
-        paths = write_run_outputs(job, result, parts, out_dir, lang=lang)  # type: ignore[arg-type]
+        paths = write_run_outputs(job, result, parts, out_dir, lang=lang, workspace=ws)  # type: ignore[arg-type]
         left = None if code_list else points_left_out(job, ws, result)
     summary_kpis = run_kpis(job, result, _summary(paths["gpkg"]))
     click.echo(f"运行 run {result.run_key} · 结果库 store {result.store}")
@@ -166,13 +214,18 @@ def _run_all(
     buffer_km: float | None,
     out_dir: str,
     lang: str,
+    scenario: dict[str, Any],
 ) -> None:
     """``scale run all``: every job on one cluster, then the province report and map."""
     from tqdm import tqdm
 
     from geo_mz.core.workspaces import open_workspace
-    from geo_mz.scale.jobs import ALL_ORDER
+    from geo_mz.scale.jobs import ALL_ORDER, SCENARIO_JOB, two_pass
     from geo_mz.scale.province import JOB_TITLES, job_options, run_all, write_province_outputs
+
+    jobs = list(ALL_ORDER)
+    if scenario:  # the scenario audit right after the normal one
+        jobs.insert(jobs.index("relief") + 1, SCENARIO_JOB)
 
     _need_dask(workers, scheduler)
     _need_postgis(workspace, store)
@@ -180,9 +233,11 @@ def _run_all(
         ws = open_workspace(workspace)
         code_list = [c.strip() for c in codes.split(",") if c.strip()] if codes else None
         parts = _parts(ws, by, code_list, None)
-        opts = {job: job_options(job, ws, by, level, buffer_km) for job in ALL_ORDER}
+        opts = {j: job_options(j, ws, by, level, buffer_km, scenario=scenario) for j in jobs}
         store = store or str(Path(out_dir) / "runs.gpkg")
-        bar = tqdm(total=len(parts) * len(ALL_ORDER), desc="all 分区 parts", unit=" 区",
+        # two-pass jobs report each part twice
+        steps = sum(2 if two_pass(j) else 1 for j in jobs)
+        bar = tqdm(total=len(parts) * steps, desc="all 分区 parts", unit=" 区",
                    file=sys.stderr)  # fmt: skip
 
         def step(job: str, _done: int, _n: int, part: str, status: str) -> None:
@@ -190,11 +245,12 @@ def _run_all(
             bar.update(1)
 
         results = run_all(
-            workspace, parts, store=store, options=opts, jobs=ALL_ORDER, level=by,
+            workspace, parts, store=store, options=opts, jobs=jobs, level=by,
             scheduler=scheduler, workers=workers, progress=step,
         )  # fmt: skip
         bar.close()
-        paths = write_province_outputs(results, parts, out_dir, lang=lang)  # type: ignore[arg-type]
+        paths = write_province_outputs(results, parts, out_dir, lang=lang,  # type: ignore[arg-type]
+                                       workspace=ws)  # fmt: skip
     failed = 0
     for job, res in results.items():
         zh, en = JOB_TITLES.get(job, (job, job))
@@ -215,6 +271,29 @@ def _run_all(
             err=True,
         )
         sys.exit(1)
+
+
+def _scenario(
+    flood: str | None,
+    close_depth: float | None,
+    closures: str | None,
+    close_roads: str | None,
+    closure_buffer_m: float | None,
+) -> dict[str, Any]:
+    """Return the ``relief_scenario`` disruption options given (empty: none)."""
+    out: dict[str, Any] = {}
+    if flood:
+        out["flood"] = flood
+        if close_depth is not None:
+            out["close_depth_m"] = close_depth
+    if closures:
+        out["closures"] = closures
+        if closure_buffer_m is not None:
+            out["closure_buffer_m"] = closure_buffer_m
+    roads = [r.strip() for r in (close_roads or "").split(",") if r.strip()]
+    if roads:
+        out["close_roads"] = roads
+    return out
 
 
 def _need_dask(workers: int | None, scheduler: str | None) -> None:

@@ -14,24 +14,83 @@ every part's first pass is done (a partial reduce would be a wrong answer, not a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
 
-from geo_mz.scale.partition import boundary_part, coverage_part, relief_part
+from geo_mz.scale.partition import Part, PartitionError, boundary_part, coverage_part, relief_part
+from geo_mz.scale.partition_eldercare import ELDERCARE_JOBS
+from geo_mz.scale.partition_relief import RELIEF_JOBS
+from geo_mz.scale.partition_twopass import TwoPassJob
 
 PartFunction = Callable[..., tuple[dict[str, pd.DataFrame], dict[str, Any]]]
 
+
+def _without_part_column(fn: PartFunction) -> PartFunction:
+    """Drop the ``part`` column a part function writes itself: the run store adds it.
+
+    Rings pieces and the two-pass jobs' demand rows name their part in a ``part`` column (their
+    reduce reads it); the store keeps every row under its part's code in a column of that name,
+    and gathering gives it back with the same values. A ``part`` column holding another code
+    would be lost, so it is an error.
+    """
+
+    @functools.wraps(fn)  # keeps the signature: the runner looks for roads_bbox, first, …
+    def run(ws: Any, part: Part, *args: Any, **kwargs: Any) -> Any:
+        frames, log = fn(ws, part, *args, **kwargs)
+        out = {}
+        for name, df in frames.items():
+            if "part" in df.columns:
+                other = df["part"].astype(str) != part.code
+                if other.any():
+                    raise PartitionError(
+                        f"{name}: rows name part(s) {sorted(set(df.loc[other, 'part']))[:5]} in "
+                        f"part {part.code}; the run store files each row under its own part"
+                    )
+                df = df.drop(columns="part")
+            out[name] = df
+        return out, log
+
+    return run
+
+
+def _store_ready(job: Any) -> Any:
+    if all(hasattr(job, a) for a in ("first", "reduce", "second")):
+        return TwoPassJob(_without_part_column(job.first), job.reduce,
+                          _without_part_column(job.second))  # fmt: skip
+    return _without_part_column(job)
+
+
 JOBS: dict[str, Any] = {
     "coverage": coverage_part,
+    # capacity, e2sfca (two passes), rings, gaps (two passes)
+    **{name: _store_ready(job) for name, job in ELDERCARE_JOBS.items()},
     "relief": relief_part,
+    # relief_scenario, shelter_adequacy, evacuation
+    **{name: _store_ready(job) for name, job in RELIEF_JOBS.items()},
     "boundaries": boundary_part,
 }
 """Every partitioned job by name: a part function or a two-pass job."""
 
-ALL_ORDER: tuple[str, ...] = ("coverage", "relief", "boundaries")
-"""The jobs ``scale run all`` runs, in this order."""
+ALL_ORDER: tuple[str, ...] = (
+    "coverage",
+    "capacity",
+    "e2sfca",
+    "rings",
+    "gaps",
+    "relief",
+    "shelter_adequacy",
+    "evacuation",
+    "boundaries",
+)
+"""The jobs ``scale run all`` runs, in this order: every job that needs no input beyond the
+workspace. ``relief_scenario`` needs a flood raster or closures: ``scale run all`` adds it
+(after ``relief``) when ``--flood``, ``--closures`` or ``--close-roads`` is given."""
+
+SCENARIO_JOB = "relief_scenario"
+"""The job that needs scenario inputs (a flood raster, closures), run only when given."""
 
 
 def two_pass(job: str) -> bool:
@@ -64,6 +123,7 @@ def reduce_first_pass(job: str, frames_by_layer: Mapping[str, pd.DataFrame]) -> 
 __all__ = [
     "ALL_ORDER",
     "JOBS",
+    "SCENARIO_JOB",
     "PartFunction",
     "job_function",
     "pass_names",

@@ -19,37 +19,224 @@ from geo_mz.scale.store import open_run_store
 
 Lang = Literal["zh", "en"]
 
-#: Result layers gathered into the output GeoPackage per job. Per-point coverage times stay in
-#: the run store (millions of rows on a national run); ``gather(store, key, "times")`` reads them.
+#: Result layers gathered into the output GeoPackage per job. Per-point rows (coverage and
+#: capacity times, E2SFCA people) stay in the run store (millions of rows on a national run);
+#: ``gather(store, key, "times")`` reads them.
 OUTPUT_LAYERS = {
     "coverage": ("units",),
+    "capacity": ("units", "centres"),
+    "e2sfca": ("centres",),
+    "rings": ("rings",),
+    "gaps": ("gaps", "gap_clusters"),
     "relief": ("audit",),
+    "relief_scenario": ("scenario", "changes"),
+    "shelter_adequacy": ("towns", "villages", "units"),
+    "evacuation": ("load", "lines", "unassigned"),
     "boundaries": ("findings", "invalid_edges"),
 }
+#: Layers read only for a job's headline figure (not written: one row per population cell).
+KPI_LAYERS = {"e2sfca": ("population",)}
+#: The headline figure of each job, per part (``kpi`` of the parts table):
+#:
+#: - ``share_15min``: share of the part's aged 60+ within 15 min of a centre;
+#: - ``share_capacity_adj``: the same, each person counted by min(1, places / demand) of the
+#:   serving centre;
+#: - ``share_access_40``: share of the part's aged 60+ whose E2SFCA access (beds per 1,000 in
+#:   reach, decayed) is at least 40 (GB 50437 §3.2.1);
+#: - ``area_15min_km2``: area of the part within 15 min of a centre (the rings' pieces);
+#: - ``pop_60plus_in_gaps``: aged 60+ in the gap hexagons the part owns (a hexagon on a
+#:   border belongs to the lowest part code holding its people);
+#: - ``share_meets_all``: share of the part's points (villages, shelters) whose every delivery
+#:   target is met (under the scenario for ``relief_scenario``);
+#: - ``pop_served_share``: share of the part's people with a shelter within service distance;
+#: - ``share_placed``: share of the part's people (by their village code) placed in a shelter;
+#: - ``findings``: boundary topology findings.
 KPI_NAMES = {
     "coverage": "share_15min",
+    "capacity": "share_capacity_adj",
+    "e2sfca": "share_access_40",
+    "rings": "area_15min_km2",
+    "gaps": "pop_60plus_in_gaps",
     "relief": "share_meets_all",
+    "relief_scenario": "share_meets_all",
+    "shelter_adequacy": "pop_served_share",
+    "evacuation": "share_placed",
     "boundaries": "findings",
 }
+#: The gap hexagons' and merged rings' CRS when the parts measure in different ones (wider
+#: than one Gauss–Krüger zone): China's Albers equal-area (local choice).
+CHINA_ALBERS = "+proj=aea +lat_0=0 +lon_0=105 +lat_1=25 +lat_2=47 +ellps=GRS80 +units=m +no_defs"
+RING_MIN = 15.0
+"""The ring that ``area_15min_km2`` counts up to (minutes)."""
+PEOPLE = "pop_60plus"
+
+
+def _own_unit_share(units: pd.DataFrame, field: str, codes: list[str]) -> pd.Series:
+    if units.empty or field not in units:
+        return pd.Series(np.nan, index=codes)
+    own = units[units["adcode"].astype(str) == units["part"].astype(str)]
+    return own.set_index("part")[field].reindex(codes).astype(float)
+
+
+def _share_meets_all(rows: pd.DataFrame, codes: list[str]) -> pd.Series:
+    if rows.empty:
+        return pd.Series(np.nan, index=codes)
+    per_point = rows.groupby(["part", "point_id"])["meets"].all()
+    return per_point.groupby(level=0).mean().reindex(codes).astype(float)
+
+
+def _by_code_prefix(df: pd.DataFrame, field: str, codes: list[str]) -> pd.Series:
+    """Sum ``field`` per part by the rows' ``adcode`` (a part solves other parts' people too)."""
+    if df.empty:
+        return pd.Series(0.0, index=codes)
+    code = df["adcode"].astype(str)
+    vals = pd.to_numeric(df[field]).to_numpy(float)
+    return pd.Series([float(vals[code.str.startswith(c).to_numpy()].sum()) for c in codes],
+                     index=codes)  # fmt: skip
 
 
 def _part_kpi(job: str, gathered: dict[str, pd.DataFrame], parts: Sequence[Part]) -> pd.Series:
+    """Each part's headline figure (:data:`KPI_NAMES`) from the gathered per-part rows."""
     codes = [p.code for p in parts]
+    nan = pd.Series(np.nan, index=codes)
     if job == "coverage":
-        u = gathered["units"]
-        if u.empty:
-            return pd.Series(np.nan, index=codes)
-        own = u[u["adcode"].astype(str) == u["part"].astype(str)]
-        return own.set_index("part")["share_15min"].reindex(codes).astype(float)
+        return _own_unit_share(gathered["units"], "share_15min", codes)
+    if job == "capacity":
+        return _own_unit_share(gathered["units"], "share_capacity_adj", codes)
+    if job == "e2sfca":
+        p = gathered["population"]
+        if p.empty:
+            return nan
+        from geo_mz.core.standards import BEDS_PER_1000_MIN
+
+        n = pd.to_numeric(p[PEOPLE]).astype(float)
+        ok = pd.to_numeric(p["access_score"]).to_numpy(float) >= BEDS_PER_1000_MIN - 1e-9
+        g = pd.DataFrame({"part": p["part"], "all": n, "ok": n * ok}).groupby("part").sum()
+        return (g["ok"] / g["all"].where(g["all"] > 0)).reindex(codes).astype(float)
+    if job == "rings":
+        r = gathered["rings"]
+        if r.empty:
+            return nan
+        r = r[pd.to_numeric(r["threshold_min"]) <= RING_MIN + 1e-9]
+        return (r.groupby("part")["area_m2"].sum() / 1e6).reindex(codes).fillna(0.0)
+    if job == "gaps":
+        g = gathered["gaps"]
+        if g.empty:
+            return pd.Series(0.0, index=codes)
+        return g.groupby("part")["pop_60plus_uncovered"].sum().reindex(codes).fillna(0.0)
     if job == "relief":
-        a = gathered["audit"]
-        if a.empty:
-            return pd.Series(np.nan, index=codes)
-        per_point = a.groupby(["part", "point_id"])["meets"].all()
-        return per_point.groupby(level=0).mean().reindex(codes).astype(float)
+        return _share_meets_all(gathered["audit"], codes)
+    if job == "relief_scenario":
+        return _share_meets_all(gathered["scenario"], codes)
+    if job == "shelter_adequacy":
+        t = gathered["towns"]
+        if t.empty:
+            return nan
+        t = t[t["level"] != "total"]
+        g = t.groupby("part")[["pop_served", "population"]].sum()
+        return (g["pop_served"] / g["population"].where(g["population"] > 0)).reindex(codes)
+    if job == "evacuation":
+        placed = _by_code_prefix(gathered["lines"], "persons", codes)
+        left = _by_code_prefix(gathered["unassigned"], "persons_unassigned", codes)
+        total = placed + left
+        return (placed / total.where(total > 0)).astype(float)
     f = gathered["findings"]
     counts = f.groupby("part").size() if not f.empty else pd.Series(dtype=float)
     return counts.reindex(codes).fillna(0).astype(float)
+
+
+def part_infos(result: RunResult) -> dict[str, dict[str, Any]]:
+    """Each done part's round figures (the part function's log: ``crs``, ``rounds`` …)."""
+    st = open_run_store(result.store).status(result.run_key)
+    done = st[st["status"] == "done"]
+    return {
+        str(p): json.loads(r or "{}").get("info", {})
+        for p, r in zip(done["part"], done["rows"], strict=True)
+    }
+
+
+def _one_crs(result: RunResult) -> str:
+    """Return the CRS every part measured in, or China's Albers when they differ."""
+    crs = {str(i["crs"]) for i in part_infos(result).values() if i.get("crs")}
+    return crs.pop() if len(crs) == 1 else CHINA_ALBERS
+
+
+def gather_outputs(
+    job: str, result: RunResult, *, workspace: Any = None
+) -> dict[str, pd.DataFrame]:
+    """Return the output layers of a run (:data:`OUTPUT_LAYERS`), joined as the whole run's.
+
+    Most layers are the parts' rows stacked. Three need a join:
+
+    - ``rings``: the parts' pieces of each ring, joined into one row per ring
+      (:func:`geo_mz.scale.partition_rings.merge_rings`);
+    - ``evacuation``: shelters filled from several parts summed, flows and sources numbered
+      anew, people not placed per village
+      (:func:`geo_mz.scale.partition_shelters.gather_evacuation`; ``workspace`` gives the
+      shelters' order, else by id);
+    - ``shelter_adequacy``: the district ``total`` row of the towns and villages tables
+      (:func:`geo_mz.scale.partition_shelters.gather_adequacy_totals`).
+
+    Parameters
+    ----------
+    job
+        A name in :data:`OUTPUT_LAYERS`.
+    result
+        The run.
+    workspace
+        The open workspace (only read for the shelters' order of ``evacuation``).
+
+    Returns
+    -------
+    dict
+        Layer name → rows.
+    """
+    raw = {n: gather(result.store, result.run_key, n) for n in OUTPUT_LAYERS[job]}
+    return _joined(job, raw, result, workspace)
+
+
+def _joined(
+    job: str, raw: dict[str, pd.DataFrame], result: RunResult, workspace: Any
+) -> dict[str, pd.DataFrame]:
+    from geo_mz.scale.partition_rings import merge_rings
+    from geo_mz.scale.partition_shelters import gather_adequacy_totals, gather_evacuation
+
+    out = dict(raw)
+    if job == "rings" and len(raw["rings"]):
+        out["rings"] = merge_rings(raw["rings"].drop(columns="part"), _one_crs(result))
+    elif job == "shelter_adequacy":
+        for name in ("towns", "villages"):
+            t = raw[name]
+            if len(t):
+                tot = gather_adequacy_totals(t).to_dict()
+                first = str(t["adcode"].iloc[0])[:6]
+                row = {**tot, "level": "total", "adcode": first, "name": "合计 total"}
+                out[name] = pd.concat([t, pd.DataFrame([row])], ignore_index=True)
+    elif job == "evacuation" and len(raw["load"]):
+        out = _gather_evacuation(raw, result, workspace, gather_evacuation)
+    return out
+
+
+def _gather_evacuation(
+    raw: dict[str, pd.DataFrame], result: RunResult, workspace: Any, join: Any
+) -> dict[str, pd.DataFrame]:
+    infos = part_infos(result)
+    crs = _one_crs(result)
+    frames = []
+    codes = pd.concat([df["part"].astype(str) for df in raw.values()], ignore_index=True)
+    for code in dict.fromkeys(codes):
+        f = {n: df[df["part"].astype(str) == code].drop(columns="part") for n, df in raw.items()}
+        un = f["unassigned"]
+        own = infos.get(code, {}).get("crs") or crs
+        if len(un) and own != crs:
+            # The parts measured in different zones: bring their centres into one CRS.
+            pts = gpd.GeoSeries(gpd.points_from_xy(un["x_m"], un["y_m"]), crs=own).to_crs(crs)
+            f["unassigned"] = un.assign(x_m=pts.x.to_numpy(), y_m=pts.y.to_numpy())
+        frames.append(f)
+    order = None
+    if workspace is not None and "shelters" in workspace.layers():
+        order = workspace.read("shelters")["shelter_id"].astype(str).tolist()
+    return join(frames, crs, shelter_order=order)
 
 
 def points_left_out(job: str, ws: Any, result: RunResult) -> tuple[int, int] | None:
@@ -99,6 +286,28 @@ def part_summary(
     return gpd.GeoDataFrame(rows, geometry=[p.geometry for p in parts], crs=STORAGE_CRS)
 
 
+#: How the run's figure sums up the parts' (Chinese, English, unit, "median" or "sum").
+RUN_FIGURES = {
+    "coverage": ("15分钟覆盖率(分区中位数)", "15-min share, median part", "%", "median"),
+    "capacity": ("容量折算覆盖率(分区中位数)", "Capacity-adjusted share, median part", "%",
+                 "median"),
+    "e2sfca": ("可达床位达标老人比例(分区中位数)", "Aged 60+ with ≥ 40 beds/1,000 in reach, "
+               "median part", "%", "median"),
+    "rings": ("15分钟等时圈面积(合计)", "15-min isochrone area, all parts", "km²", "sum"),
+    "gaps": ("缺口中的老年人口(合计)", "Aged 60+ in gap hexagons, all parts", "人", "sum"),
+    "relief": ("全部时限达标的点(分区中位数)", "Points meeting all targets, median part", "%",
+               "median"),
+    "relief_scenario": ("情景下全部时限达标的点(分区中位数)",
+                        "Points meeting all targets under the scenario, median part", "%",
+                        "median"),
+    "shelter_adequacy": ("服务距离内有避难场所的人口(分区中位数)",
+                         "People within reach of a shelter, median part", "%", "median"),
+    "evacuation": ("疏散安置率(分区中位数)", "People placed in a shelter, median part", "%",
+                   "median"),
+    "boundaries": ("拓扑问题", "Topology findings", "", "sum"),
+}  # fmt: skip
+
+
 def run_kpis(job: str, result: RunResult, summary: gpd.GeoDataFrame) -> list[Kpi]:
     """Headline figures of the run: parts done/failed, throughput, the job's figure overall."""
     st = result.parts["status"]
@@ -112,16 +321,38 @@ def run_kpis(job: str, result: RunResult, summary: gpd.GeoDataFrame) -> list[Kpi
             f"{result.workers or 'in-process'} worker(s); parts done earlier not counted"),
     ]  # fmt: skip
     k = summary["kpi"].dropna()
-    if job == "boundaries":
-        kpis.append(Kpi("拓扑问题", "Topology findings", int(k.sum()), "", "", None, ""))
-    elif len(k):
-        label = (
-            ("15分钟覆盖率(分区中位数)", "15-min share, median part")
-            if job == "coverage"
-            else ("全部时限达标的点(分区中位数)", "Points meeting all targets, median part")
-        )
-        kpis.append(Kpi(*label, round(100 * float(k.median()), 1), "%", "", None, ""))
+    if not len(k) or job not in RUN_FIGURES:
+        return kpis
+    zh, en, unit, how = RUN_FIGURES[job]
+    if how == "sum":
+        value = float(k.sum())
+        kpis.append(Kpi(zh, en, round(value) if unit != "km²" else round(value, 2),
+                        unit, "", None, ""))  # fmt: skip
+    else:
+        kpis.append(Kpi(zh, en, round(100 * float(k.median()), 1), unit, "", None, ""))
     return kpis
+
+
+def _spatial(df: pd.DataFrame) -> bool:
+    """Whether ``df`` has an active geometry column (a gathered table is a GeoDataFrame without)."""
+    return isinstance(df, gpd.GeoDataFrame) and df._geometry_column_name in df.columns
+
+
+#: The result spec each output layer is drawn with on the run's map (layers/results/).
+MAP_SPECS = {
+    ("coverage", "units"): "coverage_units",
+    ("capacity", "units"): "coverage_units",
+    ("rings", "rings"): "isochrones",
+    ("gaps", "gaps"): "coverage_gaps",
+    ("relief", "audit"): "relief_audit",
+    ("relief_scenario", "scenario"): "relief_audit",
+    ("relief_scenario", "changes"): "relief_changes",
+    ("shelter_adequacy", "units"): "shelter_units",
+    ("evacuation", "load"): "shelter_load",
+    ("evacuation", "lines"): "evacuation",
+    ("evacuation", "unassigned"): "evacuation_unassigned",
+    ("boundaries", "findings"): "boundary_findings",
+}
 
 
 def write_run_outputs(
@@ -131,8 +362,22 @@ def write_run_outputs(
     out_dir: str | Path,
     *,
     lang: Lang = "zh",
+    workspace: Any = None,
 ) -> dict[str, Path]:
     """Write ``scale_<job>.gpkg`` (parts + gathered layers), ``…_parts.csv`` and a map.
+
+    The layers are those of :func:`gather_outputs` (joined as the whole run's).
+
+    Parameters
+    ----------
+    job, result, parts
+        The job, its run and its parts.
+    out_dir
+        Output folder.
+    lang
+        Map language.
+    workspace
+        The open workspace (the shelters' order of ``evacuation``), optional.
 
     Returns
     -------
@@ -145,14 +390,19 @@ def write_run_outputs(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    gathered = {name: gather(result.store, result.run_key, name) for name in OUTPUT_LAYERS[job]}
-    summary = part_summary(job, result, parts, gathered)
+    raw = {
+        n: gather(result.store, result.run_key, n)
+        for n in (*OUTPUT_LAYERS[job], *KPI_LAYERS.get(job, ()))
+    }
+    summary = part_summary(job, result, parts, raw)
+    gathered = _joined(job, {n: raw[n] for n in OUTPUT_LAYERS[job]}, result, workspace)
     layers: dict[str, gpd.GeoDataFrame] = {"scale_parts": summary}
     for name, df in gathered.items():
-        if isinstance(df, gpd.GeoDataFrame) and len(df):
+        if _spatial(df) and len(df):
             layers[f"{job}_{name}"] = df
-        elif len(df):
-            layers[f"{job}_{name}"] = gpd.GeoDataFrame(df)
+        elif len(df):  # a table (towns, villages): an empty geometry column for the GeoPackage
+            none = gpd.GeoSeries([None] * len(df), index=df.index, crs=STORAGE_CRS)
+            layers[f"{job}_{name}"] = gpd.GeoDataFrame(pd.DataFrame(df), geometry=none)
     paths = {"gpkg": write_gpkg(out / f"scale_{job}.gpkg", layers)}
     csv = out / f"scale_{job}_parts.csv"
     summary.drop(columns="geometry").to_csv(csv, index=False, encoding="utf-8-sig")
@@ -160,13 +410,34 @@ def write_run_outputs(
     catalog = result_catalog()
     shown = {"scale_parts": summary}
     # The job's own layers, drawn with their result specs (villages, points, findings).
-    spec_of = {"units": "coverage_units", "audit": "relief_audit", "findings": "boundary_findings"}
     for name, df in gathered.items():
-        if name in spec_of and isinstance(df, gpd.GeoDataFrame) and len(df):
-            shown[spec_of[name]] = df
+        spec = MAP_SPECS.get((job, name))
+        if spec and _spatial(df) and len(df):
+            shown[spec] = df
     m = layers_map(shown, catalog=catalog, lang=lang)
     paths["map"] = save_map(m, out / f"scale_{job}_map.html")
     return paths
 
 
-__all__ = ["OUTPUT_LAYERS", "part_summary", "points_left_out", "run_kpis", "write_run_outputs"]
+def gather_kpi_layers(job: str, result: RunResult) -> dict[str, pd.DataFrame]:
+    """Return the gathered per-part rows a job's headline figure is computed from."""
+    names = (*OUTPUT_LAYERS.get(job, ()), *KPI_LAYERS.get(job, ()))
+    return {n: gather(result.store, result.run_key, n) for n in names}
+
+
+__all__ = [
+    "CHINA_ALBERS",
+    "KPI_LAYERS",
+    "KPI_NAMES",
+    "MAP_SPECS",
+    "OUTPUT_LAYERS",
+    "RING_MIN",
+    "RUN_FIGURES",
+    "gather_kpi_layers",
+    "gather_outputs",
+    "part_infos",
+    "part_summary",
+    "points_left_out",
+    "run_kpis",
+    "write_run_outputs",
+]

@@ -66,6 +66,11 @@ def _part_row(part: Part, **extra: Any) -> pd.DataFrame:
     return pd.DataFrame([{"part": part.code, **extra}])
 
 
+def _weighted_counts(at: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """``np.bincount`` with weights, always float (numpy gives int64 when there are none)."""
+    return np.bincount(at, weights, n).astype(float)
+
+
 def _owners(rows: pd.DataFrame, parts: pd.DataFrame) -> dict[str, Any]:
     """Owner of each key (see the module docstring): inside first, then contributors."""
     r = rows.assign(_out=~rows["inside"].astype(bool)).sort_values(["_out", "part"])
@@ -187,7 +192,7 @@ def capacity_first(
             f"times name centres not among the selected ones {bad[:10]} (other settings?)"
         )
     pop = times[POP].to_numpy(float)[covered]
-    demand = np.bincount(j, pop, len(ids))
+    demand = _weighted_counts(j, pop, len(ids))
     inside = _inside(centres, part)
     keep = (np.bincount(j, minlength=len(ids)) > 0) | inside
     rows = pd.DataFrame({"part": part.code, "key": ids[keep], "inside": inside[keep],
@@ -386,8 +391,8 @@ def e2sfca_first(
     inside = _inside(centres, part)
     keep = (np.bincount(j, minlength=n) > 0) | inside
     demand = pd.DataFrame({"part": part.code, "key": _ids(centres)[keep], "inside": inside[keep],
-                           "demand_weighted": np.bincount(j, p[i] * w, n)[keep],
-                           "demand_pop": np.bincount(j, p[i], n)[keep]})  # fmt: skip
+                           "demand_weighted": _weighted_counts(j, p[i] * w, n)[keep],
+                           "demand_pop": _weighted_counts(j, p[i], n)[keep]})  # fmt: skip
     frames = {"demand": demand, "parts": _part_row(part)}
     if keep_part_rows:
         frames |= {"points": pop, "pairs": pairs.assign(weight=w)}

@@ -23,25 +23,52 @@ import pandas as pd
 
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.scale.jobs import ALL_ORDER, JOBS
-from geo_mz.scale.outputs import KPI_NAMES, OUTPUT_LAYERS, part_summary, write_run_outputs
+from geo_mz.scale.outputs import (
+    CHINA_ALBERS,
+    KPI_NAMES,
+    OUTPUT_LAYERS,
+    gather_kpi_layers,
+    part_summary,
+    write_run_outputs,
+)
 from geo_mz.scale.partition import Part
-from geo_mz.scale.runner import RunResult, ScaleError, dask_client, gather, run_partitioned
+from geo_mz.scale.runner import RunResult, ScaleError, dask_client, run_partitioned
 
 Lang = Literal["zh", "en"]
 
 #: Job titles in the province report and map (Chinese, English).
 JOB_TITLES = {
     "coverage": ("15分钟养老服务圈覆盖率", "15-minute elder-care coverage"),
+    "capacity": ("按床位容量折算的15分钟覆盖率", "Capacity-adjusted 15-minute coverage"),
+    "e2sfca": ("床位可达性达标人口比例（E2SFCA）", "Aged 60+ with enough beds in reach (E2SFCA)"),
+    "rings": ("15分钟步行等时圈面积", "15-minute walking isochrone area"),
+    "gaps": ("服务圈缺口中的老年人口", "Aged 60+ in coverage-gap hexagons"),
     "relief": ("救灾物资送达时限达标率", "Relief delivery within target"),
+    "relief_scenario": ("灾情情景下送达时限达标率", "Relief delivery within target, scenario"),
+    "shelter_adequacy": ("服务距离内有避难场所的人口比例", "People within reach of a shelter"),
+    "evacuation": ("疏散安置率", "People placed in a shelter"),
     "boundaries": ("边界拓扑问题", "Boundary topology findings"),
 }
 
 #: Short job names for the column headings of the per-part table.
 SHORT_TITLES = {
     "coverage": ("覆盖", "coverage"),
+    "capacity": ("容量覆盖", "capacity"),
+    "e2sfca": ("可达性", "E2SFCA"),
+    "rings": ("等时圈", "rings"),
+    "gaps": ("缺口", "gaps"),
     "relief": ("救灾", "relief"),
+    "relief_scenario": ("情景", "scenario"),
+    "shelter_adequacy": ("避难", "shelters"),
+    "evacuation": ("疏散", "evacuation"),
     "boundaries": ("边界", "boundaries"),
 }
+
+#: Jobs whose headline figure is a share (shown in %).
+SHARE_JOBS = frozenset(
+    {"coverage", "capacity", "e2sfca", "relief", "relief_scenario", "shelter_adequacy",
+     "evacuation"}
+)  # fmt: skip
 
 
 #: The level a boundary QA checks inside a part of each level (local choice: one level down).
@@ -59,7 +86,13 @@ def _measure_crs(ws: Any) -> str | None:
 
 
 def job_options(
-    job: str, ws: Any, by: str, level: str | None = None, buffer_km: float | None = None
+    job: str,
+    ws: Any,
+    by: str,
+    level: str | None = None,
+    buffer_km: float | None = None,
+    *,
+    scenario: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the default part-function options of ``job`` for a workspace.
 
@@ -75,6 +108,10 @@ def job_options(
         Level the boundary QA checks.
     buffer_km
         First buffer round each part; the job's default when None.
+    scenario
+        The ``relief_scenario`` disruption: ``flood`` (a raster path), ``close_depth_m``,
+        ``close_roads`` (road ids), ``closures`` (a file path), ``closure_buffer_m``,
+        ``use_incidents``, ``name`` (see ``geo_mz.scale.partition_relief.scenario_disruption``).
 
     Returns
     -------
@@ -85,17 +122,38 @@ def job_options(
     opts: dict[str, Any] = {"measure_crs": _measure_crs(ws)}
     if buffer_km is not None:
         opts["buffer_m"] = buffer_km * 1000.0
-    if job == "coverage":
+    if job in ("coverage", "capacity", "e2sfca", "rings", "gaps"):
         from geo_mz.eldercare.circle15 import CircleSettings
 
         opts["settings"] = CircleSettings()
-    elif job == "relief":
+        if job == "gaps":
+            # One hexagon grid for the whole run, whatever each part measures in (hexagon
+            # cells must line up across parts): China's Albers when nothing else is set.
+            opts["grid_crs"] = opts["measure_crs"] or ws.metadata.get("measure_crs") or CHINA_ALBERS
+    elif job in ("relief", "relief_scenario"):
         from geo_mz.relief.drive_audit import ReliefSettings, workspace_targets
         from geo_mz.scale.partition import max_drive_kmh
 
         s = ReliefSettings(targets=workspace_targets(ws.metadata))
         opts["settings"] = s
         opts["vmax_kmh"] = max_drive_kmh(ws.read("roads"), s)
+        if job == "relief_scenario":
+            sc = {k: v for k, v in dict(scenario or {}).items() if v not in (None, (), [], "")}
+            if not any(k in sc for k in ("flood", "close_roads", "closures", "use_incidents")):
+                raise ScaleError(
+                    "relief_scenario 需要 --flood、--closures、--close-roads 或 --use-incidents / "
+                    "relief_scenario needs --flood, --closures, --close-roads or --use-incidents"
+                )
+            for k in ("flood", "closures"):
+                if k in sc:  # a path: the run key then names the file, not its rows
+                    sc[k] = str(Path(sc[k]).resolve())
+            if "close_roads" in sc:
+                sc["close_roads"] = tuple(str(r) for r in sc["close_roads"])
+            opts |= sc
+    elif job in ("shelter_adequacy", "evacuation"):
+        from geo_mz.relief.shelters import ShelterSettings
+
+        opts["settings"] = ShelterSettings()
     elif job == "boundaries":
         opts["level"] = level or QA_LEVEL_BELOW.get(by, "village")
     return opts
@@ -161,8 +219,7 @@ def province_table(results: Mapping[str, RunResult], parts: Sequence[Part]) -> g
     """
     table = pd.DataFrame({"part": [p.code for p in parts], "name": [p.name for p in parts]})
     for job, res in results.items():
-        layers = OUTPUT_LAYERS.get(job, ())
-        gathered = {n: gather(res.store, res.run_key, n) for n in layers}
+        gathered = gather_kpi_layers(job, res)
         summary = part_summary(job, res, parts, gathered) if job in KPI_NAMES else None
         st = res.parts.set_index("part")
         table[f"{job}_status"] = [
@@ -198,8 +255,12 @@ def write_province_outputs(
     out_dir: str | Path,
     *,
     lang: Lang = "zh",
+    workspace: Any = None,
 ) -> dict[str, Path]:
     """Write each job's outputs and the province's: GeoPackage, CSV, map and report.
+
+    Each job's outputs are :func:`geo_mz.scale.write_run_outputs`'s (``workspace``, optional,
+    gives the shelters' order of the evacuation's layers).
 
     Returns
     -------
@@ -216,7 +277,8 @@ def write_province_outputs(
     paths: dict[str, Path] = {}
     for job, res in results.items():
         if job in OUTPUT_LAYERS:
-            for name, path in write_run_outputs(job, res, parts, out, lang=lang).items():
+            written = write_run_outputs(job, res, parts, out, lang=lang, workspace=workspace)
+            for name, path in written.items():
                 paths[f"{job}_{name}"] = path
     table = province_table(results, parts)
     paths["gpkg"] = write_gpkg(out / "scale_all.gpkg", {"scale_all_parts": table})
@@ -252,7 +314,7 @@ def _write_report(
         per_min = 60.0 * run / res.seconds if res.seconds > 0 and run else float("nan")
         kpi = table.get(f"{job}_kpi")
         med = float(kpi.median()) if kpi is not None and kpi.notna().any() else float("nan")
-        med_text = f"{100 * med:.1f} %" if job in ("coverage", "relief") else f"{med:.3g}"
+        med_text = f"{100 * med:.1f} %" if job in SHARE_JOBS else f"{med:.3g}"
         peak = table.get(f"{job}_peak_rss_mib")
         peak_max = float(peak.max()) if peak is not None and peak.notna().any() else float("nan")
         title = JOB_TITLES.get(job, (job, job))[0 if zh else 1]
@@ -273,7 +335,7 @@ def _write_report(
     names = {"part": "代码 code", "name": "名称 name"}
     for job in results:
         label = SHORT_TITLES.get(job, (job, job))[0 if zh else 1]
-        pct = job in ("coverage", "relief")
+        pct = job in SHARE_JOBS
         if f"{job}_kpi" in shown and pct:
             shown[f"{job}_kpi"] = 100 * shown[f"{job}_kpi"]
         names |= {f"{job}_status": f"{label} · 状态 status",
@@ -308,6 +370,7 @@ __all__ = [
     "JOB_TITLES",
     "ONE_ZONE_DEG",
     "QA_LEVEL_BELOW",
+    "SHARE_JOBS",
     "SHORT_TITLES",
     "job_options",
     "province_table",
