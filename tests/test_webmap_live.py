@@ -9,6 +9,7 @@ import time
 import urllib.request
 
 import pytest
+import shapely
 
 pytest.importorskip("flask")
 pytest.importorskip("waitress")
@@ -266,3 +267,40 @@ def test_an_edit_made_elsewhere_is_noticed_through_the_bus_and_sent_once(app):
         assert feed.live(seq1 + 1) == (seq1 + 1, [])
     finally:
         feed.close()
+
+
+def test_geopackage_workers_share_analysis_results_through_the_journal(base, tmp_path):
+    """Two apps on one workspace and journal, as two ``--workers``: the analysis is used on A
+    only; B's streams get A's result when B's journal watcher calls ``poll_shared``."""
+    settings = fresh_settings(base, tmp_path / "ws", sse_keepalive_s=0.05)
+    a, b = create_app(settings), create_app(settings)
+    api_a, api_b = a.extensions["webmap"], b.extensions["webmap"]
+    try:
+        assert a.test_client().get("/analysis/relief").status_code == 200  # in use on A
+        seq_a, _ = api_a.analysis.live(None)
+        seq_b, _ = api_b.analysis.live(None)
+        client, csrf = login(a, "commander1")
+        road = api_a.store.frame("roads").geometry.iloc[0]
+        feature = {
+            "type": "Feature",
+            "geometry": json.loads(shapely.to_geojson(road)),
+            "properties": {"reason": "测试"},
+        }
+        r = client.post("/collections/road_closures/items", json=feature, headers=csrf)
+        assert r.status_code == 201, r.json
+        deadline = time.monotonic() + 60
+        while api_a.analysis.live(seq_a)[0] == seq_a and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _, on_a = api_a.analysis.live(seq_a)
+        assert on_a and on_a[0].startswith("event: analysis\n")
+        assert api_b.analysis.live(seq_b)[1] == []  # B has not looked yet
+        api_b.analysis.poll_shared()
+        _, on_b = api_b.analysis.live(seq_b)
+        assert on_b == on_a
+        assert json.loads(on_b[0].split("data: ", 1)[1])["closures"] == 1
+        seq_a2 = api_a.analysis.live(None)[0]
+        api_a.analysis.poll_shared()  # its own result is not relayed back to itself
+        assert api_a.analysis.live(None)[0] == seq_a2
+    finally:
+        api_a.close()
+        api_b.close()

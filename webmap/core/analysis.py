@@ -424,6 +424,10 @@ class Analysis:
         """Send an ``analysis`` event computed by another server process to this one's streams."""
         self._feed.relay(chunk)
 
+    def poll_shared(self) -> None:
+        """Relay results other processes shared through a GeoPackage journal (see there)."""
+        self._feed.poll_shared()
+
     def live(self, after: int | None) -> tuple[int, list[str]]:
         """For an event stream: the newest analysis event after sequence ``after``.
 

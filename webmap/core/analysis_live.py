@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -88,6 +89,10 @@ class LiveAnalysis:
         listen = getattr(store, "listen_live", None)  # PostGIS: other processes' results
         if callable(listen):
             listen(self.relay)
+        # GeoPackage: results go through the journal; workers call poll_shared (see there)
+        self._journal = None if callable(listen) else getattr(store, "journal", None)
+        self._origin = uuid.uuid4().hex
+        self._shared = self._journal.last_live_seq() if self._journal is not None else 0
 
     def start_watching(self) -> None:
         """Start re-running on edits: the analysis has just been used (after the bus's newest)."""
@@ -170,11 +175,27 @@ class LiveAnalysis:
         chunk = f"event: {event}\ndata: " + json.dumps(data, ensure_ascii=False) + "\n\n"
         if self.offer(chunk, version):
             share = getattr(self.store, "share_live", None)  # PostGIS: tell the others
-            if callable(share):
-                try:
+            try:
+                if callable(share):
                     share(chunk)
-                except Exception:  # this process's maps have it; the others' miss this one
-                    log.exception("转发分析结果失败 / sharing the analysis result failed")
+                elif self._journal is not None:  # GeoPackage: for the other workers, if any
+                    self._journal.share_live(self._origin, chunk)
+            except Exception:  # this process's maps have it; the others' miss this one
+                log.exception("转发分析结果失败 / sharing the analysis result failed")
+
+    def poll_shared(self) -> None:
+        """Relay the analysis results other processes shared through a GeoPackage's journal.
+
+        For the process that watches the journal for other workers' edits (``PRAGMA
+        data_version``): call it whenever the journal changed. A no-op under PostGIS (there the
+        store's listener relays) and for a store without a journal.
+        """
+        if self._journal is None:
+            return
+        for seq, origin, chunk in self._journal.live_since(self._shared):
+            self._shared = seq
+            if origin != self._origin:
+                self.relay(chunk)
 
     def offer(self, chunk: str, version: tuple[int, ...] | None) -> bool:
         """Make ``chunk`` the newest analysis event and wake the streams; False if not newer.

@@ -40,6 +40,11 @@ CREATE TABLE IF NOT EXISTS feature_versions (
     version INTEGER NOT NULL,
     PRIMARY KEY (layer, fid)
 );
+CREATE TABLE IF NOT EXISTS live_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    origin TEXT NOT NULL,
+    chunk TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS road_closures (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     closure_id TEXT NOT NULL UNIQUE,
@@ -175,6 +180,50 @@ class Journal:
         """Newest event id, 0 when empty."""
         with self.read() as conn:
             row = conn.execute("SELECT MAX(id) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    # -- live-only events shared between server processes -----------------------------------
+    def share_live(self, origin: str, chunk: str, keep: int = 100) -> int:
+        """Store a live-only event (an ``analysis`` result) for the other server processes.
+
+        Parameters
+        ----------
+        origin
+            The sending process's id (it skips its own).
+        chunk
+            The event's ``text/event-stream`` text.
+        keep
+            How many of the newest are kept (only the newest is ever read).
+
+        Returns
+        -------
+        int
+            The event's sequence number.
+        """
+        with self.begin() as conn:
+            seq = int(
+                conn.execute(
+                    "INSERT INTO live_events (origin, chunk) VALUES (?, ?)", (origin, chunk)
+                ).lastrowid
+                or 0
+            )
+            conn.execute("DELETE FROM live_events WHERE seq <= ?", (seq - keep,))
+            conn.commit()
+        return seq
+
+    def live_since(self, after_seq: int) -> list[tuple[int, str, str]]:
+        """Shared live-only events after ``after_seq``: (seq, origin, chunk), oldest first."""
+        with self.read() as conn:
+            rows = conn.execute(
+                "SELECT seq, origin, chunk FROM live_events WHERE seq > ? ORDER BY seq",
+                (int(after_seq),),
+            ).fetchall()
+        return [(int(q), str(o), str(c)) for q, o, c in rows]
+
+    def last_live_seq(self) -> int:
+        """Newest shared live-only event's sequence number, 0 when none."""
+        with self.read() as conn:
+            row = conn.execute("SELECT MAX(seq) FROM live_events").fetchone()
         return int(row[0] or 0)
 
     def audit(self, limit: int, offset: int, layer: str | None) -> list[dict[str, Any]]:
