@@ -16,9 +16,12 @@ timed apart (``gather_s``). With ``--postgis`` the workspace is also copied into
 PostGIS cluster and the part sides run again with a PostGIS workspace and run store.
 
 Printed: the configuration (CPUs, load, versions, workload), then per side the median wall time,
-counties per minute, seconds per part (wall / parts: the drive process's view) and the mean
-part time inside the workers (from the store), and the ratios: per-part time / whole time per
-county, and 2 workers / 1 worker. The machine may be shared: the load average is printed before
+counties per minute, seconds per part (wall / parts: the drive process's view), CPU seconds per
+part (this process plus every worker process, read before and after the run, less the CPU of
+hashing the layers for the run key, measured apart: on a shared machine a truer measure of
+the work than wall time) and the mean part time inside the workers
+(from the store), and the ratios: per-part time / whole time per county (wall and CPU), and
+2 workers / 1 worker. The machine may be shared: the load average is printed before
 and after; compare ratios within one run, not times across runs.
 
 Run: ``.venv/bin/python bench/bench_scale.py [--province 44] [--counties N] [--reps 3]
@@ -39,6 +42,7 @@ from typing import Any
 
 import pandas as pd
 
+from geo_mz.core.layer_digest import layer_digests
 from geo_mz.core.workspaces import open_workspace
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
@@ -86,23 +90,38 @@ def part_side(
     store_of: Callable[[int], str],
     client: Any,
 ) -> Side:
+    # The run's key hashes every layer in this process first: its CPU is not the parts'.
+    c0 = time.process_time()
+    layer_digests(ws_ref)
+    digest_cpu_s = time.process_time() - c0
+
     def run(i: int) -> dict[str, Any]:
         store = store_of(i)
+        cpu0 = _cpu(client)
         res = scale.run_partitioned(
             "coverage", ws_ref, parts, store=store, options=opts,
             workers=0 if client is None else None, client=client,
         )  # fmt: skip
         assert res.ok, res.failed
+        cpu_s = _cpu(client) - cpu0 - digest_cpu_s
         rs = open_run_store(store)
         t0 = time.perf_counter()
         n = len(rs.gather(res.run_key, "times"))
         gather_s = time.perf_counter() - t0
         st = rs.status(res.run_key)
-        return {"wall_s": res.seconds, "gather_s": gather_s, "rows": n,
+        return {"wall_s": res.seconds, "cpu_s": cpu_s, "gather_s": gather_s, "rows": n,
                 "worker_part_s": float(st["seconds"].mean()), "workers": res.workers,
                 "worker_pids": int(st["worker"].nunique())}  # fmt: skip
 
     return Side(name, run)
+
+
+def _cpu(client: Any) -> float:
+    """CPU seconds used so far by this process and the cluster's workers (shared-box proof)."""
+    here = time.process_time()
+    if client is None:
+        return here
+    return here + sum(client.run(time.process_time).values())
 
 
 def measure(sides: list[Side], reps: int, warmup: int) -> None:
@@ -123,12 +142,16 @@ def report(sides: list[Side], n_parts: int, whole_name: str = "whole") -> pd.Dat
         rows.append({"side": side.name, "wall_s": round(med["wall_s"], 2),
                      "counties_per_min": round(60 * n_parts / med["wall_s"], 1),
                      "s_per_part": round(med["wall_s"] / n_parts, 4),
+                     "cpu_s_per_part": round(med["cpu_s"] / n_parts, 4),
                      "worker_part_s": round(med.get("worker_part_s", float("nan")), 4),
                      "gather_s": round(med.get("gather_s", 0.0), 2),
                      "runs": len(side.results)})  # fmt: skip
     df = pd.DataFrame(rows).set_index("side")
     whole = df.loc[whole_name, "s_per_part"]
     df["per_part_vs_whole"] = (df["s_per_part"] / whole).round(2)
+    df["cpu_per_part_vs_whole"] = (
+        df["cpu_s_per_part"] / df.loc[whole_name, "cpu_s_per_part"]
+    ).round(2)
     print(df.to_string(), flush=True)
     return df
 
@@ -162,7 +185,13 @@ def province(args: argparse.Namespace, tmp: Path) -> None:
               " so per_part_vs_whole compares with the province's time per county)")  # fmt: skip
     n_all = len(scale.parts_of(ws.read("admin_units"), "county", codes=[args.province]))
 
-    whole = Side("whole", lambda i: {"wall_s": whole_area(ref, s, crs) * len(parts) / n_all})
+    def whole_run(i: int) -> dict[str, Any]:
+        c0 = time.process_time()
+        wall = whole_area(ref, s, crs)
+        share = len(parts) / n_all  # the whole's time for as many counties as the parts
+        return {"wall_s": wall * share, "cpu_s": (time.process_time() - c0) * share}
+
+    whole = Side("whole", whole_run)
     sides = [whole, part_side("parts in-process", ref, parts, opts,
                               lambda i: str(tmp / f"in_{i}.gpkg"), None)]  # fmt: skip
     clients: list[tuple[int, Any, Any]] = []  # (workers, context manager, client)
