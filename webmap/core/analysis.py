@@ -39,6 +39,7 @@ from webmap.core.analysis_live import LiveAnalysis
 from webmap.core.errors import ApiError, ComputationFailedError
 from webmap.core.events import EventBus
 from webmap.core.geojson import features_of, jsonable
+from webmap.core.gpkg import lonlat
 from webmap.core.http import ApiResponse
 from webmap.core.layers import CLOSURES, INCIDENTS
 from webmap.core.openapi_base import errors, json_body, ref
@@ -106,7 +107,7 @@ def _raise_if_failed(result: Any) -> Any:
 
 
 def _frame_json(g: gpd.GeoDataFrame, kind: str, id_field: str) -> list[dict[str, Any]]:
-    g = g.to_crs("OGC:CRS84") if g.crs is not None else g
+    g = lonlat(g) if g.crs is not None else g  # lon/lat: relabelled, no per-thread transformer
     feats = features_of(g, id_field)
     for f in feats:
         f["properties"]["feature_type"] = kind
@@ -356,7 +357,7 @@ class Analysis:
                     out = output_layers(result)
                     entry = {
                         "kpis": [_kpi_json(k) for k in result.kpis],
-                        "frames": {n: out[n].to_crs("OGC:CRS84") for n in CIRCLE_OVERLAYS},
+                        "frames": {n: lonlat(out[n]) for n in CIRCLE_OVERLAYS},
                         "json": {},  # per language, built on first request
                     }
                 except Exception as exc:  # e.g. elder-care points without geometry: reported
