@@ -2,11 +2,18 @@
 
 One job per county/town/province part, proven equal to the whole-area
 run, on Dask (a LocalCluster or any scheduler), with GeoPackage or PostGIS run stores.
+The jobs (:data:`JOBS`): the 15-minute circle's coverage, capacity-adjusted coverage,
+E2SFCA, isochrone rings and gap hexagons; the relief audit and its scenarios (closures,
+floods); shelter adequacy and evacuation; boundary QA. ``scale run all`` runs
+:data:`ALL_ORDER`.
 """
 
-from geo_mz.scale.jobs import ALL_ORDER, JOBS, two_pass
+from geo_mz.scale.jobs import ALL_ORDER, JOBS, SCENARIO_JOB, two_pass
 from geo_mz.scale.outputs import (
+    KPI_NAMES,
     OUTPUT_LAYERS,
+    gather_outputs,
+    part_infos,
     part_summary,
     points_left_out,
     run_kpis,
@@ -24,6 +31,15 @@ from geo_mz.scale.partition import (
     proven,
     relief_part,
 )
+from geo_mz.scale.partition_relief import relief_scenario_part
+from geo_mz.scale.partition_rings import merge_rings, rings_part
+from geo_mz.scale.partition_shelters import (
+    evacuation_part,
+    gather_adequacy_totals,
+    gather_evacuation,
+    shelter_adequacy_part,
+)
+from geo_mz.scale.partition_twopass import TwoPassJob, run_two_pass_in_process
 from geo_mz.scale.runner import (
     SCHEDULER_ENV,
     RunResult,
@@ -48,7 +64,9 @@ from geo_mz.scale.store import (
 __all__ = [
     "ALL_ORDER",
     "JOBS",
+    "KPI_NAMES",
     "OUTPUT_LAYERS",
+    "SCENARIO_JOB",
     "SCHEDULER_ENV",
     "Cut",
     "GpkgRunStore",
@@ -59,25 +77,36 @@ __all__ = [
     "RunStore",
     "RunStoreError",
     "ScaleError",
+    "TwoPassJob",
     "boundary_part",
     "complete_nodes",
     "coverage_part",
     "dask_client",
+    "evacuation_part",
     "frame_schema",
     "gather",
+    "gather_adequacy_totals",
+    "gather_evacuation",
+    "gather_outputs",
     "make_cut",
     "max_drive_kmh",
+    "merge_rings",
     "open_run_store",
+    "part_infos",
     "part_summary",
     "parts_of",
     "points_left_out",
     "proven",
     "province_parts",
     "relief_part",
+    "relief_scenario_part",
+    "rings_part",
     "run_key",
     "run_kpis",
     "run_part",
     "run_partitioned",
+    "run_two_pass_in_process",
+    "shelter_adequacy_part",
     "two_pass",
     "write_run_outputs",
 ]

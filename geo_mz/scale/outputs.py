@@ -169,13 +169,13 @@ def gather_outputs(
     Most layers are the parts' rows stacked. Three need a join:
 
     - ``rings``: the parts' pieces of each ring, joined into one row per ring
-      (:func:`geo_mz.scale.partition_rings.merge_rings`);
+      (:func:`geo_mz.scale.merge_rings`);
     - ``evacuation``: shelters filled from several parts summed, flows and sources numbered
       anew, people not placed per village
-      (:func:`geo_mz.scale.partition_shelters.gather_evacuation`; ``workspace`` gives the
+      (:func:`geo_mz.scale.gather_evacuation`; ``workspace`` gives the
       shelters' order, else by id);
     - ``shelter_adequacy``: the district ``total`` row of the towns and villages tables
-      (:func:`geo_mz.scale.partition_shelters.gather_adequacy_totals`).
+      (:func:`geo_mz.scale.gather_adequacy_totals`).
 
     Parameters
     ----------
