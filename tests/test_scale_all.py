@@ -18,7 +18,10 @@ from click.testing import CliRunner
 
 from geo_mz.cli import main
 from geo_mz.scale import jobs as scale_jobs
+from geo_mz.scale.jobs import ALL_ORDER
+from geo_mz.scale.outputs import KPI_NAMES
 from geo_mz.scale.partition import own_rows
+from geo_mz.scale.province import JOB_TITLES
 from geo_mz.scale.runner import gather, parts_of, run_partitioned
 
 CODES = "440703002,440703005"  # two street parts (街道): small, so the run takes seconds
@@ -39,29 +42,52 @@ def test_run_all_writes_one_province_table_map_and_report(ws_copy, tmp_path):
     assert res.exit_code == 0, res.output
     table = pyogrio.read_dataframe(out / "scale_all.gpkg", layer="scale_all_parts")
     assert sorted(table["part"]) == sorted(CODES.split(","))
-    for job in ("coverage", "relief", "boundaries"):
-        assert (table[f"{job}_status"] == "done").all()
+    assert "relief_scenario_status" not in table  # only with --flood/--closures/--close-roads
+    for job in ALL_ORDER:
+        assert (table[f"{job}_status"] == "done").all(), job
         own = pd.read_csv(out / f"scale_{job}_parts.csv", dtype={"part": str})
+        assert (own["kpi_name"] == KPI_NAMES[job]).all()
         mine = table.set_index("part")[f"{job}_kpi"]
-        assert np.allclose(mine.reindex(own["part"]).to_numpy(float), own["kpi"], equal_nan=True)
+        got = mine.reindex(own["part"]).to_numpy(float)
+        assert np.allclose(got, own["kpi"], equal_nan=True), job
+        assert np.isfinite(got).all(), job
         assert (table[f"{job}_peak_rss_mib"] > 0).all()
+    kpi = table.set_index("part")
     # the coverage figure is the share of the part's own aged 60+ within 15 min, from its times
     times = gather(out / "runs.gpkg", _key(out, "coverage"), "times")
-    for code, share in table.set_index("part")["coverage_kpi"].items():
+    for code, share in kpi["coverage_kpi"].items():
         t = times[times["part"] == code]
         within = t.loc[t["walk_min"] <= 15.0, "pop_60plus"].sum() / t["pop_60plus"].sum()
         assert share == pytest.approx(within, rel=1e-9)
+    # capacity: the same people, each counted by the capacity factor of the serving centre
+    adj = gather(out / "runs.gpkg", _key(out, "capacity:2"), "times")
+    for code, share in kpi["capacity_kpi"].items():
+        t = adj[adj["part"] == code]
+        assert share == pytest.approx(t["covered_pop_adjusted"].sum() / t["pop_60plus"].sum())
+        assert share <= kpi.loc[code, "coverage_kpi"] + 1e-12
+    # gaps: every aged 60+ beyond the circle lies in one gap hexagon of one part
+    beyond = times.loc[times["walk_min"] > 15.0 + 1e-9, "pop_60plus"].sum()
+    assert kpi["gaps_kpi"].sum() == pytest.approx(beyond)
+    # shelters: the towns' table has the district total row, summed over both parts
+    towns = pyogrio.read_dataframe(out / "scale_shelter_adequacy.gpkg",
+                                   layer="shelter_adequacy_towns")  # fmt: skip
+    total = towns[towns["level"] == "total"].iloc[0]
+    rest = towns[towns["level"] != "total"]
+    assert total["population"] == pytest.approx(rest["population"].sum())
+    assert total["pop_served_share"] == pytest.approx(
+        rest["pop_served"].sum() / rest["population"].sum()
+    )
+    for r in rest.itertuples():
+        assert kpi.loc[r.adcode, "shelter_adequacy_kpi"] == pytest.approx(r.pop_served_share)
     html = (out / "scale_all_map.html").read_text(encoding="utf-8")
-    for title in ("15分钟养老服务圈覆盖率", "救灾物资送达时限达标率", "边界拓扑问题"):
-        assert title in html
+    for job in ALL_ORDER:
+        assert JOB_TITLES[job][0] in html, job
     report = (out / "scale_all_report.html").read_text(encoding="utf-8")
-    assert report.count("<tr><td>") == 3 and "scale_all_map.html" in report
+    assert report.count("<tr><td>") == len(ALL_ORDER) and "scale_all_map.html" in report
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0, again.output
     rerun = pyogrio.read_dataframe(out / "scale_all.gpkg", layer="scale_all_parts")
-    assert (rerun[[f"{j}_status" for j in ("coverage", "relief", "boundaries")]] == "skipped").all(
-        axis=None
-    )
+    assert (rerun[[f"{j}_status" for j in ALL_ORDER]] == "skipped").all(axis=None)
 
 
 def _key(out, job: str) -> str:
