@@ -491,14 +491,43 @@ def _shelter_run(
     layers = analysis_layers(ws)
     s = ShelterSettings()
     step("构建步行路网 building the walking network")
+    # Every component is kept, as in every other analysis: people whose road piece is joined
+    # to no shelter are counted unreachable (a figure of their own), not moved to the largest
+    # piece, where they would walk to a shelter they cannot reach.
     net = network_from_roads(
         layers["roads"],
         mode="walk",
         walk_speed_kmh=s.walk_speed_kmh,
         measure_crs=ws.metadata.get("measure_crs"),
+        components="all",
     )
     net_kpis = check_network(net, layers, strict=strict)
+    unreachable = _no_shelter_on_network(net, layers, s)
+    if unreachable is not None:
+        net_kpis.append(unreachable)
     return layers, s, net, ws.info(), net_kpis
+
+
+def _no_shelter_on_network(net: Any, layers: dict, s: Any) -> Any:
+    """People whose road piece (network component) holds no shelter: a figure, or None."""
+    import numpy as np
+    from scipy.sparse.csgraph import connected_components
+
+    from geo_mz.core.results import Kpi
+    from geo_mz.network.paths import snap_points
+
+    pop, sheltered = layers.get("population"), layers.get("shelters")
+    if pop is None or not len(pop) or sheltered is None or not len(sheltered) or not net.n_nodes:
+        return None
+    _, piece = connected_components(net.graph, directed=True, connection="weak")
+    people = snap_points(net, pop, max_snap_m=s.max_snap_m).node
+    shelters = snap_points(net, sheltered, max_snap_m=s.max_snap_m).node
+    cut_off = ~np.isin(piece[people], piece[shelters])
+    n = round(float(pop[s.people].to_numpy(float)[cut_off].sum())) if s.people in pop else 0
+    return Kpi(
+        "路网上无法到达任何避难场所的人口", "People on road pieces that reach no shelter", n, "人",
+        "0", n == 0, "walking network with every component; counted unserved / not placed",
+    )  # fmt: skip
 
 
 @shelters.command(name="adequacy")
