@@ -35,6 +35,7 @@ from webmap.core.errors import (
 )
 from webmap.core.features import check_params, lang_of
 from webmap.core.geojson import features_of, jsonable
+from webmap.core.gpkg import lonlat
 from webmap.core.http import ApiRequest, ApiResponse
 from webmap.core.layers import INCIDENTS
 from webmap.core.store import Change, FeatureStore
@@ -254,7 +255,7 @@ def patch_incident(
             values["status"] = new
         if unit is not None:
             values["assigned_to"] = unit
-        return check_row(spec, values, before.to_crs("OGC:CRS84").geometry.iloc[0], store)
+        return check_row(spec, values, lonlat(before).geometry.iloc[0], store)
 
     change = store.apply(
         INCIDENTS, fid, op="update", build=build, user=user.name, role=user.role, if_match=tag
