@@ -246,7 +246,7 @@ def points_left_out(job: str, ws: Any, result: RunResult) -> tuple[int, int] | N
     a point with no such code, or lying outside its part's box, belongs to none. Returns
     (points in the parts, points in the workspace), or None for jobs without points.
     """
-    if job not in ("coverage", "relief") or not result.ok:
+    if job not in ("coverage", "relief", "relief_scenario") or not result.ok:
         return None
     st = open_run_store(result.store).status(result.run_key)
     done = st[st["status"] == "done"]
