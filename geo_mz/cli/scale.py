@@ -178,6 +178,8 @@ def run(
         bar.close()
         paths = write_run_outputs(job, result, parts, out_dir, lang=lang, workspace=ws)  # type: ignore[arg-type]
         left = None if code_list else points_left_out(job, ws, result)
+    if job == "relief_scenario":
+        _warn_unknown_roads(result)
     summary_kpis = run_kpis(job, result, _summary(paths["gpkg"]))
     click.echo(f"运行 run {result.run_key} · 结果库 store {result.store}")
     echo_kpis(summary_kpis)
@@ -251,6 +253,8 @@ def _run_all(
         bar.close()
         paths = write_province_outputs(results, parts, out_dir, lang=lang,  # type: ignore[arg-type]
                                        workspace=ws)  # fmt: skip
+    if SCENARIO_JOB in results:
+        _warn_unknown_roads(results[SCENARIO_JOB])
     failed = 0
     for job, res in results.items():
         zh, en = JOB_TITLES.get(job, (job, job))
@@ -294,6 +298,26 @@ def _scenario(
     if roads:
         out["close_roads"] = roads
     return out
+
+
+def _warn_unknown_roads(result: Any) -> None:
+    """Warn of --close-roads ids that no part's network holds (misspelt, or outside every part)."""
+    from geo_mz.scale.outputs import part_infos
+
+    infos = part_infos(result).values()
+    missing = (
+        set.intersection(*(set(i.get("close_roads_not_in_cut", [])) for i in infos))
+        if infos
+        else set()
+    )
+    if missing:
+        ids = sorted(missing)
+        click.secho(
+            f"  ! --close-roads 中 {len(ids)} 个道路编号不在任何分区的路网中：{ids[:10]} / "
+            f"{len(ids)} road id(s) of --close-roads are in no part's network: {ids[:10]}",
+            fg="yellow",
+            err=True,
+        )
 
 
 def _need_dask(workers: int | None, scheduler: str | None) -> None:
