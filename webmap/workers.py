@@ -133,6 +133,7 @@ def watch_journal(api: Any, stop: threading.Event, interval_s: float = JOURNAL_P
                         cursor = ev.id
                     if len(events) < 500:
                         break
+                api.analysis.poll_shared()  # other processes' analysis results (live_events)
                 failing = False
             except sqlite3.Error:  # the journal briefly locked or moved: try again next tick
                 if not failing:

@@ -6,8 +6,11 @@ layer through ``Workspace.write_layers`` when the table does not fit a one-row w
 map's road closures, the feature versions, the audit log and the events live in the journal.
 One edit at a time (a process-wide lock): the journal transaction is opened first, the
 workspace is written, then the journal commits; if that commit fails the workspace layer is
-written back, so an edit is never half-applied. Correct for **one server process**; several
-processes need PostGIS.
+written back, so an edit is never half-applied. Several server processes on one workspace
+(``geo-mz serve --workers N``): the journal's write transaction serialises their edits, each
+store notices another's workspace writes by the file's stamp, and the worker's journal watcher
+(``webmap.workers.watch_journal``) calls :meth:`GpkgStore.forget` for layers kept in the journal
+(road closures) that another process edited.
 """
 
 from __future__ import annotations
@@ -107,6 +110,15 @@ class GpkgStore(FeatureStore):
             self._names, self._area = None, None
             self._meta = self.ws.metadata
             self._stamp = stamp
+
+    def forget(self, layer: str) -> None:
+        """Drop the cached copy of ``layer``: another server process edited it.
+
+        Road closures live in the journal, not the workspace file, so the file stamp does not
+        say when another process changed them.
+        """
+        with self._cache_lock:
+            self._cache.pop(layer, None)
 
     @property
     def metadata(self) -> dict[str, Any]:
