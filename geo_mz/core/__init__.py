@@ -74,6 +74,7 @@ from geo_mz.core.io import (
     SourceData,
     read_source,
 )
+from geo_mz.core.memory import peak_rss_mib, reset_peak_rss, rss_mib
 from geo_mz.core.osm_roads import (
     OsmImportError,
     OsmImportReport,
@@ -238,6 +239,7 @@ __all__ = [
     "overpass_query",
     "parse_crs",
     "parse_defaults",
+    "peak_rss_mib",
     "population_from_raster",
     "population_from_units",
     "prepare_layer",
@@ -247,7 +249,9 @@ __all__ = [
     "read_source",
     "redact_url",
     "region_polygons",
+    "reset_peak_rss",
     "result_catalog",
+    "rss_mib",
     "sample_dir",
     "slope_deg",
     "split_workspace_url",
