@@ -20,6 +20,7 @@ from geo_mz.boundaries.inspection import (
     marker_layer,
 )
 from geo_mz.boundaries.lines import extract_lines, line_summary, lines_layer, normalise_line_id
+from geo_mz.boundaries.linework import fold_destinations, linework_cells, raw_region
 from geo_mz.boundaries.markers import MARKER_NUMBER, InspectSettings
 from geo_mz.boundaries.topology import (
     QA_DEFAULTS,
@@ -45,17 +46,20 @@ __all__ = [
     "enclosed_gaps",
     "extract_lines",
     "findings_layer",
+    "fold_destinations",
     "inspect_lines",
     "inspection_kpis",
     "issues_layer",
     "line_summary",
     "lines_layer",
+    "linework_cells",
     "marker_layer",
     "normalise_line_id",
     "number_findings",
     "prepare_units",
     "qa",
     "qa_kpis",
+    "raw_region",
     "read_layer_file",
     "repair",
     "repair_kpis",

@@ -215,9 +215,13 @@ def _geoms_m(gdf: Any, what: str, kinds: tuple[str, ...], mcrs: CRS) -> np.ndarr
     geoms = np.asarray(g.to_numpy())
     bad = ~shapely.is_valid(geoms)
     if bad.any():  # e.g. self-touching building outlines: repaired, their polygons kept
-        geoms[bad] = [
-            _polygonal(x) if "Polygon" in kinds[0] else x for x in shapely.make_valid(geoms[bad])
-        ]
+        # "structure" for polygons: the default "linework" drops pieces wound twice
+        fixed = (
+            shapely.make_valid(geoms[bad], method="structure", keep_collapsed=False)
+            if "Polygon" in kinds[0]
+            else shapely.make_valid(geoms[bad])
+        )
+        geoms[bad] = [_polygonal(x) if "Polygon" in kinds[0] else x for x in fixed]
     return geoms
 
 
@@ -368,7 +372,11 @@ def population_from_units(
         if k and k % 50 == 0:
             say(f"  {k}/{len(rows)}")
         i = by_code[r.code]
-        unit = u_m[i] if u_m[i].is_valid else _polygonal(shapely.make_valid(u_m[i]))
+        unit = (
+            u_m[i]
+            if u_m[i].is_valid
+            else _polygonal(shapely.make_valid(u_m[i], method="structure", keep_collapsed=False))
+        )
         name = str(u.loc[i, "name"])
         region, used = unit, basis_name
         if bld_g is not None:

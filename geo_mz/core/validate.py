@@ -316,7 +316,14 @@ def _one_geometry(g: Any, i: int, spec: LayerSpec, repair: bool, found: _Finding
                 f"invalid geometry: {reason} (repair with --repair / repair=True)",
             )
             return None
-        fixed = shapely.make_valid(g)
+        # Polygons: GEOS "structure" keeps every piece a ring encloses (a fold over a neighbour
+        # stays an overlap the boundary QA can report); the default "linework" drops pieces
+        # wound twice and fills pockets a ring closes off (neighbours' land).
+        fixed = (
+            shapely.make_valid(g, method="structure", keep_collapsed=False)
+            if spec.geometry == "Polygon"
+            else shapely.make_valid(g)
+        )
         if spec.geometry == "Polygon":
             parts = [p for p in getattr(fixed, "geoms", [fixed]) if p.geom_type in allowed]
             fixed = shapely.union_all(parts) if parts else None
