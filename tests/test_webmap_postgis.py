@@ -262,3 +262,21 @@ def test_cli_import_refuses_a_database_that_holds_a_workspace(db, base):
     ws = str(base / "pengjiang.gpkg")
     r = CliRunner().invoke(main, ["webmap", "import", ws, "--database", db])
     assert r.exit_code != 0 and "already holds a workspace" in r.output
+
+
+def test_serving_a_database_nothing_was_imported_into_is_a_clear_error(pg_url, tmp_path):
+    import psycopg
+
+    name = f"empty_{os.getpid()}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    empty = pg_url.rsplit("/", 1)[0] + f"/{name}"
+    env = dict(os.environ, GEO_MZ_SECRET_KEY=SECRET)
+    r = subprocess.run(
+        [str(Path(sys.executable).with_name("geo-mz")), "serve", "--database", empty, "--port", "0",
+         "--users", str(tmp_path / "users.db")],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "没有导入工作空间" in r.stderr and "geo-mz webmap import" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -175,7 +175,10 @@ def serve(
             )
         except (SettingsError, ValueError, OSError) as exc:
             _fail(exc)
-        app = create_app(settings)
+        try:
+            app = create_app(settings)
+        except ValueError as exc:  # e.g. a database nothing was imported into
+            _fail(exc)
     api = app.extensions["webmap"]
     if not api.users.all():
         click.echo(

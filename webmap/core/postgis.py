@@ -43,7 +43,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geo_mz.core import conform_types
+from geo_mz.core import conform_types, redact_url
 from webmap.core.edits_common import check_preconditions
 from webmap.core.geojson import features_of, make_etag
 from webmap.core.gpkg import lonlat
@@ -137,9 +137,16 @@ class PostgisStore(FeatureStore):
         self._relays: list[Callable[[str], None]] = []
         self._origin = uuid.uuid4().hex  # this process, so it skips its own relayed events
         with self._pool.conn() as conn:
+            missing = (
+                "数据库中还没有导入工作空间 / no workspace imported into this database: "
+                "geo-mz webmap import WORKSPACE.gpkg --database URL"
+            )
+            exists = conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.workspace",)).fetchone()
+            if exists is None or exists[0] is None:
+                raise ValueError(f"{redact_url(url)}: {missing}")
             row = conn.execute(f"SELECT metadata FROM {SCHEMA}.workspace WHERE id = 1").fetchone()
             if row is None:
-                raise ValueError(f"{url}: no workspace imported (geo-mz webmap import)")
+                raise ValueError(f"{redact_url(url)}: {missing}")
             meta = dict(row[0])
             if isinstance(meta.get("bounds"), list):
                 meta["bounds"] = tuple(meta["bounds"])
