@@ -198,7 +198,9 @@ def snap_points(
         raise NetworkError(
             f"`points` must all be non-empty Points; {len(bad)} are not (rows {bad[:10].tolist()})"
         )
-    dist_m, node = net.node_tree.query(xy, workers=-1)
+    # Threads pay off only for many points; below that their start-up dominates (and a
+    # single-threaded Dask worker should not start one per core on every call).
+    dist_m, node = net.node_tree.query(xy, workers=-1 if len(xy) >= 50_000 else 1)
     dist_m = np.asarray(dist_m, dtype=np.float64)
     return Snapped(
         node=np.asarray(node, dtype=np.int64),

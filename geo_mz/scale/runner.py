@@ -13,8 +13,9 @@ with).
 
 Workers open the workspace and the store themselves from their references (a GeoPackage path
 every worker can read, or a ``postgresql://`` URL): only the part's code and outline travel
-with a task. With a PostGIS store the workers also write their results, each part in one
-transaction; with a GeoPackage store this process writes them.
+with a task. The workers also write their results: with a PostGIS store each part in one
+transaction, with a GeoPackage store one GeoPackage per part, merged into the store by
+:func:`gather`.
 """
 
 from __future__ import annotations
