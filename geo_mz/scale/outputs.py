@@ -342,6 +342,7 @@ def _spatial(df: pd.DataFrame) -> bool:
 MAP_SPECS = {
     ("coverage", "units"): "coverage_units",
     ("capacity", "units"): "coverage_units",
+    ("e2sfca", "centres"): "e2sfca_centres",
     ("rings", "rings"): "isochrones",
     ("gaps", "gaps"): "coverage_gaps",
     ("relief", "audit"): "relief_audit",
