@@ -127,6 +127,16 @@ def test_relief_scenario_with_closure_areas(ws_copy, tmp_path):
     per_point = scen.groupby(["part", "point_id"])["meets"].all().groupby(level=0).mean()
     for r in table.itertuples():
         assert r.kpi == pytest.approx(per_point[r.part])
+    # The closure file edited in place keys a new run: its parts are computed, not skipped.
+    keys = set(st["run_key"])
+    bigger = area.to_crs(crs).buffer(900.0).to_crs("EPSG:4490")
+    gpd.GeoDataFrame({"name": ["closed"]}, geometry=bigger.values).to_file(
+        closures, driver="GeoJSON"
+    )
+    _run(ws_copy, tmp_path, "relief_scenario", "--closures", str(closures))
+    st2 = open_run_store(tmp_path / "runs.gpkg").status()
+    new = st2[~st2["run_key"].isin(keys) & st2["run_key"].str.startswith("relief_scenario")]
+    assert set(new.loc[new["status"] == "done", "part"]) == set(CODES.split(","))
     # Without a disruption there is no scenario to run; scenario options elsewhere are refused.
     args = ["scale", "run", "relief_scenario", "--workspace", str(ws_copy), "--by", "town",
             "--codes", CODES, "--workers", "0", "--out", str(tmp_path / "none")]  # fmt: skip

@@ -212,6 +212,20 @@ def run_key(
     return _key(job, ws.metadata, options, level, digests)
 
 
+def _file_digests(options: Mapping[str, Any]) -> dict[str, str]:
+    """Return the SHA-256 of every option that names a file (a flood raster, closures).
+
+    Their contents enter the run key, so a file edited in place is computed again.
+    """
+    from geo_mz.core.workspace import file_sha256
+
+    out = {}
+    for name, value in options.items():
+        if isinstance(value, str | Path) and Path(value).is_file():
+            out[name] = file_sha256(value)
+    return out
+
+
 def _key(
     job: str,
     metadata: Mapping[str, Any],
@@ -227,6 +241,9 @@ def _key(
         "digest_version": DIGEST_VERSION,
         "layers": dict(digests),
     }
+    files = _file_digests(options)
+    if files:
+        payload["files"] = files
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False)
     return f"{job}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
