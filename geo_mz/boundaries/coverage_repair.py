@@ -69,7 +69,7 @@ class Repair:
         Where a unit's ring folds over itself, per piece: ``unit``, ``name``, ``lies_in``,
         ``goes_to`` (the unit proposed to get the piece; None where both units' rings fold
         and the longest-border rule decides), ``goes_to_name``, ``area_m2``, ``reason``,
-        geometry (:func:`geo_mz.boundaries.linework.fold_destinations`).
+        geometry (:func:`geo_mz.boundaries.fold_destinations`).
     """
 
     before: gpd.GeoDataFrame
