@@ -88,15 +88,13 @@ def test_sample_counts_match_the_demo_outputs():
     assert _num(roads) == _fingerprint_rows("roads")
     (aged,) = quoted(r"\(([\d,]+) aged 60\+ as the district plan states\)")
     assert _num(aged) == POP_60PLUS
-    (towns,) = quoted(r"\| 蓬江 coverage, (\d+) towns \|")
-    assert int(towns) == _rows(SAMPLE / "pengjiang_streets.csv")
 
 
 # --- the scaling table and the prose about it -------------------------------------------------
 
 
 def _scale_table() -> list[dict[str, str]]:
-    start = README.index("| setting | in-process loop |")
+    start = README.index("| coverage by county | wall s |")
     lines = []
     for line in README[start:].splitlines():
         if not line.startswith("|"):
@@ -107,65 +105,28 @@ def _scale_table() -> list[dict[str, str]]:
     return [dict(zip(head, row, strict=True)) for row in body]
 
 
-def _rate(cell: str) -> str:
+def _lead(cell: str) -> str:
     return re.match(NUM, cell).group(1)
 
 
-def _speedup(cell: str) -> str:
-    return re.search(r"\(([\d.]+)×\)", cell).group(1)
+VS = "vs the whole area in one process"
 
 
-def _part_times(row: dict[str, str]) -> tuple[float, float]:
-    cell = row["per-part time in workers vs in-process (1 w, 2 w)"]
-    one, two = re.fullmatch(r"([\d.]+)×, ([\d.]+)×", cell).groups()
-    return float(one), float(two)
-
-
-def test_scale_table_speedups_follow_from_its_rates():
-    for row in _scale_table():
-        base, two = _rate(row["in-process loop"]), _rate(row["2 workers"])
-        speed = _speedup(row["2 workers"])
-        assert _consistent(speed, two, base), (row["setting"], speed, two, base)
-
-
-def test_per_part_time_ranges_in_the_prose_are_the_tables():
+def test_scale_table_rows_follow_from_their_times():
+    (counties,) = quoted(r"Guangdong, (\d+) generated counties")
     rows = _scale_table()
-    one = [_part_times(r)[0] for r in rows]
-    two = [_part_times(r)[1] for r in rows]
-    lo1, hi1, lo2, hi2 = quoted(
-        r"\(([\d.]+)–([\d.]+)× at one worker here; ([\d.]+)–([\d.]+)× at two workers"
-    )
-    assert (float(lo1), float(hi1)) == (min(one), max(one))
-    assert (float(lo2), float(hi2)) == (min(two), max(two))
+    whole = rows[0]
+    for row in rows:
+        # s per county = wall / counties, and the ratio = s per county / the whole's
+        assert _consistent(_lead(row["s per county"]), _lead(row["wall s"]), counties), row
+        assert _consistent(_lead(row[VS]), _lead(row["s per county"]),
+                           _lead(whole["s per county"])), row  # fmt: skip
+    one, two = rows[2], rows[3]
+    speed = re.search(r"\*\*([\d.]+)×\*\*", two[VS]).group(1)
+    assert _consistent(speed, _lead(one["wall s"]), _lead(two["wall s"]))
 
 
-def test_store_speedups_in_the_prose_are_the_tables():
-    rows = {r["setting"].split(" (")[0].split(",")[0]: r for r in _scale_table()}
-    gpkg, pg = rows["Guangdong coverage"], rows["the same on PostGIS"]
-    (gpkg_quoted,) = quoted(r"already the limit at two workers \(([\d.]+)×\)")
-    (pg_quoted,) = quoted(r"where each worker writes its own parts \(([\d.]+)× here")
-    assert gpkg_quoted == _speedup(gpkg["2 workers"])
-    assert pg_quoted == _speedup(pg["2 workers"])
-
-
-def test_whole_run_ratios_follow_from_the_table():
-    rows = _scale_table()
-    by = {r["setting"].split(",")[0]: r for r in rows}
-    # Guangdong: 123 county parts at the in-process rate against one run over the province
-    n, ratio, whole = quoted(r"the (\d+) Guangdong county parts take ([\d.]+)× the ([\d.]+) s")
-    rate = _rate(by["Guangdong coverage"]["in-process loop"])
-    assert f"{n} generated counties" in by["Guangdong coverage"]["setting"]
-    lo, hi = _interval(rate)
-    wall = (int(n) * 60 / hi, int(n) * 60 / lo)
-    (r0, r1), (w0, w1) = _interval(ratio), _interval(whole)
-    assert wall[0] / w1 <= r1 and wall[1] / w0 >= r0, (ratio, wall, whole)
-    # national QA: 31 provinces at the in-process rate against one qa() of the nation
-    ratio, whole = quoted(
-        r"national QA by province ([\d.]+)× one `qa\(\)` of the whole nation \((\d+) s"
-    )
-    qa = by["national boundary QA"]
-    provinces = int(re.search(r"(\d+) provinces", qa["setting"]).group(1))
-    lo, hi = _interval(_rate(qa["in-process loop"]))
-    wall = (provinces * 60 / hi, provinces * 60 / lo)
-    (r0, r1), (w0, w1) = _interval(ratio), _interval(whole)
-    assert wall[0] / w1 <= r1 and wall[1] / w0 >= r0, (ratio, wall, whole)
+def test_per_part_cost_range_in_the_prose_is_the_tables():
+    parts = [_num(_lead(r[VS])) for r in _scale_table()[1:]]
+    lo, hi = quoted(r"its share of the whole \(([\d.]+)–([\d.]+)× here\)")
+    assert (float(lo), float(hi)) == (min(parts), max(parts))
