@@ -198,3 +198,23 @@ def test_rings_from_one_small_cut_would_differ(run):
     mine = frames["rings"].to_crs(crs).geometry.values
     assert log["rounds"] >= 3
     assert max(off(mine)) <= 1e-6 * max(g.area for g in ref)
+
+
+def test_rings_of_a_part_whose_outline_self_intersects(run):
+    """A real county outline can self-intersect after reprojection (湛江 廉江市 on the echarts
+    polygons): the part keeps the area the outline encloses instead of stopping with GEOS's
+    TopologyException."""
+    from geo_mz.scale.partition import Part
+
+    ws, crs, _, parts = run
+    part = next(p for p in parts if p.code == "440703002")
+    minx, miny, maxx, maxy = part.geometry.bounds
+    bowtie = shapely.Polygon([(minx, miny), (maxx, maxy), (maxx, miny), (minx, maxy)])
+    assert not bowtie.is_valid
+    odd = Part(part.code, part.name, bowtie)
+    frames, _ = partition_rings.rings_part(ws, odd, settings=S, measure_crs=crs)
+    area = partition_rings.polygonal(gpd.GeoSeries([bowtie], crs=4490).to_crs(crs).values)[0]
+    pieces = frames["rings"].to_crs(crs)
+    assert pieces.area.sum() > 0
+    got = shapely.union_all(partition_rings.polygonal(pieces.geometry.values), grid_size=1e-6)
+    assert shapely.difference(got, area, grid_size=1e-6).area < 1.0

@@ -62,7 +62,9 @@ def rings_part(
         gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
     )
     top = max(s.thresholds_min)
-    tile = gpd.GeoSeries([part.geometry], crs=STORAGE_CRS).to_crs(crs).iloc[0]
+    # A real county outline can come back from the reprojection self-intersecting (quantised
+    # rings: 湛江 廉江市 does); GEOS then refuses the clip, so keep its area as a valid polygon.
+    tile = polygonal(gpd.GeoSeries([part.geometry], crs=STORAGE_CRS).to_crs(crs).values)[0]
     near_tile = shapely.buffer(tile, s.isochrone_buffer_m + SLACK_M)
     shapely.prepare(near_tile)
     centres = coverage.select_centres(ws.read("elder_care"), kinds=s.kinds, statuses=s.statuses)
