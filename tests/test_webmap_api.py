@@ -538,3 +538,13 @@ def test_items_body_is_strict_json_equal_to_the_per_row_encoder(client):
         spec = api.store.spec(cid)
         expect = features_of(page, spec.id_field, crs=query.get("crs", CRS84))
         assert body["features"] == expect and body["numberReturned"] == len(expect)
+
+
+def test_refusals_speak_chinese_first(client):
+    r = client.get("/collections/shelters/items?colour=red")
+    assert r.status_code == 400 and r.json["description"].startswith("未知的查询参数")
+    assert "unknown query parameter" in r.json["description"]
+    r = client.post("/login", json={"username": "nobody", "password": "x"})
+    assert r.status_code == 401 and r.json["description"].startswith("用户名或密码错误")
+    r = client.post("/login", json=[1, 2])
+    assert r.status_code == 400 and r.json["description"].startswith("请求体应为")

@@ -128,7 +128,9 @@ class WebMapAPI:
 
     def _may_read(self, req: ApiRequest) -> None:
         if req.user is None and not self.settings.anonymous_read:
-            raise UnauthorizedError("log in to see the map and its data")
+            raise UnauthorizedError(
+                "请先登录才能查看地图和数据 / log in to see the map and its data"
+            )
 
     def _collection(self, cid: str) -> None:
         if cid not in self.store.layer_names():
@@ -277,9 +279,14 @@ class WebMapAPI:
     def audit(self, req: ApiRequest) -> ApiResponse:
         """Audit-log rows, newest first (admin only): ``limit``, ``offset``, ``layer``."""
         if req.user is None:
-            raise UnauthorizedError("log in as admin to read the audit log")
+            raise UnauthorizedError(
+                "请以管理员身份登录查看审计日志 / log in as admin to read the audit log"
+            )
         if not req.user.can("admin"):
-            raise ForbiddenError("only admin may read the audit log", code="role_forbidden")
+            raise ForbiddenError(
+                "只有管理员可以查看审计日志 / only admin may read the audit log",
+                code="role_forbidden",
+            )
         features.check_params(req, frozenset({"limit", "offset", "layer", "f"}))
         limit = features.int_param(req, "limit", 100, 1, AUDIT_MAX_LIMIT)
         offset = features.int_param(req, "offset", 0, 0, 2**31)
@@ -304,7 +311,9 @@ class WebMapAPI:
         """Check a ``{"username", "password"}`` body; the adapter starts the session."""
         body = req.json(max_bytes=self.settings.max_body_bytes)  # bounded before decoding
         if not isinstance(body, dict):
-            raise BadRequestError("the body must be {username, password}")
+            raise BadRequestError(
+                "请求体应为 {username, password} / the body must be {username, password}"
+            )
         name, password = body.get("username"), body.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
             raise BadRequestError(
@@ -317,7 +326,9 @@ class WebMapAPI:
             )
         user = self.users.authenticate(name, password)
         if user is None:
-            raise UnauthorizedError("wrong user name or password", code="bad_credentials")
+            raise UnauthorizedError(
+                "用户名或密码错误 / wrong user name or password", code="bad_credentials"
+            )
         return user
 
     def close(self) -> None:

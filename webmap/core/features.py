@@ -63,7 +63,8 @@ def check_params(req: ApiRequest, allowed: frozenset[str]) -> None:
     unknown = sorted(set(req.args) - allowed)
     if unknown:
         raise BadRequestError(
-            f"unknown query parameter(s) {unknown}; allowed: {sorted(allowed)}",
+            f"未知的查询参数 {unknown}，允许的参数：{sorted(allowed)} / unknown query parameter(s) "
+            f"{unknown}; allowed: {sorted(allowed)}",
             errors=[field_error(k, "unknown_parameter", "not allowed here") for k in unknown],
         )
     if "lang" in req.args:
