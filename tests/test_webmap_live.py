@@ -294,8 +294,14 @@ def test_geopackage_workers_share_analysis_results_through_the_journal(base, tmp
         _, on_a = api_a.analysis.live(seq_a)
         assert on_a and on_a[0].startswith("event: analysis\n")
         assert api_b.analysis.live(seq_b)[1] == []  # B has not looked yet
-        api_b.analysis.poll_shared()
-        _, on_b = api_b.analysis.live(seq_b)
+        # A's stream gets the result before A has shared it through the journal (a moment
+        # later, in A's analysis thread); B's watcher polls on every journal change.
+        deadline = time.monotonic() + 30
+        on_b: list[str] = []
+        while not on_b and time.monotonic() < deadline:
+            api_b.analysis.poll_shared()
+            _, on_b = api_b.analysis.live(seq_b)
+            time.sleep(0.02)
         assert on_b == on_a
         assert json.loads(on_b[0].split("data: ", 1)[1])["closures"] == 1
         seq_a2 = api_a.analysis.live(None)[0]
