@@ -60,6 +60,23 @@ def pg_url():
 
 
 @pytest.fixture(scope="session")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The web map's sample folder (Pengjiang workspace + test users), built once a session."""
+    from webmap.testing import sample_base
+
+    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
+
+
+@pytest.fixture(scope="module")
+def pg_sample_db(pg_url: str, base: Path) -> str:
+    """The sample workspace imported into the session's PostGIS, afresh for each test module."""
+    from webmap.core.postgis import import_workspace
+
+    import_workspace(pg_url, base / "pengjiang.gpkg", replace=True)
+    return pg_url
+
+
+@pytest.fixture(scope="session")
 def sample_ws(tmp_path_factory):
     """The embedded sample workspace (GeoPackage), built once per session; read-only."""
     from geo_mz.demo import sample_workspace

@@ -10,63 +10,16 @@ analysis itself from the database.
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("psycopg")
 
 from tests.test_webmap_analysis import bridge_polygon
-from tests.test_webmap_postgis import _serve, _wait_ready, basic
-from webmap.testing import sample_base
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
-
-
-@pytest.fixture(scope="module")
-def db(pg_url, base) -> str:
-    from webmap.core.postgis import import_workspace
-
-    import_workspace(pg_url, base / "pengjiang.gpkg", replace=True)
-    return pg_url
-
-
-class Events:
-    """Reads a ``/events`` stream: every event, with or without ``id:``."""
-
-    def __init__(self, url: str) -> None:
-        req = urllib.request.Request(url, headers={"Accept": "text/event-stream"})
-        self.resp = urllib.request.urlopen(req, timeout=60)
-        assert self.resp.readline().startswith(b"retry:")
-
-    def until(self, kind: str, deadline_s: float) -> tuple[list[str], dict | None]:
-        """Read until an event ``kind`` (returns the kinds seen before it and its data)."""
-        seen: list[str] = []
-        fields: dict[str, str] = {}
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            line = self.resp.readline().decode().rstrip("\n")
-            if line.startswith(":"):
-                continue
-            if line:
-                key, _, value = line.partition(": ")
-                fields[key] = value
-                continue
-            if "event" in fields:
-                if fields["event"] == kind:
-                    return seen, json.loads(fields.get("data", "null"))
-                seen.append(fields["event"])
-            fields = {}
-        return seen, None
-
-    def close(self) -> None:
-        self.resp.close()
+from tests.test_webmap_postgis import basic
+from webmap.testing import SECRET
+from webmap.testing_postgis import EventStream, serve_processes
 
 
 def _get(url: str) -> dict:
@@ -75,23 +28,14 @@ def _get(url: str) -> dict:
 
 
 @pytest.mark.slow  # two servers and a relief re-analysis: ~60 s on a busy 2-core box
-def test_an_analysis_computed_on_one_process_reaches_the_maps_of_the_other(db, base, tmp_path):
-    from webmap.testing_postgis import free_port
-
+def test_an_analysis_computed_on_one_process_reaches_the_maps_of_the_other(
+    pg_sample_db, base, tmp_path
+):
     users = base / "pengjiang.users.sqlite"
-    procs, roots = [], []
-    try:
-        for name in ("a", "b"):
-            port = free_port()
-            log = tmp_path / f"serve_{name}.log"
-            procs.append((_serve(db, users, port, log), log))
-            roots.append(f"http://127.0.0.1:{port}")
-        for (proc, log), root in zip(procs, roots, strict=True):
-            _wait_ready(root, proc, log)
-        a, b = roots
+    with serve_processes(pg_sample_db, users, tmp_path, secret_key=SECRET) as (a, b):
         before = _get(f"{a}/analysis/relief")  # in use on A only
         assert before["closures"] == 0 and before["cut_off"] == 0
-        on_b, on_a = Events(f"{b}/events"), Events(f"{a}/events")
+        on_b, on_a = EventStream(f"{b}/events"), EventStream(f"{a}/events")
         feature = {
             "type": "Feature",
             "geometry": bridge_polygon(base / "pengjiang.gpkg"),
@@ -118,12 +62,3 @@ def test_an_analysis_computed_on_one_process_reaches_the_maps_of_the_other(db, b
         own = _get(f"{b}/analysis/relief")
         keys = ("version", "closures", "edges_closed", "cut_off", "falls_out", "counts")
         assert {k: own[k] for k in keys} == {k: relayed[k] for k in keys}
-    finally:
-        for proc, _ in procs:
-            proc.terminate()
-        for proc, _ in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -19,29 +18,17 @@ pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
 from webmap import Settings, SettingsError, create_app
-from webmap.testing import PASSWORD, SECRET, fresh_settings, sample_base
+from webmap.testing import PASSWORD, SECRET, fresh_settings
+from webmap.testing_postgis import EventStream, serve_processes
 
 SH_COMPARED, SH_EDITED = "SH001", "SH002"
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
-
-
-@pytest.fixture(scope="module")
-def db(pg_url, base) -> str:
-    from webmap.core.postgis import import_workspace
-
-    import_workspace(pg_url, base / "pengjiang.gpkg", replace=True)
-    return pg_url
-
-
-@pytest.fixture(scope="module")
-def pg_app(db, base):
+def pg_app(pg_sample_db, base):
     settings = Settings(
         workspace=None,
-        database_url=db,
+        database_url=pg_sample_db,
         users_db=base / "pengjiang.users.sqlite",
         secret_key=SECRET,
     )
@@ -131,63 +118,6 @@ def test_optimistic_concurrency_409(pg_app):
 
 
 # -- two server processes -----------------------------------------------------------------
-def _serve(db: str, users: Path, port: int, log: Path) -> subprocess.Popen:
-    code = "import sys; from geo_mz.cli import main; sys.exit(main())"
-    cmd = [sys.executable, "-c", code, "serve", "--database", db, "--users", str(users)]
-    cmd += ["--port", str(port), "--threads", "8", "--lang", "en"]
-    env = {**os.environ, "GEO_MZ_SECRET_KEY": SECRET}
-    with log.open("wb") as fh:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
-
-
-def _wait_ready(root: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(f"{root}/conformance", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
-    pytest.fail(f"server did not start: {log.read_text(errors='replace')}")
-
-
-class SSE:
-    """A tiny Server-Sent Events reader over urllib."""
-
-    def __init__(self, url: str, last_id: int | None = None) -> None:
-        headers = {"Accept": "text/event-stream"}
-        if last_id is not None:
-            headers["Last-Event-ID"] = str(last_id)
-        self.resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5)
-        assert self.resp.headers["Content-Type"].startswith("text/event-stream")
-        assert self.resp.readline().startswith(b"retry:")  # the stream has started
-
-    def next_event(self, deadline: float) -> dict | None:
-        fields: dict[str, str] = {}
-        while time.monotonic() < deadline:
-            line = self.resp.readline().decode().rstrip("\n")
-            if not line:
-                if "event" in fields:
-                    return {
-                        "id": int(fields["id"]),
-                        "event": fields["event"],
-                        "data": json.loads(fields.get("data", "null")),
-                    }
-                fields = {}
-                continue
-            if line.startswith(":"):
-                continue
-            key, _, value = line.partition(": ")
-            fields[key] = value
-        return None
-
-    def close(self) -> None:
-        self.resp.close()
-
-
 def _post_incident(root: str, text: str) -> tuple[str, int]:
     body = {
         "type": "Feature",
@@ -205,21 +135,10 @@ def _post_incident(root: str, text: str) -> tuple[str, int]:
         return json.loads(r.read())["id"], int(r.headers["X-Event-Id"])
 
 
-def test_two_server_processes_see_each_others_edits(db, base, tmp_path):
-    from webmap.testing_postgis import free_port
-
+def test_two_server_processes_see_each_others_edits(pg_sample_db, base, tmp_path):
     users = base / "pengjiang.users.sqlite"
-    procs, roots = [], []
-    try:
-        for name in ("a", "b"):
-            port = free_port()
-            log = tmp_path / f"serve_{name}.log"
-            procs.append((_serve(db, users, port, log), log))
-            roots.append(f"http://127.0.0.1:{port}")
-        for (proc, log), root in zip(procs, roots, strict=True):
-            _wait_ready(root, proc, log)
-        a, b = roots
-        stream = SSE(f"{b}/events")
+    with serve_processes(pg_sample_db, users, tmp_path, secret_key=SECRET) as (a, b):
+        stream = EventStream(f"{b}/events", timeout_s=5)
         t0 = time.monotonic()
         fid, event_id = _post_incident(a, "A 进程上报")
         ev = stream.next_event(t0 + 10.0)  # a bound, not a timing assertion (shared machine)
@@ -231,36 +150,27 @@ def test_two_server_processes_see_each_others_edits(db, base, tmp_path):
             assert json.loads(r.read())["properties"]["description"] == "A 进程上报"
         # B's client was offline while A took two more reports: reconnecting replays them
         missed = [_post_incident(a, f"离线期间 {i}") for i in range(2)]
-        again = SSE(f"{b}/events", last_id=event_id)
+        again = EventStream(f"{b}/events", last_id=event_id, timeout_s=5)
         deadline = time.monotonic() + 5
         got = [again.next_event(deadline), again.next_event(deadline)]
         again.close()
         assert [(e["id"], e["data"]["id"]) for e in got if e] == [(i, f) for f, i in missed]
         # and an edit on B reaches a stream on A
-        stream_a = SSE(f"{a}/events")
+        stream_a = EventStream(f"{a}/events", timeout_s=5)
         t0 = time.monotonic()
         fid_b, id_b = _post_incident(b, "B 进程上报")
         ev = stream_a.next_event(t0 + 10.0)
         stream_a.close()
         assert ev is not None and ev["id"] == id_b and ev["data"]["id"] == fid_b
-    finally:
-        for proc, _ in procs:
-            proc.terminate()
-        for proc, _ in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
-def test_cli_import_refuses_a_database_that_holds_a_workspace(db, base):
+def test_cli_import_refuses_a_database_that_holds_a_workspace(pg_sample_db, base):
     from click.testing import CliRunner
 
     from geo_mz.cli import main
 
     ws = str(base / "pengjiang.gpkg")
-    r = CliRunner().invoke(main, ["webmap", "import", ws, "--database", db])
+    r = CliRunner().invoke(main, ["webmap", "import", ws, "--database", pg_sample_db])
     assert r.exit_code != 0 and "already holds a workspace" in r.output
 
 

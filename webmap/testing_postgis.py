@@ -1,4 +1,8 @@
-"""A throwaway PostgreSQL + PostGIS cluster for tests (initdb/pg_ctl on a temp dir and port).
+"""A throwaway PostgreSQL + PostGIS cluster for tests, and web map processes served from it.
+
+:func:`temp_cluster` runs initdb/pg_ctl on a temp dir and a free port; :func:`serve_processes`
+starts ``geo-mz serve --database`` processes over it (the multi-process deployment) and
+:class:`EventStream` reads their ``/events`` streams.
 
 Needs the server binaries (Debian: ``postgresql-15`` or any ``postgresql-NN``, found under
 ``/usr/lib/postgresql/*/bin`` or on ``PATH``) and PostGIS (``postgresql-NN-postgis-3``).
@@ -8,15 +12,20 @@ PostgreSQL refuses to run as root; as root the cluster runs as the ``postgres`` 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 DB_NAME = "geo_mz_test"
 DB_USER = "geo_mz"
@@ -121,4 +130,169 @@ def temp_cluster() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-__all__ = ["DB_NAME", "ClusterUnavailableError", "find_bindir", "free_port", "temp_cluster"]
+_CLI = "import sys; from geo_mz.cli import main; sys.exit(main())"
+
+
+class ServerStartError(RuntimeError):
+    """A ``geo-mz serve`` process exited, or did not answer in time; the message holds its log."""
+
+
+def _wait_ready(root: str, proc: subprocess.Popen[bytes], log: Path, ready_s: float) -> None:
+    deadline = time.monotonic() + ready_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerStartError(f"server exited: {log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"{root}/conformance", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise ServerStartError(f"server did not start: {log.read_text(errors='replace')}")
+
+
+@contextmanager
+def serve_processes(
+    database_url: str,
+    users_db: str | Path,
+    log_dir: str | Path,
+    *,
+    secret_key: str,
+    count: int = 2,
+    threads: int = 8,
+    ready_s: float = 60.0,
+) -> Iterator[list[str]]:
+    """Serve one PostGIS database from ``count`` separate ``geo-mz serve`` processes.
+
+    Each process runs the real command line (``serve --database ... --lang en``) on its own free
+    loopback port, its output in ``log_dir/serve_<n>.log``. All are started before any is
+    waited for, so they start side by side; all are stopped on exit (terminate, then kill).
+
+    Parameters
+    ----------
+    database_url
+        ``postgresql://`` URL of a database a workspace was imported into.
+    users_db
+        The users' SQLite file.
+    log_dir
+        Folder for the logs.
+    secret_key
+        Session key (``GEO_MZ_SECRET_KEY``), the same for every process.
+    count
+        Number of processes.
+    threads
+        ``--threads`` of each process.
+    ready_s
+        How long each may take to answer ``/conformance``.
+
+    Yields
+    ------
+    list of str
+        The root URL of each process (``http://127.0.0.1:PORT``).
+
+    Raises
+    ------
+    ServerStartError
+        When a process exits or does not answer within ``ready_s``; the message holds its log.
+    """
+    env = {**os.environ, "GEO_MZ_SECRET_KEY": secret_key}
+    procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+    roots: list[str] = []
+    try:
+        for n in range(count):
+            port = free_port()
+            log = Path(log_dir) / f"serve_{n}.log"
+            cmd = [sys.executable, "-c", _CLI, "serve", "--database", database_url]
+            cmd += ["--users", str(users_db), "--port", str(port), "--threads", str(threads)]
+            cmd += ["--lang", "en"]
+            with log.open("wb") as fh:  # the child keeps its own copy of the descriptor
+                proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+            procs.append((proc, log))
+            roots.append(f"http://127.0.0.1:{port}")
+        for (proc, log), root in zip(procs, roots, strict=True):
+            _wait_ready(root, proc, log, ready_s)
+        yield roots
+    finally:
+        for proc, _ in procs:
+            proc.terminate()
+        for proc, _ in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+class EventStream:
+    """A Server-Sent Events reader over urllib, for a web map's ``/events`` stream.
+
+    Parameters
+    ----------
+    url
+        The stream's URL.
+    last_id
+        Sent as ``Last-Event-ID`` (the server replays what came after it).
+    timeout_s
+        Socket timeout: how long one read may wait for a line.
+    """
+
+    def __init__(self, url: str, *, last_id: int | None = None, timeout_s: float = 60.0) -> None:
+        headers = {"Accept": "text/event-stream"}
+        if last_id is not None:
+            headers["Last-Event-ID"] = str(last_id)
+        req = urllib.request.Request(url, headers=headers)
+        self.resp = urllib.request.urlopen(req, timeout=timeout_s)
+        kind = self.resp.headers["Content-Type"] or ""
+        first = self.resp.readline()
+        if not kind.startswith("text/event-stream") or not first.startswith(b"retry:"):
+            self.resp.close()
+            raise RuntimeError(f"{url} is not an event stream ({kind!r}, first line {first!r})")
+
+    def next_event(self, deadline: float) -> dict[str, Any] | None:
+        """Read the next event before ``deadline`` (``time.monotonic()``), else None.
+
+        Returns ``{"id": int or None, "event": str, "data": parsed JSON}``; comments are skipped.
+        """
+        fields: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            line = self.resp.readline().decode().rstrip("\n")
+            if line.startswith(":"):
+                continue
+            if line:
+                key, _, value = line.partition(": ")
+                fields[key] = value
+                continue
+            if "event" in fields:
+                return {
+                    "id": int(fields["id"]) if "id" in fields else None,
+                    "event": fields["event"],
+                    "data": json.loads(fields.get("data", "null")),
+                }
+            fields = {}
+        return None
+
+    def until(self, kind: str, within_s: float) -> tuple[list[str], Any]:
+        """Read until an event ``kind``: the kinds seen before it, and its data (None if none)."""
+        seen: list[str] = []
+        deadline = time.monotonic() + within_s
+        while (event := self.next_event(deadline)) is not None:
+            if event["event"] == kind:
+                return seen, event["data"]
+            seen.append(event["event"])
+        return seen, None
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.resp.close()
+
+
+__all__ = [
+    "DB_NAME",
+    "ClusterUnavailableError",
+    "EventStream",
+    "ServerStartError",
+    "find_bindir",
+    "free_port",
+    "serve_processes",
+    "temp_cluster",
+]
