@@ -193,7 +193,10 @@ def run_all(
     names = list(jobs or ALL_ORDER)
     unknown = [j for j in names if j not in JOBS]
     if unknown:
-        raise ScaleError(f"unknown job(s) {unknown}; jobs are {sorted(JOBS)}")
+        raise ScaleError(
+            f"未知的分析 {unknown}；可选 {sorted(JOBS)} / unknown job(s) {unknown}; jobs are "
+            f"{sorted(JOBS)}"
+        )
     results: dict[str, RunResult] = {}
     with contextlib.ExitStack() as stack:
         client = None
