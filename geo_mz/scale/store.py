@@ -156,12 +156,20 @@ class RunStore(Protocol):
 
 
 def _schemas(status: pd.DataFrame) -> dict[str, dict[str, str]]:
-    """Per layer, the column types recorded with the parts that are done."""
+    """Per layer, the column types recorded with the parts that are done.
+
+    A part with no rows of a layer records the types of an empty frame (an all-missing text
+    column reads as ``float``): the types of parts that have rows win over those.
+    """
     out: dict[str, dict[str, str]] = {}
+    empty: dict[str, dict[str, str]] = {}
     for rows in status.loc[status["status"] == "done", "rows"]:
         for layer, entry in json.loads(rows or "{}").get("layers", {}).items():
             # Pairs, not an object: jsonb does not keep the order of an object's keys.
-            out.setdefault(layer, {}).update(dict(entry.get("columns", [])))
+            into = out if entry.get("n", 1) else empty
+            into.setdefault(layer, {}).update(dict(entry.get("columns", [])))
+    for layer, cols in empty.items():
+        out[layer] = {**cols, **out.get(layer, {})}
     return out
 
 
