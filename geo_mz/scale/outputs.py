@@ -71,11 +71,34 @@ RING_MIN = 15.0
 PEOPLE = "pop_60plus"
 
 
+LEVELS_DOWN = ("province", "city", "county", "town", "village")
+"""Unit levels from the top: a part's figure is read from its highest level."""
+
+
 def _own_unit_share(units: pd.DataFrame, field: str, codes: list[str]) -> pd.Series:
+    """Return the share ``field`` of each part's own unit, or of its top-level units together.
+
+    A part that is a unit (a county part) has its own row. A part derived from several units
+    (a city part of a workspace without city units) has none: its share is the aged-60+
+    weighted mean of its highest-level rows (its counties), which is the covered people of
+    all its counties over all their people.
+    """
     if units.empty or field not in units:
         return pd.Series(np.nan, index=codes)
     own = units[units["adcode"].astype(str) == units["part"].astype(str)]
-    return own.set_index("part")[field].reindex(codes).astype(float)
+    out = own.set_index("part")[field].reindex(codes).astype(float)
+    for code in out.index[out.isna()]:
+        rows = units[units["part"].astype(str) == code]
+        top = next((lv for lv in LEVELS_DOWN if (rows["level"] == lv).any()), None)
+        if top is None or PEOPLE not in rows:
+            continue
+        rows = rows[rows["level"] == top]
+        n = pd.to_numeric(rows[PEOPLE]).to_numpy(float)
+        v = pd.to_numeric(rows[field]).to_numpy(float)
+        has = n > 0
+        if has.any():
+            out[code] = float((v[has] * n[has]).sum() / n[has].sum())
+    return out
 
 
 def _share_meets_all(rows: pd.DataFrame, codes: list[str]) -> pd.Series:
