@@ -58,7 +58,11 @@ def _job_names() -> list[str]:
     default="county",
     show_default=True,
     type=click.Choice(["province", "city", "county", "town"]),
-    help="分区层级 / level of the parts.",
+    help=(
+        "分区层级；无市级单元时 city 按县级代码前4位把各县合为一个市级分区（一个任务算全市，"
+        "摊薄每个分区的固定开销）/ level of the parts; without city units, city groups the "
+        "counties by their 4-digit code prefix (one task per city: its fixed cost is shared)."
+    ),
 )
 @click.option("--codes", default=None, help="只算这些代码开头的分区，逗号分隔 / only these codes.")
 @click.option("--level", default=None, help="边界检查的层级 / level the boundary QA checks.")
@@ -134,6 +138,7 @@ def run(
              geo-mz scale run boundaries --workspace national.gpkg --by province
              geo-mz scale run relief_scenario --workspace ws.gpkg --closures closed.geojson
              geo-mz scale run all --workspace guangdong.gpkg --by county --out out/gd
+             geo-mz scale run all --workspace guangdong.gpkg --by city --out out/gd_city
     """  # noqa: D301
     scenario = _scenario(flood, close_depth, closures, close_roads, closure_buffer_m)
     takes_scenario = job in ("relief_scenario", "all")
