@@ -14,14 +14,21 @@ throwaway PostGIS cluster):
    2 worker processes (cluster start-up measured apart and left out of counties/min), the
    order of the two alternating over ``--repeat`` runs (median reported), each run into a
    fresh store so nothing is skipped;
-3. per analysis: counties/min, mean part seconds, the parts' summed seconds over the
-   whole-province time (per-part overhead), peak RSS of a part (VmHWM, reset per part);
+3. per analysis: counties/min (counties, whatever the parts: a city part counts its
+   counties), mean part seconds, the parts' summed seconds over the whole-province time
+   (per-part overhead), peak RSS of a part (VmHWM, reset per part);
 4. a simulated 32-worker run: the measured per-part times (2-worker run) scheduled
    largest-first onto 32 workers (list scheduling, which is what submitting the parts largest
    first to Dask's scheduler approximates), for this province and for a nation of 2,819
-   counties drawn from the measured times.
+   counties (or 333 cities) drawn from the measured times.
 
-Run: ``.venv/bin/python bench/bench_province.py [--province 44] [--postgis] [--repeat 1]``.
+With ``--by city`` (or ``both``) the parts are the province's cities (``parts_of(units,
+"city")``: counties grouped by their 4-digit code prefix), one task per city; every job gets
+the same options as by county (the boundary QA checks the towns either way). The 1/2-worker
+runs of every part level alternate in order over the repeats.
+
+Run: ``.venv/bin/python bench/bench_province.py [--province 44] [--postgis] [--repeat 1]
+[--by county|city|both] [--keep DIR]``.
 """
 
 from __future__ import annotations
@@ -43,6 +50,11 @@ from geo_mz.scale.province import run_all
 from geo_mz.scale.store import open_run_store
 
 NATION_COUNTIES = 2819
+NATION_CITIES = 333  # prefecture-level divisions
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in __import__("os").getloadavg())
 
 
 def build(tmp: Path, code: str, keep: Path | None) -> Path:
@@ -118,15 +130,19 @@ def startup(workers: int) -> float:
     return time.perf_counter() - t0
 
 
-def one_run(ws_ref: str, parts, opts, store, workers: int) -> dict[str, tuple]:
+def one_run(ws_ref: str, parts, opts, store, workers: int, level: str) -> dict[str, tuple]:
     up = startup(workers)
     t0 = time.perf_counter()
-    res = run_all(ws_ref, parts, store=store, options=opts, level="county", workers=workers)
+    res = run_all(ws_ref, parts, store=store, options=opts, level=level, workers=workers)
     wall = time.perf_counter() - t0 - up
     out = {}
     for job, r in res.items():
-        if not r.ok:
-            raise SystemExit(f"{job} failed: {r.failed.head()}")
+        if not r.ok:  # reported, not fatal: the other analyses' figures still count
+            print(
+                f"   {job}: {len(r.failed)} part(s) FAILED, e.g. "
+                f"{r.failed[['part', 'error']].head(3).to_dict('records')}",
+                flush=True,
+            )
         st = open_run_store(store).status(r.run_key)
         out[job] = (r.seconds, r.parts, st)  # the cluster is up before the first job starts
     out["_wall"] = (wall, None, None)
@@ -141,40 +157,61 @@ def lpt(times: np.ndarray, workers: int) -> float:
     return max(loads)
 
 
-def kind(label: str, ws_ref: str, parts, opts, store_of, ref: dict, repeat: int) -> list[dict]:
-    runs: dict[int, list] = {1: [], 2: []}
+def kind(
+    label: str,
+    ws_ref: str,
+    parts_by: dict[str, list],
+    opts,
+    store_of,
+    ref: dict,
+    repeat: int,
+    n_counties: int,
+) -> list[dict]:
+    combos = [(by, w) for by in parts_by for w in (1, 2)]
+    runs: dict[tuple[str, int], list] = {c: [] for c in combos}
     for rep in range(repeat):
-        for w in (1, 2) if rep % 2 == 0 else (2, 1):
-            runs[w].append(one_run(ws_ref, parts, opts, store_of(w, rep), w))
+        k = rep % len(combos)
+        for by, w in combos[k:] + combos[:k]:  # rotated: no side always first or cold
+            runs[by, w].append(one_run(ws_ref, parts_by[by], opts, store_of(by, w, rep), w, by))
     rows = []
-    for w, rr in runs.items():
+    for (by, w), rr in runs.items():
         walls = [r["_wall"][0] for r in rr]
         r = rr[int(np.argsort(walls)[len(walls) // 2])]
         for job in ALL_ORDER:
             seconds, table, _ = r[job]
             part_s = table["seconds"].to_numpy(float)
             rows.append({
-                "kind": label, "workers": w, "job": job, "parts": len(table),
+                "kind": label, "by": by, "workers": w, "job": job, "parts": len(table),
                 "wall_s": round(seconds, 1),
-                "counties_per_min": round(60 * len(table) / max(seconds, 1e-9), 1),
+                "counties_per_min": round(60 * n_counties / max(seconds, 1e-9), 1),
                 "mean_part_s": round(float(np.mean(part_s)), 3),
                 "parts_sum_over_whole": (
                     round(float(part_s.sum()) / ref[job], 2) if job in ref else float("nan")
                 ),
                 "peak_part_rss_mib": round(float(table["peak_rss_mib"].max()), 0),
+                "failed": int((table["status"] == "failed").sum()),
             })  # fmt: skip
+    print(f"   {label}: load after the runs {_load()}")
     df = pd.DataFrame(rows)
-    one = df[df["workers"] == 1].set_index("job")["counties_per_min"]
-    df["speedup_vs_1"] = (df["counties_per_min"] / df["job"].map(one)).round(2)
+    one = df[df["workers"] == 1].set_index(["by", "job"])["counties_per_min"]
+    df["speedup_vs_1"] = (
+        df["counties_per_min"] / one.reindex(pd.MultiIndex.from_frame(df[["by", "job"]])).values
+    ).round(2)
     print(df.to_string(index=False), flush=True)
-    two = runs[2][0]
-    for job in ALL_ORDER:
-        t = two[job][1]["seconds"].to_numpy(float)
-        rng = np.random.default_rng(0)
-        nation = rng.choice(t, NATION_COUNTIES, replace=True)
-        print(f"   simulated 32 workers, {job}: province {lpt(t, 32):.1f} s "
-              f"(1 worker {t.sum():.0f} s); nation ({NATION_COUNTIES} counties drawn from these "
-              f"part times) {lpt(nation, 32) / 60:.1f} min")  # fmt: skip
+    for by in parts_by:
+        two = runs[by, 2][0]
+        n_nation = NATION_CITIES if by == "city" else NATION_COUNTIES
+        print(
+            f"   {label}, all nine analyses by {by}: 1 worker "
+            f"{runs[by, 1][0]['_wall'][0]:.0f} s, 2 workers {two['_wall'][0]:.0f} s"
+        )
+        for job in ALL_ORDER:
+            t = two[job][1]["seconds"].to_numpy(float)
+            rng = np.random.default_rng(0)
+            nation = rng.choice(t, n_nation, replace=True)
+            print(f"   simulated 32 workers, {job} by {by}: province {lpt(t, 32):.1f} s "
+                  f"(1 worker {t.sum():.0f} s); nation ({n_nation} {by} parts drawn from these "
+                  f"part times) {lpt(nation, 32) / 60:.1f} min")  # fmt: skip
     return rows
 
 
@@ -184,24 +221,36 @@ def main() -> None:
     ap.add_argument("--postgis", action="store_true")
     ap.add_argument("--repeat", type=int, default=1, help="runs per worker count (median)")
     ap.add_argument("--keep", type=Path, default=None, help="folder to keep/reuse the workload")
+    ap.add_argument(
+        "--by",
+        choices=["county", "city", "both"],
+        default="county",
+        help="parts: counties, cities (counties grouped by code prefix) or both",
+    )
     args = ap.parse_args()
     print(f"bench_province: {platform.node()} {platform.processor() or platform.machine()}, "
           f"{__import__('os').cpu_count()} CPUs; jobs {ALL_ORDER}; LocalCluster single-threaded "
           f"worker processes; start-up measured apart; {args.repeat} run(s) per worker count, "
-          "order alternating; a fresh store per run")  # fmt: skip
+          f"order alternating; a fresh store per run; load {_load()}")  # fmt: skip
     from geo_mz.core.workspaces import open_workspace
 
     with tempfile.TemporaryDirectory(prefix="bench_province_") as d:
         tmp = Path(d)
         path = build(tmp, args.province, args.keep)
         ws = open_workspace(str(path))
-        parts = scale.parts_of(ws.read("admin_units"), "county")
-        opts = options(ws)
+        units = ws.read("admin_units")
+        levels = ["county", "city"] if args.by == "both" else [args.by]
+        parts_by = {by: scale.parts_of(units, by) for by in levels}
+        n_counties = len(scale.parts_of(units, "county"))
+        print("parts: " + ", ".join(f"{len(p)} {by}" for by, p in parts_by.items())
+              + f" ({n_counties} counties)")  # fmt: skip
+        opts = options(ws)  # the same analyses whatever the parts (QA of the towns)
         ref = whole(ws)
         print("whole province in one process: "
               + ", ".join(f"{k} {v:.1f} s" for k, v in ref.items()))  # fmt: skip
-        kind("gpkg", str(path), parts, opts, lambda w, r: tmp / f"runs_{w}_{r}.gpkg", ref,
-             args.repeat)  # fmt: skip
+        kind("gpkg", str(path), parts_by, opts,
+             lambda by, w, r: tmp / f"runs_{by}_{w}_{r}.gpkg", ref, args.repeat,
+             n_counties)  # fmt: skip
         if args.postgis:
             from geo_mz.core.workspace_postgis import PostgisWorkspace
             from webmap.testing_postgis import temp_cluster
@@ -210,8 +259,9 @@ def main() -> None:
                 t0 = time.perf_counter()
                 PostgisWorkspace.from_workspace(ws, url, schema="bench", replace=True)
                 print(f"copied into PostGIS in {time.perf_counter() - t0:.1f} s")
-                kind("postgis", f"{url}#bench", parts, opts,
-                     lambda w, r: f"{url}#runs_{w}_{r}", ref, args.repeat)  # fmt: skip
+                kind("postgis", f"{url}#bench", parts_by, opts,
+                     lambda by, w, r: f"{url}#runs_{by}_{w}_{r}", ref, args.repeat,
+                     n_counties)  # fmt: skip
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"driver process max RSS {rss:,.0f} MiB")
 
