@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from geo_mz.cli import main
@@ -80,3 +81,23 @@ def test_names_search_uses_the_shipped_gazetteer():
     assert first.startswith("440703101") and "广东省 江门市 蓬江区 棠下镇" in first
     res = invoke("names", "search", "棠下", "--level", "nowhere")
     assert res.exit_code == 2
+
+
+@pytest.mark.parametrize("command", ["webmap import", "serve"])
+def test_an_unreachable_database_is_a_bilingual_message_not_a_traceback(
+    command: str, sample_ws, tmp_path: Path
+):
+    pytest.importorskip("psycopg")
+    if command == "serve":
+        pytest.importorskip("flask")
+    from webmap.testing_postgis import free_port
+
+    url = f"postgresql://geo_mz:s3cret@127.0.0.1:{free_port()}/nope"  # nothing listens there
+    args = {
+        "webmap import": ["webmap", "import", str(sample_ws.path), "--database", url],
+        "serve": ["serve", "--database", url, "--users", str(tmp_path / "u.sqlite")],
+    }[command]
+    r = CliRunner(env={"GEO_MZ_SECRET_KEY": "k" * 40}).invoke(main, args)
+    assert r.exit_code == 2, r.output
+    assert "无法连接数据库" in r.output and "cannot connect to the database" in r.output
+    assert "s3cret" not in r.output and "Traceback" not in r.output

@@ -429,10 +429,16 @@ def load_source(o: SimpleNamespace) -> Source:
         levels = sorted(admin["level"].dropna().unique())
         level = o.level or (levels[0] if len(levels) == 1 else None)
         if level is None:
-            raise BoundaryError(f"the workspace has levels {levels}; say which with --level")
+            raise BoundaryError(
+                f"工作空间有多个行政级别 {levels}，请用 --level 指定 / the workspace has levels "
+                f"{levels}; say which with --level"
+            )
         units = admin[admin["level"] == level]
         if not len(units):
-            raise BoundaryError(f"no admin units of level '{level}'; levels are {levels}")
+            raise BoundaryError(
+                f"没有级别为 '{level}' 的行政单元（现有级别：{levels}）/ no admin units of "
+                f"level '{level}'; levels are {levels}"
+            )
         extent = None
         if o.within_parent and "parent_adcode" in units:
             parents = admin[admin["adcode"].isin(set(units["parent_adcode"].dropna()))]
@@ -446,7 +452,10 @@ def load_source(o: SimpleNamespace) -> Source:
     )
     if o.level:
         if "level" not in units:
-            raise BoundaryError(f"{o.file}: no 'level' column to select --level {o.level}")
+            raise BoundaryError(
+                f"{o.file}: 没有 level 列，无法按 --level {o.level} 选取 / no 'level' column "
+                f"to select --level {o.level}"
+            )
         units = units[units["level"] == o.level]
     info = {"name": Path(o.file).stem, "path": str(o.file)}
     return Source(units, info, None, markers, o.measure_crs)

@@ -127,7 +127,9 @@ def burial_capacity_cmd(workspace: str, out_dir: str, lang: str, rules_path: str
         ws, layers, rules = _open(workspace, rules_path, None)
         sites = layers.get("burial_sites")
         if sites is None or sites.empty:
-            raise BurialRulesError(f"{workspace}: the workspace has no burial_sites")
+            raise BurialRulesError(
+                f"{workspace}: 工作空间没有 burial_sites 图层 / the workspace has no burial_sites"
+            )
         cap = site_capacity(sites, rules=rules, admin_units=layers.get("admin_units"))
         paths = write(
             out_dir, layers, None, cap, rules=rules, info=ws.info(), lang=lang,  # type: ignore[arg-type]

@@ -154,6 +154,27 @@ def bad_input() -> Iterator[None]:
         sys.exit(BAD_INPUT)
 
 
+@contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """Turn a psycopg error into a bilingual message and exit code 2 (password hidden).
+
+    For commands that reach a PostGIS database through code that lets psycopg's errors out
+    (the web map's store); geo_mz's own PostGIS workspace already raises WorkspaceError.
+    """
+    import psycopg
+
+    from geo_mz.core.workspace_postgis import database_error
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        connecting = isinstance(exc, psycopg.OperationalError)
+        click.secho(
+            f"错误 / error: {database_error(url, exc, connecting=connecting)}", fg="red", err=True
+        )
+        sys.exit(BAD_INPUT)
+
+
 def progress_bar(desc: str) -> tuple[Callable[[str], None], Callable[[], None]]:
     """Return a step(message) callback and a close() for a tqdm bar on stderr."""
     from tqdm import tqdm
@@ -187,9 +208,12 @@ def read_points(path: str, crs: str | None) -> Any:
     elif crs is not None:
         gdf = gdf.set_crs(parse_crs(crs), allow_override=True)
     if gdf.crs is None:
-        raise CrsError(f"{path}: no CRS; give it with --candidates-crs")
+        raise CrsError(
+            f"{path}: 文件没有坐标系，请用 --candidates-crs 指定 / no CRS; give it with "
+            "--candidates-crs"
+        )
     if not gdf.geom_type.eq("Point").all():
-        raise GeoMzError(f"{path}: candidate sites must be points")
+        raise GeoMzError(f"{path}: 候选点必须是点要素 / candidate sites must be points")
     return gdf.to_crs(STORAGE_CRS)
 
 

@@ -422,7 +422,10 @@ def names_report(
         try:
             area = subtree(index, code_prefix) if code_prefix else None
             if area is not None and area.empty:
-                raise click.BadParameter(f"no unit has a code starting with {code_prefix}")
+                raise click.BadParameter(
+                    f"没有代码以 {code_prefix} 开头的区划 / no unit has a code starting with "
+                    f"{code_prefix}"
+                )
             if area is not None:
                 top = area.iloc[0]
                 label = top["full_name"] if top["code"] == code_prefix else code_prefix

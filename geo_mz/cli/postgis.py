@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from geo_mz.cli.common import bad_input, need_extra
+from geo_mz.cli.common import bad_input, database_errors, need_extra
 
 
 @click.group("webmap")
@@ -34,7 +34,7 @@ def webmap_import(workspace: str, database_url: str, replace: bool) -> None:
     need_extra("psycopg", what="导入 PostGIS / importing into PostGIS")
     from webmap.core.postgis import import_workspace
 
-    with bad_input():
+    with bad_input(), database_errors(database_url):
         try:
             n = import_workspace(database_url, workspace, replace=replace)
         except ValueError as exc:

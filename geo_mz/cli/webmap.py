@@ -8,11 +8,12 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 
-from geo_mz.cli.common import BAD_INPUT, bad_input, need_extra
+from geo_mz.cli.common import BAD_INPUT, bad_input, database_errors, need_extra
 
 SECRET_ENV = "GEO_MZ_SECRET_KEY"
 DEFAULT_THREADS = 16
@@ -39,7 +40,10 @@ def secret_key_for(workspace: Path | None, key_file: str | None) -> str:
     if env:
         return env
     if workspace is None and not key_file:
-        raise ValueError(f"without --workspace give --secret-key-file or ${SECRET_ENV}")
+        raise ValueError(
+            f"未给 --workspace 时，请给 --secret-key-file 或设置 ${SECRET_ENV} / without "
+            f"--workspace give --secret-key-file or ${SECRET_ENV}"
+        )
     path = Path(key_file) if key_file else workspace.with_name(f"{workspace.stem}.secret")  # type: ignore[union-attr]
     if path.is_file():
         return path.read_text(encoding="utf-8").strip()
@@ -157,7 +161,12 @@ def serve(
         need_extra("psycopg", what="PostGIS 数据库 / serving a PostGIS database")
     ws = Path(workspace) if workspace else None
     if ws is None and not database_url:
-        _fail(ValueError("give --workspace W.gpkg or --database postgresql://..."))
+        _fail(
+            ValueError(
+                "请给 --workspace W.gpkg 或 --database postgresql://... / give --workspace "
+                "W.gpkg or --database postgresql://..."
+            )
+        )
     with bad_input():
         try:
             settings = Settings(
@@ -176,7 +185,8 @@ def serve(
         except (SettingsError, ValueError, OSError) as exc:
             _fail(exc)
         try:
-            app = create_app(settings)
+            with database_errors(database_url) if database_url else nullcontext():
+                app = create_app(settings)
         except ValueError as exc:  # e.g. a database nothing was imported into
             _fail(exc)
     api = app.extensions["webmap"]
@@ -241,7 +251,12 @@ def _users_db(workspace: str | None, users_db: str | None) -> Path:
         return Path(users_db)
     if workspace:
         return users_db_for(workspace)
-    _fail(ValueError("give --workspace (users file beside it) or --users FILE"))
+    _fail(
+        ValueError(
+            "请给 --workspace（用户库在其旁边）或 --users FILE / give --workspace (users file "
+            "beside it) or --users FILE"
+        )
+    )
     raise AssertionError  # unreachable: _fail exits
 
 
@@ -321,7 +336,7 @@ def users_disable(name: str, workspace: str | None, users_db: str | None, enable
         UserStore(_users_db(workspace, users_db)).set_disabled(name, not enable)
     except UserError as exc:
         _fail(exc)
-    click.echo(f"{name}: {'enabled' if enable else 'disabled'}")
+    click.echo(f"{name}: {'已启用 enabled' if enable else '已停用 disabled'}")
 
 
 __all__ = ["default_workers", "secret_key_for", "serve", "users"]

@@ -130,7 +130,8 @@ def _psycopg() -> Any:
         import psycopg
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise WorkspaceError(
-            "PostGIS workspaces need psycopg 3: pip install 'geo_mz[postgis]' "
+            "PostGIS 工作空间需要 psycopg 3，请安装：pip install 'geo-mz[postgis]' / "
+            "PostGIS workspaces need psycopg 3: pip install 'geo-mz[postgis]' "
             "(or 'psycopg[binary]>=3.1')"
         ) from exc
     return psycopg
@@ -266,13 +267,14 @@ class PostgisWorkspace:
             ).fetchone()
         if not row[0]:
             raise WorkspaceError(
-                f"{self.url}: no schema '{self.schema}' (create the workspace with "
-                "PostgisWorkspace.create or from_workspace)"
+                f"{self.url}: 数据库中没有模式 '{self.schema}'（请先创建工作空间）/ no schema "
+                f"'{self.schema}' (create the workspace with PostgisWorkspace.create or "
+                "from_workspace)"
             )
         if not row[1]:
             raise WorkspaceError(
-                f"{self.url}: schema '{self.schema}' is not a geo_mz workspace "
-                f"(no {META_TABLE} table)"
+                f"{self.url}: 模式 '{self.schema}' 不是 geo_mz 工作空间（没有 {META_TABLE} 表）/ "
+                f"schema '{self.schema}' is not a geo_mz workspace (no {META_TABLE} table)"
             )
 
     def __repr__(self) -> str:
@@ -296,16 +298,10 @@ class PostgisWorkspace:
                 yield conn
         except (psycopg.Error, ValueError) as exc:
             if not entered:
-                raise WorkspaceError(
-                    f"{redact_url(self._url)} (schema '{self.schema}'): cannot connect to the "
-                    f"database ({clean_error(exc, self._url)})"
-                ) from exc
+                raise database_error(self._url, exc, schema=self.schema, connecting=True) from exc
             if not isinstance(exc, psycopg.Error):
                 raise
-            raise WorkspaceError(
-                f"{redact_url(self._url)}#{self.schema}: database error "
-                f"({clean_error(exc, self._url)})"
-            ) from exc
+            raise database_error(self._url, exc, schema=self.schema) from exc
 
     @contextmanager
     def _reading(self) -> Iterator[Any]:
@@ -490,7 +486,7 @@ class PostgisWorkspace:
     def count(self, kind: str) -> int:
         """Rows of a layer as stored now (counted, not taken from its layer record)."""
         if kind not in self.layers():
-            raise WorkspaceError(f"{self}: no layer '{kind}'; layers are {self.layers()}")
+            raise _no_layer(str(self), kind, self.layers())
         with self._reading() as conn:
             q = _sql().SQL("SELECT count(*) FROM {}").format(self._table(kind))
             return int(conn.execute(q).fetchone()[0])
@@ -504,7 +500,7 @@ class PostgisWorkspace:
     ) -> gpd.GeoDataFrame:
         sql = _sql()
         if kind not in names:
-            raise WorkspaceError(f"{self.path}: no layer '{kind}'; layers are {names}")
+            raise _no_layer(self.path, kind, names)
         spec = get_spec(kind)
         columns = [
             (n, t) for n, t in _table_columns(conn, self.schema, kind) if n not in ("fid", "geom")
@@ -571,7 +567,7 @@ class PostgisWorkspace:
         with self._reading() as conn:
             names = [str(n) for n in self._records(conn)["layer"]]
             if kind not in names:
-                raise WorkspaceError(f"{self.path}: no layer '{kind}'; layers are {names}")
+                raise _no_layer(self.path, kind, names)
             row = conn.execute(
                 sql.SQL(
                     "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
@@ -618,8 +614,8 @@ class PostgisWorkspace:
                         )
             except _psycopg().Error as exc:
                 raise WorkspaceError(
-                    f"{self.path}: the write failed ({clean_error(exc, self._url)}); "
-                    "the workspace is unchanged"
+                    f"{self.path}: 写入失败，工作空间未改变 / the write failed "
+                    f"({clean_error(exc, self._url)}); the workspace is unchanged"
                 ) from exc
 
 
@@ -630,6 +626,44 @@ def clean_error(exc: BaseException, url: str) -> str:
     if pw:
         msg = msg.replace(pw, "***")
     return msg
+
+
+def database_error(
+    url: str, exc: BaseException, *, schema: str | None = None, connecting: bool = False
+) -> WorkspaceError:
+    """Return the bilingual error a user sees for a psycopg error (password hidden).
+
+    Parameters
+    ----------
+    url
+        The database URL (shown with its password hidden).
+    exc
+        The psycopg error (its text is appended on one line).
+    schema
+        The workspace schema, when there is one.
+    connecting
+        Whether the connection itself failed (the message then says what to check).
+
+    Returns
+    -------
+    WorkspaceError
+        To raise ``from exc``.
+    """
+    where = redact_url(url)
+    if connecting:
+        where += f" (schema '{schema}')" if schema else ""
+        what = "无法连接数据库（请检查地址、端口、用户和密码）/ cannot connect to the database"
+    else:
+        where += f"#{schema}" if schema else ""
+        what = "数据库错误 / database error"
+    return WorkspaceError(f"{where}: {what} ({clean_error(exc, url)})")
+
+
+def _no_layer(where: str, kind: str, names: list[str]) -> WorkspaceError:
+    return WorkspaceError(
+        f"{where}：工作空间没有图层 '{kind}'（现有图层：{'、'.join(names) or '无'}）/ "
+        f"{where}: no layer '{kind}'; layers are {names}"
+    )
 
 
 _POOL: dict[tuple[int, str], list[Any]] = {}
@@ -705,17 +739,12 @@ def _connect(url: str, schema: str) -> Iterator[Any]:
     try:
         conn = psycopg.connect(url, **kwargs)
     except (psycopg.Error, ValueError) as exc:
-        raise WorkspaceError(
-            f"{redact_url(url)} (schema '{schema}'): cannot connect to the database "
-            f"({clean_error(exc, url)})"
-        ) from exc
+        raise database_error(url, exc, schema=schema, connecting=True) from exc
     with conn:
         try:
             yield conn
         except psycopg.Error as exc:
-            raise WorkspaceError(
-                f"{redact_url(url)}#{schema}: database error ({clean_error(exc, url)})"
-            ) from exc
+            raise database_error(url, exc, schema=schema) from exc
 
 
 def _table_columns(conn: Any, schema: str, table: str) -> list[tuple[str, str]]:
@@ -743,7 +772,10 @@ def _init_schema(
     ).fetchone()[0]
     if exists:
         if not replace:
-            raise WorkspaceError(f"{where}: schema already exists (use replace=True)")
+            raise WorkspaceError(
+                f"{where}: 模式已存在（替换请用 replace=True）/ schema already exists "
+                "(use replace=True)"
+            )
         is_ws = conn.execute(
             "SELECT to_regclass(%s) IS NOT NULL",
             (sql.Identifier(schema, META_TABLE).as_string(conn),),
@@ -755,7 +787,8 @@ def _init_schema(
         ).fetchone()[0]
         if not (is_ws or empty):
             raise WorkspaceError(
-                f"{where}: schema holds other tables and is not a geo_mz workspace; not replaced"
+                f"{where}: 该模式存有其他表，不是 geo_mz 工作空间，未替换 / schema holds other "
+                "tables and is not a geo_mz workspace; not replaced"
             )
         conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS, schema))
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
@@ -783,7 +816,7 @@ def _init_schema(
                 [(str(k), str(v)) for k, v in meta.items()],
             )
     except _psycopg().Error as exc:
-        msg = f"{where}: cannot create the workspace ({clean_error(exc, url)})"
+        msg = f"{where}: 无法创建工作空间 / cannot create the workspace ({clean_error(exc, url)})"
         raise WorkspaceError(msg) from exc
 
 
@@ -837,8 +870,9 @@ class _Target:
             self.conn.execute(sql.SQL("ANALYZE {}").format(t))
         except _psycopg().Error as exc:
             raise WorkspaceError(
-                f"{redact_url(self.url)}#{self.schema}: writing layer '{kind}' failed "
-                f"({clean_error(exc, self.url)}); the workspace is unchanged"
+                f"{redact_url(self.url)}#{self.schema}: 写入图层 '{kind}' 失败，工作空间未改变 / "
+                f"writing layer '{kind}' failed ({clean_error(exc, self.url)}); the workspace "
+                "is unchanged"
             ) from exc
 
     def record(self, rec: Mapping[str, Any]) -> None:
@@ -876,6 +910,7 @@ __all__ = [
     "PostgisWorkspace",
     "clean_error",
     "close_pool",
+    "database_error",
     "pooled_connection",
     "redact_url",
     "split_workspace_url",
