@@ -35,7 +35,10 @@ def _gazetteer_cache(tmp_path_factory):
 
 def _pg_unavailable(why: str) -> None:
     if os.environ.get("CI"):
-        pytest.fail(f"PostGIS tests must run in CI: {why} (apt-get install postgresql postgis)")
+        pytest.fail(
+            f"CI 中必须运行 PostGIS 测试 / PostGIS tests must run in CI: {why} "
+            "(apt-get install postgresql postgis)"
+        )
     pytest.skip(why)
 
 
@@ -45,7 +48,7 @@ def pg_url():
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        _pg_unavailable("psycopg 3 is not installed")
+        _pg_unavailable("未安装 psycopg 3 / psycopg 3 is not installed")
     from webmap.testing_postgis import ClusterUnavailableError, temp_cluster
 
     cm = temp_cluster()

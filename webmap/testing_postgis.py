@@ -65,14 +65,16 @@ def _as_user() -> list[str]:
 
         pwd.getpwnam("postgres")
     except KeyError as exc:
-        raise ClusterUnavailableError("running as root and there is no `postgres` user") from exc
+        raise ClusterUnavailableError(
+            "以 root 运行但没有 postgres 用户 / running as root and there is no `postgres` user"
+        ) from exc
     return ["runuser", "-u", "postgres", "--"]
 
 
 def _run(cmd: list[str]) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+        raise RuntimeError(f"{' '.join(cmd)} 失败 / failed:\n{proc.stdout}\n{proc.stderr}")
 
 
 @contextmanager
@@ -86,7 +88,10 @@ def temp_cluster() -> Iterator[str]:
     """
     bindir = find_bindir()
     if bindir is None:
-        raise ClusterUnavailableError("no PostgreSQL server binaries (initdb, pg_ctl)")
+        raise ClusterUnavailableError(
+            "未找到 PostgreSQL 服务程序(initdb、pg_ctl)，请安装 postgresql / no PostgreSQL server "
+            "binaries (initdb, pg_ctl)"
+        )
     user = _as_user()
     root = Path(tempfile.mkdtemp(prefix="geo_mz_pg_"))
     data, sock = root / "data", root / "sock"
@@ -116,7 +121,10 @@ def temp_cluster() -> Iterator[str]:
             try:
                 conn.execute("CREATE EXTENSION postgis")
             except psycopg.Error as exc:
-                raise ClusterUnavailableError(f"CREATE EXTENSION postgis failed: {exc}") from exc
+                raise ClusterUnavailableError(
+                    "无法创建 PostGIS 扩展，请安装 postgis / CREATE EXTENSION postgis failed: "
+                    f"{exc}"
+                ) from exc
         yield url
     finally:
         if started:
@@ -141,14 +149,16 @@ def _wait_ready(root: str, proc: subprocess.Popen[bytes], log: Path, ready_s: fl
     deadline = time.monotonic() + ready_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise ServerStartError(f"server exited: {log.read_text(errors='replace')}")
+            raise ServerStartError(
+                f"服务进程已退出 / server exited: {log.read_text(errors='replace')}"
+            )
         try:
             with urllib.request.urlopen(f"{root}/conformance", timeout=2) as r:
                 if r.status == 200:
                     return
         except (urllib.error.URLError, OSError):
             time.sleep(0.2)
-    raise ServerStartError(f"server did not start: {log.read_text(errors='replace')}")
+    raise ServerStartError(f"服务未启动 / server did not start: {log.read_text(errors='replace')}")
 
 
 @contextmanager
