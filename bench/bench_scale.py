@@ -1,4 +1,4 @@
-"""Scale-out benchmark: a province's county parts vs the whole province in one process.
+"""Scale-out benchmark: a province's county and city parts vs the whole province in one process.
 
 Sides, all on the same workspace and in the same run:
 
@@ -7,7 +7,10 @@ Sides, all on the same workspace and in the same run:
 - ``parts in-process``: every county part one after the other in this process (``workers=0``);
 - ``1 worker`` / ``2 workers``: the parts on a Dask LocalCluster of that many single-threaded
   worker processes. The cluster is started once per side and its start-up is timed apart (it
-  is not in the runs' times); the same client serves the warm-up and every timed run.
+  is not in the runs' times); the same client serves the warm-up and every timed run;
+- ``city parts …``: the same counties as city parts (``parts_of(units, "city")``: the counties
+  grouped by their 4-digit code prefix, one task per city), in this process and on the same
+  1- and 2-worker clusters. Their per-county figures divide by the counties, not the parts.
 
 Every side gets the same warm-up (``--warmup`` untimed runs) and the same repetitions
 (``--reps``, median reported); the order of the sides rotates from one repetition to the next.
@@ -16,16 +19,16 @@ timed apart (``gather_s``). With ``--postgis`` the workspace is also copied into
 PostGIS cluster and the part sides run again with a PostGIS workspace and run store.
 
 Printed: the configuration (CPUs, load, versions, workload), then per side the median wall time,
-counties per minute, seconds per part (wall / parts: the drive process's view), CPU seconds per
-part (this process plus every worker process, read before and after the run, less the CPU of
-hashing the layers for the run key, measured apart: on a shared machine a truer measure of
-the work than wall time) and the mean part time inside the workers
-(from the store), and the ratios: per-part time / whole time per county (wall and CPU), and
+counties per minute, seconds per county (wall / counties: the drive process's view), CPU
+seconds per county (this process plus every worker process, read before and after the run,
+less the CPU of hashing the layers for the run key, measured apart: on a shared machine a truer
+measure of the work than wall time) and the mean part time inside the workers
+(from the store), and the ratios: time per county / whole time per county (wall and CPU), and
 2 workers / 1 worker. The machine may be shared: the load average is printed before
 and after; compare ratios within one run, not times across runs.
 
 Run: ``.venv/bin/python bench/bench_scale.py [--province 44] [--counties N] [--reps 3]
-[--warmup 1] [--postgis] [--workspace p44.gpkg]``.
+[--warmup 1] [--postgis] [--workspace p44.gpkg] [--no-city]``.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ def part_side(
     opts: dict,
     store_of: Callable[[int], str],
     client: Any,
+    level: str = "county",
 ) -> Side:
     # The run's key hashes every layer in this process first: its CPU is not the parts'.
     c0 = time.process_time()
@@ -99,7 +103,7 @@ def part_side(
         store = store_of(i)
         cpu0 = _cpu(client)
         res = scale.run_partitioned(
-            "coverage", ws_ref, parts, store=store, options=opts,
+            "coverage", ws_ref, parts, store=store, options=opts, level=level,
             workers=0 if client is None else None, client=client,
         )  # fmt: skip
         assert res.ok, res.failed
@@ -124,6 +128,11 @@ def _cpu(client: Any) -> float:
     return here + sum(client.run(time.process_time).values())
 
 
+def _sizes(counties: pd.DataFrame) -> list[int]:
+    """Counties per city (4-digit code prefix)."""
+    return counties["adcode"].astype(str).str[:4].value_counts().tolist()
+
+
 def measure(sides: list[Side], reps: int, warmup: int) -> None:
     """Warm every side up, then time ``reps`` rounds with the order rotated each round."""
     for k in range(warmup):
@@ -135,22 +144,22 @@ def measure(sides: list[Side], reps: int, warmup: int) -> None:
             side.results.append(side.run(r))
 
 
-def report(sides: list[Side], n_parts: int, whole_name: str = "whole") -> pd.DataFrame:
+def report(sides: list[Side], n_counties: int, whole_name: str = "whole") -> pd.DataFrame:
     rows = []
     for side in sides:
         med = {k: statistics.median(r[k] for r in side.results) for k in side.results[0]}
         rows.append({"side": side.name, "wall_s": round(med["wall_s"], 2),
-                     "counties_per_min": round(60 * n_parts / med["wall_s"], 1),
-                     "s_per_part": round(med["wall_s"] / n_parts, 4),
-                     "cpu_s_per_part": round(med["cpu_s"] / n_parts, 4),
+                     "counties_per_min": round(60 * n_counties / med["wall_s"], 1),
+                     "s_per_county": round(med["wall_s"] / n_counties, 4),
+                     "cpu_s_per_county": round(med["cpu_s"] / n_counties, 4),
                      "worker_part_s": round(med.get("worker_part_s", float("nan")), 4),
                      "gather_s": round(med.get("gather_s", 0.0), 2),
                      "runs": len(side.results)})  # fmt: skip
     df = pd.DataFrame(rows).set_index("side")
-    whole = df.loc[whole_name, "s_per_part"]
-    df["per_part_vs_whole"] = (df["s_per_part"] / whole).round(2)
-    df["cpu_per_part_vs_whole"] = (
-        df["cpu_s_per_part"] / df.loc[whole_name, "cpu_s_per_part"]
+    whole = df.loc[whole_name, "s_per_county"]
+    df["per_county_vs_whole"] = (df["s_per_county"] / whole).round(2)
+    df["cpu_per_county_vs_whole"] = (
+        df["cpu_s_per_county"] / df.loc[whole_name, "cpu_s_per_county"]
     ).round(2)
     print(df.to_string(), flush=True)
     return df
@@ -173,13 +182,20 @@ def province(args: argparse.Namespace, tmp: Path) -> None:
         print(f"workload: {len(c)} counties generated in {time.perf_counter() - t0:.1f} s")
     rec = ws.layer_records().set_index("layer")["rows"].to_dict()
     ref = str(ws.path)
-    parts = scale.parts_of(ws.read("admin_units"), "county", codes=[args.province])
+    units = ws.read("admin_units")
+    parts = scale.parts_of(units, "county", codes=[args.province])
     if args.counties:
         parts = parts[: args.counties]
+    # The same counties grouped by city (a task per city): their units, by code prefix.
+    mine = units[(units["level"] == "county") & units["adcode"].isin([p.code for p in parts])]
+    cities = scale.city_parts(mine, names=units)
     s = CircleSettings()
     crs = ws.metadata["measure_crs"]
     opts = {"settings": s, "measure_crs": crs, "roads_bbox": tuple(ws.extent("roads"))}
-    print(f"rows {rec}; {len(parts)} county parts; measure CRS {crs}")
+    print(
+        f"rows {rec}; {len(parts)} county parts, {len(cities)} city parts "
+        f"(counties per city {min(_sizes(mine))}-{max(_sizes(mine))}); measure CRS {crs}"
+    )
     if args.counties:
         print("   (a subset of the counties: the whole side still computes the whole province,"
               " so per_part_vs_whole compares with the province's time per county)")  # fmt: skip
@@ -206,6 +222,13 @@ def province(args: argparse.Namespace, tmp: Path) -> None:
         for n, _, client in clients:
             sides.append(part_side(f"{n} worker{'s' * (n > 1)}", ref, parts, opts,
                                    lambda i, n=n: str(tmp / f"w{n}_{i}.gpkg"), client))  # fmt: skip
+        if not args.no_city:
+            sides.append(part_side("city parts in-process", ref, cities, opts,
+                                   lambda i: str(tmp / f"cin_{i}.gpkg"), None, "city"))  # fmt: skip
+            for n, _, client in clients:
+                sides.append(part_side(f"city parts {n} worker{'s' * (n > 1)}", ref, cities, opts,
+                                       lambda i, n=n: str(tmp / f"cw{n}_{i}.gpkg"), client,
+                                       "city"))  # fmt: skip
         if args.postgis:
             from geo_mz.core.workspace_postgis import PostgisWorkspace
             from webmap.testing_postgis import temp_cluster
@@ -232,6 +255,18 @@ def province(args: argparse.Namespace, tmp: Path) -> None:
         df = report(sides, len(parts))
         one, two = df.loc["1 worker", "wall_s"], df.loc["2 workers", "wall_s"]
         print(f"   2 workers / 1 worker (GeoPackage): {one / two:.2f}x")
+        if not args.no_city:
+            c1, c2 = (
+                df.loc["city parts 1 worker", "wall_s"],
+                df.loc["city parts 2 workers", "wall_s"],
+            )
+            cin, pin = (
+                df.loc["city parts in-process", "wall_s"],
+                df.loc["parts in-process", "wall_s"],
+            )
+            print(f"   city parts: 2 workers / 1 worker {c1 / c2:.2f}x; county parts' time / city "
+                  f"parts' time: in-process {pin / cin:.2f}, 1 worker {one / c1:.2f}, "
+                  f"2 workers {two / c2:.2f}")  # fmt: skip
         if args.postgis:
             p1, p2 = df.loc["PostGIS 1 worker", "wall_s"], df.loc["PostGIS 2 workers", "wall_s"]
             pin, gin = df.loc["PostGIS in-process", "wall_s"], df.loc["parts in-process", "wall_s"]
@@ -253,6 +288,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1, help="untimed runs per side first")
     ap.add_argument("--postgis", action="store_true", help="also PostGIS workspace and store")
     ap.add_argument("--workspace", default="", help="reuse (or write) the workload here")
+    ap.add_argument("--no-city", action="store_true", help="leave out the city-part sides")
     args = ap.parse_args()
     import dask
     import pyogrio
