@@ -7,22 +7,27 @@ GeoPackage, an Excel workbook, an offline map and an HTML report into ``--out``,
 headline figures, and exits 2 on bad input. Nothing is ever written back to the workspace: the
 repair is a proposal in its own file.
 
-The ``write_*_outputs`` functions do the same from Python (e.g. in a notebook).
+The ``write_*_outputs`` functions (from :mod:`geo_mz.cli.boundary_outputs`) do the same from
+Python (e.g. in a notebook).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Any
 
 import click
 import geopandas as gpd
-import pandas as pd
 
+from geo_mz.cli.boundary_outputs import (
+    write_inspection_outputs,
+    write_lines_outputs,
+    write_qa_outputs,
+    write_repair_outputs,
+)
 from geo_mz.cli.common import (
     bad_input,
     echo_kpis,
@@ -31,34 +36,6 @@ from geo_mz.cli.common import (
     out_option,
     progress_bar,
 )
-from geo_mz.core.results import Kpi, ReportTable
-
-Lang = Literal["zh", "en"]
-
-#: An inspection with more lines than this gets one marker sheet with a line column instead of
-#: a sheet per line (local choice: workbooks with more tabs are hard to navigate).
-MAX_LINE_SHEETS = 50
-#: Rows shown per report table; the workbook and GeoPackage have them all (local choice).
-MAX_REPORT_ROWS = 60
-
-SUMMARY_HEADINGS = {
-    "line_id": "界线编号 Line",
-    "line_name": "界线名称 Name",
-    "length_m": "长度(米) Length (m)",
-    "n_parts": "段数 Parts",
-    "n_markers": "界桩数 Markers",
-    "n_missing": "丢失 Missing",
-    "n_damaged": "损坏 Damaged",
-    "n_marker_issues": "界桩问题 Marker issues",
-    "n_spacing_gaps": "间距过大 Spacing gaps",
-    "n_number_jumps": "缺号 Number jumps",
-    "max_spacing_m": "最大间距(米) Largest spacing (m)",
-    "hausdorff_m": "与上次偏差(米) Hausdorff to previous (m)",
-    "moved_length_m": "位移长度(米) Moved (m)",
-    "max_shift_m": "最大位移(米) Largest shift (m)",
-    "last_inspected": "上次联检 Last inspected",
-    "next_inspection": "下次联检 Next due",
-}
 
 
 @dataclass(frozen=True)
@@ -70,338 +47,6 @@ class Source:
     extent: gpd.GeoDataFrame | None = None
     markers: gpd.GeoDataFrame | None = None
     measure_crs: str | None = None
-
-
-# --- output writers -----------------------------------------------------------------------------
-
-
-def _units_display(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    u = units[["code", "name", "geometry"]].rename(columns={"code": "adcode"})
-    return gpd.GeoDataFrame(u, geometry="geometry", crs=units.crs).to_crs("EPSG:4490")
-
-
-def _xlsx_sheet(xl: pd.ExcelWriter, df: pd.DataFrame, name: str, startrow: int = 0) -> None:
-    clean = re.sub(r"[\[\]:*?/\\]", "_", name)[:31]
-    df.to_excel(xl, sheet_name=clean, index=False, startrow=startrow)
-
-
-def _table(df: pd.DataFrame, kind: str, cols: tuple[str, ...], lang: Lang) -> tuple:
-    from geo_mz.core.results import display_table, result_catalog
-
-    return display_table(df.head(MAX_REPORT_ROWS), result_catalog()[kind], lang, cols)
-
-
-def _write_report(
-    path: Path,
-    info: Mapping[str, Any],
-    kpis: list[Kpi],
-    tables: list[ReportTable],
-    lang: Lang,
-    title: str,
-    map_path: Path,
-) -> Path:
-    from geo_mz.outputs.report import write_report
-
-    return write_report(
-        path,
-        info=info,
-        validation=[],
-        kpis=kpis,
-        map_href=map_path.name,
-        lang=lang,
-        title=title,
-        tables=tables,
-    )
-
-
-def _map(layers: dict[str, gpd.GeoDataFrame], lang: Lang) -> Any:
-    from geo_mz.core.catalog import load_catalog
-    from geo_mz.core.results import result_catalog
-    from geo_mz.outputs.maps import layers_map
-
-    return layers_map(
-        {k: v for k, v in layers.items() if len(v)},
-        catalog={**load_catalog(), **result_catalog()},
-        lang=lang,
-    )
-
-
-def write_qa_outputs(
-    out_dir: str | Path,
-    q: Any,
-    *,
-    info: Mapping[str, Any] | None = None,
-    lang: Lang = "zh",
-    prefix: str = "boundary_qa",
-) -> dict[str, Path]:
-    """Write a :class:`geo_mz.boundaries.Qa`: GeoPackage, workbook, map and HTML report."""
-    from geo_mz.boundaries.topology import findings_layer, qa_kpis
-    from geo_mz.core.results import headed, kpi_frame, result_catalog
-    from geo_mz.outputs.files import write_gpkg
-    from geo_mz.outputs.maps import save_map
-
-    out = Path(out_dir)
-    f = findings_layer(q)
-    layers = {"boundary_findings": f}
-    if len(q.invalid_edges):
-        layers["boundary_unmatched_edges"] = q.invalid_edges.to_crs("EPSG:4490")
-    kpis = qa_kpis(q)
-    paths = {"gpkg": write_gpkg(out / f"{prefix}.gpkg", layers)}
-    xlsx = out / f"{prefix}.xlsx"
-    xlsx.parent.mkdir(parents=True, exist_ok=True)
-    spec = result_catalog()["boundary_findings"]
-    with pd.ExcelWriter(xlsx, engine="openpyxl") as xl:
-        _xlsx_sheet(xl, kpi_frame(kpis), "指标 KPIs")
-        _xlsx_sheet(xl, headed(pd.DataFrame(f.drop(columns="geometry")), spec), "问题 findings")
-        if len(q.invalid_edges):
-            e = pd.DataFrame(q.invalid_edges.drop(columns="geometry"))
-            _xlsx_sheet(xl, e, "公共边不一致 unmatched edges")
-    paths["xlsx"] = xlsx
-    shown = {"admin_units": _units_display(q.units), **layers}
-    paths["map"] = save_map(_map(shown, lang), out / f"{prefix}_map.html")
-    cols = ("finding_id", "kind", "name_a", "name_b", "area_m2", "width_m", "distance_m", "detail")
-    h, r = _table(f, "boundary_findings", cols, lang)
-    s = q.settings
-    note = (
-        f"碎片 < {s.sliver_tol_m2:g} m²；应相接容差 {s.near_tol_m:g} m；量算坐标系 "
-        f"{q.units.crs.to_string()} / slivers < {s.sliver_tol_m2:g} m², touch tolerance "
-        f"{s.near_tol_m:g} m (local choices); gaps "
-        + ("against the given extent" if q.extent_used else "= space the units enclose")
-        + "；无效单位按原始环计数(非零环绕或奇偶规则)，不先修复 / invalid units are counted "
-        "from their rings as given (non-zero or even-odd rule), not repaired first"
-    )
-    tables = [ReportTable("拓扑检查问题", "Topology findings", h, r, note)]
-    paths["report"] = _write_report(
-        out / f"{prefix}_report.html",
-        info or {},
-        kpis,
-        tables,
-        lang,
-        "界线拓扑检查 Boundary topology QA",
-        paths["map"],
-    )
-    return paths
-
-
-def _summary_table(sm: pd.DataFrame, cols: list[str]) -> tuple:
-    cols = [c for c in cols if c in sm.columns]
-    heads = tuple(SUMMARY_HEADINGS[c] for c in cols)
-    rows = []
-    for rec in sm[cols].head(MAX_REPORT_ROWS).itertuples(index=False):
-        cells = []
-        for v in rec:
-            if v is None or (isinstance(v, float) and pd.isna(v)):
-                cells.append("")
-            elif isinstance(v, float):
-                cells.append(f"{v:,.1f}" if v % 1 else f"{v:,.0f}")
-            else:
-                cells.append(str(v))
-        rows.append(tuple(cells))
-    return heads, tuple(rows)
-
-
-def write_lines_outputs(
-    out_dir: str | Path,
-    lines: gpd.GeoDataFrame,
-    units: gpd.GeoDataFrame,
-    *,
-    info: Mapping[str, Any] | None = None,
-    lang: Lang = "zh",
-    prefix: str = "boundary_lines",
-) -> dict[str, Path]:
-    """Write extracted lines: ``.gpkg``, ``.xlsx`` (one row per line), map and report."""
-    from geo_mz.boundaries.lines import line_summary, lines_layer
-    from geo_mz.core.results import headed, result_catalog
-    from geo_mz.outputs.files import write_gpkg
-    from geo_mz.outputs.maps import save_map
-
-    out = Path(out_dir)
-    lay = lines_layer(lines)
-    paths = {"gpkg": write_gpkg(out / f"{prefix}.gpkg", {"boundary_lines": lay})}
-    sm = line_summary(lines)
-    xlsx = out / f"{prefix}.xlsx"
-    xlsx.parent.mkdir(parents=True, exist_ok=True)
-    with pd.ExcelWriter(xlsx, engine="openpyxl") as xl:
-        _xlsx_sheet(xl, sm, "界线 lines")
-        spec = result_catalog()["boundary_lines"]
-        _xlsx_sheet(xl, headed(pd.DataFrame(lay.drop(columns="geometry")), spec), "分段 parts")
-    paths["xlsx"] = xlsx
-    shown = {"admin_units": _units_display(units), "boundary_lines": lay}
-    paths["map"] = save_map(_map(shown, lang), out / f"{prefix}_map.html")
-    shared = sm[sm["kind"] == "shared"]
-    outer_km = round(sm.loc[sm["kind"] == "outer", "length_m"].sum() / 1e3, 2)
-    repaired = "是 yes" if lines["from_repair"].any() else "否 no"
-    kpis = [
-        Kpi("共有界线", "Shared lines", len(shared)),
-        Kpi("共有界线总长", "Shared lines, total", round(shared["length_m"].sum() / 1e3, 2), "km"),
-        Kpi("外围界线总长", "Outer border, total", outer_km, "km"),
-        Kpi("取自修复方案", "Taken from the repair proposal", repaired),
-    ]
-    h, r = _summary_table(sm, ["line_id", "line_name", "length_m", "n_parts"])
-    tables = [ReportTable("行政区域界线", "Boundary lines", h, r)]
-    paths["report"] = _write_report(
-        out / f"{prefix}_report.html",
-        info or {},
-        kpis,
-        tables,
-        lang,
-        "行政区域界线 Boundary lines",
-        paths["map"],
-    )
-    return paths
-
-
-def write_inspection_outputs(
-    out_dir: str | Path,
-    ins: Any,
-    units: gpd.GeoDataFrame,
-    *,
-    info: Mapping[str, Any] | None = None,
-    lang: Lang = "zh",
-    prefix: str = "boundary_inspect",
-) -> dict[str, Path]:
-    """Write an :class:`geo_mz.boundaries.Inspection`: GeoPackage, workbook, map, report.
-
-    The GeoPackage has the lines, the marker checks and the line issues; the workbook a sheet
-    per line (one sheet with a line column past :data:`MAX_LINE_SHEETS` lines).
-    """
-    from geo_mz.boundaries.inspection import inspection_kpis, issues_layer, marker_layer
-    from geo_mz.boundaries.lines import lines_layer
-    from geo_mz.core.results import headed, kpi_frame, result_catalog
-    from geo_mz.outputs.files import write_gpkg
-    from geo_mz.outputs.maps import save_map
-
-    out = Path(out_dir)
-    specs = result_catalog()
-    layers = {
-        "boundary_lines": lines_layer(ins.lines),
-        "boundary_marker_report": marker_layer(ins),
-        "boundary_line_issues": issues_layer(ins),
-    }
-    paths = {"gpkg": write_gpkg(out / f"{prefix}.gpkg", layers)}
-    kpis = inspection_kpis(ins)
-    sm = ins.summary
-    mk = pd.DataFrame(layers["boundary_marker_report"].drop(columns="geometry"))
-    iss = pd.DataFrame(layers["boundary_line_issues"].drop(columns="geometry"))
-    xlsx = out / f"{prefix}.xlsx"
-    xlsx.parent.mkdir(parents=True, exist_ok=True)
-    with pd.ExcelWriter(xlsx, engine="openpyxl") as xl:
-        _xlsx_sheet(xl, kpi_frame(kpis), "指标 KPIs")
-        cols = [c for c in SUMMARY_HEADINGS if c in sm.columns]
-        _xlsx_sheet(xl, sm[cols].rename(columns=SUMMARY_HEADINGS), "界线 lines")
-        with_content = [
-            lid
-            for lid in sm["line_id"]
-            if (mk["line_id"] == lid).any() or (iss["line_id"] == lid).any()
-        ]
-        if len(with_content) <= MAX_LINE_SHEETS:
-            for lid in with_content:
-                m = headed(mk[mk["line_id"] == lid], specs["boundary_marker_report"])
-                i = headed(iss[iss["line_id"] == lid], specs["boundary_line_issues"])
-                _xlsx_sheet(xl, m, lid)
-                _xlsx_sheet(xl, i, lid, startrow=len(m) + 3)
-        else:
-            _xlsx_sheet(xl, headed(mk, specs["boundary_marker_report"]), "界桩 markers")
-            _xlsx_sheet(xl, headed(iss, specs["boundary_line_issues"]), "问题 issues")
-        rest = mk[mk["line_id"].isna()]
-        if len(rest):
-            _xlsx_sheet(xl, headed(rest, specs["boundary_marker_report"]), "未匹配 unmatched")
-    paths["xlsx"] = xlsx
-    shown = {"admin_units": _units_display(units), **layers}
-    paths["map"] = save_map(_map(shown, lang), out / f"{prefix}_map.html")
-    h, r = _summary_table(sm, list(SUMMARY_HEADINGS))
-    s = ins.settings
-    note = (
-        f"界桩搜索 {s.marker_search_m:g} m；偏离容差 {s.marker_to_line_tol_m:g} m；最大间距 "
-        f"{s.max_spacing_m:g} m；位移容差 {s.change_tol_m:g} m (UNSOURCED/local choices); "
-        f"next = last + {s.inspection_years} y (《省级行政区域界线联合检查实施办法》第六条)"
-    )
-    tables = [ReportTable("界线联检汇总", "Joint inspection per line", h, r, note)]
-    bad = layers["boundary_marker_report"]
-    bad = bad[bad["check"] != "ok"]
-    if len(bad):
-        cols2 = ("number", "line_id", "order", "chainage_m", "offset_m", "status", "issues")
-        h2, r2 = _table(bad, "boundary_marker_report", cols2, lang)
-        tables.append(ReportTable("有问题的界桩", "Markers with issues", h2, r2))
-    if len(iss):
-        cols3 = ("issue_id", "line_id", "kind", "from_m", "to_m", "length_m", "detail")
-        h3, r3 = _table(layers["boundary_line_issues"], "boundary_line_issues", cols3, lang)
-        tables.append(ReportTable("界线问题", "Line issues", h3, r3))
-    paths["report"] = _write_report(
-        out / f"{prefix}_report.html",
-        info or {},
-        kpis,
-        tables,
-        lang,
-        "行政区域界线联合检查 Boundary joint inspection",
-        paths["map"],
-    )
-    return paths
-
-
-def write_repair_outputs(
-    out_dir: str | Path,
-    rep: Any,
-    *,
-    info: Mapping[str, Any] | None = None,
-    lang: Lang = "zh",
-    prefix: str = "boundary_repair",
-) -> dict[str, Path]:
-    """Write a repair proposal: the proposed units and the changes (never over the source)."""
-    from geo_mz.boundaries.coverage_repair import repair_kpis, repaired_layer, repairs_layer
-    from geo_mz.core.results import headed, kpi_frame, result_catalog
-    from geo_mz.outputs.files import write_gpkg
-    from geo_mz.outputs.maps import save_map
-
-    out = Path(out_dir)
-    changes = repairs_layer(rep)
-    layers = {"boundary_repaired": repaired_layer(rep), "boundary_repairs": changes}
-    if len(rep.gaps_left):
-        left = gpd.GeoDataFrame(
-            {"area_m2": rep.gaps_left.area.to_numpy()}, geometry=rep.gaps_left.values
-        )
-        layers["boundary_gaps_left"] = left.to_crs("EPSG:4490")
-    paths = {"gpkg": write_gpkg(out / f"{prefix}.gpkg", layers)}
-    kpis = repair_kpis(rep)
-    xlsx = out / f"{prefix}.xlsx"
-    xlsx.parent.mkdir(parents=True, exist_ok=True)
-    spec = result_catalog()["boundary_repairs"]
-    with pd.ExcelWriter(xlsx, engine="openpyxl") as xl:
-        _xlsx_sheet(xl, kpi_frame(kpis), "指标 KPIs")
-        _xlsx_sheet(
-            xl, headed(pd.DataFrame(changes.drop(columns="geometry")), spec), "变化 changes"
-        )
-    paths["xlsx"] = xlsx
-    shown = {"admin_units": _units_display(rep.before), **layers}
-    paths["map"] = save_map(_map(shown, lang), out / f"{prefix}_map.html")
-    cols = (
-        "unit",
-        "name",
-        "area_before_m2",
-        "area_after_m2",
-        "added_m2",
-        "removed_m2",
-        "n_added",
-        "n_removed",
-    )
-    h, r = _table(changes, "boundary_repairs", cols, lang)
-    note = (
-        f"方法 {rep.method}；缝隙宽度 < {rep.gap_width_m:g} m 并入相邻单位(公共边最长者)；仅为"
-        f"建议，未改动原数据 / gaps narrower than {rep.gap_width_m:g} m merged into the neighbour "
-        "with the longest shared border, overlaps to the unit with the longest border along "
-        "them; a proposal only, the source is unchanged"
-    )
-    tables = [ReportTable("修复方案：各单位变化", "Repair proposal: changes per unit", h, r, note)]
-    paths["report"] = _write_report(
-        out / f"{prefix}_report.html",
-        info or {},
-        kpis,
-        tables,
-        lang,
-        "界线拓扑修复方案 Boundary repair proposal",
-        paths["map"],
-    )
-    return paths
 
 
 # --- reading ------------------------------------------------------------------------------------
