@@ -13,7 +13,6 @@ Python (e.g. in a notebook).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,6 +34,7 @@ from geo_mz.cli.common import (
     only_with,
     out_option,
     progress_bar,
+    with_options,
 )
 
 
@@ -156,15 +156,6 @@ input_options = [
 ]
 
 
-def _apply(options: list[Any]) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    def deco(f: Callable[..., None]) -> Callable[..., None]:
-        for opt in reversed(options):
-            f = opt(f)
-        return f
-
-    return deco
-
-
 def _echo_paths(paths: dict) -> None:
     for kind, path in paths.items():
         click.echo(f"{kind:<6} {path}")
@@ -184,7 +175,7 @@ def boundaries() -> None:
 
 
 @boundaries.command(name="qa")
-@_apply(input_options)
+@with_options(input_options)
 @click.option(
     "--sliver-m2",
     type=float,
@@ -242,7 +233,7 @@ repair_options = [
 
 
 @boundaries.command(name="lines")
-@_apply(input_options + repair_options[:1])
+@with_options(input_options + repair_options[:1])
 @click.option(
     "--outer/--no-outer",
     default=True,
@@ -281,7 +272,7 @@ def boundaries_lines(**opts: Any) -> None:
 
 
 @boundaries.command(name="inspect")
-@_apply(input_options + repair_options[:1])
+@with_options(input_options + repair_options[:1])
 @click.option(
     "--previous",
     type=click.Path(dir_okay=False, exists=True),
@@ -360,7 +351,7 @@ def boundaries_inspect(**opts: Any) -> None:
 
 
 @boundaries.command(name="repair")
-@_apply(input_options + repair_options)
+@with_options(input_options + repair_options)
 @click.option(
     "--method",
     type=click.Choice(["auto", "coverage_clean", "polygonize"]),

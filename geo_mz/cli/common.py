@@ -48,6 +48,19 @@ OPTIONAL_EXTRAS = {
 }
 
 
+def with_options(
+    options: Sequence[Callable[[Callable[..., Any]], Callable[..., Any]]],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Return a decorator adding click ``options`` to a command, shown in the order listed."""
+
+    def deco(f: Callable[..., Any]) -> Callable[..., Any]:
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+
+    return deco
+
+
 def missing_extra_message(module: str) -> str | None:
     """Say which extra installs a missing optional package (bilingual), else None.
 

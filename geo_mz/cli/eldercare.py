@@ -24,6 +24,7 @@ from geo_mz.cli.common import (
     progress_bar,
     read_points,
     strict_option,
+    with_options,
 )
 
 
@@ -92,14 +93,8 @@ circle_options = [
 ]
 
 
-def _with_circle_options(f: Callable[..., None]) -> Callable[..., None]:
-    for opt in reversed(circle_options):
-        f = opt(f)
-    return f
-
-
 @click.command()
-@_with_circle_options
+@with_options(circle_options)
 def coverage(
     strict: bool,
     workspace: str,
@@ -131,7 +126,7 @@ def coverage(
 
 
 @click.command()
-@_with_circle_options
+@with_options(circle_options)
 @click.option(
     "--k",
     "k",

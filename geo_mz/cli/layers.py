@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
 
-from geo_mz.cli.common import BAD_INPUT, bad_input, echo_problems
+from geo_mz.cli.common import BAD_INPUT, bad_input, echo_problems, with_options
 from geo_mz.cli.sources import with_source_import_options
 
 source_options = [
@@ -67,12 +66,6 @@ source_options = [
 ]
 
 
-def _with_source_options(f: Callable[..., None]) -> Callable[..., None]:
-    for opt in reversed(source_options):
-        f = opt(f)
-    return f
-
-
 def _source_kwargs(
     layer_name: str | None,
     sheet: str | None,
@@ -121,7 +114,7 @@ def _echo_result(result: Any) -> None:
     required=True,
     help="图层类型(见 geo-mz catalog) / layer kind (see geo-mz catalog).",
 )
-@_with_source_options
+@with_options(source_options)
 @click.option(
     "--workspace",
     default=None,
@@ -209,7 +202,7 @@ def validate(
     type=click.Path(dir_okay=False),
     help="工作空间 GeoPackage / workspace.",
 )
-@_with_source_options
+@with_options(source_options)
 @click.option(
     "--synthetic", is_flag=True, help="标记为合成数据 / mark the layer as generated data."
 )

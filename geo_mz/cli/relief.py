@@ -25,6 +25,7 @@ from geo_mz.cli.common import (
     progress_bar,
     read_points,
     strict_option,
+    with_options,
     workspace_option,
 )
 from geo_mz.cli.relief_targets import audit_settings, warn_levels
@@ -113,15 +114,6 @@ scenario_options = [
         "road_blocked incidents.",
     ),
 ]
-
-
-def _apply(options: list[Any]) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    def deco(f: Callable[..., None]) -> Callable[..., None]:
-        for opt in reversed(options):
-            f = opt(f)
-        return f
-
-    return deco
 
 
 def _run(
@@ -222,7 +214,7 @@ def relief() -> None:
 
 
 @relief.command(name="audit")
-@_apply(relief_options)
+@with_options(relief_options)
 def relief_audit(**opts: Any) -> None:
     """核查各村居与避难场所的送达时间 / Audit delivery times to villages and shelters.
 
@@ -251,7 +243,7 @@ def relief_audit(**opts: Any) -> None:
 
 
 @relief.command(name="scenario")
-@_apply(relief_options + scenario_options)
+@with_options(relief_options + scenario_options)
 @click.option("--name", default="scenario", show_default=True, help="情景名 / scenario name.")
 def relief_scenario(**opts: Any) -> None:
     """灾情情景：封路后重新核查并比较 / Re-audit with closures and show what changed.
@@ -286,7 +278,7 @@ def relief_scenario(**opts: Any) -> None:
 
 
 @relief.command(name="preposition")
-@_apply(relief_options + scenario_options)
+@with_options(relief_options + scenario_options)
 @click.option(
     "--level",
     default="township",
@@ -390,7 +382,7 @@ def _demand(
 
 
 @relief.command(name="plan")
-@_apply(relief_options + scenario_options)
+@with_options(relief_options + scenario_options)
 @click.option(
     "--affected",
     default=None,

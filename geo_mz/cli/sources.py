@@ -6,13 +6,12 @@ ordinary layer import for everything else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from geo_mz.cli.common import echo_problems, only_with
+from geo_mz.cli.common import echo_problems, only_with, with_options
 
 source_import_options = [
     click.option("--by-unit", is_flag=True,
@@ -40,11 +39,8 @@ source_import_options = [
 ]  # fmt: skip
 
 
-def with_source_import_options(f: Callable[..., None]) -> Callable[..., None]:
-    """Add the raw-source options of ``import`` to a command."""
-    for opt in reversed(source_import_options):
-        f = opt(f)
-    return f
+with_source_import_options = with_options(source_import_options)
+"""Add the raw-source options of ``import`` to a command."""
 
 
 def _echo_layer(result: Any, workspace: str, kind: str) -> None:
