@@ -40,9 +40,10 @@ import numpy as np
 import shapely
 from scipy.sparse.csgraph import dijkstra
 
-from geo_mz.network import isochrone as iso_mod
+from geo_mz.network import _isochrone_plane as iso_plane
+from geo_mz.network._isochrone_plane import _substrings
 from geo_mz.network.graph import Network, _csr_min, network_from_roads
-from geo_mz.network.isochrone import QUAD_SEGS, _substrings, isochrones
+from geo_mz.network.isochrone import QUAD_SEGS, isochrones
 from geo_mz.network.paths import multi_source_times
 
 SPACING_M = 100.0
@@ -216,7 +217,7 @@ def main() -> None:
 
     def ours(thresholds: tuple[float, ...], cold: bool) -> tuple[float, float, object]:
         if cold:  # forget which edges were tested for crossings (first call on a network)
-            iso_mod._CROSSING_CACHE.clear()
+            iso_plane._CROSSING_CACHE.clear()
         t_a = time.perf_counter()
         times, _ = multi_source_times(net, centres, limit_min=max(thresholds))
         t_b = time.perf_counter()

@@ -12,11 +12,11 @@ import shapely
 from geo_mz.core.errors import CrsError, GeoMzError
 from geo_mz.datasets._pengjiang_geography import CHAOLIAN
 from geo_mz.datasets.pengjiang import build_pengjiang
+from geo_mz.network._isochrone_plane import _pieces
 from geo_mz.network.graph import WALK_SPEED_KMH, Network, network_from_roads
 from geo_mz.network.isochrone import (
     QUAD_SEGS,
     IsochroneError,
-    _pieces,
     isochrones,
     points_in_isochrones,
     reached_edges,
