@@ -1,12 +1,13 @@
 """Workspace writes killed mid-way (issue 18): the file is old or new, never half; no leftovers.
 
 Real processes are killed with SIGKILL: ``geo-mz import`` of 60,000 shelters, and ``geo-mz
-serve`` while it writes a web edit (a PATCH of one shelter, written as one row into a copy of
-the 60,000-row workspace). Some kills come at random moments, most when the write's temporary
-copy exists (the window that matters). After each kill the workspace passes SQLite's
-``integrity_check``, opens, and holds either the old or the new complete layer (row counts and
-contents checked against the source file read separately); the next open removes the killed
-writer's copy, its journal and its lock. A live writer's copy (its process stopped with SIGSTOP
+serve`` while it writes a web edit (a PATCH of one shelter, written as one row in place in the
+60,000-row workspace, in one SQLite transaction). Some kills come at random moments, most when
+the import's temporary copy or the edit's rollback journal exists (the window that matters).
+After each kill the workspace passes SQLite's ``integrity_check``, opens, and holds either the
+old or the new complete layer (row counts and contents checked against the source file read
+separately); the next open removes the killed writer's copy, its journal and its lock, or rolls
+back the edit's hot journal. A live writer's copy (its process stopped with SIGSTOP
 mid-write) survives an open from another process, and that writer then completes. The random
 delays come from a seed printed with every failure (set ``GEO_MZ_CRASH_SEED`` to replay one).
 """
@@ -276,16 +277,48 @@ def served(data) -> Path:
     return folder
 
 
+def wait_for_journal(ws_path: Path, proc: subprocess.Popen, timeout_s: float = 30.0) -> bool:
+    """Spin until the edit's rollback journal exists (True) or the process ended (False).
+
+    The in-place write keeps its journal for a few milliseconds: no sleeping between looks.
+    """
+    journal = Path(f"{ws_path}-journal")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if journal.exists():
+            return True
+        if proc.poll() is not None:
+            return False
+    return False
+
+
+def wait_for_commit(ws_path: Path, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    """Wait until the edit has committed (the file's time moved on, no journal left)."""
+    mtime = os.stat(ws_path).st_mtime_ns
+    journal = Path(f"{ws_path}-journal")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if os.stat(ws_path).st_mtime_ns != mtime and not journal.exists():
+            return
+        time.sleep(0.002)
+
+
 def test_web_edit_killed_leaves_old_or_new_and_the_next_open_cleans_up(data, served):
+    from webmap.core.gpkg_rows import recover
+
     rng = random.Random(SEED + 1)
     target = str(data["big"]["shelter_id"].iloc[12_345])
     before = pyogrio.read_dataframe(served / "W.gpkg", layer="shelters")
     row = int(np.flatnonzero(before["shelter_id"].to_numpy() == target)[0])
     assert before["occupancy_persons"].isna().all()
-    # the edit writes its one row into a copy (~0.05 s on 60,000 shelters), then replaces
-    plan = [("in_write", rng.uniform(0.0, 0.01)), ("after_replace", 0.0)]
-    results, mid_write = [], 0
+    # The edit writes its row in place (a few ms with its syncs): kill as soon as its journal
+    # appears, after a random moment of the write, until one kill lands inside it (a journal
+    # left behind); then once after the commit.
+    plan = [("in_write", rng.uniform(0.0, 0.004)) for _ in range(4)] + [("after_commit", 0.0)]
+    results, hot = [], 0
     for i, (when, delay) in enumerate(plan):
+        if when == "in_write" and hot:
+            continue
         folder = data["dir"] / f"web{i}"
         shutil.copytree(served, folder)
         ws_path = folder / "W.gpkg"
@@ -299,25 +332,38 @@ def test_web_edit_killed_leaves_old_or_new_and_the_next_open_cleans_up(data, ser
             url = f"{root}/collections/shelters/items/{target}"
             t = threading.Thread(target=patch, args=(url, {"occupancy_persons": 7}, out))
             t.start()
-            copy_there = kill_when(when, delay, ws_path, proc)
+            if when == "in_write":
+                assert wait_for_journal(ws_path, proc), f"seed {SEED}: no journal appeared"
+                end = time.perf_counter() + delay
+                while time.perf_counter() < end:
+                    pass
+            else:
+                wait_for_commit(ws_path, proc)
+            kill(proc)
         finally:
             kill(proc)
         t.join(timeout=30)
-        mid_write += copy_there
+        journal_left = Path(f"{ws_path}-journal").exists()
+        hot += journal_left
+        assert recover(ws_path) == journal_left  # the next open (the server does it first)
         got = web_state(ws_path, before, row)
         assert leftovers(ws_path) == [], f"seed {SEED}, run {i}: {leftovers(ws_path)}"
-        if when == "after_replace":
+        assert not Path(f"{ws_path}-journal").exists()
+        if when == "after_commit":
             assert got == "new", log.read_text(errors="replace")
-        results.append((when, round(delay, 2), out, got, copy_there))
-    print(f"seed {SEED}: (when, delay, response, state, copy there) {results}")  # with -s
-    assert mid_write >= 1, f"seed {SEED}: no kill inside the write: {results}"
+        results.append((when, round(delay, 4), out, got, journal_left))
+    print(f"seed {SEED}: (when, delay, response, state, journal left) {results}")  # with -s
+    assert hot >= 1, f"seed {SEED}: no kill inside the write: {results}"
 
 
 def web_state(ws_path: Path, before: gpd.GeoDataFrame, row: int) -> str:
     """'old' or 'new' (only the edited shelter's occupancy set to 7), after an integrity check."""
     with sqlite3.connect(f"file:{ws_path}?mode=ro", uri=True) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    Workspace(ws_path)  # the next open: removes the killed server's copy
+        stored = conn.execute("SELECT COUNT(*) FROM shelters").fetchone()[0]
+    Workspace(ws_path)  # the next open
+    rec = Workspace(ws_path).layer_records().set_index("layer").loc["shelters"]
+    assert int(rec["rows"]) == stored == N
     now = pyogrio.read_dataframe(ws_path, layer="shelters")
     assert len(now) == len(before) == N
     occ = now["occupancy_persons"]
@@ -328,8 +374,10 @@ def web_state(ws_path: Path, before: gpd.GeoDataFrame, row: int) -> str:
     assert now[cols].equals(before[cols])
     assert shapely.equals(now.geometry.to_numpy(), before.geometry.to_numpy()).all()
     if np.isnan(occ.iloc[row]):
+        assert "edited in the web map" not in str(rec["method"])
         return "old"
     assert occ.iloc[row] == 7
+    assert "edited in the web map" in str(rec["method"])  # the record moved with the row
     return "new"
 
 

@@ -1,8 +1,11 @@
 """The GeoPackage backend: a :class:`geo_mz.core.Workspace` plus a SQLite journal.
 
-An edit of a workspace layer (incidents, shelters, ...) writes its one row into a copy of the
-workspace that then replaces it in one ``os.replace`` (``webmap.core.gpkg_rows``; the whole
-layer through ``Workspace.write_layers`` when the table does not fit a one-row write). The web
+An edit of a workspace layer (incidents, shelters, ...) writes its one row in place, in one
+SQLite transaction (``webmap.core.gpkg_rows``; the whole layer through
+``Workspace.write_layers`` when the table does not fit a one-row write). This store's GDAL
+reads of the workspace hold the file's in-process lock shared (``webmap.core.gpkg_lock``), so
+no GDAL handle opens or closes in this process while a row is written; a read that another
+process's edit overlapped (the file's stamp moved during it) is read again. The web
 map's road closures, the feature versions, the audit log and the events live in the journal.
 One edit at a time (a process-wide lock): the journal transaction is opened first, the
 workspace is written, then the journal commits; if that commit fails the workspace layer is
@@ -20,20 +23,29 @@ import itertools
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio.errors
 import pyproj
 import shapely
 
-from geo_mz.core import LayerValidationError, Workspace, conform_types
+from geo_mz.core import (
+    LayerReadError,
+    LayerValidationError,
+    Workspace,
+    WorkspaceError,
+    conform_types,
+)
 from webmap.core.edits_common import check_preconditions
 from webmap.core.errors import UnprocessableError, field_error
 from webmap.core.geojson import features_of, jsonable, make_etag
-from webmap.core.gpkg_rows import EDIT_METHOD, RowWriteUnsupported, write_row
+from webmap.core.gpkg_lock import workspace_lock
+from webmap.core.gpkg_rows import EDIT_METHOD, RowWriteUnsupported, recover, write_row
 from webmap.core.journal import Journal
 from webmap.core.layers import CLOSURES, closure_spec, layer_spec
 from webmap.core.store import Builder, Change, Event, FeatureStore, Op
@@ -41,6 +53,15 @@ from webmap.core.tilemath import edit_bboxes
 
 LONLAT = "OGC:CRS84"
 _LONLAT_STORAGE = (4490, 4326)
+_READ_TRIES = 4
+_READ_ERRORS = (
+    pyogrio.errors.DataSourceError,
+    pyogrio.errors.DataLayerError,
+    pyogrio.errors.FeatureError,
+    WorkspaceError,
+    LayerReadError,
+)
+T = TypeVar("T")
 
 
 def _now() -> str:
@@ -85,14 +106,16 @@ class GpkgStore(FeatureStore):
     """
 
     def __init__(self, workspace: str | Path, journal: str | Path) -> None:
+        recover(workspace)  # an edit killed mid-write: read-only opens refuse its hot journal
         self.ws = Workspace(workspace)
+        self._lock = workspace_lock(self.ws.path)
         self.journal = Journal(journal)
-        self.storage_crs = str(self.ws.metadata["storage_crs"])
+        self._meta: dict[str, Any] = self._read(lambda: self.ws.metadata)
+        self.storage_crs = str(self._meta["storage_crs"])
         self._cache_lock = threading.RLock()
         self._write_lock = threading.Lock()
         self._gen = itertools.count(1)
         self._cache: dict[str, tuple[int, gpd.GeoDataFrame]] = {}
-        self._meta: dict[str, Any] = self.ws.metadata
         self._names: list[str] | None = None
         self._area: tuple[shapely.Geometry | None] | None = None
         self._stamp = self._file_stamp()
@@ -102,13 +125,35 @@ class GpkgStore(FeatureStore):
         st = os.stat(self.ws.path)
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
+    def _read(self, what: Callable[[], T]) -> T:
+        """Read the workspace with GDAL, whole: again if another process wrote meanwhile.
+
+        Each of GDAL's statements reads one committed state, but a layer read is several
+        (its feature count, then its rows); an edit committed in between is seen by the file's
+        stamp (every in-place write moves it) and the read is repeated. This process's own
+        writes wait for the read (the in-process lock, held shared).
+        """
+        for attempt in range(_READ_TRIES):
+            recover(self.ws.path)  # a process killed mid-edit left its journal (one stat)
+            before = self._file_stamp()
+            try:
+                with self._lock.shared():
+                    out = what()
+            except _READ_ERRORS:
+                if self._file_stamp() == before or attempt == _READ_TRIES - 1:
+                    raise
+                continue
+            if self._file_stamp() == before:
+                break
+        return out
+
     def _sync(self) -> None:
         """Forget what was read from the workspace if the file changed outside this store."""
         stamp = self._file_stamp()
         if stamp != self._stamp:
             self._cache = {k: v for k, v in self._cache.items() if k == CLOSURES}
             self._names, self._area = None, None
-            self._meta = self.ws.metadata
+            self._meta = self._read(lambda: self.ws.metadata)
             self._stamp = stamp
 
     def forget(self, layer: str) -> None:
@@ -132,7 +177,7 @@ class GpkgStore(FeatureStore):
         with self._cache_lock:
             self._sync()
             if self._names is None:
-                names = [n for n in self.ws.layers() if layer_spec(n) is not None]
+                names = [n for n in self._read(self.ws.layers) if layer_spec(n) is not None]
                 self._names = sorted({*names, CLOSURES})
             return list(self._names)
 
@@ -160,7 +205,7 @@ class GpkgStore(FeatureStore):
                     with self.journal.read() as conn:
                         storage = self._closures(conn)
                 else:
-                    storage = self.ws.read(name)
+                    storage = self._read(lambda: self.ws.read(name))
                 self._cache[name] = (next(self._gen), lonlat(storage))
             return self._cache[name]
 
@@ -203,7 +248,7 @@ class GpkgStore(FeatureStore):
         return conform_types(g, spec)
 
     def _provenance(self, layer: str) -> dict[str, Any]:
-        recs = self.ws.layer_records()
+        recs = self._read(self.ws.layer_records)
         rec = recs[recs["layer"] == layer].iloc[0].to_dict()
         method = str(rec.get("method") or "")
         return {
@@ -223,21 +268,16 @@ class GpkgStore(FeatureStore):
     ) -> None:
         """Write the one changed row (``webmap.core.gpkg_rows``), else the whole layer."""
         try:
-            write_row(
-                self.ws.path,
-                layer,
-                self.spec(layer),
-                fid,
-                after_row,
-                self._provenance(layer)["method"],
-            )
+            write_row(self.ws.path, layer, self.spec(layer), fid, after_row, EDIT_METHOD)
         except RowWriteUnsupported:
             self._write_workspace(layer, new)  # e.g. a spec field the stored table lacks
 
     def _write_workspace(self, layer: str, frame: gpd.GeoDataFrame) -> None:
         prov = self._provenance(layer)
         try:
-            self.ws.write_layers({layer: frame.reset_index(drop=True)}, {layer: prov})
+            # This process's GDAL handles wait; nobody writes the file while it is copied.
+            with self._lock.exclusive(write=False):
+                self.ws.write_layers({layer: frame.reset_index(drop=True)}, {layer: prov})
         except LayerValidationError as exc:
             errors = [
                 field_error(f"properties.{p.field}" if p.field else "feature", p.code, p.message)
@@ -272,7 +312,7 @@ class GpkgStore(FeatureStore):
                 # the cached layer is the file's (synced above); lon/lat storage: same numbers
                 storage = self.frame(layer).set_crs(self.storage_crs, allow_override=True)
             else:
-                storage = self.ws.read(layer)
+                storage = self._read(lambda: self.ws.read(layer))
             ids = storage[spec.id_field].astype(str).to_numpy()
             hit = np.flatnonzero(ids == fid)
             before_row = storage.iloc[hit[:1]] if len(hit) else None
