@@ -133,3 +133,31 @@ def test_a_two_pass_job_sees_every_part_before_its_second_pass(ws_copy, tmp_path
         got = shares.loc[shares["part"] == p.code, "share"].iloc[0]
         assert got == pytest.approx(want, rel=1e-12)
     assert shares["share"].sum() == pytest.approx(1.0)
+
+
+def test_run_all_digests_the_layers_once_for_every_job(ws_copy, tmp_path, monkeypatch):
+    from geo_mz.core import layer_digest
+    from geo_mz.core.workspaces import open_workspace
+    from geo_mz.scale import province, runner
+    from geo_mz.scale.province import job_options, run_all
+    from geo_mz.scale.runner import run_key
+
+    calls = []
+
+    def counted(ref, *a, **kw):
+        calls.append(ref)
+        return layer_digest.layer_digests(ref, *a, **kw)
+
+    monkeypatch.setattr(province, "layer_digests", counted)
+    monkeypatch.setattr(runner, "layer_digests", counted)
+    ws = open_workspace(str(ws_copy))
+    parts = parts_of(ws.read("admin_units"), "town", codes=CODES.split(","))
+    jobs = ["coverage", "boundaries"]
+    opts = {j: job_options(j, ws, "town") for j in jobs}
+    res = run_all(ws_copy, parts, store=tmp_path / "runs.gpkg", options=opts, jobs=jobs,
+                  level="town", workers=0)  # fmt: skip
+    assert len(calls) == 1
+    # The keys are the ones each job computes alone from the same data.
+    monkeypatch.undo()
+    for job in jobs:
+        assert res[job].run_key == run_key(job, ws_copy, opts[job], "town")

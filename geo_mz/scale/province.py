@@ -21,6 +21,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from geo_mz.core.layer_digest import layer_digests
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.scale.jobs import ALL_ORDER, JOBS
 from geo_mz.scale.outputs import (
@@ -173,6 +174,9 @@ def run_all(
 ) -> dict[str, RunResult]:
     """Run several partitioned jobs over the same parts on one Dask cluster.
 
+    The workspace's layers are digested once, at the start, for every job's run key (the key
+    names the data as the command found it; an edit during the command keys the next one).
+
     Parameters
     ----------
     workspace, parts, store, level, scheduler, workers
@@ -198,6 +202,10 @@ def run_all(
             f"{sorted(JOBS)}"
         )
     results: dict[str, RunResult] = {}
+    # The layers' digests once for every job: each run_partitioned would read every layer again
+    # (about 3 s for a province), while the workers wait for their first part.
+    ws_ref = str(workspace) if str(workspace).startswith("postgres") else str(Path(workspace))
+    digests = layer_digests(ws_ref)
     with contextlib.ExitStack() as stack:
         client = None
         if workers != 0 or scheduler:
@@ -209,6 +217,7 @@ def run_all(
             results[job] = run_partitioned(
                 job, workspace, parts, store=store, options=options.get(job, {}), level=level,
                 workers=0 if client is None else None, client=client, progress=say,
+                digests=digests,
             )  # fmt: skip
     return results
 

@@ -465,6 +465,7 @@ def run_partitioned(
     workers: int | None = None,
     progress: Callable[[int, int, str, str], None] | None = None,
     client: Any = None,
+    digests: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Run ``job`` over ``parts`` on Dask and keep each part's results in ``store``.
 
@@ -493,6 +494,11 @@ def run_partitioned(
         Called after each part with (parts finished, parts to run, part code, status).
     client
         A Dask client to use instead of starting one (several jobs on one cluster).
+    digests
+        The workspace's layer digests (``geo_mz.core.layer_digest.layer_digests``) when the
+        caller computed them already, for several jobs of one command: the run keys then
+        name the data as it was when the command started. None: computed here (about 3 s for
+        a province's layers).
 
     Returns
     -------
@@ -513,7 +519,7 @@ def run_partitioned(
     ws = open_workspace(ws_ref)
     opts = dict(options or {})
     t_key = time.perf_counter()
-    digests = layer_digests(ws_ref)
+    digests = dict(digests) if digests is not None else layer_digests(ws_ref)
     key_seconds = time.perf_counter() - t_key
     task_opts = dict(opts)
     steps = pass_names(job) if two_pass(job) else (job,)
