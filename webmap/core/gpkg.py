@@ -112,6 +112,9 @@ class GpkgStore(FeatureStore):
         self.journal = Journal(journal)
         self._meta: dict[str, Any] = self._read(lambda: self.ws.metadata)
         self.storage_crs = str(self._meta["storage_crs"])
+        # lon/lat storage (every geo_mz workspace): the cached CRS84 frame holds the file's numbers
+        self._lonlat_storage = pyproj.CRS(self.storage_crs).to_epsg() in _LONLAT_STORAGE
+        self._specs: dict[str, Any] = {}
         self._cache_lock = threading.RLock()
         self._write_lock = threading.Lock()
         self._gen = itertools.count(1)
@@ -183,9 +186,14 @@ class GpkgStore(FeatureStore):
 
     def spec(self, name: str) -> Any:
         """Return the spec of a served layer; KeyError otherwise."""
-        spec = layer_spec(name) if name in self.layer_names() else None
-        if spec is None:
+        if name not in self.layer_names():
             raise KeyError(name)
+        spec = self._specs.get(name)
+        if spec is None:  # looked up once: the catalog is read from disk each time
+            spec = layer_spec(name)
+            if spec is None:
+                raise KeyError(name)
+            self._specs[name] = spec
         return spec
 
     def frame(self, name: str) -> gpd.GeoDataFrame:
@@ -273,6 +281,8 @@ class GpkgStore(FeatureStore):
             self._write_workspace(layer, new)  # e.g. a spec field the stored table lacks
 
     def _write_workspace(self, layer: str, frame: gpd.GeoDataFrame) -> None:
+        if self._lonlat_storage:  # a CRS84 frame from the cache: the same numbers
+            frame = frame.set_crs(self.storage_crs, allow_override=True)
         prov = self._provenance(layer)
         try:
             # This process's GDAL handles wait; nobody writes the file while it is copied.
@@ -306,16 +316,18 @@ class GpkgStore(FeatureStore):
         with self._write_lock, self.journal.begin() as conn:
             with self._cache_lock:
                 self._sync()  # notice outside changes before this edit moves the stamp on
+            shown = not own and self._lonlat_storage  # storage: the cached CRS84 frame
             if own:
                 storage = self._closures(conn)
-            elif pyproj.CRS(self.storage_crs).to_epsg() in _LONLAT_STORAGE:
-                # the cached layer is the file's (synced above); lon/lat storage: same numbers
-                storage = self.frame(layer).set_crs(self.storage_crs, allow_override=True)
+            elif shown:
+                storage = self.frame(layer)  # the file's (synced above); same numbers
             else:
                 storage = self._read(lambda: self.ws.read(layer))
             ids = storage[spec.id_field].astype(str).to_numpy()
             hit = np.flatnonzero(ids == fid)
             before_row = storage.iloc[hit[:1]] if len(hit) else None
+            if before_row is not None and shown:
+                before_row = before_row.set_crs(self.storage_crs, allow_override=True)
             before = None
             if before_row is not None:
                 before = features_of(lonlat(before_row), spec.id_field)[0]
@@ -326,7 +338,7 @@ class GpkgStore(FeatureStore):
             if after_row is not None:
                 after_row = after_row.to_crs(self.storage_crs)
             i = int(hit[0]) if len(hit) else len(storage)
-            middle = [] if after_row is None else [after_row]
+            middle = [] if after_row is None else [lonlat(after_row) if shown else after_row]
             new = _concat([storage.iloc[:i], *middle, storage.iloc[i + 1 :]], storage)
             after = None
             if after_row is not None:
@@ -375,12 +387,13 @@ class GpkgStore(FeatureStore):
                 try:
                     conn.commit()
                 except sqlite3.Error:
-                    self._write_workspace(layer, storage)  # put the layer back as it was
+                    self._write_feature(layer, fid, before_row, storage)  # put the row back
                     raise
+            new = new.reset_index(drop=True)
             with self._cache_lock:
                 if not own:
                     self._stamp = self._file_stamp()  # our own write: other layers stay valid
-                self._cache[layer] = (next(self._gen), lonlat(new.reset_index(drop=True)))
+                self._cache[layer] = (next(self._gen), new if shown else lonlat(new))
         return Change(Event(event_id, data), new_etag, after)
 
     # -- logs -------------------------------------------------------------------------------
