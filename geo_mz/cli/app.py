@@ -26,8 +26,9 @@ from geo_mz.cli.init import init
 from geo_mz.cli.layers import catalog, import_, info, validate
 from geo_mz.cli.names import names
 from geo_mz.cli.postgis import webmap_group
-from geo_mz.cli.relief import relief, shelters
+from geo_mz.cli.relief import relief
 from geo_mz.cli.scale import scale
+from geo_mz.cli.shelters import shelters
 from geo_mz.cli.webmap import serve, users
 
 

@@ -30,6 +30,7 @@ from geo_mz.cli.boundary_outputs import (
 from geo_mz.cli.common import (
     bad_input,
     echo_kpis,
+    echo_paths,
     lang_option,
     only_with,
     out_option,
@@ -156,11 +157,6 @@ input_options = [
 ]
 
 
-def _echo_paths(paths: dict) -> None:
-    for kind, path in paths.items():
-        click.echo(f"{kind:<6} {path}")
-
-
 def _units(src: Source, o: SimpleNamespace) -> gpd.GeoDataFrame:
     from geo_mz.boundaries.units import prepare_units
 
@@ -212,7 +208,7 @@ def boundaries_qa(**opts: Any) -> None:
         finally:
             close()
     echo_kpis(qa_kpis(q))
-    _echo_paths(paths)
+    echo_paths(paths, width=6)
 
 
 repair_options = [
@@ -268,7 +264,7 @@ def boundaries_lines(**opts: Any) -> None:
         f"{shared['length_m'].sum() / 1e3:.2f} km"
         + ("  (取自修复方案 from the repair proposal)" if lines["from_repair"].any() else "")
     )
-    _echo_paths(paths)
+    echo_paths(paths, width=6)
 
 
 @boundaries.command(name="inspect")
@@ -347,7 +343,7 @@ def boundaries_inspect(**opts: Any) -> None:
         finally:
             close()
     echo_kpis(inspection_kpis(ins))
-    _echo_paths(paths)
+    echo_paths(paths, width=6)
 
 
 @boundaries.command(name="repair")
@@ -390,7 +386,7 @@ def boundaries_repair(**opts: Any) -> None:
         finally:
             close()
     echo_kpis(repair_kpis(rep))
-    _echo_paths(paths)
+    echo_paths(paths, width=6)
 
 
 __all__ = [

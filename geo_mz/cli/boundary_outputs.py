@@ -16,6 +16,7 @@ from typing import Any, Literal
 import geopandas as gpd
 import pandas as pd
 
+from geo_mz.cli.common import report_beside_map
 from geo_mz.core.results import Kpi, ReportTable
 
 Lang = Literal["zh", "en"]
@@ -62,29 +63,6 @@ def _table(df: pd.DataFrame, kind: str, cols: tuple[str, ...], lang: Lang) -> tu
     return display_table(df.head(MAX_REPORT_ROWS), result_catalog()[kind], lang, cols)
 
 
-def _write_report(
-    path: Path,
-    info: Mapping[str, Any],
-    kpis: list[Kpi],
-    tables: list[ReportTable],
-    lang: Lang,
-    title: str,
-    map_path: Path,
-) -> Path:
-    from geo_mz.outputs.report import write_report
-
-    return write_report(
-        path,
-        info=info,
-        validation=[],
-        kpis=kpis,
-        map_href=map_path.name,
-        lang=lang,
-        title=title,
-        tables=tables,
-    )
-
-
 def _map(layers: dict[str, gpd.GeoDataFrame], lang: Lang) -> Any:
     from geo_mz.core.catalog import load_catalog
     from geo_mz.core.results import result_catalog
@@ -125,9 +103,7 @@ def _write_files(
     paths["xlsx"] = xlsx
     paths["map"] = save_map(_map(dict(shown), lang), out / f"{prefix}_map.html")
     title, kpis, tables = report
-    paths["report"] = _write_report(
-        out / f"{prefix}_report.html", info or {}, kpis, tables, lang, title, paths["map"]
-    )
+    report_beside_map(paths, info or {}, kpis, tables, lang, title)
     return paths
 
 

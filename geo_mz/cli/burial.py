@@ -15,6 +15,7 @@ import click
 from geo_mz.cli.common import (
     bad_input,
     echo_kpis,
+    echo_paths,
     lang_option,
     out_option,
     progress_bar,
@@ -49,11 +50,6 @@ def _open(workspace: str, rules_path: str | None, landuse: str | None) -> tuple[
     if landuse:
         layers["landuse"] = load_layer(landuse, "landuse")
     return ws, layers, load_rules(rules_path)
-
-
-def _echo_paths(paths: dict) -> None:
-    for kind, path in paths.items():
-        click.echo(f"{kind:<6} {path}")
 
 
 @click.group()
@@ -106,7 +102,7 @@ def burial_suitability_cmd(
     echo_kpis(suitability_kpis(suit, sites))
     for note in suit.notes:
         click.secho(f"  注意 note: {note}", fg="yellow")
-    _echo_paths(paths)
+    echo_paths(paths, width=6)
 
 
 @burial.command(name="capacity")
@@ -136,7 +132,7 @@ def burial_capacity_cmd(workspace: str, out_dir: str, lang: str, rules_path: str
             prefix="burial_capacity",
         )  # fmt: skip
     echo_kpis(capacity_kpis(cap, rules=rules))
-    _echo_paths(paths)
+    echo_paths(paths, width=6)
 
 
 @burial.command(name="sample-data")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -199,6 +199,34 @@ def progress_bar(desc: str) -> tuple[Callable[[str], None], Callable[[], None]]:
         bar.update(1)
 
     return step, bar.close
+
+
+def echo_paths(paths: Mapping[str, Any], *, width: int = 5) -> None:
+    """Print the files a command wrote, one ``kind  path`` a line."""
+    for kind, path in paths.items():
+        click.echo(f"{kind:<{width}} {path}")
+
+
+def report_beside_map(
+    paths: dict[str, Any], info: Any, kpis: list[Kpi], tables: list[Any], lang: str, title: str
+) -> None:
+    """Add ``report`` (HTML: figures, tables and the map) beside ``paths["map"]`` in ``paths``.
+
+    ``x_map.html`` gets ``x_report.html``, which links to the map.
+    """
+    from geo_mz.outputs.report import write_report
+
+    out = paths["map"].with_name(paths["map"].name.replace("_map.html", "_report.html"))
+    paths["report"] = write_report(
+        out,
+        info=info,
+        validation=[],
+        kpis=kpis,
+        map_href=paths["map"].name,
+        lang=lang,  # type: ignore[arg-type]
+        title=title,
+        tables=tables,
+    )
 
 
 def echo_kpis(kpis: Sequence[Kpi]) -> None:

@@ -17,6 +17,7 @@ from geo_mz.cli.common import (
     bad_input,
     check_network,
     echo_kpis,
+    echo_paths,
     flag_maps,
     lang_option,
     only_with,
@@ -121,8 +122,7 @@ def coverage(
             close()
     flag_maps(paths, result.kpis)
     echo_kpis(result.kpis)
-    for kind, path in paths.items():
-        click.echo(f"{kind:<5} {path}")
+    echo_paths(paths)
 
 
 @click.command()
@@ -218,5 +218,4 @@ def siting(
     echo_kpis(result.kpis)
     for r in sites.itertuples():
         click.echo(f"  {r.rank:>3}. {r.name}  +{r.gain_pop_60plus:,.0f} 人 aged 60+")
-    for kind, path in paths.items():
-        click.echo(f"{kind:<5} {path}")
+    echo_paths(paths)

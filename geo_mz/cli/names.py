@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from geo_mz.cli.common import bad_input, echo_kpis, progress_bar
+from geo_mz.cli.common import bad_input, echo_kpis, echo_paths, progress_bar
 
 #: Exit code of ``geo-mz names check`` when the proposed name is refused.
 REFUSED = 4
@@ -450,8 +450,7 @@ def names_report(
     rules = load_rules()
     kpis += [Kpi(rules.checks[c].zh, str(c), int(n)) for c, n in dict(counts).items()]
     echo_kpis(kpis)
-    for kind, path in paths.items():
-        click.echo(f"{kind:<5} {path}")
+    echo_paths(paths)
 
 
 def _report_other_classes(names_file: str, name_class: str | None, out_dir: str, lang: str) -> None:
@@ -482,5 +481,4 @@ def _report_other_classes(names_file: str, name_class: str | None, out_dir: str,
     ]
     kpis += [Kpi(rules.checks[c].zh, str(c), int(n)) for c, n in dict(counts).items()]
     echo_kpis(kpis)
-    for kind, path in paths.items():
-        click.echo(f"{kind:<5} {path}")
+    echo_paths(paths)

@@ -1,8 +1,9 @@
-"""``geo-mz relief ...`` and ``geo-mz shelters ...``: delivery audit, scenarios, plans, shelters.
+"""``geo-mz relief ...``: delivery audit, disaster scenarios, delivery plans, store siting.
 
-Registered on the main group by :mod:`geo_mz.cli.app`; kept apart so each command file reads in one
-sitting. Every command reads a workspace, writes a GeoPackage, an Excel workbook and an offline
-map into ``--out``, prints the headline figures, and exits 2 on bad input.
+Registered on the main group by :mod:`geo_mz.cli.app` (``geo-mz shelters`` is in
+:mod:`geo_mz.cli.shelters`); kept apart so each command file reads in one sitting. Every
+command reads a workspace, writes a GeoPackage, an Excel workbook and an offline map into
+``--out``, prints the headline figures, and exits 2 on bad input.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from geo_mz.cli.common import (
     bad_input,
     check_network,
     echo_kpis,
+    echo_paths,
     flag_maps,
     lang_option,
     only_with,
     out_option,
     progress_bar,
     read_points,
+    report_beside_map,
     strict_option,
     with_options,
     workspace_option,
@@ -132,23 +135,6 @@ def _run(
     return layers, a, ws.info()
 
 
-def _report(paths: dict, info: Any, kpis: list, tables: list, lang: str, title: str) -> None:
-    """Add ``report`` (HTML: figures, tables and the map) beside the map in ``paths``."""
-    from geo_mz.outputs.report import write_report
-
-    out = paths["map"].with_name(paths["map"].name.replace("_map.html", "_report.html"))
-    paths["report"] = write_report(
-        out,
-        info=info,
-        validation=[],
-        kpis=kpis,
-        map_href=paths["map"].name,
-        lang=lang,  # type: ignore[arg-type]
-        title=title,
-        tables=tables,
-    )
-
-
 def _only_with(o: SimpleNamespace, **more: tuple[bool, str]) -> None:
     """Refuse scenario options that the other options make ineffective (and ``more``)."""
     only_with(
@@ -203,11 +189,6 @@ def _disruption(layers: dict, a: Any, o: SimpleNamespace) -> Any:
     return dis.combine(*parts)
 
 
-def _echo_paths(paths: dict) -> None:
-    for kind, path in paths.items():
-        click.echo(f"{kind:<5} {path}")
-
-
 @click.group()
 def relief() -> None:
     """救灾物资送达：时限核查、灾情情景、配送计划、储备点选址 / Relief delivery."""
@@ -231,7 +212,7 @@ def relief_audit(**opts: Any) -> None:
             layers, a, info = _run(o, step)
             step("写出结果 writing outputs")
             paths = write_relief_outputs(o.out_dir, layers, a, lang=o.lang)
-            _report(
+            report_beside_map(
                 paths, info, audit_kpis(a) + o.network_kpis, relief_tables(a, lang=o.lang),
                 o.lang, "救灾物资送达时限核查 Relief delivery audit",
             )  # fmt: skip
@@ -239,7 +220,7 @@ def relief_audit(**opts: Any) -> None:
             close()
     flag_maps(paths, o.network_kpis)
     echo_kpis(audit_kpis(a) + o.network_kpis)
-    _echo_paths(paths)
+    echo_paths(paths)
 
 
 @relief.command(name="scenario")
@@ -266,7 +247,7 @@ def relief_scenario(**opts: Any) -> None:
             scen = reaudit(a, d, name=o.name)
             step("写出结果 writing outputs")
             paths = write_relief_outputs(o.out_dir, layers, a, scen, lang=o.lang, prefix="scenario")
-            _report(
+            report_beside_map(
                 paths, info, audit_kpis(scen) + scenario_kpis(a, scen),
                 relief_tables(a, scen, lang=o.lang), o.lang,
                 f"灾情情景 {o.name} Scenario: relief delivery",
@@ -274,7 +255,7 @@ def relief_scenario(**opts: Any) -> None:
         finally:
             close()
     echo_kpis(audit_kpis(scen) + scenario_kpis(a, scen))
-    _echo_paths(paths)
+    echo_paths(paths)
 
 
 @relief.command(name="preposition")
@@ -326,7 +307,7 @@ def relief_preposition(**opts: Any) -> None:
             paths = write_relief_outputs(
                 o.out_dir, layers, a, scen, sites, lang=o.lang, prefix="preposition"
             )
-            _report(
+            report_beside_map(
                 paths, info, audit_kpis(basis), relief_tables(a, scen, lang=o.lang), o.lang,
                 "新增救灾物资储备点选址 Siting new relief stores",
             )  # fmt: skip
@@ -338,7 +319,7 @@ def relief_preposition(**opts: Any) -> None:
             f"  {r.rank:>3}. {r.name}  +{r.gain_villages} 村居 villages, "
             f"+{r.gain_population:,.0f} 人 people"
         )
-    _echo_paths(paths)
+    echo_paths(paths)
 
 
 def _demand(
@@ -455,7 +436,7 @@ def relief_plan(**opts: Any) -> None:
             plan = plan_delivery(net, layers["relief_stores"], demand, s)
             step("写出结果 writing outputs")
             paths = write_plan_outputs(o.out_dir, layers, plan, lang=o.lang)
-            _report(
+            report_beside_map(
                 paths, info, delivery_kpis(plan), plan_tables(plan, lang=o.lang), o.lang,
                 "救灾物资配送计划 Relief delivery plan",
             )  # fmt: skip
@@ -464,143 +445,4 @@ def relief_plan(**opts: Any) -> None:
     echo_kpis(delivery_kpis(plan))
     for r in plan.unmet.head(20).itertuples():
         click.echo(f"  未满足 unmet: {r.name} {r.unmet_kits} 套 kits ({r.reason})")
-    _echo_paths(paths)
-
-
-@click.group()
-def shelters() -> None:
-    """应急避难场所：容量、覆盖与疏散安置 / Shelters: capacity, adequacy, evacuation."""
-
-
-def _shelter_run(
-    workspace: str, step: Callable[[str], None], strict: bool = False
-) -> tuple[dict, Any, Any, dict, list]:
-    from geo_mz.core.workspaces import open_workspace
-    from geo_mz.network.graph import network_from_roads
-    from geo_mz.relief.shelters import ShelterSettings
-
-    ws = open_workspace(workspace)
-    layers = analysis_layers(ws)
-    s = ShelterSettings()
-    step("构建步行路网 building the walking network")
-    # Every component is kept, as in every other analysis: people whose road piece is joined
-    # to no shelter are counted unreachable (a figure of their own), not moved to the largest
-    # piece, where they would walk to a shelter they cannot reach.
-    net = network_from_roads(
-        layers["roads"],
-        mode="walk",
-        walk_speed_kmh=s.walk_speed_kmh,
-        measure_crs=ws.metadata.get("measure_crs"),
-        components="all",
-    )
-    net_kpis = check_network(net, layers, strict=strict)
-    unreachable = _no_shelter_on_network(net, layers, s)
-    if unreachable is not None:
-        net_kpis.append(unreachable)
-    return layers, s, net, ws.info(), net_kpis
-
-
-def _no_shelter_on_network(net: Any, layers: dict, s: Any) -> Any:
-    """People whose road piece (network component) holds no shelter: a figure, or None."""
-    import numpy as np
-    from scipy.sparse.csgraph import connected_components
-
-    from geo_mz.core.results import Kpi
-    from geo_mz.network.paths import snap_points
-
-    pop, sheltered = layers.get("population"), layers.get("shelters")
-    if pop is None or not len(pop) or sheltered is None or not len(sheltered) or not net.n_nodes:
-        return None
-    _, piece = connected_components(net.graph, directed=True, connection="weak")
-    people = snap_points(net, pop, max_snap_m=s.max_snap_m).node
-    shelters = snap_points(net, sheltered, max_snap_m=s.max_snap_m).node
-    cut_off = ~np.isin(piece[people], piece[shelters])
-    n = round(float(pop[s.people].to_numpy(float)[cut_off].sum())) if s.people in pop else 0
-    return Kpi(
-        "路网上无法到达任何避难场所的人口", "People on road pieces that reach no shelter", n, "人",
-        "0", n == 0, "walking network with every component; counted unserved / not placed",
-    )  # fmt: skip
-
-
-@shelters.command(name="adequacy")
-@workspace_option
-@out_option
-@lang_option
-@strict_option
-def shelters_adequacy(workspace: str, out_dir: str, lang: str, strict: bool) -> None:
-    """各镇街、村居避难场所配置与容量核查 / Shelter adequacy per town and village."""
-    from geo_mz.outputs.shelters import write_shelter_outputs
-    from geo_mz.relief.shelter_tables import report_tables as shelter_tables
-    from geo_mz.relief.shelters import shelter_adequacy
-
-    step, close = progress_bar("shelters adequacy")
-    with bad_input():
-        try:
-            layers, s, net, info, net_kpis = _shelter_run(workspace, step, strict)
-            step("核查 checking")
-            ad = shelter_adequacy(
-                layers["shelters"], layers["admin_units"], layers["population"], net, s
-            )
-            paths = write_shelter_outputs(out_dir, layers, ad, None, lang=lang)
-            _report(
-                paths, info, ad.kpis + net_kpis, shelter_tables(ad, None, lang=lang), lang,
-                "应急避难场所配置核查 Shelter adequacy",
-            )  # fmt: skip
-        finally:
-            close()
-    flag_maps(paths, net_kpis)
-    echo_kpis(ad.kpis + net_kpis)
-    _echo_paths(paths)
-
-
-@shelters.command(name="evacuate")
-@workspace_option
-@out_option
-@lang_option
-@strict_option
-@click.option(
-    "--unit",
-    type=click.Choice(["cells", "villages"]),
-    default="cells",
-    show_default=True,
-    help="按人口格网或村居分配 / assign population cells or villages.",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(["ortools", "networkx"]),
-    default="ortools",
-    show_default=True,
-    help="最小费用流求解器 / min-cost-flow solver.",
-)
-def shelters_evacuate(
-    workspace: str, out_dir: str, lang: str, strict: bool, unit: str, engine: str
-) -> None:
-    """按步行时间和容量将人口分配到避难场所 / Assign people to shelters by walk time."""
-    from geo_mz.outputs.shelters import write_shelter_outputs
-    from geo_mz.relief.shelter_tables import report_tables as shelter_tables
-    from geo_mz.relief.shelters import evacuate
-
-    step, close = progress_bar("shelters evacuate")
-    with bad_input():
-        try:
-            layers, s, net, info, net_kpis = _shelter_run(workspace, step, strict)
-            step("分配 assigning")
-            ev = evacuate(
-                layers["population"],
-                layers["shelters"],
-                net,
-                s,
-                unit=unit,
-                engine=engine,
-                units=layers["admin_units"],
-            )
-            paths = write_shelter_outputs(out_dir, layers, None, ev, lang=lang, prefix="evacuation")
-            _report(
-                paths, info, ev.kpis + net_kpis, shelter_tables(None, ev, lang=lang), lang,
-                "疏散安置 Evacuation to shelters",
-            )  # fmt: skip
-        finally:
-            close()
-    flag_maps(paths, net_kpis)
-    echo_kpis(ev.kpis + net_kpis)
-    _echo_paths(paths)
+    echo_paths(paths)
