@@ -96,7 +96,9 @@ def need_extra(*modules: str, what: str, instead: str = "") -> None:
         try:
             importlib.import_module(module)
         except ImportError:
-            msg = missing_extra_message(module) or f"{module} cannot be imported"
+            msg = missing_extra_message(module) or (
+                f"无法导入 {module} / {module} cannot be imported"
+            )
             click.secho(f"错误 / error: {what}: {msg}", fg="red", err=True)
             if instead:
                 click.echo(f"  或 / or: {instead}", err=True)
