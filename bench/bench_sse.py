@@ -26,6 +26,9 @@ Measured
 * the server's CPU milliseconds per event while the writes run (``/proc``: the write, its
   fan-out to every client and any reconnects): a figure the other tenants of a shared machine
   disturb much less than the wall-clock latencies;
+* first, the edit's durable row write alone (``webmap.core.gpkg_rows``), in place vs the
+  copy-and-replace write it replaced, on the same workspace file, alternating, same repetitions:
+  the part of the write latency the storage sets;
 * the same with reconnects: each client drops its stream after every k-th event (1/k of the
   clients at each event) and reconnects at once with ``Last-Event-ID``; the missed events come
   from the replay (geo-mz: its memory of recent events or the log; bare: a list). The latency of
@@ -171,6 +174,51 @@ def start_bare() -> tuple[subprocess.Popen, str, dict[str, str]]:
     return proc, root, {}
 
 
+# -- the row write alone -----------------------------------------------------------------------
+def row_writes(tmp: Path, reps: int) -> None:
+    """Time one incident row written in place and by copy-and-replace, alternating."""
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
+    from webmap.core import gpkg_rows
+    from webmap.core.layers import layer_spec
+    from webmap.testing import fresh_settings, sample_base
+
+    base = sample_base(tmp / "base")
+    path = Path(fresh_settings(base, tmp / "rows").workspace)
+    spec = layer_spec("incidents")
+    ways = {
+        "in place": lambda fid, row: gpkg_rows.write_row(path, "incidents", spec, fid, row),
+        "copy": lambda fid, row: gpkg_rows.write_row(path, "incidents", spec, fid, row, copy=True),
+    }
+    times: dict[str, list[float]] = {k: [] for k in ways}
+    for i in range(reps + 2):  # the first two of each are warm-up
+        for name in ways if i % 2 == 0 else reversed(list(ways)):
+            row = gpd.GeoDataFrame(
+                {
+                    "incident_id": [f"bench-{name}-{i}"],
+                    "kind": ["fire"],
+                    "reported_at": [pd.Timestamp("2026-07-01T08:00:00")],
+                    "status": ["open"],
+                },
+                geometry=[shapely.Point(113.08, 22.6)],
+                crs="EPSG:4490",
+            )
+            t = time.perf_counter()
+            ways[name](f"bench-{name}-{i}", row)
+            if i >= 2:
+                times[name].append((time.perf_counter() - t) * 1000)
+    size = path.stat().st_size / 2**20
+    for name, ms in times.items():
+        print(
+            f"row write {name:8}: p50 {np.percentile(ms, 50):6.1f} ms, p99 "
+            f"{np.percentile(ms, 99):6.1f} ms ({reps} writes, {size:.1f} MiB workspace, "
+            f"load average {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
+
+
 # -- clients ------------------------------------------------------------------------------------
 async def client(
     root: str,
@@ -314,6 +362,9 @@ def main() -> None:
         help="in the reconnect runs each client drops its stream after every k-th event "
         "(staggered: 1/k of the clients per event) and reconnects with Last-Event-ID; 0: none",
     )
+    ap.add_argument(
+        "--row-writes", type=int, default=40, help="row writes timed alone per scheme (0: none)"
+    )
     ap.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_server is not None:
@@ -338,13 +389,15 @@ def main() -> None:
         f"{len(ADDRS)} loopback addresses; a fresh server per row, the order of the two servers "
         "alternating; latency measured from the start of the write request"
     )
+    tmp = Path(tempfile.mkdtemp(prefix="bench_sse_"))
+    if args.row_writes:
+        row_writes(tmp / "rows", args.row_writes)
     print(
         f"{'server':8} {'clients':>7} {'reconnect':>9} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'fan p99 ms':>10} {'lost':>6} {'reconnects':>10} {'write p50':>9} {'write p99':>9} "
         f"{'CPU/event':>9}"
     )
     modes = [0] + ([args.reconnect_every] if args.reconnect_every else [])
-    tmp = Path(tempfile.mkdtemp(prefix="bench_sse_"))
     row = 0
     try:
         for n in args.clients:

@@ -434,3 +434,30 @@ def test_geo_mz_serve_runs_the_async_stack_with_its_caps_and_stops_cleanly(base,
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_the_hub_takes_this_process_s_events_from_memory_and_gaps_from_the_log(base, tmp_path):
+    from webmap.core.gpkg import GpkgStore
+    from webmap.core.journal import Journal
+
+    app = create_app(fresh_settings(base, tmp_path / "ws"))
+    client = app.test_client()
+    headers = {"Authorization": AUTH, "Content-Type": "application/geo+json"}
+    store = app.extensions["webmap"].store
+    own = store.inner if hasattr(store, "inner") else store
+    assert isinstance(own, GpkgStore)
+    for text in ("一", "二"):
+        r = client.post("/collections/incidents/items", data=feature(text), headers=headers)
+        assert r.status_code == 201, r.json
+    logged = store.events_since(0)
+    assert [(e.id, e.data) for e in own.recent_events(0)] == [(e.id, e.data) for e in logged]
+    assert own.recent_events(logged[-1].id) is None  # nothing newer known here: ask the log
+    # another process's event (written to the journal directly) leaves a gap in memory
+    with own.journal.begin() as conn:
+        other = Journal.add_event(conn, "2026-07-01T08:00:00+00:00", {"op": "other"})
+        conn.commit()
+    r = client.post("/collections/incidents/items", data=feature("三"), headers=headers)
+    assert r.status_code == 201
+    assert own.recent_events(logged[-1].id) is None  # the gap: the log has the other event
+    assert [e.id for e in own.recent_events(other)] == [other + 1]
+    assert [e.id for e in store.events_since(logged[-1].id)] == [other, other + 1]

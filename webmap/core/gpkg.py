@@ -18,8 +18,10 @@ store notices another's workspace writes by the file's stamp, and the worker's j
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import itertools
+import json
 import os
 import sqlite3
 import threading
@@ -54,6 +56,8 @@ from webmap.core.tilemath import edit_bboxes
 LONLAT = "OGC:CRS84"
 _LONLAT_STORAGE = (4490, 4326)
 _READ_TRIES = 4
+RECENT_OWN_EVENTS = 500
+"""Events this process committed, kept for :meth:`GpkgStore.recent_events` (local choice)."""
 _READ_ERRORS = (
     pyogrio.errors.DataSourceError,
     pyogrio.errors.DataLayerError,
@@ -115,6 +119,8 @@ class GpkgStore(FeatureStore):
         # lon/lat storage (every geo_mz workspace): the cached CRS84 frame holds the file's numbers
         self._lonlat_storage = pyproj.CRS(self.storage_crs).to_epsg() in _LONLAT_STORAGE
         self._specs: dict[str, Any] = {}
+        self._own_events: collections.deque[Event] = collections.deque(maxlen=RECENT_OWN_EVENTS)
+        self._own_lock = threading.Lock()  # not the cache lock: the event loop asks, briefly
         self._cache_lock = threading.RLock()
         self._write_lock = threading.Lock()
         self._gen = itertools.count(1)
@@ -390,6 +396,10 @@ class GpkgStore(FeatureStore):
                     self._write_feature(layer, fid, before_row, storage)  # put the row back
                     raise
             new = new.reset_index(drop=True)
+            # as the log will give it back (JSON), for recent_events
+            own_event = Event(event_id, json.loads(json.dumps(data, ensure_ascii=False)))
+            with self._own_lock:
+                self._own_events.append(own_event)
             with self._cache_lock:
                 if not own:
                     self._stamp = self._file_stamp()  # our own write: other layers stay valid
@@ -397,6 +407,22 @@ class GpkgStore(FeatureStore):
         return Change(Event(event_id, data), new_etag, after)
 
     # -- logs -------------------------------------------------------------------------------
+    def recent_events(self, after_id: int) -> list[Event] | None:
+        """Events after ``after_id`` from memory, without a query; None when unsure.
+
+        This process keeps the events it committed. They answer only when they continue
+        ``after_id`` without a gap: an id missing in between is another process's event, which
+        only the log has. The live-stream hub asks here first (on the event loop, no thread).
+        """
+        with self._own_lock:
+            own = list(self._own_events)
+        if not own or own[-1].id <= after_id:
+            return None
+        out = [ev for ev in own if ev.id > after_id]
+        if out[0].id != after_id + 1 or out[-1].id - out[0].id != len(out) - 1:
+            return None
+        return out
+
     def events_since(self, after_id: int, *, limit: int = 500) -> list[Event]:
         """Events after ``after_id``, oldest first."""
         return [Event(i, d) for i, d in self.journal.events_since(after_id, limit)]

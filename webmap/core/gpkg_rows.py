@@ -266,6 +266,8 @@ def write_row(
     fid: str,
     after: pd.DataFrame | None,
     method: str = EDIT_METHOD,
+    *,
+    copy: bool = False,
 ) -> None:
     """Update, insert or delete one feature of a workspace layer, durably and atomically.
 
@@ -281,6 +283,9 @@ def write_row(
         The new one-row frame in the storage CRS, checked against the spec; None deletes.
     method
         Added once to the layer record's ``method`` (provenance).
+    copy
+        Write by copy-and-replace even where the in-place write is possible (what platforms
+        without OFD locks do; for comparisons).
 
     Raises
     ------
@@ -290,7 +295,7 @@ def write_row(
         When other readers or writers keep the file locked too long (nothing was changed).
     """
     target = Path(workspace)
-    if OFD_LOCKS:
+    if OFD_LOCKS and not copy:
         with workspace_lock(target).exclusive() as inode:
             conn = _in_place_connection(target, inode)
             if conn is not None:

@@ -14,6 +14,9 @@ Replay is exact, as in the threaded stream. A stream is registered (its queue st
 *before* it reads what it missed, so an event is either in what it read or in its queue; ids
 already sent are skipped. Recent events are kept in memory, so a reconnecting map replays from
 there without a query when it was away only briefly; otherwise it reads the log in batches.
+The hub itself asks the store's memory first (``GpkgStore.recent_events``: the events this
+process committed, when they continue the cursor without a gap), so an edit made here reaches
+the streams without a thread hop and a log query; other processes' events come from the log.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from webmap.core.events import REPLAY_BATCH, RETRY_MS, EventBus, Live, format_event
-from webmap.core.store import FeatureStore
+from webmap.core.store import Event, FeatureStore
 
 RECENT_EVENTS = 2_000
 """Newest events kept in memory for replay without a query (local choice)."""
@@ -35,6 +38,8 @@ MAX_BACKLOG = 5_000
 """Chunks a stream may have queued unsent; a client that far behind is dropped and replays on
 reconnect (local choice: a page that cannot keep up is better reloaded than buffered)."""
 KEEPALIVE = ": keepalive\n\n"
+FAN_OUT_BATCH = 100
+"""Streams woken per turn of the event loop when an event goes out (local choice)."""
 LOG_RETRY_S = 1.0
 """Seconds before the hub reads the event log again after a failed read."""
 log = logging.getLogger(__name__)
@@ -187,9 +192,27 @@ class StreamHub:
             task.cancel()
 
     # -- the shared reader ------------------------------------------------------------------
-    def _fan_out(self, event_id: int | None, chunk: str) -> None:
-        for client in self.clients:
+    async def _fan_out(self, event_id: int | None, chunk: str) -> None:
+        """Queue a chunk on every stream, yielding to the loop between batches.
+
+        Each push wakes a stream that writes its socket; in batches, a response the loop was
+        asked to send meanwhile (the edit's own ``201``) goes out after one batch, not after
+        every open map's write. Streams opened during the fan-out are not in the list: they
+        start after the cursor (or replay it from memory), so none misses or repeats it.
+        """
+        for i, client in enumerate(list(self.clients), 1):
             client.push(event_id, chunk)
+            if i % FAN_OUT_BATCH == 0:
+                await asyncio.sleep(0)
+
+    async def _read_events(self) -> list[Event]:
+        """Return the events after the cursor: from the store's memory if it knows, else the log."""
+        recent = getattr(self.store, "recent_events", None)
+        if callable(recent):
+            events = recent(self._cursor)
+            if events is not None:
+                return list(events)[:REPLAY_BATCH]
+        return await asyncio.to_thread(self.store.events_since, self._cursor, limit=REPLAY_BATCH)
 
     async def _read_log(self) -> None:
         assert self._kick is not None
@@ -201,9 +224,7 @@ class StreamHub:
                 return
             while True:  # read on every wake, as the threaded stream does: nothing slips by
                 try:
-                    events = await asyncio.to_thread(
-                        self.store.events_since, self._cursor, limit=REPLAY_BATCH
-                    )
+                    events = await self._read_events()
                 except Exception:  # e.g. the database restarting: streams wait, then catch up
                     log.exception(
                         "读取事件日志失败，%s 秒后重试 / reading the event log failed;"
@@ -220,13 +241,13 @@ class StreamHub:
                         self._floor = self._recent[0][0]
                     self._recent.append((ev.id, chunk))
                     self._cursor = ev.id
-                    self._fan_out(ev.id, chunk)
+                    await self._fan_out(ev.id, chunk)
                 if len(events) < REPLAY_BATCH:
                     break
             if self.live is not None:
                 self._seen, chunks = self.live(self._seen)
                 for chunk in chunks:
-                    self._fan_out(None, chunk)
+                    await self._fan_out(None, chunk)
 
     async def _heartbeat(self) -> None:
         tick = self.heartbeat_s / 4
@@ -329,4 +350,12 @@ class StreamHub:
             await client.wake.wait()
 
 
-__all__ = ["KEEPALIVE", "MAX_BACKLOG", "RECENT_EVENTS", "Client", "StreamHub", "StreamsFullError"]
+__all__ = [
+    "FAN_OUT_BATCH",
+    "KEEPALIVE",
+    "MAX_BACKLOG",
+    "RECENT_EVENTS",
+    "Client",
+    "StreamHub",
+    "StreamsFullError",
+]
