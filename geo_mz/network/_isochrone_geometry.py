@@ -159,17 +159,21 @@ def _cores(faces: np.ndarray, buffer_m: float, shells: np.ndarray) -> tuple[np.n
     return cores[keep], idx[keep]
 
 
-def _assemble(walls, wall_group, loose, loose_group, cores, core_wall) -> dict[int, object]:
-    """``(union(walls) - union(cores)) ∪ union(loose)`` per group, cluster by cluster.
+def _assemble(walls, wall_group, loose, loose_group, cores, core_wall) -> Arrays:
+    """``union(walls) ∪ union(loose)`` per group, and the cores minus the loose lines as holes.
 
     Items that do not intersect are never overlaid: each connected set of intersecting items
-    is unioned on its own and the disjoint results are collected into a MultiPolygon.
+    is unioned on its own. Returns the disjoint ``filled`` polygons and their ``group``, and
+    the ``holes`` (each strictly inside one filled polygon, ``buffer_m`` or more from its
+    edge: a core lies in a face, and the face in the wall it is cut from) with theirs. The
+    polygon is ``filled - holes`` = ``(union(walls) - cores) ∪ union(loose)``; see
+    :func:`_with_holes`.
     """
     geoms = np.concatenate([walls, loose])
     group = np.concatenate([wall_group, loose_group])
     is_wall = np.arange(len(geoms)) < len(walls)
     if len(geoms) == 0:
-        return {}
+        return _shapes()
     tree = shapely.STRtree(geoms)
     lost = np.flatnonzero(core_wall < 0)
     if len(lost):  # not expected (a face lies in a component with a wall): find it
@@ -184,17 +188,32 @@ def _assemble(walls, wall_group, loose, loose_group, cores, core_wall) -> dict[i
     cluster = connected_components(adj, directed=False)[1]
     n_cl = int(cluster.max()) + 1
     hull, rest = _union_by(geoms, cluster, is_wall, n_cl), _union_by(geoms, cluster, ~is_wall, n_cl)
-    if len(cores):  # disjoint cores: one MultiPolygon per cluster, one vectorised difference
-        parts, pidx = shapely.get_parts(cores, return_index=True)
-        cut, inv = np.unique(cluster[core_wall][pidx], return_inverse=True)
-        o = np.argsort(inv, kind="stable")
-        hull[cut] = shapely.difference(hull[cut], shapely.multipolygons(parts[o], indices=inv[o]))
     has_h, has_r = hull != None, rest != None  # noqa: E711
-    merged = np.where(has_h, hull, rest)
-    merged[has_h & has_r] = shapely.union(hull[has_h & has_r], rest[has_h & has_r])
+    filled = np.where(has_h, hull, rest)
+    filled[has_h & has_r] = shapely.union(hull[has_h & has_r], rest[has_h & has_r])
     cl_group = np.zeros(n_cl, np.int64)
     cl_group[cluster] = group
-    return {int(g): _multipolygon(merged[cl_group == g]) for g in np.unique(cl_group)}
+    parts, pidx = shapely.get_parts(filled, return_index=True)
+    keep = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) >= _SLIVER_M2)
+    holes, hole_group = np.empty(0, object), np.empty(0, np.int64)
+    if len(cores):  # loose lines that reach into a core cover part of it
+        c_cl = cluster[core_wall]
+        ci, li = _pairs(geoms[len(walls) :], group[len(walls) :], cores, group[core_wall])
+        li = li + len(walls)
+        hit = cluster[li] == c_cl[ci]
+        ci, li = ci[hit], li[hit]
+        cores = cores.copy()
+        if len(ci):
+            o = np.argsort(ci, kind="stable")
+            ci, li = ci[o], li[o]
+            cut, start = np.unique(ci, return_index=True)
+            cover = [shapely.union_all(geoms[g]) for g in np.split(li, start[1:])]
+            cores[cut] = shapely.difference(cores[cut], np.asarray(cover, dtype=object))
+        holes, hidx = shapely.get_parts(cores, return_index=True)
+        ok = (shapely.get_type_id(holes) == 3) & (shapely.area(holes) >= _SLIVER_M2)
+        holes, hole_group = holes[ok], cl_group[c_cl[hidx[ok]]]
+    return {"filled": parts[keep], "group": cl_group[pidx[keep]], "holes": holes,
+            "hole_group": hole_group}  # fmt: skip
 
 
 def _union_by(geoms: np.ndarray, label: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
@@ -221,19 +240,117 @@ def _multipolygon(geoms: np.ndarray) -> shapely.MultiPolygon:
     )
 
 
-def _by_part(outer, inner, *, union: bool) -> shapely.MultiPolygon:
-    """``outer - inner`` or ``outer ∪ inner`` part by part (``inner`` lies inside ``outer``)."""
-    op, ip = shapely.get_parts(outer), shapely.get_parts(inner)
-    i, o = shapely.STRtree(op).query(shapely.point_on_surface(ip), predicate="intersects")
-    i, first = np.unique(i, return_index=True)
-    o = o[first]
-    order = np.argsort(o, kind="stable")
-    i, o = i[order], o[order]
-    cut, idx = np.unique(o, return_inverse=True)
-    out = op.copy()
-    if len(cut):
-        other = shapely.multipolygons(ip[i], indices=idx)
-        out[cut] = (shapely.union if union else shapely.difference)(op[cut], other)
-    if union:  # an inner part outside every outer part (not expected) stays as it is
-        out = np.concatenate([out, np.delete(ip, i)])
-    return _multipolygon(out)
+def _shapes(filled=(), group=(), holes=(), hole_group=()) -> Arrays:
+    """Polygons as ``filled`` parts minus ``holes`` (see :func:`_assemble`), with groups."""
+    return {"filled": np.asarray(filled, dtype=object), "group": np.asarray(group, np.int64),
+            "holes": np.asarray(holes, dtype=object),
+            "hole_group": np.asarray(hole_group, np.int64)}  # fmt: skip
+
+
+def _with_holes(parts: np.ndarray, group: np.ndarray, holes: np.ndarray, hole_group) -> np.ndarray:
+    """``parts`` with the ``holes`` cut out; each hole lies inside one part of its group.
+
+    A hole with no holes of its own, strictly inside its part, is added as an interior ring
+    (no overlay: GEOS overlay spends most of its time placing thousands of holes in one big
+    shell). The others are cut out with ``shapely.difference``.
+    """
+    if len(holes) == 0:
+        return parts
+    # the big polygons are the query side: GEOS prepares them once
+    pi, hi = shapely.STRtree(holes).query(parts, predicate="contains_properly")
+    ok = group[pi] == hole_group[hi]
+    hi, first = np.unique(hi[ok], return_index=True)
+    pi = pi[ok][first]
+    inside = np.zeros(len(holes), bool)
+    inside[hi] = True
+    ring = inside & (shapely.get_num_interior_rings(holes) == 0)
+    out = parts.copy()
+    if ring.any():
+        rings, ridx = shapely.get_rings(parts, return_index=True)
+        part_of = np.full(len(holes), -1)
+        part_of[hi] = pi
+        add = np.flatnonzero(ring)
+        all_r = np.concatenate([rings, shapely.get_exterior_ring(holes[add])])
+        all_i = np.concatenate([ridx, part_of[add]])
+        o = np.argsort(all_i, kind="stable")  # each part's shell first, then its holes
+        out = shapely.polygons(all_r[o], indices=all_i[o])
+    rest = np.flatnonzero(~ring)  # not expected often: holes with islands, or touching
+    hi, pi = _pairs(out, group, holes[rest], hole_group[rest])
+    return _cut(out, pi, holes[rest[hi]])
+
+
+def _polygons(sh: Arrays) -> dict[int, shapely.MultiPolygon]:
+    """One MultiPolygon per group: ``filled - holes``."""
+    polys = _with_holes(sh["filled"], sh["group"], sh["holes"], sh["hole_group"])
+    return {int(g): _multipolygon(polys[sh["group"] == g]) for g in np.unique(sh["group"])}
+
+
+def _ring(cur: Arrays, prev: Arrays) -> dict[int, shapely.MultiPolygon]:
+    """``P_k - P_j`` per group, where ``P_k`` = ``cur`` and ``P_j`` = ``prev`` (``j < k``).
+
+    ``P = F - H`` (filled parts minus holes). Since ``P_j ⊆ P_k`` and ``F_j - P_j = H_j``:
+
+        ``P_k - P_j = (P_k - F_j) ∪ (P_k ∩ H_j)``, disjoint (``H_j`` lies inside ``F_j``),
+
+    * ``P_k - F_j = (F_k - F_j) - H_k``: the filled parts have few holes, so the overlay is
+      cheap; holes of ``P_k`` inside ``F_j`` do not matter, those clear of ``F_j`` are added
+      as rings, and only those touching ``F_j`` are cut with an overlay;
+    * ``P_k ∩ H_j = H_j - H_k`` (``H_j`` lies inside ``F_k``, where ``P_k = F_k - H_k``):
+      empty for a hole of ``P_j`` that is also a hole of ``P_k`` (the same face and core,
+      found by exact coordinates), else ``h - (holes of P_k that meet h)``: the part of an old
+      core that streets reached later cover.
+    """
+    fk, gk, hk, hgk = cur["filled"], cur["group"], cur["holes"], cur["hole_group"]
+    fj, gj, hj, hgj = prev["filled"], prev["group"], prev["holes"], prev["hole_group"]
+    same_k, same_j = _same(hk, hgk, hj, hgj), _same(hj, hgj, hk, hgk)
+    new = np.flatnonzero(~same_k)  # holes of P_k: inside F_j, touching it, or clear of it
+    meets = np.zeros(len(hk), bool)
+    meets[new[_pairs(fj, gj, hk[new], hgk[new])[0]]] = True
+    inside = np.zeros(len(hk), bool)
+    inside[new[_pairs(fj, gj, hk[new], hgk[new], "contains_properly")[0]]] = True
+    touch, clear = np.flatnonzero(meets & ~inside), np.flatnonzero(~same_k & ~meets)
+    # holes touching F_j go in before the overlay, which then merges them with its edge
+    fk = _with_holes(fk, gk, hk[touch], hgk[touch])
+    ji, ki = _pairs(fk, gk, fj, gj)  # F_k - F_j, part by part (F_j lies inside F_k)
+    main = _cut(fk, ki, fj[ji])
+    main_parts, midx = shapely.get_parts(main, return_index=True)
+    keep = (shapely.get_type_id(main_parts) == 3) & (shapely.area(main_parts) >= _SLIVER_M2)
+    main_parts, main_group = main_parts[keep], gk[midx[keep]]
+    polys = _with_holes(main_parts, main_group, hk[clear], hgk[clear])
+    # old holes that are no longer holes: covered wholly or in part by P_k
+    old = np.flatnonzero(~same_j)
+    oi, ki = _pairs(hk, hgk, hj[old], hgj[old])
+    extra = _cut(hj[old], oi, hk[ki])
+    extra_group = hgj[old]
+    all_p = np.concatenate([polys, extra])
+    all_g = np.concatenate([main_group, extra_group])
+    return {int(g): _multipolygon(all_p[all_g == g]) for g in np.unique(all_g)}
+
+
+def _pairs(
+    tree_geoms, tree_group, geoms, group, predicate: str = "intersects"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Find pairs, same group only: ``predicate(tree_geoms[j], geoms[i])`` gives ``(i, j)``."""
+    if len(tree_geoms) == 0 or len(geoms) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    # the tree holds ``geoms``: GEOS prepares each query geometry (``tree_geoms``, the big ones)
+    j, i = shapely.STRtree(geoms).query(tree_geoms, predicate=predicate)
+    ok = tree_group[j] == group[i]
+    return i[ok], j[ok]
+
+
+def _cut(geoms: np.ndarray, target: np.ndarray, cutters: np.ndarray) -> np.ndarray:
+    """``geoms`` with each ``cutters[i]`` taken out of ``geoms[target[i]]`` (disjoint cutters)."""
+    out = geoms.copy()
+    if len(target):
+        o = np.argsort(target, kind="stable")
+        cut, inv = np.unique(target[o], return_inverse=True)
+        out[cut] = shapely.difference(geoms[cut], shapely.multipolygons(cutters[o], indices=inv))
+    return out
+
+
+def _same(a: np.ndarray, a_group: np.ndarray, b: np.ndarray, b_group: np.ndarray) -> np.ndarray:
+    """Which polygons of ``a`` are also in ``b`` (same group, exactly the same coordinates)."""
+    in_b = set(zip(b_group.tolist(), shapely.to_wkb(b).tolist(), strict=True))
+    keys = zip(a_group.tolist(), shapely.to_wkb(a).tolist(), strict=True)
+    return np.fromiter((k in in_b for k in keys), bool, len(a))

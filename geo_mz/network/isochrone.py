@@ -51,7 +51,7 @@ import shapely
 
 from geo_mz.core.errors import CrsError, GeoMzError
 from geo_mz.core.projection import parse_crs
-from geo_mz.network._isochrone_geometry import QUAD_SEGS, _buffer_union, _by_part
+from geo_mz.network._isochrone_geometry import QUAD_SEGS, _buffer_union, _polygons, _ring
 from geo_mz.network._isochrone_plane import _crossing_edges, _edge_reach, _pieces
 from geo_mz.network.graph import Network
 
@@ -212,7 +212,7 @@ def isochrones(
     bad_edge = np.zeros(net.n_edges, bool)
     bad_edge[touched] = _crossing_edges(net, touched)
     rows: list[dict[str, object]] = []
-    prev: dict[int, shapely.Geometry] = {}
+    prev = None  # the polygons up to the last threshold, as filled parts and holes
     for lo, k in zip([0.0, *thr[:-1]], thr, strict=True):
         pc = _pieces(net, t, k, group)
         on_line = np.zeros(net.n_nodes, bool)  # nodes reached with no time left: a disc each
@@ -222,11 +222,9 @@ def isochrones(
         alone = np.flatnonzero((t <= k) & ~on_line)
         disc = shapely.buffer(shapely.points(net.node_xy[alone]), buffer_m, quad_segs=QUAD_SEGS)
         cur = _buffer_union(pc, bad_edge[pc["edge"]], buffer_m, disc, group[alone])
-        for grp in sorted(cur):
-            inner = prev.get(grp)  # nest exactly: the k polygon holds everything up to k-1
-            ring = cur[grp] if inner is None else _by_part(cur[grp], inner, union=False)
-            if k != thr[-1]:
-                prev[grp] = cur[grp] if inner is None else _by_part(cur[grp], inner, union=True)
+        rings = _polygons(cur) if prev is None else _ring(cur, prev)
+        prev = cur
+        for grp, ring in sorted(rings.items()):
             row: dict[str, object] = {"source": grp} if per_source else {}
             row |= {"threshold_min": k, "ring": f"{lo:g}-{k:g} min", "area_m2": ring.area}
             rows.append(row | {"geometry": ring})
