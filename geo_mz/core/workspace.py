@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,7 @@ import geo_mz
 from geo_mz.core.catalog import LayerSpec, get_spec, load_catalog
 from geo_mz.core.clip import District, district_from_layers
 from geo_mz.core.errors import LayerReadError, LayerValidationError, Problem, WorkspaceError
+from geo_mz.core.gpkg_read import read_gpkg_bbox
 from geo_mz.core.projection import STORAGE_CRS, gk_zone_crs
 from geo_mz.core.temp_copies import Removed, clean_stale_temps, owned_temp
 from geo_mz.core.validate import LayerResult, check_layer, prepare_layer
@@ -127,8 +129,13 @@ def _booleans(s: pd.Series) -> pd.arrays.BooleanArray:
     return pd.array([None if pd.isna(v) else bool(v) for v in s.tolist()], dtype="boolean")
 
 
+_STR_DTYPE = pd.Series([], dtype="str").dtype
+
+
 def _strings(s: pd.Series) -> pd.Series:
     """``None`` for missing values, else ``str(v)``, as a ``str`` series."""
+    if s.dtype == _STR_DTYPE:  # already so (pandas typed the text column as it was read)
+        return s
     if pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
         values = s.to_numpy(dtype=object, copy=True)
         values[pd.isna(values)] = None
@@ -136,6 +143,24 @@ def _strings(s: pd.Series) -> pd.Series:
     return pd.Series(
         [None if pd.isna(v) else str(v) for v in s.tolist()], index=s.index, dtype="str"
     )
+
+
+def starts_with(gdf: pd.DataFrame, field: str, code: str) -> np.ndarray:
+    """Return a mask of the rows whose ``field`` (as text; missing: no) starts with ``code``.
+
+    Raises
+    ------
+    WorkspaceError
+        If the frame has no such column.
+    """
+    if field not in gdf.columns:
+        raise WorkspaceError(
+            f"没有字段 '{field}' / no field '{field}' (columns {list(gdf.columns)})"
+        )
+    values = gdf[field]
+    if not isinstance(values.dtype, pd.StringDtype):
+        values = values.astype("string")
+    return values.str.startswith(code).fillna(False).to_numpy(bool)
 
 
 _LAYERS_SEEN: dict[str, tuple[tuple[int, int, int], list[str]]] = {}
@@ -280,7 +305,11 @@ class Workspace:
         yield self
 
     def read(
-        self, kind: str, *, bbox: tuple[float, float, float, float] | None = None
+        self,
+        kind: str,
+        *,
+        bbox: tuple[float, float, float, float] | None = None,
+        prefix: tuple[str, str] | None = None,
     ) -> gpd.GeoDataFrame:
         """Read one layer, typed as its spec says.
 
@@ -290,14 +319,31 @@ class Workspace:
             Catalog layer name.
         bbox
             Optional lon/lat filter ``(minx, miny, maxx, maxy)``.
+        prefix
+            Optional ``(field, code)``: only the rows whose ``field`` (as text) starts with
+            ``code``, e.g. a part's own people (``("adcode", "440106")``), with a new index.
+            With a box, the file leaves the others out before they are decoded.
         """
         if kind not in self.layers():
-            raise WorkspaceError(f"{self.path}: no layer '{kind}'; layers are {self.layers()}")
-        gdf = pyogrio.read_dataframe(self.path, layer=kind, bbox=bbox, fid_as_index=True)
-        # A spatial filter returns rows in R-tree order; keep the stored order, which results
-        # (sums, ties) may depend on.
-        gdf = gdf.sort_index(kind="stable").reset_index(drop=True)
-        return conform_types(gdf, get_spec(kind))
+            raise _no_layer(self.path, kind, self.layers())
+        gdf = None
+        if bbox is not None:
+            # A part's reads are by box: through the file's R-tree on a kept connection, not a
+            # GDAL open per read (the same frame; see geo_mz.core.gpkg_read). None, or an
+            # SQLite error (a file locked by a writer, ...), reads through GDAL as before.
+            try:
+                gdf = read_gpkg_bbox(self.path, kind, bbox, prefix=prefix)
+            except sqlite3.Error:
+                gdf = None
+        if gdf is None:
+            gdf = pyogrio.read_dataframe(self.path, layer=kind, bbox=bbox, fid_as_index=True)
+            # A spatial filter returns rows in R-tree order; keep the stored order, which
+            # results (sums, ties) may depend on.
+            gdf = gdf.sort_index(kind="stable").reset_index(drop=True)
+        out = conform_types(gdf, get_spec(kind))
+        if prefix is not None:
+            out = out[starts_with(out, *prefix)].reset_index(drop=True)
+        return out
 
     def read_all(self) -> dict[str, gpd.GeoDataFrame]:
         """All stored layers by name."""
@@ -310,13 +356,13 @@ class Workspace:
         is not.
         """
         if kind not in self.layers():
-            raise WorkspaceError(f"{self.path}: no layer '{kind}'; layers are {self.layers()}")
+            raise _no_layer(self.path, kind, self.layers())
         return int(pyogrio.read_info(self.path, layer=kind, force_feature_count=True)["features"])
 
     def extent(self, kind: str) -> tuple[float, float, float, float]:
         """Lon/lat ``(minx, miny, maxx, maxy)`` of a layer's features (NaNs when it has none)."""
         if kind not in self.layers():
-            raise WorkspaceError(f"{self.path}: no layer '{kind}'; layers are {self.layers()}")
+            raise _no_layer(self.path, kind, self.layers())
         _, b = pyogrio.read_bounds(self.path, layer=kind)
         if b.shape[1] == 0 or np.isnan(b).all():
             return (np.nan, np.nan, np.nan, np.nan)
@@ -642,12 +688,31 @@ def new_metadata(
     return meta
 
 
+def _no_layer(path: Path, kind: str, names: list[str]) -> WorkspaceError:
+    return WorkspaceError(
+        f"{path}：工作区没有图层 '{kind}'（现有图层：{'、'.join(names) or '无'}）/ "
+        f"{path}: no layer '{kind}'; layers are {names}"
+    )
+
+
+_CHECKED: dict[str, tuple[int, int, int]] = {}
+
+
 def _check_workspace_file(path: Path) -> None:
-    """Raise ``WorkspaceError`` unless ``path`` is a GeoPackage with the workspace tables."""
+    """Raise ``WorkspaceError`` unless ``path`` is a GeoPackage with the workspace tables.
+
+    A file that passed is not opened again while unchanged (same inode, time and size): a
+    partitioned run opens the workspace for every part.
+    """
     if not path.is_file():
         raise WorkspaceError(
             f"{path}: no such workspace (create one with geo-mz demo or Workspace.create)"
         )
+    st = path.stat()
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    key = str(path.resolve())
+    if _CHECKED.get(key) == stamp:
+        return
     try:
         names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
     except Exception as exc:
@@ -656,6 +721,7 @@ def _check_workspace_file(path: Path) -> None:
         raise WorkspaceError(
             f"{path}: a GeoPackage but not a geo_mz workspace (no {META_TABLE} table)"
         )
+    _CHECKED[key] = stamp
 
 
 def _write_meta(path: Path, meta: Mapping[str, str]) -> None:
@@ -671,4 +737,5 @@ __all__ = [
     "district_of",
     "file_sha256",
     "reference_layer",
+    "starts_with",
 ]

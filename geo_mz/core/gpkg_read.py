@@ -1,0 +1,268 @@
+"""Bounding-box reads of a GeoPackage layer through sqlite3 and the layer's R-tree.
+
+A partitioned run reads every part's inputs by bounding box. Through GDAL each such read opens
+the file again (about 4–8 ms before the first row, whatever the box holds), which is most of a
+small part's reading. Here a process keeps one read-only sqlite3 connection per file (and
+thread), selects the rows by the layer's R-tree (``rtree_<table>_<geometry column>``) and
+decodes the GeoPackage geometry blobs with numpy and shapely.
+
+The result is the frame ``pyogrio.read_dataframe(path, layer=..., bbox=..., fid_as_index=True)``
+gives, sorted by fid and with a fresh index: the same columns in the same order, the same raw
+dtypes (taken from ``pyogrio.read_info`` of the file, once per file version), the same CRS and
+the same rows (GDAL's rule: the R-tree's box meets the query box, then the geometry's envelope
+is inside the box or the geometry intersects it). A layer or value this reader cannot give
+exactly so (a column type other than text, integer, real or boolean; a value stored with
+another type than its column's, as SQLite allows; a JSON subtype; no R-tree) makes it return
+None, and the caller reads with GDAL as before.
+
+The connection is checked at every read: the file's (inode, mtime_ns, size) and
+``PRAGMA data_version``. A geo_mz write replaces the file (a new inode), a tool that edits it in
+place changes its time or size, and another connection's commit changes ``data_version``; any
+of these drops what was cached about the layer (and reopens the connection on a new file).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+__all__ = ["close_gpkg_connections", "read_gpkg_bbox"]
+
+_MAX_FILES = 8
+"""Connections a thread keeps open (least recently used closed first)."""
+
+# GeoPackage blob envelope sizes by the envelope indicator (flags bits 1-3).
+_ENVELOPE_BYTES = np.array([0, 32, 48, 48, 64, 0, 0, 0], dtype=np.int64)
+_RAW_KINDS = {"object", "float64", "int64", "int32", "int16", "bool"}
+
+
+@dataclass
+class _LayerInfo:
+    table: str
+    fid: str
+    geom: str
+    rtree: str
+    fields: list[str]
+    dtypes: list[str]
+    crs: str | None
+
+
+@dataclass
+class _File:
+    con: sqlite3.Connection
+    stamp: tuple[int, int, int]
+    data_version: int
+    layers: dict[str, _LayerInfo | None] = field(default_factory=dict)
+
+
+_LOCAL = threading.local()
+
+
+def _files() -> dict[str, _File]:
+    # Per thread (sqlite3 connections are not shared across threads) and per process (a
+    # connection inherited through fork must not be used by the child).
+    pid = os.getpid()
+    if getattr(_LOCAL, "pid", None) != pid:
+        _LOCAL.pid = pid
+        _LOCAL.files = {}
+    return _LOCAL.files
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def close_gpkg_connections() -> None:
+    """Close this thread's cached GeoPackage connections (they reopen on the next read)."""
+    files = _files()
+    for f in files.values():
+        f.con.close()
+    files.clear()
+
+
+def _connection(path: Path) -> _File:
+    files = _files()
+    key = str(path.resolve())
+    stamp = _stamp(path)
+    f = files.pop(key, None)
+    if f is not None and f.stamp != stamp:
+        f.con.close()
+        f = None
+    if f is None:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        f = _File(con, stamp, _data_version(con))
+    else:
+        version = _data_version(f.con)
+        if version != f.data_version:  # another connection committed: forget the layers
+            f.data_version = version
+            f.layers.clear()
+    files[key] = f  # most recently used last
+    while len(files) > _MAX_FILES:
+        old = files.pop(next(iter(files)))
+        old.con.close()
+    return f
+
+
+def _data_version(con: sqlite3.Connection) -> int:
+    return int(con.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _layer_info(path: Path, f: _File, layer: str) -> _LayerInfo | None:
+    if layer in f.layers:
+        return f.layers[layer]
+    info: _LayerInfo | None = None
+    row = f.con.execute(
+        "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (layer,)
+    ).fetchone()
+    if row is not None:
+        geom = str(row[0])
+        rtree = f"rtree_{layer}_{geom}"
+        has_rtree = f.con.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (rtree,)
+        ).fetchone()
+        meta = pyogrio.read_info(path, layer=layer)
+        dtypes = [str(d) for d in meta["dtypes"]]
+        subtypes = [str(s) for s in meta["ogr_subtypes"]]
+        plain = all(d in _RAW_KINDS for d in dtypes) and "OFSTJSON" not in subtypes
+        if has_rtree and plain and meta["fid_column"] and meta["geometry_name"] == geom:
+            info = _LayerInfo(
+                table=layer,
+                fid=str(meta["fid_column"]),
+                geom=geom,
+                rtree=rtree,
+                fields=[str(c) for c in meta["fields"]],
+                dtypes=dtypes,
+                crs=meta["crs"],
+            )
+    f.layers[layer] = info
+    return info
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _column(arr: np.ndarray, dtype: str) -> np.ndarray | None:
+    """Return a column (object array) as pyogrio types it; None when a value is not so typed."""
+    kind = pd.api.types.infer_dtype(arr, skipna=True) if len(arr) else "empty"
+    nulls = pd.isna(arr) if len(arr) else np.zeros(0, dtype=bool)
+    if dtype == "object":
+        if kind not in ("string", "empty"):
+            return None
+        return arr
+    if dtype == "float64":
+        if kind not in ("floating", "integer", "mixed-integer-float", "empty"):
+            return None
+        return arr.astype(np.float64)
+    # Integers and booleans (stored as 0/1): a null makes the column float64, as in pyogrio.
+    if kind not in ("integer", "empty"):
+        return None
+    if nulls.any():
+        return arr.astype(np.float64)
+    if dtype == "bool":
+        return arr.astype(np.int64) != 0
+    return arr.astype(dtype)
+
+
+_POINT_BLOB = 8 + 21
+"""A little-endian 2D point without envelope: GeoPackage header (8) and WKB point (21)."""
+
+
+def _geometries(blobs: tuple) -> np.ndarray:
+    """Decode GeoPackage geometry blobs: strip the header (magic, flags, srs id, envelope)."""
+    if blobs and all(len(b) == _POINT_BLOB for b in blobs):
+        # Points (most rows of a partitioned read): the coordinates straight from the bytes,
+        # when every blob is a plain little-endian 2D point (flags 1, WKB byte order 1, type 1).
+        buf = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(-1, _POINT_BLOB)
+        head = buf[:, 8:13]
+        if (buf[:, 3] == 1).all() and (head == np.array([1, 1, 0, 0, 0], np.uint8)).all():
+            return shapely.points(buf[:, 13:].copy().view("<f8"))
+    flags = np.fromiter((b[3] for b in blobs), dtype=np.int64, count=len(blobs))
+    skip = 8 + _ENVELOPE_BYTES[(flags >> 1) & 7]
+    return shapely.from_wkb([b[s:] for b, s in zip(blobs, skip.tolist(), strict=True)])
+
+
+def read_gpkg_bbox(
+    path: str | Path,
+    layer: str,
+    bbox: tuple[float, float, float, float],
+    *,
+    prefix: tuple[str, str] | None = None,
+) -> gpd.GeoDataFrame | None:
+    """Read the rows of ``layer`` whose geometry meets ``bbox``, in fid order.
+
+    Parameters
+    ----------
+    path
+        A GeoPackage file.
+    layer
+        A table with a geometry column and an R-tree.
+    bbox
+        ``(minx, miny, maxx, maxy)`` in the layer's CRS.
+    prefix
+        ``(field, code)``: leave out, in SQL, the rows whose text ``field`` does not start with
+        ``code`` (a part's own people of a box that holds its neighbours' too). Rows whose
+        value is not text (null, a number) are read, for the caller's own test.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame or None
+        What ``pyogrio.read_dataframe(path, layer=layer, bbox=bbox, fid_as_index=True)``
+        gives, sorted by fid, with a new ``RangeIndex`` (raw dtypes: no catalog typing); None
+        when this reader cannot give exactly that (see the module docstring).
+    """
+    path = Path(path)
+    minx, miny, maxx, maxy = (float(v) for v in bbox)
+    f = _connection(path)
+    info = _layer_info(path, f, layer)
+    if info is None or (prefix is not None and prefix[0] not in info.fields):
+        return None
+    cols = ", ".join(_quote(c) for c in info.fields)
+    args: tuple[Any, ...] = (minx, maxx, miny, maxy)
+    own = ""
+    if prefix is not None:
+        fld = _quote(prefix[0])
+        own = f"AND (typeof({fld}) != 'text' OR substr({fld}, 1, ?) = ?) "
+        args += (len(prefix[1]), prefix[1])
+    sql = (
+        f"SELECT {_quote(info.geom)}{', ' + cols if cols else ''} FROM {_quote(info.table)} "
+        f"WHERE {_quote(info.fid)} IN (SELECT id FROM {_quote(info.rtree)} "
+        "WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?) "
+        f"{own}ORDER BY {_quote(info.fid)}"
+    )
+    rows = f.con.execute(sql, args).fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (1 + len(info.fields))
+    geoms = _geometries(columns[0])
+    # GDAL's spatial filter after the R-tree: the envelope meets the box (closed), and either
+    # lies inside it or the geometry itself intersects the box (GEOS, as OGR does).
+    env = shapely.bounds(geoms)
+    with np.errstate(invalid="ignore"):
+        meets = (env[:, 2] >= minx) & (env[:, 0] <= maxx) & (env[:, 3] >= miny)
+        meets &= env[:, 1] <= maxy
+        inside = (env[:, 0] >= minx) & (env[:, 2] <= maxx) & (env[:, 1] >= miny)
+        inside &= env[:, 3] <= maxy
+    keep = meets & ~shapely.is_empty(geoms)
+    check = keep & ~inside
+    if check.any():
+        box = shapely.box(minx, miny, maxx, maxy)
+        shapely.prepare(box)
+        keep[check] = shapely.intersects(box, geoms[check])
+    data: dict[str, np.ndarray] = {}
+    for name, dtype, values in zip(info.fields, info.dtypes, columns[1:], strict=True):
+        col = _column(np.array(values, dtype=object)[keep], dtype)
+        if col is None:
+            return None
+        data[name] = col
+    df = pd.DataFrame(data, columns=info.fields)
+    return gpd.GeoDataFrame(df, geometry=geoms[keep], crs=info.crs)
