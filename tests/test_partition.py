@@ -355,3 +355,31 @@ def test_a_worker_reads_the_source_layer_once_until_the_file_changes(detour_ws, 
         assert calls == ["elder_care"] and third["name"].tolist() == ["新名"]
     finally:
         Workspace.read = real
+
+
+def test_reprojection_shortcut_is_to_crs_bit_for_bit():
+    """Parts reproject with a cached transformer: the coordinates geopandas' to_crs gives."""
+    from geo_mz.core.projection import geometries_to_crs
+
+    rng = np.random.default_rng(3)
+    xy = np.column_stack([rng.uniform(112.0, 114.0, 300), rng.uniform(22.0, 24.0, 300)])
+    hole = box(113.2, 23.2, 113.4, 23.4)
+    geoms = [
+        *shapely.points(xy),
+        LineString(xy[:7]),
+        shapely.MultiLineString([xy[10:14], xy[20:25]]),
+        box(113.0, 23.0, 113.5, 23.5).difference(hole),
+        shapely.MultiPolygon([box(112, 22, 112.1, 22.1), box(112.5, 22.5, 112.6, 22.6)]),
+        None,
+    ]
+    for many in (np.array(geoms[:300], dtype=object), np.array(geoms, dtype=object)):
+        for src, dst in (("EPSG:4490", "EPSG:4547"), ("EPSG:4490", "EPSG:4326")):
+            got = geometries_to_crs(many, src, dst)
+            want = np.asarray(gpd.GeoSeries(many, crs=src).to_crs(dst).values)
+            assert (shapely.get_type_id(got) == shapely.get_type_id(want)).all()
+            assert np.array_equal(shapely.get_coordinates(got), shapely.get_coordinates(want))
+            back = geometries_to_crs(got, dst, src)
+            again = np.asarray(gpd.GeoSeries(want, crs=dst).to_crs(src).values)
+            assert np.array_equal(shapely.get_coordinates(back), shapely.get_coordinates(again))
+    same = np.array(geoms, dtype=object)
+    assert geometries_to_crs(same, "EPSG:4490", "EPSG:4490") is same

@@ -45,10 +45,8 @@ checked again with a doubled buffer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -59,12 +57,29 @@ from scipy.sparse.csgraph import connected_components
 
 from geo_mz.boundaries import topology as boundaries
 from geo_mz.core.errors import GeoMzError
-from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
+from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs, measure_crs_for
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network.graph import DRIVE_SPEEDS_KMH, Network, network_from_roads
 from geo_mz.network.paths import snap_points
 from geo_mz.relief import drive_audit as relief
+from geo_mz.scale.part_inputs import (
+    Sources,
+    centre_sources,
+    in_cut,
+    own_rows,
+    part_bbox,
+    part_sources,
+    part_unit_tables,
+    read_once,
+    read_own,
+    roads_extent,
+    roads_in_cut,
+    source_layer,
+    sources_in_cut,
+    to_cut_crs,
+    units_of_part,
+)
 
 SLACK_M = 2.0
 """Metres added to every proof radius: node merging (0.5 m) and float rounding."""
@@ -99,15 +114,14 @@ class Cut:
     @property
     def lonlat_bbox(self) -> tuple[float, float, float, float]:
         """The bounding box of the cut in EPSG:4490 (a superset of the cut, for reading)."""
-        poly = gpd.GeoSeries([shapely.segmentize(self.polygon, 500.0)], crs=self.crs)
-        return tuple(float(v) for v in poly.to_crs(STORAGE_CRS).total_bounds)
+        poly = np.array([shapely.segmentize(self.polygon, 500.0)], dtype=object)
+        lonlat = geometries_to_crs(poly, self.crs, STORAGE_CRS)
+        return tuple(float(v) for v in shapely.total_bounds(lonlat))
 
     def contains_extent(self, extent: tuple[float, float, float, float]) -> bool:
         """Whether the lon/lat box ``extent`` lies wholly inside the cut."""
-        box = shapely.segmentize(shapely.box(*extent), 0.01)
-        return bool(
-            self.polygon.contains(gpd.GeoSeries([box], crs=STORAGE_CRS).to_crs(self.crs)[0])
-        )
+        box = np.array([shapely.segmentize(shapely.box(*extent), 0.01)], dtype=object)
+        return bool(self.polygon.contains(geometries_to_crs(box, STORAGE_CRS, self.crs)[0]))
 
     def room_m(self, xy: np.ndarray) -> np.ndarray:
         """Distance from each point to the edge of the cut (0 outside it)."""
@@ -118,15 +132,15 @@ class Cut:
 
 def make_cut(core: shapely.Geometry, crs: str, buffer_m: float) -> Cut:
     """Return the cut of a part: its core (EPSG:4490) as a convex hull in ``crs``, buffered."""
-    hull = gpd.GeoSeries([core], crs=STORAGE_CRS).to_crs(crs).iloc[0].convex_hull
+    hull = geometries_to_crs(np.array([core], dtype=object), STORAGE_CRS, crs)[0].convex_hull
     return Cut(crs, shapely.buffer(hull, buffer_m), float(buffer_m))
 
 
-def in_cut(gdf: gpd.GeoDataFrame, cut: Cut) -> gpd.GeoDataFrame:
-    """Return the rows of ``gdf`` whose geometry meets the cut (any CRS; compared in the cut's)."""
-    geoms = gdf.geometry.to_crs(cut.crs).values
-    shapely.prepare(cut.polygon)
-    return gdf[shapely.intersects(cut.polygon, np.asarray(geoms))]
+def part_crs(part: Part, measure_crs: str | None = None) -> str:
+    """Return the measuring CRS of a part: ``measure_crs``, else the GK zone of its area."""
+    return measure_crs or measure_crs_for(
+        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
+    )
 
 
 def complete_nodes(net: Network, cut: Cut, *, source_xy: np.ndarray | None = None) -> np.ndarray:
@@ -233,72 +247,13 @@ def prove_rounds(
         b *= 2.0
     else:
         raise PartitionError(
-            f"{what}: {len(todo)} answer(s) not proven exact after {MAX_ROUNDS} rounds "
-            f"(buffer {b / 2:.0f} m); is the roads layer's extent recorded?"
+            f"{what}：{len(todo)} 个结果经 {MAX_ROUNDS} 轮（缓冲 {b / 2:.0f} m）仍未证明与全域"
+            f"一致，道路图层的范围是否已记录？/ {what}: {len(todo)} answer(s) not proven exact "
+            f"after {MAX_ROUNDS} rounds (buffer {b / 2:.0f} m); is the roads layer's extent "
+            f"recorded?"
         )
     out = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame({"_pos": []})
     return out, log
-
-
-@contextmanager
-def read_once(ws: Any) -> Iterator[Any]:
-    """Yield ``ws`` for reading a part's inputs together: one snapshot where it has them.
-
-    A PostGIS workspace reads them on one pooled connection in one transaction, under one
-    shared lock (``PostgisWorkspace.snapshot``); a GeoPackage, or any workspace without
-    ``snapshot``, reads as usual.
-    """
-    snapshot = getattr(ws, "snapshot", None)
-    with snapshot() if snapshot is not None else nullcontext(ws) as w:
-        yield w
-
-
-_SOURCES: dict[tuple[str, str], tuple[tuple[int, int, int], gpd.GeoDataFrame]] = {}
-
-
-def source_layer(ws: Any, kind: str) -> gpd.GeoDataFrame:
-    """Read a whole layer of sources (``elder_care``, ``relief_stores``) every part needs.
-
-    Every part reads the whole layer for its proof; a worker keeps the one it read from a
-    GeoPackage while the file is unchanged (same inode, time and size: every geo_mz write
-    replaces the file, and an edit in place changes its time), so it reads it once and not once
-    per part. Other workspaces (PostGIS: inside the part's snapshot) are read each time.
-    """
-    path = getattr(ws, "path", None)
-    if not isinstance(path, Path) or not path.is_file():
-        return ws.read(kind)
-    st = path.stat()
-    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-    key = (str(path.resolve()), kind)
-    hit = _SOURCES.get(key)
-    if hit is None or hit[0] != stamp:
-        hit = (stamp, ws.read(kind))
-        _SOURCES[key] = hit
-    return hit[1].copy()
-
-
-def own_rows(gdf: gpd.GeoDataFrame, code: str, field: str = "adcode") -> np.ndarray:
-    """Return a mask of the rows whose ``field`` code starts with the part's ``code``."""
-    return gdf[field].astype("string").fillna("").str.startswith(code).to_numpy(bool)
-
-
-def units_of_part(ws: Any, part: Part) -> gpd.GeoDataFrame:
-    """Read the part's own units and their ancestors (for names), in stored order.
-
-    Read by the part's bounding box: a part must not read the whole nation's units.
-    """
-    units = ws.read("admin_units", bbox=tuple(shapely.bounds(part.geometry)))
-    code = units["adcode"].astype(str)
-    keep = code.str.startswith(part.code) | code.map(lambda c: part.code.startswith(c))
-    return units[keep.to_numpy(bool)]
-
-
-def roads_extent(ws: Any) -> tuple[float, float, float, float]:
-    """Lon/lat extent of the workspace's roads (whole network = a cut that contains it).
-
-    Reads every road's bounds: a partitioned run computes it once and hands it to the parts.
-    """
-    return tuple(float(v) for v in ws.extent("roads"))
 
 
 # --------------------------------------------------------------------------- coverage
@@ -340,60 +295,53 @@ def coverage_part(
         of the part's towns and villages), and figures of the rounds.
     """
     s = settings or CircleSettings()
-    crs = measure_crs or measure_crs_for(
-        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
-    )
+    crs = part_crs(part, measure_crs)
     with read_once(ws) as ws:
         units = units_of_part(ws, part)
         core_bbox = part_bbox(units[own_rows(units, part.code)], part)
-        pop = ws.read("population", bbox=core_bbox)
+        pop = read_own(ws, "population", core_bbox, part.code)
         extent = roads_bbox or roads_extent(ws)
         # Every centre, for the proof (one outside the cut may snap into a piece inside it);
         # an error here, as in the whole run, when the layer holds no centre of those kinds.
-        centres_read = source_layer(ws, "elder_care")
+        src = centre_sources(ws, s, crs)
         first_roads = ws.read("roads", bbox=make_cut(part.geometry, crs, buffer_m).lonlat_bbox)
-    pop = pop[own_rows(pop, part.code)]
-    xy_all = shapely.get_coordinates(pop.geometry.to_crs(crs).values)
-    all_centres = coverage.select_centres(centres_read, kinds=s.kinds, statuses=s.statuses)
-    centre_xy = shapely.get_coordinates(all_centres.geometry.to_crs(crs).values)
+    # Reprojected once: snapping and the Dijkstra's inputs are then in the network's CRS.
+    pop_m = to_cut_crs(pop, crs)
+    xy_all = shapely.get_coordinates(pop_m.geometry.values)
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
         cut = make_cut(part.geometry, crs, b)
-        read = first_roads if b == buffer_m else ws.read("roads", bbox=cut.lonlat_bbox)
-        roads = in_cut(read, cut)
+        roads = roads_in_cut(ws, cut, first_roads if b == buffer_m else None)
         net = network_from_roads(
             roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh, measure_crs=crs,
             components="all",
         )  # fmt: skip
-        centres = in_cut(all_centres, cut)
-        sub = pop.iloc[todo]
+        centres = sources_in_cut(src, cut)
+        sub = pop_m.iloc[todo]
         sn = snap_points(net, sub, max_snap_m=s.max_snap_m)
         if len(centres):
             t = coverage.access_times(net, centres, sub, max_snap_m=s.max_snap_m)
+            cols = {c: t[c].to_numpy() for c in ("walk_min", "nearest_centre", "snap_m")}
+            cols["too_far"] = t["too_far"].to_numpy()
         else:
-            t = sub.assign(
-                walk_min=np.inf, nearest_centre=None, snap_m=sn.offset_m, too_far=sn.too_far
-            )
+            cols = {"walk_min": np.full(len(todo), np.inf),
+                    "nearest_centre": np.full(len(todo), None, dtype=object),
+                    "snap_m": sn.offset_m, "too_far": sn.too_far}  # fmt: skip
         ok = proven(
-            net, cut, xy_all[todo], sn.node, sn.offset_m, t["walk_min"].to_numpy(float),
-            float(net.access_speed_kmh), cut.contains_extent(extent), source_xy=centre_xy,
+            net, cut, xy_all[todo], sn.node, sn.offset_m, cols["walk_min"].astype(float),
+            float(net.access_speed_kmh), cut.contains_extent(extent), source_xy=src.xy,
         )  # fmt: skip
-        t = t.assign(_pos=todo)
-        return t, ok, {"roads_read": len(roads)}
+        # Object columns stay object (a frame would infer text from the centre ids).
+        rows = pd.DataFrame({k: pd.Series(v, dtype=v.dtype) for k, v in cols.items()})
+        return rows.assign(_pos=todo), ok, {"roads_read": len(roads)}
 
-    times, log = prove_rounds(len(pop), compute, buffer_m, f"coverage part {part.code}")
-    times = times.sort_values("_pos").drop(columns="_pos")
-    times = gpd.GeoDataFrame(times, geometry=pop.geometry.name, crs=pop.crs)
-    tables = []
-    for level in ("county", "town", "village"):
-        own = units[own_rows(units, part.code) & (units["level"] == level).to_numpy()]
-        if own.empty or times.empty:
-            continue
-        tab = coverage.coverage_by_unit(
-            times, own, level=level, thresholds_min=s.thresholds_min, targets=s.targets
-        )
-        tables.append(tab[tab["level"] == level])
-    unit_rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame({"adcode": []})
+    rows, log = prove_rounds(len(pop), compute, buffer_m, f"coverage part {part.code}")
+    rows = rows.sort_values("_pos")
+    # Each position once: the part's people in their order, with their answers.
+    times = pop.set_axis(rows.index, axis=0)
+    for c in ("walk_min", "nearest_centre", "snap_m", "too_far"):
+        times[c] = pd.Series(rows[c].to_numpy(), index=times.index, dtype=rows[c].dtype)
+    unit_rows = part_unit_tables(times, units, part, s)
     shape = units.to_crs(STORAGE_CRS).drop_duplicates("adcode").set_index("adcode").geometry
     unit_rows = gpd.GeoDataFrame(
         unit_rows, geometry=shape.reindex(unit_rows["adcode"].astype(str)).values, crs=STORAGE_CRS
@@ -407,12 +355,6 @@ def coverage_part(
     )
     log |= {"points": len(times), "crs": crs}
     return {"times": out_times, "units": unit_rows}, log
-
-
-def part_bbox(units: gpd.GeoDataFrame, part: Part) -> tuple[float, float, float, float]:
-    """Return the lon/lat box of a part's polygon and its units (to read its own rows by box)."""
-    geoms = [part.geometry, *units.to_crs(STORAGE_CRS).geometry.tolist()]
-    return tuple(float(v) for v in gpd.GeoSeries(geoms, crs=STORAGE_CRS).total_bounds)
 
 
 # --------------------------------------------------------------------------- relief
@@ -466,9 +408,7 @@ def relief_part(
         Frame ``audit`` (the rows of :func:`geo_mz.relief.audit`'s table) and round figures.
     """
     s = settings or relief.ReliefSettings()
-    crs = measure_crs or measure_crs_for(
-        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
-    )
+    crs = part_crs(part, measure_crs)
     with read_once(ws) as ws:
         units = units_of_part(ws, part)
         bbox = part_bbox(units[own_rows(units, part.code)], part)
@@ -486,8 +426,7 @@ def relief_part(
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
         cut = make_cut(part.geometry, crs, b)
-        read = first_roads if b == buffer_m else ws.read("roads", bbox=cut.lonlat_bbox)
-        roads = in_cut(read, cut)
+        roads = roads_in_cut(ws, cut, first_roads if b == buffer_m else None)
         net = relief.drive_network(roads, s, measure_crs=crs, components="all")
         a = relief.audit(points.iloc[todo].reset_index(drop=True), stores, net, s)
         tab = a.table
@@ -572,7 +511,10 @@ def boundary_part(
     no_geometry = sorted(lvl.loc[empty & own_rows(lvl, part.code), "adcode"].astype(str))
     own_units = lvl[~empty & own_rows(lvl, part.code)]
     if own_units.empty:
-        raise PartitionError(f"part {part.code}: no {level} units with codes starting so")
+        raise PartitionError(
+            f"分区 {part.code}：没有代码以此开头的 {level} 级区划单元 / part {part.code}: "
+            f"no {level} units with codes starting so"
+        )
     crs = measure_crs or measure_crs_for(own_units)
     own_codes = set(own_units["adcode"].astype(str))
     core = shapely.union_all(own_units.to_crs(STORAGE_CRS).geometry.to_numpy())
@@ -604,7 +546,10 @@ def boundary_part(
             break
         b *= 2.0
     else:
-        raise PartitionError(f"boundary part {part.code}: gaps still reach the cut's edge")
+        raise PartitionError(
+            f"边界分区 {part.code}：{MAX_ROUNDS} 轮后缺口仍触及读取范围边缘 / boundary part "
+            f"{part.code}: gaps still reach the cut's edge"
+        )
     findings = f.drop(columns="finding_id").to_crs(STORAGE_CRS).reset_index(drop=True)
     edges = q.invalid_edges
     edges = edges[edges["code"].astype(str).isin(own_codes)].to_crs(STORAGE_CRS)
@@ -626,7 +571,9 @@ __all__ = [
     "Cut",
     "Part",
     "PartitionError",
+    "Sources",
     "boundary_part",
+    "centre_sources",
     "complete_nodes",
     "coverage_part",
     "exact_below_min",
@@ -635,11 +582,18 @@ __all__ = [
     "max_drive_kmh",
     "own_rows",
     "part_bbox",
+    "part_crs",
+    "part_sources",
+    "part_unit_tables",
     "prove_rounds",
     "proven",
     "read_once",
+    "read_own",
     "relief_part",
     "roads_extent",
+    "roads_in_cut",
     "source_layer",
+    "sources_in_cut",
+    "to_cut_crs",
     "units_of_part",
 ]

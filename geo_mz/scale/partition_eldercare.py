@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
+from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.standards import BEDS_PER_1000_MIN, RESIDENTIAL_KINDS
 from geo_mz.eldercare import capacity, coverage
 from geo_mz.eldercare.circle15 import CircleSettings
@@ -45,13 +45,17 @@ from geo_mz.scale.partition import (
     Part,
     PartitionError,
     coverage_part,
-    in_cut,
     make_cut,
     own_rows,
     part_bbox,
+    part_crs,
+    part_unit_tables,
     prove_rounds,
     proven,
+    read_own,
     roads_extent,
+    roads_in_cut,
+    to_cut_crs,
     units_of_part,
 )
 from geo_mz.scale.partition_rings import rings_part
@@ -83,12 +87,6 @@ def _is_owner(keys: Sequence[Any], shared: Mapping[str, Any], part: Part) -> np.
     return np.array([own.get(k, shared["default_owner"]) == part.code for k in keys], dtype=bool)
 
 
-def _crs(ws: Any, part: Part, measure_crs: str | None) -> str:
-    return measure_crs or measure_crs_for(
-        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
-    )
-
-
 def _ids(centres: gpd.GeoDataFrame) -> np.ndarray:
     col = centres["facility_id"] if "facility_id" in centres.columns else centres.index.to_series()
     return col.to_numpy(dtype=object)
@@ -113,21 +111,6 @@ def _capacity(centres: gpd.GeoDataFrame, field: str) -> np.ndarray:
 def _inside(centres: gpd.GeoDataFrame, part: Part) -> np.ndarray:
     pts = centres.geometry.to_crs(STORAGE_CRS).values
     return shapely.covers(part.geometry, np.asarray(pts))
-
-
-def _unit_tables(times: gpd.GeoDataFrame, ws: Any, part: Part, s: CircleSettings) -> pd.DataFrame:
-    """Return the part's own towns' and villages' coverage rows (as ``coverage_part``)."""
-    units = units_of_part(ws, part)
-    tables = []
-    for level in ("county", "town", "village"):
-        own = units[own_rows(units, part.code) & (units["level"] == level).to_numpy()]
-        if own.empty or times.empty:
-            continue
-        tab = coverage.coverage_by_unit(
-            times, own, level=level, thresholds_min=s.thresholds_min, targets=s.targets
-        )
-        tables.append(tab[tab["level"] == level])
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame({"adcode": []})
 
 
 def proven_times(
@@ -261,7 +244,7 @@ def capacity_second(
     out["capacity_factor"] = f[: len(times)]
     out["covered_pop"] = pop * covered
     out["covered_pop_adjusted"] = np.where(covered, pop * np.nan_to_num(f[: len(times)]), 0.0)
-    units = _unit_tables(out, ws, part, s)
+    units = part_unit_tables(out, units_of_part(ws, part), part, s)
     own = _is_owner(ids, shared, part)
     factor = f[len(times) :]
     c = centres[own]
@@ -309,23 +292,26 @@ def e2sfca_pairs(
     s = settings
     t0 = float(catchment_min)
     units = units_of_part(ws, part)
-    pop = ws.read("population", bbox=part_bbox(units[own_rows(units, part.code)], part))
-    pop = pop[own_rows(pop, part.code)].reset_index(drop=True)
-    xy = shapely.get_coordinates(pop.geometry.to_crs(crs).values)
-    c_xy = shapely.get_coordinates(centres.geometry.to_crs(crs).values)
+    bbox = part_bbox(units[own_rows(units, part.code)], part)
+    pop = read_own(ws, "population", bbox, part.code)
+    # Reprojected once (snapping then finds them in the network's CRS).
+    pop_m, centres_m = to_cut_crs(pop, crs), to_cut_crs(centres, crs)
+    xy = shapely.get_coordinates(pop_m.geometry.values)
+    c_xy = shapely.get_coordinates(centres_m.geometry.values)
     extent = roads_bbox or roads_extent(ws)
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
         cut = make_cut(part.geometry, crs, b)
-        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        roads = roads_in_cut(ws, cut)
         net = network_from_roads(roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh,
                                  measure_crs=crs, components="all")  # fmt: skip
         v = float(net.access_speed_kmh)
-        ps = snap_points(net, pop.iloc[todo], max_snap_m=s.max_snap_m, access_speed_kmh=v)
+        ps = snap_points(net, pop_m.iloc[todo], max_snap_m=s.max_snap_m, access_speed_kmh=v)
         pos = np.flatnonzero(shapely.intersects(cut.polygon, shapely.points(c_xy)))
         j, i, t = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
         if len(pos):
-            cs = snap_points(net, centres.iloc[pos], max_snap_m=s.max_snap_m, access_speed_kmh=v)
+            cs = snap_points(net, centres_m.iloc[pos], max_snap_m=s.max_snap_m,
+                             access_speed_kmh=v)  # fmt: skip
             # The whole run's pair search (same blocks' arithmetic and tolerance).
             jj, i, t = capacity.pairs_within(net, cs, ps, t0, max_block_mb)
             j = pos[jj]
@@ -377,8 +363,11 @@ def e2sfca_first(
     """
     s = settings or CircleSettings()
     if decay not in ("gaussian", "linear", "step"):
-        raise PartitionError(f"`decay` was {decay!r}; expected 'gaussian', 'linear' or 'step'")
-    crs = _crs(ws, part, measure_crs)
+        raise PartitionError(
+            f"衰减函数 decay={decay!r} 无效，应为 'gaussian'、'linear' 或 'step' / `decay` was "
+            f"{decay!r}; expected 'gaussian', 'linear' or 'step'"
+        )
+    crs = part_crs(part, measure_crs)
     centres = _residential(ws, s, kinds)
     _capacity(centres, capacity_field)
     pop, pairs, log = e2sfca_pairs(ws, part, centres, settings=s, crs=crs,
@@ -457,7 +446,7 @@ def e2sfca_second(
         supply_ratio=ratio[own], supply_per_1000=ratio[own] * 1000.0,
         over_capacity=places > cap[own] + 1e-9,
     )  # fmt: skip
-    snap, snap_log = centre_snaps(ws, part, c_out, settings=s, crs=_crs(ws, part, measure_crs),
+    snap, snap_log = centre_snaps(ws, part, c_out, settings=s, crs=part_crs(part, measure_crs),
                                   buffer_m=buffer_m, roads_bbox=roads_bbox)  # fmt: skip
     c_out["snap_m"], c_out["too_far"] = snap["snap_m"].to_numpy(), snap["too_far"].to_numpy()
     return {"population": p_out, "centres": c_out.reset_index(drop=True)}, log | {
@@ -477,16 +466,17 @@ def centre_snaps(
     """Each centre's snap to the whole network: proven once its snap circle lies in the cut."""
     if len(centres) == 0:
         return pd.DataFrame({"snap_m": [], "too_far": []}), {"rounds": 0}
-    xy = shapely.get_coordinates(centres.geometry.to_crs(crs).values)
+    centres_m = to_cut_crs(centres, crs)
+    xy = shapely.get_coordinates(centres_m.geometry.values)
     extent = roads_bbox or roads_extent(ws)
     core = shapely.union_all([part.geometry, *centres.geometry.to_crs(STORAGE_CRS).values])
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
         cut = make_cut(core, crs, b)
-        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        roads = roads_in_cut(ws, cut)
         net = network_from_roads(roads, mode="walk", walk_speed_kmh=settings.walk_speed_kmh,
                                  measure_crs=crs, components="all")  # fmt: skip
-        sn = snap_points(net, centres.iloc[todo], max_snap_m=settings.max_snap_m)
+        sn = snap_points(net, centres_m.iloc[todo], max_snap_m=settings.max_snap_m)
         ok = (sn.offset_m + SLACK_M <= cut.room_m(xy[todo])) | cut.contains_extent(extent)
         rows = pd.DataFrame({"_pos": todo, "snap_m": sn.offset_m, "too_far": sn.too_far})
         return rows, ok, {}
@@ -537,7 +527,10 @@ def gaps_reduce(frames: Frames) -> dict[str, Any]:
     parts = frames["parts"]
     cfg = parts[["grid_crs", "threshold_min", "cell_size_m"]].drop_duplicates()
     if len(cfg) != 1:
-        raise PartitionError(f"parts disagree on the gap grid: {cfg.to_dict('records')}")
+        raise PartitionError(
+            f"各分区的缺口网格设置不一致：{cfg.to_dict('records')} / parts disagree on the gap "
+            f"grid: {cfg.to_dict('records')}"
+        )
     grid, thr, size = cfg.iloc[0]
     pts = frames["gap_points"]
     out: dict[str, Any] = {"default_owner": str(parts["part"].min())}

@@ -36,31 +36,26 @@ import pandas as pd
 import shapely
 
 from geo_mz.core.io import read_source
-from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
+from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.network import disruption as dis
 from geo_mz.network.graph import Network
 from geo_mz.relief import drive_audit as relief
 from geo_mz.scale.partition import (
     SLACK_M,
     Part,
-    in_cut,
     make_cut,
     own_rows,
     part_bbox,
+    part_crs,
     prove_rounds,
     proven,
     roads_extent,
+    roads_in_cut,
     units_of_part,
 )
 from geo_mz.scale.partition_shelters import evacuation_part, shelter_adequacy_part
 
 Frames = dict[str, pd.DataFrame]
-
-
-def _crs(part: Part, measure_crs: str | None) -> str:
-    return measure_crs or measure_crs_for(
-        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
-    )
 
 
 def _xy(gdf: gpd.GeoDataFrame, crs: str) -> np.ndarray:
@@ -194,7 +189,7 @@ def relief_scenario_part(
         round figures (``closed_edges`` summed over rounds' cuts, ``close_roads_not_in_cut``).
     """
     s = settings or relief.ReliefSettings()
-    crs = _crs(part, measure_crs)
+    crs = part_crs(part, measure_crs)
     opts = dict(scenario)
     if "closure_buffer_m" in opts:
         opts["buffer_m"] = opts.pop("closure_buffer_m")
@@ -214,7 +209,7 @@ def relief_scenario_part(
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
         cut = make_cut(part.geometry, crs, b)
-        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        roads = roads_in_cut(ws, cut)
         net = relief.drive_network(roads, s, measure_crs=crs, components="all")
         base = relief.audit(points.iloc[todo].reset_index(drop=True), stores, net, s)
         d, missing = scenario_disruption(ws, net, **opts)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
+from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network import isochrone as isochrones
@@ -30,10 +30,13 @@ from geo_mz.scale.partition import (
     SLACK_M,
     Part,
     PartitionError,
-    in_cut,
+    centre_sources,
     make_cut,
+    part_crs,
     proven,
     roads_extent,
+    roads_in_cut,
+    sources_in_cut,
 )
 
 # --------------------------------------------------------------------------- rings
@@ -58,29 +61,27 @@ def rings_part(
         joins the pieces) and the round figures.
     """
     s = settings or CircleSettings()
-    crs = measure_crs or measure_crs_for(
-        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
-    )
+    crs = part_crs(part, measure_crs)
     top = max(s.thresholds_min)
     # A real county outline can come back from the reprojection self-intersecting (quantised
     # rings: 湛江 廉江市 does); GEOS then refuses the clip, so keep its area as a valid polygon.
     tile = polygonal(gpd.GeoSeries([part.geometry], crs=STORAGE_CRS).to_crs(crs).values)[0]
     near_tile = shapely.buffer(tile, s.isochrone_buffer_m + SLACK_M)
     shapely.prepare(near_tile)
-    centres = coverage.select_centres(ws.read("elder_care"), kinds=s.kinds, statuses=s.statuses)
-    c_xy = shapely.get_coordinates(centres.geometry.to_crs(crs).values)
+    src = centre_sources(ws, s, crs)
+    c_xy = src.xy
     extent = roads_bbox or roads_extent(ws)
     b = float(buffer_m)
     log: dict[str, Any] = {"rounds": 0, "buffer_m": [], "roads_read": 0}
     for _ in range(MAX_ROUNDS):
         cut = make_cut(part.geometry, crs, b)
-        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        roads = roads_in_cut(ws, cut)
         log["rounds"] += 1
         log["buffer_m"].append(b)
         log["roads_read"] += len(roads)
         net = network_from_roads(roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh,
                                  measure_crs=crs, components="all")  # fmt: skip
-        here = in_cut(centres, cut)
+        here = sources_in_cut(src, cut)
         if len(here):
             t, nearest = coverage.node_times(net, here, max_snap_m=s.max_snap_m)
         else:
@@ -98,8 +99,11 @@ def rings_part(
             break
         b *= 2.0
     else:
-        raise PartitionError(f"rings part {part.code}: streets near the part not proven "
-                             f"after {MAX_ROUNDS} rounds (buffer {b / 2:.0f} m)")  # fmt: skip
+        raise PartitionError(
+            f"等时圈分区 {part.code}：{MAX_ROUNDS} 轮（缓冲 {b / 2:.0f} m）后分区附近的街道仍未"
+            f"证明与全域一致 / rings part {part.code}: streets near the part not proven after "
+            f"{MAX_ROUNDS} rounds (buffer {b / 2:.0f} m)"
+        )
     rings = isochrones.isochrones(net, t, nearest, thresholds_min=s.thresholds_min,
                                   buffer_m=s.isochrone_buffer_m, crs_out=crs)  # fmt: skip
     pieces = polygonal(shapely.intersection(np.asarray(rings.geometry.values), tile))

@@ -54,7 +54,7 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
-from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
+from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.network.graph import Network, network_from_roads
 from geo_mz.network.paths import snap_points
 from geo_mz.relief import shelters as shel
@@ -68,8 +68,10 @@ from geo_mz.scale.partition import (
     make_cut,
     own_rows,
     part_bbox,
+    part_crs,
     proven,
     roads_extent,
+    roads_in_cut,
     units_of_part,
 )
 
@@ -85,12 +87,6 @@ _NO_LINES = gpd.GeoDataFrame(
 """The ``lines`` of a part that places nobody (the columns ``evacuate`` writes)."""
 FAR_M = 2000.0
 """Farthest a population cell may lie from the walking network for evacuation parts (m)."""
-
-
-def _crs(part: Part, measure_crs: str | None) -> str:
-    return measure_crs or measure_crs_for(
-        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
-    )
 
 
 def _xy(gdf: gpd.GeoDataFrame, crs: str) -> np.ndarray:
@@ -142,7 +138,8 @@ def _grow_until(
             return answer, log
         b *= 2.0
     raise PartitionError(
-        f"{what}: not proven exact after {MAX_ROUNDS} rounds (buffer {b / 2:.0f} m)"
+        f"{what}：经 {MAX_ROUNDS} 轮（缓冲 {b / 2:.0f} m）仍未证明与全域一致 / {what}: not "
+        f"proven exact after {MAX_ROUNDS} rounds (buffer {b / 2:.0f} m)"
     )
 
 
@@ -181,14 +178,14 @@ def shelter_adequacy_part(
         rows), and round figures.
     """
     s = settings or shel.ShelterSettings()
-    crs = _crs(part, measure_crs)
+    crs = part_crs(part, measure_crs)
     own_units, pop, sheltered, shelter_xy, reach_min = _shelter_inputs(ws, part, s, crs)
     extent = roads_bbox or roads_extent(ws)
     cell_xy = _xy(pop, crs)
     own_shelters = own_rows(sheltered, part.code) if "adcode" in sheltered else None
 
     def attempt(cut: Cut) -> tuple[bool, Any]:
-        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        roads = roads_in_cut(ws, cut)
         net = _walk_net(roads, s, crs)
         near = shapely.intersects(cut.polygon, shapely.points(shelter_xy))
         if own_shelters is not None:
@@ -359,7 +356,7 @@ def evacuation_part(
         other parts in them), ``shared_components`` (holding own people, owned elsewhere).
     """
     s = settings or shel.ShelterSettings()
-    crs = _crs(part, measure_crs)
+    crs = part_crs(part, measure_crs)
     own_units, _, sheltered, shelter_xy, reach_min = _shelter_inputs(ws, part, s, crs, cells=False)
     extent = roads_bbox or roads_extent(ws)
     cap_all = shel.shelter_capacity(sheltered, s)
@@ -371,7 +368,7 @@ def evacuation_part(
         own_k = shapely.within(shapely.points(_xy(sheltered, STORAGE_CRS)), part.geometry)
 
     def attempt(cut: Cut) -> tuple[bool, Any]:
-        roads = in_cut(ws.read("roads", bbox=cut.lonlat_bbox), cut)
+        roads = roads_in_cut(ws, cut)
         net = _walk_net(roads, s, crs)
         pop = in_cut(ws.read("population", bbox=cut.lonlat_bbox), cut).reset_index(drop=True)
         src, cell_src, cell_off_m = _cell_sources(pop, net, s)
@@ -517,7 +514,8 @@ def _sum_free_shelters(load: pd.DataFrame) -> pd.DataFrame:
     one["max_walk_min"] = g["max_walk_min"].max()
     cap, got = one["capacity_persons"].to_numpy(), one["assigned_persons"].to_numpy()
     if (got > cap).any():  # a free shelter holds everyone who can reach it: never
-        raise PartitionError(f"free shelters over-filled: {list(one.index[got > cap][:10])}")
+        over = list(one.index[got > cap][:10])
+        raise PartitionError(f"空闲避难场所被超额分配：{over} / free shelters over-filled: {over}")
     one["mean_walk_min"] = np.where(got > 0, g["_pmin"].sum() / np.maximum(got, 1), np.nan)
     one["load_share"] = np.where(cap > 0, got / np.maximum(cap, 1), np.nan)
     one["spare_persons"] = cap - got

@@ -1,0 +1,178 @@
+"""Where a county part's time goes, next to the whole province's same work.
+
+Sides, on the same GeoPackage workspace and in the same run:
+
+- ``whole``: the whole area in one process (as ``bench_scale.py``'s whole side: read every
+  layer, one walk network, one Dijkstra from every centre, the unit tables of every level),
+  divided by the number of county parts of the province;
+- ``parts``: ``--parts`` county parts (spread over the province's list), each computed by
+  :func:`geo_mz.scale.partition.coverage_part` on a workspace opened for it, as a worker does.
+
+Each side's time is split, exclusively (a step's time does not include the steps it calls),
+into: ``open`` (opening the workspace), ``read`` (``Workspace.read``), ``reproject``
+(``to_crs``), ``network`` (building the walk network), ``snap`` (nearest nodes),
+``dijkstra`` (the searches of ``access_times``), ``proof`` (:func:`proven`), ``tables``
+(``coverage_by_unit``) and ``other`` (the rest: frames, cuts, selection). The wrappers cost
+the same per call on both sides; ``--no-split`` times without them.
+
+Both sides get ``--warmup`` untimed runs and ``--reps`` timed ones (median per step); the
+order of the sides rotates from one repetition to the next. The configuration and the load
+average (before, after) are printed: the machine may be shared, compare ratios within a run.
+
+Run: ``.venv/bin/python bench/bench_part_cost.py --workspace p44.gpkg [--parts 20]
+[--reps 3] [--warmup 1]`` (copy the workspace first: nothing is written to it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from geo_mz.core import workspace as workspace_mod
+from geo_mz.core.workspaces import open_workspace
+from geo_mz.eldercare import coverage
+from geo_mz.eldercare.circle15 import CircleSettings
+from geo_mz.network import graph, paths
+from geo_mz.scale import partition
+from geo_mz.scale import runner as scale
+
+STEPS = ("open", "read", "reproject", "network", "snap", "dijkstra", "proof", "tables", "other")
+
+
+class Clock:
+    """Exclusive time per step: a nested step's time is taken off its caller's."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = defaultdict(float)
+        self.stack: list[list[Any]] = []
+
+    def wrap(self, step: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            frame = [step, time.perf_counter(), 0.0]
+            self.stack.append(frame)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.stack.pop()
+                spent = time.perf_counter() - frame[1]
+                self.totals[step] += spent - frame[2]
+                if self.stack:
+                    self.stack[-1][2] += spent
+
+        return timed
+
+
+def install(clock: Clock) -> None:
+    """Wrap the steps where every module looks them up (the bench's own process only)."""
+    ws_cls = workspace_mod.Workspace
+    ws_cls.read = clock.wrap("read", ws_cls.read)
+    ws_cls.__init__ = clock.wrap("open", ws_cls.__init__)
+    gpd.GeoSeries.to_crs = clock.wrap("reproject", gpd.GeoSeries.to_crs)
+    gpd.GeoDataFrame.to_crs = clock.wrap("reproject", gpd.GeoDataFrame.to_crs)
+    net = clock.wrap("network", graph.network_from_roads)
+    partition.network_from_roads = net
+    snap = clock.wrap("snap", paths.snap_points)
+    partition.snap_points = snap
+    coverage.snap_points = snap
+    coverage.snap_centres = clock.wrap("snap", coverage.snap_centres)
+    coverage.multi_source_times = clock.wrap("dijkstra", coverage.multi_source_times)
+    partition.proven = clock.wrap("proof", partition.proven)
+    coverage.coverage_by_unit = clock.wrap("tables", coverage.coverage_by_unit)
+
+
+def whole(ref: str, s: CircleSettings, crs: str) -> None:
+    """The whole province's coverage work in one process (as bench_scale.whole_area)."""
+    ws = open_workspace(ref)
+    layers = ws.read_all()
+    net = partition.network_from_roads(
+        layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh, measure_crs=crs,
+        components="all",
+    )  # fmt: skip
+    centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
+    t = coverage.access_times(net, centres, layers["population"], max_snap_m=s.max_snap_m)
+    levels = set(layers["admin_units"]["level"].astype(str))
+    for level in [lv for lv in ("county", "town", "village") if lv in levels]:
+        coverage.coverage_by_unit(
+            t, layers["admin_units"], level=level, thresholds_min=s.thresholds_min,
+            targets=s.targets,
+        )  # fmt: skip
+
+
+def parts_run(ref: str, parts: list[partition.Part], s: CircleSettings, crs: str,
+              bbox: tuple[float, float, float, float]) -> None:  # fmt: skip
+    for p in parts:
+        ws = open_workspace(ref)
+        partition.coverage_part(ws, p, settings=s, measure_crs=crs, roads_bbox=bbox)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workspace", required=True)
+    ap.add_argument("--province", default="44")
+    ap.add_argument("--parts", type=int, default=20)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--no-split", action="store_true", help="time without the step wrappers")
+    a = ap.parse_args()
+
+    clock = Clock()
+    if not a.no_split:
+        install(clock)
+    ws = open_workspace(a.workspace)
+    crs = ws.metadata["measure_crs"]
+    all_parts = scale.parts_of(ws.read("admin_units"), "county", codes=[a.province])
+    step = max(1, len(all_parts) // a.parts)
+    parts = all_parts[::step][: a.parts]
+    bbox = partition.roads_extent(ws)
+    s = CircleSettings()
+    sides: dict[str, tuple[Callable[[], None], int]] = {
+        "whole": (lambda: whole(a.workspace, s, crs), len(all_parts)),
+        "parts": (lambda: parts_run(a.workspace, parts, s, crs, bbox), len(parts)),
+    }
+    print("configuration")
+    print(f"  workspace {a.workspace}: {len(all_parts)} county parts of {a.province}")
+    print(f"  parts side {len(parts)} (every {step}th); whole side / {len(all_parts)}")
+    print(f"  warmup {a.warmup}, reps {a.reps} (median), order rotated; split "
+          f"{'off' if a.no_split else 'on'}")  # fmt: skip
+    print(f"  CPUs {os.cpu_count()}, Python {platform.python_version()}, "
+          f"pandas {pd.__version__}, geopandas {gpd.__version__}")  # fmt: skip
+    print(f"  load before {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for _ in range(a.warmup):
+        for fn, _n in sides.values():
+            fn()
+    names = list(sides)
+    runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    for rep in range(a.reps):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order:
+            fn, n = sides[name]
+            clock.totals.clear()
+            t0 = time.perf_counter()
+            fn()
+            wall = time.perf_counter() - t0
+            split = {k: v / n for k, v in clock.totals.items()}
+            split["other"] = wall / n - sum(split.values())
+            split["total"] = wall / n
+            runs[name].append(split)
+    print(f"  load after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    med = {n: {k: statistics.median(r.get(k, 0.0) for r in runs[n]) for k in (*STEPS, "total")}
+           for n in names}  # fmt: skip
+    print("\nms per county (median of reps)")
+    print(f"  {'step':<10} {'whole':>8} {'part':>8} {'part-whole':>11}")
+    for k in (*STEPS, "total"):
+        w, p = med["whole"][k] * 1e3, med["parts"][k] * 1e3
+        print(f"  {k:<10} {w:8.1f} {p:8.1f} {p - w:11.1f}")
+    print(f"\nper-part / whole per county: {med['parts']['total'] / med['whole']['total']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

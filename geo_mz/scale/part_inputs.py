@@ -1,0 +1,255 @@
+"""A part's inputs: read once, reprojected once, and kept per worker where they can be.
+
+A county part is small, so its fixed costs decide how well a partitioned run scales: opening
+and reading the workspace, reprojecting, building frames. The helpers here read a part's rows
+by box (its own people only, where the workspace can leave the others out as it reads),
+reproject each input once into the measuring CRS and hand it on there, and keep the layers
+every part needs whole (centres, stores) selected and reprojected per worker while the
+GeoPackage file is unchanged. :mod:`geo_mz.scale.partition` uses them and exports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
+from geo_mz.core.workspace import Workspace
+from geo_mz.eldercare import coverage
+from geo_mz.eldercare.circle15 import CircleSettings
+
+if TYPE_CHECKING:
+    from geo_mz.scale.partition import Cut, Part
+
+
+def in_cut(gdf: gpd.GeoDataFrame, cut: Cut) -> gpd.GeoDataFrame:
+    """Return the rows of ``gdf`` whose geometry meets the cut (any CRS; compared in the cut's)."""
+    geoms = geometries_to_crs(np.asarray(gdf.geometry.values), gdf.crs, cut.crs)
+    shapely.prepare(cut.polygon)
+    return gdf[shapely.intersects(cut.polygon, geoms)]
+
+
+def to_cut_crs(gdf: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
+    """Return ``gdf`` in ``crs``, reprojected once (the frame itself when already there).
+
+    A part reprojects its roads, points and sources once and hands them on in the measuring
+    CRS: the network, snapping and the proof then find them there and do not reproject again
+    (the coordinates are those ``to_crs`` gives, bit for bit).
+    """
+    geoms = np.asarray(gdf.geometry.values)
+    moved = geometries_to_crs(geoms, gdf.crs, crs)
+    if moved is geoms:
+        return gdf
+    out = gdf.copy(deep=False)
+    out[gdf.geometry.name] = gpd.GeoSeries(moved, index=gdf.index, crs=crs)
+    return out
+
+
+def roads_in_cut(ws: Any, cut: Cut, read: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+    """Return the roads that meet the cut, in the cut's CRS (read by its box unless given)."""
+    roads = ws.read("roads", bbox=cut.lonlat_bbox) if read is None else read
+    roads = to_cut_crs(roads, cut.crs)
+    shapely.prepare(cut.polygon)
+    return roads[shapely.intersects(cut.polygon, np.asarray(roads.geometry.values))]
+
+
+def sources_in_cut(src: Sources, cut: Cut) -> gpd.GeoDataFrame:
+    """Return the sources (points) that meet the cut, in the cut's CRS (as :func:`in_cut`)."""
+    frame = src.projected
+    if len(src.xy) != len(frame) or frame.crs != cut.crs:
+        return in_cut(frame, cut)
+    shapely.prepare(cut.polygon)
+    return frame[shapely.intersects_xy(cut.polygon, src.xy[:, 0], src.xy[:, 1])]
+
+
+@contextmanager
+def read_once(ws: Any) -> Iterator[Any]:
+    """Yield ``ws`` for reading a part's inputs together: one snapshot where it has them.
+
+    A PostGIS workspace reads them on one pooled connection in one transaction, under one
+    shared lock (``PostgisWorkspace.snapshot``); a GeoPackage, or any workspace without
+    ``snapshot``, reads as usual.
+    """
+    snapshot = getattr(ws, "snapshot", None)
+    with snapshot() if snapshot is not None else nullcontext(ws) as w:
+        yield w
+
+
+def _file_stamp(ws: Any) -> tuple[str, tuple[int, int, int]] | None:
+    """(path, (inode, mtime_ns, size)) of a GeoPackage workspace, None for other backends."""
+    path = getattr(ws, "path", None)
+    if not isinstance(path, Path) or not path.is_file():
+        return None
+    st = path.stat()
+    return str(path.resolve()), (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+_SOURCES: dict[tuple[str, str], tuple[tuple[int, int, int], gpd.GeoDataFrame]] = {}
+_PROJECTED: dict[tuple[Any, ...], tuple[tuple[int, int, int], Any]] = {}
+
+
+def source_layer(ws: Any, kind: str) -> gpd.GeoDataFrame:
+    """Read a whole layer of sources (``elder_care``, ``relief_stores``) every part needs.
+
+    Every part reads the whole layer for its proof; a worker keeps the one it read from a
+    GeoPackage while the file is unchanged (same inode, time and size: every geo_mz write
+    replaces the file, and an edit in place changes its time), so it reads it once and not once
+    per part. Other workspaces (PostGIS: inside the part's snapshot) are read each time.
+    """
+    file = _file_stamp(ws)
+    if file is None:
+        return ws.read(kind)
+    key = (file[0], kind)
+    hit = _SOURCES.get(key)
+    if hit is None or hit[0] != file[1]:
+        hit = (file[1], ws.read(kind))
+        _SOURCES[key] = hit
+    return hit[1].copy()
+
+
+@dataclass(frozen=True)
+class Sources:
+    """A layer of sources selected for a job, in storage and measuring CRS (read-only)."""
+
+    frame: gpd.GeoDataFrame
+    """The selected rows as read (storage CRS)."""
+    projected: gpd.GeoDataFrame
+    """The same rows in the measuring CRS."""
+    xy: np.ndarray
+    """Their coordinates in the measuring CRS (one row per point)."""
+
+
+def part_sources(
+    ws: Any,
+    kind: str,
+    crs: str,
+    select: Callable[[gpd.GeoDataFrame], gpd.GeoDataFrame] | None = None,
+    key: Any = None,
+) -> Sources:
+    """Return a whole source layer selected by ``select`` and reprojected to ``crs``.
+
+    Like :func:`source_layer`, kept per worker while a GeoPackage file is unchanged, here with
+    the selection (``select`` named by ``key``: the same key must mean the same selection)
+    and the reprojection, which every part of a run would otherwise repeat. Callers must not
+    change the frames.
+    """
+    file = _file_stamp(ws)
+    cache_key = (None if file is None else file[0], kind, crs, key)
+    hit = _PROJECTED.get(cache_key) if file is not None else None
+    if hit is not None and hit[0] == file[1]:
+        return hit[1]
+    frame = source_layer(ws, kind)
+    if select is not None:
+        frame = select(frame)
+    projected = to_cut_crs(frame, crs)
+    out = Sources(frame, projected, shapely.get_coordinates(projected.geometry.values))
+    if file is not None:
+        _PROJECTED[cache_key] = (file[1], out)
+    return out
+
+
+def centre_sources(ws: Any, settings: CircleSettings, crs: str) -> Sources:
+    """Return every elder-care centre of the circle's kinds and statuses (:func:`part_sources`).
+
+    An error, as in the whole run, when the layer holds no centre of those kinds.
+    """
+    kinds, statuses = settings.kinds, settings.statuses
+    key = ("centres", tuple(kinds), None if statuses is None else tuple(statuses))
+    return part_sources(
+        ws, "elder_care", crs, key=key,
+        select=lambda g: coverage.select_centres(g, kinds=kinds, statuses=statuses),
+    )  # fmt: skip
+
+
+def own_rows(gdf: gpd.GeoDataFrame, code: str, field: str = "adcode") -> np.ndarray:
+    """Return a mask of the rows whose ``field`` code starts with the part's ``code``."""
+    values = gdf[field]
+    if not isinstance(values.dtype, pd.StringDtype):
+        values = values.astype("string")
+    return values.str.startswith(code).fillna(False).to_numpy(bool)
+
+
+def read_own(
+    ws: Any, kind: str, bbox: tuple[float, float, float, float], code: str, field: str = "adcode"
+) -> gpd.GeoDataFrame:
+    """Read the rows of ``kind`` in ``bbox`` whose ``field`` starts with ``code``, new index.
+
+    A GeoPackage workspace leaves the others out as it reads (``Workspace.read``'s
+    ``prefix``); other workspaces read the box and keep the part's own rows here.
+    """
+    if isinstance(ws, Workspace):
+        return ws.read(kind, bbox=bbox, prefix=(field, code))
+    rows = ws.read(kind, bbox=bbox)
+    return rows[own_rows(rows, code, field)].reset_index(drop=True)
+
+
+def units_of_part(ws: Any, part: Part) -> gpd.GeoDataFrame:
+    """Read the part's own units and their ancestors (for names), in stored order.
+
+    Read by the part's bounding box: a part must not read the whole nation's units.
+    """
+    units = ws.read("admin_units", bbox=tuple(shapely.bounds(part.geometry)))
+    c = part.code
+    codes = units["adcode"].astype(str).to_numpy(dtype=object)
+    keep = [isinstance(u, str) and (u.startswith(c) or c.startswith(u)) for u in codes]
+    return units[np.array(keep, dtype=bool)]
+
+
+def part_unit_tables(
+    times: gpd.GeoDataFrame, units: gpd.GeoDataFrame, part: Part, settings: CircleSettings
+) -> pd.DataFrame:
+    """Coverage rows of the part's own county, towns and villages (the whole run's rows).
+
+    Parameters
+    ----------
+    times
+        The part's population rows with ``walk_min``, ``nearest_centre`` (and ``too_far``),
+        in storage CRS: :func:`geo_mz.eldercare.access_times` of the part's own people.
+    units
+        The part's units (:func:`units_of_part`).
+    part
+        The part.
+    settings
+        Circle options (thresholds and targets).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per level present, the :func:`geo_mz.eldercare.coverage_by_unit` rows of that level
+        (not its total row), levels in order county, town, village.
+    """
+    own = own_rows(units, part.code)
+    level = units["level"].to_numpy(dtype=object)
+    tables = []
+    for lv in ("county", "town", "village"):
+        mine = own & (level == lv)
+        if not mine.any() or times.empty:
+            continue
+        tab = coverage.coverage_by_unit(
+            times, units[mine], level=lv, thresholds_min=settings.thresholds_min,
+            targets=settings.targets,
+        )  # fmt: skip
+        tables.append(tab[tab["level"] == lv])
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame({"adcode": []})
+
+
+def roads_extent(ws: Any) -> tuple[float, float, float, float]:
+    """Lon/lat extent of the workspace's roads (whole network = a cut that contains it).
+
+    Reads every road's bounds: a partitioned run computes it once and hands it to the parts.
+    """
+    return tuple(float(v) for v in ws.extent("roads"))
+
+
+def part_bbox(units: gpd.GeoDataFrame, part: Part) -> tuple[float, float, float, float]:
+    """Return the lon/lat box of a part's polygon and its units (to read its own rows by box)."""
+    geoms = [part.geometry, *units.to_crs(STORAGE_CRS).geometry.tolist()]
+    return tuple(float(v) for v in gpd.GeoSeries(geoms, crs=STORAGE_CRS).total_bounds)
