@@ -379,6 +379,103 @@ def test_nested_component_inside_a_face():
     assert inside(iso, *probes, k=60) == [True, False, False, True, True]
 
 
+def reference_rings(net: Network, t: np.ndarray, thresholds, group=None) -> dict:
+    """Rings the plain way: each threshold's buffer+union, then differences in shapely."""
+    refs = [reference(net, t, float(k), group) for k in thresholds]
+    empty = shapely.Polygon()
+    return {
+        (g, k): refs[i][g] if i == 0 else shapely.difference(refs[i][g], refs[i - 1].get(g, empty))
+        for i, k in enumerate(thresholds)
+        for g in refs[i]
+    }
+
+
+def assert_rings_match(iso: gpd.GeoDataFrame, ref: dict, per_source: bool) -> None:
+    """Every ring equals its independent difference, within the chord tolerance."""
+    got = {
+        (int(r.source) if per_source else 0, float(r.threshold_min)): r.geometry
+        for r in iso.itertuples()
+    }
+    assert set(got) == set(ref)
+    for key, r in ref.items():
+        assert got[key].is_valid, key
+        sym = shapely.symmetric_difference(got[key], r).area
+        assert sym <= CHORD * max(r.length, 1.0), (key, sym, r.length, r.area)
+    by_group: dict[int, list] = {}
+    for (g, _), geom in sorted(got.items()):
+        by_group.setdefault(g, []).append(geom)
+    for rings in by_group.values():  # disjoint within a group
+        for i, a in enumerate(rings):
+            for b in rings[i + 1 :]:
+                assert shapely.intersection(a, b).area <= 1e-6 * max(a.area, b.area, 1.0)
+
+
+def odd_network() -> tuple[Network, np.ndarray]:
+    """Several components and odd geometry (walk 66.7 m/min: 5 min = 333 m).
+
+    * block A, 160 m square (closed by 4.8 min), with a spur into its face from the top-left
+      corner: partial at 5 min, whole by 10, so it covers more of the face's core later;
+    * block B north of A, split by a curved path whose ends are reached before its middle;
+    * a street east of A with a bend, and a second street crossing it without a junction
+      (its own component and centre);
+    * a 10 m street far away with a centre of its own.
+    """
+    layer = roads(
+        ("a_s1", "residential", [(0, 0), (80, 0)], False),
+        ("a_s2", "residential", [(80, 0), (160, 0)], False),
+        ("a_e", "residential", [(160, 0), (160, 160)], False),
+        ("a_n", "residential", [(160, 160), (0, 160)], False),
+        ("a_w", "residential", [(0, 160), (0, 0)], False),
+        ("spur", "residential", [(0, 160), (100, 60)], False),
+        ("b_w1", "residential", [(0, 160), (0, 260)], False),
+        ("b_w2", "residential", [(0, 260), (0, 460)], False),
+        ("b_e1", "residential", [(160, 160), (160, 260)], False),
+        ("b_e2", "residential", [(160, 260), (160, 460)], False),
+        ("b_n", "residential", [(160, 460), (0, 460)], False),
+        ("b_mid", "residential", [(0, 260), (40, 330), (80, 350), (120, 330), (160, 260)], False),
+        ("east", "residential", [(160, 0), (500, 0), (700, 150), (1100, 150)], False),
+        ("bridge", "residential", [(600, -200), (600, 300)], False),
+        ("tiny", "residential", [(3000, 0), (3010, 0)], False),
+    )
+    net = network_from_roads(layer, mode="walk", components="all")
+    centres = np.array([node_at(net, p) for p in ((80, 0), (600, -200), (3000, 0))])
+    return net, centres
+
+
+def test_rings_match_independent_differences_on_an_odd_network():
+    """Each ring = its own buffer+union minus the previous one's (shapely), merged and per centre.
+
+    The spur grows between 5 and 10 min inside block A's face: the 5-min polygon has a hole
+    there that the 10-min one partly covers (the ring then has a piece inside the 5-min
+    polygon's outline); the path across block B closes a new face later.
+    """
+    net, centres = odd_network()
+    t, nearest = multi_source_times(net, centres)
+    thresholds = (5.0, 10.0, 15.0)
+    for per_source in (False, True):
+        iso = isochrones(
+            net, t, nearest, thresholds_min=thresholds, per_source=per_source, crs_out=CRS
+        )
+        ref = reference_rings(net, t, thresholds, nearest if per_source else None)
+        assert_rings_match(iso, ref, per_source)
+    iso = isochrones(net, t, thresholds_min=thresholds, crs_out=CRS)
+    probe = (108, 56)  # in block A's core, > 50 m from the spur at 5 min, < 50 m by 10 min
+    assert inside(iso, probe, k=5) == [False] and inside(iso, probe, k=10) == [True]
+    assert inside(iso, (600, 100), (600, 250), (3005, 40), k=5) == [True, False, True]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_network_rings_match_independent_differences(seed):
+    net, centres = random_network(seed)
+    t, nearest = multi_source_times(net, centres)
+    for per_source in (False, True):
+        iso = isochrones(
+            net, t, nearest, thresholds_min=(3, 6, 10), per_source=per_source, crs_out=CRS
+        )
+        ref = reference_rings(net, t, (3.0, 6.0, 10.0), nearest if per_source else None)
+        assert_rings_match(iso, ref, per_source)
+
+
 # --------------------------------------------------------------------------- contract, errors
 
 

@@ -51,7 +51,13 @@ import shapely
 
 from geo_mz.core.errors import CrsError, GeoMzError
 from geo_mz.core.projection import parse_crs
-from geo_mz.network._isochrone_geometry import QUAD_SEGS, _buffer_union, _polygons, _ring
+from geo_mz.network._isochrone_geometry import (
+    QUAD_SEGS,
+    _buffer_union,
+    _nest,
+    _polygons,
+    _ring,
+)
 from geo_mz.network._isochrone_plane import _crossing_edges, _edge_reach, _pieces
 from geo_mz.network.graph import Network
 
@@ -223,7 +229,8 @@ def isochrones(
         disc = shapely.buffer(shapely.points(net.node_xy[alone]), buffer_m, quad_segs=QUAD_SEGS)
         cur = _buffer_union(pc, bad_edge[pc["edge"]], buffer_m, disc, group[alone])
         rings = _polygons(cur) if prev is None else _ring(cur, prev)
-        prev = cur
+        if k != thr[-1]:
+            prev = cur if prev is None else _nest(cur, prev)
         for grp, ring in sorted(rings.items()):
             row: dict[str, object] = {"source": grp} if per_source else {}
             row |= {"threshold_min": k, "ring": f"{lo:g}-{k:g} min", "area_m2": ring.area}
