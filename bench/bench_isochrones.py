@@ -17,8 +17,12 @@ walking 4 km/h, so 15 min = 1,000 m) with 1,000 random centres, ``buffer_m`` = 5
     extrapolated); ``--sample N`` runs N centres and extrapolates every part linearly (which
     underestimates the merge: a lower bound for (b)).
 
-Both (a) and (b) produce the same polygons: the merged 15-minute areas are compared (their
-difference must stay within the round-cap chord tolerance, 0.25 m times the perimeter).
+Both (a) and (b) produce the same polygons: the merged 15-minute areas and each ring (b's
+ring = its threshold's merge minus the previous one's) are compared (their difference must stay
+within the round-cap chord tolerance, 0.25 m times the perimeter).
+
+Times are wall clock (median over ``--repeat`` runs) and, because the box is shared, also the
+process CPU seconds of each side (both sides are single-threaded); the load average is printed.
 
 The grid Network is built from arrays directly (``grid_network``) instead of
 ``network_from_roads`` on 2 M LineStrings, to save ~1 minute; a 40 x 40 grid is built both
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import resource
 import time
 import tracemalloc
@@ -179,8 +184,9 @@ def run_baseline(net: Network, centres: np.ndarray) -> tuple[dict[str, float], d
         merged[k] = shapely.union_all(np.array([p[k] for p in per], dtype=object))
         t_merge[k] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    rings = {THRESHOLDS_MIN[0]: merged[THRESHOLDS_MIN[0]]}
     for lo, hi in itertools.pairwise(THRESHOLDS_MIN):
-        shapely.difference(merged[hi], merged[lo])
+        rings[hi] = shapely.difference(merged[hi], merged[lo])
     t_rings = time.perf_counter() - t0
     times = {
         "dijkstra+reach": pc.t_dijkstra,
@@ -188,7 +194,7 @@ def run_baseline(net: Network, centres: np.ndarray) -> tuple[dict[str, float], d
         **{f"merge {k:g}": t_merge[k] for k in THRESHOLDS_MIN},
         "ring differences": t_rings,
     }
-    return times, merged
+    return times, merged | {("ring", k): r for k, r in rings.items()}
 
 
 # --------------------------------------------------------------------------- main
@@ -202,6 +208,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of each side (median)")
     args = ap.parse_args()
     t_start = time.perf_counter()
+    load0 = os.getloadavg()
     check_builder()
     rng = np.random.default_rng(2024)
     t0 = time.perf_counter()
@@ -212,17 +219,19 @@ def main() -> None:
         f"{time.perf_counter() - t0:.1f} s); {len(centres):,} centres; walk {SPEED_KMH} km/h, "
         f"buffer {BUFFER_M:g} m, quad_segs {QUAD_SEGS}, thresholds {THRESHOLDS_MIN}; "
         f"both sides: one warm-up call, {args.repeat} timed run(s) each, median, order "
-        "alternating; (a) cold = crossing cache cleared before each run"
+        "alternating; (a) cold = crossing cache cleared before each run; "
+        f"load average {load0[0]:.1f} on {os.cpu_count()} CPUs (other processes)"
     )
 
-    def ours(thresholds: tuple[float, ...], cold: bool) -> tuple[float, float, object]:
+    def ours(thresholds: tuple[float, ...], cold: bool) -> tuple[float, float, object, float]:
         if cold:  # forget which edges were tested for crossings (first call on a network)
             iso_plane._CROSSING_CACHE.clear()
-        t_a = time.perf_counter()
+        cpu, t_a = time.process_time(), time.perf_counter()
         times, _ = multi_source_times(net, centres, limit_min=max(thresholds))
         t_b = time.perf_counter()
         iso = isochrones(net, times, thresholds_min=thresholds, crs_out=net.crs)
-        return t_b - t_a, time.perf_counter() - t_b, iso
+        t_c = time.perf_counter()
+        return t_b - t_a, t_c - t_b, iso, time.process_time() - cpu
 
     sample = centres[: args.sample] if args.sample else centres
     scale = len(centres) / len(sample)
@@ -239,23 +248,26 @@ def main() -> None:
         sides = ("ours", "base") if rep % 2 == 0 else ("base", "ours")
         for side in sides:
             if side == "base":
-                base_runs.append(run_baseline(net, sample))
+                cpu = time.process_time()
+                base_runs.append((*run_baseline(net, sample), time.process_time() - cpu))
                 continue
             for label, thr in (("15 min", (15.0,)), ("rings 5/10/15", THRESHOLDS_MIN)):
                 runs[label].append(ours(thr, True))
                 runs[f"warm {label}"].append(ours(thr, False))
 
-    def med(rs: list) -> tuple[float, float, float, object]:
+    def med(rs: list) -> tuple[float, float, float, object, float]:
         tot = [r[0] + r[1] for r in rs]
         i = int(np.argsort(tot)[len(tot) // 2])
-        return tot[i], rs[i][0], rs[i][1], rs[i][2]
+        return tot[i], rs[i][0], rs[i][1], rs[i][2], float(np.median([r[3] for r in rs]))
 
     best = {}
     for label in ("15 min", "rings 5/10/15"):
         cold, warm = med(runs[label]), med(runs[f"warm {label}"])
-        best[label] = (cold[0], warm[0], cold[3])
+        best[label] = (cold[0], warm[0], cold[3], cold[4])
         detail = f"multi_source_times {cold[1]:.2f} s + isochrones {cold[2]:.2f} s"
-        rows.append((f"(a) geo_mz {label}", f"{cold[0]:.2f} s cold", detail))
+        rows.append(
+            (f"(a) geo_mz {label}", f"{cold[0]:.2f} s cold", f"{detail}; CPU {cold[4]:.2f} s")
+        )
         rows.append(("", f"{warm[0]:.2f} s warm", "crossing test cached"))
     rss_a = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
@@ -263,8 +275,9 @@ def main() -> None:
     traced_a = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
 
-    totals = [sum(t.values()) for t, _ in base_runs]
-    times_b, merged = base_runs[int(np.argsort(totals)[len(totals) // 2])]
+    totals = [sum(t.values()) for t, _, _ in base_runs]
+    times_b, merged, _ = base_runs[int(np.argsort(totals)[len(totals) // 2])]
+    cpu_b = float(np.median([c for _, _, c in base_runs])) * scale
     times_b = {k: v * scale for k, v in times_b.items()}
     base_15 = times_b["dijkstra+reach"] + times_b["buffer+union 15"] + times_b["merge 15"]
     base_rings = sum(times_b.values())
@@ -275,10 +288,12 @@ def main() -> None:
     )
     parts = ", ".join(f"{k} {v:.1f}" for k, v in times_b.items())
     rows.append(("(b) per-centre 15 min", f"{base_15:.2f} s", how))
-    rows.append(("(b) per-centre rings", f"{base_rings:.2f} s", parts))
+    rows.append(("(b) per-centre rings", f"{base_rings:.2f} s", f"{parts}; CPU {cpu_b:.2f} s"))
     for label, base in (("15 min", base_15), ("rings 5/10/15", base_rings)):
         cold, warm = base / best[label][0], base / best[label][1]
         rows.append((f"ratio {label}", f"{cold:.1f}x cold", f"{warm:.1f}x warm"))
+    rows.append(("ratio rings, CPU time", f"{cpu_b / best['rings 5/10/15'][3]:.1f}x cold",
+                 "process CPU seconds, both sides (less sensitive to other load)"))  # fmt: skip
     if scale == 1:  # same polygons?
         ours15, theirs = best["15 min"][2].geometry.iloc[0], merged[15.0]
         sym = shapely.symmetric_difference(ours15, theirs).area
@@ -287,6 +302,15 @@ def main() -> None:
         rows.append(("check 15-min polygon", f"|a xor b| {sym:,.0f} m2",
                      f"<= {tol:,.0f} m2 (0.25 m x perimeter) of {theirs.area / 1e6:,.1f} km2: "
                      f"{verdict}"))  # fmt: skip
+        ours_rings = best["rings 5/10/15"][2]
+        for k, geom in zip(ours_rings.threshold_min, ours_rings.geometry, strict=True):
+            theirs = merged[("ring", float(k))]
+            sym = shapely.symmetric_difference(geom, theirs).area
+            tol = 0.25 * theirs.length
+            verdict = "OK" if sym <= tol else "FAILED"
+            rows.append((f"check ring {ours_rings.ring[ours_rings.threshold_min == k].iloc[0]}",
+                         f"|a xor b| {sym:,.0f} m2", f"<= {tol:,.0f} m2 of "
+                         f"{theirs.area / 1e6:,.1f} km2: {verdict}"))  # fmt: skip
     rows.append(
         (
             "memory (a) rings",
@@ -299,7 +323,10 @@ def main() -> None:
     for r in rows:
         print(" | ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nprocess max RSS {rss:,.0f} MiB; total {time.perf_counter() - t_start:.0f} s")
+    print(
+        f"\nprocess max RSS {rss:,.0f} MiB; total {time.perf_counter() - t_start:.0f} s; "
+        f"load average at start {load0}, at end {os.getloadavg()} on {os.cpu_count()} CPUs"
+    )
 
 
 if __name__ == "__main__":
