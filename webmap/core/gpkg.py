@@ -279,12 +279,17 @@ class GpkgStore(FeatureStore):
         fid: str,
         after_row: gpd.GeoDataFrame | None,
         new: gpd.GeoDataFrame,
-    ) -> None:
-        """Write the one changed row (``webmap.core.gpkg_rows``), else the whole layer."""
+    ) -> tuple[int, int, int]:
+        """Write the one changed row (``webmap.core.gpkg_rows``), else the whole layer.
+
+        Returns the file's stamp right after the write: taken while this edit still holds the
+        journal's write lock, so no other process's edit is in it (its layers must be re-read).
+        """
         try:
             write_row(self.ws.path, layer, self.spec(layer), fid, after_row, EDIT_METHOD)
         except RowWriteUnsupported:
             self._write_workspace(layer, new)  # e.g. a spec field the stored table lacks
+        return self._file_stamp()
 
     def _write_workspace(self, layer: str, frame: gpd.GeoDataFrame) -> None:
         if self._lonlat_storage:  # a CRS84 frame from the cache: the same numbers
@@ -389,7 +394,7 @@ class GpkgStore(FeatureStore):
                     Journal.put_closure(conn, fid, props, after_row.geometry.iloc[0].wkt)
                 conn.commit()
             else:
-                self._write_feature(layer, fid, after_row, new)
+                stamp = self._write_feature(layer, fid, after_row, new)
                 try:
                     conn.commit()
                 except sqlite3.Error:
@@ -402,7 +407,7 @@ class GpkgStore(FeatureStore):
                 self._own_events.append(own_event)
             with self._cache_lock:
                 if not own:
-                    self._stamp = self._file_stamp()  # our own write: other layers stay valid
+                    self._stamp = stamp  # our own write: the other layers stay valid
                 self._cache[layer] = (next(self._gen), new if shown else lonlat(new))
         return Change(Event(event_id, data), new_etag, after)
 
