@@ -101,3 +101,17 @@ def test_an_unreachable_database_is_a_bilingual_message_not_a_traceback(
     assert r.exit_code == 2, r.output
     assert "无法连接数据库" in r.output and "cannot connect to the database" in r.output
     assert "s3cret" not in r.output and "Traceback" not in r.output
+
+
+def test_names_choices_are_the_librarys():
+    """The CLI lists levels and classes itself (``--help`` imports no gazetteer): same values."""
+    from geo_mz.cli.names import names
+    from geo_mz.names import LEVELS, NAME_CLASSES
+
+    def choices(command: str, option: str) -> list[str]:
+        param = next(p for p in names.commands[command].params if option in p.opts)
+        return list(param.type.choices)
+
+    assert choices("search", "--level") == list(LEVELS)
+    assert choices("check", "--class") == list(NAME_CLASSES)
+    assert choices("report", "--class") == list(NAME_CLASSES)
