@@ -294,7 +294,8 @@ def _ring(cur: Arrays, prev: Arrays) -> dict[int, shapely.MultiPolygon]:
 
     * ``P_k - F_j = (F_k - F_j) - H_k``: the filled parts have few holes, so the overlay is
       cheap; holes of ``P_k`` inside ``F_j`` do not matter, those clear of ``F_j`` are added
-      as rings, and only those touching ``F_j`` are cut with an overlay;
+      as rings afterwards, and those touching ``F_j`` (a core 50 m from a street of ``F_j``'s
+      edge) are added as rings before the overlay, which merges them with the new edge;
     * ``P_k ∩ H_j = H_j - H_k`` (``H_j`` lies inside ``F_k``, where ``P_k = F_k - H_k``):
       empty for a hole of ``P_j`` that is also a hole of ``P_k`` (the same face and core,
       found by exact coordinates), else ``h - (holes of P_k that meet h)``: the part of an old
