@@ -157,3 +157,31 @@ def test_reads_reuse_pooled_connections_and_a_snapshot_takes_one_lock(pg_ws, sam
         conn.execute("SET lock_timeout = '5s'")
         conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (0x676D7A, pg.schema))
     assert close_pool() >= 1
+
+
+def _edges(names: list, flags: list | None = None) -> pd.DataFrame:
+    df = pd.DataFrame({"code": pd.Series(names, dtype=object),
+                       "name": pd.Series(names, dtype=object),
+                       "length_m": np.arange(len(names), dtype=float)})  # fmt: skip
+    if flags is not None:
+        df["ok"] = pd.Series(flags, dtype=bool)
+    return df
+
+
+@pytest.mark.parametrize("kind", ["gpkg", "postgis"])
+def test_a_part_without_rows_does_not_type_the_columns_of_the_others(kind, pg_url, tmp_path):
+    # Found at province size: a part whose layer had no rows typed its text columns as float
+    # (an empty frame's object column), and the next part's names failed the COPY (PostGIS)
+    # or the gather (GeoPackage).
+    store = open_run_store(tmp_path / "r.gpkg" if kind == "gpkg" else f"{pg_url}#runs_empty")
+    key = f"job-{kind}-empty"
+    store.begin(key, {"job": "job"})
+    empty = _edges([]).astype({"code": float, "name": float})  # as an empty part reports them
+    store.save(key, "p1", {"edges": empty, "none": empty}, {"job": "job"})
+    store.save(key, "p2", {"edges": _edges(["甲镇", "乙镇"], [True, False]), "none": empty},
+               {"job": "job"})  # fmt: skip
+    store.save(key, "p3", {"edges": empty, "none": empty}, {"job": "job"})
+    got = store.gather(key, "edges")
+    assert got["name"].tolist() == ["甲镇", "乙镇"] and got["part"].tolist() == ["p2", "p2"]
+    assert got["ok"].tolist() == [True, False] and got["length_m"].tolist() == [0.0, 1.0]
+    assert store.gather(key, "none").empty  # only parts without rows: nothing, no error

@@ -514,10 +514,31 @@ class PostgisRunStore:
             ).fetchall()
         }
 
+    def _column_types(self, conn: Any, table: str) -> dict[str, str]:
+        return {
+            str(r[0]): str(r[1])
+            for r in conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = %s AND table_name = %s",
+                (self.schema, table),
+            ).fetchall()
+        }
+
     def _ensure_table(self, conn: Any, table: str, rows: gpd.GeoDataFrame) -> None:
+        """Create the layer's table, or add the columns and widen the types the rows need.
+
+        A part with no rows adds no columns: the types of an empty frame say nothing (a text
+        column of no rows reads as ``float``); a later part with rows adds them. A text value
+        for a column created numeric (by a part whose values were all missing) widens the
+        column to text; :meth:`gather` gives every column the type the parts with rows
+        recorded.
+        """
         schema = frame_schema(pd.DataFrame(rows.drop(columns=rows.geometry.name)))
-        have = self._columns(conn, table)
-        if have and set(schema) <= have:
+        if len(rows) == 0:
+            schema = {}
+        have = self._column_types(conn, table)
+        widen = [c for c, k in schema.items() if k == "string" and have.get(c, "text") != "text"]
+        if have and set(schema) <= set(have) and not widen:
             return  # the common case: no lock, so workers save their parts side by side
         # Creating or widening the table: one worker at a time (held to the end of its save).
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}.{table}",))
@@ -532,12 +553,18 @@ class PostgisRunStore:
                 self._id(f"{table}_part_idx"), self._id(self.schema, table)
             )
         )
-        have = self._columns(conn, table)
+        have = self._column_types(conn, table)
         for col, kind in schema.items():
             if col not in have:
                 conn.execute(
                     self._sql("ALTER TABLE {} ADD COLUMN {} " + _PG_TYPES[kind]).format(
                         self._id(self.schema, table), self._id(col)
+                    )
+                )
+            elif kind == "string" and have[col] != "text":
+                conn.execute(
+                    self._sql("ALTER TABLE {} ALTER COLUMN {} TYPE text USING {}::text").format(
+                        self._id(self.schema, table), self._id(col), self._id(col)
                     )
                 )
 
@@ -650,12 +677,16 @@ class PostgisRunStore:
                 )
             from psycopg import sql
 
+            # A column only parts without rows named was never added: it reads as missing.
+            have = self._columns(conn, table)
             stmt = sql.SQL(
                 "SELECT {}, ST_AsBinary(t.geom) FROM {} t JOIN {} p "
                 "ON p.run_key = t.run_key AND p.part = t.part AND p.status = 'done' "
                 "WHERE t.run_key = %s ORDER BY t.part, t.seq"
             ).format(
-                sql.SQL(", ").join(sql.Identifier("t", c) for c in cols),
+                sql.SQL(", ").join(
+                    sql.Identifier("t", c) if c in have else sql.SQL("NULL") for c in cols
+                ),
                 self._id(self.schema, table),
                 self._id(self.schema, PARTS),
             )
