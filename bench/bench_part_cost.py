@@ -29,6 +29,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -78,6 +79,9 @@ def install(clock: Clock) -> None:
     ws_cls.__init__ = clock.wrap("open", ws_cls.__init__)
     gpd.GeoSeries.to_crs = clock.wrap("reproject", gpd.GeoSeries.to_crs)
     gpd.GeoDataFrame.to_crs = clock.wrap("reproject", gpd.GeoDataFrame.to_crs)
+    for mod in (partition, sys.modules.get("geo_mz.scale.part_inputs")):
+        if mod is not None and hasattr(mod, "geometries_to_crs"):  # absent before it was made
+            mod.geometries_to_crs = clock.wrap("reproject", mod.geometries_to_crs)
     net = clock.wrap("network", graph.network_from_roads)
     partition.network_from_roads = net
     snap = clock.wrap("snap", paths.snap_points)
@@ -143,6 +147,7 @@ def main() -> None:
     print(f"  parts side {len(parts)} (every {step}th); whole side / {len(all_parts)}")
     print(f"  warmup {a.warmup}, reps {a.reps} (median), order rotated; split "
           f"{'off' if a.no_split else 'on'}")  # fmt: skip
+    print(f"  geo_mz from {os.path.dirname(partition.__file__)}")
     print(f"  CPUs {os.cpu_count()}, Python {platform.python_version()}, "
           f"pandas {pd.__version__}, geopandas {gpd.__version__}")  # fmt: skip
     print(f"  load before {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -160,3 +160,12 @@ def test_prefix_and_unknown_layer(sample_ws):
     assert_geodataframe_equal(got, mine.reset_index(drop=True))
     with pytest.raises(WorkspaceError, match=r"没有图层 'nope'.*no layer 'nope'"):
         sample_ws.read("nope", bbox=box)
+
+
+def test_prefix_leaves_out_nulls_and_others(odd):
+    box = (0, 0, 10, 10)
+    every = gdal(odd, "lines", box)
+    mine = every[every["name"].astype("string").fillna("").str.startswith("c").to_numpy(bool)]
+    got = read_gpkg_bbox(odd, "lines", box, prefix=("name", "c"))
+    assert_geodataframe_equal(got, mine.reset_index(drop=True), check_dtype=True)
+    assert read_gpkg_bbox(odd, "lines", box, prefix=("nope", "c")) is None  # no such column

@@ -212,8 +212,9 @@ def read_gpkg_bbox(
         ``(minx, miny, maxx, maxy)`` in the layer's CRS.
     prefix
         ``(field, code)``: leave out, in SQL, the rows whose text ``field`` does not start with
-        ``code`` (a part's own people of a box that holds its neighbours' too). Rows whose
-        value is not text (null, a number) are read, for the caller's own test.
+        ``code`` (a part's own people of a box that holds its neighbours' too). A frame
+        returned then holds exactly the rows whose value starts so (nulls are left out; a
+        number in the column makes this reader return None).
 
     Returns
     -------
@@ -233,7 +234,9 @@ def read_gpkg_bbox(
     own = ""
     if prefix is not None:
         fld = _quote(prefix[0])
-        own = f"AND (typeof({fld}) != 'text' OR substr({fld}, 1, ?) = ?) "
+        # Nulls are not own rows; a number in a text column is read, and makes this reader
+        # give up (GDAL's text of it is compared by the caller).
+        own = f"AND {fld} IS NOT NULL AND (typeof({fld}) != 'text' OR substr({fld}, 1, ?) = ?) "
         args += (len(prefix[1]), prefix[1])
     sql = (
         f"SELECT {_quote(info.geom)}{', ' + cols if cols else ''} FROM {_quote(info.table)} "

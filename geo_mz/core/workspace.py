@@ -326,7 +326,7 @@ class Workspace:
         """
         if kind not in self.layers():
             raise _no_layer(self.path, kind, self.layers())
-        gdf = None
+        gdf, own = None, False
         if bbox is not None:
             # A part's reads are by box: through the file's R-tree on a kept connection, not a
             # GDAL open per read (the same frame; see geo_mz.core.gpkg_read). None, or an
@@ -335,13 +335,14 @@ class Workspace:
                 gdf = read_gpkg_bbox(self.path, kind, bbox, prefix=prefix)
             except sqlite3.Error:
                 gdf = None
+            own = gdf is not None  # the prefix was applied as the rows were read
         if gdf is None:
             gdf = pyogrio.read_dataframe(self.path, layer=kind, bbox=bbox, fid_as_index=True)
             # A spatial filter returns rows in R-tree order; keep the stored order, which
             # results (sums, ties) may depend on.
             gdf = gdf.sort_index(kind="stable").reset_index(drop=True)
         out = conform_types(gdf, get_spec(kind))
-        if prefix is not None:
+        if prefix is not None and not own:
             out = out[starts_with(out, *prefix)].reset_index(drop=True)
         return out
 

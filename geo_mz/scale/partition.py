@@ -120,6 +120,14 @@ class Cut:
 
     def contains_extent(self, extent: tuple[float, float, float, float]) -> bool:
         """Whether the lon/lat box ``extent`` lies wholly inside the cut."""
+        # A box reaching 0.01° (about 1 km) beyond the cut's lon/lat box is not inside it:
+        # said without reprojecting ~2,000 vertices (the box's straight edges in the cut's
+        # CRS bulge from its vertices' box by far less than that).
+        x0, y0, x1, y1 = self.lonlat_bbox
+        if extent[0] < x0 - 0.01 or extent[1] < y0 - 0.01 or extent[2] > x1 + 0.01:
+            return False
+        if extent[3] > y1 + 0.01:
+            return False
         box = np.array([shapely.segmentize(shapely.box(*extent), 0.01)], dtype=object)
         return bool(self.polygon.contains(geometries_to_crs(box, STORAGE_CRS, self.crs)[0]))
 
@@ -304,14 +312,16 @@ def coverage_part(
         # Every centre, for the proof (one outside the cut may snap into a piece inside it);
         # an error here, as in the whole run, when the layer holds no centre of those kinds.
         src = centre_sources(ws, s, crs)
-        first_roads = ws.read("roads", bbox=make_cut(part.geometry, crs, buffer_m).lonlat_bbox)
+        first_cut = make_cut(part.geometry, crs, buffer_m)
+        first_roads = ws.read("roads", bbox=first_cut.lonlat_bbox)
     # Reprojected once: snapping and the Dijkstra's inputs are then in the network's CRS.
     pop_m = to_cut_crs(pop, crs)
     xy_all = shapely.get_coordinates(pop_m.geometry.values)
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
-        cut = make_cut(part.geometry, crs, b)
-        roads = roads_in_cut(ws, cut, first_roads if b == buffer_m else None)
+        first = b == buffer_m
+        cut = first_cut if first else make_cut(part.geometry, crs, b)
+        roads = roads_in_cut(ws, cut, first_roads if first else None)
         net = network_from_roads(
             roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh, measure_crs=crs,
             components="all",
@@ -348,10 +358,9 @@ def coverage_part(
     )
     keep = ["walk_min", "nearest_centre", "snap_m", "too_far"]
     id_cols = [c for c in ("cell_id", "adcode", "pop_total", "pop_60plus") if c in times]
-    out_times = gpd.GeoDataFrame(
-        times[[*id_cols, *keep]].reset_index(drop=True),
-        geometry=times.geometry.reset_index(drop=True).values,
-        crs=times.crs,
+    out_times = times[[*id_cols, *keep, times.geometry.name]].reset_index(drop=True)
+    out_times = (
+        out_times.rename_geometry("geometry") if times.geometry.name != "geometry" else out_times
     )
     log |= {"points": len(times), "crs": crs}
     return {"times": out_times, "units": unit_rows}, log
@@ -417,7 +426,8 @@ def relief_part(
             layers["shelters"] = ws.read("shelters", bbox=bbox)
         stores = source_layer(ws, "relief_stores")
         extent = roads_bbox or roads_extent(ws)
-        first_roads = ws.read("roads", bbox=make_cut(part.geometry, crs, buffer_m).lonlat_bbox)
+        first_cut = make_cut(part.geometry, crs, buffer_m)
+        first_roads = ws.read("roads", bbox=first_cut.lonlat_bbox)
     points = relief.audit_points(layers, measure_crs=crs)
     points = points[own_rows(points, part.code)].reset_index(drop=True)
     store_xy = shapely.get_coordinates(stores.geometry.to_crs(crs).values)
@@ -425,8 +435,9 @@ def relief_part(
     last_leg_m_per_min = s.last_leg_kmh * 1000.0 / 60.0
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
-        cut = make_cut(part.geometry, crs, b)
-        roads = roads_in_cut(ws, cut, first_roads if b == buffer_m else None)
+        first = b == buffer_m
+        cut = first_cut if first else make_cut(part.geometry, crs, b)
+        roads = roads_in_cut(ws, cut, first_roads if first else None)
         net = relief.drive_network(roads, s, measure_crs=crs, components="all")
         a = relief.audit(points.iloc[todo].reset_index(drop=True), stores, net, s)
         tab = a.table
