@@ -176,8 +176,14 @@ def start_bare() -> tuple[subprocess.Popen, str, dict[str, str]]:
 
 
 # -- the row write alone -----------------------------------------------------------------------
-def row_writes(tmp: Path, reps: int) -> None:
-    """Time one incident row written in place and by copy-and-replace, alternating."""
+def row_writes(tmp: Path, reps: int, pad_mib: int = 0) -> None:
+    """Time one incident row written in place and by copy-and-replace, alternating.
+
+    ``pad_mib`` grows the workspace by a table of that many MiB (as a district's roads and
+    buildings would), to show how each scheme scales with the file.
+    """
+    import sqlite3
+
     import geopandas as gpd
     import pandas as pd
     import shapely
@@ -187,7 +193,12 @@ def row_writes(tmp: Path, reps: int) -> None:
     from webmap.testing import fresh_settings, sample_base
 
     base = sample_base(tmp / "base")
-    path = Path(fresh_settings(base, tmp / "rows").workspace)
+    path = Path(fresh_settings(base, tmp / f"rows{pad_mib}").workspace)
+    if pad_mib:
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE bench_padding (b BLOB)")
+            for _ in range(pad_mib):
+                conn.execute("INSERT INTO bench_padding VALUES (?)", (os.urandom(2**20),))
     spec = layer_spec("incidents")
     ways = {
         "in place": lambda fid, row: gpkg_rows.write_row(path, "incidents", spec, fid, row),
@@ -372,6 +383,13 @@ def main() -> None:
     ap.add_argument(
         "--row-writes", type=int, default=40, help="row writes timed alone per scheme (0: none)"
     )
+    ap.add_argument(
+        "--row-writes-pad",
+        type=int,
+        default=50,
+        help="also time row writes (a quarter as many) on the workspace grown by this many MiB",
+    )
+    ap.add_argument("--slowest", type=int, default=0, help="print the N slowest writes per row")
     ap.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_server is not None:
@@ -400,6 +418,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_sse_"))
     if args.row_writes:
         row_writes(tmp / "rows", args.row_writes)
+        if args.row_writes_pad:
+            row_writes(tmp / "rows", max(args.row_writes // 4, 5), args.row_writes_pad)
     print(
         f"{'server':8} {'clients':>7} {'reconnect':>9} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'fan p99 ms':>10} {'lost':>6} {'reconnects':>10} {'write p50':>9} {'write p99':>9} "
@@ -433,6 +453,9 @@ def main() -> None:
                         f"{os.getloadavg()[0]:5.1f}",
                         flush=True,
                     )
+                    if args.slowest:
+                        worst = ", ".join(f"{w:.0f}" for w in sorted(writes)[-args.slowest :])
+                        print(f"  slowest writes (ms, in order): {worst}", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
