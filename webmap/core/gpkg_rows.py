@@ -2,11 +2,13 @@
 
 A web edit changes one row. Rewriting the whole layer through GDAL costs 0.1-0.3 s on the
 sample; copying the whole workspace to change one row (the previous scheme) costs a copy and an
-``fsync`` of every byte, 12 ms on the 6 MB sample and more with every feature added, with a tail
-of 200+ ms on a busy disk. Here the row is written **in place** by SQLite in one transaction:
-its rollback journal (``journal_mode=DELETE``) and ``synchronous=EXTRA`` (``FULL``, plus the
+``fsync`` of every byte. Here the row is written **in place** by SQLite in one transaction: its
+rollback journal (``journal_mode=DELETE``) and ``synchronous=EXTRA`` (``FULL``, plus the
 directory synced after the journal is removed) make it durable and atomic; a few pages are
-written. A kill at any moment leaves the old or the new row: the journal left by a killed write
+written. Its cost is four small syncs (the journal twice, the file, the directory), whatever the
+file's size; ``bench/bench_sse.py`` on a shared 2-CPU box (load 5): p50 4.8 ms vs 10.3 ms for the
+copy on the 5.7 MiB sample, 10.9 ms vs 66.5 ms (p99 24 vs 239 ms) on the sample grown by 50 MiB.
+A kill at any moment leaves the old or the new row: the journal left by a killed write
 is "hot", and the next read-write open rolls it back (:func:`recover`; read-only opens, GDAL's
 included, refuse a file with a hot journal until then, so the web map recovers before it reads).
 
@@ -16,10 +18,13 @@ open-file-description locks (no GDAL open or close can drop them; they exclude G
 locks in this process too) and writes through a connection that takes no locks of its own
 (SQLite's ``unix-none`` VFS), kept open for the process's life: closing it would drop GDAL's
 classic locks on the file. Other processes (``geo-mz serve --workers N``, ``geo-mz`` commands,
-QGIS) see an ordinary SQLite writer. Measured against the alternatives: a readers-writer lock
-alone leaves the writer's classic locks at the mercy of any GDAL open in the process that does
-not take it; a writer process costs a process per server worker and a round trip per edit, and
-still needs the same care for the descriptors it closes. Where there are no OFD locks (macOS,
+QGIS) see an ordinary SQLite writer; GDAL in this process waits for the write like any reader
+(tested) and cannot drop its locks (tested: another process cannot take the write lock after a
+descriptor of the file is closed here). Why not the alternatives: a readers-writer lock alone
+keeps the writer's classic locks safe only from the GDAL opens that take it (any other, e.g. a
+library reading the workspace, could still drop them, and an un-wrapped GDAL read would not
+even conflict with the write); a writer process costs a process per server worker and a round
+trip per edit, and its own descriptors need the same care. Where there are no OFD locks (macOS,
 Windows) or the file is in WAL mode (its shared-memory index needs SQLite's own locks), the edit
 is written into an owned copy of the workspace that replaces it (``os.replace``), as before.
 
