@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
+from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs, measure_crs_for
 from geo_mz.core.workspace import Workspace
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
@@ -167,6 +167,13 @@ def centre_sources(ws: Any, settings: CircleSettings, crs: str) -> Sources:
         ws, "elder_care", crs, key=key,
         select=lambda g: coverage.select_centres(g, kinds=kinds, statuses=statuses),
     )  # fmt: skip
+
+
+def part_crs(part: Part, measure_crs: str | None = None) -> str:
+    """Return the measuring CRS of a part: ``measure_crs``, else the GK zone of its area."""
+    return measure_crs or measure_crs_for(
+        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
+    )
 
 
 def own_rows(gdf: gpd.GeoDataFrame, code: str, field: str = "adcode") -> np.ndarray:

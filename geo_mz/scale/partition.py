@@ -69,6 +69,7 @@ from geo_mz.scale.part_inputs import (
     in_cut,
     own_rows,
     part_bbox,
+    part_crs,
     part_sources,
     part_unit_tables,
     read_once,
@@ -120,13 +121,10 @@ class Cut:
 
     def contains_extent(self, extent: tuple[float, float, float, float]) -> bool:
         """Whether the lon/lat box ``extent`` lies wholly inside the cut."""
-        # A box reaching 0.01° (about 1 km) beyond the cut's lon/lat box is not inside it:
-        # said without reprojecting ~2,000 vertices (the box's straight edges in the cut's
-        # CRS bulge from its vertices' box by far less than that).
+        # Reaching 1 km (0.01°) beyond the cut's lon/lat box: not inside (the cut's 500 m edges
+        # bulge from that box by far less), said without reprojecting ~2,000 vertices.
         x0, y0, x1, y1 = self.lonlat_bbox
-        if extent[0] < x0 - 0.01 or extent[1] < y0 - 0.01 or extent[2] > x1 + 0.01:
-            return False
-        if extent[3] > y1 + 0.01:
+        if min(extent[0] - x0, extent[1] - y0, x1 - extent[2], y1 - extent[3]) < -0.01:
             return False
         box = np.array([shapely.segmentize(shapely.box(*extent), 0.01)], dtype=object)
         return bool(self.polygon.contains(geometries_to_crs(box, STORAGE_CRS, self.crs)[0]))
@@ -142,13 +140,6 @@ def make_cut(core: shapely.Geometry, crs: str, buffer_m: float) -> Cut:
     """Return the cut of a part: its core (EPSG:4490) as a convex hull in ``crs``, buffered."""
     hull = geometries_to_crs(np.array([core], dtype=object), STORAGE_CRS, crs)[0].convex_hull
     return Cut(crs, shapely.buffer(hull, buffer_m), float(buffer_m))
-
-
-def part_crs(part: Part, measure_crs: str | None = None) -> str:
-    """Return the measuring CRS of a part: ``measure_crs``, else the GK zone of its area."""
-    return measure_crs or measure_crs_for(
-        gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
-    )
 
 
 def complete_nodes(net: Network, cut: Cut, *, source_xy: np.ndarray | None = None) -> np.ndarray:
@@ -347,8 +338,7 @@ def coverage_part(
 
     rows, log = prove_rounds(len(pop), compute, buffer_m, f"coverage part {part.code}")
     rows = rows.sort_values("_pos")
-    # Each position once: the part's people in their order, with their answers.
-    times = pop.set_axis(rows.index, axis=0)
+    times = pop.set_axis(rows.index, axis=0)  # each position once, in the people's order
     for c in ("walk_min", "nearest_centre", "snap_m", "too_far"):
         times[c] = pd.Series(rows[c].to_numpy(), index=times.index, dtype=rows[c].dtype)
     unit_rows = part_unit_tables(times, units, part, s)

@@ -70,8 +70,10 @@ from geo_mz.scale.partition import (
     part_bbox,
     part_crs,
     proven,
+    read_own,
     roads_extent,
     roads_in_cut,
+    to_cut_crs,
     units_of_part,
 )
 
@@ -110,8 +112,7 @@ def _shelter_inputs(
     own_units = units[own_rows(units, part.code)]
     pop = None
     if cells:
-        pop = ws.read("population", bbox=part_bbox(own_units, part))
-        pop = pop[own_rows(pop, part.code)].reset_index(drop=True)
+        pop = read_own(ws, "population", part_bbox(own_units, part), part.code)
     # Every shelter (a small layer): the largest service time and the snap-circle proof use
     # the whole layer's, and shelters inside a unit count wherever the cut ends.
     sheltered = ws.read("shelters")
@@ -181,7 +182,8 @@ def shelter_adequacy_part(
     crs = part_crs(part, measure_crs)
     own_units, pop, sheltered, shelter_xy, reach_min = _shelter_inputs(ws, part, s, crs)
     extent = roads_bbox or roads_extent(ws)
-    cell_xy = _xy(pop, crs)
+    cells_m = to_cut_crs(pop, crs).geometry  # reprojected once, for every round's snap
+    cell_xy = shapely.get_coordinates(cells_m.values)
     own_shelters = own_rows(sheltered, part.code) if "adcode" in sheltered else None
 
     def attempt(cut: Cut) -> tuple[bool, Any]:
@@ -190,7 +192,7 @@ def shelter_adequacy_part(
         near = shapely.intersects(cut.polygon, shapely.points(shelter_xy))
         if own_shelters is not None:
             near |= own_shelters
-        sn = snap_points(net, pop.geometry.to_crs(crs), max_snap_m=s.max_snap_m)
+        sn = snap_points(net, cells_m, max_snap_m=s.max_snap_m)
         ok = proven(
             net,
             cut,
