@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -26,11 +26,13 @@ from geo_mz.core.workspace import Workspace
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 
-if TYPE_CHECKING:
-    from geo_mz.scale.partition import Cut, Part
+# A part (``geo_mz.scale.partition.Part``: code, name, geometry) and a cut (``Cut``: crs,
+# polygon) are typed Any here: that module imports this one.
+_Part = Any
+_Cut = Any
 
 
-def in_cut(gdf: gpd.GeoDataFrame, cut: Cut) -> gpd.GeoDataFrame:
+def in_cut(gdf: gpd.GeoDataFrame, cut: _Cut) -> gpd.GeoDataFrame:
     """Return the rows of ``gdf`` whose geometry meets the cut (any CRS; compared in the cut's)."""
     geoms = geometries_to_crs(np.asarray(gdf.geometry.values), gdf.crs, cut.crs)
     shapely.prepare(cut.polygon)
@@ -53,7 +55,7 @@ def to_cut_crs(gdf: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
     return out
 
 
-def roads_in_cut(ws: Any, cut: Cut, read: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+def roads_in_cut(ws: Any, cut: _Cut, read: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
     """Return the roads that meet the cut, in the cut's CRS (read by its box unless given)."""
     roads = ws.read("roads", bbox=cut.lonlat_bbox) if read is None else read
     roads = to_cut_crs(roads, cut.crs)
@@ -61,7 +63,7 @@ def roads_in_cut(ws: Any, cut: Cut, read: gpd.GeoDataFrame | None = None) -> gpd
     return roads[shapely.intersects(cut.polygon, np.asarray(roads.geometry.values))]
 
 
-def sources_in_cut(src: Sources, cut: Cut) -> gpd.GeoDataFrame:
+def sources_in_cut(src: Sources, cut: _Cut) -> gpd.GeoDataFrame:
     """Return the sources (points) that meet the cut, in the cut's CRS (as :func:`in_cut`)."""
     frame = src.projected
     if len(src.xy) != len(frame) or frame.crs != cut.crs:
@@ -169,7 +171,7 @@ def centre_sources(ws: Any, settings: CircleSettings, crs: str) -> Sources:
     )  # fmt: skip
 
 
-def part_crs(part: Part, measure_crs: str | None = None) -> str:
+def part_crs(part: _Part, measure_crs: str | None = None) -> str:
     """Return the measuring CRS of a part: ``measure_crs``, else the GK zone of its area."""
     return measure_crs or measure_crs_for(
         gpd.GeoDataFrame(geometry=[part.geometry], crs=STORAGE_CRS)
@@ -198,7 +200,7 @@ def read_own(
     return rows[own_rows(rows, code, field)].reset_index(drop=True)
 
 
-def units_of_part(ws: Any, part: Part) -> gpd.GeoDataFrame:
+def units_of_part(ws: Any, part: _Part) -> gpd.GeoDataFrame:
     """Read the part's own units and their ancestors (for names), in stored order.
 
     Read by the part's bounding box: a part must not read the whole nation's units.
@@ -211,7 +213,7 @@ def units_of_part(ws: Any, part: Part) -> gpd.GeoDataFrame:
 
 
 def part_unit_tables(
-    times: gpd.GeoDataFrame, units: gpd.GeoDataFrame, part: Part, settings: CircleSettings
+    times: gpd.GeoDataFrame, units: gpd.GeoDataFrame, part: _Part, settings: CircleSettings
 ) -> pd.DataFrame:
     """Coverage rows of the part's own county, towns and villages (the whole run's rows).
 
@@ -256,7 +258,7 @@ def roads_extent(ws: Any) -> tuple[float, float, float, float]:
     return tuple(float(v) for v in ws.extent("roads"))
 
 
-def part_bbox(units: gpd.GeoDataFrame, part: Part) -> tuple[float, float, float, float]:
+def part_bbox(units: gpd.GeoDataFrame, part: _Part) -> tuple[float, float, float, float]:
     """Return the lon/lat box of a part's polygon and its units (to read its own rows by box)."""
     geoms = [part.geometry, *units.to_crs(STORAGE_CRS).geometry.tolist()]
     return tuple(float(v) for v in gpd.GeoSeries(geoms, crs=STORAGE_CRS).total_bounds)
