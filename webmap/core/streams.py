@@ -268,11 +268,15 @@ class StreamHub:
         while True:
             await asyncio.sleep(tick)
             now = self.clock()
-            for client in list(self.clients):
+            # Maps opened together get their keep-alives together: in batches, like events, so
+            # an edit's answer or its fan-out is not queued behind 1,000 keep-alive writes.
+            for i, client in enumerate(list(self.clients), 1):
                 if now >= client.deadline:
                     client.end()  # the browser reconnects with Last-Event-ID
                 elif now - client.last_write >= self.heartbeat_s - tick and not client.chunks:
                     client.push(None, KEEPALIVE)
+                if i % FAN_OUT_BATCH == 0:
+                    await asyncio.sleep(0)
 
     # -- one stream -------------------------------------------------------------------------
     def admit(self, addr: str) -> Client:
