@@ -277,17 +277,18 @@ def served(data) -> Path:
     return folder
 
 
-def wait_for_journal(ws_path: Path, proc: subprocess.Popen, timeout_s: float = 30.0) -> bool:
-    """Spin until the edit's rollback journal exists (True) or the process ended (False).
-
-    The in-place write keeps its journal for a few milliseconds: no sleeping between looks.
-    """
+def wait_for_journal(
+    ws_path: Path, proc: subprocess.Popen, client: threading.Thread, timeout_s: float = 30.0
+) -> bool:
+    """Spin until the edit's rollback journal exists (True), or the edit was answered or the
+    server ended first (False: on a busy machine this process may sleep through the journal's
+    few milliseconds)."""
     journal = Path(f"{ws_path}-journal")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if journal.exists():
             return True
-        if proc.poll() is not None:
+        if proc.poll() is not None or not client.is_alive():
             return False
     return False
 
@@ -315,10 +316,14 @@ def test_web_edit_killed_leaves_old_or_new_and_the_next_open_cleans_up(data, ser
     # the directory's): kill at a random moment after its journal appears - early (before the
     # file is touched), mid-way (the file's pages may be written: the journal is hot) and late
     # (maybe committed) - then once after the commit.
+    # A run whose journal this process did not see (it slept through it) is tried again.
     spans = [(0.0, 0.002), (0.004, 0.012), (0.010, 0.025)]
-    plan = [("in_write", rng.uniform(*span)) for span in spans] + [("after_commit", 0.0)]
-    results, hot = [], 0
-    for i, (when, delay) in enumerate(plan):
+    plan = [("in_write", k, rng.uniform(*span)) for k, span in enumerate(spans) for _ in range(2)]
+    plan.append(("after_commit", -1, 0.0))
+    results, hot, seen_journal = [], 0, set()
+    for i, (when, span, delay) in enumerate(plan):
+        if span in seen_journal:
+            continue
         folder = data["dir"] / f"web{i}"
         shutil.copytree(served, folder)
         ws_path = folder / "W.gpkg"
@@ -333,7 +338,10 @@ def test_web_edit_killed_leaves_old_or_new_and_the_next_open_cleans_up(data, ser
             t = threading.Thread(target=patch, args=(url, {"occupancy_persons": 7}, out))
             t.start()
             if when == "in_write":
-                assert wait_for_journal(ws_path, proc), f"seed {SEED}: no journal appeared"
+                if wait_for_journal(ws_path, proc, t):
+                    seen_journal.add(span)
+                else:
+                    when = "in_write (journal missed)"
                 end = time.perf_counter() + delay
                 while time.perf_counter() < end:
                     pass
