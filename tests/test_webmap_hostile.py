@@ -269,7 +269,7 @@ def test_an_edit_writes_the_one_feature_and_leaves_the_other_rows_bytes(base, tm
     assert [n for n, a, b in zip(names, old, new, strict=True) if a != b] == ["occupancy_persons"]
     # a few pages changed (the row, the layer record, gpkg_contents), not the layer's hundreds
     assert changed_pages(before_file, path.read_bytes()) <= 8
-    assert path.stat().st_ino != inode  # still the atomic copy-and-replace
+    assert path.stat().st_ino == inode  # written in place (one SQLite transaction)
     assert temp_files(path) == []
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
