@@ -12,7 +12,7 @@ import shapely
 from geo_mz.core.errors import CrsError, GeoMzError
 from geo_mz.datasets._pengjiang_geography import CHAOLIAN
 from geo_mz.datasets.pengjiang import build_pengjiang
-from geo_mz.network._isochrone_plane import _pieces
+from geo_mz.network._isochrone_plane import reached_pieces
 from geo_mz.network.graph import WALK_SPEED_KMH, Network, network_from_roads
 from geo_mz.network.isochrone import (
     QUAD_SEGS,
@@ -64,7 +64,7 @@ def inside(iso: gpd.GeoDataFrame, *coords: tuple[float, float], k: float = 15.0)
 def reference(net: Network, t: np.ndarray, k: float, group: np.ndarray | None = None):
     """The slow, obvious polygon: every reached piece and node buffered, then union_all."""
     group = np.zeros(net.n_nodes, np.int64) if group is None else group
-    pc = _pieces(net, t, k, group)
+    pc = reached_pieces(net, t, k, group)
     reached = np.flatnonzero(t <= k)  # a node is reached even with no time left to walk on
     geoms = np.concatenate([pc["geometry"], shapely.points(net.node_xy[reached])])
     labels = np.concatenate([pc["group"], group[reached]])

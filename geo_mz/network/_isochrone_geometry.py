@@ -13,14 +13,14 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from geo_mz.network._isochrone_plane import (
-    _EPS_M,
+    EPS_M,
     Arrays,
-    _line_vertices,
-    _member,
-    _rings,
-    _walk_lines,
-    _walk_vertices,
-    _walks,
+    face_rings,
+    face_walks,
+    line_vertices,
+    member,
+    walk_lines,
+    walk_vertices,
 )
 
 #: Segments per quarter circle of round caps and joins (the GEOS default).
@@ -31,7 +31,7 @@ _SLIVER_M2 = 1e-3  # polygon parts smaller than this are overlay noise
 # --------------------------------------------------------------------------- polygons
 
 
-def _buffer_union(pc: Arrays, bad: np.ndarray, buffer_m: float, extra, extra_group):
+def buffer_union(pc: Arrays, bad: np.ndarray, buffer_m: float, extra, extra_group):
     """``union_all(buffer(pieces, buffer_m) ∪ extra)`` per group (see the module docstring).
 
     ``bad`` marks pieces that may cross others; ``extra`` are polygons added as they are.
@@ -46,8 +46,8 @@ def _buffer_union(pc: Arrays, bad: np.ndarray, buffer_m: float, extra, extra_gro
     if len(x):
         lines, g = lines[x].copy(), group[x]
         poly = shapely.get_num_coordinates(lines) > 2
-        lines[poly] = shapely.remove_repeated_points(lines[poly], _EPS_M)
-        coords, fx, lx = _line_vertices(lines)
+        lines[poly] = shapely.remove_repeated_points(lines[poly], EPS_M)
+        coords, fx, lx = line_vertices(lines)
         # nodes per group; every cut end is a node of its own
         n_real = int(max(tail.max(), head.max())) + 1
         cut = n_real + np.arange(2 * len(x))
@@ -60,12 +60,12 @@ def _buffer_union(pc: Arrays, bad: np.ndarray, buffer_m: float, extra, extra_gro
         n_node = int(max(tx.max(), hx.max())) + 1
         adj = sparse.coo_matrix((np.ones(len(x), np.int8), (tx, hx)), shape=(n_node, n_node))
         comp = connected_components(adj, directed=False)[1][tx]  # component of each line
-        w = _walks(coords, fx, lx, tx, hx)
+        w = face_walks(coords, fx, lx, tx, hx)
         walk, seq, area = w["walk"], w["seq"], w["area_m2"]
         wg, wcomp = g[w["first"] >> 1], comp[w["first"] >> 1]
         # bounded faces without their dead ends (bridges leave holes)
         face_ids = np.flatnonzero(area > _AREA_MIN_M2)
-        rings, owner = _rings(coords, fx, lx, w, face_ids)
+        rings, owner = face_rings(coords, fx, lx, w, face_ids)
         shell = shapely.is_ccw(rings)
         faces, face_walk = shapely.polygons(rings[shell]), owner[shell]
         face_of = np.full(len(area), -1)
@@ -89,7 +89,7 @@ def _buffer_union(pc: Arrays, bad: np.ndarray, buffer_m: float, extra, extra_gro
             nested[pi] = True
             parent[wcomp[pi]] = wcomp[face_walk[fi]]
             into = dict(zip(pi.tolist(), fi.tolist(), strict=True))
-            for r, c in zip(*_rings(coords, fx, lx, w, pi), strict=True):
+            for r, c in zip(*face_rings(coords, fx, lx, w, pi), strict=True):
                 holes.setdefault(into[int(c)], []).append(r)
         fix = np.zeros(len(faces), bool)
         for f, hs in holes.items():
@@ -104,16 +104,16 @@ def _buffer_union(pc: Arrays, bad: np.ndarray, buffer_m: float, extra, extra_gro
         wall_ids, line_ids = outer[~flat[outer]], outer[flat[outer]]
         wall_of = np.full(len(parent), -1)
         if len(wall_ids):
-            ws = seq[_member(walk[seq], wall_ids, len(area))]
-            verts, vl = _walk_vertices(fx, lx, ws, walk[ws])
+            ws = seq[member(walk[seq], wall_ids, len(area))]
+            verts, vl = walk_vertices(fx, lx, ws, walk[ws])
             idx = np.cumsum(np.r_[True, vl[1:] != vl[:-1]]) - 1
             polys = shapely.polygons(shapely.linearrings(coords[verts], indices=idx))
             walls, wall_group = shapely.buffer(polys, buffer_m, **buf), wg[wall_ids]
             wall_of[wcomp[wall_ids]] = np.arange(len(wall_ids))
         if len(line_ids):
-            fo = seq[_member(walk[seq], line_ids, len(area))]
+            fo = seq[member(walk[seq], line_ids, len(area))]
             loose.append(
-                shapely.buffer(_walk_lines(coords, fx, lx, w, fo, walk[fo]), buffer_m, **buf)
+                shapely.buffer(walk_lines(coords, fx, lx, w, fo, walk[fo]), buffer_m, **buf)
             )
             loose_group.append(wg[line_ids])
         if len(faces):  # each core is cut from the wall of its outermost component
@@ -122,11 +122,11 @@ def _buffer_union(pc: Arrays, bad: np.ndarray, buffer_m: float, extra, extra_gro
                 parent = parent[parent]
             core_wall = wall_of[parent[wcomp[face_walk[core_face]]]]
         # dead-end trees inside faces: one open path per tree
-        f = seq[_member(walk[seq], face_ids, len(area))]
+        f = seq[member(walk[seq], face_ids, len(area))]
         sf = w["spike"][f >> 1]
         run_start = sf & np.r_[True, ~sf[:-1] | (walk[f][1:] != walk[f][:-1])]
         if sf.any():
-            paths = _walk_lines(coords, fx, lx, w, f[sf], np.cumsum(run_start)[sf])
+            paths = walk_lines(coords, fx, lx, w, f[sf], np.cumsum(run_start)[sf])
             loose.append(shapely.buffer(paths, buffer_m, **buf))
             loose_group.append(g[f[run_start] >> 1])
     loose_all, loose_g = np.concatenate(loose), np.concatenate(loose_group)
@@ -279,13 +279,13 @@ def _with_holes(parts: np.ndarray, group: np.ndarray, holes: np.ndarray, hole_gr
     return _cut(out, pi, holes[rest[hi]])
 
 
-def _polygons(sh: Arrays) -> dict[int, shapely.MultiPolygon]:
+def polygons_of(sh: Arrays) -> dict[int, shapely.MultiPolygon]:
     """One MultiPolygon per group: ``filled - holes``."""
     polys = _with_holes(sh["filled"], sh["group"], sh["holes"], sh["hole_group"])
     return {int(g): _multipolygon(polys[sh["group"] == g]) for g in np.unique(sh["group"])}
 
 
-def _ring(cur: Arrays, prev: Arrays) -> dict[int, shapely.MultiPolygon]:
+def ring_between(cur: Arrays, prev: Arrays) -> dict[int, shapely.MultiPolygon]:
     """``P_k - P_j`` per group, where ``P_k`` = ``cur`` and ``P_j`` = ``prev`` (``j < k``).
 
     ``P = F - H`` (filled parts minus holes). Since ``P_j ⊆ P_k`` and ``F_j - P_j = H_j``:
@@ -329,7 +329,7 @@ def _ring(cur: Arrays, prev: Arrays) -> dict[int, shapely.MultiPolygon]:
     return {int(g): _multipolygon(all_p[all_g == g]) for g in groups}
 
 
-def _nest(cur: Arrays, prev: Arrays) -> Arrays:
+def nest_filled(cur: Arrays, prev: Arrays) -> Arrays:
     """``cur`` with its filled parts grown by ``prev``'s: the polygons up to ``k`` nest exactly.
 
     ``F_j ⊆ F_k`` holds for the streets, but the chords of a ``j`` round cap can stick out of

@@ -18,7 +18,7 @@ from scipy.sparse.csgraph import connected_components
 
 from geo_mz.network.graph import Network
 
-_EPS_M = 1e-6  # closer than this counts as touching
+EPS_M = 1e-6  # closer than this counts as touching
 
 Arrays = dict[str, np.ndarray]
 
@@ -36,7 +36,7 @@ def _substrings(geoms: np.ndarray, s0: np.ndarray, s1: np.ndarray) -> np.ndarray
     first = np.searchsorted(owner, np.arange(len(geoms)))
     last = np.r_[first[1:], len(owner)] - 1
     cum -= cum[first][owner]
-    inner = (cum > s0[owner] + _EPS_M) & (cum < s1[owner] - _EPS_M)  # vertices strictly inside
+    inner = (cum > s0[owner] + EPS_M) & (cum < s1[owner] - EPS_M)  # vertices strictly inside
     size = np.bincount(owner[inner], minlength=len(geoms)) + 2
     start = np.cumsum(size) - size
     out = np.empty((int(size.sum()), 2))
@@ -48,14 +48,14 @@ def _substrings(geoms: np.ndarray, s0: np.ndarray, s1: np.ndarray) -> np.ndarray
     p, d = coords[first[st]], coords[last[st]] - coords[first[st]]
     a[st] = p + d * (s0[st] / cum[last[st]])[:, None]
     b[st] = p + d * (s1[st] / cum[last[st]])[:, None]
-    out[start] = np.where((s0 <= _EPS_M)[:, None], coords[first], a)  # ends exactly on nodes
-    out[start + size - 1] = np.where((s1 >= cum[last] - _EPS_M)[:, None], coords[last], b)
+    out[start] = np.where((s0 <= EPS_M)[:, None], coords[first], a)  # ends exactly on nodes
+    out[start + size - 1] = np.where((s1 >= cum[last] - EPS_M)[:, None], coords[last], b)
     io = owner[inner]
     out[start[io] + 1 + np.arange(len(io)) - np.searchsorted(io, io)] = coords[inner]
     return shapely.linestrings(out, indices=np.repeat(np.arange(len(geoms)), size))
 
 
-def _edge_reach(net: Network, t: np.ndarray, max_min: float) -> tuple[np.ndarray, ...]:
+def edge_reach(net: Network, t: np.ndarray, max_min: float) -> tuple[np.ndarray, ...]:
     """Reached fraction of each edge from u (forwards) and from v, and the two arc times."""
     e, f, ae = net.n_edges, net.arc_forward, net.arc_edge
     t_tail = t[np.where(f, net.edge_u[ae], net.edge_v[ae])]
@@ -67,13 +67,13 @@ def _edge_reach(net: Network, t: np.ndarray, max_min: float) -> tuple[np.ndarray
     return a, b, tf, tb
 
 
-def _pieces(net: Network, t: np.ndarray, max_min: float, group: np.ndarray) -> Arrays:
+def reached_pieces(net: Network, t: np.ndarray, max_min: float, group: np.ndarray) -> Arrays:
     """Reached pieces: whole edges, edges split where two groups meet, cut partial edges.
 
     ``group`` labels nodes (0 everywhere when merged). Returns ``edge``, ``s0``/``s1`` (metres
     from u), ``group``, ``tail``/``head`` (node, -1 at a cut end) and ``geometry`` (u -> v).
     """
-    a, b, tf, tb = _edge_reach(net, t, max_min)
+    a, b, tf, tb = edge_reach(net, t, max_min)
     u, v, length = net.edge_u, net.edge_v, net.edge_length_m
     gu, gv = group[u], group[v]
     whole = ((a > 0) | (b > 0)) & (a + b >= 1.0)
@@ -105,7 +105,7 @@ def _pieces(net: Network, t: np.ndarray, max_min: float, group: np.ndarray) -> A
 # --------------------------------------------------------------------------- plane graph
 
 
-def _line_vertices(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def line_vertices(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All vertices, and the index of each line's first and last vertex."""
     coords, owner = shapely.get_coordinates(lines, return_index=True)
     nv = np.bincount(owner, minlength=len(lines))
@@ -118,11 +118,11 @@ _CROSSING_CACHE: weakref.WeakKeyDictionary[Network, tuple[np.ndarray, np.ndarray
 _CROSSING_CACHE = weakref.WeakKeyDictionary()
 
 
-def _crossing_edges(net: Network, edges: np.ndarray) -> np.ndarray:
+def crossing_edges(net: Network, edges: np.ndarray) -> np.ndarray:
     """Which ``edges`` touch another edge anywhere but at a shared node, or themselves.
 
     Such edges break the face walk, so they are buffered on their own. Straight edges are
-    tested with numpy (within ``_EPS_M`` counts as touching), polylines with GEOS predicates.
+    tested with numpy (within ``EPS_M`` counts as touching), polylines with GEOS predicates.
     Results are kept per network; a later call tests only new edges (against all tested).
     """
     n = net.n_edges
@@ -134,7 +134,7 @@ def _crossing_edges(net: Network, edges: np.ndarray) -> np.ndarray:
         pool = np.flatnonzero(checked)
         fresh = np.isin(pool, new, assume_unique=True)
         lines = net.edge_geometry[pool]
-        coords, first, last = _line_vertices(lines)
+        coords, first, last = line_vertices(lines)
         tail, head = net.edge_u[pool], net.edge_v[pool]
         poly = (last - first) > 1
         bad = bad.copy()
@@ -157,7 +157,7 @@ def _crossing_edges(net: Network, edges: np.ndarray) -> np.ndarray:
         ub = unit[right[i]] * np.where((tb[i] == ta[i]) | (tb[i] == ha[i]), 1.0, -1.0)[:, None]
         cross = np.abs(ua[:, 0] * ub[:, 1] - ua[:, 1] * ub[:, 0])
         short = np.minimum(length[left[i]], length[right[i]])
-        pair_bad[i] = (cross * short <= _EPS_M) & ((ua * ub).sum(axis=1) > 0)
+        pair_bad[i] = (cross * short <= EPS_M) & ((ua * ub).sum(axis=1) > 0)
         i = np.flatnonzero(straight & (n_sh == 0))  # no shared node: any contact is bad
         pair_bad[i] = _segments_touch(p0[left[i]], p1[left[i]], p0[right[i]], p1[right[i]])
         i = np.flatnonzero(~straight)  # polylines: contact only end to end at shared nodes
@@ -171,15 +171,15 @@ def _crossing_edges(net: Network, edges: np.ndarray) -> np.ndarray:
 
 
 def _segments_touch(p1: np.ndarray, p2: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
-    """Tell whether closed segments p1-p2 and q1-q2 cross or touch (within ``_EPS_M``)."""
+    """Tell whether closed segments p1-p2 and q1-q2 cross or touch (within ``EPS_M``)."""
 
     def side(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
         ab, ac = b - a, c - a
         dist = (ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0]) / np.hypot(ab[:, 0], ab[:, 1])
-        return np.where(np.abs(dist) <= _EPS_M, 0.0, np.sign(dist))
+        return np.where(np.abs(dist) <= EPS_M, 0.0, np.sign(dist))
 
     def on(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-        return ((c >= np.minimum(a, b) - _EPS_M) & (c <= np.maximum(a, b) + _EPS_M)).all(axis=1)
+        return ((c >= np.minimum(a, b) - EPS_M) & (c <= np.maximum(a, b) + EPS_M)).all(axis=1)
 
     o1, o2, o3, o4 = side(p1, p2, q1), side(p1, p2, q2), side(q1, q2, p1), side(q1, q2, p2)
     return (
@@ -191,7 +191,7 @@ def _segments_touch(p1: np.ndarray, p2: np.ndarray, q1: np.ndarray, q2: np.ndarr
     )
 
 
-def _walks(coords: np.ndarray, first: np.ndarray, last: np.ndarray, tail, head) -> Arrays:
+def face_walks(coords: np.ndarray, first: np.ndarray, last: np.ndarray, tail, head) -> Arrays:
     """Face walks of a plane line graph as half-edge cycles (face on the left; numpy only).
 
     Half-edge ``2i`` runs line ``i`` forwards, ``2i+1`` backwards. At each node the outgoing
@@ -234,7 +234,7 @@ def _walks(coords: np.ndarray, first: np.ndarray, last: np.ndarray, tail, head) 
     offset = np.cumsum(size) - size
     seq = np.empty(m2, np.int64)
     seq[offset[walk] + rank] = h
-    verts, vw = _walk_vertices(first, last, seq, walk[seq])
+    verts, vw = walk_vertices(first, last, seq, walk[seq])
     xy = coords[verts] - coords[verts].mean(axis=0)
     start = np.r_[True, vw[1:] != vw[:-1]]
     nxt_v = np.r_[np.arange(1, len(verts)), 0]
@@ -244,7 +244,7 @@ def _walks(coords: np.ndarray, first: np.ndarray, last: np.ndarray, tail, head) 
             "area_m2": area}  # fmt: skip
 
 
-def _walk_vertices(first, last, seq: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, ...]:
+def walk_vertices(first, last, seq: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, ...]:
     """Vertex indices along consecutive half-edges ``seq`` (each without its end vertex)."""
     line, rev = seq >> 1, (seq & 1).astype(bool)
     cnt = last[line] - first[line]
@@ -253,14 +253,14 @@ def _walk_vertices(first, last, seq: np.ndarray, label: np.ndarray) -> tuple[np.
     return base + np.where(np.repeat(rev, cnt), -k, k), np.repeat(label, cnt)
 
 
-def _walk_lines(coords, first, last, w: Arrays, seq: np.ndarray, label: np.ndarray):
+def walk_lines(coords, first, last, w: Arrays, seq: np.ndarray, label: np.ndarray):
     """One open LineString per run of ``label`` in ``seq`` (walks around dead-end trees).
 
     A run back to its start leaves out its last stretch, which it went along the other way
     before (or, for a nested component, its container covers): GEOS buffers a *closed* line
     that retraces itself as a ring, wrongly. Other runs (along a bridge) keep their end.
     """
-    verts, vl = _walk_vertices(first, last, seq, label)
+    verts, vl = walk_vertices(first, last, seq, label)
     starts = np.flatnonzero(np.r_[True, label[1:] != label[:-1]])
     ends = np.r_[starts[1:], len(seq)] - 1
     open_ = w["tail"][seq[starts]] != w["tail"][seq[ends] ^ 1]
@@ -272,19 +272,19 @@ def _walk_lines(coords, first, last, w: Arrays, seq: np.ndarray, label: np.ndarr
     return shapely.linestrings(coords[all_v[o]], indices=idx)
 
 
-def _member(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+def member(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
     mask = np.zeros(n, bool)
     mask[ids] = True
     return mask[values]
 
 
-def _rings(coords, first, last, w: Arrays, walks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def face_rings(coords, first, last, w: Arrays, walks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rings of ``walks`` without their spikes, and the walk of each ring.
 
     Dead ends vanish; a walk split by bridges gives one ring per side (a face with holes).
     """
     he_tail, seq = w["tail"], w["seq"]
-    sel = seq[_member(w["walk"][seq], walks, len(w["area_m2"])) & ~w["spike"][seq >> 1]]
+    sel = seq[member(w["walk"][seq], walks, len(w["area_m2"])) & ~w["spike"][seq >> 1]]
     if len(sel) == 0:
         return np.empty(0, dtype=object), np.empty(0, np.int64)
     lab, head = w["walk"][sel], he_tail[sel ^ 1]
@@ -295,7 +295,7 @@ def _rings(coords, first, last, w: Arrays, walks: np.ndarray) -> tuple[np.ndarra
     simple = np.add.reduceat(run_start.astype(np.int64), w_first) == 1
     simple &= head[w_last] == he_tail[sel][w_first]
     ok = simple[np.cumsum(new_walk) - 1]
-    verts, vl = _walk_vertices(first, last, sel[ok], lab[ok])
+    verts, vl = walk_vertices(first, last, sel[ok], lab[ok])
     rings = list(
         shapely.linearrings(coords[verts], indices=np.cumsum(np.r_[True, np.diff(vl) != 0]) - 1)
     )
@@ -314,7 +314,7 @@ def _rings(coords, first, last, w: Arrays, walks: np.ndarray) -> tuple[np.ndarra
                     break
                 todo.discard(i)
             hs = np.concatenate(chain)
-            v, _ = _walk_vertices(first, last, hs, np.zeros(len(hs), np.int64))
+            v, _ = walk_vertices(first, last, hs, np.zeros(len(hs), np.int64))
             if len(v) >= 3:
                 rings.append(shapely.linearrings(coords[v]))
                 owner.append(lab[idx[0]])

@@ -70,12 +70,12 @@ from geo_mz.core.errors import CrsError, GeoMzError
 from geo_mz.core.projection import parse_crs
 from geo_mz.network._isochrone_geometry import (
     QUAD_SEGS,
-    _buffer_union,
-    _nest,
-    _polygons,
-    _ring,
+    buffer_union,
+    nest_filled,
+    polygons_of,
+    ring_between,
 )
-from geo_mz.network._isochrone_plane import _crossing_edges, _edge_reach, _pieces
+from geo_mz.network._isochrone_plane import crossing_edges, edge_reach, reached_pieces
 from geo_mz.network.graph import Network
 
 __all__ = [
@@ -139,7 +139,7 @@ def reached_edges(net: Network, node_time_min: np.ndarray, *, max_min: float) ->
         oriented u -> v (a MultiLineString when reached from both ends without meeting).
     """
     t = _check_times(net, node_time_min)
-    pc = _pieces(net, t, _check_minutes("max_min", max_min), np.zeros(net.n_nodes, np.int64))
+    pc = reached_pieces(net, t, _check_minutes("max_min", max_min), np.zeros(net.n_nodes, np.int64))
     order = np.argsort(pc["edge"], kind="stable")
     geom = pc["geometry"][order]
     edge, start, count = np.unique(pc["edge"][order], return_index=True, return_counts=True)
@@ -230,24 +230,24 @@ def isochrones(
         if np.any((group < 0) & np.isfinite(t)):
             raise IsochroneError("`nearest` is -1 at reached nodes: pass both results of a call")
         group = group.astype(np.int64)
-    a, b, _, _ = _edge_reach(net, t, thr[-1])  # crossings: tested once, at the widest reach
+    a, b, _, _ = edge_reach(net, t, thr[-1])  # crossings: tested once, at the widest reach
     touched = np.flatnonzero((a > 0) | (b > 0))
     bad_edge = np.zeros(net.n_edges, bool)
-    bad_edge[touched] = _crossing_edges(net, touched)
+    bad_edge[touched] = crossing_edges(net, touched)
     rows: list[dict[str, object]] = []
     prev = None  # the polygons up to the last threshold, as filled parts and holes
     for lo, k in zip([0.0, *thr[:-1]], thr, strict=True):
-        pc = _pieces(net, t, k, group)
+        pc = reached_pieces(net, t, k, group)
         on_line = np.zeros(net.n_nodes, bool)  # nodes reached with no time left: a disc each
         for end in (pc["tail"], pc["head"]):
             ok = end >= 0
             on_line[end[ok][group[end[ok]] == pc["group"][ok]]] = True
         alone = np.flatnonzero((t <= k) & ~on_line)
         disc = shapely.buffer(shapely.points(net.node_xy[alone]), buffer_m, quad_segs=QUAD_SEGS)
-        cur = _buffer_union(pc, bad_edge[pc["edge"]], buffer_m, disc, group[alone])
-        rings = _polygons(cur) if prev is None else _ring(cur, prev)
+        cur = buffer_union(pc, bad_edge[pc["edge"]], buffer_m, disc, group[alone])
+        rings = polygons_of(cur) if prev is None else ring_between(cur, prev)
         if k != thr[-1]:
-            prev = cur if prev is None else _nest(cur, prev)
+            prev = cur if prev is None else nest_filled(cur, prev)
         for grp, ring in sorted(rings.items()):
             row: dict[str, object] = {"source": grp} if per_source else {}
             row |= {"threshold_min": k, "ring": f"{lo:g}-{k:g} min", "area_m2": ring.area}
