@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import xstatic.pkg.leaflet as xleaflet
@@ -28,7 +28,6 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 import geo_mz
 from webmap.core.api import WebMapAPI, error_response
 from webmap.core.errors import ApiError, ForbiddenError, UnauthorizedError
-from webmap.core.events import parse_last_event_id
 from webmap.core.features import prefers_html
 from webmap.core.http import ApiRequest, ApiResponse
 from webmap.core.security import security_headers
@@ -210,12 +209,11 @@ def make_blueprint(api: WebMapAPI) -> Blueprint:
         handoff = request.environ.get("asgi.scope", {}).get(ASYNC_EVENTS)
         try:
             req = api_request(api)
-            stream = api.events(req)  # raises ApiError (401, 400) before any streaming
-            if isinstance(handoff, dict):
-                handoff["last_id"] = parse_last_event_id(
-                    req.header("Last-Event-ID"), req.args.get("since")
-                )
-                stream = iter(())  # not started: the threaded stream is never run
+            if isinstance(handoff, dict):  # raises ApiError (401, 400) before any streaming
+                handoff["last_id"] = api.events_start(req)
+                stream: Iterator[str] = iter(())  # the threaded stream is never made
+            else:
+                stream = api.events(req)
         except ApiError as exc:
             return to_flask(error_response(exc))
         return Response(

@@ -18,11 +18,19 @@ stream, so 70 open maps starved every other request. Here:
   psycopg/SQLite would need green-thread support. Not waitress: its I/O loop spins over
   connections a worker is still writing, and each stream holds a worker thread.
 
-The ``/events`` route is still flask's: the adapter first runs the flask request (session
-cookie or HTTP Basic, ``anonymous_read``, parameters, ``Last-Event-ID``) on a worker thread with
-a marker in the scope; the flask view validates, records the event id to start after, and
-answers an empty 200 whose headers (cookies, security headers, CORS) the stream then uses. Any
-error response is passed through unchanged.
+Opening a stream. A map that reconnects (every ``sse_max_s``, after a network blip, 1,000 of them
+after a restart) must not cost a flask request each: ~1 ms of CPU on a worker thread, so 250
+reconnects per event took more CPU than the 0.25 s between events. So the common handshake is
+checked on the loop (:meth:`WebMapASGI.fast_start`, a few tens of microseconds): no
+``Authorization`` header, and either no session cookie or one whose signature flask's own
+serializer verified before (remembered until it would expire) and whose user the users database
+still has enabled; then :meth:`webmap.core.api.WebMapAPI.events_start` runs the one
+authorisation and parameter check that the flask view also runs, and the stream starts with the
+headers flask gives it. Everything else (HTTP Basic, a bad or unknown cookie, a removed user, a
+permanent session, any error) goes the slow way: the flask request runs on a worker thread with a
+marker in the scope, its view checks and records the event id to start after, and answers an
+empty 200 whose headers the stream then uses; any error response is passed through unchanged.
+So a refusal is always flask's own answer, and both ways decide with the same code.
 """
 
 from __future__ import annotations
@@ -35,10 +43,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import parse_qsl
 
 from a2wsgi import WSGIMiddleware
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import BadSignature
+from werkzeug.http import parse_cookie
 
-from webmap.app import ASYNC_EVENTS
+from webmap.app import ASYNC_EVENTS, SESSION_COOKIE
+from webmap.core.errors import ApiError
+from webmap.core.http import ApiRequest
+from webmap.core.security import security_headers
 from webmap.core.streams import StreamHub, StreamsFullError
 from webmap.workers import WORKER_HEADER, can_fork, listen_sockets, supervise, watch_journal
 
@@ -47,6 +62,10 @@ DEFAULT_THREADS = 16
 contend for the GIL on 2-4 cores)."""
 EVENTS_PATH = "/events"
 _DROP = frozenset({b"content-length", b"transfer-encoding"})
+SLOW_PATH = object()
+"""What :meth:`WebMapASGI.fast_start` returns when flask must check the request."""
+SESSION_CACHE_MAX = 4096
+"""Verified session cookies remembered (local choice: a county's logged-in maps, many times)."""
 
 Scope = dict[str, Any]
 
@@ -82,6 +101,19 @@ class WebMapASGI:
         )
         self.wsgi = WSGIMiddleware(app, workers=threads)
         self.worker_header = (WORKER_HEADER, str(worker).encode()) if worker else None
+        self.fast_events = type(app.session_interface) is SecureCookieSessionInterface
+        """Check common ``/events`` handshakes on the loop (False: always through flask)."""
+        self._signer = app.session_interface.get_signing_serializer(app)
+        self._session_max_age_s = int(app.permanent_session_lifetime.total_seconds())
+        self._sessions: dict[str, tuple[dict[str, Any], float]] = {}
+        # the headers the flask view gives a stream (tests compare them), in its order
+        self._stream_headers = [
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            *((k.lower().encode(), v.encode()) for k, v in security_headers(s).items()),
+            (b"vary", b"Cookie"),
+        ]
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         """Serve one ASGI connection (HTTP or lifespan)."""
@@ -118,31 +150,120 @@ class WebMapASGI:
             return
         watcher: asyncio.Task[None] | None = None
         try:
-            holder: dict[str, Any] = {}
-            captured: list[dict[str, Any]] = []
-
-            async def capture(message: dict[str, Any]) -> None:
-                captured.append(message)
-
-            await self.wsgi({**scope, ASYNC_EVENTS: holder}, receive, capture)
-            start = captured[0] if captured else None
-            if "last_id" not in holder or start is None or start.get("status") != 200:
-                for message in captured:  # an error (401, 400, ...) exactly as flask made it
-                    await send(message)
-                return
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in _DROP]
+            last_id = self.fast_start(scope) if self.fast_events else SLOW_PATH
+            if last_id is not SLOW_PATH:
+                headers = self._stream_headers
+            else:
+                checked = await self._flask_start(scope, receive, send)
+                if checked is None:
+                    return
+                last_id, headers = checked
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             if scope["method"] == "HEAD":
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
             watcher = asyncio.create_task(_watch_disconnect(receive, client.end))
-            async for text in self.hub.stream(client, holder["last_id"]):
+            async for text in self.hub.stream(client, last_id):  # type: ignore[arg-type]
                 await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             if watcher is not None:
                 watcher.cancel()
             self.hub.release(client)
+
+    def fast_start(self, scope: Scope) -> Any:
+        """Check a stream request on the loop: the id to replay after, or ``SLOW_PATH``.
+
+        Parameters
+        ----------
+        scope
+            The ASGI scope of a ``GET``/``HEAD /events`` request.
+
+        Returns
+        -------
+        int, None or SLOW_PATH
+            The event id to replay after (None: the next event), or ``SLOW_PATH`` when the
+            flask view must check the request. Only a request flask would accept without
+            touching its answer's cookies is decided here, by the same
+            ``WebMapAPI.events_start``; any doubt goes to flask, whose answer (an error
+            included) is then the one sent.
+        """
+        headers: dict[str, str] = {}
+        for key, value in scope.get("headers", ()):
+            name = key.decode("latin-1").title()
+            if name in headers or name == "Authorization":
+                return SLOW_PATH  # HTTP Basic (login throttle and all), or a repeated header
+            headers[name] = value.decode("latin-1")
+        query = scope.get("query_string", b"")
+        if not query.isascii():
+            return SLOW_PATH
+        user = None
+        cookie = parse_cookie(headers.get("Cookie", "")).get(SESSION_COOKIE)
+        if cookie:
+            data = self._verified_session(cookie)
+            if data is None or data.get("_permanent"):
+                return SLOW_PATH  # bad or expired signature, or a cookie flask would refresh
+            name = data.get("user")
+            if isinstance(name, str):
+                user = self.api.users.get(name)
+                if user is None:
+                    return SLOW_PATH  # removed or disabled: flask clears the session cookie
+        args: dict[str, str] = {}
+        for key, value in parse_qsl(query.decode("ascii"), keep_blank_values=True):
+            args.setdefault(key, value)  # the first of repeated keys, like flask's to_dict()
+        req = ApiRequest(method=scope["method"], args=args, headers=headers, user=user)
+        try:
+            return self.api.events_start(req)
+        except ApiError:
+            return SLOW_PATH  # flask answers the error, exactly as it always has
+
+    def _verified_session(self, cookie: str) -> dict[str, Any] | None:
+        """Return the session of a cookie whose signature flask's serializer accepts, else None.
+
+        A verification is remembered (HMAC once per cookie, not per reconnect) until the
+        cookie's age would pass flask's limit, ``PERMANENT_SESSION_LIFETIME``.
+        """
+        now = time.time()
+        hit = self._sessions.get(cookie)
+        if hit is not None and now - hit[1] <= self._session_max_age_s:
+            return hit[0]
+        if self._signer is None:
+            return None
+        try:
+            data, signed = self._signer.loads(
+                cookie, max_age=self._session_max_age_s, return_timestamp=True
+            )
+        except BadSignature:
+            return None
+        if not isinstance(data, dict):
+            return None
+        if len(self._sessions) >= SESSION_CACHE_MAX:
+            self._sessions.clear()
+        self._sessions[cookie] = (data, signed.timestamp())
+        return data
+
+    async def _flask_start(
+        self, scope: Scope, receive: Any, send: Any
+    ) -> tuple[int | None, list[tuple[bytes, bytes]]] | None:
+        """Check a stream request with the flask view on a worker thread.
+
+        Returns the id to replay after and the headers flask gave, or None once flask's
+        error answer has been sent.
+        """
+        holder: dict[str, Any] = {}
+        captured: list[dict[str, Any]] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            captured.append(message)
+
+        await self.wsgi({**scope, ASYNC_EVENTS: holder}, receive, capture)
+        start = captured[0] if captured else None
+        if "last_id" not in holder or start is None or start.get("status") != 200:
+            for message in captured:  # an error (401, 400, ...) exactly as flask made it
+                await send(message)
+            return None
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in _DROP]
+        return holder["last_id"], headers
 
 
 def _with_header(send: Any, header: tuple[bytes, bytes]) -> Any:
@@ -399,4 +520,4 @@ def _raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-__all__ = ["DEFAULT_THREADS", "WebMapASGI", "running", "serve"]
+__all__ = ["DEFAULT_THREADS", "SLOW_PATH", "WebMapASGI", "running", "serve"]

@@ -293,11 +293,33 @@ class WebMapAPI:
         rows = self.store.audit_rows(limit=limit, offset=offset, layer=req.args.get("layer"))
         return ApiResponse(body={"rows": rows, "limit": limit, "offset": offset})
 
-    def events(self, req: ApiRequest) -> Iterator[str]:
-        """Open the event stream; raise :class:`ApiError` (before streaming) on a bad request."""
+    def events_start(self, req: ApiRequest) -> int | None:
+        """Check a request for the event stream; return the event id to replay after.
+
+        The one authorisation and parameter check of ``/events``, whichever path serves it.
+
+        Parameters
+        ----------
+        req
+            The authenticated request.
+
+        Returns
+        -------
+        int or None
+            ``Last-Event-ID`` (else ``since``); None to start with the next event.
+
+        Raises
+        ------
+        ApiError
+            401 when anonymous users may not read, 400 for an unknown parameter or a bad id.
+        """
         self._may_read(req)
         features.check_params(req, frozenset({"since"}))
-        last = parse_last_event_id(req.header("Last-Event-ID"), req.args.get("since"))
+        return parse_last_event_id(req.header("Last-Event-ID"), req.args.get("since"))
+
+    def events(self, req: ApiRequest) -> Iterator[str]:
+        """Open the event stream; raise :class:`ApiError` (before streaming) on a bad request."""
+        last = self.events_start(req)
         return stream(
             self.store,
             self.bus,
