@@ -25,9 +25,11 @@ from webmap.core.errors import (
     NotFoundError,
     PayloadTooLargeError,
     UnauthorizedError,
+    busy_error,
     field_error,
 )
 from webmap.core.events import EventBus, parse_last_event_id, stream
+from webmap.core.gpkg_lock import WorkspaceBusyError
 from webmap.core.http import OPENAPI_JSON, ApiRequest, ApiResponse
 from webmap.core.layers import CLOSURES, INCIDENTS, SHELTERS, allowed_methods, write_rule
 from webmap.core.mapdata import MapData
@@ -118,11 +120,13 @@ class WebMapAPI:
 
     # -- plumbing ---------------------------------------------------------------------------
     def call(self, handler: Handler, req: ApiRequest, *args: Any) -> ApiResponse:
-        """Run a handler; turn :class:`ApiError` into its JSON response; add CORS to reads."""
+        """Run a handler; turn :class:`ApiError` (and a busy workspace: 503) into JSON; add CORS."""
         try:
             response = handler(req, *args)
         except ApiError as exc:
             response = error_response(exc)
+        except WorkspaceBusyError as exc:  # the file stayed locked: nothing written, retry
+            response = error_response(busy_error(exc))
         response.headers.update(cors_headers(self.settings, req))
         return response
 

@@ -128,12 +128,48 @@ class ComputationFailedError(ApiError):
     code = "computation_failed"
 
 
+class ServiceBusyError(ApiError):
+    """503: the workspace stayed locked by other readers or writers; nothing was written.
+
+    Sent with ``Retry-After``: the edit can simply be sent again a moment later.
+    """
+
+    status = 503
+    code = "workspace_busy"
+
+
+BUSY_RETRY_AFTER_S = 2
+"""Seconds a write refused with ``workspace_busy`` is told to wait (local choice: the lock
+waits 10 s already, so a retry a little later usually finds the file free)."""
+
+
+def busy_error(cause: Exception) -> ServiceBusyError:
+    """Turn a write lock timeout (``webmap.core.gpkg_lock.WorkspaceBusyError``) into a 503.
+
+    Parameters
+    ----------
+    cause
+        The timeout; its bilingual message names the workspace file and the wait.
+
+    Returns
+    -------
+    ServiceBusyError
+        With ``Retry-After`` and the message followed by what to do.
+    """
+    return ServiceBusyError(
+        f"{cause}. 请 {BUSY_RETRY_AFTER_S} 秒后重新提交 / send it again in {BUSY_RETRY_AFTER_S} s",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+        extra={"retry_after_s": BUSY_RETRY_AFTER_S},
+    )
+
+
 def field_error(field: str, code: str, message: str) -> dict[str, str]:
     """One per-field finding for :attr:`ApiError.errors`."""
     return {"field": field, "code": code, "message": message}
 
 
 __all__ = [
+    "BUSY_RETRY_AFTER_S",
     "ApiError",
     "BadRequestError",
     "ComputationFailedError",
@@ -142,8 +178,10 @@ __all__ = [
     "MethodNotAllowedError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "ServiceBusyError",
     "UnauthorizedError",
     "UnprocessableError",
     "UnsupportedMediaTypeError",
+    "busy_error",
     "field_error",
 ]
