@@ -34,6 +34,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from webmap.core.analysis_json import frame_json, kpi_json, status_styles
 from webmap.core.analysis_live import DEBOUNCE_S as DEBOUNCE_S
 from webmap.core.analysis_live import LiveAnalysis
 from webmap.core.errors import ApiError, ComputationFailedError
@@ -104,14 +105,6 @@ def _raise_if_failed(result: Any) -> Any:
         # a fresh instance per request: one raised exception is not shared by threads
         raise AnalysisFailedError(result.message, extra=result.extra) from result.__cause__
     return result
-
-
-def _frame_json(g: gpd.GeoDataFrame, kind: str, id_field: str) -> list[dict[str, Any]]:
-    g = lonlat(g) if g.crs is not None else g  # lon/lat: relabelled, no per-thread transformer
-    feats = features_of(g, id_field)
-    for f in feats:
-        f["properties"]["feature_type"] = kind
-    return feats
 
 
 class Analysis:
@@ -288,9 +281,9 @@ class Analysis:
         worst = relief_outputs.worst_per_point(scen)
         changed_ids = set(changes["point_id"].astype(str))
         worst["changed"] = worst["point_id"].astype(str).isin(changed_ids)
-        feats = _frame_json(worst, "point", "row_id")
+        feats = frame_json(worst, "point", "row_id")
         if len(changes):
-            feats += _frame_json(relief_outputs.detour_layer(base, scen), "route", "route_id")
+            feats += frame_json(relief_outputs.detour_layer(base, scen), "route", "route_id")
         cols = ["point_id", "kind", "name", "town_name", "target", "status_before",
                 "status_after", "time_before_min", "time_after_min", "change"]  # fmt: skip
         change_rows = [
@@ -327,7 +320,7 @@ class Analysis:
             "changes": change_rows,
             "recomputed": {k: int(v) for k, v in scen.recomputed.items()},
             "features": {"type": "FeatureCollection", "features": feats},
-            "statuses": _status_styles(),
+            "statuses": status_styles(),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -356,7 +349,7 @@ class Analysis:
                     result = analyse_circle(layers)
                     out = output_layers(result)
                     entry = {
-                        "kpis": [_kpi_json(k) for k in result.kpis],
+                        "kpis": [kpi_json(k) for k in result.kpis],
                         "frames": {n: lonlat(out[n]) for n in CIRCLE_OVERLAYS},
                         "json": {},  # per language, built on first request
                     }
@@ -439,20 +432,6 @@ class Analysis:
     def close(self) -> None:
         """Stop the background thread."""
         self._feed.close()
-
-
-def _status_styles() -> list[dict[str, Any]]:
-    """Colours and labels of the ``relief_audit`` status values (its result spec)."""
-    from geo_mz.core import result_catalog
-
-    spec = result_catalog()["relief_audit"]
-    field = next(f for f in spec.fields if f.name == "status")
-    return [{"code": v.code, "zh": v.zh, "en": v.en, "color": v.color} for v in field.values]
-
-
-def _kpi_json(k: Any) -> dict[str, Any]:
-    d = k.__dict__ if hasattr(k, "__dict__") else dict(k)
-    return {str(a): jsonable(v) for a, v in d.items()}
 
 
 def relief_response(analysis: Analysis) -> ApiResponse:
