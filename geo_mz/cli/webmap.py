@@ -220,8 +220,9 @@ def default_workers(*, database: bool) -> int:
     """Server processes when ``--workers`` is not given.
 
     PostGIS: one per CPU (every process ``LISTEN``s for the others' edits). GeoPackage: one,
-    until its store drops cached road closures that another process changed (its workers
-    already relay each other's events; see ``webmap.workers``); ``--workers N`` is explicit.
+    because each worker keeps its own copy of the layers in memory and learns the others'
+    edits by polling the journal every 20 ms (``webmap.workers``); ``--workers N`` asks for
+    more explicitly.
 
     Parameters
     ----------
