@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("flask")
 
+from geo_mz.core.gpkg_lock import OFD_LOCKS, WorkspaceLock
 from webmap import create_app
-from webmap.core.gpkg_lock import OFD_LOCKS, WorkspaceLock
 from webmap.testing import PASSWORD, fresh_settings, sample_base
 
 AUTH = "Basic " + base64.b64encode(f"reporter1:{PASSWORD}".encode()).decode()

@@ -1,4 +1,4 @@
-"""Web edits written in place (``webmap.core.gpkg_rows``, ``webmap.core.gpkg_lock``).
+"""Web edits written in place (``webmap.core.gpkg_rows``, ``geo_mz.core.gpkg_lock``).
 
 Real processes, a real GeoPackage and GDAL (pyogrio) reading it: two processes write one
 workspace at once while each reads it with GDAL in another thread; a write killed after its
@@ -23,8 +23,8 @@ import pyogrio
 import pytest
 
 from geo_mz.core import Workspace
+from geo_mz.core.gpkg_lock import OFD_LOCKS
 from geo_mz.core.layer_digest import gpkg_layer_digests
-from webmap.core.gpkg_lock import OFD_LOCKS
 from webmap.testing import fresh_settings
 
 pytestmark = pytest.mark.skipif(
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(
 WRITER = r"""
 import sys, threading
 import geopandas as gpd, pandas as pd, pyogrio, shapely
-from webmap.core.gpkg_lock import workspace_lock
+from geo_mz.core.gpkg_lock import workspace_lock
 from webmap.core.gpkg_rows import write_row
 from webmap.core.layers import layer_spec
 
@@ -115,7 +115,7 @@ def test_two_processes_write_one_workspace_at_once(ws_path):
 SPILL = r"""
 import sys, time
 from pathlib import Path
-from webmap.core.gpkg_lock import workspace_lock
+from geo_mz.core.gpkg_lock import workspace_lock
 from webmap.core.gpkg_rows import _in_place_connection
 
 path = Path(sys.argv[1])
@@ -149,7 +149,7 @@ def test_a_write_killed_after_its_pages_reached_the_file_is_rolled_back(ws_path)
 
 
 def test_gdal_here_neither_reads_mid_write_nor_lets_another_process_in(ws_path):
-    from webmap.core.gpkg_lock import workspace_lock
+    from geo_mz.core.gpkg_lock import workspace_lock
 
     done: list[float] = []
     released: list[float] = []
@@ -205,3 +205,42 @@ def test_every_in_place_edit_moves_the_stamps_caches_compare(base, tmp_path):
     assert fresh.loc["SH001"] == 12 and fresh.drop("SH001").equals(first.drop("SH001"))
     served = store.frame("shelters").set_index("shelter_id")["occupancy_persons"]
     assert served.loc["SH001"] == 12
+
+
+def test_opening_the_workspace_rolls_back_a_killed_write(ws_path):
+    """A ``geo-mz`` command after a killed web edit: ``Workspace()`` rolls it back itself."""
+    before = pyogrio.read_dataframe(ws_path, layer="roads")
+    proc = run_py(SPILL, str(ws_path))
+    assert proc.stdout.readline().strip() == b"written", proc.stderr.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert Path(f"{ws_path}-journal").stat().st_size > 0
+    ws = Workspace(ws_path)  # no recover(): the open does it
+    assert not Path(f"{ws_path}-journal").exists()
+    assert ws.read("roads")["name"].fillna("").equals(before["name"].fillna(""))
+
+
+def test_a_layer_write_waits_for_an_edit_in_place(ws_path):
+    """A whole-layer write copies the file under SQLite's SHARED lock: never mid-edit."""
+    ws = Workspace(ws_path)
+    roads = ws.read("roads")
+    proc = run_py(SPILL, str(ws_path))  # holds the EXCLUSIVE lock mid-edit, then is killed
+    assert proc.stdout.readline().strip() == b"written", proc.stderr.read()
+    done = threading.Event()
+
+    def write() -> None:
+        prov = {"synthetic": True, "source": "test", "method": "rewritten whole"}
+        ws.write_layers({"roads": roads}, {"roads": prov})
+        done.set()
+
+    t = threading.Thread(target=write)
+    t.start()
+    time.sleep(1.0)
+    assert not done.is_set()  # waiting for the edit's lock, not copying a half-written file
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    t.join(timeout=60)
+    assert done.is_set()
+    with sqlite3.connect(f"file:{ws_path}?mode=ro", uri=True) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert len(Workspace(ws_path).read("roads")) == len(roads)

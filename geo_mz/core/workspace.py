@@ -7,8 +7,9 @@ and ``geo_mz_layers`` (per layer: rows, source, method, ``synthetic``, source CR
 Every write is atomic: it goes to a copy beside the file, is checked, and replaces the file in one
 ``os.replace``. A failed write or import leaves the original byte-identical; a killed one leaves
 the original too, and its copy is removed when the workspace is next opened (the copy's owner
-lock, ``geo_mz.core.temp_copies``). The public methods are the interface a PostGIS backend will
-implement too.
+lock, ``geo_mz.core.temp_copies``). The web map's one-row edits are the exception: one SQLite
+transaction in place (``webmap.core.gpkg_rows``); a killed one is rolled back by the next open.
+The public methods are the interface a PostGIS backend will implement too.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import geo_mz
 from geo_mz.core.catalog import LayerSpec, get_spec, load_catalog
 from geo_mz.core.clip import District, district_from_layers
 from geo_mz.core.errors import LayerReadError, LayerValidationError, Problem, WorkspaceError
+from geo_mz.core.gpkg_lock import OFD_LOCKS, workspace_lock
 from geo_mz.core.gpkg_read import read_gpkg_bbox
 from geo_mz.core.projection import STORAGE_CRS, gk_zone_crs
 from geo_mz.core.temp_copies import Removed, clean_stale_temps, owned_temp
@@ -191,6 +193,7 @@ class Workspace:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        _roll_back_killed_edit(self.path)
         _check_workspace_file(self.path)
         # Copies left by writers that were killed mid-write (their owner lock is free); a live
         # writer's copy stays. Logged, and kept here for callers that report it.
@@ -283,8 +286,9 @@ class Workspace:
 
     def layers(self) -> list[str]:
         """Names of the catalog layers stored in this workspace."""
-        # Every write replaces the file (os.replace), so its identity and time tell whether the
-        # list read last is still true; a partitioned run reads layers many times per part.
+        # Every write replaces the file (os.replace) or, a web edit in place, moves its mtime, so
+        # its identity, time and size tell whether the list read last is still true; a
+        # partitioned run reads layers many times per part.
         # Kept per file, not per object: a worker opens the workspace again for every part.
         st = self.path.stat()
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -299,8 +303,9 @@ class Workspace:
     def snapshot(self) -> Iterator[Workspace]:
         """Read several layers together (as the PostGIS workspace's ``snapshot``).
 
-        A GeoPackage is replaced whole by every write (a new file renamed into place), so each
-        read is already of one version; this block only gives both backends one interface.
+        A GeoPackage read is one SQLite read transaction (a layer write renames a new file into
+        place; a web edit is one transaction in place), so each read is already of one version;
+        this block only gives both backends one interface.
         """
         yield self
 
@@ -324,6 +329,7 @@ class Workspace:
             ``code``, e.g. a part's own people (``("adcode", "440106")``), with a new index.
             With a box, the file leaves the others out before they are decoded.
         """
+        _roll_back_killed_edit(self.path)  # one stat; read-only opens refuse a hot journal
         if kind not in self.layers():
             raise _no_layer(self.path, kind, self.layers())
         gdf, own = None, False
@@ -416,7 +422,7 @@ class Workspace:
         The copy is owned (``owned_temp``): removed here on failure, and by the next open when
         this process is killed before the end.
         """
-        with owned_temp(self.path) as tmp:
+        with _no_edit_in_place(self.path), owned_temp(self.path) as tmp:
             shutil.copy2(self.path, tmp)  # keeps the file mode
             yield tmp
             _check_workspace_file(tmp)  # the copy must open as a workspace to replace the file
@@ -476,6 +482,7 @@ class Workspace:
         missing = [k for k in layers if k not in provenance]
         if missing:
             raise WorkspaceError(f"no provenance given for layers {missing}")
+        _roll_back_killed_edit(self.path)  # GDAL's read-only opens below refuse a hot journal
         results = self.check(layers, repair=repair)
         errors = [p for r in results.values() for p in r.errors]
         if errors:
@@ -697,6 +704,56 @@ def _no_layer(path: Path, kind: str, names: list[str]) -> WorkspaceError:
 
 
 _CHECKED: dict[str, tuple[int, int, int]] = {}
+
+
+@contextmanager
+def _no_edit_in_place(path: Path) -> Iterator[None]:
+    """Hold SQLite's SHARED lock on the file, with no killed edit's journal left in it.
+
+    The web map edits rows in place: held from the copy to the rename, no edit is half-copied,
+    or committed between them and then lost. A journal found under the lock is a killed edit's
+    (a live one would hold the lock) and is rolled back before the copy is taken.
+    """
+    if not OFD_LOCKS:
+        yield
+        return
+    lock = workspace_lock(path)
+    for _ in range(3):
+        with lock.exclusive(write=False):
+            journal = Path(f"{path}-journal")
+            if not journal.exists() or journal.stat().st_size == 0:
+                yield
+                return
+        _roll_back_killed_edit(path)
+    raise WorkspaceError(
+        f"工作空间 {path} 的中断编辑日志无法回滚 / the workspace {path} keeps the journal of a "
+        "killed edit that could not be rolled back"
+    )
+
+
+def _roll_back_killed_edit(path: Path) -> None:
+    """Roll back a web edit killed mid-write (its hot journal) before GDAL opens the file.
+
+    GDAL's read-only opens refuse a file with a hot journal; a read-write SQLite open rolls it
+    back (a live writer's journal is not hot: SQLite waits for it instead). One ``stat`` when
+    there is none.
+    """
+    if not path.is_file() or not Path(f"{path}-journal").exists():
+        return
+    try:
+        with closing(sqlite3.connect(path, timeout=10)) as conn:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+            raise WorkspaceError(
+                f"工作空间 {path} 正被另一进程写入，请稍后再试 / the workspace {path} is being "
+                "written by another process; try again shortly"
+            ) from exc
+        raise WorkspaceError(
+            f"工作空间 {path} 有一次被中断的编辑，无法回滚（{exc}）；请检查文件的写权限 / "
+            f"the workspace {path} holds an edit killed mid-write that could not be rolled back "
+            f"({exc}); check that the file is writable"
+        ) from exc
 
 
 def _check_workspace_file(path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from geo_mz.core.gpkg_lock import WorkspaceBusyError
 from webmap.core import backend, closures, edits, features, incidents
 from webmap.core.analysis import (
     Analysis,
@@ -29,7 +30,6 @@ from webmap.core.errors import (
     field_error,
 )
 from webmap.core.events import EventBus, parse_last_event_id, stream
-from webmap.core.gpkg_lock import WorkspaceBusyError
 from webmap.core.http import OPENAPI_JSON, ApiRequest, ApiResponse
 from webmap.core.layers import CLOSURES, INCIDENTS, SHELTERS, allowed_methods, write_rule
 from webmap.core.mapdata import MapData

@@ -144,7 +144,7 @@ waits 10 s already, so a retry a little later usually finds the file free)."""
 
 
 def busy_error(cause: Exception) -> ServiceBusyError:
-    """Turn a write lock timeout (``webmap.core.gpkg_lock.WorkspaceBusyError``) into a 503.
+    """Turn a write lock timeout (``geo_mz.core.gpkg_lock.WorkspaceBusyError``) into a 503.
 
     Parameters
     ----------

@@ -3,7 +3,7 @@
 An edit of a workspace layer (incidents, shelters, ...) writes its one row in place, in one
 SQLite transaction (``webmap.core.gpkg_rows``; the whole layer through
 ``Workspace.write_layers`` when the table does not fit a one-row write). This store's GDAL
-reads of the workspace hold the file's in-process lock shared (``webmap.core.gpkg_lock``), so
+reads of the workspace hold the file's in-process lock shared (``geo_mz.core.gpkg_lock``), so
 no GDAL handle opens or closes in this process while a row is written; a read that another
 process's edit overlapped (the file's stamp moved during it) is read again. The web
 map's road closures, the feature versions, the audit log and the events live in the journal.
@@ -43,10 +43,10 @@ from geo_mz.core import (
     WorkspaceError,
     conform_types,
 )
+from geo_mz.core.gpkg_lock import workspace_lock
 from webmap.core.edits_common import check_preconditions
 from webmap.core.errors import UnprocessableError, field_error
 from webmap.core.geojson import features_of, jsonable, make_etag
-from webmap.core.gpkg_lock import workspace_lock
 from webmap.core.gpkg_rows import EDIT_METHOD, RowWriteUnsupported, recover, write_row
 from webmap.core.journal import Journal
 from webmap.core.layers import CLOSURES, closure_spec, layer_spec

@@ -13,7 +13,7 @@ is "hot", and the next read-write open rolls it back (:func:`recover`; read-only
 included, refuse a file with a hot journal until then, so the web map recovers before it reads).
 
 Why this is safe although GDAL (pyogrio) reads the same file in this process with its own SQLite
-library: see :mod:`webmap.core.gpkg_lock`. The write holds SQLite's EXCLUSIVE lock through
+library: see :mod:`geo_mz.core.gpkg_lock`. The write holds SQLite's EXCLUSIVE lock through
 open-file-description locks (no GDAL open or close can drop them; they exclude GDAL's classic
 locks in this process too) and writes through a connection that takes no locks of its own
 (SQLite's ``unix-none`` VFS), kept open for the process's life: closing it would drop GDAL's
@@ -59,9 +59,9 @@ import pandas as pd
 import shapely
 
 from geo_mz.core import LayerSpec
+from geo_mz.core.gpkg_lock import OFD_LOCKS, workspace_lock
 from geo_mz.core.temp_copies import owned_temp
 from geo_mz.core.workspace import LAYERS_TABLE, META_TABLE, now_iso
-from webmap.core.gpkg_lock import OFD_LOCKS, workspace_lock
 
 EDIT_METHOD = "edited in the web map"
 _MULTI = {"Polygon": shapely.multipolygons, "LineString": shapely.multilinestrings}
@@ -296,7 +296,7 @@ def write_row(
     ------
     RowWriteUnsupported
         When the table does not fit (nothing was changed): write the whole layer instead.
-    webmap.core.gpkg_lock.WorkspaceBusyError
+    geo_mz.core.gpkg_lock.WorkspaceBusyError
         When other readers or writers keep the file locked too long (nothing was changed).
     """
     target = Path(workspace)

@@ -12,7 +12,7 @@ with the writer at all.
 
 Open-file-description locks (``F_OFD_SETLK``, Linux 3.15+) are the fix: they belong to one
 ``open()`` of the file, survive ``close()`` of every other descriptor, and conflict with
-classic locks *even inside one process*. The row writer (:mod:`webmap.core.gpkg_rows`) takes
+classic locks *even inside one process*. The web map's row writer (``webmap.core.gpkg_rows``) takes
 SQLite's exclusive lock with them on a descriptor it keeps open, and then writes through a
 SQLite connection that takes no locks of its own (the ``unix-none`` VFS) while it holds it.
 Every other SQLite user - GDAL here or in another process, ``sqlite3``, QGIS - sees an ordinary
@@ -99,6 +99,7 @@ class WorkspaceLock:
         self._mine = threading.local()
         self._fd: int | None = None
         self._ino: int | None = None
+        self._owner: int | None = None  # the thread holding ``exclusive`` (it may nest)
 
     # -- in-process readers-writer lock -----------------------------------------------------
     @contextmanager
@@ -140,6 +141,11 @@ class WorkspaceLock:
         """
         if getattr(self._mine, "depth", 0):
             raise RuntimeError(f"{self.path}: a write inside a read of the same thread")
+        if self._owner == threading.get_ident():
+            # Nested in this thread's own exclusive hold (the web map's whole-layer write calls
+            # the workspace's, which locks too): the outer hold already excludes everyone.
+            yield int(self._ino)
+            return
         with self._cond:
             self._waiting += 1
             try:
@@ -148,6 +154,7 @@ class WorkspaceLock:
             finally:
                 self._waiting -= 1
             self._writing = True
+            self._owner = threading.get_ident()
         try:
             while True:
                 fd = self._descriptor()
@@ -162,6 +169,7 @@ class WorkspaceLock:
         finally:
             with self._cond:
                 self._writing = False
+                self._owner = None
                 self._cond.notify_all()
 
     # -- the file lock ----------------------------------------------------------------------
