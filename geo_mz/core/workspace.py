@@ -738,8 +738,8 @@ def _roll_back_killed_edit(path: Path) -> None:
     back (a live writer's journal is not hot: SQLite waits for it instead). One ``stat`` when
     there is none.
     """
-    if not path.is_file() or not Path(f"{path}-journal").exists():
-        return
+    if not isinstance(path, Path) or not Path(f"{path}-journal").exists():
+        return  # (a PostGIS workspace shares these methods: its ``path`` is its URL)
     try:
         with closing(sqlite3.connect(path, timeout=10)) as conn:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
