@@ -23,19 +23,14 @@ in STANDARDS.md §B, so 15 min = 800 m, the strict end of GB 50180's 800-1,000 m
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
-from pyproj import CRS
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
-from geo_mz.core.errors import CrsError
 from geo_mz.core.results import Kpi
 from geo_mz.core.standards import COVERAGE_THRESHOLDS_MIN, RESIDENTIAL_KINDS, TARGET_SHARE
 from geo_mz.core.units import assign_to_units
@@ -54,6 +49,7 @@ from geo_mz.eldercare._common import (
     retimed,
     snap_centres,
 )
+from geo_mz.eldercare.gap_grid import gap_cells, gap_frame, rank_gap_cells
 from geo_mz.network.graph import Network
 from geo_mz.network.paths import multi_source_times, snap_points
 
@@ -99,16 +95,6 @@ COMMUNITY_KINDS: tuple[str, ...] = (
 )
 
 STORAGE_CRS = "EPSG:4490"
-
-
-# --------------------------------------------------------------------------- validation helpers
-
-
-def _metric_crs(crs: str) -> CRS:
-    c = CRS.from_user_input(crs)
-    if not c.is_projected or c.axis_info[0].unit_name not in ("metre", "meter"):
-        raise CrsError(f"`crs` {c.to_string()} is not a projected CRS in metres (e.g. EPSG:4547)")
-    return c
 
 
 # --------------------------------------------------------------------------- centres and times
@@ -465,37 +451,6 @@ def coverage_kpis(
 # --------------------------------------------------------------------------- gaps
 
 
-_SQ3 = math.sqrt(3.0)
-# Corners of a pointy-top hexagon as integer multiples: x = (√3/2)s·(2q + r + a), y = (s/2)(3r + b)
-_CORNER_A = np.array([1, 0, -1, -1, 0, 1])
-_CORNER_B = np.array([1, 2, 1, -1, -2, -1])
-_NEIGHBOURS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, -1), (-1, 1))
-
-
-def _hex_axial(xy: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Axial (q, r) of the pointy-top hexagon (centre-to-corner ``s``) holding each point."""
-    qf = (_SQ3 / 3.0 * xy[:, 0] - xy[:, 1] / 3.0) / s
-    rf = (2.0 / 3.0 * xy[:, 1]) / s
-    xf, zf = qf, rf
-    yf = -xf - zf
-    rx, ry, rz = np.round(xf), np.round(yf), np.round(zf)
-    dx, dy, dz = np.abs(rx - xf), np.abs(ry - yf), np.abs(rz - zf)
-    fix_x = (dx > dy) & (dx > dz)
-    fix_z = ~fix_x & ~(dy > dz)
-    rx = np.where(fix_x, -ry - rz, rx)
-    rz = np.where(fix_z, -rx - ry, rz)
-    return rx.astype(np.int64), rz.astype(np.int64)
-
-
-def _hex_polygons(q: np.ndarray, r: np.ndarray, s: float) -> np.ndarray:
-    """Hexagons from integer corner multiples, so shared edges have identical coordinates."""
-    xs = (_SQ3 / 2.0 * s) * (2 * q[:, None] + r[:, None] + _CORNER_A[None, :])
-    ys = (s / 2.0) * (3 * r[:, None] + _CORNER_B[None, :])
-    ring = np.stack([xs, ys], axis=-1)
-    ring = np.concatenate([ring, ring[:, :1]], axis=1)
-    return shapely.polygons(ring)
-
-
 def gaps(
     times: gpd.GeoDataFrame,
     *,
@@ -533,74 +488,9 @@ def gaps(
         every uncovered person there is unreachable), ``unreachable_pop``; hex rows also carry
         ``cluster_id``, cluster rows ``n_hex``.
     """
-    check_gdf(times, "times", ("walk_min", pop_field))
-    metric = _metric_crs(crs)
-    s = check_positive("cell_size_m", cell_size_m) / _SQ3
-    thr = float(threshold_min)
-    if level not in ("hex", "cluster"):
-        raise CoverageError(f"`level` was {level!r} but is expected to be 'hex' or 'cluster'")
-    pop = nonneg_numbers(times, pop_field, "times")
-    walk = pd.to_numeric(times["walk_min"]).to_numpy(dtype=float)
-    unc = (walk > thr + TOL_MIN) & (pop > 0)
-    name = f"{pop_field}_uncovered"
-    cols = ["gap_id", "rank", name, "n_cells", "mean_walk_min", "unreachable_pop"]
-    cols += ["cluster_id"] if level == "hex" else ["n_hex"]
-    if not unc.any():
-        empty = {c: pd.Series([], dtype=object if "id" in c else float) for c in cols}
-        return gpd.GeoDataFrame(empty, geometry=gpd.GeoSeries([], crs=STORAGE_CRS))
-    pts = times.geometry[unc].to_crs(metric)
-    q, r = _hex_axial(shapely.get_coordinates(np.asarray(pts.values)), s)
-    keys, inv = np.unique(np.column_stack([q, r]), axis=0, return_inverse=True)
-    inv = inv.ravel()
-    h = len(keys)
-    p, w = pop[unc], walk[unc]
-    reach = np.isfinite(w)
-    agg = pd.DataFrame(
-        {
-            name: np.bincount(inv, p, h),
-            "n_cells": np.bincount(inv, minlength=h),
-            "_ww": np.bincount(inv, np.where(reach, w * p, 0.0), h),
-            "_wp": np.bincount(inv, p * reach, h),
-            "unreachable_pop": np.bincount(inv, p * ~reach, h),
-        }
-    )
-    # Hex adjacency -> clusters.
-    index = pd.MultiIndex.from_arrays([keys[:, 0], keys[:, 1]])
-    src, dst = [], []
-    for dq, dr in _NEIGHBOURS:
-        nb = index.get_indexer(pd.MultiIndex.from_arrays([keys[:, 0] + dq, keys[:, 1] + dr]))
-        ok = nb >= 0
-        src.append(np.flatnonzero(ok))
-        dst.append(nb[ok])
-    a, b = np.concatenate(src), np.concatenate(dst)
-    adj = coo_matrix((np.ones(len(a)), (a, b)), shape=(h, h))
-    _, comp = connected_components(adj, directed=False)
-    polys = _hex_polygons(keys[:, 0], keys[:, 1], s)
-    if level == "cluster":
-        agg["_comp"] = comp
-        agg = agg.groupby("_comp", sort=True).agg(
-            **{c: (c, "sum") for c in (name, "n_cells", "_ww", "_wp", "unreachable_pop")},
-            n_hex=(name, "size"),
-        )
-        polys = np.array([shapely.coverage_union_all(polys[comp == c]) for c in agg.index])
-        order_key = agg.index.to_numpy()
-    else:
-        order_key = np.arange(h)
-    wp = agg["_wp"].to_numpy()
-    agg["mean_walk_min"] = np.where(wp > 0, agg["_ww"].to_numpy() / np.where(wp > 0, wp, 1), np.inf)
-    order = np.lexsort((order_key, -agg[name].to_numpy()))
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(1, len(order) + 1)
-    agg["rank"] = rank
-    if level == "hex":
-        comp_rank = pd.Series(agg[name].to_numpy()).groupby(comp).sum()
-        c_order = np.lexsort((comp_rank.index.to_numpy(), -comp_rank.to_numpy()))
-        c_id = np.empty(len(c_order), dtype=object)
-        c_id[c_order] = [f"C{i + 1:03d}" for i in range(len(c_order))]
-        agg["cluster_id"] = c_id[comp]
-        agg["gap_id"] = [f"H{i:04d}" for i in rank]
-    else:
-        agg["gap_id"] = [f"C{i:03d}" for i in rank]
-    out = gpd.GeoDataFrame(agg[cols].reset_index(drop=True), geometry=polys, crs=metric)
-    out = out.iloc[order].reset_index(drop=True)
-    return out.to_crs(STORAGE_CRS)
+    # In three steps that can also run apart, per part of a wider area (geo_mz.scale's gaps
+    # job): cells per area, summed and ranked once, then shapes (eldercare.gap_grid).
+    cells = gap_cells(times, crs=crs, threshold_min=threshold_min, cell_size_m=cell_size_m,
+                      pop_field=pop_field)  # fmt: skip
+    return gap_frame(rank_gap_cells(cells, pop_field=pop_field), crs=crs,
+                     cell_size_m=cell_size_m, level=level, pop_field=pop_field)  # fmt: skip
