@@ -9,19 +9,20 @@ Every write is atomic: it goes to a copy beside the file, is checked, and replac
 the original too, and its copy is removed when the workspace is next opened (the copy's owner
 lock, ``geo_mz.core.temp_copies``). The web map's one-row edits are the exception: one SQLite
 transaction in place (``webmap.core.gpkg_rows``); a killed one is rolled back by the next open.
-The public methods are the interface a PostGIS backend will implement too.
+The public methods are the interface the PostGIS backend (``workspace_postgis``) implements too.
+
+Reading a layer and rolling back a killed edit are in ``workspace_read``; the tables, records and
+metadata both backends share are in ``workspace_common`` (their names import from here too).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
 import shutil
-import sqlite3
 from collections.abc import Iterator, Mapping
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,34 +31,30 @@ import numpy as np
 import pandas as pd
 import pyogrio
 
-import geo_mz
 from geo_mz.core.catalog import LayerSpec, get_spec, load_catalog
-from geo_mz.core.clip import District, district_from_layers
 from geo_mz.core.errors import LayerReadError, LayerValidationError, Problem, WorkspaceError
-from geo_mz.core.gpkg_lock import OFD_LOCKS, workspace_lock
-from geo_mz.core.gpkg_read import read_gpkg_bbox
-from geo_mz.core.projection import STORAGE_CRS, gk_zone_crs
+from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.temp_copies import Removed, clean_stale_temps, owned_temp
 from geo_mz.core.validate import LayerResult, check_layer, prepare_layer
-
-META_TABLE = "geo_mz_workspace"
-LAYERS_TABLE = "geo_mz_layers"
-GPKG_GEOMETRY = {"Point": "Point", "LineString": "LineString", "Polygon": "MultiPolygon"}
-LAYER_COLUMNS = [
-    "layer",
-    "spec_version",
-    "rows",
-    "synthetic",
-    "source",
-    "method",
-    "source_crs",
-    "sha256",
-    "imported_at",
-]
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+from geo_mz.core.workspace_common import (
+    GPKG_GEOMETRY,
+    LAYER_COLUMNS,
+    LAYERS_TABLE,
+    META_TABLE,
+    district_of,
+    layer_record,
+    new_metadata,
+    no_layer_error,
+    reference_layer,
+)
+from geo_mz.core.workspace_common import now_iso as now_iso  # re-exported (webmap imports it)
+from geo_mz.core.workspace_read import (
+    conform_types,
+    no_edit_in_place,
+    read_layer,
+    roll_back_killed_edit,
+    starts_with,
+)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -83,86 +80,6 @@ def _to_storage_frame(gdf: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFram
                 dtype=object,
             )
     return out
-
-
-def conform_types(gdf: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:
-    """Give a layer read from storage the dtypes its spec promises.
-
-    GeoPackage keeps integers and booleans with nulls as floats and dates as text; this turns
-    them back into ``Int64``, ``boolean`` and ``datetime.date``.
-    """
-    out = gdf.copy()
-    for f in spec.fields:
-        if f.name not in out.columns:
-            continue
-        s = out[f.name]
-        if f.type == "integer":
-            out[f.name] = pd.array(pd.to_numeric(s), dtype="Int64")
-        elif f.type == "float":
-            out[f.name] = pd.to_numeric(s).astype("float64")
-        elif f.type == "boolean":
-            out[f.name] = _booleans(s)
-        elif f.type == "date":
-            out[f.name] = pd.Series(
-                [
-                    None if not isinstance(v, str) else dt.date.fromisoformat(v[:10])
-                    for v in s.tolist()
-                ],
-                index=out.index,
-                dtype=object,
-            )
-        elif f.type == "datetime":
-            out[f.name] = pd.to_datetime(s).astype("datetime64[ms]")
-        else:
-            out[f.name] = _strings(s)
-    return out
-
-
-# The two conversions below run on every read of every layer (a partitioned run reads per
-# part): done on whole arrays when the values allow it, else value by value as before.
-
-
-def _booleans(s: pd.Series) -> pd.arrays.BooleanArray:
-    """``None`` for missing values, else ``bool(v)``, as a nullable boolean array."""
-    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
-        missing = s.isna().to_numpy()
-        values = s.to_numpy(dtype=float, na_value=0.0) != 0.0
-        return pd.arrays.BooleanArray(values, missing)
-    return pd.array([None if pd.isna(v) else bool(v) for v in s.tolist()], dtype="boolean")
-
-
-_STR_DTYPE = pd.Series([], dtype="str").dtype
-
-
-def _strings(s: pd.Series) -> pd.Series:
-    """``None`` for missing values, else ``str(v)``, as a ``str`` series."""
-    if s.dtype == _STR_DTYPE:  # already so (pandas typed the text column as it was read)
-        return s
-    if pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
-        values = s.to_numpy(dtype=object, copy=True)
-        values[pd.isna(values)] = None
-        return pd.Series(values, index=s.index, dtype="str")
-    return pd.Series(
-        [None if pd.isna(v) else str(v) for v in s.tolist()], index=s.index, dtype="str"
-    )
-
-
-def starts_with(gdf: pd.DataFrame, field: str, code: str) -> np.ndarray:
-    """Return a mask of the rows whose ``field`` (as text; missing: no) starts with ``code``.
-
-    Raises
-    ------
-    WorkspaceError
-        If the frame has no such column.
-    """
-    if field not in gdf.columns:
-        raise WorkspaceError(
-            f"没有字段 '{field}' / no field '{field}' (columns {list(gdf.columns)})"
-        )
-    values = gdf[field]
-    if not isinstance(values.dtype, pd.StringDtype):
-        values = values.astype("string")
-    return values.str.startswith(code).fillna(False).to_numpy(bool)
 
 
 _LAYERS_SEEN: dict[str, tuple[tuple[int, int, int], list[str]]] = {}
@@ -193,7 +110,7 @@ class Workspace:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        _roll_back_killed_edit(self.path)
+        roll_back_killed_edit(self.path)
         _check_workspace_file(self.path)
         # Copies left by writers that were killed mid-write (their owner lock is free); a live
         # writer's copy stays. Logged, and kept here for callers that report it.
@@ -237,10 +154,6 @@ class Workspace:
             More metadata to record (e.g. the sample's seed).
         """
         path = Path(path)
-        if storage_crs not in ("EPSG:4490", "EPSG:4326"):
-            raise WorkspaceError(f"storage CRS must be EPSG:4490 or EPSG:4326, not {storage_crs}")
-        if path.exists() and not overwrite:
-            raise WorkspaceError(f"{path}: already exists (use overwrite=True / --overwrite)")
         meta = new_metadata(
             name=name,
             adcode=adcode,
@@ -249,6 +162,8 @@ class Workspace:
             storage_crs=storage_crs,
             extra=extra,
         )
+        if path.exists() and not overwrite:
+            raise WorkspaceError(f"{path}: already exists (use overwrite=True / --overwrite)")
         path.parent.mkdir(parents=True, exist_ok=True)
         with owned_temp(path) as tmp:
             _write_meta(tmp, meta)
@@ -329,28 +244,8 @@ class Workspace:
             ``code``, e.g. a part's own people (``("adcode", "440106")``), with a new index.
             With a box, the file leaves the others out before they are decoded.
         """
-        _roll_back_killed_edit(self.path)  # one stat; read-only opens refuse a hot journal
-        if kind not in self.layers():
-            raise _no_layer(self.path, kind, self.layers())
-        gdf, own = None, False
-        if bbox is not None:
-            # A part's reads are by box: through the file's R-tree on a kept connection, not a
-            # GDAL open per read (the same frame; see geo_mz.core.gpkg_read). None, or an
-            # SQLite error (a file locked by a writer, ...), reads through GDAL as before.
-            try:
-                gdf = read_gpkg_bbox(self.path, kind, bbox, prefix=prefix)
-            except sqlite3.Error:
-                gdf = None
-            own = gdf is not None  # the prefix was applied as the rows were read
-        if gdf is None:
-            gdf = pyogrio.read_dataframe(self.path, layer=kind, bbox=bbox, fid_as_index=True)
-            # A spatial filter returns rows in R-tree order; keep the stored order, which
-            # results (sums, ties) may depend on.
-            gdf = gdf.sort_index(kind="stable").reset_index(drop=True)
-        out = conform_types(gdf, get_spec(kind))
-        if prefix is not None and not own:
-            out = out[starts_with(out, *prefix)].reset_index(drop=True)
-        return out
+        roll_back_killed_edit(self.path)  # one stat; read-only opens refuse a hot journal
+        return read_layer(self.path, kind, self.layers(), bbox=bbox, prefix=prefix)
 
     def read_all(self) -> dict[str, gpd.GeoDataFrame]:
         """All stored layers by name."""
@@ -363,13 +258,13 @@ class Workspace:
         is not.
         """
         if kind not in self.layers():
-            raise _no_layer(self.path, kind, self.layers())
+            raise no_layer_error(self.path, kind, self.layers())
         return int(pyogrio.read_info(self.path, layer=kind, force_feature_count=True)["features"])
 
     def extent(self, kind: str) -> tuple[float, float, float, float]:
         """Lon/lat ``(minx, miny, maxx, maxy)`` of a layer's features (NaNs when it has none)."""
         if kind not in self.layers():
-            raise _no_layer(self.path, kind, self.layers())
+            raise no_layer_error(self.path, kind, self.layers())
         _, b = pyogrio.read_bounds(self.path, layer=kind)
         if b.shape[1] == 0 or np.isnan(b).all():
             return (np.nan, np.nan, np.nan, np.nan)
@@ -422,7 +317,7 @@ class Workspace:
         The copy is owned (``owned_temp``): removed here on failure, and by the next open when
         this process is killed before the end.
         """
-        with _no_edit_in_place(self.path), owned_temp(self.path) as tmp:
+        with no_edit_in_place(self.path), owned_temp(self.path) as tmp:
             shutil.copy2(self.path, tmp)  # keeps the file mode
             yield tmp
             _check_workspace_file(tmp)  # the copy must open as a workspace to replace the file
@@ -482,7 +377,7 @@ class Workspace:
         missing = [k for k in layers if k not in provenance]
         if missing:
             raise WorkspaceError(f"no provenance given for layers {missing}")
-        _roll_back_killed_edit(self.path)  # GDAL's read-only opens below refuse a hot journal
+        roll_back_killed_edit(self.path)  # GDAL's read-only opens below refuse a hot journal
         results = self.check(layers, repair=repair)
         errors = [p for r in results.values() for p in r.errors]
         if errors:
@@ -602,158 +497,16 @@ class Workspace:
                         f"{self.path}: writing layer '{kind}' failed ({exc}); "
                         f"the workspace is unchanged"
                     ) from exc
-                new_rows.append(
-                    {
-                        "layer": kind,
-                        "spec_version": str(spec.version),
-                        "rows": str(len(gdf)),
-                        "synthetic": "1" if prov.get("synthetic") else "0",
-                        "source": str(prov.get("source", "")),
-                        "method": str(prov.get("method", "")),
-                        "source_crs": str(prov.get("source_crs", "")),
-                        "sha256": str(prov.get("sha256", "")),
-                        "imported_at": now_iso(),
-                    }
-                )
+                rec = layer_record(kind, len(gdf), prov)  # the GeoPackage stores text
+                rec["rows"] = str(rec["rows"])
+                rec["synthetic"] = "1" if rec["synthetic"] else "0"
+                new_rows.append(rec)
             table = pd.concat([records.astype(str), pd.DataFrame(new_rows)], ignore_index=True)
             table = table.sort_values("layer").reset_index(drop=True)
             pyogrio.write_dataframe(table[LAYER_COLUMNS].astype(object), tmp, layer=LAYERS_TABLE)
 
 
-def district_of(ws: Any) -> District:
-    """Return the district a list is clipped to in a workspace (either backend).
-
-    Its ``admin_units`` rows whose code is the workspace's adcode, else its county-level rows,
-    else its expected bounds (see :func:`geo_mz.core.district_from_layers`).
-
-    Parameters
-    ----------
-    ws
-        A :class:`Workspace` or :class:`geo_mz.core.PostgisWorkspace`.
-
-    Returns
-    -------
-    District
-    """
-    meta = ws.metadata
-    units = ws.read("admin_units") if "admin_units" in ws.layers() else None
-    return district_from_layers(
-        units,
-        adcode=str(meta["adcode"]),
-        bounds=tuple(meta["bounds"]),
-        measure_crs=str(meta["measure_crs"]),
-    )
-
-
-def reference_layer(ws: Any, kind: str) -> tuple[gpd.GeoDataFrame | None, tuple[str, str]]:
-    """Return the layer points of ``kind`` are compared with in the datum check: the roads.
-
-    Parameters
-    ----------
-    ws
-        A workspace (either backend).
-    kind
-        The layer being imported (the roads are not compared with themselves).
-
-    Returns
-    -------
-    tuple
-        The roads (None when the workspace has none) and their Chinese and English names.
-    """
-    name = ("道路", "roads")
-    if kind == "roads" or "roads" not in ws.layers():
-        return None, name
-    return ws.read("roads"), name
-
-
-def new_metadata(
-    *,
-    name: str,
-    adcode: str,
-    bounds: tuple[float, float, float, float],
-    measure_crs: str | None,
-    storage_crs: str,
-    extra: Mapping[str, Any] | None,
-) -> dict[str, str]:
-    """Metadata of a new workspace (either backend), checked."""
-    if storage_crs not in ("EPSG:4490", "EPSG:4326"):
-        raise WorkspaceError(f"storage CRS must be EPSG:4490 or EPSG:4326, not {storage_crs}")
-    minx, miny, maxx, maxy = (float(b) for b in bounds)
-    if not (minx < maxx and miny < maxy):
-        raise WorkspaceError(f"bounds {bounds} are not (minx, miny, maxx, maxy)")
-    meta = {
-        "name": name,
-        "adcode": adcode,
-        "storage_crs": storage_crs,
-        "measure_crs": measure_crs or gk_zone_crs((minx + maxx) / 2),
-        "bounds": json.dumps([minx, miny, maxx, maxy]),
-        "created_at": now_iso(),
-        "geo_mz_version": geo_mz.__version__,
-        "format": "geo_mz workspace 1",
-    }
-    for k, v in (extra or {}).items():
-        meta[k] = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-    return meta
-
-
-def _no_layer(path: Path, kind: str, names: list[str]) -> WorkspaceError:
-    return WorkspaceError(
-        f"{path}：工作区没有图层 '{kind}'（现有图层：{'、'.join(names) or '无'}）/ "
-        f"{path}: no layer '{kind}'; layers are {names}"
-    )
-
-
 _CHECKED: dict[str, tuple[int, int, int]] = {}
-
-
-@contextmanager
-def _no_edit_in_place(path: Path) -> Iterator[None]:
-    """Hold SQLite's SHARED lock on the file, with no killed edit's journal left in it.
-
-    The web map edits rows in place: held from the copy to the rename, no edit is half-copied,
-    or committed between them and then lost. A journal found under the lock is a killed edit's
-    (a live one would hold the lock) and is rolled back before the copy is taken.
-    """
-    if not OFD_LOCKS:
-        yield
-        return
-    lock = workspace_lock(path)
-    for _ in range(3):
-        with lock.exclusive(write=False):
-            journal = Path(f"{path}-journal")
-            if not journal.exists() or journal.stat().st_size == 0:
-                yield
-                return
-        _roll_back_killed_edit(path)
-    raise WorkspaceError(
-        f"工作空间 {path} 的中断编辑日志无法回滚 / the workspace {path} keeps the journal of a "
-        "killed edit that could not be rolled back"
-    )
-
-
-def _roll_back_killed_edit(path: Path) -> None:
-    """Roll back a web edit killed mid-write (its hot journal) before GDAL opens the file.
-
-    GDAL's read-only opens refuse a file with a hot journal; a read-write SQLite open rolls it
-    back (a live writer's journal is not hot: SQLite waits for it instead). One ``stat`` when
-    there is none.
-    """
-    if not isinstance(path, Path) or not Path(f"{path}-journal").exists():
-        return  # (a PostGIS workspace shares these methods: its ``path`` is its URL)
-    try:
-        with closing(sqlite3.connect(path, timeout=10)) as conn:
-            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-    except sqlite3.Error as exc:
-        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
-            raise WorkspaceError(
-                f"工作空间 {path} 正被另一进程写入，请稍后再试 / the workspace {path} is being "
-                "written by another process; try again shortly"
-            ) from exc
-        raise WorkspaceError(
-            f"工作空间 {path} 有一次被中断的编辑，无法回滚（{exc}）；请检查文件的写权限 / "
-            f"the workspace {path} holds an edit killed mid-write that could not be rolled back "
-            f"({exc}); check that the file is writable"
-        ) from exc
 
 
 def _check_workspace_file(path: Path) -> None:

@@ -64,15 +64,16 @@ from geo_mz.core._postgis_tables import (
 from geo_mz.core.catalog import get_spec
 from geo_mz.core.errors import WorkspaceError
 from geo_mz.core.projection import STORAGE_CRS
-from geo_mz.core.workspace import (
+from geo_mz.core.workspace import Workspace
+from geo_mz.core.workspace_common import (
     LAYER_COLUMNS,
     LAYERS_TABLE,
     META_TABLE,
-    Workspace,
-    conform_types,
+    layer_record,
     new_metadata,
-    now_iso,
+    no_layer_error,
 )
+from geo_mz.core.workspace_read import conform_types
 
 DEFAULT_SCHEMA = "geo_mz_ws"
 
@@ -331,7 +332,7 @@ class PostgisWorkspace:
     def count(self, kind: str) -> int:
         """Rows of a layer as stored now (counted, not taken from its layer record)."""
         if kind not in self.layers():
-            raise _no_layer(str(self), kind, self.layers())
+            raise no_layer_error(str(self), kind, self.layers())
         with self._reading() as conn:
             q = sql_module().SQL("SELECT count(*) FROM {}").format(self._table(kind))
             return int(conn.execute(q).fetchone()[0])
@@ -345,7 +346,7 @@ class PostgisWorkspace:
     ) -> gpd.GeoDataFrame:
         sql = sql_module()
         if kind not in names:
-            raise _no_layer(self.path, kind, names)
+            raise no_layer_error(self.path, kind, names)
         spec = get_spec(kind)
         columns = [
             (n, t) for n, t in table_columns(conn, self.schema, kind) if n not in ("fid", "geom")
@@ -412,7 +413,7 @@ class PostgisWorkspace:
         with self._reading() as conn:
             names = [str(n) for n in self._records(conn)["layer"]]
             if kind not in names:
-                raise _no_layer(self.path, kind, names)
+                raise no_layer_error(self.path, kind, names)
             row = conn.execute(
                 sql.SQL(
                     "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
@@ -442,33 +443,13 @@ class PostgisWorkspace:
                     )
                     target = LayerTarget(conn, self._url, self.schema, storage_srid(storage_crs))
                     for kind, (gdf, prov) in items.items():
-                        spec = get_spec(kind)
                         target.write_layer(kind, gdf)
-                        target.record(
-                            {
-                                "layer": kind,
-                                "spec_version": str(spec.version),
-                                "rows": len(gdf),
-                                "synthetic": bool(prov.get("synthetic")),
-                                "source": str(prov.get("source", "")),
-                                "method": str(prov.get("method", "")),
-                                "source_crs": str(prov.get("source_crs", "")),
-                                "sha256": str(prov.get("sha256", "")),
-                                "imported_at": now_iso(),
-                            }
-                        )
+                        target.record(layer_record(kind, len(gdf), prov))
             except psycopg_module().Error as exc:
                 raise WorkspaceError(
                     f"{self.path}: 写入失败，工作空间未改变 / the write failed "
                     f"({clean_error(exc, self._url)}); the workspace is unchanged"
                 ) from exc
-
-
-def _no_layer(where: str, kind: str, names: list[str]) -> WorkspaceError:
-    return WorkspaceError(
-        f"{where}：工作空间没有图层 '{kind}'（现有图层：{'、'.join(names) or '无'}）/ "
-        f"{where}: no layer '{kind}'; layers are {names}"
-    )
 
 
 __all__ = [

@@ -1,0 +1,221 @@
+"""Reading a GeoPackage workspace: layers typed as their spec says, part reads, killed edits.
+
+:func:`read_layer` is the body of :meth:`geo_mz.core.Workspace.read`: a box read through the
+file's R-tree (``geo_mz.core.gpkg_read``) or GDAL, rows in stored order, typed by
+:func:`conform_types` (which the PostGIS workspace shares) and cut to a prefix (a part's own rows,
+:func:`starts_with`). A web edit killed mid-write leaves a hot journal that GDAL's read-only opens
+refuse: :func:`roll_back_killed_edit` rolls it back before a read, and :func:`no_edit_in_place`
+keeps in-place edits out while a write copies the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+
+from geo_mz.core.catalog import LayerSpec, get_spec
+from geo_mz.core.errors import WorkspaceError
+from geo_mz.core.gpkg_lock import OFD_LOCKS, workspace_lock
+from geo_mz.core.gpkg_read import read_gpkg_bbox
+from geo_mz.core.workspace_common import no_layer_error
+
+
+def read_layer(
+    path: Path,
+    kind: str,
+    names: list[str],
+    *,
+    bbox: tuple[float, float, float, float] | None = None,
+    prefix: tuple[str, str] | None = None,
+) -> gpd.GeoDataFrame:
+    """Read one layer of a GeoPackage workspace, typed as its spec says.
+
+    Parameters
+    ----------
+    path
+        The workspace file (a killed edit already rolled back).
+    kind
+        Catalog layer name.
+    names
+        The layers the workspace holds (an error names them when ``kind`` is not one).
+    bbox, prefix
+        As for :meth:`geo_mz.core.Workspace.read`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        In stored row order, with a new index.
+
+    Raises
+    ------
+    WorkspaceError
+        If the workspace has no layer ``kind``, or no field ``prefix[0]``.
+    """
+    if kind not in names:
+        raise no_layer_error(path, kind, names)
+    gdf, own = None, False
+    if bbox is not None:
+        # A part's reads are by box: through the file's R-tree on a kept connection, not a
+        # GDAL open per read (the same frame; see geo_mz.core.gpkg_read). None, or an
+        # SQLite error (a file locked by a writer, ...), reads through GDAL as before.
+        try:
+            gdf = read_gpkg_bbox(path, kind, bbox, prefix=prefix)
+        except sqlite3.Error:
+            gdf = None
+        own = gdf is not None  # the prefix was applied as the rows were read
+    if gdf is None:
+        gdf = pyogrio.read_dataframe(path, layer=kind, bbox=bbox, fid_as_index=True)
+        # A spatial filter returns rows in R-tree order; keep the stored order, which
+        # results (sums, ties) may depend on.
+        gdf = gdf.sort_index(kind="stable").reset_index(drop=True)
+    out = conform_types(gdf, get_spec(kind))
+    if prefix is not None and not own:
+        out = out[starts_with(out, *prefix)].reset_index(drop=True)
+    return out
+
+
+def conform_types(gdf: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:
+    """Give a layer read from storage the dtypes its spec promises.
+
+    GeoPackage keeps integers and booleans with nulls as floats and dates as text; this turns
+    them back into ``Int64``, ``boolean`` and ``datetime.date``.
+    """
+    out = gdf.copy()
+    for f in spec.fields:
+        if f.name not in out.columns:
+            continue
+        s = out[f.name]
+        if f.type == "integer":
+            out[f.name] = pd.array(pd.to_numeric(s), dtype="Int64")
+        elif f.type == "float":
+            out[f.name] = pd.to_numeric(s).astype("float64")
+        elif f.type == "boolean":
+            out[f.name] = _booleans(s)
+        elif f.type == "date":
+            out[f.name] = pd.Series(
+                [
+                    None if not isinstance(v, str) else dt.date.fromisoformat(v[:10])
+                    for v in s.tolist()
+                ],
+                index=out.index,
+                dtype=object,
+            )
+        elif f.type == "datetime":
+            out[f.name] = pd.to_datetime(s).astype("datetime64[ms]")
+        else:
+            out[f.name] = _strings(s)
+    return out
+
+
+# The two conversions below run on every read of every layer (a partitioned run reads per
+# part): done on whole arrays when the values allow it, else value by value as before.
+
+
+def _booleans(s: pd.Series) -> pd.arrays.BooleanArray:
+    """``None`` for missing values, else ``bool(v)``, as a nullable boolean array."""
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
+        missing = s.isna().to_numpy()
+        values = s.to_numpy(dtype=float, na_value=0.0) != 0.0
+        return pd.arrays.BooleanArray(values, missing)
+    return pd.array([None if pd.isna(v) else bool(v) for v in s.tolist()], dtype="boolean")
+
+
+_STR_DTYPE = pd.Series([], dtype="str").dtype
+
+
+def _strings(s: pd.Series) -> pd.Series:
+    """``None`` for missing values, else ``str(v)``, as a ``str`` series."""
+    if s.dtype == _STR_DTYPE:  # already so (pandas typed the text column as it was read)
+        return s
+    if pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+        values = s.to_numpy(dtype=object, copy=True)
+        values[pd.isna(values)] = None
+        return pd.Series(values, index=s.index, dtype="str")
+    return pd.Series(
+        [None if pd.isna(v) else str(v) for v in s.tolist()], index=s.index, dtype="str"
+    )
+
+
+def starts_with(gdf: pd.DataFrame, field: str, code: str) -> np.ndarray:
+    """Return a mask of the rows whose ``field`` (as text; missing: no) starts with ``code``.
+
+    Raises
+    ------
+    WorkspaceError
+        If the frame has no such column.
+    """
+    if field not in gdf.columns:
+        raise WorkspaceError(
+            f"没有字段 '{field}' / no field '{field}' (columns {list(gdf.columns)})"
+        )
+    values = gdf[field]
+    if not isinstance(values.dtype, pd.StringDtype):
+        values = values.astype("string")
+    return values.str.startswith(code).fillna(False).to_numpy(bool)
+
+
+@contextmanager
+def no_edit_in_place(path: Path) -> Iterator[None]:
+    """Hold SQLite's SHARED lock on the file, with no killed edit's journal left in it.
+
+    The web map edits rows in place: held from the copy to the rename, no edit is half-copied,
+    or committed between them and then lost. A journal found under the lock is a killed edit's
+    (a live one would hold the lock) and is rolled back before the copy is taken.
+    """
+    if not OFD_LOCKS:
+        yield
+        return
+    lock = workspace_lock(path)
+    for _ in range(3):
+        with lock.exclusive(write=False):
+            journal = Path(f"{path}-journal")
+            if not journal.exists() or journal.stat().st_size == 0:
+                yield
+                return
+        roll_back_killed_edit(path)
+    raise WorkspaceError(
+        f"工作空间 {path} 的中断编辑日志无法回滚 / the workspace {path} keeps the journal of a "
+        "killed edit that could not be rolled back"
+    )
+
+
+def roll_back_killed_edit(path: Path) -> None:
+    """Roll back a web edit killed mid-write (its hot journal) before GDAL opens the file.
+
+    GDAL's read-only opens refuse a file with a hot journal; a read-write SQLite open rolls it
+    back (a live writer's journal is not hot: SQLite waits for it instead). One ``stat`` when
+    there is none.
+    """
+    if not isinstance(path, Path) or not Path(f"{path}-journal").exists():
+        return  # (a PostGIS workspace shares these methods: its ``path`` is its URL)
+    try:
+        with closing(sqlite3.connect(path, timeout=10)) as conn:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+            raise WorkspaceError(
+                f"工作空间 {path} 正被另一进程写入，请稍后再试 / the workspace {path} is being "
+                "written by another process; try again shortly"
+            ) from exc
+        raise WorkspaceError(
+            f"工作空间 {path} 有一次被中断的编辑，无法回滚（{exc}）；请检查文件的写权限 / "
+            f"the workspace {path} holds an edit killed mid-write that could not be rolled back "
+            f"({exc}); check that the file is writable"
+        ) from exc
+
+
+__all__ = [
+    "conform_types",
+    "no_edit_in_place",
+    "read_layer",
+    "roll_back_killed_edit",
+    "starts_with",
+]
