@@ -1,4 +1,3 @@
-import datetime as dt
 from pathlib import Path
 
 import geopandas as gpd
@@ -14,52 +13,13 @@ from geo_mz.core.workspace import Workspace, file_sha256
 from geo_mz.core.workspaces import open_workspace
 
 from .conftest import care_props, feature, point, write_geojson
-
-PENGJIANG = (112.9, 22.45, 113.25, 22.85)
+from .workspace_layers import PENGJIANG, PROV, incidents, markers
 
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
     return Workspace.create(
         tmp_path / "ws.gpkg", name="江门市蓬江区", adcode="440703", bounds=PENGJIANG
-    )
-
-
-def markers() -> gpd.GeoDataFrame:
-    """A layer using every field type: string, integer, date, plus nulls."""
-    return gpd.GeoDataFrame(
-        {
-            "marker_id": ["M1", "M2"],
-            "number": ["0304001Q", "0304002Q"],
-            "line_id": ["L0304", "L0304"],
-            "line_name": ["蓬江区—江海区", None],
-            "side_a_adcode": ["440703", "440703"],
-            "side_b_adcode": ["440704", "440704"],
-            "marker_type": ["single", "single"],
-            "status": ["intact", "missing"],
-            "emplaced_year": pd.array([2001, None], dtype="Int64"),
-            "last_inspected": [dt.date(2021, 5, 6), None],
-        },
-        geometry=[shapely.Point(113.1, 22.6), shapely.Point(113.11, 22.59)],
-        crs="EPSG:4490",
-    )
-
-
-def incidents() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        {
-            "incident_id": ["I1", "I2"],
-            "kind": ["flood", "road_blocked"],
-            "description": ["水浸街", None],
-            "reported_at": pd.to_datetime(["2026-06-01T08:30:00", "2026-06-01T09:00:00"]).astype(
-                "datetime64[ms]"
-            ),
-            "reporter": ["张三", "李四"],
-            "people_affected": pd.array([12, None], dtype="Int64"),
-            "status": ["reported", "closed"],
-        },
-        geometry=[shapely.Point(113.05, 22.61), shapely.Point(113.06, 22.62)],
-        crs="EPSG:4490",
     )
 
 
@@ -76,9 +36,6 @@ def shelters() -> gpd.GeoDataFrame:
         geometry=[shapely.Point(113.07, 22.6)],
         crs="EPSG:4490",
     )
-
-
-PROV = {"synthetic": True, "source": "test", "method": "hand-made"}
 
 
 def test_new_workspace_records_its_crs_and_area(ws: Workspace):

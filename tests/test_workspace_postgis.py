@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import time
 from pathlib import Path
@@ -18,8 +17,7 @@ from geo_mz.core.errors import LayerValidationError, WorkspaceError
 from geo_mz.core.workspace import Workspace
 from geo_mz.core.workspaces import open_workspace
 
-PROV = {"synthetic": True, "source": "test", "method": "hand-made"}
-PENGJIANG = (112.9, 22.45, 113.25, 22.85)
+from .workspace_layers import PENGJIANG, PROV, incidents, markers
 
 
 @pytest.fixture(scope="session")
@@ -132,43 +130,6 @@ def test_extent_equals_the_geopackage(copied, sample_gpkg):
             assert want == pytest.approx(tuple(sample_gpkg.read(kind).total_bounds), abs=0)
     with pytest.raises(WorkspaceError, match="no layer 'nope'"):
         pws.extent("nope")
-
-
-def markers() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        {
-            "marker_id": ["M1", "M2"],
-            "number": ["0304001Q", "0304002Q"],
-            "line_id": ["L0304", "L0304"],
-            "line_name": ["蓬江区—江海区", None],
-            "side_a_adcode": ["440703", "440703"],
-            "side_b_adcode": ["440704", "440704"],
-            "marker_type": ["single", "single"],
-            "status": ["intact", "missing"],
-            "emplaced_year": pd.array([2001, None], dtype="Int64"),
-            "last_inspected": [dt.date(2021, 5, 6), None],
-        },
-        geometry=[shapely.Point(113.1, 22.6), shapely.Point(113.11, 22.59)],
-        crs="EPSG:4490",
-    )
-
-
-def incidents() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        {
-            "incident_id": ["I1", "I2"],
-            "kind": ["flood", "road_blocked"],
-            "description": ["水浸街", None],
-            "reported_at": pd.to_datetime(
-                ["2026-06-01T08:30:00.123", "2026-06-01T09:00:00.000"]
-            ).astype("datetime64[ms]"),
-            "reporter": ["张三", "李四"],
-            "people_affected": pd.array([12, None], dtype="Int64"),
-            "status": ["reported", "closed"],
-        },
-        geometry=[shapely.Point(113.05, 22.61), shapely.Point(113.06, 22.62)],
-        crs="EPSG:4490",
-    )
 
 
 def shelters(area: float = 5000.0) -> gpd.GeoDataFrame:
