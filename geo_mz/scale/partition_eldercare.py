@@ -12,8 +12,9 @@ network's when ``s + 2·t·v_max`` fits in the cut, or its component is complete
   the cut;
 - **isochrone rings** are drawn per part and clipped to its polygon
   (:mod:`geo_mz.scale.partition_rings`);
-- **gap hexagons** are computed from the gathered uncovered people (proven times) with
-  :func:`geo_mz.eldercare.gaps` itself, so hexagon cells and clusters are the whole run's.
+- **gap hexagons**: each part sums its uncovered people (proven times) per cell of the run's
+  one hexagon grid, a reduce sums the cells over parts, labels clusters and ranks them, and
+  each cell's or cluster's owner draws it (:mod:`geo_mz.scale.partition_gaps`).
 
 Rows that belong to no single part (a centre, a hexagon, a cluster) are written by one
 owner: the part whose polygon holds the centre (lowest code on a shared border), else the
@@ -58,6 +59,7 @@ from geo_mz.scale.partition import (
     to_cut_crs,
     units_of_part,
 )
+from geo_mz.scale.partition_gaps import GAPS, gaps_first, gaps_reduce, gaps_second
 from geo_mz.scale.partition_rings import rings_part
 from geo_mz.scale.partition_twopass import Frames, TwoPassJob
 
@@ -487,83 +489,6 @@ def centre_snaps(
 
 E2SFCA = TwoPassJob(e2sfca_first, e2sfca_reduce, e2sfca_second)
 """E2SFCA in two passes."""
-
-
-# --------------------------------------------------------------------------- gaps
-
-
-def gaps_first(
-    ws: Any,
-    part: Part,
-    *,
-    settings: CircleSettings | None = None,
-    measure_crs: str | None = None,
-    buffer_m: float = 2000.0,
-    roads_bbox: tuple[float, float, float, float] | None = None,
-    grid_crs: str | None = None,
-    part_times: Mapping[str, gpd.GeoDataFrame] | None = None,
-) -> tuple[Frames, dict[str, Any]]:
-    """Pass 1 of the gap map: the part's people beyond the circle (proven walking times).
-
-    ``grid_crs``: the hexagon grid's CRS, one for the whole run (default ``measure_crs``,
-    else the workspace's measuring CRS); ``part_times`` as ``proven_times``.
-    """
-    s = settings or CircleSettings()
-    grid = grid_crs or measure_crs or ws.metadata.get("measure_crs")
-    if not grid:
-        raise PartitionError("缺口网格需要统一的投影坐标系 / the gap grid needs one CRS for "
-                             "the whole run: pass grid_crs (e.g. EPSG:4547)")  # fmt: skip
-    t, log = proven_times(ws, part, s, measure_crs, buffer_m, roads_bbox, part_times)
-    # A superset of gaps()'s own test (walk > threshold + tolerance); gaps() filters again.
-    far = (t["walk_min"].to_numpy(float) > max(s.thresholds_min)) & (t[POP].to_numpy(float) > 0)
-    pts = t.loc[far, ["cell_id", POP, "walk_min", t.geometry.name]].assign(part=part.code)
-    parts = _part_row(part, grid_crs=str(grid), threshold_min=float(max(s.thresholds_min)),
-                      cell_size_m=float(s.gap_cell_m))  # fmt: skip
-    return {"gap_points": pts, "parts": parts}, log
-
-
-def gaps_reduce(frames: Frames) -> dict[str, Any]:
-    """:func:`geo_mz.eldercare.gaps` on every part's uncovered people; owners per row."""
-    parts = frames["parts"]
-    cfg = parts[["grid_crs", "threshold_min", "cell_size_m"]].drop_duplicates()
-    if len(cfg) != 1:
-        raise PartitionError(
-            f"各分区的缺口网格设置不一致：{cfg.to_dict('records')} / parts disagree on the gap "
-            f"grid: {cfg.to_dict('records')}"
-        )
-    grid, thr, size = cfg.iloc[0]
-    pts = frames["gap_points"]
-    out: dict[str, Any] = {"default_owner": str(parts["part"].min())}
-    for level in ("hex", "cluster"):
-        g = coverage.gaps(pts, crs=grid, threshold_min=thr, cell_size_m=size, level=level)
-        hit_pt, hit_g = shapely.STRtree(np.asarray(g.geometry.values)).query(
-            np.asarray(pts.geometry.to_crs(g.crs).values), predicate="intersects"
-        )
-        who = pd.Series(pts["part"].to_numpy(object)[hit_pt]).groupby(hit_g).min()
-        g["owner"] = who.reindex(range(len(g))).fillna(out["default_owner"]).to_numpy(object)
-        out[level] = g
-    return out
-
-
-def gaps_second(
-    ws: Any, part: Part, *, shared: Mapping[str, Any], first: Frames | None = None, **_: Any
-) -> tuple[Frames, dict[str, Any]]:
-    """Pass 2 of the gap map: the hexagons and clusters this part owns (nothing to compute).
-
-    Returns
-    -------
-    tuple
-        Frames ``gaps`` (hexagons, as :func:`geo_mz.eldercare.gaps`) and ``gap_clusters``.
-    """
-    frames = {}
-    for level, name in (("hex", "gaps"), ("cluster", "gap_clusters")):
-        g = shared[level]
-        frames[name] = g[g["owner"] == part.code].drop(columns="owner").reset_index(drop=True)
-    return frames, {"gaps": len(frames["gaps"])}
-
-
-GAPS = TwoPassJob(gaps_first, gaps_reduce, gaps_second)
-"""The gap map in two passes (pass 2 only hands out the rows)."""
 
 
 ELDERCARE_JOBS: Mapping[str, TwoPassJob | Callable[..., tuple[Frames, dict[str, Any]]]] = {

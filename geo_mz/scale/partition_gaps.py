@@ -1,0 +1,150 @@
+"""The gap map by part (the ``gaps`` job): hexagon cells summed across parts, drawn by owners.
+
+:func:`geo_mz.eldercare.gaps` in the steps of :mod:`geo_mz.eldercare.gap_grid`, spread over
+the passes of a :class:`~geo_mz.scale.partition_twopass.TwoPassJob`:
+
+1. :func:`gaps_first` - the part's uncovered people (proven walking times) summed per cell
+   of the run's one hexagon grid (``grid_crs``, ``cell_size_m``: cells of neighbouring parts
+   with the same axial ``(q, r)`` are the same hexagon). A few numbers per cell, no shapes.
+2. :func:`gaps_reduce` - sums the cells by ``(q, r)`` over every part, labels clusters
+   (connected components of edge-adjacent cells) and ranks cells and clusters: numbers only,
+   no geometry. A cell's owner is the lowest part code among the parts with uncovered people
+   in it; a cluster's, the lowest owner of its cells. Each part's share (:class:`PartShares`)
+   holds its own cells' rows and every cell of its own clusters.
+3. :func:`gaps_second` - draws the part's share (hexagons; cluster unions).
+
+Gathered, the rows equal the whole area's :func:`geo_mz.eldercare.gaps` (hexagons and
+clusters): same cells, shapes, counts, people, ids and ranks; ``mean_walk_min`` of a cell
+that straddles parts agrees to 1e-12 relative (its sums are added in another order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo_mz.eldercare.circle15 import CircleSettings
+from geo_mz.eldercare.gap_grid import gap_cells, gap_frame, rank_gap_cells
+from geo_mz.scale.partition import Part, PartitionError
+from geo_mz.scale.partition_twopass import Frames, TwoPassJob
+
+POP = "pop_60plus"
+
+
+@dataclass(frozen=True)
+class PartShares:
+    """A reduce's result with one share per part, so a part can be sent only its own.
+
+    Attributes
+    ----------
+    common
+        What every part gets (small: settings).
+    by_part
+        Part code -> that part's share (a part missing here gets only ``common``).
+    """
+
+    common: Mapping[str, Any]
+    by_part: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def for_part(self, code: str) -> dict[str, Any]:
+        """Return what the part ``code`` needs: ``common`` plus its own share."""
+        return {**self.common, **self.by_part.get(code, {})}
+
+
+def gaps_first(
+    ws: Any,
+    part: Part,
+    *,
+    settings: CircleSettings | None = None,
+    measure_crs: str | None = None,
+    buffer_m: float = 2000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+    grid_crs: str | None = None,
+    part_times: Mapping[str, gpd.GeoDataFrame] | None = None,
+) -> tuple[Frames, dict[str, Any]]:
+    """Pass 1 of the gap map: the part's uncovered people per cell of the run's grid.
+
+    ``grid_crs``: the hexagon grid's CRS, one for the whole run (default ``measure_crs``,
+    else the workspace's measuring CRS); ``part_times`` as ``proven_times``.
+
+    Returns
+    -------
+    tuple
+        Frames ``gap_cells`` (``geo_mz.eldercare.gap_grid.gap_cells`` rows + ``part``) and
+        ``parts`` (the grid settings of the part); the log.
+    """
+    # Imported here: partition_eldercare imports this module to list the job.
+    from geo_mz.scale.partition_eldercare import proven_times
+
+    s = settings or CircleSettings()
+    grid = grid_crs or measure_crs or ws.metadata.get("measure_crs")
+    if not grid:
+        raise PartitionError("缺口网格需要统一的投影坐标系 / the gap grid needs one CRS for "
+                             "the whole run: pass grid_crs (e.g. EPSG:4547)")  # fmt: skip
+    t, log = proven_times(ws, part, s, measure_crs, buffer_m, roads_bbox, part_times)
+    thr, size = float(max(s.thresholds_min)), float(s.gap_cell_m)
+    cells = gap_cells(t, crs=str(grid), threshold_min=thr, cell_size_m=size, pop_field=POP)
+    parts = pd.DataFrame([{"part": part.code, "grid_crs": str(grid), "threshold_min": thr,
+                           "cell_size_m": size}])  # fmt: skip
+    return {"gap_cells": cells.assign(part=part.code), "parts": parts}, log | {
+        "gap_cells": len(cells)
+    }
+
+
+def gaps_reduce(frames: Frames) -> PartShares:
+    """Sum every part's cells by ``(q, r)``, label clusters, rank; share them out by owner."""
+    parts = frames["parts"]
+    cfg = parts[["grid_crs", "threshold_min", "cell_size_m"]].drop_duplicates()
+    if len(cfg) != 1:
+        raise PartitionError(
+            f"各分区的缺口网格设置不一致：{cfg.to_dict('records')} / parts disagree on the gap "
+            f"grid: {cfg.to_dict('records')}"
+        )
+    grid, _, size = cfg.iloc[0]
+    cells = frames["gap_cells"]
+    ranked = rank_gap_cells(cells, pop_field=POP)
+    # Owners, aligned with ranked (both sorted by (q, r)).
+    owner = cells.groupby(["q", "r"], sort=True)["part"].min().astype(str).to_numpy(object)
+    comp = ranked["cluster"].to_numpy()
+    c_owner = pd.Series(owner).groupby(comp).min()
+    cell_c_owner = c_owner.reindex(comp).to_numpy(object)
+    cols = [c for c in ranked.columns if c != "cluster"]
+    by_part: dict[str, dict[str, pd.DataFrame]] = {}
+    for code in np.unique(np.r_[owner, cell_c_owner]):
+        hexes = ranked.loc[owner == code, cols].reset_index(drop=True)
+        clusters = ranked[cell_c_owner == code].reset_index(drop=True)
+        by_part[str(code)] = {"hex": hexes, "cluster": clusters}
+    return PartShares({"grid_crs": str(grid), "cell_size_m": float(size)}, by_part)
+
+
+def gaps_second(
+    ws: Any, part: Part, *, shared: PartShares | Mapping[str, Any], **_: Any
+) -> tuple[Frames, dict[str, Any]]:
+    """Pass 2 of the gap map: draw the hexagons and clusters this part owns.
+
+    ``shared`` is the reduce's :class:`PartShares`, or only this part's share of it
+    (``PartShares.for_part``).
+
+    Returns
+    -------
+    tuple
+        Frames ``gaps`` (hexagons, as :func:`geo_mz.eldercare.gaps`) and ``gap_clusters``.
+    """
+    share = shared.for_part(part.code) if isinstance(shared, PartShares) else dict(shared)
+    frames: Frames = {}
+    for level, name in (("hex", "gaps"), ("cluster", "gap_clusters")):
+        rows = share.get(level, pd.DataFrame())  # a part without gap cells gets no share
+        frames[name] = gap_frame(rows, crs=share["grid_crs"], cell_size_m=share["cell_size_m"],
+                                 level=level, pop_field=POP)  # fmt: skip
+    return frames, {"gaps": len(frames["gaps"]), "gap_clusters": len(frames["gap_clusters"])}
+
+
+GAPS = TwoPassJob(gaps_first, gaps_reduce, gaps_second)
+"""The gap map in two passes (cells per part; summed and ranked once; drawn by owners)."""
+
+__all__ = ["GAPS", "PartShares", "gaps_first", "gaps_reduce", "gaps_second"]
