@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from geo_mz.core.workspace_common import now_iso
 from webmap.core.errors import ApiError, ConflictError, NotFoundError
-from webmap.core.geojson import etag_matches
+from webmap.core.geojson import etag_matches, make_etag
+from webmap.core.tilemath import edit_bboxes
 
 
 def check_preconditions(
@@ -31,6 +33,50 @@ def check_preconditions(
             code="stale_version",
             headers={"ETag": str(etag)},
         )
+
+
+def edit_event(
+    *,
+    op: str,
+    layer: str,
+    fid: str,
+    version: int,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    user: str,
+) -> tuple[dict[str, Any], str | None]:
+    """Return the event an edit publishes (the same in every store) and the feature's new ETag.
+
+    Parameters
+    ----------
+    op, layer, fid
+        The edit: ``create``, ``update`` or ``delete`` of feature ``fid`` in ``layer``.
+    version
+        The feature's version after the edit.
+    before, after
+        The feature as GeoJSON before and after (None: none).
+    user
+        Who edited.
+
+    Returns
+    -------
+    tuple
+        The event's data (``at`` is now, UTC, to the second) and the new ETag (None after a
+        delete).
+    """
+    new_etag = make_etag(version, after) if after is not None else None
+    data = {
+        "op": op,
+        "layer": layer,
+        "id": fid,
+        "version": version,
+        "etag": new_etag,
+        "feature": after,
+        "bboxes": edit_bboxes(before, after),  # what maps and tile caches redraw
+        "by": user,
+        "at": now_iso(),
+    }
+    return data, new_etag
 
 
 class PreconditionRequiredError(ApiError):

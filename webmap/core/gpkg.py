@@ -19,7 +19,6 @@ store notices another's workspace writes by the file's stamp, and the worker's j
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import itertools
 import json
 import os
@@ -44,14 +43,13 @@ from geo_mz.core import (
     conform_types,
 )
 from geo_mz.core.gpkg_lock import workspace_lock
-from webmap.core.edits_common import check_preconditions
+from webmap.core.edits_common import check_preconditions, edit_event
 from webmap.core.errors import UnprocessableError, field_error
 from webmap.core.geojson import features_of, jsonable, make_etag
 from webmap.core.gpkg_rows import EDIT_METHOD, RowWriteUnsupported, recover, write_row
 from webmap.core.journal import Journal
 from webmap.core.layers import CLOSURES, closure_spec, layer_spec
 from webmap.core.store import Builder, Change, Event, FeatureStore, Op
-from webmap.core.tilemath import edit_bboxes
 
 LONLAT = "OGC:CRS84"
 _LONLAT_STORAGE = (4490, 4326)
@@ -66,10 +64,6 @@ _READ_ERRORS = (
     LayerReadError,
 )
 T = TypeVar("T")
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
 def lonlat(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -354,19 +348,16 @@ class GpkgStore(FeatureStore):
             after = None
             if after_row is not None:
                 after = features_of(lonlat(after_row), spec.id_field)[0]
-            new_etag = make_etag(version + 1, after) if after is not None else None
-            at = _now()
-            data = {
-                "op": op,
-                "layer": layer,
-                "id": fid,
-                "version": version + 1,
-                "etag": new_etag,
-                "feature": after,
-                "bboxes": edit_bboxes(before, after),  # what maps and tile caches redraw
-                "by": user,
-                "at": at,
-            }
+            data, new_etag = edit_event(
+                op=op,
+                layer=layer,
+                fid=fid,
+                version=version + 1,
+                before=before,
+                after=after,
+                user=user,
+            )
+            at = data["at"]
             event_id = Journal.add_event(conn, at, data)
             Journal.add_audit(
                 conn,

@@ -31,7 +31,6 @@ subscribers, so a map gets them whichever process its stream is on.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import threading
 import uuid
@@ -44,7 +43,7 @@ import numpy as np
 import shapely
 
 from geo_mz.core import conform_types, redact_url
-from webmap.core.edits_common import check_preconditions
+from webmap.core.edits_common import check_preconditions, edit_event
 from webmap.core.geojson import features_of, make_etag
 from webmap.core.gpkg import lonlat
 from webmap.core.layers import layer_spec
@@ -61,7 +60,6 @@ from webmap.core.postgis_schema import (
     sql_module,
 )
 from webmap.core.store import Builder, Change, Event, FeatureStore, Op
-from webmap.core.tilemath import edit_bboxes
 
 POOL_IDLE = 8
 """Idle connections kept per process (more are opened under load and closed afterwards)."""
@@ -69,10 +67,6 @@ LIVE_PREFIX = "live "
 """Payload prefix of a shared live-only event (``live <seq>``); a plain number is an edit."""
 LIVE_KEEP = 100
 """Relayed live-only events kept in ``live_events`` (only the newest is ever read; local choice)."""
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
 def _dumps(obj: Any) -> str | None:
@@ -334,19 +328,16 @@ class PostgisStore(FeatureStore):
                 conn.execute(
                     sql.SQL("DELETE FROM {t} WHERE fid = %s").format(t=layer_table(layer)), (fid,)
                 )
-            new_etag = make_etag(version + 1, after) if after is not None else None
-            at = _now()
-            data = {
-                "op": op,
-                "layer": layer,
-                "id": fid,
-                "version": version + 1,
-                "etag": new_etag,
-                "feature": after,
-                "bboxes": edit_bboxes(before, after),  # what maps and tile caches redraw
-                "by": user,
-                "at": at,
-            }
+            data, new_etag = edit_event(
+                op=op,
+                layer=layer,
+                fid=fid,
+                version=version + 1,
+                before=before,
+                after=after,
+                user=user,
+            )
+            at = data["at"]
             event_id = int(
                 conn.execute(
                     f"INSERT INTO {SCHEMA}.events (at, data) VALUES (%s, %s) RETURNING id",
