@@ -31,10 +31,14 @@ _SLIVER_M2 = 1e-3  # polygon parts smaller than this are overlay noise
 # --------------------------------------------------------------------------- polygons
 
 
-def buffer_union(pc: Arrays, bad: np.ndarray, buffer_m: float, extra, extra_group):
+def buffer_union(
+    pc: Arrays, bad: np.ndarray, buffer_m: float, extra, extra_group, core_cache: dict
+) -> Arrays:
     """``union_all(buffer(pieces, buffer_m) ∪ extra)`` per group (see the module docstring).
 
     ``bad`` marks pieces that may cross others; ``extra`` are polygons added as they are.
+    ``core_cache`` keeps the cores of plain faces from one threshold to the next (a face
+    bounded within 5 minutes is bounded within 10): keep one dict per ``buffer_m``.
     """
     buf = {"quad_segs": QUAD_SEGS}
     lines, tail, head, group = pc["geometry"], pc["tail"], pc["head"], pc["group"]
@@ -117,7 +121,9 @@ def buffer_union(pc: Arrays, bad: np.ndarray, buffer_m: float, extra, extra_grou
             )
             loose_group.append(wg[line_ids])
         if len(faces):  # each core is cut from the wall of its outermost component
-            cores, core_face = _cores(faces, buffer_m, np.where(fix, None, rings[shell]))
+            cores, core_face = _cores(
+                faces, buffer_m, np.where(fix, None, rings[shell]), core_cache
+            )
             while not np.array_equal(parent[parent], parent):
                 parent = parent[parent]
             core_wall = wall_of[parent[wcomp[face_walk[core_face]]]]
@@ -133,12 +139,16 @@ def buffer_union(pc: Arrays, bad: np.ndarray, buffer_m: float, extra, extra_grou
     return _assemble(walls, wall_group, loose_all, loose_g, cores, core_wall)
 
 
-def _cores(faces: np.ndarray, buffer_m: float, shells: np.ndarray) -> tuple[np.ndarray, ...]:
+def _cores(
+    faces: np.ndarray, buffer_m: float, shells: np.ndarray, cache: dict
+) -> tuple[np.ndarray, ...]:
     """Non-empty ``face.buffer(-buffer_m)`` and the face of each.
 
     Faces that cannot hold a circle of radius ``buffer_m`` are skipped: narrower bounding box,
     less area, or (``shells`` given: plain CCW faces) convex with ``2 area / perimeter <=
-    buffer_m``, the inradius bound of convex polygons.
+    buffer_m``, the inradius bound of convex polygons. The cores of plain faces are looked up
+    in ``cache`` first, by their vertex set (any start, to 1e-6 m), and stored there: the same
+    face at the next threshold gets the same core object, which ``_same`` then recognises.
     """
     box, area = shapely.bounds(faces), shapely.area(faces)
     wide = np.minimum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]) > 2 * buffer_m
@@ -154,7 +164,25 @@ def _cores(faces: np.ndarray, buffer_m: float, shells: np.ndarray) -> tuple[np.n
     convex = (shells != None) & ~reflex  # noqa: E711
     wide &= ~convex | (2 * area / shapely.length(faces) > buffer_m)
     idx = np.flatnonzero(wide)
-    cores = shapely.buffer(faces[idx], -buffer_m, quad_segs=QUAD_SEGS)
+    # key of a plain face: its vertices (without the closing one) summed as integers, so
+    # that neither the start vertex nor the summation order matters
+    v, vo = c[:-1][inside], owner[:-1][inside]
+    q = np.round(v * 1e6).astype(np.int64)
+    start = np.flatnonzero(np.r_[True, vo[1:] != vo[:-1]]) if len(vo) else np.empty(0, int)
+    with np.errstate(over="ignore"):  # wrapping sums are still a fine key
+        sums = np.add.reduceat(np.stack([q[:, 0], q[:, 1], q[:, 0] * q[:, 1]], 1), start, axis=0)
+    n_v = np.diff(np.r_[start, len(vo)])
+    rows = zip(n_v.tolist(), *sums.T.tolist(), strict=True)
+    key_of = dict(zip(vo[start].tolist(), rows, strict=True))
+    keys = [key_of.get(f) for f in idx.tolist()]
+    cores = np.empty(len(idx), dtype=object)
+    hit = np.array([k is not None and k in cache for k in keys], bool)
+    cores[hit] = [cache[k] for k, h in zip(keys, hit, strict=True) if h]
+    miss = np.flatnonzero(~hit)
+    cores[miss] = shapely.buffer(faces[idx[miss]], -buffer_m, quad_segs=QUAD_SEGS)
+    for i in miss.tolist():
+        if keys[i] is not None:
+            cache[keys[i]] = cores[i]
     keep = ~shapely.is_empty(cores)
     return cores[keep], idx[keep]
 

@@ -236,6 +236,7 @@ def isochrones(
     bad_edge[touched] = crossing_edges(net, touched)
     rows: list[dict[str, object]] = []
     prev = None  # the polygons up to the last threshold, as filled parts and holes
+    core_cache: dict = {}  # cores of faces already seen at a smaller threshold
     for lo, k in zip([0.0, *thr[:-1]], thr, strict=True):
         pc = reached_pieces(net, t, k, group)
         on_line = np.zeros(net.n_nodes, bool)  # nodes reached with no time left: a disc each
@@ -244,7 +245,7 @@ def isochrones(
             on_line[end[ok][group[end[ok]] == pc["group"][ok]]] = True
         alone = np.flatnonzero((t <= k) & ~on_line)
         disc = shapely.buffer(shapely.points(net.node_xy[alone]), buffer_m, quad_segs=QUAD_SEGS)
-        cur = buffer_union(pc, bad_edge[pc["edge"]], buffer_m, disc, group[alone])
+        cur = buffer_union(pc, bad_edge[pc["edge"]], buffer_m, disc, group[alone], core_cache)
         rings = polygons_of(cur) if prev is None else ring_between(cur, prev)
         if k != thr[-1]:
             prev = cur if prev is None else nest_filled(cur, prev)
