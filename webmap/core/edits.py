@@ -184,13 +184,30 @@ def check_row(
     return out
 
 
-def _feature_response(status: int, change: Change, base_url: str, layer: str) -> ApiResponse:
+def feature_response(status: int, change: Change, base_url: str, layer: str) -> ApiResponse:
+    """Return an edit's answer: the feature as GeoJSON with its event id, ETag and Location."""
     headers = {"X-Event-Id": str(change.event.id)}
     if change.etag:
         headers["ETag"] = change.etag
     fid = change.event.data["id"]
     headers["Location"] = f"{base_url}collections/{layer}/items/{fid}"
     return ApiResponse(status, change.feature, headers, "application/geo+json")
+
+
+def _create(
+    store: FeatureStore, req: ApiRequest, layer: str, fid: str, row: gpd.GeoDataFrame
+) -> ApiResponse:
+    """Store a new, checked feature as ``req``'s user and answer 201 with it."""
+    assert req.user is not None
+    change = store.apply(
+        layer,
+        fid,
+        op="create",
+        build=lambda _before: row,
+        user=req.user.name,
+        role=req.user.role,
+    )
+    return feature_response(201, change, req.base_url, layer)
 
 
 def create_incident(store: FeatureStore, settings: Settings, req: ApiRequest) -> ApiResponse:
@@ -217,15 +234,7 @@ def create_incident(store: FeatureStore, settings: Settings, req: ApiRequest) ->
             "the report time is in the future",
             errors=[field_error("properties.reported_at", "in_future", f"{reported} > now")],
         )
-    change = store.apply(
-        INCIDENTS,
-        fid,
-        op="create",
-        build=lambda _before: row,
-        user=req.user.name,
-        role=req.user.role,
-    )
-    return _feature_response(201, change, req.base_url, INCIDENTS)
+    return _create(store, req, INCIDENTS, fid, row)
 
 
 def create_closure(store: FeatureStore, settings: Settings, req: ApiRequest) -> ApiResponse:
@@ -264,15 +273,7 @@ def create_closure(store: FeatureStore, settings: Settings, req: ApiRequest) -> 
     row = check_row(spec, values, geom, store)
     confirmed = confirm and req.user.can("commander")
     confirm_large_closure(store, settings, row.geometry.iloc[0], confirmed)
-    change = store.apply(
-        CLOSURES,
-        fid,
-        op="create",
-        build=lambda _before: row,
-        user=req.user.name,
-        role=req.user.role,
-    )
-    return _feature_response(201, change, req.base_url, CLOSURES)
+    return _create(store, req, CLOSURES, fid, row)
 
 
 def confirm_large_closure(
@@ -319,10 +320,21 @@ def delete_closure(
     store: FeatureStore, settings: Settings, req: ApiRequest, fid: str
 ) -> ApiResponse:
     """DELETE (lift) a road closure (commander or higher); ``If-Match`` required (428)."""
+    return delete_feature(store, req, CLOSURES, fid)
+
+
+def delete_feature(store: FeatureStore, req: ApiRequest, layer: str, fid: str) -> ApiResponse:
+    """DELETE feature ``fid`` of ``layer`` as ``req``'s user (role already checked).
+
+    Raises
+    ------
+    PreconditionRequiredError
+        428 when the request has no ``If-Match``.
+    """
     assert req.user is not None
-    if_match = require_if_match(req.header("If-Match"), CLOSURES, fid)
+    if_match = require_if_match(req.header("If-Match"), layer, fid)
     change = store.apply(
-        CLOSURES,
+        layer,
         fid,
         op="delete",
         build=lambda _before: None,
@@ -401,7 +413,7 @@ def patch_shelter(
         role=req.user.role,
         if_match=if_match,
     )
-    return _feature_response(200, change, req.base_url, SHELTERS)
+    return feature_response(200, change, req.base_url, SHELTERS)
 
 
 __all__ = [
@@ -412,6 +424,8 @@ __all__ = [
     "create_closure",
     "create_incident",
     "delete_closure",
+    "delete_feature",
+    "feature_response",
     "new_id",
     "patch_shelter",
 ]

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from webmap.core.edits import check_row
+from webmap.core.edits import check_row, delete_feature, feature_response
 from webmap.core.edits_common import require_if_match
 from webmap.core.errors import (
     BadRequestError,
@@ -38,7 +38,7 @@ from webmap.core.geojson import features_of, jsonable
 from webmap.core.gpkg import lonlat
 from webmap.core.http import ApiRequest, ApiResponse
 from webmap.core.layers import INCIDENTS
-from webmap.core.store import Change, FeatureStore
+from webmap.core.store import FeatureStore
 from webmap.core.users import ROLE_LABELS, Role, User
 from webmap.settings import Settings
 
@@ -209,16 +209,6 @@ def _check_details(user: User, before: pd.Series, patch: Mapping[str, Any]) -> N
         )
 
 
-def _response(status: int, change: Change, base_url: str, fid: str) -> ApiResponse:
-    headers = {
-        "X-Event-Id": str(change.event.id),
-        "Location": f"{base_url}collections/{INCIDENTS}/items/{fid}",
-    }
-    if change.etag:
-        headers["ETag"] = change.etag
-    return ApiResponse(status, change.feature, headers, "application/geo+json")
-
-
 def patch_incident(
     store: FeatureStore, settings: Settings, req: ApiRequest, fid: str
 ) -> ApiResponse:
@@ -260,25 +250,14 @@ def patch_incident(
     change = store.apply(
         INCIDENTS, fid, op="update", build=build, user=user.name, role=user.role, if_match=tag
     )
-    return _response(200, change, req.base_url, fid)
+    return feature_response(200, change, req.base_url, INCIDENTS)
 
 
 def delete_incident(
     store: FeatureStore, settings: Settings, req: ApiRequest, fid: str
 ) -> ApiResponse:
     """DELETE an incident report (admin; ``If-Match`` required). The audit log keeps it."""
-    assert req.user is not None
-    tag = require_if_match(req.header("If-Match"), INCIDENTS, fid)
-    change = store.apply(
-        INCIDENTS,
-        fid,
-        op="delete",
-        build=lambda _before: None,
-        user=req.user.name,
-        role=req.user.role,
-        if_match=tag,
-    )
-    return ApiResponse(204, None, {"X-Event-Id": str(change.event.id)})
+    return delete_feature(store, req, INCIDENTS, fid)
 
 
 def incident_list(store: FeatureStore, req: ApiRequest, default_lang: str) -> ApiResponse:
