@@ -1,0 +1,333 @@
+"""The PostGIS run store: each worker saves its parts in the database, one transaction a part.
+
+Layer tables ``<schema>.<job>_<layer>`` (``run_key``, ``part``, ``seq``, the layer's columns,
+``geom`` in EPSG:4490) and ``geo_mz_run_parts`` live in one schema; :meth:`PostgisRunStore.save`
+replaces a part's rows of every layer and marks it done in one transaction, so a failed or
+killed part leaves no rows behind and can be rerun alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_mz.scale.store_base import (
+    PART_COLUMNS,
+    PARTS,
+    RUNS,
+    SRID,
+    RunStoreError,
+    finish_gather,
+    frame_schema,
+    layer_schemas,
+    now_iso,
+    part_row,
+    rows_info,
+    storable_rows,
+)
+
+_PG_TYPES = {"float": "double precision", "integer": "bigint", "boolean": "boolean",
+             "string": "text"}  # fmt: skip
+
+
+class PostgisRunStore:
+    """Run results in a PostGIS schema; each worker saves its own parts in one transaction."""
+
+    writes_on_workers = True
+
+    def __init__(self, url: str, *, schema: str = "geo_mz_runs") -> None:
+        self.url, self.schema = url, schema
+        self.ref = f"{url}#{schema}"
+        psycopg = _psycopg()
+        try:
+            with self._connect() as conn:
+                # Opened once per part on the workers: no lock and no DDL when it is there.
+                there = conn.execute(
+                    "SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{PARTS}"',)
+                ).fetchone()[0]
+                if there:
+                    return
+                conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (schema,))
+                try:
+                    conn.execute(
+                        self._sql("CREATE SCHEMA IF NOT EXISTS {}").format(self._id(schema))
+                    )
+                    conn.execute(
+                        self._sql(
+                            "CREATE TABLE IF NOT EXISTS {} (run_key text PRIMARY KEY, job text, "
+                            "meta jsonb, started_at text)"
+                        ).format(self._id(schema, RUNS))
+                    )
+                    conn.execute(
+                        self._sql(
+                            "CREATE TABLE IF NOT EXISTS {} (run_key text, part text, "
+                            "status text, error text, rows jsonb, seconds double precision, "
+                            "worker text, finished_at text, PRIMARY KEY (run_key, part))"
+                        ).format(self._id(schema, PARTS))
+                    )
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (schema,))
+        except psycopg.OperationalError as exc:
+            from geo_mz.core.workspace_postgis import clean_error, redact_url
+
+            raise RunStoreError(
+                f"{redact_url(url)}#{schema}: cannot reach the run store database "
+                f"({clean_error(exc, url)})"
+            ) from exc
+
+    @staticmethod
+    def _sql(text: str) -> Any:
+        from psycopg import sql
+
+        return sql.SQL(text)
+
+    @staticmethod
+    def _id(*names: str) -> Any:
+        from psycopg import sql
+
+        return sql.Identifier(*names)
+
+    def _connect(self) -> Any:
+        # This process's pool (a worker saves many parts): autocommit, so a write that must
+        # be one transaction says so (``conn.transaction()``).
+        from geo_mz.core.workspace_postgis import pooled_connection
+
+        return pooled_connection(self.url)
+
+    def begin(self, run_key: str, meta: Mapping[str, Any]) -> None:
+        """Record a run (once; a rerun keeps the first record)."""
+        with self._connect() as conn:
+            conn.execute(
+                self._sql(
+                    "INSERT INTO {} (run_key, job, meta, started_at) VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (run_key) DO NOTHING"
+                ).format(self._id(self.schema, RUNS)),
+                (run_key, str(meta.get("job")), json.dumps(meta, ensure_ascii=False), now_iso()),
+            )
+
+    def done(self, run_key: str) -> set[str]:
+        """Parts of the run already done."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                self._sql("SELECT part FROM {} WHERE run_key = %s AND status = 'done'").format(
+                    self._id(self.schema, PARTS)
+                ),
+                (run_key,),
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def _columns(self, conn: Any, table: str) -> set[str]:
+        return {
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = %s AND table_name = %s",
+                (self.schema, table),
+            ).fetchall()
+        }
+
+    def _column_types(self, conn: Any, table: str) -> dict[str, str]:
+        return {
+            str(r[0]): str(r[1])
+            for r in conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = %s AND table_name = %s",
+                (self.schema, table),
+            ).fetchall()
+        }
+
+    def _ensure_table(self, conn: Any, table: str, rows: gpd.GeoDataFrame) -> None:
+        """Create the layer's table, or add the columns and widen the types the rows need.
+
+        A part with no rows adds no columns: the types of an empty frame say nothing (a text
+        column of no rows reads as ``float``); a later part with rows adds them. A text value
+        for a column created numeric (by a part whose values were all missing) widens the
+        column to text; :meth:`gather` gives every column the type the parts with rows
+        recorded.
+        """
+        schema = frame_schema(pd.DataFrame(rows.drop(columns=rows.geometry.name)))
+        if len(rows) == 0:
+            schema = {}
+        have = self._column_types(conn, table)
+        widen = [c for c, k in schema.items() if k == "string" and have.get(c, "text") != "text"]
+        if have and set(schema) <= set(have) and not widen:
+            return  # the common case: no lock, so workers save their parts side by side
+        # Creating or widening the table: one worker at a time (held to the end of its save).
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}.{table}",))
+        conn.execute(
+            self._sql(
+                "CREATE TABLE IF NOT EXISTS {} (run_key text, part text, seq bigint, "
+                "geom geometry(Geometry, 4490))"
+            ).format(self._id(self.schema, table))
+        )
+        conn.execute(
+            self._sql("CREATE INDEX IF NOT EXISTS {} ON {} (run_key, part)").format(
+                self._id(f"{table}_part_idx"), self._id(self.schema, table)
+            )
+        )
+        have = self._column_types(conn, table)
+        for col, kind in schema.items():
+            if col not in have:
+                conn.execute(
+                    self._sql("ALTER TABLE {} ADD COLUMN {} " + _PG_TYPES[kind]).format(
+                        self._id(self.schema, table), self._id(col)
+                    )
+                )
+            elif kind == "string" and have[col] != "text":
+                conn.execute(
+                    self._sql("ALTER TABLE {} ALTER COLUMN {} TYPE text USING {}::text").format(
+                        self._id(self.schema, table), self._id(col), self._id(col)
+                    )
+                )
+
+    def save(
+        self,
+        run_key: str,
+        part: str,
+        frames: Mapping[str, pd.DataFrame],
+        info: Mapping[str, Any],
+    ) -> None:
+        """In one transaction: replace the part's rows in every layer table, mark it done."""
+        job = str(info.get("job", "run"))
+        with self._connect() as conn, conn.transaction():
+            for name, frame in frames.items():
+                table = f"{job}_{name}"
+                rows = storable_rows(frame, run_key, part)
+                self._ensure_table(conn, table, rows)
+                conn.execute(
+                    self._sql("DELETE FROM {} WHERE run_key = %s AND part = %s").format(
+                        self._id(self.schema, table)
+                    ),
+                    (run_key, part),
+                )
+                if len(rows):
+                    self._copy(conn, table, rows)
+            self._mark(conn, run_key, part, "done", None, rows_info(frames, info), info)
+
+    def _copy(self, conn: Any, table: str, rows: gpd.GeoDataFrame) -> None:
+        cols = [c for c in rows.columns if c != rows.geometry.name]
+        geoms = rows.geometry.values
+        wkb = shapely.to_wkb(shapely.set_srid(np.asarray(geoms), SRID), hex=True, include_srid=True)
+        data = [rows[c].astype(object).where(rows[c].notna(), None).tolist() for c in cols]
+        from psycopg import sql
+
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            self._id(self.schema, table),
+            sql.SQL(", ").join([*(sql.Identifier(c) for c in cols), sql.Identifier("geom")]),
+        )
+        with conn.cursor().copy(stmt) as cp:
+            for i in range(len(rows)):
+                cp.write_row([*(_plain(col[i]) for col in data), wkb[i]])
+
+    def _mark(
+        self,
+        conn: Any,
+        run_key: str,
+        part: str,
+        status: str,
+        error: str | None,
+        rows: str,
+        info: Mapping[str, Any],
+    ) -> None:
+        conn.execute(
+            self._sql(
+                "INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (run_key, part) DO UPDATE SET status = EXCLUDED.status, "
+                "error = EXCLUDED.error, rows = EXCLUDED.rows, seconds = EXCLUDED.seconds, "
+                "worker = EXCLUDED.worker, finished_at = EXCLUDED.finished_at"
+            ).format(self._id(self.schema, PARTS)),
+            part_row(run_key, part, status, error, rows, info),
+        )
+
+    def fail(self, run_key: str, part: str, error: str, info: Mapping[str, Any]) -> None:
+        """Record a part that failed (its rows from an earlier success are kept)."""
+        with self._connect() as conn:
+            self._mark(conn, run_key, part, "failed", error, "{}", info)
+
+    def status(self, run_key: str | None = None) -> pd.DataFrame:
+        """One row per part: status, error, rows (JSON), seconds, worker, finished_at."""
+        q = f"SELECT run_key, {', '.join(PART_COLUMNS)} FROM {{}}"
+        args: tuple = ()
+        if run_key is not None:
+            q += " WHERE run_key = %s"
+            args = (run_key,)
+        with self._connect() as conn:
+            cur = conn.execute(
+                self._sql(q + " ORDER BY run_key, part").format(self._id(self.schema, PARTS)),
+                args,
+            )
+            rows = cur.fetchall()
+        df = pd.DataFrame(rows, columns=["run_key", *PART_COLUMNS])
+        df["rows"] = [json.dumps(r) if not isinstance(r, str) else r for r in df["rows"]]
+        return df
+
+    def runs(self) -> pd.DataFrame:
+        """Return the runs recorded, oldest first."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                self._sql("SELECT run_key, job, meta::text, started_at FROM {} ORDER BY 4").format(
+                    self._id(self.schema, RUNS)
+                )
+            ).fetchall()
+        return pd.DataFrame(rows, columns=["run_key", "job", "meta", "started_at"])
+
+    def gather(self, run_key: str, layer: str) -> gpd.GeoDataFrame:
+        """All done parts' rows of one layer, by part then row order."""
+        st = self.status(run_key)
+        schema = layer_schemas(st).get(layer, {})
+        runs = self.runs()
+        job = runs.loc[runs["run_key"] == run_key, "job"]
+        if job.empty:
+            raise RunStoreError(f"{self.ref}: no run {run_key!r}")
+        table = f"{job.iat[0]}_{layer}"
+        cols = ["part", *schema]
+        with self._connect() as conn:
+            exists = conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.{table}",)).fetchone()
+            if not exists or exists[0] is None:
+                return finish_gather(
+                    pd.DataFrame({c: pd.Series([], dtype=object) for c in cols}), [], schema
+                )
+            from psycopg import sql
+
+            # A column only parts without rows named was never added: it reads as missing.
+            have = self._columns(conn, table)
+            stmt = sql.SQL(
+                "SELECT {}, ST_AsBinary(t.geom) FROM {} t JOIN {} p "
+                "ON p.run_key = t.run_key AND p.part = t.part AND p.status = 'done' "
+                "WHERE t.run_key = %s ORDER BY t.part, t.seq"
+            ).format(
+                sql.SQL(", ").join(
+                    sql.Identifier("t", c) if c in have else sql.SQL("NULL") for c in cols
+                ),
+                self._id(self.schema, table),
+                self._id(self.schema, PARTS),
+            )
+            rows = conn.execute(stmt, (run_key,)).fetchall()
+        df = pd.DataFrame([r[:-1] for r in rows], columns=cols)
+        geoms = shapely.from_wkb([None if r[-1] is None else bytes(r[-1]) for r in rows])
+        return finish_gather(df, geoms, schema)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RunStoreError(
+            "a PostGIS run store needs psycopg 3: pip install 'geo-mz[postgis]'"
+        ) from exc
+    return psycopg
+
+
+__all__ = ["PostgisRunStore"]

@@ -1,0 +1,228 @@
+"""The GeoPackage run store's part files: every column kind kept, a part done whole or not at all.
+
+The reference for what a part file must give back is the previous way of keeping a part: a
+GeoPackage written and read by pyogrio (the merge appends the same rows to the store either way).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sqlite3
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import shapely
+
+from geo_mz.scale.part_files import (
+    PartFileError,
+    read_part_file,
+    read_part_mark,
+    write_part_file,
+)
+from geo_mz.scale.store import GpkgRunStore, RunStoreError, open_run_store
+from geo_mz.scale.store_base import storable_rows
+
+I64 = np.iinfo(np.int64)
+
+
+def _kinds(n: int = 5) -> gpd.GeoDataFrame:
+    """One column of every kind a result layer has, with missing values, in a set order."""
+    assert n == 5
+    return gpd.GeoDataFrame(
+        {
+            "zeta": [0.5, np.inf, np.nan, -0.0, 1e300],
+            "f32": np.array([1.5, np.nan, 2.0, -3.25, 0.0], dtype="float32"),
+            "big": np.array([I64.max, I64.min, 0, -1, 2**53 + 1], dtype="int64"),
+            "i32": np.array([1, -2, 3, 2**31 - 1, 0], dtype="int32"),
+            "i_na": pd.array([1, None, 3, -4, 2**40], dtype="Int64"),
+            "i_full": pd.array([1, 2, 3, 4, 5], dtype="Int64"),
+            "flag": [True, False, True, True, False],
+            "b_na": pd.array([True, None, False, None, True], dtype="boolean"),
+            "b_full": pd.array([True, False, False, True, True], dtype="boolean"),
+            "text": pd.array(["a", None, "", "Z", "b c"], dtype="str"),
+            "中文名": pd.Series(["佛山市", None, "顺德区 ✓", "e\u0301", "x"], dtype=object),
+            "none": pd.Series([None] * 5, dtype=object),
+            "mixed": pd.Series([1, "x", None, 2.5, True], dtype=object),
+            "when": pd.to_datetime(
+                ["2024-01-01", None, "2024-02-03 04:05:06.789", None, None], format="ISO8601"
+            ),
+        },
+        geometry=[
+            shapely.Point(113.1, 22.5),
+            None,
+            shapely.Polygon([(113, 22), (114, 22), (114, 23), (113, 22)]),
+            shapely.Point(),
+            shapely.MultiLineString([[(1, 2), (3, 4)], [(5, 6), (7, 8)]]),
+        ],
+        crs="EPSG:4490",
+    )
+
+
+def _pyogrio_way(tmp_path, frame: pd.DataFrame, part: str = "p") -> gpd.GeoDataFrame:
+    """What the previous version kept: the rows written to a GeoPackage and read back."""
+    path = tmp_path / f"{part}.gpkg"
+    path.unlink(missing_ok=True)
+    pyogrio.write_dataframe(
+        storable_rows(frame, "k", part), path, layer="t_x", driver="GPKG",
+        geometry_type="Unknown", promote_to_multi=False, layer_options={"SPATIAL_INDEX": "NO"},
+    )  # fmt: skip
+    return pyogrio.read_dataframe(path, layer="t_x")
+
+
+def _assert_same(got: gpd.GeoDataFrame, want: gpd.GeoDataFrame) -> None:
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(got.drop(columns="geometry")), pd.DataFrame(want.drop(columns="geometry"))
+    )
+    assert got.crs == want.crs
+    a, b = np.asarray(got.geometry.values), np.asarray(want.geometry.values)
+    assert (shapely.is_missing(a) == shapely.is_missing(b)).all()
+    assert shapely.equals_exact(a, b, tolerance=0)[~shapely.is_missing(a)].all()
+    assert (shapely.to_wkb(a) == shapely.to_wkb(b)).all()  # bit for bit, NaN coordinates too
+
+
+def test_every_kind_reads_back_as_pyogrio_read_the_geopackage(tmp_path):
+    frame = _kinds()
+    write_part_file(tmp_path / "p.npz", {"t_x": frame}, {"run_key": "k", "part": "p"})
+    mark, tables = read_part_file(tmp_path / "p.npz")
+    got = tables["t_x"]
+    assert mark == {"run_key": "k", "part": "p"} == read_part_mark(tmp_path / "p.npz")
+    _assert_same(got, _pyogrio_way(tmp_path, frame))
+    # And against the frame itself, independently of pyogrio: order, values, missing.
+    assert list(got.columns) == ["run_key", "part", "seq", *frame.columns[:-1], "geometry"]
+    np.testing.assert_array_equal(got["big"].to_numpy(), frame["big"].to_numpy())
+    np.testing.assert_array_equal(got["zeta"].to_numpy(), frame["zeta"].to_numpy())
+    assert np.signbit(got["zeta"].to_numpy()[3])  # -0.0 kept
+    assert got["中文名"].tolist()[2:4] == ["顺德区 ✓", "e\u0301"] and pd.isna(got["中文名"][1])
+    assert got["none"].tolist() == [None] * 5 and got["text"].tolist()[2] == ""
+    np.testing.assert_array_equal(got["i_na"].to_numpy(), [1, np.nan, 3, -4, 2**40])
+
+
+def test_plain_frames_empty_frames_and_all_missing_geometry(tmp_path):
+    plain = pd.DataFrame({"b": ["x", "y"], "a": [1, 2]})
+    no_geom = gpd.GeoDataFrame({"v": [1.0, 2.0]}, geometry=[None, None], crs="EPSG:4490")
+    empty = gpd.GeoDataFrame({"v": []}, geometry=[], crs="EPSG:4490")
+    frames = {"t_plain": plain, "t_none": no_geom, "t_empty": empty}
+    write_part_file(tmp_path / "p.npz", frames, {"run_key": "k", "part": "p"})
+    _, tables = read_part_file(tmp_path / "p.npz")
+    assert set(tables) == {"t_plain", "t_none"}  # a layer with no rows adds nothing
+    _assert_same(tables["t_plain"], _pyogrio_way(tmp_path, plain))
+    _assert_same(tables["t_none"], _pyogrio_way(tmp_path, no_geom))
+    assert list(tables["t_plain"].columns) == ["run_key", "part", "seq", "b", "a", "geometry"]
+
+
+def test_projected_rows_are_kept_in_epsg4490_as_to_crs_gives(tmp_path):
+    pts = gpd.GeoDataFrame(
+        {"v": [1, 2]}, geometry=gpd.points_from_xy([500000.0, 512345.6], [2500000.0, 2.6e6]),
+        crs="EPSG:32649",
+    )  # fmt: skip
+    write_part_file(tmp_path / "p.npz", {"t_x": pts}, {"run_key": "k", "part": "p"})
+    got = read_part_file(tmp_path / "p.npz")[1]["t_x"]
+    want = pts.to_crs("EPSG:4490").geometry.values
+    assert (shapely.to_wkb(got.geometry.values) == shapely.to_wkb(want)).all()
+
+
+def test_no_pickle_and_a_damaged_file_is_named(tmp_path):
+    frame = _kinds()
+    path = write_part_file(tmp_path / "p.npz", {"t_x": frame}, {"run_key": "k", "part": "p"})
+    with np.load(path, allow_pickle=False) as npz:
+        assert all(npz[m].dtype != object for m in npz.files)
+    whole = path.read_bytes()
+    for cut in (300, len(whole) // 2):  # a file cut short (a power cut): at its start, midway
+        path.write_bytes(whole[:cut])
+        with pytest.raises(PartFileError, match=r"p\.npz") as err:
+            read_part_file(path)
+        assert "删除" in str(err.value) and "delete it" in str(err.value)
+        assert isinstance(err.value, RunStoreError)
+
+
+def _frame(part: str, n: int = 3, shift: float = 0.0) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"part_no": [int(part)] * n, "x": np.arange(n) + shift, "名": ["甲"] * n},
+        geometry=gpd.points_from_xy([113.0] * n, [22.0 + int(part) / 100] * n),
+        crs="EPSG:4490",
+    )
+
+
+def _die_before_rename(store: str, part: str) -> None:
+    # A worker killed after writing the part's rows, before the file is renamed into place.
+    os.replace = lambda *_a: os._exit(3)  # type: ignore[assignment]
+    open_run_store(store).save("k", part, {"times": _frame(part, shift=100)}, {"job": "t"})
+
+
+def test_a_part_killed_before_its_mark_is_not_done_and_the_rerun_replaces_it(tmp_path):
+    store = tmp_path / "runs.gpkg"
+    rs = GpkgRunStore(store)
+    rs.begin("k", {"job": "t"})
+    for p in ("1", "2"):
+        rs.save("k", p, {"times": _frame(p)}, {"job": "t"})
+    assert rs.done("k") == {"1", "2"}
+    first = rs.gather("k", "times")
+    assert len(first) == 6 and not list(rs.parts_dir.glob("k/*.npz"))  # merged
+    proc = mp.get_context("spawn").Process(target=_die_before_rename, args=(str(store), "3"))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 3
+    assert list(rs.parts_dir.glob("k/.*.tmp"))  # its rows, written, never renamed
+    assert rs.done("k") == {"1", "2"}  # part 3 is not done
+    assert set(rs.gather("k", "times")["part"]) == {"1", "2"}
+    # The rerun computes 3 and saves 1 again: 3 added, 1 replaced (not doubled).
+    rs.save("k", "3", {"times": _frame("3")}, {"job": "t"})
+    rs.save("k", "1", {"times": _frame("1", n=2, shift=10)}, {"job": "t"})
+    assert rs.done("k") == {"1", "2", "3"}
+    st = rs.status("k")
+    assert st["part"].tolist() == ["1", "2", "3"] and (st["status"] == "done").all()
+    got = rs.gather("k", "times")
+    assert got["part"].tolist() == ["1", "1", "2", "2", "2", "3", "3", "3"]
+    np.testing.assert_array_equal(got["x"].to_numpy(), [10, 11, 0, 1, 2, 0, 1, 2])
+    assert got["名"].tolist() == ["甲"] * 8 and got["part_no"].dtype == np.int64
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT count(*) FROM t_times").fetchone()[0] == 8
+        n_done = db.execute("SELECT count(*) FROM geo_mz_run_parts WHERE status = 'done'")
+        assert n_done.fetchone()[0] == 3  # the marks are in the store once merged
+
+
+def test_a_failure_after_a_save_not_merged_wins(tmp_path):
+    rs = GpkgRunStore(tmp_path / "runs.gpkg")
+    rs.begin("k", {"job": "t"})
+    rs.save("k", "1", {"times": _frame("1")}, {"job": "t"})
+    rs.save("k", "2", {"times": _frame("2")}, {"job": "t"})
+    rs.fail("k", "2", "boom", {"job": "t"})
+    assert rs.done("k") == {"1"}
+    assert rs.status("k").set_index("part")["status"].to_dict() == {"1": "done", "2": "failed"}
+    assert set(rs.gather("k", "times")["part"]) == {"1"}
+
+
+def _old_save(rs: GpkgRunStore, part: str, frame: gpd.GeoDataFrame) -> None:
+    """What the previous version's save did: a GeoPackage per part, then the mark."""
+    from geo_mz.scale.store_base import part_row, rows_info
+
+    target = rs.part_file("k", part).with_suffix(".gpkg")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pyogrio.write_dataframe(
+        storable_rows(frame, "k", part), target, layer="t_times", driver="GPKG",
+        geometry_type="Unknown", promote_to_multi=False, layer_options={"SPATIAL_INDEX": "NO"},
+    )  # fmt: skip
+    with sqlite3.connect(rs.path) as db:
+        row = part_row("k", part, "done", None, rows_info({"times": frame}, {}), {})
+        db.execute("INSERT OR REPLACE INTO geo_mz_run_parts VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+
+def test_part_files_of_the_previous_version_are_still_merged(tmp_path):
+    rs = GpkgRunStore(tmp_path / "runs.gpkg")
+    rs.begin("k", {"job": "t"})
+    _old_save(rs, "1", _frame("1"))
+    _old_save(rs, "2", _frame("2"))
+    rs.save("k", "3", {"times": _frame("3")}, {"job": "t"})
+    rs.save("k", "2", {"times": _frame("2", n=1, shift=7)}, {"job": "t"})  # replaces the old file
+    _old_save(rs, "4", _frame("4"))
+    with sqlite3.connect(rs.path) as db:  # an old file whose part was never marked done
+        db.execute("DELETE FROM geo_mz_run_parts WHERE part = '4'")
+    assert rs.done("k") == {"1", "2", "3"}
+    got = rs.gather("k", "times")
+    assert got["part"].tolist() == ["1", "1", "1", "2", "3", "3", "3"]
+    np.testing.assert_array_equal(got["x"].to_numpy(), [0, 1, 2, 7, 0, 1, 2])
+    assert [f.name for f in rs.parts_dir.glob("k/*")] == ["4.gpkg"]  # left, as before
