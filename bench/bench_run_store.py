@@ -1,0 +1,209 @@
+"""What keeping a part's results costs: the GeoPackage run store's part files, before and now.
+
+Both sides save the same frames: the results of real county coverage parts computed once on a
+workspace (by default a copy of the Guangdong workspace, ``p44.gpkg``), then saved the way
+``run_part`` saves them on a worker (``open_run_store(store).save(...)`` per part):
+
+- ``gpkg (before)``: the previous version's save, reimplemented here as the peer: the rows made
+  with ``to_crs`` and a frame built per layer, written by pyogrio to a GeoPackage per part
+  (temporary name, renamed), then the part marked done in the store's ``geo_mz_run_parts``
+  (one SQLite commit, synced to disk as SQLite does by default);
+- ``npz (now)``: :meth:`GpkgRunStore.save`: rows and mark in one ``.npz`` part file, renamed.
+
+Each repetition saves every part into a fresh store per side (the same warm-up, ``--warmup``
+untimed repetitions, and ``--reps`` timed ones for both; the side that goes first alternates),
+then gathers ``times`` and ``units`` from each store (the merge of the part files into the
+store's tables is timed apart from the reading). The gathered frames of the two sides are
+compared bit for bit (columns, dtypes, values, WKB of the geometry): the new files must give
+exactly what the old ones gave. Printed: the configuration, per side the median save time per
+part (and p90), the median merge and gather time, and the ratios. The machine may be shared:
+compare the ratios, not the times across runs.
+
+Run: ``.venv/bin/python bench/bench_run_store.py --workspace p44.gpkg [--parts 24] [--reps 3]
+[--warmup 1]`` (a copy of the workspace: the bench only reads it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from geo_mz.core.projection import STORAGE_CRS
+from geo_mz.core.workspaces import open_workspace
+from geo_mz.scale import runner as scale
+from geo_mz.scale.jobs import job_function
+from geo_mz.scale.store import GpkgRunStore, open_run_store
+from geo_mz.scale.store_base import PARTS, part_row, rows_info
+
+KEY = "bench"
+
+
+def _old_storable(frame: pd.DataFrame, part: str) -> gpd.GeoDataFrame:
+    """The previous version's rows: ``to_crs``, a frame without the geometry, three inserts."""
+    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
+        gdf = frame.to_crs(STORAGE_CRS) if frame.crs is not None else frame.set_crs(STORAGE_CRS)
+        geom = gdf.geometry.values
+        attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    else:
+        geom = gpd.GeoSeries([None] * len(frame), crs=STORAGE_CRS).values
+        attrs = pd.DataFrame(frame)
+    attrs = attrs.reset_index(drop=True)
+    attrs.insert(0, "seq", np.arange(len(attrs), dtype=np.int64))
+    attrs.insert(0, "part", part)
+    attrs.insert(0, "run_key", KEY)
+    return gpd.GeoDataFrame(attrs, geometry=geom, crs=STORAGE_CRS)
+
+
+def old_save(store: Path, part: str, frames: Mapping[str, pd.DataFrame], info: dict) -> None:
+    """The previous version's ``GpkgRunStore.save``: a GeoPackage per part, then the mark."""
+    rs = open_run_store(store)  # as run_part does, once per part
+    assert isinstance(rs, GpkgRunStore)
+    target = rs.part_file(KEY, part).with_suffix(".gpkg")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.gpkg")
+    tmp.unlink(missing_ok=True)
+    written = False
+    for name, frame in frames.items():
+        rows = _old_storable(frame, part)
+        if len(rows) == 0:
+            continue
+        pyogrio.write_dataframe(
+            rows, tmp, layer=f"{info['job']}_{name}", driver="GPKG", append=written,
+            geometry_type="Unknown", promote_to_multi=False,
+            layer_options={"SPATIAL_INDEX": "NO"},
+        )  # fmt: skip
+        written = True
+    os.replace(tmp, target)
+    with sqlite3.connect(rs.path, timeout=60) as db:
+        db.execute(
+            f"INSERT OR REPLACE INTO {PARTS} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            part_row(KEY, part, "done", None, rows_info(frames, info), info),
+        )
+
+
+def new_save(store: Path, part: str, frames: Mapping[str, pd.DataFrame], info: dict) -> None:
+    """Today's save, as ``run_part`` calls it."""
+    open_run_store(store).save(KEY, part, frames, info)
+
+
+def _same(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> bool:
+    try:
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(a.drop(columns="geometry")), pd.DataFrame(b.drop(columns="geometry"))
+        )
+    except AssertionError as exc:
+        print("   differ:", str(exc).splitlines()[:4])
+        return False
+    wa, wb = shapely.to_wkb(a.geometry.values), shapely.to_wkb(b.geometry.values)
+    return bool(a.crs == b.crs and (wa == wb).all())
+
+
+def one_rep(
+    side: str,
+    save: Callable[..., None],
+    work: list[tuple[str, dict[str, pd.DataFrame], dict[str, Any]]],
+    folder: Path,
+) -> dict[str, Any]:
+    store = folder / f"{side.split()[0]}.gpkg"
+    for p in (store, store.with_suffix(".parts")):
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    rs = GpkgRunStore(store)
+    rs.begin(KEY, {"job": "coverage"})
+    per_part = []
+    for part, frames, info in work:
+        t0 = time.perf_counter()
+        save(store, part, frames, info)
+        per_part.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    merged = rs.merge(KEY)
+    merge_s = time.perf_counter() - t0
+    assert merged == len(work), (side, merged)
+    t0 = time.perf_counter()
+    got = {layer: rs.gather(KEY, layer) for layer in ("times", "units")}
+    gather_s = time.perf_counter() - t0
+    return {"per_part": per_part, "merge_s": merge_s, "gather_s": gather_s, "got": got}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workspace", required=True, help="a copy of p44.gpkg (only read)")
+    ap.add_argument("--parts", type=int, default=24, help="county parts (largest first)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    args = ap.parse_args()
+
+    ws = open_workspace(args.workspace)
+    parts = scale.parts_of(ws.read("admin_units"), "county")[: args.parts]
+    fn = job_function("coverage")
+    t0 = time.perf_counter()
+    work = []
+    for p in parts:
+        frames, log = fn(open_workspace(args.workspace), p)
+        work.append((p.code, frames, {"job": "coverage", "name": p.name, "seconds": 0.0,
+                                      "worker": "bench", **log}))  # fmt: skip
+    compute_s = time.perf_counter() - t0
+    n_rows = {k: sum(len(w[1][k]) for w in work) for k in work[0][1]}
+    print("configuration:")
+    print(f"  cpus {os.cpu_count()}  load {' '.join(f'{x:.1f}' for x in os.getloadavg())}  "
+          f"python {platform.python_version()}  numpy {np.__version__}  pandas {pd.__version__}  "
+          f"pyogrio {pyogrio.__version__}  GDAL {pyogrio.__gdal_version_string__}")  # fmt: skip
+    print(
+        f"  workspace {args.workspace}: {len(work)} county coverage parts, rows {n_rows}, "
+        f"computed once in {compute_s:.1f} s ({1e3 * compute_s / len(work):.0f} ms a part)"
+    )
+    print(
+        f"  warm-up {args.warmup}, reps {args.reps} (median), order alternating; a fresh "
+        "store per side and repetition; save = open_run_store(store).save per part"
+    )
+
+    sides = {"gpkg (before)": old_save, "npz (now)": new_save}
+    results: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
+    with tempfile.TemporaryDirectory(prefix="bench_run_store_") as tmp:
+        folder = Path(tmp)
+        for rep in range(args.warmup + args.reps):
+            order = list(sides) if rep % 2 == 0 else list(sides)[::-1]
+            for side in order:
+                res = one_rep(side, sides[side], work, folder)
+                if rep >= args.warmup:
+                    results[side].append(res)
+        last = {s: results[s][-1]["got"] for s in sides}
+        same = {layer: _same(last["gpkg (before)"][layer], last["npz (now)"][layer])
+                for layer in ("times", "units")}  # fmt: skip
+
+    print(f"\n{'side':<15}{'save ms/part':>13}{'p90':>8}{'merge s':>9}{'gather s':>10}")
+    med: dict[str, dict[str, float]] = {}
+    for side, runs in results.items():
+        per = [x for r in runs for x in r["per_part"]]
+        med[side] = {
+            "save": 1e3 * statistics.median(per),
+            "p90": 1e3 * float(np.percentile(per, 90)),
+            "merge": statistics.median(r["merge_s"] for r in runs),
+            "gather": statistics.median(r["gather_s"] for r in runs),
+        }
+        m = med[side]
+        print(f"{side:<15}{m['save']:>13.1f}{m['p90']:>8.1f}{m['merge']:>9.2f}{m['gather']:>10.2f}")
+    b, n = med["gpkg (before)"], med["npz (now)"]
+    print(f"\nsave before/now: {b['save'] / n['save']:.1f}x   merge before/now: "
+          f"{b['merge'] / n['merge']:.2f}x   gather (reading the merged store) before/now: "
+          f"{b['gather'] / n['gather']:.2f}x")  # fmt: skip
+    print(f"gathered frames identical bit for bit (times, units): {same}")
+    print(f"load after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
