@@ -22,7 +22,8 @@ def webmap_group() -> None:
     "database_url",
     required=True,
     envvar="GEO_MZ_DATABASE_URL",
-    help="postgresql://... (the postgis extension must exist or be creatable).",
+    help="PostGIS 库地址，须已有或可创建 postgis 扩展 / postgresql://... (the postgis "
+    "extension must exist or be creatable) [env GEO_MZ_DATABASE_URL].",
 )
 @click.option(
     "--replace",
