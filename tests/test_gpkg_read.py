@@ -169,3 +169,34 @@ def test_prefix_leaves_out_nulls_and_others(odd):
     got = read_gpkg_bbox(odd, "lines", box, prefix=("name", "c"))
     assert_geodataframe_equal(got, mine.reset_index(drop=True), check_dtype=True)
     assert read_gpkg_bbox(odd, "lines", box, prefix=("nope", "c")) is None  # no such column
+
+
+def test_large_boxes_through_gdal_give_the_same_frames(sample_ws, odd, monkeypatch):
+    """A box holding many rows goes through GDAL with the same filters: the same frames."""
+    import geo_mz.core.gpkg_read as gpkg_read
+
+    units = sample_ws.read("admin_units")
+    code = str(units.loc[units["level"] == "town", "adcode"].iloc[0])
+    box = tuple(units.total_bounds)
+    cases = [
+        (sample_ws.path, "population", box, ("adcode", code)),
+        (sample_ws.path, "roads", box, None),
+        (odd, "lines", (0, 0, 10, 10), ("name", "c")),
+    ]
+    small = [read_gpkg_bbox(*c[:3], prefix=c[3]) for c in cases]
+    monkeypatch.setattr(gpkg_read, "_GDAL_ROWS", 1)
+    for (path, layer, bbox, prefix), want in zip(cases, small, strict=True):
+        close_gpkg_connections()
+        assert want is not None and len(want) > 0
+        assert_geodataframe_equal(read_gpkg_bbox(path, layer, bbox, prefix=prefix), want,
+                                  check_dtype=True, check_crs=True)  # fmt: skip
+    # SQLite's text affinity stores a number written to a text column as text: read as such.
+    with editor(odd) as con:
+        con.execute("UPDATE lines SET name = 52 WHERE fid = 1")
+    close_gpkg_connections()
+    got = read_gpkg_bbox(odd, "lines", (0, 0, 10, 10), prefix=("name", "5"))
+    assert names(got) == ["52"]
+    monkeypatch.setattr(gpkg_read, "_GDAL_ROWS", 25_000)
+    close_gpkg_connections()
+    small = read_gpkg_bbox(odd, "lines", (0, 0, 10, 10), prefix=("name", "5"))
+    assert_geodataframe_equal(got, small, check_dtype=True)

@@ -44,6 +44,10 @@ _MAX_FILES = 8
 # GeoPackage blob envelope sizes by the envelope indicator (flags bits 1-3).
 _ENVELOPE_BYTES = np.array([0, 32, 48, 48, 64, 0, 0, 0], dtype=np.int64)
 _RAW_KINDS = {"object", "float64", "int64", "int32", "int16", "bool"}
+_GDAL_ROWS = 25_000
+"""Boxes holding at least this many rows are read through GDAL (with the same filters): its
+C loop turns rows into columns faster than sqlite3's Python rows (about 3.4 vs 5.6 µs a point
+row measured on a city of the Guangdong workload); below it, GDAL's open (4–8 ms) costs more."""
 
 
 @dataclass
@@ -238,11 +242,16 @@ def read_gpkg_bbox(
         # give up (GDAL's text of it is compared by the caller).
         own = f"AND {fld} IS NOT NULL AND (typeof({fld}) != 'text' OR substr({fld}, 1, ?) = ?) "
         args += (len(prefix[1]), prefix[1])
+    hits = (
+        f"SELECT id FROM {_quote(info.rtree)} "
+        "WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?"
+    )
+    many = f"SELECT count(*) FROM ({hits} LIMIT {_GDAL_ROWS})"
+    if f.con.execute(many, args[:4]).fetchone()[0] >= _GDAL_ROWS:
+        return _read_with_gdal(path, layer, (minx, miny, maxx, maxy), prefix)
     sql = (
         f"SELECT {_quote(info.geom)}{', ' + cols if cols else ''} FROM {_quote(info.table)} "
-        f"WHERE {_quote(info.fid)} IN (SELECT id FROM {_quote(info.rtree)} "
-        "WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?) "
-        f"{own}ORDER BY {_quote(info.fid)}"
+        f"WHERE {_quote(info.fid)} IN ({hits}) {own}ORDER BY {_quote(info.fid)}"
     )
     rows = f.con.execute(sql, args).fetchall()
     columns = list(zip(*rows, strict=True)) if rows else [()] * (1 + len(info.fields))
@@ -269,3 +278,26 @@ def read_gpkg_bbox(
         data[name] = col
     df = pd.DataFrame(data, columns=info.fields)
     return gpd.GeoDataFrame(df, geometry=geoms[keep], crs=info.crs)
+
+
+def _read_with_gdal(
+    path: Path,
+    layer: str,
+    bbox: tuple[float, float, float, float],
+    prefix: tuple[str, str] | None,
+) -> gpd.GeoDataFrame | None:
+    """Read a large box through GDAL: the same rows (``prefix`` in the same SQL), by fid."""
+    where = None
+    if prefix is not None:
+        fld, code = _quote(prefix[0]), prefix[1].replace("'", "''")
+        where = (
+            f"{fld} IS NOT NULL AND (typeof({fld}) != 'text' OR "
+            f"substr({fld}, 1, {len(prefix[1])}) = '{code}')"
+        )
+    gdf = pyogrio.read_dataframe(path, layer=layer, bbox=bbox, where=where, fid_as_index=True)
+    gdf = gdf.sort_index(kind="stable").reset_index(drop=True)
+    if prefix is not None:
+        values = gdf[prefix[0]].to_numpy(dtype=object)
+        if not all(isinstance(v, str) and v.startswith(prefix[1]) for v in values):
+            return None  # a number in a text column: the caller compares GDAL's text of it
+    return gdf
