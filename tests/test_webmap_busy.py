@@ -58,3 +58,25 @@ def test_a_write_blocked_by_a_reader_is_503_with_retry_after_and_nothing_written
     r = client.post("/collections/incidents/items", data=json.dumps(body), headers=headers)
     assert r.status_code == 201
     assert count() == before + 1
+
+
+def test_the_openapi_document_lists_the_busy_answer_of_every_write(tmp_path):
+    settings = fresh_settings(sample_base(tmp_path / "base"), tmp_path / "ws")
+    doc = create_app(settings).test_client().get("/openapi").get_json()
+    busy = doc["components"]["responses"]["E503"]
+    assert "workspace_busy" in busy["description"]
+    assert busy["headers"]["Retry-After"]["schema"]["type"] == "integer"
+    writes = [
+        (path, method, op)
+        for path, item in doc["paths"].items()
+        if path.startswith("/collections/")
+        for method, op in item.items()
+        if method in ("post", "patch", "put", "delete")
+    ]
+    assert {(p, m) for p, m, _ in writes} >= {
+        ("/collections/incidents/items", "post"),
+        ("/collections/road_closures/items/{featureId}", "delete"),
+        ("/collections/shelters/items/{featureId}", "patch"),
+    }
+    for path, method, op in writes:
+        assert op["responses"]["503"] == {"$ref": "#/components/responses/E503"}, (path, method)

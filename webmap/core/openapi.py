@@ -22,27 +22,10 @@ from webmap.core.queryables import SCHEMA_JSON, field_schema, queryable_fields
 from webmap.core.store import FeatureStore
 from webmap.core.tiles import tile_paths
 
-_TYPES = {
-    "string": {"type": "string"},
-    "integer": {"type": "integer"},
-    "float": {"type": "number"},
-    "boolean": {"type": "boolean"},
-    "date": {"type": "string", "format": "date"},
-    "datetime": {"type": "string", "format": "date-time"},
-}
-
 
 def _field_schema(f: FieldSpec) -> dict[str, Any]:
-    s: dict[str, Any] = dict(_TYPES[f.type])
-    s["title"] = f"{f.title_zh} / {f.title_en}"
-    if f.values:
-        s["enum"] = [v.code for v in f.values]
-    if f.min is not None:
-        s["minimum"] = f.min
-    if f.max is not None:
-        s["maximum"] = f.max
-    if f.pattern:
-        s["pattern"] = f.pattern
+    """Return the field's JSON Schema (as a queryable), ``nullable`` (OpenAPI 3.0) if optional."""
+    s = field_schema(f)
     if not f.required:
         s["nullable"] = True
     return s
@@ -190,7 +173,8 @@ def _write_ops(cid: str, spec: LayerSpec, paths: dict[str, Any]) -> None:
     feat = ref("schemas", "featureGeoJSON")
     security = [{"cookieAuth": []}, {"basicAuth": []}]
     item_path = f"/collections/{cid}/items/{{featureId}}"
-    writes = errors("400", "401", "403", "404", "409", "413", "415", "422", "429")
+    # 503 workspace_busy: the GeoPackage stayed locked by another reader or writer
+    writes = errors("400", "401", "403", "404", "409", "413", "415", "422", "429", "503")
     changes = {**writes, **errors("428")}  # PATCH/DELETE without If-Match
     for method in allowed_methods(cid):
         rule = write_rule(cid, method)

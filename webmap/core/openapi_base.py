@@ -20,7 +20,16 @@ _ERRORS = {
     "422": "invalid feature: each finding names its field",
     "428": "If-Match missing: PATCH and DELETE need the version they change",
     "429": "too many failed logins from this user or address: wait Retry-After seconds",
+    "503": "workspace_busy: the workspace stayed locked by other readers or writers; nothing "
+    "was written: send it again after Retry-After seconds",
 }
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before sending the request again",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+"""The header the answers that say when to try again carry (429, 503)."""
 
 
 def ref(kind: str, name: str) -> dict[str, str]:
@@ -174,7 +183,11 @@ def base_components() -> dict[str, Any]:
         },
         "parameters": params,
         "responses": {
-            f"E{c}": {"description": d, **json_body(ref("schemas", "exception"))}
+            f"E{c}": {
+                "description": d,
+                **json_body(ref("schemas", "exception")),
+                **({"headers": _RETRY_AFTER} if c in ("429", "503") else {}),
+            }
             for c, d in _ERRORS.items()
         },
         "securitySchemes": {
