@@ -92,6 +92,22 @@ def test_bbox_read_equals_the_geopackage(copied, sample_gpkg, bbox):
         assert_same_layer(got, want)
 
 
+def test_prefix_read_equals_the_geopackage(copied, sample_gpkg):
+    """A part's own rows (``prefix``) are left out in the database as the GeoPackage does."""
+    pws, _ = copied
+    units = sample_gpkg.read("admin_units")
+    box = tuple(units.total_bounds)
+    town = str(units.loc[units["level"] == "town", "adcode"].iloc[0])
+    for code in [town, "44", "9"]:
+        for bbox in (box, None):
+            want = sample_gpkg.read("population", bbox=bbox, prefix=("adcode", code))
+            got = pws.read("population", bbox=bbox, prefix=("adcode", code))
+            assert_same_layer(got, want)
+    assert 0 < len(pws.read("population", prefix=("adcode", town))) < pws.count("population")
+    with pytest.raises(WorkspaceError, match=r"没有字段 'nope'.*no field 'nope'"):
+        pws.read("population", prefix=("nope", "44"))
+
+
 def test_bbox_is_a_true_intersection_like_pyogrio(pg_url, tmp_path):
     """pyogrio (GDAL + GEOS) drops a feature whose envelope, but not its geometry, meets the box."""
     from geo_mz.core.workspace_postgis import PostgisWorkspace

@@ -343,6 +343,7 @@ class PostgisWorkspace:
         kind: str,
         names: list[str],
         bbox: tuple[float, float, float, float] | None = None,
+        prefix: tuple[str, str] | None = None,
     ) -> gpd.GeoDataFrame:
         sql = sql_module()
         if kind not in names:
@@ -351,6 +352,11 @@ class PostgisWorkspace:
         columns = [
             (n, t) for n, t in table_columns(conn, self.schema, kind) if n not in ("fid", "geom")
         ]
+        if prefix is not None and prefix[0] not in [n for n, _ in columns]:
+            raise WorkspaceError(
+                f"没有字段 '{prefix[0]}' / no field '{prefix[0]}' (columns "
+                f"{[n for n, _ in columns]})"
+            )
         meta = conn.execute(
             sql.SQL("SELECT value FROM {} WHERE key = 'storage_crs'").format(
                 self._table(META_TABLE)
@@ -368,6 +374,12 @@ class PostgisWorkspace:
             # pyogrio's bbox on a GeoPackage: candidates from the R-tree, then GEOS intersects
             query += sql.SQL(" WHERE geom && {e} AND ST_Intersects(geom, {e})").format(e=env)
             params = (minx, miny, maxx, maxy) * 2
+        if prefix is not None:
+            # A part's own rows, left out in the database: its text starts with the code
+            # (nulls are no one's), as the GeoPackage's read(prefix=...) keeps them.
+            query += sql.SQL(" AND " if bbox is not None else " WHERE ")
+            query += sql.SQL("starts_with({}::text, %s)").format(sql.Identifier(prefix[0]))
+            params += (str(prefix[1]),)
         query += sql.SQL(" ORDER BY fid")
         with conn.cursor(binary=True) as cur:
             cur.execute(query, params)
@@ -382,7 +394,11 @@ class PostgisWorkspace:
         return conform_types(gdf, spec)
 
     def read(
-        self, kind: str, *, bbox: tuple[float, float, float, float] | None = None
+        self,
+        kind: str,
+        *,
+        bbox: tuple[float, float, float, float] | None = None,
+        prefix: tuple[str, str] | None = None,
     ) -> gpd.GeoDataFrame:
         """Read one layer, typed as its spec says (as :meth:`Workspace.read`).
 
@@ -394,9 +410,13 @@ class PostgisWorkspace:
             Optional lon/lat filter ``(minx, miny, maxx, maxy)``: the features whose geometry
             intersects the box (its edges included), found with the GiST index; the rows the
             GeoPackage's ``read(bbox=...)`` returns for the same data.
+        prefix
+            Optional ``(field, code)``: only the rows whose ``field`` (as text) starts with
+            ``code``, left out in the database (a part's own people of a box that holds its
+            neighbours' too); as the GeoPackage's ``read(prefix=...)``.
         """
         with self._reading() as conn:
-            return self._read(conn, kind, list(self._records(conn)["layer"]), bbox)
+            return self._read(conn, kind, list(self._records(conn)["layer"]), bbox, prefix)
 
     def read_all(self) -> dict[str, gpd.GeoDataFrame]:
         """All stored layers by name, read from one snapshot."""

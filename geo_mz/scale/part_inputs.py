@@ -23,6 +23,7 @@ import shapely
 
 from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs, measure_crs_for
 from geo_mz.core.workspace import Workspace
+from geo_mz.core.workspace_postgis import PostgisWorkspace
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 
@@ -191,10 +192,10 @@ def read_own(
 ) -> gpd.GeoDataFrame:
     """Read the rows of ``kind`` in ``bbox`` whose ``field`` starts with ``code``, new index.
 
-    A GeoPackage workspace leaves the others out as it reads (``Workspace.read``'s
+    GeoPackage and PostGIS workspaces leave the others out as they read (``read``'s
     ``prefix``); other workspaces read the box and keep the part's own rows here.
     """
-    if isinstance(ws, Workspace):
+    if isinstance(ws, Workspace | PostgisWorkspace):
         return ws.read(kind, bbox=bbox, prefix=(field, code))
     rows = ws.read(kind, bbox=bbox)
     return rows[own_rows(rows, code, field)].reset_index(drop=True)
