@@ -10,7 +10,7 @@ the passes of a :class:`~geo_mz.scale.partition_twopass.TwoPassJob`:
    (connected components of edge-adjacent cells) and ranks cells and clusters: numbers only,
    no geometry. A cell's owner is the lowest part code among the parts with uncovered people
    in it; a cluster's, the lowest owner of its cells. Each part's share (:class:`PartShares`)
-   holds its own cells' rows and every cell of its own clusters.
+   holds the rows of its own cells and of every cell of its own clusters, each row once.
 3. :func:`gaps_second` - draws the part's share (hexagons; cluster unions).
 
 Gathered, the rows equal the whole area's :func:`geo_mz.eldercare.gaps` (hexagons and
@@ -113,12 +113,23 @@ def gaps_reduce(frames: Frames) -> PartShares:
     comp = ranked["cluster"].to_numpy()
     c_owner = pd.Series(owner).groupby(comp).min()
     cell_c_owner = c_owner.reindex(comp).to_numpy(object)
-    cols = [c for c in ranked.columns if c != "cluster"]
+    # Each part's rows once: its own cells (own_hex) and every cell of its own clusters
+    # (own_cluster), split by one groupby rather than a mask per part (thousands nationally).
+    at = np.arange(len(ranked))
+    flags = pd.DataFrame(
+        {
+            "code": np.r_[owner, cell_c_owner],
+            "row": np.r_[at, at],
+            "own_hex": np.r_[at >= 0, at < 0],
+            "own_cluster": np.r_[at < 0, at >= 0],
+        }
+    )
+    flags = flags.groupby(["code", "row"], sort=True).max().reset_index()
     by_part: dict[str, dict[str, pd.DataFrame]] = {}
-    for code in np.unique(np.r_[owner, cell_c_owner]):
-        hexes = ranked.loc[owner == code, cols].reset_index(drop=True)
-        clusters = ranked[cell_c_owner == code].reset_index(drop=True)
-        by_part[str(code)] = {"hex": hexes, "cluster": clusters}
+    for code, f in flags.groupby("code", sort=True):
+        rows = ranked.iloc[f["row"].to_numpy()].reset_index(drop=True)
+        rows[["own_hex", "own_cluster"]] = f[["own_hex", "own_cluster"]].to_numpy()
+        by_part[str(code)] = {"cells": rows}
     return PartShares({"grid_crs": str(grid), "cell_size_m": float(size)}, by_part)
 
 
@@ -137,8 +148,9 @@ def gaps_second(
     """
     share = shared.for_part(part.code) if isinstance(shared, PartShares) else dict(shared)
     frames: Frames = {}
+    cells = share.get("cells")  # a part without gap cells has no share
     for level, name in (("hex", "gaps"), ("cluster", "gap_clusters")):
-        rows = share.get(level, pd.DataFrame())  # a part without gap cells gets no share
+        rows = pd.DataFrame() if cells is None else cells[cells[f"own_{level}"].to_numpy(bool)]
         frames[name] = gap_frame(rows, crs=share["grid_crs"], cell_size_m=share["cell_size_m"],
                                  level=level, pop_field=POP)  # fmt: skip
     return frames, {"gaps": len(frames["gaps"]), "gap_clusters": len(frames["gap_clusters"])}
