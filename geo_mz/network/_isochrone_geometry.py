@@ -27,6 +27,10 @@ from geo_mz.network._isochrone_plane import (
 QUAD_SEGS = 8
 _AREA_MIN_M2 = 0.01  # walks enclosing less are outer walks (buffered as lines if need be)
 _SLIVER_M2 = 1e-3  # polygon parts smaller than this are overlay noise
+#: Cores are cut this much deeper than ``buffer_m``: a core then never touches the outline of
+#: a smaller threshold along a street both are ``buffer_m`` from, and the ring step can put
+#: that outline in as a hole without an overlay. Moves areas by this times the perimeter.
+CORE_GAP_M = 1e-7
 
 # --------------------------------------------------------------------------- polygons
 
@@ -179,7 +183,7 @@ def _cores(
     hit = np.array([k is not None and k in cache for k in keys], bool)
     cores[hit] = [cache[k] for k, h in zip(keys, hit, strict=True) if h]
     miss = np.flatnonzero(~hit)
-    cores[miss] = shapely.buffer(faces[idx[miss]], -buffer_m, quad_segs=QUAD_SEGS)
+    cores[miss] = shapely.buffer(faces[idx[miss]], -buffer_m - CORE_GAP_M, quad_segs=QUAD_SEGS)
     for i in miss.tolist():
         if keys[i] is not None:
             cache[keys[i]] = cores[i]
@@ -313,17 +317,22 @@ def polygons_of(sh: Arrays) -> dict[int, shapely.MultiPolygon]:
     return {int(g): _multipolygon(polys[sh["group"] == g]) for g in np.unique(sh["group"])}
 
 
-def ring_between(cur: Arrays, prev: Arrays) -> dict[int, shapely.MultiPolygon]:
+def ring_between(cur: Arrays, prev: Arrays, inner: np.ndarray) -> dict[int, shapely.MultiPolygon]:
     """``P_k - P_j`` per group, where ``P_k`` = ``cur`` and ``P_j`` = ``prev`` (``j < k``).
 
-    ``P = F - H`` (filled parts minus holes). Since ``P_j ⊆ P_k`` and ``F_j - P_j = H_j``:
+    ``cur`` comes from :func:`nest_filled` (``F_j ⊆ F_k``), ``inner`` too: per part of ``F_j``
+    the part of ``F_k`` whose interior holds it, or -1. ``P = F - H`` (filled parts minus
+    holes). Since ``P_j ⊆ P_k`` and ``F_j - P_j = H_j``:
 
         ``P_k - P_j = (P_k - F_j) ∪ (P_k ∩ H_j)``, disjoint (``H_j`` lies inside ``F_j``),
 
-    * ``P_k - F_j = (F_k - F_j) - H_k``: the filled parts have few holes, so the overlay is
-      cheap; holes of ``P_k`` inside ``F_j`` do not matter, those clear of ``F_j`` are added
-      as rings afterwards, and those touching ``F_j`` (a core 50 m from a street of ``F_j``'s
-      edge) are added as rings before the overlay, which merges them with the new edge;
+    * ``P_k - F_j = (F_k - F_j) - H_k``. A part of ``F_k`` whose parts of ``F_j`` all lie in
+      its interior needs no overlay: their outlines become its holes and their holes
+      islands (unless a hole of ``F_k`` lies in one); other parts are cut with
+      ``shapely.difference``. Holes of ``P_k`` inside ``F_j`` do not matter, those clear of
+      ``F_j`` are added as rings afterwards, and those touching ``F_j`` are added as rings
+      before the overlay, which merges them with the new edge (cores are cut ``CORE_GAP_M``
+      deeper so that they do not touch ``F_j`` along a street both are 50 m from);
     * ``P_k ∩ H_j = H_j - H_k`` (``H_j`` lies inside ``F_k``, where ``P_k = F_k - H_k``):
       empty for a hole of ``P_j`` that is also a hole of ``P_k`` (the same face and core,
       found by exact coordinates), else ``h - (holes of P_k that meet h)``: the part of an old
@@ -338,13 +347,38 @@ def ring_between(cur: Arrays, prev: Arrays) -> dict[int, shapely.MultiPolygon]:
     inside = np.zeros(len(hk), bool)
     inside[new[_pairs(fj, gj, hk[new], hgk[new], "contains_properly")[0]]] = True
     touch, clear = np.flatnonzero(meets & ~inside), np.flatnonzero(~same_k & ~meets)
-    # holes touching F_j go in before the overlay, which then merges them with its edge
-    fk = _with_holes(fk, gk, hk[touch], hgk[touch])
-    ji, ki = _pairs(fk, gk, fj, gj)  # F_k - F_j, part by part (F_j lies inside F_k)
-    main = _cut(fk, ki, fj[ji])
+    slow = np.zeros(len(fk), bool)  # parts of F_k that need an overlay
+    if len(touch):  # these go in before the overlay, which then merges them with its edge
+        slow[_pairs(hk[touch], hgk[touch], fk, gk)[0]] = True
+        fk = _with_holes(fk, gk, hk[touch], hgk[touch])
+    child = np.where(inner >= 0, inner, 0)
+    child = np.where((inner >= 0) & ~slow[child], inner, -1)
+    rest = np.flatnonzero(child < 0)
+    ji, ki = _pairs(fk, gk, fj[rest], gj[rest])
+    ji = rest[ji]
+    slow[ki] = True
+    fast_kid = np.flatnonzero(child >= 0)
+    islands, island_part, bad = _islands(fk, fj, fast_kid, child[fast_kid])
+    slow[bad] = True
+    moved = fast_kid[slow[child[fast_kid]]]  # parts of F_j in a part that needs an overlay
+    ji, ki = np.concatenate([ji, moved]), np.concatenate([ki, child[moved]])
+    fast_kid = fast_kid[~slow[child[fast_kid]]]
+    ok = ~slow[island_part]
+    islands, island_part = islands[ok], island_part[ok]
+    main = fk.copy()
+    if len(fast_kid):  # the outlines of the parts of F_j become holes
+        host = np.unique(child[fast_kid])
+        rings, ridx = shapely.get_rings(fk[host], return_index=True)
+        all_r = np.concatenate([rings, shapely.get_exterior_ring(fj[fast_kid])])
+        all_i = np.concatenate([host[ridx], child[fast_kid]])
+        o = np.argsort(all_i, kind="stable")  # each part's shell first, then its holes
+        main[host] = shapely.polygons(all_r[o], indices=np.unique(all_i[o], return_inverse=True)[1])
+    main = _cut(main, ki, fj[ji])
+    main = np.concatenate([main, islands])
+    mgroup = np.concatenate([gk, gk[island_part]])
     main_parts, midx = shapely.get_parts(main, return_index=True)
     keep = (shapely.get_type_id(main_parts) == 3) & (shapely.area(main_parts) >= _SLIVER_M2)
-    main_parts, main_group = main_parts[keep], gk[midx[keep]]
+    main_parts, main_group = main_parts[keep], mgroup[midx[keep]]
     polys = _with_holes(main_parts, main_group, hk[clear], hgk[clear])
     # old holes that are no longer holes: covered wholly or in part by P_k
     old = np.flatnonzero(~same_j)
@@ -357,25 +391,62 @@ def ring_between(cur: Arrays, prev: Arrays) -> dict[int, shapely.MultiPolygon]:
     return {int(g): _multipolygon(all_p[all_g == g]) for g in groups}
 
 
-def nest_filled(cur: Arrays, prev: Arrays) -> Arrays:
+def _islands(fk: np.ndarray, fj: np.ndarray, kids: np.ndarray, part: np.ndarray):
+    """Holes of ``fj[kids]`` as polygons and their part ``part`` of ``fk``, and the bad parts.
+
+    A hole of a part of ``F_j`` that lies in the interior of a part of ``F_k`` is in ``F_k``
+    (an island of the ring) unless a hole of that part of ``F_k`` lies in it (``F_k``'s holes
+    miss ``F_j``): such parts are returned as bad (they need an overlay).
+    """
+    rings, ridx = shapely.get_rings(fj[kids], return_index=True)
+    hole = np.r_[False, ridx[1:] == ridx[:-1]][: len(ridx)]
+    islands, island_part = shapely.polygons(rings[hole]), part[ridx[hole]]
+    host = np.unique(part)
+    krings, kidx = shapely.get_rings(fk[host], return_index=True)
+    khole = np.r_[False, kidx[1:] == kidx[:-1]][: len(kidx)]
+    bad = np.empty(0, np.int64)
+    if khole.any() and len(islands):
+        holes_k, hpart = shapely.polygons(krings[khole]), host[kidx[khole]]
+        ii, hi = shapely.STRtree(islands).query(holes_k, predicate="intersects")
+        bad = np.unique(hpart[ii][hpart[ii] == island_part[hi]])
+    return islands, island_part, bad
+
+
+def nest_filled(cur: Arrays, prev: Arrays) -> tuple[Arrays, np.ndarray]:
     """``cur`` with its filled parts grown by ``prev``'s: the polygons up to ``k`` nest exactly.
 
     ``F_j ⊆ F_k`` holds for the streets, but the chords of a ``j`` round cap can stick out of
     the ``k`` chords by up to 0.24 m; without this union a later ring would overlap an
-    earlier one by such slivers.
+    earlier one by such slivers. Parts of ``F_j`` in the interior of a part of ``F_k`` (most)
+    need no union. Also returns, per part of ``F_j``, the part of the result whose interior
+    holds it (-1: none, or a part that was grown).
     """
     fk, gk, fj, gj = cur["filled"], cur["group"], prev["filled"], prev["group"]
-    ji, ki = _pairs(fk, gk, fj, gj)
+    shapely.prepare(fk)  # queried twice
+    ji, ki = _pairs(fk, gk, fj, gj, "contains_properly")
+    inner = np.full(len(fj), -1)
+    inner[ji] = ki
+    rest = np.flatnonzero(inner < 0)
+    ji, ki = _pairs(fk, gk, fj[rest], gj[rest])
+    ji = rest[ji]
     out = fk.copy()
+    grown = np.zeros(len(fk), bool)
     if len(ki):
         o = np.argsort(ki, kind="stable")
         cut, inv = np.unique(ki[o], return_inverse=True)
         out[cut] = shapely.union(fk[cut], shapely.multipolygons(fj[ji[o]], indices=inv))
-    lone = np.setdiff1d(np.arange(len(fj)), ji)  # not expected: a part outside every new one
+        grown[cut] = True
+    lone = np.setdiff1d(rest, ji)  # not expected: a part outside every new one
     parts, idx = shapely.get_parts(np.concatenate([out, fj[lone]]), return_index=True)
     group = np.concatenate([gk, gj[lone]])[idx]
     keep = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) >= _SLIVER_M2)
-    return cur | {"filled": parts[keep], "group": group[keep]}
+    parts, group, idx = parts[keep], group[keep], idx[keep]
+    new_pos = np.full(len(fk) + len(lone), -1)
+    same = idx < len(fk)
+    same[same] = ~grown[idx[same]]  # an unchanged part is still one polygon
+    new_pos[idx[same]] = np.flatnonzero(same)
+    inner = np.where(inner >= 0, new_pos[np.maximum(inner, 0)], -1)
+    return cur | {"filled": parts, "group": group}, inner
 
 
 def _pairs(

@@ -246,9 +246,10 @@ def isochrones(
         alone = np.flatnonzero((t <= k) & ~on_line)
         disc = shapely.buffer(shapely.points(net.node_xy[alone]), buffer_m, quad_segs=QUAD_SEGS)
         cur = buffer_union(pc, bad_edge[pc["edge"]], buffer_m, disc, group[alone], core_cache)
-        rings = polygons_of(cur) if prev is None else ring_between(cur, prev)
-        if k != thr[-1]:
-            prev = cur if prev is None else nest_filled(cur, prev)
+        if prev is not None:  # F_j ⊆ F_k exactly, and which parts of F_k hold those of F_j
+            cur, inner = nest_filled(cur, prev)
+        rings = polygons_of(cur) if prev is None else ring_between(cur, prev, inner)
+        prev = cur
         for grp, ring in sorted(rings.items()):
             row: dict[str, object] = {"source": grp} if per_source else {}
             row |= {"threshold_min": k, "ring": f"{lo:g}-{k:g} min", "area_m2": ring.area}
