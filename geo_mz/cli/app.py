@@ -13,18 +13,13 @@ import click
 
 from geo_mz.cli.boundaries import boundaries
 from geo_mz.cli.burial import burial
-from geo_mz.cli.common import (
-    BAD_INPUT,
-    bad_input,
-    missing_extra_message,
-    out_option,
-    progress_bar,
-)
+from geo_mz.cli.common import BAD_INPUT, bad_input, missing_extra_message, progress_bar
 from geo_mz.cli.eldercare import coverage, siting
 from geo_mz.cli.fetch import fetch
 from geo_mz.cli.init import init
 from geo_mz.cli.layers import catalog, import_, info, validate
 from geo_mz.cli.names import names
+from geo_mz.cli.options import choice_option, out_option
 from geo_mz.cli.postgis import webmap_group
 from geo_mz.cli.relief import relief
 from geo_mz.cli.scale import scale
@@ -68,11 +63,10 @@ def main() -> None:
     show_default=True,
     help="合成数据随机种子 / seed of the synthetic layers.",
 )
-@click.option(
+@choice_option(
     "--lang",
-    type=click.Choice(["zh", "en"]),
+    choices=["zh", "en"],
     default="zh",
-    show_default=True,
     help="报告和地图语言 / language of report and map.",
 )
 def demo(out_dir: str, seed: int, lang: str) -> None:

@@ -27,16 +27,8 @@ from geo_mz.cli.boundary_outputs import (
     write_qa_outputs,
     write_repair_outputs,
 )
-from geo_mz.cli.common import (
-    bad_input,
-    echo_kpis,
-    echo_paths,
-    lang_option,
-    only_with,
-    out_option,
-    progress_bar,
-    with_options,
-)
+from geo_mz.cli.common import bad_input, echo_kpis, echo_paths, only_with, progress_bar
+from geo_mz.cli.options import choice_option, file_option, lang_option, out_option, with_options
 
 
 @dataclass(frozen=True)
@@ -117,11 +109,7 @@ input_options = [
         default=None,
         help="区划层级，如 county/town/village / admin level to check (e.g. town).",
     ),
-    click.option(
-        "--file",
-        type=click.Path(dir_okay=False, exists=True),
-        help="区划面文件(代替工作空间) / polygon file instead of a workspace.",
-    ),
+    file_option("--file", help="区划面文件(代替工作空间) / polygon file instead of a workspace."),
     click.option(
         "--source-crs",
         default=None,
@@ -146,11 +134,7 @@ input_options = [
         show_default=True,
         help="以上级区划为范围查缝隙(工作空间) / look for gaps against the parent units.",
     ),
-    click.option(
-        "--markers",
-        type=click.Path(dir_okay=False, exists=True),
-        help="界桩文件(默认工作空间 boundary_markers) / marker file.",
-    ),
+    file_option("--markers", help="界桩文件(默认工作空间 boundary_markers) / marker file."),
     click.option("--markers-crs", default=None, help="界桩文件坐标系 / CRS of --markers."),
     out_option,
     lang_option,
@@ -269,17 +253,9 @@ def boundaries_lines(**opts: Any) -> None:
 
 @boundaries.command(name="inspect")
 @with_options(input_options + repair_options[:1])
-@click.option(
-    "--previous",
-    type=click.Path(dir_okay=False, exists=True),
-    help="上次联检界线 / previous inspection's lines.",
-)
+@file_option("--previous", help="上次联检界线 / previous inspection's lines.")
 @click.option("--previous-crs", default=None, help="上次界线坐标系 / CRS of --previous.")
-@click.option(
-    "--registered",
-    type=click.Path(dir_okay=False, exists=True),
-    help="界桩登记表坐标 / registered marker positions.",
-)
+@file_option("--registered", help="界桩登记表坐标 / registered marker positions.")
 @click.option(
     "--search-m",
     type=float,
@@ -348,11 +324,10 @@ def boundaries_inspect(**opts: Any) -> None:
 
 @boundaries.command(name="repair")
 @with_options(input_options + repair_options)
-@click.option(
+@choice_option(
     "--method",
-    type=click.Choice(["auto", "coverage_clean", "polygonize"]),
+    choices=["auto", "coverage_clean", "polygonize"],
     default="auto",
-    show_default=True,
     help="修复方法 / repair method.",
 )
 def boundaries_repair(**opts: Any) -> None:

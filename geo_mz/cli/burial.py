@@ -12,29 +12,18 @@ from typing import Any
 
 import click
 
-from geo_mz.cli.common import (
-    bad_input,
-    echo_kpis,
-    echo_paths,
-    lang_option,
-    out_option,
-    progress_bar,
-    workspace_option,
-)
+from geo_mz.cli.common import bad_input, echo_kpis, echo_paths, progress_bar
+from geo_mz.cli.options import file_option, lang_option, out_option, workspace_option
 
 __all__ = ["burial"]
 
-rules_option = click.option(
+rules_option = file_option(
     "--rules",
     "rules_path",
-    default=None,
-    type=click.Path(dir_okay=False, exists=True),
     help="规则文件(默认 layers/rules/burial_rules.toml) / rules TOML (default: the shipped one).",
 )
-landuse_option = click.option(
+landuse_option = file_option(
     "--landuse",
-    default=None,
-    type=click.Path(dir_okay=False, exists=True),
     help="土地利用/保护区面文件(代替工作空间中的 landuse 图层) / land-use polygons file "
     "(instead of the workspace's landuse layer).",
 )

@@ -15,27 +15,6 @@ from geo_mz.core.results import Kpi
 BAD_INPUT = 2
 _NETWORK_SOURCE = "local choice (geo_mz.core.roads_quality)"  # marks the network KPIs
 
-#: Options most analysis commands share.
-workspace_option = click.option(
-    "--workspace", required=True, type=click.Path(dir_okay=False), help="工作空间 / workspace."
-)
-out_option = click.option(
-    "--out",
-    "out_dir",
-    default="out",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="输出目录 / output folder.",
-)
-lang_option = click.option(
-    "--lang",
-    type=click.Choice(["zh", "en"]),
-    default="zh",
-    show_default=True,
-    help="输出语言 / output language.",
-)
-
-
 #: Optional packages and the extra of ``pyproject.toml`` that installs each.
 OPTIONAL_EXTRAS = {
     "dask": "scale",
@@ -46,19 +25,6 @@ OPTIONAL_EXTRAS = {
     "uvicorn": "web",
     "a2wsgi": "web",
 }
-
-
-def with_options(
-    options: Sequence[Callable[[Callable[..., Any]], Callable[..., Any]]],
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Return a decorator adding click ``options`` to a command, shown in the order listed."""
-
-    def deco(f: Callable[..., Any]) -> Callable[..., Any]:
-        for opt in reversed(options):
-            f = opt(f)
-        return f
-
-    return deco
 
 
 def missing_extra_message(module: str) -> str | None:
@@ -273,14 +239,6 @@ def analysis_layers(ws: Any) -> dict[str, Any]:
     for text in notes:
         note(f"注意 note: {text}")
     return layers
-
-
-strict_option = click.option(
-    "--strict",
-    is_flag=True,
-    help="路网质量不达标时失败(最大连通分量<90%长度或<50%人口可达) / fail when the road network "
-    "fails its quality checks (largest component < 90 % of the length, < 50 % of people reached).",
-)
 
 
 def check_network(net: Any, layers: Any, *, strict: bool) -> list[Kpi]:

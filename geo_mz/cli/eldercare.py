@@ -19,14 +19,11 @@ from geo_mz.cli.common import (
     echo_kpis,
     echo_paths,
     flag_maps,
-    lang_option,
     only_with,
-    out_option,
     progress_bar,
     read_points,
-    strict_option,
-    with_options,
 )
+from geo_mz.cli.options import choice_option, lang_option, out_option, strict_option, with_options
 
 
 def _circle_settings(kinds: str | None, statuses: str, walk_speed: float | None) -> Any:
@@ -135,11 +132,10 @@ def coverage(
     show_default=True,
     help="新增设施数(最大覆盖模型) / number of new centres (maximal covering).",
 )
-@click.option(
+@choice_option(
     "--model",
-    type=click.Choice(["mclp", "lscp"]),
+    choices=["mclp", "lscp"],
     default="mclp",
-    show_default=True,
     help="mclp 最大覆盖 / maximal covering; lscp 最少设施全覆盖 / set covering.",
 )
 @click.option(

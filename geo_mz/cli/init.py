@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from geo_mz.cli.common import bad_input, lang_option, only_with
+from geo_mz.cli.common import bad_input, only_with
+from geo_mz.cli.options import file_option, lang_option
 
 
 @click.command()
@@ -19,12 +20,7 @@ from geo_mz.cli.common import bad_input, lang_option, only_with
     type=click.Path(dir_okay=False),
     help="新工作空间 / the new workspace (.gpkg).",
 )
-@click.option(
-    "--boundary",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="本局边界文件(优先) / the bureau's own boundary file (preferred).",
-)
+@file_option("--boundary", help="本局边界文件(优先) / the bureau's own boundary file (preferred).")
 @click.option(
     "--code-field",
     default=None,
@@ -35,20 +31,12 @@ from geo_mz.cli.common import bad_input, lang_option, only_with
     default=None,
     help="边界坐标系，如 gcj02 / datum of --boundary, e.g. gcj02 (converted).",
 )
-@click.option(
-    "--units",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="镇街/村居面(9/12位代码) / town or village polygons with 9/12-digit codes.",
+@file_option(
+    "--units", help="镇街/村居面(9/12位代码) / town or village polygons with 9/12-digit codes."
 )
 @click.option("--units-code-field", default=None, help="--units 的代码字段 / code field.")
 @click.option("--units-source-crs", default=None, help="--units 的坐标系 / datum of --units.")
-@click.option(
-    "--targets",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="规划目标TOML(见 --targets-template) / plan targets (TOML).",
-)
+@file_option("--targets", help="规划目标TOML(见 --targets-template) / plan targets (TOML).")
 @click.option(
     "--targets-template",
     is_flag=True,

@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from geo_mz.cli.common import BAD_INPUT, bad_input, echo_problems, with_options
+from geo_mz.cli.common import BAD_INPUT, bad_input, echo_problems
+from geo_mz.cli.options import with_options
 from geo_mz.cli.sources import with_source_import_options
 
 source_options = [

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from geo_mz.cli.common import bad_input, echo_kpis, echo_paths, progress_bar
+from geo_mz.cli.options import choice_option, file_option
 
 #: Exit code of ``geo-mz names check`` when the proposed name is refused.
 REFUSED = 4
@@ -163,12 +164,11 @@ def _point(lon: float | None, lat: float | None) -> Any:
 
 @names.command(name="check")
 @click.argument("name")
-@click.option(
+@choice_option(
     "--class",
     "name_class",
-    type=click.Choice(list(_CLASSES)),
+    choices=list(_CLASSES),
     default="admin",
-    show_default=True,
     help="地名类别: 行政区划、村、居民区、道路、建筑物、桥梁、广场、公园、站场 / class of the "
     "name.",
 )
@@ -186,21 +186,17 @@ def _point(lon: float | None, lat: float | None) -> Any:
     help="上级区划代码(村→乡镇9位，乡镇→县6位; 其他类别: 所在县6位或市4位) / code of the "
     "parent unit (admin: a town for a village ...; other classes: the county or city).",
 )
-@click.option(
+@file_option(
     "--existing",
     "existing_file",
-    default=None,
-    type=click.Path(dir_okay=False, exists=True),
     help="其他类别: 同一县(道路: 同一市)的现有地名表(含 name 列) / other classes: existing "
     "names of the area (a name column) for the duplicate and homophone checks.",
 )
 @click.option("--lon", type=float, default=None, help="经度(CGCS2000) / longitude.")
 @click.option("--lat", type=float, default=None, help="纬度(CGCS2000) / latitude.")
-@click.option(
+@file_option(
     "--place-names",
     "place_names_file",
-    default=None,
-    type=click.Path(dir_okay=False, exists=True),
     help="周边地名点图层文件(含 name 字段) / point place names to compare nearby (a name field).",
 )
 @click.option(
@@ -365,18 +361,10 @@ def _check_other_class(
     type=click.Path(file_okay=False),
     help="输出目录 / output folder.",
 )
-@click.option(
-    "--lang",
-    type=click.Choice(["zh", "en"]),
-    default="zh",
-    show_default=True,
-    help="报告语言 / report language.",
-)
-@click.option(
+@choice_option("--lang", choices=["zh", "en"], default="zh", help="报告语言 / report language.")
+@file_option(
     "--names",
     "names_file",
-    default=None,
-    type=click.Path(dir_okay=False, exists=True),
     help="其他类别地名表(CSV/Excel/矢量; name 列, 可含 class、code、county_code 列) / a table "
     "of names of any class (name; optional class, code, county_code).",
 )

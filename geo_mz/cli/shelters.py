@@ -19,10 +19,13 @@ from geo_mz.cli.common import (
     echo_kpis,
     echo_paths,
     flag_maps,
-    lang_option,
-    out_option,
     progress_bar,
     report_beside_map,
+)
+from geo_mz.cli.options import (
+    choice_option,
+    lang_option,
+    out_option,
     strict_option,
     workspace_option,
 )
@@ -119,18 +122,16 @@ def shelters_adequacy(workspace: str, out_dir: str, lang: str, strict: bool) -> 
 @out_option
 @lang_option
 @strict_option
-@click.option(
+@choice_option(
     "--unit",
-    type=click.Choice(["cells", "villages"]),
+    choices=["cells", "villages"],
     default="cells",
-    show_default=True,
     help="按人口格网或村居分配 / assign population cells or villages.",
 )
-@click.option(
+@choice_option(
     "--engine",
-    type=click.Choice(["ortools", "networkx"]),
+    choices=["ortools", "networkx"],
     default="ortools",
-    show_default=True,
     help="最小费用流求解器 / min-cost-flow solver.",
 )
 def shelters_evacuate(

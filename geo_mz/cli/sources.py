@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from geo_mz.cli.common import echo_problems, only_with, with_options
+from geo_mz.cli.common import echo_problems, only_with
+from geo_mz.cli.options import file_option, with_options
 
 source_import_options = [
     click.option("--by-unit", is_flag=True,
@@ -22,10 +23,10 @@ source_import_options = [
     click.option("--aged-share", type=float, default=None,
                  help="60岁以上人口比例(0-1，取本区人口普查) / aged 60+ share of a raster's people "
                  "(0-1, e.g. from the district's census)."),
-    click.option("--aged-share-table", type=click.Path(exists=True, dir_okay=False), default=None,
-                 help="各单元60岁以上比例表(代码,比例) / aged 60+ share per unit code."),
-    click.option("--aged-raster", type=click.Path(exists=True, dir_okay=False), default=None,
-                 help="60岁以上人口栅格(同一格网) / aged 60+ count raster on the same grid."),
+    file_option("--aged-share-table",
+                help="各单元60岁以上比例表(代码,比例) / aged 60+ share per unit code."),
+    file_option("--aged-raster",
+                help="60岁以上人口栅格(同一格网) / aged 60+ count raster on the same grid."),
     click.option("--aged-band", type=int, default=1, show_default=True,
                  help="--aged-raster 的波段 / its band."),
     click.option("--band", type=int, default=1, show_default=True,

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from geo_mz.cli.common import BAD_INPUT, bad_input, database_errors, need_extra
+from geo_mz.cli.options import file_option
 
 SECRET_ENV = "GEO_MZ_SECRET_KEY"
 DEFAULT_THREADS = 16
@@ -55,12 +56,7 @@ def secret_key_for(workspace: Path | None, key_file: str | None) -> str:
 
 
 @click.command()
-@click.option(
-    "--workspace",
-    default=None,
-    type=click.Path(exists=True, dir_okay=False),
-    help="工作空间 GeoPackage / the workspace to serve (or --database).",
-)
+@file_option("--workspace", help="工作空间 GeoPackage / the workspace to serve (or --database).")
 @click.option(
     "--database",
     "database_url",
