@@ -105,7 +105,8 @@ def test_plain_frames_empty_frames_and_all_missing_geometry(tmp_path):
     plain = pd.DataFrame({"b": ["x", "y"], "a": [1, 2]})
     no_geom = gpd.GeoDataFrame({"v": [1.0, 2.0]}, geometry=[None, None], crs="EPSG:4490")
     empty = gpd.GeoDataFrame({"v": []}, geometry=[], crs="EPSG:4490")
-    frames = {"t_plain": plain, "t_none": no_geom, "t_empty": empty}
+    # The layer with no rows first: the layers kept must still find their own arrays.
+    frames = {"t_empty": empty, "t_plain": plain, "t_none": no_geom}
     write_part_file(tmp_path / "p.npz", frames, {"run_key": "k", "part": "p"})
     _, tables = read_part_file(tmp_path / "p.npz")
     assert set(tables) == {"t_plain", "t_none"}  # a layer with no rows adds nothing

@@ -154,9 +154,10 @@ def encode_part(
     """
     arrays: dict[str, np.ndarray] = {}
     layers = []
-    for t, (table, frame) in enumerate(tables.items()):
+    for table, frame in tables.items():
         if len(frame) == 0:
             continue
+        t = len(layers)  # the members' prefix: the layer's place among those kept
         geoms, geometry_column = _geometries(frame)
         cols = []
         for col, s in frame.items():
@@ -169,7 +170,7 @@ def encode_part(
             if geoms is None
             else _encode_geometry(geoms, f"{t}.geometry", arrays)
         )
-        layers.append({"table": table, "n": len(frame), "columns": cols, **geo})
+        layers.append({"table": table, "key": str(t), "n": len(frame), "columns": cols, **geo})
     return {"format": FORMAT, "mark": dict(mark), "layers": layers}, arrays
 
 
@@ -338,8 +339,8 @@ def read_part_file(path: str | Path) -> tuple[dict[str, Any], dict[str, gpd.GeoD
         header = _header(npz, path)
         mark = dict(header["mark"])
         tables: dict[str, gpd.GeoDataFrame] = {}
-        for t, layer in enumerate(header["layers"]):
-            n = int(layer["n"])
+        for layer in header["layers"]:
+            n, t = int(layer["n"]), layer["key"]
             data: dict[str, Any] = {
                 "run_key": pd.array([str(mark["run_key"])] * n, dtype="str"),
                 "part": pd.array([str(mark["part"])] * n, dtype="str"),

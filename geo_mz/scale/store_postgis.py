@@ -122,25 +122,21 @@ class PostgisRunStore:
             ).fetchall()
         return {r[0] for r in rows}
 
-    def _columns(self, conn: Any, table: str) -> set[str]:
-        return {
-            r[0]
-            for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_schema = %s AND table_name = %s",
-                (self.schema, table),
-            ).fetchall()
-        }
-
     def _column_types(self, conn: Any, table: str) -> dict[str, str]:
+        """Column name to type name (``text``, ``float8``, …); empty if there is no table."""
+        # pg_catalog, not information_schema: one index lookup, asked once per layer and part.
         return {
             str(r[0]): str(r[1])
             for r in conn.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = %s AND table_name = %s",
-                (self.schema, table),
+                "SELECT a.attname, t.typname FROM pg_attribute a "
+                "JOIN pg_type t ON t.oid = a.atttypid "
+                "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+                (self._qualified(table),),
             ).fetchall()
         }
+
+    def _qualified(self, table: str) -> str:
+        return ".".join('"' + n.replace('"', '""') + '"' for n in (self.schema, table))
 
     def _ensure_table(self, conn: Any, table: str, rows: gpd.GeoDataFrame) -> None:
         """Create the layer's table, or add the columns and widen the types the rows need.
@@ -151,7 +147,7 @@ class PostgisRunStore:
         column to text; :meth:`gather` gives every column the type the parts with rows
         recorded.
         """
-        schema = frame_schema(pd.DataFrame(rows.drop(columns=rows.geometry.name)))
+        schema = frame_schema(rows)  # the geometry column is left out
         if len(rows) == 0:
             schema = {}
         have = self._column_types(conn, table)
@@ -214,7 +210,12 @@ class PostgisRunStore:
         cols = [c for c in rows.columns if c != rows.geometry.name]
         geoms = rows.geometry.values
         wkb = shapely.to_wkb(shapely.set_srid(np.asarray(geoms), SRID), hex=True, include_srid=True)
-        data = [rows[c].astype(object).where(rows[c].notna(), None).tolist() for c in cols]
+        data = []
+        for c in cols:
+            s = rows[c]
+            vals = s.astype(object).where(s.notna(), None).tolist()  # Python values, or None
+            # Only an object column can hold numpy scalars (numpy's int64 is no Python int).
+            data.append([_plain(v) for v in vals] if s.dtype == object else vals)
         from psycopg import sql
 
         stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
@@ -222,8 +223,8 @@ class PostgisRunStore:
             sql.SQL(", ").join([*(sql.Identifier(c) for c in cols), sql.Identifier("geom")]),
         )
         with conn.cursor().copy(stmt) as cp:
-            for i in range(len(rows)):
-                cp.write_row([*(_plain(col[i]) for col in data), wkb[i]])
+            for row in zip(*data, wkb.tolist(), strict=True):
+                cp.write_row(row)
 
     def _mark(
         self,
@@ -296,7 +297,7 @@ class PostgisRunStore:
             from psycopg import sql
 
             # A column only parts without rows named was never added: it reads as missing.
-            have = self._columns(conn, table)
+            have = set(self._column_types(conn, table))
             stmt = sql.SQL(
                 "SELECT {}, ST_AsBinary(t.geom) FROM {} t JOIN {} p "
                 "ON p.run_key = t.run_key AND p.part = t.part AND p.status = 'done' "
