@@ -120,10 +120,7 @@ class RoadsQuality:
                     f"population within {self.reach_dist_m:.0f} m of a road: "
                     f"{self.population_reach:.1%}"
                 )
-        for p in self.problems:
-            zh_text, _, en_text = p.partition(" / ")
-            out.append(zh_text if zh else (en_text or zh_text))
-        return out
+        return out + problem_lines(self.problems, "zh" if zh else "en")
 
 
 def default_measure_crs(lon: float, lat: float) -> str:
@@ -511,6 +508,27 @@ def share_problems(
         f"个分量）：{hint_zh} / the largest connected component holds only {share:.1%} of the "
         f"{of_en} (below {MIN_LARGEST_SHARE:.0%}, {components} components): {hint_en}"
     ]
+
+
+def problem_lines(problems: list[str], lang: Literal["zh", "en"]) -> list[str]:
+    """Return ``"中文 / English"`` problem sentences in one language (the English part for en).
+
+    Parameters
+    ----------
+    problems
+        Sentences as :func:`share_problems` and :func:`reach_problem` give them.
+    lang
+        ``"zh"`` or ``"en"``; a sentence with no English part is kept whole.
+
+    Returns
+    -------
+    list of str
+    """
+    out = []
+    for p in problems:
+        zh_text, _, en_text = p.partition(" / ")
+        out.append(zh_text if lang == "zh" else (en_text or zh_text))
+    return out
 
 
 def reach_problem(share: float, dist_m: float, what: Literal["road", "node"]) -> str:

@@ -20,7 +20,12 @@ import pandas as pd
 import shapely
 from scipy.sparse.csgraph import connected_components
 
-from geo_mz.core.roads_quality import MIN_POP_REACH, reach_problem, share_problems
+from geo_mz.core.roads_quality import (
+    MIN_POP_REACH,
+    problem_lines,
+    reach_problem,
+    share_problems,
+)
 from geo_mz.network.graph import Network, NetworkError, mode_speeds
 from geo_mz.network.paths import snap_points
 
@@ -91,10 +96,7 @@ class NetworkQuality:
                     f"population within {self.max_snap_m:.0f} m of a node: "
                     f"{self.population_snapped:.1%}"
                 )
-        for p in self.problems:
-            zh_text, _, en_text = p.partition(" / ")
-            out.append(zh_text if zh else (en_text or zh_text))
-        return out
+        return out + problem_lines(self.problems, "zh" if zh else "en")
 
 
 def _usable_length_m(net: Network, roads: gpd.GeoDataFrame) -> float:
