@@ -93,7 +93,7 @@ def _hex(q: int, r: int) -> shapely.Polygon:
 
 
 def test_a_part_drawn_from_its_own_share_alone_is_the_same(run):
-    ws, _, _, parts, firsts = run
+    ws, _, whole, parts, firsts = run
     shared = GAPS.reduce(concat_frames(list(firsts.values())))
     assert isinstance(shared, PartShares)
     whole_bytes = len(pickle.dumps(shared))
@@ -104,6 +104,16 @@ def test_a_part_drawn_from_its_own_share_alone_is_the_same(run):
         full, _ = GAPS.second(ws, p, shared=shared)
         for name, _level in LEVELS:
             pd.testing.assert_frame_equal(alone[name], full[name], check_exact=True)
+    # Nobody beyond the circle anywhere: every part gets nothing to draw.
+    none = {k: v.iloc[:0] if k == "gap_cells" else v for k, v in
+            concat_frames(list(firsts.values())).items()}  # fmt: skip
+    empty = GAPS.reduce(none)
+    assert empty.by_part == {}
+    out, _ = GAPS.second(ws, parts[0], shared=empty.for_part(parts[0].code))
+    assert len(out["gaps"]) == len(out["gap_clusters"]) == 0
+    for name, _level in LEVELS:
+        assert list(out[name].columns) == list(getattr(whole, name).columns)
+        assert out[name].crs == getattr(whole, name).crs
 
 
 def test_clusters_are_the_pieces_of_the_union_of_the_hexagons(run):

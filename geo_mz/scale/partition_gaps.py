@@ -108,11 +108,17 @@ def gaps_reduce(frames: Frames) -> PartShares:
     grid, _, size = cfg.iloc[0]
     cells = frames["gap_cells"]
     ranked = rank_gap_cells(cells, pop_field=POP)
-    # Owners, aligned with ranked (both sorted by (q, r)).
-    owner = cells.groupby(["q", "r"], sort=True)["part"].min().astype(str).to_numpy(object)
+    common = {"grid_crs": str(grid), "cell_size_m": float(size)}
+    if len(ranked) == 0:
+        return PartShares(common)
+    # Owners, aligned with ranked (both sorted by (q, r)); the lowest code is the lowest
+    # number of the sorted codes (a min over integers: pandas' min over text is per group).
+    num, codes = pd.factorize(cells["part"].astype(str), sort=True)
+    first = cells[["q", "r"]].assign(_n=num).groupby(["q", "r"], sort=True)["_n"].min()
+    own_n = first.to_numpy()
     comp = ranked["cluster"].to_numpy()
-    c_owner = pd.Series(owner).groupby(comp).min()
-    cell_c_owner = c_owner.reindex(comp).to_numpy(object)
+    c_own_n = pd.Series(own_n).groupby(comp).min().reindex(comp).to_numpy()
+    owner, cell_c_owner = np.asarray(codes, object)[own_n], np.asarray(codes, object)[c_own_n]
     # Each part's rows once: its own cells (own_hex) and every cell of its own clusters
     # (own_cluster), split by one groupby rather than a mask per part (thousands nationally).
     at = np.arange(len(ranked))
@@ -125,12 +131,14 @@ def gaps_reduce(frames: Frames) -> PartShares:
         }
     )
     flags = flags.groupby(["code", "row"], sort=True).max().reset_index()
-    by_part: dict[str, dict[str, pd.DataFrame]] = {}
-    for code, f in flags.groupby("code", sort=True):
-        rows = ranked.iloc[f["row"].to_numpy()].reset_index(drop=True)
-        rows[["own_hex", "own_cluster"]] = f[["own_hex", "own_cluster"]].to_numpy()
-        by_part[str(code)] = {"cells": rows}
-    return PartShares({"grid_crs": str(grid), "cell_size_m": float(size)}, by_part)
+    rows = ranked.iloc[flags["row"].to_numpy()].reset_index(drop=True)
+    rows[["own_hex", "own_cluster"]] = flags[["own_hex", "own_cluster"]].to_numpy()
+    code = flags["code"].to_numpy(object)
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    ends = np.r_[starts[1:], len(code)]
+    by_part = {str(code[a]): {"cells": rows.iloc[a:b].reset_index(drop=True)}
+               for a, b in zip(starts, ends, strict=True)}  # fmt: skip
+    return PartShares(common, by_part)
 
 
 def gaps_second(
