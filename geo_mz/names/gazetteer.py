@@ -76,7 +76,6 @@ and its lookup tables), :mod:`geo_mz.names.search_tiers` (the fast search tiers)
 from __future__ import annotations
 
 import time
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,6 +97,7 @@ from geo_mz.names.index import (
     build_index,
     index_frame,
     index_tables,
+    level_ranks,
     prefix_slice,
     subtree,
 )
@@ -116,6 +116,7 @@ from geo_mz.names.search_tiers import (
     FUZZY_SCORED,
     OUT_COLUMNS,
     TIER,
+    clean_query,
     ends_on_syllable,
     latin_query,
     search_arrays,
@@ -379,26 +380,13 @@ def search_scan(
 
     Parameters
     ----------
-    index : GazetteerIndex
-        From :func:`build_index`.
-    query : str
-        Chinese characters (``"棠下"``), pinyin with or without spaces and tones (``"tangxia"``,
-        ``"táng xià"``, ``"tang2 xia4"``) or initials (``"txz"``).
-    code_prefix : str, optional
-        Only units whose code starts with this (e.g. ``"440703"`` for 蓬江区 and everything in it).
-    levels : sequence of str, optional
-        Only these levels (from :data:`LEVELS`).
-    limit : int, default 20
-        Maximum number of rows returned.
-    fuzzy : bool, default True
-        Add rapidfuzz matches (tier ``"fuzzy"``) when the other tiers give fewer than ``limit``.
+    index, query, code_prefix, levels, limit, fuzzy
+        As for :func:`search`.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``code``, ``name``, ``level``, ``full_name``, ``match`` (``"exact"``,
-        ``"prefix"``, ``"contains"``, ``"pinyin"``, ``"initials"`` or ``"fuzzy"``) and ``score``,
-        best first; see the module docstring for the tiers.
+        The columns of :func:`search`, best first.
 
     Raises
     ------
@@ -407,9 +395,7 @@ def search_scan(
     """
     import pandas as pd
 
-    if limit < 0:
-        raise ValueError("limit must be >= 0")
-    query = unicodedata.normalize("NFKC", query).strip()
+    query = clean_query(query, limit)
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in OUT_COLUMNS})
     if not query or limit == 0 or len(index) == 0:
         return empty
@@ -417,10 +403,7 @@ def search_scan(
     sl = prefix_slice(index.code, code_prefix) if code_prefix else slice(0, len(index))
     pos = np.arange(sl.start, sl.stop)
     if levels is not None:
-        unknown = set(levels) - set(LEVELS)
-        if unknown:
-            raise ValueError(f"unknown levels {sorted(unknown)}; use {LEVELS}")
-        wanted = np.array([LEVELS.index(lv) for lv in levels], dtype=np.int8)
+        wanted = np.array(level_ranks(levels), dtype=np.int8)
         pos = pos[np.isin(index.level_rank[pos], wanted)]
     if len(pos) == 0:
         return empty

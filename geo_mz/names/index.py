@@ -20,10 +20,24 @@ import numpy as np
 if TYPE_CHECKING:  # pandas is imported where it is used: `geo-mz names search` does without it
     import pandas as pd
 
-__all__ = ["LEVELS", "GazetteerIndex", "build_index", "index_frame", "subtree"]
+__all__ = ["LEVELS", "GazetteerIndex", "build_index", "index_frame", "level_ranks", "subtree"]
 
 #: Levels from highest to lowest; the position is the tie-break rank.
 LEVELS: tuple[str, ...] = ("province", "city", "county", "town", "village")
+
+
+def level_ranks(levels: Sequence[str]) -> list[int]:
+    """Return the rank (position in :data:`LEVELS`) of each of ``levels``.
+
+    Raises
+    ------
+    ValueError
+        If a level is not one of :data:`LEVELS`.
+    """
+    unknown = set(levels) - set(LEVELS)
+    if unknown:
+        raise ValueError(f"unknown levels {sorted(unknown)}; use {LEVELS}")
+    return [LEVELS.index(lv) for lv in levels]
 
 
 class StringTable:
@@ -536,10 +550,7 @@ def subtree(
     sl = prefix_slice(index._raw("code"), code_prefix) if code_prefix else slice(0, len(index))
     pos = np.arange(sl.start, sl.stop, dtype=np.int64)
     if levels is not None:
-        unknown = set(levels) - set(LEVELS)
-        if unknown:
-            raise ValueError(f"unknown levels {sorted(unknown)}; use {LEVELS}")
-        wanted = [LEVELS.index(lv) for lv in levels]
+        wanted = level_ranks(levels)
         pos = pos[np.isin(np.asarray(index.level_rank)[pos], wanted)]
     rank = np.asarray(index.level_rank)[pos].astype(np.int64)
     codes = index_take(index._raw("code"), pos)

@@ -25,11 +25,12 @@ from geo_mz.names.index import (
     index_objects,
     index_tables,
     index_take,
+    level_ranks,
     prefix_slice,
 )
 from geo_mz.names.pinyin import HAN, name_pinyin, toneless
 
-__all__ = ["FUZZY_BUDGET", "FUZZY_CUTOFF", "FUZZY_SCORED", "search_arrays"]
+__all__ = ["FUZZY_BUDGET", "FUZZY_CUTOFF", "FUZZY_SCORED", "clean_query", "search_arrays"]
 
 #: Minimum rapidfuzz ``ratio`` (0-100) for a fuzzy hit.
 FUZZY_CUTOFF: float = 60.0
@@ -79,10 +80,7 @@ def _rank_ranges(
     """Rank ranges (one per level at most) of the units a search may return."""
     wanted = range(len(LEVELS))
     if levels is not None:
-        unknown = set(levels) - set(LEVELS)
-        if unknown:
-            raise ValueError(f"unknown levels {sorted(unknown)}; use {LEVELS}")
-        wanted = sorted({LEVELS.index(lv) for lv in levels})  # type: ignore[assignment]
+        wanted = sorted(set(level_ranks(levels)))  # type: ignore[assignment]
     bounds = t["level_bounds"]
     sl = prefix_slice(index._raw("code"), code_prefix) if code_prefix else None
     out = []
@@ -480,6 +478,19 @@ def _tier_fuzzy(
     hits.add(ranks[order], sc[order] * FUZZY_SCALE, "fuzzy")
 
 
+def clean_query(query: str, limit: int) -> str:
+    """Return a search's query NFKC-folded and stripped (full-width ０ is 0).
+
+    Raises
+    ------
+    ValueError
+        If ``limit`` is negative.
+    """
+    if limit < 0:
+        raise ValueError("limit must be >= 0")
+    return unicodedata.normalize("NFKC", query).strip()
+
+
 def search_arrays(
     index: GazetteerIndex,
     query: str,
@@ -506,9 +517,7 @@ def search_arrays(
     ValueError
         If ``levels`` names an unknown level or ``limit`` is negative.
     """
-    if limit < 0:
-        raise ValueError("limit must be >= 0")
-    query = unicodedata.normalize("NFKC", query).strip()
+    query = clean_query(query, limit)
     empty = {c: np.zeros(0, dtype=float if c == "score" else object) for c in OUT_COLUMNS}
     if not query or limit == 0 or len(index) == 0:
         return empty
