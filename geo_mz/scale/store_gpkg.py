@@ -120,7 +120,16 @@ class GpkgRunStore:
         ]
 
     def _pending_marks(self, run_key: str | None) -> pd.DataFrame:
-        marks = [read_part_mark(f) for f in self._pending(run_key)]
+        """Return the marks of the parts saved and not merged yet.
+
+        Read before ``geo_mz_run_parts``: a file merged meanwhile (gone) has its mark there.
+        """
+        marks = []
+        for f in self._pending(run_key):
+            try:
+                marks.append(read_part_mark(f))
+            except FileNotFoundError:
+                continue
         return pd.DataFrame([[m.get(c) for c in _MARK_COLUMNS] for m in marks],
                             columns=_MARK_COLUMNS)  # fmt: skip
 
@@ -136,11 +145,8 @@ class GpkgRunStore:
 
     def done(self, run_key: str) -> set[str]:
         """Parts of the run already done (merged, or saved and waiting to be merged)."""
-        with self._db() as db:
-            rows = db.execute(
-                f"SELECT part FROM {PARTS} WHERE run_key = ? AND status = 'done'", (run_key,)
-            ).fetchall()
-        return {r[0] for r in rows} | set(self._pending_marks(run_key)["part"])
+        pending = set(self._pending_marks(run_key)["part"])
+        return self._done_rows(run_key) | pending
 
     def save(
         self,
@@ -188,6 +194,7 @@ class GpkgRunStore:
 
         Parts saved and not merged yet are read from their files (they are done).
         """
+        pending = self._pending_marks(run_key)
         with self._db() as db:
             q = f"SELECT run_key, {', '.join(PART_COLUMNS)} FROM {PARTS}"
             args: tuple = ()
@@ -195,7 +202,6 @@ class GpkgRunStore:
                 q += " WHERE run_key = ?"
                 args = (run_key,)
             df = pd.read_sql_query(q + " ORDER BY run_key, part", db, params=args)
-        pending = self._pending_marks(run_key)
         if pending.empty:
             return df
         keys = set(zip(pending["run_key"], pending["part"], strict=True))
@@ -258,11 +264,12 @@ class GpkgRunStore:
             marks.append(tuple(mark.get(c) for c in _MARK_COLUMNS))
             by_file[f] = (str(mark["part"]), tables)
         for f, p in legacy.items():
-            seen[f] = (f.stat().st_ino, f.stat().st_mtime_ns, f.stat().st_size)
+            st = f.stat()
+            seen[f] = (st.st_ino, st.st_mtime_ns, st.st_size)
             layers = pyogrio.list_layers(f)[:, 0]
             by_file[f] = (p, {str(n): pyogrio.read_dataframe(f, layer=n) for n in layers})
         by_table: dict[str, list[gpd.GeoDataFrame]] = {}
-        for f in sorted(by_file, key=lambda f: (f.with_suffix(""), f.suffix)):
+        for f in sorted(by_file):  # by file name, as before: the first part names the columns
             for table, rows in by_file[f][1].items():
                 by_table.setdefault(table, []).append(rows)
         with self._db() as db:
