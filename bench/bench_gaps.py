@@ -107,7 +107,7 @@ def main() -> None:
     out: dict[int, list[dict]] = {w: [] for w in counts}
     with tempfile.TemporaryDirectory() as d:
         for i in range(a.repeat):
-            for w in (1, 2) if i % 2 == 0 else (2, 1):
+            for w in counts if i % 2 == 0 else counts[::-1]:
                 r = one_run(ws_ref, parts, opts, w, Path(d))
                 out[w].append(r)
                 print(r, flush=True)
