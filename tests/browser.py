@@ -4,7 +4,9 @@ when it or Playwright is missing (skip on a developer's machine, fail on CI)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +45,13 @@ def require_browser() -> None:
 def launch(p):
     """Start headless Chromium from a ``sync_playwright()`` handle."""
     return p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+
+
+def chromium() -> Iterator[Any]:
+    """Yield headless Chromium, closed after; the body of a module's ``browser`` fixture."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

@@ -16,14 +16,9 @@ import shapely
 
 from geo_mz.core.workspace import Workspace
 from webmap import create_app
-from webmap.testing import PASSWORD, fresh_settings, running_server, sample_base
+from webmap.testing import PASSWORD, fresh_settings, running_server
 
 CLOSURES = "/collections/road_closures/items"
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory):
-    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,7 @@ import pytest
 pytest.importorskip("flask")
 
 from webmap import create_app
-from webmap.testing import fresh_settings, sample_base
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory):
-    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
+from webmap.testing import fresh_settings
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,9 @@ from geo_mz.core.validate import check_layer
 from webmap import create_app
 from webmap.core.geojson import CRS84
 from webmap.core.overlays import OVERLAYS
-from webmap.testing import PASSWORD, fresh_settings, sample_base
+from webmap.testing import PASSWORD, fresh_settings
 
 OVERLAY_IDS = ("boundary_lines", "boundary_findings", "boundary_marker_report")
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory):
-    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
 
 
 @pytest.fixture(scope="module")

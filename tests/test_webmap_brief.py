@@ -10,7 +10,6 @@ the extent the user was looking at. Screenshots and the PDF go to ``$GEO_MZ_SCRE
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import urllib.request
@@ -29,7 +28,12 @@ require_browser()
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from webmap import create_app  # noqa: E402
-from webmap.testing import PASSWORD, fresh_settings, running_server, sample_base  # noqa: E402
+from webmap.testing import (  # noqa: E402
+    fresh_settings,
+    post_incident,
+    running_server,
+    sample_base,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -74,24 +78,6 @@ def page(server):
         b.close()
 
 
-def _post_incident(server: str, description: str) -> None:
-    """Report an incident as a script does (HTTP Basic), not through the page."""
-    body = {
-        "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": [VIEW[1], VIEW[0]]},
-        "properties": {"kind": "fire", "description": description},
-    }
-    token = base64.b64encode(f"reporter1:{PASSWORD}".encode()).decode()
-    req = urllib.request.Request(
-        server + "/collections/incidents/items",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:
-        assert r.status == 201
-
-
 def _summary(server: str) -> dict:
     with urllib.request.urlopen(server + "/map/summary?lang=zh", timeout=10) as r:
         return json.load(r)
@@ -111,7 +97,7 @@ def test_one_click_brief_then_print_layout(page, server):
     assert page.locator("#print-brief-btn").is_visible()
     assert not _visible(page, "#print-brief")
 
-    _post_incident(server, "简报测试：仓库起火")
+    post_incident(server, "简报测试：仓库起火", lonlat=(VIEW[1], VIEW[0]), timeout_s=10)
     page.locator("#print-brief-btn").click()
     page.wait_for_function("() => window.__printed === 1")
     text = page.locator("#print-brief").inner_text()

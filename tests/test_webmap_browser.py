@@ -12,7 +12,6 @@ Skipped when ``/usr/bin/chromium`` or the ``playwright`` package is missing, exc
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import urllib.request
@@ -22,18 +21,24 @@ import pytest
 pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, require_browser
+from tests.browser import TIMEOUT_MS, chromium, require_browser
 
 require_browser()
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
 from webmap import create_app  # noqa: E402
-from webmap.testing import PASSWORD, fresh_settings, running_server, sample_base  # noqa: E402
+from webmap.testing import (  # noqa: E402
+    INSIDE,
+    PASSWORD,
+    fresh_settings,
+    post_incident,
+    running_server,
+    sample_base,
+)
 
 pytestmark = pytest.mark.slow
 
 # A point inside Pengjiang (the jurisdiction) and clear of the map's controls, as lon, lat.
-INSIDE = (113.0, 22.7)
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    yield from chromium()
 
 
 @pytest.fixture
@@ -82,25 +84,6 @@ def new_page(browser, server):
 def config(server: str) -> dict:
     with urllib.request.urlopen(server + "/map/config?lang=zh", timeout=10) as r:
         return json.load(r)
-
-
-def post_incident(server: str, description: str) -> str:
-    """Report an incident as a script does (HTTP Basic), not through a page."""
-    body = {
-        "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": list(INSIDE)},
-        "properties": {"kind": "fire", "description": description},
-    }
-    token = base64.b64encode(f"reporter1:{PASSWORD}".encode()).decode()
-    req = urllib.request.Request(
-        server + "/collections/incidents/items",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:
-        assert r.status == 201
-        return json.load(r)["id"]
 
 
 def group_size(page: Page, layer: str) -> int:
@@ -216,7 +199,7 @@ def test_a_reconnecting_browser_gets_the_events_it_missed(new_page, server):
     page.evaluate("() => { window.notReloaded = true; }")
     # one event seen live, so the browser has a Last-Event-ID to resume from
     first = f"断线之前的报告 {time.time_ns()}"
-    post_incident(server, first)
+    post_incident(server, first, timeout_s=10)
     expect(page.locator("#incident-list li", has_text=first)).to_have_count(1)
     seen = page.evaluate("() => window.geoMzMap.state.lastId")
     assert seen > 0
@@ -235,7 +218,7 @@ def test_a_reconnecting_browser_gets_the_events_it_missed(new_page, server):
     expect(page.locator("#live")).to_have_class("off")
     missed = [f"断线期间的报告 {i} {time.time_ns()}" for i in range(2)]
     for text in missed:
-        post_incident(server, text)
+        post_incident(server, text, timeout_s=10)
     deadline = time.monotonic() + TIMEOUT_MS / 1000
     while not refused and time.monotonic() < deadline:
         page.wait_for_timeout(100)

@@ -22,14 +22,9 @@ from webmap.core.events import EventBus, parse_last_event_id
 from webmap.core.geojson import etag_matches, make_etag
 from webmap.core.http import ApiRequest
 from webmap.core.users import User, UserError, UserStore
-from webmap.testing import PASSWORD, fresh_settings, sample_base
+from webmap.testing import PASSWORD, fresh_settings
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory):
-    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
 
 
 def test_importing_webmap_has_no_side_effects(tmp_path):

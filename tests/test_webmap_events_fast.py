@@ -22,12 +22,7 @@ from tests.test_webmap_streams import AUTH, Stream, post
 from webmap import create_app
 from webmap.asgi import SLOW_PATH, running
 from webmap.core.users import UserStore
-from webmap.testing import PASSWORD, fresh_settings, sample_base
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory):
-    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
+from webmap.testing import PASSWORD, fresh_settings
 
 
 def login(root: str, name: str) -> str:

@@ -32,15 +32,10 @@ import shapely
 
 from tests import browser
 from webmap import create_app
-from webmap.testing import PASSWORD, fresh_settings, running_server, sample_base
+from webmap.testing import PASSWORD, fresh_settings, running_server
 
 TOWN = "440703002"  # a town of the sample (棠下镇)
 CLOSURES = "/collections/road_closures/items"
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
 
 
 def rewrite(path: Path, layer: str, change: Callable[[gpd.GeoDataFrame], None]) -> None:

@@ -24,17 +24,12 @@ from shapely.geometry import mapping
 from geo_mz.core.temp_copies import temp_files
 from geo_mz.core.workspace import Workspace
 from webmap import create_app
-from webmap.testing import PASSWORD, fresh_settings, sample_base
+from webmap.testing import PASSWORD, fresh_settings
 
 CLOSURES = "/collections/road_closures/items"
 SHELTER = "/collections/shelters/items/SH001"
 WINDOW_S = 2.0
 LONLAT = "OGC:CRS84"
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory):
-    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
 
 
 def client_at(app, address: str):

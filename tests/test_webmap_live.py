@@ -15,14 +15,9 @@ pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
 from webmap import create_app
-from webmap.testing import PASSWORD, fresh_settings, running_server, sample_base
+from webmap.testing import PASSWORD, fresh_settings, running_server
 
 INCIDENTS = "/collections/incidents/items"
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory):
-    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
 
 
 @pytest.fixture

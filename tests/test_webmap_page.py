@@ -14,11 +14,8 @@ as ``page_*.png``. Skipped when ``/usr/bin/chromium`` or ``playwright`` is missi
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -27,20 +24,26 @@ import pytest
 pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
-from tests.browser import launch, require_browser
+from tests.browser import chromium, require_browser
 
 require_browser()
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
 from webmap import create_app  # noqa: E402
-from webmap.testing import PASSWORD, fresh_settings, running_server, sample_base  # noqa: E402
+from webmap.testing import (  # noqa: E402
+    INSIDE,
+    PASSWORD,
+    fresh_settings,
+    post_incident,
+    running_server,
+    sample_base,
+)
 
 pytestmark = pytest.mark.slow
 
 TIMEOUT_MS = 30_000
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-INSIDE = (113.0, 22.7)  # lon, lat inside Pengjiang
 SCREENSHOTS = Path(os.environ.get("GEO_MZ_SCREENSHOTS", "/tmp/geo_mz_screenshots"))
 SHELTER_TITLE = "应急避难场所"
 CLICKS = 10
@@ -56,10 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
+    yield from chromium()
 
 
 @pytest.fixture
@@ -326,23 +326,6 @@ def test_a_phone_gets_a_bottom_sheet_and_its_location(open_page):
     assert page.js_errors == []  # type: ignore[attr-defined]
 
 
-def post_incident(server: str, kind: str, text: str, dx: float) -> dict:
-    body = {
-        "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": [INSIDE[0] + dx, INSIDE[1]]},
-        "properties": {"kind": kind, "description": text},
-    }
-    token = base64.b64encode(f"reporter1:{PASSWORD}".encode()).decode()
-    req = urllib.request.Request(
-        server + "/collections/incidents/items",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.load(r)
-
-
 def beijing(iso: str) -> str:
     """Independent of the page's code: UTC ISO time → 'YYYY-MM-DD HH:MM' at UTC+8."""
     t = datetime.fromisoformat(iso.replace("Z", "+00:00"))
@@ -352,8 +335,16 @@ def beijing(iso: str) -> str:
 @pytest.mark.parametrize("lang, suffix", [("zh", "北京时间"), ("en", "Beijing time")])
 def test_times_are_beijing_time_and_incidents_have_a_pin_per_kind(open_page, server, lang, suffix):
     dx = 0.0 if lang == "zh" else -0.01  # pins apart, so each can be clicked
-    fire = post_incident(server, "fire", f"时间测试 {lang} 火", dx)
-    post_incident(server, "flood", f"时间测试 {lang} 水", dx + 0.004)
+    fire = post_incident(
+        server, f"时间测试 {lang} 火", kind="fire", lonlat=(INSIDE[0] + dx, INSIDE[1]), timeout_s=10
+    )[0]
+    post_incident(
+        server,
+        f"时间测试 {lang} 水",
+        kind="flood",
+        lonlat=(INSIDE[0] + dx + 0.004, INSIDE[1]),
+        timeout_s=10,
+    )
     page = open_page(lang=lang)
     item = page.locator("#incident-list li", has_text=f"时间测试 {lang} 火")
     expect(item).to_have_count(1)

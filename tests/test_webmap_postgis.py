@@ -18,7 +18,7 @@ pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
 from webmap import Settings, SettingsError, create_app
-from webmap.testing import PASSWORD, SECRET, fresh_settings
+from webmap.testing import PASSWORD, SECRET, fresh_settings, post_incident
 from webmap.testing_postgis import EventStream, serve_processes
 
 SH_COMPARED, SH_EDITED = "SH001", "SH002"
@@ -118,21 +118,11 @@ def test_optimistic_concurrency_409(pg_app):
 
 
 # -- two server processes -----------------------------------------------------------------
-def _post_incident(root: str, text: str) -> tuple[str, int]:
-    body = {
-        "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": [113.06, 22.59]},
-        "properties": {"kind": "flood", "description": text},
-    }
-    req = urllib.request.Request(
-        f"{root}/collections/incidents/items",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", **basic("reporter1")},
-        method="POST",
+def _posted(root: str, text: str) -> tuple[str, int]:
+    feature, event_id = post_incident(
+        root, text, kind="flood", lonlat=(113.06, 22.59), timeout_s=10
     )
-    with urllib.request.urlopen(req, timeout=10) as r:
-        assert r.status == 201
-        return json.loads(r.read())["id"], int(r.headers["X-Event-Id"])
+    return feature["id"], event_id
 
 
 def test_two_server_processes_see_each_others_edits(pg_sample_db, base, tmp_path):
@@ -140,7 +130,7 @@ def test_two_server_processes_see_each_others_edits(pg_sample_db, base, tmp_path
     with serve_processes(pg_sample_db, users, tmp_path, secret_key=SECRET) as (a, b):
         stream = EventStream(f"{b}/events", timeout_s=5)
         t0 = time.monotonic()
-        fid, event_id = _post_incident(a, "A 进程上报")
+        fid, event_id = _posted(a, "A 进程上报")
         ev = stream.next_event(t0 + 10.0)  # a bound, not a timing assertion (shared machine)
         stream.close()
         assert ev is not None, "the edit made on A did not reach B's stream within 10 s"
@@ -149,7 +139,7 @@ def test_two_server_processes_see_each_others_edits(pg_sample_db, base, tmp_path
         with urllib.request.urlopen(f"{b}/collections/incidents/items/{fid}", timeout=5) as r:
             assert json.loads(r.read())["properties"]["description"] == "A 进程上报"
         # B's client was offline while A took two more reports: reconnecting replays them
-        missed = [_post_incident(a, f"离线期间 {i}") for i in range(2)]
+        missed = [_posted(a, f"离线期间 {i}") for i in range(2)]
         again = EventStream(f"{b}/events", last_id=event_id, timeout_s=5)
         deadline = time.monotonic() + 5
         got = [again.next_event(deadline), again.next_event(deadline)]
@@ -158,7 +148,7 @@ def test_two_server_processes_see_each_others_edits(pg_sample_db, base, tmp_path
         # and an edit on B reaches a stream on A
         stream_a = EventStream(f"{a}/events", timeout_s=5)
         t0 = time.monotonic()
-        fid_b, id_b = _post_incident(b, "B 进程上报")
+        fid_b, id_b = _posted(b, "B 进程上报")
         ev = stream_a.next_event(t0 + 10.0)
         stream_a.close()
         assert ev is not None and ev["id"] == id_b and ev["data"]["id"] == fid_b

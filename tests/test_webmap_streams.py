@@ -25,16 +25,11 @@ pytest.importorskip("a2wsgi")
 from webmap import create_app
 from webmap.asgi import running
 from webmap.core.users import UserStore
-from webmap.testing import PASSWORD, fresh_settings, sample_base
+from webmap.testing import PASSWORD, fresh_settings
 
 INCIDENTS = "/collections/incidents/items"
 AUTH = "Basic " + base64.b64encode(f"reporter1:{PASSWORD}".encode()).decode()
 ID_LINE = re.compile(r"^id: (\d+)$", re.MULTILINE)
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory):
-    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
 
 
 def feature(text: str) -> bytes:
@@ -381,39 +376,19 @@ def test_refused_and_bad_stream_requests_leave_no_stream_behind(base, tmp_path):
 
 
 def test_geo_mz_serve_runs_the_async_stack_with_its_caps_and_stops_cleanly(base, tmp_path):
-    import os
     import signal
-    import subprocess
-    import sys
 
-    from webmap.testing import SECRET
+    from webmap.testing import start_serve, wait_ready
     from webmap.testing_postgis import free_port
 
     settings = fresh_settings(base, tmp_path / "ws")
     port = free_port()
-    code = "import sys; from geo_mz.cli import main; sys.exit(main())"
-    cmd = [sys.executable, "-c", code, "serve", "--workspace", str(settings.workspace)]
-    cmd += ["--port", str(port), "--max-streams-per-ip", "1"]
     log = tmp_path / "serve.log"
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "GEO_MZ_SECRET_KEY": SECRET},
-        )
+    args = ["--workspace", str(settings.workspace), "--port", str(port)]
+    proc = start_serve([*args, "--max-streams-per-ip", "1"], log)
     root = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text(errors="replace")
-            try:
-                with urllib.request.urlopen(root + "/conformance", timeout=2) as r:
-                    assert r.headers["server"] == "uvicorn"
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text(errors="replace")
-                time.sleep(0.2)
+        assert wait_ready(root, proc, log)["server"] == "uvicorn"
 
         async def scenario() -> tuple[Stream, Stream]:
             first = await Stream().open(root)

@@ -10,10 +10,7 @@ Skipped when ``/usr/bin/chromium`` or ``playwright`` is missing, except on CI, w
 
 from __future__ import annotations
 
-import base64
-import json
 import time
-import urllib.request
 
 import pytest
 
@@ -27,28 +24,9 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from webmap import create_app  # noqa: E402
 from webmap.asgi import running  # noqa: E402
-from webmap.testing import PASSWORD, fresh_settings, sample_base  # noqa: E402
+from webmap.testing import fresh_settings, post_incident, sample_base  # noqa: E402
 
 pytestmark = pytest.mark.slow
-INSIDE = (113.0, 22.7)
-
-
-def post_incident(root: str, description: str) -> str:
-    body = {
-        "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": list(INSIDE)},
-        "properties": {"kind": "fire", "description": description},
-    }
-    token = base64.b64encode(f"reporter1:{PASSWORD}".encode()).decode()
-    req = urllib.request.Request(
-        root + "/collections/incidents/items",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
-    )
-    with urllib.request.urlopen(req, timeout=30) as r:
-        assert r.status == 201
-        return json.load(r)["id"]
 
 
 def test_open_page_gets_live_and_missed_events_from_the_async_stream(tmp_path_factory):

@@ -19,16 +19,11 @@ from webmap.core.tilemath import (
     tile_of,
     tiles_for_bbox,
 )
-from webmap.testing import PASSWORD, fresh_settings, sample_base
+from webmap.testing import PASSWORD, fresh_settings
 
 CORE = (113.08, 22.60)
 """A point in the district core (Jiangmen)."""
 CLOSURES = "/collections/road_closures/items"
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory):
-    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -33,15 +32,10 @@ if not hasattr(os, "fork"):
     pytest.skip("several workers need fork", allow_module_level=True)
 
 from geo_mz.core import Workspace
-from webmap.testing import PASSWORD, SECRET, fresh_settings, sample_base
+from webmap.testing import PASSWORD, fresh_settings, start_serve, wait_ready
 
 CONCURRENT = 40
 AUTH = "Basic " + base64.b64encode(f"reporter1:{PASSWORD}".encode()).decode()
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory):
-    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
 
 
 def fetch(url: str, **kw) -> tuple[int, dict[str, str], bytes]:
@@ -109,13 +103,10 @@ async def read_until(reader: asyncio.StreamReader, needle: str, timeout_s: float
 
 def test_two_workers_serve_reads_and_share_live_edits_then_stop_cleanly(base, tmp_path):
     settings = fresh_settings(base, tmp_path / "ws")
-    code = "import sys; from geo_mz.cli import main; sys.exit(main())"
-    cmd = [sys.executable, "-c", code, "serve", "--workspace", str(settings.workspace)]
-    cmd += ["--port", "0", "--workers", "2", "--threads", "4"]  # the server prints its port
+    args = ["--workspace", str(settings.workspace)]
+    args += ["--port", "0", "--workers", "2", "--threads", "4"]  # the server prints its port
     log = tmp_path / "serve.log"
-    with log.open("wb") as fh:
-        env = {**os.environ, "GEO_MZ_SECRET_KEY": SECRET}
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+    proc = start_serve(args, log)
     try:
         deadline = time.monotonic() + 60
         while not (m := re.search(r"port: (\d+)", log.read_text(errors="replace"))):
@@ -123,14 +114,7 @@ def test_two_workers_serve_reads_and_share_live_edits_then_stop_cleanly(base, tm
             time.sleep(0.1)
         port = int(m.group(1))
         root = f"http://127.0.0.1:{port}"
-        while True:
-            assert proc.poll() is None, log.read_text(errors="replace")
-            try:
-                if fetch(root + "/conformance")[0] == 200:
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text(errors="replace")
-                time.sleep(0.2)
+        wait_ready(root, proc, log)
         children = [int(p) for p in subprocess.run(
             ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
         ).stdout.split()]  # fmt: skip

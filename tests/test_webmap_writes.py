@@ -13,7 +13,7 @@ import shapely
 
 from geo_mz.core.workspace import Workspace
 from webmap import create_app
-from webmap.testing import PASSWORD, fresh_settings, sample_base
+from webmap.testing import PASSWORD, fresh_settings
 
 INCIDENTS = "/collections/incidents/items"
 CLOSURES = "/collections/road_closures/items"
@@ -26,11 +26,6 @@ SQUARE = {
         [[113.08, 22.6], [113.09, 22.6], [113.09, 22.61], [113.08, 22.61], [113.08, 22.6]]
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory):
-    return sample_base(tmp_path_factory.getbasetemp() / "webmap_base")
 
 
 @pytest.fixture

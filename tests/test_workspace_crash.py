@@ -40,13 +40,14 @@ import shapely
 import geo_mz.core.temp_copies as temp_copies
 from geo_mz.core.temp_copies import clean_stale_temps, owned_temp, owner_record, temp_files
 from geo_mz.core.workspace import Workspace
+from webmap.testing import CLI_CODE, start_serve, wait_ready
+from webmap.testing_postgis import free_port
 
 pytestmark = pytest.mark.slow
 
 N = 60_000
 OLD_N = 100
 BOUNDS = (112.9, 22.45, 113.25, 22.85)
-CLI = "import sys; from geo_mz.cli import main; sys.exit(main())"
 SEED = int(os.environ.get("GEO_MZ_CRASH_SEED", time.time_ns() % 1_000_000))
 PASSWORD = "correct-horse-9"
 SECRET = "crash-test-secret-0123456789abcdef"
@@ -148,7 +149,7 @@ def kill(proc: subprocess.Popen) -> None:
 
 def start_import(ws_path: Path, src: Path) -> subprocess.Popen:
     """Run ``geo-mz import`` in its own process; its output goes to ``import.log`` beside."""
-    cmd = [sys.executable, "-c", CLI, "import", str(src), "--layer", "shelters"]
+    cmd = [sys.executable, "-c", CLI_CODE, "import", str(src), "--layer", "shelters"]
     cmd += ["--workspace", str(ws_path)]
     with (ws_path.parent / "import.log").open("wb") as fh:  # the child keeps its own copy
         return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
@@ -212,34 +213,6 @@ def test_a_live_writers_copy_survives_an_open_from_another_process(data):
 
 
 # -- a web edit killed -------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(ws_path: Path, port: int, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-c", CLI, "serve", "--workspace", str(ws_path)]
-    cmd += ["--port", str(port), "--lang", "en"]
-    env = {**os.environ, "GEO_MZ_SECRET_KEY": SECRET}
-    with log.open("wb") as fh:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
-
-
-def wait_ready(root: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(f"{root}/conformance", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    pytest.fail(f"server did not start: {log.read_text(errors='replace')}")
-
-
 def patch(url: str, body: dict, out: list) -> None:
     """Send a PATCH as commander1; record the status or the error (the server may die)."""
     token = base64.b64encode(f"commander1:{PASSWORD}".encode()).decode()
@@ -330,7 +303,8 @@ def test_web_edit_killed_leaves_old_or_new_and_the_next_open_cleans_up(data, ser
         log = folder / "server.log"
         port = free_port()
         root = f"http://127.0.0.1:{port}"
-        proc = start_server(ws_path, port, log)
+        cmd = ["--workspace", str(ws_path), "--port", str(port), "--lang", "en"]
+        proc = start_serve(cmd, log, secret_key=SECRET)
         try:
             wait_ready(root, proc, log)
             out: list = []

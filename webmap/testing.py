@@ -6,10 +6,17 @@ folder (reused when already there) and :func:`fresh_settings` copies it for a te
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -125,4 +132,144 @@ def running_server(app: Any, *, threads: int = 8) -> Iterator[str]:
         server.task_dispatcher.shutdown()
 
 
-__all__ = ["PASSWORD", "SECRET", "USERS", "fresh_settings", "running_server", "sample_base"]
+INSIDE = (113.0, 22.7)
+"""A lon/lat point inside the Pengjiang sample district."""
+
+
+def post_incident(
+    root: str,
+    description: str,
+    *,
+    kind: str = "fire",
+    lonlat: tuple[float, float] = INSIDE,
+    user: str = "reporter1",
+    timeout_s: float = 30.0,
+) -> tuple[dict[str, Any], int]:
+    """Report an incident as a script does (HTTP Basic), not through a page; expect 201.
+
+    Parameters
+    ----------
+    root
+        The server's root URL.
+    description
+        The report's text.
+    kind
+        Its ``kind`` code.
+    lonlat
+        Where, lon/lat.
+    user
+        A test user (password :data:`PASSWORD`) of role reporter or higher.
+    timeout_s
+        How long the request may take.
+
+    Returns
+    -------
+    tuple
+        The created feature (GeoJSON) and the event id of the edit (``X-Event-Id``).
+    """
+    body = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": list(lonlat)},
+        "properties": {"kind": kind, "description": description},
+    }
+    token = base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
+    req = urllib.request.Request(
+        root + "/collections/incidents/items",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
+    )
+    with urllib.request.urlopen(req, timeout=timeout_s) as r:
+        if r.status != 201:
+            raise AssertionError(f"POST incident answered {r.status}, not 201")
+        return json.load(r), int(r.headers["X-Event-Id"])
+
+
+CLI_CODE = "import sys; from geo_mz.cli import main; sys.exit(main())"
+"""Python code that runs the ``geo-mz`` command line (``python -c CLI_CODE serve ...``)."""
+
+
+class ServerStartError(RuntimeError):
+    """A ``geo-mz serve`` process exited, or did not answer in time; the message holds its log."""
+
+
+def start_serve(
+    args: Sequence[str], log: str | Path, *, secret_key: str = SECRET
+) -> subprocess.Popen[bytes]:
+    """Start ``geo-mz serve ARGS``, the real command line, in a new process.
+
+    Parameters
+    ----------
+    args
+        The command's arguments after ``serve`` (``--workspace``, ``--port``, ...).
+    log
+        File for the process's output (stdout and stderr).
+    secret_key
+        Session key (``GEO_MZ_SECRET_KEY``).
+
+    Returns
+    -------
+    subprocess.Popen
+        The process; stop it with ``terminate`` or ``send_signal`` and wait for it.
+    """
+    cmd = [sys.executable, "-c", CLI_CODE, "serve", *args]
+    env = {**os.environ, "GEO_MZ_SECRET_KEY": secret_key}
+    with Path(log).open("wb") as fh:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+
+
+def wait_ready(
+    root: str, proc: subprocess.Popen[bytes], log: str | Path, *, ready_s: float = 60.0
+) -> dict[str, str]:
+    """Wait until a server process answers ``GET /conformance`` with 200.
+
+    Parameters
+    ----------
+    root
+        Its root URL, e.g. ``http://127.0.0.1:40123``.
+    proc
+        The process (from :func:`start_serve`).
+    log
+        Its output file, quoted when it fails.
+    ready_s
+        How long it may take.
+
+    Returns
+    -------
+    dict
+        The headers of that answer, names in lower case.
+
+    Raises
+    ------
+    ServerStartError
+        When the process exits first or does not answer within ``ready_s``.
+    """
+    deadline = time.monotonic() + ready_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            text = Path(log).read_text(errors="replace")
+            raise ServerStartError(f"服务进程已退出 / server exited: {text}")
+        try:
+            with urllib.request.urlopen(f"{root}/conformance", timeout=2) as r:
+                if r.status == 200:
+                    return {k.lower(): v for k, v in r.headers.items()}
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    text = Path(log).read_text(errors="replace")
+    raise ServerStartError(f"服务未启动 / server did not start: {text}")
+
+
+__all__ = [
+    "CLI_CODE",
+    "INSIDE",
+    "PASSWORD",
+    "SECRET",
+    "USERS",
+    "ServerStartError",
+    "fresh_settings",
+    "post_incident",
+    "running_server",
+    "sample_base",
+    "start_serve",
+    "wait_ready",
+]
