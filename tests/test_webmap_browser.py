@@ -38,7 +38,7 @@ from webmap.testing import (  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-# A point inside Pengjiang (the jurisdiction) and clear of the map's controls, as lon, lat.
+# INSIDE (webmap.testing) lies in Pengjiang (the jurisdiction) and clear of the map's controls.
 
 
 @pytest.fixture(scope="module")
