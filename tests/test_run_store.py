@@ -227,3 +227,24 @@ def test_part_files_of_the_previous_version_are_still_merged(tmp_path):
     assert got["part"].tolist() == ["1", "1", "1", "2", "3", "3", "3"]
     np.testing.assert_array_equal(got["x"].to_numpy(), [0, 1, 2, 7, 0, 1, 2])
     assert [f.name for f in rs.parts_dir.glob("k/*")] == ["4.gpkg"]  # left, as before
+
+
+def test_postgis_save_replaces_rows_and_marks_in_one_transaction(pg_url):
+    from geo_mz.scale.store import PostgisRunStore
+
+    rs = PostgisRunStore(pg_url, schema="store_unit")
+    rs.begin("k", {"job": "t"})
+    # First part: layer "a" with an all-missing column (created numeric), "b" with no rows.
+    a = _frame("1").assign(note=np.nan)
+    rs.save("k", "1", {"a": a, "b": _frame("1").iloc[:0]}, {"job": "t", "seconds": 0.5})
+    # A later part has text in that column (widened to text) and rows of "b".
+    rs.save("k", "2", {"a": _frame("2").assign(note="说明"), "b": _frame("2")}, {"job": "t"})
+    rs.save("k", "1", {"a": a.iloc[:2], "b": _frame("1").iloc[:0]}, {"job": "t"})  # a rerun
+    assert rs.done("k") == {"1", "2"}
+    got = rs.gather("k", "a")
+    assert got["part"].tolist() == ["1", "1", "2", "2", "2"]  # replaced, not doubled
+    assert got["note"].tolist() == [None, None, "说明", "说明", "说明"]
+    assert got["x"].dtype == np.float64 and got["part_no"].dtype == np.int64
+    assert rs.gather("k", "b")["part"].tolist() == ["2", "2", "2"]
+    st = rs.status("k").set_index("part")
+    assert st.loc["1", "status"] == "done" and st.loc["2", "worker"] == ""

@@ -122,35 +122,39 @@ class PostgisRunStore:
             ).fetchall()
         return {r[0] for r in rows}
 
-    def _column_types(self, conn: Any, table: str) -> dict[str, str]:
-        """Column name to type name (``text``, ``float8``, …); empty if there is no table."""
-        # pg_catalog, not information_schema: one index lookup, asked once per layer and part.
-        return {
-            str(r[0]): str(r[1])
-            for r in conn.execute(
-                "SELECT a.attname, t.typname FROM pg_attribute a "
-                "JOIN pg_type t ON t.oid = a.atttypid "
-                "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
-                (self._qualified(table),),
-            ).fetchall()
-        }
+    def _column_types(self, conn: Any, tables: list[str]) -> dict[str, dict[str, str]]:
+        """Per table, column name to type name (``text``, ``float8``, …); tables not there left out.
 
-    def _qualified(self, table: str) -> str:
-        return ".".join('"' + n.replace('"', '""') + '"' for n in (self.schema, table))
+        One query for every layer of a part (pg_catalog, not information_schema: index lookups).
+        """
+        out: dict[str, dict[str, str]] = {}
+        rows = conn.execute(
+            "SELECT c.relname, a.attname, t.typname FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p') "
+            "AND a.attnum > 0 AND NOT a.attisdropped",
+            (self.schema, list(tables)),
+        ).fetchall()
+        for table, col, typ in rows:
+            out.setdefault(str(table), {})[str(col)] = str(typ)
+        return out
 
-    def _ensure_table(self, conn: Any, table: str, rows: gpd.GeoDataFrame) -> None:
+    def _ensure_table(
+        self, conn: Any, table: str, rows: gpd.GeoDataFrame, have: Mapping[str, str]
+    ) -> None:
         """Create the layer's table, or add the columns and widen the types the rows need.
 
         A part with no rows adds no columns: the types of an empty frame say nothing (a text
         column of no rows reads as ``float``); a later part with rows adds them. A text value
         for a column created numeric (by a part whose values were all missing) widens the
         column to text; :meth:`gather` gives every column the type the parts with rows
-        recorded.
+        recorded. ``have``: the table's column types now (empty if there is no table).
         """
         schema = frame_schema(rows)  # the geometry column is left out
         if len(rows) == 0:
             schema = {}
-        have = self._column_types(conn, table)
         widen = [c for c, k in schema.items() if k == "string" and have.get(c, "text") != "text"]
         if have and set(schema) <= set(have) and not widen:
             return  # the common case: no lock, so workers save their parts side by side
@@ -167,7 +171,7 @@ class PostgisRunStore:
                 self._id(f"{table}_part_idx"), self._id(self.schema, table)
             )
         )
-        have = self._column_types(conn, table)
+        have = self._column_types(conn, [table]).get(table, {})  # another worker's, meanwhile
         for col, kind in schema.items():
             if col not in have:
                 conn.execute(
@@ -189,22 +193,31 @@ class PostgisRunStore:
         frames: Mapping[str, pd.DataFrame],
         info: Mapping[str, Any],
     ) -> None:
-        """In one transaction: replace the part's rows in every layer table, mark it done."""
+        """In one transaction: replace the part's rows in every layer table, mark it done.
+
+        Round trips: the transaction's start, one query for the tables' columns, one for every
+        layer's old rows deleted and the mark (a pipeline), one COPY per layer with rows, the
+        commit. The mark goes in before the rows: nobody sees either until the commit.
+        """
         job = str(info.get("job", "run"))
+        layers = [(f"{job}_{name}", storable_rows(frame, run_key, part))
+                  for name, frame in frames.items()]  # fmt: skip
         with self._connect() as conn, conn.transaction():
-            for name, frame in frames.items():
-                table = f"{job}_{name}"
-                rows = storable_rows(frame, run_key, part)
-                self._ensure_table(conn, table, rows)
-                conn.execute(
-                    self._sql("DELETE FROM {} WHERE run_key = %s AND part = %s").format(
-                        self._id(self.schema, table)
-                    ),
-                    (run_key, part),
-                )
+            have = self._column_types(conn, [table for table, _ in layers])
+            for table, rows in layers:
+                self._ensure_table(conn, table, rows, have.get(table, {}))
+            with conn.pipeline():
+                for table, _ in layers:
+                    conn.execute(
+                        self._sql("DELETE FROM {} WHERE run_key = %s AND part = %s").format(
+                            self._id(self.schema, table)
+                        ),
+                        (run_key, part),
+                    )
+                self._mark(conn, run_key, part, "done", None, rows_info(frames, info), info)
+            for table, rows in layers:
                 if len(rows):
                     self._copy(conn, table, rows)
-            self._mark(conn, run_key, part, "done", None, rows_info(frames, info), info)
 
     def _copy(self, conn: Any, table: str, rows: gpd.GeoDataFrame) -> None:
         cols = [c for c in rows.columns if c != rows.geometry.name]
@@ -297,7 +310,7 @@ class PostgisRunStore:
             from psycopg import sql
 
             # A column only parts without rows named was never added: it reads as missing.
-            have = set(self._column_types(conn, table))
+            have = set(self._column_types(conn, [table]).get(table, {}))
             stmt = sql.SQL(
                 "SELECT {}, ST_AsBinary(t.geom) FROM {} t JOIN {} p "
                 "ON p.run_key = t.run_key AND p.part = t.part AND p.status = 'done' "
