@@ -8,10 +8,12 @@ workspace (by default a copy of the Guangdong workspace, ``p44.gpkg``), then sav
   with ``to_crs`` and a frame built per layer, written by pyogrio to a GeoPackage per part
   (temporary name, renamed), then the part marked done in the store's ``geo_mz_run_parts``
   (one SQLite commit, synced to disk as SQLite does by default);
-- ``npz (now)``: :meth:`GpkgRunStore.save`: rows and mark in one ``.npz`` part file, renamed.
+- ``npz (now)``: :meth:`GpkgRunStore.save`: rows and mark in one ``.npz`` part file, renamed;
+- ``postgis (now)`` (with ``--postgis``): :meth:`PostgisRunStore.save` into a fresh schema of a
+  throwaway local PostgreSQL cluster (rows and mark in one transaction; no merge at gather).
 
 Each repetition saves every part into a fresh store per side (the same warm-up, ``--warmup``
-untimed repetitions, and ``--reps`` timed ones for both; the side that goes first alternates),
+untimed repetitions, and ``--reps`` timed ones for every side; the order rotates),
 then gathers ``times`` and ``units`` from each store (the merge of the part files into the
 store's tables is timed apart from the reading). The gathered frames of the two sides are
 compared bit for bit (columns, dtypes, values, WKB of the geometry): the new files must give
@@ -20,12 +22,13 @@ part (and p90), the median merge and gather time, and the ratios. The machine ma
 compare the ratios, not the times across runs.
 
 Run: ``.venv/bin/python bench/bench_run_store.py --workspace p44.gpkg [--parts 24] [--reps 3]
-[--warmup 1]`` (a copy of the workspace: the bench only reads it).
+[--warmup 1] [--postgis]`` (a copy of the workspace: the bench only reads it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
@@ -96,9 +99,28 @@ def old_save(store: Path, part: str, frames: Mapping[str, pd.DataFrame], info: d
         )
 
 
-def new_save(store: Path, part: str, frames: Mapping[str, pd.DataFrame], info: dict) -> None:
-    """Today's save, as ``run_part`` calls it."""
+def new_save(store: Path | str, part: str, frames: Mapping[str, pd.DataFrame], info: dict) -> None:
+    """Today's save, as ``run_part`` calls it (a GeoPackage path or a PostGIS URL)."""
     open_run_store(store).save(KEY, part, frames, info)
+
+
+def postgis_rep(url: str, work: list, schema: str) -> dict[str, Any]:
+    """Save every part into a fresh PostGIS run store schema; gather as for the GeoPackage."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    ref = f"{url}#{schema}"
+    rs = open_run_store(ref)
+    rs.begin(KEY, {"job": "coverage"})
+    per_part = []
+    for part, frames, info in work:
+        t0 = time.perf_counter()
+        new_save(ref, part, frames, info)
+        per_part.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    got = {layer: rs.gather(KEY, layer) for layer in ("times", "units")}
+    return {"per_part": per_part, "merge_s": 0.0, "gather_s": time.perf_counter() - t0, "got": got}
 
 
 def _same(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> bool:
@@ -145,6 +167,11 @@ def main() -> None:
     ap.add_argument("--parts", type=int, default=24, help="county parts (largest first)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument(
+        "--postgis",
+        action="store_true",
+        help="also save into a PostGIS run store on a throwaway local cluster",
+    )
     args = ap.parse_args()
 
     ws = open_workspace(args.workspace)
@@ -171,19 +198,35 @@ def main() -> None:
         "store per side and repetition; save = open_run_store(store).save per part"
     )
 
-    sides = {"gpkg (before)": old_save, "npz (now)": new_save}
-    results: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
-    with tempfile.TemporaryDirectory(prefix="bench_run_store_") as tmp:
-        folder = Path(tmp)
+    sides: dict[str, Callable[..., None] | None] = {"gpkg (before)": old_save,
+                                                    "npz (now)": new_save}  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        url = None
+        if args.postgis:
+            from webmap.testing_postgis import temp_cluster
+
+            url = stack.enter_context(temp_cluster())
+            sides["postgis (now)"] = None
+            print("  postgis: a throwaway local cluster (webmap.testing_postgis), same machine")
+        results: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_rs_")))
         for rep in range(args.warmup + args.reps):
-            order = list(sides) if rep % 2 == 0 else list(sides)[::-1]
+            order = list(sides)[rep % len(sides) :] + list(sides)[: rep % len(sides)]
             for side in order:
-                res = one_rep(side, sides[side], work, folder)
+                save = sides[side]
+                res = (
+                    postgis_rep(str(url), work, f"bench_runs_{rep}")
+                    if save is None
+                    else one_rep(side, save, work, folder)
+                )
                 if rep >= args.warmup:
                     results[side].append(res)
-        last = {s: results[s][-1]["got"] for s in sides}
-        same = {layer: _same(last["gpkg (before)"][layer], last["npz (now)"][layer])
-                for layer in ("times", "units")}  # fmt: skip
+    last = {s: results[s][-1]["got"] for s in sides}
+    same = {layer: _same(last["gpkg (before)"][layer], last["npz (now)"][layer])
+            for layer in ("times", "units")}  # fmt: skip
+    if args.postgis:
+        pg_same = {layer: _same(last["npz (now)"][layer], last["postgis (now)"][layer])
+                   for layer in ("times", "units")}  # fmt: skip
 
     print(f"\n{'side':<15}{'save ms/part':>13}{'p90':>8}{'merge s':>9}{'gather s':>10}")
     med: dict[str, dict[str, float]] = {}
@@ -198,10 +241,18 @@ def main() -> None:
         m = med[side]
         print(f"{side:<15}{m['save']:>13.1f}{m['p90']:>8.1f}{m['merge']:>9.2f}{m['gather']:>10.2f}")
     b, n = med["gpkg (before)"], med["npz (now)"]
+    if args.postgis:
+        pg = med["postgis (now)"]
+        print(
+            f"\npostgis save / npz save: {pg['save'] / n['save']:.1f}x (no merge: rows are "
+            "in their tables at once)"
+        )
     print(f"\nsave before/now: {b['save'] / n['save']:.1f}x   merge before/now: "
           f"{b['merge'] / n['merge']:.2f}x   gather (reading the merged store) before/now: "
           f"{b['gather'] / n['gather']:.2f}x")  # fmt: skip
     print(f"gathered frames identical bit for bit (times, units): {same}")
+    if args.postgis:
+        print(f"postgis gathers the same frames as the GeoPackage store: {pg_same}")
     print(f"load after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
