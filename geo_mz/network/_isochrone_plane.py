@@ -55,28 +55,46 @@ def _substrings(geoms: np.ndarray, s0: np.ndarray, s1: np.ndarray) -> np.ndarray
     return shapely.linestrings(out, indices=np.repeat(np.arange(len(geoms)), size))
 
 
-def edge_reach(net: Network, t: np.ndarray, max_min: float) -> tuple[np.ndarray, ...]:
-    """Reached fraction of each edge from u (forwards) and from v, and the two arc times."""
-    e, f, ae = net.n_edges, net.arc_forward, net.arc_edge
+def live_arcs(net: Network, t: np.ndarray, max_min: float) -> np.ndarray:
+    """Arcs whose tail is reached with time left: the only ones :func:`edge_reach` needs."""
+    f, ae = net.arc_forward, net.arc_edge
+    return np.flatnonzero(t[np.where(f, net.edge_u[ae], net.edge_v[ae])] < max_min)
+
+
+def edge_reach(
+    net: Network, t: np.ndarray, max_min: float, arcs: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
+    """Reached fraction of each edge from u (forwards) and from v, and the two arc times.
+
+    ``arcs``: look only at these (from :func:`live_arcs` with a budget >= ``max_min``).
+    """
+    e, f, ae, arc_t = net.n_edges, net.arc_forward, net.arc_edge, net.arc_time_min
+    if arcs is not None:
+        f, ae, arc_t = f[arcs], ae[arcs], arc_t[arcs]
     t_tail = t[np.where(f, net.edge_u[ae], net.edge_v[ae])]
     live = np.flatnonzero(t_tail < max_min)  # arcs whose tail has time left
-    tt, arc_t, fl, el = t_tail[live], net.arc_time_min[live], f[live], ae[live]
+    tt, arc_t, fl, el = t_tail[live], arc_t[live], f[live], ae[live]
     frac = np.where(tt + arc_t <= max_min, 1.0, np.minimum((max_min - tt) / arc_t, 1.0))
     a, b, tf, tb = np.zeros(e), np.zeros(e), np.full(e, np.inf), np.full(e, np.inf)
     a[el[fl]], b[el[~fl]], tf[el[fl]], tb[el[~fl]] = frac[fl], frac[~fl], arc_t[fl], arc_t[~fl]
     return a, b, tf, tb
 
 
-def reached_pieces(net: Network, t: np.ndarray, max_min: float, group: np.ndarray) -> Arrays:
+def reached_pieces(
+    net: Network, t: np.ndarray, max_min: float, group: np.ndarray, arcs: np.ndarray | None = None
+) -> Arrays:
     """Reached pieces: whole edges, edges split where two groups meet, cut partial edges.
 
-    ``group`` labels nodes (0 everywhere when merged). Returns ``edge``, ``s0``/``s1`` (metres
-    from u), ``group``, ``tail``/``head`` (node, -1 at a cut end) and ``geometry`` (u -> v).
+    ``group`` labels nodes (0 everywhere when merged); ``arcs`` as in :func:`edge_reach`.
+    Returns ``edge``, ``s0``/``s1`` (metres from u), ``group``, ``tail``/``head`` (node, -1
+    at a cut end) and ``geometry`` (u -> v).
     """
-    a, b, tf, tb = edge_reach(net, t, max_min)
-    u, v, length = net.edge_u, net.edge_v, net.edge_length_m
+    a, b, tf, tb = edge_reach(net, t, max_min, arcs)
+    edge = np.flatnonzero((a > 0) | (b > 0))  # the rest works on these only
+    a, b, tf, tb = a[edge], b[edge], tf[edge], tb[edge]
+    u, v, length = net.edge_u[edge], net.edge_v[edge], net.edge_length_m[edge]
     gu, gv = group[u], group[v]
-    whole = ((a > 0) | (b > 0)) & (a + b >= 1.0)
+    whole = a + b >= 1.0
     split = whole & (a > 0) & (b > 0) & (gu != gv)  # per source: cut where times are equal
     keep, sp = np.flatnonzero(whole & ~split), np.flatnonzero(split)
     with np.errstate(invalid="ignore"):
@@ -88,7 +106,7 @@ def reached_pieces(net: Network, t: np.ndarray, max_min: float, group: np.ndarra
     hi = np.concatenate([meet, np.ones(len(sp)), a[fu], np.ones(len(fv))]) * length[cut]
     from_u = np.repeat([True, False, True, False], [len(sp), len(sp), len(fu), len(fv)])
     return {
-        "edge": np.concatenate([keep, cut]),
+        "edge": edge[np.concatenate([keep, cut])],
         "s0": np.concatenate([np.zeros(len(keep)), lo]),
         "s1": np.concatenate([length[keep], hi]),
         "group": np.concatenate(
@@ -97,7 +115,7 @@ def reached_pieces(net: Network, t: np.ndarray, max_min: float, group: np.ndarra
         "tail": np.concatenate([u[keep], np.where(from_u, u[cut], -1)]),
         "head": np.concatenate([v[keep], np.where(from_u, -1, v[cut])]),
         "geometry": np.concatenate(
-            [net.edge_geometry[keep], _substrings(net.edge_geometry[cut], lo, hi)]
+            [net.edge_geometry[edge[keep]], _substrings(net.edge_geometry[edge[cut]], lo, hi)]
         ),
     }
 

@@ -29,7 +29,11 @@ by angle at each node, face walks by list ranking), and the polygon is assembled
 * a **wall** is the region a component's outer walk encloses, its dead ends and partial edges
   as zero-width spikes: one polygon buffer per component (GEOS buffers polygons fast);
 * a **core** is ``face.buffer(-buffer_m)`` for each bounded face (components nested in a face
-  are its holes): the part of a face farther than ``buffer_m`` from the face's boundary;
+  are its holes): the part of a face farther than ``buffer_m`` from the face's boundary. For
+  a convex face it is the intersection of the edges' inner half-planes, made with numpy
+  (GEOS for the others); a face met again at the next threshold keeps its core. Cores are
+  cut ``CORE_GAP_M`` = 1e-7 m deeper, so that one never touches the outline of a smaller
+  threshold along a street both are ``buffer_m`` from (areas move by 1e-7 m x perimeter);
 * **loose lines** are buffered as lines and added after the cores are cut: dead-end trees
   inside faces, trees and nested components, and edges that cross another edge without a
   junction (bridges, tunnels; found with an STRtree, cached per network), which would break
@@ -42,15 +46,19 @@ overlay: GEOS overlay spends most of its time placing thousands of holes in one 
 Rings
 -----
 Each threshold's polygon is kept as *filled* parts ``F`` (walls and loose lines, no cores) and
-*holes* ``H`` (cores minus loose lines): ``P = F - H``. The ring between ``j < k`` is
+*holes* ``H`` (cores minus loose lines): ``P = F - H``. ``F`` is nested across thresholds
+(``F_j`` is unioned into ``F_k`` only where a part of ``F_j`` is not in the interior of one of
+``F_k``: chords of an earlier round cap can stick out by 0.24 m) so that rings never overlap.
+The ring between ``j < k`` is
 
     ``P_k - P_j = ((F_k - F_j) - H_k) ∪ (H_j - H_k)``
 
-(``P_j ⊆ P_k``, and ``H_j`` lies inside ``F_j``). ``F_k - F_j`` is an overlay of polygons with
-few holes; holes of ``P_k`` inside ``F_j`` do not matter, those clear of it are added as
-rings; ``H_j - H_k`` is empty for an unchanged face (same core, same coordinates) and keeps the
-part of an old core that streets reached later cover. ``F`` is nested across thresholds (a
-cheap union) so that chords of an earlier round cap cannot make two rings overlap.
+(``P_j ⊆ P_k``, and ``H_j`` lies inside ``F_j``). A part of ``F_k`` whose parts of ``F_j`` all
+lie in its interior needs no overlay: their outlines become its holes, their holes islands
+(the usual case: only a network edge or a dead end reached in full makes the outlines meet);
+the others are cut with ``shapely.difference``. Holes of ``P_k`` clear of ``F_j`` are added
+as rings; ``H_j - H_k`` is empty for an unchanged face (the same core object) and keeps the
+part of an old core that streets reached later cover.
 
 Tests compare the result with the plain ``union_all(buffer(...))`` (and each ring with the
 difference of two such unions) on hand-made, random and real networks;
@@ -75,7 +83,12 @@ from geo_mz.network._isochrone_geometry import (
     polygons_of,
     ring_between,
 )
-from geo_mz.network._isochrone_plane import crossing_edges, edge_reach, reached_pieces
+from geo_mz.network._isochrone_plane import (
+    crossing_edges,
+    edge_reach,
+    live_arcs,
+    reached_pieces,
+)
 from geo_mz.network.graph import Network
 
 __all__ = [
@@ -230,7 +243,8 @@ def isochrones(
         if np.any((group < 0) & np.isfinite(t)):
             raise IsochroneError("`nearest` is -1 at reached nodes: pass both results of a call")
         group = group.astype(np.int64)
-    a, b, _, _ = edge_reach(net, t, thr[-1])  # crossings: tested once, at the widest reach
+    arcs = live_arcs(net, t, thr[-1])  # every threshold looks at these only
+    a, b, _, _ = edge_reach(net, t, thr[-1], arcs)  # crossings: tested once, at the widest reach
     touched = np.flatnonzero((a > 0) | (b > 0))
     bad_edge = np.zeros(net.n_edges, bool)
     bad_edge[touched] = crossing_edges(net, touched)
@@ -238,7 +252,7 @@ def isochrones(
     prev = None  # the polygons up to the last threshold, as filled parts and holes
     core_cache: dict = {}  # cores of faces already seen at a smaller threshold
     for lo, k in zip([0.0, *thr[:-1]], thr, strict=True):
-        pc = reached_pieces(net, t, k, group)
+        pc = reached_pieces(net, t, k, group, arcs)
         on_line = np.zeros(net.n_nodes, bool)  # nodes reached with no time left: a disc each
         for end in (pc["tail"], pc["head"]):
             ok = end >= 0
