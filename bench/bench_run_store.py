@@ -194,7 +194,7 @@ def main() -> None:
         f"computed once in {compute_s:.1f} s ({1e3 * compute_s / len(work):.0f} ms a part)"
     )
     print(
-        f"  warm-up {args.warmup}, reps {args.reps} (median), order alternating; a fresh "
+        f"  warm-up {args.warmup}, reps {args.reps} (median), order rotated; a fresh "
         "store per side and repetition; save = open_run_store(store).save per part"
     )
 

@@ -26,6 +26,7 @@ writes the same rows it wrote before.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import zipfile
@@ -36,6 +37,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 
 from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
@@ -211,6 +213,12 @@ def write_part_file(
 # --------------------------------------------------------------------------- decoding
 
 
+@functools.cache
+def _storage_crs() -> pyproj.CRS:
+    # Parsed once: a merge builds a frame per part and layer (the same CRS as the string's).
+    return pyproj.CRS.from_user_input(STORAGE_CRS)
+
+
 @contextlib.contextmanager
 def _open(path: Path) -> Iterator[Any]:
     """Open a part file's arrays (no pickle), naming the file if it is not one."""
@@ -350,7 +358,7 @@ def read_part_file(path: str | Path) -> tuple[dict[str, Any], dict[str, gpd.GeoD
                 data[entry["name"]] = _decode_column(npz, f"{t}.{i}", entry, n)
             geoms = _decode_geometry(npz, f"{t}.geometry", layer, n)
             tables[layer["table"]] = gpd.GeoDataFrame(
-                pd.DataFrame(data, copy=False), geometry=geoms, crs=STORAGE_CRS
+                pd.DataFrame(data, copy=False), geometry=geoms, crs=_storage_crs()
             )
     return mark, tables
 
