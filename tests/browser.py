@@ -55,3 +55,24 @@ def chromium() -> Iterator[Any]:
         b = launch(p)
         yield b
         b.close()
+
+
+DESKTOP = {"width": 1280, "height": 800}
+
+
+def context_page(
+    browser: Any, *, viewport: dict | None = None, timeout_ms: int = TIMEOUT_MS, **ctx: Any
+) -> tuple[Any, Any]:
+    """Open a page in a fresh context (own cookies), Chinese locale, desktop size unless told.
+
+    The page's uncaught JavaScript errors collect in ``page.js_errors`` (tests assert it empty).
+    Returns the context (close it after the test) and the page; ``ctx`` goes to
+    ``browser.new_context`` (e.g. ``timezone_id``).
+    """
+    context = browser.new_context(locale="zh-CN", viewport=viewport or DESKTOP, **ctx)
+    context.set_default_timeout(timeout_ms)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.js_errors = errors
+    return context, page

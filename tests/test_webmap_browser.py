@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
-from tests.browser import TIMEOUT_MS, chromium, require_browser
+from tests.browser import TIMEOUT_MS, chromium, context_page, require_browser
 
 require_browser()
 from playwright.sync_api import Page, expect  # noqa: E402
@@ -64,13 +64,8 @@ def new_page(browser, server):
     contexts = []
 
     def open_page() -> Page:
-        context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
-        context.set_default_timeout(TIMEOUT_MS)
+        context, page = context_page(browser)
         contexts.append(context)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.js_errors = errors  # type: ignore[attr-defined]
         page.goto(server + "/")
         page.wait_for_function("() => window.geoMzMap && window.geoMzMap.state.config")
         expect(page.locator("#live")).to_have_class("on")

@@ -26,7 +26,7 @@ import pytest
 pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
-from tests.browser import TIMEOUT_MS, chromium
+from tests.browser import chromium, context_page
 
 try:
     from playwright.sync_api import Page, expect
@@ -65,14 +65,9 @@ def open_page(browser, server):
     contexts = []
 
     def open_(user: str | None = None) -> Page:
-        context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
-        context.set_default_timeout(TIMEOUT_MS)
+        context, page = context_page(browser)
         contexts.append(context)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("dialog", lambda d: d.accept())
-        page.js_errors = errors  # type: ignore[attr-defined]
         page.goto(server[0] + "/")
         page.wait_for_function("() => window.geoMzMap && window.geoMzMap.state.config")
         expect(page.locator("#live")).to_have_class("on")

@@ -24,7 +24,7 @@ import pytest
 pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
-from tests.browser import chromium, require_browser
+from tests.browser import chromium, context_page, require_browser
 
 require_browser()
 from playwright.sync_api import Page, expect  # noqa: E402
@@ -68,13 +68,8 @@ def open_page(browser, server):
     contexts = []
 
     def _open(viewport=DESKTOP, lang: str = "zh", **ctx) -> Page:
-        context = browser.new_context(locale="zh-CN", viewport=viewport, **ctx)
-        context.set_default_timeout(TIMEOUT_MS)
+        context, page = context_page(browser, viewport=viewport, timeout_ms=TIMEOUT_MS, **ctx)
         contexts.append(context)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.js_errors = errors  # type: ignore[attr-defined]
         page.goto(f"{server}/?lang={lang}")
         page.wait_for_function("() => window.geoMzMap && window.geoMzMap.state.config")
         loaded(page, "shelters")
