@@ -292,7 +292,8 @@ def ring_between(cur: Arrays, prev: Arrays, inner: np.ndarray) -> dict[int, shap
     meets = np.zeros(len(hk), bool)
     meets[new[_pairs(fj, gj, hk[new], hgk[new])[0]]] = True
     inside = np.zeros(len(hk), bool)
-    inside[new[_pairs(fj, gj, hk[new], hgk[new], "contains_properly")[0]]] = True
+    m = np.flatnonzero(meets)  # few: cores are cut a little deeper than F_j's edge
+    inside[m[_pairs(fj, gj, hk[m], hgk[m], "contains_properly")[0]]] = True
     touch, clear = np.flatnonzero(meets & ~inside), np.flatnonzero(~same_k & ~meets)
     slow = np.zeros(len(fk), bool)  # parts of F_k that need an overlay
     if len(touch):  # these go in before the overlay, which then merges them with its edge
