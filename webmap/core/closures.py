@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from webmap.core.edits import check_row
-from webmap.core.edits_common import require_if_match
+from webmap.core.edits_common import refuse_unpatchable, require_if_match
 from webmap.core.errors import BadRequestError, UnprocessableError, field_error
 from webmap.core.geojson import CRS84, features_of, jsonable, parse_geometry
 from webmap.core.http import ApiRequest, ApiResponse
@@ -129,15 +129,7 @@ def patch_closure(
     props = {k: v for k, v in body.items() if k != "type"} if flat else body.get("properties") or {}
     if not isinstance(props, dict):
         raise BadRequestError("`properties` 须为对象 / `properties` must be an object")
-    bad = sorted(set(props) - set(PATCHABLE))
-    if bad:
-        raise UnprocessableError(
-            f"这些字段不能在此修改 / these may not be changed here: {bad}",
-            errors=[
-                field_error(f"properties.{k}", "not_editable", f"allowed: {list(PATCHABLE)}")
-                for k in bad
-            ],
-        )
+    refuse_unpatchable(props, PATCHABLE)
     geom = None
     if body.get("geometry") is not None:
         geom = parse_geometry(

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from geo_mz.core.workspace_common import now_iso
-from webmap.core.errors import ApiError, ConflictError, NotFoundError
+from webmap.core.errors import (
+    ApiError,
+    ConflictError,
+    NotFoundError,
+    UnprocessableError,
+    field_error,
+)
 from webmap.core.geojson import etag_matches, make_etag
 from webmap.core.tilemath import edit_bboxes
 
@@ -77,6 +84,25 @@ def edit_event(
         "at": now_iso(),
     }
     return data, new_etag
+
+
+def refuse_unpatchable(props: Mapping[str, Any], patchable: Collection[str]) -> None:
+    """Refuse a patch that names a property outside ``patchable`` (422 ``not_editable`` each).
+
+    Raises
+    ------
+    UnprocessableError
+        Listing every such property, with what may be changed.
+    """
+    bad = sorted(set(props) - set(patchable))
+    if bad:
+        raise UnprocessableError(
+            f"这些字段不能在此修改 / these may not be changed here: {bad}",
+            errors=[
+                field_error(f"properties.{k}", "not_editable", f"allowed: {list(patchable)}")
+                for k in bad
+            ],
+        )
 
 
 class PreconditionRequiredError(ApiError):

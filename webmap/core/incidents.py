@@ -25,7 +25,7 @@ import pandas as pd
 import shapely
 
 from webmap.core.edits import check_row, delete_feature, feature_response
-from webmap.core.edits_common import require_if_match
+from webmap.core.edits_common import refuse_unpatchable, require_if_match
 from webmap.core.errors import (
     BadRequestError,
     ConflictError,
@@ -146,15 +146,7 @@ def _patch_body(req: ApiRequest) -> dict[str, Any]:
             "修改内容为空 / empty patch",
             errors=[field_error("properties", "empty_patch", f"send some of {list(PATCHABLE)}")],
         )
-    bad = sorted(set(patch) - set(PATCHABLE))
-    if bad:
-        raise UnprocessableError(
-            f"这些字段不能在此修改 / these may not be changed here: {bad}",
-            errors=[
-                field_error(f"properties.{k}", "not_editable", f"allowed: {list(PATCHABLE)}")
-                for k in bad
-            ],
-        )
+    refuse_unpatchable(patch, PATCHABLE)
     return patch
 
 
