@@ -343,6 +343,24 @@ def test_commander_marks_and_lifts_closures(app, api, base, tmp_path):
     assert client.get("/map/summary").json["live"]["closures"] == 1
 
 
+def test_closure_and_incident_patches_refuse_what_they_may_not_change(app, api):
+    client, csrf = login(app, "commander1")
+    line_id = client.post(CLOSURES, json=closure(), headers=csrf).json["id"]
+    inc_id = client.post(INCIDENTS, json=incident(), headers=csrf).json["id"]
+    events = api.store.last_event_id()
+    for url, patch in [
+        (f"{CLOSURES}/{line_id}", {"properties": {"reason": "塌方", "created_by": "x"}}),
+        (f"{INCIDENTS}/{inc_id}", {"properties": {"description": "d", "reporter": "x"}}),
+    ]:
+        r = client.patch(url, json=patch, headers=csrf | ANY)
+        assert r.status_code == 422, r.json
+        assert [e["code"] for e in r.json["errors"]] == ["not_editable"]
+        field = next(k for k in patch["properties"] if k in ("created_by", "reporter"))
+        assert r.json["errors"][0]["field"] == f"properties.{field}"
+        assert "这些字段不能在此修改" in r.json["description"]
+    assert api.store.last_event_id() == events  # nothing written
+
+
 def test_bad_closures(refusing):
     app, clients = refusing
     api = app.extensions["webmap"]
