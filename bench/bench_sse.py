@@ -151,18 +151,16 @@ def wait_ready(url: str, proc: subprocess.Popen) -> None:
 
 
 def start_geomz(tmp: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
-    from webmap.testing import PASSWORD, SECRET, fresh_settings, sample_base
+    from webmap.testing import PASSWORD, fresh_settings, sample_base, start_serve
+    from webmap.testing import wait_ready as wait_served
 
     base = sample_base(tmp / "base")
     settings = fresh_settings(base, tmp / "ws")
     port = free_port()
-    code = "import sys; from geo_mz.cli import main; sys.exit(main())"
-    cmd = [sys.executable, "-c", code, "serve", "--workspace", str(settings.workspace)]
-    cmd += ["--port", str(port)]
-    env = {**os.environ, "GEO_MZ_SECRET_KEY": SECRET}
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
+    log = tmp / "serve.log"
+    proc = start_serve(["--workspace", str(settings.workspace), "--port", str(port)], log)
     root = f"http://127.0.0.1:{port}"
-    wait_ready(root + "/conformance", proc)
+    wait_served(root, proc, log)
     auth = "Basic " + base64.b64encode(f"reporter1:{PASSWORD}".encode()).decode()
     return proc, root, {"Authorization": auth, "Content-Type": "application/geo+json"}
 
