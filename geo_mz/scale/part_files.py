@@ -116,7 +116,9 @@ def _encode_geometry(geoms: np.ndarray, key: str, out: dict[str, np.ndarray]) ->
         out[key + ".na"] = na
         entry["na"] = True
     type_id = shapely.get_type_id(kept)
-    if (type_id == 0).all() and not shapely.has_z(kept).any() and not shapely.is_empty(kept).any():
+    has_m = getattr(shapely, "has_m", None)  # shapely >= 2.1 keeps M values
+    plain_xy = not shapely.has_z(kept).any() and (has_m is None or not has_m(kept).any())
+    if (type_id == 0).all() and plain_xy and not shapely.is_empty(kept).any():
         out[key] = shapely.get_coordinates(kept)
         return {**entry, "geometry": "points"}
     wkb = shapely.to_wkb(kept)
