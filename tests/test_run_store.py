@@ -167,9 +167,13 @@ def test_a_part_killed_before_its_mark_is_not_done_and_the_rerun_replaces_it(tmp
     proc.start()
     proc.join(60)
     assert proc.exitcode == 3
-    assert list(rs.parts_dir.glob("k/.*.tmp"))  # its rows, written, never renamed
+    (tmp,) = rs.parts_dir.glob("k/.*.tmp")  # its rows, written, never renamed
     assert rs.done("k") == {"1", "2"}  # part 3 is not done
     assert set(rs.gather("k", "times")["part"]) == {"1", "2"}
+    assert tmp.exists()  # it might be a save going on: kept for an hour
+    os.utime(tmp, (tmp.stat().st_atime - 3601, tmp.stat().st_mtime - 3601))
+    rs.gather("k", "times")
+    assert not tmp.exists()
     # The rerun computes 3 and saves 1 again: 3 added, 1 replaced (not doubled).
     rs.save("k", "3", {"times": _frame("3")}, {"job": "t"})
     rs.save("k", "1", {"times": _frame("1", n=2, shift=10)}, {"job": "t"})

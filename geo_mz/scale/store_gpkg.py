@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,7 @@ class GpkgRunStore:
         folder = self.parts_dir / run_key
         if not folder.is_dir():
             return 0
+        _drop_stale_temporaries(folder)
         new = self._pending(run_key)
         legacy = self._legacy_files(run_key, folder, set(new))
         if not new and not legacy:
@@ -319,6 +321,21 @@ class GpkgRunStore:
         if row is None:
             raise RunStoreError(f"{self.path}: no run {run_key!r}")
         return str(row[0])
+
+
+def _drop_stale_temporaries(folder: Path, older_than_s: float = 3600.0) -> None:
+    """Remove the temporary files of saves killed before their rename (an hour old or more).
+
+    A save writes its temporary file in milliseconds: one an hour old belongs to a worker that
+    died; a newer one may be a save going on now, and is left alone.
+    """
+    now = time.time()
+    for f in folder.glob(".*.tmp"):
+        try:
+            if now - f.stat().st_mtime >= older_than_s:
+                f.unlink()
+        except FileNotFoundError:  # another merge removed it first
+            continue
 
 
 __all__ = ["GpkgRunStore"]
