@@ -67,7 +67,9 @@ difference of two such unions) on hand-made, random and real networks;
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import gc
+from collections.abc import Iterator, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -125,6 +127,24 @@ def _check_minutes(name: str, value: float) -> float:
     if not np.isfinite(v) or v < 0:
         raise IsochroneError(f"`{name}` was {value!r} but must be a finite number >= 0")
     return v
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while the polygons are built, then restore it.
+
+    The build makes a few hundred thousand short-lived shapely objects (no reference cycles);
+    each time they fill a generation the collector rescans everything the caller holds, such
+    as a network's half a million edge geometries: ~0.1 s of a 1.6 s call measured on a
+    250,000-node grid. Reference counting still frees every object at once.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # --------------------------------------------------------------------------- public API
@@ -243,31 +263,32 @@ def isochrones(
         if np.any((group < 0) & np.isfinite(t)):
             raise IsochroneError("`nearest` is -1 at reached nodes: pass both results of a call")
         group = group.astype(np.int64)
-    arcs = live_arcs(net, t, thr[-1])  # every threshold looks at these only
-    a, b, _, _ = edge_reach(net, t, thr[-1], arcs)  # crossings: tested once, at the widest reach
-    touched = np.flatnonzero((a > 0) | (b > 0))
-    bad_edge = np.zeros(net.n_edges, bool)
-    bad_edge[touched] = crossing_edges(net, touched)
-    rows: list[dict[str, object]] = []
-    prev = None  # the polygons up to the last threshold, as filled parts and holes
-    core_cache: dict = {}  # cores of faces already seen at a smaller threshold
-    for lo, k in zip([0.0, *thr[:-1]], thr, strict=True):
-        pc = reached_pieces(net, t, k, group, arcs)
-        on_line = np.zeros(net.n_nodes, bool)  # nodes reached with no time left: a disc each
-        for end in (pc["tail"], pc["head"]):
-            ok = end >= 0
-            on_line[end[ok][group[end[ok]] == pc["group"][ok]]] = True
-        alone = np.flatnonzero((t <= k) & ~on_line)
-        disc = shapely.buffer(shapely.points(net.node_xy[alone]), buffer_m, quad_segs=QUAD_SEGS)
-        cur = buffer_union(pc, bad_edge[pc["edge"]], buffer_m, disc, group[alone], core_cache)
-        if prev is not None:  # F_j ⊆ F_k exactly, and which parts of F_k hold those of F_j
-            cur, inner = nest_filled(cur, prev)
-        rings = polygons_of(cur) if prev is None else ring_between(cur, prev, inner)
-        prev = cur
-        for grp, ring in sorted(rings.items()):
-            row: dict[str, object] = {"source": grp} if per_source else {}
-            row |= {"threshold_min": k, "ring": f"{lo:g}-{k:g} min", "area_m2": ring.area}
-            rows.append(row | {"geometry": ring})
+    with _gc_paused():  # ~0.5 M new shapely objects; see _gc_paused
+        arcs = live_arcs(net, t, thr[-1])  # every threshold looks at these only
+        a, b, _, _ = edge_reach(net, t, thr[-1], arcs)  # crossings: once, widest reach
+        touched = np.flatnonzero((a > 0) | (b > 0))
+        bad_edge = np.zeros(net.n_edges, bool)
+        bad_edge[touched] = crossing_edges(net, touched)
+        rows: list[dict[str, object]] = []
+        prev = None  # the polygons up to the last threshold, as filled parts and holes
+        core_cache: dict = {}  # cores of faces already seen at a smaller threshold
+        for lo, k in zip([0.0, *thr[:-1]], thr, strict=True):
+            pc = reached_pieces(net, t, k, group, arcs)
+            on_line = np.zeros(net.n_nodes, bool)  # nodes reached with no time left: a disc each
+            for end in (pc["tail"], pc["head"]):
+                ok = end >= 0
+                on_line[end[ok][group[end[ok]] == pc["group"][ok]]] = True
+            alone = np.flatnonzero((t <= k) & ~on_line)
+            disc = shapely.buffer(shapely.points(net.node_xy[alone]), buffer_m, quad_segs=QUAD_SEGS)
+            cur = buffer_union(pc, bad_edge[pc["edge"]], buffer_m, disc, group[alone], core_cache)
+            if prev is not None:  # F_j ⊆ F_k exactly, and which parts of F_k hold those of F_j
+                cur, inner = nest_filled(cur, prev)
+            rings = polygons_of(cur) if prev is None else ring_between(cur, prev, inner)
+            prev = cur
+            for grp, ring in sorted(rings.items()):
+                row: dict[str, object] = {"source": grp} if per_source else {}
+                row |= {"threshold_min": k, "ring": f"{lo:g}-{k:g} min", "area_m2": ring.area}
+                rows.append(row | {"geometry": ring})
     columns = ["threshold_min", "ring", "area_m2", "geometry"]
     frame = gpd.GeoDataFrame(
         pd.DataFrame(rows, columns=(["source"] if per_source else []) + columns),
