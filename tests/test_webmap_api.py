@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("flask")
 
 from webmap import create_app
-from webmap.testing import fresh_settings
+from webmap.testing import basic_auth, fresh_settings
 
 
 @pytest.fixture(scope="module")
@@ -279,14 +279,6 @@ EPSG4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 
 
-def _basic(name: str) -> dict[str, str]:
-    import base64
-
-    from webmap.testing import PASSWORD
-
-    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{PASSWORD}".encode()).decode()}
-
-
 @pytest.fixture(scope="module")
 def with_incidents(base, tmp_path_factory):
     """A client whose incidents layer has three reports at known times."""
@@ -304,7 +296,7 @@ def with_incidents(base, tmp_path_factory):
                 "geometry": {"type": "Point", "coordinates": [lon, lat]},
                 "properties": {"kind": "flood", "reported_at": when},
             },
-            headers=_basic("reporter1"),
+            headers=basic_auth("reporter1"),
         )
         assert r.status_code == 201, r.json
     yield c
@@ -446,7 +438,9 @@ def test_cors_on_reads_only_and_configurable(base, tmp_path_factory):
     assert "Content-Crs" in r.headers["Access-Control-Expose-Headers"]
     assert "Access-Control-Allow-Credentials" not in r.headers
     assert "Access-Control-Allow-Origin" not in c.get("/collections").headers  # no Origin
-    w = c.post("/collections/incidents/items", json={}, headers={**origin, **_basic("reporter1")})
+    w = c.post(
+        "/collections/incidents/items", json={}, headers={**origin, **basic_auth("reporter1")}
+    )
     assert w.status_code == 400 and "Access-Control-Allow-Origin" not in w.headers
     app.extensions["webmap"].close()
     only = ("https://gis.example.org",)
@@ -478,7 +472,7 @@ def test_deeply_nested_json_is_refused_before_decoding(client):
         "/collections/incidents/items",
         data=b'{"type": "Feature", "properties": ' + DEEP + b"}",
         content_type="application/geo+json",
-        headers=_basic("reporter1"),
+        headers=basic_auth("reporter1"),
     )
     assert r.status_code == 400 and r.json["code"] == "json_too_deep"
     # the same depth inside a string is only text

@@ -7,7 +7,6 @@ covering a large share of the district, and edits that write only the changed fe
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 import time
 
@@ -24,7 +23,7 @@ from shapely.geometry import mapping
 from geo_mz.core.temp_copies import temp_files
 from geo_mz.core.workspace import Workspace
 from webmap import create_app
-from webmap.testing import PASSWORD, fresh_settings
+from webmap.testing import PASSWORD, basic_auth, fresh_settings
 
 CLOSURES = "/collections/road_closures/items"
 SHELTER = "/collections/shelters/items/SH001"
@@ -41,11 +40,6 @@ def client_at(app, address: str):
 
 def login(client, name: str, password: str = PASSWORD):
     return client.post("/login", json={"username": name, "password": password})
-
-
-def basic(name: str, password: str = PASSWORD) -> dict[str, str]:
-    token = base64.b64encode(f"{name}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 def session(app, name: str, address: str = "10.9.9.9"):
@@ -95,10 +89,10 @@ def test_a_successful_login_resets_the_names_count(throttled):
 def test_http_basic_is_throttled_like_the_login_form(throttled):
     c, d = client_at(throttled, "10.0.0.4"), client_at(throttled, "10.0.0.5")
     for _ in range(3):
-        assert c.get("/session", headers=basic("admin1", "nope-nope")).status_code == 401
-    r = c.get("/collections", headers=basic("admin1"))
+        assert c.get("/session", headers=basic_auth("admin1", "nope-nope")).status_code == 401
+    r = c.get("/collections", headers=basic_auth("admin1"))
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
-    assert d.get("/session", headers=basic("admin1")).json["user"] == "admin1"
+    assert d.get("/session", headers=basic_auth("admin1")).json["user"] == "admin1"
 
 
 def test_one_address_spraying_many_names_is_locked(base, tmp_path):

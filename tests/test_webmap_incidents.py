@@ -6,7 +6,6 @@ the edit of a closure's geometry, checked against what the saved closure then do
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 
@@ -20,16 +19,11 @@ import shapely
 from geo_mz.core.workspace import Workspace
 from webmap import create_app
 from webmap.core.incidents import FLOW, TRANSITIONS
-from webmap.testing import PASSWORD, fresh_settings, sample_base
+from webmap.testing import basic_auth, fresh_settings, sample_base
 
 ITEMS = "/collections/incidents/items"
 CLOSURES = "/collections/road_closures/items"
 CHAOLIAN = "440703005"  # 潮连街道
-
-
-def auth(user: str) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +48,13 @@ def report(
         "geometry": {"type": "Point", "coordinates": where},
         "properties": {"kind": kind, "description": "水浸街 / flooded street"},
     }
-    r = app.test_client().post(ITEMS, json=body, headers=auth(user))
+    r = app.test_client().post(ITEMS, json=body, headers=basic_auth(user))
     assert r.status_code == 201, r.json
     return r.json["id"], r.headers["ETag"]
 
 
 def patch(app, fid: str, body: dict, user: str, etag: str | None):
-    headers = auth(user) | ({"If-Match": etag} if etag else {})
+    headers = basic_auth(user) | ({"If-Match": etag} if etag else {})
     return app.test_client().patch(f"{ITEMS}/{fid}", json=body, headers=headers)
 
 
@@ -102,7 +96,9 @@ def test_full_lifecycle_by_the_right_roles_with_audit(app, town_point):
     assert r.status_code == 409 and r.json["code"] == "transition_not_allowed"
     assert r.json["allowed"] == []
     # the audit log has who and when of each step, with the state before and after
-    rows = app.test_client().get("/audit?layer=incidents&limit=50", headers=auth("admin1")).json
+    rows = (
+        app.test_client().get("/audit?layer=incidents&limit=50", headers=basic_auth("admin1")).json
+    )
     mine = [row for row in rows["rows"] if row["fid"] == fid][::-1]  # oldest first
     assert [row["action"] for row in mine] == ["create"] + ["update"] * len(steps)
     assert [row["user"] for row in mine] == ["reporter1"] + ["commander1"] * len(steps)
@@ -112,11 +108,15 @@ def test_full_lifecycle_by_the_right_roles_with_audit(app, town_point):
     before = [row["before"]["properties"]["status"] for row in mine[1:]]
     assert before == after[:-1]
     # an admin deletes it (If-Match), a commander may not
-    r = app.test_client().delete(f"{ITEMS}/{fid}", headers=auth("commander1") | {"If-Match": etag})
+    r = app.test_client().delete(
+        f"{ITEMS}/{fid}", headers=basic_auth("commander1") | {"If-Match": etag}
+    )
     assert r.status_code == 403 and bilingual(r.json["description"])
-    r = app.test_client().delete(f"{ITEMS}/{fid}", headers=auth("admin1"))
+    r = app.test_client().delete(f"{ITEMS}/{fid}", headers=basic_auth("admin1"))
     assert r.status_code == 428 and bilingual(r.json["description"])
-    r = app.test_client().delete(f"{ITEMS}/{fid}", headers=auth("admin1") | {"If-Match": etag})
+    r = app.test_client().delete(
+        f"{ITEMS}/{fid}", headers=basic_auth("admin1") | {"If-Match": etag}
+    )
     assert r.status_code == 204
     assert app.test_client().get(f"{ITEMS}/{fid}").status_code == 404
 
@@ -208,7 +208,7 @@ def test_closure_preview_lists_the_cut_roads_and_matches_the_saved_closure(app):
     r = c.post(
         "/analysis/closure-preview",
         json={"type": "Feature", "geometry": polygon, "properties": {}},
-        headers=auth("commander1"),
+        headers=basic_auth("commander1"),
     )
     assert r.status_code == 200, r.json
     preview = r.json
@@ -226,7 +226,7 @@ def test_closure_preview_lists_the_cut_roads_and_matches_the_saved_closure(app):
     r = c.post(
         CLOSURES,
         json={"type": "Feature", "geometry": polygon, "properties": {"reason": "桥梁封闭"}},
-        headers=auth("commander1"),
+        headers=basic_auth("commander1"),
     )
     assert r.status_code == 201, r.json
     fid, etag = r.json["id"], r.headers["ETag"]
@@ -234,19 +234,21 @@ def test_closure_preview_lists_the_cut_roads_and_matches_the_saved_closure(app):
     # edited to a line along one bridge: fewer edges closed; If-Match required
     bridge = roads[roads["name"] == "潮连一桥"].to_crs("OGC:CRS84").geometry.iloc[0]
     line = json.loads(shapely.to_geojson(bridge))
-    r = c.patch(f"{CLOSURES}/{fid}", json={"geometry": line}, headers=auth("commander1"))
+    r = c.patch(f"{CLOSURES}/{fid}", json={"geometry": line}, headers=basic_auth("commander1"))
     assert r.status_code == 428
     r = c.patch(
         f"{CLOSURES}/{fid}",
         json={"geometry": line, "properties": {"reason": "一桥封闭"}},
-        headers=auth("commander1") | {"If-Match": etag},
+        headers=basic_auth("commander1") | {"If-Match": etag},
     )
     assert r.status_code == 200, r.json
     assert r.json["geometry"]["type"] == "LineString"
     assert r.json["properties"]["reason"] == "一桥封闭"
     relief = c.get("/analysis/relief").json
     assert 0 < relief["edges_closed"] < preview["edges"]
-    r = c.delete(f"{CLOSURES}/{fid}", headers=auth("commander1") | {"If-Match": r.headers["ETag"]})
+    r = c.delete(
+        f"{CLOSURES}/{fid}", headers=basic_auth("commander1") | {"If-Match": r.headers["ETag"]}
+    )
     assert r.status_code == 204
 
 

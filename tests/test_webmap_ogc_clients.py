@@ -30,7 +30,7 @@ pytest.importorskip("pyogrio")
 owslib_features = pytest.importorskip("owslib.ogcapi.features")
 
 from webmap import create_app  # noqa: E402
-from webmap.testing import PASSWORD, fresh_settings, running_server, sample_base  # noqa: E402
+from webmap.testing import basic_auth, fresh_settings, running_server, sample_base  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -64,13 +64,6 @@ GDAL_CLIENT = textwrap.dedent(
 )
 
 
-def _basic(name: str) -> dict[str, str]:
-    import base64
-
-    token = base64.b64encode(f"{name}:{PASSWORD}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory):
     """A real server on the sample workspace, with incidents and a road closure added."""
@@ -91,14 +84,14 @@ def served(tmp_path_factory: pytest.TempPathFactory):
                 "geometry": {"type": "Point", "coordinates": [lon, lat]},
                 "properties": {"kind": "flood", "reported_at": when, "description": f"测试{i}"},
             },
-            headers=_basic("reporter1"),
+            headers=basic_auth("reporter1"),
         )
         assert r.status_code == 201, r.json
     line = {"type": "LineString", "coordinates": [[113.0, 22.7], [113.004, 22.701]]}
     r = client.post(
         "/collections/road_closures/items",
         json={"type": "Feature", "geometry": line, "properties": {"reason": "积水"}},
-        headers=_basic("commander1"),
+        headers=basic_auth("commander1"),
     )
     assert r.status_code == 201, r.json
     store = app.extensions["webmap"].store

@@ -3,7 +3,6 @@ and two server processes that see each other's edits (LISTEN/NOTIFY + replay fro
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -18,7 +17,7 @@ pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
 from webmap import Settings, SettingsError, create_app
-from webmap.testing import PASSWORD, SECRET, fresh_settings, post_incident
+from webmap.testing import SECRET, basic_auth, fresh_settings, post_incident
 from webmap.testing_postgis import EventStream, serve_processes
 
 SH_COMPARED, SH_EDITED = "SH001", "SH002"
@@ -40,11 +39,6 @@ def pg_app(pg_sample_db, base):
 @pytest.fixture(scope="module")
 def gpkg_client(base, tmp_path_factory):
     return create_app(fresh_settings(base, tmp_path_factory.mktemp("webmap_pg_ref"))).test_client()
-
-
-def basic(user: str) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 def test_settings_need_a_workspace_or_a_database(tmp_path):
@@ -83,7 +77,7 @@ def test_a_write_through_postgis(pg_app):
         "geometry": {"type": "Point", "coordinates": [113.05, 22.58]},
         "properties": {"kind": "flood", "description": "PostGIS 写入", "people_affected": 3},
     }
-    r = c.post("/collections/incidents/items", json=body, headers=basic("reporter1"))
+    r = c.post("/collections/incidents/items", json=body, headers=basic_auth("reporter1"))
     assert r.status_code == 201, r.json
     fid = r.json["id"]
     got = c.get(f"/collections/incidents/items/{fid}")
@@ -92,10 +86,10 @@ def test_a_write_through_postgis(pg_app):
     again = c.post(
         "/collections/incidents/items",
         json={**body, "properties": {**body["properties"], "incident_id": fid}},
-        headers=basic("reporter1"),
+        headers=basic_auth("reporter1"),
     )
     assert again.status_code == 409
-    audit = c.get("/audit?layer=incidents", headers=basic("admin1")).json["rows"]
+    audit = c.get("/audit?layer=incidents", headers=basic_auth("admin1")).json["rows"]
     assert audit[0]["fid"] == fid and audit[0]["user"] == "reporter1"
     assert audit[0]["after"]["properties"]["description"] == "PostGIS 写入"
     store = pg_app.extensions["webmap"].store
@@ -107,7 +101,7 @@ def test_optimistic_concurrency_409(pg_app):
     c = pg_app.test_client()
     url = f"/collections/shelters/items/{SH_EDITED}"
     etag = c.get(url).headers["ETag"]
-    hdr = {**basic("commander1"), "If-Match": etag}
+    hdr = {**basic_auth("commander1"), "If-Match": etag}
     ok = c.patch(url, json={"properties": {"occupancy_persons": 5}}, headers=hdr)
     assert ok.status_code == 200, ok.json
     assert ok.json["properties"]["occupancy_persons"] == 5 and ok.headers["ETag"] != etag

@@ -10,7 +10,6 @@ parameter: ``bbox`` (2D/3D), ``bbox-crs``, ``crs``, ``datetime`` and the queryab
 
 from __future__ import annotations
 
-import base64
 import time
 
 import pytest
@@ -28,7 +27,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 
 from webmap import create_app  # noqa: E402
-from webmap.testing import PASSWORD, fresh_settings, sample_base  # noqa: E402
+from webmap.testing import basic_auth, fresh_settings, sample_base  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -47,11 +46,6 @@ BOUNDED = settings(
     suppress_health_check=list(HealthCheck),
 )
 WRITES = ("POST", "PATCH", "DELETE")
-
-
-def basic(name: str) -> dict[str, str]:
-    token = base64.b64encode(f"{name}:{PASSWORD}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +85,14 @@ def fill_empty_layers(app) -> None:
                 "geometry": {"type": "Point", "coordinates": [113.05 + i / 100, 22.6]},
                 "properties": props,
             },
-            headers=basic("reporter1"),
+            headers=basic_auth("reporter1"),
         )
         assert r.status_code == 201, r.json
     line = {"type": "LineString", "coordinates": [[113.0, 22.7], [113.004, 22.701]]}
     r = client.post(
         "/collections/road_closures/items",
         json={"type": "Feature", "geometry": line, "properties": {"reason": "积水"}},
-        headers=basic("commander1"),
+        headers=basic_auth("commander1"),
     )
     assert r.status_code == 201, r.json
     for name in ("incidents", "road_closures"):
@@ -155,7 +149,7 @@ def wait_for_name_index(app, timeout_s: float = 120.0) -> None:
 
 
 def test_writes_by_a_commander_match_the_document(api_schema):
-    failures = run_operations(api_schema, WRITES, basic("commander1"))
+    failures = run_operations(api_schema, WRITES, basic_auth("commander1"))
     assert not failures, "\n\n".join(failures)
 
 
@@ -188,13 +182,13 @@ def test_reads_with_every_crs_match_the_document(app, api_schema):
 
 
 def test_admin_reads_match_the_document(api_schema):
-    failures = run_operations(api_schema.include(path="/audit"), ("GET",), basic("admin1"))
+    failures = run_operations(api_schema.include(path="/audit"), ("GET",), basic_auth("admin1"))
     assert not failures, "\n\n".join(failures)
 
 
 def test_successful_writes_match_the_document(app, api_schema):
     """Generated bodies are rarely valid features; these known-good ones check the 2xx side."""
-    auth = basic("commander1")
+    auth = basic_auth("commander1")
 
     def call(path: str, method: str, expected: int, **kwargs):
         operation = api_schema[path][method]

@@ -136,6 +136,12 @@ INSIDE = (113.0, 22.7)
 """A lon/lat point inside the Pengjiang sample district."""
 
 
+def basic_auth(name: str, password: str = PASSWORD) -> dict[str, str]:
+    """Return the ``Authorization`` header of HTTP Basic for a test user (a script's login)."""
+    token = base64.b64encode(f"{name}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
 def post_incident(
     root: str,
     description: str,
@@ -172,12 +178,11 @@ def post_incident(
         "geometry": {"type": "Point", "coordinates": list(lonlat)},
         "properties": {"kind": kind, "description": description},
     }
-    token = base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
     req = urllib.request.Request(
         root + "/collections/incidents/items",
         data=json.dumps(body).encode(),
         method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
+        headers={"Content-Type": "application/json", **basic_auth(user)},
     )
     with urllib.request.urlopen(req, timeout=timeout_s) as r:
         if r.status != 201:
@@ -266,6 +271,7 @@ __all__ = [
     "SECRET",
     "USERS",
     "ServerStartError",
+    "basic_auth",
     "fresh_settings",
     "post_incident",
     "running_server",
