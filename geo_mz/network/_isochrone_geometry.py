@@ -155,11 +155,12 @@ def _assemble(walls, wall_group, loose, loose_group, cores, core_wall) -> Arrays
         return _shapes()
     tree = shapely.STRtree(geoms)
     lost = np.flatnonzero(core_wall < 0)
+    plain = core_wall >= 0  # a core in its wall, untouched by loose lines: strictly inside
     if len(lost):  # not expected (a face lies in a component with a wall): find it
         ci, hi = tree.query(shapely.point_on_surface(cores[lost]), predicate="within")
         core_wall = core_wall.copy()
         core_wall[lost[ci[is_wall[hi]]]] = hi[is_wall[hi]]
-        cores, core_wall = cores[core_wall >= 0], core_wall[core_wall >= 0]
+        cores, plain, core_wall = (x[core_wall >= 0] for x in (cores, plain, core_wall))
     a, b = tree.query(geoms, predicate="intersects")
     ok = group[a] == group[b]
     n = len(geoms)
@@ -174,7 +175,7 @@ def _assemble(walls, wall_group, loose, loose_group, cores, core_wall) -> Arrays
     cl_group[cluster] = group
     parts, pidx = shapely.get_parts(filled, return_index=True)
     keep = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) >= _SLIVER_M2)
-    holes, hole_group = np.empty(0, object), np.empty(0, np.int64)
+    holes, hole_group, hole_plain = np.empty(0, object), np.empty(0, np.int64), np.empty(0, bool)
     if len(cores):  # loose lines that reach into a core cover part of it
         c_cl = cluster[core_wall]
         ci, li = _pairs(geoms[len(walls) :], group[len(walls) :], cores, group[core_wall])
@@ -188,11 +189,13 @@ def _assemble(walls, wall_group, loose, loose_group, cores, core_wall) -> Arrays
             cut, start = np.unique(ci, return_index=True)
             cover = [shapely.union_all(geoms[g]) for g in np.split(li, start[1:])]
             cores[cut] = shapely.difference(cores[cut], np.asarray(cover, dtype=object))
+            plain = plain.copy()
+            plain[cut] = False
         holes, hidx = shapely.get_parts(cores, return_index=True)
         ok = (shapely.get_type_id(holes) == 3) & (shapely.area(holes) >= _SLIVER_M2)
-        holes, hole_group = holes[ok], cl_group[c_cl[hidx[ok]]]
+        holes, hole_group, hole_plain = holes[ok], cl_group[c_cl[hidx[ok]]], plain[hidx[ok]]
     return {"filled": parts[keep], "group": cl_group[pidx[keep]], "holes": holes,
-            "hole_group": hole_group}  # fmt: skip
+            "hole_group": hole_group, "hole_plain": hole_plain}  # fmt: skip
 
 
 def _union_by(geoms: np.ndarray, label: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
@@ -219,24 +222,35 @@ def _multipolygon(geoms: np.ndarray) -> shapely.MultiPolygon:
     )
 
 
-def _shapes(filled=(), group=(), holes=(), hole_group=()) -> Arrays:
-    """Polygons as ``filled`` parts minus ``holes`` (see :func:`_assemble`), with groups."""
-    return {"filled": np.asarray(filled, dtype=object), "group": np.asarray(group, np.int64),
-            "holes": np.asarray(holes, dtype=object),
-            "hole_group": np.asarray(hole_group, np.int64)}  # fmt: skip
+def _shapes() -> Arrays:
+    """No polygons, as ``filled`` parts minus ``holes`` (see :func:`_assemble`)."""
+    return {"filled": np.empty(0, dtype=object), "group": np.empty(0, np.int64),
+            "holes": np.empty(0, dtype=object), "hole_group": np.empty(0, np.int64),
+            "hole_plain": np.empty(0, bool)}  # fmt: skip
 
 
-def _with_holes(parts: np.ndarray, group: np.ndarray, holes: np.ndarray, hole_group) -> np.ndarray:
+def _with_holes(
+    parts: np.ndarray, group: np.ndarray, holes: np.ndarray, hole_group, plain=None
+) -> np.ndarray:
     """``parts`` with the ``holes`` cut out; each hole lies inside one part of its group.
 
     A hole with no holes of its own, strictly inside its part, is added as an interior ring
     (no overlay: GEOS overlay spends most of its time placing thousands of holes in one big
-    shell). The others are cut out with ``shapely.difference``.
+    shell). The others are cut out with ``shapely.difference``. ``plain`` marks holes known
+    to be strictly inside some part (cores no loose line reached, see :func:`_assemble`):
+    their part is found from one vertex, the others are tested whole.
     """
     if len(holes) == 0:
         return parts
+    plain = np.zeros(len(holes), bool) if plain is None else plain
+    one = plain & (shapely.get_num_interior_rings(holes) == 0)
+    e, r = np.flatnonzero(one), np.flatnonzero(~one)
     # the big polygons are the query side: GEOS prepares them once
-    pi, hi = shapely.STRtree(holes).query(parts, predicate="contains_properly")
+    pe, he = shapely.STRtree(shapely.get_point(shapely.get_exterior_ring(holes[e]), 0)).query(
+        parts, predicate="contains"
+    )
+    pr, hr = shapely.STRtree(holes[r]).query(parts, predicate="contains_properly")
+    pi, hi = np.concatenate([pe, pr]), np.concatenate([e[he], r[hr]])
     ok = group[pi] == hole_group[hi]
     hi, first = np.unique(hi[ok], return_index=True)
     pi = pi[ok][first]
@@ -260,7 +274,7 @@ def _with_holes(parts: np.ndarray, group: np.ndarray, holes: np.ndarray, hole_gr
 
 def polygons_of(sh: Arrays) -> dict[int, shapely.MultiPolygon]:
     """One MultiPolygon per group: ``filled - holes``."""
-    polys = _with_holes(sh["filled"], sh["group"], sh["holes"], sh["hole_group"])
+    polys = _with_holes(sh["filled"], sh["group"], sh["holes"], sh["hole_group"], sh["hole_plain"])
     return {int(g): _multipolygon(polys[sh["group"] == g]) for g in np.unique(sh["group"])}
 
 
@@ -298,7 +312,7 @@ def ring_between(cur: Arrays, prev: Arrays, inner: np.ndarray) -> dict[int, shap
     slow = np.zeros(len(fk), bool)  # parts of F_k that need an overlay
     if len(touch):  # these go in before the overlay, which then merges them with its edge
         slow[_pairs(hk[touch], hgk[touch], fk, gk)[0]] = True
-        fk = _with_holes(fk, gk, hk[touch], hgk[touch])
+        fk = _with_holes(fk, gk, hk[touch], hgk[touch], cur["hole_plain"][touch])
     child = np.where(inner >= 0, inner, 0)
     child = np.where((inner >= 0) & ~slow[child], inner, -1)
     rest = np.flatnonzero(child < 0)
@@ -327,7 +341,7 @@ def ring_between(cur: Arrays, prev: Arrays, inner: np.ndarray) -> dict[int, shap
     main_parts, midx = shapely.get_parts(main, return_index=True)
     keep = (shapely.get_type_id(main_parts) == 3) & (shapely.area(main_parts) >= _SLIVER_M2)
     main_parts, main_group = main_parts[keep], mgroup[midx[keep]]
-    polys = _with_holes(main_parts, main_group, hk[clear], hgk[clear])
+    polys = _with_holes(main_parts, main_group, hk[clear], hgk[clear], cur["hole_plain"][clear])
     # old holes that are no longer holes: covered wholly or in part by P_k
     old = np.flatnonzero(~same_j)
     oi, ki = _pairs(hk, hgk, hj[old], hgj[old])
