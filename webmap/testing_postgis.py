@@ -17,7 +17,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -26,6 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from webmap.testing import ServerStartError, start_serve, wait_ready
 
 DB_NAME = "geo_mz_test"
 DB_USER = "geo_mz"
@@ -138,29 +139,6 @@ def temp_cluster() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-_CLI = "import sys; from geo_mz.cli import main; sys.exit(main())"
-
-
-class ServerStartError(RuntimeError):
-    """A ``geo-mz serve`` process exited, or did not answer in time; the message holds its log."""
-
-
-def _wait_ready(root: str, proc: subprocess.Popen[bytes], log: Path, ready_s: float) -> None:
-    deadline = time.monotonic() + ready_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ServerStartError(
-                f"服务进程已退出 / server exited: {log.read_text(errors='replace')}"
-            )
-        try:
-            with urllib.request.urlopen(f"{root}/conformance", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
-    raise ServerStartError(f"服务未启动 / server did not start: {log.read_text(errors='replace')}")
-
-
 @contextmanager
 def serve_processes(
     database_url: str,
@@ -205,22 +183,18 @@ def serve_processes(
     ServerStartError
         When a process exits or does not answer within ``ready_s``; the message holds its log.
     """
-    env = {**os.environ, "GEO_MZ_SECRET_KEY": secret_key}
     procs: list[tuple[subprocess.Popen[bytes], Path]] = []
     roots: list[str] = []
     try:
         for n in range(count):
             port = free_port()
             log = Path(log_dir) / f"serve_{n}.log"
-            cmd = [sys.executable, "-c", _CLI, "serve", "--database", database_url]
-            cmd += ["--users", str(users_db), "--port", str(port), "--threads", str(threads)]
-            cmd += ["--lang", "en"]
-            with log.open("wb") as fh:  # the child keeps its own copy of the descriptor
-                proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
-            procs.append((proc, log))
+            args = ["--database", database_url, "--users", str(users_db), "--port", str(port),
+                    "--threads", str(threads), "--lang", "en"]  # fmt: skip
+            procs.append((start_serve(args, log, secret_key=secret_key), log))
             roots.append(f"http://127.0.0.1:{port}")
         for (proc, log), root in zip(procs, roots, strict=True):
-            _wait_ready(root, proc, log, ready_s)
+            wait_ready(root, proc, log, ready_s=ready_s)
         yield roots
     finally:
         for proc, _ in procs:

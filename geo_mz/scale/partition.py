@@ -356,6 +356,27 @@ def coverage_part(
     return {"times": out_times, "units": unit_rows}, log
 
 
+def proven_times(
+    ws: Any,
+    part: Part,
+    s: CircleSettings,
+    measure_crs: str | None,
+    buffer_m: float,
+    roads_bbox: tuple[float, float, float, float] | None,
+    part_times: Mapping[str, gpd.GeoDataFrame] | None,
+) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Return the part's proven walking times: ``part_times[part.code]`` or computed anew.
+
+    ``part_times``: part code -> :func:`geo_mz.scale.coverage_part`'s ``times``
+    from a coverage run with the same settings (so one run's times serve every job).
+    """
+    if part_times is not None and part.code in part_times:
+        return part_times[part.code], {"times": "given"}
+    frames, log = coverage_part(ws, part, settings=s, measure_crs=measure_crs,
+                                buffer_m=buffer_m, roads_bbox=roads_bbox)  # fmt: skip
+    return frames["times"], log
+
+
 # --------------------------------------------------------------------------- relief
 
 
@@ -588,6 +609,7 @@ __all__ = [
     "part_unit_tables",
     "prove_rounds",
     "proven",
+    "proven_times",
     "read_once",
     "read_own",
     "relief_part",

@@ -45,7 +45,6 @@ from geo_mz.scale.partition import (
     SLACK_M,
     Part,
     PartitionError,
-    coverage_part,
     make_cut,
     own_rows,
     part_bbox,
@@ -53,6 +52,7 @@ from geo_mz.scale.partition import (
     part_unit_tables,
     prove_rounds,
     proven,
+    proven_times,
     read_own,
     roads_extent,
     roads_in_cut,
@@ -113,27 +113,6 @@ def _capacity(centres: gpd.GeoDataFrame, field: str) -> np.ndarray:
 def _inside(centres: gpd.GeoDataFrame, part: Part) -> np.ndarray:
     pts = centres.geometry.to_crs(STORAGE_CRS).values
     return shapely.covers(part.geometry, np.asarray(pts))
-
-
-def proven_times(
-    ws: Any,
-    part: Part,
-    s: CircleSettings,
-    measure_crs: str | None,
-    buffer_m: float,
-    roads_bbox: tuple[float, float, float, float] | None,
-    part_times: Mapping[str, gpd.GeoDataFrame] | None,
-) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
-    """Return the part's proven walking times: ``part_times[part.code]`` or computed anew.
-
-    ``part_times``: part code -> :func:`geo_mz.scale.coverage_part`'s ``times``
-    from a coverage run with the same settings (so one run's times serve every job).
-    """
-    if part_times is not None and part.code in part_times:
-        return part_times[part.code], {"times": "given"}
-    frames, log = coverage_part(ws, part, settings=s, measure_crs=measure_crs,
-                                buffer_m=buffer_m, roads_bbox=roads_bbox)  # fmt: skip
-    return frames["times"], log
 
 
 # --------------------------------------------------------------------------- capacity

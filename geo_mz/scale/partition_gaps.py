@@ -30,7 +30,7 @@ import pandas as pd
 
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.eldercare.gap_grid import gap_cells, gap_frame, rank_gap_cells
-from geo_mz.scale.partition import Part, PartitionError
+from geo_mz.scale.partition import Part, PartitionError, proven_times
 from geo_mz.scale.partition_twopass import Frames, TwoPassJob
 
 POP = "pop_60plus"
@@ -78,9 +78,6 @@ def gaps_first(
         Frames ``gap_cells`` (``geo_mz.eldercare.gap_grid.gap_cells`` rows + ``part``) and
         ``parts`` (the grid settings of the part); the log.
     """
-    # Imported here: partition_eldercare imports this module to list the job.
-    from geo_mz.scale.partition_eldercare import proven_times
-
     s = settings or CircleSettings()
     grid = grid_crs or measure_crs or ws.metadata.get("measure_crs")
     if not grid:

@@ -57,6 +57,15 @@ def concat_frames(frames: Sequence[Frames]) -> Frames:
     return out
 
 
+def share_of(shared: Any, code: str) -> Any:
+    """Return the reduced value a part's second pass gets: its own share where there is one.
+
+    A reduced value with ``for_part(code)`` (e.g. ``geo_mz.scale.partition_gaps.PartShares``)
+    hands each part only its rows; any other value goes to every part whole.
+    """
+    return shared.for_part(code) if hasattr(shared, "for_part") else shared
+
+
 def run_two_pass_in_process(
     job: TwoPassJob, ws: Any, parts: Sequence[Part], **options: Any
 ) -> tuple[Frames, dict[str, Any]]:
@@ -80,7 +89,7 @@ def run_two_pass_in_process(
     shared = job.reduce(concat_frames([f for f, _ in firsts.values()]))
     takes_first = "first" in inspect.signature(job.second).parameters
     seconds = {
-        p.code: job.second(ws, p, shared=shared, **options,
+        p.code: job.second(ws, p, shared=share_of(shared, p.code), **options,
                            **({"first": firsts[p.code][0]} if takes_first else {}))
         for p in parts
     }  # fmt: skip
@@ -90,4 +99,4 @@ def run_two_pass_in_process(
     return concat_frames([f for f, _ in seconds.values()]), log
 
 
-__all__ = ["Frames", "TwoPassJob", "concat_frames", "run_two_pass_in_process"]
+__all__ = ["Frames", "TwoPassJob", "concat_frames", "run_two_pass_in_process", "share_of"]

@@ -44,6 +44,7 @@ from geo_mz.core.memory import peak_rss_mib, reset_peak_rss
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.scale.jobs import JOBS, job_function, pass_names, reduce_first_pass, two_pass
 from geo_mz.scale.partition import Part
+from geo_mz.scale.partition_twopass import share_of
 from geo_mz.scale.store import RunStore, open_run_store
 
 SCHEDULER_ENV = "GEO_MZ_DASK_SCHEDULER"
@@ -575,6 +576,14 @@ def _schemas_of(rs: RunStore, key: str) -> set[str]:
     return names
 
 
+def _part_opts(task_opts: Mapping[str, Any], code: str) -> Mapping[str, Any]:
+    # A reduced value can grow with the run (every part's cells): pickled into every task it
+    # would cost parts x size, so a value that shares itself out sends each part its share.
+    if "shared" not in task_opts:
+        return task_opts
+    return {**task_opts, "shared": share_of(task_opts["shared"], code)}
+
+
 class _Run:
     """The tasks of one run: parts sent to Dask (or computed here), results kept as they come."""
 
@@ -627,7 +636,7 @@ class _Run:
 
         if self.client is None:
             for i, p in enumerate(todo, start=1):
-                finish(run_part(job, self.ws_ref, None, key, p, task_opts), i)
+                finish(run_part(job, self.ws_ref, None, key, p, _part_opts(task_opts, p.code)), i)
         elif todo:
             from dask.distributed import as_completed
 
@@ -635,7 +644,8 @@ class _Run:
             on_workers = rs.ref if rs.writes_on_workers else None
             self.n_workers = len(client.scheduler_info().get("workers", {}))
             futures = {
-                client.submit(run_part, job, self.ws_ref, on_workers, key, p, task_opts,
+                client.submit(run_part, job, self.ws_ref, on_workers, key, p,
+                              _part_opts(task_opts, p.code),
                               key=f"{key}-{p.code}", pure=False, retries=1): p
                 for p in todo
             }  # fmt: skip
