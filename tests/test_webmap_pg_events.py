@@ -17,8 +17,7 @@ import pytest
 pytest.importorskip("psycopg")
 
 from tests.test_webmap_analysis import bridge_polygon
-from tests.test_webmap_postgis import basic
-from webmap.testing import SECRET
+from webmap.testing import SECRET, basic_auth
 from webmap.testing_postgis import EventStream, serve_processes
 
 
@@ -44,7 +43,7 @@ def test_an_analysis_computed_on_one_process_reaches_the_maps_of_the_other(
         req = urllib.request.Request(
             f"{b}/collections/road_closures/items",
             data=json.dumps(feature).encode(),
-            headers={"Content-Type": "application/json", **basic("commander1")},
+            headers={"Content-Type": "application/json", **basic_auth("commander1")},
             method="POST",
         )
         with urllib.request.urlopen(req, timeout=60) as r:
