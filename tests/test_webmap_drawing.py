@@ -295,12 +295,14 @@ def test_filters_change_the_visible_incidents(open_page, server):
         f"() => {{ const m = document.querySelector(\".inc-icon [data-id='{fire}'], "
         f"[data-id='{fire}'].leaflet-marker-icon\"); return !!m; }}"
     )
-    hidden = page.evaluate(
+    # The filter hides the flood pin once it is drawn: wait for it (fails after 10 s if never).
+    page.wait_for_function(
         "(id) => { let out = null; window.geoMzMap.state.groups.incidents.eachLayer(l => {"
-        " if (l.feature.id === id) out = l.getElement().style.display; }); return out; }",
-        flood,
+        " if (l.feature.id === id && l.getElement()) out = l.getElement().style.display; });"
+        " return out === 'none'; }",
+        arg=flood,
+        timeout=10_000,
     )
-    assert hidden == "none"
     page.locator("#inc-filter-kind").select_option("")
     page.locator("#inc-filter-status").select_option("verified")
     expect(page.locator(f"#incident-desk-list li[data-id='{flood}']")).to_have_count(1)
