@@ -57,12 +57,13 @@ from scipy.sparse.csgraph import connected_components
 
 from geo_mz.boundaries import topology as boundaries
 from geo_mz.core.errors import GeoMzError
-from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs, measure_crs_for
+from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network.graph import DRIVE_SPEEDS_KMH, Network, network_from_roads
 from geo_mz.network.paths import snap_points
 from geo_mz.relief import drive_audit as relief
+from geo_mz.scale.cut import Cut, make_cut
 from geo_mz.scale.part_inputs import (
     Sources,
     centre_sources,
@@ -102,44 +103,6 @@ class Part:
 
 
 # --------------------------------------------------------------------------- the cut
-
-
-@dataclass
-class Cut:
-    """The area read for a part: the convex hull of its core, buffered, in the measuring CRS."""
-
-    crs: str
-    polygon: shapely.Geometry
-    buffer_m: float
-
-    @property
-    def lonlat_bbox(self) -> tuple[float, float, float, float]:
-        """The bounding box of the cut in EPSG:4490 (a superset of the cut, for reading)."""
-        poly = np.array([shapely.segmentize(self.polygon, 500.0)], dtype=object)
-        lonlat = geometries_to_crs(poly, self.crs, STORAGE_CRS)
-        return tuple(float(v) for v in shapely.total_bounds(lonlat))
-
-    def contains_extent(self, extent: tuple[float, float, float, float]) -> bool:
-        """Whether the lon/lat box ``extent`` lies wholly inside the cut."""
-        # Reaching 1 km (0.01°) beyond the cut's lon/lat box: not inside (the cut's 500 m edges
-        # bulge from that box by far less), said without reprojecting ~2,000 vertices.
-        x0, y0, x1, y1 = self.lonlat_bbox
-        if min(extent[0] - x0, extent[1] - y0, x1 - extent[2], y1 - extent[3]) < -0.01:
-            return False
-        box = np.array([shapely.segmentize(shapely.box(*extent), 0.01)], dtype=object)
-        return bool(self.polygon.contains(geometries_to_crs(box, STORAGE_CRS, self.crs)[0]))
-
-    def room_m(self, xy: np.ndarray) -> np.ndarray:
-        """Distance from each point to the edge of the cut (0 outside it)."""
-        pts = shapely.points(xy)
-        d = shapely.distance(shapely.boundary(self.polygon), pts)
-        return np.where(shapely.contains_xy(self.polygon, xy[:, 0], xy[:, 1]), d, 0.0)
-
-
-def make_cut(core: shapely.Geometry, crs: str, buffer_m: float) -> Cut:
-    """Return the cut of a part: its core (EPSG:4490) as a convex hull in ``crs``, buffered."""
-    hull = geometries_to_crs(np.array([core], dtype=object), STORAGE_CRS, crs)[0].convex_hull
-    return Cut(crs, shapely.buffer(hull, buffer_m), float(buffer_m))
 
 
 def complete_nodes(net: Network, cut: Cut, *, source_xy: np.ndarray | None = None) -> np.ndarray:

@@ -1,0 +1,130 @@
+"""The cut of a part: the area read around it, and each point's room to the cut's edge.
+
+A part reads the roads, centres and stores within its cut (the convex hull of its area,
+buffered) and proves each answer by the point's *room*, its distance to the cut's edge
+(:mod:`geo_mz.scale.partition`). The room is taken from the hull, not from the buffered polygon:
+a point ``p`` inside a convex hull ``K`` lies at least ``dist(p, ∂K) + r`` from the edge of
+GEOS's buffer of ``K`` by ``b`` with ``n`` segments per quarter circle, and a point outside
+``K`` at least ``r − dist(p, K)``, with ``r = b·cos(3π/8n)``: every vertex of the buffer's arcs
+lies on the true circle of radius ``b`` and GEOS rounds an arc's number of segments to the
+nearest whole one, so a chord spans less than 1.5 quantum ``π/2n`` and stays at least ``r``
+from ``K``.
+For a convex polygon the distance from an inside point to its edge is the smallest distance to
+the edges' lines, so the room of thousands of points is a few numpy operations on the hull's
+few edges, not a GEOS distance to the buffer's hundreds. The bound is at most 1.1 % of ``b``
+short of the exact distance (22 m of 2 km): an answer proven by it is proven by the exact
+distance too, and it never says more room than there is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+
+from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
+
+QUAD_SEGS = 8
+"""Segments per quarter circle of the cut's buffer (shapely's default)."""
+_CHUNK = 2_000_000
+"""Point-edge pairs per numpy step of :func:`hull_depth_m` (bounded memory for large parts)."""
+
+
+@dataclass
+class Cut:
+    """The area read for a part: the convex hull of its core, buffered, in the measuring CRS."""
+
+    crs: str
+    polygon: shapely.Geometry
+    buffer_m: float
+    hull: shapely.Geometry | None = field(default=None, repr=False)
+    """The convex hull the cut buffers (``make_cut``), for :meth:`room_m`; None: use ``polygon``."""
+
+    @property
+    def lonlat_bbox(self) -> tuple[float, float, float, float]:
+        """The bounding box of the cut in EPSG:4490 (a superset of the cut, for reading)."""
+        poly = np.array([shapely.segmentize(self.polygon, 500.0)], dtype=object)
+        lonlat = geometries_to_crs(poly, self.crs, STORAGE_CRS)
+        return tuple(float(v) for v in shapely.total_bounds(lonlat))
+
+    def contains_extent(self, extent: tuple[float, float, float, float]) -> bool:
+        """Whether the lon/lat box ``extent`` lies wholly inside the cut."""
+        # Reaching 1 km (0.01°) beyond the cut's lon/lat box: not inside (the cut's 500 m edges
+        # bulge from that box by far less), said without reprojecting ~2,000 vertices.
+        x0, y0, x1, y1 = self.lonlat_bbox
+        if min(extent[0] - x0, extent[1] - y0, x1 - extent[2], y1 - extent[3]) < -0.01:
+            return False
+        box = np.array([shapely.segmentize(shapely.box(*extent), 0.01)], dtype=object)
+        return bool(self.polygon.contains(geometries_to_crs(box, STORAGE_CRS, self.crs)[0]))
+
+    def room_m(self, xy: np.ndarray) -> np.ndarray:
+        """Distance from each point to the edge of the cut, or less (0 outside it).
+
+        A lower bound within 1.1 % of the buffer (see the module docstring) when the cut
+        knows its hull, else the exact distance to the polygon's edge.
+        """
+        xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+        ring = _hull_ring(self.hull)
+        if ring is None:
+            d = shapely.distance(shapely.boundary(self.polygon), shapely.points(xy))
+            return np.where(shapely.contains_xy(self.polygon, xy[:, 0], xy[:, 1]), d, 0.0)
+        b = self.buffer_m * np.cos(3 * np.pi / (8 * QUAD_SEGS))
+        inside_m = hull_depth_m(ring, xy)
+        room = inside_m + b
+        out = inside_m < 0
+        if out.any():
+            # Outside the hull: how far from it (few points: a part's own lie inside).
+            away = shapely.distance(self.hull, shapely.points(xy[out]))
+            room[out] = b - away
+        return np.maximum(room, 0.0)
+
+
+def _hull_ring(hull: shapely.Geometry | None) -> np.ndarray | None:
+    """Return the hull's exterior, counter-clockwise and closed; None when not a polygon."""
+    if hull is None or shapely.get_type_id(hull) != 3 or hull.is_empty:
+        return None
+    ring = shapely.get_coordinates(shapely.orient_polygons(hull).exterior)
+    return ring if len(ring) >= 4 else None
+
+
+def hull_depth_m(ring: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Return each point's depth inside a convex ring: its distance to the nearest edge line.
+
+    Negative outside the ring (then only the sign is meaningful).
+
+    Parameters
+    ----------
+    ring
+        ``(n + 1, 2)`` vertices of a convex polygon, counter-clockwise, first = last.
+    xy
+        ``(m, 2)`` points.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(m,)`` distances in the ring's units.
+    """
+    a, b = ring[:-1], ring[1:]
+    edge = b - a
+    length = np.hypot(edge[:, 0], edge[:, 1])
+    keep = length > 0
+    a, edge, length = a[keep], edge[keep], length[keep]
+    out = np.empty(len(xy))
+    step = max(1, _CHUNK // max(len(a), 1))
+    for i in range(0, len(xy), step):
+        p = xy[i : i + step]
+        # Left of a counter-clockwise edge is inside: the cross product over the length is the
+        # signed distance to the edge's line.
+        rel_x = p[:, 0:1] - a[None, :, 0]
+        rel_y = p[:, 1:2] - a[None, :, 1]
+        signed = (edge[None, :, 0] * rel_y - edge[None, :, 1] * rel_x) / length[None, :]
+        out[i : i + step] = signed.min(axis=1)
+    return out
+
+
+def make_cut(core: shapely.Geometry, crs: str, buffer_m: float) -> Cut:
+    """Return the cut of a part: its core (EPSG:4490) as a convex hull in ``crs``, buffered."""
+    hull = geometries_to_crs(np.array([core], dtype=object), STORAGE_CRS, crs)[0].convex_hull
+    poly = shapely.buffer(hull, buffer_m, quad_segs=QUAD_SEGS)
+    return Cut(crs, poly, float(buffer_m), hull)
