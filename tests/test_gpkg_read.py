@@ -200,3 +200,37 @@ def test_large_boxes_through_gdal_give_the_same_frames(sample_ws, odd, monkeypat
     close_gpkg_connections()
     small = read_gpkg_bbox(odd, "lines", (0, 0, 10, 10), prefix=("name", "5"))
     assert_geodataframe_equal(got, small, check_dtype=True)
+
+
+def test_prefix_through_the_code_index_equals_the_rtree_read(sample_ws, odd, tmp_path):
+    """An indexed code field: a part's own rows by the index range, the same frame as by box."""
+    import shutil
+
+    with sqlite3.connect(sample_ws.path) as con:  # geo_mz's writes index the code field
+        idx = [r[1] for r in con.execute("PRAGMA index_list(population)")]
+    assert "population_adcode" in idx
+    plain = tmp_path / "plain.gpkg"
+    shutil.copy(sample_ws.path, plain)
+    with sqlite3.connect(plain) as con:
+        con.execute("DROP INDEX population_adcode")
+    units = sample_ws.read("admin_units")
+    codes = [str(c) for c in units["adcode"]][:6] + ["4407", "9", ""]
+    for code in codes:
+        for box in [tuple(units.total_bounds), *boxes(tuple(units.total_bounds), 4, seed=3)]:
+            want = read_gpkg_bbox(plain, "population", box, prefix=("adcode", code))
+            got = read_gpkg_bbox(sample_ws.path, "population", box, prefix=("adcode", code))
+            assert_geodataframe_equal(got, want, check_dtype=True, check_crs=True)
+    # Text with a number or a blob in it: the index is not used, the R-tree read decides.
+    with editor(odd) as con:
+        con.execute('CREATE INDEX lines_name ON lines ("name")')
+    close_gpkg_connections()
+    box = (0, 0, 10, 10)
+    every = gdal(odd, "lines", box)
+    mine = every[every["name"].astype("string").fillna("").str.startswith("c").to_numpy(bool)]
+    got = read_gpkg_bbox(odd, "lines", box, prefix=("name", "c"))
+    assert_geodataframe_equal(got, mine.reset_index(drop=True), check_dtype=True)
+    with editor(odd) as con:
+        con.execute("UPDATE lines SET name = x'00' WHERE fid = 5")
+    close_gpkg_connections()
+    got = read_gpkg_bbox(odd, "lines", box, prefix=("name", "c"))
+    assert_geodataframe_equal(got, mine.reset_index(drop=True), check_dtype=True)

@@ -59,6 +59,8 @@ class _LayerInfo:
     fields: list[str]
     dtypes: list[str]
     crs: str | None
+    indexed: frozenset[str] = frozenset()
+    """Text fields that lead a B-tree index (a prefix read then skips the R-tree)."""
 
 
 @dataclass
@@ -148,9 +150,28 @@ def _layer_info(path: Path, f: _File, layer: str) -> _LayerInfo | None:
                 fields=[str(c) for c in meta["fields"]],
                 dtypes=dtypes,
                 crs=meta["crs"],
+                indexed=_indexed_fields(f.con, layer),
             )
     f.layers[layer] = info
     return info
+
+
+def _indexed_fields(con: sqlite3.Connection, table: str) -> frozenset[str]:
+    """Fields that are the first column of an index of ``table`` (default text collation)."""
+    out = set()
+    for idx in con.execute(f"PRAGMA index_list({_quote(table)})").fetchall():
+        cols = con.execute(f"PRAGMA index_xinfo({_quote(str(idx[1]))})").fetchall()
+        # (seqno, cid, name, desc, coll, key): the first key column, BINARY collation.
+        if cols and cols[0][2] is not None and str(cols[0][4]).upper() == "BINARY":
+            out.add(str(cols[0][2]))
+    return frozenset(out)
+
+
+def _prefix_bounds(code: str) -> tuple[str, str] | None:
+    """``(code, next)``: the text range of the values that start with ``code`` (BINARY order)."""
+    if not code or ord(code[-1]) >= 0x10FFFF:
+        return None
+    return code, code[:-1] + chr(ord(code[-1]) + 1)
 
 
 def _quote(name: str) -> str:
@@ -246,14 +267,16 @@ def read_gpkg_bbox(
         f"SELECT id FROM {_quote(info.rtree)} "
         "WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?"
     )
-    many = f"SELECT count(*) FROM ({hits} LIMIT {_GDAL_ROWS})"
-    if f.con.execute(many, args[:4]).fetchone()[0] >= _GDAL_ROWS:
-        return _read_with_gdal(path, layer, (minx, miny, maxx, maxy), prefix)
-    sql = (
-        f"SELECT {_quote(info.geom)}{', ' + cols if cols else ''} FROM {_quote(info.table)} "
-        f"WHERE {_quote(info.fid)} IN ({hits}) {own}ORDER BY {_quote(info.fid)}"
-    )
-    rows = f.con.execute(sql, args).fetchall()
+    rows = _own_by_index(f.con, info, prefix, cols) if prefix is not None else None
+    if rows is None:
+        many = f"SELECT count(*) FROM ({hits} LIMIT {_GDAL_ROWS})"
+        if f.con.execute(many, args[:4]).fetchone()[0] >= _GDAL_ROWS:
+            return _read_with_gdal(path, layer, (minx, miny, maxx, maxy), prefix)
+        sql = (
+            f"SELECT {_quote(info.geom)}{', ' + cols if cols else ''} FROM {_quote(info.table)} "
+            f"WHERE {_quote(info.fid)} IN ({hits}) {own}ORDER BY {_quote(info.fid)}"
+        )
+        rows = f.con.execute(sql, args).fetchall()
     columns = list(zip(*rows, strict=True)) if rows else [()] * (1 + len(info.fields))
     geoms = _geometries(columns[0])
     # GDAL's spatial filter after the R-tree: the envelope meets the box (closed), and either
@@ -278,6 +301,36 @@ def read_gpkg_bbox(
         data[name] = col
     df = pd.DataFrame(data, columns=info.fields)
     return gpd.GeoDataFrame(df, geometry=geoms[keep], crs=info.crs)
+
+
+def _own_by_index(
+    con: sqlite3.Connection, info: _LayerInfo, prefix: tuple[str, str], cols: str
+) -> list[tuple] | None:
+    """Return the rows whose ``prefix`` field starts with the code, through the field's index.
+
+    A part's own rows (its people by ``adcode``) are a range of an indexed text field: read so,
+    the neighbours' rows in the part's box are never touched, nor the R-tree (the box filter
+    is applied to these rows as to the R-tree's). None when the field has no index, or holds a
+    number or a blob anywhere (the R-tree read then decides, as before): numbers sort before
+    all text and blobs after it, so two index probes find them. None too when the range holds
+    ``_GDAL_ROWS`` rows or more (a city's people: GDAL reads them faster per row).
+    """
+    fld = prefix[0]
+    bounds = _prefix_bounds(prefix[1])
+    if fld not in info.indexed or bounds is None:
+        return None
+    q, t = _quote(fld), _quote(info.table)
+    for odd in (f"{q} < ''", f"{q} >= CAST(x'' AS BLOB)"):
+        if con.execute(f"SELECT 1 FROM {t} WHERE {odd} LIMIT 1").fetchone() is not None:
+            return None
+    many = f"SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {q} >= ? AND {q} < ? LIMIT {_GDAL_ROWS})"
+    if con.execute(many, bounds).fetchone()[0] >= _GDAL_ROWS:
+        return None
+    sql = (
+        f"SELECT {_quote(info.geom)}{', ' + cols if cols else ''} FROM {t} "
+        f"WHERE {q} >= ? AND {q} < ? ORDER BY {_quote(info.fid)}"
+    )
+    return con.execute(sql, bounds).fetchall()
 
 
 def _read_with_gdal(

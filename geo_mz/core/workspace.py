@@ -21,8 +21,9 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -497,6 +498,8 @@ class Workspace:
                         f"{self.path}: writing layer '{kind}' failed ({exc}); "
                         f"the workspace is unchanged"
                     ) from exc
+                if PART_CODE_FIELD in frame.columns:
+                    index_part_codes(tmp, kind)
                 rec = layer_record(kind, len(gdf), prov)  # the GeoPackage stores text
                 rec["rows"] = str(rec["rows"])
                 rec["synthetic"] = "1" if rec["synthetic"] else "0"
@@ -507,6 +510,26 @@ class Workspace:
 
 
 _CHECKED: dict[str, tuple[int, int, int]] = {}
+
+
+PART_CODE_FIELD = "adcode"
+"""The field a partitioned run selects a part's own rows by (a code prefix)."""
+
+
+def index_part_codes(path: str | Path, kind: str) -> None:
+    """Index the ``adcode`` field of a layer (a B-tree), for reading a part's own rows by it.
+
+    A part's people are the rows whose code starts with its code: with this index they are
+    one range of it (``geo_mz.core.gpkg_read``), not a box of the R-tree that holds the
+    neighbours' rows too. GDAL and QGIS ignore the index; it is rebuilt with each write.
+    """
+    table = kind.replace('"', '""')
+    with closing(sqlite3.connect(path)) as con:
+        con.execute(
+            f'CREATE INDEX IF NOT EXISTS "{table}_{PART_CODE_FIELD}" '
+            f'ON "{table}" ("{PART_CODE_FIELD}")'
+        )
+        con.commit()
 
 
 def _check_workspace_file(path: Path) -> None:
