@@ -8,7 +8,9 @@ killed part leaves no rows behind and can be rerun alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
 from geo_mz.scale.store_base import (
     PART_COLUMNS,
     PARTS,
@@ -31,9 +34,18 @@ from geo_mz.scale.store_base import (
     rows_info,
     storable_rows,
 )
+from geo_mz.scale.store_postgis_copy import (
+    constant_text_field,
+    copy_buffer,
+    encode_column,
+    geometry_field,
+    int8_field,
+    null_field,
+)
 
 _PG_TYPES = {"float": "double precision", "integer": "bigint", "boolean": "boolean",
              "string": "text"}  # fmt: skip
+_TYPNAMES = {"float": "float8", "integer": "int8", "boolean": "bool", "string": "text"}
 
 
 class PostgisRunStore:
@@ -127,8 +139,10 @@ class PostgisRunStore:
 
         One query for every layer of a part (pg_catalog, not information_schema: index lookups).
         """
-        out: dict[str, dict[str, str]] = {}
-        rows = conn.execute(
+        return self._column_types_rows(self._column_types_query(conn, tables).fetchall())
+
+    def _column_types_query(self, conn: Any, tables: list[str]) -> Any:
+        return conn.execute(
             "SELECT c.relname, a.attname, t.typname FROM pg_attribute a "
             "JOIN pg_class c ON c.oid = a.attrelid "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -136,14 +150,18 @@ class PostgisRunStore:
             "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p') "
             "AND a.attnum > 0 AND NOT a.attisdropped",
             (self.schema, list(tables)),
-        ).fetchall()
+        )
+
+    @staticmethod
+    def _column_types_rows(rows: list[tuple]) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
         for table, col, typ in rows:
             out.setdefault(str(table), {})[str(col)] = str(typ)
         return out
 
     def _ensure_table(
-        self, conn: Any, table: str, rows: gpd.GeoDataFrame, have: Mapping[str, str]
-    ) -> None:
+        self, conn: Any, table: str, frame: pd.DataFrame, have: Mapping[str, str]
+    ) -> dict[str, str]:
         """Create the layer's table, or add the columns and widen the types the rows need.
 
         A part with no rows adds no columns: the types of an empty frame say nothing (a text
@@ -151,13 +169,10 @@ class PostgisRunStore:
         for a column created numeric (by a part whose values were all missing) widens the
         column to text; :meth:`gather` gives every column the type the parts with rows
         recorded. ``have``: the table's column types now (empty if there is no table).
+        Returns the table's column types after the change.
         """
-        schema = frame_schema(rows)  # the geometry column is left out
-        if len(rows) == 0:
-            schema = {}
-        widen = [c for c, k in schema.items() if k == "string" and have.get(c, "text") != "text"]
-        if have and set(schema) <= set(have) and not widen:
-            return  # the common case: no lock, so workers save their parts side by side
+        if have and _ready(frame, have):
+            return dict(have)  # the common case: no lock, so workers save their parts side by side
         # Creating or widening the table: one worker at a time (held to the end of its save).
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}.{table}",))
         conn.execute(
@@ -172,19 +187,22 @@ class PostgisRunStore:
             )
         )
         have = self._column_types(conn, [table]).get(table, {})  # another worker's, meanwhile
-        for col, kind in schema.items():
+        for col, kind in _needed(frame).items():
             if col not in have:
                 conn.execute(
                     self._sql("ALTER TABLE {} ADD COLUMN {} " + _PG_TYPES[kind]).format(
                         self._id(self.schema, table), self._id(col)
                     )
                 )
+                have[col] = _TYPNAMES[kind]
             elif kind == "string" and have[col] != "text":
                 conn.execute(
                     self._sql("ALTER TABLE {} ALTER COLUMN {} TYPE text USING {}::text").format(
                         self._id(self.schema, table), self._id(col), self._id(col)
                     )
                 )
+                have[col] = "text"
+        return have
 
     def save(
         self,
@@ -195,31 +213,127 @@ class PostgisRunStore:
     ) -> None:
         """In one transaction: replace the part's rows in every layer table, mark it done.
 
-        Round trips: the transaction's start, one query for the tables' columns, one for every
-        layer's old rows deleted and the mark (a pipeline), one COPY per layer with rows, the
-        commit. The mark goes in before the rows: nobody sees either until the commit.
+        The mark goes in before the rows: nobody sees either until the commit. When this
+        process has seen the tables with every column the part needs (every part but a job's
+        first few), the transaction's start, the old rows' deletes, the columns' check and the
+        mark go in one round trip (a pipeline), then one binary COPY per layer with rows and
+        the commit. Otherwise (a table to create, a column to add or widen) the tables are
+        made ready first, under a lock, as before.
         """
         job = str(info.get("job", "run"))
-        layers = [(f"{job}_{name}", storable_rows(frame, run_key, part))
-                  for name, frame in frames.items()]  # fmt: skip
-        with self._connect() as conn, conn.transaction():
-            have = self._column_types(conn, [table for table, _ in layers])
-            for table, rows in layers:
-                self._ensure_table(conn, table, rows, have.get(table, {}))
-            with conn.pipeline():
-                for table, _ in layers:
-                    conn.execute(
-                        self._sql("DELETE FROM {} WHERE run_key = %s AND part = %s").format(
-                            self._id(self.schema, table)
-                        ),
-                        (run_key, part),
-                    )
-                self._mark(conn, run_key, part, "done", None, rows_info(frames, info), info)
-            for table, rows in layers:
-                if len(rows):
-                    self._copy(conn, table, rows)
+        layers = [(f"{job}_{name}", frame) for name, frame in frames.items()]
+        mark = part_row(run_key, part, "done", None, rows_info(frames, info), info)
+        with self._connect() as conn:
+            if self._save_known(conn, run_key, part, layers, mark):
+                return
+            with conn.transaction():
+                have = self._column_types(conn, [table for table, _ in layers])
+                types = {
+                    table: self._ensure_table(conn, table, frame, have.get(table, {}))
+                    for table, frame in layers
+                }
+                with conn.pipeline():
+                    self._delete_part(conn, run_key, part, [table for table, _ in layers])
+                    self._mark_row(conn, mark)
+                for table, frame in layers:
+                    if len(frame):
+                        self._copy(conn, table, frame, types[table], run_key, part)
+            _known_tables(self.url, self.schema).update(types)
 
-    def _copy(self, conn: Any, table: str, rows: gpd.GeoDataFrame) -> None:
+    def _save_known(
+        self,
+        conn: Any,
+        run_key: str,
+        part: str,
+        layers: list[tuple[str, pd.DataFrame]],
+        mark: tuple,
+    ) -> bool:
+        """Save in the fewest round trips if the tables are ready; False (nothing done) if not.
+
+        The columns are read after the deletes: those hold the tables' row locks, which keep
+        any other worker from changing a column until this transaction ends, so the binary
+        COPY gets the types the table has.
+        """
+        psycopg = _psycopg()
+        known = _known_tables(self.url, self.schema)
+        tables = [table for table, _ in layers]
+        if not all(t in known and _ready(f, known[t]) for t, f in layers):
+            return False
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                self._delete_part(conn, run_key, part, tables)
+                cur = self._column_types_query(conn, tables)
+                self._mark_row(conn, mark)
+            types = self._column_types_rows(cur.fetchall())
+        except psycopg.errors.UndefinedTable:  # dropped since (a schema removed and made anew)
+            conn.execute("ROLLBACK")
+            known.clear()
+            return False
+        try:
+            known.update(types)
+            if not all(t in types and _ready(f, types[t]) for t, f in layers):
+                conn.execute("ROLLBACK")  # a column another process dropped: the slow way
+                return False
+            for table, frame in layers:
+                if len(frame):
+                    self._copy(conn, table, frame, types[table], run_key, part)
+            conn.execute("COMMIT")
+        except BaseException:
+            idle = psycopg.pq.TransactionStatus.IDLE
+            if not conn.closed and conn.info.transaction_status != idle:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        return True
+
+    def _delete_part(self, conn: Any, run_key: str, part: str, tables: list[str]) -> None:
+        for table in tables:
+            conn.execute(
+                self._sql("DELETE FROM {} WHERE run_key = %s AND part = %s").format(
+                    self._id(self.schema, table)
+                ),
+                (run_key, part),
+            )
+
+    def _copy(
+        self,
+        conn: Any,
+        table: str,
+        frame: pd.DataFrame,
+        types: Mapping[str, str],
+        run_key: str,
+        part: str,
+    ) -> None:
+        """Send a layer's rows in one binary COPY; the text path for values binary cannot take."""
+        from psycopg import sql
+
+        geom = _geometry_column(frame)
+        cols = [c for c in frame.columns if c != geom]
+        n = len(frame)
+        fields = [constant_text_field(run_key, n), constant_text_field(part, n),
+                  int8_field(np.arange(n, dtype=np.int64))]  # fmt: skip
+        for c in cols:
+            field = None if c in _OWN_COLUMNS else encode_column(frame[c], types.get(str(c), ""))
+            if field is None:  # e.g. numbers bound for a column widened to text
+                self._copy_text(conn, table, storable_rows(frame, run_key, part))
+                return
+            fields.append(field)
+        if geom is None:
+            fields.append(null_field(n))
+        else:
+            geoms = np.asarray(frame.geometry.values, dtype=object)
+            if frame.crs is not None:  # as storable_rows puts them: EPSG:4490, bit for bit
+                geoms = geometries_to_crs(geoms, frame.crs, STORAGE_CRS)
+            fields.append(geometry_field(geoms, SRID))
+        names = ["run_key", "part", "seq", *cols, "geom"]
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            self._id(self.schema, table), sql.SQL(", ").join(map(sql.Identifier, names))
+        )
+        with conn.cursor().copy(stmt) as cp:
+            cp.write(copy_buffer(fields, n))
+
+    def _copy_text(self, conn: Any, table: str, rows: gpd.GeoDataFrame) -> None:
         cols = [c for c in rows.columns if c != rows.geometry.name]
         geoms = rows.geometry.values
         wkb = shapely.to_wkb(shapely.set_srid(np.asarray(geoms), SRID), hex=True, include_srid=True)
@@ -239,30 +353,22 @@ class PostgisRunStore:
             for row in zip(*data, wkb.tolist(), strict=True):
                 cp.write_row(row)
 
-    def _mark(
-        self,
-        conn: Any,
-        run_key: str,
-        part: str,
-        status: str,
-        error: str | None,
-        rows: str,
-        info: Mapping[str, Any],
-    ) -> None:
+    def _mark_row(self, conn: Any, row: tuple) -> None:
         conn.execute(
             self._sql(
-                "INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "INSERT INTO {} (run_key, part, status, error, rows, seconds, worker, "
+                "finished_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (run_key, part) DO UPDATE SET status = EXCLUDED.status, "
                 "error = EXCLUDED.error, rows = EXCLUDED.rows, seconds = EXCLUDED.seconds, "
                 "worker = EXCLUDED.worker, finished_at = EXCLUDED.finished_at"
             ).format(self._id(self.schema, PARTS)),
-            part_row(run_key, part, status, error, rows, info),
+            row,
         )
 
     def fail(self, run_key: str, part: str, error: str, info: Mapping[str, Any]) -> None:
         """Record a part that failed (its rows from an earlier success are kept)."""
         with self._connect() as conn:
-            self._mark(conn, run_key, part, "failed", error, "{}", info)
+            self._mark_row(conn, part_row(run_key, part, "failed", error, "{}", info))
 
     def status(self, run_key: str | None = None) -> pd.DataFrame:
         """One row per part: status, error, rows (JSON), seconds, worker, finished_at."""
@@ -326,6 +432,39 @@ class PostgisRunStore:
         df = pd.DataFrame([r[:-1] for r in rows], columns=cols)
         geoms = shapely.from_wkb([None if r[-1] is None else bytes(r[-1]) for r in rows])
         return finish_gather(df, geoms, schema)
+
+
+_OWN_COLUMNS = {"run_key", "part", "seq", "geom"}
+_KNOWN: dict[tuple[int, str, str], dict[str, dict[str, str]]] = {}
+
+
+def _known_tables(url: str, schema: str) -> dict[str, dict[str, str]]:
+    """Return what this process last saw of the store's tables: table to column types."""
+    return _KNOWN.setdefault((os.getpid(), url, schema), {})
+
+
+def _needed(frame: pd.DataFrame) -> dict[str, str]:
+    """Return the columns (to kind) a part's rows need in their table; none if it has no rows.
+
+    The types of an empty frame say nothing (a text column of no rows reads as ``float``).
+    """
+    return frame_schema(frame) if len(frame) else {}  # the geometry column is left out
+
+
+def _ready(frame: pd.DataFrame, have: Mapping[str, str]) -> bool:
+    """Whether a table with columns ``have`` takes the frame's rows as it is."""
+    for col, kind in _needed(frame).items():
+        typ = have.get(col)
+        if typ is None or (kind == "string" and typ != "text"):
+            return False
+    return True
+
+
+def _geometry_column(frame: pd.DataFrame) -> Any:
+    """Return the geometry column kept with the rows, or None (as storable_rows decides)."""
+    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
+        return frame.geometry.name
+    return None
 
 
 def _plain(v: Any) -> Any:
