@@ -7,7 +7,7 @@ Coverage, shelter adequacy and the relief audit all report per town (镇/街道)
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -17,7 +17,15 @@ import shapely
 
 from geo_mz.core.errors import CrsError, UnitsError
 
-__all__ = ["assign_to_units", "complete_units", "unit_register", "units_of_level"]
+__all__ = [
+    "assign_by_codes",
+    "assign_to_units",
+    "complete_units",
+    "level_positions",
+    "point_codes",
+    "unit_register",
+    "units_of_level",
+]
 
 
 def _check_units(units: object) -> gpd.GeoDataFrame:
@@ -39,6 +47,90 @@ def _check_units(units: object) -> gpd.GeoDataFrame:
             "imported file"
         )
     return units
+
+
+def _equal_to(col: pd.Series, value: str) -> np.ndarray:
+    """``col == value`` as a numpy mask (missing values are False)."""
+    if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+        # numpy compares object arrays element by element: much cheaper than pandas' == on
+        # the few rows of a county part; missing values become None so no NA reaches bool().
+        return col.to_numpy(dtype=object, na_value=None) == value
+    return (col == value).to_numpy(dtype=bool)
+
+
+def _jurisdiction(col: pd.Series) -> np.ndarray:
+    """``in_jurisdiction`` as a mask, missing values counting as in."""
+    if col.dtype == bool or isinstance(col.dtype, pd.BooleanDtype):
+        return col.to_numpy(dtype=bool, na_value=True)
+    return col.astype("boolean").fillna(True).to_numpy(dtype=bool)
+
+
+def level_positions(units: gpd.GeoDataFrame, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions and codes of the units of one level, as :func:`units_of_level` selects them.
+
+    The selection without building the frame, for callers that need only a few columns.
+
+    Parameters
+    ----------
+    units
+        The ``admin_units`` layer (as for :func:`units_of_level`).
+    level
+        ``"town"`` or ``"village"`` (any level present in ``units``).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Positions in ``units`` of the units of ``level`` in jurisdiction, in the order of
+        :func:`units_of_level` (by code), and their codes (object array, as
+        :func:`units_of_level` gives them: strings).
+
+    Raises
+    ------
+    UnitsError
+        ``level`` is not in the layer, codes repeat, or codes differ in length.
+    """
+    _check_units(units)
+    keep = _equal_to(units["level"], level)
+    if not keep.any():
+        levels = sorted(units["level"].dropna().unique().tolist())
+        raise UnitsError(
+            f"区划单元 admin_units 中没有 {level} 级单元 (现有 {levels})，请导入该级区划面或改用"
+            f"现有级别 / the admin_units layer has no {level} units (it has {levels}): import "
+            f"the {level} polygons (geo-mz import FILE --layer admin_units), or choose one of "
+            f"{levels}"
+        )
+    if "in_jurisdiction" in units.columns:
+        keep &= _jurisdiction(units["in_jurisdiction"])
+    pos = np.flatnonzero(keep)
+    col = units["adcode"]
+    vals = col.to_numpy(dtype=object)[pos]
+    if all(type(c) is str for c in vals):
+        # Plain strings: any sort gives the one order of distinct codes (equal codes are an
+        # error below), so numpy's argsort stands in for DataFrame.sort_values.
+        order = np.argsort(vals, kind="stable")
+        pos, codes = pos[order], vals[order]
+        dup = sorted(set(codes[1:][codes[1:] == codes[:-1]]))
+        lengths = {len(c) for c in codes}
+    else:  # numbers, missing codes: pandas' own sort and string conversion, as ever
+        sub = col.iloc[pos].reset_index(drop=True).sort_values()
+        pos = pos[sub.index.to_numpy()]
+        code_s = sub.reset_index(drop=True).astype(str)
+        codes = code_s.to_numpy(dtype=object)
+        dup = sorted(set(code_s[code_s.duplicated()]))
+        lengths = set(code_s.str.len().dropna())
+    if dup:
+        raise UnitsError(
+            f"{level} 级区划代码重复 {dup[:10]}，请在 admin_units 中每个代码只保留一个单元 / the "
+            f"{level} units repeat adcodes {dup[:10]}; keep one unit per code in admin_units"
+        )
+    if len(lengths) != 1:
+        raise UnitsError(
+            f"{level} 级区划代码长度不一，无法按代码前缀归属，请统一为 GB/T 2260 代码 (乡镇9位、"
+            f"村居12位) / the {level} units' adcodes differ in length, so points cannot be "
+            "joined by code prefix; use GB/T 2260 codes of one length (9 digits for towns, 12 "
+            "for villages)"
+        )
+    return pos, codes
 
 
 def units_of_level(units: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
@@ -63,36 +155,83 @@ def units_of_level(units: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
     UnitsError
         ``level`` is not in the layer, codes repeat, or codes differ in length.
     """
-    _check_units(units)
-    levels = sorted(units["level"].dropna().unique().tolist())
-    if level not in levels:
-        raise UnitsError(
-            f"区划单元 admin_units 中没有 {level} 级单元 (现有 {levels})，请导入该级区划面或改用"
-            f"现有级别 / the admin_units layer has no {level} units (it has {levels}): import "
-            f"the {level} polygons (geo-mz import FILE --layer admin_units), or choose one of "
-            f"{levels}"
-        )
-    keep = units["level"] == level
-    if "in_jurisdiction" in units.columns:
-        keep &= units["in_jurisdiction"].astype("boolean").fillna(True)
-    u = units.loc[keep.to_numpy(dtype=bool)].sort_values("adcode").reset_index(drop=True)
+    pos, _ = level_positions(units, level)
+    u = units.take(pos).reset_index(drop=True)
     u["adcode"] = u["adcode"].astype(str)
-    dup = sorted(set(u.loc[u["adcode"].duplicated(), "adcode"]))
-    if dup:
-        raise UnitsError(
-            f"{level} 级区划代码重复 {dup[:10]}，请在 admin_units 中每个代码只保留一个单元 / the "
-            f"{level} units repeat adcodes {dup[:10]}; keep one unit per code in admin_units"
-        )
-    if u["adcode"].str.len().nunique() != 1:
-        raise UnitsError(
-            f"{level} 级区划代码长度不一，无法按代码前缀归属，请统一为 GB/T 2260 代码 (乡镇9位、"
-            f"村居12位) / the {level} units' adcodes differ in length, so points cannot be "
-            "joined by code prefix; use GB/T 2260 codes of one length (9 digits for towns, 12 "
-            "for villages)"
-        )
     if "urban_rural" not in u.columns:
         u["urban_rural"] = None
     return u
+
+
+def point_codes(points: pd.DataFrame) -> tuple[np.ndarray, list[str]] | None:
+    """Factorise the points' ``adcode`` column: a code number per point (-1: none), the codes.
+
+    Parameters
+    ----------
+    points
+        Points with an optional ``adcode`` column.
+
+    Returns
+    -------
+    tuple or None
+        Per point the position of its code in the list (-1 where it has none), and the distinct
+        codes as strings; None without an ``adcode`` column.
+    """
+    if "adcode" not in points.columns:
+        return None
+    fact, uniq = pd.factorize(points["adcode"])  # few distinct codes: slice those only
+    return fact, [str(c) for c in uniq]
+
+
+def assign_by_codes(
+    points: gpd.GeoDataFrame,
+    codes: Any,
+    geometry: Callable[[], gpd.GeoSeries],
+    factors: tuple[np.ndarray, list[str]] | None = None,
+) -> np.ndarray:
+    """Position of each point's unit among units given by their codes (-1: none).
+
+    :func:`assign_to_units` for callers holding the units' codes, not a frame: the polygons
+    are asked for (``geometry()``) only when some point has no adcode.
+
+    Parameters
+    ----------
+    points
+        Points with a CRS and an optional ``adcode`` column.
+    codes
+        The units' codes, all of one length (strings).
+    geometry
+        Returns the units' polygons (a GeoSeries with a CRS), in the order of ``codes``.
+    factors
+        :func:`point_codes` of ``points`` when already computed.
+
+    Returns
+    -------
+    numpy.ndarray
+        Per point the position of its unit in ``codes``, -1 for none.
+    """
+    index = pd.Index(codes)
+    n = len(index)
+    length = len(index[0]) if n else 0
+    pos = np.full(len(points), -1, dtype=np.int64)
+    has = np.zeros(len(points), dtype=bool)
+    if factors is None and n:
+        factors = point_codes(points)
+    if factors is not None and n:
+        fact, ucode = factors
+        upos = index.get_indexer([c[:length] for c in ucode])
+        uhas = np.array([len(c) >= length for c in ucode] + [False], dtype=bool)
+        has = uhas[fact]  # fact -1 (missing) picks the trailing False
+        pos[has] = upos[fact[has]]
+    rest = np.flatnonzero(~has)
+    if len(rest) and n:
+        geoms = geometry()
+        geoms = geoms.to_crs(points.crs) if geoms.crs != points.crs else geoms
+        tree = shapely.STRtree(np.asarray(geoms.values))
+        pi, ui = tree.query(np.asarray(points.geometry.values)[rest], predicate="intersects")
+        first = pd.Series(ui).groupby(pi).min()
+        pos[rest[first.index.to_numpy()]] = first.to_numpy()
+    return pos
 
 
 def assign_to_units(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.ndarray:
@@ -102,24 +241,7 @@ def assign_to_units(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.nda
     without an adcode are joined spatially (first unit intersecting them). A point whose adcode
     matches no unit stays unassigned (it belongs to another area), it is not re-joined in space.
     """
-    length = len(units["adcode"].iloc[0]) if len(units) else 0
-    pos = np.full(len(points), -1, dtype=np.int64)
-    has = np.zeros(len(points), dtype=bool)
-    if "adcode" in points.columns and len(units):
-        fact, uniq = pd.factorize(points["adcode"])  # few distinct codes: slice those only
-        ucode = [str(c) for c in uniq]
-        upos = pd.Index(units["adcode"]).get_indexer([c[:length] for c in ucode])
-        uhas = np.array([len(c) >= length for c in ucode] + [False], dtype=bool)
-        has = uhas[fact]  # fact -1 (missing) picks the trailing False
-        pos[has] = upos[fact[has]]
-    rest = np.flatnonzero(~has)
-    if len(rest) and len(units):
-        geoms = units.geometry.to_crs(points.crs) if units.crs != points.crs else units.geometry
-        tree = shapely.STRtree(np.asarray(geoms.values))
-        pi, ui = tree.query(np.asarray(points.geometry.values)[rest], predicate="intersects")
-        first = pd.Series(ui).groupby(pi).min()
-        pos[rest[first.index.to_numpy()]] = first.to_numpy()
-    return pos
+    return assign_by_codes(points, units["adcode"], lambda: units.geometry)
 
 
 def unit_register(metadata: Mapping[str, Any]) -> pd.DataFrame | None:

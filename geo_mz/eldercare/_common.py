@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
 
 from geo_mz.core.errors import CrsError, GeoMzError, UnitsError
-from geo_mz.core.units import units_of_level
+from geo_mz.core.units import level_positions, units_of_level
 from geo_mz.network.graph import Network, Snapped
 from geo_mz.network.paths import snap_points, with_closures
 
@@ -96,6 +98,28 @@ def frame_rows(u: gpd.GeoDataFrame, level: str, extra: bool) -> pd.DataFrame:
     return pd.DataFrame(recs, columns=["level", "adcode", "name", "urban_rural"], dtype=object)
 
 
+def unit_columns(
+    level: str, codes: np.ndarray, names: np.ndarray, urban_rural: np.ndarray, extra: bool
+) -> dict[str, pd.Series]:
+    """Build the first columns of :func:`frame_rows` (level, adcode, name, urban_rural).
+
+    Built from the units' columns, without the frame of :func:`units_of_level`; object dtype
+    kept explicitly (pandas would turn the strings into its ``str`` dtype).
+    """
+    ur = [None if pd.isna(x) else x for x in urban_rural]
+    lv, ad, nm = [level] * len(codes), list(codes), list(names)
+    heads = {str(c)[:6] for c in codes}
+    tail = [("unassigned", None, "未归属 unassigned")] if extra else []
+    tail.append(("total", heads.pop() if len(heads) == 1 else None, "合计 total"))
+    for row_level, code, name in tail:
+        lv.append(row_level)
+        ad.append(code)
+        nm.append(name)
+        ur.append(None)
+    cols = {"level": lv, "adcode": ad, "name": nm, "urban_rural": ur}
+    return {c: pd.Series(v, dtype=object) for c, v in cols.items()}
+
+
 def pct(x: float) -> float:
     return round(100.0 * x, 1) if np.isfinite(x) else float("nan")
 
@@ -106,3 +130,78 @@ def coverage_units(units: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
         return units_of_level(units, level)
     except UnitsError as exc:
         raise CoverageError(str(exc)) from exc
+
+
+def coverage_positions(units: gpd.GeoDataFrame, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`geo_mz.core.units.level_positions`, its errors raised as :class:`CoverageError`."""
+    try:
+        return level_positions(units, level)
+    except UnitsError as exc:
+        raise CoverageError(str(exc)) from exc
+
+
+# Sums of whole numbers below 2**53 are exact in float64 whatever the order of addition.
+_EXACT_LIMIT = 2.0**53
+# Above this many (group, value) cells the per-group mode works on the pairs present only.
+_DENSE_CELLS = 1 << 16
+
+
+def _mode_sparse(group: np.ndarray, vi: np.ndarray, uniq: Any, weight: np.ndarray, k: int) -> list:
+    """Sum with scipy per (group, value) cell (the reference), first largest wins."""
+    m = coo_matrix((weight, (group, vi)), shape=(k, len(uniq))).tocsr()
+    best = np.asarray(m.argmax(axis=1)).ravel()
+    top = m.max(axis=1).toarray().ravel()
+    return [uniq[b] if t > 0 else None for b, t in zip(best, top, strict=True)]
+
+
+def mode_by_weight(
+    group: np.ndarray,
+    value: np.ndarray,
+    weight: np.ndarray,
+    k: int,
+    factors: tuple[np.ndarray, Any] | None = None,
+) -> list:
+    """Per group 0..k-1, the value with the largest total weight (None if no weight).
+
+    Ties go to the value seen first in ``value``. ``factors`` is ``pd.factorize(value)`` when
+    already computed. Sums are made with numpy in the order of the points; scipy's sparse
+    matrix (the reference, :func:`_mode_sparse`) adds a cell's weights in another order, which
+    can differ in the last bit: whole-number weights are exact either way, and otherwise a group
+    whose best two sums are closer than the rounding error is settled by scipy itself.
+    """
+    vi, uniq = pd.factorize(value) if factors is None else factors
+    ok = vi >= 0
+    if not ok.any():
+        return [None] * k
+    g, v, w = group[ok], vi[ok], weight[ok]
+    if not (np.isfinite(w).all() and (w >= 0).all()):
+        return _mode_sparse(g, v, uniq, w, k)
+    exact = bool((w == np.floor(w)).all() and w.sum() < _EXACT_LIMIT)
+    nu = len(uniq)
+    key = g.astype(np.int64) * nu + v
+    if k * nu <= _DENSE_CELLS:
+        cells = np.bincount(key, weights=w, minlength=k * nu).reshape(k, nu)
+        best = cells.argmax(axis=1)  # first largest: the value seen first
+        top = cells[np.arange(k), best]
+        second = np.partition(cells, nu - 2, axis=1)[:, nu - 2] if nu > 1 else np.zeros(k)
+    else:
+        pair, keys = pd.factorize(key)
+        sums = np.bincount(pair, weights=w)
+        pg, pv = keys // nu, keys % nu
+        o = np.lexsort((pv, -sums, pg))  # per group: largest sum first, then first seen
+        first = np.r_[True, pg[o][1:] != pg[o][:-1]]
+        at = np.flatnonzero(first)
+        best, top, second = np.zeros(k, np.int64), np.zeros(k), np.zeros(k)
+        best[pg[o[at]]], top[pg[o[at]]] = pv[o[at]], sums[o[at]]
+        nxt = at + 1
+        has2 = nxt < len(o)
+        has2[has2] &= ~first[nxt[has2]]
+        second[pg[o[at[has2]]]] = sums[o[nxt[has2]]]
+    if not exact:
+        # Recursive sums of n terms >= 0 in any order lie within n * 2**-53 * sum of the exact
+        # one; a margin four times that keeps the winner whatever the order.
+        n_g = np.bincount(g, minlength=k)
+        close = (top > 0) & (top - second <= 4.0 * n_g * 2.0**-53 * top)
+        if close.any():
+            return _mode_sparse(g, v, uniq, w, k)
+    return [uniq[b] if t > 0 else None for b, t in zip(best.tolist(), top.tolist(), strict=True)]

@@ -29,11 +29,10 @@ from typing import Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
 
 from geo_mz.core.results import Kpi
 from geo_mz.core.standards import COVERAGE_THRESHOLDS_MIN, RESIDENTIAL_KINDS, TARGET_SHARE
-from geo_mz.core.units import assign_to_units
+from geo_mz.core.units import assign_by_codes, point_codes
 from geo_mz.eldercare._common import (
     TOL_MIN,
     TOL_PERSONS,
@@ -42,12 +41,13 @@ from geo_mz.eldercare._common import (
     centre_ids,
     check_gdf,
     check_positive,
-    coverage_units,
-    frame_rows,
+    coverage_positions,
+    mode_by_weight,
     nonneg_numbers,
     pct,
     retimed,
     snap_centres,
+    unit_columns,
 )
 from geo_mz.eldercare.gap_grid import gap_cells, gap_frame, rank_gap_cells
 from geo_mz.network.graph import Network
@@ -63,6 +63,7 @@ __all__ = [
     "NoCentresError",
     "access_times",
     "coverage_by_unit",
+    "coverage_by_units",
     "coverage_kpis",
     "gaps",
     "node_times",
@@ -242,15 +243,7 @@ def access_times(
 
 def _mode_by_weight(group: np.ndarray, value: np.ndarray, weight: np.ndarray, k: int) -> list:
     """Per group 0..k-1, the value with the largest total weight (None if no weight)."""
-    vi, uniq = pd.factorize(value)
-    ok = vi >= 0
-    out: list = [None] * k
-    if ok.any():
-        m = coo_matrix((weight[ok], (group[ok], vi[ok])), shape=(k, len(uniq))).tocsr()
-        best = np.asarray(m.argmax(axis=1)).ravel()
-        top = m.max(axis=1).toarray().ravel()
-        out = [uniq[b] if t > 0 else None for b, t in zip(best, top, strict=True)]
-    return out
+    return mode_by_weight(group, value, weight, k)
 
 
 def coverage_by_unit(
@@ -302,76 +295,165 @@ def coverage_by_unit(
     Points join units by the first digits of their 12-digit ``adcode`` (9 for towns, 12 for
     villages); points without an adcode join spatially.
     """
+    return coverage_by_units(
+        times, units, levels=(level,), thresholds_min=thresholds_min, targets=targets,
+        target_min=target_min, pop_field=pop_field,
+    )  # fmt: skip
+
+
+def coverage_by_units(
+    times: gpd.GeoDataFrame,
+    units: gpd.GeoDataFrame,
+    *,
+    levels: Sequence[str],
+    thresholds_min: Sequence[float] = COVERAGE_THRESHOLDS_MIN,
+    targets: Mapping[str, float] = TARGET_SHARE,
+    target_min: float = 15.0,
+    pop_field: str = "pop_60plus",
+) -> pd.DataFrame:
+    """Coverage tables of several levels at once, one after the other.
+
+    The same rows as :func:`coverage_by_unit` for each level in turn, made in one pass over
+    the points: the per-point sums, the nearest centres and the points' codes are worked out
+    once for all levels.
+
+    Parameters
+    ----------
+    times
+        Output of :func:`access_times` (``walk_min``, ``nearest_centre``, ``pop_field``).
+    units
+        ``admin_units`` (adcode, name, level, urban_rural); rows with ``in_jurisdiction`` False
+        are ignored.
+    levels
+        Levels present in ``units``, e.g. ``("county", "town", "village")``.
+    thresholds_min
+        Circles in minutes, inclusive.
+    targets
+        Target share within ``target_min`` by ``urban_rural``.
+    target_min
+        The circle the target applies to; must be one of ``thresholds_min``.
+    pop_field
+        Population column to count.
+
+    Returns
+    -------
+    pandas.DataFrame
+        For each level in order, the :func:`coverage_by_unit` table of that level (its unit
+        rows, ``unassigned`` row if any and ``total`` row), index 0..n-1.
+    """
     check_gdf(times, "times", ("walk_min", "nearest_centre", pop_field))
     ths = sorted({check_positive("thresholds_min", t) for t in thresholds_min})
     if float(target_min) not in ths:
         raise CoverageError(f"`target_min` {target_min!r} must be one of {ths}")
     if not targets or any(not 0 <= float(x) <= 1 for x in targets.values()):
         raise CoverageError(f"`targets` must map urban_rural codes to shares in [0, 1]: {targets}")
-    u = coverage_units(units, level)
-    pos = assign_to_units(times, u)
-    k = len(u) + 1
-    g = np.where(pos >= 0, pos, len(u))
+    if isinstance(levels, str):
+        raise TypeError(f"`levels` must be a sequence of levels, not the string {levels!r}")
+    if not len(levels):
+        raise CoverageError("`levels` is empty: name at least one level")
+    chosen = [(lv, *coverage_positions(units, lv)) for lv in levels]
+    factors = point_codes(times)
+    joins = [
+        assign_by_codes(times, codes, lambda p=p: units.geometry.take(p), factors)
+        for _, p, codes in chosen
+    ]
+    pts = _point_sums(times, ths, pop_field)
+    tables = [
+        _unit_table(pts, units, lv, p, codes, pos, ths, targets, target_min, pop_field)
+        for (lv, p, codes), pos in zip(chosen, joins, strict=True)
+    ]
+    if len(tables) == 1:
+        return tables[0]
+    return pd.concat(tables, ignore_index=True)
+
+
+def _point_sums(times: gpd.GeoDataFrame, ths: list[float], pop_field: str) -> dict:
+    """Per point, the weights every level sums per unit (the same for all levels)."""
     pop = nonneg_numbers(times, pop_field, "times")
     walk = pd.to_numeric(times["walk_min"]).to_numpy(dtype=float)
-
-    def bsum(w: np.ndarray) -> np.ndarray:
-        return np.bincount(g, weights=w, minlength=k)
-
     reach = np.isfinite(walk)
-    pop_u = bsum(pop)
-    cols: dict[str, np.ndarray] = {pop_field: pop_u}
+    w: dict[str, np.ndarray] = {pop_field: pop}
     for t in ths:
-        cov = bsum(pop * (walk <= t + TOL_MIN))
-        cols[f"covered_{t:g}min"] = cov
+        w[f"covered_{t:g}min"] = pop * (walk <= t + TOL_MIN)
+    w["walk_w"] = np.where(reach, walk, 0.0) * pop
+    w["reach_pop"] = pop * reach
+    w["unreachable_pop"] = pop * ~reach
+    too_far = times["too_far"].to_numpy(dtype=bool) if "too_far" in times.columns else 0 * pop
+    w["too_far_pop"] = pop * too_far
+    if "covered_pop_adjusted" in times.columns:
+        w["covered_capacity_adj"] = pd.to_numeric(times["covered_pop_adjusted"]).to_numpy(
+            dtype=float
+        )
+    near = times["nearest_centre"].to_numpy(dtype=object)
+    factors = pd.factorize(near)
+    all_near = mode_by_weight(np.zeros(len(pop), np.int64), near, pop, 1, factors)[0]
+    return {"w": w, "pop": pop, "near": near, "factors": factors, "all_near": all_near}
+
+
+def _unit_table(
+    pts: dict,
+    units: gpd.GeoDataFrame,
+    level: str,
+    upos: np.ndarray,
+    codes: np.ndarray,
+    pos: np.ndarray,
+    ths: list[float],
+    targets: Mapping[str, float],
+    target_min: float,
+    pop_field: str,
+) -> pd.DataFrame:
+    """One level's table from the per-point weights and each point's unit (``pos``, -1: none)."""
+    n = len(upos)
+    k = n + 1
+    g = np.where(pos >= 0, pos, n)
+    sums = {name: np.bincount(g, weights=w, minlength=k) for name, w in pts["w"].items()}
+    pop_u = sums[pop_field]
     strict = max(float(x) for x in targets.values())
-    ur = [*u["urban_rural"].astype(object), None]
+    if "urban_rural" in units.columns:
+        ur_raw = units["urban_rural"].to_numpy(dtype=object)[upos]
+    else:
+        ur_raw = np.full(n, None, dtype=object)
+    ur = [*ur_raw, None]
     target = np.array([float(targets.get(x, strict)) if isinstance(x, str) else strict for x in ur])
     required = np.ceil(target * pop_u - TOL_PERSONS)
-    covered_t = cols[f"covered_{float(target_min):g}min"]
+    covered_t = sums[f"covered_{float(target_min):g}min"]
     shortfall = np.maximum(required - covered_t, 0.0)
-    walk_w = bsum(np.where(reach, walk, 0.0) * pop)
-    reach_pop = bsum(pop * reach)
-    unreach = bsum(pop * ~reach)
-    too_far = times["too_far"].to_numpy(dtype=bool) if "too_far" in times.columns else 0 * pop
-    too_far_pop = bsum(pop * too_far)
-    adj = None
-    if "covered_pop_adjusted" in times.columns:
-        adj = bsum(pd.to_numeric(times["covered_pop_adjusted"]).to_numpy(dtype=float))
-    near = times["nearest_centre"].to_numpy(dtype=object)
-    nearest = _mode_by_weight(g, near, pop, k)
-    all_near = _mode_by_weight(np.zeros(len(g), np.int64), near, pop, 1)[0]
+    nearest = mode_by_weight(g, pts["near"], pts["pop"], k, pts["factors"])
 
     extra = bool(pop_u[-1] > 0 or (pos < 0).any())
-    sel = np.r_[np.arange(len(u)), [len(u)] if extra else []].astype(np.int64)
-    rows = frame_rows(u, level, extra)
+    sel = np.r_[np.arange(n), [n] if extra else []].astype(np.int64)
 
     def with_total(x: np.ndarray) -> np.ndarray:
         return np.r_[x[sel], x[sel].sum()]
 
     p = with_total(pop_u)
     safe = np.where(p > 0, p, np.nan)
-    rows[pop_field] = p
+    cols: dict[str, object] = unit_columns(
+        level, codes, units["name"].to_numpy(dtype=object)[upos], ur_raw, extra
+    )
+    cols[pop_field] = p
     for t in ths:
-        c = with_total(cols[f"covered_{t:g}min"])
-        rows[f"covered_{t:g}min"] = c
-        rows[f"share_{t:g}min"] = c / safe
+        c = with_total(sums[f"covered_{t:g}min"])
+        cols[f"covered_{t:g}min"] = c
+        cols[f"share_{t:g}min"] = c / safe
     req = with_total(required)
-    rows["target_share"] = np.r_[target[sel], req[-1] / safe[-1]]
+    cols["target_share"] = np.r_[target[sel], req[-1] / safe[-1]]
     sf = with_total(shortfall)
     meets = pd.array(sf <= TOL_PERSONS, dtype="boolean")
     meets[p <= 0] = pd.NA
-    rows["meets_target"] = meets
-    rows["shortfall_persons"] = sf
-    rp = with_total(reach_pop)
-    rows["mean_walk_min"] = with_total(walk_w) / np.where(rp > 0, rp, np.nan)
-    rows["nearest_centre"] = pd.Series([nearest[i] for i in sel] + [all_near], dtype=object)
-    rows["unreachable_pop"] = with_total(unreach)
-    rows["too_far_pop"] = with_total(too_far_pop)
-    if adj is not None:
-        rows["covered_capacity_adj"] = with_total(adj)
-        rows["share_capacity_adj"] = with_total(adj) / safe
-    return rows
+    cols["meets_target"] = meets
+    cols["shortfall_persons"] = sf
+    rp = with_total(sums["reach_pop"])
+    cols["mean_walk_min"] = with_total(sums["walk_w"]) / np.where(rp > 0, rp, np.nan)
+    near_rows = [nearest[i] for i in sel.tolist()] + [pts["all_near"]]
+    cols["nearest_centre"] = pd.Series(near_rows, dtype=object)
+    cols["unreachable_pop"] = with_total(sums["unreachable_pop"])
+    cols["too_far_pop"] = with_total(sums["too_far_pop"])
+    if "covered_capacity_adj" in sums:
+        adj = with_total(sums["covered_capacity_adj"])
+        cols["covered_capacity_adj"] = adj
+        cols["share_capacity_adj"] = adj / safe
+    return pd.DataFrame(cols)
 
 
 _SRC_CIRCLE = (
