@@ -34,6 +34,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import pyproj
 import shapely
 
 __all__ = ["close_gpkg_connections", "read_gpkg_bbox"]
@@ -58,7 +59,8 @@ class _LayerInfo:
     rtree: str
     fields: list[str]
     dtypes: list[str]
-    crs: str | None
+    crs: Any
+    """The layer's CRS as a ``pyproj.CRS`` (parsed once per layer, not once per read)."""
     indexed: frozenset[str] = frozenset()
     """Text fields that lead a B-tree index (a prefix read then skips the R-tree)."""
 
@@ -149,7 +151,7 @@ def _layer_info(path: Path, f: _File, layer: str) -> _LayerInfo | None:
                 rtree=rtree,
                 fields=[str(c) for c in meta["fields"]],
                 dtypes=dtypes,
-                crs=meta["crs"],
+                crs=None if meta["crs"] is None else pyproj.CRS.from_user_input(meta["crs"]),
                 indexed=_indexed_fields(f.con, layer),
             )
     f.layers[layer] = info
@@ -181,7 +183,6 @@ def _quote(name: str) -> str:
 def _column(arr: np.ndarray, dtype: str) -> np.ndarray | None:
     """Return a column (object array) as pyogrio types it; None when a value is not so typed."""
     kind = pd.api.types.infer_dtype(arr, skipna=True) if len(arr) else "empty"
-    nulls = pd.isna(arr) if len(arr) else np.zeros(0, dtype=bool)
     if dtype == "object":
         if kind not in ("string", "empty"):
             return None
@@ -193,7 +194,7 @@ def _column(arr: np.ndarray, dtype: str) -> np.ndarray | None:
     # Integers and booleans (stored as 0/1): a null makes the column float64, as in pyogrio.
     if kind not in ("integer", "empty"):
         return None
-    if nulls.any():
+    if len(arr) and pd.isna(arr).any():
         return arr.astype(np.float64)
     if dtype == "bool":
         return arr.astype(np.int64) != 0
@@ -206,7 +207,8 @@ _POINT_BLOB = 8 + 21
 
 def _geometries(blobs: tuple) -> np.ndarray:
     """Decode GeoPackage geometry blobs: strip the header (magic, flags, srs id, envelope)."""
-    if blobs and all(len(b) == _POINT_BLOB for b in blobs):
+    sizes = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
+    if len(blobs) and (sizes == _POINT_BLOB).all():
         # Points (most rows of a partitioned read): the coordinates straight from the bytes,
         # when every blob is a plain little-endian 2D point (flags 1, WKB byte order 1, type 1).
         buf = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(-1, _POINT_BLOB)

@@ -88,7 +88,7 @@ def conform_types(gdf: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:
     GeoPackage keeps integers and booleans with nulls as floats and dates as text; this turns
     them back into ``Int64``, ``boolean`` and ``datetime.date``.
     """
-    out = gdf.copy()
+    out = gdf.copy(deep=False)  # columns are replaced, never changed in place
     for f in spec.fields:
         if f.name not in out.columns:
             continue
@@ -96,7 +96,8 @@ def conform_types(gdf: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:
         if f.type == "integer":
             out[f.name] = pd.array(pd.to_numeric(s), dtype="Int64")
         elif f.type == "float":
-            out[f.name] = pd.to_numeric(s).astype("float64")
+            if s.dtype != np.float64:  # as read (the common case): nothing to convert
+                out[f.name] = pd.to_numeric(s).astype("float64")
         elif f.type == "boolean":
             out[f.name] = _booleans(s)
         elif f.type == "date":
