@@ -179,7 +179,8 @@ def point_codes(points: pd.DataFrame) -> tuple[np.ndarray, list[str]] | None:
     """
     if "adcode" not in points.columns:
         return None
-    fact, uniq = pd.factorize(points["adcode"])  # few distinct codes: slice those only
+    # few distinct codes: slice those only; plain objects factorise faster than pandas' str
+    fact, uniq = pd.factorize(points["adcode"].to_numpy(dtype=object))
     return fact, [str(c) for c in uniq]
 
 
@@ -210,16 +211,19 @@ def assign_by_codes(
     numpy.ndarray
         Per point the position of its unit in ``codes``, -1 for none.
     """
-    index = pd.Index(codes)
-    n = len(index)
-    length = len(index[0]) if n else 0
+    codes = list(codes)
+    n = len(codes)
+    length = len(codes[0]) if n else 0
+    lookup = dict(zip(codes, range(n), strict=True))  # cheaper than an Index for a few codes
     pos = np.full(len(points), -1, dtype=np.int64)
     has = np.zeros(len(points), dtype=bool)
     if factors is None and n:
         factors = point_codes(points)
     if factors is not None and n:
         fact, ucode = factors
-        upos = index.get_indexer([c[:length] for c in ucode])
+        if len(lookup) < n:  # repeated codes: pandas' index refuses them, as it always did
+            pd.Index(codes).get_indexer(codes)
+        upos = np.array([lookup.get(c[:length], -1) for c in ucode], dtype=np.intp)
         uhas = np.array([len(c) >= length for c in ucode] + [False], dtype=bool)
         has = uhas[fact]  # fact -1 (missing) picks the trailing False
         pos[has] = upos[fact[has]]

@@ -49,7 +49,11 @@ def check_positive(name: str, value: float) -> float:
 
 
 def nonneg_numbers(df: pd.DataFrame, col: str, what: str, *, nan_ok: bool = False) -> np.ndarray:
-    x = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    s = df[col]
+    if s.dtype == np.float64:  # already numbers: to_numeric would hand them back as they are
+        x = s.to_numpy()
+    else:
+        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bad = np.flatnonzero((np.isnan(x) & (not nan_ok)) | (x < 0))
     if len(bad):
         raise CoverageError(
@@ -98,8 +102,20 @@ def frame_rows(u: gpd.GeoDataFrame, level: str, extra: bool) -> pd.DataFrame:
     return pd.DataFrame(recs, columns=["level", "adcode", "name", "urban_rural"], dtype=object)
 
 
+def float_values(col: pd.Series) -> np.ndarray:
+    """``pd.to_numeric(col)`` as floats, without the call for a float column (read only)."""
+    if col.dtype == np.float64:
+        return col.to_numpy()
+    return pd.to_numeric(col).to_numpy(dtype=float)
+
+
 def unit_columns(
-    level: str, codes: np.ndarray, names: np.ndarray, urban_rural: np.ndarray, extra: bool
+    level: str,
+    codes: np.ndarray,
+    names: np.ndarray,
+    urban_rural: np.ndarray,
+    extra: bool,
+    index: pd.Index,
 ) -> dict[str, pd.Series]:
     """Build the first columns of :func:`frame_rows` (level, adcode, name, urban_rural).
 
@@ -117,7 +133,7 @@ def unit_columns(
         nm.append(name)
         ur.append(None)
     cols = {"level": lv, "adcode": ad, "name": nm, "urban_rural": ur}
-    return {c: pd.Series(v, dtype=object) for c, v in cols.items()}
+    return {c: pd.Series(v, index=index, dtype=object) for c, v in cols.items()}
 
 
 def pct(x: float) -> float:

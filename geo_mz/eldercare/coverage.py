@@ -42,6 +42,7 @@ from geo_mz.eldercare._common import (
     check_gdf,
     check_positive,
     coverage_positions,
+    float_values,
     mode_by_weight,
     nonneg_numbers,
     pct,
@@ -370,7 +371,7 @@ def coverage_by_units(
 def _point_sums(times: gpd.GeoDataFrame, ths: list[float], pop_field: str) -> dict:
     """Per point, the weights every level sums per unit (the same for all levels)."""
     pop = nonneg_numbers(times, pop_field, "times")
-    walk = pd.to_numeric(times["walk_min"]).to_numpy(dtype=float)
+    walk = float_values(times["walk_min"])
     reach = np.isfinite(walk)
     w: dict[str, np.ndarray] = {pop_field: pop}
     for t in ths:
@@ -381,9 +382,7 @@ def _point_sums(times: gpd.GeoDataFrame, ths: list[float], pop_field: str) -> di
     too_far = times["too_far"].to_numpy(dtype=bool) if "too_far" in times.columns else 0 * pop
     w["too_far_pop"] = pop * too_far
     if "covered_pop_adjusted" in times.columns:
-        w["covered_capacity_adj"] = pd.to_numeric(times["covered_pop_adjusted"]).to_numpy(
-            dtype=float
-        )
+        w["covered_capacity_adj"] = float_values(times["covered_pop_adjusted"])
     near = times["nearest_centre"].to_numpy(dtype=object)
     factors = pd.factorize(near)
     all_near = mode_by_weight(np.zeros(len(pop), np.int64), near, pop, 1, factors)[0]
@@ -421,15 +420,17 @@ def _unit_table(
     nearest = mode_by_weight(g, pts["near"], pts["pop"], k, pts["factors"])
 
     extra = bool(pop_u[-1] > 0 or (pos < 0).any())
-    sel = np.r_[np.arange(n), [n] if extra else []].astype(np.int64)
+    sel = np.arange(n + extra, dtype=np.int64)
+    index = pd.RangeIndex(len(sel) + 1)
 
     def with_total(x: np.ndarray) -> np.ndarray:
-        return np.r_[x[sel], x[sel].sum()]
+        xs = x[sel]
+        return np.append(xs, xs.sum())
 
     p = with_total(pop_u)
     safe = np.where(p > 0, p, np.nan)
     cols: dict[str, object] = unit_columns(
-        level, codes, units["name"].to_numpy(dtype=object)[upos], ur_raw, extra
+        level, codes, units["name"].to_numpy(dtype=object)[upos], ur_raw, extra, index
     )
     cols[pop_field] = p
     for t in ths:
@@ -437,23 +438,21 @@ def _unit_table(
         cols[f"covered_{t:g}min"] = c
         cols[f"share_{t:g}min"] = c / safe
     req = with_total(required)
-    cols["target_share"] = np.r_[target[sel], req[-1] / safe[-1]]
+    cols["target_share"] = np.append(target[sel], req[-1] / safe[-1])
     sf = with_total(shortfall)
-    meets = pd.array(sf <= TOL_PERSONS, dtype="boolean")
-    meets[p <= 0] = pd.NA
-    cols["meets_target"] = meets
+    cols["meets_target"] = pd.arrays.BooleanArray(sf <= TOL_PERSONS, p <= 0)  # NA: nobody
     cols["shortfall_persons"] = sf
     rp = with_total(sums["reach_pop"])
     cols["mean_walk_min"] = with_total(sums["walk_w"]) / np.where(rp > 0, rp, np.nan)
     near_rows = [nearest[i] for i in sel.tolist()] + [pts["all_near"]]
-    cols["nearest_centre"] = pd.Series(near_rows, dtype=object)
+    cols["nearest_centre"] = pd.Series(near_rows, index=index, dtype=object)
     cols["unreachable_pop"] = with_total(sums["unreachable_pop"])
     cols["too_far_pop"] = with_total(sums["too_far_pop"])
     if "covered_capacity_adj" in sums:
         adj = with_total(sums["covered_capacity_adj"])
         cols["covered_capacity_adj"] = adj
         cols["share_capacity_adj"] = adj / safe
-    return pd.DataFrame(cols)
+    return pd.DataFrame(cols, index=index)
 
 
 _SRC_CIRCLE = (
