@@ -57,34 +57,11 @@ class PostgisRunStore:
         self.url, self.schema = url, schema
         self.ref = f"{url}#{schema}"
         psycopg = _psycopg()
+        if (os.getpid(), url, schema) in _READY:
+            return  # opened once per part on the workers: this process has seen the tables
         try:
             with self._connect() as conn:
-                # Opened once per part on the workers: no lock and no DDL when it is there.
-                there = conn.execute(
-                    "SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{PARTS}"',)
-                ).fetchone()[0]
-                if there:
-                    return
-                conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (schema,))
-                try:
-                    conn.execute(
-                        self._sql("CREATE SCHEMA IF NOT EXISTS {}").format(self._id(schema))
-                    )
-                    conn.execute(
-                        self._sql(
-                            "CREATE TABLE IF NOT EXISTS {} (run_key text PRIMARY KEY, job text, "
-                            "meta jsonb, started_at text)"
-                        ).format(self._id(schema, RUNS))
-                    )
-                    conn.execute(
-                        self._sql(
-                            "CREATE TABLE IF NOT EXISTS {} (run_key text, part text, "
-                            "status text, error text, rows jsonb, seconds double precision, "
-                            "worker text, finished_at text, PRIMARY KEY (run_key, part))"
-                        ).format(self._id(schema, PARTS))
-                    )
-                finally:
-                    conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (schema,))
+                self._ensure_schema(conn)
         except psycopg.OperationalError as exc:
             from geo_mz.core.workspace_postgis import clean_error, redact_url
 
@@ -92,6 +69,33 @@ class PostgisRunStore:
                 f"{redact_url(url)}#{schema}: cannot reach the run store database "
                 f"({clean_error(exc, url)})"
             ) from exc
+
+    def _ensure_schema(self, conn: Any) -> None:
+        """Make the schema and the runs' and parts' tables if they are not there."""
+        schema = self.schema
+        there = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{PARTS}"',)
+        ).fetchone()[0]
+        if not there:  # no lock and no DDL when it is there
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (schema,))
+            try:
+                conn.execute(self._sql("CREATE SCHEMA IF NOT EXISTS {}").format(self._id(schema)))
+                conn.execute(
+                    self._sql(
+                        "CREATE TABLE IF NOT EXISTS {} (run_key text PRIMARY KEY, job text, "
+                        "meta jsonb, started_at text)"
+                    ).format(self._id(schema, RUNS))
+                )
+                conn.execute(
+                    self._sql(
+                        "CREATE TABLE IF NOT EXISTS {} (run_key text, part text, "
+                        "status text, error text, rows jsonb, seconds double precision, "
+                        "worker text, finished_at text, PRIMARY KEY (run_key, part))"
+                    ).format(self._id(schema, PARTS))
+                )
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (schema,))
+        _READY.add((os.getpid(), self.url, schema))
 
     @staticmethod
     def _sql(text: str) -> Any:
@@ -266,9 +270,11 @@ class PostgisRunStore:
                 cur = self._column_types_query(conn, tables)
                 self._mark_row(conn, mark)
             types = self._column_types_rows(cur.fetchall())
-        except psycopg.errors.UndefinedTable:  # dropped since (a schema removed and made anew)
+        except psycopg.errors.UndefinedTable:  # dropped since (a schema removed, say)
             conn.execute("ROLLBACK")
             known.clear()
+            _READY.discard((os.getpid(), self.url, self.schema))
+            self._ensure_schema(conn)
             return False
         try:
             known.update(types)
@@ -436,6 +442,7 @@ class PostgisRunStore:
 
 _OWN_COLUMNS = {"run_key", "part", "seq", "geom"}
 _KNOWN: dict[tuple[int, str, str], dict[str, dict[str, str]]] = {}
+_READY: set[tuple[int, str, str]] = set()  # (process, url, schema) whose tables are there
 
 
 def _known_tables(url: str, schema: str) -> dict[str, dict[str, str]]:

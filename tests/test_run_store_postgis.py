@@ -1,0 +1,175 @@
+"""The PostGIS run store's binary save: the same rows as the GeoPackage store, a part whole or not.
+
+The reference for what a gather must give is the GeoPackage run store (its own encoding, its own
+reader): both stores keep the same frames and must give them back alike, column for column and
+geometry bit for bit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+import shapely
+
+from geo_mz.scale import store_postgis
+from geo_mz.scale.store import open_run_store
+from geo_mz.scale.store_postgis_copy import copy_buffer, encode_column, geometry_field
+from tests.test_run_store import _assert_same, _frame, _kinds
+
+
+def _both(tmp_path, pg_url, name: str) -> list:
+    stores = [open_run_store(tmp_path / f"{name}.gpkg"), open_run_store(f"{pg_url}#{name}")]
+    for s in stores:
+        s.begin("k", {"job": "j"})
+    return stores
+
+
+def test_every_kind_gathers_as_from_the_geopackage_store(tmp_path, pg_url):
+    binary = _kinds().drop(columns=["mixed", "when"])  # every column binary COPY takes
+    cases = {
+        "bin_kinds": binary,
+        "bin_projected": binary.to_crs("EPSG:32649"),
+        "bin_plain": pd.DataFrame({"b": ["x", None, "é"], "a": [1, 2, 3]}),
+        "bin_lines": gpd.GeoDataFrame(
+            {"v": [1.0, 2.0]},
+            geometry=[shapely.LineString([(113, 22), (113.5, 22.5)]), shapely.Point(113, 22)],
+            crs="EPSG:4490",
+        ),
+    }
+    for name, frame in cases.items():
+        gp, pg = _both(tmp_path, pg_url, name)
+        for s in (gp, pg):
+            # Reversed rows and an empty layer first: order and all-missing columns count.
+            s.save("k", "1", {"x": frame, "e": frame.iloc[:0]}, {"job": "j"})
+            s.save("k", "2", {"x": frame.iloc[::-1], "e": frame.iloc[:2]}, {"job": "j"})
+            s.save("k", "1", {"x": frame.iloc[1:], "e": frame.iloc[:0]}, {"job": "j"})  # rerun
+        for layer in ("x", "e"):
+            got, want = pg.gather("k", layer), gp.gather("k", layer)
+            if "geometry" in want:
+                _assert_same(got, want)
+            else:
+                pd.testing.assert_frame_equal(got, want)
+        assert pg.gather("k", "x")["part"].tolist()[: len(frame) - 1] == ["1"] * (len(frame) - 1)
+    got = open_run_store(f"{pg_url}#bin_kinds").gather("k", "x")
+    np.testing.assert_array_equal(got["big"].to_numpy()[-5:], binary["big"].to_numpy()[::-1])
+    assert np.signbit(got["zeta"].to_numpy()[1 + 1])  # -0.0 kept (part 1 from its row 1)
+
+
+def test_values_binary_cannot_take_go_the_text_way(tmp_path, pg_url):
+    frame = _kinds()  # "mixed": numbers and text in one column; "when": datetimes as text
+    gp, pg = _both(tmp_path, pg_url, "text_way")
+    for s in (gp, pg):
+        s.save("k", "1", {"x": frame}, {"job": "j"})
+    got, want = pg.gather("k", "x"), gp.gather("k", "x")
+    _assert_same(got.drop(columns=["mixed", "when"]), want.drop(columns=["mixed", "when"]))
+    assert got["mixed"].tolist()[:4] == ["1", "x", None, "2.5"]
+    assert got["when"].tolist()[0] == "2024-01-01 00:00:00"
+
+
+def test_a_binary_row_stream_is_what_psycopg_writes_row_by_row(pg_url):
+    # An independent encoder: psycopg's own binary COPY of Python values, one row at a time.
+    frame = _kinds().drop(columns=["mixed", "when", "none"])
+    types = {"zeta": "float8", "f32": "float8", "big": "int8", "i32": "int8", "i_na": "int8",
+             "i_full": "int8", "flag": "bool", "b_na": "bool", "b_full": "bool", "text": "text",
+             "中文名": "text"}  # fmt: skip
+    fields = [encode_column(frame[c], t) for c, t in types.items()]
+    geoms = np.asarray(frame.geometry.values)
+    fields.append(geometry_field(geoms, 4490))
+    ours = copy_buffer(fields, len(frame))
+    cols = ", ".join(f'"{c}" {t}' for c, t in types.items())
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS copy_ref")
+        conn.execute(f"CREATE TEMP TABLE copy_ref ({cols}, g geometry)")
+        conn.execute("CREATE TEMP TABLE copy_ours (LIKE copy_ref)")
+        with conn.cursor().copy("COPY copy_ref FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types([*types.values(), "bytea"])
+            wkb = shapely.to_wkb(shapely.set_srid(geoms, 4490), include_srid=True)
+            for i in range(len(frame)):
+                row = [frame[c].astype(object).iloc[i] for c in types]
+                row = [None if pd.isna(v) else v.item() if hasattr(v, "item") else v for v in row]
+                cp.write_row([*row, wkb[i]])
+        with conn.cursor().copy("COPY copy_ours FROM STDIN (FORMAT BINARY)") as cp:
+            cp.write(ours)
+        q = "SELECT *, ST_AsEWKB(g) FROM {} ORDER BY ctid"
+        ref = conn.execute(q.format("copy_ref")).fetchall()
+        got = conn.execute(q.format("copy_ours")).fetchall()
+    assert len(got) == len(frame) and repr(got) == repr(ref)  # repr: NaN equals NaN
+    # The points' EWKB laid out by numpy is shapely's, byte for byte (NaN-free, missing NULL).
+    pts = np.array([shapely.Point(113.25, 22.5), None, shapely.Point(-1e-300, 1e300)])
+    data, lens = geometry_field(pts, 4490)
+    want = shapely.to_wkb(shapely.set_srid(pts, 4490), include_srid=True)
+    assert lens.tolist() == [25, -1, 25] and data.shape == (3, 25)
+    assert bytes(data[0]) == want[0] and bytes(data[2]) == want[2]
+
+
+def test_a_failed_save_leaves_the_part_as_it_was(pg_url):
+    rs = open_run_store(f"{pg_url}#fail_save")
+    rs.begin("k", {"job": "t"})
+    rs.save("k", "1", {"a": _frame("1"), "b": _frame("1")}, {"job": "t"})
+    rs.save("k", "2", {"a": _frame("2"), "b": _frame("2")}, {"job": "t"})  # the quick way
+    bad = _frame("2", n=4).assign(名=["a\x00b"] * 4)  # NUL: the database refuses the text
+    with pytest.raises(psycopg.Error):
+        rs.save("k", "2", {"a": _frame("2", n=4), "b": bad}, {"job": "t"})
+    assert rs.gather("k", "a")["part"].tolist() == ["1"] * 3 + ["2"] * 3  # old rows, not 4
+    assert rs.done("k") == {"1", "2"}
+    rs.save("k", "3", {"a": _frame("3"), "b": _frame("3")}, {"job": "t"})  # and on it goes
+    assert len(rs.gather("k", "b")) == 9
+
+
+def _die_mid_save(ref: str) -> None:
+    # A worker killed after its first layer's rows went to the database, before the commit.
+    real, sent = store_postgis.copy_buffer, []
+
+    def then_die(*args):
+        if sent:
+            os._exit(3)
+        sent.append(1)
+        return real(*args)
+
+    rs = open_run_store(ref)
+    rs.save("k", "1", {"a": _frame("1"), "b": _frame("1")}, {"job": "t"})  # tables known
+    store_postgis.copy_buffer = then_die
+    rs.save("k", "2", {"a": _frame("2"), "b": _frame("2")}, {"job": "t"})
+
+
+def test_a_part_killed_mid_save_leaves_nothing_and_reruns_alone(pg_url):
+    ref = f"{pg_url}#killed"
+    rs = open_run_store(ref)
+    rs.begin("k", {"job": "t"})
+    proc = mp.get_context("spawn").Process(target=_die_mid_save, args=(ref,))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 3
+    assert rs.done("k") == {"1"}
+    with psycopg.connect(pg_url) as conn:  # no row of part 2 in any table, committed or not
+        for t in ("t_a", "t_b"):
+            n = conn.execute(f"SELECT count(*) FROM killed.{t} WHERE part = '2'").fetchone()[0]
+            assert n == 0
+    rs.save("k", "2", {"a": _frame("2"), "b": _frame("2")}, {"job": "t"})
+    assert rs.gather("k", "b")["part"].tolist() == ["1"] * 3 + ["2"] * 3
+
+
+def test_a_column_changed_by_another_worker_is_read_in_the_transaction(pg_url):
+    rs = open_run_store(f"{pg_url}#widened")
+    rs.begin("k", {"job": "t"})
+    rs.save("k", "1", {"a": _frame("1").assign(note=np.nan)}, {"job": "t"})  # note: float8
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # another worker widened it
+        conn.execute("ALTER TABLE widened.t_a ALTER COLUMN note TYPE text")
+    # This process saw float8: its numbers must go as text, not as eight bytes of float.
+    rs.save("k", "2", {"a": _frame("2").assign(note=1.5)}, {"job": "t"})
+    with psycopg.connect(pg_url) as conn:
+        notes = conn.execute("SELECT note FROM widened.t_a WHERE part = '2'").fetchall()
+    assert notes == [("1.5",)] * 3
+    # A schema dropped and made anew under a process that knew it: saved all the same.
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA widened CASCADE")
+    rs.save("k", "3", {"a": _frame("3")}, {"job": "t"})
+    assert rs.done("k") == {"3"}
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM widened.t_a").fetchone()[0] == 3
