@@ -1,8 +1,9 @@
 """The unit tables of coverage_by_unit against a frozen copy of their first implementation.
 
 The tables were made cheaper for county parts (numpy instead of per-call pandas frames); their
-output must not change by a bit. ``_old_*`` below is the code as it was before (pandas
-selection of the units, scipy sparse mode), kept here only as the reference.
+output must not change by a bit. ``old_*`` below is the code as it was before (pandas
+selection of the units, scipy sparse mode), kept here only as the reference
+(``bench/bench_unit_tables.py`` times it against the new code).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tests.test_coverage import LINE, centres_frame, population, units, walk_net
 # --------------------------------------------------------------------------- frozen reference
 
 
-def _old_units_of_level(units: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
+def old_units_of_level(units: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
     core_units._check_units(units)
     levels = sorted(units["level"].dropna().unique().tolist())
     if level not in levels:
@@ -67,7 +68,7 @@ def _old_units_of_level(units: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame
     return u
 
 
-def _old_assign_to_units(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.ndarray:
+def old_assign_to_units(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.ndarray:
     length = len(units["adcode"].iloc[0]) if len(units) else 0
     pos = np.full(len(points), -1, dtype=np.int64)
     has = np.zeros(len(points), dtype=bool)
@@ -88,7 +89,7 @@ def _old_assign_to_units(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> n
     return pos
 
 
-def _old_frame_rows(u: gpd.GeoDataFrame, level: str, extra: bool) -> pd.DataFrame:
+def old_frame_rows(u: gpd.GeoDataFrame, level: str, extra: bool) -> pd.DataFrame:
     ur = [None if pd.isna(x) else x for x in u["urban_rural"].astype(object)]
     recs = list(zip([level] * len(u), u["adcode"], u["name"], ur, strict=True))
     if extra:
@@ -98,7 +99,7 @@ def _old_frame_rows(u: gpd.GeoDataFrame, level: str, extra: bool) -> pd.DataFram
     return pd.DataFrame(recs, columns=["level", "adcode", "name", "urban_rural"], dtype=object)
 
 
-def _old_mode_by_weight(group: np.ndarray, value: np.ndarray, weight: np.ndarray, k: int) -> list:
+def old_mode_by_weight(group: np.ndarray, value: np.ndarray, weight: np.ndarray, k: int) -> list:
     vi, uniq = pd.factorize(value)
     ok = vi >= 0
     out: list = [None] * k
@@ -110,7 +111,7 @@ def _old_mode_by_weight(group: np.ndarray, value: np.ndarray, weight: np.ndarray
     return out
 
 
-def _old_coverage_by_unit(
+def old_coverage_by_unit(
     times, units, *, level, thresholds_min=COVERAGE_THRESHOLDS_MIN, targets=TARGET_SHARE,
     target_min=15.0, pop_field="pop_60plus",
 ):  # fmt: skip
@@ -121,10 +122,10 @@ def _old_coverage_by_unit(
     if not targets or any(not 0 <= float(x) <= 1 for x in targets.values()):
         raise CoverageError(f"`targets` must map urban_rural codes to shares in [0, 1]: {targets}")
     try:
-        u = _old_units_of_level(units, level)
+        u = old_units_of_level(units, level)
     except UnitsError as exc:
         raise CoverageError(str(exc)) from exc
-    pos = _old_assign_to_units(times, u)
+    pos = old_assign_to_units(times, u)
     k = len(u) + 1
     g = np.where(pos >= 0, pos, len(u))
     pop = nonneg_numbers(times, pop_field, "times")
@@ -153,11 +154,11 @@ def _old_coverage_by_unit(
     if "covered_pop_adjusted" in times.columns:
         adj = bsum(pd.to_numeric(times["covered_pop_adjusted"]).to_numpy(dtype=float))
     near = times["nearest_centre"].to_numpy(dtype=object)
-    nearest = _old_mode_by_weight(g, near, pop, k)
-    all_near = _old_mode_by_weight(np.zeros(len(g), np.int64), near, pop, 1)[0]
+    nearest = old_mode_by_weight(g, near, pop, k)
+    all_near = old_mode_by_weight(np.zeros(len(g), np.int64), near, pop, 1)[0]
     extra = bool(pop_u[-1] > 0 or (pos < 0).any())
     sel = np.r_[np.arange(len(u)), [len(u)] if extra else []].astype(np.int64)
-    rows = _old_frame_rows(u, level, extra)
+    rows = old_frame_rows(u, level, extra)
 
     def with_total(x):
         return np.r_[x[sel], x[sel].sum()]
@@ -212,15 +213,15 @@ def assert_same(old, new) -> None:
 
 def check_tables(times, adm, levels, **kw) -> None:
     for level in levels:
-        old = outcome(_old_coverage_by_unit, times, adm, level=level, **kw)
+        old = outcome(old_coverage_by_unit, times, adm, level=level, **kw)
         new = outcome(cv.coverage_by_unit, times, adm, level=level, **kw)
         assert_same(old, new)
-        uo = outcome(_old_units_of_level, adm, level)
+        uo = outcome(old_units_of_level, adm, level)
         un = outcome(core_units.units_of_level, adm, level)
         assert_same(uo, un)
         if not isinstance(uo, tuple):
             np.testing.assert_array_equal(
-                core_units.assign_to_units(times, un), _old_assign_to_units(times, uo)
+                core_units.assign_to_units(times, un), old_assign_to_units(times, uo)
             )
     good = [lv for lv in levels if not isinstance(outcome(cv.coverage_by_unit, times, adm,
                                                           level=lv, **kw), tuple)]  # fmt: skip
@@ -381,6 +382,6 @@ def test_mode_by_weight_equals_scipy(seed: int):
         weight = rng.exponential(2.0, n)
     else:
         weight = rng.choice([0.0, 1.0, np.inf], n)
-    assert mode_by_weight(group, value, weight, k) == _old_mode_by_weight(group, value, weight, k)
+    assert mode_by_weight(group, value, weight, k) == old_mode_by_weight(group, value, weight, k)
     one = np.zeros(n, np.int64)
-    assert mode_by_weight(one, value, weight, 1) == _old_mode_by_weight(one, value, weight, 1)
+    assert mode_by_weight(one, value, weight, 1) == old_mode_by_weight(one, value, weight, 1)
