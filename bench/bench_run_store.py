@@ -10,7 +10,10 @@ workspace (by default a copy of the Guangdong workspace, ``p44.gpkg``), then sav
   (one SQLite commit, synced to disk as SQLite does by default);
 - ``npz (now)``: :meth:`GpkgRunStore.save`: rows and mark in one ``.npz`` part file, renamed;
 - ``postgis (now)`` (with ``--postgis``): :meth:`PostgisRunStore.save` into a fresh schema of a
-  throwaway local PostgreSQL cluster (rows and mark in one transaction; no merge at gather).
+  throwaway local PostgreSQL cluster (rows and mark in one transaction, one binary COPY a layer;
+  no merge at gather);
+- ``pg (before)`` (with ``--postgis``): the previous version's PostGIS save, reimplemented here
+  (a text COPY fed one Python tuple a row), into the same kind of fresh schema.
 
 Each repetition saves every part into a fresh store per side (the same warm-up, ``--warmup``
 untimed repetitions, and ``--reps`` timed ones for every side; the order rotates),
@@ -51,7 +54,7 @@ from geo_mz.core.workspaces import open_workspace
 from geo_mz.scale import runner as scale
 from geo_mz.scale.jobs import job_function
 from geo_mz.scale.store import GpkgRunStore, open_run_store
-from geo_mz.scale.store_base import PARTS, part_row, rows_info
+from geo_mz.scale.store_base import PARTS, part_row, rows_info, storable_rows
 
 KEY = "bench"
 
@@ -104,8 +107,74 @@ def new_save(store: Path | str, part: str, frames: Mapping[str, pd.DataFrame], i
     open_run_store(store).save(KEY, part, frames, info)
 
 
-def postgis_rep(url: str, work: list, schema: str) -> dict[str, Any]:
-    """Save every part into a fresh PostGIS run store schema; gather as for the GeoPackage."""
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def old_postgis_save(
+    url: str, schema: str, part: str, frames: Mapping[str, Any], info: dict
+) -> None:
+    """The previous version's ``PostgisRunStore.save`` (tables there): text COPY row by row.
+
+    As it was: the store opened per part (a query for its tables), then one transaction: a
+    query for the tables' columns, the old rows' deletes and the mark (a pipeline), one text
+    COPY per layer fed one Python tuple a row (``storable_rows`` first), the commit.
+    """
+    from psycopg import sql
+
+    from geo_mz.core.workspace_postgis import pooled_connection
+
+    with pooled_connection(url) as conn:
+        conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{PARTS}"',)).fetchone()
+    layers = [(f"{info['job']}_{name}", storable_rows(frame, KEY, part))
+              for name, frame in frames.items()]  # fmt: skip
+    with pooled_connection(url) as conn, conn.transaction():
+        conn.execute(
+            "SELECT c.relname, a.attname, t.typname FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_type t ON t.oid = a.atttypid WHERE n.nspname = %s AND c.relname = ANY(%s) "
+            "AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped",
+            (schema, [t for t, _ in layers]),
+        ).fetchall()
+        with conn.pipeline():
+            for table, _ in layers:
+                conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE run_key = %s AND part = %s").format(
+                        sql.Identifier(schema, table)
+                    ),
+                    (KEY, part),
+                )
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (run_key, part) DO UPDATE SET status = EXCLUDED.status"
+                ).format(sql.Identifier(schema, PARTS)),
+                part_row(KEY, part, "done", None, rows_info(frames, info), info),
+            )
+        for table, rows in layers:
+            if not len(rows):
+                continue
+            cols = [c for c in rows.columns if c != rows.geometry.name]
+            wkb = shapely.to_wkb(shapely.set_srid(np.asarray(rows.geometry.values), 4490),
+                                 hex=True, include_srid=True)  # fmt: skip
+            data = []
+            for c in cols:
+                v = rows[c].astype(object).where(rows[c].notna(), None).tolist()
+                data.append([_plain(x) for x in v] if rows[c].dtype == object else v)
+            stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(schema, table),
+                sql.SQL(", ").join([*map(sql.Identifier, cols), sql.Identifier("geom")]),
+            )
+            with conn.cursor().copy(stmt) as cp:
+                for row in zip(*data, wkb.tolist(), strict=True):
+                    cp.write_row(row)
+
+
+def postgis_rep(url: str, work: list, schema: str, old: bool = False) -> dict[str, Any]:
+    """Save every part into a fresh PostGIS run store schema; gather as for the GeoPackage.
+
+    ``old``: the previous version's save, into tables made by today's first (then emptied).
+    """
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -113,10 +182,21 @@ def postgis_rep(url: str, work: list, schema: str) -> dict[str, Any]:
     ref = f"{url}#{schema}"
     rs = open_run_store(ref)
     rs.begin(KEY, {"job": "coverage"})
+    if old:
+        new_save(ref, *work[0])
+        with psycopg.connect(url, autocommit=True) as conn:
+            for (t,) in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename <> %s",
+                (schema, "geo_mz_runs"),
+            ).fetchall():
+                conn.execute(f'DELETE FROM "{schema}"."{t}"')
     per_part = []
     for part, frames, info in work:
         t0 = time.perf_counter()
-        new_save(ref, part, frames, info)
+        if old:
+            old_postgis_save(url, schema, part, frames, info)
+        else:
+            new_save(ref, part, frames, info)
         per_part.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     got = {layer: rs.gather(KEY, layer) for layer in ("times", "units")}
@@ -206,6 +286,7 @@ def main() -> None:
             from webmap.testing_postgis import temp_cluster
 
             url = stack.enter_context(temp_cluster())
+            sides["pg (before)"] = None
             sides["postgis (now)"] = None
             print("  postgis: a throwaway local cluster (webmap.testing_postgis), same machine")
         results: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
@@ -215,7 +296,7 @@ def main() -> None:
             for side in order:
                 save = sides[side]
                 res = (
-                    postgis_rep(str(url), work, f"bench_runs_{rep}")
+                    postgis_rep(str(url), work, f"bench_{side[:2]}_{rep}", old="before" in side)
                     if save is None
                     else one_rep(side, save, work, folder)
                 )
@@ -227,6 +308,8 @@ def main() -> None:
     if args.postgis:
         pg_same = {layer: _same(last["npz (now)"][layer], last["postgis (now)"][layer])
                    for layer in ("times", "units")}  # fmt: skip
+        pg_old_same = {layer: _same(last["pg (before)"][layer], last["postgis (now)"][layer])
+                       for layer in ("times", "units")}  # fmt: skip
 
     print(f"\n{'side':<15}{'save ms/part':>13}{'p90':>8}{'merge s':>9}{'gather s':>10}")
     med: dict[str, dict[str, float]] = {}
@@ -242,17 +325,23 @@ def main() -> None:
         print(f"{side:<15}{m['save']:>13.1f}{m['p90']:>8.1f}{m['merge']:>9.2f}{m['gather']:>10.2f}")
     b, n = med["gpkg (before)"], med["npz (now)"]
     if args.postgis:
-        pg = med["postgis (now)"]
+        pg, pgb = med["postgis (now)"], med["pg (before)"]
+        whole_pg = pg["save"] * len(work) / 1e3 + pg["gather"]
+        whole_npz = n["save"] * len(work) / 1e3 + n["merge"] + n["gather"]
         print(
             f"\npostgis save / npz save: {pg['save'] / n['save']:.1f}x (no merge: rows are "
-            "in their tables at once)"
+            f"in their tables at once); postgis (save + gather) / npz (save + merge + gather) "
+            f"of the {len(work)} parts: {whole_pg / whole_npz:.2f}x"
         )
+        print(f"postgis save before/now: {pgb['save'] / pg['save']:.1f}x   gather before/now: "
+              f"{pgb['gather'] / pg['gather']:.2f}x")  # fmt: skip
     print(f"\nsave before/now: {b['save'] / n['save']:.1f}x   merge before/now: "
           f"{b['merge'] / n['merge']:.2f}x   gather (reading the merged store) before/now: "
           f"{b['gather'] / n['gather']:.2f}x")  # fmt: skip
     print(f"gathered frames identical bit for bit (times, units): {same}")
     if args.postgis:
         print(f"postgis gathers the same frames as the GeoPackage store: {pg_same}")
+        print(f"postgis now gathers the same frames as before: {pg_old_same}")
     print(f"load after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
