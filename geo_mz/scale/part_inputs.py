@@ -261,5 +261,19 @@ def roads_extent(ws: Any) -> tuple[float, float, float, float]:
 
 def part_bbox(units: gpd.GeoDataFrame, part: _Part) -> tuple[float, float, float, float]:
     """Return the lon/lat box of a part's polygon and its units (to read its own rows by box)."""
-    geoms = [part.geometry, *units.to_crs(STORAGE_CRS).geometry.tolist()]
-    return tuple(float(v) for v in gpd.GeoSeries(geoms, crs=STORAGE_CRS).total_bounds)
+    geoms = np.array([part.geometry, *storage_geometries(units)], dtype=object)
+    return tuple(float(v) for v in shapely.total_bounds(geoms))
+
+
+def storage_geometries(gdf: gpd.GeoDataFrame) -> np.ndarray:
+    """Return the geometries of ``gdf`` in EPSG:4490 as an array (as read: stored so)."""
+    return geometries_to_crs(np.asarray(gdf.geometry.values), gdf.crs, STORAGE_CRS)
+
+
+def unit_shapes(units: gpd.GeoDataFrame, codes: pd.Series) -> np.ndarray:
+    """Return the EPSG:4490 polygon of each code in ``codes`` (its first unit in ``units``)."""
+    geoms = storage_geometries(units)
+    first: dict[str, Any] = {}
+    for code, g in zip(units["adcode"].astype(str).tolist(), geoms, strict=True):
+        first.setdefault(code, g)
+    return np.array([first.get(c) for c in codes.astype(str).tolist()], dtype=object)

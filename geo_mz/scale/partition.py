@@ -80,6 +80,7 @@ from geo_mz.scale.part_inputs import (
     source_layer,
     sources_in_cut,
     to_cut_crs,
+    unit_shapes,
     units_of_part,
 )
 
@@ -305,10 +306,8 @@ def coverage_part(
     for c in ("walk_min", "nearest_centre", "snap_m", "too_far"):
         times[c] = pd.Series(rows[c].to_numpy(), index=times.index, dtype=rows[c].dtype)
     unit_rows = part_unit_tables(times, units, part, s)
-    shape = units.to_crs(STORAGE_CRS).drop_duplicates("adcode").set_index("adcode").geometry
-    unit_rows = gpd.GeoDataFrame(
-        unit_rows, geometry=shape.reindex(unit_rows["adcode"].astype(str)).values, crs=STORAGE_CRS
-    )
+    shapes = unit_shapes(units, unit_rows["adcode"])
+    unit_rows = gpd.GeoDataFrame(unit_rows, geometry=shapes, crs=STORAGE_CRS)
     keep = ["walk_min", "nearest_centre", "snap_m", "too_far"]
     id_cols = [c for c in ("cell_id", "adcode", "pop_total", "pop_60plus") if c in times]
     out_times = times[[*id_cols, *keep, times.geometry.name]].reset_index(drop=True)
