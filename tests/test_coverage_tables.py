@@ -385,3 +385,40 @@ def test_mode_by_weight_equals_scipy(seed: int):
     assert mode_by_weight(group, value, weight, k) == old_mode_by_weight(group, value, weight, k)
     one = np.zeros(n, np.int64)
     assert mode_by_weight(one, value, weight, 1) == old_mode_by_weight(one, value, weight, 1)
+
+
+# --------------------------------------------------------------------------- a part's tables
+
+
+def part_tables_in_one_call(times, units, part, settings) -> pd.DataFrame:
+    """``part_unit_tables`` with one coverage_by_units call (the change proposed for it)."""
+    from geo_mz.scale.part_inputs import own_rows
+
+    own = own_rows(units, part.code)
+    level = units["level"].to_numpy(dtype=object)
+    levels = [lv for lv in ("county", "town", "village") if (own & (level == lv)).any()]
+    if not levels or times.empty:
+        return pd.DataFrame({"adcode": []})
+    tab = cv.coverage_by_units(
+        times, units[own], levels=levels, thresholds_min=settings.thresholds_min,
+        targets=settings.targets,
+    )  # fmt: skip
+    return tab[tab["level"].isin(levels)].reset_index(drop=True)
+
+
+def test_part_tables_in_one_call_equal_per_level_calls():
+    from types import SimpleNamespace
+
+    from geo_mz.eldercare.circle15 import CircleSettings
+    from geo_mz.scale.part_inputs import part_unit_tables
+
+    adm, times = pengjiang()
+    settings = CircleSettings()
+    code = times["adcode"].astype(str)
+    towns = sorted(adm.loc[adm["level"] == "town", "adcode"].astype(str))[:2]
+    for part_code in [*sorted(set(adm["adcode"].astype(str).str[:6])), "4407", *towns]:
+        part = SimpleNamespace(code=part_code)
+        mine = times[code.str.startswith(part_code).to_numpy()]
+        for t in (mine, mine.iloc[:0]):
+            old = part_unit_tables(t, adm, part, settings)
+            assert_same(old, part_tables_in_one_call(t, adm, part, settings))
