@@ -307,8 +307,9 @@ def random_case(seed: int):
     kind = rng.integers(0, 3)  # pandas' str dtype (a GeoPackage read), plain objects, categories
     if kind == 1:
         adm = adm.astype({c: object for c in ("adcode", "name", "level")})
-    elif kind == 2 and "urban_rural" in adm.columns:
-        adm = adm.astype({"urban_rural": "category", "name": "category"})
+    elif kind == 2:
+        cats = [c for c in ("urban_rural", "name", "level") if c in adm.columns]
+        adm = adm.astype(dict.fromkeys(cats, "category"))
     if rng.random() < 0.2:
         adm["in_jurisdiction"] = adm["in_jurisdiction"].fillna(True).astype(bool)
     n = int(rng.integers(0, 300))

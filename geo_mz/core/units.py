@@ -100,7 +100,7 @@ def level_positions(units: gpd.GeoDataFrame, level: str) -> tuple[np.ndarray, np
             f"{levels}"
         )
     if "in_jurisdiction" in units.columns:
-        keep &= _jurisdiction(units["in_jurisdiction"])
+        keep = keep & _jurisdiction(units["in_jurisdiction"])
     pos = np.flatnonzero(keep)
     col = units["adcode"]
     vals = col.to_numpy(dtype=object)[pos]
