@@ -14,7 +14,7 @@ from geo_mz.core.errors import CrsError, GeoMzError
 from geo_mz.datasets._pengjiang_geography import CHAOLIAN
 from geo_mz.datasets.pengjiang import build_pengjiang
 from geo_mz.network._isochrone_cores import convex_cores
-from geo_mz.network._isochrone_plane import reached_pieces
+from geo_mz.network._isochrone_plane import _box_pairs, reach_table, reached_pieces
 from geo_mz.network.graph import WALK_SPEED_KMH, Network, network_from_roads
 from geo_mz.network.isochrone import (
     QUAD_SEGS,
@@ -518,6 +518,61 @@ def test_convex_cores_are_the_intersection_of_inner_half_planes():
     # and GEOS's negative buffer agrees within its input simplification (1 % of the distance)
     geos = shapely.buffer(faces[made], -BUFFER, quad_segs=QUAD_SEGS)
     assert shapely.hausdorff_distance(geos, cores).max() < 0.01 * BUFFER
+
+
+def test_piece_vertices_match_the_geos_substrings():
+    """numpy pieces (vertices) = GEOS pieces (line_interpolate_point) on curved and odd edges."""
+    net, centres = odd_network()
+    t, nearest = multi_source_times(net, centres)
+    for k in (1.0, 2.5, 5.0, 7.0, 10.0):
+        table = reach_table(net, t, 10.0)  # as isochrones does: one table, widest budget
+        ref = reached_pieces(net, t, k, nearest)
+        got = reached_pieces(net, t, k, nearest, table, lines=False)
+        for key in ("edge", "s0", "s1", "group", "tail", "head"):
+            assert np.array_equal(ref[key], got[key]), key
+        xy_ref, idx = shapely.get_coordinates(ref["geometry"], return_index=True)
+        first = np.searchsorted(idx, np.arange(len(ref["edge"])))
+        assert np.array_equal(got["first"], first)
+        assert np.array_equal(got["last"], np.r_[first[1:], len(idx)] - 1)
+        assert np.abs(got["xy"] - xy_ref).max() < 1e-6
+
+
+def test_box_pairs_are_every_overlapping_pair_once():
+    """Grid-hashed box pairs = brute force, with short, long and degenerate boxes."""
+    rng = np.random.default_rng(3)
+    lo = rng.uniform(0, 1000, (400, 2))
+    size = rng.exponential(30, (400, 2))
+    size[:5] *= 40  # a few long ones cross many cells
+    size[5:10] = 0  # points
+    box = np.concatenate([lo, lo + size], axis=1)
+    box[10:20] = box[20:30]  # equal boxes
+    i, j = _box_pairs(box)
+    got = set(zip(i.tolist(), j.tolist(), strict=True))
+    a, b = np.triu_indices(len(box), 1)
+    hit = (box[a, 0] <= box[b, 2]) & (box[b, 0] <= box[a, 2])
+    hit &= (box[a, 1] <= box[b, 3]) & (box[b, 1] <= box[a, 3])
+    assert len(got) == len(i) and got == set(zip(a[hit].tolist(), b[hit].tolist(), strict=True))
+
+
+def test_pinched_face_passing_a_node_twice():
+    """A block touching the outer ring road at one corner: the face between them is pinched."""
+    layer = roads(
+        ("s", "residential", [(0, 0), (600, 0)], False),
+        ("e", "residential", [(600, 0), (600, 600)], False),
+        ("n", "residential", [(600, 600), (0, 600)], False),
+        ("w", "residential", [(0, 600), (0, 0)], False),
+        ("b1", "residential", [(0, 0), (300, 120)], False),
+        ("b2", "residential", [(300, 120), (380, 380)], False),
+        ("b3", "residential", [(380, 380), (120, 300)], False),
+        ("b4", "residential", [(120, 300), (0, 0)], False),
+    )
+    net = network_from_roads(layer, mode="walk")
+    t, _ = multi_source_times(net, np.array([node_at(net, (600, 600))]))
+    thresholds = (8.0, 16.0, 40.0)
+    iso = isochrones(net, t, thresholds_min=thresholds, crs_out=CRS)
+    assert iso.geometry.is_valid.all()
+    assert_rings_match(iso, reference_rings(net, t, thresholds), per_source=False)
+    assert inside(iso, (450, 150), (250, 250), k=40) == [False, False]
 
 
 # --------------------------------------------------------------------------- contract, errors

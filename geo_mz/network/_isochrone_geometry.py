@@ -14,11 +14,9 @@ from scipy.sparse.csgraph import connected_components
 
 from geo_mz.network._isochrone_cores import QUAD_SEGS, face_cores
 from geo_mz.network._isochrone_plane import (
-    EPS_M,
     Arrays,
     face_rings,
     face_walks,
-    line_vertices,
     member,
     walk_lines,
     walk_vertices,
@@ -40,17 +38,19 @@ def buffer_union(
     bounded within 5 minutes is bounded within 10): keep one dict per ``buffer_m``.
     """
     buf = {"quad_segs": QUAD_SEGS}
-    lines, tail, head, group = pc["geometry"], pc["tail"], pc["head"], pc["group"]
+    tail, head, group = pc["tail"], pc["head"], pc["group"]
+    coords, first, last = pc["xy"], pc["first"], pc["last"]
     walls, wall_group = np.empty(0, object), np.empty(0, np.int64)
-    loose = [extra, shapely.buffer(lines[bad], buffer_m, **buf)]
+    b = np.flatnonzero(bad)
+    n_v = last[b] - first[b] + 1
+    vb = np.repeat(first[b], n_v) + np.arange(n_v.sum()) - np.repeat(np.cumsum(n_v) - n_v, n_v)
+    bad_lines = shapely.linestrings(coords[vb], indices=np.repeat(np.arange(len(b)), n_v))
+    loose = [extra, shapely.buffer(bad_lines, buffer_m, **buf)]
     loose_group = [extra_group, group[bad]]
     cores, core_wall = np.empty(0, object), np.empty(0, np.int64)
     x = np.flatnonzero(~bad)
     if len(x):
-        lines, g = lines[x].copy(), group[x]
-        poly = shapely.get_num_coordinates(lines) > 2
-        lines[poly] = shapely.remove_repeated_points(lines[poly], EPS_M)
-        coords, fx, lx = line_vertices(lines)
+        g, fx, lx = group[x], first[x], last[x]
         # nodes per group; every cut end is a node of its own
         n_real = int(max(tail.max(), head.max())) + 1
         cut = n_real + np.arange(2 * len(x))
@@ -68,7 +68,7 @@ def buffer_union(
         wg, wcomp = g[w["first"] >> 1], comp[w["first"] >> 1]
         # bounded faces without their dead ends (bridges leave holes)
         face_ids = np.flatnonzero(area > _AREA_MIN_M2)
-        rings, owner = face_rings(coords, fx, lx, w, face_ids)
+        rings, owner, odd = face_rings(coords, fx, lx, w, face_ids)
         shell = shapely.is_ccw(rings)
         faces, face_walk = shapely.polygons(rings[shell]), owner[shell]
         face_of = np.full(len(area), -1)
@@ -92,13 +92,18 @@ def buffer_union(
             nested[pi] = True
             parent[wcomp[pi]] = wcomp[face_walk[fi]]
             into = dict(zip(pi.tolist(), fi.tolist(), strict=True))
-            for r, c in zip(*face_rings(coords, fx, lx, w, pi), strict=True):
+            for r, c in zip(*face_rings(coords, fx, lx, w, pi)[:2], strict=True):
                 holes.setdefault(into[int(c)], []).append(r)
         fix = np.zeros(len(faces), bool)
         for f, hs in holes.items():
             faces[f] = shapely.Polygon(faces[f].exterior, hs)
             fix[f] = True
-        fix |= ~shapely.is_valid(faces)
+        # the lines touch only at shared nodes (crossing ones are loose): only a ring that
+        # passes a node twice, or one chained across bridges, can be invalid
+        odd_face = np.zeros(len(faces), bool)
+        odd_face[face_of[owner[odd & shell]]] = True
+        odd_face[fix] = False
+        fix[odd_face] = ~shapely.is_valid(faces[odd_face])
         for f in np.flatnonzero(fix):  # pinched rings, touching holes
             parts = shapely.get_parts(shapely.make_valid(faces[f]))
             faces[f] = shapely.union_all(parts[shapely.get_type_id(parts) == 3])

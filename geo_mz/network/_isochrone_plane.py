@@ -55,57 +55,85 @@ def _substrings(geoms: np.ndarray, s0: np.ndarray, s1: np.ndarray) -> np.ndarray
     return shapely.linestrings(out, indices=np.repeat(np.arange(len(geoms)), size))
 
 
-def live_arcs(net: Network, t: np.ndarray, max_min: float) -> np.ndarray:
-    """Arcs whose tail is reached with time left: the only ones :func:`edge_reach` needs."""
-    f, ae = net.arc_forward, net.arc_edge
-    return np.flatnonzero(t[np.where(f, net.edge_u[ae], net.edge_v[ae])] < max_min)
+def reach_table(net: Network, t: np.ndarray, max_min: float, *, coords: bool = True) -> Arrays:
+    """List the edges an arc with time left leads onto, for any budget up to ``max_min``.
 
-
-def edge_reach(
-    net: Network, t: np.ndarray, max_min: float, arcs: np.ndarray | None = None
-) -> tuple[np.ndarray, ...]:
-    """Reached fraction of each edge from u (forwards) and from v, and the two arc times.
-
-    ``arcs``: look only at these (from :func:`live_arcs` with a budget >= ``max_min``).
+    Per edge (sorted ``edge``): its nodes ``u``/``v`` and their times ``tu``/``tv``, the
+    times ``tf``/``tb`` of its arcs from u and from v that leave a node reached before
+    ``max_min`` (``inf`` if none) and ``length``; with ``coords`` also the edge's vertices
+    ``xy`` (``vfirst``/``vlast`` per edge) and ``cum``, each vertex's distance along it.
     """
-    e, f, ae, arc_t = net.n_edges, net.arc_forward, net.arc_edge, net.arc_time_min
-    if arcs is not None:
-        f, ae, arc_t = f[arcs], ae[arcs], arc_t[arcs]
-    t_tail = t[np.where(f, net.edge_u[ae], net.edge_v[ae])]
-    live = np.flatnonzero(t_tail < max_min)  # arcs whose tail has time left
-    tt, arc_t, fl, el = t_tail[live], arc_t[live], f[live], ae[live]
-    frac = np.where(tt + arc_t <= max_min, 1.0, np.minimum((max_min - tt) / arc_t, 1.0))
-    a, b, tf, tb = np.zeros(e), np.zeros(e), np.full(e, np.inf), np.full(e, np.inf)
-    a[el[fl]], b[el[~fl]], tf[el[fl]], tb[el[~fl]] = frac[fl], frac[~fl], arc_t[fl], arc_t[~fl]
-    return a, b, tf, tb
+    f, ae, arc_t = net.arc_forward, net.arc_edge, net.arc_time_min
+    live = np.flatnonzero(t[np.where(f, net.edge_u[ae], net.edge_v[ae])] < max_min)
+    el, fl, arc_t = ae[live], f[live], arc_t[live]
+    mark = np.zeros(net.n_edges, bool)
+    mark[el] = True
+    edge = np.flatnonzero(mark)
+    pos = np.empty(net.n_edges, np.int64)
+    pos[edge] = np.arange(len(edge))
+    tf, tb = np.full(len(edge), np.inf), np.full(len(edge), np.inf)
+    tf[pos[el[fl]]], tb[pos[el[~fl]]] = arc_t[fl], arc_t[~fl]
+    u, v = net.edge_u[edge], net.edge_v[edge]
+    tab = {"edge": edge, "u": u, "v": v, "tu": t[u], "tv": t[v], "tf": tf, "tb": tb,
+           "length": net.edge_length_m[edge]}  # fmt: skip
+    if coords:
+        xy, owner = shapely.get_coordinates(net.edge_geometry[edge], return_index=True)
+        n_v = np.bincount(owner, minlength=len(edge))
+        vfirst = np.cumsum(n_v) - n_v
+        seg = np.hypot(*np.diff(xy, axis=0).T)
+        seg[owner[1:] != owner[:-1]] = 0.0
+        cum = np.concatenate([[0.0], np.cumsum(seg)])[: len(xy)]
+        cum -= cum[vfirst][owner]
+        tab |= {"xy": xy, "vfirst": vfirst, "vlast": vfirst + n_v - 1, "cum": cum}
+    return tab
+
+
+def _fractions(tab: Arrays, max_min: float) -> tuple[np.ndarray, np.ndarray]:
+    """Reached fraction of each edge of ``tab`` from u (forwards) and from v."""
+    out = []
+    for tt, arc_t in ((tab["tu"], tab["tf"]), (tab["tv"], tab["tb"])):
+        with np.errstate(invalid="ignore"):
+            frac = np.where(tt + arc_t <= max_min, 1.0, np.minimum((max_min - tt) / arc_t, 1.0))
+        out.append(np.where(tt < max_min, frac, 0.0))
+    return out[0], out[1]
 
 
 def reached_pieces(
-    net: Network, t: np.ndarray, max_min: float, group: np.ndarray, arcs: np.ndarray | None = None
+    net: Network,
+    t: np.ndarray,
+    max_min: float,
+    group: np.ndarray,
+    table: Arrays | None = None,
+    *,
+    lines: bool = True,
 ) -> Arrays:
     """Reached pieces: whole edges, edges split where two groups meet, cut partial edges.
 
-    ``group`` labels nodes (0 everywhere when merged); ``arcs`` as in :func:`edge_reach`.
-    Returns ``edge``, ``s0``/``s1`` (metres from u), ``group``, ``tail``/``head`` (node, -1
-    at a cut end) and ``geometry`` (u -> v).
+    ``group`` labels nodes (0 everywhere when merged); ``table``: :func:`reach_table` for a
+    budget >= ``max_min`` (made here if not given). Returns ``edge``, ``s0``/``s1`` (metres
+    from u), ``group``, ``tail``/``head`` (node, -1 at a cut end) and, with ``lines``, the
+    ``geometry`` (u -> v, GEOS); else the vertices: ``xy``, ``first``/``last`` per piece
+    (numpy, from the table's vertices; points closer than ``EPS_M`` merged).
     """
-    a, b, tf, tb = edge_reach(net, t, max_min, arcs)
-    edge = np.flatnonzero((a > 0) | (b > 0))  # the rest works on these only
-    a, b, tf, tb = a[edge], b[edge], tf[edge], tb[edge]
-    u, v, length = net.edge_u[edge], net.edge_v[edge], net.edge_length_m[edge]
+    tab = reach_table(net, t, max_min, coords=not lines) if table is None else table
+    a, b = _fractions(tab, max_min)
+    row = np.flatnonzero((a > 0) | (b > 0))  # the rest works on these only
+    a, b, tf, tb = a[row], b[row], tab["tf"][row], tab["tb"][row]
+    u, v, length = tab["u"][row], tab["v"][row], tab["length"][row]
     gu, gv = group[u], group[v]
     whole = a + b >= 1.0
     split = whole & (a > 0) & (b > 0) & (gu != gv)  # per source: cut where times are equal
     keep, sp = np.flatnonzero(whole & ~split), np.flatnonzero(split)
     with np.errstate(invalid="ignore"):
-        meet = (t[v[sp]] - t[u[sp]] + tb[sp]) / (tf[sp] + tb[sp])
+        meet = (tab["tv"][row[sp]] - tab["tu"][row[sp]] + tb[sp]) / (tf[sp] + tb[sp])
     meet = np.clip(np.nan_to_num(meet, nan=0.5), 1.0 - b[sp], a[sp])
     fu, fv = np.flatnonzero(~whole & (a > 0)), np.flatnonzero(~whole & (b > 0))
     cut = np.concatenate([sp, sp, fu, fv])
     lo = np.concatenate([np.zeros(len(sp)), meet, np.zeros(len(fu)), 1.0 - b[fv]]) * length[cut]
     hi = np.concatenate([meet, np.ones(len(sp)), a[fu], np.ones(len(fv))]) * length[cut]
     from_u = np.repeat([True, False, True, False], [len(sp), len(sp), len(fu), len(fv)])
-    return {
+    edge = tab["edge"][row]
+    out = {
         "edge": edge[np.concatenate([keep, cut])],
         "s0": np.concatenate([np.zeros(len(keep)), lo]),
         "s1": np.concatenate([length[keep], hi]),
@@ -114,10 +142,76 @@ def reached_pieces(
         ),
         "tail": np.concatenate([u[keep], np.where(from_u, u[cut], -1)]),
         "head": np.concatenate([v[keep], np.where(from_u, -1, v[cut])]),
-        "geometry": np.concatenate(
-            [net.edge_geometry[edge[keep]], _substrings(net.edge_geometry[edge[cut]], lo, hi)]
-        ),
     }
+    if lines:
+        out["geometry"] = np.concatenate(
+            [net.edge_geometry[edge[keep]], _substrings(net.edge_geometry[edge[cut]], lo, hi)]
+        )
+    else:
+        out |= _piece_vertices(tab, np.concatenate([row[keep], row[cut]]), out["s0"], out["s1"])
+    return out
+
+
+def _piece_vertices(tab: Arrays, row: np.ndarray, s0: np.ndarray, s1: np.ndarray) -> Arrays:
+    """Vertices of the parts ``s0 < s1`` (metres from u) of the table's edges ``row``.
+
+    As :func:`_substrings` (ends exactly on the nodes within ``EPS_M``), in numpy; then
+    vertices within ``EPS_M`` of the previous one are dropped (lines of 3+ vertices).
+    """
+    xy, cum, vf, vl = tab["xy"], tab["cum"], tab["vfirst"][row], tab["vlast"][row]
+    length = cum[vl]
+    head_on, tail_on = s0 <= EPS_M, s1 >= length - EPS_M
+    lo, hi = vf + 1, vl - 1  # inner vertices kept: all of them for whole pieces
+    bent = np.flatnonzero(~(head_on & tail_on) & (vl - vf > 1))
+    if len(bent):  # parts of polylines: the inner vertices strictly between s0 and s1
+        if "key" not in tab:  # a global increasing key: edge offset + distance along it
+            base = np.zeros(len(tab["vfirst"]))
+            base[1:] = np.cumsum(cum[tab["vlast"]] + 1.0)[:-1]
+            tab["base"] = base
+            tab["key"] = base[
+                np.repeat(np.arange(len(base)), np.diff(np.r_[tab["vfirst"], len(xy)]))
+            ]
+            tab["key"] += cum
+        key, base = tab["key"], tab["base"][row[bent]]
+        lo, hi = lo.copy(), hi.copy()
+        lo[bent] = np.maximum(np.searchsorted(key, base + s0[bent] + EPS_M, "right"), lo[bent])
+        hi[bent] = np.minimum(np.searchsorted(key, base + s1[bent] - EPS_M, "left") - 1, hi[bent])
+    n_in = np.maximum(hi - lo + 1, 0)
+    size = n_in + 2
+    start = np.cumsum(size) - size
+    out = np.empty((int(size.sum()), 2))
+    out[start], out[start + size - 1] = xy[vf], xy[vl]
+    k = np.arange(int(n_in.sum())) - np.repeat(np.cumsum(n_in) - n_in, n_in)
+    out[np.repeat(start + 1, n_in) + k] = xy[np.repeat(lo, n_in) + k]
+    for on, s, pos in ((head_on, s0, start), (tail_on, s1, start + size - 1)):
+        i = np.flatnonzero(~on)  # a cut end: on the segment that holds it
+        j = vf[i]
+        if len(bent):
+            b = np.flatnonzero(vl[i] - vf[i] > 1)
+            j = j.copy()
+            j[b] = np.searchsorted(tab["key"], tab["base"][row[i[b]]] + s[i[b]], "right") - 1
+            j = np.clip(j, vf[i], vl[i] - 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = np.nan_to_num((s[i] - cum[j]) / (cum[j + 1] - cum[j]))
+        out[pos[i]] = xy[j] + (xy[j + 1] - xy[j]) * f[:, None]
+    # repeated points (lines of 3+ vertices): drop one within EPS_M of the one before
+    # (the one before instead at a line's end, so that its ends stay)
+    long_ = np.flatnonzero(size > 2)
+    if len(long_) == 0:
+        return {"xy": out, "first": start, "last": start + 1}
+    owner = np.repeat(np.arange(len(row)), size)
+    close = np.zeros(len(out), bool)
+    close[1:] = np.hypot(*np.diff(out, axis=0).T) <= EPS_M
+    close[start] = False
+    close &= size[owner] > 2
+    end = start + size - 1
+    at_end = end[close[end]]
+    close[at_end] = False
+    close[at_end - 1] = (at_end - 1) != start[owner[at_end]]
+    keep = ~close
+    n_keep = np.bincount(owner[keep], minlength=len(row))
+    first = np.cumsum(n_keep) - n_keep
+    return {"xy": out[keep], "first": first, "last": first + n_keep - 1}
 
 
 # --------------------------------------------------------------------------- plane graph
@@ -136,12 +230,13 @@ _CROSSING_CACHE: weakref.WeakKeyDictionary[Network, tuple[np.ndarray, np.ndarray
 _CROSSING_CACHE = weakref.WeakKeyDictionary()
 
 
-def crossing_edges(net: Network, edges: np.ndarray) -> np.ndarray:
+def crossing_edges(net: Network, edges: np.ndarray, table: Arrays | None = None) -> np.ndarray:
     """Which ``edges`` touch another edge anywhere but at a shared node, or themselves.
 
     Such edges break the face walk, so they are buffered on their own. Straight edges are
     tested with numpy (within ``EPS_M`` counts as touching), polylines with GEOS predicates.
     Results are kept per network; a later call tests only new edges (against all tested).
+    ``table``: a :func:`reach_table` with vertices, used when it holds exactly the edges to test.
     """
     n = net.n_edges
     checked, bad = _CROSSING_CACHE.get(net) or (np.zeros(n, bool), np.zeros(n, bool))
@@ -152,14 +247,19 @@ def crossing_edges(net: Network, edges: np.ndarray) -> np.ndarray:
         pool = np.flatnonzero(checked)
         fresh = np.isin(pool, new, assume_unique=True)
         lines = net.edge_geometry[pool]
-        coords, first, last = line_vertices(lines)
+        if table is not None and "xy" in table and np.array_equal(table["edge"], pool):
+            coords, first, last = table["xy"], table["vfirst"], table["vlast"]
+        else:
+            coords, first, last = line_vertices(lines)
         tail, head = net.edge_u[pool], net.edge_v[pool]
         poly = (last - first) > 1
         bad = bad.copy()
         bad[pool[poly & fresh]] = ~shapely.is_simple(lines[poly & fresh])
-        left, right = shapely.STRtree(lines).query(lines[fresh])
-        left = np.flatnonzero(fresh)[left]
-        keep = (left != right) & ((left < right) | ~fresh[right])  # each pair once
+        box = np.concatenate(
+            [np.minimum.reduceat(coords, first), np.maximum.reduceat(coords, first)], axis=1
+        )
+        left, right = _box_pairs(box + np.array([-EPS_M, -EPS_M, EPS_M, EPS_M]))
+        keep = fresh[left] | fresh[right]  # each pair once, new edges against all tested
         left, right = left[keep], right[keep]
         ta, ha, tb, hb = tail[left], head[left], tail[right], head[right]
         t_sh, h_sh = (ta == tb) | (ta == hb), (ha == tb) | (ha == hb)
@@ -186,6 +286,53 @@ def crossing_edges(net: Network, edges: np.ndarray) -> np.ndarray:
         bad[pool[left[pair_bad]]] = bad[pool[right[pair_bad]]] = True
         _CROSSING_CACHE[net] = (checked, bad)
     return bad[edges]
+
+
+def _box_pairs(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``i < j`` of boxes ``(x0, y0, x1, y1)`` that overlap or touch, each pair once.
+
+    Grid hashing in numpy (an STRtree query returned each pair twice and took 3x as long on a
+    street grid): boxes go into the square cells they cover, pairs are formed within a cell
+    and kept in the cell that holds the low corner of their overlap. Boxes covering more than
+    16 cells are paired with all boxes by an STRtree.
+    """
+    n = len(box)
+    if n < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    size = np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
+    cell = max(float(np.quantile(size, 0.9)), EPS_M)
+    lo = box[:, :2].min(axis=0)
+    ix = np.floor((box[:, [0, 2]] - lo[0]) / cell).astype(np.int64)
+    iy = np.floor((box[:, [1, 3]] - lo[1]) / cell).astype(np.int64)
+    nx, ny = ix[:, 1] - ix[:, 0] + 1, iy[:, 1] - iy[:, 0] + 1
+    small = nx * ny <= 16
+    sm = np.flatnonzero(small)
+    cnt = (nx * ny)[sm]
+    rep = np.repeat(sm, cnt)
+    k = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    m = int(iy[:, 1].max()) + 1
+    key = (ix[rep, 0] + k % nx[rep]) * m + iy[rep, 0] + k // nx[rep]
+    o = np.argsort(key, kind="stable")
+    key, line = key[o], rep[o]
+    start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    end = np.repeat(np.r_[start[1:], len(key)], np.diff(np.r_[start, len(key)]))
+    c = end - 1 - np.arange(len(key))  # later entries of the same cell
+    a = np.repeat(np.arange(len(key)), c)
+    i, j = line[a], line[a + 1 + np.arange(len(a)) - np.repeat(np.cumsum(c) - c, c)]
+    bi, bj = box[i], box[j]
+    ok = (bi[:, 0] <= bj[:, 2]) & (bj[:, 0] <= bi[:, 2]) & (bi[:, 1] <= bj[:, 3])
+    ok &= bj[:, 1] <= bi[:, 3]
+    rx = np.floor((np.maximum(bi[:, 0], bj[:, 0]) - lo[0]) / cell).astype(np.int64)
+    ry = np.floor((np.maximum(bi[:, 1], bj[:, 1]) - lo[1]) / cell).astype(np.int64)
+    ok &= rx * m + ry == key[a]
+    i, j = i[ok], j[ok]
+    big = np.flatnonzero(~small)
+    if len(big):  # long lines: against every box
+        q, t = shapely.STRtree(shapely.box(*box.T)).query(shapely.box(*box[big].T))
+        q = big[q]
+        once = (q != t) & (small[t] | (q < t))
+        i, j = np.concatenate([i, q[once]]), np.concatenate([j, t[once]])
+    return np.minimum(i, j), np.maximum(i, j)
 
 
 def _segments_touch(p1: np.ndarray, p2: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
@@ -296,15 +443,19 @@ def member(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
     return mask[values]
 
 
-def face_rings(coords, first, last, w: Arrays, walks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rings of ``walks`` without their spikes, and the walk of each ring.
+def face_rings(
+    coords, first, last, w: Arrays, walks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rings of ``walks`` without their spikes, the walk of each ring, and which may be invalid.
 
     Dead ends vanish; a walk split by bridges gives one ring per side (a face with holes).
+    A ring of lines that touch only at shared nodes is simple unless it passes a node twice
+    (pinched); such rings and those chained across bridges are flagged ``maybe_invalid``.
     """
     he_tail, seq = w["tail"], w["seq"]
     sel = seq[member(w["walk"][seq], walks, len(w["area_m2"])) & ~w["spike"][seq >> 1]]
     if len(sel) == 0:
-        return np.empty(0, dtype=object), np.empty(0, np.int64)
+        return np.empty(0, dtype=object), np.empty(0, np.int64), np.empty(0, bool)
     lab, head = w["walk"][sel], he_tail[sel ^ 1]
     new_walk = np.r_[True, lab[1:] != lab[:-1]]
     run_start = new_walk | np.r_[True, he_tail[sel][1:] != head[:-1]]
@@ -318,6 +469,10 @@ def face_rings(coords, first, last, w: Arrays, walks: np.ndarray) -> tuple[np.nd
         shapely.linearrings(coords[verts], indices=np.cumsum(np.r_[True, np.diff(vl) != 0]) - 1)
     )
     owner = list(lab[ok][np.r_[True, lab[ok][1:] != lab[ok][:-1]]])
+    # a node passed twice: sort (walk, node) pairs and look for neighbours that are equal
+    key = np.sort(lab[ok] * (int(he_tail.max()) + 1) + he_tail[sel[ok]])
+    twice = np.unique(key[1:][key[1:] == key[:-1]] // (int(he_tail.max()) + 1))
+    maybe = list(np.isin(owner, twice))
     for k in np.flatnonzero(~simple):  # rare: chain the runs of a walk split by bridges
         idx = np.arange(w_first[k], w_last[k] + 1)
         runs = np.split(sel[idx], np.flatnonzero(run_start[idx])[1:])
@@ -336,4 +491,9 @@ def face_rings(coords, first, last, w: Arrays, walks: np.ndarray) -> tuple[np.nd
             if len(v) >= 3:
                 rings.append(shapely.linearrings(coords[v]))
                 owner.append(lab[idx[0]])
-    return np.asarray(rings, dtype=object), np.asarray(owner, dtype=np.int64)
+                maybe.append(True)
+    return (
+        np.asarray(rings, dtype=object),
+        np.asarray(owner, dtype=np.int64),
+        np.asarray(maybe, dtype=bool),
+    )

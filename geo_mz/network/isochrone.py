@@ -87,8 +87,7 @@ from geo_mz.network._isochrone_geometry import (
 )
 from geo_mz.network._isochrone_plane import (
     crossing_edges,
-    edge_reach,
-    live_arcs,
+    reach_table,
     reached_pieces,
 )
 from geo_mz.network.graph import Network
@@ -264,16 +263,14 @@ def isochrones(
             raise IsochroneError("`nearest` is -1 at reached nodes: pass both results of a call")
         group = group.astype(np.int64)
     with _gc_paused():  # ~0.5 M new shapely objects; see _gc_paused
-        arcs = live_arcs(net, t, thr[-1])  # every threshold looks at these only
-        a, b, _, _ = edge_reach(net, t, thr[-1], arcs)  # crossings: once, widest reach
-        touched = np.flatnonzero((a > 0) | (b > 0))
-        bad_edge = np.zeros(net.n_edges, bool)
-        bad_edge[touched] = crossing_edges(net, touched)
+        table = reach_table(net, t, thr[-1])  # every threshold looks at these edges only
+        bad_edge = np.zeros(net.n_edges, bool)  # crossings: once, widest reach
+        bad_edge[table["edge"]] = crossing_edges(net, table["edge"], table)
         rows: list[dict[str, object]] = []
         prev = None  # the polygons up to the last threshold, as filled parts and holes
         core_cache: dict = {}  # cores of faces already seen at a smaller threshold
         for lo, k in zip([0.0, *thr[:-1]], thr, strict=True):
-            pc = reached_pieces(net, t, k, group, arcs)
+            pc = reached_pieces(net, t, k, group, table, lines=False)
             on_line = np.zeros(net.n_nodes, bool)  # nodes reached with no time left: a disc each
             for end in (pc["tail"], pc["head"]):
                 ok = end >= 0
