@@ -83,6 +83,7 @@ from geo_mz.scale.part_inputs import (
     unit_shapes,
     units_of_part,
 )
+from geo_mz.scale.store import open_run_store
 
 SLACK_M = 2.0
 """Metres added to every proof radius: node merging (0.5 m) and float rounding."""
@@ -326,17 +327,45 @@ def proven_times(
     buffer_m: float,
     roads_bbox: tuple[float, float, float, float] | None,
     part_times: Mapping[str, gpd.GeoDataFrame] | None,
+    times_run: Mapping[str, str] | None = None,
 ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
-    """Return the part's proven walking times: ``part_times[part.code]`` or computed anew.
+    """Return the part's proven walking times: given, stored by a coverage run, or computed.
 
     ``part_times``: part code -> :func:`geo_mz.scale.coverage_part`'s ``times``
     from a coverage run with the same settings (so one run's times serve every job).
+    ``times_run``: ``{"store": ref, "run_key": key}`` of a coverage run with the same
+    settings, buffer and CRS (``scale run all`` passes its own): the part's times are read
+    from that store when the part is done there, else computed anew.
     """
     if part_times is not None and part.code in part_times:
         return part_times[part.code], {"times": "given"}
+    if times_run is not None:
+        stored = stored_times(times_run, part.code)
+        if stored is not None:
+            return stored, {"times": "stored"}
     frames, log = coverage_part(ws, part, settings=s, measure_crs=measure_crs,
                                 buffer_m=buffer_m, roads_bbox=roads_bbox)  # fmt: skip
     return frames["times"], log
+
+
+def stored_times(times_run: Mapping[str, str], code: str) -> gpd.GeoDataFrame | None:
+    """Return a part's ``times`` saved by the coverage run ``times_run``; None if not done there.
+
+    The frame :func:`coverage_part` returned, as the store gives it back (typed columns,
+    geometry in EPSG:4490).
+    """
+    ref = str(times_run["store"])
+    store = _STORES.get(ref)
+    if store is None:
+        store = _STORES[ref] = open_run_store(ref)
+    rows = store.part_rows(str(times_run["run_key"]), code, "times")
+    if rows is None:
+        return None
+    return gpd.GeoDataFrame(rows.drop(columns="part"), geometry="geometry", crs=STORAGE_CRS)
+
+
+_STORES: dict[str, Any] = {}
+"""Run stores opened by this process for :func:`stored_times` (one per reference)."""
 
 
 # --------------------------------------------------------------------------- relief
@@ -579,6 +608,7 @@ __all__ = [
     "roads_in_cut",
     "source_layer",
     "sources_in_cut",
+    "stored_times",
     "to_cut_crs",
     "units_of_part",
 ]

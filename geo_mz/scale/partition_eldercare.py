@@ -128,13 +128,14 @@ def capacity_first(
     roads_bbox: tuple[float, float, float, float] | None = None,
     capacity_field: str = "places",
     part_times: Mapping[str, gpd.GeoDataFrame] | None = None,
+    times_run: Mapping[str, str] | None = None,
     keep_part_rows: bool = False,
 ) -> tuple[Frames, dict[str, Any]]:
     """Pass 1 of capacity-adjusted coverage: covered aged 60+ per serving centre.
 
     Options as :func:`geo_mz.scale.coverage_part`; ``capacity_field`` the centres'
-    places; ``part_times`` as ``proven_times``; ``keep_part_rows`` adds the part's ``times``
-    for its own second pass (its ``first``), not for the reduce.
+    places; ``part_times`` and ``times_run`` as ``proven_times``; ``keep_part_rows`` adds the
+    part's ``times`` for its own second pass (its ``first``), not for the reduce.
 
     Returns
     -------
@@ -143,7 +144,7 @@ def capacity_first(
         ``parts`` (and ``times``); the log.
     """
     s = settings or CircleSettings()
-    times, log = proven_times(ws, part, s, measure_crs, buffer_m, roads_bbox, part_times)
+    times, log = proven_times(ws, part, s, measure_crs, buffer_m, roads_bbox, part_times, times_run)
     centres = coverage.select_centres(ws.read("elder_care"), kinds=s.kinds, statuses=s.statuses)
     _capacity(centres, capacity_field)
     ids = pd.Index(_ids(centres))
@@ -184,6 +185,7 @@ def capacity_second(
     roads_bbox: tuple[float, float, float, float] | None = None,
     capacity_field: str = "places",
     part_times: Mapping[str, gpd.GeoDataFrame] | None = None,
+    times_run: Mapping[str, str] | None = None,
 ) -> tuple[Frames, dict[str, Any]]:
     """Pass 2: :func:`geo_mz.eldercare.capacity_adjusted_coverage` with the run's demand.
 
@@ -201,8 +203,12 @@ def capacity_second(
     s = settings or CircleSettings()
     log: dict[str, Any] = {}
     first = first or {}
-    times = first["times"] if "times" in first else proven_times(
-        ws, part, s, measure_crs, buffer_m, roads_bbox, part_times)[0]  # fmt: skip
+    if "times" in first:
+        times = first["times"]
+    else:
+        times, tlog = proven_times(ws, part, s, measure_crs, buffer_m, roads_bbox, part_times,
+                                   times_run)  # fmt: skip
+        log["times"] = tlog.get("times", "computed")
     centres = coverage.select_centres(ws.read("elder_care"), kinds=s.kinds, statuses=s.statuses)
     ids = _ids(centres)
     need = float(s.places_per_1000)

@@ -66,11 +66,12 @@ def gaps_first(
     roads_bbox: tuple[float, float, float, float] | None = None,
     grid_crs: str | None = None,
     part_times: Mapping[str, gpd.GeoDataFrame] | None = None,
+    times_run: Mapping[str, str] | None = None,
 ) -> tuple[Frames, dict[str, Any]]:
     """Pass 1 of the gap map: the part's uncovered people per cell of the run's grid.
 
     ``grid_crs``: the hexagon grid's CRS, one for the whole run (default ``measure_crs``,
-    else the workspace's measuring CRS); ``part_times`` as ``proven_times``.
+    else the workspace's measuring CRS); ``part_times`` and ``times_run`` as ``proven_times``.
 
     Returns
     -------
@@ -83,7 +84,7 @@ def gaps_first(
     if not grid:
         raise PartitionError("缺口网格需要统一的投影坐标系 / the gap grid needs one CRS for "
                              "the whole run: pass grid_crs (e.g. EPSG:4547)")  # fmt: skip
-    t, log = proven_times(ws, part, s, measure_crs, buffer_m, roads_bbox, part_times)
+    t, log = proven_times(ws, part, s, measure_crs, buffer_m, roads_bbox, part_times, times_run)
     thr, size = float(max(s.thresholds_min)), float(s.gap_cell_m)
     cells = gap_cells(t, crs=str(grid), threshold_min=thr, cell_size_m=size, pop_field=POP)
     parts = pd.DataFrame([{"part": part.code, "grid_crs": str(grid), "threshold_min": thr,

@@ -467,6 +467,7 @@ def run_partitioned(
     progress: Callable[[int, int, str, str], None] | None = None,
     client: Any = None,
     digests: Mapping[str, str] | None = None,
+    reuse: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run ``job`` over ``parts`` on Dask and keep each part's results in ``store``.
 
@@ -500,6 +501,10 @@ def run_partitioned(
         caller computed them already, for several jobs of one command: the run keys then
         name the data as it was when the command started. None: computed here (about 3 s for
         a province's layers).
+    reuse
+        Options handed to every part that save work without changing any answer, so they do
+        not enter the run key: ``times_run`` (a coverage run's store and key, whose parts'
+        walking times capacity and gaps read instead of computing them again).
 
     Returns
     -------
@@ -522,7 +527,7 @@ def run_partitioned(
     t_key = time.perf_counter()
     digests = dict(digests) if digests is not None else layer_digests(ws_ref)
     key_seconds = time.perf_counter() - t_key
-    task_opts = dict(opts)
+    task_opts = {**opts, **dict(reuse or {})}
     steps = pass_names(job) if two_pass(job) else (job,)
     takes_bbox = all("roads_bbox" in inspect.signature(job_function(j)).parameters for j in steps)
     if takes_bbox and "roads_bbox" not in opts:

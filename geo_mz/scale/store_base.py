@@ -61,6 +61,10 @@ class RunStore(Protocol):
         """Return every done part's rows of a layer."""
         raise NotImplementedError
 
+    def part_rows(self, run_key: str, part: str, layer: str) -> gpd.GeoDataFrame | None:
+        """Return one done part's rows of a layer (as ``gather`` gives them); None if not done."""
+        raise NotImplementedError
+
     def runs(self) -> pd.DataFrame:
         """Return the runs recorded."""
         raise NotImplementedError
@@ -231,6 +235,12 @@ def rows_info(frames: Mapping[str, pd.DataFrame], info: Mapping[str, Any]) -> st
     return json.dumps({"layers": layers, "info": dict(info)}, ensure_ascii=False, default=str)
 
 
+def part_schema(rows: str | None, layer: str) -> dict[str, str] | None:
+    """Return a part's column types of ``layer`` from its ``rows`` JSON; None if it has none."""
+    entry = json.loads(rows or "{}").get("layers", {}).get(layer)
+    return None if entry is None else dict(entry.get("columns", []))
+
+
 def finish_gather(df: pd.DataFrame, geoms: Any, schema: Mapping[str, str]) -> gpd.GeoDataFrame:
     """Type the gathered columns by ``schema`` and add the geometry (dropped if all missing).
 
@@ -267,6 +277,7 @@ __all__ = [
     "layer_schemas",
     "now_iso",
     "part_row",
+    "part_schema",
     "rows_info",
     "storable_rows",
     "typed_columns",

@@ -45,6 +45,7 @@ from geo_mz.scale.store_base import (
     layer_schemas,
     now_iso,
     part_row,
+    part_schema,
     rows_info,
 )
 
@@ -313,6 +314,45 @@ class GpkgRunStore:
         gdf = gdf[gdf["part"].isin(done)].sort_values(["part", "seq"], kind="stable")
         geoms = gdf.geometry.values
         df = pd.DataFrame(gdf.drop(columns=[gdf.geometry.name, "run_key", "seq"]))
+        return finish_gather(df.reset_index(drop=True), geoms, schema)
+
+    def part_rows(self, run_key: str, part: str, layer: str) -> gpd.GeoDataFrame | None:
+        """One done part's rows of a layer, as :meth:`gather` gives them; None if not done.
+
+        Read from the part's file while it waits to be merged, else from the store's table:
+        a later job of the same command reads a part's results without gathering the run.
+        """
+        table = f"{self._job(run_key)}_{layer}"
+        try:
+            mark, tables = read_part_file(self.part_file(run_key, part))
+        except FileNotFoundError:  # not saved, or merged already (maybe just now)
+            mark = None
+        if mark is not None and mark.get("run_key") == run_key:
+            schema = part_schema(mark.get("rows"), layer)
+            if schema is None:
+                return None
+            rows = tables.get(table)
+        else:
+            with self._db() as db:
+                row = db.execute(
+                    f"SELECT status, rows FROM {PARTS} WHERE run_key = ? AND part = ?",
+                    (run_key, part),
+                ).fetchone()
+            schema = None if row is None or row[0] != "done" else part_schema(row[1], layer)
+            if schema is None:
+                return None
+            rows = None
+            if table in self._tables():
+                q = "'" + run_key.replace("'", "''") + "'"
+                rows = pyogrio.read_dataframe(
+                    self.path, layer=table,
+                    where=f"run_key = {q} AND part = '{part.replace(chr(39), chr(39) * 2)}'",
+                ).sort_values("seq", kind="stable")  # fmt: skip
+        if rows is None or rows.empty:
+            empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in ["part", *schema]})
+            return finish_gather(empty, [], schema)
+        geoms = rows.geometry.values
+        df = pd.DataFrame(rows.drop(columns=[rows.geometry.name, "run_key", "seq"]))
         return finish_gather(df.reset_index(drop=True), geoms, schema)
 
     def _job(self, run_key: str) -> str:
