@@ -6,7 +6,9 @@ Sides, on the same GeoPackage workspace and in the same run:
   layer, one walk network, one Dijkstra from every centre, the unit tables of every level),
   divided by the number of county parts of the province;
 - ``parts``: ``--parts`` county parts (spread over the province's list), each computed by
-  :func:`geo_mz.scale.partition.coverage_part` on a workspace opened for it, as a worker does.
+  :func:`geo_mz.scale.partition.coverage_part` on a workspace opened for it, as a worker does;
+  with ``--by city``, city parts (the counties grouped by their 4-digit code), their times
+  divided by the counties they hold.
 
 Each side's time is split, exclusively (a step's time does not include the steps it calls),
 into: ``open`` (opening the workspace), ``read`` (``Workspace.read``), ``reproject``
@@ -20,7 +22,7 @@ order of the sides rotates from one repetition to the next. The configuration an
 average (before, after) are printed: the machine may be shared, compare ratios within a run.
 
 Run: ``.venv/bin/python bench/bench_part_cost.py --workspace p44.gpkg [--parts 20]
-[--reps 3] [--warmup 1]`` (copy the workspace first: nothing is written to it).
+[--reps 3] [--warmup 1] [--by city]`` (copy the workspace first: nothing is written to it).
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ def main() -> None:
     ap.add_argument("--workspace", required=True)
     ap.add_argument("--province", default="44")
     ap.add_argument("--parts", type=int, default=20)
+    ap.add_argument("--by", choices=("county", "city"), default="county")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--no-split", action="store_true", help="time without the step wrappers")
@@ -133,18 +136,23 @@ def main() -> None:
         install(clock)
     ws = open_workspace(a.workspace)
     crs = ws.metadata["measure_crs"]
-    all_parts = scale.parts_of(ws.read("admin_units"), "county", codes=[a.province])
+    all_parts = scale.parts_of(ws.read("admin_units"), a.by, codes=[a.province])
+    counties = scale.parts_of(ws.read("admin_units"), "county", codes=[a.province])
     step = max(1, len(all_parts) // a.parts)
     parts = all_parts[::step][: a.parts]
+    # Times are per county on both sides: a city part counts its counties.
+    n_parts_side = sum(1 for c in counties for p in parts if c.code.startswith(p.code))
     bbox = partition.roads_extent(ws)
     s = CircleSettings()
     sides: dict[str, tuple[Callable[[], None], int]] = {
-        "whole": (lambda: whole(a.workspace, s, crs), len(all_parts)),
-        "parts": (lambda: parts_run(a.workspace, parts, s, crs, bbox), len(parts)),
+        "whole": (lambda: whole(a.workspace, s, crs), len(counties)),
+        "parts": (lambda: parts_run(a.workspace, parts, s, crs, bbox), n_parts_side),
     }
     print("configuration")
-    print(f"  workspace {a.workspace}: {len(all_parts)} county parts of {a.province}")
-    print(f"  parts side {len(parts)} (every {step}th); whole side / {len(all_parts)}")
+    print(f"  workspace {a.workspace}: {len(all_parts)} {a.by} parts of {a.province}, "
+          f"{len(counties)} counties")  # fmt: skip
+    print(f"  parts side {len(parts)} (every {step}th, {n_parts_side} counties); "
+          f"whole side / {len(counties)}")  # fmt: skip
     print(f"  warmup {a.warmup}, reps {a.reps} (median), order rotated; split "
           f"{'off' if a.no_split else 'on'}")  # fmt: skip
     print(f"  geo_mz from {os.path.dirname(partition.__file__)}")
