@@ -394,23 +394,26 @@ def test_mode_by_weight_equals_scipy(seed: int, kind: int, k: int, nu: int):
 # --------------------------------------------------------------------------- a part's tables
 
 
-def part_tables_in_one_call(times, units, part, settings) -> pd.DataFrame:
-    """``part_unit_tables`` with one coverage_by_units call (the change proposed for it)."""
+def old_part_unit_tables(times, units, part, settings) -> pd.DataFrame:
+    """``part_unit_tables`` as it was: one coverage_by_unit call per level."""
     from geo_mz.scale.part_inputs import own_rows
 
     own = own_rows(units, part.code)
     level = units["level"].to_numpy(dtype=object)
-    levels = [lv for lv in ("county", "town", "village") if (own & (level == lv)).any()]
-    if not levels or times.empty:
-        return pd.DataFrame({"adcode": []})
-    tab = cv.coverage_by_units(
-        times, units[own], levels=levels, thresholds_min=settings.thresholds_min,
-        targets=settings.targets,
-    )  # fmt: skip
-    return tab[tab["level"].isin(levels)].reset_index(drop=True)
+    tables = []
+    for lv in ("county", "town", "village"):
+        mine = own & (level == lv)
+        if not mine.any() or times.empty:
+            continue
+        tab = old_coverage_by_unit(
+            times, units[mine], level=lv, thresholds_min=settings.thresholds_min,
+            targets=settings.targets,
+        )  # fmt: skip
+        tables.append(tab[tab["level"] == lv])
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame({"adcode": []})
 
 
-def test_part_tables_in_one_call_equal_per_level_calls():
+def test_part_unit_tables_equal_the_old_per_level_calls():
     from types import SimpleNamespace
 
     from geo_mz.eldercare.circle15 import CircleSettings
@@ -424,5 +427,5 @@ def test_part_tables_in_one_call_equal_per_level_calls():
         part = SimpleNamespace(code=part_code)
         mine = times[code.str.startswith(part_code).to_numpy()]
         for t in (mine, mine.iloc[:0]):
-            old = part_unit_tables(t, adm, part, settings)
-            assert_same(old, part_tables_in_one_call(t, adm, part, settings))
+            old = old_part_unit_tables(t, adm, part, settings)
+            assert_same(old, part_unit_tables(t, adm, part, settings))
