@@ -238,17 +238,15 @@ def part_unit_tables(
     """
     own = own_rows(units, part.code)
     level = units["level"].to_numpy(dtype=object)
-    tables = []
-    for lv in ("county", "town", "village"):
-        mine = own & (level == lv)
-        if not mine.any() or times.empty:
-            continue
-        tab = coverage.coverage_by_unit(
-            times, units[mine], level=lv, thresholds_min=settings.thresholds_min,
-            targets=settings.targets,
-        )  # fmt: skip
-        tables.append(tab[tab["level"] == lv])
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame({"adcode": []})
+    levels = [lv for lv in ("county", "town", "village") if (own & (level == lv)).any()]
+    if not levels or times.empty:
+        return pd.DataFrame({"adcode": []})
+    # One pass over the points for every level (the per-point sums are shared).
+    tab = coverage.coverage_by_units(
+        times, units[own], levels=levels, thresholds_min=settings.thresholds_min,
+        targets=settings.targets,
+    )  # fmt: skip
+    return tab[tab["level"].isin(levels)].reset_index(drop=True)
 
 
 def roads_extent(ws: Any) -> tuple[float, float, float, float]:
