@@ -93,6 +93,7 @@ def install(clock: Clock) -> None:
     coverage.multi_source_times = clock.wrap("dijkstra", coverage.multi_source_times)
     partition.proven = clock.wrap("proof", partition.proven)
     coverage.coverage_by_unit = clock.wrap("tables", coverage.coverage_by_unit)
+    coverage.coverage_by_units = clock.wrap("tables", coverage.coverage_by_units)
 
 
 def whole(ref: str, s: CircleSettings, crs: str) -> None:
@@ -106,11 +107,12 @@ def whole(ref: str, s: CircleSettings, crs: str) -> None:
     centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
     t = coverage.access_times(net, centres, layers["population"], max_snap_m=s.max_snap_m)
     levels = set(layers["admin_units"]["level"].astype(str))
-    for level in [lv for lv in ("county", "town", "village") if lv in levels]:
-        coverage.coverage_by_unit(
-            t, layers["admin_units"], level=level, thresholds_min=s.thresholds_min,
-            targets=s.targets,
-        )  # fmt: skip
+    # Every level in one pass over the points, as the parts make theirs (its best way).
+    coverage.coverage_by_units(
+        t, layers["admin_units"], levels=[lv for lv in ("county", "town", "village")
+                                          if lv in levels],
+        thresholds_min=s.thresholds_min, targets=s.targets,
+    )  # fmt: skip
 
 
 def parts_run(ref: str, parts: list[partition.Part], s: CircleSettings, crs: str,

@@ -108,8 +108,7 @@ def whole(ws) -> dict[str, float]:
                              measure_crs=crs, components="all")  # fmt: skip
     centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
     t = coverage.access_times(net, centres, layers["population"], max_snap_m=s.max_snap_m)
-    for level in ("county", "town"):
-        coverage.coverage_by_unit(t, layers["admin_units"], level=level)
+    coverage.coverage_by_units(t, layers["admin_units"], levels=("county", "town"))
     out["coverage"] = time.perf_counter() - t0 + read_s
     rs = relief.ReliefSettings(targets=relief.workspace_targets(ws.metadata))
     t0 = time.perf_counter()
