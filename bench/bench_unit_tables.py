@@ -53,28 +53,37 @@ def part_calls(ref: str, n_parts: int, province: str) -> list[Call]:
     crs = ws.metadata["measure_crs"]
     all_parts = scale.parts_of(ws.read("admin_units"), "county", codes=[province])
     step = max(1, len(all_parts) // n_parts)
-    seen: list[tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, str, dict[str, Any]]] = []
-    real = coverage.coverage_by_unit
+    seen: list[Call] = []
+    one, many = coverage.coverage_by_unit, coverage.coverage_by_units
 
-    def keep(times: gpd.GeoDataFrame, units: gpd.GeoDataFrame, **kw: Any) -> pd.DataFrame:
-        seen.append((times, units, kw.pop("level"), kw))
-        return real(times, units, **kw, level=seen[-1][2])
+    def keep_one(times: gpd.GeoDataFrame, units: gpd.GeoDataFrame, **kw: Any) -> pd.DataFrame:
+        level = kw.pop("level")
+        seen.append((times, units, [level], kw))
+        return one(times, units, level=level, **kw)
 
-    coverage.coverage_by_unit = keep
+    def keep_many(times: gpd.GeoDataFrame, units: gpd.GeoDataFrame, **kw: Any) -> pd.DataFrame:
+        levels = list(kw.pop("levels"))
+        seen.append((times, units, levels, kw))
+        return many(times, units, levels=levels, **kw)
+
+    # part_unit_tables calls one or the other (per level, or every level at once)
+    coverage.coverage_by_unit, coverage.coverage_by_units = keep_one, keep_many
     try:
         bbox = partition.roads_extent(ws)
         for p in all_parts[::step][:n_parts]:
             partition.coverage_part(open_workspace(ref), p, settings=CircleSettings(),
                                     measure_crs=crs, roads_bbox=bbox)  # fmt: skip
     finally:
-        coverage.coverage_by_unit = real
+        coverage.coverage_by_unit, coverage.coverage_by_units = one, many
     calls: list[Call] = []
-    for times, units, level, kw in seen:
-        if calls and calls[-1][0] is times:
+    for times, units, levels, kw in seen:
+        if calls and calls[-1][0] is times:  # per-level calls of one part: one input
             prev = calls[-1]
-            calls[-1] = (times, pd.concat([prev[1], units]), [*prev[2], level], kw)
+            calls[-1] = (times, pd.concat([prev[1], units]), [*prev[2], *levels], kw)
         else:
-            calls.append((times, units, [level], kw))
+            calls.append((times, units, levels, kw))
+    if not calls:
+        raise SystemExit("no table call was seen: has part_unit_tables changed its calls?")
     return calls
 
 
