@@ -23,8 +23,10 @@ CORE_GAP_M = 1e-7
 def face_cores(
     faces: np.ndarray, buffer_m: float, shells: np.ndarray, cache: dict
 ) -> tuple[np.ndarray, ...]:
-    """Non-empty ``face.buffer(-buffer_m)`` and the face of each.
+    """Non-empty ``face.buffer(-buffer_m)``, the face of each, and an id of each core.
 
+    The id of a core kept in ``cache`` is ``id`` of the object (alive as long as ``cache``),
+    -1 for the others.
     Faces that cannot hold a circle of radius ``buffer_m`` are skipped: narrower bounding box,
     less area, or (``shells`` given: plain CCW faces) convex with ``2 area / perimeter <=
     buffer_m``, the inradius bound of convex polygons. The cores of plain faces are looked up
@@ -70,7 +72,10 @@ def face_cores(
     cores[hard] = shapely.buffer(faces[idx[hard]], -depth, quad_segs=QUAD_SEGS)
     cache.update((keys[i], cores[i]) for i in miss.tolist() if keys[i] is not None)
     keep = ~shapely.is_empty(cores)
-    return cores[keep], idx[keep]
+    uid = np.fromiter(
+        (id(c) if k is not None else -1 for c, k in zip(cores, keys, strict=True)), np.int64
+    )
+    return cores[keep], idx[keep], uid[keep]
 
 
 def convex_cores(v: np.ndarray, vo: np.ndarray, faces: np.ndarray, depth: float):

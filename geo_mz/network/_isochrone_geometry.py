@@ -47,7 +47,7 @@ def buffer_union(
     bad_lines = shapely.linestrings(coords[vb], indices=np.repeat(np.arange(len(b)), n_v))
     loose = [extra, shapely.buffer(bad_lines, buffer_m, **buf)]
     loose_group = [extra_group, group[bad]]
-    cores, core_wall = np.empty(0, object), np.empty(0, np.int64)
+    cores, core_wall, core_uid = np.empty(0, object), np.empty(0, np.int64), np.empty(0, np.int64)
     x = np.flatnonzero(~bad)
     if len(x):
         g, fx, lx = group[x], first[x], last[x]
@@ -125,7 +125,7 @@ def buffer_union(
             )
             loose_group.append(wg[line_ids])
         if len(faces):  # each core is cut from the wall of its outermost component
-            cores, core_face = face_cores(
+            cores, core_face, core_uid = face_cores(
                 faces, buffer_m, np.where(fix, None, rings[shell]), core_cache
             )
             while not np.array_equal(parent[parent], parent):
@@ -140,10 +140,10 @@ def buffer_union(
             loose.append(shapely.buffer(paths, buffer_m, **buf))
             loose_group.append(g[f[run_start] >> 1])
     loose_all, loose_g = np.concatenate(loose), np.concatenate(loose_group)
-    return _assemble(walls, wall_group, loose_all, loose_g, cores, core_wall)
+    return _assemble(walls, wall_group, loose_all, loose_g, cores, core_wall, core_uid)
 
 
-def _assemble(walls, wall_group, loose, loose_group, cores, core_wall) -> Arrays:
+def _assemble(walls, wall_group, loose, loose_group, cores, core_wall, core_uid) -> Arrays:
     """``union(walls) ∪ union(loose)`` per group, and the cores minus the loose lines as holes.
 
     Items that do not intersect are never overlaid: each connected set of intersecting items
@@ -165,7 +165,9 @@ def _assemble(walls, wall_group, loose, loose_group, cores, core_wall) -> Arrays
         ci, hi = tree.query(shapely.point_on_surface(cores[lost]), predicate="within")
         core_wall = core_wall.copy()
         core_wall[lost[ci[is_wall[hi]]]] = hi[is_wall[hi]]
-        cores, plain, core_wall = (x[core_wall >= 0] for x in (cores, plain, core_wall))
+        cores, plain, core_uid, core_wall = (
+            x[core_wall >= 0] for x in (cores, plain, core_uid, core_wall)
+        )
     a, b = tree.query(geoms, predicate="intersects")
     ok = group[a] == group[b]
     n = len(geoms)
@@ -180,7 +182,9 @@ def _assemble(walls, wall_group, loose, loose_group, cores, core_wall) -> Arrays
     cl_group[cluster] = group
     parts, pidx = shapely.get_parts(filled, return_index=True)
     keep = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) >= _SLIVER_M2)
+    part_of_cl = _unique_position(pidx[keep], n_cl)  # the one part of a cluster, or -1
     holes, hole_group, hole_plain = np.empty(0, object), np.empty(0, np.int64), np.empty(0, bool)
+    hole_part, hole_id = np.empty(0, np.int64), np.empty((0, 2), np.int64)
     if len(cores):  # loose lines that reach into a core cover part of it
         c_cl = cluster[core_wall]
         ci, li = _pairs(geoms[len(walls) :], group[len(walls) :], cores, group[core_wall])
@@ -199,8 +203,21 @@ def _assemble(walls, wall_group, loose, loose_group, cores, core_wall) -> Arrays
         holes, hidx = shapely.get_parts(cores, return_index=True)
         ok = (shapely.get_type_id(holes) == 3) & (shapely.area(holes) >= _SLIVER_M2)
         holes, hole_group, hole_plain = holes[ok], cl_group[c_cl[hidx[ok]]], plain[hidx[ok]]
+        hole_part = np.where(hole_plain, part_of_cl[c_cl[hidx[ok]]], -1)
+        # a cached core not cut by loose lines: the same object at every threshold
+        ordinal = np.arange(len(hidx)) - np.searchsorted(hidx, hidx)
+        hole_id = np.stack([np.where(plain, core_uid, -1)[hidx], ordinal], axis=1)[ok]
     return {"filled": parts[keep], "group": cl_group[pidx[keep]], "holes": holes,
-            "hole_group": hole_group, "hole_plain": hole_plain}  # fmt: skip
+            "hole_group": hole_group, "hole_plain": hole_plain,
+            "hole_part": hole_part, "hole_id": hole_id}  # fmt: skip
+
+
+def _unique_position(label: np.ndarray, n: int) -> np.ndarray:
+    """Per label ``0..n-1`` its position in ``label`` if it occurs exactly once, else -1."""
+    out = np.full(n, -1)
+    once = np.bincount(label, minlength=n)[label] == 1
+    out[label[once]] = np.flatnonzero(once)
+    return out
 
 
 def _union_by(geoms: np.ndarray, label: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
@@ -231,11 +248,12 @@ def _shapes() -> Arrays:
     """No polygons, as ``filled`` parts minus ``holes`` (see :func:`_assemble`)."""
     return {"filled": np.empty(0, dtype=object), "group": np.empty(0, np.int64),
             "holes": np.empty(0, dtype=object), "hole_group": np.empty(0, np.int64),
-            "hole_plain": np.empty(0, bool)}  # fmt: skip
+            "hole_plain": np.empty(0, bool), "hole_part": np.empty(0, np.int64),
+            "hole_id": np.empty((0, 2), np.int64)}  # fmt: skip
 
 
 def _with_holes(
-    parts: np.ndarray, group: np.ndarray, holes: np.ndarray, hole_group, plain=None
+    parts: np.ndarray, group: np.ndarray, holes: np.ndarray, hole_group, plain=None, part=None
 ) -> np.ndarray:
     """``parts`` with the ``holes`` cut out; each hole lies inside one part of its group.
 
@@ -243,13 +261,16 @@ def _with_holes(
     (no overlay: GEOS overlay spends most of its time placing thousands of holes in one big
     shell). The others are cut out with ``shapely.difference``. ``plain`` marks holes known
     to be strictly inside some part (cores no loose line reached, see :func:`_assemble`):
-    their part is found from one vertex, the others are tested whole.
+    their part is found from one vertex (or given: ``part``, -1 if not known), the others are
+    tested whole.
     """
     if len(holes) == 0:
         return parts
     plain = np.zeros(len(holes), bool) if plain is None else plain
+    part = np.full(len(holes), -1) if part is None else part
     one = plain & (shapely.get_num_interior_rings(holes) == 0)
-    e, r = np.flatnonzero(one), np.flatnonzero(~one)
+    known = np.flatnonzero(one & (part >= 0))
+    e, r = np.flatnonzero(one & (part < 0)), np.flatnonzero(~one)
     # the big polygons are the query side: GEOS prepares them once
     pe, he = shapely.STRtree(shapely.get_point(shapely.get_exterior_ring(holes[e]), 0)).query(
         parts, predicate="contains"
@@ -258,7 +279,7 @@ def _with_holes(
     pi, hi = np.concatenate([pe, pr]), np.concatenate([e[he], r[hr]])
     ok = group[pi] == hole_group[hi]
     hi, first = np.unique(hi[ok], return_index=True)
-    pi = pi[ok][first]
+    pi, hi = np.concatenate([pi[ok][first], part[known]]), np.concatenate([hi, known])
     inside = np.zeros(len(holes), bool)
     inside[hi] = True
     ring = inside & (shapely.get_num_interior_rings(holes) == 0)
@@ -279,7 +300,9 @@ def _with_holes(
 
 def polygons_of(sh: Arrays) -> dict[int, shapely.MultiPolygon]:
     """One MultiPolygon per group: ``filled - holes``."""
-    polys = _with_holes(sh["filled"], sh["group"], sh["holes"], sh["hole_group"], sh["hole_plain"])
+    polys = _with_holes(
+        sh["filled"], sh["group"], sh["holes"], sh["hole_group"], sh["hole_plain"], sh["hole_part"]
+    )
     return {int(g): _multipolygon(polys[sh["group"] == g]) for g in np.unique(sh["group"])}
 
 
@@ -306,7 +329,8 @@ def ring_between(cur: Arrays, prev: Arrays, inner: np.ndarray) -> dict[int, shap
     """
     fk, gk, hk, hgk = cur["filled"], cur["group"], cur["holes"], cur["hole_group"]
     fj, gj, hj, hgj = prev["filled"], prev["group"], prev["holes"], prev["hole_group"]
-    same_k, same_j = _same(hk, hgk, hj, hgj), _same(hj, hgj, hk, hgk)
+    ik, ij = cur["hole_id"], prev["hole_id"]
+    same_k, same_j = _same(ik, hgk, ij, hgj), _same(ij, hgj, ik, hgk)
     new = np.flatnonzero(~same_k)  # holes of P_k: inside F_j, touching it, or clear of it
     meets = np.zeros(len(hk), bool)
     meets[new[_pairs(fj, gj, hk[new], hgk[new])[0]]] = True
@@ -317,7 +341,9 @@ def ring_between(cur: Arrays, prev: Arrays, inner: np.ndarray) -> dict[int, shap
     slow = np.zeros(len(fk), bool)  # parts of F_k that need an overlay
     if len(touch):  # these go in before the overlay, which then merges them with its edge
         slow[_pairs(hk[touch], hgk[touch], fk, gk)[0]] = True
-        fk = _with_holes(fk, gk, hk[touch], hgk[touch], cur["hole_plain"][touch])
+        fk = _with_holes(
+            fk, gk, hk[touch], hgk[touch], cur["hole_plain"][touch], cur["hole_part"][touch]
+        )
     child = np.where(inner >= 0, inner, 0)
     child = np.where((inner >= 0) & ~slow[child], inner, -1)
     rest = np.flatnonzero(child < 0)
@@ -346,7 +372,11 @@ def ring_between(cur: Arrays, prev: Arrays, inner: np.ndarray) -> dict[int, shap
     main_parts, midx = shapely.get_parts(main, return_index=True)
     keep = (shapely.get_type_id(main_parts) == 3) & (shapely.area(main_parts) >= _SLIVER_M2)
     main_parts, main_group = main_parts[keep], mgroup[midx[keep]]
-    polys = _with_holes(main_parts, main_group, hk[clear], hgk[clear], cur["hole_plain"][clear])
+    hole_part = cur["hole_part"][clear]  # its part of F_k, if still one piece of P_k - F_j
+    hole_part = np.where(hole_part >= 0, _unique_position(midx[keep], len(main))[hole_part], -1)
+    polys = _with_holes(
+        main_parts, main_group, hk[clear], hgk[clear], cur["hole_plain"][clear], hole_part
+    )
     # old holes that are no longer holes: covered wholly or in part by P_k
     old = np.flatnonzero(~same_j)
     oi, ki = _pairs(hk, hgk, hj[old], hgj[old])
@@ -413,7 +443,9 @@ def nest_filled(cur: Arrays, prev: Arrays) -> tuple[Arrays, np.ndarray]:
     same[same] = ~grown[idx[same]]  # an unchanged part is still one polygon
     new_pos[idx[same]] = np.flatnonzero(same)
     inner = np.where(inner >= 0, new_pos[np.maximum(inner, 0)], -1)
-    return cur | {"filled": parts, "group": group}, inner
+    hole_part = cur["hole_part"]  # a grown part still holds its holes strictly inside
+    hole_part = np.where(hole_part >= 0, _unique_position(idx, len(new_pos))[hole_part], -1)
+    return cur | {"filled": parts, "group": group, "hole_part": hole_part}, inner
 
 
 def _pairs(
@@ -438,8 +470,12 @@ def _cut(geoms: np.ndarray, target: np.ndarray, cutters: np.ndarray) -> np.ndarr
     return out
 
 
-def _same(a: np.ndarray, a_group: np.ndarray, b: np.ndarray, b_group: np.ndarray) -> np.ndarray:
-    """Which polygons of ``a`` are also in ``b`` (same group, exactly the same coordinates)."""
-    in_b = set(zip(b_group.tolist(), shapely.to_wkb(b).tolist(), strict=True))
-    keys = zip(a_group.tolist(), shapely.to_wkb(a).tolist(), strict=True)
-    return np.fromiter((k in in_b for k in keys), bool, len(a))
+def _same(a_id: np.ndarray, a_group: np.ndarray, b_id: np.ndarray, b_group) -> np.ndarray:
+    """Which holes ``a`` are also holes ``b``: the same part of the same cached core object.
+
+    Holes without such an id (cores cut by loose lines, faces not cached) count as new; the
+    ring step then handles them the general way (a hole of both lies inside ``F_j``).
+    """
+    in_b = set(zip(b_group.tolist(), *b_id.T.tolist(), strict=True))
+    keys = zip(a_group.tolist(), *a_id.T.tolist(), strict=True)
+    return np.fromiter((k in in_b for k in keys), bool, len(a_id)) & (a_id[:, 0] >= 0)
