@@ -115,12 +115,11 @@ def unit_columns(
     names: np.ndarray,
     urban_rural: np.ndarray,
     extra: bool,
-    index: pd.Index,
-) -> dict[str, pd.Series]:
+) -> dict[str, list]:
     """Build the first columns of :func:`frame_rows` (level, adcode, name, urban_rural).
 
-    Built from the units' columns, without the frame of :func:`units_of_level`; object dtype
-    kept explicitly (pandas would turn the strings into its ``str`` dtype).
+    Built from the units' columns, without the frame of :func:`units_of_level`: lists of the
+    values as they are (the caller makes them object columns).
     """
     ur = [None if pd.isna(x) else x for x in urban_rural]
     lv, ad, nm = [level] * len(codes), list(codes), list(names)
@@ -132,8 +131,7 @@ def unit_columns(
         ad.append(code)
         nm.append(name)
         ur.append(None)
-    cols = {"level": lv, "adcode": ad, "name": nm, "urban_rural": ur}
-    return {c: pd.Series(v, index=index, dtype=object) for c, v in cols.items()}
+    return {"level": lv, "adcode": ad, "name": nm, "urban_rural": ur}
 
 
 def pct(x: float) -> float:

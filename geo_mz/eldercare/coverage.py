@@ -24,7 +24,7 @@ in STANDARDS.md §B, so 15 min = 800 m, the strict end of GB 50180's 800-1,000 m
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -359,13 +359,11 @@ def coverage_by_units(
         for _, p, codes in chosen
     ]
     pts = _point_sums(times, ths, pop_field)
-    tables = [
-        _unit_table(pts, units, lv, p, codes, pos, ths, targets, target_min, pop_field)
+    rows = [
+        _unit_rows(pts, units, lv, p, codes, pos, ths, targets, target_min, pop_field)
         for (lv, p, codes), pos in zip(chosen, joins, strict=True)
     ]
-    if len(tables) == 1:
-        return tables[0]
-    return pd.concat(tables, ignore_index=True)
+    return _frame(rows)
 
 
 def _point_sums(times: gpd.GeoDataFrame, ths: list[float], pop_field: str) -> dict:
@@ -389,7 +387,7 @@ def _point_sums(times: gpd.GeoDataFrame, ths: list[float], pop_field: str) -> di
     return {"w": w, "pop": pop, "near": near, "factors": factors, "all_near": all_near}
 
 
-def _unit_table(
+def _unit_rows(
     pts: dict,
     units: gpd.GeoDataFrame,
     level: str,
@@ -400,8 +398,8 @@ def _unit_table(
     targets: Mapping[str, float],
     target_min: float,
     pop_field: str,
-) -> pd.DataFrame:
-    """One level's table from the per-point weights and each point's unit (``pos``, -1: none)."""
+) -> dict[str, Any]:
+    """One level's columns from the per-point weights and each point's unit (-1: none)."""
     n = len(upos)
     k = n + 1
     g = np.where(pos >= 0, pos, n)
@@ -421,7 +419,6 @@ def _unit_table(
 
     extra = bool(pop_u[-1] > 0 or (pos < 0).any())
     sel = np.arange(n + extra, dtype=np.int64)
-    index = pd.RangeIndex(len(sel) + 1)
 
     def with_total(x: np.ndarray) -> np.ndarray:
         xs = x[sel]
@@ -429,8 +426,8 @@ def _unit_table(
 
     p = with_total(pop_u)
     safe = np.where(p > 0, p, np.nan)
-    cols: dict[str, object] = unit_columns(
-        level, codes, units["name"].to_numpy(dtype=object)[upos], ur_raw, extra, index
+    cols: dict[str, Any] = unit_columns(
+        level, codes, units["name"].to_numpy(dtype=object)[upos], ur_raw, extra
     )
     cols[pop_field] = p
     for t in ths:
@@ -440,19 +437,38 @@ def _unit_table(
     req = with_total(required)
     cols["target_share"] = np.append(target[sel], req[-1] / safe[-1])
     sf = with_total(shortfall)
-    cols["meets_target"] = pd.arrays.BooleanArray(sf <= TOL_PERSONS, p <= 0)  # NA: nobody
+    cols["meets_target"] = (sf <= TOL_PERSONS, p <= 0)  # values and NA mask (NA: nobody)
     cols["shortfall_persons"] = sf
     rp = with_total(sums["reach_pop"])
     cols["mean_walk_min"] = with_total(sums["walk_w"]) / np.where(rp > 0, rp, np.nan)
     near_rows = [nearest[i] for i in sel.tolist()] + [pts["all_near"]]
-    cols["nearest_centre"] = pd.Series(near_rows, index=index, dtype=object)
+    cols["nearest_centre"] = near_rows
     cols["unreachable_pop"] = with_total(sums["unreachable_pop"])
     cols["too_far_pop"] = with_total(sums["too_far_pop"])
     if "covered_capacity_adj" in sums:
         adj = with_total(sums["covered_capacity_adj"])
         cols["covered_capacity_adj"] = adj
         cols["share_capacity_adj"] = adj / safe
-    return pd.DataFrame(cols, index=index)
+    return cols
+
+
+_OBJECT_COLUMNS = frozenset({"level", "adcode", "name", "urban_rural", "nearest_centre"})
+
+
+def _frame(levels: list[dict[str, Any]]) -> pd.DataFrame:
+    """Put the levels' columns one after the other in one frame (one build, no concat)."""
+    index = pd.RangeIndex(sum(len(cols["level"]) for cols in levels))
+    out: dict[str, Any] = {}
+    for name in levels[0]:
+        parts = [cols[name] for cols in levels]
+        if name in _OBJECT_COLUMNS:  # lists; object dtype said, else pandas makes them str
+            out[name] = pd.Series([x for part in parts for x in part], index=index, dtype=object)
+        elif name == "meets_target":
+            values, mask = (np.concatenate(x) for x in zip(*parts, strict=True))
+            out[name] = pd.arrays.BooleanArray(values, mask)
+        else:
+            out[name] = np.concatenate(parts)
+    return pd.DataFrame(out, index=index)
 
 
 _SRC_CIRCLE = (
