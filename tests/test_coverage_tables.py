@@ -225,10 +225,14 @@ def check_tables(times, adm, levels, **kw) -> None:
             )
     good = [lv for lv in levels if not isinstance(outcome(cv.coverage_by_unit, times, adm,
                                                           level=lv, **kw), tuple)]  # fmt: skip
-    if len(good) > 1:
+    if good:
         both = cv.coverage_by_units(times, adm, levels=good, **kw)
-        each = [cv.coverage_by_unit(times, adm, level=lv, **kw) for lv in good]
-        assert_same(pd.concat(each, ignore_index=True), both)
+        each = pd.concat([cv.coverage_by_unit(times, adm, level=lv, **kw) for lv in good],
+                         ignore_index=True)  # fmt: skip
+        assert_same(each, both)
+        units_only = cv.coverage_by_units(times, adm, levels=good, totals=False, **kw)
+        kept = each[each["level"].isin(good)].reset_index(drop=True)
+        assert_same(kept, units_only)
 
 
 # --------------------------------------------------------------------------- fixtures

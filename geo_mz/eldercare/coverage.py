@@ -311,6 +311,7 @@ def coverage_by_units(
     targets: Mapping[str, float] = TARGET_SHARE,
     target_min: float = 15.0,
     pop_field: str = "pop_60plus",
+    totals: bool = True,
 ) -> pd.DataFrame:
     """Coverage tables of several levels at once, one after the other.
 
@@ -335,6 +336,9 @@ def coverage_by_units(
         The circle the target applies to; must be one of ``thresholds_min``.
     pop_field
         Population column to count.
+    totals
+        False leaves out each level's ``unassigned`` and ``total`` rows (a partitioned run
+        keeps only the unit rows of its parts).
 
     Returns
     -------
@@ -363,6 +367,8 @@ def coverage_by_units(
         _unit_rows(pts, units, lv, p, codes, pos, ths, targets, target_min, pop_field)
         for (lv, p, codes), pos in zip(chosen, joins, strict=True)
     ]
+    if not totals:  # the unit rows come first in every level's columns
+        rows = [_head(cols, len(p)) for cols, (_, p, _) in zip(rows, chosen, strict=True)]
     return _frame(rows)
 
 
@@ -450,6 +456,11 @@ def _unit_rows(
         cols["covered_capacity_adj"] = adj
         cols["share_capacity_adj"] = adj / safe
     return cols
+
+
+def _head(cols: dict[str, Any], n: int) -> dict[str, Any]:
+    """Take the first ``n`` rows of a level's columns."""
+    return {k: tuple(x[:n] for x in v) if isinstance(v, tuple) else v[:n] for k, v in cols.items()}
 
 
 _OBJECT_COLUMNS = frozenset({"level", "adcode", "name", "urban_rural", "nearest_centre"})
