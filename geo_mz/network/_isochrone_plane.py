@@ -399,12 +399,19 @@ def face_walks(coords: np.ndarray, first: np.ndarray, last: np.ndarray, tail, he
     offset = np.cumsum(size) - size
     seq = np.empty(m2, np.int64)
     seq[offset[walk] + rank] = h
-    verts, vw = walk_vertices(first, last, seq, walk[seq])
-    xy = coords[verts] - coords[verts].mean(axis=0)
-    start = np.r_[True, vw[1:] != vw[:-1]]
-    nxt_v = np.r_[np.arange(1, len(verts)), 0]
-    nxt_v[np.r_[start[1:], True]] = np.flatnonzero(start)
-    area = np.bincount(vw, xy[:, 0] * xy[nxt_v, 1] - xy[nxt_v, 0] * xy[:, 1], n_walk) / 2
+    # shoelace sum of each line (from a point near all: few cancelling digits), then per walk
+    c = coords[first[0]] if len(first) else np.zeros(2)
+    p, q = coords[first] - c, coords[last] - c
+    line_sum = p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1]
+    bent = np.flatnonzero(last - first > 1)
+    if len(bent):  # polylines: every segment
+        cnt = last[bent] - first[bent]
+        v = np.repeat(first[bent] - np.cumsum(cnt) + cnt, cnt) + np.arange(cnt.sum())
+        a, b = coords[v] - c, coords[v + 1] - c
+        line_sum[bent] = np.bincount(
+            np.repeat(np.arange(len(bent)), cnt), a[:, 0] * b[:, 1] - b[:, 0] * a[:, 1], len(bent)
+        )
+    area = np.bincount(walk, np.repeat(line_sum, 2) * np.tile([1.0, -1.0], len(first)), n_walk) / 2
     return {"walk": walk, "tail": he_tail, "spike": spike, "seq": seq, "first": seq[offset],
             "area_m2": area}  # fmt: skip
 
