@@ -18,7 +18,7 @@ import shapely
 from scipy.sparse import coo_matrix
 
 from geo_mz.core import units as core_units
-from geo_mz.core.errors import UnitsError
+from geo_mz.core.errors import CrsError, GeoMzError, UnitsError
 from geo_mz.core.standards import COVERAGE_THRESHOLDS_MIN, TARGET_SHARE
 from geo_mz.eldercare import coverage as cv
 from geo_mz.eldercare._common import (
@@ -35,8 +35,28 @@ from tests.test_coverage import LINE, centres_frame, population, units, walk_net
 # --------------------------------------------------------------------------- frozen reference
 
 
+def old_check_units(units: object) -> None:
+    if not isinstance(units, gpd.GeoDataFrame):
+        raise TypeError(
+            f"区划单元须为 GeoDataFrame，实为 {type(units).__name__} / `units` must be a "
+            f"GeoDataFrame, got {type(units).__name__}"
+        )
+    if units.crs is None:
+        raise CrsError(
+            "区划单元没有坐标系，请先设置，如 .set_crs('EPSG:4490') / `units` has no CRS; set it "
+            "with .set_crs(...), e.g. 'EPSG:4490'"
+        )
+    missing = [c for c in ("adcode", "name", "level") if c not in units.columns]
+    if missing:
+        raise UnitsError(
+            f"区划单元 admin_units 缺少字段 {missing}，请在导入的文件中补上 / the admin_units "
+            f"layer lacks field(s) {missing} (it has {list(units.columns)}); add them to the "
+            "imported file"
+        )
+
+
 def old_units_of_level(units: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
-    core_units._check_units(units)
+    old_check_units(units)
     levels = sorted(units["level"].dropna().unique().tolist())
     if level not in levels:
         raise UnitsError(
@@ -195,7 +215,7 @@ def outcome(fn, *args, **kwargs):
     """The function's result, or the type and message of what it raised."""
     try:
         return fn(*args, **kwargs)
-    except (ValueError, TypeError, KeyError) as exc:  # CoverageError and UnitsError included
+    except (GeoMzError, ValueError, TypeError, KeyError) as exc:
         return (type(exc), str(exc))
 
 
@@ -220,9 +240,12 @@ def check_tables(times, adm, levels, **kw) -> None:
         un = outcome(core_units.units_of_level, adm, level)
         assert_same(uo, un)
         if not isinstance(uo, tuple):
-            np.testing.assert_array_equal(
-                core_units.assign_to_units(times, un), old_assign_to_units(times, uo)
-            )
+            ao = outcome(old_assign_to_units, times, uo)
+            an = outcome(core_units.assign_to_units, times, un)
+            if isinstance(ao, tuple) or isinstance(an, tuple):
+                assert ao == an
+            else:
+                np.testing.assert_array_equal(an, ao)
     good = [lv for lv in levels if not isinstance(outcome(cv.coverage_by_unit, times, adm,
                                                           level=lv, **kw), tuple)]  # fmt: skip
     if good:
@@ -369,6 +392,33 @@ def test_duplicate_and_uneven_codes_raise_the_same():
         missing = adm.astype({"adcode": object})
         missing.loc[missing.index[missing["level"] == "town"][:1], "adcode"] = None
         check_tables(pts, missing.astype({"adcode": dtype}), ("town", "county"))
+
+
+def no_crs(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(gdf.drop(columns="geometry"), geometry=np.asarray(gdf.geometry.values))
+
+
+def test_bad_inputs_raise_the_same():
+    adm, pts = random_case(5)
+    bad_units = [
+        pd.DataFrame(adm.drop(columns="geometry")),  # not a GeoDataFrame
+        no_crs(adm),
+        adm.drop(columns="name"),
+    ]
+    for u in bad_units:
+        check_tables(pts, u, ("town",))
+    bad_times = [
+        no_crs(pts),
+        pts.drop(columns="walk_min"),
+        pts.assign(pop_60plus=-1.0),
+        pts.assign(pop_60plus="many"),
+        pts.assign(walk_min="far"),
+    ]
+    for t in bad_times:
+        check_tables(t, adm, ("town",))
+    check_tables(pts, adm, ("town",), target_min=12)
+    check_tables(pts, adm, ("town",), targets={"urban": 1.5})
+    check_tables(pts, adm, ("town",), thresholds_min=(0,))
 
 
 # --------------------------------------------------------------------------- the mode
