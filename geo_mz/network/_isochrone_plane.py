@@ -292,46 +292,44 @@ def _box_pairs(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pairs ``i < j`` of boxes ``(x0, y0, x1, y1)`` that overlap or touch, each pair once.
 
     Grid hashing in numpy (an STRtree query returned each pair twice and took 3x as long on a
-    street grid): boxes go into the square cells they cover, pairs are formed within a cell
-    and kept in the cell that holds the low corner of their overlap. Boxes covering more than
-    16 cells are paired with all boxes by an STRtree.
+    street grid): boxes go into the square cells they cover (cells the median box size),
+    pairs are formed within a cell and kept in the first cell both boxes cover. Boxes
+    covering more than 16 cells are paired with all boxes by an STRtree.
     """
     n = len(box)
     if n < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    size = np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
-    cell = max(float(np.quantile(size, 0.9)), EPS_M)
-    lo = box[:, :2].min(axis=0)
-    ix = np.floor((box[:, [0, 2]] - lo[0]) / cell).astype(np.int64)
-    iy = np.floor((box[:, [1, 3]] - lo[1]) / cell).astype(np.int64)
-    nx, ny = ix[:, 1] - ix[:, 0] + 1, iy[:, 1] - iy[:, 0] + 1
-    small = nx * ny <= 16
+    x0, y0, x1, y1 = (np.ascontiguousarray(box[:, k]) for k in range(4))
+    cell = max(float(np.median(np.maximum(x1 - x0, y1 - y0))), EPS_M)
+    ox, oy = x0.min(), y0.min()
+    ix0, ix1 = ((x0 - ox) // cell).astype(np.int64), ((x1 - ox) // cell).astype(np.int64)
+    iy0, iy1 = ((y0 - oy) // cell).astype(np.int64), ((y1 - oy) // cell).astype(np.int64)
+    nx = ix1 - ix0 + 1
+    cnt = nx * (iy1 - iy0 + 1)
+    small = cnt <= 16
     sm = np.flatnonzero(small)
-    cnt = (nx * ny)[sm]
+    cnt = cnt[sm]
     rep = np.repeat(sm, cnt)
     k = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    m = int(iy[:, 1].max()) + 1
-    key = (ix[rep, 0] + k % nx[rep]) * m + iy[rep, 0] + k // nx[rep]
-    o = np.argsort(key, kind="stable")
+    m = int(iy1.max()) + 1
+    key = (ix0[rep] + k % nx[rep]) * m + iy0[rep] + k // nx[rep]
+    o = np.argsort(key)
     key, line = key[o], rep[o]
     start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    end = np.repeat(np.r_[start[1:], len(key)], np.diff(np.r_[start, len(key)]))
-    c = end - 1 - np.arange(len(key))  # later entries of the same cell
+    size = np.diff(np.r_[start, len(key)])
+    c = np.repeat(start + size, size) - 1 - np.arange(len(key))  # later entries of the cell
     a = np.repeat(np.arange(len(key)), c)
     i, j = line[a], line[a + 1 + np.arange(len(a)) - np.repeat(np.cumsum(c) - c, c)]
-    bi, bj = box[i], box[j]
-    ok = (bi[:, 0] <= bj[:, 2]) & (bj[:, 0] <= bi[:, 2]) & (bi[:, 1] <= bj[:, 3])
-    ok &= bj[:, 1] <= bi[:, 3]
-    rx = np.floor((np.maximum(bi[:, 0], bj[:, 0]) - lo[0]) / cell).astype(np.int64)
-    ry = np.floor((np.maximum(bi[:, 1], bj[:, 1]) - lo[1]) / cell).astype(np.int64)
-    ok &= rx * m + ry == key[a]
+    once = np.maximum(ix0[i], ix0[j]) * m + np.maximum(iy0[i], iy0[j]) == key[a]
+    i, j = i[once], j[once]
+    ok = (x0[i] <= x1[j]) & (x0[j] <= x1[i]) & (y0[i] <= y1[j]) & (y0[j] <= y1[i])
     i, j = i[ok], j[ok]
     big = np.flatnonzero(~small)
     if len(big):  # long lines: against every box
         q, t = shapely.STRtree(shapely.box(*box.T)).query(shapely.box(*box[big].T))
         q = big[q]
-        once = (q != t) & (small[t] | (q < t))
-        i, j = np.concatenate([i, q[once]]), np.concatenate([j, t[once]])
+        keep = (q != t) & (small[t] | (q < t))
+        i, j = np.concatenate([i, q[keep]]), np.concatenate([j, t[keep]])
     return np.minimum(i, j), np.maximum(i, j)
 
 
