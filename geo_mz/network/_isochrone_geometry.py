@@ -333,6 +333,7 @@ def ring_between(cur: Arrays, prev: Arrays, inner: np.ndarray) -> dict[int, shap
     same_k, same_j = _same(ik, hgk, ij, hgj), _same(ij, hgj, ik, hgk)
     new = np.flatnonzero(~same_k)  # holes of P_k: inside F_j, touching it, or clear of it
     meets = np.zeros(len(hk), bool)
+    shapely.prepare(fj)  # queried twice
     meets[new[_pairs(fj, gj, hk[new], hgk[new])[0]]] = True
     inside = np.zeros(len(hk), bool)
     m = np.flatnonzero(meets)  # few: cores are cut a little deeper than F_j's edge
@@ -442,6 +443,7 @@ def nest_filled(cur: Arrays, prev: Arrays) -> tuple[Arrays, np.ndarray]:
     same = idx < len(fk)
     same[same] = ~grown[idx[same]]  # an unchanged part is still one polygon
     new_pos[idx[same]] = np.flatnonzero(same)
+    parts[same] = fk[idx[same]]  # the same objects: prepared already for the next ring step
     inner = np.where(inner >= 0, new_pos[np.maximum(inner, 0)], -1)
     hole_part = cur["hole_part"]  # a grown part still holds its holes strictly inside
     hole_part = np.where(hole_part >= 0, _unique_position(idx, len(new_pos))[hole_part], -1)
