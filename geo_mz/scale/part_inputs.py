@@ -242,11 +242,10 @@ def part_unit_tables(
     if not levels or times.empty:
         return pd.DataFrame({"adcode": []})
     # One pass over the points for every level (the per-point sums are shared).
-    tab = coverage.coverage_by_units(
+    return coverage.coverage_by_units(
         times, units[own], levels=levels, thresholds_min=settings.thresholds_min,
-        targets=settings.targets,
+        targets=settings.targets, totals=False,
     )  # fmt: skip
-    return tab[tab["level"].isin(levels)].reset_index(drop=True)
 
 
 def roads_extent(ws: Any) -> tuple[float, float, float, float]:
