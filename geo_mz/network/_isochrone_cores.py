@@ -25,27 +25,29 @@ def face_cores(
 ) -> tuple[np.ndarray, ...]:
     """Non-empty ``face.buffer(-buffer_m)``, the face of each, and an id of each core.
 
-    The id of a core kept in ``cache`` is ``id`` of the object (alive as long as ``cache``),
-    -1 for the others.
     Faces that cannot hold a circle of radius ``buffer_m`` are skipped: narrower bounding box,
     less area, or (``shells`` given: plain CCW faces) convex with ``2 area / perimeter <=
     buffer_m``, the inradius bound of convex polygons. The cores of plain faces are looked up
     in ``cache`` first, by their vertex set (any start, to 1e-6 m), and stored there: the same
     face at the next threshold gets the same core object, which ``_same`` then recognises.
+    The id of a core kept in ``cache`` is ``id`` of the object (alive as long as ``cache``),
+    -1 for the others.
     """
     box, area = shapely.bounds(faces), shapely.area(faces)
     wide = np.minimum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]) > 2 * buffer_m
     wide &= area > np.pi * buffer_m**2
-    c, owner = shapely.get_coordinates(shells, return_index=True)
+    w0 = np.flatnonzero(wide)  # the rest is only for these
+    c, owner = shapely.get_coordinates(shells[w0], return_index=True)
+    owner = w0[owner]
     inside = owner[1:] == owner[:-1]
     e, eo = np.diff(c, axis=0)[inside], owner[:-1][inside]  # ring edges in order
     nxt = np.arange(1, len(e) + 1)
-    ring_end = np.r_[eo[1:] != eo[:-1], True]
+    ring_end = np.r_[eo[1:] != eo[:-1], True][: len(e)]
     nxt[ring_end] = np.flatnonzero(np.r_[True, ring_end[:-1]])
     reflex = np.zeros(len(faces), bool)
     reflex[eo[e[:, 0] * e[nxt, 1] - e[:, 1] * e[nxt, 0] < 0]] = True
     convex = (shells != None) & ~reflex  # noqa: E711
-    wide &= ~convex | (2 * area / shapely.length(faces) > buffer_m)
+    wide[w0] &= ~convex[w0] | (2 * area[w0] / shapely.length(faces[w0]) > buffer_m)
     idx = np.flatnonzero(wide)
     # key of a plain face: its vertices (without the closing one) summed as integers, so
     # that neither the start vertex nor the summation order matters
@@ -68,7 +70,9 @@ def face_cores(
     state, easy = convex_cores(v, vo, idx[cx], depth)
     cores[cx[state == 1]] = easy
     cores[cx[state == 0]] = shapely.Polygon()
-    hard = np.setdiff1d(miss, cx[state >= 0])
+    made = np.zeros(len(idx), bool)
+    made[cx[state >= 0]] = True
+    hard = miss[~made[miss]]
     cores[hard] = shapely.buffer(faces[idx[hard]], -depth, quad_segs=QUAD_SEGS)
     cache.update((keys[i], cores[i]) for i in miss.tolist() if keys[i] is not None)
     keep = ~shapely.is_empty(cores)
