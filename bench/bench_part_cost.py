@@ -87,7 +87,10 @@ def install(clock: Clock) -> None:
     net = clock.wrap("network", graph.network_from_roads)
     partition.network_from_roads = net
     snap = clock.wrap("snap", paths.snap_points)
-    partition.snap_points = snap
+    if hasattr(partition, "snap_xy"):  # the parts snap coordinates (no geometries) now
+        partition.snap_xy = clock.wrap("snap", partition.snap_xy)
+    if hasattr(partition, "xy_to_crs"):
+        partition.xy_to_crs = clock.wrap("reproject", partition.xy_to_crs)
     coverage.snap_points = snap
     coverage.snap_centres = clock.wrap("snap", coverage.snap_centres)
     coverage.multi_source_times = clock.wrap("dijkstra", coverage.multi_source_times)

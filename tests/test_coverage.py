@@ -151,6 +151,26 @@ def test_walk_speed_retimes_network_and_snap_legs():
     np.testing.assert_allclose(t["walk_min"], HAND_MIN * 3.2 / 4.0, atol=1e-9)
 
 
+def test_walk_times_from_coordinates_equal_access_times():
+    """Snapping coordinates (snap_xy) and walk_times: access_times' numbers bit for bit."""
+    from geo_mz.network import snap_points, snap_xy
+
+    net = walk_net(LINE)
+    cen = centres_frame([{}], [(0, -30)])
+    pop = population()
+    xy = shapely.get_coordinates(pop.to_crs(net.crs).geometry.values)
+    sn = snap_xy(net, xy, max_snap_m=500.0)
+    ref = snap_points(net, pop, max_snap_m=500.0)
+    for f in ("node", "offset_m", "offset_min", "too_far"):
+        np.testing.assert_array_equal(getattr(sn, f), getattr(ref, f))
+    walk, nearest = cv.walk_times(net, cen, sn)
+    t = cv.access_times(net, cen, pop)
+    np.testing.assert_array_equal(walk, t["walk_min"].to_numpy())
+    assert nearest.tolist() == t["nearest_centre"].tolist()
+    with pytest.raises(Exception, match="finite"):
+        snap_xy(net, np.array([[np.nan, 0.0]]))
+
+
 @pytest.mark.parametrize("adcode", [True, False])
 def test_coverage_by_unit_by_hand(adcode):
     net = walk_net(LINE)

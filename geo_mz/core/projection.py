@@ -249,6 +249,32 @@ def _transformer(src: Any, dst: Any) -> Transformer:
     return Transformer.from_crs(CRS.from_user_input(src), CRS.from_user_input(dst), always_xy=True)
 
 
+def xy_to_crs(xy: np.ndarray, src: Any, dst: Any) -> np.ndarray:
+    """Reproject ``(n, 2)`` coordinates as :func:`geometries_to_crs` reprojects geometries.
+
+    The same cached transformer, so the same numbers bit for bit; ``xy`` itself when the two
+    CRSs are the same. For points kept as arrays (no geometries built to reproject them).
+
+    Parameters
+    ----------
+    xy
+        ``(n, 2)`` coordinates.
+    src, dst
+        Source and target CRS.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 2)`` float64 coordinates in ``dst``.
+    """
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    src_crs, dst_crs = CRS.from_user_input(src), CRS.from_user_input(dst)
+    if src_crs.is_exact_same(dst_crs):
+        return xy
+    x, y = _transformer(src, dst).transform(xy[:, 0], xy[:, 1])
+    return np.column_stack([x, y])
+
+
 def geometries_to_crs(geoms: np.ndarray, src: Any, dst: Any) -> np.ndarray:
     """Reproject an array of 2D shapely geometries as ``GeoSeries.to_crs`` does, cheaper.
 
@@ -276,10 +302,8 @@ def geometries_to_crs(geoms: np.ndarray, src: Any, dst: Any) -> np.ndarray:
         return geoms
     if len(geoms) and shapely.has_z(geoms).any():
         return np.asarray(gpd.GeoSeries(geoms, crs=src_crs).to_crs(dst_crs).values)
-    t = _transformer(src, dst)
     coords = shapely.get_coordinates(geoms)
-    x, y = t.transform(coords[:, 0], coords[:, 1])
-    new = np.column_stack([x, y])
+    new = xy_to_crs(coords, src, dst)
     type_id = shapely.get_type_id(geoms)
     if len(geoms) and (type_id == 0).all() and len(coords) == len(geoms):
         return shapely.points(new)

@@ -32,6 +32,7 @@ from geo_mz.eldercare.coverage import (
     gaps,
     node_times,
     select_centres,
+    walk_times,
 )
 
 __all__ = [
@@ -58,4 +59,5 @@ __all__ = [
     "report_tables",
     "select_centres",
     "siting_kpis",
+    "walk_times",
 ]

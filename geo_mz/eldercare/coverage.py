@@ -46,7 +46,7 @@ from geo_mz.eldercare._common import (
 )
 from geo_mz.eldercare._coverage_tables import head_rows, point_sums, table_frame, unit_rows
 from geo_mz.eldercare.gap_grid import gap_cells, gap_frame, rank_gap_cells
-from geo_mz.network.graph import Network
+from geo_mz.network.graph import Network, Snapped
 from geo_mz.network.paths import multi_source_times, snap_points
 
 __all__ = [
@@ -183,6 +183,54 @@ def node_times(
     return multi_source_times(net2, cs.node, source_offset_min=cs.offset_min, limit_min=limit_min)
 
 
+def walk_times(
+    net: Network,
+    centres: gpd.GeoDataFrame,
+    snapped: Snapped,
+    *,
+    max_snap_m: float = 500.0,
+    access_speed_kmh: float | None = None,
+    id_field: str = "facility_id",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Time snapped points' walks to their nearest centre (the core of :func:`access_times`).
+
+    For a caller that has snapped its points already (a partitioned run snaps its people once
+    for the times and the proof): the centres are snapped at the network's access speed and
+    one Dijkstra runs from all of them.
+
+    Parameters
+    ----------
+    net
+        A walking network, timed at the speed wanted (``access_speed_kmh`` too).
+    centres
+        Centre points, any CRS.
+    snapped
+        The points' snaps on ``net`` (:func:`geo_mz.network.snap_points` or ``snap_xy``).
+    max_snap_m
+        Snap limit of the centres, in metres.
+    access_speed_kmh
+        Speed of the centres' snap walks; default the network's ``access_speed_kmh`` (give the
+        speed the points were snapped at).
+    id_field
+        Centre id column (the index if absent).
+
+    Returns
+    -------
+    tuple
+        ``walk_min`` (float, inf if unreachable: snap walk + network + centre's snap walk) and
+        ``nearest_centre`` (object: the id, or None) per point.
+    """
+    v = float(net.access_speed_kmh if access_speed_kmh is None else access_speed_kmh)
+    cs = snap_centres(net, centres, max_snap_m, v)
+    ids = centre_ids(centres, id_field)
+    t_node, near = multi_source_times(net, cs.node, source_offset_min=cs.offset_min)
+    walk = t_node[snapped.node] + snapped.offset_min
+    idx = near[snapped.node]
+    nearest = np.full(len(idx), None, dtype=object)
+    nearest[idx >= 0] = ids[idx[idx >= 0]]
+    return walk, nearest
+
+
 def access_times(
     net: Network,
     centres: gpd.GeoDataFrame,
@@ -218,14 +266,9 @@ def access_times(
     """
     check_gdf(population, "population")
     net2, v = retimed(net, walk_speed_kmh)
-    cs = snap_centres(net2, centres, max_snap_m, v)
-    ids = centre_ids(centres, id_field)
-    t_node, near = multi_source_times(net2, cs.node, source_offset_min=cs.offset_min)
     ps = snap_points(net2, population, max_snap_m=max_snap_m, access_speed_kmh=v)
-    walk = t_node[ps.node] + ps.offset_min
-    idx = near[ps.node]
-    nearest = np.full(len(idx), None, dtype=object)
-    nearest[idx >= 0] = ids[idx[idx >= 0]]
+    walk, nearest = walk_times(net2, centres, ps, max_snap_m=max_snap_m, access_speed_kmh=v,
+                               id_field=id_field)  # fmt: skip
     out = population.copy()
     out["walk_min"] = walk
     out["nearest_centre"] = pd.Series(nearest, index=out.index, dtype=object)

@@ -56,6 +56,7 @@ from geo_mz.network.paths import (
     route_geometry,
     shortest_path_arcs,
     snap_points,
+    snap_xy,
     to_networkx,
     with_closures,
 )
@@ -140,6 +141,7 @@ __all__ = [
     "shortest_path_arcs",
     "site_centres",
     "snap_points",
+    "snap_xy",
     "solve_trip",
     "synthetic_flood_raster",
     "to_metric",

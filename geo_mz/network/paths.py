@@ -189,15 +189,48 @@ def snap_points(
         Node, offset in metres and minutes, and the ``too_far`` flag per point.
     """
     geoms = geoms_in(net, points, "points")
-    speed = check_positive(
-        "access_speed_kmh", net.access_speed_kmh if access_speed_kmh is None else access_speed_kmh
-    )
     xy = shapely.get_coordinates(geoms)  # one row per non-empty point
     if len(xy) != len(geoms) or np.any(shapely.get_type_id(geoms) != 0):
         bad = np.flatnonzero(shapely.is_empty(geoms) | (shapely.get_type_id(geoms) != 0))
         raise NetworkError(
             f"`points` must all be non-empty Points; {len(bad)} are not (rows {bad[:10].tolist()})"
         )
+    return snap_xy(net, xy, max_snap_m=max_snap_m, access_speed_kmh=access_speed_kmh)
+
+
+def snap_xy(
+    net: Network,
+    xy: np.ndarray,
+    *,
+    max_snap_m: float = 500.0,
+    access_speed_kmh: float | None = None,
+) -> Snapped:
+    """Snap coordinates in the network's CRS to their nearest nodes (as :func:`snap_points`).
+
+    For callers that hold the points as an ``(n, 2)`` array in ``net.crs`` already (a
+    partitioned run reprojects its people once): no geometries are built or read.
+
+    Parameters
+    ----------
+    net
+        The network.
+    xy
+        ``(n, 2)`` finite coordinates in ``net.crs``.
+    max_snap_m, access_speed_kmh
+        As for :func:`snap_points`.
+
+    Returns
+    -------
+    Snapped
+        Node, offset in metres and minutes, and the ``too_far`` flag per point.
+    """
+    speed = check_positive(
+        "access_speed_kmh", net.access_speed_kmh if access_speed_kmh is None else access_speed_kmh
+    )
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    if not np.isfinite(xy).all():
+        bad = np.flatnonzero(~np.isfinite(xy).all(axis=1))
+        raise NetworkError(f"`xy` must be finite; rows {bad[:10].tolist()} are not")
     # Threads pay off only for many points; below that their start-up dominates (and a
     # single-threaded Dask worker should not start one per core on every call).
     dist_m, node = net.node_tree.query(xy, workers=-1 if len(xy) >= 50_000 else 1)

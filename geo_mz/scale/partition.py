@@ -57,11 +57,11 @@ from scipy.sparse.csgraph import connected_components
 
 from geo_mz.boundaries import topology as boundaries
 from geo_mz.core.errors import GeoMzError
-from geo_mz.core.projection import STORAGE_CRS, measure_crs_for
+from geo_mz.core.projection import STORAGE_CRS, measure_crs_for, xy_to_crs
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network.graph import DRIVE_SPEEDS_KMH, Network, network_from_roads
-from geo_mz.network.paths import snap_points
+from geo_mz.network.paths import snap_xy
 from geo_mz.relief import drive_audit as relief
 from geo_mz.scale.cut import Cut, make_cut
 from geo_mz.scale.part_inputs import (
@@ -270,9 +270,9 @@ def coverage_part(
         src = centre_sources(ws, s, crs)
         first_cut = make_cut(part.geometry, crs, buffer_m)
         first_roads = ws.read("roads", bbox=first_cut.lonlat_bbox)
-    # Reprojected once: snapping and the Dijkstra's inputs are then in the network's CRS.
-    pop_m = to_cut_crs(pop, crs)
-    xy_all = shapely.get_coordinates(pop_m.geometry.values)
+    # The people as coordinates in the network's CRS, reprojected once: snapped from them, no
+    # reprojected geometries built.
+    xy_all = xy_to_crs(shapely.get_coordinates(pop.geometry.values), pop.crs, crs)
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
         first = b == buffer_m
@@ -283,12 +283,11 @@ def coverage_part(
             components="all",
         )  # fmt: skip
         centres = sources_in_cut(src, cut)
-        sub = pop_m.iloc[todo]
-        sn = snap_points(net, sub, max_snap_m=s.max_snap_m)
+        sn = snap_xy(net, xy_all[todo], max_snap_m=s.max_snap_m)  # once: times and proof
         if len(centres):
-            t = coverage.access_times(net, centres, sub, max_snap_m=s.max_snap_m)
-            cols = {c: t[c].to_numpy() for c in ("walk_min", "nearest_centre", "snap_m")}
-            cols["too_far"] = t["too_far"].to_numpy()
+            walk, nearest = coverage.walk_times(net, centres, sn, max_snap_m=s.max_snap_m)
+            cols = {"walk_min": walk, "nearest_centre": nearest, "snap_m": sn.offset_m,
+                    "too_far": sn.too_far}  # fmt: skip
         else:
             cols = {"walk_min": np.full(len(todo), np.inf),
                     "nearest_centre": np.full(len(todo), None, dtype=object),
