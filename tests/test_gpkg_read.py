@@ -214,7 +214,7 @@ def test_prefix_through_the_code_index_equals_the_rtree_read(sample_ws, odd, tmp
     with sqlite3.connect(plain) as con:
         con.execute("DROP INDEX population_adcode")
     units = sample_ws.read("admin_units")
-    codes = [str(c) for c in units["adcode"]][:6] + ["4407", "9", ""]
+    codes = [*[str(c) for c in units["adcode"]][:6], "4407", "9", ""]
     for code in codes:
         for box in [tuple(units.total_bounds), *boxes(tuple(units.total_bounds), 4, seed=3)]:
             want = read_gpkg_bbox(plain, "population", box, prefix=("adcode", code))
@@ -234,3 +234,23 @@ def test_prefix_through_the_code_index_equals_the_rtree_read(sample_ws, odd, tmp
     close_gpkg_connections()
     got = read_gpkg_bbox(odd, "lines", box, prefix=("name", "c"))
     assert_geodataframe_equal(got, mine.reset_index(drop=True), check_dtype=True)
+
+
+def test_columns_read_equal_gdal_and_the_full_read(sample_ws):
+    """Only some fields (a walking network's of roads): GDAL's frame with those columns."""
+    units = sample_ws.read("admin_units")
+    box = tuple(units.total_bounds)
+    cols = ["road_class", "road_id", "nope"]  # a field the layer lacks is left out, as GDAL does
+    got = read_gpkg_bbox(sample_ws.path, "roads", box, columns=cols)
+    want = pyogrio.read_dataframe(sample_ws.path, layer="roads", bbox=box, fid_as_index=True,
+                                  columns=cols)  # fmt: skip
+    want = want.sort_index(kind="stable").reset_index(drop=True)
+    assert list(got.columns) == ["road_id", "road_class", "geometry"]  # the layer's order
+    assert_geodataframe_equal(got, want, check_dtype=True, check_crs=True)
+    typed = sample_ws.read("roads", bbox=box, columns=cols)
+    full = sample_ws.read("roads", bbox=box)
+    assert_geodataframe_equal(typed, full[["road_id", "road_class", "geometry"]])
+    code = str(units.loc[units["level"] == "town", "adcode"].iloc[0])
+    own = sample_ws.read("population", bbox=box, prefix=("adcode", code), columns=["pop_60plus"])
+    every = sample_ws.read("population", bbox=box, prefix=("adcode", code))
+    assert_geodataframe_equal(own, every[["pop_60plus", "adcode", "geometry"]])

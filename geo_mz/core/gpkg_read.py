@@ -226,6 +226,7 @@ def read_gpkg_bbox(
     bbox: tuple[float, float, float, float],
     *,
     prefix: tuple[str, str] | None = None,
+    columns: list[str] | None = None,
 ) -> gpd.GeoDataFrame | None:
     """Read the rows of ``layer`` whose geometry meets ``bbox``, in fid order.
 
@@ -242,13 +243,18 @@ def read_gpkg_bbox(
         ``code`` (a part's own people of a box that holds its neighbours' too). A frame
         returned then holds exactly the rows whose value starts so (nulls are left out; a
         number in the column makes this reader return None).
+    columns
+        Read only these fields (those the layer has, in its order; and the ``prefix`` field)
+        besides the geometry, as pyogrio's ``columns``; None reads every field. A part reads
+        what its analysis uses.
 
     Returns
     -------
     geopandas.GeoDataFrame or None
-        What ``pyogrio.read_dataframe(path, layer=layer, bbox=bbox, fid_as_index=True)``
-        gives, sorted by fid, with a new ``RangeIndex`` (raw dtypes: no catalog typing); None
-        when this reader cannot give exactly that (see the module docstring).
+        What ``pyogrio.read_dataframe(path, layer=layer, bbox=bbox, fid_as_index=True,
+        columns=columns)`` gives, sorted by fid, with a new ``RangeIndex`` (raw dtypes: no
+        catalog typing); None when this reader cannot give exactly that (see the module
+        docstring).
     """
     path = Path(path)
     minx, miny, maxx, maxy = (float(v) for v in bbox)
@@ -256,7 +262,12 @@ def read_gpkg_bbox(
     info = _layer_info(path, f, layer)
     if info is None or (prefix is not None and prefix[0] not in info.fields):
         return None
-    cols = ", ".join(_quote(c) for c in info.fields)
+    wanted = set(info.fields if columns is None else columns)
+    if prefix is not None and columns is not None:
+        wanted.add(prefix[0])  # read too: the rows are checked by it
+    pick = [(n, d) for n, d in zip(info.fields, info.dtypes, strict=True) if n in wanted]
+    fields = [n for n, _ in pick]
+    cols = ", ".join(_quote(c) for c in fields)
     args: tuple[Any, ...] = (minx, maxx, miny, maxy)
     own = ""
     if prefix is not None:
@@ -273,14 +284,14 @@ def read_gpkg_bbox(
     if rows is None:
         many = f"SELECT count(*) FROM ({hits} LIMIT {_GDAL_ROWS})"
         if f.con.execute(many, args[:4]).fetchone()[0] >= _GDAL_ROWS:
-            return _read_with_gdal(path, layer, (minx, miny, maxx, maxy), prefix)
+            return _read_with_gdal(path, layer, (minx, miny, maxx, maxy), prefix, columns)
         sql = (
             f"SELECT {_quote(info.geom)}{', ' + cols if cols else ''} FROM {_quote(info.table)} "
             f"WHERE {_quote(info.fid)} IN ({hits}) {own}ORDER BY {_quote(info.fid)}"
         )
         rows = f.con.execute(sql, args).fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [()] * (1 + len(info.fields))
-    geoms = _geometries(columns[0])
+    values = list(zip(*rows, strict=True)) if rows else [()] * (1 + len(fields))
+    geoms = _geometries(values[0])
     # GDAL's spatial filter after the R-tree: the envelope meets the box (closed), and either
     # lies inside it or the geometry itself intersects the box (GEOS, as OGR does).
     env = shapely.bounds(geoms)
@@ -296,12 +307,12 @@ def read_gpkg_bbox(
         shapely.prepare(box)
         keep[check] = shapely.intersects(box, geoms[check])
     data: dict[str, np.ndarray] = {}
-    for name, dtype, values in zip(info.fields, info.dtypes, columns[1:], strict=True):
-        col = _column(np.array(values, dtype=object)[keep], dtype)
+    for (name, dtype), vals in zip(pick, values[1:], strict=True):
+        col = _column(np.array(vals, dtype=object)[keep], dtype)
         if col is None:
             return None
         data[name] = col
-    df = pd.DataFrame(data, columns=info.fields)
+    df = pd.DataFrame(data, columns=fields)
     return gpd.GeoDataFrame(df, geometry=geoms[keep], crs=info.crs)
 
 
@@ -340,6 +351,7 @@ def _read_with_gdal(
     layer: str,
     bbox: tuple[float, float, float, float],
     prefix: tuple[str, str] | None,
+    columns: list[str] | None = None,
 ) -> gpd.GeoDataFrame | None:
     """Read a large box through GDAL: the same rows (``prefix`` in the same SQL), by fid."""
     where = None
@@ -349,7 +361,11 @@ def _read_with_gdal(
             f"{fld} IS NOT NULL AND (typeof({fld}) != 'text' OR "
             f"substr({fld}, 1, {len(prefix[1])}) = '{code}')"
         )
-    gdf = pyogrio.read_dataframe(path, layer=layer, bbox=bbox, where=where, fid_as_index=True)
+    if columns is not None and prefix is not None and prefix[0] not in columns:
+        columns = [*columns, prefix[0]]
+    gdf = pyogrio.read_dataframe(
+        path, layer=layer, bbox=bbox, where=where, fid_as_index=True, columns=columns
+    )
     gdf = gdf.sort_index(kind="stable").reset_index(drop=True)
     if prefix is not None:
         values = gdf[prefix[0]].to_numpy(dtype=object)

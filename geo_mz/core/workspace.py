@@ -231,6 +231,7 @@ class Workspace:
         *,
         bbox: tuple[float, float, float, float] | None = None,
         prefix: tuple[str, str] | None = None,
+        columns: list[str] | None = None,
     ) -> gpd.GeoDataFrame:
         """Read one layer, typed as its spec says.
 
@@ -244,9 +245,12 @@ class Workspace:
             Optional ``(field, code)``: only the rows whose ``field`` (as text) starts with
             ``code``, e.g. a part's own people (``("adcode", "440106")``), with a new index.
             With a box, the file leaves the others out before they are decoded.
+        columns
+            Optional: read only these fields (those the layer has, and the ``prefix`` field)
+            besides the geometry, e.g. the fields a walking network uses of ``roads``.
         """
         roll_back_killed_edit(self.path)  # one stat; read-only opens refuse a hot journal
-        return read_layer(self.path, kind, self.layers(), bbox=bbox, prefix=prefix)
+        return read_layer(self.path, kind, self.layers(), bbox=bbox, prefix=prefix, columns=columns)
 
     def read_all(self) -> dict[str, gpd.GeoDataFrame]:
         """All stored layers by name."""

@@ -35,6 +35,7 @@ def read_layer(
     *,
     bbox: tuple[float, float, float, float] | None = None,
     prefix: tuple[str, str] | None = None,
+    columns: list[str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Read one layer of a GeoPackage workspace, typed as its spec says.
 
@@ -46,7 +47,7 @@ def read_layer(
         Catalog layer name.
     names
         The layers the workspace holds (an error names them when ``kind`` is not one).
-    bbox, prefix
+    bbox, prefix, columns
         As for :meth:`geo_mz.core.Workspace.read`.
 
     Returns
@@ -67,12 +68,16 @@ def read_layer(
         # GDAL open per read (the same frame; see geo_mz.core.gpkg_read). None, or an
         # SQLite error (a file locked by a writer, ...), reads through GDAL as before.
         try:
-            gdf = read_gpkg_bbox(path, kind, bbox, prefix=prefix)
+            gdf = read_gpkg_bbox(path, kind, bbox, prefix=prefix, columns=columns)
         except sqlite3.Error:
             gdf = None
         own = gdf is not None  # the prefix was applied as the rows were read
     if gdf is None:
-        gdf = pyogrio.read_dataframe(path, layer=kind, bbox=bbox, fid_as_index=True)
+        if columns is not None and prefix is not None and prefix[0] not in columns:
+            columns = [*columns, prefix[0]]
+        gdf = pyogrio.read_dataframe(
+            path, layer=kind, bbox=bbox, fid_as_index=True, columns=columns
+        )
         # A spatial filter returns rows in R-tree order; keep the stored order, which
         # results (sums, ties) may depend on.
         gdf = gdf.sort_index(kind="stable").reset_index(drop=True)

@@ -467,6 +467,10 @@ def mode_speeds(
     return speed * disaster_factor, usable
 
 
+NETWORK_ROAD_FIELDS = ("road_id", "road_class", "speed_kmh", "oneway")
+"""The fields of a roads layer :func:`network_from_roads` reads (a reader may skip the rest)."""
+
+
 def network_from_roads(
     roads: gpd.GeoDataFrame,
     *,

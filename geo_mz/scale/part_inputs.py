@@ -56,9 +56,17 @@ def to_cut_crs(gdf: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
     return out
 
 
-def roads_in_cut(ws: Any, cut: _Cut, read: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
-    """Return the roads that meet the cut, in the cut's CRS (read by its box unless given)."""
-    roads = ws.read("roads", bbox=cut.lonlat_bbox) if read is None else read
+def roads_in_cut(
+    ws: Any,
+    cut: _Cut,
+    read: gpd.GeoDataFrame | None = None,
+    columns: list[str] | None = None,
+) -> gpd.GeoDataFrame:
+    """Return the roads that meet the cut, in the cut's CRS (read by its box unless given).
+
+    ``columns``: read only these fields (e.g. ``NETWORK_ROAD_FIELDS`` for a network).
+    """
+    roads = read_box(ws, "roads", cut.lonlat_bbox, columns) if read is None else read
     roads = to_cut_crs(roads, cut.crs)
     shapely.prepare(cut.polygon)
     return roads[shapely.intersects(cut.polygon, np.asarray(roads.geometry.values))]
@@ -71,6 +79,15 @@ def sources_in_cut(src: Sources, cut: _Cut) -> gpd.GeoDataFrame:
         return in_cut(frame, cut)
     shapely.prepare(cut.polygon)
     return frame[shapely.intersects_xy(cut.polygon, src.xy[:, 0], src.xy[:, 1])]
+
+
+def read_box(
+    ws: Any, kind: str, bbox: tuple[float, float, float, float], columns: list[str] | None = None
+) -> gpd.GeoDataFrame:
+    """Read the rows of ``kind`` in ``bbox``: only ``columns`` where the workspace can."""
+    if columns is not None and isinstance(ws, Workspace):
+        return ws.read(kind, bbox=bbox, columns=list(columns))
+    return ws.read(kind, bbox=bbox)
 
 
 @contextmanager
@@ -188,13 +205,21 @@ def own_rows(gdf: gpd.GeoDataFrame, code: str, field: str = "adcode") -> np.ndar
 
 
 def read_own(
-    ws: Any, kind: str, bbox: tuple[float, float, float, float], code: str, field: str = "adcode"
+    ws: Any,
+    kind: str,
+    bbox: tuple[float, float, float, float],
+    code: str,
+    field: str = "adcode",
+    columns: list[str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Read the rows of ``kind`` in ``bbox`` whose ``field`` starts with ``code``, new index.
 
     GeoPackage and PostGIS workspaces leave the others out as they read (``read``'s
     ``prefix``); other workspaces read the box and keep the part's own rows here.
+    ``columns``: only these fields (and ``field``) where the workspace can leave the others.
     """
+    if isinstance(ws, Workspace) and columns is not None:
+        return ws.read(kind, bbox=bbox, prefix=(field, code), columns=list(columns))
     if isinstance(ws, Workspace | PostgisWorkspace):
         return ws.read(kind, bbox=bbox, prefix=(field, code))
     rows = ws.read(kind, bbox=bbox)

@@ -60,7 +60,12 @@ from geo_mz.core.errors import GeoMzError
 from geo_mz.core.projection import STORAGE_CRS, measure_crs_for, xy_to_crs
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
-from geo_mz.network.graph import DRIVE_SPEEDS_KMH, Network, network_from_roads
+from geo_mz.network.graph import (
+    DRIVE_SPEEDS_KMH,
+    NETWORK_ROAD_FIELDS,
+    Network,
+    network_from_roads,
+)
 from geo_mz.network.paths import snap_xy
 from geo_mz.relief import drive_audit as relief
 from geo_mz.scale.cut import Cut, make_cut
@@ -73,6 +78,7 @@ from geo_mz.scale.part_inputs import (
     part_crs,
     part_sources,
     part_unit_tables,
+    read_box,
     read_once,
     read_own,
     roads_extent,
@@ -85,6 +91,8 @@ from geo_mz.scale.part_inputs import (
 )
 from geo_mz.scale.store import open_run_store
 
+TIMES_POP_FIELDS = ("cell_id", "adcode", "pop_total", "pop_60plus")
+"""The population fields a coverage part reads and keeps with its times."""
 SLACK_M = 2.0
 """Metres added to every proof radius: node merging (0.5 m) and float rounding."""
 MAX_ROUNDS = 12
@@ -263,13 +271,14 @@ def coverage_part(
     with read_once(ws) as ws:
         units = units_of_part(ws, part)
         core_bbox = part_bbox(units[own_rows(units, part.code)], part)
-        pop = read_own(ws, "population", core_bbox, part.code)
+        pop = read_own(ws, "population", core_bbox, part.code, columns=list(TIMES_POP_FIELDS))
         extent = roads_bbox or roads_extent(ws)
         # Every centre, for the proof (one outside the cut may snap into a piece inside it);
         # an error here, as in the whole run, when the layer holds no centre of those kinds.
         src = centre_sources(ws, s, crs)
         first_cut = make_cut(part.geometry, crs, buffer_m)
-        first_roads = ws.read("roads", bbox=first_cut.lonlat_bbox)
+        # Only the fields the walking network reads (not names, lanes, bridges).
+        first_roads = read_box(ws, "roads", first_cut.lonlat_bbox, list(NETWORK_ROAD_FIELDS))
     # The people as coordinates in the network's CRS, reprojected once: snapped from them, no
     # reprojected geometries built.
     xy_all = xy_to_crs(shapely.get_coordinates(pop.geometry.values), pop.crs, crs)
@@ -277,7 +286,7 @@ def coverage_part(
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
         first = b == buffer_m
         cut = first_cut if first else make_cut(part.geometry, crs, b)
-        roads = roads_in_cut(ws, cut, first_roads if first else None)
+        roads = roads_in_cut(ws, cut, first_roads if first else None, list(NETWORK_ROAD_FIELDS))
         net = network_from_roads(
             roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh, measure_crs=crs,
             components="all",
@@ -309,7 +318,7 @@ def coverage_part(
     shapes = unit_shapes(units, unit_rows["adcode"])
     unit_rows = gpd.GeoDataFrame(unit_rows, geometry=shapes, crs=STORAGE_CRS)
     keep = ["walk_min", "nearest_centre", "snap_m", "too_far"]
-    id_cols = [c for c in ("cell_id", "adcode", "pop_total", "pop_60plus") if c in times]
+    id_cols = [c for c in TIMES_POP_FIELDS if c in times]
     out_times = times[[*id_cols, *keep, times.geometry.name]].reset_index(drop=True)
     out_times = (
         out_times.rename_geometry("geometry") if times.geometry.name != "geometry" else out_times
