@@ -66,9 +66,31 @@ def buffer_union(
         w = face_walks(coords, fx, lx, tx, hx)
         walk, seq, area = w["walk"], w["seq"], w["area_m2"]
         wg, wcomp = g[w["first"] >> 1], comp[w["first"] >> 1]
-        # bounded faces without their dead ends (bridges leave holes)
         face_ids = np.flatnonzero(area > _AREA_MIN_M2)
-        rings, owner, odd = face_rings(coords, fx, lx, w, face_ids)
+        outer = np.flatnonzero(area <= _AREA_MIN_M2)
+        h0 = w["first"][outer]
+        v0 = coords[np.where(h0 & 1, lx[h0 >> 1], fx[h0 >> 1])]
+        # the region each component's outer walk encloses (its wall before buffering); a
+        # component with a vertex in another one's lies in one of its faces (rare): only
+        # then are all faces made, else only those wide enough for a core
+        cand = outer[area[outer] < -_AREA_MIN_M2]
+        cand_poly = np.empty(0, object)
+        maybe_nested = False
+        if len(cand):
+            ws = seq[member(walk[seq], cand, len(area))]
+            verts, vl = walk_vertices(fx, lx, ws, walk[ws])
+            idx = np.cumsum(np.r_[True, vl[1:] != vl[:-1]]) - 1
+            cand_poly = shapely.polygons(shapely.linearrings(coords[verts], indices=idx))
+            if len(outer) > 1:
+                cp, op = shapely.STRtree(shapely.points(v0)).query(cand_poly, "contains")
+                other = (wg[cand[cp]] == wg[outer[op]]) & (wcomp[cand[cp]] != wcomp[outer[op]])
+                maybe_nested = bool(other.any())
+        # bounded faces without their dead ends (bridges leave holes)
+        if maybe_nested:
+            rings, owner, odd = face_rings(coords, fx, lx, w, face_ids)
+        else:
+            wide = face_ids[area[face_ids] > np.pi * buffer_m**2]
+            rings, owner, odd = face_rings(coords, fx, lx, w, wide, 2 * buffer_m)
         shell = shapely.is_ccw(rings)
         faces, face_walk = shapely.polygons(rings[shell]), owner[shell]
         face_of = np.full(len(area), -1)
@@ -77,12 +99,9 @@ def buffer_union(
         for r, c in zip(rings[~shell], owner[~shell], strict=True):
             holes.setdefault(int(face_of[c]), []).append(r)
         # outer walks; a component inside a face of another is a hole of that face
-        outer = np.flatnonzero(area <= _AREA_MIN_M2)
         parent = np.arange(int(comp.max()) + 1)
         nested = np.zeros(len(area), bool)
-        if len(faces) and len(outer):
-            h0 = w["first"][outer]
-            v0 = coords[np.where(h0 & 1, lx[h0 >> 1], fx[h0 >> 1])]
+        if maybe_nested and len(faces):
             pi, fi = shapely.STRtree(faces).query(shapely.points(v0), "within")
             ok = wg[outer[pi]] == wg[face_walk[fi]]
             o = np.lexsort((shapely.area(faces[fi[ok]]), pi[ok]))  # innermost face first
@@ -112,10 +131,7 @@ def buffer_union(
         wall_ids, line_ids = outer[~flat[outer]], outer[flat[outer]]
         wall_of = np.full(len(parent), -1)
         if len(wall_ids):
-            ws = seq[member(walk[seq], wall_ids, len(area))]
-            verts, vl = walk_vertices(fx, lx, ws, walk[ws])
-            idx = np.cumsum(np.r_[True, vl[1:] != vl[:-1]]) - 1
-            polys = shapely.polygons(shapely.linearrings(coords[verts], indices=idx))
+            polys = cand_poly[np.searchsorted(cand, wall_ids)]
             walls, wall_group = shapely.buffer(polys, buffer_m, **buf), wg[wall_ids]
             wall_of[wcomp[wall_ids]] = np.arange(len(wall_ids))
         if len(line_ids):

@@ -449,13 +449,14 @@ def member(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
 
 
 def face_rings(
-    coords, first, last, w: Arrays, walks: np.ndarray
+    coords, first, last, w: Arrays, walks: np.ndarray, min_side: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rings of ``walks`` without their spikes, the walk of each ring, and which may be invalid.
 
     Dead ends vanish; a walk split by bridges gives one ring per side (a face with holes).
     A ring of lines that touch only at shared nodes is simple unless it passes a node twice
     (pinched); such rings and those chained across bridges are flagged ``maybe_invalid``.
+    ``min_side``: leave out the simple rings whose bounding box is not wider than this.
     """
     he_tail, seq = w["tail"], w["seq"]
     sel = seq[member(w["walk"][seq], walks, len(w["area_m2"])) & ~w["spike"][seq >> 1]]
@@ -469,15 +470,22 @@ def face_rings(
     simple = np.add.reduceat(run_start.astype(np.int64), w_first) == 1
     simple &= head[w_last] == he_tail[sel][w_first]
     ok = simple[np.cumsum(new_walk) - 1]
-    verts, vl = walk_vertices(first, last, sel[ok], lab[ok])
-    rings = list(
-        shapely.linearrings(coords[verts], indices=np.cumsum(np.r_[True, np.diff(vl) != 0]) - 1)
-    )
-    owner = list(lab[ok][np.r_[True, lab[ok][1:] != lab[ok][:-1]]])
     # a node passed twice: sort (walk, node) pairs and look for neighbours that are equal
     key = np.sort(lab[ok] * (int(he_tail.max()) + 1) + he_tail[sel[ok]])
     twice = np.unique(key[1:][key[1:] == key[:-1]] // (int(he_tail.max()) + 1))
-    maybe = list(np.isin(owner, twice))
+    verts, vl = walk_vertices(first, last, sel[ok], lab[ok])
+    start = np.flatnonzero(np.r_[True, vl[1:] != vl[:-1]]) if len(vl) else np.empty(0, int)
+    size = np.diff(np.r_[start, len(vl)])
+    if min_side is not None and len(start):
+        xy = coords[verts]
+        span = np.maximum.reduceat(xy, start) - np.minimum.reduceat(xy, start)
+        wide = span.min(axis=1) > min_side
+        keep = np.repeat(wide, size)
+        verts, vl, size = verts[keep], vl[keep], size[wide]
+        start = np.cumsum(size) - size
+    owner = vl[start]
+    ring_arr = shapely.linearrings(coords[verts], indices=np.repeat(np.arange(len(start)), size))
+    rings, owner, maybe = [ring_arr], [owner], [np.isin(owner, twice)]
     for k in np.flatnonzero(~simple):  # rare: chain the runs of a walk split by bridges
         idx = np.arange(w_first[k], w_last[k] + 1)
         runs = np.split(sel[idx], np.flatnonzero(run_start[idx])[1:])
@@ -494,11 +502,7 @@ def face_rings(
             hs = np.concatenate(chain)
             v, _ = walk_vertices(first, last, hs, np.zeros(len(hs), np.int64))
             if len(v) >= 3:
-                rings.append(shapely.linearrings(coords[v]))
-                owner.append(lab[idx[0]])
-                maybe.append(True)
-    return (
-        np.asarray(rings, dtype=object),
-        np.asarray(owner, dtype=np.int64),
-        np.asarray(maybe, dtype=bool),
-    )
+                rings.append(np.array([shapely.linearrings(coords[v])], dtype=object))
+                owner.append(np.array([lab[idx[0]]], np.int64))
+                maybe.append(np.ones(1, bool))
+    return np.concatenate(rings), np.concatenate(owner), np.concatenate(maybe)
