@@ -88,31 +88,35 @@ def encode_column(series: pd.Series, pg_type: str) -> tuple[np.ndarray, np.ndarr
         the present values' bytes concatenated for text; lengths are -1 for NULL. None when
         a value is not one the type takes as is (then the caller uses the text path).
     """
+    field = _typed(series, pg_type)
+    if field is None and len(series) and pd.isna(series).all():
+        return null_field(len(series))  # nothing but NULL: whatever the column's type
+    return field
+
+
+def _typed(series: pd.Series, pg_type: str) -> tuple[np.ndarray, np.ndarray] | None:
     dtype = series.dtype
-    n = len(series)
-    missing = pd.isna(series).to_numpy(dtype=bool) if n else np.zeros(0, dtype=bool)
-    if n and missing.all():
-        return null_field(n)  # whatever the column's type
     is_np = isinstance(dtype, np.dtype)
     if pg_type == "float8":
         if is_np and dtype.kind == "f":
-            return _fixed(series.to_numpy(dtype=np.float64), missing)
+            values = series.to_numpy(dtype=np.float64)
+            return _fixed(values, np.isnan(values))
         return None
     if pg_type == "int8":
         if is_np and dtype.kind in "iu" and dtype.itemsize <= 8 and dtype != np.uint64:
             return _fixed(series.to_numpy(dtype=np.int64), None)
         if isinstance(dtype, pd.core.arrays.integer.IntegerDtype) and dtype != pd.UInt64Dtype():
+            missing = series.isna().to_numpy(dtype=bool)
             return _fixed(series.to_numpy(dtype=np.int64, na_value=0), missing)
         return None
     if pg_type == "bool":
         if is_np and dtype.kind == "b":
             return _fixed(series.to_numpy(dtype=bool), None)
         if isinstance(dtype, pd.BooleanDtype):
+            missing = series.isna().to_numpy(dtype=bool)
             return _fixed(series.to_numpy(dtype=bool, na_value=False), missing)
         return None
-    if pg_type == "text":
-        if is_np and dtype.kind not in "OU":
-            return None
+    if pg_type == "text" and not (is_np and dtype.kind not in "OU"):
         return text_field(series)
     return None
 
@@ -156,39 +160,70 @@ _POINT_EWKB = np.dtype(
 )  # packed: no padding between the fields
 
 
+def _blocks(fields: Sequence[tuple[np.ndarray, np.ndarray]], n: int) -> list[tuple]:
+    """Lay the rows out: runs of fields of one width on every row merged into one block.
+
+    A field whose every row has the same width (no NULL, or only NULL) is its length and
+    bytes, the same width on each row: side by side such fields (and the rows' field count)
+    are one ``(n, width)`` block, laid out in one step. The others stay ``(data, lengths)``.
+    """
+    count = np.frombuffer(np.array(len(fields), dtype=">i2").tobytes(), dtype=np.uint8)
+    run: list[np.ndarray] = [np.broadcast_to(count, (n, 2))]
+    out: list[tuple] = []
+    for data, lens in fields:
+        lens = np.asarray(lens, dtype=np.int64)
+        width = data.shape[1] if data.ndim == 2 else -2
+        same = (lens == width).all()
+        if same or (lens < 0).all():
+            prefix = lens[:1].astype(">i4").view(np.uint8)
+            run.append(np.broadcast_to(prefix, (n, 4)))
+            if same and width:
+                run.append(data)
+            continue
+        if run:
+            out.append(("fixed", np.hstack(run)))
+            run = []
+        out.append(("var", data, lens))
+    if run:
+        out.append(("fixed", np.hstack(run)))
+    return out
+
+
 def copy_buffer(fields: Sequence[tuple[np.ndarray, np.ndarray]], n: int) -> bytes:
     """Return the whole binary COPY stream of ``n`` rows of ``fields`` (in column order)."""
-    lens = [np.asarray(f[1], dtype=np.int64) for f in fields]
-    sizes = np.full(n, 2, dtype=np.int64)
-    for ln in lens:
-        sizes += 4 + np.maximum(ln, 0)
-    starts = np.empty(n, dtype=np.int64)
-    if n:
-        starts[0] = len(SIGNATURE)
-        np.cumsum(sizes[:-1], out=starts[1:])
-        starts[1:] += len(SIGNATURE)
-    total = len(SIGNATURE) + int(sizes.sum()) + len(TRAILER)
+    if n == 0:
+        return SIGNATURE + TRAILER
+    blocks = _blocks(fields, n)
+    sizes = np.zeros(n, dtype=np.int64)
+    for b in blocks:
+        sizes += b[1].shape[1] if b[0] == "fixed" else 4 + np.maximum(b[2], 0)
+    head = len(SIGNATURE)
+    starts = np.full(n, head, dtype=np.int64)
+    if n > 1:
+        starts[1:] += np.cumsum(sizes[:-1])
+    total = head + int(sizes.sum()) + len(TRAILER)
     out = np.empty(total, dtype=np.uint8)
-    out[: len(SIGNATURE)] = np.frombuffer(SIGNATURE, dtype=np.uint8)
+    out[:head] = np.frombuffer(SIGNATURE, dtype=np.uint8)
     out[total - len(TRAILER) :] = np.frombuffer(TRAILER, dtype=np.uint8)
-    count = np.frombuffer(np.array(len(fields), dtype=">i2").tobytes(), dtype=np.uint8)
-    out[starts[:, None] + np.arange(2)] = count
-    at = starts + 2
-    for (data, _), ln in zip(fields, lens, strict=True):
-        out[at[:, None] + np.arange(4)] = ln.astype(">i4").view(np.uint8).reshape(n, 4)
-        at += 4
-        present = ln > 0
-        if data.ndim == 2:  # fixed width (or the same bytes on every row)
-            w = data.shape[1]
-            if w:
-                rows = np.flatnonzero(present)
-                out[at[rows, None] + np.arange(w)] = data[rows]
+    at = starts
+    for b in blocks:
+        if b[0] == "fixed":
+            w = b[1].shape[1]
+            out[at[:, None] + np.arange(w)] = b[1]
+            at = at + w
+            continue
+        data, lens = b[1], b[2]
+        out[at[:, None] + np.arange(4)] = lens.astype(">i4").view(np.uint8).reshape(n, 4)
+        at = at + 4
+        present = lens > 0
+        if data.ndim == 2:  # fixed width, some rows NULL
+            rows = np.flatnonzero(present)
+            out[at[rows, None] + np.arange(data.shape[1])] = data[rows]
         elif len(data):
-            plen = ln[present]
+            plen = lens[present]
             src = np.cumsum(plen) - plen  # where each present value starts in ``data``
-            dest = np.repeat(at[present] - src, plen) + np.arange(len(data))
-            out[dest] = data
-        at += np.maximum(ln, 0)
+            out[np.repeat(at[present] - src, plen) + np.arange(len(data))] = data
+        at = at + np.maximum(lens, 0)
     return out.tobytes()
 
 
