@@ -12,7 +12,7 @@ tuple a row; values that binary cannot take as they are (numbers bound for a col
 text, datetimes) go the text way, as they always did. A worker process remembers the tables
 it has seen, so a part's save is: the transaction's start, the old rows' deletes, the columns'
 check and the mark in one round trip, one COPY a layer, the commit. What is left is mostly the
-database's own insert (`bench/bench_run_store.py --postgis`). Kept on purpose: the index on
+database's own insert (``bench/bench_run_store.py --postgis``). Kept on purpose: the index on
 ``(run_key, part)`` (a rerun's delete and a gather use it; saving 23 county parts without it
 took 19.0 ms a part against 18.9 with it) and logged tables (an ``UNLOGGED`` table is emptied
 by a server crash while the done-marks stay; 18.5 ms a part, on a cluster that does not sync
