@@ -368,8 +368,14 @@ def face_walks(coords: np.ndarray, first: np.ndarray, last: np.ndarray, tail, he
     h = np.arange(m2)
     he_tail = np.empty(m2, np.int64)
     he_tail[0::2], he_tail[1::2] = tail, head
+    c = coords[first[0]] if len(first) else np.zeros(2)  # a point near all: few lost digits
+    a0, a1 = coords[first] - c, coords[last] - c
     d = np.empty((m2, 2))
-    d[0::2], d[1::2] = coords[first + 1] - coords[first], coords[last - 1] - coords[last]
+    d[0::2] = a1 - a0  # straight lines; polylines below
+    d[1::2] = a0 - a1
+    bent = np.flatnonzero(last - first > 1)
+    d[2 * bent] = coords[first[bent] + 1] - coords[first[bent]]
+    d[2 * bent + 1] = coords[last[bent] - 1] - coords[last[bent]]
     order = np.argsort(he_tail * 8.0 + (np.arctan2(d[:, 1], d[:, 0]) + np.pi))  # node, angle
     st = he_tail[order]
     new, end = np.r_[True, st[1:] != st[:-1]], np.r_[st[1:] != st[:-1], True]
@@ -387,21 +393,20 @@ def face_walks(coords: np.ndarray, first: np.ndarray, last: np.ndarray, tail, he
     prv = np.empty(m2, np.int64)
     prv[nxt] = h
     rank, ptr = (~is_start).astype(np.int64), np.where(is_start, h, prv)
-    while True:  # Wyllie list ranking: log2(longest walk) rounds
-        ptr2 = ptr[ptr]
-        if np.array_equal(ptr2, ptr):
-            break
-        rank += rank[ptr]
-        ptr = ptr2
+    act = np.flatnonzero(~is_start)
+    act = act[~is_start[ptr[act]]]
+    while len(act):  # Wyllie list ranking: log2(longest walk) rounds, on the unfinished only
+        p = ptr[act]
+        pp = ptr[p]
+        rank[act] += rank[p]
+        ptr[act] = pp
+        act = act[~is_start[pp]]
     size = np.bincount(walk, minlength=n_walk)
     offset = np.cumsum(size) - size
     seq = np.empty(m2, np.int64)
     seq[offset[walk] + rank] = h
-    # shoelace sum of each line (from a point near all: few cancelling digits), then per walk
-    c = coords[first[0]] if len(first) else np.zeros(2)
-    p, q = coords[first] - c, coords[last] - c
-    line_sum = p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1]
-    bent = np.flatnonzero(last - first > 1)
+    # shoelace sum of each line, then per walk
+    line_sum = a0[:, 0] * a1[:, 1] - a1[:, 0] * a0[:, 1]
     if len(bent):  # polylines: every segment
         cnt = last[bent] - first[bent]
         v = np.repeat(first[bent] - np.cumsum(cnt) + cnt, cnt) + np.arange(cnt.sum())
