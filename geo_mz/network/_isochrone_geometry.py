@@ -184,19 +184,27 @@ def _assemble(walls, wall_group, loose, loose_group, cores, core_wall, core_uid)
         cores, plain, core_uid, core_wall = (
             x[core_wall >= 0] for x in (cores, plain, core_uid, core_wall)
         )
+    shapely.prepare(walls)  # queried twice; and kept by the parts that are a wall as it is
     a, b = tree.query(geoms, predicate="intersects")
     ok = group[a] == group[b]
+    # loose items strictly inside a wall add nothing to the union (most lines in faces)
+    wl = np.flatnonzero(ok & is_wall[a] & ~is_wall[b])
+    absorbed = np.zeros(len(geoms), bool)
+    absorbed[b[wl[shapely.contains_properly(geoms[a[wl]], geoms[b[wl]])]]] = True
     n = len(geoms)
     adj = sparse.coo_matrix((np.ones(int(ok.sum()), np.int8), (a[ok], b[ok])), shape=(n, n))
     cluster = connected_components(adj, directed=False)[1]
     n_cl = int(cluster.max()) + 1
-    hull, rest = _union_by(geoms, cluster, is_wall, n_cl), _union_by(geoms, cluster, ~is_wall, n_cl)
+    hull = _union_by(geoms, cluster, is_wall, n_cl)
+    rest = _union_by(geoms, cluster, ~is_wall & ~absorbed, n_cl)
     has_h, has_r = hull != None, rest != None  # noqa: E711
     filled = np.where(has_h, hull, rest)
     filled[has_h & has_r] = shapely.union(hull[has_h & has_r], rest[has_h & has_r])
     cl_group = np.zeros(n_cl, np.int64)
     cl_group[cluster] = group
     parts, pidx = shapely.get_parts(filled, return_index=True)
+    single = shapely.get_type_id(filled) == 3
+    parts[single[pidx]] = filled[pidx[single[pidx]]]  # the same (prepared) object
     keep = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) >= _SLIVER_M2)
     part_of_cl = _unique_position(pidx[keep], n_cl)  # the one part of a cluster, or -1
     holes, hole_group, hole_plain = np.empty(0, object), np.empty(0, np.int64), np.empty(0, bool)
