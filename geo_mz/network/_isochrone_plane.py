@@ -245,16 +245,17 @@ def crossing_edges(net: Network, edges: np.ndarray, table: Arrays | None = None)
         checked = checked.copy()
         checked[new] = True
         pool = np.flatnonzero(checked)
-        fresh = np.isin(pool, new, assume_unique=True)
-        lines = net.edge_geometry[pool]
+        is_new = np.zeros(n, bool)
+        is_new[new] = True
+        fresh = is_new[pool]
         if table is not None and "xy" in table and np.array_equal(table["edge"], pool):
             coords, first, last = table["xy"], table["vfirst"], table["vlast"]
         else:
-            coords, first, last = line_vertices(lines)
+            coords, first, last = line_vertices(net.edge_geometry[pool])
         tail, head = net.edge_u[pool], net.edge_v[pool]
         poly = (last - first) > 1
         bad = bad.copy()
-        bad[pool[poly & fresh]] = ~shapely.is_simple(lines[poly & fresh])
+        bad[pool[poly & fresh]] = ~shapely.is_simple(net.edge_geometry[pool[poly & fresh]])
         box = np.concatenate(
             [np.minimum.reduceat(coords, first), np.maximum.reduceat(coords, first)], axis=1
         )
@@ -279,7 +280,7 @@ def crossing_edges(net: Network, edges: np.ndarray, table: Arrays | None = None)
         i = np.flatnonzero(straight & (n_sh == 0))  # no shared node: any contact is bad
         pair_bad[i] = _segments_touch(p0[left[i]], p1[left[i]], p0[right[i]], p1[right[i]])
         i = np.flatnonzero(~straight)  # polylines: contact only end to end at shared nodes
-        ga, gb = lines[left[i]], lines[right[i]]
+        ga, gb = net.edge_geometry[pool[left[i]]], net.edge_geometry[pool[right[i]]]
         pair_bad[i] = np.where(
             n_sh[i] == 0, shapely.intersects(ga, gb), ~shapely.relate_pattern(ga, gb, "FF*F0****")
         )
