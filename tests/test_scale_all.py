@@ -7,6 +7,7 @@ then a second pass) gives the whole-area answer.
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import geopandas as gpd
@@ -161,3 +162,46 @@ def test_run_all_digests_the_layers_once_for_every_job(ws_copy, tmp_path, monkey
     monkeypatch.undo()
     for job in jobs:
         assert res[job].run_key == run_key(job, ws_copy, opts[job], "town")
+
+
+def test_capacity_and_gaps_read_the_coverage_runs_times(ws_copy, tmp_path):
+    """In ``run all`` capacity and gaps read each part's times from the coverage run (stored
+    in a part file, or merged into the store's tables): the same results as computing them."""
+    from geo_mz.core.workspaces import open_workspace
+    from geo_mz.scale.province import job_options, run_all
+    from geo_mz.scale.store import open_run_store
+
+    ws = open_workspace(str(ws_copy))
+    parts = parts_of(ws.read("admin_units"), "town", codes=CODES.split(","))
+    jobs = ["coverage", "capacity", "gaps"]
+    opts = {j: job_options(j, ws, "town") for j in jobs}
+    store = tmp_path / "runs.gpkg"
+    res = run_all(ws_copy, parts, store=store, options=opts, jobs=jobs, level="town", workers=0)
+    rs = open_run_store(store)
+    assert res["capacity"].ok and res["gaps"].ok
+    runs = rs.runs()
+    for job in ("capacity:1", "capacity:2", "gaps:1"):  # the passes that start from times
+        (key,) = runs.loc[runs["job"] == job, "run_key"]
+        logs = [json.loads(r)["info"] for r in rs.status(key)["rows"]]
+        assert len(logs) == len(parts) and all(lg["times"] == "stored" for lg in logs), logs
+    # The times as the store gives them back: part file before a gather, table after it.
+    cov = res["coverage"].run_key
+    before = {p.code: rs.part_rows(cov, p.code, "times") for p in parts}
+    whole = gather(store, cov, "times")
+    for p in parts:
+        after = rs.part_rows(cov, p.code, "times")
+        want = whole[whole["part"] == p.code].reset_index(drop=True)
+        pd.testing.assert_frame_equal(pd.DataFrame(before[p.code]), pd.DataFrame(want))
+        pd.testing.assert_frame_equal(pd.DataFrame(after), pd.DataFrame(want))
+    assert rs.part_rows(cov, "999", "times") is None
+    # Without the coverage run before them: computed in the parts, the same rows.
+    alone = tmp_path / "alone.gpkg"
+    res2 = run_all(ws_copy, parts, store=alone, options=opts, jobs=["capacity", "gaps"],
+                   level="town", workers=0)  # fmt: skip
+    for job, layers in (("capacity", ("times", "units", "centres")), ("gaps", ("gaps",))):
+        assert res2[job].run_key == res[job].run_key  # the same answer: the same key
+        for layer in layers:
+            a = gather(store, res[job].run_key, layer)
+            b = gather(alone, res2[job].run_key, layer)
+            assert len(a) > 0 or layer == "gaps"
+            pd.testing.assert_frame_equal(pd.DataFrame(a), pd.DataFrame(b))

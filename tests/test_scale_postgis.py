@@ -185,3 +185,38 @@ def test_a_part_without_rows_does_not_type_the_columns_of_the_others(kind, pg_ur
     assert got["name"].tolist() == ["甲镇", "乙镇"] and got["part"].tolist() == ["p2", "p2"]
     assert got["ok"].tolist() == [True, False] and got["length_m"].tolist() == [0.0, 1.0]
     assert store.gather(key, "none").empty  # only parts without rows: nothing, no error
+
+
+def test_capacity_reads_the_coverage_runs_times_from_postgis(pg_url, pg_ws, sample_ws, tmp_path):
+    """``run all`` on PostGIS: capacity's parts read the coverage run's times from the store
+    (part_rows), and give the rows the GeoPackage run of the same jobs gives."""
+    import json
+
+    from geo_mz.core.workspaces import open_workspace
+    from geo_mz.scale.province import job_options, run_all
+
+    pg = open_workspace(pg_ws)
+    parts = scale.parts_of(pg.read("admin_units"), "town", codes=["440703002", "440703005"])
+    jobs = ["coverage", "capacity"]
+    opts = {j: job_options(j, pg, "town") for j in jobs}
+    store = f"{pg_url}#runs_times"
+    res = run_all(pg_ws, parts, store=store, options=opts, jobs=jobs, level="town", workers=0)
+    assert res["capacity"].ok
+    rs = open_run_store(store)
+    runs = rs.runs()
+    (key1,) = runs.loc[runs["job"] == "capacity:1", "run_key"]
+    logs = [json.loads(r)["info"] for r in rs.status(key1)["rows"]]
+    assert [lg["times"] for lg in logs] == ["stored"] * len(parts)
+    cov = res["coverage"].run_key
+    whole = scale.gather(store, cov, "times")
+    for p in parts:
+        want = whole[whole["part"] == p.code].reset_index(drop=True)
+        pd.testing.assert_frame_equal(pd.DataFrame(rs.part_rows(cov, p.code, "times")),
+                                      pd.DataFrame(want))  # fmt: skip
+    assert rs.part_rows(cov, "999", "times") is None
+    local = run_all(sample_ws.path, parts, store=tmp_path / "r.gpkg", options=opts,
+                    jobs=["capacity"], level="town", workers=0)  # fmt: skip
+    for layer in ("times", "units", "centres"):
+        a = scale.gather(store, res["capacity"].run_key, layer)
+        b = scale.gather(tmp_path / "r.gpkg", local["capacity"].run_key, layer)
+        pd.testing.assert_frame_equal(pd.DataFrame(a), pd.DataFrame(b))

@@ -217,9 +217,35 @@ def run_all(
             results[job] = run_partitioned(
                 job, workspace, parts, store=store, options=options.get(job, {}), level=level,
                 workers=0 if client is None else None, client=client, progress=say,
-                digests=digests,
+                digests=digests, reuse=times_reuse(job, results, options, store),
             )  # fmt: skip
     return results
+
+
+TIMES_JOBS = ("capacity", "gaps")
+"""Jobs whose parts start from the coverage job's walking times (``proven_times``)."""
+_TIMES_OPTIONS = ("settings", "measure_crs", "buffer_m")
+
+
+def times_reuse(
+    job: str,
+    results: Mapping[str, RunResult],
+    options: Mapping[str, Mapping[str, Any]],
+    store: str | Path,
+) -> dict[str, Any] | None:
+    """Return the ``reuse`` of ``job``: the coverage run's times when it computed the same.
+
+    Capacity and gaps start from every part's walking times; when ``scale run all`` ran the
+    coverage job before them with the same circle settings, CRS and buffer, their parts read
+    those times from the store (a part the coverage run did not finish computes them again).
+    """
+    cov = results.get("coverage")
+    if job not in TIMES_JOBS or cov is None:
+        return None
+    mine, theirs = options.get(job, {}), options.get("coverage", {})
+    if any(mine.get(k) != theirs.get(k) for k in _TIMES_OPTIONS):
+        return None
+    return {"times_run": {"store": str(store), "run_key": cov.run_key}}
 
 
 def province_table(results: Mapping[str, RunResult], parts: Sequence[Part]) -> gpd.GeoDataFrame:

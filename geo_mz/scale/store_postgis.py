@@ -44,6 +44,7 @@ from geo_mz.scale.store_base import (
     layer_schemas,
     now_iso,
     part_row,
+    part_schema,
     rows_info,
     storable_rows,
 )
@@ -444,6 +445,41 @@ class PostgisRunStore:
                 self._id(self.schema, PARTS),
             )
             rows = conn.execute(stmt, (run_key,)).fetchall()
+        df = pd.DataFrame([r[:-1] for r in rows], columns=cols)
+        geoms = shapely.from_wkb([None if r[-1] is None else bytes(r[-1]) for r in rows])
+        return finish_gather(df, geoms, schema)
+
+    def part_rows(self, run_key: str, part: str, layer: str) -> gpd.GeoDataFrame | None:
+        """One done part's rows of a layer, as :meth:`gather` gives them; None if not done."""
+        from psycopg import sql
+
+        with self._connect() as conn:
+            mark = conn.execute(
+                self._sql(
+                    "SELECT p.status, p.rows::text, r.job FROM {} p JOIN {} r "
+                    "ON r.run_key = p.run_key WHERE p.run_key = %s AND p.part = %s"
+                ).format(self._id(self.schema, PARTS), self._id(self.schema, RUNS)),
+                (run_key, part),
+            ).fetchone()
+            if mark is None or mark[0] != "done":
+                return None
+            schema = part_schema(mark[1], layer)
+            if schema is None:
+                return None
+            table, cols = f"{mark[2]}_{layer}", ["part", *schema]
+            rows: list = []
+            if conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.{table}",)).fetchone()[0]:
+                have = set(self._column_types(conn, [table]).get(table, {}))
+                stmt = sql.SQL(
+                    "SELECT {}, ST_AsBinary(geom) FROM {} WHERE run_key = %s AND part = %s "
+                    "ORDER BY seq"
+                ).format(
+                    sql.SQL(", ").join(
+                        sql.Identifier(c) if c in have else sql.SQL("NULL") for c in cols
+                    ),
+                    self._id(self.schema, table),
+                )
+                rows = conn.execute(stmt, (run_key, part)).fetchall()
         df = pd.DataFrame([r[:-1] for r in rows], columns=cols)
         geoms = shapely.from_wkb([None if r[-1] is None else bytes(r[-1]) for r in rows])
         return finish_gather(df, geoms, schema)
