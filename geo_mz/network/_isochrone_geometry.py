@@ -397,8 +397,12 @@ def ring_between(cur: Arrays, prev: Arrays, inner: np.ndarray) -> dict[int, shap
     main_parts, midx = shapely.get_parts(main, return_index=True)
     keep = (shapely.get_type_id(main_parts) == 3) & (shapely.area(main_parts) >= _SLIVER_M2)
     main_parts, main_group = main_parts[keep], mgroup[midx[keep]]
-    hole_part = cur["hole_part"][clear]  # its part of F_k, if still one piece of P_k - F_j
-    hole_part = np.where(hole_part >= 0, _unique_position(midx[keep], len(main))[hole_part], -1)
+    # its part of F_k, if that is still one piece of P_k - F_j and has no island (a hole of
+    # F_j in it, where the hole might lie): else found by a point query
+    hole_part = cur["hole_part"][clear]
+    one_piece = _unique_position(midx[keep], len(main))
+    one_piece[island_part] = -1
+    hole_part = np.where(hole_part >= 0, one_piece[np.maximum(hole_part, 0)], -1)
     polys = _with_holes(
         main_parts, main_group, hk[clear], hgk[clear], cur["hole_plain"][clear], hole_part
     )
