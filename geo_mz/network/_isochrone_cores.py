@@ -30,8 +30,8 @@ def face_cores(
     buffer_m``, the inradius bound of convex polygons. The cores of plain faces are looked up
     in ``cache`` first, by their vertex set (any start, to 1e-6 m), and stored there: the same
     face at the next threshold gets the same core object, which ``_same`` then recognises.
-    The id of a core kept in ``cache`` is ``id`` of the object (alive as long as ``cache``),
-    -1 for the others.
+    The id of a core kept in ``cache`` is its row there (the same core object at every
+    threshold), -1 for the others.
     """
     box, area = shapely.bounds(faces), shapely.area(faces)
     wide = np.minimum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]) > 2 * buffer_m
@@ -58,12 +58,18 @@ def face_cores(
     with np.errstate(over="ignore"):  # wrapping sums are still a fine key
         sums = np.add.reduceat(np.stack([q[:, 0], q[:, 1], q[:, 0] * q[:, 1]], 1), start, axis=0)
     n_v = np.diff(np.r_[start, len(vo)])
-    rows = zip(n_v.tolist(), *sums.T.tolist(), strict=True)
-    key_of = dict(zip(vo[start].tolist(), rows, strict=True))
-    keys = [key_of.get(f) for f in idx.tolist()]
+    key = np.concatenate([n_v[:, None], sums], axis=1)  # per keyed face, in face order
+    at = np.searchsorted(idx, vo[start])  # its position in idx
+    old_keys = cache.get("keys", np.empty((0, 4), np.int64))
+    old_cores = cache.get("cores", np.empty(0, dtype=object))
+    _, inv = np.unique(np.concatenate([old_keys, key]), axis=0, return_inverse=True)
+    row_of = np.full(len(old_keys) + len(key), -1)
+    row_of[inv[: len(old_keys)]] = np.arange(len(old_keys))
+    row = np.full(len(idx), -1)  # the face's row in the cache (its id), -1: no key
+    row[at] = row_of[inv[len(old_keys) :]]
+    hit = row >= 0
     cores = np.empty(len(idx), dtype=object)
-    hit = np.array([k is not None and k in cache for k in keys], bool)
-    cores[hit] = [cache[k] for k, h in zip(keys, hit, strict=True) if h]
+    cores[hit] = old_cores[row[hit]]
     miss = np.flatnonzero(~hit)
     depth = buffer_m + CORE_GAP_M
     cx = miss[convex[idx[miss]]]
@@ -74,11 +80,12 @@ def face_cores(
     made[cx[state >= 0]] = True
     hard = miss[~made[miss]]
     cores[hard] = shapely.buffer(faces[idx[hard]], -depth, quad_segs=QUAD_SEGS)
-    cache.update((keys[i], cores[i]) for i in miss.tolist() if keys[i] is not None)
+    new = np.flatnonzero(row[at] < 0)  # keyed faces not cached yet (each face once)
+    row[at[new]] = len(old_keys) + np.arange(len(new))
+    cache["keys"] = np.concatenate([old_keys, key[new]])
+    cache["cores"] = np.concatenate([old_cores, cores[at[new]]])
     keep = ~shapely.is_empty(cores)
-    uid = np.fromiter(
-        (id(c) if k is not None else -1 for c, k in zip(cores, keys, strict=True)), np.int64
-    )
+    uid = row
     return cores[keep], idx[keep], uid[keep]
 
 
