@@ -268,15 +268,15 @@ def crossing_edges(net: Network, edges: np.ndarray, table: Arrays | None = None)
         straight = ~(poly[left] | poly[right])
         pair_bad = straight & (n_sh == 2)  # two straight segments between the same nodes
         p0, p1 = coords[first], coords[last]
-        length = np.hypot(*(p1 - p0).T)
-        with np.errstate(invalid="ignore", divide="ignore"):  # closed polylines: length 0
-            unit = (p1 - p0) / length[:, None]
+        dx, dy = (p1 - p0).T
+        length, angle = np.hypot(dx, dy), np.arctan2(dy, dx)
         i = np.flatnonzero(straight & (n_sh == 1))  # bad if they leave the node the same way
-        ua = unit[left[i]] * np.where(t_sh[i], 1.0, -1.0)[:, None]
-        ub = unit[right[i]] * np.where((tb[i] == ta[i]) | (tb[i] == ha[i]), 1.0, -1.0)[:, None]
-        cross = np.abs(ua[:, 0] * ub[:, 1] - ua[:, 1] * ub[:, 0])
+        turn = angle[left[i]] - angle[right[i]]  # between the directions away from the node
+        turn += np.where(t_sh[i], 0.0, np.pi) - np.where(
+            (tb[i] == ta[i]) | (tb[i] == ha[i]), 0.0, np.pi
+        )
         short = np.minimum(length[left[i]], length[right[i]])
-        pair_bad[i] = (cross * short <= EPS_M) & ((ua * ub).sum(axis=1) > 0)
+        pair_bad[i] = (np.abs(np.sin(turn)) * short <= EPS_M) & (np.cos(turn) > 0)
         i = np.flatnonzero(straight & (n_sh == 0))  # no shared node: any contact is bad
         pair_bad[i] = _segments_touch(p0[left[i]], p1[left[i]], p0[right[i]], p1[right[i]])
         i = np.flatnonzero(~straight)  # polylines: contact only end to end at shared nodes
