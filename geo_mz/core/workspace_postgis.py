@@ -320,6 +320,16 @@ class PostgisWorkspace:
                 data[c] = pd.Series(["" if v is None else v for v in values], dtype="str")
         return pd.DataFrame(data)
 
+    def _layer_names(self, conn: Any) -> list[str]:
+        # What a read checks its layer against: the names alone, not the records as a frame
+        # (a part reads four layers; the frame cost more than a small read's own query).
+        rows = conn.execute(
+            sql_module()
+            .SQL('SELECT layer FROM {} ORDER BY layer COLLATE "C"')
+            .format(self._table(LAYERS_TABLE))
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def layer_records(self) -> pd.DataFrame:
         """Return the ``geo_mz_layers`` table: one row per stored layer with its provenance."""
         with self._connect() as conn:
@@ -416,12 +426,12 @@ class PostgisWorkspace:
             neighbours' too); as the GeoPackage's ``read(prefix=...)``.
         """
         with self._reading() as conn:
-            return self._read(conn, kind, list(self._records(conn)["layer"]), bbox, prefix)
+            return self._read(conn, kind, self._layer_names(conn), bbox, prefix)
 
     def read_all(self) -> dict[str, gpd.GeoDataFrame]:
         """All stored layers by name, read from one snapshot."""
         with self._reading() as conn:
-            names = [str(n) for n in self._records(conn)["layer"]]
+            names = self._layer_names(conn)
             return {k: self._read(conn, k, names) for k in names}
 
     def extent(self, kind: str) -> tuple[float, float, float, float]:
@@ -431,7 +441,7 @@ class PostgisWorkspace:
         """
         sql = sql_module()
         with self._reading() as conn:
-            names = [str(n) for n in self._records(conn)["layer"]]
+            names = self._layer_names(conn)
             if kind not in names:
                 raise no_layer_error(self.path, kind, names)
             row = conn.execute(
