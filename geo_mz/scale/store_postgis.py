@@ -444,7 +444,7 @@ class PostgisRunStore:
                 self._id(self.schema, table),
                 self._id(self.schema, PARTS),
             )
-            rows = conn.execute(stmt, (run_key,)).fetchall()
+            rows = conn.cursor(binary=True).execute(stmt, (run_key,)).fetchall()
         df = pd.DataFrame([r[:-1] for r in rows], columns=cols)
         geoms = shapely.from_wkb([None if r[-1] is None else bytes(r[-1]) for r in rows])
         return finish_gather(df, geoms, schema)
@@ -479,7 +479,7 @@ class PostgisRunStore:
                     ),
                     self._id(self.schema, table),
                 )
-                rows = conn.execute(stmt, (run_key, part)).fetchall()
+                rows = conn.cursor(binary=True).execute(stmt, (run_key, part)).fetchall()
         df = pd.DataFrame([r[:-1] for r in rows], columns=cols)
         geoms = shapely.from_wkb([None if r[-1] is None else bytes(r[-1]) for r in rows])
         return finish_gather(df, geoms, schema)
