@@ -384,13 +384,29 @@ def ring_between(cur: Arrays, prev: Arrays, inner: np.ndarray) -> dict[int, shap
     ok = ~slow[island_part]
     islands, island_part = islands[ok], island_part[ok]
     main = fk.copy()
-    if len(fast_kid):  # the outlines of the parts of F_j become holes
-        host = np.unique(child[fast_kid])
+    # holes of P_k clear of F_j in a part that needs no overlay and holds no island (all
+    # parts of F_j in it have no holes, so the hole is outside their outlines): added with
+    # those outlines; the other clear holes afterwards
+    has_island = np.zeros(len(fk), bool)
+    has_island[island_part] = True
+    hp = cur["hole_part"][clear]
+    early = (hp >= 0) & cur["hole_plain"][clear] & (shapely.get_num_interior_rings(hk[clear]) == 0)
+    early &= ~slow[np.maximum(hp, 0)] & ~has_island[np.maximum(hp, 0)]
+    early_at = clear[early]
+    if len(fast_kid) or len(early_at):  # the outlines of the parts of F_j become holes
+        host = np.unique(np.concatenate([child[fast_kid], hp[early]]))
         rings, ridx = shapely.get_rings(fk[host], return_index=True)
-        all_r = np.concatenate([rings, shapely.get_exterior_ring(fj[fast_kid])])
-        all_i = np.concatenate([host[ridx], child[fast_kid]])
+        all_r = np.concatenate(
+            [
+                rings,
+                shapely.get_exterior_ring(fj[fast_kid]),
+                shapely.get_exterior_ring(hk[early_at]),
+            ]
+        )
+        all_i = np.concatenate([host[ridx], child[fast_kid], hp[early]])
         o = np.argsort(all_i, kind="stable")  # each part's shell first, then its holes
         main[host] = shapely.polygons(all_r[o], indices=np.unique(all_i[o], return_inverse=True)[1])
+    clear = clear[~early]
     main = _cut(main, ki, fj[ji])
     main = np.concatenate([main, islands])
     mgroup = np.concatenate([gk, gk[island_part]])
