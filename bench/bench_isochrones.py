@@ -327,7 +327,8 @@ def main() -> None:
             theirs = merged[("ring", float(k))]
             sym = shapely.symmetric_difference(geom, theirs).area
             tol = 0.25 * theirs.length
-            verdict = "OK" if sym <= tol else "FAILED"
+            verdict = "OK" if sym <= tol and geom.is_valid else "FAILED"
+            verdict += "" if geom.is_valid else " (invalid polygon)"
             rows.append((f"check ring {ours_rings.ring[ours_rings.threshold_min == k].iloc[0]}",
                          f"|a xor b| {sym:,.0f} m2", f"<= {tol:,.0f} m2 of "
                          f"{theirs.area / 1e6:,.1f} km2: {verdict}"))  # fmt: skip
