@@ -195,7 +195,9 @@ class PostgisWorkspace:
             yield self
             return
         with self._reading() as conn:
-            self._snapshot_conn = (threading.get_ident(), conn)
+            # The layer names, columns and storage CRS read once a snapshot: no writer can
+            # change them while it holds the shared lock (a part reads four layers).
+            self._snapshot_conn = (threading.get_ident(), conn, {})
             try:
                 yield self
             finally:
@@ -320,15 +322,27 @@ class PostgisWorkspace:
                 data[c] = pd.Series(["" if v is None else v for v in values], dtype="str")
         return pd.DataFrame(data)
 
+    def _snapshot_memo(self, conn: Any, key: Any, read: Callable[[], Any]) -> Any:
+        """Return ``read()``, kept for the rest of the snapshot ``conn`` belongs to, if any."""
+        snap = getattr(self, "_snapshot_conn", None)
+        if snap is None or snap[1] is not conn:
+            return read()
+        if key not in snap[2]:
+            snap[2][key] = read()
+        return snap[2][key]
+
     def _layer_names(self, conn: Any) -> list[str]:
         # What a read checks its layer against: the names alone, not the records as a frame
         # (a part reads four layers; the frame cost more than a small read's own query).
-        rows = conn.execute(
-            sql_module()
-            .SQL('SELECT layer FROM {} ORDER BY layer COLLATE "C"')
-            .format(self._table(LAYERS_TABLE))
-        ).fetchall()
-        return [str(r[0]) for r in rows]
+        def read() -> list[str]:
+            rows = conn.execute(
+                sql_module()
+                .SQL('SELECT layer FROM {} ORDER BY layer COLLATE "C"')
+                .format(self._table(LAYERS_TABLE))
+            ).fetchall()
+            return [str(r[0]) for r in rows]
+
+        return list(self._snapshot_memo(conn, "names", read))
 
     def layer_records(self) -> pd.DataFrame:
         """Return the ``geo_mz_layers`` table: one row per stored layer with its provenance."""
@@ -360,19 +374,28 @@ class PostgisWorkspace:
             raise no_layer_error(self.path, kind, names)
         spec = get_spec(kind)
         columns = [
-            (n, t) for n, t in table_columns(conn, self.schema, kind) if n not in ("fid", "geom")
+            (n, t)
+            for n, t in self._snapshot_memo(
+                conn, ("columns", kind), lambda: table_columns(conn, self.schema, kind)
+            )
+            if n not in ("fid", "geom")
         ]
         if prefix is not None and prefix[0] not in [n for n, _ in columns]:
             raise WorkspaceError(
                 f"没有字段 '{prefix[0]}' / no field '{prefix[0]}' (columns "
                 f"{[n for n, _ in columns]})"
             )
-        meta = conn.execute(
-            sql.SQL("SELECT value FROM {} WHERE key = 'storage_crs'").format(
-                self._table(META_TABLE)
-            )
-        ).fetchone()
-        storage_crs = str(meta[0])
+        storage_crs = self._snapshot_memo(
+            conn,
+            "storage_crs",
+            lambda: str(
+                conn.execute(
+                    sql.SQL("SELECT value FROM {} WHERE key = 'storage_crs'").format(
+                        self._table(META_TABLE)
+                    )
+                ).fetchone()[0]
+            ),
+        )
         select = [sql.Identifier(n) for n, _ in columns] + [sql.SQL("ST_AsBinary(geom)")]
         query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(select), self._table(kind))
         params: tuple[Any, ...] = ()
