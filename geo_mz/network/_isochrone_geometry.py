@@ -387,11 +387,16 @@ def ring_between(cur: Arrays, prev: Arrays, inner: np.ndarray) -> dict[int, shap
     # holes of P_k clear of F_j in a part that needs no overlay and holds no island (all
     # parts of F_j in it have no holes, so the hole is outside their outlines): added with
     # those outlines; the other clear holes afterwards
-    has_island = np.zeros(len(fk), bool)
-    has_island[island_part] = True
+    # (a clear hole lies in an island, a hole of F_j, or else in its part minus F_j)
+    in_island = np.full(len(clear), -1)
+    if len(islands) and len(clear):
+        pts = shapely.get_point(shapely.get_exterior_ring(hk[clear]), 0)
+        ii, hi = shapely.STRtree(pts).query(islands, predicate="contains")
+        ok = gk[island_part[ii]] == hgk[clear[hi]]
+        in_island[hi[ok]] = ii[ok]
     hp = cur["hole_part"][clear]
     early = (hp >= 0) & cur["hole_plain"][clear] & (shapely.get_num_interior_rings(hk[clear]) == 0)
-    early &= ~slow[np.maximum(hp, 0)] & ~has_island[np.maximum(hp, 0)]
+    early &= ~slow[np.maximum(hp, 0)] & (in_island < 0)
     early_at = clear[early]
     if len(fast_kid) or len(early_at):  # the outlines of the parts of F_j become holes
         host = np.unique(np.concatenate([child[fast_kid], hp[early]]))
@@ -406,18 +411,18 @@ def ring_between(cur: Arrays, prev: Arrays, inner: np.ndarray) -> dict[int, shap
         all_i = np.concatenate([host[ridx], child[fast_kid], hp[early]])
         o = np.argsort(all_i, kind="stable")  # each part's shell first, then its holes
         main[host] = shapely.polygons(all_r[o], indices=np.unique(all_i[o], return_inverse=True)[1])
-    clear = clear[~early]
+    clear, in_island = clear[~early], in_island[~early]
     main = _cut(main, ki, fj[ji])
     main = np.concatenate([main, islands])
     mgroup = np.concatenate([gk, gk[island_part]])
     main_parts, midx = shapely.get_parts(main, return_index=True)
     keep = (shapely.get_type_id(main_parts) == 3) & (shapely.area(main_parts) >= _SLIVER_M2)
     main_parts, main_group = main_parts[keep], mgroup[midx[keep]]
-    # its part of F_k, if that is still one piece of P_k - F_j and has no island (a hole of
-    # F_j in it, where the hole might lie): else found by a point query
-    hole_part = cur["hole_part"][clear]
+    # its island, or its part of F_k if that is still one piece of P_k - F_j: else found by
+    # a point query
     one_piece = _unique_position(midx[keep], len(main))
-    one_piece[island_part] = -1
+    hole_part = cur["hole_part"][clear]
+    hole_part = np.where(in_island >= 0, len(fk) + in_island, hole_part)
     hole_part = np.where(hole_part >= 0, one_piece[np.maximum(hole_part, 0)], -1)
     polys = _with_holes(
         main_parts, main_group, hk[clear], hgk[clear], cur["hole_plain"][clear], hole_part
