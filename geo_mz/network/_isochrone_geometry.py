@@ -418,12 +418,29 @@ def ring_between(cur: Arrays, prev: Arrays, inner: np.ndarray) -> dict[int, shap
     main_parts, midx = shapely.get_parts(main, return_index=True)
     keep = (shapely.get_type_id(main_parts) == 3) & (shapely.area(main_parts) >= _SLIVER_M2)
     main_parts, main_group = main_parts[keep], mgroup[midx[keep]]
-    # its island, or its part of F_k if that is still one piece of P_k - F_j: else found by
-    # a point query
-    one_piece = _unique_position(midx[keep], len(main))
+    # its island, or its piece of its part of F_k in P_k - F_j: the hole (strictly inside
+    # the part, clear of F_j) lies in one piece; the largest unless a point of it is in
+    # one of the others (small: cheap to test)
+    mk = midx[keep]
+    piece = _unique_position(mk, len(main))
     hole_part = cur["hole_part"][clear]
     hole_part = np.where(in_island >= 0, len(fk) + in_island, hole_part)
-    hole_part = np.where(hole_part >= 0, one_piece[np.maximum(hole_part, 0)], -1)
+    multi = np.flatnonzero(np.bincount(mk, minlength=len(main))[mk] > 1)
+    if len(multi) and len(clear):
+        o = multi[np.lexsort((-shapely.area(main_parts[multi]), mk[multi]))]
+        largest = np.r_[True, mk[o][1:] != mk[o][:-1]]
+        piece[mk[o[largest]]] = o[largest]
+        others = o[~largest]
+        ask = np.flatnonzero(hole_part >= 0)
+        pts = shapely.get_point(shapely.get_exterior_ring(hk[clear[ask]]), 0)
+        oi, hi = shapely.STRtree(pts).query(main_parts[others], predicate="contains")
+        ok = mk[others[oi]] == hole_part[ask[hi]]
+        found = np.full(len(clear), -1)
+        found[ask[hi[ok]]] = others[oi[ok]]
+    else:
+        found = np.full(len(clear), -1)
+    hole_part = np.where(hole_part >= 0, piece[np.maximum(hole_part, 0)], -1)
+    hole_part = np.where(found >= 0, found, hole_part)
     polys = _with_holes(
         main_parts, main_group, hk[clear], hgk[clear], cur["hole_plain"][clear], hole_part
     )
