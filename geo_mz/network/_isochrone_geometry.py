@@ -262,7 +262,8 @@ def _multipolygon(geoms: np.ndarray) -> shapely.MultiPolygon:
 
     Left in, such slivers can make GEOS 3.14 ``union_all`` of the results return a wrong area.
     """
-    parts = shapely.get_parts(geoms)
+    single = shapely.get_type_id(geoms) == 3
+    parts = geoms if single.all() else shapely.get_parts(geoms)  # no copy when all are single
     return shapely.multipolygons(
         parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) >= _SLIVER_M2)]
     )
