@@ -344,6 +344,35 @@ class PostgisWorkspace:
 
         return list(self._snapshot_memo(conn, "names", read))
 
+    def layer_stamp(self, kind: str) -> str | None:
+        """Return a text that changes whenever geo_mz writes the layer (None if not stored).
+
+        The row version of the layer's record (every write replaces the record in the write's
+        own transaction) and the layer table's oid: a worker that keeps a layer every part
+        reads (the sources of a partitioned run) reads it again only when this changes, as it
+        does with a GeoPackage file's time and size. Writes that bypass geo_mz (SQL on the
+        table itself) do not change it. Read in the current snapshot, if any.
+
+        Parameters
+        ----------
+        kind
+            Catalog layer name.
+
+        Returns
+        -------
+        str or None
+            The stamp, or None when the layer is not stored.
+        """
+        with self._reading() as conn:
+            row = conn.execute(
+                sql_module()
+                .SQL("SELECT xmin::text || ':' || coalesce(to_regclass(%s)::oid::text, '') "
+                     "FROM {} WHERE layer = %s")
+                .format(self._table(LAYERS_TABLE)),
+                (self._qualified(kind, conn), kind),
+            ).fetchone()  # fmt: skip
+        return None if row is None else str(row[0])
+
     def layer_records(self) -> pd.DataFrame:
         """Return the ``geo_mz_layers`` table: one row per stored layer with its provenance."""
         with self._connect() as conn:
