@@ -349,8 +349,8 @@ def ring_between(cur: Arrays, prev: Arrays, inner: np.ndarray) -> dict[int, shap
       deeper so that they do not touch ``F_j`` along a street both are 50 m from);
     * ``P_k ∩ H_j = H_j - H_k`` (``H_j`` lies inside ``F_k``, where ``P_k = F_k - H_k``):
       empty for a hole of ``P_j`` that is also a hole of ``P_k`` (the same face and core,
-      found by exact coordinates), else ``h - (holes of P_k that meet h)``: the part of an old
-      core that streets reached later cover.
+      found by the id of the cached core), else ``h - (holes of P_k that meet h)``: the part
+      of an old core that streets reached later cover.
     """
     fk, gk, hk, hgk = cur["filled"], cur["group"], cur["holes"], cur["hole_group"]
     fj, gj, hj, hgj = prev["filled"], prev["group"], prev["holes"], prev["hole_group"]

@@ -36,8 +36,8 @@ by angle at each node, face walks by list ranking), and the polygon is assembled
   threshold along a street both are ``buffer_m`` from (areas move by 1e-7 m x perimeter);
 * **loose lines** are buffered as lines and added after the cores are cut: dead-end trees
   inside faces, trees and nested components, and edges that cross another edge without a
-  junction (bridges, tunnels; found with an STRtree, cached per network), which would break
-  the face walk.
+  junction (bridges, tunnels; found from grid-hashed boxes, cached per network), which would
+  break the face walk.
 
 Items that do not touch are never overlaid (clusters). The cores are strictly inside their
 wall (``buffer_m`` or more from its edge), so they become interior rings directly, without an
