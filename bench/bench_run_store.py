@@ -333,8 +333,8 @@ def main() -> None:
             f"in their tables at once); postgis (save + gather) / npz (save + merge + gather) "
             f"of the {len(work)} parts: {whole_pg / whole_npz:.2f}x"
         )
-        print(f"postgis save before/now: {pgb['save'] / pg['save']:.1f}x   gather before/now: "
-              f"{pgb['gather'] / pg['gather']:.2f}x")  # fmt: skip
+        print(f"postgis save before/now: {pgb['save'] / pg['save']:.1f}x (both sides gather "
+              "with today's gather)")  # fmt: skip
     print(f"\nsave before/now: {b['save'] / n['save']:.1f}x   merge before/now: "
           f"{b['merge'] / n['merge']:.2f}x   gather (reading the merged store) before/now: "
           f"{b['gather'] / n['gather']:.2f}x")  # fmt: skip
