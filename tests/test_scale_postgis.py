@@ -220,3 +220,35 @@ def test_capacity_reads_the_coverage_runs_times_from_postgis(pg_url, pg_ws, samp
         a = scale.gather(store, res["capacity"].run_key, layer)
         b = scale.gather(tmp_path / "r.gpkg", local["capacity"].run_key, layer)
         pd.testing.assert_frame_equal(pd.DataFrame(a), pd.DataFrame(b))
+
+
+def test_a_worker_keeps_postgis_sources_under_the_runs_digest(pg_ws):
+    """A PostGIS workspace's sources are read once per digest of the run, not once per part."""
+    import uuid
+
+    from geo_mz.core.layer_digest import layer_digests
+    from geo_mz.core.workspaces import open_workspace
+    from geo_mz.scale.part_inputs import run_layer_digests, source_layer
+
+    ws = open_workspace(pg_ws)
+    reads = []
+    real = ws.read
+
+    def counted(kind, **kw):
+        reads.append(kind)
+        return real(kind, **kw)
+
+    ws.read = counted
+    # A digest no other test's run had (a worker process keeps its sources across runs).
+    digests = {**layer_digests(pg_ws), "elder_care": f"digest-{uuid.uuid4()}"}
+    source_layer(ws, "elder_care")  # no run digests: read every time
+    source_layer(ws, "elder_care")
+    assert reads == ["elder_care"] * 2
+    with run_layer_digests(digests):
+        a = source_layer(ws, "elder_care")
+        b = source_layer(ws, "elder_care")
+    assert reads == ["elder_care"] * 3  # kept under the digest
+    pd.testing.assert_frame_equal(pd.DataFrame(a), pd.DataFrame(b))
+    with run_layer_digests({**digests, "elder_care": "another"}):  # other data: read again
+        source_layer(ws, "elder_care")
+    assert reads == ["elder_care"] * 4

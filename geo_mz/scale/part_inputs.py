@@ -10,8 +10,9 @@ GeoPackage file is unchanged. :mod:`geo_mz.scale.partition` uses them and export
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,41 @@ def _file_stamp(ws: Any) -> tuple[str, tuple[int, int, int]] | None:
     return str(path.resolve()), (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-_SOURCES: dict[tuple[str, str], tuple[tuple[int, int, int], gpd.GeoDataFrame]] = {}
-_PROJECTED: dict[tuple[Any, ...], tuple[tuple[int, int, int], Any]] = {}
+_RUN_DIGESTS: ContextVar[Mapping[str, str] | None] = ContextVar("run_digests", default=None)
+
+
+@contextmanager
+def run_layer_digests(digests: Mapping[str, str] | None) -> Iterator[None]:
+    """Name the data of the run a part belongs to: its layers' digests (the run key's).
+
+    With them a worker keeps the source layers every part reads between the parts of a
+    PostGIS workspace too (:func:`source_layer`), keyed by the layer's digest: the same
+    digest is the same rows, and another one (data edited by any tool) reads them again.
+    """
+    token = _RUN_DIGESTS.set(dict(digests) if digests is not None else None)
+    try:
+        yield
+    finally:
+        _RUN_DIGESTS.reset(token)
+
+
+def _layer_stamp(ws: Any, kind: str) -> tuple[str, Any] | None:
+    """(workspace, stamp) under which a worker may keep ``kind``; None: not to be kept.
+
+    The GeoPackage file's stamp, or the layer's digest in the run (:func:`run_layer_digests`).
+    """
+    file = _file_stamp(ws)
+    if file is not None:
+        return file
+    digests = _RUN_DIGESTS.get()
+    path = getattr(ws, "path", None)
+    if digests is not None and kind in digests and isinstance(path, str):
+        return path, ("digest", digests[kind])
+    return None
+
+
+_SOURCES: dict[tuple[str, str], tuple[Any, gpd.GeoDataFrame]] = {}
+_PROJECTED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
 
 def source_layer(ws: Any, kind: str) -> gpd.GeoDataFrame:
@@ -122,15 +156,16 @@ def source_layer(ws: Any, kind: str) -> gpd.GeoDataFrame:
     Every part reads the whole layer for its proof; a worker keeps the one it read from a
     GeoPackage while the file is unchanged (same inode, time and size: every geo_mz write
     replaces the file, and an edit in place changes its time), so it reads it once and not once
-    per part. Other workspaces (PostGIS: inside the part's snapshot) are read each time.
+    per part. A PostGIS layer is kept under its digest in the run (:func:`run_layer_digests`:
+    the same rows); without one it is read each time (inside the part's snapshot).
     """
-    file = _file_stamp(ws)
-    if file is None:
+    stamp = _layer_stamp(ws, kind)
+    if stamp is None:
         return ws.read(kind)
-    key = (file[0], kind)
+    key = (stamp[0], kind)
     hit = _SOURCES.get(key)
-    if hit is None or hit[0] != file[1]:
-        hit = (file[1], ws.read(kind))
+    if hit is None or hit[0] != stamp[1]:
+        hit = (stamp[1], ws.read(kind))
         _SOURCES[key] = hit
     return hit[1].copy()
 
@@ -156,12 +191,12 @@ def part_sources(
 ) -> Sources:
     """Return a whole source layer selected by ``select`` and reprojected to ``crs``.
 
-    Like :func:`source_layer`, kept per worker while a GeoPackage file is unchanged, here with
+    Like :func:`source_layer`, kept per worker while the layer is unchanged, here with
     the selection (``select`` named by ``key``: the same key must mean the same selection)
     and the reprojection, which every part of a run would otherwise repeat. Callers must not
     change the frames.
     """
-    file = _file_stamp(ws)
+    file = _layer_stamp(ws, kind)
     cache_key = (None if file is None else file[0], kind, crs, key)
     hit = _PROJECTED.get(cache_key) if file is not None else None
     if hit is not None and hit[0] == file[1]:

@@ -43,6 +43,7 @@ from geo_mz.core.layer_digest import DIGEST_VERSION, layer_digests
 from geo_mz.core.memory import peak_rss_mib, reset_peak_rss
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.scale.jobs import JOBS, job_function, pass_names, reduce_first_pass, two_pass
+from geo_mz.scale.part_inputs import run_layer_digests
 from geo_mz.scale.partition import Part
 from geo_mz.scale.partition_twopass import share_of
 from geo_mz.scale.store import RunStore, open_run_store
@@ -364,11 +365,13 @@ def run_part(
     key: str,
     part: Part,
     options: Mapping[str, Any],
+    digests: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Compute one part (on a worker); never raises: a failure comes back as a record.
 
     With ``store`` given the results are saved there by this call; otherwise they come back
-    in ``frames`` for the caller to save.
+    in ``frames`` for the caller to save. ``digests``: the run's layer digests (the worker
+    keeps the layers every part reads under them, ``run_layer_digests``).
     """
     from geo_mz.core.workspaces import open_workspace
 
@@ -377,7 +380,8 @@ def run_part(
     try:
         ws = open_workspace(workspace)
         reset_peak_rss()
-        frames, log = job_function(job)(ws, part, **options)
+        with run_layer_digests(digests):
+            frames, log = job_function(job)(ws, part, **options)
         info = {"job": job, "name": part.name, "seconds": time.perf_counter() - t0,
                 "worker": worker, "peak_rss_mib": round(peak_rss_mib(), 1), **log}  # fmt: skip
         if store is not None:
@@ -539,7 +543,7 @@ def run_partitioned(
     with contextlib.ExitStack() as stack:
         if client is None and not local:
             client = stack.enter_context(dask_client(scheduler, workers))
-        run = _Run(ws_ref, rs, parts, client, progress)
+        run = _Run(ws_ref, rs, parts, client, progress, digests)
         if not two_pass(job):
             key = _key(job, ws.metadata, opts, level, digests)
             table = run.tasks(job, key, task_opts, _meta(job, level, ws_ref, opts, digests,
@@ -599,8 +603,10 @@ class _Run:
         parts: Sequence[Part],
         client: Any,
         progress: Callable[[int, int, str, str], None] | None,
+        digests: Mapping[str, str] | None = None,
     ) -> None:
         self.ws_ref, self.rs, self.parts, self.client = ws_ref, rs, parts, client
+        self.digests = dict(digests) if digests is not None else None
         self.say = progress or (lambda *_a: None)
         self.n_workers = 0
 
@@ -641,7 +647,8 @@ class _Run:
 
         if self.client is None:
             for i, p in enumerate(todo, start=1):
-                finish(run_part(job, self.ws_ref, None, key, p, _part_opts(task_opts, p.code)), i)
+                finish(run_part(job, self.ws_ref, None, key, p, _part_opts(task_opts, p.code),
+                                self.digests), i)  # fmt: skip
         elif todo:
             from dask.distributed import as_completed
 
@@ -650,7 +657,7 @@ class _Run:
             self.n_workers = len(client.scheduler_info().get("workers", {}))
             futures = {
                 client.submit(run_part, job, self.ws_ref, on_workers, key, p,
-                              _part_opts(task_opts, p.code),
+                              _part_opts(task_opts, p.code), self.digests,
                               key=f"{key}-{p.code}", pure=False, retries=1): p
                 for p in todo
             }  # fmt: skip
