@@ -252,3 +252,60 @@ def test_postgis_save_replaces_rows_and_marks_in_one_transaction(pg_url):
     assert rs.gather("k", "b")["part"].tolist() == ["2", "2", "2"]
     st = rs.status("k").set_index("part")
     assert st.loc["1", "status"] == "done" and st.loc["2", "worker"] == ""
+
+
+def _old_typed_columns(df, schema):
+    """typed_columns before its whole-array paths (frozen here as the reference)."""
+    for col, kind in schema.items():
+        if col not in df.columns:
+            continue
+        s = df[col]
+        if kind == "float":
+            df[col] = pd.to_numeric(s).astype("float64")
+        elif kind == "integer":
+            df[col] = pd.array(pd.to_numeric(s), dtype="Int64")
+            if not df[col].isna().any():
+                df[col] = df[col].astype("int64")
+        elif kind == "boolean":
+            vals = [None if pd.isna(v) else bool(v) for v in s.tolist()]
+            arr = pd.array(vals, dtype="boolean")
+            df[col] = arr.astype(bool) if not arr.isna().any() else arr
+        else:
+            df[col] = pd.Series(
+                [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+                 for v in s.tolist()],
+                index=df.index, dtype=object,
+            )  # fmt: skip
+    return df
+
+
+def test_typed_columns_equal_the_value_by_value_rule():
+    from geo_mz.scale.store_base import typed_columns
+
+    rng = np.random.default_rng(5)
+    n = 40
+    cols = {
+        "b_bool": rng.random(n) > 0.5,
+        "b_float": np.where(rng.random(n) > 0.8, np.nan, (rng.random(n) > 0.5) * 1.0),
+        "b_int": (rng.random(n) > 0.5).astype(np.int64) * 3,
+        "b_obj": np.array([True, None, False, 1, 0.0] * 8, dtype=object),
+        "b_nullable": pd.array([True, None, False, True] * 10, dtype="boolean"),
+        "t_obj": np.array(["a", None, np.nan, "中文", ""] * 8, dtype=object),
+        "t_str": pd.array(["x", None, "y", "z"] * 10, dtype="str"),
+        "t_mixed": np.array(["a", 1, 2.5, None, pd.NA] * 8, dtype=object),
+        "t_npstr": np.array([np.str_("a"), "b", None, np.str_("c")] * 10, dtype=object),
+        "t_na": np.array([pd.NA, "a", None, "b"] * 10, dtype=object),
+        "t_empty": np.array([None] * n, dtype=object),
+        "f_int": np.arange(n),
+        "f_obj": np.array([1, 2.5, None, "3"] * 10, dtype=object),
+        "i_float": np.where(rng.random(n) > 0.7, np.nan, np.arange(n) * 1.0),
+    }
+    kinds = {c: {"b": "boolean", "t": "string", "f": "float", "i": "integer"}[c[0]]
+             for c in cols}  # fmt: skip
+    for sl in (slice(None), slice(0, 0), slice(3, 4)):
+        frame = pd.DataFrame({c: v[sl] for c, v in cols.items()})
+        got = typed_columns(frame.copy(), kinds)
+        want = _old_typed_columns(frame.copy(), kinds)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        for c in got.columns:  # None stays None, NaN stays NaN, str stays str
+            assert [type(v) for v in got[c].tolist()] == [type(v) for v in want[c].tolist()], c

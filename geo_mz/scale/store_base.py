@@ -139,23 +139,52 @@ def typed_columns(df: pd.DataFrame, schema: Mapping[str, str]) -> pd.DataFrame:
             continue
         s = df[col]
         if kind == "float":
-            df[col] = pd.to_numeric(s).astype("float64")
+            if s.dtype != np.float64:
+                df[col] = pd.to_numeric(s).astype("float64")
         elif kind == "integer":
             df[col] = pd.array(pd.to_numeric(s), dtype="Int64")
             if not df[col].isna().any():
                 df[col] = df[col].astype("int64")
         elif kind == "boolean":
-            vals = [None if pd.isna(v) else bool(v) for v in s.tolist()]
-            arr = pd.array(vals, dtype="boolean")
-            df[col] = arr.astype(bool) if not arr.isna().any() else arr
+            df[col] = _booleans(s)
         else:
-            df[col] = pd.Series(
-                [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-                 for v in s.tolist()],
-                index=df.index,
-                dtype=object,
-            )  # fmt: skip
+            df[col] = pd.Series(_texts(s), index=df.index, dtype=object)
     return df
+
+
+# Both run on every column of every gathered layer and part read: whole arrays when the values
+# allow it, else value by value (the rule the fast paths keep).
+
+
+def _booleans(s: pd.Series) -> Any:
+    """``bool(v)``, ``None`` where missing: ``bool`` without missing values, else ``boolean``."""
+    if s.dtype == bool:
+        return s.to_numpy()
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        missing = s.isna().to_numpy()
+        values = s.to_numpy(dtype=float, na_value=0.0) != 0.0
+        return values if not missing.any() else pd.arrays.BooleanArray(values, missing)
+    arr = pd.array([None if pd.isna(v) else bool(v) for v in s.tolist()], dtype="boolean")
+    return arr.astype(bool) if not arr.isna().any() else arr
+
+
+def _texts(s: pd.Series) -> np.ndarray:
+    """``str(v)``, ``None`` for ``None`` and float NaN: an object array."""
+    values = s.to_numpy(dtype=object, copy=True)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        missing = pd.isna(values)
+        # str itself (not a subclass such as numpy.str_, which str(v) would turn into str);
+        # missing: None or NaN (pd.NA is written as text, as value by value).
+        if all(type(v) is str for v in values[~missing]) and all(
+            v is None or isinstance(v, float) for v in values[missing]
+        ):
+            values[missing] = None
+            return values
+    return np.array(
+        [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+         for v in values.tolist()],
+        dtype=object,
+    )  # fmt: skip
 
 
 def storable_rows(frame: pd.DataFrame, run_key: str, part: str) -> gpd.GeoDataFrame:
