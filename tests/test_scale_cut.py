@@ -51,3 +51,17 @@ def test_make_cut_keeps_its_hull():
     cut = make_cut(core, "EPSG:4547", 2000.0)
     assert cut.hull is not None and cut.polygon.contains(cut.hull)
     assert abs(cut.polygon.area - shapely.buffer(cut.hull, 2000.0).area) < 1e-6 * cut.polygon.area
+
+
+def test_hull_depth_is_the_distance_to_the_hull_edge_at_grid_coordinates():
+    # Projected grid values (~10⁶ m): the depth is GEOS's distance to the edge to a micrometre.
+    rng = np.random.default_rng(7)
+    pts = rng.normal(size=(60, 2)) * 20_000 + [38_500_000.0, 2_600_000.0]
+    hull = shapely.MultiPoint(pts).convex_hull
+    ring = shapely.get_coordinates(shapely.orient_polygons(hull).exterior)
+    xy = rng.uniform(hull.bounds[:2], hull.bounds[2:], size=(5000, 2))
+    inside = shapely.contains_xy(hull, xy[:, 0], xy[:, 1])
+    d = hull_depth_m(ring, xy)
+    exact = shapely.distance(hull.exterior, shapely.points(xy))
+    np.testing.assert_allclose(d[inside], exact[inside], atol=1e-6)
+    assert (d[~inside] < 0).all() and inside.sum() > 1000

@@ -19,6 +19,7 @@ distance too, and it never says more room than there is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import shapely
@@ -41,7 +42,7 @@ class Cut:
     hull: shapely.Geometry | None = field(default=None, repr=False)
     """The convex hull the cut buffers (``make_cut``), for :meth:`room_m`; None: use ``polygon``."""
 
-    @property
+    @cached_property
     def lonlat_bbox(self) -> tuple[float, float, float, float]:
         """The bounding box of the cut in EPSG:4490 (a superset of the cut, for reading)."""
         poly = np.array([shapely.segmentize(self.polygon, 500.0)], dtype=object)
@@ -109,17 +110,19 @@ def hull_depth_m(ring: np.ndarray, xy: np.ndarray) -> np.ndarray:
     edge = b - a
     length = np.hypot(edge[:, 0], edge[:, 1])
     keep = length > 0
-    a, edge, length = a[keep], edge[keep], length[keep]
+    # Left of a counter-clockwise edge is inside: the signed distance to an edge's line is the
+    # point's product with the edge's inward unit normal, less the edge's own; one matrix
+    # product for all edges. Coordinates are taken from the first vertex so the products stay
+    # small (no cancellation of ~10⁶ m grid values).
+    origin = a[0] if len(a) else np.zeros(2)
+    a, edge, length = a[keep] - origin, edge[keep], length[keep]
+    normal = np.stack([-edge[:, 1], edge[:, 0]]) / length  # (2, k)
+    offset = (a * normal.T).sum(axis=1)
     out = np.empty(len(xy))
     step = max(1, _CHUNK // max(len(a), 1))
     for i in range(0, len(xy), step):
-        p = xy[i : i + step]
-        # Left of a counter-clockwise edge is inside: the cross product over the length is the
-        # signed distance to the edge's line.
-        rel_x = p[:, 0:1] - a[None, :, 0]
-        rel_y = p[:, 1:2] - a[None, :, 1]
-        signed = (edge[None, :, 0] * rel_y - edge[None, :, 1] * rel_x) / length[None, :]
-        out[i : i + step] = signed.min(axis=1)
+        p = np.asarray(xy[i : i + step], dtype=float) - origin
+        out[i : i + step] = (p @ normal - offset).min(axis=1)
     return out
 
 

@@ -211,6 +211,10 @@ def prove_rounds(
         log["recomputed"].append(len(todo))
         for k, v in figures.items():
             log[k] = log.get(k, 0) + v
+        ok = np.asarray(ok, dtype=bool)
+        if ok.all():  # the common case: one round proves every answer (no filtering copy)
+            kept.append(rows)
+            break
         bad_pos = np.unique(rows.loc[~ok, "_pos"].to_numpy())
         kept.append(rows[~rows["_pos"].isin(bad_pos)])
         todo = bad_pos
@@ -224,6 +228,8 @@ def prove_rounds(
             f"after {MAX_ROUNDS} rounds (buffer {b / 2:.0f} m); is the roads layer's extent "
             f"recorded?"
         )
+    if len(kept) == 1 and isinstance(kept[0].index, pd.RangeIndex) and kept[0].index.start == 0:
+        return kept[0], log  # as the concatenation would give it (index 0..n-1)
     out = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame({"_pos": []})
     return out, log
 
@@ -306,23 +312,24 @@ def coverage_part(
             float(net.access_speed_kmh), cut.contains_extent(extent), source_xy=src.xy,
         )  # fmt: skip
         # Object columns stay object (a frame would infer text from the centre ids).
-        rows = pd.DataFrame({k: pd.Series(v, dtype=v.dtype) for k, v in cols.items()})
-        return rows.assign(_pos=todo), ok, {"roads_read": len(roads)}
+        rows = pd.DataFrame(
+            {k: pd.Series(v, dtype=v.dtype) for k, v in cols.items()} | {"_pos": todo}
+        )
+        return rows, ok, {"roads_read": len(roads)}
 
     rows, log = prove_rounds(len(pop), compute, buffer_m, f"coverage part {part.code}")
-    rows = rows.sort_values("_pos")
-    times = pop.set_axis(rows.index, axis=0)  # each position once, in the people's order
-    for c in ("walk_min", "nearest_centre", "snap_m", "too_far"):
-        times[c] = pd.Series(rows[c].to_numpy(), index=times.index, dtype=rows[c].dtype)
+    # One frame of the people's ids, times and points, in the people's order (each position
+    # once), built in one go: it is both the part's times and the unit tables' input.
+    order = np.argsort(rows["_pos"].to_numpy(), kind="stable")
+    keep = ["walk_min", "nearest_centre", "snap_m", "too_far"]
+    cols: dict[str, Any] = {c: pop[c].array for c in TIMES_POP_FIELDS if c in pop}
+    cols |= {c: rows[c].to_numpy()[order] for c in keep}
+    geom = pop.geometry.values
+    times = gpd.GeoDataFrame(cols, geometry=geom, crs=geom.crs)
     unit_rows = part_unit_tables(times, units, part, s)
     shapes = unit_shapes(units, unit_rows["adcode"])
     unit_rows = gpd.GeoDataFrame(unit_rows, geometry=shapes, crs=STORAGE_CRS)
-    keep = ["walk_min", "nearest_centre", "snap_m", "too_far"]
-    id_cols = [c for c in TIMES_POP_FIELDS if c in times]
-    out_times = times[[*id_cols, *keep, times.geometry.name]].reset_index(drop=True)
-    out_times = (
-        out_times.rename_geometry("geometry") if times.geometry.name != "geometry" else out_times
-    )
+    out_times = times
     log |= {"points": len(times), "crs": crs}
     return {"times": out_times, "units": unit_rows}, log
 
