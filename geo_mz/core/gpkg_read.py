@@ -36,8 +36,16 @@ import pandas as pd
 import pyogrio
 import pyproj
 import shapely
+from geopandas.array import GeometryArray
 
-__all__ = ["close_gpkg_connections", "read_gpkg_bbox"]
+__all__ = [
+    "GpkgRows",
+    "close_gpkg_connections",
+    "geoframe",
+    "read_gpkg_bbox",
+    "read_gpkg_rows",
+    "to_geoframe",
+]
 
 _MAX_FILES = 8
 """Connections a thread keeps open (least recently used closed first)."""
@@ -63,6 +71,8 @@ class _LayerInfo:
     """The layer's CRS as a ``pyproj.CRS`` (parsed once per layer, not once per read)."""
     indexed: frozenset[str] = frozenset()
     """Text fields that lead a B-tree index (a prefix read then skips the R-tree)."""
+    text_only: dict[str, bool] = field(default_factory=dict)
+    """Indexed fields found to hold only text and nulls (probed once per layer version)."""
 
 
 @dataclass
@@ -220,12 +230,68 @@ def _geometries(blobs: tuple) -> np.ndarray:
     return shapely.from_wkb([b[s:] for b, s in zip(blobs, skip.tolist(), strict=True)])
 
 
+@dataclass(frozen=True)
+class GpkgRows:
+    """Rows of a layer read through sqlite3: raw columns and geometries, no frame built yet."""
+
+    columns: dict[str, np.ndarray]
+    """The fields read, in the layer's order, typed as pyogrio types them (text as objects)."""
+    geometry: np.ndarray
+    """The rows' shapely geometries."""
+    crs: Any
+    """The layer's CRS (``pyproj.CRS``) or None."""
+
+
+def to_geoframe(df: pd.DataFrame, geometry: str = "geometry") -> gpd.GeoDataFrame:
+    """Return ``df`` as a GeoDataFrame whose active geometry is its column ``geometry``.
+
+    ``df[geometry]`` must be of geometry dtype. The frame equals
+    ``geopandas.GeoDataFrame(df, geometry=geometry)`` (same columns, index, CRS, attrs) and
+    shares ``df``'s data; it is made as geopandas makes the frames its own methods return,
+    without the constructor's checks (about 1 ms a frame: a part's reads build several).
+    """
+    make = getattr(gpd.GeoDataFrame, "_from_mgr", None)
+    if make is None or list(df.columns).count(geometry) != 1:  # other pandas: the public way
+        return gpd.GeoDataFrame(df, geometry=geometry, copy=False)
+    out = make(df._mgr, df.axes)
+    out._geometry_column_name = geometry
+    if df.attrs:
+        out.attrs = dict(df.attrs)
+    return out
+
+
+def geoframe(columns: dict[str, Any], geometry: np.ndarray, crs: Any) -> gpd.GeoDataFrame:
+    """Build a GeoDataFrame at once: ``columns`` in order, then ``geometry``, new index.
+
+    Parameters
+    ----------
+    columns
+        Field name to values (numpy or pandas arrays of one length); object arrays are
+        inferred as ``pandas.DataFrame`` infers them (text as ``str``).
+    geometry
+        Shapely geometries, one per row.
+    crs
+        The geometries' CRS.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        What ``GeoDataFrame(pandas.DataFrame(columns), geometry=geometry, crs=crs)`` gives.
+    """
+    if "geometry" in columns:
+        return gpd.GeoDataFrame(pd.DataFrame(columns), geometry=geometry, crs=crs)
+    data: dict[str, Any] = dict(columns)
+    data["geometry"] = GeometryArray(np.asarray(geometry, dtype=object), crs=crs)
+    return to_geoframe(pd.DataFrame(data))
+
+
 def read_gpkg_bbox(
     path: str | Path,
     layer: str,
     bbox: tuple[float, float, float, float],
     *,
     prefix: tuple[str, str] | None = None,
+    ancestors: bool = False,
     columns: list[str] | None = None,
 ) -> gpd.GeoDataFrame | None:
     """Read the rows of ``layer`` whose geometry meets ``bbox``, in fid order.
@@ -243,6 +309,9 @@ def read_gpkg_bbox(
         ``code`` (a part's own people of a box that holds its neighbours' too). A frame
         returned then holds exactly the rows whose value starts so (nulls are left out; a
         number in the column makes this reader return None).
+    ancestors
+        With ``prefix``: keep too the rows whose value is a proper prefix of ``code`` (a
+        part's own units and their ancestors, ``code.startswith(value)``).
     columns
         Read only these fields (those the layer has, in its order; and the ``prefix`` field)
         besides the geometry, as pyogrio's ``columns``; None reads every field. A part reads
@@ -255,6 +324,35 @@ def read_gpkg_bbox(
         columns=columns)`` gives, sorted by fid, with a new ``RangeIndex`` (raw dtypes: no
         catalog typing); None when this reader cannot give exactly that (see the module
         docstring).
+    """
+    got = read_gpkg_rows(path, layer, bbox, prefix=prefix, ancestors=ancestors, columns=columns)
+    if isinstance(got, GpkgRows):
+        return geoframe(got.columns, got.geometry, got.crs)
+    return got
+
+
+def read_gpkg_rows(
+    path: str | Path,
+    layer: str,
+    bbox: tuple[float, float, float, float],
+    *,
+    prefix: tuple[str, str] | None = None,
+    ancestors: bool = False,
+    columns: list[str] | None = None,
+) -> GpkgRows | gpd.GeoDataFrame | None:
+    """Read as :func:`read_gpkg_bbox`, leaving the frame to the caller.
+
+    Parameters
+    ----------
+    path, layer, bbox, prefix, ancestors, columns
+        As for :func:`read_gpkg_bbox`.
+
+    Returns
+    -------
+    GpkgRows or geopandas.GeoDataFrame or None
+        The rows' raw columns and geometries (``geoframe`` of them is the frame
+        :func:`read_gpkg_bbox` returns); the frame itself when the box was read through GDAL
+        (it holds many rows); None when this reader cannot give the rows exactly.
     """
     path = Path(path)
     minx, miny, maxx, maxy = (float(v) for v in bbox)
@@ -270,21 +368,24 @@ def read_gpkg_bbox(
     cols = ", ".join(_quote(c) for c in fields)
     args: tuple[Any, ...] = (minx, maxx, miny, maxy)
     own = ""
+    lineage = _lineage(prefix[1]) if prefix is not None and ancestors else []
     if prefix is not None:
         fld = _quote(prefix[0])
         # Nulls are not own rows; a number in a text column is read, and makes this reader
         # give up (GDAL's text of it is compared by the caller).
-        own = f"AND {fld} IS NOT NULL AND (typeof({fld}) != 'text' OR substr({fld}, 1, ?) = ?) "
-        args += (len(prefix[1]), prefix[1])
+        up = f" OR {fld} IN ({', '.join('?' * len(lineage))})" if lineage else ""
+        own = f"AND {fld} IS NOT NULL AND (typeof({fld}) != 'text' OR substr({fld}, 1, ?) = ?{up}) "
+        args += (len(prefix[1]), prefix[1], *lineage)
     hits = (
         f"SELECT id FROM {_quote(info.rtree)} "
         "WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?"
     )
-    rows = _own_by_index(f.con, info, prefix, cols) if prefix is not None else None
+    rows = _own_by_index(f.con, info, prefix, lineage, cols) if prefix is not None else None
     if rows is None:
         many = f"SELECT count(*) FROM ({hits} LIMIT {_GDAL_ROWS})"
         if f.con.execute(many, args[:4]).fetchone()[0] >= _GDAL_ROWS:
-            return _read_with_gdal(path, layer, (minx, miny, maxx, maxy), prefix, columns)
+            box = (minx, miny, maxx, maxy)
+            return _read_with_gdal(path, layer, box, prefix, lineage, columns)
         sql = (
             f"SELECT {_quote(info.geom)}{', ' + cols if cols else ''} FROM {_quote(info.table)} "
             f"WHERE {_quote(info.fid)} IN ({hits}) {own}ORDER BY {_quote(info.fid)}"
@@ -292,8 +393,22 @@ def read_gpkg_bbox(
         rows = f.con.execute(sql, args).fetchall()
     values = list(zip(*rows, strict=True)) if rows else [()] * (1 + len(fields))
     geoms = _geometries(values[0])
-    # GDAL's spatial filter after the R-tree: the envelope meets the box (closed), and either
-    # lies inside it or the geometry itself intersects the box (GEOS, as OGR does).
+    keep = _in_box(geoms, minx, miny, maxx, maxy)
+    data: dict[str, np.ndarray] = {}
+    for (name, dtype), vals in zip(pick, values[1:], strict=True):
+        col = _column(np.array(vals, dtype=object)[keep], dtype)
+        if col is None:
+            return None
+        data[name] = col
+    return GpkgRows(data, geoms[keep], info.crs)
+
+
+def _in_box(geoms: np.ndarray, minx: float, miny: float, maxx: float, maxy: float) -> np.ndarray:
+    """GDAL's spatial filter after the R-tree, as a mask of ``geoms``.
+
+    The envelope meets the box (closed), and either lies inside it or the geometry itself
+    intersects the box (GEOS, as OGR does); empty geometries are left out.
+    """
     env = shapely.bounds(geoms)
     with np.errstate(invalid="ignore"):
         meets = (env[:, 2] >= minx) & (env[:, 0] <= maxx) & (env[:, 3] >= miny)
@@ -306,44 +421,58 @@ def read_gpkg_bbox(
         box = shapely.box(minx, miny, maxx, maxy)
         shapely.prepare(box)
         keep[check] = shapely.intersects(box, geoms[check])
-    data: dict[str, np.ndarray] = {}
-    for (name, dtype), vals in zip(pick, values[1:], strict=True):
-        col = _column(np.array(vals, dtype=object)[keep], dtype)
-        if col is None:
-            return None
-        data[name] = col
-    df = pd.DataFrame(data, columns=fields)
-    return gpd.GeoDataFrame(df, geometry=geoms[keep], crs=info.crs)
+    return keep
+
+
+def _lineage(code: str) -> list[str]:
+    """Return the proper prefixes of ``code`` (``""`` too): the values ``code.startswith`` takes."""
+    return [code[:k] for k in range(len(code))]
 
 
 def _own_by_index(
-    con: sqlite3.Connection, info: _LayerInfo, prefix: tuple[str, str], cols: str
+    con: sqlite3.Connection,
+    info: _LayerInfo,
+    prefix: tuple[str, str],
+    lineage: list[str],
+    cols: str,
 ) -> list[tuple] | None:
     """Return the rows whose ``prefix`` field starts with the code, through the field's index.
 
     A part's own rows (its people by ``adcode``) are a range of an indexed text field: read so,
     the neighbours' rows in the part's box are never touched, nor the R-tree (the box filter
-    is applied to these rows as to the R-tree's). None when the field has no index, or holds a
-    number or a blob anywhere (the R-tree read then decides, as before): numbers sort before
-    all text and blobs after it, so two index probes find them. None too when the range holds
-    ``_GDAL_ROWS`` rows or more (a city's people: GDAL reads them faster per row).
+    is applied to these rows as to the R-tree's). ``lineage``: exact values read too (a part's
+    ancestors). None when the field has no index, or holds a number or a blob anywhere (the
+    R-tree read then decides, as before): numbers sort before all text and blobs after it, so
+    two index probes find them (once per layer version). None too when the rows are
+    ``_GDAL_ROWS`` or more (a city's people: GDAL reads them faster per row).
     """
     fld = prefix[0]
     bounds = _prefix_bounds(prefix[1])
     if fld not in info.indexed or bounds is None:
         return None
     q, t = _quote(fld), _quote(info.table)
-    for odd in (f"{q} < ''", f"{q} >= CAST(x'' AS BLOB)"):
-        if con.execute(f"SELECT 1 FROM {t} WHERE {odd} LIMIT 1").fetchone() is not None:
-            return None
-    many = f"SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {q} >= ? AND {q} < ? LIMIT {_GDAL_ROWS})"
-    if con.execute(many, bounds).fetchone()[0] >= _GDAL_ROWS:
+    clean = info.text_only.get(fld)
+    if clean is None:
+        clean = not any(
+            con.execute(f"SELECT 1 FROM {t} WHERE {odd} LIMIT 1").fetchone() is not None
+            for odd in (f"{q} < ''", f"{q} >= CAST(x'' AS BLOB)")
+        )
+        info.text_only[fld] = clean
+    if not clean:
         return None
+    where = f"{q} >= ? AND {q} < ?"
+    if lineage:
+        where = f"({where} OR {q} IN ({', '.join('?' * len(lineage))}))"
+    args = (*bounds, *lineage)
+    many = f"SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {where} LIMIT {_GDAL_ROWS})"
+    if con.execute(many, args).fetchone()[0] >= _GDAL_ROWS:
+        return None
+    # A row without geometry is in no box (GDAL's spatial filter leaves it out).
     sql = (
         f"SELECT {_quote(info.geom)}{', ' + cols if cols else ''} FROM {t} "
-        f"WHERE {q} >= ? AND {q} < ? ORDER BY {_quote(info.fid)}"
+        f"WHERE {where} AND {_quote(info.geom)} IS NOT NULL ORDER BY {_quote(info.fid)}"
     )
-    return con.execute(sql, bounds).fetchall()
+    return con.execute(sql, args).fetchall()
 
 
 def _read_with_gdal(
@@ -351,15 +480,17 @@ def _read_with_gdal(
     layer: str,
     bbox: tuple[float, float, float, float],
     prefix: tuple[str, str] | None,
+    lineage: list[str],
     columns: list[str] | None = None,
 ) -> gpd.GeoDataFrame | None:
     """Read a large box through GDAL: the same rows (``prefix`` in the same SQL), by fid."""
     where = None
     if prefix is not None:
         fld, code = _quote(prefix[0]), prefix[1].replace("'", "''")
+        up = ", ".join("'" + v.replace("'", "''") + "'" for v in lineage)
         where = (
             f"{fld} IS NOT NULL AND (typeof({fld}) != 'text' OR "
-            f"substr({fld}, 1, {len(prefix[1])}) = '{code}')"
+            f"substr({fld}, 1, {len(prefix[1])}) = '{code}'{f' OR {fld} IN ({up})' if up else ''})"
         )
     if columns is not None and prefix is not None and prefix[0] not in columns:
         columns = [*columns, prefix[0]]
@@ -369,6 +500,7 @@ def _read_with_gdal(
     gdf = gdf.sort_index(kind="stable").reset_index(drop=True)
     if prefix is not None:
         values = gdf[prefix[0]].to_numpy(dtype=object)
-        if not all(isinstance(v, str) and v.startswith(prefix[1]) for v in values):
+        code, up = prefix[1], set(lineage)
+        if not all(isinstance(v, str) and (v.startswith(code) or v in up) for v in values):
             return None  # a number in a text column: the caller compares GDAL's text of it
     return gdf

@@ -25,6 +25,7 @@ import shapely
 from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs, measure_crs_for
 from geo_mz.core.workspace import Workspace
 from geo_mz.core.workspace_postgis import PostgisWorkspace
+from geo_mz.core.workspace_read import read_layer, related_to, roll_back_killed_edit
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 
@@ -262,15 +263,22 @@ def read_own(
 
 
 def units_of_part(ws: Any, part: _Part) -> gpd.GeoDataFrame:
-    """Read the part's own units and their ancestors (for names), in stored order.
+    """Read the part's own units and their ancestors (for names), in stored order, new index.
 
-    Read by the part's bounding box: a part must not read the whole nation's units.
+    The units in the part's bounding box (a part must not read the whole nation's units)
+    whose ``adcode`` starts with the part's code or is a prefix of it. A GeoPackage reads
+    them through its ``adcode`` index (the part's range and its ancestors' exact codes), not
+    every unit of the box (the neighbours' villages too); the rows are the same.
     """
-    units = ws.read("admin_units", bbox=tuple(shapely.bounds(part.geometry)))
-    c = part.code
-    codes = units["adcode"].astype(str).to_numpy(dtype=object)
-    keep = [isinstance(u, str) and (u.startswith(c) or c.startswith(u)) for u in codes]
-    return units[np.array(keep, dtype=bool)]
+    bbox = tuple(shapely.bounds(part.geometry))
+    if isinstance(ws, Workspace):
+        roll_back_killed_edit(ws.path)  # as Workspace.read does
+        return read_layer(
+            ws.path, "admin_units", ws.layers(), bbox=bbox, prefix=("adcode", part.code),
+            ancestors=True,
+        )  # fmt: skip
+    units = ws.read("admin_units", bbox=bbox)
+    return units[related_to(units, "adcode", part.code)].reset_index(drop=True)
 
 
 def part_unit_tables(
