@@ -19,7 +19,13 @@ import shapely
 from geo_mz.core._postgis_db import clean_error, psycopg_module, redact_url, sql_module
 from geo_mz.core.catalog import LayerSpec, get_spec
 from geo_mz.core.errors import WorkspaceError
-from geo_mz.core.workspace import GPKG_GEOMETRY, LAYER_COLUMNS, LAYERS_TABLE, META_TABLE
+from geo_mz.core.workspace import (
+    GPKG_GEOMETRY,
+    LAYER_COLUMNS,
+    LAYERS_TABLE,
+    META_TABLE,
+    PART_CODE_FIELD,
+)
 
 PG_TYPES = {
     "string": "text",
@@ -250,6 +256,16 @@ class LayerTarget:
                 copy.set_types(["int8", *(COPY_TYPES[ty] for ty in types), "bytea"])
                 for i, row in enumerate(zip(*values, wkb, strict=True)):
                     copy.write_row((i, *row))
+            if dict(zip(columns, types, strict=True)).get(PART_CODE_FIELD) == "text":
+                # A part's own rows are one range of it (``read(prefix=...)``), in byte order
+                # whatever the database's collation: built after the rows, in one pass.
+                self.conn.execute(
+                    sql.SQL('CREATE INDEX {} ON {} ({} COLLATE "C")').format(
+                        sql.Identifier(f"{kind}_{PART_CODE_FIELD}"),
+                        t,
+                        sql.Identifier(PART_CODE_FIELD),
+                    )
+                )
             self.conn.execute(sql.SQL("ANALYZE {}").format(t))
         except psycopg_module().Error as exc:
             raise WorkspaceError(

@@ -36,9 +36,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
-import shapely
 
 from geo_mz.core._postgis_db import (
     POOL_SIZE,
@@ -52,12 +50,12 @@ from geo_mz.core._postgis_db import (
     split_workspace_url,
     sql_module,
 )
+from geo_mz.core._postgis_read import frame_from_rows, layer_query
 from geo_mz.core._postgis_tables import (
     LOCK_CLASS,
     PG_TYPES,
     LayerTarget,
     init_schema,
-    read_values,
     storage_srid,
     table_columns,
 )
@@ -397,23 +395,29 @@ class PostgisWorkspace:
         names: list[str],
         bbox: tuple[float, float, float, float] | None = None,
         prefix: tuple[str, str] | None = None,
+        columns: list[str] | None = None,
     ) -> gpd.GeoDataFrame:
         sql = sql_module()
         if kind not in names:
             raise no_layer_error(self.path, kind, names)
         spec = get_spec(kind)
-        columns = [
+        stored = [
             (n, t)
             for n, t in self._snapshot_memo(
                 conn, ("columns", kind), lambda: table_columns(conn, self.schema, kind)
             )
             if n not in ("fid", "geom")
         ]
-        if prefix is not None and prefix[0] not in [n for n, _ in columns]:
+        types = dict(stored)
+        if prefix is not None and prefix[0] not in types:
             raise WorkspaceError(
-                f"没有字段 '{prefix[0]}' / no field '{prefix[0]}' (columns "
-                f"{[n for n, _ in columns]})"
+                f"没有字段 '{prefix[0]}' / no field '{prefix[0]}' (columns {list(types)})"
             )
+        if columns is not None:
+            # As the GeoPackage's read: these fields (those stored) and the prefix field, in
+            # the table's order.
+            wanted = set(columns) | ({prefix[0]} if prefix is not None else set())
+            stored = [(n, t) for n, t in stored if n in wanted]
         storage_crs = self._snapshot_memo(
             conn,
             "storage_crs",
@@ -425,35 +429,20 @@ class PostgisWorkspace:
                 ).fetchone()[0]
             ),
         )
-        select = [sql.Identifier(n) for n, _ in columns] + [sql.SQL("ST_AsBinary(geom)")]
-        query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(select), self._table(kind))
-        params: tuple[Any, ...] = ()
-        if bbox is not None:
-            minx, miny, maxx, maxy = (float(b) for b in bbox)
-            env = sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, {})").format(
-                sql.Literal(storage_srid(storage_crs))
-            )
-            # pyogrio's bbox on a GeoPackage: candidates from the R-tree, then GEOS intersects
-            query += sql.SQL(" WHERE geom && {e} AND ST_Intersects(geom, {e})").format(e=env)
-            params = (minx, miny, maxx, maxy) * 2
-        if prefix is not None:
-            # A part's own rows, left out in the database: its text starts with the code
-            # (nulls are no one's), as the GeoPackage's read(prefix=...) keeps them.
-            query += sql.SQL(" AND " if bbox is not None else " WHERE ")
-            query += sql.SQL("starts_with({}::text, %s)").format(sql.Identifier(prefix[0]))
-            params += (str(prefix[1]),)
-        query += sql.SQL(" ORDER BY fid")
+        query, params = layer_query(
+            self.schema,
+            kind,
+            stored,
+            srid=storage_srid(storage_crs),
+            bbox=bbox,
+            prefix=None if prefix is None else (prefix[0], types[prefix[0]], str(prefix[1])),
+        )
         with conn.cursor(binary=True) as cur:
-            cur.execute(query, params)
+            # Planned for each box and code (a county's or a city's rows), never a generic
+            # plan that knows neither (psycopg prepares a query run five times).
+            cur.execute(query, params, prepare=False)
             rows = cur.fetchall()
-        data = {
-            n: read_values([r[i] for r in rows], t, n in spec.field_names)
-            for i, (n, t) in enumerate(columns)
-        }
-        wkb = [None if r[-1] is None else bytes(r[-1]) for r in rows]
-        geoms = shapely.from_wkb(wkb) if rows else np.array([], dtype=object)
-        gdf = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms), crs=storage_crs)
-        return conform_types(gdf, spec)
+        return conform_types(frame_from_rows(rows, stored, spec, storage_crs, bbox), spec)
 
     def read(
         self,
@@ -461,6 +450,7 @@ class PostgisWorkspace:
         *,
         bbox: tuple[float, float, float, float] | None = None,
         prefix: tuple[str, str] | None = None,
+        columns: list[str] | None = None,
     ) -> gpd.GeoDataFrame:
         """Read one layer, typed as its spec says (as :meth:`Workspace.read`).
 
@@ -475,10 +465,15 @@ class PostgisWorkspace:
         prefix
             Optional ``(field, code)``: only the rows whose ``field`` (as text) starts with
             ``code``, left out in the database (a part's own people of a box that holds its
-            neighbours' too); as the GeoPackage's ``read(prefix=...)``.
+            neighbours' too; one range of the ``adcode`` index); as the GeoPackage's
+            ``read(prefix=...)``.
+        columns
+            Optional: read only these fields (those the layer has, and the ``prefix`` field)
+            besides the geometry, in the layer's order; as the GeoPackage's
+            ``read(columns=...)``.
         """
         with self._reading() as conn:
-            return self._read(conn, kind, self._layer_names(conn), bbox, prefix)
+            return self._read(conn, kind, self._layer_names(conn), bbox, prefix, columns)
 
     def read_all(self) -> dict[str, gpd.GeoDataFrame]:
         """All stored layers by name, read from one snapshot."""
