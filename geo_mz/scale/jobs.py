@@ -59,7 +59,8 @@ def _without_part_column(fn: PartFunction) -> PartFunction:
 def _store_ready(job: Any) -> Any:
     if all(hasattr(job, a) for a in ("first", "reduce", "second")):
         return TwoPassJob(_without_part_column(job.first), job.reduce,
-                          _without_part_column(job.second))  # fmt: skip
+                          _without_part_column(job.second),
+                          tuple(getattr(job, "part_rows", ())))  # fmt: skip
     return _without_part_column(job)
 
 
@@ -115,6 +116,12 @@ def job_function(job: str) -> PartFunction:
     return {"1": fn.first, "2": fn.second}[step]
 
 
+def first_pass_rows(job: str) -> tuple[str, ...]:
+    """Return the frames a two-pass job's first pass keeps for its second (``part_rows``)."""
+    name = job.split(":")[0]
+    return tuple(getattr(JOBS[name], "part_rows", ())) if two_pass(name) else ()
+
+
 def reduce_first_pass(job: str, frames_by_layer: Mapping[str, pd.DataFrame]) -> Any:
     """Fold every part's first-pass rows of a two-pass job into what its second pass needs."""
     return JOBS[job.split(":")[0]].reduce(dict(frames_by_layer))
@@ -125,6 +132,7 @@ __all__ = [
     "JOBS",
     "SCENARIO_JOB",
     "PartFunction",
+    "first_pass_rows",
     "job_function",
     "pass_names",
     "reduce_first_pass",

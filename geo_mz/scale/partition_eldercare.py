@@ -244,7 +244,7 @@ def capacity_second(
     return {"times": out, "units": units, "centres": c_out}, log | {"centres_owned": int(own.sum())}
 
 
-CAPACITY = TwoPassJob(capacity_first, capacity_reduce, capacity_second)
+CAPACITY = TwoPassJob(capacity_first, capacity_reduce, capacity_second, ("times",))
 """Capacity-adjusted coverage in two passes."""
 
 
@@ -472,7 +472,7 @@ def centre_snaps(
     return rows.sort_values("_pos").reset_index(drop=True), log
 
 
-E2SFCA = TwoPassJob(e2sfca_first, e2sfca_reduce, e2sfca_second)
+E2SFCA = TwoPassJob(e2sfca_first, e2sfca_reduce, e2sfca_second, ("points", "pairs"))
 """E2SFCA in two passes."""
 
 

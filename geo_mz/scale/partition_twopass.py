@@ -37,11 +37,16 @@ class TwoPassJob:
         ``second(ws, part, *, shared, first=None, **options) -> (frames, log)``: the part's
         results; ``first`` (the part's own first-pass frames, when the runner kept them)
         saves computing the part's times again.
+    part_rows
+        The frames ``first`` adds with ``keep_part_rows=True`` (the part's own rows for its
+        second pass, not for the reduce): a Dask run keeps them on the worker that ran the
+        part (``geo_mz.scale.part_memo``) and does not store them.
     """
 
     first: Callable[..., tuple[Frames, dict[str, Any]]]
     reduce: Callable[[Frames], Any]
     second: Callable[..., tuple[Frames, dict[str, Any]]]
+    part_rows: tuple[str, ...] = ()
 
 
 def concat_frames(frames: Sequence[Frames]) -> Frames:

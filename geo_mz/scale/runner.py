@@ -42,8 +42,20 @@ from geo_mz.core.errors import GeoMzError
 from geo_mz.core.layer_digest import DIGEST_VERSION, layer_digests
 from geo_mz.core.memory import peak_rss_mib, reset_peak_rss
 from geo_mz.core.projection import STORAGE_CRS
-from geo_mz.scale.jobs import JOBS, job_function, pass_names, reduce_first_pass, two_pass
+from geo_mz.scale.jobs import (
+    JOBS,
+    job_function,
+    pass_names,
+    reduce_first_pass,
+    two_pass,
+)
 from geo_mz.scale.part_inputs import run_layer_digests
+from geo_mz.scale.part_memo import (
+    dask_worker_address,
+    keep_part_rows,
+    memo_options,
+    worker_preference,
+)
 from geo_mz.scale.partition import Part
 from geo_mz.scale.partition_twopass import share_of
 from geo_mz.scale.store import RunStore, open_run_store
@@ -366,12 +378,16 @@ def run_part(
     part: Part,
     options: Mapping[str, Any],
     digests: Mapping[str, str] | None = None,
+    first_of: str | None = None,
 ) -> dict[str, Any]:
     """Compute one part (on a worker); never raises: a failure comes back as a record.
 
     With ``store`` given the results are saved there by this call; otherwise they come back
     in ``frames`` for the caller to save. ``digests``: the run's layer digests (the worker
-    keeps the layers every part reads under them, ``run_layer_digests``).
+    keeps the layers every part reads under them, ``run_layer_digests``). A two-pass job's
+    first pass keeps the part's own rows in this process (``geo_mz.scale.part_memo``);
+    its second pass, given the first pass's key as ``first_of``, takes them when this process
+    has them and computes them again when not.
     """
     from geo_mz.core.workspaces import open_workspace
 
@@ -380,10 +396,17 @@ def run_part(
     try:
         ws = open_workspace(workspace)
         reset_peak_rss()
+        extra, kept_rows = memo_options(job, part.code, first_of)
         with run_layer_digests(digests):
-            frames, log = job_function(job)(ws, part, **options)
+            frames, log = job_function(job)(ws, part, **options, **extra)
+        if kept_rows:  # the part's own rows stay here for its second pass, not in the store
+            log = log | {"rows_kept": keep_part_rows(key, part.code, frames)}
+            frames = {k: v for k, v in frames.items() if k not in kept_rows}
+        if "first" in extra:
+            log = log | {"first_pass_reused": True}
         info = {"job": job, "name": part.name, "seconds": time.perf_counter() - t0,
-                "worker": worker, "peak_rss_mib": round(peak_rss_mib(), 1), **log}  # fmt: skip
+                "worker": worker, "peak_rss_mib": round(peak_rss_mib(), 1),
+                "dask_worker": dask_worker_address(), **log}  # fmt: skip
         if store is not None:
             open_run_store(store).save(key, part.code, frames, info)
             return {"part": part.code, "ok": True, "info": info}
@@ -559,7 +582,7 @@ def run_partitioned(
                 shared = reduce_first_pass(job, {n: rs.gather(key1, n) for n in layers})
                 table = run.tasks(second, key, {**task_opts, "shared": shared},
                                   _meta(second, level, ws_ref, opts, digests, len(parts),
-                                        key_seconds))  # fmt: skip
+                                        key_seconds), first_of=key1)  # fmt: skip
     return RunResult(job, key, rs.ref, table, time.perf_counter() - t0, run.n_workers)
 
 
@@ -609,9 +632,16 @@ class _Run:
         self.digests = dict(digests) if digests is not None else None
         self.say = progress or (lambda *_a: None)
         self.n_workers = 0
+        self.placed: dict[str, str] = {}
+        """Part code -> the Dask worker that computed it last (its second pass goes there)."""
 
     def tasks(
-        self, job: str, key: str, task_opts: Mapping[str, Any], meta: Mapping[str, Any]
+        self,
+        job: str,
+        key: str,
+        task_opts: Mapping[str, Any],
+        meta: Mapping[str, Any],
+        first_of: str | None = None,
     ) -> pd.DataFrame:
         rs, parts = self.rs, self.parts
         rs.begin(key, meta)
@@ -632,6 +662,8 @@ class _Run:
 
         def finish(res: Mapping[str, Any], n_done: int) -> None:
             info = dict(res.get("info", {}))
+            if info.get("dask_worker"):
+                self.placed[res["part"]] = str(info["dask_worker"])
             if res["ok"]:
                 if "frames" in res:
                     rs.save(key, res["part"], res["frames"], info)
@@ -648,7 +680,7 @@ class _Run:
         if self.client is None:
             for i, p in enumerate(todo, start=1):
                 finish(run_part(job, self.ws_ref, None, key, p, _part_opts(task_opts, p.code),
-                                self.digests), i)  # fmt: skip
+                                self.digests, first_of), i)  # fmt: skip
         elif todo:
             from dask.distributed import as_completed
 
@@ -657,8 +689,9 @@ class _Run:
             self.n_workers = len(client.scheduler_info().get("workers", {}))
             futures = {
                 client.submit(run_part, job, self.ws_ref, on_workers, key, p,
-                              _part_opts(task_opts, p.code), self.digests,
-                              key=f"{key}-{p.code}", pure=False, retries=1): p
+                              _part_opts(task_opts, p.code), self.digests, first_of,
+                              key=f"{key}-{p.code}", pure=False, retries=1,
+                              **worker_preference(self.placed, p.code, first_of)): p
                 for p in todo
             }  # fmt: skip
             for i, fut in enumerate(as_completed(futures), start=1):

@@ -1,0 +1,158 @@
+"""A worker's memory of its parts' first-pass rows, for their second pass.
+
+A two-pass job's second pass needs the part's own first-pass rows (E2SFCA: the people and
+their centre pairs; capacity: the walking times). Computed in one process the passes hand them
+on (:func:`geo_mz.scale.run_two_pass_in_process`); on Dask each pass was a new task that read
+the part's inputs and computed them again. Here the worker that ran a part's first pass keeps
+those rows in its memory, and the runner sends the part's second pass to that worker (a
+preference, not a rule: another worker may take it, and then computes them as before). The
+rows are the very frames the first pass made, so the second pass's answer is the same either
+way.
+
+The memory is bounded per process (``GEO_MZ_PART_MEMO_MIB``, default 256 MiB; 0 turns it off):
+past it the oldest parts are forgotten, and their second pass computes again. A part's rows
+are forgotten once its second pass has taken them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from geo_mz.scale.jobs import first_pass_rows
+
+__all__ = [
+    "MEMO_ENV",
+    "dask_worker_address",
+    "forget_all",
+    "keep_part_rows",
+    "memo_budget_mib",
+    "memo_options",
+    "take_part_rows",
+    "worker_preference",
+]
+
+MEMO_ENV = "GEO_MZ_PART_MEMO_MIB"
+"""Environment variable: MiB of first-pass rows a process keeps (default 256; 0: none)."""
+_DEFAULT_MIB = 256.0
+_GEOMETRY_BYTES = 100
+"""Bytes counted per geometry besides its pointer (a GEOS point is about this much)."""
+
+_LOCK = threading.Lock()
+_MEMO: OrderedDict[tuple[str, str], tuple[dict[str, pd.DataFrame], int]] = OrderedDict()
+
+
+def memo_budget_mib() -> float:
+    """Return the MiB of first-pass rows this process may keep (``GEO_MZ_PART_MEMO_MIB``)."""
+    raw = os.environ.get(MEMO_ENV, "").strip()
+    if not raw:
+        return _DEFAULT_MIB
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(
+            f"环境变量 {MEMO_ENV}={raw!r} 不是数字（MiB）/ {MEMO_ENV}={raw!r} is not a number "
+            f"of MiB"
+        ) from exc
+    return max(value, 0.0)
+
+
+def _size_bytes(frames: Mapping[str, pd.DataFrame]) -> int:
+    """Approximate bytes of the frames: their arrays, and a flat size per geometry."""
+    total = 0
+    for df in frames.values():
+        total += int(df.memory_usage(index=True, deep=False).sum())
+        geo = getattr(df, "geometry", None) if hasattr(df, "_geometry_column_name") else None
+        if geo is not None:
+            total += _GEOMETRY_BYTES * len(df)
+    return total
+
+
+def keep_part_rows(key: str, code: str, frames: Mapping[str, pd.DataFrame]) -> bool:
+    """Keep a part's first-pass frames under (run key, part code); False when over budget.
+
+    The frames are kept as given (not copied): the caller must not change them afterwards.
+    """
+    budget = memo_budget_mib() * 2**20
+    size = _size_bytes(frames)
+    if size > budget:
+        return False
+    with _LOCK:
+        _MEMO.pop((key, code), None)
+        _MEMO[(key, code)] = (dict(frames), size)
+        used = sum(s for _, s in _MEMO.values())
+        while used > budget and _MEMO:
+            _, (_, s) = _MEMO.popitem(last=False)  # the oldest part first
+            used -= s
+        return (key, code) in _MEMO
+
+
+def take_part_rows(key: str, code: str) -> dict[str, pd.DataFrame] | None:
+    """Return and forget a part's kept first-pass frames; None when this process has none."""
+    with _LOCK:
+        hit = _MEMO.pop((key, code), None)
+    return None if hit is None else hit[0]
+
+
+def forget_all() -> None:
+    """Forget every kept part (tests; a worker forgets by budget and by taking)."""
+    with _LOCK:
+        _MEMO.clear()
+
+
+def memo_options(
+    job: str, code: str, first_of: str | None
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Return the part-function options that keep (pass 1) or hand on (pass 2) a part's rows.
+
+    Parameters
+    ----------
+    job
+        The pass run (``<job>:1``, ``<job>:2``) or a one-pass job.
+    code
+        The part's code.
+    first_of
+        The first pass's run key, for a second pass (None otherwise).
+
+    Returns
+    -------
+    tuple
+        Extra options (``keep_part_rows=True``, or ``first=`` the kept frames) and the names
+        of the frames a first pass keeps here rather than in the store.
+    """
+    step = job.partition(":")[2]
+    rows = first_pass_rows(job) if step == "1" else ()
+    if rows and memo_budget_mib() > 0:
+        return {"keep_part_rows": True}, rows
+    if step == "2" and first_of is not None:
+        got = take_part_rows(first_of, code)
+        if got is not None:
+            return {"first": got}, ()
+    return {}, ()
+
+
+def dask_worker_address() -> str | None:
+    """Return the address of the Dask worker running this task (None outside a worker)."""
+    try:
+        from distributed import get_worker
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    try:
+        return str(get_worker().address)
+    except ValueError:  # not in a worker task
+        return None
+
+
+def worker_preference(placed: Mapping[str, str], code: str, first_of: str | None) -> dict:
+    """Return submit options sending a second pass to the worker of the part's first pass.
+
+    A preference (``allow_other_workers``): another worker may take the part, and then
+    computes its rows again.
+    """
+    addr = placed.get(code) if first_of is not None else None
+    return {"workers": [addr], "allow_other_workers": True} if addr else {}
