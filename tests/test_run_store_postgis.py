@@ -50,11 +50,15 @@ def test_every_kind_gathers_as_from_the_geopackage_store(tmp_path, pg_url):
             s.save("k", "2", {"x": frame.iloc[::-1], "e": frame.iloc[:2]}, {"job": "j"})
             s.save("k", "1", {"x": frame.iloc[1:], "e": frame.iloc[:0]}, {"job": "j"})  # rerun
         for layer in ("x", "e"):
-            got, want = pg.gather("k", layer), gp.gather("k", layer)
-            if "geometry" in want:
-                _assert_same(got, want)
-            else:
-                pd.testing.assert_frame_equal(got, want)
+            for part in (None, "1", "2"):  # the gather, and each part's rows alone
+                if part is None:
+                    got, want = pg.gather("k", layer), gp.gather("k", layer)
+                else:
+                    got, want = pg.part_rows("k", part, layer), gp.part_rows("k", part, layer)
+                if "geometry" in want:
+                    _assert_same(got, want)
+                else:
+                    pd.testing.assert_frame_equal(got, want)
         assert pg.gather("k", "x")["part"].tolist()[: len(frame) - 1] == ["1"] * (len(frame) - 1)
     got = open_run_store(f"{pg_url}#bin_kinds").gather("k", "x")
     np.testing.assert_array_equal(got["big"].to_numpy()[-5:], binary["big"].to_numpy()[::-1])

@@ -51,6 +51,7 @@ from geo_mz.core._postgis_db import (
     sql_module,
 )
 from geo_mz.core._postgis_read import frame_from_rows, layer_query
+from geo_mz.core._postgis_read import geometries as wkb_geometries
 from geo_mz.core._postgis_tables import (
     LOCK_CLASS,
     PG_TYPES,
@@ -540,4 +541,5 @@ __all__ = [
     "pooled_connection",
     "redact_url",
     "split_workspace_url",
+    "wkb_geometries",
 ]

@@ -413,26 +413,32 @@ class PostgisRunStore:
             ).fetchall()
         return pd.DataFrame(rows, columns=["run_key", "job", "meta", "started_at"])
 
+    def _job(self, conn: Any, run_key: str) -> str:
+        row = conn.execute(
+            self._sql("SELECT job FROM {} WHERE run_key = %s").format(self._id(self.schema, RUNS)),
+            (run_key,),
+        ).fetchone()
+        if row is None:
+            raise RunStoreError(f"{self.ref}: no run {run_key!r}")
+        return str(row[0])
+
     def gather(self, run_key: str, layer: str) -> gpd.GeoDataFrame:
-        """All done parts' rows of one layer, by part then row order."""
+        """All done parts' rows of one layer, by part then row order.
+
+        Three queries besides the parts' status: the run's job, the table's columns (none: no
+        table) and the rows; the rows are typed column by column (:func:`_rows_frame`).
+        """
+        from psycopg import sql
+
         st = self.status(run_key)
         schema = layer_schemas(st).get(layer, {})
-        runs = self.runs()
-        job = runs.loc[runs["run_key"] == run_key, "job"]
-        if job.empty:
-            raise RunStoreError(f"{self.ref}: no run {run_key!r}")
-        table = f"{job.iat[0]}_{layer}"
         cols = ["part", *schema]
         with self._connect() as conn:
-            exists = conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.{table}",)).fetchone()
-            if not exists or exists[0] is None:
-                return finish_gather(
-                    pd.DataFrame({c: pd.Series([], dtype=object) for c in cols}), [], schema
-                )
-            from psycopg import sql
-
+            table = f"{self._job(conn, run_key)}_{layer}"
+            have = self._column_types(conn, [table]).get(table)
+            if have is None:
+                return _rows_frame([], cols, schema, {})
             # A column only parts without rows named was never added: it reads as missing.
-            have = set(self._column_types(conn, [table]).get(table, {}))
             stmt = sql.SQL(
                 "SELECT {}, ST_AsBinary(t.geom) FROM {} t JOIN {} p "
                 "ON p.run_key = t.run_key AND p.part = t.part AND p.status = 'done' "
@@ -445,9 +451,7 @@ class PostgisRunStore:
                 self._id(self.schema, PARTS),
             )
             rows = conn.cursor(binary=True).execute(stmt, (run_key,)).fetchall()
-        df = pd.DataFrame([r[:-1] for r in rows], columns=cols)
-        geoms = shapely.from_wkb([None if r[-1] is None else bytes(r[-1]) for r in rows])
-        return finish_gather(df, geoms, schema)
+        return _rows_frame(rows, cols, schema, have)
 
     def part_rows(self, run_key: str, part: str, layer: str) -> gpd.GeoDataFrame | None:
         """One done part's rows of a layer, as :meth:`gather` gives them; None if not done."""
@@ -468,8 +472,8 @@ class PostgisRunStore:
                 return None
             table, cols = f"{mark[2]}_{layer}", ["part", *schema]
             rows: list = []
-            if conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.{table}",)).fetchone()[0]:
-                have = set(self._column_types(conn, [table]).get(table, {}))
+            have = self._column_types(conn, [table]).get(table)  # None: no table
+            if have is not None:
                 stmt = sql.SQL(
                     "SELECT {}, ST_AsBinary(geom) FROM {} WHERE run_key = %s AND part = %s "
                     "ORDER BY seq"
@@ -480,9 +484,36 @@ class PostgisRunStore:
                     self._id(self.schema, table),
                 )
                 rows = conn.cursor(binary=True).execute(stmt, (run_key, part)).fetchall()
-        df = pd.DataFrame([r[:-1] for r in rows], columns=cols)
-        geoms = shapely.from_wkb([None if r[-1] is None else bytes(r[-1]) for r in rows])
-        return finish_gather(df, geoms, schema)
+        return _rows_frame(rows, cols, schema, have or {})
+
+
+def _rows_frame(
+    rows: list[tuple],
+    cols: list[str],
+    schema: Mapping[str, str],
+    have: Mapping[str, str],
+) -> gpd.GeoDataFrame:
+    """Rows read from a layer table (``cols``, then WKB) as :func:`finish_gather` takes them.
+
+    Column by column, not row by row: a ``float8`` column as ``float64`` (NULL as NaN), an
+    ``int8`` or ``bool`` column without NULL as ``int64`` or ``bool``, the rest as objects;
+    the values and types a frame built row by row has (``finish_gather`` types them by
+    ``schema`` either way). Points are decoded from their WKB by numpy.
+    """
+    from geo_mz.core.workspace_postgis import wkb_geometries
+
+    values = list(zip(*rows, strict=True)) if rows else [()] * (len(cols) + 1)
+    data: dict[str, Any] = {}
+    for c, v in zip(cols, values[:-1], strict=True):
+        typ = have.get(c)
+        if typ == "float8" and v:
+            data[c] = np.array(v, dtype=np.float64)
+        elif typ in ("int8", "bool") and v and not any(x is None for x in v):
+            data[c] = np.array(v, dtype=np.int64 if typ == "int8" else bool)
+        else:
+            data[c] = np.array(v, dtype=object)
+    df = pd.DataFrame(data, columns=cols, index=pd.RangeIndex(len(rows)))
+    return finish_gather(df, wkb_geometries(values[-1]), schema)
 
 
 _OWN_COLUMNS = {"run_key", "part", "seq", "geom"}
