@@ -8,11 +8,13 @@ and on a two-worker LocalCluster.
 
 from __future__ import annotations
 
+import gc
 import json
 
 import geopandas as gpd
 import pandas as pd
 import pytest
+import shapely
 
 from geo_mz.scale import part_memo
 from geo_mz.scale import partition_eldercare as pe
@@ -48,6 +50,26 @@ def test_keep_take_and_the_budget(monkeypatch):
     monkeypatch.setenv(part_memo.MEMO_ENV, "lots")
     with pytest.raises(ValueError, match="GEO_MZ_PART_MEMO_MIB"):
         part_memo.memo_budget_mib()
+
+
+def test_geometries_are_kept_as_wkb_and_come_back_exactly():
+    pts = gpd.GeoDataFrame(
+        {"id": ["a", "b", "c"], "w": [1.0, 2.0, float("nan")]},
+        geometry=[
+            shapely.Point(113.123456789012, 22.5),
+            shapely.LineString([(0, 0, 1), (1e6 / 3, 2, 3)]),
+            None,
+        ],
+        crs="EPSG:4490",
+        index=[7, 3, 5],
+    )[["w", "geometry", "id"]]
+    part_memo.keep_part_rows("k", "01", {"points": pts})
+    ((_, (packed, _)),) = part_memo._MEMO.items()
+    assert not any(gc.is_tracked(v) for v in packed["points"].wkb)  # no shapely objects kept
+    got = part_memo.take_part_rows("k", "01")["points"]
+    assert isinstance(got, gpd.GeoDataFrame) and got.crs == pts.crs
+    pd.testing.assert_frame_equal(pd.DataFrame(got), pd.DataFrame(pts), check_exact=True)
+    assert shapely.equals_identical(got.geometry.values, pts.geometry.values).sum() == 2
 
 
 def test_memo_options_by_pass(monkeypatch):

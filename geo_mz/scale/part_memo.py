@@ -9,6 +9,10 @@ preference, not a rule: another worker may take it, and then computes them as be
 rows are the very frames the first pass made, so the second pass's answer is the same either
 way.
 
+Geometries are kept as WKB (exact: the same coordinates come back), not as shapely objects:
+Python's cyclic collector walks every live shapely geometry at each full collection, and a
+worker holding a province's people as geometries would slow every part it computes.
+
 The memory is bounded per process (``GEO_MZ_PART_MEMO_MIB``, default 256 MiB; 0 turns it off):
 past it the oldest parts are forgotten, and their second pass computes again. A part's rows
 are forgotten once its second pass has taken them.
@@ -20,9 +24,13 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 
 from geo_mz.scale.jobs import first_pass_rows
 
@@ -40,11 +48,9 @@ __all__ = [
 MEMO_ENV = "GEO_MZ_PART_MEMO_MIB"
 """Environment variable: MiB of first-pass rows a process keeps (default 256; 0: none)."""
 _DEFAULT_MIB = 256.0
-_GEOMETRY_BYTES = 100
-"""Bytes counted per geometry besides its pointer (a GEOS point is about this much)."""
 
 _LOCK = threading.Lock()
-_MEMO: OrderedDict[tuple[str, str], tuple[dict[str, pd.DataFrame], int]] = OrderedDict()
+_MEMO: OrderedDict[tuple[str, str], tuple[dict[str, Any], int]] = OrderedDict()
 
 
 def memo_budget_mib() -> float:
@@ -62,29 +68,58 @@ def memo_budget_mib() -> float:
     return max(value, 0.0)
 
 
-def _size_bytes(frames: Mapping[str, pd.DataFrame]) -> int:
-    """Approximate bytes of the frames: their arrays, and a flat size per geometry."""
+@dataclass(frozen=True)
+class _Packed:
+    """A GeoDataFrame kept without shapely objects: its other columns and its geometry WKB."""
+
+    frame: pd.DataFrame
+    geometry: str
+    wkb: np.ndarray
+    crs: Any
+    columns: list[str]
+
+
+def _pack(df: pd.DataFrame) -> pd.DataFrame | _Packed:
+    if not isinstance(df, gpd.GeoDataFrame) or df._geometry_column_name not in df.columns:
+        return df
+    name = df.geometry.name
+    wkb = shapely.to_wkb(np.asarray(df.geometry.values))
+    return _Packed(pd.DataFrame(df.drop(columns=name)), name, wkb, df.crs, list(df.columns))
+
+
+def _unpack(kept: pd.DataFrame | _Packed) -> pd.DataFrame:
+    if not isinstance(kept, _Packed):
+        return kept
+    geoms = gpd.GeoSeries(shapely.from_wkb(kept.wkb), index=kept.frame.index, crs=kept.crs)
+    out = gpd.GeoDataFrame(kept.frame.assign(**{kept.geometry: geoms}), geometry=kept.geometry,
+                           crs=kept.crs)  # fmt: skip
+    return out[kept.columns]
+
+
+def _size_bytes(frames: Mapping[str, pd.DataFrame | _Packed]) -> int:
+    """Approximate bytes of the kept frames: their arrays and their geometries' WKB."""
     total = 0
     for df in frames.values():
+        if isinstance(df, _Packed):
+            total += int(sum(len(b) for b in df.wkb if b is not None))
+            df = df.frame
         total += int(df.memory_usage(index=True, deep=False).sum())
-        geo = getattr(df, "geometry", None) if hasattr(df, "_geometry_column_name") else None
-        if geo is not None:
-            total += _GEOMETRY_BYTES * len(df)
     return total
 
 
 def keep_part_rows(key: str, code: str, frames: Mapping[str, pd.DataFrame]) -> bool:
     """Keep a part's first-pass frames under (run key, part code); False when over budget.
 
-    The frames are kept as given (not copied): the caller must not change them afterwards.
+    The columns are kept as given (not copied): the caller must not change them afterwards.
     """
     budget = memo_budget_mib() * 2**20
-    size = _size_bytes(frames)
+    packed = {name: _pack(df) for name, df in frames.items()}
+    size = _size_bytes(packed)
     if size > budget:
         return False
     with _LOCK:
         _MEMO.pop((key, code), None)
-        _MEMO[(key, code)] = (dict(frames), size)
+        _MEMO[(key, code)] = (packed, size)
         used = sum(s for _, s in _MEMO.values())
         while used > budget and _MEMO:
             _, (_, s) = _MEMO.popitem(last=False)  # the oldest part first
@@ -96,7 +131,7 @@ def take_part_rows(key: str, code: str) -> dict[str, pd.DataFrame] | None:
     """Return and forget a part's kept first-pass frames; None when this process has none."""
     with _LOCK:
         hit = _MEMO.pop((key, code), None)
-    return None if hit is None else hit[0]
+    return None if hit is None else {name: _unpack(df) for name, df in hit[0].items()}
 
 
 def forget_all() -> None:
