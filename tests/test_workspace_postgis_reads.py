@@ -267,3 +267,19 @@ def test_geometries_from_wkb_equal_shapelys():
         want = shapely.from_wkb(wkb) if wkb else np.array([], dtype=object)
         assert shapely.to_wkb(got).tolist() == shapely.to_wkb(want).tolist()
         assert shapely.is_missing(got).tolist() == shapely.is_missing(want).tolist()
+
+
+def test_the_catalog_query_equals_the_per_table_reads(pair):
+    """One query for names, storage CRS and columns: what three kinds of query said before."""
+    from geo_mz.core._postgis_db import pooled_connection
+    from geo_mz.core._postgis_tables import read_catalog, table_columns
+
+    gws, pws = pair
+    with pooled_connection(pws._url) as conn:
+        names, crs, tables = read_catalog(conn, pws.schema)
+        assert names == pws.layers() == gws.layers()
+        assert crs == pws.metadata["storage_crs"]
+        assert set(tables) >= set(names)
+        for table, cols in tables.items():
+            assert cols == table_columns(conn, pws.schema, table)
+        assert ("reported_at", "timestamp") in tables["incidents"]

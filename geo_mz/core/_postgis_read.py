@@ -211,10 +211,10 @@ def frame_from_rows(
     geoms = geometries(cols[-1])
     if bbox is not None and len(geoms):
         keep = box_mask(geoms, bbox)
-        if not keep.all():
-            idx = np.flatnonzero(keep)
-            geoms = geoms[idx]
-            cols = [[c[i] for i in idx] for c in cols[:-1]] + [()]
+        if not keep.all():  # rows kept, then columns again: a step a row, not a value
+            geoms = geoms[keep]
+            kept = [r for r, k in zip(rows, keep.tolist(), strict=True) if k]
+            cols = list(zip(*kept, strict=True)) if kept else [()] * (len(columns) + 1)
     data: dict[str, Any] = {}
     for (name, pg_type), values in zip(columns, cols[:-1], strict=True):
         if not len(values):  # as the value-by-value reading gives no rows

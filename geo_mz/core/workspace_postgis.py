@@ -57,8 +57,8 @@ from geo_mz.core._postgis_tables import (
     PG_TYPES,
     LayerTarget,
     init_schema,
+    read_catalog,
     storage_srid,
-    table_columns,
 )
 from geo_mz.core.catalog import get_spec
 from geo_mz.core.errors import WorkspaceError
@@ -330,18 +330,13 @@ class PostgisWorkspace:
             snap[2][key] = read()
         return snap[2][key]
 
-    def _layer_names(self, conn: Any) -> list[str]:
-        # What a read checks its layer against: the names alone, not the records as a frame
-        # (a part reads four layers; the frame cost more than a small read's own query).
-        def read() -> list[str]:
-            rows = conn.execute(
-                sql_module()
-                .SQL('SELECT layer FROM {} ORDER BY layer COLLATE "C"')
-                .format(self._table(LAYERS_TABLE))
-            ).fetchall()
-            return [str(r[0]) for r in rows]
+    def _catalog(self, conn: Any) -> tuple[list[str], str | None, dict[str, list]]:
+        # What a read checks its layer against and builds its query from (names, storage CRS,
+        # the tables' columns): one query, kept for the snapshot (a part reads four layers).
+        return self._snapshot_memo(conn, "catalog", lambda: read_catalog(conn, self.schema))
 
-        return list(self._snapshot_memo(conn, "names", read))
+    def _layer_names(self, conn: Any) -> list[str]:
+        return list(self._catalog(conn)[0])
 
     def layer_stamp(self, kind: str) -> str | None:
         """Return a text that changes whenever geo_mz writes the layer (None if not stored).
@@ -398,17 +393,11 @@ class PostgisWorkspace:
         prefix: tuple[str, str] | None = None,
         columns: list[str] | None = None,
     ) -> gpd.GeoDataFrame:
-        sql = sql_module()
         if kind not in names:
             raise no_layer_error(self.path, kind, names)
         spec = get_spec(kind)
-        stored = [
-            (n, t)
-            for n, t in self._snapshot_memo(
-                conn, ("columns", kind), lambda: table_columns(conn, self.schema, kind)
-            )
-            if n not in ("fid", "geom")
-        ]
+        _, storage_crs, tables = self._catalog(conn)
+        stored = [(n, t) for n, t in tables.get(kind, []) if n not in ("fid", "geom")]
         types = dict(stored)
         if prefix is not None and prefix[0] not in types:
             raise WorkspaceError(
@@ -419,22 +408,11 @@ class PostgisWorkspace:
             # the table's order.
             wanted = set(columns) | ({prefix[0]} if prefix is not None else set())
             stored = [(n, t) for n, t in stored if n in wanted]
-        storage_crs = self._snapshot_memo(
-            conn,
-            "storage_crs",
-            lambda: str(
-                conn.execute(
-                    sql.SQL("SELECT value FROM {} WHERE key = 'storage_crs'").format(
-                        self._table(META_TABLE)
-                    )
-                ).fetchone()[0]
-            ),
-        )
         query, params = layer_query(
             self.schema,
             kind,
             stored,
-            srid=storage_srid(storage_crs),
+            srid=storage_srid(str(storage_crs)),
             bbox=bbox,
             prefix=None if prefix is None else (prefix[0], types[prefix[0]], str(prefix[1])),
         )
@@ -443,7 +421,7 @@ class PostgisWorkspace:
             # plan that knows neither (psycopg prepares a query run five times).
             cur.execute(query, params, prepare=False)
             rows = cur.fetchall()
-        return conform_types(frame_from_rows(rows, stored, spec, storage_crs, bbox), spec)
+        return conform_types(frame_from_rows(rows, stored, spec, str(storage_crs), bbox), spec)
 
     def read(
         self,
