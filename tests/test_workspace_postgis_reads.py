@@ -60,7 +60,7 @@ def _layers(sample_ws) -> dict[str, gpd.GeoDataFrame]:
         "place_names": names,
         "roads": roads,
         "admin_units": sample_ws.read("admin_units"),
-        "population": sample_ws.read("population"),
+        "population": sample_ws.read("population").iloc[::6].reset_index(drop=True),
         "boundary_markers": markers(),
         "incidents": incidents(),
     }
