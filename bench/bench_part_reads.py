@@ -5,7 +5,7 @@ what :func:`geo_mz.scale.partition.coverage_part` reads (``units_of_part``; ``re
 ``population`` with ``TIMES_POP_FIELDS`` in the box of the part's own units; ``read_box`` of
 ``roads`` with ``NETWORK_ROAD_FIELDS`` in the first cut's box):
 
-- ``before``: the code of commit ``--before`` (default ``d703c9b``, before the frames were
+- ``before``: the code of commit ``--before`` (default ``e68f2e8``, before the frames were
   built at once and the units read by the code index), its ``gpkg_read`` and
   ``workspace_read`` loaded from git into this process (their own sqlite3 connections): a
   raw frame, then ``conform_types``'s typed copy; all the units of the part's box, then its
@@ -22,7 +22,7 @@ part, and the ratios to ``now``. The machine may be shared: compare the ratios o
 Python's cyclic GC stays on (as in a run); ``--no-gc`` times with it off.
 
 Run: ``.venv/bin/python bench/bench_part_reads.py --workspace p44.gpkg [--parts 20]
-[--reps 5] [--warmup 1]`` (a copy of the workspace: nothing is written to it).
+[--reps 5] [--warmup 1] [--by city]`` (a copy of the workspace: nothing is written to it).
 """
 
 from __future__ import annotations
@@ -150,15 +150,16 @@ def main() -> None:
     ap.add_argument("--workspace", required=True)
     ap.add_argument("--province", default="44")
     ap.add_argument("--parts", type=int, default=20)
+    ap.add_argument("--by", choices=("county", "city"), default="county")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--before", default="d703c9b")
+    ap.add_argument("--before", default="e68f2e8")
     ap.add_argument("--no-gc", action="store_true", help="time with Python's cyclic GC off")
     a = ap.parse_args()
 
     ws = Workspace(a.workspace)
     crs = ws.metadata["measure_crs"]
-    counties = scale.parts_of(ws.read("admin_units"), "county", codes=[a.province])
+    counties = scale.parts_of(ws.read("admin_units"), a.by, codes=[a.province])
     step = max(1, len(counties) // a.parts)
     parts = counties[::step][: a.parts]
     before = load_before(a.before)
@@ -167,7 +168,7 @@ def main() -> None:
     }  # fmt: skip
 
     print("configuration")
-    print(f"  workspace {a.workspace}: {len(counties)} county parts of {a.province}")
+    print(f"  workspace {a.workspace}: {len(counties)} {a.by} parts of {a.province}")
     print(f"  {len(parts)} parts (every {step}th); before = commit {a.before} (from git)")
     print(f"  warmup {a.warmup}, reps {a.reps} (median), order rotated; "
           f"GC {'off' if a.no_gc else 'on'}")  # fmt: skip

@@ -394,13 +394,15 @@ def read_gpkg_rows(
     values = list(zip(*rows, strict=True)) if rows else [()] * (1 + len(fields))
     geoms = _geometries(values[0])
     keep = _in_box(geoms, minx, miny, maxx, maxy)
+    every = bool(keep.all())  # (a part's own rows by the index: usually all in its box)
     data: dict[str, np.ndarray] = {}
     for (name, dtype), vals in zip(pick, values[1:], strict=True):
-        col = _column(np.array(vals, dtype=object)[keep], dtype)
+        arr = np.array(vals, dtype=object)
+        col = _column(arr if every else arr[keep], dtype)
         if col is None:
             return None
         data[name] = col
-    return GpkgRows(data, geoms[keep], info.crs)
+    return GpkgRows(data, geoms if every else geoms[keep], info.crs)
 
 
 def _in_box(geoms: np.ndarray, minx: float, miny: float, maxx: float, maxy: float) -> np.ndarray:
