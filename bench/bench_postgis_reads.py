@@ -1,0 +1,395 @@
+"""What a county part's reads and the driver's gathers cost on PostGIS, against GeoPackage.
+
+Workload: a copy of a province workspace (by default the Guangdong one, ``p44.gpkg``; the bench
+copies it into its own temporary folder and reads only the copy), loaded into a throwaway
+PostgreSQL cluster (``webmap.testing_postgis.temp_cluster``) with ``PostgisWorkspace
+.from_workspace`` (which now makes the ``adcode`` index).
+
+1. Part reads, per county part (every ``--every``-th of the province's counties), as a coverage
+   part reads them in one snapshot: its units by its bounding box, its own people by box +
+   code prefix + the four fields the times keep (``TIMES_POP_FIELDS``), the roads round it by
+   the 2 km cut's box + the four fields a walking network uses (``NETWORK_ROAD_FIELDS``).
+   Sides: ``gpkg`` (``Workspace.read``, the R-tree reader), ``pg`` (``PostgisWorkspace.read``
+   now), ``pg-old`` (the previous PostGIS read, frozen here as the peer: the box and prefix
+   tested per row in SQL with ``ST_Intersects`` and ``starts_with``, every field, values typed
+   one by one, geometries from WKB by shapely; it had no ``columns=``, so it reads them all,
+   as a part on PostGIS did). The frames of ``gpkg`` and ``pg`` are compared (equal).
+2. The plan of one part's own-people read (``EXPLAIN ANALYZE``, no planner hints): the
+   ``adcode`` index's range, against the same read in a copy without the index.
+3. Gathers from the run stores of a coverage run over those parts (computed once per store,
+   ``workers=0``): ``gather("units")``, ``gather("times")`` and ``part_rows(...,"times")`` of
+   each part; GeoPackage store (its part files merged by a first, untimed gather) vs PostGIS
+   store now vs ``pg-old`` (the previous row-by-row gather, frozen here).
+4. With ``--province``: ``run_partitioned("coverage", ...)`` over every county part with a
+   LocalCluster of one worker (start-up left out), GeoPackage workspace + store vs PostGIS
+   workspace + store, order alternating over ``--province-reps`` runs: wall, mean part seconds
+   and what is outside the parts (wall minus the parts' sum: the driver, Dask, the save of a
+   part's rows, which a part's ``seconds`` do not hold).
+
+Every side gets the same warm-up (``--warmup`` untimed rounds) and repetitions (``--reps``), the
+order of the sides rotating each round. The machine may be shared: compare the ratios of one
+run, not times across runs.
+
+Run: ``.venv/bin/python bench/bench_postgis_reads.py --workspace p44.gpkg [--every 6] [--reps 5]
+[--warmup 1] [--province] [--province-reps 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+# -- the previous PostGIS read and gathers, frozen as peers ----------------------------------
+def old_read(pws: Any, conn: Any, kind: str, bbox=None, prefix=None) -> gpd.GeoDataFrame:
+    """The PostGIS read before this change (SQL box test and prefix, values one by one)."""
+    from psycopg import sql
+
+    from geo_mz.core._postgis_tables import table_columns
+    from geo_mz.core.catalog import get_spec
+    from geo_mz.core.workspace_read import conform_types
+
+    spec = get_spec(kind)
+    columns = [(n, t) for n, t in table_columns(conn, pws.schema, kind) if n not in ("fid", "geom")]
+    crs = conn.execute(
+        sql.SQL("SELECT value FROM {} WHERE key = 'storage_crs'").format(
+            sql.Identifier(pws.schema, "geo_mz_workspace")
+        )
+    ).fetchone()[0]
+    select = [sql.Identifier(n) for n, _ in columns] + [sql.SQL("ST_AsBinary(geom)")]
+    query = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(select), sql.Identifier(pws.schema, kind)
+    )
+    params: tuple = ()
+    if bbox is not None:
+        env = sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, 4490)")
+        query += sql.SQL(" WHERE geom && {e} AND ST_Intersects(geom, {e})").format(e=env)
+        params = tuple(float(b) for b in bbox) * 2
+    if prefix is not None:
+        query += sql.SQL(" AND " if bbox is not None else " WHERE ")
+        query += sql.SQL("starts_with({}::text, %s)").format(sql.Identifier(prefix[0]))
+        params += (str(prefix[1]),)
+    with conn.cursor(binary=True) as cur:
+        cur.execute(query + sql.SQL(" ORDER BY fid"), params)
+        rows = cur.fetchall()
+    data = {n: _old_values([r[i] for r in rows], t, n in spec.field_names)
+            for i, (n, t) in enumerate(columns)}  # fmt: skip
+    wkb = [None if r[-1] is None else bytes(r[-1]) for r in rows]
+    geoms = shapely.from_wkb(wkb) if rows else np.array([], dtype=object)
+    gdf = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms), crs=crs)
+    return conform_types(gdf, spec)
+
+
+def _old_values(values: list, pg_type: str, is_field: bool) -> pd.Series:
+    if pg_type == "date":
+        return pd.Series([None if v is None else v.isoformat() for v in values], dtype=object)
+    if is_field or not values:
+        return pd.Series(values, dtype=object)
+    has_null = any(v is None for v in values)
+    if pg_type == "bigint":
+        return pd.Series(values, dtype="float64" if has_null else "int64")
+    if pg_type == "double precision":
+        return pd.Series([np.nan if v is None else v for v in values], dtype="float64")
+    if pg_type == "boolean":
+        return pd.Series(values, dtype=object if has_null else bool)
+    return pd.Series(values, dtype="str")
+
+
+def old_part_rows(rs: Any, run_key: str, part: str, layer: str) -> gpd.GeoDataFrame | None:
+    """``PostgisRunStore.part_rows`` before this change (four queries, rows built row-wise)."""
+    from psycopg import sql
+
+    from geo_mz.scale.store_base import PARTS, RUNS, finish_gather, part_schema
+
+    with rs._connect() as conn:
+        mark = conn.execute(
+            sql.SQL(
+                "SELECT p.status, p.rows::text, r.job FROM {} p JOIN {} r "
+                "ON r.run_key = p.run_key WHERE p.run_key = %s AND p.part = %s"
+            ).format(sql.Identifier(rs.schema, PARTS), sql.Identifier(rs.schema, RUNS)),
+            (run_key, part),
+        ).fetchone()
+        if mark is None or mark[0] != "done":
+            return None
+        schema = part_schema(mark[1], layer)
+        table, cols = f"{mark[2]}_{layer}", ["part", *schema]
+        rows: list = []
+        if conn.execute("SELECT to_regclass(%s)", (f"{rs.schema}.{table}",)).fetchone()[0]:
+            have = set(rs._column_types(conn, [table]).get(table, {}))
+            stmt = sql.SQL(
+                "SELECT {}, ST_AsBinary(geom) FROM {} WHERE run_key = %s AND part = %s ORDER BY seq"
+            ).format(
+                sql.SQL(", ").join(
+                    sql.Identifier(c) if c in have else sql.SQL("NULL") for c in cols
+                ),
+                sql.Identifier(rs.schema, table),
+            )
+            rows = conn.cursor(binary=True).execute(stmt, (run_key, part)).fetchall()
+    df = pd.DataFrame([r[:-1] for r in rows], columns=cols)
+    geoms = shapely.from_wkb([None if r[-1] is None else bytes(r[-1]) for r in rows])
+    return finish_gather(df, geoms, schema)
+
+
+def old_gather(rs: Any, run_key: str, layer: str) -> gpd.GeoDataFrame:
+    """``PostgisRunStore.gather`` before this change (every run's record read, rows row-wise)."""
+    from psycopg import sql
+
+    from geo_mz.scale.store_base import PARTS, finish_gather, layer_schemas
+
+    st = rs.status(run_key)
+    schema = layer_schemas(st).get(layer, {})
+    runs = rs.runs()
+    job = runs.loc[runs["run_key"] == run_key, "job"]
+    table = f"{job.iat[0]}_{layer}"
+    cols = ["part", *schema]
+    with rs._connect() as conn:
+        conn.execute("SELECT to_regclass(%s)", (f"{rs.schema}.{table}",)).fetchone()
+        have = set(rs._column_types(conn, [table]).get(table, {}))
+        stmt = sql.SQL(
+            "SELECT {}, ST_AsBinary(t.geom) FROM {} t JOIN {} p "
+            "ON p.run_key = t.run_key AND p.part = t.part AND p.status = 'done' "
+            "WHERE t.run_key = %s ORDER BY t.part, t.seq"
+        ).format(
+            sql.SQL(", ").join(
+                sql.Identifier("t", c) if c in have else sql.SQL("NULL") for c in cols
+            ),
+            sql.Identifier(rs.schema, table),
+            sql.Identifier(rs.schema, PARTS),
+        )
+        rows = conn.cursor(binary=True).execute(stmt, (run_key,)).fetchall()
+    df = pd.DataFrame([r[:-1] for r in rows], columns=cols)
+    geoms = shapely.from_wkb([None if r[-1] is None else bytes(r[-1]) for r in rows])
+    return finish_gather(df, geoms, schema)
+
+
+# -- timing ------------------------------------------------------------------------------------
+def rotated(sides: dict[str, Callable[[], Any]], reps: int, warmup: int) -> dict[str, list]:
+    """Time each side ``reps`` times after ``warmup`` untimed rounds, the order rotating."""
+    names = list(sides)
+    times: dict[str, list] = {n: [] for n in names}
+    for r in range(warmup + reps):
+        k = r % len(names)
+        for n in names[k:] + names[:k]:
+            t0 = time.perf_counter()
+            sides[n]()
+            if r >= warmup:
+                times[n].append(time.perf_counter() - t0)
+    return times
+
+
+def report(title: str, times: dict[str, list], per: int, ref: str) -> None:
+    med = {n: statistics.median(t) / per * 1000 for n, t in times.items()}
+    print(f"{title} (median of {len(next(iter(times.values())))} reps, ms per item):")
+    for n, m in med.items():
+        print(f"   {n:<14} {m:9.2f} ms   {m / med[ref]:.2f}x {ref}")
+
+
+def part_reads(parts, gws, pws, reps: int, warmup: int) -> None:
+    from geo_mz.network.graph import NETWORK_ROAD_FIELDS
+    from geo_mz.scale.cut import make_cut
+    from geo_mz.scale.part_inputs import own_rows, part_bbox, part_crs
+    from geo_mz.scale.partition import TIMES_POP_FIELDS
+
+    boxes = []
+    for p in parts:
+        units = gws.read("admin_units", bbox=tuple(shapely.bounds(p.geometry)))
+        core = part_bbox(units[own_rows(units, p.code)], p)
+        cut = make_cut(p.geometry, part_crs(p), 2000.0)
+        boxes.append((p, tuple(shapely.bounds(p.geometry)), core, cut.lonlat_bbox))
+    pop_cols, road_cols = list(TIMES_POP_FIELDS), list(NETWORK_ROAD_FIELDS)
+
+    def new(ws):
+        def run():
+            for p, ubox, core, rbox in boxes:
+                with ws.snapshot() as w:
+                    w.read("admin_units", bbox=ubox)
+                    w.read("population", bbox=core, prefix=("adcode", p.code), columns=pop_cols)
+                    w.read("roads", bbox=rbox, columns=road_cols)
+
+        return run
+
+    def old():
+        from geo_mz.core._postgis_db import pooled_connection
+
+        for p, ubox, core, rbox in boxes:  # one transaction a part, as the snapshot
+            with pooled_connection(pws._url) as conn, conn.transaction():
+                old_read(pws, conn, "admin_units", bbox=ubox)
+                old_read(pws, conn, "population", bbox=core, prefix=("adcode", p.code))
+                old_read(pws, conn, "roads", bbox=rbox)
+
+    # The same frames: GeoPackage and PostGIS now.
+    for p, ubox, core, rbox in boxes[:3]:
+        for kind, kw in [("admin_units", {"bbox": ubox}),
+                         ("population", {"bbox": core, "prefix": ("adcode", p.code),
+                                         "columns": pop_cols}),
+                         ("roads", {"bbox": rbox, "columns": road_cols})]:  # fmt: skip
+            a, b = gws.read(kind, **kw), pws.read(kind, **kw)
+            pd.testing.assert_frame_equal(pd.DataFrame(a.drop(columns="geometry")),
+                                          pd.DataFrame(b.drop(columns="geometry")))  # fmt: skip
+            assert shapely.to_wkb(a.geometry.values).tolist() == shapely.to_wkb(
+                b.geometry.values).tolist()  # fmt: skip
+    rows = [len(pws.read("population", bbox=c, prefix=("adcode", p.code))) for p, _, c, _ in boxes]
+    print(f"part reads: {len(boxes)} county parts, own people {int(np.mean(rows))} rows a part "
+          "on average; frames of gpkg and pg equal")  # fmt: skip
+    times = rotated({"gpkg": new(gws), "pg": new(pws), "pg-old": old}, reps, warmup)
+    report("   a part's three reads", times, len(boxes), "gpkg")
+
+
+def plans(pws, parts, url: str) -> None:
+    from geo_mz.core._postgis_db import pooled_connection
+    from geo_mz.core._postgis_read import layer_query
+
+    p = parts[len(parts) // 2]
+    box = tuple(shapely.bounds(p.geometry))
+    q, a = layer_query(pws.schema, "population", [("adcode", "text")], srid=4490, bbox=box,
+                       prefix=("adcode", "text", p.code))  # fmt: skip
+    with pooled_connection(url) as conn:
+        for schema in (pws.schema, "noindex"):
+            qs = q.as_string(conn).replace(f'"{pws.schema}".', f'"{schema}".')
+            plan = conn.execute("EXPLAIN ANALYZE " + qs, a).fetchall()
+            lines = [r[0].strip() for r in plan if "Scan" in r[0] or "Execution" in r[0]]
+            print(f"   plan of part {p.code}'s own people ({schema}): " + " | ".join(lines))
+
+
+def gathers(parts, gpath: Path, pg_ref: str, url: str, tmp: Path, reps: int, warmup: int) -> None:
+    from geo_mz.core.workspace import Workspace
+    from geo_mz.scale import runner as scale
+    from geo_mz.scale.province import job_options
+    from geo_mz.scale.store import open_run_store
+
+    opts = job_options("coverage", Workspace(gpath), "county")
+    stores = {"gpkg": tmp / "runs.gpkg", "pg": f"{url}#runs_bench"}
+    keys = {}
+    for side, ws_ref in (("gpkg", str(gpath)), ("pg", pg_ref)):
+        r = scale.run_partitioned("coverage", ws_ref, parts, store=stores[side], options=opts,
+                                  workers=0, level="county")  # fmt: skip
+        assert r.ok, r.failed
+        keys[side] = r.run_key
+    gs, ps = open_run_store(stores["gpkg"]), open_run_store(stores["pg"])
+    gk, pk = keys["gpkg"], keys["pg"]
+    t0 = time.perf_counter()
+    gs.gather(gk, "units")  # merges the part files into the store's tables
+    print(f"gathers: coverage of {len(parts)} parts; GeoPackage store's merge (first gather) "
+          f"{time.perf_counter() - t0:.2f} s, not counted below")  # fmt: skip
+    for layer in ("units", "times"):
+        a, b = gs.gather(gk, layer), ps.gather(pk, layer)
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(a.drop(columns="geometry", errors="ignore")),
+            pd.DataFrame(b.drop(columns="geometry", errors="ignore")),
+        )
+        c = old_gather(ps, pk, layer)
+        pd.testing.assert_frame_equal(pd.DataFrame(b), pd.DataFrame(c))
+    codes = [p.code for p in parts]
+    for layer in ("units", "times"):
+        times = rotated({"gpkg": lambda layer=layer: gs.gather(gk, layer),
+                         "pg": lambda layer=layer: ps.gather(pk, layer),
+                         "pg-old": lambda layer=layer: old_gather(ps, pk, layer)},
+                        reps, warmup)  # fmt: skip
+        report(f"   gather('{layer}'), {len(gs.gather(gk, layer))} rows", times, 1, "gpkg")
+    times = rotated({"gpkg": lambda: [gs.part_rows(gk, c, "times") for c in codes],
+                     "pg": lambda: [ps.part_rows(pk, c, "times") for c in codes],
+                     "pg-old": lambda: [old_part_rows(ps, pk, c, "times") for c in codes]},
+                    reps, warmup)  # fmt: skip
+    report("   part_rows(part, 'times')", times, len(codes), "gpkg")
+
+
+def province(gpath: Path, pg_ref: str, url: str, reps: int) -> None:
+    from geo_mz.core.layer_digest import layer_digests
+    from geo_mz.core.workspace import Workspace
+    from geo_mz.scale import runner as scale
+    from geo_mz.scale.province import job_options
+
+    gws = Workspace(gpath)
+    parts = scale.parts_of(gws.read("admin_units"), "county")
+    opts = job_options("coverage", gws, "county")
+    sides = {"gpkg": (str(gpath), lambda r: gpath.parent / f"prov_{r}.gpkg"),
+             "pg": (pg_ref, lambda r: f"{url}#prov_{r}")}  # fmt: skip
+    digests = {s: layer_digests(ref) for s, (ref, _) in sides.items()}
+    out: dict[str, list] = {s: [] for s in sides}
+    with scale.dask_client(workers=1) as client:
+        for rep in range(reps):
+            order = list(sides) if rep % 2 == 0 else list(sides)[::-1]
+            for s in order:
+                ref, store = sides[s]
+                t0 = time.perf_counter()
+                r = scale.run_partitioned("coverage", ref, parts, store=store(rep), options=opts,
+                                          client=client, level="county",
+                                          digests=digests[s])  # fmt: skip
+                wall = time.perf_counter() - t0
+                assert r.ok, r.failed
+                sec = r.parts["seconds"].to_numpy(float)
+                out[s].append((wall, float(sec.mean()), wall - float(sec.sum())))
+    print(
+        f"province: coverage over {len(parts)} county parts, LocalCluster of 1 worker, "
+        f"{reps} run(s) a side alternating (median):"
+    )
+    med = {s: [statistics.median(v[i] for v in runs) for i in range(3)] for s, runs in out.items()}
+    for s, (wall, mean, outside) in med.items():
+        print(
+            f"   {s:<5} wall {wall:6.1f} s ({wall / med['gpkg'][0]:.2f}x gpkg), mean part "
+            f"{mean:.3f} s ({mean / med['gpkg'][1]:.2f}x), outside the parts {outside:.1f} s"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workspace", type=Path, required=True, help="a province GeoPackage")
+    ap.add_argument("--every", type=int, default=6, help="every n-th county part")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--province", action="store_true", help="also the coverage run (1 worker)")
+    ap.add_argument("--province-reps", type=int, default=2)
+    args = ap.parse_args()
+    import geo_mz
+
+    print(f"bench_postgis_reads: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"geo_mz {getattr(geo_mz, '__version__', '?')}; workspace {args.workspace}; every "
+          f"{args.every}th county; {args.warmup} warm-up + {args.reps} reps a side, order "
+          f"rotating; load {_load()}")  # fmt: skip
+    from geo_mz.core._postgis_db import pooled_connection
+    from geo_mz.core.workspace import Workspace
+    from geo_mz.core.workspace_postgis import PostgisWorkspace, close_pool
+    from geo_mz.scale import runner as scale
+    from webmap.testing_postgis import temp_cluster
+
+    with tempfile.TemporaryDirectory(prefix="bench_pg_reads_") as d:
+        tmp = Path(d)
+        gpath = tmp / "workspace.gpkg"
+        shutil.copyfile(args.workspace, gpath)
+        gws = Workspace(gpath)
+        parts = scale.parts_of(gws.read("admin_units"), "county")[:: args.every]
+        with temp_cluster() as url:
+            t0 = time.perf_counter()
+            pws = PostgisWorkspace.from_workspace(gws, url, schema="bench", replace=True)
+            print(f"copied into PostGIS in {time.perf_counter() - t0:.1f} s")
+            PostgisWorkspace.from_workspace(gws, url, schema="noindex", replace=True)
+            with pooled_connection(url) as conn:
+                conn.execute('DROP INDEX noindex."population_adcode"')
+            part_reads(parts, gws, pws, args.reps, args.warmup)
+            plans(pws, parts, url)
+            gathers(parts, gpath, f"{url}#bench", url, tmp, args.reps, args.warmup)
+            if args.province:
+                province(gpath, f"{url}#bench", url, args.province_reps)
+            close_pool()
+    print(f"load at the end {_load()}")
+
+
+if __name__ == "__main__":
+    main()
