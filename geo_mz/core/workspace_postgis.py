@@ -11,7 +11,10 @@ one schema (``geo_mz_ws`` unless told otherwise) holding:
   rows in the order they were written), one typed column per attribute (string→``text``,
   integer→``bigint``, float→``double precision``, boolean→``boolean``, date→``date``,
   datetime→``timestamp``; extra attributes typed from their dtype) and
-  ``geom geometry(Point|LineString|MultiPolygon, <srid>)`` with a GiST index.
+  ``geom geometry(Point|LineString|MultiPolygon, <srid>)`` with a GiST index; a layer with an
+  ``adcode`` text column also has a B-tree index on it in byte order (``COLLATE "C"``): a
+  part's own rows (``read(prefix=...)``) are one range of it. A workspace written before
+  that index reads the same rows without it.
 
 Writes are one transaction each (all layers or none). Writers of one workspace take an
 exclusive advisory lock; readers take it shared, so a read never sees half a write and a

@@ -17,6 +17,10 @@ database's own insert (``bench/bench_run_store.py --postgis``). Kept on purpose:
 took 19.0 ms a part against 18.9 with it) and logged tables (an ``UNLOGGED`` table is emptied
 by a server crash while the done-marks stay; 18.5 ms a part, on a cluster that does not sync
 to disk anyway).
+
+The driver's reads (:meth:`PostgisRunStore.gather`, :meth:`PostgisRunStore.part_rows`) ask for
+the run's job by its key, the table's columns (which also say whether it exists) and the rows,
+and type the rows column by column (points decoded by numpy), not row by row.
 """
 
 from __future__ import annotations
