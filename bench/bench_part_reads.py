@@ -21,8 +21,15 @@ the configuration, the load average (before, after), per side and read the media
 part, and the ratios to ``now``. The machine may be shared: compare the ratios of one run.
 Python's cyclic GC stays on (as in a run); ``--no-gc`` times with it off.
 
+With ``--cost``, instead: what ``bench_part_cost.py`` measures (a part's whole coverage
+work, :func:`geo_mz.scale.partition.coverage_part`, against the whole area's per county), for
+``before`` and ``now`` in one process, so that a shared machine's load weighs on both alike:
+four sides (whole and parts, each with the reads of ``before`` swapped in, or ``now``'s),
+rotated; printed per side the ms per county and the part/whole ratios.
+
 Run: ``.venv/bin/python bench/bench_part_reads.py --workspace p44.gpkg [--parts 20]
-[--reps 5] [--warmup 1] [--by city]`` (a copy of the workspace: nothing is written to it).
+[--reps 5] [--warmup 1] [--by city] [--cost]`` (a copy of the workspace: nothing is written
+to it).
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ import subprocess
 import sys
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +163,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--before", default="e68f2e8")
     ap.add_argument("--no-gc", action="store_true", help="time with Python's cyclic GC off")
+    ap.add_argument("--cost", action="store_true", help="whole coverage parts vs the whole")
     a = ap.parse_args()
+    if a.cost:
+        cost(a)
+        return
 
     ws = Workspace(a.workspace)
     crs = ws.metadata["measure_crs"]
@@ -227,6 +239,97 @@ def per_read(reads: Callable, ref: str, parts: list, crs: str) -> dict[str, floa
             out[r] += e - b
         del frames
     return out
+
+
+@contextmanager
+def reads_of(before: types.ModuleType | None) -> Iterator[None]:
+    """Swap ``before``'s reads into the package (``Workspace.read``, ``units_of_part``)."""
+    from geo_mz.core import workspace as workspace_mod
+    from geo_mz.scale import partition
+
+    if before is None:
+        yield
+        return
+
+    def old_units_of_part(ws: Any, part: Any) -> gpd.GeoDataFrame:
+        units = ws.read("admin_units", bbox=tuple(shapely.bounds(part.geometry)))
+        c = part.code
+        codes = units["adcode"].astype(str).to_numpy(dtype=object)
+        keep = [isinstance(u, str) and (u.startswith(c) or c.startswith(u)) for u in codes]
+        return units[np.array(keep, dtype=bool)]
+
+    saved = (workspace_mod.read_layer, partition.units_of_part)
+    workspace_mod.read_layer = before.read_layer
+    partition.units_of_part = old_units_of_part
+    try:
+        yield
+    finally:
+        workspace_mod.read_layer, partition.units_of_part = saved
+
+
+def cost(a: argparse.Namespace) -> None:
+    """Coverage parts against the whole, before and now, in one process (``--cost``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_part_cost as pc
+
+    from geo_mz.eldercare.circle15 import CircleSettings
+    from geo_mz.scale import partition
+
+    ws = Workspace(a.workspace)
+    crs = ws.metadata["measure_crs"]
+    all_parts = scale.parts_of(ws.read("admin_units"), a.by, codes=[a.province])
+    counties = scale.parts_of(ws.read("admin_units"), "county", codes=[a.province])
+    step = max(1, len(all_parts) // a.parts)
+    parts = all_parts[::step][: a.parts]
+    n_side = sum(1 for c in counties for p in parts if c.code.startswith(p.code))
+    bbox = partition.roads_extent(ws)
+    s = CircleSettings()
+    before = load_before(a.before)
+    sides: dict[str, tuple[Callable[[], None], int, types.ModuleType | None]] = {
+        "whole before": (lambda: pc.whole(a.workspace, s, crs), len(counties), before),
+        "whole now": (lambda: pc.whole(a.workspace, s, crs), len(counties), None),
+        "parts before": (lambda: pc.parts_run(a.workspace, parts, s, crs, bbox), n_side, before),
+        "parts now": (lambda: pc.parts_run(a.workspace, parts, s, crs, bbox), n_side, None),
+    }
+    print("configuration (--cost)")
+    print(f"  workspace {a.workspace}: {len(all_parts)} {a.by} parts of {a.province}, "
+          f"{len(counties)} counties; parts side {len(parts)} (every {step}th, {n_side} "
+          f"counties); whole side / {len(counties)}")  # fmt: skip
+    print(
+        f"  before = commit {a.before}'s gpkg_read and workspace_read (from git) and its "
+        f"units_of_part, swapped in; warmup {a.warmup}, reps {a.reps} (median), rotated"
+    )
+    print(f"  CPUs {os.cpu_count()}, Python {platform.python_version()}, "
+          f"pandas {pd.__version__}, geopandas {gpd.__version__}; GC "
+          f"{'off' if a.no_gc else 'on'}")  # fmt: skip
+    print(f"  load before {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    names = list(sides)
+    for _ in range(a.warmup):
+        for fn, _n, mod in sides.values():
+            with reads_of(mod):
+                fn()
+    times: dict[str, list[float]] = {n: [] for n in names}
+    if a.no_gc:
+        gc.disable()
+    for rep in range(a.reps):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order:
+            fn, n, mod = sides[name]
+            with reads_of(mod):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - t0) / n)
+    gc.enable()
+    print(f"  load after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    med = {n: statistics.median(times[n]) * 1e3 for n in names}
+    print("\nms per county (median of reps)")
+    for n in names:
+        print(f"  {n:<14} {med[n]:8.1f}   (reps: {' '.join(f'{t * 1e3:.1f}' for t in times[n])})")
+    for w in ("before", "now"):
+        print(f"  per-part / whole per county, {w}: "
+              f"{med['parts ' + w] / med['whole ' + w]:.2f}x")  # fmt: skip
+    print(f"  parts before / parts now: {med['parts before'] / med['parts now']:.2f}x; "
+          f"whole before / whole now: {med['whole before'] / med['whole now']:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":
