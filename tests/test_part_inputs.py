@@ -319,3 +319,20 @@ def test_units_of_part_through_the_index_equal_the_box_read(units_ws, tmp_path):
     assert _by_index(plain, box, "440103") is None and _by_index(number, box, "440103") is None
     own = units_of_part(Workspace(number), Part("440104", "c", _box(1, 0, 2, 1)))
     assert "440104" in set(own["adcode"])  # GDAL's text of the blob, as before
+
+
+def test_units_of_part_through_gdal_equal_the_box_read(units_ws, monkeypatch):
+    """Many rows (a province's units) go through GDAL with the same SQL: the same frames."""
+    monkeypatch.setattr(gpkg_read, "_GDAL_ROWS", 1)
+    close_gpkg_connections()
+    frames = 0
+    for p in _parts(units_ws):
+        box = tuple(shapely.bounds(p.geometry))
+        got = read_gpkg_rows(units_ws.path, "admin_units", box, prefix=("adcode", p.code),
+                             ancestors=True)  # fmt: skip
+        assert isinstance(got, gpd.GeoDataFrame)  # GDAL's frame
+        frames += len(got) > 0
+        want = _old_units_of_part(units_ws.path, p)
+        assert_geodataframe_equal(units_of_part(units_ws, p), want, check_dtype=True)
+    assert frames > 10
+    close_gpkg_connections()
