@@ -29,7 +29,7 @@ from geo_mz.core.gpkg_read import (
 )
 from geo_mz.core.workspace import Workspace
 from geo_mz.core.workspace_read import conform_types, read_layer
-from geo_mz.scale.part_inputs import units_of_part
+from geo_mz.scale.part_inputs import rows_where, units_of_part
 from geo_mz.scale.partition import Part
 
 
@@ -336,3 +336,13 @@ def test_units_of_part_through_gdal_equal_the_box_read(units_ws, monkeypatch):
         assert_geodataframe_equal(units_of_part(units_ws, p), want, check_dtype=True)
     assert frames > 10
     close_gpkg_connections()
+
+
+def test_rows_where_equals_boolean_indexing(every_layer):
+    rng = np.random.default_rng(3)
+    for kind in ("roads", "elder_care", "admin_units", "place_names"):
+        gdf = read_layer(every_layer, kind, [kind], bbox=BOXES[1])
+        gdf.index = gdf.index * 3 + 5  # labels that are not positions
+        for mask in (rng.uniform(size=len(gdf)) < 0.5, np.ones(len(gdf), bool),
+                     np.zeros(len(gdf), bool)):  # fmt: skip
+            assert_geodataframe_equal(rows_where(gdf, mask), gdf[mask], check_dtype=True)

@@ -35,11 +35,20 @@ _Part = Any
 _Cut = Any
 
 
+def rows_where(gdf: gpd.GeoDataFrame, mask: np.ndarray) -> gpd.GeoDataFrame:
+    """Return ``gdf[mask]`` (a boolean mask), taken by position: the same frame, cheaper.
+
+    A GeoDataFrame's boolean ``[]`` costs about 0.2 ms more a call than ``take``; a part
+    filters its roads, sources and units so every round.
+    """
+    return gdf.take(np.flatnonzero(mask))
+
+
 def in_cut(gdf: gpd.GeoDataFrame, cut: _Cut) -> gpd.GeoDataFrame:
     """Return the rows of ``gdf`` whose geometry meets the cut (any CRS; compared in the cut's)."""
     geoms = geometries_to_crs(np.asarray(gdf.geometry.values), gdf.crs, cut.crs)
     shapely.prepare(cut.polygon)
-    return gdf[shapely.intersects(cut.polygon, geoms)]
+    return rows_where(gdf, shapely.intersects(cut.polygon, geoms))
 
 
 def to_cut_crs(gdf: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
@@ -71,7 +80,7 @@ def roads_in_cut(
     roads = read_box(ws, "roads", cut.lonlat_bbox, columns) if read is None else read
     roads = to_cut_crs(roads, cut.crs)
     shapely.prepare(cut.polygon)
-    return roads[shapely.intersects(cut.polygon, np.asarray(roads.geometry.values))]
+    return rows_where(roads, shapely.intersects(cut.polygon, np.asarray(roads.geometry.values)))
 
 
 def sources_in_cut(src: Sources, cut: _Cut) -> gpd.GeoDataFrame:
@@ -80,7 +89,7 @@ def sources_in_cut(src: Sources, cut: _Cut) -> gpd.GeoDataFrame:
     if len(src.xy) != len(frame) or frame.crs != cut.crs:
         return in_cut(frame, cut)
     shapely.prepare(cut.polygon)
-    return frame[shapely.intersects_xy(cut.polygon, src.xy[:, 0], src.xy[:, 1])]
+    return rows_where(frame, shapely.intersects_xy(cut.polygon, src.xy[:, 0], src.xy[:, 1]))
 
 
 def read_box(
@@ -311,7 +320,7 @@ def part_unit_tables(
         return pd.DataFrame({"adcode": []})
     # One pass over the points for every level (the per-point sums are shared).
     return coverage.coverage_by_units(
-        times, units[own], levels=levels, thresholds_min=settings.thresholds_min,
+        times, rows_where(units, own), levels=levels, thresholds_min=settings.thresholds_min,
         targets=settings.targets, totals=False,
     )  # fmt: skip
 
