@@ -3,12 +3,11 @@
 Private to :mod:`geo_mz.core` (used by :mod:`geo_mz.core.workspace_postgis`).
 
 A partitioned run reads each part's inputs by box (its units, its own people by code prefix, the
-roads round it). What such a read cost beyond the database's own work was Python's: every value
-typed one by one and every geometry parsed from WKB. Here a column is typed whole (numbers and
-flags by numpy, text straight into pandas' ``str``, 2D points taken from their WKB bytes by
-numpy), in the dtypes :func:`~geo_mz.core.workspace_read.conform_types` gives, so that step has
-nothing left to convert. The frame is the one the value-by-value decoding gave (tests compare
-both, and with the GeoPackage's read).
+roads round it). What such a read cost beyond the database's own work was mostly Python's: every
+value typed one by one. Here a column is typed whole (numbers and flags by numpy, text straight
+into pandas' ``str``), in the dtypes :func:`~geo_mz.core.workspace_read.conform_types` gives, so
+that step has nothing left to convert. The frame is the one the value-by-value decoding gave
+(tests compare both, and with the GeoPackage's read).
 
 The box is found with the GiST index (``geom && box``) and the exact test (the geometry meets the
 box, edges included) made here as the GeoPackage reader makes it: an envelope inside the box
@@ -33,10 +32,6 @@ import shapely
 from geo_mz.core._postgis_db import sql_module
 from geo_mz.core._postgis_tables import read_values
 from geo_mz.core.catalog import LayerSpec
-
-_POINT_WKB = 21
-"""Bytes of a little-endian 2D WKB point: byte order, type, x, y."""
-_POINT_HEAD = np.array([1, 1, 0, 0, 0], dtype=np.uint8)
 
 
 def prefix_range(code: str) -> tuple[str, str] | None:
@@ -125,18 +120,13 @@ def layer_crs(storage_crs: str) -> pyproj.CRS:
 
 
 def geometries(wkb: Sequence[bytes | None]) -> np.ndarray:
-    """Shapely geometries of WKB values (None for NULL); plain 2D points read by numpy."""
-    n = len(wkb)
-    if n and all(w is not None and len(w) == _POINT_WKB for w in wkb):
-        buf = np.frombuffer(b"".join(wkb), dtype=np.uint8).reshape(n, _POINT_WKB)
-        if (buf[:, :5] == _POINT_HEAD).all():
-            xy = buf[:, 5:].copy().view("<f8")
-            out = shapely.points(xy)
-            odd = np.isnan(xy).any(axis=1)  # an empty point: as WKB says it (POINT EMPTY)
-            if odd.any():
-                out[odd] = shapely.from_wkb([wkb[i] for i in np.flatnonzero(odd)])
-            return out
-    return shapely.from_wkb(list(wkb)) if n else np.array([], dtype=object)
+    """Shapely geometries of WKB values (None for NULL), as an object array.
+
+    ``shapely.from_wkb`` itself: on shapely 2.2 it makes 2D points faster than
+    ``shapely.points`` does from their coordinates taken out of the bytes by numpy (0.57 vs
+    0.76 ms for 3,000 points, 34 vs 50 ms for 124,000).
+    """
+    return shapely.from_wkb(list(wkb)) if len(wkb) else np.array([], dtype=object)
 
 
 def box_mask(geoms: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:

@@ -20,7 +20,7 @@ to disk anyway).
 
 The driver's reads (:meth:`PostgisRunStore.gather`, :meth:`PostgisRunStore.part_rows`) ask for
 the run's job by its key, the table's columns (which also say whether it exists) and the rows,
-and type the rows column by column (points decoded by numpy), not row by row.
+and type the rows column by column, not row by row.
 """
 
 from __future__ import annotations
@@ -502,7 +502,7 @@ def _rows_frame(
     Column by column, not row by row: a ``float8`` column as ``float64`` (NULL as NaN), an
     ``int8`` or ``bool`` column without NULL as ``int64`` or ``bool``, the rest as objects;
     the values and types a frame built row by row has (``finish_gather`` types them by
-    ``schema`` either way). Points are decoded from their WKB by numpy.
+    ``schema`` either way).
     """
     from geo_mz.core.workspace_postgis import wkb_geometries
 
