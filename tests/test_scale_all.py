@@ -208,3 +208,30 @@ def test_capacity_and_gaps_read_the_coverage_runs_times(ws_copy, tmp_path):
             b = gather(alone, res2[job].run_key, layer)
             assert len(a) > 0 or layer == "gaps"
             pd.testing.assert_frame_equal(pd.DataFrame(a), pd.DataFrame(b))
+
+
+def test_province_outputs_gather_each_layer_once(ws_copy, tmp_path, monkeypatch):
+    """The province table and each job's outputs share one gather of every layer."""
+    from geo_mz.core.workspaces import open_workspace
+    from geo_mz.scale import outputs
+    from geo_mz.scale.province import job_options, run_all, write_province_outputs
+
+    ws = open_workspace(str(ws_copy))
+    parts = parts_of(ws.read("admin_units"), "town", codes=CODES.split(","))
+    jobs = ["coverage", "e2sfca"]
+    opts = {j: job_options(j, ws, "town") for j in jobs}
+    res = run_all(ws_copy, parts, store=tmp_path / "runs.gpkg", options=opts, jobs=jobs,
+                  level="town", workers=0)  # fmt: skip
+    calls: list[tuple[str, str]] = []
+    real = outputs.gather
+
+    def counted(store, key, layer):
+        calls.append((key, layer))
+        return real(store, key, layer)
+
+    monkeypatch.setattr(outputs, "gather", counted)
+    paths = write_province_outputs(res, parts, tmp_path / "out")
+    assert sorted(calls) == sorted(set(calls))  # none twice
+    assert {layer for _, layer in calls} == {"units", "centres", "population"}
+    table = pyogrio.read_dataframe(paths["gpkg"], layer="scale_all_parts")
+    assert np.isfinite(table["coverage_kpi"]).all() and np.isfinite(table["e2sfca_kpi"]).all()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -387,6 +387,7 @@ def write_run_outputs(
     *,
     lang: Lang = "zh",
     workspace: Any = None,
+    gathered: Mapping[str, pd.DataFrame] | None = None,
 ) -> dict[str, Path]:
     """Write ``scale_<job>.gpkg`` (parts + gathered layers), ``…_parts.csv`` and a map.
 
@@ -402,6 +403,9 @@ def write_run_outputs(
         Map language.
     workspace
         The open workspace (the shelters' order of ``evacuation``), optional.
+    gathered
+        The run's layers as :func:`gather_kpi_layers` gives them, when the caller has them
+        (``scale run all`` gathers each job once for its outputs and the province table).
 
     Returns
     -------
@@ -414,10 +418,7 @@ def write_run_outputs(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    raw = {
-        n: gather(result.store, result.run_key, n)
-        for n in (*OUTPUT_LAYERS[job], *KPI_LAYERS.get(job, ()))
-    }
+    raw = dict(gathered) if gathered is not None else gather_kpi_layers(job, result)
     summary = part_summary(job, result, parts, raw)
     gathered = _joined(job, {n: raw[n] for n in OUTPUT_LAYERS[job]}, result, workspace)
     layers: dict[str, gpd.GeoDataFrame] = {"scale_parts": summary}

@@ -248,17 +248,25 @@ def times_reuse(
     return {"times_run": {"store": str(store), "run_key": cov.run_key}}
 
 
-def province_table(results: Mapping[str, RunResult], parts: Sequence[Part]) -> gpd.GeoDataFrame:
+def province_table(
+    results: Mapping[str, RunResult],
+    parts: Sequence[Part],
+    gathered: Mapping[str, Mapping[str, pd.DataFrame]] | None = None,
+) -> gpd.GeoDataFrame:
     """One row per part: for every job its status, headline figure, seconds and peak memory.
 
     Columns ``<job>_status``, ``<job>_kpi`` (the figure :data:`geo_mz.scale.outputs.KPI_NAMES`
     names), ``<job>_seconds`` and ``<job>_peak_rss_mib``, plus ``part``, ``name`` and the part
-    polygons (EPSG:4490).
+    polygons (EPSG:4490). ``gathered``: job → its layers as ``gather_kpi_layers`` gives them,
+    where the caller has gathered them already (else gathered here).
     """
     table = pd.DataFrame({"part": [p.code for p in parts], "name": [p.name for p in parts]})
     for job, res in results.items():
-        gathered = gather_kpi_layers(job, res)
-        summary = part_summary(job, res, parts, gathered) if job in KPI_NAMES else None
+        if gathered is not None and job in gathered:
+            gathered_job = gathered[job]
+        else:
+            gathered_job = gather_kpi_layers(job, res)
+        summary = part_summary(job, res, parts, gathered_job) if job in KPI_NAMES else None
         st = res.parts.set_index("part")
         table[f"{job}_status"] = [
             str(st.loc[p.code, "status"]) if p.code in st.index else "failed" for p in parts
@@ -313,12 +321,15 @@ def write_province_outputs(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
+    # Each job's layers gathered once, for its own outputs and the province table.
+    gathered = {job: gather_kpi_layers(job, res) for job, res in results.items()}
     for job, res in results.items():
         if job in OUTPUT_LAYERS:
-            written = write_run_outputs(job, res, parts, out, lang=lang, workspace=workspace)
+            written = write_run_outputs(job, res, parts, out, lang=lang, workspace=workspace,
+                                        gathered=gathered[job])  # fmt: skip
             for name, path in written.items():
                 paths[f"{job}_{name}"] = path
-    table = province_table(results, parts)
+    table = province_table(results, parts, gathered)
     paths["gpkg"] = write_gpkg(out / "scale_all.gpkg", {"scale_all_parts": table})
     csv = out / "scale_all_parts.csv"
     table.drop(columns="geometry").to_csv(csv, index=False, encoding="utf-8-sig")
