@@ -39,6 +39,7 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+from gc_setting import set_gc
 
 from geo_mz.core import workspace as workspace_mod
 from geo_mz.core.workspaces import open_workspace
@@ -134,7 +135,15 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--no-split", action="store_true", help="time without the step wrappers")
+    ap.add_argument(
+        "--gc",
+        choices=["freeze", "on"],
+        default="freeze",
+        help="freeze: this process takes its import-time objects out of the cyclic "
+        "GC (as geo_mz's workers do), for both sides; on: it does not",
+    )
     a = ap.parse_args()
+    gc_note = set_gc(a.gc)
 
     clock = Clock()
     if not a.no_split:
@@ -160,7 +169,7 @@ def main() -> None:
           f"whole side / {len(counties)}")  # fmt: skip
     print(f"  warmup {a.warmup}, reps {a.reps} (median), order rotated; split "
           f"{'off' if a.no_split else 'on'}")  # fmt: skip
-    print(f"  geo_mz from {os.path.dirname(partition.__file__)}")
+    print(f"  geo_mz from {os.path.dirname(partition.__file__)}; {gc_note}")
     print(f"  CPUs {os.cpu_count()}, Python {platform.python_version()}, "
           f"pandas {pd.__version__}, geopandas {gpd.__version__}")  # fmt: skip
     print(f"  load before {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from gc_setting import set_gc
 
 from geo_mz.scale import runner as scale
 from geo_mz.scale.jobs import ALL_ORDER
@@ -249,11 +250,19 @@ def main() -> None:
         default="county",
         help="parts: counties, cities (counties grouped by code prefix) or both",
     )
+    ap.add_argument(
+        "--gc",
+        choices=["freeze", "on"],
+        default="freeze",
+        help="freeze: this process and the workers take their import-time objects "
+        "out of the cyclic GC (as geo_mz's workers do); on: neither does",
+    )
     args = ap.parse_args()
+    gc_note = set_gc(args.gc)
     print(f"bench_province: {platform.node()} {platform.processor() or platform.machine()}, "
           f"{__import__('os').cpu_count()} CPUs; jobs {ALL_ORDER}; LocalCluster single-threaded "
           f"worker processes; start-up measured apart; {args.repeat} run(s) per worker count, "
-          f"order alternating; a fresh store per run; load {_load()}")  # fmt: skip
+          f"order alternating; a fresh store per run; load {_load()}; {gc_note}")  # fmt: skip
     from geo_mz.core.workspaces import open_workspace
 
     with tempfile.TemporaryDirectory(prefix="bench_province_") as d:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from gc_setting import set_gc
 
 from geo_mz.core.layer_digest import layer_digests
 from geo_mz.core.workspaces import open_workspace
@@ -289,7 +290,15 @@ def main() -> None:
     ap.add_argument("--postgis", action="store_true", help="also PostGIS workspace and store")
     ap.add_argument("--workspace", default="", help="reuse (or write) the workload here")
     ap.add_argument("--no-city", action="store_true", help="leave out the city-part sides")
+    ap.add_argument(
+        "--gc",
+        choices=["freeze", "on"],
+        default="freeze",
+        help="freeze: this process and the workers take their import-time objects "
+        "out of the cyclic GC (as geo_mz's workers do); on: neither does",
+    )
     args = ap.parse_args()
+    gc_note = set_gc(args.gc)
     import dask
     import pyogrio
     import shapely
@@ -298,6 +307,7 @@ def main() -> None:
           f"{platform.python_version()}, pandas {pd.__version__}, shapely {shapely.__version__}, "
           f"pyogrio {pyogrio.__version__} (GDAL {pyogrio.__gdal_version_string__}), "
           f"dask {dask.__version__}; reps {args.reps}, warm-up {args.warmup}")  # fmt: skip
+    print(f"   {gc_note}")
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as d:
         province(args, Path(d))
 

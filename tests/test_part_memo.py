@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gc
 import json
+import subprocess
+import sys
 
 import geopandas as gpd
 import pandas as pd
@@ -18,7 +20,7 @@ import shapely
 
 from geo_mz.scale import part_memo
 from geo_mz.scale import partition_eldercare as pe
-from geo_mz.scale.runner import gather, parts_of, run_partitioned
+from geo_mz.scale.runner import dask_client, gather, parts_of, run_partitioned
 from geo_mz.scale.store import open_run_store
 from tests.test_partition_components import pieces_ws  # noqa: F401  (a fixture)
 
@@ -136,7 +138,21 @@ def test_e2sfca_second_pass_reuses_the_pairs_with_the_same_answer(
 @pytest.mark.slow
 def test_on_two_workers_the_second_pass_goes_where_the_rows_are(pieces_ws, tmp_path):  # noqa: F811
     local, _, n = _run(pieces_ws, tmp_path, "local", workers=0)
-    dask, infos, _ = _run(pieces_ws, tmp_path, "dask", workers=2)
+    with dask_client(workers=2) as client:
+        before = client.run(gc.get_freeze_count)
+        dask, infos, _ = _run(pieces_ws, tmp_path, "dask", client=client)
+        after = client.run(gc.get_freeze_count)
     _same(local, dask)
     reused = sum(bool(i.get("first_pass_reused")) for i in infos)
     assert reused >= n // 2, infos  # a preference, so most parts, whoever ran them
+    # The workers took their import-time objects out of the cyclic collector (once each).
+    assert all(v == 0 for v in before.values()) and all(v > 0 for v in after.values())
+
+
+def test_freeze_gc_once_freezes_once_per_process():
+    code = (
+        "import gc; from geo_mz.core import freeze_gc_once as f; "
+        "print(f(), gc.get_freeze_count() > 0, f())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "False"]

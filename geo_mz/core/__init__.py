@@ -74,7 +74,7 @@ from geo_mz.core.io import (
     SourceData,
     read_source,
 )
-from geo_mz.core.memory import peak_rss_mib, reset_peak_rss, rss_mib
+from geo_mz.core.memory import freeze_gc_once, peak_rss_mib, reset_peak_rss, rss_mib
 from geo_mz.core.osm_roads import (
     OsmImportError,
     OsmImportReport,
@@ -218,6 +218,7 @@ __all__ = [
     "format_kpi_value",
     "format_number",
     "format_value",
+    "freeze_gc_once",
     "gcj02_to_bd09",
     "gcj02_to_wgs84",
     "get_path",

@@ -16,15 +16,23 @@ On Linux the peak is ``VmHWM`` of ``/proc/self/status``, which ``reset_peak_rss`
 
 Threads share the process: with several parts computed at once in one worker, each part's
 peak is the process's peak while it ran (an upper bound for that part).
+
+:func:`freeze_gc_once` takes the objects a worker process holds after its imports out of
+Python's cyclic collector (``gc.freeze``), once per process: see its docstring for why.
 """
 
 from __future__ import annotations
 
+import gc
+import os
 import re
 import sys
 from pathlib import Path
 
-__all__ = ["peak_rss_mib", "reset_peak_rss", "rss_mib"]
+__all__ = ["freeze_gc_once", "peak_rss_mib", "reset_peak_rss", "rss_mib"]
+
+_FROZEN_IN: int | None = None
+"""The process id that froze its objects (a forked child has its own)."""
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -118,4 +126,33 @@ def reset_peak_rss() -> bool:
         _CLEAR_REFS.write_text("5")
     except OSError:
         return False
+    return True
+
+
+def freeze_gc_once() -> bool:
+    """Collect, then move every object alive now out of the cyclic collector's reach, once.
+
+    A process that computes part after part (a Dask worker of a partitioned run) holds about
+    100,000 objects from its imports (pandas, GeoPandas, shapely, pyproj, Dask) that are never
+    garbage. Python's full collections walk all of them, and a part that creates thousands of
+    shapely geometries (which the collector tracks) triggers such collections: measured on the
+    Guangdong workload, a county coverage part spent 12 ms of its 77 in full collections that
+    collected nothing, and parts ran 38 % faster with the import-time objects frozen
+    (``gc.freeze``, as the Python documentation advises for long-lived server processes).
+    Objects frozen here are still freed when their reference count drops; only a cycle among
+    them that later becomes garbage is never collected, which is why a process freezes once,
+    right after ``gc.collect``, and only processes that geo_mz runs for parts do.
+
+    Returns
+    -------
+    bool
+        True when this call froze (the first in this process), False after.
+    """
+    global _FROZEN_IN
+    pid = os.getpid()
+    if pid == _FROZEN_IN:
+        return False
+    gc.collect()
+    gc.freeze()
+    _FROZEN_IN = pid
     return True

@@ -40,7 +40,7 @@ import pandas as pd
 
 from geo_mz.core.errors import GeoMzError
 from geo_mz.core.layer_digest import DIGEST_VERSION, layer_digests
-from geo_mz.core.memory import peak_rss_mib, reset_peak_rss
+from geo_mz.core.memory import freeze_gc_once, peak_rss_mib, reset_peak_rss
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.scale.jobs import (
     JOBS,
@@ -61,6 +61,8 @@ from geo_mz.scale.partition_twopass import share_of
 from geo_mz.scale.store import RunStore, open_run_store
 
 SCHEDULER_ENV = "GEO_MZ_DASK_SCHEDULER"
+GC_FREEZE_ENV = "GEO_MZ_GC_FREEZE"
+"""``0``: workers keep the cyclic collector as Python starts it (default: ``freeze_gc_once``)."""
 
 
 class ScaleError(GeoMzError, RuntimeError):
@@ -393,6 +395,9 @@ def run_part(
 
     t0 = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    dask_worker = dask_worker_address()
+    if dask_worker is not None and os.environ.get(GC_FREEZE_ENV, "1") != "0":
+        freeze_gc_once()  # a worker process: its import-time objects out of the GC
     try:
         ws = open_workspace(workspace)
         reset_peak_rss()
@@ -406,7 +411,7 @@ def run_part(
             log = log | {"first_pass_reused": True}
         info = {"job": job, "name": part.name, "seconds": time.perf_counter() - t0,
                 "worker": worker, "peak_rss_mib": round(peak_rss_mib(), 1),
-                "dask_worker": dask_worker_address(), **log}  # fmt: skip
+                "dask_worker": dask_worker, **log}  # fmt: skip
         if store is not None:
             open_run_store(store).save(key, part.code, frames, info)
             return {"part": part.code, "ok": True, "info": info}
