@@ -82,6 +82,9 @@ def install(clock: Clock) -> None:
     ws_cls.__init__ = clock.wrap("open", ws_cls.__init__)
     gpd.GeoSeries.to_crs = clock.wrap("reproject", gpd.GeoSeries.to_crs)
     gpd.GeoDataFrame.to_crs = clock.wrap("reproject", gpd.GeoDataFrame.to_crs)
+    pi = sys.modules.get("geo_mz.scale.part_inputs")
+    if pi is not None and hasattr(pi, "read_layer"):  # units_of_part reads through it
+        pi.read_layer = clock.wrap("read", pi.read_layer)
     for mod in (partition, sys.modules.get("geo_mz.scale.part_inputs")):
         if mod is not None and hasattr(mod, "geometries_to_crs"):  # absent before it was made
             mod.geometries_to_crs = clock.wrap("reproject", mod.geometries_to_crs)
