@@ -53,10 +53,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from geopandas.array import GeometryArray
 from scipy.sparse.csgraph import connected_components
 
 from geo_mz.boundaries import topology as boundaries
 from geo_mz.core.errors import GeoMzError
+from geo_mz.core.gpkg_read import to_geoframe
 from geo_mz.core.projection import STORAGE_CRS, measure_crs_for, xy_to_crs
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
@@ -325,12 +327,16 @@ def coverage_part(
     order = np.argsort(rows["_pos"].to_numpy(), kind="stable")
     keep = ["walk_min", "nearest_centre", "snap_m", "too_far"]
     cols: dict[str, Any] = {c: pop[c].array for c in TIMES_POP_FIELDS if c in pop}
-    cols |= {c: rows[c].to_numpy()[order] for c in keep}
-    geom = pop.geometry.values
-    times = gpd.GeoDataFrame(cols, geometry=geom, crs=geom.crs)
+    # As Series of their own dtype: object stays object (a frame would infer text from the
+    # centre ids, and a missing id would become NaN, not None).
+    cols |= {c: pd.Series(rows[c].to_numpy()[order], dtype=rows[c].dtype) for c in keep}
+    cols["geometry"] = pop.geometry.values
+    times = to_geoframe(pd.DataFrame(cols))
     unit_rows = part_unit_tables(times, units, part, s)
-    shapes = unit_shapes(units, unit_rows["adcode"])
-    unit_rows = gpd.GeoDataFrame(unit_rows, geometry=shapes, crs=STORAGE_CRS)
+    unit_rows = unit_rows.assign(
+        geometry=GeometryArray(unit_shapes(units, unit_rows["adcode"]), crs=STORAGE_CRS)
+    )
+    unit_rows = to_geoframe(unit_rows)
     out_times = times
     log |= {"points": len(times), "crs": crs}
     return {"times": out_times, "units": unit_rows}, log
