@@ -19,8 +19,8 @@ by a server crash while the done-marks stay; 18.5 ms a part, on a cluster that d
 to disk anyway).
 
 The driver's reads (:meth:`PostgisRunStore.gather`, :meth:`PostgisRunStore.part_rows`) ask for
-the run's job by its key, the table's columns (which also say whether it exists) and the rows,
-and type the rows column by column, not row by row.
+the run's job by its key (not every run's record), the table's columns (which also say whether
+it exists) and the rows.
 """
 
 from __future__ import annotations
@@ -430,7 +430,7 @@ class PostgisRunStore:
         """All done parts' rows of one layer, by part then row order.
 
         Three queries besides the parts' status: the run's job, the table's columns (none: no
-        table) and the rows; the rows are typed column by column (:func:`_rows_frame`).
+        table) and the rows.
         """
         from psycopg import sql
 
@@ -441,7 +441,7 @@ class PostgisRunStore:
             table = f"{self._job(conn, run_key)}_{layer}"
             have = self._column_types(conn, [table]).get(table)
             if have is None:
-                return _rows_frame([], cols, schema, {})
+                return _rows_frame([], cols, schema)
             # A column only parts without rows named was never added: it reads as missing.
             stmt = sql.SQL(
                 "SELECT {}, ST_AsBinary(t.geom) FROM {} t JOIN {} p "
@@ -455,7 +455,7 @@ class PostgisRunStore:
                 self._id(self.schema, PARTS),
             )
             rows = conn.cursor(binary=True).execute(stmt, (run_key,)).fetchall()
-        return _rows_frame(rows, cols, schema, have)
+        return _rows_frame(rows, cols, schema)
 
     def part_rows(self, run_key: str, part: str, layer: str) -> gpd.GeoDataFrame | None:
         """One done part's rows of a layer, as :meth:`gather` gives them; None if not done."""
@@ -488,36 +488,19 @@ class PostgisRunStore:
                     self._id(self.schema, table),
                 )
                 rows = conn.cursor(binary=True).execute(stmt, (run_key, part)).fetchall()
-        return _rows_frame(rows, cols, schema, have or {})
+        return _rows_frame(rows, cols, schema)
 
 
-def _rows_frame(
-    rows: list[tuple],
-    cols: list[str],
-    schema: Mapping[str, str],
-    have: Mapping[str, str],
-) -> gpd.GeoDataFrame:
+def _rows_frame(rows: list[tuple], cols: list[str], schema: Mapping[str, str]) -> gpd.GeoDataFrame:
     """Rows read from a layer table (``cols``, then WKB) as :func:`finish_gather` takes them.
 
-    Column by column, not row by row: a ``float8`` column as ``float64`` (NULL as NaN), an
-    ``int8`` or ``bool`` column without NULL as ``int64`` or ``bool``, the rest as objects;
-    the values and types a frame built row by row has (``finish_gather`` types them by
-    ``schema`` either way).
+    Built row by row by pandas: typing the columns one by one here (numpy for numbers, objects
+    for text) was no faster once ``finish_gather`` had typed them (``bench_postgis_reads``).
     """
     from geo_mz.core.workspace_postgis import wkb_geometries
 
-    values = list(zip(*rows, strict=True)) if rows else [()] * (len(cols) + 1)
-    data: dict[str, Any] = {}
-    for c, v in zip(cols, values[:-1], strict=True):
-        typ = have.get(c)
-        if typ == "float8" and v:
-            data[c] = np.array(v, dtype=np.float64)
-        elif typ in ("int8", "bool") and v and not any(x is None for x in v):
-            data[c] = np.array(v, dtype=np.int64 if typ == "int8" else bool)
-        else:
-            data[c] = np.array(v, dtype=object)
-    df = pd.DataFrame(data, columns=cols, index=pd.RangeIndex(len(rows)))
-    return finish_gather(df, wkb_geometries(values[-1]), schema)
+    df = pd.DataFrame([r[:-1] for r in rows], columns=cols)
+    return finish_gather(df, wkb_geometries([r[-1] for r in rows]), schema)
 
 
 _OWN_COLUMNS = {"run_key", "part", "seq", "geom"}
