@@ -195,6 +195,8 @@ def test_coverage_by_town_equals_the_whole_district(sample):
     np.testing.assert_array_equal(got["walk_min"].to_numpy(), ref["walk_min"].to_numpy())
     np.testing.assert_array_equal(got["snap_m"].to_numpy(), ref["snap_m"].to_numpy())
     assert (got["nearest_centre"].astype(str) == ref["nearest_centre"].astype(str)).all()
+    # The ids as the whole run types them (object: a missing one stays None, not NaN).
+    assert got["nearest_centre"].dtype == ref["nearest_centre"].dtype == object
     assert max(rounds) > 1  # some rural points walk further than the first buffer
     # Unit tables: every town and village row equals the district run's row exactly.
     u = pd.concat(units, ignore_index=True).set_index("adcode")
