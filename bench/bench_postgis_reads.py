@@ -19,7 +19,8 @@ PostgreSQL cluster (``webmap.testing_postgis.temp_cluster``) with ``PostgisWorks
 3. Gathers from the run stores of a coverage run over those parts (computed once per store,
    ``workers=0``): ``gather("units")``, ``gather("times")`` and ``part_rows(...,"times")`` of
    each part; GeoPackage store (its part files merged by a first, untimed gather) vs PostGIS
-   store now vs ``pg-old`` (the previous row-by-row gather, frozen here).
+   store now vs ``pg-old`` (the previous gather and part reads, frozen here: every run's
+   record read to find the job, the table's existence asked apart).
 4. With ``--province``: ``run_partitioned("coverage", ...)`` over every county part with a
    LocalCluster of one worker (start-up left out), GeoPackage workspace + store vs PostGIS
    workspace + store, order alternating over ``--province-reps`` runs: wall, mean part seconds
@@ -113,7 +114,7 @@ def _old_values(values: list, pg_type: str, is_field: bool) -> pd.Series:
 
 
 def old_part_rows(rs: Any, run_key: str, part: str, layer: str) -> gpd.GeoDataFrame | None:
-    """``PostgisRunStore.part_rows`` before this change (four queries, rows built row-wise)."""
+    """``PostgisRunStore.part_rows`` before this change (four queries)."""
     from psycopg import sql
 
     from geo_mz.scale.store_base import PARTS, RUNS, finish_gather, part_schema
@@ -148,7 +149,7 @@ def old_part_rows(rs: Any, run_key: str, part: str, layer: str) -> gpd.GeoDataFr
 
 
 def old_gather(rs: Any, run_key: str, layer: str) -> gpd.GeoDataFrame:
-    """``PostgisRunStore.gather`` before this change (every run's record read, rows row-wise)."""
+    """``PostgisRunStore.gather`` before this change (every run's record read, one query more)."""
     from psycopg import sql
 
     from geo_mz.scale.store_base import PARTS, finish_gather, layer_schemas
