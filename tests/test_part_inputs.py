@@ -346,3 +346,23 @@ def test_rows_where_equals_boolean_indexing(every_layer):
         for mask in (rng.uniform(size=len(gdf)) < 0.5, np.ones(len(gdf), bool),
                      np.zeros(len(gdf), bool)):  # fmt: skip
             assert_geodataframe_equal(rows_where(gdf, mask), gdf[mask], check_dtype=True)
+
+
+def test_roads_in_cut_equals_reprojecting_the_box_then_filtering(sample_ws):
+    """The kept roads reprojected once: the frame ``to_crs`` then a boolean filter give."""
+    from geo_mz.network.graph import NETWORK_ROAD_FIELDS
+    from geo_mz.scale.cut import make_cut
+    from geo_mz.scale.part_inputs import read_box, roads_in_cut
+
+    crs = sample_ws.metadata["measure_crs"]
+    units = sample_ws.read("admin_units")
+    town = units[units["level"] == "town"].iloc[0].geometry
+    cut = make_cut(town, crs, 500.0)
+    for columns in (None, list(NETWORK_ROAD_FIELDS)):
+        box = read_box(sample_ws, "roads", cut.lonlat_bbox, columns)
+        got = roads_in_cut(sample_ws, cut, None, columns)
+        moved = box.to_crs(crs)
+        want = moved[shapely.intersects(cut.polygon, np.asarray(moved.geometry.values))]
+        assert 0 < len(got) < len(box)  # the filter dropped the box's corners
+        assert_geodataframe_equal(got, want, check_less_precise=False)
+        assert shapely.equals_identical(got.geometry.values, want.geometry.values).all()

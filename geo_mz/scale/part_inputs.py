@@ -21,7 +21,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from geopandas.array import GeometryArray
+from pyproj import CRS
 
+from geo_mz.core.gpkg_read import to_geoframe
 from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs, measure_crs_for
 from geo_mz.core.workspace import Workspace
 from geo_mz.core.workspace_postgis import PostgisWorkspace
@@ -78,9 +81,17 @@ def roads_in_cut(
     ``columns``: read only these fields (e.g. ``NETWORK_ROAD_FIELDS`` for a network).
     """
     roads = read_box(ws, "roads", cut.lonlat_bbox, columns) if read is None else read
-    roads = to_cut_crs(roads, cut.crs)
+    name = roads.geometry.name
+    geoms = np.asarray(roads.geometry.values)
+    moved = geometries_to_crs(geoms, roads.crs, cut.crs)
     shapely.prepare(cut.polygon)
-    return rows_where(roads, shapely.intersects(cut.polygon, np.asarray(roads.geometry.values)))
+    idx = np.flatnonzero(shapely.intersects(cut.polygon, moved))
+    if moved is geoms:
+        return roads.take(idx)
+    # The kept rows once, then their reprojected lines: no reprojected copy of the whole box.
+    out = pd.DataFrame(roads.take(idx))
+    out[name] = GeometryArray(moved[idx], crs=CRS.from_user_input(cut.crs))
+    return to_geoframe(out, name)
 
 
 def sources_in_cut(src: Sources, cut: _Cut) -> gpd.GeoDataFrame:
