@@ -404,7 +404,7 @@ def write_run_outputs(
     workspace
         The open workspace (the shelters' order of ``evacuation``), optional.
     gathered
-        The run's layers as :func:`gather_kpi_layers` gives them, when the caller has them
+        The run's layers as ``gather_kpi_layers`` gives them, when the caller has them
         (``scale run all`` gathers each job once for its outputs and the province table).
 
     Returns
