@@ -182,7 +182,7 @@ class PostgisRunStore:
         return out
 
     def _ensure_table(
-        self, conn: Any, table: str, frame: pd.DataFrame, have: Mapping[str, str]
+        self, conn: Any, table: str, need: Mapping[str, str], have: Mapping[str, str]
     ) -> dict[str, str]:
         """Create the layer's table, or add the columns and widen the types the rows need.
 
@@ -190,10 +190,11 @@ class PostgisRunStore:
         column of no rows reads as ``float``); a later part with rows adds them. A text value
         for a column created numeric (by a part whose values were all missing) widens the
         column to text; :meth:`gather` gives every column the type the parts with rows
-        recorded. ``have``: the table's column types now (empty if there is no table).
-        Returns the table's column types after the change.
+        recorded. ``need``: the columns the rows need (:func:`_needed`); ``have``: the table's
+        column types now (empty if there is no table). Returns the table's column types after
+        the change.
         """
-        if have and _ready(frame, have):
+        if have and _ready(need, have):
             return dict(have)  # the common case: no lock, so workers save their parts side by side
         # Creating or widening the table: one worker at a time (held to the end of its save).
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}.{table}",))
@@ -209,7 +210,7 @@ class PostgisRunStore:
             )
         )
         have = self._column_types(conn, [table]).get(table, {})  # another worker's, meanwhile
-        for col, kind in _needed(frame).items():
+        for col, kind in need.items():
             if col not in have:
                 conn.execute(
                     self._sql("ALTER TABLE {} ADD COLUMN {} " + _PG_TYPES[kind]).format(
@@ -244,15 +245,17 @@ class PostgisRunStore:
         """
         job = str(info.get("job", "run"))
         layers = [(f"{job}_{name}", frame) for name, frame in frames.items()]
+        # The columns each layer's rows need, worked out once a save (they are checked twice).
+        needs = {table: _needed(frame) for table, frame in layers}
         mark = part_row(run_key, part, "done", None, rows_info(frames, info), info)
         with self._connect() as conn:
-            if self._save_known(conn, run_key, part, layers, mark):
+            if self._save_known(conn, run_key, part, layers, mark, needs):
                 return
             with conn.transaction():
                 have = self._column_types(conn, [table for table, _ in layers])
                 types = {
-                    table: self._ensure_table(conn, table, frame, have.get(table, {}))
-                    for table, frame in layers
+                    table: self._ensure_table(conn, table, needs[table], have.get(table, {}))
+                    for table, _ in layers
                 }
                 with conn.pipeline():
                     self._delete_part(conn, run_key, part, [table for table, _ in layers])
@@ -269,6 +272,7 @@ class PostgisRunStore:
         part: str,
         layers: list[tuple[str, pd.DataFrame]],
         mark: tuple,
+        needs: Mapping[str, Mapping[str, str]],
     ) -> bool:
         """Save in the fewest round trips if the tables are ready; False (nothing done) if not.
 
@@ -279,7 +283,7 @@ class PostgisRunStore:
         psycopg = _psycopg()
         known = _known_tables(self.url, self.schema)
         tables = [table for table, _ in layers]
-        if not all(t in known and _ready(f, known[t]) for t, f in layers):
+        if not all(t in known and _ready(needs[t], known[t]) for t in tables):
             return False
         try:
             with conn.pipeline():
@@ -289,7 +293,7 @@ class PostgisRunStore:
                 self._mark_row(conn, mark)
             types = self._column_types_rows(cur.fetchall())
             known.update(types)
-            if not all(t in types and _ready(f, types[t]) for t, f in layers):
+            if not all(t in types and _ready(needs[t], types[t]) for t in tables):
                 _rollback(conn)  # a table or column another process dropped: the slow way
                 return False
             for table, frame in layers:
@@ -521,9 +525,9 @@ def _needed(frame: pd.DataFrame) -> dict[str, str]:
     return frame_schema(frame) if len(frame) else {}  # the geometry column is left out
 
 
-def _ready(frame: pd.DataFrame, have: Mapping[str, str]) -> bool:
-    """Whether a table with columns ``have`` takes the frame's rows as it is."""
-    for col, kind in _needed(frame).items():
+def _ready(need: Mapping[str, str], have: Mapping[str, str]) -> bool:
+    """Whether a table with columns ``have`` takes rows that need ``need`` (:func:`_needed`)."""
+    for col, kind in need.items():
         typ = have.get(col)
         if typ is None or (kind == "string" and typ != "text"):
             return False
