@@ -107,7 +107,7 @@ def read_box(
     ws: Any, kind: str, bbox: tuple[float, float, float, float], columns: list[str] | None = None
 ) -> gpd.GeoDataFrame:
     """Read the rows of ``kind`` in ``bbox``: only ``columns`` where the workspace can."""
-    if columns is not None and isinstance(ws, Workspace):
+    if columns is not None and isinstance(ws, Workspace | PostgisWorkspace):
         return ws.read(kind, bbox=bbox, columns=list(columns))
     return ws.read(kind, bbox=bbox)
 
@@ -274,7 +274,7 @@ def read_own(
     ``prefix``); other workspaces read the box and keep the part's own rows here.
     ``columns``: only these fields (and ``field``) where the workspace can leave the others.
     """
-    if isinstance(ws, Workspace) and columns is not None:
+    if isinstance(ws, Workspace | PostgisWorkspace) and columns is not None:
         return ws.read(kind, bbox=bbox, prefix=(field, code), columns=list(columns))
     if isinstance(ws, Workspace | PostgisWorkspace):
         return ws.read(kind, bbox=bbox, prefix=(field, code))
