@@ -39,7 +39,7 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-from gc_setting import set_gc
+from gc_setting import add_gc_option, set_gc
 
 from geo_mz.core import workspace as workspace_mod
 from geo_mz.core.workspaces import open_workspace
@@ -138,13 +138,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--no-split", action="store_true", help="time without the step wrappers")
-    ap.add_argument(
-        "--gc",
-        choices=["freeze", "on"],
-        default="freeze",
-        help="freeze: this process takes its import-time objects out of the cyclic "
-        "GC (as geo_mz's workers do), for both sides; on: it does not",
-    )
+    add_gc_option(ap)
     a = ap.parse_args()
     gc_note = set_gc(a.gc)
 

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from gc_setting import set_gc
+from gc_setting import add_gc_option, set_gc
 
 from geo_mz.scale import runner as scale
 from geo_mz.scale.jobs import ALL_ORDER
@@ -250,13 +250,7 @@ def main() -> None:
         default="county",
         help="parts: counties, cities (counties grouped by code prefix) or both",
     )
-    ap.add_argument(
-        "--gc",
-        choices=["freeze", "on"],
-        default="freeze",
-        help="freeze: this process and the workers take their import-time objects "
-        "out of the cyclic GC (as geo_mz's workers do); on: neither does",
-    )
+    add_gc_option(ap)
     args = ap.parse_args()
     gc_note = set_gc(args.gc)
     print(f"bench_province: {platform.node()} {platform.processor() or platform.machine()}, "

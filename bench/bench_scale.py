@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from gc_setting import set_gc
+from gc_setting import add_gc_option, set_gc
 
 from geo_mz.core.layer_digest import layer_digests
 from geo_mz.core.workspaces import open_workspace
@@ -290,13 +290,7 @@ def main() -> None:
     ap.add_argument("--postgis", action="store_true", help="also PostGIS workspace and store")
     ap.add_argument("--workspace", default="", help="reuse (or write) the workload here")
     ap.add_argument("--no-city", action="store_true", help="leave out the city-part sides")
-    ap.add_argument(
-        "--gc",
-        choices=["freeze", "on"],
-        default="freeze",
-        help="freeze: this process and the workers take their import-time objects "
-        "out of the cyclic GC (as geo_mz's workers do); on: neither does",
-    )
+    add_gc_option(ap)
     args = ap.parse_args()
     gc_note = set_gc(args.gc)
     import dask

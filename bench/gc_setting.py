@@ -9,6 +9,7 @@ does not.
 
 from __future__ import annotations
 
+import argparse
 import os
 
 from geo_mz.core import freeze_gc_once
@@ -23,3 +24,14 @@ def set_gc(mode: str) -> str:
         return "gc: import-time objects frozen (this process, every side, and the workers)"
     os.environ[GC_FREEZE_ENV] = "0"  # spawned workers inherit it
     return "gc: as Python starts it (nothing frozen, here or in the workers)"
+
+
+def add_gc_option(ap: argparse.ArgumentParser) -> None:
+    """Add ``--gc freeze|on`` (default freeze, as geo_mz's workers run) to a bench's options."""
+    ap.add_argument(
+        "--gc",
+        choices=["freeze", "on"],
+        default="freeze",
+        help="freeze: this process and the workers take their import-time objects out of the "
+        "cyclic GC, every side alike (as geo_mz's workers do); on: neither does",
+    )
