@@ -32,6 +32,7 @@ import shapely
 from geo_mz.core._postgis_db import sql_module
 from geo_mz.core._postgis_tables import read_values
 from geo_mz.core.catalog import LayerSpec
+from geo_mz.core.gpkg_read import box_mask
 
 
 def prefix_range(code: str) -> tuple[str, str] | None:
@@ -129,24 +130,6 @@ def geometries(wkb: Sequence[bytes | None]) -> np.ndarray:
     return shapely.from_wkb(list(wkb)) if len(wkb) else np.array([], dtype=object)
 
 
-def box_mask(geoms: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
-    """Which geometries meet the box (edges included): ``ST_Intersects`` with the envelope."""
-    minx, miny, maxx, maxy = (float(b) for b in bbox)
-    env = shapely.bounds(geoms)
-    with np.errstate(invalid="ignore"):  # NaN bounds: a missing or empty geometry, not in
-        meets = (env[:, 2] >= minx) & (env[:, 0] <= maxx) & (env[:, 3] >= miny)
-        meets &= env[:, 1] <= maxy
-        inside = (env[:, 0] >= minx) & (env[:, 2] <= maxx) & (env[:, 1] >= miny)
-        inside &= env[:, 3] <= maxy
-    keep = meets & ~shapely.is_empty(geoms)
-    check = keep & ~inside
-    if check.any():
-        box = shapely.box(minx, miny, maxx, maxy)
-        shapely.prepare(box)
-        keep[check] = shapely.intersects(box, geoms[check])
-    return keep
-
-
 def _missing(arr: np.ndarray) -> np.ndarray:
     return np.fromiter((v is None for v in arr), dtype=bool, count=len(arr))
 
@@ -215,4 +198,4 @@ def frame_from_rows(
     return gpd.GeoDataFrame(df, geometry=geoms, crs=layer_crs(storage_crs))
 
 
-__all__ = ["box_mask", "column", "frame_from_rows", "geometries", "layer_query", "prefix_range"]
+__all__ = ["column", "frame_from_rows", "geometries", "layer_query", "prefix_range"]

@@ -40,6 +40,7 @@ from geopandas.array import GeometryArray
 
 __all__ = [
     "GpkgRows",
+    "box_mask",
     "close_gpkg_connections",
     "geoframe",
     "read_gpkg_bbox",
@@ -393,7 +394,7 @@ def read_gpkg_rows(
         rows = f.con.execute(sql, args).fetchall()
     values = list(zip(*rows, strict=True)) if rows else [()] * (1 + len(fields))
     geoms = _geometries(values[0])
-    keep = _in_box(geoms, minx, miny, maxx, maxy)
+    keep = box_mask(geoms, (minx, miny, maxx, maxy))
     every = bool(keep.all())  # (a part's own rows by the index: usually all in its box)
     data: dict[str, np.ndarray] = {}
     for (name, dtype), vals in zip(pick, values[1:], strict=True):
@@ -405,14 +406,16 @@ def read_gpkg_rows(
     return GpkgRows(data, geoms if every else geoms[keep], info.crs)
 
 
-def _in_box(geoms: np.ndarray, minx: float, miny: float, maxx: float, maxy: float) -> np.ndarray:
-    """GDAL's spatial filter after the R-tree, as a mask of ``geoms``.
+def box_mask(geoms: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
+    """Which geometries meet the box, as GDAL's spatial filter after the R-tree decides.
 
     The envelope meets the box (closed), and either lies inside it or the geometry itself
-    intersects the box (GEOS, as OGR does); empty geometries are left out.
+    intersects the box (GEOS, as OGR does); missing and empty geometries are left out. The
+    PostGIS reader tests its index candidates the same way (``ST_Intersects`` with the box).
     """
+    minx, miny, maxx, maxy = (float(b) for b in bbox)
     env = shapely.bounds(geoms)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # NaN bounds: a missing or empty geometry, not in
         meets = (env[:, 2] >= minx) & (env[:, 0] <= maxx) & (env[:, 3] >= miny)
         meets &= env[:, 1] <= maxy
         inside = (env[:, 0] >= minx) & (env[:, 2] <= maxx) & (env[:, 1] >= miny)
