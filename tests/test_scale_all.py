@@ -235,3 +235,28 @@ def test_province_outputs_gather_each_layer_once(ws_copy, tmp_path, monkeypatch)
     assert {layer for _, layer in calls} == {"units", "centres", "population"}
     table = pyogrio.read_dataframe(paths["gpkg"], layer="scale_all_parts")
     assert np.isfinite(table["coverage_kpi"]).all() and np.isfinite(table["e2sfca_kpi"]).all()
+
+
+def test_run_all_reports_failed_jobs_and_writes_the_others(sample_ws, tmp_path):
+    """A workspace without elder-care centres: the elder-care jobs fail (two-pass ones in their
+    first pass, so no second pass runs), their errors are shown, the other jobs' outputs are
+    written and the province table says which failed (no figure for them)."""
+    import sqlite3
+
+    path = tmp_path / "ws.gpkg"
+    shutil.copy(sample_ws.path, path)
+    with sqlite3.connect(path) as db:  # as a bureau's file without that layer would be
+        db.execute("DROP TABLE elder_care")
+        db.execute("DELETE FROM gpkg_contents WHERE table_name = 'elder_care'")
+        db.execute("DELETE FROM gpkg_geometry_columns WHERE table_name = 'elder_care'")
+        db.execute("DELETE FROM geo_mz_layers WHERE layer = 'elder_care'")
+    out = tmp_path / "out"
+    args = ["scale", "run", "all", "--workspace", str(path), "--by", "town",
+            "--codes", CODES, "--workers", "0", "--out", str(out)]  # fmt: skip
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 1, res.output
+    assert "no layer 'elder_care'" in res.output  # each failed part's reason
+    table = pyogrio.read_dataframe(out / "scale_all.gpkg", layer="scale_all_parts")
+    assert (table["capacity_status"] == "failed").all() and "capacity_kpi" not in table
+    assert (table["relief_status"] == "done").all() and table["relief_kpi"].notna().all()
+    assert (out / "scale_relief.gpkg").exists() and not (out / "scale_capacity.gpkg").exists()

@@ -136,7 +136,7 @@ def run(
     from tqdm import tqdm
 
     from geo_mz.core.workspaces import open_workspace
-    from geo_mz.scale.outputs import points_left_out, run_kpis, write_run_outputs
+    from geo_mz.scale.outputs import has_results, points_left_out, run_kpis, write_run_outputs
     from geo_mz.scale.province import job_options
     from geo_mz.scale.runner import run_partitioned
 
@@ -161,6 +161,16 @@ def run(
             scheduler=scheduler, workers=workers, progress=step,
         )  # fmt: skip
         bar.close()
+        if not has_results(result):  # every part (or a first pass) failed: nothing to write
+            for r in result.failed.itertuples():
+                click.secho(f"  ✗ {r.part} {r.name}: {r.error}", fg="red", err=True)
+            click.secho(
+                f"没有分区得到结果，未写出文件（运行 {result.run_key}）/ no part has results, "
+                f"nothing written (run {result.run_key})",
+                fg="red",
+                err=True,
+            )
+            sys.exit(1)
         paths = write_run_outputs(job, result, parts, out_dir, lang=lang, workspace=ws)  # type: ignore[arg-type]
         left = None if code_list else points_left_out(job, ws, result)
     if job == "relief_scenario":

@@ -444,6 +444,17 @@ def write_run_outputs(
     return paths
 
 
+def has_results(result: RunResult) -> bool:
+    """Return whether the run stored any part's results.
+
+    False when every part failed, or when a two-pass job's first pass failed somewhere, so its
+    second pass never ran.
+    """
+    if not (result.parts["status"] != "failed").any():
+        return False
+    return result.run_key in set(open_run_store(result.store).runs()["run_key"].astype(str))
+
+
 def gather_kpi_layers(job: str, result: RunResult) -> dict[str, pd.DataFrame]:
     """Return the gathered per-part rows a job's headline figure is computed from."""
     names = (*OUTPUT_LAYERS.get(job, ()), *KPI_LAYERS.get(job, ()))
@@ -460,6 +471,7 @@ __all__ = [
     "RUN_FIGURES",
     "gather_kpi_layers",
     "gather_outputs",
+    "has_results",
     "part_infos",
     "part_summary",
     "points_left_out",

@@ -29,6 +29,7 @@ from geo_mz.scale.outputs import (
     KPI_NAMES,
     OUTPUT_LAYERS,
     gather_kpi_layers,
+    has_results,
     part_summary,
     write_run_outputs,
 )
@@ -262,11 +263,14 @@ def province_table(
     """
     table = pd.DataFrame({"part": [p.code for p in parts], "name": [p.name for p in parts]})
     for job, res in results.items():
-        if gathered is not None and job in gathered:
-            gathered_job = gathered[job]
+        # A job with nothing stored (its parts failed) has no figure: its status says why.
+        if gathered is not None:
+            gathered_job = gathered.get(job)
         else:
-            gathered_job = gather_kpi_layers(job, res)
-        summary = part_summary(job, res, parts, gathered_job) if job in KPI_NAMES else None
+            gathered_job = gather_kpi_layers(job, res) if has_results(res) else None
+        summary = None
+        if job in KPI_NAMES and gathered_job is not None:
+            summary = part_summary(job, res, parts, gathered_job)
         st = res.parts.set_index("part")
         table[f"{job}_status"] = [
             str(st.loc[p.code, "status"]) if p.code in st.index else "failed" for p in parts
@@ -322,9 +326,11 @@ def write_province_outputs(
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     # Each job's layers gathered once, for its own outputs and the province table.
-    gathered = {job: gather_kpi_layers(job, res) for job, res in results.items()}
+    gathered = {
+        job: gather_kpi_layers(job, res) for job, res in results.items() if has_results(res)
+    }
     for job, res in results.items():
-        if job in OUTPUT_LAYERS:
+        if job in OUTPUT_LAYERS and job in gathered:
             written = write_run_outputs(job, res, parts, out, lang=lang, workspace=workspace,
                                         gathered=gathered[job])  # fmt: skip
             for name, path in written.items():
