@@ -343,12 +343,13 @@ def _v2_header(path: Path, data: bytes | bytearray | memoryview, size: int) -> t
     return header, start
 
 
-def _v1(path: Path, whole: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _v1(path: Path, fh: BinaryIO, whole: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read a ``geo_mz.part/1`` file (an ``.npz``): its header and (``whole``) its arrays."""
     from geo_mz.scale.part_files_v1 import FORMAT_V1, HEADER_MEMBER
 
     try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
+        fh.seek(0)
+        with np.load(fh, allow_pickle=False) as npz:
             header = json.loads(bytes(npz[HEADER_MEMBER]).decode("utf-8"))
             arrays = {m: npz[m] for m in npz.files if m != HEADER_MEMBER} if whole else {}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
@@ -372,14 +373,17 @@ def _arrays(path: Path, header: Mapping[str, Any], payload: memoryview) -> dict[
 
 
 def _read(path: Path, whole: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read a part file of either format: its header and, if ``whole``, its arrays."""
-    try:
-        with open(path, "rb") as fh:
+    """Read a part file of either format: its header and, if ``whole``, its arrays.
+
+    A file that is not there raises :class:`FileNotFoundError` (a store's merge may have taken
+    it meanwhile); a file that cannot be read whole raises :class:`PartFileError`.
+    """
+    with open(path, "rb") as fh:
+        try:
             size = os.fstat(fh.fileno()).st_size
             first = fh.read(_PREFIX.size)
             if first.startswith(_ZIP_MAGIC):
-                fh.close()
-                return _v1(path, whole)
+                return _v1(path, fh, whole)
             if len(first) < _PREFIX.size or not first.startswith(_MAGIC):
                 raise _not_a_part_file(path, f"it starts with {first[:16]!r}")
             if not whole:
@@ -389,8 +393,8 @@ def _read(path: Path, whole: bool) -> tuple[dict[str, Any], dict[str, np.ndarray
             buf = bytearray(size)  # writable: the frames' arrays are views on it, as np.load's
             buf[: len(first)] = first
             got = len(first) + _read_into(fh, memoryview(buf)[len(first) :])
-    except OSError as exc:
-        raise _damaged(path, f"{type(exc).__name__}: {exc}") from exc
+        except OSError as exc:
+            raise _damaged(path, f"{type(exc).__name__}: {exc}") from exc
     if got != size:
         raise _damaged(path, f"read {got} of {size} bytes")
     header, start = _v2_header(path, buf, size)
