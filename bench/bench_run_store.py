@@ -8,7 +8,11 @@ workspace (by default a copy of the Guangdong workspace, ``p44.gpkg``), then sav
   with ``to_crs`` and a frame built per layer, written by pyogrio to a GeoPackage per part
   (temporary name, renamed), then the part marked done in the store's ``geo_mz_run_parts``
   (one SQLite commit, synced to disk as SQLite does by default);
-- ``npz (now)``: :meth:`GpkgRunStore.save`: rows and mark in one ``.npz`` part file, renamed;
+- ``npz (before)``: :meth:`GpkgRunStore.save` as the previous version ran it: rows and mark
+  in one ``geo_mz.part/1`` file (a ``.npz``, written by ``part_files_v1.write_part_file_v1``,
+  the previous writer kept unchanged), renamed;
+- ``part2 (now)``: :meth:`GpkgRunStore.save`: rows and mark in one ``geo_mz.part/2`` file (one
+  header and the arrays' raw bytes), renamed;
 - ``postgis (now)`` (with ``--postgis``): :meth:`PostgisRunStore.save` into a fresh schema of a
   throwaway local PostgreSQL cluster (rows and mark in one transaction, one binary COPY a layer;
   no merge at gather);
@@ -23,6 +27,15 @@ compared bit for bit (columns, dtypes, values, WKB of the geometry): the new fil
 exactly what the old ones gave. Printed: the configuration, per side the median save time per
 part (and p90), the median merge and gather time, and the ratios. The machine may be shared:
 compare the ratios, not the times across runs.
+
+Then the part files alone, ``geo_mz.part/1`` (``npz v1``) against ``geo_mz.part/2``
+(``part2``), on the same frames, with the same warm-up and repetitions, the order rotated: per
+part the time to write the file (``write_part_file``: encoding, file, rename), to read it back
+whole (``read_part_file``, today's reader, which reads both formats; for the old files it is
+the previous reader's code path, ``np.load``) and to read its mark only (``read_part_mark``), and
+the file's size. ``part2+fsync`` is the new writer followed by an ``fsync`` of the file and of
+its folder: what making each part durable across a power cut would add. The frames read back
+from the two formats are compared bit for bit.
 
 Run: ``.venv/bin/python bench/bench_run_store.py --workspace p44.gpkg [--parts 24] [--reps 3]
 [--warmup 1] [--postgis]`` (a copy of the workspace: the bench only reads it).
@@ -52,7 +65,10 @@ import shapely
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.workspaces import open_workspace
 from geo_mz.scale import runner as scale
+from geo_mz.scale import store_gpkg
 from geo_mz.scale.jobs import job_function
+from geo_mz.scale.part_files import read_part_file, read_part_mark, write_part_file
+from geo_mz.scale.part_files_v1 import write_part_file_v1
 from geo_mz.scale.store import GpkgRunStore, open_run_store
 from geo_mz.scale.store_base import PARTS, part_row, rows_info, storable_rows
 
@@ -105,6 +121,62 @@ def old_save(store: Path, part: str, frames: Mapping[str, pd.DataFrame], info: d
 def new_save(store: Path | str, part: str, frames: Mapping[str, pd.DataFrame], info: dict) -> None:
     """Today's save, as ``run_part`` calls it (a GeoPackage path or a PostGIS URL)."""
     open_run_store(store).save(KEY, part, frames, info)
+
+
+def npz_v1_save(store: Path, part: str, frames: Mapping[str, pd.DataFrame], info: dict) -> None:
+    """The previous version's ``GpkgRunStore.save``: today's save with the previous writer."""
+    today = store_gpkg.write_part_file
+    store_gpkg.write_part_file = write_part_file_v1  # the store's only difference then
+    try:
+        new_save(store, part, frames, info)
+    finally:
+        store_gpkg.write_part_file = today
+
+
+def _write_fsync(path: Path, tables: Mapping[str, pd.DataFrame], mark: dict) -> Path:
+    """Today's writer, then the file and its folder synced to disk (what durability costs)."""
+    write_part_file(path, tables, mark)
+    for target, flags in ((path, os.O_RDONLY), (path.parent, os.O_RDONLY | os.O_DIRECTORY)):
+        fd = os.open(target, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return path
+
+
+FILE_SIDES: dict[str, Callable[..., Path]] = {
+    "npz v1 (before)": write_part_file_v1,
+    "part2 (now)": write_part_file,
+    "part2+fsync": _write_fsync,
+}
+
+
+def file_rep(side: str, work: list, folder: Path) -> dict[str, Any]:
+    """Write every part's file with one side's writer, then read each back whole and its mark."""
+    write = FILE_SIDES[side]
+    here = folder / side.split()[0]
+    shutil.rmtree(here, ignore_errors=True)
+    here.mkdir()
+    files, times = [], {"write": [], "read": [], "mark": []}
+    for part, frames, info in work:
+        tables = {f"coverage_{name}": f for name, f in frames.items()}
+        mark = {"run_key": KEY, "part": part, "status": "done", "worker": info["worker"]}
+        path = here / f"{part}.npz"
+        t0 = time.perf_counter()
+        write(path, tables, mark)
+        times["write"].append(time.perf_counter() - t0)
+        files.append(path)
+    got = []
+    for path in files:
+        t0 = time.perf_counter()
+        got.append(read_part_file(path)[1])
+        times["read"].append(time.perf_counter() - t0)
+    for path in files:
+        t0 = time.perf_counter()
+        read_part_mark(path)
+        times["mark"].append(time.perf_counter() - t0)
+    return {**times, "bytes": [f.stat().st_size for f in files], "got": got}
 
 
 def _plain(v: Any) -> Any:
@@ -252,6 +324,9 @@ def main() -> None:
         action="store_true",
         help="also save into a PostGIS run store on a throwaway local cluster",
     )
+    ap.add_argument(
+        "--files-only", action="store_true", help="only the part files (no store, no merge)"
+    )
     args = ap.parse_args()
 
     ws = open_workspace(args.workspace)
@@ -279,10 +354,13 @@ def main() -> None:
     )
 
     sides: dict[str, Callable[..., None] | None] = {"gpkg (before)": old_save,
-                                                    "npz (now)": new_save}  # fmt: skip
+                                                    "npz (before)": npz_v1_save,
+                                                    "part2 (now)": new_save}  # fmt: skip
+    if args.files_only:
+        sides = {}
     with contextlib.ExitStack() as stack:
         url = None
-        if args.postgis:
+        if args.postgis and sides:
             from webmap.testing_postgis import temp_cluster
 
             url = stack.enter_context(temp_cluster())
@@ -290,9 +368,12 @@ def main() -> None:
             sides["postgis (now)"] = None
             print("  postgis: a throwaway local cluster (webmap.testing_postgis), same machine")
         results: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
+        files: dict[str, list[dict[str, Any]]] = {s: [] for s in FILE_SIDES}
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_rs_")))
         for rep in range(args.warmup + args.reps):
-            order = list(sides)[rep % len(sides) :] + list(sides)[: rep % len(sides)]
+            order = (
+                list(sides)[rep % max(len(sides), 1) :] + list(sides)[: rep % max(len(sides), 1)]
+            )
             for side in order:
                 save = sides[side]
                 res = (
@@ -302,11 +383,26 @@ def main() -> None:
                 )
                 if rep >= args.warmup:
                     results[side].append(res)
-    last = {s: results[s][-1]["got"] for s in sides}
-    same = {layer: _same(last["gpkg (before)"][layer], last["npz (now)"][layer])
+        for rep in range(args.warmup + args.reps):
+            names = list(FILE_SIDES)
+            for side in names[rep % len(names) :] + names[: rep % len(names)]:
+                res = file_rep(side, work, folder)
+                if rep >= args.warmup:
+                    files[side].append(res)
+    if sides:
+        _print_stores(args, work, results)
+    _print_files(work, files)
+    print(f"load after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+def _print_stores(args: argparse.Namespace, work: list, results: dict[str, list]) -> None:
+    last = {s: results[s][-1]["got"] for s in results}
+    same = {layer: _same(last["gpkg (before)"][layer], last["part2 (now)"][layer])
             for layer in ("times", "units")}  # fmt: skip
+    same_v1 = {layer: _same(last["npz (before)"][layer], last["part2 (now)"][layer])
+               for layer in ("times", "units")}  # fmt: skip
     if args.postgis:
-        pg_same = {layer: _same(last["npz (now)"][layer], last["postgis (now)"][layer])
+        pg_same = {layer: _same(last["part2 (now)"][layer], last["postgis (now)"][layer])
                    for layer in ("times", "units")}  # fmt: skip
         pg_old_same = {layer: _same(last["pg (before)"][layer], last["postgis (now)"][layer])
                        for layer in ("times", "units")}  # fmt: skip
@@ -323,26 +419,49 @@ def main() -> None:
         }
         m = med[side]
         print(f"{side:<15}{m['save']:>13.1f}{m['p90']:>8.1f}{m['merge']:>9.2f}{m['gather']:>10.2f}")
-    b, n = med["gpkg (before)"], med["npz (now)"]
+    b, v1, n = med["gpkg (before)"], med["npz (before)"], med["part2 (now)"]
     if args.postgis:
         pg, pgb = med["postgis (now)"], med["pg (before)"]
         whole_pg = pg["save"] * len(work) / 1e3 + pg["gather"]
-        whole_npz = n["save"] * len(work) / 1e3 + n["merge"] + n["gather"]
+        whole_n = n["save"] * len(work) / 1e3 + n["merge"] + n["gather"]
         print(
-            f"\npostgis save / npz save: {pg['save'] / n['save']:.1f}x (no merge: rows are "
-            f"in their tables at once); postgis (save + gather) / npz (save + merge + gather) "
-            f"of the {len(work)} parts: {whole_pg / whole_npz:.2f}x"
+            f"\npostgis save / part2 save: {pg['save'] / n['save']:.1f}x (no merge: rows are "
+            f"in their tables at once); postgis (save + gather) / part2 (save + merge + gather) "
+            f"of the {len(work)} parts: {whole_pg / whole_n:.2f}x"
         )
         print(f"postgis save before/now: {pgb['save'] / pg['save']:.1f}x (both sides gather "
               "with today's gather)")  # fmt: skip
-    print(f"\nsave before/now: {b['save'] / n['save']:.1f}x   merge before/now: "
-          f"{b['merge'] / n['merge']:.2f}x   gather (reading the merged store) before/now: "
-          f"{b['gather'] / n['gather']:.2f}x")  # fmt: skip
-    print(f"gathered frames identical bit for bit (times, units): {same}")
+    for name, old in (("gpkg", b), ("npz", v1)):
+        print(f"\n{name} before / part2 now: save {old['save'] / n['save']:.2f}x   merge "
+              f"{old['merge'] / n['merge']:.2f}x   gather (reading the merged store) "
+              f"{old['gather'] / n['gather']:.2f}x", end="")  # fmt: skip
+    print(f"\ngathered frames identical bit for bit (times, units): gpkg {same}, npz {same_v1}")
     if args.postgis:
         print(f"postgis gathers the same frames as the GeoPackage store: {pg_same}")
         print(f"postgis now gathers the same frames as before: {pg_old_same}")
-    print(f"load after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+def _print_files(work: list, files: dict[str, list]) -> None:
+    print(f"\npart files alone, {len(work)} parts, ms per part (median; p90):")
+    print(f"{'side':<17}{'write':>7}{'p90':>7}{'read':>7}{'p90':>7}{'mark':>7}{'KB/part':>9}")
+    med: dict[str, dict[str, float]] = {}
+    for side, runs in files.items():
+        m = med[side] = {}
+        for what in ("write", "read", "mark"):
+            per = [x for r in runs for x in r[what]]
+            m[what] = 1e3 * statistics.median(per)
+            m[what + "90"] = 1e3 * float(np.percentile(per, 90))
+        m["kb"] = statistics.median(x for r in runs for x in r["bytes"]) / 1e3
+        print(f"{side:<17}{m['write']:>7.2f}{m['write90']:>7.2f}{m['read']:>7.2f}"
+              f"{m['read90']:>7.2f}{m['mark']:>7.3f}{m['kb']:>9.0f}")  # fmt: skip
+    o, n, f = med["npz v1 (before)"], med["part2 (now)"], med["part2+fsync"]
+    print(f"now / before: write {n['write'] / o['write']:.2f}x   read {n['read'] / o['read']:.2f}x"
+          f"   mark {n['mark'] / o['mark']:.2f}x   (fsync of file and folder would add "
+          f"{f['write'] - n['write']:.2f} ms a part)")  # fmt: skip
+    old, new = files["npz v1 (before)"][-1]["got"], files["part2 (now)"][-1]["got"]
+    same = all(_same(a[t], b[t]) for a, b in zip(old, new, strict=True) for t in a)
+    same = same and all(list(a) == list(b) for a, b in zip(old, new, strict=True))
+    print(f"frames read back from both formats identical bit for bit: {same}")
 
 
 if __name__ == "__main__":
