@@ -59,6 +59,7 @@ def layer_query(
     srid: int,
     bbox: tuple[float, float, float, float] | None,
     prefix: tuple[str, str, str] | None,
+    ancestors: bool = False,
 ) -> tuple[Any, tuple[Any, ...]]:
     """Return the query of a layer read and its parameters.
 
@@ -77,6 +78,9 @@ def layer_query(
     prefix
         ``(field, type, code)``: the rows whose field starts with ``code``; a text field as a
         byte-order range (the index's), any other as its text.
+    ancestors
+        With ``prefix``: the rows whose field is a proper prefix of ``code`` too (a part's
+        units and their ancestors; the index's exact values).
 
     Returns
     -------
@@ -98,17 +102,21 @@ def layer_query(
     if prefix is not None:
         field, pg_type, code = prefix
         bounds = prefix_range(code) if pg_type == "text" else None
+        up = [code[:k] for k in range(len(code))] if ancestors else []
         if bounds is not None:
             # Both bounds in byte order: the range is "starts with" and the index's own order.
-            where.append(
-                sql.SQL('{f} COLLATE "C" >= %s AND {f} COLLATE "C" < %s').format(
-                    f=sql.Identifier(field)
-                )
-            )
+            own = '{f} COLLATE "C" >= %s AND {f} COLLATE "C" < %s'
             params += bounds
+            if up:  # the ancestors' exact codes, in the index's collation (it answers both)
+                own = f'({own} OR {{f}} COLLATE "C" = ANY(%s))'
+                params += (up,)
         else:
-            where.append(sql.SQL("starts_with({}::text, %s)").format(sql.Identifier(field)))
+            own = "starts_with({f}::text, %s)"
             params += (code,)
+            if up:
+                own = f"({own} OR {{f}}::text = ANY(%s))"
+                params += (up,)
+        where.append(sql.SQL(own).format(f=sql.Identifier(field)))
     if where:
         query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
     return query + sql.SQL(" ORDER BY fid"), params

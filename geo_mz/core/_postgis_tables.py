@@ -164,20 +164,38 @@ def read_catalog(
         The layer names (byte order, as ``ORDER BY layer COLLATE "C"``), the ``storage_crs``
         value (None if absent), and per table ``(name, type)`` as :func:`table_columns`.
     """
+    return catalog_of(catalog_query(conn, schema).fetchall())
+
+
+def catalog_query(conn: Any, schema: str) -> Any:
+    """Run :func:`read_catalog`'s query; return its cursor, not yet read."""
+    return conn.execute(catalog_sql(schema))
+
+
+def catalog_sql(schema: str) -> Any:
+    """:func:`read_catalog`'s query, the schema in it as a literal (no parameters).
+
+    So it can follow other statements in one simple query (one round trip).
+    """
     sql = sql_module()
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT 0, layer, NULL::name, NULL, 0 FROM {layers} "
-            "UNION ALL SELECT 1, value, NULL, NULL, 0 FROM {meta} WHERE key = 'storage_crs' "
-            "UNION ALL SELECT 2, c.relname, a.attname, format_type(a.atttypid, NULL), "
-            "a.attnum FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s "
-            "AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped"
-        ).format(
-            layers=sql.Identifier(schema, LAYERS_TABLE), meta=sql.Identifier(schema, META_TABLE)
-        ),
-        (schema,),
-    ).fetchall()
+    return sql.SQL(
+        "SELECT 0, layer, NULL::name, NULL, 0 FROM {layers} "
+        "UNION ALL SELECT 1, value, NULL, NULL, 0 FROM {meta} WHERE key = 'storage_crs' "
+        "UNION ALL SELECT 2, c.relname, a.attname, format_type(a.atttypid, NULL), "
+        "a.attnum FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = {schema} "
+        "AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped"
+    ).format(
+        layers=sql.Identifier(schema, LAYERS_TABLE),
+        meta=sql.Identifier(schema, META_TABLE),
+        schema=sql.Literal(schema),
+    )
+
+
+def catalog_of(
+    rows: list[tuple],
+) -> tuple[list[str], str | None, dict[str, list[tuple[str, str]]]]:
+    """Return :func:`read_catalog`'s answer from the rows of :func:`catalog_query`."""
     names = sorted(str(r[1]) for r in rows if r[0] == 0)  # code point order: UTF-8 bytes'
     crs = next((str(r[1]) for r in rows if r[0] == 1), None)
     columns: dict[str, list[tuple[str, str]]] = {}

@@ -35,7 +35,7 @@ import json
 import math
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
 import geopandas as gpd
@@ -59,6 +59,8 @@ from geo_mz.core._postgis_tables import (
     LOCK_CLASS,
     PG_TYPES,
     LayerTarget,
+    catalog_of,
+    catalog_sql,
     init_schema,
     read_catalog,
     storage_srid,
@@ -107,6 +109,7 @@ class PostgisWorkspace:
         self.schema = schema or fragment or DEFAULT_SCHEMA
         self.url = redact_url(self._url)
         self.path = f"{self.url}#{self.schema}"
+        self._snapshots: dict[int, tuple[Any, dict]] = {}  # per thread: its open transaction
         with self._connect() as conn:
             row = conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s), "
@@ -151,37 +154,53 @@ class PostgisWorkspace:
                 raise
             raise database_error(self._url, exc, schema=self.schema) from exc
 
+    def _snapshot_state(self) -> tuple[Any, dict] | None:
+        """Return (connection, memo) of this thread's open transaction, or None."""
+        return self._snapshots.get(threading.get_ident())
+
     @contextmanager
-    def _reading(self) -> Iterator[Any]:
+    def _reading(self, *, catalog: bool = False) -> Iterator[Any]:
         """Yield a read-only repeatable-read transaction no writer of this workspace overlaps.
 
         Inside :meth:`snapshot`, the snapshot's transaction (no new lock or transaction).
+        With ``catalog``, the catalog (:func:`read_catalog`) is read in the same round trip
+        as the lock and the transaction's start, and kept while the transaction lasts.
         """
-        snap = getattr(self, "_snapshot_conn", None)
-        if snap is not None and snap[0] == threading.get_ident():
-            yield snap[1]
+        state = self._snapshot_state()
+        if state is not None:
+            yield state[0]
             return
-        psycopg = psycopg_module()
+        sql = sql_module()
+        lock = (sql.Literal(LOCK_CLASS), sql.Literal(self.schema))
+        # The shared lock is the session's: taken before the transaction, so the snapshot
+        # (taken by the transaction's first query) is after any writer has committed: a
+        # writer replaces a layer's table, and a snapshot older than the new table's would
+        # see it empty. Given back before the connection returns to the pool; a failure
+        # closes the connection instead, which frees it. The lock, the transaction's start
+        # and the catalog are one simple query (one round trip): its COMMIT ends the
+        # implicit transaction the lock was taken in, before the BEGIN.
+        start = sql.SQL(
+            "SELECT pg_advisory_lock_shared({}, hashtext({})); COMMIT; "
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        ).format(*lock)
+        if catalog:
+            start += sql.SQL("; ") + catalog_sql(self.schema)
         with self._connect() as conn:
-            # The shared lock is the session's: taken before the transaction (so the snapshot
-            # is taken after any writer has committed), given back before the connection
-            # returns to the pool. A failure closes the connection instead, which frees it.
-            conn.execute(
-                "SELECT pg_advisory_lock_shared(%s, hashtext(%s))", (LOCK_CLASS, self.schema)
-            )
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            conn.read_only = True
+            cur = conn.execute(start)
+            memo = {}
+            if catalog:
+                for _ in range(3):  # the lock's row, COMMIT, BEGIN, then the catalog's rows
+                    cur.nextset()
+                memo["catalog"] = catalog_of(cur.fetchall())
+            ident = threading.get_ident()
+            self._snapshots[ident] = (conn, memo)
             try:
-                with conn.transaction():
-                    yield conn
+                yield conn
             finally:
-                # Back to the defaults for the pool's next user; a broken connection is
-                # closed by the pool whatever these do.
-                with suppress(psycopg.Error):
-                    conn.isolation_level = None
-                    conn.read_only = None
+                del self._snapshots[ident]
+            # Reached only when the block ended cleanly (an error closes the connection).
             conn.execute(
-                "SELECT pg_advisory_unlock_shared(%s, hashtext(%s))", (LOCK_CLASS, self.schema)
+                sql.SQL("COMMIT; SELECT pg_advisory_unlock_shared({}, hashtext({}))").format(*lock)
             )
 
     @contextmanager
@@ -191,19 +210,12 @@ class PostgisWorkspace:
         ``with ws.snapshot(): ws.read(...); ws.read(...)``: every read inside sees the same
         data (no writer's commit in between) and costs no new connection, transaction or
         lock; a partitioned run reads each part's inputs so. Writers wait until it ends.
+        Each thread has its own snapshot. The lock, the transaction's start and the
+        catalog (layer names, columns, storage CRS: no writer can change them meanwhile) are
+        one round trip; the end and the lock's release another.
         """
-        snap = getattr(self, "_snapshot_conn", None)
-        if snap is not None and snap[0] == threading.get_ident():
+        with self._reading(catalog=True):
             yield self
-            return
-        with self._reading() as conn:
-            # The layer names, columns and storage CRS read once a snapshot: no writer can
-            # change them while it holds the shared lock (a part reads four layers).
-            self._snapshot_conn = (threading.get_ident(), conn, {})
-            try:
-                yield self
-            finally:
-                self._snapshot_conn = None
 
     # -- creation ----------------------------------------------------------------------------
     @classmethod
@@ -324,19 +336,15 @@ class PostgisWorkspace:
                 data[c] = pd.Series(["" if v is None else v for v in values], dtype="str")
         return pd.DataFrame(data)
 
-    def _snapshot_memo(self, conn: Any, key: Any, read: Callable[[], Any]) -> Any:
-        """Return ``read()``, kept for the rest of the snapshot ``conn`` belongs to, if any."""
-        snap = getattr(self, "_snapshot_conn", None)
-        if snap is None or snap[1] is not conn:
-            return read()
-        if key not in snap[2]:
-            snap[2][key] = read()
-        return snap[2][key]
-
     def _catalog(self, conn: Any) -> tuple[list[str], str | None, dict[str, list]]:
         # What a read checks its layer against and builds its query from (names, storage CRS,
-        # the tables' columns): one query, kept for the snapshot (a part reads four layers).
-        return self._snapshot_memo(conn, "catalog", lambda: read_catalog(conn, self.schema))
+        # the tables' columns): one query, kept for the transaction (a part reads four layers).
+        state = self._snapshot_state()
+        if state is None or state[0] is not conn:
+            return read_catalog(conn, self.schema)
+        if "catalog" not in state[1]:
+            state[1]["catalog"] = read_catalog(conn, self.schema)
+        return state[1]["catalog"]
 
     def _layer_names(self, conn: Any) -> list[str]:
         return list(self._catalog(conn)[0])
@@ -395,6 +403,7 @@ class PostgisWorkspace:
         bbox: tuple[float, float, float, float] | None = None,
         prefix: tuple[str, str] | None = None,
         columns: list[str] | None = None,
+        ancestors: bool = False,
     ) -> gpd.GeoDataFrame:
         if kind not in names:
             raise no_layer_error(self.path, kind, names)
@@ -418,6 +427,7 @@ class PostgisWorkspace:
             srid=storage_srid(str(storage_crs)),
             bbox=bbox,
             prefix=None if prefix is None else (prefix[0], types[prefix[0]], str(prefix[1])),
+            ancestors=ancestors,
         )
         with conn.cursor(binary=True) as cur:
             # Planned for each box and code (a county's or a city's rows), never a generic
@@ -433,6 +443,7 @@ class PostgisWorkspace:
         bbox: tuple[float, float, float, float] | None = None,
         prefix: tuple[str, str] | None = None,
         columns: list[str] | None = None,
+        ancestors: bool = False,
     ) -> gpd.GeoDataFrame:
         """Read one layer, typed as its spec says (as :meth:`Workspace.read`).
 
@@ -453,13 +464,23 @@ class PostgisWorkspace:
             Optional: read only these fields (those the layer has, and the ``prefix`` field)
             besides the geometry, in the layer's order; as the GeoPackage's
             ``read(columns=...)``.
+        ancestors
+            With ``prefix``: also the rows whose ``field`` is a proper prefix of ``code`` (a
+            part's own units and their ancestors, for their names): the rows
+            :func:`geo_mz.core.workspace_read.related_to` keeps, found with the ``adcode``
+            index, as the GeoPackage reader's ``ancestors`` does.
         """
-        with self._reading() as conn:
-            return self._read(conn, kind, self._layer_names(conn), bbox, prefix, columns)
+        if ancestors and prefix is None:
+            raise WorkspaceError(
+                "ancestors 需要 prefix / ancestors=True needs prefix=(field, code)"
+            )
+        with self._reading(catalog=True) as conn:
+            names = self._layer_names(conn)
+            return self._read(conn, kind, names, bbox, prefix, columns, ancestors)
 
     def read_all(self) -> dict[str, gpd.GeoDataFrame]:
         """All stored layers by name, read from one snapshot."""
-        with self._reading() as conn:
+        with self._reading(catalog=True) as conn:
             names = self._layer_names(conn)
             return {k: self._read(conn, k, names) for k in names}
 
@@ -469,7 +490,7 @@ class PostgisWorkspace:
         NaNs when the layer has no features; WorkspaceError for a layer not stored.
         """
         sql = sql_module()
-        with self._reading() as conn:
+        with self._reading(catalog=True) as conn:
             names = self._layer_names(conn)
             if kind not in names:
                 raise no_layer_error(self.path, kind, names)
