@@ -112,6 +112,43 @@ def test_a_binary_row_stream_is_what_psycopg_writes_row_by_row(pg_url):
     assert bytes(data[0]) == want[0] and bytes(data[2]) == want[2]
 
 
+@pytest.mark.parametrize("width", ["one", "mixed"])
+def test_text_of_one_width_is_laid_out_as_fixed_and_equals_psycopgs_rows(pg_url, width):
+    """Codes of one width on every row (a part's ids): one block, no byte moved on its own."""
+    n = 7
+    codes = [f"4407030{i:02d}" for i in range(n)]
+    names = ["蓬江区甲" if i % 2 else "江海区乙" for i in range(n)]  # one width in UTF-8 too
+    empty = [""] * n
+    if width == "mixed":
+        codes[3], names[2], empty[5] = None, "新会", "x"
+    frame = pd.DataFrame({"code": codes, "name": names, "empty": empty, "v": np.linspace(0.5, 3, n),
+                          "k": np.arange(n, dtype=np.int64)})  # fmt: skip
+    types = {"code": "text", "name": "text", "empty": "text", "v": "float8", "k": "int8"}
+    pts = shapely.points(np.linspace(113, 114, n), np.full(n, 22.5))
+    fields = [encode_column(frame[c], t) for c, t in types.items()]
+    fields.append(geometry_field(pts, 4490))
+    fixed = [f[0].ndim == 2 for f in fields[:3]]
+    assert fixed == ([True] * 3 if width == "one" else [False] * 3)
+    ours = copy_buffer(fields, n)
+    cols = ", ".join(f'"{c}" {t}' for c, t in types.items())
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE TEMP TABLE w_ref ({cols}, g geometry)")
+        conn.execute("CREATE TEMP TABLE w_ours (LIKE w_ref)")
+        with conn.cursor().copy("COPY w_ref FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types([*types.values(), "bytea"])
+            wkb = shapely.to_wkb(shapely.set_srid(pts, 4490), include_srid=True)
+            for i in range(n):
+                row = [frame[c].astype(object).iloc[i] for c in types]
+                row = [None if pd.isna(v) else v.item() if hasattr(v, "item") else v for v in row]
+                cp.write_row([*row, wkb[i]])
+        with conn.cursor().copy("COPY w_ours FROM STDIN (FORMAT BINARY)") as cp:
+            cp.write(ours)
+        q = "SELECT *, ST_AsEWKB(g) FROM {} ORDER BY ctid"
+        ref = conn.execute(q.format("w_ref")).fetchall()
+        got = conn.execute(q.format("w_ours")).fetchall()
+    assert len(got) == n and got == ref
+
+
 def test_a_failed_save_leaves_the_part_as_it_was(pg_url):
     rs = open_run_store(f"{pg_url}#fail_save")
     rs.begin("k", {"job": "t"})

@@ -56,10 +56,16 @@ def text_field(series: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
     lens = np.full(len(vals), -1, dtype=np.int64)
     if joined.isascii():  # one character one byte: no string encoded on its own
         lens[~missing] = np.fromiter(map(len, present), np.int64, len(present))
-        return np.frombuffer(joined.encode("ascii"), dtype=np.uint8), lens
-    encoded = [v.encode("utf-8") for v in present]
-    lens[~missing] = np.fromiter(map(len, encoded), np.int64, len(encoded))
-    return np.frombuffer(b"".join(encoded), dtype=np.uint8), lens
+        data = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+    else:
+        encoded = [v.encode("utf-8") for v in present]
+        lens[~missing] = np.fromiter(map(len, encoded), np.int64, len(encoded))
+        data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    if len(lens) and lens[0] >= 0 and (lens == lens[0]).all():
+        # Codes and ids of one width (a part's cell ids, adcodes): a fixed-width field, laid
+        # out with the numbers in one block (copy_buffer then moves no byte on its own).
+        return data.reshape(len(lens), int(lens[0])), lens
+    return data, lens
 
 
 def constant_text_field(value: str, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,8 +90,9 @@ def encode_column(series: pd.Series, pg_type: str) -> tuple[np.ndarray, np.ndarr
     Returns
     -------
     tuple or None
-        ``(data, lengths)``: data is an ``(n, width)`` uint8 array for a fixed-width type or
-        the present values' bytes concatenated for text; lengths are -1 for NULL. None when
+        ``(data, lengths)``: data is an ``(n, width)`` uint8 array for a fixed-width type
+        (and text of one width on every row) or the present values' bytes concatenated for
+        other text; lengths are -1 for NULL. None when
         a value is not one the type takes as is (then the caller uses the text path).
     """
     field = _typed(series, pg_type)
@@ -194,6 +201,9 @@ def copy_buffer(fields: Sequence[tuple[np.ndarray, np.ndarray]], n: int) -> byte
     if n == 0:
         return SIGNATURE + TRAILER
     blocks = _blocks(fields, n)
+    if len(blocks) == 1 and blocks[0][0] == "fixed":
+        # Every row the same width: the rows are the block's, one after the other.
+        return SIGNATURE + np.ascontiguousarray(blocks[0][1]).tobytes() + TRAILER
     sizes = np.zeros(n, dtype=np.int64)
     for b in blocks:
         sizes += b[1].shape[1] if b[0] == "fixed" else 4 + np.maximum(b[2], 0)
