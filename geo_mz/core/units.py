@@ -231,10 +231,16 @@ def assign_by_codes(
     if len(rest) and n:
         geoms = geometry()
         geoms = geoms.to_crs(points.crs) if geoms.crs != points.crs else geoms
-        tree = shapely.STRtree(np.asarray(geoms.values))
-        pi, ui = tree.query(np.asarray(points.geometry.values)[rest], predicate="intersects")
-        first = pd.Series(ui).groupby(pi).min()
-        pos[rest[first.index.to_numpy()]] = first.to_numpy()
+        # The points in a tree, each polygon asked once: GEOS prepares the polygon it is
+        # asked with, so every point is tested against a prepared polygon (a third cheaper
+        # than asking with each point; the same pairs).
+        tree = shapely.STRtree(np.asarray(points.geometry.values)[rest])
+        ui, pi = tree.query(np.asarray(geoms.values), predicate="intersects")
+        # The first (lowest) unit a point meets; numpy, not a pandas groupby, for a few pairs.
+        first = np.full(len(rest), n, dtype=np.int64)
+        np.minimum.at(first, pi, ui)
+        met = first < n
+        pos[rest[met]] = first[met]
     return pos
 
 
