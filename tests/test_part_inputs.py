@@ -364,5 +364,69 @@ def test_roads_in_cut_equals_reprojecting_the_box_then_filtering(sample_ws):
         moved = box.to_crs(crs)
         want = moved[shapely.intersects(cut.polygon, np.asarray(moved.geometry.values))]
         assert 0 < len(got) < len(box)  # the filter dropped the box's corners
-        assert_geodataframe_equal(got, want, check_less_precise=False)
+        # Read through the cut's mask (fewer rows than the box), the same roads: only the
+        # labels, positions in what was read, differ.
+        masked = read_box(sample_ws, "roads", cut.lonlat_bbox, columns, cut)
+        assert len(got) <= len(masked) < len(box)
+        assert_geodataframe_equal(
+            got.reset_index(drop=True), want.reset_index(drop=True), check_less_precise=False
+        )
         assert shapely.equals_identical(got.geometry.values, want.geometry.values).all()
+        # Given the box's rows, the labels are the box's.
+        assert_geodataframe_equal(roads_in_cut(sample_ws, cut, box, columns), want)
+
+
+MASKS = [
+    shapely.Polygon([(1, 1), (9, 2), (4, 9)]),  # a triangle: the box's corners left out
+    shapely.Polygon([(0, 0), (10, 0), (10, 2), (2, 2), (2, 10), (0, 10)]),  # an L
+    shapely.box(2, 2, 5, 6).buffer(0.7, quad_segs=3),
+    shapely.box(20, 20, 21, 21),  # nothing there
+]
+
+
+def test_mask_reads_equal_gdal_mask_typed(every_layer):
+    """``mask=``: GDAL's rows (pyogrio's ``mask``), typed, from the strips of the R-tree."""
+    path = every_layer
+    for kind in ("roads", "population", "admin_units", "elder_care", "place_names"):
+        spec = get_spec(kind)
+        for mask in MASKS:
+            df = pyogrio.read_dataframe(path, layer=kind, mask=mask, fid_as_index=True)
+            want = frozen_types(df.sort_index(kind="stable").reset_index(drop=True), spec)
+            got = read_layer(path, kind, [kind], mask=mask)
+            assert isinstance(read_gpkg_rows(path, kind, (0, 0, 0, 0), mask=mask), GpkgRows)
+            assert_geodataframe_equal(got, want, check_dtype=True, check_crs=True)
+            if mask is MASKS[0] and kind == "roads":
+                box = read_layer(path, kind, [kind], bbox=mask.bounds)
+                assert 0 < len(got) < len(box)
+
+
+def test_mask_strips_hold_every_point_of_the_mask():
+    rng = np.random.default_rng(11)
+    for mask in [*MASKS[:3], shapely.Point(5, 5).buffer(3.0).union(shapely.box(0, 0, 1, 8))]:
+        strips = gpkg_read.mask_strips(mask)
+        assert 1 <= len(strips) <= 16
+        boxes = shapely.box(*np.array(strips).T)
+        pts = shapely.points(rng.uniform(-1, 11, size=(4000, 2)))
+        inside = shapely.intersects(mask, pts)
+        covered = shapely.STRtree(boxes).query(pts[inside], predicate="intersects")[0]
+        assert len(np.unique(covered)) == inside.sum()  # every point of the mask in a strip
+        # vertices and boundary points too (closed boxes)
+        ring = shapely.segmentize(shapely.boundary(mask), 0.1)
+        edge = shapely.points(shapely.get_coordinates(ring))
+        hit = shapely.STRtree(boxes).query(edge, predicate="intersects")[0]
+        assert len(np.unique(hit)) == len(edge)
+        assert sum((b[2] - b[0]) * (b[3] - b[1]) for b in strips) < shapely.area(
+            shapely.box(*mask.bounds)
+        )  # less than the one box
+    assert gpkg_read.mask_strips(shapely.Polygon()) == []
+
+
+def test_rtree_extent_holds_the_exact_extent_within_a_float(every_layer):
+    for kind in ("roads", "population", "admin_units"):
+        _, b = pyogrio.read_bounds(every_layer, layer=kind)
+        exact = (b[0].min(), b[1].min(), b[2].max(), b[3].max())
+        got = gpkg_read.rtree_extent(every_layer, kind)
+        assert got[0] <= exact[0] and got[1] <= exact[1]
+        assert got[2] >= exact[2] and got[3] >= exact[3]
+        assert np.allclose(got, exact, rtol=0, atol=1e-5)
+    assert gpkg_read.rtree_extent(every_layer, "no_such_layer") is None

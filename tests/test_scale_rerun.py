@@ -8,6 +8,7 @@ against one whole-district computation on the edited data.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import struct
@@ -160,6 +161,31 @@ def test_digests_see_an_edit_still_in_the_write_ahead_log(ws):
     finally:
         writer.close()
     assert {k for k in d0 if d0[k] != d1[k]} == {"elder_care"}
+
+
+def test_digests_are_kept_per_file_state_and_made_again_after_any_edit(ws, tmp_path, monkeypatch):
+    """A second digest of an unchanged file reads nothing; any commit or a new file: read."""
+    from geo_mz.core import layer_digest
+
+    first = shutil.copy(ws.path, tmp_path / "first.gpkg")
+    d0 = gpkg_layer_digests(ws.path)
+    reads: list[str] = []
+    real = layer_digest._gpkg_table_digest
+    monkeypatch.setattr(layer_digest, "_gpkg_table_digest",
+                        lambda conn, p, t: reads.append(t) or real(conn, p, t))  # fmt: skip
+    assert gpkg_layer_digests(ws.path) == d0 and reads == []  # kept: nothing read
+    assert layer_digests(str(ws.path)) == d0 and reads == []
+    # An edit that leaves the file's size and time as they were (its time set back): SQLite's
+    # data_version still tells.
+    st = ws.path.stat()
+    sql_edit(ws.path, "UPDATE population SET pop_total = pop_total + 1 WHERE fid = 1")
+    os.utime(ws.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (ws.path.stat().st_size, ws.path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    d1 = gpkg_layer_digests(ws.path)
+    assert {k for k in d0 if d0[k] != d1[k]} == {"population"} and len(reads) == len(d0)
+    # Another file renamed into place (as a workspace write does): read again.
+    os.replace(first, ws.path)
+    assert gpkg_layer_digests(ws.path) == d0 and len(reads) == 2 * len(d0)
 
 
 def test_run_key_of_a_workspace_object_and_of_its_path_agree(ws):

@@ -31,6 +31,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import shapely
 
 from geo_mz.core.catalog import LayerSpec, get_spec, load_catalog
 from geo_mz.core.errors import LayerReadError, LayerValidationError, Problem, WorkspaceError
@@ -232,6 +233,7 @@ class Workspace:
         bbox: tuple[float, float, float, float] | None = None,
         prefix: tuple[str, str] | None = None,
         columns: list[str] | None = None,
+        mask: shapely.Geometry | None = None,
     ) -> gpd.GeoDataFrame:
         """Read one layer, typed as its spec says.
 
@@ -248,9 +250,15 @@ class Workspace:
         columns
             Optional: read only these fields (those the layer has, and the ``prefix`` field)
             besides the geometry, e.g. the fields a walking network uses of ``roads``.
+        mask
+            Optional lon/lat polygon: only the rows whose geometry intersects it (as pyogrio's
+            ``mask``; instead of ``bbox``), e.g. a part's cut: the file is asked for the
+            polygon's strips, not its whole box.
         """
         roll_back_killed_edit(self.path)  # one stat; read-only opens refuse a hot journal
-        return read_layer(self.path, kind, self.layers(), bbox=bbox, prefix=prefix, columns=columns)
+        return read_layer(
+            self.path, kind, self.layers(), bbox=bbox, prefix=prefix, columns=columns, mask=mask
+        )
 
     def read_all(self) -> dict[str, gpd.GeoDataFrame]:
         """All stored layers by name."""

@@ -22,6 +22,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import shapely
 from pandas.api.extensions import ExtensionDtype
 
 from geo_mz.core.catalog import LayerSpec, get_spec
@@ -40,6 +41,7 @@ def read_layer(
     prefix: tuple[str, str] | None = None,
     ancestors: bool = False,
     columns: list[str] | None = None,
+    mask: shapely.Geometry | None = None,
 ) -> gpd.GeoDataFrame:
     """Read one layer of a GeoPackage workspace, typed as its spec says.
 
@@ -51,7 +53,7 @@ def read_layer(
         Catalog layer name.
     names
         The layers the workspace holds (an error names them when ``kind`` is not one).
-    bbox, prefix, columns
+    bbox, prefix, columns, mask
         As for :meth:`geo_mz.core.Workspace.read`.
     ancestors
         With ``prefix``: keep too the rows whose field is a proper prefix of the code (a
@@ -71,13 +73,15 @@ def read_layer(
         raise no_layer_error(path, kind, names)
     spec = _spec(kind)
     gdf, own = None, False
+    if mask is not None:
+        bbox = tuple(float(v) for v in shapely.bounds(mask))
     if bbox is not None:
         # A part's reads are by box: through the file's R-tree on a kept connection, not a
         # GDAL open per read (the same frame; see geo_mz.core.gpkg_read). None, or an
         # SQLite error (a file locked by a writer, ...), reads through GDAL as before.
         try:
             got = read_gpkg_rows(
-                path, kind, bbox, prefix=prefix, ancestors=ancestors, columns=columns
+                path, kind, bbox, prefix=prefix, ancestors=ancestors, columns=columns, mask=mask
             )
         except sqlite3.Error:
             got = None
@@ -91,8 +95,9 @@ def read_layer(
         if gdf is None:
             if columns is not None and prefix is not None and prefix[0] not in columns:
                 columns = [*columns, prefix[0]]
+            where_box = {"bbox": bbox} if mask is None else {"mask": mask}
             gdf = pyogrio.read_dataframe(
-                path, layer=kind, bbox=bbox, fid_as_index=True, columns=columns
+                path, layer=kind, fid_as_index=True, columns=columns, **where_box
             )
             # A spatial filter returns rows in R-tree order; keep the stored order, which
             # results (sums, ties) may depend on.

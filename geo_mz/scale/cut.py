@@ -49,6 +49,21 @@ class Cut:
         lonlat = geometries_to_crs(poly, self.crs, STORAGE_CRS)
         return tuple(float(v) for v in shapely.total_bounds(lonlat))
 
+    @cached_property
+    def lonlat_mask(self) -> shapely.Geometry:
+        """A lon/lat polygon holding the cut (for reading its rows, not for the proof).
+
+        The cut's hull buffered 1 m further, its edges cut to 500 m and reprojected: the
+        image of a 500 m grid segment bends from its chord by well under a millimetre, so
+        every point of the cut lies inside. Without a hull: the polygon buffered 1 m.
+        """
+        base = self.hull if self.hull is not None else self.polygon
+        wider = shapely.buffer(
+            base, self.buffer_m + 1.0 if self.hull is not None else 1.0, quad_segs=QUAD_SEGS
+        )
+        poly = np.array([shapely.segmentize(wider, 500.0)], dtype=object)
+        return geometries_to_crs(poly, self.crs, STORAGE_CRS)[0]
+
     def contains_extent(self, extent: tuple[float, float, float, float]) -> bool:
         """Whether the lon/lat box ``extent`` lies wholly inside the cut."""
         # Reaching 1 km (0.01°) beyond the cut's lon/lat box: not inside (the cut's 500 m edges

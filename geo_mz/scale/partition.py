@@ -75,6 +75,7 @@ from geo_mz.scale.part_inputs import (
     Sources,
     centre_sources,
     in_cut,
+    own_bbox,
     own_rows,
     part_bbox,
     part_crs,
@@ -280,7 +281,7 @@ def coverage_part(
     crs = part_crs(part, measure_crs)
     with read_once(ws) as ws:
         units = units_of_part(ws, part)
-        core_bbox = part_bbox(units[own_rows(units, part.code)], part)
+        core_bbox = own_bbox(units, part)
         pop = read_own(ws, "population", core_bbox, part.code, columns=list(TIMES_POP_FIELDS))
         extent = roads_bbox or roads_extent(ws)
         # Every centre, for the proof (one outside the cut may snap into a piece inside it);
@@ -288,7 +289,9 @@ def coverage_part(
         src = centre_sources(ws, s, crs)
         first_cut = make_cut(part.geometry, crs, buffer_m)
         # Only the fields the walking network reads (not names, lanes, bridges).
-        first_roads = read_box(ws, "roads", first_cut.lonlat_bbox, list(NETWORK_ROAD_FIELDS))
+        first_roads = read_box(
+            ws, "roads", first_cut.lonlat_bbox, list(NETWORK_ROAD_FIELDS), first_cut
+        )
     # The people as coordinates in the network's CRS, reprojected once: snapped from them, no
     # reprojected geometries built.
     xy_all = xy_to_crs(shapely.get_coordinates(pop.geometry.values), pop.crs, crs)
@@ -445,14 +448,14 @@ def relief_part(
     crs = part_crs(part, measure_crs)
     with read_once(ws) as ws:
         units = units_of_part(ws, part)
-        bbox = part_bbox(units[own_rows(units, part.code)], part)
+        bbox = own_bbox(units, part)
         layers = {"admin_units": units, "population": ws.read("population", bbox=bbox)}
         if "shelters" in ws.layers():
             layers["shelters"] = ws.read("shelters", bbox=bbox)
         stores = source_layer(ws, "relief_stores")
         extent = roads_bbox or roads_extent(ws)
         first_cut = make_cut(part.geometry, crs, buffer_m)
-        first_roads = ws.read("roads", bbox=first_cut.lonlat_bbox)
+        first_roads = read_box(ws, "roads", first_cut.lonlat_bbox, None, first_cut)
     points = relief.audit_points(layers, measure_crs=crs)
     points = points[own_rows(points, part.code)].reset_index(drop=True)
     store_xy = shapely.get_coordinates(stores.geometry.to_crs(crs).values)
@@ -616,6 +619,7 @@ __all__ = [
     "in_cut",
     "make_cut",
     "max_drive_kmh",
+    "own_bbox",
     "own_rows",
     "part_bbox",
     "part_crs",

@@ -46,8 +46,7 @@ from geo_mz.scale.partition import (
     Part,
     PartitionError,
     make_cut,
-    own_rows,
-    part_bbox,
+    own_bbox,
     part_crs,
     part_unit_tables,
     prove_rounds,
@@ -279,7 +278,7 @@ def e2sfca_pairs(
     s = settings
     t0 = float(catchment_min)
     units = units_of_part(ws, part)
-    bbox = part_bbox(units[own_rows(units, part.code)], part)
+    bbox = own_bbox(units, part)
     pop = read_own(ws, "population", bbox, part.code)
     # Reprojected once (snapping then finds them in the network's CRS).
     pop_m, centres_m = to_cut_crs(pop, crs), to_cut_crs(centres, crs)

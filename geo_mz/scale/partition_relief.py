@@ -44,8 +44,8 @@ from geo_mz.scale.partition import (
     SLACK_M,
     Part,
     make_cut,
+    own_bbox,
     own_rows,
-    part_bbox,
     part_crs,
     prove_rounds,
     proven,
@@ -194,7 +194,7 @@ def relief_scenario_part(
     if "closure_buffer_m" in opts:
         opts["buffer_m"] = opts.pop("closure_buffer_m")
     units = units_of_part(ws, part)
-    bbox = part_bbox(units[own_rows(units, part.code)], part)
+    bbox = own_bbox(units, part)
     layers = {"admin_units": units, "population": ws.read("population", bbox=bbox)}
     if "shelters" in ws.layers():
         layers["shelters"] = ws.read("shelters", bbox=bbox)

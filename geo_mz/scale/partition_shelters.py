@@ -70,6 +70,7 @@ from geo_mz.scale.partition import (
     part_bbox,
     part_crs,
     proven,
+    read_box,
     read_own,
     roads_extent,
     roads_in_cut,
@@ -372,7 +373,8 @@ def evacuation_part(
     def attempt(cut: Cut) -> tuple[bool, Any]:
         roads = roads_in_cut(ws, cut)
         net = _walk_net(roads, s, crs)
-        pop = in_cut(ws.read("population", bbox=cut.lonlat_bbox), cut).reset_index(drop=True)
+        pop = in_cut(read_box(ws, "population", cut.lonlat_bbox, None, cut), cut)
+        pop = pop.reset_index(drop=True)
         src, cell_src, cell_off_m = _cell_sources(pop, net, s)
         kin = np.flatnonzero(shapely.intersects(cut.polygon, shapely.points(shelter_xy)))
         ks = snap_points(net, cap_all.geometry.iloc[kin].to_crs(crs), max_snap_m=s.max_snap_m)

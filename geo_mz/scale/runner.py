@@ -49,7 +49,7 @@ from geo_mz.scale.jobs import (
     reduce_first_pass,
     two_pass,
 )
-from geo_mz.scale.part_inputs import run_layer_digests
+from geo_mz.scale.part_inputs import roads_extent, run_layer_digests
 from geo_mz.scale.part_memo import (
     dask_worker_address,
     keep_part_rows,
@@ -563,8 +563,8 @@ def run_partitioned(
     steps = pass_names(job) if two_pass(job) else (job,)
     takes_bbox = all("roads_bbox" in inspect.signature(job_function(j)).parameters for j in steps)
     if takes_bbox and "roads_bbox" not in opts:
-        # Once here rather than in every part: it reads the bounds of every road.
-        task_opts["roads_bbox"] = tuple(float(v) for v in ws.extent("roads"))
+        # Once here rather than in every part: it reads the roads layer's R-tree or bounds.
+        task_opts["roads_bbox"] = roads_extent(ws)
     rs: RunStore = open_run_store(store)
     local = workers == 0 and not scheduler and client is None
     t0 = time.perf_counter()
