@@ -249,6 +249,20 @@ def _transformer(src: Any, dst: Any) -> Transformer:
     return Transformer.from_crs(CRS.from_user_input(src), CRS.from_user_input(dst), always_xy=True)
 
 
+@lru_cache(maxsize=64)
+def _parsed(value: str | int) -> CRS:
+    return CRS.from_user_input(value)
+
+
+def _as_crs(value: Any) -> CRS:
+    """``CRS.from_user_input``, a text or number parsed once per process (hot paths)."""
+    if isinstance(value, CRS):
+        return value
+    if isinstance(value, str | int):
+        return _parsed(value)
+    return CRS.from_user_input(value)
+
+
 def xy_to_crs(xy: np.ndarray, src: Any, dst: Any) -> np.ndarray:
     """Reproject ``(n, 2)`` coordinates as :func:`geometries_to_crs` reprojects geometries.
 
@@ -268,7 +282,7 @@ def xy_to_crs(xy: np.ndarray, src: Any, dst: Any) -> np.ndarray:
         ``(n, 2)`` float64 coordinates in ``dst``.
     """
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-    src_crs, dst_crs = CRS.from_user_input(src), CRS.from_user_input(dst)
+    src_crs, dst_crs = _as_crs(src), _as_crs(dst)
     if src_crs.is_exact_same(dst_crs):
         return xy
     x, y = _transformer(src, dst).transform(xy[:, 0], xy[:, 1])
@@ -297,7 +311,7 @@ def geometries_to_crs(geoms: np.ndarray, src: Any, dst: Any) -> np.ndarray:
         New geometries in ``dst`` (the input itself when the two CRSs are the same).
     """
     geoms = np.asarray(geoms, dtype=object)
-    src_crs, dst_crs = CRS.from_user_input(src), CRS.from_user_input(dst)
+    src_crs, dst_crs = _as_crs(src), _as_crs(dst)
     if src_crs.is_exact_same(dst_crs):
         return geoms
     if len(geoms) and shapely.has_z(geoms).any():

@@ -243,8 +243,18 @@ def to_metric(
     """Reproject ``gdf`` to ``measure_crs`` (chosen for the data when None), with the CRS."""
     if gdf.crs is None:
         raise CrsError(f"{what} has no CRS; set it with .set_crs(...) before building a network")
-    target = parse_crs(measure_crs) if measure_crs is not None else _default_measure_crs(gdf)
-    assert target is not None
+    if isinstance(measure_crs, str | int):  # parsed and checked once per process (parts)
+        target, name = _metric_target(measure_crs)
+    else:
+        chosen = parse_crs(measure_crs) if measure_crs is not None else _default_measure_crs(gdf)
+        assert chosen is not None
+        target, name = _checked_metric(chosen)
+    out = gdf if CRS.from_user_input(gdf.crs) == target else gdf.to_crs(target)
+    return out, name
+
+
+def _checked_metric(target: CRS) -> tuple[CRS, str]:
+    """Refuse a geographic or non-metre CRS; return it and its name (``EPSG:…``)."""
     if not target.is_projected:
         raise CrsError(
             f"measure_crs {target.to_string()} is geographic; networks need a projected metric "
@@ -252,8 +262,14 @@ def to_metric(
         )
     if not (target.axis_info and target.axis_info[0].unit_name in ("metre", "meter")):
         raise CrsError(f"measure_crs {target.to_string()} is not in metres")
-    out = gdf if CRS.from_user_input(gdf.crs) == target else gdf.to_crs(target)
-    return out, _crs_string(target)
+    return target, _crs_string(target)
+
+
+@functools.lru_cache(maxsize=32)
+def _metric_target(measure_crs: str | int) -> tuple[CRS, str]:
+    target = parse_crs(measure_crs)
+    assert target is not None
+    return _checked_metric(target)
 
 
 def geoms_in(net: Network, data: gpd.GeoDataFrame | gpd.GeoSeries, what: str) -> np.ndarray:
@@ -277,6 +293,8 @@ def geoms_in(net: Network, data: gpd.GeoDataFrame | gpd.GeoSeries, what: str) ->
 
 
 def _bool_column(values: pd.Series) -> np.ndarray:
+    if isinstance(values.dtype, pd.BooleanDtype):  # as read from a workspace: no copy first
+        return values.to_numpy(dtype=bool, na_value=False)
     return values.astype("boolean").fillna(False).to_numpy(dtype=bool)
 
 
