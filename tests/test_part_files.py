@@ -272,6 +272,11 @@ def test_other_files_and_formats_are_named(tmp_path):
     path.write_bytes(body + bytes(-len(body) % 64) + raw[start:])
     with pytest.raises(PartFileError, match=r"geo_mz\.part/3.*is not 'geo_mz\.part/2'"):
         read_part_mark(path)
+    # A header of this format that lacks what the reader needs (a CRC that matches).
+    text = json.dumps({"format": FORMAT, "mark": {}, "layers": []}).encode()
+    path.write_bytes(struct.pack("<16sQI4x", raw[:16], len(text), zlib.crc32(text)) + text)
+    with pytest.raises(PartFileError, match="lacks arrays, payload_bytes, payload_crc32"):
+        read_part_file(path)
     # An old file cut short is named as before.
     old = write_part_file_v1(tmp_path / "o.npz", {"t": _points(30)}, MARK)
     raw = old.read_bytes()

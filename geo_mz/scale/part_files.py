@@ -339,8 +339,18 @@ def _v2_header(path: Path, data: bytes | bytearray | memoryview, size: int) -> t
     except ValueError as exc:
         raise _damaged(path, f"header: {exc}") from exc
     header = _check_format(header, path, FORMAT)
+    kinds = {
+        "mark": dict,
+        "layers": list,
+        "arrays": dict,
+        "payload_bytes": int,
+        "payload_crc32": int,
+    }
+    wrong = [k for k, kind in kinds.items() if not isinstance(header.get(k), kind)]
+    if wrong:  # its CRC matched: written so, not damaged on the way
+        raise _damaged(path, f"the header lacks {', '.join(wrong)}")
     start = _PREFIX.size + n + (-(_PREFIX.size + n) % _ALIGN)
-    want = start + int(header["payload_bytes"])
+    want = start + header["payload_bytes"]
     if size != want:
         raise _damaged(path, f"{size} bytes where the header says {want}")
     return header, start
