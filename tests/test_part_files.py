@@ -132,6 +132,8 @@ def _frames() -> dict[str, dict[str, pd.DataFrame]]:
             "t_nul": pd.DataFrame({"s": ["a\x00b", None, "c", "\x00", ""], "n": range(5)})
         },
         "all empty strings": {"t_e": pd.DataFrame({"s": ["", "", ""]})},
+        "only missing text last": {"t_n": pd.DataFrame({"v": [1.0], "s": pd.array([None], "str")})},
+        "no rows at all": {"t_empty": pd.DataFrame({"v": []})},
         "one row": {"t_1": _points(1)},
     }
 
