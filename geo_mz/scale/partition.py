@@ -196,14 +196,15 @@ def proven(
 
 def prove_rounds(
     n: int,
-    compute: Callable[[np.ndarray, float], tuple[pd.DataFrame, np.ndarray, dict]],
+    compute: Callable[[np.ndarray, float], tuple[Any, np.ndarray, dict]],
     buffer_m: float,
     what: str,
-) -> tuple[pd.DataFrame, dict]:
+) -> tuple[Any, dict]:
     """Compute positions ``0..n-1`` with a growing buffer until every answer is proven.
 
-    ``compute(todo, buffer_m)`` returns rows with a ``_pos`` column, a proven flag per row and
-    round figures; rows of a position are kept only when all of them are proven.
+    ``compute(todo, buffer_m)`` returns rows with a ``_pos`` column (a frame, or a dict of
+    equally long arrays: then a dict comes back), a proven flag per row and round figures;
+    rows of a position are kept only when all of them are proven.
     """
     todo = np.arange(n)
     b = float(buffer_m)
@@ -220,8 +221,14 @@ def prove_rounds(
         if ok.all():  # the common case: one round proves every answer (no filtering copy)
             kept.append(rows)
             break
-        bad_pos = np.unique(rows.loc[~ok, "_pos"].to_numpy())
-        kept.append(rows[~rows["_pos"].isin(bad_pos)])
+        if isinstance(rows, dict):
+            pos = rows["_pos"]
+            bad_pos = np.unique(pos[~ok])
+            good = ~np.isin(pos, bad_pos)
+            kept.append({k: v[good] for k, v in rows.items()})
+        else:
+            bad_pos = np.unique(rows.loc[~ok, "_pos"].to_numpy())
+            kept.append(rows[~rows["_pos"].isin(bad_pos)])
         todo = bad_pos
         if len(todo) == 0:
             break
@@ -233,6 +240,8 @@ def prove_rounds(
             f"after {MAX_ROUNDS} rounds (buffer {b / 2:.0f} m); is the roads layer's extent "
             f"recorded?"
         )
+    if kept and isinstance(kept[0], dict):
+        return {k: np.concatenate([r[k] for r in kept]) for k in kept[0]}, log
     if len(kept) == 1 and isinstance(kept[0].index, pd.RangeIndex) and kept[0].index.start == 0:
         return kept[0], log  # as the concatenation would give it (index 0..n-1)
     out = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame({"_pos": []})
@@ -296,7 +305,7 @@ def coverage_part(
     # reprojected geometries built.
     xy_all = xy_to_crs(shapely.get_coordinates(pop.geometry.values), pop.crs, crs)
 
-    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    def compute(todo: np.ndarray, b: float) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
         first = b == buffer_m
         cut = first_cut if first else make_cut(part.geometry, crs, b)
         roads = roads_in_cut(ws, cut, first_roads if first else None, list(NETWORK_ROAD_FIELDS))
@@ -318,21 +327,17 @@ def coverage_part(
             net, cut, xy_all[todo], sn.node, sn.offset_m, cols["walk_min"].astype(float),
             float(net.access_speed_kmh), cut.contains_extent(extent), source_xy=src.xy,
         )  # fmt: skip
-        # Object columns stay object (a frame would infer text from the centre ids).
-        rows = pd.DataFrame(
-            {k: pd.Series(v, dtype=v.dtype) for k, v in cols.items()} | {"_pos": todo}
-        )
-        return rows, ok, {"roads_read": len(roads)}
+        return cols | {"_pos": todo}, ok, {"roads_read": len(roads)}
 
     rows, log = prove_rounds(len(pop), compute, buffer_m, f"coverage part {part.code}")
     # One frame of the people's ids, times and points, in the people's order (each position
     # once), built in one go: it is both the part's times and the unit tables' input.
-    order = np.argsort(rows["_pos"].to_numpy(), kind="stable")
+    order = np.argsort(rows["_pos"], kind="stable")
     keep = ["walk_min", "nearest_centre", "snap_m", "too_far"]
     cols: dict[str, Any] = {c: pop[c].array for c in TIMES_POP_FIELDS if c in pop}
     # As Series of their own dtype: object stays object (a frame would infer text from the
     # centre ids, and a missing id would become NaN, not None).
-    cols |= {c: pd.Series(rows[c].to_numpy()[order], dtype=rows[c].dtype) for c in keep}
+    cols |= {c: pd.Series(rows[c][order], dtype=rows[c].dtype) for c in keep}
     cols["geometry"] = pop.geometry.values
     times = to_geoframe(pd.DataFrame(cols))
     unit_rows = part_unit_tables(times, units, part, s)
