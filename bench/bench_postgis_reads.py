@@ -6,14 +6,22 @@ PostgreSQL cluster (``webmap.testing_postgis.temp_cluster``) with ``PostgisWorks
 .from_workspace`` (which now makes the ``adcode`` index).
 
 1. Part reads, per county part (every ``--every``-th of the province's counties), as a coverage
-   part reads them in one snapshot: its units by its bounding box, its own people by box +
-   code prefix + the four fields the times keep (``TIMES_POP_FIELDS``), the roads round it by
-   the 2 km cut's box + the four fields a walking network uses (``NETWORK_ROAD_FIELDS``).
-   Sides: ``gpkg`` (``Workspace.read``, the R-tree reader), ``pg`` (``PostgisWorkspace.read``
-   now), ``pg-old`` (the previous PostGIS read, frozen here as the peer: the box and prefix
-   tested per row in SQL with ``ST_Intersects`` and ``starts_with``, every field, values typed
-   one by one, geometries from WKB by shapely; it had no ``columns=``, so it reads them all,
-   as a part on PostGIS did). The frames of ``gpkg`` and ``pg`` are compared (equal).
+   part reads them in one snapshot: its own units and their ancestors (for names), its own
+   people by box + code prefix + the four fields the times keep (``TIMES_POP_FIELDS``), the
+   roads round it by the 2 km cut's box + the four fields a walking network uses
+   (``NETWORK_ROAD_FIELDS``). Sides: ``gpkg`` (the R-tree reader; units through its
+   ``adcode`` index with ``ancestors``, as ``units_of_part`` reads them; roads by the cut's
+   ``lonlat_mask``, as ``read_box`` reads them), ``pg`` (``PostgisWorkspace`` now: the lock,
+   BEGIN and catalog in one round trip, the end and the unlock in one more, the units with
+   ``prefix`` + ``ancestors``, the roads by ``mask``), ``pg-prev`` (the previous snapshot,
+   frozen here: lock, BEGIN, catalog, COMMIT and unlock each a round trip, the units as
+   every unit of the part's box then ``related_to``, the roads by the cut's box), ``pg-old``
+   (the read before
+   that, frozen here as the peer: the box and prefix tested per row in SQL with
+   ``ST_Intersects`` and ``starts_with``, every field, values typed one by one; it had no
+   ``columns=``, so it reads them all, as a part on PostGIS did). The frames of ``gpkg``,
+   ``pg`` and ``pg-prev`` are compared (equal). Round trips of a part's reads are counted
+   from libpq's trace for ``pg`` and ``pg-prev``.
 2. The plan of one part's own-people read (``EXPLAIN ANALYZE``, no planner hints): the
    ``adcode`` index's range, against the same read in a copy without the index.
 3. Gathers from the run stores of a coverage run over those parts (computed once per store,
@@ -21,18 +29,22 @@ PostgreSQL cluster (``webmap.testing_postgis.temp_cluster``) with ``PostgisWorks
    each part; GeoPackage store (its part files merged by a first, untimed gather) vs PostGIS
    store now vs ``pg-old`` (the previous gather and part reads, frozen here: every run's
    record read to find the job, the table's existence asked apart).
-4. With ``--province``: ``run_partitioned("coverage", ...)`` over every county part with a
-   LocalCluster of one worker (start-up left out), GeoPackage workspace + store vs PostGIS
-   workspace + store, order alternating over ``--province-reps`` runs: wall, mean part seconds
-   and what is outside the parts (wall minus the parts' sum: the driver, Dask, the save of a
-   part's rows, which a part's ``seconds`` do not hold).
+4. With ``--province``: ``run_partitioned("coverage", ...)`` over every county part (and,
+   with ``--by city`` or ``both``, every city part: counties grouped by code prefix) on a
+   LocalCluster of ``--workers`` (1 and 2 by default; start-up left out), GeoPackage workspace
+   + store vs PostGIS workspace + store, order alternating over ``--province-reps`` runs:
+   wall, mean part seconds and what is outside the parts (wall minus the parts' sum divided
+   by the workers: the driver, Dask, the save of a part's rows, which a part's ``seconds``
+   do not hold). Durability: the bench's PostgreSQL cluster runs with ``fsync=off`` and
+   ``synchronous_commit=off`` (``temp_cluster``), and the GeoPackage store's part files are
+   not fsynced either: neither side waits for the disk.
 
 Every side gets the same warm-up (``--warmup`` untimed rounds) and repetitions (``--reps``), the
 order of the sides rotating each round. The machine may be shared: compare the ratios of one
 run, not times across runs.
 
 Run: ``.venv/bin/python bench/bench_postgis_reads.py --workspace p44.gpkg [--every 6] [--reps 5]
-[--warmup 1] [--province] [--province-reps 2]``.
+[--warmup 1] [--province] [--province-reps 2] [--by county|city|both] [--workers 1 2]``.
 """
 
 from __future__ import annotations
@@ -44,7 +56,8 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +215,60 @@ def report(title: str, times: dict[str, list], per: int, ref: str) -> None:
         print(f"   {n:<14} {m:9.2f} ms   {m / med[ref]:.2f}x {ref}")
 
 
+@contextmanager
+def prev_snapshot(pws: Any) -> Iterator[Any]:
+    """``PostgisWorkspace.snapshot`` before this change: lock, BEGIN, catalog, COMMIT, unlock.
+
+    Each its own round trip; the reads inside are today's (``_read``, the catalog kept).
+    """
+    import threading
+
+    from psycopg import IsolationLevel
+
+    from geo_mz.core._postgis_db import pooled_connection
+    from geo_mz.core._postgis_tables import LOCK_CLASS, read_catalog
+
+    lock = (LOCK_CLASS, pws.schema)
+    with pooled_connection(pws._url) as conn:
+        conn.execute("SELECT pg_advisory_lock_shared(%s, hashtext(%s))", lock)
+        conn.isolation_level = IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        try:
+            with conn.transaction():
+                memo = {"catalog": read_catalog(conn, pws.schema)}
+                pws._snapshots[threading.get_ident()] = (conn, memo)
+                try:
+                    yield pws
+                finally:
+                    del pws._snapshots[threading.get_ident()]
+        finally:
+            conn.isolation_level = None
+            conn.read_only = None
+        conn.execute("SELECT pg_advisory_unlock_shared(%s, hashtext(%s))", lock)
+
+
+def round_trips(url: str, run: Callable[[], Any]) -> int:
+    """Round trips of ``run`` on this process's next pooled connection (libpq's trace)."""
+    import psycopg
+
+    from geo_mz.core._postgis_db import close_pool, pooled_connection
+
+    close_pool()
+    with tempfile.TemporaryFile("w+") as f:
+        with pooled_connection(url) as conn:
+            conn.pgconn.trace(f.fileno())
+            conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        run()
+        with pooled_connection(url) as conn:
+            conn.pgconn.untrace()
+        f.seek(0)
+        text = f.read()
+    close_pool()
+    return text.count("\tReadyForQuery") + text.count("\tCopyInResponse")
+
+
 def part_reads(parts, gws, pws, reps: int, warmup: int) -> None:
+    from geo_mz.core.workspace_read import read_layer, related_to
     from geo_mz.network.graph import NETWORK_ROAD_FIELDS
     from geo_mz.scale.cut import make_cut
     from geo_mz.scale.part_inputs import own_rows, part_bbox, part_crs
@@ -213,43 +279,71 @@ def part_reads(parts, gws, pws, reps: int, warmup: int) -> None:
         units = gws.read("admin_units", bbox=tuple(shapely.bounds(p.geometry)))
         core = part_bbox(units[own_rows(units, p.code)], p)
         cut = make_cut(p.geometry, part_crs(p), 2000.0)
-        boxes.append((p, tuple(shapely.bounds(p.geometry)), core, cut.lonlat_bbox))
+        boxes.append((p, tuple(shapely.bounds(p.geometry)), core, cut.lonlat_bbox, cut.lonlat_mask))
     pop_cols, road_cols = list(TIMES_POP_FIELDS), list(NETWORK_ROAD_FIELDS)
 
-    def new(ws):
-        def run():
-            for p, ubox, core, rbox in boxes:
-                with ws.snapshot() as w:
-                    w.read("admin_units", bbox=ubox)
-                    w.read("population", bbox=core, prefix=("adcode", p.code), columns=pop_cols)
-                    w.read("roads", bbox=rbox, columns=road_cols)
+    def units_gpkg(p, ubox):  # as units_of_part reads a GeoPackage
+        return read_layer(gws.path, "admin_units", gws.layers(), bbox=ubox,
+                          prefix=("adcode", p.code), ancestors=True)  # fmt: skip
 
-        return run
+    def units_pg(p, ubox):
+        return pws.read("admin_units", bbox=ubox, prefix=("adcode", p.code), ancestors=True)
+
+    def units_prev(p, ubox):  # as units_of_part reads a PostGIS workspace before this change
+        units = pws.read("admin_units", bbox=ubox)
+        return units[related_to(units, "adcode", p.code)].reset_index(drop=True)
+
+    def reading(ws, snapshot, units, by_mask):
+        def one(p, ubox, core, rbox, mask):
+            with snapshot() as w:
+                got = [units(p, ubox)]
+                got.append(w.read("population", bbox=core, prefix=("adcode", p.code),
+                                  columns=pop_cols))  # fmt: skip
+                where = {"mask": mask} if by_mask else {"bbox": rbox}
+                got.append(w.read("roads", columns=road_cols, **where))
+            return got
+
+        def run():
+            for b in boxes:
+                one(*b)
+
+        return one, run
+
+    sides = {"gpkg": reading(gws, lambda: nullcontext(gws), units_gpkg, True),
+             "pg": reading(pws, pws.snapshot, units_pg, True),
+             "pg-prev": reading(pws, lambda: prev_snapshot(pws), units_prev, False)}  # fmt: skip
 
     def old():
         from geo_mz.core._postgis_db import pooled_connection
 
-        for p, ubox, core, rbox in boxes:  # one transaction a part, as the snapshot
+        for p, ubox, core, rbox, _ in boxes:  # one transaction a part, as the snapshot
             with pooled_connection(pws._url) as conn, conn.transaction():
                 old_read(pws, conn, "admin_units", bbox=ubox)
                 old_read(pws, conn, "population", bbox=core, prefix=("adcode", p.code))
                 old_read(pws, conn, "roads", bbox=rbox)
 
-    # The same frames: GeoPackage and PostGIS now.
-    for p, ubox, core, rbox in boxes[:3]:
-        for kind, kw in [("admin_units", {"bbox": ubox}),
-                         ("population", {"bbox": core, "prefix": ("adcode", p.code),
-                                         "columns": pop_cols}),
-                         ("roads", {"bbox": rbox, "columns": road_cols})]:  # fmt: skip
-            a, b = gws.read(kind, **kw), pws.read(kind, **kw)
-            pd.testing.assert_frame_equal(pd.DataFrame(a.drop(columns="geometry")),
-                                          pd.DataFrame(b.drop(columns="geometry")))  # fmt: skip
-            assert shapely.to_wkb(a.geometry.values).tolist() == shapely.to_wkb(
-                b.geometry.values).tolist()  # fmt: skip
-    rows = [len(pws.read("population", bbox=c, prefix=("adcode", p.code))) for p, _, c, _ in boxes]
+    # The same frames: GeoPackage, PostGIS now and before (its roads by the cut's box: the
+    # rows meeting the cut are among them).
+    for b in boxes[:4]:
+        want = sides["gpkg"][0](*b)
+        for side in ("pg", "pg-prev"):
+            got = sides[side][0](*b)
+            if side == "pg-prev":
+                keep = shapely.intersects(b[4], got[2].geometry.values)
+                got[2] = got[2][keep].reset_index(drop=True)
+            for a, c in zip(want, got, strict=True):
+                pd.testing.assert_frame_equal(pd.DataFrame(a.drop(columns="geometry")),
+                                              pd.DataFrame(c.drop(columns="geometry")))  # fmt: skip
+                assert shapely.to_wkb(a.geometry.values).tolist() == shapely.to_wkb(
+                    c.geometry.values).tolist()  # fmt: skip
+    rows = [len(pws.read("population", bbox=b[2], prefix=("adcode", b[0].code))) for b in boxes]
+    trips = {
+        s: round_trips(pws._url, lambda s=s: sides[s][0](*boxes[0])) for s in ("pg", "pg-prev")
+    }
     print(f"part reads: {len(boxes)} county parts, own people {int(np.mean(rows))} rows a part "
-          "on average; frames of gpkg and pg equal")  # fmt: skip
-    times = rotated({"gpkg": new(gws), "pg": new(pws), "pg-old": old}, reps, warmup)
+          f"on average; frames of gpkg, pg and pg-prev equal; round trips a part: pg "
+          f"{trips['pg']}, pg-prev {trips['pg-prev']}")  # fmt: skip
+    times = rotated({n: f[1] for n, f in sides.items()} | {"pg-old": old}, reps, warmup)
     report("   a part's three reads", times, len(boxes), "gpkg")
 
 
@@ -311,42 +405,50 @@ def gathers(parts, gpath: Path, pg_ref: str, url: str, tmp: Path, reps: int, war
     report("   part_rows(part, 'times')", times, len(codes), "gpkg")
 
 
-def province(gpath: Path, pg_ref: str, url: str, reps: int) -> None:
+def province(
+    gpath: Path, pg_ref: str, url: str, reps: int, levels: list[str], workers: list[int]
+) -> None:
     from geo_mz.core.layer_digest import layer_digests
     from geo_mz.core.workspace import Workspace
     from geo_mz.scale import runner as scale
     from geo_mz.scale.province import job_options
 
     gws = Workspace(gpath)
-    parts = scale.parts_of(gws.read("admin_units"), "county")
-    opts = job_options("coverage", gws, "county")
-    sides = {"gpkg": (str(gpath), lambda r: gpath.parent / f"prov_{r}.gpkg"),
-             "pg": (pg_ref, lambda r: f"{url}#prov_{r}")}  # fmt: skip
-    digests = {s: layer_digests(ref) for s, (ref, _) in sides.items()}
-    out: dict[str, list] = {s: [] for s in sides}
-    with scale.dask_client(workers=1) as client:
-        for rep in range(reps):
-            order = list(sides) if rep % 2 == 0 else list(sides)[::-1]
-            for s in order:
-                ref, store = sides[s]
-                t0 = time.perf_counter()
-                r = scale.run_partitioned("coverage", ref, parts, store=store(rep), options=opts,
-                                          client=client, level="county",
-                                          digests=digests[s])  # fmt: skip
-                wall = time.perf_counter() - t0
-                assert r.ok, r.failed
-                sec = r.parts["seconds"].to_numpy(float)
-                out[s].append((wall, float(sec.mean()), wall - float(sec.sum())))
-    print(
-        f"province: coverage over {len(parts)} county parts, LocalCluster of 1 worker, "
-        f"{reps} run(s) a side alternating (median):"
-    )
-    med = {s: [statistics.median(v[i] for v in runs) for i in range(3)] for s, runs in out.items()}
-    for s, (wall, mean, outside) in med.items():
-        print(
-            f"   {s:<5} wall {wall:6.1f} s ({wall / med['gpkg'][0]:.2f}x gpkg), mean part "
-            f"{mean:.3f} s ({mean / med['gpkg'][1]:.2f}x), outside the parts {outside:.1f} s"
-        )
+    sides = {"gpkg": str(gpath), "pg": pg_ref}
+    digests = {s: layer_digests(ref) for s, ref in sides.items()}
+    n = 0
+    for w in workers:
+        with scale.dask_client(workers=w) as client:
+            for level in levels:
+                parts = scale.parts_of(gws.read("admin_units"), level)
+                opts = job_options("coverage", gws, level)
+                out: dict[str, list] = {s: [] for s in sides}
+                for rep in range(reps):
+                    order = list(sides) if rep % 2 == 0 else list(sides)[::-1]
+                    for s in order:
+                        n += 1
+                        store = (
+                            gpath.parent / f"prov_{n}.gpkg" if s == "gpkg" else f"{url}#prov_{n}"
+                        )
+                        t0 = time.perf_counter()
+                        r = scale.run_partitioned("coverage", sides[s], parts, store=store,
+                                                  options=opts, client=client, level=level,
+                                                  digests=digests[s])  # fmt: skip
+                        wall = time.perf_counter() - t0
+                        assert r.ok, r.failed
+                        sec = r.parts["seconds"].to_numpy(float)
+                        out[s].append((wall, float(sec.mean()), wall - float(sec.sum()) / w))
+                print(f"province: coverage over {len(parts)} {level} parts, LocalCluster of "
+                      f"{w} worker(s), {reps} run(s) a side alternating (median); load "
+                      f"{_load()}:")  # fmt: skip
+                med = {s: [statistics.median(v[i] for v in runs) for i in range(3)]
+                       for s, runs in out.items()}  # fmt: skip
+                for s, (wall, mean, outside) in med.items():
+                    print(
+                        f"   {s:<5} wall {wall:6.2f} s ({wall / med['gpkg'][0]:.2f}x gpkg), mean "
+                        f"part {mean:.3f} s ({mean / med['gpkg'][1]:.2f}x), outside the parts "
+                        f"{outside:.2f} s"
+                    )
 
 
 def main() -> None:
@@ -357,6 +459,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--province", action="store_true", help="also the coverage run (1 worker)")
     ap.add_argument("--province-reps", type=int, default=2)
+    ap.add_argument("--by", choices=["county", "city", "both"], default="county",
+                    help="the province runs' parts")  # fmt: skip
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                    help="the province runs' worker counts")  # fmt: skip
+    ap.add_argument("--skip-reads", action="store_true", help="only the province runs")
     args = ap.parse_args()
     import geo_mz
 
@@ -383,11 +490,13 @@ def main() -> None:
             PostgisWorkspace.from_workspace(gws, url, schema="noindex", replace=True)
             with pooled_connection(url) as conn:
                 conn.execute('DROP INDEX noindex."population_adcode"')
-            part_reads(parts, gws, pws, args.reps, args.warmup)
-            plans(pws, parts, url)
-            gathers(parts, gpath, f"{url}#bench", url, tmp, args.reps, args.warmup)
+            if not args.skip_reads:
+                part_reads(parts, gws, pws, args.reps, args.warmup)
+                plans(pws, parts, url)
+                gathers(parts, gpath, f"{url}#bench", url, tmp, args.reps, args.warmup)
             if args.province:
-                province(gpath, f"{url}#bench", url, args.province_reps)
+                levels = ["county", "city"] if args.by == "both" else [args.by]
+                province(gpath, f"{url}#bench", url, args.province_reps, levels, args.workers)
             close_pool()
     print(f"load at the end {_load()}")
 

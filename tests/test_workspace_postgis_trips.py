@@ -164,3 +164,31 @@ def test_a_read_waiting_for_a_writer_sees_the_written_table_whole(pws, pg_url):
     assert np.array_equal(
         got["frame"]["facility_id"].to_numpy(), want["facility_id"].to_numpy()[:keep]
     )
+
+
+@pytest.mark.parametrize("kind", ["roads", "population", "admin_units"])
+def test_a_mask_read_equals_the_geopackages(pws, sample_ws, kind):
+    """``mask=``: the rows meeting a polygon (a cut), as the GeoPackage's (pyogrio's) mask."""
+    from geo_mz.scale.cut import make_cut
+    from geo_mz.scale.part_inputs import part_crs
+    from geo_mz.scale.runner import parts_of
+
+    part = parts_of(sample_ws.read("admin_units"), "town")[0]
+    cut = make_cut(part.geometry, part_crs(part), 800.0)
+    ring = (
+        shapely.Point(113.08, 22.6)
+        .buffer(0.03)
+        .difference(shapely.Point(113.08, 22.6).buffer(0.015))
+    )  # fmt: skip  (a hole: not its box)
+    for mask in (cut.lonlat_mask, ring, shapely.Polygon()):
+        got = pws.read(kind, mask=mask)
+        assert_same_layer(got, sample_ws.read(kind, mask=mask))
+        box = pws.read(kind, bbox=shapely.bounds(mask)) if not mask.is_empty else got
+        assert len(got) <= len(box)
+        if kind == "roads" and mask is ring:
+            assert 0 < len(got) < len(box)  # the hole and the corners are left out
+    cols = ["road_class"] if kind == "roads" else ["adcode"]
+    got = pws.read(kind, mask=cut.lonlat_mask, columns=cols)
+    assert_same_layer(got, sample_ws.read(kind, mask=cut.lonlat_mask, columns=cols))
+    with pytest.raises(Exception, match="not both"):
+        pws.read(kind, mask=ring, bbox=(0, 0, 1, 1))

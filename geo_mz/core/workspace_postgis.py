@@ -40,6 +40,7 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+import shapely
 
 from geo_mz.core._postgis_db import (
     POOL_SIZE,
@@ -67,6 +68,7 @@ from geo_mz.core._postgis_tables import (
 )
 from geo_mz.core.catalog import get_spec
 from geo_mz.core.errors import WorkspaceError
+from geo_mz.core.gpkg_read import mask_strips
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.workspace import Workspace
 from geo_mz.core.workspace_common import (
@@ -404,6 +406,7 @@ class PostgisWorkspace:
         prefix: tuple[str, str] | None = None,
         columns: list[str] | None = None,
         ancestors: bool = False,
+        mask: Any = None,
     ) -> gpd.GeoDataFrame:
         if kind not in names:
             raise no_layer_error(self.path, kind, names)
@@ -428,13 +431,15 @@ class PostgisWorkspace:
             bbox=bbox,
             prefix=None if prefix is None else (prefix[0], types[prefix[0]], str(prefix[1])),
             ancestors=ancestors,
+            boxes=None if mask is None else mask_strips(mask),
         )
         with conn.cursor(binary=True) as cur:
             # Planned for each box and code (a county's or a city's rows), never a generic
             # plan that knows neither (psycopg prepares a query run five times).
             cur.execute(query, params, prepare=False)
             rows = cur.fetchall()
-        return conform_types(frame_from_rows(rows, stored, spec, str(storage_crs), bbox), spec)
+        frame = frame_from_rows(rows, stored, spec, str(storage_crs), bbox, mask)
+        return conform_types(frame, spec)
 
     def read(
         self,
@@ -444,6 +449,7 @@ class PostgisWorkspace:
         prefix: tuple[str, str] | None = None,
         columns: list[str] | None = None,
         ancestors: bool = False,
+        mask: shapely.Geometry | None = None,
     ) -> gpd.GeoDataFrame:
         """Read one layer, typed as its spec says (as :meth:`Workspace.read`).
 
@@ -469,14 +475,22 @@ class PostgisWorkspace:
             part's own units and their ancestors, for their names): the rows
             :func:`geo_mz.core.workspace_read.related_to` keeps, found with the ``adcode``
             index, as the GeoPackage reader's ``ancestors`` does.
+        mask
+            Optional lon/lat polygon, instead of ``bbox``: only the rows whose geometry
+            intersects it (a part's cut, ``Cut.lonlat_mask``), as the GeoPackage's
+            ``read(mask=...)``: the GiST index is asked for the polygon's strips
+            (:func:`~geo_mz.core.gpkg_read.mask_strips`), not its whole box, and the rows
+            found are tested against the polygon here (GEOS).
         """
+        if mask is not None and bbox is not None:
+            raise WorkspaceError("bbox 与 mask 只能给一个 / give bbox or mask, not both")
         if ancestors and prefix is None:
             raise WorkspaceError(
                 "ancestors 需要 prefix / ancestors=True needs prefix=(field, code)"
             )
         with self._reading(catalog=True) as conn:
             names = self._layer_names(conn)
-            return self._read(conn, kind, names, bbox, prefix, columns, ancestors)
+            return self._read(conn, kind, names, bbox, prefix, columns, ancestors, mask)
 
     def read_all(self) -> dict[str, gpd.GeoDataFrame]:
         """All stored layers by name, read from one snapshot."""
