@@ -114,11 +114,11 @@ def read_box(
 ) -> gpd.GeoDataFrame:
     """Read the rows of ``kind`` in ``bbox``: only ``columns`` where the workspace can.
 
-    ``cut``: the rows are for this cut (``bbox`` holds it): a GeoPackage reads only those
-    meeting the cut's lon/lat mask (``Cut.lonlat_mask``), not the corners of its box; every
-    row meeting the cut is among them.
+    ``cut``: the rows are for this cut (``bbox`` holds it): a GeoPackage or PostGIS
+    workspace reads only those meeting the cut's lon/lat mask (``Cut.lonlat_mask``), not the
+    corners of its box; every row meeting the cut is among them.
     """
-    if isinstance(ws, Workspace) and cut is not None:
+    if isinstance(ws, Workspace | PostgisWorkspace) and cut is not None:
         cols = None if columns is None else list(columns)
         return ws.read(kind, mask=cut.lonlat_mask, columns=cols)
     if columns is not None and isinstance(ws, Workspace | PostgisWorkspace):
@@ -316,6 +316,8 @@ def units_of_part(ws: Any, part: _Part) -> gpd.GeoDataFrame:
             ws.path, "admin_units", ws.layers(), bbox=bbox, prefix=("adcode", part.code),
             ancestors=True,
         )  # fmt: skip
+    if isinstance(ws, PostgisWorkspace):  # through its adcode index too
+        return ws.read("admin_units", bbox=bbox, prefix=("adcode", part.code), ancestors=True)
     units = ws.read("admin_units", bbox=bbox)
     return units[related_to(units, "adcode", part.code)].reset_index(drop=True)
 
