@@ -413,7 +413,7 @@ def run_part(
                 "worker": worker, "peak_rss_mib": round(peak_rss_mib(), 1),
                 "dask_worker": dask_worker, **log}  # fmt: skip
         if store is not None:
-            open_run_store(store).save(key, part.code, frames, info)
+            worker_store(store).save(key, part.code, frames, info)
             return {"part": part.code, "ok": True, "info": info}
         return {"part": part.code, "ok": True, "info": info, "frames": frames}
     except Exception as exc:
@@ -429,6 +429,21 @@ def run_part(
                 "worker": worker,
             },
         }
+
+
+def worker_store(ref: str) -> RunStore:
+    """Return the run store ``ref``, opened once per process (a worker saves part after part).
+
+    Opening a GeoPackage store reads its table list; the store object itself keeps no state
+    a save depends on, so one serves every part of this process.
+    """
+    rs = _WORKER_STORES.get(ref)
+    if rs is None:
+        rs = _WORKER_STORES[ref] = open_run_store(ref)
+    return rs
+
+
+_WORKER_STORES: dict[str, RunStore] = {}
 
 
 @contextmanager

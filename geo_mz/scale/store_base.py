@@ -6,6 +6,7 @@ The stores themselves are in :mod:`geo_mz.scale.store_gpkg` and
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Mapping
@@ -103,18 +104,31 @@ def part_row(
 
 
 def _dtype_name(dtype: Any) -> str:
+    try:
+        return _KINDS[dtype]
+    except (KeyError, TypeError):
+        pass
     if pd.api.types.is_bool_dtype(dtype):
-        return "boolean"
-    if pd.api.types.is_integer_dtype(dtype):
-        return "integer"
-    if pd.api.types.is_float_dtype(dtype):
-        return "float"
-    return "string"
+        kind = "boolean"
+    elif pd.api.types.is_integer_dtype(dtype):
+        kind = "integer"
+    elif pd.api.types.is_float_dtype(dtype):
+        kind = "float"
+    else:
+        kind = "string"
+    with contextlib.suppress(TypeError):  # an unhashable dtype is asked again next time
+        _KINDS[dtype] = kind
+    return kind
+
+
+_KINDS: dict[Any, str] = {}
+"""Kind of each dtype seen (every part asks about the same few dtypes)."""
 
 
 def frame_schema(df: pd.DataFrame) -> dict[str, str]:
     """Column name to ``float``/``integer``/``boolean``/``string`` (geometry left out)."""
-    geom = df.geometry.name if isinstance(df, gpd.GeoDataFrame) else None
+    # The column's name, not a GeoSeries built to ask it.
+    geom = df.active_geometry_name if isinstance(df, gpd.GeoDataFrame) else None
     return {str(c): _dtype_name(t) for c, t in df.dtypes.items() if c != geom}
 
 

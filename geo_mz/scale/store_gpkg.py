@@ -1,16 +1,17 @@
 """The GeoPackage run store: each part one file written by its worker, merged at gather.
 
 A part's rows *and* its mark (its ``geo_mz_run_parts`` row) go to one columnar file,
-``<store>.parts/<run_key>/<part>.npz`` (:mod:`geo_mz.scale.part_files`), written under a
+``<store>.parts/<run_key>/<part>.npz`` (:mod:`geo_mz.scale.part_files`, format
+``geo_mz.part/2``: no longer a zip, the name kept so earlier runs' files are found), written under a
 temporary name and renamed into place. Workers save side by side: none of them writes the
 store's GeoPackage, so there is no single writer and no SQLite lock to wait for. A part is done
 when its file is there: the rows and the mark arrive together, so a crash leaves the part done
 with all its rows or not done at all (the rerun computes it again and replaces the file).
 
-Why a numpy ``.npz`` and not a GeoPackage per part (what this store did before) or one SQLite
+Why a file of our own and not a GeoPackage per part (what this store did before) or one SQLite
 file per worker: writing a GeoPackage with pyogrio costs ≈ 30 ms for a county's coverage part,
 and any SQLite commit ≈ 12–15 ms here (its journal is synced to disk, two fsyncs or more),
-while computing a county's coverage takes ≈ 20–25 ms; the ``.npz`` costs ≈ 1–2 ms. A renamed
+while computing a county's coverage takes ≈ 20–25 ms; the part file costs ≈ 2 ms. A renamed
 file is safe against a killed or crashed worker; it is not synced to disk, so a power cut just
 after a save can lose the newest parts (they are computed again; a damaged file is named by
 the error, to be deleted). No pickle: a store folder may be shared, and unpickling runs code.
