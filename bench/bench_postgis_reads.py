@@ -31,13 +31,19 @@ PostgreSQL cluster (``webmap.testing_postgis.temp_cluster``) with ``PostgisWorks
    record read to find the job, the table's existence asked apart).
 4. With ``--province``: ``run_partitioned("coverage", ...)`` over every county part (and,
    with ``--by city`` or ``both``, every city part: counties grouped by code prefix) on a
-   LocalCluster of ``--workers`` (1 and 2 by default; start-up left out), GeoPackage workspace
-   + store vs PostGIS workspace + store, order alternating over ``--province-reps`` runs:
-   wall, mean part seconds and what is outside the parts (wall minus the parts' sum divided
-   by the workers: the driver, Dask, the save of a part's rows, which a part's ``seconds``
-   do not hold). Durability: the bench's PostgreSQL cluster runs with ``fsync=off`` and
-   ``synchronous_commit=off`` (``temp_cluster``), and the GeoPackage store's part files are
-   not fsynced either: neither side waits for the disk.
+   LocalCluster of ``--workers`` (1 and 2 by default; start-up left out). Sides: ``gpkg``
+   (GeoPackage workspace + store), ``pg`` (PostGIS workspace + store), ``pg+`` (PostGIS with
+   the two ``part_inputs`` lines proposed for it swapped in on the workers,
+   :func:`proposed_part_inputs`: units with ``ancestors``, roads by ``mask``); the order
+   rotating over ``--province-reps`` runs. Printed: wall, mean part seconds and what is
+   outside the parts (wall minus the parts' sum divided by the workers: the driver, Dask,
+   the save of a part's rows, which a part's ``seconds`` do not hold), and the gathers of the
+   run's two layers after it (``units``, ``times``: what its outputs read; the GeoPackage
+   store's first gather merges its part files into its tables), and run + gathers.
+   Durability: the
+   bench's PostgreSQL cluster runs with ``fsync=off`` and ``synchronous_commit=off``
+   (``temp_cluster``), and the GeoPackage store's part files are not fsynced either: neither
+   side waits for the disk.
 
 Every side gets the same warm-up (``--warmup`` untimed rounds) and repetitions (``--reps``), the
 order of the sides rotating each round. The machine may be shared: compare the ratios of one
@@ -405,6 +411,41 @@ def gathers(parts, gpath: Path, pg_ref: str, url: str, tmp: Path, reps: int, war
     report("   part_rows(part, 'times')", times, len(codes), "gpkg")
 
 
+def proposed_part_inputs(on: bool) -> None:
+    """Swap in (or back out) the two ``part_inputs`` lines proposed for PostGIS parts.
+
+    ``units_of_part`` reads a PostGIS part's units with ``prefix`` + ``ancestors`` (as it reads
+    a GeoPackage's through the ``adcode`` index) and ``read_box`` reads a PostGIS part's roads
+    by the cut's ``mask`` (as a GeoPackage's). Run on every worker (``client.run``) for the
+    ``pg+`` side only; GeoPackage parts go the way they do today either way.
+    """
+    import shapely
+
+    from geo_mz.core.workspace_postgis import PostgisWorkspace
+    from geo_mz.scale import part_inputs, partition
+
+    orig = getattr(part_inputs, "_bench_orig", None)
+    if orig is None:
+        orig = (part_inputs.units_of_part, part_inputs.read_box)
+        part_inputs._bench_orig = orig
+
+    def units_of_part(ws, part):
+        if isinstance(ws, PostgisWorkspace):
+            box = tuple(shapely.bounds(part.geometry))
+            return ws.read("admin_units", bbox=box, prefix=("adcode", part.code), ancestors=True)
+        return orig[0](ws, part)
+
+    def read_box(ws, kind, bbox, columns=None, cut=None):
+        if isinstance(ws, PostgisWorkspace) and cut is not None:
+            cols = None if columns is None else list(columns)
+            return ws.read(kind, mask=cut.lonlat_mask, columns=cols)
+        return orig[1](ws, kind, bbox, columns, cut)
+
+    new = (units_of_part, read_box) if on else orig
+    for mod in (part_inputs, partition):
+        mod.units_of_part, mod.read_box = new
+
+
 def province(
     gpath: Path, pg_ref: str, url: str, reps: int, levels: list[str], workers: list[int]
 ) -> None:
@@ -412,9 +453,10 @@ def province(
     from geo_mz.core.workspace import Workspace
     from geo_mz.scale import runner as scale
     from geo_mz.scale.province import job_options
+    from geo_mz.scale.store import open_run_store
 
     gws = Workspace(gpath)
-    sides = {"gpkg": str(gpath), "pg": pg_ref}
+    sides = {"gpkg": str(gpath), "pg": pg_ref, "pg+": pg_ref}
     digests = {s: layer_digests(ref) for s, ref in sides.items()}
     n = 0
     for w in workers:
@@ -424,30 +466,41 @@ def province(
                 opts = job_options("coverage", gws, level)
                 out: dict[str, list] = {s: [] for s in sides}
                 for rep in range(reps):
-                    order = list(sides) if rep % 2 == 0 else list(sides)[::-1]
+                    k = rep % len(sides)
+                    order = list(sides)[k:] + list(sides)[:k]
                     for s in order:
                         n += 1
                         store = (
                             gpath.parent / f"prov_{n}.gpkg" if s == "gpkg" else f"{url}#prov_{n}"
                         )
+                        client.run(proposed_part_inputs, s == "pg+")
                         t0 = time.perf_counter()
                         r = scale.run_partitioned("coverage", sides[s], parts, store=store,
                                                   options=opts, client=client, level=level,
                                                   digests=digests[s])  # fmt: skip
                         wall = time.perf_counter() - t0
                         assert r.ok, r.failed
+                        t1 = time.perf_counter()
+                        rs = open_run_store(store)
+                        for layer in ("units", "times"):  # the run's outputs read back
+                            rs.gather(r.run_key, layer)
+                        got = time.perf_counter() - t1
                         sec = r.parts["seconds"].to_numpy(float)
-                        out[s].append((wall, float(sec.mean()), wall - float(sec.sum()) / w))
+                        out[s].append((wall, float(sec.mean()), wall - float(sec.sum()) / w,
+                                       got))  # fmt: skip
                 print(f"province: coverage over {len(parts)} {level} parts, LocalCluster of "
                       f"{w} worker(s), {reps} run(s) a side alternating (median); load "
                       f"{_load()}:")  # fmt: skip
-                med = {s: [statistics.median(v[i] for v in runs) for i in range(3)]
+                med = {s: [statistics.median(v[i] for v in runs) for i in range(4)]
                        for s, runs in out.items()}  # fmt: skip
-                for s, (wall, mean, outside) in med.items():
+                med = {s: [*m, statistics.median(v[0] + v[3] for v in out[s])]
+                       for s, m in med.items()}  # fmt: skip
+                g = med["gpkg"]
+                for s, (wall, mean, outside, got, total) in med.items():
                     print(
-                        f"   {s:<5} wall {wall:6.2f} s ({wall / med['gpkg'][0]:.2f}x gpkg), mean "
-                        f"part {mean:.3f} s ({mean / med['gpkg'][1]:.2f}x), outside the parts "
-                        f"{outside:.2f} s"
+                        f"   {s:<5} wall {wall:6.2f} s ({wall / g[0]:.2f}x gpkg), mean part "
+                        f"{mean:.3f} s ({mean / g[1]:.2f}x), outside the parts {outside:.2f} s; "
+                        f"gathers {got:.2f} s; run + gathers {total:.2f} s ({total / g[4]:.2f}x)"
                     )
 
 

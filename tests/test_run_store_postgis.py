@@ -164,8 +164,11 @@ def test_a_failed_save_leaves_the_part_as_it_was(pg_url):
 
 
 def _die_mid_save(ref: str) -> None:
-    # A worker killed after its first layer's rows went to the database, before the commit.
-    real, sent = store_postgis.copy_buffer, []
+    # A worker killed while it lays out its second layer's rows, before the commit (the
+    # one-query save lays out every layer first: test_a_part_killed_between_its_copies...).
+    from geo_mz.scale import store_postgis_copy
+
+    real, sent = store_postgis_copy.copy_buffer, []
 
     def then_die(*args):
         if sent:
@@ -175,7 +178,7 @@ def _die_mid_save(ref: str) -> None:
 
     rs = open_run_store(ref)
     rs.save("k", "1", {"a": _frame("1"), "b": _frame("1")}, {"job": "t"})  # tables known
-    store_postgis.copy_buffer = then_die
+    store_postgis_copy.copy_buffer = then_die
     rs.save("k", "2", {"a": _frame("2"), "b": _frame("2")}, {"job": "t"})
 
 
@@ -194,6 +197,67 @@ def test_a_part_killed_mid_save_leaves_nothing_and_reruns_alone(pg_url):
             assert n == 0
     rs.save("k", "2", {"a": _frame("2"), "b": _frame("2")}, {"job": "t"})
     assert rs.gather("k", "b")["part"].tolist() == ["1"] * 3 + ["2"] * 3
+
+
+def _die_after_the_first_copy(ref: str) -> None:
+    # Killed when the server asks for the second layer's rows: the first layer's rows are in
+    # the database, in the part's transaction (the one-query save), not committed.
+    real, seen = store_postgis.same_types, []
+
+    def then_die(*args):
+        if seen:
+            os._exit(3)
+        seen.append(1)
+        return real(*args)
+
+    rs = open_run_store(ref)
+    rs.save("k", "1", {"a": _frame("1"), "b": _frame("1")}, {"job": "t"})  # tables known
+    store_postgis.same_types = then_die
+    rs.save("k", "2", {"a": _frame("2"), "b": _frame("2")}, {"job": "t"})
+
+
+def test_a_part_killed_between_its_copies_leaves_nothing(pg_url):
+    ref = f"{pg_url}#killed_copy"
+    rs = open_run_store(ref)
+    rs.begin("k", {"job": "t"})
+    proc = mp.get_context("spawn").Process(target=_die_after_the_first_copy, args=(ref,))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 3
+    assert rs.done("k") == {"1"}
+    with psycopg.connect(pg_url) as conn:
+        for t in ("t_a", "t_b"):
+            q = f"SELECT count(*) FROM killed_copy.{t} WHERE part = '2'"
+            assert conn.execute(q).fetchone()[0] == 0
+    rs.save("k", "2", {"a": _frame("2"), "b": _frame("2")}, {"job": "t"})
+    assert rs.gather("k", "a")["part"].tolist() == ["1"] * 3 + ["2"] * 3
+
+
+def test_a_known_save_is_three_waits_and_keeps_its_rows(pg_url, tmp_path):
+    """One simple query: the columns and the first COPY, each COPY's end (was six waits)."""
+    import tempfile
+
+    from geo_mz.core.workspace_postgis import close_pool, pooled_connection
+
+    gs, ps = _both(tmp_path, pg_url, "one_query")
+    frames = {"a": _frame("1"), "b": _kinds().drop(columns=["mixed", "when"])}  # binary only
+    for s in (gs, ps):
+        s.save("k", "0", frames, {"job": "j"})  # the tables made, known to this process
+    close_pool()
+    with tempfile.TemporaryFile("w+") as f:
+        with pooled_connection(pg_url) as conn:
+            conn.pgconn.trace(f.fileno())
+        for s in (gs, ps):
+            s.save("k", "1", frames, {"job": "j"})
+        with pooled_connection(pg_url) as conn:
+            conn.pgconn.untrace()
+        f.seek(0)
+        text = f.read()
+    close_pool()
+    assert text.count("\tCopyInResponse") == 2 and text.count("\tReadyForQuery") == 1, text
+    for layer in ("a", "b"):
+        _assert_same(gs.gather("k", layer), ps.gather("k", layer))
+    assert ps.done("k") == {"0", "1"}
 
 
 def test_a_column_changed_by_another_worker_is_read_in_the_transaction(pg_url):

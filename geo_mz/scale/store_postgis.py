@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
 from geo_mz.scale.store_base import (
     PART_COLUMNS,
     PARTS,
@@ -44,7 +43,6 @@ from geo_mz.scale.store_base import (
     SRID,
     RunStoreError,
     finish_gather,
-    frame_schema,
     layer_schemas,
     now_iso,
     part_row,
@@ -53,12 +51,13 @@ from geo_mz.scale.store_base import (
     storable_rows,
 )
 from geo_mz.scale.store_postgis_copy import (
-    constant_text_field,
-    copy_buffer,
-    encode_column,
-    geometry_field,
-    int8_field,
-    null_field,
+    COLUMN_TYPES_SQL,
+    MARK_SQL,
+    layer_stream,
+    needed_columns,
+    run_copy_script,
+    same_types,
+    takes_rows,
 )
 
 _PG_TYPES = {"float": "double precision", "integer": "bigint", "boolean": "boolean",
@@ -164,15 +163,7 @@ class PostgisRunStore:
         return self._column_types_rows(self._column_types_query(conn, tables).fetchall())
 
     def _column_types_query(self, conn: Any, tables: list[str]) -> Any:
-        return conn.execute(
-            "SELECT c.relname, a.attname, t.typname FROM pg_attribute a "
-            "JOIN pg_class c ON c.oid = a.attrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "JOIN pg_type t ON t.oid = a.atttypid "
-            "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p') "
-            "AND a.attnum > 0 AND NOT a.attisdropped",
-            (self.schema, list(tables)),
-        )
+        return conn.execute(COLUMN_TYPES_SQL, (self.schema, list(tables)))
 
     @staticmethod
     def _column_types_rows(rows: list[tuple]) -> dict[str, dict[str, str]]:
@@ -190,11 +181,11 @@ class PostgisRunStore:
         column of no rows reads as ``float``); a later part with rows adds them. A text value
         for a column created numeric (by a part whose values were all missing) widens the
         column to text; :meth:`gather` gives every column the type the parts with rows
-        recorded. ``need``: the columns the rows need (:func:`_needed`); ``have``: the table's
-        column types now (empty if there is no table). Returns the table's column types after
-        the change.
+        recorded. ``need``: the columns the rows need (:func:`needed_columns`); ``have``: the
+        table's column types now (empty if there is no table). Returns the table's column
+        types after the change.
         """
-        if have and _ready(need, have):
+        if have and takes_rows(need, have):
             return dict(have)  # the common case: no lock, so workers save their parts side by side
         # Creating or widening the table: one worker at a time (held to the end of its save).
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}.{table}",))
@@ -246,7 +237,7 @@ class PostgisRunStore:
         job = str(info.get("job", "run"))
         layers = [(f"{job}_{name}", frame) for name, frame in frames.items()]
         # The columns each layer's rows need, worked out once a save (they are checked twice).
-        needs = {table: _needed(frame) for table, frame in layers}
+        needs = {table: needed_columns(frame) for table, frame in layers}
         mark = part_row(run_key, part, "done", None, rows_info(frames, info), info)
         with self._connect() as conn:
             if self._save_known(conn, run_key, part, layers, mark, needs):
@@ -283,8 +274,11 @@ class PostgisRunStore:
         psycopg = _psycopg()
         known = _known_tables(self.url, self.schema)
         tables = [table for table, _ in layers]
-        if not all(t in known and _ready(needs[t], known[t]) for t in tables):
+        if not all(t in known and takes_rows(needs[t], known[t]) for t in tables):
             return False
+        done = self._save_in_one_query(conn, run_key, part, layers, mark, known)
+        if done is not None:
+            return done
         try:
             with conn.pipeline():
                 conn.execute("BEGIN")
@@ -293,7 +287,7 @@ class PostgisRunStore:
                 self._mark_row(conn, mark)
             types = self._column_types_rows(cur.fetchall())
             known.update(types)
-            if not all(t in types and _ready(needs[t], types[t]) for t in tables):
+            if not all(t in types and takes_rows(needs[t], types[t]) for t in tables):
                 _rollback(conn)  # a table or column another process dropped: the slow way
                 return False
             for table, frame in layers:
@@ -310,6 +304,88 @@ class PostgisRunStore:
             _rollback(conn)  # nothing of the part is kept; the connection can be reused
             raise
         return True
+
+    def _save_in_one_query(
+        self,
+        conn: Any,
+        run_key: str,
+        part: str,
+        layers: list[tuple[str, pd.DataFrame]],
+        mark: tuple,
+        known: dict[str, dict[str, str]],
+    ) -> bool | None:
+        """Save the part as one simple query; True if saved, False if not (nothing kept).
+
+        ``BEGIN; DELETE ...; SELECT <columns>; INSERT <mark>; COPY ... FROM STDIN; ...;
+        COMMIT``: the server runs the statements in turn and asks for each COPY's rows when it
+        reaches it, so the client waits three times (for the columns and the first COPY, for
+        each COPY's end) where psycopg's calls wait six (the pipeline, each COPY's start and
+        end, the commit). The streams are encoded first with the column types this process
+        knows; the columns the server sends back, read after the deletes (which keep any
+        other worker from changing a column until the commit), are checked before any row is
+        sent, and a change aborts the COPY (then False: the caller's way). None (nothing done)
+        when a value must go the text way. Through libpq itself: psycopg runs no COPY among
+        other statements. An error leaves nothing of the part (the transaction is rolled
+        back); the undefined-table case returns False as the caller expects.
+        """
+        from psycopg import sql
+
+        psycopg = _psycopg()
+        copies = []
+        for table, frame in layers:
+            if len(frame):
+                stream = layer_stream(self.schema, table, frame, known[table], run_key, part)
+                if stream is None:
+                    return None
+                copies.append((table, frame, stream))
+        tables = [table for table, _ in layers]
+        lit = sql.Literal
+        stmts = [sql.SQL("BEGIN")]
+        stmts += [
+            sql.SQL("DELETE FROM {} WHERE run_key = {} AND part = {}").format(
+                self._id(self.schema, t), lit(run_key), lit(part)
+            )
+            for t in tables
+        ]
+        stmts.append(
+            sql.SQL(COLUMN_TYPES_SQL.replace("%s", "{}")).format(lit(self.schema), lit(tables))
+        )
+        stmts.append(
+            sql.SQL(MARK_SQL.replace("%s", "{}")).format(
+                self._id(self.schema, PARTS), *(lit(_plain(v)) for v in mark)
+            )
+        )
+        stmts += [stream[0] for _, _, stream in copies]
+        stmts.append(sql.SQL("COMMIT"))
+        script = sql.SQL("; ").join(stmts).as_bytes(conn)
+        state = {"rows": [], "changed": False}
+
+        def rows_of(at: int, rows: list[tuple]) -> bytes | None:
+            # The columns came before the first COPY (the SELECT precedes them).
+            table, frame, (_, data) = copies[at]
+            state["rows"] = rows
+            types = self._column_types_rows(rows).get(table)
+            if state["changed"] or not same_types(frame, known[table], types):
+                state["changed"] = True
+                return None
+            return data
+
+        error = run_copy_script(conn, script, rows_of)
+        rows, changed = state["rows"], state["changed"]
+        if error is None and not changed:
+            known.update(self._column_types_rows(rows))
+            return True
+        _rollback(conn)  # nothing of the part is kept; the connection can be reused
+        if changed:
+            known.update(self._column_types_rows(rows))
+            return False
+        exc = psycopg.errors.error_from_result(error, encoding=conn.info.encoding)
+        if isinstance(exc, psycopg.errors.UndefinedTable):  # dropped since (the schema, say)
+            known.clear()
+            _READY.discard((os.getpid(), self.url, self.schema))
+            self._ensure_schema(conn)
+            return False
+        raise exc
 
     def _delete_part(self, conn: Any, run_key: str, part: str, tables: list[str]) -> None:
         for table in tables:
@@ -330,32 +406,12 @@ class PostgisRunStore:
         part: str,
     ) -> None:
         """Send a layer's rows in one binary COPY; the text path for values binary cannot take."""
-        from psycopg import sql
-
-        geom = _geometry_column(frame)
-        cols = [c for c in frame.columns if c != geom]
-        n = len(frame)
-        fields = [constant_text_field(run_key, n), constant_text_field(part, n),
-                  int8_field(np.arange(n, dtype=np.int64))]  # fmt: skip
-        for c in cols:
-            field = None if c in _OWN_COLUMNS else encode_column(frame[c], types.get(str(c), ""))
-            if field is None:  # e.g. numbers bound for a column widened to text
-                self._copy_text(conn, table, storable_rows(frame, run_key, part))
-                return
-            fields.append(field)
-        if geom is None:
-            fields.append(null_field(n))
-        else:
-            geoms = np.asarray(frame.geometry.values, dtype=object)
-            if frame.crs is not None:  # as storable_rows puts them: EPSG:4490, bit for bit
-                geoms = geometries_to_crs(geoms, frame.crs, STORAGE_CRS)
-            fields.append(geometry_field(geoms, SRID))
-        names = ["run_key", "part", "seq", *cols, "geom"]
-        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-            self._id(self.schema, table), sql.SQL(", ").join(map(sql.Identifier, names))
-        )
-        with conn.cursor().copy(stmt) as cp:
-            cp.write(copy_buffer(fields, n))
+        stream = layer_stream(self.schema, table, frame, types, run_key, part)
+        if stream is None:
+            self._copy_text(conn, table, storable_rows(frame, run_key, part))
+            return
+        with conn.cursor().copy(stream[0]) as cp:
+            cp.write(stream[1])
 
     def _copy_text(self, conn: Any, table: str, rows: gpd.GeoDataFrame) -> None:
         cols = [c for c in rows.columns if c != rows.geometry.name]
@@ -378,16 +434,7 @@ class PostgisRunStore:
                 cp.write_row(row)
 
     def _mark_row(self, conn: Any, row: tuple) -> None:
-        conn.execute(
-            self._sql(
-                "INSERT INTO {} (run_key, part, status, error, rows, seconds, worker, "
-                "finished_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (run_key, part) DO UPDATE SET status = EXCLUDED.status, "
-                "error = EXCLUDED.error, rows = EXCLUDED.rows, seconds = EXCLUDED.seconds, "
-                "worker = EXCLUDED.worker, finished_at = EXCLUDED.finished_at"
-            ).format(self._id(self.schema, PARTS)),
-            row,
-        )
+        conn.execute(self._sql(MARK_SQL).format(self._id(self.schema, PARTS)), row)
 
     def fail(self, run_key: str, part: str, error: str, info: Mapping[str, Any]) -> None:
         """Record a part that failed (its rows from an earlier success are kept)."""
@@ -507,7 +554,6 @@ def _rows_frame(rows: list[tuple], cols: list[str], schema: Mapping[str, str]) -
     return finish_gather(df, wkb_geometries([r[-1] for r in rows]), schema)
 
 
-_OWN_COLUMNS = {"run_key", "part", "seq", "geom"}
 _KNOWN: dict[tuple[int, str, str], dict[str, dict[str, str]]] = {}
 _READY: set[tuple[int, str, str]] = set()  # (process, url, schema) whose tables are there
 
@@ -515,30 +561,6 @@ _READY: set[tuple[int, str, str]] = set()  # (process, url, schema) whose tables
 def _known_tables(url: str, schema: str) -> dict[str, dict[str, str]]:
     """Return what this process last saw of the store's tables: table to column types."""
     return _KNOWN.setdefault((os.getpid(), url, schema), {})
-
-
-def _needed(frame: pd.DataFrame) -> dict[str, str]:
-    """Return the columns (to kind) a part's rows need in their table; none if it has no rows.
-
-    The types of an empty frame say nothing (a text column of no rows reads as ``float``).
-    """
-    return frame_schema(frame) if len(frame) else {}  # the geometry column is left out
-
-
-def _ready(need: Mapping[str, str], have: Mapping[str, str]) -> bool:
-    """Whether a table with columns ``have`` takes rows that need ``need`` (:func:`_needed`)."""
-    for col, kind in need.items():
-        typ = have.get(col)
-        if typ is None or (kind == "string" and typ != "text"):
-            return False
-    return True
-
-
-def _geometry_column(frame: pd.DataFrame) -> Any:
-    """Return the geometry column kept with the rows, or None (as storable_rows decides)."""
-    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
-        return frame.geometry.name
-    return None
 
 
 def _rollback(conn: Any) -> None:

@@ -16,11 +16,16 @@ those rows the way it always did.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+
+from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
+from geo_mz.scale.store_base import SRID, frame_schema
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
@@ -237,14 +242,167 @@ def copy_buffer(fields: Sequence[tuple[np.ndarray, np.ndarray]], n: int) -> byte
     return out.tobytes()
 
 
+OWN_COLUMNS = {"run_key", "part", "seq", "geom"}
+"""The run store's own columns of a layer table (a frame's columns of these names are not sent)."""
+COLUMN_TYPES_SQL = (
+    "SELECT c.relname, a.attname, t.typname FROM pg_attribute a "
+    "JOIN pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_type t ON t.oid = a.atttypid "
+    "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p') "
+    "AND a.attnum > 0 AND NOT a.attisdropped"
+)
+"""Per table of a save, its columns and their types (pg_catalog: index lookups)."""
+MARK_SQL = (
+    "INSERT INTO {} (run_key, part, status, error, rows, seconds, worker, "
+    "finished_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (run_key, part) DO UPDATE SET status = EXCLUDED.status, "
+    "error = EXCLUDED.error, rows = EXCLUDED.rows, seconds = EXCLUDED.seconds, "
+    "worker = EXCLUDED.worker, finished_at = EXCLUDED.finished_at"
+)
+"""A part's mark (its row of the parts table), replaced by a rerun."""
+
+
+def geometry_column(frame: pd.DataFrame) -> Any:
+    """Return the geometry column kept with the rows, or None (as storable_rows decides)."""
+    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
+        return frame.geometry.name
+    return None
+
+
+def needed_columns(frame: pd.DataFrame) -> dict[str, str]:
+    """Return the columns (to kind) a part's rows need in their table; none if it has no rows.
+
+    The types of an empty frame say nothing (a text column of no rows reads as ``float``).
+    """
+    return frame_schema(frame) if len(frame) else {}  # the geometry column is left out
+
+
+def takes_rows(need: Mapping[str, str], have: Mapping[str, str]) -> bool:
+    """Whether a table with columns ``have`` takes rows needing ``need`` (``needed_columns``)."""
+    for col, kind in need.items():
+        typ = have.get(col)
+        if typ is None or (kind == "string" and typ != "text"):
+            return False
+    return True
+
+
+def same_types(
+    frame: pd.DataFrame, used: Mapping[str, str], have: Mapping[str, str] | None
+) -> bool:
+    """Whether the table's columns (``have``) are those the frame's stream was typed with."""
+    if have is None:
+        return False
+    geom = geometry_column(frame)
+    cols = [str(c) for c in frame.columns if c != geom and c not in OWN_COLUMNS]
+    return all(c in have and have[c] == used.get(c) for c in cols)
+
+
+def layer_stream(
+    schema: str,
+    table: str,
+    frame: pd.DataFrame,
+    types: Mapping[str, str],
+    run_key: str,
+    part: str,
+) -> tuple[Any, bytes] | None:
+    """Return a layer's binary COPY statement and stream, or None (a value for the text way).
+
+    The stream's columns are typed as ``types`` says (the table's column types): ``run_key``,
+    ``part``, ``seq``, the frame's columns, ``geom`` (EPSG:4490, bit for bit as
+    ``storable_rows`` puts them).
+    """
+    from psycopg import sql
+
+    geom = geometry_column(frame)
+    cols = [c for c in frame.columns if c != geom]
+    n = len(frame)
+    fields = [constant_text_field(run_key, n), constant_text_field(part, n),
+              int8_field(np.arange(n, dtype=np.int64))]  # fmt: skip
+    for c in cols:
+        field = None if c in OWN_COLUMNS else encode_column(frame[c], types.get(str(c), ""))
+        if field is None:  # e.g. numbers bound for a column widened to text
+            return None
+        fields.append(field)
+    if geom is None:
+        fields.append(null_field(n))
+    else:
+        geoms = np.asarray(frame.geometry.values, dtype=object)
+        if frame.crs is not None:
+            geoms = geometries_to_crs(geoms, frame.crs, STORAGE_CRS)
+        fields.append(geometry_field(geoms, SRID))
+    names = ["run_key", "part", "seq", *cols, "geom"]
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(schema, table), sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    return stmt, copy_buffer(fields, n)
+
+
+def run_copy_script(
+    conn: Any, script: bytes, stream: Callable[[int, list[tuple]], bytes | None]
+) -> Any:
+    """Run a simple query whose statements include ``COPY ... FROM STDIN``; return its error.
+
+    libpq itself, on psycopg's connection (psycopg runs no COPY among other statements): the
+    server runs the statements in turn and, at each COPY, waits for its rows; the client
+    waits once for everything up to the first COPY, then once per COPY for its end. At the
+    n-th COPY, ``stream(n, rows)`` gives its stream (``rows``: the text rows of the last
+    SELECT before it) or None to abort it (the COPY fails, so nothing after it runs).
+
+    Returns
+    -------
+    psycopg.pq.PGresult or None
+        The first error's result (the caller rolls back and raises it); None when every
+        statement ran.
+    """
+    from psycopg import pq
+
+    pg = conn.pgconn
+    ok = pq.ExecStatus
+    rows: list[tuple] = []
+    error = None
+    with conn.lock:
+        blocking = pg.nonblocking
+        pg.nonblocking = 0  # each call waits for the server, as plain libpq does
+        try:
+            pg.send_query(script)  # (raises if it cannot be sent)
+            at = 0
+            while (res := pg.get_result()) is not None:
+                if res.status == ok.TUPLES_OK:
+                    rows = [tuple(res.get_value(i, j).decode() for j in range(res.nfields))
+                            for i in range(res.ntuples)]  # fmt: skip
+                elif res.status == ok.COPY_IN:
+                    data = stream(at, rows)
+                    at += 1
+                    if data is None:
+                        pg.put_copy_end(b"geo_mz: the stream was refused")
+                    else:
+                        pg.put_copy_data(data)
+                        pg.put_copy_end(None)
+                elif res.status == ok.FATAL_ERROR and error is None:
+                    error = res
+        finally:
+            pg.nonblocking = blocking
+    return error
+
+
 __all__ = [
+    "COLUMN_TYPES_SQL",
+    "MARK_SQL",
+    "OWN_COLUMNS",
     "SIGNATURE",
     "TRAILER",
     "constant_text_field",
     "copy_buffer",
     "encode_column",
+    "geometry_column",
     "geometry_field",
     "int8_field",
+    "layer_stream",
+    "needed_columns",
     "null_field",
+    "run_copy_script",
+    "same_types",
+    "takes_rows",
     "text_field",
 ]
