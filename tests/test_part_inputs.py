@@ -387,6 +387,7 @@ MASKS = [
 def test_mask_reads_equal_gdal_mask_typed(every_layer):
     """``mask=``: GDAL's rows (pyogrio's ``mask``), typed, from the strips of the R-tree."""
     path = every_layer
+    prefixed = 0
     for kind in ("roads", "population", "admin_units", "elder_care", "place_names"):
         spec = get_spec(kind)
         for mask in MASKS:
@@ -398,6 +399,12 @@ def test_mask_reads_equal_gdal_mask_typed(every_layer):
             if mask is MASKS[0] and kind == "roads":
                 box = read_layer(path, kind, [kind], bbox=mask.bounds)
                 assert 0 < len(got) < len(box)
+            if "adcode" in want.columns:  # a prefix too: the masked rows that start with it
+                own = read_layer(path, kind, [kind], mask=mask, prefix=("adcode", "v1"))
+                keep = want["adcode"].str.startswith("v1").fillna(False).to_numpy(bool)
+                assert_geodataframe_equal(own, want[keep].reset_index(drop=True))
+                prefixed += int(keep.any())
+    assert prefixed >= 3
 
 
 def test_mask_strips_hold_every_point_of_the_mask():
