@@ -2,9 +2,10 @@
 
 Sides, on the same GeoPackage workspace and in the same run:
 
-- ``whole``: the whole area in one process (as ``bench_scale.py``'s whole side: read every
-  layer, one walk network, one Dijkstra from every centre, the unit tables of every level),
-  divided by the number of county parts of the province;
+- ``whole``: the whole area in one process (as ``bench_scale.py``'s whole side: read the four
+  layers it uses with the fields the parts read, one walk network, one Dijkstra from every
+  centre, the unit tables of every level), divided by the number of county parts of the
+  province;
 - ``parts``: ``--parts`` county parts (spread over the province's list), each computed by
   :func:`geo_mz.scale.partition.coverage_part` on a workspace opened for it, as a worker does;
   with ``--by city``, city parts (the counties grouped by their 4-digit code), their times
@@ -46,8 +47,10 @@ from geo_mz.core.workspaces import open_workspace
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network import graph, paths
+from geo_mz.network.graph import NETWORK_ROAD_FIELDS
 from geo_mz.scale import partition
 from geo_mz.scale import runner as scale
+from geo_mz.scale.partition import TIMES_POP_FIELDS
 
 STEPS = ("open", "read", "reproject", "network", "snap", "dijkstra", "proof", "tables", "other")
 
@@ -106,7 +109,14 @@ def install(clock: Clock) -> None:
 def whole(ref: str, s: CircleSettings, crs: str) -> None:
     """The whole province's coverage work in one process (as bench_scale.whole_area)."""
     ws = open_workspace(ref)
-    layers = ws.read_all()
+    # Only what the coverage needs, the fields the parts read too (its best way: not every
+    # layer and field of the workspace).
+    layers = {
+        "roads": ws.read("roads", columns=list(NETWORK_ROAD_FIELDS)),
+        "population": ws.read("population", columns=list(TIMES_POP_FIELDS)),
+        "elder_care": ws.read("elder_care"),
+        "admin_units": ws.read("admin_units"),
+    }
     net = partition.network_from_roads(
         layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh, measure_crs=crs,
         components="all",

@@ -2,9 +2,10 @@
 
 Sides, all on the same workspace and in the same run:
 
-- ``whole``: the whole area in one process, the same work the parts do (read the layers, one
-  walk network, one Dijkstra from every centre, the unit tables of every level, and save the
-  times and unit rows as the parts save theirs: one part file, the parts' own writer);
+- ``whole``: the whole area in one process, the same work the parts do (read the four layers
+  it uses with the fields the parts read, one walk network, one Dijkstra from every centre,
+  the unit tables of every level, and save the times and unit rows as the parts save theirs:
+  one part file, the parts' own writer);
 - ``parts in-process``: every county part one after the other in this process (``workers=0``);
 - ``1 worker`` / ``2 workers``: the parts on a Dask LocalCluster of that many single-threaded
   worker processes. The cluster is started once per side and its start-up is timed apart (it
@@ -54,10 +55,11 @@ from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.workspaces import open_workspace
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
-from geo_mz.network.graph import network_from_roads
+from geo_mz.network.graph import NETWORK_ROAD_FIELDS, network_from_roads
 from geo_mz.scale import runner as scale
 from geo_mz.scale.part_files import write_part_file
 from geo_mz.scale.part_inputs import unit_shapes
+from geo_mz.scale.partition import TIMES_POP_FIELDS
 from geo_mz.scale.store import open_run_store
 
 
@@ -74,7 +76,14 @@ def whole_area(ref: str, s: CircleSettings, crs: str, save_to: Path) -> tuple[fl
     """
     t0 = time.perf_counter()
     ws = open_workspace(ref)
-    layers = ws.read_all()
+    # Only what the coverage needs, the fields the parts read too (its best way: not every
+    # layer and field of the workspace).
+    layers = {
+        "roads": ws.read("roads", columns=list(NETWORK_ROAD_FIELDS)),
+        "population": ws.read("population", columns=list(TIMES_POP_FIELDS)),
+        "elder_care": ws.read("elder_care"),
+        "admin_units": ws.read("admin_units"),
+    }
     net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh,
                              measure_crs=crs, components="all")  # fmt: skip
     centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
