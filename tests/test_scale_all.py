@@ -223,13 +223,13 @@ def test_province_outputs_gather_each_layer_once(ws_copy, tmp_path, monkeypatch)
     res = run_all(ws_copy, parts, store=tmp_path / "runs.gpkg", options=opts, jobs=jobs,
                   level="town", workers=0)  # fmt: skip
     calls: list[tuple[str, str]] = []
-    real = outputs.gather
+    real = outputs.gather_layers
 
-    def counted(store, key, layer):
-        calls.append((key, layer))
-        return real(store, key, layer)
+    def counted(rs, key, layers):
+        calls.extend((key, layer) for layer in layers)
+        return real(rs, key, layers)
 
-    monkeypatch.setattr(outputs, "gather", counted)
+    monkeypatch.setattr(outputs, "gather_layers", counted)
     paths = write_province_outputs(res, parts, tmp_path / "out")
     assert sorted(calls) == sorted(set(calls))  # none twice
     assert {layer for _, layer in calls} == {"units", "centres", "population"}

@@ -14,8 +14,9 @@ import pandas as pd
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.results import Kpi
 from geo_mz.scale.partition import Part
-from geo_mz.scale.runner import RunResult, gather
+from geo_mz.scale.runner import RunResult
 from geo_mz.scale.store import open_run_store
+from geo_mz.scale.store_base import gather_layers
 
 Lang = Literal["zh", "en"]
 
@@ -214,7 +215,7 @@ def gather_outputs(
     dict
         Layer name → rows.
     """
-    raw = {n: gather(result.store, result.run_key, n) for n in OUTPUT_LAYERS[job]}
+    raw = gather_layers(open_run_store(result.store), result.run_key, OUTPUT_LAYERS[job])
     return _joined(job, raw, result, workspace)
 
 
@@ -458,7 +459,8 @@ def has_results(result: RunResult) -> bool:
 def gather_kpi_layers(job: str, result: RunResult) -> dict[str, pd.DataFrame]:
     """Return the gathered per-part rows a job's headline figure is computed from."""
     names = (*OUTPUT_LAYERS.get(job, ()), *KPI_LAYERS.get(job, ()))
-    return {n: gather(result.store, result.run_key, n) for n in names}
+    # All at once: the GeoPackage store merges the run's part files once and keeps their rows.
+    return gather_layers(open_run_store(result.store), result.run_key, names)
 
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import geopandas as gpd
@@ -201,6 +201,33 @@ def _texts(s: pd.Series) -> np.ndarray:
     )  # fmt: skip
 
 
+def gather_layers(rs: RunStore, run_key: str, layers: Sequence[str]) -> dict[str, gpd.GeoDataFrame]:
+    """Several layers of a run, as the store's ``gather`` gives each.
+
+    A store that gathers several layers at once (``gather_layers``: the GeoPackage store
+    merges its new part files once and keeps the rows it just merged) is asked once; any other
+    store is asked layer by layer.
+
+    Parameters
+    ----------
+    rs
+        An open run store.
+    run_key
+        The run.
+    layers
+        Layer names (``units``, ``times`` …).
+
+    Returns
+    -------
+    dict
+        Layer name to its rows, in the order asked.
+    """
+    many = getattr(rs, "gather_layers", None)
+    if many is not None:
+        return dict(many(run_key, list(layers)))
+    return {n: rs.gather(run_key, n) for n in layers}
+
+
 def storable_rows(frame: pd.DataFrame, run_key: str, part: str) -> gpd.GeoDataFrame:
     """Turn a results frame into rows to keep: run_key, part, seq, columns, EPSG:4490 geometry.
 
@@ -317,6 +344,7 @@ __all__ = [
     "RunStoreError",
     "finish_gather",
     "frame_schema",
+    "gather_layers",
     "layer_schemas",
     "now_iso",
     "part_row",

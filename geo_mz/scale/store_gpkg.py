@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -245,14 +245,18 @@ class GpkgRunStore:
         its rows are in, so a crash in between merges it again (its rows are replaced, not
         doubled). A file replaced by a new save meanwhile is kept for the next merge.
         """
+        return len(self._merge(run_key)[0])
+
+    def _merge(self, run_key: str) -> tuple[set[str], dict[str, gpd.GeoDataFrame]]:
+        """Merge as :meth:`merge`; return the parts merged and, per table, the rows appended."""
         folder = self.parts_dir / run_key
         if not folder.is_dir():
-            return 0
+            return set(), {}
         _drop_stale_temporaries(folder)
         new = self._pending(run_key)
         legacy = self._legacy_files(run_key, folder, set(new))
         if not new and not legacy:
-            return 0
+            return set(), {}
         seen: dict[Path, tuple[int, int, int]] = {}
         marks: list[tuple] = []
         by_file: dict[Path, tuple[str, dict[str, gpd.GeoDataFrame]]] = {}
@@ -281,6 +285,7 @@ class GpkgRunStore:
                 self._mark(db, row)
             self._delete_rows(db, run_key, sorted({p for p, _ in by_file.values()}))
         tables = self._tables()
+        appended: dict[str, gpd.GeoDataFrame] = {}
         for table, frames in by_table.items():
             rows = pd.concat(frames, ignore_index=True)
             rows = gpd.GeoDataFrame(rows, geometry=rows.geometry.name, crs=STORAGE_CRS)
@@ -289,33 +294,58 @@ class GpkgRunStore:
                 geometry_type="Unknown", promote_to_multi=False,
             )  # fmt: skip
             tables.add(table)
+            appended[table] = rows
         for f, was in seen.items():
             st = f.stat()
             if (st.st_ino, st.st_mtime_ns, st.st_size) == was:
                 f.unlink()
-        return len(by_file)
+        return {p for p, _ in by_file.values()}, appended
 
     def gather(self, run_key: str, layer: str) -> gpd.GeoDataFrame:
         """All done parts' rows of one layer, by part then row order (merging new parts first)."""
-        self.merge(run_key)
+        return self.gather_layers(run_key, [layer])[layer]
+
+    def gather_layers(self, run_key: str, layers: Sequence[str]) -> dict[str, gpd.GeoDataFrame]:
+        """Several layers of a run as :meth:`gather` gives each, merging the new parts once.
+
+        The rows a merge has just appended are the layer's rows of the run when the table holds
+        no other part's rows of it (a run's first gather): they are used as they are, not read
+        back from the GeoPackage (the part files give them typed as pyogrio reads them).
+        """
+        merged, appended = self._merge(run_key)
         st = self.status(run_key)
-        schema = layer_schemas(st).get(layer, {})
+        schemas = layer_schemas(st)
         job = self._job(run_key)
-        table = f"{job}_{layer}"
         done = set(st.loc[st["status"] == "done", "part"])
-        if table not in self._tables():
-            return finish_gather(
-                pd.DataFrame({c: pd.Series([], dtype=object) for c in ["part", *schema]}),
-                [],
-                schema,
-            )
-        gdf = pyogrio.read_dataframe(
-            self.path, layer=table, where=f"run_key = '{run_key.replace(chr(39), '')}'"
-        )
-        gdf = gdf[gdf["part"].isin(done)].sort_values(["part", "seq"], kind="stable")
-        geoms = gdf.geometry.values
-        df = pd.DataFrame(gdf.drop(columns=[gdf.geometry.name, "run_key", "seq"]))
-        return finish_gather(df.reset_index(drop=True), geoms, schema)
+        tables = self._tables()
+        out: dict[str, gpd.GeoDataFrame] = {}
+        for layer in layers:
+            schema = schemas.get(layer, {})
+            table = f"{job}_{layer}"
+            if table not in tables:
+                empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in ["part", *schema]})
+                out[layer] = finish_gather(empty, [], schema)
+                continue
+            gdf = appended.get(table)
+            if gdf is None or self._rows_beyond(table, run_key, merged):
+                gdf = pyogrio.read_dataframe(
+                    self.path, layer=table, where=f"run_key = '{run_key.replace(chr(39), '')}'"
+                )
+            gdf = gdf[gdf["part"].isin(done)].sort_values(["part", "seq"], kind="stable")
+            geoms = gdf.geometry.values
+            df = pd.DataFrame(gdf.drop(columns=[gdf.geometry.name, "run_key", "seq"]))
+            out[layer] = finish_gather(df.reset_index(drop=True), geoms, schema)
+        return out
+
+    def _rows_beyond(self, table: str, run_key: str, parts: set[str]) -> bool:
+        """Whether ``table`` holds rows of the run from parts other than ``parts``."""
+        marks = ",".join("?" * len(parts))
+        with self._db() as db:
+            row = db.execute(
+                f'SELECT 1 FROM "{table}" WHERE run_key = ? AND part NOT IN ({marks}) LIMIT 1',
+                (run_key, *sorted(parts)),
+            ).fetchone()
+        return row is not None
 
     def part_rows(self, run_key: str, part: str, layer: str) -> gpd.GeoDataFrame | None:
         """One done part's rows of a layer, as :meth:`gather` gives them; None if not done.
