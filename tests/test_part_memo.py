@@ -142,6 +142,10 @@ def test_on_two_workers_the_second_pass_goes_where_the_rows_are(pieces_ws, tmp_p
         before = client.run(gc.get_freeze_count)
         dask, infos, _ = _run(pieces_ws, tmp_path, "dask", client=client)
         after = client.run(gc.get_freeze_count)
+        # The local cluster's workers do not sample their tasks' stacks (LOCAL_CLUSTER_CONFIG).
+        profiling = client.run(lambda: __import__("dask").config.get(
+            "distributed.worker.profile.enabled"))  # fmt: skip
+    assert set(profiling.values()) == {False}
     _same(local, dask)
     reused = sum(bool(i.get("first_pass_reused")) for i in infos)
     assert reused >= n // 2, infos  # a preference, so most parts, whoever ran them
