@@ -22,7 +22,13 @@ throwaway PostGIS cluster):
    first to Dask's scheduler approximates), for this province and for a nation of 2,819
    counties (or 333 cities) drawn from the measured times; plus the driving process's own
    time (the 2-worker wall time beyond the parts' 2-worker makespan: run keys, reduces,
-   gathers, outputs), serial, scaled by the number of parts.
+   gathers), serial, scaled by the number of parts;
+5. the driver's outputs after each run (what ``geo-mz scale run all`` does after ``run_all``:
+   ``write_province_outputs``), timed per step: the gathers (the GeoPackage store's merge of
+   the part files and its rows), the joins (rings merged, evacuation loads summed, shelter
+   totals: ``_joined`` less ``merge_rings``), ``merge_rings``, the maps (drawn, then written),
+   the GeoPackages, and the rest (tables, CSVs, report); for 32 workers the outputs' seconds
+   are added to the nation's driver time (scaled by the number of parts as above).
 
 With ``--by city`` (or ``both``) the parts are the province's cities (``parts_of(units,
 "city")``: counties grouped by their 4-digit code prefix), one task per city; every job gets
@@ -36,6 +42,7 @@ Run: ``.venv/bin/python bench/bench_province.py [--province 44] [--postgis] [--r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import platform
 import resource
@@ -132,11 +139,79 @@ def startup(workers: int) -> float:
     return time.perf_counter() - t0
 
 
+STEPS = ("gathers", "joins", "merge_rings", "maps_draw", "maps_write", "gpkg")
+
+
+@contextlib.contextmanager
+def driver_steps(seconds: dict[str, float]):
+    """Add each driver output step's seconds to ``seconds`` while the block runs.
+
+    The steps' functions are wrapped where ``write_province_outputs`` finds them (module
+    attributes looked up at call time); nested steps are not counted twice (``joins`` is
+    ``_joined`` less the ``merge_rings`` inside it).
+    """
+    from geo_mz.outputs import files, maps
+    from geo_mz.scale import outputs, partition_rings, province
+
+    where = [
+        (province, "gather_kpi_layers", "gathers"),
+        (outputs, "_joined", "joins"),
+        (partition_rings, "merge_rings", "merge_rings"),
+        (maps, "layers_map", "maps_draw"),
+        (maps, "save_map", "maps_write"),
+        (files, "write_gpkg", "gpkg"),
+    ]
+    stack: list[float] = []  # seconds of the nested steps, per open step
+
+    def timed(fn, step):
+        def run(*a, **k):
+            stack.append(0.0)
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                dt = time.perf_counter() - t0
+                inner = stack.pop()
+                seconds[step] = seconds.get(step, 0.0) + dt - inner
+                if stack:
+                    stack[-1] += dt
+
+        return run
+
+    saved = [(mod, name, getattr(mod, name)) for mod, name, _ in where]
+    try:
+        for mod, name, step in where:
+            setattr(mod, name, timed(getattr(mod, name), step))
+        yield seconds
+    finally:
+        for mod, name, fn in saved:
+            setattr(mod, name, fn)
+
+
+def outputs_run(res, parts, out_dir: Path, ws) -> dict[str, float]:
+    """``write_province_outputs`` of a run, timed per step (seconds; ``total`` and ``other``)."""
+    from geo_mz.scale.province import write_province_outputs
+
+    steps: dict[str, float] = dict.fromkeys(STEPS, 0.0)
+    t0 = time.perf_counter()
+    with driver_steps(steps):
+        write_province_outputs(res, parts, out_dir, workspace=ws)
+    steps["total"] = time.perf_counter() - t0
+    steps["other"] = steps["total"] - sum(steps[k] for k in STEPS)
+    return steps
+
+
 def one_run(ws_ref: str, parts, opts, store, workers: int, level: str) -> dict[str, tuple]:
     up = startup(workers)
     t0 = time.perf_counter()
     res = run_all(ws_ref, parts, store=store, options=opts, level=level, workers=workers)
     wall = time.perf_counter() - t0 - up
+    from geo_mz.core.workspaces import open_workspace
+
+    with tempfile.TemporaryDirectory(prefix="bench_outputs_") as out_dir:
+        steps = outputs_run(res, parts, Path(out_dir), open_workspace(ws_ref))
+    print(f"   outputs after {workers} worker(s) by {level}: "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()), flush=True)  # fmt: skip
     out = {}
     for job, r in res.items():
         if not r.ok:  # reported, not fatal: the other analyses' figures still count
@@ -151,6 +226,7 @@ def one_run(ws_ref: str, parts, opts, store, workers: int, level: str) -> dict[s
         first = every[every["run_key"].astype(str).str.startswith(f"{job}:1-")]
         out[job] = (r.seconds, r.parts, first)  # the cluster is up before the first job starts
     out["_wall"] = (wall, None, None)
+    out["_outputs"] = (steps["total"], steps, None)
     return out
 
 
@@ -208,7 +284,8 @@ def kind(
         n_nation = NATION_CITIES if by == "city" else NATION_COUNTIES
         print(
             f"   {label}, all nine analyses by {by}: 1 worker "
-            f"{runs[by, 1][0]['_wall'][0]:.0f} s, 2 workers {two['_wall'][0]:.0f} s"
+            f"{runs[by, 1][0]['_wall'][0]:.0f} s, 2 workers {two['_wall'][0]:.0f} s; then "
+            f"the outputs {runs[by, 1][0]['_outputs'][0]:.0f} s / {two['_outputs'][0]:.0f} s"
         )
         nation_min = 0.0
         for job in ALL_ORDER:
@@ -234,7 +311,9 @@ def kind(
                   f"{sum(t.sum() for t in passes):.0f} s); nation ({n_nation} {by} parts drawn "
                   f"from these part times) {nation_32 / 60:.1f} min of part work + "
                   f"{driver_nation / 60:.1f} min in the driver = {total:.1f} min")  # fmt: skip
-        print(f"   simulated 32 workers, all nine analyses by {by}, nation: {nation_min:.0f} min")
+        out_nation = two["_outputs"][0] * n_nation / len(parts_by[by]) / 60
+        print(f"   simulated 32 workers, all nine analyses by {by}, nation: {nation_min:.0f} min"
+              f" + the outputs {out_nation:.0f} min in the driver (scaled by parts)")  # fmt: skip
     return rows
 
 

@@ -86,6 +86,8 @@ def test_run_all_writes_one_province_table_map_and_report(ws_copy, tmp_path):
     # each job's own map draws its layers with their result specs (E2SFCA's centres too)
     e2sfca_map = (out / "scale_e2sfca_map.html").read_text(encoding="utf-8")
     assert "养老机构床位供需比" in e2sfca_map
+    # the maps say they are simplified (the GeoPackages keep the geometry whole)
+    assert "线、面按约 100 米简化显示" in html and "线、面按约 5 米简化显示" in e2sfca_map
     report = (out / "scale_all_report.html").read_text(encoding="utf-8")
     assert report.count("<tr><td>") == len(ALL_ORDER) and "scale_all_map.html" in report
     again = CliRunner().invoke(main, args)

@@ -513,6 +513,7 @@ def layers_map(
     rasters: Collection[str] = (),
     labels: bool = True,
     simplify_m: float = 0.0,
+    simplify_by_part: bool = False,
 ) -> folium.Map:
     """Draw workspace layers on one folium map, styled by the layer catalog.
 
@@ -550,6 +551,11 @@ def layers_map(
     simplify_m
         Simplify lines and polygons to about this many metres (0: as they are); a few metres
         are invisible at district zoom and make the file much smaller.
+    simplify_by_part
+        Simplify each polygon of a multipolygon on its own (its topology kept, not that between
+        its polygons, which may then meet or overlap by up to ``simplify_m``). Much faster for
+        a few huge multipolygons (a province's merged isochrone rings: 8 s instead of 0.3 s);
+        False (default): each geometry simplified whole.
 
     Returns
     -------
@@ -634,9 +640,11 @@ def layers_map(
             bounds.append(np.asarray(gdf.total_bounds, dtype=float))
             continue
         if simplify_m > 0 and geometry != "Point":
-            gdf = gdf.set_geometry(
-                gdf.geometry.simplify(simplify_m / 111_320.0, preserve_topology=True)
-            )
+            tolerance = simplify_m / 111_320.0
+            if simplify_by_part:
+                gdf = gdf.set_geometry(_simplified_by_part(gdf.geometry, tolerance))
+            else:
+                gdf = gdf.set_geometry(gdf.geometry.simplify(tolerance, preserve_topology=True))
         colours, swatches = _colours(gdf, spec, title, lang)
         n_drawable = len(gdf)
         keep = _thin(n_drawable, int(max_features))
@@ -690,6 +698,21 @@ def layers_map(
     m.get_root().html.add_child(folium.Element(carto.LABEL_CSS))
     carto.LegendSync([e.group for e in legend]).add_to(m)
     return m
+
+
+def _simplified_by_part(geoms: geopandas.GeoSeries, tolerance: float) -> geopandas.GeoSeries:
+    """``simplify(tolerance, preserve_topology=True)``, each polygon of a multipolygon alone."""
+    out = np.asarray(geoms.values, dtype=object).copy()
+    multi = shapely.get_type_id(out) == 6
+    out[~multi] = shapely.simplify(out[~multi], tolerance, preserve_topology=True)
+    if multi.any():
+        parts, index = shapely.get_parts(out[multi], return_index=True)
+        parts = shapely.simplify(parts, tolerance, preserve_topology=True)
+        joined = np.full(int(multi.sum()), shapely.MultiPolygon(), dtype=object)
+        has = np.unique(index)  # an empty multipolygon has no parts: stays empty
+        joined[has] = shapely.multipolygons(parts, indices=np.searchsorted(has, index))
+        out[multi] = joined
+    return geopandas.GeoSeries(out, index=geoms.index, crs=geoms.crs, name=geoms.name)
 
 
 _LEAFLET_JS = "geo_mz-offline:leaflet.js"

@@ -415,7 +415,7 @@ def write_run_outputs(
     """
     from geo_mz.core.results import result_catalog
     from geo_mz.outputs.files import write_gpkg
-    from geo_mz.outputs.maps import layers_map, save_map
+    from geo_mz.outputs.maps import save_map
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -440,9 +440,68 @@ def write_run_outputs(
         spec = MAP_SPECS.get((job, name))
         if spec and _spatial(df) and len(df):
             shown[spec] = df
-    m = layers_map(shown, catalog=catalog, lang=lang)
+    m = run_map(shown, catalog=catalog, lang=lang)
     paths["map"] = save_map(m, out / f"scale_{job}_map.html")
     return paths
+
+
+def run_map(
+    layers: Mapping[str, gpd.GeoDataFrame],
+    *,
+    catalog: Mapping[str, Any],
+    lang: Lang = "zh",
+    show: Sequence[str] | None = None,
+    simplify_m: float | None = None,
+) -> Any:
+    """Draw a partitioned run's map: lines and polygons simplified, and the map says so.
+
+    A province's map draws every village or county polygon of the run; at the zoom that shows
+    a province, their full outlines are invisible detail and most of the file (and of the time
+    to write it). They are drawn simplified to about ``SIMPLIFY_M`` metres, as the analyses'
+    own offline maps are (``geo_mz.outputs.maps.SIMPLIFY_M``), each polygon of a
+    multipolygon on its own (a province's merged rings are three multipolygons of some
+    700,000 vertices: simplified whole, they take 9 s); the GeoPackage beside the map keeps
+    them whole. A note on the map says so.
+
+    Parameters
+    ----------
+    layers
+        Layer name (a catalog name) to its features.
+    catalog
+        Layer specs by name.
+    lang
+        ``zh`` or ``en``.
+    show
+        Layers switched on when the map opens (None: all).
+    simplify_m
+        Simplification in metres; ``SIMPLIFY_M`` when None.
+
+    Returns
+    -------
+    folium.Map
+        The map, as ``geo_mz.outputs.maps.layers_map`` draws it, with the note.
+    """
+    import html
+
+    import folium
+
+    from geo_mz.outputs.maps import SIMPLIFY_M, layers_map
+
+    tol = SIMPLIFY_M if simplify_m is None else float(simplify_m)
+    m = layers_map(
+        layers, catalog=catalog, lang=lang, show=show, simplify_m=tol, simplify_by_part=True
+    )
+    zh = f"线、面按约 {tol:g} 米简化显示，GeoPackage 中为完整几何"
+    en = f"Lines and polygons drawn simplified to about {tol:g} m; the GeoPackage keeps them whole"
+    note = f"{zh} / {en}" if lang == "zh" else f"{en} / {zh}"
+    m.get_root().html.add_child(
+        folium.Element(
+            '<div class="gm-simplified" style="position:fixed;bottom:4px;right:8px;z-index:1000;'
+            'background:rgba(255,255,255,.8);padding:1px 6px;font:11px sans-serif;color:#555">'
+            f"{html.escape(note)}</div>"
+        )
+    )
+    return m
 
 
 def has_results(result: RunResult) -> bool:
@@ -478,5 +537,6 @@ __all__ = [
     "part_summary",
     "points_left_out",
     "run_kpis",
+    "run_map",
     "write_run_outputs",
 ]
