@@ -29,7 +29,10 @@ PostgreSQL cluster (``webmap.testing_postgis.temp_cluster``) with ``PostgisWorks
    each part; GeoPackage store (its part files merged by a first, untimed gather) vs PostGIS
    store now vs ``pg-old`` (the previous gather and part reads, frozen here: every run's
    record read to find the job, the table's existence asked apart).
-4. With ``--province``: ``run_partitioned("coverage", ...)`` over every county part (and,
+4. Saves of those parts' coverage rows (``times`` and ``units``): GeoPackage part file, PostGIS
+   store now (one simple query), ``pg-prev`` (its previous save: pipeline, psycopg COPYs,
+   COMMIT), each round under a new run key.
+5. With ``--province``: ``run_partitioned("coverage", ...)`` over every county part (and,
    with ``--by city`` or ``both``, every city part: counties grouped by code prefix) on a
    LocalCluster of ``--workers`` (1 and 2 by default; start-up left out). Sides: ``gpkg``
    (GeoPackage workspace + store), ``pg`` (PostGIS workspace + store), ``pg+`` (PostGIS with
@@ -369,6 +372,48 @@ def plans(pws, parts, url: str) -> None:
             print(f"   plan of part {p.code}'s own people ({schema}): " + " | ".join(lines))
 
 
+def saves(parts, gpath: Path, url: str, tmp: Path, reps: int, warmup: int) -> None:
+    """A coverage part's save: GeoPackage part file vs PostGIS now vs PostGIS the previous way.
+
+    ``pg-prev``: this store's previous save (a pipeline for BEGIN, the deletes, the columns and
+    the mark, then psycopg's COPY per layer, then COMMIT: six waits), which the store still
+    takes when a value must go the text way; ``pg``: one simple query (three waits). The same
+    frames (each part's ``times`` and ``units``), saved under a new run key each round.
+    """
+    from geo_mz.core.workspace import Workspace
+    from geo_mz.scale import store_postgis
+    from geo_mz.scale.partition import coverage_part
+    from geo_mz.scale.province import job_options
+    from geo_mz.scale.store import open_run_store
+
+    gws = Workspace(gpath)
+    opts = job_options("coverage", gws, "county")
+    opts["roads_bbox"] = gws.extent("roads")
+    frames = [(p.code, coverage_part(gws, p, **opts)[0]) for p in parts]
+    refs = {"gpkg": str(tmp / "saves.gpkg"), "pg": f"{url}#saves", "pg-prev": f"{url}#saves"}
+    one = store_postgis.PostgisRunStore._save_in_one_query
+    rounds = iter(range(10**6))
+
+    def side(name: str) -> Callable[[], None]:
+        def run() -> None:
+            store_postgis.PostgisRunStore._save_in_one_query = (
+                one if name != "pg-prev" else (lambda *a, **k: None)
+            )
+            key = f"{name}-{next(rounds)}"
+            for code, fr in frames:
+                open_run_store(refs[name]).save(key, code, fr, {"job": "coverage"})
+            store_postgis.PostgisRunStore._save_in_one_query = one
+
+        return run
+
+    rows = int(np.mean([sum(len(f) for f in fr.values()) for _, fr in frames]))
+    for name in refs:  # the stores and tables made, known to this process
+        open_run_store(refs[name]).save("warm", "x", frames[0][1], {"job": "coverage"})
+    print(f"saves: {len(frames)} county parts' coverage rows ({rows} rows a part on average)")
+    times = rotated({n: side(n) for n in refs}, reps, warmup)
+    report("   a part's save", times, len(frames), "gpkg")
+
+
 def gathers(parts, gpath: Path, pg_ref: str, url: str, tmp: Path, reps: int, warmup: int) -> None:
     from geo_mz.core.workspace import Workspace
     from geo_mz.scale import runner as scale
@@ -546,6 +591,7 @@ def main() -> None:
             if not args.skip_reads:
                 part_reads(parts, gws, pws, args.reps, args.warmup)
                 plans(pws, parts, url)
+                saves(parts, gpath, url, tmp, args.reps, args.warmup)
                 gathers(parts, gpath, f"{url}#bench", url, tmp, args.reps, args.warmup)
             if args.province:
                 levels = ["county", "city"] if args.by == "both" else [args.by]
