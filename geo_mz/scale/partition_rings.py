@@ -166,6 +166,26 @@ def join_pieces(pieces: np.ndarray) -> shapely.Geometry:
     return shapely.multipolygons(parts[shapely.get_type_id(parts) == 3])
 
 
+def _valid_parts(geoms: Any) -> np.ndarray:
+    """Return the polygons of ``geoms``, each invalid one made valid alone (its area kept).
+
+    As :func:`polygonal` for :func:`join_pieces`, which unions the polygons that may meet:
+    a multipolygon is invalid when one of its polygons is (a reprojected outline's
+    self-intersection), and rebuilding that polygon alone costs a fraction of rebuilding the
+    multipolygon (a province's ring pieces: 0.2 s instead of 1 s). Polygons of one piece that
+    overlap each other are unioned by :func:`join_pieces` (their boxes meet).
+    """
+    polys = shapely.get_parts(shapely.get_parts(np.asarray(geoms, dtype=object)))
+    polys = polys[shapely.get_type_id(polys) == 3]
+    bad = ~shapely.is_valid(polys)
+    if not bad.any():
+        return polys
+    out = polys.copy()
+    out[bad] = shapely.make_valid(polys[bad], method="structure", keep_collapsed=False)
+    parts = shapely.get_parts(shapely.get_parts(out))  # in the pieces' order
+    return parts[shapely.get_type_id(parts) == 3]
+
+
 def merge_rings(pieces: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
     """Join the parts' ring pieces into one row per ring (areas in ``crs``, geometry EPSG:4490)."""
     p = pieces.to_crs(crs)
@@ -173,7 +193,7 @@ def merge_rings(pieces: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
     for (k, ring), g in p.groupby(["threshold_min", "ring"], sort=True):
         # Pieces meet along the part borders; back from EPSG:4490 their shared edges differ
         # by float noise, so they are joined on a 1 µm grid (join_pieces).
-        geom = join_pieces(polygonal(g.geometry.values))
+        geom = join_pieces(_valid_parts(g.geometry.values))
         rows.append({"threshold_min": k, "ring": ring, "area_m2": geom.area, "geometry": geom})
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs).to_crs(STORAGE_CRS)
 
