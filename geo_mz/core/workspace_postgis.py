@@ -473,13 +473,13 @@ class PostgisWorkspace:
         ancestors
             With ``prefix``: also the rows whose ``field`` is a proper prefix of ``code`` (a
             part's own units and their ancestors, for their names): the rows
-            :func:`geo_mz.core.workspace_read.related_to` keeps, found with the ``adcode``
+            ``geo_mz.core.workspace_read.related_to`` keeps, found with the ``adcode``
             index, as the GeoPackage reader's ``ancestors`` does.
         mask
             Optional lon/lat polygon, instead of ``bbox``: only the rows whose geometry
             intersects it (a part's cut, ``Cut.lonlat_mask``), as the GeoPackage's
             ``read(mask=...)``: the GiST index is asked for the polygon's strips
-            (:func:`~geo_mz.core.gpkg_read.mask_strips`), not its whole box, and the rows
+            (``geo_mz.core.gpkg_read.mask_strips``), not its whole box, and the rows
             found are tested against the polygon here (GEOS).
         """
         if mask is not None and bbox is not None:

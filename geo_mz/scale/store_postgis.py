@@ -10,13 +10,19 @@ adds to a part. The rows go as one binary ``COPY`` a layer, the stream built by 
 (:mod:`geo_mz.scale.store_postgis_copy`; floats bit for bit, geometry as EWKB), not one Python
 tuple a row; values that binary cannot take as they are (numbers bound for a column widened to
 text, datetimes) go the text way, as they always did. A worker process remembers the tables
-it has seen, so a part's save is: the transaction's start, the old rows' deletes, the columns'
-check and the mark in one round trip, one COPY a layer, the commit. What is left is mostly the
-database's own insert (``bench/bench_run_store.py --postgis``). Kept on purpose: the index on
-``(run_key, part)`` (a rerun's delete and a gather use it; saving 23 county parts without it
-took 19.0 ms a part against 18.9 with it) and logged tables (an ``UNLOGGED`` table is emptied
-by a server crash while the done-marks stay; 18.5 ms a part, on a cluster that does not sync
-to disk anyway).
+it has seen, so a part's save is one simple query: ``BEGIN``, the old rows' deletes, the
+columns' check, the mark, a ``COPY ... FROM STDIN`` a layer and ``COMMIT``, in which the
+client waits three times (for the columns and the first COPY, then for each COPY's end;
+psycopg's own calls waited six). What is left is the database's own insert: for a county
+part's ``times`` (≈ 3,200 rows) about 7 ms of the save's ≈ 9 ms in the server, of which the
+index on ``(run_key, part)`` is about 3 ms (the same COPY into a copy of the table without
+it: 3.8 against 6.6 ms). Kept on purpose: that index (a rerun's delete, a gather and
+``part_rows`` find a part's rows by it) and logged tables (an ``UNLOGGED`` table is emptied
+by a server crash while the done-marks stay). A commit waits for the WAL to reach the disk
+when the server says so (``synchronous_commit``, the server's setting, left as it is): on a
+cluster with ``fsync``, ``synchronous_commit`` and ``full_page_writes`` on, a county part's
+save took 21.9 ms against 16.7 with them off (one cluster restarted with each, 21
+parts a round, 4 rounds).
 
 The driver's reads (:meth:`PostgisRunStore.gather`, :meth:`PostgisRunStore.part_rows`) ask for
 the run's job by its key (not every run's record), the table's columns (which also say whether
@@ -229,10 +235,11 @@ class PostgisRunStore:
 
         The mark goes in before the rows: nobody sees either until the commit. When this
         process has seen the tables with every column the part needs (every part but a job's
-        first few), the transaction's start, the old rows' deletes, the columns' check and the
-        mark go in one round trip (a pipeline), then one binary COPY per layer with rows and
-        the commit. Otherwise (a table to create, a column to add or widen) the tables are
-        made ready first, under a lock, as before.
+        first few), the whole save is one simple query (``_save_in_one_query``); when a
+        value must go the text way, the transaction's start, the old rows' deletes, the
+        columns' check and the mark go in one round trip (a pipeline), then a COPY per layer
+        and the commit. Otherwise (a table to create, a column to add or widen) the tables
+        are made ready first, under a lock, as before.
         """
         job = str(info.get("job", "run"))
         layers = [(f"{job}_{name}", frame) for name, frame in frames.items()]
