@@ -35,10 +35,8 @@ PostgreSQL cluster (``webmap.testing_postgis.temp_cluster``) with ``PostgisWorks
 5. With ``--province``: ``run_partitioned("coverage", ...)`` over every county part (and,
    with ``--by city`` or ``both``, every city part: counties grouped by code prefix) on a
    LocalCluster of ``--workers`` (1 and 2 by default; start-up left out). Sides: ``gpkg``
-   (GeoPackage workspace + store), ``pg`` (PostGIS workspace + store), ``pg+`` (PostGIS with
-   the two ``part_inputs`` lines proposed for it swapped in on the workers,
-   :func:`proposed_part_inputs`: units with ``ancestors``, roads by ``mask``); the order
-   rotating over ``--province-reps`` runs. Printed: wall, mean part seconds and what is
+   (GeoPackage workspace + store), ``pg`` (PostGIS workspace + store); the order rotating
+   over ``--province-reps`` runs. Printed: wall, mean part seconds and what is
    outside the parts (wall minus the parts' sum divided by the workers: the driver, Dask,
    the save of a part's rows, which a part's ``seconds`` do not hold), and the gathers of the
    run's two layers after it (``units``, ``times``: what its outputs read; the GeoPackage
@@ -456,41 +454,6 @@ def gathers(parts, gpath: Path, pg_ref: str, url: str, tmp: Path, reps: int, war
     report("   part_rows(part, 'times')", times, len(codes), "gpkg")
 
 
-def proposed_part_inputs(on: bool) -> None:
-    """Swap in (or back out) the two ``part_inputs`` lines proposed for PostGIS parts.
-
-    ``units_of_part`` reads a PostGIS part's units with ``prefix`` + ``ancestors`` (as it reads
-    a GeoPackage's through the ``adcode`` index) and ``read_box`` reads a PostGIS part's roads
-    by the cut's ``mask`` (as a GeoPackage's). Run on every worker (``client.run``) for the
-    ``pg+`` side only; GeoPackage parts go the way they do today either way.
-    """
-    import shapely
-
-    from geo_mz.core.workspace_postgis import PostgisWorkspace
-    from geo_mz.scale import part_inputs, partition
-
-    orig = getattr(part_inputs, "_bench_orig", None)
-    if orig is None:
-        orig = (part_inputs.units_of_part, part_inputs.read_box)
-        part_inputs._bench_orig = orig
-
-    def units_of_part(ws, part):
-        if isinstance(ws, PostgisWorkspace):
-            box = tuple(shapely.bounds(part.geometry))
-            return ws.read("admin_units", bbox=box, prefix=("adcode", part.code), ancestors=True)
-        return orig[0](ws, part)
-
-    def read_box(ws, kind, bbox, columns=None, cut=None):
-        if isinstance(ws, PostgisWorkspace) and cut is not None:
-            cols = None if columns is None else list(columns)
-            return ws.read(kind, mask=cut.lonlat_mask, columns=cols)
-        return orig[1](ws, kind, bbox, columns, cut)
-
-    new = (units_of_part, read_box) if on else orig
-    for mod in (part_inputs, partition):
-        mod.units_of_part, mod.read_box = new
-
-
 def province(
     gpath: Path, pg_ref: str, url: str, reps: int, levels: list[str], workers: list[int]
 ) -> None:
@@ -501,7 +464,7 @@ def province(
     from geo_mz.scale.store import open_run_store
 
     gws = Workspace(gpath)
-    sides = {"gpkg": str(gpath), "pg": pg_ref, "pg+": pg_ref}
+    sides = {"gpkg": str(gpath), "pg": pg_ref}
     digests = {s: layer_digests(ref) for s, ref in sides.items()}
     n = 0
     for w in workers:
@@ -518,7 +481,6 @@ def province(
                         store = (
                             gpath.parent / f"prov_{n}.gpkg" if s == "gpkg" else f"{url}#prov_{n}"
                         )
-                        client.run(proposed_part_inputs, s == "pg+")
                         t0 = time.perf_counter()
                         r = scale.run_partitioned("coverage", sides[s], parts, store=store,
                                                   options=opts, client=client, level=level,
