@@ -8,7 +8,7 @@ import re
 import geopandas as gpd
 import shapely
 
-from geo_mz.outputs import maps
+from geo_mz.outputs import map_render, maps
 
 
 def _layers() -> dict[str, gpd.GeoDataFrame]:
@@ -37,7 +37,7 @@ def _ids_in_order(page: str) -> str:
 
 def test_the_page_is_the_same_as_with_a_second_jinja_pass(tmp_path, monkeypatch):
     fast = maps.save_map(maps.layers_map(_layers(), show=["points"]), tmp_path / "fast.html")
-    monkeypatch.setattr(maps, "_rendered_text_kept", contextlib.nullcontext)
+    monkeypatch.setattr(maps, "rendered_text_kept", contextlib.nullcontext)
     slow = maps.save_map(maps.layers_map(_layers(), show=["points"]), tmp_path / "slow.html")
     a = fast.read_text(encoding="utf-8")
     b = slow.read_text(encoding="utf-8")
@@ -49,6 +49,6 @@ def test_branca_is_left_as_it_was():
     import branca.element
 
     before = branca.element.Element
-    with maps._rendered_text_kept():
-        assert branca.element.Element is maps._RenderedText
+    with map_render.rendered_text_kept():
+        assert branca.element.Element is map_render.RenderedText
     assert branca.element.Element is before

@@ -6,7 +6,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geo_mz.outputs.maps import SIMPLIFY_M, _simplified_by_part, save_map
+from geo_mz.outputs.map_render import simplified_by_part
+from geo_mz.outputs.maps import SIMPLIFY_M, save_map
 from geo_mz.scale.outputs import run_map
 
 
@@ -30,7 +31,7 @@ def _rings(n: int = 40) -> gpd.GeoDataFrame:
 def test_each_polygon_simplified_alone_is_within_the_tolerance_of_the_whole_way():
     g = _rings().geometry
     tol = SIMPLIFY_M / 111_320.0
-    got = _simplified_by_part(g, tol)
+    got = simplified_by_part(g, tol)
     want = g.simplify(tol, preserve_topology=True)
     a, b = np.asarray(got.values), np.asarray(want.values)
     # Same polygons, each within the tolerance of the original and of the whole way's.
@@ -42,7 +43,7 @@ def test_each_polygon_simplified_alone_is_within_the_tolerance_of_the_whole_way(
     assert shapely.equals_exact(a[1], b[1], tolerance=0)
     # Empty and missing stay so.
     odd = gpd.GeoSeries([shapely.MultiPolygon(), None], crs="EPSG:4326")
-    out = _simplified_by_part(odd, tol)
+    out = simplified_by_part(odd, tol)
     assert out.iloc[0].is_empty and out.iloc[1] is None
 
 

@@ -20,16 +20,13 @@ self-contained file that opens without a network.
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import json
-import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import branca.element
 import folium
 import geopandas
 import numpy as np
@@ -41,6 +38,7 @@ from geo_mz.core.catalog import FieldSpec, LayerSpec, load_catalog
 from geo_mz.core.display import format_number, format_value, is_missing, unit_label
 from geo_mz.core.errors import CrsError
 from geo_mz.outputs import _cartography as carto
+from geo_mz.outputs.map_render import rendered_text_kept, simplified_by_part
 
 __all__ = ["feature_styles", "layers_map", "save_map"]
 
@@ -645,7 +643,7 @@ def layers_map(
         if simplify_m > 0 and geometry != "Point":
             tolerance = simplify_m / 111_320.0
             if simplify_by_part:
-                gdf = gdf.set_geometry(_simplified_by_part(gdf.geometry, tolerance))
+                gdf = gdf.set_geometry(simplified_by_part(gdf.geometry, tolerance))
             else:
                 gdf = gdf.set_geometry(gdf.geometry.simplify(tolerance, preserve_topology=True))
         colours, swatches = _colours(gdf, spec, title, lang)
@@ -703,21 +701,6 @@ def layers_map(
     return m
 
 
-def _simplified_by_part(geoms: geopandas.GeoSeries, tolerance: float) -> geopandas.GeoSeries:
-    """``simplify(tolerance, preserve_topology=True)``, each polygon of a multipolygon alone."""
-    out = np.asarray(geoms.values, dtype=object).copy()
-    multi = shapely.get_type_id(out) == 6
-    out[~multi] = shapely.simplify(out[~multi], tolerance, preserve_topology=True)
-    if multi.any():
-        parts, index = shapely.get_parts(out[multi], return_index=True)
-        parts = shapely.simplify(parts, tolerance, preserve_topology=True)
-        joined = np.full(int(multi.sum()), shapely.MultiPolygon(), dtype=object)
-        has = np.unique(index)  # an empty multipolygon has no parts: stays empty
-        joined[has] = shapely.multipolygons(parts, indices=np.searchsorted(has, index))
-        out[multi] = joined
-    return geopandas.GeoSeries(out, index=geoms.index, crs=geoms.crs, name=geoms.name)
-
-
 _LEAFLET_JS = "geo_mz-offline:leaflet.js"
 _LEAFLET_CSS = "geo_mz-offline:leaflet.css"
 
@@ -732,56 +715,6 @@ def _leaflet_inline() -> tuple[str, str]:
         css = css.replace(f"images/{img.name}", f"data:image/png;base64,{data}")
     # A literal "</script>" inside inlined JS would end the tag early.
     return js.replace("</script>", "<\\/script>"), css
-
-
-_JINJA_MARKS = ("{{", "{%", "{#")
-
-
-class _RenderedText(branca.element.Element):
-    """An element's rendered text, kept as Jinja would render it, not compiled again.
-
-    Branca puts each element's rendered script in a new ``Element``, which compiles it as a
-    template and renders it once more. A layer's script holds its whole GeoJSON: Jinja's lexer
-    takes ~75 ns a byte (2.5 s for a province map of 32 MB). Text without a Jinja mark renders
-    as itself with its line ends made LF and one final line end dropped: that is what is
-    kept. Text with a mark (folium's style maps name other elements so) is compiled as before.
-    """
-
-    def __init__(self, template: str | None = None, template_name: str | None = None) -> None:
-        text = template
-        if text is not None and not any(mark in text for mark in _JINJA_MARKS):
-            super().__init__(None, template_name)
-            self._template_str = text
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
-            self._text: str | None = text[:-1] if text.endswith("\n") else text
-        else:
-            super().__init__(template, template_name)
-            self._text = None
-
-    def render(self, **kwargs: Any) -> str:
-        """Return the text (as a template without marks renders), or render the template."""
-        if self._text is not None and not self._children:
-            return self._text
-        return super().render(**kwargs)
-
-
-_RENDER_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def _rendered_text_kept() -> Any:
-    """While a map renders, branca keeps rendered text as it is (:class:`_RenderedText`).
-
-    ``MacroElement.render`` makes its ``Element`` from branca's module name, swapped here for
-    the subclass; the lock keeps two renders from restoring each other's swap.
-    """
-    with _RENDER_LOCK:
-        before = branca.element.Element
-        branca.element.Element = _RenderedText  # type: ignore[misc]
-        try:
-            yield
-        finally:
-            branca.element.Element = before  # type: ignore[misc]
 
 
 def save_map(m: folium.Map, path: str | Path) -> Path:
@@ -801,7 +734,7 @@ def save_map(m: folium.Map, path: str | Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with carto.compact_json(), _rendered_text_kept():
+    with carto.compact_json(), rendered_text_kept():
         page = m.get_root().render()
     js, css = _leaflet_inline()
     page = page.replace(f'<script src="{_LEAFLET_JS}"></script>', f"<script>{js}</script>")
