@@ -65,6 +65,7 @@ from geo_mz.scale.parts import (
     province_parts,
 )
 from geo_mz.scale.store import RunStore, open_run_store
+from geo_mz.scale.store_base import gather_layers
 
 SCHEDULER_ENV = "GEO_MZ_DASK_SCHEDULER"
 GC_FREEZE_ENV = "GEO_MZ_GC_FREEZE"
@@ -457,7 +458,7 @@ def run_partitioned(
             key = _key(second, ws.metadata, opts, level, digests)
             if (table["status"] != "failed").all():
                 layers = sorted(_schemas_of(rs, key1))
-                shared = reduce_first_pass(job, {n: rs.gather(key1, n) for n in layers})
+                shared = reduce_first_pass(job, gather_layers(rs, key1, layers))
                 table = run.tasks(second, key, {**task_opts, "shared": shared},
                                   _meta(second, level, ws_ref, opts, digests, len(parts),
                                         key_seconds), first_of=key1)  # fmt: skip
