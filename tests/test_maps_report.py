@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_mod
 import json
 import re
 
@@ -14,7 +15,7 @@ from shapely.geometry import LineString, Point, Polygon
 from geo_mz.core.catalog import default_catalog_dir, load_catalog, load_spec
 from geo_mz.core.errors import CrsError, Problem
 from geo_mz.core.results import Kpi, LayerCheck
-from geo_mz.outputs.maps import layers_map, save_map
+from geo_mz.outputs.maps import html_text, layers_map, save_map
 from geo_mz.outputs.report import MAX_PROBLEMS_SHOWN, write_report
 
 # --------------------------------------------------------------------------- fixtures
@@ -135,6 +136,23 @@ def test_map_escapes_markup_in_popups(elder_care):
     (gj,) = _geojsons(m).values()
     name = gj.data["features"][0]["properties"]["name"]
     assert name == "白沙&lt;b&gt;养老院&lt;/b&gt;"
+
+
+def test_map_data_is_never_read_as_a_template(tmp_path, elder_care, admin_units):
+    """Branca compiles a map's scripts as Jinja again: a name must not be evaluated there."""
+    ec = elder_care.copy()
+    ec["name"] = ["{{ 7*7 }}号", "{% if true %}z{% endif %}院"]
+    units = admin_units.copy()
+    units["name"] = ["{{ 6*7 }}镇", "{#注#}村"]
+    save_map(layers_map({"elder_care": ec, "admin_units": units}), tmp_path / "m.html")
+    page = (tmp_path / "m.html").read_text(encoding="utf-8")
+    assert "49号" not in page and "42镇" not in page and ">z院" not in page
+    # The names reach the page as text the browser shows as given (braces as references).
+    props = [f["properties"]["name"] for f in _geojsons(layers_map({"elder_care": ec}))[
+        "养老服务设施 (2)"].data["features"]]  # fmt: skip
+    assert [html_mod.unescape(n) for n in props] == list(ec["name"])
+    assert html_mod.unescape(html_text("{{ a }}<b>")) == "{{ a }}<b>"
+    assert "{" not in html_text("{{ a }}") and "}" not in html_text("{% b %}")
 
 
 def test_map_legend_lists_category_colours(elder_care, roads):

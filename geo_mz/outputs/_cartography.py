@@ -145,9 +145,30 @@ def place_labels(admin_units: geopandas.GeoDataFrame) -> list[list]:
         return []
     pts = units.geometry.representative_point()
     return [
-        [round(float(p.y), 5), round(float(p.x), 5), html.escape(str(n)), str(lv)[0]]
+        [round(float(p.y), 5), round(float(p.x), 5), html_text(str(n)), str(lv)[0]]
         for p, n, lv in zip(pts, units["name"], units["level"], strict=True)
     ]
+
+
+def html_text(value: str) -> str:
+    """Return ``value`` as HTML text that no template engine reads as markup.
+
+    ``html.escape``, and braces as character references (``&#123;``, ``&#125;``): branca
+    compiles a rendered map's scripts as Jinja templates once more, so a name such as
+    ``{{ 7*7 }}`` in a user's file would be evaluated (shown as 49, or worse) if it reached the
+    page as it is. The browser shows the same characters.
+
+    Parameters
+    ----------
+    value
+        Text from the data (names, notes, category labels).
+
+    Returns
+    -------
+    str
+        The escaped text.
+    """
+    return html.escape(value).replace("{", "&#123;").replace("}", "&#125;")
 
 
 class PlaceLabels(MacroElement):

@@ -20,7 +20,6 @@ self-contained file that opens without a network.
 from __future__ import annotations
 
 import base64
-import html
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,9 +37,10 @@ from geo_mz.core.catalog import FieldSpec, LayerSpec, load_catalog
 from geo_mz.core.display import format_number, format_value, is_missing, unit_label
 from geo_mz.core.errors import CrsError
 from geo_mz.outputs import _cartography as carto
+from geo_mz.outputs._cartography import html_text
 from geo_mz.outputs.map_render import rendered_text_kept, simplified_by_part
 
-__all__ = ["feature_styles", "layers_map", "save_map"]
+__all__ = ["feature_styles", "html_text", "layers_map", "save_map"]
 
 Lang = Literal["zh", "en"]
 
@@ -335,13 +335,13 @@ def _feature_collection(
 ) -> dict[str, Any]:
     """One FeatureCollection; properties are display strings, HTML-escaped.
 
-    Folium's popups insert property values with ``innerHTML``, so every value is escaped here:
-    a field report containing markup must show as text.
+    Folium's popups insert property values with ``innerHTML``, so every value is escaped here
+    (:func:`html_text`): a field report containing markup, or template marks, must show as text.
     """
     geoms = shapely.transform(gdf.geometry.to_numpy(), lambda xy: np.round(xy, decimals))
     geojson = shapely.to_geojson(geoms)
     columns = {
-        key: [html.escape(format_value(v, f, lang)) for v in gdf[column].tolist()]
+        key: [html_text(format_value(v, f, lang)) for v in gdf[column].tolist()]
         for key, _, f, column in fields
     }
     features = []
@@ -362,7 +362,7 @@ def _style_function(styles: Sequence[dict[str, Any]]) -> Callable[[dict], dict[s
 
 def _legend_html(entries: Sequence[_LegendEntry], lang: Lang) -> str:
     """Build the fixed-position legend box: one block per layer, a swatch per category."""
-    esc = html.escape
+    esc = html_text
     blocks = []
     for e in entries:
         rows = []
@@ -423,7 +423,7 @@ def _add_layer(
     popup = (
         folium.GeoJsonPopup(
             fields=[f[0] for f in fields],
-            aliases=[html.escape(f[1]) for f in fields],
+            aliases=[html_text(f[1]) for f in fields],
             max_width=360,
         )
         if fields
