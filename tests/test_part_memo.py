@@ -20,7 +20,16 @@ import shapely
 
 from geo_mz.scale import part_memo
 from geo_mz.scale import partition_eldercare as pe
-from geo_mz.scale.runner import dask_client, gather, parts_of, run_partitioned
+from geo_mz.scale.partition import Part
+from geo_mz.scale.runner import (
+    PARTS_PER_TASK_ENV,
+    ScaleError,
+    dask_client,
+    gather,
+    parts_of,
+    run_partitioned,
+    task_chunks,
+)
 from geo_mz.scale.store import open_run_store
 from tests.test_partition_components import pieces_ws  # noqa: F401  (a fixture)
 
@@ -136,8 +145,14 @@ def test_e2sfca_second_pass_reuses_the_pairs_with_the_same_answer(
 
 
 @pytest.mark.slow
-def test_on_two_workers_the_second_pass_goes_where_the_rows_are(pieces_ws, tmp_path):  # noqa: F811
+def test_on_two_workers_the_second_pass_goes_where_the_rows_are(
+    pieces_ws,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
     local, _, n = _run(pieces_ws, tmp_path, "local", workers=0)
+    # Two parts a task: the tasks group parts (and a second pass only parts of one worker).
+    monkeypatch.setenv(PARTS_PER_TASK_ENV, "2")
     with dask_client(workers=2) as client:
         before = client.run(gc.get_freeze_count)
         dask, infos, _ = _run(pieces_ws, tmp_path, "dask", client=client)
@@ -160,3 +175,21 @@ def test_freeze_gc_once_freezes_once_per_process():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True", "False"]
+
+
+def test_task_chunks_hold_every_part_once_and_group_by_worker(monkeypatch):
+    parts = [Part(f"44{i:04d}", f"p{i}", None) for i in range(123)]
+    monkeypatch.delenv(PARTS_PER_TASK_ENV, raising=False)
+    chunks = task_chunks(parts, 2)
+    assert sorted(p.code for c in chunks for p in c) == sorted(p.code for p in parts)
+    assert len(chunks) >= 24 and max(len(c) for c in chunks) <= 8  # 12 tasks a worker at least
+    assert chunks[0][0] is parts[0] and chunks[0][1] is parts[len(chunks)]  # dealt in turn
+    assert [len(c) for c in task_chunks(parts[:21], 2)] == [1] * 21  # few parts: one a task
+    placed = {p.code: f"w{i % 3}" for i, p in enumerate(parts)}
+    for c in task_chunks(parts, 2, placed):
+        assert len({placed[p.code] for p in c}) == 1  # a second pass: one worker's parts
+    monkeypatch.setenv(PARTS_PER_TASK_ENV, "5")
+    assert max(len(c) for c in task_chunks(parts, 2)) == 5
+    monkeypatch.setenv(PARTS_PER_TASK_ENV, "0")
+    with pytest.raises(ScaleError, match="GEO_MZ_PARTS_PER_TASK"):
+        task_chunks(parts, 2)
