@@ -24,12 +24,8 @@ import contextlib
 import hashlib
 import inspect
 import json
-import os
-import socket
 import time
-import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +35,6 @@ import numpy as np
 import pandas as pd
 
 from geo_mz.core.layer_digest import DIGEST_VERSION, layer_digests
-from geo_mz.core.memory import freeze_gc_once, peak_rss_mib, reset_peak_rss
 from geo_mz.scale.jobs import (
     JOBS,
     job_function,
@@ -47,11 +42,8 @@ from geo_mz.scale.jobs import (
     reduce_first_pass,
     two_pass,
 )
-from geo_mz.scale.part_inputs import roads_extent, run_layer_digests
+from geo_mz.scale.part_inputs import roads_extent
 from geo_mz.scale.part_memo import (
-    dask_worker_address,
-    keep_part_rows,
-    memo_options,
     worker_preference,
 )
 from geo_mz.scale.partition import Part
@@ -66,10 +58,17 @@ from geo_mz.scale.parts import (
 )
 from geo_mz.scale.store import RunStore, open_run_store
 from geo_mz.scale.store_base import gather_layers
-
-SCHEDULER_ENV = "GEO_MZ_DASK_SCHEDULER"
-GC_FREEZE_ENV = "GEO_MZ_GC_FREEZE"
-"""``0``: workers keep the cyclic collector as Python starts it (default: ``freeze_gc_once``)."""
+from geo_mz.scale.tasks import (
+    GC_FREEZE_ENV,
+    LOCAL_CLUSTER_CONFIG,
+    PARTS_PER_TASK_ENV,
+    SCHEDULER_ENV,
+    dask_client,
+    run_part,
+    run_parts,
+    task_chunks,
+    worker_store,
+)
 
 
 @dataclass
@@ -218,213 +217,6 @@ def _key(
 
 
 # --------------------------------------------------------------------------- tasks
-
-
-def run_part(
-    job: str,
-    workspace: str,
-    store: str | None,
-    key: str,
-    part: Part,
-    options: Mapping[str, Any],
-    digests: Mapping[str, str] | None = None,
-    first_of: str | None = None,
-) -> dict[str, Any]:
-    """Compute one part (on a worker); never raises: a failure comes back as a record.
-
-    With ``store`` given the results are saved there by this call; otherwise they come back
-    in ``frames`` for the caller to save. ``digests``: the run's layer digests (the worker
-    keeps the layers every part reads under them, ``run_layer_digests``). A two-pass job's
-    first pass keeps the part's own rows in this process (``geo_mz.scale.part_memo``);
-    its second pass, given the first pass's key as ``first_of``, takes them when this process
-    has them and computes them again when not.
-    """
-    from geo_mz.core.workspaces import open_workspace
-
-    t0 = time.perf_counter()
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    dask_worker = dask_worker_address()
-    if dask_worker is not None and os.environ.get(GC_FREEZE_ENV, "1") != "0":
-        freeze_gc_once()  # a worker process: its import-time objects out of the GC
-    try:
-        ws = open_workspace(workspace)
-        reset_peak_rss()
-        extra, kept_rows = memo_options(job, part.code, first_of)
-        with run_layer_digests(digests):
-            frames, log = job_function(job)(ws, part, **options, **extra)
-        if kept_rows:  # the part's own rows stay here for its second pass, not in the store
-            log = log | {"rows_kept": keep_part_rows(key, part.code, frames)}
-            frames = {k: v for k, v in frames.items() if k not in kept_rows}
-        if "first" in extra:
-            log = log | {"first_pass_reused": True}
-        info = {"job": job, "name": part.name, "seconds": time.perf_counter() - t0,
-                "worker": worker, "peak_rss_mib": round(peak_rss_mib(), 1),
-                "dask_worker": dask_worker, **log}  # fmt: skip
-        if store is not None:
-            worker_store(store).save(key, part.code, frames, info)
-            return {"part": part.code, "ok": True, "info": info}
-        return {"part": part.code, "ok": True, "info": info, "frames": frames}
-    except Exception as exc:
-        return {
-            "part": part.code,
-            "ok": False,
-            "error": f"{type(exc).__name__}: {exc}",
-            "trace": traceback.format_exc(limit=6),
-            "info": {
-                "job": job,
-                "name": part.name,
-                "seconds": time.perf_counter() - t0,
-                "worker": worker,
-            },
-        }
-
-
-def run_parts(
-    job: str,
-    workspace: str,
-    store: str | None,
-    key: str,
-    parts: Sequence[Part],
-    options: Sequence[Mapping[str, Any]],
-    digests: Mapping[str, str] | None = None,
-    first_of: str | None = None,
-) -> list[dict[str, Any]]:
-    """Compute several parts one after the other (one Dask task): :func:`run_part` for each.
-
-    Each part has its own record, time, peak memory and error, as when it is a task alone.
-    """
-    return [
-        run_part(job, workspace, store, key, p, o, digests, first_of)
-        for p, o in zip(parts, options, strict=True)
-    ]
-
-
-PARTS_PER_TASK_ENV = "GEO_MZ_PARTS_PER_TASK"
-"""Parts computed by one Dask task; unset: :func:`task_chunks` chooses."""
-TASKS_PER_WORKER = 12
-"""At least this many tasks per worker when parts are grouped (load balance at the end)."""
-MAX_PARTS_PER_TASK = 8
-
-
-def task_chunks(
-    parts: Sequence[Part], n_workers: int, placed: Mapping[str, str] | None = None
-) -> list[list[Part]]:
-    """Group parts into Dask tasks: several small parts a task when there are many parts.
-
-    Each task costs the driving process and the scheduler a few milliseconds, as much as a
-    county's coverage part; with 123 county parts on 2 workers that time is taken from the
-    workers (measured: 2 workers gave 1.63× one). Parts are grouped so that each worker still
-    gets at least :data:`TASKS_PER_WORKER` tasks, at most :data:`MAX_PARTS_PER_TASK` parts a
-    task (``GEO_MZ_PARTS_PER_TASK`` sets the number). The parts, largest first, are dealt out
-    to the tasks in turn, so every task holds large and small ones; a second pass groups only
-    parts whose first pass ran on the same worker (``placed``: part code -> worker).
-
-    Parameters
-    ----------
-    parts
-        The parts to compute, largest first.
-    n_workers
-        Workers of the cluster.
-    placed
-        Where each part's first pass ran (a second pass goes there); empty or None otherwise.
-
-    Returns
-    -------
-    list of list
-        Every part exactly once.
-    """
-    given = os.environ.get(PARTS_PER_TASK_ENV, "").strip()
-    if given:
-        try:
-            per = int(given)
-        except ValueError:
-            per = 0
-        if per < 1:
-            raise ScaleError(
-                f"{PARTS_PER_TASK_ENV}={given!r}：须为正整数 / must be a whole number of "
-                "parts, 1 or more"
-            )
-    else:
-        per = len(parts) // (TASKS_PER_WORKER * max(n_workers, 1))
-        per = max(1, min(MAX_PARTS_PER_TASK, per))
-    groups: dict[str | None, list[Part]] = {}
-    for p in parts:
-        groups.setdefault((placed or {}).get(p.code), []).append(p)
-    chunks: list[list[Part]] = []
-    for members in groups.values():
-        n = -(-len(members) // per)  # tasks for this group
-        chunks += [members[i::n] for i in range(n)]
-    return chunks
-
-
-def worker_store(ref: str) -> RunStore:
-    """Return the run store ``ref``, opened once per process (a worker saves part after part).
-
-    Opening a GeoPackage store reads its table list; the store object itself keeps no state
-    a save depends on, so one serves every part of this process.
-    """
-    rs = _WORKER_STORES.get(ref)
-    if rs is None:
-        rs = _WORKER_STORES[ref] = open_run_store(ref)
-    return rs
-
-
-_WORKER_STORES: dict[str, RunStore] = {}
-
-
-@contextmanager
-def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
-    """Yield a Dask client: to ``scheduler`` (or ``$GEO_MZ_DASK_SCHEDULER``), else a LocalCluster.
-
-    The local cluster has ``workers`` single-threaded worker processes (default: one per CPU),
-    no dashboard and quiet logs.
-    """
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ScaleError(
-            "分区并行计算需要 Dask：pip install 'geo-mz[scale]' / partitioned runs need Dask: "
-            "pip install 'geo-mz[scale]'"
-        ) from exc
-    import logging
-
-    address = scheduler or os.environ.get(SCHEDULER_ENV)
-    if address:
-        try:
-            client = Client(address, timeout="20s")
-        except OSError as exc:
-            raise ScaleError(
-                f"无法连接 Dask 调度器 {address}：{exc} / cannot reach the Dask scheduler at "
-                f"{address}: {exc}"
-            ) from exc
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    import dask
-
-    n = workers or os.cpu_count() or 1
-    with (
-        dask.config.set(LOCAL_CLUSTER_CONFIG),  # the workers' nannies take it with them
-        LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.CRITICAL,  # a heartbeat racing the shutdown logs ERROR
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
-
-
-LOCAL_CLUSTER_CONFIG: dict[str, Any] = {"distributed.worker.profile.enabled": False}
-"""Dask settings of the local cluster :func:`dask_client` starts. Each Dask worker samples its
-running task's stack every 10 ms for the dashboard's profile; a part is thousands of short
-Python calls, and the sampling cost ~8 % of the workers' CPU on the Guangdong coverage run.
-A cluster of your own (``--scheduler``) keeps its own settings: set
-``distributed.worker.profile.enabled: false`` in its Dask configuration for the same gain."""
 
 
 def _redacted(ref: str) -> str:
@@ -678,6 +470,9 @@ def gather(store: str | Path | RunStore, key: str, layer: str) -> gpd.GeoDataFra
 
 
 __all__ = [
+    "GC_FREEZE_ENV",
+    "LOCAL_CLUSTER_CONFIG",
+    "PARTS_PER_TASK_ENV",
     "PREFIX_DIGITS",
     "SCHEDULER_ENV",
     "RunResult",
