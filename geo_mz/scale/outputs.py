@@ -494,9 +494,10 @@ def run_map(
     zh = f"线、面按约 {tol:g} 米简化显示，GeoPackage 中为完整几何"
     en = f"Lines and polygons drawn simplified to about {tol:g} m; the GeoPackage keeps them whole"
     note = f"{zh} / {en}" if lang == "zh" else f"{en} / {zh}"
+    # Above Leaflet's attribution line, which would cover its end.
     m.get_root().html.add_child(
         folium.Element(
-            '<div class="gm-simplified" style="position:fixed;bottom:4px;right:8px;z-index:1000;'
+            '<div class="gm-simplified" style="position:fixed;bottom:24px;right:8px;z-index:1000;'
             'background:rgba(255,255,255,.8);padding:1px 6px;font:11px sans-serif;color:#555">'
             f"{html.escape(note)}</div>"
         )
