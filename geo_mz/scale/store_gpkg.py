@@ -289,9 +289,12 @@ class GpkgRunStore:
         for table, frames in by_table.items():
             rows = pd.concat(frames, ignore_index=True)
             rows = gpd.GeoDataFrame(rows, geometry=rows.geometry.name, crs=STORAGE_CRS)
+            # No R-tree: the store's rows are read by run and part, never by box, and the
+            # index's triggers took half of a merge's write (the outputs' GeoPackages keep one).
             pyogrio.write_dataframe(
                 rows, self.path, layer=table, driver="GPKG", append=table in tables,
                 geometry_type="Unknown", promote_to_multi=False,
+                layer_options={"SPATIAL_INDEX": "NO"},
             )  # fmt: skip
             tables.add(table)
             appended[table] = rows
