@@ -39,6 +39,7 @@ from geo_mz.core.display import (
     format_kpi_value,
     format_number,
     format_value,
+    format_values,
     is_missing,
     unit_label,
 )
@@ -218,6 +219,7 @@ __all__ = [
     "format_kpi_value",
     "format_number",
     "format_value",
+    "format_values",
     "freeze_gc_once",
     "gcj02_to_bd09",
     "gcj02_to_wgs84",

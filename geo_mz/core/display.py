@@ -116,6 +116,62 @@ def format_value(value: Any, spec_field: FieldSpec | None, lang: Lang = "zh") ->
     return f"{out} {unit}" if unit else out
 
 
+def format_values(values: Any, spec_field: FieldSpec | None, lang: Lang = "zh") -> list[str]:
+    """Format a column's values for display: :func:`format_value` of each, made column-wise.
+
+    The same strings as ``[format_value(v, spec_field, lang) for v in values.tolist()]``, in a
+    fraction of the time: a map of a province's villages formats close to a million values.
+    Python floats, ints, bools, text and None (what ``Series.tolist()`` gives for numpy columns)
+    are written in one loop that decides the field's kind once; a code label is looked up once
+    per distinct code; any other value goes through :func:`format_value`.
+
+    Parameters
+    ----------
+    values
+        A pandas Series or array (its ``tolist()``), or any iterable of values.
+    spec_field
+        The column's field spec, or None for a column the catalog does not describe.
+    lang
+        ``"zh"`` or ``"en"``.
+
+    Returns
+    -------
+    list of str
+        One display text per value (``""`` for a missing one).
+    """
+    vals = values.tolist() if hasattr(values, "tolist") else list(values)
+    unit = unit_label(spec_field.unit if spec_field is not None else None, lang)
+    suffix = f" {unit}" if unit else ""
+    labels = spec_field is not None and bool(spec_field.values)
+    share = spec_field is not None and spec_field.unit == "share"
+    yes, no = _YES_NO[lang]["yes"] + suffix, _YES_NO[lang]["no"] + suffix
+    memo: dict[tuple[type, Any], str] = {}
+    out: list[str] = []
+    add = out.append
+    for v in vals:
+        t = type(v)
+        if v is None or (t is float and v != v):
+            add("")
+        elif t not in (float, int, bool, str):
+            add(format_value(v, spec_field, lang))  # numpy scalars, NA, dates, lists ...
+        elif labels:
+            key = (t, v)
+            text = memo.get(key)
+            if text is None:
+                text = memo[key] = spec_field.label(v, lang)  # type: ignore[union-attr]
+            add(text)
+        elif share and t is not str:
+            add(f"{float(v) * 100:.1f} %")
+        elif t is bool:
+            add(yes if v else no)
+        elif t is float:
+            num = str(int(v)) if v.is_integer() else f"{v:.2f}".rstrip("0").rstrip(".")
+            add(num + suffix)
+        else:  # int, str
+            add(str(v) + suffix)
+    return out
+
+
 def format_kpi_value(value: Any) -> str:
     """Format a KPI value: integers with thousands separators, floats with up to 2 decimals.
 
@@ -142,4 +198,11 @@ def format_kpi_value(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["format_kpi_value", "format_number", "format_value", "is_missing", "unit_label"]
+__all__ = [
+    "format_kpi_value",
+    "format_number",
+    "format_value",
+    "format_values",
+    "is_missing",
+    "unit_label",
+]

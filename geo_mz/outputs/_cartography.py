@@ -171,6 +171,26 @@ def html_text(value: str) -> str:
     return html.escape(value).replace("{", "&#123;").replace("}", "&#125;")
 
 
+def html_texts(values: Sequence[str]) -> list[str]:
+    """:func:`html_text` of each value, escaped as one text (a map's column at a time).
+
+    Parameters
+    ----------
+    values
+        Display texts (no NUL characters; a column holding one is escaped value by value).
+
+    Returns
+    -------
+    list of str
+        The escaped texts, in order.
+    """
+    values = list(values)
+    joined = "\x00".join(values)
+    if not values or joined.count("\x00") != len(values) - 1:
+        return [html_text(v) for v in values]
+    return html_text(joined).split("\x00")
+
+
 class PlaceLabels(MacroElement):
     """Town names always, village names from ``VILLAGE_LABEL_ZOOM``; add to a FeatureGroup."""
 

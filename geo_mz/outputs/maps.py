@@ -34,10 +34,10 @@ import shapely
 import xstatic.pkg.leaflet as xleaflet
 
 from geo_mz.core.catalog import FieldSpec, LayerSpec, load_catalog
-from geo_mz.core.display import format_number, format_value, is_missing, unit_label
+from geo_mz.core.display import format_number, format_values, is_missing, unit_label
 from geo_mz.core.errors import CrsError
 from geo_mz.outputs import _cartography as carto
-from geo_mz.outputs._cartography import html_text
+from geo_mz.outputs._cartography import html_text, html_texts
 from geo_mz.outputs.map_render import rendered_text_kept, simplified_by_part
 
 __all__ = ["feature_styles", "html_text", "layers_map", "save_map"]
@@ -341,7 +341,7 @@ def _feature_collection(
     geoms = shapely.transform(gdf.geometry.to_numpy(), lambda xy: np.round(xy, decimals))
     geojson = shapely.to_geojson(geoms)
     columns = {
-        key: [html_text(format_value(v, f, lang)) for v in gdf[column].tolist()]
+        key: html_texts(format_values(gdf[column], f, lang))
         for key, _, f, column in fields
     }
     features = []

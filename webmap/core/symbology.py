@@ -15,7 +15,7 @@ from typing import Any
 
 import geopandas as gpd
 
-from geo_mz.core import LayerSpec, format_value
+from geo_mz.core import LayerSpec, format_values
 from geo_mz.outputs import maps
 
 
@@ -57,7 +57,7 @@ def symbolize(gdf: gpd.GeoDataFrame, spec: LayerSpec, lang: str) -> Symbology:
     kinds = [_kind(t) for t in gdf.geom_type.tolist()] if len(gdf) else []
     styles, swatches, fields = maps.feature_styles(gdf, spec, lang, kinds)  # type: ignore[arg-type]
     texts = {
-        key: [format_value(v, f, lang) for v in gdf[col].tolist()]  # type: ignore[arg-type]
+        key: format_values(gdf[col], f, lang)  # type: ignore[arg-type]
         for key, _, f, col in fields
     }
     legend = {
