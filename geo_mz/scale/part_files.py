@@ -70,6 +70,10 @@ class PartFileError(RunStoreError):
     """A part file that cannot be read (not one, truncated, or a newer format)."""
 
 
+class DamagedPartFileError(PartFileError):
+    """A part file cut short or damaged, or not a part file (not one of a newer format)."""
+
+
 # --------------------------------------------------------------------------- encoding
 
 
@@ -300,14 +304,14 @@ def write_part_file(
 
 
 def _damaged(path: Path, why: str) -> PartFileError:
-    return PartFileError(
+    return DamagedPartFileError(
         f"{path}: 分区结果文件不完整或已损坏，删除它后重新运行即可重算该分区 / the part file "
         f"is damaged ({why}); delete it and rerun to compute the part again"
     )
 
 
 def _not_a_part_file(path: Path, why: str) -> PartFileError:
-    return PartFileError(
+    return DamagedPartFileError(
         f"{path}: 不是可读的分区结果文件，删除它后重新运行即可重算该分区 / not a readable "
         f"part file ({why}); delete it and rerun to compute the part again"
     )
@@ -348,8 +352,8 @@ def _v2_header(path: Path, data: bytes | bytearray | memoryview, size: int) -> t
         "payload_crc32": int,
     }
     wrong = [k for k, kind in kinds.items() if not isinstance(header.get(k), kind)]
-    if wrong:  # its CRC matched: written so, not damaged on the way
-        raise _damaged(path, f"the header lacks {', '.join(wrong)}")
+    if wrong:  # its CRC matched: written so (another writer), not damaged on the way
+        raise PartFileError(str(_damaged(path, f"the header lacks {', '.join(wrong)}")))
     start = _PREFIX.size + n + (-(_PREFIX.size + n) % _ALIGN)
     want = start + header["payload_bytes"]
     if size != want:
@@ -562,6 +566,7 @@ def read_part_file(path: str | Path) -> tuple[dict[str, Any], dict[str, gpd.GeoD
 
 __all__ = [
     "FORMAT",
+    "DamagedPartFileError",
     "PartFileError",
     "encode_part",
     "read_part_file",

@@ -25,6 +25,8 @@ ends as one GeoPackage. Part files of the previous version (``<part>.gpkg``, mar
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -36,7 +38,12 @@ import pandas as pd
 import pyogrio
 
 from geo_mz.core.projection import STORAGE_CRS
-from geo_mz.scale.part_files import read_part_file, read_part_mark, write_part_file
+from geo_mz.scale.part_files import (
+    DamagedPartFileError,
+    read_part_file,
+    read_part_mark,
+    write_part_file,
+)
 from geo_mz.scale.store_base import (
     PART_COLUMNS,
     PARTS,
@@ -51,6 +58,44 @@ from geo_mz.scale.store_base import (
 )
 
 _MARK_COLUMNS = ["run_key", *PART_COLUMNS]
+
+
+log = logging.getLogger(__name__)
+
+DAMAGED_SUFFIX = ".damaged"
+"""Ending of a part file set aside as damaged (kept for inspection, never read as a part)."""
+
+
+def set_aside(path: Path, exc: Exception) -> Path | None:
+    """Move a damaged part file out of its run, keeping it beside it, and say so.
+
+    A part file is written under a temporary name and renamed, so a damaged one comes from a
+    power cut before the disk had its bytes, or a faulty disk. Its part is then not done: the
+    next run computes it again (reading it as done would stop every run of the store).
+
+    Parameters
+    ----------
+    path
+        The part file.
+    exc
+        Why it cannot be read (named in the warning).
+
+    Returns
+    -------
+    Path or None
+        Where the file now is; None when another process moved or merged it first.
+    """
+    aside = path.with_name(f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}{DAMAGED_SUFFIX}")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        return None
+    log.warning(
+        "%s：分区结果文件已损坏，已移到 %s，该分区将重新计算 / the part file is damaged (%s); "
+        "moved to %s: the part will be computed again",
+        path, aside.name, exc, aside.name,
+    )  # fmt: skip
+    return aside
 
 
 class GpkgRunStore:
@@ -133,6 +178,8 @@ class GpkgRunStore:
                 marks.append(read_part_mark(f))
             except FileNotFoundError:
                 continue
+            except DamagedPartFileError as exc:
+                set_aside(f, exc)  # its part is not done: the next run computes it again
         return pd.DataFrame([[m.get(c) for c in _MARK_COLUMNS] for m in marks],
                             columns=_MARK_COLUMNS)  # fmt: skip
 
@@ -262,8 +309,12 @@ class GpkgRunStore:
         by_file: dict[Path, tuple[str, dict[str, gpd.GeoDataFrame]]] = {}
         for f in new:
             st = f.stat()
+            try:
+                mark, tables = read_part_file(f)
+            except DamagedPartFileError as exc:
+                set_aside(f, exc)  # not merged: its part is not done
+                continue
             seen[f] = (st.st_ino, st.st_mtime_ns, st.st_size)
-            mark, tables = read_part_file(f)
             if mark.get("run_key") != run_key:
                 raise RunStoreError(
                     f"{f}: 分区结果文件属于运行 {mark.get('run_key')!r}，不是 {run_key!r} / the "
@@ -359,6 +410,9 @@ class GpkgRunStore:
             mark, tables = read_part_file(self.part_file(run_key, part))
         except FileNotFoundError:  # not saved, or merged already (maybe just now)
             mark = None
+        except DamagedPartFileError as exc:
+            set_aside(self.part_file(run_key, part), exc)
+            return None  # not done: the caller computes the part again
         if mark is not None and mark.get("run_key") == run_key:
             schema = part_schema(mark.get("rows"), layer)
             if schema is None:
