@@ -59,3 +59,22 @@ def test_the_run_map_simplifies_and_says_so(tmp_path):
     text = save_map(coarse, tmp_path / "c.html").read_text(encoding="utf-8")
     assert text.index("about 100 m") < text.index("约 100 米")  # English first
     assert len(text) < page.stat().st_size  # fewer vertices
+
+
+def test_a_jobs_parts_name_their_figure_and_write_shares_as_percentages(tmp_path):
+    from geo_mz.scale.outputs import parts_spec
+
+    cov = {f.name: f for f in parts_spec("coverage").fields}["kpi"]
+    assert (cov.unit, cov.title_zh, cov.title_en) == (
+        "share", "15分钟养老服务圈覆盖率", "15-minute elder-care coverage"
+    )  # fmt: skip
+    assert {f.name: f for f in parts_spec("gaps").fields}["kpi"].unit == "person"
+    assert {f.name: f for f in parts_spec("boundaries").fields}["kpi"].unit is None
+    parts = gpd.GeoDataFrame(
+        {"part": ["440703"], "name": ["蓬江区"], "status": ["done"], "kpi": [0.4213],
+         "kpi_name": ["share_15min"], "seconds": [0.5]},
+        geometry=[shapely.box(113.0, 22.5, 113.1, 22.6)], crs="EPSG:4490",
+    )  # fmt: skip
+    m = run_map({"scale_parts": parts}, catalog={"scale_parts": parts_spec("coverage")})
+    text = save_map(m, tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "15分钟养老服务圈覆盖率" in text and "42.1 %" in text and "0.4213" not in text

@@ -64,6 +64,19 @@ KPI_NAMES = {
     "evacuation": "share_placed",
     "boundaries": "findings",
 }
+JOB_TITLES = {
+    "coverage": ("15分钟养老服务圈覆盖率", "15-minute elder-care coverage"),
+    "capacity": ("按床位容量折算的15分钟覆盖率", "Capacity-adjusted 15-minute coverage"),
+    "e2sfca": ("床位可达性达标人口比例（E2SFCA）", "Aged 60+ with enough beds in reach (E2SFCA)"),
+    "rings": ("15分钟步行等时圈面积", "15-minute walking isochrone area"),
+    "gaps": ("服务圈缺口中的老年人口", "Aged 60+ in coverage-gap hexagons"),
+    "relief": ("救灾物资送达时限达标率", "Relief delivery within target"),
+    "relief_scenario": ("灾情情景下送达时限达标率", "Relief delivery within target, scenario"),
+    "shelter_adequacy": ("服务距离内有避难场所的人口比例", "People within reach of a shelter"),
+    "evacuation": ("疏散安置率", "People placed in a shelter"),
+    "boundaries": ("边界拓扑问题", "Boundary topology findings"),
+}
+
 #: The gap hexagons' and merged rings' CRS when the parts measure in different ones (wider
 #: than one Gauss–Krüger zone): China's Albers equal-area (local choice).
 CHINA_ALBERS = "+proj=aea +lat_0=0 +lon_0=105 +lat_1=25 +lat_2=47 +ellps=GRS80 +units=m +no_defs"
@@ -433,7 +446,7 @@ def write_run_outputs(
     csv = out / f"scale_{job}_parts.csv"
     summary.drop(columns="geometry").to_csv(csv, index=False, encoding="utf-8-sig")
     paths["csv"] = csv
-    catalog = result_catalog()
+    catalog = {**result_catalog(), "scale_parts": parts_spec(job)}
     shown = {"scale_parts": summary}
     # The job's own layers, drawn with their result specs (villages, points, findings).
     for name, df in gathered.items():
@@ -505,6 +518,29 @@ def run_map(
     return m
 
 
+def parts_spec(job: str) -> Any:
+    """Return the ``scale_parts`` spec for one job's parts: its figure named, with its unit.
+
+    The catalog's ``kpi`` field is a bare number; on a job's map its legend and popups name the
+    job's figure (``JOB_TITLES``) and write a share as a percentage (1.9 %, not 0.019).
+    """
+    import dataclasses
+
+    from geo_mz.core.results import result_catalog
+
+    base = result_catalog()["scale_parts"]
+    zh, en = JOB_TITLES.get(job, (None, None))
+    name = KPI_NAMES.get(job, "")
+    unit = "share" if "share" in name else ("person" if name.startswith("pop_") else None)
+    fields = tuple(
+        dataclasses.replace(f, unit=unit, title_zh=zh or f.title_zh, title_en=en or f.title_en)
+        if f.name == "kpi"
+        else f
+        for f in base.fields
+    )
+    return dataclasses.replace(base, fields=fields)
+
+
 def has_results(result: RunResult) -> bool:
     """Return whether the run stored any part's results.
 
@@ -525,6 +561,7 @@ def gather_kpi_layers(job: str, result: RunResult) -> dict[str, pd.DataFrame]:
 
 __all__ = [
     "CHINA_ALBERS",
+    "JOB_TITLES",
     "KPI_LAYERS",
     "KPI_NAMES",
     "MAP_SPECS",
@@ -536,6 +573,7 @@ __all__ = [
     "has_results",
     "part_infos",
     "part_summary",
+    "parts_spec",
     "points_left_out",
     "run_kpis",
     "run_map",

@@ -26,11 +26,13 @@ from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.scale.jobs import ALL_ORDER, JOBS
 from geo_mz.scale.outputs import (
     CHINA_ALBERS,
+    JOB_TITLES,
     KPI_NAMES,
     OUTPUT_LAYERS,
     gather_kpi_layers,
     has_results,
     part_summary,
+    parts_spec,
     run_map,
     write_run_outputs,
 )
@@ -40,18 +42,6 @@ from geo_mz.scale.runner import RunResult, ScaleError, dask_client, run_partitio
 Lang = Literal["zh", "en"]
 
 #: Job titles in the province report and map (Chinese, English).
-JOB_TITLES = {
-    "coverage": ("15分钟养老服务圈覆盖率", "15-minute elder-care coverage"),
-    "capacity": ("按床位容量折算的15分钟覆盖率", "Capacity-adjusted 15-minute coverage"),
-    "e2sfca": ("床位可达性达标人口比例（E2SFCA）", "Aged 60+ with enough beds in reach (E2SFCA)"),
-    "rings": ("15分钟步行等时圈面积", "15-minute walking isochrone area"),
-    "gaps": ("服务圈缺口中的老年人口", "Aged 60+ in coverage-gap hexagons"),
-    "relief": ("救灾物资送达时限达标率", "Relief delivery within target"),
-    "relief_scenario": ("灾情情景下送达时限达标率", "Relief delivery within target, scenario"),
-    "shelter_adequacy": ("服务距离内有避难场所的人口比例", "People within reach of a shelter"),
-    "evacuation": ("疏散安置率", "People placed in a shelter"),
-    "boundaries": ("边界拓扑问题", "Boundary topology findings"),
-}
 
 #: Short job names for the column headings of the per-part table.
 SHORT_TITLES = {
@@ -325,7 +315,6 @@ def write_province_outputs(
         ``<job>_gpkg``, ``<job>_csv``, ``<job>_map`` per job with outputs, and ``gpkg``,
         ``csv``, ``map``, ``report`` of the province.
     """
-    from geo_mz.core.results import result_catalog
     from geo_mz.outputs.files import write_gpkg
     from geo_mz.outputs.maps import save_map
 
@@ -347,7 +336,6 @@ def write_province_outputs(
     csv = out / "scale_all_parts.csv"
     table.drop(columns="geometry").to_csv(csv, index=False, encoding="utf-8-sig")
     paths["csv"] = csv
-    base = result_catalog()["scale_parts"]
     catalog: dict[str, Any] = {}
     shown: dict[str, gpd.GeoDataFrame] = {}
     for job in results:
@@ -355,7 +343,7 @@ def write_province_outputs(
             continue
         zh, en = JOB_TITLES.get(job, (job, job))
         name = f"scale_parts_{job}"
-        catalog[name] = dataclasses.replace(base, name=name, title_zh=zh, title_en=en)
+        catalog[name] = dataclasses.replace(parts_spec(job), name=name, title_zh=zh, title_en=en)
         shown[name] = _job_layer(table, job)
     first = next(iter(shown), None)
     m = run_map(shown, catalog=catalog, lang=lang, show=[first] if first else None,
