@@ -17,6 +17,7 @@ from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network.graph import network_from_roads
 from geo_mz.relief import drive_audit as relief
 from geo_mz.scale import partition
+from geo_mz.scale.partition_relief import relief_part
 
 METRIC = "EPSG:4547"  # CGCS2000 3° GK, CM 114°E: the sample's measuring CRS
 X0, Y0 = 404_000.0, 2_500_000.0  # near Pengjiang
@@ -218,7 +219,7 @@ def test_relief_by_town_equals_the_whole_district(sample):
     vmax = partition.max_drive_kmh(layers["roads"], s)
     got = pd.concat(
         [
-            partition.relief_part(sample, p, settings=s, measure_crs=crs, vmax_kmh=vmax)[0]["audit"]
+            relief_part(sample, p, settings=s, measure_crs=crs, vmax_kmh=vmax)[0]["audit"]
             for p in _town_parts(sample)
         ],
         ignore_index=True,

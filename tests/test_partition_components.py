@@ -25,6 +25,7 @@ from geo_mz.eldercare.circle15 import CircleSettings, analyse_circle
 from geo_mz.network.graph import network_from_roads
 from geo_mz.relief import drive_audit as relief
 from geo_mz.scale import partition
+from geo_mz.scale.partition_relief import relief_part
 
 PROV = {"synthetic": True, "source": "test", "method": "isolated road pieces added by hand"}
 
@@ -179,9 +180,7 @@ def test_relief_by_town_equals_the_single_process_audit(pieces_ws):
     vmax = partition.max_drive_kmh(layers["roads"], s)
     got = pd.concat(
         [
-            partition.relief_part(pieces_ws, p, settings=s, measure_crs=crs, vmax_kmh=vmax)[0][
-                "audit"
-            ]
+            relief_part(pieces_ws, p, settings=s, measure_crs=crs, vmax_kmh=vmax)[0]["audit"]
             for p in _town_parts(pieces_ws)
         ],
         ignore_index=True,
@@ -359,7 +358,7 @@ def test_real_roads_of_many_components_whole_equals_parts(wuhan_ws):
     audit = relief.run_audit(layers, rs, measure_crs=METRIC).table
     vmax = partition.max_drive_kmh(layers["roads"], rs)
     rows = pd.concat(
-        [partition.relief_part(ws, p, settings=rs, measure_crs=METRIC, vmax_kmh=vmax)[0]["audit"]
+        [relief_part(ws, p, settings=rs, measure_crs=METRIC, vmax_kmh=vmax)[0]["audit"]
          for p in parts],
         ignore_index=True,
     )  # fmt: skip

@@ -1,13 +1,13 @@
 """The relief audit's engine: points and stores onto the drive network, one search per area.
 
-:func:`audit_points` places villages (population-weighted centres) and shelters;
-:func:`audit` runs one shortest-path forest per (target, served area) from
-:mod:`geo_mz.network.sptree` on the drive network's CSR graph (forests of "own" stores searched
-only as far as their own villages need) and tabulates time, store and status per (point,
-target); :func:`reaudit` re-audits a disruption scenario by *repairing* only the subtrees whose
-arcs were closed or slowed; :func:`routes` draws the store → point routes out of the kept
-forests. :func:`drive_network` and :func:`run_audit` build the trucks' network and audit a
-whole workspace.
+:func:`audit_points` (from :mod:`geo_mz.relief.audit_inputs`) places villages
+(population-weighted centres) and shelters; :func:`audit` runs one shortest-path forest per
+(target, served area) from :mod:`geo_mz.network.sptree` on the drive network's CSR graph
+(forests of "own" stores searched only as far as their own villages need) and tabulates time,
+store and status per (point, target); :func:`reaudit` re-audits a disruption scenario by
+*repairing* only the subtrees whose arcs were closed or slowed; :func:`routes` draws the store
+→ point routes out of the kept forests. :func:`drive_network` and :func:`run_audit` build the
+trucks' network and audit a whole workspace.
 """
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from pyproj import CRS
 
-from geo_mz.core.units import complete_units
 from geo_mz.network import sptree
 from geo_mz.network.graph import Network, network_from_roads
-from geo_mz.network.paths import path_arcs, route_geometry, snap_points
+from geo_mz.network.paths import path_arcs, route_geometry, snap_points, snap_xy
+from geo_mz.relief.audit_inputs import audit_points, uses_units_as_given
 from geo_mz.relief.audit_targets import ReliefError, ReliefSettings, Target
 
 STORAGE_CRS = "EPSG:4490"
+_STORAGE = CRS.from_user_input(STORAGE_CRS)
 
 STATUSES = ("meets", "misses", "cut_off", "no_store")
 
@@ -35,116 +37,25 @@ STATUSES = ("meets", "misses", "cut_off", "no_store")
 # --------------------------------------------------------------------------- inputs
 
 
-def audit_points(
-    layers: Mapping[str, gpd.GeoDataFrame],
-    *,
-    shelters: bool = True,
-    measure_crs: str | None = None,
-) -> gpd.GeoDataFrame:
-    """Villages (population-weighted centres) and shelters to audit.
+def _in_storage_crs(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return ``gdf`` in EPSG:4490 with a new index (no reprojected copy when stored so)."""
+    if gdf.crs is not None and gdf.crs.is_exact_same(_STORAGE):
+        return gdf.reset_index(drop=True)
+    return gdf.to_crs(STORAGE_CRS).reset_index(drop=True)
 
-    Parameters
-    ----------
-    layers
-        Workspace layers: ``admin_units`` (villages: ``level == "village"`` in jurisdiction),
-        optionally ``population`` (cells with ``pop_total`` and ``adcode``) and ``shelters``.
-    shelters
-        Audit the shelters too.
-    measure_crs
-        Projected CRS of the weighted centres; the GK zone of the villages' centre when None
-        (a partitioned run passes the workspace's, so every piece computes the same points).
 
-    Returns
-    -------
-    geopandas.GeoDataFrame
-        ``point_id``, ``kind`` (village/shelter), ``name``, ``adcode``, ``town_adcode``,
-        ``town_name``, ``population`` and a Point geometry (EPSG:4490). A village without
-        populated cells is placed at its polygon's representative point.
-    """
-    units = layers.get("admin_units")
-    if units is None or units.empty:
-        raise ReliefError("admin_units: the layer is missing or empty (villages are audited)")
-    # Villages without polygons: approximate areas from village seats / coded population.
-    units = complete_units(layers)[0]["admin_units"].to_crs(STORAGE_CRS)
-    inj = units.get("in_jurisdiction", pd.Series(True, index=units.index)).fillna(True).astype(bool)
-    vil = units[(units["level"] == "village") & inj].reset_index(drop=True)
-    if vil.empty:
+def _snapped(
+    net: Network, frame: gpd.GeoDataFrame, xy: np.ndarray | None, what: str, s: ReliefSettings
+) -> Any:
+    """Snap ``frame``'s points, or their coordinates ``xy`` in the network's CRS when given."""
+    if xy is None:
+        return snap_points(net, frame, max_snap_m=s.max_snap_m, access_speed_kmh=s.last_leg_kmh)
+    xy = np.asarray(xy, dtype=float)
+    if xy.shape != (len(frame), 2):
         raise ReliefError(
-            "admin_units: 辖区内没有村居单元可审计 / no village-level units in the jurisdiction to "
-            "audit: import village polygons (geo-mz init --units) or village seats with 12-digit "
-            "codes (place_names, category village_seat), or population by village code"
+            f"{what}: {xy.shape} coordinates given for {len(frame)} rows; one (x, y) per row"
         )
-    towns = units[units["level"] == "town"].set_index("adcode")["name"]
-    from geo_mz.core.projection import measure_crs_for
-
-    metric = measure_crs or measure_crs_for(vil)
-    pts = vil.geometry.to_crs(metric).representative_point()
-    pop = np.zeros(len(vil))
-    pop_layer = layers.get("population")
-    if pop_layer is not None and len(pop_layer) and "adcode" in pop_layer.columns:
-        cells = pop_layer.to_crs(metric)
-        w = pd.to_numeric(cells["pop_total"]).fillna(0).to_numpy(float)
-        code = cells["adcode"].astype(str).to_numpy()
-        df = pd.DataFrame(
-            {"code": code, "w": w, "x": cells.geometry.x * w, "y": cells.geometry.y * w}
-        )
-        agg = df[df["w"] > 0].groupby("code")[["w", "x", "y"]].sum()
-        hit = vil["adcode"].astype(str).map(agg["w"]).fillna(0).to_numpy(float)
-        has = hit > 0
-        codes = vil["adcode"].astype(str)[has]
-        xy = np.column_stack(
-            [agg.loc[codes, "x"] / agg.loc[codes, "w"], agg.loc[codes, "y"] / agg.loc[codes, "w"]]
-        )
-        pts = pts.copy()
-        pts[has] = shapely.points(xy)
-        pop = hit
-    out = gpd.GeoDataFrame(
-        {
-            "point_id": vil["adcode"].astype(str),
-            "kind": "village",
-            "name": vil["name"].astype(str),
-            "adcode": vil["adcode"].astype(str),
-            "town_adcode": vil["parent_adcode"].astype(str),
-            "population": pop,
-        },
-        geometry=gpd.GeoSeries(pts, crs=metric).to_crs(STORAGE_CRS).values,
-        crs=STORAGE_CRS,
-    )
-    sh = layers.get("shelters")
-    if shelters and sh is not None and len(sh):
-        sh = sh.to_crs(STORAGE_CRS).reset_index(drop=True)
-        code = (
-            sh["adcode"].astype("string")
-            if "adcode" in sh.columns
-            else pd.Series(pd.NA, index=sh.index, dtype="string")
-        )
-        missing = code.isna() | (code.str.len() < 6)
-        if missing.any():
-            # Shelters without a village code take the village they stand in.
-            joined = gpd.sjoin(
-                sh[missing][["geometry"]],
-                vil[["adcode", "geometry"]],
-                predicate="within",
-                how="left",
-            )
-            joined = joined[~joined.index.duplicated()]
-            code[missing] = joined["adcode"].astype("string")
-        parent = vil.set_index("adcode")["parent_adcode"].astype(str)
-        out_sh = gpd.GeoDataFrame(
-            {
-                "point_id": sh["shelter_id"].astype(str),
-                "kind": "shelter",
-                "name": sh["name"].astype(str),
-                "adcode": code.fillna("").astype(str),
-                "town_adcode": code.map(parent).fillna(code.str.slice(0, 9)).fillna("").astype(str),
-                "population": pd.to_numeric(sh.get("capacity_persons", 0)).fillna(0).astype(float),
-            },
-            geometry=sh.geometry.values,
-            crs=STORAGE_CRS,
-        )
-        out = pd.concat([out, out_sh], ignore_index=True)
-    out["town_name"] = out["town_adcode"].map(towns).fillna("").astype(str)
-    return gpd.GeoDataFrame(out, geometry="geometry", crs=STORAGE_CRS)
+    return snap_xy(net, xy, max_snap_m=s.max_snap_m, access_speed_kmh=s.last_leg_kmh)
 
 
 def _check_stores(stores: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -153,14 +64,18 @@ def _check_stores(stores: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         if col not in stores.columns:
             problems.append(f"relief_stores: field '{col}' is missing")
     if not problems:
-        for row, r in enumerate(stores.itertuples(index=False), start=1):
-            if pd.isna(r.adcode) or not str(r.adcode).isdigit():
-                problems.append(
-                    f"relief_stores row {row} ({r.store_id}): field 'adcode' is empty or not a code"
-                )
+        # Checked as arrays (every part of a partitioned run checks the whole layer); the
+        # rows are named one by one only when some are wrong.
+        code = stores["adcode"]
+        bad = code.isna().to_numpy() | ~np.array([str(v).isdigit() for v in code.tolist()], bool)
+        ids = stores["store_id"].tolist()
+        problems += [
+            f"relief_stores row {row + 1} ({ids[row]}): field 'adcode' is empty or not a code"
+            for row in np.flatnonzero(bad).tolist()
+        ]
     if problems:
         raise ReliefError("relief stores cannot be audited:\n  - " + "\n  - ".join(problems))
-    return stores.to_crs(STORAGE_CRS).reset_index(drop=True)
+    return _in_storage_crs(stores)
 
 
 # --------------------------------------------------------------------------- audit
@@ -280,6 +195,8 @@ def audit(
     settings: ReliefSettings | None = None,
     *,
     progress: Callable[[str], None] | None = None,
+    point_xy: np.ndarray | None = None,
+    store_xy: np.ndarray | None = None,
 ) -> Audit:
     """Audit delivery times from ``stores`` to ``points`` on a drive network.
 
@@ -296,6 +213,10 @@ def audit(
         Targets and times; :class:`geo_mz.relief.ReliefSettings` defaults when None.
     progress
         Called with a short message before each step.
+    point_xy, store_xy
+        The points' and the stores' coordinates in the network's CRS, one row each, when the
+        caller has them (a partitioned run reprojects them once per part, not per round):
+        snapped as they are instead of reprojecting the frames' points (the same numbers).
 
     Returns
     -------
@@ -307,10 +228,10 @@ def audit(
     if net.mode != "drive":
         raise ReliefError(f"the relief audit needs a drive network, got mode {net.mode!r}")
     stores = _check_stores(stores)
-    points = points.to_crs(STORAGE_CRS).reset_index(drop=True)
+    points = _in_storage_crs(points)
     say("吸附储备库与村居到路网 snapping stores and points to the roads")
-    ss = snap_points(net, stores, max_snap_m=s.max_snap_m, access_speed_kmh=s.last_leg_kmh)
-    ps = snap_points(net, points, max_snap_m=s.max_snap_m, access_speed_kmh=s.last_leg_kmh)
+    ss = _snapped(net, stores, store_xy, "store_xy", s)
+    ps = _snapped(net, points, point_xy, "point_xy", s)
     say("计算配送时间 computing delivery times")
     if not np.all(net.graph.data >= 0):
         raise ReliefError(
@@ -550,4 +471,5 @@ __all__ = [
     "reaudit",
     "routes",
     "run_audit",
+    "uses_units_as_given",
 ]

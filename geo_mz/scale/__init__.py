@@ -29,9 +29,8 @@ from geo_mz.scale.partition import (
     make_cut,
     max_drive_kmh,
     proven,
-    relief_part,
 )
-from geo_mz.scale.partition_relief import relief_scenario_part
+from geo_mz.scale.partition_relief import relief_part, relief_scenario_part
 from geo_mz.scale.partition_rings import merge_rings, rings_part
 from geo_mz.scale.partition_shelters import (
     evacuation_part,

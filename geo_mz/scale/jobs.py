@@ -20,9 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from geo_mz.scale.partition import Part, PartitionError, boundary_part, coverage_part, relief_part
+from geo_mz.scale.partition import Part, PartitionError, boundary_part, coverage_part
 from geo_mz.scale.partition_eldercare import ELDERCARE_JOBS
-from geo_mz.scale.partition_relief import RELIEF_JOBS
+from geo_mz.scale.partition_relief import RELIEF_JOBS, relief_part
 from geo_mz.scale.partition_twopass import TwoPassJob
 
 PartFunction = Callable[..., tuple[dict[str, pd.DataFrame], dict[str, Any]]]

@@ -413,88 +413,6 @@ def max_drive_kmh(roads: gpd.GeoDataFrame, settings: relief.ReliefSettings) -> f
     return max(top * settings.disaster_factor, settings.last_leg_kmh)
 
 
-def relief_part(
-    ws: Any,
-    part: Part,
-    *,
-    settings: relief.ReliefSettings | None = None,
-    measure_crs: str | None = None,
-    vmax_kmh: float,
-    buffer_m: float = 20000.0,
-    roads_bbox: tuple[float, float, float, float] | None = None,
-) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Audit one part's villages and shelters: the relief table's rows per point and target.
-
-    Parameters
-    ----------
-    ws
-        A workspace with ``roads``, ``relief_stores``, ``admin_units`` (and optionally
-        ``population`` and ``shelters``).
-    part
-        The part; its points are the villages and shelters whose codes start with its code.
-    settings
-        Audit options (targets, speeds, dispatch time).
-    measure_crs
-        Projected CRS; the workspace's, else the GK zone of the part.
-    vmax_kmh
-        Fastest truck speed of the whole roads layer (:func:`max_drive_kmh`), for the proof.
-    buffer_m
-        First buffer (doubled while answers are unproven). Delivery routes are hours long, so
-        relief parts read far more road than coverage parts.
-    roads_bbox
-        Lon/lat extent of the whole roads layer (``roads_extent()``); read when None.
-
-    Returns
-    -------
-    tuple
-        Frame ``audit`` (the rows of :func:`geo_mz.relief.audit`'s table) and round figures.
-    """
-    s = settings or relief.ReliefSettings()
-    crs = part_crs(part, measure_crs)
-    with read_once(ws) as ws:
-        units = units_of_part(ws, part)
-        bbox = own_bbox(units, part)
-        layers = {"admin_units": units, "population": ws.read("population", bbox=bbox)}
-        if "shelters" in ws.layers():
-            layers["shelters"] = ws.read("shelters", bbox=bbox)
-        stores = source_layer(ws, "relief_stores")
-        extent = roads_bbox or roads_extent(ws)
-        first_cut = make_cut(part.geometry, crs, buffer_m)
-        first_roads = read_box(ws, "roads", first_cut.lonlat_bbox, None, first_cut)
-    points = relief.audit_points(layers, measure_crs=crs)
-    points = points[own_rows(points, part.code)].reset_index(drop=True)
-    store_xy = shapely.get_coordinates(stores.geometry.to_crs(crs).values)
-    xy_all = shapely.get_coordinates(points.geometry.to_crs(crs).values)
-    last_leg_m_per_min = s.last_leg_kmh * 1000.0 / 60.0
-
-    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
-        first = b == buffer_m
-        cut = first_cut if first else make_cut(part.geometry, crs, b)
-        roads = roads_in_cut(ws, cut, first_roads if first else None)
-        net = relief.drive_network(roads, s, measure_crs=crs, components="all")
-        a = relief.audit(points.iloc[todo].reset_index(drop=True), stores, net, s)
-        tab = a.table
-        pos = tab["_point"].to_numpy()
-        travel = tab["time_min"].to_numpy(float) - s.dispatch_prep_min
-        travel = np.where(np.isnan(travel), np.inf, travel)
-        ok = proven(
-            net, cut, xy_all[todo][pos], a.point_node[pos],
-            a.point_offset_min[pos] * last_leg_m_per_min, travel, vmax_kmh,
-            cut.contains_extent(extent), source_xy=store_xy,
-        )  # fmt: skip
-        ok |= (tab["status"] == "no_store").to_numpy()
-        rows = tab.drop(columns=["_store"]).assign(_pos=todo[pos])
-        return rows, ok, {"roads_read": len(roads)}
-
-    rows, log = prove_rounds(len(points), compute, buffer_m, f"relief part {part.code}")
-    order = {t.key: i for i, t in enumerate(s.targets)}
-    rows = rows.assign(_t=rows["target"].map(order)).sort_values(["_t", "_pos"], kind="stable")
-    rows = rows.drop(columns=["_t", "_pos", "_point"]).reset_index(drop=True)
-    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=STORAGE_CRS)
-    log |= {"points": len(points), "crs": crs}
-    return {"audit": out}, log
-
-
 # --------------------------------------------------------------------------- boundaries
 
 
@@ -603,15 +521,7 @@ def boundary_part(
     return {"findings": findings, "invalid_edges": edges.reset_index(drop=True)}, log
 
 
-JOBS: Mapping[str, Callable[..., tuple[dict[str, pd.DataFrame], dict[str, Any]]]] = {
-    "coverage": coverage_part,
-    "relief": relief_part,
-    "boundaries": boundary_part,
-}
-"""The partitioned jobs by name."""
-
 __all__ = [
-    "JOBS",
     "Cut",
     "Part",
     "PartitionError",
@@ -635,7 +545,6 @@ __all__ = [
     "proven_times",
     "read_once",
     "read_own",
-    "relief_part",
     "roads_extent",
     "roads_in_cut",
     "source_layer",

@@ -1,7 +1,17 @@
-"""Relief scenarios of one part (closures, floods), proven equal to the whole-area run.
+"""The relief audit and its scenarios (closures, floods) of one part, proven equal to the whole.
 
 Built on ``geo_mz.scale.partition`` (read its docstring: the cut, the proof rule
 ``s + 2·t·v_max ≤ room``, complete components, the doubling buffer). What is exact here:
+
+**Relief audit** (``relief_part``). The part's villages and shelters are audited on the roads
+of its cut against every store of the layer; an answer is kept when the proof says its route
+and its stores are the whole network's. A part's fixed costs decide how it scales (a county's
+hundred points against a whole province in one process), so its inputs are read once and only
+as far as they are used (:func:`relief_inputs`): the roads' network fields, the shelters'
+audited fields, and of the population only the cells coded to the part's villages (the only
+ones that place or weigh a village when its units have towns and villages; a province coded by
+town reads none). The stores are kept per worker with their coordinates, and the points'
+coordinates are reprojected once and handed to the audit, not reprojected per round.
 
 **Relief scenarios** (``relief_scenario_part``). A flood raster, closed road ids, closure
 areas and road-blocked incidents only *close or slow* edges, so every disrupted speed is at most
@@ -27,6 +37,7 @@ Shelter adequacy and evacuation parts are in ``geo_mz.scale.partition_shelters``
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +47,12 @@ import pandas as pd
 import shapely
 
 from geo_mz.core.io import read_source
-from geo_mz.core.projection import STORAGE_CRS
+from geo_mz.core.projection import STORAGE_CRS, xy_to_crs
 from geo_mz.network import disruption as dis
-from geo_mz.network.graph import Network
+from geo_mz.network.graph import NETWORK_ROAD_FIELDS, Network
 from geo_mz.relief import drive_audit as relief
+from geo_mz.relief.audit_inputs import uses_units_as_given
+from geo_mz.scale.cut import Cut
 from geo_mz.scale.partition import (
     SLACK_M,
     Part,
@@ -47,8 +60,12 @@ from geo_mz.scale.partition import (
     own_bbox,
     own_rows,
     part_crs,
+    part_sources,
     prove_rounds,
     proven,
+    read_box,
+    read_once,
+    read_own,
     roads_extent,
     roads_in_cut,
     units_of_part,
@@ -58,8 +75,234 @@ from geo_mz.scale.partition_shelters import evacuation_part, shelter_adequacy_pa
 Frames = dict[str, pd.DataFrame]
 
 
-def _xy(gdf: gpd.GeoDataFrame, crs: str) -> np.ndarray:
-    return shapely.get_coordinates(gdf.geometry.to_crs(crs).values)
+ROAD_FIELDS = list(NETWORK_ROAD_FIELDS)
+"""The roads' fields a relief part reads: those the drive network uses (ids for closures)."""
+POINT_POP_FIELDS = ["adcode", "pop_total"]
+"""The population fields :func:`geo_mz.relief.audit_points` weighs villages with."""
+VILLAGE_HEAD = 10
+"""Characters of a village code its cells are read by (town 9 + the first of the village's 3)."""
+MAX_HEAD_READS = 8
+"""Most reads by code head a part makes for its villages' cells (else one read of its own)."""
+SHELTER_FIELDS = ["shelter_id", "name", "adcode", "capacity_persons"]
+"""The shelter fields :func:`geo_mz.relief.audit_points` reads."""
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class ReliefInputs:
+    """A relief part's inputs, read once (in one snapshot where the workspace has them)."""
+
+    points: gpd.GeoDataFrame
+    """The part's own villages and shelters (:func:`geo_mz.relief.audit_points`), EPSG:4490."""
+    xy: np.ndarray
+    """Their coordinates in the part's CRS."""
+    stores: gpd.GeoDataFrame
+    """Every relief store (the whole layer: the proof needs the far ones too); read-only."""
+    store_xy: np.ndarray
+    """Their coordinates in the part's CRS."""
+    extent: tuple[float, float, float, float]
+    """Lon/lat extent of the whole roads layer."""
+    first_cut: Cut
+    """The cut of the first buffer."""
+    first_roads: gpd.GeoDataFrame
+    """The roads read for it (:data:`ROAD_FIELDS`)."""
+
+
+def relief_inputs(
+    ws: Any,
+    part: Part,
+    crs: str,
+    buffer_m: float,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+) -> ReliefInputs:
+    """Read a relief part's points, stores and first roads, with only the fields it uses.
+
+    The points are the whole run's: with towns and villages in the part's units
+    (:func:`geo_mz.relief.audit_inputs.uses_units_as_given`), a village's point is its polygon's
+    or the weighted centre of the cells coded to it, so only those cells are read
+    (:func:`village_cells`). Without them villages are made from the coded points of the box
+    around, which is read whole.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    part
+        The part.
+    crs
+        The part's measuring CRS (:func:`geo_mz.scale.partition.part_crs`).
+    buffer_m
+        The first round's buffer.
+    roads_bbox
+        Lon/lat extent of the whole roads layer; read when None.
+
+    Returns
+    -------
+    ReliefInputs
+        The points (own only), stores, extent and the first cut with its roads.
+    """
+    with read_once(ws) as ws:
+        units = units_of_part(ws, part)
+        bbox = own_bbox(units, part)
+        layers = {"admin_units": units}
+        if uses_units_as_given(units):
+            layers["population"] = village_cells(ws, units, part, bbox)
+        else:
+            layers["population"] = ws.read("population", bbox=bbox)
+        if "shelters" in ws.layers():
+            layers["shelters"] = read_box(ws, "shelters", bbox, SHELTER_FIELDS)
+        src = part_sources(ws, "relief_stores", crs)
+        extent = roads_bbox or roads_extent(ws)
+        first_cut = make_cut(part.geometry, crs, buffer_m)
+        first_roads = read_box(ws, "roads", first_cut.lonlat_bbox, ROAD_FIELDS, first_cut)
+    points = relief.audit_points(layers, measure_crs=crs)
+    points = points.take(np.flatnonzero(own_rows(points, part.code))).reset_index(drop=True)
+    # Coordinates reprojected as an array (the numbers ``to_crs`` gives), no frame built.
+    xy = xy_to_crs(shapely.get_coordinates(points.geometry.values), STORAGE_CRS, crs)
+    return ReliefInputs(points, xy, src.frame, src.xy, extent, first_cut, first_roads)
+
+
+def village_cells(
+    ws: Any, units: gpd.GeoDataFrame, part: Part, bbox: tuple[float, float, float, float]
+) -> gpd.GeoDataFrame:
+    """Read the population cells that can weigh the part's villages (:data:`POINT_POP_FIELDS`).
+
+    Only a cell whose code is a village's weighs it, and such a code begins with the first
+    :data:`VILLAGE_HEAD` characters of that village's code: the cells are read by those heads
+    (a few per part, through the code index), not every cell of the part. A province's cells
+    are often coded by town (9 digits): those are never read, and were a tenth of a county
+    part's time. Each village's cells come from one read, in the box's order (as
+    :func:`geo_mz.scale.partition.read_own` gives them), so its sums are the whole run's. With
+    more than :data:`MAX_HEAD_READS` heads the part's own cells are read at once.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    units
+        The part's units (:func:`geo_mz.scale.partition.units_of_part`).
+    part
+        The part.
+    bbox
+        Lon/lat box of the part's own units.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The cells (``adcode``, ``pop_total``), a village's cells in the box's order.
+    """
+    level = units["level"].to_numpy(dtype=object)
+    vil = (level == "village") & own_rows(units, part.code)
+    heads = sorted({c[:VILLAGE_HEAD] for c in units["adcode"].astype(str)[vil]})
+    if not heads or len(heads) > MAX_HEAD_READS:
+        return read_own(ws, "population", bbox, part.code, columns=POINT_POP_FIELDS)
+    frames = [read_own(ws, "population", bbox, h, columns=POINT_POP_FIELDS) for h in heads]
+    full = [f for f in frames if len(f)]
+    if len(full) <= 1:
+        return (full or frames)[0]
+    return pd.concat(full, ignore_index=True)
+
+
+def part_roads(ws: Any, inp: ReliefInputs, part: Part, crs: str, b: float) -> tuple[Cut, Any]:
+    """Return the cut of buffer ``b`` and its roads in the part's CRS (read for a later round).
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    inp
+        The part's inputs (the first cut's roads are reused, not read again).
+    part
+        The part.
+    crs
+        The part's measuring CRS.
+    b
+        The round's buffer.
+
+    Returns
+    -------
+    tuple
+        The :class:`geo_mz.scale.partition.Cut` and its roads (:data:`ROAD_FIELDS`).
+    """
+    if b == inp.first_cut.buffer_m:
+        return inp.first_cut, roads_in_cut(ws, inp.first_cut, inp.first_roads, ROAD_FIELDS)
+    cut = make_cut(part.geometry, crs, b)
+    return cut, roads_in_cut(ws, cut, None, ROAD_FIELDS)
+
+
+# --------------------------------------------------------------------------- relief
+
+
+def relief_part(
+    ws: Any,
+    part: Part,
+    *,
+    settings: relief.ReliefSettings | None = None,
+    measure_crs: str | None = None,
+    vmax_kmh: float,
+    buffer_m: float = 20000.0,
+    roads_bbox: tuple[float, float, float, float] | None = None,
+) -> tuple[Frames, dict[str, Any]]:
+    """Audit one part's villages and shelters: the relief table's rows per point and target.
+
+    Parameters
+    ----------
+    ws
+        A workspace with ``roads``, ``relief_stores``, ``admin_units`` (and optionally
+        ``population`` and ``shelters``).
+    part
+        The part; its points are the villages and shelters whose codes start with its code.
+    settings
+        Audit options (targets, speeds, dispatch time).
+    measure_crs
+        Projected CRS; the workspace's, else the GK zone of the part.
+    vmax_kmh
+        Fastest truck speed of the whole roads layer (:func:`geo_mz.scale.max_drive_kmh`),
+        for the proof.
+    buffer_m
+        First buffer (doubled while answers are unproven). Delivery routes are hours long, so
+        relief parts read far more road than coverage parts.
+    roads_bbox
+        Lon/lat extent of the whole roads layer (``roads_extent()``); read when None.
+
+    Returns
+    -------
+    tuple
+        Frame ``audit`` (the rows of :func:`geo_mz.relief.audit`'s table) and round figures.
+    """
+    s = settings or relief.ReliefSettings()
+    crs = part_crs(part, measure_crs)
+    inp = relief_inputs(ws, part, crs, buffer_m, roads_bbox)
+    m_per_min = s.last_leg_kmh * 1000.0 / 60.0
+
+    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
+        cut, roads = part_roads(ws, inp, part, crs, b)
+        net = relief.drive_network(roads, s, measure_crs=crs, components="all")
+        a = relief.audit(
+            inp.points.iloc[todo].reset_index(drop=True), inp.stores, net, s,
+            point_xy=inp.xy[todo], store_xy=inp.store_xy,
+        )  # fmt: skip
+        tab = a.table
+        pos = tab["_point"].to_numpy()
+        travel = tab["time_min"].to_numpy(float) - s.dispatch_prep_min
+        ok = proven(
+            net, cut, inp.xy[todo][pos], a.point_node[pos], a.point_offset_min[pos] * m_per_min,
+            np.where(np.isnan(travel), np.inf, travel), vmax_kmh, cut.contains_extent(inp.extent),
+            source_xy=inp.store_xy,
+        )  # fmt: skip
+        ok |= (tab["status"] == "no_store").to_numpy()
+        rows = tab.drop(columns=["_store"]).assign(_pos=todo[pos])
+        return rows, ok, {"roads_read": len(roads)}
+
+    rows, log = prove_rounds(len(inp.points), compute, buffer_m, f"relief part {part.code}")
+    order = {t.key: i for i, t in enumerate(s.targets)}
+    rows = rows.assign(_t=rows["target"].map(order)).sort_values(["_t", "_pos"], kind="stable")
+    rows = rows.drop(columns=["_t", "_pos", "_point"]).reset_index(drop=True)
+    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=STORAGE_CRS)
+    log |= {"points": len(inp.points), "crs": crs}
+    return {"audit": out}, log
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -193,29 +436,21 @@ def relief_scenario_part(
     opts = dict(scenario)
     if "closure_buffer_m" in opts:
         opts["buffer_m"] = opts.pop("closure_buffer_m")
-    units = units_of_part(ws, part)
-    bbox = own_bbox(units, part)
-    layers = {"admin_units": units, "population": ws.read("population", bbox=bbox)}
-    if "shelters" in ws.layers():
-        layers["shelters"] = ws.read("shelters", bbox=bbox)
-    points = relief.audit_points(layers, measure_crs=crs)
-    points = points[own_rows(points, part.code)].reset_index(drop=True)
-    stores = ws.read("relief_stores")
-    store_xy = _xy(stores, crs)
-    extent = roads_bbox or roads_extent(ws)
-    xy_all = _xy(points, crs)
+    inp = relief_inputs(ws, part, crs, buffer_m, roads_bbox)
     m_per_min = s.last_leg_kmh * 1000.0 / 60.0
     outside: set[str] = set(map(str, opts.get("close_roads", ())))
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
-        cut = make_cut(part.geometry, crs, b)
-        roads = roads_in_cut(ws, cut)
+        cut, roads = part_roads(ws, inp, part, crs, b)
         net = relief.drive_network(roads, s, measure_crs=crs, components="all")
-        base = relief.audit(points.iloc[todo].reset_index(drop=True), stores, net, s)
+        base = relief.audit(
+            inp.points.iloc[todo].reset_index(drop=True), inp.stores, net, s,
+            point_xy=inp.xy[todo], store_xy=inp.store_xy,
+        )  # fmt: skip
         d, missing = scenario_disruption(ws, net, **opts)
         outside.intersection_update(missing)
         scen = relief.reaudit(base, d, name=name)
-        full = cut.contains_extent(extent)
+        full = cut.contains_extent(inp.extent)
         ok = np.ones(len(base.table), dtype=bool)
         for a in (base, scen):
             tab = a.table
@@ -225,13 +460,13 @@ def relief_scenario_part(
                 proven(
                     a.network,
                     cut,
-                    xy_all[todo][pos],
+                    inp.xy[todo][pos],
                     a.point_node[pos],
                     a.point_offset_min[pos] * m_per_min,
                     np.where(np.isnan(travel), np.inf, travel),
                     vmax_kmh,
                     full,
-                    source_xy=store_xy,
+                    source_xy=inp.store_xy,
                 )
                 | (tab["status"] == "no_store").to_numpy()
             )
@@ -240,7 +475,9 @@ def relief_scenario_part(
         figures = {"roads_read": len(roads), "closed_edges": d.n_closed, "slowed_edges": d.n_slowed}
         return _with_changes(rows, ch), ok, figures
 
-    rows, log = prove_rounds(len(points), compute, buffer_m, f"relief scenario part {part.code}")
+    rows, log = prove_rounds(
+        len(inp.points), compute, buffer_m, f"relief scenario part {part.code}"
+    )
     order = {t.key: i for i, t in enumerate(s.targets)}
     rows = rows.assign(_t=rows["target"].map(order)).sort_values(["_t", "_pos"], kind="stable")
     change_cols = [c for c in rows.columns if c.startswith("ch_")]
@@ -252,7 +489,7 @@ def relief_scenario_part(
     )
     rows = rows.drop(columns=["_t", "_pos", "_point", *change_cols])
     out = gpd.GeoDataFrame(rows.reset_index(drop=True), geometry="geometry", crs=STORAGE_CRS)
-    log |= {"points": len(points), "crs": crs, "close_roads_not_in_cut": sorted(outside)}
+    log |= {"points": len(inp.points), "crs": crs, "close_roads_not_in_cut": sorted(outside)}
     return {"scenario": out, "changes": changes}, log
 
 
@@ -289,4 +526,18 @@ RELIEF_JOBS: dict[str, Callable[..., tuple[Frames, dict[str, Any]]]] = {
 }
 """The partitioned relief and shelter jobs by name (add them to :data:`geo_mz.scale.JOBS`)."""
 
-__all__ = ["RELIEF_JOBS", "relief_scenario_part", "scenario_disruption"]
+__all__ = [
+    "MAX_HEAD_READS",
+    "POINT_POP_FIELDS",
+    "RELIEF_JOBS",
+    "ROAD_FIELDS",
+    "SHELTER_FIELDS",
+    "VILLAGE_HEAD",
+    "ReliefInputs",
+    "part_roads",
+    "relief_inputs",
+    "relief_part",
+    "relief_scenario_part",
+    "scenario_disruption",
+    "village_cells",
+]

@@ -1,0 +1,103 @@
+"""Relief parts against the whole province, per county, in one process; A/B against another tree.
+
+Workload: a generated province workspace (``bench/bench_province.py --keep DIR`` writes one;
+e.g. Guangdong's 123 counties). The whole side is what ``bench_province.whole()`` times for
+relief: every layer read, the drive network, the audit points and the audit, divided by the
+number of counties. The parts side calls ``relief_part`` for every county with the options a
+run gives it (``job_options`` and the roads' extent computed once, as the runner does), after
+one untimed warm-up part. Both sides run ``--repeat`` times in the same process, alternating.
+
+With ``--base DIR`` (a checkout of another commit, e.g. ``git archive HEAD | tar -x -C DIR``)
+the same measurement runs in a subprocess on that tree too, the two trees alternating, so
+the figures of both come from the same minutes of a shared machine.
+
+Run: ``.venv/bin/python bench/bench_relief_parts.py WORKSPACE.gpkg [--repeat 2] [--base DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def measure(path: str, repeat: int) -> list[dict[str, float]]:
+    """Time the whole run per county and every county part, ``repeat`` times (one process)."""
+    import numpy as np
+
+    from geo_mz.core.workspaces import open_workspace
+    from geo_mz.relief import drive_audit as relief
+    from geo_mz.scale.part_inputs import roads_extent
+    from geo_mz.scale.province import job_options
+    from geo_mz.scale.runner import parts_of
+
+    try:
+        from geo_mz.scale.partition_relief import relief_part
+    except ImportError:  # a tree from before relief_part moved
+        from geo_mz.scale.partition import relief_part
+
+    ws = open_workspace(path)
+    parts = parts_of(ws.read("admin_units"), "county")
+    opts = job_options("relief", ws, "county") | {"roads_bbox": roads_extent(ws)}
+    crs = ws.metadata["measure_crs"]
+
+    def whole() -> float:
+        t0 = time.perf_counter()
+        layers = ws.read_all()
+        rs = relief.ReliefSettings(targets=relief.workspace_targets(ws.metadata))
+        net = relief.drive_network(layers["roads"], rs, measure_crs=crs, components="all")
+        pts = relief.audit_points(layers, measure_crs=crs)
+        relief.audit(pts, layers["relief_stores"], net, rs)
+        return time.perf_counter() - t0
+
+    relief_part(ws, parts[0], **opts)
+    out = []
+    for _ in range(repeat):
+        w = whole() / len(parts)
+        ts = []
+        for p in parts:
+            t0 = time.perf_counter()
+            relief_part(ws, p, **opts)
+            ts.append(time.perf_counter() - t0)
+        ts = np.asarray(ts)
+        out.append({"whole_ms_per_county": w * 1000, "part_mean_ms": ts.mean() * 1000,
+                    "part_median_ms": float(np.median(ts)) * 1000,
+                    "ratio": ts.mean() / w, "load": os.getloadavg()[0]})  # fmt: skip
+    return out
+
+
+def _show(tag: str, rows: list[dict[str, float]]) -> None:
+    for r in rows:
+        print(f"{tag:>5}: whole {r['whole_ms_per_county']:6.1f} ms/county, parts mean "
+              f"{r['part_mean_ms']:6.1f} median {r['part_median_ms']:6.1f} ms, "
+              f"parts/whole {r['ratio']:.2f} (load {r['load']:.2f})", flush=True)  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("workspace")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--base", help="another tree to measure alternately (its folder)")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.json:  # the subprocess side of --base
+        print(json.dumps(measure(a.workspace, a.repeat)))
+        return
+    print(f"relief parts vs whole, {a.workspace}, repeat {a.repeat}")
+    for _ in range(a.repeat):
+        if a.base:
+            env = os.environ | {"PYTHONPATH": str(Path(a.base).resolve())}
+            res = subprocess.run(
+                [sys.executable, __file__, a.workspace, "--repeat", "1", "--json"],
+                env=env, cwd=a.base, check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            _show("base", json.loads(res.stdout.strip().splitlines()[-1]))
+        _show("this", measure(a.workspace, 1))
+
+
+if __name__ == "__main__":
+    main()
