@@ -437,3 +437,25 @@ def test_rtree_extent_holds_the_exact_extent_within_a_float(every_layer):
         assert got[2] >= exact[2] and got[3] >= exact[3]
         assert np.allclose(got, exact, rtol=0, atol=1e-5)
     assert gpkg_read.rtree_extent(every_layer, "no_such_layer") is None
+
+
+def test_part_crs_is_the_zone_measure_crs_for_gives_without_a_frame():
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    from geo_mz.core.projection import measure_crs_for
+    from geo_mz.scale.part_inputs import part_crs
+    from geo_mz.scale.partition import Part
+
+    rng = np.random.default_rng(3)
+    lon = rng.uniform(75.0, 134.0, 300)
+    edges = np.arange(76.5, 133.6, 3.0)  # zone borders: a middle right on them, or a hair off
+    lon = np.r_[lon, edges, edges + 1e-9, edges - 1e-9]
+    lat = rng.uniform(18.0, 53.0, len(lon))
+    half = rng.uniform(0.001, 1.5, len(lon))
+    for x, y, h in zip(lon, lat, half, strict=True):
+        g = shapely.box(x - h, y - h / 2, x + h, y + h / 2)
+        want = measure_crs_for(gpd.GeoDataFrame(geometry=[g], crs="EPSG:4490"))
+        assert part_crs(Part("1", "p", g)) == want, (x, y, h)
+    assert part_crs(Part("1", "p", shapely.box(113, 22, 114, 23)), "EPSG:4547") == "EPSG:4547"
