@@ -30,7 +30,15 @@ class RunStoreError(GeoMzError, RuntimeError):
 
 
 class RunStore(Protocol):
-    """What the runner needs of a store (see :mod:`geo_mz.scale.store`)."""
+    """What the runner needs of a store (see :mod:`geo_mz.scale.store`).
+
+    A store may also have ``save_behind(run_key, part, frames, info)``: it does a save's
+    CPU work in the calling thread and returns a function that sends the save from another
+    thread (True when committed, False: call ``save``), or None (call ``save``).
+    ``geo_mz.scale.tasks.run_parts`` then computes a task's next part while the database
+    takes this one (:class:`~geo_mz.scale.store_postgis.PostgisRunStore`); a store without
+    it saves each part in turn.
+    """
 
     ref: str
     writes_on_workers: bool

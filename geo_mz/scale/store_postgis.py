@@ -24,6 +24,12 @@ cluster with ``fsync``, ``synchronous_commit`` and ``full_page_writes`` on, a co
 save took 21.9 ms against 16.7 with them off (one cluster restarted with each, 21
 parts a round, 4 rounds).
 
+A worker computing a task's parts does not wait for those three: :meth:`PostgisRunStore
+.save_behind` encodes the streams in the worker's thread and sends the transaction from a
+thread of its own while the next part is computed (``geo_mz.scale.tasks.run_parts``; the wait
+for the server lets go of the GIL), so on one worker the database's insert runs beside the
+compute. A part's record still says done only once its transaction committed.
+
 The driver's reads (:meth:`PostgisRunStore.gather`, :meth:`PostgisRunStore.part_rows`) ask for
 the run's job by its key (not every run's record), the table's columns (which also say whether
 it exists) and the rows.
@@ -34,19 +40,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
-import shapely
 
 from geo_mz.scale.store_base import (
     PART_COLUMNS,
     PARTS,
     RUNS,
-    SRID,
     RunStoreError,
     finish_gather,
     layer_schemas,
@@ -59,8 +62,10 @@ from geo_mz.scale.store_base import (
 from geo_mz.scale.store_postgis_copy import (
     COLUMN_TYPES_SQL,
     MARK_SQL,
+    copy_text,
     layer_stream,
     needed_columns,
+    one_query_script,
     run_copy_script,
     same_types,
     takes_rows,
@@ -235,7 +240,7 @@ class PostgisRunStore:
 
         The mark goes in before the rows: nobody sees either until the commit. When this
         process has seen the tables with every column the part needs (every part but a job's
-        first few), the whole save is one simple query (``_save_in_one_query``); when a
+        first few), the whole save is one simple query (``_one_query``); when a
         value must go the text way, the transaction's start, the old rows' deletes, the
         columns' check and the mark go in one round trip (a pipeline), then a COPY per layer
         and the commit. Otherwise (a table to create, a column to add or widen) the tables
@@ -283,9 +288,9 @@ class PostgisRunStore:
         tables = [table for table, _ in layers]
         if not all(t in known and takes_rows(needs[t], known[t]) for t in tables):
             return False
-        done = self._save_in_one_query(conn, run_key, part, layers, mark, known)
-        if done is not None:
-            return done
+        plan = self._one_query(run_key, part, layers, mark, known)  # None: the text way
+        if plan is not None:
+            return self._run_one_query(conn, plan, known)
         try:
             with conn.pipeline():
                 conn.execute("BEGIN")
@@ -312,72 +317,68 @@ class PostgisRunStore:
             raise
         return True
 
-    def _save_in_one_query(
+    def _one_query(
         self,
-        conn: Any,
         run_key: str,
         part: str,
         layers: list[tuple[str, pd.DataFrame]],
         mark: tuple,
-        known: dict[str, dict[str, str]],
-    ) -> bool | None:
-        """Save the part as one simple query; True if saved, False if not (nothing kept).
+        known: Mapping[str, Mapping[str, str]],
+    ) -> tuple[Any, list[tuple]] | None:
+        """Return the part's save as one simple query and its COPY streams; None: the text way.
 
         ``BEGIN; DELETE ...; SELECT <columns>; INSERT <mark>; COPY ... FROM STDIN; ...;
-        COMMIT``: the server runs the statements in turn and asks for each COPY's rows when it
-        reaches it, so the client waits three times (for the columns and the first COPY, for
-        each COPY's end) where psycopg's calls wait six (the pipeline, each COPY's start and
-        end, the commit). The streams are encoded first with the column types this process
-        knows; the columns the server sends back, read after the deletes (which keep any
-        other worker from changing a column until the commit), are checked before any row is
-        sent, and a change aborts the COPY (then False: the caller's way). None (nothing done)
-        when a value must go the text way. Through libpq itself: psycopg runs no COPY among
-        other statements. An error leaves nothing of the part (the transaction is rolled
-        back); the undefined-table case returns False as the caller expects.
+        COMMIT`` (:func:`one_query_script`): the server runs the statements in turn and asks
+        for each COPY's rows when it reaches it, so the client waits three times (for the
+        columns and the first COPY, for each COPY's end) where psycopg's calls wait six (the
+        pipeline, each COPY's start and end, the commit). The streams are encoded here (all
+        the CPU of the save: numpy, shapely, pyproj) with the column types this process
+        knows. None also when a table is no longer known (the caller's slow way).
         """
-        from psycopg import sql
-
-        psycopg = _psycopg()
         copies = []
         for table, frame in layers:
             if len(frame):
-                stream = layer_stream(self.schema, table, frame, known[table], run_key, part)
+                have = known.get(table)  # one lookup: a save thread may clear ``known``
+                if have is None:
+                    return None
+                stream = layer_stream(self.schema, table, frame, have, run_key, part)
                 if stream is None:
                     return None
-                copies.append((table, frame, stream))
+                copies.append((table, frame, dict(have), stream))
         tables = [table for table, _ in layers]
-        lit = sql.Literal
-        stmts = [sql.SQL("BEGIN")]
-        stmts += [
-            sql.SQL("DELETE FROM {} WHERE run_key = {} AND part = {}").format(
-                self._id(self.schema, t), lit(run_key), lit(part)
-            )
-            for t in tables
-        ]
-        stmts.append(
-            sql.SQL(COLUMN_TYPES_SQL.replace("%s", "{}")).format(lit(self.schema), lit(tables))
+        script = one_query_script(
+            self.schema, run_key, part, tables, mark, [c[3][0] for c in copies]
         )
-        stmts.append(
-            sql.SQL(MARK_SQL.replace("%s", "{}")).format(
-                self._id(self.schema, PARTS), *(lit(_plain(v)) for v in mark)
-            )
-        )
-        stmts += [stream[0] for _, _, stream in copies]
-        stmts.append(sql.SQL("COMMIT"))
-        script = sql.SQL("; ").join(stmts).as_bytes(conn)
+        return script, copies
+
+    def _run_one_query(
+        self, conn: Any, plan: tuple[Any, list[tuple]], known: dict[str, dict[str, str]]
+    ) -> bool:
+        """Run a ``_one_query`` plan; True if saved, False if not (nothing kept).
+
+        The columns the server sends back, read after the deletes (which keep any other
+        worker from changing a column until the commit), are checked before any row is sent,
+        and a change aborts the COPY (then False: the caller's way). Through libpq itself:
+        psycopg runs no COPY among other statements. An error leaves nothing of the part
+        (the transaction is rolled back) and is raised; an undefined table (the schema
+        dropped since, say) returns False as the caller expects. No CPU-heavy work and no
+        pyproj here: :meth:`save_behind` runs this in a thread of its own.
+        """
+        psycopg = _psycopg()
+        script, copies = plan
         state = {"rows": [], "changed": False}
 
         def rows_of(at: int, rows: list[tuple]) -> bytes | None:
             # The columns came before the first COPY (the SELECT precedes them).
-            table, frame, (_, data) = copies[at]
+            table, frame, used, (_, data) = copies[at]
             state["rows"] = rows
             types = self._column_types_rows(rows).get(table)
-            if state["changed"] or not same_types(frame, known[table], types):
+            if state["changed"] or not same_types(frame, used, types):
                 state["changed"] = True
                 return None
             return data
 
-        error = run_copy_script(conn, script, rows_of)
+        error = run_copy_script(conn, script.as_bytes(conn), rows_of)
         rows, changed = state["rows"], state["changed"]
         if error is None and not changed:
             known.update(self._column_types_rows(rows))
@@ -393,6 +394,41 @@ class PostgisRunStore:
             self._ensure_schema(conn)
             return False
         raise exc
+
+    def save_behind(
+        self,
+        run_key: str,
+        part: str,
+        frames: Mapping[str, pd.DataFrame],
+        info: Mapping[str, Any],
+    ) -> Callable[[], bool] | None:
+        """Prepare a part's save here; return what sends it, to run in another thread.
+
+        A worker computes its task's next part while the server inserts this one's rows
+        (``geo_mz.scale.tasks.run_parts``). Here, in the calling thread, goes all the save's
+        CPU (the COPY streams, ``_one_query``); the function returned sends them as one
+        transaction (``_run_one_query``), True when committed, False when the tables
+        changed meanwhile (nothing kept: call :meth:`save`), and raises what the database
+        raised (nothing kept). None when the part cannot be saved so (a table to create or
+        widen, a value for the text way: call :meth:`save`).
+        """
+        job = str(info.get("job", "run"))
+        layers = [(f"{job}_{name}", frame) for name, frame in frames.items()]
+        known = _known_tables(self.url, self.schema)
+        for table, frame in layers:
+            have = known.get(table)  # one lookup: a save thread may change the dict meanwhile
+            if have is None or not takes_rows(needed_columns(frame), have):
+                return None
+        mark = part_row(run_key, part, "done", None, rows_info(frames, info), info)
+        plan = self._one_query(run_key, part, layers, mark, known)
+        if plan is None:
+            return None
+
+        def send() -> bool:
+            with self._connect() as conn:
+                return self._run_one_query(conn, plan, known)
+
+        return send
 
     def _delete_part(self, conn: Any, run_key: str, part: str, tables: list[str]) -> None:
         for table in tables:
@@ -415,30 +451,10 @@ class PostgisRunStore:
         """Send a layer's rows in one binary COPY; the text path for values binary cannot take."""
         stream = layer_stream(self.schema, table, frame, types, run_key, part)
         if stream is None:
-            self._copy_text(conn, table, storable_rows(frame, run_key, part))
+            copy_text(conn, self.schema, table, storable_rows(frame, run_key, part))
             return
         with conn.cursor().copy(stream[0]) as cp:
             cp.write(stream[1])
-
-    def _copy_text(self, conn: Any, table: str, rows: gpd.GeoDataFrame) -> None:
-        cols = [c for c in rows.columns if c != rows.geometry.name]
-        geoms = rows.geometry.values
-        wkb = shapely.to_wkb(shapely.set_srid(np.asarray(geoms), SRID), hex=True, include_srid=True)
-        data = []
-        for c in cols:
-            s = rows[c]
-            vals = s.astype(object).where(s.notna(), None).tolist()  # Python values, or None
-            # Only an object column can hold numpy scalars (numpy's int64 is no Python int).
-            data.append([_plain(v) for v in vals] if s.dtype == object else vals)
-        from psycopg import sql
-
-        stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            self._id(self.schema, table),
-            sql.SQL(", ").join([*(sql.Identifier(c) for c in cols), sql.Identifier("geom")]),
-        )
-        with conn.cursor().copy(stmt) as cp:
-            for row in zip(*data, wkb.tolist(), strict=True):
-                cp.write_row(row)
 
     def _mark_row(self, conn: Any, row: tuple) -> None:
         conn.execute(self._sql(MARK_SQL).format(self._id(self.schema, PARTS)), row)
@@ -576,12 +592,6 @@ def _rollback(conn: Any) -> None:
     if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         with contextlib.suppress(psycopg.Error):
             conn.execute("ROLLBACK")
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
 
 
 def _psycopg() -> Any:

@@ -25,7 +25,7 @@ import pandas as pd
 import shapely
 
 from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
-from geo_mz.scale.store_base import SRID, frame_schema
+from geo_mz.scale.store_base import PARTS, SRID, frame_schema
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
@@ -338,6 +338,91 @@ def layer_stream(
     return stmt, copy_buffer(fields, n)
 
 
+def one_query_script(
+    schema: str,
+    run_key: str,
+    part: str,
+    tables: Sequence[str],
+    mark: Sequence[Any],
+    copies: Sequence[Any],
+) -> Any:
+    """Return a part's whole save as one simple query (a ``psycopg.sql.Composed``).
+
+    ``BEGIN``; the part's old rows deleted from each of ``tables``; the tables' columns
+    (:data:`COLUMN_TYPES_SQL`); the part's ``mark`` (:data:`MARK_SQL`, values in column
+    order); the ``copies``' ``COPY ... FROM STDIN`` statements (as :func:`layer_stream` gives
+    them); ``COMMIT``. :func:`run_copy_script` runs it.
+    """
+    from psycopg import sql
+
+    lit = sql.Literal
+    stmts = [sql.SQL("BEGIN")]
+    stmts += [
+        sql.SQL("DELETE FROM {} WHERE run_key = {} AND part = {}").format(
+            sql.Identifier(schema, t), lit(run_key), lit(part)
+        )
+        for t in tables
+    ]
+    stmts.append(
+        sql.SQL(COLUMN_TYPES_SQL.replace("%s", "{}")).format(lit(schema), lit(list(tables)))
+    )
+    stmts.append(
+        sql.SQL(MARK_SQL.replace("%s", "{}")).format(
+            sql.Identifier(schema, PARTS),
+            *(lit(_plain(v)) for v in mark),
+        )
+    )
+    stmts += list(copies)
+    stmts.append(sql.SQL("COMMIT"))
+    return sql.SQL("; ").join(stmts)
+
+
+def _next_result(pg: Any) -> Any:
+    """``pg.get_result()``, waiting for the server in ``select`` (which lets go of the GIL).
+
+    psycopg's C ``get_result`` holds the GIL while libpq blocks: a save run by a thread of
+    its own (``PostgisRunStore.save_behind``) would stop the computing thread for as long as
+    the server takes. Waiting here first, the other threads (the next part, Dask's own) run.
+    """
+    import select
+
+    while True:
+        pg.consume_input()
+        if not pg.is_busy():
+            return pg.get_result()
+        select.select([pg.socket], [], [])
+
+
+def copy_text(conn: Any, schema: str, table: str, rows: gpd.GeoDataFrame) -> None:
+    """Send rows (``storable_rows``) in a text ``COPY``, row by row: values binary cannot take.
+
+    Numbers bound for a column widened to text, datetimes: psycopg writes each value as its
+    type says, as the store always did.
+    """
+    from psycopg import sql
+
+    cols = [c for c in rows.columns if c != rows.geometry.name]
+    geoms = rows.geometry.values
+    wkb = shapely.to_wkb(shapely.set_srid(np.asarray(geoms), SRID), hex=True, include_srid=True)
+    data = []
+    for c in cols:
+        s = rows[c]
+        vals = s.astype(object).where(s.notna(), None).tolist()  # Python values, or None
+        # Only an object column can hold numpy scalars (numpy's int64 is no Python int).
+        data.append([_plain(v) for v in vals] if s.dtype == object else vals)
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(schema, table),
+        sql.SQL(", ").join([*(sql.Identifier(c) for c in cols), sql.Identifier("geom")]),
+    )
+    with conn.cursor().copy(stmt) as cp:
+        for row in zip(*data, wkb.tolist(), strict=True):
+            cp.write_row(row)
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def run_copy_script(
     conn: Any, script: bytes, stream: Callable[[int, list[tuple]], bytes | None]
 ) -> Any:
@@ -367,7 +452,7 @@ def run_copy_script(
         try:
             pg.send_query(script)  # (raises if it cannot be sent)
             at = 0
-            while (res := pg.get_result()) is not None:
+            while (res := _next_result(pg)) is not None:
                 if res.status == ok.TUPLES_OK:
                     rows = [tuple(res.get_value(i, j).decode() for j in range(res.nfields))
                             for i in range(res.ntuples)]  # fmt: skip
@@ -394,6 +479,7 @@ __all__ = [
     "TRAILER",
     "constant_text_field",
     "copy_buffer",
+    "copy_text",
     "encode_column",
     "geometry_column",
     "geometry_field",
@@ -401,6 +487,7 @@ __all__ = [
     "layer_stream",
     "needed_columns",
     "null_field",
+    "one_query_script",
     "run_copy_script",
     "same_types",
     "takes_rows",
