@@ -11,7 +11,7 @@ throwaway PostGIS cluster):
 1. the whole province in one process for coverage, relief and boundary QA (one network, one
    search): the reference for the per-part overhead (the other analyses have no such figure);
 2. ``geo_mz.scale.run_all`` (what ``geo-mz scale run all`` runs) with a LocalCluster of 1 and of
-   2 worker processes (cluster start-up measured apart and left out of counties/min), the
+   2 worker processes (cluster start-up left out of counties/min), the
    order of the two alternating over ``--repeat`` runs (median reported), each run into a
    fresh store so nothing is skipped;
 3. per analysis: counties/min (counties, whatever the parts: a city part counts its
@@ -23,12 +23,15 @@ throwaway PostGIS cluster):
    counties (or 333 cities) drawn from the measured times; plus the driving process's own
    time (the 2-worker wall time beyond the parts' 2-worker makespan: run keys, reduces,
    gathers), serial, scaled by the number of parts;
-5. the driver's outputs after each run (what ``geo-mz scale run all`` does after ``run_all``:
-   ``write_province_outputs``), timed per step: the gathers (the GeoPackage store's merge of
-   the part files and its rows), the joins (rings merged, evacuation loads summed, shelter
-   totals: ``_joined`` less ``merge_rings``), ``merge_rings``, the maps (drawn, then written),
-   the GeoPackages, and the rest (tables, CSVs, report); for 32 workers the outputs' seconds
-   are added to the nation's driver time (scaled by the number of parts as above).
+5. the outputs after each run, as ``geo-mz scale run all`` writes them
+   (``write_province_outputs`` with the run's cluster): the driving process merges the
+   GeoPackage store's part files (``merge``; PostGIS has none to merge), then each job's
+   outputs (its layers gathered and joined, its map, GeoPackage and CSV, its per-part
+   figures) are a task on the workers, side by side, and the driver writes the province's
+   table, map and report. Steps are timed where they run in the driving process; what the
+   workers do is in ``total``/``other``. For 32 workers the outputs' seconds are added to the
+   nation's driver time, scaled by the number of parts (an upper bound: the jobs' outputs
+   spread over more workers).
 
 With ``--by city`` (or ``both``) the parts are the province's cities (``parts_of(units,
 "city")``: counties grouped by their 4-digit code prefix), one task per city; every job gets
@@ -132,14 +135,7 @@ def whole(ws) -> dict[str, float]:
     return out
 
 
-def startup(workers: int) -> float:
-    t0 = time.perf_counter()
-    with scale.dask_client(workers=workers):
-        pass
-    return time.perf_counter() - t0
-
-
-STEPS = ("gathers", "joins", "merge_rings", "maps_draw", "maps_write", "gpkg")
+STEPS = ("merge", "gathers", "joins", "merge_rings", "maps_draw", "maps_write", "gpkg")
 
 
 @contextlib.contextmanager
@@ -151,9 +147,10 @@ def driver_steps(seconds: dict[str, float]):
     ``_joined`` less the ``merge_rings`` inside it).
     """
     from geo_mz.outputs import files, maps
-    from geo_mz.scale import outputs, partition_rings, province
+    from geo_mz.scale import outputs, partition_rings, province, store_gpkg
 
     where = [
+        (store_gpkg.GpkgRunStore, "merge", "merge"),
         (province, "gather_kpi_layers", "gathers"),
         (outputs, "_joined", "joins"),
         (partition_rings, "merge_rings", "merge_rings"),
@@ -188,28 +185,29 @@ def driver_steps(seconds: dict[str, float]):
             setattr(mod, name, fn)
 
 
-def outputs_run(res, parts, out_dir: Path, ws) -> dict[str, float]:
-    """``write_province_outputs`` of a run, timed per step (seconds; ``total`` and ``other``)."""
+def outputs_run(res, parts, out_dir: Path, ws_ref: str, client) -> dict[str, float]:
+    """``write_province_outputs`` of a run as ``scale run all`` writes it (each job's outputs a
+    task on the cluster's workers), timed per step of the driving process (seconds; ``total``
+    and ``other``: with a cluster the jobs' steps run on the workers, in ``other``)."""
     from geo_mz.scale.province import write_province_outputs
 
     steps: dict[str, float] = dict.fromkeys(STEPS, 0.0)
     t0 = time.perf_counter()
     with driver_steps(steps):
-        write_province_outputs(res, parts, out_dir, workspace=ws)
+        write_province_outputs(res, parts, out_dir, workspace=ws_ref, client=client)
     steps["total"] = time.perf_counter() - t0
     steps["other"] = steps["total"] - sum(steps[k] for k in STEPS)
     return steps
 
 
 def one_run(ws_ref: str, parts, opts, store, workers: int, level: str) -> dict[str, tuple]:
-    up = startup(workers)
-    t0 = time.perf_counter()
-    res = run_all(ws_ref, parts, store=store, options=opts, level=level, workers=workers)
-    wall = time.perf_counter() - t0 - up
-    from geo_mz.core.workspaces import open_workspace
-
-    with tempfile.TemporaryDirectory(prefix="bench_outputs_") as out_dir:
-        steps = outputs_run(res, parts, Path(out_dir), open_workspace(ws_ref))
+    # One cluster for the runs and the outputs, as `scale run all` has; its start-up is left out.
+    with scale.dask_client(workers=workers) as client:
+        t0 = time.perf_counter()
+        res = run_all(ws_ref, parts, store=store, options=opts, level=level, client=client)
+        wall = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory(prefix="bench_outputs_") as out_dir:
+            steps = outputs_run(res, parts, Path(out_dir), ws_ref, client)
     print(f"   outputs after {workers} worker(s) by {level}: "
           + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()), flush=True)  # fmt: skip
     out = {}
@@ -334,8 +332,9 @@ def main() -> None:
     gc_note = set_gc(args.gc)
     print(f"bench_province: {platform.node()} {platform.processor() or platform.machine()}, "
           f"{__import__('os').cpu_count()} CPUs; jobs {ALL_ORDER}; LocalCluster single-threaded "
-          f"worker processes; start-up measured apart; {args.repeat} run(s) per worker count, "
-          f"order alternating; a fresh store per run; load {_load()}; {gc_note}")  # fmt: skip
+          f"worker processes; start-up left out; outputs written by the workers; "
+          f"{args.repeat} run(s) per worker count, order alternating; a fresh store per run; "
+          f"load {_load()}; {gc_note}")  # fmt: skip
     from geo_mz.core.workspaces import open_workspace
 
     with tempfile.TemporaryDirectory(prefix="bench_province_") as d:

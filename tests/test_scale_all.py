@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -262,3 +263,39 @@ def test_run_all_reports_failed_jobs_and_writes_the_others(sample_ws, tmp_path):
     assert (table["capacity_status"] == "failed").all() and "capacity_kpi" not in table
     assert (table["relief_status"] == "done").all() and table["relief_kpi"].notna().all()
     assert (out / "scale_relief.gpkg").exists() and not (out / "scale_capacity.gpkg").exists()
+
+
+def test_outputs_written_by_the_workers_are_the_same(ws_copy, tmp_path):
+    """``write_province_outputs(client=)``: each job's outputs a task on a worker, same files."""
+    from distributed import get_task_stream
+
+    from geo_mz.core.workspaces import open_workspace
+    from geo_mz.scale.province import job_options, run_all, write_province_outputs
+    from geo_mz.scale.runner import dask_client
+
+    ws = open_workspace(str(ws_copy))
+    parts = parts_of(ws.read("admin_units"), "town", codes=CODES.split(","))
+    jobs = ["coverage", "gaps", "shelter_adequacy", "evacuation", "boundaries"]
+    opts = {j: job_options(j, ws, "town") for j in jobs}
+    store = tmp_path / "runs.gpkg"
+    with dask_client(workers=2) as client:
+        res = run_all(ws_copy, parts, store=store, options=opts, jobs=jobs, level="town",
+                      client=client)  # fmt: skip
+        assert client.status == "running"  # run_all leaves a given client open
+        with get_task_stream(client) as ts:
+            on = write_province_outputs(res, parts, tmp_path / "on", workspace=str(ws_copy),
+                                        client=client)  # fmt: skip
+    ran = [t["key"] for t in ts.data if "job_outputs" in str(t["key"])]
+    assert len(ran) == len(jobs)  # one task a job, on the workers
+    here = write_province_outputs(res, parts, tmp_path / "here", workspace=ws)
+    assert sorted(on) == sorted(here)
+    for key in on:
+        a, b = Path(on[key]), Path(here[key])
+        assert a.parent == tmp_path / "on" and a.name == b.name and a.stat().st_size > 0
+        if a.suffix == ".gpkg":
+            for layer in pyogrio.list_layers(a)[:, 0]:
+                pd.testing.assert_frame_equal(
+                    pyogrio.read_dataframe(a, layer=layer), pyogrio.read_dataframe(b, layer=layer)
+                )
+        elif a.suffix == ".csv":
+            assert a.read_bytes() == b.read_bytes()

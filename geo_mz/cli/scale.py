@@ -11,6 +11,7 @@ copies a GeoPackage workspace into PostGIS, the shared store of a cluster.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,7 @@ def _run_all(
     from geo_mz.core.workspaces import open_workspace
     from geo_mz.scale.jobs import ALL_ORDER, SCENARIO_JOB, two_pass
     from geo_mz.scale.province import JOB_TITLES, job_options, run_all, write_province_outputs
+    from geo_mz.scale.runner import dask_client
 
     jobs = list(ALL_ORDER)
     if scenario:  # the scenario audit right after the normal one
@@ -241,13 +243,18 @@ def _run_all(
             bar.set_postfix_str(f"{job} {part} {status}", refresh=False)
             bar.update(1)
 
-        results = run_all(
-            workspace, parts, store=store, options=opts, jobs=jobs, level=by,
-            scheduler=scheduler, workers=workers, progress=step,
-        )  # fmt: skip
-        bar.close()
-        paths = write_province_outputs(results, parts, out_dir, lang=lang,  # type: ignore[arg-type]
-                                       workspace=ws)  # fmt: skip
+        with contextlib.ExitStack() as stack:
+            # One cluster for the runs and then the outputs (each job's written by a worker).
+            client = None
+            if workers != 0 or scheduler:
+                client = stack.enter_context(dask_client(scheduler, workers))
+            results = run_all(
+                workspace, parts, store=store, options=opts, jobs=jobs, level=by,
+                scheduler=scheduler, workers=workers, progress=step, client=client,
+            )  # fmt: skip
+            bar.close()
+            paths = write_province_outputs(results, parts, out_dir, lang=lang,  # type: ignore[arg-type]
+                                           workspace=workspace, client=client)  # fmt: skip
     if SCENARIO_JOB in results:
         _warn_unknown_roads(results[SCENARIO_JOB])
     failed = 0

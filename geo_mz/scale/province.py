@@ -169,6 +169,7 @@ def run_all(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: Callable[[str, int, int, str, str], None] | None = None,
+    client: Any = None,
 ) -> dict[str, RunResult]:
     """Run several partitioned jobs over the same parts on one Dask cluster.
 
@@ -185,6 +186,9 @@ def run_all(
         The jobs to run, in order; :data:`geo_mz.scale.ALL_ORDER` when None.
     progress
         Called after each part with (job, parts finished, parts to run, part code, status).
+    client
+        A Dask client to run on (kept open: :func:`write_province_outputs` can use it too);
+        None starts one from ``scheduler``/``workers`` for the runs.
 
     Returns
     -------
@@ -205,8 +209,7 @@ def run_all(
     ws_ref = str(workspace) if str(workspace).startswith("postgres") else str(Path(workspace))
     digests = layer_digests(ws_ref)
     with contextlib.ExitStack() as stack:
-        client = None
-        if workers != 0 or scheduler:
+        if client is None and (workers != 0 or scheduler):
             client = stack.enter_context(dask_client(scheduler, workers))
         for job in names:
             say = None
@@ -250,6 +253,7 @@ def province_table(
     results: Mapping[str, RunResult],
     parts: Sequence[Part],
     gathered: Mapping[str, Mapping[str, pd.DataFrame]] | None = None,
+    summaries: Mapping[str, pd.DataFrame | None] | None = None,
 ) -> gpd.GeoDataFrame:
     """One row per part: for every job its status, headline figure, seconds and peak memory.
 
@@ -261,11 +265,13 @@ def province_table(
     table = pd.DataFrame({"part": [p.code for p in parts], "name": [p.name for p in parts]})
     for job, res in results.items():
         # A job with nothing stored (its parts failed) has no figure: its status says why.
-        if gathered is not None:
+        if summaries is not None:  # each job's figures, made where its outputs were written
+            gathered_job = None
+        elif gathered is not None:
             gathered_job = gathered.get(job)
         else:
             gathered_job = gather_kpi_layers(job, res) if has_results(res) else None
-        summary = None
+        summary = None if summaries is None else summaries.get(job)
         if job in KPI_NAMES and gathered_job is not None:
             summary = part_summary(job, res, parts, gathered_job)
         st = res.parts.set_index("part")
@@ -296,6 +302,81 @@ def _job_layer(table: gpd.GeoDataFrame, job: str) -> gpd.GeoDataFrame:
     )
 
 
+def job_outputs(
+    job: str,
+    result: RunResult,
+    parts: Sequence[Part],
+    out_dir: str | Path,
+    lang: Lang = "zh",
+    workspace: Any = None,
+) -> tuple[dict[str, Path], pd.DataFrame | None]:
+    """Write one job's outputs and return them with its per-part figures (a Dask task).
+
+    ``workspace``: an open workspace or its reference (opened here: a worker's own), for the
+    shelters' order of the evacuation's layers. Returns the paths written (``gpkg``, ``csv``,
+    ``map``; none for a job without outputs of its own) and :func:`part_summary`'s rows for
+    the province table (None for a job without a headline figure).
+    """
+    if isinstance(workspace, str | Path):
+        from geo_mz.core.workspaces import open_workspace
+
+        workspace = open_workspace(str(workspace))
+    gathered = gather_kpi_layers(job, result)
+    written: dict[str, Path] = {}
+    if job in OUTPUT_LAYERS:
+        written = write_run_outputs(job, result, parts, out_dir, lang=lang, workspace=workspace,
+                                    gathered=gathered)  # fmt: skip
+    summary = part_summary(job, result, parts, gathered) if job in KPI_NAMES else None
+    return written, summary
+
+
+def _workspace_ref(workspace: Any) -> str | None:
+    """Return the reference a worker opens the workspace by; None when there is none to give.
+
+    A path or URL as given, a GeoPackage workspace's path; an open PostGIS workspace shows
+    its URL without the password, so the caller should give the URL itself.
+    """
+    from geo_mz.core.workspace import Workspace
+
+    if isinstance(workspace, str | Path):
+        return str(workspace)
+    if isinstance(workspace, Workspace):
+        return str(workspace.path)
+    return None
+
+
+def _outputs_on_cluster(
+    client: Any,
+    results: Mapping[str, RunResult],
+    jobs: Sequence[str],
+    parts: Sequence[Part],
+    out: Path,
+    lang: Lang,
+    workspace: Any,
+) -> dict[str, tuple[dict[str, Path], pd.DataFrame | None]]:
+    """Each job's outputs as a task of its own on the cluster's workers (largest first).
+
+    A GeoPackage run store takes one writer: the runs' part files are merged into it here
+    first, then the workers only read it.
+    """
+    from geo_mz.scale.store import open_run_store
+
+    for job in jobs:
+        store = open_run_store(results[job].store)
+        merge = getattr(store, "merge", None)
+        if merge is not None:
+            merge(results[job].run_key)
+    # The jobs with a row per person first: they take longest, the others fill in around them.
+    heavy = ("coverage", "capacity", "e2sfca", "gaps", "rings")
+    order = sorted(jobs, key=lambda j: j not in heavy)
+    futures = {
+        job: client.submit(job_outputs, job, results[job], list(parts), str(out), lang, workspace,
+                           pure=False)
+        for job in order
+    }  # fmt: skip
+    return {job: futures[job].result() for job in jobs}
+
+
 def write_province_outputs(
     results: Mapping[str, RunResult],
     parts: Sequence[Part],
@@ -303,11 +384,29 @@ def write_province_outputs(
     *,
     lang: Lang = "zh",
     workspace: Any = None,
+    client: Any = None,
 ) -> dict[str, Path]:
     """Write each job's outputs and the province's: GeoPackage, CSV, map and report.
 
     Each job's outputs are :func:`geo_mz.scale.write_run_outputs`'s (``workspace``, optional,
     gives the shelters' order of the evacuation's layers).
+
+    Parameters
+    ----------
+    results, parts
+        :func:`run_all`'s runs and their parts.
+    out_dir
+        Output folder.
+    lang
+        Language of maps and report.
+    workspace
+        The open workspace (or its path or URL), optional.
+    client
+        A Dask client: each job's outputs are then written by a task of their own on its
+        workers, side by side (the same files as in this process; the workers must see
+        ``out_dir`` and the store, and open the workspace by its path or URL: give an open
+        PostGIS workspace's URL itself, else the outputs are written here); None writes them
+        one after the other here.
 
     Returns
     -------
@@ -321,17 +420,16 @@ def write_province_outputs(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    # Each job's layers gathered once, for its own outputs and the province table.
-    gathered = {
-        job: gather_kpi_layers(job, res) for job, res in results.items() if has_results(res)
-    }
-    for job, res in results.items():
-        if job in OUTPUT_LAYERS and job in gathered:
-            written = write_run_outputs(job, res, parts, out, lang=lang, workspace=workspace,
-                                        gathered=gathered[job])  # fmt: skip
-            for name, path in written.items():
-                paths[f"{job}_{name}"] = path
-    table = province_table(results, parts, gathered)
+    jobs = [job for job, res in results.items() if has_results(res)]
+    ref = _workspace_ref(workspace)
+    if client is not None and len(jobs) > 1 and (workspace is None or ref is not None):
+        done = _outputs_on_cluster(client, results, jobs, parts, out, lang, ref)
+    else:
+        done = {job: job_outputs(job, results[job], parts, out, lang, workspace) for job in jobs}
+    for job in jobs:
+        for name, path in done[job][0].items():
+            paths[f"{job}_{name}"] = Path(path)
+    table = province_table(results, parts, summaries={job: done[job][1] for job in jobs})
     paths["gpkg"] = write_gpkg(out / "scale_all.gpkg", {"scale_all_parts": table})
     csv = out / "scale_all_parts.csv"
     table.drop(columns="geometry").to_csv(csv, index=False, encoding="utf-8-sig")
@@ -425,6 +523,7 @@ __all__ = [
     "SHARE_JOBS",
     "SHORT_TITLES",
     "job_options",
+    "job_outputs",
     "province_table",
     "run_all",
     "write_province_outputs",
