@@ -340,10 +340,7 @@ def _feature_collection(
     """
     geoms = shapely.transform(gdf.geometry.to_numpy(), lambda xy: np.round(xy, decimals))
     geojson = shapely.to_geojson(geoms)
-    columns = {
-        key: html_texts(format_values(gdf[column], f, lang))
-        for key, _, f, column in fields
-    }
+    columns = {key: html_texts(format_values(gdf[column], f, lang)) for key, _, f, column in fields}
     features = []
     for i, g in enumerate(geojson):
         props = {name: values[i] for name, values in columns.items()}
