@@ -402,6 +402,7 @@ def write_run_outputs(
     lang: Lang = "zh",
     workspace: Any = None,
     gathered: Mapping[str, pd.DataFrame] | None = None,
+    summary: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """Write ``scale_<job>.gpkg`` (parts + gathered layers), ``…_parts.csv`` and a map.
 
@@ -420,6 +421,8 @@ def write_run_outputs(
     gathered
         The run's layers as ``gather_kpi_layers`` gives them, when the caller has them
         (``scale run all`` gathers each job once for its outputs and the province table).
+    summary
+        :func:`part_summary` of the run, when the caller has made it (else made here).
 
     Returns
     -------
@@ -433,7 +436,8 @@ def write_run_outputs(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     raw = dict(gathered) if gathered is not None else gather_kpi_layers(job, result)
-    summary = part_summary(job, result, parts, raw)
+    if summary is None:
+        summary = part_summary(job, result, parts, raw)
     gathered = _joined(job, {n: raw[n] for n in OUTPUT_LAYERS[job]}, result, workspace)
     layers: dict[str, gpd.GeoDataFrame] = {"scale_parts": summary}
     for name, df in gathered.items():

@@ -322,11 +322,12 @@ def job_outputs(
 
         workspace = open_workspace(str(workspace))
     gathered = gather_kpi_layers(job, result)
+    # Made once, for the job's own outputs and the province table.
+    summary = part_summary(job, result, parts, gathered) if job in KPI_NAMES else None
     written: dict[str, Path] = {}
     if job in OUTPUT_LAYERS:
         written = write_run_outputs(job, result, parts, out_dir, lang=lang, workspace=workspace,
-                                    gathered=gathered)  # fmt: skip
-    summary = part_summary(job, result, parts, gathered) if job in KPI_NAMES else None
+                                    gathered=gathered, summary=summary)  # fmt: skip
     return written, summary
 
 
