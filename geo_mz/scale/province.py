@@ -357,16 +357,10 @@ def _outputs_on_cluster(
 ) -> dict[str, tuple[dict[str, Path], pd.DataFrame | None]]:
     """Each job's outputs as a task of its own on the cluster's workers (largest first).
 
-    A GeoPackage run store takes one writer: the runs' part files are merged into it here
-    first, then the workers only read it.
+    Each task gathers its own run; a GeoPackage run store's merges of the part files take
+    turns on the store's merge lock (``GpkgRunStore.merging``), while the other tasks draw
+    their maps: the merge is no longer a serial step of this process before them.
     """
-    from geo_mz.scale.store import open_run_store
-
-    for job in jobs:
-        store = open_run_store(results[job].store)
-        merge = getattr(store, "merge", None)
-        if merge is not None:
-            merge(results[job].run_key)
     # The jobs with a row per person first: they take longest, the others fill in around them.
     heavy = ("coverage", "capacity", "e2sfca", "gaps", "rings")
     order = sorted(jobs, key=lambda j: j not in heavy)

@@ -24,12 +24,13 @@ ends as one GeoPackage. Part files of the previous version (``<part>.gpkg``, mar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,9 @@ _MARK_COLUMNS = ["run_key", *PART_COLUMNS]
 
 
 log = logging.getLogger(__name__)
+
+MERGE_LOCK_TIMEOUT_S = 3600.0
+"""How long a merge waits for another process's merge of the same store (a nation's is minutes)."""
 
 DAMAGED_SUFFIX = ".damaged"
 """Ending of a part file set aside as damaged (kept for inspection, never read as a part)."""
@@ -148,6 +152,31 @@ class GpkgRunStore:
         with self._db() as db:
             rows = db.execute("SELECT table_name FROM gpkg_contents").fetchall()
         return {str(r[0]) for r in rows}
+
+    @contextlib.contextmanager
+    def merging(self) -> Iterator[None]:
+        """Hold the store's merge lock: one process at a time merges into it and reads it back.
+
+        ``scale run all`` gathers its jobs side by side on the workers, each merging its own
+        run's part files; GDAL's GeoPackage writer does not wait for another process's write
+        lock, so merges take turns on a lock of their own: an exclusive SQLite transaction on
+        ``<store>.parts/.merge.lock`` (SQLite's file locking, on any platform, waited for up
+        to :data:`MERGE_LOCK_TIMEOUT_S`). The lock file is empty and stays.
+        """
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        lock = self.parts_dir / ".merge.lock"
+        con = sqlite3.connect(lock, timeout=MERGE_LOCK_TIMEOUT_S, isolation_level=None)
+        try:
+            try:
+                con.execute("BEGIN EXCLUSIVE")
+            except sqlite3.OperationalError as exc:
+                raise RunStoreError(
+                    f"{lock}: 等待其他进程合并运行库超时 / timed out waiting for another "
+                    f"process's merge of the run store ({exc})"
+                ) from exc
+            yield
+        finally:
+            con.close()  # ends the transaction: the lock is released
 
     def part_file(self, run_key: str, part: str) -> Path:
         """Return the file a part's rows and mark are kept in until :meth:`gather` merges them."""
@@ -290,12 +319,39 @@ class GpkgRunStore:
         The parts' marks go to ``geo_mz_run_parts``; per layer, the merged parts' old rows are
         deleted, then all their new rows appended at once. A part's file is removed only after
         its rows are in, so a crash in between merges it again (its rows are replaced, not
-        doubled). A file replaced by a new save meanwhile is kept for the next merge.
+        doubled). A file replaced by a new save meanwhile is kept for the next merge. Merges
+        of one store take turns (:meth:`merging`).
         """
-        return len(self._merge(run_key)[0])
+        decoded = self._decoded(run_key)
+        with self.merging():
+            return len(self._merge(run_key, decoded)[0])
 
-    def _merge(self, run_key: str) -> tuple[set[str], dict[str, gpd.GeoDataFrame]]:
-        """Merge as :meth:`merge`; return the parts merged and, per table, the rows appended."""
+    def _decoded(self, run_key: str) -> dict[Path, tuple[tuple[int, int, int], dict, dict]]:
+        """Decode the run's part files waiting to be merged, before taking the merge lock.
+
+        Per file: its identity (inode, time, size) when read, its mark and its tables. The
+        merge uses them for the files still there unchanged, and reads any other again: while
+        one process waits for the lock, its decoding (a third of a merge) is done.
+        """
+        out: dict[Path, tuple[tuple[int, int, int], dict, dict]] = {}
+        for f in self._pending(run_key):
+            try:
+                st = f.stat()
+                mark, tables = read_part_file(f)
+            except (FileNotFoundError, DamagedPartFileError):
+                continue  # merged meanwhile, or damaged: the merge sees to it under the lock
+            out[f] = ((st.st_ino, st.st_mtime_ns, st.st_size), mark, tables)
+        return out
+
+    def _merge(
+        self,
+        run_key: str,
+        decoded: Mapping[Path, tuple[tuple[int, int, int], dict, dict]] | None = None,
+    ) -> tuple[set[str], dict[str, gpd.GeoDataFrame]]:
+        """Merge as :meth:`merge`; return the parts merged and, per table, the rows appended.
+
+        ``decoded``: :meth:`_decoded`'s files, used when unchanged since.
+        """
         folder = self.parts_dir / run_key
         if not folder.is_dir():
             return set(), {}
@@ -309,12 +365,17 @@ class GpkgRunStore:
         by_file: dict[Path, tuple[str, dict[str, gpd.GeoDataFrame]]] = {}
         for f in new:
             st = f.stat()
-            try:
-                mark, tables = read_part_file(f)
-            except DamagedPartFileError as exc:
-                set_aside(f, exc)  # not merged: its part is not done
-                continue
-            seen[f] = (st.st_ino, st.st_mtime_ns, st.st_size)
+            ident = (st.st_ino, st.st_mtime_ns, st.st_size)
+            early = (decoded or {}).get(f)
+            if early is not None and early[0] == ident:
+                mark, tables = early[1], early[2]
+            else:
+                try:
+                    mark, tables = read_part_file(f)
+                except DamagedPartFileError as exc:
+                    set_aside(f, exc)  # not merged: its part is not done
+                    continue
+            seen[f] = ident
             if mark.get("run_key") != run_key:
                 raise RunStoreError(
                     f"{f}: 分区结果文件属于运行 {mark.get('run_key')!r}，不是 {run_key!r} / the "
@@ -364,9 +425,18 @@ class GpkgRunStore:
 
         The rows a merge has just appended are the layer's rows of the run when the table holds
         no other part's rows of it (a run's first gather): they are used as they are, not read
-        back from the GeoPackage (the part files give them typed as pyogrio reads them).
+        back from the GeoPackage (the part files give them typed as pyogrio reads them). The
+        merge and the reads back hold the merge lock (:meth:`merging`): the jobs of one command
+        gather side by side.
         """
-        merged, appended = self._merge(run_key)
+        decoded = self._decoded(run_key)
+        with self.merging():
+            return self._gather_layers(run_key, layers, decoded)
+
+    def _gather_layers(
+        self, run_key: str, layers: Sequence[str], decoded: Mapping[Path, tuple]
+    ) -> dict[str, gpd.GeoDataFrame]:
+        merged, appended = self._merge(run_key, decoded)
         st = self.status(run_key)
         schemas = layer_schemas(st)
         job = self._job(run_key)
