@@ -21,8 +21,10 @@ from geo_mz.outputs.files import (
 from geo_mz.outputs.inventory import (
     headline_kpis,
 )
-from geo_mz.outputs.maps import (
+from geo_mz.outputs.map_styles import (
     feature_styles,
+)
+from geo_mz.outputs.maps import (
     layers_map,
     save_map,
 )

@@ -34,22 +34,26 @@ import shapely
 import xstatic.pkg.leaflet as xleaflet
 
 from geo_mz.core.catalog import FieldSpec, LayerSpec, load_catalog
-from geo_mz.core.display import format_number, format_values, is_missing, unit_label
+from geo_mz.core.display import format_values
 from geo_mz.core.errors import CrsError
 from geo_mz.outputs import _cartography as carto
 from geo_mz.outputs._cartography import html_text, html_texts
 from geo_mz.outputs.map_render import rendered_text_kept, simplified_by_part
+from geo_mz.outputs.map_styles import (
+    DEFAULT_COLOR,
+    GRADUATED_QUANTILES,
+    feature_colours,
+    graduated,
+    path_style,
+    popup_fields,
+    ramp,
+    size_by_field,
+)
 
-__all__ = ["feature_styles", "html_text", "layers_map", "save_map"]
+__all__ = ["html_text", "layers_map", "save_map"]
 
 Lang = Literal["zh", "en"]
 
-DEFAULT_COLOR = "#3388ff"
-"""Leaflet's default path colour, used when a spec gives none (local choice)."""
-NO_DATA_COLOR = "#bdbdbd"
-"""Colour of features whose graduated value is missing (local choice)."""
-GRADUATED_QUANTILES = (0.2, 0.4, 0.6, 0.8)
-"""Class breaks of a ``graduated`` layer: quintiles of the field (local choice)."""
 COORD_DECIMALS = 6
 """Decimals of degrees kept in the embedded GeoJSON (1e-6° ≈ 0.1 m; keeps the HTML small)."""
 SIMPLIFIED_DECIMALS = 5
@@ -148,185 +152,6 @@ def _thin(n: int, max_features: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, max_features).round().astype(np.int64))
 
 
-def _ramp(base: str, n: int) -> list[str]:
-    """``n`` colours from a pale tint of ``base`` to ``base`` itself."""
-    rgb = np.array([int(base.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)], dtype=float)
-    pale = rgb + (255.0 - rgb) * 0.85
-    if n == 1:
-        return [base]
-    out = []
-    for t in np.linspace(0.0, 1.0, n):
-        c = np.round(pale + (rgb - pale) * t).astype(int)
-        out.append("#{:02x}{:02x}{:02x}".format(*c))
-    return out
-
-
-def _graduated(
-    values: pd.Series,
-    base: str,
-    unit: str,
-    fixed_breaks: Sequence[float] | None = None,
-    fixed_colors: Sequence[str] | None = None,
-    scale: float = 1.0,
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """Colour per feature by class (the spec's fixed breaks, else quintiles), and the swatches."""
-    nums = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan).copy()
-    nums[np.isinf(nums)] = np.nan
-    valid = ~np.isnan(nums)
-    if not valid.any():
-        return [NO_DATA_COLOR] * len(nums), []
-    if fixed_breaks:
-        breaks = np.asarray(fixed_breaks, dtype=float)
-        colours = list(fixed_colors or _ramp(base, len(breaks) + 1))
-        if len(colours) != len(breaks) + 1:
-            raise ValueError(f"symbology has {len(breaks)} breaks but {len(colours)} colors")
-        lo_hi = [
-            min(float(nums[valid].min()), breaks[0]),
-            *map(float, breaks),
-            max(float(nums[valid].max()), breaks[-1]),
-        ]
-    else:
-        breaks = np.unique(np.quantile(nums[valid], GRADUATED_QUANTILES))
-        colours = _ramp(base, len(breaks) + 1)
-        lo_hi = [float(nums[valid].min()), *map(float, breaks), float(nums[valid].max())]
-    classes = np.digitize(nums, breaks, right=True)
-    swatches = []
-    suffix = f" {unit}" if unit else ""
-    for k, colour in enumerate(colours):
-        if not np.any(valid & (classes == k)):
-            continue
-        lo, hi = format_number(lo_hi[k] * scale), format_number(lo_hi[k + 1] * scale)
-        swatches.append((colour, f"{lo}{suffix}" if lo == hi else f"{lo} – {hi}{suffix}"))
-    per_feature = [
-        colours[c] if ok else NO_DATA_COLOR for c, ok in zip(classes, valid, strict=True)
-    ]
-    return per_feature, swatches
-
-
-def _colours(
-    gdf: geopandas.GeoDataFrame, spec: LayerSpec | None, title: str, lang: Lang
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """Colour of every feature and the legend swatches, from the spec's symbology."""
-    sym = spec.symbology if spec is not None else {}
-    style = sym.get("style", "single")
-    fname = sym.get("field")
-    base = str(sym.get("color", DEFAULT_COLOR))
-    if spec is not None and style == "graduated" and fname in gdf.columns:
-        f = spec.field(fname)
-        share = f.unit == "share"  # stored 0-1, shown as percentages
-        colours, swatches = _graduated(
-            gdf[fname],
-            base,
-            "%" if share else unit_label(f.unit, lang),
-            sym.get("breaks"),
-            sym.get("colors"),
-            scale=100.0 if share else 1.0,
-        )
-        if any(c == NO_DATA_COLOR for c in colours):
-            swatches.append((NO_DATA_COLOR, _TEXT[lang]["no_data"]))
-        field_title = f.title_zh if lang == "zh" else f.title_en
-        swatches = [(c, f"{field_title}: {label}") for c, label in swatches]
-        return colours, swatches
-    if spec is not None and style == "categorical" and fname in gdf.columns:
-        f = spec.field(fname)
-        raw = gdf[fname].tolist()
-        colours = [spec.color_of(None if is_missing(v) else v) for v in raw]
-        present = {None if is_missing(v) else v for v in raw}
-        swatches = []
-        for v in f.values:  # spec order first
-            if v.code in present:
-                swatches.append((spec.color_of(v.code), v.zh if lang == "zh" else v.en))
-                present.discard(v.code)
-        for v in sorted(present, key=lambda x: (x is None, str(x))):  # codes outside the spec
-            label = _TEXT[lang]["empty"] if v is None else str(v)
-            swatches.append((spec.color_of(v), label))
-        return colours, swatches
-    return [base] * len(gdf), [(base, title)]
-
-
-def _style(spec: LayerSpec | None, geometry: str, colour: str) -> dict[str, Any]:
-    sym = spec.symbology if spec is not None else {}
-    weight = sym.get("weight", 1 if geometry == "Point" else 2)
-    if geometry == "LineString":
-        return {"color": colour, "weight": weight, "opacity": 0.9}
-    style: dict[str, Any] = {
-        "color": colour,
-        "weight": weight,
-        "opacity": 1.0 if weight else 0.0,
-        "fill": True,
-        "fillColor": str(sym["fill_color"]) if "fill_color" in sym else colour,
-        "fillOpacity": float(sym.get("fill_opacity", 0.8 if geometry == "Point" else 0.2)),
-    }
-    if geometry == "Point":
-        style["radius"] = float(sym.get("radius", 5))
-    return style
-
-
-def _size_by_field(styles: list[dict[str, Any]], gdf: Any, spec: LayerSpec) -> None:
-    """Scale point radii by ``size_field`` (area ∝ value) from ``radius`` up to ``max_radius``."""
-    field = spec.symbology.get("size_field")
-    if not field or field not in gdf.columns or not len(styles):
-        return
-    v = pd.to_numeric(gdf[field], errors="coerce").to_numpy(dtype=float)
-    top = float(np.nanmax(v, initial=0.0)) or 1.0
-    r0 = float(spec.symbology.get("radius", 5))
-    r1 = float(spec.symbology.get("max_radius", 3 * r0))
-    share = np.sqrt(np.clip(np.nan_to_num(v, nan=0.0), 0.0, None) / top)
-    for style, x in zip(styles, share, strict=True):
-        style["radius"] = r0 + (r1 - r0) * float(x)
-
-
-def feature_styles(
-    gdf: geopandas.GeoDataFrame,
-    spec: LayerSpec,
-    lang: Lang,
-    kinds: Sequence[str] | None = None,
-) -> tuple[list[dict[str, Any]], list[tuple[str, str]], list[tuple[str, str, Any, Any]]]:
-    """Style a layer's features from its spec, as the folium maps do (shared with the web map).
-
-    Parameters
-    ----------
-    gdf
-        The whole layer (graduated classes depend on all its values).
-    spec
-        Its layer spec (symbology, fields, labels).
-    lang
-        ``"zh"`` or ``"en"`` for legend labels and popup titles.
-    kinds
-        Geometry kind per row (``"Point"``, ``"LineString"``, ``"Polygon"``); the spec's
-        geometry for every row when None.
-
-    Returns
-    -------
-    tuple
-        Leaflet path styles per row (``radius`` for points, sized by ``size_field``), legend
-        swatches ``(colour, label)``, and popup fields ``(key, title, field spec, column)``.
-    """
-    colours, swatches = _colours(gdf, spec, spec.title(lang), lang)
-    kinds = list(kinds) if kinds is not None else [spec.geometry] * len(colours)
-    styles = [_style(spec, k, c) for k, c in zip(kinds, colours, strict=True)]
-    if spec.geometry == "Point":
-        _size_by_field(styles, gdf, spec)
-    return styles, swatches, _popup_fields(gdf, spec, lang)
-
-
-def _popup_fields(
-    gdf: geopandas.GeoDataFrame, spec: LayerSpec | None, lang: Lang
-) -> list[tuple[str, str, FieldSpec | None, Any]]:
-    """(property key, title in ``lang``, field spec, column) of every attribute in the popups.
-
-    With a spec: its fields present in the data, in spec order. Without: every column as is.
-    """
-    geom_col = gdf.geometry.name
-    if spec is None:
-        return [(str(c), str(c), None, c) for c in gdf.columns if c != geom_col]
-    return [
-        (f.name, f.title_zh if lang == "zh" else f.title_en, f, f.name)
-        for f in spec.fields
-        if f.name in gdf.columns
-    ]
-
-
 def _feature_collection(
     gdf: geopandas.GeoDataFrame,
     fields: Sequence[tuple[str, str, FieldSpec | None, Any]],
@@ -412,11 +237,11 @@ def _add_layer(
     """Add one layer as a FeatureGroup holding a single styled GeoJson, in its own pane."""
     _pane(m, pane, z)
     group = folium.FeatureGroup(name=group_name, show=show).add_to(m)
-    fields = _popup_fields(gdf, spec, lang)
+    fields = popup_fields(gdf, spec, lang)
     data = _feature_collection(gdf, fields, lang, decimals)
-    styles = [_style(spec, geometry, c) for c in colours]
+    styles = [path_style(spec, geometry, c) for c in colours]
     if geometry == "Point" and spec is not None:
-        _size_by_field(styles, gdf, spec)
+        size_by_field(styles, gdf, spec)
     popup = (
         folium.GeoJsonPopup(
             fields=[f[0] for f in fields],
@@ -485,8 +310,8 @@ def _add_raster(
     grid[grid <= 0] = np.nan  # cells without people stay clear, as on a dot-density map
     cells = grid[np.isfinite(grid)]
     breaks = np.unique(np.quantile(cells, GRADUATED_QUANTILES)) if len(cells) else np.array([])
-    colours = _ramp(str(sym.get("color", DEFAULT_COLOR)), len(breaks) + 1)
-    _, swatches = _graduated(pd.Series(cells), colours[-1], "", list(breaks), colours)
+    colours = ramp(str(sym.get("color", DEFAULT_COLOR)), len(breaks) + 1)
+    _, swatches = graduated(pd.Series(cells), colours[-1], "", list(breaks), colours)
     f = spec.field(fname) if spec is not None else None
     field_title = (f.title_zh if lang == "zh" else f.title_en) if f is not None else str(fname)
     unit = " /km²" if per_km2 else ""
@@ -643,7 +468,7 @@ def layers_map(
                 gdf = gdf.set_geometry(simplified_by_part(gdf.geometry, tolerance))
             else:
                 gdf = gdf.set_geometry(gdf.geometry.simplify(tolerance, preserve_topology=True))
-        colours, swatches = _colours(gdf, spec, title, lang)
+        colours, swatches = feature_colours(gdf, spec, title, lang)
         n_drawable = len(gdf)
         keep = _thin(n_drawable, int(max_features))
         shown = len(keep)

@@ -1,11 +1,8 @@
-"""Feature styles, legends and popup texts for the web map, taken from ``geo_mz.outputs.maps``.
+"""Feature styles, legends and popup texts for the web map, taken from ``geo_mz.outputs``.
 
 The notebook/report maps (folium) and the web map must look the same, so the colour, size and
-legend logic is not repeated here: this module is the one place that calls into
-``geo_mz.outputs.maps``. Its helpers for per-feature styles are not public yet (``_colours``,
-``_style``, ``_size_by_field``, ``_popup_fields``); when ``geo_mz.outputs.maps`` exposes them, only
-this
-file changes.
+legend logic is not repeated here: :func:`geo_mz.outputs.map_styles.feature_styles` styles a
+layer for both.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ from typing import Any
 import geopandas as gpd
 
 from geo_mz.core import LayerSpec, format_values
-from geo_mz.outputs import maps
+from geo_mz.outputs.map_styles import feature_styles
 
 
 @dataclass(frozen=True)
@@ -55,7 +52,7 @@ def symbolize(gdf: gpd.GeoDataFrame, spec: LayerSpec, lang: str) -> Symbology:
     """
     title = spec.title(lang)
     kinds = [_kind(t) for t in gdf.geom_type.tolist()] if len(gdf) else []
-    styles, swatches, fields = maps.feature_styles(gdf, spec, lang, kinds)  # type: ignore[arg-type]
+    styles, swatches, fields = feature_styles(gdf, spec, lang, kinds)  # type: ignore[arg-type]
     texts = {
         key: format_values(gdf[col], f, lang)  # type: ignore[arg-type]
         for key, _, f, col in fields
