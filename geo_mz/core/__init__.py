@@ -109,6 +109,7 @@ from geo_mz.core.results import (
     headed,
     kpi_frame,
     result_catalog,
+    to_storage_crs,
     unique_kpis,
 )
 from geo_mz.core.roads_quality import (
@@ -260,6 +261,7 @@ __all__ = [
     "split_workspace_url",
     "summarize",
     "to_measure_crs",
+    "to_storage_crs",
     "unique_kpis",
     "unit_label",
     "unit_register",

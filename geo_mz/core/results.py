@@ -152,12 +152,45 @@ def conform(kind: str, gdf: gpd.GeoDataFrame, specs: Mapping[str, LayerSpec]) ->
     """Give an output layer its spec's columns and types; any error here is a bug, not input."""
     spec = specs[kind]
     cols = [f.name for f in spec.fields if f.name in gdf.columns]
-    g = gpd.GeoDataFrame(gdf[cols], geometry=gdf.geometry.values, crs=gdf.crs).to_crs(STORAGE_CRS)
+    g = gpd.GeoDataFrame(gdf[cols], geometry=gdf.geometry.values, crs=gdf.crs)
+    g = to_storage_crs(g, kind)
+    num = g.select_dtypes("number").columns
+    g[num] = g[num].replace([np.inf, -np.inf], np.nan)
+    out, problems = check_layer(g, spec, file=kind, area=None)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise LayerValidationError(errors)
+    return out
+
+
+def to_storage_crs(gdf: gpd.GeoDataFrame, what: str) -> gpd.GeoDataFrame:
+    """Reproject an output layer to the storage CRS, repairing what the projection broke.
+
+    Reprojecting valid metric polygons to degrees can fold near-coincident vertices into
+    tiny self-intersections; those are repaired (``make_valid``, ``method="structure"``,
+    which rebuilds rings as area, where linework can turn a fold into a hole), but only if
+    the area stays the same.
+
+    Parameters
+    ----------
+    gdf
+        The layer, in any CRS.
+    what
+        The layer's name, for the error.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The layer in EPSG:4490, its invalid polygons repaired.
+
+    Raises
+    ------
+    GeoMzError
+        When a repair would change an area (a bug, not the user's input).
+    """
+    g = gdf.to_crs(STORAGE_CRS)
     bad = ~g.is_valid.to_numpy()
     if bad.any():
-        # Reprojecting valid metric polygons to degrees can fold near-coincident vertices into
-        # tiny self-intersections; repair them, but only if the area stays the same.
-        # method="structure" rebuilds rings as area (linework can turn a fold into a hole).
         repaired = shapely.make_valid(
             g.geometry.values[bad], method="structure", keep_collapsed=False
         )
@@ -166,15 +199,9 @@ def conform(kind: str, gdf: gpd.GeoDataFrame, specs: Mapping[str, LayerSpec]) ->
         before = g.geometry[bad].to_crs(metric).area.to_numpy()
         after = fixed.to_crs(metric).area.to_numpy()
         if np.any(np.abs(after - before) > 1e-6 * np.maximum(before, 1.0) + 1.0):
-            raise GeoMzError(f"{kind}: invalid output geometry could not be repaired losslessly")
+            raise GeoMzError(f"{what}: invalid output geometry could not be repaired losslessly")
         g.loc[bad, g.geometry.name] = fixed.to_numpy()
-    num = g.select_dtypes("number").columns
-    g[num] = g[num].replace([np.inf, -np.inf], np.nan)
-    out, problems = check_layer(g, spec, file=kind, area=None)
-    errors = [p for p in problems if p.severity == "error"]
-    if errors:
-        raise LayerValidationError(errors)
-    return out
+    return g
 
 
 def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
@@ -232,5 +259,6 @@ __all__ = [
     "headed",
     "kpi_frame",
     "result_catalog",
+    "to_storage_crs",
     "unique_kpis",
 ]

@@ -60,6 +60,7 @@ from geo_mz.boundaries import topology as boundaries
 from geo_mz.core.errors import GeoMzError
 from geo_mz.core.gpkg_read import to_geoframe
 from geo_mz.core.projection import STORAGE_CRS, measure_crs_for, xy_to_crs
+from geo_mz.core.results import to_storage_crs
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network.graph import (
@@ -512,7 +513,8 @@ def boundary_part(
             f"边界分区 {part.code}：{MAX_ROUNDS} 轮后缺口仍触及读取范围边缘 / boundary part "
             f"{part.code}: gaps still reach the cut's edge"
         )
-    findings = f.drop(columns="finding_id").to_crs(STORAGE_CRS).reset_index(drop=True)
+    findings = to_storage_crs(f.drop(columns="finding_id"), f"boundary part {part.code}")
+    findings = findings.reset_index(drop=True)
     edges = q.invalid_edges
     edges = edges[edges["code"].astype(str).isin(own_codes)].to_crs(STORAGE_CRS)
     log |= {"units": len(own_codes), "neighbours": int(len(near) - own.sum()), "crs": crs,
