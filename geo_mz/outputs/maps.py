@@ -20,7 +20,6 @@ self-contained file that opens without a network.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,14 +163,11 @@ def _feature_collection(
     (:func:`html_text`): a field report containing markup, or template marks, must show as text.
     """
     geoms = shapely.transform(gdf.geometry.to_numpy(), lambda xy: np.round(xy, decimals))
-    geojson = shapely.to_geojson(geoms)
     columns = {key: html_texts(format_values(gdf[column], f, lang)) for key, _, f, column in fields}
     features = []
-    for i, g in enumerate(geojson):
+    for i, g in enumerate(carto.geojson_geometries(geoms)):
         props = {name: values[i] for name, values in columns.items()}
-        features.append(
-            {"type": "Feature", "id": i, "properties": props, "geometry": json.loads(g)}
-        )
+        features.append({"type": "Feature", "id": i, "properties": props, "geometry": g})
     return {"type": "FeatureCollection", "features": features}
 
 
