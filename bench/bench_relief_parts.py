@@ -9,7 +9,9 @@ one untimed warm-up part. Both sides run ``--repeat`` times in the same process,
 
 With ``--base DIR`` (a checkout of another commit, e.g. ``git archive HEAD | tar -x -C DIR``)
 the same measurement runs in a subprocess on that tree too, the two trees alternating, so
-the figures of both come from the same minutes of a shared machine.
+the figures of both come from the same minutes of a shared machine. Each line also gives
+the parts that needed a second round (and their share of the parts' time), the roads read by
+all parts and the anchor roads added (:mod:`geo_mz.scale.relief_proof`).
 
 Run: ``.venv/bin/python bench/bench_relief_parts.py WORKSPACE.gpkg [--repeat 2] [--base DIR]``.
 """
@@ -58,15 +60,20 @@ def measure(path: str, repeat: int) -> list[dict[str, float]]:
     out = []
     for _ in range(repeat):
         w = whole() / len(parts)
-        ts = []
+        ts, logs = [], []
         for p in parts:
             t0 = time.perf_counter()
-            relief_part(ws, p, **opts)
+            logs.append(relief_part(ws, p, **opts)[1])
             ts.append(time.perf_counter() - t0)
         ts = np.asarray(ts)
+        again = np.array([lg["rounds"] > 1 for lg in logs])
         out.append({"whole_ms_per_county": w * 1000, "part_mean_ms": ts.mean() * 1000,
                     "part_median_ms": float(np.median(ts)) * 1000,
-                    "ratio": ts.mean() / w, "load": os.getloadavg()[0]})  # fmt: skip
+                    "ratio": ts.mean() / w, "load": os.getloadavg()[0],
+                    "parts_2nd_round": int(again.sum()),
+                    "ms_share_2nd_round": float(ts[again].sum() / ts.sum()),
+                    "roads_read": int(sum(lg["roads_read"] for lg in logs)),
+                    "anchors": int(sum(lg.get("anchors", 0) for lg in logs))})  # fmt: skip
     return out
 
 
@@ -74,7 +81,9 @@ def _show(tag: str, rows: list[dict[str, float]]) -> None:
     for r in rows:
         print(f"{tag:>5}: whole {r['whole_ms_per_county']:6.1f} ms/county, parts mean "
               f"{r['part_mean_ms']:6.1f} median {r['part_median_ms']:6.1f} ms, "
-              f"parts/whole {r['ratio']:.2f} (load {r['load']:.2f})", flush=True)  # fmt: skip
+              f"parts/whole {r['ratio']:.2f}; parts with a 2nd round {r['parts_2nd_round']} "
+              f"({r['ms_share_2nd_round']:.0%} of part time), roads read {r['roads_read']}, "
+              f"anchors {r['anchors']} (load {r['load']:.2f})", flush=True)  # fmt: skip
 
 
 def main() -> None:

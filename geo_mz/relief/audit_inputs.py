@@ -9,6 +9,7 @@ run read only those cells: :mod:`geo_mz.scale.partition_relief`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -66,13 +67,17 @@ def audit_points(
             "audit: import village polygons (geo-mz init --units) or village seats with 12-digit "
             "codes (place_names, category village_seat), or population by village code"
         )
-    vil = units[["adcode", "name", "parent_adcode"]].take(vil_rows).reset_index(drop=True)
-    vil_text = vil["adcode"].astype(str)
+    # Column by column, not a frame taken: a frame's take and reset cost more than a part's
+    # hundred villages.
+    vil_text, vil_name, vil_parent = (
+        units[c].take(vil_rows).reset_index(drop=True).astype(str)
+        for c in ("adcode", "name", "parent_adcode")
+    )
     vil_code = vil_text.to_numpy(dtype=object)
     vil_geom = geoms[vil_rows]
-    towns = pd.Series(
-        units["name"].to_numpy()[level == "town"],
-        index=units["adcode"].to_numpy()[level == "town"],
+    is_town = level == "town"
+    towns = dict(
+        zip(units["adcode"].to_numpy()[is_town], units["name"].to_numpy()[is_town], strict=True)
     )
     from geo_mz.core.projection import measure_crs_for
 
@@ -115,11 +120,11 @@ def audit_points(
         pop = hit
     # Columns as arrays, one frame at the end: a frame built costs more than a part's hundred
     # points (the values and dtypes are those the frames of each kind gave, concatenated).
-    parent_text = vil["parent_adcode"].astype(str)
+    parent_text = vil_parent
     cols = {
         "point_id": [vil_text],
         "kind": [np.full(len(vil_rows), "village", dtype=object)],
-        "name": [vil["name"].astype(str)],
+        "name": [vil_name],
         "adcode": [vil_text],
         "town_adcode": [parent_text],
         "population": [pop],
@@ -157,18 +162,21 @@ def audit_points(
             pd.to_numeric(sh.get("capacity_persons", 0)).fillna(0).astype(float)
         )
         geom.append(sh_geom)
-    out = pd.DataFrame(
-        {
-            k: np.concatenate([np.asarray(v, dtype=float if k == "population" else object)
-                               for v in vs])
-            for k, vs in cols.items()
-        }
-    )  # fmt: skip
-    text = ["point_id", "kind", "name", "adcode", "town_adcode"]
-    out = out.astype(dict.fromkeys(text, str))
-    out["town_name"] = out["town_adcode"].map(towns).fillna("").astype(str)
-    out["geometry"] = gpd.array.GeometryArray(np.concatenate(geom), crs=STORAGE_CRS)
-    return gpd.GeoDataFrame(out, geometry="geometry", crs=STORAGE_CRS)
+    # Text columns made ``str`` arrays at once (what ``astype(str)`` of the frame gave, missing
+    # values kept missing), the town names looked up in a dict: frame-wide casts and maps cost
+    # more than a part's hundred points.
+    data: dict[str, Any] = {}
+    for k, vs in cols.items():
+        if k == "population":
+            data[k] = np.concatenate([np.asarray(v, dtype=float) for v in vs])
+        else:
+            data[k] = pd.array(np.concatenate([np.asarray(v, dtype=object) for v in vs]), dtype=str)
+    town_adcode = np.asarray(data["town_adcode"], dtype=object)
+    names = [towns.get(c, "") if isinstance(c, str) else "" for c in town_adcode]
+    data["town_name"] = pd.array(np.array([n if isinstance(n, str) else "" for n in names],
+                                          dtype=object), dtype=str)  # fmt: skip
+    data["geometry"] = gpd.array.GeometryArray(np.concatenate(geom), crs=STORAGE_CRS)
+    return gpd.GeoDataFrame(pd.DataFrame(data), geometry="geometry", crs=STORAGE_CRS)
 
 
 def _in_jurisdiction(units: gpd.GeoDataFrame) -> np.ndarray:
@@ -195,8 +203,11 @@ def uses_units_as_given(units: gpd.GeoDataFrame) -> bool:
     bool
         True when the units have towns and villages in the jurisdiction.
     """
-    inj = units.get("in_jurisdiction", pd.Series(True, index=units.index))
-    inside = units["level"][inj.astype("boolean").fillna(True).to_numpy(dtype=bool)]
+    # As arrays (every relief part asks, twice): no Series built or indexed.
+    inside = units["level"].to_numpy(dtype=object)
+    if "in_jurisdiction" in units.columns:
+        keep = units["in_jurisdiction"].astype("boolean").fillna(True).to_numpy(dtype=bool)
+        inside = inside[keep]
     return bool((inside == "town").any() and (inside == "village").any())
 
 

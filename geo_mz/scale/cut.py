@@ -74,6 +74,13 @@ class Cut:
         box = np.array([shapely.segmentize(shapely.box(*extent), 0.01)], dtype=object)
         return bool(self.polygon.contains(geometries_to_crs(box, STORAGE_CRS, self.crs)[0]))
 
+    def with_buffer(self, buffer_m: float) -> Cut:
+        """Return the cut of the same hull with another buffer (no reprojection)."""
+        if self.hull is None:
+            raise ValueError("a cut without its hull cannot be buffered again")
+        poly = shapely.buffer(self.hull, buffer_m, quad_segs=QUAD_SEGS)
+        return Cut(self.crs, poly, float(buffer_m), self.hull)
+
     def room_m(self, xy: np.ndarray) -> np.ndarray:
         """Distance from each point to the edge of the cut, or less (0 outside it).
 

@@ -5,13 +5,21 @@ Built on ``geo_mz.scale.partition`` (read its docstring: the cut, the proof rule
 
 **Relief audit** (``relief_part``). The part's villages and shelters are audited on the roads
 of its cut against every store of the layer; an answer is kept when the proof says its route
-and its stores are the whole network's. A part's fixed costs decide how it scales (a county's
-hundred points against a whole province in one process), so its inputs are read once and only
-as far as they are used (:func:`relief_inputs`): the roads' network fields, the shelters'
-audited fields, and of the population only the cells coded to the part's villages (the only
-ones that place or weigh a village when its units have towns and villages; a province coded by
-town reads none). The stores are kept per worker with their coordinates, and the points'
-coordinates are reprojected once and handed to the audit, not reprojected per round.
+and its stores are the whole network's: :func:`geo_mz.scale.partition.proven`, sharpened by
+:mod:`geo_mz.scale.relief_proof` (each row against its own target's candidate stores only, and
+anchor roads that hold a far store off the part's roads). The rounds start from a small probe
+cut (:data:`geo_mz.scale.relief_proof.PROBE_M`: a county whose roads are its own is proven on
+them) and grow by the room the unproven answers lack, up to a cut holding every road
+(:func:`geo_mz.scale.relief_proof.relief_rounds`); on Guangdong's 123 generated counties every
+part is proven in its first round, on a quarter of the roads a 20 km cut read.
+
+A part's fixed costs decide how it scales (a county's hundred points against a whole province
+in one process), so its inputs are read once and only as far as they are used
+(:func:`relief_inputs`): the roads' network fields, the shelters' audited fields, and of the
+population only the cells coded to the part's villages (the only ones that place or weigh a
+village when its units have towns and villages; a province coded by town reads none). The
+stores are kept per worker with their coordinates, and the points' coordinates are reprojected
+once and handed to the audit, not reprojected per round.
 
 **Relief scenarios** (``relief_scenario_part``). A flood raster, closed road ids, closure
 areas and road-blocked incidents only *close or slow* edges, so every disrupted speed is at most
@@ -61,8 +69,6 @@ from geo_mz.scale.partition import (
     own_rows,
     part_crs,
     part_sources,
-    prove_rounds,
-    proven,
     read_box,
     read_once,
     read_own,
@@ -71,6 +77,14 @@ from geo_mz.scale.partition import (
     units_of_part,
 )
 from geo_mz.scale.partition_shelters import evacuation_part, shelter_adequacy_part
+from geo_mz.scale.relief_proof import (
+    PROBE_M,
+    Anchors,
+    anchor_passes,
+    full_buffer_m,
+    relief_proven,
+    relief_rounds,
+)
 
 Frames = dict[str, pd.DataFrame]
 
@@ -109,6 +123,10 @@ class ReliefInputs:
     first_roads: gpd.GeoDataFrame
     """The roads read for it (:data:`ROAD_FIELDS`)."""
 
+    def full_m(self) -> float:
+        """Return a buffer whose cut holds the whole roads layer (:func:`full_buffer_m`)."""
+        return full_buffer_m(self.first_cut, self.extent)
+
 
 def relief_inputs(
     ws: Any,
@@ -116,6 +134,7 @@ def relief_inputs(
     crs: str,
     buffer_m: float,
     roads_bbox: tuple[float, float, float, float] | None = None,
+    probe_m: float | None = None,
 ) -> ReliefInputs:
     """Read a relief part's points, stores and first roads, with only the fields it uses.
 
@@ -134,9 +153,12 @@ def relief_inputs(
     crs
         The part's measuring CRS (:func:`geo_mz.scale.partition.part_crs`).
     buffer_m
-        The first round's buffer.
+        The first round's buffer without a probe.
     roads_bbox
         Lon/lat extent of the whole roads layer; read when None.
+    probe_m
+        The first round's buffer when smaller than ``buffer_m`` and a cut of ``buffer_m``
+        would not hold the whole roads layer (a small area is proven whole at once).
 
     Returns
     -------
@@ -156,6 +178,10 @@ def relief_inputs(
         src = part_sources(ws, "relief_stores", crs)
         extent = roads_bbox or roads_extent(ws)
         first_cut = make_cut(part.geometry, crs, buffer_m)
+        # A probe only where a cut of ``buffer_m`` would not hold every road (then one round
+        # proves all: a small area's parts are proven whole at once).
+        if probe_m is not None and probe_m < buffer_m and not first_cut.contains_extent(extent):
+            first_cut = first_cut.with_buffer(probe_m)
         first_roads = read_box(ws, "roads", first_cut.lonlat_bbox, ROAD_FIELDS, first_cut)
     points = relief.audit_points(layers, measure_crs=crs)
     points = points.take(np.flatnonzero(own_rows(points, part.code))).reset_index(drop=True)
@@ -244,6 +270,7 @@ def relief_part(
     vmax_kmh: float,
     buffer_m: float = 20000.0,
     roads_bbox: tuple[float, float, float, float] | None = None,
+    probe_m: float | None = PROBE_M,
 ) -> tuple[Frames, dict[str, Any]]:
     """Audit one part's villages and shelters: the relief table's rows per point and target.
 
@@ -262,10 +289,15 @@ def relief_part(
         Fastest truck speed of the whole roads layer (:func:`geo_mz.scale.max_drive_kmh`),
         for the proof.
     buffer_m
-        First buffer (doubled while answers are unproven). Delivery routes are hours long, so
-        relief parts read far more road than coverage parts.
+        Buffer after the probe round when an unproven answer is unreachable in the part (else
+        the next buffer is sized from the room the answers lack; at least doubled each round:
+        :func:`geo_mz.scale.relief_proof.relief_rounds`). Delivery routes are hours long: the
+        room rule needs far more road than the complete-component rule.
     roads_bbox
         Lon/lat extent of the whole roads layer (``roads_extent()``); read when None.
+    probe_m
+        Buffer of the first round (at most ``buffer_m``): a county whose roads are not joined
+        to its neighbours' is proven on its own roads with little more; None: ``buffer_m``.
 
     Returns
     -------
@@ -274,29 +306,36 @@ def relief_part(
     """
     s = settings or relief.ReliefSettings()
     crs = part_crs(part, measure_crs)
-    inp = relief_inputs(ws, part, crs, buffer_m, roads_bbox)
-    m_per_min = s.last_leg_kmh * 1000.0 / 60.0
+    inp = relief_inputs(ws, part, crs, buffer_m, roads_bbox, probe_m)
+    first = inp.first_cut.buffer_m
 
-    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
-        cut, roads = part_roads(ws, inp, part, crs, b)
-        net = relief.drive_network(roads, s, measure_crs=crs, components="all")
+    anchors = Anchors(ws, inp.store_xy, crs, s, ROAD_FIELDS)
+
+    def attempt(todo: np.ndarray, cut: Cut, roads: gpd.GeoDataFrame) -> tuple[Any, ...]:
+        net = relief.drive_network(
+            anchors.with_roads(roads, cut), s, measure_crs=crs, components="all"
+        )
         a = relief.audit(
             inp.points.iloc[todo].reset_index(drop=True), inp.stores, net, s,
             point_xy=inp.xy[todo], store_xy=inp.store_xy,
         )  # fmt: skip
         tab = a.table
         pos = tab["_point"].to_numpy()
-        travel = tab["time_min"].to_numpy(float) - s.dispatch_prep_min
-        ok = proven(
-            net, cut, inp.xy[todo][pos], a.point_node[pos], a.point_offset_min[pos] * m_per_min,
-            np.where(np.isnan(travel), np.inf, travel), vmax_kmh, cut.contains_extent(inp.extent),
-            source_xy=inp.store_xy,
+        ok, why, lack = relief_proven(
+            a, cut, inp.xy[todo][pos], _travel(tab, s), vmax_kmh,
+            cut.contains_extent(inp.extent), inp.store_xy, s.last_leg_kmh,
         )  # fmt: skip
-        ok |= (tab["status"] == "no_store").to_numpy()
         rows = tab.drop(columns=["_store"]).assign(_pos=todo[pos])
-        return rows, ok, {"roads_read": len(roads)}
+        return rows, ok, {"roads_read": len(roads)}, why, lack
 
-    rows, log = prove_rounds(len(inp.points), compute, buffer_m, f"relief part {part.code}")
+    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict, float]:
+        cut, roads = part_roads(ws, inp, part, crs, b)
+        return anchor_passes(todo, lambda t: attempt(t, cut, roads), anchors)
+
+    rows, log = relief_rounds(
+        len(inp.points), compute, first, buffer_m, f"relief part {part.code}",
+        inp.full_m,
+    )  # fmt: skip
     order = {t.key: i for i, t in enumerate(s.targets)}
     rows = rows.assign(_t=rows["target"].map(order)).sort_values(["_t", "_pos"], kind="stable")
     rows = rows.drop(columns=["_t", "_pos", "_point"]).reset_index(drop=True)
@@ -395,6 +434,7 @@ def relief_scenario_part(
     buffer_m: float = 20000.0,
     roads_bbox: tuple[float, float, float, float] | None = None,
     name: str = "scenario",
+    probe_m: float | None = PROBE_M,
     **scenario: Any,
 ) -> tuple[Frames, dict[str, Any]]:
     """Re-audit one part's villages and shelters under a road disruption scenario.
@@ -415,11 +455,13 @@ def relief_scenario_part(
         (:func:`geo_mz.scale.max_drive_kmh`); disruptions only slow, so it bounds
         the scenario too.
     buffer_m
-        First buffer (doubled while answers are unproven).
+        Buffer after the probe round, as for :func:`relief_part`.
     roads_bbox
         Lon/lat extent of the whole roads layer; read when None.
     name
         Scenario label.
+    probe_m
+        Buffer of the first round, as for :func:`relief_part`.
     **scenario
         ``scenario_disruption`` options (``flood``, ``close_depth_m``, ``close_roads``,
         ``closures``, ``buffer_m`` of closures as ``closure_buffer_m``, ``use_incidents``).
@@ -436,13 +478,16 @@ def relief_scenario_part(
     opts = dict(scenario)
     if "closure_buffer_m" in opts:
         opts["buffer_m"] = opts.pop("closure_buffer_m")
-    inp = relief_inputs(ws, part, crs, buffer_m, roads_bbox)
-    m_per_min = s.last_leg_kmh * 1000.0 / 60.0
+    inp = relief_inputs(ws, part, crs, buffer_m, roads_bbox, probe_m)
+    first = inp.first_cut.buffer_m
     outside: set[str] = set(map(str, opts.get("close_roads", ())))
 
-    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
-        cut, roads = part_roads(ws, inp, part, crs, b)
-        net = relief.drive_network(roads, s, measure_crs=crs, components="all")
+    anchors = Anchors(ws, inp.store_xy, crs, s, ROAD_FIELDS)
+
+    def attempt(todo: np.ndarray, cut: Cut, roads: gpd.GeoDataFrame) -> tuple[Any, ...]:
+        net = relief.drive_network(
+            anchors.with_roads(roads, cut), s, measure_crs=crs, components="all"
+        )
         base = relief.audit(
             inp.points.iloc[todo].reset_index(drop=True), inp.stores, net, s,
             point_xy=inp.xy[todo], store_xy=inp.store_xy,
@@ -452,32 +497,32 @@ def relief_scenario_part(
         scen = relief.reaudit(base, d, name=name)
         full = cut.contains_extent(inp.extent)
         ok = np.ones(len(base.table), dtype=bool)
+        why: list[tuple[np.ndarray, np.ndarray]] = []
+        lack = 0.0
         for a in (base, scen):
-            tab = a.table
-            pos = tab["_point"].to_numpy()
-            travel = tab["time_min"].to_numpy(float) - s.dispatch_prep_min
-            ok &= (
-                proven(
-                    a.network,
-                    cut,
-                    inp.xy[todo][pos],
-                    a.point_node[pos],
-                    a.point_offset_min[pos] * m_per_min,
-                    np.where(np.isnan(travel), np.inf, travel),
-                    vmax_kmh,
-                    full,
-                    source_xy=inp.store_xy,
-                )
-                | (tab["status"] == "no_store").to_numpy()
-            )
+            pos = a.table["_point"].to_numpy()
+            this, stores, short = relief_proven(
+                a, cut, inp.xy[todo][pos], _travel(a.table, s), vmax_kmh, full,
+                inp.store_xy, s.last_leg_kmh,
+            )  # fmt: skip
+            ok &= this
+            why.append(stores)
+            lack = max(lack, short)
         rows = scen.table.drop(columns=["_store"]).assign(_pos=todo[scen.table["_point"]])
         ch = relief.compare(base, scen)
         figures = {"roads_read": len(roads), "closed_edges": d.n_closed, "slowed_edges": d.n_slowed}
-        return _with_changes(rows, ch), ok, figures
+        idx = np.concatenate([w[0] for w in why])
+        snap = np.concatenate([w[1] for w in why])
+        return _with_changes(rows, ch), ok, figures, (idx, snap), lack
 
-    rows, log = prove_rounds(
-        len(inp.points), compute, buffer_m, f"relief scenario part {part.code}"
-    )
+    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict, float]:
+        cut, roads = part_roads(ws, inp, part, crs, b)
+        return anchor_passes(todo, lambda t: attempt(t, cut, roads), anchors)
+
+    rows, log = relief_rounds(
+        len(inp.points), compute, first, buffer_m, f"relief scenario part {part.code}",
+        inp.full_m,
+    )  # fmt: skip
     order = {t.key: i for i, t in enumerate(s.targets)}
     rows = rows.assign(_t=rows["target"].map(order)).sort_values(["_t", "_pos"], kind="stable")
     change_cols = [c for c in rows.columns if c.startswith("ch_")]
@@ -491,6 +536,12 @@ def relief_scenario_part(
     out = gpd.GeoDataFrame(rows.reset_index(drop=True), geometry="geometry", crs=STORAGE_CRS)
     log |= {"points": len(inp.points), "crs": crs, "close_roads_not_in_cut": sorted(outside)}
     return {"scenario": out, "changes": changes}, log
+
+
+def _travel(tab: pd.DataFrame, s: relief.ReliefSettings) -> np.ndarray:
+    """Each row's travel time for the proof: time less the dispatch time, inf when none."""
+    travel = tab["time_min"].to_numpy(float) - s.dispatch_prep_min
+    return np.where(np.isnan(travel), np.inf, travel)
 
 
 def _with_changes(rows: pd.DataFrame, ch: gpd.GeoDataFrame) -> pd.DataFrame:
