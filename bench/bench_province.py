@@ -24,11 +24,11 @@ throwaway PostGIS cluster):
    time (the 2-worker wall time beyond the parts' 2-worker makespan: run keys, reduces,
    gathers), serial, scaled by the number of parts;
 5. the outputs after each run, as ``geo-mz scale run all`` writes them
-   (``write_province_outputs`` with the run's cluster): the driving process merges the
-   GeoPackage store's part files (``merge``; PostGIS has none to merge), then each job's
-   outputs (its layers gathered and joined, its map, GeoPackage and CSV, its per-part
-   figures) are a task on the workers, side by side, and the driver writes the province's
-   table, map and report. Steps are timed where they run in the driving process; what the
+   (``write_province_outputs`` with the run's cluster): each job's outputs (its run's part
+   files merged into the GeoPackage store, the merges taking turns on the store's lock;
+   PostGIS has none to merge; its layers gathered and joined, its map, GeoPackage and CSV,
+   its per-part figures) are a task on the workers, side by side, and the driver writes the
+   province's table, map and report. Steps are timed where they run in the driving process; what the
    workers do is in ``total``/``other``. For 32 workers the outputs' seconds are added to the
    nation's driver time, scaled by the number of parts (an upper bound: the jobs' outputs
    spread over more workers).
