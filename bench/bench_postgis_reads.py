@@ -12,16 +12,21 @@ PostgreSQL cluster (``webmap.testing_postgis.temp_cluster``) with ``PostgisWorks
    (``NETWORK_ROAD_FIELDS``). Sides: ``gpkg`` (the R-tree reader; units through its
    ``adcode`` index with ``ancestors``, as ``units_of_part`` reads them; roads by the cut's
    ``lonlat_mask``, as ``read_box`` reads them), ``pg`` (``PostgisWorkspace`` now: the lock,
-   BEGIN and catalog in one round trip, the end and the unlock in one more, the units with
-   ``prefix`` + ``ancestors``, the roads by ``mask``), ``pg-prev`` (the previous snapshot,
-   frozen here: lock, BEGIN, catalog, COMMIT and unlock each a round trip, the units as
-   every unit of the part's box then ``related_to``, the roads by the cut's box), ``pg-old``
-   (the read before
-   that, frozen here as the peer: the box and prefix tested per row in SQL with
-   ``ST_Intersects`` and ``starts_with``, every field, values typed one by one; it had no
-   ``columns=``, so it reads them all, as a part on PostGIS did). The frames of ``gpkg``,
-   ``pg`` and ``pg-prev`` are compared (equal). Round trips of a part's reads are counted
-   from libpq's trace for ``pg`` and ``pg-prev``.
+   BEGIN and the catalog (a prepared statement of the connection) in one round trip, the end
+   and the unlock sent and not waited for; rows put in ``fid`` order here, not by the server;
+   own people as a range of the ``adcode`` index with the box a test of its rows; the mask's
+   strips one array; columns typed whole, ``conform_types`` skipped when it changes nothing),
+   ``pg-many`` (``pg`` with the three reads sent together, ``read_many``: one round trip),
+   ``pg-before`` (the read before that, frozen here: the server sorts, both indexes ANDed,
+   16 ORs for a mask, the catalog planned each time, the end waited for), ``pg-prev`` (the
+   snapshot before that, frozen here: lock, BEGIN, catalog, COMMIT and unlock each a round
+   trip, the units as every unit of the part's box then ``related_to``, the roads by the
+   cut's box; its reads are today's), ``pg-old`` (the read before that, frozen here as the
+   peer: the box and prefix tested per row in SQL with ``ST_Intersects`` and
+   ``starts_with``, every field, values typed one by one; it had no ``columns=``, so it reads
+   them all, as a part on PostGIS did). The frames of ``gpkg``, ``pg``, ``pg-many``,
+   ``pg-before`` and ``pg-prev`` are compared (equal). Round trips of a part's reads are
+   counted from libpq's trace for the PostGIS sides but ``pg-old``.
 2. The plan of one part's own-people read (``EXPLAIN ANALYZE``, no planner hints): the
    ``adcode`` index's range, against the same read in a copy without the index.
 3. Gathers from the run stores of a coverage run over those parts (computed once per store,
@@ -254,6 +259,167 @@ def prev_snapshot(pws: Any) -> Iterator[Any]:
         conn.execute("SELECT pg_advisory_unlock_shared(%s, hashtext(%s))", lock)
 
 
+# -- the read before this session's change, frozen as a peer ("pg-before") ------------------
+def _before_query(schema, kind, columns, *, srid, bbox, prefix, ancestors=False, boxes=None,
+                  indexed=False, ewkb=False):  # fmt: skip
+    """``layer_query`` before: sorted by the server, 16 ORs for a mask, both indexes ANDed."""
+    from psycopg import sql
+
+    from geo_mz.core._postgis_read import prefix_range
+
+    select = [sql.SQL("fid")] + [sql.Identifier(n) for n, _ in columns]
+    select.append(sql.SQL("ST_AsBinary(geom)"))
+    query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(select),
+                                                sql.Identifier(schema, kind))  # fmt: skip
+    where, params = [], ()
+    env = sql.SQL("geom && ST_MakeEnvelope(%s, %s, %s, %s, {})").format(sql.Literal(srid))
+    if bbox is not None:
+        where.append(env)
+        params += tuple(float(b) for b in bbox)
+    if boxes is not None:
+        if boxes:
+            where.append(sql.SQL("(") + sql.SQL(" OR ").join([env] * len(boxes)) + sql.SQL(")"))
+            params += tuple(float(v) for b in boxes for v in b)
+        else:
+            where.append(sql.SQL("false"))
+    if prefix is not None:
+        field, pg_type, code = prefix
+        bounds = prefix_range(code) if pg_type == "text" else None
+        up = [code[:k] for k in range(len(code))] if ancestors else []
+        if bounds is not None:
+            own = '{f} COLLATE "C" >= %s AND {f} COLLATE "C" < %s'
+            params += bounds
+            if up:
+                own = f'({own} OR {{f}} COLLATE "C" = ANY(%s))'
+                params += (up,)
+        else:
+            own = "starts_with({f}::text, %s)"
+            params += (code,)
+            if up:
+                own = f"({own} OR {{f}}::text = ANY(%s))"
+                params += (up,)
+        where.append(sql.SQL(own).format(f=sql.Identifier(field)))
+    if where:
+        query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+    return query + sql.SQL(" ORDER BY fid"), params
+
+
+def _before_column(values, pg_type, is_field):
+    from geo_mz.core._postgis_tables import read_values
+
+    if pg_type == "double precision":
+        return np.array(values, dtype=np.float64)
+    if pg_type == "text":
+        return pd.Series(np.array(values, dtype=object), dtype="str")
+    if pg_type in ("bigint", "boolean"):
+        arr = np.array(values, dtype=object)
+        missing = np.fromiter((v is None for v in arr), dtype=bool, count=len(arr))
+        if missing.any():
+            arr[missing] = 0
+        typed = arr.astype(np.int64 if pg_type == "bigint" else np.bool_)
+        if is_field:
+            if pg_type == "bigint":
+                return pd.arrays.IntegerArray(typed, missing)
+            return pd.arrays.BooleanArray(typed, missing)
+        if not missing.any():
+            return typed
+        if pg_type == "bigint":
+            out = typed.astype(np.float64)
+            out[missing] = np.nan
+            return out
+        return pd.Series(values, dtype=object)
+    return read_values(list(values), pg_type, is_field)
+
+
+def _before_frame(rows, columns, spec, storage_crs, bbox, mask=None, *, ewkb=False):
+    """``frame_from_rows`` before (rows already in fid order; columns typed, frames copied)."""
+    from geopandas.array import GeometryArray
+
+    from geo_mz.core._postgis_read import geometries, layer_crs
+    from geo_mz.core._postgis_tables import read_values
+    from geo_mz.core.gpkg_read import box_mask, to_geoframe
+
+    rows = [r[1:] for r in rows]  # (the fid, which the query before did not read)
+    names = [n for n, _ in columns]
+    cols = list(zip(*rows, strict=True)) if rows else [()] * (len(columns) + 1)
+    geoms = geometries(cols[-1])
+    keep = None
+    if mask is not None and len(geoms):
+        shapely.prepare(mask)
+        keep = shapely.intersects(mask, geoms)
+    elif bbox is not None and len(geoms):
+        keep = box_mask(geoms, bbox)
+    if keep is not None and not keep.all():
+        geoms = geoms[keep]
+        kept = [r for r, k in zip(rows, keep.tolist(), strict=True) if k]
+        cols = list(zip(*kept, strict=True)) if kept else [()] * (len(columns) + 1)
+    data = {}
+    for (name, pg_type), values in zip(columns, cols[:-1], strict=True):
+        is_field = name in spec.field_names
+        data[name] = (read_values([], pg_type, is_field) if not len(values)
+                      else _before_column(values, pg_type, is_field))  # fmt: skip
+    crs = layer_crs(storage_crs)
+    data["geometry"] = GeometryArray(np.asarray(geoms, dtype=object), crs=crs)
+    df = pd.DataFrame(data, columns=[*names, "geometry"], index=pd.RangeIndex(len(geoms)))
+    return to_geoframe(df)
+
+
+@contextmanager
+def before_snapshot(pws: Any) -> Iterator[Any]:
+    """``snapshot`` and its reads before this session's change.
+
+    Lock, BEGIN and the catalog (not prepared, no index flags) one round trip, the end and the
+    unlock one more, waited for; the reads with :func:`_before_query` and :func:`_before_frame`
+    then ``conform_types`` (the names in ``workspace_postgis`` and ``_postgis_read`` swapped
+    while it lasts).
+    """
+    import threading
+
+    from psycopg import sql
+
+    from geo_mz.core import _postgis_read as rd
+    from geo_mz.core import workspace_postgis as wp
+    from geo_mz.core._postgis_db import pooled_connection
+    from geo_mz.core._postgis_tables import LOCK_CLASS, Catalog
+    from geo_mz.core.workspace_read import conform_types
+
+    schema = pws.schema
+    catalog = sql.SQL(
+        "SELECT 0, layer, NULL::name, NULL, 0 FROM {l} UNION ALL SELECT 1, value, NULL, NULL, 0 "
+        "FROM {m} WHERE key = 'storage_crs' UNION ALL SELECT 2, c.relname, a.attname, "
+        "format_type(a.atttypid, NULL), a.attnum FROM pg_attribute a JOIN pg_class c ON "
+        "c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = {s} "
+        "AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped"
+    ).format(l=sql.Identifier(schema, "geo_mz_layers"),
+             m=sql.Identifier(schema, "geo_mz_workspace"), s=sql.Literal(schema))  # fmt: skip
+    lock = (sql.Literal(LOCK_CLASS), sql.Literal(schema))
+    start = sql.SQL("SELECT pg_advisory_lock_shared({}, hashtext({})); COMMIT; BEGIN ISOLATION "
+                    "LEVEL REPEATABLE READ READ ONLY; ").format(*lock) + catalog  # fmt: skip
+    saved = (wp.layer_query, rd.frame_from_rows, rd.typed_frame)
+    with pooled_connection(pws._url) as conn:
+        cur = conn.execute(start)
+        for _ in range(3):
+            cur.nextset()
+        rows = cur.fetchall()
+        names = sorted(str(r[1]) for r in rows if r[0] == 0)
+        crs = next(str(r[1]) for r in rows if r[0] == 1)
+        tables: dict = {}
+        for r in sorted((r for r in rows if r[0] == 2), key=lambda r: r[4]):
+            t = "timestamp" if r[3] == "timestamp without time zone" else str(r[3])
+            tables.setdefault(str(r[1]), []).append((str(r[2]), t))
+        memo = {"catalog": Catalog(names, crs, tables, frozenset())}
+        pws._snapshots[threading.get_ident()] = (conn, memo)
+        wp.layer_query, rd.frame_from_rows, rd.typed_frame = (_before_query, _before_frame,
+                                                              conform_types)  # fmt: skip
+        try:
+            yield pws
+        finally:
+            wp.layer_query, rd.frame_from_rows, rd.typed_frame = saved
+            del pws._snapshots[threading.get_ident()]
+        conn.execute(sql.SQL("COMMIT; SELECT pg_advisory_unlock_shared({}, hashtext({}))")
+                     .format(*lock))  # fmt: skip
+
+
 def round_trips(url: str, run: Callable[[], Any]) -> int:
     """Round trips of ``run`` on this process's next pooled connection (libpq's trace)."""
     import psycopg
@@ -316,8 +482,21 @@ def part_reads(parts, gws, pws, reps: int, warmup: int) -> None:
 
         return one, run
 
+    def many(p, ubox, core, rbox, mask):  # the three reads sent together (read_many)
+        with pws.snapshot() as w:
+            return w.read_many([
+                ("admin_units", {"bbox": ubox, "prefix": ("adcode", p.code), "ancestors": True}),
+                ("population", {"bbox": core, "prefix": ("adcode", p.code), "columns": pop_cols}),
+                ("roads", {"columns": road_cols, "mask": mask})])  # fmt: skip
+
+    def run_many():
+        for b in boxes:
+            many(*b)
+
     sides = {"gpkg": reading(gws, lambda: nullcontext(gws), units_gpkg, True),
+             "pg-many": (many, run_many),
              "pg": reading(pws, pws.snapshot, units_pg, True),
+             "pg-before": reading(pws, lambda: before_snapshot(pws), units_pg, True),
              "pg-prev": reading(pws, lambda: prev_snapshot(pws), units_prev, False)}  # fmt: skip
 
     def old():
@@ -333,7 +512,7 @@ def part_reads(parts, gws, pws, reps: int, warmup: int) -> None:
     # rows meeting the cut are among them).
     for b in boxes[:4]:
         want = sides["gpkg"][0](*b)
-        for side in ("pg", "pg-prev"):
+        for side in ("pg", "pg-many", "pg-before", "pg-prev"):
             got = sides[side][0](*b)
             if side == "pg-prev":
                 keep = shapely.intersects(b[4], got[2].geometry.values)
@@ -345,11 +524,13 @@ def part_reads(parts, gws, pws, reps: int, warmup: int) -> None:
                     c.geometry.values).tolist()  # fmt: skip
     rows = [len(pws.read("population", bbox=b[2], prefix=("adcode", b[0].code))) for b in boxes]
     trips = {
-        s: round_trips(pws._url, lambda s=s: sides[s][0](*boxes[0])) for s in ("pg", "pg-prev")
+        s: round_trips(pws._url, lambda s=s: sides[s][0](*boxes[0]))
+        for s in ("pg", "pg-many", "pg-before", "pg-prev")
     }
     print(f"part reads: {len(boxes)} county parts, own people {int(np.mean(rows))} rows a part "
-          f"on average; frames of gpkg, pg and pg-prev equal; round trips a part: pg "
-          f"{trips['pg']}, pg-prev {trips['pg-prev']}")  # fmt: skip
+          f"on average; frames of gpkg, pg, pg-many, pg-before and pg-prev equal; round trips a "
+          f"part: pg {trips['pg']} (the last not waited for), pg-many {trips['pg-many']} (the "
+          f"same), pg-before {trips['pg-before']}, pg-prev {trips['pg-prev']}")  # fmt: skip
     times = rotated({n: f[1] for n, f in sides.items()} | {"pg-old": old}, reps, warmup)
     report("   a part's three reads", times, len(boxes), "gpkg")
 
@@ -360,13 +541,13 @@ def plans(pws, parts, url: str) -> None:
 
     p = parts[len(parts) // 2]
     box = tuple(shapely.bounds(p.geometry))
-    q, a = layer_query(pws.schema, "population", [("adcode", "text")], srid=4490, bbox=box,
-                       prefix=("adcode", "text", p.code))  # fmt: skip
     with pooled_connection(url) as conn:
-        for schema in (pws.schema, "noindex"):
-            qs = q.as_string(conn).replace(f'"{pws.schema}".', f'"{schema}".')
-            plan = conn.execute("EXPLAIN ANALYZE " + qs, a).fetchall()
-            lines = [r[0].strip() for r in plan if "Scan" in r[0] or "Execution" in r[0]]
+        for schema, indexed in ((pws.schema, True), ("noindex", False)):  # as the read asks
+            q, a = layer_query(schema, "population", [("adcode", "text")], srid=4490, bbox=box,
+                               prefix=("adcode", "text", p.code), indexed=indexed)  # fmt: skip
+            plan = conn.execute(b"EXPLAIN ANALYZE " + q.as_bytes(conn), a).fetchall()
+            lines = [r[0].strip() for r in plan
+                     if any(w in r[0] for w in ("Scan", "Execution", "Filter"))]  # fmt: skip
             print(f"   plan of part {p.code}'s own people ({schema}): " + " | ".join(lines))
 
 
@@ -389,18 +570,18 @@ def saves(parts, gpath: Path, url: str, tmp: Path, reps: int, warmup: int) -> No
     opts["roads_bbox"] = gws.extent("roads")
     frames = [(p.code, coverage_part(gws, p, **opts)[0]) for p in parts]
     refs = {"gpkg": str(tmp / "saves.gpkg"), "pg": f"{url}#saves", "pg-prev": f"{url}#saves"}
-    one = store_postgis.PostgisRunStore._save_in_one_query
+    one = store_postgis.PostgisRunStore._one_query
     rounds = iter(range(10**6))
 
     def side(name: str) -> Callable[[], None]:
         def run() -> None:
-            store_postgis.PostgisRunStore._save_in_one_query = (
+            store_postgis.PostgisRunStore._one_query = (
                 one if name != "pg-prev" else (lambda *a, **k: None)
             )
             key = f"{name}-{next(rounds)}"
             for code, fr in frames:
                 open_run_store(refs[name]).save(key, code, fr, {"job": "coverage"})
-            store_postgis.PostgisRunStore._save_in_one_query = one
+            store_postgis.PostgisRunStore._one_query = one
 
         return run
 

@@ -276,7 +276,8 @@ def test_the_catalog_query_equals_the_per_table_reads(pair):
 
     gws, pws = pair
     with pooled_connection(pws._url) as conn:
-        names, crs, tables = read_catalog(conn, pws.schema)
+        names, crs, tables, indexes = read_catalog(conn, pws.schema)
+        assert ("population", "adcode") in indexes
         assert names == pws.layers() == gws.layers()
         assert crs == pws.metadata["storage_crs"]
         assert set(tables) >= set(names)

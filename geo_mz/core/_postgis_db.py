@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import select
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -141,6 +143,45 @@ def close_pool() -> int:
 atexit.register(close_pool)
 
 
+_ENDING: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Pooled connections whose last query (:func:`end_later`) has not had its results read."""
+
+
+def end_later(conn: Any, query: bytes) -> None:
+    """Send a simple query that ends a read (its COMMIT, its lock's release); do not wait.
+
+    The server runs it as soon as it arrives, so a writer waiting for the lock goes on at
+    once; this process reads its results only when the pool hands the connection out again
+    (:func:`pooled_connection`), by which time they have long arrived. A part's reads then
+    wait for four round trips, not five. The connection must go back to the pool next (the
+    end of its ``pooled_connection`` block): nothing else may use it before.
+    """
+    pg = conn.pgconn
+    pg.send_query(query)
+    while pg.flush():  # a non-blocking connection: 1 while some of the query is unsent
+        select.select([], [pg.socket], [])
+    with _POOL_LOCK:
+        _ENDING.add(conn)
+
+
+def _ended(conn: Any, psycopg: Any) -> bool:
+    """Read the results of an :func:`end_later` query; True if all went well and it is idle."""
+    # Results taken only once libpq has them (is_busy false), the wait a select: psycopg's
+    # get_result holds the GIL while libpq waits, which would stall this process's threads.
+    ok, pg = True, conn.pgconn
+    try:
+        while True:
+            pg.consume_input()
+            while not pg.is_busy():
+                res = pg.get_result()
+                if res is None:
+                    return ok and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                ok = ok and res.status != psycopg.pq.ExecStatus.FATAL_ERROR
+            select.select([pg.socket], [], [])
+    except psycopg.Error:
+        return False  # (a broken connection: closed by the caller, the server ended it)
+
+
 @contextmanager
 def pooled_connection(url: str) -> Iterator[Any]:
     """Yield an autocommit connection to ``url`` from this process's pool.
@@ -149,18 +190,28 @@ def pooled_connection(url: str) -> Iterator[Any]:
     connection goes back to the pool when the block ends cleanly with no transaction open and
     is closed otherwise (an error, a transaction left open, a full pool). Keyed by the process
     too, so a forked process never shares its parent's sockets. psycopg errors pass through.
+    A connection given back with its last query's results unread (:func:`end_later`) has them
+    read before it is handed out again; one whose query failed is closed instead.
     """
     psycopg = psycopg_module()
+    idle_status = psycopg.pq.TransactionStatus.IDLE
     key = (os.getpid(), url)
     conn = None
-    with _POOL_LOCK:
-        idle = _POOL.setdefault(key, [])
-        while idle and conn is None:
+    while conn is None:
+        with _POOL_LOCK:
+            idle = _POOL.setdefault(key, [])
+            if not idle:
+                break
             c = idle.pop()
-            if not c.closed and c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-                conn = c
-            else:
-                c.close()
+            ending = c in _ENDING
+            _ENDING.discard(c)
+        if c.closed:
+            continue
+        ready = _ended(c, psycopg) if ending else c.info.transaction_status == idle_status
+        if ready:
+            conn = c
+        else:
+            c.close()
     if conn is None:
         kwargs: dict[str, Any] = {"autocommit": True}
         if "connect_timeout" not in url:
@@ -171,16 +222,18 @@ def pooled_connection(url: str) -> Iterator[Any]:
         yield conn
         clean = True
     finally:
-        keep = (
-            clean
-            and not conn.closed
-            and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        )
         with _POOL_LOCK:
+            status = None if conn.closed else conn.info.transaction_status
+            ending = conn in _ENDING
+            keep = clean and (
+                status == idle_status or (ending and status == psycopg.pq.TransactionStatus.ACTIVE)
+            )
             idle = _POOL.setdefault(key, [])
             if keep and len(idle) < POOL_SIZE:
                 idle.append(conn)
                 conn = None
+            else:
+                _ENDING.discard(conn)
         if conn is not None:
             conn.close()
 

@@ -6,21 +6,26 @@ A partitioned run reads each part's inputs by box (its units, its own people by 
 roads round it). What such a read cost beyond the database's own work was mostly Python's: every
 value typed one by one. Here a column is typed whole (numbers and flags by numpy, text straight
 into pandas' ``str``), in the dtypes :func:`~geo_mz.core.workspace_read.conform_types` gives, so
-that step has nothing left to convert. The frame is the one the value-by-value decoding gave
-(tests compare both, and with the GeoPackage's read).
+that step is skipped (:func:`typed_frame`). The frame is the one the value-by-value decoding
+gave (tests compare both, and with the GeoPackage's read).
 
 The box is found with the GiST index (``geom && box``) and the exact test (the geometry meets the
 box, edges included) made here as the GeoPackage reader makes it: an envelope inside the box
 is in, the rest asks GEOS; the database's ``ST_Intersects`` is the same test, done per row on
 the server. A part's own rows (``prefix``) are a range of the field in byte order (``COLLATE
 "C"``: "starts with" exactly, whatever the database's collation), which the index the workspace
-makes on ``adcode`` answers; a workspace written before that index reads the same rows.
+makes on ``adcode`` answers, the box then only a test of that range's rows; a workspace written
+before that index reads the same rows through the GiST index. Rows are put in ``fid`` order
+here (:func:`fid_order`: they mostly come in it), not by the server; a point layer's
+geometries come as the column's EWKB, their coordinates taken from the bytes
+(:func:`points_of_ewkb`).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -30,10 +35,11 @@ import pyproj
 import shapely
 from geopandas.array import GeometryArray
 
-from geo_mz.core._postgis_db import sql_module
+from geo_mz.core._postgis_db import psycopg_module, sql_module
 from geo_mz.core._postgis_tables import read_values
 from geo_mz.core.catalog import LayerSpec
 from geo_mz.core.gpkg_read import box_mask, to_geoframe
+from geo_mz.core.workspace_read import conform_types
 
 
 def prefix_range(code: str) -> tuple[str, str] | None:
@@ -62,16 +68,22 @@ def layer_query(
     prefix: tuple[str, str, str] | None,
     ancestors: bool = False,
     boxes: Sequence[tuple[float, float, float, float]] | None = None,
+    indexed: bool = False,
+    ewkb: bool = False,
 ) -> tuple[Any, tuple[Any, ...]]:
     """Return the query of a layer read and its parameters.
+
+    The rows come in no particular order, ``fid`` first: :func:`frame_from_rows` puts them in
+    ``fid`` order (they mostly come so already: a bitmap scan returns a table's rows in their
+    place in it, which is the order they were written; the server's sort cost more).
 
     Parameters
     ----------
     schema, kind
         The workspace schema and the layer's table.
     columns
-        ``(name, type)`` of the fields to read, in table order (the geometry is read last, as
-        WKB).
+        ``(name, type)`` of the fields to read, in table order (after ``fid``; the geometry is
+        read last, as WKB).
     srid
         The storage CRS's EPSG code (the box's).
     bbox
@@ -85,8 +97,19 @@ def layer_query(
         units and their ancestors; the index's exact values).
     boxes
         Instead of ``bbox``: the rows whose bounding box meets one of these (a mask's strips,
-        :func:`~geo_mz.core.gpkg_read.mask_strips`; each a GiST scan, their rows merged);
-        none: no row.
+        :func:`~geo_mz.core.gpkg_read.mask_strips`; one GiST scan for them all, the boxes an
+        array); none: no row.
+    indexed
+        The ``prefix`` field has a B-tree in byte order (``Catalog.code_indexes``): with a
+        text prefix, the rows are that range of it, and the box only a test of those rows
+        (not a second index scan whose bitmap the planner would AND with it: a part's own
+        rows are a few thousand of the tens of thousands in its box). As the GeoPackage reader
+        reads a part's own rows by its ``adcode`` index.
+    ewkb
+        Read the geometry as the column's own binary value (EWKB, with its SRID) instead of
+        ``ST_AsBinary``'s WKB: a point layer's, whose coordinates :func:`points_of_ewkb`
+        takes straight from the bytes (``ST_AsBinary`` was a quarter of the server's time
+        of a part's people).
 
     Returns
     -------
@@ -94,25 +117,44 @@ def layer_query(
         The ``psycopg.sql`` query and its parameters.
     """
     sql = sql_module()
-    select = [sql.Identifier(n) for n, _ in columns] + [sql.SQL("ST_AsBinary(geom)")]
+    select = [
+        sql.SQL("fid"),
+        *(sql.Identifier(n) for n, _ in columns),
+        sql.SQL("geom" if ewkb else "ST_AsBinary(geom)"),
+    ]
     query = sql.SQL("SELECT {} FROM {}").format(
         sql.SQL(", ").join(select), sql.Identifier(schema, kind)
     )
+    bounds = None
+    if prefix is not None and prefix[1] == "text":
+        bounds = prefix_range(prefix[2])
+    by_code = indexed and bounds is not None
     where: list[Any] = []
     params: tuple[Any, ...] = ()
-    env = sql.SQL("geom && ST_MakeEnvelope(%s, %s, %s, %s, {})").format(sql.Literal(srid))
+    lit = sql.Literal(srid)
+    spatial: list[Any] = []
     if bbox is not None:
-        where.append(env)
+        spatial.append(sql.SQL("geom && ST_MakeEnvelope(%s, %s, %s, %s, {})").format(lit))
         params += tuple(float(b) for b in bbox)
     if boxes is not None:
         if boxes:
-            where.append(sql.SQL("(") + sql.SQL(" OR ").join([env] * len(boxes)) + sql.SQL(")"))
-            params += tuple(float(v) for b in boxes for v in b)
+            # One array of envelopes (an InitPlan, made once): a single bitmap scan of the
+            # GiST index for all the strips, planned in a fraction of the time 16 ORs take.
+            spatial.append(
+                sql.SQL(
+                    "geom && ANY(ARRAY(SELECT ST_MakeEnvelope(x0, y0, x1, y1, {}) FROM "
+                    "unnest(%s::float8[], %s::float8[], %s::float8[], %s::float8[]) "
+                    "AS b(x0, y0, x1, y1)))"
+                ).format(lit)
+            )
+            params += tuple([float(b[k]) for b in boxes] for k in range(4))
         else:
-            where.append(sql.SQL("false"))
+            spatial.append(sql.SQL("false"))
+    for test in spatial:
+        # ``IS TRUE``: the same rows, but no index scan (the planner cannot use one for it).
+        where.append(sql.SQL("({}) IS TRUE").format(test) if by_code else test)
     if prefix is not None:
-        field, pg_type, code = prefix
-        bounds = prefix_range(code) if pg_type == "text" else None
+        field, _, code = prefix
         up = [code[:k] for k in range(len(code))] if ancestors else []
         if bounds is not None:
             # Both bounds in byte order: the range is "starts with" and the index's own order.
@@ -130,7 +172,7 @@ def layer_query(
         where.append(sql.SQL(own).format(f=sql.Identifier(field)))
     if where:
         query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
-    return query + sql.SQL(" ORDER BY fid"), params
+    return query, params
 
 
 @functools.lru_cache(maxsize=8)
@@ -149,8 +191,49 @@ def geometries(wkb: Sequence[bytes | None]) -> np.ndarray:
     return shapely.from_wkb(list(wkb)) if len(wkb) else np.array([], dtype=object)
 
 
-def _missing(arr: np.ndarray) -> np.ndarray:
-    return np.fromiter((v is None for v in arr), dtype=bool, count=len(arr))
+_EWKB_POINT = np.array([1, 1, 0, 0, 0x20], dtype=np.uint8)
+"""Head of a little-endian 2D point's EWKB: byte order, type 1 with the SRID flag."""
+_EWKB_SRID = 0x20
+"""The SRID flag, in the type's last byte (little-endian) or first (big-endian)."""
+
+
+def _without_srid(value: bytes | None) -> bytes | None:
+    """EWKB without its SRID (the flag cleared, the 4 bytes out); WKB as it is."""
+    if value is None or len(value) < 9:
+        return value
+    flags = 4 if value[0] == 1 else 1
+    if not value[flags] & _EWKB_SRID:
+        return value
+    head = bytearray(value[:5])
+    head[flags] &= ~_EWKB_SRID & 0xFF
+    return bytes(head) + value[9:]
+
+
+def points_of_ewkb(values: Sequence[bytes | None]) -> np.ndarray:
+    """Shapely geometries of PostGIS EWKB values (None for NULL), without SRID, as WKB gives.
+
+    2D points (a point layer's rows): the coordinates taken from the bytes by numpy and made
+    points at once (0.64 ms for 3,000; ``from_wkb`` of ``ST_AsBinary``'s WKB took 0.72, and
+    ``ST_AsBinary`` 0.7 ms of the server's time). Anything else (a NULL, an empty point,
+    another type) goes through ``shapely.from_wkb`` with the SRID taken out.
+    """
+    n = len(values)
+    if n and None not in values and all(len(v) == 25 for v in values):
+        rows = np.frombuffer(b"".join(values), dtype=np.uint8).reshape(n, 25)
+        if (rows[:, :5] == _EWKB_POINT).all():
+            coords = rows[:, 9:].copy().view("<f8")
+            if not np.isnan(coords).any():  # (an empty point is NaN, NaN)
+                return shapely.points(coords)
+    return geometries([_without_srid(v) for v in values])
+
+
+_STR_DTYPE = pd.Series([], dtype="str").dtype
+"""pandas' text dtype (``str``)."""
+
+
+def text_array(values: Sequence[str | None]) -> Any:
+    """Text values (None for NULL) as pandas' ``str`` array, as ``Series(..., dtype="str")``."""
+    return pd.array(np.array(values, dtype=object), dtype=_STR_DTYPE)
 
 
 def column(values: Sequence[Any], pg_type: str, is_field: bool) -> Any:
@@ -164,14 +247,17 @@ def column(values: Sequence[Any], pg_type: str, is_field: bool) -> Any:
     if pg_type == "double precision":
         return np.array(values, dtype=np.float64)  # None becomes NaN
     if pg_type == "text":
-        return pd.Series(np.array(values, dtype=object), dtype="str")
+        return text_array(values)
     if pg_type in ("bigint", "boolean"):
-        arr = np.array(values, dtype=object)
-        missing = _missing(arr)
-        if missing.any():
-            arr[missing] = 0
         target = np.int64 if pg_type == "bigint" else np.bool_
-        typed = arr.astype(target)
+        if None not in values:  # (one C pass; the usual case)
+            typed = np.array(values, dtype=target)
+            missing = np.zeros(len(typed), dtype=bool)
+        else:
+            arr = np.array(values, dtype=object)
+            missing = np.equal(arr, None)
+            arr[missing] = 0
+            typed = arr.astype(target)
         if is_field:
             if pg_type == "bigint":
                 return pd.arrays.IntegerArray(typed, missing)
@@ -186,6 +272,14 @@ def column(values: Sequence[Any], pg_type: str, is_field: bool) -> Any:
     return read_values(list(values), pg_type, is_field)
 
 
+def fid_order(fids: Sequence[int]) -> np.ndarray | None:
+    """Positions that put rows in ``fid`` order; None when they are in it already."""
+    ids = np.fromiter(fids, dtype=np.int64, count=len(fids))
+    if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):
+        return None
+    return np.argsort(ids, kind="stable")
+
+
 def frame_from_rows(
     rows: list[tuple],
     columns: Sequence[tuple[str, str]],
@@ -193,29 +287,39 @@ def frame_from_rows(
     storage_crs: str,
     bbox: tuple[float, float, float, float] | None,
     mask: shapely.Geometry | None = None,
+    *,
+    ewkb: bool = False,
 ) -> gpd.GeoDataFrame:
-    """Return the rows of :func:`layer_query` (the fields, then the WKB) as a frame.
+    """Return the rows of :func:`layer_query` (``fid``, the fields, the WKB) as a frame.
 
-    Rows are kept in their order; with ``bbox``, only those whose geometry meets it; with
-    ``mask`` (a polygon), only those whose geometry intersects it (GEOS, as the GeoPackage
-    reader's ``mask`` and GDAL's). The frame is not yet typed by
-    :func:`~geo_mz.core.workspace_read.conform_types` (the caller's).
+    Rows in ``fid`` order; with ``bbox``, only those whose geometry meets it; with ``mask``
+    (a polygon), only those whose geometry intersects it (GEOS, as the GeoPackage reader's
+    ``mask`` and GDAL's). The frame is not yet typed by
+    :func:`~geo_mz.core.workspace_read.conform_types` (the caller's). ``ewkb``: the query's
+    (its geometries are EWKB).
     """
     names = [n for n, _ in columns]
-    cols = list(zip(*rows, strict=True)) if rows else [()] * (len(columns) + 1)
-    geoms = geometries(cols[-1])
+    width = len(columns) + 2
+    cols = list(zip(*rows, strict=True)) if rows else [()] * width
+    order = fid_order(cols[0])
+    geoms = points_of_ewkb(cols[-1]) if ewkb else geometries(cols[-1])
     keep = None
     if mask is not None and len(geoms):
         shapely.prepare(mask)
         keep = shapely.intersects(mask, geoms)
     elif bbox is not None and len(geoms):
         keep = box_mask(geoms, bbox)
-    if keep is not None and not keep.all():  # rows kept, then columns: a step a row, not a value
-        geoms = geoms[keep]
-        kept = [r for r, k in zip(rows, keep.tolist(), strict=True) if k]
-        cols = list(zip(*kept, strict=True)) if kept else [()] * (len(columns) + 1)
+    if keep is not None and keep.all():
+        keep = None
+    if order is not None or keep is not None:  # rows picked, then columns: a step a row
+        pick = np.arange(len(rows)) if order is None else order
+        if keep is not None:
+            pick = pick[keep[pick]]
+        geoms = geoms[pick]
+        kept = [rows[i] for i in pick.tolist()]
+        cols = list(zip(*kept, strict=True)) if kept else [()] * width
     data: dict[str, Any] = {}
-    for (name, pg_type), values in zip(columns, cols[:-1], strict=True):
+    for (name, pg_type), values in zip(columns, cols[1:-1], strict=True):
         if not len(values):  # as the value-by-value reading gives no rows
             data[name] = read_values([], pg_type, name in spec.field_names)
         else:
@@ -226,8 +330,103 @@ def frame_from_rows(
         return gpd.GeoDataFrame(df, geometry=geoms, crs=crs)
     # The frame made at once, without the GeoDataFrame constructor's checks (~1.5 ms a read).
     data["geometry"] = GeometryArray(np.asarray(geoms, dtype=object), crs=crs)
-    df = pd.DataFrame(data, columns=[*names, "geometry"], index=pd.RangeIndex(len(geoms)))
+    # copy=False: the arrays are this frame's own (pandas would copy each).
+    # No ``columns=``: the dict is in the frame's order already (pandas would look each up).
+    df = pd.DataFrame(data, index=pd.RangeIndex(len(geoms)), copy=False)
     return to_geoframe(df)
 
 
-__all__ = ["column", "frame_from_rows", "geometries", "layer_query", "prefix_range"]
+_SPEC_DTYPES = {
+    "integer": pd.Int64Dtype(),
+    "float": np.dtype(np.float64),
+    "boolean": pd.BooleanDtype(),
+    "string": _STR_DTYPE,
+}
+"""The dtype :func:`~geo_mz.core.workspace_read.conform_types` gives each spec field type."""
+
+
+def typed_frame(frame: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:
+    """Return ``conform_types(frame, spec)``; the frame itself when it is typed so already.
+
+    :func:`frame_from_rows` types numbers, flags and text as ``conform_types`` would, which
+    then only copies the frame and remakes its integer and boolean arrays with the same
+    values (a fifth of a read's time); dates and timestamps still go through it.
+    """
+    dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))  # (not a series a column)
+    for f in spec.fields:
+        if f.name in dtypes and dtypes[f.name] != _SPEC_DTYPES.get(f.type):
+            return conform_types(frame, spec)
+    return frame
+
+
+@dataclass(frozen=True)
+class LayerRead:
+    """One layer read, planned: its query and what makes its frame of the rows."""
+
+    query: Any
+    """:func:`layer_query`'s query."""
+    params: tuple[Any, ...]
+    """Its parameters."""
+    columns: list[tuple[str, str]]
+    """``(name, type)`` of the fields read."""
+    spec: LayerSpec
+    """The layer's spec."""
+    storage_crs: str
+    """The storage CRS's text."""
+    bbox: tuple[float, float, float, float] | None = None
+    """The box the rows must meet, if any."""
+    mask: shapely.Geometry | None = None
+    """The polygon the rows must intersect, if any."""
+    ewkb: bool = False
+    """Whether the query reads the geometries as EWKB (:func:`layer_query`)."""
+
+    def frame(self, rows: list[tuple]) -> gpd.GeoDataFrame:
+        """Return the typed frame of the query's rows."""
+        raw = frame_from_rows(
+            rows, self.columns, self.spec, self.storage_crs, self.bbox, self.mask, ewkb=self.ewkb
+        )
+        return typed_frame(raw, self.spec)
+
+
+def fetch_reads(conn: Any, reads: Sequence[LayerRead]) -> list[gpd.GeoDataFrame]:
+    """Run layer reads on ``conn`` (in its transaction); return their frames in order.
+
+    Several are sent at once (a pipeline: one round trip, the server answering each in turn)
+    where libpq can; else one after the other. Each is planned for its own box and code,
+    never a generic plan that knows neither (psycopg would prepare a query run five times).
+    """
+    psycopg = psycopg_module()
+    frames = []
+    if len(reads) > 1 and psycopg.Pipeline.is_supported():
+        with conn.pipeline():
+            cursors = []
+            for r in reads:
+                cur = conn.cursor(binary=True)
+                cur.execute(r.query, r.params, prepare=False)
+                cursors.append(cur)
+            # (Fetching inside the block sends the one Sync; a frame made here or after the
+            # block measured the same: 12.39 vs 12.34 ms a part.)
+            for r, cur in zip(reads, cursors, strict=True):
+                frames.append(r.frame(cur.fetchall()))
+                cur.close()
+        return frames
+    for r in reads:
+        with conn.cursor(binary=True) as cur:
+            cur.execute(r.query, r.params, prepare=False)
+            frames.append(r.frame(cur.fetchall()))
+    return frames
+
+
+__all__ = [
+    "LayerRead",
+    "column",
+    "fetch_reads",
+    "fid_order",
+    "frame_from_rows",
+    "geometries",
+    "layer_query",
+    "points_of_ewkb",
+    "prefix_range",
+    "text_array",
+    "typed_frame",
+]

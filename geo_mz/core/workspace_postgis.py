@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,20 +48,23 @@ from geo_mz.core._postgis_db import (
     close_pool,
     connect_schema,
     database_error,
+    end_later,
     pooled_connection,
     psycopg_module,
     redact_url,
     split_workspace_url,
     sql_module,
 )
-from geo_mz.core._postgis_read import frame_from_rows, layer_query
+from geo_mz.core._postgis_read import LayerRead, fetch_reads, layer_query
 from geo_mz.core._postgis_read import geometries as wkb_geometries
 from geo_mz.core._postgis_tables import (
     LOCK_CLASS,
     PG_TYPES,
+    Catalog,
     LayerTarget,
     catalog_of,
-    catalog_sql,
+    catalog_prepared,
+    catalog_statement,
     init_schema,
     read_catalog,
     storage_srid,
@@ -79,7 +82,6 @@ from geo_mz.core.workspace_common import (
     new_metadata,
     no_layer_error,
 )
-from geo_mz.core.workspace_read import conform_types
 
 DEFAULT_SCHEMA = "geo_mz_ws"
 
@@ -185,25 +187,56 @@ class PostgisWorkspace:
             "SELECT pg_advisory_lock_shared({}, hashtext({})); COMMIT; "
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         ).format(*lock)
-        if catalog:
-            start += sql.SQL("; ") + catalog_sql(self.schema)
         with self._connect() as conn:
-            cur = conn.execute(start)
-            memo = {}
+            memo: dict[str, Any] = {}
             if catalog:
-                for _ in range(3):  # the lock's row, COMMIT, BEGIN, then the catalog's rows
-                    cur.nextset()
-                memo["catalog"] = catalog_of(cur.fetchall())
+                memo["catalog"] = self._begin_with_catalog(conn, start, lock)
+            else:
+                conn.execute(start)
             ident = threading.get_ident()
             self._snapshots[ident] = (conn, memo)
             try:
                 yield conn
             finally:
                 del self._snapshots[ident]
-            # Reached only when the block ended cleanly (an error closes the connection).
-            conn.execute(
-                sql.SQL("COMMIT; SELECT pg_advisory_unlock_shared({}, hashtext({}))").format(*lock)
-            )
+            # Reached only when the block ended cleanly (an error closes the connection). Sent,
+            # not waited for: the pool reads its results before it hands the connection out.
+            end = sql.SQL("COMMIT; SELECT pg_advisory_unlock_shared({}, hashtext({}))")
+            end_later(conn, end.format(*lock).as_bytes(conn))
+
+    def _begin_with_catalog(self, conn: Any, start: Any, lock: tuple[Any, Any]) -> Catalog:
+        """Run ``start`` and the catalog query (a prepared statement of ``conn``) as one query.
+
+        A connection forgets its prepared statements if psycopg deallocates its own (after a
+        ``ROLLBACK``, ``DROP`` or ``ALTER`` on it): the start then fails at the ``EXECUTE``,
+        after the lock and ``BEGIN``; both are undone and it runs again with the ``PREPARE``.
+        """
+        sql = sql_module()
+        errors = psycopg_module().errors
+        for retry in (False, True):
+            prepare, execute = catalog_statement(conn, self.schema, again=retry)
+            query = start + sql.SQL("; ") + execute
+            if prepare is not None:
+                query = prepare + sql.SQL("; ") + query
+            try:
+                cur = conn.execute(query)
+            except errors.InvalidSqlStatementName:
+                if retry:
+                    raise
+                conn.execute(
+                    sql.SQL("ROLLBACK; SELECT pg_advisory_unlock_shared({}, hashtext({}))").format(
+                        *lock
+                    )
+                )
+                continue
+            # PREPARE, the lock's row, COMMIT, BEGIN, then the catalog's rows
+            for _ in range(3 if prepare is None else 4):
+                cur.nextset()
+            found = catalog_of(cur.fetchall())
+            if prepare is not None:
+                catalog_prepared(conn, self.schema)
+            return found
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager
     def snapshot(self) -> Iterator[PostgisWorkspace]:
@@ -338,7 +371,7 @@ class PostgisWorkspace:
                 data[c] = pd.Series(["" if v is None else v for v in values], dtype="str")
         return pd.DataFrame(data)
 
-    def _catalog(self, conn: Any) -> tuple[list[str], str | None, dict[str, list]]:
+    def _catalog(self, conn: Any) -> Catalog:
         # What a read checks its layer against and builds its query from (names, storage CRS,
         # the tables' columns): one query, kept for the transaction (a part reads four layers).
         state = self._snapshot_state()
@@ -397,7 +430,7 @@ class PostgisWorkspace:
             q = sql_module().SQL("SELECT count(*) FROM {}").format(self._table(kind))
             return int(conn.execute(q).fetchone()[0])
 
-    def _read(
+    def _plan(
         self,
         conn: Any,
         kind: str,
@@ -407,12 +440,18 @@ class PostgisWorkspace:
         columns: list[str] | None = None,
         ancestors: bool = False,
         mask: Any = None,
-    ) -> gpd.GeoDataFrame:
+    ) -> LayerRead:
+        if mask is not None and bbox is not None:
+            raise WorkspaceError("bbox 与 mask 只能给一个 / give bbox or mask, not both")
+        if ancestors and prefix is None:
+            raise WorkspaceError(
+                "ancestors 需要 prefix / ancestors=True needs prefix=(field, code)"
+            )
         if kind not in names:
             raise no_layer_error(self.path, kind, names)
         spec = get_spec(kind)
-        _, storage_crs, tables = self._catalog(conn)
-        stored = [(n, t) for n, t in tables.get(kind, []) if n not in ("fid", "geom")]
+        catalog = self._catalog(conn)
+        stored = [(n, t) for n, t in catalog.tables.get(kind, []) if n not in ("fid", "geom")]
         types = dict(stored)
         if prefix is not None and prefix[0] not in types:
             raise WorkspaceError(
@@ -423,23 +462,20 @@ class PostgisWorkspace:
             # the table's order.
             wanted = set(columns) | ({prefix[0]} if prefix is not None else set())
             stored = [(n, t) for n, t in stored if n in wanted]
+        ewkb = spec.geometry == "Point"
         query, params = layer_query(
             self.schema,
             kind,
             stored,
-            srid=storage_srid(str(storage_crs)),
+            srid=storage_srid(str(catalog.storage_crs)),
             bbox=bbox,
             prefix=None if prefix is None else (prefix[0], types[prefix[0]], str(prefix[1])),
             ancestors=ancestors,
             boxes=None if mask is None else mask_strips(mask),
+            indexed=prefix is not None and (kind, prefix[0]) in catalog.code_indexes,
+            ewkb=ewkb,
         )
-        with conn.cursor(binary=True) as cur:
-            # Planned for each box and code (a county's or a city's rows), never a generic
-            # plan that knows neither (psycopg prepares a query run five times).
-            cur.execute(query, params, prepare=False)
-            rows = cur.fetchall()
-        frame = frame_from_rows(rows, stored, spec, str(storage_crs), bbox, mask)
-        return conform_types(frame, spec)
+        return LayerRead(query, params, stored, spec, str(catalog.storage_crs), bbox, mask, ewkb)
 
     def read(
         self,
@@ -482,21 +518,39 @@ class PostgisWorkspace:
             (``geo_mz.core.gpkg_read.mask_strips``), not its whole box, and the rows
             found are tested against the polygon here (GEOS).
         """
-        if mask is not None and bbox is not None:
-            raise WorkspaceError("bbox 与 mask 只能给一个 / give bbox or mask, not both")
-        if ancestors and prefix is None:
-            raise WorkspaceError(
-                "ancestors 需要 prefix / ancestors=True needs prefix=(field, code)"
-            )
         with self._reading(catalog=True) as conn:
             names = self._layer_names(conn)
-            return self._read(conn, kind, names, bbox, prefix, columns, ancestors, mask)
+            plan = self._plan(conn, kind, names, bbox, prefix, columns, ancestors, mask)
+            return fetch_reads(conn, [plan])[0]
+
+    def read_many(self, reads: Sequence[tuple[str, Mapping[str, Any]]]) -> list[gpd.GeoDataFrame]:
+        """Read several layers from one snapshot, the queries sent together (one round trip).
+
+        A part's inputs (its units, its own people, the roads round it) cost one wait for the
+        server, not one each. Any read's error (an unknown layer or field, ``bbox`` with
+        ``mask``) is raised before anything is sent.
+
+        Parameters
+        ----------
+        reads
+            ``(kind, options)`` pairs; ``options`` are :meth:`read`'s keywords.
+
+        Returns
+        -------
+        list of geopandas.GeoDataFrame
+            What :meth:`read` returns for each, in order.
+        """
+        with self._reading(catalog=True) as conn:
+            names = self._layer_names(conn)
+            plans = [self._plan(conn, kind, names, **dict(opts)) for kind, opts in reads]
+            return fetch_reads(conn, plans)
 
     def read_all(self) -> dict[str, gpd.GeoDataFrame]:
         """All stored layers by name, read from one snapshot."""
         with self._reading(catalog=True) as conn:
             names = self._layer_names(conn)
-            return {k: self._read(conn, k, names) for k in names}
+            frames = fetch_reads(conn, [self._plan(conn, k, names) for k in names])
+            return dict(zip(names, frames, strict=True))
 
     def extent(self, kind: str) -> tuple[float, float, float, float]:
         """Lon/lat ``(minx, miny, maxx, maxy)`` of a layer's features (``ST_Extent``).
