@@ -410,13 +410,19 @@ def load_catalog(directory: str | Path | None = None) -> dict[str, LayerSpec]:
     dict
         Layer name to :class:`LayerSpec`, sorted by name.
     """
-    d = Path(directory) if directory is not None else default_catalog_dir()
-    return dict(_load_catalog_cached(str(d.resolve())))
+    if directory is None:  # the shipped catalog, found once (a part's every read asks for it)
+        return dict(_shipped_catalog())
+    return dict(_load_catalog_cached(str(Path(directory).resolve())))
+
+
+@cache
+def _shipped_catalog() -> dict[str, LayerSpec]:
+    return _load_catalog_cached(str(default_catalog_dir().resolve()))
 
 
 def get_spec(kind: str, directory: str | Path | None = None) -> LayerSpec:
     """Return the spec of layer type ``kind``; the error lists the known kinds."""
-    catalog = load_catalog(directory)
+    catalog = _shipped_catalog() if directory is None else load_catalog(directory)
     if kind not in catalog:
         raise LayerSpecError(f"unknown layer kind '{kind}'; expected one of {sorted(catalog)}")
     return catalog[kind]
