@@ -10,7 +10,7 @@ and its stores are the whole network's: :func:`geo_mz.scale.partition.proven`, s
 anchor roads that hold a far store off the part's roads). The rounds start from a small probe
 cut (:data:`geo_mz.scale.relief_proof.PROBE_M`: a county whose roads are its own is proven on
 them) and grow by the room the unproven answers lack, up to a cut holding every road
-(:func:`geo_mz.scale.relief_proof.relief_rounds`); on Guangdong's 123 generated counties every
+(``geo_mz.scale.relief_proof.relief_rounds``); on Guangdong's 123 generated counties every
 part is proven in its first round, on a quarter of the roads a 20 km cut read.
 
 A part's fixed costs decide how it scales (a county's hundred points against a whole province
@@ -291,7 +291,7 @@ def relief_part(
     buffer_m
         Buffer after the probe round when an unproven answer is unreachable in the part (else
         the next buffer is sized from the room the answers lack; at least doubled each round:
-        :func:`geo_mz.scale.relief_proof.relief_rounds`). Delivery routes are hours long: the
+        ``geo_mz.scale.relief_proof.relief_rounds``). Delivery routes are hours long: the
         room rule needs far more road than the complete-component rule.
     roads_bbox
         Lon/lat extent of the whole roads layer (``roads_extent()``); read when None.

@@ -161,7 +161,7 @@ class GpkgRunStore:
         run's part files; GDAL's GeoPackage writer does not wait for another process's write
         lock, so merges take turns on a lock of their own: an exclusive SQLite transaction on
         ``<store>.parts/.merge.lock`` (SQLite's file locking, on any platform, waited for up
-        to :data:`MERGE_LOCK_TIMEOUT_S`). The lock file is empty and stays.
+        to ``MERGE_LOCK_TIMEOUT_S``). The lock file is empty and stays.
         """
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         lock = self.parts_dir / ".merge.lock"
