@@ -42,6 +42,18 @@ Method (per county, in the CGCS2000 3-degree Gauss-Krüger zone of its centre; s
    centre, 1–2 home-care / day-care centres (some planned), a nursing home and sometimes a meal
    point. With 15 min = 800 m at 3.2 km/h and ~3 km wide settlements, coverage stays well
    below 100 %.
+7. **Joined counties (``joined=True``; off by default).** Real road networks cross county
+   borders; generated counties are islands otherwise, which flatters partitioned runs (a county
+   whose whole network lies inside its cut is proven in one round). With the option, every pair
+   of counties sharing at least 1 km of border (within 100 m: converted polygons leave slivers)
+   gets 1-3 two-way county roads (县道, ``secondary`` or ``tertiary``, drive speeds from the
+   network's class table): from a border point drawn along the shared border, a straight line
+   to the nearest node of each county's largest road piece, kept when it stays inside the two
+   counties and clear of their other towns. Each pair draws from
+   ``default_rng([seed, int(code_a), int(code_b), 7])`` (``code_a < code_b``): the joins depend
+   only on the two counties, and the counties' own layers are exactly those without the option.
+   Ids are ``{code_a}-J{code_b}-{n}``; the summary counts ``border_pairs``, ``border_roads`` and
+   ``border_pairs_unjoined``.
 """
 
 from __future__ import annotations
@@ -59,6 +71,7 @@ from geo_mz.core.errors import GeoMzError
 from geo_mz.core.projection import STORAGE_CRS, gk_zone_crs
 from geo_mz.core.workspace import Workspace
 from geo_mz.datasets import _synth as sy
+from geo_mz.datasets import _workload_joins as jn
 from geo_mz.datasets import _workload_towns as tw
 
 __all__ = [
@@ -298,6 +311,7 @@ def county_workload(
     *,
     seed: int = 2026,
     progress: Progress | None = None,
+    joined: bool = False,
     **kw: Any,
 ) -> Workload:
     """Generate the workload of many counties and concatenate it.
@@ -311,6 +325,13 @@ def county_workload(
         Global seed; each county's data depends only on it and the county's adcode.
     progress
         Called with one message per county and a final summary (including skipped counties).
+    joined
+        Join neighbouring counties' road networks with 1-3 county roads per shared border
+        (step 7 of the module docstring), so that partitioned runs meet networks that reach
+        beyond their part, as real ones do. Off by default: every county's network is then its
+        own island, as in the benchmarks' workloads, and its layers do not depend on the other
+        counties. The counties' own rows are the same either way; the joining roads are
+        appended to ``roads``.
     **kw
         ``settlements``, ``spacing_m``, ``extent_km`` of :func:`county_layers`.
 
@@ -318,7 +339,8 @@ def county_workload(
     -------
     Workload
         A dict of the four layers (EPSG:4490; ids unique across counties as they start with the
-        adcode), with ``summary`` (counties generated, settlements, unlinked settlements, rows)
+        adcode), with ``summary`` (counties generated, settlements, unlinked settlements, rows;
+        with ``joined`` also ``border_pairs``, ``border_roads``, ``border_pairs_unjoined``)
         and ``skipped`` (one line per county without adcode or polygon, or with a duplicate
         adcode; never skipped silently).
     """
@@ -332,6 +354,7 @@ def county_workload(
     skipped: list[str] = []
     seen: set[str] = set()
     n_settlements = unlinked = done = 0
+    generated: list[int] = []
     for i in range(len(data)):
         row = data.iloc[i]
         label = f"{row.get('name')} ({row.get('source_file', f'row {i}')})"
@@ -342,6 +365,7 @@ def county_workload(
             skipped.append(f"{label}: {reason}")
             continue
         seen.add(str(row["adcode"]))
+        generated.append(i)
         say(f"{row['adcode']} {row.get('name')}")
         layers = county_layers(data.iloc[[i]], seed=seed, **kw)
         towns = int((layers["admin_units"]["level"] == "town").sum())
@@ -356,6 +380,15 @@ def county_workload(
     for k in LAYERS:
         frames = parts[k] or [empty[k]]
         out[k] = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=STORAGE_CRS)
+    joins: dict[str, int] = {}
+    if joined:
+        cols, geoms, joins = jn.border_roads(
+            data.iloc[generated], out["roads"], out["admin_units"], int(seed)
+        )
+        extra = sy.spec_frame("roads", cols, geoms, STORAGE_CRS)
+        out["roads"] = gpd.GeoDataFrame(
+            pd.concat([out["roads"], extra], ignore_index=True), crs=STORAGE_CRS
+        )
     out.skipped = skipped
     out.summary = {
         "counties": done,
@@ -363,9 +396,13 @@ def county_workload(
         "settlements": n_settlements,
         "unlinked_settlements": unlinked,
         "seed": int(seed),
+        **joins,
         **{f"rows_{k}": len(out[k]) for k in LAYERS},
     }
     msg = f"generated {done} counties, {n_settlements} settlements"
+    if joined:
+        msg += (f"; {joins['border_roads']} county roads across {joins['border_pairs']} "
+                f"borders ({joins['border_pairs_unjoined']} borders without one)")  # fmt: skip
     if skipped:
         msg += f"; SKIPPED {len(skipped)} counties:\n  - " + "\n  - ".join(skipped)
     say(msg)
@@ -439,7 +476,8 @@ def write_workload(
         Write only the county polygons (``admin_units``, real, not synthetic): a national
         boundary-QA workspace in seconds instead of minutes.
     **kw
-        ``seed``, ``settlements``, ``spacing_m``, ``extent_km``.
+        ``seed``, ``joined``, ``settlements``, ``spacing_m``, ``extent_km`` of
+        :func:`county_workload`.
 
     Returns
     -------
@@ -491,6 +529,8 @@ def write_workload(
         f"{GENERATOR} v{GENERATOR_VERSION} (seed {seed}, per-county rng [seed, adcode]): "
         "street grids, population cells, elder-care centres and synthetic towns per settlement"
     )
+    if "border_roads" in work.summary:
+        method += "; county roads joining neighbouring counties (per-pair rng)"
     provenance: Mapping[str, Mapping[str, Any]] = {
         k: {
             "synthetic": True,
