@@ -37,13 +37,23 @@ def _lonlat(geoms: list, **cols: list) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(cols, geometry=moved, crs=METRIC).to_crs("EPSG:4490")
 
 
-def _counties(folder, far_store_x: float | None = None, joined: bool = False) -> Workspace:
+def _counties(
+    folder,
+    far_store_x: float | None = None,
+    joined: bool = False,
+    bypass: bool = False,
+    shortcut: bool = False,
+) -> Workspace:
     """Counties A (x 0–10 km) and B (x 40–50 km), each a road along y = 5 km in 1 km pieces.
 
     A's store is at its road's west end, its village's people at the east end (8 km of
     residential road: 40 min at 12 km/h); B likewise. ``far_store_x``: a third county store
     (of a county with no units) at that x on y = 5 km, whose nearest road is A's. ``joined``:
-    a road joins A's east end to B's west end (one network).
+    a road joins A's east end to B's west end (one network). ``bypass``: a motorway from A's
+    store to A's village by way of y = -5 km, three pieces, faster than A's own road; its
+    middle piece lies 3 km outside A's 2 km cut. ``shortcut``: a store of a third county at
+    (9 km, -6 km), outside A's 2 km cut, on a motorway that runs to y = -3 km (outside the
+    cut) and on to A's village (into it).
     """
     pieces, ids = [], []
     for name, x0 in (("A", 1000), ("B", 41000)):
@@ -53,17 +63,33 @@ def _counties(folder, far_store_x: float | None = None, joined: bool = False) ->
     if joined:
         pieces.append(LineString([(9000, 5000), (41000, 5000)]))
         ids.append("AB")
-    roads = _lonlat(pieces, road_id=ids, road_class=["residential"] * len(ids))
+    classes = ["residential"] * len(ids)
+    if bypass:
+        way = [(1000, 5000), (1000, -5000), (9000, -5000), (9000, 5000)]
+        pieces += [LineString(way[i : i + 2]) for i in range(3)]
+        ids += ["M0", "M1", "M2"]
+        classes += ["motorway"] * 3
+    if shortcut:
+        pieces += [LineString([(9000, -5900), (9000, -3000)]),
+                   LineString([(9000, -3000), (9000, 5000)])]  # fmt: skip
+        ids += ["S0", "S1"]
+        classes += ["motorway"] * 2
+        far_store_x = None
+    roads = _lonlat(pieces, road_id=ids, road_class=classes)
     xs = [1000.0, 41000.0]
     codes = ["440703", "440704"]
     if far_store_x is not None:
         xs.append(far_store_x)
         codes.append("440705")
+    at = [Point(x, 5050) for x in xs]
+    if shortcut:
+        at.append(Point(9000, -6000))
+        codes.append("440705")
     stores = _lonlat(
-        [Point(x, 5050) for x in xs],
+        at,
         store_id=[f"{c}-RS" for c in codes],
         name=[f"store {c}" for c in codes],
-        level=["county"] * len(xs),
+        level=["county"] * len(at),
         adcode=codes,
     )
     pop = _lonlat(
@@ -160,11 +186,13 @@ def test_any_targets_anchor_the_far_store_on_its_own_road(two_ws, s):
     assert set(whole["store_id"]) == {"440703-RS", "440704-RS"}  # each village its own store
     got, logs = _run(two_ws, s)
     _equal(whole, got)
-    # Each part read the other county's store's road (one anchor) and proved all in one round.
+    # One round each. Where a county's own store wins, the exit rule proves it (nothing from
+    # outside the cut reaches the village); where the other county's store, falsely snapped
+    # onto the part's road at a truck's speed, wins in the part, its road is read (an anchor).
     assert [lg["rounds"] for lg in logs] == [1, 1]
-    assert [lg["anchor_passes"] for lg in logs] == [1, 1]
-    assert [lg["anchors"] for lg in logs] == [1, 1]
     assert [lg["roads_read"] for lg in logs] == [8, 8]
+    anchored = [lg["anchors"] for lg in logs]
+    assert anchored == ([0, 0] if s is ANY else [1, 0])
 
 
 def test_without_its_anchor_the_far_store_would_serve_the_part(two_ws):
@@ -190,8 +218,9 @@ def test_a_store_whose_nearest_road_is_in_the_part_is_not_anchored(tmp_path):
     got, logs = _run(ws, ANY)
     _equal(whole, got)
     log_a = next(lg for lg, p in zip(logs, _parts(ws), strict=True) if p.code == "440703")
-    assert log_a["rounds"] >= 2
-    assert log_a["anchor_reads"] >= 1
+    # A's own store wins and nothing reaches A's road from outside the cut: the exit rule
+    # proves it in the probe round; the far store is not anchored.
+    assert log_a["rounds"] == 1 and log_a["anchors"] == 0
 
 
 def test_scenario_with_anchors_equals_the_whole(two_ws):
@@ -240,9 +269,10 @@ def test_a_county_of_its_own_is_proven_by_the_probe(two_ws):
     assert [lg["buffer_m"] for lg in logs] == [[relief_proof.PROBE_M]] * 2
 
 
-def test_joined_counties_grow_from_the_probe_to_a_cut_holding_every_road(tmp_path):
-    # One network: A's component reaches the probe's edge, and A's village (40 min) needs
-    # 80 km of room; a cut of ~40 km holds every road, so the second round is that one.
+def test_joined_counties_are_proven_in_the_probe_by_the_time_from_outside(tmp_path):
+    # One network: A's component reaches the probe's edge, and A's village (40 min) would need
+    # 80 km of room (a cut of ~40 km holds every road). But from outside the probe the only
+    # way in is the joining road (32 km of residential road, 160 min): the exit rule proves it.
     ws = _counties(tmp_path, joined=True)
     whole = relief.run_audit(ws.read_all(), OWN, measure_crs=METRIC).table
     got, logs = _run(ws, OWN)
@@ -251,7 +281,7 @@ def test_joined_counties_grow_from_the_probe_to_a_cut_holding_every_road(tmp_pat
     for p, lg in zip(_parts(ws), logs, strict=True):
         full = relief_proof.full_buffer_m(partition.make_cut(p.geometry, METRIC, 1.0), extent)
         assert 30_000 < full < 40_000
-        assert lg["buffer_m"] == [relief_proof.PROBE_M, full]
+        assert lg["buffer_m"] == [relief_proof.PROBE_M]
 
 
 def test_full_buffer_is_the_least_cut_holding_the_extent(two_ws):
@@ -293,3 +323,57 @@ def test_generated_counties_are_proven_by_the_probe_and_equal_the_whole(tmp_path
     _equal(whole, pd.concat(got, ignore_index=True))
     assert len(logs) == 4 and len(whole) > 100
     assert all(lg["buffer_m"] == [relief_proof.PROBE_M] for lg in logs), logs
+
+
+def test_a_faster_route_outside_the_cut_is_found(tmp_path):
+    # The whole's route to A's village leaves the probe's cut (the bypass); in the probe the
+    # village is reached by A's slow road only. The time from outside (up the bypass's last
+    # piece) is less than that, so the exit rule does not prove it, and a wider cut finds
+    # the bypass.
+    ws = _counties(tmp_path, bypass=True)
+    whole = relief.run_audit(ws.read_all(), OWN, measure_crs=METRIC).table
+    travel = whole["time_min"].to_numpy(float) - OWN.dispatch_prep_min
+    a_row = whole["town_adcode"].astype(str).str.startswith("440703").to_numpy()
+    assert (travel[a_row] < 40.0).all()  # the premise: the bypass beats 8 km at 12 km/h
+    got, logs = _run(ws, OWN)
+    _equal(whole, got)
+    log_a = next(lg for lg, p in zip(logs, _parts(ws), strict=True) if p.code == "440703")
+    assert log_a["rounds"] >= 2
+
+
+def test_exit_times_match_networkx(tmp_path):
+    import networkx as nx
+
+    ws = _counties(tmp_path, joined=True, bypass=True)
+    a = next(p for p in _parts(ws) if p.code == "440703")
+    cut = partition.make_cut(a.geometry, METRIC, 2000.0)
+    roads = partition.roads_in_cut(ws, cut, None, pr.ROAD_FIELDS)
+    net = relief.drive_network(roads, OWN, measure_crs=METRIC, components="all")
+    got = relief_proof.exit_times(net, cut)
+    g = nx.DiGraph()
+    coo = net.graph.tocoo()
+    g.add_nodes_from(range(net.graph.shape[0]))
+    for i, j, w in zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True):
+        g.add_edge(i, j, weight=w)
+    outside = [
+        i for i, (x, y) in enumerate(net.node_xy.tolist()) if not cut.polygon.contains(Point(x, y))
+    ]
+    assert outside  # the joining road's and the bypass's outer ends
+    want = nx.multi_source_dijkstra_path_length(g, outside, weight="weight")
+    for n in range(len(got)):
+        assert got[n] == pytest.approx(want.get(n, np.inf), abs=1e-9)
+
+
+def test_a_store_outside_the_cut_on_a_road_the_part_lacks_is_not_missed(tmp_path):
+    # In A's probe the third county's store snaps 3 km onto the motorway's outer end (a slow
+    # leg), so A's own store wins there; on the whole network it drives the motorway and wins.
+    # Its least time from outside the cut is the motorway's last piece: the exit rule must
+    # not prove A's village before a cut holds the store's road.
+    ws = _counties(tmp_path, shortcut=True)
+    whole = relief.run_audit(ws.read_all(), ANY, measure_crs=METRIC).table
+    a_row = whole["town_adcode"].astype(str).str.startswith("440703").to_numpy()
+    assert set(whole.loc[a_row, "store_id"]) == {"440705-RS"}  # the premise
+    got, logs = _run(ws, ANY)
+    _equal(whole, got)
+    log_a = next(lg for lg, p in zip(logs, _parts(ws), strict=True) if p.code == "440703")
+    assert log_a["rounds"] >= 2

@@ -1,4 +1,4 @@
-"""The relief parts' proof, sharpened: each answer against its own stores; anchor roads.
+"""The relief parts' proof, sharpened: each answer against its own stores; anchors; exits.
 
 :func:`geo_mz.scale.partition.proven` proves a relief part's answers (the proof rule is in
 :mod:`geo_mz.scale.partition`). Its complete-component rule bounds every answer of a component
@@ -38,6 +38,21 @@ with a drivable end nearer to the store than its leg ``d`` (less
   too (its whole-network nearest node would be a node of the part, and nearer). The anchored
   store now snaps to its anchor's end or nearer, outside the component, and bounds it no more.
 
+**The exit rule** (:func:`exit_times`), for the rows both rules above leave: inside the cut
+a part's network is the whole network (every road with an end inside the cut meets it, so
+every whole-network node inside the cut is a node of the part, and every road between two
+such nodes is a road of the part). A route of the whole network to a point that passes any
+node not strictly inside the cut has a last such node ``v``; the road from ``v`` into the cut
+meets the cut, so ``v`` is a node of the part, and the rest of the route lies in the part:
+the route reaches the point's node no sooner than the part's least time from any of its
+nodes outside the cut (one search). So when a row's part time is below that (plus the
+point's own leg), and its winning store is sure (its snap is the whole's, so its route is a
+route of the whole network): every store's route that leaves the cut is slower, every store
+whose whole-network snap node is inside the cut snaps there in the part too and is no faster
+than in the part, and the row is the whole's. On a province of joined county networks a
+county's cut is left only by the few roads across its border, and routes inside the county
+are proven in the first round, where the room rule asked for hundreds of kilometres.
+
 A store with no drivable road end nearer than ``d`` (its own road *is* in the component, or no
 road is near it) is left so, and the unproven rows go to the next round with a doubled buffer,
 as before. A part keeps the anchors it read for its later rounds (whole-network roads are valid
@@ -56,6 +71,7 @@ import shapely
 from scipy.sparse.csgraph import connected_components
 
 from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
+from geo_mz.network import sptree
 from geo_mz.network.graph import mode_speeds
 from geo_mz.relief import drive_audit as relief
 from geo_mz.scale.cut import QUAD_SEGS, Cut
@@ -71,6 +87,11 @@ REACH_FACTOR = 1.5
 anchored store that was the fastest raises the row's time, maybe past the next store's leg)."""
 MAX_ANCHOR_PASSES = 2
 """Anchor passes (the network built again with new anchors) per buffer round of a part."""
+
+GROWTH_CAP = 4.0
+"""Most a relief round's buffer grows by (times the last): the room rule's need at the part's
+times is hundreds of km on a joined network, where the exit rule proves most rows of a cut a
+few times wider (Guangdong joined: 160 against 339 ms a county part uncapped)."""
 
 PROBE_M = 2000.0
 """Buffer of a relief part's first (probe) round: enough for a county whose roads are its own."""
@@ -158,6 +179,10 @@ def relief_proven(
             net, cut, xy[rest], node[rest], snap_m[rest], travel[rest], vmax_kmh, False,
             source_xy=store_xy,
         )  # fmt: skip
+    rest = np.flatnonzero(~ok & (snap_m + SLACK_M <= cut.room_m(xy)))
+    if len(rest):
+        ok[rest] = _exit_rule(a, cut, rest, xy[rest], snap_m[rest], travel[rest], vmax_kmh,
+                              sxy, dist, unsure)  # fmt: skip
     lack = _room_lacking(cut, xy[~ok], snap_m[~ok], travel[~ok], vmax_kmh)
     # The unsure candidates within reach of the rows still unproven: the stores to anchor.
     culprit = [
@@ -168,6 +193,88 @@ def relief_proven(
     if ok.all() or not len(idx):
         return ok, NO_STORES, lack
     return ok, (idx, dist[idx]), lack
+
+
+def exit_times(net: Any, cut: Cut, *, leaving: bool = False) -> np.ndarray:
+    """Per node of a part's network: the least time (min) from outside the cut to it.
+
+    One search from every node of the part not strictly inside the cut (the outer ends of the
+    roads that cross its edge; anchors' ends), along the arcs' direction (stores to points).
+    A route of the whole network that passes any node outside the cut reaches a node ``n``
+    inside it no sooner than ``exit_times(net, cut)[n]`` (module docstring, the exit rule).
+
+    Parameters
+    ----------
+    net
+        The part's drive network (its node coordinates in the cut's CRS).
+    cut
+        The round's cut.
+    leaving
+        Instead, the least time from each node to a node outside the cut (the search runs
+        against the arcs' direction): a route from a node inside the cut that leaves it
+        takes at least that long to.
+
+    Returns
+    -------
+    numpy.ndarray
+        Minutes per node; ``inf`` where no node outside the cut leads to it (or from it).
+    """
+    x, y = net.node_xy[:, 0], net.node_xy[:, 1]
+    src = np.flatnonzero(~shapely.contains_xy(cut.polygon, x, y))
+    if not len(src):
+        return np.full(len(net.node_xy), np.inf)
+    graph = net.graph.T.tocsr() if leaving else net.graph
+    return sptree.grow(graph, src, check_weights=False).time_at(np.arange(len(x)))
+
+
+def _exit_rule(
+    a: relief.Audit,
+    cut: Cut,
+    rows: np.ndarray,
+    xy: np.ndarray,
+    snap_m: np.ndarray,
+    travel: np.ndarray,
+    vmax_kmh: float,
+    store_xy: np.ndarray,
+    store_snap_m: np.ndarray,
+    unsure: np.ndarray,
+) -> np.ndarray:
+    """Return which of ``rows`` the exit rule proves (their points' snap circles in the cut).
+
+    A row is proven when won by a sure store in less than every candidate's least time by a
+    route that leaves the cut (module docstring).
+
+    A sure candidate's route that leaves the cut takes at least its time to leave it
+    (``exit_times(leaving=True)`` at its node) plus the point's time from outside; an unsure
+    one's at least the point's time from outside, and at least its straight-line distance
+    to the point less both snaps at the top speed.
+    """
+    net = a.network
+    tab = a.table
+    pos = tab["_point"].to_numpy()[rows]
+    win = tab["_store"].to_numpy()[rows]
+    sure_win = win >= 0
+    sure_win[sure_win] = ~unsure[win[sure_win]]
+    if not sure_win.any():
+        return sure_win
+    into = exit_times(net, cut)[a.point_node[pos]] + a.point_offset_min[pos]
+    out_of = exit_times(net, cut, leaving=True)[a.store_node]
+    m_per_min = float(vmax_kmh) * 1000.0 / 60.0
+    bound = np.full(len(rows), np.inf)
+    target = tab["target"].to_numpy(dtype=object)[rows]
+    for g in a.groups:
+        mine = np.flatnonzero((target == g.target.key) & np.isin(pos, g.points))
+        if not len(mine):
+            continue
+        sure, far = g.stores[~unsure[g.stores]], g.stores[unsure[g.stores]]
+        if len(sure):
+            bound[mine] = np.minimum(bound[mine], into[mine] + out_of[sure].min())
+        if len(far):
+            gap = np.hypot(*(store_xy[far][None, :, :] - xy[mine][:, None, :]).transpose(2, 0, 1))
+            geo = (gap - store_snap_m[far][None, :] - snap_m[mine][:, None]) / m_per_min
+            least = np.maximum(into[mine][:, None], geo).min(axis=1)
+            bound[mine] = np.minimum(bound[mine], least)
+    return sure_win & (travel < bound)
 
 
 def _room_lacking(
@@ -361,8 +468,9 @@ def relief_rounds(
     As :func:`geo_mz.scale.partition.prove_rounds`, but the first round's buffer is
     ``first_m`` (a probe: the complete-component rule needs little room, the room rule hours of
     driving), and each later buffer is the larger of twice the last and the last grown by the
-    room the unproven answers lack at their part times (:func:`relief_proven`); when one is
-    unreachable in the part, at least ``buffer_m``; never more than ``full_m()``, a buffer whose
+    room the unproven answers lack at their part times (:func:`relief_proven`), but at most
+    :data:`GROWTH_CAP` times the last; when one is unreachable in the part, at least
+    ``buffer_m``; never more than ``full_m()``, a buffer whose
     cut holds the whole roads layer (:func:`full_buffer_m`: then every answer is proven; asked
     only when a round leaves answers unproven).
     ``compute(todo, b)`` returns the rows (with ``_pos``), proven flags, figures and that room.
@@ -393,7 +501,7 @@ def relief_rounds(
         todo = bad_pos
         # The room of a point grows with the buffer by cos(3π/8n) (cut.py): a little more.
         grow = 1.05 * lack + SLACK_M if np.isfinite(lack) else float(buffer_m) - b
-        b = max(2.0 * b, b + grow)
+        b = max(2.0 * b, min(b + grow, GROWTH_CAP * b))
         if full_m is not None:
             full = full_m()
             if full > log["buffer_m"][-1]:
