@@ -18,7 +18,7 @@ from shapely.geometry import LineString, Point, box
 from geo_mz.core.workspace import Workspace
 from geo_mz.network import disruption as dis
 from geo_mz.relief import drive_audit as relief
-from geo_mz.scale import partition, relief_proof
+from geo_mz.scale import exit_rule, partition, relief_proof
 from geo_mz.scale import partition_relief as pr
 from geo_mz.scale.runner import parts_of
 
@@ -349,7 +349,7 @@ def test_exit_times_match_networkx(tmp_path):
     cut = partition.make_cut(a.geometry, METRIC, 2000.0)
     roads = partition.roads_in_cut(ws, cut, None, pr.ROAD_FIELDS)
     net = relief.drive_network(roads, OWN, measure_crs=METRIC, components="all")
-    got = relief_proof.exit_times(net, cut)
+    got = exit_rule.exit_times(net, cut)
     g = nx.DiGraph()
     coo = net.graph.tocoo()
     g.add_nodes_from(range(net.graph.shape[0]))

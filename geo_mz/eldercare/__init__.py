@@ -25,7 +25,9 @@ from geo_mz.eldercare.circle15 import (
 from geo_mz.eldercare.coverage import (
     COMMUNITY_KINDS,
     ELDER_CARE_KINDS,
+    CentreWalks,
     access_times,
+    centre_walks,
     coverage_by_unit,
     coverage_by_units,
     coverage_kpis,
@@ -38,6 +40,7 @@ from geo_mz.eldercare.coverage import (
 __all__ = [
     "COMMUNITY_KINDS",
     "ELDER_CARE_KINDS",
+    "CentreWalks",
     "CircleResult",
     "CircleSettings",
     "E2sfcaResult",
@@ -46,6 +49,7 @@ __all__ = [
     "beds_by_unit",
     "beds_kpis",
     "capacity_adjusted_coverage",
+    "centre_walks",
     "coverage_by_unit",
     "coverage_by_units",
     "coverage_kpis",

@@ -26,6 +26,8 @@ import shapely
 
 from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
 
+SLACK_M = 2.0
+"""Metres added to every proof radius: node merging (0.5 m) and float rounding."""
 QUAD_SEGS = 8
 """Segments per quarter circle of the cut's buffer (shapely's default)."""
 _CHUNK = 2_000_000

@@ -12,7 +12,12 @@ cannot have left the buffer, which each part checks for every point instead of a
   the route and its end points are the same as on the whole network;
 - a point whose network component lies wholly inside the cut (no node within 1 m of its edge)
   has the same component, centres and times as on the whole network, reachable or not;
-- a cut that contains the whole roads layer is the whole network.
+- a cut that contains the whole roads layer is the whole network;
+- a time below the least time by any route the part may lack (one entering the cut from
+  outside, or one from a centre outside the cut), won by a centre whose snap circle is inside
+  the cut, is the whole's (the exit rule, :mod:`geo_mz.scale.exit_rule`): on a province whose
+  counties' roads are joined it proves in the first round the long walks the first rule would
+  leave to a buffer twice their reach.
 
 Points that pass none of these are computed again with the buffer doubled, until all pass
 (a part never returns an answer it has not proved).
@@ -71,7 +76,8 @@ from geo_mz.network.graph import (
 )
 from geo_mz.network.paths import snap_xy
 from geo_mz.relief import drive_audit as relief
-from geo_mz.scale.cut import Cut, make_cut
+from geo_mz.scale.cut import SLACK_M, Cut, make_cut
+from geo_mz.scale.exit_rule import walk_exit_proven
 from geo_mz.scale.part_inputs import (
     Sources,
     centre_sources,
@@ -97,8 +103,6 @@ from geo_mz.scale.store import open_run_store
 
 TIMES_POP_FIELDS = ("cell_id", "adcode", "pop_total", "pop_60plus")
 """The population fields a coverage part reads and keeps with its times."""
-SLACK_M = 2.0
-"""Metres added to every proof radius: node merging (0.5 m) and float rounding."""
 MAX_ROUNDS = 12
 """Doublings of the buffer before a part gives up (2^12 × the first buffer)."""
 
@@ -315,20 +319,36 @@ def coverage_part(
             components="all",
         )  # fmt: skip
         centres = sources_in_cut(src, cut)
-        sn = snap_xy(net, xy_all[todo], max_snap_m=s.max_snap_m)  # once: times and proof
+        xy = xy_all[todo]
+        sn = snap_xy(net, xy, max_snap_m=s.max_snap_m)  # once: times and proof
         if len(centres):
-            walk, nearest = coverage.walk_times(net, centres, sn, max_snap_m=s.max_snap_m)
-            cols = {"walk_min": walk, "nearest_centre": nearest, "snap_m": sn.offset_m,
-                    "too_far": sn.too_far}  # fmt: skip
+            walk, nearest, idx, cs = coverage.centre_walks(
+                net, centres, sn, max_snap_m=s.max_snap_m
+            )
         else:
-            cols = {"walk_min": np.full(len(todo), np.inf),
-                    "nearest_centre": np.full(len(todo), None, dtype=object),
-                    "snap_m": sn.offset_m, "too_far": sn.too_far}  # fmt: skip
-        ok = proven(
-            net, cut, xy_all[todo], sn.node, sn.offset_m, cols["walk_min"].astype(float),
-            float(net.access_speed_kmh), cut.contains_extent(extent), source_xy=src.xy,
-        )  # fmt: skip
-        return cols | {"_pos": todo}, ok, {"roads_read": len(roads)}
+            walk, idx = np.full(len(todo), np.inf), np.full(len(todo), -1)
+            nearest = np.full(len(todo), None, dtype=object)
+        cols = {"walk_min": walk, "nearest_centre": nearest, "snap_m": sn.offset_m,
+                "too_far": sn.too_far}  # fmt: skip
+        vmax = float(net.access_speed_kmh)
+        ok = proven(net, cut, xy, sn.node, sn.offset_m, walk, vmax, cut.contains_extent(extent),
+                    source_xy=src.xy)  # fmt: skip
+        by_exit = 0
+        if len(centres) and not ok.all():
+            # The exit rule, for times too long for the room rule: the winner must be sure.
+            cxy = shapely.get_coordinates(centres.geometry.values)
+            sure = cs.offset_m + SLACK_M <= cut.room_m(cxy)
+            rest = np.flatnonzero(~ok)
+            winner_sure = np.zeros(len(rest), dtype=bool)
+            winner_sure[idx[rest] >= 0] = sure[idx[rest][idx[rest] >= 0]]
+            absent = src.xy[~shapely.intersects_xy(cut.polygon, src.xy[:, 0], src.xy[:, 1])]
+            exit_ok = walk_exit_proven(
+                net, cut, xy[rest], sn.node[rest], sn.offset_m[rest], sn.offset_min[rest],
+                walk[rest], winner_sure, vmax, absent,
+            )  # fmt: skip
+            ok[rest[exit_ok]] = True
+            by_exit = int(exit_ok.sum())
+        return cols | {"_pos": todo}, ok, {"roads_read": len(roads), "proven_by_exit": by_exit}
 
     rows, log = prove_rounds(len(pop), compute, buffer_m, f"coverage part {part.code}")
     # One frame of the people's ids, times and points, in the people's order (each position

@@ -38,20 +38,14 @@ with a drivable end nearer to the store than its leg ``d`` (less
   too (its whole-network nearest node would be a node of the part, and nearer). The anchored
   store now snaps to its anchor's end or nearer, outside the component, and bounds it no more.
 
-**The exit rule** (:func:`exit_times`), for the rows both rules above leave: inside the cut
-a part's network is the whole network (every road with an end inside the cut meets it, so
-every whole-network node inside the cut is a node of the part, and every road between two
-such nodes is a road of the part). A route of the whole network to a point that passes any
-node not strictly inside the cut has a last such node ``v``; the road from ``v`` into the cut
-meets the cut, so ``v`` is a node of the part, and the rest of the route lies in the part:
-the route reaches the point's node no sooner than the part's least time from any of its
-nodes outside the cut (one search). So when a row's part time is below that (plus the
-point's own leg), and its winning store is sure (its snap is the whole's, so its route is a
-route of the whole network): every store's route that leaves the cut is slower, every store
-whose whole-network snap node is inside the cut snaps there in the part too and is no faster
-than in the part, and the row is the whole's. On a province of joined county networks a
-county's cut is left only by the few roads across its border, and routes inside the county
-are proven in the first round, where the room rule asked for hundreds of kilometres.
+**The exit rule** (:mod:`geo_mz.scale.exit_rule`), for the rows both rules above leave: a
+route that passes a node not strictly inside the cut reaches the point's node no sooner than
+the part's least time from such a node. A row won by a sure store in less than that (plus the
+point's own leg) is the whole's, when every other candidate is slower by any route that
+leaves the cut (:func:`_exit_rule`: a sure one's least time to leave the cut plus the way
+back in; an unsure one's straight line). On a province of joined county networks a county's
+cut is left only by the few roads across its border, and routes inside the county are proven
+in the first round, where the room rule asked for hundreds of kilometres.
 
 A store with no drivable road end nearer than ``d`` (its own road *is* in the component, or no
 road is near it) is left so, and the unproven rows go to the next round with a doubled buffer,
@@ -71,10 +65,10 @@ import shapely
 from scipy.sparse.csgraph import connected_components
 
 from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
-from geo_mz.network import sptree
 from geo_mz.network.graph import mode_speeds
 from geo_mz.relief import drive_audit as relief
 from geo_mz.scale.cut import QUAD_SEGS, Cut
+from geo_mz.scale.exit_rule import exit_times
 from geo_mz.scale.part_inputs import roads_in_cut
 from geo_mz.scale.partition import MAX_ROUNDS, SLACK_M, PartitionError, exact_below_min, proven
 
@@ -193,38 +187,6 @@ def relief_proven(
     if ok.all() or not len(idx):
         return ok, NO_STORES, lack
     return ok, (idx, dist[idx]), lack
-
-
-def exit_times(net: Any, cut: Cut, *, leaving: bool = False) -> np.ndarray:
-    """Per node of a part's network: the least time (min) from outside the cut to it.
-
-    One search from every node of the part not strictly inside the cut (the outer ends of the
-    roads that cross its edge; anchors' ends), along the arcs' direction (stores to points).
-    A route of the whole network that passes any node outside the cut reaches a node ``n``
-    inside it no sooner than ``exit_times(net, cut)[n]`` (module docstring, the exit rule).
-
-    Parameters
-    ----------
-    net
-        The part's drive network (its node coordinates in the cut's CRS).
-    cut
-        The round's cut.
-    leaving
-        Instead, the least time from each node to a node outside the cut (the search runs
-        against the arcs' direction): a route from a node inside the cut that leaves it
-        takes at least that long to.
-
-    Returns
-    -------
-    numpy.ndarray
-        Minutes per node; ``inf`` where no node outside the cut leads to it (or from it).
-    """
-    x, y = net.node_xy[:, 0], net.node_xy[:, 1]
-    src = np.flatnonzero(~shapely.contains_xy(cut.polygon, x, y))
-    if not len(src):
-        return np.full(len(net.node_xy), np.inf)
-    graph = net.graph.T.tocsr() if leaving else net.graph
-    return sptree.grow(graph, src, check_weights=False).time_at(np.arange(len(x)))
 
 
 def _exit_rule(
