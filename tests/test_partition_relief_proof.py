@@ -43,6 +43,9 @@ def _counties(
     joined: bool = False,
     bypass: bool = False,
     shortcut: bool = False,
+    split: bool = False,
+    detour: bool = False,
+    entry: bool = False,
 ) -> Workspace:
     """Counties A (x 0–10 km) and B (x 40–50 km), each a road along y = 5 km in 1 km pieces.
 
@@ -53,17 +56,32 @@ def _counties(
     store to A's village by way of y = -5 km, three pieces, faster than A's own road; its
     middle piece lies 3 km outside A's 2 km cut. ``shortcut``: a store of a third county at
     (9 km, -6 km), outside A's 2 km cut, on a motorway that runs to y = -3 km (outside the
-    cut) and on to A's village (into it).
+    cut) and on to A's village (into it). ``split``: A's road lacks its piece from 4 to 5 km
+    (A's store cannot reach its village along it). ``detour``: a road from 4 km to 5 km by
+    way of y = -5 km, 3 km outside A's 2 km cut. ``entry``: a store of a third county at
+    (30 km, -6.1 km) on a motorway north to y = 5 km and west to A's village; only its last
+    piece meets A's cut.
     """
     pieces, ids = [], []
     for name, x0 in (("A", 1000), ("B", 41000)):
         for i in range(8):
+            if split and name == "A" and i == 3:
+                continue
             pieces.append(LineString([(x0 + 1000 * i, 5000), (x0 + 1000 * (i + 1), 5000)]))
             ids.append(f"{name}{i}")
     if joined:
         pieces.append(LineString([(9000, 5000), (41000, 5000)]))
         ids.append("AB")
+    if detour:
+        way = [(4000, 5000), (4000, -5000), (5000, -5000), (5000, 5000)]
+        pieces += [LineString(way[i : i + 2]) for i in range(3)]
+        ids += ["D0", "D1", "D2"]
     classes = ["residential"] * len(ids)
+    if entry:
+        way = [(30000, -6000), (30000, -5000), (30000, 5000), (9000, 5000)]
+        pieces += [LineString(way[i : i + 2]) for i in range(3)]
+        ids += ["E0", "E1", "E2"]
+        classes += ["motorway"] * 3
     if bypass:
         way = [(1000, 5000), (1000, -5000), (9000, -5000), (9000, 5000)]
         pieces += [LineString(way[i : i + 2]) for i in range(3)]
@@ -84,6 +102,9 @@ def _counties(
     at = [Point(x, 5050) for x in xs]
     if shortcut:
         at.append(Point(9000, -6000))
+        codes.append("440705")
+    if entry:
+        at.append(Point(30000, -6100))
         codes.append("440705")
     stores = _lonlat(
         at,
@@ -370,6 +391,50 @@ def test_a_store_outside_the_cut_on_a_road_the_part_lacks_is_not_missed(tmp_path
     # Its least time from outside the cut is the motorway's last piece: the exit rule must
     # not prove A's village before a cut holds the store's road.
     ws = _counties(tmp_path, shortcut=True)
+    whole = relief.run_audit(ws.read_all(), ANY, measure_crs=METRIC).table
+    a_row = whole["town_adcode"].astype(str).str.startswith("440703").to_numpy()
+    assert set(whole.loc[a_row, "store_id"]) == {"440705-RS"}  # the premise
+    got, logs = _run(ws, ANY)
+    _equal(whole, got)
+    log_a = next(lg for lg, p in zip(logs, _parts(ws), strict=True) if p.code == "440703")
+    assert log_a["rounds"] >= 2
+
+
+def test_a_village_its_store_cannot_reach_is_proven_cut_off_in_one_round(tmp_path):
+    # A's road is split between its store and its village, and the village's half is joined
+    # to B: its component leaves every cut of A, so no component rule proves it, and the
+    # room rule has no time to work with. A's store (its only candidate) cannot leave the
+    # cut at all: no route of the whole network brings it to the village.
+    ws = _counties(tmp_path, joined=True, split=True)
+    whole = relief.run_audit(ws.read_all(), OWN, measure_crs=METRIC).table
+    a_row = whole["town_adcode"].astype(str).str.startswith("440703").to_numpy()
+    assert set(whole.loc[a_row, "status"]) == {"cut_off"}  # the premise
+    got, logs = _run(ws, OWN)
+    _equal(whole, got)
+    assert [lg["rounds"] for lg in logs] == [1, 1]
+
+
+def test_a_village_reached_only_by_a_detour_outside_the_cut_is_not_called_cut_off(tmp_path):
+    # The same, with a road from the store's half to the village's half by way of y = -5 km:
+    # in A's first cut the village is unreachable, on the whole network it is reached. The
+    # store leaves the cut and can come back: not proven; a wider cut finds the detour.
+    ws = _counties(tmp_path, joined=True, split=True, detour=True)
+    whole = relief.run_audit(ws.read_all(), OWN, measure_crs=METRIC).table
+    a_row = whole["town_adcode"].astype(str).str.startswith("440703").to_numpy()
+    assert set(whole.loc[a_row, "status"]) == {"meets"}  # the premise
+    got, logs = _run(ws, OWN)
+    _equal(whole, got)
+    log_a = next(lg for lg, p in zip(logs, _parts(ws), strict=True) if p.code == "440703")
+    assert log_a["rounds"] >= 2
+
+
+def test_a_store_whose_road_enters_the_cut_from_afar_is_not_missed(tmp_path):
+    # The third county's store snaps onto its anchor (E0, outside the cut), which the part
+    # cannot join to E2 (the piece between lies outside): in A's first cut A's own store wins
+    # the village. On the whole network the third store drives E0-E2 and wins. Its least time
+    # to E2's outer end is at least the straight line there: the exit rule must not prove the
+    # village before a cut holds the whole motorway.
+    ws = _counties(tmp_path, entry=True)
     whole = relief.run_audit(ws.read_all(), ANY, measure_crs=METRIC).table
     a_row = whole["town_adcode"].astype(str).str.startswith("440703").to_numpy()
     assert set(whole.loc[a_row, "store_id"]) == {"440705-RS"}  # the premise

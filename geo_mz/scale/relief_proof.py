@@ -39,13 +39,17 @@ with a drivable end nearer to the store than its leg ``d`` (less
   store now snaps to its anchor's end or nearer, outside the component, and bounds it no more.
 
 **The exit rule** (:mod:`geo_mz.scale.exit_rule`), for the rows both rules above leave: a
-route that passes a node not strictly inside the cut reaches the point's node no sooner than
-the part's least time from such a node. A row won by a sure store in less than that (plus the
-point's own leg) is the whole's, when every other candidate is slower by any route that
-leaves the cut (:func:`_exit_rule`: a sure one's least time to leave the cut plus the way
-back in; an unsure one's straight line). On a province of joined county networks a county's
-cut is left only by the few roads across its border, and routes inside the county are proven
-in the first round, where the room rule asked for hundreds of kilometres.
+route that leaves the cut has a first and a last node not strictly inside it, both nodes of the
+part. A sure candidate reaches the first no sooner than in the part, the last no sooner than
+that plus the straight line between them at the top speed; an unsure one reaches the last no
+sooner than its straight line; from the last node on, the route lies in the part. One search
+per group of candidates, from the nodes outside the cut each starting at that least time,
+bounds every route that leaves the cut (:func:`_exit_rule`). A row won by a sure store in less
+is the whole's; a row no candidate reaches in the part is unreachable on the whole network too
+when no candidate can leave the cut and come back to it. On a province of joined county
+networks a county's cut is left only by the few roads across its border: routes inside the
+county are proven in the first round, where the room rule asked for hundreds of kilometres,
+and so are villages their county's store cannot reach at all.
 
 A store with no drivable road end nearer than ``d`` (its own road *is* in the component, or no
 road is near it) is left so, and the unproven rows go to the next round with a doubled buffer,
@@ -63,12 +67,13 @@ import numpy as np
 import pandas as pd
 import shapely
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
+from geo_mz.network import sptree
 from geo_mz.network.graph import mode_speeds
 from geo_mz.relief import drive_audit as relief
 from geo_mz.scale.cut import QUAD_SEGS, Cut
-from geo_mz.scale.exit_rule import exit_times
 from geo_mz.scale.part_inputs import roads_in_cut
 from geo_mz.scale.partition import MAX_ROUNDS, SLACK_M, PartitionError, exact_below_min, proven
 
@@ -175,8 +180,7 @@ def relief_proven(
         )  # fmt: skip
     rest = np.flatnonzero(~ok & (snap_m + SLACK_M <= cut.room_m(xy)))
     if len(rest):
-        ok[rest] = _exit_rule(a, cut, rest, xy[rest], snap_m[rest], travel[rest], vmax_kmh,
-                              sxy, dist, unsure)  # fmt: skip
+        ok[rest] = _exit_rule(a, cut, rest, travel[rest], vmax_kmh, sxy, unsure)
     lack = _room_lacking(cut, xy[~ok], snap_m[~ok], travel[~ok], vmax_kmh)
     # The unsure candidates within reach of the rows still unproven: the stores to anchor.
     culprit = [
@@ -193,23 +197,25 @@ def _exit_rule(
     a: relief.Audit,
     cut: Cut,
     rows: np.ndarray,
-    xy: np.ndarray,
-    snap_m: np.ndarray,
     travel: np.ndarray,
     vmax_kmh: float,
     store_xy: np.ndarray,
-    store_snap_m: np.ndarray,
     unsure: np.ndarray,
 ) -> np.ndarray:
     """Return which of ``rows`` the exit rule proves (their points' snap circles in the cut).
 
     A row is proven when won by a sure store in less than every candidate's least time by a
-    route that leaves the cut (module docstring).
+    route that leaves the cut (module docstring), or unreachable in the part when no
+    candidate has such a route at all.
 
-    A sure candidate's route that leaves the cut takes at least its time to leave it
-    (``exit_times(leaving=True)`` at its node) plus the point's time from outside; an unsure
-    one's at least the point's time from outside, and at least its straight-line distance
-    to the point less both snaps at the top speed.
+    A route that leaves the cut has a first node ``u`` and a last node ``w`` not strictly
+    inside it, both nodes of the part. A sure candidate reaches ``u`` no sooner than the
+    part's time from it to ``u`` (the route before ``u`` lies in the part); from ``u`` to
+    ``w`` it needs at least their straight-line distance at the top speed, and from ``w`` to
+    the point at least the part's time. An unsure candidate reaches ``w`` no sooner than
+    its straight-line distance at the top speed. So per group of candidates, each node ``w``
+    outside the cut starts after the least of those, and one search from them bounds every
+    row of the group.
     """
     net = a.network
     tab = a.table
@@ -217,26 +223,58 @@ def _exit_rule(
     win = tab["_store"].to_numpy()[rows]
     sure_win = win >= 0
     sure_win[sure_win] = ~unsure[win[sure_win]]
-    if not sure_win.any():
+    no_win = (win < 0) & np.isposinf(travel)
+    if not (sure_win | no_win).any():
         return sure_win
-    into = exit_times(net, cut)[a.point_node[pos]] + a.point_offset_min[pos]
-    out_of = exit_times(net, cut, leaving=True)[a.store_node]
+    x, y = net.node_xy[:, 0], net.node_xy[:, 1]
+    edge = np.flatnonzero(~shapely.contains_xy(cut.polygon, x, y))
+    if not len(edge):
+        return sure_win | no_win  # no node outside: no route leaves the cut
     m_per_min = float(vmax_kmh) * 1000.0 / 60.0
+    edge_xy = net.node_xy[edge]
     bound = np.full(len(rows), np.inf)
     target = tab["target"].to_numpy(dtype=object)[rows]
     for g in a.groups:
         mine = np.flatnonzero((target == g.target.key) & np.isin(pos, g.points))
+        mine = mine[sure_win[mine] | no_win[mine]]
         if not len(mine):
             continue
+        # Only whether each row's bound exceeds its time matters: search no further.
+        limit = float(np.max(travel[mine], initial=0.0)) + 1.0
+        start = np.full(len(edge), np.inf)
         sure, far = g.stores[~unsure[g.stores]], g.stores[unsure[g.stores]]
         if len(sure):
-            bound[mine] = np.minimum(bound[mine], into[mine] + out_of[sure].min())
+            first = sptree.grow(net.graph, a.store_node[sure], a.store_offset_min[sure],
+                                check_weights=False, limit_min=limit).time_at(edge)  # fmt: skip
+            out = np.isfinite(first)
+            if out.any():
+                start = np.minimum(start, _hop_min(first[out], edge_xy[out], edge_xy, m_per_min))
         if len(far):
-            gap = np.hypot(*(store_xy[far][None, :, :] - xy[mine][:, None, :]).transpose(2, 0, 1))
-            geo = (gap - store_snap_m[far][None, :] - snap_m[mine][:, None]) / m_per_min
-            least = np.maximum(into[mine][:, None], geo).min(axis=1)
-            bound[mine] = np.minimum(bound[mine], least)
-    return sure_win & (travel < bound)
+            gap, _ = cKDTree(store_xy[far]).query(edge_xy)
+            start = np.minimum(start, np.maximum(gap - SLACK_M, 0.0) / m_per_min)
+        keep = np.isfinite(start)
+        if not keep.any():
+            continue
+        back = sptree.grow(net.graph, edge[keep], start[keep], check_weights=False,
+                           limit_min=limit)  # fmt: skip
+        at = back.time_at(a.point_node[pos[mine]]) + a.point_offset_min[pos[mine]]
+        bound[mine] = np.minimum(bound[mine], at)
+    return (sure_win & (travel < bound)) | (no_win & np.isposinf(bound))
+
+
+def _hop_min(
+    first: np.ndarray, from_xy: np.ndarray, to_xy: np.ndarray, m_per_min: float
+) -> np.ndarray:
+    """Per point of ``to_xy``: the least ``first[i]`` plus the straight line from point ``i``.
+
+    In blocks of about a million pairs (a wide cut has thousands of nodes outside it).
+    """
+    best = np.full(len(to_xy), np.inf)
+    step = max(1, 1_000_000 // max(len(to_xy), 1))
+    for i in range(0, len(from_xy), step):
+        d = np.hypot(*(from_xy[i : i + step, None, :] - to_xy[None, :, :]).transpose(2, 0, 1))
+        best = np.minimum(best, (first[i : i + step, None] + d / m_per_min).min(axis=0))
+    return best
 
 
 def _room_lacking(
