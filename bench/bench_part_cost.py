@@ -22,8 +22,24 @@ Both sides get ``--warmup`` untimed runs and ``--reps`` timed ones (median per s
 order of the sides rotates from one repetition to the next. The configuration and the load
 average (before, after) are printed: the machine may be shared, compare ratios within a run.
 
+The configuration block says which generated workload the workspace holds (``workload:
+island``, each county's roads their own network, or ``workload: joined``, neighbouring counties'
+roads joined across their borders by ``write_workload(..., joined=True)``; ``unknown`` for a
+workspace the generator did not write): from its recorded ``workload_summary``, checked against
+its joining roads
+(:mod:`geo_mz.datasets.workload_kind`). Partitioned parts need more proof rounds on the
+joined one, so a figure must say which.
+
 Run: ``.venv/bin/python bench/bench_part_cost.py --workspace p44.gpkg [--parts 20]
 [--reps 3] [--warmup 1] [--by city]`` (copy the workspace first: nothing is written to it).
+
+Reproduce (idle box; ``p44.gpkg`` / ``p44j.gpkg`` written by ``bench_scale.py --workspace``
+without / with ``--joined``)::
+
+    .venv/bin/python bench/bench_part_cost.py --workspace p44.gpkg
+    .venv/bin/python bench/bench_part_cost.py --workspace p44j.gpkg
+
+Smoke run: ``--parts 3 --reps 1 --warmup 0``.
 """
 
 from __future__ import annotations
@@ -44,6 +60,7 @@ from gc_setting import add_gc_option, set_gc
 
 from geo_mz.core import workspace as workspace_mod
 from geo_mz.core.workspaces import open_workspace
+from geo_mz.datasets.workload_kind import WorkloadKindError, workload_kind
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network import graph, paths
@@ -156,6 +173,11 @@ def main() -> None:
     if not a.no_split:
         install(clock)
     ws = open_workspace(a.workspace)
+    # Before the timed sides (a few ms: the metadata and the joining roads' ids, no geometry).
+    try:
+        kind = workload_kind(ws)
+    except WorkloadKindError as e:  # its record and its roads disagree: refused, not guessed
+        ap.error(str(e))
     crs = ws.metadata["measure_crs"]
     all_parts = scale.parts_of(ws.read("admin_units"), a.by, codes=[a.province])
     counties = scale.parts_of(ws.read("admin_units"), "county", codes=[a.province])
@@ -172,6 +194,7 @@ def main() -> None:
     print("configuration")
     print(f"  workspace {a.workspace}: {len(all_parts)} {a.by} parts of {a.province}, "
           f"{len(counties)} counties")  # fmt: skip
+    print(f"  workload: {kind.kind} ({kind.detail})")
     print(f"  parts side {len(parts)} (every {step}th, {n_parts_side} counties); "
           f"whole side / {len(counties)}")  # fmt: skip
     print(f"  warmup {a.warmup}, reps {a.reps} (median), order rotated; split "

@@ -38,8 +38,32 @@ With ``--by city`` (or ``both``) the parts are the province's cities (``parts_of
 the same options as by county (the boundary QA checks the towns either way). The 1/2-worker
 runs of every part level alternate in order over the repeats.
 
+Workload: ``--joined`` generates (or, with ``--keep``, reuses) the province whose neighbouring
+counties' roads are joined by county roads across their borders (``write_workload(...,
+joined=True)``, kept as ``province_<code>j.gpkg``); without it every county's roads are their
+own network (the "island" workload, ``province_<code>.gpkg``). Partitioned parts need more proof
+rounds on the joined one, so a figure must say which: the configuration lines print ``workload:
+joined`` or ``workload: island`` (from the workspace's recorded ``workload_summary``, checked
+against its joining roads: see
+:mod:`geo_mz.datasets.workload_kind`). A kept file that holds the other
+workload (or one that cannot be told) is refused with an error naming the file.
+
+``--counties N`` generates only the province's first N counties (in code order; neighbours, so
+the joined option joins them): a smoke run of every step in minutes. Its figures are not the
+province's (the simulated nation is drawn from its few part times).
+
 Run: ``.venv/bin/python bench/bench_province.py [--province 44] [--postgis] [--repeat 1]
-[--by county|city|both] [--keep DIR]``.
+[--by county|city|both] [--keep DIR] [--joined] [--counties N]``.
+
+Reproduce (the README's figures; idle box, workloads kept in DIR between runs)::
+
+    .venv/bin/python bench/bench_province.py --province 44 --postgis --by county --keep DIR
+    .venv/bin/python bench/bench_province.py --province 44 --postgis --by county --keep DIR \
+        --joined
+
+Smoke run (six counties, GeoPackage only)::
+
+    .venv/bin/python bench/bench_province.py --joined --counties 6 --keep DIR
 """
 
 from __future__ import annotations
@@ -57,6 +81,7 @@ import numpy as np
 import pandas as pd
 from gc_setting import add_gc_option, set_gc
 
+from geo_mz.datasets.workload_kind import WorkloadKind, WorkloadKindError, require_kind
 from geo_mz.scale import runner as scale
 from geo_mz.scale.jobs import ALL_ORDER
 from geo_mz.scale.province import run_all
@@ -70,28 +95,39 @@ def _load() -> str:
     return " ".join(f"{x:.1f}" for x in __import__("os").getloadavg())
 
 
-def build(tmp: Path, code: str, keep: Path | None) -> Path:
+def build(
+    tmp: Path, code: str, keep: Path | None, joined: bool = False, counties: int = 0
+) -> tuple[Path, WorkloadKind]:
+    """Generate the province's workload (or reuse the one kept in ``keep``); say which it is.
+
+    A kept file must hold the workload asked for (joined or island): else
+    :class:`WorkloadKindError` names it. ``counties`` > 0 keeps only the first counties.
+    """
+    from geo_mz.core.workspaces import open_workspace
     from geo_mz.datasets.china_counties import national_counties
     from geo_mz.datasets.county_relief import add_relief_layers
     from geo_mz.datasets.county_workload import write_workload
 
-    path = (keep or tmp) / f"province_{code}.gpkg"
+    subset = f"_{counties}" if counties else ""
+    path = (keep or tmp) / f"province_{code}{subset}{'j' if joined else ''}.gpkg"
     if keep and path.exists():
-        from geo_mz.core.workspaces import open_workspace
-
-        if {"admin_units", "roads", "relief_stores", "shelters"} <= set(
-            open_workspace(str(path)).layers()
-        ):
-            print(f"workload: reusing {path}")
-            return path
+        ws = open_workspace(str(path))
+        if {"admin_units", "roads", "relief_stores", "shelters"} <= set(ws.layers()):
+            kind = require_kind(ws, joined)  # refused, not measured, if it is the other one
+            print(f"workload: {kind.kind} ({kind.detail}); reusing {path}")
+            return path, kind
         print(f"workload: {path} is incomplete (an interrupted run?); generating it again")
-    counties = national_counties()
-    c = counties[counties["matched"].astype(bool) & counties["adcode"].str.startswith(code)]
+    every = national_counties()
+    c = every[every["matched"].astype(bool) & every["adcode"].str.startswith(code)]
+    if counties:
+        c = c.sort_values("adcode").head(counties)
     t0 = time.perf_counter()
-    ws = write_workload(path, c, overwrite=True)
+    ws = write_workload(path, c, overwrite=True, joined=joined)
     rows = add_relief_layers(ws)
-    print(f"workload: {len(c)} counties generated in {time.perf_counter() - t0:.0f} s; {rows}")
-    return path
+    kind = require_kind(ws, joined)
+    print(f"workload: {kind.kind} ({kind.detail}); {len(c)} counties generated in "
+          f"{time.perf_counter() - t0:.0f} s; {rows}")  # fmt: skip
+    return path, kind
 
 
 def options(ws) -> dict[str, dict]:
@@ -245,6 +281,7 @@ def kind(
     ref: dict,
     repeat: int,
     n_counties: int,
+    workload: str = "island",
 ) -> list[dict]:
     combos = [(by, w) for by in parts_by for w in (1, 2)]
     runs: dict[tuple[str, int], list] = {c: [] for c in combos}
@@ -270,7 +307,7 @@ def kind(
                 "peak_part_rss_mib": round(float(table["peak_rss_mib"].max()), 0),
                 "failed": int((table["status"] == "failed").sum()),
             })  # fmt: skip
-    print(f"   {label}: load after the runs {_load()}")
+    print(f"   {label}: load after the runs {_load()}; figures on the {workload} workload")
     df = pd.DataFrame(rows)
     one = df[df["workers"] == 1].set_index(["by", "job"])["counties_per_min"]
     df["speedup_vs_1"] = (
@@ -322,6 +359,18 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs per worker count (median)")
     ap.add_argument("--keep", type=Path, default=None, help="folder to keep/reuse the workload")
     ap.add_argument(
+        "--joined",
+        action="store_true",
+        help="the workload whose counties' roads are joined across their borders (default: "
+        "island counties); a kept one must hold it",
+    )
+    ap.add_argument(
+        "--counties",
+        type=int,
+        default=0,
+        help="only the province's first N counties (a smoke run; not the province's figures)",
+    )
+    ap.add_argument(
         "--by",
         choices=["county", "city", "both"],
         default="county",
@@ -339,21 +388,25 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench_province_") as d:
         tmp = Path(d)
-        path = build(tmp, args.province, args.keep)
+        try:
+            path, wl = build(tmp, args.province, args.keep, args.joined, args.counties)
+        except WorkloadKindError as e:
+            ap.error(str(e))
         ws = open_workspace(str(path))
         units = ws.read("admin_units")
         levels = ["county", "city"] if args.by == "both" else [args.by]
         parts_by = {by: scale.parts_of(units, by) for by in levels}
         n_counties = len(scale.parts_of(units, "county"))
+        smoke = f"; --counties {args.counties}: a smoke run, not the province's figures"
         print("parts: " + ", ".join(f"{len(p)} {by}" for by, p in parts_by.items())
-              + f" ({n_counties} counties)")  # fmt: skip
+              + f" ({n_counties} counties){smoke if args.counties else ''}")  # fmt: skip
         opts = options(ws)  # the same analyses whatever the parts (QA of the towns)
         ref = whole(ws)
         print("whole province in one process: "
               + ", ".join(f"{k} {v:.1f} s" for k, v in ref.items()))  # fmt: skip
         kind("gpkg", str(path), parts_by, opts,
              lambda by, w, r: tmp / f"runs_{by}_{w}_{r}.gpkg", ref, args.repeat,
-             n_counties)  # fmt: skip
+             n_counties, wl.kind)  # fmt: skip
         if args.postgis:
             from geo_mz.core.workspace_postgis import PostgisWorkspace
             from webmap.testing_postgis import temp_cluster
@@ -364,7 +417,7 @@ def main() -> None:
                 print(f"copied into PostGIS in {time.perf_counter() - t0:.1f} s")
                 kind("postgis", f"{url}#bench", parts_by, opts,
                      lambda by, w, r: f"{url}#runs_{by}_{w}_{r}", ref, args.repeat,
-                     n_counties)  # fmt: skip
+                     n_counties, wl.kind)  # fmt: skip
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"driver process max RSS {rss:,.0f} MiB")
 

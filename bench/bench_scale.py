@@ -29,8 +29,33 @@ measure of the work than wall time) and the mean part time inside the workers
 2 workers / 1 worker. The machine may be shared: the load average is printed before
 and after; compare ratios within one run, not times across runs.
 
+Workload: ``--joined`` generates (or, with ``--workspace``, reuses) the province whose
+neighbouring counties' roads are joined by county roads across their borders
+(``write_workload(..., joined=True)``); without it every county's roads are their own network
+(the "island" workload). Partitioned parts need more proof rounds on the joined one, so a figure
+must say which: the configuration block prints ``workload: joined`` or ``workload: island``
+(from the workspace's recorded ``workload_summary``, checked against its joining roads: see
+:mod:`geo_mz.datasets.workload_kind`). A reused ``--workspace`` that holds the other workload
+(or one that cannot be told) is refused with an error naming the file.
+
 Run: ``.venv/bin/python bench/bench_scale.py [--province 44] [--counties N] [--reps 3]
-[--warmup 1] [--postgis] [--workspace p44.gpkg] [--no-city]``.
+[--warmup 1] [--postgis] [--workspace p44.gpkg] [--joined] [--no-city]``.
+
+A workspace generated here is ``bench_province.py``'s (``province_44.gpkg`` /
+``province_44j.gpkg``, either can be passed as ``--workspace``): the streets, people and centres
+of ``write_workload`` plus the villages, relief stores and shelters of ``add_relief_layers``.
+
+Reproduce (the README's figures; idle box; the first run writes the workspace, later ones
+reuse it)::
+
+    .venv/bin/python bench/bench_scale.py --workspace p44.gpkg --reps 2 --warmup 1
+    .venv/bin/python bench/bench_scale.py --workspace p44j.gpkg --joined --reps 2 --warmup 1
+
+Smoke run (six county parts, one repetition, no city sides; the whole side still computes the
+whole province)::
+
+    .venv/bin/python bench/bench_scale.py --workspace p44j.gpkg --joined --counties 6 --reps 1 \
+        --warmup 0 --no-city
 """
 
 from __future__ import annotations
@@ -53,6 +78,7 @@ from geopandas.array import GeometryArray
 from geo_mz.core.layer_digest import layer_digests
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.workspaces import open_workspace
+from geo_mz.datasets.workload_kind import WorkloadKindError, require_kind
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network.graph import NETWORK_ROAD_FIELDS, network_from_roads
@@ -197,19 +223,28 @@ def report(sides: list[Side], n_counties: int, whole_name: str = "whole") -> pd.
 
 def province(args: argparse.Namespace, tmp: Path) -> None:
     from geo_mz.datasets.china_counties import national_counties
+    from geo_mz.datasets.county_relief import add_relief_layers
     from geo_mz.datasets.county_workload import write_workload
 
     if args.workspace and Path(args.workspace).exists():
         ws = open_workspace(args.workspace)
-        print(f"workload: {args.workspace} (generated before)")
+        # Refused, not measured, when it holds the other workload than the one asked for.
+        kind = require_kind(ws, args.joined)
+        made = "generated before"
     else:
         counties = national_counties()
         c = counties[
             counties["matched"].astype(bool) & counties["adcode"].str.startswith(args.province)
         ]
         t0 = time.perf_counter()
-        ws = write_workload(Path(args.workspace or tmp / f"p{args.province}.gpkg"), c)
-        print(f"workload: {len(c)} counties generated in {time.perf_counter() - t0:.1f} s")
+        name = f"p{args.province}{'j' if args.joined else ''}.gpkg"
+        ws = write_workload(Path(args.workspace or tmp / name), c, joined=args.joined)
+        # The villages too (and relief layers), as bench_province.py's workload has them: the
+        # README's figures are measured on that one (13,216 units, not the 489 towns alone).
+        add_relief_layers(ws)
+        made = f"{len(c)} counties generated in {time.perf_counter() - t0:.1f} s"
+        kind = require_kind(ws, args.joined)
+    print(f"   workload: {kind.kind} ({kind.detail}); {ws.path} ({made})")
     rec = ws.layer_records().set_index("layer")["rows"].to_dict()
     ref = str(ws.path)
     units = ws.read("admin_units")
@@ -283,6 +318,7 @@ def province(args: argparse.Namespace, tmp: Path) -> None:
               f"load before: {_load()}", flush=True)  # fmt: skip
         measure(sides, args.reps, args.warmup)
         print(f"   load after: {_load()}")
+        print(f"   figures on the {kind.kind} workload ({len(parts)} county parts)")
         df = report(sides, len(parts))
         w = {k: statistics.median(r[k] for r in whole.results) for k in ("compute_s", "save_s")}
         per = w["compute_s"] / len(parts)
@@ -329,6 +365,12 @@ def main() -> None:
     ap.add_argument("--postgis", action="store_true", help="also PostGIS workspace and store")
     ap.add_argument("--workspace", default="", help="reuse (or write) the workload here")
     ap.add_argument("--no-city", action="store_true", help="leave out the city-part sides")
+    ap.add_argument(
+        "--joined",
+        action="store_true",
+        help="the workload whose counties' roads are joined across their borders (default: "
+        "island counties); a reused --workspace must hold it",
+    )
     add_gc_option(ap)
     args = ap.parse_args()
     gc_note = set_gc(args.gc)
@@ -342,7 +384,10 @@ def main() -> None:
           f"dask {dask.__version__}; reps {args.reps}, warm-up {args.warmup}")  # fmt: skip
     print(f"   {gc_note}")
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as d:
-        province(args, Path(d))
+        try:
+            province(args, Path(d))
+        except WorkloadKindError as e:
+            ap.error(str(e))
 
 
 if __name__ == "__main__":
