@@ -201,22 +201,26 @@ def proven(
 
 def prove_rounds(
     n: int,
-    compute: Callable[[np.ndarray, float], tuple[Any, np.ndarray, dict]],
+    compute: Callable[[np.ndarray, float], tuple],
     buffer_m: float,
     what: str,
+    *,
+    grow: Callable[[float, Any], float] | None = None,
 ) -> tuple[Any, dict]:
     """Compute positions ``0..n-1`` with a growing buffer until every answer is proven.
 
     ``compute(todo, buffer_m)`` returns rows with a ``_pos`` column (a frame, or a dict of
     equally long arrays: then a dict comes back), a proven flag per row and round figures;
-    rows of a position are kept only when all of them are proven.
+    rows of a position are kept only when all of them are proven. The buffer doubles from
+    round to round; with ``grow``, ``compute`` returns a fourth value, a hint, and the next
+    buffer is ``grow(buffer_m, hint)``.
     """
     todo = np.arange(n)
     b = float(buffer_m)
     kept: list[pd.DataFrame] = []
     log: dict[str, Any] = {"rounds": 0, "buffer_m": [], "recomputed": []}
     for _ in range(MAX_ROUNDS):
-        rows, ok, figures = compute(todo, b)
+        rows, ok, figures, *hint = compute(todo, b)
         log["rounds"] += 1
         log["buffer_m"].append(b)
         log["recomputed"].append(len(todo))
@@ -237,12 +241,13 @@ def prove_rounds(
         todo = bad_pos
         if len(todo) == 0:
             break
-        b *= 2.0
+        b = 2.0 * b if grow is None else grow(b, hint[0])
     else:
+        last = log["buffer_m"][-1]
         raise PartitionError(
-            f"{what}：{len(todo)} 个结果经 {MAX_ROUNDS} 轮（缓冲 {b / 2:.0f} m）仍未证明与全域"
+            f"{what}：{len(todo)} 个结果经 {MAX_ROUNDS} 轮（缓冲 {last:.0f} m）仍未证明与全域"
             f"一致，道路图层的范围是否已记录？/ {what}: {len(todo)} answer(s) not proven exact "
-            f"after {MAX_ROUNDS} rounds (buffer {b / 2:.0f} m); is the roads layer's extent "
+            f"after {MAX_ROUNDS} rounds (buffer {last:.0f} m); is the roads layer's extent "
             f"recorded?"
         )
     if kept and isinstance(kept[0], dict):

@@ -75,7 +75,7 @@ from geo_mz.network.graph import mode_speeds
 from geo_mz.relief import drive_audit as relief
 from geo_mz.scale.cut import QUAD_SEGS, Cut
 from geo_mz.scale.part_inputs import roads_in_cut
-from geo_mz.scale.partition import MAX_ROUNDS, SLACK_M, PartitionError, exact_below_min, proven
+from geo_mz.scale.partition import SLACK_M, exact_below_min, prove_rounds, proven
 
 FIRST_RADIUS_M = 2000.0
 """Radius of the first read round a store for its anchor (stores lie by their roads)."""
@@ -481,42 +481,18 @@ def relief_rounds(
         The proven rows (a position's rows from the round that proved all of them) and the
         rounds' log (``rounds``, ``buffer_m``, ``recomputed`` and the figures summed).
     """
-    todo = np.arange(n)
-    b = float(first_m)
-    kept: list[pd.DataFrame] = []
-    log: dict[str, Any] = {"rounds": 0, "buffer_m": [], "recomputed": []}
-    for _ in range(MAX_ROUNDS):
-        rows, ok, figures, lack = compute(todo, b)
-        log["rounds"] += 1
-        log["buffer_m"].append(b)
-        log["recomputed"].append(len(todo))
-        for k, v in figures.items():
-            log[k] = log.get(k, 0) + v
-        ok = np.asarray(ok, dtype=bool)
-        if ok.all():
-            kept.append(rows)
-            break
-        bad_pos = np.unique(rows.loc[~ok, "_pos"].to_numpy())
-        kept.append(rows[~rows["_pos"].isin(bad_pos)])
-        todo = bad_pos
+
+    def grow(b: float, lack: float) -> float:
         # The room of a point grows with the buffer by cos(3π/8n) (cut.py): a little more.
-        grow = 1.05 * lack + SLACK_M if np.isfinite(lack) else float(buffer_m) - b
-        b = max(2.0 * b, min(b + grow, GROWTH_CAP * b))
+        more = 1.05 * lack + SLACK_M if np.isfinite(lack) else float(buffer_m) - b
+        nxt = max(2.0 * b, min(b + more, GROWTH_CAP * b))
         if full_m is not None:
             full = full_m()
-            if full > log["buffer_m"][-1]:
-                b = min(b, full)
-    else:
-        last = log["buffer_m"][-1]
-        raise PartitionError(
-            f"{what}：{len(todo)} 个结果经 {MAX_ROUNDS} 轮（缓冲 {last:.0f} m）仍未证明与全域"
-            f"一致，道路图层的范围是否已记录？/ {what}: {len(todo)} answer(s) not proven exact "
-            f"after {MAX_ROUNDS} rounds (buffer {last:.0f} m); is the roads layer's extent "
-            f"recorded?"
-        )
-    if len(kept) == 1:
-        return kept[0], log
-    return pd.concat(kept, ignore_index=True), log
+            if full > b:
+                nxt = min(nxt, full)
+        return nxt
+
+    return prove_rounds(n, compute, first_m, what, grow=grow)
 
 
 def _nearest_end(
