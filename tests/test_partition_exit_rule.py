@@ -13,6 +13,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from shapely.geometry import LineString, box
 
 from geo_mz.eldercare import coverage
@@ -71,6 +72,25 @@ def test_a_centre_the_part_lacks_bounds_the_answer(line):
     assert exit_rule.walk_exit_proven(*unsure, np.empty((0, 2))).tolist() == [False]
 
 
+def test_answers_beyond_the_cap_need_only_be_shown_so(line):
+    net, cut = line
+    p = np.array([[1500.0, 10.0], [1500.0, 10.0]])
+    sn = _point(net, p)
+    none = np.empty((0, 2))
+    # Unreachable in the part (no centre), unsure or not: the way in from x=-500 takes 37 min.
+    travel = np.array([np.inf, np.inf])
+    args = (net, cut, p, sn.node, sn.offset_m, sn.offset_min, travel, np.array([False, True]))
+    # With no cap the whole could reach the point from outside: not proven.
+    assert not exit_rule.walk_exit_proven(*args, WALK_KMH, none).any()
+    # Capped at 30 min: nothing reaches it sooner on the whole network either.
+    assert exit_rule.walk_exit_proven(*args, WALK_KMH, none, cap_min=30.0).all()
+    # Capped at 40 min: the way in (37 min) might: not proven.
+    assert not exit_rule.walk_exit_proven(*args, WALK_KMH, none, cap_min=40.0).any()
+    # A centre the part lacks 700 m off the point's node reaches it in 13 min.
+    near_absent = np.array([[1500.0, 700.0]])
+    assert not exit_rule.walk_exit_proven(*args, WALK_KMH, near_absent, cap_min=30.0).any()
+
+
 def test_exit_times_are_the_time_from_the_way_in(line):
     net, cut = line
     t = exit_rule.exit_times(net, cut)
@@ -89,11 +109,10 @@ def test_exit_times_are_the_time_from_the_way_in(line):
     assert also[0] == pytest.approx(min(t[0], 2.0 + abs(x[0] - 1000.0) / M_PER_MIN))
 
 
-def test_joined_counties_equal_the_whole_in_one_round(tmp_path):
-    # Four generated counties whose roads are joined across the borders: the room rule left
-    # points with long walks to a second round; the exit rule proves them in the first.
+@pytest.fixture(scope="module")
+def joined(tmp_path_factory):
+    """Four generated counties whose roads are joined across their borders."""
     from geo_mz.datasets.county_workload import write_workload
-    from geo_mz.scale.runner import parts_of
 
     x0, y0 = 404_000.0, 2_500_000.0
     squares = [box(x0 + x, y0 + y, x0 + x + 10_000, y0 + y + 10_000)
@@ -103,10 +122,17 @@ def test_joined_counties_equal_the_whole_in_one_round(tmp_path):
         geometry=squares,
         crs=METRIC,
     ).to_crs("EPSG:4490")
-    ws = write_workload(tmp_path / "four.gpkg", counties, joined=True)
+    ws = write_workload(tmp_path_factory.mktemp("joined") / "four.gpkg", counties, joined=True)
+    return ws, ws.read_all(), ws.metadata["measure_crs"]
+
+
+def test_joined_counties_equal_the_whole_in_one_round(joined):
+    # The room rule left points with long walks to a second round; the exit rule proves them
+    # in the first.
+    from geo_mz.scale.runner import parts_of
+
+    ws, layers, crs = joined
     s = CircleSettings()
-    crs = ws.metadata["measure_crs"]
-    layers = ws.read_all()
     net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh,
                              measure_crs=crs, components="all")  # fmt: skip
     centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
@@ -121,3 +147,32 @@ def test_joined_counties_equal_the_whole_in_one_round(tmp_path):
     assert (g["nearest_centre"].astype(str) == whole["nearest_centre"].astype(str).values).all()
     assert all(lg["rounds"] == 1 for lg in logs)
     assert sum(lg["proven_by_exit"] for lg in logs) > 0  # the rule did the proving
+
+
+def test_joined_counties_rings_equal_the_whole_in_one_round(joined):
+    # The rings depend on the nodes within 15 min·v + 50 m of the county: the joining roads
+    # run far beyond the cut, so the old rule (every street near the county inside the cut)
+    # grew the cut 4-6 times on Guangdong; the exit rule proves those nodes in the first.
+    from geo_mz.network import isochrone
+    from geo_mz.scale import partition_rings
+    from geo_mz.scale.runner import parts_of
+
+    ws, layers, crs = joined
+    s = CircleSettings()
+    net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh,
+                             measure_crs=crs, components="all")  # fmt: skip
+    centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
+    t, near = coverage.node_times(net, centres, max_snap_m=s.max_snap_m)
+    whole = isochrone.isochrones(net, t, near, thresholds_min=s.thresholds_min,
+                                 buffer_m=s.isochrone_buffer_m, crs_out=crs)  # fmt: skip
+    ref = partition_rings.polygonal(whole.geometry.values)
+    for part in parts_of(layers["admin_units"], "county"):
+        frames, log = partition_rings.rings_part(ws, part, settings=s, measure_crs=crs)
+        assert log["rounds"] == 1, (part.code, log)
+        mine = partition_rings.polygonal(frames["rings"].to_crs(crs).geometry.values)
+        tile = gpd.GeoSeries([part.geometry], crs="EPSG:4490").to_crs(crs).iloc[0]
+        for a, b in zip(mine, ref, strict=True):
+            want = partition_rings.polygonal([shapely.intersection(b, tile, grid_size=1e-6)])[0]
+            assert want.area > 1e4
+            diff = shapely.symmetric_difference(a, want, grid_size=1e-6).area
+            assert diff <= 1e-6 * want.area, (part.code, diff, want.area)

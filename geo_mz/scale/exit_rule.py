@@ -94,6 +94,8 @@ def walk_exit_proven(
     winner_sure: np.ndarray,
     vmax_kmh: float,
     absent_xy: np.ndarray,
+    *,
+    cap_min: float = np.inf,
 ) -> np.ndarray:
     """Which walking answers the exit rule proves (see the module docstring).
 
@@ -104,6 +106,12 @@ def walk_exit_proven(
     strictly inside the cut (its routes enter from outside) or to its nearest node of the
     part, with the same leg; so the search of :func:`exit_times` starts from those nodes too,
     each after its source's leg at ``v_max``. Strictly below: a tie could name another source.
+
+    An answer at or beyond ``cap_min`` (``inf``: unreachable) only needs to be shown at or
+    beyond it on the whole network: every route the part has is, and the part lacks none
+    faster when the least time of those it may lack is at least the cap. So a point the part
+    cannot reach is proven unreachable when no route can enter the cut nor start from a
+    source the part lacks.
 
     Parameters
     ----------
@@ -116,7 +124,7 @@ def walk_exit_proven(
     node, snap_m, offset_min
         Their snaps on ``net``: node, metres and minutes.
     travel_min
-        Their times in the part (``inf`` when unreachable: never proven here).
+        Their times in the part (``inf`` when unreachable).
     winner_sure
         Per point, whether the source that won it has its snap circle inside the cut.
     vmax_kmh
@@ -124,6 +132,8 @@ def walk_exit_proven(
     absent_xy
         ``(k, 2)`` the whole layer's sources the part did not search from (outside the cut),
         in the cut's CRS.
+    cap_min
+        Times at or beyond this need only be proven so (a ring's widest threshold).
 
     Returns
     -------
@@ -131,19 +141,48 @@ def walk_exit_proven(
         Bool per point.
     """
     travel = np.asarray(travel_min, dtype=float)
-    ok = np.asarray(winner_sure, dtype=bool) & (snap_m + SLACK_M <= cut.room_m(xy))
-    ok &= np.isfinite(travel)
-    if not ok.any():
-        return ok
+    inside = snap_m + SLACK_M <= cut.room_m(xy)
+    capped = inside & (travel >= cap_min)
+    exact = inside & ~capped & np.asarray(winner_sure, dtype=bool)
+    if not (exact.any() or capped.any()):
+        return exact
     also = None
     if len(absent_xy):
         d, n = net.node_tree.query(np.asarray(absent_xy, dtype=float))
         # Less the node merging's slack: the whole network's node may sit that much nearer.
         legs = np.maximum(np.asarray(d, dtype=float) - SLACK_M, 0.0) / (vmax_kmh * 1000.0 / 60.0)
         also = (np.asarray(n), legs)
-    # Only whether the way in is slower than each answer matters: search no further.
-    into = exit_times(net, cut, limit_min=float(travel[ok].max()) + 1.0, also=also)
-    return ok & (travel < into[node] + offset_min)
+    # Only whether the way in is slower than each answer (or the cap) matters: search no
+    # further than that.
+    need = np.where(capped, cap_min, travel)[exact | capped]
+    limit = float(need.max()) + 1.0 if np.isfinite(need).all() else np.inf
+    into = exit_times(net, cut, limit_min=limit, also=also)[node] + offset_min
+    return (exact & (travel < into)) | (capped & (into >= cap_min))
 
 
-__all__ = ["exit_times", "walk_exit_proven"]
+def winners_sure(net: Any, cut: Cut, source_xy: np.ndarray, winner: np.ndarray) -> np.ndarray:
+    """Per answer: whether its winning source (``winner``: its position, -1 for none) is sure.
+
+    A source is sure when its snap circle lies inside the cut (every whole-network node
+    within it is a node of the part): it snaps to the same node on both networks.
+    """
+    winner = np.asarray(winner)
+    out = np.zeros(len(winner), dtype=bool)
+    won = winner >= 0
+    if not won.any():
+        return out
+    sxy = np.asarray(source_xy, dtype=float).reshape(-1, 2)
+    d, _ = net.node_tree.query(sxy)
+    sure = np.asarray(d, dtype=float) + SLACK_M <= cut.room_m(sxy)
+    out[won] = sure[winner[won]]
+    return out
+
+
+def absent_sources(source_xy: np.ndarray, cut: Cut) -> np.ndarray:
+    """Return the sources outside the cut (``(k, 2)``, the cut's CRS): a part lacks them."""
+    sxy = np.asarray(source_xy, dtype=float).reshape(-1, 2)
+    shapely.prepare(cut.polygon)
+    return sxy[~shapely.intersects_xy(cut.polygon, sxy[:, 0], sxy[:, 1])]
+
+
+__all__ = ["absent_sources", "exit_times", "walk_exit_proven", "winners_sure"]

@@ -77,7 +77,7 @@ from geo_mz.network.graph import (
 from geo_mz.network.paths import snap_xy
 from geo_mz.relief import drive_audit as relief
 from geo_mz.scale.cut import SLACK_M, Cut, make_cut
-from geo_mz.scale.exit_rule import walk_exit_proven
+from geo_mz.scale.exit_rule import absent_sources, walk_exit_proven, winners_sure
 from geo_mz.scale.part_inputs import (
     Sources,
     centre_sources,
@@ -327,9 +327,7 @@ def coverage_part(
         xy = xy_all[todo]
         sn = snap_xy(net, xy, max_snap_m=s.max_snap_m)  # once: times and proof
         if len(centres):
-            walk, nearest, idx, cs = coverage.centre_walks(
-                net, centres, sn, max_snap_m=s.max_snap_m
-            )
+            walk, nearest, idx, _ = coverage.centre_walks(net, centres, sn, max_snap_m=s.max_snap_m)
         else:
             walk, idx = np.full(len(todo), np.inf), np.full(len(todo), -1)
             nearest = np.full(len(todo), None, dtype=object)
@@ -339,17 +337,14 @@ def coverage_part(
         ok = proven(net, cut, xy, sn.node, sn.offset_m, walk, vmax, cut.contains_extent(extent),
                     source_xy=src.xy)  # fmt: skip
         by_exit = 0
-        if len(centres) and not ok.all():
+        if not ok.all():
             # The exit rule, for times too long for the room rule: the winner must be sure.
-            cxy = shapely.get_coordinates(centres.geometry.values)
-            sure = cs.offset_m + SLACK_M <= cut.room_m(cxy)
             rest = np.flatnonzero(~ok)
-            winner_sure = np.zeros(len(rest), dtype=bool)
-            winner_sure[idx[rest] >= 0] = sure[idx[rest][idx[rest] >= 0]]
-            absent = src.xy[~shapely.intersects_xy(cut.polygon, src.xy[:, 0], src.xy[:, 1])]
+            cxy = shapely.get_coordinates(centres.geometry.values)
             exit_ok = walk_exit_proven(
                 net, cut, xy[rest], sn.node[rest], sn.offset_m[rest], sn.offset_min[rest],
-                walk[rest], winner_sure, vmax, absent,
+                walk[rest], winners_sure(net, cut, cxy, idx[rest]), vmax,
+                absent_sources(src.xy, cut),
             )  # fmt: skip
             ok[rest[exit_ok]] = True
             by_exit = int(exit_ok.sum())

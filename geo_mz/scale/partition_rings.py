@@ -1,14 +1,23 @@
 """Isochrone rings of the 15-minute circle per part, proven equal to the whole run's.
 
 A part draws the rings on its cut network (:mod:`geo_mz.scale.partition`) and keeps their
-piece inside its own polygon. Inside the polygon a ring depends only on the streets within
-``buffer_m`` (50 m) of it and on their end nodes' times (:func:`geo_mz.network.isochrones`);
-the part grows its cut until each such street lies in the cut and both its nodes are proven
-by the rule ``2·min(t, t_max)·v ≤ room`` or a complete component (``t_max``: the widest
-ring; a node proven later than ``t_max`` is so on the whole network too, and reaches
-nothing). :func:`merge_rings` joins the pieces: the whole run's rings inside the parts'
-polygons (they reach beyond them, along the roads of the buffer, only in the whole run),
-equal to 1e-6 of their area (the pieces meet along the part borders).
+piece inside its own polygon. A ring is the streets reached within its minutes (partial
+streets cut at the exact point), buffered by ``buffer_m`` (50 m,
+:func:`geo_mz.network.isochrones`). A street reached from a node at ``t`` minutes is reached
+along at most ``(t_max − t)·v`` of its length from that node (``t_max``: the widest ring), so
+the rings inside the polygon depend only on the nodes within ``reach = t_max·v + buffer_m``
+of it, on their times up to ``t_max`` (a time at or beyond ``t_max`` reaches nothing), and on
+the streets' first ``t_max·v`` metres from them. When the cut holds everything within
+``reach`` of the polygon (a buffer of at least that), those nodes and street pieces are the
+whole network's: every whole-network node within reach is a node of the part, so a street
+leaving one ends, within ``t_max·v``, at the same node on both networks or not at all. The
+part then grows its cut until every node within reach is proven (its time, or that it is at
+least ``t_max``): by the room rule ``2·min(t, t_max)·v ≤ room``, a complete component, or the
+exit rule (:func:`geo_mz.scale.exit_rule.walk_exit_proven`, capped at ``t_max``), which
+proves the nodes of a province whose counties' roads are joined in the first round.
+:func:`merge_rings` joins the pieces: the whole run's rings inside the parts' polygons (they
+reach beyond them, along the roads of the buffer, only in the whole run), equal to 1e-6 of
+their area (the pieces meet along the part borders).
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network import isochrone as isochrones
 from geo_mz.network.graph import network_from_roads
+from geo_mz.scale.cut import QUAD_SEGS
+from geo_mz.scale.exit_rule import absent_sources, walk_exit_proven, winners_sure
 from geo_mz.scale.partition import (
     MAX_ROUNDS,
     SLACK_M,
@@ -68,11 +79,11 @@ def rings_part(
     # A real county outline can come back from the reprojection self-intersecting (quantised
     # rings: 湛江 廉江市 does); GEOS then refuses the clip, so keep its area as a valid polygon.
     tile = polygonal(gpd.GeoSeries([part.geometry], crs=STORAGE_CRS).to_crs(crs).values)[0]
-    near_tile = shapely.buffer(tile, s.isochrone_buffer_m + SLACK_M)
-    shapely.prepare(near_tile)
     src = centre_sources(ws, s, crs)
     c_xy = src.xy
     extent = roads_bbox or roads_extent(ws)
+    v = float(s.walk_speed_kmh) * 1000.0 / 60.0
+    reach_m = top * v + s.isochrone_buffer_m + SLACK_M
     b = float(buffer_m)
     log: dict[str, Any] = {"rounds": 0, "buffer_m": [], "roads_read": 0}
     for _ in range(MAX_ROUNDS):
@@ -90,14 +101,21 @@ def rings_part(
             t, nearest = np.full(net.n_nodes, np.inf), np.full(net.n_nodes, -1)
         full = cut.contains_extent(extent)
         n = net.n_nodes
-        node_ok = proven(net, cut, net.node_xy, np.arange(n), np.zeros(n), np.minimum(t, top),
-                         float(net.access_speed_kmh), full, source_xy=c_xy)  # fmt: skip
-        geoms = net.edge_geometry
-        near = shapely.intersects(near_tile, geoms)
-        inner = shapely.buffer(cut.polygon, -SLACK_M)
-        edge_ok = node_ok[net.edge_u[near]] & node_ok[net.edge_v[near]]
-        edge_ok &= shapely.within(geoms[near], inner) | full
-        if edge_ok.all():
+        # The cut holds everything within reach of the polygon (the room is a lower bound).
+        holds = full or cut.buffer_m * np.cos(3 * np.pi / (8 * QUAD_SEGS)) >= reach_m + SLACK_M
+        matter = np.flatnonzero(shapely.dwithin(tile, shapely.points(net.node_xy), reach_m))
+        ok = proven(net, cut, net.node_xy[matter], matter, np.zeros(len(matter)),
+                    np.minimum(t[matter], top), float(net.access_speed_kmh), full,
+                    source_xy=c_xy)  # fmt: skip
+        if holds and not ok.all():
+            rest = matter[~ok]
+            here_xy = shapely.get_coordinates(here.geometry.values)
+            ok[~ok] = walk_exit_proven(
+                net, cut, net.node_xy[rest], rest, np.zeros(len(rest)), np.zeros(len(rest)),
+                t[rest], winners_sure(net, cut, here_xy, nearest[rest]),
+                float(net.access_speed_kmh), absent_sources(c_xy, cut), cap_min=top,
+            )  # fmt: skip
+        if holds and ok.all():
             break
         b *= 2.0
     else:
