@@ -35,7 +35,7 @@ from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network import isochrone as isochrones
-from geo_mz.network.graph import network_from_roads
+from geo_mz.network.graph import NETWORK_ROAD_FIELDS, network_from_roads
 from geo_mz.scale.cut import QUAD_SEGS
 from geo_mz.scale.exit_rule import absent_sources, walk_exit_proven, winners_sure
 from geo_mz.scale.partition import (
@@ -88,7 +88,7 @@ def rings_part(
     log: dict[str, Any] = {"rounds": 0, "buffer_m": [], "roads_read": 0}
     for _ in range(MAX_ROUNDS):
         cut = make_cut(part.geometry, crs, b)
-        roads = roads_in_cut(ws, cut)
+        roads = roads_in_cut(ws, cut, None, list(NETWORK_ROAD_FIELDS))
         log["rounds"] += 1
         log["buffer_m"].append(b)
         log["roads_read"] += len(roads)

@@ -55,7 +55,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from geo_mz.core.projection import STORAGE_CRS
-from geo_mz.network.graph import Network, network_from_roads
+from geo_mz.network.graph import NETWORK_ROAD_FIELDS, Network, network_from_roads
 from geo_mz.network.paths import snap_points
 from geo_mz.relief import shelters as shel
 from geo_mz.scale.partition import (
@@ -74,6 +74,7 @@ from geo_mz.scale.partition import (
     read_own,
     roads_extent,
     roads_in_cut,
+    source_layer,
     to_cut_crs,
     units_of_part,
 )
@@ -114,9 +115,10 @@ def _shelter_inputs(
     pop = None
     if cells:
         pop = read_own(ws, "population", part_bbox(own_units, part), part.code)
-    # Every shelter (a small layer): the largest service time and the snap-circle proof use
-    # the whole layer's, and shelters inside a unit count wherever the cut ends.
-    sheltered = ws.read("shelters")
+    # Every shelter (a small layer, kept per worker while unchanged): the largest service time
+    # and the snap-circle proof use the whole layer's, and shelters inside a unit count
+    # wherever the cut ends.
+    sheltered = source_layer(ws, "shelters")
     cap = shel.shelter_capacity(sheltered, s)
     reach_min = float(cap["service_min"].max()) if len(cap) else 0.0
     return own_units, pop, sheltered, _xy(sheltered, crs), reach_min
@@ -188,7 +190,7 @@ def shelter_adequacy_part(
     own_shelters = own_rows(sheltered, part.code) if "adcode" in sheltered else None
 
     def attempt(cut: Cut) -> tuple[bool, Any]:
-        roads = roads_in_cut(ws, cut)
+        roads = roads_in_cut(ws, cut, None, list(NETWORK_ROAD_FIELDS))
         net = _walk_net(roads, s, crs)
         near = shapely.intersects(cut.polygon, shapely.points(shelter_xy))
         if own_shelters is not None:
@@ -365,15 +367,17 @@ def evacuation_part(
     cap_all = shel.shelter_capacity(sheltered, s)
     caps = cap_all["capacity_used_persons"].to_numpy(np.int64)
     v = s.walk_speed_kmh * 1000.0 / 60.0
+    # Only what the sources, the flows and the figures use (not the cells' other counts).
+    pop_fields = list(dict.fromkeys(["cell_id", "adcode", s.people]))
     if "adcode" in sheltered:
         own_k = own_rows(sheltered, part.code)
     else:
         own_k = shapely.within(shapely.points(_xy(sheltered, STORAGE_CRS)), part.geometry)
 
     def attempt(cut: Cut) -> tuple[bool, Any]:
-        roads = roads_in_cut(ws, cut)
+        roads = roads_in_cut(ws, cut, None, list(NETWORK_ROAD_FIELDS))
         net = _walk_net(roads, s, crs)
-        pop = in_cut(read_box(ws, "population", cut.lonlat_bbox, None, cut), cut)
+        pop = in_cut(read_box(ws, "population", cut.lonlat_bbox, pop_fields, cut), cut)
         pop = pop.reset_index(drop=True)
         src, cell_src, cell_off_m = _cell_sources(pop, net, s)
         kin = np.flatnonzero(shapely.intersects(cut.polygon, shapely.points(shelter_xy)))
