@@ -16,7 +16,10 @@ PostgreSQL cluster (``webmap.testing_postgis.temp_cluster``) with ``PostgisWorks
    and the unlock sent and not waited for; rows put in ``fid`` order here, not by the server;
    own people as a range of the ``adcode`` index with the box a test of its rows; the mask's
    strips one array; columns typed whole, ``conform_types`` skipped when it changes nothing),
-   ``pg-many`` (``pg`` with the three reads sent together, ``read_many``: one round trip),
+   ``pg-many`` (``pg`` with the three reads sent together, ``read_many``: one round trip;
+   the own people's box given, found beforehand), ``pg-part`` (``part_inputs.read_part``, the part's
+   reads together: the three in one round trip, the own people read as the ``adcode``
+   index's range and the box of the units read with them tested here),
    ``pg-before`` (the read before that, frozen here: the server sorts, both indexes ANDed,
    16 ORs for a mask, the catalog planned each time, the end waited for), ``pg-prev`` (the
    snapshot before that, frozen here: lock, BEGIN, catalog, COMMIT and unlock each a round
@@ -25,8 +28,8 @@ PostgreSQL cluster (``webmap.testing_postgis.temp_cluster``) with ``PostgisWorks
    peer: the box and prefix tested per row in SQL with ``ST_Intersects`` and
    ``starts_with``, every field, values typed one by one; it had no ``columns=``, so it reads
    them all, as a part on PostGIS did). The frames of ``gpkg``, ``pg``, ``pg-many``,
-   ``pg-before`` and ``pg-prev`` are compared (equal). Round trips of a part's reads are
-   counted from libpq's trace for the PostGIS sides but ``pg-old``.
+   ``pg-part``, ``pg-before`` and ``pg-prev`` are compared (equal). Round trips of a part's
+   reads are counted from libpq's trace for the PostGIS sides but ``pg-old``.
 2. The plan of one part's own-people read (``EXPLAIN ANALYZE``, no planner hints): the
    ``adcode`` index's range, against the same read in a copy without the index.
 3. Gathers from the run stores of a coverage run over those parts (computed once per store,
@@ -378,7 +381,6 @@ def before_snapshot(pws: Any) -> Iterator[Any]:
     from psycopg import sql
 
     from geo_mz.core import _postgis_read as rd
-    from geo_mz.core import workspace_postgis as wp
     from geo_mz.core._postgis_db import pooled_connection
     from geo_mz.core._postgis_tables import LOCK_CLASS, Catalog
     from geo_mz.core.workspace_read import conform_types
@@ -395,7 +397,7 @@ def before_snapshot(pws: Any) -> Iterator[Any]:
     lock = (sql.Literal(LOCK_CLASS), sql.Literal(schema))
     start = sql.SQL("SELECT pg_advisory_lock_shared({}, hashtext({})); COMMIT; BEGIN ISOLATION "
                     "LEVEL REPEATABLE READ READ ONLY; ").format(*lock) + catalog  # fmt: skip
-    saved = (wp.layer_query, rd.frame_from_rows, rd.typed_frame)
+    saved = (rd.layer_query, rd.frame_from_rows, rd.typed_frame)
     with pooled_connection(pws._url) as conn:
         cur = conn.execute(start)
         for _ in range(3):
@@ -409,12 +411,12 @@ def before_snapshot(pws: Any) -> Iterator[Any]:
             tables.setdefault(str(r[1]), []).append((str(r[2]), t))
         memo = {"catalog": Catalog(names, crs, tables, frozenset())}
         pws._snapshots[threading.get_ident()] = (conn, memo)
-        wp.layer_query, rd.frame_from_rows, rd.typed_frame = (_before_query, _before_frame,
+        rd.layer_query, rd.frame_from_rows, rd.typed_frame = (_before_query, _before_frame,
                                                               conform_types)  # fmt: skip
         try:
             yield pws
         finally:
-            wp.layer_query, rd.frame_from_rows, rd.typed_frame = saved
+            rd.layer_query, rd.frame_from_rows, rd.typed_frame = saved
             del pws._snapshots[threading.get_ident()]
         conn.execute(sql.SQL("COMMIT; SELECT pg_advisory_unlock_shared({}, hashtext({}))")
                      .format(*lock))  # fmt: skip
@@ -444,14 +446,14 @@ def part_reads(parts, gws, pws, reps: int, warmup: int) -> None:
     from geo_mz.core.workspace_read import read_layer, related_to
     from geo_mz.network.graph import NETWORK_ROAD_FIELDS
     from geo_mz.scale.cut import make_cut
-    from geo_mz.scale.part_inputs import own_rows, part_bbox, part_crs
+    from geo_mz.scale.part_inputs import own_rows, part_bbox, part_crs, read_part
     from geo_mz.scale.partition import TIMES_POP_FIELDS
 
-    boxes = []
+    boxes, cuts = [], {}
     for p in parts:
         units = gws.read("admin_units", bbox=tuple(shapely.bounds(p.geometry)))
         core = part_bbox(units[own_rows(units, p.code)], p)
-        cut = make_cut(p.geometry, part_crs(p), 2000.0)
+        cut = cuts[p.code] = make_cut(p.geometry, part_crs(p), 2000.0)
         boxes.append((p, tuple(shapely.bounds(p.geometry)), core, cut.lonlat_bbox, cut.lonlat_mask))
     pop_cols, road_cols = list(TIMES_POP_FIELDS), list(NETWORK_ROAD_FIELDS)
 
@@ -493,8 +495,18 @@ def part_reads(parts, gws, pws, reps: int, warmup: int) -> None:
         for b in boxes:
             many(*b)
 
+    def part(p, ubox, core, rbox, mask):  # read_part: the own people's box found here
+        got = read_part(pws, p, own={"population": pop_cols}, cut=cuts[p.code],
+                        in_cut={"roads": road_cols})  # fmt: skip
+        return [got.units, got.own["population"], got.cut["roads"]]
+
+    def run_part():
+        for b in boxes:
+            part(*b)
+
     sides = {"gpkg": reading(gws, lambda: nullcontext(gws), units_gpkg, True),
              "pg-many": (many, run_many),
+             "pg-part": (part, run_part),
              "pg": reading(pws, pws.snapshot, units_pg, True),
              "pg-before": reading(pws, lambda: before_snapshot(pws), units_pg, True),
              "pg-prev": reading(pws, lambda: prev_snapshot(pws), units_prev, False)}  # fmt: skip
@@ -512,7 +524,7 @@ def part_reads(parts, gws, pws, reps: int, warmup: int) -> None:
     # rows meeting the cut are among them).
     for b in boxes[:4]:
         want = sides["gpkg"][0](*b)
-        for side in ("pg", "pg-many", "pg-before", "pg-prev"):
+        for side in ("pg", "pg-many", "pg-part", "pg-before", "pg-prev"):
             got = sides[side][0](*b)
             if side == "pg-prev":
                 keep = shapely.intersects(b[4], got[2].geometry.values)
@@ -525,12 +537,13 @@ def part_reads(parts, gws, pws, reps: int, warmup: int) -> None:
     rows = [len(pws.read("population", bbox=b[2], prefix=("adcode", b[0].code))) for b in boxes]
     trips = {
         s: round_trips(pws._url, lambda s=s: sides[s][0](*boxes[0]))
-        for s in ("pg", "pg-many", "pg-before", "pg-prev")
+        for s in ("pg", "pg-many", "pg-part", "pg-before", "pg-prev")
     }
     print(f"part reads: {len(boxes)} county parts, own people {int(np.mean(rows))} rows a part "
-          f"on average; frames of gpkg, pg, pg-many, pg-before and pg-prev equal; round trips a "
-          f"part: pg {trips['pg']} (the last not waited for), pg-many {trips['pg-many']} (the "
-          f"same), pg-before {trips['pg-before']}, pg-prev {trips['pg-prev']}")  # fmt: skip
+          f"on average; frames of gpkg, pg, pg-many, pg-part, pg-before and pg-prev equal; round "
+          f"trips a part: pg {trips['pg']} (the last not waited for), pg-many {trips['pg-many']} "
+          f"(the same), pg-part {trips['pg-part']} (the same), pg-before {trips['pg-before']}, "
+          f"pg-prev {trips['pg-prev']}")  # fmt: skip
     times = rotated({n: f[1] for n, f in sides.items()} | {"pg-old": old}, reps, warmup)
     report("   a part's three reads", times, len(boxes), "gpkg")
 

@@ -55,7 +55,13 @@ from geo_mz.core._postgis_db import (
     split_workspace_url,
     sql_module,
 )
-from geo_mz.core._postgis_read import LayerRead, fetch_reads, layer_query
+from geo_mz.core._postgis_read import (
+    LayerRead,
+    fetch_in_turn,
+    fetch_reads,
+    gc_paused,
+    plan_read,
+)
 from geo_mz.core._postgis_read import geometries as wkb_geometries
 from geo_mz.core._postgis_tables import (
     LOCK_CLASS,
@@ -69,9 +75,7 @@ from geo_mz.core._postgis_tables import (
     read_catalog,
     storage_srid,
 )
-from geo_mz.core.catalog import get_spec
 from geo_mz.core.errors import WorkspaceError
-from geo_mz.core.gpkg_read import mask_strips
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.workspace import Workspace
 from geo_mz.core.workspace_common import (
@@ -419,7 +423,14 @@ class PostgisWorkspace:
             return self._records(conn)
 
     def layers(self) -> list[str]:
-        """Names of the catalog layers stored in this workspace."""
+        """Names of the catalog layers stored in this workspace.
+
+        Inside this thread's :meth:`snapshot`, the snapshot's (its catalog: no query, and
+        the names its reads see).
+        """
+        state = self._snapshot_state()
+        if state is not None:
+            return list(self._layer_names(state[0]))
         return [str(x) for x in self.layer_records()["layer"].tolist()]
 
     def count(self, kind: str) -> int:
@@ -430,52 +441,9 @@ class PostgisWorkspace:
             q = sql_module().SQL("SELECT count(*) FROM {}").format(self._table(kind))
             return int(conn.execute(q).fetchone()[0])
 
-    def _plan(
-        self,
-        conn: Any,
-        kind: str,
-        names: list[str],
-        bbox: tuple[float, float, float, float] | None = None,
-        prefix: tuple[str, str] | None = None,
-        columns: list[str] | None = None,
-        ancestors: bool = False,
-        mask: Any = None,
-    ) -> LayerRead:
-        if mask is not None and bbox is not None:
-            raise WorkspaceError("bbox 与 mask 只能给一个 / give bbox or mask, not both")
-        if ancestors and prefix is None:
-            raise WorkspaceError(
-                "ancestors 需要 prefix / ancestors=True needs prefix=(field, code)"
-            )
-        if kind not in names:
-            raise no_layer_error(self.path, kind, names)
-        spec = get_spec(kind)
-        catalog = self._catalog(conn)
-        stored = [(n, t) for n, t in catalog.tables.get(kind, []) if n not in ("fid", "geom")]
-        types = dict(stored)
-        if prefix is not None and prefix[0] not in types:
-            raise WorkspaceError(
-                f"没有字段 '{prefix[0]}' / no field '{prefix[0]}' (columns {list(types)})"
-            )
-        if columns is not None:
-            # As the GeoPackage's read: these fields (those stored) and the prefix field, in
-            # the table's order.
-            wanted = set(columns) | ({prefix[0]} if prefix is not None else set())
-            stored = [(n, t) for n, t in stored if n in wanted]
-        ewkb = spec.geometry == "Point"
-        query, params = layer_query(
-            self.schema,
-            kind,
-            stored,
-            srid=storage_srid(str(catalog.storage_crs)),
-            bbox=bbox,
-            prefix=None if prefix is None else (prefix[0], types[prefix[0]], str(prefix[1])),
-            ancestors=ancestors,
-            boxes=None if mask is None else mask_strips(mask),
-            indexed=prefix is not None and (kind, prefix[0]) in catalog.code_indexes,
-            ewkb=ewkb,
-        )
-        return LayerRead(query, params, stored, spec, str(catalog.storage_crs), bbox, mask, ewkb)
+    def _plan(self, conn: Any, kind: str, names: list[str], *args: Any, **opts: Any) -> LayerRead:
+        """Check one read and plan it (:func:`~geo_mz.core._postgis_read.plan_read`)."""
+        return plan_read(self._catalog(conn), self.schema, self.path, kind, names, *args, **opts)
 
     def read(
         self,
@@ -518,6 +486,10 @@ class PostgisWorkspace:
             (``geo_mz.core.gpkg_read.mask_strips``), not its whole box, and the rows
             found are tested against the polygon here (GEOS).
         """
+        if callable(bbox):
+            raise WorkspaceError(
+                "bbox 为函数时请用 read_many / a function as bbox is for read_many"
+            )
         with self._reading(catalog=True) as conn:
             names = self._layer_names(conn)
             plan = self._plan(conn, kind, names, bbox, prefix, columns, ancestors, mask)
@@ -530,6 +502,13 @@ class PostgisWorkspace:
         server, not one each. Any read's error (an unknown layer or field, ``bbox`` with
         ``mask``) is raised before anything is sent.
 
+        A read's ``bbox`` may be a function that returns the box from the frames (a list) of
+        the reads before it whose box is not a function (a part's own people in the box of
+        its own units). With a ``prefix`` on a field the workspace's code index holds
+        (``adcode``) the read goes with the others: the database gives the prefix's rows and
+        the box is tested here, the rows :meth:`read` gives with that box. Else it is sent
+        with its box once the others are read (a round trip more, for all such reads).
+
         Parameters
         ----------
         reads
@@ -540,10 +519,15 @@ class PostgisWorkspace:
         list of geopandas.GeoDataFrame
             What :meth:`read` returns for each, in order.
         """
+        reads = [(kind, dict(opts)) for kind, opts in reads]
         with self._reading(catalog=True) as conn:
             names = self._layer_names(conn)
-            plans = [self._plan(conn, kind, names, **dict(opts)) for kind, opts in reads]
-            return fetch_reads(conn, plans)
+            plans = [self._plan(conn, kind, names, **opts) for kind, opts in reads]
+
+            def replan(i: int, box: tuple[float, float, float, float]) -> LayerRead:
+                return self._plan(conn, reads[i][0], names, **(reads[i][1] | {"bbox": box}))
+
+            return fetch_in_turn(conn, plans, replan)
 
     def read_all(self) -> dict[str, gpd.GeoDataFrame]:
         """All stored layers by name, read from one snapshot."""
@@ -608,6 +592,7 @@ __all__ = [
     "clean_error",
     "close_pool",
     "database_error",
+    "gc_paused",
     "pooled_connection",
     "redact_url",
     "split_workspace_url",

@@ -91,6 +91,7 @@ from geo_mz.scale.part_inputs import (
     read_box,
     read_once,
     read_own,
+    read_part,
     roads_extent,
     roads_in_cut,
     source_layer,
@@ -298,19 +299,20 @@ def coverage_part(
     """
     s = settings or CircleSettings()
     crs = part_crs(part, measure_crs)
+    first_cut = make_cut(part.geometry, crs, buffer_m)
     with read_once(ws) as ws:
-        units = units_of_part(ws, part)
-        core_bbox = own_bbox(units, part)
-        pop = read_own(ws, "population", core_bbox, part.code, columns=list(TIMES_POP_FIELDS))
+        # The units, the part's own people (in the box of its own units) and the first cut's
+        # roads (only the fields the walking network reads), read together: one round trip
+        # on PostGIS, Python's GC held off meanwhile.
+        got = read_part(
+            ws, part, own={"population": TIMES_POP_FIELDS}, cut=first_cut,
+            in_cut={"roads": NETWORK_ROAD_FIELDS},
+        )  # fmt: skip
+        units, pop, first_roads = got.units, got.own["population"], got.cut["roads"]
         extent = roads_bbox or roads_extent(ws)
         # Every centre, for the proof (one outside the cut may snap into a piece inside it);
         # an error here, as in the whole run, when the layer holds no centre of those kinds.
         src = centre_sources(ws, s, crs)
-        first_cut = make_cut(part.geometry, crs, buffer_m)
-        # Only the fields the walking network reads (not names, lanes, bridges).
-        first_roads = read_box(
-            ws, "roads", first_cut.lonlat_bbox, list(NETWORK_ROAD_FIELDS), first_cut
-        )
     # The people as coordinates in the network's CRS, reprojected once: snapped from them, no
     # reprojected geometries built.
     xy_all = xy_to_crs(shapely.get_coordinates(pop.geometry.values), pop.crs, crs)
@@ -565,6 +567,7 @@ __all__ = [
     "prove_rounds",
     "proven",
     "proven_times",
+    "read_box",
     "read_once",
     "read_own",
     "roads_extent",

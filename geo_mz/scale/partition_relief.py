@@ -61,20 +61,18 @@ from geo_mz.network.graph import NETWORK_ROAD_FIELDS, Network
 from geo_mz.relief import drive_audit as relief
 from geo_mz.relief.audit_inputs import uses_units_as_given
 from geo_mz.scale.cut import Cut
+from geo_mz.scale.part_inputs import read_own_codes, read_part
 from geo_mz.scale.partition import (
     SLACK_M,
     Part,
     make_cut,
-    own_bbox,
     own_rows,
     part_crs,
     part_sources,
-    read_box,
     read_once,
     read_own,
     roads_extent,
     roads_in_cut,
-    units_of_part,
 )
 from geo_mz.scale.partition_shelters import evacuation_part, shelter_adequacy_part
 from geo_mz.scale.relief_proof import (
@@ -166,23 +164,24 @@ def relief_inputs(
         The points (own only), stores, extent and the first cut with its roads.
     """
     with read_once(ws) as ws:
-        units = units_of_part(ws, part)
-        bbox = own_bbox(units, part)
-        layers = {"admin_units": units}
-        if uses_units_as_given(units):
-            layers["population"] = village_cells(ws, units, part, bbox)
-        else:
-            layers["population"] = ws.read("population", bbox=bbox)
-        if "shelters" in ws.layers():
-            layers["shelters"] = read_box(ws, "shelters", bbox, SHELTER_FIELDS)
-        src = part_sources(ws, "relief_stores", crs)
         extent = roads_bbox or roads_extent(ws)
         first_cut = make_cut(part.geometry, crs, buffer_m)
         # A probe only where a cut of ``buffer_m`` would not hold every road (then one round
         # proves all: a small area's parts are proven whole at once).
         if probe_m is not None and probe_m < buffer_m and not first_cut.contains_extent(extent):
             first_cut = first_cut.with_buffer(probe_m)
-        first_roads = read_box(ws, "roads", first_cut.lonlat_bbox, ROAD_FIELDS, first_cut)
+        # The units and the first cut's roads read together, then the shelters in the box of
+        # the part's own units (PostGIS: two round trips, not three).
+        boxed = {"shelters": SHELTER_FIELDS} if "shelters" in ws.layers() else {}
+        got = read_part(ws, part, boxed=boxed, cut=first_cut, in_cut={"roads": ROAD_FIELDS})
+        units, bbox, first_roads = got.units, got.bbox, got.cut["roads"]
+        layers = {"admin_units": units}
+        if uses_units_as_given(units):
+            layers["population"] = village_cells(ws, units, part, bbox)
+        else:
+            layers["population"] = ws.read("population", bbox=bbox)
+        layers |= got.boxed
+        src = part_sources(ws, "relief_stores", crs)
     points = relief.audit_points(layers, measure_crs=crs)
     points = points.take(np.flatnonzero(own_rows(points, part.code))).reset_index(drop=True)
     # Coordinates reprojected as an array (the numbers ``to_crs`` gives), no frame built.
@@ -224,7 +223,8 @@ def village_cells(
     heads = sorted({c[:VILLAGE_HEAD] for c in units["adcode"].astype(str)[vil]})
     if not heads or len(heads) > MAX_HEAD_READS:
         return read_own(ws, "population", bbox, part.code, columns=POINT_POP_FIELDS)
-    frames = [read_own(ws, "population", bbox, h, columns=POINT_POP_FIELDS) for h in heads]
+    # (together: one round trip on PostGIS)
+    frames = read_own_codes(ws, "population", bbox, heads, columns=POINT_POP_FIELDS)
     full = [f for f in frames if len(f)]
     if len(full) <= 1:
         return (full or frames)[0]
