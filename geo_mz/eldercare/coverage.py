@@ -230,14 +230,10 @@ def walk_times(
 class CentreWalks(NamedTuple):
     """Points' walks to their nearest centre (:func:`centre_walks`)."""
 
-    walk_min: np.ndarray
-    """Minutes per point (inf if unreachable)."""
-    nearest_centre: np.ndarray
-    """The nearest centre's id per point (object; None if none)."""
-    centre_pos: np.ndarray
-    """Its position in the centres given (int64; -1 if none)."""
-    centre_snaps: Snapped
-    """The centres' own snaps."""
+    walk_min: np.ndarray  #: minutes per point (inf if unreachable)
+    nearest_centre: np.ndarray  #: the nearest centre's id per point (object; None if none)
+    centre_pos: np.ndarray  #: its position in the centres given (int64; -1 if none)
+    centre_snaps: Snapped  #: the centres' own snaps
 
 
 def centre_walks(
