@@ -182,6 +182,14 @@ def import_population_raster(
         progress=progress,
     )
     method = f"{report.method}; aged 60+: {report.aged_method}"
+    # Each cell takes the code of the finest unit polygon it lies in (none: the district's),
+    # so per-unit figures and parts by county or town (taken by code) count it.
+    from geo_mz.core.units import finest_codes
+
+    every = units if units is not None else ws.read("admin_units")
+    pts["adcode"], refined = finest_codes(pts, every)
+    if refined:
+        method += f"; {refined} cells coded to the unit polygon they lie in"
     return _write(ws, "population", pts, path, method, report.source_crs), report
 
 

@@ -37,7 +37,7 @@ from geo_mz.core._population_common import (
 )
 from geo_mz.core.errors import CrsError, GeoMzError
 from geo_mz.core.projection import STORAGE_CRS
-from geo_mz.core.units import units_of_level
+from geo_mz.core.units import finest_codes, units_of_level
 
 __all__ = ["population_from_units"]
 
@@ -420,6 +420,9 @@ def population_from_units(
         geometry=gpd.points_from_xy(lon_a, lat_a),
         crs=STORAGE_CRS,
     )
+    # A county's (or town's) points take the code of the finer polygon they lie in, so the
+    # per-town figures and parts by town count them (their unit's totals stay as they are).
+    gdf["adcode"], refined = finest_codes(gdf, units)
     spread_by = {
         "area": "unit area",
         "buildings": "building footprint area",
@@ -428,7 +431,8 @@ def population_from_units(
     total = float(sum(r.total for r in rows))
     report = PopulationReport(
         method=f"dasymetric: {level} counts spread over {cell_m:g} m cells by {spread_by}{reach},"
-        " integers per unit (largest remainder)",
+        " integers per unit (largest remainder)"
+        + (f"; {refined} points coded to the finer unit polygon they lie in" if refined else ""),
         source=file,
         source_crs=CRS.from_user_input(u.crs).to_string(),
         measure_crs=mcrs.to_string(),

@@ -21,6 +21,7 @@ __all__ = [
     "assign_by_codes",
     "assign_to_units",
     "complete_units",
+    "finest_codes",
     "level_positions",
     "point_codes",
     "unit_register",
@@ -252,6 +253,66 @@ def assign_to_units(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.nda
     matches no unit stays unassigned (it belongs to another area), it is not re-joined in space.
     """
     return assign_by_codes(points, units["adcode"], lambda: units.geometry)
+
+
+def finest_codes(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> tuple[np.ndarray, int]:
+    """Each point's code refined to the finest unit polygon it lies in, under its own code.
+
+    A point spread from a county's table, or cut from a raster, carries the county's code (or
+    none) although the workspace has town or village polygons: per-town figures and parts by
+    town (``geo-mz scale run --by town``, which take a part's points by code) would leave it
+    out. Level by level (coarse to fine), a point whose code is missing or shorter than the
+    level's takes the code of the first in-jurisdiction unit of that level it lies in, if that
+    code starts with its own; a point in no such polygon (a gap between polygons, a level
+    that covers only some towns) keeps the code it has.
+
+    Parameters
+    ----------
+    points
+        Points with a CRS and an optional ``adcode`` column.
+    units
+        The ``admin_units`` layer (polygons, ``adcode``, ``level``; optional
+        ``in_jurisdiction``).
+
+    Returns
+    -------
+    tuple
+        The codes (object array: strings, None where a point has none) and how many points
+        got a finer code.
+    """
+    if "adcode" in points:
+        raw = points["adcode"].astype(object).to_numpy()
+        codes = np.array([None if pd.isna(c) else str(c) for c in raw], dtype=object)
+    else:
+        codes = np.full(len(points), None, dtype=object)
+    before = codes.copy()
+    levels = [lv for lv in ("county", "town", "village") if _equal_to(units["level"], lv).any()]
+    xy = np.asarray(points.geometry.values)
+    for level in levels:
+        u = units_of_level(units, level)
+        u = u[~(u.geometry.isna() | u.geometry.is_empty)]
+        if u.empty:
+            continue
+        length = len(u["adcode"].iloc[0])
+        todo = np.flatnonzero([c is None or len(c) < length for c in codes])
+        if not len(todo):
+            continue
+        geoms = u.geometry.to_crs(points.crs) if u.crs != points.crs else u.geometry
+        tree = shapely.STRtree(xy[todo])
+        ui, pi = tree.query(np.asarray(geoms.values), predicate="intersects")
+        ucode = u["adcode"].to_numpy()
+        own = codes[todo[pi]]
+        ok = np.fromiter(
+            (c is None or ucode[q].startswith(c) for q, c in zip(ui, own, strict=True)),
+            dtype=bool,
+            count=len(ui),
+        )
+        ui, pi = ui[ok], pi[ok]
+        first = np.full(len(todo), len(u), dtype=np.int64)
+        np.minimum.at(first, pi, ui)  # the first (lowest-coded) unit a point meets
+        met = first < len(u)
+        codes[todo[met]] = ucode[first[met]]
+    return codes, int(sum(a != b for a, b in zip(codes, before, strict=True)))
 
 
 def unit_register(metadata: Mapping[str, Any]) -> pd.DataFrame | None:

@@ -21,10 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import geopandas as gpd
 import numpy as np
 import shapely
 
 from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
+from geo_mz.network.graph import WALKABLE_CLASSES
 
 SLACK_M = 2.0
 """Metres added to every proof radius: node merging (0.5 m) and float rounding."""
@@ -155,3 +157,33 @@ def make_cut(core: shapely.Geometry, crs: str, buffer_m: float) -> Cut:
     hull = geometries_to_crs(np.array([core], dtype=object), STORAGE_CRS, crs)[0].convex_hull
     poly = shapely.buffer(hull, buffer_m, quad_segs=QUAD_SEGS)
     return Cut(crs, poly, float(buffer_m), hull)
+
+
+class RoadlessCutError(Exception):
+    """A cut holds no road the mode can use, and the roads layer reaches beyond it: grow it."""
+
+
+def need_walk_roads(
+    roads: gpd.GeoDataFrame, cut: Cut, extent: tuple[float, float, float, float]
+) -> None:
+    """Raise ``RoadlessCutError`` if a cut holds no walkable road short of the extent.
+
+    A part in roadless country (hills, water, a town the roads file does not reach) gets no
+    network from its first cut, while the whole run's network lies further out: the part grows
+    its cut until it holds roads, and its answers stay exact. A cut that holds the layer's
+    whole extent and still no walkable road is the whole run's error too, which
+    ``network_from_roads`` then raises as it would for the whole area.
+
+    Parameters
+    ----------
+    roads
+        The roads read within the cut (with ``road_class``).
+    cut
+        The cut.
+    extent
+        Lon/lat extent of the whole roads layer.
+    """
+    if cut.contains_extent(extent) or "road_class" not in roads:
+        return
+    if not roads["road_class"].isin(WALKABLE_CLASSES).any():
+        raise RoadlessCutError(f"no walkable road within a {cut.buffer_m:.0f} m cut")

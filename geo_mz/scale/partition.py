@@ -76,7 +76,7 @@ from geo_mz.network.graph import (
 )
 from geo_mz.network.paths import snap_xy
 from geo_mz.relief import drive_audit as relief
-from geo_mz.scale.cut import SLACK_M, Cut, make_cut
+from geo_mz.scale.cut import SLACK_M, Cut, RoadlessCutError, make_cut, need_walk_roads
 from geo_mz.scale.exit_rule import absent_sources, walk_exit_proven, winners_sure
 from geo_mz.scale.part_inputs import (
     Sources,
@@ -214,17 +214,25 @@ def prove_rounds(
     equally long arrays: then a dict comes back), a proven flag per row and round figures;
     rows of a position are kept only when all of them are proven. The buffer doubles from
     round to round; with ``grow``, ``compute`` returns a fourth value, a hint, and the next
-    buffer is ``grow(buffer_m, hint)``.
+    buffer is ``grow(buffer_m, hint)``. A ``compute`` that finds no street in its cut raises
+    ``RoadlessCutError`` (``geo_mz.scale.cut.need_walk_roads``): the
+    buffer doubles. With no positions (a part where nobody lives) ``compute`` gets an empty
+    ``todo`` once and should return without reading roads.
     """
     todo = np.arange(n)
     b = float(buffer_m)
     kept: list[pd.DataFrame] = []
     log: dict[str, Any] = {"rounds": 0, "buffer_m": [], "recomputed": []}
     for _ in range(MAX_ROUNDS):
-        rows, ok, figures, *hint = compute(todo, b)
         log["rounds"] += 1
         log["buffer_m"].append(b)
         log["recomputed"].append(len(todo))
+        try:
+            rows, ok, figures, *hint = compute(todo, b)
+        except RoadlessCutError:  # no street in the cut yet: nothing proven, read farther
+            log["roadless"] = log.get("roadless", 0) + 1
+            b *= 2.0
+            continue
         for k, v in figures.items():
             log[k] = log.get(k, 0) + v
         ok = np.asarray(ok, dtype=bool)
@@ -318,9 +326,14 @@ def coverage_part(
     xy_all = xy_to_crs(shapely.get_coordinates(pop.geometry.values), pop.crs, crs)
 
     def compute(todo: np.ndarray, b: float) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
+        if not len(todo):  # nobody lives in the part: no times to compute, no roads to read
+            cols = {"walk_min": np.zeros(0), "nearest_centre": np.zeros(0, dtype=object),
+                    "snap_m": np.zeros(0), "too_far": np.zeros(0, dtype=bool)}  # fmt: skip
+            return cols | {"_pos": todo}, np.zeros(0, dtype=bool), {}
         first = b == buffer_m
         cut = first_cut if first else make_cut(part.geometry, crs, b)
         roads = roads_in_cut(ws, cut, first_roads if first else None, list(NETWORK_ROAD_FIELDS))
+        need_walk_roads(roads, cut, extent)
         net = network_from_roads(
             roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh, measure_crs=crs,
             components="all",
@@ -415,7 +428,10 @@ def stored_times(times_run: Mapping[str, str], code: str) -> gpd.GeoDataFrame | 
     rows = store.part_rows(str(times_run["run_key"]), code, "times")
     if rows is None:
         return None
-    return gpd.GeoDataFrame(rows.drop(columns="part"), geometry="geometry", crs=STORAGE_CRS)
+    frame = rows.drop(columns="part")
+    if frame.empty and "geometry" not in frame:  # a part with nobody: the store kept no points
+        frame = frame.assign(geometry=gpd.GeoSeries([], crs=STORAGE_CRS, index=frame.index))
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=STORAGE_CRS)
 
 
 _STORES: dict[str, Any] = {}

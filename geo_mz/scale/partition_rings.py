@@ -36,7 +36,7 @@ from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network import isochrone as isochrones
 from geo_mz.network.graph import NETWORK_ROAD_FIELDS, network_from_roads
-from geo_mz.scale.cut import QUAD_SEGS
+from geo_mz.scale.cut import QUAD_SEGS, RoadlessCutError, need_walk_roads
 from geo_mz.scale.exit_rule import absent_sources, walk_exit_proven, winners_sure
 from geo_mz.scale.partition import (
     MAX_ROUNDS,
@@ -92,6 +92,16 @@ def rings_part(
         log["rounds"] += 1
         log["buffer_m"].append(b)
         log["roads_read"] += len(roads)
+        # The cut holds everything within reach of the polygon (the room is a lower bound).
+        full = cut.contains_extent(extent)
+        holds = full or cut.buffer_m * np.cos(3 * np.pi / (8 * QUAD_SEGS)) >= reach_m + SLACK_M
+        try:
+            need_walk_roads(roads, cut, extent)
+        except RoadlessCutError:
+            if holds:  # no street within reach of the part: the whole run's rings miss it too
+                return {"rings": _no_rings()}, log | {"crs": crs, "nodes": 0}
+            b *= 2.0
+            continue
         net = network_from_roads(roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh,
                                  measure_crs=crs, components="all")  # fmt: skip
         here = sources_in_cut(src, cut)
@@ -99,10 +109,7 @@ def rings_part(
             t, nearest = coverage.node_times(net, here, max_snap_m=s.max_snap_m)
         else:
             t, nearest = np.full(net.n_nodes, np.inf), np.full(net.n_nodes, -1)
-        full = cut.contains_extent(extent)
         n = net.n_nodes
-        # The cut holds everything within reach of the polygon (the room is a lower bound).
-        holds = full or cut.buffer_m * np.cos(3 * np.pi / (8 * QUAD_SEGS)) >= reach_m + SLACK_M
         matter = np.flatnonzero(shapely.dwithin(tile, shapely.points(net.node_xy), reach_m))
         ok = proven(net, cut, net.node_xy[matter], matter, np.zeros(len(matter)),
                     np.minimum(t[matter], top), float(net.access_speed_kmh), full,
@@ -137,6 +144,15 @@ def rings_part(
         geometry=pieces, crs=crs,
     ).to_crs(STORAGE_CRS)  # fmt: skip
     return {"rings": out}, log | {"crs": crs, "nodes": n}
+
+
+def _no_rings() -> gpd.GeoDataFrame:
+    """Return the rings of a part no street reaches: none, as the whole run draws none there."""
+    return gpd.GeoDataFrame(
+        {"part": pd.Series([], dtype=object), "threshold_min": np.zeros(0),
+         "ring": pd.Series([], dtype=object), "area_m2": np.zeros(0)},
+        geometry=gpd.GeoSeries([], crs=STORAGE_CRS),
+    )  # fmt: skip
 
 
 def polygonal(geoms: Any) -> np.ndarray:

@@ -8,6 +8,7 @@ A part's code is the prefix every unit code inside it starts with: the part func
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -115,6 +116,59 @@ def part_code(adcode: str, level: str) -> str:
     return code[:n]
 
 
+POINT_JOBS = frozenset({"coverage", "capacity", "e2sfca", "gaps", "shelter_adequacy", "evacuation"})
+"""Jobs whose parts take their people (``population``) by code."""
+
+
+def check_point_codes(ws: Any, parts: Sequence[Part], jobs: Sequence[str], level: str) -> None:
+    """Refuse a run whose people carry codes too coarse for its parts (none would count them).
+
+    A part takes the population points whose ``adcode`` starts with its code. A point coded
+    only to the county (or not at all) belongs to no town part: a run by town would leave it
+    out of every figure. Points of other areas (codes no part starts with) are not asked
+    about: a run over some parts (``--codes``) leaves them out on purpose.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    parts
+        The run's parts.
+    jobs
+        The jobs to run; only :data:`POINT_JOBS` read people.
+    level
+        The parts' level, for the message.
+
+    Raises
+    ------
+    ScaleError
+        Some points' codes are missing or a prefix of a part's code.
+    """
+    if not parts or not POINT_JOBS & set(jobs) or "population" not in ws.layers():
+        return
+    codes = ws.read("population", columns=["adcode"])["adcode"].astype("string")
+    length = min(len(p.code) for p in parts)
+    part_codes = [p.code for p in parts]
+    short = [
+        c for c in codes.dropna().unique() if len(c) < length and any(
+            p.startswith(c) for p in part_codes
+        )
+    ]  # fmt: skip
+    missing = int(codes.isna().sum())
+    coarse = int(codes.isin(short).sum())
+    if not missing and not coarse:
+        return
+    zh = f"如 {short[0]}；" if short else ""
+    en = f"e.g. {short[0]!r}; " if short else ""
+    raise ScaleError(
+        f"population：{coarse + missing} 个人口点的代码没有细到 {level} 级（{zh}无代码 "
+        f"{missing} 个），不属于任何分区 / {coarse + missing} population points carry no "
+        f"{level} code ({en}{missing} without a code): no part would count them. Import the "
+        "population again (each point now takes the code of the unit polygon it lies in), or "
+        "run with a coarser --by"
+    )
+
+
 def city_parts(counties: gpd.GeoDataFrame, *, names: gpd.GeoDataFrame | None = None) -> list[Part]:
     """One part per city from county units: code = the counties' 4-digit prefix.
 
@@ -174,8 +228,10 @@ def province_parts(counties: gpd.GeoDataFrame) -> list[Part]:
 
 
 __all__ = [
+    "POINT_JOBS",
     "PREFIX_DIGITS",
     "ScaleError",
+    "check_point_codes",
     "city_parts",
     "part_code",
     "parts_of",

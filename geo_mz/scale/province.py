@@ -23,6 +23,7 @@ import pandas as pd
 
 from geo_mz.core.layer_digest import layer_digests
 from geo_mz.core.projection import STORAGE_CRS
+from geo_mz.core.workspaces import open_workspace
 from geo_mz.scale.jobs import ALL_ORDER, JOBS
 from geo_mz.scale.outputs import (
     CHINA_ALBERS,
@@ -37,6 +38,7 @@ from geo_mz.scale.outputs import (
     write_run_outputs,
 )
 from geo_mz.scale.partition import Part
+from geo_mz.scale.parts import check_point_codes
 from geo_mz.scale.runner import RunResult, ScaleError, dask_client, run_partitioned
 
 Lang = Literal["zh", "en"]
@@ -207,6 +209,7 @@ def run_all(
     # The layers' digests once for every job: each run_partitioned would read every layer again
     # (about 3 s for a province), while the workers wait for their first part.
     ws_ref = str(workspace) if str(workspace).startswith("postgres") else str(Path(workspace))
+    check_point_codes(open_workspace(ws_ref), parts, names, level)
     digests = layer_digests(ws_ref)
     with contextlib.ExitStack() as stack:
         if client is None and (workers != 0 or scheduler):
@@ -318,8 +321,6 @@ def job_outputs(
     the province table (None for a job without a headline figure).
     """
     if isinstance(workspace, str | Path):
-        from geo_mz.core.workspaces import open_workspace
-
         workspace = open_workspace(str(workspace))
     gathered = gather_kpi_layers(job, result)
     # Made once, for the job's own outputs and the province table.

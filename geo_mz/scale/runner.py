@@ -51,6 +51,7 @@ from geo_mz.scale.partition_twopass import share_of
 from geo_mz.scale.parts import (
     PREFIX_DIGITS,
     ScaleError,
+    check_point_codes,
     city_parts,
     part_code,
     parts_of,
@@ -301,6 +302,8 @@ def run_partitioned(
     ws = open_workspace(ws_ref)
     opts = dict(options or {})
     t_key = time.perf_counter()
+    if digests is None:  # run alone (``run_all`` checks once for all its jobs)
+        check_point_codes(ws, parts, [job], level)
     digests = dict(digests) if digests is not None else layer_digests(ws_ref)
     key_seconds = time.perf_counter() - t_key
     task_opts = {**opts, **dict(reuse or {})}

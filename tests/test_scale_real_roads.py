@@ -1,0 +1,221 @@
+"""Parts by town on a real road network: the raw OSM export of central 龙岗 (../shared/data).
+
+The export covers 3 × 5 km of a 388 km² district, so most towns have no road near them: their
+parts must grow their cut until it holds streets (or prove that none is within reach), and a
+town where nobody lives must give no rows, not fail. The town polygons are generated (a
+Voronoi tiling of the district with six seeds inside the export), the roads are real and
+joined across every town border, as real streets are. Each part is compared with the whole
+district computed in one piece.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import shapely
+from affine import Affine
+from click.testing import CliRunner
+
+from geo_mz.cli import main
+from geo_mz.core.workspaces import open_workspace
+from geo_mz.eldercare import coverage
+from geo_mz.eldercare.circle15 import CircleSettings
+from geo_mz.network import isochrone
+from geo_mz.network.graph import network_from_roads
+from geo_mz.scale import parts_of
+from geo_mz.scale.part_inputs import roads_extent
+from geo_mz.scale.partition import coverage_part
+from geo_mz.scale.partition_rings import polygonal, rings_part
+from geo_mz.scale.province import job_options, run_all
+
+pytestmark = pytest.mark.slow
+
+TOWNS = ["440307003", "440307006", "440307009", "440307010", "440307011", "440307012",
+         "440307013", "440307014", "440307015", "440307016", "440307017", "440307018",
+         "440307019", "440307020"]  # fmt: skip
+OSM_BOX = (114.186, 22.673, 114.232, 22.702)
+
+
+def _run(*args: object) -> str:
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _towns(boundary: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Fourteen Voronoi towns of the district, six of them seeded inside the OSM export."""
+    metric = "EPSG:4547"
+    district = boundary.to_crs(metric).geometry.union_all()
+    rng = np.random.default_rng(7)
+    x0, y0, x1, y1 = gpd.GeoSeries([shapely.box(*OSM_BOX)], crs=4326).to_crs(metric).total_bounds
+    seeds = [shapely.Point(rng.uniform(x0, x1), rng.uniform(y0, y1)) for _ in range(6)]
+    near = shapely.box(x0, y0, x1, y1).buffer(2000)
+    while len(seeds) < len(TOWNS):
+        p = shapely.Point(rng.uniform(*district.bounds[0::2]), rng.uniform(*district.bounds[1::2]))
+        if district.contains(p) and not near.contains(p):
+            seeds.append(p)
+    cells = shapely.voronoi_polygons(shapely.MultiPoint(seeds), extend_to=district.buffer(5000))
+    polys = [next(c for c in cells.geoms if c.contains(s)).intersection(district) for s in seeds]
+    return gpd.GeoDataFrame(
+        {"adcode": TOWNS, "name": [f"街道{i}" for i in range(len(TOWNS))]},
+        geometry=polys,
+        crs=metric,
+    ).to_crs(4326)
+
+
+@pytest.fixture(scope="module")
+def longgang(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two 龙岗 workspaces: people spread from a county table, and from a raster."""
+    sz = shared_data / "real_shenzhen"
+    d = tmp_path_factory.mktemp("lg_towns")
+    boundary = gpd.read_file(sz / "sz_districts_transbigdata.json")
+    boundary = boundary[boundary["qh"] == "龙岗"]
+    _towns(boundary).to_file(d / "towns.geojson", driver="GeoJSON")
+    ws = d / "lg.gpkg"
+    _run("init", "--code", "440307", "--out", ws, "--boundary",
+         sz / "sz_districts_transbigdata.json", "--code-field", "qh", "--no-neighbours",
+         "--units", d / "towns.geojson")  # fmt: skip
+    _run("import", sz / "longgang_osm_map.osm", "--layer", "roads", "--workspace", ws)
+    roads = gpd.read_file(ws, layer="roads")
+    xy = shapely.get_coordinates(roads.to_crs(4326).geometry.values)
+    pick = xy[np.random.default_rng(1).choice(len(xy), 10, replace=False)]
+    centres = pd.DataFrame({"facility_id": [f"EC{i}" for i in range(10)], "name": "养老服务站",
+                            "kind": "home_care_centre", "status": "operating", "places": 30,
+                            "lon": pick[:, 0], "lat": pick[:, 1]})  # fmt: skip
+    centres.to_csv(d / "centres.csv", index=False)
+    _run("import", d / "centres.csv", "--layer", "elder_care", "--workspace", ws,
+         "--source-crs", "EPSG:4326")  # fmt: skip
+    table, raster = d / "table.gpkg", d / "raster.gpkg"
+    table.write_bytes(ws.read_bytes())
+    raster.write_bytes(ws.read_bytes())
+    (d / "pop.csv").write_text(
+        "adcode,户籍人口,60岁以上人口\n440307,3979037,218000\n", encoding="utf-8"
+    )
+    _run("import", d / "pop.csv", "--layer", "population", "--workspace", table, "--by-unit",
+         "--level", "county", "--cell-m", "200")  # fmt: skip
+    # A WorldPop-like count raster over the whole district: people far from every road.
+    x0, y0, x1, y1 = boundary.total_bounds
+    res = 0.004
+    w, h = int((x1 - x0) / res) + 1, int((y1 - y0) / res) + 1
+    counts = np.random.default_rng(3).gamma(2.0, 40.0, size=(h, w)).astype("float32")
+    with rasterio.open(d / "pop.tif", "w", driver="GTiff", height=h, width=w, count=1,
+                       dtype="float32", crs="EPSG:4326", nodata=-1,
+                       transform=Affine(res, 0, x0, 0, -res, y1)) as dst:  # fmt: skip
+        dst.write(counts, 1)
+    _run("import", d / "pop.tif", "--layer", "population", "--workspace", raster,
+         "--aged-share", "0.2")  # fmt: skip
+    return {"table": table, "raster": raster, "dir": d}
+
+
+@pytest.mark.parametrize("kind", ["table", "raster"])
+def test_people_take_the_code_of_the_town_they_live_in(longgang, kind):
+    # A county's table or a raster gives no town codes; the points take their town polygon's,
+    # so parts by town (which take a part's points by code) hold every one of them.
+    ws = open_workspace(longgang[kind])
+    pop, units = ws.read("population"), ws.read("admin_units")
+    towns = units[units["level"] == "town"]
+    joined = gpd.sjoin(pop[["geometry"]], towns[["adcode", "geometry"]], predicate="within")
+    joined = joined[~joined.index.duplicated()]
+    assert len(joined) >= 0.99 * len(pop)
+    got = pop.loc[joined.index, "adcode"].astype(str)
+    assert (got == joined["adcode"].astype(str)).all()
+    assert pop["adcode"].astype(str).str.startswith("440307").all()
+
+
+@pytest.mark.parametrize("kind", ["table", "raster"])
+def test_town_parts_equal_the_whole_on_real_roads(longgang, kind):
+    ws = open_workspace(longgang[kind])
+    layers = ws.read_all()
+    s = CircleSettings()
+    crs = ws.metadata["measure_crs"]
+    net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh,
+                             measure_crs=crs, components="all")  # fmt: skip
+    centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
+    whole = coverage.access_times(net, centres, layers["population"], max_snap_m=s.max_snap_m)
+    whole = whole.set_index("cell_id")
+    ext = roads_extent(ws)
+    seen, roadless, empty = 0, 0, 0
+    for part in parts_of(layers["admin_units"], "town"):
+        frames, log = coverage_part(ws, part, roads_bbox=ext, measure_crs=crs)
+        t = frames["times"].set_index("cell_id")
+        w = whole.loc[t.index]
+        a, b = t["walk_min"].to_numpy(float), w["walk_min"].to_numpy(float)
+        assert (np.isclose(a, b, rtol=0, atol=1e-9) | (np.isinf(a) & np.isinf(b))).all()
+        a_c = t["nearest_centre"].astype(str).fillna("-")
+        b_c = w["nearest_centre"].astype(str).fillna("-")
+        assert (a_c == b_c).all(), pd.concat([a_c, b_c], axis=1)[a_c != b_c]
+        seen += len(t)
+        roadless += log.get("roadless", 0) > 0
+        empty += len(t) == 0
+    assert seen == len(layers["population"])  # nobody left out
+    if kind == "raster":
+        assert roadless >= 3  # towns with people but no street in their first cut
+    else:
+        assert empty >= 3  # people spread near roads only: towns where nobody lives
+
+
+def test_rings_of_towns_no_street_reaches_are_empty_as_in_the_whole(longgang):
+    ws = open_workspace(longgang["raster"])
+    layers = ws.read_all()
+    s = CircleSettings()
+    crs = ws.metadata["measure_crs"]
+    net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh,
+                             measure_crs=crs, components="all")  # fmt: skip
+    centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
+    t, near = coverage.node_times(net, centres, max_snap_m=s.max_snap_m)
+    whole = isochrone.isochrones(net, t, near, thresholds_min=s.thresholds_min,
+                                 buffer_m=s.isochrone_buffer_m, crs_out=crs)  # fmt: skip
+    ref = polygonal(whole.geometry.values)
+    ext = roads_extent(ws)
+    blank = 0
+    for part in parts_of(layers["admin_units"], "town"):
+        frames, _ = rings_part(ws, part, roads_bbox=ext, measure_crs=crs)
+        mine = polygonal(frames["rings"].to_crs(crs).geometry.values)
+        tile = polygonal(gpd.GeoSeries([part.geometry], crs=4490).to_crs(crs).values)[0]
+        want = polygonal([shapely.intersection(r, tile, grid_size=1e-6) for r in ref])
+        if len(mine) == 0:
+            blank += 1
+            assert sum(g.area for g in want) == 0.0
+            continue
+        for a, b in zip(mine, want, strict=True):
+            diff = shapely.symmetric_difference(a, b, grid_size=1e-6).area
+            assert diff <= 1e-6 * max(b.area, 1.0)
+    assert blank >= 3
+
+
+def test_run_all_jobs_reusing_times_of_towns_where_nobody_lives(longgang):
+    # Capacity and gaps read the coverage run's times; a town with nobody stored none.
+    ws = open_workspace(longgang["table"])
+    parts = parts_of(ws.read("admin_units"), "town")
+    jobs = ["coverage", "capacity", "gaps"]
+    opts = {j: job_options(j, ws, "town") for j in jobs}
+    res = run_all(longgang["table"], parts, store=longgang["dir"] / "runs.gpkg", options=opts,
+                  jobs=jobs, level="town", workers=0)  # fmt: skip
+    for job, r in res.items():
+        assert r.ok, (job, r.failed[["part", "error"]].to_string())
+
+
+def test_people_coded_coarser_than_the_parts_are_refused_before_the_run(longgang, tmp_path):
+    # A workspace made before points took their town's code (or edited in another tool):
+    # a run by town would leave every point out; it is refused, and says how to mend it.
+    import pyogrio
+
+    old = tmp_path / "old.gpkg"
+    old.write_bytes(longgang["table"].read_bytes())
+    pop = gpd.read_file(old, layer="population")
+    pop["adcode"] = "440307"
+    pyogrio.write_dataframe(pop, old, layer="population")
+    result = CliRunner().invoke(main, ["scale", "run", "coverage", "--workspace", str(old),
+                                       "--by", "town", "--workers", "0", "--out",
+                                       str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code != 0
+    assert f"{len(pop)} population points carry no town code (e.g. '440307'" in result.output
+    assert not (tmp_path / "out" / "runs.gpkg").exists()  # refused before anything ran
+    # By county the same points are the county's: the run goes ahead.
+    _run("scale", "run", "coverage", "--workspace", old, "--by", "county", "--workers", "0",
+         "--out", tmp_path / "out_county")  # fmt: skip
