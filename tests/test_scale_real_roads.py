@@ -27,9 +27,11 @@ from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network import isochrone
 from geo_mz.network.graph import network_from_roads
+from geo_mz.relief import drive_audit as relief
 from geo_mz.scale import parts_of
 from geo_mz.scale.part_inputs import roads_extent
 from geo_mz.scale.partition import coverage_part
+from geo_mz.scale.partition_relief import relief_part
 from geo_mz.scale.partition_rings import polygonal, rings_part
 from geo_mz.scale.province import job_options, run_all
 
@@ -68,6 +70,27 @@ def _towns(boundary: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     ).to_crs(4326)
 
 
+def _villages(towns: gpd.GeoDataFrame, shared_data: Path) -> gpd.GeoDataFrame:
+    """The register's villages of each town (real codes), as a Voronoi tiling of the town."""
+    register = pd.read_csv(shared_data / "placenames" / "villages.csv.gz", dtype=str)
+    register = register[register["code"].str.startswith("440307")]
+    rng = np.random.default_rng(5)
+    rows = []
+    for t in towns.to_crs("EPSG:4547").itertuples():
+        mine = register[register["code"].str.startswith(t.adcode)]
+        g, seeds = t.geometry, []
+        while len(seeds) < len(mine):
+            p = shapely.Point(rng.uniform(g.bounds[0], g.bounds[2]),
+                              rng.uniform(g.bounds[1], g.bounds[3]))  # fmt: skip
+            if g.contains(p):
+                seeds.append(p)
+        cells = shapely.voronoi_polygons(shapely.MultiPoint(seeds), extend_to=g.buffer(1000))
+        for (code, name), p in zip(mine[["code", "name"]].itertuples(index=False), seeds,
+                                   strict=True):  # fmt: skip
+            rows.append((code, name, next(c for c in cells.geoms if c.contains(p)).intersection(g)))
+    return gpd.GeoDataFrame(rows, columns=["adcode", "name", "geometry"], crs="EPSG:4547")
+
+
 @pytest.fixture(scope="module")
 def longgang(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two 龙岗 workspaces: people spread from a county table, and from a raster."""
@@ -75,7 +98,9 @@ def longgang(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     d = tmp_path_factory.mktemp("lg_towns")
     boundary = gpd.read_file(sz / "sz_districts_transbigdata.json")
     boundary = boundary[boundary["qh"] == "龙岗"]
-    _towns(boundary).to_file(d / "towns.geojson", driver="GeoJSON")
+    towns = _towns(boundary)
+    units = pd.concat([towns, _villages(towns, shared_data).to_crs(4326)], ignore_index=True)
+    units.to_file(d / "towns.geojson", driver="GeoJSON")
     ws = d / "lg.gpkg"
     _run("init", "--code", "440307", "--out", ws, "--boundary",
          sz / "sz_districts_transbigdata.json", "--code-field", "qh", "--no-neighbours",
@@ -89,6 +114,19 @@ def longgang(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
                             "lon": pick[:, 0], "lat": pick[:, 1]})  # fmt: skip
     centres.to_csv(d / "centres.csv", index=False)
     _run("import", d / "centres.csv", "--layer", "elder_care", "--workspace", ws,
+         "--source-crs", "EPSG:4326")  # fmt: skip
+    # Relief stores on the real roads: the district's, and two of one town, one of another.
+    pick = xy[np.random.default_rng(2).choice(len(xy), 4, replace=False)]
+    at = gpd.points_from_xy(pick[:, 0], pick[:, 1])
+    kinds = {"store_id": [f"RS{i}" for i in range(4)], "name": "储备点",
+             "level": ["county"] + ["township"] * 3}  # fmt: skip
+    stores = gpd.GeoDataFrame(kinds, geometry=at, crs=4326)
+    town_of = gpd.sjoin(stores, towns[["adcode", "geometry"]], predicate="within")["adcode"]
+    stores["adcode"] = ["440307", *town_of.reindex(stores.index).iloc[1:]]
+    stores.assign(lon=pick[:, 0], lat=pick[:, 1]).drop(columns="geometry").to_csv(
+        d / "stores.csv", index=False
+    )
+    _run("import", d / "stores.csv", "--layer", "relief_stores", "--workspace", ws,
          "--source-crs", "EPSG:4326")  # fmt: skip
     table, raster = d / "table.gpkg", d / "raster.gpkg"
     table.write_bytes(ws.read_bytes())
@@ -118,12 +156,13 @@ def test_people_take_the_code_of_the_town_they_live_in(longgang, kind):
     # so parts by town (which take a part's points by code) hold every one of them.
     ws = open_workspace(longgang[kind])
     pop, units = ws.read("population"), ws.read("admin_units")
-    towns = units[units["level"] == "town"]
-    joined = gpd.sjoin(pop[["geometry"]], towns[["adcode", "geometry"]], predicate="within")
-    joined = joined[~joined.index.duplicated()]
-    assert len(joined) >= 0.99 * len(pop)
-    got = pop.loc[joined.index, "adcode"].astype(str)
-    assert (got == joined["adcode"].astype(str)).all()
+    for level in ("town", "village"):
+        polys = units[units["level"] == level]
+        joined = gpd.sjoin(pop[["geometry"]], polys[["adcode", "geometry"]], predicate="within")
+        joined = joined[~joined.index.duplicated()]
+        assert len(joined) >= 0.99 * len(pop)
+        got = pop.loc[joined.index, "adcode"].astype(str).str[: len(joined["adcode"].iloc[0])]
+        assert (got == joined["adcode"].astype(str)).all()
     assert pop["adcode"].astype(str).str.startswith("440307").all()
 
 
@@ -219,3 +258,31 @@ def test_people_coded_coarser_than_the_parts_are_refused_before_the_run(longgang
     # By county the same points are the county's: the run goes ahead.
     _run("scale", "run", "coverage", "--workspace", old, "--by", "county", "--workers", "0",
          "--out", tmp_path / "out_county")  # fmt: skip
+
+
+def test_relief_town_parts_equal_the_whole_on_real_roads(longgang):
+    # Villages and shelters are the audit's points; a town no drivable road reaches grows its
+    # cut until one does, and every row equals the whole district's audit.
+    ws = open_workspace(longgang["raster"])
+    layers = ws.read_all()
+    parts = parts_of(layers["admin_units"], "town")
+    opts = job_options("relief", ws, "town") | {"roads_bbox": roads_extent(ws)}
+    s = opts["settings"]
+    crs = ws.metadata["measure_crs"]
+    net = relief.drive_network(layers["roads"], s, measure_crs=crs, components="all")
+    points = relief.audit_points(layers, measure_crs=crs)
+    whole = relief.audit(points, layers["relief_stores"], net, s).table
+    whole = whole.set_index(["target", "point_id"])
+    seen, roadless = [], 0
+    for part in parts:
+        frames, log = relief_part(ws, part, **opts)
+        got = frames["audit"].set_index(["target", "point_id"])
+        ref = whole.loc[got.index]
+        assert (ref["status"].to_numpy() == got["status"].to_numpy()).all()
+        assert (ref["store_id"].fillna("-") == got["store_id"].fillna("-")).all()
+        a, b = ref["time_min"].to_numpy(float), got["time_min"].to_numpy(float)
+        assert (np.isclose(a, b, rtol=0, atol=1e-9) | (np.isnan(a) & np.isnan(b))).all()
+        seen += list(got.index)
+        roadless += log.get("roadless", 0) > 0
+    assert sorted(seen) == sorted(whole.index)  # every row once
+    assert roadless >= 1

@@ -18,6 +18,7 @@ distance too, and it never says more room than there is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -26,7 +27,7 @@ import numpy as np
 import shapely
 
 from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
-from geo_mz.network.graph import WALKABLE_CLASSES
+from geo_mz.network.graph import Mode, mode_speeds
 
 SLACK_M = 2.0
 """Metres added to every proof radius: node merging (0.5 m) and float rounding."""
@@ -163,15 +164,20 @@ class RoadlessCutError(Exception):
     """A cut holds no road the mode can use, and the roads layer reaches beyond it: grow it."""
 
 
-def need_walk_roads(
-    roads: gpd.GeoDataFrame, cut: Cut, extent: tuple[float, float, float, float]
+def need_roads(
+    roads: gpd.GeoDataFrame,
+    cut: Cut,
+    extent: tuple[float, float, float, float],
+    *,
+    mode: Mode = "walk",
+    drive_speeds_kmh: Mapping[str, float | None] | None = None,
 ) -> None:
-    """Raise ``RoadlessCutError`` if a cut holds no walkable road short of the extent.
+    """Raise ``RoadlessCutError`` if a cut holds no usable road short of the layer's extent.
 
     A part in roadless country (hills, water, a town the roads file does not reach) gets no
     network from its first cut, while the whole run's network lies further out: the part grows
     its cut until it holds roads, and its answers stay exact. A cut that holds the layer's
-    whole extent and still no walkable road is the whole run's error too, which
+    whole extent and still no usable road is the whole run's error too, which
     ``network_from_roads`` then raises as it would for the whole area.
 
     Parameters
@@ -182,8 +188,14 @@ def need_walk_roads(
         The cut.
     extent
         Lon/lat extent of the whole roads layer.
+    mode
+        ``"walk"`` or ``"drive"``.
+    drive_speeds_kmh
+        The drive speeds per class (a class without one is not driven), for ``"drive"``.
     """
     if cut.contains_extent(extent) or "road_class" not in roads:
         return
-    if not roads["road_class"].isin(WALKABLE_CLASSES).any():
-        raise RoadlessCutError(f"no walkable road within a {cut.buffer_m:.0f} m cut")
+    classes = roads["road_class"].to_numpy(dtype=object)
+    _, usable = mode_speeds(mode, classes, None, 1.0, drive_speeds_kmh, 1.0)
+    if not usable.any():
+        raise RoadlessCutError(f"no road for mode {mode!r} within a {cut.buffer_m:.0f} m cut")

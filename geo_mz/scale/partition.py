@@ -76,7 +76,7 @@ from geo_mz.network.graph import (
 )
 from geo_mz.network.paths import snap_xy
 from geo_mz.relief import drive_audit as relief
-from geo_mz.scale.cut import SLACK_M, Cut, RoadlessCutError, make_cut, need_walk_roads
+from geo_mz.scale.cut import SLACK_M, Cut, RoadlessCutError, make_cut, need_roads
 from geo_mz.scale.exit_rule import absent_sources, walk_exit_proven, winners_sure
 from geo_mz.scale.part_inputs import (
     Sources,
@@ -215,7 +215,7 @@ def prove_rounds(
     rows of a position are kept only when all of them are proven. The buffer doubles from
     round to round; with ``grow``, ``compute`` returns a fourth value, a hint, and the next
     buffer is ``grow(buffer_m, hint)``. A ``compute`` that finds no street in its cut raises
-    ``RoadlessCutError`` (``geo_mz.scale.cut.need_walk_roads``): the
+    ``RoadlessCutError`` (``geo_mz.scale.cut.need_roads``): the
     buffer doubles. With no positions (a part where nobody lives) ``compute`` gets an empty
     ``todo`` once and should return without reading roads.
     """
@@ -333,7 +333,7 @@ def coverage_part(
         first = b == buffer_m
         cut = first_cut if first else make_cut(part.geometry, crs, b)
         roads = roads_in_cut(ws, cut, first_roads if first else None, list(NETWORK_ROAD_FIELDS))
-        need_walk_roads(roads, cut, extent)
+        need_roads(roads, cut, extent)
         net = network_from_roads(
             roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh, measure_crs=crs,
             components="all",

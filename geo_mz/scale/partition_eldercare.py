@@ -41,7 +41,7 @@ from geo_mz.eldercare import capacity, coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network.graph import network_from_roads
 from geo_mz.network.paths import snap_points
-from geo_mz.scale.cut import need_walk_roads
+from geo_mz.scale.cut import need_roads
 from geo_mz.scale.partition import (
     SLACK_M,
     Part,
@@ -294,7 +294,7 @@ def e2sfca_pairs(
             return empty, np.zeros(0, dtype=bool), {}
         cut = make_cut(part.geometry, crs, b)
         roads = roads_in_cut(ws, cut)
-        need_walk_roads(roads, cut, extent)
+        need_roads(roads, cut, extent)
         net = network_from_roads(roads, mode="walk", walk_speed_kmh=s.walk_speed_kmh,
                                  measure_crs=crs, components="all")  # fmt: skip
         v = float(net.access_speed_kmh)
@@ -466,7 +466,7 @@ def centre_snaps(
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict]:
         cut = make_cut(core, crs, b)
         roads = roads_in_cut(ws, cut)
-        need_walk_roads(roads, cut, extent)
+        need_roads(roads, cut, extent)
         net = network_from_roads(roads, mode="walk", walk_speed_kmh=settings.walk_speed_kmh,
                                  measure_crs=crs, components="all")  # fmt: skip
         sn = snap_points(net, centres_m.iloc[todo], max_snap_m=settings.max_snap_m)

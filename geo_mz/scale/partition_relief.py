@@ -60,7 +60,7 @@ from geo_mz.network import disruption as dis
 from geo_mz.network.graph import NETWORK_ROAD_FIELDS, Network
 from geo_mz.relief import drive_audit as relief
 from geo_mz.relief.audit_inputs import uses_units_as_given
-from geo_mz.scale.cut import Cut
+from geo_mz.scale.cut import Cut, need_roads
 from geo_mz.scale.part_inputs import read_own_codes, read_part
 from geo_mz.scale.partition import (
     SLACK_M,
@@ -330,6 +330,7 @@ def relief_part(
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict, float]:
         cut, roads = part_roads(ws, inp, part, crs, b)
+        need_roads(roads, cut, inp.extent, mode="drive", drive_speeds_kmh=s.drive_speeds_kmh)
         return anchor_passes(todo, lambda t: attempt(t, cut, roads), anchors)
 
     rows, log = relief_rounds(
@@ -517,6 +518,7 @@ def relief_scenario_part(
 
     def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict, float]:
         cut, roads = part_roads(ws, inp, part, crs, b)
+        need_roads(roads, cut, inp.extent, mode="drive", drive_speeds_kmh=s.drive_speeds_kmh)
         return anchor_passes(todo, lambda t: attempt(t, cut, roads), anchors)
 
     rows, log = relief_rounds(

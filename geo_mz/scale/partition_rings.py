@@ -36,7 +36,7 @@ from geo_mz.eldercare import coverage
 from geo_mz.eldercare.circle15 import CircleSettings
 from geo_mz.network import isochrone as isochrones
 from geo_mz.network.graph import NETWORK_ROAD_FIELDS, network_from_roads
-from geo_mz.scale.cut import QUAD_SEGS, RoadlessCutError, need_walk_roads
+from geo_mz.scale.cut import QUAD_SEGS, RoadlessCutError, need_roads
 from geo_mz.scale.exit_rule import absent_sources, walk_exit_proven, winners_sure
 from geo_mz.scale.partition import (
     MAX_ROUNDS,
@@ -96,7 +96,7 @@ def rings_part(
         full = cut.contains_extent(extent)
         holds = full or cut.buffer_m * np.cos(3 * np.pi / (8 * QUAD_SEGS)) >= reach_m + SLACK_M
         try:
-            need_walk_roads(roads, cut, extent)
+            need_roads(roads, cut, extent)
         except RoadlessCutError:
             if holds:  # no street within reach of the part: the whole run's rings miss it too
                 return {"rings": _no_rings()}, log | {"crs": crs, "nodes": 0}
