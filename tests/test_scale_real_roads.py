@@ -286,3 +286,15 @@ def test_relief_town_parts_equal_the_whole_on_real_roads(longgang):
         roadless += log.get("roadless", 0) > 0
     assert sorted(seen) == sorted(whole.index)  # every row once
     assert roadless >= 1
+
+
+def test_a_cause_shared_by_every_part_is_said_once(longgang, tmp_path):
+    # No centre of E2SFCA's kinds (nursing homes): every town part fails for that one reason.
+    result = CliRunner().invoke(main, ["scale", "run", "e2sfca", "--workspace",
+                                       str(longgang["table"]), "--by", "town", "--workers", "0",
+                                       "--out", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.count("NoCentresError") == 1
+    assert f"✗ {len(TOWNS)} 个分区 parts (440307003, 440307006, 440307009, 440307010, …)" in (
+        result.output
+    )

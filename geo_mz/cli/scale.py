@@ -163,8 +163,7 @@ def run(
         )  # fmt: skip
         bar.close()
         if not has_results(result):  # every part (or a first pass) failed: nothing to write
-            for r in result.failed.itertuples():
-                click.secho(f"  ✗ {r.part} {r.name}: {r.error}", fg="red", err=True)
+            _echo_failures(result.failed, "  ")
             click.secho(
                 f"没有分区得到结果，未写出文件（运行 {result.run_key}）/ no part has results, "
                 f"nothing written (run {result.run_key})",
@@ -190,8 +189,7 @@ def run(
     for name, path in paths.items():
         click.echo(f"  {name}: {path}")
     if not result.ok:
-        for r in result.failed.itertuples():
-            click.secho(f"  ✗ {r.part} {r.name}: {r.error}", fg="red", err=True)
+        _echo_failures(result.failed, "  ")
         click.secho(
             f"{len(result.failed)} 个分区失败，重新运行同一命令只重算它们 / "
             f"{len(result.failed)} part(s) failed; the same command reruns only those",
@@ -265,8 +263,7 @@ def _run_all(
         mark = "✓" if n_bad == 0 else "✗"
         click.echo(f"  {mark} {zh} / {en}: {len(res.parts) - n_bad}/{len(res.parts)} "
                    f"分区 parts · {res.seconds:.1f} s · run {res.run_key}")  # fmt: skip
-        for r in res.failed.itertuples():
-            click.secho(f"    ✗ {r.part} {r.name}: {r.error}", fg="red", err=True)
+        _echo_failures(res.failed, "    ")
     for name in ("report", "map", "gpkg", "csv"):
         click.echo(f"  {name}: {paths[name]}")
     if failed:
@@ -277,6 +274,17 @@ def _run_all(
             err=True,
         )
         sys.exit(1)
+
+
+def _echo_failures(failed: Any, indent: str) -> None:
+    """Print the failed parts, once per error: a cause shared by many parts is one line."""
+    for error, rows in failed.groupby("error", sort=False):
+        if len(rows) == 1:
+            r = rows.iloc[0]
+            click.secho(f"{indent}✗ {r['part']} {r['name']}: {error}", fg="red", err=True)
+            continue
+        codes = ", ".join(rows["part"].astype(str).head(4)) + (", …" if len(rows) > 4 else "")
+        click.secho(f"{indent}✗ {len(rows)} 个分区 parts ({codes}): {error}", fg="red", err=True)
 
 
 def _scenario(
