@@ -460,13 +460,14 @@ def _write_report(
         kpi = table.get(f"{job}_kpi")
         med = float(kpi.median()) if kpi is not None and kpi.notna().any() else float("nan")
         med_text = f"{100 * med:.1f} %" if job in SHARE_JOBS else f"{med:.3g}"
+        med_text = "—" if np.isnan(med) else med_text
         peak = table.get(f"{job}_peak_rss_mib")
         peak_max = float(peak.max()) if peak is not None and peak.notna().any() else float("nan")
         title = JOB_TITLES.get(job, (job, job))[0 if zh else 1]
         rows.append(
             f"<tr><td>{html.escape(title)}</td><td>{int((st != 'failed').sum())}/{len(st)}</td>"
             f"<td>{int((st == 'failed').sum())}</td><td>{res.seconds:.1f}</td>"
-            f"<td>{per_min:.1f}</td><td>{med_text}</td><td>{peak_max:.0f}</td>"
+            f"<td>{_num(per_min, '.1f')}</td><td>{med_text}</td><td>{_num(peak_max, '.0f')}</td>"
             f"<td><code>{html.escape(res.run_key)}</code></td></tr>"
         )
     head = (
@@ -495,10 +496,12 @@ def _write_report(
         "<!doctype html><html lang='{lang}'><head><meta charset='utf-8'>"
         "<title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}"
         "table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;"
-        "text-align:right;white-space:nowrap}}</style></head><body><h1>{title}</h1>"
+        "text-align:right;white-space:nowrap}}td.wrap{{text-align:left;white-space:normal;"
+        "max-width:40em}}</style></head><body><h1>{title}</h1>"
         "<p><a href='scale_all_map.html'>{map}</a></p><table><tr>{head}</tr>{rows}</table>"
-        "<h2>{per_part}</h2>{parts}</body></html>"
+        "{failures}<h2>{per_part}</h2>{parts}</body></html>"
     ).format(
+        failures=_failures_html(results, zh),
         lang="zh-CN" if zh else "en",
         title=title,
         map="地图 Map" if zh else "Map 地图",
@@ -509,6 +512,32 @@ def _write_report(
     )
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _num(v: float, fmt: str) -> str:
+    """Format a figure; a missing one (no part ran) as a dash, not ``nan``."""
+    return "—" if np.isnan(v) else format(v, fmt)
+
+
+def _failures_html(results: Mapping[str, RunResult], zh: bool) -> str:
+    """Return the causes of failed parts: a row per job and error (a shared cause once)."""
+    rows = []
+    for job, res in results.items():
+        title = JOB_TITLES.get(job, (job, job))[0 if zh else 1]
+        for error, bad in res.failed.groupby("error", sort=False):
+            codes = ", ".join(bad["part"].astype(str).head(10)) + (", …" if len(bad) > 10 else "")
+            rows.append(
+                f"<tr><td>{html.escape(title)}</td><td>{len(bad)}</td>"
+                f"<td class='wrap'>{html.escape(codes)}</td>"
+                f"<td class='wrap'>{html.escape(str(error))}</td></tr>"
+            )
+    if not rows:
+        return ""
+    head = (["分析 Analysis", "分区数 parts", "分区 codes", "原因 cause"] if zh
+            else ["Analysis 分析", "Parts 分区数", "Codes 分区", "Cause 原因"])  # fmt: skip
+    cells = "".join(f"<th>{h}</th>" for h in head)
+    heading = "失败原因 Why parts failed" if zh else "Why parts failed 失败原因"
+    return f"<h2>{heading}</h2><table><tr>{cells}</tr>{''.join(rows)}</table>"
 
 
 __all__ = [
