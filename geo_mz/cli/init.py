@@ -32,9 +32,13 @@ from geo_mz.cli.options import file_option, lang_option
     help="边界坐标系，如 gcj02 / datum of --boundary, e.g. gcj02 (converted).",
 )
 @file_option(
-    "--units", help="镇街/村居面(9/12位代码) / town or village polygons with 9/12-digit codes."
+    "--units",
+    help="镇街/村居面(9/12位代码，或乡镇名称) / town or village polygons with 9/12-digit codes "
+    "(or town names).",
 )
-@click.option("--units-code-field", default=None, help="--units 的代码字段 / code field.")
+@click.option("--units-code-field", default=None,
+              help="--units 的代码或乡镇名称字段(名称按名录匹配) / field with the codes, or the "
+                   "town names (matched to the register).")  # fmt: skip
 @click.option("--units-source-crs", default=None, help="--units 的坐标系 / datum of --units.")
 @file_option("--targets", help="规划目标TOML(见 --targets-template) / plan targets (TOML).")
 @click.option(

@@ -42,6 +42,7 @@ from geo_mz.core.data import get_path
 from geo_mz.core.errors import GeoMzError
 from geo_mz.core.projection import STORAGE_CRS, gk_zone_crs
 from geo_mz.core.workspace import Workspace
+from geo_mz.datasets.unit_names import codes_from_names, looks_like_names
 from geo_mz.relief import Target, targets_to_json
 
 __all__ = [
@@ -384,6 +385,8 @@ def _unit_polygons(
     code_field: str | None,
     source_crs: str | None,
     info: DistrictInfo,
+    boundary: shapely.Geometry,
+    notes: list[str],
 ) -> gpd.GeoDataFrame:
     gdf = read_layer_file(path, source_crs=source_crs)
     field_ = code_field or next(
@@ -395,6 +398,10 @@ def _unit_polygons(
             f"--units-code-field; fields: {[c for c in gdf.columns if c != 'geometry']}"
         )
     codes = gdf[field_].astype(str).str.strip()
+    if looks_like_names(codes):  # a 乡镇界 that names its towns: codes from the register
+        gdf, codes, found = codes_from_names(gdf.to_crs(STORAGE_CRS), codes, register, boundary,
+                                             path)  # fmt: skip
+        notes.extend(found)
     names = dict(register[["adcode", "name"]].itertuples(index=False))
     bad = sorted(c for c in codes if not (c.isdigit() and len(c) in (9, 12)))
     outside = sorted(
@@ -512,7 +519,8 @@ def init_district(
         parts.append(near)
     polys: dict[str, int] = {}
     if units is not None:
-        u = _unit_polygons(units, register, units_code_field, units_source_crs, info)
+        u = _unit_polygons(units, register, units_code_field, units_source_crs, info, geom,
+                           notes)  # fmt: skip
         polys = u["level"].value_counts().sort_index().to_dict()
         known = set(register["adcode"])
         unknown = sorted(set(u["adcode"]) - known)
