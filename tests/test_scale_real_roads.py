@@ -166,15 +166,22 @@ def test_people_take_the_code_of_the_town_they_live_in(longgang, kind):
     assert pop["adcode"].astype(str).str.startswith("440307").all()
 
 
-@pytest.mark.parametrize("kind", ["table", "raster"])
-def test_town_parts_equal_the_whole_on_real_roads(longgang, kind):
-    ws = open_workspace(longgang[kind])
+def _whole_walk(path: Path) -> tuple:
+    """The workspace, its layers, the circle settings, its CRS, the whole walking network and
+    the centres: what every part is compared with."""
+    ws = open_workspace(path)
     layers = ws.read_all()
     s = CircleSettings()
     crs = ws.metadata["measure_crs"]
     net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh,
                              measure_crs=crs, components="all")  # fmt: skip
     centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
+    return ws, layers, s, crs, net, centres
+
+
+@pytest.mark.parametrize("kind", ["table", "raster"])
+def test_town_parts_equal_the_whole_on_real_roads(longgang, kind):
+    ws, layers, s, crs, net, centres = _whole_walk(longgang[kind])
     whole = coverage.access_times(net, centres, layers["population"], max_snap_m=s.max_snap_m)
     whole = whole.set_index("cell_id")
     ext = roads_extent(ws)
@@ -199,13 +206,7 @@ def test_town_parts_equal_the_whole_on_real_roads(longgang, kind):
 
 
 def test_rings_of_towns_no_street_reaches_are_empty_as_in_the_whole(longgang):
-    ws = open_workspace(longgang["raster"])
-    layers = ws.read_all()
-    s = CircleSettings()
-    crs = ws.metadata["measure_crs"]
-    net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh,
-                             measure_crs=crs, components="all")  # fmt: skip
-    centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
+    ws, layers, s, crs, net, centres = _whole_walk(longgang["raster"])
     t, near = coverage.node_times(net, centres, max_snap_m=s.max_snap_m)
     whole = isochrone.isochrones(net, t, near, thresholds_min=s.thresholds_min,
                                  buffer_m=s.isochrone_buffer_m, crs_out=crs)  # fmt: skip
