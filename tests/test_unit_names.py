@@ -79,3 +79,38 @@ def test_names_the_register_does_not_know_stop_the_import(shared_data, echarts_c
         init_district("110106", out, units=shared_data / BEIJING, units_code_field="乡",
                       counties=counties, neighbours=False)  # fmt: skip
     assert not out.exists()
+
+
+def test_raster_cells_in_slivers_between_town_polygons_take_the_nearest_town(
+    shared_data, echarts_counties, tmp_path
+):
+    # The district's boundary (national polygons) and its towns (another source) differ by up
+    # to ~300 m: raster cells inside the one and outside the others still belong to a town.
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    from geo_mz.core.import_sources import import_population_raster
+
+    _, counties = echarts_counties
+    ws, _ = init_district("110108", tmp_path / "hd.gpkg", units=shared_data / BEIJING,
+                          units_code_field="乡", counties=counties, neighbours=False)  # fmt: skip
+    units = ws.read("admin_units")
+    x0, y0, x1, y1 = units.total_bounds
+    res = 0.004
+    w, h = int((x1 - x0) / res) + 1, int((y1 - y0) / res) + 1
+    with rasterio.open(tmp_path / "pop.tif", "w", driver="GTiff", height=h, width=w, count=1,
+                       dtype="float32", crs="EPSG:4326", nodata=-1,
+                       transform=Affine(res, 0, x0, 0, -res, y1)) as dst:  # fmt: skip
+        dst.write(np.full((h, w), 50.0, dtype="float32"), 1)
+    import_population_raster(ws, tmp_path / "pop.tif", aged_share=0.2)
+    pop = ws.read("population")
+    towns = units[units["level"] == "town"]
+    inside = gpd.sjoin(pop[["geometry"]], towns[["geometry"]], predicate="within").index
+    gaps = pop.drop(index=inside.unique())
+    assert len(gaps) > 0  # cells in slivers exist on these real polygons
+    assert pop["adcode"].astype(str).str.len().eq(9).all()  # ... and every cell has its town
+    metric = "EPSG:4548"
+    for code, cell in zip(gaps["adcode"], gaps.to_crs(metric).geometry, strict=True):
+        own = towns.loc[towns["adcode"] == code].to_crs(metric).geometry.iloc[0]
+        assert own.distance(cell) <= 500.0

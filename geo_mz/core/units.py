@@ -16,6 +16,7 @@ import pandas as pd
 import shapely
 
 from geo_mz.core.errors import CrsError, UnitsError
+from geo_mz.core.projection import gk_zone_crs
 
 __all__ = [
     "assign_by_codes",
@@ -255,7 +256,13 @@ def assign_to_units(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.nda
     return assign_by_codes(points, units["adcode"], lambda: units.geometry)
 
 
-def finest_codes(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> tuple[np.ndarray, int]:
+NEAR_UNIT_M = 500.0
+"""How far outside a unit polygon a point may lie and take its code (:func:`finest_codes`)."""
+
+
+def finest_codes(
+    points: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *, near_m: float = NEAR_UNIT_M
+) -> tuple[np.ndarray, int]:
     """Each point's code refined to the finest unit polygon it lies in, under its own code.
 
     A point spread from a county's table, or cut from a raster, carries the county's code (or
@@ -263,8 +270,11 @@ def finest_codes(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> tuple[np.
     town (``geo-mz scale run --by town``, which take a part's points by code) would leave it
     out. Level by level (coarse to fine), a point whose code is missing or shorter than the
     level's takes the code of the first in-jurisdiction unit of that level it lies in, if that
-    code starts with its own; a point in no such polygon (a gap between polygons, a level
-    that covers only some towns) keeps the code it has.
+    code starts with its own; else of the nearest such polygon within ``near_m`` (a cell
+    centre inside the district's boundary but in a sliver between town polygons drawn from
+    another source: on Beijing's real towns 303 of 11,785 raster cells of 海淀, at most
+    309 m out). A point farther from every polygon of the level (a level that covers only some
+    towns) keeps the code it has.
 
     Parameters
     ----------
@@ -273,6 +283,8 @@ def finest_codes(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> tuple[np.
     units
         The ``admin_units`` layer (polygons, ``adcode``, ``level``; optional
         ``in_jurisdiction``).
+    near_m
+        How far outside a polygon a point may lie and still take its code (metres).
 
     Returns
     -------
@@ -312,7 +324,33 @@ def finest_codes(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> tuple[np.
         np.minimum.at(first, pi, ui)  # the first (lowest-coded) unit a point meets
         met = first < len(u)
         codes[todo[met]] = ucode[first[met]]
+        gap = todo[~met]
+        if len(gap) and near_m > 0:
+            codes[gap] = _nearest_codes(points.iloc[gap], geoms, ucode, codes[gap], near_m)
     return codes, int(sum(a != b for a, b in zip(codes, before, strict=True)))
+
+
+def _nearest_codes(
+    points: gpd.GeoDataFrame,
+    geoms: gpd.GeoSeries,
+    ucode: np.ndarray,
+    own: np.ndarray,
+    near_m: float,
+) -> np.ndarray:
+    """Return the code of the nearest polygon within ``near_m`` under each point's own code."""
+    metric = gk_zone_crs(float(np.mean(shapely.get_coordinates(points.geometry.values)[:, 0])))
+    pts = np.asarray(points.geometry.to_crs(metric).values)
+    polys = np.asarray(geoms.to_crs(metric).values)
+    out = own.copy()
+    pi, ui = shapely.STRtree(polys).query(pts, predicate="dwithin", distance=near_m)
+    best = np.full(len(pts), np.inf)
+    for p, q in zip(pi, ui, strict=True):
+        if own[p] is not None and not ucode[q].startswith(own[p]):
+            continue
+        d = shapely.distance(pts[p], polys[q])
+        if d < best[p]:
+            best[p], out[p] = d, ucode[q]
+    return out
 
 
 def unit_register(metadata: Mapping[str, Any]) -> pd.DataFrame | None:

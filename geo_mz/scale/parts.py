@@ -164,8 +164,9 @@ def check_point_codes(ws: Any, parts: Sequence[Part], jobs: Sequence[str], level
         f"population：{coarse + missing} 个人口点的代码没有细到 {level} 级（{zh}无代码 "
         f"{missing} 个），不属于任何分区 / {coarse + missing} population points carry no "
         f"{level} code ({en}{missing} without a code): no part would count them. Import the "
-        "population again (each point now takes the code of the unit polygon it lies in), or "
-        "run with a coarser --by"
+        "population again (each point now takes the code of the unit polygon it lies in, or "
+        "of the nearest within 500 m), give the units' polygons (geo-mz init --units), or run "
+        "with a coarser --by"
     )
 
 
