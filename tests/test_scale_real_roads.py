@@ -128,6 +128,11 @@ def longgang(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     )
     _run("import", d / "stores.csv", "--layer", "relief_stores", "--workspace", ws,
          "--source-crs", "EPSG:4326")  # fmt: skip
+    # The city's real shelter list (GCJ-02, ids and coordinates only): no codes.
+    _run("import", sz / "sz_shelters_gcj02_raw.csv", "--layer", "shelters", "--workspace", ws,
+         "--source-crs", "gcj02", "--clip", "--default", "shelter_id=auto", "--default",
+         "name=应急避难场所", "--default", "shelter_class=III", "--default",
+         "effective_area_m2=2000", "--default", "capacity_persons=1000")  # fmt: skip
     table, raster = d / "table.gpkg", d / "raster.gpkg"
     table.write_bytes(ws.read_bytes())
     raster.write_bytes(ws.read_bytes())
@@ -177,6 +182,20 @@ def _whole_walk(path: Path) -> tuple:
                              measure_crs=crs, components="all")  # fmt: skip
     centres = coverage.select_centres(layers["elder_care"], kinds=s.kinds, statuses=s.statuses)
     return ws, layers, s, crs, net, centres
+
+
+def test_a_shelter_list_without_codes_is_coded_by_where_each_shelter_lies(longgang):
+    # Parts take a layer's points by code: a list that gives none is coded at import by the
+    # village (or town) polygon each shelter lies in.
+    ws = open_workspace(longgang["table"])
+    shelters, units = ws.read("shelters"), ws.read("admin_units")
+    assert len(shelters) == 96
+    villages = units[units["level"] == "village"]
+    j = gpd.sjoin(shelters[["geometry"]], villages[["adcode", "geometry"]], predicate="within")
+    j = j[~j.index.duplicated()]
+    assert len(j) >= 90
+    assert (shelters.loc[j.index, "adcode"].astype(str) == j["adcode"].astype(str)).all()
+    assert shelters["adcode"].astype(str).str.len().eq(12).all()
 
 
 @pytest.mark.parametrize("kind", ["table", "raster"])

@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_mz.core.errors import CrsError, UnitsError
+from geo_mz.core.errors import CrsError, Problem, UnitsError
 from geo_mz.core.projection import gk_zone_crs
 
 __all__ = [
+    "LOCATED_KINDS",
     "assign_by_codes",
     "assign_to_units",
+    "code_by_location",
     "complete_units",
     "finest_codes",
     "level_positions",
@@ -328,6 +330,46 @@ def finest_codes(
         if len(gap) and near_m > 0:
             codes[gap] = _nearest_codes(points.iloc[gap], geoms, ucode, codes[gap], near_m)
     return codes, int(sum(a != b for a, b in zip(codes, before, strict=True)))
+
+
+LOCATED_KINDS = frozenset({"shelters", "elder_care"})
+"""Point layers whose ``adcode`` says where a point lies (所在区划代码): coded at import."""
+
+
+def code_by_location(
+    gdf: gpd.GeoDataFrame, units: gpd.GeoDataFrame, file: str
+) -> tuple[gpd.GeoDataFrame, list[Problem]]:
+    """Give each point without a fine code the code of the unit polygon it lies in.
+
+    A bureau's shelter or centre list seldom says its town; parts by town or county take a
+    layer's points by code (a point with none belonged to no part), and per-unit tables by code
+    where there is one. Points keep a code they have unless a finer unit polygon lies under it
+    (:func:`finest_codes`; the nearest within :data:`NEAR_UNIT_M` for a point in a sliver).
+
+    Parameters
+    ----------
+    gdf
+        The layer's points (EPSG:4490), with or without ``adcode``.
+    units
+        The workspace's ``admin_units``.
+    file
+        The source file, for the notice.
+
+    Returns
+    -------
+    tuple
+        The points (``adcode`` filled where a polygon says it) and a notice when any changed.
+    """
+    codes, n = finest_codes(gdf, units)
+    if not n:
+        return gdf, []
+    out = gdf.copy()
+    out["adcode"] = pd.array(codes, dtype=gdf["adcode"].dtype if "adcode" in gdf else object)
+    msg = (
+        f"adcode：{n} 行按所在镇街/村居面赋代码(界外 {NEAR_UNIT_M:g} m 内取最近) / {n} rows coded "
+        f"by the unit polygon they lie in (the nearest within {NEAR_UNIT_M:g} m)"
+    )
+    return out, [Problem(file, None, None, "adcode", "coded_by_location", msg, "notice")]
 
 
 def _nearest_codes(

@@ -37,6 +37,7 @@ from geo_mz.core.catalog import LayerSpec, get_spec, load_catalog
 from geo_mz.core.errors import LayerReadError, LayerValidationError, Problem, WorkspaceError
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.temp_copies import Removed, clean_stale_temps, owned_temp
+from geo_mz.core.units import LOCATED_KINDS, code_by_location
 from geo_mz.core.validate import LayerResult, check_layer, prepare_layer
 from geo_mz.core.workspace_common import (
     GPKG_GEOMETRY,
@@ -474,6 +475,9 @@ class Workspace:
             reference_name=reference_name,
         )
         result.raise_for_errors()
+        if kind in LOCATED_KINDS and "admin_units" in self.layers():
+            result.gdf, notes = code_by_location(result.gdf, self.read("admin_units"), str(path))
+            result.problems.extend(notes)
         how = [method]
         if result.clipped is not None:
             how.append(f"clipped to {result.district}: {len(result.clipped)} rows outside left out")
