@@ -20,7 +20,14 @@ from click.testing import CliRunner
 
 from geo_mz.cli import main
 from geo_mz.core.workspaces import open_workspace
-from geo_mz.scale.partition_shelters import evacuation_part, gather_evacuation
+from geo_mz.scale.partition_evacuation import (
+    evacuation_far,
+    evacuation_far_reduce,
+    evacuation_second,
+    far_bound,
+)
+from geo_mz.scale.partition_shelters import FAR_M, evacuation_part, gather_evacuation
+from geo_mz.scale.partition_twopass import concat_frames
 from geo_mz.scale.province import job_options
 from geo_mz.scale.runner import parts_of
 from geo_mz.scale.store import open_run_store
@@ -68,11 +75,19 @@ def test_evacuation_gathers_as_gather_evacuation(ws_copy, tmp_path):
         n: pyogrio.read_dataframe(tmp_path / "scale_evacuation.gpkg", layer=f"evacuation_{n}")
         for n in ("load", "lines", "unassigned")
     }
-    # The same parts computed here, one after the other, and joined by gather_evacuation.
+    # The same parts computed here, one after the other (both passes), and joined by
+    # gather_evacuation.
     ws = open_workspace(str(ws_copy))
     opts = job_options("evacuation", ws, "town")
     parts = parts_of(ws.read("admin_units"), "town", codes=CODES.split(","))
-    frames = [evacuation_part(ws, p, **opts)[0] for p in parts]
+    shared = evacuation_far_reduce(concat_frames([evacuation_far(ws, p, **opts)[0] for p in parts]))
+    frames = [evacuation_second(ws, p, shared=shared, **opts)[0] for p in parts]
+    # Two of the district's towns hold only some of its cells: pass 2 assumed FAR_M, as the
+    # single pass does, and gives its rows.
+    assert far_bound(ws, shared) == (FAR_M, "assumed")
+    single = [evacuation_part(ws, p, **opts)[0] for p in parts]
+    for f, g in zip(frames, single, strict=True):
+        pd.testing.assert_frame_equal(f["lines"], g["lines"])
     order = ws.read("shelters")["shelter_id"].astype(str).tolist()
     want = gather_evacuation(frames, opts["measure_crs"], shelter_order=order)
     assert got["load"]["shelter_id"].tolist() == want["load"]["shelter_id"].tolist()
@@ -101,6 +116,24 @@ def test_evacuation_gathers_as_gather_evacuation(ws_copy, tmp_path):
         left = un.loc[un["adcode"].str.startswith(r.part), "persons_unassigned"].sum()
         assert placed + left == pytest.approx(people)
         assert r.kpi == pytest.approx(placed / people, rel=1e-12)
+
+
+def test_evacuation_over_every_part_measures_the_bound(ws_copy, tmp_path):
+    # Every town of the district: pass 1 measured every cell, pass 2 used the measured bound
+    # (and a first cut sized from it), recorded in each part's figures.
+    args = ["scale", "run", "evacuation", "--workspace", str(ws_copy), "--by", "town",
+            "--workers", "0", "--out", str(tmp_path)]  # fmt: skip
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    rs = open_run_store(tmp_path / "runs.gpkg")
+    runs = rs.runs()
+    assert sorted(runs["job"]) == ["evacuation:1", "evacuation:2"]
+    key = str(runs.loc[runs["job"] == "evacuation:2", "run_key"].iloc[-1])
+    infos = [json.loads(r)["info"] for r in rs.status(key)["rows"]]
+    assert {i["far_source"] for i in infos} == {"measured"}
+    assert 0 < infos[0]["far_m"] < FAR_M
+    table = pd.read_csv(tmp_path / "scale_evacuation_parts.csv", dtype={"part": str})
+    assert (table["status"] == "done").all() and len(table) == len(infos)
 
 
 def test_relief_scenario_with_closure_areas(ws_copy, tmp_path):

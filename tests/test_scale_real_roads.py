@@ -318,3 +318,74 @@ def test_a_cause_shared_by_every_part_is_said_once(longgang, tmp_path):
     assert f"✗ {len(TOWNS)} 个分区 parts (440307003, 440307006, 440307009, 440307010, …)" in (
         result.output
     )
+
+
+def test_relief_scenario_with_border_closures_equals_the_whole_on_real_roads(longgang, tmp_path):
+    # Real roads that cross town borders closed by id, and a closure area on one: each part
+    # must see the closures beyond its border to give the whole district's audit rows.
+    from geo_mz.network import disruption as dis
+    from geo_mz.scale import partition
+    from geo_mz.scale.partition_relief import relief_scenario_part
+
+    ws = open_workspace(longgang["raster"])
+    layers = ws.read_all()
+    crs = ws.metadata["measure_crs"]
+    s = relief.ReliefSettings(targets=relief.workspace_targets(ws.metadata))
+    units = layers["admin_units"]
+    border = shapely.union_all(units[units["level"] == "town"].to_crs(crs).boundary.values)
+    roads = layers["roads"].to_crs(crs)
+    cross = roads[roads.geometry.intersects(border) & (roads["road_class"] != "footway")]
+    ids = cross["road_id"].astype(str).tolist()[:8]
+    middle = cross.geometry.iloc[8].interpolate(0.5, normalized=True)
+    gpd.GeoDataFrame(geometry=[middle.buffer(250)], crs=crs).to_file(tmp_path / "closed.gpkg")
+    area = gpd.read_file(tmp_path / "closed.gpkg")
+    base = relief.run_audit(layers, s, measure_crs=crs)
+    d = dis.combine(dis.from_edge_ids(base.network, ids),
+                    dis.from_polygons(base.network, area, reason="closure"))  # fmt: skip
+    whole = relief.reaudit(base, d, name="x")
+    assert d.n_closed >= len(ids) and len(relief.compare(base, whole)) > 0
+    vmax = partition.max_drive_kmh(layers["roads"], s)
+    got = pd.concat(
+        [relief_scenario_part(ws, p, settings=s, measure_crs=crs, vmax_kmh=vmax, name="x",
+                              close_roads=ids, closures=tmp_path / "closed.gpkg",
+                              roads_bbox=roads_extent(ws))[0]["scenario"]
+         for p in parts_of(units, "town")],
+        ignore_index=True,
+    )  # fmt: skip
+    m = whole.table.merge(got, on=["target", "point_id"], suffixes=("", "_p"), validate="1:1")
+    assert len(m) == len(whole.table) == len(got)
+    np.testing.assert_allclose(m["time_min"].to_numpy(float), m["time_min_p"].to_numpy(float),
+                               rtol=1e-12, atol=0)  # fmt: skip
+    for col in ("status", "store_id"):
+        assert (m[col].astype(str).fillna("-") == m[f"{col}_p"].astype(str).fillna("-")).all()
+
+
+def test_every_shelter_is_in_the_gathered_evacuation_also_one_added_without_a_code(
+    longgang, tmp_path
+):
+    # Shelters added after the import (on the web map, in QGIS) carry no code: the part whose
+    # polygon holds one owns it, so the gathered load table lists every shelter, as the whole
+    # district's run does (an unused shelter of no part was never written).
+    import pyogrio
+
+    from geo_mz.relief import shelters as shel
+
+    path = tmp_path / "lg.gpkg"
+    path.write_bytes(longgang["table"].read_bytes())
+    sh = gpd.read_file(path, layer="shelters")
+    sh.loc[sh.index[::3], "adcode"] = None
+    pyogrio.write_dataframe(sh, path, layer="shelters")
+    _run("scale", "run", "evacuation", "--workspace", path, "--by", "town", "--workers", "0",
+         "--out", tmp_path / "out")  # fmt: skip
+    load = gpd.read_file(tmp_path / "out" / "scale_evacuation.gpkg", layer="evacuation_load")
+    ws = open_workspace(path)
+    layers = ws.read_all()
+    s = shel.ShelterSettings()
+    net = network_from_roads(layers["roads"], mode="walk", walk_speed_kmh=s.walk_speed_kmh,
+                             measure_crs=ws.metadata["measure_crs"], components="all")  # fmt: skip
+    whole = shel.evacuate(layers["population"], layers["shelters"], net, s,
+                          units=layers["admin_units"]).load  # fmt: skip
+    assert len(load) == len(whole) == len(sh)
+    got = load.set_index("shelter_id")["assigned_persons"].sort_index()
+    want = whole.set_index("shelter_id")["assigned_persons"].sort_index()
+    assert (got.to_numpy() == want.to_numpy()).all()

@@ -22,6 +22,7 @@ import pandas as pd
 
 from geo_mz.scale.partition import Part, PartitionError, boundary_part, coverage_part
 from geo_mz.scale.partition_eldercare import ELDERCARE_JOBS
+from geo_mz.scale.partition_evacuation import EVACUATION
 from geo_mz.scale.partition_relief import RELIEF_JOBS, relief_part
 from geo_mz.scale.partition_twopass import TwoPassJob
 
@@ -69,8 +70,11 @@ JOBS: dict[str, Any] = {
     # capacity, e2sfca (two passes), rings, gaps (two passes)
     **{name: _store_ready(job) for name, job in ELDERCARE_JOBS.items()},
     "relief": relief_part,
-    # relief_scenario, shelter_adequacy, evacuation
+    # relief_scenario, shelter_adequacy
     **{name: _store_ready(job) for name, job in RELIEF_JOBS.items()},
+    # Two passes: the farthest cell from the walking network measured, then the parts with
+    # it (``geo_mz.scale.partition_evacuation``).
+    "evacuation": _store_ready(EVACUATION),
     "boundaries": boundary_part,
 }
 """Every partitioned job by name: a part function or a two-pass job."""

@@ -286,6 +286,23 @@ def own_rows(gdf: gpd.GeoDataFrame, code: str, field: str = "adcode") -> np.ndar
     )
 
 
+def own_located(gdf: gpd.GeoDataFrame, part: _Part) -> np.ndarray:
+    """Return a mask of the points a part owns: by code where a row has one, else by place.
+
+    Shelters and centres are coded at import by the unit they lie in; one added later without
+    a code (on the web map, in QGIS) belongs to the part whose polygon holds it, so that no
+    point of the layer is left out of every part.
+    """
+    has = gdf["adcode"].notna().to_numpy() if "adcode" in gdf else np.zeros(len(gdf), bool)
+    own = np.zeros(len(gdf), dtype=bool)
+    if has.any():
+        own[has] = own_rows(gdf[has], part.code)
+    if not has.all():
+        geoms = storage_geometries(gdf)[~has]
+        own[~has] = shapely.within(geoms, part.geometry)
+    return own
+
+
 def read_own(
     ws: Any,
     kind: str,

@@ -38,8 +38,9 @@ Road ids not in the part's network are not an error in a part (the road may lie 
 they are listed in the round figures (``close_roads_not_in_cut``), and an id missing from every
 part is misspelt or far from all of them, which the gather step should report.
 
-Shelter adequacy and evacuation parts are in ``geo_mz.scale.partition_shelters``;
-``RELIEF_JOBS`` names all three.
+Shelter adequacy and evacuation parts are in ``geo_mz.scale.partition_shelters`` (evacuation
+runs in two passes, ``geo_mz.scale.partition_evacuation``); ``RELIEF_JOBS`` names the
+scenario and shelter adequacy jobs.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ from geo_mz.scale.partition import (
     roads_extent,
     roads_in_cut,
 )
-from geo_mz.scale.partition_shelters import evacuation_part, shelter_adequacy_part
+from geo_mz.scale.partition_shelters import shelter_adequacy_part
 from geo_mz.scale.relief_proof import (
     PROBE_M,
     Anchors,
@@ -575,9 +576,9 @@ def _with_changes(rows: pd.DataFrame, ch: gpd.GeoDataFrame) -> pd.DataFrame:
 RELIEF_JOBS: dict[str, Callable[..., tuple[Frames, dict[str, Any]]]] = {
     "relief_scenario": relief_scenario_part,
     "shelter_adequacy": shelter_adequacy_part,
-    "evacuation": evacuation_part,
 }
-"""The partitioned relief and shelter jobs by name (add them to :data:`geo_mz.scale.JOBS`)."""
+"""The single-pass relief and shelter jobs by name (add them to :data:`geo_mz.scale.JOBS`;
+evacuation runs in two passes: ``geo_mz.scale.partition_evacuation.EVACUATION``)."""
 
 __all__ = [
     "MAX_HEAD_READS",

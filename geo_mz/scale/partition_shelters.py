@@ -20,9 +20,14 @@ of them is proven complete, i.e. has all its pairs and (for a source) all its ce
 - a source (cells sharing a nearest node and a village) at node ``n``: ``room(n) ≥ 2·L·v +
   2·far_m`` (its shelters, their snaps and paths lie inside, and so does every cell that
   snaps to ``n``, because no population cell is farther than ``far_m`` from the network: each
-  part checks this of its own cells, so it holds for the whole layer when the parts cover it);
+  part checks this of its own cells, so it holds for the whole layer when the parts cover it;
+  ``scale run evacuation`` measures it first, :mod:`geo_mz.scale.partition_evacuation`);
 - a shelter at point ``k``: ``room(k) ≥ snap + L·v + 2·far_m`` (every source reaching it is
   complete and inside).
+
+The first cut is the least that can prove a part's own people and the shelters they reach,
+``(2·L·v + 3·far_m)`` and slack (:func:`evacuation_buffer_m`): 1.7 km with the measured bound
+of the Guangdong workload (L·v = 500 m, far_m = 216 m), 12 km before; it doubles from there.
 
 A shelter that holds everyone who can reach it (proven: all its people are in the part's
 problem) never fills, so it couples nobody: its people are split into components as if it were
@@ -44,7 +49,7 @@ Only ``unit="cells"`` is partitioned (``"villages"`` moves a source to its villa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import geopandas as gpd
@@ -54,21 +59,24 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
-from geo_mz.core.projection import STORAGE_CRS
+from geo_mz.core.projection import STORAGE_CRS, geometries_to_crs
 from geo_mz.network.graph import NETWORK_ROAD_FIELDS, Network, network_from_roads
-from geo_mz.network.paths import snap_points
+from geo_mz.network.paths import snap_points, snap_xy
 from geo_mz.relief import shelters as shel
+from geo_mz.scale.cut import QUAD_SEGS, RoadlessCutError, need_roads
+from geo_mz.scale.evacuation_gather import gather_evacuation
+from geo_mz.scale.part_inputs import own_located
 from geo_mz.scale.partition import (
     MAX_ROUNDS,
     SLACK_M,
     Cut,
     Part,
     PartitionError,
-    in_cut,
     make_cut,
     own_rows,
     part_bbox,
     part_crs,
+    part_sources,
     proven,
     read_box,
     read_own,
@@ -108,8 +116,13 @@ def _walk_net(roads: gpd.GeoDataFrame, s: shel.ShelterSettings, crs: str) -> Net
 
 def _shelter_inputs(
     ws: Any, part: Part, s: shel.ShelterSettings, crs: str, *, cells: bool = True
-) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None, gpd.GeoDataFrame, np.ndarray, float]:
-    """Read the part's units and (``cells``) cells, every shelter; the longest service time."""
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None, gpd.GeoDataFrame, gpd.GeoDataFrame,
+           np.ndarray, float]:  # fmt: skip
+    """Read the part's units, (``cells``) cells and every shelter, as read and with capacities.
+
+    Returns the units, cells, shelters, their ``shel.shelter_capacity`` table (computed once
+    here, not again by the caller), their points in ``crs`` and the longest service time.
+    """
     units = units_of_part(ws, part)
     own_units = units[own_rows(units, part.code)]
     pop = None
@@ -118,10 +131,13 @@ def _shelter_inputs(
     # Every shelter (a small layer, kept per worker while unchanged): the largest service time
     # and the snap-circle proof use the whole layer's, and shelters inside a unit count
     # wherever the cut ends.
+    # Their capacities and points too: the same for every part (``part_sources``; the
+    # settings' repr names them).
     sheltered = source_layer(ws, "shelters")
-    cap = shel.shelter_capacity(sheltered, s)
+    caps = part_sources(ws, "shelters", crs, lambda g: shel.shelter_capacity(g, s), repr(s))
+    cap = caps.frame
     reach_min = float(cap["service_min"].max()) if len(cap) else 0.0
-    return own_units, pop, sheltered, _xy(sheltered, crs), reach_min
+    return own_units, pop, sheltered, cap, caps.xy, reach_min
 
 
 def _grow_until(
@@ -131,11 +147,19 @@ def _grow_until(
     what: str,
     attempt: Callable[[Cut], tuple[bool, Any]],
 ) -> tuple[Any, dict[str, Any]]:
-    """Call ``attempt(cut)`` with doubling buffers until it says its answer is proven."""
+    """Call ``attempt(cut)`` with doubling buffers until it says its answer is proven.
+
+    An attempt whose cut holds no walkable road raises ``RoadlessCutError``
+    (:func:`geo_mz.scale.cut.need_roads`): nothing is proven, the buffer doubles.
+    """
     b = float(buffer_m)
     log: dict[str, Any] = {"rounds": 0, "buffer_m": []}
     for _ in range(MAX_ROUNDS):
-        done, answer = attempt(make_cut(part.geometry, crs, b))
+        try:
+            done, answer = attempt(make_cut(part.geometry, crs, b))
+        except RoadlessCutError:  # no street in the cut yet (a small first cut): read farther
+            log["roadless"] = log.get("roadless", 0) + 1
+            done, answer = False, None
         log["rounds"] += 1
         log["buffer_m"].append(b)
         if done:
@@ -183,18 +207,17 @@ def shelter_adequacy_part(
     """
     s = settings or shel.ShelterSettings()
     crs = part_crs(part, measure_crs)
-    own_units, pop, sheltered, shelter_xy, reach_min = _shelter_inputs(ws, part, s, crs)
+    own_units, pop, sheltered, _, shelter_xy, reach_min = _shelter_inputs(ws, part, s, crs)
     extent = roads_bbox or roads_extent(ws)
     cells_m = to_cut_crs(pop, crs).geometry  # reprojected once, for every round's snap
     cell_xy = shapely.get_coordinates(cells_m.values)
-    own_shelters = own_rows(sheltered, part.code) if "adcode" in sheltered else None
+    own_shelters = own_located(sheltered, part)
 
     def attempt(cut: Cut) -> tuple[bool, Any]:
         roads = roads_in_cut(ws, cut, None, list(NETWORK_ROAD_FIELDS))
+        need_roads(roads, cut, extent)
         net = _walk_net(roads, s, crs)
-        near = shapely.intersects(cut.polygon, shapely.points(shelter_xy))
-        if own_shelters is not None:
-            near |= own_shelters
+        near = shapely.intersects(cut.polygon, shapely.points(shelter_xy)) | own_shelters
         sn = snap_points(net, cells_m, max_snap_m=s.max_snap_m)
         ok = proven(
             net,
@@ -245,36 +268,50 @@ def gather_adequacy_totals(table: pd.DataFrame) -> pd.Series:
 
 
 def _cell_sources(
-    pop: gpd.GeoDataFrame, net: Network, s: shel.ShelterSettings
+    pop: gpd.GeoDataFrame, xy: np.ndarray, net: Network, s: shel.ShelterSettings
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Group cells as ``evacuate(unit="cells")`` does: per node, village and too-far flag.
 
-    Returns the sources (``node``, ``adcode``, ``people``, ``offset`` minutes), each cell's
-    source (-1 for cells without people) and each cell's snap distance (m).
+    ``xy``: the cells' points in ``net.crs``. Returns the sources (``node``, ``adcode``,
+    ``people``, ``offset`` minutes, sorted by node, village and flag as ``evacuate`` groups
+    them), each cell's source (-1 for cells without people) and each cell's snap distance (m).
     """
-    sn = snap_points(net, pop.geometry.to_crs(net.crs), max_snap_m=s.max_snap_m)
+    sn = snap_xy(net, xy, max_snap_m=s.max_snap_m)
     people = np.rint(pd.to_numeric(pop[s.people]).to_numpy(float)).astype(np.int64)
-    code = pop["adcode"].astype("string").fillna("").to_numpy(dtype=object)
-    df = pd.DataFrame({"node": sn.node, "adcode": code, "far": sn.too_far, "people": people})
-    df["w"] = df["people"] + 1e-9
-    df["wo"] = sn.offset_min * df["w"]
-    key = df.groupby(["node", "adcode", "far"], sort=True).ngroup().to_numpy()
-    g = (
-        df.assign(k=key)
-        .groupby("k")
-        .agg(
-            node=("node", "first"),
-            adcode=("adcode", "first"),
-            people=("people", "sum"),
-            w=("w", "sum"),
-            wo=("wo", "sum"),
-        )
-    )
-    g["offset"] = g["wo"] / g["w"]
-    live = g["people"].to_numpy() > 0
+    rank, codes = pd.factorize(pop["adcode"].astype("string").fillna(""), sort=True)
+    # One integer per (node, village, flag), ordered as the tuples: numpy groups it.
+    key = (sn.node * max(len(codes), 1) + rank) * 2 + sn.too_far
+    uniq, group = np.unique(key, return_inverse=True)
+    w = people + 1e-9
+    people_g = np.bincount(group, weights=people, minlength=len(uniq))
+    offset = np.bincount(group, sn.offset_min * w, len(uniq)) / np.bincount(group, w, len(uniq))
+    live = people_g > 0
     keep = np.cumsum(live) - 1
-    cell_src = np.where(live[key], keep[key], -1)
-    return g[live].reset_index(drop=True), cell_src, sn.offset_m
+    cell_src = np.where(live[group], keep[group], -1)
+    node_rank = uniq[live] // 2
+    src = pd.DataFrame(
+        {
+            "node": node_rank // max(len(codes), 1),
+            "adcode": np.asarray(codes, dtype=object)[node_rank % max(len(codes), 1)],
+            "people": np.rint(people_g[live]).astype(np.int64),
+            "offset": offset[live],
+        }
+    )
+    return src, cell_src, sn.offset_m
+
+
+def _cells_in_cut(pop: gpd.GeoDataFrame, cut: Cut) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """Return the cells that meet the cut (new index) and their points in the cut's CRS.
+
+    Reprojected once (``in_cut`` would, and the snap again): the points are ``to_crs``'s.
+    """
+    moved = geometries_to_crs(np.asarray(pop.geometry.values), pop.crs, cut.crs)
+    shapely.prepare(cut.polygon)
+    keep = np.flatnonzero(shapely.intersects(cut.polygon, moved))
+    xy = shapely.get_coordinates(moved[keep])
+    if len(xy) != len(keep) or np.any(shapely.get_type_id(moved[keep]) != 0):
+        raise PartitionError("population cells must all be non-empty Points")
+    return pop.take(keep).reset_index(drop=True), xy
 
 
 def _pairs(
@@ -317,13 +354,37 @@ def _idle_load(cap: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return load.to_crs(STORAGE_CRS)
 
 
+def evacuation_buffer_m(reach_m: float, far_m: float) -> float:
+    """Return the least first buffer that can prove a part's own people and their shelters.
+
+    An own cell lies in the part's hull, its node within ``far_m`` of it, so the node has
+    room ``b·cos(3π/64) - far_m`` (:mod:`geo_mz.scale.cut`) and needs ``2·reach + 2·far_m``;
+    a shelter it reaches lies within ``reach`` (plus its snap) of the node and needs
+    ``reach + 2·far_m`` (plus its snap). Both hold from ``2·reach + 3·far_m`` (and slack) on;
+    people who share shelters with other parts' need more, and the part grows its cut.
+
+    Parameters
+    ----------
+    reach_m
+        The longest walk to a shelter (its service time at the walking speed), m.
+    far_m
+        The bound on every cell's distance from the walking network, m.
+
+    Returns
+    -------
+    float
+        Metres.
+    """
+    return (2.0 * reach_m + 3.0 * far_m + 2.0 * SLACK_M) / np.cos(3.0 * np.pi / (8 * QUAD_SEGS))
+
+
 def evacuation_part(
     ws: Any,
     part: Part,
     *,
     settings: shel.ShelterSettings | None = None,
     measure_crs: str | None = None,
-    buffer_m: float = 12000.0,
+    buffer_m: float | None = None,
     roads_bbox: tuple[float, float, float, float] | None = None,
     far_m: float = FAR_M,
     engine: str = "ortools",
@@ -342,12 +403,15 @@ def evacuation_part(
     measure_crs
         Projected CRS; the workspace's, else the GK zone of the part.
     buffer_m
-        First buffer (doubled until the part's components are proven whole).
+        First buffer (doubled until the part's components are proven whole); None: the
+        least that can prove the part's own people and the shelters they reach
+        (:func:`evacuation_buffer_m`).
     roads_bbox
         Lon/lat extent of the whole roads layer; read when None.
     far_m
         No population cell lies farther than this from the walking network (checked for the
-        part's cells; see the module docstring).
+        part's cells; see the module docstring). The two-pass job
+        (``geo_mz.scale.partition_evacuation``) measures it.
     engine
         Min-cost-flow solver (:func:`geo_mz.relief.evacuate`).
 
@@ -362,26 +426,26 @@ def evacuation_part(
     """
     s = settings or shel.ShelterSettings()
     crs = part_crs(part, measure_crs)
-    own_units, _, sheltered, shelter_xy, reach_min = _shelter_inputs(ws, part, s, crs, cells=False)
+    own_units, _, sheltered, cap_all, shelter_xy, reach_min = _shelter_inputs(
+        ws, part, s, crs, cells=False
+    )
     extent = roads_bbox or roads_extent(ws)
-    cap_all = shel.shelter_capacity(sheltered, s)
     caps = cap_all["capacity_used_persons"].to_numpy(np.int64)
     v = s.walk_speed_kmh * 1000.0 / 60.0
-    # Only what the sources, the flows and the figures use (not the cells' other counts).
-    pop_fields = list(dict.fromkeys(["cell_id", "adcode", s.people]))
-    if "adcode" in sheltered:
-        own_k = own_rows(sheltered, part.code)
-    else:
-        own_k = shapely.within(shapely.points(_xy(sheltered, STORAGE_CRS)), part.geometry)
+    # Only what the sources, the flows and the figures use (not the cells' other counts, nor
+    # their ids: read only to name a cell in an error).
+    pop_fields = list(dict.fromkeys(["adcode", s.people]))
+    own_k = own_located(sheltered, part)
 
     def attempt(cut: Cut) -> tuple[bool, Any]:
         roads = roads_in_cut(ws, cut, None, list(NETWORK_ROAD_FIELDS))
+        need_roads(roads, cut, extent)
         net = _walk_net(roads, s, crs)
-        pop = in_cut(read_box(ws, "population", cut.lonlat_bbox, pop_fields, cut), cut)
-        pop = pop.reset_index(drop=True)
-        src, cell_src, cell_off_m = _cell_sources(pop, net, s)
-        kin = np.flatnonzero(shapely.intersects(cut.polygon, shapely.points(shelter_xy)))
-        ks = snap_points(net, cap_all.geometry.iloc[kin].to_crs(crs), max_snap_m=s.max_snap_m)
+        pop, xy = _cells_in_cut(read_box(ws, "population", cut.lonlat_bbox, pop_fields, cut), cut)
+        src, cell_src, cell_off_m = _cell_sources(pop, xy, net, s)
+        shapely.prepare(cut.polygon)
+        kin = np.flatnonzero(shapely.intersects_xy(cut.polygon, *shelter_xy.T))
+        ks = snap_xy(net, shelter_xy[kin], max_snap_m=s.max_snap_m)
         lim = cap_all["service_min"].to_numpy(float)[kin]
         pi, pk = _pairs(net, src, ks.node, ks.offset_min, lim)
         n = len(src)
@@ -408,23 +472,27 @@ def evacuation_part(
         if not ok:
             return False, None
         if full:  # every road and cell read: nothing rests on far_m
-            return True, (net, pop, src, cell_src, comp, kin, own_src, pi, pk, free)
+            return True, (net, pop, xy, src, cell_src, comp, kin, own_src, pi, pk, free)
         cells = np.flatnonzero(np.isin(cell_src, np.flatnonzero(mine[:n])))
         far = cells[cell_off_m[cells] > far_m]
-        if not (cut.room_m(_xy(pop.iloc[far], crs)) >= cell_off_m[far] + SLACK_M).all():
+        if not (cut.room_m(xy[far]) >= cell_off_m[far] + SLACK_M).all():
             return False, None  # the snap itself is not yet the whole network's
         if len(far):
             # Other parts' proofs rest on far_m (a cell that far snaps to their nodes).
-            first = pop["cell_id"].iloc[far[0]] if "cell_id" in pop else far[0]
+            ids = read_box(ws, "population", cut.lonlat_bbox, ["cell_id"], cut)
+            ids, _ = _cells_in_cut(ids, cut)  # the same rows, in the same order
+            first = ids["cell_id"].iloc[far[0]] if "cell_id" in ids else far[0]
             raise PartitionError(
                 f"疏散分区 {part.code}：{len(far)} 个人口格网距步行路网超过 {far_m:g} m / "
                 f"evacuation part {part.code}: {len(far)} population cell(s) (e.g. cell_id "
                 f"{first}) lie more than {far_m:g} m from the walking network; pass a larger "
                 "far_m to every part"
             )
-        return True, (net, pop, src, cell_src, comp, kin, own_src, pi, pk, free)
+        return True, (net, pop, xy, src, cell_src, comp, kin, own_src, pi, pk, free)
 
-    (net, pop, src, cell_src, comp, kin, own_src, pi, pk, free), log = _grow_until(
+    if buffer_m is None:
+        buffer_m = evacuation_buffer_m(reach_min * v, far_m)
+    (net, pop, xy, src, cell_src, comp, kin, own_src, pi, pk, free), log = _grow_until(
         part, crs, buffer_m, f"evacuation part {part.code}", attempt
     )
     n = len(src)
@@ -473,15 +541,14 @@ def evacuation_part(
     if rest.any():
         reason = np.where(has_pair[rest], "shelters_full", "no_shelter_within")
         cells = np.flatnonzero(np.isin(cell_src, np.flatnonzero(rest)))
-        xy = _xy(pop.iloc[cells], crs)
         p = np.rint(pd.to_numeric(pop[s.people]).to_numpy(float)[cells])
         df = pd.DataFrame(
             {
                 "adcode": codes[cell_src[cells]],
                 "reason": reason[np.searchsorted(np.flatnonzero(rest), cell_src[cells])],
                 "persons_unassigned": p,
-                "x_m": xy[:, 0] * p,
-                "y_m": xy[:, 1] * p,
+                "x_m": xy[cells, 0] * p,
+                "y_m": xy[cells, 1] * p,
             }
         )
         df = df[df["persons_unassigned"] > 0].groupby(["adcode", "reason"], as_index=False).sum()
@@ -509,87 +576,9 @@ def evacuation_part(
     return frames, log
 
 
-def _sum_free_shelters(load: pd.DataFrame) -> pd.DataFrame:
-    """One row per shelter: a free shelter's loads from several parts summed (the rest once)."""
-    dup = load["shelter_id"].duplicated(keep=False).to_numpy()
-    if not dup.any():
-        return load
-    rows = load[dup].copy()
-    rows["_pmin"] = rows["mean_walk_min"].fillna(0.0) * rows["assigned_persons"]
-    g = rows.groupby("shelter_id", sort=False)
-    one = g.first()
-    one["assigned_persons"] = g["assigned_persons"].sum()
-    one["max_walk_min"] = g["max_walk_min"].max()
-    cap, got = one["capacity_persons"].to_numpy(), one["assigned_persons"].to_numpy()
-    if (got > cap).any():  # a free shelter holds everyone who can reach it: never
-        over = list(one.index[got > cap][:10])
-        raise PartitionError(f"空闲避难场所被超额分配：{over} / free shelters over-filled: {over}")
-    one["mean_walk_min"] = np.where(got > 0, g["_pmin"].sum() / np.maximum(got, 1), np.nan)
-    one["load_share"] = np.where(cap > 0, got / np.maximum(cap, 1), np.nan)
-    one["spare_persons"] = cap - got
-    one["status"] = np.where(got == 0, "unused", np.where(got >= cap, "full", "partial"))
-    merged = one.drop(columns="_pmin").reset_index()[load.columns]
-    return pd.concat([load[~dup], merged], ignore_index=True)
-
-
-def gather_evacuation(
-    frames: Sequence[Frames], measure_crs: str, *, shelter_order: Sequence[str] | None = None
-) -> dict[str, gpd.GeoDataFrame]:
-    """Merge the parts' evacuation frames into the whole run's ``load``, ``lines``, ``unassigned``.
-
-    Parameters
-    ----------
-    frames
-        The frames of ``evacuation_part``, one mapping per part.
-    measure_crs
-        The CRS the parts gave ``x_m``/``y_m`` in.
-    shelter_order
-        Shelter ids in the layer's order (the whole run's ``load`` order); by id when None.
-
-    Returns
-    -------
-    dict
-        ``load`` (one row per shelter), ``lines`` (``line_id`` and ``source_id`` numbered
-        anew: a part's sources are not numbered as the whole's) and ``unassigned`` (per
-        village and reason, people-weighted centres, ``unassigned_id`` as the whole run's).
-    """
-    load = _sum_free_shelters(pd.concat([f["load"] for f in frames], ignore_index=True))
-    order = list(shelter_order) if shelter_order is not None else sorted(load["shelter_id"])
-    load = load.set_index("shelter_id").loc[[i for i in order if i in set(load["shelter_id"])]]
-    load = gpd.GeoDataFrame(load.reset_index(), geometry="geometry", crs=STORAGE_CRS)
-    # A part numbers its own sources: S000001 of two parts are two sources.
-    parts = [
-        f["lines"].assign(_src=f["lines"]["source_id"] + f"@{i}")
-        for i, f in enumerate(frames)
-        if len(f["lines"])
-    ]
-    lines = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    if len(lines):
-        lines = lines.sort_values(["adcode", "shelter_id", "walk_min"], kind="stable")
-        lines["line_id"] = [f"L{i + 1:06d}" for i in range(len(lines))]
-        lines["source_id"] = [f"S{i + 1:06d}" for i in pd.factorize(lines.pop("_src"))[0]]
-        lines = gpd.GeoDataFrame(lines.reset_index(drop=True), geometry="geometry", crs=STORAGE_CRS)
-    un = pd.concat([f["unassigned"] for f in frames], ignore_index=True)
-    un = un.assign(wx=un["x_m"] * un["persons_unassigned"], wy=un["y_m"] * un["persons_unassigned"])
-    g = un.groupby(["adcode", "reason"], sort=True)[["persons_unassigned", "wx", "wy"]].sum()
-    g = g.reset_index()
-    unassigned = gpd.GeoDataFrame(
-        {
-            "unassigned_id": [f"U{n + 1:04d}" for n in range(len(g))],
-            "adcode": g["adcode"].to_numpy(dtype=object),
-            "persons_unassigned": g["persons_unassigned"].to_numpy(dtype=np.int64),
-            "reason": g["reason"].to_numpy(dtype=object),
-        },
-        geometry=gpd.points_from_xy(
-            g["wx"] / g["persons_unassigned"], g["wy"] / g["persons_unassigned"]
-        ),
-        crs=measure_crs,
-    ).to_crs(STORAGE_CRS)
-    return {"load": load, "lines": lines, "unassigned": unassigned}
-
-
 __all__ = [
     "FAR_M",
+    "evacuation_buffer_m",
     "evacuation_part",
     "gather_adequacy_totals",
     "gather_evacuation",
