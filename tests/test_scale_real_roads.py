@@ -308,16 +308,24 @@ def test_relief_town_parts_equal_the_whole_on_real_roads(longgang):
     assert roadless >= 1
 
 
-def test_a_cause_shared_by_every_part_is_said_once(longgang, tmp_path):
-    # No centre of E2SFCA's kinds (nursing homes): every town part fails for that one reason.
-    result = CliRunner().invoke(main, ["scale", "run", "e2sfca", "--workspace",
+def test_run_all_by_town_on_real_roads_reports_each_cause_once(longgang, tmp_path):
+    # Every analysis on the real workspace: all but E2SFCA (it counts nursing homes, and the
+    # list has only home-care stations) complete in every town; E2SFCA's one cause is said once,
+    # on the terminal and in the report.
+    result = CliRunner().invoke(main, ["scale", "run", "all", "--workspace",
                                        str(longgang["table"]), "--by", "town", "--workers", "0",
                                        "--out", str(tmp_path)])  # fmt: skip
-    assert result.exit_code == 1
+    assert result.exit_code == 1, result.exception
+    n = len(TOWNS)
+    for title in ("15-minute elder-care coverage", "Capacity-adjusted", "isochrone area",
+                  "gap hexagons", "Relief delivery", "within reach of a shelter",
+                  "placed in a shelter", "Boundary topology"):  # fmt: skip
+        line = next((x for x in result.output.splitlines() if title in x), result.output)
+        assert f"{n}/{n} 分区 parts" in line, line
     assert result.output.count("NoCentresError") == 1
-    assert f"✗ {len(TOWNS)} 个分区 parts (440307003, 440307006, 440307009, 440307010, …)" in (
-        result.output
-    )
+    assert f"✗ {n} 个分区 parts (440307003, 440307006, 440307009, 440307010, …)" in result.output
+    report = (tmp_path / "scale_all_report.html").read_text(encoding="utf-8")
+    assert "失败原因 Why parts failed" in report and report.count("NoCentresError") == 1
 
 
 def test_relief_scenario_with_border_closures_equals_the_whole_on_real_roads(longgang, tmp_path):

@@ -254,7 +254,9 @@ def gather_adequacy_totals(table: pd.DataFrame) -> pd.Series:
         "pop_served",
         "effective_area_m2",
     ]
-    tot = table[num].sum()
+    # Object dtype: the counts stay whole numbers beside the ratios (an int64 sum would not
+    # take a ratio: pandas deprecates that upcast).
+    tot = table[num].sum().astype(object)
     pop = tot["population"] if tot["population"] > 0 else np.nan
     tot["capacity_ratio"] = tot["capacity_persons"] / pop
     tot["fixed_capacity_share"] = tot["fixed_capacity_persons"] / pop
