@@ -246,6 +246,7 @@ def postgis_rep(url: str, work: list, schema: str, old: bool = False) -> dict[st
     """Save every part into a fresh PostGIS run store schema; gather as for the GeoPackage.
 
     ``old``: the previous version's save, into tables made by today's first (then emptied).
+    The server's CPU for the saves (its backends', read from /proc) is kept per part.
     """
     import psycopg
 
@@ -263,6 +264,7 @@ def postgis_rep(url: str, work: list, schema: str, old: bool = False) -> dict[st
             ).fetchall():
                 conn.execute(f'DELETE FROM "{schema}"."{t}"')
     per_part = []
+    server0 = _server_cpu(url)
     for part, frames, info in work:
         t0 = time.perf_counter()
         if old:
@@ -270,9 +272,30 @@ def postgis_rep(url: str, work: list, schema: str, old: bool = False) -> dict[st
         else:
             new_save(ref, part, frames, info)
         per_part.append(time.perf_counter() - t0)
+    server_s = _server_cpu(url) - server0
     t0 = time.perf_counter()
     got = {layer: rs.gather(KEY, layer) for layer in ("times", "units")}
-    return {"per_part": per_part, "merge_s": 0.0, "gather_s": time.perf_counter() - t0, "got": got}
+    return {"per_part": per_part, "merge_s": 0.0, "gather_s": time.perf_counter() - t0, "got": got,
+            "server_ms": 1e3 * server_s / len(work)}  # fmt: skip
+
+
+def _server_cpu(url: str) -> float:
+    """CPU seconds the cluster's client backends have used so far (a local cluster: /proc).
+
+    The save's connections are this process's pool, open before the parts are saved.
+    """
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        pids = [r[0] for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND pid <> pg_backend_pid()"
+        ).fetchall()]  # fmt: skip
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):  # a backend that ended meanwhile
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    return total / 1e9
 
 
 def _same(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> bool:
@@ -431,6 +454,10 @@ def _print_stores(args: argparse.Namespace, work: list, results: dict[str, list]
         )
         print(f"postgis save before/now: {pgb['save'] / pg['save']:.1f}x (both sides gather "
               "with today's gather)")  # fmt: skip
+        srv = {k: statistics.median(r["server_ms"] for r in results[k])
+               for k in ("pg (before)", "postgis (now)")}  # fmt: skip
+        print(f"server CPU a part (its backends, /proc): before {srv['pg (before)']:.2f} ms, "
+              f"now {srv['postgis (now)']:.2f} ms")  # fmt: skip
     for name, old in (("gpkg", b), ("npz", v1)):
         print(f"\n{name} before / part2 now: save {old['save'] / n['save']:.2f}x   merge "
               f"{old['merge'] / n['merge']:.2f}x   gather (reading the merged store) "

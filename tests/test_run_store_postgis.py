@@ -278,3 +278,21 @@ def test_a_column_changed_by_another_worker_is_read_in_the_transaction(pg_url):
     assert rs.done("k") == {"3"}
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM widened.t_a").fetchone()[0] == 3
+
+
+def test_a_part_failed_after_a_success_is_rerun_without_its_old_rows(pg_url):
+    # ``fail`` keeps the rows of the part's earlier success (under a ``failed`` mark); the
+    # rerun that succeeds replaces them, and a part whose mark was deleted by hand too.
+    rs = open_run_store(f"{pg_url}#failed_rerun")
+    rs.begin("k", {"job": "t"})
+    rs.save("k", "1", {"a": _frame("1")}, {"job": "t"})
+    rs.save("k", "2", {"a": _frame("2")}, {"job": "t"})
+    rs.fail("k", "1", "boom", {"job": "t"})
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        kept = conn.execute("SELECT count(*) FROM failed_rerun.t_a WHERE part = '1'").fetchone()
+        conn.execute("DELETE FROM failed_rerun.geo_mz_run_parts WHERE part = '2'")
+    assert kept == (3,) and rs.done("k") == set()
+    rs.save("k", "1", {"a": _frame("1", n=2, shift=5)}, {"job": "t"})
+    rs.save("k", "2", {"a": _frame("2", n=1, shift=9)}, {"job": "t"})
+    got = rs.gather("k", "a")
+    assert got["part"].tolist() == ["1", "1", "2"] and got["x"].tolist() == [5.0, 6.0, 9.0]
