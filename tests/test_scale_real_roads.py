@@ -397,3 +397,12 @@ def test_every_shelter_is_in_the_gathered_evacuation_also_one_added_without_a_co
     got = load.set_index("shelter_id")["assigned_persons"].sort_index()
     want = whole.set_index("shelter_id")["assigned_persons"].sort_index()
     assert (got.to_numpy() == want.to_numpy()).all()
+
+
+def test_parts_by_town_without_town_polygons_say_where_to_give_them(longgang):
+    from geo_mz.scale.parts import ScaleError
+
+    units = open_workspace(longgang["table"]).read("admin_units")
+    county_only = units[units["level"] == "county"]
+    with pytest.raises(ScaleError, match="geo-mz init --units"):
+        parts_of(county_only, "town")

@@ -63,9 +63,12 @@ def parts_of(
     sel = _selected(units[levels == level], codes)
     if sel.empty:
         have = sorted(set(units["level"].astype(str)))
+        polygons = level in ("town", "village") and level not in have
+        zh = "，请用 geo-mz init --units 提供镇街/村居面" if polygons else ""
+        en = "; give the town or village polygons with geo-mz init --units FILE" if polygons else ""
         raise ScaleError(
-            f"没有 {level} 级单元可分区（现有层级 {have}；代码 {codes}）/ no {level} units to cut "
-            f"parts from (levels here: {have}; codes {codes})"
+            f"没有 {level} 级单元可分区（现有层级 {have}；代码 {codes}）{zh} / no {level} units "
+            f"to cut parts from (levels here: {have}; codes {codes}){en}"
         )
     sel = sel.assign(adcode=[part_code(c, level) for c in sel["adcode"].astype(str)])
     dup = sel["adcode"][sel["adcode"].duplicated()].tolist()
