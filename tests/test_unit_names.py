@@ -75,10 +75,13 @@ def test_init_with_a_citys_named_town_polygons(shared_data, echarts_counties, tm
 def test_names_the_register_does_not_know_stop_the_import(shared_data, echarts_counties, tmp_path):
     _, counties = echarts_counties
     out = tmp_path / "ft.gpkg"
-    with pytest.raises(UnitNamesError, match="宛平城镇"):
+    with pytest.raises(UnitNamesError, match="宛平城镇") as err:
         init_district("110106", out, units=shared_data / BEIJING, units_code_field="乡",
                       counties=counties, neighbours=False)  # fmt: skip
     assert not out.exists()
+    # 八宝山街道 is a town of 石景山区 in the register: its polygon's inner point lies inside
+    # 丰台's national boundary; the message says where the register has it.
+    assert "八宝山街道: 110107001" in str(err.value)
 
 
 def test_raster_cells_in_slivers_between_town_polygons_take_the_nearest_town(

@@ -399,8 +399,12 @@ def _unit_polygons(
         )
     codes = gdf[field_].astype(str).str.strip()
     if looks_like_names(codes):  # a 乡镇界 that names its towns: codes from the register
+        towns = _table("streets.csv")
+        other = towns[towns["code"].str.startswith(info.code[:2])
+                      & ~towns["code"].str.startswith(info.code)]  # fmt: skip
+        other = other.rename(columns={"code": "adcode"})[["adcode", "name"]]
         gdf, codes, found = codes_from_names(gdf.to_crs(STORAGE_CRS), codes, register, boundary,
-                                             path)  # fmt: skip
+                                             path, other)  # fmt: skip
         notes.extend(found)
     names = dict(register[["adcode", "name"]].itertuples(index=False))
     bad = sorted(c for c in codes if not (c.isdigit() and len(c) in (9, 12)))

@@ -59,6 +59,7 @@ def codes_from_names(
     register: pd.DataFrame,
     boundary: shapely.Geometry,
     path: str | Path,
+    elsewhere: pd.DataFrame | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.Series, list[str]]:
     """Keep the named polygons inside the district and give each its town's code.
 
@@ -75,6 +76,9 @@ def codes_from_names(
         district of the file and is left out (counted in a note).
     path
         The file, for messages.
+    elsewhere
+        Towns of other districts (``adcode``, ``name``): a name found only there is said so
+        (a polygon whose district differs between the file and the boundary).
 
     Returns
     -------
@@ -114,7 +118,13 @@ def codes_from_names(
             (ambiguous if found else missing).append(name)
             codes.append(None)
     if missing or ambiguous:
-        hints = [_hint(n, list(towns["name"])) for n in missing[:8]]
+        other = {} if elsewhere is None else dict(zip(elsewhere["name"], elsewhere["adcode"],
+                                                      strict=False))  # fmt: skip
+        hints = [
+            f"{n}: {other[n]}（他区 another district）" if n in other
+            else _hint(n, list(towns["name"]))
+            for n in missing[:8]
+        ]  # fmt: skip
         raise UnitNamesError(
             f"{path}: {len(missing) + len(ambiguous)} 个单元名称在本辖区乡镇名录中找不到唯一对应 / "
             f"unit names that find no single town of the register: {missing[:8] + ambiguous[:8]}"
