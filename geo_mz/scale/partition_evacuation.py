@@ -5,7 +5,7 @@ sources and shelters with ``far_m``, a bound on every population cell's distance
 nearest node of the *whole* walking network: a cell of another part that snaps to one of the
 part's nodes lies within ``far_m`` of it. A fixed ``FAR_M`` (2 km) is an assumption, checked
 by each part for its own cells only, and it sizes every cut: the first buffer grows with
-``3·far_m`` (:func:`~geo_mz.scale.partition_shelters.evacuation_buffer_m`). This job measures
+``3·far_m`` (``geo_mz.scale.partition_shelters.evacuation_buffer_m``). This job measures
 the bound instead:
 
 - **pass 1** (:func:`evacuation_far`): each part snaps its own cells to the nodes of the

@@ -26,7 +26,7 @@ of them is proven complete, i.e. has all its pairs and (for a source) all its ce
   complete and inside).
 
 The first cut is the least that can prove a part's own people and the shelters they reach,
-``(2·L·v + 3·far_m)`` and slack (:func:`evacuation_buffer_m`): 1.7 km with the measured bound
+``(2·L·v + 3·far_m)`` and slack (``evacuation_buffer_m``): 1.7 km with the measured bound
 of the Guangdong workload (L·v = 500 m, far_m = 216 m), 12 km before; it doubles from there.
 
 A shelter that holds everyone who can reach it (proven: all its people are in the part's
@@ -407,7 +407,7 @@ def evacuation_part(
     buffer_m
         First buffer (doubled until the part's components are proven whole); None: the
         least that can prove the part's own people and the shelters they reach
-        (:func:`evacuation_buffer_m`).
+        (``evacuation_buffer_m``).
     roads_bbox
         Lon/lat extent of the whole roads layer; read when None.
     far_m
