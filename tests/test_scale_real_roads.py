@@ -259,7 +259,7 @@ def test_run_all_jobs_reusing_times_of_towns_where_nobody_lives(longgang):
         assert r.ok, (job, r.failed[["part", "error"]].to_string())
 
 
-def test_people_coded_coarser_than_the_parts_are_refused_before_the_run(longgang, tmp_path):
+def test_people_coded_coarser_than_the_parts_are_refused_before_the_run(longgang, tmp_path, pg_url):
     # A workspace made before points took their town's code (or edited in another tool):
     # a run by town would leave every point out; it is refused, and says how to mend it.
     import pyogrio
@@ -275,6 +275,16 @@ def test_people_coded_coarser_than_the_parts_are_refused_before_the_run(longgang
     assert result.exit_code != 0
     assert f"{len(pop)} population points carry no town code (e.g. '440307'" in result.output
     assert not (tmp_path / "out" / "runs.gpkg").exists()  # refused before anything ran
+    # A PostGIS copy of the workspace is refused alike (there the codes are read, not counted
+    # in SQL): the same points, the same message.
+    from geo_mz.core.workspace_postgis import PostgisWorkspace
+    from geo_mz.scale.parts import ScaleError, check_point_codes
+
+    pg = PostgisWorkspace.from_workspace(open_workspace(old), pg_url, schema="lg_old",
+                                         replace=True)  # fmt: skip
+    parts = parts_of(pg.read("admin_units"), "town")
+    with pytest.raises(ScaleError, match=f"{len(pop)} population points carry no town"):
+        check_point_codes(pg, parts, ["coverage"], "town")
     # By county the same points are the county's: the run goes ahead.
     _run("scale", "run", "coverage", "--workspace", old, "--by", "county", "--workers", "0",
          "--out", tmp_path / "out_county")  # fmt: skip
