@@ -10,6 +10,11 @@ Sides, all on the same workspace and in the same run:
 - ``1 worker`` / ``2 workers``: the parts on a Dask LocalCluster of that many single-threaded
   worker processes. The cluster is started once per side and its start-up is timed apart (it
   is not in the runs' times); the same client serves the warm-up and every timed run;
+- ``2 in-process side by side`` (``--ceiling``): two processes, each running every part
+  in-process as ``parts in-process`` does, at the same time (no Dask, no shared store). What
+  they give over one alone is this machine's ceiling for 2 workers / 1 worker on this work
+  (two cores share caches, memory bandwidth and, on a virtual machine, the host); the bench
+  prints the Dask ratio as a share of it;
 - ``city parts …``: the same counties as city parts (``parts_of(units, "city")``: the counties
   grouped by their 4-digit code prefix, one task per city), in this process and on the same
   1- and 2-worker clusters. Their per-county figures divide by the counties, not the parts.
@@ -39,7 +44,7 @@ must say which: the configuration block prints ``workload: joined`` or ``workloa
 (or one that cannot be told) is refused with an error naming the file.
 
 Run: ``.venv/bin/python bench/bench_scale.py [--province 44] [--counties N] [--reps 3]
-[--warmup 1] [--postgis] [--workspace p44.gpkg] [--joined] [--no-city]``.
+[--warmup 1] [--postgis] [--workspace p44.gpkg] [--joined] [--no-city] [--ceiling]``.
 
 A workspace generated here is ``bench_province.py``'s (``province_44.gpkg`` /
 ``province_44j.gpkg``, either can be passed as ``--workspace``): the streets, people and centres
@@ -176,6 +181,37 @@ def part_side(
     return Side(name, run)
 
 
+def _in_process_run(ref: str, parts: list, opts: dict, store: str, gc_mode: str) -> float:
+    """Run every part in this (pool) process, as ``parts in-process`` does; return its seconds."""
+    set_gc(gc_mode)  # once per process: freeze_gc_once does nothing the second time
+    res = scale.run_partitioned("coverage", ref, parts, store=store, options=opts,
+                                level="county", workers=0)  # fmt: skip
+    assert res.ok, res.failed
+    return res.seconds
+
+
+def pair_side(ref: str, parts: list, opts: dict, tmp: Path, pool: Any, gc_mode: str) -> Side:
+    """Two processes side by side, each running every part in-process: the machine's ceiling.
+
+    No Dask, no shared store: each process does exactly what ``parts in-process`` does, at the
+    same time as the other. Two cores that run two such processes as fast as one give 2.0x;
+    whatever they lose (shared caches, memory bandwidth, the host's other tenants) bounds what
+    2 Dask workers can give over one on this machine. The wall time is the pair's (both done).
+    """
+
+    def run(i: int) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        futs = [pool.submit(_in_process_run, ref, parts, opts,
+                            str(tmp / f"pair{k}_{'w' if i < 0 else 'r'}{abs(i)}.gpkg"), gc_mode)
+                for k in (0, 1)]  # fmt: skip
+        own = [f.result() for f in futs]
+        wall = time.perf_counter() - t0
+        # Two provinces' worth of parts in ``wall``: per county, half of it.
+        return {"wall_s": wall / 2, "cpu_s": float("nan"), "pair_own_s": max(own)}
+
+    return Side("2 in-process side by side", run)
+
+
 def _cpu(client: Any) -> float:
     """CPU seconds used so far by this process and the cluster's workers (shared-box proof)."""
     here = time.process_time()
@@ -278,6 +314,7 @@ def province(args: argparse.Namespace, tmp: Path) -> None:
                               lambda i: str(tmp / f"in_{i}.gpkg"), None)]  # fmt: skip
     clients: list[tuple[int, Any, Any]] = []  # (workers, context manager, client)
     pg_cm = None
+    pool = None
     try:
         for n in (1, 2):
             t0 = time.perf_counter()
@@ -288,6 +325,12 @@ def province(args: argparse.Namespace, tmp: Path) -> None:
         for n, _, client in clients:
             sides.append(part_side(f"{n} worker{'s' * (n > 1)}", ref, parts, opts,
                                    lambda i, n=n: str(tmp / f"w{n}_{i}.gpkg"), client))  # fmt: skip
+        if args.ceiling:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+            sides.append(pair_side(ref, parts, opts, tmp, pool, args.gc))
         if not args.no_city:
             sides.append(part_side("city parts in-process", ref, cities, opts,
                                    lambda i: str(tmp / f"cin_{i}.gpkg"), None, "city"))  # fmt: skip
@@ -331,6 +374,12 @@ def province(args: argparse.Namespace, tmp: Path) -> None:
                   f"{part_s:.4f} = {part_s / per:.2f}x the whole's compute per county")  # fmt: skip
         one, two = df.loc["1 worker", "wall_s"], df.loc["2 workers", "wall_s"]
         print(f"   2 workers / 1 worker (GeoPackage): {one / two:.2f}x")
+        if args.ceiling:
+            alone = df.loc["parts in-process", "wall_s"]
+            ceiling = alone / df.loc["2 in-process side by side", "wall_s"]
+            print(f"   machine ceiling: two in-process runs side by side give {ceiling:.2f}x one "
+                  f"alone (no Dask, no shared store); 2 workers / 1 worker is "
+                  f"{one / two / ceiling:.0%} of it")  # fmt: skip
         if not args.no_city:
             c1, c2 = (
                 df.loc["city parts 1 worker", "wall_s"],
@@ -350,6 +399,8 @@ def province(args: argparse.Namespace, tmp: Path) -> None:
                   f"time: in-process {pin / gin:.2f}, 1 worker {p1 / one:.2f}, "
                   f"2 workers {p2 / two:.2f}")  # fmt: skip
     finally:
+        if pool is not None:
+            pool.shutdown()
         if pg_cm is not None:
             pg_cm.__exit__(None, None, None)
         for _, cm, _ in reversed(clients):
@@ -365,6 +416,12 @@ def main() -> None:
     ap.add_argument("--postgis", action="store_true", help="also PostGIS workspace and store")
     ap.add_argument("--workspace", default="", help="reuse (or write) the workload here")
     ap.add_argument("--no-city", action="store_true", help="leave out the city-part sides")
+    ap.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also two in-process runs side by side in two processes (no Dask): what two "
+        "cores of this machine give over one for this work, the bound of 2 workers / 1 worker",
+    )
     ap.add_argument(
         "--joined",
         action="store_true",
