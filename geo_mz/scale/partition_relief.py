@@ -308,7 +308,6 @@ def relief_part(
     s = settings or relief.ReliefSettings()
     crs = part_crs(part, measure_crs)
     inp = relief_inputs(ws, part, crs, buffer_m, roads_bbox, probe_m)
-    first = inp.first_cut.buffer_m
 
     anchors = Anchors(ws, inp.store_xy, crs, s, ROAD_FIELDS)
 
@@ -329,17 +328,8 @@ def relief_part(
         rows = tab.drop(columns=["_store"]).assign(_pos=todo[pos])
         return rows, ok, {"roads_read": len(roads)}, why, lack
 
-    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict, float]:
-        cut, roads = part_roads(ws, inp, part, crs, b)
-        need_roads(roads, cut, inp.extent, mode="drive", drive_speeds_kmh=s.drive_speeds_kmh)
-        return anchor_passes(todo, lambda t: attempt(t, cut, roads), anchors)
-
-    rows, log = relief_rounds(
-        len(inp.points), compute, first, buffer_m, f"relief part {part.code}",
-        inp.full_m,
-    )  # fmt: skip
-    order = {t.key: i for i, t in enumerate(s.targets)}
-    rows = rows.assign(_t=rows["target"].map(order)).sort_values(["_t", "_pos"], kind="stable")
+    rows, log = _proven_rows(ws, inp, part, crs, s, anchors, attempt, buffer_m,
+                             f"relief part {part.code}")  # fmt: skip
     rows = rows.drop(columns=["_t", "_pos", "_point"]).reset_index(drop=True)
     out = gpd.GeoDataFrame(rows, geometry="geometry", crs=STORAGE_CRS)
     log |= {"points": len(inp.points), "crs": crs}
@@ -481,7 +471,6 @@ def relief_scenario_part(
     if "closure_buffer_m" in opts:
         opts["buffer_m"] = opts.pop("closure_buffer_m")
     inp = relief_inputs(ws, part, crs, buffer_m, roads_bbox, probe_m)
-    first = inp.first_cut.buffer_m
     outside: set[str] = set(map(str, opts.get("close_roads", ())))
 
     anchors = Anchors(ws, inp.store_xy, crs, s, ROAD_FIELDS)
@@ -517,17 +506,8 @@ def relief_scenario_part(
         snap = np.concatenate([w[1] for w in why])
         return _with_changes(rows, ch), ok, figures, (idx, snap), lack
 
-    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict, float]:
-        cut, roads = part_roads(ws, inp, part, crs, b)
-        need_roads(roads, cut, inp.extent, mode="drive", drive_speeds_kmh=s.drive_speeds_kmh)
-        return anchor_passes(todo, lambda t: attempt(t, cut, roads), anchors)
-
-    rows, log = relief_rounds(
-        len(inp.points), compute, first, buffer_m, f"relief scenario part {part.code}",
-        inp.full_m,
-    )  # fmt: skip
-    order = {t.key: i for i, t in enumerate(s.targets)}
-    rows = rows.assign(_t=rows["target"].map(order)).sort_values(["_t", "_pos"], kind="stable")
+    rows, log = _proven_rows(ws, inp, part, crs, s, anchors, attempt, buffer_m,
+                             f"relief scenario part {part.code}")  # fmt: skip
     change_cols = [c for c in rows.columns if c.startswith("ch_")]
     changed = rows[rows["ch_change"].notna()]
     changes = gpd.GeoDataFrame(
@@ -539,6 +519,37 @@ def relief_scenario_part(
     out = gpd.GeoDataFrame(rows.reset_index(drop=True), geometry="geometry", crs=STORAGE_CRS)
     log |= {"points": len(inp.points), "crs": crs, "close_roads_not_in_cut": sorted(outside)}
     return {"scenario": out, "changes": changes}, log
+
+
+def _proven_rows(
+    ws: Any,
+    inp: ReliefInputs,
+    part: Part,
+    crs: str,
+    s: relief.ReliefSettings,
+    anchors: Anchors,
+    attempt: Callable[[np.ndarray, Cut, gpd.GeoDataFrame], tuple[Any, ...]],
+    buffer_m: float,
+    what: str,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Run ``attempt`` in growing cuts until every row is proven; rows by target, then point.
+
+    Each round reads the cut's roads (grown while it holds no drivable road), and runs
+    ``attempt`` on the points still unproven (``anchor_passes``). The rows keep ``_t`` (the
+    target's place in ``s.targets``), ``_pos`` and ``_point`` for the caller to drop.
+    """
+
+    def compute(todo: np.ndarray, b: float) -> tuple[pd.DataFrame, np.ndarray, dict, float]:
+        cut, roads = part_roads(ws, inp, part, crs, b)
+        need_roads(roads, cut, inp.extent, mode="drive", drive_speeds_kmh=s.drive_speeds_kmh)
+        return anchor_passes(todo, lambda t: attempt(t, cut, roads), anchors)
+
+    rows, log = relief_rounds(
+        len(inp.points), compute, inp.first_cut.buffer_m, buffer_m, what, inp.full_m
+    )
+    order = {t.key: i for i, t in enumerate(s.targets)}
+    rows = rows.assign(_t=rows["target"].map(order)).sort_values(["_t", "_pos"], kind="stable")
+    return rows, log
 
 
 def _travel(tab: pd.DataFrame, s: relief.ReliefSettings) -> np.ndarray:
