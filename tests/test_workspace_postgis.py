@@ -378,3 +378,25 @@ def test_importing_geo_mz_does_not_import_psycopg():
         "assert 'psycopg' not in sys.modules, 'psycopg imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+
+
+def test_value_counts_agree_with_the_rows_on_both_backends(copied, sample_gpkg, pair):
+    pws, _ = copied
+    want = sample_gpkg.read("population")["adcode"].astype("string")
+    for ws in (sample_gpkg, pws):
+        got = ws.value_counts("population", "adcode")
+        assert got.sort_index().to_dict() == want.dropna().value_counts().sort_index().to_dict()
+        assert got.attrs["missing"] == int(want.isna().sum())
+        with pytest.raises(WorkspaceError, match="has no field 'nope'"):
+            ws.value_counts("population", "nope")
+        with pytest.raises(WorkspaceError, match="no layer 'nope'"):
+            ws.value_counts("nope", "adcode")
+    # Missing values and integers, written the same into both.
+    gws, new = pair
+    layer = shelters()
+    for ws in (gws, new):
+        ws.write_layers({"shelters": layer}, {"shelters": PROV})
+        notes = ws.value_counts("shelters", "note")
+        assert notes.to_dict() == {"extra column": 1, "三": 1} and notes.attrs["missing"] == 1
+        persons = ws.value_counts("shelters", "capacity_persons")
+        assert persons.to_dict() == {"3000": 1, str(2**62): 1, "0": 1}

@@ -47,8 +47,10 @@ from geo_mz.core.workspace_common import (
     district_of,
     layer_record,
     new_metadata,
+    no_field_error,
     no_layer_error,
     reference_layer,
+    value_counts_of,
 )
 from geo_mz.core.workspace_common import now_iso as now_iso  # re-exported (webmap imports it)
 from geo_mz.core.workspace_read import (
@@ -274,6 +276,33 @@ class Workspace:
         if kind not in self.layers():
             raise no_layer_error(self.path, kind, self.layers())
         return int(pyogrio.read_info(self.path, layer=kind, force_feature_count=True)["features"])
+
+    def value_counts(self, kind: str, field: str) -> pd.Series:
+        """Rows per value of one field of a layer, counted in SQL (no geometry read).
+
+        Parameters
+        ----------
+        kind
+            The layer.
+        field
+            One of its fields (``adcode``: how many points each code holds).
+
+        Returns
+        -------
+        pandas.Series
+            Rows per value (as text); ``attrs["missing"]``: rows without a value. A
+            province's 387,347 population cells are counted by code in ≈ 0.2 s.
+        """
+        if kind not in self.layers():
+            raise no_layer_error(self.path, kind, self.layers())
+        with closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as db:
+            names = [str(r[1]) for r in db.execute(f'PRAGMA table_info("{kind}")')]
+            if field not in names:
+                raise no_field_error(self.path, kind, field, names)
+            rows = db.execute(
+                f'SELECT CAST("{field}" AS TEXT), COUNT(*) FROM "{kind}" GROUP BY 1'
+            ).fetchall()
+        return value_counts_of(rows)
 
     def extent(self, kind: str) -> tuple[float, float, float, float]:
         """Lon/lat ``(minx, miny, maxx, maxy)`` of a layer's features (NaNs when it has none)."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 
 import geo_mz
 from geo_mz.core.catalog import get_spec
@@ -79,6 +80,31 @@ def no_layer_error(where: object, kind: str, names: list[str]) -> WorkspaceError
         f"{where}：工作空间没有图层 '{kind}'（现有图层：{'、'.join(names) or '无'}）/ "
         f"{where}: no layer '{kind}'; layers are {names}"
     )
+
+
+def no_field_error(where: object, kind: str, field: str, names: list[str]) -> WorkspaceError:
+    """Return the error for a field that layer ``kind`` of the workspace at ``where`` lacks."""
+    return WorkspaceError(
+        f"{where}：图层 '{kind}' 没有字段 '{field}'（现有字段：{'、'.join(names) or '无'}）/ "
+        f"{where}: layer '{kind}' has no field '{field}'; its fields are {names}"
+    )
+
+
+def value_counts_of(rows: Iterable[tuple[Any, int]]) -> pd.Series:
+    """Return ``(value, rows)`` pairs counted in SQL as a Series of rows per value (as text).
+
+    ``attrs["missing"]`` holds the rows without a value (SQL NULL).
+    """
+    got: dict[str, int] = {}
+    missing = 0
+    for value, n in rows:
+        if value is None:
+            missing += int(n)
+        else:
+            got[str(value)] = got.get(str(value), 0) + int(n)
+    out = pd.Series(got, dtype="int64")
+    out.attrs["missing"] = missing
+    return out
 
 
 def district_of(ws: Any) -> District:

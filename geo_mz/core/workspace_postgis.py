@@ -84,7 +84,9 @@ from geo_mz.core.workspace_common import (
     META_TABLE,
     layer_record,
     new_metadata,
+    no_field_error,
     no_layer_error,
+    value_counts_of,
 )
 
 DEFAULT_SCHEMA = "geo_mz_ws"
@@ -440,6 +442,25 @@ class PostgisWorkspace:
         with self._reading() as conn:
             q = sql_module().SQL("SELECT count(*) FROM {}").format(self._table(kind))
             return int(conn.execute(q).fetchone()[0])
+
+    def value_counts(self, kind: str, field: str) -> pd.Series:
+        """Rows per value of one field of a layer, counted by the server (no geometry sent).
+
+        As :meth:`geo_mz.core.Workspace.value_counts`: rows per value (as text),
+        ``attrs["missing"]`` the rows without a value.
+        """
+        if kind not in self.layers():
+            raise no_layer_error(str(self), kind, self.layers())
+        sql = sql_module()
+        with self._reading(catalog=True) as conn:
+            names = [name for name, _ in self._catalog(conn).tables.get(kind, [])]
+            if field not in names:
+                raise no_field_error(str(self), kind, field, names)
+            q = sql.SQL("SELECT {}::text, count(*) FROM {} GROUP BY 1").format(
+                sql.Identifier(field), self._table(kind)
+            )
+            rows = conn.execute(q).fetchall()
+        return value_counts_of(rows)
 
     def _plan(self, conn: Any, kind: str, names: list[str], *args: Any, **opts: Any) -> LayerRead:
         """Check one read and plan it (:func:`~geo_mz.core._postgis_read.plan_read`)."""

@@ -7,18 +7,14 @@ A part's code is the prefix every unit code inside it starts with: the part func
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 
 from geo_mz.core.errors import GeoMzError
 from geo_mz.core.projection import STORAGE_CRS
-from geo_mz.core.workspace import Workspace
 from geo_mz.scale.partition import Part
 
 
@@ -153,7 +149,7 @@ def check_point_codes(ws: Any, parts: Sequence[Part], jobs: Sequence[str], level
     """
     if not parts or not POINT_JOBS & set(jobs) or "population" not in ws.layers():
         return
-    counts = _code_counts(ws, "population")
+    counts = ws.value_counts("population", "adcode")
     length = min(len(p.code) for p in parts)
     part_codes = [p.code for p in parts]
     short = [
@@ -173,27 +169,6 @@ def check_point_codes(ws: Any, parts: Sequence[Part], jobs: Sequence[str], level
         "of the nearest within 500 m), give the units' polygons (geo-mz init --units), or run "
         "with a coarser --by"
     )
-
-
-def _code_counts(ws: Any, kind: str) -> pd.Series:
-    """Rows per ``adcode`` of a layer (``attrs["missing"]``: rows without one).
-
-    A GeoPackage is asked in SQL (a province's million cells in a fraction of a second, no
-    geometry read); other workspaces read the column.
-    """
-    if isinstance(ws, Workspace):
-        with contextlib.closing(sqlite3.connect(f"file:{ws.path}?mode=ro", uri=True)) as db:
-            rows = db.execute(
-                f'SELECT CAST(adcode AS TEXT), COUNT(*) FROM "{kind}" GROUP BY 1'
-            ).fetchall()
-        got = {c: n for c, n in rows if c is not None}
-        out = pd.Series(got, dtype="int64")
-        out.attrs["missing"] = sum(n for c, n in rows if c is None)
-        return out
-    codes = ws.read(kind, columns=["adcode"])["adcode"].astype("string")
-    out = codes.dropna().value_counts()
-    out.attrs["missing"] = int(codes.isna().sum())
-    return out
 
 
 def city_parts(counties: gpd.GeoDataFrame, *, names: gpd.GeoDataFrame | None = None) -> list[Part]:
