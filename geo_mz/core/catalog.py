@@ -15,6 +15,14 @@ from geo_mz.core.errors import LayerSpecError
 FieldType = Literal["string", "integer", "float", "boolean", "date", "datetime"]
 FIELD_TYPES: tuple[str, ...] = ("string", "integer", "float", "boolean", "date", "datetime")
 GEOMETRY_TYPES: tuple[str, ...] = ("Point", "LineString", "Polygon")
+CodeRule = Literal["lies_in", "serves_by_level"]
+CODE_RULES: tuple[str, ...] = ("lies_in", "serves_by_level")
+"""Values of a layer's ``code_by_location``: how an import codes its points by where they lie.
+
+``lies_in``: ``adcode`` is where a point lies (所在区划代码); a point takes the code of the finest
+unit polygon it lies in. ``serves_by_level``: ``adcode`` is the area a point serves (所属区划代码,
+relief stores); a point without one takes the code of the unit of its ``level`` it lies in.
+"""
 
 _SPACE = re.compile(r"\s+")
 _TRAILING_BRACKET = re.compile(r"[(\[【][^()\[\]【】]*[)\]】]$")
@@ -133,6 +141,7 @@ class LayerSpec:
     description: str = ""
     path: Path | None = None
     id_prefix: str = ""
+    code_by_location: CodeRule | None = None
 
     def header_keys(self) -> dict[str, str]:
         """Map every accepted column heading, as ``text_key()``, to its field name.
@@ -325,6 +334,25 @@ def _check_headers(fields: tuple[FieldSpec, ...], where: str) -> None:
                 )
 
 
+def _code_rule(raw: Any, geometry: str, names: list[str], where: str) -> CodeRule | None:
+    """Check a layer's ``code_by_location``: a known rule, on points with the fields it fills."""
+    if raw is None:
+        return None
+    if raw not in CODE_RULES:
+        raise LayerSpecError(
+            f"{where}: code_by_location {raw!r} is not one of {list(CODE_RULES)} (see "
+            "layers/README.md)"
+        )
+    need = ["adcode", "level"] if raw == "serves_by_level" else ["adcode"]
+    missing = [n for n in need if n not in names]
+    if geometry != "Point" or missing:
+        raise LayerSpecError(
+            f"{where}: code_by_location = {raw!r} needs a Point layer with the field(s) {need} "
+            f"(geometry is {geometry!r}, missing {missing})"
+        )
+    return raw  # type: ignore[no-any-return]
+
+
 def load_spec(path: str | Path) -> LayerSpec:
     """Read and check one layer spec file.
 
@@ -364,6 +392,7 @@ def load_spec(path: str | Path) -> LayerSpec:
         if f.max_field is not None and f.max_field not in names:
             raise LayerSpecError(f"{where}, field '{f.name}': max_field '{f.max_field}' unknown")
     title = _need(raw, "title", where)
+    rule = _code_rule(raw.get("code_by_location"), geometry, names, where)
     spec = LayerSpec(
         name=str(_need(raw, "name", where)),
         version=int(raw.get("version", 1)),
@@ -376,6 +405,7 @@ def load_spec(path: str | Path) -> LayerSpec:
         description=str(raw.get("description", "")),
         path=path,
         id_prefix=str(raw.get("id_prefix", str(_need(raw, "name", where))[:1].upper())),
+        code_by_location=rule,
     )
     if spec.name != path.stem:
         raise LayerSpecError(f"{where}: name '{spec.name}' must equal the file name '{path.stem}'")

@@ -15,14 +15,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_mz.core.errors import CrsError, Problem, UnitsError
+from geo_mz.core.errors import CrsError, UnitsError
 from geo_mz.core.projection import gk_zone_crs
 
 __all__ = [
-    "LOCATED_KINDS",
     "assign_by_codes",
     "assign_to_units",
-    "code_by_location",
     "complete_units",
     "finest_codes",
     "level_positions",
@@ -332,46 +330,6 @@ def finest_codes(
     return codes, int(sum(a != b for a, b in zip(codes, before, strict=True)))
 
 
-LOCATED_KINDS = frozenset({"shelters", "elder_care"})
-"""Point layers whose ``adcode`` says where a point lies (所在区划代码): coded at import."""
-
-
-def code_by_location(
-    gdf: gpd.GeoDataFrame, units: gpd.GeoDataFrame, file: str
-) -> tuple[gpd.GeoDataFrame, list[Problem]]:
-    """Give each point without a fine code the code of the unit polygon it lies in.
-
-    A bureau's shelter or centre list seldom says its town; parts by town or county take a
-    layer's points by code (a point with none belonged to no part), and per-unit tables by code
-    where there is one. Points keep a code they have unless a finer unit polygon lies under it
-    (:func:`finest_codes`; the nearest within :data:`NEAR_UNIT_M` for a point in a sliver).
-
-    Parameters
-    ----------
-    gdf
-        The layer's points (EPSG:4490), with or without ``adcode``.
-    units
-        The workspace's ``admin_units``.
-    file
-        The source file, for the notice.
-
-    Returns
-    -------
-    tuple
-        The points (``adcode`` filled where a polygon says it) and a notice when any changed.
-    """
-    codes, n = finest_codes(gdf, units)
-    if not n:
-        return gdf, []
-    out = gdf.copy()
-    out["adcode"] = pd.array(codes, dtype=gdf["adcode"].dtype if "adcode" in gdf else object)
-    msg = (
-        f"adcode：{n} 行按所在镇街/村居面赋代码(界外 {NEAR_UNIT_M:g} m 内取最近) / {n} rows coded "
-        f"by the unit polygon they lie in (the nearest within {NEAR_UNIT_M:g} m)"
-    )
-    return out, [Problem(file, None, None, "adcode", "coded_by_location", msg, "notice")]
-
-
 def _nearest_codes(
     points: gpd.GeoDataFrame,
     geoms: gpd.GeoSeries,
@@ -379,20 +337,40 @@ def _nearest_codes(
     own: np.ndarray,
     near_m: float,
 ) -> np.ndarray:
-    """Return the code of the nearest polygon within ``near_m`` under each point's own code."""
+    """Return the code of the nearest polygon within ``near_m`` under each point's own code.
+
+    Of polygons at equal distance (a point in two overlapping polygons) the first pair the
+    tree gives wins, as a loop over the pairs keeping the strictly nearer would pick.
+    """
     metric = gk_zone_crs(float(np.mean(shapely.get_coordinates(points.geometry.values)[:, 0])))
     pts = np.asarray(points.geometry.to_crs(metric).values)
     polys = np.asarray(geoms.to_crs(metric).values)
     out = own.copy()
     pi, ui = shapely.STRtree(polys).query(pts, predicate="dwithin", distance=near_m)
-    best = np.full(len(pts), np.inf)
-    for p, q in zip(pi, ui, strict=True):
-        if own[p] is not None and not ucode[q].startswith(own[p]):
-            continue
-        d = shapely.distance(pts[p], polys[q])
-        if d < best[p]:
-            best[p], out[p] = d, ucode[q]
+    ok = _under_own(ucode, own, pi, ui)
+    pi, ui = pi[ok], ui[ok]
+    dist = shapely.distance(pts[pi], polys[ui])
+    finite = dist < np.inf  # NaN (an empty geometry) never counts as nearer
+    pi, ui, dist = pi[finite], ui[finite], dist[finite]
+    # Per point the smallest distance, then the earliest pair: sort by point, distance, pair.
+    order = np.lexsort((np.arange(len(pi)), dist, pi))
+    pi, ui = pi[order], ui[order]
+    first = np.ones(len(pi), dtype=bool)
+    first[1:] = pi[1:] != pi[:-1]
+    out[pi[first]] = ucode[ui[first]]
     return out
+
+
+def _under_own(ucode: np.ndarray, own: np.ndarray, pi: np.ndarray, ui: np.ndarray) -> np.ndarray:
+    """Per pair (point ``pi``, unit ``ui``): the point has no code or the unit's starts with it."""
+    length = np.array([-1 if c is None else len(c) for c in own], dtype=np.int64)[pi]
+    ok = length < 0
+    # One comparison of code heads per length of the points' codes (a few: 6, 9 digits).
+    for n in np.unique(length[~ok]).tolist():
+        head = np.array([c[:n] for c in ucode], dtype=object)
+        sel = length == n
+        ok[sel] = head[ui[sel]] == own[pi[sel]]
+    return ok
 
 
 def unit_register(metadata: Mapping[str, Any]) -> pd.DataFrame | None:

@@ -37,7 +37,7 @@ from geo_mz.core.catalog import LayerSpec, get_spec, load_catalog
 from geo_mz.core.errors import LayerReadError, LayerValidationError, Problem, WorkspaceError
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.temp_copies import Removed, clean_stale_temps, owned_temp
-from geo_mz.core.units import LOCATED_KINDS, code_by_location
+from geo_mz.core.unit_coding import code_by_location
 from geo_mz.core.validate import LayerResult, check_layer, prepare_layer
 from geo_mz.core.workspace_common import (
     GPKG_GEOMETRY,
@@ -504,8 +504,12 @@ class Workspace:
             reference_name=reference_name,
         )
         result.raise_for_errors()
-        if kind in LOCATED_KINDS and "admin_units" in self.layers():
-            result.gdf, notes = code_by_location(result.gdf, self.read("admin_units"), str(path))
+        spec = get_spec(kind)
+        if spec.code_by_location is not None and "admin_units" in self.layers():
+            left_out = () if result.clipped is None else result.clipped["row"].tolist()
+            result.gdf, notes = code_by_location(
+                result.gdf, spec, self.read("admin_units"), file=str(path), left_out=left_out
+            )
             result.problems.extend(notes)
         how = [method]
         if result.clipped is not None:
