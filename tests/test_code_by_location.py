@@ -152,12 +152,12 @@ def test_a_county_store_takes_the_head_of_the_town_it_lies_in_without_county_pol
         ],
         crs="EPSG:4490",
     )
-    out, problems = code_by_location(stores, spec, towns_only, file="s.csv", left_out=[1, 3])
+    out, problems = code_by_location(stores, spec, towns_only, file="s.csv", rows=[2, 4, 5])
     assert out["adcode"].tolist()[:2] == ["440703", "440703102"]
     assert pd.isna(out["adcode"].iloc[2])
     assert str(out["adcode"].dtype) == "string"
     assert stores["adcode"].isna().all()  # the input is not changed
-    # file rows 1 and 3 were left out (a clip): the third kept row is file row 5
+    # file rows 1 and 3 were left out (a clip): the third point is file row 5
     (warn,) = [p for p in problems if p.severity == "warning"]
     assert (warn.row, warn.feature_id) == (5, "C")
     assert "town" in warn.message
@@ -231,3 +231,25 @@ def test_vectorised_nearest_equals_the_loop_ties_included(seed):
     # Ties happened: a point inside a doubled polygon meets both copies at distance 0.
     inside = shapely.STRtree(boxes[:100]).query(points.geometry.values, predicate="within")
     assert len(inside[0]) > 5
+
+
+def test_the_warning_names_the_sheet_row_past_a_blank_row(pengjiang_ws, tmp_path):
+    from openpyxl import Workbook
+
+    units = pengjiang_ws.read("admin_units")
+    far = _inside(units, "440705")  # 新会区: in no polygon of the jurisdiction
+    wb = Workbook()
+    sheet = wb.active
+    sheet.append(["编号", "名称", "级别", "经度", "纬度"])
+    here = _inside(units, "440703002")
+    sheet.append(["RS01", "甲库", "镇街级", here.x, here.y])
+    sheet.append([None] * 5)  # a blank row between entries, as sheets have
+    sheet.append(["RS02", "乙库", "镇街级", far.x, far.y])
+    src = tmp_path / "stores.xlsx"
+    wb.save(src)
+    result = pengjiang_ws.import_file(src, "relief_stores", source_crs="EPSG:4490")
+    (warn,) = [p for p in result.problems if p.code == "not_coded_by_location"]
+    # Rows are counted below the header and the blank row keeps its place: RS02 is row 3.
+    assert (warn.row, warn.feature_id) == (3, "RS02")
+    stores = pengjiang_ws.read("relief_stores")
+    assert stores.set_index("store_id")["adcode"].astype(object).to_dict()["RS01"] == "440703002"

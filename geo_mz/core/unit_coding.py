@@ -8,7 +8,7 @@ code: a point with none belongs to no part. The layer spec's ``code_by_location`
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -37,7 +37,7 @@ def code_by_location(
     units: gpd.GeoDataFrame,
     *,
     file: str,
-    left_out: Iterable[int] = (),
+    rows: Sequence[int] | None = None,
 ) -> tuple[gpd.GeoDataFrame, list[Problem]]:
     """Fill the points' ``adcode`` from the unit polygons they lie in, by the spec's rule.
 
@@ -59,9 +59,9 @@ def code_by_location(
         The workspace's ``admin_units``.
     file
         The source file, for the messages.
-    left_out
-        1-based file rows not among ``gdf``'s rows (left out by a clip), so that a warning
-        names the file row of a point.
+    rows
+        The 1-based file row of each point (``LayerResult.rows``: a clip's and a sheet's
+        blank rows skipped), so that a warning names the row of the file; None: ``1..n``.
 
     Returns
     -------
@@ -72,7 +72,7 @@ def code_by_location(
         return gdf, []
     if spec.code_by_location == "lies_in":
         return _lies_in(gdf, units, file)
-    return _serves_by_level(gdf, spec, units, file, left_out)
+    return _serves_by_level(gdf, spec, units, file, rows)
 
 
 def _with_codes(gdf: gpd.GeoDataFrame, codes: np.ndarray) -> gpd.GeoDataFrame:
@@ -100,7 +100,7 @@ def _serves_by_level(
     spec: LayerSpec,
     units: gpd.GeoDataFrame,
     file: str,
-    left_out: Iterable[int],
+    rows: Sequence[int] | None,
 ) -> tuple[gpd.GeoDataFrame, list[Problem]]:
     raw = gdf["adcode"].astype(object).to_numpy() if "adcode" in gdf else [None] * len(gdf)
     codes = np.array([None if pd.isna(c) or not str(c).strip() else str(c) for c in raw], object)
@@ -134,7 +134,7 @@ def _serves_by_level(
         return gdf, problems
     pts = gpd.GeoDataFrame(geometry=gdf.geometry.to_numpy()[todo], crs=gdf.crs)
     found, _ = finest_codes(pts, units)
-    rows = _file_rows(len(gdf), left_out)
+    rows = list(range(1, len(gdf) + 1)) if rows is None else list(rows)
     n = 0
     for i, code in zip(todo.tolist(), found, strict=True):
         need = int(digits[i])
@@ -172,15 +172,3 @@ def _serves_by_level(
             )
         )
     return (_with_codes(gdf, codes) if n else gdf), problems
-
-
-def _file_rows(n: int, left_out: Iterable[int]) -> list[int]:
-    """Return the 1-based file row of each of ``n`` kept rows, skipping the rows left out."""
-    skip = set(left_out)
-    rows: list[int] = []
-    row = 0
-    while len(rows) < n:
-        row += 1
-        if row not in skip:
-            rows.append(row)
-    return rows

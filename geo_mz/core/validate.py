@@ -76,6 +76,9 @@ class LayerResult:
         With a clip: which area the rows were clipped to (Chinese / English).
     datum
         The datum check against the reference layer, when it applied.
+    rows
+        The 1-based file row of each feature of ``gdf`` (rows left out by a clip and blank rows
+        of a sheet keep their numbers); None: ``1..n``.
     """
 
     kind: str
@@ -86,6 +89,7 @@ class LayerResult:
     clipped: pd.DataFrame | None = None
     district: str | None = None
     datum: DatumCheck | None = None
+    rows: list[int] | None = None
 
     @property
     def errors(self) -> list[Problem]:
@@ -706,6 +710,7 @@ def prepare_layer(
         clipped,
         clip_to.label if clip_to is not None else None,
         datum,
+        kept_rows,
     )
 
 

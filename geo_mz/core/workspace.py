@@ -506,9 +506,8 @@ class Workspace:
         result.raise_for_errors()
         spec = get_spec(kind)
         if spec.code_by_location is not None and "admin_units" in self.layers():
-            left_out = () if result.clipped is None else result.clipped["row"].tolist()
             result.gdf, notes = code_by_location(
-                result.gdf, spec, self.read("admin_units"), file=str(path), left_out=left_out
+                result.gdf, spec, self.read("admin_units"), file=str(path), rows=result.rows
             )
             result.problems.extend(notes)
         how = [method]
