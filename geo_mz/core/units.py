@@ -313,12 +313,7 @@ def finest_codes(
         tree = shapely.STRtree(xy[todo])
         ui, pi = tree.query(np.asarray(geoms.values), predicate="intersects")
         ucode = u["adcode"].to_numpy()
-        own = codes[todo[pi]]
-        ok = np.fromiter(
-            (c is None or ucode[q].startswith(c) for q, c in zip(ui, own, strict=True)),
-            dtype=bool,
-            count=len(ui),
-        )
+        ok = _under_own(ucode, codes[todo], pi, ui)
         ui, pi = ui[ok], pi[ok]
         first = np.full(len(todo), len(u), dtype=np.int64)
         np.minimum.at(first, pi, ui)  # the first (lowest-coded) unit a point meets
