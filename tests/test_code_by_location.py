@@ -253,3 +253,25 @@ def test_the_warning_names_the_sheet_row_past_a_blank_row(pengjiang_ws, tmp_path
     assert (warn.row, warn.feature_id) == (3, "RS02")
     stores = pengjiang_ws.read("relief_stores")
     assert stores.set_index("store_id")["adcode"].astype(object).to_dict()["RS01"] == "440703002"
+
+
+def test_a_city_store_left_without_a_code_stops_the_audit_naming_it(pengjiang_ws, tmp_path):
+    from geo_mz.relief import ReliefError, run_audit
+
+    units = pengjiang_ws.read("admin_units")
+    here = _inside(units, "440703002")
+    csv = tmp_path / "stores.csv"
+    pd.DataFrame(
+        {
+            "编号": ["RS1", "RS2"],
+            "名称": ["镇库", "市库"],
+            "级别": ["镇街级", "市级"],
+            "lon": [here.x, here.x],
+            "lat": [here.y, here.y],
+        }
+    ).to_csv(csv, index=False)
+    pengjiang_ws.import_file(csv, "relief_stores", source_crs="EPSG:4490")
+    with pytest.raises(ReliefError, match=r"第 2 行 \(RS2\).*row 2 \(RS2\)") as err:
+        run_audit(pengjiang_ws.read_all())
+    assert "RS1" not in str(err.value)  # the town store was coded where it lies
+    assert "储备库无法核查" in str(err.value) and "cannot be audited" in str(err.value)

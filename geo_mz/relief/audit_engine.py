@@ -62,7 +62,7 @@ def _check_stores(stores: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     problems = []
     for col in ("store_id", "level", "adcode"):
         if col not in stores.columns:
-            problems.append(f"relief_stores: field '{col}' is missing")
+            problems.append(f"relief_stores：缺少字段 '{col}' / field '{col}' is missing")
     if not problems:
         # Checked as arrays (every part of a partitioned run checks the whole layer); the
         # rows are named one by one only when some are wrong.
@@ -70,11 +70,17 @@ def _check_stores(stores: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         bad = code.isna().to_numpy() | ~np.array([str(v).isdigit() for v in code.tolist()], bool)
         ids = stores["store_id"].tolist()
         problems += [
+            f"relief_stores 第 {row + 1} 行 ({ids[row]})：所属区划代码 adcode 为空或不是代码 / "
             f"relief_stores row {row + 1} ({ids[row]}): field 'adcode' is empty or not a code"
             for row in np.flatnonzero(bad).tolist()
         ]
     if problems:
-        raise ReliefError("relief stores cannot be audited:\n  - " + "\n  - ".join(problems))
+        raise ReliefError(
+            "储备库无法核查（市级及以上储备库须填所属区划代码；区县、镇街储备库导入时按位置"
+            "赋码）/ relief stores cannot be audited (city, province and central stores need "
+            "their adcode; county and town stores are coded by where they lie at import):\n  - "
+            + "\n  - ".join(problems)
+        )
     return _in_storage_crs(stores)
 
 
@@ -352,7 +358,10 @@ def run_audit(
     """Audit a workspace: drive network from ``roads``, villages and shelters, ``relief_stores``."""
     for name in ("roads", "relief_stores", "admin_units"):
         if name not in layers or layers[name].empty:
-            raise ReliefError(f"{name}: the layer is missing or empty; the relief audit needs it")
+            raise ReliefError(
+                f"{name}：图层缺失或为空，救灾物资送达核查需要它 / {name}: the layer is missing or "
+                "empty; the relief audit needs it"
+            )
     say = progress or (lambda _m: None)
     say("构建车行路网 building the drive network")
     net = drive_network(layers["roads"], settings, measure_crs=measure_crs)
