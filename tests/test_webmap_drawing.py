@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -326,8 +327,13 @@ def test_shelter_closed_and_opened_from_its_popup(open_page, server):
     page.evaluate("() => { window.geoMzMap.map.addLayer(window.geoMzMap.state.groups.shelters); }")
     page.wait_for_function("() => window.geoMzMap.state.groups.shelters.getLayers().length > 0")
 
+    # A reload (after login, a move, a live edit) replaces the markers and opens the same
+    # shelter's popup again: for 200 ms the old one fades out beside it, so the newest (last)
+    # popup is the one to read.
+    def newest(sel: str) -> Any:
+        return page.locator(f".leaflet-popup {sel}").last
+
     def open_popup() -> str:
-        # a layer reload (after login, after a move) replaces the markers and closes the popup
         for _ in range(5):
             sid = page.evaluate(
                 "() => { const l = window.geoMzMap.state.groups.shelters.getLayers()[0];"
@@ -340,9 +346,9 @@ def test_shelter_closed_and_opened_from_its_popup(open_page, server):
         raise AssertionError("the shelter popup did not stay open")
 
     sid = open_popup()
-    toggle = page.locator(".leaflet-popup .shelter-toggle")
+    toggle = newest(".shelter-toggle")
     expect(toggle).to_be_visible()
-    expect(page.locator(".leaflet-popup .cap-bar")).to_be_visible()
+    expect(newest(".cap-bar")).to_be_visible()
     was_open = api(url, "GET", f"/collections/shelters/items/{sid}", "commander1")[1]
     was_open = was_open["properties"]["is_open"] is not False
     expect(toggle).to_have_text("关闭场所" if was_open else "启用场所")
@@ -356,7 +362,7 @@ def test_shelter_closed_and_opened_from_its_popup(open_page, server):
         # live events re-render the popup: a click may land on a button being replaced
         for _ in range(5):
             try:
-                page.locator(".leaflet-popup .shelter-toggle").click(timeout=3000)
+                newest(".shelter-toggle").click(timeout=3000)
                 return
             except PlaywrightTimeoutError:
                 if is_open() != before:
@@ -376,8 +382,47 @@ def test_shelter_closed_and_opened_from_its_popup(open_page, server):
         if want != was_open:
             page.wait_for_timeout(400)
             open_popup()
-            expect(page.locator(".leaflet-popup .shelter-state")).to_have_text(
-                "启用中" if want else "未启用"
-            )
+            expect(newest(".shelter-state")).to_have_text("启用中" if want else "未启用")
             shot(page, "9_shelter_toggled")
             click_toggle(want)
+
+
+def test_a_live_edit_elsewhere_keeps_an_open_shelter_popup(open_page, server):
+    """Command reads a shelter's popup while occupancy edits stream in for other shelters."""
+    url, _ = server
+    page = open_page("commander1")
+    page.evaluate("() => { window.geoMzMap.map.addLayer(window.geoMzMap.state.groups.shelters); }")
+    page.wait_for_function("() => window.geoMzMap.state.groups.shelters.getLayers().length > 1")
+    page.wait_for_timeout(1000)  # the reloads after login and the layer's first load are over
+    ids = page.evaluate(
+        "() => { const ls = window.geoMzMap.state.groups.shelters.getLayers();"
+        " window.geoMzMap.map.setView(ls[0].getLatLng(), 15, {animate: false});"
+        " return ls.map(l => l.feature.id); }"
+    )
+    page.wait_for_timeout(1000)  # the move's reload
+    page.evaluate(
+        "(id) => { window.geoMzMap.state.groups.shelters.getLayers()"
+        ".find(l => l.feature.id === id).openPopup(); }",
+        ids[0],
+    )
+    expect(page.locator(".leaflet-popup .shelter-toggle").last).to_be_visible()
+    loads = page.evaluate("() => window.geoMzMap.state.groups.shelters.getLayers()[0]._leaflet_id")
+    other = ids[-1]
+    _, got, etag = api(url, "GET", f"/collections/shelters/items/{other}", "commander1")
+    occ = (got["properties"]["occupancy_persons"] or 0) + 11
+    status, _, _ = api(url, "PATCH", f"/collections/shelters/items/{other}", "commander1",
+                       {"occupancy_persons": occ}, etag)  # fmt: skip
+    assert status == 200
+    # the edit's live event reloads the layer (new markers), and the popup is open again on
+    # the same shelter
+    page.wait_for_function(
+        "(old) => window.geoMzMap.state.groups.shelters.getLayers()[0]._leaflet_id !== old",
+        arg=loads,
+    )
+    page.wait_for_timeout(400)  # the old popup's fade
+    assert page.locator(".leaflet-popup").count() == 1
+    open_on = page.evaluate(
+        "() => window.geoMzMap.state.groups.shelters.getLayers()"
+        ".filter(l => l.isPopupOpen()).map(l => l.feature.id)"
+    )
+    assert open_on == [ids[0]]

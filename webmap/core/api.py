@@ -259,7 +259,11 @@ class WebMapAPI:
                 headers={"Allow": ", ".join(["GET", *here])},
             )
         if req.user is None:
-            raise UnauthorizedError(f"log in as {rule.role} or higher to {req.method} {cid}")
+            raise UnauthorizedError(
+                f"请以{ROLE_LABELS[rule.role][0]}或更高权限登录后再执行此操作"
+                f"（{req.method} {cid}） / "
+                f"log in as {rule.role} or higher to {req.method} {cid}"
+            )
         if not req.user.can(rule.role):
             raise ForbiddenError(
                 f"{ROLE_LABELS[req.user.role][0]}无权执行此操作（{req.method} {cid}），须"

@@ -48,7 +48,7 @@ from webmap.core.errors import UnprocessableError, field_error
 from webmap.core.geojson import features_of, jsonable, make_etag
 from webmap.core.gpkg_rows import EDIT_METHOD, RowWriteUnsupported, recover, write_row
 from webmap.core.journal import Journal
-from webmap.core.layers import CLOSURES, closure_spec, layer_spec
+from webmap.core.layers import CLOSURES, INCIDENTS, closure_spec, layer_spec
 from webmap.core.store import Builder, Change, Event, FeatureStore, Op
 
 LONLAT = "OGC:CRS84"
@@ -64,6 +64,13 @@ _READ_ERRORS = (
     LayerReadError,
 )
 T = TypeVar("T")
+
+INCIDENTS_ADDED = {
+    "synthetic": False,
+    "source": "empty: no incident reports yet",
+    "method": "added empty by the web map (geo-mz serve) to take incident reports",
+}
+"""Provenance of the empty ``incidents`` layer the web map adds to a workspace without one."""
 
 
 def lonlat(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -121,7 +128,31 @@ class GpkgStore(FeatureStore):
         self._cache: dict[str, tuple[int, gpd.GeoDataFrame]] = {}
         self._names: list[str] | None = None
         self._area: tuple[shapely.Geometry | None] | None = None
+        self.added_incidents = self._add_incidents_layer()
         self._stamp = self._file_stamp()
+
+    def _add_incidents_layer(self) -> bool:
+        """Add an empty ``incidents`` layer to a workspace made without one; True if added.
+
+        ``geo-mz init`` and ``import`` build workspaces with no incident reports layer; without
+        it a reporter's page would offer a form whose every report fails. A read-only file is
+        served as it is (its edits fail anyway).
+        """
+        if INCIDENTS in self._read(self.ws.layers) or not os.access(self.ws.path, os.W_OK):
+            return False
+        spec = layer_spec(INCIDENTS)
+        assert spec is not None  # a catalog layer
+        empty = gpd.GeoDataFrame(
+            {f.name: [] for f in spec.fields}, geometry=gpd.GeoSeries([]), crs=self.storage_crs
+        )
+        # another server process may be adding it too: look again under the file lock
+        with self._lock.exclusive(write=False):
+            if INCIDENTS in self.ws.layers():
+                return False
+            self.ws.write_layers(
+                {INCIDENTS: conform_types(empty, spec)}, {INCIDENTS: INCIDENTS_ADDED}
+            )
+        return True
 
     # -- cache ------------------------------------------------------------------------------
     def _file_stamp(self) -> tuple[int, int, int]:

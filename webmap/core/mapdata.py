@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from geo_mz.outputs import headline_kpis
+from webmap.core.analysis_json import kpi_target, kpi_unit
 from webmap.core.errors import ComputationFailedError
 from webmap.core.features import check_params, lang_of, parse_bbox, select
 from webmap.core.geojson import features_of, jsonable
@@ -200,8 +201,8 @@ class MapData:
             {
                 "label": k.label(lang),  # type: ignore[arg-type]
                 "value": jsonable(k.value) if not isinstance(k.value, str) else k.value,
-                "unit": k.unit,
-                "target": k.target,
+                "unit": kpi_unit(k.unit, lang),
+                "target": kpi_target(k.target, k.unit, lang),
                 "met": k.met,
             }
             for k in kpis

@@ -15,7 +15,7 @@ import shapely
 
 from geo_mz.core import Workspace
 from webmap.core.gpkg import stored_value
-from webmap.core.layers import CLOSURES, closure_spec, layer_spec
+from webmap.core.layers import CLOSURES, INCIDENTS, closure_spec, layer_spec
 
 SCHEMA = "geo_mz"
 CHANNEL = "geo_mz_events"
@@ -138,7 +138,8 @@ def import_workspace(conn_url: str, workspace_path: str | Path, *, replace: bool
     Returns
     -------
     int
-        Number of layers imported (road closures included).
+        Number of layers imported (road closures included, and an empty ``incidents`` layer
+        when the workspace has none).
     """
     psycopg = psycopg_module()
     sql = sql_module()
@@ -169,6 +170,12 @@ def import_workspace(conn_url: str, workspace_path: str | Path, *, replace: bool
             {f.name: [] for f in closure_spec().fields},
             geometry=gpd.GeoSeries([], crs=f"EPSG:{SRID}"),
         )
+        if INCIDENTS not in frames:  # a workspace made without one: reports need the layer
+            spec = layer_spec(INCIDENTS)
+            assert spec is not None
+            frames[INCIDENTS] = gpd.GeoDataFrame(
+                {f.name: [] for f in spec.fields}, geometry=gpd.GeoSeries([], crs=f"EPSG:{SRID}")
+            )
         for pos, (n, g) in enumerate(sorted(frames.items())):
             spec = layer_spec(n)
             assert spec is not None

@@ -31,7 +31,7 @@ ROLES: tuple[Role, ...] = ("viewer", "reporter", "commander", "admin")
 """Roles from least to most privileged; each may do everything the ones before it may."""
 
 ROLE_LABELS: dict[str, tuple[str, str]] = {
-    "viewer": ("查看", "Viewer"),
+    "viewer": ("查看员", "Viewer"),
     "reporter": ("灾害信息员", "Reporter"),
     "commander": ("指挥员", "Commander"),
     "admin": ("管理员", "Administrator"),

@@ -168,6 +168,9 @@
 
   var known = null, timer = null;
   function load() {
+    if (!st.config) { clearTimeout(timer); timer = setTimeout(load, 200); return; } // not loaded yet
+    box.hidden = !(st.groups && st.groups.incidents); // no incidents layer: no desk (map.js says why)
+    if (box.hidden) return;
     return hook.call("GET", "map/incidents?lang=" + lang).then(function (r) {
       if (!r.ok) { hook.note("incident-desk", T.title, hook.problem(r)); return; }
       hook.clearNote("incident-desk");

@@ -14,7 +14,8 @@
       failed: "加载失败", outdated: "已过期", kept: "地图上仍是上次成功载入的数据（已过期，见图例）。",
       broken: "计算失败", close: "关闭", offline: "无法连接服务器", config: "地图配置", more: "点击查看全文",
       live_title: "现场态势", planning: "规划指标", situation: "态势", layers: "图层", bjt: "北京时间", none: "暂无要素",
-      mode_off: "在地图上选点", mode_on: "选点中：点击地图（再按结束）", mylocation: "使用我的位置" },
+      mode_off: "在地图上选点", mode_on: "选点中：点击地图（再按结束）", mylocation: "使用我的位置",
+      no_incidents: "本工作空间没有灾情报告图层(incidents)，不能上报灾情；请管理员在工作空间中加入该图层后重启地图服务。" },
     en: { figures: "Situation", incidents: "Incident reports", report: "Report an incident", kind: "Kind",
       description: "Description", people: "People affected", submit: "Submit",
       click_map: "Click the map where it happened", login: "Log in", logout: "Log out", username: "User",
@@ -25,7 +26,8 @@
       failed: "failed to load", outdated: "stale", kept: "The map still shows the last data that loaded (stale, see the legend).",
       broken: "failed", close: "Close", offline: "cannot reach the server", config: "Map configuration", more: "Click for the whole message",
       live_title: "Live situation", planning: "Planning figures", situation: "Panel", layers: "Layers", bjt: "Beijing time", none: "no features",
-      mode_off: "Pick the place on the map", mode_on: "Picking: click the map (press again to stop)", mylocation: "Use my location" }
+      mode_off: "Pick the place on the map", mode_on: "Picking: click the map (press again to stop)", mylocation: "Use my location",
+      no_incidents: "This workspace has no incident reports layer (incidents), so reports cannot be taken; an administrator must add it to the workspace and restart the map server." }
   };
   var base = document.body.dataset.base || "/";
   var lang = document.body.dataset.lang === "en" ? "en" : "zh";
@@ -240,7 +242,14 @@
       if (!r.ok) { layerFailed(id, r); return; }
       st.meta[id].fields = r.body.fields;
       st.legends[id] = { legend: r.body.legend, note: r.body.shown < r.body.total ? t("shown") + " " + r.body.shown + "/" + r.body.total : "" };
+      // A reload (a live edit anywhere, a move) replaces the markers: a popup open on one of
+      // them would close under the reader, so the same feature's popup opens again, fresh.
+      var open = null;
+      st.groups[id].eachLayer(function (l) { if (l.feature && l.isPopupOpen && l.isPopupOpen()) open = l.feature.id; });
       st.groups[id].clearLayers().addData(r.body);
+      if (open !== null) st.groups[id].eachLayer(function (l) {
+        if (l.feature && l.feature.id === open && l.getPopup && l.getPopup()) l.openPopup();
+      });
       restack(id);
       layerLoaded(id);
       drawLegend();
@@ -360,6 +369,12 @@
     $("report").hidden = !can("reporter");
     // a field reporter's page picks places by default; a commander's clicks open popups
     if (st.session.role !== st.modeRole) { st.modeRole = st.session.role; reportMode(st.session.role === "reporter"); }
+    // a workspace served without an incidents layer (read-only file, PostGIS import of a
+    // workspace without one): no report form whose every report would fail, and a note why
+    if (can("reporter") && st.config && st.config.layers && !st.groups.incidents) {
+      $("report").hidden = true;
+      note("no-incidents", t("incidents"), t("no_incidents"));
+    }
   }
   // "Report" mode: clicks place the report pin (and open no popup: map.css lets clicks
   // through every feature); outside it a click only opens the topmost feature's popup.
