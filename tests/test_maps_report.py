@@ -576,3 +576,19 @@ def test_place_labels_leave_villages_out_beyond_the_limit(monkeypatch):
     assert [x[3] for x in carto.place_labels(units)] == ["t", "t"]
     monkeypatch.setattr(carto, "MAX_LABELS", 1)
     assert carto.place_labels(units) == []
+
+
+def test_symbols_sized_by_a_field_keep_the_base_radius_when_all_values_are_equal():
+    from geo_mz.core.catalog import get_spec
+    from geo_mz.outputs.map_styles import size_by_field
+
+    spec = get_spec("shelters")
+    r0, r1 = float(spec.symbology["radius"]), float(spec.symbology["max_radius"])
+    pts = [Point(114.2 + i / 100, 22.7) for i in range(4)]
+    same = gpd.GeoDataFrame({"capacity_persons": [1000, 1000, 1000, None]}, geometry=pts)
+    styles = [{} for _ in pts]
+    size_by_field(styles, same, spec)  # a list whose capacity came from one default
+    assert [s["radius"] for s in styles] == [r0] * 4
+    varied = gpd.GeoDataFrame({"capacity_persons": [1000, 250, 0, None]}, geometry=pts)
+    size_by_field(styles, varied, spec)  # area in proportion to the value, the largest at r1
+    assert [s["radius"] for s in styles] == pytest.approx([r1, r0 + (r1 - r0) * 0.5, r0, r0])

@@ -233,6 +233,11 @@ def size_by_field(styles: list[dict[str, Any]], gdf: Any, spec: LayerSpec) -> No
     r0 = float(spec.symbology.get("radius", 5))
     r1 = float(spec.symbology.get("max_radius", 3 * r0))
     share = np.sqrt(np.clip(np.nan_to_num(v, nan=0.0), 0.0, None) / top)
+    known = v[~np.isnan(v)]
+    if len(known) and known.min() == known.max():
+        # One value for all (a list whose capacity was filled by a default): size tells
+        # nothing, and every symbol at the largest radius hid the district on a phone.
+        share = np.zeros(len(v))
     for style, x in zip(styles, share, strict=True):
         style["radius"] = r0 + (r1 - r0) * float(x)
 
