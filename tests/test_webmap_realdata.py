@@ -68,7 +68,9 @@ def report(client, user: str = "reporter1"):
 def test_a_workspace_without_incidents_takes_reports(base, tmp_path):
     path = bureau_workspace(base, tmp_path / "ws")
     assert "incidents" not in Workspace(path).layers()
-    client = create_app(Settings(workspace=path, secret_key=SECRET)).test_client()
+    app = create_app(Settings(workspace=path, secret_key=SECRET))
+    assert app.extensions["webmap"].added_incidents  # what `geo-mz serve` tells the user
+    client = app.test_client()
     ids = [c["id"] for c in client.get("/collections").get_json()["collections"]]
     assert "incidents" in ids
     assert client.get("/map/incidents?lang=zh").status_code == 200
@@ -79,7 +81,9 @@ def test_a_workspace_without_incidents_takes_reports(base, tmp_path):
     rec = ws.layer_records().set_index("layer").loc["incidents"]
     assert rec["source"] == INCIDENTS_ADDED["source"]
     # a second server on the same file keeps the reports (the layer is not added again)
-    again = create_app(Settings(workspace=path, secret_key=SECRET)).test_client()
+    app2 = create_app(Settings(workspace=path, secret_key=SECRET))
+    assert not app2.extensions["webmap"].added_incidents
+    again = app2.test_client()
     feats = again.get("/collections/incidents/items").get_json()["features"]
     assert [f["properties"]["description"] for f in feats] == ["桥下积水"]
     # the layer is stored as the catalog spec says: GIS staff read it like any other

@@ -186,9 +186,16 @@ def serve(
         except ValueError as exc:  # e.g. a database nothing was imported into
             _fail(exc)
     api = app.extensions["webmap"]
+    if api.added_incidents:
+        click.echo(
+            f"提示 / note: {workspace} 没有灾情报告图层，已加入空的 incidents 图层以便上报 / "
+            "had no incident reports layer: an empty 'incidents' layer was added so reports "
+            "can be taken",
+            err=True,
+        )
     if not api.users.all():
         click.echo(
-            "提示 / note: no users yet; add one with "
+            "提示 / note: 还没有用户，请先添加 / no users yet; add one with "
             f"`geo-mz users add NAME --role admin --workspace {workspace}`",
             err=True,
         )

@@ -117,6 +117,8 @@ class WebMapAPI:
         self.tiles = TileCache(self.store, self.mapdata.symbology)
         self.names = NameSearch(self.store)
         self.analysis = Analysis(self.store, self.bus)  # relief audit with closures, coverage
+        self.added_incidents = bool(getattr(self._backend, "added_incidents", False))
+        """Whether opening the workspace added an empty ``incidents`` layer (it had none)."""
 
     # -- plumbing ---------------------------------------------------------------------------
     def call(self, handler: Handler, req: ApiRequest, *args: Any) -> ApiResponse:
