@@ -46,13 +46,19 @@ class Cut:
     buffer_m: float
     hull: shapely.Geometry | None = field(default=None, repr=False)
     """The convex hull the cut buffers (``make_cut``), for :meth:`room_m`; None: use ``polygon``."""
+    _inside: dict[tuple[float, ...], bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """:meth:`contains_extent` per extent (a part asks it of each round's cut more than once)."""
 
     @cached_property
     def lonlat_bbox(self) -> tuple[float, float, float, float]:
-        """The bounding box of the cut in EPSG:4490 (a superset of the cut, for reading)."""
-        poly = np.array([shapely.segmentize(self.polygon, 500.0)], dtype=object)
-        lonlat = geometries_to_crs(poly, self.crs, STORAGE_CRS)
-        return tuple(float(v) for v in shapely.total_bounds(lonlat))
+        """The bounding box of the cut in EPSG:4490 (a superset of the cut, for reading).
+
+        The box of :attr:`lonlat_mask`, which holds the cut: a part reads by the mask and
+        tests by the box, and one reprojection serves both.
+        """
+        return tuple(float(v) for v in shapely.bounds(self.lonlat_mask))
 
     @cached_property
     def lonlat_mask(self) -> shapely.Geometry:
@@ -70,7 +76,14 @@ class Cut:
         return geometries_to_crs(poly, self.crs, STORAGE_CRS)[0]
 
     def contains_extent(self, extent: tuple[float, float, float, float]) -> bool:
-        """Whether the lon/lat box ``extent`` lies wholly inside the cut."""
+        """Whether the lon/lat box ``extent`` lies wholly inside the cut (kept per extent)."""
+        key = tuple(float(v) for v in extent)
+        hit = self._inside.get(key)
+        if hit is None:
+            hit = self._inside[key] = self._contains_extent(key)
+        return hit
+
+    def _contains_extent(self, extent: tuple[float, float, float, float]) -> bool:
         # Reaching 1 km (0.01°) beyond the cut's lon/lat box: not inside (the cut's 500 m edges
         # bulge from that box by far less), said without reprojecting ~2,000 vertices.
         x0, y0, x1, y1 = self.lonlat_bbox
@@ -100,9 +113,11 @@ class Cut:
         b = self.buffer_m * np.cos(3 * np.pi / (8 * QUAD_SEGS))
         inside_m = hull_depth_m(ring, xy)
         room = inside_m + b
-        out = inside_m < 0
+        # Outside the hull: room b less the distance to it. A point at least b outside an
+        # edge's line is at least b from the hull (convex): no room, no GEOS distance (most of
+        # a province's centres and stores, asked about by every part).
+        out = (inside_m < 0) & (inside_m > -b)
         if out.any():
-            # Outside the hull: how far from it (few points: a part's own lie inside).
             away = shapely.distance(self.hull, shapely.points(xy[out]))
             room[out] = b - away
         return np.maximum(room, 0.0)

@@ -102,8 +102,13 @@ def sources_in_cut(src: Sources, cut: _Cut) -> gpd.GeoDataFrame:
     frame = src.projected
     if len(src.xy) != len(frame) or frame.crs != cut.crs:
         return in_cut(frame, cut)
+    # The cut's box first (a few hundred of a province's thousands of points are near it),
+    # then the polygon: the same rows.
+    x0, y0, x1, y1 = shapely.bounds(cut.polygon)
+    x, y = src.xy[:, 0], src.xy[:, 1]
+    near = np.flatnonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
     shapely.prepare(cut.polygon)
-    return rows_where(frame, shapely.intersects_xy(cut.polygon, src.xy[:, 0], src.xy[:, 1]))
+    return frame.take(near[shapely.intersects_xy(cut.polygon, x[near], y[near])])
 
 
 def read_box(
