@@ -89,6 +89,13 @@ def _job_names() -> list[str]:
     default=None,
     help="relief_scenario：封闭点/线的缓冲 (m) / buffer of closure points and lines (m).",
 )
+@click.option(
+    "--use-incidents",
+    is_flag=True,
+    default=False,
+    help="relief_scenario：工作空间中未解除的“道路中断”事件封路（缓冲 --closure-buffer-m，默认 "
+    "30 m）/ close roads at the workspace's open road_blocked incidents.",
+)
 @out_option
 @lang_option
 def run(
@@ -106,13 +113,15 @@ def run(
     closures: str | None,
     close_roads: str | None,
     closure_buffer_m: float | None,
+    use_incidents: bool,
     out_dir: str,
     lang: str,
 ) -> None:
     """按分区运行各项分析（all=全部）/ run a job, or all of them, per part on Dask.
 
     all = coverage, capacity, e2sfca, rings, gaps, relief, shelter_adequacy, evacuation and
-    boundaries; with --flood, --closures or --close-roads also relief_scenario.
+    boundaries; with --flood, --closures, --close-roads or --use-incidents also
+    relief_scenario.
 
     \b
     例 e.g.  geo-mz scale run coverage --workspace out/sample_workspace.gpkg --by town
@@ -121,14 +130,18 @@ def run(
              geo-mz scale run all --workspace guangdong.gpkg --by county --out out/gd
              geo-mz scale run all --workspace guangdong.gpkg --by city --out out/gd_city
     """  # noqa: D301
-    scenario = _scenario(flood, close_depth, closures, close_roads, closure_buffer_m)
+    scenario = _scenario(flood, close_depth, closures, close_roads, closure_buffer_m, use_incidents)
     takes_scenario = job in ("relief_scenario", "all")
     only_with(
         flood=(takes_scenario, "scale run relief_scenario|all"),
         close_depth=(takes_scenario and flood is not None, "--flood"),
         closures=(takes_scenario, "scale run relief_scenario|all"),
         close_roads=(takes_scenario, "scale run relief_scenario|all"),
-        closure_buffer_m=(takes_scenario and closures is not None, "--closures"),
+        use_incidents=(takes_scenario, "scale run relief_scenario|all"),
+        closure_buffer_m=(
+            takes_scenario and (closures is not None or use_incidents),
+            "--closures / --use-incidents",
+        ),
     )
     if job == "all":
         _run_all(workspace, by, codes, level, store, scheduler, workers, buffer_km, out_dir, lang,
@@ -293,17 +306,20 @@ def _scenario(
     closures: str | None,
     close_roads: str | None,
     closure_buffer_m: float | None,
+    use_incidents: bool = False,
 ) -> dict[str, Any]:
     """Return the ``relief_scenario`` disruption options given (empty: none)."""
     out: dict[str, Any] = {}
+    if use_incidents:
+        out["use_incidents"] = True
     if flood:
         out["flood"] = flood
         if close_depth is not None:
             out["close_depth_m"] = close_depth
     if closures:
         out["closures"] = closures
-        if closure_buffer_m is not None:
-            out["closure_buffer_m"] = closure_buffer_m
+    if (closures or use_incidents) and closure_buffer_m is not None:
+        out["closure_buffer_m"] = closure_buffer_m
     roads = [r.strip() for r in (close_roads or "").split(",") if r.strip()]
     if roads:
         out["close_roads"] = roads

@@ -97,6 +97,37 @@ workspace. ``relief_scenario`` needs a flood raster or closures: ``scale run all
 SCENARIO_JOB = "relief_scenario"
 """The job that needs scenario inputs (a flood raster, closures), run only when given."""
 
+_ELDERCARE_LAYERS = frozenset({"roads", "population", "elder_care", "admin_units"})
+_SHELTER_LAYERS = frozenset({"roads", "population", "shelters", "admin_units"})
+_RELIEF_LAYERS = _SHELTER_LAYERS | {"relief_stores"}
+
+JOB_LAYERS: dict[str, frozenset[str]] = {
+    **dict.fromkeys(("coverage", "capacity", "e2sfca", "rings", "gaps"), _ELDERCARE_LAYERS),
+    "relief": _RELIEF_LAYERS,
+    "relief_scenario": _RELIEF_LAYERS | {"incidents"},  # the command's incidents, if asked
+    **dict.fromkeys(("shelter_adequacy", "evacuation"), _SHELTER_LAYERS),
+    "boundaries": frozenset({"admin_units"}),
+}
+"""The workspace layers each job may read: only their digests enter its run key.
+
+An incident added on the web map, a place name corrected or a landuse layer imported leaves
+the keys of the jobs that never read that layer as they were, so a rerun skips their parts;
+a job that reads a layer absent here would keep results of old data, which
+``tests/test_scale_job_layers.py`` rules out by running every job on a workspace holding
+these layers alone (the results must be the same)."""
+
+if set(JOB_LAYERS) != set(JOBS):  # a new job must say what it reads
+    raise RuntimeError(f"JOB_LAYERS and JOBS differ: {set(JOB_LAYERS) ^ set(JOBS)}")
+
+
+def job_layers(job: str) -> frozenset[str] | None:
+    """Return the layers ``job`` (or one pass of it, ``<job>:1``) reads (:data:`JOB_LAYERS`).
+
+    None for a job added to :data:`JOBS` without saying (a plugin's, a test's): it may read
+    any layer, so every layer enters its key.
+    """
+    return JOB_LAYERS.get(job.split(":")[0])
+
 
 def two_pass(job: str) -> bool:
     """Return whether ``job`` (a name in :data:`JOBS`) runs in two passes."""
@@ -134,10 +165,12 @@ def reduce_first_pass(job: str, frames_by_layer: Mapping[str, pd.DataFrame]) -> 
 __all__ = [
     "ALL_ORDER",
     "JOBS",
+    "JOB_LAYERS",
     "SCENARIO_JOB",
     "PartFunction",
     "first_pass_rows",
     "job_function",
+    "job_layers",
     "pass_names",
     "reduce_first_pass",
     "two_pass",

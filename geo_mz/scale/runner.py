@@ -38,6 +38,7 @@ from geo_mz.core.layer_digest import DIGEST_VERSION, layer_digests
 from geo_mz.scale.jobs import (
     JOBS,
     job_function,
+    job_layers,
     pass_names,
     reduce_first_pass,
     two_pass,
@@ -149,11 +150,13 @@ def run_key(
 ) -> str:
     """Return the run's key: a hash of the job, the level, the options and the workspace's data.
 
-    The data enter as a digest of each layer's stored rows and columns
-    (``geo_mz.core.layer_digest.layer_digests``), not as the layer records geo_mz writes on
-    import: a layer edited by any tool (QGIS, pyogrio, SQL) gives a new key, so a rerun
-    computes every part again instead of reporting the results of the old data as done.
-    Reading the same data again gives the same key. The workspace's metadata enter too.
+    The data enter as a digest of the stored rows and columns of each layer the job reads
+    (``geo_mz.core.layer_digest.layer_digests``; the layers: ``JOB_LAYERS``), not as the
+    layer records geo_mz writes on import: such a layer edited by any tool (QGIS, pyogrio,
+    SQL) gives a new key, so a rerun computes every part again instead of reporting the
+    results of the old data as done, while an edit of a layer the job does not read (an
+    incident on the web map, for coverage) leaves its key. Reading the same data again gives
+    the same key. The workspace's metadata enter too.
 
     Parameters
     ----------
@@ -195,6 +198,17 @@ def _file_digests(options: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def read_digests(job: str, digests: Mapping[str, str]) -> dict[str, str]:
+    """Return the digests of the layers ``job`` reads, of those present (``JOB_LAYERS``).
+
+    Every layer for a job that does not say. Only these enter the job's run key: an edit of
+    another layer (an incident on the web map, a place name) leaves the key, and the parts
+    done, as they were.
+    """
+    mine = job_layers(job)
+    return {k: v for k, v in sorted(digests.items()) if mine is None or k in mine}
+
+
 def _key(
     job: str,
     metadata: Mapping[str, Any],
@@ -208,7 +222,7 @@ def _key(
         "options": _plain(dict(options)),
         "workspace": _plain(dict(metadata)),
         "digest_version": DIGEST_VERSION,
-        "layers": dict(digests),
+        "layers": read_digests(job, digests),
     }
     files = _file_digests(options)
     if files:
@@ -348,7 +362,7 @@ def _meta(
     key_seconds: float,
 ) -> dict[str, Any]:
     return {"job": job, "level": level, "workspace": _redacted(ws_ref),
-            "options": _plain(opts), "parts": n_parts, "layers": dict(digests),
+            "options": _plain(opts), "parts": n_parts, "layers": read_digests(job, digests),
             "key_seconds": round(key_seconds, 3)}  # fmt: skip
 
 
