@@ -21,7 +21,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_mz.core.layer_digest import layer_digests
 from geo_mz.core.projection import STORAGE_CRS
 from geo_mz.core.workspaces import open_workspace
 from geo_mz.scale.jobs import ALL_ORDER, JOBS
@@ -39,7 +38,13 @@ from geo_mz.scale.outputs import (
 )
 from geo_mz.scale.partition import Part
 from geo_mz.scale.parts import check_point_codes
-from geo_mz.scale.runner import RunResult, ScaleError, dask_client, run_partitioned
+from geo_mz.scale.runner import (
+    RunResult,
+    ScaleError,
+    dask_client,
+    jobs_digests,
+    run_partitioned,
+)
 
 Lang = Literal["zh", "en"]
 
@@ -209,8 +214,9 @@ def run_all(
     # The layers' digests once for every job: each run_partitioned would read every layer again
     # (about 3 s for a province), while the workers wait for their first part.
     ws_ref = str(workspace) if str(workspace).startswith("postgres") else str(Path(workspace))
-    check_point_codes(open_workspace(ws_ref), parts, names, level)
-    digests = layer_digests(ws_ref)
+    ws = open_workspace(ws_ref)
+    check_point_codes(ws, parts, names, level)
+    digests = jobs_digests(ws_ref, ws, names)
     with contextlib.ExitStack() as stack:
         if client is None and (workers != 0 or scheduler):
             client = stack.enter_context(dask_client(scheduler, workers))

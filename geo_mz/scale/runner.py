@@ -180,8 +180,35 @@ def run_key(
     ref = _workspace_ref(workspace)
     ws = workspace if not isinstance(workspace, str | Path) else open_workspace(ref)
     if digests is None:
-        digests = layer_digests(ref)
+        digests = jobs_digests(ref, ws, [job])
     return _key(job, ws.metadata, options, level, digests)
+
+
+def jobs_digests(ws_ref: str, ws: Any, jobs: Sequence[str]) -> dict[str, str]:
+    """Return the digests of the layers the jobs read (``JOB_LAYERS``), of those in ``ws``.
+
+    Only these enter the jobs' keys, so only these are read (a national place-name table
+    is not digested for a coverage run). Every recorded layer when a job does not say.
+
+    Parameters
+    ----------
+    ws_ref
+        The workspace's reference (a GeoPackage path, a PostGIS URL with its password).
+    ws
+        The workspace opened from it (for its list of layers).
+    jobs
+        Job names (passes too: ``<job>:1``).
+
+    Returns
+    -------
+    dict
+        Layer name to digest (``geo_mz.core.layer_digest.layer_digests``).
+    """
+    wanted = [job_layers(j) for j in jobs]
+    if any(w is None for w in wanted):
+        return layer_digests(ws_ref)
+    names = sorted(frozenset().union(*wanted) & set(ws.layers()))
+    return layer_digests(ws_ref, names)
 
 
 def _file_digests(options: Mapping[str, Any]) -> dict[str, str]:
@@ -318,7 +345,7 @@ def run_partitioned(
     t_key = time.perf_counter()
     if digests is None:  # run alone (``run_all`` checks once for all its jobs)
         check_point_codes(ws, parts, [job], level)
-    digests = dict(digests) if digests is not None else layer_digests(ws_ref)
+    digests = dict(digests) if digests is not None else jobs_digests(ws_ref, ws, [job])
     key_seconds = time.perf_counter() - t_key
     task_opts = {**opts, **dict(reuse or {})}
     steps = pass_names(job) if two_pass(job) else (job,)
@@ -497,6 +524,7 @@ __all__ = [
     "city_parts",
     "dask_client",
     "gather",
+    "jobs_digests",
     "part_code",
     "parts_of",
     "province_parts",
