@@ -78,3 +78,29 @@ def test_a_jobs_parts_name_their_figure_and_write_shares_as_percentages(tmp_path
     m = run_map({"scale_parts": parts}, catalog={"scale_parts": parts_spec("coverage")})
     text = save_map(m, tmp_path / "p.html").read_text(encoding="utf-8")
     assert "15分钟养老服务圈覆盖率" in text and "42.1 %" in text and "0.4213" not in text
+
+
+def test_large_geometries_are_simplified_once_for_every_map(monkeypatch):
+    """The same large polygons (a province's parts, on every job's map) are simplified once;
+    other polygons, or another tolerance, are simplified anew, and the answer is the same."""
+    from geo_mz.outputs import map_render
+
+    g = _rings().geometry
+    n = int(shapely.get_num_coordinates(np.asarray(g.values)).sum())
+    monkeypatch.setattr(map_render, "_KEEP_COORDS", n)  # these rings count as large
+    monkeypatch.setattr(map_render, "_KEPT", type(map_render._KEPT)())
+    calls = []
+    real = map_render._simplified
+    monkeypatch.setattr(map_render, "_simplified", lambda a, t: calls.append(t) or real(a, t))
+    tol = SIMPLIFY_M / 111_320.0
+    first = simplified_by_part(g, tol)
+    again = simplified_by_part(g.copy(), tol)  # equal geometries, another series
+    assert len(calls) == 1
+    a, b = np.asarray(first.values), np.asarray(again.values)
+    assert shapely.equals_exact(a, b, tolerance=0).all() and a is not b
+    assert list(again.index) == list(g.index) and again.crs == g.crs
+    simplified_by_part(g, 2 * tol)  # another tolerance
+    moved = g.translate(0.001, 0.0)  # other polygons
+    out = simplified_by_part(moved, tol)
+    assert len(calls) == 3
+    assert not shapely.equals_exact(np.asarray(out.values), a, tolerance=0).any()
