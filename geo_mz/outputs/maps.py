@@ -20,7 +20,7 @@ self-contained file that opens without a network.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,7 +37,11 @@ from geo_mz.core.display import format_values
 from geo_mz.core.errors import CrsError
 from geo_mz.outputs import _cartography as carto
 from geo_mz.outputs._cartography import html_text, html_texts
-from geo_mz.outputs.map_render import rendered_text_kept, simplified_by_part
+from geo_mz.outputs.map_render import (
+    TableStyledGeoJson,
+    rendered_text_kept,
+    simplified_by_part,
+)
 from geo_mz.outputs.map_styles import (
     DEFAULT_COLOR,
     GRADUATED_QUANTILES,
@@ -171,13 +175,6 @@ def _feature_collection(
     return {"type": "FeatureCollection", "features": features}
 
 
-def _style_function(styles: Sequence[dict[str, Any]]) -> Callable[[dict], dict[str, Any]]:
-    def style_function(feature: dict) -> dict[str, Any]:
-        return dict(styles[int(feature["id"])])
-
-    return style_function
-
-
 def _legend_html(entries: Sequence[_LegendEntry], lang: Lang) -> str:
     """Build the fixed-position legend box: one block per layer, a swatch per category."""
     esc = html_text
@@ -257,11 +254,11 @@ def _add_layer(
     if geometry == "Point":
         marker = folium.CircleMarker(radius=float(styles[0].get("radius", 5)))
         marker.options["pane"] = pane  # folium drops unknown path options; Leaflet reads it
-    folium.GeoJson(
+    TableStyledGeoJson(
         data,
+        styles,
         name=group_name,
         control=False,
-        style_function=_style_function(styles),
         marker=marker,
         popup=popup,
         tooltip=tooltip,
