@@ -340,9 +340,11 @@ def test_shelter_closed_and_opened_from_its_popup(open_page, server):
                 " window.geoMzMap.map.setView(l.getLatLng(), 15, {animate: false}); l.openPopup();"
                 " return l.feature.id; }"
             )
-            page.wait_for_timeout(700)
-            if page.locator(".leaflet-popup .shelter-toggle").count():
+            try:  # a slow reload (a loaded machine) may replace the marker meanwhile
+                page.wait_for_selector(".leaflet-popup .shelter-toggle", timeout=3000)
                 return sid
+            except PlaywrightTimeoutError:
+                continue
         raise AssertionError("the shelter popup did not stay open")
 
     sid = open_popup()
