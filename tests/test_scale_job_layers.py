@@ -23,7 +23,7 @@ import shapely
 from geo_mz.core.workspaces import open_workspace
 from geo_mz.scale.jobs import ALL_ORDER, JOB_LAYERS, JOBS, SCENARIO_JOB, job_layers
 from geo_mz.scale.province import job_options, run_all
-from geo_mz.scale.runner import gather, parts_of, read_digests, run_key
+from geo_mz.scale.runner import changed_layers, gather, parts_of, read_digests, run_key
 from geo_mz.scale.store import open_run_store
 from tests.test_scale_rerun import sql_edit
 
@@ -100,6 +100,14 @@ def test_every_job_declares_its_layers_and_they_exist():
     for job, layers in JOB_LAYERS.items():
         assert layers and layers <= known, (job, layers - known)
     assert read_digests("coverage", {"incidents": "a", "roads": "b"}) == {"roads": "b"}
+    # What changed since a run, of the layers its job reads only.
+    then = {"roads": "a", "population": "b", "shelters": "s", "incidents": "x"}
+    now = {"roads": "a", "population": "c", "elder_care": "d", "incidents": "y"}
+    assert changed_layers("coverage", then, now) == {"elder_care": "added",
+                                                     "population": "edited"}  # fmt: skip
+    assert changed_layers("evacuation:2", then, now) == {"population": "edited",
+                                                         "shelters": "removed"}  # fmt: skip
+    assert changed_layers("boundaries", then, now) == {}
     # A job added without saying what it reads (a plugin's): every layer enters its key.
     assert read_digests("mine:1", {"incidents": "a", "roads": "b"}) == {"incidents": "a",
                                                                         "roads": "b"}  # fmt: skip
@@ -191,8 +199,9 @@ def test_scale_run_closes_roads_at_incidents_and_reruns_only_the_scenario(whole,
     ws_path = tmp_path / "ws.gpkg"
     shutil.copy(path, ws_path)
 
+    out = str(tmp_path / "out")
+
     def run(job: str, *extra: str):
-        out = str(tmp_path / "out")
         args = ["scale", "run", job, "--workspace", str(ws_path), "--by", "town", "--codes",
                 ",".join(CODES), "--workers", "0", "--out", out, *extra]  # fmt: skip
         res = CliRunner().invoke(main, args)
@@ -211,6 +220,19 @@ def test_scale_run_closes_roads_at_incidents_and_reruns_only_the_scenario(whole,
     assert set(new.loc[new["status"] == "done", "part"]) == set(CODES)  # computed again
     st3 = run("coverage")
     assert set(st3["run_key"]) == set(st2["run_key"])  # coverage: the same run, parts skipped
+    # scale status tells which runs' data changed since, and how.
+    res = CliRunner().invoke(main, ["scale", "status", "--store", out + "/runs.gpkg"])
+    assert res.exit_code == 0, res.output
+    blocks = {b.split()[0]: b for b in res.output.split("\n") if b and not b.startswith(" ")}
+    lines = res.output.splitlines()
+    after = {lines[i].split()[0]: lines[i + 1] for i in range(len(lines) - 1)
+             if not lines[i].startswith(" ")}  # fmt: skip
+    first = next(k for k in st["run_key"] if k.startswith("relief_scenario-"))
+    second = next(iter(new["run_key"]))
+    cov = next(k for k in st["run_key"] if k.startswith("coverage-"))
+    assert set(blocks) == {first, second, cov}
+    assert "data changed since: incidents edited" in after[first]
+    assert "data unchanged since" in after[second] and "data unchanged since" in after[cov]
     # Without a scenario command the flag is refused where it has no effect.
     res = CliRunner().invoke(main, ["scale", "run", "coverage", "--workspace", str(ws_path),
                                     "--use-incidents", "--workers", "0"])  # fmt: skip

@@ -12,6 +12,7 @@ copies a GeoPackage workspace into PostGIS, the shared store of a cluster.
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -326,6 +327,21 @@ def _scenario(
     return out
 
 
+def _digests_now(runs: Any, workspace: str | None) -> dict[str, dict[str, str]]:
+    """Digests now of the workspace given, else of each GeoPackage the runs recorded (kept)."""
+    from geo_mz.core.workspaces import open_workspace
+    from geo_mz.scale.runner import jobs_digests
+
+    refs = {workspace} if workspace else set()
+    if not workspace:
+        for m in runs["meta"]:
+            ref = str(json.loads(m or "{}").get("workspace", ""))
+            if ref and not ref.startswith("postgres") and Path(ref).is_file():
+                refs.add(ref)  # a PostGIS URL is recorded without its password: --workspace
+    jobs = sorted(set(runs["job"]))
+    return {ref: jobs_digests(ref, open_workspace(ref), jobs) for ref in refs}
+
+
 def _warn_unknown_roads(result: Any) -> None:
     """Warn of --close-roads ids that no part's network holds (misspelt, or outside every part)."""
     from geo_mz.scale.outputs import part_infos
@@ -372,8 +388,19 @@ def _summary(gpkg: Path) -> Any:
 @scale.command(name="status")
 @click.option("--store", required=True, help="结果库 / run store (.gpkg or postgresql://…).")
 @click.option("--run", "run_key", default=None, help="只看这次运行 / only this run.")
-def status(store: str, run_key: str | None) -> None:
-    """列出运行与各分区状态 / list runs and the state of their parts."""
+@click.option(
+    "--workspace",
+    default=None,
+    help="与此工作空间的数据比较（默认：运行记录的 GeoPackage）/ compare with this workspace's "
+    "data (default: the GeoPackage each run recorded).",
+)
+def status(store: str, run_key: str | None, workspace: str | None) -> None:
+    """列出运行、各分区状态及其数据是否已变 / list runs, their parts and whether their data changed.
+
+    A run whose layers (those its job reads) were edited, added or removed since says which:
+    the same command would compute its parts again.
+    """
+    from geo_mz.scale.runner import changed_layers
     from geo_mz.scale.store import open_run_store
 
     _need_postgis(store)
@@ -381,12 +408,28 @@ def status(store: str, run_key: str | None) -> None:
         rs = open_run_store(store)
         runs = rs.runs()
         st = rs.status(run_key)
+        if run_key:
+            runs = runs[runs["run_key"] == run_key]
+        now = _digests_now(runs, workspace)
     for r in runs.itertuples():
-        if run_key and r.run_key != run_key:
-            continue
         mine = st[st["run_key"] == r.run_key]
         counts = mine["status"].value_counts().to_dict()
         click.echo(f"{r.run_key}  {r.job}  started {r.started_at}  {counts}")
+        meta = json.loads(r.meta or "{}")
+        digests = now.get(workspace or str(meta.get("workspace", "")))
+        if digests is not None and "layers" in meta:
+            changed = changed_layers(r.job, meta["layers"], digests)
+            if not changed:
+                click.echo("  数据未变 / data unchanged since")
+            else:
+                zh = {"edited": "已改", "added": "新增", "removed": "已删"}
+                what_zh = "、".join(f"{k} {zh[v]}" for k, v in changed.items())
+                what_en = ", ".join(f"{k} {v}" for k, v in changed.items())
+                click.secho(
+                    f"  ! 数据已变：{what_zh}，重算全部分区 / data changed since: {what_en}; "
+                    "running it again computes every part",
+                    fg="yellow",
+                )
         for f in mine[mine["status"] == "failed"].itertuples():
             first = str(f.error).splitlines()[0] if f.error else ""
             click.secho(f"  ✗ {f.part}: {first}", fg="red")

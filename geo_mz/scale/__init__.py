@@ -8,7 +8,7 @@ floods); shelter adequacy and evacuation; boundary QA. ``scale run all`` runs
 :data:`ALL_ORDER`.
 """
 
-from geo_mz.scale.jobs import ALL_ORDER, JOBS, SCENARIO_JOB, two_pass
+from geo_mz.scale.jobs import ALL_ORDER, JOB_LAYERS, JOBS, SCENARIO_JOB, two_pass
 from geo_mz.scale.outputs import (
     KPI_NAMES,
     OUTPUT_LAYERS,
@@ -43,9 +43,11 @@ from geo_mz.scale.runner import (
     SCHEDULER_ENV,
     RunResult,
     ScaleError,
+    changed_layers,
     city_parts,
     dask_client,
     gather,
+    jobs_digests,
     part_code,
     parts_of,
     province_parts,
@@ -65,6 +67,7 @@ from geo_mz.scale.store import (
 __all__ = [
     "ALL_ORDER",
     "JOBS",
+    "JOB_LAYERS",
     "KPI_NAMES",
     "OUTPUT_LAYERS",
     "SCENARIO_JOB",
@@ -80,6 +83,7 @@ __all__ = [
     "ScaleError",
     "TwoPassJob",
     "boundary_part",
+    "changed_layers",
     "city_parts",
     "complete_nodes",
     "coverage_part",
@@ -90,6 +94,7 @@ __all__ = [
     "gather_adequacy_totals",
     "gather_evacuation",
     "gather_outputs",
+    "jobs_digests",
     "make_cut",
     "max_drive_kmh",
     "merge_rings",

@@ -236,6 +236,36 @@ def read_digests(job: str, digests: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in sorted(digests.items()) if mine is None or k in mine}
 
 
+def changed_layers(job: str, recorded: Mapping[str, str], now: Mapping[str, str]) -> dict[str, str]:
+    """Return how the layers ``job`` reads changed since a run: ``edited``, ``added``, ``removed``.
+
+    Parameters
+    ----------
+    job
+        The run's job (or pass, ``<job>:1``).
+    recorded
+        The layer digests the run recorded (its meta's ``layers``).
+    now
+        The workspace's digests now (:func:`jobs_digests`).
+
+    Returns
+    -------
+    dict
+        Layer name to its change, for the layers the job reads (``JOB_LAYERS``); empty when
+        the run's data are the workspace's data now.
+    """
+    then, cur = read_digests(job, recorded), read_digests(job, now)
+    out: dict[str, str] = {}
+    for name in sorted(set(then) | set(cur)):
+        if name not in then:
+            out[name] = "added"
+        elif name not in cur:
+            out[name] = "removed"
+        elif then[name] != cur[name]:
+            out[name] = "edited"
+    return out
+
+
 def _key(
     job: str,
     metadata: Mapping[str, Any],
@@ -521,6 +551,7 @@ __all__ = [
     "SCHEDULER_ENV",
     "RunResult",
     "ScaleError",
+    "changed_layers",
     "city_parts",
     "dask_client",
     "gather",
