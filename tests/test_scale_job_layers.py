@@ -206,7 +206,10 @@ def test_scale_run_closes_roads_at_incidents_and_reruns_only_the_scenario(whole,
                 ",".join(CODES), "--workers", "0", "--out", out, *extra]  # fmt: skip
         res = CliRunner().invoke(main, args)
         assert res.exit_code == 0, res.output
+        said.append(res.output)
         return open_run_store(tmp_path / "out" / "runs.gpkg").status()
+
+    said: list[str] = []
 
     _report_incident(ws_path, 1)
     run("coverage")
@@ -215,11 +218,16 @@ def test_scale_run_closes_roads_at_incidents_and_reruns_only_the_scenario(whole,
     closed = {r.part: json.loads(r.rows)["info"]["closed_edges"] for r in done.itertuples()}
     assert closed[CODES[0]] > 0  # the incident's road is closed in its part
     _report_incident(ws_path, 2)  # reported later on the live map
+    assert "data changed since" not in said[-1]  # the first run of its kind
     st2 = run("relief_scenario", "--use-incidents")
     new = st2[~st2["run_key"].isin(set(st["run_key"]))]
     assert set(new.loc[new["status"] == "done", "part"]) == set(CODES)  # computed again
+    first = next(k for k in st["run_key"] if k.startswith("relief_scenario-"))
+    assert f"data changed since the same run {first} (incidents edited)" in said[-1]
     st3 = run("coverage")
     assert set(st3["run_key"]) == set(st2["run_key"])  # coverage: the same run, parts skipped
+    run("relief_scenario", "--use-incidents")  # again: every part skipped, nothing to explain
+    assert "data changed since" not in said[-1]
     # scale status tells which runs' data changed since, and how.
     res = CliRunner().invoke(main, ["scale", "status", "--store", out + "/runs.gpkg"])
     assert res.exit_code == 0, res.output
@@ -227,7 +235,6 @@ def test_scale_run_closes_roads_at_incidents_and_reruns_only_the_scenario(whole,
     lines = res.output.splitlines()
     after = {lines[i].split()[0]: lines[i + 1] for i in range(len(lines) - 1)
              if not lines[i].startswith(" ")}  # fmt: skip
-    first = next(k for k in st["run_key"] if k.startswith("relief_scenario-"))
     second = next(iter(new["run_key"]))
     cov = next(k for k in st["run_key"] if k.startswith("coverage-"))
     assert set(blocks) == {first, second, cov}

@@ -191,6 +191,7 @@ def run(
         _warn_unknown_roads(result)
     summary_kpis = run_kpis(job, result, _summary(paths["gpkg"]))
     click.echo(f"运行 run {result.run_key} · 结果库 store {result.store}")
+    _echo_data_changed(result, "  ")
     echo_kpis(summary_kpis)
     if left is not None and left[0] != left[1]:
         click.secho(
@@ -277,6 +278,7 @@ def _run_all(
         mark = "✓" if n_bad == 0 else "✗"
         click.echo(f"  {mark} {zh} / {en}: {len(res.parts) - n_bad}/{len(res.parts)} "
                    f"分区 parts · {res.seconds:.1f} s · run {res.run_key}")  # fmt: skip
+        _echo_data_changed(res, "    ")
         _echo_failures(res.failed, "    ")
     for name in ("report", "map", "gpkg", "csv"):
         click.echo(f"  {name}: {paths[name]}")
@@ -325,6 +327,30 @@ def _scenario(
     if roads:
         out["close_roads"] = roads
     return out
+
+
+_CHANGE_ZH = {"edited": "已改", "added": "新增", "removed": "已删"}
+
+
+def _changes_text(changed: dict[str, str]) -> tuple[str, str]:
+    """(Chinese, English) text of layer changes: ``incidents 已改`` / ``incidents edited``."""
+    zh = "、".join(f"{k} {_CHANGE_ZH[v]}" for k, v in changed.items())
+    return zh, ", ".join(f"{k} {v}" for k, v in changed.items())
+
+
+def _echo_data_changed(result: Any, indent: str) -> None:
+    """Say why a run computed its parts anew when only its data changed since the last one."""
+    from geo_mz.scale.runner import data_changed_since
+
+    if (result.parts["status"] == "skipped").all():  # nothing computed now: nothing to explain
+        return
+    found = data_changed_since(result.store, result.run_key)
+    if found and found[1]:
+        zh, en = _changes_text(found[1])
+        click.echo(
+            f"{indent}与上次同样的运行 {found[0]} 相比数据已变（{zh}），故重算 / data "
+            f"changed since the same run {found[0]} ({en}): its parts were computed again"
+        )
 
 
 def _digests_now(runs: Any, workspace: str | None) -> dict[str, dict[str, str]]:
@@ -422,9 +448,7 @@ def status(store: str, run_key: str | None, workspace: str | None) -> None:
             if not changed:
                 click.echo("  数据未变 / data unchanged since")
             else:
-                zh = {"edited": "已改", "added": "新增", "removed": "已删"}
-                what_zh = "、".join(f"{k} {zh[v]}" for k, v in changed.items())
-                what_en = ", ".join(f"{k} {v}" for k, v in changed.items())
+                what_zh, what_en = _changes_text(changed)
                 click.secho(
                     f"  ! 数据已变：{what_zh}，重算全部分区 / data changed since: {what_en}; "
                     "running it again computes every part",

@@ -266,6 +266,45 @@ def changed_layers(job: str, recorded: Mapping[str, str], now: Mapping[str, str]
     return out
 
 
+def data_changed_since(store: str | Path | RunStore, run_key: str) -> tuple[str, dict] | None:
+    """Return the last earlier run of the same job and settings, and how its data changed.
+
+    The same job, level, options and workspace; the changes are those of the layers the job
+    reads (:func:`changed_layers`): why a rerun computed every part again when only data
+    changed, which ``scale run`` says after the run (``("coverage-…", {"population":
+    "edited"})``).
+
+    Parameters
+    ----------
+    store
+        The run store.
+    run_key
+        The run just made (its meta holds its layers' digests).
+
+    Returns
+    -------
+    tuple or None
+        The earlier run's key and the changes (empty: the same data, other settings excluded
+        since they are compared first).
+    """
+    rs = open_run_store(store) if isinstance(store, str | Path) else store
+    runs = rs.runs()
+    mine = runs[runs["run_key"] == run_key]
+    if mine.empty:
+        return None
+    me = mine.iloc[-1]
+    meta = json.loads(me["meta"] or "{}")
+    same = ("level", "options", "workspace")
+    earlier = runs[(runs["job"] == me["job"]) & (runs["run_key"] != run_key)]
+    earlier = earlier[earlier["started_at"].astype(str) <= str(me["started_at"])]
+    for r in earlier.sort_values("started_at", kind="stable").iloc[::-1].itertuples():
+        old = json.loads(r.meta or "{}")
+        if "layers" in old and all(old.get(k) == meta.get(k) for k in same):
+            return str(r.run_key), changed_layers(str(me["job"]), old["layers"],
+                                                  meta.get("layers", {}))  # fmt: skip
+    return None
+
+
 def _key(
     job: str,
     metadata: Mapping[str, Any],
@@ -554,6 +593,7 @@ __all__ = [
     "changed_layers",
     "city_parts",
     "dask_client",
+    "data_changed_since",
     "gather",
     "jobs_digests",
     "part_code",
