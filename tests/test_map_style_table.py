@@ -116,3 +116,5 @@ def test_ids_must_be_positions():
     data["features"][1]["id"] = 1
     with pytest.raises(ValueError, match="1 styles for 2 features"):
         TableStyledGeoJson(data, [{}])
+    with pytest.raises(TypeError, match="highlight_function"):
+        TableStyledGeoJson(data, [{}, {}], highlight_function=lambda f: {})

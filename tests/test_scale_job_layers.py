@@ -240,6 +240,12 @@ def test_scale_run_closes_roads_at_incidents_and_reruns_only_the_scenario(whole,
     assert set(blocks) == {first, second, cov}
     assert "data changed since: incidents edited" in after[first]
     assert "data unchanged since" in after[second] and "data unchanged since" in after[cov]
+    assert "not compared" not in res.output
+    # The workspace the runs recorded moved away: said, not passed over.
+    ws_path.rename(tmp_path / "moved.gpkg")
+    res = CliRunner().invoke(main, ["scale", "status", "--store", out + "/runs.gpkg"])
+    assert res.exit_code == 0, res.output
+    assert "data unchanged" not in res.output and "3 run(s) not compared" in res.output
     # Without a scenario command the flag is refused where it has no effect.
     res = CliRunner().invoke(main, ["scale", "run", "coverage", "--workspace", str(ws_path),
                                     "--use-incidents", "--workers", "0"])  # fmt: skip

@@ -437,13 +437,16 @@ def status(store: str, run_key: str | None, workspace: str | None) -> None:
         if run_key:
             runs = runs[runs["run_key"] == run_key]
         now = _digests_now(runs, workspace)
+    unknown = 0
     for r in runs.itertuples():
         mine = st[st["run_key"] == r.run_key]
         counts = mine["status"].value_counts().to_dict()
         click.echo(f"{r.run_key}  {r.job}  started {r.started_at}  {counts}")
         meta = json.loads(r.meta or "{}")
         digests = now.get(workspace or str(meta.get("workspace", "")))
-        if digests is not None and "layers" in meta:
+        if digests is None or "layers" not in meta:
+            unknown += 1
+        else:
             changed = changed_layers(r.job, meta["layers"], digests)
             if not changed:
                 click.echo("  数据未变 / data unchanged since")
@@ -457,6 +460,11 @@ def status(store: str, run_key: str | None, workspace: str | None) -> None:
         for f in mine[mine["status"] == "failed"].itertuples():
             first = str(f.error).splitlines()[0] if f.error else ""
             click.secho(f"  ✗ {f.part}: {first}", fg="red")
+    if unknown:  # a PostGIS workspace (recorded without its password), a moved file, an old run
+        click.echo(
+            f"（{unknown} 次运行未能与数据比较：请用 --workspace 指定工作空间）/ ({unknown} run(s) "
+            "not compared with their data: name the workspace with --workspace)"
+        )
 
 
 @scale.command(name="national")

@@ -102,6 +102,9 @@ class TableStyledGeoJson(folium.GeoJson):
             raise ValueError("TableStyledGeoJson: the features' ids must be 0..n-1")
         if len(styles) != len(features):
             raise ValueError(f"{len(styles)} styles for {len(features)} features")
+        taken = {"style_function", "highlight_function"} & set(kwargs)
+        if taken:  # its render writes the styler itself and no highlighter
+            raise TypeError(f"TableStyledGeoJson takes its styles as a table, not {sorted(taken)}")
         keys = [json.dumps(dict(st), sort_keys=True) for st in styles]
         self._rows, self._index = np.unique(np.asarray(keys, dtype=object), return_inverse=True)
         # A style function (never called here) makes folium write a styler at all.
